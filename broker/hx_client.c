@@ -1,0 +1,467 @@
+/* hx_client — synchronous clinic client: request/reply with retries on fresh connections
+ * (the "lazy pirate" pattern); the broker's dedup by id makes the retries exact. */
+#include "hx_client.h"
+#include "hx_client_internal.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <zmq.h>
+
+struct hx_client {
+    void *zctx;
+    void *sock;
+    char endpoint[256];
+    char clinic[HX_NAME_MAX + 1];
+    int timeout_ms;
+    int attempts;
+    Handoff__ErrorCode err_code;
+    char err_text[256];
+    hx_buf_t buf;
+};
+
+typedef struct {
+    Handoff__Envelope *env;
+} batch_priv_t;
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void set_error(hx_client_t *c, Handoff__ErrorCode code, const char *text)
+{
+    c->err_code = code;
+    snprintf(c->err_text, sizeof c->err_text, "%s", text ? text : "");
+}
+
+static int send_env(hx_client_t *c, const Handoff__Envelope *env)
+{
+    if (hx_wire_pack(env, &c->buf))
+        return HX_ENOMEM;
+    if (zmq_send(c->sock, c->buf.data, c->buf.len, 0) < 0)
+        return HX_EIO;
+    return 0;
+}
+
+/* Receives one envelope (heartbeats skipped) before deadline; NULL on timeout or garbage. */
+static Handoff__Envelope *recv_env(hx_client_t *c, int64_t deadline)
+{
+    for (;;) {
+        int64_t left = deadline - now_ms();
+        if (left <= 0)
+            return NULL;
+        zmq_pollitem_t item = {c->sock, 0, ZMQ_POLLIN, 0};
+        int rc = zmq_poll(&item, 1, (long)left);
+        if (rc < 0 && errno == EINTR)
+            return NULL;
+        if (rc <= 0)
+            continue;
+        zmq_msg_t m;
+        zmq_msg_init(&m);
+        if (zmq_msg_recv(&m, c->sock, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&m);
+            continue;
+        }
+        bool more = zmq_msg_more(&m);
+        Handoff__Envelope *env = more ? NULL : handoff__envelope__unpack(NULL, zmq_msg_size(&m), zmq_msg_data(&m));
+        zmq_msg_close(&m);
+        while (more) {                              /* not our protocol: discard the rest */
+            zmq_msg_init(&m);
+            if (zmq_msg_recv(&m, c->sock, 0) < 0)
+                more = false;
+            else
+                more = zmq_msg_more(&m);
+            zmq_msg_close(&m);
+        }
+        if (!env)
+            continue;
+        if (env->kind == HANDOFF__KIND__KIND_HEARTBEAT) {
+            handoff__envelope__free_unpacked(env, NULL);
+            continue;
+        }
+        return env;
+    }
+}
+
+static bool is_reply_to(const Handoff__Envelope *env, const uint8_t *id)
+{
+    return env->correlation_id.len == HX_ID_LEN && memcmp(env->correlation_id.data, id, HX_ID_LEN) == 0;
+}
+
+/* Opens a new connection and session. */
+static int open_session(hx_client_t *c)
+{
+    if (c->sock)
+        zmq_close(c->sock);
+    c->sock = zmq_socket(c->zctx, ZMQ_DEALER);
+    if (!c->sock)
+        return HX_EIO;
+    int zero = 0;
+    zmq_setsockopt(c->sock, ZMQ_LINGER, &zero, sizeof zero);
+    zmq_setsockopt(c->sock, ZMQ_SNDTIMEO, &c->timeout_ms, sizeof c->timeout_ms);
+    if (zmq_connect(c->sock, c->endpoint) != 0) {
+        set_error(c, HANDOFF__ERROR_CODE__ERR_NONE, zmq_strerror(errno));
+        return HX_EINVAL;
+    }
+    uint8_t id[HX_ID_LEN];
+    hx_id_random(id);
+    Handoff__Envelope hello;
+    handoff__envelope__init(&hello);
+    hello.version = HX_PROTOCOL_VERSION;
+    hello.kind = HANDOFF__KIND__KIND_HELLO;
+    hello.id = (ProtobufCBinaryData){HX_ID_LEN, id};
+    hello.role = HANDOFF__ROLE__ROLE_CLINIC;
+    hello.name = c->clinic;
+    int rc = send_env(c, &hello);
+    if (rc)
+        return rc;
+    int64_t deadline = now_ms() + c->timeout_ms;
+    Handoff__Envelope *env;
+    while ((env = recv_env(c, deadline))) {
+        if (is_reply_to(env, id)) {
+            rc = 0;
+            if (env->kind != HANDOFF__KIND__KIND_WELCOME) {
+                set_error(c, env->error_code, env->error_text);
+                rc = HX_EREFUSED;
+            }
+            handoff__envelope__free_unpacked(env, NULL);
+            return rc;
+        }
+        handoff__envelope__free_unpacked(env, NULL);
+    }
+    set_error(c, HANDOFF__ERROR_CODE__ERR_NONE, "no answer from the broker");
+    return HX_ETIMEDOUT;
+}
+
+hx_client_t *hx_client_connect(const hx_client_opts_t *o, char *err, size_t errcap)
+{
+    if (!o || !o->endpoint || !hx_name_valid(o->clinic)) {
+        snprintf(err, errcap, "clinic id: must be 1 to %d characters of [A-Za-z0-9._-]", HX_NAME_MAX);
+        return NULL;
+    }
+    hx_client_t *c = calloc(1, sizeof *c);
+    if (!c) {
+        snprintf(err, errcap, "out of memory");
+        return NULL;
+    }
+    snprintf(c->endpoint, sizeof c->endpoint, "%s", o->endpoint);
+    snprintf(c->clinic, sizeof c->clinic, "%s", o->clinic);
+    c->timeout_ms = o->timeout_ms > 0 ? o->timeout_ms : 3000;
+    c->attempts = o->attempts > 0 ? o->attempts : 3;
+    c->zctx = zmq_ctx_new();
+    int rc = HX_ETIMEDOUT;
+    for (int a = 0; a < c->attempts && rc == HX_ETIMEDOUT; a++)
+        rc = open_session(c);
+    if (rc) {
+        if (rc == HX_ETIMEDOUT)
+            snprintf(err, errcap, "broker at %s did not answer (%d attempts of %d ms)", c->endpoint, c->attempts,
+                     c->timeout_ms);
+        else if (rc == HX_EINVAL)
+            snprintf(err, errcap, "broker endpoint '%s': %s", c->endpoint, c->err_text);
+        else
+            snprintf(err, errcap, "broker refused the session: %s", c->err_text);
+        zmq_close(c->sock);
+        c->sock = NULL;
+        hx_client_destroy(&c);
+        return NULL;
+    }
+    return c;
+}
+
+void hx_client_destroy(hx_client_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    hx_client_t *c = *self_p;
+    if (c->sock) {
+        Handoff__Envelope bye;
+        handoff__envelope__init(&bye);
+        bye.version = HX_PROTOCOL_VERSION;
+        bye.kind = HANDOFF__KIND__KIND_BYE;
+        int linger = 500, dontwait = 0;
+        zmq_setsockopt(c->sock, ZMQ_SNDTIMEO, &dontwait, sizeof dontwait);
+        send_env(c, &bye);
+        zmq_setsockopt(c->sock, ZMQ_LINGER, &linger, sizeof linger);
+        zmq_close(c->sock);
+    }
+    if (c->zctx)
+        zmq_ctx_term(c->zctx);
+    hx_buf_free(&c->buf);
+    free(c);
+    *self_p = NULL;
+}
+
+/* Sends env (whose id is set) and waits for its reply, retrying on a fresh session after a
+ * timeout or a lost session. *reply is the ACCEPTED/DELIVER envelope to free. */
+static int request(hx_client_t *c, const Handoff__Envelope *env, Handoff__Envelope **reply)
+{
+    set_error(c, HANDOFF__ERROR_CODE__ERR_NONE, "");
+    for (int a = 0; a < c->attempts; a++) {
+        if (a > 0 && open_session(c) == HX_EREFUSED)
+            return HX_EREFUSED;
+        if (send_env(c, env))
+            continue;
+        int64_t deadline = now_ms() + c->timeout_ms;
+        Handoff__Envelope *r;
+        while ((r = recv_env(c, deadline))) {
+            if (r->kind == HANDOFF__KIND__KIND_BYE) {      /* the broker is going away */
+                handoff__envelope__free_unpacked(r, NULL);
+                break;
+            }
+            if (!is_reply_to(r, env->id.data)) {
+                handoff__envelope__free_unpacked(r, NULL);
+                continue;
+            }
+            if (r->kind == HANDOFF__KIND__KIND_ERROR) {
+                set_error(c, r->error_code, r->error_text);
+                handoff__envelope__free_unpacked(r, NULL);
+                if (c->err_code == HANDOFF__ERROR_CODE__ERR_NOT_READY)
+                    break;                                  /* a new session, then again */
+                return HX_EREFUSED;
+            }
+            *reply = r;
+            return 0;
+        }
+    }
+    if (!c->err_text[0])
+        set_error(c, HANDOFF__ERROR_CODE__ERR_NONE, "no answer from the broker");
+    return HX_ETIMEDOUT;
+}
+
+static void fill_message(Handoff__Message *m, Handoff__Address *to, const hx_msg_t *in)
+{
+    handoff__message__init(m);
+    handoff__address__init(to);
+    to->kind = in->to_kind == HX_TO_SERVICE ? HANDOFF__ADDRESS_KIND__ADDRESS_SERVICE
+                                            : HANDOFF__ADDRESS_KIND__ADDRESS_MAILBOX;
+    to->name = (char *)(in->to ? in->to : "");
+    m->id = (ProtobufCBinaryData){HX_ID_LEN, (uint8_t *)in->id};
+    m->to = to;
+    m->type = (char *)(in->type ? in->type : "");
+    m->payload = (ProtobufCBinaryData){in->payload_len, (uint8_t *)in->payload};
+    if (in->correlation_id)
+        m->correlation_id = (ProtobufCBinaryData){HX_ID_LEN, (uint8_t *)in->correlation_id};
+}
+
+int hx_client_submit(hx_client_t *c, const hx_msg_t *msgs, size_t n)
+{
+    if (n == 0 || n > HX_MAX_BATCH)
+        return HX_EINVAL;
+    Handoff__Message *m = calloc(n, sizeof *m);
+    Handoff__Message **mp = calloc(n, sizeof *mp);
+    Handoff__Address *to = calloc(n, sizeof *to);
+    int rc = HX_ENOMEM;
+    if (m && mp && to) {
+        for (size_t i = 0; i < n; i++) {
+            fill_message(&m[i], &to[i], &msgs[i]);
+            mp[i] = &m[i];
+        }
+        uint8_t id[HX_ID_LEN];
+        memcpy(id, msgs[0].id, HX_ID_LEN);          /* a stable request id: retries are the same request */
+        Handoff__Envelope env;
+        handoff__envelope__init(&env);
+        env.version = HX_PROTOCOL_VERSION;
+        env.kind = HANDOFF__KIND__KIND_SUBMIT;
+        env.id = (ProtobufCBinaryData){HX_ID_LEN, id};
+        env.n_messages = n;
+        env.messages = mp;
+        Handoff__Envelope *reply = NULL;
+        rc = request(c, &env, &reply);
+        if (reply)
+            handoff__envelope__free_unpacked(reply, NULL);
+    }
+    free(m);
+    free(mp);
+    free(to);
+    return rc;
+}
+
+static int send_one(hx_client_t *c, const hx_msg_t *msg)
+{
+    Handoff__Message m, *mp = &m;
+    Handoff__Address to;
+    fill_message(&m, &to, msg);
+    Handoff__Envelope env;
+    handoff__envelope__init(&env);
+    env.version = HX_PROTOCOL_VERSION;
+    env.kind = HANDOFF__KIND__KIND_SUBMIT;
+    env.id = (ProtobufCBinaryData){HX_ID_LEN, (uint8_t *)msg->id};
+    env.n_messages = 1;
+    env.messages = &mp;
+    return send_env(c, &env);
+}
+
+int hx_client_submit_many(hx_client_t *c, const hx_msg_t *msgs, size_t n, size_t window, size_t *failed)
+{
+    if (window == 0)
+        window = 1;
+    uint8_t *state = calloc(n ? n : 1, 1);         /* 0 unsent, 1 outstanding, 2 accepted */
+    if (!state)
+        return HX_ENOMEM;
+    size_t next = 0, oldest = 0, outstanding = 0, done = 0;
+    int retries = 0, rc = 0;
+    set_error(c, HANDOFF__ERROR_CODE__ERR_NONE, "");
+    while (done < n) {
+        while (outstanding < window && next < n) {
+            if ((rc = send_one(c, &msgs[next])))
+                goto out;
+            state[next++] = 1;
+            outstanding++;
+        }
+        Handoff__Envelope *r = recv_env(c, now_ms() + c->timeout_ms);
+        if (!r || r->kind == HANDOFF__KIND__KIND_BYE ||
+            (r->kind == HANDOFF__KIND__KIND_ERROR && r->error_code == HANDOFF__ERROR_CODE__ERR_NOT_READY)) {
+            if (r)
+                handoff__envelope__free_unpacked(r, NULL);
+            if (++retries >= c->attempts) {
+                rc = HX_ETIMEDOUT;
+                goto out;
+            }
+            if ((rc = open_session(c)))             /* resend everything outstanding, same ids */
+                goto out;
+            for (size_t i = oldest; i < next; i++)
+                if (state[i] == 1 && (rc = send_one(c, &msgs[i])))
+                    goto out;
+            continue;
+        }
+        size_t i = oldest;
+        for (; i < next; i++)
+            if (state[i] == 1 && is_reply_to(r, msgs[i].id))
+                break;
+        if (i < next) {
+            if (r->kind == HANDOFF__KIND__KIND_ERROR) {
+                set_error(c, r->error_code, r->error_text);
+                if (failed)
+                    *failed = i;
+                handoff__envelope__free_unpacked(r, NULL);
+                rc = HX_EREFUSED;
+                goto out;
+            }
+            if (r->kind == HANDOFF__KIND__KIND_ACCEPTED) {
+                state[i] = 2;
+                outstanding--;
+                done++;
+                retries = 0;
+                while (oldest < next && state[oldest] == 2)
+                    oldest++;
+            }
+        }
+        handoff__envelope__free_unpacked(r, NULL);
+    }
+out:
+    free(state);
+    return rc;
+}
+
+void hx_batch_destroy(hx_batch_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    hx_batch_t *b = *self_p;
+    batch_priv_t *p = b->priv;
+    if (p && p->env)
+        handoff__envelope__free_unpacked(p->env, NULL);
+    free(p);
+    free(b->msgs);
+    free(b);
+    *self_p = NULL;
+}
+
+hx_batch_t *hx_batch_from_envelope(Handoff__Envelope *env)
+{
+    hx_batch_t *b = calloc(1, sizeof *b);
+    batch_priv_t *p = calloc(1, sizeof *p);
+    hx_msg_t *msgs = env->n_messages ? calloc(env->n_messages, sizeof *msgs) : NULL;
+    if (!b || !p || (env->n_messages && !msgs)) {
+        free(b);
+        free(p);
+        free(msgs);
+        handoff__envelope__free_unpacked(env, NULL);
+        return NULL;
+    }
+    p->env = env;
+    b->priv = p;
+    b->msgs = msgs;
+    for (size_t i = 0; i < env->n_messages; i++) {
+        const Handoff__Message *m = env->messages[i];
+        if (m->id.len != HX_ID_LEN)
+            continue;                               /* the broker never sends these */
+        hx_msg_t *o = &msgs[b->count++];
+        memcpy(o->id, m->id.data, HX_ID_LEN);
+        o->to_kind = m->to && m->to->kind == HANDOFF__ADDRESS_KIND__ADDRESS_SERVICE ? HX_TO_SERVICE : HX_TO_MAILBOX;
+        o->to = m->to ? m->to->name : "";
+        o->from_kind = m->from && m->from->kind == HANDOFF__ADDRESS_KIND__ADDRESS_SERVICE ? HX_TO_SERVICE : HX_TO_MAILBOX;
+        o->from = m->from ? m->from->name : "";
+        o->type = m->type;
+        o->payload = m->payload.data;
+        o->payload_len = m->payload.len;
+        o->correlation_id = m->correlation_id.len == HX_ID_LEN ? m->correlation_id.data : NULL;
+        o->attempt = m->attempt;
+        o->accepted_at_ms = m->accepted_at_ms;
+    }
+    return b;
+}
+
+int hx_client_fetch(hx_client_t *c, uint32_t max, hx_batch_t **out)
+{
+    *out = NULL;
+    if (max == 0 || max > HX_MAX_BATCH)
+        return HX_EINVAL;
+    uint8_t id[HX_ID_LEN];
+    hx_id_random(id);
+    Handoff__Envelope env;
+    handoff__envelope__init(&env);
+    env.version = HX_PROTOCOL_VERSION;
+    env.kind = HANDOFF__KIND__KIND_FETCH;
+    env.id = (ProtobufCBinaryData){HX_ID_LEN, id};
+    env.max = max;
+    Handoff__Envelope *reply = NULL;
+    int rc = request(c, &env, &reply);
+    if (rc)
+        return rc;
+    *out = hx_batch_from_envelope(reply);
+    return *out ? 0 : HX_ENOMEM;
+}
+
+int hx_client_ack(hx_client_t *c, const uint8_t (*ids)[HX_ID_LEN], size_t n)
+{
+    if (n == 0)
+        return 0;
+    if (n > HX_MAX_BATCH)
+        return HX_EINVAL;
+    ProtobufCBinaryData *acks = calloc(n, sizeof *acks);
+    if (!acks)
+        return HX_ENOMEM;
+    for (size_t i = 0; i < n; i++)
+        acks[i] = (ProtobufCBinaryData){HX_ID_LEN, (uint8_t *)ids[i]};
+    uint8_t id[HX_ID_LEN];
+    hx_id_random(id);
+    Handoff__Envelope env;
+    handoff__envelope__init(&env);
+    env.version = HX_PROTOCOL_VERSION;
+    env.kind = HANDOFF__KIND__KIND_ACK;
+    env.id = (ProtobufCBinaryData){HX_ID_LEN, id};
+    env.n_acks = n;
+    env.acks = acks;
+    Handoff__Envelope *reply = NULL;
+    int rc = request(c, &env, &reply);
+    if (reply)
+        handoff__envelope__free_unpacked(reply, NULL);
+    free(acks);
+    return rc;
+}
+
+Handoff__ErrorCode hx_client_error_code(const hx_client_t *c)
+{
+    return c->err_code;
+}
+
+const char *hx_client_error(const hx_client_t *c)
+{
+    return c->err_text;
+}

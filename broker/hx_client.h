@@ -1,0 +1,71 @@
+/* hx_client — the library every program links to talk to the broker: a synchronous
+ * client (clinics, tools) and, in hx_worker.h, a worker that serves a service. Programs
+ * that use it never call zmq_* or uv_* themselves. */
+#ifndef HX_CLIENT_H
+#define HX_CLIENT_H
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "hx_wire.h"
+
+typedef enum { HX_TO_SERVICE = 1, HX_TO_MAILBOX = 2 } hx_addr_kind_t;
+
+/* One message. To send: fill id, to_kind, to, type, payload. Delivered messages also carry
+ * from_kind, from, attempt and accepted_at_ms; their pointers stay valid as long as the
+ * batch that holds them. */
+typedef struct {
+    uint8_t id[HX_ID_LEN];
+    hx_addr_kind_t to_kind;
+    const char *to;
+    hx_addr_kind_t from_kind;
+    const char *from;
+    const char *type;
+    const uint8_t *payload;
+    size_t payload_len;
+    const uint8_t *correlation_id;      /* NULL or HX_ID_LEN bytes */
+    uint32_t attempt;
+    uint64_t accepted_at_ms;
+} hx_msg_t;
+
+/* Messages received in one reply; free with hx_batch_destroy. */
+typedef struct {
+    size_t count;
+    hx_msg_t *msgs;
+    void *priv;
+} hx_batch_t;
+void hx_batch_destroy(hx_batch_t **self_p);
+
+typedef struct hx_client hx_client_t;
+
+typedef struct {
+    const char *endpoint;       /* e.g. "tcp://127.0.0.1:5555" */
+    const char *clinic;         /* this clinic's id: the session's name and mailbox */
+    int timeout_ms;             /* per attempt; 0 = 3000 */
+    int attempts;               /* 0 = 3; each retry uses a fresh connection */
+} hx_client_opts_t;
+
+/* Connects and opens a clinic session (HELLO/WELCOME). NULL on failure, with the reason
+ * in err. */
+hx_client_t *hx_client_connect(const hx_client_opts_t *opts, char *err, size_t errcap);
+/* Says BYE (the broker puts back what was fetched and not acked), closes, NULLs. */
+void hx_client_destroy(hx_client_t **self_p);
+
+/* Submits n messages (1..HX_MAX_BATCH) in one request and waits until the broker has
+ * accepted all of them. Safe to repeat: the broker keeps one message per id. Returns 0, or
+ * HX_EREFUSED (see hx_client_error), HX_ETIMEDOUT, HX_EINVAL. */
+int hx_client_submit(hx_client_t *c, const hx_msg_t *msgs, size_t n);
+/* Submits n messages, one request each, with up to `window` requests outstanding (a
+ * pipeline). Returns 0 when all are accepted; on the first refusal returns HX_EREFUSED
+ * with *failed set to its index. */
+int hx_client_submit_many(hx_client_t *c, const hx_msg_t *msgs, size_t n, size_t window, size_t *failed);
+/* Fetches up to max (1..HX_MAX_BATCH) messages from this clinic's mailbox. They stay in
+ * the mailbox until acked. *out is an empty batch when there is nothing. */
+int hx_client_fetch(hx_client_t *c, uint32_t max, hx_batch_t **out);
+/* Acks fetched messages by id: the broker deletes them. */
+int hx_client_ack(hx_client_t *c, const uint8_t (*ids)[HX_ID_LEN], size_t n);
+
+/* The broker's last error for this client: code and text ("" when none). */
+Handoff__ErrorCode hx_client_error_code(const hx_client_t *c);
+const char *hx_client_error(const hx_client_t *c);
+
+#endif

@@ -1,0 +1,150 @@
+/* hx_wire — ids, names, error text and envelope packing. */
+#include "hx_wire.h"
+
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+
+const char *hx_strerror(int err)
+{
+    switch (err) {
+    case HX_OK: return "ok";
+    case HX_ENOMEM: return "out of memory";
+    case HX_EINVAL: return "invalid argument";
+    case HX_ETIMEDOUT: return "timed out waiting for the broker";
+    case HX_EREFUSED: return "refused by the broker";
+    case HX_EIO: return "input/output error";
+    case HX_ESTOPPED: return "stopped";
+    default: return "unknown error";
+    }
+}
+
+const char *hx_wire_error_text(Handoff__ErrorCode code)
+{
+    switch (code) {
+    case HANDOFF__ERROR_CODE__ERR_NONE: return "none";
+    case HANDOFF__ERROR_CODE__ERR_MALFORMED: return "malformed";
+    case HANDOFF__ERROR_CODE__ERR_VERSION: return "version";
+    case HANDOFF__ERROR_CODE__ERR_UNKNOWN_KIND: return "unknown-kind";
+    case HANDOFF__ERROR_CODE__ERR_BAD_FIELD: return "bad-field";
+    case HANDOFF__ERROR_CODE__ERR_NOT_READY: return "not-ready";
+    case HANDOFF__ERROR_CODE__ERR_TOO_LARGE: return "too-large";
+    case HANDOFF__ERROR_CODE__ERR_UNKNOWN_MESSAGE: return "unknown-message";
+    case HANDOFF__ERROR_CODE__ERR_BUSY: return "busy";
+    case HANDOFF__ERROR_CODE__ERR_UNAVAILABLE: return "unavailable";
+    case HANDOFF__ERROR_CODE__ERR_FORBIDDEN: return "forbidden";
+    default: return "unknown-error";
+    }
+}
+
+bool hx_name_valid(const char *s)
+{
+    if (!s || !*s)
+        return false;
+    size_t n = 0;
+    for (; s[n]; n++) {
+        char c = s[n];
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                  c == '.' || c == '_' || c == '-';
+        if (!ok || n >= HX_NAME_MAX)
+            return false;
+    }
+    return true;
+}
+
+void hx_id_random(uint8_t id[HX_ID_LEN])
+{
+    randombytes_buf(id, HX_ID_LEN);
+}
+
+void hx_id_derive(const uint8_t in[HX_ID_LEN], uint32_t index, uint8_t out[HX_ID_LEN])
+{
+    uint8_t idx[4] = {(uint8_t)(index >> 24), (uint8_t)(index >> 16), (uint8_t)(index >> 8), (uint8_t)index};
+    crypto_generichash_state st;
+    crypto_generichash_init(&st, NULL, 0, HX_ID_LEN);
+    crypto_generichash_update(&st, (const unsigned char *)"output", 6);
+    crypto_generichash_update(&st, in, HX_ID_LEN);
+    crypto_generichash_update(&st, idx, sizeof idx);
+    crypto_generichash_final(&st, out, HX_ID_LEN);
+}
+
+void hx_id_hex(const uint8_t *id, char out[2 * HX_ID_LEN + 1])
+{
+    static const char hex[] = "0123456789abcdef";
+    for (size_t i = 0; i < HX_ID_LEN; i++) {
+        out[2 * i] = hex[id[i] >> 4];
+        out[2 * i + 1] = hex[id[i] & 15];
+    }
+    out[2 * HX_ID_LEN] = '\0';
+}
+
+int hx_buf_reserve(hx_buf_t *b, size_t extra)
+{
+    if (b->cap - b->len >= extra)
+        return 0;
+    size_t cap = b->cap ? b->cap : 256;
+    while (cap - b->len < extra)
+        cap *= 2;
+    uint8_t *p = realloc(b->data, cap);
+    if (!p)
+        return HX_ENOMEM;
+    b->data = p;
+    b->cap = cap;
+    return 0;
+}
+
+int hx_buf_append(hx_buf_t *b, const void *p, size_t n)
+{
+    if (hx_buf_reserve(b, n))
+        return HX_ENOMEM;
+    if (n)
+        memcpy(b->data + b->len, p, n);
+    b->len += n;
+    return 0;
+}
+
+void hx_buf_free(hx_buf_t *b)
+{
+    free(b->data);
+    b->data = NULL;
+    b->len = b->cap = 0;
+}
+
+int hx_wire_pack(const Handoff__Envelope *env, hx_buf_t *b)
+{
+    size_t n = handoff__envelope__get_packed_size(env);
+    b->len = 0;
+    if (hx_buf_reserve(b, n))
+        return HX_ENOMEM;
+    b->len = handoff__envelope__pack(env, b->data);
+    return 0;
+}
+
+static size_t put_varint(uint8_t *p, uint64_t v)
+{
+    size_t n = 0;
+    while (v >= 0x80) {
+        p[n++] = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    p[n++] = (uint8_t)v;
+    return n;
+}
+
+int hx_wire_append_message(hx_buf_t *b, const uint8_t *msg, size_t len, uint32_t attempt)
+{
+    uint8_t tail[1 + 10];
+    size_t tail_len = 0;
+    tail[tail_len++] = (7 << 3) | 0;                 /* Message.attempt, varint */
+    tail_len += put_varint(tail + tail_len, attempt);
+    uint8_t head[1 + 10];
+    size_t head_len = 0;
+    head[head_len++] = (11 << 3) | 2;                /* Envelope.messages, length-delimited */
+    head_len += put_varint(head + head_len, len + tail_len);
+    if (hx_buf_reserve(b, head_len + len + tail_len))
+        return HX_ENOMEM;
+    hx_buf_append(b, head, head_len);
+    hx_buf_append(b, msg, len);
+    hx_buf_append(b, tail, tail_len);
+    return 0;
+}

@@ -1,0 +1,59 @@
+/* hx_wire — shared vocabulary of the wire protocol: ids, names, limits, error codes,
+ * and helpers to pack envelopes. Used by the broker and by its client library. */
+#ifndef HX_WIRE_H
+#define HX_WIRE_H
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "envelope.pb-c.h"
+
+#define HX_PROTOCOL_VERSION 1
+#define HX_ID_LEN 16
+#define HX_NAME_MAX 64
+#define HX_TYPE_MAX 128
+#define HX_DEFAULT_MAX_FRAME (1u << 20)     /* 1 MiB */
+#define HX_MAX_BATCH 1000                    /* messages in one SUBMIT/ACK/DELIVER */
+#define HX_MAX_CREDIT 1000
+
+/* Library error codes: negative, with hx_strerror (in the manner of libuv). */
+enum {
+    HX_OK = 0,
+    HX_ENOMEM = -1,
+    HX_EINVAL = -2,       /* bad argument or input */
+    HX_ETIMEDOUT = -3,    /* no reply from the broker in time */
+    HX_EREFUSED = -4,     /* the broker answered with an error (see the client's last error) */
+    HX_EIO = -5,          /* a socket or file failed */
+    HX_ESTOPPED = -6,     /* interrupted by a signal or a stop request */
+};
+const char *hx_strerror(int err);
+
+/* Text for a wire error code ("ERR_BUSY" -> "busy"). */
+const char *hx_wire_error_text(Handoff__ErrorCode code);
+
+/* True when s is 1..HX_NAME_MAX characters of [A-Za-z0-9._-]. */
+bool hx_name_valid(const char *s);
+
+/* 16 random bytes (libsodium). */
+void hx_id_random(uint8_t id[HX_ID_LEN]);
+/* The id of output number `index` of the message `in`: BLAKE2b of both. A worker that is
+ * given the same input twice produces outputs with the same ids, so the broker keeps one. */
+void hx_id_derive(const uint8_t in[HX_ID_LEN], uint32_t index, uint8_t out[HX_ID_LEN]);
+/* Lower-case hex of an id; out holds 33 bytes. */
+void hx_id_hex(const uint8_t *id, char out[2 * HX_ID_LEN + 1]);
+
+/* A growable byte buffer. */
+typedef struct {
+    uint8_t *data;
+    size_t len, cap;
+} hx_buf_t;
+int hx_buf_reserve(hx_buf_t *b, size_t extra);
+int hx_buf_append(hx_buf_t *b, const void *p, size_t n);
+void hx_buf_free(hx_buf_t *b);
+
+/* Packs env into b (replacing its contents). */
+int hx_wire_pack(const Handoff__Envelope *env, hx_buf_t *b);
+/* Appends one Envelope.messages entry to a packed envelope in b: the message's stored
+ * bytes with `attempt` appended (protobuf keeps the last value of a repeated scalar). */
+int hx_wire_append_message(hx_buf_t *b, const uint8_t *msg, size_t len, uint32_t attempt);
+
+#endif

@@ -1,0 +1,365 @@
+/* hx_worker — a service worker on a libuv loop: HELLO as a worker, handle DELIVERs, ack
+ * each input together with its outputs, heartbeat, and reconnect when the broker is
+ * silent or says BYE. */
+#include "hx_worker.h"
+#include "hx_client_internal.h"
+#include "hx_log.h"
+#include "hx_zuv.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+#include <zmq.h>
+
+struct hx_outbox {
+    const uint8_t *input_id;
+    size_t n;
+    Handoff__Message msgs[HX_MAX_BATCH];
+    Handoff__Address addrs[HX_MAX_BATCH];
+    uint8_t ids[HX_MAX_BATCH][HX_ID_LEN];
+};
+
+typedef struct {
+    hx_zuv_t zuv;
+    void *sock;
+    struct hx_worker *w;
+} conn_t;
+
+struct hx_worker {
+    uv_loop_t loop;
+    void *zctx;
+    conn_t *conn;
+    uv_timer_t timer;
+    uv_signal_t sigint, sigterm, sighup;
+    char endpoint[256];
+    char service[HX_NAME_MAX + 1];
+    uint32_t credit, heartbeat_ms, liveness;
+    uint64_t last_recv, last_send;
+    bool welcomed, stopping;
+    hx_handler_fn fn;
+    void *arg;
+    void (*reload)(void *);
+    void *reload_arg;
+    hx_buf_t buf;
+    hx_outbox_t *outbox;
+};
+
+static int send_env(hx_worker_t *w, const Handoff__Envelope *env)
+{
+    if (!w->conn || hx_wire_pack(env, &w->buf))
+        return -1;
+    if (zmq_send(w->conn->sock, w->buf.data, w->buf.len, ZMQ_DONTWAIT) < 0)
+        return -1;
+    w->last_send = uv_now(&w->loop);
+    return 0;
+}
+
+static void env_init(Handoff__Envelope *env, Handoff__Kind kind)
+{
+    handoff__envelope__init(env);
+    env->version = HX_PROTOCOL_VERSION;
+    env->kind = kind;
+}
+
+static void send_hello(hx_worker_t *w)
+{
+    Handoff__Envelope env;
+    env_init(&env, HANDOFF__KIND__KIND_HELLO);
+    env.role = HANDOFF__ROLE__ROLE_WORKER;
+    env.name = w->service;
+    env.credit = w->credit;
+    send_env(w, &env);
+}
+
+static void outbox_reset(hx_outbox_t *o, const uint8_t *input_id)
+{
+    for (size_t i = 0; i < o->n; i++) {
+        free(o->msgs[i].payload.data);
+        free(o->msgs[i].type);
+        free(o->addrs[i].name);
+    }
+    o->n = 0;
+    o->input_id = input_id;
+}
+
+int hx_outbox_add(hx_outbox_t *o, hx_addr_kind_t kind, const char *to, const char *type, const void *payload,
+                  size_t len)
+{
+    if (o->n >= HX_MAX_BATCH || !hx_name_valid(to) || !type || strlen(type) > HX_TYPE_MAX)
+        return HX_EINVAL;
+    size_t i = o->n;
+    Handoff__Message *m = &o->msgs[i];
+    Handoff__Address *a = &o->addrs[i];
+    handoff__message__init(m);
+    handoff__address__init(a);
+    a->kind = kind == HX_TO_SERVICE ? HANDOFF__ADDRESS_KIND__ADDRESS_SERVICE : HANDOFF__ADDRESS_KIND__ADDRESS_MAILBOX;
+    a->name = strdup(to);
+    m->type = strdup(type);
+    m->payload.data = malloc(len ? len : 1);
+    if (!a->name || !m->type || !m->payload.data) {
+        free(a->name);
+        free(m->type);
+        free(m->payload.data);
+        return HX_ENOMEM;
+    }
+    if (len)
+        memcpy(m->payload.data, payload, len);
+    m->payload.len = len;
+    hx_id_derive(o->input_id, (uint32_t)i, o->ids[i]);
+    m->id = (ProtobufCBinaryData){HX_ID_LEN, o->ids[i]};
+    m->correlation_id = (ProtobufCBinaryData){HX_ID_LEN, (uint8_t *)o->input_id};
+    m->to = a;
+    o->n++;
+    return 0;
+}
+
+static void handle(hx_worker_t *w, const hx_msg_t *in)
+{
+    char err[256] = "";
+    hx_outbox_t *o = w->outbox;
+    outbox_reset(o, in->id);
+    int rc = w->fn(w->arg, in, o, err, sizeof err);
+    char hex[2 * HX_ID_LEN + 1];
+    hx_id_hex(in->id, hex);
+    Handoff__Envelope env;
+    ProtobufCBinaryData ack = {HX_ID_LEN, (uint8_t *)in->id};
+    uint8_t req[HX_ID_LEN];
+    hx_id_random(req);
+    env_init(&env, rc == 0 ? HANDOFF__KIND__KIND_ACK : HANDOFF__KIND__KIND_NACK);
+    env.id = (ProtobufCBinaryData){HX_ID_LEN, req};
+    env.n_acks = 1;
+    env.acks = &ack;
+    Handoff__Message *mp[HX_MAX_BATCH];
+    if (rc == 0) {
+        for (size_t i = 0; i < o->n; i++)
+            mp[i] = &o->msgs[i];
+        env.n_messages = o->n;
+        env.messages = mp;
+        hx_debug("handled %s: %zu output(s)", hex, o->n);
+    } else {
+        env.error_text = err;
+        hx_warn("could not handle %s (attempt %u): %s", hex, in->attempt, err);
+    }
+    if (send_env(w, &env))
+        hx_warn("could not send the ack of %s; the broker will redeliver it", hex);
+    outbox_reset(o, NULL);
+}
+
+static void on_message(hx_zuv_t *z, zmq_msg_t *parts, size_t n, void *arg)
+{
+    (void)z;
+    hx_worker_t *w = arg;
+    if (n != 1)
+        return;
+    Handoff__Envelope *env = handoff__envelope__unpack(NULL, zmq_msg_size(&parts[0]), zmq_msg_data(&parts[0]));
+    if (!env) {
+        hx_warn("undecodable frame from the broker ignored");
+        return;
+    }
+    w->last_recv = uv_now(&w->loop);
+    switch (env->kind) {
+    case HANDOFF__KIND__KIND_WELCOME:
+        if (!w->welcomed)
+            hx_info("serving %s (credit %u)", w->service, w->credit);
+        w->welcomed = true;
+        if (env->heartbeat_ms)
+            w->heartbeat_ms = env->heartbeat_ms;
+        if (env->liveness)
+            w->liveness = env->liveness;
+        break;
+    case HANDOFF__KIND__KIND_DELIVER: {
+        hx_batch_t *b = hx_batch_from_envelope(env);
+        env = NULL;
+        for (size_t i = 0; b && i < b->count && !w->stopping; i++)
+            handle(w, &b->msgs[i]);
+        hx_batch_destroy(&b);
+        break;
+    }
+    case HANDOFF__KIND__KIND_ERROR:
+        if (env->error_code == HANDOFF__ERROR_CODE__ERR_NOT_READY) {
+            w->welcomed = false;
+            send_hello(w);
+        } else {
+            hx_warn("broker refused a request: %s: %s", hx_wire_error_text(env->error_code), env->error_text);
+        }
+        break;
+    case HANDOFF__KIND__KIND_BYE:
+        hx_warn("broker said bye; waiting for it to return");
+        w->welcomed = false;
+        break;
+    default:
+        break;
+    }
+    if (env)
+        handoff__envelope__free_unpacked(env, NULL);
+}
+
+static void conn_closed(hx_zuv_t *z)
+{
+    conn_t *c = (conn_t *)z;
+    zmq_close(c->sock);
+    free(c);
+}
+
+static void conn_close(hx_worker_t *w)
+{
+    if (w->conn) {
+        hx_zuv_close(&w->conn->zuv, conn_closed);
+        w->conn = NULL;
+    }
+}
+
+static int conn_open(hx_worker_t *w)
+{
+    conn_t *c = calloc(1, sizeof *c);
+    if (!c)
+        return HX_ENOMEM;
+    c->w = w;
+    c->sock = zmq_socket(w->zctx, ZMQ_DEALER);
+    int zero = 0;
+    zmq_setsockopt(c->sock, ZMQ_LINGER, &zero, sizeof zero);
+    if (zmq_connect(c->sock, w->endpoint) != 0 || hx_zuv_init(&c->zuv, &w->loop, c->sock, on_message, w) != 0) {
+        zmq_close(c->sock);
+        free(c);
+        return HX_EINVAL;
+    }
+    w->conn = c;
+    w->welcomed = false;
+    w->last_recv = uv_now(&w->loop);
+    send_hello(w);
+    return 0;
+}
+
+static void on_timer(uv_timer_t *t)
+{
+    hx_worker_t *w = t->data;
+    uint64_t now = uv_now(&w->loop);
+    if (now - w->last_recv > (uint64_t)w->heartbeat_ms * w->liveness) {
+        hx_warn("broker silent for %llu ms; reconnecting", (unsigned long long)(now - w->last_recv));
+        conn_close(w);
+        conn_open(w);
+        return;
+    }
+    if (!w->welcomed)
+        send_hello(w);
+    else if (now - w->last_send >= w->heartbeat_ms) {
+        Handoff__Envelope env;
+        env_init(&env, HANDOFF__KIND__KIND_HEARTBEAT);
+        send_env(w, &env);
+    }
+    if (w->conn)
+        hx_zuv_drain(&w->conn->zuv);            /* our sends may have swallowed the edge */
+}
+
+static void on_signal(uv_signal_t *s, int signum)
+{
+    hx_worker_t *w = s->data;
+    if (signum == SIGHUP) {
+        if (w->reload)
+            w->reload(w->reload_arg);
+        return;
+    }
+    hx_info("signal %d: stopping", signum);
+    hx_worker_stop(w);
+}
+
+hx_worker_t *hx_worker_new(const hx_worker_opts_t *o, char *err, size_t errcap)
+{
+    if (!o || !o->endpoint || !hx_name_valid(o->service)) {
+        snprintf(err, errcap, "service: must be 1 to %d characters of [A-Za-z0-9._-]", HX_NAME_MAX);
+        return NULL;
+    }
+    if (o->credit > HX_MAX_CREDIT) {
+        snprintf(err, errcap, "credit: at most %d", HX_MAX_CREDIT);
+        return NULL;
+    }
+    hx_worker_t *w = calloc(1, sizeof *w);
+    hx_outbox_t *ob = calloc(1, sizeof *ob);
+    if (!w || !ob) {
+        free(w);
+        free(ob);
+        snprintf(err, errcap, "out of memory");
+        return NULL;
+    }
+    w->outbox = ob;
+    snprintf(w->endpoint, sizeof w->endpoint, "%s", o->endpoint);
+    snprintf(w->service, sizeof w->service, "%s", o->service);
+    w->credit = o->credit ? o->credit : 1;
+    w->heartbeat_ms = o->heartbeat_ms ? o->heartbeat_ms : 1000;
+    w->liveness = o->liveness ? o->liveness : 3;
+    uv_loop_init(&w->loop);
+    w->zctx = zmq_ctx_new();
+    return w;
+}
+
+void hx_worker_on_reload(hx_worker_t *w, void (*fn)(void *arg), void *arg)
+{
+    w->reload = fn;
+    w->reload_arg = arg;
+}
+
+void hx_worker_stop(hx_worker_t *w)
+{
+    w->stopping = true;
+    uv_stop(&w->loop);
+}
+
+static void close_walk(uv_handle_t *h, void *arg)
+{
+    (void)arg;
+    if (!uv_is_closing(h))
+        uv_close(h, NULL);
+}
+
+int hx_worker_run(hx_worker_t *w, hx_handler_fn fn, void *arg)
+{
+    w->fn = fn;
+    w->arg = arg;
+    if (conn_open(w) != 0) {
+        hx_error("cannot connect to %s", w->endpoint);
+        return HX_EINVAL;
+    }
+    uv_timer_init(&w->loop, &w->timer);
+    w->timer.data = w;
+    uint64_t period = w->heartbeat_ms / 2 ? w->heartbeat_ms / 2 : 1;
+    uv_timer_start(&w->timer, on_timer, period, period);
+    uv_signal_init(&w->loop, &w->sigint);
+    uv_signal_init(&w->loop, &w->sigterm);
+    uv_signal_init(&w->loop, &w->sighup);
+    w->sigint.data = w->sigterm.data = w->sighup.data = w;
+    uv_signal_start(&w->sigint, on_signal, SIGINT);
+    uv_signal_start(&w->sigterm, on_signal, SIGTERM);
+    uv_signal_start(&w->sighup, on_signal, SIGHUP);
+    if (!w->stopping)
+        uv_run(&w->loop, UV_RUN_DEFAULT);
+
+    Handoff__Envelope bye;                      /* unacked messages go back at once */
+    env_init(&bye, HANDOFF__KIND__KIND_BYE);
+    send_env(w, &bye);
+    if (w->conn) {
+        int linger = 500;
+        zmq_setsockopt(w->conn->sock, ZMQ_LINGER, &linger, sizeof linger);
+    }
+    conn_close(w);
+    uv_walk(&w->loop, close_walk, NULL);
+    uv_run(&w->loop, UV_RUN_DEFAULT);
+    return 0;
+}
+
+void hx_worker_destroy(hx_worker_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    hx_worker_t *w = *self_p;
+    conn_close(w);
+    uv_walk(&w->loop, close_walk, NULL);
+    uv_run(&w->loop, UV_RUN_DEFAULT);
+    uv_loop_close(&w->loop);
+    zmq_ctx_term(w->zctx);
+    hx_buf_free(&w->buf);
+    free(w->outbox);
+    free(w);
+    *self_p = NULL;
+}

@@ -1,0 +1,38 @@
+/* hx_worker — serve a service: receive its messages, handle each, ack it together with
+ * the messages it produced. Heartbeats, reconnection and signals are handled here. */
+#ifndef HX_WORKER_H
+#define HX_WORKER_H
+#include <stddef.h>
+#include <stdint.h>
+#include "hx_client.h"
+
+typedef struct hx_worker hx_worker_t;
+typedef struct hx_outbox hx_outbox_t;
+
+/* Handles one message. Add outputs to out; return 0 to ack the input with them, or -1 to
+ * nack it (the broker redelivers it) with the reason in err. */
+typedef int (*hx_handler_fn)(void *arg, const hx_msg_t *in, hx_outbox_t *out, char *err, size_t errcap);
+
+typedef struct {
+    const char *endpoint;
+    const char *service;        /* the service name to serve */
+    uint32_t credit;            /* messages held at once; 0 = 1 */
+    uint32_t heartbeat_ms;      /* 0 = 1000 */
+    uint32_t liveness;          /* 0 = 3 */
+} hx_worker_opts_t;
+
+hx_worker_t *hx_worker_new(const hx_worker_opts_t *opts, char *err, size_t errcap);
+void hx_worker_destroy(hx_worker_t **self_p);
+/* Calls fn on SIGHUP (e.g. to reload data files). */
+void hx_worker_on_reload(hx_worker_t *w, void (*fn)(void *arg), void *arg);
+/* Serves until SIGINT/SIGTERM or hx_worker_stop. Returns 0 on a clean stop. */
+int hx_worker_run(hx_worker_t *w, hx_handler_fn fn, void *arg);
+/* Asks run to return (from a handler or a reload callback). */
+void hx_worker_stop(hx_worker_t *w);
+
+/* Adds an output. Its id is derived from the input's id and its position, so handling the
+ * same input again produces the same ids (the broker keeps one). payload is copied. */
+int hx_outbox_add(hx_outbox_t *o, hx_addr_kind_t kind, const char *to, const char *type, const void *payload,
+                  size_t len);
+
+#endif

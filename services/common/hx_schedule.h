@@ -1,0 +1,88 @@
+/* hx_schedule — the therapist directory (a JSON data file), a calendar of bookings, and
+ * the pure slot finder. Times are minutes since 1970-01-01T00:00 in network local time. */
+#ifndef HX_SCHEDULE_H
+#define HX_SCHEDULE_H
+#include <stdbool.h>
+#include <stdint.h>
+#include <stddef.h>
+#include "referral.pb-c.h"
+#include "hx_errors.h"
+
+typedef int64_t hx_minute_t;
+
+typedef struct {
+    uint8_t day;            /* 1 = Monday .. 7 = Sunday */
+    uint16_t from, to;      /* minutes after midnight, from < to */
+} hx_window_t;
+
+typedef struct {
+    char id[32];
+    char name[64];
+    Handoff__Discipline discipline;
+    char registration[32];
+    char clinic_id[32];
+    char languages[4][8];
+    size_t n_languages;
+    bool virtual_ok;
+    hx_window_t hours[21];
+    size_t n_hours;
+} hx_therapist_t;
+
+typedef struct {
+    char id[32];
+    char name[64];
+    char city[48];
+} hx_clinic_t;
+
+typedef struct hx_directory hx_directory_t;
+
+/* Loads and validates a directory file (format: deploy/sample/directory.json). */
+hx_directory_t *hx_directory_load(const char *path, hx_errors_t *errs);
+hx_directory_t *hx_directory_parse(const char *text, hx_errors_t *errs);
+void hx_directory_destroy(hx_directory_t **self_p);
+size_t hx_directory_therapists(const hx_directory_t *d, const hx_therapist_t **out);
+size_t hx_directory_clinics(const hx_directory_t *d, const hx_clinic_t **out);
+const hx_clinic_t *hx_directory_clinic(const hx_directory_t *d, const char *id);
+
+typedef struct hx_calendar hx_calendar_t;   /* bookings, per therapist */
+hx_calendar_t *hx_calendar_new(void);
+void hx_calendar_destroy(hx_calendar_t **self_p);
+/* True when therapist is free for [start, start+minutes). */
+bool hx_calendar_free(const hx_calendar_t *c, const char *therapist_id, hx_minute_t start, uint32_t minutes);
+/* Records a booking; returns -1 (and records nothing) when it overlaps one. */
+int hx_calendar_book(hx_calendar_t *c, const char *therapist_id, hx_minute_t start, uint32_t minutes);
+
+typedef struct {
+    Handoff__Discipline discipline;
+    uint32_t minutes;
+    hx_minute_t not_before;             /* earliest start */
+    hx_minute_t horizon;                /* latest start */
+    const char *const *clinic_ids;      /* preferred clinics, best first; may be empty */
+    size_t n_clinic_ids;
+    const char *language;               /* NULL or "" = any */
+    const Handoff__Availability *const *availability; /* patient's windows; empty = any */
+    size_t n_availability;
+    const char *exclude_therapist;      /* NULL or a therapist never to pick */
+} hx_slot_query_t;
+
+typedef struct {
+    const hx_therapist_t *therapist;
+    hx_minute_t start;
+    uint32_t minutes;
+} hx_slot_t;
+
+/* Finds the earliest start (on a 15-minute grid) at which a therapist of the discipline
+ * is working for the whole session, free in the calendar, inside the patient's windows
+ * and speaks the language. Among equally early slots, a preferred clinic wins (earlier in
+ * the list first), then the directory order. Returns 0 with *out, or -1 when none. */
+int hx_slot_find(const hx_directory_t *d, const hx_calendar_t *c, const hx_slot_query_t *q, hx_slot_t *out);
+
+/* Session length for a discipline: physiotherapy initial assessment 60 min; massage as
+ * asked (30, 45, 60, 90; anything else -> 60). */
+uint32_t hx_session_minutes(Handoff__Discipline d, uint32_t massage_minutes);
+
+/* "YYYY-MM-DDTHH:MM" <-> minutes. parse returns -1 on a bad string. */
+int hx_minute_parse(const char *s, hx_minute_t *out);
+void hx_minute_format(hx_minute_t m, char out[17]);
+
+#endif

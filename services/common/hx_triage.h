@@ -1,0 +1,24 @@
+/* hx_triage — the triage rules (a JSON data file) and the pure decision function. */
+#ifndef HX_TRIAGE_H
+#define HX_TRIAGE_H
+#include "referral.pb-c.h"
+#include "hx_errors.h"
+
+typedef struct hx_rules hx_rules_t;
+
+/* Loads and validates a rules file (format: services/triage/rules.json). On any problem
+ * returns NULL with errors naming the JSON path (and line when jansson reports one). */
+hx_rules_t *hx_rules_load(const char *path, hx_errors_t *errs);
+/* Same, from a string (for tests). */
+hx_rules_t *hx_rules_parse(const char *text, hx_errors_t *errs);
+void hx_rules_destroy(hx_rules_t **self_p);
+
+/* Decides who should see the patient. Fills *out (fields owned by out; free with
+ * hx_decision_clear). Returns 0, or -1 when no condition is known to the rules (out
+ * then says why in reason, with red_flag false and no disciplines). */
+int hx_triage_decide(const hx_rules_t *rules, const Handoff__Referral *r,
+                     Handoff__TriageDecision *out);
+/* Frees what hx_triage_decide put into d and re-initialises it. */
+void hx_decision_clear(Handoff__TriageDecision *d);
+
+#endif

@@ -1,0 +1,1 @@
+# Unit suites for services/common (clinical code).

@@ -1,0 +1,476 @@
+/* Unit tests for hx_router: sessions, queues, mailboxes, credit, acks, heartbeats. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hx_router.h"
+#include "hx_wire.h"
+
+typedef struct {
+    char peer[16];
+    Handoff__Envelope *env;
+} sent_t;
+
+static sent_t sent[4096];
+static size_t n_sent;
+static hx_router_t *router;
+static hx_store_t *store;
+static int fail_sends_to_w2;
+
+static int capture(void *arg, const uint8_t *peer, size_t len, const uint8_t *frame, size_t flen)
+{
+    (void)arg;
+    if (fail_sends_to_w2 && len == 2 && memcmp(peer, "w2", 2) == 0)
+        return -1;
+    cr_assert_lt(n_sent, 4096);
+    snprintf(sent[n_sent].peer, sizeof sent[n_sent].peer, "%.*s", (int)len, (const char *)peer);
+    sent[n_sent].env = handoff__envelope__unpack(NULL, flen, frame);
+    cr_assert_not_null(sent[n_sent].env, "the router sent an undecodable frame");
+    n_sent++;
+    return 0;
+}
+
+static void clear_sent(void)
+{
+    for (size_t i = 0; i < n_sent; i++)
+        handoff__envelope__free_unpacked(sent[i].env, NULL);
+    n_sent = 0;
+}
+
+static void setup_cfg(uint32_t max_queue)
+{
+    store = hx_store_memory_new();
+    hx_router_config_t cfg = {.send = capture, .store = store, .heartbeat_ms = 100, .liveness = 3,
+                              .max_queue = max_queue, .dedup_window = 1000};
+    router = hx_router_new(&cfg);
+    n_sent = 0;
+    fail_sends_to_w2 = 0;
+}
+
+static void setup(void)
+{
+    setup_cfg(0);
+}
+
+static void teardown(void)
+{
+    clear_sent();
+    hx_router_destroy(&router);
+    hx_store_destroy(&store);
+    cr_assert_null(router);
+}
+
+static void feed(const char *peer, const Handoff__Envelope *env, uint64_t now)
+{
+    hx_buf_t b = {0};
+    cr_assert_eq(hx_wire_pack(env, &b), 0);
+    hx_router_on_frame(router, (const uint8_t *)peer, strlen(peer), b.data, b.len, now);
+    hx_buf_free(&b);
+}
+
+static void make_id(uint8_t id[16], int n)
+{
+    memset(id, 0, 16);
+    id[0] = 0xAB;
+    id[14] = (uint8_t)(n >> 8);
+    id[15] = (uint8_t)n;
+}
+
+static void hello(const char *peer, Handoff__Role role, const char *name, uint32_t credit)
+{
+    Handoff__Envelope env = HANDOFF__ENVELOPE__INIT;
+    uint8_t id[16];
+    make_id(id, 9999);
+    env.version = 1;
+    env.kind = HANDOFF__KIND__KIND_HELLO;
+    env.id = (ProtobufCBinaryData){16, id};
+    env.role = role;
+    env.name = (char *)name;
+    env.credit = credit;
+    feed(peer, &env, 0);
+}
+
+/* Submits message number n from peer to (kind, name). */
+static void submit_at(const char *peer, int n, Handoff__AddressKind kind, const char *to, uint64_t now)
+{
+    uint8_t id[16];
+    make_id(id, n);
+    Handoff__Address addr = HANDOFF__ADDRESS__INIT;
+    addr.kind = kind;
+    addr.name = (char *)to;
+    Handoff__Message m = HANDOFF__MESSAGE__INIT, *mp = &m;
+    m.id = (ProtobufCBinaryData){16, id};
+    m.to = &addr;
+    m.type = "test";
+    m.payload = (ProtobufCBinaryData){5, (uint8_t *)"hello"};
+    Handoff__Envelope env = HANDOFF__ENVELOPE__INIT;
+    env.version = 1;
+    env.kind = HANDOFF__KIND__KIND_SUBMIT;
+    env.id = (ProtobufCBinaryData){16, id};
+    env.n_messages = 1;
+    env.messages = &mp;
+    feed(peer, &env, now);
+}
+
+static void submit(const char *peer, int n, Handoff__AddressKind kind, const char *to)
+{
+    submit_at(peer, n, kind, to, 0);
+}
+
+static void ack(const char *peer, Handoff__Kind kind, int n, Handoff__Message **outs, size_t n_outs)
+{
+    uint8_t id[16], req[16];
+    make_id(id, n);
+    make_id(req, 5000 + n);
+    ProtobufCBinaryData a = {16, id};
+    Handoff__Envelope env = HANDOFF__ENVELOPE__INIT;
+    env.version = 1;
+    env.kind = kind;
+    env.id = (ProtobufCBinaryData){16, req};
+    env.n_acks = 1;
+    env.acks = &a;
+    env.n_messages = n_outs;
+    env.messages = outs;
+    env.error_text = "test failure";
+    feed(peer, &env, 0);
+}
+
+static void fetch(const char *peer, uint32_t max)
+{
+    Handoff__Envelope env = HANDOFF__ENVELOPE__INIT;
+    uint8_t req[16];
+    make_id(req, 7777);
+    env.version = 1;
+    env.kind = HANDOFF__KIND__KIND_FETCH;
+    env.id = (ProtobufCBinaryData){16, req};
+    env.max = max;
+    feed(peer, &env, 0);
+}
+
+/* The last envelope sent to peer, or NULL. */
+static Handoff__Envelope *last_to(const char *peer)
+{
+    for (size_t i = n_sent; i-- > 0;)
+        if (strcmp(sent[i].peer, peer) == 0)
+            return sent[i].env;
+    return NULL;
+}
+
+static size_t count_kind(const char *peer, Handoff__Kind kind)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < n_sent; i++)
+        if (strcmp(sent[i].peer, peer) == 0 && sent[i].env->kind == kind)
+            n++;
+    return n;
+}
+
+static int msg_number(const Handoff__Message *m)
+{
+    return (m->id.data[14] << 8) | m->id.data[15];
+}
+
+static long depth(const char *kind, const char *name, long *inflight)
+{
+    return hx_router_depth(router, kind, name, inflight);
+}
+
+TestSuite(router, .init = setup, .fini = teardown);
+
+Test(router, hello_gets_welcome_with_settings)
+{
+    hello("w1", HANDOFF__ROLE__ROLE_WORKER, "intake", 5);
+    Handoff__Envelope *e = last_to("w1");
+    cr_assert_not_null(e);
+    cr_assert_eq(e->kind, HANDOFF__KIND__KIND_WELCOME);
+    cr_assert_eq(e->heartbeat_ms, 100);
+    cr_assert_eq(e->liveness, 3);
+    cr_assert_eq(e->correlation_id.len, 16);
+}
+
+Test(router, requests_without_session_are_not_ready)
+{
+    submit("c1", 1, HANDOFF__ADDRESS_KIND__ADDRESS_SERVICE, "intake");
+    Handoff__Envelope *e = last_to("c1");
+    cr_assert_eq(e->kind, HANDOFF__KIND__KIND_ERROR);
+    cr_assert_eq(e->error_code, HANDOFF__ERROR_CODE__ERR_NOT_READY);
+    cr_assert_eq(depth("service", "intake", NULL), -1, "nothing may be queued");
+}
+
+Test(router, bad_frames_get_precise_errors)
+{
+    hello("c1", HANDOFF__ROLE__ROLE_CLINIC, "northpoint", 0);
+    hx_router_on_frame(router, (const uint8_t *)"c1", 2, (const uint8_t *)"\xff\xff\xff", 3, 0);
+    cr_assert_eq(last_to("c1")->error_code, HANDOFF__ERROR_CODE__ERR_MALFORMED);
+    hx_router_on_frame(router, (const uint8_t *)"c1", 2, (const uint8_t *)"", 0, 0);
+    cr_assert_eq(last_to("c1")->error_code, HANDOFF__ERROR_CODE__ERR_MALFORMED);
+    hx_router_on_bad_frames(router, (const uint8_t *)"c1", 2, 3, 0);
+    cr_assert_eq(last_to("c1")->error_code, HANDOFF__ERROR_CODE__ERR_MALFORMED);
+    cr_assert(strstr(last_to("c1")->error_text, "got 3"));
+
+    uint8_t *big = calloc(1, HX_DEFAULT_MAX_FRAME + 1);
+    hx_router_on_frame(router, (const uint8_t *)"c1", 2, big, HX_DEFAULT_MAX_FRAME + 1, 0);
+    free(big);
+    cr_assert_eq(last_to("c1")->error_code, HANDOFF__ERROR_CODE__ERR_TOO_LARGE);
+
+    Handoff__Envelope env = HANDOFF__ENVELOPE__INIT;
+    env.version = 2;
+    env.kind = HANDOFF__KIND__KIND_HEARTBEAT;
+    feed("c1", &env, 0);
+    cr_assert_eq(last_to("c1")->error_code, HANDOFF__ERROR_CODE__ERR_VERSION);
+
+    env.version = 1;
+    env.kind = 99;
+    feed("c1", &env, 0);
+    cr_assert_eq(last_to("c1")->error_code, HANDOFF__ERROR_CODE__ERR_UNKNOWN_KIND);
+
+    env.kind = HANDOFF__KIND__KIND_HEARTBEAT;
+    env.id = (ProtobufCBinaryData){3, (uint8_t *)"abc"};
+    feed("c1", &env, 0);
+    cr_assert_eq(last_to("c1")->error_code, HANDOFF__ERROR_CODE__ERR_BAD_FIELD);
+    cr_assert(strstr(last_to("c1")->error_text, "id:"));
+
+    submit("c1", 1, HANDOFF__ADDRESS_KIND__ADDRESS_SERVICE, "bad name!");
+    cr_assert_eq(last_to("c1")->error_code, HANDOFF__ERROR_CODE__ERR_BAD_FIELD);
+    cr_assert(strstr(last_to("c1")->error_text, "messages[0].to.name"), "%s", last_to("c1")->error_text);
+
+    submit("c1", 2, 7, "intake");
+    cr_assert(strstr(last_to("c1")->error_text, "messages[0].to.kind"), "%s", last_to("c1")->error_text);
+
+    /* and the session still works */
+    submit("c1", 3, HANDOFF__ADDRESS_KIND__ADDRESS_SERVICE, "intake");
+    cr_assert_eq(last_to("c1")->kind, HANDOFF__KIND__KIND_ACCEPTED);
+    cr_assert_eq(depth("service", "intake", NULL), 1);
+}
+
+Test(router, bad_hello_is_refused)
+{
+    hello("w1", HANDOFF__ROLE__ROLE_WORKER, "", 1);
+    cr_assert_eq(last_to("w1")->error_code, HANDOFF__ERROR_CODE__ERR_BAD_FIELD);
+    cr_assert(strstr(last_to("w1")->error_text, "name"));
+    hello("w1", 9, "intake", 1);
+    cr_assert(strstr(last_to("w1")->error_text, "role"));
+    hello("w1", HANDOFF__ROLE__ROLE_WORKER, "intake", 5000);
+    cr_assert(strstr(last_to("w1")->error_text, "credit"));
+}
+
+Test(router, messages_wait_for_a_worker_and_carry_the_sender)
+{
+    hello("c1", HANDOFF__ROLE__ROLE_CLINIC, "northpoint", 0);
+    submit("c1", 1, HANDOFF__ADDRESS_KIND__ADDRESS_SERVICE, "intake");
+    cr_assert_eq(last_to("c1")->kind, HANDOFF__KIND__KIND_ACCEPTED);
+    cr_assert_eq(depth("service", "intake", NULL), 1);
+
+    hello("w1", HANDOFF__ROLE__ROLE_WORKER, "intake", 1);
+    Handoff__Envelope *d = last_to("w1");
+    cr_assert_eq(d->kind, HANDOFF__KIND__KIND_DELIVER);
+    cr_assert_eq(d->n_messages, 1);
+    Handoff__Message *m = d->messages[0];
+    cr_assert_eq(msg_number(m), 1);
+    cr_assert_eq(m->attempt, 1);
+    cr_assert_eq(m->from->kind, HANDOFF__ADDRESS_KIND__ADDRESS_MAILBOX);
+    cr_assert_str_eq(m->from->name, "northpoint");
+    cr_assert_str_eq(m->type, "test");
+    cr_assert_eq(m->payload.len, 5);
+    cr_assert_gt(m->accepted_at_ms, 0);
+    long inflight;
+    cr_assert_eq(depth("service", "intake", &inflight), 0);
+    cr_assert_eq(inflight, 1);
+}
+
+Test(router, work_is_balanced_over_workers)
+{
+    hello("w1", HANDOFF__ROLE__ROLE_WORKER, "triage", 10);
+    hello("w2", HANDOFF__ROLE__ROLE_WORKER, "triage", 10);
+    hello("c1", HANDOFF__ROLE__ROLE_CLINIC, "northpoint", 0);
+    for (int i = 1; i <= 10; i++)
+        submit("c1", i, HANDOFF__ADDRESS_KIND__ADDRESS_SERVICE, "triage");
+    cr_assert_eq(count_kind("w1", HANDOFF__KIND__KIND_DELIVER), 5);
+    cr_assert_eq(count_kind("w2", HANDOFF__KIND__KIND_DELIVER), 5);
+}
+
+Test(router, credit_bounds_what_a_worker_holds)
+{
+    hello("w1", HANDOFF__ROLE__ROLE_WORKER, "triage", 2);
+    hello("c1", HANDOFF__ROLE__ROLE_CLINIC, "northpoint", 0);
+    for (int i = 1; i <= 3; i++)
+        submit("c1", i, HANDOFF__ADDRESS_KIND__ADDRESS_SERVICE, "triage");
+    cr_assert_eq(count_kind("w1", HANDOFF__KIND__KIND_DELIVER), 2);
+    cr_assert_eq(depth("service", "triage", NULL), 1);
+    ack("w1", HANDOFF__KIND__KIND_ACK, 1, NULL, 0);
+    cr_assert_eq(count_kind("w1", HANDOFF__KIND__KIND_DELIVER), 3);
+    cr_assert_eq(msg_number(last_to("w1")->messages[0]), 3);
+}
+
+Test(router, ack_with_outputs_settles_and_forwards)
+{
+    hello("w1", HANDOFF__ROLE__ROLE_WORKER, "scheduling", 1);
+    hello("c1", HANDOFF__ROLE__ROLE_CLINIC, "northpoint", 0);
+    submit("c1", 1, HANDOFF__ADDRESS_KIND__ADDRESS_SERVICE, "scheduling");
+
+    uint8_t oid[16];
+    make_id(oid, 100);
+    Handoff__Address to = HANDOFF__ADDRESS__INIT;
+    to.kind = HANDOFF__ADDRESS_KIND__ADDRESS_MAILBOX;
+    to.name = "lakeside";
+    Handoff__Message out = HANDOFF__MESSAGE__INIT, *op = &out;
+    out.id = (ProtobufCBinaryData){16, oid};
+    out.to = &to;
+    out.type = "handoff.Handoff";
+    ack("w1", HANDOFF__KIND__KIND_ACK, 1, &op, 1);
+    cr_assert_eq(last_to("w1")->kind, HANDOFF__KIND__KIND_ACCEPTED);
+    long inflight = -1;
+    cr_assert_eq(depth("service", "scheduling", &inflight), 0);
+    cr_assert_eq(inflight, 0);
+    cr_assert_eq(depth("mailbox", "lakeside", NULL), 1);
+
+    hello("c2", HANDOFF__ROLE__ROLE_CLINIC, "lakeside", 0);
+    fetch("c2", 10);
+    Handoff__Envelope *d = last_to("c2");
+    cr_assert_eq(d->kind, HANDOFF__KIND__KIND_DELIVER);
+    cr_assert_eq(d->n_messages, 1);
+    cr_assert_str_eq(d->messages[0]->from->name, "scheduling");
+    cr_assert_eq(d->messages[0]->from->kind, HANDOFF__ADDRESS_KIND__ADDRESS_SERVICE);
+
+    /* the same ack again (a retry) creates nothing new */
+    ack("w1", HANDOFF__KIND__KIND_ACK, 1, &op, 1);
+    cr_assert_eq(last_to("w1")->kind, HANDOFF__KIND__KIND_ACCEPTED);
+    cr_assert_eq(depth("mailbox", "lakeside", &inflight), 0);
+    cr_assert_eq(inflight, 1);
+}
+
+Test(router, dead_worker_messages_go_to_another)
+{
+    hello("w1", HANDOFF__ROLE__ROLE_WORKER, "intake", 1);
+    hello("c1", HANDOFF__ROLE__ROLE_CLINIC, "northpoint", 0);
+    submit("c1", 1, HANDOFF__ADDRESS_KIND__ADDRESS_SERVICE, "intake");
+    cr_assert_eq(count_kind("w1", HANDOFF__KIND__KIND_DELIVER), 1);
+    hello("w2", HANDOFF__ROLE__ROLE_WORKER, "intake", 1);
+    cr_assert_eq(count_kind("w2", HANDOFF__KIND__KIND_DELIVER), 0, "w1 still holds it");
+
+    /* w2 and c1 stay alive; w1 goes silent */
+    Handoff__Envelope hb = HANDOFF__ENVELOPE__INIT;
+    hb.version = 1;
+    hb.kind = HANDOFF__KIND__KIND_HEARTBEAT;
+    for (uint64_t t = 50; t <= 400; t += 50) {
+        feed("w2", &hb, t);
+        feed("c1", &hb, t);
+        hx_router_tick(router, t);
+    }
+    cr_assert_eq(count_kind("w2", HANDOFF__KIND__KIND_DELIVER), 1);
+    Handoff__Envelope *d = NULL;
+    for (size_t i = 0; i < n_sent; i++)
+        if (!strcmp(sent[i].peer, "w2") && sent[i].env->kind == HANDOFF__KIND__KIND_DELIVER)
+            d = sent[i].env;
+    cr_assert_eq(msg_number(d->messages[0]), 1);
+    cr_assert_eq(d->messages[0]->attempt, 2);
+    cr_assert_gt(count_kind("w2", HANDOFF__KIND__KIND_HEARTBEAT), 0, "the broker heartbeats idle peers");
+    hx_router_stats_t st;
+    hx_router_stats(router, &st);
+    cr_assert_eq(st.workers, 1);
+    cr_assert_eq(st.redelivered, 1);
+}
+
+Test(router, unreachable_worker_is_dropped_and_message_kept)
+{
+    fail_sends_to_w2 = 1;
+    hello("w2", HANDOFF__ROLE__ROLE_WORKER, "intake", 1);
+    hello("w1", HANDOFF__ROLE__ROLE_WORKER, "intake", 1);
+    hello("c1", HANDOFF__ROLE__ROLE_CLINIC, "northpoint", 0);
+    submit("c1", 1, HANDOFF__ADDRESS_KIND__ADDRESS_SERVICE, "intake");
+    submit("c1", 2, HANDOFF__ADDRESS_KIND__ADDRESS_SERVICE, "intake");
+    long inflight;
+    cr_assert_eq(depth("service", "intake", &inflight), 1);
+    cr_assert_eq(inflight, 1, "w1 holds one, w2 was dropped");
+    cr_assert_eq(count_kind("w1", HANDOFF__KIND__KIND_DELIVER), 1);
+}
+
+Test(router, bye_returns_unacked_messages_in_order)
+{
+    hello("c2", HANDOFF__ROLE__ROLE_CLINIC, "lakeside", 0);
+    hello("c1", HANDOFF__ROLE__ROLE_CLINIC, "northpoint", 0);
+    for (int i = 1; i <= 3; i++)
+        submit("c1", i, HANDOFF__ADDRESS_KIND__ADDRESS_MAILBOX, "lakeside");
+    fetch("c2", 2);
+    cr_assert_eq(last_to("c2")->n_messages, 2);
+    Handoff__Envelope bye = HANDOFF__ENVELOPE__INIT;
+    bye.version = 1;
+    bye.kind = HANDOFF__KIND__KIND_BYE;
+    feed("c2", &bye, 0);
+    cr_assert_eq(depth("mailbox", "lakeside", NULL), 3);
+    hello("c3", HANDOFF__ROLE__ROLE_CLINIC, "lakeside", 0);
+    fetch("c3", 10);
+    Handoff__Envelope *d = last_to("c3");
+    cr_assert_eq(d->n_messages, 3);
+    for (int i = 0; i < 3; i++)
+        cr_assert_eq(msg_number(d->messages[i]), i + 1, "order kept");
+    cr_assert_eq(d->messages[0]->attempt, 2);
+    cr_assert_eq(d->messages[2]->attempt, 1);
+}
+
+Test(router, clinics_touch_only_their_own_mailbox)
+{
+    hello("c1", HANDOFF__ROLE__ROLE_CLINIC, "northpoint", 0);
+    hello("c2", HANDOFF__ROLE__ROLE_CLINIC, "lakeside", 0);
+    submit("c1", 1, HANDOFF__ADDRESS_KIND__ADDRESS_MAILBOX, "lakeside");
+    fetch("c1", 10);
+    cr_assert_eq(last_to("c1")->n_messages, 0, "northpoint's mailbox is empty");
+    ack("c1", HANDOFF__KIND__KIND_ACK, 1, NULL, 0);
+    cr_assert_eq(last_to("c1")->error_code, HANDOFF__ERROR_CODE__ERR_UNKNOWN_MESSAGE);
+    cr_assert_eq(depth("mailbox", "lakeside", NULL), 1);
+
+    hello("w1", HANDOFF__ROLE__ROLE_WORKER, "intake", 1);
+    fetch("w1", 10);
+    cr_assert_eq(last_to("w1")->error_code, HANDOFF__ERROR_CODE__ERR_FORBIDDEN);
+
+    fetch("c2", 10);
+    cr_assert_eq(last_to("c2")->n_messages, 1);
+    ack("c2", HANDOFF__KIND__KIND_ACK, 1, NULL, 0);
+    cr_assert_eq(last_to("c2")->kind, HANDOFF__KIND__KIND_ACCEPTED);
+    long inflight;
+    cr_assert_eq(depth("mailbox", "lakeside", &inflight), 0);
+    cr_assert_eq(inflight, 0);
+}
+
+Test(router, resubmitting_an_id_is_exact)
+{
+    hello("c1", HANDOFF__ROLE__ROLE_CLINIC, "northpoint", 0);
+    submit("c1", 1, HANDOFF__ADDRESS_KIND__ADDRESS_SERVICE, "intake");
+    submit("c1", 1, HANDOFF__ADDRESS_KIND__ADDRESS_SERVICE, "intake");
+    cr_assert_eq(count_kind("c1", HANDOFF__KIND__KIND_ACCEPTED), 2);
+    cr_assert_eq(depth("service", "intake", NULL), 1);
+    hx_router_stats_t st;
+    hx_router_stats(router, &st);
+    cr_assert_eq(st.accepted, 1);
+    cr_assert_eq(st.duplicates, 1);
+}
+
+Test(router, nack_puts_the_message_behind_the_others)
+{
+    hello("c1", HANDOFF__ROLE__ROLE_CLINIC, "northpoint", 0);
+    submit("c1", 1, HANDOFF__ADDRESS_KIND__ADDRESS_SERVICE, "triage");
+    submit("c1", 2, HANDOFF__ADDRESS_KIND__ADDRESS_SERVICE, "triage");
+    hello("w1", HANDOFF__ROLE__ROLE_WORKER, "triage", 1);
+    cr_assert_eq(msg_number(last_to("w1")->messages[0]), 1);
+    ack("w1", HANDOFF__KIND__KIND_NACK, 1, NULL, 0);
+    Handoff__Envelope *d = NULL;
+    for (size_t i = 0; i < n_sent; i++)
+        if (!strcmp(sent[i].peer, "w1") && sent[i].env->kind == HANDOFF__KIND__KIND_DELIVER)
+            d = sent[i].env;
+    cr_assert_eq(msg_number(d->messages[0]), 2);
+    ack("w1", HANDOFF__KIND__KIND_NACK, 5, NULL, 0);
+    cr_assert_eq(last_to("w1")->error_code, HANDOFF__ERROR_CODE__ERR_UNKNOWN_MESSAGE);
+}
+
+Test(router, full_queue_answers_busy, .init = NULL)
+{
+    setup_cfg(2);
+    hello("c1", HANDOFF__ROLE__ROLE_CLINIC, "northpoint", 0);
+    submit("c1", 1, HANDOFF__ADDRESS_KIND__ADDRESS_SERVICE, "intake");
+    submit("c1", 2, HANDOFF__ADDRESS_KIND__ADDRESS_SERVICE, "intake");
+    submit("c1", 3, HANDOFF__ADDRESS_KIND__ADDRESS_SERVICE, "intake");
+    cr_assert_eq(last_to("c1")->error_code, HANDOFF__ERROR_CODE__ERR_BUSY);
+    cr_assert(strstr(last_to("c1")->error_text, "intake"));
+    cr_assert_eq(depth("service", "intake", NULL), 2);
+}

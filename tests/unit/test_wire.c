@@ -1,0 +1,111 @@
+/* Unit tests for hx_wire: names, ids, packing and the DELIVER fast path. */
+#include <criterion/criterion.h>
+#include <string.h>
+
+#include "hx_wire.h"
+
+Test(wire, names)
+{
+    cr_assert(hx_name_valid("intake"));
+    cr_assert(hx_name_valid("clinic-01.north_A"));
+    cr_assert_not(hx_name_valid(""));
+    cr_assert_not(hx_name_valid(NULL));
+    cr_assert_not(hx_name_valid("a b"));
+    cr_assert_not(hx_name_valid("caf\xc3\xa9"));
+    char long_name[80];
+    memset(long_name, 'a', sizeof long_name);
+    long_name[64] = '\0';
+    cr_assert(hx_name_valid(long_name));
+    long_name[64] = 'a';
+    long_name[65] = '\0';
+    cr_assert_not(hx_name_valid(long_name));
+}
+
+Test(wire, derived_ids_are_stable_and_distinct)
+{
+    uint8_t in[16] = {1, 2, 3}, a[16], b[16], c[16];
+    hx_id_derive(in, 0, a);
+    hx_id_derive(in, 0, b);
+    hx_id_derive(in, 1, c);
+    cr_assert_eq(memcmp(a, b, 16), 0);
+    cr_assert_neq(memcmp(a, c, 16), 0);
+    char hex[33];
+    hx_id_hex(in, hex);
+    cr_assert_str_eq(hex, "01020300000000000000000000000000");
+}
+
+Test(wire, envelope_round_trip)
+{
+    uint8_t id[16];
+    hx_id_random(id);
+    Handoff__Envelope env = HANDOFF__ENVELOPE__INIT;
+    env.version = 1;
+    env.kind = HANDOFF__KIND__KIND_HELLO;
+    env.id = (ProtobufCBinaryData){16, id};
+    env.role = HANDOFF__ROLE__ROLE_WORKER;
+    env.name = "triage";
+    env.credit = 7;
+    hx_buf_t b = {0};
+    cr_assert_eq(hx_wire_pack(&env, &b), 0);
+    Handoff__Envelope *e = handoff__envelope__unpack(NULL, b.len, b.data);
+    cr_assert_not_null(e);
+    cr_assert_eq(e->kind, HANDOFF__KIND__KIND_HELLO);
+    cr_assert_str_eq(e->name, "triage");
+    cr_assert_eq(e->credit, 7);
+    cr_assert_eq(memcmp(e->id.data, id, 16), 0);
+    handoff__envelope__free_unpacked(e, NULL);
+    hx_buf_free(&b);
+}
+
+Test(wire, appended_messages_decode_with_their_attempt)
+{
+    Handoff__Address to = HANDOFF__ADDRESS__INIT;
+    to.kind = HANDOFF__ADDRESS_KIND__ADDRESS_MAILBOX;
+    to.name = "lakeside";
+    Handoff__Message m = HANDOFF__MESSAGE__INIT;
+    uint8_t id[16] = {9};
+    m.id = (ProtobufCBinaryData){16, id};
+    m.to = &to;
+    m.type = "handoff.Handoff";
+    m.attempt = 0;
+    uint8_t payload[300];
+    memset(payload, 0x5a, sizeof payload);
+    m.payload = (ProtobufCBinaryData){sizeof payload, payload};
+    uint8_t stored[1024];
+    size_t len = handoff__message__pack(&m, stored);
+
+    Handoff__Envelope env = HANDOFF__ENVELOPE__INIT;
+    env.version = 1;
+    env.kind = HANDOFF__KIND__KIND_DELIVER;
+    hx_buf_t b = {0};
+    cr_assert_eq(hx_wire_pack(&env, &b), 0);
+    cr_assert_eq(hx_wire_append_message(&b, stored, len, 3), 0);
+    cr_assert_eq(hx_wire_append_message(&b, stored, len, 300), 0);
+    Handoff__Envelope *e = handoff__envelope__unpack(NULL, b.len, b.data);
+    cr_assert_not_null(e);
+    cr_assert_eq(e->n_messages, 2);
+    cr_assert_eq(e->messages[0]->attempt, 3);
+    cr_assert_eq(e->messages[1]->attempt, 300);
+    cr_assert_str_eq(e->messages[1]->to->name, "lakeside");
+    cr_assert_eq(e->messages[1]->payload.len, sizeof payload);
+    handoff__envelope__free_unpacked(e, NULL);
+    hx_buf_free(&b);
+}
+
+Test(wire, truncated_envelopes_never_decode_into_garbage)
+{
+    Handoff__Envelope env = HANDOFF__ENVELOPE__INIT;
+    env.version = 1;
+    env.kind = HANDOFF__KIND__KIND_ERROR;
+    env.error_text = "a reasonably long error text to cut";
+    hx_buf_t b = {0};
+    cr_assert_eq(hx_wire_pack(&env, &b), 0);
+    for (size_t cut = 1; cut < b.len; cut++) {
+        Handoff__Envelope *e = handoff__envelope__unpack(NULL, cut, b.data);
+        if (e) {   /* a cut on a field boundary is a valid shorter envelope */
+            cr_assert(e->error_text == NULL || strlen(e->error_text) <= strlen(env.error_text));
+            handoff__envelope__free_unpacked(e, NULL);
+        }
+    }
+    hx_buf_free(&b);
+}
