@@ -1,0 +1,494 @@
+/* handoff — the clinic command line: submit referrals, read the inbox of handoffs this
+ * clinic received, follow the status of referrals it sent.
+ *
+ * Messages fetched from the clinic's mailbox are written to a local SQLite file in one
+ * transaction before they are acked, so each arrives exactly once at the clinic. */
+#include "hx_client.h"
+#include "hx_errors.h"
+#include "hx_intake.h"
+#include "hx_opt.h"
+#include "hx_refjson.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <jansson.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2, EXIT_UNREACHABLE = 3, EXIT_NOTFOUND = 4, EXIT_DATAERR = 65 };
+
+static const char usage[] =
+    "usage: handoff [options] COMMAND [ARGS]\n"
+    "\n"
+    "The clinic's command line for the Handoff referral network.\n"
+    "\n"
+    "commands:\n"
+    "  submit FILE.json...   submit referrals; prints each referral id once the broker has\n"
+    "                        accepted it (resubmitting a file is safe: same id, no copy)\n"
+    "  inbox                 handoffs this clinic received (patient, discipline, therapist, slot)\n"
+    "  status [ID]           referrals this clinic sent with their latest status, or the\n"
+    "                        whole history of one\n"
+    "\n"
+    "options (each also from the environment variable shown):\n"
+    "  --broker ENDPOINT     the broker [HANDOFF_BROKER, default tcp://127.0.0.1:5555]\n"
+    "  --clinic ID           this clinic's id [HANDOFF_CLINIC, required]\n"
+    "  --home DIR            where this clinic's received messages are kept\n"
+    "                        [HANDOFF_HOME, default ~/.handoff]\n"
+    "  --timeout-ms N        wait per attempt for the broker [HANDOFF_TIMEOUT_MS, 3000]\n"
+    "  --json                machine-readable output\n"
+    "  --no-validate         submit without checking the referral locally first\n"
+    "  -h, --help            this text\n"
+    "\n"
+    "exit codes: 0 done; 1 refused or failed; 2 usage; 3 broker unreachable;\n"
+    "            4 no such referral; 65 an input file is invalid.\n"
+    "\n"
+    "examples:\n"
+    "  HANDOFF_CLINIC=northpoint handoff submit referral.json\n"
+    "  handoff --clinic lakeside inbox\n"
+    "  handoff --clinic northpoint status R-0A1B2C3D4E5F6G7H --json\n";
+
+typedef struct {
+    const char *broker, *clinic, *home;
+    uint32_t timeout_ms;
+    int json, no_validate;
+    hx_client_t *client;
+    sqlite3 *db;
+} cli_t;
+
+/* ---- local store ---------------------------------------------------------------------- */
+
+static int db_open(cli_t *c)
+{
+    char dir[4096], path[4200];
+    const char *home = c->home;
+    if (!home) {
+        const char *h = getenv("HOME");
+        snprintf(dir, sizeof dir, "%s/.handoff", h && *h ? h : ".");
+        home = dir;
+    } else {
+        snprintf(dir, sizeof dir, "%s", home);
+    }
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+        fprintf(stderr, "handoff: --home %s: %s\n", dir, strerror(errno));
+        return -1;
+    }
+    snprintf(path, sizeof path, "%s/%s.db", dir, c->clinic);
+    mode_t old = umask(077);
+    int rc = sqlite3_open(path, &c->db);
+    umask(old);
+    if (rc != SQLITE_OK) {
+        fprintf(stderr, "handoff: %s: %s\n", path, sqlite3_errmsg(c->db));
+        return -1;
+    }
+    sqlite3_busy_timeout(c->db, 5000);
+    const char *schema =
+        "PRAGMA journal_mode=WAL;"
+        "CREATE TABLE IF NOT EXISTS received ("
+        "  id BLOB PRIMARY KEY, type TEXT NOT NULL, referral_id TEXT NOT NULL,"
+        "  from_name TEXT NOT NULL, at_ms INTEGER NOT NULL, payload BLOB NOT NULL);"
+        "CREATE INDEX IF NOT EXISTS received_referral ON received(referral_id, at_ms);"
+        "CREATE TABLE IF NOT EXISTS sent ("
+        "  referral_id TEXT PRIMARY KEY, ref TEXT NOT NULL, file TEXT NOT NULL, at_ms INTEGER NOT NULL);";
+    char *err = NULL;
+    if (sqlite3_exec(c->db, schema, NULL, NULL, &err) != SQLITE_OK) {
+        fprintf(stderr, "handoff: %s: %s\n", path, err);
+        sqlite3_free(err);
+        return -1;
+    }
+    return 0;
+}
+
+static uint64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static int connect_broker(cli_t *c)
+{
+    char err[512];
+    hx_client_opts_t o = {.endpoint = c->broker, .clinic = c->clinic, .timeout_ms = (int)c->timeout_ms};
+    c->client = hx_client_connect(&o, err, sizeof err);
+    if (!c->client) {
+        fprintf(stderr, "handoff: %s\n", err);
+        return -1;
+    }
+    return 0;
+}
+
+/* Moves everything waiting in the mailbox into the local store: stored first, then acked. */
+static int sync_mailbox(cli_t *c)
+{
+    if (!c->client && connect_broker(c))
+        return EXIT_UNREACHABLE;
+    sqlite3_stmt *ins = NULL;
+    if (sqlite3_prepare_v2(c->db,
+                           "INSERT OR IGNORE INTO received(id, type, referral_id, from_name, at_ms, payload) "
+                           "VALUES (?, ?, ?, ?, ?, ?)",
+                           -1, &ins, NULL) != SQLITE_OK)
+        return EXIT_FAIL;
+    int rc = EXIT_OK;
+    for (;;) {
+        hx_batch_t *b = NULL;
+        int frc = hx_client_fetch(c->client, 100, &b);
+        if (frc) {
+            fprintf(stderr, "handoff: fetching the mailbox: %s%s%s\n", hx_strerror(frc),
+                    hx_client_error(c->client)[0] ? ": " : "", hx_client_error(c->client));
+            rc = frc == HX_ETIMEDOUT ? EXIT_UNREACHABLE : EXIT_FAIL;
+            break;
+        }
+        if (b->count == 0) {
+            hx_batch_destroy(&b);
+            break;
+        }
+        uint8_t (*ids)[HX_ID_LEN] = calloc(b->count, HX_ID_LEN);
+        sqlite3_exec(c->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+        int ok = ids != NULL;
+        for (size_t i = 0; i < b->count && ok; i++) {
+            const hx_msg_t *m = &b->msgs[i];
+            char referral_id[64] = "";
+            uint64_t at = m->accepted_at_ms;
+            if (strcmp(m->type, "handoff.Handoff") == 0) {
+                Handoff__Handoff *h = handoff__handoff__unpack(NULL, m->payload_len, m->payload);
+                if (h) {
+                    snprintf(referral_id, sizeof referral_id, "%s", h->referral_id);
+                    handoff__handoff__free_unpacked(h, NULL);
+                }
+            } else if (strcmp(m->type, "handoff.StatusUpdate") == 0) {
+                Handoff__StatusUpdate *s = handoff__status_update__unpack(NULL, m->payload_len, m->payload);
+                if (s) {
+                    snprintf(referral_id, sizeof referral_id, "%s", s->referral_id);
+                    if (s->at_ms)
+                        at = s->at_ms;
+                    handoff__status_update__free_unpacked(s, NULL);
+                }
+            }
+            sqlite3_reset(ins);
+            sqlite3_bind_blob(ins, 1, m->id, HX_ID_LEN, SQLITE_STATIC);
+            sqlite3_bind_text(ins, 2, m->type, -1, SQLITE_STATIC);
+            sqlite3_bind_text(ins, 3, referral_id, -1, SQLITE_TRANSIENT);
+            sqlite3_bind_text(ins, 4, m->from, -1, SQLITE_STATIC);
+            sqlite3_bind_int64(ins, 5, (sqlite3_int64)at);
+            sqlite3_bind_blob(ins, 6, m->payload, (int)m->payload_len, SQLITE_STATIC);
+            ok = sqlite3_step(ins) == SQLITE_DONE;
+            memcpy(ids[i], m->id, HX_ID_LEN);
+        }
+        ok = ok && sqlite3_exec(c->db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK;
+        if (!ok) {
+            sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
+            fprintf(stderr, "handoff: cannot store received messages: %s\n", sqlite3_errmsg(c->db));
+            rc = EXIT_FAIL;
+        } else if (hx_client_ack(c->client, (const uint8_t(*)[HX_ID_LEN])ids, b->count) != 0) {
+            fprintf(stderr, "handoff: ack refused: %s\n", hx_client_error(c->client));
+            rc = EXIT_FAIL;                     /* stored: they will come again and be ignored */
+        }
+        size_t got = b->count;
+        free(ids);
+        hx_batch_destroy(&b);
+        if (rc != EXIT_OK || got < 100)
+            break;
+    }
+    sqlite3_finalize(ins);
+    return rc;
+}
+
+/* ---- output helpers --------------------------------------------------------------------- */
+
+static void format_ms(uint64_t ms, char out[20])
+{
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+    localtime_r(&t, &tm);
+    strftime(out, 20, "%Y-%m-%d %H:%M:%S", &tm);
+}
+
+static void print_json(json_t *j)
+{
+    char *s = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    if (s)
+        puts(s);
+    free(s);
+    json_decref(j);
+}
+
+/* ---- commands --------------------------------------------------------------------------- */
+
+static int load_referral(const cli_t *c, const char *file, Handoff__Referral **out)
+{
+    json_error_t jerr;
+    json_t *j = json_load_file(file, JSON_REJECT_DUPLICATES, &jerr);
+    if (!j) {
+        fprintf(stderr, "%s: line %d, column %d: %s\n", file, jerr.line, jerr.column, jerr.text);
+        return -1;
+    }
+    hx_errors_t errs;
+    hx_errors_clear(&errs);
+    Handoff__Referral *r = hx_referral_from_json(j, &errs);
+    json_decref(j);
+    if (r && !c->no_validate) {
+        if (!r->ref[0])
+            hx_errors_add(&errs, "ref", "required: this clinic's own number for the referral");
+        hx_intake_validate(r, &errs);
+    }
+    if (errs.count) {
+        for (size_t i = 0; i < errs.count; i++)
+            fprintf(stderr, "%s: %s: %s\n", file, errs.items[i].path, errs.items[i].why);
+        if (errs.dropped)
+            fprintf(stderr, "%s: and %zu more\n", file, errs.dropped);
+        hx_referral_free(r);
+        return -1;
+    }
+    *out = r;
+    return 0;
+}
+
+static int cmd_submit(cli_t *c, int argc, char **argv)
+{
+    if (argc < 1) {
+        fprintf(stderr, "handoff: submit needs at least one FILE.json (see --help)\n");
+        return EXIT_USAGE;
+    }
+    int rc = EXIT_OK;
+    json_t *results = json_array();
+    for (int i = 0; i < argc; i++) {
+        Handoff__Referral *r = NULL;
+        if (load_referral(c, argv[i], &r)) {
+            rc = EXIT_DATAERR;
+            continue;
+        }
+        if (!c->client && connect_broker(c)) {
+            hx_referral_free(r);
+            rc = EXIT_UNREACHABLE;
+            break;
+        }
+        hx_msg_t m = {0};
+        char rid[HX_REFERRAL_ID_LEN + 1];
+        hx_submission_id(c->clinic, r->ref, m.id);
+        hx_referral_id(m.id, rid);
+        size_t len = handoff__referral__get_packed_size(r);
+        uint8_t *buf = malloc(len ? len : 1);
+        if (!buf) {
+            hx_referral_free(r);
+            rc = EXIT_FAIL;
+            break;
+        }
+        handoff__referral__pack(r, buf);
+        m.to_kind = HX_TO_SERVICE;
+        m.to = "intake";
+        m.type = "handoff.Referral";
+        m.payload = buf;
+        m.payload_len = len;
+        int src = hx_client_submit(c->client, &m, 1);
+        free(buf);
+        if (src) {
+            fprintf(stderr, "%s: not accepted: %s%s%s\n", argv[i], hx_strerror(src),
+                    hx_client_error(c->client)[0] ? ": " : "", hx_client_error(c->client));
+            rc = src == HX_ETIMEDOUT ? EXIT_UNREACHABLE : EXIT_FAIL;
+            hx_referral_free(r);
+            continue;
+        }
+        sqlite3_stmt *st;
+        if (sqlite3_prepare_v2(c->db, "INSERT OR IGNORE INTO sent(referral_id, ref, file, at_ms) VALUES (?,?,?,?)",
+                               -1, &st, NULL) == SQLITE_OK) {
+            sqlite3_bind_text(st, 1, rid, -1, SQLITE_STATIC);
+            sqlite3_bind_text(st, 2, r->ref, -1, SQLITE_STATIC);
+            sqlite3_bind_text(st, 3, argv[i], -1, SQLITE_STATIC);
+            sqlite3_bind_int64(st, 4, (sqlite3_int64)wall_ms());
+            sqlite3_step(st);
+            sqlite3_finalize(st);
+        }
+        if (c->json)
+            json_array_append_new(results, json_pack("{s:s, s:s, s:s}", "referral_id", rid, "ref", r->ref, "file",
+                                                     argv[i]));
+        else
+            printf("%s  accepted  %s (ref %s)\n", rid, argv[i], r->ref);
+        hx_referral_free(r);
+    }
+    if (c->json)
+        print_json(results);
+    else
+        json_decref(results);
+    return rc;
+}
+
+static int cmd_inbox(cli_t *c, int argc)
+{
+    if (argc > 0) {
+        fprintf(stderr, "handoff: inbox takes no arguments\n");
+        return EXIT_USAGE;
+    }
+    int rc = sync_mailbox(c);
+    if (rc != EXIT_OK)
+        return rc;
+    sqlite3_stmt *st;
+    sqlite3_prepare_v2(c->db, "SELECT payload, from_name, at_ms FROM received WHERE type = 'handoff.Handoff' "
+                              "ORDER BY at_ms, rowid", -1, &st, NULL);
+    json_t *all = json_array();
+    size_t n = 0;
+    if (!c->json)
+        printf("%-18s  %-22s  %-10s  %-15s  %-20s  %-16s  %3s  %s\n", "REFERRAL", "PATIENT", "BORN", "DISCIPLINE",
+               "THERAPIST", "START", "MIN", "FROM CLINIC");
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        Handoff__Handoff *h = handoff__handoff__unpack(NULL, (size_t)sqlite3_column_bytes(st, 0),
+                                                       sqlite3_column_blob(st, 0));
+        if (!h)
+            continue;
+        n++;
+        if (c->json) {
+            json_array_append_new(all, hx_handoff_to_json(h));
+        } else {
+            const Handoff__Patient *p = h->referral ? h->referral->patient : NULL;
+            const Handoff__Booking *b = h->booking;
+            char name[64];
+            snprintf(name, sizeof name, "%s %s", p ? p->given_name : "", p ? p->family_name : "");
+            printf("%-18s  %-22.22s  %-10s  %-15s  %-20.20s  %-16s  %3u  %s\n", h->referral_id, name,
+                   p ? p->birth_date : "", b ? hx_discipline_text(b->discipline) : "", b ? b->therapist_name : "",
+                   b ? b->start : "", b ? b->minutes : 0, h->referral ? h->referral->referring_clinic : "");
+        }
+        handoff__handoff__free_unpacked(h, NULL);
+    }
+    sqlite3_finalize(st);
+    if (c->json)
+        print_json(all);
+    else {
+        json_decref(all);
+        printf("%zu handoff(s) received by %s\n", n, c->clinic);
+    }
+    return EXIT_OK;
+}
+
+static int cmd_status(cli_t *c, int argc, char **argv)
+{
+    if (argc > 1) {
+        fprintf(stderr, "handoff: status takes at most one referral id\n");
+        return EXIT_USAGE;
+    }
+    int rc = sync_mailbox(c);
+    if (rc != EXIT_OK)
+        return rc;
+    const char *id = argc ? argv[0] : NULL;
+    sqlite3_stmt *st;
+    if (id)
+        sqlite3_prepare_v2(c->db, "SELECT payload FROM received WHERE type = 'handoff.StatusUpdate' "
+                                  "AND referral_id = ? ORDER BY at_ms, rowid", -1, &st, NULL);
+    else    /* the latest update of each referral */
+        sqlite3_prepare_v2(c->db, "SELECT payload FROM received r WHERE type = 'handoff.StatusUpdate' AND rowid = "
+                                  "(SELECT rowid FROM received x WHERE x.type = r.type AND x.referral_id = r.referral_id "
+                                  "ORDER BY at_ms DESC, rowid DESC LIMIT 1) ORDER BY at_ms, rowid", -1, &st, NULL);
+    if (id)
+        sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    json_t *all = json_array();
+    size_t n = 0;
+    if (!c->json) {
+        if (id)
+            printf("%-19s  %-11s  %-10s  %s\n", "TIME", "STATUS", "BY", "DETAIL");
+        else
+            printf("%-18s  %-16s  %-11s  %-19s  %s\n", "REFERRAL", "REF", "STATUS", "UPDATED", "DETAIL");
+    }
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        Handoff__StatusUpdate *s = handoff__status_update__unpack(NULL, (size_t)sqlite3_column_bytes(st, 0),
+                                                                  sqlite3_column_blob(st, 0));
+        if (!s)
+            continue;
+        n++;
+        char when[20];
+        format_ms(s->at_ms, when);
+        if (c->json)
+            json_array_append_new(all, hx_status_to_json(s));
+        else if (id)
+            printf("%-19s  %-11s  %-10s  %s\n", when, hx_status_text(s->status), s->by, s->reason);
+        else
+            printf("%-18s  %-16.16s  %-11s  %-19s  %s\n", s->referral_id, s->ref, hx_status_text(s->status), when,
+                   s->reason);
+        handoff__status_update__free_unpacked(s, NULL);
+    }
+    sqlite3_finalize(st);
+    if (c->json) {
+        if (id) {
+            json_t *o = json_pack("{s:s, s:o}", "referral_id", id, "history", all);
+            print_json(o);
+        } else {
+            print_json(all);
+        }
+    } else {
+        json_decref(all);
+    }
+    if (id && n == 0) {
+        fprintf(stderr, "handoff: no status received for %s at clinic %s\n", id, c->clinic);
+        return EXIT_NOTFOUND;
+    }
+    return EXIT_OK;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"broker", required_argument, NULL, 'b'}, {"clinic", required_argument, NULL, 'c'},
+        {"home", required_argument, NULL, 'H'},   {"timeout-ms", required_argument, NULL, 't'},
+        {"json", no_argument, NULL, 'j'},         {"no-validate", no_argument, NULL, 'n'},
+        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0}};
+    cli_t c = {0};
+    const char *timeout = NULL;
+    int o;
+    while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (o) {
+        case 'b': c.broker = optarg; break;
+        case 'c': c.clinic = optarg; break;
+        case 'H': c.home = optarg; break;
+        case 't': timeout = optarg; break;
+        case 'j': c.json = 1; break;
+        case 'n': c.no_validate = 1; break;
+        case 'h': fputs(usage, stdout); return EXIT_OK;
+        default: fputs("handoff: see --help\n", stderr); return EXIT_USAGE;
+        }
+    }
+    if (optind >= argc) {
+        fputs(usage, stderr);
+        return EXIT_USAGE;
+    }
+    const char *cmd = argv[optind];
+    if (strcmp(cmd, "help") == 0) {
+        fputs(usage, stdout);
+        return EXIT_OK;
+    }
+    if (strcmp(cmd, "submit") && strcmp(cmd, "inbox") && strcmp(cmd, "status")) {
+        fprintf(stderr, "handoff: unknown command '%s' (submit, inbox, status; see --help)\n", cmd);
+        return EXIT_USAGE;
+    }
+    c.broker = hx_opt_pick(c.broker, "HANDOFF_BROKER", "tcp://127.0.0.1:5555");
+    c.clinic = hx_opt_pick(c.clinic, "HANDOFF_CLINIC", NULL);
+    c.home = hx_opt_pick(c.home, "HANDOFF_HOME", NULL);
+    if (!c.clinic) {
+        fprintf(stderr, "handoff: --clinic ID is required (or HANDOFF_CLINIC)\n");
+        return EXIT_USAGE;
+    }
+    if (!hx_name_valid(c.clinic)) {
+        fprintf(stderr, "handoff: --clinic: must be 1 to %d characters of [A-Za-z0-9._-], got '%s'\n", HX_NAME_MAX,
+                c.clinic);
+        return EXIT_USAGE;
+    }
+    if (hx_opt_u32("handoff", "--timeout-ms", hx_opt_pick(timeout, "HANDOFF_TIMEOUT_MS", "3000"), 100, 600000,
+                   &c.timeout_ms))
+        return EXIT_USAGE;
+    if (db_open(&c)) {
+        sqlite3_close(c.db);
+        return EXIT_FAIL;
+    }
+    int rc;
+    int nargs = argc - optind - 1;
+    char **args = argv + optind + 1;
+    if (strcmp(cmd, "submit") == 0)
+        rc = cmd_submit(&c, nargs, args);
+    else if (strcmp(cmd, "inbox") == 0)
+        rc = cmd_inbox(&c, nargs);
+    else
+        rc = cmd_status(&c, nargs, args);
+    hx_client_destroy(&c.client);
+    sqlite3_close(c.db);
+    return rc;
+}

@@ -1,0 +1,46 @@
+/* hx_svc — what the three service programs share: their common options, running as a
+ * worker, and emitting protobuf outputs and status updates. */
+#ifndef HX_SVC_H
+#define HX_SVC_H
+#include <getopt.h>
+#include <stdint.h>
+#include "hx_worker.h"
+#include "referral.pb-c.h"
+
+typedef struct {
+    const char *broker;         /* --broker / HANDOFF_BROKER */
+    uint32_t credit;            /* --credit / HANDOFF_CREDIT */
+    uint32_t heartbeat_ms;      /* --heartbeat-ms / HANDOFF_HEARTBEAT_MS */
+} hx_svc_opts_t;
+
+/* Called for each option of the program's own (extra) set; returns 0 or -1 (bad value). */
+typedef int (*hx_svc_opt_fn)(void *ctx, int code, const char *arg);
+
+/* Parses argv: the common options plus `extra` (may be NULL). Prints help (usage text
+ * followed by the common options) for -h. Returns 0 to run, 1 to exit 0, 2 on a usage
+ * error (already reported). */
+int hx_svc_parse(int argc, char **argv, const char *prog, const char *usage, const struct option *extra,
+                 hx_svc_opt_fn on_extra, void *ctx, hx_svc_opts_t *out);
+
+/* Serves `service` with fn until SIGINT/SIGTERM; reload (may be NULL) on SIGHUP. Returns
+ * the process exit code. */
+int hx_svc_run(const hx_svc_opts_t *o, const char *prog, const char *service, hx_handler_fn fn, void *arg,
+               void (*reload)(void *), void *reload_arg);
+
+/* Packs msg and adds it to the outbox. */
+int hx_svc_emit(hx_outbox_t *out, hx_addr_kind_t kind, const char *to, const char *type,
+                const ProtobufCMessage *msg);
+
+/* Adds a StatusUpdate for the referring clinic's mailbox. */
+int hx_svc_status(hx_outbox_t *out, const char *clinic, const char *referral_id, const char *ref,
+                  Handoff__TaskStatus status, const char *reason, const char *by, Handoff__Booking **bookings,
+                  size_t n_bookings, Handoff__TriageDecision *decision);
+
+/* Replaces a string field of an unpacked message (freeing the old value unless it is
+ * protobuf-c's shared empty string). Returns 0 or HX_ENOMEM. */
+int hx_pb_set_string(char **field, const char *value);
+
+/* Wall-clock milliseconds. */
+uint64_t hx_svc_now_ms(void);
+
+#endif

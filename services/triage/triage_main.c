@@ -1,0 +1,144 @@
+/* handoff-triage — decides who should see the patient (physiotherapy, massage therapy or
+ * both) and how urgently, from the rules file; red flags go back to the referrer as
+ * "refer to a physician". */
+#include "hx_errors.h"
+#include "hx_log.h"
+#include "hx_opt.h"
+#include "hx_refjson.h"
+#include "hx_svc.h"
+#include "hx_triage.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char usage[] =
+    "usage: handoff-triage --rules FILE [options]\n"
+    "\n"
+    "Serves the 'triage' service: applies the rules file (conditions -> physiotherapy,\n"
+    "massage therapy or both; red flags -> refer to a physician; contraindications remove\n"
+    "massage) and passes the case to 'scheduling'. SIGHUP reloads the rules; a file that\n"
+    "fails validation is refused and the last good rules stay in force.\n"
+    "\n"
+    "  --rules FILE          the triage rules [HANDOFF_RULES]\n"
+    "\n"
+    "example:\n"
+    "  handoff-triage --rules services/triage/rules.json\n";
+
+typedef struct {
+    const char *path;
+    hx_rules_t *rules;
+} triage_t;
+
+static hx_rules_t *load(const char *path)
+{
+    hx_errors_t errs;
+    hx_errors_clear(&errs);
+    hx_rules_t *r = hx_rules_load(path, &errs);
+    if (!r) {
+        char why[2048];
+        hx_errors_join(&errs, why, sizeof why);
+        hx_error("rules file %s refused: %s", path, why);
+    }
+    return r;
+}
+
+static void reload(void *arg)
+{
+    triage_t *t = arg;
+    hx_rules_t *r = load(t->path);
+    if (r) {
+        hx_rules_destroy(&t->rules);
+        t->rules = r;
+        hx_info("rules reloaded from %s", t->path);
+    } else {
+        hx_warn("keeping the rules in force");
+    }
+}
+
+static void describe(const Handoff__TriageDecision *d, char *buf, size_t cap)
+{
+    size_t n = (size_t)snprintf(buf, cap, "triaged:");
+    for (size_t i = 0; i < d->n_disciplines && n < cap; i++)
+        n += (size_t)snprintf(buf + n, cap - n, "%s %s", i ? " and" : "", hx_discipline_text(d->disciplines[i]));
+    if (n < cap)
+        snprintf(buf + n, cap - n, ", priority %s", hx_priority_text(d->priority));
+}
+
+static int handle(void *arg, const hx_msg_t *in, hx_outbox_t *out, char *err, size_t errcap)
+{
+    triage_t *t = arg;
+    char hex[2 * HX_ID_LEN + 1];
+    hx_id_hex(in->id, hex);
+    if (in->from_kind != HX_TO_SERVICE || strcmp(in->type, "handoff.Case") != 0) {
+        hx_warn("message %s from %s ignored: triage takes handoff.Case from services", hex, in->from);
+        return 0;
+    }
+    Handoff__Case *c = handoff__case__unpack(NULL, in->payload_len, in->payload);
+    if (!c || !c->referral || !c->referral->referral_id[0] || !c->referral->referring_clinic[0]) {
+        hx_warn("message %s from %s ignored: not a Case with a referral id and referring clinic", hex, in->from);
+        if (c)
+            handoff__case__free_unpacked(c, NULL);
+        return 0;
+    }
+    Handoff__Referral *r = c->referral;
+    Handoff__TriageDecision d = HANDOFF__TRIAGE_DECISION__INIT;
+    int decided = hx_triage_decide(t->rules, r, &d);
+    if (hx_pb_set_string(&d.referral_id, r->referral_id)) {
+        hx_decision_clear(&d);
+        handoff__case__free_unpacked(c, NULL);
+        snprintf(err, errcap, "out of memory");
+        return -1;
+    }
+    int rc;
+    if (decided != 0 || d.red_flag || d.n_disciplines == 0) {
+        hx_info("referral %s: %s%s", r->referral_id, d.emergency ? "EMERGENCY, " : "",
+                d.red_flag ? "red flag, refer to a physician" : "not triaged");
+        rc = hx_svc_status(out, r->referring_clinic, r->referral_id, r->ref, HANDOFF__TASK_STATUS__TASK_REJECTED,
+                           d.reason, "triage", NULL, 0, &d);
+    } else {
+        char why[256];
+        describe(&d, why, sizeof why);
+        Handoff__Case next = HANDOFF__CASE__INIT;
+        next.referral = r;
+        next.decision = &d;
+        rc = hx_svc_emit(out, HX_TO_SERVICE, "scheduling", "handoff.Case", &next.base);
+        if (rc == 0)
+            rc = hx_svc_status(out, r->referring_clinic, r->referral_id, r->ref, HANDOFF__TASK_STATUS__TASK_RECEIVED,
+                               why, "triage", NULL, 0, &d);
+        hx_info("referral %s %s", r->referral_id, why);
+    }
+    hx_decision_clear(&d);
+    handoff__case__free_unpacked(c, NULL);
+    if (rc)
+        snprintf(err, errcap, "could not build the outputs");
+    return rc ? -1 : 0;
+}
+
+static int on_opt(void *ctx, int code, const char *arg)
+{
+    triage_t *t = ctx;
+    if (code == 'r')
+        t->path = arg;
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option extra[] = {{"rules", required_argument, NULL, 'r'}, {NULL, 0, NULL, 0}};
+    triage_t t = {0};
+    hx_svc_opts_t o;
+    int rc = hx_svc_parse(argc, argv, "handoff-triage", usage, extra, on_opt, &t, &o);
+    if (rc)
+        return rc == 1 ? 0 : 2;
+    t.path = hx_opt_pick(t.path, "HANDOFF_RULES", NULL);
+    if (!t.path) {
+        fprintf(stderr, "handoff-triage: --rules FILE is required (or HANDOFF_RULES)\n");
+        return 2;
+    }
+    if (!(t.rules = load(t.path)))
+        return 1;
+    rc = hx_svc_run(&o, "handoff-triage", "triage", handle, &t, reload, &t);
+    hx_rules_destroy(&t.rules);
+    return rc;
+}

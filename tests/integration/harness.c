@@ -1,0 +1,222 @@
+/* harness — process control for integration tests. */
+#define _GNU_SOURCE
+#include "harness.h"
+
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static const char *env_path(const char *var, const char *rel)
+{
+    static char buf[8][1024];
+    static int k;
+    const char *base = getenv(var);
+    cr_assert_not_null(base, "%s is not set (run the tests through ctest)", var);
+    char *out = buf[k++ % 8];
+    snprintf(out, sizeof buf[0], "%s/%s", base, rel);
+    return out;
+}
+
+const char *net_bin(const char *rel)
+{
+    return env_path("HX_BUILD_DIR", rel);
+}
+
+const char *net_src(const char *rel)
+{
+    return env_path("HX_SOURCE_DIR", rel);
+}
+
+void net_init(net_t *n)
+{
+    memset(n, 0, sizeof *n);
+    snprintf(n->dir, sizeof n->dir, "/tmp/handoff-test-XXXXXX");
+    cr_assert_not_null(mkdtemp(n->dir));
+}
+
+pid_t net_spawn(net_t *n, const char *name, const char *const argv[])
+{
+    cr_assert_lt(n->n, NET_MAX_PROCS);
+    char log[512];
+    snprintf(log, sizeof log, "%s/%s.log", n->dir, name);
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent)
+            _exit(127);
+        int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600);
+        if (fd >= 0) {
+            dup2(fd, 1);
+            dup2(fd, 2);
+            close(fd);
+        }
+        execv(argv[0], (char *const *)argv);
+        _exit(127);
+    }
+    n->procs[n->n].pid = pid;
+    snprintf(n->procs[n->n].name, sizeof n->procs[0].name, "%s", name);
+    n->n++;
+    return pid;
+}
+
+bool net_file_exists(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0;
+}
+
+static bool file_exists_cond(void *arg)
+{
+    return net_file_exists(arg);
+}
+
+bool net_wait(bool (*cond)(void *arg), void *arg, int timeout_ms)
+{
+    struct timespec start, now;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    for (;;) {
+        if (cond(arg))
+            return true;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        long elapsed = (now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000;
+        if (elapsed > timeout_ms)
+            return false;
+        struct timespec nap = {0, 20 * 1000000};
+        nanosleep(&nap, NULL);
+    }
+}
+
+void net_start_broker(net_t *n, const char *const extra[])
+{
+    char ready[512];
+    snprintf(ready, sizeof ready, "%s/broker.endpoint", n->dir);
+    const char *argv[32] = {net_bin("broker/handoff-broker"), "--bind", "tcp://127.0.0.1:*", "--ready-file", ready,
+                            "--log-level", "debug"};
+    size_t k = 7;
+    for (size_t i = 0; extra && extra[i] && k < 31; i++)
+        argv[k++] = extra[i];
+    argv[k] = NULL;
+    net_spawn(n, "broker", argv);
+    cr_assert(net_wait(file_exists_cond, ready, 10000), "the broker did not start (see %s/broker.log)", n->dir);
+    FILE *f = fopen(ready, "r");
+    cr_assert_not_null(f);
+    cr_assert_not_null(fgets(n->endpoint, sizeof n->endpoint, f));
+    fclose(f);
+    n->endpoint[strcspn(n->endpoint, "\n")] = '\0';
+}
+
+void net_start_services(net_t *n, const char *start)
+{
+    const char *intake[] = {net_bin("services/intake/handoff-intake"), "--broker", n->endpoint, NULL};
+    const char *triage[] = {net_bin("services/triage/handoff-triage"), "--broker", n->endpoint, "--rules",
+                            net_src("services/triage/rules.json"), NULL};
+    const char *sched[] = {net_bin("services/scheduling/handoff-scheduling"), "--broker", n->endpoint,
+                           "--directory", net_src("deploy/sample/directory.json"), "--start", start, NULL};
+    net_spawn(n, "intake", intake);
+    net_spawn(n, "triage", triage);
+    net_spawn(n, "scheduling", sched);
+}
+
+void net_kill9(net_t *n, pid_t pid)
+{
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    for (size_t i = 0; i < n->n; i++)
+        if (n->procs[i].pid == pid)
+            n->procs[i].pid = 0;
+}
+
+int net_stop_all(net_t *n)
+{
+    int bad = 0;
+    for (size_t i = n->n; i-- > 0;)             /* services first, the broker last */
+        if (n->procs[i].pid > 0)
+            kill(n->procs[i].pid, SIGTERM);
+    for (size_t i = n->n; i-- > 0;) {
+        pid_t pid = n->procs[i].pid;
+        if (pid <= 0)
+            continue;
+        int status = 0;
+        int waited = 0;
+        while (waitpid(pid, &status, WNOHANG) == 0) {
+            if (++waited > 500) {                   /* 10 s: then it is stuck */
+                kill(pid, SIGKILL);
+                waitpid(pid, &status, 0);
+                bad++;
+                break;
+            }
+            struct timespec nap = {0, 20 * 1000000};
+            nanosleep(&nap, NULL);
+        }
+        if ((WIFEXITED(status) && WEXITSTATUS(status) != 0) || (WIFSIGNALED(status) && WTERMSIG(status) != SIGTERM)) {
+            fprintf(stderr, "%s exited badly (status %d); its log is in %s\n", n->procs[i].name, status, n->dir);
+            bad++;
+        }
+        n->procs[i].pid = 0;
+    }
+    if (bad == 0 && !getenv("HX_KEEP_TEST_DIR")) {
+        char cmd[600];
+        snprintf(cmd, sizeof cmd, "rm -rf '%s'", n->dir);
+        if (system(cmd) != 0)
+            bad++;
+    }
+    n->n = 0;
+    return bad;
+}
+
+int net_cli(net_t *n, const char *clinic, char *out, size_t cap, const char *const args[])
+{
+    int pipefd[2];
+    cr_assert_eq(pipe(pipefd), 0);
+    char home[512], log[512];
+    snprintf(home, sizeof home, "%s/home", n->dir);
+    snprintf(log, sizeof log, "%s/cli.log", n->dir);
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        close(pipefd[0]);
+        dup2(pipefd[1], 1);
+        int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600);
+        if (fd >= 0)
+            dup2(fd, 2);
+        const char *argv[32] = {net_bin("services/cli/handoff"), "--broker", n->endpoint, "--clinic", clinic,
+                                "--home", home};
+        size_t k = 7;
+        for (size_t i = 0; args[i] && k < 31; i++)
+            argv[k++] = args[i];
+        argv[k] = NULL;
+        execv(argv[0], (char *const *)argv);
+        _exit(127);
+    }
+    close(pipefd[1]);
+    size_t len = 0;
+    ssize_t r;
+    char discard[4096];
+    for (;;) {                                  /* read to the end, keeping what fits */
+        if (len < cap - 1)
+            r = read(pipefd[0], out + len, cap - 1 - len);
+        else
+            r = read(pipefd[0], discard, sizeof discard);
+        if (r <= 0)
+            break;
+        if (len < cap - 1)
+            len += (size_t)r;
+    }
+    out[len] = '\0';
+    close(pipefd[0]);
+    int status;
+    waitpid(pid, &status, 0);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}

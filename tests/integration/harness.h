@@ -1,0 +1,49 @@
+/* harness — start the real programs on 127.0.0.1 for integration tests, and always stop
+ * them: each child gets PR_SET_PDEATHSIG, so even a crashed test leaves nothing behind. */
+#ifndef HX_HARNESS_H
+#define HX_HARNESS_H
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#define NET_MAX_PROCS 32
+
+typedef struct {
+    pid_t pid;
+    char name[48];
+} net_proc_t;
+
+typedef struct {
+    char dir[256];              /* a fresh temporary directory for this test */
+    char endpoint[128];         /* the broker's, once started */
+    net_proc_t procs[NET_MAX_PROCS];
+    size_t n;
+} net_t;
+
+/* Path of a built program, e.g. bin("broker/handoff-broker"). */
+const char *net_bin(const char *rel);
+/* Path of a source file, e.g. src("deploy/sample/directory.json"). */
+const char *net_src(const char *rel);
+
+void net_init(net_t *n);
+/* Starts a program (argv[0] is a path from net_bin); stdout+stderr go to dir/<name>.log. */
+pid_t net_spawn(net_t *n, const char *name, const char *const argv[]);
+/* Starts the broker on a free port of 127.0.0.1 and waits until it listens. Extra
+ * arguments (NULL-terminated) are appended. */
+void net_start_broker(net_t *n, const char *const extra[]);
+/* Starts intake, triage and scheduling (scheduling from `start`, e.g. 2026-11-23T08:00). */
+void net_start_services(net_t *n, const char *start);
+/* SIGKILL one process and reap it. */
+void net_kill9(net_t *n, pid_t pid);
+/* SIGTERM everything, wait (then SIGKILL), and remove the directory. Returns how many
+ * processes exited with a non-zero status or a signal other than the SIGTERM. */
+int net_stop_all(net_t *n);
+/* Runs the clinic CLI for `clinic` with the given arguments (NULL-terminated); captures
+ * stdout into out (NUL-terminated) and returns the exit status (or -1). */
+int net_cli(net_t *n, const char *clinic, char *out, size_t cap, const char *const args[]);
+/* Polls cond every 20 ms until it is true or timeout_ms passes. */
+bool net_wait(bool (*cond)(void *arg), void *arg, int timeout_ms);
+/* True when the file exists. */
+bool net_file_exists(const char *path);
+
+#endif
