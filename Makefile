@@ -4,10 +4,10 @@ ASAN_BUILD ?= build-asan
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 DEBS = build-essential cmake pkg-config libzmq3-dev libsodium-dev libprotobuf-c-dev \
        protobuf-c-compiler libuv1-dev libcriterion-dev libjansson-dev libsqlite3-dev \
-       uthash-dev procps
+       uthash-dev procps jq
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps build demo test test-unit test-integration test-asan bench clean
+.PHONY: all deps build demo test test-unit test-integration test-asan clean
 
 all: build
 
@@ -45,9 +45,6 @@ test-asan: deps
 	cmake --build $(ASAN_BUILD) -j $(JOBS)
 	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j $(JOBS)
-
-bench: build
-	./$(BUILD)/bench/handoff-bench --quick
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)

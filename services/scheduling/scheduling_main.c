@@ -2,6 +2,7 @@
  * triaged case, books it, hands the referral to each receiving clinic's mailbox and tells
  * the referring clinic. */
 #include "hx_errors.h"
+#include "hx_intake.h"
 #include "hx_log.h"
 #include "hx_opt.h"
 #include "hx_refjson.h"
@@ -185,7 +186,13 @@ static int handle(void *arg, const hx_msg_t *in, hx_outbox_t *out, char *err, si
     if (rc == 0)
         rc = hx_svc_status(out, r->referring_clinic, r->referral_id, r->ref, HANDOFF__TASK_STATUS__TASK_READY, why,
                            "scheduling", bp, b->n, c->decision);
-    hx_info("referral %s %s", r->referral_id, why);
+    char ids[160];                              /* logs carry ids, not names */
+    size_t k = 0;
+    ids[0] = '\0';
+    for (size_t i = 0; i < b->n && k < sizeof ids; i++)
+        k += (size_t)snprintf(ids + k, sizeof ids - k, "%s%s@%s %s", i ? ", " : "", bk[i].therapist_id,
+                              bk[i].clinic_id, bk[i].start);
+    hx_info("referral %s booked: %s", r->referral_id, ids);
     handoff__case__free_unpacked(c, NULL);
     if (rc)
         snprintf(err, errcap, "could not build the outputs");

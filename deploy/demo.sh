@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# Starts a local clinic network (broker, intake, triage, scheduling) on 127.0.0.1 with its
+# data in ./demo-data, submits the sample referrals from their referring clinics, shows
+# what each clinic received and what each referrer sees, then stops everything.
+set -euo pipefail
+BUILD=${1:-build}
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+BIN=$ROOT/$BUILD
+DATA=$ROOT/demo-data
+SAMPLE=$ROOT/deploy/sample
+rm -rf "$DATA"
+mkdir -p "$DATA/logs" "$DATA/home"
+export HANDOFF_HOME=$DATA/home
+
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+}
+trap cleanup EXIT INT TERM
+
+start() { # name, command...
+  local name=$1; shift
+  "$@" >"$DATA/logs/$name.log" 2>&1 &
+  pids+=($!)
+}
+
+echo "== starting the network (logs in demo-data/logs)"
+start broker "$BIN/broker/handoff-broker" --bind 'tcp://127.0.0.1:*' --ready-file "$DATA/broker.endpoint"
+for _ in $(seq 1 100); do [ -s "$DATA/broker.endpoint" ] && break; sleep 0.05; done
+[ -s "$DATA/broker.endpoint" ] || { echo "broker did not start:"; cat "$DATA/logs/broker.log"; exit 1; }
+export HANDOFF_BROKER=$(cat "$DATA/broker.endpoint")
+START=$(date -d tomorrow +%Y-%m-%dT08:00)
+start intake "$BIN/services/intake/handoff-intake"
+start triage "$BIN/services/triage/handoff-triage" --rules "$ROOT/services/triage/rules.json"
+start scheduling "$BIN/services/scheduling/handoff-scheduling" --directory "$SAMPLE/directory.json" --start "$START"
+echo "   broker at $HANDOFF_BROKER; booking from $START"
+
+echo
+echo "== submitting the sample referrals"
+declare -A referrers=()
+for f in "$SAMPLE"/referrals/*.json; do
+  clinic=$(jq -r .referrer.clinic_id "$f")
+  referrers[$clinic]=1
+  printf '%-12s ' "$clinic"
+  "$BIN/services/cli/handoff" --clinic "$clinic" submit "$f" | sed "s|$SAMPLE/||"
+done
+
+echo
+echo "== waiting for every referral to be booked, held or rejected"
+total=$(ls "$SAMPLE"/referrals/*.json | wc -l)
+for _ in $(seq 1 150); do
+  done_count=0
+  for clinic in "${!referrers[@]}"; do
+    n=$("$BIN/services/cli/handoff" --clinic "$clinic" status | grep -cE '  (ready|rejected|on-hold)  ' || true)
+    done_count=$((done_count + n))
+  done
+  [ "$done_count" -ge "$total" ] && break
+  sleep 0.2
+done
+echo "   $done_count of $total referrals settled"
+
+clinics=$(jq -r '.clinics[].id' "$SAMPLE/directory.json")
+echo
+echo "== what each receiving clinic got (handoff inbox)"
+for clinic in $(printf '%s\n' $clinics "${!referrers[@]}" | sort -u); do
+  echo
+  echo "-- $clinic"
+  "$BIN/services/cli/handoff" --clinic "$clinic" inbox
+done
+
+echo
+echo "== what each referring clinic sees (handoff status)"
+for clinic in $(printf '%s\n' "${!referrers[@]}" | sort); do
+  echo
+  echo "-- $clinic"
+  "$BIN/services/cli/handoff" --clinic "$clinic" status
+done
+
+first_clinic=$(printf '%s\n' "${!referrers[@]}" | sort | head -n 1)
+first_id=$("$BIN/services/cli/handoff" --clinic "$first_clinic" status | awk 'NR==2 {print $1}')
+if [ -n "$first_id" ]; then
+  echo
+  echo "== the history of $first_id (handoff --clinic $first_clinic status $first_id)"
+  "$BIN/services/cli/handoff" --clinic "$first_clinic" status "$first_id"
+fi
+
+echo
+echo "== stopping the network"
