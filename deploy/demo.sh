@@ -5,7 +5,7 @@
 set -euo pipefail
 BUILD=${1:-build}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-BIN=$ROOT/$BUILD
+case $BUILD in /*) BIN=$BUILD ;; *) BIN=$ROOT/$BUILD ;; esac
 DATA=$ROOT/demo-data
 SAMPLE=$ROOT/deploy/sample
 rm -rf "$DATA"
@@ -77,13 +77,20 @@ for clinic in $(printf '%s\n' "${!referrers[@]}" | sort); do
   "$BIN/services/cli/handoff" --clinic "$clinic" status
 done
 
-first_clinic=$(printf '%s\n' "${!referrers[@]}" | sort | head -n 1)
-first_id=$("$BIN/services/cli/handoff" --clinic "$first_clinic" status | awk 'NR==2 {print $1}')
-if [ -n "$first_id" ]; then
-  echo
-  echo "== the history of $first_id (handoff --clinic $first_clinic status $first_id)"
-  "$BIN/services/cli/handoff" --clinic "$first_clinic" status "$first_id"
-fi
+# The full history of a collaborative-care referral and of a red-flag one.
+show_history() { # pattern in the status line
+  for clinic in $(printf '%s\n' "${!referrers[@]}" | sort); do
+    id=$("$BIN/services/cli/handoff" --clinic "$clinic" status | { grep -E "$1" || true; } | awk 'NR==1 {print $1}')
+    if [ -n "$id" ]; then
+      echo
+      echo "== history of $id: $2 (handoff --clinic $clinic status $id)"
+      "$BIN/services/cli/handoff" --clinic "$clinic" status "$id"
+      return
+    fi
+  done
+}
+show_history ' ready .*physiotherapy.*; massage' "collaborative care"
+show_history ' rejected .*physician' "red flag"
 
 echo
 echo "== stopping the network"

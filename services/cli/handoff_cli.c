@@ -207,6 +207,24 @@ static void format_ms(uint64_t ms, char out[20])
     strftime(out, 20, "%Y-%m-%d %H:%M:%S", &tm);
 }
 
+/* Prints s cut or padded to `width` columns (counting UTF-8 characters, not bytes; a
+ * negative width means no padding), then sep. */
+static void cell(const char *s, int width, const char *sep)
+{
+    const char *p = s ? s : "", *end = p;
+    int cols = 0;
+    while (*end && (width < 0 || cols < width)) {
+        end++;
+        while ((*end & 0xC0) == 0x80)
+            end++;
+        cols++;
+    }
+    fwrite(p, 1, (size_t)(end - p), stdout);
+    for (; cols < width; cols++)
+        putchar(' ');
+    fputs(sep, stdout);
+}
+
 static void print_json(json_t *j)
 {
     char *s = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
@@ -330,9 +348,12 @@ static int cmd_inbox(cli_t *c, int argc)
                               "ORDER BY at_ms, rowid", -1, &st, NULL);
     json_t *all = json_array();
     size_t n = 0;
-    if (!c->json)
-        printf("%-18s  %-22s  %-10s  %-15s  %-20s  %-16s  %3s  %s\n", "REFERRAL", "PATIENT", "BORN", "DISCIPLINE",
-               "THERAPIST", "START", "MIN", "FROM CLINIC");
+    static const int widths[] = {18, 24, 10, 15, 20, 16, 3, -1};
+    if (!c->json) {
+        const char *head[] = {"REFERRAL", "PATIENT", "BORN", "DISCIPLINE", "THERAPIST", "START", "MIN", "FROM CLINIC"};
+        for (int k = 0; k < 8; k++)
+            cell(head[k], widths[k], k < 7 ? "  " : "\n");
+    }
     while (sqlite3_step(st) == SQLITE_ROW) {
         Handoff__Handoff *h = handoff__handoff__unpack(NULL, (size_t)sqlite3_column_bytes(st, 0),
                                                        sqlite3_column_blob(st, 0));
@@ -344,11 +365,15 @@ static int cmd_inbox(cli_t *c, int argc)
         } else {
             const Handoff__Patient *p = h->referral ? h->referral->patient : NULL;
             const Handoff__Booking *b = h->booking;
-            char name[64];
+            char name[160];
             snprintf(name, sizeof name, "%s %s", p ? p->given_name : "", p ? p->family_name : "");
-            printf("%-18s  %-22.22s  %-10s  %-15s  %-20.20s  %-16s  %3u  %s\n", h->referral_id, name,
-                   p ? p->birth_date : "", b ? hx_discipline_text(b->discipline) : "", b ? b->therapist_name : "",
-                   b ? b->start : "", b ? b->minutes : 0, h->referral ? h->referral->referring_clinic : "");
+            char minutes[16];
+            snprintf(minutes, sizeof minutes, "%3u", b ? b->minutes : 0);
+            const char *row[] = {h->referral_id, name, p ? p->birth_date : "",
+                                 b ? hx_discipline_text(b->discipline) : "", b ? b->therapist_name : "",
+                                 b ? b->start : "", minutes, h->referral ? h->referral->referring_clinic : ""};
+            for (int k = 0; k < 8; k++)
+                cell(row[k], widths[k], k < 7 ? "  " : "\n");
         }
         handoff__handoff__free_unpacked(h, NULL);
     }
@@ -384,11 +409,14 @@ static int cmd_status(cli_t *c, int argc, char **argv)
         sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
     json_t *all = json_array();
     size_t n = 0;
+    static const int hist_w[] = {19, 11, 11, -1}, list_w[] = {18, 16, 11, 19, -1};
     if (!c->json) {
-        if (id)
-            printf("%-19s  %-11s  %-10s  %s\n", "TIME", "STATUS", "BY", "DETAIL");
-        else
-            printf("%-18s  %-16s  %-11s  %-19s  %s\n", "REFERRAL", "REF", "STATUS", "UPDATED", "DETAIL");
+        const char *hist[] = {"TIME", "STATUS", "BY", "DETAIL"};
+        const char *list[] = {"REFERRAL", "REF", "STATUS", "UPDATED", "DETAIL"};
+        for (int k = 0; id && k < 4; k++)
+            cell(hist[k], hist_w[k], k < 3 ? "  " : "\n");
+        for (int k = 0; !id && k < 5; k++)
+            cell(list[k], list_w[k], k < 4 ? "  " : "\n");
     }
     while (sqlite3_step(st) == SQLITE_ROW) {
         Handoff__StatusUpdate *s = handoff__status_update__unpack(NULL, (size_t)sqlite3_column_bytes(st, 0),
@@ -400,11 +428,15 @@ static int cmd_status(cli_t *c, int argc, char **argv)
         format_ms(s->at_ms, when);
         if (c->json)
             json_array_append_new(all, hx_status_to_json(s));
-        else if (id)
-            printf("%-19s  %-11s  %-10s  %s\n", when, hx_status_text(s->status), s->by, s->reason);
-        else
-            printf("%-18s  %-16.16s  %-11s  %-19s  %s\n", s->referral_id, s->ref, hx_status_text(s->status), when,
-                   s->reason);
+        else if (id) {
+            const char *row[] = {when, hx_status_text(s->status), s->by, s->reason};
+            for (int k = 0; k < 4; k++)
+                cell(row[k], hist_w[k], k < 3 ? "  " : "\n");
+        } else {
+            const char *row[] = {s->referral_id, s->ref, hx_status_text(s->status), when, s->reason};
+            for (int k = 0; k < 5; k++)
+                cell(row[k], list_w[k], k < 4 ? "  " : "\n");
+        }
         handoff__status_update__free_unpacked(s, NULL);
     }
     sqlite3_finalize(st);

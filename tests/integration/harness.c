@@ -9,7 +9,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -97,10 +99,23 @@ bool net_wait(bool (*cond)(void *arg), void *arg, int timeout_ms)
     }
 }
 
+int net_free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    cr_assert_geq(fd, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = 0, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof a;
+    cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    cr_assert_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
 void net_start_broker(net_t *n, const char *const extra[])
 {
     char ready[512];
     snprintf(ready, sizeof ready, "%s/broker.endpoint", n->dir);
+    unlink(ready);
     const char *argv[32] = {net_bin("broker/handoff-broker"), "--bind", "tcp://127.0.0.1:*", "--ready-file", ready,
                             "--log-level", "debug"};
     size_t k = 7;

@@ -33,6 +33,8 @@ pid_t net_spawn(net_t *n, const char *name, const char *const argv[]);
 void net_start_broker(net_t *n, const char *const extra[]);
 /* Starts intake, triage and scheduling (scheduling from `start`, e.g. 2026-11-23T08:00). */
 void net_start_services(net_t *n, const char *start);
+/* A TCP port on 127.0.0.1 that was free a moment ago. */
+int net_free_port(void);
 /* SIGKILL one process and reap it. */
 void net_kill9(net_t *n, pid_t pid);
 /* SIGTERM everything, wait (then SIGKILL), and remove the directory. Returns how many

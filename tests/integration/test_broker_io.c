@@ -187,3 +187,44 @@ Test(broker_io, garbage_from_one_peer_does_not_disturb_others)
     hx_batch_destroy(&b);
     hx_client_destroy(&a);
 }
+
+Test(broker_io, workers_come_back_after_the_broker_restarts)
+{
+    char bind[64];
+    snprintf(bind, sizeof bind, "tcp://127.0.0.1:%d", net_free_port());
+    const char *extra[] = {"--bind", bind, "--heartbeat-ms", "100", NULL};
+    net_start_broker(&net, extra);
+    pid_t broker = net.procs[0].pid;
+    start_worker("echo", NULL, "4");
+
+    /* the broker dies without a word; a new one starts on the same port */
+    net_kill9(&net, broker);
+    net_start_broker(&net, extra);
+
+    hx_client_t *producer = clinic("producer");
+    hx_msg_t m = {0};
+    hx_id_random(m.id);
+    m.to_kind = HX_TO_SERVICE;
+    m.to = "echo";
+    m.type = "test.n";
+    m.payload = (const uint8_t *)"after-restart";
+    m.payload_len = 13;
+    cr_assert_eq(hx_client_submit(producer, &m, 1), 0, "%s", hx_client_error(producer));
+
+    hx_client_t *sink = clinic("sink");
+    hx_batch_t *b = NULL;
+    for (int i = 0; i < 750; i++) {             /* the worker notices the silence and says HELLO again */
+        cr_assert_eq(hx_client_fetch(sink, 10, &b), 0);
+        if (b->count)
+            break;
+        hx_batch_destroy(&b);
+        struct timespec nap = {0, 20 * 1000000};
+        nanosleep(&nap, NULL);
+    }
+    cr_assert_not_null(b, "the worker never served the new broker");
+    cr_assert_eq(b->count, 1);
+    cr_assert_eq(memcmp(b->msgs[0].payload, "attempt=1;after-restart", b->msgs[0].payload_len), 0);
+    hx_batch_destroy(&b);
+    hx_client_destroy(&sink);
+    hx_client_destroy(&producer);
+}
