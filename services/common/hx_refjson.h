@@ -19,10 +19,20 @@ Handoff__Discipline hx_discipline_from_text(const char *s);
 const char *hx_priority_text(Handoff__Priority p);
 Handoff__Priority hx_priority_from_text(const char *s);
 const char *hx_status_text(Handoff__TaskStatus s);
+/* The inverse of hx_status_text (0 when unknown), and consent ("given", "withheld"). */
+Handoff__TaskStatus hx_status_from_text(const char *s);
+const char *hx_consent_text(Handoff__Consent c);
+Handoff__Consent hx_consent_from_text(const char *s);
 
 /* Clinic-facing JSON views (new references; the caller decrefs). */
 json_t *hx_booking_to_json(const Handoff__Booking *b);
 json_t *hx_handoff_to_json(const Handoff__Handoff *h);
 json_t *hx_status_to_json(const Handoff__StatusUpdate *s);
+/* A triage decision as {"disciplines":[..],"priority":..,"red_flag":..,"emergency":..,
+ * "reason":..,"rules":[..],"notes":[..]}. */
+json_t *hx_decision_to_json(const Handoff__TriageDecision *d);
+/* A Referral in the Referral JSON format accepted by hx_referral_from_json (fields
+ * left at their defaults are omitted), so from_json(to_json(r)) gives r back. */
+json_t *hx_referral_to_json(const Handoff__Referral *r);
 
 #endif

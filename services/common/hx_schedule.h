@@ -43,6 +43,8 @@ void hx_directory_destroy(hx_directory_t **self_p);
 size_t hx_directory_therapists(const hx_directory_t *d, const hx_therapist_t **out);
 size_t hx_directory_clinics(const hx_directory_t *d, const hx_clinic_t **out);
 const hx_clinic_t *hx_directory_clinic(const hx_directory_t *d, const char *id);
+/* The therapist with this id, or NULL. */
+const hx_therapist_t *hx_directory_therapist(const hx_directory_t *d, const char *id);
 
 typedef struct hx_calendar hx_calendar_t;   /* bookings, per therapist */
 hx_calendar_t *hx_calendar_new(void);
@@ -51,6 +53,11 @@ void hx_calendar_destroy(hx_calendar_t **self_p);
 bool hx_calendar_free(const hx_calendar_t *c, const char *therapist_id, hx_minute_t start, uint32_t minutes);
 /* Records a booking; returns -1 (and records nothing) when it overlaps one. */
 int hx_calendar_book(hx_calendar_t *c, const char *therapist_id, hx_minute_t start, uint32_t minutes);
+/* Removes the booking of therapist that starts at start (a cancelled or declined
+ * referral); returns 0, or -1 when there is none. */
+int hx_calendar_cancel(hx_calendar_t *c, const char *therapist_id, hx_minute_t start);
+/* Number of bookings held for therapist. */
+size_t hx_calendar_count(const hx_calendar_t *c, const char *therapist_id);
 
 typedef struct {
     Handoff__Discipline discipline;
@@ -81,7 +88,10 @@ int hx_slot_find(const hx_directory_t *d, const hx_calendar_t *c, const hx_slot_
  * asked (30, 45, 60, 90; anything else -> 60). */
 uint32_t hx_session_minutes(Handoff__Discipline d, uint32_t massage_minutes);
 
-/* "YYYY-MM-DDTHH:MM" <-> minutes. parse returns -1 on a bad string. */
+/* "YYYY-MM-DDTHH:MM" <-> minutes. parse returns -1 on a bad string (years 0001..9999, real
+ * calendar dates, 00:00..23:59); format clamps to that range. */
+#define HX_MINUTE_MIN ((hx_minute_t)INT64_C(-1035593280))   /* 0001-01-01T00:00 */
+#define HX_MINUTE_MAX ((hx_minute_t)INT64_C(4223371679))    /* 9999-12-31T23:59 */
 int hx_minute_parse(const char *s, hx_minute_t *out);
 void hx_minute_format(hx_minute_t m, char out[17]);
 

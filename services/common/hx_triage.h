@@ -15,7 +15,10 @@ void hx_rules_destroy(hx_rules_t **self_p);
 
 /* Decides who should see the patient. Fills *out (fields owned by out; free with
  * hx_decision_clear). Returns 0, or -1 when no condition is known to the rules (out
- * then says why in reason, with red_flag false and no disciplines). */
+ * then says why in reason, with red_flag false and no disciplines).
+ * out is initialised first: whatever it held is not freed. A red flag, or a massage-only
+ * plan that a contraindication empties, gives red_flag true and disciplines [physician];
+ * the order of the rules and the file format are described at the top of hx_triage.c. */
 int hx_triage_decide(const hx_rules_t *rules, const Handoff__Referral *r,
                      Handoff__TriageDecision *out);
 /* Frees what hx_triage_decide put into d and re-initialises it. */

@@ -1,1 +1,5 @@
-# Unit suites for services/common (clinical code).
+# Unit suites for services/common (clinical code). Data files are read from HX_SOURCE_DIR.
+hx_unit_test(test_refjson LIBS hx_clinical)
+hx_unit_test(test_intake LIBS hx_clinical)
+hx_unit_test(test_triage LIBS hx_clinical)
+hx_unit_test(test_schedule LIBS hx_clinical)

@@ -1,0 +1,881 @@
+/* hx_schedule — therapist directory, booking calendar and slot finder (see hx_schedule.h).
+ *
+ * Directory file (deploy/sample/directory.json):
+ *   {"version": 1,                                                      optional
+ *    "clinics": [{"id": "northpoint", "name": "...", "city": "..."}],   city optional
+ *    "therapists": [{"id": "t-amira", "name": "...", "discipline": "physiotherapy",
+ *                    "registration": "CPO 14523", "clinic_id": "northpoint",
+ *                    "languages": ["en", "ar"], "virtual": true,       virtual optional
+ *                    "hours": [{"day": 1, "from": "08:00", "to": "16:00"}]}]}
+ * Ids are [a-z0-9-], 1..31 characters, unique among clinics and among therapists. A
+ * therapist's weekly windows (at most 21) may not overlap; "to" may be "24:00".
+ *
+ * Slot finding walks day by day and, inside a day, from window to window (the therapist's
+ * hours intersected with the patient's availability); inside a window it jumps over
+ * bookings with a binary search, so nights and booked stretches cost nothing per minute. */
+#include "hx_schedule.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <uthash.h>
+
+#include "hx_refjson.h"
+#include "hx_util.h"
+
+#define DAY_MINUTES 1440
+#define GRID 15
+#define MAX_CLINICS 1000
+#define MAX_THERAPISTS 10000
+#define MAX_HOURS (sizeof(((hx_therapist_t *)0)->hours) / sizeof(hx_window_t))
+
+typedef char path_t[96];
+
+/* ---- minutes ------------------------------------------------------------------------- */
+
+static int64_t floor_div(int64_t a, int64_t b)
+{
+    int64_t q = a / b;
+    return (a % b != 0 && a < 0) ? q - 1 : q;
+}
+
+static hx_minute_t ceil_grid(hx_minute_t m)
+{
+    return -floor_div(-m, GRID) * GRID;
+}
+
+int hx_minute_parse(const char *s, hx_minute_t *out)
+{
+    char date[11];
+    int64_t days;
+    unsigned hm;
+    if (!s || !out || strlen(s) != 16 || s[10] != 'T')
+        return -1;
+    memcpy(date, s, 10);
+    date[10] = '\0';
+    if (hx_date_parse(date, &days) != 0 || hx_hhmm_parse(s + 11, false, &hm) != 0)
+        return -1;
+    *out = days * DAY_MINUTES + hm;
+    return 0;
+}
+
+void hx_minute_format(hx_minute_t m, char out[17])
+{
+    if (m < HX_MINUTE_MIN)
+        m = HX_MINUTE_MIN;
+    if (m > HX_MINUTE_MAX)
+        m = HX_MINUTE_MAX;
+    int64_t days = floor_div(m, DAY_MINUTES);
+    int mins = (int)(m - days * DAY_MINUTES);
+    int64_t y;
+    unsigned mo, d;
+    hx_civil_from_days(days, &y, &mo, &d);
+    const unsigned yy = (unsigned)y, hh = (unsigned)mins / 60, mm = (unsigned)mins % 60;
+    const unsigned parts[5] = {yy, mo, d, hh, mm};
+    char *o = out;
+    for (int k = 0; k < 5; k++) {
+        unsigned v = parts[k];
+        if (k == 0) {
+            *o++ = (char)('0' + v / 1000 % 10);
+            *o++ = (char)('0' + v / 100 % 10);
+        }
+        *o++ = (char)('0' + v / 10 % 10);
+        *o++ = (char)('0' + v % 10);
+        if (k < 4)
+            *o++ = "--T:"[k];
+    }
+    *o = '\0';
+}
+
+uint32_t hx_session_minutes(Handoff__Discipline d, uint32_t massage_minutes)
+{
+    if (d == HANDOFF__DISCIPLINE__DISCIPLINE_MASSAGE_THERAPY) {
+        switch (massage_minutes) {
+        case 30:
+        case 45:
+        case 60:
+        case 90:
+            return massage_minutes;
+        default:
+            return 60;  /* a relaxation session is about an hour */
+        }
+    }
+    return 60;          /* physiotherapy initial assessment: 40-60 min, booked as 60 */
+}
+
+/* ---- directory ----------------------------------------------------------------------- */
+
+typedef struct id_index {
+    const char *id;     /* points into the clinic or therapist record */
+    size_t index;
+    UT_hash_handle hh;
+} id_index_t;
+
+struct hx_directory {
+    hx_clinic_t *clinics;
+    size_t n_clinics;
+    hx_therapist_t *therapists;
+    size_t n_therapists;
+    id_index_t *clinic_ids;         /* hash heads */
+    id_index_t *therapist_ids;
+    id_index_t *pool;               /* one block holding every hash entry */
+};
+
+void hx_directory_destroy(hx_directory_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    hx_directory_t *self = *self_p;
+    HASH_CLEAR(hh, self->clinic_ids);
+    HASH_CLEAR(hh, self->therapist_ids);
+    free(self->pool);
+    free(self->clinics);
+    free(self->therapists);
+    free(self);
+    *self_p = NULL;
+}
+
+size_t hx_directory_therapists(const hx_directory_t *d, const hx_therapist_t **out)
+{
+    if (out)
+        *out = d ? d->therapists : NULL;
+    return d ? d->n_therapists : 0;
+}
+
+size_t hx_directory_clinics(const hx_directory_t *d, const hx_clinic_t **out)
+{
+    if (out)
+        *out = d ? d->clinics : NULL;
+    return d ? d->n_clinics : 0;
+}
+
+static const id_index_t *lookup(const id_index_t *head, const char *id)
+{
+    id_index_t *it = NULL;
+    if (id)
+        HASH_FIND_STR((id_index_t *)head, id, it);
+    return it;
+}
+
+const hx_clinic_t *hx_directory_clinic(const hx_directory_t *d, const char *id)
+{
+    const id_index_t *it = d ? lookup(d->clinic_ids, id) : NULL;
+    return it ? &d->clinics[it->index] : NULL;
+}
+
+const hx_therapist_t *hx_directory_therapist(const hx_directory_t *d, const char *id)
+{
+    const id_index_t *it = d ? lookup(d->therapist_ids, id) : NULL;
+    return it ? &d->therapists[it->index] : NULL;
+}
+
+static void path_key(path_t out, const char *base, const char *key)
+{
+    hx_path_key(out, sizeof(path_t), base, key);
+}
+
+/* Copies a string member into a fixed field of cap bytes. Returns true on success. */
+static bool copy_string(char *dst, size_t cap, const json_t *v, const char *path, bool allow_empty,
+                        hx_errors_t *e)
+{
+    if (!json_is_string(v)) {
+        hx_errors_add(e, path, "must be a string");
+        return false;
+    }
+    const char *s = json_string_value(v);
+    size_t n = json_string_length(v);
+    if (strlen(s) != n) {
+        hx_errors_add(e, path, "must not contain NUL characters");
+        return false;
+    }
+    if (!allow_empty && hx_is_blank(s)) {
+        hx_errors_add(e, path, "must not be empty");
+        return false;
+    }
+    if (n >= cap) {
+        hx_errors_add(e, path, "must be at most %zu bytes (UTF-8)", cap - 1);
+        return false;
+    }
+    memcpy(dst, s, n + 1);
+    return true;
+}
+
+static void copy_id(char *dst, const json_t *v, const char *path, hx_errors_t *e)
+{
+    if (!copy_string(dst, 32, v, path, false, e))
+        return;
+    if (!hx_is_id(dst)) {
+        hx_errors_add(e, path, "must be an id (a-z, 0-9, -; at most %d characters)", HX_ID_MAX);
+        dst[0] = '\0';
+    }
+}
+
+static void require(const json_t *obj, const char *key, const char *base, hx_errors_t *e)
+{
+    if (!json_object_get(obj, key)) {
+        path_t p;
+        path_key(p, base, key);
+        hx_errors_add(e, p, "required");
+    }
+}
+
+static void parse_clinic(const json_t *j, const char *base, hx_clinic_t *c, hx_errors_t *e)
+{
+    if (!json_is_object(j)) {
+        hx_errors_add(e, base, "must be an object");
+        return;
+    }
+    const char *key;
+    json_t *v;
+    json_object_foreach((json_t *)j, key, v) {
+        path_t p;
+        path_key(p, base, key);
+        if (!strcmp(key, "id"))
+            copy_id(c->id, v, p, e);
+        else if (!strcmp(key, "name"))
+            copy_string(c->name, sizeof c->name, v, p, false, e);
+        else if (!strcmp(key, "city"))
+            copy_string(c->city, sizeof c->city, v, p, true, e);
+        else
+            hx_errors_add(e, p, "unknown field");
+    }
+    require(j, "id", base, e);
+    require(j, "name", base, e);
+}
+
+static void parse_hours(const json_t *j, const char *base, hx_therapist_t *t, hx_errors_t *e)
+{
+    if (!json_is_array(j)) {
+        hx_errors_add(e, base, "must be an array of {\"day\", \"from\", \"to\"}");
+        return;
+    }
+    size_t n = json_array_size(j);
+    if (n > sizeof t->hours / sizeof t->hours[0]) {
+        hx_errors_add(e, base, "must have at most %zu windows (has %zu)",
+                      sizeof t->hours / sizeof t->hours[0], n);
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const json_t *w = json_array_get(j, i);
+        path_t wp;
+        hx_path_index(wp, sizeof wp, base, i);
+        if (!json_is_object(w)) {
+            hx_errors_add(e, wp, "must be an object");
+            continue;
+        }
+        bool ok = true;
+        unsigned day = 0, from = 0, to = 0;
+        const char *key;
+        json_t *v;
+        json_object_foreach((json_t *)w, key, v) {
+            path_t p;
+            path_key(p, wp, key);
+            if (!strcmp(key, "day")) {
+                if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > 7) {
+                    hx_errors_add(e, p, "must be 1 (Monday) to 7 (Sunday)");
+                    ok = false;
+                } else {
+                    day = (unsigned)json_integer_value(v);
+                }
+            } else if (!strcmp(key, "from") || !strcmp(key, "to")) {
+                bool is_to = key[0] == 't';
+                if (!json_is_string(v) ||
+                    hx_hhmm_parse(json_string_value(v), is_to, is_to ? &to : &from) != 0) {
+                    hx_errors_add(e, p, "must be a time HH:MM (00:00 to %s)", is_to ? "24:00" : "23:59");
+                    ok = false;
+                }
+            } else {
+                hx_errors_add(e, p, "unknown field");
+                ok = false;
+            }
+        }
+        static const char *const need[] = {"day", "from", "to"};
+        for (size_t k = 0; k < 3; k++)
+            if (!json_object_get(w, need[k])) {
+                require(w, need[k], wp, e);
+                ok = false;
+            }
+        if (!ok)
+            continue;
+        if (to <= from) {
+            path_t p;
+            path_key(p, wp, "to");
+            hx_errors_add(e, p, "must be after from (%02u:%02u)", from / 60, from % 60);
+            continue;
+        }
+        bool overlap = false;
+        for (size_t k = 0; k < t->n_hours && !overlap; k++) {
+            const hx_window_t *o = &t->hours[k];
+            if (o->day == day && from < o->to && o->from < to) {
+                hx_errors_add(e, wp, "overlaps another window on day %u (%02u:%02u-%02u:%02u)", day,
+                              o->from / 60, o->from % 60, o->to / 60, o->to % 60);
+                overlap = true;
+            }
+        }
+        if (!overlap)
+            t->hours[t->n_hours++] = (hx_window_t){.day = (uint8_t)day, .from = (uint16_t)from,
+                                                   .to = (uint16_t)to};
+    }
+}
+
+static void parse_languages(const json_t *j, const char *base, hx_therapist_t *t, hx_errors_t *e)
+{
+    const size_t max = sizeof t->languages / sizeof t->languages[0];
+    if (!json_is_array(j)) {
+        hx_errors_add(e, base, "must be an array of language codes");
+        return;
+    }
+    size_t n = json_array_size(j);
+    if (n == 0 || n > max) {
+        hx_errors_add(e, base, "must list 1 to %zu languages (has %zu)", max, n);
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        path_t p;
+        hx_path_index(p, sizeof p, base, i);
+        const json_t *v = json_array_get(j, i);
+        const char *s = json_is_string(v) ? json_string_value(v) : NULL;
+        size_t len = s ? strlen(s) : 0;
+        if (!s || len < 2 || len > 3 || strspn(s, "abcdefghijklmnopqrstuvwxyz") != len) {
+            hx_errors_add(e, p, "must be a lowercase ISO 639 language code such as \"en\"");
+            continue;
+        }
+        memcpy(t->languages[t->n_languages++], s, len + 1);
+    }
+}
+
+static void parse_therapist(const json_t *j, const char *base, hx_therapist_t *t, hx_errors_t *e)
+{
+    if (!json_is_object(j)) {
+        hx_errors_add(e, base, "must be an object");
+        return;
+    }
+    bool have_registration = false;
+    const char *key;
+    json_t *v;
+    json_object_foreach((json_t *)j, key, v) {
+        path_t p;
+        path_key(p, base, key);
+        if (!strcmp(key, "id")) {
+            copy_id(t->id, v, p, e);
+        } else if (!strcmp(key, "name")) {
+            copy_string(t->name, sizeof t->name, v, p, false, e);
+        } else if (!strcmp(key, "discipline")) {
+            Handoff__Discipline d = json_is_string(v) ? hx_discipline_from_text(json_string_value(v)) : 0;
+            if (d != HANDOFF__DISCIPLINE__DISCIPLINE_PHYSIOTHERAPY &&
+                d != HANDOFF__DISCIPLINE__DISCIPLINE_MASSAGE_THERAPY)
+                hx_errors_add(e, p, "must be \"physiotherapy\" or \"massage_therapy\"");
+            else
+                t->discipline = d;
+        } else if (!strcmp(key, "registration")) {
+            have_registration = copy_string(t->registration, sizeof t->registration, v, p, false, e);
+        } else if (!strcmp(key, "clinic_id")) {
+            copy_id(t->clinic_id, v, p, e);
+        } else if (!strcmp(key, "languages")) {
+            parse_languages(v, p, t, e);
+        } else if (!strcmp(key, "virtual")) {
+            if (!json_is_boolean(v))
+                hx_errors_add(e, p, "must be true or false");
+            else
+                t->virtual_ok = json_is_true(v);
+        } else if (!strcmp(key, "hours")) {
+            parse_hours(v, p, t, e);
+        } else {
+            hx_errors_add(e, p, "unknown field");
+        }
+    }
+    static const char *const need[] = {"id", "name", "discipline", "registration", "clinic_id",
+                                       "languages", "hours"};
+    for (size_t k = 0; k < sizeof need / sizeof need[0]; k++)
+        require(j, need[k], base, e);
+
+    /* The college and the registration number, as shown on receipts: "CPO 14523",
+     * "CMTO 20417" (digit counts as hx_intake checks referrers: CPO 4-8, CMTO 4-6). */
+    if (have_registration && t->discipline) {
+        bool physio = t->discipline == HANDOFF__DISCIPLINE__DISCIPLINE_PHYSIOTHERAPY;
+        const char *body = physio ? "CPO " : "CMTO ";
+        const size_t blen = strlen(body);
+        bool ok = strncmp(t->registration, body, blen) == 0;
+        if (ok) {
+            const char *num = t->registration + blen;
+            size_t n = strlen(num);
+            ok = strspn(num, "0123456789") == n && n >= 4 && n <= (physio ? 8u : 6u);
+        }
+        if (!ok) {
+            path_t p;
+            path_key(p, base, "registration");
+            hx_errors_add(e, p, "must be \"%s\" and %s digits for a %s (e.g. \"%s\")", physio ? "CPO" : "CMTO",
+                          physio ? "4 to 8" : "4 to 6", physio ? "physiotherapist" : "massage therapist",
+                          physio ? "CPO 14523" : "CMTO 20417");
+        }
+    }
+}
+
+static hx_directory_t *directory_from_json(const json_t *root, hx_errors_t *e)
+{
+    const size_t before = e->count + e->dropped;
+    if (!json_is_object(root)) {
+        hx_errors_add(e, "", "the directory must be a JSON object");
+        return NULL;
+    }
+    const json_t *clinics = json_object_get(root, "clinics");
+    const json_t *therapists = json_object_get(root, "therapists");
+    const char *key;
+    json_t *v;
+    json_object_foreach((json_t *)root, key, v) {
+        if (!strcmp(key, "version")) {
+            if (!json_is_integer(v) || json_integer_value(v) != 1)
+                hx_errors_add(e, key, "must be 1");
+        } else if (strcmp(key, "clinics") != 0 && strcmp(key, "therapists") != 0) {
+            hx_errors_add(e, key, "unknown field");
+        }
+    }
+    if (!clinics)
+        hx_errors_add(e, "clinics", "required");
+    else if (!json_is_array(clinics))
+        hx_errors_add(e, "clinics", "must be an array");
+    else if (json_array_size(clinics) > MAX_CLINICS)
+        hx_errors_add(e, "clinics", "must have at most %d entries", MAX_CLINICS);
+    if (!therapists)
+        hx_errors_add(e, "therapists", "required");
+    else if (!json_is_array(therapists))
+        hx_errors_add(e, "therapists", "must be an array");
+    else if (json_array_size(therapists) > MAX_THERAPISTS)
+        hx_errors_add(e, "therapists", "must have at most %d entries", MAX_THERAPISTS);
+    if (e->count + e->dropped > before)
+        return NULL;
+
+    hx_directory_t *d = calloc(1, sizeof *d);
+    size_t nc = json_array_size(clinics), nt = json_array_size(therapists);
+    if (!d || !(d->clinics = calloc(nc + 1, sizeof *d->clinics)) ||
+        !(d->therapists = calloc(nt + 1, sizeof *d->therapists)) ||
+        !(d->pool = calloc(nc + nt + 1, sizeof *d->pool))) {
+        hx_directory_destroy(&d);
+        hx_errors_add(e, "", "out of memory");
+        return NULL;
+    }
+    id_index_t *slot = d->pool;
+
+    for (size_t i = 0; i < nc; i++) {
+        path_t p;
+        snprintf(p, sizeof p, "clinics[%zu]", i);
+        hx_clinic_t *c = &d->clinics[d->n_clinics++];
+        parse_clinic(json_array_get(clinics, i), p, c, e);
+        if (!c->id[0])
+            continue;
+        const id_index_t *dup = lookup(d->clinic_ids, c->id);
+        if (dup) {
+            path_t ip;
+            path_key(ip, p, "id");
+            hx_errors_add(e, ip, "duplicate of clinics[%zu].id (\"%s\")", dup->index, c->id);
+            continue;
+        }
+        slot->id = c->id;
+        slot->index = i;
+        HASH_ADD_KEYPTR(hh, d->clinic_ids, slot->id, strlen(slot->id), slot);
+        slot++;
+    }
+    for (size_t i = 0; i < nt; i++) {
+        path_t p;
+        snprintf(p, sizeof p, "therapists[%zu]", i);
+        hx_therapist_t *t = &d->therapists[d->n_therapists++];
+        parse_therapist(json_array_get(therapists, i), p, t, e);
+        if (t->clinic_id[0] && !lookup(d->clinic_ids, t->clinic_id)) {
+            path_t cp;
+            path_key(cp, p, "clinic_id");
+            hx_errors_add(e, cp, "no clinic with id \"%s\"", t->clinic_id);
+        }
+        if (!t->id[0])
+            continue;
+        const id_index_t *dup = lookup(d->therapist_ids, t->id);
+        if (dup) {
+            path_t ip;
+            path_key(ip, p, "id");
+            hx_errors_add(e, ip, "duplicate of therapists[%zu].id (\"%s\")", dup->index, t->id);
+            continue;
+        }
+        slot->id = t->id;
+        slot->index = i;
+        HASH_ADD_KEYPTR(hh, d->therapist_ids, slot->id, strlen(slot->id), slot);
+        slot++;
+    }
+    if (e->count + e->dropped > before)
+        hx_directory_destroy(&d);
+    return d;
+}
+
+static void add_json_error(hx_errors_t *e, const json_error_t *err, const char *file)
+{
+    if (err->line < 0) {
+        hx_errors_add(e, file ? file : "", "%s", err->text);
+    } else {
+        char where[48];
+        snprintf(where, sizeof where, "line %d, column %d", err->line, err->column);
+        hx_errors_add(e, where, "%s", err->text);
+    }
+}
+
+hx_directory_t *hx_directory_parse(const char *text, hx_errors_t *errs)
+{
+    hx_errors_t local;
+    if (!errs) {
+        hx_errors_clear(&local);
+        errs = &local;
+    }
+    if (!text) {
+        hx_errors_add(errs, "", "no directory text");
+        return NULL;
+    }
+    json_error_t err;
+    json_t *root = json_loads(text, JSON_REJECT_DUPLICATES, &err);
+    if (!root) {
+        add_json_error(errs, &err, NULL);
+        return NULL;
+    }
+    hx_directory_t *d = directory_from_json(root, errs);
+    json_decref(root);
+    return d;
+}
+
+hx_directory_t *hx_directory_load(const char *path, hx_errors_t *errs)
+{
+    hx_errors_t local;
+    if (!errs) {
+        hx_errors_clear(&local);
+        errs = &local;
+    }
+    if (!path) {
+        hx_errors_add(errs, "", "no directory file given");
+        return NULL;
+    }
+    json_error_t err;
+    json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &err);
+    if (!root) {
+        add_json_error(errs, &err, path);
+        return NULL;
+    }
+    hx_directory_t *d = directory_from_json(root, errs);
+    json_decref(root);
+    return d;
+}
+
+/* ---- calendar ------------------------------------------------------------------------ */
+
+typedef struct {
+    hx_minute_t start, end;     /* [start, end) */
+} span_t;
+
+typedef struct cal_entry {
+    char *therapist_id;
+    span_t *spans;              /* sorted by start, never overlapping (so ends are sorted too) */
+    size_t n, cap;
+    UT_hash_handle hh;
+} cal_entry_t;
+
+struct hx_calendar {
+    cal_entry_t *by_therapist;
+};
+
+hx_calendar_t *hx_calendar_new(void)
+{
+    return calloc(1, sizeof(hx_calendar_t));
+}
+
+void hx_calendar_destroy(hx_calendar_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    hx_calendar_t *self = *self_p;
+    cal_entry_t *it, *tmp;
+    HASH_ITER(hh, self->by_therapist, it, tmp) {
+        HASH_DEL(self->by_therapist, it);
+        free(it->therapist_id);
+        free(it->spans);
+        free(it);
+    }
+    free(self);
+    *self_p = NULL;
+}
+
+static const cal_entry_t *cal_find(const hx_calendar_t *c, const char *id)
+{
+    cal_entry_t *it = NULL;
+    if (c && id)
+        HASH_FIND_STR(c->by_therapist, id, it);
+    return it;
+}
+
+/* Index of the first booking ending after t (n when none). */
+static size_t first_ending_after(const cal_entry_t *b, hx_minute_t t)
+{
+    size_t lo = 0, hi = b->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (b->spans[mid].end <= t)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+static bool span_ok(hx_minute_t start, uint32_t minutes)
+{
+    return minutes > 0 && start >= HX_MINUTE_MIN && start <= HX_MINUTE_MAX;
+}
+
+bool hx_calendar_free(const hx_calendar_t *c, const char *therapist_id, hx_minute_t start, uint32_t minutes)
+{
+    if (minutes == 0)
+        return true;
+    if (!span_ok(start, minutes))
+        return false;
+    const cal_entry_t *b = cal_find(c, therapist_id);
+    if (!b)
+        return true;
+    size_t i = first_ending_after(b, start);
+    return i == b->n || b->spans[i].start >= start + (hx_minute_t)minutes;
+}
+
+int hx_calendar_book(hx_calendar_t *c, const char *therapist_id, hx_minute_t start, uint32_t minutes)
+{
+    if (!c || !therapist_id || !*therapist_id || !span_ok(start, minutes))
+        return -1;
+    if (!hx_calendar_free(c, therapist_id, start, minutes))
+        return -1;
+    cal_entry_t *b = (cal_entry_t *)cal_find(c, therapist_id);
+    if (!b) {
+        b = calloc(1, sizeof *b);
+        if (!b || !(b->therapist_id = strdup(therapist_id))) {
+            free(b);
+            return -1;
+        }
+        HASH_ADD_KEYPTR(hh, c->by_therapist, b->therapist_id, strlen(b->therapist_id), b);
+    }
+    if (b->n == b->cap) {
+        size_t cap = b->cap ? b->cap * 2 : 16;
+        span_t *grown = realloc(b->spans, cap * sizeof *grown);
+        if (!grown)
+            return -1;
+        b->spans = grown;
+        b->cap = cap;
+    }
+    size_t i = first_ending_after(b, start);
+    memmove(&b->spans[i + 1], &b->spans[i], (b->n - i) * sizeof *b->spans);
+    b->spans[i] = (span_t){start, start + (hx_minute_t)minutes};
+    b->n++;
+    return 0;
+}
+
+int hx_calendar_cancel(hx_calendar_t *c, const char *therapist_id, hx_minute_t start)
+{
+    cal_entry_t *b = (cal_entry_t *)cal_find(c, therapist_id);
+    if (!b)
+        return -1;
+    size_t i = first_ending_after(b, start);
+    if (i == b->n || b->spans[i].start != start)
+        return -1;
+    memmove(&b->spans[i], &b->spans[i + 1], (b->n - i - 1) * sizeof *b->spans);
+    b->n--;
+    return 0;
+}
+
+size_t hx_calendar_count(const hx_calendar_t *c, const char *therapist_id)
+{
+    const cal_entry_t *b = cal_find(c, therapist_id);
+    return b ? b->n : 0;
+}
+
+/* ---- slot finder --------------------------------------------------------------------- */
+
+typedef struct {
+    uint8_t day;
+    uint16_t from, to;
+} iv_t;
+
+static int iv_cmp(const void *a, const void *b)
+{
+    const iv_t *x = a, *y = b;
+    if (x->day != y->day)
+        return x->day < y->day ? -1 : 1;
+    return x->from < y->from ? -1 : x->from > y->from;
+}
+
+/* The intervals of a week in which this therapist works and the patient can attend, at
+ * least minutes long, bucketed by weekday: day k's are ivs[off[k] .. off[k+1]). */
+static bool fits(unsigned from, unsigned to, uint32_t minutes)
+{
+    unsigned first = (from + GRID - 1) / GRID * GRID;   /* midnight is on the grid */
+    return first + minutes <= to;
+}
+
+static size_t build_intervals(const hx_therapist_t *t, const iv_t *patient, size_t n_patient,
+                              uint32_t minutes, iv_t *ivs, size_t off[9])
+{
+    size_t n = 0;
+    for (size_t i = 0; i < t->n_hours && i < MAX_HOURS; i++) {
+        const hx_window_t *w = &t->hours[i];
+        if (w->day < 1 || w->day > 7)
+            continue;
+        if (n_patient == 0) {
+            if (fits(w->from, w->to, minutes))
+                ivs[n++] = (iv_t){w->day, w->from, w->to};
+            continue;
+        }
+        for (size_t k = 0; k < n_patient; k++) {
+            const iv_t *p = &patient[k];
+            if (p->day != w->day)
+                continue;
+            uint16_t a = w->from > p->from ? w->from : p->from;
+            uint16_t b = w->to < p->to ? w->to : p->to;
+            if (b > a && fits(a, b, minutes))
+                ivs[n++] = (iv_t){w->day, a, b};
+        }
+    }
+    qsort(ivs, n, sizeof *ivs, iv_cmp);
+    size_t k = 0;
+    for (unsigned day = 0; day <= 8; day++) {
+        while (k < n && ivs[k].day < day)
+            k++;
+        off[day] = k;
+    }
+    return n;
+}
+
+/* Earliest grid start in [t0, limit] for one therapist; t0 is on the grid. */
+static bool earliest(const cal_entry_t *bk, const iv_t *ivs, const size_t off[9], hx_minute_t t0,
+                     hx_minute_t limit, uint32_t minutes, hx_minute_t *out)
+{
+    const int64_t last_day = floor_div(limit, DAY_MINUTES);
+    for (int64_t day = floor_div(t0, DAY_MINUTES); day <= last_day; day++) {
+        const unsigned wd = hx_weekday(day);
+        const hx_minute_t midnight = day * DAY_MINUTES;
+        bool found = false;
+        hx_minute_t best = 0;
+        for (size_t k = off[wd]; k < off[wd + 1]; k++) {
+            const hx_minute_t hi = midnight + ivs[k].to;
+            hx_minute_t s = midnight + ivs[k].from;
+            if (s < t0)
+                s = t0;
+            s = ceil_grid(s);
+            size_t i = bk ? first_ending_after(bk, s) : 0;
+            while (s + (hx_minute_t)minutes <= hi && s <= limit && (!found || s < best)) {
+                while (bk && i < bk->n && bk->spans[i].end <= s)
+                    i++;
+                if (!bk || i == bk->n || bk->spans[i].start >= s + (hx_minute_t)minutes) {
+                    found = true;
+                    best = s;
+                    break;
+                }
+                s = ceil_grid(bk->spans[i].end);   /* jump past the booking in the way */
+            }
+        }
+        if (found) {
+            *out = best;
+            return true;
+        }
+    }
+    return false;
+}
+
+static bool speaks(const hx_therapist_t *t, const char *lang)
+{
+    for (size_t i = 0; i < t->n_languages; i++)
+        if (!strcasecmp(t->languages[i], lang))
+            return true;
+    return false;
+}
+
+int hx_slot_find(const hx_directory_t *d, const hx_calendar_t *c, const hx_slot_query_t *q, hx_slot_t *out)
+{
+    if (!d || !q || !out || q->minutes == 0 || q->minutes > DAY_MINUTES)
+        return -1;
+    hx_minute_t t0 = q->not_before < HX_MINUTE_MIN ? HX_MINUTE_MIN : q->not_before;
+    hx_minute_t limit = q->horizon > HX_MINUTE_MAX ? HX_MINUTE_MAX : q->horizon;
+    if (t0 > HX_MINUTE_MAX)
+        return -1;
+    t0 = ceil_grid(t0);
+    if (t0 > limit)
+        return -1;
+
+    /* The primary language subtag asked for ("fr" of "fr-CA"); empty = any. */
+    char lang[9] = "";
+    if (q->language) {
+        size_t n = strcspn(q->language, "-_");
+        if (n >= sizeof lang)
+            return -1;      /* no therapist's language code is that long */
+        memcpy(lang, q->language, n);
+        lang[n] = '\0';
+    }
+
+    /* The patient's windows; malformed ones are ignored (intake rejects them). Windows were
+     * given but none is usable: no slot rather than any slot. */
+    iv_t *patient = NULL;
+    size_t n_patient = 0;
+    if (q->n_availability) {
+        patient = calloc(q->n_availability, sizeof *patient);
+        if (!patient)
+            return -1;
+        for (size_t i = 0; i < q->n_availability; i++) {
+            const Handoff__Availability *a = q->availability ? q->availability[i] : NULL;
+            unsigned f, t;
+            if (!a || a->day < 1 || a->day > 7 || hx_hhmm_parse(a->from, false, &f) != 0 ||
+                hx_hhmm_parse(a->to, true, &t) != 0 || t <= f)
+                continue;
+            patient[n_patient++] = (iv_t){(uint8_t)a->day, (uint16_t)f, (uint16_t)t};
+        }
+        if (n_patient == 0) {
+            free(patient);
+            return -1;
+        }
+    }
+    const size_t per_window = n_patient ? n_patient : 1;
+    iv_t *ivs = malloc(MAX_HOURS * per_window * sizeof *ivs);
+    if (!ivs) {
+        free(patient);
+        return -1;
+    }
+
+    bool have = false;
+    size_t best_rank = 0;
+    hx_slot_t best = {0};
+    for (size_t i = 0; i < d->n_therapists; i++) {
+        const hx_therapist_t *t = &d->therapists[i];
+        if (t->discipline != q->discipline)
+            continue;
+        if (q->exclude_therapist && !strcmp(q->exclude_therapist, t->id))
+            continue;
+        if (lang[0] && !speaks(t, lang))
+            continue;
+        size_t rank = q->n_clinic_ids;
+        for (size_t k = 0; k < q->n_clinic_ids; k++)
+            if (q->clinic_ids && q->clinic_ids[k] && !strcmp(q->clinic_ids[k], t->clinic_id)) {
+                rank = k;
+                break;
+            }
+        /* Only a strictly earlier start, or an equal one at a better-ranked clinic, wins;
+         * directory order breaks the remaining ties (earlier therapists were seen first). */
+        hx_minute_t lim = limit;
+        if (have)
+            lim = rank < best_rank ? best.start : best.start - 1;
+        if (t0 > lim)
+            continue;
+        size_t off[9];
+        if (build_intervals(t, patient, n_patient, q->minutes, ivs, off) == 0)
+            continue;
+        hx_minute_t s;
+        if (earliest(cal_find(c, t->id), ivs, off, t0, lim, q->minutes, &s)) {
+            have = true;
+            best_rank = rank;
+            best = (hx_slot_t){.therapist = t, .start = s, .minutes = q->minutes};
+        }
+    }
+    free(ivs);
+    free(patient);
+    if (!have)
+        return -1;
+    *out = best;
+    return 0;
+}
