@@ -463,8 +463,10 @@ Test(router, nack_puts_the_message_behind_the_others)
     cr_assert_eq(last_to("w1")->error_code, HANDOFF__ERROR_CODE__ERR_UNKNOWN_MESSAGE);
 }
 
-Test(router, full_queue_answers_busy, .init = NULL)
+Test(router, full_queue_answers_busy)
 {
+    hx_router_destroy(&router);                 /* again, with a queue bound of 2 */
+    hx_store_destroy(&store);
     setup_cfg(2);
     hello("c1", HANDOFF__ROLE__ROLE_CLINIC, "northpoint", 0);
     submit("c1", 1, HANDOFF__ADDRESS_KIND__ADDRESS_SERVICE, "intake");
