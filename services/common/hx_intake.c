@@ -110,7 +110,7 @@ static void check_phone(hx_errors_t *e, const char *path, const char *s)
 
 static void check_email(hx_errors_t *e, const char *path, const char *s)
 {
-    if (check_text(e, path, s, HX_NAME_MAX, false) && !plausible_email(s))
+    if (check_text(e, path, s, HX_PERSON_NAME_MAX, false) && !plausible_email(s))
         hx_errors_add(e, path, "must be an email address (name@example.org)");
 }
 
@@ -144,8 +144,8 @@ static void check_patient(hx_errors_t *e, const Handoff__Patient *p, bool have_r
     static const Handoff__Patient empty = HANDOFF__PATIENT__INIT;
     if (!p)
         p = &empty;     /* a missing patient reports each required field */
-    check_text(e, "patient.given_name", p->given_name, HX_NAME_MAX, true);
-    check_text(e, "patient.family_name", p->family_name, HX_NAME_MAX, true);
+    check_text(e, "patient.given_name", p->given_name, HX_PERSON_NAME_MAX, true);
+    check_text(e, "patient.family_name", p->family_name, HX_PERSON_NAME_MAX, true);
 
     int64_t born;
     if (check_date(e, "patient.birth_date", p->birth_date, &born)) {
@@ -189,7 +189,7 @@ static void check_referrer(hx_errors_t *e, const Handoff__Referrer *r)
     static const Handoff__Referrer empty = HANDOFF__REFERRER__INIT;
     if (!r)
         r = &empty;
-    check_text(e, "referrer.name", r->name, HX_NAME_MAX, true);
+    check_text(e, "referrer.name", r->name, HX_PERSON_NAME_MAX, true);
 
     const struct college *college = NULL;
     for (size_t i = 0; i < sizeof colleges / sizeof colleges[0]; i++)

@@ -255,15 +255,15 @@ static Handoff__Patient *patient_from_json(const json_t *j, const char *base, hx
         path_t path;
         path_key(path, base, key);
         if (!strcmp(key, "given_name"))
-            set_string(&p->given_name, v, path, HX_NAME_MAX, e);
+            set_string(&p->given_name, v, path, HX_PERSON_NAME_MAX, e);
         else if (!strcmp(key, "family_name"))
-            set_string(&p->family_name, v, path, HX_NAME_MAX, e);
+            set_string(&p->family_name, v, path, HX_PERSON_NAME_MAX, e);
         else if (!strcmp(key, "birth_date"))
             set_string(&p->birth_date, v, path, HX_CODE_MAX, e);
         else if (!strcmp(key, "phone"))
             set_string(&p->phone, v, path, HX_CODE_MAX, e);
         else if (!strcmp(key, "email"))
-            set_string(&p->email, v, path, HX_NAME_MAX, e);
+            set_string(&p->email, v, path, HX_PERSON_NAME_MAX, e);
         else if (!strcmp(key, "health_card"))
             set_string(&p->health_card, v, path, HX_CODE_MAX, e);
         else if (!strcmp(key, "language"))
@@ -288,7 +288,7 @@ static Handoff__Referrer *referrer_from_json(const json_t *j, const char *base, 
         path_t path;
         path_key(path, base, key);
         if (!strcmp(key, "name"))
-            set_string(&r->name, v, path, HX_NAME_MAX, e);
+            set_string(&r->name, v, path, HX_PERSON_NAME_MAX, e);
         else if (!strcmp(key, "discipline"))
             r->discipline = (Handoff__Discipline)take_enum(v, path, discipline_names,
                                                            COUNT(discipline_names), e);
@@ -301,7 +301,7 @@ static Handoff__Referrer *referrer_from_json(const json_t *j, const char *base, 
         else if (!strcmp(key, "phone"))
             set_string(&r->phone, v, path, HX_CODE_MAX, e);
         else if (!strcmp(key, "email"))
-            set_string(&r->email, v, path, HX_NAME_MAX, e);
+            set_string(&r->email, v, path, HX_PERSON_NAME_MAX, e);
         else
             hx_errors_add(e, path, "unknown field");
     }

@@ -506,59 +506,29 @@ static hx_directory_t *directory_from_json(const json_t *root, hx_errors_t *e)
     return d;
 }
 
-static void add_json_error(hx_errors_t *e, const json_error_t *err, const char *file)
+static hx_directory_t *hx_directory_read(const char *path, const char *text, hx_errors_t *errs)
 {
-    if (err->line < 0) {
-        hx_errors_add(e, file ? file : "", "%s", err->text);
-    } else {
-        char where[48];
-        snprintf(where, sizeof where, "line %d, column %d", err->line, err->column);
-        hx_errors_add(e, where, "%s", err->text);
+    hx_errors_t local;
+    if (!errs) {
+        hx_errors_clear(&local);
+        errs = &local;
     }
+    json_t *root = hx_json_read(path, text, "directory file", errs);
+    if (!root)
+        return NULL;
+    hx_directory_t *out = directory_from_json(root, errs);
+    json_decref(root);
+    return out;
 }
 
 hx_directory_t *hx_directory_parse(const char *text, hx_errors_t *errs)
 {
-    hx_errors_t local;
-    if (!errs) {
-        hx_errors_clear(&local);
-        errs = &local;
-    }
-    if (!text) {
-        hx_errors_add(errs, "", "no directory text");
-        return NULL;
-    }
-    json_error_t err;
-    json_t *root = json_loads(text, JSON_REJECT_DUPLICATES, &err);
-    if (!root) {
-        add_json_error(errs, &err, NULL);
-        return NULL;
-    }
-    hx_directory_t *d = directory_from_json(root, errs);
-    json_decref(root);
-    return d;
+    return hx_directory_read(NULL, text, errs);
 }
 
 hx_directory_t *hx_directory_load(const char *path, hx_errors_t *errs)
 {
-    hx_errors_t local;
-    if (!errs) {
-        hx_errors_clear(&local);
-        errs = &local;
-    }
-    if (!path) {
-        hx_errors_add(errs, "", "no directory file given");
-        return NULL;
-    }
-    json_error_t err;
-    json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &err);
-    if (!root) {
-        add_json_error(errs, &err, path);
-        return NULL;
-    }
-    hx_directory_t *d = directory_from_json(root, errs);
-    json_decref(root);
-    return d;
+    return hx_directory_read(path, NULL, errs);
 }
 
 /* ---- calendar ------------------------------------------------------------------------ */

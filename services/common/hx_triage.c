@@ -375,59 +375,29 @@ static hx_rules_t *rules_from_json(const json_t *root, hx_errors_t *e)
     return rules;
 }
 
-static void add_json_error(hx_errors_t *e, const json_error_t *err, const char *file)
+static hx_rules_t *hx_rules_read(const char *path, const char *text, hx_errors_t *errs)
 {
-    if (err->line < 0) {    /* not a syntax error: the file could not be read */
-        hx_errors_add(e, file ? file : "", "%s", err->text);
-    } else {
-        char where[48];
-        snprintf(where, sizeof where, "line %d, column %d", err->line, err->column);
-        hx_errors_add(e, where, "%s", err->text);
+    hx_errors_t local;
+    if (!errs) {
+        hx_errors_clear(&local);
+        errs = &local;
     }
+    json_t *root = hx_json_read(path, text, "rules file", errs);
+    if (!root)
+        return NULL;
+    hx_rules_t *out = rules_from_json(root, errs);
+    json_decref(root);
+    return out;
 }
 
 hx_rules_t *hx_rules_parse(const char *text, hx_errors_t *errs)
 {
-    hx_errors_t local;
-    if (!errs) {
-        hx_errors_clear(&local);
-        errs = &local;
-    }
-    if (!text) {
-        hx_errors_add(errs, "", "no rules text");
-        return NULL;
-    }
-    json_error_t err;
-    json_t *root = json_loads(text, JSON_REJECT_DUPLICATES, &err);
-    if (!root) {
-        add_json_error(errs, &err, NULL);
-        return NULL;
-    }
-    hx_rules_t *rules = rules_from_json(root, errs);
-    json_decref(root);
-    return rules;
+    return hx_rules_read(NULL, text, errs);
 }
 
 hx_rules_t *hx_rules_load(const char *path, hx_errors_t *errs)
 {
-    hx_errors_t local;
-    if (!errs) {
-        hx_errors_clear(&local);
-        errs = &local;
-    }
-    if (!path) {
-        hx_errors_add(errs, "", "no rules file given");
-        return NULL;
-    }
-    json_error_t err;
-    json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &err);
-    if (!root) {
-        add_json_error(errs, &err, path);
-        return NULL;
-    }
-    hx_rules_t *rules = rules_from_json(root, errs);
-    json_decref(root);
-    return rules;
+    return hx_rules_read(path, NULL, errs);
 }
 
 /* ---- deciding ------------------------------------------------------------------------ */

@@ -179,3 +179,24 @@ void hx_path_index(char *out, size_t cap, const char *base, size_t i)
     if (snprintf(out, cap, "%s[%zu]", base, i) < 0 && cap)
         out[0] = '\0';
 }
+
+json_t *hx_json_read(const char *path, const char *text, const char *what, hx_errors_t *errs)
+{
+    if (!path && !text) {
+        hx_errors_add(errs, "", "no %s given", what);
+        return NULL;
+    }
+    json_error_t err;
+    json_t *root = path ? json_load_file(path, JSON_REJECT_DUPLICATES, &err)
+                        : json_loads(text, JSON_REJECT_DUPLICATES, &err);
+    if (root)
+        return root;
+    if (err.line < 0) {         /* not a syntax error: the file could not be read */
+        hx_errors_add(errs, path ? path : "", "%s", err.text);
+    } else {
+        char where[48];
+        snprintf(where, sizeof where, "line %d, column %d", err.line, err.column);
+        hx_errors_add(errs, where, "%s", err.text);
+    }
+    return NULL;
+}

@@ -5,10 +5,12 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <jansson.h>
+#include "hx_errors.h"
 
 /* Limits on referral text, in characters (UTF-8 code points). The same limits are checked
  * on JSON input (hx_refjson) and on protobuf input from the network (hx_intake). */
-#define HX_NAME_MAX 200     /* names, email addresses */
+#define HX_PERSON_NAME_MAX 200     /* names, email addresses */
 #define HX_TEXT_MAX 4000    /* reason, history, diagnosis, current treatment, expectations */
 #define HX_CODE_MAX 64      /* codes, dates, phone, ids, registration numbers */
 #define HX_LIST_MAX 32      /* conditions, findings, preferred clinics, availability windows */
@@ -44,5 +46,10 @@ void hx_path_key(char *out, size_t cap, const char *base, const char *key);
 void hx_path_index(char *out, size_t cap, const char *base, size_t i);
 /* True when s is NULL, empty or only spaces/tabs/newlines. */
 bool hx_is_blank(const char *s);
+
+/* Reads JSON from the file `path`, or when path is NULL from `text` (named `what` in
+ * errors). On failure adds one error (the file, or "line L, column C" with jansson's
+ * reason) and returns NULL; duplicate keys are refused. */
+json_t *hx_json_read(const char *path, const char *text, const char *what, hx_errors_t *errs);
 
 #endif
