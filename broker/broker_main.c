@@ -27,14 +27,23 @@ static const char usage[] =
     "  --max-frame BYTES     largest frame accepted [HANDOFF_MAX_FRAME, 1048576]\n"
     "  --max-queue N         messages per service queue or mailbox [HANDOFF_MAX_QUEUE, 100000]\n"
     "  --dedup-window N      message ids remembered for exact resubmits [HANDOFF_DEDUP_WINDOW, 100000]\n"
+    "  --data DIR            keep queues in a durable log in DIR [HANDOFF_DATA]; without it\n"
+    "                        queues live in memory and a restart loses them\n"
+    "  --segment-bytes N     log segment size [HANDOFF_SEGMENT_BYTES, 67108864]\n"
+    "  --max-queue-bytes N   message bytes per queue or mailbox [HANDOFF_MAX_QUEUE_BYTES, 268435456]\n"
+    "  --max-attempts N      failed deliveries before the dead-letter queue [HANDOFF_MAX_ATTEMPTS, 5]\n"
+    "  --backoff-ms N        delay after a first failure, doubling [HANDOFF_BACKOFF_MS, 500]\n"
+    "  --backoff-max-ms N    cap on that delay [HANDOFF_BACKOFF_MAX_MS, 60000]\n"
+    "  --ack-timeout-ms N    a worker holding a message longer has failed it [HANDOFF_ACK_TIMEOUT_MS, 30000]\n"
+    "  --test-faults FILE    tests only: \"enospc\" or \"eio\" in FILE makes log writes fail\n"
     "  --ready-file PATH     write the bound endpoint to PATH once listening\n"
     "  --log-level LEVEL     debug, info, warn, error [HANDOFF_LOG_LEVEL, info]\n"
     "  -h, --help            this text\n"
     "\n"
     "example:\n"
-    "  handoff-broker --bind tcp://0.0.0.0:5555 --heartbeat-ms 500\n"
+    "  handoff-broker --bind tcp://0.0.0.0:5555 --data /var/lib/handoff\n"
     "\n"
-    "Queues are held in memory: a restart loses what was waiting.\n"
+    "With --data, a message is answered \"accepted\" only once it is on disk (fdatasync).\n"
     "SIGINT or SIGTERM: says BYE to every peer and exits 0.\n";
 
 typedef struct {
@@ -43,6 +52,7 @@ typedef struct {
     void *sock;
     hx_zuv_t zuv;
     uv_timer_t tick;
+    uv_prepare_t flush;
     uv_signal_t sigint, sigterm;
     hx_router_t *router;
     hx_store_t *store;
@@ -76,6 +86,13 @@ static void on_tick(uv_timer_t *t)
     broker_t *b = t->data;
     uv_update_time(&b->loop);
     hx_router_tick(b->router, uv_now(&b->loop));
+}
+
+/* Once per loop pass, after everything read in it: one group commit. */
+static void on_flush(uv_prepare_t *h)
+{
+    broker_t *b = h->data;
+    hx_router_flush(b->router);
 }
 
 static void close_walk(uv_handle_t *h, void *arg)
@@ -113,12 +130,17 @@ static int write_ready_file(const char *path, void *sock)
 int main(int argc, char **argv)
 {
     const char *bind = NULL, *hb = NULL, *live = NULL, *maxf = NULL, *maxq = NULL, *dedup = NULL, *ready = NULL,
-               *level = NULL;
+               *level = NULL, *data = NULL, *segbytes = NULL, *maxqb = NULL, *attempts = NULL, *backoff = NULL,
+               *backoff_max = NULL, *ack_timeout = NULL, *faults = NULL;
     static const struct option opts[] = {
         {"bind", required_argument, NULL, 'b'},         {"heartbeat-ms", required_argument, NULL, 'H'},
         {"liveness", required_argument, NULL, 'L'},     {"max-frame", required_argument, NULL, 'F'},
         {"max-queue", required_argument, NULL, 'Q'},    {"dedup-window", required_argument, NULL, 'D'},
         {"ready-file", required_argument, NULL, 'r'},   {"log-level", required_argument, NULL, 'l'},
+        {"data", required_argument, NULL, 'd'},         {"segment-bytes", required_argument, NULL, 'S'},
+        {"max-queue-bytes", required_argument, NULL, 'B'}, {"max-attempts", required_argument, NULL, 'A'},
+        {"backoff-ms", required_argument, NULL, 'o'},   {"backoff-max-ms", required_argument, NULL, 'O'},
+        {"ack-timeout-ms", required_argument, NULL, 'T'}, {"test-faults", required_argument, NULL, 'f'},
         {"help", no_argument, NULL, 'h'},               {NULL, 0, NULL, 0}};
     int c;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -131,6 +153,14 @@ int main(int argc, char **argv)
         case 'D': dedup = optarg; break;
         case 'r': ready = optarg; break;
         case 'l': level = optarg; break;
+        case 'd': data = optarg; break;
+        case 'S': segbytes = optarg; break;
+        case 'B': maxqb = optarg; break;
+        case 'A': attempts = optarg; break;
+        case 'o': backoff = optarg; break;
+        case 'O': backoff_max = optarg; break;
+        case 'T': ack_timeout = optarg; break;
+        case 'f': faults = optarg; break;
         case 'h': fputs(usage, stdout); return 0;
         default: fputs(usage, stderr); return 2;
         }
@@ -155,8 +185,24 @@ int main(int argc, char **argv)
         hx_opt_u32("handoff-broker", "--max-queue", hx_opt_pick(maxq, "HANDOFF_MAX_QUEUE", "100000"), 1, 100000000,
                    &cfg.max_queue) ||
         hx_opt_u32("handoff-broker", "--dedup-window", hx_opt_pick(dedup, "HANDOFF_DEDUP_WINDOW", "100000"), 0,
-                   100000000, &cfg.dedup_window))
+                   100000000, &cfg.dedup_window) ||
+        hx_opt_u32("handoff-broker", "--max-attempts", hx_opt_pick(attempts, "HANDOFF_MAX_ATTEMPTS", "5"), 1, 1000,
+                   &cfg.max_attempts) ||
+        hx_opt_u32("handoff-broker", "--backoff-ms", hx_opt_pick(backoff, "HANDOFF_BACKOFF_MS", "500"), 1, 3600000,
+                   &cfg.backoff_ms) ||
+        hx_opt_u32("handoff-broker", "--backoff-max-ms", hx_opt_pick(backoff_max, "HANDOFF_BACKOFF_MAX_MS", "60000"),
+                   1, 86400000, &cfg.backoff_max_ms) ||
+        hx_opt_u32("handoff-broker", "--ack-timeout-ms", hx_opt_pick(ack_timeout, "HANDOFF_ACK_TIMEOUT_MS", "30000"),
+                   10, 86400000, &cfg.ack_timeout_ms))
         return 2;
+    uint32_t seg_mib_bytes, queue_bytes;
+    if (hx_opt_u32("handoff-broker", "--segment-bytes", hx_opt_pick(segbytes, "HANDOFF_SEGMENT_BYTES", "67108864"),
+                   4096, 4000000000u, &seg_mib_bytes) ||
+        hx_opt_u32("handoff-broker", "--max-queue-bytes", hx_opt_pick(maxqb, "HANDOFF_MAX_QUEUE_BYTES", "268435456"),
+                   4096, 4000000000u, &queue_bytes))
+        return 2;
+    cfg.max_queue_bytes = queue_bytes;
+    data = hx_opt_pick(data, "HANDOFF_DATA", NULL);
 
     broker_t b;
     memset(&b, 0, sizeof b);
@@ -175,13 +221,30 @@ int main(int argc, char **argv)
         fprintf(stderr, "handoff-broker: --bind %s: %s\n", bind, zmq_strerror(errno));
         goto fail_socket;
     }
-    b.store = hx_store_memory_new();
+    if (data) {
+        char err[512];
+        hx_store_log_config_t lc = {.dir = data, .segment_bytes = seg_mib_bytes, .loop = &b.loop,
+                                    .faults_path = faults};
+        b.store = hx_store_log_new(&lc, err, sizeof err);
+        if (!b.store) {
+            fprintf(stderr, "handoff-broker: --data: %s\n", err);
+            goto fail_router;
+        }
+    } else {
+        b.store = hx_store_memory_new();
+    }
     cfg.send = send_frame;
     cfg.send_arg = &b;
     cfg.store = b.store;
-    b.router = hx_router_new(&cfg);
+    b.router = b.store ? hx_router_new(&cfg) : NULL;
     if (!b.store || !b.router) {
         fprintf(stderr, "handoff-broker: out of memory\n");
+        goto fail_router;
+    }
+    if (hx_router_recover(b.router) != 0) {
+        const char *why = "";
+        b.store->ops->health(b.store, &why);
+        fprintf(stderr, "handoff-broker: cannot recover from the log in %s: %s\n", data, why);
         goto fail_router;
     }
     if (hx_zuv_init(&b.zuv, &b.loop, b.sock, on_message, &b) != 0) {
@@ -190,8 +253,11 @@ int main(int argc, char **argv)
     }
     uv_timer_init(&b.loop, &b.tick);
     b.tick.data = &b;
-    uint64_t period = cfg.heartbeat_ms / 4 ? cfg.heartbeat_ms / 4 : 1;
-    uv_timer_start(&b.tick, on_tick, period, period);
+    uint64_t period = cfg.heartbeat_ms / 4 < 50 ? cfg.heartbeat_ms / 4 : 50;   /* also the backoff's grain */
+    uv_timer_start(&b.tick, on_tick, period ? period : 1, period ? period : 1);
+    uv_prepare_init(&b.loop, &b.flush);
+    b.flush.data = &b;
+    uv_prepare_start(&b.flush, on_flush);
     uv_signal_init(&b.loop, &b.sigint);
     uv_signal_init(&b.loop, &b.sigterm);
     b.sigint.data = b.sigterm.data = &b;
@@ -201,8 +267,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "handoff-broker: --ready-file %s: %s\n", ready, strerror(errno));
         goto fail_loop;
     }
-    hx_info("listening on %s (heartbeat %u ms x %u, max frame %u bytes)", bind, cfg.heartbeat_ms, cfg.liveness,
-            cfg.max_frame);
+    hx_info("listening on %s (heartbeat %u ms x %u, max frame %u bytes, %s)", bind, cfg.heartbeat_ms, cfg.liveness,
+            cfg.max_frame, data ? "durable log" : "in memory");
     uv_run(&b.loop, UV_RUN_DEFAULT);
     rc = 0;
 

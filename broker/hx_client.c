@@ -15,6 +15,7 @@ struct hx_client {
     void *sock;
     char endpoint[256];
     char clinic[HX_NAME_MAX + 1];
+    Handoff__Role role;
     int timeout_ms;
     int attempts;
     Handoff__ErrorCode err_code;
@@ -25,6 +26,8 @@ struct hx_client {
 typedef struct {
     Handoff__Envelope *env;
 } batch_priv_t;
+
+static void msg_from_wire(hx_msg_t *o, const Handoff__Message *m);
 
 static int64_t now_ms(void)
 {
@@ -115,7 +118,7 @@ static int open_session(hx_client_t *c)
     hello.version = HX_PROTOCOL_VERSION;
     hello.kind = HANDOFF__KIND__KIND_HELLO;
     hello.id = (ProtobufCBinaryData){HX_ID_LEN, id};
-    hello.role = HANDOFF__ROLE__ROLE_CLINIC;
+    hello.role = c->role;
     hello.name = c->clinic;
     int rc = send_env(c, &hello);
     if (rc)
@@ -151,6 +154,7 @@ hx_client_t *hx_client_connect(const hx_client_opts_t *o, char *err, size_t errc
     }
     snprintf(c->endpoint, sizeof c->endpoint, "%s", o->endpoint);
     snprintf(c->clinic, sizeof c->clinic, "%s", o->clinic);
+    c->role = o->role == HX_ROLE_ADMIN ? HANDOFF__ROLE__ROLE_ADMIN : HANDOFF__ROLE__ROLE_CLINIC;
     c->timeout_ms = o->timeout_ms > 0 ? o->timeout_ms : 3000;
     c->attempts = o->attempts > 0 ? o->attempts : 3;
     c->zctx = zmq_ctx_new();
@@ -391,18 +395,7 @@ hx_batch_t *hx_batch_from_envelope(Handoff__Envelope *env)
         const Handoff__Message *m = env->messages[i];
         if (m->id.len != HX_ID_LEN)
             continue;                               /* the broker never sends these */
-        hx_msg_t *o = &msgs[b->count++];
-        memcpy(o->id, m->id.data, HX_ID_LEN);
-        o->to_kind = m->to && m->to->kind == HANDOFF__ADDRESS_KIND__ADDRESS_SERVICE ? HX_TO_SERVICE : HX_TO_MAILBOX;
-        o->to = m->to ? m->to->name : "";
-        o->from_kind = m->from && m->from->kind == HANDOFF__ADDRESS_KIND__ADDRESS_SERVICE ? HX_TO_SERVICE : HX_TO_MAILBOX;
-        o->from = m->from ? m->from->name : "";
-        o->type = m->type;
-        o->payload = m->payload.data;
-        o->payload_len = m->payload.len;
-        o->correlation_id = m->correlation_id.len == HX_ID_LEN ? m->correlation_id.data : NULL;
-        o->attempt = m->attempt;
-        o->accepted_at_ms = m->accepted_at_ms;
+        msg_from_wire(&msgs[b->count++], m);
     }
     return b;
 }
@@ -464,4 +457,115 @@ Handoff__ErrorCode hx_client_error_code(const hx_client_t *c)
 const char *hx_client_error(const hx_client_t *c)
 {
     return c->err_text;
+}
+
+static void msg_from_wire(hx_msg_t *o, const Handoff__Message *m)
+{
+    memcpy(o->id, m->id.data, HX_ID_LEN);
+    o->to_kind = m->to && m->to->kind == HANDOFF__ADDRESS_KIND__ADDRESS_SERVICE ? HX_TO_SERVICE : HX_TO_MAILBOX;
+    o->to = m->to ? m->to->name : "";
+    o->from_kind = m->from && m->from->kind == HANDOFF__ADDRESS_KIND__ADDRESS_SERVICE ? HX_TO_SERVICE : HX_TO_MAILBOX;
+    o->from = m->from ? m->from->name : "";
+    o->type = m->type;
+    o->payload = m->payload.data;
+    o->payload_len = m->payload.len;
+    o->correlation_id = m->correlation_id.len == HX_ID_LEN ? m->correlation_id.data : NULL;
+    o->attempt = m->attempt;
+    o->accepted_at_ms = m->accepted_at_ms;
+}
+
+/* Sends an ADMIN request for op (with at most one id) and returns its reply. */
+static int admin(hx_client_t *c, const char *op, const uint8_t *id, Handoff__Envelope **reply)
+{
+    uint8_t req[HX_ID_LEN];
+    hx_id_random(req);
+    ProtobufCBinaryData target = {HX_ID_LEN, (uint8_t *)id};
+    Handoff__Envelope env;
+    handoff__envelope__init(&env);
+    env.version = HX_PROTOCOL_VERSION;
+    env.kind = HANDOFF__KIND__KIND_ADMIN;
+    env.id = (ProtobufCBinaryData){HX_ID_LEN, req};
+    env.admin_op = (char *)op;
+    if (id) {
+        env.n_acks = 1;
+        env.acks = &target;
+    }
+    return request(c, &env, reply);
+}
+
+static int dead_list(hx_client_t *c, const char *op, const uint8_t *id, hx_dead_list_t **out)
+{
+    *out = NULL;
+    Handoff__Envelope *reply = NULL;
+    int rc = admin(c, op, id, &reply);
+    if (rc)
+        return rc;
+    hx_dead_list_t *l = calloc(1, sizeof *l);
+    hx_dead_t *items = reply->n_dead ? calloc(reply->n_dead, sizeof *items) : NULL;
+    if (!l || (reply->n_dead && !items)) {
+        free(l);
+        free(items);
+        handoff__envelope__free_unpacked(reply, NULL);
+        return HX_ENOMEM;
+    }
+    l->priv = reply;
+    l->items = items;
+    for (size_t i = 0; i < reply->n_dead; i++) {
+        const Handoff__DeadLetter *d = reply->dead[i];
+        if (!d->message || d->message->id.len != HX_ID_LEN)
+            continue;
+        hx_dead_t *o = &items[l->count++];
+        msg_from_wire(&o->msg, d->message);
+        o->reason = d->reason;
+        o->attempts = d->attempts;
+        o->dead_at_ms = d->dead_at_ms;
+    }
+    *out = l;
+    return 0;
+}
+
+void hx_dead_list_destroy(hx_dead_list_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    hx_dead_list_t *l = *self_p;
+    if (l->priv)
+        handoff__envelope__free_unpacked(l->priv, NULL);
+    free(l->items);
+    free(l);
+    *self_p = NULL;
+}
+
+int hx_client_dlq_list(hx_client_t *c, hx_dead_list_t **out)
+{
+    return dead_list(c, "dlq.list", NULL, out);
+}
+
+int hx_client_dlq_show(hx_client_t *c, const uint8_t id[HX_ID_LEN], hx_dead_list_t **out)
+{
+    return dead_list(c, "dlq.show", id, out);
+}
+
+static int admin_simple(hx_client_t *c, const char *op, const uint8_t *id)
+{
+    Handoff__Envelope *reply = NULL;
+    int rc = admin(c, op, id, &reply);
+    if (reply)
+        handoff__envelope__free_unpacked(reply, NULL);
+    return rc;
+}
+
+int hx_client_dlq_replay(hx_client_t *c, const uint8_t id[HX_ID_LEN])
+{
+    return admin_simple(c, "dlq.replay", id);
+}
+
+int hx_client_dlq_purge(hx_client_t *c, const uint8_t id[HX_ID_LEN])
+{
+    return admin_simple(c, "dlq.purge", id);
+}
+
+int hx_client_health(hx_client_t *c)
+{
+    return admin_simple(c, "health", NULL);
 }

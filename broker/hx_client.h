@@ -37,9 +37,13 @@ void hx_batch_destroy(hx_batch_t **self_p);
 
 typedef struct hx_client hx_client_t;
 
+typedef enum { HX_ROLE_CLINIC = 1, HX_ROLE_ADMIN = 3 } hx_role_t;
+
 typedef struct {
     const char *endpoint;       /* e.g. "tcp://127.0.0.1:5555" */
-    const char *clinic;         /* this clinic's id: the session's name and mailbox */
+    const char *clinic;         /* this clinic's id: the session's name and mailbox (the
+                                   operator's name for HX_ROLE_ADMIN) */
+    hx_role_t role;             /* 0 = HX_ROLE_CLINIC */
     int timeout_ms;             /* per attempt; 0 = 3000 */
     int attempts;               /* 0 = 3; each retry uses a fresh connection */
 } hx_client_opts_t;
@@ -63,6 +67,34 @@ int hx_client_submit_many(hx_client_t *c, const hx_msg_t *msgs, size_t n, size_t
 int hx_client_fetch(hx_client_t *c, uint32_t max, hx_batch_t **out);
 /* Acks fetched messages by id: the broker deletes them. */
 int hx_client_ack(hx_client_t *c, const uint8_t (*ids)[HX_ID_LEN], size_t n);
+
+/* A dead letter: a message that failed max-attempts times, with the last error. */
+typedef struct {
+    hx_msg_t msg;               /* payload set only by hx_client_dlq_show */
+    const char *reason;
+    uint32_t attempts;
+    uint64_t dead_at_ms;
+} hx_dead_t;
+
+typedef struct {
+    size_t count;
+    hx_dead_t *items;
+    void *priv;
+} hx_dead_list_t;
+void hx_dead_list_destroy(hx_dead_list_t **self_p);
+
+/* Admin sessions only. list: every dead letter without payloads; show: one, with its
+ * payload; replay: back to its queue with its attempts reset (the same id, so at most
+ * once more); purge: deleted. An id not in the dead-letter queue is HX_EREFUSED with
+ * ERR_UNKNOWN_MESSAGE. */
+int hx_client_dlq_list(hx_client_t *c, hx_dead_list_t **out);
+int hx_client_dlq_show(hx_client_t *c, const uint8_t id[HX_ID_LEN], hx_dead_list_t **out);
+int hx_client_dlq_replay(hx_client_t *c, const uint8_t id[HX_ID_LEN]);
+int hx_client_dlq_purge(hx_client_t *c, const uint8_t id[HX_ID_LEN]);
+
+/* 0 when the broker can accept messages; HX_EREFUSED (with the reason in hx_client_error)
+ * when it cannot write its log. Any session. */
+int hx_client_health(hx_client_t *c);
 
 /* The broker's last error for this client: code and text ("" when none). */
 Handoff__ErrorCode hx_client_error_code(const hx_client_t *c);

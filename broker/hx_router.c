@@ -1,9 +1,19 @@
-/* hx_router — sessions, queues, mailboxes, credit, acks and heartbeats; no sockets here.
+/* hx_router — sessions, queues, mailboxes, credit, acks, heartbeats, redelivery with
+ * backoff, the dead-letter queue; no sockets here.
  *
- * Every accepted message is an entry_t, found by id in `entries`, and lives in exactly one
- * of two lists: its queue's `waiting` list, or its holder's `inflight` list. A worker with
- * spare credit sits in its service's `ready` list; dispatch hands the oldest waiting
- * message to the first ready worker and rotates it to the back (load balancing). */
+ * Every accepted message is an entry_t, found by id in `entries`, in exactly one state:
+ *   PENDING   accepted into a store transaction that is not durable yet (in an action)
+ *   WAITING   in its queue's `waiting` list
+ *   INFLIGHT  in its holder's `inflight` list
+ *   DELAYED   in the router's `delayed` list until its backoff is over
+ *   SETTLING  acked or purged, in an action until the settle is durable
+ *   DEAD      in the dead-letter list
+ * A worker with spare credit sits in its service's `ready` list; dispatch hands the oldest
+ * waiting message to the first ready worker and rotates it to the back (load balancing).
+ *
+ * Each request that changes anything is one store transaction; its reply (and making its
+ * new messages deliverable) waits in an action until the store says the transaction is
+ * durable. If the store fails, the action is undone and answered ERR_UNAVAILABLE. */
 #include "hx_router.h"
 #include "hx_log.h"
 #include "hx_wire.h"
@@ -21,22 +31,48 @@ typedef struct entry entry_t;
 typedef struct queue queue_t;
 typedef struct peer peer_t;
 
+typedef enum { E_PENDING, E_WAITING, E_INFLIGHT, E_DELAYED, E_SETTLING, E_DEAD } estate_t;
+
 struct entry {
     uint8_t id[HX_ID_LEN];
     uint64_t handle;            /* in the store */
+    uint32_t size;              /* bytes of the stored message */
     uint32_t attempt;           /* deliveries so far */
+    uint32_t failures;          /* deliveries that failed */
+    estate_t state;
     queue_t *queue;
-    peer_t *holder;             /* NULL while waiting */
-    entry_t *prev, *next;       /* in queue->waiting or holder->inflight */
+    peer_t *holder;             /* INFLIGHT only */
+    uint64_t delivered_at;      /* INFLIGHT: when (monotonic ms) */
+    uint64_t due;               /* DELAYED: when it may go again */
+    uint64_t dead_at;           /* DEAD: Unix ms */
+    char *reason;               /* DEAD: the last error */
+    entry_t *prev, *next;       /* in the list of its state */
     UT_hash_handle hh;          /* router->entries, by id */
 };
+
+/* A request waiting for its store transaction to become durable. */
+typedef struct action {
+    uint64_t seq;
+    uint8_t rid[256];
+    size_t rid_len;             /* 0: nobody to answer */
+    uint8_t corr[HX_ID_LEN];
+    size_t corr_len;
+    Handoff__Kind reply;
+    entry_t **added;            /* PENDING: enqueue on success, forget on failure */
+    size_t n_added;
+    entry_t **settled;          /* SETTLING: free on success, back to the queue on failure */
+    size_t n_settled;
+    struct action *next;
+} action_t;
 
 struct queue {
     char key[2 + HX_NAME_MAX + 1];  /* "s:" or "m:" + name */
     Handoff__AddressKind kind;
     entry_t *waiting;
-    size_t n_waiting, n_inflight;
+    size_t n_waiting, n_inflight, n_held;   /* n_held: every message of the queue not dead */
+    uint64_t bytes;             /* of the messages held */
     size_t pending;             /* scratch: messages about to be added by one request */
+    uint64_t pending_bytes;
     peer_t *ready;              /* workers with spare credit */
     size_t n_workers;
     UT_hash_handle hh;
@@ -69,6 +105,11 @@ struct hx_router {
     queue_t *queues;
     size_t n_queues;
     entry_t *entries;
+    entry_t *delayed;           /* by due time */
+    entry_t *dead;
+    size_t n_delayed, n_dead;
+    action_t *actions, *actions_tail;
+    uint64_t last_seq;          /* of the last transaction ended */
     dedup_t *dedup, *dedup_fifo;
     size_t n_dedup;
     hx_buf_t out;
@@ -123,6 +164,13 @@ static peer_t *peer_find(const hx_router_t *r, const uint8_t *rid, size_t len)
     return p;
 }
 
+static entry_t *entry_find(const hx_router_t *r, const uint8_t *id)
+{
+    entry_t *e = NULL;
+    HASH_FIND(hh, r->entries, id, HX_ID_LEN, e);
+    return e;
+}
+
 static void ready_add(peer_t *p)
 {
     if (!p->is_ready && p->role == HANDOFF__ROLE__ROLE_WORKER && p->n_inflight < p->credit) {
@@ -139,16 +187,16 @@ static void ready_remove(peer_t *p)
     }
 }
 
-static bool dedup_has(const hx_router_t *r, const uint8_t *id)
+static dedup_t *dedup_find(const hx_router_t *r, const uint8_t *id)
 {
     dedup_t *d = NULL;
     HASH_FIND(hh, r->dedup, id, HX_ID_LEN, d);
-    return d != NULL;
+    return d;
 }
 
 static void dedup_add(hx_router_t *r, const uint8_t *id)
 {
-    if (r->cfg.dedup_window == 0)
+    if (r->cfg.dedup_window == 0 || dedup_find(r, id))
         return;
     dedup_t *d;
     if (r->n_dedup >= r->cfg.dedup_window) {
@@ -163,6 +211,25 @@ static void dedup_add(hx_router_t *r, const uint8_t *id)
     HASH_ADD(hh, r->dedup, id, HX_ID_LEN, d);
     DL_APPEND(r->dedup_fifo, d);
     r->n_dedup++;
+}
+
+static void dedup_remove(hx_router_t *r, const uint8_t *id)
+{
+    dedup_t *d = dedup_find(r, id);
+    if (d) {
+        DL_DELETE(r->dedup_fifo, d);
+        HASH_DELETE(hh, r->dedup, d);
+        r->n_dedup--;
+        free(d);
+    }
+}
+
+/* The store's checkpoint hook: every remembered id, oldest first. */
+static void dedup_ids(void *arg, hx_buf_t *out)
+{
+    hx_router_t *r = arg;
+    const dedup_t *d;
+    DL_FOREACH(r->dedup_fifo, d) hx_buf_append(out, d->id, HX_ID_LEN);
 }
 
 /* ---- sending ------------------------------------------------------------------------ */
@@ -196,7 +263,7 @@ static void reply_error(hx_router_t *r, const uint8_t *rid, size_t rid_len, peer
 static void reply_error(hx_router_t *r, const uint8_t *rid, size_t rid_len, peer_t *p, ProtobufCBinaryData corr,
                         Handoff__ErrorCode code, const char *fmt, ...)
 {
-    char text[256];
+    char text[320];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(text, sizeof text, fmt, ap);
@@ -210,33 +277,299 @@ static void reply_error(hx_router_t *r, const uint8_t *rid, size_t rid_len, peer
     send_env(r, rid, rid_len, p, &env);
 }
 
-static void reply_simple(hx_router_t *r, peer_t *p, Handoff__Kind kind, ProtobufCBinaryData corr)
+/* ---- message states --------------------------------------------------------------------- */
+
+static void entry_free(hx_router_t *r, entry_t *e)
 {
-    Handoff__Envelope env;
-    env_init(&env, kind, corr);
-    send_env(r, p->rid, p->rid_len, p, &env);
+    HASH_DELETE(hh, r->entries, e);
+    r->cfg.store->ops->release(r->cfg.store, e->handle);
+    free(e->reason);
+    free(e);
+}
+
+/* Takes e out of the list of its current state (it keeps its queue accounting). */
+static void entry_unlink(hx_router_t *r, entry_t *e)
+{
+    queue_t *q = e->queue;
+    switch (e->state) {
+    case E_WAITING:
+        DL_DELETE(q->waiting, e);
+        q->n_waiting--;
+        break;
+    case E_INFLIGHT:
+        DL_DELETE(e->holder->inflight, e);
+        e->holder->n_inflight--;
+        q->n_inflight--;
+        ready_add(e->holder);
+        e->holder = NULL;
+        break;
+    case E_DELAYED:
+        DL_DELETE(r->delayed, e);
+        r->n_delayed--;
+        break;
+    case E_DEAD:
+        DL_DELETE(r->dead, e);
+        r->n_dead--;
+        break;
+    case E_PENDING:
+    case E_SETTLING:
+        break;
+    }
+}
+
+/* A message of the queue no longer held by it (settled or dead): its bytes are free. */
+static void queue_forget(queue_t *q, const entry_t *e)
+{
+    q->n_held--;
+    q->bytes -= e->size;
+}
+
+static void to_waiting(entry_t *e, bool front)
+{
+    queue_t *q = e->queue;
+    e->state = E_WAITING;
+    if (front)
+        DL_PREPEND(q->waiting, e);
+    else
+        DL_APPEND(q->waiting, e);
+    q->n_waiting++;
+}
+
+static void dispatch(hx_router_t *r, queue_t *q);
+static void to_dead(hx_router_t *r, entry_t *e, const char *reason, uint64_t at);
+
+/* ---- store transactions and actions ------------------------------------------------------ */
+
+static int txn_begin(hx_router_t *r)
+{
+    return r->cfg.store->ops->begin(r->cfg.store);
+}
+
+static int txn_end(hx_router_t *r, uint64_t *seq)
+{
+    int rc = r->cfg.store->ops->end(r->cfg.store, seq);
+    if (rc == 0)
+        r->last_seq = *seq;
+    else
+        r->cfg.store->ops->abort(r->cfg.store);
+    return rc;
+}
+
+static void store_why(const hx_router_t *r, char *out, size_t cap)
+{
+    const char *why = "";
+    r->cfg.store->ops->health(r->cfg.store, &why);
+    snprintf(out, cap, "%s", why && *why ? why : "the broker cannot write its log");
+}
+
+static action_t *action_new(peer_t *p, ProtobufCBinaryData corr, Handoff__Kind reply, size_t n_added,
+                            size_t n_settled)
+{
+    action_t *a = calloc(1, sizeof *a);
+    if (!a)
+        return NULL;
+    a->added = n_added ? calloc(n_added, sizeof *a->added) : NULL;
+    a->settled = n_settled ? calloc(n_settled, sizeof *a->settled) : NULL;
+    if ((n_added && !a->added) || (n_settled && !a->settled)) {
+        free(a->added);
+        free(a->settled);
+        free(a);
+        return NULL;
+    }
+    if (p && corr.len == HX_ID_LEN) {
+        memcpy(a->rid, p->rid, p->rid_len);
+        a->rid_len = p->rid_len;
+        memcpy(a->corr, corr.data, HX_ID_LEN);
+        a->corr_len = HX_ID_LEN;
+    }
+    a->reply = reply;
+    return a;
+}
+
+static void action_queue(hx_router_t *r, action_t *a, uint64_t seq)
+{
+    a->seq = seq;
+    if (r->actions_tail)
+        r->actions_tail->next = a;
+    else
+        r->actions = a;
+    r->actions_tail = a;
+}
+
+static void action_finish(hx_router_t *r, action_t *a, int status)
+{
+    char why[256] = "";
+    if (status)
+        store_why(r, why, sizeof why);
+    for (size_t i = 0; i < a->n_added; i++) {
+        entry_t *e = a->added[i];
+        if (status == 0) {
+            to_waiting(e, false);
+            r->stats.accepted++;
+        } else {                                /* never durable: forget it, and let a retry in */
+            dedup_remove(r, e->id);
+            queue_forget(e->queue, e);
+            entry_free(r, e);
+        }
+    }
+    for (size_t i = 0; i < a->n_settled; i++) {
+        entry_t *e = a->settled[i];
+        if (status == 0) {
+            queue_forget(e->queue, e);
+            entry_free(r, e);
+            r->stats.acked++;
+        } else if (e->reason) {                 /* a purge that did not last: still dead */
+            to_dead(r, e, e->reason, e->dead_at);
+        } else {                                /* the settle is not durable: deliver it again */
+            to_waiting(e, true);
+        }
+    }
+    if (a->rid_len) {
+        peer_t *p = peer_find(r, a->rid, a->rid_len);
+        ProtobufCBinaryData corr = {a->corr_len, a->corr};
+        if (status == 0) {
+            Handoff__Envelope env;
+            env_init(&env, a->reply, corr);
+            send_env(r, a->rid, a->rid_len, p, &env);
+        } else {
+            reply_error(r, a->rid, a->rid_len, p, corr, HANDOFF__ERROR_CODE__ERR_UNAVAILABLE, "%s", why);
+        }
+    }
+    for (size_t i = 0; i < a->n_added; i++)
+        if (status == 0)
+            dispatch(r, a->added[i]->queue);
+    for (size_t i = 0; i < a->n_settled; i++)
+        dispatch(r, a->settled[i]->queue);
+    free(a->added);
+    free(a->settled);
+    free(a);
+}
+
+/* Finishes every action whose transaction is now durable (status 0) or failed. */
+static void actions_done(hx_router_t *r, uint64_t seq, int status)
+{
+    while (r->actions && r->actions->seq <= seq) {
+        action_t *a = r->actions;
+        r->actions = a->next;
+        if (!r->actions)
+            r->actions_tail = NULL;
+        action_finish(r, a, status);
+    }
+}
+
+static void on_commit(void *arg, uint64_t seq, int status)
+{
+    actions_done(arg, seq, status);
+}
+
+/* After a request: what the store already made durable is answered now. */
+static void actions_settle(hx_router_t *r)
+{
+    actions_done(r, r->cfg.store->ops->durable_seq(r->cfg.store), 0);
+}
+
+/* ---- failures, backoff, dead letters ----------------------------------------------------- */
+
+static uint64_t backoff(const hx_router_t *r, uint32_t failures)
+{
+    uint64_t d = r->cfg.backoff_ms;
+    for (uint32_t i = 1; i < failures && d < r->cfg.backoff_max_ms; i++)
+        d *= 2;
+    return d < r->cfg.backoff_max_ms ? d : r->cfg.backoff_max_ms;
+}
+
+static void to_delayed(hx_router_t *r, entry_t *e, uint64_t due)
+{
+    e->state = E_DELAYED;
+    e->due = due;
+    entry_t *at = r->delayed ? r->delayed->prev : NULL;     /* from the back: dues mostly grow */
+    while (at && at->due > due)
+        at = at == r->delayed ? NULL : at->prev;
+    if (!at)
+        DL_PREPEND(r->delayed, e);
+    else if (at == r->delayed->prev)
+        DL_APPEND(r->delayed, e);
+    else
+        DL_APPEND_ELEM(r->delayed, at, e);
+    r->n_delayed++;
+}
+
+static void to_dead(hx_router_t *r, entry_t *e, const char *reason, uint64_t at)
+{
+    e->state = E_DEAD;
+    e->dead_at = at;
+    char *copy = strndup(reason && *reason ? reason : "no reason given", 255);
+    free(e->reason);
+    e->reason = copy;
+    DL_APPEND(r->dead, e);
+    r->n_dead++;
+    queue_forget(e->queue, e);                  /* dead letters do not fill their queue */
+}
+
+/* A delivery of e (already unlinked) failed: retry after a backoff, or give up. The new
+ * count (and the death) go into the current transaction. */
+static void failed(hx_router_t *r, entry_t *e, const char *reason, bool *logged)
+{
+    e->failures++;
+    char hex[2 * HX_ID_LEN + 1];
+    hx_id_hex(e->id, hex);
+    if (e->failures >= r->cfg.max_attempts) {
+        uint64_t at = wall_ms();
+        *logged |= r->cfg.store->ops->dead(r->cfg.store, e->id, e->failures, at, reason ? reason : "") == 0;
+        to_dead(r, e, reason, at);
+        r->stats.dead_lettered++;
+        hx_warn("message %s to %s failed %u times: dead letter (%.120s)", hex, queue_name(e->queue), e->failures,
+                reason ? reason : "");
+        return;
+    }
+    *logged |= r->cfg.store->ops->attempts(r->cfg.store, e->id, e->failures) == 0;
+    uint64_t delay = backoff(r, e->failures);
+    to_delayed(r, e, r->now + delay);
+    hx_debug("message %s failed (%u of %u): again in %llu ms", hex, e->failures, r->cfg.max_attempts,
+             (unsigned long long)delay);
+}
+
+/* Records the failures of one event (a nack, a dead worker, a timeout) in a transaction. */
+static bool failures_begin(hx_router_t *r)
+{
+    return txn_begin(r) == 0;
+}
+
+static void failures_end(hx_router_t *r, bool began, bool logged)
+{
+    if (!began)
+        return;
+    uint64_t seq;
+    if (logged)
+        txn_end(r, &seq);
+    else
+        r->cfg.store->ops->abort(r->cfg.store);
 }
 
 /* ---- sessions ----------------------------------------------------------------------- */
 
-/* Ends p's session: its unacked messages go back to the front of their queue, in order. */
-static void peer_drop(hx_router_t *r, peer_t *p, const char *why)
+/* Ends p's session. Its unacked messages go back: a clinic's to the front of its mailbox in
+ * order; a worker's count as failed deliveries when `failure` (it died or went silent),
+ * otherwise (it said bye, or was never reached) straight back to the front. */
+static void peer_drop(hx_router_t *r, peer_t *p, const char *why, bool failure)
 {
     size_t back = p->n_inflight;
+    bool count = failure && p->role == HANDOFF__ROLE__ROLE_WORKER;
+    bool began = count && back && failures_begin(r), logged = false;
     while (p->inflight) {
         entry_t *e = p->inflight->prev;          /* the tail: prepend newest first keeps order */
-        DL_DELETE(p->inflight, e);
-        e->holder = NULL;
-        e->queue->n_inflight--;
-        DL_PREPEND(e->queue->waiting, e);
-        e->queue->n_waiting++;
+        entry_unlink(r, e);
+        if (count)
+            failed(r, e, why, &logged);
+        else
+            to_waiting(e, true);
     }
-    p->n_inflight = 0;
+    failures_end(r, began, logged);
     ready_remove(p);
     if (p->role == HANDOFF__ROLE__ROLE_WORKER)
         p->queue->n_workers--;
     if (back)
-        hx_warn("%s %s left (%s): %zu unacked message(s) back to %s", p->role == HANDOFF__ROLE__ROLE_WORKER ? "worker" : "clinic",
+        hx_warn("%s %s left (%s): %zu unacked message(s) back to %s", p->role == HANDOFF__ROLE__ROLE_WORKER ? "worker" : "session",
                 p->name, why, back, queue_name(p->queue));
     else
         hx_debug("%s left (%s)", p->name, why);
@@ -244,14 +577,13 @@ static void peer_drop(hx_router_t *r, peer_t *p, const char *why)
     free(p);
 }
 
-static void dispatch(hx_router_t *r, queue_t *q);
-
 static int deliver(hx_router_t *r, peer_t *w, entry_t *e)
 {
     queue_t *q = e->queue;
-    DL_DELETE(q->waiting, e);
-    q->n_waiting--;
+    entry_unlink(r, e);
+    e->state = E_INFLIGHT;
     e->holder = w;
+    e->delivered_at = r->now;
     DL_APPEND(w->inflight, e);
     w->n_inflight++;
     q->n_inflight++;
@@ -263,10 +595,10 @@ static int deliver(hx_router_t *r, peer_t *w, entry_t *e)
     Handoff__Envelope env;
     env_init(&env, HANDOFF__KIND__KIND_DELIVER, (ProtobufCBinaryData){0, NULL});
     const uint8_t *body;
-    size_t len;
-    if (hx_wire_pack(&env, &r->out) || r->cfg.store->ops->get(r->cfg.store, e->handle, &body, &len) ||
-        hx_wire_append_message(&r->out, body, len, e->attempt) || send_buf(r, w->rid, w->rid_len, w)) {
-        peer_drop(r, w, "unreachable");
+    if (hx_wire_pack(&env, &r->out) || r->cfg.store->ops->get(r->cfg.store, e->handle, e->size, &body) ||
+        hx_wire_append_message(&r->out, body, e->size, e->attempt) || send_buf(r, w->rid, w->rid_len, w)) {
+        e->attempt--;
+        peer_drop(r, w, "unreachable", false);
         return -1;
     }
     if (w->n_inflight >= w->credit) {
@@ -289,9 +621,9 @@ static void dispatch(hx_router_t *r, queue_t *q)
 static void on_hello(hx_router_t *r, const uint8_t *rid, size_t rid_len, peer_t *p, const Handoff__Envelope *env)
 {
     bool worker = env->role == HANDOFF__ROLE__ROLE_WORKER;
-    if (env->role != HANDOFF__ROLE__ROLE_CLINIC && !worker) {
+    if (env->role != HANDOFF__ROLE__ROLE_CLINIC && !worker && env->role != HANDOFF__ROLE__ROLE_ADMIN) {
         reply_error(r, rid, rid_len, p, env->id, HANDOFF__ERROR_CODE__ERR_BAD_FIELD,
-                    "role: must be ROLE_CLINIC or ROLE_WORKER, got %d", (int)env->role);
+                    "role: must be ROLE_CLINIC, ROLE_WORKER or ROLE_ADMIN, got %d", (int)env->role);
         return;
     }
     if (!hx_name_valid(env->name)) {
@@ -306,8 +638,11 @@ static void on_hello(hx_router_t *r, const uint8_t *rid, size_t rid_len, peer_t 
     }
     if (rid_len > sizeof p->rid)
         return;                                     /* libzmq routing ids are at most 255 bytes */
+    /* An admin session reads no queue of its own: it gets a mailbox named "admin.<name>". */
+    char qname[HX_NAME_MAX + 8];
+    snprintf(qname, sizeof qname, "%s%s", env->role == HANDOFF__ROLE__ROLE_ADMIN ? "admin." : "", env->name);
     queue_t *q = queue_get(r, worker ? HANDOFF__ADDRESS_KIND__ADDRESS_SERVICE : HANDOFF__ADDRESS_KIND__ADDRESS_MAILBOX,
-                           env->name);
+                           qname);
     if (!q) {
         reply_error(r, rid, rid_len, p, env->id, HANDOFF__ERROR_CODE__ERR_BUSY, "the broker holds %u queues, its bound",
                     r->cfg.max_queues);
@@ -315,7 +650,7 @@ static void on_hello(hx_router_t *r, const uint8_t *rid, size_t rid_len, peer_t 
     }
     if (p) {                                        /* a new session on the same connection */
         queue_t *old = p->queue;
-        peer_drop(r, p, "said hello again");
+        peer_drop(r, p, "said hello again", false);
         dispatch(r, old);
     }
     p = calloc(1, sizeof *p);
@@ -331,7 +666,7 @@ static void on_hello(hx_router_t *r, const uint8_t *rid, size_t rid_len, peer_t 
     HASH_ADD(hh, r->peers, rid, p->rid_len, p);
     if (worker)
         q->n_workers++;
-    hx_info("%s %s joined", worker ? "worker" : "clinic", p->name);
+    hx_info("%s %s joined", worker ? "worker" : env->role == HANDOFF__ROLE__ROLE_ADMIN ? "admin" : "clinic", p->name);
 
     Handoff__Envelope w;
     env_init(&w, HANDOFF__KIND__KIND_WELCOME, env->id);
@@ -364,22 +699,32 @@ static bool message_valid(const Handoff__Message *m, size_t i, char *why, size_t
 
 static bool is_known(const hx_router_t *r, const uint8_t *id)
 {
-    entry_t *e = NULL;
-    HASH_FIND(hh, r->entries, id, HX_ID_LEN, e);
-    return e || dedup_has(r, id);
+    return entry_find(r, id) || dedup_find(r, id);
 }
 
-static void entry_free(hx_router_t *r, entry_t *e)
+static entry_t *entry_new(hx_router_t *r, const uint8_t *id, queue_t *q, uint64_t handle, size_t size)
 {
-    HASH_DELETE(hh, r->entries, e);
-    r->cfg.store->ops->settle(r->cfg.store, e->handle);
-    free(e);
+    entry_t *e = calloc(1, sizeof *e);
+    if (!e)
+        return NULL;
+    memcpy(e->id, id, HX_ID_LEN);
+    e->queue = q;
+    e->handle = handle;
+    e->size = (uint32_t)size;
+    e->state = E_PENDING;
+    HASH_ADD(hh, r->entries, id, HX_ID_LEN, e);
+    q->n_held++;
+    q->bytes += size;
+    dedup_add(r, id);
+    return e;
 }
 
-/* Accepts msgs from p all or none. Returns ERR_NONE, or an error code with text in why. */
-static Handoff__ErrorCode accept_messages(hx_router_t *r, peer_t *p, Handoff__Message **msgs, size_t n, char *why,
-                                          size_t cap)
+/* Checks msgs and puts the new ones into the open transaction (all or none); they are
+ * PENDING in added[] until it is durable. Returns ERR_NONE or an error with text in why. */
+static Handoff__ErrorCode accept_messages(hx_router_t *r, peer_t *p, Handoff__Message **msgs, size_t n,
+                                          entry_t **added, size_t *n_added, char *why, size_t cap)
 {
+    *n_added = 0;
     if (n > HX_MAX_BATCH) {
         snprintf(why, cap, "messages: at most %d in one request, got %zu", HX_MAX_BATCH, n);
         return HANDOFF__ERROR_CODE__ERR_BAD_FIELD;
@@ -390,6 +735,12 @@ static Handoff__ErrorCode accept_messages(hx_router_t *r, peer_t *p, Handoff__Me
 
     /* Phase 1: every target queue exists and has room. */
     queue_t *targets[HX_MAX_BATCH];
+    Handoff__Address from;
+    handoff__address__init(&from);
+    from.kind = p->role == HANDOFF__ROLE__ROLE_WORKER ? HANDOFF__ADDRESS_KIND__ADDRESS_SERVICE
+                                                     : HANDOFF__ADDRESS_KIND__ADDRESS_MAILBOX;
+    from.name = p->name;
+    uint64_t at = wall_ms();
     Handoff__ErrorCode code = HANDOFF__ERROR_CODE__ERR_NONE;
     size_t i;
     for (i = 0; i < n; i++) {
@@ -402,31 +753,26 @@ static Handoff__ErrorCode accept_messages(hx_router_t *r, peer_t *p, Handoff__Me
             code = HANDOFF__ERROR_CODE__ERR_BUSY;
             break;
         }
-        if (q->n_waiting + q->n_inflight + q->pending >= r->cfg.max_queue) {
-            snprintf(why, cap, "messages[%zu].to: %s %s is full (%u messages); retry later",
-                     i, q->kind == HANDOFF__ADDRESS_KIND__ADDRESS_SERVICE ? "service" : "mailbox", queue_name(q),
-                     r->cfg.max_queue);
+        size_t size = handoff__message__get_packed_size(msgs[i]) + 32;
+        if (q->n_held + q->pending >= r->cfg.max_queue ||
+            q->bytes + q->pending_bytes + size > r->cfg.max_queue_bytes) {
+            snprintf(why, cap, "messages[%zu].to: %s %s is full (%u messages or %llu bytes); retry later", i,
+                     q->kind == HANDOFF__ADDRESS_KIND__ADDRESS_SERVICE ? "service" : "mailbox", queue_name(q),
+                     r->cfg.max_queue, (unsigned long long)r->cfg.max_queue_bytes);
             code = HANDOFF__ERROR_CODE__ERR_BUSY;
             break;
         }
         q->pending++;
+        q->pending_bytes += size;
         targets[i] = q;
     }
     for (size_t j = 0; j < i; j++)
         if (targets[j])
-            targets[j]->pending = 0;
+            targets[j]->pending = targets[j]->pending_bytes = 0;
     if (code != HANDOFF__ERROR_CODE__ERR_NONE)
         return code;
 
-    /* Phase 2: store and enqueue; on a store failure undo this request's entries. */
-    Handoff__Address from;
-    handoff__address__init(&from);
-    from.kind = p->role == HANDOFF__ROLE__ROLE_WORKER ? HANDOFF__ADDRESS_KIND__ADDRESS_SERVICE
-                                                     : HANDOFF__ADDRESS_KIND__ADDRESS_MAILBOX;
-    from.name = p->name;
-    uint64_t at = wall_ms();
-    entry_t *added[HX_MAX_BATCH];
-    size_t n_added = 0;
+    /* Phase 2: into the transaction. */
     for (i = 0; i < n; i++) {
         Handoff__Message *m = msgs[i];
         if (!targets[i] || is_known(r, m->id.data)) {
@@ -439,36 +785,80 @@ static Handoff__ErrorCode accept_messages(hx_router_t *r, peer_t *p, Handoff__Me
         m->attempt = 0;
         size_t len = handoff__message__get_packed_size(m);
         int rc = hx_buf_reserve(&r->scratch, len);
-        if (rc == 0) {
+        if (rc == 0)
             handoff__message__pack(m, r->scratch.data);
-        }
         m->from = saved;
-        entry_t *e = rc == 0 ? calloc(1, sizeof *e) : NULL;
-        if (!e || r->cfg.store->ops->put(r->cfg.store, r->scratch.data, len, &e->handle)) {
-            free(e);
-            while (n_added) {
-                entry_t *u = added[--n_added];
-                DL_DELETE(u->queue->waiting, u);
-                u->queue->n_waiting--;
+        uint64_t handle;
+        entry_t *e = NULL;
+        if (rc == 0 && r->cfg.store->ops->put(r->cfg.store, r->scratch.data, len, &handle) == 0) {
+            e = entry_new(r, m->id.data, targets[i], handle, len);
+            if (!e)
+                r->cfg.store->ops->release(r->cfg.store, handle);
+        }
+        if (!e) {
+            while (*n_added) {
+                entry_t *u = added[--*n_added];
+                dedup_remove(r, u->id);
+                queue_forget(u->queue, u);
                 entry_free(r, u);
             }
             snprintf(why, cap, "the broker cannot store messages now");
             return HANDOFF__ERROR_CODE__ERR_UNAVAILABLE;
         }
-        memcpy(e->id, m->id.data, HX_ID_LEN);
-        e->queue = targets[i];
-        HASH_ADD(hh, r->entries, id, HX_ID_LEN, e);
-        DL_APPEND(e->queue->waiting, e);
-        e->queue->n_waiting++;
-        added[n_added++] = e;
+        added[(*n_added)++] = e;
     }
-    for (i = 0; i < n_added; i++) {
-        dedup_add(r, added[i]->id);
-        r->stats.accepted++;
-    }
-    for (i = 0; i < n_added; i++)
-        dispatch(r, added[i]->queue);
     return HANDOFF__ERROR_CODE__ERR_NONE;
+}
+
+/* The refusal every changing request gets while the store cannot write. */
+static bool store_refuses(hx_router_t *r, peer_t *p, const Handoff__Envelope *env)
+{
+    const char *why = "";
+    if (r->cfg.store->ops->health(r->cfg.store, &why) == 0)
+        return false;
+    reply_error(r, p->rid, p->rid_len, p, env->id, HANDOFF__ERROR_CODE__ERR_UNAVAILABLE, "%s", why);
+    return true;
+}
+
+/* Opens the transaction of a request that changes something, or refuses the request. */
+static bool open_request(hx_router_t *r, peer_t *p, const Handoff__Envelope *env)
+{
+    if (store_refuses(r, p, env))
+        return false;
+    if (txn_begin(r) == 0)
+        return true;
+    char why[256];
+    store_why(r, why, sizeof why);
+    reply_error(r, p->rid, p->rid_len, p, env->id, HANDOFF__ERROR_CODE__ERR_UNAVAILABLE, "%s", why);
+    return false;
+}
+
+/* Ends a request's transaction and queues its action; undoes it if the end fails. */
+static void commit_request(hx_router_t *r, peer_t *p, const Handoff__Envelope *env, Handoff__Kind reply,
+                           entry_t **added, size_t n_added, entry_t **settled, size_t n_settled, bool began)
+{
+    uint64_t seq = r->last_seq;
+    int rc = began ? txn_end(r, &seq) : 0;
+    action_t *a = rc == 0 ? action_new(p, env->id, reply, n_added, n_settled) : NULL;
+    if (!a) {
+        for (size_t i = 0; i < n_added; i++) {
+            dedup_remove(r, added[i]->id);
+            queue_forget(added[i]->queue, added[i]);
+            entry_free(r, added[i]);
+        }
+        for (size_t i = 0; i < n_settled; i++)
+            to_waiting(settled[i], true);
+        char why[256];
+        store_why(r, why, sizeof why);
+        reply_error(r, p->rid, p->rid_len, p, env->id, HANDOFF__ERROR_CODE__ERR_UNAVAILABLE, "%s", why);
+        return;
+    }
+    memcpy(a->added, added, n_added * sizeof *added);
+    a->n_added = n_added;
+    memcpy(a->settled, settled, n_settled * sizeof *settled);
+    a->n_settled = n_settled;
+    action_queue(r, a, seq);
+    actions_settle(r);
 }
 
 static void on_submit(hx_router_t *r, peer_t *p, const Handoff__Envelope *env)
@@ -484,15 +874,21 @@ static void on_submit(hx_router_t *r, peer_t *p, const Handoff__Envelope *env)
                     "messages: a SUBMIT carries at least one message");
         return;
     }
-    Handoff__ErrorCode code = accept_messages(r, p, env->messages, env->n_messages, why, sizeof why);
+    if (!open_request(r, p, env))
+        return;
+    entry_t *added[HX_MAX_BATCH];
+    size_t n_added;
+    Handoff__ErrorCode code = accept_messages(r, p, env->messages, env->n_messages, added, &n_added, why, sizeof why);
     if (code != HANDOFF__ERROR_CODE__ERR_NONE) {
+        r->cfg.store->ops->abort(r->cfg.store);
         reply_error(r, p->rid, p->rid_len, p, env->id, code, "%s", why);
         return;
     }
-    reply_simple(r, p, HANDOFF__KIND__KIND_ACCEPTED, env->id);
+    commit_request(r, p, env, HANDOFF__KIND__KIND_ACCEPTED, added, n_added, NULL, 0, n_added > 0);
 }
 
-/* Finds the entries named by env->acks; all must be p's to settle. */
+/* Finds the entries named by env->acks. Acks must name messages of p's own queue;
+ * held_only: held by p right now. */
 static bool collect_acks(hx_router_t *r, peer_t *p, const Handoff__Envelope *env, bool held_only, entry_t **found)
 {
     if (env->n_acks > HX_MAX_BATCH) {
@@ -508,10 +904,13 @@ static bool collect_acks(hx_router_t *r, peer_t *p, const Handoff__Envelope *env
                         "acks[%zu]: must be %d bytes, got %zu", i, HX_ID_LEN, env->acks[i].len);
             return false;
         }
-        entry_t *e = NULL;
-        HASH_FIND(hh, r->entries, env->acks[i].data, HX_ID_LEN, e);
-        if (e && e->queue == p->queue && (!held_only || e->holder == p)) {
-            found[i] = e;
+        entry_t *e = entry_find(r, env->acks[i].data);
+        bool mine = e && e->queue == p->queue && e->state != E_DEAD && e->state != E_PENDING;
+        if (mine && (!held_only || e->holder == p)) {
+            for (size_t j = 0; j < i; j++)      /* the same id twice in one request */
+                if (found[j] == e)
+                    e = NULL;
+            found[i] = e && e->state != E_SETTLING ? e : NULL;
             continue;
         }
         if (!e && !held_only)                      /* already settled: acking again is harmless */
@@ -524,45 +923,38 @@ static bool collect_acks(hx_router_t *r, peer_t *p, const Handoff__Envelope *env
     return true;
 }
 
-static void settle(hx_router_t *r, entry_t *e)
-{
-    queue_t *q = e->queue;
-    peer_t *h = e->holder;
-    if (h) {
-        DL_DELETE(h->inflight, e);
-        h->n_inflight--;
-        q->n_inflight--;
-        ready_add(h);
-    } else {
-        DL_DELETE(q->waiting, e);
-        q->n_waiting--;
-    }
-    entry_free(r, e);
-    r->stats.acked++;
-}
-
 static void on_ack(hx_router_t *r, peer_t *p, const Handoff__Envelope *env)
 {
-    entry_t *found[HX_MAX_BATCH];
+    entry_t *found[HX_MAX_BATCH], *added[HX_MAX_BATCH], *settled[HX_MAX_BATCH];
+    size_t n_added = 0, n_settled = 0;
     char why[256];
     if (!collect_acks(r, p, env, false, found))
         return;
+    if (!open_request(r, p, env))
+        return;
     if (env->n_messages) {
-        Handoff__ErrorCode code = accept_messages(r, p, env->messages, env->n_messages, why, sizeof why);
+        Handoff__ErrorCode code =
+            accept_messages(r, p, env->messages, env->n_messages, added, &n_added, why, sizeof why);
         if (code != HANDOFF__ERROR_CODE__ERR_NONE) {
+            r->cfg.store->ops->abort(r->cfg.store);
             reply_error(r, p->rid, p->rid_len, p, env->id, code, "%s", why);
             return;
         }
     }
-    for (size_t i = 0; i < env->n_acks; i++)
-        if (found[i]) {
-            for (size_t j = i + 1; j < env->n_acks; j++)   /* the same id twice in one ack */
-                if (found[j] == found[i])
-                    found[j] = NULL;
-            settle(r, found[i]);
-        }
-    if (env->id.len == HX_ID_LEN)
-        reply_simple(r, p, HANDOFF__KIND__KIND_ACCEPTED, env->id);
+    for (size_t i = 0; i < env->n_acks; i++) {
+        entry_t *e = found[i];
+        if (!e)
+            continue;
+        r->cfg.store->ops->settle(r->cfg.store, e->id);
+        entry_unlink(r, e);
+        e->state = E_SETTLING;
+        settled[n_settled++] = e;
+    }
+    bool began = n_added || n_settled;
+    if (!began)
+        r->cfg.store->ops->abort(r->cfg.store);
+    if (env->id.len == HX_ID_LEN || began)
+        commit_request(r, p, env, HANDOFF__KIND__KIND_ACCEPTED, added, n_added, settled, n_settled, began);
     dispatch(r, p->queue);
 }
 
@@ -571,24 +963,22 @@ static void on_nack(hx_router_t *r, peer_t *p, const Handoff__Envelope *env)
     entry_t *found[HX_MAX_BATCH];
     if (!collect_acks(r, p, env, true, found))
         return;
+    bool began = failures_begin(r), logged = false;
     for (size_t i = 0; i < env->n_acks; i++) {
         entry_t *e = found[i];
-        if (!e || e->holder != p)
+        if (!e)
             continue;
-        DL_DELETE(p->inflight, e);
-        p->n_inflight--;
-        e->holder = NULL;
-        e->queue->n_inflight--;
-        DL_APPEND(e->queue->waiting, e);   /* behind the others: one bad message does not block its queue */
-        e->queue->n_waiting++;
+        entry_unlink(r, e);
         r->stats.nacked++;
         char hex[2 * HX_ID_LEN + 1];
         hx_id_hex(e->id, hex);
         hx_warn("%s nacked %s (attempt %u): %.120s", p->name, hex, e->attempt, env->error_text);
+        failed(r, e, env->error_text, &logged);
     }
+    failures_end(r, began, logged);
     ready_add(p);
     if (env->id.len == HX_ID_LEN)
-        reply_simple(r, p, HANDOFF__KIND__KIND_ACCEPTED, env->id);
+        commit_request(r, p, env, HANDOFF__KIND__KIND_ACCEPTED, NULL, 0, NULL, 0, false);
     dispatch(r, p->queue);
 }
 
@@ -613,16 +1003,15 @@ static void on_fetch(hx_router_t *r, peer_t *p, const Handoff__Envelope *env)
     for (uint32_t k = 0; k < max && q->waiting; k++) {
         entry_t *e = q->waiting;
         const uint8_t *body;
-        size_t len;
-        if (r->cfg.store->ops->get(r->cfg.store, e->handle, &body, &len))
+        if (k > 0 && r->out.len + e->size + 32 > r->cfg.max_frame)
             break;
-        if (k > 0 && r->out.len + len + 32 > r->cfg.max_frame)
+        if (r->cfg.store->ops->get(r->cfg.store, e->handle, e->size, &body) ||
+            hx_wire_append_message(&r->out, body, e->size, e->attempt + 1))
             break;
-        if (hx_wire_append_message(&r->out, body, len, e->attempt + 1))
-            break;
-        DL_DELETE(q->waiting, e);
-        q->n_waiting--;
+        entry_unlink(r, e);
+        e->state = E_INFLIGHT;
         e->holder = p;
+        e->delivered_at = r->now;
         DL_APPEND(p->inflight, e);
         p->n_inflight++;
         q->n_inflight++;
@@ -631,8 +1020,124 @@ static void on_fetch(hx_router_t *r, peer_t *p, const Handoff__Envelope *env)
         r->stats.delivered++;
     }
     if (send_buf(r, p->rid, p->rid_len, p))
-        peer_drop(r, p, "unreachable");
+        peer_drop(r, p, "unreachable", false);
 }
+
+/* ---- admin: health and the dead-letter queue ---------------------------------------------- */
+
+static void on_admin(hx_router_t *r, peer_t *p, const Handoff__Envelope *env)
+{
+    const char *op = env->admin_op;
+    if (strcmp(op, "health") == 0) {
+        if (store_refuses(r, p, env))
+            return;
+        Handoff__Envelope rep;
+        env_init(&rep, HANDOFF__KIND__KIND_ADMIN_REPLY, env->id);
+        send_env(r, p->rid, p->rid_len, p, &rep);
+        return;
+    }
+    bool list = strcmp(op, "dlq.list") == 0, show = strcmp(op, "dlq.show") == 0;
+    bool replay = strcmp(op, "dlq.replay") == 0, purge = strcmp(op, "dlq.purge") == 0;
+    if (!list && !show && !replay && !purge) {
+        reply_error(r, p->rid, p->rid_len, p, env->id, HANDOFF__ERROR_CODE__ERR_BAD_FIELD,
+                    "admin_op: '%.40s' is not health, dlq.list, dlq.show, dlq.replay or dlq.purge", op);
+        return;
+    }
+    if (p->role != HANDOFF__ROLE__ROLE_ADMIN) {
+        reply_error(r, p->rid, p->rid_len, p, env->id, HANDOFF__ERROR_CODE__ERR_FORBIDDEN,
+                    "%s: only an admin session may use the dead-letter queue", op);
+        return;
+    }
+    entry_t *target = NULL;
+    if (!list) {
+        if (env->n_acks != 1 || env->acks[0].len != HX_ID_LEN) {
+            reply_error(r, p->rid, p->rid_len, p, env->id, HANDOFF__ERROR_CODE__ERR_BAD_FIELD,
+                        "acks: %s names exactly one %d-byte message id", op, HX_ID_LEN);
+            return;
+        }
+        target = entry_find(r, env->acks[0].data);
+        if (!target || target->state != E_DEAD) {
+            char hex[2 * HX_ID_LEN + 1];
+            hx_id_hex(env->acks[0].data, hex);
+            reply_error(r, p->rid, p->rid_len, p, env->id, HANDOFF__ERROR_CODE__ERR_UNKNOWN_MESSAGE,
+                        "acks[0]: message %s is not in the dead-letter queue", hex);
+            return;
+        }
+    }
+    if (replay || purge) {
+        if (!open_request(r, p, env))
+            return;
+        entry_unlink(r, target);
+        if (replay) {
+            r->cfg.store->ops->revive(r->cfg.store, target->id);
+            target->failures = 0;
+            target->attempt = 0;
+            target->queue->n_held++;
+            target->queue->bytes += target->size;
+            free(target->reason);
+            target->reason = NULL;
+            to_waiting(target, false);
+            hx_info("%s replayed a dead letter to %s", p->name, queue_name(target->queue));
+            commit_request(r, p, env, HANDOFF__KIND__KIND_ADMIN_REPLY, NULL, 0, NULL, 0, true);
+            dispatch(r, target->queue);
+        } else {
+            r->cfg.store->ops->settle(r->cfg.store, target->id);
+            target->state = E_SETTLING;
+            target->queue->n_held++;            /* action_finish forgets it once more */
+            target->queue->bytes += target->size;
+            hx_info("%s purged a dead letter of %s", p->name, queue_name(target->queue));
+            commit_request(r, p, env, HANDOFF__KIND__KIND_ADMIN_REPLY, NULL, 0, &target, 1, true);
+        }
+        return;
+    }
+    /* list or show: dead letters with their messages (show: with the payload) */
+    size_t n = list ? r->n_dead : 1, k = 0;
+    Handoff__DeadLetter *dl = calloc(n ? n : 1, sizeof *dl);
+    Handoff__DeadLetter **dlp = calloc(n ? n : 1, sizeof *dlp);
+    Handoff__Message **msgs = calloc(n ? n : 1, sizeof *msgs);
+    if (!dl || !dlp || !msgs) {
+        free(dl);
+        free(dlp);
+        free(msgs);
+        return;
+    }
+    size_t bytes = 0;
+    for (entry_t *e = list ? r->dead : target; e && k < n; e = list ? e->next : NULL) {
+        const uint8_t *body;
+        if (r->cfg.store->ops->get(r->cfg.store, e->handle, e->size, &body))
+            continue;
+        Handoff__Message *m = handoff__message__unpack(NULL, e->size, body);
+        if (!m)
+            continue;
+        if (list) {
+            m->payload.len = 0;                 /* the list carries no clinical content */
+        }
+        bytes += e->size + 300;
+        if (list && bytes > r->cfg.max_frame)
+            break;
+        m->attempt = e->failures;
+        msgs[k] = m;
+        handoff__dead_letter__init(&dl[k]);
+        dl[k].message = m;
+        dl[k].reason = e->reason ? e->reason : "";
+        dl[k].attempts = e->failures;
+        dl[k].dead_at_ms = e->dead_at;
+        dlp[k] = &dl[k];
+        k++;
+    }
+    Handoff__Envelope rep;
+    env_init(&rep, HANDOFF__KIND__KIND_ADMIN_REPLY, env->id);
+    rep.n_dead = k;
+    rep.dead = dlp;
+    send_env(r, p->rid, p->rid_len, p, &rep);
+    for (size_t i = 0; i < k; i++)
+        handoff__message__free_unpacked(msgs[i], NULL);
+    free(msgs);
+    free(dl);
+    free(dlp);
+}
+
+/* ---- frames ------------------------------------------------------------------------------ */
 
 void hx_router_on_frame(hx_router_t *r, const uint8_t *rid, size_t rid_len, const uint8_t *frame, size_t len,
                         uint64_t now_ms)
@@ -663,12 +1168,12 @@ void hx_router_on_frame(hx_router_t *r, const uint8_t *rid, size_t rid_len, cons
     } else if (env->kind == HANDOFF__KIND__KIND_BYE) {
         if (p) {
             queue_t *q = p->queue;
-            peer_drop(r, p, "said bye");
+            peer_drop(r, p, "said bye", false);
             dispatch(r, q);
         }
     } else if (env->kind != HANDOFF__KIND__KIND_SUBMIT && env->kind != HANDOFF__KIND__KIND_ACK &&
                env->kind != HANDOFF__KIND__KIND_NACK && env->kind != HANDOFF__KIND__KIND_FETCH &&
-               env->kind != HANDOFF__KIND__KIND_HEARTBEAT) {
+               env->kind != HANDOFF__KIND__KIND_HEARTBEAT && env->kind != HANDOFF__KIND__KIND_ADMIN) {
         reply_error(r, rid, rid_len, p, env->id, HANDOFF__ERROR_CODE__ERR_UNKNOWN_KIND,
                     "kind: %d is not a request a peer may send", (int)env->kind);
     } else if (!p) {
@@ -679,6 +1184,7 @@ void hx_router_on_frame(hx_router_t *r, const uint8_t *rid, size_t rid_len, cons
         case HANDOFF__KIND__KIND_ACK: on_ack(r, p, env); break;
         case HANDOFF__KIND__KIND_NACK: on_nack(r, p, env); break;
         case HANDOFF__KIND__KIND_FETCH: on_fetch(r, p, env); break;
+        case HANDOFF__KIND__KIND_ADMIN: on_admin(r, p, env); break;
         default: break;                                /* HEARTBEAT: last_recv is enough */
         }
     }
@@ -696,26 +1202,55 @@ void hx_router_on_bad_frames(hx_router_t *r, const uint8_t *rid, size_t rid_len,
                 "a message is exactly 1 frame (the Envelope), got %zu", frames);
 }
 
+/* ---- time ---------------------------------------------------------------------------------- */
+
 void hx_router_tick(hx_router_t *r, uint64_t now_ms)
 {
     r->now = now_ms;
+    r->cfg.store->ops->tick(r->cfg.store, now_ms);
     uint64_t expiry = (uint64_t)r->cfg.heartbeat_ms * r->cfg.liveness;
     peer_t *p, *tmp;
     HASH_ITER(hh, r->peers, p, tmp) {
         if (now_ms - p->last_recv > expiry) {
             queue_t *q = p->queue;
-            peer_drop(r, p, "heartbeat expired");
+            peer_drop(r, p, "heartbeat expired", true);
             dispatch(r, q);
-        } else if (now_ms - p->last_send >= r->cfg.heartbeat_ms) {
+            continue;
+        }
+        if (now_ms - p->last_send >= r->cfg.heartbeat_ms) {
             Handoff__Envelope env;
             env_init(&env, HANDOFF__KIND__KIND_HEARTBEAT, (ProtobufCBinaryData){0, NULL});
             if (send_env(r, p->rid, p->rid_len, p, &env)) {
                 queue_t *q = p->queue;
-                peer_drop(r, p, "unreachable");
+                peer_drop(r, p, "unreachable", true);
                 dispatch(r, q);
+                continue;
             }
         }
+        if (p->role == HANDOFF__ROLE__ROLE_WORKER && p->inflight &&
+            now_ms - p->inflight->delivered_at > r->cfg.ack_timeout_ms) {
+            bool began = failures_begin(r), logged = false;
+            while (p->inflight && now_ms - p->inflight->delivered_at > r->cfg.ack_timeout_ms) {
+                entry_t *e = p->inflight;
+                entry_unlink(r, e);
+                failed(r, e, "no ack within the ack timeout", &logged);
+            }
+            failures_end(r, began, logged);
+            dispatch(r, p->queue);
+        }
     }
+    /* backoffs that are over: to the front of their queue */
+    while (r->delayed && r->delayed->due <= now_ms) {
+        entry_t *e = r->delayed;
+        entry_unlink(r, e);
+        to_waiting(e, true);
+        dispatch(r, e->queue);
+    }
+}
+
+void hx_router_flush(hx_router_t *r)
+{
+    r->cfg.store->ops->flush(r->cfg.store);
 }
 
 void hx_router_goodbye(hx_router_t *r)
@@ -727,6 +1262,90 @@ void hx_router_goodbye(hx_router_t *r)
         send_env(r, p->rid, p->rid_len, p, &env);
     }
 }
+
+/* ---- recovery ------------------------------------------------------------------------------ */
+
+static void rec_put(void *arg, uint64_t handle, const uint8_t *msg, size_t len)
+{
+    hx_router_t *r = arg;
+    Handoff__Message *m = handoff__message__unpack(NULL, len, msg);
+    queue_t *q = m && m->id.len == HX_ID_LEN && m->to && hx_name_valid(m->to->name)
+                     ? queue_get(r, m->to->kind, m->to->name) : NULL;
+    entry_t *e = q && !entry_find(r, m->id.data) ? entry_new(r, m->id.data, q, handle, len) : NULL;
+    if (e) {
+        to_waiting(e, false);
+    } else {
+        r->cfg.store->ops->release(r->cfg.store, handle);
+        hx_warn("log: a stored message could not be restored (undecodable or repeated); skipped");
+    }
+    if (m)
+        handoff__message__free_unpacked(m, NULL);
+}
+
+static void rec_settle(void *arg, const uint8_t id[HX_ID_LEN])
+{
+    hx_router_t *r = arg;
+    entry_t *e = entry_find(r, id);
+    if (e) {
+        entry_unlink(r, e);
+        if (e->state != E_DEAD)
+            queue_forget(e->queue, e);
+        entry_free(r, e);
+    }
+}
+
+static void rec_dead(void *arg, const uint8_t id[HX_ID_LEN], uint32_t attempts, uint64_t at_ms, const char *reason)
+{
+    hx_router_t *r = arg;
+    entry_t *e = entry_find(r, id);
+    if (e && e->state != E_DEAD) {
+        entry_unlink(r, e);
+        e->failures = attempts;
+        to_dead(r, e, reason, at_ms);
+    }
+}
+
+static void rec_revive(void *arg, const uint8_t id[HX_ID_LEN])
+{
+    hx_router_t *r = arg;
+    entry_t *e = entry_find(r, id);
+    if (e && e->state == E_DEAD) {
+        entry_unlink(r, e);
+        e->failures = e->attempt = 0;
+        e->queue->n_held++;
+        e->queue->bytes += e->size;
+        to_waiting(e, false);
+    }
+}
+
+static void rec_attempts(void *arg, const uint8_t id[HX_ID_LEN], uint32_t attempts)
+{
+    entry_t *e = entry_find(arg, id);
+    if (e) {
+        e->failures = attempts;
+        e->attempt = attempts;
+    }
+}
+
+static void rec_dedup(void *arg, const uint8_t id[HX_ID_LEN])
+{
+    dedup_add(arg, id);
+}
+
+int hx_router_recover(hx_router_t *r)
+{
+    static const hx_store_visitor_t v = {rec_put, rec_settle, rec_dead, rec_revive, rec_attempts, rec_dedup};
+    int rc = r->cfg.store->ops->recover(r->cfg.store, &v, r);
+    size_t waiting = 0;
+    const queue_t *q;
+    for (q = r->queues; q; q = q->hh.next)
+        waiting += q->n_waiting;
+    if (rc == 0 && (waiting || r->n_dead))
+        hx_info("recovered %zu message(s) in %zu queue(s) and %zu dead letter(s)", waiting, r->n_queues, r->n_dead);
+    return rc;
+}
+
+/* ---- life ---------------------------------------------------------------------------------- */
 
 hx_router_t *hx_router_new(const hx_router_config_t *cfg)
 {
@@ -741,6 +1360,14 @@ hx_router_t *hx_router_new(const hx_router_config_t *cfg)
     if (!r->cfg.max_frame) r->cfg.max_frame = HX_DEFAULT_MAX_FRAME;
     if (!r->cfg.max_queue) r->cfg.max_queue = 100000;
     if (!r->cfg.max_queues) r->cfg.max_queues = 10000;
+    if (!r->cfg.max_queue_bytes) r->cfg.max_queue_bytes = 256u << 20;
+    if (!r->cfg.max_attempts) r->cfg.max_attempts = 5;
+    if (!r->cfg.backoff_ms) r->cfg.backoff_ms = 500;
+    if (!r->cfg.backoff_max_ms) r->cfg.backoff_max_ms = 60000;
+    if (!r->cfg.ack_timeout_ms) r->cfg.ack_timeout_ms = 30000;
+    r->cfg.store->on_commit = on_commit;
+    r->cfg.store->dedup_ids = dedup_ids;
+    r->cfg.store->owner = r;
     return r;
 }
 
@@ -749,6 +1376,14 @@ void hx_router_destroy(hx_router_t **self_p)
     if (!self_p || !*self_p)
         return;
     hx_router_t *r = *self_p;
+    action_t *a = r->actions;
+    while (a) {                                 /* never durable: nobody was told "accepted" */
+        action_t *next = a->next;
+        free(a->added);
+        free(a->settled);
+        free(a);
+        a = next;
+    }
     peer_t *p, *ptmp;
     HASH_ITER(hh, r->peers, p, ptmp) {
         HASH_DELETE(hh, r->peers, p);
@@ -767,6 +1402,8 @@ void hx_router_destroy(hx_router_t **self_p)
         HASH_DELETE(hh, r->dedup, d);
         free(d);
     }
+    r->cfg.store->on_commit = NULL;
+    r->cfg.store->dedup_ids = NULL;
     hx_buf_free(&r->out);
     hx_buf_free(&r->scratch);
     free(r);
@@ -797,4 +1434,6 @@ void hx_router_stats(const hx_router_t *r, hx_router_stats_t *out)
         else
             out->clinics++;
     }
+    out->dead = r->n_dead;
+    out->delayed = r->n_delayed;
 }

@@ -25,14 +25,27 @@ typedef struct {
     uint32_t max_queue;         /* messages per queue or mailbox before ERR_BUSY; default 100000 */
     uint32_t max_queues;        /* services + mailboxes; default 10000 */
     uint32_t dedup_window;      /* ids remembered to make resubmits exact; default 100000 */
+    uint64_t max_queue_bytes;   /* message bytes per queue or mailbox before ERR_BUSY; default 256 MiB */
+    uint32_t max_attempts;      /* failed deliveries before the dead-letter queue; default 5 */
+    uint32_t backoff_ms;        /* delay after the first failure, doubling each time; default 500 */
+    uint32_t backoff_max_ms;    /* cap on that delay; default 60000 */
+    uint32_t ack_timeout_ms;    /* a worker holding a message longer has failed it; default 30000 */
 } hx_router_config_t;
 
 typedef struct {
-    uint64_t accepted, duplicates, delivered, acked, nacked, redelivered, refused;
+    uint64_t accepted, duplicates, delivered, acked, nacked, redelivered, refused, dead_lettered;
     uint64_t peers, workers, clinics;
+    uint64_t dead;              /* in the dead-letter queue now */
+    uint64_t delayed;           /* waiting out a backoff now */
 } hx_router_stats_t;
 
+/* The router takes the store's on_commit and dedup_ids hooks. */
 hx_router_t *hx_router_new(const hx_router_config_t *cfg);
+/* Rebuilds queues, mailboxes, the dead-letter queue and the dedup set from the store.
+ * Call once, before the first frame. Returns 0 or the store's error. */
+int hx_router_recover(hx_router_t *r);
+/* Starts making what this loop pass changed durable (call once per loop pass). */
+void hx_router_flush(hx_router_t *r);
 /* Settles and frees everything; NULLs the pointer. */
 void hx_router_destroy(hx_router_t **self_p);
 
@@ -47,7 +60,7 @@ void hx_router_tick(hx_router_t *r, uint64_t now_ms);
 /* Sends BYE to every peer (before a clean shutdown). */
 void hx_router_goodbye(hx_router_t *r);
 
-/* Messages waiting (not in flight) and in flight for a service ("service") or a mailbox
+/* Messages waiting (not in flight, not delayed) and in flight for a service ("service") or a mailbox
  * ("mailbox"); -1 when that queue does not exist. */
 long hx_router_depth(const hx_router_t *r, const char *kind, const char *name, long *inflight);
 void hx_router_stats(const hx_router_t *r, hx_router_stats_t *out);

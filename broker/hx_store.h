@@ -1,31 +1,85 @@
-/* hx_store — where the broker keeps accepted message bodies. The router holds only
- * handles; a store may keep bodies in memory (hx_store_memory_new) or, later, in a
- * durable log. */
+/* hx_store — where the broker keeps what it accepted. The router holds only handles (and
+ * sizes); bodies live in the store. Changes are grouped in transactions, one per request,
+ * each made durable as a whole: begin, then put/settle/dead/revive/attempts, then end,
+ * which returns a sequence number. The transaction is durable once the store's durable
+ * sequence reaches it (on_commit tells). Two stores: in memory (durable at once, lost on
+ * restart) and the append-only log (hx_store_log.c). */
 #ifndef HX_STORE_H
 #define HX_STORE_H
 #include <stddef.h>
 #include <stdint.h>
+#include "hx_wire.h"
 
 typedef struct hx_store hx_store_t;
 
+/* Store-specific errors, beyond the HX_ ones. */
+enum {
+    HX_EFULL = -20,           /* the disk is full: refusing until space returns */
+    HX_EFAILED = -21,         /* a write or fdatasync failed: refusing until restart */
+};
+
+/* What recovery found, in log order. */
 typedef struct {
-    /* Keeps a copy of data; sets *handle. Returns 0 or a negative HX_ error. */
-    int (*put)(hx_store_t *s, const uint8_t *data, size_t len, uint64_t *handle);
-    /* Points *data at the body of handle, valid until the next call on the store. */
-    int (*get)(hx_store_t *s, uint64_t handle, const uint8_t **data, size_t *len);
-    /* The message is settled: its body is no longer needed. */
-    void (*settle)(hx_store_t *s, uint64_t handle);
-    /* Bytes of bodies held. */
+    void (*put)(void *arg, uint64_t handle, const uint8_t *msg, size_t len);
+    void (*settle)(void *arg, const uint8_t id[HX_ID_LEN]);
+    void (*dead)(void *arg, const uint8_t id[HX_ID_LEN], uint32_t attempts, uint64_t at_ms, const char *reason);
+    void (*revive)(void *arg, const uint8_t id[HX_ID_LEN]);
+    void (*attempts)(void *arg, const uint8_t id[HX_ID_LEN], uint32_t attempts);
+    void (*dedup)(void *arg, const uint8_t id[HX_ID_LEN]);
+} hx_store_visitor_t;
+
+typedef struct {
+    int (*begin)(hx_store_t *s);
+    int (*put)(hx_store_t *s, const uint8_t *msg, size_t len, uint64_t *handle);
+    int (*settle)(hx_store_t *s, const uint8_t id[HX_ID_LEN]);
+    int (*dead)(hx_store_t *s, const uint8_t id[HX_ID_LEN], uint32_t attempts, uint64_t at_ms, const char *reason);
+    int (*revive)(hx_store_t *s, const uint8_t id[HX_ID_LEN]);
+    int (*attempts)(hx_store_t *s, const uint8_t id[HX_ID_LEN], uint32_t attempts);
+    /* Closes the transaction; *seq is its sequence number. */
+    int (*end)(hx_store_t *s, uint64_t *seq);
+    /* Drops the open transaction. */
+    void (*abort)(hx_store_t *s);
+    /* The body of a put, len bytes; *data valid until the next call on the store. */
+    int (*get)(hx_store_t *s, uint64_t handle, size_t len, const uint8_t **data);
+    /* The router no longer needs this body (settled, or its transaction failed). */
+    void (*release)(hx_store_t *s, uint64_t handle);
+    /* Starts making every closed transaction durable (group commit). */
+    void (*flush)(hx_store_t *s);
+    /* Periodic work: after a full disk, checks whether space has returned. */
+    void (*tick)(hx_store_t *s, uint64_t now_ms);
+    /* 0, or HX_EFULL / HX_EFAILED with the reason. */
+    int (*health)(const hx_store_t *s, const char **why);
+    uint64_t (*durable_seq)(const hx_store_t *s);
+    /* Replays what the store holds into v (once, before anything else). */
+    int (*recover)(hx_store_t *s, const hx_store_visitor_t *v, void *arg);
     size_t (*bytes)(const hx_store_t *s);
     void (*destroy)(hx_store_t *s);
 } hx_store_ops_t;
 
 struct hx_store {
     const hx_store_ops_t *ops;
+    /* Set by the owner: told when transactions up to seq became durable (status 0) or
+     * failed (negative; every transaction up to seq failed). */
+    void (*on_commit)(void *arg, uint64_t seq, int status);
+    /* Set by the owner: appends the dedup window's ids (16 bytes each, oldest first) to out,
+     * for the checkpoint that opens every new log segment. */
+    void (*dedup_ids)(void *arg, hx_buf_t *out);
+    void *owner;
 };
 
-/* A store that keeps bodies in memory: lost on restart. */
+/* A store that keeps bodies in memory: durable at once, lost on restart. */
 hx_store_t *hx_store_memory_new(void);
+
+typedef struct {
+    const char *dir;            /* created if missing */
+    uint64_t segment_bytes;     /* roll over at this size; default 64 MiB */
+    void *loop;                 /* a uv_loop_t: writes and fdatasync on its thread pool; NULL: in flush */
+    const char *faults_path;    /* tests only: "enospc" / "eio" in this file injects faults */
+} hx_store_log_config_t;
+
+/* The durable append-only log. NULL with the reason in err on failure. */
+hx_store_t *hx_store_log_new(const hx_store_log_config_t *cfg, char *err, size_t errcap);
+
 /* Destroys any store and NULLs the pointer. */
 void hx_store_destroy(hx_store_t **self_p);
 

@@ -1,3 +1,3 @@
 # Unit suites for broker/ (codec, router).
-hx_unit_test(test_wire LIBS hx_wire)
+hx_unit_test(test_wire LIBS hx_router)
 hx_unit_test(test_router LIBS hx_router)

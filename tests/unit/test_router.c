@@ -42,7 +42,8 @@ static void setup_cfg(uint32_t max_queue)
 {
     store = hx_store_memory_new();
     hx_router_config_t cfg = {.send = capture, .store = store, .heartbeat_ms = 100, .liveness = 3,
-                              .max_queue = max_queue, .dedup_window = 1000};
+                              .max_queue = max_queue, .dedup_window = 1000,
+                              .backoff_ms = 10, .max_attempts = 3};
     router = hx_router_new(&cfg);
     n_sent = 0;
     fail_sends_to_w2 = 0;

@@ -109,3 +109,21 @@ Test(wire, truncated_envelopes_never_decode_into_garbage)
     }
     hx_buf_free(&b);
 }
+
+#include "hx_crc32c.h"
+
+Test(crc32c, known_values_and_incremental)
+{
+    cr_assert_eq(hx_crc32c(0, "123456789", 9), 0xE3069283u);
+    cr_assert_eq(hx_crc32c(0, "", 0), 0u);
+    uint8_t zeros[32] = {0};
+    cr_assert_eq(hx_crc32c(0, zeros, 32), 0x8A9136AAu);   /* RFC 3720 B.4 */
+    uint8_t buf[1000];
+    for (size_t i = 0; i < sizeof buf; i++)
+        buf[i] = (uint8_t)(i * 7 + 3);
+    uint32_t whole = hx_crc32c(0, buf, sizeof buf);
+    cr_assert_eq(hx_crc32c_portable(0, buf, sizeof buf), whole, "table and hardware agree");
+    cr_assert_eq(hx_crc32c_portable(0, "123456789", 9), 0xE3069283u);
+    for (size_t cut = 0; cut <= sizeof buf; cut += 37)
+        cr_assert_eq(hx_crc32c(hx_crc32c(0, buf, cut), buf + cut, sizeof buf - cut), whole);
+}
