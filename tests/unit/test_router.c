@@ -477,3 +477,162 @@ Test(router, full_queue_answers_busy)
     cr_assert(strstr(last_to("c1")->error_text, "intake"));
     cr_assert_eq(depth("service", "intake", NULL), 2);
 }
+
+static void keep_alive(const char *peer, uint64_t now)
+{
+    Handoff__Envelope hb = HANDOFF__ENVELOPE__INIT;
+    hb.version = 1;
+    hb.kind = HANDOFF__KIND__KIND_HEARTBEAT;
+    feed(peer, &hb, now);
+}
+
+static void admin_op(const char *peer, const char *op, int n, uint64_t now)
+{
+    uint8_t id[16], req[16];
+    make_id(id, n);
+    make_id(req, 8000 + n);
+    ProtobufCBinaryData a = {16, id};
+    Handoff__Envelope env = HANDOFF__ENVELOPE__INIT;
+    env.version = 1;
+    env.kind = HANDOFF__KIND__KIND_ADMIN;
+    env.id = (ProtobufCBinaryData){16, req};
+    env.admin_op = (char *)op;
+    if (n >= 0) {
+        env.n_acks = 1;
+        env.acks = &a;
+    }
+    feed(peer, &env, now);
+}
+
+static void nack_at(const char *peer, int n, uint64_t now)
+{
+    uint8_t id[16];
+    make_id(id, n);
+    ProtobufCBinaryData a = {16, id};
+    Handoff__Envelope env = HANDOFF__ENVELOPE__INIT;
+    env.version = 1;
+    env.kind = HANDOFF__KIND__KIND_NACK;
+    env.n_acks = 1;
+    env.acks = &a;
+    env.error_text = "always fails";
+    feed(peer, &env, now);
+}
+
+Test(router, a_poison_message_backs_off_then_becomes_a_dead_letter_that_an_admin_can_replay)
+{
+    hello("w1", HANDOFF__ROLE__ROLE_WORKER, "triage", 1);
+    hello("c1", HANDOFF__ROLE__ROLE_CLINIC, "northpoint", 0);
+    hello("ops", HANDOFF__ROLE__ROLE_ADMIN, "operator", 0);
+    submit("c1", 1, HANDOFF__ADDRESS_KIND__ADDRESS_SERVICE, "triage");
+    uint64_t t = 0;
+    uint64_t delivered_at[8];
+    size_t deliveries = 0;
+    /* backoff 10 ms doubling; 3 attempts at most: delivered at 0, >=10 later, >=20 later */
+    for (t = 0; t < 400 && deliveries < 8; t += 1) {
+        size_t d = count_kind("w1", HANDOFF__KIND__KIND_DELIVER);
+        if (d > deliveries) {
+            delivered_at[deliveries++] = t;
+            nack_at("w1", 1, t);
+        }
+        keep_alive("w1", t);
+        keep_alive("ops", t);
+        keep_alive("c1", t);
+        hx_router_tick(router, t);
+    }
+    cr_assert_eq(deliveries, 3, "exactly max_attempts deliveries, got %zu", deliveries);
+    cr_assert_geq(delivered_at[1] - delivered_at[0], 10);
+    cr_assert_geq(delivered_at[2] - delivered_at[1], 20, "the delay doubles");
+    hx_router_stats_t st;
+    hx_router_stats(router, &st);
+    cr_assert_eq(st.dead, 1);
+    cr_assert_eq(depth("service", "triage", NULL), 0);
+
+    admin_op("c1", "dlq.list", -1, t);
+    cr_assert_eq(last_to("c1")->error_code, HANDOFF__ERROR_CODE__ERR_FORBIDDEN, "clinics may not");
+    admin_op("ops", "dlq.list", -1, t);
+    Handoff__Envelope *l = last_to("ops");
+    cr_assert_eq(l->kind, HANDOFF__KIND__KIND_ADMIN_REPLY);
+    cr_assert_eq(l->n_dead, 1);
+    cr_assert_str_eq(l->dead[0]->reason, "always fails");
+    cr_assert_eq(l->dead[0]->attempts, 3);
+    cr_assert_eq(l->dead[0]->message->payload.len, 0, "the list carries no payloads");
+    admin_op("ops", "dlq.show", 1, t);
+    cr_assert_eq(last_to("ops")->dead[0]->message->payload.len, 5);
+
+    admin_op("ops", "dlq.replay", 1, t);
+    cr_assert_eq(last_to("ops")->kind, HANDOFF__KIND__KIND_ADMIN_REPLY);
+    Handoff__Envelope *d = last_to("w1");
+    cr_assert_eq(d->kind, HANDOFF__KIND__KIND_DELIVER);
+    cr_assert_eq(d->messages[0]->attempt, 1, "a replay starts counting again");
+    admin_op("ops", "dlq.replay", 1, t);
+    cr_assert_eq(last_to("ops")->error_code, HANDOFF__ERROR_CODE__ERR_UNKNOWN_MESSAGE, "replay is exact");
+    hx_router_stats(router, &st);
+    cr_assert_eq(st.dead, 0);
+}
+
+Test(router, dead_letters_can_be_purged)
+{
+    hello("w1", HANDOFF__ROLE__ROLE_WORKER, "triage", 1);
+    hello("c1", HANDOFF__ROLE__ROLE_CLINIC, "northpoint", 0);
+    hello("ops", HANDOFF__ROLE__ROLE_ADMIN, "operator", 0);
+    submit("c1", 1, HANDOFF__ADDRESS_KIND__ADDRESS_SERVICE, "triage");
+    for (uint64_t t = 0; t < 400; t++) {
+        if (last_to("w1")->kind == HANDOFF__KIND__KIND_DELIVER)
+            nack_at("w1", 1, t);
+        keep_alive("w1", t);
+        keep_alive("ops", t);
+        hx_router_tick(router, t);
+    }
+    admin_op("ops", "dlq.purge", 1, 400);
+    cr_assert_eq(last_to("ops")->kind, HANDOFF__KIND__KIND_ADMIN_REPLY);
+    admin_op("ops", "dlq.list", -1, 400);
+    cr_assert_eq(last_to("ops")->n_dead, 0);
+    admin_op("ops", "dlq.purge", 1, 400);
+    cr_assert_eq(last_to("ops")->error_code, HANDOFF__ERROR_CODE__ERR_UNKNOWN_MESSAGE);
+    admin_op("ops", "health", -1, 400);
+    cr_assert_eq(last_to("ops")->kind, HANDOFF__KIND__KIND_ADMIN_REPLY);
+}
+
+Test(router, a_worker_that_holds_a_message_too_long_has_failed_it)
+{
+    hx_router_destroy(&router);
+    hx_store_destroy(&store);
+    store = hx_store_memory_new();
+    hx_router_config_t cfg = {.send = capture, .store = store, .heartbeat_ms = 100, .liveness = 3,
+                              .backoff_ms = 10, .ack_timeout_ms = 150};
+    router = hx_router_new(&cfg);
+    hello("w1", HANDOFF__ROLE__ROLE_WORKER, "triage", 1);
+    hello("w2", HANDOFF__ROLE__ROLE_WORKER, "triage", 1);
+    hello("c1", HANDOFF__ROLE__ROLE_CLINIC, "northpoint", 0);
+    submit("c1", 1, HANDOFF__ADDRESS_KIND__ADDRESS_SERVICE, "triage");
+    const char *first = count_kind("w1", HANDOFF__KIND__KIND_DELIVER) ? "w1" : "w2";
+    const char *second = strcmp(first, "w1") ? "w1" : "w2";
+    for (uint64_t t = 0; t <= 200; t += 10) {
+        keep_alive("w1", t);
+        keep_alive("w2", t);
+        hx_router_tick(router, t);
+    }
+    cr_assert_eq(count_kind(second, HANDOFF__KIND__KIND_DELIVER), 1, "the held message went to the other worker");
+    Handoff__Envelope *d = last_to(second);
+    cr_assert_eq(d->messages[0]->attempt, 2);
+}
+
+Test(router, a_mailbox_bound_in_bytes_answers_busy)
+{
+    hx_router_destroy(&router);
+    hx_store_destroy(&store);
+    store = hx_store_memory_new();
+    hx_router_config_t cfg = {.send = capture, .store = store, .max_queue_bytes = 300};
+    router = hx_router_new(&cfg);
+    hello("c1", HANDOFF__ROLE__ROLE_CLINIC, "northpoint", 0);
+    int accepted = 0;
+    for (int i = 1; i <= 10; i++) {
+        submit("c1", i, HANDOFF__ADDRESS_KIND__ADDRESS_MAILBOX, "lakeside");
+        if (last_to("c1")->kind == HANDOFF__KIND__KIND_ACCEPTED)
+            accepted++;
+    }
+    cr_assert_gt(accepted, 0);
+    cr_assert_lt(accepted, 10);
+    cr_assert_eq(last_to("c1")->error_code, HANDOFF__ERROR_CODE__ERR_BUSY);
+    cr_assert(strstr(last_to("c1")->error_text, "bytes"), "%s", last_to("c1")->error_text);
+}
