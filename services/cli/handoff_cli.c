@@ -1,14 +1,18 @@
 /* handoff — the clinic command line: submit referrals, read the inbox of handoffs this
- * clinic received, follow the status of referrals it sent.
+ * clinic received, follow the status of referrals it sent; and, for operators, the
+ * broker's dead-letter queue and health.
  *
  * Messages fetched from the clinic's mailbox are written to a local SQLite file in one
- * transaction before they are acked, so each arrives exactly once at the clinic. */
+ * transaction before they are acked, so each arrives exactly once at the clinic. The
+ * operator commands (dlq, health) open no local store: a dead letter is shown by its
+ * envelope and referral id only, never by the patient details in its payload. */
 #include "hx_client.h"
 #include "hx_errors.h"
 #include "hx_intake.h"
 #include "hx_opt.h"
 #include "hx_refjson.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
 #include <jansson.h>
@@ -26,16 +30,28 @@ static const char usage[] =
     "\n"
     "The clinic's command line for the Handoff referral network.\n"
     "\n"
-    "commands:\n"
+    "clinic commands (need --clinic):\n"
     "  submit FILE.json...   submit referrals; prints each referral id once the broker has\n"
     "                        accepted it (resubmitting a file is safe: same id, no copy)\n"
     "  inbox                 handoffs this clinic received (patient, discipline, therapist, slot)\n"
     "  status [ID]           referrals this clinic sent with their latest status, or the\n"
     "                        whole history of one\n"
     "\n"
+    "operator commands (an admin session named by --admin; --clinic is not needed):\n"
+    "  dlq list              dead letters: messages that failed on every attempt, with the\n"
+    "                        queue, type, attempts, when and the last error\n"
+    "  dlq show ID           one dead letter: its fields, payload size and referral id\n"
+    "                        (never the patient details)\n"
+    "  dlq replay ID         put it back in its queue with its attempts reset (same id)\n"
+    "  dlq purge ID          delete it for good\n"
+    "  health                whether the broker can accept messages (as the clinic when\n"
+    "                        --clinic is set, otherwise as the admin)\n"
+    "  ID is a message id as `dlq list` shows it: 32 hexadecimal characters.\n"
+    "\n"
     "options (each also from the environment variable shown):\n"
     "  --broker ENDPOINT     the broker [HANDOFF_BROKER, default tcp://127.0.0.1:5555]\n"
-    "  --clinic ID           this clinic's id [HANDOFF_CLINIC, required]\n"
+    "  --clinic ID           this clinic's id [HANDOFF_CLINIC, required by clinic commands]\n"
+    "  --admin NAME          the operator's name for dlq and health [HANDOFF_ADMIN, operator]\n"
     "  --home DIR            where this clinic's received messages are kept\n"
     "                        [HANDOFF_HOME, default ~/.handoff]\n"
     "  --timeout-ms N        wait per attempt for the broker [HANDOFF_TIMEOUT_MS, 3000]\n"
@@ -43,16 +59,22 @@ static const char usage[] =
     "  --no-validate         submit without checking the referral locally first\n"
     "  -h, --help            this text\n"
     "\n"
-    "exit codes: 0 done; 1 refused or failed; 2 usage; 3 broker unreachable;\n"
-    "            4 no such referral; 65 an input file is invalid.\n"
+    "exit codes: 0 done (health: the broker accepts messages);\n"
+    "            1 refused or failed (health: the broker cannot write its log);\n"
+    "            2 usage (e.g. a malformed ID); 3 broker unreachable;\n"
+    "            4 no such referral, or no such dead letter; 65 an input file is invalid.\n"
     "\n"
     "examples:\n"
     "  HANDOFF_CLINIC=northpoint handoff submit referral.json\n"
     "  handoff --clinic lakeside inbox\n"
-    "  handoff --clinic northpoint status R-0A1B2C3D4E5F6G7H --json\n";
+    "  handoff --clinic northpoint status R-0A1B2C3D4E5F6G7H --json\n"
+    "  handoff --admin ops dlq list\n"
+    "  handoff --admin ops dlq show 5f0c1e2d3b4a59687766554433221100\n"
+    "  handoff --admin ops dlq replay 5f0c1e2d3b4a59687766554433221100\n"
+    "  handoff health || echo 'broker not accepting'\n";
 
 typedef struct {
-    const char *broker, *clinic, *home;
+    const char *broker, *clinic, *home, *admin;
     uint32_t timeout_ms;
     int json, no_validate;
     hx_client_t *client;
@@ -109,16 +131,21 @@ static uint64_t wall_ms(void)
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
-static int connect_broker(cli_t *c)
+static int connect_as(cli_t *c, hx_role_t role, const char *name)
 {
     char err[512];
-    hx_client_opts_t o = {.endpoint = c->broker, .clinic = c->clinic, .timeout_ms = (int)c->timeout_ms};
+    hx_client_opts_t o = {.endpoint = c->broker, .clinic = name, .role = role, .timeout_ms = (int)c->timeout_ms};
     c->client = hx_client_connect(&o, err, sizeof err);
     if (!c->client) {
         fprintf(stderr, "handoff: %s\n", err);
         return -1;
     }
     return 0;
+}
+
+static int connect_broker(cli_t *c)
+{
+    return connect_as(c, HX_ROLE_CLINIC, c->clinic);
 }
 
 /* Moves everything waiting in the mailbox into the local store: stored first, then acked. */
@@ -457,13 +484,301 @@ static int cmd_status(cli_t *c, int argc, char **argv)
     return EXIT_OK;
 }
 
+/* ---- operator commands: dead letters and health ---------------------------------------- */
+
+/* The broker's refusal or silence as a message and an exit code. */
+static int broker_failure(cli_t *c, const char *what, int rc)
+{
+    const char *text = c->client ? hx_client_error(c->client) : "";
+    fprintf(stderr, "handoff: %s: %s%s%s\n", what, hx_strerror(rc), text[0] ? ": " : "", text);
+    if (rc == HX_ETIMEDOUT)
+        return EXIT_UNREACHABLE;
+    if (rc == HX_EREFUSED && hx_client_error_code(c->client) == HANDOFF__ERROR_CODE__ERR_UNKNOWN_MESSAGE)
+        return EXIT_NOTFOUND;
+    return EXIT_FAIL;
+}
+
+/* Parses a message id written as 32 hex characters (either case). */
+static int parse_id(const char *cmd, const char *text, uint8_t id[HX_ID_LEN])
+{
+    size_t len = strlen(text);
+    int ok = len == 2 * HX_ID_LEN;
+    for (size_t i = 0; ok && i < len; i++)
+        ok = isxdigit((unsigned char)text[i]);
+    if (!ok) {
+        fprintf(stderr,
+                "handoff: dlq %s: ID must be a message id of exactly %d hexadecimal characters, as "
+                "`handoff dlq list` shows it; got '%s' (%zu characters)\n",
+                cmd, 2 * HX_ID_LEN, text, len);
+        return -1;
+    }
+    for (size_t i = 0; i < HX_ID_LEN; i++) {
+        char byte[3] = {text[2 * i], text[2 * i + 1], '\0'};
+        id[i] = (uint8_t)strtoul(byte, NULL, 16);
+    }
+    return 0;
+}
+
+static const char *kind_text(hx_addr_kind_t k)
+{
+    return k == HX_TO_SERVICE ? "service" : "mailbox";
+}
+
+/* "service:echo" / "mailbox:lakeside" */
+static void queue_text(hx_addr_kind_t kind, const char *name, char *out, size_t cap)
+{
+    snprintf(out, cap, "%s:%s", kind_text(kind), name ? name : "");
+}
+
+/* The referral id a known payload type carries, or "" (with *why set) when it has none.
+ * Only this id is read from the payload: a dead letter is shown to operators, never its
+ * patient details. A referral not yet through intake has no id in its payload; its
+ * network-wide id is derived from the message id (docs/PROTOCOL.md). */
+static void payload_referral_id(const hx_msg_t *m, char *out, size_t cap, const char **why)
+{
+    out[0] = '\0';
+    *why = NULL;
+    const char *t = m->type ? m->type : "";
+    if (strcmp(t, "handoff.Referral") == 0) {
+        Handoff__Referral *r = handoff__referral__unpack(NULL, m->payload_len, m->payload);
+        if (!r) {
+            *why = "payload does not decode as handoff.Referral";
+            return;
+        }
+        if (r->referral_id[0]) {
+            snprintf(out, cap, "%s", r->referral_id);
+        } else {
+            char rid[HX_REFERRAL_ID_LEN + 1];
+            hx_referral_id(m->id, rid);
+            snprintf(out, cap, "%s", rid);
+        }
+        handoff__referral__free_unpacked(r, NULL);
+    } else if (strcmp(t, "handoff.Case") == 0) {
+        Handoff__Case *k = handoff__case__unpack(NULL, m->payload_len, m->payload);
+        if (!k) {
+            *why = "payload does not decode as handoff.Case";
+            return;
+        }
+        if (k->referral)
+            snprintf(out, cap, "%s", k->referral->referral_id);
+        handoff__case__free_unpacked(k, NULL);
+    } else if (strcmp(t, "handoff.Handoff") == 0) {
+        Handoff__Handoff *h = handoff__handoff__unpack(NULL, m->payload_len, m->payload);
+        if (!h) {
+            *why = "payload does not decode as handoff.Handoff";
+            return;
+        }
+        snprintf(out, cap, "%s", h->referral_id);
+        handoff__handoff__free_unpacked(h, NULL);
+    } else if (strcmp(t, "handoff.StatusUpdate") == 0) {
+        Handoff__StatusUpdate *u = handoff__status_update__unpack(NULL, m->payload_len, m->payload);
+        if (!u) {
+            *why = "payload does not decode as handoff.StatusUpdate";
+            return;
+        }
+        snprintf(out, cap, "%s", u->referral_id);
+        handoff__status_update__free_unpacked(u, NULL);
+    } else {
+        *why = "not a clinical type";
+    }
+    if (!*why && !out[0])
+        *why = "the payload carries none";
+}
+
+static json_t *dead_to_json(const hx_dead_t *d, int with_payload)
+{
+    char hex[2 * HX_ID_LEN + 1];
+    hx_id_hex(d->msg.id, hex);
+    json_t *o = json_pack("{s:s, s:{s:s, s:s}, s:{s:s, s:s}, s:s, s:i, s:I, s:I, s:s}", "id", hex, "to", "kind",
+                          kind_text(d->msg.to_kind), "name", d->msg.to ? d->msg.to : "", "from", "kind",
+                          kind_text(d->msg.from_kind), "name", d->msg.from ? d->msg.from : "", "type",
+                          d->msg.type ? d->msg.type : "", "attempts", (json_int_t)d->attempts, "accepted_at_ms",
+                          (json_int_t)d->msg.accepted_at_ms, "dead_at_ms", (json_int_t)d->dead_at_ms, "reason",
+                          d->reason ? d->reason : "");
+    if (o && with_payload) {
+        char rid[128];
+        const char *why;
+        payload_referral_id(&d->msg, rid, sizeof rid, &why);
+        json_object_set_new(o, "payload_bytes", json_integer((json_int_t)d->msg.payload_len));
+        json_object_set_new(o, "referral_id", why ? json_null() : json_string(rid));
+    }
+    return o;
+}
+
+static int admin_connect(cli_t *c)
+{
+    if (!c->client && connect_as(c, HX_ROLE_ADMIN, c->admin))
+        return EXIT_UNREACHABLE;
+    return EXIT_OK;
+}
+
+static int dlq_list(cli_t *c)
+{
+    hx_dead_list_t *l = NULL;
+    int rc = hx_client_dlq_list(c->client, &l);
+    if (rc)
+        return broker_failure(c, "dlq list", rc);
+    if (c->json) {
+        json_t *all = json_array();
+        for (size_t i = 0; i < l->count; i++)
+            json_array_append_new(all, dead_to_json(&l->items[i], 0));
+        print_json(all);
+    } else {
+        static const int w[] = {32, 24, 20, 8, 19, -1};
+        const char *head[] = {"ID", "QUEUE", "TYPE", "ATTEMPTS", "DEAD AT", "REASON"};
+        for (int k = 0; k < 6; k++)
+            cell(head[k], w[k], k < 5 ? "  " : "\n");
+        for (size_t i = 0; i < l->count; i++) {
+            const hx_dead_t *d = &l->items[i];
+            char hex[2 * HX_ID_LEN + 1], queue[HX_NAME_MAX + 16], attempts[16], when[20];
+            hx_id_hex(d->msg.id, hex);
+            queue_text(d->msg.to_kind, d->msg.to, queue, sizeof queue);
+            snprintf(attempts, sizeof attempts, "%8u", d->attempts);
+            format_ms(d->dead_at_ms, when);
+            const char *row[] = {hex, queue, d->msg.type, attempts, when, d->reason};
+            for (int k = 0; k < 6; k++)
+                cell(row[k], w[k], k < 5 ? "  " : "\n");
+        }
+        printf("%zu dead letter(s)\n", l->count);
+    }
+    hx_dead_list_destroy(&l);
+    return EXIT_OK;
+}
+
+static int dlq_show(cli_t *c, const char *text, const uint8_t id[HX_ID_LEN])
+{
+    hx_dead_list_t *l = NULL;
+    int rc = hx_client_dlq_show(c->client, id, &l);
+    if (rc)
+        return broker_failure(c, "dlq show", rc);
+    const hx_dead_t *d = NULL;
+    for (size_t i = 0; i < l->count && !d; i++)
+        if (memcmp(l->items[i].msg.id, id, HX_ID_LEN) == 0)
+            d = &l->items[i];
+    if (!d) {
+        hx_dead_list_destroy(&l);
+        fprintf(stderr, "handoff: dlq show: %s is not in the dead-letter queue\n", text);
+        return EXIT_NOTFOUND;
+    }
+    if (c->json) {
+        print_json(dead_to_json(d, 1));
+    } else {
+        char hex[2 * HX_ID_LEN + 1], to[HX_NAME_MAX + 16], from[HX_NAME_MAX + 16], accepted[20], dead[20], rid[128];
+        const char *why;
+        hx_id_hex(d->msg.id, hex);
+        queue_text(d->msg.to_kind, d->msg.to, to, sizeof to);
+        queue_text(d->msg.from_kind, d->msg.from, from, sizeof from);
+        format_ms(d->msg.accepted_at_ms, accepted);
+        format_ms(d->dead_at_ms, dead);
+        payload_referral_id(&d->msg, rid, sizeof rid, &why);
+        printf("id           %s\n", hex);
+        printf("queue        %s\n", to);
+        printf("from         %s\n", from);
+        printf("type         %s\n", d->msg.type ? d->msg.type : "");
+        printf("attempts     %u\n", d->attempts);
+        printf("accepted at  %s\n", accepted);
+        printf("dead at      %s\n", dead);
+        printf("reason       %s\n", d->reason ? d->reason : "");
+        printf("payload      %zu bytes\n", d->msg.payload_len);
+        printf("referral id  %s%s%s%s\n", why ? "" : rid, why ? "(" : "", why ? why : "", why ? ")" : "");
+    }
+    hx_dead_list_destroy(&l);
+    return EXIT_OK;
+}
+
+static int cmd_dlq(cli_t *c, int argc, char **argv)
+{
+    const char *sub = argc ? argv[0] : NULL;
+    int list = sub && strcmp(sub, "list") == 0;
+    int show = sub && strcmp(sub, "show") == 0;
+    int replay = sub && strcmp(sub, "replay") == 0;
+    int purge = sub && strcmp(sub, "purge") == 0;
+    if (!list && !show && !replay && !purge) {
+        fprintf(stderr, "handoff: dlq needs one of list, show ID, replay ID, purge ID%s%s%s (see --help)\n",
+                sub ? "; got '" : "", sub ? sub : "", sub ? "'" : "");
+        return EXIT_USAGE;
+    }
+    if (list && argc != 1) {
+        fprintf(stderr, "handoff: dlq list takes no arguments\n");
+        return EXIT_USAGE;
+    }
+    uint8_t id[HX_ID_LEN];
+    if (!list) {
+        if (argc != 2) {
+            fprintf(stderr, "handoff: dlq %s takes exactly one ID (32 hexadecimal characters)\n", sub);
+            return EXIT_USAGE;
+        }
+        if (parse_id(sub, argv[1], id))
+            return EXIT_USAGE;
+    }
+    int rc = admin_connect(c);
+    if (rc != EXIT_OK)
+        return rc;
+    if (list)
+        return dlq_list(c);
+    if (show)
+        return dlq_show(c, argv[1], id);
+    char hex[2 * HX_ID_LEN + 1];
+    hx_id_hex(id, hex);
+    int src = replay ? hx_client_dlq_replay(c->client, id) : hx_client_dlq_purge(c->client, id);
+    if (src) {
+        char what[64];
+        snprintf(what, sizeof what, "dlq %s %s", sub, hex);
+        return broker_failure(c, what, src);
+    }
+    if (c->json)
+        print_json(json_pack("{s:s, s:s}", "id", hex, "done", replay ? "replayed" : "purged"));
+    else if (replay)
+        printf("%s  replayed: back in its queue with its attempts reset\n", hex);
+    else
+        printf("%s  purged\n", hex);
+    return EXIT_OK;
+}
+
+/* Exit 0 when the broker can accept messages, 1 when it says it cannot (its log), 3 when
+ * it does not answer. */
+static int cmd_health(cli_t *c, int argc, int as_admin)
+{
+    if (argc > 0) {
+        fprintf(stderr, "handoff: health takes no arguments\n");
+        return EXIT_USAGE;
+    }
+    if (!c->client && (as_admin ? connect_as(c, HX_ROLE_ADMIN, c->admin) : connect_broker(c))) {
+        if (c->json)
+            print_json(json_pack("{s:s, s:b, s:b, s:s}", "broker", c->broker, "reachable", 0, "healthy", 0,
+                                 "reason", "did not answer"));
+        return EXIT_UNREACHABLE;
+    }
+    int rc = hx_client_health(c->client);
+    const char *text = hx_client_error(c->client);
+    if (rc == HX_ETIMEDOUT) {
+        fprintf(stderr, "handoff: health: %s\n", text[0] ? text : hx_strerror(rc));
+        if (c->json)
+            print_json(json_pack("{s:s, s:b, s:b, s:s}", "broker", c->broker, "reachable", 0, "healthy", 0,
+                                 "reason", text));
+        return EXIT_UNREACHABLE;
+    }
+    if (rc && (rc != HX_EREFUSED || hx_client_error_code(c->client) != HANDOFF__ERROR_CODE__ERR_UNAVAILABLE))
+        return broker_failure(c, "health", rc);     /* not an answer about its health */
+    if (c->json)
+        print_json(json_pack("{s:s, s:b, s:b, s:s}", "broker", c->broker, "reachable", 1, "healthy", rc == 0,
+                             "reason", rc ? text : ""));
+    else if (rc == 0)
+        printf("healthy: the broker at %s accepts messages\n", c->broker);
+    else
+        printf("unhealthy: the broker at %s does not accept messages: %s: %s\n", c->broker,
+               hx_wire_error_text(hx_client_error_code(c->client)), text);
+    return rc == 0 ? EXIT_OK : EXIT_FAIL;
+}
+
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
         {"broker", required_argument, NULL, 'b'}, {"clinic", required_argument, NULL, 'c'},
         {"home", required_argument, NULL, 'H'},   {"timeout-ms", required_argument, NULL, 't'},
         {"json", no_argument, NULL, 'j'},         {"no-validate", no_argument, NULL, 'n'},
-        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0}};
+        {"admin", required_argument, NULL, 'a'},  {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0}};
     cli_t c = {0};
     const char *timeout = NULL;
     int o;
@@ -475,6 +790,7 @@ int main(int argc, char **argv)
         case 't': timeout = optarg; break;
         case 'j': c.json = 1; break;
         case 'n': c.no_validate = 1; break;
+        case 'a': c.admin = optarg; break;
         case 'h': fputs(usage, stdout); return EXIT_OK;
         default: fputs("handoff: see --help\n", stderr); return EXIT_USAGE;
         }
@@ -488,13 +804,38 @@ int main(int argc, char **argv)
         fputs(usage, stdout);
         return EXIT_OK;
     }
-    if (strcmp(cmd, "submit") && strcmp(cmd, "inbox") && strcmp(cmd, "status")) {
-        fprintf(stderr, "handoff: unknown command '%s' (submit, inbox, status; see --help)\n", cmd);
+    int clinic_cmd = !strcmp(cmd, "submit") || !strcmp(cmd, "inbox") || !strcmp(cmd, "status");
+    int admin_cmd = !strcmp(cmd, "dlq") || !strcmp(cmd, "health");
+    if (!clinic_cmd && !admin_cmd) {
+        fprintf(stderr, "handoff: unknown command '%s' (submit, inbox, status, dlq, health; see --help)\n", cmd);
         return EXIT_USAGE;
     }
+    int admin_given = c.admin || hx_opt_pick(NULL, "HANDOFF_ADMIN", NULL);
     c.broker = hx_opt_pick(c.broker, "HANDOFF_BROKER", "tcp://127.0.0.1:5555");
     c.clinic = hx_opt_pick(c.clinic, "HANDOFF_CLINIC", NULL);
     c.home = hx_opt_pick(c.home, "HANDOFF_HOME", NULL);
+    c.admin = hx_opt_pick(c.admin, "HANDOFF_ADMIN", "operator");
+    if (hx_opt_u32("handoff", "--timeout-ms", hx_opt_pick(timeout, "HANDOFF_TIMEOUT_MS", "3000"), 100, 600000,
+                   &c.timeout_ms))
+        return EXIT_USAGE;
+    int nargs = argc - optind - 1;
+    char **args = argv + optind + 1;
+
+    if (admin_cmd) {
+        /* dlq always speaks as the admin; health as the clinic when one is named (and no
+         * admin was asked for), so a clinic can check the broker without operator rights. */
+        int as_admin = strcmp(cmd, "dlq") == 0 || admin_given || !c.clinic;
+        const char *name = as_admin ? c.admin : c.clinic;
+        if (!hx_name_valid(name)) {
+            fprintf(stderr, "handoff: %s: must be 1 to %d characters of [A-Za-z0-9._-], got '%s'\n",
+                    as_admin ? "--admin" : "--clinic", HX_NAME_MAX, name);
+            return EXIT_USAGE;
+        }
+        int rc = strcmp(cmd, "dlq") == 0 ? cmd_dlq(&c, nargs, args) : cmd_health(&c, nargs, as_admin);
+        hx_client_destroy(&c.client);
+        return rc;
+    }
+
     if (!c.clinic) {
         fprintf(stderr, "handoff: --clinic ID is required (or HANDOFF_CLINIC)\n");
         return EXIT_USAGE;
@@ -504,16 +845,11 @@ int main(int argc, char **argv)
                 c.clinic);
         return EXIT_USAGE;
     }
-    if (hx_opt_u32("handoff", "--timeout-ms", hx_opt_pick(timeout, "HANDOFF_TIMEOUT_MS", "3000"), 100, 600000,
-                   &c.timeout_ms))
-        return EXIT_USAGE;
     if (db_open(&c)) {
         sqlite3_close(c.db);
         return EXIT_FAIL;
     }
     int rc;
-    int nargs = argc - optind - 1;
-    char **args = argv + optind + 1;
     if (strcmp(cmd, "submit") == 0)
         rc = cmd_submit(&c, nargs, args);
     else if (strcmp(cmd, "inbox") == 0)

@@ -47,7 +47,10 @@ void net_init(net_t *n)
 
 pid_t net_spawn(net_t *n, const char *name, const char *const argv[])
 {
-    cr_assert_lt(n->n, NET_MAX_PROCS);
+    size_t slot = 0;                            /* reuse the slot of a process already reaped */
+    while (slot < n->n && n->procs[slot].pid > 0)
+        slot++;
+    cr_assert_lt(slot, NET_MAX_PROCS);
     char log[512];
     snprintf(log, sizeof log, "%s/%s.log", n->dir, name);
     pid_t parent = getpid();
@@ -66,9 +69,10 @@ pid_t net_spawn(net_t *n, const char *name, const char *const argv[])
         execv(argv[0], (char *const *)argv);
         _exit(127);
     }
-    n->procs[n->n].pid = pid;
-    snprintf(n->procs[n->n].name, sizeof n->procs[0].name, "%s", name);
-    n->n++;
+    n->procs[slot].pid = pid;
+    snprintf(n->procs[slot].name, sizeof n->procs[0].name, "%s", name);
+    if (slot == n->n)
+        n->n++;
     return pid;
 }
 
@@ -150,6 +154,34 @@ void net_kill9(net_t *n, pid_t pid)
     for (size_t i = 0; i < n->n; i++)
         if (n->procs[i].pid == pid)
             n->procs[i].pid = 0;
+}
+
+int net_stop(net_t *n, pid_t pid, int sig)
+{
+    kill(pid, sig);
+    int status = 0, waited = 0;
+    while (waitpid(pid, &status, WNOHANG) == 0) {
+        if (++waited > 500) {                       /* 10 s: then it is stuck */
+            kill(pid, SIGKILL);
+            waitpid(pid, &status, 0);
+            status = -1;
+            break;
+        }
+        struct timespec nap = {0, 20 * 1000000};
+        nanosleep(&nap, NULL);
+    }
+    for (size_t i = 0; i < n->n; i++)
+        if (n->procs[i].pid == pid)
+            n->procs[i].pid = 0;
+    return status;
+}
+
+pid_t net_pid(const net_t *n, const char *name)
+{
+    for (size_t i = 0; i < n->n; i++)
+        if (n->procs[i].pid > 0 && strcmp(n->procs[i].name, name) == 0)
+            return n->procs[i].pid;
+    return 0;
 }
 
 int net_stop_all(net_t *n)

@@ -26,7 +26,8 @@ const char *net_bin(const char *rel);
 const char *net_src(const char *rel);
 
 void net_init(net_t *n);
-/* Starts a program (argv[0] is a path from net_bin); stdout+stderr go to dir/<name>.log. */
+/* Starts a program (argv[0] is a path from net_bin); stdout+stderr go to dir/<name>.log
+ * (appended to, so a restarted program keeps one log). */
 pid_t net_spawn(net_t *n, const char *name, const char *const argv[]);
 /* Starts the broker on a free port of 127.0.0.1 and waits until it listens. Extra
  * arguments (NULL-terminated) are appended. */
@@ -37,6 +38,11 @@ void net_start_services(net_t *n, const char *start);
 int net_free_port(void);
 /* SIGKILL one process and reap it. */
 void net_kill9(net_t *n, pid_t pid);
+/* Sends sig to one process and reaps it (SIGKILL after 10 s); returns its wait status,
+ * or -1 when it had to be killed. Its slot is reused by the next net_spawn. */
+int net_stop(net_t *n, pid_t pid, int sig);
+/* The pid of the running process started under `name` (e.g. "broker"), or 0. */
+pid_t net_pid(const net_t *n, const char *name);
 /* SIGTERM everything, wait (then SIGKILL), and remove the directory. Returns how many
  * processes exited with a non-zero status or a signal other than the SIGTERM. */
 int net_stop_all(net_t *n);

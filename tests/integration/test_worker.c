@@ -1,6 +1,9 @@
 /* hx-test-worker — a worker for integration tests, built on the client library:
  *   --mode echo   forward each message to mailbox --to, payload "attempt=N;" + input
- *   --mode hold   on the first message write --marker and then hang (to be killed) */
+ *   --mode hold   on the first message write --marker and then hang (to be killed)
+ *   --mode fail   nack every message with the error "always fails (test)"
+ *   --log FILE    (any mode) append "<attempt> <CLOCK_MONOTONIC ms> <32-hex id>" per
+ *                 message received, flushed at once, so a test can read attempts and gaps */
 #include "hx_log.h"
 #include "hx_worker.h"
 
@@ -8,15 +11,34 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 typedef struct {
     const char *mode, *marker, *to;
+    FILE *log;
 } opts_t;
+
+static void log_received(opts_t *o, const hx_msg_t *in)
+{
+    if (!o->log)
+        return;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    char hex[33];
+    hx_id_hex(in->id, hex);
+    fprintf(o->log, "%u %lld %s\n", in->attempt, (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000, hex);
+    fflush(o->log);
+}
 
 static int handle(void *arg, const hx_msg_t *in, hx_outbox_t *out, char *err, size_t errcap)
 {
     opts_t *o = arg;
+    log_received(o, in);
+    if (strcmp(o->mode, "fail") == 0) {
+        snprintf(err, errcap, "always fails (test)");
+        return -1;
+    }
     if (strcmp(o->mode, "hold") == 0) {
         char hex[33];
         hx_id_hex(in->id, hex);
@@ -48,8 +70,10 @@ int main(int argc, char **argv)
                                          {"marker", required_argument, NULL, 'k'},
                                          {"to", required_argument, NULL, 't'},
                                          {"credit", required_argument, NULL, 'c'},
+                                         {"log", required_argument, NULL, 'l'},
                                          {NULL, 0, NULL, 0}};
-    opts_t o = {"echo", NULL, "sink"};
+    opts_t o = {"echo", NULL, "sink", NULL};
+    const char *log = NULL;
     hx_worker_opts_t wo = {.service = "echo", .credit = 1, .heartbeat_ms = 100};
     int c;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -60,11 +84,18 @@ int main(int argc, char **argv)
         case 'k': o.marker = optarg; break;
         case 't': o.to = optarg; break;
         case 'c': wo.credit = (uint32_t)atoi(optarg); break;
+        case 'l': log = optarg; break;
         default: return 2;
         }
     }
-    if (!wo.endpoint || (strcmp(o.mode, "hold") == 0 && !o.marker)) {
-        fprintf(stderr, "usage: hx-test-worker --broker E [--service S] [--mode echo|hold --marker F] [--to M]\n");
+    int known = !strcmp(o.mode, "echo") || !strcmp(o.mode, "hold") || !strcmp(o.mode, "fail");
+    if (!wo.endpoint || !known || (strcmp(o.mode, "hold") == 0 && !o.marker)) {
+        fprintf(stderr, "usage: hx-test-worker --broker E [--service S] [--mode echo|fail|hold --marker F] [--to M]"
+                        " [--credit N] [--log FILE]\n");
+        return 2;
+    }
+    if (log && !(o.log = fopen(log, "a"))) {
+        perror(log);
         return 2;
     }
     hx_log_init("test-worker", HX_LOG_INFO);
@@ -72,9 +103,13 @@ int main(int argc, char **argv)
     hx_worker_t *w = hx_worker_new(&wo, err, sizeof err);
     if (!w) {
         fprintf(stderr, "%s\n", err);
+        if (o.log)
+            fclose(o.log);
         return 1;
     }
     int rc = hx_worker_run(w, handle, &o);
     hx_worker_destroy(&w);
+    if (o.log)
+        fclose(o.log);
     return rc ? 1 : 0;
 }
