@@ -26,7 +26,7 @@ start() { # name, command...
 }
 
 echo "== starting the network (logs in demo-data/logs)"
-start broker "$BIN/broker/handoff-broker" --bind 'tcp://127.0.0.1:*' --ready-file "$DATA/broker.endpoint"
+start broker "$BIN/broker/handoff-broker" --bind 'tcp://127.0.0.1:*' --data "$DATA/broker" --ready-file "$DATA/broker.endpoint"
 for _ in $(seq 1 100); do [ -s "$DATA/broker.endpoint" ] && break; sleep 0.05; done
 [ -s "$DATA/broker.endpoint" ] || { echo "broker did not start:"; cat "$DATA/logs/broker.log"; exit 1; }
 export HANDOFF_BROKER=$(cat "$DATA/broker.endpoint")
