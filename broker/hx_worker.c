@@ -7,6 +7,7 @@
 #include "hx_zuv.h"
 
 #include <signal.h>
+#include <utlist.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +28,16 @@ typedef struct {
     struct hx_worker *w;
 } conn_t;
 
+/* An ACK/NACK the broker has not confirmed yet: kept so that one refused while the broker
+ * cannot write (ERR_UNAVAILABLE, ERR_BUSY) is sent again after a pause, not dropped. */
+typedef struct unconfirmed {
+    uint8_t req[HX_ID_LEN];
+    hx_buf_t frame;
+    uint64_t resend_at;         /* 0: waiting for the answer */
+    uint32_t delay;
+    struct unconfirmed *prev, *next;
+} unconfirmed_t;
+
 struct hx_worker {
     uv_loop_t loop;
     void *zctx;
@@ -44,6 +55,7 @@ struct hx_worker {
     void *reload_arg;
     hx_buf_t buf;
     hx_outbox_t *outbox;
+    unconfirmed_t *unconfirmed;
 };
 
 static int send_env(hx_worker_t *w, const Handoff__Envelope *env)
@@ -115,6 +127,39 @@ int hx_outbox_add(hx_outbox_t *o, hx_addr_kind_t kind, const char *to, const cha
     return 0;
 }
 
+static void unconfirmed_free(hx_worker_t *w, unconfirmed_t *u)
+{
+    DL_DELETE(w->unconfirmed, u);
+    hx_buf_free(&u->frame);
+    free(u);
+}
+
+static void unconfirmed_clear(hx_worker_t *w)
+{
+    while (w->unconfirmed)                      /* a new session: the broker redelivers instead */
+        unconfirmed_free(w, w->unconfirmed);
+}
+
+static unconfirmed_t *unconfirmed_find(hx_worker_t *w, const ProtobufCBinaryData *corr)
+{
+    unconfirmed_t *u;
+    DL_FOREACH(w->unconfirmed, u)
+        if (corr->len == HX_ID_LEN && memcmp(u->req, corr->data, HX_ID_LEN) == 0)
+            return u;
+    return NULL;
+}
+
+static void unconfirmed_resend(hx_worker_t *w, uint64_t now)
+{
+    unconfirmed_t *u;
+    DL_FOREACH(w->unconfirmed, u)
+        if (u->resend_at && u->resend_at <= now && w->conn &&
+            zmq_send(w->conn->sock, u->frame.data, u->frame.len, ZMQ_DONTWAIT) >= 0) {
+            u->resend_at = 0;
+            w->last_send = now;
+        }
+}
+
 static void handle(hx_worker_t *w, const hx_msg_t *in)
 {
     char err[256] = "";
@@ -142,8 +187,17 @@ static void handle(hx_worker_t *w, const hx_msg_t *in)
         env.error_text = err;
         hx_warn("could not handle %s (attempt %u): %s", hex, in->attempt, err);
     }
-    if (send_env(w, &env))
+    if (send_env(w, &env)) {
         hx_warn("could not send the ack of %s; the broker will redeliver it", hex);
+    } else {
+        unconfirmed_t *u = calloc(1, sizeof *u);
+        if (u && hx_buf_append(&u->frame, w->buf.data, w->buf.len) == 0) {
+            memcpy(u->req, req, HX_ID_LEN);
+            DL_APPEND(w->unconfirmed, u);
+        } else if (u) {
+            free(u);
+        }
+    }
     outbox_reset(o, NULL);
 }
 
@@ -177,17 +231,34 @@ static void on_message(hx_zuv_t *z, zmq_msg_t *parts, size_t n, void *arg)
         hx_batch_destroy(&b);
         break;
     }
-    case HANDOFF__KIND__KIND_ERROR:
+    case HANDOFF__KIND__KIND_ACCEPTED: {
+        unconfirmed_t *u = unconfirmed_find(w, &env->correlation_id);
+        if (u)
+            unconfirmed_free(w, u);
+        break;
+    }
+    case HANDOFF__KIND__KIND_ERROR: {
+        unconfirmed_t *u = unconfirmed_find(w, &env->correlation_id);
         if (env->error_code == HANDOFF__ERROR_CODE__ERR_NOT_READY) {
             w->welcomed = false;
+            unconfirmed_clear(w);
             send_hello(w);
+        } else if (u && (env->error_code == HANDOFF__ERROR_CODE__ERR_UNAVAILABLE ||
+                         env->error_code == HANDOFF__ERROR_CODE__ERR_BUSY)) {
+            u->delay = u->delay ? (u->delay < 4000 ? u->delay * 2 : 8000) : 250;
+            u->resend_at = w->last_recv + u->delay;
+            hx_warn("broker cannot take an ack now (%s); sending it again in %u ms", env->error_text, u->delay);
         } else {
+            if (u)
+                unconfirmed_free(w, u);
             hx_warn("broker refused a request: %s: %s", hx_wire_error_text(env->error_code), env->error_text);
         }
         break;
+    }
     case HANDOFF__KIND__KIND_BYE:
         hx_warn("broker said bye; waiting for it to return");
         w->welcomed = false;
+        unconfirmed_clear(w);
         break;
     default:
         break;
@@ -239,9 +310,11 @@ static void on_timer(uv_timer_t *t)
     if (now - w->last_recv > (uint64_t)w->heartbeat_ms * w->liveness) {
         hx_warn("broker silent for %llu ms; reconnecting", (unsigned long long)(now - w->last_recv));
         conn_close(w);
+        unconfirmed_clear(w);
         conn_open(w);
         return;
     }
+    unconfirmed_resend(w, now);
     if (!w->welcomed)
         send_hello(w);
     else if (now - w->last_send >= w->heartbeat_ms) {
@@ -358,6 +431,7 @@ void hx_worker_destroy(hx_worker_t **self_p)
     uv_run(&w->loop, UV_RUN_DEFAULT);
     uv_loop_close(&w->loop);
     zmq_ctx_term(w->zctx);
+    unconfirmed_clear(w);
     hx_buf_free(&w->buf);
     free(w->outbox);
     free(w);
