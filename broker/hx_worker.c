@@ -160,6 +160,24 @@ static void unconfirmed_resend(hx_worker_t *w, uint64_t now)
         }
 }
 
+size_t hx_outbox_count(const hx_outbox_t *o)
+{
+    return o->n;
+}
+
+int hx_outbox_get(const hx_outbox_t *o, size_t i, hx_addr_kind_t *kind, const char **to, const char **type,
+                  const uint8_t **payload, size_t *len)
+{
+    if (i >= o->n)
+        return HX_EINVAL;
+    *kind = o->addrs[i].kind == HANDOFF__ADDRESS_KIND__ADDRESS_SERVICE ? HX_TO_SERVICE : HX_TO_MAILBOX;
+    *to = o->addrs[i].name;
+    *type = o->msgs[i].type;
+    *payload = o->msgs[i].payload.data;
+    *len = o->msgs[i].payload.len;
+    return 0;
+}
+
 static void handle(hx_worker_t *w, const hx_msg_t *in)
 {
     char err[256] = "";

@@ -35,4 +35,11 @@ void hx_worker_stop(hx_worker_t *w);
 int hx_outbox_add(hx_outbox_t *o, hx_addr_kind_t kind, const char *to, const char *type, const void *payload,
                   size_t len);
 
+/* The outputs added so far (to store them with the input's effects, so that handling the
+ * same input again can replay exactly the same outputs). Pointers valid until the handler
+ * returns. */
+size_t hx_outbox_count(const hx_outbox_t *o);
+int hx_outbox_get(const hx_outbox_t *o, size_t i, hx_addr_kind_t *kind, const char **to, const char **type,
+                  const uint8_t **payload, size_t *len);
+
 #endif

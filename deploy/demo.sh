@@ -33,7 +33,7 @@ export HANDOFF_BROKER=$(cat "$DATA/broker.endpoint")
 START=$(date -d tomorrow +%Y-%m-%dT08:00)
 start intake "$BIN/services/intake/handoff-intake"
 start triage "$BIN/services/triage/handoff-triage" --rules "$ROOT/services/triage/rules.json"
-start scheduling "$BIN/services/scheduling/handoff-scheduling" --directory "$SAMPLE/directory.json" --start "$START"
+start scheduling "$BIN/services/scheduling/handoff-scheduling" --directory "$SAMPLE/directory.json" --start "$START" --db "$DATA/scheduling.db"
 echo "   broker at $HANDOFF_BROKER; booking from $START"
 
 echo

@@ -815,6 +815,11 @@ int hx_slot_find(const hx_directory_t *d, const hx_calendar_t *c, const hx_slot_
         const hx_therapist_t *t = &d->therapists[i];
         if (t->discipline != q->discipline)
             continue;
+        bool excluded = false;
+        for (size_t x = 0; x < q->n_exclude && !excluded; x++)
+            excluded = q->exclude[x] && !strcmp(q->exclude[x], t->id);
+        if (excluded)
+            continue;
         if (q->exclude_therapist && !strcmp(q->exclude_therapist, t->id))
             continue;
         if (lang[0] && !speaks(t, lang))

@@ -70,6 +70,8 @@ typedef struct {
     const Handoff__Availability *const *availability; /* patient's windows; empty = any */
     size_t n_availability;
     const char *exclude_therapist;      /* NULL or a therapist never to pick */
+    const char *const *exclude;         /* more therapists never to pick (e.g. who declined) */
+    size_t n_exclude;
 } hx_slot_query_t;
 
 typedef struct {

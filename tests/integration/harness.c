@@ -140,8 +140,10 @@ void net_start_services(net_t *n, const char *start)
     const char *intake[] = {net_bin("services/intake/handoff-intake"), "--broker", n->endpoint, NULL};
     const char *triage[] = {net_bin("services/triage/handoff-triage"), "--broker", n->endpoint, "--rules",
                             net_src("services/triage/rules.json"), NULL};
+    char db[512];
+    snprintf(db, sizeof db, "%s/scheduling.db", n->dir);
     const char *sched[] = {net_bin("services/scheduling/handoff-scheduling"), "--broker", n->endpoint,
-                           "--directory", net_src("deploy/sample/directory.json"), "--start", start, NULL};
+                           "--directory", net_src("deploy/sample/directory.json"), "--start", start, "--db", db, NULL};
     net_spawn(n, "intake", intake);
     net_spawn(n, "triage", triage);
     net_spawn(n, "scheduling", sched);

@@ -1,0 +1,780 @@
+/* hx_booking — scheduling's referrals, bookings, lifecycle and calendar in SQLite. */
+#include "hx_booking.h"
+#include "hx_intake.h"
+#include "hx_lifecycle.h"
+#include "hx_log.h"
+#include "hx_refjson.h"
+#include "hx_svc.h"
+
+#include <sqlite3.h>
+#include <sys/stat.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define SLOT_MINUTES 15
+#define HOLD_RETRIES_PER_MESSAGE 20
+
+struct hx_booking {
+    sqlite3 *db;
+    const hx_directory_t *dir;
+    hx_booking_config_t cfg;
+};
+
+static const char schema[] =
+    "PRAGMA journal_mode=WAL;"
+    "PRAGMA synchronous=FULL;"
+    "CREATE TABLE IF NOT EXISTS referrals ("
+    "  referral_id TEXT PRIMARY KEY, referring_clinic TEXT NOT NULL, ref TEXT NOT NULL,"
+    "  status INTEGER NOT NULL, reason TEXT NOT NULL DEFAULT '', case_pb BLOB NOT NULL, updated_ms INTEGER NOT NULL);"
+    "CREATE INDEX IF NOT EXISTS referrals_status ON referrals(status, updated_ms);"
+    "CREATE TABLE IF NOT EXISTS bookings ("
+    "  referral_id TEXT NOT NULL, discipline INTEGER NOT NULL, therapist_id TEXT NOT NULL, clinic_id TEXT NOT NULL,"
+    "  start INTEGER NOT NULL, minutes INTEGER NOT NULL, status INTEGER NOT NULL,"
+    "  PRIMARY KEY (referral_id, discipline));"
+    /* one row per 15-minute slot a therapist holds: a second booking of it cannot be stored */
+    "CREATE TABLE IF NOT EXISTS slots ("
+    "  therapist_id TEXT NOT NULL, slot INTEGER NOT NULL, referral_id TEXT NOT NULL,"
+    "  PRIMARY KEY (therapist_id, slot)) WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS declined ("
+    "  referral_id TEXT NOT NULL, therapist_id TEXT NOT NULL, PRIMARY KEY (referral_id, therapist_id)) WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS handled ("
+    "  msg_id BLOB PRIMARY KEY, outputs BLOB NOT NULL, at_ms INTEGER NOT NULL) WITHOUT ROWID;";
+
+/* ---- small SQLite helpers ---------------------------------------------------------------- */
+
+static sqlite3_stmt *prep(hx_booking_t *b, const char *sql)
+{
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(b->db, sql, -1, &st, NULL) != SQLITE_OK) {
+        hx_error("scheduling database: %s", sqlite3_errmsg(b->db));
+        return NULL;
+    }
+    return st;
+}
+
+static int exec(hx_booking_t *b, const char *sql)
+{
+    char *err = NULL;
+    if (sqlite3_exec(b->db, sql, NULL, NULL, &err) != SQLITE_OK) {
+        hx_error("scheduling database: %s", err ? err : "?");
+        sqlite3_free(err);
+        return -1;
+    }
+    return 0;
+}
+
+static hx_minute_t now_minutes(void)
+{
+    time_t t = time(NULL);
+    struct tm tm;
+    localtime_r(&t, &tm);
+    return ((hx_minute_t)t + tm.tm_gmtoff) / 60;
+}
+
+/* ---- outputs ------------------------------------------------------------------------------- */
+
+static int emit_status(hx_outbox_t *out, const char *to, const char *referral_id, const char *ref,
+                       Handoff__TaskStatus status, hx_event_t ev, bool refused, const char *reason,
+                       Handoff__Booking **bookings, size_t n, Handoff__TriageDecision *decision)
+{
+    Handoff__StatusUpdate s = HANDOFF__STATUS_UPDATE__INIT;
+    s.referral_id = (char *)referral_id;
+    s.ref = (char *)(ref ? ref : "");
+    s.status = status;
+    s.reason = (char *)(reason ? reason : "");
+    s.by = "scheduling";
+    s.at_ms = hx_svc_now_ms();
+    s.bookings = bookings;
+    s.n_bookings = n;
+    s.decision = decision;
+    s.refused = refused;
+    s.event = (char *)hx_event_text(ev);
+    return hx_svc_emit(out, HX_TO_MAILBOX, to, "handoff.StatusUpdate", &s.base);
+}
+
+/* ---- the referral as stored ------------------------------------------------------------------ */
+
+typedef struct {
+    Handoff__TaskStatus status;
+    char referring_clinic[80];
+    char ref[80];
+    Handoff__Case *c;               /* unpacked case_pb */
+} referral_row_t;
+
+static void row_free(referral_row_t *r)
+{
+    if (r->c)
+        handoff__case__free_unpacked(r->c, NULL);
+    r->c = NULL;
+}
+
+/* 1 found, 0 not found, -1 error. */
+static int row_load(hx_booking_t *b, const char *referral_id, referral_row_t *r)
+{
+    memset(r, 0, sizeof *r);
+    sqlite3_stmt *st = prep(b, "SELECT status, referring_clinic, ref, case_pb FROM referrals WHERE referral_id = ?");
+    if (!st)
+        return -1;
+    sqlite3_bind_text(st, 1, referral_id, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    int found = 0;
+    if (rc == SQLITE_ROW) {
+        r->status = (Handoff__TaskStatus)sqlite3_column_int(st, 0);
+        snprintf(r->referring_clinic, sizeof r->referring_clinic, "%s", (const char *)sqlite3_column_text(st, 1));
+        snprintf(r->ref, sizeof r->ref, "%s", (const char *)sqlite3_column_text(st, 2));
+        r->c = handoff__case__unpack(NULL, (size_t)sqlite3_column_bytes(st, 3), sqlite3_column_blob(st, 3));
+        found = r->c ? 1 : -1;
+    } else if (rc != SQLITE_DONE) {
+        found = -1;
+    }
+    sqlite3_finalize(st);
+    return found;
+}
+
+static int set_status(hx_booking_t *b, const char *referral_id, Handoff__TaskStatus s, const char *reason)
+{
+    sqlite3_stmt *st = prep(b, "UPDATE referrals SET status = ?, reason = ?, updated_ms = ? WHERE referral_id = ?");
+    if (!st)
+        return -1;
+    sqlite3_bind_int(st, 1, (int)s);
+    sqlite3_bind_text(st, 2, reason ? reason : "", -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, (sqlite3_int64)hx_svc_now_ms());
+    sqlite3_bind_text(st, 4, referral_id, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* ---- bookings ------------------------------------------------------------------------------- */
+
+typedef struct {
+    Handoff__Discipline discipline;
+    char therapist_id[32];
+    char therapist_name[64];
+    char clinic_id[32];
+    hx_minute_t start;
+    uint32_t minutes;
+    Handoff__TaskStatus status;
+    char start_text[17];
+    Handoff__Booking pb;
+} booking_t;
+
+/* The live (not cancelled) bookings of a referral, at most 2. */
+static int bookings_load(hx_booking_t *b, const char *referral_id, booking_t *out, size_t *n)
+{
+    *n = 0;
+    sqlite3_stmt *st = prep(b, "SELECT discipline, therapist_id, clinic_id, start, minutes, status FROM bookings "
+                               "WHERE referral_id = ? AND status != ? ORDER BY start");
+    if (!st)
+        return -1;
+    sqlite3_bind_text(st, 1, referral_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 2, HANDOFF__TASK_STATUS__TASK_CANCELLED);
+    while (sqlite3_step(st) == SQLITE_ROW && *n < 2) {
+        booking_t *k = &out[(*n)++];
+        memset(k, 0, sizeof *k);
+        k->discipline = (Handoff__Discipline)sqlite3_column_int(st, 0);
+        snprintf(k->therapist_id, sizeof k->therapist_id, "%s", (const char *)sqlite3_column_text(st, 1));
+        snprintf(k->clinic_id, sizeof k->clinic_id, "%s", (const char *)sqlite3_column_text(st, 2));
+        k->start = sqlite3_column_int64(st, 3);
+        k->minutes = (uint32_t)sqlite3_column_int(st, 4);
+        k->status = (Handoff__TaskStatus)sqlite3_column_int(st, 5);
+    }
+    sqlite3_finalize(st);
+    return 0;
+}
+
+static Handoff__Booking *booking_pb(hx_booking_t *b, const char *referral_id, booking_t *k)
+{
+    const hx_therapist_t *t = hx_directory_therapist(b->dir, k->therapist_id);
+    snprintf(k->therapist_name, sizeof k->therapist_name, "%s", t ? t->name : k->therapist_id);
+    hx_minute_format(k->start, k->start_text);
+    handoff__booking__init(&k->pb);
+    k->pb.referral_id = (char *)referral_id;
+    k->pb.discipline = k->discipline;
+    k->pb.therapist_id = k->therapist_id;
+    k->pb.therapist_name = k->therapist_name;
+    k->pb.clinic_id = k->clinic_id;
+    k->pb.start = k->start_text;
+    k->pb.minutes = k->minutes;
+    return &k->pb;
+}
+
+/* Every live booking of every referral, for the slot finder. */
+static hx_calendar_t *calendar_load(hx_booking_t *b)
+{
+    hx_calendar_t *c = hx_calendar_new();
+    sqlite3_stmt *st = c ? prep(b, "SELECT therapist_id, start, minutes FROM bookings WHERE status != ?") : NULL;
+    if (!st) {
+        hx_calendar_destroy(&c);
+        return NULL;
+    }
+    sqlite3_bind_int(st, 1, HANDOFF__TASK_STATUS__TASK_CANCELLED);
+    while (sqlite3_step(st) == SQLITE_ROW)
+        hx_calendar_book(c, (const char *)sqlite3_column_text(st, 0), sqlite3_column_int64(st, 1),
+                         (uint32_t)sqlite3_column_int(st, 2));
+    sqlite3_finalize(st);
+    return c;
+}
+
+static int booking_insert(hx_booking_t *b, const char *referral_id, const booking_t *k)
+{
+    sqlite3_stmt *st = prep(b, "INSERT INTO bookings(referral_id, discipline, therapist_id, clinic_id, start, minutes, "
+                               "status) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(referral_id, discipline) DO UPDATE "
+                               "SET therapist_id = excluded.therapist_id, clinic_id = excluded.clinic_id, "
+                               "start = excluded.start, minutes = excluded.minutes, status = excluded.status");
+    sqlite3_stmt *sl = prep(b, "INSERT INTO slots(therapist_id, slot, referral_id) VALUES (?, ?, ?)");
+    int rc = st && sl ? 0 : -1;
+    if (rc == 0) {
+        sqlite3_bind_text(st, 1, referral_id, -1, SQLITE_STATIC);
+        sqlite3_bind_int(st, 2, (int)k->discipline);
+        sqlite3_bind_text(st, 3, k->therapist_id, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 4, k->clinic_id, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 5, k->start);
+        sqlite3_bind_int(st, 6, (int)k->minutes);
+        sqlite3_bind_int(st, 7, HANDOFF__TASK_STATUS__TASK_READY);
+        rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
+    }
+    for (hx_minute_t m = k->start; rc == 0 && m < k->start + (hx_minute_t)k->minutes; m += SLOT_MINUTES) {
+        sqlite3_reset(sl);
+        sqlite3_bind_text(sl, 1, k->therapist_id, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(sl, 2, m / SLOT_MINUTES);
+        sqlite3_bind_text(sl, 3, referral_id, -1, SQLITE_STATIC);
+        if (sqlite3_step(sl) != SQLITE_DONE) {
+            hx_error("slot %s@%lld is already held: %s", k->therapist_id, (long long)m, sqlite3_errmsg(b->db));
+            rc = -1;
+        }
+    }
+    sqlite3_finalize(st);
+    sqlite3_finalize(sl);
+    return rc;
+}
+
+/* Frees the slots of a booking and marks it cancelled (or deletes it, for a decline). */
+static int booking_end(hx_booking_t *b, const char *referral_id, Handoff__Discipline d, bool forget)
+{
+    sqlite3_stmt *sl = prep(b, "DELETE FROM slots WHERE referral_id = ? AND therapist_id = "
+                               "(SELECT therapist_id FROM bookings WHERE referral_id = ? AND discipline = ?)");
+    sqlite3_stmt *st = prep(b, forget ? "DELETE FROM bookings WHERE referral_id = ? AND discipline = ?"
+                                      : "UPDATE bookings SET status = ? WHERE referral_id = ? AND discipline = ?");
+    int rc = sl && st ? 0 : -1;
+    if (rc == 0) {
+        sqlite3_bind_text(sl, 1, referral_id, -1, SQLITE_STATIC);
+        sqlite3_bind_text(sl, 2, referral_id, -1, SQLITE_STATIC);
+        sqlite3_bind_int(sl, 3, (int)d);
+        rc = sqlite3_step(sl) == SQLITE_DONE ? 0 : -1;
+        int k = 1;
+        if (!forget)
+            sqlite3_bind_int(st, k++, HANDOFF__TASK_STATUS__TASK_CANCELLED);
+        sqlite3_bind_text(st, k++, referral_id, -1, SQLITE_STATIC);
+        sqlite3_bind_int(st, k, (int)d);
+        if (rc == 0)
+            rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
+    }
+    sqlite3_finalize(sl);
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* ---- booking what is missing ------------------------------------------------------------------ */
+
+/* Books every discipline of the referral's plan that has no live booking: all of them or
+ * none (then the referral is on hold, with the reason). Emits the handoffs and statuses. */
+static int book_missing(hx_booking_t *b, const char *referral_id, hx_outbox_t *out)
+{
+    referral_row_t row;
+    if (row_load(b, referral_id, &row) != 1)
+        return -1;
+    Handoff__Referral *r = row.c->referral;
+    Handoff__TriageDecision *d = row.c->decision;
+    booking_t have[2], add[2];
+    size_t n_have = 0, n_add = 0;
+    int rc = bookings_load(b, referral_id, have, &n_have);
+    hx_calendar_t *cal = rc == 0 ? calendar_load(b) : NULL;
+    char *declined[32];
+    size_t n_declined = 0;
+    sqlite3_stmt *st = prep(b, "SELECT therapist_id FROM declined WHERE referral_id = ?");
+    if (!cal || !st) {
+        sqlite3_finalize(st);
+        hx_calendar_destroy(&cal);
+        row_free(&row);
+        return -1;
+    }
+    sqlite3_bind_text(st, 1, referral_id, -1, SQLITE_STATIC);
+    while (sqlite3_step(st) == SQLITE_ROW && n_declined < 32)
+        declined[n_declined++] = strdup((const char *)sqlite3_column_text(st, 0));
+    sqlite3_finalize(st);
+
+    hx_minute_t not_before = b->cfg.start >= 0 ? b->cfg.start : now_minutes();
+    not_before = (not_before + 14) / 15 * 15;
+    const Handoff__Preferences *p = r->preferences;
+    char why[256] = "";
+    const booking_t *pt = NULL;
+    for (size_t i = 0; i < n_have; i++)
+        if (have[i].discipline == HANDOFF__DISCIPLINE__DISCIPLINE_PHYSIOTHERAPY)
+            pt = &have[i];
+    for (size_t i = 0; i < d->n_disciplines && n_add < 2 && !why[0]; i++) {
+        Handoff__Discipline disc = d->disciplines[i];
+        bool booked = false;
+        for (size_t k = 0; k < n_have; k++)
+            booked |= have[k].discipline == disc;
+        if (booked || (disc != HANDOFF__DISCIPLINE__DISCIPLINE_PHYSIOTHERAPY &&
+                       disc != HANDOFF__DISCIPLINE__DISCIPLINE_MASSAGE_THERAPY))
+            continue;
+        hx_slot_query_t q = {0};
+        q.discipline = disc;
+        q.minutes = hx_session_minutes(disc, p ? p->massage_minutes : 0);
+        q.not_before = not_before;
+        q.horizon = not_before + (hx_minute_t)b->cfg.horizon_days * 24 * 60;
+        uint32_t days = b->cfg.horizon_days;
+        if (disc == HANDOFF__DISCIPLINE__DISCIPLINE_MASSAGE_THERAPY && (pt || n_add)) {
+            const booking_t *first = pt ? pt : &add[0];     /* collaborative: after the assessment */
+            q.not_before = first->start + first->minutes;
+            q.horizon = first->start + (hx_minute_t)b->cfg.collab_days * 24 * 60;
+            days = b->cfg.collab_days;
+        }
+        if (p) {
+            q.clinic_ids = (const char *const *)p->clinic_ids;
+            q.n_clinic_ids = p->n_clinic_ids;
+            q.language = p->language;
+            q.availability = (const Handoff__Availability *const *)p->availability;
+            q.n_availability = p->n_availability;
+        }
+        q.exclude = (const char *const *)declined;
+        q.n_exclude = n_declined;
+        hx_slot_t slot;
+        if (hx_slot_find(b->dir, cal, &q, &slot) != 0) {
+            snprintf(why, sizeof why, "no %s slot of %u min within %u days that fits the patient's availability%s%s%s",
+                     hx_discipline_text(disc), q.minutes, days, q.language && q.language[0] ? " and language " : "",
+                     q.language ? q.language : "", n_declined ? " (therapists who declined excluded)" : "");
+            break;
+        }
+        booking_t *k = &add[n_add++];
+        memset(k, 0, sizeof *k);
+        k->discipline = disc;
+        snprintf(k->therapist_id, sizeof k->therapist_id, "%s", slot.therapist->id);
+        snprintf(k->clinic_id, sizeof k->clinic_id, "%s", slot.therapist->clinic_id);
+        k->start = slot.start;
+        k->minutes = slot.minutes;
+        k->status = HANDOFF__TASK_STATUS__TASK_READY;
+        hx_calendar_book(cal, k->therapist_id, k->start, k->minutes);
+    }
+    hx_calendar_destroy(&cal);
+    for (size_t i = 0; i < n_declined; i++)
+        free(declined[i]);
+
+    if (why[0]) {
+        bool was_on_hold = row.status == HANDOFF__TASK_STATUS__TASK_ON_HOLD;
+        rc = set_status(b, referral_id, HANDOFF__TASK_STATUS__TASK_ON_HOLD, why);
+        if (rc == 0 && !was_on_hold) {         /* told once, not at every retry */
+            hx_info("referral %s on hold", referral_id);
+            rc = emit_status(out, row.referring_clinic, referral_id, row.ref, HANDOFF__TASK_STATUS__TASK_ON_HOLD,
+                             HX_EVENT_HOLD, false, why, NULL, 0, d);
+        }
+        row_free(&row);
+        return rc;
+    }
+    for (size_t i = 0; i < n_add && rc == 0; i++)
+        rc = booking_insert(b, referral_id, &add[i]);
+    if (rc == 0 && n_add)
+        rc = set_status(b, referral_id, HANDOFF__TASK_STATUS__TASK_READY, "");
+    /* a handoff to each new receiver, then all bookings to the referrer */
+    for (size_t i = 0; i < n_add && rc == 0; i++) {
+        Handoff__Handoff h = HANDOFF__HANDOFF__INIT;
+        h.referral_id = (char *)referral_id;
+        h.referral = r;
+        h.decision = d;
+        h.booking = booking_pb(b, referral_id, &add[i]);
+        rc = hx_svc_emit(out, HX_TO_MAILBOX, add[i].clinic_id, "handoff.Handoff", &h.base);
+    }
+    if (rc == 0 && n_add) {
+        booking_t all[2];
+        size_t n_all = 0;
+        Handoff__Booking *bp[2];
+        char text[256];
+        size_t len = (size_t)snprintf(text, sizeof text, "booked:");
+        rc = bookings_load(b, referral_id, all, &n_all);
+        for (size_t i = 0; i < n_all && rc == 0; i++) {
+            bp[i] = booking_pb(b, referral_id, &all[i]);
+            if (len < sizeof text)
+                len += (size_t)snprintf(text + len, sizeof text - len, "%s %s with %s at %s %s", i ? ";" : "",
+                                        hx_discipline_text(all[i].discipline), all[i].therapist_name,
+                                        all[i].clinic_id, all[i].start_text);
+        }
+        if (rc == 0)
+            rc = emit_status(out, row.referring_clinic, referral_id, row.ref, HANDOFF__TASK_STATUS__TASK_READY,
+                             HX_EVENT_BOOK, false, text, bp, n_all, d);
+        char ids[160] = "";
+        size_t k = 0;
+        for (size_t i = 0; i < n_add && k < sizeof ids; i++)
+            k += (size_t)snprintf(ids + k, sizeof ids - k, "%s%s@%s %s", i ? ", " : "", add[i].therapist_id,
+                                  add[i].clinic_id, add[i].start_text);
+        hx_info("referral %s booked: %s", referral_id, ids);   /* ids only in logs */
+    }
+    row_free(&row);
+    return rc;
+}
+
+static int retry_on_hold(hx_booking_t *b, hx_outbox_t *out)
+{
+    char ids[HOLD_RETRIES_PER_MESSAGE][32];
+    size_t n = hx_booking_on_hold(b, ids, HOLD_RETRIES_PER_MESSAGE);
+    for (size_t i = 0; i < n; i++)
+        if (book_missing(b, ids[i], out) != 0)
+            return -1;
+    return 0;
+}
+
+size_t hx_booking_on_hold(hx_booking_t *b, char (*ids)[32], size_t cap)
+{
+    sqlite3_stmt *st = prep(b, "SELECT referral_id FROM referrals WHERE status = ? ORDER BY updated_ms LIMIT ?");
+    size_t n = 0;
+    if (!st)
+        return 0;
+    sqlite3_bind_int(st, 1, HANDOFF__TASK_STATUS__TASK_ON_HOLD);
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)cap);
+    while (sqlite3_step(st) == SQLITE_ROW && n < cap)
+        snprintf(ids[n++], sizeof ids[0], "%s", (const char *)sqlite3_column_text(st, 0));
+    sqlite3_finalize(st);
+    return n;
+}
+
+/* ---- messages ----------------------------------------------------------------------------- */
+
+static int on_case(hx_booking_t *b, const hx_msg_t *in, hx_outbox_t *out)
+{
+    Handoff__Case *c = handoff__case__unpack(NULL, in->payload_len, in->payload);
+    if (!c || !c->referral || !c->decision || c->decision->n_disciplines == 0 || !c->referral->referral_id[0] ||
+        !c->referral->referring_clinic[0] || strlen(c->referral->referral_id) > HX_REFERRAL_ID_LEN) {
+        hx_warn("a message from %s ignored: not a triaged Case", in->from);
+        if (c)
+            handoff__case__free_unpacked(c, NULL);
+        return 0;
+    }
+    char rid[32];
+    snprintf(rid, sizeof rid, "%s", c->referral->referral_id);
+    referral_row_t row;
+    int found = row_load(b, rid, &row);
+    row_free(&row);
+    int rc = 0;
+    if (found == 0) {
+        sqlite3_stmt *st = prep(b, "INSERT INTO referrals(referral_id, referring_clinic, ref, status, case_pb, "
+                                   "updated_ms) VALUES (?, ?, ?, ?, ?, ?)");
+        size_t len = handoff__case__get_packed_size(c);
+        uint8_t *buf = malloc(len ? len : 1);
+        rc = st && buf ? 0 : -1;
+        if (rc == 0) {
+            handoff__case__pack(c, buf);
+            sqlite3_bind_text(st, 1, rid, -1, SQLITE_STATIC);
+            sqlite3_bind_text(st, 2, c->referral->referring_clinic, -1, SQLITE_STATIC);
+            sqlite3_bind_text(st, 3, c->referral->ref, -1, SQLITE_STATIC);
+            sqlite3_bind_int(st, 4, HANDOFF__TASK_STATUS__TASK_RECEIVED);
+            sqlite3_bind_blob(st, 5, buf, (int)len, SQLITE_STATIC);
+            sqlite3_bind_int64(st, 6, (sqlite3_int64)hx_svc_now_ms());
+            rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
+        }
+        free(buf);
+        sqlite3_finalize(st);
+        if (rc == 0)
+            rc = book_missing(b, rid, out);
+    } else if (found < 0) {
+        rc = -1;
+    } else {
+        hx_info("referral %s is already scheduled; the repeated case changes nothing", rid);
+    }
+    handoff__case__free_unpacked(c, NULL);
+    return rc;
+}
+
+static int refuse(hx_outbox_t *out, const hx_msg_t *in, const char *rid, const referral_row_t *row, hx_event_t ev,
+                  const char *why)
+{
+    hx_info("referral %s: %s refused for clinic %s", rid, hx_event_text(ev), in->from);
+    return emit_status(out, in->from, rid, row && row->c ? row->ref : "",
+                       row && row->c ? row->status : HANDOFF__TASK_STATUS__TASK_UNSPECIFIED, ev, true, why, NULL, 0,
+                       NULL);
+}
+
+static int on_change(hx_booking_t *b, const hx_msg_t *in, hx_outbox_t *out)
+{
+    if (in->from_kind != HX_TO_MAILBOX) {
+        hx_warn("a status change from service %s ignored: changes come from clinics", in->from);
+        return 0;
+    }
+    Handoff__StatusChange *ch = handoff__status_change__unpack(NULL, in->payload_len, in->payload);
+    if (!ch)
+        return refuse(out, in, "", NULL, HX_EVENT_NONE, "payload: not a decodable handoff.StatusChange");
+    hx_event_t ev = hx_event_from_text(ch->event);
+    char rid[32];
+    snprintf(rid, sizeof rid, "%.31s", ch->referral_id);
+    referral_row_t row;
+    int found = row_load(b, rid, &row);
+    int rc;
+    char why[320];
+    if (ev != HX_EVENT_ACCEPT && ev != HX_EVENT_DECLINE && ev != HX_EVENT_START && ev != HX_EVENT_COMPLETE &&
+        ev != HX_EVENT_REVOKE) {
+        snprintf(why, sizeof why, "event: '%.40s' is not accept, decline, start, complete or revoke", ch->event);
+        rc = refuse(out, in, rid, NULL, ev, why);
+    } else if (found < 0) {
+        rc = -1;
+    } else if (found == 0) {
+        snprintf(why, sizeof why, "referral_id: %s is not a referral scheduling knows", rid);
+        rc = refuse(out, in, rid, NULL, ev, why);
+    } else if (ev == HX_EVENT_REVOKE) {
+        Handoff__TaskStatus to;
+        if (strcmp(in->from, row.referring_clinic) != 0) {
+            snprintf(why, sizeof why, "only the referring clinic may revoke referral %s", rid);
+            rc = refuse(out, in, rid, &row, ev, why);
+        } else if (hx_lifecycle_apply(row.status, ev, HX_ACTOR_REFERRER, &to, why, sizeof why) != 0) {
+            rc = refuse(out, in, rid, &row, ev, why);
+        } else {
+            booking_t have[2];
+            size_t n = 0;
+            rc = bookings_load(b, rid, have, &n);
+            char text[320];
+            snprintf(text, sizeof text, "revoked by the referring clinic%s%.200s", ch->reason[0] ? ": " : "",
+                     ch->reason);
+            for (size_t i = 0; i < n && rc == 0; i++) {
+                rc = booking_end(b, rid, have[i].discipline, false);
+                if (rc == 0 && !hx_lifecycle_final(have[i].status))
+                    rc = emit_status(out, have[i].clinic_id, rid, row.ref, to, ev, false, text,
+                                     (Handoff__Booking *[]){booking_pb(b, rid, &have[i])}, 1, NULL);
+            }
+            if (rc == 0)
+                rc = set_status(b, rid, to, text);
+            if (rc == 0)
+                rc = emit_status(out, row.referring_clinic, rid, row.ref, to, ev, false, text, NULL, 0, NULL);
+            if (rc == 0)
+                rc = retry_on_hold(b, out);
+            hx_info("referral %s revoked", rid);
+        }
+    } else {
+        booking_t have[2];
+        size_t n = 0, mine = 0;
+        booking_t *k = NULL;
+        rc = bookings_load(b, rid, have, &n);
+        for (size_t i = 0; i < n; i++)
+            if (!strcmp(have[i].clinic_id, in->from) && (!ch->discipline || have[i].discipline == ch->discipline)) {
+                k = &have[i];
+                mine++;
+            }
+        Handoff__TaskStatus to;
+        if (rc != 0) {
+            rc = -1;
+        } else if (!k) {
+            snprintf(why, sizeof why, "only the current receiving clinic may %s referral %s: clinic %s does not "
+                     "hold it", hx_event_text(ev), rid, in->from);
+            rc = refuse(out, in, rid, &row, ev, why);
+        } else if (mine > 1) {
+            snprintf(why, sizeof why, "discipline: clinic %s holds both bookings of %s; say which", in->from, rid);
+            rc = refuse(out, in, rid, &row, ev, why);
+        } else if (hx_lifecycle_apply(k->status, ev, HX_ACTOR_RECEIVER, &to, why, sizeof why) != 0) {
+            rc = refuse(out, in, rid, &row, ev, why);
+        } else if (ev == HX_EVENT_DECLINE && !ch->reason[0]) {
+            rc = refuse(out, in, rid, &row, ev, "reason: a decline needs a reason");
+        } else if (ev == HX_EVENT_DECLINE) {
+            char text[320];
+            snprintf(text, sizeof text, "declined by %s (%s): %.200s; finding another therapist", in->from,
+                     k->therapist_id, ch->reason);
+            Handoff__Booking *bp = booking_pb(b, rid, k);
+            sqlite3_stmt *st = prep(b, "INSERT OR IGNORE INTO declined(referral_id, therapist_id) VALUES (?, ?)");
+            rc = st ? 0 : -1;
+            if (rc == 0) {
+                sqlite3_bind_text(st, 1, rid, -1, SQLITE_STATIC);
+                sqlite3_bind_text(st, 2, k->therapist_id, -1, SQLITE_STATIC);
+                rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
+            }
+            sqlite3_finalize(st);
+            if (rc == 0)
+                rc = booking_end(b, rid, k->discipline, true);
+            if (rc == 0)
+                rc = set_status(b, rid, to, text);
+            if (rc == 0)
+                rc = emit_status(out, row.referring_clinic, rid, row.ref, to, ev, false, text, &bp, 1, NULL);
+            if (rc == 0 && strcmp(in->from, row.referring_clinic) != 0)
+                rc = emit_status(out, in->from, rid, row.ref, to, ev, false, text, &bp, 1, NULL);
+            if (rc == 0)
+                rc = book_missing(b, rid, out);
+            if (rc == 0)
+                rc = retry_on_hold(b, out);
+            hx_info("referral %s declined by %s; rescheduling", rid, in->from);
+        } else {
+            sqlite3_stmt *st = prep(b, "UPDATE bookings SET status = ? WHERE referral_id = ? AND discipline = ?");
+            rc = st ? 0 : -1;
+            if (rc == 0) {
+                sqlite3_bind_int(st, 1, (int)to);
+                sqlite3_bind_text(st, 2, rid, -1, SQLITE_STATIC);
+                sqlite3_bind_int(st, 3, (int)k->discipline);
+                rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
+            }
+            sqlite3_finalize(st);
+            k->status = to;
+            char text[320];
+            snprintf(text, sizeof text, "%s by %s%s%.200s", hx_status_text(to), in->from, ch->reason[0] ? ": " : "",
+                     ch->reason);
+            Handoff__Booking *bp = booking_pb(b, rid, k);
+            if (rc == 0)
+                rc = emit_status(out, row.referring_clinic, rid, row.ref, to, ev, false, text, &bp, 1, NULL);
+            if (rc == 0 && strcmp(in->from, row.referring_clinic) != 0)
+                rc = emit_status(out, in->from, rid, row.ref, to, ev, false, text, &bp, 1, NULL);
+            hx_info("referral %s: %s by %s", rid, hx_event_text(ev), in->from);
+        }
+    }
+    row_free(&row);
+    handoff__status_change__free_unpacked(ch, NULL);
+    return rc;
+}
+
+static int on_retry(hx_booking_t *b, const hx_msg_t *in, hx_outbox_t *out)
+{
+    Handoff__Retry *t = handoff__retry__unpack(NULL, in->payload_len, in->payload);
+    if (!t)
+        return 0;
+    referral_row_t row;
+    int found = row_load(b, t->referral_id, &row);
+    int rc = found == 1 && row.status == HANDOFF__TASK_STATUS__TASK_ON_HOLD ? book_missing(b, t->referral_id, out)
+                                                                             : found < 0 ? -1 : 0;
+    row_free(&row);
+    handoff__retry__free_unpacked(t, NULL);
+    return rc;
+}
+
+/* ---- idempotence ------------------------------------------------------------------------------ */
+
+static int outputs_store(hx_booking_t *b, const hx_msg_t *in, const hx_outbox_t *out)
+{
+    size_t n = hx_outbox_count(out);
+    Handoff__StoredOutput *o = calloc(n ? n : 1, sizeof *o);
+    Handoff__StoredOutput **op = calloc(n ? n : 1, sizeof *op);
+    int rc = o && op ? 0 : -1;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        hx_addr_kind_t kind;
+        const char *to, *type;
+        const uint8_t *payload;
+        size_t len;
+        hx_outbox_get(out, i, &kind, &to, &type, &payload, &len);
+        handoff__stored_output__init(&o[i]);
+        o[i].to_service = kind == HX_TO_SERVICE;
+        o[i].to = (char *)to;
+        o[i].type = (char *)type;
+        o[i].payload = (ProtobufCBinaryData){len, (uint8_t *)payload};
+        op[i] = &o[i];
+    }
+    Handoff__StoredOutputs all = HANDOFF__STORED_OUTPUTS__INIT;
+    all.outputs = op;
+    all.n_outputs = n;
+    size_t len = handoff__stored_outputs__get_packed_size(&all);
+    uint8_t *buf = rc == 0 ? malloc(len ? len : 1) : NULL;
+    sqlite3_stmt *st = buf ? prep(b, "INSERT INTO handled(msg_id, outputs, at_ms) VALUES (?, ?, ?)") : NULL;
+    if (st) {
+        handoff__stored_outputs__pack(&all, buf);
+        sqlite3_bind_blob(st, 1, in->id, HX_ID_LEN, SQLITE_STATIC);
+        sqlite3_bind_blob(st, 2, buf, (int)len, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 3, (sqlite3_int64)hx_svc_now_ms());
+        rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
+    } else {
+        rc = -1;
+    }
+    sqlite3_finalize(st);
+    free(buf);
+    free(o);
+    free(op);
+    return rc;
+}
+
+/* 1 when in was handled before (its outputs are replayed into out), 0 when not, -1 error. */
+static int outputs_replay(hx_booking_t *b, const hx_msg_t *in, hx_outbox_t *out)
+{
+    sqlite3_stmt *st = prep(b, "SELECT outputs FROM handled WHERE msg_id = ?");
+    if (!st)
+        return -1;
+    sqlite3_bind_blob(st, 1, in->id, HX_ID_LEN, SQLITE_STATIC);
+    int found = 0;
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        Handoff__StoredOutputs *all = handoff__stored_outputs__unpack(NULL, (size_t)sqlite3_column_bytes(st, 0),
+                                                                      sqlite3_column_blob(st, 0));
+        found = all ? 1 : -1;
+        for (size_t i = 0; all && i < all->n_outputs; i++) {
+            const Handoff__StoredOutput *o = all->outputs[i];
+            if (hx_outbox_add(out, o->to_service ? HX_TO_SERVICE : HX_TO_MAILBOX, o->to, o->type, o->payload.data,
+                              o->payload.len) != 0)
+                found = -1;
+        }
+        if (all)
+            handoff__stored_outputs__free_unpacked(all, NULL);
+    }
+    sqlite3_finalize(st);
+    return found;
+}
+
+int hx_booking_handle(hx_booking_t *b, const hx_msg_t *in, hx_outbox_t *out, char *err, size_t errcap)
+{
+    bool is_case = strcmp(in->type, "handoff.Case") == 0;
+    bool is_change = strcmp(in->type, "handoff.StatusChange") == 0;
+    bool is_retry = strcmp(in->type, "handoff.Retry") == 0 && in->from_kind == HX_TO_SERVICE &&
+                    strcmp(in->from, "scheduling") == 0;
+    if (!is_case && !is_change && !is_retry) {
+        hx_warn("a message of type '%.64s' from %s ignored", in->type, in->from);
+        return 0;
+    }
+    if (exec(b, "BEGIN IMMEDIATE") != 0) {
+        snprintf(err, errcap, "scheduling database busy: %s", sqlite3_errmsg(b->db));
+        return -1;
+    }
+    int rc = outputs_replay(b, in, out);
+    if (rc == 0) {
+        rc = is_case ? on_case(b, in, out) : is_change ? on_change(b, in, out) : on_retry(b, in, out);
+        if (rc == 0)
+            rc = outputs_store(b, in, out);
+    } else if (rc == 1) {
+        rc = 0;                                 /* handled before: the same outputs again */
+    }
+    if (rc == 0 && exec(b, "COMMIT") == 0)
+        return 0;
+    snprintf(err, errcap, "scheduling database: %s", sqlite3_errmsg(b->db));
+    exec(b, "ROLLBACK");
+    return -1;
+}
+
+/* ---- life ------------------------------------------------------------------------------------- */
+
+hx_booking_t *hx_booking_open(const hx_booking_config_t *cfg, const hx_directory_t *dir, char *err, size_t errcap)
+{
+    hx_booking_t *b = calloc(1, sizeof *b);
+    if (!b) {
+        snprintf(err, errcap, "out of memory");
+        return NULL;
+    }
+    b->cfg = *cfg;
+    b->dir = dir;
+    mode_t old = umask(077);
+    int rc = sqlite3_open(cfg->db_path, &b->db);
+    umask(old);
+    if (rc != SQLITE_OK) {
+        snprintf(err, errcap, "%s: %s", cfg->db_path, b->db ? sqlite3_errmsg(b->db) : "cannot open");
+        hx_booking_close(&b);
+        return NULL;
+    }
+    sqlite3_busy_timeout(b->db, 10000);
+    if (exec(b, schema) != 0) {
+        snprintf(err, errcap, "%s: %s", cfg->db_path, sqlite3_errmsg(b->db));
+        hx_booking_close(&b);
+        return NULL;
+    }
+    return b;
+}
+
+void hx_booking_set_directory(hx_booking_t *b, const hx_directory_t *dir)
+{
+    b->dir = dir;
+}
+
+void hx_booking_close(hx_booking_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    sqlite3_close((*self_p)->db);
+    free(*self_p);
+    *self_p = NULL;
+}

@@ -1,0 +1,36 @@
+/* hx_booking — the scheduling service's state in SQLite (WAL): referrals it handles, their
+ * bookings and lifecycle, and the calendar. Two scheduling workers may share the database:
+ * every change runs in one IMMEDIATE transaction, and a table with one row per 15-minute
+ * slot a therapist holds (primary key therapist + slot) makes a double booking impossible,
+ * not merely unlikely. Each handled message's outputs are stored with its effects, so a
+ * redelivered message gets exactly the same outputs again. */
+#ifndef HX_BOOKING_H
+#define HX_BOOKING_H
+#include <stddef.h>
+#include <stdint.h>
+#include "hx_schedule.h"
+#include "hx_worker.h"
+
+typedef struct hx_booking hx_booking_t;
+
+typedef struct {
+    const char *db_path;            /* the SQLite file, created if missing */
+    hx_minute_t start;              /* book nothing earlier; -1 = now */
+    uint32_t horizon_days;          /* look this far ahead */
+    uint32_t collab_days;           /* massage within this many days after the PT assessment */
+} hx_booking_config_t;
+
+hx_booking_t *hx_booking_open(const hx_booking_config_t *cfg, const hx_directory_t *dir, char *err, size_t errcap);
+void hx_booking_close(hx_booking_t **self_p);
+/* Uses dir from now on (borrowed; the caller keeps the old one until this returns). */
+void hx_booking_set_directory(hx_booking_t *b, const hx_directory_t *dir);
+
+/* Handles one message: handoff.Case (book), handoff.StatusChange (a clinic's accept,
+ * decline, start, complete or revoke), handoff.Retry (book an on-hold referral again).
+ * Returns 0 with the outputs in out, or -1 (the message is to be delivered again) with err. */
+int hx_booking_handle(hx_booking_t *b, const hx_msg_t *in, hx_outbox_t *out, char *err, size_t errcap);
+
+/* Referrals on hold (at most cap ids written into ids). */
+size_t hx_booking_on_hold(hx_booking_t *b, char (*ids)[32], size_t cap);
+
+#endif
