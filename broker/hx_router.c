@@ -401,30 +401,7 @@ static void action_finish(hx_router_t *r, action_t *a, int status)
     char why[256] = "";
     if (status)
         store_why(r, why, sizeof why);
-    for (size_t i = 0; i < a->n_added; i++) {
-        entry_t *e = a->added[i];
-        if (status == 0) {
-            to_waiting(e, false);
-            r->stats.accepted++;
-        } else {                                /* never durable: forget it, and let a retry in */
-            dedup_remove(r, e->id);
-            queue_forget(e->queue, e);
-            entry_free(r, e);
-        }
-    }
-    for (size_t i = 0; i < a->n_settled; i++) {
-        entry_t *e = a->settled[i];
-        if (status == 0) {
-            queue_forget(e->queue, e);
-            entry_free(r, e);
-            r->stats.acked++;
-        } else if (e->reason) {                 /* a purge that did not last: still dead */
-            to_dead(r, e, e->reason, e->dead_at);
-        } else {                                /* the settle is not durable: deliver it again */
-            to_waiting(e, true);
-        }
-    }
-    if (a->rid_len) {
+    if (a->rid_len) {                           /* the answer first, then the deliveries */
         peer_t *p = peer_find(r, a->rid, a->rid_len);
         ProtobufCBinaryData corr = {a->corr_len, a->corr};
         if (status == 0) {
@@ -435,11 +412,33 @@ static void action_finish(hx_router_t *r, action_t *a, int status)
             reply_error(r, a->rid, a->rid_len, p, corr, HANDOFF__ERROR_CODE__ERR_UNAVAILABLE, "%s", why);
         }
     }
-    for (size_t i = 0; i < a->n_added; i++)
-        if (status == 0)
-            dispatch(r, a->added[i]->queue);
-    for (size_t i = 0; i < a->n_settled; i++)
-        dispatch(r, a->settled[i]->queue);
+    for (size_t i = 0; i < a->n_settled; i++) {
+        entry_t *e = a->settled[i];
+        queue_t *q = e->queue;
+        if (status == 0) {
+            queue_forget(q, e);
+            entry_free(r, e);
+            r->stats.acked++;
+        } else if (e->reason) {                 /* a purge that did not last: still dead */
+            to_dead(r, e, e->reason, e->dead_at);
+        } else {                                /* the settle is not durable: deliver it again */
+            to_waiting(e, true);
+        }
+        dispatch(r, q);
+    }
+    for (size_t i = 0; i < a->n_added; i++) {
+        entry_t *e = a->added[i];
+        queue_t *q = e->queue;
+        if (status == 0) {
+            to_waiting(e, false);
+            r->stats.accepted++;
+            dispatch(r, q);
+        } else {                                /* never durable: forget it, and let a retry in */
+            dedup_remove(r, e->id);
+            queue_forget(q, e);
+            entry_free(r, e);
+        }
+    }
     free(a->added);
     free(a->settled);
     free(a);
@@ -853,9 +852,11 @@ static void commit_request(hx_router_t *r, peer_t *p, const Handoff__Envelope *e
         reply_error(r, p->rid, p->rid_len, p, env->id, HANDOFF__ERROR_CODE__ERR_UNAVAILABLE, "%s", why);
         return;
     }
-    memcpy(a->added, added, n_added * sizeof *added);
+    if (n_added)
+        memcpy(a->added, added, n_added * sizeof *added);
     a->n_added = n_added;
-    memcpy(a->settled, settled, n_settled * sizeof *settled);
+    if (n_settled)
+        memcpy(a->settled, settled, n_settled * sizeof *settled);
     a->n_settled = n_settled;
     action_queue(r, a, seq);
     actions_settle(r);

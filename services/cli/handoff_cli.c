@@ -45,7 +45,7 @@ static const char usage[] =
     "  dlq replay ID         put it back in its queue with its attempts reset (same id)\n"
     "  dlq purge ID          delete it for good\n"
     "  health                whether the broker can accept messages (as the clinic when\n"
-    "                        --clinic is set, otherwise as the admin)\n"
+    "                        --clinic is set and --admin is not, otherwise as the admin)\n"
     "  ID is a message id as `dlq list` shows it: 32 hexadecimal characters.\n"
     "\n"
     "options (each also from the environment variable shown):\n"
@@ -766,8 +766,7 @@ static int cmd_health(cli_t *c, int argc, int as_admin)
     else if (rc == 0)
         printf("healthy: the broker at %s accepts messages\n", c->broker);
     else
-        printf("unhealthy: the broker at %s does not accept messages: %s: %s\n", c->broker,
-               hx_wire_error_text(hx_client_error_code(c->client)), text);
+        printf("unhealthy: the broker at %s does not accept messages: %s\n", c->broker, text);
     return rc == 0 ? EXIT_OK : EXIT_FAIL;
 }
 

@@ -1,0 +1,1172 @@
+/* Integration: the durable broker (--data) on 127.0.0.1 with the real programs.
+ *   crash_loop            kill -9 the broker at random moments under load, restart it on the
+ *                         same port and data directory, HX_CRASH_CYCLES times (default 20):
+ *                         nothing accepted is lost, no sequence number arrives twice under
+ *                         different message ids
+ *   restart_keeps_state   service queues, mailboxes, dead letters and the dedup set survive a
+ *                         SIGTERM and a SIGKILL restart
+ *   poison_message        retries with exponential backoff, then the dead-letter queue;
+ *                         replay and purge
+ *   disk_full_then_space_returns, fsync_failure_refuses_until_restart
+ *                         write faults injected with --test-faults
+ *   cli_dlq               `handoff dlq ...` and `handoff health`: output and exit codes
+ *
+ * Every wait is on a condition with a generous deadline and no test has a timing upper
+ * bound (they run on slow, noisy machines). The only sleeps are the crash loop's random
+ * delays before each kill, and its load threads' short pauses between polls of an empty
+ * mailbox or retries of a refused submit. */
+#define _GNU_SOURCE                     /* strcasestr */
+#include <criterion/criterion.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <uthash.h>
+
+#include "harness.h"
+#include "hx_client.h"
+
+#define WAIT_MS 30000                   /* deadline for a condition that should hold soon */
+
+static net_t net;
+
+/* The broker's arguments for the running test: fixed port, data directory, then extras. */
+static char bind_ep[64], data_dir[512], faults[512];
+static const char *bargs[32];
+
+static void setup(void)
+{
+    net_init(&net);
+    snprintf(data_dir, sizeof data_dir, "%s/data", net.dir);
+    snprintf(faults, sizeof faults, "%s/faults", net.dir);
+}
+
+static void teardown(void)
+{
+    int bad = net_stop_all(&net);
+    cr_expect_eq(bad, 0, "a process did not stop cleanly");
+}
+
+TestSuite(durability, .init = setup, .fini = teardown, .timeout = 300);
+
+/* ---- helpers ------------------------------------------------------------------------------ */
+
+static void nap_ms(long ms)
+{
+    struct timespec t = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&t, NULL);
+}
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Starts the broker on a fixed port of 127.0.0.1 with --data; extra (NULL-terminated) is
+ * appended. The same arguments are used by restart_broker. */
+static void start_broker(const char *const extra[])
+{
+    snprintf(bind_ep, sizeof bind_ep, "tcp://127.0.0.1:%d", net_free_port());
+    size_t k = 0;
+    bargs[k++] = "--bind";
+    bargs[k++] = bind_ep;
+    bargs[k++] = "--data";
+    bargs[k++] = data_dir;
+    for (size_t i = 0; extra && extra[i] && k < 31; i++)
+        bargs[k++] = extra[i];
+    bargs[k] = NULL;
+    net_start_broker(&net, bargs);
+    cr_assert_str_eq(net.endpoint, bind_ep);
+}
+
+/* Stops the broker with sig (SIGKILL: without a word) and starts it again on the same port
+ * and data directory; returns the old broker's wait status. */
+static int restart_broker(int sig)
+{
+    pid_t pid = net_pid(&net, "broker");
+    cr_assert_gt(pid, 0, "the broker is not running (see %s/broker.log)", net.dir);
+    int status = 0;
+    if (sig == SIGKILL)
+        net_kill9(&net, pid);
+    else
+        status = net_stop(&net, pid, sig);
+    net_start_broker(&net, bargs);
+    return status;
+}
+
+/* hx-test-worker serving `service` in `mode`, forwarding to mailbox `to`; log may be NULL. */
+static pid_t start_worker(const char *mode, const char *service, const char *to, const char *credit,
+                          const char *log)
+{
+    const char *argv[] = {net_bin("tests/hx-test-worker"), "--broker", net.endpoint, "--mode", mode, "--service",
+                          service, "--to", to, "--credit", credit, log ? "--log" : NULL, log, NULL};
+    char name[48];
+    snprintf(name, sizeof name, "%s-%s", mode, service);
+    return net_spawn(&net, name, argv);
+}
+
+static hx_client_t *session(hx_role_t role, const char *name)
+{
+    char err[256];
+    hx_client_opts_t o = {.endpoint = net.endpoint, .clinic = name, .role = role, .timeout_ms = 5000};
+    hx_client_t *c = hx_client_connect(&o, err, sizeof err);
+    cr_assert_not_null(c, "connect %s: %s (see %s/broker.log)", name, err, net.dir);
+    return c;
+}
+
+/* A message with a fresh random id; payload must outlive it (a literal, or static). */
+static hx_msg_t message(hx_addr_kind_t kind, const char *to, const char *payload)
+{
+    hx_msg_t m = {0};
+    hx_id_random(m.id);
+    m.to_kind = kind;
+    m.to = to;
+    m.type = "test.n";
+    m.payload = (const uint8_t *)payload;
+    m.payload_len = strlen(payload);
+    return m;
+}
+
+static void submit_ok(hx_client_t *c, const hx_msg_t *m)
+{
+    int rc = hx_client_submit(c, m, 1);
+    cr_assert_eq(rc, 0, "submit to %s: %s: %s", m->to, hx_strerror(rc), hx_client_error(c));
+}
+
+static const char *hex(const uint8_t id[HX_ID_LEN])
+{
+    static char buf[4][2 * HX_ID_LEN + 1];
+    static int k;
+    char *out = buf[k++ % 4];
+    hx_id_hex(id, out);
+    return out;
+}
+
+static bool contains_ci(const char *hay, const char *needle)
+{
+    return hay && strcasestr(hay, needle) != NULL;
+}
+
+/* What a test keeps of a dead letter. */
+typedef struct {
+    uint32_t attempts;
+    char reason[256];
+    char to[HX_NAME_MAX + 1];
+} dead_copy_t;
+
+/* How many entries of the dead-letter queue carry id (0 when the list fails); the first is
+ * copied (reason truncated) when out is not NULL. */
+static size_t dlq_count(hx_client_t *admin, const uint8_t id[HX_ID_LEN], dead_copy_t *out)
+{
+    hx_dead_list_t *l = NULL;
+    if (hx_client_dlq_list(admin, &l) != 0)
+        return 0;
+    size_t n = 0;
+    for (size_t i = 0; i < l->count; i++) {
+        if (memcmp(l->items[i].msg.id, id, HX_ID_LEN) != 0)
+            continue;
+        if (n++ == 0 && out) {
+            out->attempts = l->items[i].attempts;
+            snprintf(out->reason, sizeof out->reason, "%s", l->items[i].reason ? l->items[i].reason : "");
+            snprintf(out->to, sizeof out->to, "%s", l->items[i].msg.to ? l->items[i].msg.to : "");
+        }
+    }
+    hx_dead_list_destroy(&l);
+    return n;
+}
+
+typedef struct {
+    hx_client_t *admin;
+    const uint8_t *id;
+} dlq_wait_t;
+
+static bool in_dlq(void *arg)
+{
+    dlq_wait_t *w = arg;
+    return dlq_count(w->admin, w->id, NULL) > 0;
+}
+
+/* Messages fetched from one mailbox, kept (ids and payloads) until acked together. */
+typedef struct {
+    hx_client_t *c;
+    size_t n;
+    uint8_t ids[64][HX_ID_LEN];
+    char payloads[64][128];
+    const uint8_t *until;               /* stop when this id has been fetched */
+    size_t want;                        /* or when this many have been */
+} fetched_t;
+
+static bool fetch_more(void *arg)
+{
+    fetched_t *f = arg;
+    hx_batch_t *b = NULL;
+    if (hx_client_fetch(f->c, 64, &b) == 0) {
+        for (size_t i = 0; i < b->count && f->n < 64; i++) {
+            memcpy(f->ids[f->n], b->msgs[i].id, HX_ID_LEN);
+            size_t len = b->msgs[i].payload_len < 127 ? b->msgs[i].payload_len : 127;
+            memcpy(f->payloads[f->n], b->msgs[i].payload, len);
+            f->payloads[f->n][len] = '\0';
+            f->n++;
+        }
+        hx_batch_destroy(&b);
+    }
+    for (size_t i = 0; f->until && i < f->n; i++)
+        if (memcmp(f->ids[i], f->until, HX_ID_LEN) == 0)
+            return true;
+    return !f->until && f->n >= f->want;
+}
+
+static size_t fetched_count(const fetched_t *f, const uint8_t id[HX_ID_LEN])
+{
+    size_t n = 0;
+    for (size_t i = 0; i < f->n; i++)
+        n += memcmp(f->ids[i], id, HX_ID_LEN) == 0;
+    return n;
+}
+
+static const char *fetched_payload(const fetched_t *f, const uint8_t id[HX_ID_LEN])
+{
+    for (size_t i = 0; i < f->n; i++)
+        if (memcmp(f->ids[i], id, HX_ID_LEN) == 0)
+            return f->payloads[i];
+    return "(not fetched)";
+}
+
+/* A string member of a JSON object, "" when missing (so assertions compare, not crash). */
+static const char *jstr(json_t *o, const char *key)
+{
+    const char *s = json_string_value(json_object_get(o, key));
+    return s ? s : "";
+}
+
+static void fetched_ack(fetched_t *f)
+{
+    if (f->n)
+        cr_assert_eq(hx_client_ack(f->c, (const uint8_t(*)[HX_ID_LEN])f->ids, f->n), 0, "ack: %s",
+                     hx_client_error(f->c));
+}
+
+/* After `want` messages (or `until`) arrived, one more fetch: nothing else is waiting. */
+static void fetch_exactly(fetched_t *f, const char *box)
+{
+    cr_assert(net_wait(fetch_more, f, WAIT_MS), "mailbox %s: %zu message(s) arrived, expected more (see %s)", box,
+              f->n, net.dir);
+    size_t before = f->n;
+    const uint8_t *until = f->until;
+    f->until = NULL;
+    f->want = SIZE_MAX;
+    fetch_more(f);
+    f->until = until;
+    cr_assert_eq(f->n, before, "mailbox %s holds %zu message(s) more than expected", box, f->n - before);
+}
+
+/* Lines of a hx-test-worker --log file for one id: attempts and CLOCK_MONOTONIC ms. */
+typedef struct {
+    size_t n;
+    unsigned attempt[64];
+    long long at[64];
+} attempts_t;
+
+static void read_log(const char *path, const uint8_t id[HX_ID_LEN], attempts_t *a)
+{
+    memset(a, 0, sizeof *a);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return;
+    char line[256], h[65];
+    unsigned att;
+    long long at;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "%u %lld %64s", &att, &at, h) == 3 && strcmp(h, hex(id)) == 0 && a->n < 64) {
+            a->attempt[a->n] = att;
+            a->at[a->n++] = at;
+        }
+    fclose(f);
+}
+
+typedef struct {
+    const char *path;
+    const uint8_t *id;
+    size_t want;
+} log_wait_t;
+
+static bool log_has(void *arg)
+{
+    log_wait_t *w = arg;
+    attempts_t a;
+    read_log(w->path, w->id, &a);
+    return a.n >= w->want;
+}
+
+static void write_faults(const char *what)
+{
+    FILE *f = fopen(faults, "w");
+    cr_assert_not_null(f);
+    fputs(what, f);
+    cr_assert_eq(fclose(f), 0);
+}
+
+/* ---- a. crash loop ------------------------------------------------------------------------ */
+
+#define CL_MAX_SEQ (1u << 22)
+#define CL_BATCH 20                     /* messages per SUBMIT */
+#define CL_WINDOW 4000                  /* acked but not yet received, at most */
+
+typedef struct seen_id {
+    uint8_t id[HX_ID_LEN];
+    UT_hash_handle hh;
+} seen_id_t;
+
+typedef struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    char endpoint[128];
+    atomic_bool stop_submit, stop_consume;
+    uint8_t *acked;                     /* per sequence number: the broker accepted it */
+    uint8_t *ids;                       /* per sequence number: distinct message ids seen (saturating) */
+    uint32_t next_seq;
+    size_t acked_n, received_n, acked_received_n, duplicated, redelivered, submit_retries;
+    seen_id_t *seen;
+    char fatal[256];
+} load_t;
+
+static hx_client_t *load_session(load_t *L, const char *name)
+{
+    char err[256];
+    hx_client_opts_t o = {.endpoint = L->endpoint, .clinic = name, .timeout_ms = 500, .attempts = 2};
+    return hx_client_connect(&o, err, sizeof err);
+}
+
+static void load_fatal(load_t *L, const char *fmt, const char *a, const char *b)
+{
+    pthread_mutex_lock(&L->mu);
+    if (!L->fatal[0])
+        snprintf(L->fatal, sizeof L->fatal, fmt, a, b);
+    pthread_mutex_unlock(&L->mu);
+    atomic_store(&L->stop_submit, true);
+}
+
+/* Submits batches of unique sequence numbers under unique random ids; a number counts as
+ * acked only once hx_client_submit returned 0. A failed batch is retried with the same ids,
+ * on a new client, until accepted or the load stops (then it is neither acked nor counted). */
+static void *submitter(void *arg)
+{
+    load_t *L = arg;
+    hx_msg_t msgs[CL_BATCH];
+    char payloads[CL_BATCH][16];
+    uint32_t first = 0;
+    bool pending = false;
+    hx_client_t *c = NULL;
+    while (!atomic_load(&L->stop_submit)) {
+        if (!pending) {
+            pthread_mutex_lock(&L->mu);
+            while (L->acked_n - L->acked_received_n > CL_WINDOW && !atomic_load(&L->stop_submit)) {
+                struct timespec until;
+                clock_gettime(CLOCK_REALTIME, &until);
+                until.tv_nsec += 100 * 1000000L;
+                if (until.tv_nsec >= 1000000000L) {
+                    until.tv_sec++;
+                    until.tv_nsec -= 1000000000L;
+                }
+                pthread_cond_timedwait(&L->cv, &L->mu, &until);
+            }
+            first = L->next_seq;
+            bool full = first + CL_BATCH > CL_MAX_SEQ;
+            if (!full)
+                L->next_seq += CL_BATCH;
+            pthread_mutex_unlock(&L->mu);
+            if (atomic_load(&L->stop_submit) || full)
+                break;
+            for (uint32_t i = 0; i < CL_BATCH; i++) {
+                hx_msg_t *m = &msgs[i];
+                memset(m, 0, sizeof *m);
+                hx_id_random(m->id);
+                snprintf(payloads[i], sizeof payloads[i], "%u", first + i);
+                m->to_kind = HX_TO_SERVICE;
+                m->to = "echo";
+                m->type = "test.seq";
+                m->payload = (const uint8_t *)payloads[i];
+                m->payload_len = strlen(payloads[i]);
+            }
+            pending = true;
+        }
+        if (!c && !(c = load_session(L, "producer")))
+            continue;                       /* the broker is down: connecting waited for it */
+        int rc = hx_client_submit(c, msgs, CL_BATCH);
+        if (rc == 0) {
+            pthread_mutex_lock(&L->mu);
+            for (uint32_t i = 0; i < CL_BATCH; i++) {
+                uint32_t s = first + i;
+                if (L->acked[s])
+                    continue;
+                L->acked[s] = 1;
+                L->acked_n++;
+                if (L->ids[s])
+                    L->acked_received_n++;
+            }
+            pthread_mutex_unlock(&L->mu);
+            pending = false;
+            continue;
+        }
+        if (rc == HX_EREFUSED) {
+            Handoff__ErrorCode code = hx_client_error_code(c);
+            if (code != HANDOFF__ERROR_CODE__ERR_BUSY && code != HANDOFF__ERROR_CODE__ERR_UNAVAILABLE &&
+                code != HANDOFF__ERROR_CODE__ERR_NOT_READY) {
+                load_fatal(L, "submit refused: %s: %s", hx_wire_error_text(code), hx_client_error(c));
+                break;
+            }
+            nap_ms(10);                     /* a retry pause, not a wait for a condition */
+        }
+        pthread_mutex_lock(&L->mu);
+        L->submit_retries++;
+        pthread_mutex_unlock(&L->mu);
+        hx_client_destroy(&c);              /* the same ids again, on a new client */
+    }
+    hx_client_destroy(&c);
+    return NULL;
+}
+
+/* Fetches mailbox "sink" and acks; counts distinct message ids per sequence number. */
+static void *consumer(void *arg)
+{
+    load_t *L = arg;
+    hx_client_t *c = NULL;
+    while (!atomic_load(&L->stop_consume)) {
+        if (!c && !(c = load_session(L, "sink")))
+            continue;
+        hx_batch_t *b = NULL;
+        if (hx_client_fetch(c, 1000, &b) != 0) {
+            hx_client_destroy(&c);
+            continue;
+        }
+        if (b->count == 0) {
+            hx_batch_destroy(&b);
+            nap_ms(10);                     /* polling an empty mailbox */
+            continue;
+        }
+        uint8_t(*ids)[HX_ID_LEN] = calloc(b->count, HX_ID_LEN);
+        pthread_mutex_lock(&L->mu);
+        for (size_t i = 0; i < b->count; i++) {
+            const hx_msg_t *m = &b->msgs[i];
+            memcpy(ids[i], m->id, HX_ID_LEN);
+            char text[64] = "";
+            const char *semi = memchr(m->payload, ';', m->payload_len);
+            size_t len = semi ? m->payload_len - (size_t)(semi + 1 - (const char *)m->payload) : 0;
+            if (semi && len < sizeof text)
+                memcpy(text, semi + 1, len);
+            char *end = NULL;
+            unsigned long s = strtoul(text, &end, 10);
+            if (!semi || !len || len >= sizeof text || *end || s >= L->next_seq) {
+                if (!L->fatal[0])
+                    snprintf(L->fatal, sizeof L->fatal, "unexpected message in sink: %s",
+                             semi ? text : "no ';' in payload");
+                continue;
+            }
+            seen_id_t *e = NULL;
+            HASH_FIND(hh, L->seen, m->id, HX_ID_LEN, e);
+            if (e) {
+                L->redelivered++;
+                continue;
+            }
+            e = calloc(1, sizeof *e);
+            memcpy(e->id, m->id, HX_ID_LEN);
+            HASH_ADD(hh, L->seen, id, HX_ID_LEN, e);
+            if (L->ids[s] < 255)
+                L->ids[s]++;
+            if (L->ids[s] == 1) {
+                L->received_n++;
+                if (L->acked[s])
+                    L->acked_received_n++;
+            } else if (L->ids[s] == 2) {
+                L->duplicated++;
+            }
+        }
+        pthread_cond_broadcast(&L->cv);
+        pthread_mutex_unlock(&L->mu);
+        if (hx_client_ack(c, (const uint8_t(*)[HX_ID_LEN])ids, b->count) != 0)
+            hx_client_destroy(&c);          /* they will come again: counted as redelivered */
+        free(ids);
+        hx_batch_destroy(&b);
+    }
+    hx_client_destroy(&c);
+    return NULL;
+}
+
+/* Drained: every acked number received. Gives up (returns true with *stalled set) when
+ * nothing new arrived for a minute, two ack timeouts' worth of nothing happening. */
+typedef struct {
+    load_t *L;
+    size_t last_received;
+    int64_t last_progress_ms;
+    bool stalled;
+} drain_t;
+
+static bool drained(void *arg)
+{
+    drain_t *d = arg;
+    pthread_mutex_lock(&d->L->mu);
+    bool done = d->L->acked_received_n == d->L->acked_n;
+    size_t received = d->L->received_n;
+    pthread_mutex_unlock(&d->L->mu);
+    int64_t now = mono_ms();
+    if (received != d->last_received || !d->last_progress_ms) {
+        d->last_received = received;
+        d->last_progress_ms = now;
+    }
+    d->stalled = !done && now - d->last_progress_ms > 60000;
+    return done || d->stalled;
+}
+
+Test(durability, crash_loop, .timeout = 7200)
+{
+    const char *env = getenv("HX_CRASH_CYCLES");
+    int cycles = env && *env ? atoi(env) : 20;
+    cr_assert_gt(cycles, 0, "HX_CRASH_CYCLES must be a positive number");
+    env = getenv("HX_CRASH_SEED");
+    unsigned seed = env && *env ? (unsigned)strtoul(env, NULL, 10) : (unsigned)time(NULL) ^ (unsigned)getpid();
+    fprintf(stderr, "crash-loop: seed=%u cycles=%d (HX_CRASH_SEED=%u repeats the kill timing)\n", seed, cycles,
+            seed);
+
+    /* Attempts are not what this test is about: a message in flight at several crashes must
+     * not end as a dead letter. */
+    const char *extra[] = {"--heartbeat-ms", "100", "--max-attempts", "1000", "--backoff-ms", "10",
+                           "--backoff-max-ms", "100", "--log-level", "info", NULL};
+    start_broker(extra);
+    start_worker("echo", "echo", "sink", "16", NULL);
+    start_worker("echo", "echo", "sink", "16", NULL);
+
+    load_t *L = calloc(1, sizeof *L);
+    cr_assert_not_null(L);
+    L->acked = calloc(CL_MAX_SEQ, 1);
+    L->ids = calloc(CL_MAX_SEQ, 1);
+    cr_assert(L->acked && L->ids);
+    pthread_mutex_init(&L->mu, NULL);
+    pthread_cond_init(&L->cv, NULL);
+    snprintf(L->endpoint, sizeof L->endpoint, "%s", net.endpoint);
+    uint8_t warm[HX_ID_LEN];
+    hx_id_random(warm);                     /* libsodium's generator set up before the threads */
+
+    pthread_t sub, con;
+    cr_assert_eq(pthread_create(&con, NULL, consumer, L), 0);
+    cr_assert_eq(pthread_create(&sub, NULL, submitter, L), 0);
+
+    int64_t t0 = mono_ms();
+    for (int i = 0; i < cycles; i++) {
+        nap_ms(50 + (long)(rand_r(&seed) % 351));      /* the random moment of the crash */
+        restart_broker(SIGKILL);
+        if ((i + 1) % 10 == 0) {
+            pthread_mutex_lock(&L->mu);
+            fprintf(stderr, "crash-loop: %d/%d cycles, %zu acked, %zu received, %.1f s\n", i + 1, cycles,
+                    L->acked_n, L->received_n, (double)(mono_ms() - t0) / 1000.0);
+            pthread_mutex_unlock(&L->mu);
+        }
+    }
+
+    atomic_store(&L->stop_submit, true);
+    pthread_cond_broadcast(&L->cv);
+    pthread_join(sub, NULL);
+    drain_t dr = {L, 0, 0, false};
+    bool ok = net_wait(drained, &dr, 600000) && !dr.stalled;
+    atomic_store(&L->stop_consume, true);
+    pthread_join(con, NULL);
+
+    size_t lost = L->acked_n - L->acked_received_n;
+    fprintf(stderr, "crash-loop: cycles=%d acked=%zu received=%zu lost=%zu duplicated=%zu redelivered=%zu\n", cycles,
+            L->acked_n, L->received_n, lost, L->duplicated, L->redelivered);
+    fprintf(stderr, "crash-loop: %zu submit retries, %.1f s\n", L->submit_retries,
+            (double)(mono_ms() - t0) / 1000.0);
+    char fatal[256];
+    snprintf(fatal, sizeof fatal, "%s", L->fatal);
+    size_t acked = L->acked_n, duplicated = L->duplicated;
+    seen_id_t *e, *tmp;
+    HASH_ITER(hh, L->seen, e, tmp) {
+        HASH_DEL(L->seen, e);
+        free(e);
+    }
+    pthread_mutex_destroy(&L->mu);
+    pthread_cond_destroy(&L->cv);
+    free(L->acked);
+    free(L->ids);
+    free(L);
+
+    cr_assert_str_empty(fatal, "%s", fatal);
+    cr_assert_gt(acked, 0, "nothing was accepted during the crash loop (see %s/broker.log)", net.dir);
+    cr_expect(ok, "not every accepted message arrived after the last restart (%s)",
+              dr.stalled ? "nothing new for 60 s" : "600 s");
+    cr_expect_eq(lost, 0, "%zu accepted message(s) lost (the seed is printed above)", lost);
+    cr_expect_eq(duplicated, 0, "%zu sequence number(s) arrived under more than one message id", duplicated);
+}
+
+/* ---- b. restart keeps state --------------------------------------------------------------- */
+
+/* One cycle: a dead letter, a message waiting in a service queue with no worker, one in a
+ * mailbox; the broker stopped with sig and started again; all of it is still there, and
+ * resubmitting the ids accepted before the restart makes no second copy. */
+static void restart_cycle(int cycle, int sig, const uint8_t *earlier_id, uint8_t dead_id[HX_ID_LEN])
+{
+    char poison[32], queue[32], box[32], out[32], log[512];
+    snprintf(poison, sizeof poison, "poison%d", cycle);
+    snprintf(queue, sizeof queue, "queued%d", cycle);
+    snprintf(box, sizeof box, "box%d", cycle);
+    snprintf(out, sizeof out, "out%d", cycle);
+    snprintf(log, sizeof log, "%s/echo%d.attempts", net.dir, cycle);
+
+    hx_client_t *p = session(HX_ROLE_CLINIC, "producer");
+    hx_client_t *admin = session(HX_ROLE_ADMIN, "ops");
+    pid_t failing = start_worker("fail", poison, "sink", "1", NULL);
+    hx_msg_t dead = message(HX_TO_SERVICE, poison, "poison");
+    submit_ok(p, &dead);
+    dlq_wait_t dw = {admin, dead.id};
+    cr_assert(net_wait(in_dlq, &dw, WAIT_MS), "cycle %d: %s never reached the dead-letter queue (see %s)", cycle,
+              hex(dead.id), net.dir);
+    net_stop(&net, failing, SIGTERM);
+
+    hx_msg_t q = message(HX_TO_SERVICE, queue, "queued");
+    hx_msg_t m = message(HX_TO_MAILBOX, box, "boxed");
+    submit_ok(p, &q);
+    submit_ok(p, &m);
+    hx_client_destroy(&p);
+    hx_client_destroy(&admin);
+
+    int status = restart_broker(sig);
+    if (sig == SIGTERM)
+        cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 0, "SIGTERM: the broker should exit 0, status %d",
+                  status);
+
+    /* resubmits of ids accepted before the restart: accepted again */
+    p = session(HX_ROLE_CLINIC, "producer");
+    admin = session(HX_ROLE_ADMIN, "ops");
+    submit_ok(p, &q);
+    submit_ok(p, &m);
+    submit_ok(p, &dead);
+
+    /* the mailbox holds its message, once */
+    hx_client_t *bc = session(HX_ROLE_CLINIC, box);
+    fetched_t *f = calloc(1, sizeof *f);
+    f->c = bc;
+    f->want = 1;
+    fetch_exactly(f, box);
+    cr_assert_eq(fetched_count(f, m.id), 1, "cycle %d: the mailbox message after the restart", cycle);
+    cr_assert_str_eq(fetched_payload(f, m.id), "boxed");
+    fetched_ack(f);
+    hx_client_destroy(&bc);
+
+    /* the dead letter is still one dead letter, with its reason */
+    dead_copy_t d;
+    cr_assert_eq(dlq_count(admin, dead.id, &d), 1, "cycle %d: the dead letter after the restart", cycle);
+    cr_expect(contains_ci(d.reason, "always fails"), "reason: '%s'", d.reason);
+    cr_expect_eq(d.attempts, 2);
+    cr_expect_str_eq(d.to, poison);
+    if (earlier_id) {
+        dead_copy_t e;
+        cr_assert_eq(dlq_count(admin, earlier_id, &e), 1, "cycle %d: the dead letter of an earlier cycle", cycle);
+        cr_expect_eq(e.attempts, 2);
+        cr_expect(contains_ci(e.reason, "always fails"), "reason: '%s'", e.reason);
+    }
+    char text[8192];
+    const char *list[] = {"--admin", "ops", "dlq", "list", NULL};
+    cr_assert_eq(net_cli(&net, "lakeside", text, sizeof text, list), 0, "handoff dlq list (see %s/cli.log)",
+                 net.dir);
+    cr_expect(strstr(text, hex(dead.id)), "dlq list shows %s:\n%s", hex(dead.id), text);
+
+    /* the queue holds its message, once: a sentinel submitted after the resubmit comes out
+     * last (one worker, credit 1, oldest first), so every copy of q is in the log by then */
+    hx_msg_t s = message(HX_TO_SERVICE, queue, "sentinel");
+    submit_ok(p, &s);
+    pid_t echo = start_worker("echo", queue, out, "1", log);
+    hx_client_t *oc = session(HX_ROLE_CLINIC, out);
+    memset(f, 0, sizeof *f);
+    f->c = oc;
+    uint8_t q_out[HX_ID_LEN], s_out[HX_ID_LEN];
+    hx_id_derive(q.id, 0, q_out);
+    hx_id_derive(s.id, 0, s_out);
+    f->until = s_out;
+    fetch_exactly(f, out);
+    cr_assert_eq(fetched_count(f, q_out), 1, "cycle %d: the queued message was not delivered after the restart",
+                 cycle);
+    cr_expect_str_eq(fetched_payload(f, q_out), "attempt=1;queued");
+    fetched_ack(f);
+    attempts_t a;
+    read_log(log, q.id, &a);
+    cr_expect_eq(a.n, 1, "cycle %d: the queued message was delivered %zu times (resubmit stored twice?)", cycle,
+                 a.n);
+    net_stop(&net, echo, SIGTERM);
+
+    memcpy(dead_id, dead.id, HX_ID_LEN);
+    free(f);
+    hx_client_destroy(&oc);
+    hx_client_destroy(&p);
+    hx_client_destroy(&admin);
+}
+
+Test(durability, restart_keeps_state)
+{
+    const char *extra[] = {"--heartbeat-ms", "100", "--max-attempts", "2", "--backoff-ms", "20", NULL};
+    start_broker(extra);
+    uint8_t first[HX_ID_LEN], second[HX_ID_LEN];
+    restart_cycle(1, SIGTERM, NULL, first);
+    restart_cycle(2, SIGKILL, first, second);     /* cycle 1's dead letter lives through both */
+}
+
+/* ---- c. poison message -------------------------------------------------------------------- */
+
+Test(durability, poison_message)
+{
+    const char *extra[] = {"--heartbeat-ms", "100", "--max-attempts", "4", "--backoff-ms", "100",
+                           "--backoff-max-ms", "1000", NULL};
+    start_broker(extra);
+    char log[512], log2[512];
+    snprintf(log, sizeof log, "%s/fail.attempts", net.dir);
+    snprintf(log2, sizeof log2, "%s/echo.attempts", net.dir);
+    pid_t failing = start_worker("fail", "work", "sink", "1", log);
+
+    hx_client_t *p = session(HX_ROLE_CLINIC, "producer");
+    hx_client_t *admin = session(HX_ROLE_ADMIN, "ops");
+    hx_msg_t m = message(HX_TO_SERVICE, "work", "poison-payload");
+    submit_ok(p, &m);
+    dlq_wait_t dw = {admin, m.id};
+    cr_assert(net_wait(in_dlq, &dw, WAIT_MS), "never reached the dead-letter queue (see %s)", net.dir);
+
+    /* four deliveries, attempts 1..4, each gap at least the backoff of its step (100, 200,
+     * 400 ms; 10% below for clock granularity). Only lower bounds: a slow machine may
+     * stretch a gap, never shorten it; a backoff that does not grow fails the 200/400 bounds. */
+    attempts_t a;
+    read_log(log, m.id, &a);
+    cr_assert_eq(a.n, 4, "expected exactly 4 deliveries, the log has %zu", a.n);
+    for (size_t i = 0; i < 4; i++)
+        cr_expect_eq(a.attempt[i], i + 1, "delivery %zu carries attempt %u", i + 1, a.attempt[i]);
+    for (size_t i = 1; i < 4; i++) {
+        long long gap = a.at[i] - a.at[i - 1], backoff = 100LL << (i - 1);
+        cr_expect_geq(gap * 10, backoff * 9, "gap before attempt %zu: %lld ms, backoff %lld ms", i + 1, gap, backoff);
+        fprintf(stderr, "poison_message: gap before attempt %zu: %lld ms (backoff %lld)\n", i + 1, gap, backoff);
+    }
+    dead_copy_t d;
+    cr_assert_eq(dlq_count(admin, m.id, &d), 1);
+    cr_expect(contains_ci(d.reason, "always fails"), "reason: '%s'", d.reason);
+    cr_expect_eq(d.attempts, 4);
+    cr_expect_str_eq(d.to, "work");
+
+    /* show carries the payload */
+    hx_dead_list_t *l = NULL;
+    cr_assert_eq(hx_client_dlq_show(admin, m.id, &l), 0, "dlq show: %s", hx_client_error(admin));
+    cr_assert_eq(l->count, 1);
+    cr_expect_eq(memcmp(l->items[0].msg.id, m.id, HX_ID_LEN), 0);
+    cr_expect_eq(l->items[0].msg.payload_len, strlen("poison-payload"));
+    cr_expect_eq(memcmp(l->items[0].msg.payload, "poison-payload", strlen("poison-payload")), 0);
+    cr_expect_str_eq(l->items[0].msg.type, "test.n");
+    hx_dead_list_destroy(&l);
+
+    /* a second dead letter, to purge */
+    hx_msg_t m2 = message(HX_TO_SERVICE, "work", "poison-2");
+    submit_ok(p, &m2);
+    dlq_wait_t dw2 = {admin, m2.id};
+    cr_assert(net_wait(in_dlq, &dw2, WAIT_MS), "the second message never reached the dead-letter queue");
+    net_stop(&net, failing, SIGTERM);
+
+    /* replay: back in the queue with attempts reset, so a working worker gets attempt 1; a
+     * second replay finds nothing in the dead-letter queue */
+    cr_assert_eq(hx_client_dlq_replay(admin, m.id), 0, "replay: %s", hx_client_error(admin));
+    cr_assert_eq(hx_client_dlq_replay(admin, m.id), HX_EREFUSED, "a second replay must be refused");
+    cr_expect_eq(hx_client_error_code(admin), HANDOFF__ERROR_CODE__ERR_UNKNOWN_MESSAGE, "%s",
+                 hx_client_error(admin));
+    cr_expect_eq(dlq_count(admin, m.id, NULL), 0, "a replayed message leaves the dead-letter queue");
+    start_worker("echo", "work", "sink", "1", log2);
+    hx_client_t *sink = session(HX_ROLE_CLINIC, "sink");
+    fetched_t *f = calloc(1, sizeof *f);
+    f->c = sink;
+    uint8_t out[HX_ID_LEN];
+    hx_id_derive(m.id, 0, out);
+    f->until = out;
+    fetch_exactly(f, "sink");
+    cr_expect_str_eq(fetched_payload(f, out), "attempt=1;poison-payload");
+    fetched_ack(f);
+    read_log(log2, m.id, &a);
+    cr_expect_eq(a.n, 1, "the replayed message is delivered once more");
+    cr_expect_eq(a.attempt[0], 1, "attempt numbering restarts after a replay");
+    read_log(log, m.id, &a);
+    cr_expect_eq(a.n, 4, "the failing worker saw it only 4 times");
+
+    /* purge */
+    cr_assert_eq(hx_client_dlq_purge(admin, m2.id), 0, "purge: %s", hx_client_error(admin));
+    cr_expect_eq(dlq_count(admin, m2.id, NULL), 0, "a purged message leaves the dead-letter queue");
+    cr_expect_eq(hx_client_dlq_purge(admin, m2.id), HX_EREFUSED);
+    cr_expect_eq(hx_client_error_code(admin), HANDOFF__ERROR_CODE__ERR_UNKNOWN_MESSAGE);
+    cr_expect_eq(hx_client_dlq_replay(admin, m2.id), HX_EREFUSED);
+    cr_expect_eq(hx_client_error_code(admin), HANDOFF__ERROR_CODE__ERR_UNKNOWN_MESSAGE);
+    l = NULL;
+    cr_expect_eq(hx_client_dlq_show(admin, m2.id, &l), HX_EREFUSED);
+    hx_dead_list_destroy(&l);
+
+    /* dead-letter operations are for admin sessions only */
+    hx_dead_list_t *none = NULL;
+    cr_expect_eq(hx_client_dlq_list(p, &none), HX_EREFUSED, "a clinic session may not list dead letters");
+    cr_expect_eq(hx_client_error_code(p), HANDOFF__ERROR_CODE__ERR_FORBIDDEN, "%s", hx_client_error(p));
+    hx_dead_list_destroy(&none);
+
+    free(f);
+    hx_client_destroy(&sink);
+    hx_client_destroy(&p);
+    hx_client_destroy(&admin);
+}
+
+/* ---- d. write faults ---------------------------------------------------------------------- */
+
+typedef struct {
+    hx_client_t *c;
+    const hx_msg_t *m;
+} submit_wait_t;
+
+static bool submit_accepted(void *arg)
+{
+    submit_wait_t *w = arg;
+    return hx_client_submit(w->c, w->m, 1) == 0;
+}
+
+static void expect_unavailable(hx_client_t *c, const hx_msg_t *m, const char *const causes[], const char *when)
+{
+    int rc = hx_client_submit(c, m, 1);
+    cr_assert_eq(rc, HX_EREFUSED, "%s: a submit must be refused, got %s", when, hx_strerror(rc));
+    cr_expect_eq(hx_client_error_code(c), HANDOFF__ERROR_CODE__ERR_UNAVAILABLE, "%s: %s", when, hx_client_error(c));
+    bool named = false;
+    for (size_t i = 0; causes[i]; i++)
+        named = named || contains_ci(hx_client_error(c), causes[i]);
+    cr_expect(named, "%s: the error should name the cause: '%s'", when, hx_client_error(c));
+}
+
+/* The mailbox holds exactly the given messages, each once; they are left there (not acked). */
+static void expect_mailbox(const char *box, const hx_msg_t *const msgs[], size_t n)
+{
+    hx_client_t *c = session(HX_ROLE_CLINIC, box);
+    fetched_t *f = calloc(1, sizeof *f);
+    f->c = c;
+    f->want = n;
+    fetch_exactly(f, box);
+    for (size_t i = 0; i < n; i++) {
+        cr_expect_eq(fetched_count(f, msgs[i]->id), 1, "%s: message %zu (%s)", box, i, hex(msgs[i]->id));
+        const char *pl = fetched_payload(f, msgs[i]->id);
+        cr_expect(strlen(pl) == msgs[i]->payload_len && memcmp(pl, msgs[i]->payload, msgs[i]->payload_len) == 0,
+                  "%s: payload of message %zu", box, i);
+    }
+    free(f);
+    hx_client_destroy(&c);                  /* BYE: what was fetched goes back to the mailbox */
+}
+
+Test(durability, disk_full_then_space_returns)
+{
+    const char *extra[] = {"--heartbeat-ms", "100", "--test-faults", faults, NULL};
+    start_broker(extra);
+    hx_client_t *p = session(HX_ROLE_CLINIC, "producer");
+    hx_msg_t a = message(HX_TO_MAILBOX, "box", "before-the-fault");
+    hx_msg_t q = message(HX_TO_SERVICE, "later", "queued-before-the-fault");
+    submit_ok(p, &a);
+    submit_ok(p, &q);
+
+    write_faults("enospc");
+    hx_msg_t b = message(HX_TO_MAILBOX, "box", "during-the-fault");
+    const char *causes[] = {"full", "space", NULL};
+    expect_unavailable(p, &b, causes, "disk full");
+    expect_unavailable(p, &b, causes, "disk full, again");
+
+    /* space returns: the same submit goes through without a restart */
+    cr_assert_eq(unlink(faults), 0);
+    submit_wait_t sw = {p, &b};
+    cr_assert(net_wait(submit_accepted, &sw, WAIT_MS), "the broker did not resume accepting after the disk had "
+                                                       "space again: %s", hx_client_error(p));
+    hx_client_t *admin = session(HX_ROLE_ADMIN, "ops");
+    cr_expect_eq(hx_client_health(admin), 0, "healthy again: %s", hx_client_error(admin));
+
+    /* what was accepted before the fault is delivered; the refused one is there once */
+    const hx_msg_t *box[] = {&a, &b};
+    expect_mailbox("box", box, 2);
+    char log[512];
+    snprintf(log, sizeof log, "%s/later.attempts", net.dir);
+    pid_t w = start_worker("echo", "later", "later-out", "1", log);
+    uint8_t q_out[HX_ID_LEN];
+    hx_id_derive(q.id, 0, q_out);
+    hx_client_t *oc = session(HX_ROLE_CLINIC, "later-out");
+    fetched_t *f = calloc(1, sizeof *f);
+    f->c = oc;
+    f->until = q_out;
+    fetch_exactly(f, "later-out");
+    cr_expect_str_eq(fetched_payload(f, q_out), "attempt=1;queued-before-the-fault");
+    fetched_ack(f);
+    free(f);
+    hx_client_destroy(&oc);
+    net_stop(&net, w, SIGTERM);
+    hx_client_destroy(&p);
+    hx_client_destroy(&admin);
+
+    /* and all of it survives a crash */
+    restart_broker(SIGKILL);
+    expect_mailbox("box", box, 2);
+}
+
+Test(durability, fsync_failure_refuses_until_restart)
+{
+    const char *extra[] = {"--heartbeat-ms", "100", "--test-faults", faults, NULL};
+    start_broker(extra);
+    hx_client_t *p = session(HX_ROLE_CLINIC, "producer");
+    hx_client_t *admin = session(HX_ROLE_ADMIN, "ops");
+    hx_msg_t a = message(HX_TO_MAILBOX, "box", "before-the-fault");
+    submit_ok(p, &a);
+    cr_assert_eq(hx_client_health(admin), 0, "healthy before the fault: %s", hx_client_error(admin));
+
+    write_faults("eio");
+    hx_msg_t b = message(HX_TO_MAILBOX, "box", "after-the-fault");
+    const char *causes[] = {"sync", "i/o", "input/output", "eio", NULL};
+    expect_unavailable(p, &b, causes, "fdatasync failed");
+    cr_expect_eq(hx_client_health(admin), HX_EREFUSED, "health after an fdatasync failure");
+    cr_expect_eq(hx_client_error_code(admin), HANDOFF__ERROR_CODE__ERR_UNAVAILABLE, "%s", hx_client_error(admin));
+
+    /* the fault is gone, but the broker cannot know what reached the disk: it keeps
+     * refusing (unlike disk-full, which recovers within about a second) until restarted */
+    cr_assert_eq(unlink(faults), 0);
+    submit_wait_t sw = {p, &b};
+    cr_expect_not(net_wait(submit_accepted, &sw, 2500), "a submit was accepted after an fdatasync failure "
+                                                         "without a restart");
+    expect_unavailable(p, &b, causes, "fdatasync failed, fault cleared, no restart");
+    cr_expect_eq(hx_client_health(admin), HX_EREFUSED, "health stays refused until a restart");
+    hx_client_destroy(&p);
+    hx_client_destroy(&admin);
+
+    int status = restart_broker(SIGTERM);
+    fprintf(stderr, "fsync_failure: the broker exited with status %d after SIGTERM\n", status);
+    p = session(HX_ROLE_CLINIC, "producer");
+    admin = session(HX_ROLE_ADMIN, "ops");
+    cr_expect_eq(hx_client_health(admin), 0, "healthy after the restart: %s", hx_client_error(admin));
+    submit_ok(p, &b);
+    const hx_msg_t *box[] = {&a, &b};
+    expect_mailbox("box", box, 2);
+    hx_client_destroy(&p);
+    hx_client_destroy(&admin);
+}
+
+/* ---- e. the CLI's dlq and health ---------------------------------------------------------- */
+
+static size_t pb_field(uint8_t *out, unsigned field, const void *data, size_t len)
+{
+    size_t k = 0;
+    out[k++] = (uint8_t)(field << 3 | 2);
+    out[k++] = (uint8_t)len;                /* all shorter than 128 here */
+    memcpy(out + k, data, len);
+    return k + len;
+}
+
+static size_t pb_str(uint8_t *out, unsigned field, const char *s)
+{
+    return pb_field(out, field, s, strlen(s));
+}
+
+/* A handoff.Referral (referral.proto) with a referral id and identifiable patient details. */
+static size_t referral_payload(uint8_t *out)
+{
+    uint8_t patient[128];
+    size_t np = 0;
+    np += pb_str(patient + np, 1, "Zelda");
+    np += pb_str(patient + np, 2, "Quillfeather");
+    np += pb_str(patient + np, 6, "9876-543-210-ZQ");
+    size_t n = 0;
+    n += pb_str(out + n, 1, "R-0123456789ABCDEF");
+    n += pb_str(out + n, 2, "NP-2026-0042");
+    n += pb_field(out + n, 4, patient, np);
+    n += pb_str(out + n, 6, "knee pain after the fall of Quillfeather");
+    return n;
+}
+
+static int cli(char *out, size_t cap, const char *const args[])
+{
+    return net_cli(&net, "northpoint", out, cap, args);
+}
+
+Test(durability, cli_dlq)
+{
+    const char *extra[] = {"--heartbeat-ms", "100", "--max-attempts", "2", "--backoff-ms", "20", "--test-faults",
+                           faults, NULL};
+    start_broker(extra);
+    static uint8_t payload[256];
+    size_t plen = referral_payload(payload);
+    pid_t failing = start_worker("fail", "intake", "sink", "1", NULL);
+    hx_client_t *p = session(HX_ROLE_CLINIC, "northpoint");
+    hx_client_t *admin = session(HX_ROLE_ADMIN, "ops");
+    hx_msg_t d1 = message(HX_TO_SERVICE, "intake", "");
+    d1.type = "handoff.Referral";
+    d1.payload = payload;
+    d1.payload_len = plen;
+    hx_msg_t d2 = message(HX_TO_SERVICE, "intake", "not a referral at all");
+    d2.type = "test.opaque";
+    submit_ok(p, &d1);
+    submit_ok(p, &d2);
+    dlq_wait_t w1 = {admin, d1.id}, w2 = {admin, d2.id};
+    cr_assert(net_wait(in_dlq, &w1, WAIT_MS) && net_wait(in_dlq, &w2, WAIT_MS), "dead letters expected (see %s)",
+              net.dir);
+    net_stop(&net, failing, SIGTERM);
+
+    static char out[65536];
+    char id1[33], id2[33], upper[33];
+    snprintf(id1, sizeof id1, "%s", hex(d1.id));
+    snprintf(id2, sizeof id2, "%s", hex(d2.id));
+
+    /* list: the table (with --clinic given, which dlq ignores) */
+    const char *list[] = {"--admin", "ops", "dlq", "list", NULL};
+    cr_assert_eq(cli(out, sizeof out, list), 0, "dlq list (see %s/cli.log)", net.dir);
+    cr_expect(strstr(out, "ID") && strstr(out, "QUEUE") && strstr(out, "TYPE") && strstr(out, "ATTEMPTS") &&
+                  strstr(out, "DEAD AT") && strstr(out, "REASON"),
+              "table header:\n%s", out);
+    cr_expect(strstr(out, id1) && strstr(out, id2), "both ids:\n%s", out);
+    cr_expect(strstr(out, "intake") && strstr(out, "handoff.Referral") && strstr(out, "always fails"), "%s", out);
+    cr_expect(strstr(out, "2 dead letter(s)"), "%s", out);
+    cr_expect(!strstr(out, "Zelda") && !strstr(out, "Quillfeather"), "no patient details in the list:\n%s", out);
+
+    /* list --json, with the default admin name */
+    const char *jlist[] = {"--json", "dlq", "list", NULL};
+    cr_assert_eq(cli(out, sizeof out, jlist), 0);
+    json_error_t jerr;
+    json_t *j = json_loads(out, 0, &jerr);
+    cr_assert_not_null(j, "dlq list --json: %s:\n%s", jerr.text, out);
+    cr_assert(json_is_array(j) && json_array_size(j) == 2, "%s", out);
+    size_t idx;
+    json_t *it;
+    int matched = 0;
+    json_array_foreach(j, idx, it) {
+        if (strcmp(jstr(it, "id"), id1) == 0) {
+            matched++;
+            cr_expect_eq(json_integer_value(json_object_get(it, "attempts")), 2);
+            cr_expect_str_eq(jstr(json_object_get(it, "to"), "name"), "intake");
+            cr_expect_str_eq(jstr(it, "type"), "handoff.Referral");
+            cr_expect(contains_ci(jstr(it, "reason"), "always fails"));
+            cr_expect_gt(json_integer_value(json_object_get(it, "dead_at_ms")), 0);
+        }
+    }
+    cr_expect_eq(matched, 1, "%s", out);
+    json_decref(j);
+
+    /* show: fields, payload size and the referral id; never patient details */
+    const char *show[] = {"--admin", "ops", "dlq", "show", id1, NULL};
+    cr_assert_eq(cli(out, sizeof out, show), 0, "dlq show");
+    char size[32];
+    snprintf(size, sizeof size, "%zu bytes", plen);
+    cr_expect(strstr(out, id1) && strstr(out, "R-0123456789ABCDEF") && strstr(out, size) &&
+                  strstr(out, "always fails") && strstr(out, "intake") && strstr(out, "handoff.Referral"),
+              "%s", out);
+    cr_expect(!strstr(out, "Zelda") && !strstr(out, "Quillfeather") && !strstr(out, "9876") &&
+                  !strstr(out, "knee") && !strstr(out, "NP-2026-0042"),
+              "no patient details in show:\n%s", out);
+    for (size_t i = 0; i < 32; i++)             /* upper-case ids are the same ids */
+        upper[i] = (char)(id1[i] >= 'a' && id1[i] <= 'f' ? id1[i] - 32 : id1[i]);
+    upper[32] = '\0';
+    const char *jshow[] = {"--json", "dlq", "show", upper, NULL};
+    cr_assert_eq(cli(out, sizeof out, jshow), 0, "dlq show --json with an upper-case id");
+    j = json_loads(out, 0, &jerr);
+    cr_assert_not_null(j, "dlq show --json: %s:\n%s", jerr.text, out);
+    cr_expect_str_eq(jstr(j, "id"), id1);
+    cr_expect_str_eq(jstr(j, "referral_id"), "R-0123456789ABCDEF");
+    cr_expect_eq(json_integer_value(json_object_get(j, "payload_bytes")), (json_int_t)plen);
+    cr_expect(!strstr(out, "Zelda"), "%s", out);
+    json_decref(j);
+    const char *show2[] = {"dlq", "show", id2, NULL};
+    cr_assert_eq(cli(out, sizeof out, show2), 0);
+    snprintf(size, sizeof size, "%zu bytes", strlen("not a referral at all"));
+    cr_expect(strstr(out, size) && strstr(out, "test.opaque") && !strstr(out, "not a referral"), "%s", out);
+
+    /* malformed ids: usage error, nothing on stdout */
+    const char *bad_ids[] = {"xyz", "0123456789abcdef0123456789abcde", "0123456789abcdef0123456789abcdef0",
+                             "0123456789abcdef0123456789abcdeg", "", NULL};
+    const char *subs[] = {"show", "replay", "purge"};
+    for (size_t i = 0; bad_ids[i]; i++)
+        for (size_t k = 0; k < 3; k++) {
+            const char *args[] = {"dlq", subs[k], bad_ids[i], NULL};
+            cr_expect_eq(cli(out, sizeof out, args), 2, "dlq %s '%s' must be a usage error", subs[k], bad_ids[i]);
+            cr_expect_str_empty(out);
+        }
+    const char *no_id[] = {"dlq", "show", NULL};
+    cr_expect_eq(cli(out, sizeof out, no_id), 2);
+    const char *no_sub[] = {"dlq", NULL};
+    cr_expect_eq(cli(out, sizeof out, no_sub), 2);
+    const char *bad_sub[] = {"dlq", "drop", id1, NULL};
+    cr_expect_eq(cli(out, sizeof out, bad_sub), 2);
+
+    /* an id that is not a dead letter: 4 */
+    uint8_t other[HX_ID_LEN];
+    hx_id_random(other);
+    char other_hex[33];
+    snprintf(other_hex, sizeof other_hex, "%s", hex(other));
+    const char *show_none[] = {"dlq", "show", other_hex, NULL};
+    cr_expect_eq(cli(out, sizeof out, show_none), 4, "dlq show of an unknown id");
+
+    /* replay, then again: 0 then 4; the message is back in intake's queue */
+    const char *replay[] = {"--admin", "ops", "dlq", "replay", id1, NULL};
+    cr_assert_eq(cli(out, sizeof out, replay), 0, "dlq replay (see %s/cli.log)", net.dir);
+    cr_expect(strstr(out, id1) && strstr(out, "replayed"), "%s", out);
+    cr_expect_eq(cli(out, sizeof out, replay), 4, "a second replay finds no dead letter");
+    cr_expect_eq(dlq_count(admin, d1.id, NULL), 0);
+
+    /* purge, then again: 0 then 4 */
+    const char *purge[] = {"--admin", "ops", "dlq", "purge", id2, NULL};
+    cr_assert_eq(cli(out, sizeof out, purge), 0, "dlq purge");
+    cr_expect(strstr(out, id2) && strstr(out, "purged"), "%s", out);
+    cr_expect_eq(cli(out, sizeof out, purge), 4, "a second purge finds no dead letter");
+    cr_assert_eq(cli(out, sizeof out, list), 0);
+    cr_expect(strstr(out, "0 dead letter(s)") && !strstr(out, id1) && !strstr(out, id2), "%s", out);
+
+    /* the replayed referral reaches a worker again, as attempt 1 */
+    char log[512];
+    snprintf(log, sizeof log, "%s/intake.attempts", net.dir);
+    start_worker("echo", "intake", "sink", "1", log);
+    log_wait_t lw = {log, d1.id, 1};
+    cr_assert(net_wait(log_has, &lw, WAIT_MS), "the replayed message was not delivered");
+    attempts_t a;
+    read_log(log, d1.id, &a);
+    cr_expect_eq(a.attempt[0], 1);
+
+    /* health: as the clinic, as the admin; 0 */
+    const char *health[] = {"health", NULL};
+    cr_expect_eq(cli(out, sizeof out, health), 0, "health: %s", out);
+    cr_expect(strstr(out, "healthy"), "%s", out);
+    const char *ahealth[] = {"--admin", "ops", "health", NULL};
+    cr_expect_eq(cli(out, sizeof out, ahealth), 0, "health as admin: %s", out);
+    const char *jhealth[] = {"--json", "health", NULL};
+    cr_expect_eq(cli(out, sizeof out, jhealth), 0);
+    j = json_loads(out, 0, &jerr);
+    cr_assert_not_null(j, "%s", out);
+    cr_expect(json_is_true(json_object_get(j, "healthy")), "%s", out);
+    json_decref(j);
+
+    /* the operator commands opened no clinic store */
+    char db[600];
+    snprintf(db, sizeof db, "%s/home/northpoint.db", net.dir);
+    cr_expect_not(net_file_exists(db), "dlq and health must not open the clinic's SQLite store");
+
+    /* health: 3 when nobody answers */
+    char nowhere[64];
+    snprintf(nowhere, sizeof nowhere, "tcp://127.0.0.1:%d", net_free_port());
+    const char *gone[] = {"--broker", nowhere, "--timeout-ms", "200", "health", NULL};
+    cr_expect_eq(cli(out, sizeof out, gone), 3, "health with no broker");
+    const char *gone_list[] = {"--broker", nowhere, "--timeout-ms", "200", "dlq", "list", NULL};
+    cr_expect_eq(cli(out, sizeof out, gone_list), 3, "dlq list with no broker");
+
+    /* health: 1 when the broker cannot write its log */
+    write_faults("eio");
+    hx_msg_t x = message(HX_TO_MAILBOX, "box", "x");
+    cr_expect_eq(hx_client_submit(p, &x, 1), HX_EREFUSED);
+    cr_expect_eq(cli(out, sizeof out, health), 1, "health after an fdatasync failure: %s", out);
+    cr_expect(strstr(out, "unhealthy"), "%s", out);
+    cr_expect_eq(cli(out, sizeof out, jhealth), 1);
+    j = json_loads(out, 0, &jerr);
+    cr_assert_not_null(j, "%s", out);
+    cr_expect(json_is_false(json_object_get(j, "healthy")), "%s", out);
+    json_decref(j);
+
+    hx_client_destroy(&p);
+    hx_client_destroy(&admin);
+    /* a broker whose log failed may exit non-zero: stopped here, its status not judged */
+    net_stop(&net, net_pid(&net, "broker"), SIGTERM);
+}
