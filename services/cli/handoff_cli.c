@@ -34,8 +34,18 @@ static const char usage[] =
     "  submit FILE.json...   submit referrals; prints each referral id once the broker has\n"
     "                        accepted it (resubmitting a file is safe: same id, no copy)\n"
     "  inbox                 handoffs this clinic received (patient, discipline, therapist, slot)\n"
-    "  status [ID]           referrals this clinic sent with their latest status, or the\n"
-    "                        whole history of one\n"
+    "  status [ID]           referrals this clinic sent (or holds) with their latest status,\n"
+    "                        or the whole history of one\n"
+    "  accept ID             as the receiving clinic: take the referral on\n"
+    "  decline ID --reason TEXT\n"
+    "                        as the receiving clinic: give it back; it is booked again with\n"
+    "                        another therapist (never the one who declined)\n"
+    "  start ID              as the receiving clinic: the first session took place\n"
+    "  complete ID           as the receiving clinic: care is finished\n"
+    "  revoke ID [--reason TEXT]\n"
+    "                        as the referring clinic: withdraw it; the receiver is told\n"
+    "  These wait for scheduling's answer: exit 0 done, 1 refused (with the reason: the\n"
+    "  current status and what is allowed, or who may do it).\n"
     "\n"
     "operator commands (an admin session named by --admin; --clinic is not needed):\n"
     "  dlq list              dead letters: messages that failed on every attempt, with the\n"
@@ -57,6 +67,9 @@ static const char usage[] =
     "  --timeout-ms N        wait per attempt for the broker [HANDOFF_TIMEOUT_MS, 3000]\n"
     "  --json                machine-readable output\n"
     "  --no-validate         submit without checking the referral locally first\n"
+    "  --reason TEXT         why (decline, revoke)\n"
+    "  --discipline D        physiotherapy or massage_therapy, when this clinic holds both\n"
+    "                        bookings of a referral\n"
     "  -h, --help            this text\n"
     "\n"
     "exit codes: 0 done (health: the broker accepts messages);\n"
@@ -68,13 +81,15 @@ static const char usage[] =
     "  HANDOFF_CLINIC=northpoint handoff submit referral.json\n"
     "  handoff --clinic lakeside inbox\n"
     "  handoff --clinic northpoint status R-0A1B2C3D4E5F6G7H --json\n"
+    "  handoff --clinic lakeside accept R-0A1B2C3D4E5F6G7H\n"
+    "  handoff --clinic lakeside decline R-0A1B2C3D4E5F6G7H --reason 'no Portuguese speaker free'\n"
     "  handoff --admin ops dlq list\n"
     "  handoff --admin ops dlq show 5f0c1e2d3b4a59687766554433221100\n"
     "  handoff --admin ops dlq replay 5f0c1e2d3b4a59687766554433221100\n"
     "  handoff health || echo 'broker not accepting'\n";
 
 typedef struct {
-    const char *broker, *clinic, *home, *admin;
+    const char *broker, *clinic, *home, *admin, *reason, *discipline;
     uint32_t timeout_ms;
     int json, no_validate;
     hx_client_t *client;
@@ -148,8 +163,10 @@ static int connect_broker(cli_t *c)
     return connect_as(c, HX_ROLE_CLINIC, c->clinic);
 }
 
-/* Moves everything waiting in the mailbox into the local store: stored first, then acked. */
-static int sync_mailbox(cli_t *c)
+/* Moves everything waiting in the mailbox into the local store: stored first, then acked.
+ * When watch is set and a message answering it (its correlation id) arrives, its payload
+ * is copied to *answer (malloc'd, *answer_len bytes). */
+static int sync_mailbox_watch(cli_t *c, const uint8_t *watch, uint8_t **answer, size_t *answer_len)
 {
     if (!c->client && connect_broker(c))
         return EXIT_UNREACHABLE;
@@ -204,6 +221,11 @@ static int sync_mailbox(cli_t *c)
             sqlite3_bind_blob(ins, 6, m->payload, (int)m->payload_len, SQLITE_STATIC);
             ok = sqlite3_step(ins) == SQLITE_DONE;
             memcpy(ids[i], m->id, HX_ID_LEN);
+            if (watch && answer && !*answer && m->correlation_id && memcmp(m->correlation_id, watch, HX_ID_LEN) == 0 &&
+                (*answer = malloc(m->payload_len ? m->payload_len : 1))) {
+                memcpy(*answer, m->payload, m->payload_len);
+                *answer_len = m->payload_len;
+            }
         }
         ok = ok && sqlite3_exec(c->db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK;
         if (!ok) {
@@ -222,6 +244,11 @@ static int sync_mailbox(cli_t *c)
     }
     sqlite3_finalize(ins);
     return rc;
+}
+
+static int sync_mailbox(cli_t *c)
+{
+    return sync_mailbox_watch(c, NULL, NULL, NULL);
 }
 
 /* ---- output helpers --------------------------------------------------------------------- */
@@ -770,6 +797,102 @@ static int cmd_health(cli_t *c, int argc, int as_admin)
     return rc == 0 ? EXIT_OK : EXIT_FAIL;
 }
 
+/* A referral id as intake assigns it: "R-" and 16 Crockford base32 characters. */
+static bool referral_id_valid(const char *s)
+{
+    static const char alphabet[] = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+    if (!s || strlen(s) != HX_REFERRAL_ID_LEN || s[0] != 'R' || s[1] != '-')
+        return false;
+    for (size_t i = 2; i < HX_REFERRAL_ID_LEN; i++)
+        if (!strchr(alphabet, s[i]))
+            return false;
+    return true;
+}
+
+/* accept, decline, start, complete, revoke: sent to scheduling, which answers in this
+ * clinic's mailbox; waits for that answer. */
+static int cmd_change(cli_t *c, const char *event, int argc, char **argv)
+{
+    if (argc != 1) {
+        fprintf(stderr, "handoff: %s takes one referral id (see --help)\n", event);
+        return EXIT_USAGE;
+    }
+    if (!referral_id_valid(argv[0])) {
+        fprintf(stderr, "handoff: %s: '%s' is not a referral id (R- and 16 characters of 0-9 A-Z without I L O U)\n",
+                event, argv[0]);
+        return EXIT_USAGE;
+    }
+    if (strcmp(event, "decline") == 0 && (!c->reason || !c->reason[0])) {
+        fprintf(stderr, "handoff: decline needs --reason TEXT (the referring clinic is told why)\n");
+        return EXIT_USAGE;
+    }
+    Handoff__Discipline disc = HANDOFF__DISCIPLINE__DISCIPLINE_UNSPECIFIED;
+    if (c->discipline && !(disc = hx_discipline_from_text(c->discipline))) {
+        fprintf(stderr, "handoff: --discipline: must be physiotherapy or massage_therapy, got '%s'\n", c->discipline);
+        return EXIT_USAGE;
+    }
+    if (!c->client && connect_broker(c))
+        return EXIT_UNREACHABLE;
+    Handoff__StatusChange ch = HANDOFF__STATUS_CHANGE__INIT;
+    ch.referral_id = argv[0];
+    ch.event = (char *)event;
+    ch.reason = (char *)(c->reason ? c->reason : "");
+    ch.discipline = disc;
+    size_t len = handoff__status_change__get_packed_size(&ch);
+    uint8_t buf[1024];
+    if (len > sizeof buf) {
+        fprintf(stderr, "handoff: --reason: at most 800 characters\n");
+        return EXIT_USAGE;
+    }
+    handoff__status_change__pack(&ch, buf);
+    hx_msg_t m = {0};
+    hx_id_random(m.id);
+    m.to_kind = HX_TO_SERVICE;
+    m.to = "scheduling";
+    m.type = "handoff.StatusChange";
+    m.payload = buf;
+    m.payload_len = len;
+    int rc = hx_client_submit(c->client, &m, 1);
+    if (rc)
+        return broker_failure(c, event, rc);
+    /* the answer comes to this clinic's mailbox */
+    uint8_t *answer = NULL;
+    size_t answer_len = 0;
+    struct timespec start, now;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    for (;;) {
+        rc = sync_mailbox_watch(c, m.id, &answer, &answer_len);
+        if (rc != EXIT_OK || answer)
+            break;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        if ((now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000 > 4L * c->timeout_ms)
+            break;
+        struct timespec nap = {0, 50 * 1000000};
+        nanosleep(&nap, NULL);
+    }
+    if (rc != EXIT_OK)
+        return rc;
+    if (!answer) {
+        printf("%s %s: sent; no answer yet (see 'handoff status %s' later)\n", event, argv[0], argv[0]);
+        return EXIT_OK;
+    }
+    Handoff__StatusUpdate *s = handoff__status_update__unpack(NULL, answer_len, answer);
+    free(answer);
+    if (!s) {
+        fprintf(stderr, "handoff: %s %s: the answer does not decode\n", event, argv[0]);
+        return EXIT_FAIL;
+    }
+    if (c->json)
+        print_json(hx_status_to_json(s));
+    else if (s->refused)
+        printf("%s %s refused: %s\n", event, argv[0], s->reason);
+    else
+        printf("%s %s: %s — %s\n", argv[0], event, hx_status_text(s->status), s->reason);
+    rc = s->refused ? EXIT_FAIL : EXIT_OK;
+    handoff__status_update__free_unpacked(s, NULL);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -777,6 +900,7 @@ int main(int argc, char **argv)
         {"home", required_argument, NULL, 'H'},   {"timeout-ms", required_argument, NULL, 't'},
         {"json", no_argument, NULL, 'j'},         {"no-validate", no_argument, NULL, 'n'},
         {"admin", required_argument, NULL, 'a'},  {"help", no_argument, NULL, 'h'},
+        {"reason", required_argument, NULL, 'r'}, {"discipline", required_argument, NULL, 'd'},
         {NULL, 0, NULL, 0}};
     cli_t c = {0};
     const char *timeout = NULL;
@@ -790,6 +914,8 @@ int main(int argc, char **argv)
         case 'j': c.json = 1; break;
         case 'n': c.no_validate = 1; break;
         case 'a': c.admin = optarg; break;
+        case 'r': c.reason = optarg; break;
+        case 'd': c.discipline = optarg; break;
         case 'h': fputs(usage, stdout); return EXIT_OK;
         default: fputs("handoff: see --help\n", stderr); return EXIT_USAGE;
         }
@@ -803,10 +929,16 @@ int main(int argc, char **argv)
         fputs(usage, stdout);
         return EXIT_OK;
     }
-    int clinic_cmd = !strcmp(cmd, "submit") || !strcmp(cmd, "inbox") || !strcmp(cmd, "status");
+    static const char *const changes[] = {"accept", "decline", "start", "complete", "revoke"};
+    const char *change = NULL;
+    for (size_t i = 0; i < sizeof changes / sizeof *changes; i++)
+        if (strcmp(cmd, changes[i]) == 0)
+            change = changes[i];
+    int clinic_cmd = !strcmp(cmd, "submit") || !strcmp(cmd, "inbox") || !strcmp(cmd, "status") || change;
     int admin_cmd = !strcmp(cmd, "dlq") || !strcmp(cmd, "health");
     if (!clinic_cmd && !admin_cmd) {
-        fprintf(stderr, "handoff: unknown command '%s' (submit, inbox, status, dlq, health; see --help)\n", cmd);
+        fprintf(stderr, "handoff: unknown command '%s' (submit, inbox, status, accept, decline, start, complete, "
+                        "revoke, dlq, health; see --help)\n", cmd);
         return EXIT_USAGE;
     }
     int admin_given = c.admin || hx_opt_pick(NULL, "HANDOFF_ADMIN", NULL);
@@ -853,6 +985,8 @@ int main(int argc, char **argv)
         rc = cmd_submit(&c, nargs, args);
     else if (strcmp(cmd, "inbox") == 0)
         rc = cmd_inbox(&c, nargs);
+    else if (change)
+        rc = cmd_change(&c, change, nargs, args);
     else
         rc = cmd_status(&c, nargs, args);
     hx_client_destroy(&c.client);
