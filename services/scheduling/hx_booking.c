@@ -309,6 +309,15 @@ static int book_missing(hx_booking_t *b, const char *referral_id, hx_outbox_t *o
     hx_minute_t not_before = b->cfg.start >= 0 ? b->cfg.start : now_minutes();
     not_before = (not_before + 14) / 15 * 15;
     const Handoff__Preferences *p = r->preferences;
+    /* priority bounds how far away the first session may be */
+    Handoff__Priority prio = d->priority ? d->priority : r->priority;
+    uint32_t within = b->cfg.horizon_days;
+    uint32_t prio_days = prio == HANDOFF__PRIORITY__PRIORITY_STAT     ? 1
+                         : prio == HANDOFF__PRIORITY__PRIORITY_ASAP   ? 3
+                         : prio == HANDOFF__PRIORITY__PRIORITY_URGENT ? 7
+                                                                      : within;
+    if (prio_days < within)
+        within = prio_days;
     char why[256] = "";
     const booking_t *pt = NULL;
     for (size_t i = 0; i < n_have; i++)
@@ -326,8 +335,8 @@ static int book_missing(hx_booking_t *b, const char *referral_id, hx_outbox_t *o
         q.discipline = disc;
         q.minutes = hx_session_minutes(disc, p ? p->massage_minutes : 0);
         q.not_before = not_before;
-        q.horizon = not_before + (hx_minute_t)b->cfg.horizon_days * 24 * 60;
-        uint32_t days = b->cfg.horizon_days;
+        q.horizon = not_before + (hx_minute_t)within * 24 * 60;
+        uint32_t days = within;
         if (disc == HANDOFF__DISCIPLINE__DISCIPLINE_MASSAGE_THERAPY && (pt || n_add)) {
             const booking_t *first = pt ? pt : &add[0];     /* collaborative: after the assessment */
             q.not_before = first->start + first->minutes;
@@ -345,8 +354,11 @@ static int book_missing(hx_booking_t *b, const char *referral_id, hx_outbox_t *o
         q.n_exclude = n_declined;
         hx_slot_t slot;
         if (hx_slot_find(b->dir, cal, &q, &slot) != 0) {
-            snprintf(why, sizeof why, "no %s slot of %u min within %u days that fits the patient's availability%s%s%s",
-                     hx_discipline_text(disc), q.minutes, days, q.language && q.language[0] ? " and language " : "",
+            char bound[48] = "";
+            if (days < b->cfg.horizon_days && q.horizon == not_before + (hx_minute_t)within * 24 * 60)
+                snprintf(bound, sizeof bound, " (as its priority, %s, requires)", hx_priority_text(prio));
+            snprintf(why, sizeof why, "no %s slot of %u min within %u day(s)%s that fits the patient's availability%s%s%s",
+                     hx_discipline_text(disc), q.minutes, days, bound, q.language && q.language[0] ? " and language " : "",
                      q.language ? q.language : "", n_declined ? " (therapists who declined excluded)" : "");
             break;
         }
