@@ -31,7 +31,7 @@ for _ in $(seq 1 100); do [ -s "$DATA/broker.endpoint" ] && break; sleep 0.05; d
 [ -s "$DATA/broker.endpoint" ] || { echo "broker did not start:"; cat "$DATA/logs/broker.log"; exit 1; }
 export HANDOFF_BROKER=$(cat "$DATA/broker.endpoint")
 START=$(date -d tomorrow +%Y-%m-%dT08:00)
-start intake "$BIN/services/intake/handoff-intake"
+start intake "$BIN/services/intake/handoff-intake" --db "$DATA/intake.db"
 start triage "$BIN/services/triage/handoff-triage" --rules "$ROOT/services/triage/rules.json"
 start scheduling "$BIN/services/scheduling/handoff-scheduling" --directory "$SAMPLE/directory.json" --start "$START" --db "$DATA/scheduling.db"
 echo "   broker at $HANDOFF_BROKER; booking from $START"

@@ -4,10 +4,14 @@
 #include "hx_errors.h"
 #include "hx_intake.h"
 #include "hx_log.h"
+#include "hx_opt.h"
 #include "hx_svc.h"
 
+#include <sqlite3.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 static const char usage[] =
     "usage: handoff-intake [options]\n"
@@ -17,14 +21,41 @@ static const char usage[] =
     "network-wide referral id and sends it on to 'triage'. The referring clinic is told\n"
     "'requested', or 'rejected' with each bad field and why.\n"
     "\n"
+    "  --db FILE             the intake record (SQLite, WAL): one row per referral with its\n"
+    "                        referring clinic, the clinic's number, the outcome and, for a\n"
+    "                        refusal, which fields were wrong; never patient details or\n"
+    "                        clinical text [HANDOFF_INTAKE_DB, intake.db]\n"
+    "\n"
     "example:\n"
     "  handoff-intake --broker tcp://127.0.0.1:5555\n";
 
+typedef struct {
+    const char *db_path;
+    sqlite3 *db;
+    sqlite3_stmt *record;
+} intake_t;
+
+/* One row per referral, the first outcome kept: a redelivered message changes nothing. */
+static int record(intake_t *t, const char *rid, const char *clinic, const char *ref, const char *outcome,
+                  const char *reason)
+{
+    sqlite3_stmt *st = t->record;
+    sqlite3_reset(st);
+    sqlite3_bind_text(st, 1, rid, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, clinic, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, ref, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, outcome, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 5, reason, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 6, (sqlite3_int64)hx_svc_now_ms());
+    int rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
+    if (rc)
+        hx_error("intake record: %s", sqlite3_errmsg(t->db));
+    return rc;
+}
+
 static int handle(void *arg, const hx_msg_t *in, hx_outbox_t *out, char *err, size_t errcap)
 {
-    (void)arg;
-    (void)err;
-    (void)errcap;
+    intake_t *t = arg;
     char rid[HX_REFERRAL_ID_LEN + 1];
     char hex[2 * HX_ID_LEN + 1];
     hx_id_hex(in->id, hex);
@@ -60,8 +91,10 @@ static int handle(void *arg, const hx_msg_t *in, hx_outbox_t *out, char *err, si
         char why[2048];
         hx_errors_join(&errs, why, sizeof why);
         hx_info("referral %s from %s rejected: %zu field error(s)", rid, in->from, errs.count);
-        rc = hx_svc_status(out, in->from, rid, r->ref, HANDOFF__TASK_STATUS__TASK_REJECTED, why, "intake", NULL, 0,
-                           NULL);
+        rc = record(t, rid, in->from, r->ref, "rejected", why);
+        if (rc == 0)
+            rc = hx_svc_status(out, in->from, rid, r->ref, HANDOFF__TASK_STATUS__TASK_REJECTED, why, "intake", NULL, 0,
+                               NULL);
     } else {
         if (r->priority == HANDOFF__PRIORITY__PRIORITY_UNSPECIFIED)
             r->priority = HANDOFF__PRIORITY__PRIORITY_ROUTINE;
@@ -69,7 +102,9 @@ static int handle(void *arg, const hx_msg_t *in, hx_outbox_t *out, char *err, si
         c.referral = r;
         rc = hx_pb_set_string(&r->referral_id, rid) || hx_pb_set_string(&r->referring_clinic, in->from)
                  ? -1
-                 : hx_svc_emit(out, HX_TO_SERVICE, "triage", "handoff.Case", &c.base);
+                 : record(t, rid, in->from, r->ref, "requested", "");
+        if (rc == 0)
+            rc = hx_svc_emit(out, HX_TO_SERVICE, "triage", "handoff.Case", &c.base);
         if (rc == 0)
             rc = hx_svc_status(out, in->from, rid, r->ref, HANDOFF__TASK_STATUS__TASK_REQUESTED,
                                "validated by intake", "intake", NULL, 0, NULL);
@@ -81,11 +116,50 @@ static int handle(void *arg, const hx_msg_t *in, hx_outbox_t *out, char *err, si
     return rc ? -1 : 0;
 }
 
+static int on_opt(void *ctx, int code, const char *arg)
+{
+    intake_t *t = ctx;
+    if (code != 'D')
+        return -1;
+    t->db_path = arg;
+    return 0;
+}
+
+static int open_db(intake_t *t)
+{
+    mode_t old = umask(077);
+    int rc = sqlite3_open(t->db_path, &t->db);
+    umask(old);
+    char *e = NULL;
+    if (rc != SQLITE_OK ||
+        sqlite3_exec(t->db,
+                     "PRAGMA journal_mode=WAL;"
+                     "CREATE TABLE IF NOT EXISTS referrals ("
+                     "  referral_id TEXT PRIMARY KEY, clinic TEXT NOT NULL, ref TEXT NOT NULL,"
+                     "  outcome TEXT NOT NULL, reason TEXT NOT NULL, received_ms INTEGER NOT NULL);",
+                     NULL, NULL, &e) != SQLITE_OK ||
+        sqlite3_prepare_v2(t->db,
+                           "INSERT OR IGNORE INTO referrals(referral_id, clinic, ref, outcome, reason, received_ms) "
+                           "VALUES (?, ?, ?, ?, ?, ?)", -1, &t->record, NULL) != SQLITE_OK) {
+        fprintf(stderr, "handoff-intake: --db %s: %s\n", t->db_path, e ? e : sqlite3_errmsg(t->db));
+        sqlite3_free(e);
+        return -1;
+    }
+    sqlite3_busy_timeout(t->db, 10000);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
+    static const struct option extra[] = {{"db", required_argument, NULL, 'D'}, {NULL, 0, NULL, 0}};
+    intake_t t = {0};
     hx_svc_opts_t o;
-    int rc = hx_svc_parse(argc, argv, "handoff-intake", usage, NULL, NULL, NULL, &o);
+    int rc = hx_svc_parse(argc, argv, "handoff-intake", usage, extra, on_opt, &t, &o);
     if (rc)
         return rc == 1 ? 0 : 2;
-    return hx_svc_run(&o, "handoff-intake", "intake", handle, NULL, NULL, NULL);
+    t.db_path = hx_opt_pick(t.db_path, "HANDOFF_INTAKE_DB", "intake.db");
+    rc = open_db(&t) == 0 ? hx_svc_run(&o, "handoff-intake", "intake", handle, &t, NULL, NULL) : 1;
+    sqlite3_finalize(t.record);
+    sqlite3_close(t.db);
+    return rc;
 }

@@ -4,6 +4,7 @@
 #include <criterion/criterion.h>
 #include <dirent.h>
 #include <jansson.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -324,4 +325,65 @@ Test(pipeline, intake_rejects_an_invalid_referral_naming_each_field)
     const char *reason = json_string_value(json_object_get(st, "reason"));
     cr_expect(strstr(reason, "patient."), "the reason names the fields: %s", reason);
     json_decref(st);
+}
+
+/* Every byte of a file, NUL-terminated (NULs inside are kept; strstr stops at them, so the
+ * search below walks the buffer itself). */
+static char *slurp(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    cr_assert_not_null(f, "%s", path);
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *buf = malloc((size_t)n + 1);
+    cr_assert_eq(fread(buf, 1, (size_t)n, f), (size_t)n);
+    buf[n] = '\0';
+    fclose(f);
+    *len = (size_t)n;
+    return buf;
+}
+
+static bool contains(const char *buf, size_t len, const char *needle)
+{
+    size_t n = strlen(needle);
+    for (size_t i = 0; n && i + n <= len; i++)
+        if (memcmp(buf + i, needle, n) == 0)
+            return true;
+    return false;
+}
+
+Test(pipeline, intake_keeps_one_record_per_referral_without_patient_details)
+{
+    submit_all();
+    set_t all = {samples, n_samples};
+    cr_assert(net_wait(all_settled, &all, 60000), "not every referral was settled (logs in %s)", net.dir);
+    char path[600];
+    snprintf(path, sizeof path, "%s/intake.db", net.dir);
+    sqlite3 *db;
+    cr_assert_eq(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    sqlite3_stmt *st;
+    cr_assert_eq(sqlite3_prepare_v2(db, "SELECT count(*), count(DISTINCT referral_id) FROM referrals WHERE "
+                                        "outcome = 'requested'", -1, &st, NULL), SQLITE_OK);
+    cr_assert_eq(sqlite3_step(st), SQLITE_ROW);
+    cr_expect_eq((size_t)sqlite3_column_int(st, 0), n_samples);
+    cr_expect_eq((size_t)sqlite3_column_int(st, 1), n_samples);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    static const char *const suffixes[] = {"", "-wal"};     /* rows may still be in the WAL */
+    for (size_t k = 0; k < 2; k++) {
+        char file[620];
+        snprintf(file, sizeof file, "%s%s", path, suffixes[k]);
+        if (!net_file_exists(file))
+            continue;
+        size_t len;
+        char *bytes = slurp(file, &len);
+        for (size_t i = 0; i < n_samples; i++) {
+            const Handoff__Patient *p = samples[i].referral->patient;
+            cr_expect_not(contains(bytes, len, p->family_name), "%s: %s holds a patient's name", samples[i].file, file);
+            cr_expect_not(contains(bytes, len, p->health_card), "%s: %s holds a health card number", samples[i].file,
+                          file);
+        }
+        free(bytes);
+    }
 }
