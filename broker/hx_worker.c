@@ -51,7 +51,7 @@ struct hx_worker {
     bool welcomed, stopping;
     hx_handler_fn fn;
     void *arg;
-    void (*reload)(void *);
+    void (*reload)(hx_worker_t *, void *);
     void *reload_arg;
     hx_buf_t buf;
     hx_outbox_t *outbox;
@@ -178,6 +178,41 @@ int hx_outbox_get(const hx_outbox_t *o, size_t i, hx_addr_kind_t *kind, const ch
     return 0;
 }
 
+static void track(hx_worker_t *w, const uint8_t req[HX_ID_LEN])
+{
+    unconfirmed_t *u = calloc(1, sizeof *u);
+    if (u && hx_buf_append(&u->frame, w->buf.data, w->buf.len) == 0) {
+        memcpy(u->req, req, HX_ID_LEN);
+        DL_APPEND(w->unconfirmed, u);
+    } else if (u) {
+        free(u);
+    }
+}
+
+int hx_worker_post(hx_worker_t *w, const uint8_t id[HX_ID_LEN], hx_addr_kind_t kind, const char *to,
+                   const char *type, const void *payload, size_t len)
+{
+    if (!hx_name_valid(to) || !type || strlen(type) > HX_TYPE_MAX)
+        return HX_EINVAL;
+    Handoff__Address a = HANDOFF__ADDRESS__INIT;
+    a.kind = kind == HX_TO_SERVICE ? HANDOFF__ADDRESS_KIND__ADDRESS_SERVICE : HANDOFF__ADDRESS_KIND__ADDRESS_MAILBOX;
+    a.name = (char *)to;
+    Handoff__Message m = HANDOFF__MESSAGE__INIT, *mp = &m;
+    m.id = (ProtobufCBinaryData){HX_ID_LEN, (uint8_t *)id};
+    m.to = &a;
+    m.type = (char *)type;
+    m.payload = (ProtobufCBinaryData){len, (uint8_t *)payload};
+    Handoff__Envelope env;
+    env_init(&env, HANDOFF__KIND__KIND_SUBMIT);
+    env.id = (ProtobufCBinaryData){HX_ID_LEN, (uint8_t *)id};
+    env.n_messages = 1;
+    env.messages = &mp;
+    if (send_env(w, &env))
+        return HX_EIO;
+    track(w, id);
+    return 0;
+}
+
 static void handle(hx_worker_t *w, const hx_msg_t *in)
 {
     char err[256] = "";
@@ -208,13 +243,7 @@ static void handle(hx_worker_t *w, const hx_msg_t *in)
     if (send_env(w, &env)) {
         hx_warn("could not send the ack of %s; the broker will redeliver it", hex);
     } else {
-        unconfirmed_t *u = calloc(1, sizeof *u);
-        if (u && hx_buf_append(&u->frame, w->buf.data, w->buf.len) == 0) {
-            memcpy(u->req, req, HX_ID_LEN);
-            DL_APPEND(w->unconfirmed, u);
-        } else if (u) {
-            free(u);
-        }
+        track(w, req);
     }
     outbox_reset(o, NULL);
 }
@@ -349,7 +378,7 @@ static void on_signal(uv_signal_t *s, int signum)
     hx_worker_t *w = s->data;
     if (signum == SIGHUP) {
         if (w->reload)
-            w->reload(w->reload_arg);
+            w->reload(w, w->reload_arg);
         return;
     }
     hx_info("signal %d: stopping", signum);
@@ -385,7 +414,7 @@ hx_worker_t *hx_worker_new(const hx_worker_opts_t *o, char *err, size_t errcap)
     return w;
 }
 
-void hx_worker_on_reload(hx_worker_t *w, void (*fn)(void *arg), void *arg)
+void hx_worker_on_reload(hx_worker_t *w, void (*fn)(hx_worker_t *w, void *arg), void *arg)
 {
     w->reload = fn;
     w->reload_arg = arg;

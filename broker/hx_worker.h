@@ -23,8 +23,13 @@ typedef struct {
 
 hx_worker_t *hx_worker_new(const hx_worker_opts_t *opts, char *err, size_t errcap);
 void hx_worker_destroy(hx_worker_t **self_p);
-/* Calls fn on SIGHUP (e.g. to reload data files). */
-void hx_worker_on_reload(hx_worker_t *w, void (*fn)(void *arg), void *arg);
+/* Calls fn on SIGHUP (e.g. to reload data files); fn may hx_worker_post. */
+void hx_worker_on_reload(hx_worker_t *w, void (*fn)(hx_worker_t *w, void *arg), void *arg);
+/* Submits one message outside a handler (e.g. work a reload made possible). id makes it
+ * exact: posting the same id again stores nothing new. Sent again after a pause while the
+ * broker cannot store it. */
+int hx_worker_post(hx_worker_t *w, const uint8_t id[HX_ID_LEN], hx_addr_kind_t kind, const char *to,
+                   const char *type, const void *payload, size_t len);
 /* Serves until SIGINT/SIGTERM or hx_worker_stop. Returns 0 on a clean stop. */
 int hx_worker_run(hx_worker_t *w, hx_handler_fn fn, void *arg);
 /* Asks run to return (from a handler or a reload callback). */

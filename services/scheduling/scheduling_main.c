@@ -48,6 +48,8 @@ typedef struct {
     const char *horizon_text, *collab_text;
     hx_directory_t *dir;
     hx_booking_t *booking;
+    unsigned reloads;
+    uint64_t started_ms;
 } sched_t;
 
 static int handle(void *arg, const hx_msg_t *in, hx_outbox_t *out, char *err, size_t errcap)
@@ -56,7 +58,7 @@ static int handle(void *arg, const hx_msg_t *in, hx_outbox_t *out, char *err, si
     return hx_booking_handle(s->booking, in, out, err, errcap);
 }
 
-static void reload(void *arg)
+static void reload(hx_worker_t *w, void *arg)
 {
     sched_t *s = arg;
     hx_errors_t errs;
@@ -72,6 +74,25 @@ static void reload(void *arg)
     hx_directory_destroy(&s->dir);
     s->dir = d;
     hx_info("directory reloaded from %s", s->directory_path);
+    /* A new directory may have room for what waited: each on-hold referral is tried again
+     * through the broker, as a message like any other (exact: one id per referral and
+     * reload). */
+    char ids[1000][32];
+    size_t n = hx_booking_on_hold(s->booking, ids, 1000);
+    s->reloads++;
+    for (size_t i = 0; i < n; i++) {
+        Handoff__Retry t = HANDOFF__RETRY__INIT;
+        t.referral_id = ids[i];
+        uint8_t buf[64], id[HX_ID_LEN];
+        size_t len = handoff__retry__pack(&t, buf);
+        char gen[48];
+        snprintf(gen, sizeof gen, "retry-%llu-%u", (unsigned long long)s->started_ms, s->reloads);
+        hx_submission_id(gen, ids[i], id);
+        if (hx_worker_post(w, id, HX_TO_SERVICE, "scheduling", "handoff.Retry", buf, len) != 0)
+            hx_warn("could not ask for a retry of %s", ids[i]);
+    }
+    if (n)
+        hx_info("%zu referral(s) on hold will be tried again", n);
 }
 
 static int on_opt(void *ctx, int code, const char *arg)
@@ -135,6 +156,7 @@ int main(int argc, char **argv)
         hx_directory_destroy(&s.dir);
         return 1;
     }
+    s.started_ms = hx_svc_now_ms();
     rc = hx_svc_run(&o, prog, "scheduling", handle, &s, reload, &s);
     hx_booking_close(&s.booking);
     hx_directory_destroy(&s.dir);

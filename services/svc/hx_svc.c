@@ -67,7 +67,7 @@ int hx_svc_parse(int argc, char **argv, const char *prog, const char *usage, con
 }
 
 int hx_svc_run(const hx_svc_opts_t *o, const char *prog, const char *service, hx_handler_fn fn, void *arg,
-               void (*reload)(void *), void *reload_arg)
+               void (*reload)(hx_worker_t *w, void *arg), void *reload_arg)
 {
     char err[256];
     hx_worker_opts_t wo = {.endpoint = o->broker, .service = service, .credit = o->credit,

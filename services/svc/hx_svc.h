@@ -25,7 +25,7 @@ int hx_svc_parse(int argc, char **argv, const char *prog, const char *usage, con
 /* Serves `service` with fn until SIGINT/SIGTERM; reload (may be NULL) on SIGHUP. Returns
  * the process exit code. */
 int hx_svc_run(const hx_svc_opts_t *o, const char *prog, const char *service, hx_handler_fn fn, void *arg,
-               void (*reload)(void *), void *reload_arg);
+               void (*reload)(hx_worker_t *w, void *arg), void *reload_arg);
 
 /* Packs msg and adds it to the outbox. */
 int hx_svc_emit(hx_outbox_t *out, hx_addr_kind_t kind, const char *to, const char *type,

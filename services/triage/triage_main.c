@@ -43,8 +43,9 @@ static hx_rules_t *load(const char *path)
     return r;
 }
 
-static void reload(void *arg)
+static void reload(hx_worker_t *w, void *arg)
 {
+    (void)w;
     triage_t *t = arg;
     hx_rules_t *r = load(t->path);
     if (r) {
