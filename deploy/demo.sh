@@ -77,20 +77,48 @@ for clinic in $(printf '%s\n' "${!referrers[@]}" | sort); do
   "$BIN/services/cli/handoff" --clinic "$clinic" status
 done
 
-# The full history of a collaborative-care referral and of a red-flag one.
-show_history() { # pattern in the status line
+# Full histories: physiotherapy only, massage only, collaborative care, a red flag.
+show_history() { # pattern in the status line, title
   for clinic in $(printf '%s\n' "${!referrers[@]}" | sort); do
     id=$("$BIN/services/cli/handoff" --clinic "$clinic" status | { grep -E "$1" || true; } | awk 'NR==1 {print $1}')
     if [ -n "$id" ]; then
       echo
       echo "== history of $id: $2 (handoff --clinic $clinic status $id)"
       "$BIN/services/cli/handoff" --clinic "$clinic" status "$id"
+      last_id=$id last_clinic=$clinic
       return
     fi
   done
 }
+show_history ' ready .*booked: physiotherapy with [^;]*$' "physiotherapy only"
+show_history ' ready .*booked: massage_therapy with [^;]*$' "massage therapy only"
 show_history ' ready .*physiotherapy.*; massage' "collaborative care"
+collab_id=$last_id collab_referrer=$last_clinic
 show_history ' rejected .*physician' "red flag"
+
+# The receiving clinics act on the collaborative referral: the physiotherapy clinic accepts
+# and starts, the massage clinic declines and the referral is booked again elsewhere.
+if [ -n "${collab_id:-}" ]; then
+  echo
+  echo "== the receiving clinics act on $collab_id"
+  bookings=$("$BIN/services/cli/handoff" --clinic "$collab_referrer" --json status "$collab_id" |
+             jq -r '[.history[] | select(.status == "ready")][-1].bookings[] | "\(.discipline) \(.clinic_id)"')
+  while read -r discipline clinic; do
+    if [ "$discipline" = physiotherapy ]; then
+      echo "\$ handoff --clinic $clinic accept $collab_id"
+      "$BIN/services/cli/handoff" --clinic "$clinic" --discipline "$discipline" accept "$collab_id"
+      echo "\$ handoff --clinic $clinic start $collab_id"
+      "$BIN/services/cli/handoff" --clinic "$clinic" --discipline "$discipline" start "$collab_id"
+    else
+      echo "\$ handoff --clinic $clinic decline $collab_id --reason 'no massage therapist free that week'"
+      "$BIN/services/cli/handoff" --clinic "$clinic" --discipline "$discipline" decline "$collab_id" \
+        --reason "no massage therapist free that week"
+    fi
+  done <<<"$bookings"
+  echo
+  echo "== what $collab_referrer now sees (handoff --clinic $collab_referrer status $collab_id)"
+  "$BIN/services/cli/handoff" --clinic "$collab_referrer" status "$collab_id"
+fi
 
 echo
 echo "== stopping the network"

@@ -623,8 +623,8 @@ static int on_change(hx_booking_t *b, const hx_msg_t *in, hx_outbox_t *out)
             sqlite3_finalize(st);
             k->status = to;
             char text[320];
-            snprintf(text, sizeof text, "%s by %s%s%.200s", hx_status_text(to), in->from, ch->reason[0] ? ": " : "",
-                     ch->reason);
+            const char *done = ev == HX_EVENT_ACCEPT ? "accepted" : ev == HX_EVENT_START ? "started" : "completed";
+            snprintf(text, sizeof text, "%s by %s%s%.200s", done, in->from, ch->reason[0] ? ": " : "", ch->reason);
             Handoff__Booking *bp = booking_pb(b, rid, k);
             if (rc == 0)
                 rc = emit_status(out, row.referring_clinic, rid, row.ref, to, ev, false, text, &bp, 1, NULL);
