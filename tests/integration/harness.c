@@ -151,6 +151,31 @@ void net_start_services(net_t *n, const char *start)
     net_spawn(n, "scheduling", sched);
 }
 
+void net_start_front(net_t *n)
+{
+    const char *intake[] = {net_bin("services/intake/handoff-intake"), "--broker", n->endpoint, NULL};
+    const char *triage[] = {net_bin("services/triage/handoff-triage"), "--broker", n->endpoint, "--rules",
+                            net_src("services/triage/rules.json"), NULL};
+    net_spawn(n, "intake", intake);
+    net_spawn(n, "triage", triage);
+}
+
+pid_t net_start_scheduling(net_t *n, const char *name, const char *start, const char *db, const char *const extra[])
+{
+    char dbpath[512];
+    if (db)
+        snprintf(dbpath, sizeof dbpath, "%s", db);
+    else
+        snprintf(dbpath, sizeof dbpath, "%s/scheduling.db", n->dir);
+    const char *argv[32] = {net_bin("services/scheduling/handoff-scheduling"), "--broker", n->endpoint, "--directory",
+                            net_src("deploy/sample/directory.json"), "--start", start, "--db", dbpath};
+    size_t k = 9;
+    for (size_t i = 0; extra && extra[i] && k < 31; i++)
+        argv[k++] = extra[i];
+    argv[k] = NULL;
+    return net_spawn(n, name, argv);
+}
+
 void net_kill9(net_t *n, pid_t pid)
 {
     kill(pid, SIGKILL);

@@ -34,6 +34,13 @@ pid_t net_spawn(net_t *n, const char *name, const char *const argv[]);
 void net_start_broker(net_t *n, const char *const extra[]);
 /* Starts intake, triage and scheduling (scheduling from `start`, e.g. 2026-11-23T08:00). */
 void net_start_services(net_t *n, const char *start);
+/* Starts intake and triage only (for tests that start scheduling themselves). */
+void net_start_front(net_t *n);
+/* Starts one more handoff-scheduling worker, logging to dir/<name>.log, on the sample
+ * directory from `start` with the SQLite file `db` (NULL: dir/scheduling.db, the file
+ * net_start_services uses, so workers share it). Extra arguments (NULL-terminated, may be
+ * NULL) are appended, e.g. {"--credit", "1", NULL}. */
+pid_t net_start_scheduling(net_t *n, const char *name, const char *start, const char *db, const char *const extra[]);
 /* A TCP port on 127.0.0.1 that was free a moment ago. */
 int net_free_port(void);
 /* SIGKILL one process and reap it. */
