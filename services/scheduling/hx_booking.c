@@ -39,6 +39,14 @@ static const char schema[] =
     "  PRIMARY KEY (therapist_id, slot)) WITHOUT ROWID;"
     "CREATE TABLE IF NOT EXISTS declined ("
     "  referral_id TEXT NOT NULL, therapist_id TEXT NOT NULL, PRIMARY KEY (referral_id, therapist_id)) WITHOUT ROWID;"
+    /* the directory in force (imported from its JSON file at start and at every reload) */
+    "CREATE TABLE IF NOT EXISTS clinics (id TEXT PRIMARY KEY, name TEXT NOT NULL, city TEXT NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS therapists ("
+    "  id TEXT PRIMARY KEY, name TEXT NOT NULL, discipline INTEGER NOT NULL, registration TEXT NOT NULL,"
+    "  clinic_id TEXT NOT NULL REFERENCES clinics(id), languages TEXT NOT NULL, virtual INTEGER NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS hours ("
+    "  therapist_id TEXT NOT NULL REFERENCES therapists(id), day INTEGER NOT NULL, from_min INTEGER NOT NULL,"
+    "  to_min INTEGER NOT NULL);"
     "CREATE TABLE IF NOT EXISTS handled ("
     "  msg_id BLOB PRIMARY KEY, outputs BLOB NOT NULL, at_ms INTEGER NOT NULL) WITHOUT ROWID;";
 
@@ -769,7 +777,7 @@ hx_booking_t *hx_booking_open(const hx_booking_config_t *cfg, const hx_directory
         return NULL;
     }
     sqlite3_busy_timeout(b->db, 10000);
-    if (exec(b, schema) != 0) {
+    if (exec(b, schema) != 0 || directory_import(b, dir) != 0) {
         snprintf(err, errcap, "%s: %s", cfg->db_path, sqlite3_errmsg(b->db));
         hx_booking_close(&b);
         return NULL;
@@ -777,9 +785,66 @@ hx_booking_t *hx_booking_open(const hx_booking_config_t *cfg, const hx_directory
     return b;
 }
 
-void hx_booking_set_directory(hx_booking_t *b, const hx_directory_t *dir)
+/* Replaces the directory tables with dir, in one transaction. */
+static int directory_import(hx_booking_t *b, const hx_directory_t *dir)
 {
+    if (exec(b, "BEGIN IMMEDIATE") != 0)
+        return -1;
+    int rc = exec(b, "DELETE FROM hours; DELETE FROM therapists; DELETE FROM clinics;");
+    sqlite3_stmt *c = prep(b, "INSERT INTO clinics(id, name, city) VALUES (?, ?, ?)");
+    sqlite3_stmt *t = prep(b, "INSERT INTO therapists(id, name, discipline, registration, clinic_id, languages, "
+                              "virtual) VALUES (?, ?, ?, ?, ?, ?, ?)");
+    sqlite3_stmt *h = prep(b, "INSERT INTO hours(therapist_id, day, from_min, to_min) VALUES (?, ?, ?, ?)");
+    rc = rc == 0 && c && t && h ? 0 : -1;
+    const hx_clinic_t *cl;
+    size_t nc = hx_directory_clinics(dir, &cl);
+    for (size_t i = 0; i < nc && rc == 0; i++) {
+        sqlite3_reset(c);
+        sqlite3_bind_text(c, 1, cl[i].id, -1, SQLITE_STATIC);
+        sqlite3_bind_text(c, 2, cl[i].name, -1, SQLITE_STATIC);
+        sqlite3_bind_text(c, 3, cl[i].city, -1, SQLITE_STATIC);
+        rc = sqlite3_step(c) == SQLITE_DONE ? 0 : -1;
+    }
+    const hx_therapist_t *th;
+    size_t nt = hx_directory_therapists(dir, &th);
+    for (size_t i = 0; i < nt && rc == 0; i++) {
+        char langs[64] = "";
+        size_t k = 0;
+        for (size_t l = 0; l < th[i].n_languages && k < sizeof langs; l++)
+            k += (size_t)snprintf(langs + k, sizeof langs - k, "%s%s", l ? "," : "", th[i].languages[l]);
+        sqlite3_reset(t);
+        sqlite3_bind_text(t, 1, th[i].id, -1, SQLITE_STATIC);
+        sqlite3_bind_text(t, 2, th[i].name, -1, SQLITE_STATIC);
+        sqlite3_bind_int(t, 3, (int)th[i].discipline);
+        sqlite3_bind_text(t, 4, th[i].registration, -1, SQLITE_STATIC);
+        sqlite3_bind_text(t, 5, th[i].clinic_id, -1, SQLITE_STATIC);
+        sqlite3_bind_text(t, 6, langs, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_int(t, 7, th[i].virtual_ok);
+        rc = sqlite3_step(t) == SQLITE_DONE ? 0 : -1;
+        for (size_t w = 0; w < th[i].n_hours && rc == 0; w++) {
+            sqlite3_reset(h);
+            sqlite3_bind_text(h, 1, th[i].id, -1, SQLITE_STATIC);
+            sqlite3_bind_int(h, 2, th[i].hours[w].day);
+            sqlite3_bind_int(h, 3, th[i].hours[w].from);
+            sqlite3_bind_int(h, 4, th[i].hours[w].to);
+            rc = sqlite3_step(h) == SQLITE_DONE ? 0 : -1;
+        }
+    }
+    sqlite3_finalize(c);
+    sqlite3_finalize(t);
+    sqlite3_finalize(h);
+    if (rc == 0 && exec(b, "COMMIT") == 0)
+        return 0;
+    exec(b, "ROLLBACK");
+    return -1;
+}
+
+int hx_booking_set_directory(hx_booking_t *b, const hx_directory_t *dir)
+{
+    if (directory_import(b, dir) != 0)
+        return -1;
     b->dir = dir;
+    return 0;
 }
 
 void hx_booking_close(hx_booking_t **self_p)

@@ -22,8 +22,10 @@ typedef struct {
 
 hx_booking_t *hx_booking_open(const hx_booking_config_t *cfg, const hx_directory_t *dir, char *err, size_t errcap);
 void hx_booking_close(hx_booking_t **self_p);
-/* Uses dir from now on (borrowed; the caller keeps the old one until this returns). */
-void hx_booking_set_directory(hx_booking_t *b, const hx_directory_t *dir);
+/* Uses dir from now on (borrowed; the caller keeps the old one until this returns), and
+ * writes it into the database's clinics, therapists and hours tables. -1 (and the old one
+ * stays) when the database refuses. */
+int hx_booking_set_directory(hx_booking_t *b, const hx_directory_t *dir);
 
 /* Handles one message: handoff.Case (book), handoff.StatusChange (a clinic's accept,
  * decline, start, complete or revoke), handoff.Retry (book an on-hold referral again).

@@ -70,7 +70,11 @@ static void reload(hx_worker_t *w, void *arg)
         hx_error("directory %s refused, keeping the one in force: %s", s->directory_path, why);
         return;
     }
-    hx_booking_set_directory(s->booking, d);
+    if (hx_booking_set_directory(s->booking, d) != 0) {
+        hx_error("directory %s could not be stored; keeping the one in force", s->directory_path);
+        hx_directory_destroy(&d);
+        return;
+    }
     hx_directory_destroy(&s->dir);
     s->dir = d;
     hx_info("directory reloaded from %s", s->directory_path);
