@@ -1,5 +1,6 @@
 /* hx_booking — the scheduling service's state in SQLite (WAL): referrals it handles, their
- * bookings and lifecycle, and the calendar. Two scheduling workers may share the database:
+ * bookings and lifecycle, the calendar and the directory in force. Two scheduling workers may
+ * share the database:
  * every change runs in one IMMEDIATE transaction, and a table with one row per 15-minute
  * slot a therapist holds (primary key therapist + slot) makes a double booking impossible,
  * not merely unlikely. Each handled message's outputs are stored with its effects, so a
