@@ -50,6 +50,8 @@ static const char schema[] =
     "CREATE TABLE IF NOT EXISTS handled ("
     "  msg_id BLOB PRIMARY KEY, outputs BLOB NOT NULL, at_ms INTEGER NOT NULL) WITHOUT ROWID;";
 
+static int directory_import(hx_booking_t *b, const hx_directory_t *dir);
+
 /* ---- small SQLite helpers ---------------------------------------------------------------- */
 
 static sqlite3_stmt *prep(hx_booking_t *b, const char *sql)
