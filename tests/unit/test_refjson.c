@@ -6,18 +6,10 @@
 #include <string.h>
 
 #include "hx_refjson.h"
+#include "clinical_test.h"
 
 /* ---- helpers ------------------------------------------------------------------------- */
 
-static char *src_path(const char *rel)
-{
-    const char *root = getenv("HX_SOURCE_DIR");
-    cr_assert(root, "HX_SOURCE_DIR must name the project root (CTest sets it)");
-    size_t n = strlen(root) + strlen(rel) + 2;
-    char *p = malloc(n);
-    snprintf(p, n, "%s/%s", root, rel);
-    return p;
-}
 
 static json_t *load_json(const char *path)
 {
@@ -35,19 +27,7 @@ static json_t *parse_json(const char *text)
     return j;
 }
 
-static bool has_error(const hx_errors_t *e, const char *path, const char *why_part)
-{
-    for (size_t i = 0; i < e->count; i++)
-        if (!strcmp(e->items[i].path, path) && strstr(e->items[i].why, why_part))
-            return true;
-    return false;
-}
 
-static const char *joined(const hx_errors_t *e)
-{
-    static char buf[8192];
-    return hx_errors_join(e, buf, sizeof buf);
-}
 
 /* Every sample referral file; the caller frees with globfree. */
 static void sample_files(glob_t *g)

@@ -12,6 +12,7 @@
 #include "hx_schedule.h"
 #include "hx_triage.h"
 #include "hx_util.h"
+#include "clinical_test.h"
 
 #define PHYSIO HANDOFF__DISCIPLINE__DISCIPLINE_PHYSIOTHERAPY
 #define MASSAGE HANDOFF__DISCIPLINE__DISCIPLINE_MASSAGE_THERAPY
@@ -20,29 +21,8 @@
 
 /* ---- helpers ------------------------------------------------------------------------- */
 
-static char *src_path(const char *rel)
-{
-    const char *root = getenv("HX_SOURCE_DIR");
-    cr_assert(root, "HX_SOURCE_DIR must name the project root (CTest sets it)");
-    size_t n = strlen(root) + strlen(rel) + 2;
-    char *p = malloc(n);
-    snprintf(p, n, "%s/%s", root, rel);
-    return p;
-}
 
-static const char *joined(const hx_errors_t *e)
-{
-    static char buf[8192];
-    return hx_errors_join(e, buf, sizeof buf);
-}
 
-static bool has_error(const hx_errors_t *e, const char *path, const char *why_part)
-{
-    for (size_t i = 0; i < e->count; i++)
-        if (!strcmp(e->items[i].path, path) && strstr(e->items[i].why, why_part))
-            return true;
-    return false;
-}
 
 static hx_minute_t at(const char *s)
 {
