@@ -117,6 +117,34 @@ Test(broker_io, burst_of_10000_through_workers_loses_nothing)
     free(payloads);
 }
 
+/* Submits one message with this payload to service "echo". */
+static void submit_echo(hx_client_t *producer, const char *payload)
+{
+    hx_msg_t m = {0};
+    hx_id_random(m.id);
+    m.to_kind = HX_TO_SERVICE;
+    m.to = "echo";
+    m.type = "test.n";
+    m.payload = (const uint8_t *)payload;
+    m.payload_len = strlen(payload);
+    cr_assert_eq(hx_client_submit(producer, &m, 1), 0, "%s", hx_client_error(producer));
+}
+
+/* Fetches from the sink until something arrives (up to about timeout_ms of polling). */
+static hx_batch_t *fetch_first(hx_client_t *sink, int timeout_ms)
+{
+    hx_batch_t *b = NULL;
+    for (int waited = 0; waited < timeout_ms; waited += 20) {
+        cr_assert_eq(hx_client_fetch(sink, 10, &b), 0);
+        if (b->count)
+            return b;
+        hx_batch_destroy(&b);
+        struct timespec nap = {0, 20 * 1000000};
+        nanosleep(&nap, NULL);
+    }
+    return NULL;
+}
+
 static bool marker_written(void *arg)
 {
     return net_file_exists(arg);
@@ -131,29 +159,14 @@ Test(broker_io, killed_worker_message_is_redelivered)
     pid_t holder = start_worker("hold", marker, "1");
 
     hx_client_t *producer = clinic("producer");
-    hx_msg_t m = {0};
-    hx_id_random(m.id);
-    m.to_kind = HX_TO_SERVICE;
-    m.to = "echo";
-    m.type = "test.n";
-    m.payload = (const uint8_t *)"referral-42";
-    m.payload_len = 11;
-    cr_assert_eq(hx_client_submit(producer, &m, 1), 0, "%s", hx_client_error(producer));
+    submit_echo(producer, "referral-42");
     cr_assert(net_wait(marker_written, marker, 10000), "the holding worker never got the message");
 
     net_kill9(&net, holder);
     start_worker("echo", NULL, "1");
 
     hx_client_t *sink = clinic("sink");
-    hx_batch_t *b = NULL;
-    for (int i = 0; i < 500; i++) {             /* until it arrives: up to ~10 s of polling */
-        cr_assert_eq(hx_client_fetch(sink, 10, &b), 0);
-        if (b->count)
-            break;
-        hx_batch_destroy(&b);
-        struct timespec nap = {0, 20 * 1000000};
-        nanosleep(&nap, NULL);
-    }
+    hx_batch_t *b = fetch_first(sink, 10000);
     cr_assert_not_null(b, "the message was not redelivered");
     cr_assert_eq(b->count, 1);
     cr_assert_eq(b->msgs[0].payload_len, strlen("attempt=2;referral-42"));
@@ -202,25 +215,10 @@ Test(broker_io, workers_come_back_after_the_broker_restarts)
     net_start_broker(&net, extra);
 
     hx_client_t *producer = clinic("producer");
-    hx_msg_t m = {0};
-    hx_id_random(m.id);
-    m.to_kind = HX_TO_SERVICE;
-    m.to = "echo";
-    m.type = "test.n";
-    m.payload = (const uint8_t *)"after-restart";
-    m.payload_len = 13;
-    cr_assert_eq(hx_client_submit(producer, &m, 1), 0, "%s", hx_client_error(producer));
+    submit_echo(producer, "after-restart");
 
     hx_client_t *sink = clinic("sink");
-    hx_batch_t *b = NULL;
-    for (int i = 0; i < 750; i++) {             /* the worker notices the silence and says HELLO again */
-        cr_assert_eq(hx_client_fetch(sink, 10, &b), 0);
-        if (b->count)
-            break;
-        hx_batch_destroy(&b);
-        struct timespec nap = {0, 20 * 1000000};
-        nanosleep(&nap, NULL);
-    }
+    hx_batch_t *b = fetch_first(sink, 15000);
     cr_assert_not_null(b, "the worker never served the new broker");
     cr_assert_eq(b->count, 1);
     cr_assert_eq(memcmp(b->msgs[0].payload, "attempt=1;after-restart", b->msgs[0].payload_len), 0);
