@@ -885,6 +885,8 @@ static void on_submit(hx_router_t *r, peer_t *p, const Handoff__Envelope *env)
         reply_error(r, p->rid, p->rid_len, p, env->id, code, "%s", why);
         return;
     }
+    if (n_added == 0)                           /* all known already: answered after the originals */
+        r->cfg.store->ops->abort(r->cfg.store);
     commit_request(r, p, env, HANDOFF__KIND__KIND_ACCEPTED, added, n_added, NULL, 0, n_added > 0);
 }
 
