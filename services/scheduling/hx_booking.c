@@ -32,6 +32,7 @@ static const char schema[] =
     "CREATE TABLE IF NOT EXISTS bookings ("
     "  referral_id TEXT NOT NULL, discipline INTEGER NOT NULL, therapist_id TEXT NOT NULL, clinic_id TEXT NOT NULL,"
     "  start INTEGER NOT NULL, minutes INTEGER NOT NULL, status INTEGER NOT NULL,"
+    "  virtual INTEGER NOT NULL DEFAULT 0,"
     "  PRIMARY KEY (referral_id, discipline));"
     /* one row per 15-minute slot a therapist holds: a second booking of it cannot be stored */
     "CREATE TABLE IF NOT EXISTS slots ("
@@ -167,6 +168,7 @@ typedef struct {
     hx_minute_t start;
     uint32_t minutes;
     Handoff__TaskStatus status;
+    bool virtual_session;
     char start_text[17];
     Handoff__Booking pb;
 } booking_t;
@@ -175,7 +177,7 @@ typedef struct {
 static int bookings_load(hx_booking_t *b, const char *referral_id, booking_t *out, size_t *n)
 {
     *n = 0;
-    sqlite3_stmt *st = prep(b, "SELECT discipline, therapist_id, clinic_id, start, minutes, status FROM bookings "
+    sqlite3_stmt *st = prep(b, "SELECT discipline, therapist_id, clinic_id, start, minutes, status, virtual FROM bookings "
                                "WHERE referral_id = ? AND status != ? ORDER BY start");
     if (!st)
         return -1;
@@ -190,6 +192,7 @@ static int bookings_load(hx_booking_t *b, const char *referral_id, booking_t *ou
         k->start = sqlite3_column_int64(st, 3);
         k->minutes = (uint32_t)sqlite3_column_int(st, 4);
         k->status = (Handoff__TaskStatus)sqlite3_column_int(st, 5);
+        k->virtual_session = sqlite3_column_int(st, 6) != 0;
     }
     sqlite3_finalize(st);
     return 0;
@@ -208,6 +211,7 @@ static Handoff__Booking *booking_pb(hx_booking_t *b, const char *referral_id, bo
     k->pb.clinic_id = k->clinic_id;
     k->pb.start = k->start_text;
     k->pb.minutes = k->minutes;
+    k->pb.virtual_ = k->virtual_session;
     return &k->pb;
 }
 
@@ -231,9 +235,10 @@ static hx_calendar_t *calendar_load(hx_booking_t *b)
 static int booking_insert(hx_booking_t *b, const char *referral_id, const booking_t *k)
 {
     sqlite3_stmt *st = prep(b, "INSERT INTO bookings(referral_id, discipline, therapist_id, clinic_id, start, minutes, "
-                               "status) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(referral_id, discipline) DO UPDATE "
-                               "SET therapist_id = excluded.therapist_id, clinic_id = excluded.clinic_id, "
-                               "start = excluded.start, minutes = excluded.minutes, status = excluded.status");
+                               "status, virtual) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(referral_id, discipline) "
+                               "DO UPDATE SET therapist_id = excluded.therapist_id, clinic_id = excluded.clinic_id, "
+                               "start = excluded.start, minutes = excluded.minutes, status = excluded.status, "
+                               "virtual = excluded.virtual");
     sqlite3_stmt *sl = prep(b, "INSERT INTO slots(therapist_id, slot, referral_id) VALUES (?, ?, ?)");
     int rc = st && sl ? 0 : -1;
     if (rc == 0) {
@@ -244,6 +249,7 @@ static int booking_insert(hx_booking_t *b, const char *referral_id, const bookin
         sqlite3_bind_int64(st, 5, k->start);
         sqlite3_bind_int(st, 6, (int)k->minutes);
         sqlite3_bind_int(st, 7, HANDOFF__TASK_STATUS__TASK_READY);
+        sqlite3_bind_int(st, 8, k->virtual_session);
         rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
     }
     for (hx_minute_t m = k->start; rc == 0 && m < k->start + (hx_minute_t)k->minutes; m += SLOT_MINUTES) {
@@ -288,6 +294,19 @@ static int booking_end(hx_booking_t *b, const char *referral_id, Handoff__Discip
 }
 
 /* ---- booking what is missing ------------------------------------------------------------------ */
+
+/* A physiotherapy session is held virtually when the patient accepts that, the therapist
+ * offers it, and the therapist's clinic is not one the patient prefers to go to (massage
+ * is hands-on: never virtual). */
+static bool is_virtual(const Handoff__Preferences *p, const hx_therapist_t *t, Handoff__Discipline d)
+{
+    if (!p || !p->virtual_ok || !t->virtual_ok || d != HANDOFF__DISCIPLINE__DISCIPLINE_PHYSIOTHERAPY)
+        return false;
+    for (size_t i = 0; i < p->n_clinic_ids; i++)
+        if (!strcmp(p->clinic_ids[i], t->clinic_id))
+            return false;
+    return true;
+}
 
 /* Books every discipline of the referral's plan that has no live booking: all of them or
  * none (then the referral is on hold, with the reason). Emits the handoffs and statuses. */
@@ -380,6 +399,7 @@ static int book_missing(hx_booking_t *b, const char *referral_id, hx_outbox_t *o
         k->start = slot.start;
         k->minutes = slot.minutes;
         k->status = HANDOFF__TASK_STATUS__TASK_READY;
+        k->virtual_session = is_virtual(p, slot.therapist, disc);
         hx_calendar_book(cal, k->therapist_id, k->start, k->minutes);
     }
     hx_calendar_destroy(&cal);
@@ -420,9 +440,10 @@ static int book_missing(hx_booking_t *b, const char *referral_id, hx_outbox_t *o
         for (size_t i = 0; i < n_all && rc == 0; i++) {
             bp[i] = booking_pb(b, referral_id, &all[i]);
             if (len < sizeof text)
-                len += (size_t)snprintf(text + len, sizeof text - len, "%s %s with %s at %s %s", i ? ";" : "",
+                len += (size_t)snprintf(text + len, sizeof text - len, "%s %s with %s %s %s %s", i ? ";" : "",
                                         hx_discipline_text(all[i].discipline), all[i].therapist_name,
-                                        all[i].clinic_id, all[i].start_text);
+                                        all[i].virtual_session ? "(virtual) of" : "at", all[i].clinic_id,
+                                        all[i].start_text);
         }
         if (rc == 0)
             rc = emit_status(out, row.referring_clinic, referral_id, row.ref, HANDOFF__TASK_STATUS__TASK_READY,
