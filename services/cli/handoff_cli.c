@@ -197,6 +197,7 @@ static int sync_mailbox_watch(cli_t *c, const uint8_t *watch, uint8_t **answer, 
             const hx_msg_t *m = &b->msgs[i];
             char referral_id[64] = "";
             uint64_t at = m->accepted_at_ms;
+            const char *type = m->type;
             if (strcmp(m->type, "handoff.Handoff") == 0) {
                 Handoff__Handoff *h = handoff__handoff__unpack(NULL, m->payload_len, m->payload);
                 if (h) {
@@ -209,12 +210,14 @@ static int sync_mailbox_watch(cli_t *c, const uint8_t *watch, uint8_t **answer, 
                     snprintf(referral_id, sizeof referral_id, "%s", s->referral_id);
                     if (s->at_ms)
                         at = s->at_ms;
+                    if (s->refused)             /* an answer to this clinic, not a change: kept apart */
+                        type = "handoff.Refusal";
                     handoff__status_update__free_unpacked(s, NULL);
                 }
             }
             sqlite3_reset(ins);
             sqlite3_bind_blob(ins, 1, m->id, HX_ID_LEN, SQLITE_STATIC);
-            sqlite3_bind_text(ins, 2, m->type, -1, SQLITE_STATIC);
+            sqlite3_bind_text(ins, 2, type, -1, SQLITE_STATIC);
             sqlite3_bind_text(ins, 3, referral_id, -1, SQLITE_TRANSIENT);
             sqlite3_bind_text(ins, 4, m->from, -1, SQLITE_STATIC);
             sqlite3_bind_int64(ins, 5, (sqlite3_int64)at);

@@ -680,5 +680,7 @@ json_t *hx_status_to_json(const Handoff__StatusUpdate *s)
     }
     if (s->decision)
         json_object_set_new(o, "decision", hx_decision_to_json(s->decision));
+    put_string(o, "event", s->event);
+    json_object_set_new(o, "refused", json_boolean(s->refused));
     return o;
 }

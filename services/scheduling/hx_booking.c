@@ -232,6 +232,26 @@ static hx_calendar_t *calendar_load(hx_booking_t *b)
     return c;
 }
 
+/* The referral's own status is its least advanced live booking's (ready < accepted <
+ * in-progress < completed): completed only when every booking is, so a revoke is refused
+ * only then. */
+static int referral_follows_bookings(hx_booking_t *b, const char *referral_id)
+{
+    static const Handoff__TaskStatus order[] = {HANDOFF__TASK_STATUS__TASK_READY, HANDOFF__TASK_STATUS__TASK_ACCEPTED,
+                                                HANDOFF__TASK_STATUS__TASK_IN_PROGRESS,
+                                                HANDOFF__TASK_STATUS__TASK_COMPLETED};
+    booking_t have[2];
+    size_t n = 0;
+    if (bookings_load(b, referral_id, have, &n) != 0)
+        return -1;
+    size_t least = 4;
+    for (size_t i = 0; i < n; i++)
+        for (size_t k = 0; k < 4; k++)
+            if (have[i].status == order[k] && k < least)
+                least = k;
+    return least < 4 ? set_status(b, referral_id, order[least], "") : 0;
+}
+
 static int booking_insert(hx_booking_t *b, const char *referral_id, const booking_t *k)
 {
     sqlite3_stmt *st = prep(b, "INSERT INTO bookings(referral_id, discipline, therapist_id, clinic_id, start, minutes, "
@@ -653,6 +673,8 @@ static int on_change(hx_booking_t *b, const hx_msg_t *in, hx_outbox_t *out)
             }
             sqlite3_finalize(st);
             k->status = to;
+            if (rc == 0)
+                rc = referral_follows_bookings(b, rid);
             char text[320];
             const char *done = ev == HX_EVENT_ACCEPT ? "accepted" : ev == HX_EVENT_START ? "started" : "completed";
             snprintf(text, sizeof text, "%s by %s%s%.200s", done, in->from, ch->reason[0] ? ": " : "", ch->reason);
@@ -800,6 +822,13 @@ hx_booking_t *hx_booking_open(const hx_booking_config_t *cfg, const hx_directory
         return NULL;
     }
     sqlite3_busy_timeout(b->db, 10000);
+    /* Turning a new file to WAL takes a lock the busy handler does not wait for: two
+     * workers starting together on a new file retry instead of failing. */
+    int tries = 0;
+    while (sqlite3_exec(b->db, schema, NULL, NULL, NULL) == SQLITE_BUSY && ++tries < 200) {
+        struct timespec nap = {0, 50 * 1000000};
+        nanosleep(&nap, NULL);
+    }
     if (exec(b, schema) != 0 || directory_import(b, dir) != 0) {
         snprintf(err, errcap, "%s: %s", cfg->db_path, sqlite3_errmsg(b->db));
         hx_booking_close(&b);

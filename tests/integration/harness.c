@@ -153,7 +153,10 @@ void net_start_services(net_t *n, const char *start)
 
 void net_start_front(net_t *n)
 {
-    const char *intake[] = {net_bin("services/intake/handoff-intake"), "--broker", n->endpoint, NULL};
+    char intake_db[512];
+    snprintf(intake_db, sizeof intake_db, "%s/intake.db", n->dir);
+    const char *intake[] = {net_bin("services/intake/handoff-intake"), "--broker", n->endpoint, "--db", intake_db,
+                            NULL};
     const char *triage[] = {net_bin("services/triage/handoff-triage"), "--broker", n->endpoint, "--rules",
                             net_src("services/triage/rules.json"), NULL};
     net_spawn(n, "intake", intake);

@@ -34,7 +34,8 @@ pid_t net_spawn(net_t *n, const char *name, const char *const argv[]);
 void net_start_broker(net_t *n, const char *const extra[]);
 /* Starts intake, triage and scheduling (scheduling from `start`, e.g. 2026-11-23T08:00). */
 void net_start_services(net_t *n, const char *start);
-/* Starts intake and triage only (for tests that start scheduling themselves). */
+/* Starts intake (its database in dir) and triage only, for tests that start scheduling
+ * themselves. */
 void net_start_front(net_t *n);
 /* Starts one more handoff-scheduling worker, logging to dir/<name>.log, on the sample
  * directory from `start` with the SQLite file `db` (NULL: dir/scheduling.db, the file

@@ -1,0 +1,865 @@
+/* Integration: a referral's lifecycle after it is booked, end to end through the clinic CLI
+ * (`handoff --json ...`) against the real broker, intake, triage and scheduling on 127.0.0.1:
+ * the receiving clinic accepts, starts and completes; declines (the referral is booked again
+ * with another therapist); the referrer revokes (the receiver is told); a referral on hold is
+ * booked when a slot frees; two scheduling workers sharing one database never double-book,
+ * and both come up when started together on a fresh database.
+ *
+ * Every wait is a condition polled with a deadline (net_wait); the deadlines are generous
+ * because the machine may be slow (and the programs may run under the sanitizers). */
+#include <criterion/criterion.h>
+#include <jansson.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include "harness.h"
+#include "hx_errors.h"
+#include "hx_schedule.h"
+
+#define START "2026-11-23T08:00"       /* a Monday */
+#define WAIT_MS 60000
+#define CLI_TIMEOUT "10000"             /* per broker attempt; a change waits 4x this for its answer */
+
+static net_t net;
+static hx_directory_t *dir;
+
+static void setup(void)
+{
+    net_init(&net);
+    hx_errors_t errs;
+    hx_errors_clear(&errs);
+    dir = hx_directory_load(net_src("deploy/sample/directory.json"), &errs);
+    cr_assert_not_null(dir);
+    const char *extra[] = {"--heartbeat-ms", "200", NULL};
+    net_start_broker(&net, extra);
+}
+
+static void teardown(void)
+{
+    hx_directory_destroy(&dir);
+    int bad = net_stop_all(&net);
+    cr_expect_eq(bad, 0, "a process did not stop cleanly");
+}
+
+TestSuite(lifecycle, .init = setup, .fini = teardown, .timeout = 300);
+
+/* ---- the CLI ---------------------------------------------------------------------------- */
+
+/* Runs `handoff --json --timeout-ms N ARGS...` (NULL-terminated) as clinic; returns its exit
+ * status and, when out is set, its output parsed as JSON (NULL when it is not JSON). */
+static int cli(const char *clinic, json_t **out, ...)
+{
+    static char buf[4 << 20];
+    const char *args[32] = {"--json", "--timeout-ms", CLI_TIMEOUT};
+    size_t k = 3;
+    va_list ap;
+    va_start(ap, out);
+    for (const char *a; (a = va_arg(ap, const char *)) != NULL;) {
+        cr_assert_lt(k, 24, "too many CLI arguments");
+        args[k++] = a;
+    }
+    va_end(ap);
+    args[k] = NULL;
+    int rc = net_cli(&net, clinic, buf, sizeof buf, args);
+    if (out) {
+        json_error_t jerr;
+        *out = json_loads(buf, 0, &jerr);
+    }
+    return rc;
+}
+
+/* The same, expecting exit status `expect` and a JSON answer. */
+static json_t *cli_json(int expect, const char *what, const char *clinic, ...)
+{
+    static char buf[4 << 20];
+    const char *args[32] = {"--json", "--timeout-ms", CLI_TIMEOUT};
+    size_t k = 3;
+    va_list ap;
+    va_start(ap, clinic);
+    for (const char *a; (a = va_arg(ap, const char *)) != NULL;) {
+        cr_assert_lt(k, 28, "too many CLI arguments");
+        args[k++] = a;
+    }
+    va_end(ap);
+    args[k] = NULL;
+    int rc = net_cli(&net, clinic, buf, sizeof buf, args);
+    cr_assert_eq(rc, expect, "%s (as %s): exit %d, expected %d; output: %.400s (logs in %s)", what, clinic, rc,
+                 expect, buf, net.dir);
+    json_error_t jerr;
+    json_t *j = json_loads(buf, 0, &jerr);
+    cr_assert_not_null(j, "%s (as %s): not JSON: %s: %.400s", what, clinic, jerr.text, buf);
+    return j;
+}
+
+static const char *jstr(json_t *o, const char *key)
+{
+    const char *s = json_string_value(json_object_get(o, key));
+    return s ? s : "";
+}
+
+/* Writes a copy of a sample referral with its own "ref", referred by `clinic`, into the
+ * test's directory; returns its path (static storage, 8 in rotation). */
+static const char *referral_file(const char *sample, const char *clinic, const char *ref)
+{
+    static char paths[8][512];
+    static int k;
+    char *path = paths[k++ % 8];
+    json_error_t jerr;
+    char src[512];
+    snprintf(src, sizeof src, "deploy/sample/referrals/%s", sample);
+    json_t *j = json_load_file(net_src(src), 0, &jerr);
+    cr_assert_not_null(j, "%s: %s", sample, jerr.text);
+    json_object_set_new(j, "ref", json_string(ref));
+    json_object_set_new(json_object_get(j, "referrer"), "clinic_id", json_string(clinic));
+    snprintf(path, sizeof paths[0], "%s/%s-%s.json", net.dir, clinic, ref);
+    cr_assert_eq(json_dump_file(j, path, JSON_INDENT(2)), 0);
+    json_decref(j);
+    return path;
+}
+
+/* Submits one referral file; returns its referral id (static storage, 8 in rotation). */
+static const char *submit(const char *clinic, const char *file)
+{
+    static char ids[8][32];
+    static int k;
+    char *id = ids[k++ % 8];
+    json_t *j = cli_json(0, "submit", clinic, "submit", file, NULL);
+    cr_assert_eq(json_array_size(j), 1);
+    snprintf(id, sizeof ids[0], "%s", jstr(json_array_get(j, 0), "referral_id"));
+    cr_assert_eq(strlen(id), 18, "a referral id: '%s'", id);
+    json_decref(j);
+    return id;
+}
+
+/* The referral's history as `clinic` holds it (a JSON array), or NULL when it has none yet. */
+static json_t *history(const char *clinic, const char *rid)
+{
+    json_t *j = NULL;
+    int rc = cli(clinic, &j, "status", rid, NULL);
+    if (rc != 0) {
+        cr_assert_eq(rc, 4, "handoff status %s (as %s) exited %d (logs in %s)", rid, clinic, rc, net.dir);
+        json_decref(j);
+        return NULL;
+    }
+    cr_assert_not_null(j, "handoff status %s (as %s): not JSON", rid, clinic);
+    json_t *h = json_incref(json_object_get(j, "history"));
+    json_decref(j);
+    cr_assert(json_is_array(h));
+    return h;
+}
+
+static json_t *last(json_t *hist)
+{
+    size_t n = json_array_size(hist);
+    return n ? json_array_get(hist, n - 1) : NULL;
+}
+
+/* "requested,received,ready" */
+static void statuses(json_t *hist, char *out, size_t cap)
+{
+    size_t i, len = 0;
+    json_t *v;
+    out[0] = '\0';
+    json_array_foreach(hist, i, v) {
+        if (len < cap)
+            len += (size_t)snprintf(out + len, cap - len, "%s%s", i ? "," : "", jstr(v, "status"));
+    }
+}
+
+typedef struct {
+    const char *clinic;
+    const char *rid;
+    const char *const *want;    /* NULL-terminated: the latest status is one of these */
+    size_t min_len;             /* and the history has at least this many entries */
+} until_t;
+
+static bool until_cond(void *arg)
+{
+    const until_t *u = arg;
+    json_t *h = history(u->clinic, u->rid);
+    bool ok = false;
+    if (h && json_array_size(h) >= u->min_len) {
+        const char *s = jstr(last(h), "status");
+        for (size_t i = 0; u->want[i] && !ok; i++)
+            ok = strcmp(s, u->want[i]) == 0;
+    }
+    json_decref(h);
+    return ok;
+}
+
+static const char *const SETTLED[] = {"ready", "on-hold", "rejected", NULL};
+
+/* Waits until the referrer's latest status of rid is one of want (with at least min_len
+ * entries); returns the history. */
+static json_t *wait_history(const char *clinic, const char *rid, const char *const *want, size_t min_len)
+{
+    until_t u = {clinic, rid, want, min_len};
+    bool ok = net_wait(until_cond, &u, WAIT_MS);
+    json_t *h = history(clinic, rid);
+    char seen[512] = "(none)";
+    if (h)
+        statuses(h, seen, sizeof seen);
+    cr_assert(ok, "%s at %s: history %s did not reach %s within %d ms (logs in %s)", rid, clinic, seen, want[0],
+              WAIT_MS, net.dir);
+    return h;
+}
+
+/* Waits until rid is settled at its referrer and asserts that it is ready; returns the
+ * booking of the ready status (borrowed from *hist_out, which the caller frees). */
+static json_t *wait_ready(const char *clinic, const char *rid, json_t **hist_out)
+{
+    json_t *h = wait_history(clinic, rid, SETTLED, 1);
+    json_t *l = last(h);
+    cr_assert_str_eq(jstr(l, "status"), "ready", "%s: %s (%s)", rid, jstr(l, "status"), jstr(l, "reason"));
+    json_t *b = json_array_get(json_object_get(l, "bookings"), 0);
+    cr_assert_not_null(b, "%s: ready without a booking", rid);
+    *hist_out = h;
+    return b;
+}
+
+/* A lifecycle change as `clinic`; returns the answer (a StatusUpdate as JSON). */
+static json_t *change(int expect, const char *clinic, const char *event, const char *rid, const char *reason)
+{
+    char what[96];
+    snprintf(what, sizeof what, "%s %s", event, rid);
+    if (reason)
+        return cli_json(expect, what, clinic, event, rid, "--reason", reason, NULL);
+    return cli_json(expect, what, clinic, event, rid, NULL);
+}
+
+/* A clinic of the directory that is none of the given ones. */
+static const char *other_clinic(const char *a, const char *b)
+{
+    const hx_clinic_t *c;
+    size_t n = hx_directory_clinics(dir, &c);
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(c[i].id, a) != 0 && strcmp(c[i].id, b) != 0)
+            return c[i].id;
+    cr_assert_fail("no third clinic in the directory");
+    return NULL;
+}
+
+typedef struct {
+    const char *clinic;
+    const char *rid;
+    const char *therapist;      /* NULL: any */
+} inbox_q_t;
+
+/* The handoff of rid in clinic's inbox (with that therapist, if set), as a new reference. */
+static json_t *inbox_find(const inbox_q_t *q)
+{
+    json_t *in = cli_json(0, "inbox", q->clinic, "inbox", NULL);
+    json_t *found = NULL;
+    size_t i;
+    json_t *v;
+    json_array_foreach(in, i, v) {
+        if (strcmp(jstr(v, "referral_id"), q->rid) == 0 &&
+            (!q->therapist || strcmp(jstr(json_object_get(v, "booking"), "therapist_id"), q->therapist) == 0))
+            found = json_incref(v);
+    }
+    json_decref(in);
+    return found;
+}
+
+static bool inbox_has(void *arg)
+{
+    json_t *h = inbox_find(arg);
+    json_decref(h);
+    return h != NULL;
+}
+
+/* ---- 1. accept, start, complete -------------------------------------------------------- */
+
+Test(lifecycle, accept_start_complete)
+{
+    net_start_services(&net, START);
+    /* 01: physiotherapy only (ankle sprain), referred by harbour, a Portuguese speaker who
+     * prefers lakeside: handed to another clinic than the referrer. */
+    const char *referrer = "harbour";
+    char rid[32];
+    snprintf(rid, sizeof rid, "%s", submit(referrer, net_src("deploy/sample/referrals/01-ankle-sprain.json")));
+    json_t *hist;
+    json_t *booking = wait_ready(referrer, rid, &hist);
+    cr_assert_str_eq(jstr(booking, "discipline"), "physiotherapy", "got %s", jstr(booking, "discipline"));
+    char receiver[64];
+    snprintf(receiver, sizeof receiver, "%s", jstr(booking, "clinic_id"));
+    json_decref(hist);
+    cr_assert(receiver[0]);
+    inbox_q_t q = {receiver, rid, NULL};
+    cr_assert(net_wait(inbox_has, &q, WAIT_MS), "%s's inbox has no handoff of %s", receiver, rid);
+
+    /* a clinic that is not the receiver may not accept */
+    const char *stranger = other_clinic(referrer, receiver);
+    json_t *a = change(1, stranger, "accept", rid, NULL);
+    cr_expect_str_eq(jstr(a, "status"), "ready", "refused: the status is unchanged; got %s", jstr(a, "status"));
+    cr_expect(strstr(jstr(a, "reason"), "only the current receiving clinic may accept"), "reason: %s",
+              jstr(a, "reason"));
+    json_decref(a);
+
+    a = change(0, receiver, "accept", rid, NULL);
+    cr_expect_str_eq(jstr(a, "status"), "accepted", "got %s: %s", jstr(a, "status"), jstr(a, "reason"));
+    json_decref(a);
+    a = change(0, receiver, "start", rid, NULL);
+    cr_expect_str_eq(jstr(a, "status"), "in-progress", "got %s: %s", jstr(a, "status"), jstr(a, "reason"));
+    json_decref(a);
+    a = change(0, receiver, "complete", rid, NULL);
+    cr_expect_str_eq(jstr(a, "status"), "completed", "got %s: %s", jstr(a, "status"), jstr(a, "reason"));
+    json_decref(a);
+
+    /* the referrer saw every step, in order */
+    const char *const done[] = {"completed", NULL};
+    hist = wait_history(referrer, rid, done, 6);
+    char seen[512];
+    statuses(hist, seen, sizeof seen);
+    cr_expect_str_eq(seen, "requested,received,ready,accepted,in-progress,completed", "history: %s", seen);
+    json_decref(hist);
+
+    /* completed is final: starting again is refused, naming the current status */
+    a = change(1, receiver, "start", rid, NULL);
+    cr_expect(strstr(jstr(a, "reason"), "completed"), "the reason names the current status: %s", jstr(a, "reason"));
+    json_decref(a);
+
+    /* the referrer is not the receiver either; a refused change leaves the status as it is,
+     * and the answer carries that status (StatusUpdate.refused: "status is unchanged") */
+    a = change(1, referrer, "accept", rid, NULL);
+    cr_expect(strstr(jstr(a, "reason"), "only the current receiving clinic may"), "reason: %s", jstr(a, "reason"));
+    cr_expect_str_eq(jstr(a, "status"), "completed", "the refusal carries the current status, completed; got %s "
+                     "(reason: %s)", jstr(a, "status"), jstr(a, "reason"));
+    json_decref(a);
+
+    /* another referral: start before accept is refused, naming "ready" */
+    const char *referrer2 = "eastgate";
+    char rid2[32];
+    snprintf(rid2, sizeof rid2, "%s", submit(referrer2, net_src("deploy/sample/referrals/02-pelvic-floor.json")));
+    booking = wait_ready(referrer2, rid2, &hist);
+    char receiver2[64];
+    snprintf(receiver2, sizeof receiver2, "%s", jstr(booking, "clinic_id"));
+    json_decref(hist);
+    a = change(1, receiver2, "start", rid2, NULL);
+    cr_expect_str_eq(jstr(a, "status"), "ready", "got %s", jstr(a, "status"));
+    cr_expect(strstr(jstr(a, "reason"), "ready"), "the reason names the current status: %s", jstr(a, "reason"));
+    json_decref(a);
+    a = change(1, receiver2, "complete", rid2, NULL);
+    cr_expect(strstr(jstr(a, "reason"), "ready"), "the reason names the current status: %s", jstr(a, "reason"));
+    json_decref(a);
+    /* nothing changed for its referrer */
+    hist = history(referrer2, rid2);
+    cr_expect_str_eq(jstr(last(hist), "status"), "ready", "got %s", jstr(last(hist), "status"));
+    json_decref(hist);
+
+    /* last, as it may change the first referral: completed is final, so the referrer cannot
+     * revoke it any more */
+    a = NULL;
+    int rc = cli(referrer, &a, "revoke", rid, NULL);
+    cr_expect_eq(rc, 1, "revoking a completed referral is refused; got exit %d, status %s: %s", rc,
+                 jstr(a, "status"), jstr(a, "reason"));
+    cr_expect(strstr(jstr(a, "reason"), "completed"), "the reason names the current status: %s", jstr(a, "reason"));
+    json_decref(a);
+}
+
+/* ---- 2. decline: booked again with another therapist ------------------------------------ */
+
+static size_t physios_speaking(const char *lang)
+{
+    const hx_therapist_t *t;
+    size_t n = hx_directory_therapists(dir, &t), count = 0;
+    for (size_t i = 0; i < n; i++) {
+        bool speaks = false;
+        for (size_t k = 0; k < t[i].n_languages; k++)
+            speaks |= strcmp(t[i].languages[k], lang) == 0;
+        count += speaks && t[i].discipline == HANDOFF__DISCIPLINE__DISCIPLINE_PHYSIOTHERAPY;
+    }
+    return count;
+}
+
+Test(lifecycle, decline_reassigns_to_another_therapist)
+{
+    net_start_services(&net, START);
+    /* 02: pelvic floor, physiotherapy only, French, no availability limits: every French-
+     * speaking physiotherapist could take it. */
+    cr_assert_geq(physios_speaking("fr"), 2, "the sample directory has two French-speaking physiotherapists");
+    const char *referrer = "eastgate";
+    char rid[32];
+    snprintf(rid, sizeof rid, "%s", submit(referrer, net_src("deploy/sample/referrals/02-pelvic-floor.json")));
+    json_t *hist;
+    json_t *booking = wait_ready(referrer, rid, &hist);
+    char receiver[64], therapist[64];
+    snprintf(receiver, sizeof receiver, "%s", jstr(booking, "clinic_id"));
+    snprintf(therapist, sizeof therapist, "%s", jstr(booking, "therapist_id"));
+    json_decref(hist);
+
+    /* a decline needs a reason: usage error, nothing sent */
+    cr_expect_eq(cli(receiver, NULL, "decline", rid, NULL), 2, "decline without --reason");
+    hist = history(referrer, rid);
+    cr_expect_eq(json_array_size(hist), 3, "requested, received, ready; nothing more");
+    json_decref(hist);
+
+    const char *why = "therapist away for pelvic floor training";
+    json_t *a = change(0, receiver, "decline", rid, why);
+    cr_expect_str_eq(jstr(a, "status"), "received", "declined: back to scheduling; got %s (%s)", jstr(a, "status"),
+                     jstr(a, "reason"));
+    json_decref(a);
+
+    const char *const again[] = {"ready", "on-hold", NULL};
+    hist = wait_history(referrer, rid, again, 5);
+    char seen[512];
+    statuses(hist, seen, sizeof seen);
+    cr_assert_str_eq(seen, "requested,received,ready,received,ready", "history: %s", seen);
+    json_t *declined = json_array_get(hist, 3);
+    cr_expect(strstr(jstr(declined, "reason"), why), "the decline's reason is passed on: %s",
+              jstr(declined, "reason"));
+    cr_expect(strstr(jstr(declined, "reason"), "declined"), "%s", jstr(declined, "reason"));
+    cr_expect_str_eq(jstr(json_array_get(json_object_get(declined, "bookings"), 0), "therapist_id"), therapist,
+                     "the declined booking (%s) is named", therapist);
+    json_t *rebooked = json_array_get(json_object_get(last(hist), "bookings"), 0);
+    cr_assert_not_null(rebooked);
+    char therapist2[64], receiver2[64];
+    snprintf(therapist2, sizeof therapist2, "%s", jstr(rebooked, "therapist_id"));
+    snprintf(receiver2, sizeof receiver2, "%s", jstr(rebooked, "clinic_id"));
+    json_decref(hist);
+    cr_expect_str_neq(therapist2, therapist, "booked again with a different therapist");
+    const hx_therapist_t *t2 = hx_directory_therapist(dir, therapist2);
+    cr_assert_not_null(t2, "%s is in the directory", therapist2);
+    cr_expect_eq(t2->discipline, HANDOFF__DISCIPLINE__DISCIPLINE_PHYSIOTHERAPY);
+    cr_expect_str_eq(t2->clinic_id, receiver2, "%s works at %s", therapist2, t2->clinic_id);
+
+    /* the new receiver has the handoff, with the new therapist */
+    inbox_q_t q = {receiver2, rid, therapist2};
+    cr_expect(net_wait(inbox_has, &q, WAIT_MS), "%s's inbox has the handoff of %s with %s", receiver2, rid,
+              therapist2);
+}
+
+/* ---- 3. revoke: the receiver is told -------------------------------------------------- */
+
+Test(lifecycle, revoke_tells_the_receiver)
+{
+    net_start_services(&net, START);
+    const char *referrer = "harbour";
+    char rid[32];
+    snprintf(rid, sizeof rid, "%s", submit(referrer, net_src("deploy/sample/referrals/01-ankle-sprain.json")));
+    json_t *hist;
+    json_t *booking = wait_ready(referrer, rid, &hist);
+    char receiver[64];
+    snprintf(receiver, sizeof receiver, "%s", jstr(booking, "clinic_id"));
+    json_decref(hist);
+    cr_assert_str_neq(receiver, referrer, "sample 01 is handed to another clinic than its referrer");
+
+    /* only the referrer may revoke: not the receiver, not a third clinic */
+    json_t *a = change(1, receiver, "revoke", rid, NULL);
+    cr_expect(strstr(jstr(a, "reason"), "only the referring clinic may revoke"), "reason: %s", jstr(a, "reason"));
+    json_decref(a);
+    a = change(1, other_clinic(referrer, receiver), "revoke", rid, NULL);
+    cr_expect(strstr(jstr(a, "reason"), "only the referring clinic may revoke"), "reason: %s", jstr(a, "reason"));
+    json_decref(a);
+
+    a = change(0, referrer, "revoke", rid, "patient moved away");
+    cr_expect_str_eq(jstr(a, "status"), "cancelled", "got %s: %s", jstr(a, "status"), jstr(a, "reason"));
+    json_decref(a);
+
+    /* the receiving clinic's own store has the cancellation */
+    const char *const cancelled[] = {"cancelled", NULL};
+    hist = wait_history(receiver, rid, cancelled, 1);
+    cr_expect(strstr(jstr(last(hist), "reason"), "patient moved away"), "reason: %s", jstr(last(hist), "reason"));
+    json_decref(hist);
+    hist = history(referrer, rid);
+    cr_expect_str_eq(jstr(last(hist), "status"), "cancelled", "got %s", jstr(last(hist), "status"));
+    json_decref(hist);
+
+    /* cancelled is final */
+    a = change(1, referrer, "revoke", rid, NULL);
+    cr_expect(strstr(jstr(a, "reason"), "cancelled"), "the reason names the current status: %s", jstr(a, "reason"));
+    json_decref(a);
+    a = change(1, receiver, "accept", rid, NULL);
+    json_decref(a);
+}
+
+/* ---- 4. on hold until a slot frees --------------------------------------------------- */
+
+Test(lifecycle, on_hold_then_booked)
+{
+    /* Sample 01 needs a Portuguese-speaking physiotherapist between 07:30 and 12:00: only
+     * t-lucas speaks Portuguese, and with a horizon of one day from Monday 08:00 he has a
+     * few such hours. Referrals are submitted one at a time until one goes on hold. */
+    const hx_therapist_t *t;
+    size_t nt = hx_directory_therapists(dir, &t);
+    const char *only = NULL;
+    for (size_t i = 0; i < nt; i++)
+        if (t[i].discipline == HANDOFF__DISCIPLINE__DISCIPLINE_PHYSIOTHERAPY)
+            for (size_t k = 0; k < t[i].n_languages; k++)
+                if (strcmp(t[i].languages[k], "pt") == 0) {
+                    cr_assert_null(only, "one Portuguese-speaking physiotherapist (also %s)", t[i].id);
+                    only = t[i].id;
+                }
+    cr_assert_not_null(only);
+
+    net_start_front(&net);
+    const char *extra[] = {"--horizon-days", "1", NULL};
+    net_start_scheduling(&net, "scheduling", START, NULL, extra);
+
+    const char *referrer = "harbour";
+    char rids[12][32], held[32] = "";
+    char starts[12][20];
+    size_t n = 0;
+    while (!held[0]) {
+        cr_assert_lt(n, 12, "12 referrals for one therapist within a day and none on hold");
+        char ref[32];
+        snprintf(ref, sizeof ref, "HB-HOLD-%02zu", n);
+        snprintf(rids[n], sizeof rids[0], "%s", submit(referrer, referral_file("01-ankle-sprain.json", referrer, ref)));
+        json_t *h = wait_history(referrer, rids[n], SETTLED, 1);
+        json_t *l = last(h);
+        const char *s = jstr(l, "status");
+        if (strcmp(s, "on-hold") == 0) {
+            snprintf(held, sizeof held, "%s", rids[n]);
+            cr_expect(strstr(jstr(l, "reason"), "physiotherapy"), "on hold: %s", jstr(l, "reason"));
+        } else {
+            cr_assert_str_eq(s, "ready", "%s: %s", jstr(l, "status"), jstr(l, "reason"));
+            json_t *b = json_array_get(json_object_get(l, "bookings"), 0);
+            cr_assert_str_eq(jstr(b, "therapist_id"), only, "got %s", jstr(b, "therapist_id"));
+            snprintf(starts[n], sizeof starts[0], "%s", jstr(b, "start"));
+            n++;
+        }
+        json_decref(h);
+    }
+    cr_assert_gt(n, 0, "at least one was booked before one went on hold");
+
+    /* revoking a booked one frees its slot: the one on hold gets it */
+    json_t *a = change(0, referrer, "revoke", rids[0], "booked elsewhere");
+    cr_expect_str_eq(jstr(a, "status"), "cancelled", "got %s: %s", jstr(a, "status"), jstr(a, "reason"));
+    json_decref(a);
+    const char *const ready[] = {"ready", NULL};
+    json_t *h = wait_history(referrer, held, ready, 4);
+    char seen[512];
+    statuses(h, seen, sizeof seen);
+    cr_expect_str_eq(seen, "requested,received,on-hold,ready", "history: %s", seen);
+    json_t *b = json_array_get(json_object_get(last(h), "bookings"), 0);
+    cr_assert_not_null(b);
+    cr_expect_str_eq(jstr(b, "therapist_id"), only, "got %s", jstr(b, "therapist_id"));
+    cr_expect_str_eq(jstr(b, "start"), starts[0], "the freed slot %s; got %s", starts[0], jstr(b, "start"));
+    char receiver[64];
+    snprintf(receiver, sizeof receiver, "%s", jstr(b, "clinic_id"));
+    json_decref(h);
+    inbox_q_t q = {receiver, held, only};
+    cr_expect(net_wait(inbox_has, &q, WAIT_MS), "%s's inbox has the handoff of %s", receiver, held);
+}
+
+/* ---- 5. two scheduling workers on one database -------------------------------------- */
+
+#define MANY 60
+
+typedef struct {
+    char clinic[32];
+    char rid[32];
+    char status[16];
+    json_t *latest;             /* the referrer's latest status */
+} many_t;
+
+static many_t many[MANY];
+
+/* Every referral's latest status, from each referrer's `status` list; true when all are
+ * settled. */
+static bool all_settled(void *arg)
+{
+    (void)arg;
+    const hx_clinic_t *c;
+    size_t nc = hx_directory_clinics(dir, &c);
+    for (size_t i = 0; i < MANY; i++) {
+        json_decref(many[i].latest);
+        many[i].latest = NULL;
+    }
+    for (size_t k = 0; k < nc; k++) {
+        json_t *all = cli_json(0, "status", c[k].id, "status", NULL);
+        size_t i;
+        json_t *v;
+        json_array_foreach(all, i, v) {
+            for (size_t m = 0; m < MANY; m++)
+                if (strcmp(many[m].clinic, c[k].id) == 0 && strcmp(many[m].rid, jstr(v, "referral_id")) == 0)
+                    many[m].latest = json_incref(v);
+        }
+        json_decref(all);
+    }
+    for (size_t m = 0; m < MANY; m++) {
+        const char *s = many[m].latest ? jstr(many[m].latest, "status") : "";
+        if (strcmp(s, "ready") && strcmp(s, "on-hold") && strcmp(s, "rejected"))
+            return false;
+    }
+    return true;
+}
+
+typedef struct {
+    char therapist[32];
+    hx_minute_t start;
+    uint32_t minutes;
+    char rid[32];
+    char discipline[24];
+} slot_t;
+
+static size_t count_in_file(const char *path, const char *needle)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    char line[4096];
+    size_t n = 0;
+    while (fgets(line, sizeof line, f))
+        n += strstr(line, needle) != NULL;
+    fclose(f);
+    return n;
+}
+
+static bool workers_joined(void *arg)
+{
+    char log[512];
+    snprintf(log, sizeof log, "%s/broker.log", net.dir);
+    return count_in_file(log, "worker scheduling joined") >= *(const size_t *)arg;
+}
+
+/* What is asserted: with two handoff-scheduling workers sharing one SQLite file (credit 1
+ * each, so the broker spreads the work), 60 referrals submitted at once from six clinics
+ * are all settled (ready or on hold, none rejected: no red flags); across every clinic's
+ * inbox no two bookings of the same therapist overlap in time; each ready referral has
+ * exactly one handoff per discipline of its triage plan (and none for another), matching the
+ * bookings its referrer was told; an on-hold referral has none; and both workers booked some. */
+Test(lifecycle, two_scheduling_workers_never_double_book, .timeout = 400)
+{
+    net_start_front(&net);
+    /* One after the other (the second once the first has its session, so the database file
+     * exists): two started at the same instant on a fresh file is its own test below. Both
+     * have a session before the burst, so the broker can share it out. */
+    const char *credit[] = {"--credit", "1", NULL};
+    size_t want = 1;
+    net_start_scheduling(&net, "scheduling", START, NULL, credit);
+    cr_assert(net_wait(workers_joined, &want, WAIT_MS), "the first scheduling worker did not join (logs in %s)",
+              net.dir);
+    want = 2;
+    net_start_scheduling(&net, "scheduling2", START, NULL, credit);
+    cr_assert(net_wait(workers_joined, &want, WAIT_MS), "the second scheduling worker did not join (logs in %s)",
+              net.dir);
+
+    /* samples without red flags: physiotherapy only, massage only and both */
+    static const char *const samples[] = {"01-ankle-sprain.json",        "02-pelvic-floor.json",
+                                          "03-neurological-mobility.json", "04-tension-headache.json",
+                                          "05-stress-anxiety.json",       "06-muscle-tension-posture.json",
+                                          "07-post-surgical-knee.json",   "08-chronic-low-back-pain.json",
+                                          "09-athletic-performance.json", "14-minor-strain-stat.json"};
+    const size_t n_samples = sizeof samples / sizeof *samples;
+    const hx_clinic_t *c;
+    size_t nc = hx_directory_clinics(dir, &c);
+    cr_assert_geq(nc, 3);
+    static char files[MANY][512];
+    for (size_t i = 0; i < MANY; i++) {
+        memset(&many[i], 0, sizeof many[i]);
+        snprintf(many[i].clinic, sizeof many[i].clinic, "%s", c[i % nc].id);
+        char ref[32];
+        snprintf(ref, sizeof ref, "MW-%03zu", i);
+        snprintf(files[i], sizeof files[0], "%s", referral_file(samples[i % n_samples], many[i].clinic, ref));
+    }
+    /* one `submit` per clinic with all of its files, as fast as the CLI goes */
+    for (size_t k = 0; k < nc; k++) {
+        const char *args[32] = {"--json", "--timeout-ms", CLI_TIMEOUT, "submit"};
+        size_t na = 4;
+        for (size_t i = k; i < MANY; i += nc) {
+            cr_assert_lt(na, 24);
+            args[na++] = files[i];
+        }
+        args[na] = NULL;
+        static char out[1 << 16];
+        cr_assert_eq(net_cli(&net, c[k].id, out, sizeof out, args), 0, "submit as %s: %s", c[k].id, out);
+        json_error_t jerr;
+        json_t *j = json_loads(out, 0, &jerr);
+        cr_assert_not_null(j, "%.200s", out);
+        size_t i;
+        json_t *v;
+        json_array_foreach(j, i, v) {
+            size_t m = k + i * nc;
+            cr_assert_lt(m, MANY);
+            snprintf(many[m].rid, sizeof many[m].rid, "%s", jstr(v, "referral_id"));
+        }
+        json_decref(j);
+    }
+    for (size_t m = 0; m < MANY; m++)
+        cr_assert_eq(strlen(many[m].rid), 18, "referral %zu was submitted", m);
+
+    cr_assert(net_wait(all_settled, NULL, 3 * WAIT_MS), "not all %d referrals settled (logs in %s)", MANY, net.dir);
+
+    /* every handoff from every inbox */
+    static slot_t slots[4 * MANY];
+    size_t n_slots = 0;
+    for (size_t k = 0; k < nc; k++) {
+        json_t *in = cli_json(0, "inbox", c[k].id, "inbox", NULL);
+        size_t i;
+        json_t *v;
+        json_array_foreach(in, i, v) {
+            json_t *b = json_object_get(v, "booking");
+            cr_assert_not_null(b);
+            cr_assert_lt(n_slots, 4 * MANY, "more handoffs than bookings could be");
+            slot_t *s = &slots[n_slots++];
+            snprintf(s->therapist, sizeof s->therapist, "%s", jstr(b, "therapist_id"));
+            cr_assert_eq(hx_minute_parse(jstr(b, "start"), &s->start), 0, "start '%s'", jstr(b, "start"));
+            s->minutes = (uint32_t)json_integer_value(json_object_get(b, "minutes"));
+            snprintf(s->rid, sizeof s->rid, "%s", jstr(v, "referral_id"));
+            snprintf(s->discipline, sizeof s->discipline, "%s", jstr(b, "discipline"));
+            cr_expect_str_eq(jstr(b, "clinic_id"), c[k].id, "%s: handed to the booked therapist's clinic", s->rid);
+            cr_expect_gt(s->minutes, 0);
+        }
+        json_decref(in);
+    }
+
+    /* no therapist is booked twice at once */
+    size_t overlaps = 0;
+    for (size_t i = 0; i < n_slots; i++)
+        for (size_t k = i + 1; k < n_slots; k++) {
+            const slot_t *x = &slots[i], *y = &slots[k];
+            if (strcmp(x->therapist, y->therapist) != 0)
+                continue;
+            if (x->start < y->start + (hx_minute_t)y->minutes && y->start < x->start + (hx_minute_t)x->minutes) {
+                char xs[17], ys[17];
+                hx_minute_format(x->start, xs);
+                hx_minute_format(y->start, ys);
+                cr_expect_fail("double booking of %s: %s %s %u min (%s) and %s %s %u min (%s)", x->therapist, x->rid,
+                               xs, x->minutes, x->discipline, y->rid, ys, y->minutes, y->discipline);
+                overlaps++;
+            }
+        }
+    cr_expect_eq(overlaps, 0);
+
+    /* one handoff per planned discipline, as the referrer was told */
+    size_t ready = 0, on_hold = 0;
+    for (size_t m = 0; m < MANY; m++) {
+        const char *status = jstr(many[m].latest, "status");
+        cr_expect(strcmp(status, "rejected") != 0, "%s (%s): rejected: %s", many[m].rid, many[m].clinic,
+                  jstr(many[m].latest, "reason"));
+        json_t *plan = json_object_get(json_object_get(many[m].latest, "decision"), "disciplines");
+        bool is_ready = strcmp(status, "ready") == 0;
+        ready += is_ready;
+        on_hold += strcmp(status, "on-hold") == 0;
+        size_t total = 0;
+        for (size_t i = 0; i < n_slots; i++)
+            total += strcmp(slots[i].rid, many[m].rid) == 0;
+        if (!is_ready) {
+            cr_expect_eq(total, 0, "%s is %s and has %zu handoff(s)", many[m].rid, status, total);
+            continue;
+        }
+        cr_assert(json_array_size(plan) > 0, "%s: its ready status carries the triage plan", many[m].rid);
+        cr_expect_eq(total, json_array_size(plan), "%s: %zu handoff(s) for a plan of %zu", many[m].rid, total,
+                     json_array_size(plan));
+        size_t d;
+        json_t *disc;
+        json_array_foreach(plan, d, disc) {
+            size_t got = 0;
+            const slot_t *s = NULL;
+            for (size_t i = 0; i < n_slots; i++)
+                if (!strcmp(slots[i].rid, many[m].rid) && !strcmp(slots[i].discipline, json_string_value(disc))) {
+                    got++;
+                    s = &slots[i];
+                }
+            cr_expect_eq(got, 1, "%s: %zu handoff(s) for %s", many[m].rid, got, json_string_value(disc));
+            /* the same booking as the referrer was told */
+            bool told = false;
+            size_t b;
+            json_t *bk;
+            json_array_foreach(json_object_get(many[m].latest, "bookings"), b, bk) {
+                hx_minute_t at;
+                if (s && strcmp(jstr(bk, "discipline"), s->discipline) == 0 &&
+                    strcmp(jstr(bk, "therapist_id"), s->therapist) == 0 &&
+                    hx_minute_parse(jstr(bk, "start"), &at) == 0 && at == s->start)
+                    told = true;
+            }
+            cr_expect(!s || told, "%s: the referrer was told the booking of %s", many[m].rid, s ? s->discipline : "");
+        }
+    }
+    cr_expect_gt(ready, 0);
+    cr_log_info("%zu ready, %zu on hold, %zu handoffs", ready, on_hold, n_slots);
+
+    /* both workers did some of the booking */
+    char log1[512], log2[512];
+    snprintf(log1, sizeof log1, "%s/scheduling.log", net.dir);
+    snprintf(log2, sizeof log2, "%s/scheduling2.log", net.dir);
+    size_t b1 = count_in_file(log1, "booked:"), b2 = count_in_file(log2, "booked:");
+    cr_expect_gt(b1, 0, "the first worker booked none (%zu by the second)", b2);
+    cr_expect_gt(b2, 0, "the second worker booked none (%zu by the first)", b1);
+    cr_expect_geq(b1 + b2, ready, "a booking log line for each ready referral");
+    for (size_t m = 0; m < MANY; m++) {
+        json_decref(many[m].latest);
+        many[m].latest = NULL;
+    }
+}
+
+/* ---- 6. two scheduling workers started together ------------------------------------- */
+
+typedef struct {
+    pid_t pid;
+    char name[32];
+    int status;                 /* wait status once it exited */
+    bool exited, serving;
+} worker_t;
+
+static bool exited_or_serving(void *arg)
+{
+    worker_t *w = arg;
+    for (size_t i = 0; i < 2; i++) {
+        if (w[i].exited || w[i].serving)
+            continue;
+        char log[512];
+        snprintf(log, sizeof log, "%s/%s.log", net.dir, w[i].name);
+        if (count_in_file(log, "serving scheduling") > 0) {
+            w[i].serving = true;
+        } else if (waitpid(w[i].pid, &w[i].status, WNOHANG) == w[i].pid) {
+            w[i].exited = true;
+            for (size_t k = 0; k < net.n; k++)     /* reaped here: the harness forgets it */
+                if (net.procs[k].pid == w[i].pid)
+                    net.procs[k].pid = 0;
+        }
+    }
+    return (w[0].exited || w[0].serving) && (w[1].exited || w[1].serving);
+}
+
+static void first_line_with(const char *path, const char *needle, char *out, size_t cap)
+{
+    FILE *f = fopen(path, "r");
+    out[0] = '\0';
+    char line[1024];
+    while (f && fgets(line, sizeof line, f))
+        if (strstr(line, needle)) {
+            line[strcspn(line, "\n")] = '\0';
+            snprintf(out, cap, "%s", line);
+            break;
+        }
+    if (f)
+        fclose(f);
+}
+
+/* "Several scheduling workers may share" one --db: two started at the same moment on a
+ * database file that does not exist yet (a first deployment) must both come up and serve.
+ * Each round uses a fresh file; a worker that exits instead fails the test with its log. */
+Test(lifecycle, two_scheduling_workers_start_together_on_a_fresh_database)
+{
+    for (int round = 0; round < 20; round++) {
+        char db[512];
+        snprintf(db, sizeof db, "%s/fresh-%d.db", net.dir, round);
+        worker_t w[2] = {0};
+        for (size_t i = 0; i < 2; i++)
+            snprintf(w[i].name, sizeof w[i].name, "fresh-%d-%c", round, (int)('a' + i));
+        w[0].pid = net_start_scheduling(&net, w[0].name, START, db, NULL);
+        w[1].pid = net_start_scheduling(&net, w[1].name, START, db, NULL);
+        cr_assert(net_wait(exited_or_serving, w, WAIT_MS), "round %d: the workers neither served nor exited (logs in "
+                  "%s)", round, net.dir);
+        for (size_t i = 0; i < 2; i++) {
+            if (!w[i].exited)
+                continue;
+            char log[512], why[600];
+            snprintf(log, sizeof log, "%s/%s.log", net.dir, w[i].name);
+            first_line_with(log, "--db", why, sizeof why);
+            cr_expect_fail("round %d: %s exited (status %d) instead of serving: %s", round, w[i].name,
+                           WIFEXITED(w[i].status) ? WEXITSTATUS(w[i].status) : -1, why);
+        }
+        for (size_t i = 0; i < 2; i++)
+            if (!w[i].exited)
+                cr_expect_eq(net_stop(&net, w[i].pid, SIGTERM), 0, "%s stops cleanly", w[i].name);
+        if (w[0].exited || w[1].exited)
+            break;                              /* shown once is enough */
+    }
+}
