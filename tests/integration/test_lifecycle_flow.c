@@ -863,3 +863,86 @@ Test(lifecycle, two_scheduling_workers_start_together_on_a_fresh_database)
             break;                              /* shown once is enough */
     }
 }
+
+/* ---- the directory and virtual sessions ---------------------------------------------------- */
+
+/* Writes the sample directory to path, without the therapist `drop` (NULL: all of them). */
+static void write_directory(const char *path, const char *drop)
+{
+    json_error_t jerr;
+    json_t *d = json_load_file(net_src("deploy/sample/directory.json"), 0, &jerr);
+    cr_assert_not_null(d, "%s", jerr.text);
+    json_t *ts = json_object_get(d, "therapists");
+    for (size_t i = json_array_size(ts); drop && i-- > 0;)
+        if (!strcmp(jstr(json_array_get(ts, i), "id"), drop))
+            json_array_remove(ts, i);
+    char tmp[600];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    cr_assert_eq(json_dump_file(d, tmp, JSON_INDENT(2)), 0);
+    cr_assert_eq(rename(tmp, path), 0);
+    json_decref(d);
+}
+
+Test(lifecycle, a_directory_reload_books_what_waited)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/directory.json", net.dir);
+    write_directory(path, "t-lucas");           /* the only Portuguese-speaking physiotherapist */
+    net_start_front(&net);
+    const char *extra[] = {"--directory", path, NULL};
+    pid_t sched = net_start_scheduling(&net, "scheduling", START, NULL, extra);
+    const char *rid = submit("harbour", referral_file("01-ankle-sprain.json", "harbour", "HB-RELOAD-1"));
+    static const char *const held[] = {"on-hold", NULL};
+    json_t *h = wait_history("harbour", rid, held, 1);
+    cr_assert(strstr(jstr(last(h), "reason"), "language pt"), "%s", jstr(last(h), "reason"));
+    json_decref(h);
+
+    write_directory(path, NULL);                /* t-lucas is back */
+    cr_assert_eq(kill(sched, SIGHUP), 0);
+    static const char *const ready[] = {"ready", NULL};
+    h = wait_history("harbour", rid, ready, 1);
+    json_t *b = json_array_get(json_object_get(last(h), "bookings"), 0);
+    cr_expect_str_eq(jstr(b, "therapist_id"), "t-lucas");
+    char seen[256];
+    statuses(h, seen, sizeof seen);
+    cr_expect_str_eq(seen, "requested,received,on-hold,ready");
+    json_decref(h);
+}
+
+/* A copy of a physiotherapy-only sample whose patient speaks Chinese (only t-wei, at
+ * riverdale, treats in it) and prefers northpoint. */
+static const char *chinese_speaker(const char *ref, bool virtual_ok)
+{
+    const char *path = referral_file("02-pelvic-floor.json", "harbour", ref);
+    json_error_t jerr;
+    json_t *j = json_load_file(path, 0, &jerr);
+    cr_assert_not_null(j);
+    json_t *prefs = json_pack("{s:[s], s:s, s:b}", "clinic_ids", "northpoint", "language", "zh", "virtual_ok",
+                              virtual_ok);
+    json_object_set_new(j, "preferences", prefs);
+    json_object_set_new(json_object_get(j, "patient"), "language", json_string("zh"));
+    cr_assert_eq(json_dump_file(j, path, JSON_INDENT(2)), 0);
+    json_decref(j);
+    return path;
+}
+
+Test(lifecycle, physiotherapy_is_virtual_when_the_patient_accepts_and_the_clinic_is_not_theirs)
+{
+    net_start_front(&net);
+    net_start_scheduling(&net, "scheduling", START, NULL, NULL);
+    const hx_therapist_t *wei = hx_directory_therapist(dir, "t-wei");
+    cr_assert(wei && wei->virtual_ok, "the sample directory's t-wei offers virtual sessions");
+
+    const char *remote = submit("harbour", chinese_speaker("HB-VIRTUAL-1", true));
+    json_t *h = NULL;
+    json_t *b = wait_ready("harbour", remote, &h);
+    cr_expect_str_eq(jstr(b, "therapist_id"), "t-wei");
+    cr_expect(json_is_true(json_object_get(b, "virtual")), "the patient accepts virtual care: a virtual session");
+    json_decref(h);
+
+    const char *in_person = submit("harbour", chinese_speaker("HB-VIRTUAL-2", false));
+    b = wait_ready("harbour", in_person, &h);
+    cr_expect_str_eq(jstr(b, "therapist_id"), "t-wei");
+    cr_expect(!json_is_true(json_object_get(b, "virtual")), "the patient did not accept virtual care");
+    json_decref(h);
+}
