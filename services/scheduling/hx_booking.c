@@ -775,7 +775,9 @@ static int outputs_replay(hx_booking_t *b, const hx_msg_t *in, hx_outbox_t *out)
 
 int hx_booking_handle(hx_booking_t *b, const hx_msg_t *in, hx_outbox_t *out, char *err, size_t errcap)
 {
-    bool is_case = strcmp(in->type, "handoff.Case") == 0;
+    /* cases come from triage only: a clinic cannot skip intake and triage by sending one */
+    bool is_case = strcmp(in->type, "handoff.Case") == 0 && in->from_kind == HX_TO_SERVICE &&
+                   strcmp(in->from, "triage") == 0;
     bool is_change = strcmp(in->type, "handoff.StatusChange") == 0;
     bool is_retry = strcmp(in->type, "handoff.Retry") == 0 && in->from_kind == HX_TO_SERVICE &&
                     strcmp(in->from, "scheduling") == 0;

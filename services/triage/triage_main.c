@@ -71,8 +71,8 @@ static int handle(void *arg, const hx_msg_t *in, hx_outbox_t *out, char *err, si
     triage_t *t = arg;
     char hex[2 * HX_ID_LEN + 1];
     hx_id_hex(in->id, hex);
-    if (in->from_kind != HX_TO_SERVICE || strcmp(in->type, "handoff.Case") != 0) {
-        hx_warn("message %s from %s ignored: triage takes handoff.Case from services", hex, in->from);
+    if (in->from_kind != HX_TO_SERVICE || strcmp(in->from, "intake") != 0 || strcmp(in->type, "handoff.Case") != 0) {
+        hx_warn("message %s from %s ignored: triage takes handoff.Case from intake", hex, in->from);
         return 0;
     }
     Handoff__Case *c = handoff__case__unpack(NULL, in->payload_len, in->payload);

@@ -17,6 +17,7 @@
 #include <sys/wait.h>
 
 #include "harness.h"
+#include "hx_client.h"
 #include "hx_errors.h"
 #include "hx_schedule.h"
 
@@ -945,4 +946,54 @@ Test(lifecycle, physiotherapy_is_virtual_when_the_patient_accepts_and_the_clinic
     cr_expect_str_eq(jstr(b, "therapist_id"), "t-wei");
     cr_expect(!json_is_true(json_object_get(b, "virtual")), "the patient did not accept virtual care");
     json_decref(h);
+}
+
+Test(lifecycle, a_clinic_cannot_skip_intake_and_triage)
+{
+    net_start_front(&net);
+    net_start_scheduling(&net, "scheduling", START, NULL, NULL);
+    /* a clinic sends a made-up triaged case straight to scheduling */
+    Handoff__Referral r = HANDOFF__REFERRAL__INIT;
+    r.referral_id = "R-0000000000000000";
+    r.referring_clinic = "northpoint";
+    r.ref = "FORGED-1";
+    Handoff__TriageDecision d = HANDOFF__TRIAGE_DECISION__INIT;
+    Handoff__Discipline disc = HANDOFF__DISCIPLINE__DISCIPLINE_PHYSIOTHERAPY;
+    d.disciplines = &disc;
+    d.n_disciplines = 1;
+    Handoff__Case c = HANDOFF__CASE__INIT;
+    c.referral = &r;
+    c.decision = &d;
+    uint8_t buf[512];
+    size_t len = handoff__case__pack(&c, buf);
+    char err[256];
+    hx_client_opts_t o = {.endpoint = net.endpoint, .clinic = "northpoint", .timeout_ms = 5000};
+    hx_client_t *cl = hx_client_connect(&o, err, sizeof err);
+    cr_assert_not_null(cl, "%s", err);
+    hx_msg_t m = {0};
+    hx_id_random(m.id);
+    m.to_kind = HX_TO_SERVICE;
+    m.to = "scheduling";
+    m.type = "handoff.Case";
+    m.payload = buf;
+    m.payload_len = len;
+    cr_assert_eq(hx_client_submit(cl, &m, 1), 0, "%s", hx_client_error(cl));
+    hx_client_destroy(&cl);
+
+    /* a real referral after it: once that is booked, the forged case was seen and ignored */
+    const char *rid = submit("northpoint", referral_file("02-pelvic-floor.json", "northpoint", "NP-AFTER-FORGED"));
+    json_t *h = NULL;
+    wait_ready("northpoint", rid, &h);
+    json_decref(h);
+    cr_expect_null(history("northpoint", "R-0000000000000000"), "no status for the forged referral");
+    const hx_clinic_t *cs;
+    size_t n = hx_directory_clinics(dir, &cs);
+    for (size_t i = 0; i < n; i++) {
+        json_t *in = cli_json(0, "inbox", cs[i].id, "inbox", NULL);
+        size_t k;
+        json_t *v;
+        json_array_foreach(in, k, v)
+            cr_expect_str_neq(jstr(v, "referral_id"), "R-0000000000000000", "%s received a forged handoff", cs[i].id);
+        json_decref(in);
+    }
 }
