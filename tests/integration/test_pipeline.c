@@ -387,3 +387,30 @@ Test(pipeline, intake_keeps_one_record_per_referral_without_patient_details)
         free(bytes);
     }
 }
+
+Test(pipeline, no_log_line_names_a_patient)
+{
+    submit_all();
+    set_t all = {samples, n_samples};
+    cr_assert(net_wait(all_settled, &all, 60000), "not every referral was settled (logs in %s)", net.dir);
+    static const char *const logs[] = {"broker.log", "intake.log", "triage.log", "scheduling.log", "cli.log"};
+    size_t read = 0;
+    for (size_t k = 0; k < sizeof logs / sizeof *logs; k++) {
+        char path[600];
+        snprintf(path, sizeof path, "%s/%s", net.dir, logs[k]);
+        if (!net_file_exists(path))
+            continue;
+        size_t len;
+        char *bytes = slurp(path, &len);
+        read += len;
+        for (size_t i = 0; i < n_samples; i++) {
+            const Handoff__Patient *p = samples[i].referral->patient;
+            const char *fields[] = {p->given_name, p->family_name, p->birth_date, p->health_card, p->phone};
+            for (size_t f = 0; f < 5; f++)
+                cr_expect(!fields[f][0] || !contains(bytes, len, fields[f]), "%s mentions '%s' of %s", logs[k],
+                          fields[f], samples[i].file);
+        }
+        free(bytes);
+    }
+    cr_assert_gt(read, 0, "the programs wrote logs to look at");
+}
