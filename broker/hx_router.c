@@ -1393,8 +1393,12 @@ void hx_router_destroy(hx_router_t **self_p)
         free(p);
     }
     entry_t *e, *etmp;
-    HASH_ITER(hh, r->entries, e, etmp)
-        entry_free(r, e);
+    HASH_ITER(hh, r->entries, e, etmp) {        /* not settled: the store keeps them */
+        HASH_DELETE(hh, r->entries, e);
+        r->cfg.store->ops->forget(r->cfg.store, e->handle);
+        free(e->reason);
+        free(e);
+    }
     queue_t *q, *qtmp;
     HASH_ITER(hh, r->queues, q, qtmp) {
         HASH_DELETE(hh, r->queues, q);

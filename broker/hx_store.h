@@ -43,6 +43,9 @@ typedef struct {
     int (*get)(hx_store_t *s, uint64_t handle, size_t len, const uint8_t **data);
     /* The router no longer needs this body (settled, or its transaction failed). */
     void (*release)(hx_store_t *s, uint64_t handle);
+    /* The router drops its hold on a message that is NOT settled (it is shutting down):
+     * whatever memory the store keeps for it goes, what is on disk stays. */
+    void (*forget)(hx_store_t *s, uint64_t handle);
     /* Starts making every closed transaction durable (group commit). */
     void (*flush)(hx_store_t *s);
     /* Periodic work: after a full disk, checks whether space has returned. */

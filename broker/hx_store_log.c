@@ -513,6 +513,12 @@ static void log_release(hx_store_t *base, uint64_t handle)
     gc(s);
 }
 
+static void log_forget(hx_store_t *base, uint64_t handle)
+{
+    (void)base;                                 /* on disk until settled: nothing to do */
+    (void)handle;
+}
+
 static int log_health(const hx_store_t *base, const char **why)
 {
     const log_store_t *s = (const log_store_t *)base;
@@ -755,6 +761,7 @@ static void log_destroy(hx_store_t *base)
 static const hx_store_ops_t log_ops = {
     .begin = log_begin, .put = log_put, .settle = log_settle, .dead = log_dead, .revive = log_revive,
     .attempts = log_attempts, .end = log_end, .abort = log_abort, .get = log_get, .release = log_release,
+    .forget = log_forget,
     .flush = log_flush, .tick = log_tick, .health = log_health, .durable_seq = log_durable,
     .recover = log_recover, .bytes = log_bytes, .destroy = log_destroy};
 

@@ -122,6 +122,7 @@ static void mem_destroy(hx_store_t *s)
 static const hx_store_ops_t memory_ops = {
     .begin = mem_ok, .put = mem_put, .settle = mem_id_op, .dead = mem_dead, .revive = mem_id_op,
     .attempts = mem_attempts, .end = mem_end, .abort = mem_abort, .get = mem_get, .release = mem_release,
+    .forget = mem_release,
     .flush = mem_flush, .tick = mem_tick, .health = mem_health, .durable_seq = mem_durable,
     .recover = mem_recover, .bytes = mem_bytes, .destroy = mem_destroy};
 
