@@ -1,4 +1,5 @@
 /* handoff-broker — the daemon: one ROUTER socket on a libuv loop, feeding hx_router. */
+#include "hx_curve.h"
 #include "hx_log.h"
 #include "hx_opt.h"
 #include "hx_router.h"
@@ -36,6 +37,10 @@ static const char usage[] =
     "  --backoff-max-ms N    cap on that delay [HANDOFF_BACKOFF_MAX_MS, 60000]\n"
     "  --ack-timeout-ms N    a worker holding a message longer has failed it [HANDOFF_ACK_TIMEOUT_MS, 30000]\n"
     "  --test-faults FILE    tests only: \"enospc\" or \"eio\" in FILE makes log writes fail\n"
+    "  --curve-secret FILE   CURVE on: the broker's secret key (see handoff keygen)\n"
+    "                        [HANDOFF_CURVE_SECRET]; needs --allow\n"
+    "  --allow FILE          the keys that may connect, one per line: \"<public key> <clinic|service|admin>\n"
+    "                        <name>\"; a key may open only that session [HANDOFF_ALLOW]\n"
     "  --ready-file PATH     write the bound endpoint to PATH once listening\n"
     "  --log-level LEVEL     debug, info, warn, error [HANDOFF_LOG_LEVEL, info]\n"
     "  -h, --help            this text\n"
@@ -56,6 +61,11 @@ typedef struct {
     uv_signal_t sigint, sigterm;
     hx_router_t *router;
     hx_store_t *store;
+    void *zap;                  /* ZAP handler (REP at inproc://zeromq.zap.01), with CURVE */
+    hx_zuv_t zap_zuv;
+    hx_allow_t *allow;
+    const char *allow_path;
+    uv_signal_t sighup;
 } broker_t;
 
 static int send_frame(void *arg, const uint8_t *peer, size_t peer_len, const uint8_t *frame, size_t len)
@@ -75,10 +85,65 @@ static void on_message(hx_zuv_t *z, zmq_msg_t *parts, size_t n, void *arg)
     uint64_t now = uv_now(&b->loop);
     const uint8_t *rid = zmq_msg_data(&parts[0]);
     size_t rid_len = zmq_msg_size(&parts[0]);
-    if (n != 2)
+    if (n != 2) {
         hx_router_on_bad_frames(b->router, rid, rid_len, n - 1, now);
-    else
-        hx_router_on_frame(b->router, rid, rid_len, zmq_msg_data(&parts[1]), zmq_msg_size(&parts[1]), now);
+        return;
+    }
+    /* with CURVE, who the key is (our ZAP handler's answer), never what the frame claims */
+    const char *principal = b->zap ? zmq_msg_gets(&parts[1], "User-Id") : NULL;
+    if (b->zap && !principal)
+        return;
+    hx_router_on_frame_from(b->router, rid, rid_len, principal, zmq_msg_data(&parts[1]), zmq_msg_size(&parts[1]),
+                            now);
+}
+
+/* ZAP (RFC 27): version, request id, domain, address, identity, mechanism, credentials;
+ * answered 200 with the key's principal as User-Id, or 400. */
+static void on_zap(hx_zuv_t *z, zmq_msg_t *parts, size_t n, void *arg)
+{
+    broker_t *b = arg;
+    const char *status = "400", *text = "unknown key", *user = "";
+    char principal[HX_PRINCIPAL_MAX] = "";
+    if (n >= 7 && zmq_msg_size(&parts[5]) == 5 && memcmp(zmq_msg_data(&parts[5]), "CURVE", 5) == 0 &&
+        zmq_msg_size(&parts[6]) == 32) {
+        const char *p = hx_allow_find(b->allow, zmq_msg_data(&parts[6]));
+        if (p) {
+            snprintf(principal, sizeof principal, "%s", p);
+            status = "200", text = "OK", user = principal;
+        } else {
+            char z85[HX_KEY_Z85 + 1];
+            zmq_z85_encode(z85, zmq_msg_data(&parts[6]), 32);
+            hx_warn("refused a connection: key %s is not in the allow-list", z85);
+        }
+    } else {
+        text = "CURVE required";
+    }
+    const void *req_id = n >= 2 ? zmq_msg_data(&parts[1]) : "";
+    size_t req_len = n >= 2 ? zmq_msg_size(&parts[1]) : 0;
+    zmq_send(z->sock, "1.0", 3, ZMQ_SNDMORE);
+    zmq_send(z->sock, req_id, req_len, ZMQ_SNDMORE);
+    zmq_send(z->sock, status, 3, ZMQ_SNDMORE);
+    zmq_send(z->sock, text, strlen(text), ZMQ_SNDMORE);
+    zmq_send(z->sock, user, strlen(user), ZMQ_SNDMORE);
+    zmq_send(z->sock, "", 0, 0);
+}
+
+/* SIGHUP: the allow-list again; a file that does not load leaves the old one in force. */
+static void on_hup(uv_signal_t *s, int signum)
+{
+    (void)signum;
+    broker_t *b = s->data;
+    if (!b->allow_path)
+        return;
+    char err[512];
+    hx_allow_t *a = hx_allow_load(b->allow_path, err, sizeof err);
+    if (!a) {
+        hx_error("allow-list refused, keeping the one in force: %s", err);
+        return;
+    }
+    hx_allow_destroy(&b->allow);
+    b->allow = a;
+    hx_info("allow-list reloaded: %zu key(s)", hx_allow_count(a));
 }
 
 static void on_tick(uv_timer_t *t)
@@ -131,7 +196,7 @@ int main(int argc, char **argv)
 {
     const char *bind = NULL, *hb = NULL, *live = NULL, *maxf = NULL, *maxq = NULL, *dedup = NULL, *ready = NULL,
                *level = NULL, *data = NULL, *segbytes = NULL, *maxqb = NULL, *attempts = NULL, *backoff = NULL,
-               *backoff_max = NULL, *ack_timeout = NULL, *faults = NULL;
+               *backoff_max = NULL, *ack_timeout = NULL, *faults = NULL, *curve_secret = NULL, *allow = NULL;
     static const struct option opts[] = {
         {"bind", required_argument, NULL, 'b'},         {"heartbeat-ms", required_argument, NULL, 'H'},
         {"liveness", required_argument, NULL, 'L'},     {"max-frame", required_argument, NULL, 'F'},
@@ -141,6 +206,7 @@ int main(int argc, char **argv)
         {"max-queue-bytes", required_argument, NULL, 'B'}, {"max-attempts", required_argument, NULL, 'A'},
         {"backoff-ms", required_argument, NULL, 'o'},   {"backoff-max-ms", required_argument, NULL, 'O'},
         {"ack-timeout-ms", required_argument, NULL, 'T'}, {"test-faults", required_argument, NULL, 'f'},
+        {"curve-secret", required_argument, NULL, 'C'}, {"allow", required_argument, NULL, 'a'},
         {"help", no_argument, NULL, 'h'},               {NULL, 0, NULL, 0}};
     int c;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -161,6 +227,8 @@ int main(int argc, char **argv)
         case 'O': backoff_max = optarg; break;
         case 'T': ack_timeout = optarg; break;
         case 'f': faults = optarg; break;
+        case 'C': curve_secret = optarg; break;
+        case 'a': allow = optarg; break;
         case 'h': fputs(usage, stdout); return 0;
         default: fputs(usage, stderr); return 2;
         }
@@ -203,13 +271,53 @@ int main(int argc, char **argv)
         return 2;
     cfg.max_queue_bytes = queue_bytes;
     data = hx_opt_pick(data, "HANDOFF_DATA", NULL);
+    curve_secret = hx_opt_pick(curve_secret, "HANDOFF_CURVE_SECRET", NULL);
+    allow = hx_opt_pick(allow, "HANDOFF_ALLOW", NULL);
+    char server_pub[HX_KEY_Z85 + 1], server_sec[HX_KEY_Z85 + 1];
+    hx_allow_t *allow_list = NULL;
+    if (curve_secret || allow) {
+        char err[600];
+        if (!curve_secret || !allow) {
+            fprintf(stderr, "handoff-broker: CURVE needs both --curve-secret and --allow\n");
+            return 2;
+        }
+        if (hx_key_load(curve_secret, server_pub, server_sec, err, sizeof err) != 0) {
+            fprintf(stderr, "handoff-broker: --curve-secret: %s\n", err);
+            return 2;
+        }
+        if (!(allow_list = hx_allow_load(allow, err, sizeof err))) {
+            fprintf(stderr, "handoff-broker: --allow: %s (refusing to start: CURVE without an allow-list "
+                            "would admit any key)\n", err);
+            return 2;
+        }
+    }
 
     broker_t b;
     memset(&b, 0, sizeof b);
     int rc = 1;
     uv_loop_init(&b.loop);
     b.zctx = zmq_ctx_new();
+    b.allow = allow_list;
+    b.allow_path = allow;
+    if (allow_list) {                           /* the ZAP handler first, then the server socket */
+        b.zap = zmq_socket(b.zctx, ZMQ_REP);
+        int zero0 = 0;
+        zmq_setsockopt(b.zap, ZMQ_LINGER, &zero0, sizeof zero0);
+        if (zmq_bind(b.zap, "inproc://zeromq.zap.01") != 0) {
+            fprintf(stderr, "handoff-broker: cannot start the ZAP handler: %s\n", zmq_strerror(errno));
+            zmq_close(b.zap);
+            hx_allow_destroy(&b.allow);
+            zmq_ctx_term(b.zctx);
+            return 1;
+        }
+    }
     b.sock = zmq_socket(b.zctx, ZMQ_ROUTER);
+    if (allow_list) {
+        int server = 1;
+        zmq_setsockopt(b.sock, ZMQ_CURVE_SERVER, &server, sizeof server);
+        zmq_setsockopt(b.sock, ZMQ_CURVE_SECRETKEY, server_sec, HX_KEY_Z85);
+        zmq_setsockopt(b.sock, ZMQ_ZAP_DOMAIN, "handoff", 7);
+    }
     int one = 1, zero = 0, hwm = 100000;
     int64_t maxmsg = (int64_t)cfg.max_frame + 1024;  /* libzmq drops a peer beyond this; we refuse smaller */
     zmq_setsockopt(b.sock, ZMQ_ROUTER_MANDATORY, &one, sizeof one);
@@ -247,6 +355,10 @@ int main(int argc, char **argv)
         fprintf(stderr, "handoff-broker: cannot recover from the log in %s: %s\n", data, why);
         goto fail_router;
     }
+    if (b.zap && hx_zuv_init(&b.zap_zuv, &b.loop, b.zap, on_zap, &b) != 0) {
+        fprintf(stderr, "handoff-broker: cannot watch the ZAP socket\n");
+        goto fail_router;
+    }
     if (hx_zuv_init(&b.zuv, &b.loop, b.sock, on_message, &b) != 0) {
         fprintf(stderr, "handoff-broker: cannot watch the socket\n");
         goto fail_router;
@@ -263,17 +375,23 @@ int main(int argc, char **argv)
     b.sigint.data = b.sigterm.data = &b;
     uv_signal_start(&b.sigint, on_signal, SIGINT);
     uv_signal_start(&b.sigterm, on_signal, SIGTERM);
+    uv_signal_init(&b.loop, &b.sighup);
+    b.sighup.data = &b;
+    uv_signal_start(&b.sighup, on_hup, SIGHUP);
     if (ready && write_ready_file(ready, b.sock) != 0) {
         fprintf(stderr, "handoff-broker: --ready-file %s: %s\n", ready, strerror(errno));
         goto fail_loop;
     }
-    hx_info("listening on %s (heartbeat %u ms x %u, max frame %u bytes, %s)", bind, cfg.heartbeat_ms, cfg.liveness,
-            cfg.max_frame, data ? "durable log" : "in memory");
+    hx_info("listening on %s (heartbeat %u ms x %u, max frame %u bytes, %s, %s)", bind, cfg.heartbeat_ms,
+            cfg.liveness, cfg.max_frame, data ? "durable log" : "in memory",
+            b.zap ? "CURVE with an allow-list" : "plain TCP without authentication");
     uv_run(&b.loop, UV_RUN_DEFAULT);
     rc = 0;
 
 fail_loop:
     hx_zuv_close(&b.zuv, NULL);
+    if (b.zap)
+        hx_zuv_close(&b.zap_zuv, NULL);
     uv_walk(&b.loop, close_walk, NULL);
     uv_run(&b.loop, UV_RUN_DEFAULT);
 fail_router:
@@ -281,6 +399,9 @@ fail_router:
     hx_store_destroy(&b.store);
 fail_socket:
     zmq_close(b.sock);
+    if (b.zap)
+        zmq_close(b.zap);
+    hx_allow_destroy(&b.allow);
     zmq_ctx_term(b.zctx);
     uv_loop_close(&b.loop);
     if (rc == 0)

@@ -18,6 +18,7 @@ struct hx_client {
     Handoff__Role role;
     int timeout_ms;
     int attempts;
+    char curve_server[41], curve_public[41], curve_secret[41];
     Handoff__ErrorCode err_code;
     char err_text[256];
     hx_buf_t buf;
@@ -107,6 +108,11 @@ static int open_session(hx_client_t *c)
     int zero = 0;
     zmq_setsockopt(c->sock, ZMQ_LINGER, &zero, sizeof zero);
     zmq_setsockopt(c->sock, ZMQ_SNDTIMEO, &c->timeout_ms, sizeof c->timeout_ms);
+    if (c->curve_server[0]) {
+        zmq_setsockopt(c->sock, ZMQ_CURVE_SERVERKEY, c->curve_server, 40);
+        zmq_setsockopt(c->sock, ZMQ_CURVE_PUBLICKEY, c->curve_public, 40);
+        zmq_setsockopt(c->sock, ZMQ_CURVE_SECRETKEY, c->curve_secret, 40);
+    }
     if (zmq_connect(c->sock, c->endpoint) != 0) {
         set_error(c, HANDOFF__ERROR_CODE__ERR_NONE, zmq_strerror(errno));
         return HX_EINVAL;
@@ -155,6 +161,18 @@ hx_client_t *hx_client_connect(const hx_client_opts_t *o, char *err, size_t errc
     snprintf(c->endpoint, sizeof c->endpoint, "%s", o->endpoint);
     snprintf(c->clinic, sizeof c->clinic, "%s", o->clinic);
     c->role = o->role == HX_ROLE_ADMIN ? HANDOFF__ROLE__ROLE_ADMIN : HANDOFF__ROLE__ROLE_CLINIC;
+    if (o->curve_server_key) {
+        if (strlen(o->curve_server_key) != 40 || !o->curve_public || strlen(o->curve_public) != 40 ||
+            !o->curve_secret || strlen(o->curve_secret) != 40) {
+            snprintf(err, errcap, "CURVE needs the broker's public key and this clinic's key pair (40 Z85 "
+                                  "characters each)");
+            free(c);
+            return NULL;
+        }
+        memcpy(c->curve_server, o->curve_server_key, 41);
+        memcpy(c->curve_public, o->curve_public, 41);
+        memcpy(c->curve_secret, o->curve_secret, 41);
+    }
     c->timeout_ms = o->timeout_ms > 0 ? o->timeout_ms : 3000;
     c->attempts = o->attempts > 0 ? o->attempts : 3;
     c->zctx = zmq_ctx_new();

@@ -44,6 +44,8 @@ typedef struct {
     const char *clinic;         /* this clinic's id: the session's name and mailbox (the
                                    operator's name for HX_ROLE_ADMIN) */
     hx_role_t role;             /* 0 = HX_ROLE_CLINIC */
+    /* CURVE (all three, Z85 text, or none): the broker's public key and this peer's pair */
+    const char *curve_server_key, *curve_public, *curve_secret;
     int timeout_ms;             /* per attempt; 0 = 3000 */
     int attempts;               /* 0 = 3; each retry uses a fresh connection */
 } hx_client_opts_t;

@@ -617,7 +617,19 @@ static void dispatch(hx_router_t *r, queue_t *q)
         deliver(r, q->ready, q->waiting);
 }
 
-static void on_hello(hx_router_t *r, const uint8_t *rid, size_t rid_len, peer_t *p, const Handoff__Envelope *env)
+/* True when an authenticated principal may open this session. */
+static bool principal_permits(const char *principal, Handoff__Role role, const char *name)
+{
+    const char *want = role == HANDOFF__ROLE__ROLE_CLINIC   ? "clinic:"
+                       : role == HANDOFF__ROLE__ROLE_WORKER ? "service:"
+                       : role == HANDOFF__ROLE__ROLE_ADMIN  ? "admin:"
+                                                            : NULL;
+    size_t n = want ? strlen(want) : 0;
+    return want && strncmp(principal, want, n) == 0 && strcmp(principal + n, name) == 0;
+}
+
+static void on_hello(hx_router_t *r, const uint8_t *rid, size_t rid_len, peer_t *p, const Handoff__Envelope *env,
+                     const char *principal)
 {
     bool worker = env->role == HANDOFF__ROLE__ROLE_WORKER;
     if (env->role != HANDOFF__ROLE__ROLE_CLINIC && !worker && env->role != HANDOFF__ROLE__ROLE_ADMIN) {
@@ -628,6 +640,14 @@ static void on_hello(hx_router_t *r, const uint8_t *rid, size_t rid_len, peer_t 
     if (!hx_name_valid(env->name)) {
         reply_error(r, rid, rid_len, p, env->id, HANDOFF__ERROR_CODE__ERR_BAD_FIELD,
                     "name: must be 1 to %d characters of [A-Za-z0-9._-]", HX_NAME_MAX);
+        return;
+    }
+    if (principal && !principal_permits(principal, env->role, env->name)) {
+        hx_warn("refused: the key of %s asked for a session as %s %s", principal,
+                worker ? "service" : env->role == HANDOFF__ROLE__ROLE_ADMIN ? "admin" : "clinic", env->name);
+        reply_error(r, rid, rid_len, p, env->id, HANDOFF__ERROR_CODE__ERR_FORBIDDEN,
+                    "this key belongs to %s: it may not open a session as %s %s", principal,
+                    worker ? "service" : env->role == HANDOFF__ROLE__ROLE_ADMIN ? "admin" : "clinic", env->name);
         return;
     }
     if (worker && env->credit > HX_MAX_CREDIT) {
@@ -1145,6 +1165,12 @@ static void on_admin(hx_router_t *r, peer_t *p, const Handoff__Envelope *env)
 void hx_router_on_frame(hx_router_t *r, const uint8_t *rid, size_t rid_len, const uint8_t *frame, size_t len,
                         uint64_t now_ms)
 {
+    hx_router_on_frame_from(r, rid, rid_len, NULL, frame, len, now_ms);
+}
+
+void hx_router_on_frame_from(hx_router_t *r, const uint8_t *rid, size_t rid_len, const char *principal,
+                             const uint8_t *frame, size_t len, uint64_t now_ms)
+{
     static const ProtobufCBinaryData none = {0, NULL};
     r->now = now_ms;
     peer_t *p = peer_find(r, rid, rid_len);
@@ -1167,7 +1193,7 @@ void hx_router_on_frame(hx_router_t *r, const uint8_t *rid, size_t rid_len, cons
         reply_error(r, rid, rid_len, p, none, HANDOFF__ERROR_CODE__ERR_BAD_FIELD, "id: must be %d bytes, got %zu",
                     HX_ID_LEN, env->id.len);
     } else if (env->kind == HANDOFF__KIND__KIND_HELLO) {
-        on_hello(r, rid, rid_len, p, env);
+        on_hello(r, rid, rid_len, p, env, principal);
     } else if (env->kind == HANDOFF__KIND__KIND_BYE) {
         if (p) {
             queue_t *q = p->queue;

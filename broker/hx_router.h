@@ -52,6 +52,10 @@ void hx_router_destroy(hx_router_t **self_p);
 /* One frame from a peer, at time now_ms (ms, monotonic). Never trusts the frame. */
 void hx_router_on_frame(hx_router_t *r, const uint8_t *peer, size_t peer_len, const uint8_t *frame, size_t len,
                         uint64_t now_ms);
+/* The same, from a peer whose key authenticated it as principal ("clinic:<id>",
+ * "service:<name>", "admin:<name>"; NULL without CURVE): its HELLO may claim only that. */
+void hx_router_on_frame_from(hx_router_t *r, const uint8_t *peer, size_t peer_len, const char *principal,
+                             const uint8_t *frame, size_t len, uint64_t now_ms);
 /* A message of `frames` frames (not 1) from a peer: refused with ERR_MALFORMED. */
 void hx_router_on_bad_frames(hx_router_t *r, const uint8_t *peer, size_t peer_len, size_t frames, uint64_t now_ms);
 /* Heartbeats out, expired peers ended (their messages go back to their queues). Call

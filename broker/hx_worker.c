@@ -46,6 +46,7 @@ struct hx_worker {
     uv_signal_t sigint, sigterm, sighup;
     char endpoint[256];
     char service[HX_NAME_MAX + 1];
+    char curve_server[41], curve_public[41], curve_secret[41];
     uint32_t credit, heartbeat_ms, liveness;
     uint64_t last_recv, last_send;
     bool welcomed, stopping;
@@ -338,6 +339,11 @@ static int conn_open(hx_worker_t *w)
     c->sock = zmq_socket(w->zctx, ZMQ_DEALER);
     int zero = 0;
     zmq_setsockopt(c->sock, ZMQ_LINGER, &zero, sizeof zero);
+    if (w->curve_server[0]) {
+        zmq_setsockopt(c->sock, ZMQ_CURVE_SERVERKEY, w->curve_server, 40);
+        zmq_setsockopt(c->sock, ZMQ_CURVE_PUBLICKEY, w->curve_public, 40);
+        zmq_setsockopt(c->sock, ZMQ_CURVE_SECRETKEY, w->curve_secret, 40);
+    }
     if (zmq_connect(c->sock, w->endpoint) != 0 || hx_zuv_init(&c->zuv, &w->loop, c->sock, on_message, w) != 0) {
         zmq_close(c->sock);
         free(c);
@@ -404,6 +410,18 @@ hx_worker_t *hx_worker_new(const hx_worker_opts_t *o, char *err, size_t errcap)
         return NULL;
     }
     w->outbox = ob;
+    if (o->curve_server_key) {
+        if (strlen(o->curve_server_key) != 40 || !o->curve_public || strlen(o->curve_public) != 40 ||
+            !o->curve_secret || strlen(o->curve_secret) != 40) {
+            snprintf(err, errcap, "CURVE needs the broker's public key and this worker's key pair");
+            free(ob);
+            free(w);
+            return NULL;
+        }
+        memcpy(w->curve_server, o->curve_server_key, 41);
+        memcpy(w->curve_public, o->curve_public, 41);
+        memcpy(w->curve_secret, o->curve_secret, 41);
+    }
     snprintf(w->endpoint, sizeof w->endpoint, "%s", o->endpoint);
     snprintf(w->service, sizeof w->service, "%s", o->service);
     w->credit = o->credit ? o->credit : 1;

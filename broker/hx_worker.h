@@ -19,6 +19,8 @@ typedef struct {
     uint32_t credit;            /* messages held at once; 0 = 1 */
     uint32_t heartbeat_ms;      /* 0 = 1000 */
     uint32_t liveness;          /* 0 = 3 */
+    /* CURVE (all three, Z85 text, or none): the broker's public key and this worker's pair */
+    const char *curve_server_key, *curve_public, *curve_secret;
 } hx_worker_opts_t;
 
 hx_worker_t *hx_worker_new(const hx_worker_opts_t *opts, char *err, size_t errcap);

@@ -12,7 +12,7 @@
 #include <uv.h>
 #include <zmq.h>
 
-#define HX_ZUV_MAX_PARTS 4
+#define HX_ZUV_MAX_PARTS 8
 
 typedef struct hx_zuv hx_zuv_t;
 /* One whole multipart message. n may be > HX_ZUV_MAX_PARTS: then only the first parts are

@@ -7,6 +7,7 @@
  * operator commands (dlq, health) open no local store: a dead letter is shown by its
  * envelope and referral id only, never by the patient details in its payload. */
 #include "hx_client.h"
+#include "hx_curve.h"
 #include "hx_errors.h"
 #include "hx_intake.h"
 #include "hx_opt.h"
@@ -14,6 +15,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <jansson.h>
 #include <sqlite3.h>
@@ -22,6 +24,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2, EXIT_UNREACHABLE = 3, EXIT_NOTFOUND = 4, EXIT_DATAERR = 65 };
 
@@ -47,6 +50,9 @@ static const char usage[] =
     "  These wait for scheduling's answer: exit 0 done, 1 refused (with the reason: the\n"
     "  current status and what is allowed, or who may do it).\n"
     "\n"
+    "  keygen NAME           a CURVE key pair: NAME.key (secret, 0600) and NAME.pub, in --dir;\n"
+    "                        prints the allow-list line for the broker\n"
+    "\n"
     "operator commands (an admin session named by --admin; --clinic is not needed):\n"
     "  dlq list              dead letters: messages that failed on every attempt, with the\n"
     "                        queue, type, attempts, when and the last error\n"
@@ -67,6 +73,9 @@ static const char usage[] =
     "  --timeout-ms N        wait per attempt for the broker [HANDOFF_TIMEOUT_MS, 3000]\n"
     "  --json                machine-readable output\n"
     "  --no-validate         submit without checking the referral locally first\n"
+    "  --server-key FILE     CURVE: the broker's public key [HANDOFF_SERVER_KEY]\n"
+    "  --key FILE            CURVE: this clinic's (or operator's) secret key [HANDOFF_KEY]\n"
+    "  --dir DIR             where keygen writes [.]\n"
     "  --reason TEXT         why (decline, revoke)\n"
     "  --discipline D        physiotherapy or massage_therapy, when this clinic holds both\n"
     "                        bookings of a referral\n"
@@ -89,7 +98,8 @@ static const char usage[] =
     "  handoff health || echo 'broker not accepting'\n";
 
 typedef struct {
-    const char *broker, *clinic, *home, *admin, *reason, *discipline;
+    const char *broker, *clinic, *home, *admin, *reason, *discipline, *server_key, *key, *dir;
+    char curve_server[41], curve_public[41], curve_secret[41];
     uint32_t timeout_ms;
     int json, no_validate;
     hx_client_t *client;
@@ -150,6 +160,11 @@ static int connect_as(cli_t *c, hx_role_t role, const char *name)
 {
     char err[512];
     hx_client_opts_t o = {.endpoint = c->broker, .clinic = name, .role = role, .timeout_ms = (int)c->timeout_ms};
+    if (c->curve_server[0]) {
+        o.curve_server_key = c->curve_server;
+        o.curve_public = c->curve_public;
+        o.curve_secret = c->curve_secret;
+    }
     c->client = hx_client_connect(&o, err, sizeof err);
     if (!c->client) {
         fprintf(stderr, "handoff: %s\n", err);
@@ -800,6 +815,44 @@ static int cmd_health(cli_t *c, int argc, int as_admin)
     return rc == 0 ? EXIT_OK : EXIT_FAIL;
 }
 
+/* keygen NAME: a CURVE key pair, NAME.key (secret, mode 0600) and NAME.pub, in --dir. */
+static int cmd_keygen(cli_t *c, int argc, char **argv)
+{
+    if (argc != 1 || !hx_name_valid(argv[0])) {
+        fprintf(stderr, "handoff: keygen takes one NAME of [A-Za-z0-9._-] (see --help)\n");
+        return EXIT_USAGE;
+    }
+    char pub[HX_KEY_Z85 + 1], sec[HX_KEY_Z85 + 1];
+    if (hx_key_generate(pub, sec) != 0) {
+        fprintf(stderr, "handoff: keygen: no CURVE support in this libzmq\n");
+        return EXIT_FAIL;
+    }
+    const char *dir = c->dir ? c->dir : ".";
+    char path[4200];
+    const char *files[2][2] = {{"key", sec}, {"pub", pub}};
+    for (int i = 0; i < 2; i++) {
+        snprintf(path, sizeof path, "%s/%s.%s", dir, argv[0], files[i][0]);
+        int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, i == 0 ? 0600 : 0644);
+        if (fd < 0) {
+            fprintf(stderr, "handoff: keygen: %s: %s%s\n", path, strerror(errno),
+                    errno == EEXIST ? " (a key is never overwritten: remove it first)" : "");
+            return EXIT_FAIL;
+        }
+        char line[64];
+        int n = snprintf(line, sizeof line, "%s\n", files[i][1]);
+        if (write(fd, line, (size_t)n) != n || close(fd) != 0) {
+            fprintf(stderr, "handoff: keygen: %s: %s\n", path, strerror(errno));
+            return EXIT_FAIL;
+        }
+    }
+    if (c->json)
+        print_json(json_pack("{s:s, s:s}", "name", argv[0], "public_key", pub));
+    else
+        printf("%s/%s.key (secret, mode 0600) and %s/%s.pub written\n"
+               "allow-list line: %s <clinic|service|admin> %s\n", dir, argv[0], dir, argv[0], pub, argv[0]);
+    return EXIT_OK;
+}
+
 /* A referral id as intake assigns it: "R-" and 16 Crockford base32 characters. */
 static bool referral_id_valid(const char *s)
 {
@@ -904,6 +957,8 @@ int main(int argc, char **argv)
         {"json", no_argument, NULL, 'j'},         {"no-validate", no_argument, NULL, 'n'},
         {"admin", required_argument, NULL, 'a'},  {"help", no_argument, NULL, 'h'},
         {"reason", required_argument, NULL, 'r'}, {"discipline", required_argument, NULL, 'd'},
+        {"server-key", required_argument, NULL, 'S'}, {"key", required_argument, NULL, 'K'},
+        {"dir", required_argument, NULL, 'D'},
         {NULL, 0, NULL, 0}};
     cli_t c = {0};
     const char *timeout = NULL;
@@ -919,6 +974,9 @@ int main(int argc, char **argv)
         case 'a': c.admin = optarg; break;
         case 'r': c.reason = optarg; break;
         case 'd': c.discipline = optarg; break;
+        case 'S': c.server_key = optarg; break;
+        case 'K': c.key = optarg; break;
+        case 'D': c.dir = optarg; break;
         case 'h': fputs(usage, stdout); return EXIT_OK;
         default: fputs("handoff: see --help\n", stderr); return EXIT_USAGE;
         }
@@ -931,6 +989,22 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "help") == 0) {
         fputs(usage, stdout);
         return EXIT_OK;
+    }
+    if (strcmp(cmd, "keygen") == 0)
+        return cmd_keygen(&c, argc - optind - 1, argv + optind + 1);
+    c.server_key = hx_opt_pick(c.server_key, "HANDOFF_SERVER_KEY", NULL);
+    c.key = hx_opt_pick(c.key, "HANDOFF_KEY", NULL);
+    if (c.server_key || c.key) {
+        char err[600];
+        if (!c.server_key || !c.key) {
+            fprintf(stderr, "handoff: CURVE needs both --server-key and --key\n");
+            return EXIT_USAGE;
+        }
+        if (hx_key_load_public(c.server_key, c.curve_server, err, sizeof err) ||
+            hx_key_load(c.key, c.curve_public, c.curve_secret, err, sizeof err)) {
+            fprintf(stderr, "handoff: %s\n", err);
+            return EXIT_USAGE;
+        }
     }
     static const char *const changes[] = {"accept", "decline", "start", "complete", "revoke"};
     const char *change = NULL;

@@ -1,5 +1,6 @@
 /* hx_svc — common options, worker run loop and outputs of the service programs. */
 #include "hx_svc.h"
+#include "hx_curve.h"
 #include "hx_log.h"
 #include "hx_opt.h"
 
@@ -14,10 +15,12 @@ static const char common_usage[] =
     "  --credit N            messages held at once, 1..1000 [HANDOFF_CREDIT, 8]\n"
     "  --heartbeat-ms N      heartbeat interval until the broker sets it [HANDOFF_HEARTBEAT_MS, 1000]\n"
     "  --log-level LEVEL     debug, info, warn, error [HANDOFF_LOG_LEVEL, info]\n"
+    "  --server-key FILE     CURVE: the broker's public key [HANDOFF_SERVER_KEY]\n"
+    "  --key FILE            CURVE: this service's secret key [HANDOFF_KEY]\n"
     "  -h, --help            this text\n"
     "SIGINT or SIGTERM stops after the message in hand; SIGHUP reloads data files.\n";
 
-enum { OPT_BROKER = 1000, OPT_CREDIT, OPT_HEARTBEAT, OPT_LOG };
+enum { OPT_BROKER = 1000, OPT_CREDIT, OPT_HEARTBEAT, OPT_LOG, OPT_SERVER_KEY, OPT_KEY };
 
 int hx_svc_parse(int argc, char **argv, const char *prog, const char *usage, const struct option *extra,
                  hx_svc_opt_fn on_extra, void *ctx, hx_svc_opts_t *out)
@@ -28,12 +31,14 @@ int hx_svc_parse(int argc, char **argv, const char *prog, const char *usage, con
     opts[n++] = (struct option){"credit", required_argument, NULL, OPT_CREDIT};
     opts[n++] = (struct option){"heartbeat-ms", required_argument, NULL, OPT_HEARTBEAT};
     opts[n++] = (struct option){"log-level", required_argument, NULL, OPT_LOG};
+    opts[n++] = (struct option){"server-key", required_argument, NULL, OPT_SERVER_KEY};
+    opts[n++] = (struct option){"key", required_argument, NULL, OPT_KEY};
     opts[n++] = (struct option){"help", no_argument, NULL, 'h'};
     for (size_t i = 0; extra && extra[i].name && n < 31; i++)
         opts[n++] = extra[i];
     opts[n] = (struct option){NULL, 0, NULL, 0};
 
-    const char *broker = NULL, *credit = NULL, *hb = NULL, *level = NULL;
+    const char *broker = NULL, *credit = NULL, *hb = NULL, *level = NULL, *server_key = NULL, *key = NULL;
     int c;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
@@ -41,6 +46,8 @@ int hx_svc_parse(int argc, char **argv, const char *prog, const char *usage, con
         case OPT_CREDIT: credit = optarg; break;
         case OPT_HEARTBEAT: hb = optarg; break;
         case OPT_LOG: level = optarg; break;
+        case OPT_SERVER_KEY: server_key = optarg; break;
+        case OPT_KEY: key = optarg; break;
         case 'h': printf("%s\n%s", usage, common_usage); return 1;
         case '?': fprintf(stderr, "%s: see --help\n", prog); return 2;
         default:
@@ -63,6 +70,21 @@ int hx_svc_parse(int argc, char **argv, const char *prog, const char *usage, con
         hx_opt_u32(prog, "--heartbeat-ms", hx_opt_pick(hb, "HANDOFF_HEARTBEAT_MS", "1000"), 10, 60000,
                    &out->heartbeat_ms))
         return 2;
+    server_key = hx_opt_pick(server_key, "HANDOFF_SERVER_KEY", NULL);
+    key = hx_opt_pick(key, "HANDOFF_KEY", NULL);
+    out->server_key[0] = out->public_key[0] = out->secret_key[0] = '\0';
+    if (server_key || key) {
+        char err[600];
+        if (!server_key || !key) {
+            fprintf(stderr, "%s: CURVE needs both --server-key and --key\n", prog);
+            return 2;
+        }
+        if (hx_key_load_public(server_key, out->server_key, err, sizeof err) ||
+            hx_key_load(key, out->public_key, out->secret_key, err, sizeof err)) {
+            fprintf(stderr, "%s: %s\n", prog, err);
+            return 2;
+        }
+    }
     return 0;
 }
 
@@ -72,6 +94,11 @@ int hx_svc_run(const hx_svc_opts_t *o, const char *prog, const char *service, hx
     char err[256];
     hx_worker_opts_t wo = {.endpoint = o->broker, .service = service, .credit = o->credit,
                            .heartbeat_ms = o->heartbeat_ms};
+    if (o->server_key[0]) {
+        wo.curve_server_key = o->server_key;
+        wo.curve_public = o->public_key;
+        wo.curve_secret = o->secret_key;
+    }
     hx_worker_t *w = hx_worker_new(&wo, err, sizeof err);
     if (!w) {
         fprintf(stderr, "%s: %s\n", prog, err);

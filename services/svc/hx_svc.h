@@ -11,6 +11,8 @@ typedef struct {
     const char *broker;         /* --broker / HANDOFF_BROKER */
     uint32_t credit;            /* --credit / HANDOFF_CREDIT */
     uint32_t heartbeat_ms;      /* --heartbeat-ms / HANDOFF_HEARTBEAT_MS */
+    char server_key[41];        /* --server-key FILE / HANDOFF_SERVER_KEY: the broker's public key */
+    char public_key[41], secret_key[41];    /* --key FILE / HANDOFF_KEY: this service's pair */
 } hx_svc_opts_t;
 
 /* Called for each option of the program's own (extra) set; returns 0 or -1 (bad value). */

@@ -1,0 +1,190 @@
+/* hx_curve — keys and the allow-list. */
+#include "hx_curve.h"
+#include "hx_wire.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uthash.h>
+#include <zmq.h>
+
+typedef struct {
+    uint8_t key[32];
+    char principal[HX_PRINCIPAL_MAX];
+    UT_hash_handle hh;
+} allowed_t;
+
+struct hx_allow {
+    allowed_t *keys;
+    size_t n;
+};
+
+void hx_allow_destroy(hx_allow_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    allowed_t *k, *t;
+    HASH_ITER(hh, (*self_p)->keys, k, t) {
+        HASH_DELETE(hh, (*self_p)->keys, k);
+        free(k);
+    }
+    free(*self_p);
+    *self_p = NULL;
+}
+
+hx_allow_t *hx_allow_parse(const char *text, char *err, size_t errcap)
+{
+    hx_allow_t *a = calloc(1, sizeof *a);
+    if (!a) {
+        snprintf(err, errcap, "out of memory");
+        return NULL;
+    }
+    int line = 0;
+    const char *p = text;
+    while (p && *p) {
+        line++;
+        const char *end = strchr(p, '\n');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        char buf[512];
+        if (len >= sizeof buf) {
+            snprintf(err, errcap, "line %d: longer than %zu characters", line, sizeof buf - 1);
+            goto fail;
+        }
+        memcpy(buf, p, len);
+        buf[len] = '\0';
+        p = end ? end + 1 : NULL;
+        char key[64], role[32], name[72], extra[8];
+        int n = sscanf(buf, " %63s %31s %71s %7s", key, role, name, extra);
+        if (n <= 0 || key[0] == '#')
+            continue;
+        if (n != 3) {
+            snprintf(err, errcap, "line %d: expected '<public key> <clinic|service|admin> <name>'", line);
+            goto fail;
+        }
+        allowed_t *k = calloc(1, sizeof *k);
+        if (!k) {
+            snprintf(err, errcap, "out of memory");
+            goto fail;
+        }
+        if (strlen(key) != HX_KEY_Z85 || !zmq_z85_decode(k->key, key)) {
+            free(k);
+            snprintf(err, errcap, "line %d: the key is not 40 characters of Z85", line);
+            goto fail;
+        }
+        if (strcmp(role, "clinic") && strcmp(role, "service") && strcmp(role, "admin")) {
+            free(k);
+            snprintf(err, errcap, "line %d: role '%.20s' is not clinic, service or admin", line, role);
+            goto fail;
+        }
+        if (!hx_name_valid(name)) {
+            free(k);
+            snprintf(err, errcap, "line %d: name must be 1 to %d characters of [A-Za-z0-9._-]", line, HX_NAME_MAX);
+            goto fail;
+        }
+        allowed_t *dup = NULL;
+        HASH_FIND(hh, a->keys, k->key, 32, dup);
+        if (dup) {
+            free(k);
+            snprintf(err, errcap, "line %d: the key is listed twice", line);
+            goto fail;
+        }
+        snprintf(k->principal, sizeof k->principal, "%.8s:%.64s", role, name);
+        HASH_ADD(hh, a->keys, key, 32, k);
+        a->n++;
+    }
+    return a;
+fail:
+    hx_allow_destroy(&a);
+    return NULL;
+}
+
+hx_allow_t *hx_allow_load(const char *path, char *err, size_t errcap)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        snprintf(err, errcap, "%s: %s", path, strerror(errno));
+        return NULL;
+    }
+    char *text = NULL;
+    size_t cap = 0, len = 0;
+    char chunk[4096];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) {
+        if (len + n + 1 > cap) {
+            cap = (len + n + 1) * 2;
+            char *t = realloc(text, cap);
+            if (!t) {
+                free(text);
+                fclose(f);
+                snprintf(err, errcap, "out of memory");
+                return NULL;
+            }
+            text = t;
+        }
+        memcpy(text + len, chunk, n);
+        len += n;
+    }
+    fclose(f);
+    if (text)
+        text[len] = '\0';
+    char why[256];
+    hx_allow_t *a = hx_allow_parse(text ? text : "", why, sizeof why);
+    free(text);
+    if (!a)
+        snprintf(err, errcap, "%s: %s", path, why);
+    return a;
+}
+
+const char *hx_allow_find(const hx_allow_t *a, const uint8_t key[32])
+{
+    allowed_t *k = NULL;
+    HASH_FIND(hh, a->keys, key, 32, k);
+    return k ? k->principal : NULL;
+}
+
+size_t hx_allow_count(const hx_allow_t *a)
+{
+    return a->n;
+}
+
+int hx_key_generate(char pub[HX_KEY_Z85 + 1], char sec[HX_KEY_Z85 + 1])
+{
+    return zmq_curve_keypair(pub, sec) == 0 ? 0 : -1;
+}
+
+static int read_key_line(const char *path, char out[HX_KEY_Z85 + 1], char *err, size_t errcap)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        snprintf(err, errcap, "%s: %s", path, strerror(errno));
+        return -1;
+    }
+    char line[128] = "";
+    char *ok = fgets(line, sizeof line, f);
+    fclose(f);
+    line[strcspn(line, "\r\n")] = '\0';
+    uint8_t raw[32];
+    if (!ok || strlen(line) != HX_KEY_Z85 || !zmq_z85_decode(raw, line)) {
+        snprintf(err, errcap, "%s: the first line must be a key of 40 Z85 characters", path);
+        return -1;
+    }
+    memcpy(out, line, HX_KEY_Z85 + 1);
+    return 0;
+}
+
+int hx_key_load(const char *path, char pub[HX_KEY_Z85 + 1], char sec[HX_KEY_Z85 + 1], char *err, size_t errcap)
+{
+    if (read_key_line(path, sec, err, errcap))
+        return -1;
+    if (zmq_curve_public(pub, sec) != 0) {
+        snprintf(err, errcap, "%s: not a CURVE secret key", path);
+        return -1;
+    }
+    return 0;
+}
+
+int hx_key_load_public(const char *path, char pub[HX_KEY_Z85 + 1], char *err, size_t errcap)
+{
+    return read_key_line(path, pub, err, errcap);
+}

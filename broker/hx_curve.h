@@ -1,0 +1,33 @@
+/* hx_curve — CURVE keys and the broker's allow-list: which public key is which principal
+ * ("clinic:<id>", "service:<name>", "admin:<name>"), and the ZAP answer libzmq asks for at
+ * every handshake. Without a ZAP handler libzmq accepts any CURVE key, so the broker runs
+ * one (hx_curve_zap) bound before its ROUTER socket. */
+#ifndef HX_CURVE_H
+#define HX_CURVE_H
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define HX_KEY_Z85 40                   /* a 32-byte key as Z85 text */
+#define HX_PRINCIPAL_MAX 88
+
+typedef struct hx_allow hx_allow_t;
+
+/* Loads an allow-list: one line per key, "<Z85 public key> <clinic|service|admin> <name>",
+ * blank lines and lines starting with # ignored. NULL with "line N: why" in err. */
+hx_allow_t *hx_allow_load(const char *path, char *err, size_t errcap);
+hx_allow_t *hx_allow_parse(const char *text, char *err, size_t errcap);
+void hx_allow_destroy(hx_allow_t **self_p);
+/* The principal of a 32-byte public key ("clinic:northpoint"), or NULL when not allowed. */
+const char *hx_allow_find(const hx_allow_t *a, const uint8_t key[32]);
+size_t hx_allow_count(const hx_allow_t *a);
+
+/* A new key pair as Z85 text (41 bytes each with the NUL). */
+int hx_key_generate(char pub[HX_KEY_Z85 + 1], char sec[HX_KEY_Z85 + 1]);
+/* Reads a secret key file (its first line: 40 Z85 characters) and derives the public key.
+ * -1 with the reason in err. */
+int hx_key_load(const char *path, char pub[HX_KEY_Z85 + 1], char sec[HX_KEY_Z85 + 1], char *err, size_t errcap);
+/* Reads a public key file (first line, 40 Z85 characters). */
+int hx_key_load_public(const char *path, char pub[HX_KEY_Z85 + 1], char *err, size_t errcap);
+
+#endif
