@@ -128,6 +128,12 @@ static void on_zap(hx_zuv_t *z, zmq_msg_t *parts, size_t n, void *arg)
     zmq_send(z->sock, "", 0, 0);
 }
 
+static bool principal_allowed(void *arg, const char *principal)
+{
+    broker_t *b = arg;
+    return b->allow && hx_allow_has_principal(b->allow, principal);
+}
+
 /* SIGHUP: the allow-list again; a file that does not load leaves the old one in force. */
 static void on_hup(uv_signal_t *s, int signum)
 {
@@ -144,6 +150,7 @@ static void on_hup(uv_signal_t *s, int signum)
     hx_allow_destroy(&b->allow);
     b->allow = a;
     hx_info("allow-list reloaded: %zu key(s)", hx_allow_count(a));
+    hx_router_recheck(b->router);               /* removed keys lose their sessions now */
 }
 
 static void on_tick(uv_timer_t *t)
@@ -343,6 +350,10 @@ int main(int argc, char **argv)
     }
     cfg.send = send_frame;
     cfg.send_arg = &b;
+    if (allow_list) {
+        cfg.principal_allowed = principal_allowed;
+        cfg.principal_arg = &b;
+    }
     cfg.store = b.store;
     b.router = b.store ? hx_router_new(&cfg) : NULL;
     if (!b.store || !b.router) {

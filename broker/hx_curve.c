@@ -143,6 +143,15 @@ const char *hx_allow_find(const hx_allow_t *a, const uint8_t key[32])
     return k ? k->principal : NULL;
 }
 
+bool hx_allow_has_principal(const hx_allow_t *a, const char *principal)
+{
+    const allowed_t *k;
+    for (k = a->keys; k; k = k->hh.next)
+        if (strcmp(k->principal, principal) == 0)
+            return true;
+    return false;
+}
+
 size_t hx_allow_count(const hx_allow_t *a)
 {
     return a->n;

@@ -21,6 +21,8 @@ void hx_allow_destroy(hx_allow_t **self_p);
 /* The principal of a 32-byte public key ("clinic:northpoint"), or NULL when not allowed. */
 const char *hx_allow_find(const hx_allow_t *a, const uint8_t key[32]);
 size_t hx_allow_count(const hx_allow_t *a);
+/* True when some key of the list is principal. */
+bool hx_allow_has_principal(const hx_allow_t *a, const char *principal);
 
 /* A new key pair as Z85 text (41 bytes each with the NUL). */
 int hx_key_generate(char pub[HX_KEY_Z85 + 1], char sec[HX_KEY_Z85 + 1]);

@@ -88,6 +88,7 @@ struct peer {
     entry_t *inflight;
     size_t n_inflight;
     uint64_t last_recv, last_send;
+    char principal[96];         /* "" without CURVE */
     bool is_ready;
     peer_t *rprev, *rnext;      /* in queue->ready */
     UT_hash_handle hh;
@@ -642,6 +643,12 @@ static void on_hello(hx_router_t *r, const uint8_t *rid, size_t rid_len, peer_t 
                     "name: must be 1 to %d characters of [A-Za-z0-9._-]", HX_NAME_MAX);
         return;
     }
+    if (principal && r->cfg.principal_allowed && !r->cfg.principal_allowed(r->cfg.principal_arg, principal)) {
+        hx_warn("refused: %s is no longer in the allow-list", principal);
+        reply_error(r, rid, rid_len, p, env->id, HANDOFF__ERROR_CODE__ERR_FORBIDDEN,
+                    "this key (%s) is no longer allowed", principal);
+        return;
+    }
     if (principal && !principal_permits(principal, env->role, env->name)) {
         hx_warn("refused: the key of %s asked for a session as %s %s", principal,
                 worker ? "service" : env->role == HANDOFF__ROLE__ROLE_ADMIN ? "admin" : "clinic", env->name);
@@ -679,6 +686,7 @@ static void on_hello(hx_router_t *r, const uint8_t *rid, size_t rid_len, peer_t 
     p->rid_len = rid_len;
     p->role = env->role;
     snprintf(p->name, sizeof p->name, "%s", env->name);
+    snprintf(p->principal, sizeof p->principal, "%s", principal ? principal : "");
     p->queue = q;
     p->credit = worker ? (env->credit ? env->credit : 1) : 0;
     p->last_recv = p->last_send = r->now;
@@ -1280,6 +1288,24 @@ void hx_router_tick(hx_router_t *r, uint64_t now_ms)
 void hx_router_flush(hx_router_t *r)
 {
     r->cfg.store->ops->flush(r->cfg.store);
+}
+
+void hx_router_recheck(hx_router_t *r)
+{
+    if (!r->cfg.principal_allowed)
+        return;
+    peer_t *p, *tmp;
+    HASH_ITER(hh, r->peers, p, tmp) {
+        if (!p->principal[0] || r->cfg.principal_allowed(r->cfg.principal_arg, p->principal))
+            continue;
+        hx_warn("session of %s ended: its key was removed from the allow-list", p->principal);
+        Handoff__Envelope env;
+        env_init(&env, HANDOFF__KIND__KIND_BYE, (ProtobufCBinaryData){0, NULL});
+        send_env(r, p->rid, p->rid_len, p, &env);
+        queue_t *q = p->queue;
+        peer_drop(r, p, "key removed", false);
+        dispatch(r, q);
+    }
 }
 
 void hx_router_goodbye(hx_router_t *r)

@@ -4,6 +4,7 @@
  * without ZeroMQ. */
 #ifndef HX_ROUTER_H
 #define HX_ROUTER_H
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include "hx_store.h"
@@ -30,6 +31,10 @@ typedef struct {
     uint32_t backoff_ms;        /* delay after the first failure, doubling each time; default 500 */
     uint32_t backoff_max_ms;    /* cap on that delay; default 60000 */
     uint32_t ack_timeout_ms;    /* a worker holding a message longer has failed it; default 30000 */
+    /* With CURVE: whether an authenticated principal is still allowed (the allow-list may
+     * have been reloaded since its connection's handshake). NULL: always. */
+    bool (*principal_allowed)(void *arg, const char *principal);
+    void *principal_arg;
 } hx_router_config_t;
 
 typedef struct {
@@ -61,6 +66,8 @@ void hx_router_on_bad_frames(hx_router_t *r, const uint8_t *peer, size_t peer_le
 /* Heartbeats out, expired peers ended (their messages go back to their queues). Call
  * every heartbeat interval or more often. */
 void hx_router_tick(hx_router_t *r, uint64_t now_ms);
+/* Ends every session whose principal is no longer allowed (after an allow-list reload). */
+void hx_router_recheck(hx_router_t *r);
 /* Sends BYE to every peer (before a clean shutdown). */
 void hx_router_goodbye(hx_router_t *r);
 

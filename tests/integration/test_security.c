@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/stat.h>
 
 #include "harness.h"
@@ -167,4 +168,32 @@ Test(security, a_clinic_key_cannot_register_as_a_service_and_a_service_key_can)
                           "--server-key", key_path("broker", "pub"), "--key", key_path("intake", "key"), NULL};
     net_spawn(&net, "intake", real);
     cr_expect(net_wait(intake_joined, NULL, 20000), "the service's own key registers it");
+}
+
+static bool intake_cut_off(void *arg)
+{
+    (void)arg;
+    return log_has("broker.log", "session of service:intake ended: its key was removed") &&
+           log_has("broker.log", "service:intake is no longer in the allow-list");
+}
+
+Test(security, a_removed_key_is_cut_off_at_the_reload)
+{
+    char db[512];
+    snprintf(db, sizeof db, "%s/intake.db", net.dir);
+    const char *real[] = {net_bin("services/intake/handoff-intake"), "--broker", net.endpoint, "--db", db,
+                          "--server-key", key_path("broker", "pub"), "--key", key_path("intake", "key"), NULL};
+    net_spawn(&net, "intake", real);
+    cr_assert(net_wait(intake_joined, NULL, 20000));
+    char allow[512];
+    snprintf(allow, sizeof allow, "%s/allow.txt", keys);
+    FILE *f = fopen(allow, "w");
+    cr_assert_not_null(f);
+    fprintf(f, "%s clinic northpoint\n", slurp_line(key_path("northpoint", "pub")));   /* intake removed */
+    fclose(f);
+    cr_assert_eq(kill(net_pid(&net, "broker"), SIGHUP), 0);
+    cr_expect(net_wait(intake_cut_off, NULL, 20000), "the session ended and a new HELLO was refused");
+    static char out[65536];
+    cr_expect_eq(as("northpoint", "northpoint", "inbox", out, sizeof out), 0, "the keys still listed still work");
+    cr_expect_eq(as("lakeside", "lakeside", "inbox", out, sizeof out), 3, "lakeside was removed too");
 }
