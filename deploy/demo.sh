@@ -25,15 +25,35 @@ start() { # name, command...
   pids+=($!)
 }
 
-echo "== starting the network (logs in demo-data/logs)"
-start broker "$BIN/broker/handoff-broker" --bind 'tcp://127.0.0.1:*' --data "$DATA/broker" --ready-file "$DATA/broker.endpoint"
+# Secure by default: CurveZMQ keys for the broker, every clinic and every service, made on
+# first run, and an allow-list binding each key to the one session it may open.
+KEYS=$DATA/keys
+mkdir -p "$KEYS"
+clinics=$(jq -r '.clinics[].id' "$SAMPLE/directory.json")
+: >"$KEYS/allow.txt"
+for name in broker $clinics intake triage scheduling; do
+  "$BIN/services/cli/handoff" --dir "$KEYS" keygen "$name" >/dev/null
+done
+for c in $clinics; do echo "$(cat "$KEYS/$c.pub") clinic $c" >>"$KEYS/allow.txt"; done
+for s in intake triage scheduling; do echo "$(cat "$KEYS/$s.pub") service $s" >>"$KEYS/allow.txt"; done
+export HANDOFF_SERVER_KEY=$KEYS/broker.pub
+handoff_as() { # clinic, arguments...
+  local clinic=$1
+  shift
+  "$BIN/services/cli/handoff" --clinic "$clinic" --key "$KEYS/$clinic.key" "$@"
+}
+
+echo "== starting the network (logs in demo-data/logs; CURVE keys in demo-data/keys)"
+start broker "$BIN/broker/handoff-broker" --bind 'tcp://127.0.0.1:*' --data "$DATA/broker" \
+  --curve-secret "$KEYS/broker.key" --allow "$KEYS/allow.txt" --ready-file "$DATA/broker.endpoint"
 for _ in $(seq 1 100); do [ -s "$DATA/broker.endpoint" ] && break; sleep 0.05; done
 [ -s "$DATA/broker.endpoint" ] || { echo "broker did not start:"; cat "$DATA/logs/broker.log"; exit 1; }
 export HANDOFF_BROKER=$(cat "$DATA/broker.endpoint")
 START=$(date -d tomorrow +%Y-%m-%dT08:00)
-start intake "$BIN/services/intake/handoff-intake" --db "$DATA/intake.db"
-start triage "$BIN/services/triage/handoff-triage" --rules "$ROOT/services/triage/rules.json"
-start scheduling "$BIN/services/scheduling/handoff-scheduling" --directory "$SAMPLE/directory.json" --start "$START" --db "$DATA/scheduling.db"
+start intake "$BIN/services/intake/handoff-intake" --db "$DATA/intake.db" --key "$KEYS/intake.key"
+start triage "$BIN/services/triage/handoff-triage" --rules "$ROOT/services/triage/rules.json" --key "$KEYS/triage.key"
+start scheduling "$BIN/services/scheduling/handoff-scheduling" --directory "$SAMPLE/directory.json" --start "$START" --db "$DATA/scheduling.db" \
+  --key "$KEYS/scheduling.key"
 echo "   broker at $HANDOFF_BROKER; booking from $START"
 
 echo
@@ -43,7 +63,7 @@ for f in "$SAMPLE"/referrals/*.json; do
   clinic=$(jq -r .referrer.clinic_id "$f")
   referrers[$clinic]=1
   printf '%-12s ' "$clinic"
-  "$BIN/services/cli/handoff" --clinic "$clinic" submit "$f" | sed "s|$SAMPLE/||"
+  handoff_as "$clinic" submit "$f" | sed "s|$SAMPLE/||"
 done
 
 echo
@@ -52,7 +72,7 @@ total=$(ls "$SAMPLE"/referrals/*.json | wc -l)
 for _ in $(seq 1 150); do
   done_count=0
   for clinic in "${!referrers[@]}"; do
-    n=$("$BIN/services/cli/handoff" --clinic "$clinic" status | grep -cE '  (ready|rejected|on-hold)  ' || true)
+    n=$(handoff_as "$clinic" status | grep -cE '  (ready|rejected|on-hold)  ' || true)
     done_count=$((done_count + n))
   done
   [ "$done_count" -ge "$total" ] && break
@@ -60,13 +80,12 @@ for _ in $(seq 1 150); do
 done
 echo "   $done_count of $total referrals settled"
 
-clinics=$(jq -r '.clinics[].id' "$SAMPLE/directory.json")
 echo
 echo "== what each receiving clinic got (handoff inbox)"
 for clinic in $(printf '%s\n' $clinics "${!referrers[@]}" | sort -u); do
   echo
   echo "-- $clinic"
-  "$BIN/services/cli/handoff" --clinic "$clinic" inbox
+  handoff_as "$clinic" inbox
 done
 
 echo
@@ -74,17 +93,17 @@ echo "== what each referring clinic sees (handoff status)"
 for clinic in $(printf '%s\n' "${!referrers[@]}" | sort); do
   echo
   echo "-- $clinic"
-  "$BIN/services/cli/handoff" --clinic "$clinic" status
+  handoff_as "$clinic" status
 done
 
 # Full histories: physiotherapy only, massage only, collaborative care, a red flag.
 show_history() { # pattern in the status line, title
   for clinic in $(printf '%s\n' "${!referrers[@]}" | sort); do
-    id=$("$BIN/services/cli/handoff" --clinic "$clinic" status | { grep -E "$1" || true; } | awk 'NR==1 {print $1}')
+    id=$(handoff_as "$clinic" status | { grep -E "$1" || true; } | awk 'NR==1 {print $1}')
     if [ -n "$id" ]; then
       echo
       echo "== history of $id: $2 (handoff --clinic $clinic status $id)"
-      "$BIN/services/cli/handoff" --clinic "$clinic" status "$id"
+      handoff_as "$clinic" status "$id"
       last_id=$id last_clinic=$clinic
       return
     fi
@@ -101,23 +120,23 @@ show_history ' rejected .*physician' "red flag"
 if [ -n "${collab_id:-}" ]; then
   echo
   echo "== the receiving clinics act on $collab_id"
-  bookings=$("$BIN/services/cli/handoff" --clinic "$collab_referrer" --json status "$collab_id" |
+  bookings=$(handoff_as "$collab_referrer" --json status "$collab_id" |
              jq -r '[.history[] | select(.status == "ready")][-1].bookings[] | "\(.discipline) \(.clinic_id)"')
   while read -r discipline clinic; do
     if [ "$discipline" = physiotherapy ]; then
       echo "\$ handoff --clinic $clinic accept $collab_id"
-      "$BIN/services/cli/handoff" --clinic "$clinic" --discipline "$discipline" accept "$collab_id"
+      handoff_as "$clinic" --discipline "$discipline" accept "$collab_id"
       echo "\$ handoff --clinic $clinic start $collab_id"
-      "$BIN/services/cli/handoff" --clinic "$clinic" --discipline "$discipline" start "$collab_id"
+      handoff_as "$clinic" --discipline "$discipline" start "$collab_id"
     else
       echo "\$ handoff --clinic $clinic decline $collab_id --reason 'no massage therapist free that week'"
-      "$BIN/services/cli/handoff" --clinic "$clinic" --discipline "$discipline" decline "$collab_id" \
+      handoff_as "$clinic" --discipline "$discipline" decline "$collab_id" \
         --reason "no massage therapist free that week"
     fi
   done <<<"$bookings"
   echo
   echo "== what $collab_referrer now sees (handoff --clinic $collab_referrer status $collab_id)"
-  "$BIN/services/cli/handoff" --clinic "$collab_referrer" status "$collab_id"
+  handoff_as "$collab_referrer" status "$collab_id"
 fi
 
 echo
