@@ -1,4 +1,5 @@
 /* handoff-broker — the daemon: one ROUTER socket on a libuv loop, feeding hx_router. */
+#include "hx_audit.h"
 #include "hx_curve.h"
 #include "hx_log.h"
 #include "hx_opt.h"
@@ -39,6 +40,9 @@ static const char usage[] =
     "  --test-faults FILE    tests only: \"enospc\" or \"eio\" in FILE makes log writes fail\n"
     "  --curve-secret FILE   CURVE on: the broker's secret key (see handoff keygen)\n"
     "                        [HANDOFF_CURVE_SECRET]; needs --allow\n"
+    "  --audit FILE          append-only audit log, one hash-chained JSON line per session,\n"
+    "                        refusal, submit, mailbox delivery and dead-letter operation\n"
+    "                        (ids only) [HANDOFF_AUDIT]; check it with handoff audit verify\n"
     "  --allow FILE          the keys that may connect, one per line: \"<public key> <clinic|service|admin>\n"
     "                        <name>\"; a key may open only that session [HANDOFF_ALLOW]\n"
     "  --ready-file PATH     write the bound endpoint to PATH once listening\n"
@@ -66,7 +70,15 @@ typedef struct {
     hx_allow_t *allow;
     const char *allow_path;
     uv_signal_t sighup;
+    hx_audit_t *audit;
 } broker_t;
+
+static void audit_event(void *arg, const char *principal, const char *action, const char *id, const char *outcome)
+{
+    broker_t *b = arg;
+    if (b->audit && hx_audit_write(b->audit, principal, action, id, outcome) != 0)
+        hx_error("cannot write the audit log");
+}
 
 static int send_frame(void *arg, const uint8_t *peer, size_t peer_len, const uint8_t *frame, size_t len)
 {
@@ -114,6 +126,7 @@ static void on_zap(hx_zuv_t *z, zmq_msg_t *parts, size_t n, void *arg)
             char z85[HX_KEY_Z85 + 1];
             zmq_z85_encode(z85, zmq_msg_data(&parts[6]), 32);
             hx_warn("refused a connection: key %s is not in the allow-list", z85);
+            audit_event(b, "(unknown key)", "connect", z85, "refused: not in the allow-list");
         }
     } else {
         text = "CURVE required";
@@ -203,7 +216,8 @@ int main(int argc, char **argv)
 {
     const char *bind = NULL, *hb = NULL, *live = NULL, *maxf = NULL, *maxq = NULL, *dedup = NULL, *ready = NULL,
                *level = NULL, *data = NULL, *segbytes = NULL, *maxqb = NULL, *attempts = NULL, *backoff = NULL,
-               *backoff_max = NULL, *ack_timeout = NULL, *faults = NULL, *curve_secret = NULL, *allow = NULL;
+               *backoff_max = NULL, *ack_timeout = NULL, *faults = NULL, *curve_secret = NULL, *allow = NULL,
+               *audit = NULL;
     static const struct option opts[] = {
         {"bind", required_argument, NULL, 'b'},         {"heartbeat-ms", required_argument, NULL, 'H'},
         {"liveness", required_argument, NULL, 'L'},     {"max-frame", required_argument, NULL, 'F'},
@@ -214,6 +228,7 @@ int main(int argc, char **argv)
         {"backoff-ms", required_argument, NULL, 'o'},   {"backoff-max-ms", required_argument, NULL, 'O'},
         {"ack-timeout-ms", required_argument, NULL, 'T'}, {"test-faults", required_argument, NULL, 'f'},
         {"curve-secret", required_argument, NULL, 'C'}, {"allow", required_argument, NULL, 'a'},
+        {"audit", required_argument, NULL, 'U'},
         {"help", no_argument, NULL, 'h'},               {NULL, 0, NULL, 0}};
     int c;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -236,6 +251,7 @@ int main(int argc, char **argv)
         case 'f': faults = optarg; break;
         case 'C': curve_secret = optarg; break;
         case 'a': allow = optarg; break;
+        case 'U': audit = optarg; break;
         case 'h': fputs(usage, stdout); return 0;
         default: fputs(usage, stderr); return 2;
         }
@@ -350,6 +366,16 @@ int main(int argc, char **argv)
     }
     cfg.send = send_frame;
     cfg.send_arg = &b;
+    audit = hx_opt_pick(audit, "HANDOFF_AUDIT", NULL);
+    if (audit) {
+        char err[600];
+        if (!(b.audit = hx_audit_open(audit, err, sizeof err))) {
+            fprintf(stderr, "handoff-broker: --audit: %s\n", err);
+            goto fail_router;
+        }
+        cfg.audit = audit_event;
+        cfg.audit_arg = &b;
+    }
     if (allow_list) {
         cfg.principal_allowed = principal_allowed;
         cfg.principal_arg = &b;
@@ -408,6 +434,7 @@ fail_loop:
 fail_router:
     hx_router_destroy(&b.router);
     hx_store_destroy(&b.store);
+    hx_audit_close(&b.audit);
 fail_socket:
     zmq_close(b.sock);
     if (b.zap)

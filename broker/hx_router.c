@@ -261,6 +261,24 @@ static int send_env(hx_router_t *r, const uint8_t *rid, size_t rid_len, peer_t *
 static void reply_error(hx_router_t *r, const uint8_t *rid, size_t rid_len, peer_t *p, ProtobufCBinaryData corr,
                         Handoff__ErrorCode code, const char *fmt, ...) __attribute__((format(printf, 7, 8)));
 
+static void audit(hx_router_t *r, const peer_t *p, const char *action, const uint8_t *id, const char *outcome)
+{
+    if (!r->cfg.audit)
+        return;
+    char hex[2 * HX_ID_LEN + 1] = "";
+    if (id)
+        hx_id_hex(id, hex);
+    char who[112];
+    if (p && p->principal[0])
+        snprintf(who, sizeof who, "%s", p->principal);
+    else if (p)
+        snprintf(who, sizeof who, "%s:%s", p->role == HANDOFF__ROLE__ROLE_WORKER ? "service"
+                                           : p->role == HANDOFF__ROLE__ROLE_ADMIN ? "admin" : "clinic", p->name);
+    else
+        snprintf(who, sizeof who, "(no session)");
+    r->cfg.audit(r->cfg.audit_arg, who, action, hex, outcome);
+}
+
 static void reply_error(hx_router_t *r, const uint8_t *rid, size_t rid_len, peer_t *p, ProtobufCBinaryData corr,
                         Handoff__ErrorCode code, const char *fmt, ...)
 {
@@ -269,6 +287,11 @@ static void reply_error(hx_router_t *r, const uint8_t *rid, size_t rid_len, peer
     va_start(ap, fmt);
     vsnprintf(text, sizeof text, fmt, ap);
     va_end(ap);
+    if (code == HANDOFF__ERROR_CODE__ERR_FORBIDDEN) {
+        char outcome[360];
+        snprintf(outcome, sizeof outcome, "refused: %s", text);
+        audit(r, p, "request", corr.len == HX_ID_LEN ? corr.data : NULL, outcome);
+    }
     Handoff__Envelope env;
     env_init(&env, HANDOFF__KIND__KIND_ERROR, corr);
     env.error_code = code;
@@ -645,6 +668,8 @@ static void on_hello(hx_router_t *r, const uint8_t *rid, size_t rid_len, peer_t 
     }
     if (principal && r->cfg.principal_allowed && !r->cfg.principal_allowed(r->cfg.principal_arg, principal)) {
         hx_warn("refused: %s is no longer in the allow-list", principal);
+        if (r->cfg.audit)
+            r->cfg.audit(r->cfg.audit_arg, principal, "hello", "", "refused: the key is no longer allowed");
         reply_error(r, rid, rid_len, p, env->id, HANDOFF__ERROR_CODE__ERR_FORBIDDEN,
                     "this key (%s) is no longer allowed", principal);
         return;
@@ -652,6 +677,12 @@ static void on_hello(hx_router_t *r, const uint8_t *rid, size_t rid_len, peer_t 
     if (principal && !principal_permits(principal, env->role, env->name)) {
         hx_warn("refused: the key of %s asked for a session as %s %s", principal,
                 worker ? "service" : env->role == HANDOFF__ROLE__ROLE_ADMIN ? "admin" : "clinic", env->name);
+        if (r->cfg.audit) {
+            char outcome[160];
+            snprintf(outcome, sizeof outcome, "refused: asked for a session as %s %s",
+                     worker ? "service" : env->role == HANDOFF__ROLE__ROLE_ADMIN ? "admin" : "clinic", env->name);
+            r->cfg.audit(r->cfg.audit_arg, principal, "hello", "", outcome);
+        }
         reply_error(r, rid, rid_len, p, env->id, HANDOFF__ERROR_CODE__ERR_FORBIDDEN,
                     "this key belongs to %s: it may not open a session as %s %s", principal,
                     worker ? "service" : env->role == HANDOFF__ROLE__ROLE_ADMIN ? "admin" : "clinic", env->name);
@@ -694,6 +725,7 @@ static void on_hello(hx_router_t *r, const uint8_t *rid, size_t rid_len, peer_t 
     if (worker)
         q->n_workers++;
     hx_info("%s %s joined", worker ? "worker" : env->role == HANDOFF__ROLE__ROLE_ADMIN ? "admin" : "clinic", p->name);
+    audit(r, p, "hello", NULL, "session opened");
 
     Handoff__Envelope w;
     env_init(&w, HANDOFF__KIND__KIND_WELCOME, env->id);
@@ -833,6 +865,9 @@ static Handoff__ErrorCode accept_messages(hx_router_t *r, peer_t *p, Handoff__Me
             return HANDOFF__ERROR_CODE__ERR_UNAVAILABLE;
         }
         added[(*n_added)++] = e;
+        char outcome[HX_NAME_MAX + 32];
+        snprintf(outcome, sizeof outcome, "stored for %s", queue_name(e->queue));
+        audit(r, p, "submit", e->id, outcome);
     }
     return HANDOFF__ERROR_CODE__ERR_NONE;
 }
@@ -1049,6 +1084,7 @@ static void on_fetch(hx_router_t *r, peer_t *p, const Handoff__Envelope *env)
         if (++e->attempt > 1)
             r->stats.redelivered++;
         r->stats.delivered++;
+        audit(r, p, "fetch", e->id, "delivered");
     }
     if (send_buf(r, p->rid, p->rid_len, p))
         peer_drop(r, p, "unreachable", false);
@@ -1109,6 +1145,7 @@ static void on_admin(hx_router_t *r, peer_t *p, const Handoff__Envelope *env)
             target->reason = NULL;
             to_waiting(target, false);
             hx_info("%s replayed a dead letter to %s", p->name, queue_name(target->queue));
+            audit(r, p, "dlq.replay", target->id, "replayed");
             commit_request(r, p, env, HANDOFF__KIND__KIND_ADMIN_REPLY, NULL, 0, NULL, 0, true);
             dispatch(r, target->queue);
         } else {
@@ -1117,6 +1154,7 @@ static void on_admin(hx_router_t *r, peer_t *p, const Handoff__Envelope *env)
             target->queue->n_held++;            /* action_finish forgets it once more */
             target->queue->bytes += target->size;
             hx_info("%s purged a dead letter of %s", p->name, queue_name(target->queue));
+            audit(r, p, "dlq.purge", target->id, "purged");
             commit_request(r, p, env, HANDOFF__KIND__KIND_ADMIN_REPLY, NULL, 0, &target, 1, true);
         }
         return;

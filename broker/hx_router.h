@@ -35,6 +35,10 @@ typedef struct {
      * have been reloaded since its connection's handshake). NULL: always. */
     bool (*principal_allowed)(void *arg, const char *principal);
     void *principal_arg;
+    /* Records an access or a refusal (the audit log); NULL: none. id is a message id in
+     * hex or "". Never given clinical content. */
+    void (*audit)(void *arg, const char *principal, const char *action, const char *id, const char *outcome);
+    void *audit_arg;
 } hx_router_config_t;
 
 typedef struct {

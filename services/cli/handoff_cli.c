@@ -6,6 +6,7 @@
  * transaction before they are acked, so each arrives exactly once at the clinic. The
  * operator commands (dlq, health) open no local store: a dead letter is shown by its
  * envelope and referral id only, never by the patient details in its payload. */
+#include "hx_audit.h"
 #include "hx_client.h"
 #include "hx_curve.h"
 #include "hx_errors.h"
@@ -50,6 +51,8 @@ static const char usage[] =
     "  These wait for scheduling's answer: exit 0 done, 1 refused (with the reason: the\n"
     "  current status and what is allowed, or who may do it).\n"
     "\n"
+    "  audit verify FILE     checks the broker's audit log: exit 0 when the chain holds, 1 with\n"
+    "                        the first broken line (edited, deleted, added or moved lines)\n"
     "  keygen NAME           a CURVE key pair: NAME.key (secret, 0600) and NAME.pub, in --dir;\n"
     "                        prints the allow-list line for the broker\n"
     "\n"
@@ -992,6 +995,21 @@ int main(int argc, char **argv)
     }
     if (strcmp(cmd, "keygen") == 0)
         return cmd_keygen(&c, argc - optind - 1, argv + optind + 1);
+    if (strcmp(cmd, "audit") == 0) {
+        if (argc - optind != 3 || strcmp(argv[optind + 1], "verify") != 0) {
+            fprintf(stderr, "handoff: usage: handoff audit verify FILE\n");
+            return EXIT_USAGE;
+        }
+        char why[512];
+        size_t lines = 0;
+        long bad = hx_audit_verify(argv[optind + 2], &lines, why, sizeof why);
+        if (bad == 0) {
+            printf("ok: %zu line(s), the chain holds\n", lines);
+            return EXIT_OK;
+        }
+        printf("broken: %s\n", why);
+        return EXIT_FAIL;
+    }
     c.server_key = hx_opt_pick(c.server_key, "HANDOFF_SERVER_KEY", NULL);
     c.key = hx_opt_pick(c.key, "HANDOFF_KEY", NULL);
     if (c.server_key || c.key) {

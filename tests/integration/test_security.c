@@ -59,7 +59,9 @@ static void setup(void)
             slurp_line(key_path("northpoint", "pub")), slurp_line(key_path("lakeside", "pub")),
             slurp_line(key_path("intake", "pub")));
     fclose(f);
-    const char *extra[] = {"--curve-secret", key_path("broker", "key"), "--allow", allow, NULL};
+    static char audit[512];
+    snprintf(audit, sizeof audit, "%s/audit.jsonl", net.dir);
+    const char *extra[] = {"--curve-secret", key_path("broker", "key"), "--allow", allow, "--audit", audit, NULL};
     net_start_broker(&net, extra);
 }
 
@@ -196,4 +198,34 @@ Test(security, a_removed_key_is_cut_off_at_the_reload)
     static char out[65536];
     cr_expect_eq(as("northpoint", "northpoint", "inbox", out, sizeof out), 0, "the keys still listed still work");
     cr_expect_eq(as("lakeside", "lakeside", "inbox", out, sizeof out), 3, "lakeside was removed too");
+}
+
+Test(security, sessions_and_refusals_are_in_a_verifiable_audit_log)
+{
+    static char out[65536];
+    cr_assert_eq(as("northpoint", "northpoint", "inbox", out, sizeof out), 0);
+    cr_assert_eq(as("lakeside", "northpoint", "inbox", out, sizeof out), 3);
+    cr_assert_eq(as("northpoint", "stranger", "inbox", out, sizeof out), 3);
+    cr_assert(log_has("audit.jsonl", "\"principal\":\"clinic:northpoint\",\"action\":\"hello\""));
+    cr_assert(log_has("audit.jsonl", "refused: asked for a session as clinic lakeside"));
+    cr_assert(log_has("audit.jsonl", "refused: not in the allow-list"));
+    char path[600];
+    snprintf(path, sizeof path, "%s/audit.jsonl", net.dir);
+    const char *verify[] = {"audit", "verify", path, NULL};
+    cr_assert_eq(net_cli(&net, "unused", out, sizeof out, verify), 0, "%s", out);
+    cr_assert(strstr(out, "the chain holds"), "%s", out);
+
+    /* someone edits a line: verify names it */
+    FILE *f = fopen(path, "r+");
+    cr_assert_not_null(f);
+    char line[2048];
+    cr_assert_not_null(fgets(line, sizeof line, f));
+    char *p = strstr(line, "clinic:northpoint");
+    cr_assert_not_null(p, "%s", line);
+    p[7] = 'N';
+    cr_assert_eq(fseek(f, 0, SEEK_SET), 0);
+    fputs(line, f);
+    fclose(f);
+    cr_assert_eq(net_cli(&net, "unused", out, sizeof out, verify), 1, "%s", out);
+    cr_assert(strstr(out, "line 1"), "%s", out);
 }
