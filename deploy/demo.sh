@@ -45,7 +45,8 @@ handoff_as() { # clinic, arguments...
 
 echo "== starting the network (logs in demo-data/logs; CURVE keys in demo-data/keys)"
 start broker "$BIN/broker/handoff-broker" --bind 'tcp://127.0.0.1:*' --data "$DATA/broker" \
-  --curve-secret "$KEYS/broker.key" --allow "$KEYS/allow.txt" --ready-file "$DATA/broker.endpoint"
+  --curve-secret "$KEYS/broker.key" --allow "$KEYS/allow.txt" --audit "$DATA/audit.jsonl" \
+  --ready-file "$DATA/broker.endpoint"
 for _ in $(seq 1 100); do [ -s "$DATA/broker.endpoint" ] && break; sleep 0.05; done
 [ -s "$DATA/broker.endpoint" ] || { echo "broker did not start:"; cat "$DATA/logs/broker.log"; exit 1; }
 export HANDOFF_BROKER=$(cat "$DATA/broker.endpoint")
@@ -138,6 +139,10 @@ if [ -n "${collab_id:-}" ]; then
   echo "== what $collab_referrer now sees (handoff --clinic $collab_referrer status $collab_id)"
   handoff_as "$collab_referrer" status "$collab_id"
 fi
+
+echo
+echo "== the broker's audit log (handoff audit verify demo-data/audit.jsonl)"
+"$BIN/services/cli/handoff" audit verify "$DATA/audit.jsonl"
 
 echo
 echo "== stopping the network"
