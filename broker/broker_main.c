@@ -9,6 +9,7 @@
 #include "hx_zuv.h"
 
 #include <errno.h>
+#include <sodium.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,6 +41,8 @@ static const char usage[] =
     "  --test-faults FILE    tests only: \"enospc\" or \"eio\" in FILE makes log writes fail\n"
     "  --curve-secret FILE   CURVE on: the broker's secret key (see handoff keygen)\n"
     "                        [HANDOFF_CURVE_SECRET]; needs --allow\n"
+    "  --data-key FILE       seal message bodies in the log with this key (64 hex characters;\n"
+    "                        handoff datakey FILE makes one) [HANDOFF_DATA_KEY]\n"
     "  --audit FILE          append-only audit log, one hash-chained JSON line per session,\n"
     "                        refusal, submit, mailbox delivery and dead-letter operation\n"
     "                        (ids only) [HANDOFF_AUDIT]; check it with handoff audit verify\n"
@@ -147,6 +150,20 @@ static bool principal_allowed(void *arg, const char *principal)
     return b->allow && hx_allow_has_principal(b->allow, principal);
 }
 
+/* A data key file: its first line, 64 hex characters. */
+static int hx_data_key_load(const char *path, uint8_t key[32])
+{
+    FILE *f = fopen(path, "r");
+    char line[128] = "";
+    if (!f)
+        return -1;
+    char *ok = fgets(line, sizeof line, f);
+    fclose(f);
+    line[strcspn(line, "\r\n")] = '\0';
+    size_t n = 0;
+    return ok && strlen(line) == 64 && sodium_hex2bin(key, 32, line, 64, NULL, &n, NULL) == 0 && n == 32 ? 0 : -1;
+}
+
 /* SIGHUP: the allow-list again; a file that does not load leaves the old one in force. */
 static void on_hup(uv_signal_t *s, int signum)
 {
@@ -217,7 +234,7 @@ int main(int argc, char **argv)
     const char *bind = NULL, *hb = NULL, *live = NULL, *maxf = NULL, *maxq = NULL, *dedup = NULL, *ready = NULL,
                *level = NULL, *data = NULL, *segbytes = NULL, *maxqb = NULL, *attempts = NULL, *backoff = NULL,
                *backoff_max = NULL, *ack_timeout = NULL, *faults = NULL, *curve_secret = NULL, *allow = NULL,
-               *audit = NULL;
+               *audit = NULL, *data_key = NULL;
     static const struct option opts[] = {
         {"bind", required_argument, NULL, 'b'},         {"heartbeat-ms", required_argument, NULL, 'H'},
         {"liveness", required_argument, NULL, 'L'},     {"max-frame", required_argument, NULL, 'F'},
@@ -228,7 +245,7 @@ int main(int argc, char **argv)
         {"backoff-ms", required_argument, NULL, 'o'},   {"backoff-max-ms", required_argument, NULL, 'O'},
         {"ack-timeout-ms", required_argument, NULL, 'T'}, {"test-faults", required_argument, NULL, 'f'},
         {"curve-secret", required_argument, NULL, 'C'}, {"allow", required_argument, NULL, 'a'},
-        {"audit", required_argument, NULL, 'U'},
+        {"audit", required_argument, NULL, 'U'},        {"data-key", required_argument, NULL, 'k'},
         {"help", no_argument, NULL, 'h'},               {NULL, 0, NULL, 0}};
     int c;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -252,6 +269,7 @@ int main(int argc, char **argv)
         case 'C': curve_secret = optarg; break;
         case 'a': allow = optarg; break;
         case 'U': audit = optarg; break;
+        case 'k': data_key = optarg; break;
         case 'h': fputs(usage, stdout); return 0;
         default: fputs(usage, stderr); return 2;
         }
@@ -352,10 +370,17 @@ int main(int argc, char **argv)
         fprintf(stderr, "handoff-broker: --bind %s: %s\n", bind, zmq_strerror(errno));
         goto fail_socket;
     }
+    data_key = hx_opt_pick(data_key, "HANDOFF_DATA_KEY", NULL);
+    uint8_t key[32];
+    if (data_key && (!data || hx_data_key_load(data_key, key) != 0)) {
+        fprintf(stderr, "handoff-broker: --data-key %s: %s\n", data_key,
+                data ? "the first line must be 64 hexadecimal characters (32 bytes)" : "needs --data");
+        goto fail_router;
+    }
     if (data) {
         char err[512];
         hx_store_log_config_t lc = {.dir = data, .segment_bytes = seg_mib_bytes, .loop = &b.loop,
-                                    .faults_path = faults};
+                                    .faults_path = faults, .key = data_key ? key : NULL};
         b.store = hx_store_log_new(&lc, err, sizeof err);
         if (!b.store) {
             fprintf(stderr, "handoff-broker: --data: %s\n", err);

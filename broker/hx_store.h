@@ -78,6 +78,8 @@ typedef struct {
     uint64_t segment_bytes;     /* roll over at this size; default 64 MiB */
     void *loop;                 /* a uv_loop_t: writes and fdatasync on its thread pool; NULL: in flush */
     const char *faults_path;    /* tests only: "enospc" / "eio" in this file injects faults */
+    const uint8_t *key;         /* NULL, or 32 bytes: message bodies are sealed with it
+                                   (XSalsa20-Poly1305, libsodium crypto_secretbox) */
 } hx_store_log_config_t;
 
 /* The durable append-only log. NULL with the reason in err on failure. */

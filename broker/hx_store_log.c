@@ -20,6 +20,8 @@
 #include "hx_log.h"
 #include "hx_store.h"
 
+#include <sodium.h>
+
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -82,8 +84,38 @@ typedef struct {
     char why[PATH_MAX + 256];
     uint64_t last_probe;
     hx_buf_t rbuf;
+    hx_buf_t sealed;            /* scratch for sealing and opening bodies */
     bool recovering;
+    bool encrypt;
+    uint8_t key[crypto_secretbox_KEYBYTES];
 } log_store_t;
+
+/* With a key a PUT entry holds nonce | secretbox(message); without, the message itself. */
+#define SEAL_OVERHEAD (crypto_secretbox_NONCEBYTES + crypto_secretbox_MACBYTES)
+
+static size_t stored_len(const log_store_t *s, size_t len)
+{
+    return s->encrypt ? len + SEAL_OVERHEAD : len;
+}
+
+/* Opens a sealed body into s->rbuf; -1 when it does not authenticate (wrong key, damage). */
+static int unseal(log_store_t *s, const uint8_t *in, size_t in_len, const uint8_t **out, size_t *out_len)
+{
+    if (!s->encrypt) {
+        *out = in;
+        *out_len = in_len;
+        return 0;
+    }
+    if (in_len < SEAL_OVERHEAD || hx_buf_reserve(&s->rbuf, in_len))
+        return -1;
+    size_t n = in_len - SEAL_OVERHEAD;
+    if (crypto_secretbox_open_easy(s->rbuf.data, in + crypto_secretbox_NONCEBYTES, in_len - crypto_secretbox_NONCEBYTES,
+                                   in, s->key) != 0)
+        return -1;
+    *out = s->rbuf.data;
+    *out_len = n;
+    return 0;
+}
 
 static uint64_t make_handle(uint64_t seg, uint64_t off)
 {
@@ -243,6 +275,15 @@ static int log_put(hx_store_t *base, const uint8_t *msg, size_t len, uint64_t *h
     uint64_t off = s->txn_base + s->txn.len + ENTRY_HEADER;
     if (off + len >= (1ull << OFFSET_BITS))
         return HX_EINVAL;
+    if (s->encrypt) {
+        s->sealed.len = 0;
+        if (hx_buf_reserve(&s->sealed, len + SEAL_OVERHEAD))
+            return HX_ENOMEM;
+        randombytes_buf(s->sealed.data, crypto_secretbox_NONCEBYTES);
+        crypto_secretbox_easy(s->sealed.data + crypto_secretbox_NONCEBYTES, msg, len, s->sealed.data, s->key);
+        msg = s->sealed.data;
+        len += SEAL_OVERHEAD;
+    }
     if (entry(&s->txn, E_PUT, msg, len, NULL, 0))
         return HX_ENOMEM;
     g->live++;
@@ -468,20 +509,21 @@ static int log_get(hx_store_t *base, uint64_t handle, size_t len, const uint8_t 
     log_store_t *s = (log_store_t *)base;
     segment_t *g = seg_of(s, handle);
     uint64_t off = handle & ((1ull << OFFSET_BITS) - 1);
-    if (!g || hx_buf_reserve(&s->rbuf, len))
+    size_t want = stored_len(s, len);
+    hx_buf_t *into = s->encrypt ? &s->sealed : &s->rbuf;
+    if (!g || hx_buf_reserve(into, want))
         return HX_EIO;
-    s->rbuf.len = 0;
     size_t got = 0;
-    while (got < len) {
-        ssize_t n = pread(g->fd, s->rbuf.data + got, len - got, (off_t)(off + got));
+    while (got < want) {
+        ssize_t n = pread(g->fd, into->data + got, want - got, (off_t)(off + got));
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0)
             return HX_EIO;
         got += (size_t)n;
     }
-    *data = s->rbuf.data;
-    return 0;
+    size_t out_len;
+    return unseal(s, into->data, want, data, &out_len) == 0 && out_len == len ? 0 : HX_EIO;
 }
 
 static void gc(log_store_t *s)
@@ -543,7 +585,7 @@ static size_t log_bytes(const hx_store_t *base)
 /* ---- recovery --------------------------------------------------------------------------- */
 
 /* Replays one record's entries; -1 when they do not parse (corruption, not a torn write). */
-static int replay(segment_t *g, uint64_t rec_off, const uint8_t *p, size_t len, bool first_seg,
+static int replay(log_store_t *s, segment_t *g, uint64_t rec_off, const uint8_t *p, size_t len, bool first_seg,
                   const hx_store_visitor_t *v, void *arg)
 {
     uint8_t type = p[0];
@@ -565,10 +607,15 @@ static int replay(segment_t *g, uint64_t rec_off, const uint8_t *p, size_t len, 
                 v->dedup(arg, e + i);
         } else {
             switch (kind) {
-            case E_PUT:
+            case E_PUT: {
+                const uint8_t *body;
+                size_t body_len;
+                if (unseal(s, e, elen, &body, &body_len) != 0)
+                    return -2;                  /* does not open: the wrong key */
                 g->live++;
-                v->put(arg, make_handle(g->number, rec_off + REC_HEADER + off + ENTRY_HEADER), e, elen);
+                v->put(arg, make_handle(g->number, rec_off + REC_HEADER + off + ENTRY_HEADER), body, body_len);
                 break;
+            }
             case E_SETTLE:
                 if (elen != HX_ID_LEN)
                     return -1;
@@ -683,7 +730,15 @@ static int log_recover(hx_store_t *base, const hx_store_visitor_t *v, void *arg)
                 torn = true;
                 break;
             }
-            if (replay(g, off, map + off + REC_HEADER, len, i == 0, v, arg) != 0) {
+            int prc = replay(s, g, off, map + off + REC_HEADER, len, i == 0, v, arg);
+            if (prc == -2) {
+                snprintf(s->why, sizeof s->why, "segment %s/%s: a message at offset %llu does not open with this "
+                         "data key (a different --data-key, or none, was used to write it)", s->dir, name,
+                         (unsigned long long)off);
+                rc = HX_EFAILED;
+                break;
+            }
+            if (prc != 0) {
                 snprintf(s->why, sizeof s->why, "segment %s/%s is corrupt at offset %llu (a record with a valid "
                          "checksum does not parse)", s->dir, name, (unsigned long long)off);
                 rc = HX_EFAILED;
@@ -751,6 +806,8 @@ static void log_destroy(hx_store_t *base)
     }
     hx_buf_free(&s->txn);
     hx_buf_free(&s->rbuf);
+    hx_buf_free(&s->sealed);
+    sodium_memzero(s->key, sizeof s->key);
     if (s->lockfd >= 0)
         close(s->lockfd);
     if (s->dirfd >= 0)
@@ -779,6 +836,14 @@ hx_store_t *hx_store_log_new(const hx_store_log_config_t *cfg, char *err, size_t
     s->loop = cfg->loop;
     if (cfg->faults_path)
         snprintf(s->faults, sizeof s->faults, "%s", cfg->faults_path);
+    if (cfg->key) {
+        if (sodium_init() < 0) {
+            snprintf(err, errcap, "libsodium cannot start");
+            goto fail;
+        }
+        memcpy(s->key, cfg->key, sizeof s->key);
+        s->encrypt = true;
+    }
     if (mkdir(s->dir, 0700) != 0 && errno != EEXIST) {
         snprintf(err, errcap, "data directory %s: %s", s->dir, strerror(errno));
         goto fail;

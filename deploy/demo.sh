@@ -36,6 +36,7 @@ for name in broker $clinics intake triage scheduling; do
 done
 for c in $clinics; do echo "$(cat "$KEYS/$c.pub") clinic $c" >>"$KEYS/allow.txt"; done
 for s in intake triage scheduling; do echo "$(cat "$KEYS/$s.pub") service $s" >>"$KEYS/allow.txt"; done
+"$BIN/services/cli/handoff" datakey "$KEYS/data.key" >/dev/null   # seals bodies in the broker's log
 export HANDOFF_SERVER_KEY=$KEYS/broker.pub
 handoff_as() { # clinic, arguments...
   local clinic=$1
@@ -45,7 +46,8 @@ handoff_as() { # clinic, arguments...
 
 echo "== starting the network (logs in demo-data/logs; CURVE keys in demo-data/keys)"
 start broker "$BIN/broker/handoff-broker" --bind 'tcp://127.0.0.1:*' --data "$DATA/broker" \
-  --curve-secret "$KEYS/broker.key" --allow "$KEYS/allow.txt" --audit "$DATA/audit.jsonl" \
+  --data-key "$KEYS/data.key" --curve-secret "$KEYS/broker.key" --allow "$KEYS/allow.txt" \
+  --audit "$DATA/audit.jsonl" \
   --ready-file "$DATA/broker.endpoint"
 for _ in $(seq 1 100); do [ -s "$DATA/broker.endpoint" ] && break; sleep 0.05; done
 [ -s "$DATA/broker.endpoint" ] || { echo "broker did not start:"; cat "$DATA/logs/broker.log"; exit 1; }

@@ -53,6 +53,7 @@ static const char usage[] =
     "\n"
     "  audit verify FILE     checks the broker's audit log: exit 0 when the chain holds, 1 with\n"
     "                        the first broken line (edited, deleted, added or moved lines)\n"
+    "  datakey FILE          a new key for the broker's --data-key (sealed message bodies)\n"
     "  keygen NAME           a CURVE key pair: NAME.key (secret, 0600) and NAME.pub, in --dir;\n"
     "                        prints the allow-list line for the broker\n"
     "\n"
@@ -995,6 +996,27 @@ int main(int argc, char **argv)
     }
     if (strcmp(cmd, "keygen") == 0)
         return cmd_keygen(&c, argc - optind - 1, argv + optind + 1);
+    if (strcmp(cmd, "datakey") == 0) {
+        if (argc - optind != 2) {
+            fprintf(stderr, "handoff: usage: handoff datakey FILE\n");
+            return EXIT_USAGE;
+        }
+        const char *file = argv[optind + 1];
+        uint8_t key[32];
+        char hex[65];
+        hx_id_random(key);
+        hx_id_random(key + 16);
+        for (int i = 0; i < 32; i++)
+            snprintf(hex + 2 * i, 3, "%02x", key[i]);
+        int fd = open(file, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        if (fd < 0 || dprintf(fd, "%s\n", hex) != 65 || close(fd) != 0) {
+            fprintf(stderr, "handoff: datakey: %s: %s%s\n", file, strerror(errno),
+                    errno == EEXIST ? " (a key is never overwritten)" : "");
+            return EXIT_FAIL;
+        }
+        printf("%s written (mode 0600): keep it apart from the data directory's backups\n", file);
+        return EXIT_OK;
+    }
     if (strcmp(cmd, "audit") == 0) {
         if (argc - optind != 3 || strcmp(argv[optind + 1], "verify") != 0) {
             fprintf(stderr, "handoff: usage: handoff audit verify FILE\n");

@@ -75,7 +75,13 @@ static void setup(void)
     net_init(&net);
     n_samples = 0;
     load_samples();
-    const char *extra[] = {"--heartbeat-ms", "200", NULL};
+    /* a durable broker whose log seals message bodies, as in production */
+    static char data[600], key[600], out[4096];
+    snprintf(data, sizeof data, "%s/data", net.dir);
+    snprintf(key, sizeof key, "%s/data.key", net.dir);
+    const char *mk[] = {"datakey", key, NULL};
+    cr_assert_eq(net_cli(&net, "unused", out, sizeof out, mk), 0, "datakey: %s", out);
+    const char *extra[] = {"--heartbeat-ms", "200", "--data", data, "--data-key", key, NULL};
     net_start_broker(&net, extra);
     net_start_services(&net, START);
 }
@@ -413,4 +419,37 @@ Test(pipeline, no_log_line_names_a_patient)
         free(bytes);
     }
     cr_assert_gt(read, 0, "the programs wrote logs to look at");
+}
+
+Test(pipeline, the_brokers_data_files_name_no_patient)
+{
+    submit_all();
+    set_t all = {samples, n_samples};
+    cr_assert(net_wait(all_settled, &all, 60000), "not every referral was settled (logs in %s)", net.dir);
+    char dirpath[600];
+    snprintf(dirpath, sizeof dirpath, "%s/data", net.dir);
+    DIR *d = opendir(dirpath);
+    cr_assert_not_null(d);
+    struct dirent *e;
+    size_t files = 0, bytes_read = 0;
+    while ((e = readdir(d))) {
+        if (!strstr(e->d_name, ".log"))
+            continue;
+        char path[1200];
+        snprintf(path, sizeof path, "%s/%s", dirpath, e->d_name);
+        size_t len;
+        char *bytes = slurp(path, &len);
+        files++;
+        bytes_read += len;
+        for (size_t i = 0; i < n_samples; i++) {
+            const Handoff__Patient *p = samples[i].referral->patient;
+            cr_expect(!contains(bytes, len, p->family_name), "%s holds the name of %s", e->d_name, samples[i].file);
+            cr_expect(!contains(bytes, len, p->health_card), "%s holds a health card of %s", e->d_name,
+                      samples[i].file);
+        }
+        free(bytes);
+    }
+    closedir(d);
+    cr_assert_gt(files, 0);
+    cr_assert_gt(bytes_read, 1000, "the log holds the sealed referrals");
 }

@@ -442,3 +442,55 @@ Test(store, a_clean_shutdown_keeps_every_message_across_segments)
     hx_router_destroy(&r);
     hx_store_destroy(&s);
 }
+
+static bool file_has(const char *file, const void *needle, size_t n)
+{
+    FILE *f = fopen(file, "rb");
+    cr_assert_not_null(f);
+    static char buf[1 << 20];
+    size_t len = fread(buf, 1, sizeof buf, f);
+    fclose(f);
+    for (size_t i = 0; i + n <= len; i++)
+        if (memcmp(buf + i, needle, n) == 0)
+            return true;
+    return false;
+}
+
+Test(store, sealed_bodies_are_unreadable_without_the_key)
+{
+    uint8_t key[32], other[32];
+    memset(key, 7, sizeof key);
+    memset(other, 8, sizeof other);
+    char err[512];
+    hx_store_log_config_t c = {.dir = dir, .key = key};
+    hx_store_t *s = hx_store_log_new(&c, err, sizeof err);
+    cr_assert_not_null(s, "%s", err);
+    s->on_commit = on_commit;
+    cr_assert_eq(recover(s), 0);
+    const char *secret = "Beatriz Carvalho-Demo, 5555-420-008-BC";
+    uint64_t h;
+    cr_assert_eq(s->ops->begin(s), 0);
+    cr_assert_eq(s->ops->put(s, (const uint8_t *)secret, strlen(secret), &h), 0);
+    uint64_t seq;
+    cr_assert_eq(s->ops->end(s, &seq), 0);
+    s->ops->flush(s);
+    const uint8_t *back;
+    cr_assert_eq(s->ops->get(s, h, strlen(secret), &back), 0);
+    cr_assert_eq(memcmp(back, secret, strlen(secret)), 0, "read back in clear");
+    hx_store_destroy(&s);
+    cr_assert_not(file_has(segment_path(1), "Carvalho", 8), "the segment holds no clear text");
+
+    s = hx_store_log_new(&c, err, sizeof err);
+    cr_assert_eq(recover(s), 0);
+    cr_assert_eq(seen.puts, 1);
+    cr_assert_eq(seen.lens[0], strlen(secret));
+    hx_store_destroy(&s);
+
+    hx_store_log_config_t wrong = {.dir = dir, .key = other};
+    s = hx_store_log_new(&wrong, err, sizeof err);
+    cr_assert_eq(recover(s), HX_EFAILED, "the wrong key does not open the log");
+    const char *why;
+    s->ops->health(s, &why);
+    cr_assert(strstr(why, "data key"), "%s", why);
+    hx_store_destroy(&s);
+}
