@@ -46,6 +46,8 @@ static const char usage[] =
     "  --audit FILE          append-only audit log, one hash-chained JSON line per session,\n"
     "                        refusal, submit, mailbox delivery and dead-letter operation\n"
     "                        (ids only) [HANDOFF_AUDIT]; check it with handoff audit verify\n"
+    "  --plain-tcp-for-tests without CURVE: no encryption, no authentication; only on a\n"
+    "                        loopback or ipc endpoint, for tests\n"
     "  --allow FILE          the keys that may connect, one per line: \"<public key> <clinic|service|admin>\n"
     "                        <name>\"; a key may open only that session [HANDOFF_ALLOW]\n"
     "  --ready-file PATH     write the bound endpoint to PATH once listening\n"
@@ -53,8 +55,10 @@ static const char usage[] =
     "  -h, --help            this text\n"
     "\n"
     "example:\n"
-    "  handoff-broker --bind tcp://0.0.0.0:5555 --data /var/lib/handoff\n"
+    "  handoff-broker --bind tcp://0.0.0.0:5555 --data /var/lib/handoff --data-key data.key \\\n"
+    "    --curve-secret broker.key --allow allow.txt --audit /var/lib/handoff/audit.jsonl\n"
     "\n"
+    "Without CURVE keys the broker refuses to start (--plain-tcp-for-tests is for loopback tests).\n"
     "With --data, a message is answered \"accepted\" only once it is on disk (fdatasync).\n"
     "SIGINT or SIGTERM: says BYE to every peer and exits 0.\n";
 
@@ -246,8 +250,9 @@ int main(int argc, char **argv)
         {"ack-timeout-ms", required_argument, NULL, 'T'}, {"test-faults", required_argument, NULL, 'f'},
         {"curve-secret", required_argument, NULL, 'C'}, {"allow", required_argument, NULL, 'a'},
         {"audit", required_argument, NULL, 'U'},        {"data-key", required_argument, NULL, 'k'},
+        {"plain-tcp-for-tests", no_argument, NULL, 'P'},
         {"help", no_argument, NULL, 'h'},               {NULL, 0, NULL, 0}};
-    int c;
+    int c, plain = 0;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
         case 'b': bind = optarg; break;
@@ -270,6 +275,7 @@ int main(int argc, char **argv)
         case 'a': allow = optarg; break;
         case 'U': audit = optarg; break;
         case 'k': data_key = optarg; break;
+        case 'P': plain = 1; break;
         case 'h': fputs(usage, stdout); return 0;
         default: fputs(usage, stderr); return 2;
         }
@@ -316,6 +322,21 @@ int main(int argc, char **argv)
     allow = hx_opt_pick(allow, "HANDOFF_ALLOW", NULL);
     char server_pub[HX_KEY_Z85 + 1], server_sec[HX_KEY_Z85 + 1];
     hx_allow_t *allow_list = NULL;
+    if (!curve_secret && !allow && !plain) {
+        fprintf(stderr, "handoff-broker: CURVE is required: give --curve-secret and --allow (see handoff keygen), "
+                        "or --plain-tcp-for-tests on a loopback endpoint\n");
+        return 2;
+    }
+    if (plain && (curve_secret || allow)) {
+        fprintf(stderr, "handoff-broker: --plain-tcp-for-tests and CURVE exclude each other\n");
+        return 2;
+    }
+    if (plain && strncmp(bind, "tcp://127.", 10) != 0 && strncmp(bind, "tcp://localhost:", 16) != 0 &&
+        strncmp(bind, "ipc://", 6) != 0 && strncmp(bind, "inproc://", 9) != 0) {
+        fprintf(stderr, "handoff-broker: --plain-tcp-for-tests: only on 127.0.0.1, localhost or ipc://, not %s\n",
+                bind);
+        return 2;
+    }
     if (curve_secret || allow) {
         char err[600];
         if (!curve_secret || !allow) {

@@ -123,8 +123,13 @@ void net_start_broker(net_t *n, const char *const extra[])
     const char *argv[32] = {net_bin("broker/handoff-broker"), "--bind", "tcp://127.0.0.1:*", "--ready-file", ready,
                             "--log-level", "debug"};
     size_t k = 7;
-    for (size_t i = 0; extra && extra[i] && k < 31; i++)
+    bool curve = false;
+    for (size_t i = 0; extra && extra[i] && k < 30; i++) {
+        curve |= strcmp(extra[i], "--curve-secret") == 0;
         argv[k++] = extra[i];
+    }
+    if (!curve)
+        argv[k++] = "--plain-tcp-for-tests";    /* on 127.0.0.1 only; test_security runs CURVE */
     argv[k] = NULL;
     net_spawn(n, "broker", argv);
     cr_assert(net_wait(file_exists_cond, ready, 10000), "the broker did not start (see %s/broker.log)", n->dir);
