@@ -624,6 +624,7 @@ static int deliver(hx_router_t *r, peer_t *w, entry_t *e)
         peer_drop(r, w, "unreachable", false);
         return -1;
     }
+    audit(r, w, "deliver", e->id, "delivered");
     if (w->n_inflight >= w->credit) {
         ready_remove(w);
     } else {                                    /* rotate: the next message goes to the next worker */

@@ -56,7 +56,7 @@ START=$(date -d tomorrow +%Y-%m-%dT08:00)
 start intake "$BIN/services/intake/handoff-intake" --db "$DATA/intake.db" --key "$KEYS/intake.key"
 start triage "$BIN/services/triage/handoff-triage" --rules "$ROOT/services/triage/rules.json" --key "$KEYS/triage.key"
 start scheduling "$BIN/services/scheduling/handoff-scheduling" --directory "$SAMPLE/directory.json" --start "$START" --db "$DATA/scheduling.db" \
-  --key "$KEYS/scheduling.key"
+  --key "$KEYS/scheduling.key" --audit "$DATA/scheduling-audit.jsonl"
 echo "   broker at $HANDOFF_BROKER; booking from $START"
 
 echo

@@ -1,4 +1,5 @@
 /* hx_booking — scheduling's referrals, bookings, lifecycle and calendar in SQLite. */
+#include "hx_audit.h"
 #include "hx_booking.h"
 #include "hx_intake.h"
 #include "hx_lifecycle.h"
@@ -18,6 +19,7 @@
 
 struct hx_booking {
     sqlite3 *db;
+    hx_audit_t *audit;
     const hx_directory_t *dir;
     hx_booking_config_t cfg;
 };
@@ -550,9 +552,25 @@ static int on_case(hx_booking_t *b, const hx_msg_t *in, hx_outbox_t *out)
     return rc;
 }
 
-static int refuse(hx_outbox_t *out, const hx_msg_t *in, const char *rid, const referral_row_t *row, hx_event_t ev,
+/* Every clinic's change, done or refused, into the audit log (when there is one). */
+static void audit_change(hx_booking_t *b, const hx_msg_t *in, hx_event_t ev, const char *rid, const char *outcome)
+{
+    if (!b->audit)
+        return;
+    char principal[96];
+    snprintf(principal, sizeof principal, "clinic:%s", in->from);
+    char action[48];
+    snprintf(action, sizeof action, "referral.%s", hx_event_text(ev));
+    if (hx_audit_write(b->audit, principal, action, rid, outcome) != 0)
+        hx_error("cannot write the audit log");
+}
+
+static int refuse(hx_booking_t *b, hx_outbox_t *out, const hx_msg_t *in, const char *rid, const referral_row_t *row, hx_event_t ev,
                   const char *why)
 {
+    char outcome[400];
+    snprintf(outcome, sizeof outcome, "refused: %s", why);
+    audit_change(b, in, ev, rid, outcome);
     hx_info("referral %s: %s refused for clinic %s", rid, hx_event_text(ev), in->from);
     return emit_status(out, in->from, rid, row && row->c ? row->ref : "",
                        row && row->c ? row->status : HANDOFF__TASK_STATUS__TASK_UNSPECIFIED, ev, true, why, NULL, 0,
@@ -567,7 +585,7 @@ static int on_change(hx_booking_t *b, const hx_msg_t *in, hx_outbox_t *out)
     }
     Handoff__StatusChange *ch = handoff__status_change__unpack(NULL, in->payload_len, in->payload);
     if (!ch)
-        return refuse(out, in, "", NULL, HX_EVENT_NONE, "payload: not a decodable handoff.StatusChange");
+        return refuse(b, out, in, "", NULL, HX_EVENT_NONE, "payload: not a decodable handoff.StatusChange");
     hx_event_t ev = hx_event_from_text(ch->event);
     char rid[32];
     snprintf(rid, sizeof rid, "%.31s", ch->referral_id);
@@ -578,19 +596,19 @@ static int on_change(hx_booking_t *b, const hx_msg_t *in, hx_outbox_t *out)
     if (ev != HX_EVENT_ACCEPT && ev != HX_EVENT_DECLINE && ev != HX_EVENT_START && ev != HX_EVENT_COMPLETE &&
         ev != HX_EVENT_REVOKE) {
         snprintf(why, sizeof why, "event: '%.40s' is not accept, decline, start, complete or revoke", ch->event);
-        rc = refuse(out, in, rid, NULL, ev, why);
+        rc = refuse(b, out, in, rid, NULL, ev, why);
     } else if (found < 0) {
         rc = -1;
     } else if (found == 0) {
         snprintf(why, sizeof why, "referral_id: %s is not a referral scheduling knows", rid);
-        rc = refuse(out, in, rid, NULL, ev, why);
+        rc = refuse(b, out, in, rid, NULL, ev, why);
     } else if (ev == HX_EVENT_REVOKE) {
         Handoff__TaskStatus to;
         if (strcmp(in->from, row.referring_clinic) != 0) {
             snprintf(why, sizeof why, "only the referring clinic may revoke referral %s", rid);
-            rc = refuse(out, in, rid, &row, ev, why);
+            rc = refuse(b, out, in, rid, &row, ev, why);
         } else if (hx_lifecycle_apply(row.status, ev, HX_ACTOR_REFERRER, &to, why, sizeof why) != 0) {
-            rc = refuse(out, in, rid, &row, ev, why);
+            rc = refuse(b, out, in, rid, &row, ev, why);
         } else {
             booking_t have[2];
             size_t n = 0;
@@ -611,6 +629,7 @@ static int on_change(hx_booking_t *b, const hx_msg_t *in, hx_outbox_t *out)
             if (rc == 0)
                 rc = retry_on_hold(b, out);
             hx_info("referral %s revoked", rid);
+            audit_change(b, in, ev, rid, "done: cancelled");
         }
     } else {
         booking_t have[2];
@@ -628,14 +647,14 @@ static int on_change(hx_booking_t *b, const hx_msg_t *in, hx_outbox_t *out)
         } else if (!k) {
             snprintf(why, sizeof why, "only the current receiving clinic may %s referral %s: clinic %s does not "
                      "hold it", hx_event_text(ev), rid, in->from);
-            rc = refuse(out, in, rid, &row, ev, why);
+            rc = refuse(b, out, in, rid, &row, ev, why);
         } else if (mine > 1) {
             snprintf(why, sizeof why, "discipline: clinic %s holds both bookings of %s; say which", in->from, rid);
-            rc = refuse(out, in, rid, &row, ev, why);
+            rc = refuse(b, out, in, rid, &row, ev, why);
         } else if (hx_lifecycle_apply(k->status, ev, HX_ACTOR_RECEIVER, &to, why, sizeof why) != 0) {
-            rc = refuse(out, in, rid, &row, ev, why);
+            rc = refuse(b, out, in, rid, &row, ev, why);
         } else if (ev == HX_EVENT_DECLINE && !ch->reason[0]) {
-            rc = refuse(out, in, rid, &row, ev, "reason: a decline needs a reason");
+            rc = refuse(b, out, in, rid, &row, ev, "reason: a decline needs a reason");
         } else if (ev == HX_EVENT_DECLINE) {
             char text[320];
             snprintf(text, sizeof text, "declined by %s (%s): %.200s; finding another therapist", in->from,
@@ -662,6 +681,7 @@ static int on_change(hx_booking_t *b, const hx_msg_t *in, hx_outbox_t *out)
             if (rc == 0)
                 rc = retry_on_hold(b, out);
             hx_info("referral %s declined by %s; rescheduling", rid, in->from);
+            audit_change(b, in, ev, rid, "done: declined, rescheduling");
         } else {
             sqlite3_stmt *st = prep(b, "UPDATE bookings SET status = ? WHERE referral_id = ? AND discipline = ?");
             rc = st ? 0 : -1;
@@ -684,6 +704,7 @@ static int on_change(hx_booking_t *b, const hx_msg_t *in, hx_outbox_t *out)
             if (rc == 0 && strcmp(in->from, row.referring_clinic) != 0)
                 rc = emit_status(out, in->from, rid, row.ref, to, ev, false, text, &bp, 1, NULL);
             hx_info("referral %s: %s by %s", rid, hx_event_text(ev), in->from);
+            audit_change(b, in, ev, rid, text);
         }
     }
     row_free(&row);
@@ -823,6 +844,10 @@ hx_booking_t *hx_booking_open(const hx_booking_config_t *cfg, const hx_directory
         hx_booking_close(&b);
         return NULL;
     }
+    if (cfg->audit_path && !(b->audit = hx_audit_open(cfg->audit_path, err, errcap))) {
+        hx_booking_close(&b);
+        return NULL;
+    }
     sqlite3_busy_timeout(b->db, 10000);
     /* Turning a new file to WAL takes a lock the busy handler does not wait for: two
      * workers starting together on a new file retry instead of failing. */
@@ -906,6 +931,7 @@ void hx_booking_close(hx_booking_t **self_p)
     if (!self_p || !*self_p)
         return;
     sqlite3_close((*self_p)->db);
+    hx_audit_close(&(*self_p)->audit);
     free(*self_p);
     *self_p = NULL;
 }

@@ -19,6 +19,7 @@ typedef struct {
     hx_minute_t start;              /* book nothing earlier; -1 = now */
     uint32_t horizon_days;          /* look this far ahead */
     uint32_t collab_days;           /* massage within this many days after the PT assessment */
+    const char *audit_path;         /* NULL, or an audit log of every clinic's change, done or refused */
 } hx_booking_config_t;
 
 hx_booking_t *hx_booking_open(const hx_booking_config_t *cfg, const hx_directory_t *dir, char *err, size_t errcap);

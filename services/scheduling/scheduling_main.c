@@ -31,6 +31,8 @@ static const char usage[] =
     "  --horizon-days N      look this far ahead, 1..365 [HANDOFF_HORIZON_DAYS, 60]\n"
     "  --collab-days N       massage within N days after the physiotherapy assessment\n"
     "                        [HANDOFF_COLLAB_DAYS, 14]\n"
+    "  --audit FILE          audit log of every clinic's change, done or refused (hash-chained\n"
+    "                        JSON lines; handoff audit verify) [HANDOFF_AUDIT]\n"
     "  --db FILE             referrals, bookings and the calendar (SQLite, WAL); several\n"
     "                        scheduling workers may share it [HANDOFF_SCHEDULING_DB, scheduling.db]\n"
     "\n"
@@ -44,6 +46,7 @@ static const char usage[] =
 typedef struct {
     const char *directory_path;
     const char *db_path;
+    const char *audit_path;
     const char *start_text;
     const char *horizon_text, *collab_text;
     hx_directory_t *dir;
@@ -108,6 +111,7 @@ static int on_opt(void *ctx, int code, const char *arg)
     case 'H': s->horizon_text = arg; break;
     case 'C': s->collab_text = arg; break;
     case 'D': s->db_path = arg; break;
+    case 'A': s->audit_path = arg; break;
     default: return -1;
     }
     return 0;
@@ -120,6 +124,7 @@ int main(int argc, char **argv)
                                           {"horizon-days", required_argument, NULL, 'H'},
                                           {"collab-days", required_argument, NULL, 'C'},
                                           {"db", required_argument, NULL, 'D'},
+                                          {"audit", required_argument, NULL, 'A'},
                                           {NULL, 0, NULL, 0}};
     const char *prog = "handoff-scheduling";
     sched_t s = {0};
@@ -134,7 +139,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "%s: --directory FILE is required (or HANDOFF_DIRECTORY)\n", prog);
         return 2;
     }
-    hx_booking_config_t bc = {.db_path = s.db_path, .start = -1};
+    hx_booking_config_t bc = {.db_path = s.db_path, .start = -1,
+                              .audit_path = hx_opt_pick(s.audit_path, "HANDOFF_AUDIT", NULL)};
     if (s.start_text && hx_minute_parse(s.start_text, &bc.start) != 0) {
         fprintf(stderr, "%s: --start: must be YYYY-MM-DDTHH:MM, got '%s'\n", prog, s.start_text);
         return 2;

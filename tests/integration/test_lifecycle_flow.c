@@ -997,3 +997,43 @@ Test(lifecycle, a_clinic_cannot_skip_intake_and_triage)
         json_decref(in);
     }
 }
+
+static bool file_contains(const char *path, const char *needle)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return false;
+    char line[2048];
+    bool found = false;
+    while (!found && fgets(line, sizeof line, f))
+        found = strstr(line, needle) != NULL;
+    fclose(f);
+    return found;
+}
+
+Test(lifecycle, every_change_done_or_refused_is_in_the_audit_log)
+{
+    char audit[512];
+    snprintf(audit, sizeof audit, "%s/scheduling-audit.jsonl", net.dir);
+    net_start_front(&net);
+    const char *extra[] = {"--audit", audit, NULL};
+    net_start_scheduling(&net, "scheduling", START, NULL, extra);
+    const char *rid = submit("eastgate", referral_file("02-pelvic-floor.json", "eastgate", "EG-AUDIT-1"));
+    json_t *h = NULL;
+    json_t *b = wait_ready("eastgate", rid, &h);
+    char receiver[64];
+    snprintf(receiver, sizeof receiver, "%s", jstr(b, "clinic_id"));
+    json_decref(h);
+    const char *stranger = other_clinic(receiver, "eastgate");
+    json_decref(change(1, stranger, "accept", rid, NULL));
+    json_decref(change(0, receiver, "accept", rid, NULL));
+    char who[256];
+    snprintf(who, sizeof who, "\"principal\":\"clinic:%s\",\"action\":\"referral.accept\",\"id\":\"%s\"", stranger, rid);
+    cr_expect(file_contains(audit, who), "the refused accept is audited");
+    cr_expect(file_contains(audit, "\"outcome\":\"refused: only the current receiving clinic"));
+    snprintf(who, sizeof who, "\"principal\":\"clinic:%s\",\"action\":\"referral.accept\"", receiver);
+    cr_expect(file_contains(audit, who), "the accept is audited");
+    static char out[4096];
+    const char *verify[] = {"audit", "verify", audit, NULL};
+    cr_expect_eq(net_cli(&net, "unused", out, sizeof out, verify), 0, "%s", out);
+}
