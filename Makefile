@@ -53,5 +53,21 @@ test-asan: deps
 	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j $(JOBS)
 
+# Coverage-guided fuzzing with libFuzzer (clang): FUZZ_SECONDS per target. New inputs go to
+# build-fuzz/corpus/; a crash leaves its input in build-fuzz/ and fails the target.
+FUZZ_BUILD   ?= build-fuzz
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS = fuzz_envelope fuzz_log_recovery fuzz_referral_json fuzz_referral_pb fuzz_files
+fuzz:
+	@$(MAKE) deps DEBS="clang libclang-rt-14-dev $(DEBS)"
+	cmake -S . -B $(FUZZ_BUILD) -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug -DHANDOFF_FUZZ=ON -DHANDOFF_TESTS=OFF
+	cmake --build $(FUZZ_BUILD) -j $(JOBS) --target $(FUZZ_TARGETS)
+	@for t in $(FUZZ_TARGETS); do \
+	  mkdir -p $(FUZZ_BUILD)/corpus/$$t && \
+	  echo "== $$t ($(FUZZ_SECONDS) s)" && \
+	  (cd $(FUZZ_BUILD) && ./tests/fuzz/$$t -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+	     corpus/$$t ../tests/fuzz/corpus/$$t 2>&1 | grep -E "stat::number_of_executed_units|ERROR|SUMMARY|Done") || exit 1; \
+	done
+
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)
