@@ -32,6 +32,7 @@ demo: build
 test: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
 	$(MAKE) test-asan
+	$(MAKE) fuzz FUZZ_SECONDS=$(TEST_FUZZ_SECONDS)
 
 test-unit: build
 	cd $(BUILD) && ctest --output-on-failure -L unit -j $(JOBS)
@@ -57,6 +58,7 @@ test-asan: deps
 # build-fuzz/corpus/; a crash leaves its input in build-fuzz/ and fails the target.
 FUZZ_BUILD   ?= build-fuzz
 FUZZ_SECONDS ?= 60
+TEST_FUZZ_SECONDS ?= 10   # what `make test` gives each target
 FUZZ_TARGETS = fuzz_envelope fuzz_log_recovery fuzz_referral_json fuzz_referral_pb fuzz_files
 fuzz:
 	@$(MAKE) deps DEBS="clang libclang-rt-14-dev $(DEBS)"
