@@ -7,7 +7,7 @@ DEBS = build-essential cmake pkg-config libzmq3-dev libsodium-dev libprotobuf-c-
        uthash-dev procps jq
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps build demo test test-unit test-integration test-asan crash-loop clean
+.PHONY: all deps build demo test test-unit test-integration test-asan fuzz crash-loop clean
 
 all: build
 
