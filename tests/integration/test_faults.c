@@ -1,0 +1,317 @@
+/* Integration: the fault matrix against the real broker on 127.0.0.1. Each row sends one kind
+ * of bad input from a raw ZeroMQ peer (tests may speak the protocol by hand) and then checks
+ * that the offender got the documented error (docs/PROTOCOL.md) or lost its connection, and
+ * that a well-behaved clinic is still served without loss. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zmq.h>
+
+#include "envelope.pb-c.h"
+#include "harness.h"
+#include "hx_client.h"
+
+static net_t net;
+static void *zctx;
+
+static void setup(void)
+{
+    net_init(&net);
+    zctx = zmq_ctx_new();
+    const char *extra[] = {"--max-frame", "65536", "--heartbeat-ms", "100", "--max-queue", "50", NULL};
+    net_start_broker(&net, extra);
+}
+
+static void teardown(void)
+{
+    zmq_ctx_term(zctx);
+    cr_expect_eq(net_stop_all(&net), 0, "a process did not stop cleanly");
+}
+
+TestSuite(faults, .init = setup, .fini = teardown, .timeout = 120);
+
+static void *raw_peer(void)
+{
+    void *s = zmq_socket(zctx, ZMQ_DEALER);
+    int zero = 0, timeout = 5000;
+    zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof zero);
+    zmq_setsockopt(s, ZMQ_RCVTIMEO, &timeout, sizeof timeout);
+    cr_assert_eq(zmq_connect(s, net.endpoint), 0);
+    return s;
+}
+
+static void send_env(void *s, const Handoff__Envelope *e)
+{
+    size_t n = handoff__envelope__get_packed_size(e);
+    uint8_t *buf = malloc(n ? n : 1);
+    handoff__envelope__pack(e, buf);
+    cr_assert_geq(zmq_send(s, buf, n, 0), 0);
+    free(buf);
+}
+
+/* The next envelope that is not a heartbeat (NULL after the receive timeout). */
+static Handoff__Envelope *recv_env(void *s)
+{
+    for (;;) {
+        zmq_msg_t m;
+        zmq_msg_init(&m);
+        if (zmq_msg_recv(&m, s, 0) < 0) {
+            zmq_msg_close(&m);
+            return NULL;
+        }
+        Handoff__Envelope *e = handoff__envelope__unpack(NULL, zmq_msg_size(&m), zmq_msg_data(&m));
+        zmq_msg_close(&m);
+        if (e && e->kind == HANDOFF__KIND__KIND_HEARTBEAT) {
+            handoff__envelope__free_unpacked(e, NULL);
+            continue;
+        }
+        return e;
+    }
+}
+
+static void expect_error(void *s, Handoff__ErrorCode code, const char *text_part)
+{
+    Handoff__Envelope *e = recv_env(s);
+    cr_assert_not_null(e, "no answer");
+    cr_expect_eq(e->kind, HANDOFF__KIND__KIND_ERROR);
+    cr_expect_eq(e->error_code, code, "got %d: %s", e->error_code, e->error_text);
+    if (text_part)
+        cr_expect(strstr(e->error_text, text_part), "'%s' does not mention '%s'", e->error_text, text_part);
+    handoff__envelope__free_unpacked(e, NULL);
+}
+
+static void hello(void *s, Handoff__Role role, const char *name)
+{
+    uint8_t id[16] = {7};
+    Handoff__Envelope e = HANDOFF__ENVELOPE__INIT;
+    e.version = 1;
+    e.kind = HANDOFF__KIND__KIND_HELLO;
+    e.id = (ProtobufCBinaryData){16, id};
+    e.role = role;
+    e.name = (char *)name;
+    send_env(s, &e);
+    Handoff__Envelope *w = recv_env(s);
+    cr_assert_not_null(w);
+    cr_assert_eq(w->kind, HANDOFF__KIND__KIND_WELCOME);
+    handoff__envelope__free_unpacked(w, NULL);
+}
+
+/* A well-behaved clinic still submits and gets its message: nobody else was disturbed. */
+static void others_still_served(void)
+{
+    char err[256];
+    hx_client_opts_t o = {.endpoint = net.endpoint, .clinic = "goodclinic", .timeout_ms = 5000};
+    hx_client_t *c = hx_client_connect(&o, err, sizeof err);
+    cr_assert_not_null(c, "%s", err);
+    hx_msg_t m = {0};
+    hx_id_random(m.id);
+    m.to_kind = HX_TO_MAILBOX;
+    m.to = "goodclinic";
+    m.type = "t";
+    m.payload = (const uint8_t *)"still here";
+    m.payload_len = 10;
+    cr_assert_eq(hx_client_submit(c, &m, 1), 0, "%s", hx_client_error(c));
+    hx_batch_t *b = NULL;
+    cr_assert_eq(hx_client_fetch(c, 10, &b), 0);
+    cr_assert_eq(b->count, 1, "the good clinic's message is there");
+    cr_assert_eq(memcmp(b->msgs[0].payload, "still here", 10), 0);
+    cr_assert_eq(hx_client_ack(c, (const uint8_t(*)[16])b->msgs[0].id, 1), 0);
+    hx_batch_destroy(&b);
+    hx_client_destroy(&c);
+}
+
+Test(faults, wrong_frame_count)
+{
+    void *s = raw_peer();
+    zmq_send(s, "a", 1, ZMQ_SNDMORE);
+    zmq_send(s, "b", 1, 0);
+    expect_error(s, HANDOFF__ERROR_CODE__ERR_MALFORMED, "exactly 1 frame");
+    zmq_close(s);
+    others_still_served();
+}
+
+Test(faults, empty_frame)
+{
+    void *s = raw_peer();
+    zmq_send(s, "", 0, 0);
+    expect_error(s, HANDOFF__ERROR_CODE__ERR_MALFORMED, NULL);
+    zmq_close(s);
+    others_still_served();
+}
+
+Test(faults, oversized_frame)
+{
+    void *s = raw_peer();
+    size_t n = 65536 + 100;                     /* over max_frame, under libzmq's own cut-off */
+    char *big = calloc(1, n);
+    zmq_send(s, big, n, 0);
+    free(big);
+    expect_error(s, HANDOFF__ERROR_CODE__ERR_TOO_LARGE, "max_frame");
+    zmq_close(s);
+    others_still_served();
+}
+
+Test(faults, unknown_message_kind)
+{
+    void *s = raw_peer();
+    hello(s, HANDOFF__ROLE__ROLE_CLINIC, "faulty");
+    Handoff__Envelope e = HANDOFF__ENVELOPE__INIT;
+    e.version = 1;
+    e.kind = 42;
+    send_env(s, &e);
+    expect_error(s, HANDOFF__ERROR_CODE__ERR_UNKNOWN_KIND, "42");
+    zmq_close(s);
+    others_still_served();
+}
+
+Test(faults, garbage_and_truncated_protobuf)
+{
+    void *s = raw_peer();
+    zmq_send(s, "\xff\xff\xff\xff\x0f", 5, 0);
+    expect_error(s, HANDOFF__ERROR_CODE__ERR_MALFORMED, "Envelope");
+    uint8_t id[16] = {1};
+    Handoff__Envelope e = HANDOFF__ENVELOPE__INIT;
+    e.version = 1;
+    e.kind = HANDOFF__KIND__KIND_HELLO;
+    e.id = (ProtobufCBinaryData){16, id};
+    e.name = "truncated-clinic-name";
+    uint8_t buf[256];
+    size_t n = handoff__envelope__pack(&e, buf);
+    zmq_send(s, buf, n - 5, 0);                 /* cut inside the name */
+    expect_error(s, HANDOFF__ERROR_CODE__ERR_MALFORMED, NULL);
+    zmq_close(s);
+    others_still_served();
+}
+
+Test(faults, unknown_enum_values)
+{
+    void *s = raw_peer();
+    uint8_t id[16] = {1};
+    Handoff__Envelope e = HANDOFF__ENVELOPE__INIT;
+    e.version = 1;
+    e.kind = HANDOFF__KIND__KIND_HELLO;
+    e.id = (ProtobufCBinaryData){16, id};
+    e.role = 9;
+    e.name = "x";
+    send_env(s, &e);
+    expect_error(s, HANDOFF__ERROR_CODE__ERR_BAD_FIELD, "role");
+    hello(s, HANDOFF__ROLE__ROLE_CLINIC, "faulty");
+    Handoff__Address to = HANDOFF__ADDRESS__INIT;
+    to.kind = 77;
+    to.name = "somewhere";
+    uint8_t mid[16] = {2};
+    Handoff__Message m = HANDOFF__MESSAGE__INIT, *mp = &m;
+    m.id = (ProtobufCBinaryData){16, mid};
+    m.to = &to;
+    Handoff__Envelope sub = HANDOFF__ENVELOPE__INIT;
+    sub.version = 1;
+    sub.kind = HANDOFF__KIND__KIND_SUBMIT;
+    sub.id = (ProtobufCBinaryData){16, mid};
+    sub.n_messages = 1;
+    sub.messages = &mp;
+    send_env(s, &sub);
+    expect_error(s, HANDOFF__ERROR_CODE__ERR_BAD_FIELD, "messages[0].to.kind");
+    zmq_close(s);
+    others_still_served();
+}
+
+Test(faults, huge_repeated_fields)
+{
+    void *s = raw_peer();
+    hello(s, HANDOFF__ROLE__ROLE_CLINIC, "faulty");
+    enum { N = 2000 };                          /* more acks than one request may carry */
+    ProtobufCBinaryData *acks = calloc(N, sizeof *acks);
+    uint8_t id[16] = {3};
+    for (size_t i = 0; i < N; i++)
+        acks[i] = (ProtobufCBinaryData){16, id};
+    Handoff__Envelope e = HANDOFF__ENVELOPE__INIT;
+    e.version = 1;
+    e.kind = HANDOFF__KIND__KIND_ACK;
+    e.id = (ProtobufCBinaryData){16, id};
+    e.n_acks = N;
+    e.acks = acks;
+    send_env(s, &e);
+    free(acks);
+    expect_error(s, HANDOFF__ERROR_CODE__ERR_BAD_FIELD, "acks");
+    zmq_close(s);
+    others_still_served();
+}
+
+Test(faults, ids_of_the_wrong_length)
+{
+    void *s = raw_peer();
+    hello(s, HANDOFF__ROLE__ROLE_CLINIC, "faulty");
+    Handoff__Address to = HANDOFF__ADDRESS__INIT;
+    to.kind = HANDOFF__ADDRESS_KIND__ADDRESS_MAILBOX;
+    to.name = "faulty";
+    uint8_t req[16] = {4};
+    Handoff__Message m = HANDOFF__MESSAGE__INIT, *mp = &m;
+    m.id = (ProtobufCBinaryData){5, (uint8_t *)"short"};
+    m.to = &to;
+    Handoff__Envelope sub = HANDOFF__ENVELOPE__INIT;
+    sub.version = 1;
+    sub.kind = HANDOFF__KIND__KIND_SUBMIT;
+    sub.id = (ProtobufCBinaryData){16, req};
+    sub.n_messages = 1;
+    sub.messages = &mp;
+    send_env(s, &sub);
+    expect_error(s, HANDOFF__ERROR_CODE__ERR_BAD_FIELD, "messages[0].id");
+    sub.id = (ProtobufCBinaryData){3, req};
+    send_env(s, &sub);
+    expect_error(s, HANDOFF__ERROR_CODE__ERR_BAD_FIELD, "id");
+    zmq_close(s);
+    others_still_served();
+}
+
+Test(faults, a_peer_that_connects_and_never_speaks)
+{
+    void *silent[20];
+    for (int i = 0; i < 20; i++)
+        silent[i] = raw_peer();
+    others_still_served();
+    for (int i = 0; i < 20; i++)
+        zmq_close(silent[i]);
+}
+
+Test(faults, a_peer_that_floods)
+{
+    void *s = raw_peer();
+    int hwm = 0;
+    zmq_setsockopt(s, ZMQ_SNDHWM, &hwm, sizeof hwm);
+    for (int i = 0; i < 20000; i++)
+        zmq_send(s, "\xff\xff", 2, ZMQ_DONTWAIT);  /* garbage as fast as it goes; replies unread */
+    others_still_served();
+    zmq_close(s);
+}
+
+Test(faults, a_full_mailbox_answers_busy_and_keeps_what_it_holds)
+{
+    char err[256];
+    hx_client_opts_t o = {.endpoint = net.endpoint, .clinic = "producer", .timeout_ms = 5000};
+    hx_client_t *c = hx_client_connect(&o, err, sizeof err);
+    cr_assert_not_null(c, "%s", err);
+    int accepted = 0;
+    for (int i = 0; i < 60; i++) {
+        hx_msg_t m = {0};
+        hx_id_random(m.id);
+        m.to_kind = HX_TO_MAILBOX;
+        m.to = "slowclinic";                    /* nobody fetches: a slow consumer */
+        m.type = "t";
+        int rc = hx_client_submit(c, &m, 1);
+        if (rc == 0)
+            accepted++;
+        else
+            cr_assert_eq(hx_client_error_code(c), HANDOFF__ERROR_CODE__ERR_BUSY, "%s", hx_client_error(c));
+    }
+    cr_expect_eq(accepted, 50, "the --max-queue bound");
+    hx_client_destroy(&c);
+    others_still_served();
+    hx_client_opts_t so = {.endpoint = net.endpoint, .clinic = "slowclinic", .timeout_ms = 5000};
+    hx_client_t *slow = hx_client_connect(&so, err, sizeof err);
+    hx_batch_t *b = NULL;
+    cr_assert_eq(hx_client_fetch(slow, 1000, &b), 0);
+    cr_expect_eq(b->count, 50, "nothing accepted was lost");
+    hx_batch_destroy(&b);
+    hx_client_destroy(&slow);
+}
