@@ -226,3 +226,24 @@ Test(broker_io, workers_come_back_after_the_broker_restarts)
     hx_client_destroy(&sink);
     hx_client_destroy(&producer);
 }
+
+Test(broker_io, a_worker_that_stops_heartbeating_mid_delivery_loses_the_message_to_another)
+{
+    const char *extra[] = {"--heartbeat-ms", "100", "--liveness", "3", NULL};
+    net_start_broker(&net, extra);
+    char marker[512];
+    snprintf(marker, sizeof marker, "%s/held", net.dir);
+    pid_t holder = start_worker("hold", marker, "1");     /* stays connected, goes silent */
+    hx_client_t *producer = clinic("producer");
+    submit_echo(producer, "referral-43");
+    cr_assert(net_wait(marker_written, marker, 10000), "the holding worker never got the message");
+    start_worker("echo", NULL, "1");
+    hx_client_t *sink = clinic("sink");
+    hx_batch_t *b = fetch_first(sink, 15000);
+    cr_assert_not_null(b, "the silent worker's message was not redelivered");
+    cr_assert_eq(memcmp(b->msgs[0].payload, "attempt=2;referral-43", b->msgs[0].payload_len), 0);
+    hx_batch_destroy(&b);
+    hx_client_destroy(&sink);
+    hx_client_destroy(&producer);
+    net_kill9(&net, holder);                    /* it hangs in its handler by design */
+}
