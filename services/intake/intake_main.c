@@ -72,7 +72,9 @@ static int handle(void *arg, const hx_msg_t *in, hx_outbox_t *out, char *err, si
         hx_referral_id(in->id, rid);
         hx_warn("message %s from %s: payload is not a Referral", hex, in->from);
         return hx_svc_status(out, in->from, rid, "", HANDOFF__TASK_STATUS__TASK_REJECTED,
-                             "payload: not a decodable handoff.Referral", "intake", NULL, 0, NULL) ? -1 : 0;
+                             "payload: not a decodable handoff.Referral", "intake", NULL, 0, NULL, "reject", false)
+                   ? -1
+                   : 0;
     }
     /* The referring clinic is whoever the broker says sent it, never what the payload claims. */
     uint8_t sid[HX_ID_LEN];
@@ -94,7 +96,7 @@ static int handle(void *arg, const hx_msg_t *in, hx_outbox_t *out, char *err, si
         rc = record(t, rid, in->from, r->ref, "rejected", why);
         if (rc == 0)
             rc = hx_svc_status(out, in->from, rid, r->ref, HANDOFF__TASK_STATUS__TASK_REJECTED, why, "intake", NULL, 0,
-                               NULL);
+                               NULL, "reject", false);
     } else {
         if (r->priority == HANDOFF__PRIORITY__PRIORITY_UNSPECIFIED)
             r->priority = HANDOFF__PRIORITY__PRIORITY_ROUTINE;
@@ -107,7 +109,7 @@ static int handle(void *arg, const hx_msg_t *in, hx_outbox_t *out, char *err, si
             rc = hx_svc_emit(out, HX_TO_SERVICE, "triage", "handoff.Case", &c.base);
         if (rc == 0)
             rc = hx_svc_status(out, in->from, rid, r->ref, HANDOFF__TASK_STATUS__TASK_REQUESTED,
-                               "validated by intake", "intake", NULL, 0, NULL);
+                               "validated by intake", "intake", NULL, 0, NULL, "submit", false);
         hx_info("referral %s from %s accepted into the network", rid, in->from);
     }
     handoff__referral__free_unpacked(r, NULL);

@@ -92,19 +92,8 @@ static int emit_status(hx_outbox_t *out, const char *to, const char *referral_id
                        Handoff__TaskStatus status, hx_event_t ev, bool refused, const char *reason,
                        Handoff__Booking **bookings, size_t n, Handoff__TriageDecision *decision)
 {
-    Handoff__StatusUpdate s = HANDOFF__STATUS_UPDATE__INIT;
-    s.referral_id = (char *)referral_id;
-    s.ref = (char *)(ref ? ref : "");
-    s.status = status;
-    s.reason = (char *)(reason ? reason : "");
-    s.by = "scheduling";
-    s.at_ms = hx_svc_now_ms();
-    s.bookings = bookings;
-    s.n_bookings = n;
-    s.decision = decision;
-    s.refused = refused;
-    s.event = (char *)hx_event_text(ev);
-    return hx_svc_emit(out, HX_TO_MAILBOX, to, "handoff.StatusUpdate", &s.base);
+    return hx_svc_status(out, to, referral_id, ref, status, reason, "scheduling", bookings, n, decision,
+                         hx_event_text(ev), refused);
 }
 
 /* ---- the referral as stored ------------------------------------------------------------------ */

@@ -134,7 +134,7 @@ uint64_t hx_svc_now_ms(void)
 
 int hx_svc_status(hx_outbox_t *out, const char *clinic, const char *referral_id, const char *ref,
                   Handoff__TaskStatus status, const char *reason, const char *by, Handoff__Booking **bookings,
-                  size_t n_bookings, Handoff__TriageDecision *decision)
+                  size_t n_bookings, Handoff__TriageDecision *decision, const char *event, bool refused)
 {
     Handoff__StatusUpdate s = HANDOFF__STATUS_UPDATE__INIT;
     s.referral_id = (char *)referral_id;
@@ -146,6 +146,8 @@ int hx_svc_status(hx_outbox_t *out, const char *clinic, const char *referral_id,
     s.bookings = bookings;
     s.n_bookings = n_bookings;
     s.decision = decision;
+    s.event = (char *)(event ? event : "");
+    s.refused = refused;
     return hx_svc_emit(out, HX_TO_MAILBOX, clinic, "handoff.StatusUpdate", &s.base);
 }
 

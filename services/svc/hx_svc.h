@@ -33,10 +33,11 @@ int hx_svc_run(const hx_svc_opts_t *o, const char *prog, const char *service, hx
 int hx_svc_emit(hx_outbox_t *out, hx_addr_kind_t kind, const char *to, const char *type,
                 const ProtobufCMessage *msg);
 
-/* Adds a StatusUpdate for the referring clinic's mailbox. */
+/* Adds a StatusUpdate for a clinic's mailbox: what happened (event, e.g. "receive",
+ * "book"), the status now, why, who did it; refused when a requested change was not made. */
 int hx_svc_status(hx_outbox_t *out, const char *clinic, const char *referral_id, const char *ref,
                   Handoff__TaskStatus status, const char *reason, const char *by, Handoff__Booking **bookings,
-                  size_t n_bookings, Handoff__TriageDecision *decision);
+                  size_t n_bookings, Handoff__TriageDecision *decision, const char *event, bool refused);
 
 /* Replaces a string field of an unpacked message (freeing the old value unless it is
  * protobuf-c's shared empty string). Returns 0 or HX_ENOMEM. */

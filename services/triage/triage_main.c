@@ -96,7 +96,7 @@ static int handle(void *arg, const hx_msg_t *in, hx_outbox_t *out, char *err, si
         hx_info("referral %s: %s%s", r->referral_id, d.emergency ? "EMERGENCY, " : "",
                 d.red_flag ? "red flag, refer to a physician" : "not triaged");
         rc = hx_svc_status(out, r->referring_clinic, r->referral_id, r->ref, HANDOFF__TASK_STATUS__TASK_REJECTED,
-                           d.reason, "triage", NULL, 0, &d);
+                           d.reason, "triage", NULL, 0, &d, "reject", false);
     } else {
         char why[256];
         describe(&d, why, sizeof why);
@@ -106,7 +106,7 @@ static int handle(void *arg, const hx_msg_t *in, hx_outbox_t *out, char *err, si
         rc = hx_svc_emit(out, HX_TO_SERVICE, "scheduling", "handoff.Case", &next.base);
         if (rc == 0)
             rc = hx_svc_status(out, r->referring_clinic, r->referral_id, r->ref, HANDOFF__TASK_STATUS__TASK_RECEIVED,
-                               why, "triage", NULL, 0, &d);
+                               why, "triage", NULL, 0, &d, "receive", false);
         hx_info("referral %s %s", r->referral_id, why);
     }
     hx_decision_clear(&d);
