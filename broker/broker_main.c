@@ -9,7 +9,6 @@
 #include "hx_zuv.h"
 
 #include <errno.h>
-#include <sodium.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -152,20 +151,6 @@ static bool principal_allowed(void *arg, const char *principal)
 {
     broker_t *b = arg;
     return b->allow && hx_allow_has_principal(b->allow, principal);
-}
-
-/* A data key file: its first line, 64 hex characters. */
-static int hx_data_key_load(const char *path, uint8_t key[32])
-{
-    FILE *f = fopen(path, "r");
-    char line[128] = "";
-    if (!f)
-        return -1;
-    char *ok = fgets(line, sizeof line, f);
-    fclose(f);
-    line[strcspn(line, "\r\n")] = '\0';
-    size_t n = 0;
-    return ok && strlen(line) == 64 && sodium_hex2bin(key, 32, line, 64, NULL, &n, NULL) == 0 && n == 32 ? 0 : -1;
 }
 
 /* SIGHUP: the allow-list again; a file that does not load leaves the old one in force. */
@@ -393,9 +378,9 @@ int main(int argc, char **argv)
     }
     data_key = hx_opt_pick(data_key, "HANDOFF_DATA_KEY", NULL);
     uint8_t key[32];
-    if (data_key && (!data || hx_data_key_load(data_key, key) != 0)) {
-        fprintf(stderr, "handoff-broker: --data-key %s: %s\n", data_key,
-                data ? "the first line must be 64 hexadecimal characters (32 bytes)" : "needs --data");
+    char key_err[600] = "needs --data";
+    if (data_key && (!data || hx_data_key_load(data_key, key, key_err, sizeof key_err) != 0)) {
+        fprintf(stderr, "handoff-broker: --data-key: %s\n", key_err);
         goto fail_router;
     }
     if (data) {

@@ -3,6 +3,9 @@
 #include "hx_wire.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <sodium.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -188,6 +191,47 @@ int hx_key_load(const char *path, char pub[HX_KEY_Z85 + 1], char sec[HX_KEY_Z85 
         return -1;
     if (zmq_curve_public(pub, sec) != 0) {
         snprintf(err, errcap, "%s: not a CURVE secret key", path);
+        return -1;
+    }
+    return 0;
+}
+
+int hx_key_file_write(const char *path, const char *text, int mode, char *err, size_t errcap)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, (mode_t)mode);
+    size_t len = strlen(text);
+    if (fd < 0 || write(fd, text, len) != (ssize_t)len || write(fd, "\n", 1) != 1 || close(fd) != 0) {
+        snprintf(err, errcap, "%s: %s%s", path, strerror(errno),
+                 errno == EEXIST ? " (a key is never overwritten: remove it first)" : "");
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    return 0;
+}
+
+void hx_data_key_generate(char hex[65])
+{
+    uint8_t key[32];
+    randombytes_buf(key, sizeof key);
+    sodium_bin2hex(hex, 65, key, sizeof key);
+    sodium_memzero(key, sizeof key);
+}
+
+int hx_data_key_load(const char *path, uint8_t key[32], char *err, size_t errcap)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        snprintf(err, errcap, "%s: %s", path, strerror(errno));
+        return -1;
+    }
+    char line[128] = "";
+    char *ok = fgets(line, sizeof line, f);
+    fclose(f);
+    line[strcspn(line, "\r\n")] = '\0';
+    size_t n = 0;
+    if (!ok || strlen(line) != 64 || sodium_hex2bin(key, 32, line, 64, NULL, &n, NULL) != 0 || n != 32) {
+        snprintf(err, errcap, "%s: the first line must be 64 hexadecimal characters (32 bytes)", path);
         return -1;
     }
     return 0;

@@ -29,6 +29,14 @@ int hx_key_generate(char pub[HX_KEY_Z85 + 1], char sec[HX_KEY_Z85 + 1]);
 /* Reads a secret key file (its first line: 40 Z85 characters) and derives the public key.
  * -1 with the reason in err. */
 int hx_key_load(const char *path, char pub[HX_KEY_Z85 + 1], char sec[HX_KEY_Z85 + 1], char *err, size_t errcap);
+/* Writes one key (text) as a new file of the given mode; never overwrites. -1 with the
+ * reason in err. */
+int hx_key_file_write(const char *path, const char *text, int mode, char *err, size_t errcap);
+/* A new random data key (for the broker's --data-key) as 64 hex characters. */
+void hx_data_key_generate(char hex[65]);
+/* Reads a data key file (first line, 64 hex characters). -1 with the reason in err. */
+int hx_data_key_load(const char *path, uint8_t key[32], char *err, size_t errcap);
+
 /* Reads a public key file (first line, 40 Z85 characters). */
 int hx_key_load_public(const char *path, char pub[HX_KEY_Z85 + 1], char *err, size_t errcap);
 

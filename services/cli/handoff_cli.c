@@ -835,17 +835,10 @@ static int cmd_keygen(cli_t *c, int argc, char **argv)
     char path[4200];
     const char *files[2][2] = {{"key", sec}, {"pub", pub}};
     for (int i = 0; i < 2; i++) {
+        char err[4400];
         snprintf(path, sizeof path, "%s/%s.%s", dir, argv[0], files[i][0]);
-        int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, i == 0 ? 0600 : 0644);
-        if (fd < 0) {
-            fprintf(stderr, "handoff: keygen: %s: %s%s\n", path, strerror(errno),
-                    errno == EEXIST ? " (a key is never overwritten: remove it first)" : "");
-            return EXIT_FAIL;
-        }
-        char line[64];
-        int n = snprintf(line, sizeof line, "%s\n", files[i][1]);
-        if (write(fd, line, (size_t)n) != n || close(fd) != 0) {
-            fprintf(stderr, "handoff: keygen: %s: %s\n", path, strerror(errno));
+        if (hx_key_file_write(path, files[i][1], i == 0 ? 0600 : 0644, err, sizeof err) != 0) {
+            fprintf(stderr, "handoff: keygen: %s\n", err);
             return EXIT_FAIL;
         }
     }
@@ -1002,16 +995,10 @@ int main(int argc, char **argv)
             return EXIT_USAGE;
         }
         const char *file = argv[optind + 1];
-        uint8_t key[32];
-        char hex[65];
-        hx_id_random(key);
-        hx_id_random(key + 16);
-        for (int i = 0; i < 32; i++)
-            snprintf(hex + 2 * i, 3, "%02x", key[i]);
-        int fd = open(file, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-        if (fd < 0 || dprintf(fd, "%s\n", hex) != 65 || close(fd) != 0) {
-            fprintf(stderr, "handoff: datakey: %s: %s%s\n", file, strerror(errno),
-                    errno == EEXIST ? " (a key is never overwritten)" : "");
+        char hex[65], err[4400];
+        hx_data_key_generate(hex);
+        if (hx_key_file_write(file, hex, 0600, err, sizeof err) != 0) {
+            fprintf(stderr, "handoff: datakey: %s\n", err);
             return EXIT_FAIL;
         }
         printf("%s written (mode 0600): keep it apart from the data directory's backups\n", file);
