@@ -50,22 +50,28 @@ TestSuite(lifecycle, .init = setup, .fini = teardown, .timeout = 300);
 
 /* ---- the CLI ---------------------------------------------------------------------------- */
 
-/* Runs `handoff --json --timeout-ms N ARGS...` (NULL-terminated) as clinic; returns its exit
- * status and, when out is set, its output parsed as JSON (NULL when it is not JSON). */
+/* Runs `handoff --json --timeout-ms N ARGS...` (ap: NULL-terminated) as clinic into buf. */
+static int run_cli(const char *clinic, char *buf, size_t cap, va_list ap)
+{
+    const char *args[32] = {"--json", "--timeout-ms", CLI_TIMEOUT};
+    size_t k = 3;
+    for (const char *a; (a = va_arg(ap, const char *)) != NULL;) {
+        cr_assert_lt(k, 30, "too many CLI arguments");
+        args[k++] = a;
+    }
+    args[k] = NULL;
+    return net_cli(&net, clinic, buf, cap, args);
+}
+
+/* Runs the CLI as clinic; returns its exit status and, when out is set, its output parsed
+ * as JSON (NULL when it is not JSON). */
 static int cli(const char *clinic, json_t **out, ...)
 {
     static char buf[4 << 20];
-    const char *args[32] = {"--json", "--timeout-ms", CLI_TIMEOUT};
-    size_t k = 3;
     va_list ap;
     va_start(ap, out);
-    for (const char *a; (a = va_arg(ap, const char *)) != NULL;) {
-        cr_assert_lt(k, 24, "too many CLI arguments");
-        args[k++] = a;
-    }
+    int rc = run_cli(clinic, buf, sizeof buf, ap);
     va_end(ap);
-    args[k] = NULL;
-    int rc = net_cli(&net, clinic, buf, sizeof buf, args);
     if (out) {
         json_error_t jerr;
         *out = json_loads(buf, 0, &jerr);
@@ -77,17 +83,10 @@ static int cli(const char *clinic, json_t **out, ...)
 static json_t *cli_json(int expect, const char *what, const char *clinic, ...)
 {
     static char buf[4 << 20];
-    const char *args[32] = {"--json", "--timeout-ms", CLI_TIMEOUT};
-    size_t k = 3;
     va_list ap;
     va_start(ap, clinic);
-    for (const char *a; (a = va_arg(ap, const char *)) != NULL;) {
-        cr_assert_lt(k, 28, "too many CLI arguments");
-        args[k++] = a;
-    }
+    int rc = run_cli(clinic, buf, sizeof buf, ap);
     va_end(ap);
-    args[k] = NULL;
-    int rc = net_cli(&net, clinic, buf, sizeof buf, args);
     cr_assert_eq(rc, expect, "%s (as %s): exit %d, expected %d; output: %.400s (logs in %s)", what, clinic, rc,
                  expect, buf, net.dir);
     json_error_t jerr;
