@@ -1,0 +1,244 @@
+#!/usr/bin/env bash
+# The Docker end-to-end test: builds the image, runs deploy/docker-compose.yml, and checks
+# from the host's clinic CLI that
+#   1. the sample referrals are triaged, booked and handed off to the right clinics;
+#   2. a broker killed in the middle of a stream of submits (docker kill, then started again;
+#      and a crash its restart policy brings back) loses and duplicates nothing it accepted;
+#   3. with triage scaled to 3, work reaches more than one triage container.
+# Everything is torn down on exit, also on failure. Usage: tests/e2e/e2e.sh [BUILD_DIR]
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+BUILD=${1:-$ROOT/build}
+case $BUILD in /*) ;; *) BUILD=$ROOT/$BUILD ;; esac
+CLI=$BUILD/services/cli/handoff
+[ -x "$CLI" ] || { echo "e2e: no $CLI: build first (make build)" >&2; exit 1; }
+export E2E_DIR=$BUILD/e2e
+STREAM=${E2E_STREAM:-150}            # referrals submitted while the broker is killed
+MAX_IMAGE_MB=120
+PROJECT=handoff-e2e-$$
+IMAGE=handoff:e2e
+SAMPLE=$ROOT/deploy/sample
+
+step() { echo; echo "== e2e: $*"; }
+fail() { echo "e2e: FAILED: $*" >&2; exit 1; }
+now() { date +%s; }
+
+"$ROOT/tests/e2e/setup.sh"
+
+rm -rf "$E2E_DIR/keys" "$E2E_DIR/home" "$E2E_DIR/work"
+mkdir -p "$E2E_DIR/home" "$E2E_DIR/work"
+# A free loopback port for the broker's published port (kept across broker restarts).
+port=""
+for _ in $(seq 1 50); do
+  p=$((20000 + RANDOM % 40000))
+  if [ -z "$(ss -Htln "sport = :$p" 2>/dev/null)" ]; then port=$p; break; fi
+done
+[ -n "$port" ] || fail "no free port found"
+
+export HANDOFF_IMAGE=$IMAGE HANDOFF_KEYS=$E2E_DIR/keys HANDOFF_PUBLISH=127.0.0.1:$port
+export HANDOFF_SCHEDULE_START=$(date -d tomorrow +%Y-%m-%dT08:00) HANDOFF_LOG_FORMAT=text
+compose() { docker-compose -p "$PROJECT" -f "$ROOT/deploy/docker-compose.yml" "$@"; }
+
+teardown() {
+  local rc=$?
+  set +e
+  if [ "$rc" != 0 ]; then
+    echo "e2e: failed (exit $rc); the last container logs:" >&2
+    compose logs --no-color --tail=40 >&2 2>&1
+  fi
+  compose logs --no-color >"$E2E_DIR/compose.log" 2>&1
+  compose down -v --remove-orphans >/dev/null 2>&1
+  if [ -s "$E2E_DIR/dockerd.pid" ]; then   # stop the engine only if setup started it
+    kill "$(cat "$E2E_DIR/dockerd.pid")" 2>/dev/null
+    rm -f "$E2E_DIR/dockerd.pid"
+  fi
+  exit "$rc"
+}
+trap teardown EXIT
+trap 'exit 130' INT TERM
+
+step "building the image"
+docker build -q -f "$ROOT/deploy/Dockerfile" -t "$IMAGE" "$ROOT" >/dev/null 2>"$E2E_DIR/build.log" ||
+  { tail -30 "$E2E_DIR/build.log" >&2; fail "docker build"; }
+size=$(docker image inspect -f '{{.Size}}' "$IMAGE")
+echo "runtime image $IMAGE: $((size / 1000000)) MB (limit $MAX_IMAGE_MB MB)"
+[ "$size" -le $((MAX_IMAGE_MB * 1000000)) ] || fail "image is larger than $MAX_IMAGE_MB MB"
+[ "$(docker image inspect -f '{{.Config.User}}' "$IMAGE")" = handoff ] || fail "the image does not run as user handoff"
+[ -n "$(docker image inspect -f '{{.Config.Healthcheck}}' "$IMAGE")" ] || fail "the image has no HEALTHCHECK"
+
+HANDOFF_CLI=$CLI "$ROOT/deploy/keys.sh" "$E2E_DIR/keys"
+K=$E2E_DIR/keys
+as() { # clinic, arguments...: the host CLI as that clinic, over CURVE
+  local c=$1; shift
+  "$CLI" --broker "tcp://127.0.0.1:$port" --server-key "$K/broker.pub" --key "$K/$c.key" \
+    --home "$E2E_DIR/home" --clinic "$c" "$@"
+}
+
+health() { docker inspect -f '{{if .State.Health}}{{.State.Health.Status}}{{else}}{{.State.Status}}{{end}}' "$1" 2>/dev/null; }
+wait_healthy() { # timeout seconds, containers...
+  local deadline=$(($(now) + $1)); shift
+  for c in "$@"; do
+    until [ "$(health "$c")" = healthy ]; do
+      [ "$(now)" -lt "$deadline" ] || fail "$c not healthy in time (state: $(health "$c"))"
+      sleep 0.5
+    done
+  done
+}
+cid() { compose ps -q "$1"; }
+
+step "starting the stack (project $PROJECT, broker on 127.0.0.1:$port)"
+compose up -d >"$E2E_DIR/up.log" 2>&1 || { cat "$E2E_DIR/up.log" >&2; fail "docker-compose up"; }
+wait_healthy 120 $(cid broker) $(cid intake) $(cid triage) $(cid scheduling)
+echo "broker, intake, triage and scheduling are healthy"
+
+# Every referral in the list reaches a final status at its referring clinic: booked (ready),
+# rejected or on hold. Prints the referring clinic's status --json of those referrals.
+settled_json() { # clinic: latest status of every referral it sent
+  as "$1" --json status | jq -c 'if type == "array" then . else [.[]] | flatten end'
+}
+wait_settled() { # clinic, file with one referral id per line, timeout seconds
+  local clinic=$1 ids=$2 deadline=$(($(now) + $3)) want got
+  want=$(sort -u "$ids" | wc -l)
+  while :; do
+    got=$(settled_json "$clinic" | jq -r '.[] | select(.status == "ready" or .status == "rejected" or .status == "on-hold") | .referral_id' |
+          sort -u | comm -12 - <(sort -u "$ids") | wc -l)
+    [ "$got" -ge "$want" ] && return 0
+    [ "$(now)" -lt "$deadline" ] || fail "$clinic: only $got of $want referrals settled in time"
+    sleep 0.5
+  done
+}
+all_handoffs() { # every handoff received by every clinic, one JSON object per line
+  for c in $(jq -r '.clinics[].id' "$SAMPLE/directory.json"); do
+    as "$c" --json inbox | jq -c --arg c "$c" 'if type == "array" then . else [.[]] | flatten end | .[] | . + {received_by: $c}'
+  done
+}
+
+step "1. the sample referrals, end to end"
+declare -A sent_by=()
+: >"$E2E_DIR/work/submitted.jsonl"
+for f in "$SAMPLE"/referrals/*.json; do
+  c=$(jq -r .referrer.clinic_id "$f")
+  as "$c" --json submit "$f" | jq -c --arg f "$(basename "$f")" --arg c "$c" '.[] | {referral_id, file: $f, clinic: $c}' \
+    >>"$E2E_DIR/work/submitted.jsonl"
+  sent_by[$c]=1
+done
+for c in "${!sent_by[@]}"; do
+  jq -r --arg c "$c" 'select(.clinic == $c) | .referral_id' "$E2E_DIR/work/submitted.jsonl" >"$E2E_DIR/work/ids.$c"
+  wait_settled "$c" "$E2E_DIR/work/ids.$c" 120
+done
+n_samples=$(ls "$SAMPLE"/referrals/*.json | wc -l)
+total=$(jq -r .referral_id "$E2E_DIR/work/submitted.jsonl" | sort -u | wc -l)
+[ "$total" = "$n_samples" ] || fail "$total of $n_samples sample referrals accepted"
+for c in "${!sent_by[@]}"; do settled_json "$c"; done | jq -c '.[]' >"$E2E_DIR/work/statuses.jsonl"
+all_handoffs >"$E2E_DIR/work/handoffs.jsonl"
+booked=$(jq -s '[.[] | select(.status == "ready") | .bookings | length] | add // 0' "$E2E_DIR/work/statuses.jsonl")
+received=$(wc -l <"$E2E_DIR/work/handoffs.jsonl")
+echo "$n_samples referrals settled: $(jq -r .status "$E2E_DIR/work/statuses.jsonl" | sort | uniq -c | xargs); $booked booking(s), $received handoff(s) received"
+[ "$booked" -gt 0 ] || fail "no referral was booked"
+[ "$received" = "$booked" ] || fail "$booked bookings but $received handoffs received"
+# Each booking's handoff is in the inbox of the clinic it was booked at, exactly once.
+expected=$(jq -r 'select(.status == "ready") | .referral_id as $r | .bookings[] | "\($r) \(.clinic_id) \(.discipline)"' \
+           "$E2E_DIR/work/statuses.jsonl" | sort)
+got=$(jq -r '"\(.referral_id) \(.received_by) \(.booking.discipline // .discipline)"' "$E2E_DIR/work/handoffs.jsonl" | sort)
+[ "$expected" = "$got" ] || { diff <(echo "$expected") <(echo "$got") >&2; fail "handoffs differ from bookings"; }
+# Red flags go to a physician, never to a therapist.
+for f in 10-cauda-equina.json 11-cancer-night-pain.json; do
+  r=$(jq -r --arg f "$f" 'select(.file == $f) | .referral_id' "$E2E_DIR/work/submitted.jsonl")
+  st=$(jq -r --arg r "$r" 'select(.referral_id == $r) | .status' "$E2E_DIR/work/statuses.jsonl")
+  [ "$st" = rejected ] || fail "red-flag referral $f is '$st', not rejected"
+  if grep -qF "$r" "$E2E_DIR/work/handoffs.jsonl"; then fail "red-flag referral $f reached a clinic"; fi
+done
+echo "red-flag referrals rejected and handed to no clinic"
+# A fever after surgery rules out massage, not physiotherapy (DOMAIN.md).
+r=$(jq -r 'select(.file == "12-post-surgical-fever.json") | .referral_id' "$E2E_DIR/work/submitted.jsonl")
+ok=$(jq -r --arg r "$r" 'select(.referral_id == $r) | .status == "ready" and ([.bookings[].discipline] | index("massage_therapy") == null)' \
+  "$E2E_DIR/work/statuses.jsonl")
+[ "$ok" = true ] || fail "12-post-surgical-fever.json: not booked for physiotherapy alone"
+
+step "2. killing the broker in the middle of $STREAM submits"
+stream_dir=$E2E_DIR/work/stream
+mkdir -p "$stream_dir"
+template=$SAMPLE/referrals/01-ankle-sprain.json
+for i in $(seq -w 1 "$STREAM"); do jq --arg r "E2E-KILL-$i" '.ref = $r' "$template" >"$stream_dir/$i.json"; done
+src=$(jq -r .referrer.clinic_id "$template")
+accepted=$E2E_DIR/work/stream.accepted
+: >"$accepted"
+submitter() { # submits every file in order, retrying each until the broker accepts it
+  local deadline=$(($(now) + 300)) out r
+  for f in "$stream_dir"/*.json; do
+    until out=$(as "$src" --timeout-ms 1000 --json submit "$f" 2>>"$E2E_DIR/work/stream.err") &&
+          r=$(jq -r '.[0].referral_id // empty' <<<"$out") && [ -n "$r" ]; do
+      [ "$(now)" -lt "$deadline" ] || { echo "submitter: gave up on $f" >&2; return 1; }
+      sleep 0.2
+    done
+    echo "$r" >>"$accepted"
+  done
+}
+submitter &
+sub_pid=$!
+wait_lines() { # file, count, timeout
+  local deadline=$(($(now) + $3))
+  until [ "$(wc -l <"$1")" -ge "$2" ]; do
+    kill -0 "$sub_pid" 2>/dev/null || break
+    [ "$(now)" -lt "$deadline" ] || fail "only $(wc -l <"$1") of $2 submits accepted in time"
+    sleep 0.1
+  done
+}
+broker=$(cid broker)
+wait_lines "$accepted" $((STREAM / 3)) 120
+docker kill "$broker" >/dev/null
+echo "docker kill after $(wc -l <"$accepted") accepted"
+until [ "$(docker inspect -f '{{.State.Running}}' "$broker")" = false ]; do sleep 0.1; done
+compose start broker >/dev/null 2>&1
+wait_healthy 60 "$broker"
+wait_lines "$accepted" $((2 * STREAM / 3)) 120
+restarts=$(docker inspect -f '{{.RestartCount}}' "$broker")
+kill -9 "$(docker inspect -f '{{.State.Pid}}' "$broker")"   # a crash: the restart policy answers
+echo "crashed (SIGKILL of its process) after $(wc -l <"$accepted") accepted"
+deadline=$(($(now) + 60))
+until [ "$(docker inspect -f '{{.RestartCount}}' "$broker")" -gt "$restarts" ]; do
+  [ "$(now)" -lt "$deadline" ] || fail "the restart policy did not restart the broker"
+  sleep 0.2
+done
+wait_healthy 60 "$broker"
+wait "$sub_pid" || fail "the submitter did not finish"
+sort "$accepted" | uniq -d | grep -q . && fail "a referral id was reported accepted twice"
+n_acc=$(sort -u "$accepted" | wc -l)
+[ "$n_acc" = "$STREAM" ] || fail "$n_acc of $STREAM stream referrals accepted"
+wait_settled "$src" "$accepted" 240
+all_handoffs >"$E2E_DIR/work/handoffs2.jsonl"
+settled_json "$src" | jq -c '.[]' >"$E2E_DIR/work/statuses2.jsonl"
+dups=$(jq -r '"\(.referral_id) \(.booking.discipline // .discipline)"' "$E2E_DIR/work/handoffs2.jsonl" | sort | uniq -d | wc -l)
+# Exactly once: every accepted referral settled, and it has as many handoffs as bookings (none
+# when it is on hold), with no booking handed off twice.
+missing=0 ready=0
+while read -r r; do
+  b=$(jq -r --arg r "$r" 'select(.referral_id == $r) | if .status == "ready" then (.bookings | length) else 0 end' \
+      "$E2E_DIR/work/statuses2.jsonl")
+  h=$(grep -cF "\"$r\"" "$E2E_DIR/work/handoffs2.jsonl" || true)
+  [ -n "$b" ] && [ "$h" = "$b" ] || missing=$((missing + 1))
+  [ -n "$b" ] && [ "$b" -gt 0 ] && ready=$((ready + 1))
+done < <(sort -u "$accepted")
+echo "$STREAM accepted across two broker deaths: $ready booked, $missing without exactly one handoff per booking, $dups duplicate handoff(s)"
+[ "$missing" = 0 ] && [ "$dups" = 0 ] || fail "accepted referrals were lost or duplicated"
+[ "$ready" -gt 0 ] || fail "none of the stream was booked"
+
+step "3. triage scaled to 3"
+compose up -d --no-recreate --scale triage=3 >"$E2E_DIR/scale.log" 2>&1 || { cat "$E2E_DIR/scale.log" >&2; fail "scale"; }
+triages=$(compose ps -q triage)
+[ "$(echo "$triages" | wc -l)" = 3 ] || fail "expected 3 triage containers, got: $triages"
+wait_healthy 90 $triages
+scale_dir=$E2E_DIR/work/scale
+mkdir -p "$scale_dir"
+for i in $(seq -w 1 60); do jq --arg r "E2E-SCALE-$i" '.ref = $r' "$template" >"$scale_dir/$i.json"; done
+as "$src" --json submit "$scale_dir"/*.json | jq -r '.[].referral_id' >"$E2E_DIR/work/scale.ids"
+wait_settled "$src" "$E2E_DIR/work/scale.ids" 120
+busy=0
+for t in $triages; do
+  n=$(docker logs "$t" 2>&1 | grep -cFf "$E2E_DIR/work/scale.ids" || true)
+  echo "triage container ${t:0:12}: $n of 60 referrals"
+  [ "$n" -gt 0 ] && busy=$((busy + 1))
+done
+[ "$busy" -ge 2 ] || fail "work reached only $busy triage container(s)"
+
+step "passed"
