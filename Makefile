@@ -4,10 +4,11 @@ ASAN_BUILD ?= build-asan
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 DEBS = build-essential cmake pkg-config libzmq3-dev libsodium-dev libprotobuf-c-dev \
        protobuf-c-compiler libuv1-dev libcriterion-dev libjansson-dev libsqlite3-dev \
-       uthash-dev procps jq
+       libcsv-dev libinih-dev \
+       uthash-dev procps jq libmicrohttpd-dev prometheus
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps build demo test test-unit test-integration test-asan fuzz crash-loop clean
+.PHONY: all deps build demo test test-unit test-integration test-asan fuzz crash-loop clean bench bench-full test-e2e
 
 all: build
 
@@ -33,12 +34,27 @@ test: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
 	$(MAKE) test-asan
 	$(MAKE) fuzz FUZZ_SECONDS=$(TEST_FUZZ_SECONDS)
+	$(MAKE) test-e2e
+
+# The Docker end-to-end test: installs Docker from Debian and starts dockerd when needed,
+# makes debian:bookworm-slim with debootstrap when no registry answers, builds the image,
+# runs deploy/docker-compose.yml and tears it down (tests/e2e/e2e.sh).
+test-e2e: build
+	./tests/e2e/e2e.sh $(BUILD)
 
 test-unit: build
 	cd $(BUILD) && ctest --output-on-failure -L unit -j $(JOBS)
 
 test-integration: build
 	cd $(BUILD) && ctest --output-on-failure -L integration
+
+# handoff-bench against a real broker and services on 127.0.0.1 (bench/README.md): every
+# mode with small counts (under a minute on 2 cores); bench-full: 1 KB messages, 1M queued.
+bench: build
+	$(BUILD)/bench/handoff-bench $(BENCH_ARGS)
+
+bench-full: build
+	BENCH_FULL=1 $(BUILD)/bench/handoff-bench $(BENCH_ARGS)
 
 # The durable broker killed -9 at random moments 100 times under load (the default test run
 # does 20). Prints the seed; HX_CRASH_SEED=N repeats a run's kill timing.

@@ -1,7 +1,9 @@
 /* handoff-broker — the daemon: one ROUTER socket on a libuv loop, feeding hx_router. */
 #include "hx_audit.h"
 #include "hx_curve.h"
+#include "hx_http.h"
 #include "hx_log.h"
+#include "hx_metrics.h"
 #include "hx_opt.h"
 #include "hx_router.h"
 #include "hx_store.h"
@@ -10,6 +12,7 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,7 +53,10 @@ static const char usage[] =
     "  --allow FILE          the keys that may connect, one per line: \"<public key> <clinic|service|admin>\n"
     "                        <name>\"; a key may open only that session [HANDOFF_ALLOW]\n"
     "  --ready-file PATH     write the bound endpoint to PATH once listening\n"
+    "  --http HOST:PORT      serve /metrics (Prometheus), /healthz and /readyz there\n"
+    "                        [HANDOFF_HTTP, default off]; e.g. 127.0.0.1:9100\n"
     "  --log-level LEVEL     debug, info, warn, error [HANDOFF_LOG_LEVEL, info]\n"
+    "  --log-format FORMAT   text, or json: one object per line [HANDOFF_LOG_FORMAT, text]\n"
     "  -h, --help            this text\n"
     "\n"
     "example:\n"
@@ -77,7 +83,21 @@ typedef struct {
     const char *allow_path;
     uv_signal_t sighup;
     hx_audit_t *audit;
+    hx_metrics_t *metrics;      /* series updated on the loop; the rest is read at scrape time */
+    hx_metric_t *auth_refused, *fsync;
+    hx_http_t *http;
 } broker_t;
+
+/* Group commit latency, 50 us .. 2.5 s: one fdatasync is ~150 us on a good disk. */
+static const uint64_t fsync_bounds_ns[] = {50000, 100000, 250000, 500000, 1000000, 2500000, 5000000,
+                                           10000000, 25000000, 50000000, 100000000, 250000000, 500000000,
+                                           1000000000, 2500000000u};
+
+static void on_sync(void *arg, uint64_t nanos)
+{
+    broker_t *b = arg;
+    hx_metric_observe(b->fsync, nanos);
+}
 
 static void audit_event(void *arg, const char *principal, const char *action, const char *id, const char *outcome)
 {
@@ -132,10 +152,12 @@ static void on_zap(hx_zuv_t *z, zmq_msg_t *parts, size_t n, void *arg)
             char z85[HX_KEY_Z85 + 1];
             zmq_z85_encode(z85, zmq_msg_data(&parts[6]), 32);
             hx_warn("refused a connection: key %s is not in the allow-list", z85);
+            hx_metric_add(b->auth_refused, 1);
             audit_event(b, "(unknown key)", "connect", z85, "refused: not in the allow-list");
         }
     } else {
         text = "CURVE required";
+        hx_metric_add(b->auth_refused, 1);
     }
     const void *req_id = n >= 2 ? zmq_msg_data(&parts[1]) : "";
     size_t req_len = n >= 2 ? zmq_msg_size(&parts[1]) : 0;
@@ -170,6 +192,147 @@ static void on_hup(uv_signal_t *s, int signum)
     b->allow = a;
     hx_info("allow-list reloaded: %zu key(s)", hx_allow_count(a));
     hx_router_recheck(b->router);               /* removed keys lose their sessions now */
+}
+
+/* ---- /metrics and /readyz, written on the loop thread (hx_http asks through uv_async) -- */
+
+typedef struct {
+    hx_buf_t *out;
+    bool mailbox;
+    int field;
+    int rc;
+} metrics_walk_t;
+
+enum { F_DEPTH, F_INFLIGHT, F_BYTES, F_AGE, F_WORKERS };
+
+static void metrics_queue(void *arg, const hx_queue_info_t *q)
+{
+    static const char *const svc[] = {"handoff_broker_queue_depth", "handoff_broker_queue_inflight",
+                                      "handoff_broker_queue_bytes", "handoff_broker_queue_oldest_age_seconds",
+                                      "handoff_broker_queue_workers"};
+    static const char *const mbx[] = {"handoff_broker_mailbox_depth", "handoff_broker_mailbox_inflight",
+                                      "handoff_broker_mailbox_bytes"};
+    metrics_walk_t *w = arg;
+    if (q->mailbox != w->mailbox || w->rc)
+        return;
+    const char *name = w->mailbox ? mbx[w->field] : svc[w->field];
+    const char *label = w->mailbox ? "mailbox" : "queue";
+    uint64_t v = w->field == F_DEPTH ? q->depth : w->field == F_INFLIGHT ? q->inflight
+                 : w->field == F_BYTES ? q->bytes : q->workers;
+    w->rc = w->field == F_AGE ? hx_metrics_write_f64(w->out, name, label, q->name, (double)q->oldest_age_ms / 1000.0)
+                              : hx_metrics_write_u64(w->out, name, label, q->name, v);
+}
+
+static int write_queues(broker_t *b, hx_buf_t *out)
+{
+    static const struct {
+        bool mailbox;
+        int field;
+        const char *name, *help;
+        hx_metric_type_t type;
+    } fams[] = {
+        {false, F_DEPTH, "handoff_broker_queue_depth", "Messages waiting in a service queue (not in flight, not "
+                                                       "waiting out a retry backoff).", HX_METRIC_GAUGE},
+        {false, F_INFLIGHT, "handoff_broker_queue_inflight", "Messages of a service queue delivered to a worker "
+                                                             "and not acked yet.", HX_METRIC_GAUGE},
+        {false, F_BYTES, "handoff_broker_queue_bytes", "Bytes of the messages a service queue holds.",
+         HX_METRIC_GAUGE},
+        {false, F_AGE, "handoff_broker_queue_oldest_age_seconds", "Age of the message at the head of a service "
+                                                                  "queue (0 when it is empty).", HX_METRIC_GAUGE},
+        {false, F_WORKERS, "handoff_broker_queue_workers", "Workers connected to a service queue.",
+         HX_METRIC_GAUGE},
+        {true, F_DEPTH, "handoff_broker_mailbox_depth", "Messages waiting in a clinic's mailbox.", HX_METRIC_GAUGE},
+        {true, F_INFLIGHT, "handoff_broker_mailbox_inflight", "Messages a clinic fetched and has not acked yet.",
+         HX_METRIC_GAUGE},
+        {true, F_BYTES, "handoff_broker_mailbox_bytes", "Bytes of the messages a clinic's mailbox holds.",
+         HX_METRIC_GAUGE},
+    };
+    for (size_t i = 0; i < sizeof fams / sizeof fams[0]; i++) {
+        metrics_walk_t w = {.out = out, .mailbox = fams[i].mailbox, .field = fams[i].field};
+        if (hx_metrics_write_family(out, fams[i].name, fams[i].type, fams[i].help))
+            return HX_ENOMEM;
+        hx_router_foreach_queue(b->router, metrics_queue, &w);
+        if (w.rc)
+            return w.rc;
+    }
+    return 0;
+}
+
+static int write_one(hx_buf_t *out, const char *name, hx_metric_type_t type, const char *help, uint64_t v)
+{
+    return hx_metrics_write_family(out, name, type, help) || hx_metrics_write_u64(out, name, NULL, NULL, v)
+               ? HX_ENOMEM : 0;
+}
+
+static int write_metrics(broker_t *b, hx_buf_t *out)
+{
+    hx_router_stats_t st;
+    hx_router_stats(b->router, &st);
+    const char *why = "";
+    bool ready = b->store->ops->health(b->store, &why) == 0;
+    static const struct {
+        const char *name, *help;
+        size_t offset;
+    } totals[] = {
+        {"handoff_broker_messages_accepted_total", "Messages accepted (durable, answered \"accepted\").",
+         offsetof(hx_router_stats_t, accepted)},
+        {"handoff_broker_messages_duplicate_total", "Submitted messages whose id the broker already had "
+                                                    "(kept once).", offsetof(hx_router_stats_t, duplicates)},
+        {"handoff_broker_messages_delivered_total", "Deliveries to workers and clinic fetches, retries included.",
+         offsetof(hx_router_stats_t, delivered)},
+        {"handoff_broker_messages_acked_total", "Messages acked and settled (durably).",
+         offsetof(hx_router_stats_t, acked)},
+        {"handoff_broker_messages_nacked_total", "Messages a worker nacked.", offsetof(hx_router_stats_t, nacked)},
+        {"handoff_broker_messages_redelivered_total", "Deliveries after the first of the same message.",
+         offsetof(hx_router_stats_t, redelivered)},
+        {"handoff_broker_messages_dead_lettered_total", "Messages moved to the dead-letter queue after "
+                                                        "max-attempts failures.",
+         offsetof(hx_router_stats_t, dead_lettered)},
+        {"handoff_broker_peers_expired_total", "Sessions ended because the peer's heartbeats stopped.",
+         offsetof(hx_router_stats_t, expired)},
+    };
+    int rc = write_one(out, "handoff_broker_uptime_seconds", HX_METRIC_GAUGE, "Seconds since the broker started.",
+                       st.uptime_ms / 1000) ||
+             write_one(out, "handoff_broker_ready", HX_METRIC_GAUGE,
+                       "1 when the broker can write its store (what /readyz says), else 0.", ready) ||
+             write_queues(b, out) ||
+             write_one(out, "handoff_broker_dlq_messages", HX_METRIC_GAUGE, "Messages in the dead-letter queue.",
+                       st.dead) ||
+             write_one(out, "handoff_broker_delayed_messages", HX_METRIC_GAUGE,
+                       "Messages waiting out a retry backoff.", st.delayed) ||
+             write_one(out, "handoff_broker_store_bytes", HX_METRIC_GAUGE,
+                       "Bytes of the store: log segments on disk (--data), or message bytes in memory.",
+                       b->store->ops->bytes(b->store));
+    for (size_t i = 0; rc == 0 && i < sizeof totals / sizeof totals[0]; i++)
+        rc = write_one(out, totals[i].name, HX_METRIC_COUNTER, totals[i].help,
+                       *(const uint64_t *)((const char *)&st + totals[i].offset));
+    if (rc == 0)
+        rc = hx_metrics_write_family(out, "handoff_broker_peers", HX_METRIC_GAUGE, "Sessions open now, by role.") ||
+             hx_metrics_write_u64(out, "handoff_broker_peers", "role", "clinic", st.clinics) ||
+             hx_metrics_write_u64(out, "handoff_broker_peers", "role", "worker", st.workers) ||
+             hx_metrics_write_u64(out, "handoff_broker_peers", "role", "admin", st.admins);
+    if (rc == 0)
+        rc = hx_metrics_write_family(out, "handoff_broker_refused_total", HX_METRIC_COUNTER,
+                                     "Requests refused with an ERROR reply, by error code.");
+    for (int code = 1; rc == 0 && code < HX_ROUTER_CODES; code++) {
+        const char *name = hx_wire_error_text((Handoff__ErrorCode)code);
+        if (strcmp(name, "unknown-error") != 0)
+            rc = hx_metrics_write_u64(out, "handoff_broker_refused_total", "code", name, st.refused_by_code[code]);
+    }
+    return rc ? HX_ENOMEM : hx_metrics_render(b->metrics, out);
+}
+
+static int http_page(void *arg, hx_http_page_t page, hx_buf_t *out)
+{
+    broker_t *b = arg;
+    if (page == HX_HTTP_METRICS)
+        return write_metrics(b, out) == 0 ? 200 : 500;
+    const char *why = "";
+    if (b->store->ops->health(b->store, &why) == 0)
+        return hx_buf_append(out, "ready\n", 6) ? 500 : 200;
+    char line[600];
+    int n = snprintf(line, sizeof line, "not ready: %s\n", why && *why ? why : "the store cannot write");
+    return hx_buf_append(out, line, n > 0 && (size_t)n < sizeof line ? (size_t)n : strlen(line)) ? 500 : 503;
 }
 
 static void on_tick(uv_timer_t *t)
@@ -223,7 +386,7 @@ int main(int argc, char **argv)
     const char *bind = NULL, *hb = NULL, *live = NULL, *maxf = NULL, *maxq = NULL, *dedup = NULL, *ready = NULL,
                *level = NULL, *data = NULL, *segbytes = NULL, *maxqb = NULL, *attempts = NULL, *backoff = NULL,
                *backoff_max = NULL, *ack_timeout = NULL, *faults = NULL, *curve_secret = NULL, *allow = NULL,
-               *audit = NULL, *data_key = NULL;
+               *audit = NULL, *data_key = NULL, *http = NULL, *log_format = NULL;
     static const struct option opts[] = {
         {"bind", required_argument, NULL, 'b'},         {"heartbeat-ms", required_argument, NULL, 'H'},
         {"liveness", required_argument, NULL, 'L'},     {"max-frame", required_argument, NULL, 'F'},
@@ -235,7 +398,8 @@ int main(int argc, char **argv)
         {"ack-timeout-ms", required_argument, NULL, 'T'}, {"test-faults", required_argument, NULL, 'f'},
         {"curve-secret", required_argument, NULL, 'C'}, {"allow", required_argument, NULL, 'a'},
         {"audit", required_argument, NULL, 'U'},        {"data-key", required_argument, NULL, 'k'},
-        {"plain-tcp-for-tests", no_argument, NULL, 'P'},
+        {"plain-tcp-for-tests", no_argument, NULL, 'P'}, {"http", required_argument, NULL, 'W'},
+        {"log-format", required_argument, NULL, 'J'},
         {"help", no_argument, NULL, 'h'},               {NULL, 0, NULL, 0}};
     int c, plain = 0;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -261,6 +425,8 @@ int main(int argc, char **argv)
         case 'U': audit = optarg; break;
         case 'k': data_key = optarg; break;
         case 'P': plain = 1; break;
+        case 'W': http = optarg; break;
+        case 'J': log_format = optarg; break;
         case 'h': fputs(usage, stdout); return 0;
         default: fputs(usage, stderr); return 2;
         }
@@ -274,7 +440,17 @@ int main(int argc, char **argv)
         fprintf(stderr, "handoff-broker: --log-level: must be debug, info, warn or error\n");
         return 2;
     }
-    hx_log_init("broker", lvl);
+    hx_log_format_t fmt;
+    log_format = hx_opt_pick(log_format, "HANDOFF_LOG_FORMAT", "text");
+    if (hx_log_format_parse(log_format, &fmt)) {
+        fprintf(stderr, "handoff-broker: --log-format: must be text or json, got '%s'\n", log_format);
+        return 2;
+    }
+    hx_log_init("broker", lvl);                 /* text lines keep the short tag operators know */
+    hx_log_set_format(fmt, "handoff-broker");
+    http = hx_opt_pick(http, "HANDOFF_HTTP", NULL);
+    if (http && hx_http_parse_listen("handoff-broker", "--http", http))
+        return 2;
     hx_router_config_t cfg = {0};
     bind = hx_opt_pick(bind, "HANDOFF_BIND", "tcp://127.0.0.1:5555");
     if (hx_opt_u32("handoff-broker", "--heartbeat-ms", hx_opt_pick(hb, "HANDOFF_HEARTBEAT_MS", "1000"), 10, 60000,
@@ -413,7 +589,14 @@ int main(int argc, char **argv)
     }
     cfg.store = b.store;
     b.router = b.store ? hx_router_new(&cfg) : NULL;
-    if (!b.store || !b.router) {
+    b.metrics = hx_metrics_new();
+    b.auth_refused = hx_metrics_counter(b.metrics, "handoff_broker_auth_refused_total",
+                                        "Connections the ZAP handler refused (key not allowed, or not CURVE).",
+                                        NULL, NULL);
+    b.fsync = hx_metrics_histogram(b.metrics, "handoff_broker_fsync_seconds",
+                                   "Time to write and fdatasync one group commit of the log.", NULL, NULL,
+                                   fsync_bounds_ns, sizeof fsync_bounds_ns / sizeof fsync_bounds_ns[0], 1e9);
+    if (!b.store || !b.router || !b.auth_refused || !b.fsync) {
         fprintf(stderr, "handoff-broker: out of memory\n");
         goto fail_router;
     }
@@ -446,6 +629,17 @@ int main(int argc, char **argv)
     uv_signal_init(&b.loop, &b.sighup);
     b.sighup.data = &b;
     uv_signal_start(&b.sighup, on_hup, SIGHUP);
+    b.store->on_sync = on_sync;
+    b.store->sync_arg = &b;
+    if (http) {
+        char err[600];
+        hx_http_opts_t ho = {.listen = http, .loop = &b.loop, .page = http_page, .arg = &b};
+        if (!(b.http = hx_http_start(&ho, err, sizeof err))) {
+            fprintf(stderr, "handoff-broker: --http %s: %s\n", http, err);
+            goto fail_loop;
+        }
+        hx_info("metrics and health on http://%s (port %d): /metrics /healthz /readyz", http, hx_http_port(b.http));
+    }
     if (ready && write_ready_file(ready, b.sock) != 0) {
         fprintf(stderr, "handoff-broker: --ready-file %s: %s\n", ready, strerror(errno));
         goto fail_loop;
@@ -457,6 +651,7 @@ int main(int argc, char **argv)
     rc = 0;
 
 fail_loop:
+    hx_http_stop(&b.http);                      /* before the loop's handles close */
     hx_zuv_close(&b.zuv, NULL);
     if (b.zap)
         hx_zuv_close(&b.zap_zuv, NULL);
@@ -464,6 +659,7 @@ fail_loop:
     uv_run(&b.loop, UV_RUN_DEFAULT);
 fail_router:
     hx_router_destroy(&b.router);
+    hx_metrics_destroy(&b.metrics);
     hx_store_destroy(&b.store);
     hx_audit_close(&b.audit);
 fail_socket:

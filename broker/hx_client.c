@@ -587,3 +587,24 @@ int hx_client_health(hx_client_t *c)
 {
     return admin_simple(c, "health", NULL);
 }
+
+int hx_client_stats(hx_client_t *c, char **json_out)
+{
+    if (!json_out)
+        return HX_EINVAL;
+    *json_out = NULL;
+    Handoff__Envelope *reply = NULL;
+    int rc = admin(c, "stats", NULL, &reply);
+    if (rc)
+        return rc;
+    char *copy = reply->text && reply->text[0] ? strdup(reply->text) : NULL;
+    if (reply->text && reply->text[0] && !copy)
+        rc = HX_ENOMEM;
+    else if (!copy) {                           /* a broker without "stats" would have refused it */
+        set_error(c, HANDOFF__ERROR_CODE__ERR_NONE, "the broker's reply carried no stats text");
+        rc = HX_EINVAL;
+    }
+    handoff__envelope__free_unpacked(reply, NULL);
+    *json_out = copy;
+    return rc;
+}

@@ -97,6 +97,10 @@ int hx_client_dlq_purge(hx_client_t *c, const uint8_t id[HX_ID_LEN]);
 /* 0 when the broker can accept messages; HX_EREFUSED (with the reason in hx_client_error)
  * when it cannot write its log. Any session. */
 int hx_client_health(hx_client_t *c);
+/* The broker's counters as one JSON object (the "stats" admin op; shape in docs/PROTOCOL.md):
+ * 0 and a malloc'd NUL-terminated string in *json_out that the caller frees, or an HX_E*
+ * error as for hx_client_health (*json_out NULL). Any session. */
+int hx_client_stats(hx_client_t *c, char **json_out);
 
 /* The broker's last error for this client: code and text ("" when none). */
 Handoff__ErrorCode hx_client_error_code(const hx_client_t *c);

@@ -42,9 +42,12 @@ struct entry {
     estate_t state;
     queue_t *queue;
     peer_t *holder;             /* INFLIGHT only */
-    uint64_t delivered_at;      /* INFLIGHT: when (monotonic ms) */
-    uint64_t due;               /* DELAYED: when it may go again */
-    uint64_t dead_at;           /* DEAD: Unix ms */
+    union {                     /* one per state: a queued message costs 16 bytes less */
+        uint64_t delivered_at;  /* INFLIGHT: when (monotonic ms) */
+        uint64_t due;           /* DELAYED: when it may go again */
+        uint64_t dead_at;       /* DEAD, and SETTLING out of DEAD: Unix ms */
+    };
+    uint64_t accepted_ms;       /* Unix ms when the broker accepted it (for the oldest-age gauge) */
     char *reason;               /* DEAD: the last error */
     entry_t *prev, *next;       /* in the list of its state */
     UT_hash_handle hh;          /* router->entries, by id */
@@ -115,8 +118,11 @@ struct hx_router {
     size_t n_dedup;
     hx_buf_t out;
     hx_buf_t scratch;
+    hx_arena_t arena;           /* the envelope being handled: reset after each frame */
+    queue_t *rec_last;          /* recovery: the queue of the record before */
     hx_router_stats_t stats;
     uint64_t now;
+    uint64_t born_ms;           /* monotonic ms at hx_router_new, for the uptime */
 };
 
 /* ---- helpers ------------------------------------------------------------------------ */
@@ -133,10 +139,21 @@ static uint64_t wall_ms(void)
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
+static uint64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
 static queue_t *queue_find(const hx_router_t *r, Handoff__AddressKind kind, const char *name)
 {
     char key[sizeof ((queue_t *)0)->key];
-    snprintf(key, sizeof key, "%c:%s", kind == HANDOFF__ADDRESS_KIND__ADDRESS_SERVICE ? 's' : 'm', name);
+    size_t n = strnlen(name, HX_NAME_MAX);
+    key[0] = kind == HANDOFF__ADDRESS_KIND__ADDRESS_SERVICE ? 's' : 'm';
+    key[1] = ':';
+    memcpy(key + 2, name, n);
+    key[2 + n] = 0;
     queue_t *q = NULL;
     HASH_FIND_STR(r->queues, key, q);
     return q;
@@ -297,6 +314,7 @@ static void reply_error(hx_router_t *r, const uint8_t *rid, size_t rid_len, peer
     env.error_code = code;
     env.error_text = text;
     r->stats.refused++;
+    r->stats.refused_by_code[(unsigned)code < HX_ROUTER_CODES ? (unsigned)code : 0]++;
     hx_debug("refused %s from %s: %s", hx_wire_error_text(code), p ? p->name : "(no session)", text);
     send_env(r, rid, rid_len, p, &env);
 }
@@ -429,9 +447,8 @@ static void action_finish(hx_router_t *r, action_t *a, int status)
         peer_t *p = peer_find(r, a->rid, a->rid_len);
         ProtobufCBinaryData corr = {a->corr_len, a->corr};
         if (status == 0) {
-            Handoff__Envelope env;
-            env_init(&env, a->reply, corr);
-            send_env(r, a->rid, a->rid_len, p, &env);
+            if (hx_wire_pack_reply(&r->out, a->reply, corr.data, corr.len) == 0)
+                send_buf(r, a->rid, a->rid_len, p);
         } else {
             reply_error(r, a->rid, a->rid_len, p, corr, HANDOFF__ERROR_CODE__ERR_UNAVAILABLE, "%s", why);
         }
@@ -762,7 +779,8 @@ static bool is_known(const hx_router_t *r, const uint8_t *id)
     return entry_find(r, id) || dedup_find(r, id);
 }
 
-static entry_t *entry_new(hx_router_t *r, const uint8_t *id, queue_t *q, uint64_t handle, size_t size)
+static entry_t *entry_new(hx_router_t *r, const uint8_t *id, queue_t *q, uint64_t handle, size_t size,
+                          uint64_t accepted_ms)
 {
     entry_t *e = calloc(1, sizeof *e);
     if (!e)
@@ -772,6 +790,7 @@ static entry_t *entry_new(hx_router_t *r, const uint8_t *id, queue_t *q, uint64_
     e->handle = handle;
     e->size = (uint32_t)size;
     e->state = E_PENDING;
+    e->accepted_ms = accepted_ms;
     HASH_ADD(hh, r->entries, id, HX_ID_LEN, e);
     q->n_held++;
     q->bytes += size;
@@ -835,7 +854,7 @@ static Handoff__ErrorCode accept_messages(hx_router_t *r, peer_t *p, Handoff__Me
     /* Phase 2: into the transaction. */
     for (i = 0; i < n; i++) {
         Handoff__Message *m = msgs[i];
-        if (!targets[i] || is_known(r, m->id.data)) {
+        if (!targets[i] || entry_find(r, m->id.data)) {   /* phase 1 checked the dedup window */
             r->stats.duplicates++;
             continue;
         }
@@ -851,7 +870,7 @@ static Handoff__ErrorCode accept_messages(hx_router_t *r, peer_t *p, Handoff__Me
         uint64_t handle;
         entry_t *e = NULL;
         if (rc == 0 && r->cfg.store->ops->put(r->cfg.store, r->scratch.data, len, &handle) == 0) {
-            e = entry_new(r, m->id.data, targets[i], handle, len);
+            e = entry_new(r, m->id.data, targets[i], handle, len, at);
             if (!e)
                 r->cfg.store->ops->release(r->cfg.store, handle);
         }
@@ -866,9 +885,11 @@ static Handoff__ErrorCode accept_messages(hx_router_t *r, peer_t *p, Handoff__Me
             return HANDOFF__ERROR_CODE__ERR_UNAVAILABLE;
         }
         added[(*n_added)++] = e;
-        char outcome[HX_NAME_MAX + 32];
-        snprintf(outcome, sizeof outcome, "stored for %s", queue_name(e->queue));
-        audit(r, p, "submit", e->id, outcome);
+        if (r->cfg.audit) {
+            char outcome[HX_NAME_MAX + 32];
+            snprintf(outcome, sizeof outcome, "stored for %s", queue_name(e->queue));
+            audit(r, p, "submit", e->id, outcome);
+        }
     }
     return HANDOFF__ERROR_CODE__ERR_NONE;
 }
@@ -963,6 +984,15 @@ static bool collect_acks(hx_router_t *r, peer_t *p, const Handoff__Envelope *env
                     "acks: at most %d in one request, got %zu", HX_MAX_BATCH, env->n_acks);
         return false;
     }
+    /* The ids seen so far in this request, to find one given twice: open addressing over
+     * entry pointers, at most half full. */
+    entry_t *seen[2 * HX_MAX_BATCH + 48];
+    size_t slots = 64;
+    while (slots < 2 * env->n_acks)
+        slots *= 2;
+    if (slots > sizeof seen / sizeof seen[0])
+        slots = sizeof seen / sizeof seen[0];
+    memset(seen, 0, slots * sizeof seen[0]);
     for (size_t i = 0; i < env->n_acks; i++) {
         char hex[2 * HX_ID_LEN + 1];
         found[i] = NULL;
@@ -974,9 +1004,13 @@ static bool collect_acks(hx_router_t *r, peer_t *p, const Handoff__Envelope *env
         entry_t *e = entry_find(r, env->acks[i].data);
         bool mine = e && e->queue == p->queue && e->state != E_DEAD && e->state != E_PENDING;
         if (mine && (!held_only || e->holder == p)) {
-            for (size_t j = 0; j < i; j++)      /* the same id twice in one request */
-                if (found[j] == e)
-                    e = NULL;
+            size_t k = (size_t)(((uintptr_t)e >> 4) * UINT64_C(0x9e3779b97f4a7c15) >> 40) % slots;
+            while (seen[k] && seen[k] != e)
+                k = (k + 1) % slots;
+            if (seen[k] == e)                   /* the same id twice in one request */
+                e = NULL;
+            else
+                seen[k] = e;
             found[i] = e && e->state != E_SETTLING ? e : NULL;
             continue;
         }
@@ -1096,6 +1130,21 @@ static void on_fetch(hx_router_t *r, peer_t *p, const Handoff__Envelope *env)
 static void on_admin(hx_router_t *r, peer_t *p, const Handoff__Envelope *env)
 {
     const char *op = env->admin_op;
+    if (strcmp(op, "stats") == 0) {              /* counts and names only: any session */
+        hx_buf_t json = {0};
+        if (hx_router_stats_json(r, &json) != 0) {
+            hx_buf_free(&json);
+            reply_error(r, p->rid, p->rid_len, p, env->id, HANDOFF__ERROR_CODE__ERR_UNAVAILABLE,
+                        "stats: out of memory");
+            return;
+        }
+        Handoff__Envelope rep;
+        env_init(&rep, HANDOFF__KIND__KIND_ADMIN_REPLY, env->id);
+        rep.text = (char *)json.data;
+        send_env(r, p->rid, p->rid_len, p, &rep);
+        hx_buf_free(&json);
+        return;
+    }
     if (strcmp(op, "health") == 0) {
         if (store_refuses(r, p, env))
             return;
@@ -1108,7 +1157,7 @@ static void on_admin(hx_router_t *r, peer_t *p, const Handoff__Envelope *env)
     bool replay = strcmp(op, "dlq.replay") == 0, purge = strcmp(op, "dlq.purge") == 0;
     if (!list && !show && !replay && !purge) {
         reply_error(r, p->rid, p->rid_len, p, env->id, HANDOFF__ERROR_CODE__ERR_BAD_FIELD,
-                    "admin_op: '%.40s' is not health, dlq.list, dlq.show, dlq.replay or dlq.purge", op);
+                    "admin_op: '%.40s' is not health, stats, dlq.list, dlq.show, dlq.replay or dlq.purge", op);
         return;
     }
     if (p->role != HANDOFF__ROLE__ROLE_ADMIN) {
@@ -1228,8 +1277,9 @@ void hx_router_on_frame_from(hx_router_t *r, const uint8_t *rid, size_t rid_len,
                     "frame of %zu bytes exceeds max_frame %u", len, r->cfg.max_frame);
         return;
     }
-    Handoff__Envelope *env = len ? handoff__envelope__unpack(NULL, len, frame) : NULL;
+    Handoff__Envelope *env = len ? handoff__envelope__unpack(&r->arena.pb, len, frame) : NULL;
     if (!env) {
+        hx_arena_reset(&r->arena);
         reply_error(r, rid, rid_len, p, none, HANDOFF__ERROR_CODE__ERR_MALFORMED, "frame is not a decodable Envelope");
         return;
     }
@@ -1264,7 +1314,7 @@ void hx_router_on_frame_from(hx_router_t *r, const uint8_t *rid, size_t rid_len,
         default: break;                                /* HEARTBEAT: last_recv is enough */
         }
     }
-    handoff__envelope__free_unpacked(env, NULL);
+    hx_arena_reset(&r->arena);                         /* frees env */
 }
 
 void hx_router_on_bad_frames(hx_router_t *r, const uint8_t *rid, size_t rid_len, size_t frames, uint64_t now_ms)
@@ -1289,6 +1339,7 @@ void hx_router_tick(hx_router_t *r, uint64_t now_ms)
     HASH_ITER(hh, r->peers, p, tmp) {
         if (now_ms - p->last_recv > expiry) {
             queue_t *q = p->queue;
+            r->stats.expired++;
             peer_drop(r, p, "heartbeat expired", true);
             dispatch(r, q);
             continue;
@@ -1362,18 +1413,26 @@ void hx_router_goodbye(hx_router_t *r)
 static void rec_put(void *arg, uint64_t handle, const uint8_t *msg, size_t len)
 {
     hx_router_t *r = arg;
-    Handoff__Message *m = handoff__message__unpack(NULL, len, msg);
-    queue_t *q = m && m->id.len == HX_ID_LEN && m->to && hx_name_valid(m->to->name)
-                     ? queue_get(r, m->to->kind, m->to->name) : NULL;
-    entry_t *e = q && !entry_find(r, m->id.data) ? entry_new(r, m->id.data, q, handle, len) : NULL;
+    hx_msg_head_t h;
+    char name[HX_NAME_MAX + 1];
+    queue_t *q = NULL;
+    if (hx_wire_scan_message(msg, len, &h) == 0 && h.id_len == HX_ID_LEN && h.to_name &&
+        h.to_name_len <= HX_NAME_MAX) {
+        memcpy(name, h.to_name, h.to_name_len);
+        name[h.to_name_len] = 0;
+        /* Records come in runs for one queue: the last one found is likely the next. */
+        if (r->rec_last && r->rec_last->kind == h.to_kind && strcmp(queue_name(r->rec_last), name) == 0)
+            q = r->rec_last;
+        else if (hx_name_valid(name))
+            q = r->rec_last = queue_get(r, h.to_kind, name);
+    }
+    entry_t *e = q && !entry_find(r, h.id) ? entry_new(r, h.id, q, handle, len, h.accepted_at_ms) : NULL;
     if (e) {
         to_waiting(e, false);
     } else {
         r->cfg.store->ops->release(r->cfg.store, handle);
         hx_warn("log: a stored message could not be restored (undecodable or repeated); skipped");
     }
-    if (m)
-        handoff__message__free_unpacked(m, NULL);
 }
 
 static void rec_settle(void *arg, const uint8_t id[HX_ID_LEN])
@@ -1449,6 +1508,7 @@ hx_router_t *hx_router_new(const hx_router_config_t *cfg)
     if (!r)
         return NULL;
     r->cfg = *cfg;
+    r->born_ms = mono_ms();
     if (!r->cfg.heartbeat_ms) r->cfg.heartbeat_ms = 1000;
     if (!r->cfg.liveness) r->cfg.liveness = 3;
     if (!r->cfg.max_frame) r->cfg.max_frame = HX_DEFAULT_MAX_FRAME;
@@ -1459,6 +1519,10 @@ hx_router_t *hx_router_new(const hx_router_config_t *cfg)
     if (!r->cfg.backoff_ms) r->cfg.backoff_ms = 500;
     if (!r->cfg.backoff_max_ms) r->cfg.backoff_max_ms = 60000;
     if (!r->cfg.ack_timeout_ms) r->cfg.ack_timeout_ms = 30000;
+    if (hx_arena_init(&r->arena, 64 * 1024)) {
+        free(r);
+        return NULL;
+    }
     r->cfg.store->on_commit = on_commit;
     r->cfg.store->dedup_ids = dedup_ids;
     r->cfg.store->owner = r;
@@ -1504,6 +1568,7 @@ void hx_router_destroy(hx_router_t **self_p)
     r->cfg.store->dedup_ids = NULL;
     hx_buf_free(&r->out);
     hx_buf_free(&r->scratch);
+    hx_arena_free(&r->arena);
     free(r);
     *self_p = NULL;
 }
@@ -1525,13 +1590,101 @@ void hx_router_stats(const hx_router_t *r, hx_router_stats_t *out)
     *out = r->stats;
     out->peers = out->workers = out->clinics = 0;
     const peer_t *p;
+    out->admins = 0;
     for (p = r->peers; p; p = p->hh.next) {
         out->peers++;
         if (p->role == HANDOFF__ROLE__ROLE_WORKER)
             out->workers++;
+        else if (p->role == HANDOFF__ROLE__ROLE_ADMIN)
+            out->admins++;
         else
             out->clinics++;
     }
     out->dead = r->n_dead;
     out->delayed = r->n_delayed;
+    out->uptime_ms = mono_ms() - r->born_ms;
+}
+
+void hx_router_foreach_queue(const hx_router_t *r, void (*fn)(void *arg, const hx_queue_info_t *q), void *arg)
+{
+    uint64_t wall = wall_ms();
+    const queue_t *q;
+    for (q = r->queues; q; q = q->hh.next) {
+        hx_queue_info_t info = {
+            .mailbox = q->kind == HANDOFF__ADDRESS_KIND__ADDRESS_MAILBOX,
+            .name = queue_name(q),
+            .depth = q->n_waiting,
+            .inflight = q->n_inflight,
+            .bytes = q->bytes,
+            .workers = q->n_workers,
+        };
+        /* the head is the next to go: retries go back to the front, so it is the oldest */
+        if (q->waiting && q->waiting->accepted_ms && q->waiting->accepted_ms < wall)
+            info.oldest_age_ms = wall - q->waiting->accepted_ms;
+        fn(arg, &info);
+    }
+}
+
+typedef struct {
+    hx_buf_t *out;
+    bool mailboxes, first;
+    int rc;
+} json_walk_t;
+
+static void json_append(json_walk_t *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void json_append(json_walk_t *w, const char *fmt, ...)
+{
+    char tmp[512];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
+    va_end(ap);
+    if (w->rc == 0 && (n < 0 || (size_t)n >= sizeof tmp || hx_buf_append(w->out, tmp, (size_t)n)))
+        w->rc = HX_ENOMEM;
+}
+
+/* Queue names are [A-Za-z0-9._-] (hx_name_valid), so they need no JSON escaping. */
+static void json_queue(void *arg, const hx_queue_info_t *q)
+{
+    json_walk_t *w = arg;
+    if (q->mailbox != w->mailboxes)
+        return;
+    json_append(w, "%s{\"name\":\"%s\",\"depth\":%llu", w->first ? "" : ",", q->name,
+                (unsigned long long)q->depth);
+    if (!w->mailboxes)
+        json_append(w, ",\"inflight\":%llu", (unsigned long long)q->inflight);
+    json_append(w, ",\"bytes\":%llu", (unsigned long long)q->bytes);
+    if (!w->mailboxes)
+        json_append(w, ",\"oldest_age_ms\":%llu,\"workers\":%llu", (unsigned long long)q->oldest_age_ms,
+                    (unsigned long long)q->workers);
+    json_append(w, "}");
+    w->first = false;
+}
+
+int hx_router_stats_json(const hx_router_t *r, hx_buf_t *out)
+{
+    hx_router_stats_t st;
+    hx_router_stats(r, &st);
+    const hx_store_t *s = r->cfg.store;
+    json_walk_t w = {.out = out, .first = true};
+    out->len = 0;
+    json_append(&w, "{\"uptime_ms\":%llu,\"queues\":[", (unsigned long long)st.uptime_ms);
+    hx_router_foreach_queue(r, json_queue, &w);
+    json_append(&w, "],\"mailboxes\":[");
+    w.mailboxes = w.first = true;
+    hx_router_foreach_queue(r, json_queue, &w);
+    json_append(&w, "],\"dlq\":%llu,\"totals\":{\"accepted\":%llu,\"delivered\":%llu,\"acked\":%llu,"
+                "\"redelivered\":%llu,\"dead_lettered\":%llu,\"refused\":%llu},",
+                (unsigned long long)st.dead, (unsigned long long)st.accepted, (unsigned long long)st.delivered,
+                (unsigned long long)st.acked, (unsigned long long)st.redelivered,
+                (unsigned long long)st.dead_lettered, (unsigned long long)st.refused);
+    json_append(&w, "\"peers\":{\"clinic\":%llu,\"worker\":%llu,\"admin\":%llu},",
+                (unsigned long long)st.clinics, (unsigned long long)st.workers, (unsigned long long)st.admins);
+    json_append(&w, "\"store\":{\"bytes_on_disk\":%llu,\"fsyncs\":%llu}}",
+                (unsigned long long)s->ops->bytes(s), (unsigned long long)(s->ops->syncs ? s->ops->syncs(s) : 0));
+    if (w.rc == 0 && hx_buf_append(out, "", 1) == 0) {   /* NUL-terminated for the string field */
+        out->len--;
+        return 0;
+    }
+    return HX_ENOMEM;
 }

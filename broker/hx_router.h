@@ -41,12 +41,29 @@ typedef struct {
     void *audit_arg;
 } hx_router_config_t;
 
+/* Refusals are counted per wire error code, 0..HX_ROUTER_CODES-1 (an unknown code counts as 0). */
+#define HX_ROUTER_CODES 16
+
 typedef struct {
     uint64_t accepted, duplicates, delivered, acked, nacked, redelivered, refused, dead_lettered;
-    uint64_t peers, workers, clinics;
+    uint64_t refused_by_code[HX_ROUTER_CODES];  /* ERROR replies by Handoff__ErrorCode */
+    uint64_t expired;           /* sessions ended because their heartbeats stopped */
+    uint64_t peers, workers, clinics, admins;   /* sessions now, by role */
     uint64_t dead;              /* in the dead-letter queue now */
     uint64_t delayed;           /* waiting out a backoff now */
+    uint64_t uptime_ms;         /* since hx_router_new */
 } hx_router_stats_t;
+
+/* One service queue or mailbox, as hx_router_foreach_queue shows it. */
+typedef struct {
+    bool mailbox;               /* false: a service queue */
+    const char *name;
+    uint64_t depth;             /* waiting to be delivered (not in flight, not delayed) */
+    uint64_t inflight;          /* delivered, not acked */
+    uint64_t bytes;             /* of every message the queue holds (not dead letters) */
+    uint64_t oldest_age_ms;     /* age of the message at the head of the queue; 0 when empty */
+    uint64_t workers;           /* service queues: workers connected */
+} hx_queue_info_t;
 
 /* The router takes the store's on_commit and dedup_ids hooks. */
 hx_router_t *hx_router_new(const hx_router_config_t *cfg);
@@ -79,5 +96,10 @@ void hx_router_goodbye(hx_router_t *r);
  * ("mailbox"); -1 when that queue does not exist. */
 long hx_router_depth(const hx_router_t *r, const char *kind, const char *name, long *inflight);
 void hx_router_stats(const hx_router_t *r, hx_router_stats_t *out);
+/* Calls fn for every service queue and mailbox (names valid only during the call). */
+void hx_router_foreach_queue(const hx_router_t *r, void (*fn)(void *arg, const hx_queue_info_t *q), void *arg);
+/* The reply to the "stats" admin op: one JSON object (docs/PROTOCOL.md) in out, replacing
+ * its contents, NUL-terminated (the NUL not counted in out->len). 0 or HX_ENOMEM. */
+int hx_router_stats_json(const hx_router_t *r, hx_buf_t *out);
 
 #endif

@@ -57,6 +57,8 @@ typedef struct {
     int (*recover)(hx_store_t *s, const hx_store_visitor_t *v, void *arg);
     size_t (*bytes)(const hx_store_t *s);
     void (*destroy)(hx_store_t *s);
+    /* Group commits made durable so far (write + fdatasync); NULL: a store that never syncs. */
+    uint64_t (*syncs)(const hx_store_t *s);
 } hx_store_ops_t;
 
 struct hx_store {
@@ -68,6 +70,10 @@ struct hx_store {
      * for the checkpoint that opens every new log segment. */
     void (*dedup_ids)(void *arg, hx_buf_t *out);
     void *owner;
+    /* Set by whoever watches latency (the broker's metrics), or NULL: told on the owner's
+     * loop thread how long each group commit's write and fdatasync took, in nanoseconds. */
+    void (*on_sync)(void *arg, uint64_t nanos);
+    void *sync_arg;
 };
 
 /* A store that keeps bodies in memory: durable at once, lost on restart. */

@@ -78,6 +78,8 @@ typedef struct {
     batch_t *writing;           /* being written */
     uv_work_t work;
     int work_status;
+    uint64_t work_ns;           /* how long the last group commit's write and sync took */
+    uint64_t syncs;             /* group commits made durable */
     bool work_busy;
     uint64_t seq, durable_seq;
     int state;
@@ -380,6 +382,7 @@ static int pwrite_all(int fd, const uint8_t *p, size_t len, uint64_t off)
 static void work_cb(uv_work_t *w)
 {
     log_store_t *s = w->data;
+    uint64_t t0 = uv_hrtime();
     int rc = 0;
     bool dirsync = false;
     for (batch_t *b = s->writing; b && rc == 0; b = b->next) {
@@ -394,6 +397,7 @@ static void work_cb(uv_work_t *w)
     }
     if (rc == 0 && dirsync && fsync(s->dirfd) != 0)
         rc = -errno;
+    s->work_ns = uv_hrtime() - t0;
     s->work_status = rc;
 }
 
@@ -446,6 +450,9 @@ static void after_cb(uv_work_t *w, int uv_status)
             batch_free(b);
         }
         s->durable_seq = seq;
+        s->syncs++;
+        if (s->base.on_sync)
+            s->base.on_sync(s->base.sync_arg, s->work_ns);
         if (s->base.on_commit)
             s->base.on_commit(s->base.owner, seq, 0);
         gc(s);
@@ -580,6 +587,11 @@ static size_t log_bytes(const hx_store_t *base)
     const segment_t *g;
     DL_FOREACH(s->segs, g) n += g->logical;
     return n;
+}
+
+static uint64_t log_syncs(const hx_store_t *base)
+{
+    return ((const log_store_t *)base)->syncs;
 }
 
 /* ---- recovery --------------------------------------------------------------------------- */
@@ -820,7 +832,8 @@ static const hx_store_ops_t log_ops = {
     .attempts = log_attempts, .end = log_end, .abort = log_abort, .get = log_get, .release = log_release,
     .forget = log_forget,
     .flush = log_flush, .tick = log_tick, .health = log_health, .durable_seq = log_durable,
-    .recover = log_recover, .bytes = log_bytes, .destroy = log_destroy};
+    .recover = log_recover, .bytes = log_bytes, .destroy = log_destroy,
+    .syncs = log_syncs};
 
 hx_store_t *hx_store_log_new(const hx_store_log_config_t *cfg, char *err, size_t errcap)
 {

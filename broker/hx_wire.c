@@ -148,3 +148,160 @@ int hx_wire_append_message(hx_buf_t *b, const uint8_t *msg, size_t len, uint32_t
     hx_buf_append(b, tail, tail_len);
     return 0;
 }
+
+int hx_wire_pack_reply(hx_buf_t *b, Handoff__Kind kind, const uint8_t *corr, size_t corr_len)
+{
+    uint8_t head[2 + 1 + 10 + 1 + 10];
+    size_t n = 0;
+    head[n++] = (1 << 3) | 0;                         /* version */
+    n += put_varint(head + n, HX_PROTOCOL_VERSION);
+    if (kind != 0) {                                  /* proto3: a zero enum is not written */
+        head[n++] = (2 << 3) | 0;
+        n += put_varint(head + n, (uint64_t)kind);
+    }
+    if (corr_len) {
+        head[n++] = (4 << 3) | 2;                     /* correlation_id */
+        n += put_varint(head + n, corr_len);
+    }
+    b->len = 0;
+    if (hx_buf_reserve(b, n + corr_len))
+        return HX_ENOMEM;
+    hx_buf_append(b, head, n);
+    hx_buf_append(b, corr, corr_len);
+    return 0;
+}
+
+static int get_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
+{
+    uint64_t x = 0;
+    for (unsigned shift = 0; shift < 64 && *p < end; shift += 7) {
+        uint8_t c = *(*p)++;
+        x |= (uint64_t)(c & 0x7f) << shift;
+        if (!(c & 0x80)) {
+            *v = x;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+/* Steps over one field's value of the given wire type. */
+static int skip_field(const uint8_t **p, const uint8_t *end, unsigned wire, const uint8_t **val, size_t *val_len)
+{
+    uint64_t v;
+    switch (wire) {
+    case 0: return get_varint(p, end, &v);
+    case 1: if (end - *p < 8) return -1; *p += 8; return 0;
+    case 5: if (end - *p < 4) return -1; *p += 4; return 0;
+    case 2:
+        if (get_varint(p, end, &v) || v > (uint64_t)(end - *p))
+            return -1;
+        *val = *p;
+        *val_len = (size_t)v;
+        *p += v;
+        return 0;
+    default: return -1;                               /* groups are not used by proto3 */
+    }
+}
+
+int hx_wire_scan_message(const uint8_t *msg, size_t len, hx_msg_head_t *out)
+{
+    memset(out, 0, sizeof *out);
+    const uint8_t *p = msg, *end = msg + len;
+    while (p < end) {
+        uint64_t key, v = 0;
+        const uint8_t *val = NULL, *start;
+        size_t val_len = 0;
+        if (get_varint(&p, end, &key))
+            return -1;
+        unsigned field = (unsigned)(key >> 3), wire = (unsigned)(key & 7);
+        start = p;
+        if (skip_field(&p, end, wire, &val, &val_len))
+            return -1;
+        if (field == 1 && wire == 2) {
+            out->id = val;
+            out->id_len = val_len;
+        } else if (field == 8 && wire == 0) {
+            get_varint(&start, end, &v);
+            out->accepted_at_ms = v;
+        } else if (field == 2 && wire == 2) {         /* Address: kind = 1, name = 2 */
+            const uint8_t *q = val, *qend = val + val_len;
+            while (q < qend) {
+                const uint8_t *s, *sval = NULL;
+                size_t slen = 0;
+                if (get_varint(&q, qend, &key))
+                    return -1;
+                s = q;
+                if (skip_field(&q, qend, (unsigned)(key & 7), &sval, &slen))
+                    return -1;
+                if ((key >> 3) == 1 && (key & 7) == 0) {
+                    get_varint(&s, qend, &v);
+                    out->to_kind = (Handoff__AddressKind)v;
+                } else if ((key >> 3) == 2 && (key & 7) == 2) {
+                    out->to_name = sval;
+                    out->to_name_len = slen;
+                }
+            }
+        }
+    }
+    return 0;
+}
+
+struct hx_arena_extra {
+    hx_arena_extra_t *next;
+    max_align_t data[];
+};
+
+static void *arena_alloc(void *data, size_t size)
+{
+    hx_arena_t *a = data;
+    size = (size + 15) & ~(size_t)15;
+    if (size <= a->cap - a->used) {
+        void *p = a->base + a->used;
+        a->used += size;
+        return p;
+    }
+    hx_arena_extra_t *x = malloc(sizeof *x + size);
+    if (!x)
+        return NULL;
+    x->next = a->extra;
+    a->extra = x;
+    return x->data;
+}
+
+static void arena_free(void *data, void *p)
+{
+    (void)data;                                       /* released together by hx_arena_reset */
+    (void)p;
+}
+
+int hx_arena_init(hx_arena_t *a, size_t cap)
+{
+    memset(a, 0, sizeof *a);
+    a->base = malloc(cap);
+    if (!a->base)
+        return HX_ENOMEM;
+    a->cap = cap;
+    a->pb.alloc = arena_alloc;
+    a->pb.free = arena_free;
+    a->pb.allocator_data = a;
+    return 0;
+}
+
+void hx_arena_reset(hx_arena_t *a)
+{
+    while (a->extra) {
+        hx_arena_extra_t *x = a->extra;
+        a->extra = x->next;
+        free(x);
+    }
+    a->used = 0;
+}
+
+void hx_arena_free(hx_arena_t *a)
+{
+    hx_arena_reset(a);
+    free(a->base);
+    a->base = NULL;
+    a->cap = 0;
+}

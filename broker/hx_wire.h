@@ -56,4 +56,38 @@ int hx_wire_pack(const Handoff__Envelope *env, hx_buf_t *b);
  * bytes with `attempt` appended (protobuf keeps the last value of a repeated scalar). */
 int hx_wire_append_message(hx_buf_t *b, const uint8_t *msg, size_t len, uint32_t attempt);
 
+/* Packs a reply that carries only version, kind and correlation id (ACCEPTED, ACKED ...)
+ * into b, byte for byte what hx_wire_pack makes of such an envelope, without building one:
+ * it is the broker's most frequent frame. */
+int hx_wire_pack_reply(hx_buf_t *b, Handoff__Kind kind, const uint8_t *corr, size_t corr_len);
+
+/* The fields of a stored Message that recovery needs, read in place (recovery reads every
+ * record of the log: a full unpack per record would cost more than the rest together).
+ * Pointers are into the record. */
+typedef struct {
+    const uint8_t *id;
+    size_t id_len;
+    Handoff__AddressKind to_kind;
+    const uint8_t *to_name;
+    size_t to_name_len;
+    uint64_t accepted_at_ms;
+} hx_msg_head_t;
+/* 0, or -1 when the record is not a well-formed Message (truncated field, bad wire type). */
+int hx_wire_scan_message(const uint8_t *msg, size_t len, hx_msg_head_t *out);
+
+/* A bump allocator for unpacking one frame: protobuf-c makes about ten small allocations per
+ * envelope; here they are pointer bumps in one reused block, all released at once by
+ * hx_arena_reset (never call free_unpacked on what it unpacked). Requests beyond the block
+ * get blocks of their own, freed by the reset. */
+typedef struct hx_arena_extra hx_arena_extra_t;
+typedef struct {
+    ProtobufCAllocator pb;      /* pass &arena.pb to *_unpack */
+    uint8_t *base;
+    size_t used, cap;
+    hx_arena_extra_t *extra;
+} hx_arena_t;
+int hx_arena_init(hx_arena_t *a, size_t cap);
+void hx_arena_reset(hx_arena_t *a);
+void hx_arena_free(hx_arena_t *a);
+
 #endif

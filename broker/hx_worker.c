@@ -3,6 +3,7 @@
  * silent or says BYE. */
 #include "hx_worker.h"
 #include "hx_client_internal.h"
+#include "hx_http.h"
 #include "hx_log.h"
 #include "hx_zuv.h"
 
@@ -49,6 +50,7 @@ struct hx_worker {
     char curve_server[41], curve_public[41], curve_secret[41];
     uint32_t credit, heartbeat_ms, liveness;
     uint64_t last_recv, last_send;
+    uint64_t hello_at;          /* when the last HELLO went out */
     bool welcomed, stopping;
     hx_handler_fn fn;
     void *arg;
@@ -57,7 +59,15 @@ struct hx_worker {
     hx_buf_t buf;
     hx_outbox_t *outbox;
     unconfirmed_t *unconfirmed;
+    hx_http_t *http;
+    hx_metrics_t *metrics, *own_metrics;        /* own_metrics: made here when none was given */
+    hx_metric_t *m_latency, *m_ok, *m_failed, *m_connected, *m_reconnects;
 };
+
+/* Handling time per message, 100 us .. 30 s (a handler may wait on SQLite's busy timeout). */
+static const uint64_t latency_bounds_ns[] = {100000, 250000, 500000, 1000000, 2500000, 5000000, 10000000,
+                                             25000000, 50000000, 100000000, 250000000, 500000000, 1000000000,
+                                             2500000000u, 5000000000u, 10000000000u, 30000000000u};
 
 static int send_env(hx_worker_t *w, const Handoff__Envelope *env)
 {
@@ -84,6 +94,7 @@ static void send_hello(hx_worker_t *w)
     env.name = w->service;
     env.credit = w->credit;
     send_env(w, &env);
+    w->hello_at = uv_now(&w->loop);
 }
 
 static void outbox_reset(hx_outbox_t *o, const uint8_t *input_id)
@@ -219,7 +230,10 @@ static void handle(hx_worker_t *w, const hx_msg_t *in)
     char err[256] = "";
     hx_outbox_t *o = w->outbox;
     outbox_reset(o, in->id);
+    uint64_t t0 = uv_hrtime();
     int rc = w->fn(w->arg, in, o, err, sizeof err);
+    hx_metric_observe(w->m_latency, uv_hrtime() - t0);
+    hx_metric_add(rc == 0 ? w->m_ok : w->m_failed, 1);
     char hex[2 * HX_ID_LEN + 1];
     hx_id_hex(in->id, hex);
     Handoff__Envelope env;
@@ -362,13 +376,18 @@ static void on_timer(uv_timer_t *t)
     uint64_t now = uv_now(&w->loop);
     if (now - w->last_recv > (uint64_t)w->heartbeat_ms * w->liveness) {
         hx_warn("broker silent for %llu ms; reconnecting", (unsigned long long)(now - w->last_recv));
+        hx_metric_add(w->m_reconnects, 1);
         conn_close(w);
         unconfirmed_clear(w);
         conn_open(w);
         return;
     }
     unconfirmed_resend(w, now);
-    if (!w->welcomed)
+    /* No WELCOME yet: HELLO again, but only after a liveness window. A HELLO is not lost on a
+     * connection; sent again sooner, it can reach the broker right after the first one (both
+     * queued while connecting), and the broker takes a second HELLO as a new session that
+     * gives back what the first was just handed. */
+    if (!w->welcomed && now - w->hello_at >= (uint64_t)w->heartbeat_ms * w->liveness)
         send_hello(w);
     else if (now - w->last_send >= w->heartbeat_ms) {
         Handoff__Envelope env;
@@ -390,6 +409,8 @@ static void on_signal(uv_signal_t *s, int signum)
     hx_info("signal %d: stopping", signum);
     hx_worker_stop(w);
 }
+
+static int observe_init(hx_worker_t *w, const hx_worker_opts_t *o, char *err, size_t errcap);
 
 hx_worker_t *hx_worker_new(const hx_worker_opts_t *o, char *err, size_t errcap)
 {
@@ -429,7 +450,87 @@ hx_worker_t *hx_worker_new(const hx_worker_opts_t *o, char *err, size_t errcap)
     w->liveness = o->liveness ? o->liveness : 3;
     uv_loop_init(&w->loop);
     w->zctx = zmq_ctx_new();
+    if (observe_init(w, o, err, errcap) != 0) {
+        char keep[512];
+        snprintf(keep, sizeof keep, "%s", err);
+        hx_worker_destroy(&w);
+        snprintf(err, errcap, "%s", keep);
+        return NULL;
+    }
     return w;
+}
+
+/* True while the worker has a session the broker answers (WELCOME, and heard from within
+ * the liveness window). On the loop thread. */
+static bool session_live(hx_worker_t *w, char *why, size_t cap)
+{
+    uv_update_time(&w->loop);
+    uint64_t now = uv_now(&w->loop), limit = (uint64_t)w->heartbeat_ms * w->liveness;
+    if (!w->conn || !w->welcomed) {
+        snprintf(why, cap, "no session with the broker at %s", w->endpoint);
+        return false;
+    }
+    if (now - w->last_recv > limit) {
+        snprintf(why, cap, "the broker at %s has been silent for %llu ms", w->endpoint,
+                 (unsigned long long)(now - w->last_recv));
+        return false;
+    }
+    return true;
+}
+
+static int http_page(void *arg, hx_http_page_t page, hx_buf_t *out)
+{
+    hx_worker_t *w = arg;
+    char why[400], line[440];
+    bool live = session_live(w, why, sizeof why);
+    if (page == HX_HTTP_METRICS) {
+        hx_metric_set(w->m_connected, live);
+        return hx_metrics_render(w->metrics, out) == 0 ? 200 : 500;
+    }
+    int n = live ? snprintf(line, sizeof line, "ready\n") : snprintf(line, sizeof line, "not ready: %s\n", why);
+    if (n < 0 || (size_t)n >= sizeof line)
+        n = (int)strlen(line);
+    return hx_buf_append(out, line, (size_t)n) ? 500 : live ? 200 : 503;
+}
+
+/* The worker's own series, in the program's registry; the HTTP server if asked for. */
+static int observe_init(hx_worker_t *w, const hx_worker_opts_t *o, char *err, size_t errcap)
+{
+    w->metrics = o->metrics;
+    if (!w->metrics)
+        w->metrics = w->own_metrics = hx_metrics_new();
+    w->m_latency = hx_metrics_histogram(w->metrics, "handoff_service_processing_seconds",
+                                        "Time the service took to handle one message (ack or nack included "
+                                        "in the count, not the network).", "service", w->service,
+                                        latency_bounds_ns, sizeof latency_bounds_ns / sizeof latency_bounds_ns[0],
+                                        1e9);
+    w->m_ok = hx_metrics_counter(w->metrics, "handoff_service_messages_total",
+                                 "Messages handled, by result: ok (acked with its outputs) or failed (nacked, "
+                                 "the broker retries).", "result", "ok");
+    w->m_failed = hx_metrics_counter(w->metrics, "handoff_service_messages_total",
+                                     "Messages handled, by result: ok (acked with its outputs) or failed (nacked, "
+                                     "the broker retries).", "result", "failed");
+    w->m_connected = hx_metrics_gauge(w->metrics, "handoff_service_connected",
+                                      "1 while the service has a live session with the broker (what /readyz "
+                                      "says), else 0.", NULL, NULL);
+    w->m_reconnects = hx_metrics_counter(w->metrics, "handoff_service_reconnects_total",
+                                         "Times the broker went silent and the service connected again.", NULL,
+                                         NULL);
+    if (!w->metrics || !w->m_latency || !w->m_ok || !w->m_failed || !w->m_connected || !w->m_reconnects) {
+        snprintf(err, errcap, "cannot register the metrics (out of memory, or a name already taken)");
+        return -1;
+    }
+    if (!o->http)
+        return 0;
+    char why[512];
+    hx_http_opts_t ho = {.listen = o->http, .loop = &w->loop, .page = http_page, .arg = w};
+    if (!(w->http = hx_http_start(&ho, why, sizeof why))) {
+        snprintf(err, errcap, "--http %s: %s", o->http, why);
+        return -1;
+    }
+    hx_info("metrics and health on http://%s (port %d): /metrics /healthz /readyz", o->http,
+            hx_http_port(w->http));
+    return 0;
 }
 
 void hx_worker_on_reload(hx_worker_t *w, void (*fn)(hx_worker_t *w, void *arg), void *arg)
@@ -481,6 +582,7 @@ int hx_worker_run(hx_worker_t *w, hx_handler_fn fn, void *arg)
         zmq_setsockopt(w->conn->sock, ZMQ_LINGER, &linger, sizeof linger);
     }
     conn_close(w);
+    hx_http_stop(&w->http);                     /* before the loop's handles close */
     uv_walk(&w->loop, close_walk, NULL);
     uv_run(&w->loop, UV_RUN_DEFAULT);
     return 0;
@@ -492,6 +594,7 @@ void hx_worker_destroy(hx_worker_t **self_p)
         return;
     hx_worker_t *w = *self_p;
     conn_close(w);
+    hx_http_stop(&w->http);
     uv_walk(&w->loop, close_walk, NULL);
     uv_run(&w->loop, UV_RUN_DEFAULT);
     uv_loop_close(&w->loop);
@@ -499,6 +602,7 @@ void hx_worker_destroy(hx_worker_t **self_p)
     unconfirmed_clear(w);
     hx_buf_free(&w->buf);
     free(w->outbox);
+    hx_metrics_destroy(&w->own_metrics);
     free(w);
     *self_p = NULL;
 }

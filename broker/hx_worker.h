@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "hx_client.h"
+#include "hx_metrics.h"
 
 typedef struct hx_worker hx_worker_t;
 typedef struct hx_outbox hx_outbox_t;
@@ -21,8 +22,15 @@ typedef struct {
     uint32_t liveness;          /* 0 = 3 */
     /* CURVE (all three, Z85 text, or none): the broker's public key and this worker's pair */
     const char *curve_server_key, *curve_public, *curve_secret;
+    /* NULL, or HOST:PORT: serve /metrics, /healthz and /readyz there (ready = a live
+     * session with the broker). */
+    const char *http;
+    /* NULL, or the program's registry (borrowed, outlives the worker): the worker adds its
+     * own series (handling latency, results, session) and /metrics shows them all. */
+    hx_metrics_t *metrics;
 } hx_worker_opts_t;
 
+/* NULL with the reason in err (also when the HTTP address cannot be bound). */
 hx_worker_t *hx_worker_new(const hx_worker_opts_t *opts, char *err, size_t errcap);
 void hx_worker_destroy(hx_worker_t **self_p);
 /* Calls fn on SIGHUP (e.g. to reload data files); fn may hx_worker_post. */

@@ -1,17 +1,28 @@
-/* handoff — the clinic command line: submit referrals, read the inbox of handoffs this
- * clinic received, follow the status of referrals it sent; and, for operators, the
- * broker's dead-letter queue and health.
+/* handoff — the clinic command line: submit and import referrals, the clinic's inbox grouped
+ * by where each referral stands, the status of referrals it sent, a live feed of what
+ * arrives (watch); for operators the broker's overview (top), dead letters and health.
  *
  * Messages fetched from the clinic's mailbox are written to a local SQLite file in one
  * transaction before they are acked, so each arrives exactly once at the clinic. The
- * operator commands (dlq, health) open no local store: a dead letter is shown by its
- * envelope and referral id only, never by the patient details in its payload. */
+ * operator commands (top, dlq, health) open no local store: a dead letter is shown by its
+ * envelope and referral id only, never by the patient details in its payload.
+ *
+ * Settings come from flags, HANDOFF_* variables and an INI file (cli_config.h); tables,
+ * times and help texts from cli_table, cli_fmt and cli_help; the pure parts of import, inbox
+ * and top from cli_import, cli_inbox and cli_top. */
+#include "cli_config.h"
+#include "cli_fmt.h"
+#include "cli_help.h"
+#include "cli_import.h"
+#include "cli_inbox.h"
+#include "cli_progress.h"
+#include "cli_table.h"
+#include "cli_top.h"
 #include "hx_audit.h"
 #include "hx_client.h"
 #include "hx_curve.h"
 #include "hx_errors.h"
 #include "hx_intake.h"
-#include "hx_opt.h"
 #include "hx_refjson.h"
 
 #include <ctype.h>
@@ -19,6 +30,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <jansson.h>
+#include <signal.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,86 +41,50 @@
 
 enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2, EXIT_UNREACHABLE = 3, EXIT_NOTFOUND = 4, EXIT_DATAERR = 65 };
 
-static const char usage[] =
-    "usage: handoff [options] COMMAND [ARGS]\n"
-    "\n"
-    "The clinic's command line for the Handoff referral network.\n"
-    "\n"
-    "clinic commands (need --clinic):\n"
-    "  submit FILE.json...   submit referrals; prints each referral id once the broker has\n"
-    "                        accepted it (resubmitting a file is safe: same id, no copy)\n"
-    "  inbox                 handoffs this clinic received (patient, discipline, therapist, slot)\n"
-    "  status [ID]           referrals this clinic sent (or holds) with their latest status,\n"
-    "                        or the whole history of one\n"
-    "  accept ID             as the receiving clinic: take the referral on\n"
-    "  decline ID --reason TEXT\n"
-    "                        as the receiving clinic: give it back; it is booked again with\n"
-    "                        another therapist (never the one who declined)\n"
-    "  start ID              as the receiving clinic: the first session took place\n"
-    "  complete ID           as the receiving clinic: care is finished\n"
-    "  revoke ID [--reason TEXT]\n"
-    "                        as the referring clinic: withdraw it; the receiver is told\n"
-    "  These wait for scheduling's answer: exit 0 done, 1 refused (with the reason: the\n"
-    "  current status and what is allowed, or who may do it).\n"
-    "\n"
-    "  audit verify FILE     checks the broker's audit log: exit 0 when the chain holds, 1 with\n"
-    "                        the first broken line (edited, deleted, added or moved lines)\n"
-    "  datakey FILE          a new key for the broker's --data-key (sealed message bodies)\n"
-    "  keygen NAME           a CURVE key pair: NAME.key (secret, 0600) and NAME.pub, in --dir;\n"
-    "                        prints the allow-list line for the broker\n"
-    "\n"
-    "operator commands (an admin session named by --admin; --clinic is not needed):\n"
-    "  dlq list              dead letters: messages that failed on every attempt, with the\n"
-    "                        queue, type, attempts, when and the last error\n"
-    "  dlq show ID           one dead letter: its fields, payload size and referral id\n"
-    "                        (never the patient details)\n"
-    "  dlq replay ID         put it back in its queue with its attempts reset (same id)\n"
-    "  dlq purge ID          delete it for good\n"
-    "  health                whether the broker can accept messages (as the clinic when\n"
-    "                        --clinic is set and --admin is not, otherwise as the admin)\n"
-    "  ID is a message id as `dlq list` shows it: 32 hexadecimal characters.\n"
-    "\n"
-    "options (each also from the environment variable shown):\n"
-    "  --broker ENDPOINT     the broker [HANDOFF_BROKER, default tcp://127.0.0.1:5555]\n"
-    "  --clinic ID           this clinic's id [HANDOFF_CLINIC, required by clinic commands]\n"
-    "  --admin NAME          the operator's name for dlq and health [HANDOFF_ADMIN, operator]\n"
-    "  --home DIR            where this clinic's received messages are kept\n"
-    "                        [HANDOFF_HOME, default ~/.handoff]\n"
-    "  --timeout-ms N        wait per attempt for the broker [HANDOFF_TIMEOUT_MS, 3000]\n"
-    "  --json                machine-readable output\n"
-    "  --no-validate         submit without checking the referral locally first\n"
-    "  --server-key FILE     CURVE: the broker's public key [HANDOFF_SERVER_KEY]\n"
-    "  --key FILE            CURVE: this clinic's (or operator's) secret key [HANDOFF_KEY]\n"
-    "  --dir DIR             where keygen writes [.]\n"
-    "  --reason TEXT         why (decline, revoke)\n"
-    "  --discipline D        physiotherapy or massage_therapy, when this clinic holds both\n"
-    "                        bookings of a referral\n"
-    "  -h, --help            this text\n"
-    "\n"
-    "exit codes: 0 done (health: the broker accepts messages);\n"
-    "            1 refused or failed (health: the broker cannot write its log);\n"
-    "            2 usage (e.g. a malformed ID); 3 broker unreachable;\n"
-    "            4 no such referral, or no such dead letter; 65 an input file is invalid.\n"
-    "\n"
-    "examples:\n"
-    "  HANDOFF_CLINIC=northpoint handoff submit referral.json\n"
-    "  handoff --clinic lakeside inbox\n"
-    "  handoff --clinic northpoint status R-0A1B2C3D4E5F6G7H --json\n"
-    "  handoff --clinic lakeside accept R-0A1B2C3D4E5F6G7H\n"
-    "  handoff --clinic lakeside decline R-0A1B2C3D4E5F6G7H --reason 'no Portuguese speaker free'\n"
-    "  handoff --admin ops dlq list\n"
-    "  handoff --admin ops dlq show 5f0c1e2d3b4a59687766554433221100\n"
-    "  handoff --admin ops dlq replay 5f0c1e2d3b4a59687766554433221100\n"
-    "  handoff health || echo 'broker not accepting'\n";
-
 typedef struct {
-    const char *broker, *clinic, *home, *admin, *reason, *discipline, *server_key, *key, *dir;
+    cli_config_t cfg;
+    char config_file[4200];             /* the config file read, "" when none */
+    char flag_err[1024];                /* the first bad setting flag: reported by commands that use settings */
+    const char *broker, *clinic, *home, *admin, *server_key, *key;
+    const char *reason, *discipline, *dir, *format;
     char curve_server[41], curve_public[41], curve_secret[41];
-    uint32_t timeout_ms;
-    int json, no_validate;
+    uint32_t timeout_ms, interval_ms, window;
+    int json, no_validate, dry_run, once;
+    int quiet_connect;                  /* watch: no message per failed reconnect */
     hx_client_t *client;
     sqlite3 *db;
 } cli_t;
+
+/* Set by SIGINT/SIGTERM while watch or top runs: the one thing a signal handler may touch. */
+static volatile sig_atomic_t stop_requested;
+
+static void on_stop_signal(int sig)
+{
+    (void)sig;
+    stop_requested = 1;
+}
+
+/* SIGINT and SIGTERM end watch and top cleanly (no SA_RESTART: a sleep is cut short). */
+static void catch_stop_signals(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
+
+/* Sleeps ms (in slices, so a stop request is seen within 50 ms). */
+static void nap_ms(uint32_t ms)
+{
+    while (ms && !stop_requested) {
+        uint32_t slice = ms < 50 ? ms : 50;
+        struct timespec ts = {0, (long)slice * 1000000L};
+        nanosleep(&ts, NULL);
+        ms -= slice;
+    }
+}
 
 /* ---- local store ---------------------------------------------------------------------- */
 
@@ -150,14 +126,18 @@ static int db_open(cli_t *c)
         sqlite3_free(err);
         return -1;
     }
+    /* stores made before the inbox showed the patients of sent referrals lack this column */
+    sqlite3_stmt *probe = NULL;
+    if (sqlite3_prepare_v2(c->db, "SELECT patient FROM sent LIMIT 0", -1, &probe, NULL) != SQLITE_OK &&
+        sqlite3_exec(c->db, "ALTER TABLE sent ADD COLUMN patient TEXT NOT NULL DEFAULT ''", NULL, NULL, &err) !=
+            SQLITE_OK) {
+        fprintf(stderr, "handoff: %s: %s\n", path, err);
+        sqlite3_free(err);
+        sqlite3_finalize(probe);
+        return -1;
+    }
+    sqlite3_finalize(probe);
     return 0;
-}
-
-static uint64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
 static int connect_as(cli_t *c, hx_role_t role, const char *name)
@@ -171,7 +151,8 @@ static int connect_as(cli_t *c, hx_role_t role, const char *name)
     }
     c->client = hx_client_connect(&o, err, sizeof err);
     if (!c->client) {
-        fprintf(stderr, "handoff: %s\n", err);
+        if (!c->quiet_connect)
+            fprintf(stderr, "handoff: %s\n", err);
         return -1;
     }
     return 0;
@@ -182,10 +163,14 @@ static int connect_broker(cli_t *c)
     return connect_as(c, HX_ROLE_CLINIC, c->clinic);
 }
 
+/* Called for each message stored for the first time, after it is committed and acked. */
+typedef void (*on_new_fn)(cli_t *c, const hx_msg_t *m, const char *type, uint64_t at_ms);
+
 /* Moves everything waiting in the mailbox into the local store: stored first, then acked.
  * When watch is set and a message answering it (its correlation id) arrives, its payload
- * is copied to *answer (malloc'd, *answer_len bytes). */
-static int sync_mailbox_watch(cli_t *c, const uint8_t *watch, uint8_t **answer, size_t *answer_len)
+ * is copied to *answer (malloc'd, *answer_len bytes). on_new (may be NULL) sees each
+ * message the store did not have before. */
+static int sync_mailbox_full(cli_t *c, const uint8_t *watch, uint8_t **answer, size_t *answer_len, on_new_fn on_new)
 {
     if (!c->client && connect_broker(c))
         return EXIT_UNREACHABLE;
@@ -210,8 +195,10 @@ static int sync_mailbox_watch(cli_t *c, const uint8_t *watch, uint8_t **answer, 
             break;
         }
         uint8_t (*ids)[HX_ID_LEN] = calloc(b->count, HX_ID_LEN);
+        const char **types = calloc(b->count, sizeof *types);
+        uint64_t *ats = calloc(b->count, sizeof *ats);
         sqlite3_exec(c->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
-        int ok = ids != NULL;
+        int ok = ids && types && ats;
         for (size_t i = 0; i < b->count && ok; i++) {
             const hx_msg_t *m = &b->msgs[i];
             char referral_id[64] = "";
@@ -242,6 +229,10 @@ static int sync_mailbox_watch(cli_t *c, const uint8_t *watch, uint8_t **answer, 
             sqlite3_bind_int64(ins, 5, (sqlite3_int64)at);
             sqlite3_bind_blob(ins, 6, m->payload, (int)m->payload_len, SQLITE_STATIC);
             ok = sqlite3_step(ins) == SQLITE_DONE;
+            if (ok && sqlite3_changes(c->db) == 1) {
+                types[i] = type;
+                ats[i] = at;
+            }
             memcpy(ids[i], m->id, HX_ID_LEN);
             if (watch && answer && !*answer && m->correlation_id && memcmp(m->correlation_id, watch, HX_ID_LEN) == 0 &&
                 (*answer = malloc(m->payload_len ? m->payload_len : 1))) {
@@ -258,8 +249,13 @@ static int sync_mailbox_watch(cli_t *c, const uint8_t *watch, uint8_t **answer, 
             fprintf(stderr, "handoff: ack refused: %s\n", hx_client_error(c->client));
             rc = EXIT_FAIL;                     /* stored: they will come again and be ignored */
         }
+        for (size_t i = 0; ok && on_new && i < b->count; i++)
+            if (types[i])
+                on_new(c, &b->msgs[i], types[i], ats[i]);
         size_t got = b->count;
         free(ids);
+        free(types);
+        free(ats);
         hx_batch_destroy(&b);
         if (rc != EXIT_OK || got < 100)
             break;
@@ -268,38 +264,17 @@ static int sync_mailbox_watch(cli_t *c, const uint8_t *watch, uint8_t **answer, 
     return rc;
 }
 
+static int sync_mailbox_watch(cli_t *c, const uint8_t *watch, uint8_t **answer, size_t *answer_len)
+{
+    return sync_mailbox_full(c, watch, answer, answer_len, NULL);
+}
+
 static int sync_mailbox(cli_t *c)
 {
-    return sync_mailbox_watch(c, NULL, NULL, NULL);
+    return sync_mailbox_full(c, NULL, NULL, NULL, NULL);
 }
 
 /* ---- output helpers --------------------------------------------------------------------- */
-
-static void format_ms(uint64_t ms, char out[20])
-{
-    time_t t = (time_t)(ms / 1000);
-    struct tm tm;
-    localtime_r(&t, &tm);
-    strftime(out, 20, "%Y-%m-%d %H:%M:%S", &tm);
-}
-
-/* Prints s cut or padded to `width` columns (counting UTF-8 characters, not bytes; a
- * negative width means no padding), then sep. */
-static void cell(const char *s, int width, const char *sep)
-{
-    const char *p = s ? s : "", *end = p;
-    int cols = 0;
-    while (*end && (width < 0 || cols < width)) {
-        end++;
-        while ((*end & 0xC0) == 0x80)
-            end++;
-        cols++;
-    }
-    fwrite(p, 1, (size_t)(end - p), stdout);
-    for (; cols < width; cols++)
-        putchar(' ');
-    fputs(sep, stdout);
-}
 
 static void print_json(json_t *j)
 {
@@ -310,7 +285,25 @@ static void print_json(json_t *j)
     json_decref(j);
 }
 
-/* ---- commands --------------------------------------------------------------------------- */
+/* One compact JSON object on one line (watch --json), flushed. */
+static void print_json_line(json_t *j)
+{
+    char *s = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    if (s)
+        puts(s);
+    free(s);
+    json_decref(j);
+    fflush(stdout);
+}
+
+static json_t *ms_json(uint64_t ms)
+{
+    return json_integer((json_int_t)(ms > INT64_MAX ? INT64_MAX : ms));
+}
+
+static int broker_failure(cli_t *c, const char *what, int rc);
+
+/* ---- submit ----------------------------------------------------------------------------- */
 
 static int load_referral(const cli_t *c, const char *file, Handoff__Referral **out)
 {
@@ -322,29 +315,68 @@ static int load_referral(const cli_t *c, const char *file, Handoff__Referral **o
     }
     hx_errors_t errs;
     hx_errors_clear(&errs);
-    Handoff__Referral *r = hx_referral_from_json(j, &errs);
+    Handoff__Referral *r = cli_referral_check(j, c->no_validate, &errs);
     json_decref(j);
-    if (r && !c->no_validate) {
-        if (!r->ref[0])
-            hx_errors_add(&errs, "ref", "required: this clinic's own number for the referral");
-        hx_intake_validate(r, &errs);
-    }
-    if (errs.count) {
+    if (!r) {
         for (size_t i = 0; i < errs.count; i++)
             fprintf(stderr, "%s: %s: %s\n", file, errs.items[i].path, errs.items[i].why);
         if (errs.dropped)
             fprintf(stderr, "%s: and %zu more\n", file, errs.dropped);
-        hx_referral_free(r);
         return -1;
     }
     *out = r;
     return 0;
 }
 
+/* The patient's name as staff read it ("" when the referral has none). */
+static void patient_name(const Handoff__Referral *r, char *out, size_t cap)
+{
+    const Handoff__Patient *p = r ? r->patient : NULL;
+    snprintf(out, cap, "%s%s%s", p ? p->given_name : "", p && p->given_name[0] && p->family_name[0] ? " " : "",
+             p ? p->family_name : "");
+}
+
+/* Remembers a referral the broker accepted (for status, inbox and import's resumption). */
+static void record_sent(cli_t *c, const char *rid, const Handoff__Referral *r, const char *file)
+{
+    sqlite3_stmt *st;
+    char patient[160];
+    patient_name(r, patient, sizeof patient);
+    if (sqlite3_prepare_v2(c->db, "INSERT OR IGNORE INTO sent(referral_id, ref, file, at_ms, patient) "
+                                  "VALUES (?,?,?,?,?)", -1, &st, NULL) == SQLITE_OK) {
+        sqlite3_bind_text(st, 1, rid, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, r->ref, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 3, file, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 4, (sqlite3_int64)cli_now_ms());
+        sqlite3_bind_text(st, 5, patient, -1, SQLITE_STATIC);
+        sqlite3_step(st);
+        sqlite3_finalize(st);
+    }
+}
+
+/* A referral as the message submit and import send: its id from this clinic and its ref. */
+static uint8_t *referral_msg(const cli_t *c, const Handoff__Referral *r, hx_msg_t *m, char rid[HX_REFERRAL_ID_LEN + 1])
+{
+    memset(m, 0, sizeof *m);
+    hx_submission_id(c->clinic, r->ref, m->id);
+    hx_referral_id(m->id, rid);
+    size_t len = handoff__referral__get_packed_size(r);
+    uint8_t *buf = malloc(len ? len : 1);
+    if (!buf)
+        return NULL;
+    handoff__referral__pack(r, buf);
+    m->to_kind = HX_TO_SERVICE;
+    m->to = "intake";
+    m->type = "handoff.Referral";
+    m->payload = buf;
+    m->payload_len = len;
+    return buf;
+}
+
 static int cmd_submit(cli_t *c, int argc, char **argv)
 {
     if (argc < 1) {
-        fprintf(stderr, "handoff: submit needs at least one FILE.json (see --help)\n");
+        fprintf(stderr, "handoff: submit needs at least one FILE.json (see handoff help submit)\n");
         return EXIT_USAGE;
     }
     int rc = EXIT_OK;
@@ -360,23 +392,14 @@ static int cmd_submit(cli_t *c, int argc, char **argv)
             rc = EXIT_UNREACHABLE;
             break;
         }
-        hx_msg_t m = {0};
+        hx_msg_t m;
         char rid[HX_REFERRAL_ID_LEN + 1];
-        hx_submission_id(c->clinic, r->ref, m.id);
-        hx_referral_id(m.id, rid);
-        size_t len = handoff__referral__get_packed_size(r);
-        uint8_t *buf = malloc(len ? len : 1);
+        uint8_t *buf = referral_msg(c, r, &m, rid);
         if (!buf) {
             hx_referral_free(r);
             rc = EXIT_FAIL;
             break;
         }
-        handoff__referral__pack(r, buf);
-        m.to_kind = HX_TO_SERVICE;
-        m.to = "intake";
-        m.type = "handoff.Referral";
-        m.payload = buf;
-        m.payload_len = len;
         int src = hx_client_submit(c->client, &m, 1);
         free(buf);
         if (src) {
@@ -386,16 +409,7 @@ static int cmd_submit(cli_t *c, int argc, char **argv)
             hx_referral_free(r);
             continue;
         }
-        sqlite3_stmt *st;
-        if (sqlite3_prepare_v2(c->db, "INSERT OR IGNORE INTO sent(referral_id, ref, file, at_ms) VALUES (?,?,?,?)",
-                               -1, &st, NULL) == SQLITE_OK) {
-            sqlite3_bind_text(st, 1, rid, -1, SQLITE_STATIC);
-            sqlite3_bind_text(st, 2, r->ref, -1, SQLITE_STATIC);
-            sqlite3_bind_text(st, 3, argv[i], -1, SQLITE_STATIC);
-            sqlite3_bind_int64(st, 4, (sqlite3_int64)wall_ms());
-            sqlite3_step(st);
-            sqlite3_finalize(st);
-        }
+        record_sent(c, rid, r, argv[i]);
         if (c->json)
             json_array_append_new(results, json_pack("{s:s, s:s, s:s}", "referral_id", rid, "ref", r->ref, "file",
                                                      argv[i]));
@@ -410,56 +424,373 @@ static int cmd_submit(cli_t *c, int argc, char **argv)
     return rc;
 }
 
+/* ---- import ----------------------------------------------------------------------------- */
+
+typedef enum { ROW_BAD, ROW_TO_SEND, ROW_ALREADY, ROW_SUBMITTED, ROW_REFUSED } row_state_t;
+
+typedef struct {
+    row_state_t state;
+    Handoff__Referral *r;
+    char rid[HX_REFERRAL_ID_LEN + 1];
+} import_row_t;
+
+static const char *row_result(row_state_t s, int dry_run)
+{
+    switch (s) {
+    case ROW_TO_SEND: return dry_run ? "would_submit" : "not_sent";
+    case ROW_ALREADY: return "already_accepted";
+    case ROW_SUBMITTED: return "submitted";
+    default: return "failed";
+    }
+}
+
+static bool sent_before(cli_t *c, const char *rid)
+{
+    sqlite3_stmt *st;
+    bool found = false;
+    if (sqlite3_prepare_v2(c->db, "SELECT 1 FROM sent WHERE referral_id = ?", -1, &st, NULL) == SQLITE_OK) {
+        sqlite3_bind_text(st, 1, rid, -1, SQLITE_STATIC);
+        found = sqlite3_step(st) == SQLITE_ROW;
+        sqlite3_finalize(st);
+    }
+    return found;
+}
+
+/* Sends the rows in todo (indexes into rows) with up to c->window in flight, in chunks so
+ * that progress can be drawn; records each accepted one. Returns EXIT_OK, or
+ * EXIT_UNREACHABLE when the broker stopped answering (the rest stay ROW_TO_SEND). */
+static int import_send(cli_t *c, const char *file, cli_rows_t *rows, import_row_t *st, size_t *todo, size_t n_todo)
+{
+    size_t chunk = 4 * (size_t)c->window;
+    if (chunk < 64)
+        chunk = 64;
+    if (chunk > HX_MAX_BATCH)
+        chunk = HX_MAX_BATCH;
+    hx_msg_t *msgs = calloc(chunk, sizeof *msgs);
+    uint8_t **bufs = calloc(chunk, sizeof *bufs);
+    size_t *idx = calloc(chunk, sizeof *idx);
+    if (!msgs || !bufs || !idx) {
+        free(msgs), free(bufs), free(idx);
+        fprintf(stderr, "handoff: import: out of memory\n");
+        return EXIT_FAIL;
+    }
+    cli_progress_t p;
+    cli_progress_start(&p, stderr, isatty(STDERR_FILENO), "import", n_todo, cli_now_ms());
+    int rc = EXIT_OK;
+    size_t done = 0;
+    for (size_t off = 0; off < n_todo && rc == EXIT_OK; off += chunk) {
+        size_t n = n_todo - off < chunk ? n_todo - off : chunk;
+        for (size_t k = 0; k < n; k++) {
+            idx[k] = todo[off + k];
+            char rid[HX_REFERRAL_ID_LEN + 1];
+            bufs[k] = referral_msg(c, st[idx[k]].r, &msgs[k], rid);
+            if (!bufs[k]) {
+                rc = EXIT_FAIL;
+                n = k;
+                break;
+            }
+        }
+        size_t left = n;                        /* msgs[0..left) are still to be accepted */
+        while (left > 0) {
+            size_t failed = 0;
+            int src = hx_client_submit_many(c->client, msgs, left, c->window, &failed);
+            if (src == 0) {
+                for (size_t k = 0; k < left; k++)
+                    st[idx[k]].state = ROW_SUBMITTED;
+                break;
+            }
+            if (src != HX_EREFUSED || failed >= left) {
+                fprintf(stderr, "handoff: import: %s%s%s\n", hx_strerror(src),
+                        hx_client_error(c->client)[0] ? ": " : "", hx_client_error(c->client));
+                rc = src == HX_ETIMEDOUT ? EXIT_UNREACHABLE : EXIT_FAIL;
+                break;
+            }
+            /* that one was refused; the others may or may not be in: send them again (same
+             * ids, so the broker keeps one copy) */
+            cli_row_t *row = &rows->rows[idx[failed]];
+            cli_row_error(row, "row", "the broker refused it: %s", hx_client_error(c->client));
+            st[idx[failed]].state = ROW_REFUSED;
+            msgs[failed] = msgs[left - 1];
+            uint8_t *tb = bufs[failed];
+            bufs[failed] = bufs[left - 1];
+            bufs[left - 1] = tb;
+            idx[failed] = idx[left - 1];
+            left--;
+        }
+        sqlite3_exec(c->db, "BEGIN", NULL, NULL, NULL);
+        for (size_t k = 0; k < n; k++) {
+            if (st[idx[k]].state == ROW_SUBMITTED) {
+                char where[4300];
+                snprintf(where, sizeof where, "%s:%zu", file, rows->rows[idx[k]].line);
+                record_sent(c, st[idx[k]].rid, st[idx[k]].r, where);
+                done++;
+            } else if (st[idx[k]].state == ROW_REFUSED) {
+                done++;
+            }
+        }
+        sqlite3_exec(c->db, "COMMIT", NULL, NULL, NULL);
+        for (size_t k = 0; k < n; k++)
+            free(bufs[k]);
+        cli_progress_update(&p, done, cli_now_ms());
+    }
+    cli_progress_finish(&p, cli_now_ms());
+    free(msgs);
+    free(bufs);
+    free(idx);
+    return rc;
+}
+
+static void import_summary(cli_t *c, const char *file, cli_rows_t *rows, import_row_t *st, int unreachable)
+{
+    size_t count[5] = {0};
+    for (size_t i = 0; i < rows->n; i++)
+        count[st[i].state]++;
+    size_t failed = count[ROW_BAD] + count[ROW_REFUSED];
+    const char *format = rows->format == CLI_FORMAT_CSV ? "csv" : "ndjson";
+    if (c->json) {
+        json_t *refs = json_array(), *errs = json_array();
+        for (size_t i = 0; i < rows->n; i++) {
+            cli_row_t *r = &rows->rows[i];
+            if (st[i].state != ROW_BAD)
+                json_array_append_new(refs, json_pack("{s:I, s:s, s:s, s:s}", "line", (json_int_t)r->line, "ref",
+                                                      r->ref, "referral_id", st[i].rid, "result",
+                                                      row_result(st[i].state, c->dry_run)));
+            for (size_t k = 0; k < r->n_errs; k++)
+                json_array_append_new(errs, json_pack("{s:I, s:s, s:s, s:s}", "line", (json_int_t)r->line, "ref",
+                                                      r->ref, "field", r->errs[k].field, "reason", r->errs[k].why));
+        }
+        print_json(json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:b, s:o, s:o}", "file", file, "format", format,
+                             "rows", (json_int_t)rows->n, "submitted", (json_int_t)count[ROW_SUBMITTED],
+                             "already_accepted", (json_int_t)count[ROW_ALREADY], "failed", (json_int_t)failed,
+                             "not_sent", (json_int_t)(c->dry_run ? 0 : count[ROW_TO_SEND]), "dry_run", c->dry_run,
+                             "referrals", refs, "errors", errs));
+        return;
+    }
+    printf("import %s (%s): %zu row(s)\n", file, format, rows->n);
+    if (c->dry_run)
+        printf("  would submit      %zu\n", count[ROW_TO_SEND]);
+    else
+        printf("  submitted         %zu\n", count[ROW_SUBMITTED]);
+    printf("  already accepted  %zu%s\n", count[ROW_ALREADY],
+           count[ROW_ALREADY] ? "  (by an earlier import or submit; not sent again)" : "");
+    printf("  failed            %zu\n", failed);
+    if (!c->dry_run && count[ROW_TO_SEND])
+        printf("  not sent          %zu  (%s; run the same import again to send the rest)\n", count[ROW_TO_SEND],
+               unreachable ? "the broker stopped answering" : "stopped early");
+    if (!failed)
+        return;
+    static const char *const head[] = {"LINE", "REF", "FIELD", "WHY"};
+    cli_table_t *t = cli_table_new(4, head, "rlll");
+    for (size_t i = 0; t && i < rows->n; i++) {
+        cli_row_t *r = &rows->rows[i];
+        for (size_t k = 0; k < r->n_errs; k++) {
+            char line[24];
+            snprintf(line, sizeof line, "%zu", r->line);
+            const char *row[] = {line, r->ref[0] ? r->ref : "-", r->errs[k].field, r->errs[k].why};
+            cli_table_add(t, row);
+        }
+    }
+    if (t) {
+        printf("\nfailed rows:\n");
+        cli_table_print(t, stdout);
+        cli_table_destroy(&t);
+    }
+}
+
+static int cmd_import(cli_t *c, int argc, char **argv)
+{
+    if (argc != 1) {
+        fprintf(stderr, "handoff: import takes one FILE (.csv, .ndjson or .jsonl; see handoff help import)\n");
+        return EXIT_USAGE;
+    }
+    const char *file = argv[0];
+    char err[2048];
+    cli_format_t format;
+    if (cli_import_format(file, c->format, &format, err, sizeof err) != 0) {
+        fprintf(stderr, "handoff: import: %s\n", err);
+        return EXIT_USAGE;
+    }
+    cli_rows_t rows;
+    if (cli_import_read(file, format, &rows, err, sizeof err) != 0) {
+        fprintf(stderr, "handoff: import: %s\n", err);
+        return errno == ENOENT || errno == EACCES ? EXIT_DATAERR : EXIT_DATAERR;
+    }
+    import_row_t *st = calloc(rows.n ? rows.n : 1, sizeof *st);
+    size_t *todo = calloc(rows.n ? rows.n : 1, sizeof *todo);
+    if (!st || !todo) {
+        free(st), free(todo);
+        cli_rows_free(&rows);
+        fprintf(stderr, "handoff: import: out of memory\n");
+        return EXIT_FAIL;
+    }
+    size_t n_todo = 0;
+    for (size_t i = 0; i < rows.n; i++) {
+        cli_row_t *row = &rows.rows[i];
+        st[i].state = ROW_BAD;
+        if (!row->json)
+            continue;                               /* already carries why */
+        hx_errors_t errs;
+        hx_errors_clear(&errs);
+        Handoff__Referral *r = cli_referral_check(row->json, c->no_validate, &errs);
+        if (r && !r->ref[0])
+            hx_errors_add(&errs, "ref", "required: this clinic's own number for the referral");
+        for (size_t k = 0; k < errs.count; k++)
+            cli_row_error(row, errs.items[k].path, "%s", errs.items[k].why);
+        if (errs.dropped)
+            cli_row_error(row, "row", "and %zu more problems", errs.dropped);
+        if (row->n_errs) {                      /* also a cell the CSV reader could not use */
+            hx_referral_free(r);
+            continue;
+        }
+        for (size_t j = 0; j < i; j++)          /* the same ref twice is the same referral */
+            if (st[j].r && strcmp(st[j].r->ref, r->ref) == 0) {
+                cli_row_error(row, "ref", "'%s' is also on line %zu: one row per referral", r->ref,
+                              rows.rows[j].line);
+                hx_referral_free(r);
+                r = NULL;
+                break;
+            }
+        if (!r)
+            continue;
+        st[i].r = r;
+        uint8_t id[HX_ID_LEN];
+        hx_submission_id(c->clinic, r->ref, id);
+        hx_referral_id(id, st[i].rid);
+        if (sent_before(c, st[i].rid)) {
+            st[i].state = ROW_ALREADY;
+        } else {
+            st[i].state = ROW_TO_SEND;
+            todo[n_todo++] = i;
+        }
+    }
+    int rc = EXIT_OK;
+    if (!c->dry_run && n_todo > 0) {
+        if (!c->client && connect_broker(c))
+            rc = EXIT_UNREACHABLE;
+        else
+            rc = import_send(c, file, &rows, st, todo, n_todo);
+    }
+    import_summary(c, file, &rows, st, rc == EXIT_UNREACHABLE);
+    bool bad = false, refused = false;
+    for (size_t i = 0; i < rows.n; i++) {
+        bad |= st[i].state == ROW_BAD;
+        refused |= st[i].state == ROW_REFUSED;
+        hx_referral_free(st[i].r);
+    }
+    free(st);
+    free(todo);
+    cli_rows_free(&rows);
+    if (rc == EXIT_UNREACHABLE)
+        return rc;
+    if (bad)
+        return EXIT_DATAERR;
+    return refused ? EXIT_FAIL : rc;
+}
+
+/* ---- inbox, handoffs, status ----------------------------------------------------------- */
+
 static int cmd_inbox(cli_t *c, int argc)
 {
     if (argc > 0) {
-        fprintf(stderr, "handoff: inbox takes no arguments\n");
+        fprintf(stderr, "handoff: inbox takes no arguments (see handoff help inbox)\n");
+        return EXIT_USAGE;
+    }
+    int rc = sync_mailbox(c);
+    if (rc != EXIT_OK)
+        return rc;
+    cli_inbox_t *in = cli_inbox_new(c->clinic);
+    if (!in)
+        return EXIT_FAIL;
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(c->db, "SELECT referral_id, ref, patient, at_ms FROM sent ORDER BY at_ms, rowid", -1, &st,
+                           NULL) == SQLITE_OK) {
+        while (sqlite3_step(st) == SQLITE_ROW)
+            cli_inbox_add_sent(in, (const char *)sqlite3_column_text(st, 0), (const char *)sqlite3_column_text(st, 1),
+                               (const char *)sqlite3_column_text(st, 2), (uint64_t)sqlite3_column_int64(st, 3));
+        sqlite3_finalize(st);
+    }
+    if (sqlite3_prepare_v2(c->db, "SELECT type, payload, at_ms FROM received WHERE type IN ('handoff.Handoff', "
+                                  "'handoff.StatusUpdate') ORDER BY at_ms, rowid", -1, &st, NULL) == SQLITE_OK) {
+        while (sqlite3_step(st) == SQLITE_ROW) {
+            const char *type = (const char *)sqlite3_column_text(st, 0);
+            size_t len = (size_t)sqlite3_column_bytes(st, 1);
+            const uint8_t *data = sqlite3_column_blob(st, 1);
+            uint64_t at = (uint64_t)sqlite3_column_int64(st, 2);
+            if (strcmp(type, "handoff.Handoff") == 0) {
+                Handoff__Handoff *h = handoff__handoff__unpack(NULL, len, data);
+                if (h)
+                    cli_inbox_add_handoff(in, h, at);
+                handoff__handoff__free_unpacked(h, NULL);
+            } else {
+                Handoff__StatusUpdate *s = handoff__status_update__unpack(NULL, len, data);
+                if (s)
+                    cli_inbox_add_status(in, s, at);
+                handoff__status_update__free_unpacked(s, NULL);
+            }
+        }
+        sqlite3_finalize(st);
+    }
+    if (c->json)
+        print_json(cli_inbox_json(in));
+    else
+        cli_inbox_print(in, stdout, cli_now_ms());
+    cli_inbox_destroy(&in);
+    return EXIT_OK;
+}
+
+/* Every handoff received, oldest first (the table, or the handoffs as a JSON array). */
+static int cmd_handoffs(cli_t *c, int argc)
+{
+    if (argc > 0) {
+        fprintf(stderr, "handoff: handoffs takes no arguments\n");
         return EXIT_USAGE;
     }
     int rc = sync_mailbox(c);
     if (rc != EXIT_OK)
         return rc;
     sqlite3_stmt *st;
-    sqlite3_prepare_v2(c->db, "SELECT payload, from_name, at_ms FROM received WHERE type = 'handoff.Handoff' "
-                              "ORDER BY at_ms, rowid", -1, &st, NULL);
+    if (sqlite3_prepare_v2(c->db, "SELECT payload, at_ms FROM received WHERE type = 'handoff.Handoff' "
+                                  "ORDER BY at_ms, rowid", -1, &st, NULL) != SQLITE_OK)
+        return EXIT_FAIL;
     json_t *all = json_array();
-    size_t n = 0;
-    static const int widths[] = {18, 24, 10, 15, 20, 16, 3, -1};
-    if (!c->json) {
-        const char *head[] = {"REFERRAL", "PATIENT", "BORN", "DISCIPLINE", "THERAPIST", "START", "MIN", "FROM CLINIC"};
-        for (int k = 0; k < 8; k++)
-            cell(head[k], widths[k], k < 7 ? "  " : "\n");
-    }
+    static const char *const head[] = {"REFERRAL", "PATIENT", "BORN", "DISCIPLINE", "THERAPIST", "START", "MIN",
+                                       "FROM", "RECEIVED"};
+    cli_table_t *t = cli_table_new(9, head, "llllllrll");
+    if (t)
+        cli_table_cap(t, 1, 28);
+    uint64_t now = cli_now_ms();
     while (sqlite3_step(st) == SQLITE_ROW) {
         Handoff__Handoff *h = handoff__handoff__unpack(NULL, (size_t)sqlite3_column_bytes(st, 0),
                                                        sqlite3_column_blob(st, 0));
         if (!h)
             continue;
-        n++;
         if (c->json) {
             json_array_append_new(all, hx_handoff_to_json(h));
-        } else {
-            const Handoff__Patient *p = h->referral ? h->referral->patient : NULL;
+        } else if (t) {
             const Handoff__Booking *b = h->booking;
-            char name[160];
-            snprintf(name, sizeof name, "%s %s", p ? p->given_name : "", p ? p->family_name : "");
-            char minutes[16];
-            snprintf(minutes, sizeof minutes, "%3u", b ? b->minutes : 0);
+            char name[160], minutes[16], start[CLI_FMT_LEN], when[CLI_FMT_LEN];
+            patient_name(h->referral, name, sizeof name);
+            snprintf(minutes, sizeof minutes, "%u", b ? b->minutes : 0);
+            const Handoff__Patient *p = h->referral ? h->referral->patient : NULL;
             const char *row[] = {h->referral_id, name, p ? p->birth_date : "",
                                  b ? hx_discipline_text(b->discipline) : "", b ? b->therapist_name : "",
-                                 b ? b->start : "", minutes, h->referral ? h->referral->referring_clinic : ""};
-            for (int k = 0; k < 8; k++)
-                cell(row[k], widths[k], k < 7 ? "  " : "\n");
+                                 cli_slot_text(b ? b->start : "", start), minutes,
+                                 h->referral ? h->referral->referring_clinic : "",
+                                 cli_time_ago(now, (uint64_t)sqlite3_column_int64(st, 1), when)};
+            cli_table_add(t, row);
         }
         handoff__handoff__free_unpacked(h, NULL);
     }
     sqlite3_finalize(st);
-    if (c->json)
+    if (c->json) {
         print_json(all);
-    else {
+    } else {
         json_decref(all);
-        printf("%zu handoff(s) received by %s\n", n, c->clinic);
+        if (t && cli_table_rows(t))
+            cli_table_print(t, stdout);
+        printf("%zu handoff(s) received by %s\n", t ? cli_table_rows(t) : 0, c->clinic);
     }
+    cli_table_destroy(&t);
     return EXIT_OK;
 }
 
@@ -485,51 +816,240 @@ static int cmd_status(cli_t *c, int argc, char **argv)
         sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
     json_t *all = json_array();
     size_t n = 0;
-    static const int hist_w[] = {19, 11, 11, -1}, list_w[] = {18, 16, 11, 19, -1};
-    if (!c->json) {
-        const char *hist[] = {"TIME", "STATUS", "BY", "DETAIL"};
-        const char *list[] = {"REFERRAL", "REF", "STATUS", "UPDATED", "DETAIL"};
-        for (int k = 0; id && k < 4; k++)
-            cell(hist[k], hist_w[k], k < 3 ? "  " : "\n");
-        for (int k = 0; !id && k < 5; k++)
-            cell(list[k], list_w[k], k < 4 ? "  " : "\n");
-    }
+    static const char *const hist[] = {"TIME", "STATUS", "EVENT", "BY", "DETAIL"};
+    static const char *const list[] = {"REFERRAL", "REF", "STATUS", "UPDATED", "DETAIL"};
+    cli_table_t *t = id ? cli_table_new(5, hist, NULL) : cli_table_new(5, list, NULL);
+    uint64_t now = cli_now_ms();
     while (sqlite3_step(st) == SQLITE_ROW) {
         Handoff__StatusUpdate *s = handoff__status_update__unpack(NULL, (size_t)sqlite3_column_bytes(st, 0),
                                                                   sqlite3_column_blob(st, 0));
         if (!s)
             continue;
         n++;
-        char when[20];
-        format_ms(s->at_ms, when);
-        if (c->json)
+        char when[CLI_FMT_LEN];
+        if (c->json) {
             json_array_append_new(all, hx_status_to_json(s));
-        else if (id) {
-            const char *row[] = {when, hx_status_text(s->status), s->by, s->reason};
-            for (int k = 0; k < 4; k++)
-                cell(row[k], hist_w[k], k < 3 ? "  " : "\n");
-        } else {
-            const char *row[] = {s->referral_id, s->ref, hx_status_text(s->status), when, s->reason};
-            for (int k = 0; k < 5; k++)
-                cell(row[k], list_w[k], k < 4 ? "  " : "\n");
+        } else if (t && id) {
+            const char *row[] = {cli_time_abs(s->at_ms, when), hx_status_text(s->status), s->event, s->by, s->reason};
+            cli_table_add(t, row);
+        } else if (t) {
+            const char *row[] = {s->referral_id, s->ref, hx_status_text(s->status), cli_time_ago(now, s->at_ms, when),
+                                 s->reason};
+            cli_table_add(t, row);
         }
         handoff__status_update__free_unpacked(s, NULL);
     }
     sqlite3_finalize(st);
     if (c->json) {
-        if (id) {
-            json_t *o = json_pack("{s:s, s:o}", "referral_id", id, "history", all);
-            print_json(o);
-        } else {
+        if (id)
+            print_json(json_pack("{s:s, s:o}", "referral_id", id, "history", all));
+        else
             print_json(all);
-        }
     } else {
         json_decref(all);
+        if (t && n)
+            cli_table_print(t, stdout);
+        if (!id)
+            printf("%zu referral(s) with a status at %s\n", n, c->clinic);
     }
+    cli_table_destroy(&t);
     if (id && n == 0) {
         fprintf(stderr, "handoff: no status received for %s at clinic %s\n", id, c->clinic);
         return EXIT_NOTFOUND;
     }
+    return EXIT_OK;
+}
+
+/* ---- watch ------------------------------------------------------------------------------ */
+
+static void watch_print(cli_t *c, const hx_msg_t *m, const char *type, uint64_t at_ms)
+{
+    char when[CLI_FMT_LEN], start[CLI_FMT_LEN], text[900];
+    cli_time_abs(at_ms, when);
+    if (strcmp(type, "handoff.Handoff") == 0) {
+        Handoff__Handoff *h = handoff__handoff__unpack(NULL, m->payload_len, m->payload);
+        if (!h)
+            return;
+        char name[160];
+        patient_name(h->referral, name, sizeof name);
+        const Handoff__Booking *b = h->booking;
+        snprintf(text, sizeof text, "%s: %s with %s, %s, %u min (from %s)", name[0] ? name : "?",
+                 b ? hx_discipline_text(b->discipline) : "?", b ? b->therapist_name : "?",
+                 cli_slot_text(b ? b->start : "", start), b ? b->minutes : 0,
+                 h->referral ? h->referral->referring_clinic : "?");
+        if (c->json) {
+            json_t *o = json_pack("{s:o, s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "at_ms", ms_json(at_ms), "at", when,
+                                  "kind", "handoff", "referral_id", h->referral_id, "ref",
+                                  h->referral ? h->referral->ref : "", "status", "ready", "group", "new", "text", text);
+            json_object_set_new(o, "handoff", hx_handoff_to_json(h));
+            print_json_line(o);
+        } else {
+            printf("%s  %-10s  %s  %s\n", when, "NEW", h->referral_id, text);
+            fflush(stdout);
+        }
+        handoff__handoff__free_unpacked(h, NULL);
+        return;
+    }
+    Handoff__StatusUpdate *s = handoff__status_update__unpack(NULL, m->payload_len, m->payload);
+    if (!s)
+        return;
+    bool received = false;                  /* about a booking this clinic holds, not its own referral */
+    for (size_t i = 0; i < s->n_bookings; i++)
+        received |= s->bookings[i] && strcmp(s->bookings[i]->clinic_id, c->clinic) == 0;
+    received = received && strcmp(s->event, "book") != 0;
+    const char *status = s->refused ? "refused" : cli_inbox_status_text(s->status, s->event);
+    snprintf(text, sizeof text, "%s%s%s", s->ref[0] ? s->ref : "", s->ref[0] ? ": " : "", s->reason);
+    if (c->json) {
+        json_t *o = json_pack("{s:o, s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "at_ms", ms_json(at_ms), "at", when, "kind",
+                              s->refused ? "refusal" : "status", "referral_id", s->referral_id, "ref", s->ref,
+                              "status", status, "group",
+                              s->refused ? "" : cli_group_key(cli_inbox_group(received, s->status, s->event)), "text",
+                              text);
+        json_object_set_new(o, "update", hx_status_to_json(s));
+        print_json_line(o);
+    } else {
+        printf("%s  %-10s  %s  %s\n", when, status, s->referral_id, text);
+        fflush(stdout);
+    }
+    handoff__status_update__free_unpacked(s, NULL);
+}
+
+static int cmd_watch(cli_t *c, int argc)
+{
+    if (argc > 0) {
+        fprintf(stderr, "handoff: watch takes no arguments (see handoff help watch)\n");
+        return EXIT_USAGE;
+    }
+    catch_stop_signals();
+    if (!c->client && connect_broker(c))
+        return EXIT_UNREACHABLE;
+    if (!c->json && isatty(STDERR_FILENO))
+        fprintf(stderr, "watching %s at %s (Ctrl-C to stop)\n", c->clinic, c->broker);
+    int down = 0;
+    while (!stop_requested) {
+        int rc = c->client ? sync_mailbox_full(c, NULL, NULL, NULL, watch_print) : EXIT_UNREACHABLE;
+        if (rc == EXIT_UNREACHABLE) {
+            if (!down)
+                fprintf(stderr, "handoff: watch: the broker is not answering; still trying\n");
+            down = 1;
+            hx_client_destroy(&c->client);
+            c->quiet_connect = 1;
+            if (!stop_requested && connect_broker(c) == 0) {
+                fprintf(stderr, "handoff: watch: the broker answers again\n");
+                down = 0;
+            }
+        } else if (rc != EXIT_OK) {
+            return rc;
+        }
+        nap_ms(c->interval_ms);
+    }
+    return EXIT_OK;
+}
+
+/* ---- top -------------------------------------------------------------------------------- */
+
+/* One stats sample, checked; NULL after printing why. */
+static json_t *top_sample(cli_t *c, int *rc)
+{
+    char *text = NULL;
+    int src = hx_client_stats(c->client, &text);
+    if (src) {
+        *rc = broker_failure(c, "top", src);
+        return NULL;
+    }
+    json_error_t jerr;
+    json_t *j = json_loads(text, 0, &jerr);
+    free(text);
+    char err[256];
+    if (!j || cli_top_check(j, err, sizeof err) != 0) {
+        fprintf(stderr, "handoff: top: the broker's stats %s%s\n", j ? "do not have the expected shape: " : "are not JSON: ",
+                j ? err : jerr.text);
+        json_decref(j);
+        *rc = EXIT_FAIL;
+        return NULL;
+    }
+    return j;
+}
+
+static uint64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static int cmd_top(cli_t *c, int argc, int as_admin)
+{
+    if (argc > 0) {
+        fprintf(stderr, "handoff: top takes no arguments (see handoff help top)\n");
+        return EXIT_USAGE;
+    }
+    if (!c->client && (as_admin ? connect_as(c, HX_ROLE_ADMIN, c->admin) : connect_broker(c)))
+        return EXIT_UNREACHABLE;
+    int rc = EXIT_OK;
+    int live = !c->once && !c->json && isatty(STDOUT_FILENO);
+    json_t *prev = NULL;
+    uint64_t prev_mono = 0;
+    catch_stop_signals();
+    do {
+        json_t *cur = top_sample(c, &rc);
+        if (!cur)
+            break;
+        uint64_t now_mono = mono_ms();
+        if (c->json) {
+            char *s = json_dumps(cur, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+            if (s)
+                puts(s);
+            free(s);
+        } else {
+            if (live)
+                fputs("\x1b[H\x1b[2J", stdout);
+            cli_top_render(stdout, c->broker, cur, cli_now_ms(), prev, prev ? now_mono - prev_mono : 0);
+            fflush(stdout);
+        }
+        json_decref(prev);
+        prev = cur;
+        prev_mono = now_mono;
+        if (live)
+            nap_ms(c->interval_ms);
+    } while (live && !stop_requested);
+    json_decref(prev);
+    return rc;
+}
+
+/* ---- config ----------------------------------------------------------------------------- */
+
+static int cmd_config(cli_t *c, int argc)
+{
+    if (argc > 0) {
+        fprintf(stderr, "handoff: config takes no arguments (see handoff help config)\n");
+        return EXIT_USAGE;
+    }
+    static const char *const from[] = {"default", "file", "env", "flag"};
+    if (c->json) {
+        json_t *s = json_object();
+        for (int k = 0; k < CLI_SET_COUNT; k++) {
+            const cli_value_t *v = &c->cfg.v[k];
+            json_object_set_new(s, cli_set_name((cli_set_t)k),
+                                json_pack("{s:o, s:s, s:s}", "value", v->value ? json_string(v->value) : json_null(),
+                                          "from", from[v->from], "where", v->where));
+        }
+        print_json(json_pack("{s:o, s:o}", "config_file", c->config_file[0] ? json_string(c->config_file) : json_null(),
+                             "settings", s));
+        return EXIT_OK;
+    }
+    printf("config file: %s\n\n", c->config_file[0] ? c->config_file : "(none)");
+    static const char *const head[] = {"SETTING", "VALUE", "FROM"};
+    cli_table_t *t = cli_table_new(3, head, NULL);
+    for (int k = 0; t && k < CLI_SET_COUNT; k++) {
+        const cli_value_t *v = &c->cfg.v[k];
+        const char *row[] = {cli_set_name((cli_set_t)k), v->value ? v->value : "-",
+                             v->from == CLI_FROM_DEFAULT && !v->value ? "(not set)" : v->where};
+        cli_table_add(t, row);
+    }
+    if (t)
+        cli_table_print(t, stdout);
+    cli_table_destroy(&t);
     return EXIT_OK;
 }
 
@@ -673,21 +1193,20 @@ static int dlq_list(cli_t *c)
             json_array_append_new(all, dead_to_json(&l->items[i], 0));
         print_json(all);
     } else {
-        static const int w[] = {32, 24, 20, 8, 19, -1};
-        const char *head[] = {"ID", "QUEUE", "TYPE", "ATTEMPTS", "DEAD AT", "REASON"};
-        for (int k = 0; k < 6; k++)
-            cell(head[k], w[k], k < 5 ? "  " : "\n");
-        for (size_t i = 0; i < l->count; i++) {
+        static const char *const head[] = {"ID", "QUEUE", "TYPE", "ATTEMPTS", "DEAD AT", "REASON"};
+        cli_table_t *t = cli_table_new(6, head, "lllrll");
+        for (size_t i = 0; t && i < l->count; i++) {
             const hx_dead_t *d = &l->items[i];
-            char hex[2 * HX_ID_LEN + 1], queue[HX_NAME_MAX + 16], attempts[16], when[20];
+            char hex[2 * HX_ID_LEN + 1], queue[HX_NAME_MAX + 16], attempts[16], when[CLI_FMT_LEN];
             hx_id_hex(d->msg.id, hex);
             queue_text(d->msg.to_kind, d->msg.to, queue, sizeof queue);
-            snprintf(attempts, sizeof attempts, "%8u", d->attempts);
-            format_ms(d->dead_at_ms, when);
-            const char *row[] = {hex, queue, d->msg.type, attempts, when, d->reason};
-            for (int k = 0; k < 6; k++)
-                cell(row[k], w[k], k < 5 ? "  " : "\n");
+            snprintf(attempts, sizeof attempts, "%u", d->attempts);
+            const char *row[] = {hex, queue, d->msg.type, attempts, cli_time_abs(d->dead_at_ms, when), d->reason};
+            cli_table_add(t, row);
         }
+        if (t && l->count)
+            cli_table_print(t, stdout);
+        cli_table_destroy(&t);
         printf("%zu dead letter(s)\n", l->count);
     }
     hx_dead_list_destroy(&l);
@@ -712,13 +1231,14 @@ static int dlq_show(cli_t *c, const char *text, const uint8_t id[HX_ID_LEN])
     if (c->json) {
         print_json(dead_to_json(d, 1));
     } else {
-        char hex[2 * HX_ID_LEN + 1], to[HX_NAME_MAX + 16], from[HX_NAME_MAX + 16], accepted[20], dead[20], rid[128];
+        char hex[2 * HX_ID_LEN + 1], to[HX_NAME_MAX + 16], from[HX_NAME_MAX + 16], accepted[CLI_FMT_LEN],
+            dead[CLI_FMT_LEN], rid[128];
         const char *why;
         hx_id_hex(d->msg.id, hex);
         queue_text(d->msg.to_kind, d->msg.to, to, sizeof to);
         queue_text(d->msg.from_kind, d->msg.from, from, sizeof from);
-        format_ms(d->msg.accepted_at_ms, accepted);
-        format_ms(d->dead_at_ms, dead);
+        cli_time_abs(d->msg.accepted_at_ms, accepted);
+        cli_time_abs(d->dead_at_ms, dead);
         payload_referral_id(&d->msg, rid, sizeof rid, &why);
         printf("id           %s\n", hex);
         printf("queue        %s\n", to);
@@ -743,7 +1263,7 @@ static int cmd_dlq(cli_t *c, int argc, char **argv)
     int replay = sub && strcmp(sub, "replay") == 0;
     int purge = sub && strcmp(sub, "purge") == 0;
     if (!list && !show && !replay && !purge) {
-        fprintf(stderr, "handoff: dlq needs one of list, show ID, replay ID, purge ID%s%s%s (see --help)\n",
+        fprintf(stderr, "handoff: dlq needs one of list, show ID, replay ID, purge ID%s%s%s (see handoff help dlq)\n",
                 sub ? "; got '" : "", sub ? sub : "", sub ? "'" : "");
         return EXIT_USAGE;
     }
@@ -823,7 +1343,7 @@ static int cmd_health(cli_t *c, int argc, int as_admin)
 static int cmd_keygen(cli_t *c, int argc, char **argv)
 {
     if (argc != 1 || !hx_name_valid(argv[0])) {
-        fprintf(stderr, "handoff: keygen takes one NAME of [A-Za-z0-9._-] (see --help)\n");
+        fprintf(stderr, "handoff: keygen takes one NAME of [A-Za-z0-9._-] (see handoff help keygen)\n");
         return EXIT_USAGE;
     }
     char pub[HX_KEY_Z85 + 1], sec[HX_KEY_Z85 + 1];
@@ -867,7 +1387,7 @@ static bool referral_id_valid(const char *s)
 static int cmd_change(cli_t *c, const char *event, int argc, char **argv)
 {
     if (argc != 1) {
-        fprintf(stderr, "handoff: %s takes one referral id (see --help)\n", event);
+        fprintf(stderr, "handoff: %s takes one referral id (see handoff help %s)\n", event, event);
         return EXIT_USAGE;
     }
     if (!referral_id_valid(argv[0])) {
@@ -926,7 +1446,10 @@ static int cmd_change(cli_t *c, const char *event, int argc, char **argv)
     if (rc != EXIT_OK)
         return rc;
     if (!answer) {
-        printf("%s %s: sent; no answer yet (see 'handoff status %s' later)\n", event, argv[0], argv[0]);
+        if (c->json)
+            print_json(json_pack("{s:s, s:s, s:b}", "referral_id", argv[0], "event", event, "answered", 0));
+        else
+            printf("%s %s: sent; no answer yet (see 'handoff status %s' later)\n", event, argv[0], argv[0]);
         return EXIT_OK;
     }
     Handoff__StatusUpdate *s = handoff__status_update__unpack(NULL, answer_len, answer);
@@ -946,72 +1469,99 @@ static int cmd_change(cli_t *c, const char *event, int argc, char **argv)
     return rc;
 }
 
-int main(int argc, char **argv)
+static const char *env_get(const char *name)
 {
-    static const struct option opts[] = {
-        {"broker", required_argument, NULL, 'b'}, {"clinic", required_argument, NULL, 'c'},
-        {"home", required_argument, NULL, 'H'},   {"timeout-ms", required_argument, NULL, 't'},
-        {"json", no_argument, NULL, 'j'},         {"no-validate", no_argument, NULL, 'n'},
-        {"admin", required_argument, NULL, 'a'},  {"help", no_argument, NULL, 'h'},
-        {"reason", required_argument, NULL, 'r'}, {"discipline", required_argument, NULL, 'd'},
-        {"server-key", required_argument, NULL, 'S'}, {"key", required_argument, NULL, 'K'},
-        {"dir", required_argument, NULL, 'D'},
-        {NULL, 0, NULL, 0}};
-    cli_t c = {0};
-    const char *timeout = NULL;
-    int o;
-    while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        switch (o) {
-        case 'b': c.broker = optarg; break;
-        case 'c': c.clinic = optarg; break;
-        case 'H': c.home = optarg; break;
-        case 't': timeout = optarg; break;
-        case 'j': c.json = 1; break;
-        case 'n': c.no_validate = 1; break;
-        case 'a': c.admin = optarg; break;
-        case 'r': c.reason = optarg; break;
-        case 'd': c.discipline = optarg; break;
-        case 'S': c.server_key = optarg; break;
-        case 'K': c.key = optarg; break;
-        case 'D': c.dir = optarg; break;
-        case 'h': fputs(usage, stdout); return EXIT_OK;
-        default: fputs("handoff: see --help\n", stderr); return EXIT_USAGE;
-        }
+    return getenv(name);
+}
+
+/* Reads the config file (--config, HANDOFF_CONFIG, or ~/.handoff/config when it exists) and
+ * the environment under the flags already in c->cfg, and sets the fields from them. */
+static int resolve_settings(cli_t *c, const char *config_flag)
+{
+    char err[2048];
+    if (c->flag_err[0]) {
+        fprintf(stderr, "handoff: %s\n", c->flag_err);
+        return -1;
     }
-    if (optind >= argc) {
-        fputs(usage, stderr);
+    if (cli_config_env(&c->cfg, env_get, err, sizeof err) != 0) {
+        fprintf(stderr, "handoff: %s\n", err);
+        return -1;
+    }
+    const char *file = config_flag;
+    const char *env = getenv("HANDOFF_CONFIG");
+    if (!file && env && *env)
+        file = env;
+    if (file) {
+        snprintf(c->config_file, sizeof c->config_file, "%s", file);
+    } else {
+        const char *h = getenv("HOME");
+        char path[4200];
+        snprintf(path, sizeof path, "%s/.handoff/config", h && *h ? h : ".");
+        if (access(path, F_OK) == 0)
+            snprintf(c->config_file, sizeof c->config_file, "%s", path);
+    }
+    if (c->config_file[0] && cli_config_file(&c->cfg, c->config_file, err, sizeof err) != 0) {
+        fprintf(stderr, "handoff: %s%s\n", err,
+                config_flag ? " (--config)" : env && *env ? " (HANDOFF_CONFIG)" : "");
+        return -1;
+    }
+    c->broker = cli_config_get(&c->cfg, CLI_SET_BROKER);
+    c->clinic = cli_config_get(&c->cfg, CLI_SET_CLINIC);
+    c->admin = cli_config_get(&c->cfg, CLI_SET_ADMIN);
+    c->home = cli_config_get(&c->cfg, CLI_SET_HOME);
+    c->server_key = cli_config_get(&c->cfg, CLI_SET_SERVER_KEY);
+    c->key = cli_config_get(&c->cfg, CLI_SET_KEY);
+    c->timeout_ms = cli_config_u32(&c->cfg, CLI_SET_TIMEOUT_MS);
+    c->interval_ms = cli_config_u32(&c->cfg, CLI_SET_INTERVAL_MS);
+    c->window = cli_config_u32(&c->cfg, CLI_SET_WINDOW);
+    return 0;
+}
+
+static int help_for(const char *cmd, FILE *out)
+{
+    const char *page = cli_command_help(cmd);
+    if (!page) {
+        fprintf(stderr, "handoff: no command '%s' (commands: %s)\n", cmd, cli_command_list());
         return EXIT_USAGE;
     }
+    fputs(page, out);
+    return EXIT_OK;
+}
+
+static int run(cli_t *c, int argc, char **argv, const char *config_flag)
+{
     const char *cmd = argv[optind];
-    if (strcmp(cmd, "help") == 0) {
-        fputs(usage, stdout);
-        return EXIT_OK;
-    }
+    int nargs = argc - optind - 1;
+    char **args = argv + optind + 1;
     if (strcmp(cmd, "keygen") == 0)
-        return cmd_keygen(&c, argc - optind - 1, argv + optind + 1);
+        return cmd_keygen(c, nargs, args);
     if (strcmp(cmd, "datakey") == 0) {
-        if (argc - optind != 2) {
+        if (nargs != 1) {
             fprintf(stderr, "handoff: usage: handoff datakey FILE\n");
             return EXIT_USAGE;
         }
-        const char *file = argv[optind + 1];
         char hex[65], err[4400];
         hx_data_key_generate(hex);
-        if (hx_key_file_write(file, hex, 0600, err, sizeof err) != 0) {
+        if (hx_key_file_write(args[0], hex, 0600, err, sizeof err) != 0) {
             fprintf(stderr, "handoff: datakey: %s\n", err);
             return EXIT_FAIL;
         }
-        printf("%s written (mode 0600): keep it apart from the data directory's backups\n", file);
+        printf("%s written (mode 0600): keep it apart from the data directory's backups\n", args[0]);
         return EXIT_OK;
     }
     if (strcmp(cmd, "audit") == 0) {
-        if (argc - optind != 3 || strcmp(argv[optind + 1], "verify") != 0) {
+        if (nargs != 2 || strcmp(args[0], "verify") != 0) {
             fprintf(stderr, "handoff: usage: handoff audit verify FILE\n");
             return EXIT_USAGE;
         }
         char why[512];
         size_t lines = 0;
-        long bad = hx_audit_verify(argv[optind + 2], &lines, why, sizeof why);
+        long bad = hx_audit_verify(args[1], &lines, why, sizeof why);
+        if (c->json) {
+            print_json(json_pack("{s:s, s:b, s:I, s:s}", "file", args[1], "intact", bad == 0, "lines",
+                                 (json_int_t)lines, "reason", bad ? why : ""));
+            return bad == 0 ? EXIT_OK : EXIT_FAIL;
+        }
         if (bad == 0) {
             printf("ok: %zu line(s), the chain holds\n", lines);
             return EXIT_OK;
@@ -1019,81 +1569,144 @@ int main(int argc, char **argv)
         printf("broken: %s\n", why);
         return EXIT_FAIL;
     }
-    c.server_key = hx_opt_pick(c.server_key, "HANDOFF_SERVER_KEY", NULL);
-    c.key = hx_opt_pick(c.key, "HANDOFF_KEY", NULL);
-    if (c.server_key || c.key) {
-        char err[600];
-        if (!c.server_key || !c.key) {
-            fprintf(stderr, "handoff: CURVE needs both --server-key and --key\n");
-            return EXIT_USAGE;
-        }
-        if (hx_key_load_public(c.server_key, c.curve_server, err, sizeof err) ||
-            hx_key_load(c.key, c.curve_public, c.curve_secret, err, sizeof err)) {
-            fprintf(stderr, "handoff: %s\n", err);
-            return EXIT_USAGE;
-        }
-    }
     static const char *const changes[] = {"accept", "decline", "start", "complete", "revoke"};
     const char *change = NULL;
     for (size_t i = 0; i < sizeof changes / sizeof *changes; i++)
         if (strcmp(cmd, changes[i]) == 0)
             change = changes[i];
-    int clinic_cmd = !strcmp(cmd, "submit") || !strcmp(cmd, "inbox") || !strcmp(cmd, "status") || change;
-    int admin_cmd = !strcmp(cmd, "dlq") || !strcmp(cmd, "health");
-    if (!clinic_cmd && !admin_cmd) {
-        fprintf(stderr, "handoff: unknown command '%s' (submit, inbox, status, accept, decline, start, complete, "
-                        "revoke, dlq, health; see --help)\n", cmd);
+    static const char *const clinic_cmds[] = {"submit", "import", "inbox", "status", "watch", "handoffs"};
+    int clinic_cmd = change != NULL;
+    for (size_t i = 0; i < sizeof clinic_cmds / sizeof *clinic_cmds; i++)
+        clinic_cmd |= strcmp(cmd, clinic_cmds[i]) == 0;
+    int admin_cmd = !strcmp(cmd, "dlq") || !strcmp(cmd, "health") || !strcmp(cmd, "top");
+    if (!clinic_cmd && !admin_cmd && strcmp(cmd, "config") != 0) {
+        fprintf(stderr, "handoff: unknown command '%s' (commands: %s; see handoff --help)\n", cmd,
+                cli_command_list());
         return EXIT_USAGE;
     }
-    int admin_given = c.admin || hx_opt_pick(NULL, "HANDOFF_ADMIN", NULL);
-    c.broker = hx_opt_pick(c.broker, "HANDOFF_BROKER", "tcp://127.0.0.1:5555");
-    c.clinic = hx_opt_pick(c.clinic, "HANDOFF_CLINIC", NULL);
-    c.home = hx_opt_pick(c.home, "HANDOFF_HOME", NULL);
-    c.admin = hx_opt_pick(c.admin, "HANDOFF_ADMIN", "operator");
-    if (hx_opt_u32("handoff", "--timeout-ms", hx_opt_pick(timeout, "HANDOFF_TIMEOUT_MS", "3000"), 100, 600000,
-                   &c.timeout_ms))
+    if (resolve_settings(c, config_flag) != 0)
         return EXIT_USAGE;
-    int nargs = argc - optind - 1;
-    char **args = argv + optind + 1;
-
-    if (admin_cmd) {
-        /* dlq always speaks as the admin; health as the clinic when one is named (and no
-         * admin was asked for), so a clinic can check the broker without operator rights. */
-        int as_admin = strcmp(cmd, "dlq") == 0 || admin_given || !c.clinic;
-        const char *name = as_admin ? c.admin : c.clinic;
-        if (!hx_name_valid(name)) {
-            fprintf(stderr, "handoff: %s: must be 1 to %d characters of [A-Za-z0-9._-], got '%s'\n",
-                    as_admin ? "--admin" : "--clinic", HX_NAME_MAX, name);
+    if (strcmp(cmd, "config") == 0)
+        return cmd_config(c, nargs);
+    if (c->server_key || c->key) {
+        char err[600];
+        if (!c->server_key || !c->key) {
+            fprintf(stderr, "handoff: CURVE needs both server-key and key (one of them is set: %s)\n",
+                    c->server_key ? c->cfg.v[CLI_SET_SERVER_KEY].where : c->cfg.v[CLI_SET_KEY].where);
             return EXIT_USAGE;
         }
-        int rc = strcmp(cmd, "dlq") == 0 ? cmd_dlq(&c, nargs, args) : cmd_health(&c, nargs, as_admin);
-        hx_client_destroy(&c.client);
-        return rc;
+        if (hx_key_load_public(c->server_key, c->curve_server, err, sizeof err) ||
+            hx_key_load(c->key, c->curve_public, c->curve_secret, err, sizeof err)) {
+            fprintf(stderr, "handoff: %s\n", err);
+            return EXIT_USAGE;
+        }
     }
-
-    if (!c.clinic) {
-        fprintf(stderr, "handoff: --clinic ID is required (or HANDOFF_CLINIC)\n");
+    if (admin_cmd) {
+        /* dlq always speaks as the admin; health and top as the clinic when one is named (and
+         * no admin was asked for), so a clinic can look at the broker without operator rights. */
+        int admin_given = c->cfg.v[CLI_SET_ADMIN].from != CLI_FROM_DEFAULT;
+        int as_admin = strcmp(cmd, "dlq") == 0 || admin_given || !c->clinic;
+        if (strcmp(cmd, "dlq") == 0)
+            return cmd_dlq(c, nargs, args);
+        if (strcmp(cmd, "top") == 0)
+            return cmd_top(c, nargs, as_admin);
+        return cmd_health(c, nargs, as_admin);
+    }
+    if (!c->clinic) {
+        fprintf(stderr, "handoff: %s needs this clinic's id: --clinic ID, HANDOFF_CLINIC, or 'clinic = ID' in the "
+                        "config file\n", cmd);
         return EXIT_USAGE;
     }
-    if (!hx_name_valid(c.clinic)) {
-        fprintf(stderr, "handoff: --clinic: must be 1 to %d characters of [A-Za-z0-9._-], got '%s'\n", HX_NAME_MAX,
-                c.clinic);
-        return EXIT_USAGE;
-    }
-    if (db_open(&c)) {
-        sqlite3_close(c.db);
+    if (db_open(c))
         return EXIT_FAIL;
-    }
-    int rc;
     if (strcmp(cmd, "submit") == 0)
-        rc = cmd_submit(&c, nargs, args);
-    else if (strcmp(cmd, "inbox") == 0)
-        rc = cmd_inbox(&c, nargs);
-    else if (change)
-        rc = cmd_change(&c, change, nargs, args);
-    else
-        rc = cmd_status(&c, nargs, args);
+        return cmd_submit(c, nargs, args);
+    if (strcmp(cmd, "import") == 0)
+        return cmd_import(c, nargs, args);
+    if (strcmp(cmd, "inbox") == 0)
+        return cmd_inbox(c, nargs);
+    if (strcmp(cmd, "handoffs") == 0)
+        return cmd_handoffs(c, nargs);
+    if (strcmp(cmd, "watch") == 0)
+        return cmd_watch(c, nargs);
+    if (change)
+        return cmd_change(c, change, nargs, args);
+    return cmd_status(c, nargs, args);
+}
+
+int main(int argc, char **argv)
+{
+    enum { O_CONFIG = 256, O_FORMAT, O_DRY_RUN, O_ONCE, O_SETTING };
+    static const struct option opts[] = {
+        {"broker", required_argument, NULL, O_SETTING + CLI_SET_BROKER},
+        {"clinic", required_argument, NULL, O_SETTING + CLI_SET_CLINIC},
+        {"admin", required_argument, NULL, O_SETTING + CLI_SET_ADMIN},
+        {"home", required_argument, NULL, O_SETTING + CLI_SET_HOME},
+        {"timeout-ms", required_argument, NULL, O_SETTING + CLI_SET_TIMEOUT_MS},
+        {"server-key", required_argument, NULL, O_SETTING + CLI_SET_SERVER_KEY},
+        {"key", required_argument, NULL, O_SETTING + CLI_SET_KEY},
+        {"interval-ms", required_argument, NULL, O_SETTING + CLI_SET_INTERVAL_MS},
+        {"window", required_argument, NULL, O_SETTING + CLI_SET_WINDOW},
+        {"config", required_argument, NULL, O_CONFIG},
+        {"json", no_argument, NULL, 'j'},
+        {"no-validate", no_argument, NULL, 'n'},
+        {"help", no_argument, NULL, 'h'},
+        {"reason", required_argument, NULL, 'r'},
+        {"discipline", required_argument, NULL, 'd'},
+        {"dir", required_argument, NULL, 'D'},
+        {"format", required_argument, NULL, O_FORMAT},
+        {"dry-run", no_argument, NULL, O_DRY_RUN},
+        {"once", no_argument, NULL, O_ONCE},
+        {NULL, 0, NULL, 0}};
+    cli_t c = {0};
+    cli_config_init(&c.cfg);
+    const char *config_flag = NULL;
+    int help = 0, o, rc = EXIT_USAGE;
+    char err[1024];
+    while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        if (o >= O_SETTING && o < O_SETTING + CLI_SET_COUNT) {
+            if (cli_config_flag(&c.cfg, (cli_set_t)(o - O_SETTING), optarg, err, sizeof err) != 0 && !c.flag_err[0])
+                snprintf(c.flag_err, sizeof c.flag_err, "%s", err);
+            continue;
+        }
+        switch (o) {
+        case O_CONFIG: config_flag = optarg; break;
+        case 'j': c.json = 1; break;
+        case 'n': c.no_validate = 1; break;
+        case 'r': c.reason = optarg; break;
+        case 'd': c.discipline = optarg; break;
+        case 'D': c.dir = optarg; break;
+        case O_FORMAT: c.format = optarg; break;
+        case O_DRY_RUN: c.dry_run = 1; break;
+        case O_ONCE: c.once = 1; break;
+        case 'h': help = 1; break;
+        default: fputs("handoff: see handoff --help\n", stderr); goto out;
+        }
+    }
+    if (optind >= argc) {
+        fputs(cli_usage(), help ? stdout : stderr);
+        rc = help ? EXIT_OK : EXIT_USAGE;
+        goto out;
+    }
+    if (strcmp(argv[optind], "help") == 0) {
+        if (argc - optind > 2) {
+            fprintf(stderr, "handoff: usage: handoff help [COMMAND]\n");
+        } else if (argc - optind == 2) {
+            rc = help_for(argv[optind + 1], stdout);
+        } else {
+            fputs(cli_usage(), stdout);
+            rc = EXIT_OK;
+        }
+        goto out;
+    }
+    if (help) {
+        rc = help_for(argv[optind], stdout);
+        goto out;
+    }
+    rc = run(&c, argc, argv, config_flag);
     hx_client_destroy(&c.client);
     sqlite3_close(c.db);
+out:
+    cli_config_free(&c.cfg);
     return rc;
 }

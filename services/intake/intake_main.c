@@ -33,7 +33,12 @@ typedef struct {
     const char *db_path;
     sqlite3 *db;
     sqlite3_stmt *record;
+    hx_metric_t *accepted, *rejected, *ignored;     /* referrals handled, by outcome */
 } intake_t;
+
+static const char referrals_help[] =
+    "Referrals intake handled, by outcome: accepted (sent on to triage), rejected (back to the referrer "
+    "with the bad fields), ignored (not a referral from a clinic). A redelivered message counts again.";
 
 /* One row per referral, the first outcome kept: a redelivered message changes nothing. */
 static int record(intake_t *t, const char *rid, const char *clinic, const char *ref, const char *outcome,
@@ -61,16 +66,19 @@ static int handle(void *arg, const hx_msg_t *in, hx_outbox_t *out, char *err, si
     hx_id_hex(in->id, hex);
     if (in->from_kind != HX_TO_MAILBOX) {
         hx_warn("message %s from service %s ignored: referrals come from clinics", hex, in->from);
+        hx_metric_add(t->ignored, 1);
         return 0;
     }
     if (strcmp(in->type, "handoff.Referral") != 0) {
         hx_warn("message %s from %s ignored: type '%.64s' is not handoff.Referral", hex, in->from, in->type);
+        hx_metric_add(t->ignored, 1);
         return 0;
     }
     Handoff__Referral *r = handoff__referral__unpack(NULL, in->payload_len, in->payload);
     if (!r) {
         hx_referral_id(in->id, rid);
         hx_warn("message %s from %s: payload is not a Referral", hex, in->from);
+        hx_metric_add(t->rejected, 1);
         return hx_svc_status(out, in->from, rid, "", HANDOFF__TASK_STATUS__TASK_REJECTED,
                              "payload: not a decodable handoff.Referral", "intake", NULL, 0, NULL, "reject", false)
                    ? -1
@@ -113,6 +121,8 @@ static int handle(void *arg, const hx_msg_t *in, hx_outbox_t *out, char *err, si
         hx_info("referral %s from %s accepted into the network", rid, in->from);
     }
     handoff__referral__free_unpacked(r, NULL);
+    if (rc == 0)
+        hx_metric_add(errs.count ? t->rejected : t->accepted, 1);
     if (rc)
         snprintf(err, errcap, "could not build the outputs");
     return rc ? -1 : 0;
@@ -160,7 +170,17 @@ int main(int argc, char **argv)
     if (rc)
         return rc == 1 ? 0 : 2;
     t.db_path = hx_opt_pick(t.db_path, "HANDOFF_INTAKE_DB", "intake.db");
+    o.metrics = hx_metrics_new();
+    t.accepted = hx_metrics_counter(o.metrics, "handoff_intake_referrals_total", referrals_help, "outcome", "accepted");
+    t.rejected = hx_metrics_counter(o.metrics, "handoff_intake_referrals_total", referrals_help, "outcome", "rejected");
+    t.ignored = hx_metrics_counter(o.metrics, "handoff_intake_referrals_total", referrals_help, "outcome", "ignored");
+    if (!t.accepted || !t.rejected || !t.ignored) {
+        fprintf(stderr, "handoff-intake: out of memory\n");
+        hx_metrics_destroy(&o.metrics);
+        return 1;
+    }
     rc = open_db(&t) == 0 ? hx_svc_run(&o, "handoff-intake", "intake", handle, &t, NULL, NULL) : 1;
+    hx_metrics_destroy(&o.metrics);
     sqlite3_finalize(t.record);
     sqlite3_close(t.db);
     return rc;

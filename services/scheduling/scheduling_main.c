@@ -53,12 +53,62 @@ typedef struct {
     hx_booking_t *booking;
     unsigned reloads;
     uint64_t started_ms;
+    hx_metric_t *outcomes[16];
 } sched_t;
+
+/* What a handled message came to, read from the first StatusUpdate it produced. */
+enum { O_BOOKED, O_ON_HOLD, O_DECLINED, O_ACCEPTED, O_STARTED, O_COMPLETED, O_REVOKED, O_REFUSED, O_OTHER,
+       O_IGNORED, O_COUNT };
+static const char *const outcome_labels[O_COUNT] = {"booked", "on_hold", "declined", "accepted", "started",
+                                                    "completed", "revoked", "refused", "other", "ignored"};
+
+static int outcome_of(const hx_outbox_t *out)
+{
+    for (size_t i = 0; i < hx_outbox_count(out); i++) {
+        hx_addr_kind_t kind;
+        const char *to, *type;
+        const uint8_t *payload;
+        size_t len;
+        if (hx_outbox_get(out, i, &kind, &to, &type, &payload, &len) || strcmp(type, "handoff.StatusUpdate") != 0)
+            continue;
+        Handoff__StatusUpdate *u = handoff__status_update__unpack(NULL, len, payload);
+        if (!u)
+            continue;
+        int o = u->refused                                                 ? O_REFUSED
+                : strcmp(u->event, "decline") == 0                         ? O_DECLINED
+                : u->status == HANDOFF__TASK_STATUS__TASK_ON_HOLD          ? O_ON_HOLD
+                : u->status == HANDOFF__TASK_STATUS__TASK_READY            ? O_BOOKED
+                : u->status == HANDOFF__TASK_STATUS__TASK_ACCEPTED         ? O_ACCEPTED
+                : u->status == HANDOFF__TASK_STATUS__TASK_IN_PROGRESS      ? O_STARTED
+                : u->status == HANDOFF__TASK_STATUS__TASK_COMPLETED        ? O_COMPLETED
+                : u->status == HANDOFF__TASK_STATUS__TASK_CANCELLED        ? O_REVOKED
+                                                                           : O_OTHER;
+        handoff__status_update__free_unpacked(u, NULL);
+        return o;
+    }
+    return O_IGNORED;
+}
 
 static int handle(void *arg, const hx_msg_t *in, hx_outbox_t *out, char *err, size_t errcap)
 {
     sched_t *s = arg;
-    return hx_booking_handle(s->booking, in, out, err, errcap);
+    int rc = hx_booking_handle(s->booking, in, out, err, errcap);
+    if (rc == 0)
+        hx_metric_add(s->outcomes[outcome_of(out)], 1);
+    return rc;
+}
+
+static int metrics_init(sched_t *s, hx_metrics_t *m)
+{
+    static const char help[] =
+        "Messages scheduling handled, by outcome: booked, on_hold (no slot yet), declined (by the receiving "
+        "clinic, then booked again or on hold), accepted, started, completed, revoked, refused (a change "
+        "that was not allowed), other, ignored (no status produced). A redelivered message counts again.";
+    for (int i = 0; i < O_COUNT; i++)
+        if (!(s->outcomes[i] = hx_metrics_counter(m, "handoff_scheduling_referrals_total", help, "outcome",
+                                                  outcome_labels[i])))
+            return -1;
+    return 0;
 }
 
 static void reload(hx_worker_t *w, void *arg)
@@ -167,7 +217,14 @@ int main(int argc, char **argv)
         return 1;
     }
     s.started_ms = hx_svc_now_ms();
-    rc = hx_svc_run(&o, prog, "scheduling", handle, &s, reload, &s);
+    o.metrics = hx_metrics_new();
+    if (!o.metrics || metrics_init(&s, o.metrics) != 0) {
+        fprintf(stderr, "%s: out of memory\n", prog);
+        rc = 1;
+    } else {
+        rc = hx_svc_run(&o, prog, "scheduling", handle, &s, reload, &s);
+    }
+    hx_metrics_destroy(&o.metrics);
     hx_booking_close(&s.booking);
     hx_directory_destroy(&s.dir);
     return rc;

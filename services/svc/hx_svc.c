@@ -1,6 +1,7 @@
 /* hx_svc — common options, worker run loop and outputs of the service programs. */
 #include "hx_svc.h"
 #include "hx_curve.h"
+#include "hx_http.h"
 #include "hx_log.h"
 #include "hx_opt.h"
 
@@ -15,12 +16,15 @@ static const char common_usage[] =
     "  --credit N            messages held at once, 1..1000 [HANDOFF_CREDIT, 8]\n"
     "  --heartbeat-ms N      heartbeat interval until the broker sets it [HANDOFF_HEARTBEAT_MS, 1000]\n"
     "  --log-level LEVEL     debug, info, warn, error [HANDOFF_LOG_LEVEL, info]\n"
+    "  --log-format FORMAT   text, or json: one object per line [HANDOFF_LOG_FORMAT, text]\n"
+    "  --http HOST:PORT      serve /metrics (Prometheus), /healthz and /readyz (ready: a live\n"
+    "                        session with the broker) [HANDOFF_HTTP, default off]\n"
     "  --server-key FILE     CURVE: the broker's public key [HANDOFF_SERVER_KEY]\n"
     "  --key FILE            CURVE: this service's secret key [HANDOFF_KEY]\n"
     "  -h, --help            this text\n"
     "SIGINT or SIGTERM stops after the message in hand; SIGHUP reloads data files.\n";
 
-enum { OPT_BROKER = 1000, OPT_CREDIT, OPT_HEARTBEAT, OPT_LOG, OPT_SERVER_KEY, OPT_KEY };
+enum { OPT_BROKER = 1000, OPT_CREDIT, OPT_HEARTBEAT, OPT_LOG, OPT_SERVER_KEY, OPT_KEY, OPT_HTTP, OPT_LOG_FORMAT };
 
 int hx_svc_parse(int argc, char **argv, const char *prog, const char *usage, const struct option *extra,
                  hx_svc_opt_fn on_extra, void *ctx, hx_svc_opts_t *out)
@@ -33,12 +37,15 @@ int hx_svc_parse(int argc, char **argv, const char *prog, const char *usage, con
     opts[n++] = (struct option){"log-level", required_argument, NULL, OPT_LOG};
     opts[n++] = (struct option){"server-key", required_argument, NULL, OPT_SERVER_KEY};
     opts[n++] = (struct option){"key", required_argument, NULL, OPT_KEY};
+    opts[n++] = (struct option){"http", required_argument, NULL, OPT_HTTP};
+    opts[n++] = (struct option){"log-format", required_argument, NULL, OPT_LOG_FORMAT};
     opts[n++] = (struct option){"help", no_argument, NULL, 'h'};
     for (size_t i = 0; extra && extra[i].name && n < 31; i++)
         opts[n++] = extra[i];
     opts[n] = (struct option){NULL, 0, NULL, 0};
 
-    const char *broker = NULL, *credit = NULL, *hb = NULL, *level = NULL, *server_key = NULL, *key = NULL;
+    const char *broker = NULL, *credit = NULL, *hb = NULL, *level = NULL, *server_key = NULL, *key = NULL,
+               *http = NULL, *format = NULL;
     int c;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
@@ -48,6 +55,8 @@ int hx_svc_parse(int argc, char **argv, const char *prog, const char *usage, con
         case OPT_LOG: level = optarg; break;
         case OPT_SERVER_KEY: server_key = optarg; break;
         case OPT_KEY: key = optarg; break;
+        case OPT_HTTP: http = optarg; break;
+        case OPT_LOG_FORMAT: format = optarg; break;
         case 'h': printf("%s\n%s", usage, common_usage); return 1;
         case '?': fprintf(stderr, "%s: see --help\n", prog); return 2;
         default:
@@ -64,7 +73,18 @@ int hx_svc_parse(int argc, char **argv, const char *prog, const char *usage, con
         fprintf(stderr, "%s: --log-level: must be debug, info, warn or error\n", prog);
         return 2;
     }
+    hx_log_format_t fmt;
+    format = hx_opt_pick(format, "HANDOFF_LOG_FORMAT", "text");
+    if (hx_log_format_parse(format, &fmt)) {
+        fprintf(stderr, "%s: --log-format: must be text or json, got '%s'\n", prog, format);
+        return 2;
+    }
     hx_log_init(prog, lvl);
+    hx_log_set_format(fmt, prog);
+    out->metrics = NULL;
+    out->http = hx_opt_pick(http, "HANDOFF_HTTP", NULL);
+    if (out->http && hx_http_parse_listen(prog, "--http", out->http))
+        return 2;
     out->broker = hx_opt_pick(broker, "HANDOFF_BROKER", "tcp://127.0.0.1:5555");
     if (hx_opt_u32(prog, "--credit", hx_opt_pick(credit, "HANDOFF_CREDIT", "8"), 1, 1000, &out->credit) ||
         hx_opt_u32(prog, "--heartbeat-ms", hx_opt_pick(hb, "HANDOFF_HEARTBEAT_MS", "1000"), 10, 60000,
@@ -93,7 +113,7 @@ int hx_svc_run(const hx_svc_opts_t *o, const char *prog, const char *service, hx
 {
     char err[256];
     hx_worker_opts_t wo = {.endpoint = o->broker, .service = service, .credit = o->credit,
-                           .heartbeat_ms = o->heartbeat_ms};
+                           .heartbeat_ms = o->heartbeat_ms, .http = o->http, .metrics = o->metrics};
     if (o->server_key[0]) {
         wo.curve_server_key = o->server_key;
         wo.curve_public = o->public_key;

@@ -13,6 +13,10 @@ typedef struct {
     uint32_t heartbeat_ms;      /* --heartbeat-ms / HANDOFF_HEARTBEAT_MS */
     char server_key[41];        /* --server-key FILE / HANDOFF_SERVER_KEY: the broker's public key */
     char public_key[41], secret_key[41];    /* --key FILE / HANDOFF_KEY: this service's pair */
+    const char *http;           /* --http HOST:PORT / HANDOFF_HTTP: /metrics, /healthz, /readyz; NULL: off */
+    /* The program's metrics (set by main before hx_svc_run, or NULL): its own counters,
+     * shown on /metrics with the worker's. Owned by main. */
+    hx_metrics_t *metrics;
 } hx_svc_opts_t;
 
 /* Called for each option of the program's own (extra) set; returns 0 or -1 (bad value). */

@@ -25,10 +25,48 @@ static const char usage[] =
     "example:\n"
     "  handoff-triage --rules services/triage/rules.json\n";
 
+/* Referrals triaged, by the disciplines decided; "none" when sent back (a red flag, or no
+ * rule matched). */
+enum { D_PHYSIO, D_MASSAGE, D_BOTH, D_NONE, D_COUNT };
+static const char *const discipline_labels[D_COUNT] = {"physio", "massage", "both", "none"};
+
 typedef struct {
     const char *path;
     hx_rules_t *rules;
+    hx_metric_t *by_discipline[D_COUNT], *red_flags, *emergencies;
 } triage_t;
+
+/* Counts one decision. */
+static void count(triage_t *t, const Handoff__TriageDecision *d, bool sent_back)
+{
+    bool physio = false, massage = false;
+    for (size_t i = 0; i < d->n_disciplines; i++) {
+        physio |= d->disciplines[i] == HANDOFF__DISCIPLINE__DISCIPLINE_PHYSIOTHERAPY;
+        massage |= d->disciplines[i] == HANDOFF__DISCIPLINE__DISCIPLINE_MASSAGE_THERAPY;
+    }
+    int k = sent_back ? D_NONE : physio && massage ? D_BOTH : physio ? D_PHYSIO : massage ? D_MASSAGE : D_NONE;
+    hx_metric_add(t->by_discipline[k], 1);
+    if (d->red_flag)
+        hx_metric_add(t->red_flags, 1);
+    if (d->emergency)
+        hx_metric_add(t->emergencies, 1);
+}
+
+/* The triage series in the program's registry; -1 when out of memory. */
+static int metrics_init(triage_t *t, hx_metrics_t *m)
+{
+    static const char help[] = "Referrals triaged, by the disciplines decided: physio, massage, both, or none "
+                               "(sent back: a red flag or no rule matched). A redelivered message counts again.";
+    int rc = m ? 0 : -1;
+    for (int i = 0; i < D_COUNT && rc == 0; i++)
+        rc = (t->by_discipline[i] = hx_metrics_counter(m, "handoff_triage_referrals_total", help, "discipline",
+                                                       discipline_labels[i])) ? 0 : -1;
+    t->red_flags = hx_metrics_counter(m, "handoff_triage_red_flags_total",
+                                      "Referrals with a red flag: sent back to see a physician.", NULL, NULL);
+    t->emergencies = hx_metrics_counter(m, "handoff_triage_emergencies_total",
+                                        "Referrals triaged as an emergency.", NULL, NULL);
+    return rc == 0 && t->red_flags && t->emergencies ? 0 : -1;
+}
 
 static hx_rules_t *load(const char *path)
 {
@@ -92,7 +130,8 @@ static int handle(void *arg, const hx_msg_t *in, hx_outbox_t *out, char *err, si
         return -1;
     }
     int rc;
-    if (decided != 0 || d.red_flag || d.n_disciplines == 0) {
+    bool sent_back = decided != 0 || d.red_flag || d.n_disciplines == 0;
+    if (sent_back) {
         hx_info("referral %s: %s%s", r->referral_id, d.emergency ? "EMERGENCY, " : "",
                 d.red_flag ? "red flag, refer to a physician" : "not triaged");
         rc = hx_svc_status(out, r->referring_clinic, r->referral_id, r->ref, HANDOFF__TASK_STATUS__TASK_REJECTED,
@@ -109,6 +148,8 @@ static int handle(void *arg, const hx_msg_t *in, hx_outbox_t *out, char *err, si
                                why, "triage", NULL, 0, &d, "receive", false);
         hx_info("referral %s %s", r->referral_id, why);
     }
+    if (rc == 0)
+        count(t, &d, sent_back);
     hx_decision_clear(&d);
     handoff__case__free_unpacked(c, NULL);
     if (rc)
@@ -139,7 +180,14 @@ int main(int argc, char **argv)
     }
     if (!(t.rules = load(t.path)))
         return 1;
-    rc = hx_svc_run(&o, "handoff-triage", "triage", handle, &t, reload, &t);
+    o.metrics = hx_metrics_new();
+    if (metrics_init(&t, o.metrics) != 0) {
+        fprintf(stderr, "handoff-triage: out of memory\n");
+        rc = 1;
+    } else {
+        rc = hx_svc_run(&o, "handoff-triage", "triage", handle, &t, reload, &t);
+    }
+    hx_metrics_destroy(&o.metrics);
     hx_rules_destroy(&t.rules);
     return rc;
 }

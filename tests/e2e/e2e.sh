@@ -109,7 +109,7 @@ wait_settled() { # clinic, file with one referral id per line, timeout seconds
 }
 all_handoffs() { # every handoff received by every clinic, one JSON object per line
   for c in $(jq -r '.clinics[].id' "$SAMPLE/directory.json"); do
-    as "$c" --json inbox | jq -c --arg c "$c" 'if type == "array" then . else [.[]] | flatten end | .[] | . + {received_by: $c}'
+    as "$c" --json handoffs | jq -c --arg c "$c" 'if type == "array" then . else [.[]] | flatten end | .[] | . + {received_by: $c}'
   done
 }
 

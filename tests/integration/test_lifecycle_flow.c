@@ -252,7 +252,7 @@ typedef struct {
 /* The handoff of rid in clinic's inbox (with that therapist, if set), as a new reference. */
 static json_t *inbox_find(const inbox_q_t *q)
 {
-    json_t *in = cli_json(0, "inbox", q->clinic, "inbox", NULL);
+    json_t *in = cli_json(0, "inbox", q->clinic, "handoffs", NULL);
     json_t *found = NULL;
     size_t i;
     json_t *v;
@@ -689,7 +689,7 @@ Test(lifecycle, two_scheduling_workers_never_double_book, .timeout = 400)
     static slot_t slots[4 * MANY];
     size_t n_slots = 0;
     for (size_t k = 0; k < nc; k++) {
-        json_t *in = cli_json(0, "inbox", c[k].id, "inbox", NULL);
+        json_t *in = cli_json(0, "inbox", c[k].id, "handoffs", NULL);
         size_t i;
         json_t *v;
         json_array_foreach(in, i, v) {
@@ -988,7 +988,7 @@ Test(lifecycle, a_clinic_cannot_skip_intake_and_triage)
     const hx_clinic_t *cs;
     size_t n = hx_directory_clinics(dir, &cs);
     for (size_t i = 0; i < n; i++) {
-        json_t *in = cli_json(0, "inbox", cs[i].id, "inbox", NULL);
+        json_t *in = cli_json(0, "inbox", cs[i].id, "handoffs", NULL);
         size_t k;
         json_t *v;
         json_array_foreach(in, k, v)

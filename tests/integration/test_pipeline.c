@@ -192,7 +192,7 @@ Test(pipeline, every_sample_referral_reaches_the_right_clinic)
     size_t n_clinics = hx_directory_clinics(dir, &clinics);
     json_t *inboxes = json_object();
     for (size_t c = 0; c < n_clinics; c++) {
-        const char *args[] = {"--json", "inbox", NULL};
+        const char *args[] = {"--json", "handoffs", NULL};
         json_object_set_new(inboxes, clinics[c].id, cli_json(clinics[c].id, args, 0));
     }
     hx_minute_t start;
@@ -290,7 +290,7 @@ Test(pipeline, resubmitting_is_the_same_referral_and_no_second_handoff)
     const hx_clinic_t *clinics;
     size_t n_clinics = hx_directory_clinics(dir, &clinics), handoffs = 0;
     for (size_t c = 0; c < n_clinics; c++) {
-        const char *args2[] = {"--json", "inbox", NULL};
+        const char *args2[] = {"--json", "handoffs", NULL};
         json_t *in = cli_json(clinics[c].id, args2, 0);
         size_t k;
         json_t *v;

@@ -112,6 +112,111 @@ Test(wire, truncated_envelopes_never_decode_into_garbage)
 
 #include "hx_crc32c.h"
 
+/* The reply fast path writes exactly the bytes protobuf-c writes for such an envelope. */
+Test(wire, reply_fast_path_matches_protobuf)
+{
+    uint8_t corr[HX_ID_LEN];
+    hx_id_random(corr);
+    const Handoff__Kind kinds[] = {HANDOFF__KIND__KIND_ACCEPTED, HANDOFF__KIND__KIND_HEARTBEAT, HANDOFF__KIND__KIND_WELCOME,
+                                   (Handoff__Kind)0};
+    for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++)
+        for (size_t corr_len = 0; corr_len <= HX_ID_LEN; corr_len += HX_ID_LEN) {
+            Handoff__Envelope env;
+            handoff__envelope__init(&env);
+            env.version = HX_PROTOCOL_VERSION;
+            env.kind = kinds[k];
+            env.correlation_id.data = corr;
+            env.correlation_id.len = corr_len;
+            hx_buf_t want = {0}, got = {0};
+            cr_assert_eq(hx_wire_pack(&env, &want), 0);
+            cr_assert_eq(hx_wire_pack_reply(&got, kinds[k], corr, corr_len), 0);
+            cr_assert_eq(got.len, want.len, "kind %d corr %zu: %zu bytes, protobuf-c %zu", kinds[k], corr_len, got.len,
+                         want.len);
+            cr_assert_eq(memcmp(got.data, want.data, want.len), 0);
+            hx_buf_free(&want);
+            hx_buf_free(&got);
+        }
+}
+
+/* Recovery's in-place scan reads the same id, address and time as a full unpack, and refuses
+ * every truncation that cuts a field. */
+Test(wire, message_scan_agrees_with_unpack)
+{
+    uint8_t id[HX_ID_LEN], corr[HX_ID_LEN], payload[300];
+    hx_id_random(id);
+    hx_id_random(corr);
+    memset(payload, 0xab, sizeof payload);
+    Handoff__Address to = HANDOFF__ADDRESS__INIT, from = HANDOFF__ADDRESS__INIT;
+    to.kind = HANDOFF__ADDRESS_KIND__ADDRESS_MAILBOX;
+    to.name = "clinic-7";
+    from.kind = HANDOFF__ADDRESS_KIND__ADDRESS_SERVICE;
+    from.name = "scheduling";
+    Handoff__Message m = HANDOFF__MESSAGE__INIT;
+    m.id = (ProtobufCBinaryData){HX_ID_LEN, id};
+    m.to = &to;
+    m.from = &from;
+    m.type = "handoff.Handoff";
+    m.payload = (ProtobufCBinaryData){sizeof payload, payload};
+    m.correlation_id = (ProtobufCBinaryData){HX_ID_LEN, corr};
+    m.attempt = 3;
+    m.accepted_at_ms = UINT64_C(1795619180812);
+    uint8_t buf[512];
+    size_t len = handoff__message__pack(&m, buf);
+    hx_msg_head_t h;
+    cr_assert_eq(hx_wire_scan_message(buf, len, &h), 0);
+    cr_assert_eq(h.id_len, HX_ID_LEN);
+    cr_assert_eq(memcmp(h.id, id, HX_ID_LEN), 0);
+    cr_assert_eq(h.to_kind, HANDOFF__ADDRESS_KIND__ADDRESS_MAILBOX);
+    cr_assert_eq(h.to_name_len, strlen("clinic-7"));
+    cr_assert_eq(memcmp(h.to_name, "clinic-7", h.to_name_len), 0);
+    cr_assert_eq(h.accepted_at_ms, m.accepted_at_ms);
+    size_t refused = 0;
+    for (size_t cut = 1; cut < len; cut++) {
+        Handoff__Message *u = handoff__message__unpack(NULL, cut, buf);
+        int rc = hx_wire_scan_message(buf, cut, &h);
+        if (!u)
+            refused++;
+        /* whatever protobuf-c cannot decode, the scan must not accept either */
+        if (!u)
+            cr_assert_eq(rc, -1, "cut at %zu: protobuf-c refuses, the scan accepts", cut);
+        if (u)
+            handoff__message__free_unpacked(u, NULL);
+    }
+    cr_assert_gt(refused, 0);
+}
+
+/* The arena hands out aligned memory, spills into extra blocks past its size, and unpacked
+ * envelopes read the same as with malloc. */
+Test(wire, arena_unpacks_envelopes)
+{
+    hx_arena_t a;
+    cr_assert_eq(hx_arena_init(&a, 256), 0);
+    uint8_t id[HX_ID_LEN];
+    hx_id_random(id);
+    Handoff__Envelope env = HANDOFF__ENVELOPE__INIT;
+    env.version = 1;
+    env.kind = HANDOFF__KIND__KIND_ADMIN;
+    env.id = (ProtobufCBinaryData){HX_ID_LEN, id};
+    env.admin_op = "dlq.list";
+    hx_buf_t b = {0};
+    cr_assert_eq(hx_wire_pack(&env, &b), 0);
+    for (int round = 0; round < 50; round++) {
+        Handoff__Envelope *u = handoff__envelope__unpack(&a.pb, b.len, b.data);
+        cr_assert_not_null(u);
+        cr_assert_str_eq(u->admin_op, "dlq.list");
+        cr_assert_eq(memcmp(u->id.data, id, HX_ID_LEN), 0);
+        cr_assert_eq((uintptr_t)u % 16, 0);
+        void *big = a.pb.alloc(a.pb.allocator_data, 1000);   /* beyond the block */
+        cr_assert_not_null(big);
+        memset(big, 1, 1000);
+        hx_arena_reset(&a);
+        cr_assert_eq(a.used, 0);
+        cr_assert_null(a.extra);
+    }
+    hx_buf_free(&b);
+    hx_arena_free(&a);
+}
+
 Test(crc32c, known_values_and_incremental)
 {
     cr_assert_eq(hx_crc32c(0, "123456789", 9), 0xE3069283u);

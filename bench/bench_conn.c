@@ -1,0 +1,701 @@
+/* bench_conn — a lean client of the broker protocol (docs/PROTOCOL.md) for measuring it:
+ * one DEALER per session, SUBMITs packed once and patched per message, replies read in
+ * place without unpacking, plus filling a mailbox and draining it with checks. */
+#include "bench.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zmq.h>
+
+static void *zctx;
+static pthread_mutex_t zctx_lock = PTHREAD_MUTEX_INITIALIZER;
+
+void *bench_zctx(void)
+{
+    pthread_mutex_lock(&zctx_lock);
+    if (!zctx) {
+        zctx = zmq_ctx_new();
+        int n = 1;                              /* 2 cores: the broker needs the other */
+        zmq_ctx_set(zctx, ZMQ_IO_THREADS, n);
+    }
+    pthread_mutex_unlock(&zctx_lock);
+    return zctx;
+}
+
+void bench_zctx_term(void)
+{
+    if (zctx)
+        zmq_ctx_term(zctx);
+    zctx = NULL;
+}
+
+/* ---- reading protobuf in place ------------------------------------------------------------ */
+
+static bool varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
+{
+    uint64_t x = 0;
+    for (int shift = 0; shift < 64 && *p < end; shift += 7) {
+        uint8_t b = *(*p)++;
+        x |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80)) {
+            *v = x;
+            return true;
+        }
+    }
+    return false;
+}
+
+/* The next field: number, wire type, and its value (varint) or bytes. */
+typedef struct {
+    uint32_t num, wt;
+    uint64_t v;
+    const uint8_t *data;
+    size_t len;
+} field_t;
+
+static bool next_field(const uint8_t **p, const uint8_t *end, field_t *f)
+{
+    uint64_t tag;
+    if (!varint(p, end, &tag))
+        return false;
+    f->num = (uint32_t)(tag >> 3);
+    f->wt = (uint32_t)(tag & 7);
+    switch (f->wt) {
+    case 0:
+        return varint(p, end, &f->v);
+    case 1:
+        if (end - *p < 8)
+            return false;
+        *p += 8;
+        return true;
+    case 2:
+        if (!varint(p, end, &f->v) || f->v > (uint64_t)(end - *p))
+            return false;
+        f->data = *p;
+        f->len = (size_t)f->v;
+        *p += f->len;
+        return true;
+    case 5:
+        if (end - *p < 4)
+            return false;
+        *p += 4;
+        return true;
+    default:
+        return false;
+    }
+}
+
+bool bench_reply_scan(const uint8_t *p, size_t len, bench_reply_t *out)
+{
+    memset(out, 0, sizeof *out);
+    const uint8_t *end = p + len;
+    field_t f;
+    while (p < end) {
+        if (!next_field(&p, end, &f))
+            return false;
+        if (f.num == 2 && f.wt == 0)
+            out->kind = (uint32_t)f.v;
+        else if (f.num == 4 && f.wt == 2 && f.len == HX_ID_LEN)
+            out->corr = f.data;
+        else if (f.num == 14 && f.wt == 0)
+            out->error_code = (uint32_t)f.v;
+        else if (f.num == 15 && f.wt == 2) {
+            out->text = f.data;
+            out->text_len = f.len;
+        }
+    }
+    return true;
+}
+
+/* Calls fn for each message of a packed DELIVER: its id, attempt, type and payload. */
+typedef void (*msg_fn)(void *arg, const uint8_t *id, uint32_t attempt);
+
+static int each_message(const uint8_t *p, size_t len, msg_fn fn, void *arg)
+{
+    const uint8_t *end = p + len;
+    field_t f;
+    int n = 0;
+    while (p < end) {
+        if (!next_field(&p, end, &f))
+            return -1;
+        if (f.num != 11 || f.wt != 2)
+            continue;
+        const uint8_t *q = f.data, *qend = f.data + f.len;
+        const uint8_t *id = NULL;
+        uint32_t attempt = 0;
+        field_t g;
+        while (q < qend) {
+            if (!next_field(&q, qend, &g))
+                return -1;
+            if (g.num == 1 && g.wt == 2 && g.len == HX_ID_LEN)
+                id = g.data;
+            else if (g.num == 7 && g.wt == 0)
+                attempt = (uint32_t)g.v;          /* the last one counts (hx_wire_append_message) */
+        }
+        if (id)
+            fn(arg, id, attempt);
+        n++;
+    }
+    return n;
+}
+
+/* ---- ids ------------------------------------------------------------------------------------- */
+
+void bench_id(uint8_t id[HX_ID_LEN], uint32_t stream, uint64_t seq)
+{
+    memcpy(id, "HXBN", 4);
+    for (int i = 0; i < 4; i++)
+        id[4 + i] = (uint8_t)(stream >> (24 - 8 * i));
+    for (int i = 0; i < 8; i++)
+        id[8 + i] = (uint8_t)(seq >> (56 - 8 * i));
+}
+
+bool bench_id_parse(const uint8_t id[HX_ID_LEN], uint32_t *stream, uint64_t *seq)
+{
+    if (memcmp(id, "HXBN", 4) != 0)
+        return false;
+    uint32_t s = 0;
+    uint64_t q = 0;
+    for (int i = 0; i < 4; i++)
+        s = s << 8 | id[4 + i];
+    for (int i = 0; i < 8; i++)
+        q = q << 8 | id[8 + i];
+    *stream = s;
+    *seq = q;
+    return true;
+}
+
+/* ---- connections -------------------------------------------------------------------------------- */
+
+int bench_conn_send(bench_conn_t *c, const void *data, size_t len)
+{
+    for (;;) {
+        if (zmq_send(c->sock, data, len, 0) >= 0)
+            break;
+        if (errno != EINTR || bench_stop)
+            return -1;
+    }
+    c->last_send_ns = bench_now_ns();
+    return 0;
+}
+
+int bench_conn_send_env(bench_conn_t *c, const Handoff__Envelope *env, hx_buf_t *scratch)
+{
+    if (hx_wire_pack(env, scratch))
+        return -1;
+    return bench_conn_send(c, scratch->data, scratch->len);
+}
+
+void bench_conn_keepalive(bench_conn_t *c, uint64_t now_ns)
+{
+    if (now_ns - c->last_send_ns < 500ull * 1000000u)
+        return;
+    static const uint8_t hb[] = {0x08, 0x01, 0x10, HANDOFF__KIND__KIND_HEARTBEAT};   /* version 1, kind */
+    bench_conn_send(c, hb, sizeof hb);
+}
+
+int bench_conn_recv(bench_conn_t *c, void *zmsg, int timeout_ms)
+{
+    zmq_msg_t *m = zmsg;
+    uint64_t deadline = timeout_ms > 0 ? bench_now_ns() + (uint64_t)timeout_ms * 1000000u : 0;
+    for (;;) {
+        if (bench_stop)
+            return -1;
+        int rc = zmq_msg_recv(m, c->sock, ZMQ_DONTWAIT);    /* first without a poll: often ready */
+        if (rc >= 0) {
+            bench_reply_t r;
+            if (bench_reply_scan(zmq_msg_data(m), zmq_msg_size(m), &r) && r.kind == HANDOFF__KIND__KIND_HEARTBEAT)
+                continue;
+            return 1;
+        }
+        if (errno != EAGAIN && errno != EINTR)
+            return -1;
+        int left = -1;
+        if (timeout_ms == 0) {
+            left = 0;
+        } else if (timeout_ms > 0) {
+            uint64_t now = bench_now_ns();
+            if (now >= deadline)
+                return 0;
+            left = (int)((deadline - now) / 1000000u) + 1;
+        }
+        if (left != 0) {
+            /* wake at least every 100 ms to notice a signal and to send heartbeats */
+            zmq_pollitem_t it = {c->sock, 0, ZMQ_POLLIN, 0};
+            rc = zmq_poll(&it, 1, left < 0 || left > 100 ? 100 : left);
+            if (rc < 0 && errno != EINTR)
+                return -1;
+            bench_conn_keepalive(c, bench_now_ns());
+            continue;
+        }
+        if (timeout_ms == 0)
+            return 0;
+    }
+}
+
+int bench_conn_open(bench_conn_t *c, bench_env_t *e, Handoff__Role role, const char *name, uint32_t credit)
+{
+    memset(c, 0, sizeof *c);
+    snprintf(c->name, sizeof c->name, "%s", name);
+    c->sock = zmq_socket(bench_zctx(), ZMQ_DEALER);
+    if (!c->sock)
+        return -1;
+    int zero = 0, hwm = 0;                      /* unbounded queues: the window bounds them */
+    zmq_setsockopt(c->sock, ZMQ_LINGER, &zero, sizeof zero);
+    zmq_setsockopt(c->sock, ZMQ_SNDHWM, &hwm, sizeof hwm);
+    zmq_setsockopt(c->sock, ZMQ_RCVHWM, &hwm, sizeof hwm);
+    if (e->o->curve) {
+        char pub[41], sec[41];
+        if (bench_key_for(e, role == HANDOFF__ROLE__ROLE_WORKER ? "service" : "clinic", name, pub, sec, NULL, 0))
+            goto fail;
+        zmq_setsockopt(c->sock, ZMQ_CURVE_SERVERKEY, e->server_pub, 40);
+        zmq_setsockopt(c->sock, ZMQ_CURVE_PUBLICKEY, pub, 40);
+        zmq_setsockopt(c->sock, ZMQ_CURVE_SECRETKEY, sec, 40);
+    }
+    if (zmq_connect(c->sock, e->endpoint) != 0) {
+        fprintf(stderr, "%s: connect %s: %s\n", BENCH_PROG, e->endpoint, zmq_strerror(errno));
+        goto fail;
+    }
+    uint8_t id[HX_ID_LEN];
+    hx_id_random(id);
+    Handoff__Envelope hello = HANDOFF__ENVELOPE__INIT;
+    hello.version = HX_PROTOCOL_VERSION;
+    hello.kind = HANDOFF__KIND__KIND_HELLO;
+    hello.id = (ProtobufCBinaryData){HX_ID_LEN, id};
+    hello.role = role;
+    hello.name = c->name;
+    hello.credit = credit;
+    hx_buf_t b = {0};
+    int rc = bench_conn_send_env(c, &hello, &b);
+    hx_buf_free(&b);
+    if (rc)
+        goto fail;
+    zmq_msg_t m;
+    zmq_msg_init(&m);
+    uint64_t deadline = bench_now_ns() + 10ull * 1000000000u;
+    while (bench_now_ns() < deadline) {
+        rc = bench_conn_recv(c, &m, 1000);
+        if (rc < 0)
+            break;
+        bench_reply_t r;
+        if (rc == 1 && bench_reply_scan(zmq_msg_data(&m), zmq_msg_size(&m), &r) && r.corr &&
+            memcmp(r.corr, id, HX_ID_LEN) == 0) {
+            if (r.kind == HANDOFF__KIND__KIND_WELCOME) {
+                zmq_msg_close(&m);
+                return 0;
+            }
+            fprintf(stderr, "%s: HELLO as %s refused: %.*s\n", BENCH_PROG, name, (int)r.text_len,
+                    (const char *)r.text);
+            break;
+        }
+    }
+    zmq_msg_close(&m);
+    if (!bench_stop && rc >= 0)
+        fprintf(stderr, "%s: no WELCOME for %s from %s\n", BENCH_PROG, name, e->endpoint);
+fail:
+    zmq_close(c->sock);
+    c->sock = NULL;
+    return -1;
+}
+
+void bench_conn_close(bench_conn_t *c)
+{
+    if (!c->sock)
+        return;
+    static const uint8_t bye[] = {0x08, 0x01, 0x10, HANDOFF__KIND__KIND_BYE};
+    zmq_send(c->sock, bye, sizeof bye, ZMQ_DONTWAIT);
+    int linger = 200;
+    zmq_setsockopt(c->sock, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_close(c->sock);
+    c->sock = NULL;
+}
+
+/* ---- prepacked SUBMIT ------------------------------------------------------------------------------- */
+
+static size_t find(const uint8_t *hay, size_t n, const uint8_t *needle, size_t m)
+{
+    for (size_t i = 0; i + m <= n; i++)
+        if (memcmp(hay + i, needle, m) == 0)
+            return i;
+    return (size_t)-1;
+}
+
+int bench_prepack_submit(bench_prepacked_t *pp, Handoff__AddressKind kind, const char *to, const char *type,
+                         size_t payload_len, size_t k)
+{
+    memset(pp, 0, sizeof *pp);
+    static const uint8_t env_mark[HX_ID_LEN] = "\xe1\xe2\xe3\xe4\xe5\xe6\xe7\xe8\xe9\xea\xeb\xec\xed\xee\xef\xf0";
+    uint8_t *payload = malloc(payload_len ? payload_len : 1);
+    Handoff__Message *ms = calloc(k, sizeof *ms);
+    Handoff__Message **mp = calloc(k, sizeof *mp);
+    uint8_t (*marks)[HX_ID_LEN] = calloc(k, HX_ID_LEN);
+    pp->msg_id_off = calloc(k, sizeof *pp->msg_id_off);
+    pp->k = k;
+    int rc = -1;
+    if (!payload || !ms || !mp || !marks || !pp->msg_id_off)
+        goto out;
+    for (size_t i = 0; i < payload_len; i++)    /* not all zeros, not compressible */
+        payload[i] = (uint8_t)(i * 2654435761u >> 13);
+    Handoff__Address addr = HANDOFF__ADDRESS__INIT;
+    addr.kind = kind;
+    addr.name = (char *)to;
+    for (size_t i = 0; i < k; i++) {
+        memcpy(marks[i], "\xd1\xd2\xd3\xd4\xd5\xd6\xd7\xd8\xd9\xda\xdb\xdc", 12);
+        marks[i][12] = 0xc5;
+        marks[i][13] = (uint8_t)(i >> 8);
+        marks[i][14] = (uint8_t)i;
+        marks[i][15] = 0xc6;
+        handoff__message__init(&ms[i]);
+        ms[i].id = (ProtobufCBinaryData){HX_ID_LEN, marks[i]};
+        ms[i].to = &addr;
+        ms[i].type = (char *)type;
+        ms[i].payload = (ProtobufCBinaryData){payload_len, payload};
+        mp[i] = &ms[i];
+    }
+    Handoff__Envelope env = HANDOFF__ENVELOPE__INIT;
+    env.version = HX_PROTOCOL_VERSION;
+    env.kind = HANDOFF__KIND__KIND_SUBMIT;
+    env.id = (ProtobufCBinaryData){HX_ID_LEN, (uint8_t *)env_mark};
+    env.n_messages = k;
+    env.messages = mp;
+    if (hx_wire_pack(&env, &pp->buf))
+        goto out;
+    pp->env_id_off = find(pp->buf.data, pp->buf.len, env_mark, HX_ID_LEN);
+    rc = pp->env_id_off == (size_t)-1 ? -1 : 0;
+    for (size_t i = 0; i < k && rc == 0; i++) {
+        size_t from = i ? pp->msg_id_off[i - 1] + HX_ID_LEN : 0;    /* packed in order */
+        size_t at = find(pp->buf.data + from, pp->buf.len - from, marks[i], HX_ID_LEN);
+        if (at == (size_t)-1)
+            rc = -1;
+        else
+            pp->msg_id_off[i] = from + at;
+    }
+out:
+    free(payload);
+    free(ms);
+    free(mp);
+    free(marks);
+    return rc;
+}
+
+void bench_prepack_set_ids(bench_prepacked_t *pp, const uint8_t (*ids)[HX_ID_LEN])
+{
+    memcpy(pp->buf.data + pp->env_id_off, ids[0], HX_ID_LEN);   /* a stable request id: the first message's */
+    for (size_t i = 0; i < pp->k; i++)
+        memcpy(pp->buf.data + pp->msg_id_off[i], ids[i], HX_ID_LEN);
+}
+
+void bench_prepack_free(bench_prepacked_t *pp)
+{
+    hx_buf_free(&pp->buf);
+    free(pp->msg_id_off);
+    pp->msg_id_off = NULL;
+}
+
+/* ---- fill -------------------------------------------------------------------------------------------- */
+
+int bench_fill(bench_env_t *e, const char *mailbox, uint32_t stream, uint64_t n, uint32_t size)
+{
+    bench_conn_t c;
+    char name[80];
+    snprintf(name, sizeof name, "%s-filler", mailbox);
+    if (bench_conn_open(&c, e, HANDOFF__ROLE__ROLE_CLINIC, name, 0))
+        return -1;
+    /* as many messages per SUBMIT as fit well under the 1 MiB frame bound */
+    size_t per = (768u * 1024u) / (size + 64u);
+    if (per > HX_MAX_BATCH)
+        per = HX_MAX_BATCH;
+    if (per < 1)
+        per = 1;
+    uint8_t *payload = malloc(size ? size : 1);
+    Handoff__Message *ms = calloc(per, sizeof *ms);
+    Handoff__Message **mp = calloc(per, sizeof *mp);
+    uint8_t (*ids)[HX_ID_LEN] = calloc(per, HX_ID_LEN);
+    Handoff__Address addr = HANDOFF__ADDRESS__INIT;
+    addr.kind = HANDOFF__ADDRESS_KIND__ADDRESS_MAILBOX;
+    addr.name = (char *)mailbox;
+    hx_buf_t buf = {0};
+    int rc = -1;
+    if (!payload || !ms || !mp || !ids)
+        goto out;
+    for (size_t i = 0; i < size; i++)
+        payload[i] = (uint8_t)(i * 2654435761u >> 13);
+    uint64_t sent = 0, accepted = 0, outstanding = 0, reqs_sent = 0;
+    const uint64_t window = 8;
+    zmq_msg_t m;
+    zmq_msg_init(&m);
+    while (accepted < n && !bench_stop) {
+        while (outstanding < window && sent < n) {
+            size_t k = n - sent < per ? (size_t)(n - sent) : per;
+            for (size_t i = 0; i < k; i++) {
+                handoff__message__init(&ms[i]);
+                bench_id(ids[i], stream, sent + i);
+                ms[i].id = (ProtobufCBinaryData){HX_ID_LEN, ids[i]};
+                ms[i].to = &addr;
+                ms[i].type = "bench";
+                ms[i].payload = (ProtobufCBinaryData){size, payload};
+                mp[i] = &ms[i];
+            }
+            Handoff__Envelope env = HANDOFF__ENVELOPE__INIT;
+            env.version = HX_PROTOCOL_VERSION;
+            env.kind = HANDOFF__KIND__KIND_SUBMIT;
+            uint8_t rid[HX_ID_LEN];
+            bench_id(rid, 0xF111u, reqs_sent);
+            env.id = (ProtobufCBinaryData){HX_ID_LEN, rid};
+            env.n_messages = k;
+            env.messages = mp;
+            if (bench_conn_send_env(&c, &env, &buf))
+                goto out_msg;
+            /* the request's size rides in its id's sequence: reqs_sent is its index */
+            sent += k;
+            reqs_sent++;
+            outstanding++;
+        }
+        int r = bench_conn_recv(&c, &m, 60000);
+        if (r <= 0) {
+            fprintf(stderr, "%s: filling %s: no answer from the broker\n", BENCH_PROG, mailbox);
+            goto out_msg;
+        }
+        bench_reply_t rep;
+        if (!bench_reply_scan(zmq_msg_data(&m), zmq_msg_size(&m), &rep))
+            continue;
+        if (rep.kind == HANDOFF__KIND__KIND_ERROR) {
+            fprintf(stderr, "%s: filling %s refused: %.*s\n", BENCH_PROG, mailbox, (int)rep.text_len,
+                    (const char *)rep.text);
+            goto out_msg;
+        }
+        if (rep.kind == HANDOFF__KIND__KIND_ACCEPTED && rep.corr) {
+            uint32_t st;
+            uint64_t idx;
+            if (bench_id_parse(rep.corr, &st, &idx) && st == 0xF111u) {
+                uint64_t first = idx * per;
+                accepted += n - first < per ? n - first : per;
+                outstanding--;
+            }
+        }
+    }
+    rc = accepted == n ? 0 : -1;
+out_msg:
+    zmq_msg_close(&m);
+out:
+    bench_conn_close(&c);
+    hx_buf_free(&buf);
+    free(payload);
+    free(ms);
+    free(mp);
+    free(ids);
+    return rc;
+}
+
+/* ---- drain ------------------------------------------------------------------------------------------- */
+
+typedef struct {
+    bench_env_t *e;
+    const char *mailbox;
+    uint32_t stream, batch;
+    uint64_t n;
+    _Atomic uint8_t *seen;
+    _Atomic uint64_t *delivered, *duplicated, *foreign, *acked;
+    int failed;
+    int index;
+} drain_arg_t;
+
+typedef struct {
+    drain_arg_t *a;
+    uint8_t (*ids)[HX_ID_LEN];
+    size_t n_ids;
+} drain_batch_t;
+
+static void on_delivered(void *arg, const uint8_t *id, uint32_t attempt)
+{
+    (void)attempt;
+    drain_batch_t *b = arg;
+    drain_arg_t *a = b->a;
+    memcpy(b->ids[b->n_ids++], id, HX_ID_LEN);
+    uint32_t st;
+    uint64_t seq;
+    if (!bench_id_parse(id, &st, &seq) || st != a->stream || seq >= a->n) {
+        atomic_fetch_add(a->foreign, 1);
+        return;
+    }
+    if (atomic_fetch_add(&a->seen[seq], 1) > 0)
+        atomic_fetch_add(a->duplicated, 1);
+    else
+        atomic_fetch_add(a->delivered, 1);
+}
+
+static void *drain_worker(void *arg)
+{
+    drain_arg_t *a = arg;
+    bench_conn_t c;
+    if (bench_conn_open(&c, a->e, HANDOFF__ROLE__ROLE_CLINIC, a->mailbox, 0)) {
+        a->failed = 1;
+        return NULL;
+    }
+    drain_batch_t b = {a, calloc(a->batch, HX_ID_LEN), 0};
+    ProtobufCBinaryData *acks = calloc(a->batch, sizeof *acks);
+    hx_buf_t buf = {0};
+    zmq_msg_t m;
+    zmq_msg_init(&m);
+    uint64_t req = 0;
+    int acks_out = 0;               /* ACKs not yet ACCEPTED: at most 2 (one FETCH rides along) */
+    bool fetch_out = false;
+    uint32_t empties = 0;
+    if (!b.ids || !acks)
+        goto fail;
+    for (;;) {
+        if (bench_stop)
+            goto fail;
+        bool done = atomic_load(a->delivered) + atomic_load(a->foreign) >= a->n;
+        if (done && acks_out == 0 && !fetch_out)
+            break;
+        if (!fetch_out && !done && acks_out < 2) {
+            Handoff__Envelope f = HANDOFF__ENVELOPE__INIT;
+            uint8_t id[HX_ID_LEN];
+            bench_id(id, 0xFE00u + (uint32_t)a->index, req++);
+            f.version = HX_PROTOCOL_VERSION;
+            f.kind = HANDOFF__KIND__KIND_FETCH;
+            f.id = (ProtobufCBinaryData){HX_ID_LEN, id};
+            f.max = a->batch;
+            if (bench_conn_send_env(&c, &f, &buf))
+                goto fail;
+            fetch_out = true;
+        }
+        int r = bench_conn_recv(&c, &m, 60000);
+        if (r <= 0) {
+            fprintf(stderr, "%s: draining %s: no answer from the broker\n", BENCH_PROG, a->mailbox);
+            goto fail;
+        }
+        bench_reply_t rep;
+        if (!bench_reply_scan(zmq_msg_data(&m), zmq_msg_size(&m), &rep))
+            continue;
+        if (rep.kind == HANDOFF__KIND__KIND_ERROR) {
+            fprintf(stderr, "%s: draining %s refused: %.*s\n", BENCH_PROG, a->mailbox, (int)rep.text_len,
+                    (const char *)rep.text);
+            goto fail;
+        }
+        if (rep.kind == HANDOFF__KIND__KIND_ACCEPTED) {
+            atomic_fetch_add(a->acked, 1);
+            acks_out--;
+            continue;
+        }
+        if (rep.kind != HANDOFF__KIND__KIND_DELIVER)
+            continue;
+        fetch_out = false;
+        b.n_ids = 0;
+        if (each_message(zmq_msg_data(&m), zmq_msg_size(&m), on_delivered, &b) < 0) {
+            fprintf(stderr, "%s: draining %s: a DELIVER that does not decode\n", BENCH_PROG, a->mailbox);
+            goto fail;
+        }
+        if (b.n_ids == 0) {                     /* the rest is held by other sessions */
+            if (++empties > 1)
+                bench_sleep_ns(200000);
+            continue;
+        }
+        empties = 0;
+        for (size_t i = 0; i < b.n_ids; i++)
+            acks[i] = (ProtobufCBinaryData){HX_ID_LEN, b.ids[i]};
+        Handoff__Envelope ack = HANDOFF__ENVELOPE__INIT;
+        uint8_t id[HX_ID_LEN];
+        bench_id(id, 0xFD00u + (uint32_t)a->index, req++);
+        ack.version = HX_PROTOCOL_VERSION;
+        ack.kind = HANDOFF__KIND__KIND_ACK;
+        ack.id = (ProtobufCBinaryData){HX_ID_LEN, id};
+        ack.n_acks = b.n_ids;
+        ack.acks = acks;
+        if (bench_conn_send_env(&c, &ack, &buf))
+            goto fail;
+        acks_out++;
+    }
+    goto out;
+fail:
+    a->failed = 1;
+out:
+    zmq_msg_close(&m);
+    hx_buf_free(&buf);
+    free(b.ids);
+    free(acks);
+    bench_conn_close(&c);
+    return NULL;
+}
+
+int bench_drain(bench_env_t *e, const char *mailbox, uint32_t stream, uint64_t n, uint32_t workers, uint32_t batch,
+                bench_drain_t *out)
+{
+    memset(out, 0, sizeof *out);
+    _Atomic uint8_t *seen = calloc(n ? n : 1, 1);
+    _Atomic uint64_t delivered = 0, duplicated = 0, foreign = 0, acked = 0;
+    drain_arg_t *args = calloc(workers, sizeof *args);
+    pthread_t *th = calloc(workers, sizeof *th);
+    if (!seen || !args || !th) {
+        free(seen);
+        free(args);
+        free(th);
+        return -1;
+    }
+    uint64_t t0 = bench_now_ns();
+    int failed = 0;
+    uint32_t started = 0;
+    for (uint32_t i = 0; i < workers; i++) {
+        args[i] = (drain_arg_t){e, mailbox, stream, batch, n, seen, &delivered, &duplicated, &foreign, &acked, 0,
+                                (int)i};
+        if (pthread_create(&th[i], NULL, drain_worker, &args[i]) != 0) {
+            failed = 1;
+            break;
+        }
+        started++;
+    }
+    for (uint32_t i = 0; i < started; i++) {
+        pthread_join(th[i], NULL);
+        failed |= args[i].failed;
+    }
+    out->seconds = (double)(bench_now_ns() - t0) / 1e9;
+    out->delivered = atomic_load(&delivered);
+    out->duplicated = atomic_load(&duplicated);
+    out->foreign = atomic_load(&foreign);
+    for (uint64_t i = 0; i < n; i++)
+        if (atomic_load(&seen[i]) == 0)
+            out->lost++;
+    /* nothing may be left behind: one more session must find the mailbox empty */
+    if (!failed && !bench_stop) {
+        bench_conn_t c;
+        if (bench_conn_open(&c, e, HANDOFF__ROLE__ROLE_CLINIC, mailbox, 0) == 0) {
+            Handoff__Envelope f = HANDOFF__ENVELOPE__INIT;
+            uint8_t id[HX_ID_LEN];
+            hx_id_random(id);
+            f.version = HX_PROTOCOL_VERSION;
+            f.kind = HANDOFF__KIND__KIND_FETCH;
+            f.id = (ProtobufCBinaryData){HX_ID_LEN, id};
+            f.max = HX_MAX_BATCH;
+            hx_buf_t buf = {0};
+            zmq_msg_t m;
+            zmq_msg_init(&m);
+            if (bench_conn_send_env(&c, &f, &buf) == 0 && bench_conn_recv(&c, &m, 10000) == 1) {
+                bench_reply_t rep;
+                if (bench_reply_scan(zmq_msg_data(&m), zmq_msg_size(&m), &rep) &&
+                    rep.kind == HANDOFF__KIND__KIND_DELIVER) {
+                    drain_batch_t b = {&(drain_arg_t){.stream = stream, .n = n, .seen = seen, .delivered = &delivered,
+                                                      .duplicated = &duplicated, .foreign = &foreign},
+                                       calloc(HX_MAX_BATCH, HX_ID_LEN), 0};
+                    if (b.ids) {
+                        each_message(zmq_msg_data(&m), zmq_msg_size(&m), on_delivered, &b);
+                        out->leftover = b.n_ids;
+                        out->duplicated = atomic_load(&duplicated);
+                    }
+                    free(b.ids);
+                }
+            }
+            zmq_msg_close(&m);
+            hx_buf_free(&buf);
+            bench_conn_close(&c);
+        }
+    }
+    free(seen);
+    free(args);
+    free(th);
+    return failed || bench_stop ? -1 : 0;
+}

@@ -1,0 +1,600 @@
+/* bench_modes — submit, latency, deliver and recovery: each against a durable broker that
+ * the mode starts in its own temporary directory, checking every id as it goes. */
+#include "bench.h"
+
+#include <inttypes.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <zmq.h>
+
+/* ---- the broker's own counters (ADMIN "stats") ----------------------------------------------- */
+
+json_t *bench_broker_stats(bench_env_t *e)
+{
+    bench_conn_t c;
+    if (bench_conn_open(&c, e, HANDOFF__ROLE__ROLE_CLINIC, "bench-stats", 0))
+        return NULL;
+    Handoff__Envelope a = HANDOFF__ENVELOPE__INIT;
+    uint8_t id[HX_ID_LEN];
+    hx_id_random(id);
+    a.version = HX_PROTOCOL_VERSION;
+    a.kind = HANDOFF__KIND__KIND_ADMIN;
+    a.id = (ProtobufCBinaryData){HX_ID_LEN, id};
+    a.admin_op = "stats";
+    hx_buf_t buf = {0};
+    zmq_msg_t m;
+    zmq_msg_init(&m);
+    json_t *j = NULL;
+    if (bench_conn_send_env(&c, &a, &buf) == 0 && bench_conn_recv(&c, &m, 10000) == 1) {
+        Handoff__Envelope *r = handoff__envelope__unpack(NULL, zmq_msg_size(&m), zmq_msg_data(&m));
+        if (r && r->kind == HANDOFF__KIND__KIND_ADMIN_REPLY && r->text && r->text[0])
+            j = json_loads(r->text, 0, NULL);
+        if (r)
+            handoff__envelope__free_unpacked(r, NULL);
+    }
+    zmq_msg_close(&m);
+    hx_buf_free(&buf);
+    bench_conn_close(&c);
+    return j;
+}
+
+/* accepted messages and fdatasyncs so far; false when the broker does not answer "stats" */
+static bool broker_stats(bench_env_t *e, uint64_t *accepted, uint64_t *fsyncs)
+{
+    json_t *j = bench_broker_stats(e);
+    json_t *acc = json_object_get(json_object_get(j, "totals"), "accepted");
+    json_t *fs = json_object_get(json_object_get(j, "store"), "fsyncs");
+    bool ok = json_is_integer(acc) && json_is_integer(fs);
+    if (ok) {
+        *accepted = (uint64_t)json_integer_value(acc);
+        *fsyncs = (uint64_t)json_integer_value(fs);
+    }
+    json_decref(j);
+    return ok;
+}
+
+/* ---- producers: closed loop (a window) or open loop (a rate) ----------------------------------- */
+
+typedef struct {
+    bench_env_t *e;
+    uint32_t index;
+    uint64_t n;                 /* messages to send at most */
+    uint32_t batch;             /* messages per SUBMIT */
+    uint32_t window;            /* SUBMITs outstanding at most */
+    double rate;                /* messages per second (open loop), 0 = closed loop */
+    double duration_s;          /* stop sending after this (0: by count) */
+    pthread_barrier_t *go;
+    /* results */
+    bench_samples_t lat;        /* per request: ack time - send time (open loop: - scheduled time) */
+    bench_samples_t lag;        /* open loop: actual send - scheduled send */
+    uint64_t sent, acked, duplicated, refused, lost;
+    uint64_t t_start, t_end;
+    int failed;
+    char error[256];
+} producer_t;
+
+enum { R_UNSENT = 0, R_OUT = 1, R_ACKED = 2, R_REFUSED = 3 };
+
+static int grow(uint8_t **st, uint64_t **ts, size_t *cap, size_t need)
+{
+    if (need <= *cap)
+        return 0;
+    size_t nc = *cap ? *cap : 4096;
+    while (nc < need)
+        nc *= 2;
+    uint8_t *ns = realloc(*st, nc);
+    if (!ns)
+        return -1;
+    *st = ns;
+    uint64_t *nt = realloc(*ts, nc * sizeof *nt);
+    if (!nt)
+        return -1;
+    *ts = nt;
+    memset(*st + *cap, 0, nc - *cap);
+    *cap = nc;
+    return 0;
+}
+
+static void *producer_run(void *arg)
+{
+    producer_t *p = arg;
+    bench_conn_t c;
+    char name[32];
+    snprintf(name, sizeof name, "bench-p%u", p->index);
+    bench_prepacked_t pp;
+    uint8_t (*ids)[HX_ID_LEN] = calloc(p->batch, HX_ID_LEN);
+    int opened = bench_conn_open(&c, p->e, HANDOFF__ROLE__ROLE_CLINIC, name, 0);
+    int packed = bench_prepack_submit(&pp, HANDOFF__ADDRESS_KIND__ADDRESS_MAILBOX, name, "bench", p->e->o->size,
+                                      p->batch);
+    pthread_barrier_wait(p->go);
+    if (opened || packed || !ids) {
+        p->failed = 1;
+        snprintf(p->error, sizeof p->error, "producer %u could not start", p->index);
+        if (!opened)
+            bench_conn_close(&c);
+        bench_prepack_free(&pp);
+        free(ids);
+        return NULL;
+    }
+    uint8_t *st = NULL;
+    uint64_t *ts = NULL;
+    size_t cap = 0;
+    uint64_t n_req = (p->n + p->batch - 1) / p->batch;
+    uint64_t next = 0, outstanding = 0;
+    const uint64_t stream = 0x10000u + p->index;
+    const double interval_ns = p->rate > 0 ? 1e9 / (p->rate / p->batch) : 0;
+    zmq_msg_t m;
+    zmq_msg_init(&m);
+    p->t_start = bench_now_ns();
+    const uint64_t stop_at = p->duration_s > 0 ? p->t_start + (uint64_t)(p->duration_s * 1e9) : UINT64_MAX;
+    uint64_t last_heard = p->t_start;
+    for (;;) {
+        if (bench_stop) {
+            p->failed = 1;
+            snprintf(p->error, sizeof p->error, "interrupted");
+            break;
+        }
+        uint64_t now = bench_now_ns();
+        bool may_send = next < n_req && now < stop_at;
+        while (may_send && outstanding < p->window) {
+            uint64_t due = interval_ns > 0 ? p->t_start + (uint64_t)((double)next * interval_ns) : now;
+            if (due > now)
+                break;
+            if (grow(&st, &ts, &cap, next + 1)) {
+                p->failed = 1;
+                snprintf(p->error, sizeof p->error, "out of memory");
+                goto out;
+            }
+            for (uint32_t i = 0; i < p->batch; i++)
+                bench_id(ids[i], (uint32_t)stream, next * p->batch + i);
+            bench_prepack_set_ids(&pp, (const uint8_t(*)[HX_ID_LEN])ids);
+            if (bench_conn_send(&c, pp.buf.data, pp.buf.len)) {
+                p->failed = 1;
+                snprintf(p->error, sizeof p->error, "send failed");
+                goto out;
+            }
+            if (interval_ns > 0) {
+                uint64_t sent_at = bench_now_ns();
+                bench_samples_add(&p->lag, sent_at - due);
+                ts[next] = due;                 /* from the scheduled time: no coordinated omission */
+            } else {
+                ts[next] = now;
+            }
+            st[next++] = R_OUT;
+            outstanding++;
+            p->sent += p->batch;
+            may_send = next < n_req && now < stop_at;
+        }
+        if (!may_send && outstanding == 0)
+            break;
+        int r;
+        if (interval_ns > 0) {
+            r = bench_conn_recv(&c, &m, 0);
+            if (r == 0) {                       /* nothing yet: sleep a little, until the next is due */
+                uint64_t due = p->t_start + (uint64_t)((double)next * interval_ns);
+                uint64_t t = bench_now_ns();
+                if (t - last_heard > 30ull * 1000000000u && outstanding) {
+                    r = 0;
+                    goto timeout;
+                }
+                if (!may_send || due > t)
+                    bench_sleep_ns(!may_send ? 50000 : due - t < 50000 ? due - t : 50000);
+                bench_conn_keepalive(&c, t);
+                continue;
+            }
+        } else {
+            r = bench_conn_recv(&c, &m, 30000);
+        }
+timeout:
+        if (r <= 0) {
+            p->failed = 1;
+            snprintf(p->error, sizeof p->error, "producer %u: no answer for 30 s with %" PRIu64 " outstanding",
+                     p->index, outstanding);
+            break;
+        }
+        uint64_t t = bench_now_ns();
+        last_heard = t;
+        bench_reply_t rep;
+        uint32_t s;
+        uint64_t seq;
+        if (!bench_reply_scan(zmq_msg_data(&m), zmq_msg_size(&m), &rep) || !rep.corr ||
+            !bench_id_parse(rep.corr, &s, &seq) || s != stream || seq / p->batch >= next) {
+            if (rep.kind == HANDOFF__KIND__KIND_ERROR && !p->error[0])
+                snprintf(p->error, sizeof p->error, "broker: %.*s", (int)rep.text_len, (const char *)rep.text);
+            continue;
+        }
+        uint64_t req = seq / p->batch;
+        if (rep.kind == HANDOFF__KIND__KIND_ACCEPTED) {
+            if (st[req] == R_OUT) {
+                st[req] = R_ACKED;
+                outstanding--;
+                p->acked += p->batch;
+                bench_samples_add(&p->lat, t - ts[req]);
+            } else {
+                p->duplicated += p->batch;
+            }
+        } else if (rep.kind == HANDOFF__KIND__KIND_ERROR) {
+            if (st[req] == R_OUT) {
+                st[req] = R_REFUSED;
+                outstanding--;
+            }
+            p->refused += p->batch;
+            if (!p->error[0])
+                snprintf(p->error, sizeof p->error, "broker refused: %.*s", (int)rep.text_len, (const char *)rep.text);
+        }
+    }
+out:
+    p->t_end = bench_now_ns();
+    for (uint64_t i = 0; i < next; i++)
+        if (st[i] == R_OUT)
+            p->lost += p->batch;
+    zmq_msg_close(&m);
+    bench_conn_close(&c);
+    bench_prepack_free(&pp);
+    free(ids);
+    free(st);
+    free(ts);
+    return NULL;
+}
+
+typedef struct {
+    uint64_t sent, acked, duplicated, refused, lost;
+    double seconds;
+    bench_samples_t lat, lag;
+    int failed;
+} load_result_t;
+
+static int run_producers(bench_env_t *e, uint32_t n_prod, uint64_t count, uint32_t batch, uint32_t window, double rate,
+                         double duration_s, load_result_t *out)
+{
+    memset(out, 0, sizeof *out);
+    producer_t *ps = calloc(n_prod, sizeof *ps);
+    pthread_t *th = calloc(n_prod, sizeof *th);
+    pthread_barrier_t go;
+    if (!ps || !th || pthread_barrier_init(&go, NULL, n_prod + 1) != 0) {
+        free(ps);
+        free(th);
+        return -1;
+    }
+    for (uint32_t i = 0; i < n_prod; i++) {
+        uint64_t share = count / n_prod + (i < count % n_prod);
+        ps[i] = (producer_t){.e = e, .index = i, .n = share, .batch = batch, .window = window,
+                             .rate = rate / n_prod, .duration_s = duration_s, .go = &go};
+        if (pthread_create(&th[i], NULL, producer_run, &ps[i]) != 0) {
+            fprintf(stderr, "%s: cannot start a producer thread\n", BENCH_PROG);
+            bench_kill_all();
+            exit(1);                            /* the barrier cannot be released: give up now */
+        }
+    }
+    pthread_barrier_wait(&go);
+    uint64_t t0 = UINT64_MAX, t1 = 0;
+    for (uint32_t i = 0; i < n_prod; i++) {
+        pthread_join(th[i], NULL);
+        producer_t *p = &ps[i];
+        if (p->failed) {
+            out->failed = 1;
+            fprintf(stderr, "%s: %s\n", BENCH_PROG, p->error);
+        } else if (p->error[0]) {
+            fprintf(stderr, "%s: %s\n", BENCH_PROG, p->error);
+        }
+        out->sent += p->sent;
+        out->acked += p->acked;
+        out->duplicated += p->duplicated;
+        out->refused += p->refused;
+        out->lost += p->lost;
+        if (p->t_start && p->t_start < t0)
+            t0 = p->t_start;
+        if (p->t_end > t1)
+            t1 = p->t_end;
+        bench_samples_merge(&out->lat, &p->lat);
+        bench_samples_merge(&out->lag, &p->lag);
+        bench_samples_free(&p->lat);
+        bench_samples_free(&p->lag);
+    }
+    out->seconds = t1 > t0 ? (double)(t1 - t0) / 1e9 : 0;
+    bench_samples_sort(&out->lat);
+    bench_samples_sort(&out->lag);
+    pthread_barrier_destroy(&go);
+    free(ps);
+    free(th);
+    return 0;
+}
+
+static void report_latency(bench_report_t *r, const bench_samples_t *lat, const char *what)
+{
+    char label[96];
+    static const struct { double p; const char *key; } pcts[] = {
+        {50, "p50_us"}, {90, "p90_us"}, {99, "p99_us"}, {99.9, "p99_9_us"}};
+    for (size_t i = 0; i < sizeof pcts / sizeof pcts[0]; i++) {
+        snprintf(label, sizeof label, "%s p%g", what, pcts[i].p);
+        bench_report_num(r, pcts[i].key, bench_samples_pct_us(lat, pcts[i].p), "us", label);
+    }
+    snprintf(label, sizeof label, "%s max", what);
+    bench_report_num(r, "max_us", lat->n ? (double)lat->v[lat->n - 1] / 1000.0 : 0, "us", label);
+}
+
+/* CPU per message of the broker (all its threads) and of the bench itself: on a 2-core
+ * machine the two share the cores, so both matter for reading a throughput figure. */
+static void report_cpu(bench_report_t *r, uint64_t broker_ns, uint64_t self_ns, uint64_t msgs)
+{
+    if (!msgs)
+        return;
+    bench_report_num(r, "broker_cpu_us_per_msg", (double)broker_ns / 1000.0 / (double)msgs, "us",
+                     "broker CPU per message");
+    bench_report_num(r, "bench_cpu_us_per_msg", (double)self_ns / 1000.0 / (double)msgs, "us",
+                     "bench (client) CPU per message");
+}
+
+static void report_common(bench_report_t *r, const bench_opts_t *o)
+{
+    bench_report_int(r, "size", o->size, NULL);
+    bench_report_str(r, "curve", o->curve ? "on" : "off");
+}
+
+static int verdict(bench_report_t *r, uint64_t lost, uint64_t duplicated, int failed)
+{
+    bench_report_int(r, "lost", lost, "lost");
+    bench_report_int(r, "duplicated", duplicated, "duplicated");
+    bench_report_str(r, "ok", !failed && lost == 0 && duplicated == 0 ? "yes" : "no");
+    bench_report_end(r);
+    return !failed && lost == 0 && duplicated == 0 ? 0 : 1;
+}
+
+/* ---- submit ------------------------------------------------------------------------------------- */
+
+static int submit_or_latency(const bench_opts_t *o, bool open_loop)
+{
+    const char *mode = open_loop ? "latency" : "submit";
+    bench_env_t e;
+    if (bench_env_init(&e, o, mode)) {
+        bench_env_cleanup(&e);
+        return 1;
+    }
+    int rc = 1;
+    if (o->curve)                               /* the keys before the broker reads its allow-list */
+        for (uint32_t i = 0; i < o->producers; i++) {
+            char name[32], pub[41], sec[41];
+            snprintf(name, sizeof name, "bench-p%u", i);
+            bench_key_for(&e, "clinic", name, pub, sec, NULL, 0);
+        }
+    if (o->curve) {
+        char pub[41], sec[41];
+        bench_key_for(&e, "clinic", "bench-stats", pub, sec, NULL, 0);
+    }
+    if (bench_start_broker(&e, NULL))
+        goto out;
+    double rate = open_loop ? o->rate : 0;
+    uint64_t count = o->count;
+    if (open_loop && o->duration_s > 0 && !count)
+        count = (uint64_t)(rate * o->duration_s);
+    if (!open_loop && o->duration_s > 0 && !count)
+        count = UINT64_MAX / 2;                 /* by time */
+    bench_say(o, "%s: %s%u producer(s), %s %u, %u B, %s%s\n", mode, open_loop ? "" : "", o->producers,
+              open_loop ? "batch" : "window", open_loop ? o->batch : o->window, o->size,
+              o->duration_s > 0 && !open_loop ? "for the duration" : "",
+              o->curve ? ", CURVE" : "");
+    load_result_t res;
+    uint64_t acc0 = 0, fs0 = 0, acc1 = 0, fs1 = 0;
+    bool stats = broker_stats(&e, &acc0, &fs0);
+    pid_t broker = bench_pid(&e, "broker");
+    bench_attach_start(&e);
+    uint64_t bcpu0 = bench_cpu_ns(broker), scpu0 = bench_cpu_ns(getpid());
+    int prc = run_producers(&e, o->producers, count, o->batch, open_loop ? 1000000 : o->window, rate, o->duration_s,
+                            &res);
+    uint64_t bcpu = bench_cpu_ns(broker) - bcpu0, scpu = bench_cpu_ns(getpid()) - scpu0;
+    bench_attach_stop(&e);
+    if (prc)
+        goto out;
+    stats = stats && broker_stats(&e, &acc1, &fs1);
+    bench_report_t r;
+    bench_report_begin(&r, o, mode);
+    if (open_loop)
+        bench_report_num(&r, "offered_per_s", rate, "msg/s", "offered rate");
+    bench_report_num(&r, "msgs_per_s", res.seconds > 0 ? (double)res.acked / res.seconds : 0, "msg/s",
+                     open_loop ? "achieved (acked) rate" : "durable submit->ack");
+    bench_report_num(&r, "mb_per_s", res.seconds > 0 ? (double)res.acked * o->size / res.seconds / 1e6 : 0, "MB/s",
+                     "payload throughput");
+    bench_report_int(&r, "messages", res.acked, "messages acked");
+    bench_report_num(&r, "seconds", res.seconds, "s", "elapsed");
+    bench_report_int(&r, "producers", o->producers, NULL);
+    bench_report_int(&r, open_loop ? "batch" : "window", open_loop ? o->batch : o->window, NULL);
+    if (!open_loop)
+        bench_report_int(&r, "batch", o->batch, NULL);
+    report_common(&r, o);
+    report_latency(&r, &res.lat, "ack latency");
+    if (open_loop) {
+        bench_report_num(&r, "send_lag_p99_us", bench_samples_pct_us(&res.lag, 99), "us",
+                         "sender lateness p99 (included)");
+    }
+    if (stats) {
+        uint64_t fsyncs = fs1 - fs0;
+        bench_report_int(&r, "broker_accepted", acc1 - acc0, "broker counted accepted");
+        bench_report_int(&r, "fdatasyncs", fsyncs, "group commits (fdatasync)");
+        bench_report_num(&r, "msgs_per_fsync", fsyncs ? (double)(acc1 - acc0) / (double)fsyncs : 0, "",
+                         "messages per fdatasync");
+    }
+    report_cpu(&r, bcpu, scpu, res.acked);
+    bench_report_int(&r, "refused", res.refused, "refused");
+    /* the broker must have stored exactly what it acknowledged */
+    uint64_t lost = res.lost + res.refused;
+    uint64_t dup = res.duplicated;
+    if (stats && acc1 - acc0 > res.acked)
+        dup += acc1 - acc0 - res.acked;
+    rc = verdict(&r, lost, dup, res.failed);
+    bench_samples_free(&res.lat);
+    bench_samples_free(&res.lag);
+out:
+    bench_env_cleanup(&e);
+    return rc;
+}
+
+int bench_mode_submit(const bench_opts_t *o)
+{
+    return submit_or_latency(o, false);
+}
+
+int bench_mode_latency(const bench_opts_t *o)
+{
+    return submit_or_latency(o, true);
+}
+
+/* ---- deliver -------------------------------------------------------------------------------------- */
+
+int bench_mode_deliver(const bench_opts_t *o)
+{
+    bench_env_t e;
+    if (bench_env_init(&e, o, "deliver")) {
+        bench_env_cleanup(&e);
+        return 1;
+    }
+    int rc = 1;
+    const char *mailbox = "bench-d";
+    if (o->curve) {
+        char pub[41], sec[41];
+        bench_key_for(&e, "clinic", mailbox, pub, sec, NULL, 0);
+        bench_key_for(&e, "clinic", "bench-d-filler", pub, sec, NULL, 0);
+    }
+    if (bench_start_broker(&e, NULL))
+        goto out;
+    bench_say(o, "deliver: filling %s with %" PRIu64 " messages of %u B\n", mailbox, o->count, o->size);
+    uint64_t t0 = bench_now_ns();
+    if (bench_fill(&e, mailbox, 7, o->count, o->size))
+        goto out;
+    double fill_s = (double)(bench_now_ns() - t0) / 1e9;
+    bench_say(o, "deliver: %u worker(s) fetching %u at a time and acking\n", o->workers, o->batch);
+    bench_drain_t d;
+    pid_t broker = bench_pid(&e, "broker");
+    bench_attach_start(&e);
+    uint64_t bcpu0 = bench_cpu_ns(broker), scpu0 = bench_cpu_ns(getpid());
+    int drc = bench_drain(&e, mailbox, 7, o->count, o->workers, o->batch, &d);
+    uint64_t bcpu = bench_cpu_ns(broker) - bcpu0, scpu = bench_cpu_ns(getpid()) - scpu0;
+    bench_attach_stop(&e);
+    bench_report_t r;
+    bench_report_begin(&r, o, "deliver");
+    bench_report_num(&r, "msgs_per_s", d.seconds > 0 ? (double)d.delivered / d.seconds : 0, "msg/s",
+                     "fetch+ack (durable ack)");
+    bench_report_int(&r, "messages", d.delivered, "messages delivered");
+    bench_report_num(&r, "seconds", d.seconds, "s", "elapsed");
+    bench_report_num(&r, "fill_msgs_per_s", fill_s > 0 ? (double)o->count / fill_s : 0, "msg/s",
+                     "pre-fill (batched submits)");
+    bench_report_int(&r, "workers", o->workers, NULL);
+    bench_report_int(&r, "batch", o->batch, NULL);
+    report_common(&r, o);
+    report_cpu(&r, bcpu, scpu, d.delivered);
+    bench_report_int(&r, "leftover", d.leftover, "left in the mailbox");
+    bench_report_int(&r, "foreign", d.foreign, NULL);
+    rc = verdict(&r, d.lost + d.leftover, d.duplicated, drc != 0);
+out:
+    bench_env_cleanup(&e);
+    return rc;
+}
+
+/* ---- recovery ------------------------------------------------------------------------------------ */
+
+/* Time until a fresh session gets an answer to "health". */
+static int health_ns(bench_env_t *e, uint64_t *ns)
+{
+    uint64_t t0 = bench_now_ns();
+    bench_conn_t c;
+    if (bench_conn_open(&c, e, HANDOFF__ROLE__ROLE_CLINIC, "bench-health", 0))
+        return -1;
+    Handoff__Envelope a = HANDOFF__ENVELOPE__INIT;
+    uint8_t id[HX_ID_LEN];
+    hx_id_random(id);
+    a.version = HX_PROTOCOL_VERSION;
+    a.kind = HANDOFF__KIND__KIND_ADMIN;
+    a.id = (ProtobufCBinaryData){HX_ID_LEN, id};
+    a.admin_op = "health";
+    hx_buf_t buf = {0};
+    zmq_msg_t m;
+    zmq_msg_init(&m);
+    int rc = -1;
+    if (bench_conn_send_env(&c, &a, &buf) == 0 && bench_conn_recv(&c, &m, 60000) == 1) {
+        bench_reply_t rep;
+        if (bench_reply_scan(zmq_msg_data(&m), zmq_msg_size(&m), &rep) &&
+            rep.kind == HANDOFF__KIND__KIND_ADMIN_REPLY)
+            rc = 0;
+    }
+    *ns = bench_now_ns() - t0;
+    zmq_msg_close(&m);
+    hx_buf_free(&buf);
+    bench_conn_close(&c);
+    return rc;
+}
+
+int bench_mode_recovery(const bench_opts_t *o)
+{
+    bench_env_t e;
+    if (bench_env_init(&e, o, "recovery")) {
+        bench_env_cleanup(&e);
+        return 1;
+    }
+    int rc = 1;
+    const char *mailbox = "bench-r";
+    if (o->curve) {
+        char pub[41], sec[41];
+        bench_key_for(&e, "clinic", mailbox, pub, sec, NULL, 0);
+        bench_key_for(&e, "clinic", "bench-r-filler", pub, sec, NULL, 0);
+        bench_key_for(&e, "clinic", "bench-health", pub, sec, NULL, 0);
+    }
+    uint64_t first_ready;
+    if (bench_start_broker(&e, &first_ready))
+        goto out;
+    uint64_t hns;
+    if (health_ns(&e, &hns)) {
+        fprintf(stderr, "%s: recovery: the new broker does not answer health\n", BENCH_PROG);
+        goto out;
+    }
+    uint64_t rss_empty = bench_rss(bench_pid(&e, "broker"));
+    bench_say(o, "recovery: filling %s with %" PRIu64 " messages of %u B\n", mailbox, o->count, o->size);
+    uint64_t t0 = bench_now_ns();
+    if (bench_fill(&e, mailbox, 9, o->count, o->size))
+        goto out;
+    double fill_s = (double)(bench_now_ns() - t0) / 1e9;
+    uint64_t rss_full = bench_rss(bench_pid(&e, "broker"));
+    bench_say(o, "recovery: stopping the broker (SIGTERM) and starting it again\n");
+    int status = bench_stop_proc(&e, bench_pid(&e, "broker"));
+    if (status != 0) {
+        fprintf(stderr, "%s: recovery: the broker did not stop cleanly (status %d)\n", BENCH_PROG, status);
+        goto out;
+    }
+    uint64_t ready_ns = 0;
+    if (bench_start_broker(&e, &ready_ns))
+        goto out;
+    uint64_t t_health0 = bench_now_ns();
+    if (health_ns(&e, &hns)) {
+        fprintf(stderr, "%s: recovery: the restarted broker does not answer health\n", BENCH_PROG);
+        goto out;
+    }
+    uint64_t health_total = ready_ns + (bench_now_ns() - t_health0);
+    uint64_t rss = bench_rss(bench_pid(&e, "broker"));
+    bench_say(o, "recovery: draining and checking every id\n");
+    bench_drain_t d;
+    int drc = bench_drain(&e, mailbox, 9, o->count, o->workers, o->batch, &d);
+    bench_report_t r;
+    bench_report_begin(&r, o, "recovery");
+    bench_report_int(&r, "queued", o->count, "messages queued");
+    bench_report_num(&r, "ready_ms", (double)ready_ns / 1e6, "ms", "restart until ready file");
+    bench_report_num(&r, "health_ms", (double)health_total / 1e6, "ms", "restart until health answers");
+    bench_report_num(&r, "empty_ready_ms", (double)first_ready / 1e6, "ms", "first start (empty) ready");
+    bench_report_int(&r, "rss_bytes", rss, "broker RSS after restart (B)");
+    bench_report_int(&r, "rss_empty_bytes", rss_empty, "broker RSS empty (B)");
+    bench_report_int(&r, "rss_before_bytes", rss_full, "broker RSS before restart (B)");
+    double per = o->count ? (double)(rss > rss_empty ? rss - rss_empty : 0) / (double)o->count : 0;
+    bench_report_num(&r, "rss_per_msg_bytes", per, "B", "RSS per queued message");
+    bench_report_num(&r, "fill_msgs_per_s", fill_s > 0 ? (double)o->count / fill_s : 0, "msg/s",
+                     "fill (batched submits)");
+    bench_report_num(&r, "drain_msgs_per_s", d.seconds > 0 ? (double)d.delivered / d.seconds : 0, "msg/s",
+                     "drain after restart");
+    bench_report_int(&r, "delivered", d.delivered, "delivered after restart");
+    report_common(&r, o);
+    bench_report_int(&r, "leftover", d.leftover, "left in the mailbox");
+    rc = verdict(&r, d.lost + d.leftover, d.duplicated, drc != 0);
+out:
+    bench_env_cleanup(&e);
+    return rc;
+}

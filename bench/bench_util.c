@@ -1,0 +1,610 @@
+/* bench_util — the processes handoff-bench starts and always stops, its temporary
+ * directories, CURVE keys, clocks, latency samples and the report (table + JSON line). */
+#define _GNU_SOURCE
+#include "bench.h"
+#include "hx_curve.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+volatile sig_atomic_t bench_stop;
+
+/* Every live environment, so a signal or an early exit can stop their children. Only the
+ * main thread registers and unregisters; the handler reads pids it may find stale (kill of
+ * a reaped pid is harmless here: the slots are cleared after waitpid). */
+#define MAX_ENVS 4
+static bench_env_t *volatile envs[MAX_ENVS];
+
+void bench_kill_all(void)
+{
+    for (int i = 0; i < MAX_ENVS; i++) {
+        bench_env_t *e = envs[i];
+        if (!e)
+            continue;
+        for (int k = 0; k < BENCH_MAX_PROCS; k++)
+            if (e->procs[k].pid > 0)
+                kill(e->procs[k].pid, SIGKILL);
+    }
+}
+
+/* ---- time ------------------------------------------------------------------------------- */
+
+uint64_t bench_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+void bench_sleep_ns(uint64_t ns)
+{
+    struct timespec ts = {(time_t)(ns / 1000000000u), (long)(ns % 1000000000u)};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR && !bench_stop)
+        ;
+}
+
+/* ---- directories ------------------------------------------------------------------------- */
+
+static int rm_cb(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+static void rm_rf(const char *path)
+{
+    nftw(path, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* The directory holding this executable. */
+static void self_dir(char *out, size_t cap)
+{
+    char exe[1024];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0) {
+        snprintf(out, cap, ".");
+        return;
+    }
+    exe[n] = '\0';
+    char *slash = strrchr(exe, '/');
+    if (slash)
+        *slash = '\0';
+    snprintf(out, cap, "%s", exe);
+}
+
+static bool is_file(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+int bench_env_init(bench_env_t *e, const bench_opts_t *o, const char *mode)
+{
+    memset(e, 0, sizeof *e);
+    e->o = o;
+    /* the build directory: --build-dir, else the parent of bench/ where this binary lives */
+    if (o->build_dir) {
+        snprintf(e->bin, sizeof e->bin, "%s", o->build_dir);
+    } else {
+        char here[1024];
+        self_dir(here, sizeof here);
+        char *slash = strrchr(here, '/');       /* <build>/bench/handoff-bench: <build> */
+        if (slash && slash != here)
+            *slash = '\0';
+        snprintf(e->bin, sizeof e->bin, "%.1000s", here);
+    }
+    char probe[1200];
+    snprintf(probe, sizeof probe, "%s/broker/handoff-broker", e->bin);
+    if (!is_file(probe)) {
+        fprintf(stderr, "%s: no broker at %s: build first, or give --build-dir DIR (the CMake build directory)\n",
+                BENCH_PROG, probe);
+        return -1;
+    }
+    if (o->source_dir) {
+        snprintf(e->src, sizeof e->src, "%s", o->source_dir);
+    } else {
+        snprintf(e->src, sizeof e->src, "%s", HX_BENCH_SOURCE_DIR);
+    }
+    const char *base = o->tmp_base ? o->tmp_base : getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+    snprintf(e->dir, sizeof e->dir, "%s/handoff-bench-%s-XXXXXX", base, mode);
+    if (!mkdtemp(e->dir)) {
+        fprintf(stderr, "%s: cannot make a temporary directory under %s: %s\n", BENCH_PROG, base, strerror(errno));
+        return -1;
+    }
+    snprintf(e->data, sizeof e->data, "%s/data", e->dir);
+    for (int i = 0; i < MAX_ENVS; i++)
+        if (!envs[i]) {
+            envs[i] = e;
+            break;
+        }
+    if (o->curve) {
+        char err[600];
+        snprintf(e->allow_path, sizeof e->allow_path, "%s/allow.txt", e->dir);
+        char path[700];
+        snprintf(path, sizeof path, "%s/broker.key", e->dir);
+        if (hx_key_generate(e->server_pub, e->server_sec) != 0 ||
+            hx_key_file_write(path, e->server_sec, 0600, err, sizeof err) != 0) {
+            fprintf(stderr, "%s: cannot make the broker's CURVE key: %s\n", BENCH_PROG, err);
+            return -1;
+        }
+        FILE *f = fopen(e->allow_path, "w");
+        if (!f || fprintf(f, "# handoff-bench keys\n") < 0 || fclose(f) != 0) {
+            fprintf(stderr, "%s: cannot write %s\n", BENCH_PROG, e->allow_path);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static void reap(bench_env_t *e, int k, int *status)
+{
+    waitpid(e->procs[k].pid, status, 0);
+    e->procs[k].pid = 0;
+}
+
+int bench_stop_proc(bench_env_t *e, pid_t pid)
+{
+    int k;
+    for (k = 0; k < BENCH_MAX_PROCS && e->procs[k].pid != pid; k++)
+        ;
+    if (k == BENCH_MAX_PROCS || pid <= 0)
+        return -1;
+    kill(pid, SIGTERM);
+    int status = -1;
+    for (int waited = 0; waited < 2000; waited++) {   /* 20 s */
+        pid_t r = waitpid(pid, &status, WNOHANG);
+        if (r == pid) {
+            e->procs[k].pid = 0;
+            return status;
+        }
+        if (r < 0)
+            break;
+        bench_sleep_ns(10 * 1000000u);
+    }
+    kill(pid, SIGKILL);
+    reap(e, k, &status);
+    return status;
+}
+
+void bench_env_cleanup(bench_env_t *e)
+{
+    bench_attach_stop(e);
+    for (int k = BENCH_MAX_PROCS; k-- > 0;)        /* services first, the broker last */
+        if (e->procs[k].pid > 0)
+            kill(e->procs[k].pid, SIGTERM);
+    for (int k = BENCH_MAX_PROCS; k-- > 0;)
+        if (e->procs[k].pid > 0)
+            bench_stop_proc(e, e->procs[k].pid);
+    for (int i = 0; i < MAX_ENVS; i++)
+        if (envs[i] == e)
+            envs[i] = NULL;
+    if (e->dir[0]) {
+        if (e->o->keep)
+            fprintf(stderr, "%s: kept %s\n", BENCH_PROG, e->dir);
+        else
+            rm_rf(e->dir);
+    }
+}
+
+/* Splits a command line on spaces into argv (at most cap - 1 words, in buf). */
+static size_t split_words(char *buf, const char **argv, size_t cap)
+{
+    size_t n = 0;
+    char *save = NULL;
+    for (char *t = strtok_r(buf, " ", &save); t && n < cap - 1; t = strtok_r(NULL, " ", &save))
+        argv[n++] = t;
+    argv[n] = NULL;
+    return n;
+}
+
+pid_t bench_spawn(bench_env_t *e, const char *name, const char *rel, const char *const args[])
+{
+    int k;
+    for (k = 0; k < BENCH_MAX_PROCS && e->procs[k].pid > 0; k++)
+        ;
+    if (k == BENCH_MAX_PROCS)
+        return -1;
+    char path[1200], log[700];
+    snprintf(path, sizeof path, "%s/%s", e->bin, rel);
+    snprintf(log, sizeof log, "%s/%s.log", e->dir, name);
+    const char *argv[96];
+    size_t n = 0;
+    char prefix[1024] = "";
+    if (e->o->broker_prefix && strcmp(name, "broker") == 0) {   /* a profiler runs the broker */
+        snprintf(prefix, sizeof prefix, "%s", e->o->broker_prefix);
+        n = split_words(prefix, argv, 32);
+    }
+    argv[n++] = path;
+    for (size_t i = 0; args && args[i] && n < 95; i++)
+        argv[n++] = args[i];
+    argv[n] = NULL;
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid < 0)
+        return -1;
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);        /* never outlive the bench */
+        if (getppid() != parent)
+            _exit(127);
+        int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600);
+        if (fd >= 0) {
+            dup2(fd, 1);
+            dup2(fd, 2);
+            close(fd);
+        }
+        execvp(argv[0], (char *const *)argv);
+        _exit(127);
+    }
+    e->procs[k].pid = pid;
+    snprintf(e->procs[k].name, sizeof e->procs[k].name, "%s", name);
+    return pid;
+}
+
+void bench_attach_start(bench_env_t *e)
+{
+    if (!e->o->attach)
+        return;
+    char pids[512] = "", broker[32] = "";
+    for (int k = 0; k < BENCH_MAX_PROCS; k++) {
+        if (e->procs[k].pid <= 0)
+            continue;
+        size_t len = strlen(pids);
+        snprintf(pids + len, sizeof pids - len, "%s%d", len ? "," : "", (int)e->procs[k].pid);
+    }
+    snprintf(broker, sizeof broker, "%d", (int)bench_pid(e, "broker"));
+    char cmd[2048] = "";
+    for (const char *p = e->o->attach; *p && strlen(cmd) < sizeof cmd - 600;) {
+        size_t len = strlen(cmd);
+        if (strncmp(p, "{pids}", 6) == 0) {
+            snprintf(cmd + len, sizeof cmd - len, "%s", pids);
+            p += 6;
+        } else if (strncmp(p, "{pid}", 5) == 0) {
+            snprintf(cmd + len, sizeof cmd - len, "%s", broker);
+            p += 5;
+        } else {
+            cmd[len] = *p++;
+            cmd[len + 1] = '\0';
+        }
+    }
+    const char *argv[64];
+    split_words(cmd, argv, 64);
+    char log[700];
+    snprintf(log, sizeof log, "%s/attach.log", e->dir);
+    pid_t pid = fork();
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600);
+        if (fd >= 0) {
+            dup2(fd, 1);
+            dup2(fd, 2);
+            close(fd);
+        }
+        execvp(argv[0], (char *const *)argv);
+        _exit(127);
+    }
+    e->attached = pid > 0 ? pid : 0;
+    bench_sleep_ns(700 * 1000000u);             /* let it attach */
+}
+
+void bench_attach_stop(bench_env_t *e)
+{
+    if (e->attached <= 0)
+        return;
+    kill(e->attached, SIGINT);
+    waitpid(e->attached, NULL, 0);
+    e->attached = 0;
+}
+
+pid_t bench_pid(const bench_env_t *e, const char *name)
+{
+    for (int k = 0; k < BENCH_MAX_PROCS; k++)
+        if (e->procs[k].pid > 0 && strcmp(e->procs[k].name, name) == 0)
+            return e->procs[k].pid;
+    return 0;
+}
+
+int bench_start_broker(bench_env_t *e, uint64_t *ready_ns)
+{
+    char ready[700], key[700];
+    snprintf(ready, sizeof ready, "%s/broker.endpoint", e->dir);
+    snprintf(key, sizeof key, "%s/broker.key", e->dir);
+    unlink(ready);
+    /* the first start picks a free port; a restart keeps it so the figures stay comparable */
+    char bind[160];
+    if (e->endpoint[0])
+        snprintf(bind, sizeof bind, "%s", e->endpoint);
+    else
+        snprintf(bind, sizeof bind, "tcp://127.0.0.1:*");
+    const char *args[32] = {"--bind", bind, "--ready-file", ready, "--data", e->data,
+                            /* queues as deep as the run needs: the bench measures speed, not bounds */
+                            "--max-queue", "100000000", "--max-queue-bytes", "4000000000"};
+    size_t n = 10;
+    if (e->o->curve) {
+        args[n++] = "--curve-secret";
+        args[n++] = key;
+        args[n++] = "--allow";
+        args[n++] = e->allow_path;
+    } else {
+        args[n++] = "--plain-tcp-for-tests";
+    }
+    args[n] = NULL;
+    uint64_t t0 = bench_now_ns();
+    pid_t pid = bench_spawn(e, "broker", "broker/handoff-broker", args);
+    if (pid < 0) {
+        fprintf(stderr, "%s: cannot start the broker\n", BENCH_PROG);
+        return -1;
+    }
+    for (;;) {
+        if (access(ready, R_OK) == 0)
+            break;
+        int status;
+        if (waitpid(pid, &status, WNOHANG) == pid) {
+            for (int k = 0; k < BENCH_MAX_PROCS; k++)
+                if (e->procs[k].pid == pid)
+                    e->procs[k].pid = 0;
+            fprintf(stderr, "%s: the broker exited at start (status %d); see %s/broker.log\n", BENCH_PROG, status,
+                    e->dir);
+            return -1;
+        }
+        if (bench_now_ns() - t0 > 120ull * 1000000000u || bench_stop) {
+            fprintf(stderr, "%s: the broker was not ready within 120 s; see %s/broker.log\n", BENCH_PROG, e->dir);
+            return -1;
+        }
+        bench_sleep_ns(200000);                 /* 0.2 ms: the ready time is measured with it */
+    }
+    if (ready_ns)
+        *ready_ns = bench_now_ns() - t0;
+    FILE *f = fopen(ready, "r");
+    if (!f || !fgets(e->endpoint, sizeof e->endpoint, f)) {
+        if (f)
+            fclose(f);
+        fprintf(stderr, "%s: cannot read %s\n", BENCH_PROG, ready);
+        return -1;
+    }
+    fclose(f);
+    e->endpoint[strcspn(e->endpoint, "\r\n")] = '\0';
+    return 0;
+}
+
+uint64_t bench_rss(pid_t pid)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    uint64_t kb = 0;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "VmRSS: %lu kB", (unsigned long *)&kb) == 1)
+            break;
+    fclose(f);
+    return kb * 1024;
+}
+
+uint64_t bench_cpu_ns(pid_t pid)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    const char *p = strrchr(buf, ')');          /* after "pid (comm)" */
+    unsigned long long ut = 0, st = 0;
+    if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
+        return 0;
+    long hz = sysconf(_SC_CLK_TCK);
+    return (ut + st) * 1000000000ull / (uint64_t)(hz > 0 ? hz : 100);
+}
+
+/* ---- CURVE keys ---------------------------------------------------------------------------- */
+
+typedef struct {
+    char principal[HX_PRINCIPAL_MAX];
+    char pub[41], sec[41];
+} key_t_;
+
+static key_t_ *keys;
+static size_t n_keys, cap_keys;
+static pthread_mutex_t keys_lock = PTHREAD_MUTEX_INITIALIZER;
+
+int bench_key_for(bench_env_t *e, const char *kind, const char *name, char pub[41], char sec[41], char *path,
+                  size_t pathcap)
+{
+    char principal[HX_PRINCIPAL_MAX];
+    snprintf(principal, sizeof principal, "%s:%s", kind, name);
+    pthread_mutex_lock(&keys_lock);
+    key_t_ *k = NULL;
+    for (size_t i = 0; i < n_keys; i++)
+        if (strcmp(keys[i].principal, principal) == 0)
+            k = &keys[i];
+    int rc = 0;
+    if (!k) {
+        if (n_keys == cap_keys) {
+            size_t nc = cap_keys ? cap_keys * 2 : 64;
+            key_t_ *nk = realloc(keys, nc * sizeof *nk);
+            if (!nk) {
+                pthread_mutex_unlock(&keys_lock);
+                return -1;
+            }
+            keys = nk;
+            cap_keys = nc;
+        }
+        k = &keys[n_keys++];
+        snprintf(k->principal, sizeof k->principal, "%s", principal);
+        FILE *f = NULL;
+        if (hx_key_generate(k->pub, k->sec) != 0 || !(f = fopen(e->allow_path, "a")) ||
+            fprintf(f, "%s %s %s\n", k->pub, kind, name) < 0 || fclose(f) != 0) {
+            n_keys--;
+            rc = -1;
+        }
+        pid_t broker = bench_pid(e, "broker");
+        if (rc == 0 && broker > 0) {            /* a running broker rereads its allow-list */
+            kill(broker, SIGHUP);
+            bench_sleep_ns(50 * 1000000u);
+        }
+    }
+    if (rc == 0) {
+        memcpy(pub, k->pub, 41);
+        memcpy(sec, k->sec, 41);
+    }
+    pthread_mutex_unlock(&keys_lock);
+    if (rc == 0 && path) {
+        char err[600];
+        snprintf(path, pathcap, "%s/%s.key", e->dir, name);
+        if (access(path, F_OK) != 0 && hx_key_file_write(path, sec, 0600, err, sizeof err) != 0) {
+            fprintf(stderr, "%s: %s\n", BENCH_PROG, err);
+            rc = -1;
+        }
+    }
+    if (rc)
+        fprintf(stderr, "%s: cannot make a CURVE key for %s\n", BENCH_PROG, principal);
+    return rc;
+}
+
+/* ---- samples ---------------------------------------------------------------------------------- */
+
+int bench_samples_add(bench_samples_t *s, uint64_t ns)
+{
+    if (s->n == s->cap) {
+        size_t nc = s->cap ? s->cap * 2 : 4096;
+        uint64_t *nv = realloc(s->v, nc * sizeof *nv);
+        if (!nv)
+            return -1;
+        s->v = nv;
+        s->cap = nc;
+    }
+    s->v[s->n++] = ns;
+    return 0;
+}
+
+int bench_samples_merge(bench_samples_t *into, const bench_samples_t *from)
+{
+    for (size_t i = 0; i < from->n; i++)
+        if (bench_samples_add(into, from->v[i]))
+            return -1;
+    return 0;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+void bench_samples_sort(bench_samples_t *s)
+{
+    if (s->n)
+        qsort(s->v, s->n, sizeof *s->v, cmp_u64);
+}
+
+double bench_samples_pct_us(const bench_samples_t *s, double p)
+{
+    if (!s->n)
+        return 0;
+    /* nearest rank */
+    size_t rank = (size_t)ceil(p / 100.0 * (double)s->n);
+    if (rank < 1)
+        rank = 1;
+    if (rank > s->n)
+        rank = s->n;
+    return (double)s->v[rank - 1] / 1000.0;
+}
+
+void bench_samples_free(bench_samples_t *s)
+{
+    free(s->v);
+    memset(s, 0, sizeof *s);
+}
+
+/* ---- report ------------------------------------------------------------------------------------- */
+
+void bench_say(const bench_opts_t *o, const char *fmt, ...)
+{
+    if (o->json_only)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fflush(stderr);
+}
+
+static void jappend(bench_report_t *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void jappend(bench_report_t *r, const char *fmt, ...)
+{
+    if (r->len >= sizeof r->json)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(r->json + r->len, sizeof r->json - r->len, fmt, ap);
+    va_end(ap);
+    if (n > 0)
+        r->len += (size_t)n;
+}
+
+void bench_report_begin(bench_report_t *r, const bench_opts_t *o, const char *mode)
+{
+    memset(r, 0, sizeof *r);
+    r->o = o;
+    jappend(r, "{\"mode\":\"%s\"", mode);
+    if (!o->json_only)
+        printf("\n== %s%s\n", mode, o->curve ? " (CURVE)" : "");
+}
+
+void bench_report_num(bench_report_t *r, const char *key, double v, const char *unit, const char *label)
+{
+    if (!isfinite(v))
+        v = 0;
+    if ((v == floor(v) || fabs(v) >= 100) && fabs(v) < 1e15)
+        jappend(r, ",\"%s\":%.0f", key, v);
+    else
+        jappend(r, ",\"%s\":%.3f", key, v);
+    if (!r->o->json_only && label)
+        printf("  %-34s %14.*f %s\n", label, v >= 100 || v == floor(v) ? 0 : 2, v, unit ? unit : "");
+}
+
+void bench_report_int(bench_report_t *r, const char *key, uint64_t v, const char *label)
+{
+    jappend(r, ",\"%s\":%llu", key, (unsigned long long)v);
+    if (!r->o->json_only && label)
+        printf("  %-34s %14llu\n", label, (unsigned long long)v);
+}
+
+void bench_report_str(bench_report_t *r, const char *key, const char *v)
+{
+    jappend(r, ",\"%s\":\"", key);
+    for (const char *p = v; *p; p++) {
+        if (*p == '"' || *p == '\\')
+            jappend(r, "\\%c", *p);
+        else if ((unsigned char)*p < 0x20)
+            jappend(r, "\\u%04x", (unsigned char)*p);
+        else
+            jappend(r, "%c", *p);
+    }
+    jappend(r, "\"");
+}
+
+void bench_report_end(bench_report_t *r)
+{
+    jappend(r, "}");
+    printf("%s\n", r->json);
+    fflush(stdout);
+}

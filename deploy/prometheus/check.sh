@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# Checks deploy/prometheus: promtool accepts the scrape config and the alert rules, every
+# metric the alerts use is one the programs export, and the programs' /metrics pass
+# `promtool check metrics`. Usage: check.sh BUILD_DIR (run by ctest as prometheus_config).
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+build=${1:?usage: check.sh BUILD_DIR}
+command -v promtool >/dev/null || { echo "promtool not found (Debian package prometheus; make deps)"; exit 77; }
+
+promtool check config "$here/prometheus.yml"
+promtool check rules "$here/alerts.yml"
+
+work=$(mktemp -d)
+pids=()
+cleanup() {
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+    for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+
+# GET http://127.0.0.1:$1$2 with bash's /dev/tcp; the body on stdout, non-zero unless 200.
+get() {
+    exec 3<>"/dev/tcp/127.0.0.1/$1" || return 1
+    printf 'GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' "$2" >&3
+    local reply
+    reply=$(cat <&3)
+    exec 3<&-
+    [[ $reply == "HTTP/1."?" 200"* ]] || return 1
+    printf '%s\n' "${reply#*$'\r\n\r\n'}"
+}
+
+# Polls until GET answers 200 (deadline 30 s).
+wait_get() {
+    for _ in $(seq 300); do get "$1" "$2" >/dev/null 2>&1 && return 0; sleep 0.1; done
+    echo "no answer on port $1$2" >&2; return 1
+}
+
+# The port a program chose for --http 127.0.0.1:0, from its log line "... (port N) ...".
+port_of() {
+    for _ in $(seq 300); do
+        local p
+        p=$(grep -oE '\(port [0-9]+\)' "$1" | head -1 | grep -oE '[0-9]+') && [ -n "$p" ] && { echo "$p"; return 0; }
+        sleep 0.1
+    done
+    echo "no --http port in $1:" >&2; cat "$1" >&2; return 1
+}
+
+"$build/broker/handoff-broker" --plain-tcp-for-tests --bind "tcp://127.0.0.1:*" --data "$work/data" \
+    --http 127.0.0.1:0 2>"$work/broker.log" & pids+=($!)
+"$build/services/intake/handoff-intake" --broker tcp://127.0.0.1:1 --db "$work/intake.db" \
+    --http 127.0.0.1:0 2>"$work/intake.log" & pids+=($!)
+bport=$(port_of "$work/broker.log")
+sport=$(port_of "$work/intake.log")
+wait_get "$bport" /metrics
+wait_get "$sport" /metrics
+get "$bport" /metrics >"$work/metrics.txt"
+get "$sport" /metrics >>"$work/metrics.txt"
+
+# the text format, as Prometheus reads it (naming lint included)
+get "$bport" /metrics | promtool check metrics
+get "$sport" /metrics | promtool check metrics
+
+# every handoff_* name in an alert expression is exported (a histogram's _bucket by its family)
+status=0
+for name in $(grep -E '^\s+expr:' "$here/alerts.yml" | grep -oE 'handoff_[a-z0-9_]+' | sort -u); do
+    base=$name
+    case $name in *_bucket|*_sum|*_count) base=${name%_*} ;; esac
+    if grep -q "^# TYPE $name " "$work/metrics.txt" ||
+       { [ "$base" != "$name" ] && grep -q "^# TYPE $base histogram" "$work/metrics.txt"; }; then
+        echo "ok: $name"
+    else
+        echo "alerts.yml uses $name, which no program exports" >&2
+        status=1
+    fi
+done
+exit $status

@@ -1,0 +1,320 @@
+/* cli_help — help texts of the clinic CLI (see cli_help.h). Keep them in step with
+ * README.md and docs/OPERATIONS.md ("The clinic CLI"). */
+#include "cli_help.h"
+
+#include <string.h>
+
+#define EXIT_CODES                                                                                  \
+    "exit codes:\n"                                                                                 \
+    "  0   done (health: the broker accepts messages)\n"                                            \
+    "  1   refused or failed (a lifecycle step not allowed; health: the broker cannot write its log)\n" \
+    "  2   usage: a bad option, argument or setting (the message names it and where it came from)\n" \
+    "  3   the broker did not answer\n"                                                             \
+    "  4   no such referral, or no such dead letter\n"                                              \
+    "  65  input data is invalid (a referral file, or some rows of an import)\n"
+
+static const char USAGE[] =
+    "usage: handoff [options] COMMAND [ARGS]\n"
+    "\n"
+    "The clinic's command line for the Handoff referral network.\n"
+    "`handoff help COMMAND` (or `handoff COMMAND --help`) shows one command in detail.\n"
+    "\n"
+    "clinic commands (need --clinic):\n"
+    "  inbox                 every referral of this clinic by where it stands: NEW, PENDING\n"
+    "                        BOOKING, BOOKED, DECLINED\n"
+    "  status [ID]           referrals this clinic sent with their latest status, or one's history\n"
+    "  submit FILE.json...   submit referrals (resubmitting is safe: same id, no copy)\n"
+    "  import FILE           submit many referrals from CSV or NDJSON, with progress and a summary\n"
+    "  watch                 follow new handoffs and status changes as they arrive (Ctrl-C stops)\n"
+    "  handoffs              every handoff this clinic received, oldest first\n"
+    "  accept ID             receiving clinic: take the referral on\n"
+    "  decline ID --reason TEXT\n"
+    "                        receiving clinic: give it back; it is booked again elsewhere\n"
+    "  start ID              receiving clinic: the first session took place\n"
+    "  complete ID           receiving clinic: care is finished\n"
+    "  revoke ID [--reason TEXT]\n"
+    "                        referring clinic: withdraw it; the receiver is told\n"
+    "\n"
+    "operator commands (an admin session, --admin; no --clinic needed):\n"
+    "  top                   the broker's queues, mailboxes, rates, dead letters and peers, live\n"
+    "  dlq list|show ID|replay ID|purge ID\n"
+    "                        dead letters: messages that failed on every attempt\n"
+    "  health                whether the broker can accept messages\n"
+    "\n"
+    "other commands:\n"
+    "  config                the settings in effect and where each one comes from\n"
+    "  keygen NAME           a CURVE key pair and the broker's allow-list line\n"
+    "  datakey FILE          a new key for the broker's --data-key\n"
+    "  audit verify FILE     check the broker's hash-chained audit log\n"
+    "\n"
+    "settings (flag > environment > config file > default):\n"
+    "  --broker ENDPOINT     the broker [HANDOFF_BROKER, tcp://127.0.0.1:5555]\n"
+    "  --clinic ID           this clinic's id [HANDOFF_CLINIC]\n"
+    "  --admin NAME          the operator's name for top, dlq, health [HANDOFF_ADMIN, operator]\n"
+    "  --home DIR            where this clinic's received messages are kept [HANDOFF_HOME, ~/.handoff]\n"
+    "  --timeout-ms N        wait per attempt for the broker [HANDOFF_TIMEOUT_MS, 3000]\n"
+    "  --server-key FILE     CURVE: the broker's public key [HANDOFF_SERVER_KEY]\n"
+    "  --key FILE            CURVE: this clinic's (or operator's) secret key [HANDOFF_KEY]\n"
+    "  --interval-ms N       how often watch and top look again [HANDOFF_INTERVAL_MS, 1000]\n"
+    "  --window N            import: submissions in flight at once [HANDOFF_WINDOW, 64]\n"
+    "  --config FILE         the config file [HANDOFF_CONFIG, ~/.handoff/config if it exists]:\n"
+    "                        INI lines 'name = value' with the names above (broker, clinic, ...)\n"
+    "\n"
+    "options:\n"
+    "  --json                machine-readable output (field names are stable; see docs/OPERATIONS.md)\n"
+    "  -h, --help            help (with a command: that command's help)\n"
+    "\n" EXIT_CODES
+    "\n"
+    "examples:\n"
+    "  export HANDOFF_CLINIC=northpoint\n"
+    "  handoff inbox\n"
+    "  handoff import referrals.csv\n"
+    "  handoff status R-0A1B2C3D4E5F6G7H --json\n"
+    "  handoff --clinic lakeside accept R-0A1B2C3D4E5F6G7H\n"
+    "  handoff --admin ops top\n"
+    "  handoff help import\n";
+
+typedef struct {
+    const char *name, *text;
+} page_t;
+
+static const page_t PAGES[] = {
+    {"inbox",
+     "usage: handoff [options] inbox\n"
+     "\n"
+     "Every referral this clinic takes part in, grouped by where it stands, each group a table\n"
+     "with its count. Fetches the clinic's mailbox first (kept in --home before it is acked).\n"
+     "\n"
+     "  NEW              handoffs this clinic received and has not accepted yet\n"
+     "  PENDING BOOKING  referrals this clinic sent that wait for a slot: submitted, requested,\n"
+     "                   received (also when a receiver declined: booked again), on-hold\n"
+     "  BOOKED           ready (booked) referrals it sent; accepted, in-progress, completed ones\n"
+     "                   either side\n"
+     "  DECLINED         handoffs this clinic declined; cancelled (revoked), rejected, failed\n"
+     "\n"
+     "--json: {\"new\":[...],\"pending_booking\":[...],\"booked\":[...],\"declined\":[...]}; each item has\n"
+     "referral_id, ref, side (received|sent), status, event, patient, other_clinic, bookings,\n"
+     "since_ms, updated_ms, reason, and for received ones the whole handoff.\n"
+     "\n"
+     "examples:\n"
+     "  handoff --clinic lakeside inbox\n"
+     "  handoff --clinic lakeside inbox --json | jq -r '.new[].referral_id'\n"},
+    {"status",
+     "usage: handoff [options] status [ID]\n"
+     "\n"
+     "Without ID: each referral this clinic sent (or holds) with its latest status, when it\n"
+     "changed and why. With ID: the whole history of one referral (exit 4 when there is none).\n"
+     "\n"
+     "--json: an array of status updates (referral_id, ref, status, reason, bookings, by, at_ms,\n"
+     "at, event, decision), or {\"referral_id\":ID,\"history\":[...]}.\n"
+     "\n"
+     "examples:\n"
+     "  handoff --clinic northpoint status\n"
+     "  handoff --clinic northpoint status R-0A1B2C3D4E5F6G7H\n"},
+    {"submit",
+     "usage: handoff [options] submit FILE.json...\n"
+     "\n"
+     "Submits referral files (Referral JSON, docs/PROTOCOL.md). Each is checked here first as\n"
+     "intake would (every bad field named; exit 65) unless --no-validate. Prints each referral\n"
+     "id once the broker has accepted it. A referral's id comes from this clinic and its \"ref\",\n"
+     "so submitting the same file again is the same referral, never a copy.\n"
+     "\n"
+     "options: --no-validate  send without checking locally\n"
+     "--json: [{\"referral_id\":..,\"ref\":..,\"file\":..}]\n"
+     "\n"
+     "examples:\n"
+     "  handoff --clinic northpoint submit referral.json\n"
+     "  handoff --clinic northpoint submit referrals/*.json --json\n"},
+    {"import",
+     "usage: handoff [options] import FILE [--format csv|ndjson] [--dry-run]\n"
+     "\n"
+     "Submits many referrals from one file: CSV with a header row, or newline-delimited JSON\n"
+     "(one Referral JSON object per line). The format comes from the extension (.csv, .ndjson,\n"
+     ".jsonl) or --format. Every row is checked as `submit` checks a file; the good rows are\n"
+     "sent, --window at a time in flight. On a terminal a progress bar (done/total, rate, ETA)\n"
+     "is drawn on stderr; otherwise a progress line every tenth of the way.\n"
+     "\n"
+     "CSV columns are Referral JSON field paths; only \"ref\" is required, empty cells are left\n"
+     "out; lists (conditions, findings, preferences.clinic_ids) are separated by ';';\n"
+     "preferences.virtual_ok is true/false; preferences.availability is items like\n"
+     "'mon 09:00-17:00; 3 13:00-18:00' (day 1-7 or mon..sun). The columns:\n"
+     "  ref, patient.given_name, patient.family_name, patient.birth_date, patient.phone,\n"
+     "  patient.email, patient.health_card, patient.language, referrer.name, referrer.discipline,\n"
+     "  referrer.registration_body, referrer.registration_number, referrer.clinic_id,\n"
+     "  referrer.phone, referrer.email, reason, conditions, findings, history, diagnosis,\n"
+     "  current_treatment, priority, consent, referral_date, expectations,\n"
+     "  preferences.clinic_ids, preferences.language, preferences.virtual_ok,\n"
+     "  preferences.massage_minutes, preferences.availability\n"
+     "\n"
+     "Safe to run again: a referral's id comes from this clinic and its ref, rows this home\n"
+     "already saw accepted are skipped (counted as \"already accepted\"), and the broker keeps one\n"
+     "copy of anything sent twice. The summary lists each failed row: line, ref, field, why.\n"
+     "\n"
+     "options: --format csv|ndjson   --dry-run (check only)   --no-validate   --window N\n"
+     "--json: {\"file\",\"format\",\"rows\",\"submitted\",\"already_accepted\",\"failed\",\"not_sent\",\n"
+     "\"dry_run\",\"referrals\":[{\"line\",\"ref\",\"referral_id\",\"result\"}],\n"
+     "\"errors\":[{\"line\",\"ref\",\"field\",\"reason\"}]}\n"
+     "exit: 0 every row accepted; 65 some rows are invalid (the others were sent); 3 the broker\n"
+     "stopped answering (run the same import again to finish); 1 the broker refused some.\n"
+     "\n"
+     "examples:\n"
+     "  handoff --clinic northpoint import referrals.csv\n"
+     "  handoff --clinic northpoint import export.jsonl --dry-run\n"
+     "  handoff --clinic northpoint import data.txt --format ndjson --json > summary.json\n"},
+    {"watch",
+     "usage: handoff [options] watch [--interval-ms N]\n"
+     "\n"
+     "Follows this clinic's mailbox: prints one line for each handoff or status change as it\n"
+     "arrives (each kept in --home before it is acked, as inbox does) until Ctrl-C or SIGTERM,\n"
+     "then exits 0. Looks every --interval-ms (1000).\n"
+     "\n"
+     "--json: one object per line: {\"at_ms\",\"at\",\"kind\":\"handoff\"|\"status\",\"referral_id\",\n"
+     "\"ref\",\"status\",\"group\",\"text\", and \"handoff\" or \"update\"}\n"
+     "\n"
+     "examples:\n"
+     "  handoff --clinic lakeside watch\n"
+     "  handoff --clinic lakeside watch --json | jq -c 'select(.kind == \"handoff\")'\n"},
+    {"handoffs",
+     "usage: handoff [options] handoffs\n"
+     "\n"
+     "Every handoff this clinic received, oldest first: patient, discipline, therapist, slot.\n"
+     "--json: an array of handoffs (referral_id, ref, referring_clinic, referral, decision, booking).\n"
+     "\n"
+     "example:\n"
+     "  handoff --clinic harbour handoffs\n"},
+    {"accept",
+     "usage: handoff [options] accept ID [--discipline D]\n"
+     "\n"
+     "As the receiving clinic: take the referral on (ready -> accepted). Waits for scheduling's\n"
+     "answer: exit 0 done, 1 refused with the reason (its status and what is allowed).\n"
+     "--discipline physiotherapy|massage_therapy when this clinic holds both bookings.\n"
+     "\n"
+     "example:\n"
+     "  handoff --clinic lakeside accept R-0A1B2C3D4E5F6G7H\n"},
+    {"decline",
+     "usage: handoff [options] decline ID --reason TEXT [--discipline D]\n"
+     "\n"
+     "As the receiving clinic: give the referral back; it is booked again with another\n"
+     "therapist (never the one who declined). The referring clinic is told the reason.\n"
+     "\n"
+     "example:\n"
+     "  handoff --clinic lakeside decline R-0A1B2C3D4E5F6G7H --reason 'no opening that week'\n"},
+    {"start",
+     "usage: handoff [options] start ID [--discipline D]\n"
+     "\n"
+     "As the receiving clinic: the first session took place (accepted -> in-progress).\n"
+     "\n"
+     "example:\n"
+     "  handoff --clinic lakeside start R-0A1B2C3D4E5F6G7H\n"},
+    {"complete",
+     "usage: handoff [options] complete ID [--discipline D]\n"
+     "\n"
+     "As the receiving clinic: care is finished (in-progress -> completed).\n"
+     "\n"
+     "example:\n"
+     "  handoff --clinic lakeside complete R-0A1B2C3D4E5F6G7H\n"},
+    {"revoke",
+     "usage: handoff [options] revoke ID [--reason TEXT]\n"
+     "\n"
+     "As the referring clinic: withdraw the referral (-> cancelled); each receiver is told.\n"
+     "\n"
+     "example:\n"
+     "  handoff --clinic northpoint revoke R-0A1B2C3D4E5F6G7H --reason 'patient moved'\n"},
+    {"top",
+     "usage: handoff [options] top [--interval-ms N] [--once] [--json]\n"
+     "\n"
+     "The broker at a glance, redrawn every --interval-ms (1000) on a terminal until Ctrl-C:\n"
+     "message rates (in = accepted, delivered, out = acked, redelivered, dead-lettered, refused,\n"
+     "per second from the two latest samples), totals, peers, the store, dead letters; per\n"
+     "service queue its depth, messages in flight, workers, the age of the oldest waiting\n"
+     "message, bytes and how fast its depth changes (NET/s); per clinic mailbox its depth.\n"
+     "When stdout is not a terminal, or with --once, prints one snapshot and exits; --json\n"
+     "prints the broker's raw stats sample (docs/PROTOCOL.md, \"stats\").\n"
+     "Speaks as --admin (as --clinic when only that is set).\n"
+     "\n"
+     "examples:\n"
+     "  handoff --admin ops top\n"
+     "  handoff top --once\n"
+     "  handoff top --json | jq '.queues[] | {name, depth}'\n"},
+    {"dlq",
+     "usage: handoff [options] dlq list | show ID | replay ID | purge ID\n"
+     "\n"
+     "Dead letters: messages a service failed on every attempt. list: id, queue, type, attempts,\n"
+     "when it died, the last error. show: one, with its payload size and referral id (never the\n"
+     "patient details). replay: back to its queue with attempts reset (same id). purge: delete.\n"
+     "ID is 32 hexadecimal characters as `dlq list` shows it (else exit 2); exit 4 when it is\n"
+     "not a dead letter.\n"
+     "\n"
+     "examples:\n"
+     "  handoff --admin ops dlq list\n"
+     "  handoff --admin ops dlq replay 5f0c1e2d3b4a59687766554433221100\n"},
+    {"health",
+     "usage: handoff [options] health\n"
+     "\n"
+     "Exit 0 when the broker accepts messages, 1 when it cannot write its log, 3 when it does not\n"
+     "answer. As the clinic when --clinic is set and --admin is not, otherwise as the admin.\n"
+     "\n"
+     "example:\n"
+     "  handoff health || echo 'broker not accepting'\n"},
+    {"config",
+     "usage: handoff [options] config\n"
+     "\n"
+     "The settings in effect, each with where it came from: a flag, an environment variable,\n"
+     "the config file (file:line) or the default. Flag > environment > file > default.\n"
+     "The file (--config, HANDOFF_CONFIG, or ~/.handoff/config when it exists) is INI:\n"
+     "\n"
+     "  # ~/.handoff/config\n"
+     "  broker = tcp://broker.example.org:5555\n"
+     "  clinic = northpoint\n"
+     "  timeout-ms = 5000\n"
+     "\n"
+     "Its names are broker, clinic, admin, home, timeout-ms, server-key, key, interval-ms,\n"
+     "window (optionally under [handoff]). An unknown name or a bad value stops every command\n"
+     "with exit 2, naming the setting, file:line and why.\n"
+     "--json: {\"config_file\":..,\"settings\":{NAME:{\"value\":..,\"from\":..}}}\n"
+     "\n"
+     "example:\n"
+     "  HANDOFF_TIMEOUT_MS=500 handoff --config ./clinic.ini config\n"},
+    {"keygen",
+     "usage: handoff keygen NAME [--dir DIR]\n"
+     "\n"
+     "A CURVE key pair: NAME.key (secret, mode 0600) and NAME.pub, in --dir (.); prints the\n"
+     "allow-list line for the broker.\n"
+     "\n"
+     "example:\n"
+     "  handoff keygen northpoint --dir keys\n"},
+    {"datakey",
+     "usage: handoff datakey FILE\n"
+     "\n"
+     "A new key for the broker's --data-key (sealed message bodies), mode 0600.\n"
+     "\n"
+     "example:\n"
+     "  handoff datakey /etc/handoff/data.key\n"},
+    {"audit",
+     "usage: handoff audit verify FILE\n"
+     "\n"
+     "Checks the broker's hash-chained audit log: exit 0 when the chain holds, 1 with the first\n"
+     "broken line (edited, deleted, added or moved lines).\n"
+     "\n"
+     "example:\n"
+     "  handoff audit verify /var/lib/handoff/audit.jsonl\n"},
+};
+
+const char *cli_usage(void)
+{
+    return USAGE;
+}
+
+const char *cli_command_help(const char *cmd)
+{
+    for (size_t i = 0; cmd && i < sizeof PAGES / sizeof *PAGES; i++)
+        if (strcmp(PAGES[i].name, cmd) == 0)
+            return PAGES[i].text;
+    return NULL;
+}
+
+const char *cli_command_list(void)
+{
+    return "inbox, status, submit, import, watch, handoffs, accept, decline, start, complete, revoke, top, dlq, "
+           "health, config, keygen, datakey, audit";
+}

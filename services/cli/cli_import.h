@@ -1,0 +1,51 @@
+/* cli_import — reads referrals for `handoff import` from CSV (libcsv; a header row of
+ * Referral JSON field paths such as patient.birth_date) or newline-delimited JSON (one
+ * Referral JSON object per line), and checks each one as `handoff submit` does. Pure: no
+ * broker, no store. The columns are documented in docs/OPERATIONS.md, "Importing referrals". */
+#ifndef CLI_IMPORT_H
+#define CLI_IMPORT_H
+#include <jansson.h>
+#include <stddef.h>
+#include "hx_errors.h"
+#include "referral.pb-c.h"
+
+typedef enum { CLI_FORMAT_AUTO, CLI_FORMAT_CSV, CLI_FORMAT_NDJSON } cli_format_t;
+
+typedef struct {
+    char field[96];             /* "patient.birth_date", "conditions[1]", "row" */
+    char why[200];
+} cli_row_error_t;
+
+typedef struct {
+    size_t line;                /* where the row starts in the file (1-based) */
+    json_t *json;               /* the referral as Referral JSON; NULL when the row could not be read */
+    char ref[80];               /* its "ref", "" when it has none */
+    cli_row_error_t *errs;      /* what is wrong with it (n_errs of them) */
+    size_t n_errs;
+} cli_row_t;
+
+typedef struct {
+    cli_format_t format;
+    size_t n;
+    cli_row_t *rows;
+} cli_rows_t;
+
+/* The format of path: flag ("csv", "ndjson", "jsonl"; NULL for none) or else its
+ * extension (.csv, .ndjson, .jsonl). Returns 0, or -1 with err set. */
+int cli_import_format(const char *path, const char *flag, cli_format_t *out, char *err, size_t cap);
+/* Reads every row of path. Returns 0 (rows with problems carry them), or -1 with err set
+ * when the file as a whole cannot be used: unreadable, an empty or bad CSV header (unknown
+ * column, no "ref" column, a column twice), or CSV that does not parse (with its line). */
+int cli_import_read(const char *path, cli_format_t format, cli_rows_t *out, char *err, size_t cap);
+void cli_rows_free(cli_rows_t *rows);
+/* Adds a problem to a row. */
+void cli_row_error(cli_row_t *r, const char *field, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* The CSV columns, comma-separated, for messages and --help. */
+const char *cli_import_columns(void);
+
+/* Checks a Referral JSON object as `handoff submit` does: types and spellings, then (unless
+ * no_validate) a "ref" and every rule intake applies. Returns the Referral (free with
+ * hx_referral_free), or NULL with every problem in errs. */
+Handoff__Referral *cli_referral_check(const json_t *j, int no_validate, hx_errors_t *errs);
+
+#endif

@@ -1,0 +1,610 @@
+/* Integration: the clinic CLI as staff and scripts use it, against the real broker and
+ * services on 127.0.0.1 — table and --json snapshots of import, inbox and status (golden
+ * files in tests/integration/golden/, times normalised; HX_UPDATE_GOLDEN=1 rewrites them),
+ * import of good and bad rows and its rerun (nothing submitted twice: each referral reaches
+ * its receiving clinic exactly once), the progress bar only on a terminal (a pty), watch
+ * printing a status change as it arrives and stopping cleanly on SIGTERM, top, settings
+ * precedence and errors, help pages.
+ *
+ * Every wait is a condition polled with a deadline; deadlines are generous for slow machines
+ * and the sanitizers. */
+#define _GNU_SOURCE
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <poll.h>
+#include <pty.h>
+#include <regex.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+#define START "2026-11-23T08:00"
+#define WAIT_MS 60000
+
+static net_t net;
+
+static void setup(void)
+{
+    net_init(&net);
+    net_start_broker(&net, NULL);
+}
+
+static void teardown(void)
+{
+    cr_expect_eq(net_stop_all(&net), 0, "a process did not stop cleanly");
+}
+
+TestSuite(cli, .init = setup, .fini = teardown, .timeout = 300);
+
+/* ---- running the CLI --------------------------------------------------------------------- */
+
+typedef struct {
+    char out[1 << 20], err[1 << 16];
+    int status;                 /* exit code, or -1 */
+} run_t;
+
+static void child_env(const char *const env[])
+{
+    setenv("TZ", "UTC", 1);
+    unsetenv("HANDOFF_CONFIG");
+    for (size_t i = 0; env && env[i]; i++) {
+        char kv[1024];
+        snprintf(kv, sizeof kv, "%s", env[i]);
+        char *eq = strchr(kv, '=');
+        if (eq) {
+            *eq = '\0';
+            setenv(kv, eq + 1, 1);
+        }
+    }
+}
+
+static void child_argv(const char *clinic, const char *const args[], const char **argv)
+{
+    static char home[512];
+    snprintf(home, sizeof home, "%s/home", net.dir);
+    size_t k = 0;
+    argv[k++] = net_bin("services/cli/handoff");
+    if (net.endpoint[0]) {
+        argv[k++] = "--broker";
+        argv[k++] = net.endpoint;
+    }
+    argv[k++] = "--home";
+    argv[k++] = home;
+    argv[k++] = "--timeout-ms";
+    argv[k++] = "10000";
+    if (clinic) {
+        argv[k++] = "--clinic";
+        argv[k++] = clinic;
+    }
+    for (size_t i = 0; args[i] && k < 62; i++)
+        argv[k++] = args[i];
+    argv[k] = NULL;
+}
+
+/* Runs `handoff` (broker, home in the test dir, clinic when set, then args) with env
+ * ("K=V", NULL-terminated, may be NULL) added; stdout and stderr are pipes. */
+static void run(run_t *r, const char *const env[], const char *clinic, const char *const args[])
+{
+    int o[2], e[2];
+    cr_assert_eq(pipe(o), 0);
+    cr_assert_eq(pipe(e), 0);
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        dup2(o[1], 1);
+        dup2(e[1], 2);
+        close(o[0]), close(o[1]), close(e[0]), close(e[1]);
+        child_env(env);
+        const char *argv[64];
+        child_argv(clinic, args, argv);
+        execv(argv[0], (char *const *)argv);
+        _exit(127);
+    }
+    close(o[1]);
+    close(e[1]);
+    size_t lo = 0, le = 0;
+    struct pollfd p[2] = {{o[0], POLLIN, 0}, {e[0], POLLIN, 0}};
+    int open_fds = 2;
+    while (open_fds > 0) {
+        cr_assert_geq(poll(p, 2, -1), 0);
+        for (int i = 0; i < 2; i++) {
+            if (p[i].fd < 0 || !(p[i].revents & (POLLIN | POLLHUP | POLLERR)))
+                continue;
+            char *buf = i ? r->err : r->out;
+            size_t cap = i ? sizeof r->err : sizeof r->out, *len = i ? &le : &lo;
+            char discard[4096];
+            ssize_t n = *len < cap - 1 ? read(p[i].fd, buf + *len, cap - 1 - *len) : read(p[i].fd, discard, sizeof discard);
+            if (n <= 0) {
+                close(p[i].fd);
+                p[i].fd = -1;
+                open_fds--;
+            } else if (*len < cap - 1) {
+                *len += (size_t)n;
+            }
+        }
+    }
+    r->out[lo] = r->err[le] = '\0';
+    int status;
+    waitpid(pid, &status, 0);
+    r->status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static run_t R;                 /* one run at a time: the buffers are large */
+
+#define RUN(expect, clinic, ...)                                                                         \
+    do {                                                                                                \
+        const char *const args_[] = {__VA_ARGS__, NULL};                                                \
+        run(&R, NULL, clinic, args_);                                                                   \
+        cr_assert_eq(R.status, expect, "handoff %s: exit %d, expected %d\nstdout: %.2000s\nstderr: %.2000s", \
+                     args_[0], R.status, expect, R.out, R.err);                                         \
+    } while (0)
+
+static json_t *out_json(void)
+{
+    json_error_t e;
+    json_t *j = json_loads(R.out, 0, &e);
+    cr_assert_not_null(j, "not JSON: %s: %.1000s", e.text, R.out);
+    return j;
+}
+
+/* ---- golden files ------------------------------------------------------------------------ */
+
+static void replace_all(char *s, size_t cap, const char *from, const char *to)
+{
+    size_t lf = strlen(from), lt = strlen(to);
+    for (char *p = strstr(s, from); p && lf; p = strstr(p + lt, from)) {
+        size_t rest = strlen(p + lf);
+        if ((size_t)(p - s) + lt + rest + 1 > cap)
+            return;
+        memmove(p + lt, p + lf, rest + 1);
+        memcpy(p, to, lt);
+    }
+}
+
+/* Text as compared: the test dir as <dir>, relative times as <ago>; with blanks, runs of
+ * blanks as two (alignment is the unit suite's business) and no trailing blanks. */
+static void normalise_text(const char *in, char *out, size_t cap, bool blanks)
+{
+    snprintf(out, cap, "%s", in);
+    replace_all(out, cap, net.dir, "<dir>");
+    regex_t re;
+    cr_assert_eq(regcomp(&re, "(just now|[0-9]+[smhd] ago)", REG_EXTENDED), 0);
+    regmatch_t m;
+    for (char *p = out; regexec(&re, p, 1, &m, 0) == 0;) {
+        char *at = p + m.rm_so;
+        size_t len = (size_t)(m.rm_eo - m.rm_so), rest = strlen(at + len);
+        memmove(at + 5, at + len, rest + 1);
+        memcpy(at, "<ago>", 5);
+        p = at + 5;
+    }
+    regfree(&re);
+    if (!blanks)
+        return;
+    char *w = out;
+    for (const char *p = out; *p; p++) {
+        if (*p == ' ' && p[1] == ' ') {
+            while (p[1] == ' ')
+                p++;
+            if (p[1] != '\n' && p[1] != '\0') {
+                *w++ = ' ';
+                *w++ = ' ';
+            }
+            continue;
+        }
+        if (*p == ' ' && (p[1] == '\n' || p[1] == '\0'))
+            continue;
+        *w++ = *p;
+    }
+    *w = '\0';
+}
+
+static void normalise_json_value(json_t *j)
+{
+    const char *key;
+    json_t *v;
+    size_t i;
+    if (json_is_object(j)) {
+        json_object_foreach(j, key, v) {
+            size_t n = strlen(key);
+            if (n > 3 && strcmp(key + n - 3, "_ms") == 0 && json_is_integer(v))
+                json_object_set_new(j, key, json_integer(0));
+            else if (strcmp(key, "at") == 0 && json_is_string(v))
+                json_object_set_new(j, key, json_string("<at>"));
+            else
+                normalise_json_value(v);
+        }
+    } else if (json_is_array(j)) {
+        json_array_foreach(j, i, v)
+            normalise_json_value(v);
+    }
+}
+
+/* Compares (normalised) output with tests/integration/golden/name; HX_UPDATE_GOLDEN=1 writes it. */
+static void golden(const char *name, const char *output, bool is_json)
+{
+    static char norm[1 << 20];
+    if (is_json) {
+        json_error_t e;
+        json_t *j = json_loads(output, 0, &e);
+        cr_assert_not_null(j, "%s: not JSON: %s", name, e.text);
+        normalise_json_value(j);
+        char *s = json_dumps(j, JSON_INDENT(2) | JSON_SORT_KEYS);
+        json_decref(j);
+        normalise_text(s, norm, sizeof norm, false);
+        free(s);
+        strncat(norm, "\n", sizeof norm - strlen(norm) - 1);
+    } else {
+        normalise_text(output, norm, sizeof norm, true);
+    }
+    char rel[256];
+    snprintf(rel, sizeof rel, "tests/integration/golden/%s", name);
+    const char *path = net_src(rel);
+    if (getenv("HX_UPDATE_GOLDEN")) {
+        FILE *f = fopen(path, "w");
+        cr_assert_not_null(f, "%s: %s", path, strerror(errno));
+        fputs(norm, f);
+        fclose(f);
+        return;
+    }
+    static char want[1 << 20];
+    FILE *f = fopen(path, "r");
+    cr_assert_not_null(f, "%s: %s (HX_UPDATE_GOLDEN=1 writes it)", path, strerror(errno));
+    size_t n = fread(want, 1, sizeof want - 1, f);
+    want[n] = '\0';
+    fclose(f);
+    if (strcmp(norm, want) != 0) {
+        char actual[512];
+        snprintf(actual, sizeof actual, "%s/%s.actual", net.dir, name);
+        FILE *a = fopen(actual, "w");
+        if (a) {
+            fputs(norm, a);
+            fclose(a);
+        }
+        setenv("HX_KEEP_TEST_DIR", "1", 1);
+        cr_expect_fail("%s differs from the golden file: diff %s %s", name, path, actual);
+    }
+}
+
+/* ---- test data --------------------------------------------------------------------------- */
+
+static const char CSV_HEADER[] =
+    "ref,patient.given_name,patient.family_name,patient.birth_date,patient.phone,patient.health_card,"
+    "patient.language,referrer.name,referrer.discipline,referrer.registration_body,referrer.registration_number,"
+    "referrer.clinic_id,reason,conditions,priority,consent,referral_date,preferences.clinic_ids,"
+    "preferences.virtual_ok,preferences.availability\n";
+
+static const char *write_file(const char *name, const char *text)
+{
+    static char paths[4][512];
+    static int k;
+    char *p = paths[k++ % 4];
+    snprintf(p, sizeof paths[0], "%s/%s", net.dir, name);
+    FILE *f = fopen(p, "w");
+    cr_assert_not_null(f);
+    fputs(text, f);
+    fclose(f);
+    return p;
+}
+
+/* Two good rows (an ankle sprain for lakeside's physiotherapy, tension headaches for massage)
+ * and one bad one. */
+static const char *import_csv(void)
+{
+    static char text[4096];
+    snprintf(text, sizeof text, "%s%s", CSV_HEADER,
+             "NP-T-1,Tiago,Mendes-Example,1994-07-19,+1 905-555-0141,5555-141-001-TM,pt,Isabel Ruiz,physiotherapy,"
+             "CPO,19877,northpoint,\"Inversion sprain of the right ankle, still limping on stairs\",ankle_sprain,"
+             "routine,given,2026-11-16,lakeside,false,mon 07:30-12:00; tue 07:30-12:00; 3 07:30-12:00\n"
+             "NP-T-2,Alma,Bad-Row,1990-02-31,+1 905-555-0142,5555-142-001-AB,en,Isabel Ruiz,physiotherapy,CPO,"
+             "19877,northpoint,Neck pain,neck_pain,soonish,given,2026-11-16,,maybe,\n"
+             "NP-T-3,Hannah,Kowalski-Demo,1986-05-11,+1 905-555-0143,5555-143-001-HK,en,Isabel Ruiz,"
+             "physiotherapy,CPO,19877,northpoint,Tension headaches from desk work,tension_headache,routine,given,"
+             "2026-11-16,northpoint,false,\n");
+    return write_file("referrals.csv", text);
+}
+
+typedef struct {
+    const char *clinic;
+    size_t want;
+} settled_t;
+
+static bool settled(void *arg)
+{
+    settled_t *s = arg;
+    const char *const args[] = {"--json", "status", NULL};
+    run(&R, NULL, s->clinic, args);
+    json_t *j = json_loads(R.out, 0, NULL);
+    size_t n = 0, i;
+    json_t *v;
+    json_array_foreach(j, i, v) {
+        const char *st = json_string_value(json_object_get(v, "status"));
+        n += st && (!strcmp(st, "ready") || !strcmp(st, "rejected") || !strcmp(st, "on-hold"));
+    }
+    json_decref(j);
+    return n >= s->want;
+}
+
+/* ---- 1. import, rerun, snapshots ------------------------------------------------------- */
+
+Test(cli, import_good_and_bad_rows_rerun_submits_nothing_twice_and_snapshots)
+{
+    net_start_services(&net, START);
+    const char *csv = import_csv();
+    RUN(65, "northpoint", "import", csv);
+    golden("import_summary.txt", R.out, false);
+    cr_expect(strstr(R.err, "import 2/2 (100%)"), "plain progress on a pipe: %s", R.err);
+    cr_expect_null(strchr(R.err, '\r'), "no carriage returns when stderr is a pipe");
+
+    /* the same file again: nothing is sent, the two are counted as accepted earlier */
+    RUN(65, "northpoint", "--json", "import", csv);
+    golden("import_rerun.json", R.out, true);
+    json_t *j = out_json();
+    cr_expect_eq(json_integer_value(json_object_get(j, "submitted")), 0);
+    cr_expect_eq(json_integer_value(json_object_get(j, "already_accepted")), 2);
+    cr_expect_eq(json_integer_value(json_object_get(j, "failed")), 1);
+    json_decref(j);
+
+    /* from a fresh home the CLI cannot tell: it sends both again, and the broker keeps one */
+    char other[512];
+    snprintf(other, sizeof other, "%s/other-home", net.dir);
+    RUN(65, "northpoint", "--home", other, "--json", "import", csv);
+    j = out_json();
+    cr_expect_eq(json_integer_value(json_object_get(j, "submitted")), 2);
+    json_decref(j);
+
+    settled_t s = {"northpoint", 2};
+    cr_assert(net_wait(settled, &s, WAIT_MS), "the imported referrals did not settle (logs in %s)", net.dir);
+    /* each referral reached exactly one receiving clinic, once */
+    static const char *const clinics[] = {"northpoint", "harbour", "lakeside", "eastgate", "riverdale", "laurier"};
+    size_t seen[2] = {0};
+    for (size_t c = 0; c < sizeof clinics / sizeof *clinics; c++) {
+        RUN(0, clinics[c], "--json", "handoffs");
+        json_t *h = out_json();
+        size_t i;
+        json_t *v;
+        json_array_foreach(h, i, v) {
+            const char *ref = json_string_value(json_object_get(v, "ref"));
+            seen[0] += ref && !strcmp(ref, "NP-T-1");
+            seen[1] += ref && !strcmp(ref, "NP-T-3");
+        }
+        json_decref(h);
+    }
+    cr_expect_eq(seen[0], 1, "NP-T-1 handed off %zu times", seen[0]);
+    cr_expect_eq(seen[1], 1, "NP-T-3 handed off %zu times", seen[1]);
+
+    RUN(0, "northpoint", "inbox");
+    golden("inbox_northpoint.txt", R.out, false);
+    RUN(0, "northpoint", "--json", "inbox");
+    golden("inbox_northpoint.json", R.out, true);
+    RUN(0, "lakeside", "inbox");
+    golden("inbox_lakeside.txt", R.out, false);
+    RUN(0, "northpoint", "status");
+    golden("status_northpoint.txt", R.out, false);
+    RUN(0, "northpoint", "--json", "status");
+    golden("status_northpoint.json", R.out, true);
+}
+
+/* ---- 2. the progress bar ----------------------------------------------------------------- */
+
+static const char *ndjson_file(size_t n)
+{
+    static char text[1 << 16];
+    size_t len = 0;
+    for (size_t i = 0; i < n; i++)
+        len += (size_t)snprintf(text + len, sizeof text - len,
+                                "{\"ref\":\"NP-P-%zu\",\"patient\":{\"given_name\":\"P%zu\",\"family_name\":\"Test\","
+                                "\"birth_date\":\"1980-01-01\",\"phone\":\"905-555-0100\",\"health_card\":"
+                                "\"5555-100-%03zu-PT\"},\"referrer\":{\"name\":\"I R\",\"discipline\":\"physiotherapy\","
+                                "\"registration_body\":\"CPO\",\"registration_number\":\"19877\",\"clinic_id\":"
+                                "\"northpoint\"},\"reason\":\"knee\",\"conditions\":[\"ankle_sprain\"],\"priority\":"
+                                "\"routine\",\"consent\":\"given\",\"referral_date\":\"2026-11-16\"}\n",
+                                i, i, i);
+    return write_file("many.ndjson", text);
+}
+
+Test(cli, progress_bar_only_on_a_terminal)
+{
+    const char *file = ndjson_file(40);
+    /* stderr a pipe: plain lines, no control characters */
+    RUN(0, "northpoint", "import", file);
+    cr_expect_null(strchr(R.err, '\r'), "stderr: %s", R.err);
+    cr_expect_null(strchr(R.err, '\x1b'), "stderr: %s", R.err);
+    cr_expect(strstr(R.err, "import 40/40 (100%)"), "stderr: %s", R.err);
+
+    /* a terminal: the bar is redrawn in place */
+    char home[512];
+    snprintf(home, sizeof home, "%s/pty-home", net.dir);
+    int master;
+    pid_t pid = forkpty(&master, NULL, NULL, NULL);
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        child_env(NULL);
+        const char *const args[] = {"--home", home, "import", file, NULL};
+        const char *argv[64];
+        child_argv("northpoint", args, argv);
+        execv(argv[0], (char *const *)argv);
+        _exit(127);
+    }
+    static char tty[1 << 16];
+    size_t len = 0;
+    for (;;) {                                  /* until the child closes the pty (EIO) */
+        struct pollfd p = {master, POLLIN, 0};
+        if (poll(&p, 1, 60000) <= 0)
+            break;
+        ssize_t n = read(master, tty + len, sizeof tty - 1 - len);
+        if (n <= 0)
+            break;
+        len += (size_t)n;
+    }
+    tty[len] = '\0';
+    close(master);
+    int status;
+    waitpid(pid, &status, 0);
+    cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %d: %s", status, tty);
+    cr_expect(strstr(tty, "\rimport ["), "a carriage-return redraw: %s", tty);
+    cr_expect(strstr(tty, "40/40  100%"), "%s", tty);
+    cr_expect(strstr(tty, "\x1b[K"), "the rest of the line is cleared: %s", tty);
+}
+
+/* ---- 3. watch ---------------------------------------------------------------------------- */
+
+typedef struct {
+    int fd;
+    char buf[1 << 16];
+    size_t len;
+    const char *needle;
+} reader_t;
+
+static bool output_has(void *arg)
+{
+    reader_t *r = arg;
+    ssize_t n;
+    while ((n = read(r->fd, r->buf + r->len, sizeof r->buf - 1 - r->len)) > 0)
+        r->len += (size_t)n;
+    r->buf[r->len] = '\0';
+    return strstr(r->buf, r->needle) != NULL;
+}
+
+Test(cli, watch_prints_a_line_when_a_status_arrives)
+{
+    net_start_services(&net, START);
+    int o[2];
+    cr_assert_eq(pipe(o), 0);
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        dup2(o[1], 1);
+        close(o[0]), close(o[1]);
+        child_env(NULL);
+        const char *const args[] = {"--json", "--interval-ms", "100", "watch", NULL};
+        const char *argv[64];
+        child_argv("northpoint", args, argv);
+        execv(argv[0], (char *const *)argv);
+        _exit(127);
+    }
+    close(o[1]);
+    fcntl(o[0], F_SETFL, O_NONBLOCK);
+    RUN(0, "northpoint", "submit", net_src("deploy/sample/referrals/04-tension-headache.json"));
+    reader_t r = {.fd = o[0], .needle = "\"status\":\"ready\""};
+    cr_assert(net_wait(output_has, &r, WAIT_MS), "watch printed no ready status: %s (logs in %s)", r.buf, net.dir);
+    /* one JSON object per line */
+    char *line = strtok(r.buf, "\n");
+    cr_assert_not_null(line);
+    json_t *j = json_loads(line, 0, NULL);
+    cr_expect_not_null(j, "a line is one JSON object: %s", line);
+    cr_expect_str_eq(json_string_value(json_object_get(j, "referral_id")), "R-H8JZ1RF8N29WEWAS");
+    json_decref(j);
+    kill(pid, SIGTERM);
+    int status;
+    waitpid(pid, &status, 0);
+    cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 0, "watch ends with exit 0 on SIGTERM (status %d)", status);
+    close(o[0]);
+}
+
+/* ---- 4. top ------------------------------------------------------------------------------ */
+
+Test(cli, top_prints_one_snapshot_when_not_a_terminal)
+{
+    RUN(0, NULL, "--admin", "ops", "top");
+    cr_expect(strstr(R.out, "handoff top  broker tcp://127.0.0.1:"), "%s", R.out);
+    cr_expect(strstr(R.out, "\nQUEUE "), "%s", R.out);
+    cr_expect_null(strchr(R.out, '\x1b'), "no screen control when stdout is a pipe");
+    RUN(0, NULL, "--admin", "ops", "top", "--json");
+    json_t *j = out_json();
+    cr_expect(json_is_array(json_object_get(j, "queues")));
+    cr_expect(json_is_object(json_object_get(j, "totals")));
+    json_decref(j);
+}
+
+/* ---- 5. settings and help (no broker needed) ------------------------------------------- */
+
+TestSuite(cli_settings, .init = setup, .fini = teardown, .timeout = 120);
+
+static const char *setting(json_t *j, const char *name, const char *field)
+{
+    const char *s = json_string_value(json_object_get(json_object_get(json_object_get(j, "settings"), name), field));
+    return s ? s : "";
+}
+
+Test(cli_settings, flag_over_environment_over_file_over_default)
+{
+    const char *ini = write_file("clinic.ini", "broker = tcp://file:1\nclinic = fileclinic\ntimeout-ms = 4000\n"
+                                               "window = 8\n");
+    char cfg[600];
+    snprintf(cfg, sizeof cfg, "HANDOFF_CONFIG=%s", ini);
+    const char *const env[] = {cfg, "HANDOFF_CLINIC=envclinic", "HANDOFF_TIMEOUT_MS=5000", NULL};
+    const char *const args[] = {"--json", "--timeout-ms", "6000", "config", NULL};
+    char saved[128];
+    snprintf(saved, sizeof saved, "%s", net.endpoint);
+    net.endpoint[0] = '\0';                     /* no --broker flag in this run */
+    run(&R, env, NULL, args);
+    snprintf(net.endpoint, sizeof net.endpoint, "%s", saved);
+    cr_assert_eq(R.status, 0, "%s", R.err);
+    json_t *j = out_json();
+    cr_expect_str_eq(setting(j, "broker", "value"), "tcp://file:1");
+    char where[600];
+    snprintf(where, sizeof where, "%s:1", ini);
+    cr_expect_str_eq(setting(j, "broker", "where"), where);
+    cr_expect_str_eq(setting(j, "clinic", "value"), "envclinic");
+    cr_expect_str_eq(setting(j, "clinic", "from"), "env");
+    cr_expect_str_eq(setting(j, "timeout-ms", "value"), "6000");
+    cr_expect_str_eq(setting(j, "timeout-ms", "from"), "flag");
+    cr_expect_str_eq(setting(j, "window", "value"), "8");
+    cr_expect_str_eq(setting(j, "admin", "from"), "default");
+    json_decref(j);
+}
+
+Test(cli_settings, bad_values_name_the_setting_where_it_came_from_and_why)
+{
+    const char *ini = write_file("bad.ini", "broker = tcp://x:1\n# fine so far\ninterval-ms = often\n");
+    RUN(2, "northpoint", "--config", ini, "inbox");
+    char want[800];
+    snprintf(want, sizeof want, "handoff: %s:3: interval-ms: must be a whole number of milliseconds from 100 to "
+             "3600000, got 'often' (--config)\n", ini);
+    cr_expect_str_eq(R.err, want);
+    ini = write_file("typo.ini", "clinc = northpoint\n");
+    RUN(2, NULL, "--config", ini, "status");
+    cr_expect(strstr(R.err, ":1: unknown setting 'clinc' (did you mean 'clinic'?"), "%s", R.err);
+
+    const char *const env[] = {"HANDOFF_WINDOW=lots", NULL};
+    const char *const args[] = {"status", NULL};
+    run(&R, env, "northpoint", args);
+    cr_expect_eq(R.status, 2);
+    cr_expect_str_eq(R.err, "handoff: HANDOFF_WINDOW: window: must be a whole number of requests in flight from 1 "
+                            "to 1000, got 'lots'\n");
+    RUN(2, "northpoint", "--timeout-ms", "5", "status");
+    cr_expect_str_eq(R.err, "handoff: --timeout-ms: must be a whole number of milliseconds from 100 to 600000, got "
+                            "'5'\n");
+    RUN(2, NULL, "--config", "/nonexistent/handoff.ini", "status");
+    cr_expect(strstr(R.err, "/nonexistent/handoff.ini: No such file or directory"), "%s", R.err);
+}
+
+Test(cli_settings, every_command_has_a_help_page_with_examples)
+{
+    static const char *const cmds[] = {"inbox", "status", "submit", "import", "watch", "handoffs", "accept",
+                                       "decline", "start", "complete", "revoke", "top", "dlq", "health", "config",
+                                       "keygen", "datakey", "audit"};
+    for (size_t i = 0; i < sizeof cmds / sizeof *cmds; i++) {
+        RUN(0, NULL, "help", cmds[i]);
+        cr_expect(strstr(R.out, "usage: handoff"), "%s: %s", cmds[i], R.out);
+        cr_expect(strstr(R.out, "example"), "%s has examples", cmds[i]);
+        RUN(0, NULL, cmds[i], "--help");
+    }
+    RUN(0, NULL, "--help");
+    cr_expect(strstr(R.out, "exit codes:\n  0 "), "%s", R.out);
+    cr_expect(strstr(R.out, "  65  input data is invalid"), "%s", R.out);
+    RUN(2, NULL, "help", "frobnicate");
+    cr_expect(strstr(R.err, "no command 'frobnicate'"), "%s", R.err);
+    RUN(2, NULL, "frobnicate");
+}

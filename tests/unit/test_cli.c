@@ -1,0 +1,567 @@
+/* Unit: the clinic CLI's pure parts — aligned tables, readable times, settings with their
+ * precedence and errors (flag, environment, file:line), CSV and NDJSON import files, the
+ * inbox's groups, the top screen from two stats samples, the progress line. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli_config.h"
+#include "cli_fmt.h"
+#include "cli_import.h"
+#include "cli_inbox.h"
+#include "cli_progress.h"
+#include "cli_table.h"
+#include "cli_top.h"
+#include "hx_refjson.h"
+
+/* What f printed (f is a tmpfile), malloc'd. */
+static char *slurp(FILE *f)
+{
+    long n = ftell(f);
+    rewind(f);
+    char *s = calloc(1, (size_t)n + 1);
+    cr_assert_eq(fread(s, 1, (size_t)n, f), (size_t)n);
+    return s;
+}
+
+static char *write_temp(const char *suffix, const char *text)
+{
+    static char path[8][128];
+    static int k;
+    char *p = path[k++ % 8];
+    snprintf(p, sizeof path[0], "/tmp/hx-cli-unit-XXXXXX%s", suffix);
+    int fd = mkstemps(p, (int)strlen(suffix));
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    close(fd);
+    return p;
+}
+
+/* ---- tables -------------------------------------------------------------------------------- */
+
+Test(table, columns_align_by_characters_not_bytes)
+{
+    const char *head[] = {"NAME", "N", "NOTE"};
+    cli_table_t *t = cli_table_new(3, head, "lrl");
+    const char *r1[] = {"Zoë Ça", "7", "a\nb"};
+    const char *r2[] = {"Al", "1234", ""};
+    cli_table_add(t, r1);
+    cli_table_add(t, r2);
+    cr_assert_eq(cli_table_rows(t), 2);
+    FILE *f = tmpfile();
+    cli_table_print(t, f);
+    char *s = slurp(f);
+    cr_expect_str_eq(s, "NAME       N  NOTE\n"
+                        "Zoë Ça     7  a b\n"
+                        "Al      1234\n");
+    free(s);
+    fclose(f);
+    cli_table_destroy(&t);
+    cr_expect_null(t);
+}
+
+Test(table, a_capped_column_ends_in_an_ellipsis)
+{
+    const char *head[] = {"A", "B"};
+    cli_table_t *t = cli_table_new(2, head, NULL);
+    cli_table_cap(t, 0, 5);
+    const char *r[] = {"abcdefgh", "x"};
+    cli_table_add(t, r);
+    FILE *f = tmpfile();
+    cli_table_print(t, f);
+    char *s = slurp(f);
+    cr_expect_str_eq(s, "A      B\nabcd…  x\n");
+    free(s);
+    fclose(f);
+    cli_table_destroy(&t);
+}
+
+/* ---- times and numbers ------------------------------------------------------------------- */
+
+Test(fmt, times_read_like_people_say_them)
+{
+    setenv("TZ", "UTC", 1);
+    tzset();
+    char b[CLI_FMT_LEN];
+    uint64_t t = 1795615500000ull;          /* 2026-11-25 14:05 UTC */
+    cr_expect_str_eq(cli_time_abs(t, b), "2026-11-25 14:05");
+    cr_expect_str_eq(cli_time_abs(0, b), "-");
+    cr_expect_str_eq(cli_time_ago(t + 2000, t, b), "just now");
+    cr_expect_str_eq(cli_time_ago(t + 42000, t, b), "42s ago");
+    cr_expect_str_eq(cli_time_ago(t + 3 * 60000 + 5000, t, b), "3m ago");
+    cr_expect_str_eq(cli_time_ago(t + 5 * 3600000ull, t, b), "5h ago");
+    cr_expect_str_eq(cli_time_ago(t + 2 * 86400000ull, t, b), "2d ago");
+    cr_expect_str_eq(cli_time_ago(t + 8 * 86400000ull, t, b), "2026-11-25 14:05", "a week on: the date");
+    cr_expect_str_eq(cli_time_ago(t, t + 120000, b), "2026-11-25 14:07", "the future: the date");
+    cr_expect_str_eq(cli_duration(850, b), "850ms");
+    cr_expect_str_eq(cli_duration(185000, b), "3m05s");
+    cr_expect_str_eq(cli_duration(7800000, b), "2h10m");
+    cr_expect_str_eq(cli_bytes(512, b), "512 B");
+    cr_expect_str_eq(cli_bytes(3500, b), "3.4 KiB");
+    cr_expect_str_eq(cli_rate(0, b), "0");
+    cr_expect_str_eq(cli_rate(0.4, b), "0.4");
+    cr_expect_str_eq(cli_rate(3200, b), "3200");
+    cr_expect_str_eq(cli_rate(32000, b), "32.0k");
+    cr_expect_str_eq(cli_slot_text("2026-11-24T09:00", b), "2026-11-24 09:00");
+    setenv("HANDOFF_TEST_NOW_MS", "1795615500000", 1);
+    cr_expect_eq(cli_now_ms(), t);
+    unsetenv("HANDOFF_TEST_NOW_MS");
+}
+
+Test(progress, the_line_has_done_total_rate_and_eta)
+{
+    char b[256];
+    cr_expect_str_eq(cli_progress_text(b, sizeof b, 250, 1000, 1000, 10), "[###.......]  250/1000   25%  250/s  ETA 3s");
+    cr_expect_str_eq(cli_progress_text(b, sizeof b, 250, 1000, 1000, 0), "250/1000 (25%), 250/s, ETA 3s");
+    cr_expect_str_eq(cli_progress_text(b, sizeof b, 10, 10, 2000, 0), "10/10 (100%), 5.0/s, done in 2s");
+    cr_expect_str_eq(cli_progress_text(b, sizeof b, 0, 10, 0, 0), "0/10 (0%), 0/s, ETA -");
+}
+
+Test(progress, a_pipe_gets_plain_lines_a_terminal_gets_redraws)
+{
+    FILE *f = tmpfile();
+    cli_progress_t p;
+    cli_progress_start(&p, f, 0, "import", 100, 0);
+    for (size_t i = 1; i <= 100; i++)
+        cli_progress_update(&p, i, i * 10);
+    cli_progress_finish(&p, 1000);
+    char *s = slurp(f);
+    cr_expect_null(strchr(s, '\r'));
+    cr_expect_null(strchr(s, '\x1b'));
+    size_t lines = 0;
+    for (char *q = s; *q; q++)
+        lines += *q == '\n';
+    cr_expect_eq(lines, 10, "9 tenths and the end: %zu lines\n%s", lines, s);
+    free(s);
+    fclose(f);
+
+    f = tmpfile();
+    cli_progress_start(&p, f, 1, "import", 100, 0);
+    for (size_t i = 1; i <= 100; i++)
+        cli_progress_update(&p, i, i * 10);  /* 1 s in all: at most 10 redraws */
+    cli_progress_finish(&p, 1000);
+    s = slurp(f);
+    size_t cr = 0;
+    for (char *q = s; *q; q++)
+        cr += *q == '\r';
+    cr_expect(cr >= 3 && cr <= 13, "redraws: %zu", cr);
+    cr_expect_eq(s[strlen(s) - 1], '\n');
+    free(s);
+    fclose(f);
+}
+
+/* ---- settings ------------------------------------------------------------------------------ */
+
+static const char *fake_env(const char *name)
+{
+    if (!strcmp(name, "HANDOFF_BROKER"))
+        return "tcp://env:1";
+    if (!strcmp(name, "HANDOFF_CLINIC"))
+        return "envclinic";
+    if (!strcmp(name, "HANDOFF_ADMIN"))
+        return "";                          /* empty: as if unset */
+    return NULL;
+}
+
+static const char *bad_env(const char *name)
+{
+    return strcmp(name, "HANDOFF_WINDOW") == 0 ? "0" : NULL;
+}
+
+Test(config, flag_beats_environment_beats_file_beats_default)
+{
+    const char *file = write_temp(".ini", "# clinic settings\n"
+                                          "broker = tcp://file:1\n"
+                                          "clinic = fileclinic\n"
+                                          "[handoff]\n"
+                                          "timeout-ms = 5000 ; inline comment\n"
+                                          "home = \"/tmp/quoted home\"\n");
+    cli_config_t c;
+    char err[512];
+    cli_config_init(&c);
+    cr_assert_eq(cli_config_flag(&c, CLI_SET_BROKER, "tcp://flag:1", err, sizeof err), 0, "%s", err);
+    cr_assert_eq(cli_config_env(&c, fake_env, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(cli_config_file(&c, file, err, sizeof err), 0, "%s", err);
+    cr_expect_str_eq(cli_config_get(&c, CLI_SET_BROKER), "tcp://flag:1");
+    cr_expect_str_eq(c.v[CLI_SET_BROKER].where, "--broker");
+    cr_expect_str_eq(cli_config_get(&c, CLI_SET_CLINIC), "envclinic");
+    cr_expect_str_eq(c.v[CLI_SET_CLINIC].where, "HANDOFF_CLINIC");
+    cr_expect_eq(cli_config_u32(&c, CLI_SET_TIMEOUT_MS), 5000);
+    char where[300];
+    snprintf(where, sizeof where, "%s:5", file);
+    cr_expect_str_eq(c.v[CLI_SET_TIMEOUT_MS].where, where);
+    cr_expect_str_eq(cli_config_get(&c, CLI_SET_HOME), "/tmp/quoted home");
+    cr_expect_str_eq(cli_config_get(&c, CLI_SET_ADMIN), "operator");
+    cr_expect_eq(c.v[CLI_SET_ADMIN].from, CLI_FROM_DEFAULT);
+    cr_expect_null(cli_config_get(&c, CLI_SET_KEY));
+    cli_config_free(&c);
+    unlink(file);
+}
+
+/* The error for a config file holding text, or "" when it loads. */
+static const char *file_error(const char *text, char *err, size_t cap, const char **path)
+{
+    *path = write_temp(".ini", text);
+    cli_config_t c;
+    cli_config_init(&c);
+    err[0] = '\0';
+    cli_config_file(&c, *path, err, cap);
+    cli_config_free(&c);
+    unlink(*path);
+    return err;
+}
+
+Test(config, a_bad_file_names_the_line_the_setting_and_why)
+{
+    char err[1024], want[600];
+    const char *path;
+    file_error("broker = tcp://x:1\n\ntimeout-ms = soon\n", err, sizeof err, &path);
+    snprintf(want, sizeof want, "%s:3: timeout-ms: must be a whole number of milliseconds from 100 to 600000, got "
+             "'soon'", path);
+    cr_expect_str_eq(err, want);
+    file_error("brokr = tcp://x:1\n", err, sizeof err, &path);
+    cr_expect(strstr(err, ":1: unknown setting 'brokr' (did you mean 'broker'?"), "%s", err);
+    file_error("[profile]\nbroker = tcp://x:1\n", err, sizeof err, &path);
+    cr_expect(strstr(err, ":2: unknown section [profile]"), "%s", err);
+    file_error("clinic = north point\n", err, sizeof err, &path);
+    cr_expect(strstr(err, ":1: clinic: must be 1 to 64 characters of [A-Za-z0-9._-], got 'north point'"), "%s", err);
+    file_error("just words\n", err, sizeof err, &path);
+    cr_expect(strstr(err, ":1: not a 'name = value' line"), "%s", err);
+    file_error("broker = udp://x\n", err, sizeof err, &path);
+    cr_expect(strstr(err, ":1: broker: must be a ZeroMQ endpoint"), "%s", err);
+    char longline[400];
+    memset(longline, 'a', sizeof longline);
+    memcpy(longline, "home = ", 7);
+    longline[sizeof longline - 2] = '\n';
+    longline[sizeof longline - 1] = '\0';
+    file_error(longline, err, sizeof err, &path);
+    cr_expect(strstr(err, ":1: a line longer than"), "%s", err);
+
+    cli_config_t c;
+    cli_config_init(&c);
+    cr_expect_neq(cli_config_file(&c, "/nonexistent/handoff.ini", err, sizeof err), 0);
+    cr_expect(strstr(err, "/nonexistent/handoff.ini: No such file"), "%s", err);
+    cr_expect_neq(cli_config_env(&c, bad_env, err, sizeof err), 0);
+    cr_expect_str_eq(err, "HANDOFF_WINDOW: window: must be a whole number of requests in flight from 1 to 1000, got '0'");
+    cr_expect_neq(cli_config_flag(&c, CLI_SET_INTERVAL_MS, "-5", err, sizeof err), 0);
+    cr_expect_str_eq(err, "--interval-ms: must be a whole number of milliseconds from 100 to 3600000, got '-5'");
+    cli_config_free(&c);
+}
+
+/* ---- import files -------------------------------------------------------------------------- */
+
+Test(import, the_format_comes_from_the_flag_or_the_extension)
+{
+    cli_format_t f;
+    char err[256];
+    cr_expect_eq(cli_import_format("a.CSV", NULL, &f, err, sizeof err), 0);
+    cr_expect_eq(f, CLI_FORMAT_CSV);
+    cr_expect_eq(cli_import_format("a.jsonl", NULL, &f, err, sizeof err), 0);
+    cr_expect_eq(f, CLI_FORMAT_NDJSON);
+    cr_expect_eq(cli_import_format("a.txt", "ndjson", &f, err, sizeof err), 0);
+    cr_expect_eq(f, CLI_FORMAT_NDJSON);
+    cr_expect_neq(cli_import_format("a.txt", NULL, &f, err, sizeof err), 0);
+    cr_expect(strstr(err, "--format"), "%s", err);
+    cr_expect_neq(cli_import_format("a.csv", "xml", &f, err, sizeof err), 0);
+    cr_expect_str_eq(err, "--format: must be csv or ndjson, got 'xml'");
+}
+
+Test(import, csv_rows_become_referral_json)
+{
+    const char *path = write_temp(".csv",
+        "\xEF\xBB\xBF" "ref, patient.given_name,conditions,preferences.virtual_ok,preferences.massage_minutes,"
+        "preferences.availability,reason\n"
+        "A-1,Ada,knee_pain; ankle_sprain,yes,60,mon 09:00-12:00; 3 13:00-17:00,\"two\nlines, \"\"quoted\"\"\"\n"
+        "\n"
+        "A-2,Bo,,maybe,sixty,xyz 09:00-12:00,\n"
+        "A-3,too,few\n");
+    cli_rows_t rows;
+    char err[512];
+    cr_assert_eq(cli_import_read(path, CLI_FORMAT_CSV, &rows, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(rows.n, 3);
+    cli_row_t *r = &rows.rows[0];
+    cr_expect_eq(r->line, 2);
+    cr_expect_str_eq(r->ref, "A-1");
+    cr_expect_eq(r->n_errs, 0);
+    char *s = json_dumps(r->json, JSON_COMPACT | JSON_SORT_KEYS);
+    cr_expect_str_eq(s, "{\"conditions\":[\"knee_pain\",\"ankle_sprain\"],\"patient\":{\"given_name\":\"Ada\"},"
+                        "\"preferences\":{\"availability\":[{\"day\":1,\"from\":\"09:00\",\"to\":\"12:00\"},"
+                        "{\"day\":3,\"from\":\"13:00\",\"to\":\"17:00\"}],\"massage_minutes\":60,\"virtual_ok\":true},"
+                        "\"reason\":\"two\\nlines, \\\"quoted\\\"\",\"ref\":\"A-1\"}");
+    free(s);
+    r = &rows.rows[1];
+    cr_expect_eq(r->line, 5, "a quoted newline and a blank line are counted: line %zu", r->line);
+    cr_assert_eq(r->n_errs, 3);
+    cr_expect_str_eq(r->errs[0].field, "preferences.virtual_ok");
+    cr_expect_str_eq(r->errs[1].field, "preferences.massage_minutes");
+    cr_expect_str_eq(r->errs[2].field, "preferences.availability");
+    cr_expect(strstr(r->errs[2].why, "day must be 1 (Monday) to 7 (Sunday) or mon..sun, got 'xyz'"), "%s",
+              r->errs[2].why);
+    r = &rows.rows[2];
+    cr_expect_eq(r->line, 6);
+    cr_assert_eq(r->n_errs, 1);
+    cr_expect_str_eq(r->errs[0].why, "3 field(s), but the header has 7 columns");
+    cli_rows_free(&rows);
+    unlink(path);
+}
+
+Test(import, a_bad_header_or_bad_csv_stops_the_whole_file)
+{
+    cli_rows_t rows;
+    char err[2048];
+    const char *p = write_temp(".csv", "ref,patient.shoe_size\nA,1\n");
+    cr_expect_neq(cli_import_read(p, CLI_FORMAT_CSV, &rows, err, sizeof err), 0);
+    cr_expect(strstr(err, "line 1 (header): column 2: unknown column 'patient.shoe_size'; the columns are: ref,"),
+              "%s", err);
+    unlink(p);
+    p = write_temp(".csv", "patient.given_name\nAda\n");
+    cr_expect_neq(cli_import_read(p, CLI_FORMAT_CSV, &rows, err, sizeof err), 0);
+    cr_expect(strstr(err, "no 'ref' column"), "%s", err);
+    unlink(p);
+    p = write_temp(".csv", "ref,ref\nA,B\n");
+    cr_expect_neq(cli_import_read(p, CLI_FORMAT_CSV, &rows, err, sizeof err), 0);
+    cr_expect(strstr(err, "column 'ref' appears twice (columns 1 and 2)"), "%s", err);
+    unlink(p);
+    p = write_temp(".csv", "ref,reason\nA,fine\nB,\"never closed\n");
+    cr_expect_neq(cli_import_read(p, CLI_FORMAT_CSV, &rows, err, sizeof err), 0);
+    cr_expect(strstr(err, "a quoted field is never closed (it starts at line 3)"), "%s", err);
+    unlink(p);
+    p = write_temp(".csv", "ref,reason\nA,bad\"quote\n");
+    cr_expect_neq(cli_import_read(p, CLI_FORMAT_CSV, &rows, err, sizeof err), 0);
+    cr_expect(strstr(err, "line 2: not valid CSV"), "%s", err);
+    unlink(p);
+    p = write_temp(".csv", "");
+    cr_expect_neq(cli_import_read(p, CLI_FORMAT_CSV, &rows, err, sizeof err), 0);
+    cr_expect(strstr(err, "no header row"), "%s", err);
+    unlink(p);
+    cr_expect_neq(cli_import_read("/nonexistent.csv", CLI_FORMAT_CSV, &rows, err, sizeof err), 0);
+    cr_expect(strstr(err, "/nonexistent.csv: No such file"), "%s", err);
+}
+
+Test(import, ndjson_rows_and_their_errors)
+{
+    const char *p = write_temp(".ndjson", "{\"ref\":\"N-1\"}\n\n[1]\n{\"ref\": \n{\"ref\":\"N-2\",\"ref\":\"x\"}\n");
+    cli_rows_t rows;
+    char err[512];
+    cr_assert_eq(cli_import_read(p, CLI_FORMAT_NDJSON, &rows, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(rows.n, 4);
+    cr_expect_str_eq(rows.rows[0].ref, "N-1");
+    cr_expect_eq(rows.rows[1].line, 3);
+    cr_expect_str_eq(rows.rows[1].errs[0].why, "must be one JSON object (a referral), got a JSON array");
+    cr_expect_eq(rows.rows[2].line, 4);
+    cr_expect(strstr(rows.rows[2].errs[0].why, "not JSON"), "%s", rows.rows[2].errs[0].why);
+    cr_expect(strstr(rows.rows[3].errs[0].why, "duplicate"), "%s", rows.rows[3].errs[0].why);
+    cli_rows_free(&rows);
+    unlink(p);
+}
+
+Test(import, rows_are_checked_like_submit_checks_a_file)
+{
+    json_error_t jerr;
+    char path[512];
+    snprintf(path, sizeof path, "%s/deploy/sample/referrals/01-ankle-sprain.json", getenv("HX_SOURCE_DIR"));
+    json_t *j = json_load_file(path, 0, &jerr);
+    cr_assert_not_null(j, "%s", jerr.text);
+    hx_errors_t errs;
+    hx_errors_clear(&errs);
+    Handoff__Referral *r = cli_referral_check(j, 0, &errs);
+    cr_assert_not_null(r);
+    hx_referral_free(r);
+    json_object_set_new(json_object_get(j, "patient"), "birth_date", json_string("1994-13-40"));
+    json_object_del(j, "ref");
+    hx_errors_clear(&errs);
+    cr_expect_null(cli_referral_check(j, 0, &errs));
+    char all[2048];
+    hx_errors_join(&errs, all, sizeof all);
+    cr_expect(strstr(all, "ref: required"), "%s", all);
+    cr_expect(strstr(all, "patient.birth_date:"), "%s", all);
+    json_decref(j);
+}
+
+/* ---- inbox groups -------------------------------------------------------------------------- */
+
+Test(inbox, statuses_map_onto_the_four_groups)
+{
+    typedef Handoff__TaskStatus S;
+    const struct {
+        bool received;
+        S status;
+        const char *event;
+        cli_group_t want;
+    } cases[] = {
+        {true, 0, "", CLI_GROUP_NEW},
+        {true, HANDOFF__TASK_STATUS__TASK_READY, "book", CLI_GROUP_NEW},
+        {true, HANDOFF__TASK_STATUS__TASK_ACCEPTED, "accept", CLI_GROUP_BOOKED},
+        {true, HANDOFF__TASK_STATUS__TASK_IN_PROGRESS, "start", CLI_GROUP_BOOKED},
+        {true, HANDOFF__TASK_STATUS__TASK_COMPLETED, "complete", CLI_GROUP_BOOKED},
+        {true, HANDOFF__TASK_STATUS__TASK_RECEIVED, "decline", CLI_GROUP_DECLINED},
+        {true, HANDOFF__TASK_STATUS__TASK_CANCELLED, "revoke", CLI_GROUP_DECLINED},
+        {false, 0, "", CLI_GROUP_PENDING},
+        {false, HANDOFF__TASK_STATUS__TASK_REQUESTED, "submit", CLI_GROUP_PENDING},
+        {false, HANDOFF__TASK_STATUS__TASK_RECEIVED, "receive", CLI_GROUP_PENDING},
+        {false, HANDOFF__TASK_STATUS__TASK_RECEIVED, "decline", CLI_GROUP_PENDING},
+        {false, HANDOFF__TASK_STATUS__TASK_ON_HOLD, "hold", CLI_GROUP_PENDING},
+        {false, HANDOFF__TASK_STATUS__TASK_READY, "book", CLI_GROUP_BOOKED},
+        {false, HANDOFF__TASK_STATUS__TASK_ACCEPTED, "accept", CLI_GROUP_BOOKED},
+        {false, HANDOFF__TASK_STATUS__TASK_COMPLETED, "complete", CLI_GROUP_BOOKED},
+        {false, HANDOFF__TASK_STATUS__TASK_CANCELLED, "revoke", CLI_GROUP_DECLINED},
+        {false, HANDOFF__TASK_STATUS__TASK_REJECTED, "reject", CLI_GROUP_DECLINED},
+        {false, HANDOFF__TASK_STATUS__TASK_FAILED, "fail", CLI_GROUP_DECLINED},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
+        cr_expect_eq(cli_inbox_group(cases[i].received, cases[i].status, cases[i].event), cases[i].want,
+                     "case %zu: %s %d %s", i, cases[i].received ? "received" : "sent", cases[i].status,
+                     cases[i].event);
+    cr_expect_str_eq(cli_group_key(CLI_GROUP_PENDING), "pending_booking");
+    cr_expect_str_eq(cli_group_title(CLI_GROUP_PENDING), "PENDING BOOKING");
+    cr_expect_str_eq(cli_inbox_status_text(HANDOFF__TASK_STATUS__TASK_RECEIVED, "decline"), "declined");
+}
+
+static Handoff__Booking *booking(const char *rid, const char *clinic)
+{
+    static Handoff__Booking b[4];
+    static int k;
+    Handoff__Booking *x = &b[k++ % 4];
+    handoff__booking__init(x);
+    x->referral_id = (char *)rid;
+    x->discipline = HANDOFF__DISCIPLINE__DISCIPLINE_PHYSIOTHERAPY;
+    x->therapist_name = "Amira Haddad";
+    x->clinic_id = (char *)clinic;
+    x->start = "2026-11-24T08:00";
+    x->minutes = 60;
+    return x;
+}
+
+static Handoff__StatusUpdate update(const char *rid, Handoff__TaskStatus s, const char *ev, Handoff__Booking **b,
+                                    size_t nb)
+{
+    Handoff__StatusUpdate u;
+    handoff__status_update__init(&u);
+    u.referral_id = (char *)rid;
+    u.ref = "NP-1";
+    u.status = s;
+    u.event = (char *)ev;
+    u.reason = "why";
+    u.bookings = b;
+    u.n_bookings = nb;
+    return u;
+}
+
+Test(inbox, both_sides_of_a_clinic_from_its_messages)
+{
+    cli_inbox_t *in = cli_inbox_new("lakeside");
+    /* lakeside referred R-A: submitted, then booked at harbour */
+    cli_inbox_add_sent(in, "R-A", "LK-1", "Ada Lovelace", 1000);
+    Handoff__StatusUpdate u = update("R-A", HANDOFF__TASK_STATUS__TASK_REQUESTED, "submit", NULL, 0);
+    cli_inbox_add_status(in, &u, 1100);
+    cr_expect_eq(cli_inbox_count(in, CLI_GROUP_PENDING), 1);
+    Handoff__Booking *ba[] = {booking("R-A", "harbour")};
+    u = update("R-A", HANDOFF__TASK_STATUS__TASK_READY, "book", ba, 1);
+    cli_inbox_add_status(in, &u, 1200);
+    cr_expect_eq(cli_inbox_count(in, CLI_GROUP_BOOKED), 1);
+    /* lakeside received R-B from harbour, then declined it */
+    Handoff__Handoff h = HANDOFF__HANDOFF__INIT;
+    Handoff__Referral r = HANDOFF__REFERRAL__INIT;
+    Handoff__Patient p = HANDOFF__PATIENT__INIT;
+    p.given_name = "Bo";
+    p.family_name = "Diddley";
+    r.patient = &p;
+    r.referring_clinic = "harbour";
+    r.ref = "HB-9";
+    h.referral_id = "R-B";
+    h.referral = &r;
+    h.booking = booking("R-B", "lakeside");
+    cli_inbox_add_handoff(in, &h, 2000);
+    cr_expect_eq(cli_inbox_count(in, CLI_GROUP_NEW), 1);
+    Handoff__Booking *bb[] = {booking("R-B", "lakeside")};
+    u = update("R-B", HANDOFF__TASK_STATUS__TASK_RECEIVED, "decline", bb, 1);
+    cli_inbox_add_status(in, &u, 2100);
+    cr_expect_eq(cli_inbox_count(in, CLI_GROUP_NEW), 0);
+    cr_expect_eq(cli_inbox_count(in, CLI_GROUP_DECLINED), 1);
+    /* a refusal changes nothing */
+    u = update("R-A", HANDOFF__TASK_STATUS__TASK_READY, "accept", NULL, 0);
+    u.refused = true;
+    cli_inbox_add_status(in, &u, 2200);
+    json_t *j = cli_inbox_json(in);
+    cr_expect_eq(json_array_size(json_object_get(j, "new")), 0);
+    cr_expect_eq(json_array_size(json_object_get(j, "pending_booking")), 0);
+    json_t *booked = json_array_get(json_object_get(j, "booked"), 0);
+    cr_expect_str_eq(json_string_value(json_object_get(booked, "side")), "sent");
+    cr_expect_str_eq(json_string_value(json_object_get(booked, "patient")), "Ada Lovelace");
+    cr_expect_str_eq(json_string_value(json_object_get(booked, "other_clinic")), "harbour");
+    json_t *declined = json_array_get(json_object_get(j, "declined"), 0);
+    cr_expect_str_eq(json_string_value(json_object_get(declined, "status")), "declined");
+    cr_expect_str_eq(json_string_value(json_object_get(declined, "patient")), "Bo Diddley");
+    json_decref(j);
+    FILE *f = tmpfile();
+    cli_inbox_print(in, f, 2200);
+    char *s = slurp(f);
+    cr_expect(strstr(s, "NEW (0)\n\nPENDING BOOKING (0)\n\nBOOKED (1)\nREFERRAL  REF   PATIENT"), "%s", s);
+    cr_expect(strstr(s, "DECLINED (1)\n"), "%s", s);
+    free(s);
+    fclose(f);
+    cli_inbox_destroy(&in);
+}
+
+/* ---- top ----------------------------------------------------------------------------------- */
+
+static json_t *sample(unsigned accepted, unsigned depth, unsigned mailbox)
+{
+    char text[1024];
+    snprintf(text, sizeof text,
+             "{\"uptime_ms\":%u,\"queues\":[{\"name\":\"intake\",\"depth\":%u,\"inflight\":2,\"bytes\":2048,"
+             "\"oldest_age_ms\":1500,\"workers\":1}],\"mailboxes\":[{\"name\":\"clinic-a\",\"depth\":%u,\"bytes\":100}],"
+             "\"dlq\":1,\"totals\":{\"accepted\":%u,\"delivered\":%u,\"acked\":%u,\"redelivered\":0,\"dead_lettered\":1,"
+             "\"refused\":0},\"peers\":{\"clinic\":2,\"worker\":3,\"admin\":1},\"store\":{\"bytes_on_disk\":1048576,"
+             "\"fsyncs\":10}}",
+             1000 + accepted, depth, mailbox, accepted, accepted, accepted);
+    json_error_t e;
+    json_t *j = json_loads(text, 0, &e);
+    cr_assert_not_null(j, "%s", e.text);
+    return j;
+}
+
+Test(top, rates_come_from_two_samples)
+{
+    setenv("TZ", "UTC", 1);
+    tzset();
+    json_t *a = sample(100, 10, 0), *b = sample(300, 6, 4);
+    char err[256];
+    cr_assert_eq(cli_top_check(b, err, sizeof err), 0, "%s", err);
+    FILE *f = tmpfile();
+    cli_top_render(f, "tcp://b:1", b, 1795615500000ull, a, 2000);
+    char *s = slurp(f);
+    cr_expect(strstr(s, "handoff top  broker tcp://b:1  up 1s  2026-11-25 14:05, rates over 2s\n"), "%s", s);
+    cr_expect(strstr(s, "rates/s   in 100  delivered 100  out (acked) 100  redelivered 0  dead-lettered 0"), "%s", s);
+    cr_expect(strstr(s, "QUEUE         DEPTH  IN FLIGHT  WORKERS  OLDEST    BYTES  NET/s\n"
+                        "intake            6          2        1      1s  2.0 KiB   -2.0\n"), "%s", s);
+    cr_expect(strstr(s, "clinic-a      4  100 B   +2.0\n"), "%s", s);
+    cr_expect(strstr(s, "dlq       1 dead letter(s)"), "%s", s);
+    free(s);
+    fclose(f);
+    f = tmpfile();
+    cli_top_render(f, "tcp://b:1", a, 1795615500000ull, NULL, 0);
+    s = slurp(f);
+    cr_expect(strstr(s, "rates/s   in -  delivered -"), "the first sample has no rates: %s", s);
+    free(s);
+    fclose(f);
+    json_decref(a);
+    json_decref(b);
+}
+
+Test(top, a_sample_of_the_wrong_shape_is_named)
+{
+    char err[256];
+    json_t *j = json_loads("{\"uptime_ms\":1,\"queues\":[{\"name\":\"x\",\"depth\":-1}],\"mailboxes\":[],\"dlq\":0}", 0,
+                           NULL);
+    cr_expect_neq(cli_top_check(j, err, sizeof err), 0);
+    cr_expect_str_eq(err, "stats: totals: missing");
+    json_object_set_new(j, "totals", json_pack("{s:i,s:i,s:i,s:i,s:i,s:i}", "accepted", 0, "delivered", 0, "acked", 0,
+                                               "redelivered", 0, "dead_lettered", 0, "refused", 0));
+    cr_expect_neq(cli_top_check(j, err, sizeof err), 0);
+    cr_expect_str_eq(err, "stats: queues[0].depth: must be a whole number >= 0");
+    json_decref(j);
+}
