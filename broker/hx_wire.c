@@ -264,6 +264,7 @@ static void *arena_alloc(void *data, size_t size)
     hx_arena_extra_t *x = malloc(sizeof *x + size);
     if (!x)
         return NULL;
+    a->spilled += size;
     x->next = a->extra;
     a->extra = x;
     return x->data;
@@ -295,6 +296,19 @@ void hx_arena_reset(hx_arena_t *a)
         a->extra = x->next;
         free(x);
     }
+    /* Frames that did not fit: the block grows to hold such a frame whole next time (up to
+     * HX_ARENA_MAX; beyond that they keep spilling). */
+    size_t want = (a->used + a->spilled) * 2;
+    if (a->spilled && a->cap < HX_ARENA_MAX) {
+        want = want < HX_ARENA_MAX ? want : HX_ARENA_MAX;
+        uint8_t *bigger = malloc(want);
+        if (bigger) {
+            free(a->base);
+            a->base = bigger;
+            a->cap = want;
+        }
+    }
+    a->spilled = 0;
     a->used = 0;
 }
 

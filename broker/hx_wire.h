@@ -84,8 +84,10 @@ typedef struct {
     ProtobufCAllocator pb;      /* pass &arena.pb to *_unpack */
     uint8_t *base;
     size_t used, cap;
+    size_t spilled;             /* bytes that went to extra blocks since the last reset */
     hx_arena_extra_t *extra;
 } hx_arena_t;
+#define HX_ARENA_MAX (4u << 20)
 int hx_arena_init(hx_arena_t *a, size_t cap);
 void hx_arena_reset(hx_arena_t *a);
 void hx_arena_free(hx_arena_t *a);

@@ -500,8 +500,7 @@ static int observe_init(hx_worker_t *w, const hx_worker_opts_t *o, char *err, si
     if (!w->metrics)
         w->metrics = w->own_metrics = hx_metrics_new();
     w->m_latency = hx_metrics_histogram(w->metrics, "handoff_service_processing_seconds",
-                                        "Time the service took to handle one message (ack or nack included "
-                                        "in the count, not the network).", "service", w->service,
+                                        "Time the service's handler took for one message (acked or nacked).", "service", w->service,
                                         latency_bounds_ns, sizeof latency_bounds_ns / sizeof latency_bounds_ns[0],
                                         1e9);
     w->m_ok = hx_metrics_counter(w->metrics, "handoff_service_messages_total",
