@@ -78,6 +78,7 @@ struct queue {
     uint64_t pending_bytes;
     peer_t *ready;              /* workers with spare credit */
     size_t n_workers;
+    uint64_t n_in, n_out;       /* messages accepted into it, settled out of it (for rates) */
     UT_hash_handle hh;
 };
 
@@ -460,6 +461,7 @@ static void action_finish(hx_router_t *r, action_t *a, int status)
             queue_forget(q, e);
             entry_free(r, e);
             r->stats.acked++;
+            q->n_out++;
         } else if (e->reason) {                 /* a purge that did not last: still dead */
             to_dead(r, e, e->reason, e->dead_at);
         } else {                                /* the settle is not durable: deliver it again */
@@ -473,6 +475,7 @@ static void action_finish(hx_router_t *r, action_t *a, int status)
         if (status == 0) {
             to_waiting(e, false);
             r->stats.accepted++;
+            q->n_in++;
             dispatch(r, q);
         } else {                                /* never durable: forget it, and let a retry in */
             dedup_remove(r, e->id);
@@ -1617,6 +1620,8 @@ void hx_router_foreach_queue(const hx_router_t *r, void (*fn)(void *arg, const h
             .inflight = q->n_inflight,
             .bytes = q->bytes,
             .workers = q->n_workers,
+            .in_total = q->n_in,
+            .out_total = q->n_out,
         };
         /* the head is the next to go: retries go back to the front, so it is the oldest */
         if (q->waiting && q->waiting->accepted_ms && q->waiting->accepted_ms < wall)
@@ -1653,7 +1658,8 @@ static void json_queue(void *arg, const hx_queue_info_t *q)
                 (unsigned long long)q->depth);
     if (!w->mailboxes)
         json_append(w, ",\"inflight\":%llu", (unsigned long long)q->inflight);
-    json_append(w, ",\"bytes\":%llu", (unsigned long long)q->bytes);
+    json_append(w, ",\"bytes\":%llu,\"in\":%llu,\"out\":%llu", (unsigned long long)q->bytes,
+                (unsigned long long)q->in_total, (unsigned long long)q->out_total);
     if (!w->mailboxes)
         json_append(w, ",\"oldest_age_ms\":%llu,\"workers\":%llu", (unsigned long long)q->oldest_age_ms,
                     (unsigned long long)q->workers);

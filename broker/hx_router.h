@@ -63,6 +63,8 @@ typedef struct {
     uint64_t bytes;             /* of every message the queue holds (not dead letters) */
     uint64_t oldest_age_ms;     /* age of the message at the head of the queue; 0 when empty */
     uint64_t workers;           /* service queues: workers connected */
+    uint64_t in_total;          /* accepted into it since the broker started */
+    uint64_t out_total;         /* acked (or purged) out of it since the broker started */
 } hx_queue_info_t;
 
 /* The router takes the store's on_commit and dedup_ids hooks. */

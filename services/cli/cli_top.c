@@ -111,6 +111,15 @@ static const char *net_text(const json_t *q, const json_t *prev_arr, uint64_t dt
     return out;
 }
 
+/* Messages per second into or out of one queue: its counter (key "in" or "out") against the
+ * same queue in the previous sample; "-" with no previous sample. */
+static const char *flow_text(const json_t *q, const json_t *prev_arr, const char *key, uint64_t dt_ms,
+                             char out[CLI_FMT_LEN])
+{
+    const json_t *p = prev_arr && dt_ms ? named(prev_arr, json_string_value(json_object_get(q, "name"))) : NULL;
+    return rate_text(p ? rate(q, p, key, dt_ms) : -1, out);
+}
+
 void cli_top_render(FILE *out, const char *broker, const json_t *cur, uint64_t cur_ms, const json_t *prev,
                     uint64_t dt_ms)
 {
@@ -144,8 +153,9 @@ void cli_top_render(FILE *out, const char *broker, const json_t *cur, uint64_t c
     const json_t *qs = json_object_get(cur, "queues"), *ms = json_object_get(cur, "mailboxes");
     const json_t *pq = prev ? json_object_get(prev, "queues") : NULL, *pm = prev ? json_object_get(prev, "mailboxes") : NULL;
     uint64_t depth = 0, inflight = 0, bytes = 0, workers = 0;
-    static const char *const qh[] = {"QUEUE", "DEPTH", "IN FLIGHT", "WORKERS", "OLDEST", "BYTES", "NET/s"};
-    cli_table_t *tq = cli_table_new(7, qh, "lrrrrrr");
+    static const char *const qh[] = {"QUEUE", "DEPTH", "IN FLIGHT", "WORKERS", "OLDEST", "BYTES", "IN/s", "OUT/s",
+                                     "NET/s"};
+    cli_table_t *tq = cli_table_new(9, qh, "lrrrrrrrr");
     size_t i;
     json_t *q;
     json_array_foreach(qs, i, q) {
@@ -159,6 +169,7 @@ void cli_top_render(FILE *out, const char *broker, const json_t *cur, uint64_t c
         workers += u(q, "workers");
         const char *row[] = {json_string_value(json_object_get(q, "name")), dep, inf, wk,
                              u(q, "depth") ? cli_duration(u(q, "oldest_age_ms"), a) : "-", cli_bytes(u(q, "bytes"), b),
+                             flow_text(q, pq, "in", dt_ms, d), flow_text(q, pq, "out", dt_ms, e),
                              net_text(q, pq, dt_ms, c)};
         if (tq)
             cli_table_add(tq, row);
@@ -168,20 +179,21 @@ void cli_top_render(FILE *out, const char *broker, const json_t *cur, uint64_t c
         snprintf(dep, sizeof dep, "%llu", (unsigned long long)depth);
         snprintf(inf, sizeof inf, "%llu", (unsigned long long)inflight);
         snprintf(wk, sizeof wk, "%llu", (unsigned long long)workers);
-        const char *row[] = {"(all queues)", dep, inf, wk, "", cli_bytes(bytes, b), ""};
+        const char *row[] = {"(all queues)", dep, inf, wk, "", cli_bytes(bytes, b), "", "", ""};
         cli_table_add(tq, row);
         fputc('\n', out);
         cli_table_print(tq, out);
         cli_table_destroy(&tq);
     }
-    static const char *const mh[] = {"MAILBOX", "DEPTH", "BYTES", "NET/s"};
-    cli_table_t *tm = cli_table_new(4, mh, "lrrr");
+    static const char *const mh[] = {"MAILBOX", "DEPTH", "BYTES", "IN/s", "OUT/s", "NET/s"};
+    cli_table_t *tm = cli_table_new(6, mh, "lrrrrr");
     size_t waiting = 0;
     json_array_foreach(ms, i, q) {
         char dep[24];
         snprintf(dep, sizeof dep, "%llu", (unsigned long long)u(q, "depth"));
         waiting += u(q, "depth");
         const char *row[] = {json_string_value(json_object_get(q, "name")), dep, cli_bytes(u(q, "bytes"), b),
+                             flow_text(q, pm, "in", dt_ms, d), flow_text(q, pm, "out", dt_ms, e),
                              net_text(q, pm, dt_ms, c)};
         if (tm)
             cli_table_add(tm, row);

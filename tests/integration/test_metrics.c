@@ -443,10 +443,10 @@ Test(metrics, stats_op)
     json_t *q;
     json_array_foreach(queues, i, q) {
         const char *name;
-        json_int_t depth, inflight, bytes, age, workers;
-        cr_assert_eq(json_unpack_ex(q, &e, JSON_STRICT, "{s:s, s:I, s:I, s:I, s:I, s:I}", "name", &name, "depth",
-                                    &depth, "inflight", &inflight, "bytes", &bytes, "oldest_age_ms", &age, "workers",
-                                    &workers),
+        json_int_t depth, inflight, bytes, in, out, age, workers;
+        cr_assert_eq(json_unpack_ex(q, &e, JSON_STRICT, "{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "name", &name,
+                                    "depth", &depth, "inflight", &inflight, "bytes", &bytes, "in", &in, "out", &out,
+                                    "oldest_age_ms", &age, "workers", &workers),
                      0, "queues[%zu]: %s", i, e.text);
         if (strcmp(name, "echo") == 0 || strcmp(name, "poison") == 0) {
             echo |= name[0] == 'e';
@@ -456,18 +456,23 @@ Test(metrics, stats_op)
             cr_expect_eq(bytes, 0);
             cr_expect_eq(age, 0);
             cr_expect_eq(workers, 1);
+            /* echo: N in, N acked out; poison: 1 in, dead-lettered (not out) */
+            cr_expect_eq(in, name[0] == 'e' ? N : 1, "%s in", name);
+            cr_expect_eq(out, name[0] == 'e' ? N : 0, "%s out", name);
         }
     }
     json_array_foreach(mailboxes, i, q) {
         const char *name;
-        json_int_t depth, bytes;
-        cr_assert_eq(json_unpack_ex(q, &e, JSON_STRICT, "{s:s, s:I, s:I}", "name", &name, "depth", &depth, "bytes",
-                                    &bytes),
+        json_int_t depth, bytes, in, out;
+        cr_assert_eq(json_unpack_ex(q, &e, JSON_STRICT, "{s:s, s:I, s:I, s:I, s:I}", "name", &name, "depth", &depth,
+                                    "bytes", &bytes, "in", &in, "out", &out),
                      0, "mailboxes[%zu]: %s", i, e.text);
         if (strcmp(name, "clinic-b") == 0) {
             mb = true;
             cr_expect_eq(depth, N - FETCH);
             cr_expect_gt(bytes, 0);
+            cr_expect_eq(in, N, "clinic-b in: the echoes");
+            cr_expect_eq(out, ACK, "clinic-b out: what it acked");
         }
     }
     cr_expect(echo && poison && mb, "queues or mailboxes missing: %s", text);

@@ -513,11 +513,12 @@ static json_t *sample(unsigned accepted, unsigned depth, unsigned mailbox)
     char text[1024];
     snprintf(text, sizeof text,
              "{\"uptime_ms\":%u,\"queues\":[{\"name\":\"intake\",\"depth\":%u,\"inflight\":2,\"bytes\":2048,"
-             "\"oldest_age_ms\":1500,\"workers\":1}],\"mailboxes\":[{\"name\":\"clinic-a\",\"depth\":%u,\"bytes\":100}],"
+             "\"in\":%u,\"out\":%u,\"oldest_age_ms\":1500,\"workers\":1}],"
+             "\"mailboxes\":[{\"name\":\"clinic-a\",\"depth\":%u,\"bytes\":100,\"in\":%u,\"out\":0}],"
              "\"dlq\":1,\"totals\":{\"accepted\":%u,\"delivered\":%u,\"acked\":%u,\"redelivered\":0,\"dead_lettered\":1,"
              "\"refused\":0},\"peers\":{\"clinic\":2,\"worker\":3,\"admin\":1},\"store\":{\"bytes_on_disk\":1048576,"
              "\"fsyncs\":10}}",
-             1000 + accepted, depth, mailbox, accepted, accepted, accepted);
+             1000 + accepted, depth, accepted, accepted - 2 * depth, mailbox, 2 * mailbox, accepted, accepted, accepted);
     json_error_t e;
     json_t *j = json_loads(text, 0, &e);
     cr_assert_not_null(j, "%s", e.text);
@@ -536,9 +537,10 @@ Test(top, rates_come_from_two_samples)
     char *s = slurp(f);
     cr_expect(strstr(s, "handoff top  broker tcp://b:1  up 1s  2026-11-25 14:05, rates over 2s\n"), "%s", s);
     cr_expect(strstr(s, "rates/s   in 100  delivered 100  out (acked) 100  redelivered 0  dead-lettered 0"), "%s", s);
-    cr_expect(strstr(s, "QUEUE         DEPTH  IN FLIGHT  WORKERS  OLDEST    BYTES  NET/s\n"
-                        "intake            6          2        1      1s  2.0 KiB   -2.0\n"), "%s", s);
-    cr_expect(strstr(s, "clinic-a      4  100 B   +2.0\n"), "%s", s);
+    /* intake: in 100 -> 300 (100/s), out 80 -> 288 (104/s), depth 10 -> 6 (-2/s) */
+    cr_expect(strstr(s, "QUEUE         DEPTH  IN FLIGHT  WORKERS  OLDEST    BYTES  IN/s  OUT/s  NET/s\n"
+                        "intake            6          2        1      1s  2.0 KiB   100    104   -2.0\n"), "%s", s);
+    cr_expect(strstr(s, "clinic-a      4  100 B   4.0      0   +2.0\n"), "%s", s);
     cr_expect(strstr(s, "dlq       1 dead letter(s)"), "%s", s);
     free(s);
     fclose(f);
