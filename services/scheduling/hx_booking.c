@@ -22,6 +22,13 @@ struct hx_booking {
     hx_audit_t *audit;
     const hx_directory_t *dir;
     hx_booking_config_t cfg;
+    /* Every live booking, kept between messages: rebuilding it from the table for each
+     * referral made booking cost grow with every booking ever made. It is dropped when
+     * another connection (a second scheduling worker) has committed since (PRAGMA
+     * data_version), when a transaction rolls back, and before any message that may cancel
+     * bookings; so inside a transaction it always equals the table. */
+    hx_calendar_t *cal;
+    int64_t cal_version;
 };
 
 static const char schema[] =
@@ -206,9 +213,12 @@ static Handoff__Booking *booking_pb(hx_booking_t *b, const char *referral_id, bo
     return &k->pb;
 }
 
-/* Every live booking of every referral, for the slot finder. */
+/* Every live booking of every referral, for the slot finder: the kept calendar, or a new
+ * one read from the table. */
 static hx_calendar_t *calendar_load(hx_booking_t *b)
 {
+    if (b->cal)
+        return b->cal;
     hx_calendar_t *c = hx_calendar_new();
     sqlite3_stmt *st = c ? prep(b, "SELECT therapist_id, start, minutes FROM bookings WHERE status != ?") : NULL;
     if (!st) {
@@ -220,7 +230,22 @@ static hx_calendar_t *calendar_load(hx_booking_t *b)
         hx_calendar_book(c, (const char *)sqlite3_column_text(st, 0), sqlite3_column_int64(st, 1),
                          (uint32_t)sqlite3_column_int(st, 2));
     sqlite3_finalize(st);
+    b->cal = c;
     return c;
+}
+
+static void calendar_drop(hx_booking_t *b)
+{
+    hx_calendar_destroy(&b->cal);
+}
+
+/* PRAGMA data_version: changes when another connection commits; -1 on error. */
+static int64_t data_version(hx_booking_t *b)
+{
+    sqlite3_stmt *st = prep(b, "PRAGMA data_version");
+    int64_t v = st && sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
+    sqlite3_finalize(st);
+    return v;
 }
 
 /* The referral's own status is its least advanced live booking's (ready < accepted <
@@ -337,7 +362,6 @@ static int book_missing(hx_booking_t *b, const char *referral_id, hx_outbox_t *o
     sqlite3_stmt *st = prep(b, "SELECT therapist_id FROM declined WHERE referral_id = ?");
     if (!cal || !st) {
         sqlite3_finalize(st);
-        hx_calendar_destroy(&cal);
         row_free(&row);
         return -1;
     }
@@ -413,11 +437,11 @@ static int book_missing(hx_booking_t *b, const char *referral_id, hx_outbox_t *o
         k->virtual_session = is_virtual(p, slot.therapist, disc);
         hx_calendar_book(cal, k->therapist_id, k->start, k->minutes);
     }
-    hx_calendar_destroy(&cal);
     for (size_t i = 0; i < n_declined; i++)
         free(declined[i]);
 
     if (why[0]) {
+        calendar_drop(b);                       /* it holds the bookings not made: all or none */
         bool was_on_hold = row.status == HANDOFF__TASK_STATUS__TASK_ON_HOLD;
         rc = set_status(b, referral_id, HANDOFF__TASK_STATUS__TASK_ON_HOLD, why);
         if (rc == 0 && !was_on_hold) {         /* told once, not at every retry */
@@ -799,6 +823,10 @@ int hx_booking_handle(hx_booking_t *b, const hx_msg_t *in, hx_outbox_t *out, cha
         snprintf(err, errcap, "scheduling database busy: %s", sqlite3_errmsg(b->db));
         return -1;
     }
+    int64_t version = data_version(b);
+    if (!is_case || version < 0 || version != b->cal_version)
+        calendar_drop(b);                       /* changes and retries may cancel bookings */
+    b->cal_version = version;
     int rc = outputs_replay(b, in, out);
     if (rc == 0) {
         rc = is_case ? on_case(b, in, out) : is_change ? on_change(b, in, out) : on_retry(b, in, out);
@@ -811,6 +839,7 @@ int hx_booking_handle(hx_booking_t *b, const hx_msg_t *in, hx_outbox_t *out, cha
         return 0;
     snprintf(err, errcap, "scheduling database: %s", sqlite3_errmsg(b->db));
     exec(b, "ROLLBACK");
+    calendar_drop(b);
     return -1;
 }
 
@@ -919,6 +948,7 @@ void hx_booking_close(hx_booking_t **self_p)
 {
     if (!self_p || !*self_p)
         return;
+    hx_calendar_destroy(&(*self_p)->cal);
     sqlite3_close((*self_p)->db);
     hx_audit_close(&(*self_p)->audit);
     free(*self_p);
