@@ -112,18 +112,24 @@ static int db_open(cli_t *c)
         return -1;
     }
     sqlite3_busy_timeout(c->db, 5000);
+    /* Another handoff of this clinic (a watch, say) may be opening the same store right now:
+     * the schema and its upgrade are made in one write transaction, so one of them does it
+     * and the other finds it done. */
     const char *schema =
-        "PRAGMA journal_mode=WAL;"
+        "BEGIN IMMEDIATE;"
         "CREATE TABLE IF NOT EXISTS received ("
         "  id BLOB PRIMARY KEY, type TEXT NOT NULL, referral_id TEXT NOT NULL,"
         "  from_name TEXT NOT NULL, at_ms INTEGER NOT NULL, payload BLOB NOT NULL);"
         "CREATE INDEX IF NOT EXISTS received_referral ON received(referral_id, at_ms);"
         "CREATE TABLE IF NOT EXISTS sent ("
-        "  referral_id TEXT PRIMARY KEY, ref TEXT NOT NULL, file TEXT NOT NULL, at_ms INTEGER NOT NULL);";
+        "  referral_id TEXT PRIMARY KEY, ref TEXT NOT NULL, file TEXT NOT NULL, at_ms INTEGER NOT NULL,"
+        "  patient TEXT NOT NULL DEFAULT '');";
     char *err = NULL;
-    if (sqlite3_exec(c->db, schema, NULL, NULL, &err) != SQLITE_OK) {
+    if (sqlite3_exec(c->db, "PRAGMA journal_mode=WAL", NULL, NULL, &err) != SQLITE_OK ||
+        sqlite3_exec(c->db, schema, NULL, NULL, &err) != SQLITE_OK) {
         fprintf(stderr, "handoff: %s: %s\n", path, err);
         sqlite3_free(err);
+        sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
         return -1;
     }
     /* stores made before the inbox showed the patients of sent referrals lack this column */
@@ -134,9 +140,15 @@ static int db_open(cli_t *c)
         fprintf(stderr, "handoff: %s: %s\n", path, err);
         sqlite3_free(err);
         sqlite3_finalize(probe);
+        sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
         return -1;
     }
     sqlite3_finalize(probe);
+    if (sqlite3_exec(c->db, "COMMIT", NULL, NULL, &err) != SQLITE_OK) {
+        fprintf(stderr, "handoff: %s: %s\n", path, err);
+        sqlite3_free(err);
+        return -1;
+    }
     return 0;
 }
 
