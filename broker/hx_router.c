@@ -14,6 +14,7 @@
  * Each request that changes anything is one store transaction; its reply (and making its
  * new messages deliverable) waits in an action until the store says the transaction is
  * durable. If the store fails, the action is undone and answered ERR_UNAVAILABLE. */
+#include "hx_idmap.h"
 #include "hx_router.h"
 #include "hx_log.h"
 #include "hx_wire.h"
@@ -50,7 +51,6 @@ struct entry {
     uint64_t accepted_ms;       /* Unix ms when the broker accepted it (for the oldest-age gauge) */
     char *reason;               /* DEAD: the last error */
     entry_t *prev, *next;       /* in the list of its state */
-    UT_hash_handle hh;          /* router->entries, by id */
 };
 
 /* A request waiting for its store transaction to become durable. */
@@ -101,7 +101,6 @@ struct peer {
 typedef struct dedup {
     uint8_t id[HX_ID_LEN];
     struct dedup *prev, *next;  /* oldest first, for eviction */
-    UT_hash_handle hh;
 } dedup_t;
 
 struct hx_router {
@@ -109,13 +108,14 @@ struct hx_router {
     peer_t *peers;
     queue_t *queues;
     size_t n_queues;
-    entry_t *entries;
+    hx_idmap_t entries;         /* entry_t by id */
     entry_t *delayed;           /* by due time */
     entry_t *dead;
     size_t n_delayed, n_dead;
     action_t *actions, *actions_tail;
     uint64_t last_seq;          /* of the last transaction ended */
-    dedup_t *dedup, *dedup_fifo;
+    hx_idmap_t dedup;           /* dedup_t by id */
+    dedup_t *dedup_fifo;
     size_t n_dedup;
     hx_buf_t out;
     hx_buf_t scratch;
@@ -185,9 +185,7 @@ static peer_t *peer_find(const hx_router_t *r, const uint8_t *rid, size_t len)
 
 static entry_t *entry_find(const hx_router_t *r, const uint8_t *id)
 {
-    entry_t *e = NULL;
-    HASH_FIND(hh, r->entries, id, HX_ID_LEN, e);
-    return e;
+    return hx_idmap_find(&r->entries, id);
 }
 
 static void ready_add(peer_t *p)
@@ -208,9 +206,7 @@ static void ready_remove(peer_t *p)
 
 static dedup_t *dedup_find(const hx_router_t *r, const uint8_t *id)
 {
-    dedup_t *d = NULL;
-    HASH_FIND(hh, r->dedup, id, HX_ID_LEN, d);
-    return d;
+    return hx_idmap_find(&r->dedup, id);
 }
 
 static void dedup_add(hx_router_t *r, const uint8_t *id)
@@ -221,13 +217,16 @@ static void dedup_add(hx_router_t *r, const uint8_t *id)
     if (r->n_dedup >= r->cfg.dedup_window) {
         d = r->dedup_fifo;                       /* evict the oldest, reuse its node */
         DL_DELETE(r->dedup_fifo, d);
-        HASH_DELETE(hh, r->dedup, d);
+        hx_idmap_remove(&r->dedup, d->id);
         r->n_dedup--;
     } else if (!(d = malloc(sizeof *d))) {
         return;                                  /* dedup is best effort beyond memory */
     }
     memcpy(d->id, id, HX_ID_LEN);
-    HASH_ADD(hh, r->dedup, id, HX_ID_LEN, d);
+    if (hx_idmap_put(&r->dedup, d) != 0) {
+        free(d);
+        return;
+    }
     DL_APPEND(r->dedup_fifo, d);
     r->n_dedup++;
 }
@@ -237,7 +236,7 @@ static void dedup_remove(hx_router_t *r, const uint8_t *id)
     dedup_t *d = dedup_find(r, id);
     if (d) {
         DL_DELETE(r->dedup_fifo, d);
-        HASH_DELETE(hh, r->dedup, d);
+        hx_idmap_remove(&r->dedup, d->id);
         r->n_dedup--;
         free(d);
     }
@@ -324,7 +323,7 @@ static void reply_error(hx_router_t *r, const uint8_t *rid, size_t rid_len, peer
 
 static void entry_free(hx_router_t *r, entry_t *e)
 {
-    HASH_DELETE(hh, r->entries, e);
+    hx_idmap_remove(&r->entries, e->id);
     r->cfg.store->ops->release(r->cfg.store, e->handle);
     free(e->reason);
     free(e);
@@ -794,7 +793,10 @@ static entry_t *entry_new(hx_router_t *r, const uint8_t *id, queue_t *q, uint64_
     e->size = (uint32_t)size;
     e->state = E_PENDING;
     e->accepted_ms = accepted_ms;
-    HASH_ADD(hh, r->entries, id, HX_ID_LEN, e);
+    if (hx_idmap_put(&r->entries, e) != 0) {
+        free(e);
+        return NULL;
+    }
     q->n_held++;
     q->bytes += size;
     dedup_add(r, id);
@@ -1522,7 +1524,10 @@ hx_router_t *hx_router_new(const hx_router_config_t *cfg)
     if (!r->cfg.backoff_ms) r->cfg.backoff_ms = 500;
     if (!r->cfg.backoff_max_ms) r->cfg.backoff_max_ms = 60000;
     if (!r->cfg.ack_timeout_ms) r->cfg.ack_timeout_ms = 30000;
-    if (hx_arena_init(&r->arena, 64 * 1024)) {
+    if (hx_arena_init(&r->arena, 64 * 1024) || hx_idmap_init(&r->entries) || hx_idmap_init(&r->dedup)) {
+        hx_arena_free(&r->arena);
+        hx_idmap_free(&r->entries);
+        hx_idmap_free(&r->dedup);
         free(r);
         return NULL;
     }
@@ -1550,23 +1555,23 @@ void hx_router_destroy(hx_router_t **self_p)
         HASH_DELETE(hh, r->peers, p);
         free(p);
     }
-    entry_t *e, *etmp;
-    HASH_ITER(hh, r->entries, e, etmp) {        /* not settled: the store keeps them */
-        HASH_DELETE(hh, r->entries, e);
+    for (size_t i = 0; i < r->entries.cap; i++) {   /* not settled: the store keeps them */
+        entry_t *e = r->entries.slots[i].rec;
+        if (!e)
+            continue;
         r->cfg.store->ops->forget(r->cfg.store, e->handle);
         free(e->reason);
         free(e);
     }
+    hx_idmap_free(&r->entries);
     queue_t *q, *qtmp;
     HASH_ITER(hh, r->queues, q, qtmp) {
         HASH_DELETE(hh, r->queues, q);
         free(q);
     }
     dedup_t *d, *dtmp;
-    HASH_ITER(hh, r->dedup, d, dtmp) {
-        HASH_DELETE(hh, r->dedup, d);
-        free(d);
-    }
+    DL_FOREACH_SAFE(r->dedup_fifo, d, dtmp) free(d);
+    hx_idmap_free(&r->dedup);
     r->cfg.store->on_commit = NULL;
     r->cfg.store->dedup_ids = NULL;
     hx_buf_free(&r->out);

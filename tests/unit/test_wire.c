@@ -110,6 +110,63 @@ Test(wire, truncated_envelopes_never_decode_into_garbage)
     hx_buf_free(&b);
 }
 
+#include "hx_idmap.h"
+
+/* The id map against a plain array: every id found after puts, growth and removals in a
+ * scattered order; removed ones gone; ids that differ in their last byte only (a client's
+ * counter) are as good as random ones. */
+Test(idmap, agrees_with_a_plain_array)
+{
+    enum { N = 20000 };
+    static uint8_t recs[N][HX_ID_LEN];
+    for (int i = 0; i < N; i++) {
+        if (i % 2)
+            hx_id_random(recs[i]);
+        else {
+            memset(recs[i], 0x42, HX_ID_LEN);
+            recs[i][14] = (uint8_t)(i >> 8);
+            recs[i][15] = (uint8_t)i;
+        }
+    }
+    hx_idmap_t m;
+    cr_assert_eq(hx_idmap_init(&m), 0);
+    for (int i = 0; i < N; i++) {
+        cr_assert_null(hx_idmap_find(&m, recs[i]));
+        cr_assert_eq(hx_idmap_put(&m, recs[i]), 0);
+    }
+    cr_assert_eq(m.n, N);
+    cr_assert_leq(m.n * 10, m.cap * 7);
+    for (int i = 0; i < N; i++)
+        cr_assert_eq(hx_idmap_find(&m, recs[i]), recs[i]);
+    /* remove every third one, in a scattered order */
+    for (int k = 0; k < N; k++) {
+        int i = (int)(((long)k * 7919) % N);
+        if (i % 3 == 0)
+            hx_idmap_remove(&m, recs[i]);
+    }
+    hx_idmap_remove(&m, recs[0]);                    /* twice: nothing happens */
+    size_t left = 0;
+    for (int i = 0; i < N; i++) {
+        void *got = hx_idmap_find(&m, recs[i]);
+        if (i % 3 == 0)
+            cr_assert_null(got, "removed id %d still found", i);
+        else {
+            cr_assert_eq(got, recs[i], "id %d lost after removals", i);
+            left++;
+        }
+    }
+    cr_assert_eq(m.n, left);
+    size_t seen = 0;
+    for (size_t i = 0; i < m.cap; i++)
+        seen += m.slots[i].rec != NULL;
+    cr_assert_eq(seen, left);
+    uint8_t absent[HX_ID_LEN];
+    memset(absent, 0x42, HX_ID_LEN);
+    absent[13] = 1;
+    cr_assert_null(hx_idmap_find(&m, absent));
+    hx_idmap_free(&m);
+}
+
 #include "hx_crc32c.h"
 
 /* The reply fast path writes exactly the bytes protobuf-c writes for such an envelope. */

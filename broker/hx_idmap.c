@@ -1,0 +1,108 @@
+/* hx_idmap — see hx_idmap.h. */
+#include "hx_idmap.h"
+#include "hx_wire.h"
+
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MIN_CAP 1024
+
+static uint64_t id_hash(const hx_idmap_t *m, const uint8_t *id)
+{
+    uint8_t out[crypto_shorthash_BYTES];
+    crypto_shorthash(out, id, HX_ID_LEN, m->key);
+    uint64_t h;
+    memcpy(&h, out, sizeof h);
+    return h;
+}
+
+int hx_idmap_init(hx_idmap_t *m)
+{
+    memset(m, 0, sizeof *m);
+    if (sodium_init() < 0)
+        return HX_ENOMEM;
+    crypto_shorthash_keygen(m->key);
+    m->slots = calloc(MIN_CAP, sizeof *m->slots);
+    if (!m->slots)
+        return HX_ENOMEM;
+    m->cap = MIN_CAP;
+    return 0;
+}
+
+void hx_idmap_free(hx_idmap_t *m)
+{
+    free(m->slots);
+    m->slots = NULL;
+    m->cap = m->n = 0;
+}
+
+void *hx_idmap_find(const hx_idmap_t *m, const uint8_t *id)
+{
+    uint64_t h = id_hash(m, id);
+    size_t mask = m->cap - 1;
+    for (size_t i = (size_t)h & mask;; i = (i + 1) & mask) {
+        const hx_idmap_slot_t *s = &m->slots[i];
+        if (!s->rec)
+            return NULL;
+        if (s->hash == h && memcmp(s->rec, id, HX_ID_LEN) == 0)
+            return s->rec;
+    }
+}
+
+static void place(hx_idmap_slot_t *slots, size_t cap, uint64_t h, void *rec)
+{
+    size_t mask = cap - 1;
+    size_t i = (size_t)h & mask;
+    while (slots[i].rec)
+        i = (i + 1) & mask;
+    slots[i].hash = h;
+    slots[i].rec = rec;
+}
+
+int hx_idmap_put(hx_idmap_t *m, void *rec)
+{
+    if ((m->n + 1) * 10 > m->cap * 7) {             /* keep it at most 70% full */
+        size_t cap = m->cap * 2;
+        hx_idmap_slot_t *slots = calloc(cap, sizeof *slots);
+        if (!slots)
+            return HX_ENOMEM;
+        for (size_t i = 0; i < m->cap; i++)
+            if (m->slots[i].rec)
+                place(slots, cap, m->slots[i].hash, m->slots[i].rec);
+        free(m->slots);
+        m->slots = slots;
+        m->cap = cap;
+    }
+    place(m->slots, m->cap, id_hash(m, rec), rec);
+    m->n++;
+    return 0;
+}
+
+void hx_idmap_remove(hx_idmap_t *m, const uint8_t *id)
+{
+    uint64_t h = id_hash(m, id);
+    size_t mask = m->cap - 1;
+    size_t i = (size_t)h & mask;
+    for (;; i = (i + 1) & mask) {
+        if (!m->slots[i].rec)
+            return;
+        if (m->slots[i].hash == h && memcmp(m->slots[i].rec, id, HX_ID_LEN) == 0)
+            break;
+    }
+    /* Backward shift: move up every later record of the run that may sit in the hole, so
+     * no lookup meets an empty slot before its record. */
+    size_t hole = i;
+    for (size_t j = (hole + 1) & mask; m->slots[j].rec; j = (j + 1) & mask) {
+        size_t home = (size_t)m->slots[j].hash & mask;
+        /* j may move to hole when its home is not in (hole, j] (cyclically) */
+        bool stays = hole <= j ? (home > hole && home <= j) : (home > hole || home <= j);
+        if (!stays) {
+            m->slots[hole] = m->slots[j];
+            hole = j;
+        }
+    }
+    m->slots[hole].rec = NULL;
+    m->slots[hole].hash = 0;
+    m->n--;
+}
