@@ -1,9 +1,9 @@
 /* hx_idmap — message id -> record, for the router's lookups on every message.
  *
  * Open addressing with linear probing over 16-byte slots {hash, record}, at most 70% full,
- * deletion by backward shift (no tombstones). The hash is SipHash-2-4 (libsodium's
- * crypto_shorthash) of the whole id under a key drawn at start, so ids a client chooses to
- * collide cannot make lookups slow. Each record must begin with its 16-byte id: a lookup
+ * deletion by backward shift (no tombstones). The hash mixes the whole id under a 256-bit
+ * key drawn at start (libsodium's randombytes), so ids a client chooses to collide cannot
+ * make lookups slow. Each record must begin with its 16-byte id: a lookup
  * compares the stored hash first and the id only on a match, so it usually touches one slot
  * and one record — against uthash's chains of up to ten records, each a cache miss. */
 #ifndef HX_IDMAP_H
@@ -20,7 +20,7 @@ typedef struct {
     hx_idmap_slot_t *slots;
     size_t cap;                 /* a power of two */
     size_t n;
-    uint8_t key[16];
+    uint64_t key[4];
 } hx_idmap_t;
 
 int hx_idmap_init(hx_idmap_t *m);
