@@ -212,6 +212,27 @@ static size_t split_words(char *buf, const char **argv, size_t cap)
     return n;
 }
 
+/* Starts argv with stdout and stderr appended to log; the child dies with the bench. */
+static pid_t spawn_logged(const char **argv, const char *log)
+{
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);        /* never outlive the bench */
+        if (getppid() != parent)
+            _exit(127);
+        int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600);
+        if (fd >= 0) {
+            dup2(fd, 1);
+            dup2(fd, 2);
+            close(fd);
+        }
+        execvp(argv[0], (char *const *)argv);
+        _exit(127);
+    }
+    return pid;
+}
+
 pid_t bench_spawn(bench_env_t *e, const char *name, const char *rel, const char *const args[])
 {
     int k;
@@ -233,23 +254,9 @@ pid_t bench_spawn(bench_env_t *e, const char *name, const char *rel, const char 
     for (size_t i = 0; args && args[i] && n < 95; i++)
         argv[n++] = args[i];
     argv[n] = NULL;
-    pid_t parent = getpid();
-    pid_t pid = fork();
+    pid_t pid = spawn_logged(argv, log);
     if (pid < 0)
         return -1;
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);        /* never outlive the bench */
-        if (getppid() != parent)
-            _exit(127);
-        int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600);
-        if (fd >= 0) {
-            dup2(fd, 1);
-            dup2(fd, 2);
-            close(fd);
-        }
-        execvp(argv[0], (char *const *)argv);
-        _exit(127);
-    }
     e->procs[k].pid = pid;
     snprintf(e->procs[k].name, sizeof e->procs[k].name, "%s", name);
     return pid;
@@ -285,18 +292,7 @@ void bench_attach_start(bench_env_t *e)
     split_words(cmd, argv, 64);
     char log[700];
     snprintf(log, sizeof log, "%s/attach.log", e->dir);
-    pid_t pid = fork();
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600);
-        if (fd >= 0) {
-            dup2(fd, 1);
-            dup2(fd, 2);
-            close(fd);
-        }
-        execvp(argv[0], (char *const *)argv);
-        _exit(127);
-    }
+    pid_t pid = spawn_logged(argv, log);
     e->attached = pid > 0 ? pid : 0;
     bench_sleep_ns(700 * 1000000u);             /* let it attach */
 }
