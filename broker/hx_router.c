@@ -819,6 +819,7 @@ static Handoff__ErrorCode accept_messages(hx_router_t *r, peer_t *p, Handoff__Me
 
     /* Phase 1: every target queue exists and has room. */
     queue_t *targets[HX_MAX_BATCH];
+    size_t sizes[HX_MAX_BATCH];
     Handoff__Address from;
     handoff__address__init(&from);
     from.kind = p->role == HANDOFF__ROLE__ROLE_WORKER ? HANDOFF__ADDRESS_KIND__ADDRESS_SERVICE
@@ -837,7 +838,15 @@ static Handoff__ErrorCode accept_messages(hx_router_t *r, peer_t *p, Handoff__Me
             code = HANDOFF__ERROR_CODE__ERR_BUSY;
             break;
         }
-        size_t size = handoff__message__get_packed_size(msgs[i]) + 32;
+        /* its stored form, sized once here and packed in phase 2: the broker sets from,
+         * accepted_at_ms and attempt (a request's messages all get the same values) */
+        Handoff__Message *m = msgs[i];
+        Handoff__Address *saved = m->from;
+        m->from = &from;
+        m->accepted_at_ms = at;
+        m->attempt = 0;
+        size_t size = sizes[i] = handoff__message__get_packed_size(m);
+        m->from = saved;
         if (q->n_held + q->pending >= r->cfg.max_queue ||
             q->bytes + q->pending_bytes + size > r->cfg.max_queue_bytes) {
             snprintf(why, cap, "messages[%zu].to: %s %s is full (%u messages or %llu bytes); retry later", i,
@@ -865,12 +874,10 @@ static Handoff__ErrorCode accept_messages(hx_router_t *r, peer_t *p, Handoff__Me
         }
         Handoff__Address *saved = m->from;
         m->from = &from;
-        m->accepted_at_ms = at;
-        m->attempt = 0;
-        size_t len = handoff__message__get_packed_size(m);
+        size_t len = sizes[i];
         int rc = hx_buf_reserve(&r->scratch, len);
-        if (rc == 0)
-            handoff__message__pack(m, r->scratch.data);
+        if (rc == 0 && handoff__message__pack(m, r->scratch.data) != len)
+            rc = HX_EIO;                        /* not what phase 1 sized: never expected */
         m->from = saved;
         uint64_t handle;
         entry_t *e = NULL;
