@@ -33,77 +33,23 @@ void bench_zctx_term(void)
     zctx = NULL;
 }
 
-/* ---- reading protobuf in place ------------------------------------------------------------ */
-
-static bool varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
-{
-    uint64_t x = 0;
-    for (int shift = 0; shift < 64 && *p < end; shift += 7) {
-        uint8_t b = *(*p)++;
-        x |= (uint64_t)(b & 0x7f) << shift;
-        if (!(b & 0x80)) {
-            *v = x;
-            return true;
-        }
-    }
-    return false;
-}
-
-/* The next field: number, wire type, and its value (varint) or bytes. */
-typedef struct {
-    uint32_t num, wt;
-    uint64_t v;
-    const uint8_t *data;
-    size_t len;
-} field_t;
-
-static bool next_field(const uint8_t **p, const uint8_t *end, field_t *f)
-{
-    uint64_t tag;
-    if (!varint(p, end, &tag))
-        return false;
-    f->num = (uint32_t)(tag >> 3);
-    f->wt = (uint32_t)(tag & 7);
-    switch (f->wt) {
-    case 0:
-        return varint(p, end, &f->v);
-    case 1:
-        if (end - *p < 8)
-            return false;
-        *p += 8;
-        return true;
-    case 2:
-        if (!varint(p, end, &f->v) || f->v > (uint64_t)(end - *p))
-            return false;
-        f->data = *p;
-        f->len = (size_t)f->v;
-        *p += f->len;
-        return true;
-    case 5:
-        if (end - *p < 4)
-            return false;
-        *p += 4;
-        return true;
-    default:
-        return false;
-    }
-}
+/* ---- reading protobuf in place (hx_wire_next_field) ------------------------------------- */
 
 bool bench_reply_scan(const uint8_t *p, size_t len, bench_reply_t *out)
 {
     memset(out, 0, sizeof *out);
     const uint8_t *end = p + len;
-    field_t f;
+    hx_wire_field_t f;
     while (p < end) {
-        if (!next_field(&p, end, &f))
+        if (!hx_wire_next_field(&p, end, &f))
             return false;
-        if (f.num == 2 && f.wt == 0)
+        if (f.num == 2 && f.wire == 0)
             out->kind = (uint32_t)f.v;
-        else if (f.num == 4 && f.wt == 2 && f.len == HX_ID_LEN)
+        else if (f.num == 4 && f.wire == 2 && f.len == HX_ID_LEN)
             out->corr = f.data;
-        else if (f.num == 14 && f.wt == 0)
+        else if (f.num == 14 && f.wire == 0)
             out->error_code = (uint32_t)f.v;
-        else if (f.num == 15 && f.wt == 2) {
+        else if (f.num == 15 && f.wire == 2) {
             out->text = f.data;
             out->text_len = f.len;
         }
@@ -117,23 +63,23 @@ typedef void (*msg_fn)(void *arg, const uint8_t *id, uint32_t attempt);
 static int each_message(const uint8_t *p, size_t len, msg_fn fn, void *arg)
 {
     const uint8_t *end = p + len;
-    field_t f;
+    hx_wire_field_t f;
     int n = 0;
     while (p < end) {
-        if (!next_field(&p, end, &f))
+        if (!hx_wire_next_field(&p, end, &f))
             return -1;
-        if (f.num != 11 || f.wt != 2)
+        if (f.num != 11 || f.wire != 2)
             continue;
         const uint8_t *q = f.data, *qend = f.data + f.len;
         const uint8_t *id = NULL;
         uint32_t attempt = 0;
-        field_t g;
+        hx_wire_field_t g;
         while (q < qend) {
-            if (!next_field(&q, qend, &g))
+            if (!hx_wire_next_field(&q, qend, &g))
                 return -1;
-            if (g.num == 1 && g.wt == 2 && g.len == HX_ID_LEN)
+            if (g.num == 1 && g.wire == 2 && g.len == HX_ID_LEN)
                 id = g.data;
-            else if (g.num == 7 && g.wt == 0)
+            else if (g.num == 7 && g.wire == 0)
                 attempt = (uint32_t)g.v;          /* the last one counts (hx_wire_append_message) */
         }
         if (id)

@@ -204,27 +204,6 @@ int64_t hx_metric_value(const hx_metric_t *s)
 
 /* ---- text --------------------------------------------------------------------------- */
 
-static int appendf(hx_buf_t *out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static int appendf(hx_buf_t *out, const char *fmt, ...)
-{
-    char tmp[256];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
-    va_end(ap);
-    if (n < 0)
-        return HX_EINVAL;
-    if ((size_t)n < sizeof tmp)
-        return hx_buf_append(out, tmp, (size_t)n);
-    if (hx_buf_reserve(out, (size_t)n + 1))
-        return HX_ENOMEM;
-    va_start(ap, fmt);
-    vsnprintf((char *)out->data + out->len, (size_t)n + 1, fmt, ap);
-    va_end(ap);
-    out->len += (size_t)n;
-    return 0;
-}
-
 /* HELP text escapes \ and newline; label values also escape ". */
 static int append_escaped(hx_buf_t *out, const char *s, bool quote)
 {
@@ -252,8 +231,8 @@ static void format_f64(char *buf, size_t cap, double v)
 int hx_metrics_write_family(hx_buf_t *out, const char *name, hx_metric_type_t type, const char *help)
 {
     static const char *const types[] = {"counter", "gauge", "histogram"};
-    if (appendf(out, "# HELP %s ", name) || append_escaped(out, help, false) ||
-        appendf(out, "\n# TYPE %s %s\n", name, types[type]))
+    if (hx_buf_appendf(out, "# HELP %s ", name) || append_escaped(out, help, false) ||
+        hx_buf_appendf(out, "\n# TYPE %s %s\n", name, types[type]))
         return HX_ENOMEM;
     return 0;
 }
@@ -262,20 +241,20 @@ int hx_metrics_write_family(hx_buf_t *out, const char *name, hx_metric_type_t ty
 static int write_sample(hx_buf_t *out, const char *name, const char *suffix, const char *label, const char *value,
                         const char *le, const char *text)
 {
-    if (appendf(out, "%s%s", name, suffix))
+    if (hx_buf_appendf(out, "%s%s", name, suffix))
         return HX_ENOMEM;
     if (label || le) {
         if (hx_buf_append(out, "{", 1))
             return HX_ENOMEM;
-        if (label && (appendf(out, "%s=\"", label) || append_escaped(out, value ? value : "", true) ||
+        if (label && (hx_buf_appendf(out, "%s=\"", label) || append_escaped(out, value ? value : "", true) ||
                       hx_buf_append(out, "\"", 1)))
             return HX_ENOMEM;
-        if (le && appendf(out, "%sle=\"%s\"", label ? "," : "", le))
+        if (le && hx_buf_appendf(out, "%sle=\"%s\"", label ? "," : "", le))
             return HX_ENOMEM;
         if (hx_buf_append(out, "}", 1))
             return HX_ENOMEM;
     }
-    return appendf(out, " %s\n", text);
+    return hx_buf_appendf(out, " %s\n", text);
 }
 
 int hx_metrics_write_u64(hx_buf_t *out, const char *name, const char *label, const char *value, uint64_t v)

@@ -1651,13 +1651,11 @@ typedef struct {
 static void json_append(json_walk_t *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void json_append(json_walk_t *w, const char *fmt, ...)
 {
-    char tmp[512];
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
+    if (w->rc == 0)
+        w->rc = hx_buf_vappendf(w->out, fmt, ap);
     va_end(ap);
-    if (w->rc == 0 && (n < 0 || (size_t)n >= sizeof tmp || hx_buf_append(w->out, tmp, (size_t)n)))
-        w->rc = HX_ENOMEM;
 }
 
 /* Queue names are [A-Za-z0-9._-] (hx_name_valid), so they need no JSON escaping. */

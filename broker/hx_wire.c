@@ -2,6 +2,8 @@
 #include "hx_wire.h"
 
 #include <sodium.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -103,6 +105,36 @@ int hx_buf_append(hx_buf_t *b, const void *p, size_t n)
     return 0;
 }
 
+int hx_buf_vappendf(hx_buf_t *b, const char *fmt, va_list ap)
+{
+    char tmp[256];
+    va_list again;
+    va_copy(again, ap);
+    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
+    int rc = 0;
+    if (n < 0)
+        rc = HX_EINVAL;
+    else if ((size_t)n < sizeof tmp)
+        rc = hx_buf_append(b, tmp, (size_t)n);
+    else if (hx_buf_reserve(b, (size_t)n + 1))      /* longer: format again, in place */
+        rc = HX_ENOMEM;
+    else {
+        vsnprintf((char *)b->data + b->len, (size_t)n + 1, fmt, again);
+        b->len += (size_t)n;
+    }
+    va_end(again);
+    return rc;
+}
+
+int hx_buf_appendf(hx_buf_t *b, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = hx_buf_vappendf(b, fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
 void hx_buf_free(hx_buf_t *b)
 {
     free(b->data);
@@ -171,7 +203,7 @@ int hx_wire_pack_reply(hx_buf_t *b, Handoff__Kind kind, const uint8_t *corr, siz
     return 0;
 }
 
-static int get_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
+static bool get_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
 {
     uint64_t x = 0;
     for (unsigned shift = 0; shift < 64 && *p < end; shift += 7) {
@@ -179,28 +211,34 @@ static int get_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
         x |= (uint64_t)(c & 0x7f) << shift;
         if (!(c & 0x80)) {
             *v = x;
-            return 0;
+            return true;
         }
     }
-    return -1;
+    return false;
 }
 
-/* Steps over one field's value of the given wire type. */
-static int skip_field(const uint8_t **p, const uint8_t *end, unsigned wire, const uint8_t **val, size_t *val_len)
+bool hx_wire_next_field(const uint8_t **p, const uint8_t *end, hx_wire_field_t *f)
 {
-    uint64_t v;
-    switch (wire) {
-    case 0: return get_varint(p, end, &v);
-    case 1: if (end - *p < 8) return -1; *p += 8; return 0;
-    case 5: if (end - *p < 4) return -1; *p += 4; return 0;
+    uint64_t key;
+    if (!get_varint(p, end, &key))
+        return false;
+    f->num = (uint32_t)(key >> 3);
+    f->wire = (uint32_t)(key & 7);
+    f->v = 0;
+    f->data = NULL;
+    f->len = 0;
+    switch (f->wire) {
+    case 0: return get_varint(p, end, &f->v);
+    case 1: if (end - *p < 8) return false; *p += 8; return true;
+    case 5: if (end - *p < 4) return false; *p += 4; return true;
     case 2:
-        if (get_varint(p, end, &v) || v > (uint64_t)(end - *p))
-            return -1;
-        *val = *p;
-        *val_len = (size_t)v;
-        *p += v;
-        return 0;
-    default: return -1;                               /* groups are not used by proto3 */
+        if (!get_varint(p, end, &f->v) || f->v > (uint64_t)(end - *p))
+            return false;
+        f->data = *p;
+        f->len = (size_t)f->v;
+        *p += f->len;
+        return true;
+    default: return false;
     }
 }
 
@@ -208,38 +246,25 @@ int hx_wire_scan_message(const uint8_t *msg, size_t len, hx_msg_head_t *out)
 {
     memset(out, 0, sizeof *out);
     const uint8_t *p = msg, *end = msg + len;
+    hx_wire_field_t f, g;
     while (p < end) {
-        uint64_t key, v = 0;
-        const uint8_t *val = NULL, *start;
-        size_t val_len = 0;
-        if (get_varint(&p, end, &key))
+        if (!hx_wire_next_field(&p, end, &f))
             return -1;
-        unsigned field = (unsigned)(key >> 3), wire = (unsigned)(key & 7);
-        start = p;
-        if (skip_field(&p, end, wire, &val, &val_len))
-            return -1;
-        if (field == 1 && wire == 2) {
-            out->id = val;
-            out->id_len = val_len;
-        } else if (field == 8 && wire == 0) {
-            get_varint(&start, end, &v);
-            out->accepted_at_ms = v;
-        } else if (field == 2 && wire == 2) {         /* Address: kind = 1, name = 2 */
-            const uint8_t *q = val, *qend = val + val_len;
+        if (f.num == 1 && f.wire == 2) {
+            out->id = f.data;
+            out->id_len = f.len;
+        } else if (f.num == 8 && f.wire == 0) {
+            out->accepted_at_ms = f.v;
+        } else if (f.num == 2 && f.wire == 2) {      /* Address: kind = 1, name = 2 */
+            const uint8_t *q = f.data, *qend = f.data + f.len;
             while (q < qend) {
-                const uint8_t *s, *sval = NULL;
-                size_t slen = 0;
-                if (get_varint(&q, qend, &key))
+                if (!hx_wire_next_field(&q, qend, &g))
                     return -1;
-                s = q;
-                if (skip_field(&q, qend, (unsigned)(key & 7), &sval, &slen))
-                    return -1;
-                if ((key >> 3) == 1 && (key & 7) == 0) {
-                    get_varint(&s, qend, &v);
-                    out->to_kind = (Handoff__AddressKind)v;
-                } else if ((key >> 3) == 2 && (key & 7) == 2) {
-                    out->to_name = sval;
-                    out->to_name_len = slen;
+                if (g.num == 1 && g.wire == 0)
+                    out->to_kind = (Handoff__AddressKind)g.v;
+                else if (g.num == 2 && g.wire == 2) {
+                    out->to_name = g.data;
+                    out->to_name_len = g.len;
                 }
             }
         }

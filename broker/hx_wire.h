@@ -2,6 +2,7 @@
  * and helpers to pack envelopes. Used by the broker and by its client library. */
 #ifndef HX_WIRE_H
 #define HX_WIRE_H
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -48,6 +49,9 @@ typedef struct {
 } hx_buf_t;
 int hx_buf_reserve(hx_buf_t *b, size_t extra);
 int hx_buf_append(hx_buf_t *b, const void *p, size_t n);
+/* Appends printf-formatted text (without its NUL). 0, HX_ENOMEM or HX_EINVAL. */
+int hx_buf_appendf(hx_buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int hx_buf_vappendf(hx_buf_t *b, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 void hx_buf_free(hx_buf_t *b);
 
 /* Packs env into b (replacing its contents). */
@@ -60,6 +64,19 @@ int hx_wire_append_message(hx_buf_t *b, const uint8_t *msg, size_t len, uint32_t
  * into b, byte for byte what hx_wire_pack makes of such an envelope, without building one:
  * it is the broker's most frequent frame. */
 int hx_wire_pack_reply(hx_buf_t *b, Handoff__Kind kind, const uint8_t *corr, size_t corr_len);
+
+/* Reading protobuf in place, one field at a time, where a full unpack would cost more than
+ * the work (recovery's scan, the benchmark's reply reader). */
+typedef struct {
+    uint32_t num;               /* field number */
+    uint32_t wire;              /* wire type: 0 varint, 1 64-bit, 2 length-delimited, 5 32-bit */
+    uint64_t v;                 /* the varint (wire type 0) */
+    const uint8_t *data;        /* wire type 2: the bytes, len of them */
+    size_t len;
+} hx_wire_field_t;
+/* Reads the field at *p (before end) and moves *p past it; false when it is truncated or
+ * of a wire type proto3 does not use (groups). */
+bool hx_wire_next_field(const uint8_t **p, const uint8_t *end, hx_wire_field_t *f);
 
 /* The fields of a stored Message that recovery needs, read in place (recovery reads every
  * record of the log: a full unpack per record would cost more than the rest together).

@@ -169,6 +169,21 @@ Test(idmap, agrees_with_a_plain_array)
 
 #include "hx_crc32c.h"
 
+/* appendf: short text, and text longer than its stack buffer, formatted in place. */
+Test(wire, buf_appendf_short_and_long)
+{
+    hx_buf_t b = {0};
+    cr_assert_eq(hx_buf_appendf(&b, "%s=%d;", "n", 42), 0);
+    char long_value[600];
+    memset(long_value, 'x', sizeof long_value - 1);
+    long_value[sizeof long_value - 1] = '\0';
+    cr_assert_eq(hx_buf_appendf(&b, "[%s]", long_value), 0);
+    cr_assert_eq(b.len, strlen("n=42;") + 2 + strlen(long_value));
+    cr_assert_eq(memcmp(b.data, "n=42;[xxx", 9), 0);
+    cr_assert_eq(b.data[b.len - 1], ']');
+    hx_buf_free(&b);
+}
+
 /* The reply fast path writes exactly the bytes protobuf-c writes for such an envelope. */
 Test(wire, reply_fast_path_matches_protobuf)
 {
