@@ -304,3 +304,12 @@ int net_cli(net_t *n, const char *clinic, char *out, size_t cap, const char *con
     waitpid(pid, &status, 0);
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
+
+hx_client_t *net_session(const net_t *n, hx_role_t role, const char *name)
+{
+    char err[256];
+    hx_client_opts_t o = {.endpoint = n->endpoint, .clinic = name, .role = role, .timeout_ms = 5000};
+    hx_client_t *c = hx_client_connect(&o, err, sizeof err);
+    cr_assert_not_null(c, "connect %s: %s (see %s/broker.log)", name, err, n->dir);
+    return c;
+}

@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
+#include "hx_client.h"
 
 #define NET_MAX_PROCS 32
 
@@ -24,6 +25,10 @@ typedef struct {
 const char *net_bin(const char *rel);
 /* Path of a source file, e.g. src("deploy/sample/directory.json"). */
 const char *net_src(const char *rel);
+
+/* A plain (no CURVE) session with the broker of n as a clinic or an admin named name;
+ * fails the test when it cannot connect. */
+hx_client_t *net_session(const net_t *n, hx_role_t role, const char *name);
 
 void net_init(net_t *n);
 /* Starts a program (argv[0] is a path from net_bin); stdout+stderr go to dir/<name>.log

@@ -28,11 +28,7 @@ TestSuite(broker_io, .init = setup, .fini = teardown, .timeout = 240);
 
 static hx_client_t *clinic(const char *name)
 {
-    char err[256];
-    hx_client_opts_t o = {.endpoint = net.endpoint, .clinic = name, .timeout_ms = 5000};
-    hx_client_t *c = hx_client_connect(&o, err, sizeof err);
-    cr_assert_not_null(c, "connect %s: %s", name, err);
-    return c;
+    return net_session(&net, HX_ROLE_CLINIC, name);
 }
 
 typedef struct seen {

@@ -114,14 +114,6 @@ static pid_t start_worker(const char *mode, const char *service, const char *to,
     return net_spawn(&net, name, argv);
 }
 
-static hx_client_t *session(hx_role_t role, const char *name)
-{
-    char err[256];
-    hx_client_opts_t o = {.endpoint = net.endpoint, .clinic = name, .role = role, .timeout_ms = 5000};
-    hx_client_t *c = hx_client_connect(&o, err, sizeof err);
-    cr_assert_not_null(c, "connect %s: %s (see %s/broker.log)", name, err, net.dir);
-    return c;
-}
 
 /* A message with a fresh random id; payload must outlive it (a literal, or static). */
 static hx_msg_t message(hx_addr_kind_t kind, const char *to, const char *payload)
@@ -620,8 +612,8 @@ static void restart_cycle(int cycle, int sig, const uint8_t *earlier_id, uint8_t
     snprintf(out, sizeof out, "out%d", cycle);
     snprintf(log, sizeof log, "%s/echo%d.attempts", net.dir, cycle);
 
-    hx_client_t *p = session(HX_ROLE_CLINIC, "producer");
-    hx_client_t *admin = session(HX_ROLE_ADMIN, "ops");
+    hx_client_t *p = net_session(&net, HX_ROLE_CLINIC, "producer");
+    hx_client_t *admin = net_session(&net, HX_ROLE_ADMIN, "ops");
     pid_t failing = start_worker("fail", poison, "sink", "1", NULL);
     hx_msg_t dead = message(HX_TO_SERVICE, poison, "poison");
     submit_ok(p, &dead);
@@ -643,14 +635,14 @@ static void restart_cycle(int cycle, int sig, const uint8_t *earlier_id, uint8_t
                   status);
 
     /* resubmits of ids accepted before the restart: accepted again */
-    p = session(HX_ROLE_CLINIC, "producer");
-    admin = session(HX_ROLE_ADMIN, "ops");
+    p = net_session(&net, HX_ROLE_CLINIC, "producer");
+    admin = net_session(&net, HX_ROLE_ADMIN, "ops");
     submit_ok(p, &q);
     submit_ok(p, &m);
     submit_ok(p, &dead);
 
     /* the mailbox holds its message, once */
-    hx_client_t *bc = session(HX_ROLE_CLINIC, box);
+    hx_client_t *bc = net_session(&net, HX_ROLE_CLINIC, box);
     fetched_t *f = calloc(1, sizeof *f);
     f->c = bc;
     f->want = 1;
@@ -683,7 +675,7 @@ static void restart_cycle(int cycle, int sig, const uint8_t *earlier_id, uint8_t
     hx_msg_t s = message(HX_TO_SERVICE, queue, "sentinel");
     submit_ok(p, &s);
     pid_t echo = start_worker("echo", queue, out, "1", log);
-    hx_client_t *oc = session(HX_ROLE_CLINIC, out);
+    hx_client_t *oc = net_session(&net, HX_ROLE_CLINIC, out);
     memset(f, 0, sizeof *f);
     f->c = oc;
     uint8_t q_out[HX_ID_LEN], s_out[HX_ID_LEN];
@@ -729,8 +721,8 @@ Test(durability, poison_message)
     snprintf(log2, sizeof log2, "%s/echo.attempts", net.dir);
     pid_t failing = start_worker("fail", "work", "sink", "1", log);
 
-    hx_client_t *p = session(HX_ROLE_CLINIC, "producer");
-    hx_client_t *admin = session(HX_ROLE_ADMIN, "ops");
+    hx_client_t *p = net_session(&net, HX_ROLE_CLINIC, "producer");
+    hx_client_t *admin = net_session(&net, HX_ROLE_ADMIN, "ops");
     hx_msg_t m = message(HX_TO_SERVICE, "work", "poison-payload");
     submit_ok(p, &m);
     dlq_wait_t dw = {admin, m.id};
@@ -780,7 +772,7 @@ Test(durability, poison_message)
                  hx_client_error(admin));
     cr_expect_eq(dlq_count(admin, m.id, NULL), 0, "a replayed message leaves the dead-letter queue");
     start_worker("echo", "work", "sink", "1", log2);
-    hx_client_t *sink = session(HX_ROLE_CLINIC, "sink");
+    hx_client_t *sink = net_session(&net, HX_ROLE_CLINIC, "sink");
     fetched_t *f = calloc(1, sizeof *f);
     f->c = sink;
     uint8_t out[HX_ID_LEN];
@@ -845,7 +837,7 @@ static void expect_unavailable(hx_client_t *c, const hx_msg_t *m, const char *co
 /* The mailbox holds exactly the given messages, each once; they are left there (not acked). */
 static void expect_mailbox(const char *box, const hx_msg_t *const msgs[], size_t n)
 {
-    hx_client_t *c = session(HX_ROLE_CLINIC, box);
+    hx_client_t *c = net_session(&net, HX_ROLE_CLINIC, box);
     fetched_t *f = calloc(1, sizeof *f);
     f->c = c;
     f->want = n;
@@ -864,7 +856,7 @@ Test(durability, disk_full_then_space_returns)
 {
     const char *extra[] = {"--heartbeat-ms", "100", "--test-faults", faults, NULL};
     start_broker(extra);
-    hx_client_t *p = session(HX_ROLE_CLINIC, "producer");
+    hx_client_t *p = net_session(&net, HX_ROLE_CLINIC, "producer");
     hx_msg_t a = message(HX_TO_MAILBOX, "box", "before-the-fault");
     hx_msg_t q = message(HX_TO_SERVICE, "later", "queued-before-the-fault");
     submit_ok(p, &a);
@@ -881,7 +873,7 @@ Test(durability, disk_full_then_space_returns)
     submit_wait_t sw = {p, &b};
     cr_assert(net_wait(submit_accepted, &sw, WAIT_MS), "the broker did not resume accepting after the disk had "
                                                        "space again: %s", hx_client_error(p));
-    hx_client_t *admin = session(HX_ROLE_ADMIN, "ops");
+    hx_client_t *admin = net_session(&net, HX_ROLE_ADMIN, "ops");
     cr_expect_eq(hx_client_health(admin), 0, "healthy again: %s", hx_client_error(admin));
 
     /* what was accepted before the fault is delivered; the refused one is there once */
@@ -892,7 +884,7 @@ Test(durability, disk_full_then_space_returns)
     pid_t w = start_worker("echo", "later", "later-out", "1", log);
     uint8_t q_out[HX_ID_LEN];
     hx_id_derive(q.id, 0, q_out);
-    hx_client_t *oc = session(HX_ROLE_CLINIC, "later-out");
+    hx_client_t *oc = net_session(&net, HX_ROLE_CLINIC, "later-out");
     fetched_t *f = calloc(1, sizeof *f);
     f->c = oc;
     f->until = q_out;
@@ -914,8 +906,8 @@ Test(durability, fsync_failure_refuses_until_restart)
 {
     const char *extra[] = {"--heartbeat-ms", "100", "--test-faults", faults, NULL};
     start_broker(extra);
-    hx_client_t *p = session(HX_ROLE_CLINIC, "producer");
-    hx_client_t *admin = session(HX_ROLE_ADMIN, "ops");
+    hx_client_t *p = net_session(&net, HX_ROLE_CLINIC, "producer");
+    hx_client_t *admin = net_session(&net, HX_ROLE_ADMIN, "ops");
     hx_msg_t a = message(HX_TO_MAILBOX, "box", "before-the-fault");
     submit_ok(p, &a);
     cr_assert_eq(hx_client_health(admin), 0, "healthy before the fault: %s", hx_client_error(admin));
@@ -940,8 +932,8 @@ Test(durability, fsync_failure_refuses_until_restart)
 
     int status = restart_broker(SIGTERM);
     fprintf(stderr, "fsync_failure: the broker exited with status %d after SIGTERM\n", status);
-    p = session(HX_ROLE_CLINIC, "producer");
-    admin = session(HX_ROLE_ADMIN, "ops");
+    p = net_session(&net, HX_ROLE_CLINIC, "producer");
+    admin = net_session(&net, HX_ROLE_ADMIN, "ops");
     cr_expect_eq(hx_client_health(admin), 0, "healthy after the restart: %s", hx_client_error(admin));
     submit_ok(p, &b);
     const hx_msg_t *box[] = {&a, &b};
@@ -995,8 +987,8 @@ Test(durability, cli_dlq)
     static uint8_t payload[256];
     size_t plen = referral_payload(payload);
     pid_t failing = start_worker("fail", "intake", "sink", "1", NULL);
-    hx_client_t *p = session(HX_ROLE_CLINIC, "northpoint");
-    hx_client_t *admin = session(HX_ROLE_ADMIN, "ops");
+    hx_client_t *p = net_session(&net, HX_ROLE_CLINIC, "northpoint");
+    hx_client_t *admin = net_session(&net, HX_ROLE_ADMIN, "ops");
     hx_msg_t d1 = message(HX_TO_SERVICE, "intake", "");
     d1.type = "handoff.Referral";
     d1.payload = payload;

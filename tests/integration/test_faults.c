@@ -100,10 +100,7 @@ static void hello(void *s, Handoff__Role role, const char *name)
 /* A well-behaved clinic still submits and gets its message: nobody else was disturbed. */
 static void others_still_served(void)
 {
-    char err[256];
-    hx_client_opts_t o = {.endpoint = net.endpoint, .clinic = "goodclinic", .timeout_ms = 5000};
-    hx_client_t *c = hx_client_connect(&o, err, sizeof err);
-    cr_assert_not_null(c, "%s", err);
+    hx_client_t *c = net_session(&net, HX_ROLE_CLINIC, "goodclinic");
     hx_msg_t m = {0};
     hx_id_random(m.id);
     m.to_kind = HX_TO_MAILBOX;
@@ -287,10 +284,7 @@ Test(faults, a_peer_that_floods)
 
 Test(faults, a_full_mailbox_answers_busy_and_keeps_what_it_holds)
 {
-    char err[256];
-    hx_client_opts_t o = {.endpoint = net.endpoint, .clinic = "producer", .timeout_ms = 5000};
-    hx_client_t *c = hx_client_connect(&o, err, sizeof err);
-    cr_assert_not_null(c, "%s", err);
+    hx_client_t *c = net_session(&net, HX_ROLE_CLINIC, "producer");
     int accepted = 0;
     for (int i = 0; i < 60; i++) {
         hx_msg_t m = {0};
@@ -307,8 +301,7 @@ Test(faults, a_full_mailbox_answers_busy_and_keeps_what_it_holds)
     cr_expect_eq(accepted, 50, "the --max-queue bound");
     hx_client_destroy(&c);
     others_still_served();
-    hx_client_opts_t so = {.endpoint = net.endpoint, .clinic = "slowclinic", .timeout_ms = 5000};
-    hx_client_t *slow = hx_client_connect(&so, err, sizeof err);
+    hx_client_t *slow = net_session(&net, HX_ROLE_CLINIC, "slowclinic");
     hx_batch_t *b = NULL;
     cr_assert_eq(hx_client_fetch(slow, 1000, &b), 0);
     cr_expect_eq(b->count, 50, "nothing accepted was lost");
@@ -332,10 +325,7 @@ static long rss_kb(pid_t pid)
 
 Test(faults, a_slow_consumer_keeps_broker_memory_bounded)
 {
-    char err[256];
-    hx_client_opts_t o = {.endpoint = net.endpoint, .clinic = "producer", .timeout_ms = 5000};
-    hx_client_t *c = hx_client_connect(&o, err, sizeof err);
-    cr_assert_not_null(c, "%s", err);
+    hx_client_t *c = net_session(&net, HX_ROLE_CLINIC, "producer");
     static uint8_t payload[32 * 1024];
     long before = 0;
     int busy = 0;

@@ -262,14 +262,6 @@ static void start_broker(const char *const extra[])
     wait_status(broker_http, "/healthz", 200);
 }
 
-static hx_client_t *session(hx_role_t role, const char *name)
-{
-    char err[256];
-    hx_client_opts_t o = {.endpoint = net.endpoint, .clinic = name, .role = role, .timeout_ms = 5000};
-    hx_client_t *c = hx_client_connect(&o, err, sizeof err);
-    cr_assert_not_null(c, "connect %s: %s (see %s/broker.log)", name, err, net.dir);
-    return c;
-}
 
 static void submit(hx_client_t *c, const char *service, const char *type, const void *payload, size_t len)
 {
@@ -309,8 +301,8 @@ static void workload(hx_client_t **a, hx_client_t **b)
     start_worker("echo", "echo", "clinic-b", NULL);
     start_worker("fail", "poison", "clinic-b", NULL);
     wait_metric(broker_http, "handoff_broker_peers{role=\"worker\"}", 2);
-    *a = session(HX_ROLE_CLINIC, "clinic-a");
-    *b = session(HX_ROLE_CLINIC, "clinic-b");
+    *a = net_session(&net, HX_ROLE_CLINIC, "clinic-a");
+    *b = net_session(&net, HX_ROLE_CLINIC, "clinic-b");
     for (int i = 0; i < N; i++)
         submit(*a, "echo", "test.n", "x", 1);
     submit(*a, "poison", "test.n", "p", 1);
@@ -480,7 +472,7 @@ Test(metrics, stats_op)
     free(text);
 
     /* an admin session may ask too, and counts as one */
-    hx_client_t *adm = session(HX_ROLE_ADMIN, "ops");
+    hx_client_t *adm = net_session(&net, HX_ROLE_ADMIN, "ops");
     cr_assert_eq(hx_client_stats(adm, &text), 0);
     cr_expect(strstr(text, "\"admin\":1") != NULL, "%s", text);
     free(text);
@@ -502,7 +494,7 @@ Test(metrics, expired_peer)
     char marker[512];
     snprintf(marker, sizeof marker, "%s/held", net.dir);
     pid_t w = start_worker("hold", "slow", "clinic-b", marker);
-    hx_client_t *a = session(HX_ROLE_CLINIC, "clinic-a");
+    hx_client_t *a = net_session(&net, HX_ROLE_CLINIC, "clinic-a");
     submit(a, "slow", "test.n", "s", 1);
     cr_assert(net_wait(file_cond, marker, WAIT_MS), "the worker never got the message");
     wait_metric(broker_http, "handoff_broker_queue_inflight{queue=\"slow\"}", 1);
@@ -582,7 +574,7 @@ Test(metrics, readyz_store_faults)
     const char *extra[] = {"--test-faults", faults, LONG_LIVENESS, NULL};
     start_broker(extra);
     wait_status(broker_http, "/readyz", 200);
-    hx_client_t *a = session(HX_ROLE_CLINIC, "clinic-a");
+    hx_client_t *a = net_session(&net, HX_ROLE_CLINIC, "clinic-a");
     write_file(faults, "enospc");
     hx_msg_t m = {0};
     hx_id_random(m.id);
@@ -655,7 +647,7 @@ Test(metrics, service_readyz)
     char clinic[64];
     size_t len;
     uint8_t *ref = sample_referral("deploy/sample/referrals/01-ankle-sprain.json", &len, clinic, sizeof clinic);
-    hx_client_t *c = session(HX_ROLE_CLINIC, clinic);
+    hx_client_t *c = net_session(&net, HX_ROLE_CLINIC, clinic);
     submit(c, "intake", "handoff.Referral", ref, len);
     submit(c, "intake", "handoff.Referral", "\xff\xff\xff", 3);
     submit(c, "intake", "test.other", "x", 1);
@@ -723,7 +715,7 @@ Test(metrics, json_logs)
     net_spawn(&net, "intake", intake);
     unsetenv("HANDOFF_LOG_FORMAT");
     wait_status(port, "/readyz", 200);
-    hx_client_t *c = session(HX_ROLE_CLINIC, "clinic-a");
+    hx_client_t *c = net_session(&net, HX_ROLE_CLINIC, "clinic-a");
     submit(c, "intake", "test.other", "x", 1);              /* a warning line with quotes in it */
     wait_metric(port, "handoff_intake_referrals_total{outcome=\"ignored\"}", 1);
     hx_client_destroy(&c);
