@@ -622,7 +622,8 @@ static bool workers_joined(void *arg)
  * are all settled (ready or on hold, none rejected: no red flags); across every clinic's
  * inbox no two bookings of the same therapist overlap in time; each ready referral has
  * exactly one handoff per discipline of its triage plan (and none for another), matching the
- * bookings its referrer was told; an on-hold referral has none; and both workers booked some. */
+ * bookings its referrer was told; an on-hold referral has none; both workers booked some; and
+ * neither booked from a calendar the other had made stale. */
 Test(lifecycle, two_scheduling_workers_never_double_book, .timeout = 400)
 {
     net_start_front(&net);
@@ -782,6 +783,12 @@ Test(lifecycle, two_scheduling_workers_never_double_book, .timeout = 400)
     cr_expect_gt(b1, 0, "the first worker booked none (%zu by the second)", b2);
     cr_expect_gt(b2, 0, "the second worker booked none (%zu by the first)", b1);
     cr_expect_geq(b1 + b2, ready, "a booking log line for each ready referral");
+    /* Each worker keeps its calendar between messages and must drop it when the other one
+     * has committed: a stale calendar picks a slot the other already holds, which the slots
+     * table refuses (so nothing is double-booked even then) and the message is handled again.
+     * Here that must never happen. */
+    size_t c1 = count_in_file(log1, "is already held"), c2 = count_in_file(log2, "is already held");
+    cr_expect_eq(c1 + c2, 0, "a worker booked from a stale calendar %zu time(s) (logs in %s)", c1 + c2, net.dir);
     for (size_t m = 0; m < MANY; m++) {
         json_decref(many[m].latest);
         many[m].latest = NULL;
