@@ -384,12 +384,12 @@ uint64_t bench_rss(pid_t pid)
     FILE *f = fopen(path, "r");
     if (!f)
         return 0;
-    uint64_t kb = 0;
+    unsigned long kb = 0;
     while (fgets(line, sizeof line, f))
-        if (sscanf(line, "VmRSS: %lu kB", (unsigned long *)&kb) == 1)
+        if (sscanf(line, "VmRSS: %lu kB", &kb) == 1)
             break;
     fclose(f);
-    return kb * 1024;
+    return (uint64_t)kb * 1024;
 }
 
 uint64_t bench_cpu_ns(pid_t pid)
