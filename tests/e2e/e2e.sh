@@ -30,7 +30,7 @@ mkdir -p "$E2E_DIR/home" "$E2E_DIR/work"
 # A free loopback port for the broker's published port (kept across broker restarts).
 port=""
 for _ in $(seq 1 50); do
-  p=$((20000 + RANDOM % 40000))
+  p=$((20000 + RANDOM % 12000))   # below the kernel's ephemeral range (32768-)
   if [ -z "$(ss -Htln "sport = :$p" 2>/dev/null)" ]; then port=$p; break; fi
 done
 [ -n "$port" ] || fail "no free port found"
