@@ -1501,6 +1501,7 @@ int hx_router_recover(hx_router_t *r)
 {
     static const hx_store_visitor_t v = {rec_put, rec_settle, rec_dead, rec_revive, rec_attempts, rec_dedup};
     int rc = r->cfg.store->ops->recover(r->cfg.store, &v, r);
+    r->rec_last = NULL;                         /* only for the replay */
     size_t waiting = 0;
     const queue_t *q;
     for (q = r->queues; q; q = q->hh.next)
