@@ -3,7 +3,10 @@
  * arrives (watch); for operators the broker's overview (top), dead letters and health.
  *
  * Messages fetched from the clinic's mailbox are written to a local SQLite file in one
- * transaction before they are acked, so each arrives exactly once at the clinic. The
+ * transaction before they are acked, so each arrives exactly once at the clinic; the mailbox
+ * is fetched until the broker hands out nothing more. A clinical type is stored only when its
+ * broker-set sender is a service that issues it (hx_issuer.h); anything else is dropped: acked,
+ * recorded without its payload, and named on stderr. The
  * operator commands (top, dlq, health) open no local store: a dead letter is shown by its
  * envelope and referral id only, never by the patient details in its payload.
  *
@@ -23,6 +26,7 @@
 #include "hx_curve.h"
 #include "hx_errors.h"
 #include "hx_intake.h"
+#include "hx_issuer.h"
 #include "hx_refjson.h"
 
 #include <ctype.h>
@@ -51,6 +55,7 @@ typedef struct {
     uint32_t timeout_ms, interval_ms, window;
     int json, no_validate, dry_run, once;
     int quiet_connect;                  /* watch: no message per failed reconnect */
+    size_t dropped;                     /* messages dropped by this run's mailbox syncs */
     hx_client_t *client;
     sqlite3 *db;
 } cli_t;
@@ -123,7 +128,12 @@ static int db_open(cli_t *c)
         "CREATE INDEX IF NOT EXISTS received_referral ON received(referral_id, at_ms);"
         "CREATE TABLE IF NOT EXISTS sent ("
         "  referral_id TEXT PRIMARY KEY, ref TEXT NOT NULL, file TEXT NOT NULL, at_ms INTEGER NOT NULL,"
-        "  patient TEXT NOT NULL DEFAULT '');";
+        "  patient TEXT NOT NULL DEFAULT '');"
+        /* what was dropped instead of stored (hx_issuer.h): who sent which type, and why;
+         * never the payload, which nobody here may trust */
+        "CREATE TABLE IF NOT EXISTS dropped ("
+        "  id BLOB PRIMARY KEY, type TEXT NOT NULL, sender TEXT NOT NULL, at_ms INTEGER NOT NULL,"
+        "  why TEXT NOT NULL);";
     char *err = NULL;
     if (sqlite3_exec(c->db, "PRAGMA journal_mode=WAL", NULL, NULL, &err) != SQLITE_OK ||
         sqlite3_exec(c->db, schema, NULL, NULL, &err) != SQLITE_OK) {
@@ -178,20 +188,72 @@ static int connect_broker(cli_t *c)
 /* Called for each message stored for the first time, after it is committed and acked. */
 typedef void (*on_new_fn)(cli_t *c, const hx_msg_t *m, const char *type, uint64_t at_ms);
 
-/* Moves everything waiting in the mailbox into the local store: stored first, then acked.
- * When watch is set and a message answering it (its correlation id) arrives, its payload
- * is copied to *answer (malloc'd, *answer_len bytes). on_new (may be NULL) sees each
- * message the store did not have before. */
+/* text with every byte that is not printable ASCII as '?': what an untrusted sender named
+ * (a message type) is printed, never its control characters. */
+static const char *printable(const char *text, char *out, size_t cap)
+{
+    size_t n = 0;
+    for (; text && text[n] && n + 1 < cap; n++)
+        out[n] = text[n] >= 0x20 && text[n] < 0x7f ? text[n] : '?';
+    out[n] = '\0';
+    return out;
+}
+
+/* How a message received is stored: its type (a refused StatusUpdate is an answer to this
+ * clinic, not a change, and is kept apart as handoff.Refusal), the referral it is about ("" when
+ * the payload does not say) and when it happened. */
+static void received_facts(const hx_msg_t *m, const char **type, char *referral_id, size_t cap, uint64_t *at)
+{
+    *type = m->type;
+    *at = m->accepted_at_ms;
+    referral_id[0] = '\0';
+    if (strcmp(m->type, "handoff.Handoff") == 0) {
+        Handoff__Handoff *h = handoff__handoff__unpack(NULL, m->payload_len, m->payload);
+        if (h) {
+            snprintf(referral_id, cap, "%s", h->referral_id);
+            handoff__handoff__free_unpacked(h, NULL);
+        }
+    } else if (strcmp(m->type, "handoff.StatusUpdate") == 0) {
+        Handoff__StatusUpdate *s = handoff__status_update__unpack(NULL, m->payload_len, m->payload);
+        if (s) {
+            snprintf(referral_id, cap, "%s", s->referral_id);
+            if (s->at_ms)
+                *at = s->at_ms;
+            if (s->refused)
+                *type = "handoff.Refusal";
+            handoff__status_update__free_unpacked(s, NULL);
+        }
+    }
+}
+
+/* "service:scheduling" / "mailbox:lakeside": the broker-set sender of m. */
+static void sender_text(const hx_msg_t *m, char *out, size_t cap)
+{
+    snprintf(out, cap, "%s:%s", m->from_kind == HX_TO_SERVICE ? "service" : "mailbox", m->from ? m->from : "");
+}
+
+/* Moves everything waiting in the mailbox into the local store: stored first, then acked;
+ * fetched until the broker hands out nothing more (a FETCH reply is bounded by the broker's
+ * max_frame, not only by the count asked for). A message whose sender does not issue its type
+ * (hx_issuer.h) is not stored as clinical data: it is recorded in `dropped`, acked, named on
+ * stderr and counted in c->dropped. When watch is set and a trusted message answering it (its
+ * correlation id) arrives, its payload is copied to *answer (malloc'd, *answer_len bytes).
+ * on_new (may be NULL) sees each message the store did not have before. */
 static int sync_mailbox_full(cli_t *c, const uint8_t *watch, uint8_t **answer, size_t *answer_len, on_new_fn on_new)
 {
     if (!c->client && connect_broker(c))
         return EXIT_UNREACHABLE;
-    sqlite3_stmt *ins = NULL;
+    sqlite3_stmt *ins = NULL, *drop = NULL;
     if (sqlite3_prepare_v2(c->db,
                            "INSERT OR IGNORE INTO received(id, type, referral_id, from_name, at_ms, payload) "
                            "VALUES (?, ?, ?, ?, ?, ?)",
-                           -1, &ins, NULL) != SQLITE_OK)
+                           -1, &ins, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(c->db, "INSERT OR IGNORE INTO dropped(id, type, sender, at_ms, why) VALUES (?, ?, ?, ?, ?)",
+                           -1, &drop, NULL) != SQLITE_OK) {
+        fprintf(stderr, "handoff: cannot store received messages: %s\n", sqlite3_errmsg(c->db));
+        sqlite3_finalize(ins);
         return EXIT_FAIL;
+    }
     int rc = EXIT_OK;
     for (;;) {
         hx_batch_t *b = NULL;
@@ -202,37 +264,36 @@ static int sync_mailbox_full(cli_t *c, const uint8_t *watch, uint8_t **answer, s
             rc = frc == HX_ETIMEDOUT ? EXIT_UNREACHABLE : EXIT_FAIL;
             break;
         }
-        if (b->count == 0) {
+        if (b->count == 0) {                    /* the broker says the mailbox is empty */
             hx_batch_destroy(&b);
             break;
         }
         uint8_t (*ids)[HX_ID_LEN] = calloc(b->count, HX_ID_LEN);
-        const char **types = calloc(b->count, sizeof *types);
+        const char **types = calloc(b->count, sizeof *types);    /* stored for the first time */
         uint64_t *ats = calloc(b->count, sizeof *ats);
+        bool *dropped = calloc(b->count, sizeof *dropped);        /* dropped for the first time */
         sqlite3_exec(c->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
-        int ok = ids && types && ats;
+        int ok = ids && types && ats && dropped;
         for (size_t i = 0; i < b->count && ok; i++) {
             const hx_msg_t *m = &b->msgs[i];
-            char referral_id[64] = "";
-            uint64_t at = m->accepted_at_ms;
-            const char *type = m->type;
-            if (strcmp(m->type, "handoff.Handoff") == 0) {
-                Handoff__Handoff *h = handoff__handoff__unpack(NULL, m->payload_len, m->payload);
-                if (h) {
-                    snprintf(referral_id, sizeof referral_id, "%s", h->referral_id);
-                    handoff__handoff__free_unpacked(h, NULL);
-                }
-            } else if (strcmp(m->type, "handoff.StatusUpdate") == 0) {
-                Handoff__StatusUpdate *s = handoff__status_update__unpack(NULL, m->payload_len, m->payload);
-                if (s) {
-                    snprintf(referral_id, sizeof referral_id, "%s", s->referral_id);
-                    if (s->at_ms)
-                        at = s->at_ms;
-                    if (s->refused)             /* an answer to this clinic, not a change: kept apart */
-                        type = "handoff.Refusal";
-                    handoff__status_update__free_unpacked(s, NULL);
-                }
+            memcpy(ids[i], m->id, HX_ID_LEN);
+            char why[512], sender[HX_NAME_MAX + 16];
+            sender_text(m, sender, sizeof sender);
+            if (hx_issuer_check(m->type, m->from_kind == HX_TO_SERVICE, m->from, why, sizeof why) != 0) {
+                sqlite3_reset(drop);
+                sqlite3_bind_blob(drop, 1, m->id, HX_ID_LEN, SQLITE_STATIC);
+                sqlite3_bind_text(drop, 2, m->type, -1, SQLITE_STATIC);
+                sqlite3_bind_text(drop, 3, sender, -1, SQLITE_TRANSIENT);
+                sqlite3_bind_int64(drop, 4, (sqlite3_int64)m->accepted_at_ms);
+                sqlite3_bind_text(drop, 5, why, -1, SQLITE_TRANSIENT);
+                ok = sqlite3_step(drop) == SQLITE_DONE;
+                dropped[i] = ok && sqlite3_changes(c->db) == 1;
+                continue;                       /* never clinical data, never an answer */
             }
+            char referral_id[64];
+            const char *type;
+            uint64_t at;
+            received_facts(m, &type, referral_id, sizeof referral_id, &at);
             sqlite3_reset(ins);
             sqlite3_bind_blob(ins, 1, m->id, HX_ID_LEN, SQLITE_STATIC);
             sqlite3_bind_text(ins, 2, type, -1, SQLITE_STATIC);
@@ -245,7 +306,6 @@ static int sync_mailbox_full(cli_t *c, const uint8_t *watch, uint8_t **answer, s
                 types[i] = type;
                 ats[i] = at;
             }
-            memcpy(ids[i], m->id, HX_ID_LEN);
             if (watch && answer && !*answer && m->correlation_id && memcmp(m->correlation_id, watch, HX_ID_LEN) == 0 &&
                 (*answer = malloc(m->payload_len ? m->payload_len : 1))) {
                 memcpy(*answer, m->payload, m->payload_len);
@@ -261,18 +321,30 @@ static int sync_mailbox_full(cli_t *c, const uint8_t *watch, uint8_t **answer, s
             fprintf(stderr, "handoff: ack refused: %s\n", hx_client_error(c->client));
             rc = EXIT_FAIL;                     /* stored: they will come again and be ignored */
         }
-        for (size_t i = 0; ok && on_new && i < b->count; i++)
-            if (types[i])
-                on_new(c, &b->msgs[i], types[i], ats[i]);
-        size_t got = b->count;
+        for (size_t i = 0; ok && i < b->count; i++) {
+            const hx_msg_t *m = &b->msgs[i];
+            if (dropped[i]) {
+                char hex[2 * HX_ID_LEN + 1], type[HX_TYPE_MAX + 1], sender[HX_NAME_MAX + 16], why[512], shown[512];
+                hx_id_hex(m->id, hex);
+                sender_text(m, sender, sizeof sender);
+                hx_issuer_check(m->type, m->from_kind == HX_TO_SERVICE, m->from, why, sizeof why);
+                fprintf(stderr, "handoff: dropped %s %s from %s: %s\n", printable(m->type, type, sizeof type), hex,
+                        sender, printable(why, shown, sizeof shown));
+                c->dropped++;
+            } else if (on_new && types[i]) {
+                on_new(c, m, types[i], ats[i]);
+            }
+        }
         free(ids);
         free(types);
         free(ats);
+        free(dropped);
         hx_batch_destroy(&b);
-        if (rc != EXIT_OK || got < 100)
+        if (rc != EXIT_OK || stop_requested)
             break;
     }
     sqlite3_finalize(ins);
+    sqlite3_finalize(drop);
     return rc;
 }
 
@@ -742,10 +814,14 @@ static int cmd_inbox(cli_t *c, int argc)
         }
         sqlite3_finalize(st);
     }
-    if (c->json)
+    if (c->json) {
         print_json(cli_inbox_json(in));
-    else
+    } else {
         cli_inbox_print(in, stdout, cli_now_ms());
+        if (c->dropped)                 /* each is named on stderr */
+            printf("\n%zu message%s dropped: not from %s issuing service\n", c->dropped, c->dropped == 1 ? "" : "s",
+                   c->dropped == 1 ? "its" : "their");
+    }
     cli_inbox_destroy(&in);
     return EXIT_OK;
 }

@@ -4,7 +4,8 @@
  * import of good and bad rows and its rerun (nothing submitted twice: each referral reaches
  * its receiving clinic exactly once), the progress bar only on a terminal (a pty), watch
  * printing a status change as it arrives and stopping cleanly on SIGTERM, top, settings
- * precedence and errors, help pages.
+ * precedence and errors, help pages; one inbox empties a mailbox that holds more than a
+ * FETCH reply may carry, and a clinical type from anyone but its issuing service is dropped.
  *
  * Every wait is a condition polled with a deadline; deadlines are generous for slow machines
  * and the sanitizers. */
@@ -25,7 +26,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "envelope.pb-c.h"
 #include "harness.h"
+#include "referral.pb-c.h"
+#include <zmq.h>
 
 #define START "2026-11-23T08:00"
 #define WAIT_MS 60000
@@ -607,4 +611,346 @@ Test(cli_settings, every_command_has_a_help_page_with_examples)
     RUN(2, NULL, "help", "frobnicate");
     cr_expect(strstr(R.err, "no command 'frobnicate'"), "%s", R.err);
     RUN(2, NULL, "frobnicate");
+}
+
+/* ---- 6. the mailbox: drained past max_frame; clinical types only from their issuers ----- */
+
+#define SMALL_FRAME 65536
+
+static void setup_small_frame(void)
+{
+    net_init(&net);
+    char frame[16];
+    snprintf(frame, sizeof frame, "%d", SMALL_FRAME);
+    const char *extra[] = {"--max-frame", frame, NULL};
+    net_start_broker(&net, extra);
+}
+
+TestSuite(cli_mailbox, .init = setup_small_frame, .fini = teardown, .timeout = 120);
+
+/* A worker session spoken by hand (the client library opens clinic and admin sessions only):
+ * what a service's outputs into a clinic's mailbox look like to the broker. */
+typedef struct {
+    void *zctx, *sock;
+} raw_worker_t;
+
+static void raw_send(raw_worker_t *w, const Handoff__Envelope *e)
+{
+    size_t n = handoff__envelope__get_packed_size(e);
+    uint8_t *buf = malloc(n ? n : 1);
+    cr_assert_not_null(buf);
+    handoff__envelope__pack(e, buf);
+    cr_assert_geq(zmq_send(w->sock, buf, n, 0), 0);
+    free(buf);
+}
+
+/* The broker's reply to request id (heartbeats skipped); fails the test after 10 s. */
+static Handoff__Envelope *raw_reply(raw_worker_t *w, const uint8_t id[HX_ID_LEN])
+{
+    for (;;) {
+        zmq_msg_t m;
+        zmq_msg_init(&m);
+        int got = zmq_msg_recv(&m, w->sock, 0);
+        cr_assert_geq(got, 0, "no reply from the broker (see %s/broker.log)", net.dir);
+        Handoff__Envelope *e = handoff__envelope__unpack(NULL, zmq_msg_size(&m), zmq_msg_data(&m));
+        zmq_msg_close(&m);
+        cr_assert_not_null(e, "the broker's reply does not decode");
+        if (e->correlation_id.len == HX_ID_LEN && memcmp(e->correlation_id.data, id, HX_ID_LEN) == 0)
+            return e;
+        handoff__envelope__free_unpacked(e, NULL);
+    }
+}
+
+static void raw_worker_open(raw_worker_t *w, const char *service)
+{
+    w->zctx = zmq_ctx_new();
+    w->sock = zmq_socket(w->zctx, ZMQ_DEALER);
+    int zero = 0, timeout = 10000;
+    zmq_setsockopt(w->sock, ZMQ_LINGER, &zero, sizeof zero);
+    zmq_setsockopt(w->sock, ZMQ_RCVTIMEO, &timeout, sizeof timeout);
+    cr_assert_eq(zmq_connect(w->sock, net.endpoint), 0);
+    uint8_t id[HX_ID_LEN];
+    hx_id_random(id);
+    Handoff__Envelope e = HANDOFF__ENVELOPE__INIT;
+    e.version = 1;
+    e.kind = HANDOFF__KIND__KIND_HELLO;
+    e.id = (ProtobufCBinaryData){HX_ID_LEN, id};
+    e.role = HANDOFF__ROLE__ROLE_WORKER;
+    e.name = (char *)service;
+    e.credit = 1;
+    raw_send(w, &e);
+    Handoff__Envelope *r = raw_reply(w, id);
+    cr_assert_eq(r->kind, HANDOFF__KIND__KIND_WELCOME, "worker %s: %s", service, r->error_text);
+    handoff__envelope__free_unpacked(r, NULL);
+}
+
+/* Submits one message to mailbox `to` and waits for the answer: ERR_NONE when accepted. */
+static Handoff__ErrorCode raw_worker_put(raw_worker_t *w, const char *to, const char *type, const uint8_t *payload,
+                                         size_t len, uint8_t msg_id[HX_ID_LEN])
+{
+    uint8_t req[HX_ID_LEN];
+    hx_id_random(req);
+    hx_id_random(msg_id);
+    Handoff__Address a = HANDOFF__ADDRESS__INIT;
+    a.kind = HANDOFF__ADDRESS_KIND__ADDRESS_MAILBOX;
+    a.name = (char *)to;
+    Handoff__Message m = HANDOFF__MESSAGE__INIT, *mp = &m;
+    m.id = (ProtobufCBinaryData){HX_ID_LEN, msg_id};
+    m.to = &a;
+    m.type = (char *)type;
+    m.payload = (ProtobufCBinaryData){len, (uint8_t *)payload};
+    Handoff__Envelope e = HANDOFF__ENVELOPE__INIT;
+    e.version = 1;
+    e.kind = HANDOFF__KIND__KIND_SUBMIT;
+    e.id = (ProtobufCBinaryData){HX_ID_LEN, req};
+    e.n_messages = 1;
+    e.messages = &mp;
+    raw_send(w, &e);
+    Handoff__Envelope *r = raw_reply(w, req);
+    Handoff__ErrorCode code = r->kind == HANDOFF__KIND__KIND_ACCEPTED ? HANDOFF__ERROR_CODE__ERR_NONE : r->error_code;
+    cr_assert(r->kind == HANDOFF__KIND__KIND_ACCEPTED || r->kind == HANDOFF__KIND__KIND_ERROR, "kind %d", r->kind);
+    handoff__envelope__free_unpacked(r, NULL);
+    return code;
+}
+
+static void raw_worker_close(raw_worker_t *w)
+{
+    uint8_t id[HX_ID_LEN];
+    hx_id_random(id);
+    Handoff__Envelope e = HANDOFF__ENVELOPE__INIT;
+    e.version = 1;
+    e.kind = HANDOFF__KIND__KIND_BYE;
+    e.id = (ProtobufCBinaryData){HX_ID_LEN, id};
+    raw_send(w, &e);
+    zmq_close(w->sock);
+    zmq_ctx_term(w->zctx);
+}
+
+/* A handoff of referral rid from northpoint to receiver, its history padded to about pad
+ * bytes (packed, malloc'd). */
+static uint8_t *handoff_payload(const char *rid, const char *receiver, size_t pad, size_t *len)
+{
+    char *history = malloc(pad + 1);
+    cr_assert_not_null(history);
+    for (size_t i = 0; i < pad; i++)
+        history[i] = "Left knee replaced 2026-09; stiff on stairs. "[i % 45];
+    history[pad] = '\0';
+    Handoff__Patient pt = HANDOFF__PATIENT__INIT;
+    pt.given_name = "Ana";
+    pt.family_name = "Drain-Example";
+    pt.birth_date = "1970-03-04";
+    Handoff__Referral r = HANDOFF__REFERRAL__INIT;
+    r.referral_id = (char *)rid;
+    r.ref = (char *)rid + 2;
+    r.referring_clinic = "northpoint";
+    r.patient = &pt;
+    r.reason = "Knee rehabilitation after replacement";
+    r.history = history;
+    Handoff__Booking b = HANDOFF__BOOKING__INIT;
+    b.referral_id = (char *)rid;
+    b.discipline = HANDOFF__DISCIPLINE__DISCIPLINE_PHYSIOTHERAPY;
+    b.therapist_id = "t-lucas";
+    b.therapist_name = "Lucas Ferreira";
+    b.clinic_id = (char *)receiver;
+    b.start = "2026-11-23T08:00";
+    b.minutes = 60;
+    Handoff__Handoff h = HANDOFF__HANDOFF__INIT;
+    h.referral_id = (char *)rid;
+    h.referral = &r;
+    h.booking = &b;
+    *len = handoff__handoff__get_packed_size(&h);
+    uint8_t *buf = malloc(*len);
+    cr_assert_not_null(buf);
+    handoff__handoff__pack(&h, buf);
+    free(history);
+    return buf;
+}
+
+/* A status update of referral rid (packed, malloc'd). */
+static uint8_t *status_payload(const char *rid, Handoff__TaskStatus status, const char *event, const char *by,
+                               const char *reason, size_t *len)
+{
+    Handoff__StatusUpdate s = HANDOFF__STATUS_UPDATE__INIT;
+    s.referral_id = (char *)rid;
+    s.ref = (char *)rid + 2;
+    s.status = status;
+    s.event = (char *)event;
+    s.by = (char *)by;
+    s.reason = (char *)reason;
+    s.at_ms = (uint64_t)time(NULL) * 1000u;
+    *len = handoff__status_update__get_packed_size(&s);
+    uint8_t *buf = malloc(*len ? *len : 1);
+    cr_assert_not_null(buf);
+    handoff__status_update__pack(&s, buf);
+    return buf;
+}
+
+/* How many messages one FETCH of clinic's mailbox hands out (then puts back): 0 when the
+ * mailbox is empty, fewer than are waiting when they do not fit in one reply. */
+static size_t one_fetch(const char *clinic)
+{
+    hx_client_t *c = net_session(&net, HX_ROLE_CLINIC, clinic);
+    hx_batch_t *b = NULL;
+    cr_assert_eq(hx_client_fetch(c, 100, &b), 0, "%s", hx_client_error(c));
+    size_t n = b->count;
+    hx_batch_destroy(&b);
+    hx_client_destroy(&c);
+    return n;
+}
+
+static size_t json_count(void)
+{
+    json_t *j = out_json();
+    size_t n = json_array_size(j);
+    json_decref(j);
+    return n;
+}
+
+Test(cli_mailbox, inbox_drains_mailbox_larger_than_max_frame)
+{
+    /* ten handoffs of ~20 KB from scheduling: about 200 KB, while one FETCH reply holds at most
+     * SMALL_FRAME bytes (three of them) */
+    enum { N = 10, PAD = 20000 };
+    raw_worker_t w;
+    raw_worker_open(&w, "scheduling");
+    for (int i = 0; i < N; i++) {
+        char rid[24];
+        snprintf(rid, sizeof rid, "R-00000000000DR%03d", i);
+        size_t len;
+        uint8_t *p = handoff_payload(rid, "lakeside", PAD, &len);
+        uint8_t id[HX_ID_LEN];
+        cr_assert_eq(raw_worker_put(&w, "lakeside", "handoff.Handoff", p, len, id), HANDOFF__ERROR_CODE__ERR_NONE);
+        free(p);
+    }
+    raw_worker_close(&w);
+    size_t first = one_fetch("lakeside");
+    cr_assert(first > 0 && first < N, "one FETCH reply carries %zu of the %d: the test needs a mailbox larger than "
+                                      "one reply", first, N);
+
+    RUN(0, "lakeside", "inbox");
+    cr_expect(strstr(R.out, "NEW (10)"), "all ten handoffs are new in the inbox:\n%s\nstderr: %s", R.out, R.err);
+    size_t left = one_fetch("lakeside");
+    cr_assert_eq(left, 0, "one inbox left messages in the mailbox (a FETCH reply's worth was stored): %s", R.out);
+    RUN(0, "lakeside", "--json", "handoffs");
+    cr_expect_eq(json_count(), N, "every handoff is in the local store");
+    cr_expect_null(strstr(R.err, "dropped"), "%s", R.err);
+}
+
+/* Submits as clinic from_clinic to mailbox `to`: 0, or the broker's error code. */
+static int clinic_put(const char *from_clinic, const char *to, const char *type, const uint8_t *payload, size_t len,
+                      char hex[2 * HX_ID_LEN + 1])
+{
+    hx_client_t *c = net_session(&net, HX_ROLE_CLINIC, from_clinic);
+    hx_msg_t m = {0};
+    hx_id_random(m.id);
+    m.to_kind = HX_TO_MAILBOX;
+    m.to = to;
+    m.type = type;
+    m.payload = payload;
+    m.payload_len = len;
+    int rc = hx_client_submit(c, &m, 1);
+    cr_assert(rc == 0 || rc == HX_EREFUSED, "%s", hx_client_error(c));
+    int code = rc ? (int)hx_client_error_code(c) : 0;
+    hx_client_destroy(&c);
+    hx_id_hex(m.id, hex);
+    return code;
+}
+
+/* Puts a forged message into mailbox `to` as clinic `from_clinic`. A broker with a routing
+ * policy refuses that (ERR_FORBIDDEN); then the broker is started again with a policy file
+ * that lets anyone put anything anywhere — a deployment's mistake the receivers must survive —
+ * and the forgery sent again. Call it first: a restarted broker (in memory) starts empty.
+ * Writes the message id (hex). */
+static void forge(const char *from_clinic, const char *to, const char *type, const uint8_t *payload, size_t len,
+                  char hex[2 * HX_ID_LEN + 1])
+{
+    int code = clinic_put(from_clinic, to, type, payload, len, hex);
+    if (code == HANDOFF__ERROR_CODE__ERR_FORBIDDEN) {
+        const char *lax = write_file("lax-policy.json", "{\"note\": \"anyone may put anything anywhere\", "
+                                                        "\"rules\": [{\"from\": \"*\", \"to\": \"*\", "
+                                                        "\"types\": [\"*\"]}]}\n");
+        cr_assert_eq(net_stop(&net, net_pid(&net, "broker"), SIGTERM), 0, "the broker stops cleanly");
+        char frame[16];
+        snprintf(frame, sizeof frame, "%d", SMALL_FRAME);
+        const char *extra[] = {"--max-frame", frame, "--policy", lax, NULL};
+        net_start_broker(&net, extra);
+        code = clinic_put(from_clinic, to, type, payload, len, hex);
+    }
+    cr_assert_eq(code, 0, "the broker refused the forgery (error %d): nothing reaches the receiver to test", code);
+}
+
+/* The stderr line a receiver prints for a dropped message. */
+static void expect_dropped_line(const char *err, const char *type, const char *sender, const char *hex)
+{
+    char want[256];
+    const char *why = !strcmp(type, "handoff.Handoff")
+                          ? "only service:scheduling issues handoff.Handoff"
+                          : "only service:intake, service:triage or service:scheduling issue handoff.StatusUpdate";
+    snprintf(want, sizeof want, "handoff: dropped %s %s from %s: %s\n", type, hex, sender, why);
+    cr_expect(strstr(err, want), "stderr names the dropped message: want '%s' in:\n%s", want, err);
+}
+
+Test(cli_mailbox, forged_handoff_from_a_mailbox_is_dropped)
+{
+    /* a genuine handoff from scheduling, and one northpoint forged into lakeside's mailbox */
+    size_t glen, flen;
+    uint8_t *genuine = handoff_payload("R-0000000000000G01", "lakeside", 100, &glen);
+    uint8_t *forged = handoff_payload("R-0000000000000F01", "lakeside", 100, &flen);
+    char hex[2 * HX_ID_LEN + 1];
+    forge("northpoint", "lakeside", "handoff.Handoff", forged, flen, hex);
+    raw_worker_t w;
+    raw_worker_open(&w, "scheduling");
+    uint8_t id[HX_ID_LEN];
+    cr_assert_eq(raw_worker_put(&w, "lakeside", "handoff.Handoff", genuine, glen, id), HANDOFF__ERROR_CODE__ERR_NONE);
+    raw_worker_close(&w);
+    free(genuine);
+    free(forged);
+
+    RUN(0, "lakeside", "inbox");
+    cr_expect(strstr(R.out, "R-0000000000000G01"), "the genuine handoff is shown:\n%s", R.out);
+    cr_expect_null(strstr(R.out, "R-0000000000000F01"), "the forged handoff is not shown:\n%s", R.out);
+    cr_expect(strstr(R.out, "NEW (1)\n"), "%s", R.out);
+    cr_expect(strstr(R.out, "\n1 message dropped: not from its issuing service\n"), "%s", R.out);
+    expect_dropped_line(R.err, "handoff.Handoff", "mailbox:northpoint", hex);
+    cr_expect_eq(one_fetch("lakeside"), 0, "the dropped message is acked: it does not come back");
+
+    RUN(0, "lakeside", "--json", "handoffs");
+    json_t *j = out_json();
+    cr_expect_eq(json_array_size(j), 1, "only the genuine handoff is stored: %s", R.out);
+    cr_expect_str_eq(json_string_value(json_object_get(json_array_get(j, 0), "referral_id")), "R-0000000000000G01");
+    json_decref(j);
+    RUN(0, "lakeside", "inbox");
+    cr_expect_null(strstr(R.out, "dropped"), "a dropped message is reported by the run that dropped it: %s", R.out);
+}
+
+Test(cli_mailbox, forged_status_update_from_a_mailbox_is_dropped)
+{
+    /* lakeside "cancels" northpoint's referral in the name of scheduling; triage's genuine
+     * update of another referral arrives too */
+    size_t glen, flen;
+    uint8_t *genuine = status_payload("R-0000000000000G02", HANDOFF__TASK_STATUS__TASK_RECEIVED, "receive", "triage",
+                                      "triaged: physiotherapy, routine", &glen);
+    uint8_t *forged = status_payload("R-0000000000000F02", HANDOFF__TASK_STATUS__TASK_CANCELLED, "revoke", "scheduling",
+                                     "revoked by the referring clinic", &flen);
+    char hex[2 * HX_ID_LEN + 1];
+    forge("lakeside", "northpoint", "handoff.StatusUpdate", forged, flen, hex);
+    raw_worker_t w;
+    raw_worker_open(&w, "triage");
+    uint8_t id[HX_ID_LEN];
+    cr_assert_eq(raw_worker_put(&w, "northpoint", "handoff.StatusUpdate", genuine, glen, id),
+                 HANDOFF__ERROR_CODE__ERR_NONE);
+    raw_worker_close(&w);
+    free(genuine);
+    free(forged);
+
+    RUN(0, "northpoint", "status");
+    cr_expect(strstr(R.out, "R-0000000000000G02"), "the genuine update is shown:\n%s", R.out);
+    cr_expect_null(strstr(R.out, "R-0000000000000F02"), "the forged update is not shown:\n%s", R.out);
+    cr_expect_null(strstr(R.out, "cancelled"), "%s", R.out);
+    cr_expect(strstr(R.out, "1 referral(s) with a status at northpoint"), "%s", R.out);
+    expect_dropped_line(R.err, "handoff.StatusUpdate", "mailbox:lakeside", hex);
+    RUN(4, "northpoint", "status", "R-0000000000000F02");
+    RUN(0, "northpoint", "inbox");
+    cr_expect_null(strstr(R.out, "R-0000000000000F02"), "%s", R.out);
+    cr_expect_eq(one_fetch("northpoint"), 0, "the dropped message is acked: it does not come back");
 }
