@@ -66,6 +66,8 @@ typedef struct {
     char server_pub[41], server_sec[41];
     char allow_path[600];
     pid_t attached;             /* the --attach process, while it runs */
+    bool network;               /* the Handoff network's routing policy (pipeline); otherwise a
+                                   policy that lets the bench's "bench" messages go anywhere */
 } bench_env_t;
 
 /* A fresh temporary directory and keys (with --curve); registers it for cleanup. */

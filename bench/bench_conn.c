@@ -196,7 +196,10 @@ int bench_conn_open(bench_conn_t *c, bench_env_t *e, Handoff__Role role, const c
     zmq_setsockopt(c->sock, ZMQ_RCVHWM, &hwm, sizeof hwm);
     if (e->o->curve) {
         char pub[41], sec[41];
-        if (bench_key_for(e, role == HANDOFF__ROLE__ROLE_WORKER ? "service" : "clinic", name, pub, sec, NULL, 0))
+        if (bench_key_for(e, role == HANDOFF__ROLE__ROLE_WORKER  ? "service"
+                                  : role == HANDOFF__ROLE__ROLE_ADMIN ? "admin"
+                                                                      : "clinic",
+                              name, pub, sec, NULL, 0))
             goto fail;
         zmq_setsockopt(c->sock, ZMQ_CURVE_SERVERKEY, e->server_pub, 40);
         zmq_setsockopt(c->sock, ZMQ_CURVE_PUBLICKEY, pub, 40);

@@ -16,7 +16,7 @@
 json_t *bench_broker_stats(bench_env_t *e)
 {
     bench_conn_t c;
-    if (bench_conn_open(&c, e, HANDOFF__ROLE__ROLE_CLINIC, "bench-stats", 0))
+    if (bench_conn_open(&c, e, HANDOFF__ROLE__ROLE_ADMIN, "bench-stats", 0))   /* all counters: admin only */
         return NULL;
     Handoff__Envelope a = HANDOFF__ENVELOPE__INIT;
     uint8_t id[HX_ID_LEN];
@@ -366,7 +366,7 @@ static int submit_or_latency(const bench_opts_t *o, bool open_loop)
         }
     if (o->curve) {
         char pub[41], sec[41];
-        bench_key_for(&e, "clinic", "bench-stats", pub, sec, NULL, 0);
+        bench_key_for(&e, "admin", "bench-stats", pub, sec, NULL, 0);
     }
     if (bench_start_broker(&e, NULL))
         goto out;

@@ -555,7 +555,7 @@ int bench_mode_pipeline(const bench_opts_t *o)
         for (size_t i = 0; i < pl.n_clinics; i++)
             if (bench_key_for(&e, "clinic", pl.clinics[i].id, pub, sec, NULL, 0))
                 goto out;
-        bench_key_for(&e, "clinic", "bench-stats", pub, sec, NULL, 0);
+        bench_key_for(&e, "admin", "bench-stats", pub, sec, NULL, 0);
     }
     if (bench_start_broker(&e, NULL) || start_services(&pl))
         goto out;

@@ -97,6 +97,7 @@ int bench_env_init(bench_env_t *e, const bench_opts_t *o, const char *mode)
 {
     memset(e, 0, sizeof *e);
     e->o = o;
+    e->network = strcmp(mode, "pipeline") == 0;
     /* the build directory: --build-dir, else the parent of bench/ where this binary lives */
     if (o->build_dir) {
         snprintf(e->bin, sizeof e->bin, "%s", o->build_dir);
@@ -330,6 +331,22 @@ int bench_start_broker(bench_env_t *e, uint64_t *ready_ns)
                             /* queues as deep as the run needs: the bench measures speed, not bounds */
                             "--max-queue", "100000000", "--max-queue-bytes", "4000000000"};
     size_t n = 10;
+    char policy[700];
+    args[n++] = "--sender-share";               /* one producer session is all the traffic */
+    args[n++] = "100";
+    if (!e->network) {                          /* the bench's own type, from anyone to anywhere */
+        snprintf(policy, sizeof policy, "%s/policy.json", e->dir);
+        FILE *f = fopen(policy, "w");
+        bool ok = f && fputs("{\"rules\": [{\"from\": \"*\", \"to\": \"*\", \"types\": [\"bench\"]}]}\n", f) >= 0;
+        if (f && fclose(f) != 0)
+            ok = false;
+        if (!ok) {
+            fprintf(stderr, "%s: cannot write %s\n", BENCH_PROG, policy);
+            return -1;
+        }
+        args[n++] = "--policy";
+        args[n++] = policy;
+    }
     if (e->o->curve) {
         args[n++] = "--curve-secret";
         args[n++] = key;

@@ -268,6 +268,7 @@ static void fill_message(Handoff__Message *m, Handoff__Address *to, const hx_msg
     m->payload = (ProtobufCBinaryData){in->payload_len, (uint8_t *)in->payload};
     if (in->correlation_id)
         m->correlation_id = (ProtobufCBinaryData){HX_ID_LEN, (uint8_t *)in->correlation_id};
+    m->priority = (Handoff__DeliveryPriority)in->priority;
 }
 
 int hx_client_submit(hx_client_t *c, const hx_msg_t *msgs, size_t n)
@@ -490,6 +491,8 @@ static void msg_from_wire(hx_msg_t *o, const Handoff__Message *m)
     o->correlation_id = m->correlation_id.len == HX_ID_LEN ? m->correlation_id.data : NULL;
     o->attempt = m->attempt;
     o->accepted_at_ms = m->accepted_at_ms;
+    o->priority = (uint32_t)m->priority;
+    o->origin = m->origin;
 }
 
 /* Sends an ADMIN request for op (with at most one id) and returns its reply. */

@@ -25,6 +25,10 @@ typedef struct {
     const uint8_t *correlation_id;      /* NULL or HX_ID_LEN bytes */
     uint32_t attempt;
     uint64_t accepted_at_ms;
+    /* 0 routine, 1 urgent, 2 asap, 3 stat (docs/PROTOCOL.md, "Fair share"): set on submit;
+     * on receipt, what the broker stored */
+    uint32_t priority;
+    const char *origin;                 /* on receipt: whom the work is for, e.g. "clinic:northpoint" */
 } hx_msg_t;
 
 /* Messages received in one reply; free with hx_batch_destroy. */

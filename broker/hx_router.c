@@ -8,13 +8,24 @@
  *   DELAYED   in the router's `delayed` list until its backoff is over
  *   SETTLING  acked or purged, in an action until the settle is durable
  *   DEAD      in the dead-letter list
- * A worker with spare credit sits in its service's `ready` list; dispatch hands the oldest
+ * A worker with spare credit sits in its service's `ready` list; dispatch hands the next
  * waiting message to the first ready worker and rotates it to the back (load balancing).
+ *
+ * Fair share. A service queue's waiting messages sit in lanes, one per origin (the clinic
+ * the work is for: what it submitted and every output a worker acks with it), each lane
+ * with one list per priority class. The next message is the head of the first lane in
+ * the turn of the highest class that has any; that lane then goes to the back of the turn,
+ * so within a class the origins take turns, one message each (round-robin), and a stat or
+ * urgent message goes before every routine one. An origin may hold at most
+ * --sender-share percent of --max-queue (and of --max-queue-bytes) in all service queues
+ * together: a clinic over its share gets ERR_BUSY for its own submits, nobody else does.
+ * A mailbox has one lane (its messages go out oldest first) and never refuses a service.
  *
  * Each request that changes anything is one store transaction; its reply (and making its
  * new messages deliverable) waits in an action until the store says the transaction is
  * durable. If the store fails, the action is undone and answered ERR_UNAVAILABLE. */
 #include "hx_idmap.h"
+#include "hx_policy.h"
 #include "hx_router.h"
 #include "hx_log.h"
 #include "hx_wire.h"
@@ -31,6 +42,10 @@
 typedef struct entry entry_t;
 typedef struct queue queue_t;
 typedef struct peer peer_t;
+typedef struct lane lane_t;
+typedef struct origin origin_t;
+
+#define PRIOS 4                 /* Handoff__Priority: routine, urgent, asap, stat */
 
 typedef enum { E_PENDING, E_WAITING, E_INFLIGHT, E_DELAYED, E_SETTLING, E_DEAD } estate_t;
 
@@ -41,7 +56,9 @@ struct entry {
     uint32_t attempt;           /* deliveries so far */
     uint32_t failures;          /* deliveries that failed */
     estate_t state;
+    uint8_t prio;               /* Handoff__DeliveryPriority */
     queue_t *queue;
+    lane_t *lane;               /* of queue: its origin's */
     peer_t *holder;             /* INFLIGHT only */
     union {                     /* one per state: a queued message costs 16 bytes less */
         uint64_t delivered_at;  /* INFLIGHT: when (monotonic ms) */
@@ -68,10 +85,33 @@ typedef struct action {
     struct action *next;
 } action_t;
 
+/* Whom messages are for ("clinic:<id>", or the sender when it is not working for a
+ * clinic): the account of the fair share, over every service queue. */
+struct origin {
+    char name[HX_NAME_MAX + 16];
+    size_t n_held;              /* messages held in service queues (not dead) */
+    uint64_t bytes;
+    size_t pending;             /* scratch: about to be added by one request */
+    uint64_t pending_bytes;
+    size_t lanes;               /* lanes of this origin: freed with the last */
+    UT_hash_handle hh;
+};
+
+/* One origin's waiting messages in one queue, a list per priority class. */
+struct lane {
+    origin_t *origin;           /* NULL: a mailbox's only lane */
+    queue_t *queue;
+    entry_t *waiting[PRIOS];
+    lane_t *tprev[PRIOS], *tnext[PRIOS];    /* in queue->turn[c] while waiting[c] */
+    size_t refs;                /* entries of the lane, in any state */
+    UT_hash_handle hh;          /* in queue->lanes, keyed by origin */
+};
+
 struct queue {
     char key[2 + HX_NAME_MAX + 1];  /* "s:" or "m:" + name */
     Handoff__AddressKind kind;
-    entry_t *waiting;
+    lane_t *lanes;
+    lane_t *turn[PRIOS];        /* lanes with waiting messages of class c, next first */
     size_t n_waiting, n_inflight, n_held;   /* n_held: every message of the queue not dead */
     uint64_t bytes;             /* of the messages held */
     size_t pending;             /* scratch: messages about to be added by one request */
@@ -109,6 +149,9 @@ struct hx_router {
     queue_t *queues;
     size_t n_queues;
     hx_idmap_t entries;         /* entry_t by id */
+    origin_t *origins;
+    const hx_policy_t *policy;  /* cfg.policy, or own_policy */
+    hx_policy_t *own_policy;
     entry_t *delayed;           /* by due time */
     entry_t *dead;
     size_t n_delayed, n_dead;
@@ -299,13 +342,13 @@ static void audit(hx_router_t *r, const peer_t *p, const char *action, const uin
 static void reply_error(hx_router_t *r, const uint8_t *rid, size_t rid_len, peer_t *p, ProtobufCBinaryData corr,
                         Handoff__ErrorCode code, const char *fmt, ...)
 {
-    char text[320];
+    char text[512];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(text, sizeof text, fmt, ap);
     va_end(ap);
     if (code == HANDOFF__ERROR_CODE__ERR_FORBIDDEN) {
-        char outcome[360];
+        char outcome[560];
         snprintf(outcome, sizeof outcome, "refused: %s", text);
         audit(r, p, "request", corr.len == HX_ID_LEN ? corr.data : NULL, outcome);
     }
@@ -319,14 +362,81 @@ static void reply_error(hx_router_t *r, const uint8_t *rid, size_t rid_len, peer
     send_env(r, rid, rid_len, p, &env);
 }
 
+/* ---- origins and lanes ------------------------------------------------------------------ */
+
+static origin_t *origin_get(hx_router_t *r, const char *name)
+{
+    origin_t *o = NULL;
+    HASH_FIND_STR(r->origins, name, o);
+    if (o)
+        return o;
+    if (strlen(name) >= sizeof o->name || !(o = calloc(1, sizeof *o)))
+        return NULL;
+    strcpy(o->name, name);
+    HASH_ADD_STR(r->origins, name, o);
+    return o;
+}
+
+/* Frees o when no lane uses it (and it holds nothing). */
+static void origin_release(hx_router_t *r, origin_t *o)
+{
+    if (o && !o->lanes && !o->n_held && !o->pending) {
+        HASH_DELETE(hh, r->origins, o);
+        free(o);
+    }
+}
+
+/* o's lane in q (a mailbox: its only lane, whatever o); NULL when memory is out. */
+static lane_t *lane_get(hx_router_t *r, queue_t *q, origin_t *o)
+{
+    if (q->kind != HANDOFF__ADDRESS_KIND__ADDRESS_SERVICE)
+        o = NULL;
+    lane_t *l = NULL;
+    HASH_FIND_PTR(q->lanes, &o, l);
+    if (l)
+        return l;
+    if (!(l = calloc(1, sizeof *l)))
+        return NULL;
+    l->origin = o;
+    l->queue = q;
+    HASH_ADD_PTR(q->lanes, origin, l);
+    if (o)
+        o->lanes++;
+    (void)r;
+    return l;
+}
+
+static void lane_unref(hx_router_t *r, lane_t *l)
+{
+    if (--l->refs)
+        return;
+    HASH_DELETE(hh, l->queue->lanes, l);
+    origin_t *o = l->origin;
+    free(l);
+    if (o) {
+        o->lanes--;
+        origin_release(r, o);
+    }
+}
+
 /* ---- message states --------------------------------------------------------------------- */
 
 static void entry_free(hx_router_t *r, entry_t *e)
 {
     hx_idmap_remove(&r->entries, e->id);
     r->cfg.store->ops->release(r->cfg.store, e->handle);
+    lane_unref(r, e->lane);
     free(e->reason);
     free(e);
+}
+
+/* The next message q hands out: the head of the first lane in the highest class's turn. */
+static entry_t *queue_head(const queue_t *q)
+{
+    for (int c = PRIOS - 1; c >= 0; c--)
+        if (q->turn[c])
+            return q->turn[c]->waiting[c];
+    return NULL;
 }
 
 /* Takes e out of the list of its current state (it keeps its queue accounting). */
@@ -334,10 +444,14 @@ static void entry_unlink(hx_router_t *r, entry_t *e)
 {
     queue_t *q = e->queue;
     switch (e->state) {
-    case E_WAITING:
-        DL_DELETE(q->waiting, e);
+    case E_WAITING: {
+        lane_t *l = e->lane;
+        DL_DELETE(l->waiting[e->prio], e);
+        if (!l->waiting[e->prio])
+            DL_DELETE2(q->turn[e->prio], l, tprev[e->prio], tnext[e->prio]);
         q->n_waiting--;
         break;
+    }
     case E_INFLIGHT:
         DL_DELETE(e->holder->inflight, e);
         e->holder->n_inflight--;
@@ -359,22 +473,57 @@ static void entry_unlink(hx_router_t *r, entry_t *e)
     }
 }
 
-/* A message of the queue no longer held by it (settled or dead): its bytes are free. */
-static void queue_forget(queue_t *q, const entry_t *e)
+/* A message the queue holds (counted against its bounds, and its origin's share). */
+static void held_add(entry_t *e)
 {
-    q->n_held--;
-    q->bytes -= e->size;
+    e->queue->n_held++;
+    e->queue->bytes += e->size;
+    origin_t *o = e->lane->origin;
+    if (o) {
+        o->n_held++;
+        o->bytes += e->size;
+    }
 }
 
+/* A message of the queue no longer held by it (settled or dead): its bytes are free. */
+static void held_sub(const entry_t *e)
+{
+    e->queue->n_held--;
+    e->queue->bytes -= e->size;
+    origin_t *o = e->lane->origin;
+    if (o) {
+        o->n_held--;
+        o->bytes -= e->size;
+    }
+}
+
+/* Waiting in its lane: at the back, or at the front (a message given back, whose lane
+ * then also goes first in its turn). */
 static void to_waiting(entry_t *e, bool front)
 {
     queue_t *q = e->queue;
+    lane_t *l = e->lane;
+    int c = e->prio;
     e->state = E_WAITING;
+    bool idle = !l->waiting[c];
     if (front)
-        DL_PREPEND(q->waiting, e);
+        DL_PREPEND(l->waiting[c], e);
     else
-        DL_APPEND(q->waiting, e);
+        DL_APPEND(l->waiting[c], e);
+    if (idle && front)
+        DL_PREPEND2(q->turn[c], l, tprev[c], tnext[c]);
+    else if (idle)
+        DL_APPEND2(q->turn[c], l, tprev[c], tnext[c]);
     q->n_waiting++;
+}
+
+/* After e was handed out: its lane goes to the back of its turn (round-robin). */
+static void lane_rotate(queue_t *q, lane_t *l, int c)
+{
+    if (l->waiting[c] && q->turn[c] == l && l->tnext[c]) {
+        DL_DELETE2(q->turn[c], l, tprev[c], tnext[c]);
+        DL_APPEND2(q->turn[c], l, tprev[c], tnext[c]);
+    }
 }
 
 static void dispatch(hx_router_t *r, queue_t *q);
@@ -457,7 +606,7 @@ static void action_finish(hx_router_t *r, action_t *a, int status)
         entry_t *e = a->settled[i];
         queue_t *q = e->queue;
         if (status == 0) {
-            queue_forget(q, e);
+            held_sub(e);
             entry_free(r, e);
             r->stats.acked++;
             q->n_out++;
@@ -478,7 +627,7 @@ static void action_finish(hx_router_t *r, action_t *a, int status)
             dispatch(r, q);
         } else {                                /* never durable: forget it, and let a retry in */
             dedup_remove(r, e->id);
-            queue_forget(q, e);
+            held_sub(e);
             entry_free(r, e);
         }
     }
@@ -545,7 +694,7 @@ static void to_dead(hx_router_t *r, entry_t *e, const char *reason, uint64_t at)
     e->reason = copy;
     DL_APPEND(r->dead, e);
     r->n_dead++;
-    queue_forget(e->queue, e);                  /* dead letters do not fill their queue */
+    held_sub(e);                  /* dead letters do not fill their queue */
 }
 
 /* A delivery of e (already unlinked) failed: retry after a backoff, or give up. The new
@@ -623,6 +772,7 @@ static int deliver(hx_router_t *r, peer_t *w, entry_t *e)
 {
     queue_t *q = e->queue;
     entry_unlink(r, e);
+    lane_rotate(q, e->lane, e->prio);
     e->state = E_INFLIGHT;
     e->holder = w;
     e->delivered_at = r->now;
@@ -657,8 +807,9 @@ static void dispatch(hx_router_t *r, queue_t *q)
 {
     if (!q || q->kind != HANDOFF__ADDRESS_KIND__ADDRESS_SERVICE)
         return;
-    while (q->waiting && q->ready)
-        deliver(r, q->ready, q->waiting);
+    entry_t *e;
+    while (q->ready && (e = queue_head(q)))
+        deliver(r, q->ready, e);
 }
 
 /* True when an authenticated principal may open this session. */
@@ -767,8 +918,14 @@ static bool message_valid(const Handoff__Message *m, size_t i, char *why, size_t
         snprintf(why, cap, "messages[%zu].to.kind: must be ADDRESS_SERVICE or ADDRESS_MAILBOX", i);
     else if (!hx_name_valid(m->to->name))
         snprintf(why, cap, "messages[%zu].to.name: must be 1 to %d characters of [A-Za-z0-9._-]", i, HX_NAME_MAX);
+    else if (!m->type[0])
+        snprintf(why, cap, "messages[%zu].type: required (the payload's type name, 1 to %d characters)", i,
+                 HX_TYPE_MAX);
     else if (strlen(m->type) > HX_TYPE_MAX)
         snprintf(why, cap, "messages[%zu].type: longer than %d characters", i, HX_TYPE_MAX);
+    else if ((unsigned)m->priority > HANDOFF__DELIVERY_PRIORITY__DELIVERY_STAT)
+        snprintf(why, cap, "messages[%zu].priority: must be 0 to 3 (routine, urgent, asap, stat), got %u", i,
+                 (unsigned)m->priority);
     else if (m->correlation_id.len != 0 && m->correlation_id.len != HX_ID_LEN)
         snprintf(why, cap, "messages[%zu].correlation_id: must be empty or %d bytes", i, HX_ID_LEN);
     else
@@ -781,32 +938,71 @@ static bool is_known(const hx_router_t *r, const uint8_t *id)
     return entry_find(r, id) || dedup_find(r, id);
 }
 
-static entry_t *entry_new(hx_router_t *r, const uint8_t *id, queue_t *q, uint64_t handle, size_t size,
-                          uint64_t accepted_ms)
+static entry_t *entry_new(hx_router_t *r, const uint8_t *id, queue_t *q, origin_t *o, int prio, uint64_t handle,
+                          size_t size, uint64_t accepted_ms)
 {
     entry_t *e = calloc(1, sizeof *e);
-    if (!e)
+    lane_t *l = e ? lane_get(r, q, o) : NULL;
+    if (!l) {
+        free(e);
         return NULL;
+    }
     memcpy(e->id, id, HX_ID_LEN);
     e->queue = q;
+    e->lane = l;
+    e->prio = q->kind == HANDOFF__ADDRESS_KIND__ADDRESS_SERVICE ? (uint8_t)prio : 0;
     e->handle = handle;
     e->size = (uint32_t)size;
     e->state = E_PENDING;
     e->accepted_ms = accepted_ms;
     if (hx_idmap_put(&r->entries, e) != 0) {
+        if (!l->refs) {
+            l->refs = 1;
+            lane_unref(r, l);
+        }
         free(e);
         return NULL;
     }
-    q->n_held++;
-    q->bytes += size;
+    l->refs++;
+    held_add(e);
     dedup_add(r, id);
     return e;
 }
 
+static const char *role_word(Handoff__Role role)
+{
+    return role == HANDOFF__ROLE__ROLE_WORKER ? "service" : role == HANDOFF__ROLE__ROLE_ADMIN ? "admin" : "clinic";
+}
+
+/* The routing policy (hx_policy): may p send m? Writes the refusal into why. */
+static bool policy_permits(const hx_router_t *r, const peer_t *p, const Handoff__Message *m, size_t i, char *why,
+                           size_t cap)
+{
+    bool to_service = m->to->kind == HANDOFF__ADDRESS_KIND__ADDRESS_SERVICE;
+    hx_policy_role_t role = p->role == HANDOFF__ROLE__ROLE_WORKER  ? HX_POLICY_SERVICE
+                            : p->role == HANDOFF__ROLE__ROLE_ADMIN ? HX_POLICY_ADMIN
+                                                                   : HX_POLICY_CLINIC;
+    if (hx_policy_allows(r->policy, role, p->name, to_service ? HX_POLICY_TO_SERVICE : HX_POLICY_TO_MAILBOX,
+                         m->to->name, m->type))
+        return true;
+    snprintf(why, cap, "messages[%zu]: %s %.64s may not send %.128s to %s %.64s (routing policy)", i,
+             role_word(p->role), p->name, m->type, to_service ? "service" : "mailbox", m->to->name);
+    return false;
+}
+
+/* Who the outputs of an ACK are for: the origin of the inputs it settles when they share
+ * one, else the sender's own; and at least the highest priority among them. */
+typedef struct {
+    origin_t *origin;           /* NULL: the sender's own */
+    int prio;                   /* the least priority the messages get */
+    bool outputs;               /* an ACK's outputs: not bounded by the sender's share */
+} lineage_t;
+
 /* Checks msgs and puts the new ones into the open transaction (all or none); they are
  * PENDING in added[] until it is durable. Returns ERR_NONE or an error with text in why. */
 static Handoff__ErrorCode accept_messages(hx_router_t *r, peer_t *p, Handoff__Message **msgs, size_t n,
-                                          entry_t **added, size_t *n_added, char *why, size_t cap)
+                                          const lineage_t *lin, entry_t **added, size_t *n_added, char *why,
+                                          size_t cap)
 {
     *n_added = 0;
     if (n > HX_MAX_BATCH) {
@@ -816,14 +1012,32 @@ static Handoff__ErrorCode accept_messages(hx_router_t *r, peer_t *p, Handoff__Me
     for (size_t i = 0; i < n; i++)
         if (!message_valid(msgs[i], i, why, cap))
             return HANDOFF__ERROR_CODE__ERR_BAD_FIELD;
+    for (size_t i = 0; i < n; i++)
+        if (!policy_permits(r, p, msgs[i], i, why, cap)) {
+            hx_warn("refused: %s", why);
+            return HANDOFF__ERROR_CODE__ERR_FORBIDDEN;
+        }
 
-    /* Phase 1: every target queue exists and has room. */
+    /* The origin every message of this request gets. */
+    origin_t *origin = lin->origin;
+    if (!origin) {
+        char own[HX_NAME_MAX + 16];
+        snprintf(own, sizeof own, "%s:%s", role_word(p->role), p->name);
+        if (!(origin = origin_get(r, own))) {
+            snprintf(why, cap, "the broker is out of memory");
+            return HANDOFF__ERROR_CODE__ERR_UNAVAILABLE;
+        }
+    }
+    bool worker = p->role == HANDOFF__ROLE__ROLE_WORKER;
+    uint64_t share_n = (uint64_t)r->cfg.max_queue * r->cfg.sender_share / 100;
+    uint64_t share_bytes = r->cfg.max_queue_bytes / 100 * r->cfg.sender_share;
+
+    /* Phase 1: every target queue exists and has room, and the origin is within its share. */
     queue_t *targets[HX_MAX_BATCH];
     size_t sizes[HX_MAX_BATCH];
     Handoff__Address from;
     handoff__address__init(&from);
-    from.kind = p->role == HANDOFF__ROLE__ROLE_WORKER ? HANDOFF__ADDRESS_KIND__ADDRESS_SERVICE
-                                                     : HANDOFF__ADDRESS_KIND__ADDRESS_MAILBOX;
+    from.kind = worker ? HANDOFF__ADDRESS_KIND__ADDRESS_SERVICE : HANDOFF__ADDRESS_KIND__ADDRESS_MAILBOX;
     from.name = p->name;
     uint64_t at = wall_ms();
     Handoff__ErrorCode code = HANDOFF__ERROR_CODE__ERR_NONE;
@@ -839,31 +1053,53 @@ static Handoff__ErrorCode accept_messages(hx_router_t *r, peer_t *p, Handoff__Me
             break;
         }
         /* its stored form, sized once here and packed in phase 2: the broker sets from,
-         * accepted_at_ms and attempt (a request's messages all get the same values) */
+         * origin, accepted_at_ms and attempt (a request's messages all get the same values) */
         Handoff__Message *m = msgs[i];
         Handoff__Address *saved = m->from;
         m->from = &from;
         m->accepted_at_ms = at;
         m->attempt = 0;
+        m->origin = origin->name;
+        if ((int)m->priority < lin->prio)
+            m->priority = (Handoff__DeliveryPriority)lin->prio;
         size_t size = sizes[i] = handoff__message__get_packed_size(m);
         m->from = saved;
-        if (q->n_held + q->pending >= r->cfg.max_queue ||
-            q->bytes + q->pending_bytes + size > r->cfg.max_queue_bytes) {
+        bool service = q->kind == HANDOFF__ADDRESS_KIND__ADDRESS_SERVICE;
+        /* a mailbox never refuses a service: what services deliver must not stall the
+         * pipeline (the depth is a metric with an alert rule instead) */
+        if ((service || !worker) && (q->n_held + q->pending >= r->cfg.max_queue ||
+                                     q->bytes + q->pending_bytes + size > r->cfg.max_queue_bytes)) {
             snprintf(why, cap, "messages[%zu].to: %s %s is full (%u messages or %llu bytes); retry later", i,
-                     q->kind == HANDOFF__ADDRESS_KIND__ADDRESS_SERVICE ? "service" : "mailbox", queue_name(q),
-                     r->cfg.max_queue, (unsigned long long)r->cfg.max_queue_bytes);
+                     service ? "service" : "mailbox", queue_name(q), r->cfg.max_queue,
+                     (unsigned long long)r->cfg.max_queue_bytes);
+            code = HANDOFF__ERROR_CODE__ERR_BUSY;
+            break;
+        }
+        if (service && !lin->outputs &&
+            (origin->n_held + origin->pending >= share_n || origin->bytes + origin->pending_bytes + size > share_bytes)) {
+            snprintf(why, cap, "messages[%zu].to: %s already has %zu messages (%llu bytes) waiting in the service "
+                     "queues, its share (%u%% of %u messages or of %llu bytes); retry later", i, origin->name,
+                     origin->n_held + origin->pending, (unsigned long long)(origin->bytes + origin->pending_bytes),
+                     r->cfg.sender_share, r->cfg.max_queue, (unsigned long long)r->cfg.max_queue_bytes);
             code = HANDOFF__ERROR_CODE__ERR_BUSY;
             break;
         }
         q->pending++;
         q->pending_bytes += size;
+        if (service) {
+            origin->pending++;
+            origin->pending_bytes += size;
+        }
         targets[i] = q;
     }
     for (size_t j = 0; j < i; j++)
         if (targets[j])
             targets[j]->pending = targets[j]->pending_bytes = 0;
-    if (code != HANDOFF__ERROR_CODE__ERR_NONE)
+    origin->pending = origin->pending_bytes = 0;
+    if (code != HANDOFF__ERROR_CODE__ERR_NONE) {
+        origin_release(r, origin);
         return code;
+    }
 
     /* Phase 2: into the transaction. */
     for (i = 0; i < n; i++) {
@@ -882,7 +1118,7 @@ static Handoff__ErrorCode accept_messages(hx_router_t *r, peer_t *p, Handoff__Me
         uint64_t handle;
         entry_t *e = NULL;
         if (rc == 0 && r->cfg.store->ops->put(r->cfg.store, r->scratch.data, len, &handle) == 0) {
-            e = entry_new(r, m->id.data, targets[i], handle, len, at);
+            e = entry_new(r, m->id.data, targets[i], origin, (int)m->priority, handle, len, at);
             if (!e)
                 r->cfg.store->ops->release(r->cfg.store, handle);
         }
@@ -890,9 +1126,10 @@ static Handoff__ErrorCode accept_messages(hx_router_t *r, peer_t *p, Handoff__Me
             while (*n_added) {
                 entry_t *u = added[--*n_added];
                 dedup_remove(r, u->id);
-                queue_forget(u->queue, u);
+                held_sub(u);
                 entry_free(r, u);
             }
+            origin_release(r, origin);
             snprintf(why, cap, "the broker cannot store messages now");
             return HANDOFF__ERROR_CODE__ERR_UNAVAILABLE;
         }
@@ -903,6 +1140,7 @@ static Handoff__ErrorCode accept_messages(hx_router_t *r, peer_t *p, Handoff__Me
             audit(r, p, "submit", e->id, outcome);
         }
     }
+    origin_release(r, origin);                  /* all duplicates: nothing uses it */
     return HANDOFF__ERROR_CODE__ERR_NONE;
 }
 
@@ -939,7 +1177,7 @@ static void commit_request(hx_router_t *r, peer_t *p, const Handoff__Envelope *e
     if (!a) {
         for (size_t i = 0; i < n_added; i++) {
             dedup_remove(r, added[i]->id);
-            queue_forget(added[i]->queue, added[i]);
+            held_sub(added[i]);
             entry_free(r, added[i]);
         }
         for (size_t i = 0; i < n_settled; i++)
@@ -961,7 +1199,7 @@ static void commit_request(hx_router_t *r, peer_t *p, const Handoff__Envelope *e
 
 static void on_submit(hx_router_t *r, peer_t *p, const Handoff__Envelope *env)
 {
-    char why[256];
+    char why[512];
     if (env->id.len != HX_ID_LEN) {
         reply_error(r, p->rid, p->rid_len, p, env->id, HANDOFF__ERROR_CODE__ERR_BAD_FIELD,
                     "id: a SUBMIT must carry a %d-byte request id", HX_ID_LEN);
@@ -976,7 +1214,9 @@ static void on_submit(hx_router_t *r, peer_t *p, const Handoff__Envelope *env)
         return;
     entry_t *added[HX_MAX_BATCH];
     size_t n_added;
-    Handoff__ErrorCode code = accept_messages(r, p, env->messages, env->n_messages, added, &n_added, why, sizeof why);
+    const lineage_t own = {NULL, 0, false};
+    Handoff__ErrorCode code =
+        accept_messages(r, p, env->messages, env->n_messages, &own, added, &n_added, why, sizeof why);
     if (code != HANDOFF__ERROR_CODE__ERR_NONE) {
         r->cfg.store->ops->abort(r->cfg.store);
         reply_error(r, p->rid, p->rid_len, p, env->id, code, "%s", why);
@@ -1040,14 +1280,28 @@ static void on_ack(hx_router_t *r, peer_t *p, const Handoff__Envelope *env)
 {
     entry_t *found[HX_MAX_BATCH], *added[HX_MAX_BATCH], *settled[HX_MAX_BATCH];
     size_t n_added = 0, n_settled = 0;
-    char why[256];
+    char why[512];
     if (!collect_acks(r, p, env, false, found))
         return;
     if (!open_request(r, p, env))
         return;
     if (env->n_messages) {
+        lineage_t lin = {NULL, 0, true};
+        bool mixed = false;
+        for (size_t i = 0; i < env->n_acks; i++) {
+            const entry_t *e = found[i];
+            if (!e || !e->lane->origin)
+                continue;
+            if (lin.origin && lin.origin != e->lane->origin)
+                mixed = true;
+            lin.origin = e->lane->origin;
+            if (e->prio > lin.prio)
+                lin.prio = e->prio;
+        }
+        if (mixed)
+            lin.origin = NULL;
         Handoff__ErrorCode code =
-            accept_messages(r, p, env->messages, env->n_messages, added, &n_added, why, sizeof why);
+            accept_messages(r, p, env->messages, env->n_messages, &lin, added, &n_added, why, sizeof why);
         if (code != HANDOFF__ERROR_CODE__ERR_NONE) {
             r->cfg.store->ops->abort(r->cfg.store);
             reply_error(r, p->rid, p->rid_len, p, env->id, code, "%s", why);
@@ -1074,6 +1328,12 @@ static void on_ack(hx_router_t *r, peer_t *p, const Handoff__Envelope *env)
 static void on_nack(hx_router_t *r, peer_t *p, const Handoff__Envelope *env)
 {
     entry_t *found[HX_MAX_BATCH];
+    if (p->role != HANDOFF__ROLE__ROLE_WORKER) {
+        reply_error(r, p->rid, p->rid_len, p, env->id, HANDOFF__ERROR_CODE__ERR_FORBIDDEN,
+                    "NACK: only a worker nacks; a clinic that cannot keep a message does not ack it, and gets it "
+                    "again from its next session");
+        return;
+    }
     if (!collect_acks(r, p, env, true, found))
         return;
     bool began = failures_begin(r), logged = false;
@@ -1113,8 +1373,8 @@ static void on_fetch(hx_router_t *r, peer_t *p, const Handoff__Envelope *env)
     if (hx_wire_pack(&d, &r->out))
         return;
     queue_t *q = p->queue;
-    for (uint32_t k = 0; k < max && q->waiting; k++) {
-        entry_t *e = q->waiting;
+    entry_t *e;
+    for (uint32_t k = 0; k < max && (e = queue_head(q)); k++) {
         const uint8_t *body;
         if (k > 0 && r->out.len + e->size + 32 > r->cfg.max_frame)
             break;
@@ -1137,14 +1397,18 @@ static void on_fetch(hx_router_t *r, peer_t *p, const Handoff__Envelope *env)
         peer_drop(r, p, "unreachable", false);
 }
 
+static int stats_json_own(const hx_router_t *r, const queue_t *own, hx_buf_t *out);
+
 /* ---- admin: health and the dead-letter queue ---------------------------------------------- */
 
 static void on_admin(hx_router_t *r, peer_t *p, const Handoff__Envelope *env)
 {
     const char *op = env->admin_op;
-    if (strcmp(op, "stats") == 0) {              /* counts and names only: any session */
+    if (strcmp(op, "stats") == 0) {              /* counts and names: all to an admin, its own to others */
         hx_buf_t json = {0};
-        if (hx_router_stats_json(r, &json) != 0) {
+        int rc = p->role == HANDOFF__ROLE__ROLE_ADMIN ? hx_router_stats_json(r, &json)
+                                                      : stats_json_own(r, p->queue, &json);
+        if (rc != 0) {
             hx_buf_free(&json);
             reply_error(r, p->rid, p->rid_len, p, env->id, HANDOFF__ERROR_CODE__ERR_UNAVAILABLE,
                         "stats: out of memory");
@@ -1201,8 +1465,7 @@ static void on_admin(hx_router_t *r, peer_t *p, const Handoff__Envelope *env)
             r->cfg.store->ops->revive(r->cfg.store, target->id);
             target->failures = 0;
             target->attempt = 0;
-            target->queue->n_held++;
-            target->queue->bytes += target->size;
+            held_add(target);
             free(target->reason);
             target->reason = NULL;
             to_waiting(target, false);
@@ -1213,8 +1476,7 @@ static void on_admin(hx_router_t *r, peer_t *p, const Handoff__Envelope *env)
         } else {
             r->cfg.store->ops->settle(r->cfg.store, target->id);
             target->state = E_SETTLING;
-            target->queue->n_held++;            /* action_finish forgets it once more */
-            target->queue->bytes += target->size;
+            held_add(target);                   /* action_finish forgets it once more */
             hx_info("%s purged a dead letter of %s", p->name, queue_name(target->queue));
             audit(r, p, "dlq.purge", target->id, "purged");
             commit_request(r, p, env, HANDOFF__KIND__KIND_ADMIN_REPLY, NULL, 0, &target, 1, true);
@@ -1295,9 +1557,13 @@ void hx_router_on_frame_from(hx_router_t *r, const uint8_t *rid, size_t rid_len,
         reply_error(r, rid, rid_len, p, none, HANDOFF__ERROR_CODE__ERR_MALFORMED, "frame is not a decodable Envelope");
         return;
     }
+    char why[160];
     if (env->version != HX_PROTOCOL_VERSION) {
         reply_error(r, rid, rid_len, p, env->id, HANDOFF__ERROR_CODE__ERR_VERSION,
                     "version: %u is not supported (this broker speaks %d)", env->version, HX_PROTOCOL_VERSION);
+    } else if (!hx_wire_strings_clean(frame, len, why, sizeof why)) {
+        reply_error(r, rid, rid_len, p, env->id.len == HX_ID_LEN ? env->id : none, HANDOFF__ERROR_CODE__ERR_BAD_FIELD,
+                    "%s", why);
     } else if (env->id.len != 0 && env->id.len != HX_ID_LEN) {
         reply_error(r, rid, rid_len, p, none, HANDOFF__ERROR_CODE__ERR_BAD_FIELD, "id: must be %d bytes, got %zu",
                     HX_ID_LEN, env->id.len);
@@ -1438,7 +1704,28 @@ static void rec_put(void *arg, uint64_t handle, const uint8_t *msg, size_t len)
         else if (hx_name_valid(name))
             q = r->rec_last = queue_get(r, h.to_kind, name);
     }
-    entry_t *e = q && !entry_find(r, h.id) ? entry_new(r, h.id, q, handle, len, h.accepted_at_ms) : NULL;
+    /* its origin and priority as accepted (a record written before they existed: the
+     * sender's, from its from address, routine) */
+    origin_t *o = NULL;
+    char oname[sizeof o->name];
+    if (q && h.origin && h.origin_len && h.origin_len < sizeof oname) {
+        memcpy(oname, h.origin, h.origin_len);
+        oname[h.origin_len] = 0;
+        o = origin_get(r, oname);
+    } else if (q) {
+        Handoff__Message *m = handoff__message__unpack(NULL, len, msg);
+        if (m && m->from && hx_name_valid(m->from->name)) {
+            snprintf(oname, sizeof oname, "%s:%s",
+                     m->from->kind == HANDOFF__ADDRESS_KIND__ADDRESS_SERVICE ? "service" : "clinic", m->from->name);
+            o = origin_get(r, oname);
+        }
+        if (m)
+            handoff__message__free_unpacked(m, NULL);
+    }
+    int prio = h.priority <= HANDOFF__DELIVERY_PRIORITY__DELIVERY_STAT ? (int)h.priority : 0;
+    entry_t *e = q && o && !entry_find(r, h.id) ? entry_new(r, h.id, q, o, prio, handle, len, h.accepted_at_ms) : NULL;
+    if (!e && o)
+        origin_release(r, o);
     if (e) {
         to_waiting(e, false);
     } else {
@@ -1454,7 +1741,7 @@ static void rec_settle(void *arg, const uint8_t id[HX_ID_LEN])
     if (e) {
         entry_unlink(r, e);
         if (e->state != E_DEAD)
-            queue_forget(e->queue, e);
+            held_sub(e);
         entry_free(r, e);
     }
 }
@@ -1477,8 +1764,7 @@ static void rec_revive(void *arg, const uint8_t id[HX_ID_LEN])
     if (e && e->state == E_DEAD) {
         entry_unlink(r, e);
         e->failures = e->attempt = 0;
-        e->queue->n_held++;
-        e->queue->bytes += e->size;
+        held_add(e);
         to_waiting(e, false);
     }
 }
@@ -1532,7 +1818,12 @@ hx_router_t *hx_router_new(const hx_router_config_t *cfg)
     if (!r->cfg.backoff_ms) r->cfg.backoff_ms = 500;
     if (!r->cfg.backoff_max_ms) r->cfg.backoff_max_ms = 60000;
     if (!r->cfg.ack_timeout_ms) r->cfg.ack_timeout_ms = 30000;
-    if (hx_arena_init(&r->arena, 64 * 1024) || hx_idmap_init(&r->entries) || hx_idmap_init(&r->dedup)) {
+    if (!r->cfg.sender_share || r->cfg.sender_share > 100) r->cfg.sender_share = 25;
+    r->policy = cfg->policy;
+    if (!r->policy)
+        r->policy = r->own_policy = hx_policy_default();
+    if (!r->policy || hx_arena_init(&r->arena, 64 * 1024) || hx_idmap_init(&r->entries) || hx_idmap_init(&r->dedup)) {
+        hx_policy_destroy(&r->own_policy);
         hx_arena_free(&r->arena);
         hx_idmap_free(&r->entries);
         hx_idmap_free(&r->dedup);
@@ -1574,9 +1865,20 @@ void hx_router_destroy(hx_router_t **self_p)
     hx_idmap_free(&r->entries);
     queue_t *q, *qtmp;
     HASH_ITER(hh, r->queues, q, qtmp) {
+        lane_t *l, *ltmp;
+        HASH_ITER(hh, q->lanes, l, ltmp) {
+            HASH_DELETE(hh, q->lanes, l);
+            free(l);
+        }
         HASH_DELETE(hh, r->queues, q);
         free(q);
     }
+    origin_t *o, *otmp;
+    HASH_ITER(hh, r->origins, o, otmp) {
+        HASH_DELETE(hh, r->origins, o);
+        free(o);
+    }
+    hx_policy_destroy(&r->own_policy);
     dedup_t *d, *dtmp;
     DL_FOREACH_SAFE(r->dedup_fifo, d, dtmp) free(d);
     hx_idmap_free(&r->dedup);
@@ -1636,9 +1938,16 @@ void hx_router_foreach_queue(const hx_router_t *r, void (*fn)(void *arg, const h
             .in_total = q->n_in,
             .out_total = q->n_out,
         };
-        /* the head is the next to go: retries go back to the front, so it is the oldest */
-        if (q->waiting && q->waiting->accepted_ms && q->waiting->accepted_ms < wall)
-            info.oldest_age_ms = wall - q->waiting->accepted_ms;
+        /* the oldest waiting message is the head of one of the lanes */
+        uint64_t oldest = 0;
+        for (int c = 0; c < PRIOS; c++) {
+            const lane_t *l = q->turn[c];
+            for (size_t k = 0; l && k < 1000; k++, l = l->tnext[c])
+                if (l->waiting[c]->accepted_ms && (!oldest || l->waiting[c]->accepted_ms < oldest))
+                    oldest = l->waiting[c]->accepted_ms;
+        }
+        if (oldest && oldest < wall)
+            info.oldest_age_ms = wall - oldest;
         fn(arg, &info);
     }
 }
@@ -1676,6 +1985,39 @@ static void json_queue(void *arg, const hx_queue_info_t *q)
                     (unsigned long long)q->workers);
     json_append(w, "}");
     w->first = false;
+}
+
+typedef struct {
+    json_walk_t w;
+    const queue_t *only;
+} own_walk_t;
+
+static void json_own(void *arg, const hx_queue_info_t *q)
+{
+    own_walk_t *o = arg;
+    if (strcmp(q->name, queue_name(o->only)) == 0 &&
+        q->mailbox == (o->only->kind == HANDOFF__ADDRESS_KIND__ADDRESS_MAILBOX))
+        json_queue(&o->w, q);
+}
+
+/* What a clinic or a worker may see: its own mailbox or service queue, nothing of others. */
+static int stats_json_own(const hx_router_t *r, const queue_t *own, hx_buf_t *out)
+{
+    hx_router_stats_t st;
+    hx_router_stats(r, &st);
+    own_walk_t o = {.w = {.out = out, .first = true}, .only = own};
+    out->len = 0;
+    json_append(&o.w, "{\"uptime_ms\":%llu,\"scope\":\"own\",\"queues\":[", (unsigned long long)st.uptime_ms);
+    hx_router_foreach_queue(r, json_own, &o);
+    json_append(&o.w, "],\"mailboxes\":[");
+    o.w.mailboxes = o.w.first = true;
+    hx_router_foreach_queue(r, json_own, &o);
+    json_append(&o.w, "]}");
+    if (o.w.rc == 0 && hx_buf_append(out, "", 1) == 0) {
+        out->len--;
+        return 0;
+    }
+    return HX_ENOMEM;
 }
 
 int hx_router_stats_json(const hx_router_t *r, hx_buf_t *out)

@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include "hx_policy.h"
 #include "hx_store.h"
 
 typedef struct hx_router hx_router_t;
@@ -31,6 +32,12 @@ typedef struct {
     uint32_t backoff_ms;        /* delay after the first failure, doubling each time; default 500 */
     uint32_t backoff_max_ms;    /* cap on that delay; default 60000 */
     uint32_t ack_timeout_ms;    /* a worker holding a message longer has failed it; default 30000 */
+    /* Percent of max_queue and of max_queue_bytes that one origin (a clinic, with all the
+     * work done for it) may hold in the service queues together; default 25, 100: no bound
+     * beyond the queue's own. */
+    uint32_t sender_share;
+    /* Who may send what where (borrowed, outlives the router); NULL: the built-in table. */
+    const hx_policy_t *policy;
     /* With CURVE: whether an authenticated principal is still allowed (the allow-list may
      * have been reloaded since its connection's handshake). NULL: always. */
     bool (*principal_allowed)(void *arg, const char *principal);

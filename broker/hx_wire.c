@@ -255,6 +255,11 @@ int hx_wire_scan_message(const uint8_t *msg, size_t len, hx_msg_head_t *out)
             out->id_len = f.len;
         } else if (f.num == 8 && f.wire == 0) {
             out->accepted_at_ms = f.v;
+        } else if (f.num == 9 && f.wire == 2) {
+            out->origin = f.data;
+            out->origin_len = f.len;
+        } else if (f.num == 10 && f.wire == 0) {
+            out->priority = f.v;
         } else if (f.num == 2 && f.wire == 2) {      /* Address: kind = 1, name = 2 */
             const uint8_t *q = f.data, *qend = f.data + f.len;
             while (q < qend) {
@@ -270,6 +275,59 @@ int hx_wire_scan_message(const uint8_t *msg, size_t len, hx_msg_head_t *out)
         }
     }
     return 0;
+}
+
+/* A string field with a NUL inside: protobuf-c would hand it on cut at the NUL. */
+static bool has_nul(const hx_wire_field_t *f)
+{
+    return f->wire == 2 && memchr(f->data, 0, f->len) != NULL;
+}
+
+static bool address_clean(const uint8_t *p, const uint8_t *end)
+{
+    hx_wire_field_t f;
+    while (p < end)
+        if (!hx_wire_next_field(&p, end, &f) || (f.num == 2 && has_nul(&f)))
+            return false;
+    return true;
+}
+
+bool hx_wire_strings_clean(const uint8_t *frame, size_t len, char *why, size_t cap)
+{
+    static const struct {
+        uint32_t num;
+        const char *name;
+    } top[] = {{6, "name"}, {15, "error_text"}, {16, "admin_op"}, {18, "text"}};
+    const uint8_t *p = frame, *end = frame + len;
+    hx_wire_field_t f, g;
+    size_t msg = 0;
+    while (p < end) {
+        if (!hx_wire_next_field(&p, end, &f))
+            return true;                        /* not ours to judge: the unpack said it decodes */
+        for (size_t i = 0; i < sizeof top / sizeof top[0]; i++)
+            if (f.num == top[i].num && has_nul(&f)) {
+                snprintf(why, cap, "%s: contains a NUL character", top[i].name);
+                return false;
+            }
+        if (f.num != 11 || f.wire != 2)
+            continue;
+        const uint8_t *q = f.data, *qend = f.data + f.len;
+        while (q < qend) {
+            if (!hx_wire_next_field(&q, qend, &g))
+                break;
+            const char *bad = g.num == 4 && has_nul(&g)   ? "type"
+                              : g.num == 9 && has_nul(&g) ? "origin"
+                              : g.num == 2 && g.wire == 2 && !address_clean(g.data, g.data + g.len) ? "to.name"
+                              : g.num == 3 && g.wire == 2 && !address_clean(g.data, g.data + g.len) ? "from.name"
+                                                                                                    : NULL;
+            if (bad) {
+                snprintf(why, cap, "messages[%zu].%s: contains a NUL character", msg, bad);
+                return false;
+            }
+        }
+        msg++;
+    }
+    return true;
 }
 
 struct hx_arena_extra {

@@ -12,6 +12,9 @@
 #define HX_ID_LEN 16
 #define HX_NAME_MAX 64
 #define HX_TYPE_MAX 128
+/* A frame over max_frame by at most this much is answered ERR_TOO_LARGE; a larger one makes
+ * the broker drop the connection (docs/PROTOCOL.md). */
+#define HX_FRAME_GRACE (64u * 1024u)
 #define HX_DEFAULT_MAX_FRAME (1u << 20)     /* 1 MiB */
 #define HX_MAX_BATCH 1000                    /* messages in one SUBMIT/ACK/DELIVER */
 #define HX_MAX_CREDIT 1000
@@ -78,6 +81,11 @@ typedef struct {
  * of a wire type proto3 does not use (groups). */
 bool hx_wire_next_field(const uint8_t **p, const uint8_t *end, hx_wire_field_t *f);
 
+/* True when no string field of the Envelope in frame (name, error_text, admin_op, text,
+ * and each message's type, origin and address names) holds a NUL character, which the
+ * decoded C string would silently cut at; else false with the field named in why. */
+bool hx_wire_strings_clean(const uint8_t *frame, size_t len, char *why, size_t cap);
+
 /* The fields of a stored Message that recovery needs, read in place (recovery reads every
  * record of the log: a full unpack per record would cost more than the rest together).
  * Pointers are into the record. */
@@ -88,6 +96,9 @@ typedef struct {
     const uint8_t *to_name;
     size_t to_name_len;
     uint64_t accepted_at_ms;
+    const uint8_t *origin;      /* NULL when the record has none (written before it existed) */
+    size_t origin_len;
+    uint64_t priority;
 } hx_msg_head_t;
 /* 0, or -1 when the record is not a well-formed Message (truncated field, bad wire type). */
 int hx_wire_scan_message(const uint8_t *msg, size_t len, hx_msg_head_t *out);

@@ -140,6 +140,16 @@ void net_start_broker(net_t *n, const char *const extra[])
     n->endpoint[strcspn(n->endpoint, "\n")] = '\0';
 }
 
+void net_start_broker_open(net_t *n, const char *const extra[])
+{
+    const char *argv[32] = {"--policy", net_src("tests/integration/policy-any.json")};
+    size_t k = 2;
+    for (size_t i = 0; extra && extra[i] && k < 31; i++)
+        argv[k++] = extra[i];
+    argv[k] = NULL;
+    net_start_broker(n, argv);
+}
+
 void net_start_services(net_t *n, const char *start)
 {
     char intake_db[512];

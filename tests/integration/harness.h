@@ -37,6 +37,10 @@ pid_t net_spawn(net_t *n, const char *name, const char *const argv[]);
 /* Starts the broker on a free port of 127.0.0.1 and waits until it listens. Extra
  * arguments (NULL-terminated) are appended. */
 void net_start_broker(net_t *n, const char *const extra[]);
+/* The same with tests/integration/policy-any.json as its routing policy: any session may
+ * send any type anywhere (for tests of queues, durability and faults with made-up types;
+ * the network's own rules are tested with the built-in policy). */
+void net_start_broker_open(net_t *n, const char *const extra[]);
 /* Starts intake, triage and scheduling (scheduling from `start`, e.g. 2026-11-23T08:00). */
 void net_start_services(net_t *n, const char *start);
 /* Starts intake (its database in dir) and triage only, for tests that start scheduling

@@ -46,7 +46,7 @@ static pid_t start_worker(const char *mode, const char *marker, const char *cred
 Test(broker_io, burst_of_10000_through_workers_loses_nothing)
 {
     const char *extra[] = {"--log-level", "info", NULL};
-    net_start_broker(&net, extra);
+    net_start_broker_open(&net, extra);
     start_worker("echo", NULL, "200");
     start_worker("echo", NULL, "200");
 
@@ -149,7 +149,7 @@ static bool marker_written(void *arg)
 Test(broker_io, killed_worker_message_is_redelivered)
 {
     const char *extra[] = {"--heartbeat-ms", "100", "--liveness", "3", NULL};
-    net_start_broker(&net, extra);
+    net_start_broker_open(&net, extra);
     char marker[512];
     snprintf(marker, sizeof marker, "%s/held", net.dir);
     pid_t holder = start_worker("hold", marker, "1");
@@ -176,7 +176,7 @@ Test(broker_io, killed_worker_message_is_redelivered)
 
 Test(broker_io, garbage_from_one_peer_does_not_disturb_others)
 {
-    net_start_broker(&net, NULL);
+    net_start_broker_open(&net, NULL);
     hx_client_t *a = clinic("lakeside");
     /* an invalid address is refused with the field named, and the session goes on */
     hx_msg_t m = {0};
@@ -202,13 +202,13 @@ Test(broker_io, workers_come_back_after_the_broker_restarts)
     char bind[64];
     snprintf(bind, sizeof bind, "tcp://127.0.0.1:%d", net_free_port());
     const char *extra[] = {"--bind", bind, "--heartbeat-ms", "100", NULL};
-    net_start_broker(&net, extra);
+    net_start_broker_open(&net, extra);
     pid_t broker = net.procs[0].pid;
     start_worker("echo", NULL, "4");
 
     /* the broker dies without a word; a new one starts on the same port */
     net_kill9(&net, broker);
-    net_start_broker(&net, extra);
+    net_start_broker_open(&net, extra);
 
     hx_client_t *producer = clinic("producer");
     submit_echo(producer, "after-restart");
@@ -226,7 +226,7 @@ Test(broker_io, workers_come_back_after_the_broker_restarts)
 Test(broker_io, a_worker_that_stops_heartbeating_mid_delivery_loses_the_message_to_another)
 {
     const char *extra[] = {"--heartbeat-ms", "100", "--liveness", "3", NULL};
-    net_start_broker(&net, extra);
+    net_start_broker_open(&net, extra);
     char marker[512];
     snprintf(marker, sizeof marker, "%s/held", net.dir);
     pid_t holder = start_worker("hold", marker, "1");     /* stays connected, goes silent */

@@ -20,7 +20,7 @@ static void setup(void)
     net_init(&net);
     zctx = zmq_ctx_new();
     const char *extra[] = {"--max-frame", "65536", "--heartbeat-ms", "100", "--max-queue", "50", NULL};
-    net_start_broker(&net, extra);
+    net_start_broker_open(&net, extra);
 }
 
 static void teardown(void)
@@ -146,6 +146,30 @@ Test(faults, oversized_frame)
     free(big);
     expect_error(s, HANDOFF__ERROR_CODE__ERR_TOO_LARGE, "max_frame");
     zmq_close(s);
+    others_still_served();
+}
+
+/* Up to the documented hard cap (max_frame + 64 KiB) a frame over max_frame is answered,
+ * never silently cut off; the connection stays usable. */
+Test(faults, frame_just_over_max_frame_is_answered)
+{
+    const size_t over[] = {1, 31, 500, 1023, 1024, 1025, 4096, 65536};
+    for (size_t i = 0; i < sizeof over / sizeof over[0]; i++) {
+        void *s = raw_peer();
+        size_t n = 65536 + over[i];
+        char *big = calloc(1, n);
+        zmq_send(s, big, n, 0);
+        free(big);
+        Handoff__Envelope *e = recv_env(s);
+        if (!e)
+            zmq_close(s);
+        cr_assert_not_null(e, "a frame %zu bytes over max_frame got no answer (dropped?)", over[i]);
+        cr_expect_eq(e->error_code, HANDOFF__ERROR_CODE__ERR_TOO_LARGE, "%zu over: got %d: %s", over[i],
+                     e->error_code, e->error_text);
+        handoff__envelope__free_unpacked(e, NULL);
+        hello(s, HANDOFF__ROLE__ROLE_CLINIC, "after-big");    /* the same connection still works */
+        zmq_close(s);
+    }
     others_still_served();
 }
 

@@ -983,10 +983,12 @@ Test(lifecycle, a_clinic_cannot_skip_intake_and_triage)
     m.type = "handoff.Case";
     m.payload = buf;
     m.payload_len = len;
-    cr_assert_eq(hx_client_submit(cl, &m, 1), 0, "%s", hx_client_error(cl));
+    /* the routing policy refuses it at the broker: only triage hands cases to scheduling */
+    cr_assert_eq(hx_client_submit(cl, &m, 1), HX_EREFUSED, "a clinic's handoff.Case to scheduling was accepted");
+    cr_expect_eq(hx_client_error_code(cl), HANDOFF__ERROR_CODE__ERR_FORBIDDEN, "%s", hx_client_error(cl));
     hx_client_destroy(&cl);
 
-    /* a real referral after it: once that is booked, the forged case was seen and ignored */
+    /* a real referral after it: once that is booked, nothing of the forged case is anywhere */
     const char *rid = submit("northpoint", referral_file("02-pelvic-floor.json", "northpoint", "NP-AFTER-FORGED"));
     json_t *h = NULL;
     wait_ready("northpoint", rid, &h);

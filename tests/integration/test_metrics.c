@@ -258,7 +258,7 @@ static void start_broker(const char *const extra[])
     for (size_t i = 0; extra && extra[i] && k < 31; i++)
         args[k++] = extra[i];
     args[k] = NULL;
-    net_start_broker(&net, args);
+    net_start_broker_open(&net, args);
     wait_status(broker_http, "/healthz", 200);
 }
 

@@ -200,7 +200,7 @@ Test(hx_metrics, router_stats_json)
     Handoff__Message msg = HANDOFF__MESSAGE__INIT, *mp = &msg;
     msg.id = (ProtobufCBinaryData){HX_ID_LEN, id};
     msg.to = &to;
-    msg.type = "t";
+    msg.type = "handoff.Referral";
     Handoff__Envelope sub;
     handoff__envelope__init(&sub);
     sub.version = HX_PROTOCOL_VERSION;

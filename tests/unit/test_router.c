@@ -17,6 +17,20 @@ static size_t n_sent;
 static hx_router_t *router;
 static hx_store_t *store;
 static int fail_sends_to_w2;
+/* Most tests here exercise the mechanics with made-up types: any type anywhere, and no
+ * share bound beyond the queue's own. The network's own table has tests of its own. */
+static hx_policy_t *any_policy;
+
+static hx_policy_t *policy_any(void)
+{
+    if (!any_policy) {
+        char err[200];
+        any_policy = hx_policy_parse("{\"rules\": [{\"from\": \"*\", \"to\": \"*\", \"types\": [\"*\"]}]}", err,
+                                     sizeof err);
+        cr_assert_not_null(any_policy, "%s", err);
+    }
+    return any_policy;
+}
 
 static int capture(void *arg, const uint8_t *peer, size_t len, const uint8_t *frame, size_t flen)
 {
@@ -43,7 +57,7 @@ static void setup_cfg(uint32_t max_queue)
     store = hx_store_memory_new();
     hx_router_config_t cfg = {.send = capture, .store = store, .heartbeat_ms = 100, .liveness = 3,
                               .max_queue = max_queue, .dedup_window = 1000,
-                              .backoff_ms = 10, .max_attempts = 3};
+                              .backoff_ms = 10, .max_attempts = 3, .policy = policy_any(), .sender_share = 100};
     router = hx_router_new(&cfg);
     n_sent = 0;
     fail_sends_to_w2 = 0;
@@ -59,6 +73,7 @@ static void teardown(void)
     clear_sent();
     hx_router_destroy(&router);
     hx_store_destroy(&store);
+    hx_policy_destroy(&any_policy);
     cr_assert_null(router);
 }
 
@@ -599,7 +614,7 @@ Test(router, a_worker_that_holds_a_message_too_long_has_failed_it)
     hx_store_destroy(&store);
     store = hx_store_memory_new();
     hx_router_config_t cfg = {.send = capture, .store = store, .heartbeat_ms = 100, .liveness = 3,
-                              .backoff_ms = 10, .ack_timeout_ms = 150};
+                              .backoff_ms = 10, .ack_timeout_ms = 150, .policy = policy_any()};
     router = hx_router_new(&cfg);
     hello("w1", HANDOFF__ROLE__ROLE_WORKER, "triage", 1);
     hello("w2", HANDOFF__ROLE__ROLE_WORKER, "triage", 1);
@@ -622,7 +637,7 @@ Test(router, a_mailbox_bound_in_bytes_answers_busy)
     hx_router_destroy(&router);
     hx_store_destroy(&store);
     store = hx_store_memory_new();
-    hx_router_config_t cfg = {.send = capture, .store = store, .max_queue_bytes = 300};
+    hx_router_config_t cfg = {.send = capture, .store = store, .max_queue_bytes = 300, .policy = policy_any()};
     router = hx_router_new(&cfg);
     hello("c1", HANDOFF__ROLE__ROLE_CLINIC, "northpoint", 0);
     int accepted = 0;
