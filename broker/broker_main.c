@@ -52,6 +52,8 @@ static const char usage[] =
     "                        loopback or ipc endpoint, for tests\n"
     "  --allow FILE          the keys that may connect, one per line: \"<public key> <clinic|service|admin>\n"
     "                        <name>\"; a key may open only that session [HANDOFF_ALLOW]\n"
+    "  --revoked FILE        keys never to allow, one per line: \"<public key> ...\" (deploy/keys.sh\n"
+    "                        keeps it); an allow-list line with such a key is left out [HANDOFF_REVOKED]\n"
     "  --ready-file PATH     write the bound endpoint to PATH once listening\n"
     "  --http HOST:PORT      serve /metrics (Prometheus), /healthz and /readyz there\n"
     "                        [HANDOFF_HTTP, default off]; e.g. 127.0.0.1:9100\n"
@@ -65,7 +67,7 @@ static const char usage[] =
     "\n"
     "Without CURVE keys the broker refuses to start (--plain-tcp-for-tests is for loopback tests).\n"
     "With --data, a message is answered \"accepted\" only once it is on disk (fdatasync).\n"
-    "SIGINT or SIGTERM: says BYE to every peer and exits 0.\n";
+    "SIGINT or SIGTERM: says BYE to every peer and exits 0. SIGHUP: reads --allow and --revoked again.\n";
 
 typedef struct {
     uv_loop_t loop;
@@ -80,7 +82,9 @@ typedef struct {
     void *zap;                  /* ZAP handler (REP at inproc://zeromq.zap.01), with CURVE */
     hx_zuv_t zap_zuv;
     hx_allow_t *allow;
-    const char *allow_path;
+    const char *allow_path, *revoked_path;
+    hx_allow_t *retired;        /* keys a reload took out, whose connections may still be open */
+    bool frame_retired;         /* the frame being handled came over such a connection */
     uv_signal_t sighup;
     hx_audit_t *audit;
     hx_metrics_t *metrics;      /* series updated on the loop; the rest is read at scrape time */
@@ -116,6 +120,32 @@ static int send_frame(void *arg, const uint8_t *peer, size_t peer_len, const uin
     return 0;
 }
 
+/* A connection's handshake outlives a reload, and the router knows sessions by principal:
+ * when a reload took out one key of a principal that still has another (a rotation), the
+ * old key's connection would keep its session. The ZAP handler tags each connection with its
+ * key (metadata "X-Key"); a frame over a connection whose key was taken out ends its session
+ * (as a BYE would: what it held goes back to its queue) and is refused. True for such a frame. */
+static bool from_retired_key(broker_t *b, const uint8_t *rid, size_t rid_len, zmq_msg_t *msg, const char *principal,
+                             uint64_t now)
+{
+    const char *z85 = zmq_msg_gets(msg, "X-Key");
+    uint8_t key[32];
+    if (!z85 || strlen(z85) != HX_KEY_Z85 || !zmq_z85_decode(key, z85) || !hx_allow_find(b->retired, key))
+        return false;
+    hx_router_stats_t before, after;
+    hx_router_stats(b->router, &before);
+    hx_buf_t bye = {0};
+    if (hx_wire_pack_reply(&bye, HANDOFF__KIND__KIND_BYE, NULL, 0) == 0)
+        hx_router_on_frame_from(b->router, rid, rid_len, principal, bye.data, bye.len, now);
+    hx_buf_free(&bye);
+    hx_router_stats(b->router, &after);
+    if (after.peers < before.peers) {
+        hx_warn("session of %s ended: its key %.8s... was removed from the allow-list", principal, z85);
+        audit_event(b, principal, "session", z85, "ended: the key was removed from the allow-list");
+    }
+    return true;
+}
+
 static void on_message(hx_zuv_t *z, zmq_msg_t *parts, size_t n, void *arg)
 {
     (void)z;
@@ -131,8 +161,11 @@ static void on_message(hx_zuv_t *z, zmq_msg_t *parts, size_t n, void *arg)
     const char *principal = b->zap ? zmq_msg_gets(&parts[1], "User-Id") : NULL;
     if (b->zap && !principal)
         return;
+    if (b->retired && hx_allow_count(b->retired) > 0 && from_retired_key(b, rid, rid_len, &parts[1], principal, now))
+        b->frame_retired = true;                /* its HELLO is refused: principal_allowed says no */
     hx_router_on_frame_from(b->router, rid, rid_len, principal, zmq_msg_data(&parts[1]), zmq_msg_size(&parts[1]),
                             now);
+    b->frame_retired = false;
 }
 
 /* ZAP (RFC 27): version, request id, domain, address, identity, mechanism, credentials;
@@ -142,12 +175,22 @@ static void on_zap(hx_zuv_t *z, zmq_msg_t *parts, size_t n, void *arg)
     broker_t *b = arg;
     const char *status = "400", *text = "unknown key", *user = "";
     char principal[HX_PRINCIPAL_MAX] = "";
+    uint8_t meta[1 + 5 + 4 + HX_KEY_Z85];       /* ZMTP property "X-Key" = the key in Z85 */
+    size_t meta_len = 0;
     if (n >= 7 && zmq_msg_size(&parts[5]) == 5 && memcmp(zmq_msg_data(&parts[5]), "CURVE", 5) == 0 &&
         zmq_msg_size(&parts[6]) == 32) {
         const char *p = hx_allow_find(b->allow, zmq_msg_data(&parts[6]));
         if (p) {
             snprintf(principal, sizeof principal, "%s", p);
             status = "200", text = "OK", user = principal;
+            char z85[HX_KEY_Z85 + 1];
+            zmq_z85_encode(z85, zmq_msg_data(&parts[6]), 32);
+            meta[0] = 5;
+            memcpy(meta + 1, "X-Key", 5);
+            meta[6] = meta[7] = meta[8] = 0;
+            meta[9] = HX_KEY_Z85;
+            memcpy(meta + 10, z85, HX_KEY_Z85);
+            meta_len = sizeof meta;
         } else {
             char z85[HX_KEY_Z85 + 1];
             zmq_z85_encode(z85, zmq_msg_data(&parts[6]), 32);
@@ -166,32 +209,99 @@ static void on_zap(hx_zuv_t *z, zmq_msg_t *parts, size_t n, void *arg)
     zmq_send(z->sock, status, 3, ZMQ_SNDMORE);
     zmq_send(z->sock, text, strlen(text), ZMQ_SNDMORE);
     zmq_send(z->sock, user, strlen(user), ZMQ_SNDMORE);
-    zmq_send(z->sock, "", 0, 0);
+    zmq_send(z->sock, meta, meta_len, 0);
 }
 
 static bool principal_allowed(void *arg, const char *principal)
 {
     broker_t *b = arg;
-    return b->allow && hx_allow_has_principal(b->allow, principal);
+    return !b->frame_retired && b->allow && hx_allow_has_principal(b->allow, principal);
 }
 
-/* SIGHUP: the allow-list again; a file that does not load leaves the old one in force. */
+static void warn_revoked(void *arg, const uint8_t key[32], const char *principal, const char *z85)
+{
+    (void)arg;
+    (void)key;
+    hx_warn("allow-list: left out %s (key %s): the key is in the revoked record", principal, z85);
+}
+
+/* The allow-list less the keys of the revoked record (when there is one); NULL with the
+ * reason in err when either does not load. */
+static hx_allow_t *load_allow(const char *allow_path, const char *revoked_path, char *err, size_t errcap)
+{
+    hx_allow_t *a = hx_allow_load(allow_path, err, errcap);
+    if (!a || !revoked_path)
+        return a;
+    hx_allow_t *revoked = hx_revoked_load(revoked_path, err, errcap);
+    if (!revoked) {
+        hx_allow_destroy(&a);
+        return NULL;
+    }
+    hx_allow_subtract(a, revoked, warn_revoked, NULL);
+    hx_allow_destroy(&revoked);
+    return a;
+}
+
+typedef struct {
+    broker_t *b;
+    const hx_allow_t *other;    /* the other list: whether the principal is in it decides the wording */
+    hx_buf_t text;
+    size_t n;
+    bool removed, oom;
+} reload_diff_t;
+
+/* One key the reload took out (removed) or put in, named by its principal; a principal
+ * still listed under another key (a rotation) is named with the key's first characters. */
+static void note_change(void *arg, const uint8_t key[32], const char *principal, const char *z85)
+{
+    reload_diff_t *d = arg;
+    broker_t *b = d->b;
+    bool other_key = hx_allow_has_principal(d->other, principal);
+    if (hx_buf_appendf(&d->text, "%s%s", d->n++ ? ", " : "", principal) != 0 ||
+        (other_key && hx_buf_appendf(&d->text, " (%s key %.8s...)", d->removed ? "old" : "new", z85) != 0))
+        d->oom = true;
+    if (d->removed) {
+        if (!b->retired)
+            b->retired = hx_allow_new();
+        if (!b->retired || hx_allow_put(b->retired, key, principal) != 0)
+            d->oom = true;
+        audit_event(b, principal, "allow-list", z85, "removed: the key may no longer connect");
+    } else {
+        if (b->retired)
+            hx_allow_remove(b->retired, key);
+        audit_event(b, principal, "allow-list", z85, "added");
+    }
+}
+
+/* SIGHUP: the allow-list (less the revoked record) again; a file that does not load leaves
+ * the old list in force. The log line names every key taken out or put in. */
 static void on_hup(uv_signal_t *s, int signum)
 {
     (void)signum;
     broker_t *b = s->data;
     if (!b->allow_path)
         return;
-    char err[512];
-    hx_allow_t *a = hx_allow_load(b->allow_path, err, sizeof err);
+    char err[700];
+    hx_allow_t *a = load_allow(b->allow_path, b->revoked_path, err, sizeof err);
     if (!a) {
         hx_error("allow-list refused, keeping the one in force: %s", err);
         return;
     }
+    reload_diff_t gone = {.b = b, .other = a, .removed = true}, came = {.b = b, .other = b->allow};
+    hx_allow_each_missing(b->allow, a, note_change, &gone);
+    hx_allow_each_missing(a, b->allow, note_change, &came);
     hx_allow_destroy(&b->allow);
     b->allow = a;
-    hx_info("allow-list reloaded: %zu key(s)", hx_allow_count(a));
-    hx_router_recheck(b->router);               /* removed keys lose their sessions now */
+    if (gone.oom || came.oom)
+        hx_error("allow-list: out of memory while noting the reload's changes");
+    const char *gone_text = gone.text.data && !gone.oom ? (const char *)gone.text.data : "";
+    const char *came_text = came.text.data && !came.oom ? (const char *)came.text.data : "";
+    hx_info("allow-list reloaded: %zu key(s)%s%.*s%s%.*s%s", hx_allow_count(a), gone.n ? "; removed " : "",
+            *gone_text ? (int)gone.text.len : 0, gone_text, came.n ? "; added " : "",
+            *came_text ? (int)came.text.len : 0, came_text, gone.n || came.n ? "" : "; no change");
+    hx_buf_free(&gone.text);
+    hx_buf_free(&came.text);
+    hx_router_recheck(b->router);               /* sessions of removed principals end now */
 }
 
 /* ---- /metrics and /readyz, written on the loop thread (hx_http asks through uv_async) -- */
@@ -387,6 +497,7 @@ int main(int argc, char **argv)
                *level = NULL, *data = NULL, *segbytes = NULL, *maxqb = NULL, *attempts = NULL, *backoff = NULL,
                *backoff_max = NULL, *ack_timeout = NULL, *faults = NULL, *curve_secret = NULL, *allow = NULL,
                *audit = NULL, *data_key = NULL, *http = NULL, *log_format = NULL;
+    const char *revoked = NULL;
     static const struct option opts[] = {
         {"bind", required_argument, NULL, 'b'},         {"heartbeat-ms", required_argument, NULL, 'H'},
         {"liveness", required_argument, NULL, 'L'},     {"max-frame", required_argument, NULL, 'F'},
@@ -400,6 +511,7 @@ int main(int argc, char **argv)
         {"audit", required_argument, NULL, 'U'},        {"data-key", required_argument, NULL, 'k'},
         {"plain-tcp-for-tests", no_argument, NULL, 'P'}, {"http", required_argument, NULL, 'W'},
         {"log-format", required_argument, NULL, 'J'},
+        {"revoked", required_argument, NULL, 'X'},
         {"help", no_argument, NULL, 'h'},               {NULL, 0, NULL, 0}};
     int c, plain = 0;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -427,6 +539,7 @@ int main(int argc, char **argv)
         case 'P': plain = 1; break;
         case 'W': http = optarg; break;
         case 'J': log_format = optarg; break;
+        case 'X': revoked = optarg; break;
         case 'h': fputs(usage, stdout); return 0;
         default: fputs(usage, stderr); return 2;
         }
@@ -481,6 +594,11 @@ int main(int argc, char **argv)
     data = hx_opt_pick(data, "HANDOFF_DATA", NULL);
     curve_secret = hx_opt_pick(curve_secret, "HANDOFF_CURVE_SECRET", NULL);
     allow = hx_opt_pick(allow, "HANDOFF_ALLOW", NULL);
+    revoked = hx_opt_pick(revoked, "HANDOFF_REVOKED", NULL);
+    if (revoked && !allow) {
+        fprintf(stderr, "handoff-broker: --revoked needs --allow (it leaves keys out of the allow-list)\n");
+        return 2;
+    }
     char server_pub[HX_KEY_Z85 + 1], server_sec[HX_KEY_Z85 + 1];
     hx_allow_t *allow_list = NULL;
     if (!curve_secret && !allow && !plain) {
@@ -508,7 +626,7 @@ int main(int argc, char **argv)
             fprintf(stderr, "handoff-broker: --curve-secret: %s\n", err);
             return 2;
         }
-        if (!(allow_list = hx_allow_load(allow, err, sizeof err))) {
+        if (!(allow_list = load_allow(allow, revoked, err, sizeof err))) {
             fprintf(stderr, "handoff-broker: --allow: %s (refusing to start: CURVE without an allow-list "
                             "would admit any key)\n", err);
             return 2;
@@ -522,6 +640,7 @@ int main(int argc, char **argv)
     b.zctx = zmq_ctx_new();
     b.allow = allow_list;
     b.allow_path = allow;
+    b.revoked_path = revoked;
     if (allow_list) {                           /* the ZAP handler first, then the server socket */
         b.zap = zmq_socket(b.zctx, ZMQ_REP);
         int zero0 = 0;
@@ -667,6 +786,7 @@ fail_socket:
     if (b.zap)
         zmq_close(b.zap);
     hx_allow_destroy(&b.allow);
+    hx_allow_destroy(&b.retired);
     zmq_ctx_term(b.zctx);
     uv_loop_close(&b.loop);
     if (rc == 0)

@@ -1,5 +1,6 @@
 /* Fuzz target: bytes as each data file an operator edits — the triage rules, the therapist
- * directory, the broker's allow-list. Each is refused with a reason or accepted, never a crash. */
+ * directory, the broker's allow-list and its revoked record. Each is refused with a reason or
+ * accepted, never a crash. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +26,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     hx_directory_destroy(&d);
     char err[256];
     hx_allow_t *a = hx_allow_parse(text, err, sizeof err);
+    hx_allow_destroy(&a);
+    a = hx_revoked_parse(text, err, sizeof err);
     hx_allow_destroy(&a);
     free(text);
     return 0;

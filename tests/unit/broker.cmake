@@ -3,6 +3,8 @@ hx_unit_test(test_wire LIBS hx_router)
 hx_unit_test(test_router LIBS hx_router)
 hx_unit_test(test_store LIBS hx_router)
 hx_unit_test(test_audit LIBS hx_client)
+# The allow-list and the revoked record: parsing, reload changes, revoked keys left out.
+hx_unit_test(test_curve LIBS hx_client PkgConfig::ZMQ)
 # hx_metrics rendering, the router's "stats" JSON, JSON log lines.
 find_package(Threads REQUIRED)
 hx_unit_test(test_hx_metrics LIBS hx_router hx_obs PkgConfig::JANSSON Threads::Threads)
