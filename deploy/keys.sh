@@ -1,53 +1,116 @@
 #!/usr/bin/env bash
-# Makes what a new Handoff network needs before its first start, in one folder:
+# The keys of a Handoff network, in one folder (the compose stack reads it as HANDOFF_KEYS):
 #   broker.key/.pub, intake/triage/scheduling.key/.pub   CURVE key pairs of the broker and services
-#   CLINIC.key/.pub for each clinic, ADMIN.key/.pub for each operator
-#   allow.txt   the broker's allow-list: each public key bound to the one session it may open
-#   data.key    the key that seals message bodies in the broker's data directory
-# Secret keys are 0600. The containers run as uid 10001 (user handoff), so when run as root
-# the secrets the containers read are given to that uid (HANDOFF_UID to change it).
-# Existing files are never overwritten: rerun with new names to add clinics or operators.
+#   CLINIC.key/.pub for each clinic, ADMIN.key/.pub for each operator: each name's current pair
+#   data.key            the key that seals message bodies in the broker's data directory
+#   access/allow.txt    the broker's allow-list: each public key bound to the one session it may open
+#   access/revoked.txt  every key revoked or rotated out: public key, role, name, date, why
+# The broker mounts only access/ (a folder, so a replaced allow.txt is seen at SIGHUP) and reads
+# both files (--allow, --revoked). Secret keys are 0600; run as root, the secrets the containers
+# read are given to uid 10001 (user handoff; HANDOFF_UID to change it).
+#
+# Nothing is ever overwritten, and a key in access/revoked.txt is never written to the
+# allow-list again, by any command: revoked stays revoked.
 set -euo pipefail
 
 usage() {
   cat <<USAGE
 usage: deploy/keys.sh DIR [--clinics "ID ..." | --directory FILE] [--admins "NAME ..."]
+       deploy/keys.sh add NAME [--admin] [--dir DIR]
+       deploy/keys.sh rotate NAME [--keep-old] [--dir DIR]
+       deploy/keys.sh revoke NAME [--old] [--dir DIR]
 
-  DIR               where the keys go (created; the compose stack reads it as HANDOFF_KEYS)
-  --clinics IDS     clinic ids, space separated
-  --directory FILE  take the clinic ids from a directory.json [deploy/sample/directory.json]
-  --admins NAMES    operators allowed the dead-letter commands [ops]
+  DIR                  a new network's keys, or more names for it: a key pair for the broker,
+                       each service, each clinic and operator that has none, the allow-list and
+                       the data key. A name whose keys were revoked is skipped (use add).
+    --clinics IDS      clinic ids, space separated
+    --directory FILE   take the clinic ids from a directory.json [deploy/sample/directory.json]
+    --admins NAMES     operators allowed the dead-letter commands [ops]
+  add NAME             a key pair for a new clinic (--admin: an operator) and its allow-list line
+  rotate NAME          a new key pair for NAME; its old key is revoked at once, or with
+                       --keep-old stays allowed until 'revoke NAME --old' (time to move NAME over)
+  revoke NAME          NAME's keys leave the allow-list for good and its key pair is deleted;
+                       --old: only its keys other than the current one (after rotate --keep-old)
+  --dir DIR            the keys folder of add, rotate and revoke [deploy/keys]
 
+Then reload the broker: docker-compose -f deploy/docker-compose.yml kill -s HUP broker
 The handoff CLI is taken from HANDOFF_CLI, then PATH, then build/services/cli/handoff, and
 otherwise run from the image HANDOFF_IMAGE [handoff:latest].
 USAGE
 }
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
+SERVICES="intake triage scheduling"
+die() { echo "keys.sh: $*" >&2; exit 2; }
+valid_name() { [[ $1 =~ ^[A-Za-z0-9._-]{1,64}$ ]] || die "'$1' is not a valid name ([A-Za-z0-9._-], 1-64)"; }
+
 [ $# -ge 1 ] || { usage >&2; exit 2; }
-case $1 in -h|--help) usage; exit 0 ;; -*) usage >&2; exit 2 ;; esac
-DIR=$1; shift
+cmd=init
+case $1 in
+  -h|--help) usage; exit 0 ;;
+  add|rotate|revoke) cmd=$1; shift ;;
+  -*) usage >&2; exit 2 ;;
+esac
+
+DIR="" name="" role_flag="" keep_old=0 old_only=0
 clinics="" directory="$ROOT/deploy/sample/directory.json" admins="ops"
-while [ $# -gt 0 ]; do
-  case $1 in
-    --clinics) [ $# -ge 2 ] || { echo "keys.sh: --clinics needs a value" >&2; exit 2; }; clinics=$2; shift 2 ;;
-    --directory) [ $# -ge 2 ] || { echo "keys.sh: --directory needs a file" >&2; exit 2; }; directory=$2; shift 2 ;;
-    --admins) [ $# -ge 2 ] || { echo "keys.sh: --admins needs a value" >&2; exit 2; }; admins=$2; shift 2 ;;
-    -h|--help) usage; exit 0 ;;
-    *) echo "keys.sh: unknown argument '$1'" >&2; usage >&2; exit 2 ;;
-  esac
-done
-if [ -z "$clinics" ]; then
-  [ -r "$directory" ] || { echo "keys.sh: --directory: cannot read '$directory'" >&2; exit 2; }
-  clinics=$(jq -r '.clinics[].id' "$directory") ||
-    { echo "keys.sh: --directory: '$directory' has no .clinics[].id" >&2; exit 2; }
+if [ "$cmd" = init ]; then
+  DIR=$1; shift
+  while [ $# -gt 0 ]; do
+    case $1 in
+      --clinics) [ $# -ge 2 ] || die "--clinics needs a value"; clinics=$2; shift 2 ;;
+      --directory) [ $# -ge 2 ] || die "--directory needs a file"; directory=$2; shift 2 ;;
+      --admins) [ $# -ge 2 ] || die "--admins needs a value"; admins=$2; shift 2 ;;
+      -h|--help) usage; exit 0 ;;
+      *) echo "keys.sh: unknown argument '$1'" >&2; usage >&2; exit 2 ;;
+    esac
+  done
+  if [ -z "$clinics" ]; then
+    [ -r "$directory" ] || die "--directory: cannot read '$directory'"
+    clinics=$(jq -r '.clinics[].id' "$directory") || die "--directory: '$directory' has no .clinics[].id"
+  fi
+  for n in $clinics $admins; do valid_name "$n"; done
+else
+  DIR=$ROOT/deploy/keys
+  while [ $# -gt 0 ]; do
+    case $1 in
+      --dir) [ $# -ge 2 ] || die "--dir needs a folder"; DIR=$2; shift 2 ;;
+      --admin) [ "$cmd" = add ] || die "--admin goes with add"; role_flag="admin"; shift ;;
+      --keep-old) [ "$cmd" = rotate ] || die "--keep-old goes with rotate"; keep_old=1; shift ;;
+      --old) [ "$cmd" = revoke ] || die "--old goes with revoke"; old_only=1; shift ;;
+      -h|--help) usage; exit 0 ;;
+      -*) echo "keys.sh: unknown option '$1'" >&2; usage >&2; exit 2 ;;
+      *) [ -z "$name" ] || die "$cmd takes one NAME, got '$name' and '$1'"; name=$1; shift ;;
+    esac
+  done
+  [ -n "$name" ] || die "$cmd needs a NAME (see --help)"
+  valid_name "$name"
+  [ "$name" != broker ] || die "'broker' is the broker's own key: it is not in the allow-list; to replace it, make a
+new network key (every peer needs the new broker.pub)"
+  [ -d "$DIR" ] || die "--dir: '$DIR' is not a folder (make a network first: deploy/keys.sh DIR)"
 fi
-for name in $clinics $admins; do
-  [[ $name =~ ^[A-Za-z0-9._-]{1,64}$ ]] || { echo "keys.sh: '$name' is not a valid name ([A-Za-z0-9._-], 1-64)" >&2; exit 2; }
-done
 
 mkdir -p "$DIR"
 DIR=$(cd "$DIR" && pwd)
+ACCESS=$DIR/access
+ALLOW=$ACCESS/allow.txt
+REVOKED=$ACCESS/revoked.txt
+mkdir -p "$ACCESS"
+chmod 0755 "$ACCESS"
+exec 9>"$DIR/.keys.lock"          # one keys.sh at a time on this folder
+flock 9 || die "cannot lock $DIR/.keys.lock"
+
+if [ -e "$DIR/allow.txt" ] && [ ! -e "$ALLOW" ]; then   # the layout before access/
+  mv "$DIR/allow.txt" "$ALLOW"
+  echo "keys.sh: moved $DIR/allow.txt to $ALLOW (the broker now mounts the folder $ACCESS)"
+fi
+[ -e "$ALLOW" ] || : >"$ALLOW"
+if [ ! -e "$REVOKED" ]; then
+  printf '%s\n' "# Keys revoked or rotated out by deploy/keys.sh: never allowed again (handoff-broker --revoked)." \
+    "# <public key> <role> <name> <date, UTC> <revoked|rotated>" >"$REVOKED"
+fi
+chmod 0644 "$ALLOW" "$REVOKED"
+
 if [ -n "${HANDOFF_CLI:-}" ]; then cli=("$HANDOFF_CLI")
 elif command -v handoff >/dev/null 2>&1; then cli=(handoff)
 elif [ -x "$ROOT/build/services/cli/handoff" ]; then cli=("$ROOT/build/services/cli/handoff")
@@ -57,31 +120,155 @@ in_dir() { # the path of a file in DIR as the CLI sees it
   if [ "${cli[0]}" = docker ]; then echo "/keys/$1"; else echo "$DIR/$1"; fi
 }
 
-made=0
-key() { # name: a key pair unless there is one
-  if [ ! -e "$DIR/$1.key" ]; then "${cli[@]}" --dir "$(in_dir "")" keygen "$1" >/dev/null; made=$((made + 1)); fi
+pub_of() { head -n1 "$DIR/$1.pub"; }
+is_revoked() { awk -v k="$1" '$1 == k { found = 1 } END { exit !found }' "$REVOKED"; }
+# the allow-list's lines (key role name) for NAME, one per line
+lines_of() { awk -v n="$1" '$0 !~ /^[ \t]*#/ && NF == 3 && $3 == n' "$ALLOW"; }
+listed() { awk -v k="$1" '$0 !~ /^[ \t]*#/ && $1 == k { found = 1 } END { exit !found }' "$ALLOW"; }
+now() { date -u +%Y-%m-%dT%H:%M:%SZ; }
+
+# Rewrites the allow-list: without the keys in the file $1 (one per line), without any key of
+# the revoked record, plus the lines in the file $2; atomically (a new file renamed over the
+# old), which the broker sees through its folder mount.
+write_allow() {
+  local drop=$1 add=$2 tmp
+  tmp=$(mktemp "$ACCESS/.allow.XXXXXX")
+  awk 'FILENAME == ARGV[1] { if ($1 !~ /^#/ && NF) gone[$1] = 1; next }
+       FILENAME == ARGV[2] { gone[$1] = 1; next }
+       $0 ~ /^[ \t]*#/ || NF == 0 || !($1 in gone) { print }' "$REVOKED" "$drop" "$ALLOW" >"$tmp"
+  cat "$add" >>"$tmp"
+  chmod 0644 "$tmp"
+  mv -f "$tmp" "$ALLOW"
 }
-for s in broker intake triage scheduling; do key "$s"; done
-for c in $clinics; do key "$c"; done
-for a in $admins; do key "$a"; done
-[ -e "$DIR/data.key" ] || { "${cli[@]}" datakey "$(in_dir data.key)" >/dev/null; made=$((made + 1)); }
 
-# The allow-list is rebuilt from every key pair in DIR, so added clinics appear in it; the
-# broker rereads it on SIGHUP (docker-compose kill -s HUP broker).
-allow=$(mktemp "$DIR/.allow.XXXXXX")
-for s in intake triage scheduling; do echo "$(cat "$DIR/$s.pub") service $s"; done >>"$allow"
-for c in $clinics; do echo "$(cat "$DIR/$c.pub") clinic $c"; done >>"$allow"
-for a in $admins; do echo "$(cat "$DIR/$a.pub") admin $a"; done >>"$allow"
-if [ -e "$DIR/allow.txt" ]; then   # keep entries made earlier for names not given this time
-  grep -vxF -f "$allow" "$DIR/allow.txt" >>"$allow" || true
-fi
-sort -s -u -k3,3 -k2,2 "$allow" -o "$allow"
-chmod 0644 "$allow"
-cat "$allow" >"$DIR/allow.txt"   # in place: a running broker's bind mount keeps seeing it
-rm -f "$allow"
+# Records a key in the revoked record: key role name why.
+record_revoked() {
+  is_revoked "$1" || printf '%s %s %s %s %s\n' "$1" "$2" "$3" "$(now)" "$4" >>"$REVOKED"
+}
 
-if [ "$(id -u)" = 0 ]; then
-  uid=${HANDOFF_UID:-10001}
-  chown "$uid:$uid" "$DIR"/{broker,intake,triage,scheduling}.key "$DIR/data.key"
-fi
-echo "keys.sh: $made new key(s) in $DIR; allow-list $DIR/allow.txt has $(wc -l <"$DIR/allow.txt") entries"
+keygen() { "${cli[@]}" --dir "$(in_dir "")" keygen "$1" >/dev/null; }
+
+give_to_containers() {
+  if [ "$(id -u)" = 0 ]; then
+    local uid=${HANDOFF_UID:-10001} f
+    for f in broker intake triage scheduling data; do
+      [ -e "$DIR/$f.key" ] && chown "$uid:$uid" "$DIR/$f.key"
+    done
+  fi
+  return 0
+}
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+: >"$work/drop"
+: >"$work/add"
+reload_hint="reload the broker to apply it: docker-compose -f deploy/docker-compose.yml kill -s HUP broker"
+
+case $cmd in
+init)
+  made=0 skipped=""
+  want() { # name role: a key pair and its allow-list line, unless it has them or was revoked
+    local n=$1 role=$2 key
+    if [ ! -e "$DIR/$n.key" ]; then
+      if [ "$role" != broker ] && awk -v n="$n" '$1 !~ /^#/ && $3 == n { f = 1 } END { exit !f }' "$REVOKED"; then
+        skipped="$skipped $n"
+        return 0
+      fi
+      keygen "$n"
+      made=$((made + 1))
+    fi
+    [ "$role" = broker ] && return 0
+    key=$(pub_of "$n")
+    if is_revoked "$key"; then
+      echo "keys.sh: $DIR/$n.pub is a revoked key: not allowed (remove $n.key and $n.pub, then: keys.sh add $n)" >&2
+    elif ! listed "$key"; then
+      printf '%s %s %s\n' "$key" "$role" "$n" >>"$work/add"
+    fi
+  }
+  want broker broker
+  for s in $SERVICES; do want "$s" service; done
+  for c in $clinics; do want "$c" clinic; done
+  for a in $admins; do want "$a" admin; done
+  [ -e "$DIR/data.key" ] || { "${cli[@]}" datakey "$(in_dir data.key)" >/dev/null; made=$((made + 1)); }
+  before=$(grep -c -v -e '^[[:space:]]*#' -e '^[[:space:]]*$' "$ALLOW" || true)
+  write_allow "$work/drop" "$work/add"
+  after=$(grep -c -v -e '^[[:space:]]*#' -e '^[[:space:]]*$' "$ALLOW" || true)
+  dropped=$((before + $(wc -l <"$work/add") - after))
+  [ "$dropped" -le 0 ] || echo "keys.sh: left $dropped revoked key(s) out of the allow-list"
+  for n in $skipped; do
+    echo "keys.sh: $n: its keys were revoked; not given a new one (deploy/keys.sh add $n --dir $DIR does that)"
+  done
+  give_to_containers
+  echo "keys.sh: $made new key(s) in $DIR; allow-list $ALLOW has $after entries"
+  ;;
+add)
+  [ ! -e "$DIR/$name.key" ] || { echo "keys.sh: $name already has a key pair in $DIR (rotate it instead)" >&2; exit 1; }
+  role=clinic
+  [ -z "$role_flag" ] || role=$role_flag
+  case " $SERVICES " in *" $name "*) role=service ;; esac
+  keygen "$name"
+  key=$(pub_of "$name")
+  printf '%s %s %s\n' "$key" "$role" "$name" >"$work/add"
+  write_allow "$work/drop" "$work/add"
+  give_to_containers
+  echo "keys.sh: added $role $name: give it $DIR/$name.key and $DIR/broker.pub; $reload_hint"
+  ;;
+rotate)
+  if [ ! -e "$DIR/$name.key" ] || [ ! -e "$DIR/$name.pub" ]; then
+    echo "keys.sh: $name has no key pair in $DIR (add it instead)" >&2
+    exit 1
+  fi
+  old=$(pub_of "$name")
+  role=$(lines_of "$name" | awk -v k="$old" '$1 == k { print $2; exit }')
+  [ -n "$role" ] || { echo "keys.sh: $name's current key is not in $ALLOW: nothing to rotate" >&2; exit 1; }
+  mkdir "$work/old"
+  mv "$DIR/$name.key" "$DIR/$name.pub" "$work/old/"
+  if ! keygen "$name"; then
+    mv "$work/old/$name.key" "$work/old/$name.pub" "$DIR/"
+    echo "keys.sh: could not make a new key pair for $name; nothing changed" >&2
+    exit 1
+  fi
+  printf '%s %s %s\n' "$(pub_of "$name")" "$role" "$name" >"$work/add"
+  if [ "$keep_old" = 0 ]; then
+    printf '%s\n' "$old" >"$work/drop"
+    record_revoked "$old" "$role" "$name" rotated
+  fi
+  write_allow "$work/drop" "$work/add"
+  give_to_containers
+  if [ "$keep_old" = 0 ]; then
+    echo "keys.sh: rotated $name: its old key is revoked; give it $DIR/$name.key; $reload_hint"
+  else
+    echo "keys.sh: rotated $name: old and new key both allowed; give it $DIR/$name.key, reload the broker, and once"
+    echo "  $name uses the new key: deploy/keys.sh revoke $name --old --dir $DIR, and reload the broker again"
+  fi
+  ;;
+revoke)
+  current=""
+  [ -e "$DIR/$name.pub" ] && current=$(pub_of "$name")
+  lines_of "$name" >"$work/lines"
+  if [ "$old_only" = 1 ]; then
+    awk -v k="$current" '$1 != k' "$work/lines" >"$work/gone"
+  else
+    cp "$work/lines" "$work/gone"
+    if [ -n "$current" ] && ! awk -v k="$current" '$1 == k { f = 1 } END { exit !f }' "$work/gone"; then
+      role=clinic
+      [ -z "$(lines_of "$name" | head -n1)" ] || role=$(lines_of "$name" | awk '{ print $2; exit }')
+      printf '%s %s %s\n' "$current" "$role" "$name" >>"$work/gone"
+    fi
+  fi
+  if [ ! -s "$work/gone" ]; then
+    if [ "$old_only" = 1 ]; then echo "keys.sh: $name has no allowed key other than its current one" >&2
+    else echo "keys.sh: $name has no key in $DIR or $ALLOW to revoke" >&2; fi
+    exit 1
+  fi
+  why=revoked
+  [ "$old_only" = 0 ] || why=rotated
+  while read -r k r n; do
+    record_revoked "$k" "$r" "$n" "$why"
+    printf '%s\n' "$k" >>"$work/drop"
+  done <"$work/gone"
+  write_allow "$work/drop" "$work/add"
+  [ "$old_only" = 1 ] || rm -f "$DIR/$name.key" "$DIR/$name.pub"
+  echo "keys.sh: revoked $(wc -l <"$work/gone") key(s) of $name (recorded in $REVOKED); $reload_hint"
+  ;;
+esac
