@@ -319,24 +319,46 @@ static int send_one(hx_client_t *c, const hx_msg_t *msg)
     return send_env(c, &env);
 }
 
+/* ERR_BUSY (a queue or this clinic's share is full) is waited out: the refused message is sent
+ * again, same id, after a pause that doubles from 50 ms to 2 s; after HX_BUSY_GIVE_UP_MS
+ * without one message accepted, the refusal is returned. */
+#define HX_BUSY_GIVE_UP_MS 120000
+
 int hx_client_submit_many(hx_client_t *c, const hx_msg_t *msgs, size_t n, size_t window, size_t *failed)
 {
     if (window == 0)
         window = 1;
-    uint8_t *state = calloc(n ? n : 1, 1);         /* 0 unsent, 1 outstanding, 2 accepted */
+    /* 0 unsent, 1 outstanding, 2 accepted, 3 refused busy: to send again at busy_at */
+    uint8_t *state = calloc(n ? n : 1, 1);
     if (!state)
         return HX_ENOMEM;
-    size_t next = 0, oldest = 0, outstanding = 0, done = 0;
+    size_t next = 0, oldest = 0, outstanding = 0, done = 0, busy = 0;
     int retries = 0, rc = 0;
+    int64_t busy_at = 0, busy_pause = 0, progress_at = now_ms();
     set_error(c, HANDOFF__ERROR_CODE__ERR_NONE, "");
     while (done < n) {
-        while (outstanding < window && next < n) {
+        if (busy && now_ms() >= busy_at) {          /* the pause is over: the refused ones again */
+            for (size_t i = oldest; i < next && busy; i++)
+                if (state[i] == 3) {
+                    if ((rc = send_one(c, &msgs[i])))
+                        goto out;
+                    state[i] = 1;
+                    busy--;
+                    outstanding++;
+                }
+        }
+        while (!busy && outstanding < window && next < n) {   /* no new ones while the broker is busy */
             if ((rc = send_one(c, &msgs[next])))
                 goto out;
             state[next++] = 1;
             outstanding++;
         }
-        Handoff__Envelope *r = recv_env(c, now_ms() + c->timeout_ms);
+        int64_t deadline = now_ms() + c->timeout_ms;
+        if (busy && (outstanding == 0 || busy_at < deadline))
+            deadline = busy_at;
+        Handoff__Envelope *r = recv_env(c, deadline);
+        if (!r && busy && now_ms() >= busy_at)
+            continue;                               /* only the pause ended */
         if (!r || r->kind == HANDOFF__KIND__KIND_BYE ||
             (r->kind == HANDOFF__KIND__KIND_ERROR && r->error_code == HANDOFF__ERROR_CODE__ERR_NOT_READY)) {
             if (r)
@@ -357,25 +379,37 @@ int hx_client_submit_many(hx_client_t *c, const hx_msg_t *msgs, size_t n, size_t
             if (state[i] == 1 && is_reply_to(r, msgs[i].id))
                 break;
         if (i < next) {
-            if (r->kind == HANDOFF__KIND__KIND_ERROR) {
+            if (r->kind == HANDOFF__KIND__KIND_ERROR && r->error_code == HANDOFF__ERROR_CODE__ERR_BUSY &&
+                now_ms() - progress_at < HX_BUSY_GIVE_UP_MS) {
+                set_error(c, r->error_code, r->error_text);
+                state[i] = 3;
+                outstanding--;
+                if (!busy++) {
+                    busy_pause = busy_pause ? (busy_pause * 2 > 2000 ? 2000 : busy_pause * 2) : 50;
+                    busy_at = now_ms() + busy_pause;
+                }
+            } else if (r->kind == HANDOFF__KIND__KIND_ERROR) {
                 set_error(c, r->error_code, r->error_text);
                 if (failed)
                     *failed = i;
                 handoff__envelope__free_unpacked(r, NULL);
                 rc = HX_EREFUSED;
                 goto out;
-            }
-            if (r->kind == HANDOFF__KIND__KIND_ACCEPTED) {
+            } else if (r->kind == HANDOFF__KIND__KIND_ACCEPTED) {
                 state[i] = 2;
                 outstanding--;
                 done++;
                 retries = 0;
+                progress_at = now_ms();
+                if (!busy)
+                    busy_pause = 0;
                 while (oldest < next && state[oldest] == 2)
                     oldest++;
             }
         }
         handoff__envelope__free_unpacked(r, NULL);
     }
+    set_error(c, HANDOFF__ERROR_CODE__ERR_NONE, "");
 out:
     free(state);
     return rc;

@@ -65,8 +65,10 @@ void hx_client_destroy(hx_client_t **self_p);
  * HX_EREFUSED (see hx_client_error), HX_ETIMEDOUT, HX_EINVAL. */
 int hx_client_submit(hx_client_t *c, const hx_msg_t *msgs, size_t n);
 /* Submits n messages, one request each, with up to `window` requests outstanding (a
- * pipeline). Returns 0 when all are accepted; on the first refusal returns HX_EREFUSED
- * with *failed set to its index. */
+ * pipeline). ERR_BUSY (a full queue, or this clinic over its share) is waited out: the
+ * refused ones are sent again after a pause (50 ms doubling to 2 s), for up to 2 minutes
+ * without progress. Returns 0 when all are accepted; on another refusal (or a busy broker
+ * that long) returns HX_EREFUSED with *failed set to its index. */
 int hx_client_submit_many(hx_client_t *c, const hx_msg_t *msgs, size_t n, size_t window, size_t *failed);
 /* Fetches up to max (1..HX_MAX_BATCH) messages from this clinic's mailbox. They stay in
  * the mailbox until acked. *out is an empty batch when there is nothing. */

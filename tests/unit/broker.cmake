@@ -1,6 +1,8 @@
 # Unit suites for broker/ (codec, router).
 hx_unit_test(test_wire LIBS hx_router)
 hx_unit_test(test_router LIBS hx_router)
+# The routing policy, fair share and the protocol's trust rules, with the built-in table.
+hx_unit_test(test_policy LIBS hx_router)
 hx_unit_test(test_store LIBS hx_router)
 hx_unit_test(test_audit LIBS hx_client)
 # The allow-list and the revoked record: parsing, reload changes, revoked keys left out.
