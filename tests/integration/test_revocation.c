@@ -448,3 +448,43 @@ Test(security, a_replaced_single_file_mount_is_refused_not_reloaded)
     expect_log("mount its folder instead", "the log says what to do");
     cr_expect(!log_has("broker.log", "allow-list reloaded"), "the broker does not claim it reloaded");
 }
+
+/* With CURVE, as without: a frame over max_frame by up to 64 KiB is answered ERR_TOO_LARGE on
+ * a connection that stays usable (libzmq's own limit counts CURVE's box; the broker leaves room
+ * for it), never cut off silently. */
+Test(security, a_frame_just_over_max_frame_is_answered_with_curve)
+{
+    const char *extra[] = {"--max-frame", "65536", NULL};
+    start_broker(NULL, allow_path, extra);
+    void *s = clinic_session("northpoint", "northpoint");
+    const size_t over[] = {1, 100, 1000, 1023, 1100, 4096, 65536};
+    for (size_t i = 0; i < sizeof over / sizeof over[0]; i++) {
+        size_t n = 65536 + over[i];
+        char *big = calloc(1, n);
+        cr_assert_eq(zmq_send(s, big, n, 0), (int)n);
+        free(big);
+        int timeout = 5000;
+        zmq_setsockopt(s, ZMQ_RCVTIMEO, &timeout, sizeof timeout);
+        Handoff__Envelope *e = NULL;
+        for (;;) {                                  /* the next answer that is not a heartbeat */
+            zmq_msg_t m;
+            zmq_msg_init(&m);
+            if (zmq_msg_recv(&m, s, 0) < 0) {
+                zmq_msg_close(&m);
+                break;
+            }
+            e = handoff__envelope__unpack(NULL, zmq_msg_size(&m), zmq_msg_data(&m));
+            zmq_msg_close(&m);
+            if (e && e->kind != HANDOFF__KIND__KIND_HEARTBEAT)
+                break;
+            if (e)
+                handoff__envelope__free_unpacked(e, NULL);
+            e = NULL;
+        }
+        cr_assert_not_null(e, "a frame %zu bytes over max_frame got no answer over CURVE (dropped)", over[i]);
+        cr_expect_eq(e->error_code, HANDOFF__ERROR_CODE__ERR_TOO_LARGE, "%zu over: %d %s", over[i], e->error_code,
+                     e->error_text);
+        handoff__envelope__free_unpacked(e, NULL);
+    }
+    expect_session_works(s, "northpoint");
+}
