@@ -488,3 +488,54 @@ Test(security, a_frame_just_over_max_frame_is_answered_with_curve)
     }
     expect_session_works(s, "northpoint");
 }
+
+/* Issue "a clinic can forge another clinic's inbox", as the attacker does it: with its own
+ * valid key, northpoint opens a session as itself and submits a made-up handoff and a
+ * "cancelled" status into lakeside's mailbox. The broker refuses both (ERR_FORBIDDEN), audits
+ * each with northpoint's principal, and lakeside's mailbox stays empty. */
+Test(security, a_clinic_key_cannot_forge_another_clinics_inbox)
+{
+    start_broker(NULL, allow_path, NULL);
+    void *s = clinic_session("northpoint", "northpoint");
+    const char *types[] = {"handoff.Handoff", "handoff.StatusUpdate"};
+    for (size_t i = 0; i < 2; i++) {
+        uint8_t id[16] = {0x51, (uint8_t)i};
+        Handoff__Address to = HANDOFF__ADDRESS__INIT;
+        to.kind = HANDOFF__ADDRESS_KIND__ADDRESS_MAILBOX;
+        to.name = "lakeside";
+        Handoff__Message m = HANDOFF__MESSAGE__INIT, *mp = &m;
+        m.id = (ProtobufCBinaryData){16, id};
+        m.to = &to;
+        m.type = (char *)types[i];
+        m.payload = (ProtobufCBinaryData){6, (uint8_t *)"forged"};
+        Handoff__Envelope e = HANDOFF__ENVELOPE__INIT;
+        e.version = 1;
+        e.kind = HANDOFF__KIND__KIND_SUBMIT;
+        e.id = (ProtobufCBinaryData){16, id};
+        e.n_messages = 1;
+        e.messages = &mp;
+        send_env(s, &e);
+        Handoff__Envelope *r = recv_reply(s, id, 5000, NULL);
+        cr_assert_not_null(r, "no answer to the forged %s", types[i]);
+        cr_expect_eq(r->error_code, HANDOFF__ERROR_CODE__ERR_FORBIDDEN, "the forged %s: %d %s", types[i],
+                     r->error_code, r->error_text);
+        handoff__envelope__free_unpacked(r, NULL);
+    }
+    /* lakeside, with its own key, finds nothing */
+    void *l = clinic_session("lakeside", "lakeside");
+    uint8_t fid[16] = {0x52};
+    Handoff__Envelope f = HANDOFF__ENVELOPE__INIT;
+    f.version = 1;
+    f.kind = HANDOFF__KIND__KIND_FETCH;
+    f.id = (ProtobufCBinaryData){16, fid};
+    f.max = 10;
+    send_env(l, &f);
+    Handoff__Envelope *d = recv_reply(l, fid, 5000, NULL);
+    cr_assert_not_null(d);
+    cr_expect_eq(d->kind, HANDOFF__KIND__KIND_DELIVER);
+    cr_expect_eq(d->n_messages, 0, "lakeside's mailbox holds %zu forged message(s)", d->n_messages);
+    handoff__envelope__free_unpacked(d, NULL);
+    cr_expect(log_has("audit.jsonl", "northpoint may not send handoff.Handoff to mailbox lakeside"),
+              "the refusal is not in the audit log %s/audit.jsonl", net.dir);
+    cr_expect(log_has("audit.jsonl", "clinic:northpoint"), "the audit log does not name the principal");
+}
