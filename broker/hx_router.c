@@ -133,6 +133,7 @@ struct peer {
     size_t n_inflight;
     uint64_t last_recv, last_send;
     char principal[96];         /* "" without CURVE */
+    char origin[HX_NAME_MAX + 16];  /* "clinic:<name>" etc.: whom its own submits are for */
     bool is_ready;
     peer_t *rprev, *rnext;      /* in queue->ready */
     UT_hash_handle hh;
@@ -188,6 +189,11 @@ static uint64_t mono_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static const char *role_word(Handoff__Role role)
+{
+    return role == HANDOFF__ROLE__ROLE_WORKER ? "service" : role == HANDOFF__ROLE__ROLE_ADMIN ? "admin" : "clinic";
 }
 
 static queue_t *queue_find(const hx_router_t *r, Handoff__AddressKind kind, const char *name)
@@ -889,6 +895,7 @@ static void on_hello(hx_router_t *r, const uint8_t *rid, size_t rid_len, peer_t 
     p->role = env->role;
     snprintf(p->name, sizeof p->name, "%s", env->name);
     snprintf(p->principal, sizeof p->principal, "%s", principal ? principal : "");
+    snprintf(p->origin, sizeof p->origin, "%s:%s", role_word(p->role), p->name);
     p->queue = q;
     p->credit = worker ? (env->credit ? env->credit : 1) : 0;
     p->last_recv = p->last_send = r->now;
@@ -969,11 +976,6 @@ static entry_t *entry_new(hx_router_t *r, const uint8_t *id, queue_t *q, origin_
     return e;
 }
 
-static const char *role_word(Handoff__Role role)
-{
-    return role == HANDOFF__ROLE__ROLE_WORKER ? "service" : role == HANDOFF__ROLE__ROLE_ADMIN ? "admin" : "clinic";
-}
-
 /* The routing policy (hx_policy): may p send m? Writes the refusal into why. */
 static bool policy_permits(const hx_router_t *r, const peer_t *p, const Handoff__Message *m, size_t i, char *why,
                            size_t cap)
@@ -1018,16 +1020,10 @@ static Handoff__ErrorCode accept_messages(hx_router_t *r, peer_t *p, Handoff__Me
             return HANDOFF__ERROR_CODE__ERR_FORBIDDEN;
         }
 
-    /* The origin every message of this request gets. */
+    /* The origin every message of this request gets: its account is needed only for
+     * messages to service queues (a mailbox has one lane and no share). */
     origin_t *origin = lin->origin;
-    if (!origin) {
-        char own[HX_NAME_MAX + 16];
-        snprintf(own, sizeof own, "%s:%s", role_word(p->role), p->name);
-        if (!(origin = origin_get(r, own))) {
-            snprintf(why, cap, "the broker is out of memory");
-            return HANDOFF__ERROR_CODE__ERR_UNAVAILABLE;
-        }
-    }
+    const char *origin_name = origin ? origin->name : p->origin;
     bool worker = p->role == HANDOFF__ROLE__ROLE_WORKER;
     uint64_t share_n = (uint64_t)r->cfg.max_queue * r->cfg.sender_share / 100;
     uint64_t share_bytes = r->cfg.max_queue_bytes / 100 * r->cfg.sender_share;
@@ -1059,12 +1055,17 @@ static Handoff__ErrorCode accept_messages(hx_router_t *r, peer_t *p, Handoff__Me
         m->from = &from;
         m->accepted_at_ms = at;
         m->attempt = 0;
-        m->origin = origin->name;
+        m->origin = (char *)origin_name;
         if ((int)m->priority < lin->prio)
             m->priority = (Handoff__DeliveryPriority)lin->prio;
         size_t size = sizes[i] = handoff__message__get_packed_size(m);
         m->from = saved;
         bool service = q->kind == HANDOFF__ADDRESS_KIND__ADDRESS_SERVICE;
+        if (service && !origin && !(origin = origin_get(r, origin_name))) {
+            snprintf(why, cap, "the broker is out of memory");
+            code = HANDOFF__ERROR_CODE__ERR_UNAVAILABLE;
+            break;
+        }
         /* a mailbox never refuses a service: what services deliver must not stall the
          * pipeline (the depth is a metric with an alert rule instead) */
         if ((service || !worker) && (q->n_held + q->pending >= r->cfg.max_queue ||
@@ -1095,7 +1096,8 @@ static Handoff__ErrorCode accept_messages(hx_router_t *r, peer_t *p, Handoff__Me
     for (size_t j = 0; j < i; j++)
         if (targets[j])
             targets[j]->pending = targets[j]->pending_bytes = 0;
-    origin->pending = origin->pending_bytes = 0;
+    if (origin)
+        origin->pending = origin->pending_bytes = 0;
     if (code != HANDOFF__ERROR_CODE__ERR_NONE) {
         origin_release(r, origin);
         return code;
@@ -1561,7 +1563,9 @@ void hx_router_on_frame_from(hx_router_t *r, const uint8_t *rid, size_t rid_len,
     if (env->version != HX_PROTOCOL_VERSION) {
         reply_error(r, rid, rid_len, p, env->id, HANDOFF__ERROR_CODE__ERR_VERSION,
                     "version: %u is not supported (this broker speaks %d)", env->version, HX_PROTOCOL_VERSION);
-    } else if (!hx_wire_strings_clean(frame, len, why, sizeof why)) {
+    } else if ((env->kind == HANDOFF__KIND__KIND_HELLO || env->kind == HANDOFF__KIND__KIND_ADMIN ||
+                env->n_messages) && !hx_wire_strings_clean(frame, len, why, sizeof why)) {
+        /* (only where a string is used: a name, an op, a message's type or address) */
         reply_error(r, rid, rid_len, p, env->id.len == HX_ID_LEN ? env->id : none, HANDOFF__ERROR_CODE__ERR_BAD_FIELD,
                     "%s", why);
     } else if (env->id.len != 0 && env->id.len != HX_ID_LEN) {
