@@ -97,8 +97,10 @@ ALLOW=$ACCESS/allow.txt
 REVOKED=$ACCESS/revoked.txt
 mkdir -p "$ACCESS"
 chmod 0755 "$ACCESS"
-exec 9>"$DIR/.keys.lock"          # one keys.sh at a time on this folder
-flock 9 || die "cannot lock $DIR/.keys.lock"
+if command -v flock >/dev/null 2>&1; then   # one keys.sh at a time on this folder (util-linux)
+  exec 9>"$DIR/.keys.lock"
+  flock 9 || die "cannot lock $DIR/.keys.lock"
+fi
 
 if [ -e "$DIR/allow.txt" ] && [ ! -e "$ALLOW" ]; then   # the layout before access/
   mv "$DIR/allow.txt" "$ALLOW"

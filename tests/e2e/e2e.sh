@@ -4,7 +4,10 @@
 #   1. the sample referrals are triaged, booked and handed off to the right clinics;
 #   2. a broker killed in the middle of a stream of submits (docker kill, then started again;
 #      and a crash its restart policy brings back) loses and duplicates nothing it accepted;
-#   3. with triage scaled to 3, work reaches more than one triage container.
+#   3. with triage scaled to 3, work reaches more than one triage container;
+#   4. a clinic revoked with deploy/keys.sh and SIGHUP is refused at once, through the broker's
+#      folder mount of keys/access, while the others keep working;
+# and that the image build refuses key material in its context (before any of it).
 # Everything is torn down on exit, also on failure. Usage: tests/e2e/e2e.sh [BUILD_DIR]
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -65,6 +68,13 @@ echo "runtime image $IMAGE: $((size / 1000000)) MB (limit $MAX_IMAGE_MB MB)"
 [ "$size" -le $((MAX_IMAGE_MB * 1000000)) ] || fail "image is larger than $MAX_IMAGE_MB MB"
 [ "$(docker image inspect -f '{{.Config.User}}' "$IMAGE")" = handoff ] || fail "the image does not run as user handoff"
 [ -n "$(docker image inspect -f '{{.Config.Healthcheck}}' "$IMAGE")" ] || fail "the image has no HEALTHCHECK"
+
+step "the build refuses key material in its context"
+"$ROOT/tests/keys/build_context_refuses_keys.sh" "$ROOT" "$BUILD" >"$E2E_DIR/context.log" 2>&1 ||
+  { cat "$E2E_DIR/context.log" >&2; fail "the build context check"; }
+grep -q "docker build: refused with a key in the context, passed without" "$E2E_DIR/context.log" ||
+  { cat "$E2E_DIR/context.log" >&2; fail "the context check did not run docker build"; }
+echo "docker build: refused with a key in the context, passed without"
 
 HANDOFF_CLI=$CLI "$ROOT/deploy/keys.sh" "$E2E_DIR/keys"
 K=$E2E_DIR/keys
@@ -240,5 +250,25 @@ for t in $triages; do
   [ "$n" -gt 0 ] && busy=$((busy + 1))
 done
 [ "$busy" -ge 2 ] || fail "work reached only $busy triage container(s)"
+
+step "4. revoking a clinic: deploy/keys.sh revoke, then SIGHUP (docs/OPERATIONS.md)"
+gone=laurier
+[ "$gone" != "$src" ] || fail "the clinic to revoke is the stream's clinic"
+as "$gone" inbox >/dev/null || fail "$gone cannot connect before it is revoked"
+cp "$K/$gone.key" "$E2E_DIR/work/$gone.key"            # the clinic keeps its copy of the key
+"$ROOT/deploy/keys.sh" revoke "$gone" --dir "$K" >"$E2E_DIR/revoke.log" 2>&1 ||
+  { cat "$E2E_DIR/revoke.log" >&2; fail "keys.sh revoke"; }
+compose kill -s HUP broker >/dev/null 2>&1 || fail "docker-compose kill -s HUP broker"
+deadline=$(($(now) + 30))
+until compose logs --no-color broker 2>&1 | grep -q "allow-list reloaded: .*removed clinic:$gone"; do
+  [ "$(now)" -lt "$deadline" ] || { compose logs --no-color --tail=20 broker >&2; fail "the broker did not reload"; }
+  sleep 0.2
+done
+if "$CLI" --broker "tcp://127.0.0.1:$port" --server-key "$K/broker.pub" --key "$E2E_DIR/work/$gone.key" \
+   --home "$E2E_DIR/home" --clinic "$gone" --timeout-ms 700 inbox >/dev/null 2>&1; then
+  fail "the revoked clinic $gone still connects"
+fi
+as "$src" inbox >/dev/null || fail "$src no longer connects after another clinic was revoked"
+echo "$gone revoked: the broker's log names it, its key is refused, $src still works"
 
 step "passed"
