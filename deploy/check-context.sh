@@ -47,7 +47,8 @@ if [ -s "$found" ]; then
     echo "context: deploy/keys (deploy/keys.sh's folder) and *.key are in .dockerignore; keep other key"
     echo "folders outside the repository (HANDOFF_KEYS=/path/to/keys) or add them to .dockerignore."
     echo "This failed build may have kept the context in the builder's cache: remove it with"
-    echo "'docker builder prune -f' (BuildKit) or 'docker image prune -f' (the classic builder)."
+    echo "'docker builder prune -f' (BuildKit), or with the classic builder 'docker container prune -f'"
+    echo "then 'docker image prune -f' (or build with --force-rm, then only the second)."
   } >&2
   exit 1
 fi

@@ -82,7 +82,8 @@ else
   docker image rm -f "$tag" >/dev/null 2>&1 || true
   printf '%s\n' "$key" >"$T/ctx/notes.txt"
   mkdir -p "$T/ctx/deploy/keys" && cp "$T/x.key" "$T/ctx/deploy/keys/x.key"   # .dockerignore drops this one
-  if docker build --target context -t "$tag" -f "$T/ctx/deploy/Dockerfile" "$T/ctx" >"$T/build.log" 2>&1; then
+  # --force-rm: the classic builder would keep the failed step's container, holding the test key
+  if docker build --force-rm --target context -t "$tag" -f "$T/ctx/deploy/Dockerfile" "$T/ctx" >"$T/build.log" 2>&1; then
     docker image rm -f "$tag" >/dev/null 2>&1 || true
     fail "docker build passed with a key in the context"
   fi
