@@ -105,7 +105,8 @@ int hx_client_dlq_purge(hx_client_t *c, const uint8_t id[HX_ID_LEN]);
 int hx_client_health(hx_client_t *c);
 /* The broker's counters as one JSON object (the "stats" admin op; shape in docs/PROTOCOL.md):
  * 0 and a malloc'd NUL-terminated string in *json_out that the caller frees, or an HX_E*
- * error as for hx_client_health (*json_out NULL). Any session. */
+ * error as for hx_client_health (*json_out NULL). Everything to an admin session; a clinic
+ * session gets its own mailbox only ("scope":"own"). */
 int hx_client_stats(hx_client_t *c, char **json_out);
 
 /* The broker's last error for this client: code and text ("" when none). */
