@@ -35,6 +35,9 @@ static const char usage[] =
     "  --data DIR            keep queues in a durable log in DIR [HANDOFF_DATA]; without it\n"
     "                        queues live in memory and a restart loses them\n"
     "  --segment-bytes N     log segment size [HANDOFF_SEGMENT_BYTES, 67108864]\n"
+    "  --salvage             with --data (and --data-key if the log is sealed): copy every readable\n"
+    "                        record of a damaged log into a new log, move the original segments\n"
+    "                        untouched into DIR/damaged-<time>/, list what could not be read, exit\n"
     "  --max-queue-bytes N   message bytes per queue or mailbox [HANDOFF_MAX_QUEUE_BYTES, 268435456]\n"
     "  --max-attempts N      failed deliveries before the dead-letter queue [HANDOFF_MAX_ATTEMPTS, 5]\n"
     "  --backoff-ms N        delay after a first failure, doubling [HANDOFF_BACKOFF_MS, 500]\n"
@@ -474,6 +477,29 @@ static void on_signal(uv_signal_t *s, int signum)
     uv_stop(&b->loop);
 }
 
+/* --salvage: every readable record of a damaged log into a new log (hx_store_log_salvage). */
+static int run_salvage(const char *data, const char *data_key, uint32_t segment_bytes)
+{
+    if (!data) {
+        fprintf(stderr, "handoff-broker: --salvage needs --data DIR\n");
+        return 2;
+    }
+    uint8_t key[32];
+    char err[4400];
+    if (data_key && hx_data_key_load(data_key, key, err, sizeof err) != 0) {
+        fprintf(stderr, "handoff-broker: --data-key: %s\n", err);
+        return 2;
+    }
+    hx_store_log_config_t lc = {.dir = data, .segment_bytes = segment_bytes, .key = data_key ? key : NULL};
+    int rc = hx_store_log_salvage(&lc, stdout, err, sizeof err);
+    memset(key, 0, sizeof key);
+    if (rc != 0) {
+        fprintf(stderr, "handoff-broker: --salvage: %s\n", err);
+        return 1;
+    }
+    return 0;
+}
+
 static int write_ready_file(const char *path, void *sock)
 {
     char endpoint[256];
@@ -498,12 +524,14 @@ int main(int argc, char **argv)
                *backoff_max = NULL, *ack_timeout = NULL, *faults = NULL, *curve_secret = NULL, *allow = NULL,
                *audit = NULL, *data_key = NULL, *http = NULL, *log_format = NULL;
     const char *revoked = NULL;
+    int salvage = 0;
     static const struct option opts[] = {
         {"bind", required_argument, NULL, 'b'},         {"heartbeat-ms", required_argument, NULL, 'H'},
         {"liveness", required_argument, NULL, 'L'},     {"max-frame", required_argument, NULL, 'F'},
         {"max-queue", required_argument, NULL, 'Q'},    {"dedup-window", required_argument, NULL, 'D'},
         {"ready-file", required_argument, NULL, 'r'},   {"log-level", required_argument, NULL, 'l'},
         {"data", required_argument, NULL, 'd'},         {"segment-bytes", required_argument, NULL, 'S'},
+        {"salvage", no_argument, NULL, 'V'},
         {"max-queue-bytes", required_argument, NULL, 'B'}, {"max-attempts", required_argument, NULL, 'A'},
         {"backoff-ms", required_argument, NULL, 'o'},   {"backoff-max-ms", required_argument, NULL, 'O'},
         {"ack-timeout-ms", required_argument, NULL, 'T'}, {"test-faults", required_argument, NULL, 'f'},
@@ -525,6 +553,7 @@ int main(int argc, char **argv)
         case 'r': ready = optarg; break;
         case 'l': level = optarg; break;
         case 'd': data = optarg; break;
+        case 'V': salvage = 1; break;
         case 'S': segbytes = optarg; break;
         case 'B': maxqb = optarg; break;
         case 'A': attempts = optarg; break;
@@ -592,6 +621,8 @@ int main(int argc, char **argv)
         return 2;
     cfg.max_queue_bytes = queue_bytes;
     data = hx_opt_pick(data, "HANDOFF_DATA", NULL);
+    if (salvage)
+        return run_salvage(data, hx_opt_pick(data_key, "HANDOFF_DATA_KEY", NULL), seg_mib_bytes);
     curve_secret = hx_opt_pick(curve_secret, "HANDOFF_CURVE_SECRET", NULL);
     allow = hx_opt_pick(allow, "HANDOFF_ALLOW", NULL);
     revoked = hx_opt_pick(revoked, "HANDOFF_REVOKED", NULL);
@@ -701,6 +732,17 @@ int main(int argc, char **argv)
         }
         cfg.audit = audit_event;
         cfg.audit_arg = &b;
+        if (data) {                             /* the log vouches for the chain's head */
+            char anchor[4200];
+            snprintf(anchor, sizeof anchor, "%s/%s", data, HX_AUDIT_ANCHOR_FILE);
+            if (hx_audit_set_anchor_file(b.audit, anchor) != 0) {
+                fprintf(stderr, "handoff-broker: out of memory\n");
+                goto fail_router;
+            }
+            b.store->anchor = hx_audit_anchor_hook;
+            b.store->on_anchor = hx_audit_anchored_hook;
+            b.store->anchor_arg = b.audit;
+        }
     }
     if (allow_list) {
         cfg.principal_allowed = principal_allowed;
@@ -723,6 +765,10 @@ int main(int argc, char **argv)
         const char *why = "";
         b.store->ops->health(b.store, &why);
         fprintf(stderr, "handoff-broker: cannot recover from the log in %s: %s\n", data, why);
+        goto fail_router;
+    }
+    if (hx_audit_anchor_error(b.audit)) {       /* appending would hide the cut */
+        fprintf(stderr, "handoff-broker: --audit: %s\n", hx_audit_anchor_error(b.audit));
         goto fail_router;
     }
     if (b.zap && hx_zuv_init(&b.zap_zuv, &b.loop, b.zap, on_zap, &b) != 0) {

@@ -8,6 +8,7 @@
 #define HX_STORE_H
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include "hx_wire.h"
 
 typedef struct hx_store hx_store_t;
@@ -74,7 +75,19 @@ struct hx_store {
      * loop thread how long each group commit's write and fdatasync took, in nanoseconds. */
     void (*on_sync)(void *arg, uint64_t nanos);
     void *sync_arg;
+    /* Set by whoever keeps a record the log should vouch for (the broker's audit chain), or
+     * NULL: asked on the loop thread as each group commit is issued for a small blob (at most
+     * HX_STORE_ANCHOR_MAX bytes, returns its length) that the commit records with it; *sync_fd
+     * (preset -1) names a file to fdatasync before that commit's own write, so what the blob
+     * names is on disk no later than the blob. Without it the last recovered blob is kept. */
+    size_t (*anchor)(void *arg, uint8_t *out, size_t cap, int *sync_fd);
+    /* ... told on the loop thread when a different blob became durable, and once by recover
+     * with the latest one the log holds (not called when it holds none). */
+    void (*on_anchor)(void *arg, const uint8_t *blob, size_t len);
+    void *anchor_arg;
 };
+
+#define HX_STORE_ANCHOR_MAX 64
 
 /* A store that keeps bodies in memory: durable at once, lost on restart. */
 hx_store_t *hx_store_memory_new(void);
@@ -88,8 +101,19 @@ typedef struct {
                                    (XSalsa20-Poly1305, libsodium crypto_secretbox) */
 } hx_store_log_config_t;
 
-/* The durable append-only log. NULL with the reason in err on failure. */
+/* The durable append-only log. NULL with the reason in err on failure. Its recover refuses
+ * (HX_EFAILED, the reason in health) a log damaged inside the part that was acknowledged,
+ * naming the segment, the offset and the messages around it, and cuts nothing; it cuts only
+ * a torn tail that nobody was told was accepted. */
 hx_store_t *hx_store_log_new(const hx_store_log_config_t *cfg, char *err, size_t errcap);
+
+/* For a log that recover refuses: copies every readable record of the log in cfg->dir into a
+ * new log there, moves the original segments untouched into cfg->dir/damaged-<UTC time>/,
+ * and writes to out (and to salvage-report.txt beside them) what could not be read: segment,
+ * offset range, bytes, the message ids around it. With cfg->key the ids of sealed messages
+ * are named too. An intact log is left as it is. Finishes an interrupted salvage. 0, or a
+ * negative HX_ code with the reason in err. */
+int hx_store_log_salvage(const hx_store_log_config_t *cfg, FILE *out, char *err, size_t errcap);
 
 /* Destroys any store and NULLs the pointer. */
 void hx_store_destroy(hx_store_t **self_p);

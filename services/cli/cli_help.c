@@ -45,7 +45,8 @@ static const char USAGE[] =
     "  config                the settings in effect and where each one comes from\n"
     "  keygen NAME           a CURVE key pair and the broker's allow-list line\n"
     "  datakey FILE          a new key for the broker's --data-key\n"
-    "  audit verify FILE     check the broker's hash-chained audit log\n"
+    "  audit verify FILE [DATA_DIR]\n"
+    "                        check the broker's hash-chained audit log (and that its tail is whole)\n"
     "\n"
     "settings (flag > environment > config file > default):\n"
     "  --broker ENDPOINT     the broker [HANDOFF_BROKER, tcp://127.0.0.1:5555]\n"
@@ -294,13 +295,15 @@ static const page_t PAGES[] = {
      "example:\n"
      "  handoff datakey /etc/handoff/data.key\n"},
     {"audit",
-     "usage: handoff audit verify FILE\n"
+     "usage: handoff audit verify FILE [DATA_DIR|ANCHOR_FILE]\n"
      "\n"
      "Checks the broker's hash-chained audit log: exit 0 when the chain holds, 1 with the first\n"
-     "broken line (edited, deleted, added or moved lines).\n"
+     "broken line (edited, deleted, added or moved lines). With the broker's data directory (or\n"
+     "its audit.anchor file) it also checks that the file reaches the head the broker's log\n"
+     "recorded, so a cut tail shows: \"the audit log ends at line N but the log anchored line M\".\n"
      "\n"
      "example:\n"
-     "  handoff audit verify /var/lib/handoff/audit.jsonl\n"},
+     "  handoff audit verify /var/lib/handoff/audit.jsonl /var/lib/handoff\n"},
 };
 
 const char *cli_usage(void)

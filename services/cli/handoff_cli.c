@@ -1638,17 +1638,22 @@ static int run(cli_t *c, int argc, char **argv, const char *config_flag)
         return EXIT_OK;
     }
     if (strcmp(cmd, "audit") == 0) {
-        if (nargs != 2 || strcmp(args[0], "verify") != 0) {
-            fprintf(stderr, "handoff: usage: handoff audit verify FILE\n");
+        if ((nargs != 2 && nargs != 3) || strcmp(args[0], "verify") != 0) {
+            fprintf(stderr, "handoff: usage: handoff audit verify FILE [DATA_DIR|ANCHOR_FILE]\n");
             return EXIT_USAGE;
         }
         char why[512];
-        size_t lines = 0;
-        long bad = hx_audit_verify(args[1], &lines, why, sizeof why);
+        size_t lines = 0, anchored = 0;
+        long bad = nargs == 3 ? hx_audit_verify_anchored(args[1], args[2], &lines, &anchored, why, sizeof why)
+                              : hx_audit_verify(args[1], &lines, why, sizeof why);
         if (c->json) {
-            print_json(json_pack("{s:s, s:b, s:I, s:s}", "file", args[1], "intact", bad == 0, "lines",
-                                 (json_int_t)lines, "reason", bad ? why : ""));
+            print_json(json_pack("{s:s, s:b, s:I, s:s, s:I}", "file", args[1], "intact", bad == 0, "lines",
+                                 (json_int_t)lines, "reason", bad ? why : "", "anchored", (json_int_t)anchored));
             return bad == 0 ? EXIT_OK : EXIT_FAIL;
+        }
+        if (bad == 0 && nargs == 3) {
+            printf("ok: %zu line(s), the chain holds and reaches the anchored line %zu\n", lines, anchored);
+            return EXIT_OK;
         }
         if (bad == 0) {
             printf("ok: %zu line(s), the chain holds\n", lines);

@@ -10,6 +10,12 @@
  *   disk_full_then_space_returns, fsync_failure_refuses_until_restart
  *                         write faults injected with --test-faults
  *   cli_dlq               `handoff dlq ...` and `handoff health`: output and exit codes
+ *   flipped_byte_in_acked_prefix_refuses, salvage_serves_every_readable_message,
+ *   unacknowledged_tail_is_cut_and_every_accepted_message_served
+ *                         one byte flipped in what was accepted: refused, named, untouched;
+ *                         --salvage; a tail past the acknowledged end is still cut
+ *   audit_cut_tail_is_named_by_verify
+ *                         the audit log's anchor in the durable log shows a cut tail
  *
  * Every wait is on a condition with a generous deadline and no test has a timing upper
  * bound (they run on slow, noisy machines). The only sleeps are the crash loop's random
@@ -1161,4 +1167,248 @@ Test(durability, cli_dlq)
     hx_client_destroy(&admin);
     /* a broker whose log failed may exit non-zero: stopped here, its status not judged */
     net_stop(&net, net_pid(&net, "broker"), SIGTERM);
+}
+
+/* ---- f. damage in the log, salvage, the audit anchor (issue 13) --------------------------------- */
+
+typedef struct {
+    pid_t pid;
+    int status;
+    bool exited;
+    const char *ready;
+} exit_wait_t;
+
+static bool exited_or_ready(void *arg)
+{
+    exit_wait_t *w = arg;
+    if (waitpid(w->pid, &w->status, WNOHANG) == w->pid)
+        w->exited = true;
+    return w->exited || net_file_exists(w->ready);
+}
+
+/* Runs the broker with --data (and extra) until it exits; its output (stdout and stderr)
+ * into out. Returns the exit status; fails the test when the broker starts serving instead. */
+static int broker_to_exit(const char *const extra[], char *out, size_t cap)
+{
+    char ready[600], log[600];
+    snprintf(ready, sizeof ready, "%s/once.endpoint", net.dir);
+    snprintf(log, sizeof log, "%s/broker-once.log", net.dir);
+    unlink(ready);
+    unlink(log);
+    const char *argv[32] = {net_bin("broker/handoff-broker"), "--bind", bind_ep, "--plain-tcp-for-tests", "--data",
+                            data_dir, "--ready-file", ready};
+    size_t k = 8;
+    for (size_t i = 0; extra && extra[i] && k < 31; i++)
+        argv[k++] = extra[i];
+    argv[k] = NULL;
+    pid_t pid = net_spawn(&net, "broker-once", argv);
+    exit_wait_t w = {pid, 0, false, ready};
+    cr_assert(net_wait(exited_or_ready, &w, WAIT_MS), "handoff-broker neither exited nor started");
+    if (!w.exited) {
+        net_stop(&net, pid, SIGKILL);
+        cr_assert_fail("handoff-broker started serving (see %s)", log);
+    }
+    net_stop(&net, pid, 0);                     /* reaped already: frees its slot */
+    FILE *f = fopen(log, "r");
+    size_t len = f ? fread(out, 1, cap - 1, f) : 0;
+    out[len] = '\0';
+    if (f)
+        fclose(f);
+    return WIFEXITED(w.status) ? WEXITSTATUS(w.status) : -1;
+}
+
+static char *read_file(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    cr_assert_not_null(f, "%s", path);
+    cr_assert_eq(fseek(f, 0, SEEK_END), 0);
+    long n = ftell(f);
+    cr_assert_eq(fseek(f, 0, SEEK_SET), 0);
+    char *data = malloc((size_t)n + 1);
+    cr_assert_eq(fread(data, 1, (size_t)n, f), (size_t)n);
+    data[n] = '\0';
+    fclose(f);
+    *len = (size_t)n;
+    return data;
+}
+
+static void write_file(const char *path, const void *data, size_t len)
+{
+    FILE *f = fopen(path, "wb");
+    cr_assert_not_null(f, "%s", path);
+    cr_assert_eq(fwrite(data, 1, len, f), len);
+    cr_assert_eq(fclose(f), 0);
+}
+
+#define N_DAMAGE 20
+static char damage_payloads[N_DAMAGE][32];
+
+/* Submits N_DAMAGE messages to mailbox "box" (each answered "accepted") and stops the broker. */
+static void submit_then_stop(hx_msg_t msgs[N_DAMAGE], const char *const extra[])
+{
+    start_broker(extra);
+    hx_client_t *p = net_session(&net, HX_ROLE_CLINIC, "producer");
+    for (int i = 0; i < N_DAMAGE; i++) {
+        snprintf(damage_payloads[i], sizeof damage_payloads[i], "payload-%02d", i);
+        msgs[i] = message(HX_TO_MAILBOX, "box", damage_payloads[i]);
+        submit_ok(p, &msgs[i]);
+    }
+    hx_client_destroy(&p);
+    cr_assert_eq(net_stop(&net, net_pid(&net, "broker"), SIGTERM), 0, "a clean stop");
+}
+
+/* Flips one byte of message 10's payload in the active segment; returns the damaged bytes. */
+static char *flip_message_10(char *seg, size_t cap, size_t *len)
+{
+    snprintf(seg, cap, "%s/00000000000000000001.log", data_dir);
+    char *data = read_file(seg, len);
+    char *at = memmem(data, *len, "payload-10", 10);
+    cr_assert_not_null(at, "message 10 is in the active segment");
+    at[8] ^= 0x20;                              /* "payload-10" -> "payload-\x110" */
+    write_file(seg, data, *len);
+    return data;
+}
+
+/* The task's case: 20 accepted messages, one byte flipped in the middle of the active segment.
+ * The broker used to cut "a torn tail" and serve 9 of them; now it refuses to start, names the
+ * segment, the offset and the messages around the damage, and changes nothing on disk. */
+Test(durability, flipped_byte_in_acked_prefix_refuses)
+{
+    hx_msg_t m[N_DAMAGE];
+    submit_then_stop(m, NULL);
+    char seg[600], out[16384];
+    size_t len;
+    char *damaged = flip_message_10(seg, sizeof seg, &len);
+    int status = broker_to_exit(NULL, out, sizeof out);
+    cr_assert_eq(status, 1, "the broker refuses to start: %s", out);
+    cr_expect(strstr(out, "00000000000000000001.log is damaged at offset"), "%s", out);
+    cr_expect(strstr(out, "refusing to start, nothing was cut"), "%s", out);
+    cr_expect(strstr(out, hex(m[9].id)) && strstr(out, hex(m[11].id)), "the messages before and after: %s", out);
+    cr_expect(strstr(out, "--salvage"), "the way out is named: %s", out);
+    size_t now_len;
+    char *now = read_file(seg, &now_len);
+    cr_assert(now_len == len && memcmp(now, damaged, len) == 0, "the segment is untouched");
+    free(now);
+    free(damaged);
+}
+
+/* ... and handoff-broker --salvage: every readable message into a new log, the damaged one
+ * named by the messages around it, the original kept aside; then the broker serves the 19. */
+Test(durability, salvage_serves_every_readable_message)
+{
+    hx_msg_t m[N_DAMAGE];
+    submit_then_stop(m, NULL);
+    char seg[600], out[16384];
+    size_t len;
+    char *damaged = flip_message_10(seg, sizeof seg, &len);
+    cr_assert_eq(broker_to_exit(NULL, out, sizeof out), 1, "%s", out);
+
+    const char *salvage[] = {"--salvage", NULL};
+    cr_assert_eq(broker_to_exit(salvage, out, sizeof out), 0, "salvage: %s", out);
+    cr_expect(strstr(out, "00000000000000000001.log: bytes ") && strstr(out, "could not be read (acknowledged)"),
+              "%s", out);
+    cr_expect(strstr(out, hex(m[9].id)) && strstr(out, hex(m[11].id)), "%s", out);
+    char *aside = strstr(out, "The original segments are in ");
+    cr_assert_not_null(aside, "%s", out);
+    char kept[700];
+    cr_assert_eq(sscanf(aside, "The original segments are in %600[^,],", kept), 1);
+    strcat(kept, "/00000000000000000001.log");
+    size_t kept_len;
+    char *orig = read_file(kept, &kept_len);
+    cr_assert(kept_len == len && memcmp(orig, damaged, len) == 0, "the damaged segment is kept aside untouched");
+    free(orig);
+    free(damaged);
+
+    start_broker(NULL);
+    const hx_msg_t *box[N_DAMAGE];
+    size_t n = 0;
+    for (int i = 0; i < N_DAMAGE; i++)
+        if (i != 10)
+            box[n++] = &m[i];
+    expect_mailbox("box", box, n);
+    hx_client_t *p = net_session(&net, HX_ROLE_CLINIC, "producer");
+    hx_msg_t more = message(HX_TO_MAILBOX, "box", "after-the-salvage");
+    submit_ok(p, &more);
+    hx_client_destroy(&p);
+    box[n++] = &more;
+    restart_broker(SIGKILL);
+    expect_mailbox("box", box, n);
+}
+
+/* Bytes past the acknowledged end (a group commit that never finished): cut, and every
+ * accepted message is served. */
+Test(durability, unacknowledged_tail_is_cut_and_every_accepted_message_served)
+{
+    hx_msg_t m[N_DAMAGE];
+    submit_then_stop(m, NULL);
+    char seg[600];
+    snprintf(seg, sizeof seg, "%s/00000000000000000001.log", data_dir);
+    size_t len;
+    char *data = read_file(seg, &len);
+    FILE *f = fopen(seg, "ab");
+    cr_assert_not_null(f);
+    cr_assert_eq(fwrite(data + len - 150, 1, 120, f), 120);  /* a write the machine did not finish */
+    cr_assert_eq(fclose(f), 0);
+    free(data);
+    start_broker(NULL);
+    char log[600];
+    snprintf(log, sizeof log, "%s/broker.log", net.dir);
+    size_t log_len;
+    char *text = read_file(log, &log_len);
+    cr_expect(strstr(text, "cut a torn tail of 120 bytes"), "the broker says what it cut");
+    free(text);
+    const hx_msg_t *box[N_DAMAGE];
+    for (int i = 0; i < N_DAMAGE; i++)
+        box[i] = &m[i];
+    expect_mailbox("box", box, N_DAMAGE);
+}
+
+/* The last lines of the audit log cut while the broker was down: handoff audit verify, given
+ * the data directory, names the cut; the broker refuses to append to it; restored, both pass. */
+Test(durability, audit_cut_tail_is_named_by_verify)
+{
+    char audit[600], anchor[600], out[8192];
+    snprintf(audit, sizeof audit, "%s/audit.jsonl", net.dir);
+    snprintf(anchor, sizeof anchor, "%s/audit.anchor", data_dir);
+    const char *extra[] = {"--audit", audit, NULL};
+    hx_msg_t m[N_DAMAGE];
+    submit_then_stop(m, extra);
+
+    const char *verify[] = {"audit", "verify", audit, data_dir, NULL};
+    cr_assert_eq(net_cli(&net, "northpoint", out, sizeof out, verify), 0, "intact: %s", out);
+    cr_expect(strstr(out, "reaches the anchored line"), "%s", out);
+    json_error_t jerr;
+    json_t *j = json_load_file(anchor, 0, &jerr);
+    cr_assert_not_null(j, "%s: %s", anchor, jerr.text);
+    long long anchored = json_integer_value(json_object_get(j, "lines"));
+    json_decref(j);
+    cr_assert_geq(anchored, N_DAMAGE, "the anchor covers the submits");
+
+    size_t len;
+    char *whole = read_file(audit, &len), *cut = whole;
+    for (long long line = 0; line < anchored - 2; line++)
+        cut = strchr(cut, '\n') + 1;
+    write_file(audit, whole, (size_t)(cut - whole));            /* the last lines anchored, gone */
+    cr_assert_eq(net_cli(&net, "northpoint", out, sizeof out, verify), 1, "cut: %s", out);
+    char want[160];
+    snprintf(want, sizeof want, "the audit log ends at line %lld but the log anchored line %lld", anchored - 2,
+             anchored);
+    cr_expect(strstr(out, want), "expected \"%s\" in: %s", want, out);
+    const char *plain[] = {"audit", "verify", audit, NULL};
+    cr_expect_eq(net_cli(&net, "northpoint", out, sizeof out, plain), 0, "the chain alone cannot tell: %s", out);
+
+    char bout[16384];
+    cr_assert_eq(broker_to_exit(extra, bout, sizeof bout), 1, "the broker does not append to a cut log: %s", bout);
+    cr_expect(strstr(bout, want), "%s", bout);
+
+    write_file(audit, whole, len);
+    free(whole);
+    cr_assert_eq(net_cli(&net, "northpoint", out, sizeof out, verify), 0, "restored: %s", out);
+    start_broker(extra);
+    hx_client_t *p = net_session(&net, HX_ROLE_CLINIC, "producer");
+    hx_msg_t more = message(HX_TO_MAILBOX, "box", "after");
+    submit_ok(p, &more);
+    hx_client_destroy(&p);
+    cr_assert_eq(net_stop(&net, net_pid(&net, "broker"), SIGTERM), 0);
+    cr_assert_eq(net_cli(&net, "northpoint", out, sizeof out, verify), 0, "and on: %s", out);
 }
