@@ -832,7 +832,8 @@ static void first_line_with(const char *path, const char *needle, char *out, siz
     while (f && fgets(line, sizeof line, f))
         if (strstr(line, needle)) {
             line[strcspn(line, "\n")] = '\0';
-            snprintf(out, cap, "%s", line);
+            if (snprintf(out, cap, "%s", line) >= (int)cap)
+                out[cap - 1] = '\0';           /* cut: callers look at its start */
             break;
         }
     if (f)

@@ -56,7 +56,8 @@ static void load_samples(void)
     for (size_t i = 0; i < n; i++) {
         sample_t *s = &samples[n_samples++];
         memset(s, 0, sizeof *s);
-        snprintf(s->file, sizeof s->file, "%s/%s", path, names[i]);
+        int w = snprintf(s->file, sizeof s->file, "%s/%s", path, names[i]);
+        cr_assert(w > 0 && (size_t)w < sizeof s->file, "path too long: %s/%s", path, names[i]);
         json_error_t jerr;
         json_t *j = json_load_file(s->file, 0, &jerr);
         cr_assert_not_null(j, "%s: %s", s->file, jerr.text);
