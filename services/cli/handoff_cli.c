@@ -454,6 +454,9 @@ static uint8_t *referral_msg(const cli_t *c, const Handoff__Referral *r, hx_msg_
     m->type = "handoff.Referral";
     m->payload = buf;
     m->payload_len = len;
+    /* the broker hands urgent work out first (routine 0 .. stat 3; referral.proto counts from
+     * PRIORITY_ROUTINE = 1, with 0 unspecified) */
+    m->priority = r->priority > HANDOFF__PRIORITY__PRIORITY_ROUTINE ? (uint32_t)r->priority - 1 : 0;
     return buf;
 }
 
