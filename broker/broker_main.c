@@ -43,6 +43,12 @@ static const char usage[] =
     "  --backoff-ms N        delay after a first failure, doubling [HANDOFF_BACKOFF_MS, 500]\n"
     "  --backoff-max-ms N    cap on that delay [HANDOFF_BACKOFF_MAX_MS, 60000]\n"
     "  --ack-timeout-ms N    a worker holding a message longer has failed it [HANDOFF_ACK_TIMEOUT_MS, 30000]\n"
+    "  --sender-share PCT    one clinic (with the work done for it) may hold at most PCT percent\n"
+    "                        of --max-queue and --max-queue-bytes in the service queues, 1..100\n"
+    "                        [HANDOFF_SENDER_SHARE, 25]\n"
+    "  --policy FILE         who may send what where, as JSON [HANDOFF_POLICY, default the\n"
+    "                        built-in table of the Handoff network: see --print-policy]\n"
+    "  --print-policy        print the routing policy in force (built-in or --policy) and exit\n"
     "  --test-faults FILE    tests only: \"enospc\" or \"eio\" in FILE makes log writes fail\n"
     "  --curve-secret FILE   CURVE on: the broker's secret key (see handoff keygen)\n"
     "                        [HANDOFF_CURVE_SECRET]; needs --allow\n"
@@ -93,6 +99,7 @@ typedef struct {
     hx_metrics_t *metrics;      /* series updated on the loop; the rest is read at scrape time */
     hx_metric_t *auth_refused, *fsync;
     hx_http_t *http;
+    hx_policy_t *policy;        /* routing: who may send what where */
 } broker_t;
 
 /* Group commit latency, 50 us .. 2.5 s: one fdatasync is ~150 us on a good disk. */
@@ -517,12 +524,23 @@ static int write_ready_file(const char *path, void *sock)
     return 0;
 }
 
+/* The routing policy from FILE, or the built-in table when path is NULL; NULL after saying
+ * why on stderr. */
+static hx_policy_t *load_policy(const char *path)
+{
+    char err[400] = "out of memory";
+    hx_policy_t *p = path ? hx_policy_load(path, err, sizeof err) : hx_policy_default();
+    if (!p)
+        fprintf(stderr, "handoff-broker: --policy: %s\n", err);
+    return p;
+}
+
 int main(int argc, char **argv)
 {
     const char *bind = NULL, *hb = NULL, *live = NULL, *maxf = NULL, *maxq = NULL, *dedup = NULL, *ready = NULL,
                *level = NULL, *data = NULL, *segbytes = NULL, *maxqb = NULL, *attempts = NULL, *backoff = NULL,
                *backoff_max = NULL, *ack_timeout = NULL, *faults = NULL, *curve_secret = NULL, *allow = NULL,
-               *audit = NULL, *data_key = NULL, *http = NULL, *log_format = NULL;
+               *audit = NULL, *data_key = NULL, *http = NULL, *log_format = NULL, *share = NULL, *policy = NULL;
     const char *revoked = NULL;
     int salvage = 0;
     static const struct option opts[] = {
@@ -538,10 +556,11 @@ int main(int argc, char **argv)
         {"curve-secret", required_argument, NULL, 'C'}, {"allow", required_argument, NULL, 'a'},
         {"audit", required_argument, NULL, 'U'},        {"data-key", required_argument, NULL, 'k'},
         {"plain-tcp-for-tests", no_argument, NULL, 'P'}, {"http", required_argument, NULL, 'W'},
-        {"log-format", required_argument, NULL, 'J'},
+        {"log-format", required_argument, NULL, 'J'},   {"sender-share", required_argument, NULL, 's'},
+        {"policy", required_argument, NULL, 'p'},       {"print-policy", no_argument, NULL, 'R'},
         {"revoked", required_argument, NULL, 'X'},
         {"help", no_argument, NULL, 'h'},               {NULL, 0, NULL, 0}};
-    int c, plain = 0;
+    int c, plain = 0, print_policy = 0;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
         case 'b': bind = optarg; break;
@@ -568,6 +587,9 @@ int main(int argc, char **argv)
         case 'P': plain = 1; break;
         case 'W': http = optarg; break;
         case 'J': log_format = optarg; break;
+        case 's': share = optarg; break;
+        case 'p': policy = optarg; break;
+        case 'R': print_policy = 1; break;
         case 'X': revoked = optarg; break;
         case 'h': fputs(usage, stdout); return 0;
         default: fputs(usage, stderr); return 2;
@@ -611,8 +633,23 @@ int main(int argc, char **argv)
         hx_opt_u32("handoff-broker", "--backoff-max-ms", hx_opt_pick(backoff_max, "HANDOFF_BACKOFF_MAX_MS", "60000"),
                    1, 86400000, &cfg.backoff_max_ms) ||
         hx_opt_u32("handoff-broker", "--ack-timeout-ms", hx_opt_pick(ack_timeout, "HANDOFF_ACK_TIMEOUT_MS", "30000"),
-                   10, 86400000, &cfg.ack_timeout_ms))
+                   10, 86400000, &cfg.ack_timeout_ms) ||
+        hx_opt_u32("handoff-broker", "--sender-share", hx_opt_pick(share, "HANDOFF_SENDER_SHARE", "25"), 1, 100,
+                   &cfg.sender_share))
         return 2;
+    policy = hx_opt_pick(policy, "HANDOFF_POLICY", NULL);
+    hx_policy_t *routing = load_policy(policy);
+    if (!routing)
+        return 2;
+    if (print_policy) {
+        char *text = hx_policy_json(routing);
+        if (text)
+            puts(text);
+        free(text);
+        hx_policy_destroy(&routing);
+        return text ? 0 : 1;
+    }
+    hx_policy_destroy(&routing);                /* checked; loaded again for the router below */
     uint32_t seg_mib_bytes, queue_bytes;
     if (hx_opt_u32("handoff-broker", "--segment-bytes", hx_opt_pick(segbytes, "HANDOFF_SEGMENT_BYTES", "67108864"),
                    4096, 4000000000u, &seg_mib_bytes) ||
@@ -667,6 +704,11 @@ int main(int argc, char **argv)
     broker_t b;
     memset(&b, 0, sizeof b);
     int rc = 1;
+    if (!(b.policy = load_policy(policy))) {
+        hx_allow_destroy(&allow_list);
+        return 2;
+    }
+    cfg.policy = b.policy;
     uv_loop_init(&b.loop);
     b.zctx = zmq_ctx_new();
     b.allow = allow_list;
@@ -680,6 +722,7 @@ int main(int argc, char **argv)
             fprintf(stderr, "handoff-broker: cannot start the ZAP handler: %s\n", zmq_strerror(errno));
             zmq_close(b.zap);
             hx_allow_destroy(&b.allow);
+            hx_policy_destroy(&b.policy);
             zmq_ctx_term(b.zctx);
             return 1;
         }
@@ -692,7 +735,9 @@ int main(int argc, char **argv)
         zmq_setsockopt(b.sock, ZMQ_ZAP_DOMAIN, "handoff", 7);
     }
     int one = 1, zero = 0, hwm = 100000;
-    int64_t maxmsg = (int64_t)cfg.max_frame + 1024;  /* libzmq drops a peer beyond this; we refuse smaller */
+    /* Frames up to max_frame + HX_FRAME_GRACE are read and answered ERR_TOO_LARGE; libzmq
+     * drops a peer beyond that (its limit counts CURVE's box too, hence the extra 256). */
+    int64_t maxmsg = (int64_t)cfg.max_frame + HX_FRAME_GRACE + 256;
     zmq_setsockopt(b.sock, ZMQ_ROUTER_MANDATORY, &one, sizeof one);
     zmq_setsockopt(b.sock, ZMQ_LINGER, &zero, sizeof zero);
     zmq_setsockopt(b.sock, ZMQ_SNDHWM, &hwm, sizeof hwm);
@@ -833,6 +878,7 @@ fail_socket:
         zmq_close(b.zap);
     hx_allow_destroy(&b.allow);
     hx_allow_destroy(&b.retired);
+    hx_policy_destroy(&b.policy);
     zmq_ctx_term(b.zctx);
     uv_loop_close(&b.loop);
     if (rc == 0)

@@ -90,7 +90,7 @@ static void start_broker(const char *const extra[])
     for (size_t i = 0; extra && extra[i] && k < 31; i++)
         bargs[k++] = extra[i];
     bargs[k] = NULL;
-    net_start_broker(&net, bargs);
+    net_start_broker_open(&net, bargs);
     cr_assert_str_eq(net.endpoint, bind_ep);
 }
 
@@ -105,7 +105,7 @@ static int restart_broker(int sig)
         net_kill9(&net, pid);
     else
         status = net_stop(&net, pid, sig);
-    net_start_broker(&net, bargs);
+    net_start_broker_open(&net, bargs);
     return status;
 }
 

@@ -1061,6 +1061,16 @@ Test(store, a_failed_fdatasync_refuses_until_restart)
 
 #include "hx_router.h"
 
+/* These tests put made-up types into a mailbox: a policy that allows any type anywhere. */
+static hx_policy_t *policy_any(void)
+{
+    char err[200];
+    hx_policy_t *p = hx_policy_parse("{\"rules\": [{\"from\": \"*\", \"to\": \"*\", \"types\": [\"*\"]}]}", err,
+                                     sizeof err);
+    cr_assert_not_null(p, "%s", err);
+    return p;
+}
+
 static int discard(void *arg, const uint8_t *peer, size_t len, const uint8_t *frame, size_t flen)
 {
     (void)arg, (void)peer, (void)len, (void)frame, (void)flen;
@@ -1096,7 +1106,8 @@ static void router_submit(hx_router_t *r, int n)
 Test(store, a_clean_shutdown_keeps_every_message_across_segments)
 {
     hx_store_t *s = open_store(4096, NULL);
-    hx_router_config_t cfg = {.send = discard, .store = s};
+    hx_policy_t *any = policy_any();
+    hx_router_config_t cfg = {.send = discard, .store = s, .policy = any};
     hx_router_t *r = hx_router_new(&cfg);
     cr_assert_eq(hx_router_recover(r), 0);
     Handoff__Envelope hello = HANDOFF__ENVELOPE__INIT;
@@ -1125,6 +1136,7 @@ Test(store, a_clean_shutdown_keeps_every_message_across_segments)
     cr_assert_eq(hx_router_depth(r, "mailbox", "lakeside", NULL), 200, "every accepted message is back");
     hx_router_destroy(&r);
     hx_store_destroy(&s);
+    hx_policy_destroy(&any);
 }
 
 static bool file_has(const char *file, const void *needle, size_t n)
