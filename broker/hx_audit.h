@@ -2,8 +2,8 @@
  * id, outcome — never clinical text or patient names), each carrying the SHA-256 of the line
  * before it, so an edited, deleted or reordered line breaks the chain. A chain cannot show
  * that lines were cut from its end; the anchor can: the broker records the chain's head (line
- * count and hash) in its durable log with every commit, keeps a copy in DATA/audit.anchor,
- * and the file is checked against it. */
+ * count and hash) in its durable log (the log store's anchor hook), keeps a copy in
+ * DATA/audit.anchor, and the file is checked against it. */
 #ifndef HX_AUDIT_H
 #define HX_AUDIT_H
 #include <stddef.h>

@@ -76,10 +76,13 @@ struct hx_store {
     void (*on_sync)(void *arg, uint64_t nanos);
     void *sync_arg;
     /* Set by whoever keeps a record the log should vouch for (the broker's audit chain), or
-     * NULL: asked on the loop thread as each group commit is issued for a small blob (at most
-     * HX_STORE_ANCHOR_MAX bytes, returns its length) that the commit records with it; *sync_fd
-     * (preset -1) names a file to fdatasync before that commit's own write, so what the blob
-     * names is on disk no later than the blob. Without it the last recovered blob is kept. */
+     * NULL: asked on the loop thread, once per flush, for a small blob (at most
+     * HX_STORE_ANCHOR_MAX bytes; returns its length) that the group commits record. *sync_fd
+     * (preset -1) names a file the store fdatasyncs, on the thread pool beside its own writes,
+     * before a commit records that blob: what the blob names is on disk first, and the
+     * recorded blob trails by one sync. A blob that moved with nothing to commit gets a
+     * commit of its own; destroy records the last one. Without the hook the last recovered
+     * blob is carried on. */
     size_t (*anchor)(void *arg, uint8_t *out, size_t cap, int *sync_fd);
     /* ... told on the loop thread when a different blob became durable, and once by recover
      * with the latest one the log holds (not called when it holds none). */

@@ -903,8 +903,9 @@ static void expect_anchor(const char *text, int calls)
               "expected %s", (int)anchor_got_len, (const char *)anchor_got, text);
 }
 
-/* Each group commit records the anchor; one of its own when only the anchor moved; recovery
- * hands back the latest, a commit without the hook keeps it, and so does a salvage. */
+/* Each group commit records the anchor; one of its own when only the anchor moved, and at a
+ * clean stop; recovery hands back the latest, a commit without the hook keeps it, and so
+ * does a salvage. */
 Test(store, the_anchor_goes_with_every_commit_and_comes_back)
 {
     char synced_file[300];
@@ -928,12 +929,14 @@ Test(store, the_anchor_goes_with_every_commit_and_comes_back)
     s->ops->flush(s);
     expect_anchor("head-2", 2);
     cr_assert_gt(file_size(segment_path(1)), size, "only the anchor moved: a commit of its own");
+    set_anchor("head-3");                       /* moved, then a clean stop: recorded there */
     hx_store_destroy(&s);
+    expect_anchor("head-3", 3);
 
     s = open_store(0, NULL);
     s->on_anchor = t_anchored;
     cr_assert_eq(recover(s), 0);
-    expect_anchor("head-2", 3);
+    expect_anchor("head-3", 4);
     txn_msg(s, 2, 30);                          /* no anchor hook: the last one goes on */
     s->ops->flush(s);
     hx_store_destroy(&s);
@@ -950,7 +953,7 @@ Test(store, the_anchor_goes_with_every_commit_and_comes_back)
     s = open_store(0, NULL);
     s->on_anchor = t_anchored;
     cr_assert_eq(recover(s), 0, "%s", why_of(s));
-    expect_anchor("head-2", 4);
+    expect_anchor("head-3", 5);
     cr_assert_eq(seen.puts, 1);
     hx_store_destroy(&s);
     close(anchor_sync_fd);
