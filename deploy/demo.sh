@@ -143,8 +143,8 @@ if [ -n "${collab_id:-}" ]; then
 fi
 
 echo
-echo "== the broker's audit log (handoff audit verify demo-data/audit.jsonl)"
-"$BIN/services/cli/handoff" audit verify "$DATA/audit.jsonl"
+echo "== the broker's audit log, checked against the head its durable log anchored (handoff audit verify demo-data/audit.jsonl demo-data/broker)"
+"$BIN/services/cli/handoff" audit verify "$DATA/audit.jsonl" "$DATA/broker"
 
 echo
 echo "== stopping the network"
