@@ -1,0 +1,295 @@
+/* hx_router_admin — the ADMIN operations (health, stats, the dead-letter queue) and the
+ * router's statistics: counters, per-queue figures and the stats JSON. */
+#include "hx_router_internal.h"
+
+#include <stdarg.h>
+
+static int stats_json_own(const hx_router_t *r, const queue_t *own, hx_buf_t *out);
+
+/* ---- admin: health and the dead-letter queue ---------------------------------------------- */
+
+void rt_on_admin(hx_router_t *r, peer_t *p, const Handoff__Envelope *env)
+{
+    const char *op = env->admin_op;
+    if (strcmp(op, "stats") == 0) {              /* counts and names: all to an admin, its own to others */
+        hx_buf_t json = {0};
+        int rc = p->role == HANDOFF__ROLE__ROLE_ADMIN ? hx_router_stats_json(r, &json)
+                                                      : stats_json_own(r, p->queue, &json);
+        if (rc != 0) {
+            hx_buf_free(&json);
+            rt_reply_error(r, p->rid, p->rid_len, p, env->id, HANDOFF__ERROR_CODE__ERR_UNAVAILABLE,
+                        "stats: out of memory");
+            return;
+        }
+        Handoff__Envelope rep;
+        rt_env_init(&rep, HANDOFF__KIND__KIND_ADMIN_REPLY, env->id);
+        rep.text = (char *)json.data;
+        rt_send_env(r, p->rid, p->rid_len, p, &rep);
+        hx_buf_free(&json);
+        return;
+    }
+    if (strcmp(op, "health") == 0) {
+        if (rt_store_refuses(r, p, env))
+            return;
+        Handoff__Envelope rep;
+        rt_env_init(&rep, HANDOFF__KIND__KIND_ADMIN_REPLY, env->id);
+        rt_send_env(r, p->rid, p->rid_len, p, &rep);
+        return;
+    }
+    bool list = strcmp(op, "dlq.list") == 0, show = strcmp(op, "dlq.show") == 0;
+    bool replay = strcmp(op, "dlq.replay") == 0, purge = strcmp(op, "dlq.purge") == 0;
+    if (!list && !show && !replay && !purge) {
+        rt_reply_error(r, p->rid, p->rid_len, p, env->id, HANDOFF__ERROR_CODE__ERR_BAD_FIELD,
+                    "admin_op: '%.40s' is not health, stats, dlq.list, dlq.show, dlq.replay or dlq.purge", op);
+        return;
+    }
+    if (p->role != HANDOFF__ROLE__ROLE_ADMIN) {
+        rt_reply_error(r, p->rid, p->rid_len, p, env->id, HANDOFF__ERROR_CODE__ERR_FORBIDDEN,
+                    "%s: only an admin session may use the dead-letter queue", op);
+        return;
+    }
+    entry_t *target = NULL;
+    if (!list) {
+        if (env->n_acks != 1 || env->acks[0].len != HX_ID_LEN) {
+            rt_reply_error(r, p->rid, p->rid_len, p, env->id, HANDOFF__ERROR_CODE__ERR_BAD_FIELD,
+                        "acks: %s names exactly one %d-byte message id", op, HX_ID_LEN);
+            return;
+        }
+        target = rt_entry_find(r, env->acks[0].data);
+        if (!target || target->state != E_DEAD) {
+            char hex[2 * HX_ID_LEN + 1];
+            hx_id_hex(env->acks[0].data, hex);
+            rt_reply_error(r, p->rid, p->rid_len, p, env->id, HANDOFF__ERROR_CODE__ERR_UNKNOWN_MESSAGE,
+                        "acks[0]: message %s is not in the dead-letter queue", hex);
+            return;
+        }
+    }
+    if (replay || purge) {
+        if (!rt_open_request(r, p, env))
+            return;
+        rt_entry_unlink(r, target);
+        if (replay) {
+            r->cfg.store->ops->revive(r->cfg.store, target->id);
+            target->failures = 0;
+            target->attempt = 0;
+            rt_held_add(target);
+            free(target->reason);
+            target->reason = NULL;
+            rt_to_waiting(target, false);
+            hx_info("%s replayed a dead letter to %s", p->name, rt_queue_name(target->queue));
+            rt_audit(r, p, "dlq.replay", target->id, "replayed");
+            rt_commit_request(r, p, env, HANDOFF__KIND__KIND_ADMIN_REPLY, NULL, 0, NULL, 0, true);
+            rt_dispatch(r, target->queue);
+        } else {
+            r->cfg.store->ops->settle(r->cfg.store, target->id);
+            target->state = E_SETTLING;
+            rt_held_add(target);                   /* action_finish forgets it once more */
+            hx_info("%s purged a dead letter of %s", p->name, rt_queue_name(target->queue));
+            rt_audit(r, p, "dlq.purge", target->id, "purged");
+            rt_commit_request(r, p, env, HANDOFF__KIND__KIND_ADMIN_REPLY, NULL, 0, &target, 1, true);
+        }
+        return;
+    }
+    /* list or show: dead letters with their messages (show: with the payload) */
+    size_t n = list ? r->n_dead : 1, k = 0;
+    Handoff__DeadLetter *dl = calloc(n ? n : 1, sizeof *dl);
+    Handoff__DeadLetter **dlp = calloc(n ? n : 1, sizeof *dlp);
+    Handoff__Message **msgs = calloc(n ? n : 1, sizeof *msgs);
+    if (!dl || !dlp || !msgs) {
+        free(dl);
+        free(dlp);
+        free(msgs);
+        return;
+    }
+    size_t bytes = 0;
+    for (entry_t *e = list ? r->dead : target; e && k < n; e = list ? e->next : NULL) {
+        const uint8_t *body;
+        if (r->cfg.store->ops->get(r->cfg.store, e->handle, e->size, &body))
+            continue;
+        Handoff__Message *m = handoff__message__unpack(NULL, e->size, body);
+        if (!m)
+            continue;
+        if (list) {
+            m->payload.len = 0;                 /* the list carries no clinical content */
+        }
+        bytes += e->size + 300;
+        if (list && bytes > r->cfg.max_frame)
+            break;
+        m->attempt = e->failures;
+        msgs[k] = m;
+        handoff__dead_letter__init(&dl[k]);
+        dl[k].message = m;
+        dl[k].reason = e->reason ? e->reason : "";
+        dl[k].attempts = e->failures;
+        dl[k].dead_at_ms = e->dead_at;
+        dlp[k] = &dl[k];
+        k++;
+    }
+    Handoff__Envelope rep;
+    rt_env_init(&rep, HANDOFF__KIND__KIND_ADMIN_REPLY, env->id);
+    rep.n_dead = k;
+    rep.dead = dlp;
+    rt_send_env(r, p->rid, p->rid_len, p, &rep);
+    for (size_t i = 0; i < k; i++)
+        handoff__message__free_unpacked(msgs[i], NULL);
+    free(msgs);
+    free(dl);
+    free(dlp);
+}
+
+long hx_router_depth(const hx_router_t *r, const char *kind, const char *name, long *inflight)
+{
+    Handoff__AddressKind k = strcmp(kind, "service") == 0 ? HANDOFF__ADDRESS_KIND__ADDRESS_SERVICE
+                                                          : HANDOFF__ADDRESS_KIND__ADDRESS_MAILBOX;
+    const queue_t *q = rt_queue_find(r, k, name);
+    if (!q)
+        return -1;
+    if (inflight)
+        *inflight = (long)q->n_inflight;
+    return (long)q->n_waiting;
+}
+
+void hx_router_stats(const hx_router_t *r, hx_router_stats_t *out)
+{
+    *out = r->stats;
+    out->peers = out->workers = out->clinics = 0;
+    const peer_t *p;
+    out->admins = 0;
+    for (p = r->peers; p; p = p->hh.next) {
+        out->peers++;
+        if (p->role == HANDOFF__ROLE__ROLE_WORKER)
+            out->workers++;
+        else if (p->role == HANDOFF__ROLE__ROLE_ADMIN)
+            out->admins++;
+        else
+            out->clinics++;
+    }
+    out->dead = r->n_dead;
+    out->delayed = r->n_delayed;
+    out->uptime_ms = rt_mono_ms() - r->born_ms;
+}
+
+void hx_router_foreach_queue(const hx_router_t *r, void (*fn)(void *arg, const hx_queue_info_t *q), void *arg)
+{
+    uint64_t wall = rt_wall_ms();
+    const queue_t *q;
+    for (q = r->queues; q; q = q->hh.next) {
+        hx_queue_info_t info = {
+            .mailbox = q->kind == HANDOFF__ADDRESS_KIND__ADDRESS_MAILBOX,
+            .name = rt_queue_name(q),
+            .depth = q->n_waiting,
+            .inflight = q->n_inflight,
+            .bytes = q->bytes,
+            .workers = q->n_workers,
+            .in_total = q->n_in,
+            .out_total = q->n_out,
+        };
+        /* the oldest waiting message is the head of one of the lanes */
+        uint64_t oldest = 0;
+        for (int c = 0; c < PRIOS; c++) {
+            const lane_t *l = q->turn[c];
+            for (size_t k = 0; l && k < 1000; k++, l = l->tnext[c])
+                if (l->waiting[c]->accepted_ms && (!oldest || l->waiting[c]->accepted_ms < oldest))
+                    oldest = l->waiting[c]->accepted_ms;
+        }
+        if (oldest && oldest < wall)
+            info.oldest_age_ms = wall - oldest;
+        fn(arg, &info);
+    }
+}
+
+typedef struct {
+    hx_buf_t *out;
+    bool mailboxes, first;
+    int rc;
+} json_walk_t;
+
+static void json_append(json_walk_t *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void json_append(json_walk_t *w, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    if (w->rc == 0)
+        w->rc = hx_buf_vappendf(w->out, fmt, ap);
+    va_end(ap);
+}
+
+/* Queue names are [A-Za-z0-9._-] (hx_name_valid), so they need no JSON escaping. */
+static void json_queue(void *arg, const hx_queue_info_t *q)
+{
+    json_walk_t *w = arg;
+    if (q->mailbox != w->mailboxes)
+        return;
+    json_append(w, "%s{\"name\":\"%s\",\"depth\":%llu", w->first ? "" : ",", q->name,
+                (unsigned long long)q->depth);
+    if (!w->mailboxes)
+        json_append(w, ",\"inflight\":%llu", (unsigned long long)q->inflight);
+    json_append(w, ",\"bytes\":%llu,\"in\":%llu,\"out\":%llu", (unsigned long long)q->bytes,
+                (unsigned long long)q->in_total, (unsigned long long)q->out_total);
+    if (!w->mailboxes)
+        json_append(w, ",\"oldest_age_ms\":%llu,\"workers\":%llu", (unsigned long long)q->oldest_age_ms,
+                    (unsigned long long)q->workers);
+    json_append(w, "}");
+    w->first = false;
+}
+
+typedef struct {
+    json_walk_t w;
+    const queue_t *only;
+} own_walk_t;
+
+static void json_own(void *arg, const hx_queue_info_t *q)
+{
+    own_walk_t *o = arg;
+    if (strcmp(q->name, rt_queue_name(o->only)) == 0 &&
+        q->mailbox == (o->only->kind == HANDOFF__ADDRESS_KIND__ADDRESS_MAILBOX))
+        json_queue(&o->w, q);
+}
+
+/* What a clinic or a worker may see: its own mailbox or service queue, nothing of others. */
+static int stats_json_own(const hx_router_t *r, const queue_t *own, hx_buf_t *out)
+{
+    hx_router_stats_t st;
+    hx_router_stats(r, &st);
+    own_walk_t o = {.w = {.out = out, .first = true}, .only = own};
+    out->len = 0;
+    json_append(&o.w, "{\"uptime_ms\":%llu,\"scope\":\"own\",\"queues\":[", (unsigned long long)st.uptime_ms);
+    hx_router_foreach_queue(r, json_own, &o);
+    json_append(&o.w, "],\"mailboxes\":[");
+    o.w.mailboxes = o.w.first = true;
+    hx_router_foreach_queue(r, json_own, &o);
+    json_append(&o.w, "]}");
+    if (o.w.rc == 0 && hx_buf_append(out, "", 1) == 0) {
+        out->len--;
+        return 0;
+    }
+    return HX_ENOMEM;
+}
+
+int hx_router_stats_json(const hx_router_t *r, hx_buf_t *out)
+{
+    hx_router_stats_t st;
+    hx_router_stats(r, &st);
+    const hx_store_t *s = r->cfg.store;
+    json_walk_t w = {.out = out, .first = true};
+    out->len = 0;
+    json_append(&w, "{\"uptime_ms\":%llu,\"queues\":[", (unsigned long long)st.uptime_ms);
+    hx_router_foreach_queue(r, json_queue, &w);
+    json_append(&w, "],\"mailboxes\":[");
+    w.mailboxes = w.first = true;
+    hx_router_foreach_queue(r, json_queue, &w);
+    json_append(&w, "],\"dlq\":%llu,\"totals\":{\"accepted\":%llu,\"delivered\":%llu,\"acked\":%llu,"
+                "\"redelivered\":%llu,\"dead_lettered\":%llu,\"refused\":%llu},",
+                (unsigned long long)st.dead, (unsigned long long)st.accepted, (unsigned long long)st.delivered,
+                (unsigned long long)st.acked, (unsigned long long)st.redelivered,
+                (unsigned long long)st.dead_lettered, (unsigned long long)st.refused);
+    json_append(&w, "\"peers\":{\"clinic\":%llu,\"worker\":%llu,\"admin\":%llu},",
+                (unsigned long long)st.clinics, (unsigned long long)st.workers, (unsigned long long)st.admins);
+    json_append(&w, "\"store\":{\"bytes_on_disk\":%llu,\"fsyncs\":%llu}}",
+                (unsigned long long)s->ops->bytes(s), (unsigned long long)(s->ops->syncs ? s->ops->syncs(s) : 0));
+    if (w.rc == 0 && hx_buf_append(out, "", 1) == 0) {   /* NUL-terminated for the string field */
+        out->len--;
+        return 0;
+    }
+    return HX_ENOMEM;
+}
