@@ -1,7 +1,8 @@
 /* hx_curve — CURVE keys and the broker's allow-list: which public key is which principal
  * ("clinic:<id>", "service:<name>", "admin:<name>"), and the ZAP answer libzmq asks for at
  * every handshake. Without a ZAP handler libzmq accepts any CURVE key, so the broker runs
- * one (hx_curve_zap) bound before its ROUTER socket. */
+ * one (a REP socket at inproc://zeromq.zap.01, in broker_main.c, answering from the
+ * allow-list here) bound before its ROUTER socket. */
 #ifndef HX_CURVE_H
 #define HX_CURVE_H
 #include <stdbool.h>

@@ -1,6 +1,8 @@
 /* hx_router — the broker's protocol logic without sockets: sessions, service queues with
  * load-balanced workers and credit, clinic mailboxes, acks, heartbeats and redelivery.
- * It is fed frames and the time, and sends frames through a callback, so it is unit-tested
+ * It is fed frames with the monotonic time of each (heartbeats, backoff and ack timeouts run
+ * on that), reads the wall clock only to stamp accepted_at_ms and dead_at_ms and for the
+ * statistics' ages and uptime, and sends frames through a callback, so it is unit-tested
  * without ZeroMQ. */
 #ifndef HX_ROUTER_H
 #define HX_ROUTER_H

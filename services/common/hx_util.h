@@ -1,5 +1,6 @@
 /* hx_util — small pure helpers shared by the clinical modules: calendar dates, clock times,
- * text limits and code spellings. No allocation, no state. */
+ * text limits and code spellings, and reading a JSON data file (hx_json_read, which returns
+ * what jansson allocated). No state. */
 #ifndef HX_UTIL_H
 #define HX_UTIL_H
 #include <stdbool.h>
