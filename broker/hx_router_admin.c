@@ -2,7 +2,8 @@
  * router's statistics: counters, per-queue figures and the stats JSON. */
 #include "hx_router_internal.h"
 
-#include <stdarg.h>
+#include <jansson.h>
+#include <limits.h>
 
 static int stats_json_own(const hx_router_t *r, const queue_t *own, hx_buf_t *out);
 
@@ -198,52 +199,67 @@ void hx_router_foreach_queue(const hx_router_t *r, void (*fn)(void *arg, const h
     }
 }
 
+/* The stats JSON, built with jansson. */
 typedef struct {
-    hx_buf_t *out;
-    bool mailboxes, first;
+    json_t *queues, *mailboxes;
+    const queue_t *only;        /* NULL: every queue; else just this one */
     int rc;
 } json_walk_t;
 
-static void json_append(json_walk_t *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void json_append(json_walk_t *w, const char *fmt, ...)
+static json_t *u64(uint64_t v)
 {
-    va_list ap;
-    va_start(ap, fmt);
-    if (w->rc == 0)
-        w->rc = hx_buf_vappendf(w->out, fmt, ap);
-    va_end(ap);
+    return json_integer(v > (uint64_t)LLONG_MAX ? LLONG_MAX : (json_int_t)v);
 }
 
-/* Queue names are [A-Za-z0-9._-] (hx_name_valid), so they need no JSON escaping. */
 static void json_queue(void *arg, const hx_queue_info_t *q)
 {
     json_walk_t *w = arg;
-    if (q->mailbox != w->mailboxes)
+    if (w->only && (strcmp(q->name, rt_queue_name(w->only)) != 0 ||
+                    q->mailbox != (w->only->kind == HANDOFF__ADDRESS_KIND__ADDRESS_MAILBOX)))
         return;
-    json_append(w, "%s{\"name\":\"%s\",\"depth\":%llu", w->first ? "" : ",", q->name,
-                (unsigned long long)q->depth);
-    if (!w->mailboxes)
-        json_append(w, ",\"inflight\":%llu", (unsigned long long)q->inflight);
-    json_append(w, ",\"bytes\":%llu,\"in\":%llu,\"out\":%llu", (unsigned long long)q->bytes,
-                (unsigned long long)q->in_total, (unsigned long long)q->out_total);
-    if (!w->mailboxes)
-        json_append(w, ",\"oldest_age_ms\":%llu,\"workers\":%llu", (unsigned long long)q->oldest_age_ms,
-                    (unsigned long long)q->workers);
-    json_append(w, "}");
-    w->first = false;
+    json_t *o = q->mailbox ? json_pack("{s:s, s:o, s:o, s:o, s:o}", "name", q->name, "depth", u64(q->depth), "bytes",
+                                       u64(q->bytes), "in", u64(q->in_total), "out", u64(q->out_total))
+                           : json_pack("{s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "name", q->name, "depth",
+                                       u64(q->depth), "inflight", u64(q->inflight), "bytes", u64(q->bytes), "in",
+                                       u64(q->in_total), "out", u64(q->out_total), "oldest_age_ms",
+                                       u64(q->oldest_age_ms), "workers", u64(q->workers));
+    if (!o || json_array_append_new(q->mailbox ? w->mailboxes : w->queues, o) != 0)
+        w->rc = HX_ENOMEM;
 }
 
-typedef struct {
-    json_walk_t w;
-    const queue_t *only;
-} own_walk_t;
-
-static void json_own(void *arg, const hx_queue_info_t *q)
+/* root (taken) as compact text into out, NUL-terminated (the NUL not counted). */
+static int json_out(json_t *root, int rc, hx_buf_t *out)
 {
-    own_walk_t *o = arg;
-    if (strcmp(q->name, rt_queue_name(o->only)) == 0 &&
-        q->mailbox == (o->only->kind == HANDOFF__ADDRESS_KIND__ADDRESS_MAILBOX))
-        json_queue(&o->w, q);
+    char *text = rc == 0 && root ? json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    json_decref(root);
+    out->len = 0;
+    if (!text || hx_buf_append(out, text, strlen(text) + 1) != 0) {
+        free(text);
+        return HX_ENOMEM;
+    }
+    free(text);
+    out->len--;
+    return 0;
+}
+
+/* The queues (only `only`, if given) into a new root object after uptime_ms (and scope). */
+static json_t *json_root(const hx_router_t *r, const hx_router_stats_t *st, const queue_t *only, int *rc)
+{
+    json_walk_t w = {.queues = json_array(), .mailboxes = json_array(), .only = only};
+    json_t *root = json_object();
+    if (!root || !w.queues || !w.mailboxes || json_object_set_new(root, "uptime_ms", u64(st->uptime_ms)) ||
+        (only && json_object_set_new(root, "scope", json_string("own")))) {
+        json_decref(w.queues);
+        json_decref(w.mailboxes);
+        json_decref(root);
+        *rc = HX_ENOMEM;
+        return NULL;
+    }
+    hx_router_foreach_queue(r, json_queue, &w);
+    if (json_object_set_new(root, "queues", w.queues) || json_object_set_new(root, "mailboxes", w.mailboxes))
+        w.rc = HX_ENOMEM;
+    *rc = w.rc;
+    return root;
 }
 
 /* What a clinic or a worker may see: its own mailbox or service queue, nothing of others. */
@@ -251,19 +267,9 @@ static int stats_json_own(const hx_router_t *r, const queue_t *own, hx_buf_t *ou
 {
     hx_router_stats_t st;
     hx_router_stats(r, &st);
-    own_walk_t o = {.w = {.out = out, .first = true}, .only = own};
-    out->len = 0;
-    json_append(&o.w, "{\"uptime_ms\":%llu,\"scope\":\"own\",\"queues\":[", (unsigned long long)st.uptime_ms);
-    hx_router_foreach_queue(r, json_own, &o);
-    json_append(&o.w, "],\"mailboxes\":[");
-    o.w.mailboxes = o.w.first = true;
-    hx_router_foreach_queue(r, json_own, &o);
-    json_append(&o.w, "]}");
-    if (o.w.rc == 0 && hx_buf_append(out, "", 1) == 0) {
-        out->len--;
-        return 0;
-    }
-    return HX_ENOMEM;
+    int rc = 0;
+    json_t *root = json_root(r, &st, own, &rc);
+    return json_out(root, rc, out);
 }
 
 int hx_router_stats_json(const hx_router_t *r, hx_buf_t *out)
@@ -271,25 +277,18 @@ int hx_router_stats_json(const hx_router_t *r, hx_buf_t *out)
     hx_router_stats_t st;
     hx_router_stats(r, &st);
     const hx_store_t *s = r->cfg.store;
-    json_walk_t w = {.out = out, .first = true};
-    out->len = 0;
-    json_append(&w, "{\"uptime_ms\":%llu,\"queues\":[", (unsigned long long)st.uptime_ms);
-    hx_router_foreach_queue(r, json_queue, &w);
-    json_append(&w, "],\"mailboxes\":[");
-    w.mailboxes = w.first = true;
-    hx_router_foreach_queue(r, json_queue, &w);
-    json_append(&w, "],\"dlq\":%llu,\"totals\":{\"accepted\":%llu,\"delivered\":%llu,\"acked\":%llu,"
-                "\"redelivered\":%llu,\"dead_lettered\":%llu,\"refused\":%llu},",
-                (unsigned long long)st.dead, (unsigned long long)st.accepted, (unsigned long long)st.delivered,
-                (unsigned long long)st.acked, (unsigned long long)st.redelivered,
-                (unsigned long long)st.dead_lettered, (unsigned long long)st.refused);
-    json_append(&w, "\"peers\":{\"clinic\":%llu,\"worker\":%llu,\"admin\":%llu},",
-                (unsigned long long)st.clinics, (unsigned long long)st.workers, (unsigned long long)st.admins);
-    json_append(&w, "\"store\":{\"bytes_on_disk\":%llu,\"fsyncs\":%llu}}",
-                (unsigned long long)s->ops->bytes(s), (unsigned long long)(s->ops->syncs ? s->ops->syncs(s) : 0));
-    if (w.rc == 0 && hx_buf_append(out, "", 1) == 0) {   /* NUL-terminated for the string field */
-        out->len--;
-        return 0;
-    }
-    return HX_ENOMEM;
+    int rc = 0;
+    json_t *root = json_root(r, &st, NULL, &rc);
+    json_t *rest = json_pack("{s:o, s:{s:o, s:o, s:o, s:o, s:o, s:o}, s:{s:o, s:o, s:o}, s:{s:o, s:o}}",
+                             "dlq", u64(st.dead),
+                             "totals", "accepted", u64(st.accepted), "delivered", u64(st.delivered), "acked",
+                             u64(st.acked), "redelivered", u64(st.redelivered), "dead_lettered",
+                             u64(st.dead_lettered), "refused", u64(st.refused),
+                             "peers", "clinic", u64(st.clinics), "worker", u64(st.workers), "admin", u64(st.admins),
+                             "store", "bytes_on_disk", u64(s->ops->bytes(s)), "fsyncs",
+                             u64(s->ops->syncs ? s->ops->syncs(s) : 0));
+    if (!root || !rest || json_object_update(root, rest) != 0)
+        rc = HX_ENOMEM;
+    json_decref(rest);
+    return json_out(root, rc, out);
 }
