@@ -151,13 +151,8 @@ void hx_audit_close(hx_audit_t **self_p)
 
 int hx_audit_write(hx_audit_t *a, const char *principal, const char *action, const char *id, const char *outcome)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    struct tm tm;
-    gmtime_r(&ts.tv_sec, &tm);
-    char when[64];
-    snprintf(when, sizeof when, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", tm.tm_year + 1900, tm.tm_mon + 1,
-             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000);
+    char when[HX_TIME_LEN];
+    hx_time_now_iso(when);
     const char *fields[5] = {when, principal ? principal : "", action, id ? id : "", outcome};
     char hash[65];
     record_hash(a->prev, fields, hash);

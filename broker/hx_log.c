@@ -95,17 +95,23 @@ static size_t json_escape(char *out, size_t cap, const char *s)
     return o;
 }
 
-void hx_log(hx_log_level_t level, const char *fmt, ...)
+char *hx_time_now_iso(char out[HX_TIME_LEN])
 {
-    if (level < log_level)
-        return;
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     struct tm tm;
     gmtime_r(&ts.tv_sec, &tm);
-    char stamp[64];
-    snprintf(stamp, sizeof stamp, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", tm.tm_year + 1900, tm.tm_mon + 1,
-             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000);
+    snprintf(out, HX_TIME_LEN, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+             tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ts.tv_nsec / 1000000));
+    return out;
+}
+
+void hx_log(hx_log_level_t level, const char *fmt, ...)
+{
+    if (level < log_level)
+        return;
+    char stamp[HX_TIME_LEN];
+    hx_time_now_iso(stamp);
     char msg[1024];
     va_list ap;
     va_start(ap, fmt);

@@ -18,6 +18,10 @@ int hx_log_level_parse(const char *s, hx_log_level_t *out);
 /* Parses "text" or "json"; returns -1 when unknown. */
 int hx_log_format_parse(const char *s, hx_log_format_t *out);
 void hx_log(hx_log_level_t level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The current time as ISO 8601 UTC with milliseconds, "2026-11-28T08:53:01.123Z" (the log
+ * lines' and the audit log's stamp); returns out. */
+#define HX_TIME_LEN 64
+char *hx_time_now_iso(char out[HX_TIME_LEN]);
 
 #define hx_debug(...) hx_log(HX_LOG_DEBUG, __VA_ARGS__)
 #define hx_info(...) hx_log(HX_LOG_INFO, __VA_ARGS__)
