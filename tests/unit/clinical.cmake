@@ -1,4 +1,4 @@
-# Unit suites for services/common (clinical code). Data files are read from HX_SOURCE_DIR.
+# Unit suites for services/clinical (the clinical domain library). Data files are read from HX_SOURCE_DIR.
 hx_unit_test(test_refjson LIBS hx_clinical)
 hx_unit_test(test_intake LIBS hx_clinical)
 hx_unit_test(test_triage LIBS hx_clinical)
