@@ -11,7 +11,6 @@
 #include "hx_zuv.h"
 
 #include <errno.h>
-#include <getopt.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,56 +18,14 @@
 #include <uv.h>
 #include <zmq.h>
 
-static const char usage[] =
+static const char usage_head[] =
     "usage: handoff-broker [options]\n"
     "\n"
     "The Handoff message broker: service queues, clinic mailboxes, heartbeats, redelivery.\n"
     "\n"
-    "options (each also from the environment variable shown):\n"
-    "  --bind ENDPOINT       where to listen [HANDOFF_BIND, default tcp://127.0.0.1:5555];\n"
-    "                        tcp://127.0.0.1:* picks a free port (see --ready-file)\n"
-    "  --heartbeat-ms N      heartbeat interval, 10..60000 [HANDOFF_HEARTBEAT_MS, 1000]\n"
-    "  --liveness N          missed heartbeats before a peer is dead, 2..100 [HANDOFF_LIVENESS, 3]\n"
-    "  --max-frame BYTES     largest frame accepted [HANDOFF_MAX_FRAME, 1048576]\n"
-    "  --max-queue N         messages per service queue or mailbox [HANDOFF_MAX_QUEUE, 100000]\n"
-    "  --dedup-window N      message ids remembered for exact resubmits [HANDOFF_DEDUP_WINDOW, 100000]\n"
-    "  --data DIR            keep queues in a durable log in DIR [HANDOFF_DATA]; without it\n"
-    "                        queues live in memory and a restart loses them\n"
-    "  --segment-bytes N     log segment size [HANDOFF_SEGMENT_BYTES, 67108864]\n"
-    "  --salvage             with --data (and --data-key if the log is sealed): copy every readable\n"
-    "                        record of a damaged log into a new log, move the original segments\n"
-    "                        untouched into DIR/damaged-<time>/, list what could not be read, exit\n"
-    "  --max-queue-bytes N   message bytes per queue or mailbox [HANDOFF_MAX_QUEUE_BYTES, 268435456]\n"
-    "  --max-attempts N      failed deliveries before the dead-letter queue [HANDOFF_MAX_ATTEMPTS, 5]\n"
-    "  --backoff-ms N        delay after a first failure, doubling [HANDOFF_BACKOFF_MS, 500]\n"
-    "  --backoff-max-ms N    cap on that delay [HANDOFF_BACKOFF_MAX_MS, 60000]\n"
-    "  --ack-timeout-ms N    a worker holding a message longer has failed it [HANDOFF_ACK_TIMEOUT_MS, 30000]\n"
-    "  --sender-share PCT    one clinic (with the work done for it) may hold at most PCT percent\n"
-    "                        of --max-queue and --max-queue-bytes in the service queues, 1..100\n"
-    "                        [HANDOFF_SENDER_SHARE, 25]\n"
-    "  --policy FILE         who may send what where, as JSON [HANDOFF_POLICY, default the\n"
-    "                        built-in table of the Handoff network: see --print-policy]\n"
-    "  --print-policy        print the routing policy in force (built-in or --policy) and exit\n"
-    "  --test-faults FILE    tests only: \"enospc\" or \"eio\" in FILE makes log writes fail\n"
-    "  --curve-secret FILE   CURVE on: the broker's secret key (see handoff keygen)\n"
-    "                        [HANDOFF_CURVE_SECRET]; needs --allow\n"
-    "  --data-key FILE       seal message bodies in the log with this key (64 hex characters;\n"
-    "                        handoff datakey FILE makes one) [HANDOFF_DATA_KEY]\n"
-    "  --audit FILE          append-only audit log, one hash-chained JSON line per session,\n"
-    "                        refusal, submit, mailbox delivery and dead-letter operation\n"
-    "                        (ids only) [HANDOFF_AUDIT]; check it with handoff audit verify\n"
-    "  --plain-tcp-for-tests without CURVE: no encryption, no authentication; only on a\n"
-    "                        loopback or ipc endpoint, for tests\n"
-    "  --allow FILE          the keys that may connect, one per line: \"<public key> <clinic|service|admin>\n"
-    "                        <name>\"; a key may open only that session [HANDOFF_ALLOW]\n"
-    "  --revoked FILE        keys never to allow, one per line: \"<public key> ...\" (deploy/keys.sh\n"
-    "                        keeps it); an allow-list line with such a key is left out [HANDOFF_REVOKED]\n"
-    "  --ready-file PATH     write the bound endpoint to PATH once listening\n"
-    "  --http HOST:PORT      serve /metrics (Prometheus), /healthz and /readyz there\n"
-    "                        [HANDOFF_HTTP, default off]; e.g. 127.0.0.1:9100\n"
-    "  --log-level LEVEL     debug, info, warn, error [HANDOFF_LOG_LEVEL, info]\n"
-    "  --log-format FORMAT   text, or json: one object per line [HANDOFF_LOG_FORMAT, text]\n"
-    "  -h, --help            this text\n"
+    "options (each also from the environment variable shown, then its default):\n";
+
+static const char usage_tail[] =
     "\n"
     "example:\n"
     "  handoff-broker --bind tcp://0.0.0.0:5555 --data /var/lib/handoff --data-key data.key \\\n"
@@ -77,6 +34,80 @@ static const char usage[] =
     "Without CURVE keys the broker refuses to start (--plain-tcp-for-tests is for loopback tests).\n"
     "With --data, a message is answered \"accepted\" only once it is on disk (fdatasync).\n"
     "SIGINT or SIGTERM: says BYE to every peer and exits 0. SIGHUP: reads --allow and --revoked again.\n";
+
+/* The broker's options: one row each (flag, environment, default, bounds, help). */
+enum {
+    O_BIND, O_HEARTBEAT, O_LIVENESS, O_MAX_FRAME, O_MAX_QUEUE, O_DEDUP, O_DATA, O_SEGMENT, O_SALVAGE,
+    O_MAX_QUEUE_BYTES, O_ATTEMPTS, O_BACKOFF, O_BACKOFF_MAX, O_ACK_TIMEOUT, O_SHARE, O_POLICY, O_PRINT_POLICY,
+    O_FAULTS, O_CURVE_SECRET, O_DATA_KEY, O_AUDIT, O_PLAIN, O_ALLOW, O_REVOKED, O_READY, O_HTTP, O_LOG_LEVEL,
+    O_LOG_FORMAT, O_COUNT
+};
+static const hx_opt_t options[O_COUNT] = {
+    [O_BIND] = {"bind", HX_OPT_TEXT, "HANDOFF_BIND", "tcp://127.0.0.1:5555", 0, 0, "ENDPOINT",
+                "where to listen; tcp://127.0.0.1:* picks a free port (see --ready-file)"},
+    [O_HEARTBEAT] = {"heartbeat-ms", HX_OPT_U32, "HANDOFF_HEARTBEAT_MS", "1000", 10, 60000, "N",
+                     "heartbeat interval, 10..60000"},
+    [O_LIVENESS] = {"liveness", HX_OPT_U32, "HANDOFF_LIVENESS", "3", 2, 100, "N",
+                    "missed heartbeats before a peer is dead, 2..100"},
+    [O_MAX_FRAME] = {"max-frame", HX_OPT_U32, "HANDOFF_MAX_FRAME", "1048576", 1024, 64u << 20, "BYTES",
+                     "largest frame accepted (1 KiB..64 MiB); up to 64 KiB more is answered\nERR_TOO_LARGE"},
+    [O_MAX_QUEUE] = {"max-queue", HX_OPT_U32, "HANDOFF_MAX_QUEUE", "100000", 1, 100000000, "N",
+                     "messages per service queue (and mailbox, for non-workers)"},
+    [O_DEDUP] = {"dedup-window", HX_OPT_U32, "HANDOFF_DEDUP_WINDOW", "100000", 0, 100000000, "N",
+                 "message ids remembered for exact resubmits"},
+    [O_DATA] = {"data", HX_OPT_TEXT, "HANDOFF_DATA", NULL, 0, 0, "DIR",
+                "keep queues in a durable log in DIR; without it queues live in memory\nand a restart loses them"},
+    [O_SEGMENT] = {"segment-bytes", HX_OPT_U32, "HANDOFF_SEGMENT_BYTES", "67108864", 4096, 4000000000u, "N",
+                   "log segment size"},
+    [O_SALVAGE] = {"salvage", HX_OPT_FLAG, NULL, NULL, 0, 0, NULL,
+                   "with --data (and --data-key if the log is sealed): copy every readable\nrecord of a damaged "
+                   "log into a new log, move the original segments\nuntouched into DIR/damaged-<time>/, list what "
+                   "could not be read, exit"},
+    [O_MAX_QUEUE_BYTES] = {"max-queue-bytes", HX_OPT_U32, "HANDOFF_MAX_QUEUE_BYTES", "268435456", 4096, 4000000000u,
+                           "N", "message bytes per service queue (and mailbox, for non-workers)"},
+    [O_ATTEMPTS] = {"max-attempts", HX_OPT_U32, "HANDOFF_MAX_ATTEMPTS", "5", 1, 1000, "N",
+                    "failed deliveries before the dead-letter queue"},
+    [O_BACKOFF] = {"backoff-ms", HX_OPT_U32, "HANDOFF_BACKOFF_MS", "500", 1, 3600000, "N",
+                   "delay after a first failure, doubling"},
+    [O_BACKOFF_MAX] = {"backoff-max-ms", HX_OPT_U32, "HANDOFF_BACKOFF_MAX_MS", "60000", 1, 86400000, "N",
+                       "cap on that delay"},
+    [O_ACK_TIMEOUT] = {"ack-timeout-ms", HX_OPT_U32, "HANDOFF_ACK_TIMEOUT_MS", "30000", 10, 86400000, "N",
+                       "a worker holding a message longer has failed it"},
+    [O_SHARE] = {"sender-share", HX_OPT_U32, "HANDOFF_SENDER_SHARE", "25", 1, 100, "PCT",
+                 "one clinic (with the work done for it) may hold at most PCT percent\nof --max-queue and "
+                 "--max-queue-bytes in the service queues, 1..100"},
+    [O_POLICY] = {"policy", HX_OPT_TEXT, "HANDOFF_POLICY", NULL, 0, 0, "FILE",
+                  "who may send what where, as JSON; without it the built-in table of\nthe Handoff network "
+                  "(see --print-policy)"},
+    [O_PRINT_POLICY] = {"print-policy", HX_OPT_FLAG, NULL, NULL, 0, 0, NULL,
+                        "print the routing policy in force (built-in or --policy) and exit"},
+    [O_FAULTS] = {"test-faults", HX_OPT_TEXT, NULL, NULL, 0, 0, "FILE",
+                  "tests only: \"enospc\" or \"eio\" in FILE makes log writes fail"},
+    [O_CURVE_SECRET] = {"curve-secret", HX_OPT_TEXT, "HANDOFF_CURVE_SECRET", NULL, 0, 0, "FILE",
+                        "CURVE on: the broker's secret key (see handoff keygen); needs --allow"},
+    [O_DATA_KEY] = {"data-key", HX_OPT_TEXT, "HANDOFF_DATA_KEY", NULL, 0, 0, "FILE",
+                    "seal message bodies in the log with this key (64 hex characters;\nhandoff datakey FILE "
+                    "makes one)"},
+    [O_AUDIT] = {"audit", HX_OPT_TEXT, "HANDOFF_AUDIT", NULL, 0, 0, "FILE",
+                 "append-only audit log, one hash-chained JSON line per session,\nrefusal, submit, mailbox "
+                 "delivery and dead-letter operation\n(ids only); check it with handoff audit verify"},
+    [O_PLAIN] = {"plain-tcp-for-tests", HX_OPT_FLAG, NULL, NULL, 0, 0, NULL,
+                 "without CURVE: no encryption, no authentication; only on a\nloopback or ipc endpoint, for "
+                 "tests"},
+    [O_ALLOW] = {"allow", HX_OPT_TEXT, "HANDOFF_ALLOW", NULL, 0, 0, "FILE",
+                 "the keys that may connect, one per line: \"<public key>\n<clinic|service|admin> <name>\"; a "
+                 "key may open only that session"},
+    [O_REVOKED] = {"revoked", HX_OPT_TEXT, "HANDOFF_REVOKED", NULL, 0, 0, "FILE",
+                   "keys never to allow, one per line: \"<public key> ...\"\n(deploy/keys.sh keeps it); an "
+                   "allow-list line with such a key is left out"},
+    [O_READY] = {"ready-file", HX_OPT_TEXT, NULL, NULL, 0, 0, "PATH", "write the bound endpoint to PATH once listening"},
+    [O_HTTP] = {"http", HX_OPT_TEXT, "HANDOFF_HTTP", NULL, 0, 0, "HOST:PORT",
+                "serve /metrics (Prometheus), /healthz and /readyz there (off\nwithout it); e.g. 127.0.0.1:9100"},
+    [O_LOG_LEVEL] = {"log-level", HX_OPT_TEXT, "HANDOFF_LOG_LEVEL", "info", 0, 0, "LEVEL",
+                     "debug, info, warn, error"},
+    [O_LOG_FORMAT] = {"log-format", HX_OPT_TEXT, "HANDOFF_LOG_FORMAT", "text", 0, 0, "FORMAT",
+                      "text, or json: one object per line"},
+};
 
 typedef struct {
     uv_loop_t loop;
@@ -537,107 +568,40 @@ static hx_policy_t *load_policy(const char *path)
 
 int main(int argc, char **argv)
 {
-    const char *bind = NULL, *hb = NULL, *live = NULL, *maxf = NULL, *maxq = NULL, *dedup = NULL, *ready = NULL,
-               *level = NULL, *data = NULL, *segbytes = NULL, *maxqb = NULL, *attempts = NULL, *backoff = NULL,
-               *backoff_max = NULL, *ack_timeout = NULL, *faults = NULL, *curve_secret = NULL, *allow = NULL,
-               *audit = NULL, *data_key = NULL, *http = NULL, *log_format = NULL, *share = NULL, *policy = NULL;
-    const char *revoked = NULL;
-    int salvage = 0;
-    static const struct option opts[] = {
-        {"bind", required_argument, NULL, 'b'},         {"heartbeat-ms", required_argument, NULL, 'H'},
-        {"liveness", required_argument, NULL, 'L'},     {"max-frame", required_argument, NULL, 'F'},
-        {"max-queue", required_argument, NULL, 'Q'},    {"dedup-window", required_argument, NULL, 'D'},
-        {"ready-file", required_argument, NULL, 'r'},   {"log-level", required_argument, NULL, 'l'},
-        {"data", required_argument, NULL, 'd'},         {"segment-bytes", required_argument, NULL, 'S'},
-        {"salvage", no_argument, NULL, 'V'},
-        {"max-queue-bytes", required_argument, NULL, 'B'}, {"max-attempts", required_argument, NULL, 'A'},
-        {"backoff-ms", required_argument, NULL, 'o'},   {"backoff-max-ms", required_argument, NULL, 'O'},
-        {"ack-timeout-ms", required_argument, NULL, 'T'}, {"test-faults", required_argument, NULL, 'f'},
-        {"curve-secret", required_argument, NULL, 'C'}, {"allow", required_argument, NULL, 'a'},
-        {"audit", required_argument, NULL, 'U'},        {"data-key", required_argument, NULL, 'k'},
-        {"plain-tcp-for-tests", no_argument, NULL, 'P'}, {"http", required_argument, NULL, 'W'},
-        {"log-format", required_argument, NULL, 'J'},   {"sender-share", required_argument, NULL, 's'},
-        {"policy", required_argument, NULL, 'p'},       {"print-policy", no_argument, NULL, 'R'},
-        {"revoked", required_argument, NULL, 'X'},
-        {"help", no_argument, NULL, 'h'},               {NULL, 0, NULL, 0}};
-    int c, plain = 0, print_policy = 0;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        switch (c) {
-        case 'b': bind = optarg; break;
-        case 'H': hb = optarg; break;
-        case 'L': live = optarg; break;
-        case 'F': maxf = optarg; break;
-        case 'Q': maxq = optarg; break;
-        case 'D': dedup = optarg; break;
-        case 'r': ready = optarg; break;
-        case 'l': level = optarg; break;
-        case 'd': data = optarg; break;
-        case 'V': salvage = 1; break;
-        case 'S': segbytes = optarg; break;
-        case 'B': maxqb = optarg; break;
-        case 'A': attempts = optarg; break;
-        case 'o': backoff = optarg; break;
-        case 'O': backoff_max = optarg; break;
-        case 'T': ack_timeout = optarg; break;
-        case 'f': faults = optarg; break;
-        case 'C': curve_secret = optarg; break;
-        case 'a': allow = optarg; break;
-        case 'U': audit = optarg; break;
-        case 'k': data_key = optarg; break;
-        case 'P': plain = 1; break;
-        case 'W': http = optarg; break;
-        case 'J': log_format = optarg; break;
-        case 's': share = optarg; break;
-        case 'p': policy = optarg; break;
-        case 'R': print_policy = 1; break;
-        case 'X': revoked = optarg; break;
-        case 'h': fputs(usage, stdout); return 0;
-        default: fputs(usage, stderr); return 2;
-        }
-    }
-    if (optind < argc) {
-        fprintf(stderr, "handoff-broker: unexpected argument '%s' (see --help)\n", argv[optind]);
-        return 2;
-    }
+    hx_opt_val_t v[O_COUNT];
+    int prc = hx_opt_parse("handoff-broker", options, O_COUNT, argc, argv, usage_head, usage_tail, v);
+    if (prc)
+        return prc == 1 ? 0 : 2;
+    const char *bind = v[O_BIND].text, *ready = v[O_READY].text, *data = v[O_DATA].text, *faults = v[O_FAULTS].text,
+               *curve_secret = v[O_CURVE_SECRET].text, *allow = v[O_ALLOW].text, *audit = v[O_AUDIT].text,
+               *data_key = v[O_DATA_KEY].text, *http = v[O_HTTP].text, *log_format = v[O_LOG_FORMAT].text,
+               *policy = v[O_POLICY].text, *revoked = v[O_REVOKED].text;
+    int salvage = v[O_SALVAGE].on, plain = v[O_PLAIN].on, print_policy = v[O_PRINT_POLICY].on;
     hx_log_level_t lvl;
-    if (hx_log_level_parse(hx_opt_pick(level, "HANDOFF_LOG_LEVEL", "info"), &lvl)) {
+    if (hx_log_level_parse(v[O_LOG_LEVEL].text, &lvl)) {
         fprintf(stderr, "handoff-broker: --log-level: must be debug, info, warn or error\n");
         return 2;
     }
     hx_log_format_t fmt;
-    log_format = hx_opt_pick(log_format, "HANDOFF_LOG_FORMAT", "text");
     if (hx_log_format_parse(log_format, &fmt)) {
         fprintf(stderr, "handoff-broker: --log-format: must be text or json, got '%s'\n", log_format);
         return 2;
     }
     hx_log_init("broker", lvl);                 /* text lines keep the short tag operators know */
     hx_log_set_format(fmt, "handoff-broker");
-    http = hx_opt_pick(http, "HANDOFF_HTTP", NULL);
     if (http && hx_http_parse_listen("handoff-broker", "--http", http))
         return 2;
     hx_router_config_t cfg = {0};
-    bind = hx_opt_pick(bind, "HANDOFF_BIND", "tcp://127.0.0.1:5555");
-    if (hx_opt_u32("handoff-broker", "--heartbeat-ms", hx_opt_pick(hb, "HANDOFF_HEARTBEAT_MS", "1000"), 10, 60000,
-                   &cfg.heartbeat_ms) ||
-        hx_opt_u32("handoff-broker", "--liveness", hx_opt_pick(live, "HANDOFF_LIVENESS", "3"), 2, 100, &cfg.liveness) ||
-        hx_opt_u32("handoff-broker", "--max-frame", hx_opt_pick(maxf, "HANDOFF_MAX_FRAME", "1048576"), 1024,
-                   64u << 20, &cfg.max_frame) ||
-        hx_opt_u32("handoff-broker", "--max-queue", hx_opt_pick(maxq, "HANDOFF_MAX_QUEUE", "100000"), 1, 100000000,
-                   &cfg.max_queue) ||
-        hx_opt_u32("handoff-broker", "--dedup-window", hx_opt_pick(dedup, "HANDOFF_DEDUP_WINDOW", "100000"), 0,
-                   100000000, &cfg.dedup_window) ||
-        hx_opt_u32("handoff-broker", "--max-attempts", hx_opt_pick(attempts, "HANDOFF_MAX_ATTEMPTS", "5"), 1, 1000,
-                   &cfg.max_attempts) ||
-        hx_opt_u32("handoff-broker", "--backoff-ms", hx_opt_pick(backoff, "HANDOFF_BACKOFF_MS", "500"), 1, 3600000,
-                   &cfg.backoff_ms) ||
-        hx_opt_u32("handoff-broker", "--backoff-max-ms", hx_opt_pick(backoff_max, "HANDOFF_BACKOFF_MAX_MS", "60000"),
-                   1, 86400000, &cfg.backoff_max_ms) ||
-        hx_opt_u32("handoff-broker", "--ack-timeout-ms", hx_opt_pick(ack_timeout, "HANDOFF_ACK_TIMEOUT_MS", "30000"),
-                   10, 86400000, &cfg.ack_timeout_ms) ||
-        hx_opt_u32("handoff-broker", "--sender-share", hx_opt_pick(share, "HANDOFF_SENDER_SHARE", "25"), 1, 100,
-                   &cfg.sender_share))
-        return 2;
-    policy = hx_opt_pick(policy, "HANDOFF_POLICY", NULL);
+    cfg.heartbeat_ms = v[O_HEARTBEAT].u32;
+    cfg.liveness = v[O_LIVENESS].u32;
+    cfg.max_frame = v[O_MAX_FRAME].u32;
+    cfg.max_queue = v[O_MAX_QUEUE].u32;
+    cfg.dedup_window = v[O_DEDUP].u32;
+    cfg.max_attempts = v[O_ATTEMPTS].u32;
+    cfg.backoff_ms = v[O_BACKOFF].u32;
+    cfg.backoff_max_ms = v[O_BACKOFF_MAX].u32;
+    cfg.ack_timeout_ms = v[O_ACK_TIMEOUT].u32;
+    cfg.sender_share = v[O_SHARE].u32;
     hx_policy_t *routing = load_policy(policy);
     if (!routing)
         return 2;
@@ -650,19 +614,10 @@ int main(int argc, char **argv)
         return text ? 0 : 1;
     }
     hx_policy_destroy(&routing);                /* checked; loaded again for the router below */
-    uint32_t seg_mib_bytes, queue_bytes;
-    if (hx_opt_u32("handoff-broker", "--segment-bytes", hx_opt_pick(segbytes, "HANDOFF_SEGMENT_BYTES", "67108864"),
-                   4096, 4000000000u, &seg_mib_bytes) ||
-        hx_opt_u32("handoff-broker", "--max-queue-bytes", hx_opt_pick(maxqb, "HANDOFF_MAX_QUEUE_BYTES", "268435456"),
-                   4096, 4000000000u, &queue_bytes))
-        return 2;
-    cfg.max_queue_bytes = queue_bytes;
-    data = hx_opt_pick(data, "HANDOFF_DATA", NULL);
+    uint32_t seg_mib_bytes = v[O_SEGMENT].u32;
+    cfg.max_queue_bytes = v[O_MAX_QUEUE_BYTES].u32;
     if (salvage)
-        return run_salvage(data, hx_opt_pick(data_key, "HANDOFF_DATA_KEY", NULL), seg_mib_bytes);
-    curve_secret = hx_opt_pick(curve_secret, "HANDOFF_CURVE_SECRET", NULL);
-    allow = hx_opt_pick(allow, "HANDOFF_ALLOW", NULL);
-    revoked = hx_opt_pick(revoked, "HANDOFF_REVOKED", NULL);
+        return run_salvage(data, data_key, seg_mib_bytes);
     if (revoked && !allow) {
         fprintf(stderr, "handoff-broker: --revoked needs --allow (it leaves keys out of the allow-list)\n");
         return 2;
@@ -747,7 +702,6 @@ int main(int argc, char **argv)
         fprintf(stderr, "handoff-broker: --bind %s: %s\n", bind, zmq_strerror(errno));
         goto fail_socket;
     }
-    data_key = hx_opt_pick(data_key, "HANDOFF_DATA_KEY", NULL);
     uint8_t key[32];
     char key_err[600] = "needs --data";
     if (data_key && (!data || hx_data_key_load(data_key, key, key_err, sizeof key_err) != 0)) {
@@ -768,7 +722,6 @@ int main(int argc, char **argv)
     }
     cfg.send = send_frame;
     cfg.send_arg = &b;
-    audit = hx_opt_pick(audit, "HANDOFF_AUDIT", NULL);
     if (audit) {
         char err[600];
         if (!(b.audit = hx_audit_open(audit, err, sizeof err))) {

@@ -1,7 +1,43 @@
-/* hx_opt — checked command-line and environment values for every program. */
+/* hx_opt — every program's options as one table: flag, environment variable, default,
+ * bounds and help text. The table is parsed (flag, else environment, else default; numbers
+ * checked against their bounds) and `--help` is printed from it, so the two cannot disagree. */
 #ifndef HX_OPT_H
 #define HX_OPT_H
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+
+typedef enum {
+    HX_OPT_TEXT,                /* a value, checked by the program */
+    HX_OPT_U32,                 /* a decimal integer in [min, max] */
+    HX_OPT_FLAG                 /* no value: given or not */
+} hx_opt_kind_t;
+
+typedef struct {
+    const char *name;           /* the flag without "--", e.g. "heartbeat-ms" */
+    hx_opt_kind_t kind;
+    const char *env;            /* e.g. "HANDOFF_HEARTBEAT_MS", or NULL */
+    const char *def;            /* the default, or NULL for none */
+    uint32_t min, max;          /* HX_OPT_U32 */
+    const char *arg;            /* the value's name in the help, e.g. "N", "FILE" */
+    const char *help;           /* what it does; "\n" starts a further line */
+} hx_opt_t;
+
+typedef struct {
+    const char *text;           /* from the flag, the environment or the default; NULL: none */
+    uint32_t u32;               /* HX_OPT_U32: the checked number */
+    bool on;                    /* HX_OPT_FLAG: given */
+    bool given;                 /* set by the flag or the environment, not by the default */
+} hx_opt_val_t;
+
+/* Parses argv against the n options of `opts` into vals (vals[i] for opts[i]). Returns 0;
+ * 1 after printing the help (-h, --help: head, the table, tail) to stdout; 2 after printing
+ * "<prog>: --name: <why>" (or an unknown flag, or a stray argument) to stderr. */
+int hx_opt_parse(const char *prog, const hx_opt_t *opts, size_t n, int argc, char **argv, const char *head,
+                 const char *tail, hx_opt_val_t *vals);
+/* The table as help lines: "  --name ARG   help [ENV, default]". */
+void hx_opt_help(FILE *f, const hx_opt_t *opts, size_t n);
 
 /* Parses a decimal integer in [min, max] given for setting `name`; on error prints
  * "<prog>: <name>: <why>" to stderr and returns -1. */
