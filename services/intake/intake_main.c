@@ -21,13 +21,18 @@ static const char usage[] =
     "network-wide referral id and sends it on to 'triage'. The referring clinic is told\n"
     "'requested', or 'rejected' with each bad field and why.\n"
     "\n"
-    "  --db FILE             the intake record (SQLite, WAL): one row per referral with its\n"
-    "                        referring clinic, the clinic's number, the outcome and, for a\n"
-    "                        refusal, which fields were wrong; never patient details or\n"
-    "                        clinical text [HANDOFF_INTAKE_DB, intake.db]\n"
+    "options (each also from the environment variable shown, then its default):\n";
+
+static const char usage_tail[] =
     "\n"
     "example:\n"
     "  handoff-intake --broker tcp://127.0.0.1:5555\n";
+
+static const hx_opt_t options[] = {
+    {"db", HX_OPT_TEXT, "HANDOFF_INTAKE_DB", "intake.db", 0, 0, "FILE",
+     "the intake record (SQLite, WAL): one row per referral with its\nreferring clinic, the clinic's number, "
+     "the outcome and, for a\nrefusal, which fields were wrong; never patient details or\nclinical text"},
+};
 
 typedef struct {
     const char *db_path;
@@ -128,15 +133,6 @@ static int handle(void *arg, const hx_msg_t *in, hx_outbox_t *out, char *err, si
     return rc ? -1 : 0;
 }
 
-static int on_opt(void *ctx, int code, const char *arg)
-{
-    intake_t *t = ctx;
-    if (code != 'D')
-        return -1;
-    t->db_path = arg;
-    return 0;
-}
-
 static int open_db(intake_t *t)
 {
     mode_t old = umask(077);
@@ -163,13 +159,13 @@ static int open_db(intake_t *t)
 
 int main(int argc, char **argv)
 {
-    static const struct option extra[] = {{"db", required_argument, NULL, 'D'}, {NULL, 0, NULL, 0}};
     intake_t t = {0};
     hx_svc_opts_t o;
-    int rc = hx_svc_parse(argc, argv, "handoff-intake", usage, extra, on_opt, &t, &o);
+    hx_opt_val_t v[1];
+    int rc = hx_svc_parse(argc, argv, "handoff-intake", usage, usage_tail, options, 1, v, &o);
     if (rc)
         return rc == 1 ? 0 : 2;
-    t.db_path = hx_opt_pick(t.db_path, "HANDOFF_INTAKE_DB", "intake.db");
+    t.db_path = v[0].text;
     o.metrics = hx_metrics_new();
     t.accepted = hx_metrics_counter(o.metrics, "handoff_intake_referrals_total", referrals_help, "outcome", "accepted");
     t.rejected = hx_metrics_counter(o.metrics, "handoff_intake_referrals_total", referrals_help, "outcome", "rejected");

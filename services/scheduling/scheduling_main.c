@@ -25,16 +25,26 @@ static const char usage[] =
     "physiotherapy assessment first and massage after it. Sends a Handoff to each receiving\n"
     "clinic and the bookings to the referring clinic; with no slot, the referral is on-hold.\n"
     "\n"
-    "  --directory FILE      clinics and therapists [HANDOFF_DIRECTORY]\n"
-    "  --start YYYY-MM-DDTHH:MM\n"
-    "                        book nothing earlier [HANDOFF_SCHEDULE_START, default: now]\n"
-    "  --horizon-days N      look this far ahead, 1..365 [HANDOFF_HORIZON_DAYS, 60]\n"
-    "  --collab-days N       massage within N days after the physiotherapy assessment\n"
-    "                        [HANDOFF_COLLAB_DAYS, 14]\n"
-    "  --audit FILE          audit log of every clinic's change, done or refused (hash-chained\n"
-    "                        JSON lines; handoff audit verify) [HANDOFF_AUDIT]\n"
-    "  --db FILE             referrals, bookings and the calendar (SQLite, WAL); several\n"
-    "                        scheduling workers may share it [HANDOFF_SCHEDULING_DB, scheduling.db]\n"
+    "options (each also from the environment variable shown, then its default):\n";
+
+enum { S_DIRECTORY, S_START, S_HORIZON, S_COLLAB, S_AUDIT, S_DB, S_COUNT };
+static const hx_opt_t options[S_COUNT] = {
+    [S_DIRECTORY] = {"directory", HX_OPT_TEXT, "HANDOFF_DIRECTORY", NULL, 0, 0, "FILE",
+                     "clinics and therapists (required)"},
+    [S_START] = {"start", HX_OPT_TEXT, "HANDOFF_SCHEDULE_START", NULL, 0, 0, "YYYY-MM-DDTHH:MM",
+                 "book nothing earlier (without it: now)"},
+    [S_HORIZON] = {"horizon-days", HX_OPT_U32, "HANDOFF_HORIZON_DAYS", "60", 1, 365, "N",
+                   "look this far ahead, 1..365"},
+    [S_COLLAB] = {"collab-days", HX_OPT_U32, "HANDOFF_COLLAB_DAYS", "14", 1, 90, "N",
+                  "massage within N days after the physiotherapy assessment, 1..90"},
+    [S_AUDIT] = {"audit", HX_OPT_TEXT, "HANDOFF_AUDIT", NULL, 0, 0, "FILE",
+                 "audit log of every clinic's change, done or refused (hash-chained\nJSON lines; handoff audit "
+                 "verify)"},
+    [S_DB] = {"db", HX_OPT_TEXT, "HANDOFF_SCHEDULING_DB", "scheduling.db", 0, 0, "FILE",
+              "referrals, bookings and the calendar (SQLite, WAL); several\nscheduling workers may share it"},
+};
+
+static const char usage_tail[] =
     "\n"
     "Also handles the clinics' lifecycle changes (handoff.StatusChange): the receiving clinic\n"
     "accepts, declines (the referral is booked again with another therapist), starts and\n"
@@ -46,9 +56,7 @@ static const char usage[] =
 typedef struct {
     const char *directory_path;
     const char *db_path;
-    const char *audit_path;
     const char *start_text;
-    const char *horizon_text, *collab_text;
     hx_directory_t *dir;
     hx_booking_t *booking;
     unsigned reloads;
@@ -152,54 +160,28 @@ static void reload(hx_worker_t *w, void *arg)
         hx_info("%zu referral(s) on hold will be tried again", n);
 }
 
-static int on_opt(void *ctx, int code, const char *arg)
-{
-    sched_t *s = ctx;
-    switch (code) {
-    case 'd': s->directory_path = arg; break;
-    case 's': s->start_text = arg; break;
-    case 'H': s->horizon_text = arg; break;
-    case 'C': s->collab_text = arg; break;
-    case 'D': s->db_path = arg; break;
-    case 'A': s->audit_path = arg; break;
-    default: return -1;
-    }
-    return 0;
-}
-
 int main(int argc, char **argv)
 {
-    static const struct option extra[] = {{"directory", required_argument, NULL, 'd'},
-                                          {"start", required_argument, NULL, 's'},
-                                          {"horizon-days", required_argument, NULL, 'H'},
-                                          {"collab-days", required_argument, NULL, 'C'},
-                                          {"db", required_argument, NULL, 'D'},
-                                          {"audit", required_argument, NULL, 'A'},
-                                          {NULL, 0, NULL, 0}};
     const char *prog = "handoff-scheduling";
     sched_t s = {0};
     hx_svc_opts_t o;
-    int rc = hx_svc_parse(argc, argv, prog, usage, extra, on_opt, &s, &o);
+    hx_opt_val_t v[S_COUNT];
+    int rc = hx_svc_parse(argc, argv, prog, usage, usage_tail, options, S_COUNT, v, &o);
     if (rc)
         return rc == 1 ? 0 : 2;
-    s.directory_path = hx_opt_pick(s.directory_path, "HANDOFF_DIRECTORY", NULL);
-    s.start_text = hx_opt_pick(s.start_text, "HANDOFF_SCHEDULE_START", NULL);
-    s.db_path = hx_opt_pick(s.db_path, "HANDOFF_SCHEDULING_DB", "scheduling.db");
+    s.directory_path = v[S_DIRECTORY].text;
+    s.start_text = v[S_START].text;
+    s.db_path = v[S_DB].text;
     if (!s.directory_path) {
         fprintf(stderr, "%s: --directory FILE is required (or HANDOFF_DIRECTORY)\n", prog);
         return 2;
     }
-    hx_booking_config_t bc = {.db_path = s.db_path, .start = -1,
-                              .audit_path = hx_opt_pick(s.audit_path, "HANDOFF_AUDIT", NULL)};
+    hx_booking_config_t bc = {.db_path = s.db_path, .start = -1, .audit_path = v[S_AUDIT].text,
+                              .horizon_days = v[S_HORIZON].u32, .collab_days = v[S_COLLAB].u32};
     if (s.start_text && hx_minute_parse(s.start_text, &bc.start) != 0) {
         fprintf(stderr, "%s: --start: must be YYYY-MM-DDTHH:MM, got '%s'\n", prog, s.start_text);
         return 2;
     }
-    if (hx_opt_u32(prog, "--horizon-days", hx_opt_pick(s.horizon_text, "HANDOFF_HORIZON_DAYS", "60"), 1, 365,
-                   &bc.horizon_days) ||
-        hx_opt_u32(prog, "--collab-days", hx_opt_pick(s.collab_text, "HANDOFF_COLLAB_DAYS", "14"), 1, 90,
-                   &bc.collab_days))
-        return 2;
     hx_errors_t errs;
     hx_errors_clear(&errs);
     s.dir = hx_directory_load(s.directory_path, &errs);

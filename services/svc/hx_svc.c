@@ -10,88 +10,67 @@
 #include <string.h>
 #include <time.h>
 
-static const char common_usage[] =
-    "common options (each also from the environment variable shown):\n"
-    "  --broker ENDPOINT     the broker [HANDOFF_BROKER, default tcp://127.0.0.1:5555]\n"
-    "  --credit N            messages held at once, 1..1000 [HANDOFF_CREDIT, 8]\n"
-    "  --heartbeat-ms N      heartbeat interval until the broker sets it [HANDOFF_HEARTBEAT_MS, 1000]\n"
-    "  --log-level LEVEL     debug, info, warn, error [HANDOFF_LOG_LEVEL, info]\n"
-    "  --log-format FORMAT   text, or json: one object per line [HANDOFF_LOG_FORMAT, text]\n"
-    "  --http HOST:PORT      serve /metrics (Prometheus), /healthz and /readyz (ready: a live\n"
-    "                        session with the broker) [HANDOFF_HTTP, default off]\n"
-    "  --server-key FILE     CURVE: the broker's public key [HANDOFF_SERVER_KEY]\n"
-    "  --key FILE            CURVE: this service's secret key [HANDOFF_KEY]\n"
-    "  -h, --help            this text\n"
-    "SIGINT or SIGTERM stops after the message in hand; SIGHUP reloads data files.\n";
+static const char common_tail[] = "SIGINT or SIGTERM stops after the message in hand; SIGHUP reloads data files.\n";
 
-enum { OPT_BROKER = 1000, OPT_CREDIT, OPT_HEARTBEAT, OPT_LOG, OPT_SERVER_KEY, OPT_KEY, OPT_HTTP, OPT_LOG_FORMAT };
+/* The options every service has, after the program's own. */
+enum { C_BROKER, C_CREDIT, C_HEARTBEAT, C_LOG_LEVEL, C_LOG_FORMAT, C_HTTP, C_SERVER_KEY, C_KEY, C_COUNT };
+static const hx_opt_t common[C_COUNT] = {
+    [C_BROKER] = {"broker", HX_OPT_TEXT, "HANDOFF_BROKER", "tcp://127.0.0.1:5555", 0, 0, "ENDPOINT", "the broker"},
+    [C_CREDIT] = {"credit", HX_OPT_U32, "HANDOFF_CREDIT", "8", 1, 1000, "N", "messages held at once, 1..1000"},
+    [C_HEARTBEAT] = {"heartbeat-ms", HX_OPT_U32, "HANDOFF_HEARTBEAT_MS", "1000", 10, 60000, "N",
+                     "heartbeat interval until the broker sets it"},
+    [C_LOG_LEVEL] = {"log-level", HX_OPT_TEXT, "HANDOFF_LOG_LEVEL", "info", 0, 0, "LEVEL", "debug, info, warn, error"},
+    [C_LOG_FORMAT] = {"log-format", HX_OPT_TEXT, "HANDOFF_LOG_FORMAT", "text", 0, 0, "FORMAT",
+                      "text, or json: one object per line"},
+    [C_HTTP] = {"http", HX_OPT_TEXT, "HANDOFF_HTTP", NULL, 0, 0, "HOST:PORT",
+                "serve /metrics (Prometheus), /healthz and /readyz (ready: a live\nsession with the broker); "
+                "off without it"},
+    [C_SERVER_KEY] = {"server-key", HX_OPT_TEXT, "HANDOFF_SERVER_KEY", NULL, 0, 0, "FILE",
+                      "CURVE: the broker's public key"},
+    [C_KEY] = {"key", HX_OPT_TEXT, "HANDOFF_KEY", NULL, 0, 0, "FILE", "CURVE: this service's secret key"},
+};
 
-int hx_svc_parse(int argc, char **argv, const char *prog, const char *usage, const struct option *extra,
-                 hx_svc_opt_fn on_extra, void *ctx, hx_svc_opts_t *out)
+#define MAX_OPTS 32
+
+int hx_svc_parse(int argc, char **argv, const char *prog, const char *head, const char *tail, const hx_opt_t *extra,
+                 size_t n_extra, hx_opt_val_t *extra_vals, hx_svc_opts_t *out)
 {
-    struct option opts[32];
-    size_t n = 0;
-    opts[n++] = (struct option){"broker", required_argument, NULL, OPT_BROKER};
-    opts[n++] = (struct option){"credit", required_argument, NULL, OPT_CREDIT};
-    opts[n++] = (struct option){"heartbeat-ms", required_argument, NULL, OPT_HEARTBEAT};
-    opts[n++] = (struct option){"log-level", required_argument, NULL, OPT_LOG};
-    opts[n++] = (struct option){"server-key", required_argument, NULL, OPT_SERVER_KEY};
-    opts[n++] = (struct option){"key", required_argument, NULL, OPT_KEY};
-    opts[n++] = (struct option){"http", required_argument, NULL, OPT_HTTP};
-    opts[n++] = (struct option){"log-format", required_argument, NULL, OPT_LOG_FORMAT};
-    opts[n++] = (struct option){"help", no_argument, NULL, 'h'};
-    for (size_t i = 0; extra && extra[i].name && n < 31; i++)
-        opts[n++] = extra[i];
-    opts[n] = (struct option){NULL, 0, NULL, 0};
-
-    const char *broker = NULL, *credit = NULL, *hb = NULL, *level = NULL, *server_key = NULL, *key = NULL,
-               *http = NULL, *format = NULL;
-    int c;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        switch (c) {
-        case OPT_BROKER: broker = optarg; break;
-        case OPT_CREDIT: credit = optarg; break;
-        case OPT_HEARTBEAT: hb = optarg; break;
-        case OPT_LOG: level = optarg; break;
-        case OPT_SERVER_KEY: server_key = optarg; break;
-        case OPT_KEY: key = optarg; break;
-        case OPT_HTTP: http = optarg; break;
-        case OPT_LOG_FORMAT: format = optarg; break;
-        case 'h': printf("%s\n%s", usage, common_usage); return 1;
-        case '?': fprintf(stderr, "%s: see --help\n", prog); return 2;
-        default:
-            if (!on_extra || on_extra(ctx, c, optarg))
-                return 2;
-        }
-    }
-    if (optind < argc) {
-        fprintf(stderr, "%s: unexpected argument '%s' (see --help)\n", prog, argv[optind]);
-        return 2;
-    }
+    hx_opt_t all[MAX_OPTS];
+    hx_opt_val_t v[MAX_OPTS];
+    if (n_extra + C_COUNT > MAX_OPTS)
+        return 2;                               /* a programming error: too many options */
+    for (size_t i = 0; i < n_extra; i++)
+        all[i] = extra[i];
+    for (size_t i = 0; i < C_COUNT; i++)
+        all[n_extra + i] = common[i];
+    char full_tail[2048];
+    snprintf(full_tail, sizeof full_tail, "%s%s%s", tail ? tail : "", tail ? "\n" : "", common_tail);
+    int rc = hx_opt_parse(prog, all, n_extra + C_COUNT, argc, argv, head, full_tail, v);
+    if (rc)
+        return rc;
+    for (size_t i = 0; i < n_extra; i++)
+        extra_vals[i] = v[i];
+    const hx_opt_val_t *c = v + n_extra;
     hx_log_level_t lvl;
-    if (hx_log_level_parse(hx_opt_pick(level, "HANDOFF_LOG_LEVEL", "info"), &lvl)) {
+    if (hx_log_level_parse(c[C_LOG_LEVEL].text, &lvl)) {
         fprintf(stderr, "%s: --log-level: must be debug, info, warn or error\n", prog);
         return 2;
     }
     hx_log_format_t fmt;
-    format = hx_opt_pick(format, "HANDOFF_LOG_FORMAT", "text");
-    if (hx_log_format_parse(format, &fmt)) {
-        fprintf(stderr, "%s: --log-format: must be text or json, got '%s'\n", prog, format);
+    if (hx_log_format_parse(c[C_LOG_FORMAT].text, &fmt)) {
+        fprintf(stderr, "%s: --log-format: must be text or json, got '%s'\n", prog, c[C_LOG_FORMAT].text);
         return 2;
     }
     hx_log_init(prog, lvl);
     hx_log_set_format(fmt, prog);
     out->metrics = NULL;
-    out->http = hx_opt_pick(http, "HANDOFF_HTTP", NULL);
+    out->http = c[C_HTTP].text;
     if (out->http && hx_http_parse_listen(prog, "--http", out->http))
         return 2;
-    out->broker = hx_opt_pick(broker, "HANDOFF_BROKER", "tcp://127.0.0.1:5555");
-    if (hx_opt_u32(prog, "--credit", hx_opt_pick(credit, "HANDOFF_CREDIT", "8"), 1, 1000, &out->credit) ||
-        hx_opt_u32(prog, "--heartbeat-ms", hx_opt_pick(hb, "HANDOFF_HEARTBEAT_MS", "1000"), 10, 60000,
-                   &out->heartbeat_ms))
-        return 2;
-    server_key = hx_opt_pick(server_key, "HANDOFF_SERVER_KEY", NULL);
-    key = hx_opt_pick(key, "HANDOFF_KEY", NULL);
+    out->broker = c[C_BROKER].text;
+    out->credit = c[C_CREDIT].u32;
+    out->heartbeat_ms = c[C_HEARTBEAT].u32;
+    const char *server_key = c[C_SERVER_KEY].text, *key = c[C_KEY].text;
     out->server_key[0] = out->public_key[0] = out->secret_key[0] = '\0';
     if (server_key || key) {
         char err[600];

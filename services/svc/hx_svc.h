@@ -2,8 +2,8 @@
  * worker, and emitting protobuf outputs and status updates. */
 #ifndef HX_SVC_H
 #define HX_SVC_H
-#include <getopt.h>
 #include <stdint.h>
+#include "hx_opt.h"
 #include "hx_worker.h"
 #include "referral.pb-c.h"
 
@@ -19,14 +19,11 @@ typedef struct {
     hx_metrics_t *metrics;
 } hx_svc_opts_t;
 
-/* Called for each option of the program's own (extra) set; returns 0 or -1 (bad value). */
-typedef int (*hx_svc_opt_fn)(void *ctx, int code, const char *arg);
-
-/* Parses argv: the common options plus `extra` (may be NULL). Prints help (usage text
- * followed by the common options) for -h. Returns 0 to run, 1 to exit 0, 2 on a usage
- * error (already reported). */
-int hx_svc_parse(int argc, char **argv, const char *prog, const char *usage, const struct option *extra,
-                 hx_svc_opt_fn on_extra, void *ctx, hx_svc_opts_t *out);
+/* Parses argv against the program's own options (extra, n_extra of them; their values in
+ * extra_vals) and the common ones, from one option table (hx_opt). -h prints head, the
+ * table and tail. Returns 0 to run, 1 to exit 0, 2 on a usage error (already reported). */
+int hx_svc_parse(int argc, char **argv, const char *prog, const char *head, const char *tail, const hx_opt_t *extra,
+                 size_t n_extra, hx_opt_val_t *extra_vals, hx_svc_opts_t *out);
 
 /* Serves `service` with fn until SIGINT/SIGTERM; reload (may be NULL) on SIGHUP. Returns
  * the process exit code. */

@@ -20,10 +20,16 @@ static const char usage[] =
     "massage) and passes the case to 'scheduling'. SIGHUP reloads the rules; a file that\n"
     "fails validation is refused and the last good rules stay in force.\n"
     "\n"
-    "  --rules FILE          the triage rules [HANDOFF_RULES]\n"
+    "options (each also from the environment variable shown, then its default):\n";
+
+static const char usage_tail[] =
     "\n"
     "example:\n"
     "  handoff-triage --rules services/triage/rules.json\n";
+
+static const hx_opt_t options[] = {
+    {"rules", HX_OPT_TEXT, "HANDOFF_RULES", NULL, 0, 0, "FILE", "the triage rules (required)"},
+};
 
 /* Referrals triaged, by the disciplines decided; "none" when sent back (a red flag, or no
  * rule matched). */
@@ -157,23 +163,15 @@ static int handle(void *arg, const hx_msg_t *in, hx_outbox_t *out, char *err, si
     return rc ? -1 : 0;
 }
 
-static int on_opt(void *ctx, int code, const char *arg)
-{
-    triage_t *t = ctx;
-    if (code == 'r')
-        t->path = arg;
-    return 0;
-}
-
 int main(int argc, char **argv)
 {
-    static const struct option extra[] = {{"rules", required_argument, NULL, 'r'}, {NULL, 0, NULL, 0}};
     triage_t t = {0};
     hx_svc_opts_t o;
-    int rc = hx_svc_parse(argc, argv, "handoff-triage", usage, extra, on_opt, &t, &o);
+    hx_opt_val_t v[1];
+    int rc = hx_svc_parse(argc, argv, "handoff-triage", usage, usage_tail, options, 1, v, &o);
     if (rc)
         return rc == 1 ? 0 : 2;
-    t.path = hx_opt_pick(t.path, "HANDOFF_RULES", NULL);
+    t.path = v[0].text;
     if (!t.path) {
         fprintf(stderr, "handoff-triage: --rules FILE is required (or HANDOFF_RULES)\n");
         return 2;
