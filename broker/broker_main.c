@@ -131,6 +131,7 @@ typedef struct {
     hx_metric_t *auth_refused, *fsync;
     hx_http_t *http;
     hx_policy_t *policy;        /* routing: who may send what where */
+    bool sock_watched, zap_watched; /* hx_zuv_init done: hx_zuv_close at the end */
 } broker_t;
 
 /* Group commit latency, 50 us .. 2.5 s: one fdatasync is ~150 us on a good disk. */
@@ -566,64 +567,18 @@ static hx_policy_t *load_policy(const char *path)
     return p;
 }
 
-int main(int argc, char **argv)
+/* The CURVE settings: the broker's secret key and the allow-list (without --revoked's keys),
+ * or plain TCP on a loopback endpoint for tests. 0, or 2 after saying what is wrong. */
+static int check_security(const hx_opt_val_t *v, char server_sec[HX_KEY_Z85 + 1], hx_allow_t **allow_list)
 {
-    hx_opt_val_t v[O_COUNT];
-    int prc = hx_opt_parse("handoff-broker", options, O_COUNT, argc, argv, usage_head, usage_tail, v);
-    if (prc)
-        return prc == 1 ? 0 : 2;
-    const char *bind = v[O_BIND].text, *ready = v[O_READY].text, *data = v[O_DATA].text, *faults = v[O_FAULTS].text,
-               *curve_secret = v[O_CURVE_SECRET].text, *allow = v[O_ALLOW].text, *audit = v[O_AUDIT].text,
-               *data_key = v[O_DATA_KEY].text, *http = v[O_HTTP].text, *log_format = v[O_LOG_FORMAT].text,
-               *policy = v[O_POLICY].text, *revoked = v[O_REVOKED].text;
-    int salvage = v[O_SALVAGE].on, plain = v[O_PLAIN].on, print_policy = v[O_PRINT_POLICY].on;
-    hx_log_level_t lvl;
-    if (hx_log_level_parse(v[O_LOG_LEVEL].text, &lvl)) {
-        fprintf(stderr, "handoff-broker: --log-level: must be debug, info, warn or error\n");
-        return 2;
-    }
-    hx_log_format_t fmt;
-    if (hx_log_format_parse(log_format, &fmt)) {
-        fprintf(stderr, "handoff-broker: --log-format: must be text or json, got '%s'\n", log_format);
-        return 2;
-    }
-    hx_log_init("broker", lvl);                 /* text lines keep the short tag operators know */
-    hx_log_set_format(fmt, "handoff-broker");
-    if (http && hx_http_parse_listen("handoff-broker", "--http", http))
-        return 2;
-    hx_router_config_t cfg = {0};
-    cfg.heartbeat_ms = v[O_HEARTBEAT].u32;
-    cfg.liveness = v[O_LIVENESS].u32;
-    cfg.max_frame = v[O_MAX_FRAME].u32;
-    cfg.max_queue = v[O_MAX_QUEUE].u32;
-    cfg.dedup_window = v[O_DEDUP].u32;
-    cfg.max_attempts = v[O_ATTEMPTS].u32;
-    cfg.backoff_ms = v[O_BACKOFF].u32;
-    cfg.backoff_max_ms = v[O_BACKOFF_MAX].u32;
-    cfg.ack_timeout_ms = v[O_ACK_TIMEOUT].u32;
-    cfg.sender_share = v[O_SHARE].u32;
-    hx_policy_t *routing = load_policy(policy);
-    if (!routing)
-        return 2;
-    if (print_policy) {
-        char *text = hx_policy_json(routing);
-        if (text)
-            puts(text);
-        free(text);
-        hx_policy_destroy(&routing);
-        return text ? 0 : 1;
-    }
-    hx_policy_destroy(&routing);                /* checked; loaded again for the router below */
-    uint32_t seg_mib_bytes = v[O_SEGMENT].u32;
-    cfg.max_queue_bytes = v[O_MAX_QUEUE_BYTES].u32;
-    if (salvage)
-        return run_salvage(data, data_key, seg_mib_bytes);
+    const char *bind = v[O_BIND].text, *curve_secret = v[O_CURVE_SECRET].text, *allow = v[O_ALLOW].text,
+               *revoked = v[O_REVOKED].text;
+    bool plain = v[O_PLAIN].on;
+    *allow_list = NULL;
     if (revoked && !allow) {
         fprintf(stderr, "handoff-broker: --revoked needs --allow (it leaves keys out of the allow-list)\n");
         return 2;
     }
-    char server_pub[HX_KEY_Z85 + 1], server_sec[HX_KEY_Z85 + 1];
-    hx_allow_t *allow_list = NULL;
     if (!curve_secret && !allow && !plain) {
         fprintf(stderr, "handoff-broker: CURVE is required: give --curve-secret and --allow (see handoff keygen), "
                         "or --plain-tcp-for-tests on a loopback endpoint\n");
@@ -639,201 +594,278 @@ int main(int argc, char **argv)
                 bind);
         return 2;
     }
-    if (curve_secret || allow) {
-        char err[600];
-        if (!curve_secret || !allow) {
-            fprintf(stderr, "handoff-broker: CURVE needs both --curve-secret and --allow\n");
-            return 2;
-        }
-        if (hx_key_load(curve_secret, server_pub, server_sec, err, sizeof err) != 0) {
-            fprintf(stderr, "handoff-broker: --curve-secret: %s\n", err);
-            return 2;
-        }
-        if (!(allow_list = load_allow(allow, revoked, err, sizeof err))) {
-            fprintf(stderr, "handoff-broker: --allow: %s (refusing to start: CURVE without an allow-list "
-                            "would admit any key)\n", err);
-            return 2;
-        }
-    }
-
-    broker_t b;
-    memset(&b, 0, sizeof b);
-    int rc = 1;
-    if (!(b.policy = load_policy(policy))) {
-        hx_allow_destroy(&allow_list);
+    if (plain)
+        return 0;
+    char err[600], server_pub[HX_KEY_Z85 + 1];
+    if (!curve_secret || !allow) {
+        fprintf(stderr, "handoff-broker: CURVE needs both --curve-secret and --allow\n");
         return 2;
     }
-    cfg.policy = b.policy;
-    uv_loop_init(&b.loop);
-    b.zctx = zmq_ctx_new();
-    b.allow = allow_list;
-    b.allow_path = allow;
-    b.revoked_path = revoked;
-    if (allow_list) {                           /* the ZAP handler first, then the server socket */
-        b.zap = zmq_socket(b.zctx, ZMQ_REP);
+    if (hx_key_load(curve_secret, server_pub, server_sec, err, sizeof err) != 0) {
+        fprintf(stderr, "handoff-broker: --curve-secret: %s\n", err);
+        return 2;
+    }
+    if (!(*allow_list = load_allow(allow, revoked, err, sizeof err))) {
+        fprintf(stderr, "handoff-broker: --allow: %s (refusing to start: CURVE without an allow-list "
+                        "would admit any key)\n", err);
+        return 2;
+    }
+    return 0;
+}
+
+/* The ZAP handler (with CURVE) and then the ROUTER socket, bound. 0 or -1 (said why). */
+static int open_socket(broker_t *b, const char *bind, const char *server_sec, uint32_t max_frame)
+{
+    if (b->allow) {                             /* the ZAP handler first, then the server socket */
+        b->zap = zmq_socket(b->zctx, ZMQ_REP);
         int zero0 = 0;
-        zmq_setsockopt(b.zap, ZMQ_LINGER, &zero0, sizeof zero0);
-        if (zmq_bind(b.zap, "inproc://zeromq.zap.01") != 0) {
+        zmq_setsockopt(b->zap, ZMQ_LINGER, &zero0, sizeof zero0);
+        if (zmq_bind(b->zap, "inproc://zeromq.zap.01") != 0) {
             fprintf(stderr, "handoff-broker: cannot start the ZAP handler: %s\n", zmq_strerror(errno));
-            zmq_close(b.zap);
-            hx_allow_destroy(&b.allow);
-            hx_policy_destroy(&b.policy);
-            zmq_ctx_term(b.zctx);
-            return 1;
+            return -1;
         }
     }
-    b.sock = zmq_socket(b.zctx, ZMQ_ROUTER);
-    if (allow_list) {
+    b->sock = zmq_socket(b->zctx, ZMQ_ROUTER);
+    if (b->allow) {
         int server = 1;
-        zmq_setsockopt(b.sock, ZMQ_CURVE_SERVER, &server, sizeof server);
-        zmq_setsockopt(b.sock, ZMQ_CURVE_SECRETKEY, server_sec, HX_KEY_Z85);
-        zmq_setsockopt(b.sock, ZMQ_ZAP_DOMAIN, "handoff", 7);
+        zmq_setsockopt(b->sock, ZMQ_CURVE_SERVER, &server, sizeof server);
+        zmq_setsockopt(b->sock, ZMQ_CURVE_SECRETKEY, server_sec, HX_KEY_Z85);
+        zmq_setsockopt(b->sock, ZMQ_ZAP_DOMAIN, "handoff", 7);
     }
     int one = 1, zero = 0, hwm = 100000;
     /* Frames up to max_frame + HX_FRAME_GRACE are read and answered ERR_TOO_LARGE; libzmq
      * drops a peer beyond that (its limit counts CURVE's box too, hence the extra 256). */
-    int64_t maxmsg = (int64_t)cfg.max_frame + HX_FRAME_GRACE + 256;
-    zmq_setsockopt(b.sock, ZMQ_ROUTER_MANDATORY, &one, sizeof one);
-    zmq_setsockopt(b.sock, ZMQ_LINGER, &zero, sizeof zero);
-    zmq_setsockopt(b.sock, ZMQ_SNDHWM, &hwm, sizeof hwm);
-    zmq_setsockopt(b.sock, ZMQ_RCVHWM, &hwm, sizeof hwm);
-    zmq_setsockopt(b.sock, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
-    if (zmq_bind(b.sock, bind) != 0) {
+    int64_t maxmsg = (int64_t)max_frame + HX_FRAME_GRACE + 256;
+    zmq_setsockopt(b->sock, ZMQ_ROUTER_MANDATORY, &one, sizeof one);
+    zmq_setsockopt(b->sock, ZMQ_LINGER, &zero, sizeof zero);
+    zmq_setsockopt(b->sock, ZMQ_SNDHWM, &hwm, sizeof hwm);
+    zmq_setsockopt(b->sock, ZMQ_RCVHWM, &hwm, sizeof hwm);
+    zmq_setsockopt(b->sock, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
+    if (zmq_bind(b->sock, bind) != 0) {
         fprintf(stderr, "handoff-broker: --bind %s: %s\n", bind, zmq_strerror(errno));
-        goto fail_socket;
+        return -1;
     }
+    return 0;
+}
+
+/* The store (the durable log with --data, else memory), the audit log, the router and its
+ * metrics, recovered from the log. 0 or -1 (said why). */
+static int open_router(broker_t *b, hx_router_config_t *cfg, const hx_opt_val_t *v)
+{
+    const char *data = v[O_DATA].text, *data_key = v[O_DATA_KEY].text, *audit = v[O_AUDIT].text;
     uint8_t key[32];
     char key_err[600] = "needs --data";
     if (data_key && (!data || hx_data_key_load(data_key, key, key_err, sizeof key_err) != 0)) {
         fprintf(stderr, "handoff-broker: --data-key: %s\n", key_err);
-        goto fail_router;
+        return -1;
     }
     if (data) {
         char err[512];
-        hx_store_log_config_t lc = {.dir = data, .segment_bytes = seg_mib_bytes, .loop = &b.loop,
-                                    .faults_path = faults, .key = data_key ? key : NULL};
-        b.store = hx_store_log_new(&lc, err, sizeof err);
-        if (!b.store) {
+        hx_store_log_config_t lc = {.dir = data, .segment_bytes = v[O_SEGMENT].u32, .loop = &b->loop,
+                                    .faults_path = v[O_FAULTS].text, .key = data_key ? key : NULL};
+        b->store = hx_store_log_new(&lc, err, sizeof err);
+        memset(key, 0, sizeof key);
+        if (!b->store) {
             fprintf(stderr, "handoff-broker: --data: %s\n", err);
-            goto fail_router;
+            return -1;
         }
     } else {
-        b.store = hx_store_memory_new();
+        b->store = hx_store_memory_new();
     }
-    cfg.send = send_frame;
-    cfg.send_arg = &b;
+    cfg->send = send_frame;
+    cfg->send_arg = b;
     if (audit) {
         char err[600];
-        if (!(b.audit = hx_audit_open(audit, err, sizeof err))) {
+        if (!(b->audit = hx_audit_open(audit, err, sizeof err))) {
             fprintf(stderr, "handoff-broker: --audit: %s\n", err);
-            goto fail_router;
+            return -1;
         }
-        cfg.audit = audit_event;
-        cfg.audit_arg = &b;
-        if (data) {                             /* the log vouches for the chain's head */
+        cfg->audit = audit_event;
+        cfg->audit_arg = b;
+        if (data && b->store) {                 /* the log vouches for the chain's head */
             char anchor[4200];
             snprintf(anchor, sizeof anchor, "%s/%s", data, HX_AUDIT_ANCHOR_FILE);
-            if (hx_audit_set_anchor_file(b.audit, anchor) != 0) {
+            if (hx_audit_set_anchor_file(b->audit, anchor) != 0) {
                 fprintf(stderr, "handoff-broker: out of memory\n");
-                goto fail_router;
+                return -1;
             }
-            b.store->anchor = hx_audit_anchor_hook;
-            b.store->on_anchor = hx_audit_anchored_hook;
-            b.store->anchor_arg = b.audit;
+            b->store->anchor = hx_audit_anchor_hook;
+            b->store->on_anchor = hx_audit_anchored_hook;
+            b->store->anchor_arg = b->audit;
         }
     }
-    if (allow_list) {
-        cfg.principal_allowed = principal_allowed;
-        cfg.principal_arg = &b;
+    if (b->allow) {
+        cfg->principal_allowed = principal_allowed;
+        cfg->principal_arg = b;
     }
-    cfg.store = b.store;
-    b.router = b.store ? hx_router_new(&cfg) : NULL;
-    b.metrics = hx_metrics_new();
-    b.auth_refused = hx_metrics_counter(b.metrics, "handoff_broker_auth_refused_total",
-                                        "Connections the ZAP handler refused (key not allowed, or not CURVE).",
-                                        NULL, NULL);
-    b.fsync = hx_metrics_histogram(b.metrics, "handoff_broker_fsync_seconds",
-                                   "Time to write and fdatasync one group commit of the log.", NULL, NULL,
-                                   fsync_bounds_ns, sizeof fsync_bounds_ns / sizeof fsync_bounds_ns[0], 1e9);
-    if (!b.store || !b.router || !b.auth_refused || !b.fsync) {
+    cfg->store = b->store;
+    b->router = b->store ? hx_router_new(cfg) : NULL;
+    b->metrics = hx_metrics_new();
+    b->auth_refused = hx_metrics_counter(b->metrics, "handoff_broker_auth_refused_total",
+                                         "Connections the ZAP handler refused (key not allowed, or not CURVE).",
+                                         NULL, NULL);
+    b->fsync = hx_metrics_histogram(b->metrics, "handoff_broker_fsync_seconds",
+                                    "Time to write and fdatasync one group commit of the log.", NULL, NULL,
+                                    fsync_bounds_ns, sizeof fsync_bounds_ns / sizeof fsync_bounds_ns[0], 1e9);
+    if (!b->store || !b->router || !b->auth_refused || !b->fsync) {
         fprintf(stderr, "handoff-broker: out of memory\n");
-        goto fail_router;
+        return -1;
     }
-    if (hx_router_recover(b.router) != 0) {
+    if (hx_router_recover(b->router) != 0) {
         const char *why = "";
-        b.store->ops->health(b.store, &why);
+        b->store->ops->health(b->store, &why);
         fprintf(stderr, "handoff-broker: cannot recover from the log in %s: %s\n", data, why);
-        goto fail_router;
+        return -1;
     }
-    if (hx_audit_anchor_error(b.audit)) {       /* appending would hide the cut */
-        fprintf(stderr, "handoff-broker: --audit: %s\n", hx_audit_anchor_error(b.audit));
-        goto fail_router;
+    if (hx_audit_anchor_error(b->audit)) {      /* appending would hide the cut */
+        fprintf(stderr, "handoff-broker: --audit: %s\n", hx_audit_anchor_error(b->audit));
+        return -1;
     }
-    if (b.zap && hx_zuv_init(&b.zap_zuv, &b.loop, b.zap, on_zap, &b) != 0) {
+    return 0;
+}
+
+/* The loop's handles: the sockets watched, the tick, the flush, signals, HTTP, and the ready
+ * file last. 0, or -1 before any handle exists, -2 after (said why). */
+static int start_loop(broker_t *b, uint32_t heartbeat_ms, const hx_opt_val_t *v)
+{
+    if (b->zap && hx_zuv_init(&b->zap_zuv, &b->loop, b->zap, on_zap, b) != 0) {
         fprintf(stderr, "handoff-broker: cannot watch the ZAP socket\n");
-        goto fail_router;
+        return -1;
     }
-    if (hx_zuv_init(&b.zuv, &b.loop, b.sock, on_message, &b) != 0) {
+    b->zap_watched = b->zap != NULL;
+    if (hx_zuv_init(&b->zuv, &b->loop, b->sock, on_message, b) != 0) {
         fprintf(stderr, "handoff-broker: cannot watch the socket\n");
-        goto fail_router;
+        return -2;
     }
-    uv_timer_init(&b.loop, &b.tick);
-    b.tick.data = &b;
-    uint64_t period = cfg.heartbeat_ms / 4 < 50 ? cfg.heartbeat_ms / 4 : 50;   /* also the backoff's grain */
-    uv_timer_start(&b.tick, on_tick, period ? period : 1, period ? period : 1);
-    uv_prepare_init(&b.loop, &b.flush);
-    b.flush.data = &b;
-    uv_prepare_start(&b.flush, on_flush);
-    uv_signal_init(&b.loop, &b.sigint);
-    uv_signal_init(&b.loop, &b.sigterm);
-    b.sigint.data = b.sigterm.data = &b;
-    uv_signal_start(&b.sigint, on_signal, SIGINT);
-    uv_signal_start(&b.sigterm, on_signal, SIGTERM);
-    uv_signal_init(&b.loop, &b.sighup);
-    b.sighup.data = &b;
-    uv_signal_start(&b.sighup, on_hup, SIGHUP);
-    b.store->on_sync = on_sync;
-    b.store->sync_arg = &b;
+    b->sock_watched = true;
+    uv_timer_init(&b->loop, &b->tick);
+    b->tick.data = b;
+    uint64_t period = heartbeat_ms / 4 < 50 ? heartbeat_ms / 4 : 50;   /* also the backoff's grain */
+    uv_timer_start(&b->tick, on_tick, period ? period : 1, period ? period : 1);
+    uv_prepare_init(&b->loop, &b->flush);
+    b->flush.data = b;
+    uv_prepare_start(&b->flush, on_flush);
+    uv_signal_init(&b->loop, &b->sigint);
+    uv_signal_init(&b->loop, &b->sigterm);
+    b->sigint.data = b->sigterm.data = b;
+    uv_signal_start(&b->sigint, on_signal, SIGINT);
+    uv_signal_start(&b->sigterm, on_signal, SIGTERM);
+    uv_signal_init(&b->loop, &b->sighup);
+    b->sighup.data = b;
+    uv_signal_start(&b->sighup, on_hup, SIGHUP);
+    b->store->on_sync = on_sync;
+    b->store->sync_arg = b;
+    const char *http = v[O_HTTP].text, *ready = v[O_READY].text;
     if (http) {
         char err[600];
-        hx_http_opts_t ho = {.listen = http, .loop = &b.loop, .page = http_page, .arg = &b};
-        if (!(b.http = hx_http_start(&ho, err, sizeof err))) {
+        hx_http_opts_t ho = {.listen = http, .loop = &b->loop, .page = http_page, .arg = b};
+        if (!(b->http = hx_http_start(&ho, err, sizeof err))) {
             fprintf(stderr, "handoff-broker: --http %s: %s\n", http, err);
-            goto fail_loop;
+            return -2;
         }
-        hx_info("metrics and health on http://%s (port %d): /metrics /healthz /readyz", http, hx_http_port(b.http));
+        hx_info("metrics and health on http://%s (port %d): /metrics /healthz /readyz", http, hx_http_port(b->http));
     }
-    if (ready && write_ready_file(ready, b.sock) != 0) {
+    if (ready && write_ready_file(ready, b->sock) != 0) {
         fprintf(stderr, "handoff-broker: --ready-file %s: %s\n", ready, strerror(errno));
-        goto fail_loop;
+        return -2;
     }
-    hx_info("listening on %s (heartbeat %u ms x %u, max frame %u bytes, %s, %s)", bind, cfg.heartbeat_ms,
-            cfg.liveness, cfg.max_frame, data ? "durable log" : "in memory",
-            b.zap ? "CURVE with an allow-list" : "plain TCP without authentication");
-    uv_run(&b.loop, UV_RUN_DEFAULT);
-    rc = 0;
+    return 0;
+}
 
-fail_loop:
-    hx_http_stop(&b.http);                      /* before the loop's handles close */
-    hx_zuv_close(&b.zuv, NULL);
-    if (b.zap)
-        hx_zuv_close(&b.zap_zuv, NULL);
-    uv_walk(&b.loop, close_walk, NULL);
-    uv_run(&b.loop, UV_RUN_DEFAULT);
-fail_router:
-    hx_router_destroy(&b.router);
-    hx_metrics_destroy(&b.metrics);
-    hx_store_destroy(&b.store);
-    hx_audit_close(&b.audit);
-fail_socket:
-    zmq_close(b.sock);
-    if (b.zap)
-        zmq_close(b.zap);
-    hx_allow_destroy(&b.allow);
-    hx_allow_destroy(&b.retired);
-    hx_policy_destroy(&b.policy);
-    zmq_ctx_term(b.zctx);
-    uv_loop_close(&b.loop);
+/* Closes whatever was opened, in reverse order. */
+static void broker_close(broker_t *b)
+{
+    hx_http_stop(&b->http);                     /* before the loop's handles close */
+    if (b->sock_watched)
+        hx_zuv_close(&b->zuv, NULL);
+    if (b->zap_watched)
+        hx_zuv_close(&b->zap_zuv, NULL);
+    uv_walk(&b->loop, close_walk, NULL);
+    uv_run(&b->loop, UV_RUN_DEFAULT);
+    hx_router_destroy(&b->router);
+    hx_metrics_destroy(&b->metrics);
+    hx_store_destroy(&b->store);
+    hx_audit_close(&b->audit);
+    if (b->sock)
+        zmq_close(b->sock);
+    if (b->zap)
+        zmq_close(b->zap);
+    hx_allow_destroy(&b->allow);
+    hx_allow_destroy(&b->retired);
+    hx_policy_destroy(&b->policy);
+    zmq_ctx_term(b->zctx);
+    uv_loop_close(&b->loop);
+}
+
+int main(int argc, char **argv)
+{
+    hx_opt_val_t v[O_COUNT];
+    int prc = hx_opt_parse("handoff-broker", options, O_COUNT, argc, argv, usage_head, usage_tail, v);
+    if (prc)
+        return prc == 1 ? 0 : 2;
+    hx_log_level_t lvl;
+    if (hx_log_level_parse(v[O_LOG_LEVEL].text, &lvl)) {
+        fprintf(stderr, "handoff-broker: --log-level: must be debug, info, warn or error\n");
+        return 2;
+    }
+    hx_log_format_t fmt;
+    if (hx_log_format_parse(v[O_LOG_FORMAT].text, &fmt)) {
+        fprintf(stderr, "handoff-broker: --log-format: must be text or json, got '%s'\n", v[O_LOG_FORMAT].text);
+        return 2;
+    }
+    hx_log_init("broker", lvl);                 /* text lines keep the short tag operators know */
+    hx_log_set_format(fmt, "handoff-broker");
+    if (v[O_HTTP].text && hx_http_parse_listen("handoff-broker", "--http", v[O_HTTP].text))
+        return 2;
+    hx_router_config_t cfg = {
+        .heartbeat_ms = v[O_HEARTBEAT].u32, .liveness = v[O_LIVENESS].u32, .max_frame = v[O_MAX_FRAME].u32,
+        .max_queue = v[O_MAX_QUEUE].u32, .dedup_window = v[O_DEDUP].u32, .max_attempts = v[O_ATTEMPTS].u32,
+        .backoff_ms = v[O_BACKOFF].u32, .backoff_max_ms = v[O_BACKOFF_MAX].u32,
+        .ack_timeout_ms = v[O_ACK_TIMEOUT].u32, .sender_share = v[O_SHARE].u32,
+        .max_queue_bytes = v[O_MAX_QUEUE_BYTES].u32};
+    hx_policy_t *routing = load_policy(v[O_POLICY].text);
+    if (!routing)
+        return 2;
+    if (v[O_PRINT_POLICY].on) {
+        char *text = hx_policy_json(routing);
+        if (text)
+            puts(text);
+        free(text);
+        hx_policy_destroy(&routing);
+        return text ? 0 : 1;
+    }
+    if (v[O_SALVAGE].on) {
+        hx_policy_destroy(&routing);
+        return run_salvage(v[O_DATA].text, v[O_DATA_KEY].text, v[O_SEGMENT].u32);
+    }
+    char server_sec[HX_KEY_Z85 + 1] = "";
+    hx_allow_t *allow_list = NULL;
+    int rc = check_security(v, server_sec, &allow_list);
+    if (rc) {
+        hx_policy_destroy(&routing);
+        return rc;
+    }
+
+    broker_t b;
+    memset(&b, 0, sizeof b);
+    b.policy = routing;
+    cfg.policy = b.policy;
+    uv_loop_init(&b.loop);
+    b.zctx = zmq_ctx_new();
+    b.allow = allow_list;
+    b.allow_path = v[O_ALLOW].text;
+    b.revoked_path = v[O_REVOKED].text;
+    rc = 1;
+    if (open_socket(&b, v[O_BIND].text, server_sec, cfg.max_frame) == 0 && open_router(&b, &cfg, v) == 0 &&
+        start_loop(&b, cfg.heartbeat_ms, v) == 0) {
+        hx_info("listening on %s (heartbeat %u ms x %u, max frame %u bytes, %s, %s)", v[O_BIND].text,
+                cfg.heartbeat_ms, cfg.liveness, cfg.max_frame, v[O_DATA].text ? "durable log" : "in memory",
+                b.zap ? "CURVE with an allow-list" : "plain TCP without authentication");
+        uv_run(&b.loop, UV_RUN_DEFAULT);
+        rc = 0;
+    }
+    memset(server_sec, 0, sizeof server_sec);
+    broker_close(&b);
     if (rc == 0)
         hx_info("stopped");
     return rc;
