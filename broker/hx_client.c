@@ -1,5 +1,7 @@
 /* hx_client — synchronous clinic client: request/reply with retries on fresh connections
- * (the "lazy pirate" pattern); the broker's dedup by id makes the retries exact. */
+ * (the "lazy pirate" pattern); the broker's dedup by id makes the retries exact. Each
+ * connection's handshake is watched (zmq_socket_monitor): a refused key ends the retries at
+ * once, as HX_EDENIED, instead of looking like a broker that does not answer. */
 #include "hx_client.h"
 #include "hx_client_internal.h"
 
@@ -22,6 +24,10 @@ struct hx_client {
     Handoff__ErrorCode err_code;
     char err_text[256];
     hx_buf_t buf;
+    void *mon;                  /* the handshake monitor of sock (NULL: none, a timeout tells) */
+    unsigned mon_seq;           /* one inproc address per socket */
+    int drops;                  /* handshakes closed without a reason, in a row */
+    bool denied;                /* sock's handshake was refused (the reason in err_text) */
 };
 
 typedef struct {
@@ -52,18 +58,120 @@ static int send_env(hx_client_t *c, const Handoff__Envelope *env)
     return 0;
 }
 
-/* Receives one envelope (heartbeats skipped) before deadline; NULL on timeout or garbage. */
+void *hx_handshake_monitor(void *zctx, void *sock, unsigned seq)
+{
+    char addr[64];
+    snprintf(addr, sizeof addr, "inproc://hx-handshake-%u", seq);
+    if (zmq_socket_monitor(sock, addr,
+                           ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL |
+                               ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) != 0)
+        return NULL;
+    void *mon = zmq_socket(zctx, ZMQ_PAIR);
+    int zero = 0;
+    if (mon && zmq_setsockopt(mon, ZMQ_LINGER, &zero, sizeof zero) == 0 && zmq_connect(mon, addr) == 0)
+        return mon;                             /* connected before sock connects: no event is lost */
+    if (mon)
+        zmq_close(mon);
+    zmq_socket_monitor(sock, NULL, 0);
+    return NULL;
+}
+
+hx_handshake_t hx_handshake_event(const zmq_msg_t *parts, size_t n, const char *curve_public, char *why,
+                                  size_t cap)
+{
+    if (n != 2 || zmq_msg_size((zmq_msg_t *)&parts[0]) != 6)
+        return HX_HANDSHAKE_OTHER;
+    const uint8_t *d = zmq_msg_data((zmq_msg_t *)&parts[0]);
+    uint16_t event;
+    uint32_t value;
+    memcpy(&event, d, sizeof event);            /* libzmq's layout: event, then value, native order */
+    memcpy(&value, d + 2, sizeof value);
+    bool curve = curve_public && curve_public[0];
+    switch (event) {
+    case ZMQ_EVENT_HANDSHAKE_SUCCEEDED:
+        return HX_HANDSHAKE_OK;
+    case ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL:
+        snprintf(why, cap, "%s",
+                 curve ? "the broker closed the connection during the CURVE handshake: is the broker's public key "
+                         "(--server-key) the right one?"
+                       : "the broker closed the connection during the handshake: it probably requires CURVE "
+                         "(--server-key and --key)");
+        return HX_HANDSHAKE_DROPPED;
+    case ZMQ_EVENT_HANDSHAKE_FAILED_AUTH:       /* the broker's ZAP handler said no (RFC 27 status) */
+        if (value == 400 && curve)
+            snprintf(why, cap, "the broker refused this key (not in its allow-list): public key %s", curve_public);
+        else
+            snprintf(why, cap, "the broker refused the connection (ZAP status %u)", value);
+        return HX_HANDSHAKE_REFUSED;
+    case ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL:
+        if (value == ZMQ_PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH)
+            snprintf(why, cap, "%s",
+                     curve ? "the broker does not use CURVE, and this client does (--server-key, --key)"
+                           : "the broker requires CURVE: this client has no keys (--server-key and --key)");
+        else if (value == ZMQ_PROTOCOL_ERROR_ZMTP_CRYPTOGRAPHIC)
+            snprintf(why, cap, "the CURVE handshake failed (a box did not open): is the broker's public key "
+                               "(--server-key) the right one?");
+        else
+            snprintf(why, cap, "the handshake with the broker failed (ZMTP protocol error 0x%08x)", value);
+        return HX_HANDSHAKE_REFUSED;
+    default:
+        return HX_HANDSHAKE_OTHER;
+    }
+}
+
+/* Reads the handshake events waiting on c->mon; sets c->denied (and the error) when the
+ * handshake was refused. */
+static void read_handshakes(hx_client_t *c)
+{
+    while (!c->denied) {
+        zmq_msg_t parts[2];
+        size_t n = 0;
+        bool more = true;
+        while (more && n < 2) {
+            zmq_msg_init(&parts[n]);
+            if (zmq_msg_recv(&parts[n], c->mon, ZMQ_DONTWAIT) < 0) {
+                zmq_msg_close(&parts[n]);
+                break;
+            }
+            more = zmq_msg_more(&parts[n++]);
+        }
+        if (n == 0)
+            return;
+        char why[200];
+        hx_handshake_t h = hx_handshake_event(parts, n, c->curve_public, why, sizeof why);
+        for (size_t i = 0; i < n; i++)
+            zmq_msg_close(&parts[i]);
+        if (h == HX_HANDSHAKE_OK) {
+            c->drops = 0;
+        } else if (h == HX_HANDSHAKE_REFUSED) {
+            c->denied = true;
+            set_error(c, HANDOFF__ERROR_CODE__ERR_NONE, why);
+        } else if (h == HX_HANDSHAKE_DROPPED && ++c->drops >= HX_HANDSHAKE_DROPS_REFUSED) {
+            c->denied = true;
+            char text[256];
+            snprintf(text, sizeof text, "%s (%d times in a row)", why, c->drops);
+            set_error(c, HANDOFF__ERROR_CODE__ERR_NONE, text);
+        }
+    }
+}
+
+/* Receives one envelope (heartbeats skipped) before deadline; NULL on timeout, garbage or a
+ * refused handshake (c->denied). */
 static Handoff__Envelope *recv_env(hx_client_t *c, int64_t deadline)
 {
     for (;;) {
         int64_t left = deadline - now_ms();
-        if (left <= 0)
+        if (left <= 0 || c->denied)
             return NULL;
-        zmq_pollitem_t item = {c->sock, 0, ZMQ_POLLIN, 0};
-        int rc = zmq_poll(&item, 1, (long)left);
+        zmq_pollitem_t items[2] = {{c->sock, 0, ZMQ_POLLIN, 0}, {c->mon, 0, ZMQ_POLLIN, 0}};
+        int rc = zmq_poll(items, c->mon ? 2 : 1, (long)left);
         if (rc < 0 && errno == EINTR)
             return NULL;
         if (rc <= 0)
+            continue;
+        if (c->mon && (items[1].revents & ZMQ_POLLIN))
+            read_handshakes(c);
+        if (!(items[0].revents & ZMQ_POLLIN))
             continue;
         zmq_msg_t m;
         zmq_msg_init(&m);
@@ -97,11 +205,23 @@ static bool is_reply_to(const Handoff__Envelope *env, const uint8_t *id)
     return env->correlation_id.len == HX_ID_LEN && memcmp(env->correlation_id.data, id, HX_ID_LEN) == 0;
 }
 
-/* Opens a new connection and session. */
-static int open_session(hx_client_t *c)
+static void close_socket(hx_client_t *c)
 {
     if (c->sock)
         zmq_close(c->sock);
+    if (c->mon)
+        zmq_close(c->mon);
+    c->sock = c->mon = NULL;
+}
+
+/* Opens a new connection and session: 0, HX_ETIMEDOUT, HX_EDENIED (the handshake was refused,
+ * or the key may not open this session), HX_EREFUSED (another refusal of the HELLO), HX_EINVAL
+ * (the endpoint), HX_EIO. */
+static int open_session(hx_client_t *c)
+{
+    close_socket(c);
+    c->denied = false;
+    c->drops = 0;
     c->sock = zmq_socket(c->zctx, ZMQ_DEALER);
     if (!c->sock)
         return HX_EIO;
@@ -113,6 +233,7 @@ static int open_session(hx_client_t *c)
         zmq_setsockopt(c->sock, ZMQ_CURVE_PUBLICKEY, c->curve_public, 40);
         zmq_setsockopt(c->sock, ZMQ_CURVE_SECRETKEY, c->curve_secret, 40);
     }
+    c->mon = hx_handshake_monitor(c->zctx, c->sock, c->mon_seq++);
     if (zmq_connect(c->sock, c->endpoint) != 0) {
         set_error(c, HANDOFF__ERROR_CODE__ERR_NONE, zmq_strerror(errno));
         return HX_EINVAL;
@@ -136,27 +257,37 @@ static int open_session(hx_client_t *c)
             rc = 0;
             if (env->kind != HANDOFF__KIND__KIND_WELCOME) {
                 set_error(c, env->error_code, env->error_text);
-                rc = HX_EREFUSED;
+                rc = env->error_code == HANDOFF__ERROR_CODE__ERR_FORBIDDEN ? HX_EDENIED : HX_EREFUSED;
             }
             handoff__envelope__free_unpacked(env, NULL);
             return rc;
         }
         handoff__envelope__free_unpacked(env, NULL);
     }
+    if (c->denied)
+        return HX_EDENIED;
     set_error(c, HANDOFF__ERROR_CODE__ERR_NONE, "no answer from the broker");
     return HX_ETIMEDOUT;
 }
 
 hx_client_t *hx_client_connect(const hx_client_opts_t *o, char *err, size_t errcap)
 {
+    hx_client_t *c = NULL;
+    hx_client_open(o, &c, err, errcap);
+    return c;
+}
+
+int hx_client_open(const hx_client_opts_t *o, hx_client_t **out, char *err, size_t errcap)
+{
+    *out = NULL;
     if (!o || !o->endpoint || !hx_name_valid(o->clinic)) {
         snprintf(err, errcap, "clinic id: must be 1 to %d characters of [A-Za-z0-9._-]", HX_NAME_MAX);
-        return NULL;
+        return HX_EINVAL;
     }
     hx_client_t *c = calloc(1, sizeof *c);
     if (!c) {
         snprintf(err, errcap, "out of memory");
-        return NULL;
+        return HX_ENOMEM;
     }
     snprintf(c->endpoint, sizeof c->endpoint, "%s", o->endpoint);
     snprintf(c->clinic, sizeof c->clinic, "%s", o->clinic);
@@ -167,7 +298,7 @@ hx_client_t *hx_client_connect(const hx_client_opts_t *o, char *err, size_t errc
             snprintf(err, errcap, "CURVE needs the broker's public key and this clinic's key pair (40 Z85 "
                                   "characters each)");
             free(c);
-            return NULL;
+            return HX_EINVAL;
         }
         memcpy(c->curve_server, o->curve_server_key, 41);
         memcpy(c->curve_public, o->curve_public, 41);
@@ -176,7 +307,7 @@ hx_client_t *hx_client_connect(const hx_client_opts_t *o, char *err, size_t errc
     c->timeout_ms = o->timeout_ms > 0 ? o->timeout_ms : 3000;
     c->attempts = o->attempts > 0 ? o->attempts : 3;
     c->zctx = zmq_ctx_new();
-    int rc = HX_ETIMEDOUT;
+    int rc = c->zctx ? HX_ETIMEDOUT : HX_EIO;
     for (int a = 0; a < c->attempts && rc == HX_ETIMEDOUT; a++)
         rc = open_session(c);
     if (rc) {
@@ -185,14 +316,18 @@ hx_client_t *hx_client_connect(const hx_client_opts_t *o, char *err, size_t errc
                      c->timeout_ms);
         else if (rc == HX_EINVAL)
             snprintf(err, errcap, "broker endpoint '%s': %s", c->endpoint, c->err_text);
+        else if (rc == HX_EDENIED && c->err_code == HANDOFF__ERROR_CODE__ERR_NONE)    /* at the handshake */
+            snprintf(err, errcap, "broker at %s: %s", c->endpoint, c->err_text);
+        else if (rc == HX_EIO)
+            snprintf(err, errcap, "cannot make a socket: %s", zmq_strerror(errno));
         else
             snprintf(err, errcap, "broker refused the session: %s", c->err_text);
-        zmq_close(c->sock);
-        c->sock = NULL;
+        close_socket(c);                        /* no BYE: there is no session */
         hx_client_destroy(&c);
-        return NULL;
+        return rc;
     }
-    return c;
+    *out = c;
+    return 0;
 }
 
 void hx_client_destroy(hx_client_t **self_p)
@@ -209,8 +344,8 @@ void hx_client_destroy(hx_client_t **self_p)
         zmq_setsockopt(c->sock, ZMQ_SNDTIMEO, &dontwait, sizeof dontwait);
         send_env(c, &bye);
         zmq_setsockopt(c->sock, ZMQ_LINGER, &linger, sizeof linger);
-        zmq_close(c->sock);
     }
+    close_socket(c);
     if (c->zctx)
         zmq_ctx_term(c->zctx);
     hx_buf_free(&c->buf);
@@ -224,8 +359,9 @@ static int request(hx_client_t *c, const Handoff__Envelope *env, Handoff__Envelo
 {
     set_error(c, HANDOFF__ERROR_CODE__ERR_NONE, "");
     for (int a = 0; a < c->attempts; a++) {
-        if (a > 0 && open_session(c) == HX_EREFUSED)
-            return HX_EREFUSED;
+        int orc = a > 0 ? open_session(c) : 0;
+        if (orc == HX_EREFUSED || orc == HX_EDENIED)
+            return orc;
         if (send_env(c, env))
             continue;
         int64_t deadline = now_ms() + c->timeout_ms;
@@ -249,6 +385,8 @@ static int request(hx_client_t *c, const Handoff__Envelope *env, Handoff__Envelo
             *reply = r;
             return 0;
         }
+        if (c->denied)                              /* a reconnection's handshake was refused */
+            return HX_EDENIED;
     }
     if (!c->err_text[0])
         set_error(c, HANDOFF__ERROR_CODE__ERR_NONE, "no answer from the broker");
@@ -357,6 +495,10 @@ int hx_client_submit_many(hx_client_t *c, const hx_msg_t *msgs, size_t n, size_t
         if (busy && (outstanding == 0 || busy_at < deadline))
             deadline = busy_at;
         Handoff__Envelope *r = recv_env(c, deadline);
+        if (!r && c->denied) {
+            rc = HX_EDENIED;
+            goto out;
+        }
         if (!r && busy && now_ms() >= busy_at)
             continue;                               /* only the pause ended */
         if (!r || r->kind == HANDOFF__KIND__KIND_BYE ||

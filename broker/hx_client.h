@@ -54,13 +54,21 @@ typedef struct {
     int attempts;               /* 0 = 3; each retry uses a fresh connection */
 } hx_client_opts_t;
 
-/* Connects and opens a clinic session (HELLO/WELCOME). NULL on failure, with the reason
- * in err. */
+/* Connects and opens a clinic session (HELLO/WELCOME): 0 with the client in *out, or NULL in
+ * *out, the reason in err and HX_ETIMEDOUT (no answer in `attempts` tries), HX_EDENIED (the
+ * broker refused this key at the CURVE handshake, the handshake failed, or the key may not
+ * open this session: known at once, not retried), HX_EREFUSED (another refusal of the HELLO),
+ * HX_EINVAL (the options or the endpoint), HX_ENOMEM or HX_EIO. */
+int hx_client_open(const hx_client_opts_t *opts, hx_client_t **out, char *err, size_t errcap);
+/* hx_client_open for callers that need no code: the client, or NULL with the reason in err. */
 hx_client_t *hx_client_connect(const hx_client_opts_t *opts, char *err, size_t errcap);
 /* Says BYE (the broker puts back what was fetched and not acked), closes, NULLs. */
 void hx_client_destroy(hx_client_t **self_p);
 
-/* Submits n messages (1..HX_MAX_BATCH) in one request and waits until the broker has
+/* Every request below may also return HX_EDENIED: the connection was lost and the new one's
+ * handshake or HELLO was refused (the key was taken out of the allow-list meanwhile).
+ *
+ * Submits n messages (1..HX_MAX_BATCH) in one request and waits until the broker has
  * accepted all of them. Safe to repeat: the broker keeps one message per id. Returns 0, or
  * HX_EREFUSED (see hx_client_error), HX_ETIMEDOUT, HX_EINVAL. */
 int hx_client_submit(hx_client_t *c, const hx_msg_t *msgs, size_t n);

@@ -17,6 +17,7 @@ const char *hx_strerror(int err)
     case HX_EREFUSED: return "refused by the broker";
     case HX_EIO: return "input/output error";
     case HX_ESTOPPED: return "stopped";
+    case HX_EDENIED: return "denied by the broker";
     default: return "unknown error";
     }
 }

@@ -28,6 +28,9 @@ enum {
     HX_EREFUSED = -4,     /* the broker answered with an error (see the client's last error) */
     HX_EIO = -5,          /* a socket or file failed */
     HX_ESTOPPED = -6,     /* interrupted by a signal or a stop request */
+    HX_EDENIED = -7,      /* the broker will not let this peer in: its key was refused at the
+                             CURVE handshake, the handshake failed, or the key may not open the
+                             session it asked for (see the client's last error) */
 };
 const char *hx_strerror(int err);
 

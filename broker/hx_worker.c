@@ -8,6 +8,7 @@
 #include "hx_zuv.h"
 
 #include <signal.h>
+#include <stddef.h>
 #include <utlist.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +27,9 @@ struct hx_outbox {
 typedef struct {
     hx_zuv_t zuv;
     void *sock;
+    hx_zuv_t mon_zuv;           /* the handshake monitor of sock, when it could be attached */
+    void *mon;
+    int open;                   /* zuvs not closed yet */
     struct hx_worker *w;
 } conn_t;
 
@@ -52,6 +56,9 @@ struct hx_worker {
     uint64_t last_recv, last_send;
     uint64_t hello_at;          /* when the last HELLO went out */
     bool welcomed, stopping;
+    unsigned mon_seq;           /* one inproc address per connection's monitor */
+    int drops;                  /* handshakes closed without a reason, in a row */
+    char refused[256];          /* why the broker refuses the handshake ("" when it does not) */
     hx_handler_fn fn;
     void *arg;
     void (*reload)(hx_worker_t *, void *);
@@ -329,18 +336,65 @@ static void on_message(hx_zuv_t *z, zmq_msg_t *parts, size_t n, void *arg)
         handoff__envelope__free_unpacked(env, NULL);
 }
 
+/* libzmq does not retry a connection whose handshake was refused: the liveness timer makes a
+ * new one, so a key added to the allow-list (and a reload) is picked up without a restart.
+ * The refusal is logged once, not at each new connection. */
+static void on_monitor(hx_zuv_t *z, zmq_msg_t *parts, size_t n, void *arg)
+{
+    (void)z;
+    hx_worker_t *w = arg;
+    char why[200];
+    switch (hx_handshake_event(parts, n, w->curve_public, why, sizeof why)) {
+    case HX_HANDSHAKE_OK:
+        if (w->refused[0])
+            hx_info("the broker accepts this worker's key again");
+        w->refused[0] = '\0';
+        w->drops = 0;
+        break;
+    case HX_HANDSHAKE_DROPPED:
+        if (++w->drops < HX_HANDSHAKE_DROPS_REFUSED || w->refused[0])
+            break;
+        /* fall through */
+    case HX_HANDSHAKE_REFUSED:
+        if (strcmp(w->refused, why) != 0)
+            hx_error("%s (trying again every %u ms)", why, w->heartbeat_ms * w->liveness);
+        snprintf(w->refused, sizeof w->refused, "%s", why);
+        break;
+    default:
+        break;
+    }
+}
+
+/* Once both zuvs' handles are closed, the sockets go. */
+static void conn_release(conn_t *c)
+{
+    if (--c->open > 0)
+        return;
+    zmq_close(c->sock);
+    if (c->mon)
+        zmq_close(c->mon);
+    free(c);
+}
+
 static void conn_closed(hx_zuv_t *z)
 {
-    conn_t *c = (conn_t *)z;
-    zmq_close(c->sock);
-    free(c);
+    conn_release((conn_t *)z);
+}
+
+static void conn_mon_closed(hx_zuv_t *z)
+{
+    conn_release((conn_t *)((char *)z - offsetof(conn_t, mon_zuv)));
 }
 
 static void conn_close(hx_worker_t *w)
 {
     if (w->conn) {
-        hx_zuv_close(&w->conn->zuv, conn_closed);
+        conn_t *c = w->conn;
         w->conn = NULL;
+        c->open = c->mon ? 2 : 1;
+        hx_zuv_close(&c->zuv, conn_closed);
+        if (c->mon)
+            hx_zuv_close(&c->mon_zuv, conn_mon_closed);
     }
 }
 
@@ -358,11 +412,19 @@ static int conn_open(hx_worker_t *w)
         zmq_setsockopt(c->sock, ZMQ_CURVE_PUBLICKEY, w->curve_public, 40);
         zmq_setsockopt(c->sock, ZMQ_CURVE_SECRETKEY, w->curve_secret, 40);
     }
+    c->mon = hx_handshake_monitor(w->zctx, c->sock, w->mon_seq++);
     if (zmq_connect(c->sock, w->endpoint) != 0 || hx_zuv_init(&c->zuv, &w->loop, c->sock, on_message, w) != 0) {
         zmq_close(c->sock);
+        if (c->mon)
+            zmq_close(c->mon);
         free(c);
         return HX_EINVAL;
     }
+    if (c->mon && hx_zuv_init(&c->mon_zuv, &w->loop, c->mon, on_monitor, w) != 0) {
+        zmq_close(c->mon);                      /* without it, a refusal looks like silence */
+        c->mon = NULL;
+    }
+    w->drops = 0;
     w->conn = c;
     w->welcomed = false;
     w->last_recv = uv_now(&w->loop);
@@ -375,7 +437,8 @@ static void on_timer(uv_timer_t *t)
     hx_worker_t *w = t->data;
     uint64_t now = uv_now(&w->loop);
     if (now - w->last_recv > (uint64_t)w->heartbeat_ms * w->liveness) {
-        hx_warn("broker silent for %llu ms; reconnecting", (unsigned long long)(now - w->last_recv));
+        if (!w->refused[0])                     /* a refusal was logged when it came */
+            hx_warn("broker silent for %llu ms; reconnecting", (unsigned long long)(now - w->last_recv));
         hx_metric_add(w->m_reconnects, 1);
         conn_close(w);
         unconfirmed_clear(w);
@@ -467,7 +530,10 @@ static bool session_live(hx_worker_t *w, char *why, size_t cap)
     uv_update_time(&w->loop);
     uint64_t now = uv_now(&w->loop), limit = (uint64_t)w->heartbeat_ms * w->liveness;
     if (!w->conn || !w->welcomed) {
-        snprintf(why, cap, "no session with the broker at %s", w->endpoint);
+        if (w->refused[0])
+            snprintf(why, cap, "no session with the broker at %s: %s", w->endpoint, w->refused);
+        else
+            snprintf(why, cap, "no session with the broker at %s", w->endpoint);
         return false;
     }
     if (now - w->last_recv > limit) {
@@ -481,7 +547,7 @@ static bool session_live(hx_worker_t *w, char *why, size_t cap)
 static int http_page(void *arg, hx_http_page_t page, hx_buf_t *out)
 {
     hx_worker_t *w = arg;
-    char why[400], line[440];
+    char why[600], line[640];
     bool live = session_live(w, why, sizeof why);
     if (page == HX_HTTP_METRICS) {
         hx_metric_set(w->m_connected, live);

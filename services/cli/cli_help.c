@@ -11,7 +11,9 @@
     "  2   usage: a bad option, argument or setting (the message names it and where it came from)\n" \
     "  3   the broker did not answer\n"                                                             \
     "  4   no such referral, or no such dead letter\n"                                              \
-    "  65  input data is invalid (a referral file, or some rows of an import)\n"
+    "  65  input data is invalid (a referral file, or some rows of an import)\n"                    \
+    "  77  the broker refused this key: not in its allow-list, not for this session (--clinic,\n"   \
+    "      --admin), the wrong --server-key, or CURVE on one side only (the message says which)\n"
 
 static const char USAGE[] =
     "usage: handoff [options] COMMAND [ARGS]\n"
@@ -159,7 +161,8 @@ static const page_t PAGES[] = {
      "\"dry_run\",\"referrals\":[{\"line\",\"ref\",\"referral_id\",\"result\"}],\n"
      "\"errors\":[{\"line\",\"ref\",\"field\",\"reason\"}]}\n"
      "exit: 0 every row accepted; 65 some rows are invalid (the others were sent); 3 the broker\n"
-     "stopped answering (run the same import again to finish); 1 the broker refused some.\n"
+     "stopped answering (run the same import again to finish); 1 the broker refused some; 77 the\n"
+     "broker refused this key.\n"
      "\n"
      "examples:\n"
      "  handoff --clinic northpoint import referrals.csv\n"
@@ -170,7 +173,9 @@ static const page_t PAGES[] = {
      "\n"
      "Follows this clinic's mailbox: prints one line for each handoff or status change as it\n"
      "arrives (each kept in --home before it is acked, as inbox does; what inbox drops is named\n"
-     "on stderr) until Ctrl-C or SIGTERM, then exits 0. Looks every --interval-ms (1000).\n"
+     "on stderr) until Ctrl-C or SIGTERM, then exits 0. Looks every --interval-ms (1000). While\n"
+     "the broker does not answer it keeps trying; when the broker refuses its key (revoked) it\n"
+     "says so and exits 77.\n"
      "\n"
      "--json: one object per line: {\"at_ms\",\"at\",\"kind\":\"handoff\"|\"status\",\"referral_id\",\n"
      "\"ref\",\"status\",\"group\",\"text\", and \"handoff\" or \"update\"}\n"
@@ -256,7 +261,8 @@ static const page_t PAGES[] = {
      "usage: handoff [options] health\n"
      "\n"
      "Exit 0 when the broker accepts messages, 1 when it cannot write its log, 3 when it does not\n"
-     "answer. As the clinic when --clinic is set and --admin is not, otherwise as the admin.\n"
+     "answer, 77 when it refuses this key. As the clinic when --clinic is set and --admin is not,\n"
+     "otherwise as the admin.\n"
      "\n"
      "example:\n"
      "  handoff health || echo 'broker not accepting'\n"},

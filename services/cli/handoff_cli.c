@@ -43,7 +43,24 @@
 #include <time.h>
 #include <unistd.h>
 
-enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2, EXIT_UNREACHABLE = 3, EXIT_NOTFOUND = 4, EXIT_DATAERR = 65 };
+/* 65 and 77 are sysexits.h's EX_DATAERR and EX_NOPERM. EXIT_DENIED: the broker answered, and
+ * will not let this key in (not in its allow-list, CURVE on one side only, the wrong broker key,
+ * or a session the key may not open): not "unreachable", which sends people to the network. */
+enum {
+    EXIT_OK = 0,
+    EXIT_FAIL = 1,
+    EXIT_USAGE = 2,
+    EXIT_UNREACHABLE = 3,
+    EXIT_NOTFOUND = 4,
+    EXIT_DATAERR = 65,
+    EXIT_DENIED = 77,
+};
+
+/* The exit code for a failed request of the client library. */
+static int exit_for(int hx_rc)
+{
+    return hx_rc == HX_ETIMEDOUT ? EXIT_UNREACHABLE : hx_rc == HX_EDENIED ? EXIT_DENIED : EXIT_FAIL;
+}
 
 typedef struct {
     cli_config_t cfg;
@@ -55,6 +72,7 @@ typedef struct {
     uint32_t timeout_ms, interval_ms, window;
     int json, no_validate, dry_run, once;
     int quiet_connect;                  /* watch: no message per failed reconnect */
+    char connect_err[512];              /* why the last connection failed */
     size_t dropped;                     /* messages dropped by this run's mailbox syncs */
     hx_client_t *client;
     sqlite3 *db;
@@ -162,6 +180,8 @@ static int db_open(cli_t *c)
     return 0;
 }
 
+/* Opens the session: EXIT_OK, or the exit code for why not (EXIT_UNREACHABLE, EXIT_DENIED,
+ * EXIT_USAGE for a bad endpoint, EXIT_FAIL), the reason on stderr. */
 static int connect_as(cli_t *c, hx_role_t role, const char *name)
 {
     char err[512];
@@ -171,13 +191,14 @@ static int connect_as(cli_t *c, hx_role_t role, const char *name)
         o.curve_public = c->curve_public;
         o.curve_secret = c->curve_secret;
     }
-    c->client = hx_client_connect(&o, err, sizeof err);
-    if (!c->client) {
+    int rc = hx_client_open(&o, &c->client, err, sizeof err);
+    snprintf(c->connect_err, sizeof c->connect_err, "%s", rc ? err : "");
+    if (rc) {
         if (!c->quiet_connect)
             fprintf(stderr, "handoff: %s\n", err);
-        return -1;
+        return rc == HX_EINVAL ? EXIT_USAGE : exit_for(rc);
     }
-    return 0;
+    return EXIT_OK;
 }
 
 static int connect_broker(cli_t *c)
@@ -241,8 +262,9 @@ static void sender_text(const hx_msg_t *m, char *out, size_t cap)
  * on_new (may be NULL) sees each message the store did not have before. */
 static int sync_mailbox_full(cli_t *c, const uint8_t *watch, uint8_t **answer, size_t *answer_len, on_new_fn on_new)
 {
-    if (!c->client && connect_broker(c))
-        return EXIT_UNREACHABLE;
+    int crc;
+    if (!c->client && (crc = connect_broker(c)))
+        return crc;
     sqlite3_stmt *ins = NULL, *drop = NULL;
     if (sqlite3_prepare_v2(c->db,
                            "INSERT OR IGNORE INTO received(id, type, referral_id, from_name, at_ms, payload) "
@@ -261,7 +283,7 @@ static int sync_mailbox_full(cli_t *c, const uint8_t *watch, uint8_t **answer, s
         if (frc) {
             fprintf(stderr, "handoff: fetching the mailbox: %s%s%s\n", hx_strerror(frc),
                     hx_client_error(c->client)[0] ? ": " : "", hx_client_error(c->client));
-            rc = frc == HX_ETIMEDOUT ? EXIT_UNREACHABLE : EXIT_FAIL;
+            rc = exit_for(frc);
             break;
         }
         if (b->count == 0) {                    /* the broker says the mailbox is empty */
@@ -474,9 +496,10 @@ static int cmd_submit(cli_t *c, int argc, char **argv)
             rc = EXIT_DATAERR;
             continue;
         }
-        if (!c->client && connect_broker(c)) {
+        int crc;
+        if (!c->client && (crc = connect_broker(c))) {
             hx_referral_free(r);
-            rc = EXIT_UNREACHABLE;
+            rc = crc;
             break;
         }
         hx_msg_t m;
@@ -492,7 +515,7 @@ static int cmd_submit(cli_t *c, int argc, char **argv)
         if (src) {
             fprintf(stderr, "%s: not accepted: %s%s%s\n", argv[i], hx_strerror(src),
                     hx_client_error(c->client)[0] ? ": " : "", hx_client_error(c->client));
-            rc = src == HX_ETIMEDOUT ? EXIT_UNREACHABLE : EXIT_FAIL;
+            rc = exit_for(src);
             hx_referral_free(r);
             continue;
         }
@@ -545,7 +568,8 @@ static bool sent_before(cli_t *c, const char *rid)
 
 /* Sends the rows in todo (indexes into rows) with up to c->window in flight, in chunks so
  * that progress can be drawn; records each accepted one. Returns EXIT_OK, or
- * EXIT_UNREACHABLE when the broker stopped answering (the rest stay ROW_TO_SEND). */
+ * EXIT_UNREACHABLE when the broker stopped answering, EXIT_DENIED when a new connection's key
+ * was refused (the rest stay ROW_TO_SEND). */
 static int import_send(cli_t *c, const char *file, cli_rows_t *rows, import_row_t *st, size_t *todo, size_t n_todo)
 {
     size_t chunk = 4 * (size_t)c->window;
@@ -589,7 +613,7 @@ static int import_send(cli_t *c, const char *file, cli_rows_t *rows, import_row_
             if (src != HX_EREFUSED || failed >= left) {
                 fprintf(stderr, "handoff: import: %s%s%s\n", hx_strerror(src),
                         hx_client_error(c->client)[0] ? ": " : "", hx_client_error(c->client));
-                rc = src == HX_ETIMEDOUT ? EXIT_UNREACHABLE : EXIT_FAIL;
+                rc = exit_for(src);
                 break;
             }
             /* that one was refused; the others may or may not be in: send them again (same
@@ -752,9 +776,7 @@ static int cmd_import(cli_t *c, int argc, char **argv)
     }
     int rc = EXIT_OK;
     if (!c->dry_run && n_todo > 0) {
-        if (!c->client && connect_broker(c))
-            rc = EXIT_UNREACHABLE;
-        else
+        if (c->client || (rc = connect_broker(c)) == EXIT_OK)
             rc = import_send(c, file, &rows, st, todo, n_todo);
     }
     import_summary(c, file, &rows, st, rc == EXIT_UNREACHABLE);
@@ -767,7 +789,7 @@ static int cmd_import(cli_t *c, int argc, char **argv)
     free(st);
     free(todo);
     cli_rows_free(&rows);
-    if (rc == EXIT_UNREACHABLE)
+    if (rc == EXIT_UNREACHABLE || rc == EXIT_DENIED || rc == EXIT_USAGE)
         return rc;
     if (bad)
         return EXIT_DATAERR;
@@ -1012,8 +1034,9 @@ static int cmd_watch(cli_t *c, int argc)
         return EXIT_USAGE;
     }
     catch_stop_signals();
-    if (!c->client && connect_broker(c))
-        return EXIT_UNREACHABLE;
+    int crc;
+    if (!c->client && (crc = connect_broker(c)))
+        return crc;
     if (!c->json && isatty(STDERR_FILENO))
         fprintf(stderr, "watching %s at %s (Ctrl-C to stop)\n", c->clinic, c->broker);
     int down = 0;
@@ -1025,9 +1048,13 @@ static int cmd_watch(cli_t *c, int argc)
             down = 1;
             hx_client_destroy(&c->client);
             c->quiet_connect = 1;
-            if (!stop_requested && connect_broker(c) == 0) {
+            int again = stop_requested ? EXIT_UNREACHABLE : connect_broker(c);
+            if (again == EXIT_OK) {
                 fprintf(stderr, "handoff: watch: the broker answers again\n");
                 down = 0;
+            } else if (again != EXIT_UNREACHABLE) {    /* refused (the key was revoked): say why, stop */
+                fprintf(stderr, "handoff: watch: %s\n", c->connect_err);
+                return again;
             }
         } else if (rc != EXIT_OK) {
             return rc;
@@ -1075,8 +1102,9 @@ static int cmd_top(cli_t *c, int argc, int as_admin)
         fprintf(stderr, "handoff: top takes no arguments (see handoff help top)\n");
         return EXIT_USAGE;
     }
-    if (!c->client && (as_admin ? connect_as(c, HX_ROLE_ADMIN, c->admin) : connect_broker(c)))
-        return EXIT_UNREACHABLE;
+    int crc;
+    if (!c->client && (crc = as_admin ? connect_as(c, HX_ROLE_ADMIN, c->admin) : connect_broker(c)))
+        return crc;
     int rc = EXIT_OK;
     int live = !c->once && !c->json && isatty(STDOUT_FILENO);
     json_t *prev = NULL;
@@ -1151,11 +1179,9 @@ static int broker_failure(cli_t *c, const char *what, int rc)
 {
     const char *text = c->client ? hx_client_error(c->client) : "";
     fprintf(stderr, "handoff: %s: %s%s%s\n", what, hx_strerror(rc), text[0] ? ": " : "", text);
-    if (rc == HX_ETIMEDOUT)
-        return EXIT_UNREACHABLE;
     if (rc == HX_EREFUSED && hx_client_error_code(c->client) == HANDOFF__ERROR_CODE__ERR_UNKNOWN_MESSAGE)
         return EXIT_NOTFOUND;
-    return EXIT_FAIL;
+    return exit_for(rc);
 }
 
 /* Parses a message id written as 32 hex characters (either case). */
@@ -1267,9 +1293,7 @@ static json_t *dead_to_json(const hx_dead_t *d, int with_payload)
 
 static int admin_connect(cli_t *c)
 {
-    if (!c->client && connect_as(c, HX_ROLE_ADMIN, c->admin))
-        return EXIT_UNREACHABLE;
-    return EXIT_OK;
+    return c->client ? EXIT_OK : connect_as(c, HX_ROLE_ADMIN, c->admin);
 }
 
 static int dlq_list(cli_t *c)
@@ -1396,18 +1420,20 @@ static int cmd_dlq(cli_t *c, int argc, char **argv)
 }
 
 /* Exit 0 when the broker can accept messages, 1 when it says it cannot (its log), 3 when
- * it does not answer. */
+ * it does not answer, 77 when it refuses this key. */
 static int cmd_health(cli_t *c, int argc, int as_admin)
 {
     if (argc > 0) {
         fprintf(stderr, "handoff: health takes no arguments\n");
         return EXIT_USAGE;
     }
-    if (!c->client && (as_admin ? connect_as(c, HX_ROLE_ADMIN, c->admin) : connect_broker(c))) {
+    int crc;
+    if (!c->client && (crc = as_admin ? connect_as(c, HX_ROLE_ADMIN, c->admin) : connect_broker(c))) {
         if (c->json)
-            print_json(json_pack("{s:s, s:b, s:b, s:s}", "broker", c->broker, "reachable", 0, "healthy", 0,
-                                 "reason", "did not answer"));
-        return EXIT_UNREACHABLE;
+            print_json(json_pack("{s:s, s:b, s:b, s:s}", "broker", c->broker, "reachable", crc == EXIT_DENIED,
+                                 "healthy", 0, "reason",
+                                 crc == EXIT_UNREACHABLE ? "did not answer" : c->connect_err));
+        return crc;
     }
     int rc = hx_client_health(c->client);
     const char *text = hx_client_error(c->client);
@@ -1495,8 +1521,9 @@ static int cmd_change(cli_t *c, const char *event, int argc, char **argv)
         fprintf(stderr, "handoff: --discipline: must be physiotherapy or massage_therapy, got '%s'\n", c->discipline);
         return EXIT_USAGE;
     }
-    if (!c->client && connect_broker(c))
-        return EXIT_UNREACHABLE;
+    int crc;
+    if (!c->client && (crc = connect_broker(c)))
+        return crc;
     Handoff__StatusChange ch = HANDOFF__STATUS_CHANGE__INIT;
     ch.referral_id = argv[0];
     ch.event = (char *)event;
