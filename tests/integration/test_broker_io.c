@@ -1,13 +1,17 @@
 /* Integration: the real broker over TCP on 127.0.0.1 with the client library —
- * a 10,000-message burst through workers with none lost or doubled, and a worker killed
- * while holding a message sees it redelivered to another. */
+ * a 10,000-message burst through workers with none lost or doubled, a worker killed
+ * while holding a message sees it redelivered to another, and one peer's garbage, sent
+ * between another's requests, leaves that other peer's traffic intact. */
 #include <criterion/criterion.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
 #include <string.h>
 #include <uthash.h>
+#include <zmq.h>
 
+#include "envelope.pb-c.h"
 #include "harness.h"
 #include "hx_client.h"
 
@@ -174,26 +178,159 @@ Test(broker_io, killed_worker_message_is_redelivered)
     hx_client_destroy(&producer);
 }
 
+/* Sends garbage frame number i from the raw peer s: four kinds in turn, each one the broker
+ * must answer ERR_MALFORMED (docs/PROTOCOL.md) — bytes that are no protobuf (an invalid tag),
+ * an empty frame, a message of two frames, and a SUBMIT to northpoint's mailbox cut inside
+ * its message (so it never decodes, and must never be delivered). */
+static void send_garbage(void *s, unsigned i)
+{
+    uint8_t buf[512];
+    size_t n = 0;
+    switch (i % 4) {
+    case 0:
+        buf[0] = 0x07;                          /* field 0, wire type 7: no protobuf starts so */
+        n = 1 + i % 61;
+        for (size_t k = 1; k < n; k++)
+            buf[k] = (uint8_t)(i * 31 + k * 7);
+        break;
+    case 1:
+        n = 0;
+        break;
+    case 2:
+        cr_assert_eq(zmq_send(s, "x", 1, ZMQ_SNDMORE | ZMQ_DONTWAIT), 1, "%s", zmq_strerror(errno));
+        buf[0] = 'y';
+        n = 1;
+        break;
+    case 3: {
+        uint8_t id[16] = {0xba, 0xd0, (uint8_t)i, (uint8_t)(i >> 8)};
+        Handoff__Address to = HANDOFF__ADDRESS__INIT;
+        to.kind = HANDOFF__ADDRESS_KIND__ADDRESS_MAILBOX;
+        to.name = "northpoint";
+        Handoff__Message m = HANDOFF__MESSAGE__INIT, *mp = &m;
+        m.id = (ProtobufCBinaryData){16, id};
+        m.to = &to;
+        m.type = "t";
+        m.payload = (ProtobufCBinaryData){6, (uint8_t *)"forged"};
+        Handoff__Envelope e = HANDOFF__ENVELOPE__INIT;
+        e.version = 1;
+        e.kind = HANDOFF__KIND__KIND_SUBMIT;
+        e.id = (ProtobufCBinaryData){16, id};
+        e.n_messages = 1;
+        e.messages = &mp;
+        cr_assert_lt(handoff__envelope__get_packed_size(&e), sizeof buf);
+        n = handoff__envelope__pack(&e, buf) - 3;   /* messages (field 11) is last: cut inside it */
+        break;
+    }
+    }
+    cr_assert_eq(zmq_send(s, buf, n, ZMQ_DONTWAIT), (int)n, "garbage %u: %s", i, zmq_strerror(errno));
+}
+
 Test(broker_io, garbage_from_one_peer_does_not_disturb_others)
 {
     net_start_broker_open(&net, NULL);
     hx_client_t *a = clinic("lakeside");
     /* an invalid address is refused with the field named, and the session goes on */
-    hx_msg_t m = {0};
-    hx_id_random(m.id);
-    m.to_kind = HX_TO_MAILBOX;
-    m.to = "no spaces allowed";
-    m.type = "t";
-    cr_assert_eq(hx_client_submit(a, &m, 1), HX_EREFUSED);
+    hx_msg_t bad = {0};
+    hx_id_random(bad.id);
+    bad.to_kind = HX_TO_MAILBOX;
+    bad.to = "no spaces allowed";
+    bad.type = "t";
+    cr_assert_eq(hx_client_submit(a, &bad, 1), HX_EREFUSED);
     cr_assert_eq(hx_client_error_code(a), HANDOFF__ERROR_CODE__ERR_BAD_FIELD);
     cr_assert(strstr(hx_client_error(a), "messages[0].to.name"), "%s", hx_client_error(a));
-    m.to = "lakeside";
-    cr_assert_eq(hx_client_submit(a, &m, 1), 0);
-    cr_assert_eq(hx_client_submit(a, &m, 1), 0, "a resubmit is accepted again");
-    hx_batch_t *b = NULL;
-    cr_assert_eq(hx_client_fetch(a, 10, &b), 0);
-    cr_assert_eq(b->count, 1, "and kept once");
-    hx_batch_destroy(&b);
+
+    /* a raw peer sends GARBAGE frames before each of lakeside's N submits to northpoint, so
+     * they reach the broker in the same reads; it reads none of its replies until the end */
+    enum { N = 300, GARBAGE = 4 };
+    void *zctx = zmq_ctx_new();
+    void *vandal = zmq_socket(zctx, ZMQ_DEALER);
+    int zero = 0, timeout = 20000;
+    zmq_setsockopt(vandal, ZMQ_LINGER, &zero, sizeof zero);
+    zmq_setsockopt(vandal, ZMQ_SNDHWM, &zero, sizeof zero);
+    zmq_setsockopt(vandal, ZMQ_RCVHWM, &zero, sizeof zero);
+    zmq_setsockopt(vandal, ZMQ_RCVTIMEO, &timeout, sizeof timeout);
+    cr_assert_eq(zmq_connect(vandal, net.endpoint), 0);
+    static char payloads[N][32];
+    for (unsigned i = 0; i < N; i++) {
+        for (unsigned k = 0; k < GARBAGE; k++)
+            send_garbage(vandal, i * GARBAGE + k);
+        hx_msg_t m = {0};
+        hx_id_random(m.id);
+        m.to_kind = HX_TO_MAILBOX;
+        m.to = "northpoint";
+        m.type = "t";
+        snprintf(payloads[i], sizeof payloads[i], "referral-%04u", i);
+        m.payload = (const uint8_t *)payloads[i];
+        m.payload_len = strlen(payloads[i]);
+        cr_assert_eq(hx_client_submit(a, &m, 1), 0, "submit %u between garbage: %s", i, hx_client_error(a));
+        if (i == 0)
+            cr_assert_eq(hx_client_submit(a, &m, 1), 0, "a resubmit is accepted again (and kept once)");
+    }
+
+    /* northpoint gets exactly lakeside's N messages, each once and intact, and nothing forged */
+    hx_client_t *b = clinic("northpoint");
+    static unsigned seen[N];
+    size_t got = 0;
+    for (;;) {
+        hx_batch_t *batch = NULL;
+        cr_assert_eq(hx_client_fetch(b, 100, &batch), 0, "%s", hx_client_error(b));
+        if (batch->count == 0) {
+            hx_batch_destroy(&batch);
+            break;
+        }
+        uint8_t(*ids)[16] = calloc(batch->count, 16);
+        for (size_t k = 0; k < batch->count; k++) {
+            const hx_msg_t *m = &batch->msgs[k];
+            unsigned v = N;
+            char text[32] = "";
+            cr_assert_lt(m->payload_len, sizeof text, "a payload of %zu bytes arrived", m->payload_len);
+            memcpy(text, m->payload, m->payload_len);
+            cr_assert_eq(sscanf(text, "referral-%4u", &v), 1, "'%s' arrived (from %s)", text, m->from);
+            cr_assert_lt(v, N);
+            cr_assert_str_eq(text, payloads[v]);
+            cr_assert_str_eq(m->from, "lakeside");
+            cr_assert_str_eq(m->type, "t");
+            seen[v]++;
+            got++;
+            memcpy(ids[k], m->id, 16);
+        }
+        cr_assert_eq(hx_client_ack(b, (const uint8_t(*)[16])ids, batch->count), 0);
+        free(ids);
+        hx_batch_destroy(&batch);
+    }
+    cr_expect_eq(got, N, "northpoint got %zu of lakeside's %d messages", got, N);
+    for (unsigned i = 0; i < N; i++)
+        cr_expect_eq(seen[i], 1, "message %u arrived %u times", i, seen[i]);
+    hx_batch_t *own = NULL;
+    cr_assert_eq(hx_client_fetch(a, 100, &own), 0);
+    cr_expect_eq(own->count, 0, "lakeside's mailbox holds %zu message(s) it never was sent", own->count);
+    hx_batch_destroy(&own);
+
+    /* and the vandal got exactly one ERR_MALFORMED per garbage message, nothing else */
+    size_t errors = 0;
+    while (errors < (size_t)N * GARBAGE) {
+        zmq_msg_t m;
+        zmq_msg_init(&m);
+        int rc = zmq_msg_recv(&m, vandal, 0);
+        if (rc < 0) {
+            zmq_msg_close(&m);
+            break;
+        }
+        Handoff__Envelope *e = handoff__envelope__unpack(NULL, zmq_msg_size(&m), zmq_msg_data(&m));
+        zmq_msg_close(&m);
+        cr_assert_not_null(e, "the broker sent the vandal an undecodable frame");
+        cr_assert_eq(e->kind, HANDOFF__KIND__KIND_ERROR, "the vandal got kind %d", (int)e->kind);
+        cr_assert_eq(e->error_code, HANDOFF__ERROR_CODE__ERR_MALFORMED, "reply %zu: %d %s", errors, e->error_code,
+                     e->error_text);
+        handoff__envelope__free_unpacked(e, NULL);
+        errors++;
+    }
+    cr_expect_eq(errors, (size_t)N * GARBAGE, "the vandal's garbage got %zu answers of %d", errors, N * GARBAGE);
+    char extra[16];
+    cr_expect_eq(zmq_recv(vandal, extra, sizeof extra, ZMQ_DONTWAIT), -1, "a reply more than the garbage asked for");
+    zmq_close(vandal);
+    zmq_ctx_term(zctx);
+    hx_client_destroy(&b);
     hx_client_destroy(&a);
 }
 

@@ -3,6 +3,7 @@
  * that the offender got the documented error (docs/PROTOCOL.md) or lost its connection, and
  * that a well-behaved clinic is still served without loss. */
 #include <criterion/criterion.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +15,7 @@
 
 static net_t net;
 static void *zctx;
+static void *socks[64];         /* open raw sockets: teardown closes what a failed test left */
 
 static void setup(void)
 {
@@ -25,20 +27,59 @@ static void setup(void)
 
 static void teardown(void)
 {
+    for (size_t i = 0; i < sizeof socks / sizeof socks[0]; i++)
+        if (socks[i])
+            zmq_close(socks[i]);
+    memset(socks, 0, sizeof socks);
     zmq_ctx_term(zctx);
     cr_expect_eq(net_stop_all(&net), 0, "a process did not stop cleanly");
 }
 
 TestSuite(faults, .init = setup, .fini = teardown, .timeout = 120);
 
+/* A socket of this type, kept in socks until raw_close. */
+static void *raw_open(int type)
+{
+    void *s = zmq_socket(zctx, type);
+    cr_assert_not_null(s);
+    size_t i = 0;
+    while (i < sizeof socks / sizeof socks[0] && socks[i])
+        i++;
+    cr_assert_lt(i, sizeof socks / sizeof socks[0], "too many raw sockets");
+    socks[i] = s;
+    int zero = 0;
+    zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof zero);
+    return s;
+}
+
+static void raw_close(void *s)
+{
+    for (size_t i = 0; i < sizeof socks / sizeof socks[0]; i++)
+        if (socks[i] == s)
+            socks[i] = NULL;
+    zmq_close(s);
+}
+
+/* A DEALER to nowhere yet (replies wait up to 20 s: every one here must come). */
+static void *raw_socket(void)
+{
+    void *s = raw_open(ZMQ_DEALER);
+    int timeout = 20000;
+    zmq_setsockopt(s, ZMQ_RCVTIMEO, &timeout, sizeof timeout);
+    return s;
+}
+
 static void *raw_peer(void)
 {
-    void *s = zmq_socket(zctx, ZMQ_DEALER);
-    int zero = 0, timeout = 5000;
-    zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof zero);
-    zmq_setsockopt(s, ZMQ_RCVTIMEO, &timeout, sizeof timeout);
+    void *s = raw_socket();
     cr_assert_eq(zmq_connect(s, net.endpoint), 0);
     return s;
+}
+
+/* zmq_send that must take the whole frame. */
+static void send_raw(void *s, const void *data, size_t n, int flags)
+{
+    cr_assert_eq(zmq_send(s, data, n, flags), (int)n, "zmq_send of %zu bytes: %s", n, zmq_strerror(errno));
 }
 
 static void send_env(void *s, const Handoff__Envelope *e)
@@ -46,7 +87,7 @@ static void send_env(void *s, const Handoff__Envelope *e)
     size_t n = handoff__envelope__get_packed_size(e);
     uint8_t *buf = malloc(n ? n : 1);
     handoff__envelope__pack(e, buf);
-    cr_assert_geq(zmq_send(s, buf, n, 0), 0);
+    send_raw(s, buf, n, 0);
     free(buf);
 }
 
@@ -121,19 +162,19 @@ static void others_still_served(void)
 Test(faults, wrong_frame_count)
 {
     void *s = raw_peer();
-    zmq_send(s, "a", 1, ZMQ_SNDMORE);
-    zmq_send(s, "b", 1, 0);
+    send_raw(s, "a", 1, ZMQ_SNDMORE);
+    send_raw(s, "b", 1, 0);
     expect_error(s, HANDOFF__ERROR_CODE__ERR_MALFORMED, "exactly 1 frame");
-    zmq_close(s);
+    raw_close(s);
     others_still_served();
 }
 
 Test(faults, empty_frame)
 {
     void *s = raw_peer();
-    zmq_send(s, "", 0, 0);
+    send_raw(s, "", 0, 0);
     expect_error(s, HANDOFF__ERROR_CODE__ERR_MALFORMED, NULL);
-    zmq_close(s);
+    raw_close(s);
     others_still_served();
 }
 
@@ -142,10 +183,10 @@ Test(faults, oversized_frame)
     void *s = raw_peer();
     size_t n = 65536 + 100;                     /* over max_frame, under libzmq's own cut-off */
     char *big = calloc(1, n);
-    zmq_send(s, big, n, 0);
+    send_raw(s, big, n, 0);
     free(big);
     expect_error(s, HANDOFF__ERROR_CODE__ERR_TOO_LARGE, "max_frame");
-    zmq_close(s);
+    raw_close(s);
     others_still_served();
 }
 
@@ -158,17 +199,17 @@ Test(faults, frame_just_over_max_frame_is_answered)
         void *s = raw_peer();
         size_t n = 65536 + over[i];
         char *big = calloc(1, n);
-        zmq_send(s, big, n, 0);
+        send_raw(s, big, n, 0);
         free(big);
         Handoff__Envelope *e = recv_env(s);
         if (!e)
-            zmq_close(s);
+            raw_close(s);
         cr_assert_not_null(e, "a frame %zu bytes over max_frame got no answer (dropped?)", over[i]);
         cr_expect_eq(e->error_code, HANDOFF__ERROR_CODE__ERR_TOO_LARGE, "%zu over: got %d: %s", over[i],
                      e->error_code, e->error_text);
         handoff__envelope__free_unpacked(e, NULL);
         hello(s, HANDOFF__ROLE__ROLE_CLINIC, "after-big");    /* the same connection still works */
-        zmq_close(s);
+        raw_close(s);
     }
     others_still_served();
 }
@@ -182,14 +223,14 @@ Test(faults, unknown_message_kind)
     e.kind = 42;
     send_env(s, &e);
     expect_error(s, HANDOFF__ERROR_CODE__ERR_UNKNOWN_KIND, "42");
-    zmq_close(s);
+    raw_close(s);
     others_still_served();
 }
 
 Test(faults, garbage_and_truncated_protobuf)
 {
     void *s = raw_peer();
-    zmq_send(s, "\xff\xff\xff\xff\x0f", 5, 0);
+    send_raw(s, "\xff\xff\xff\xff\x0f", 5, 0);
     expect_error(s, HANDOFF__ERROR_CODE__ERR_MALFORMED, "Envelope");
     uint8_t id[16] = {1};
     Handoff__Envelope e = HANDOFF__ENVELOPE__INIT;
@@ -199,9 +240,9 @@ Test(faults, garbage_and_truncated_protobuf)
     e.name = "truncated-clinic-name";
     uint8_t buf[256];
     size_t n = handoff__envelope__pack(&e, buf);
-    zmq_send(s, buf, n - 5, 0);                 /* cut inside the name */
+    send_raw(s, buf, n - 5, 0);                 /* cut inside the name */
     expect_error(s, HANDOFF__ERROR_CODE__ERR_MALFORMED, NULL);
-    zmq_close(s);
+    raw_close(s);
     others_still_served();
 }
 
@@ -233,7 +274,7 @@ Test(faults, unknown_enum_values)
     sub.messages = &mp;
     send_env(s, &sub);
     expect_error(s, HANDOFF__ERROR_CODE__ERR_BAD_FIELD, "messages[0].to.kind");
-    zmq_close(s);
+    raw_close(s);
     others_still_served();
 }
 
@@ -255,7 +296,7 @@ Test(faults, huge_repeated_fields)
     send_env(s, &e);
     free(acks);
     expect_error(s, HANDOFF__ERROR_CODE__ERR_BAD_FIELD, "acks");
-    zmq_close(s);
+    raw_close(s);
     others_still_served();
 }
 
@@ -281,29 +322,89 @@ Test(faults, ids_of_the_wrong_length)
     sub.id = (ProtobufCBinaryData){3, req};
     send_env(s, &sub);
     expect_error(s, HANDOFF__ERROR_CODE__ERR_BAD_FIELD, "id");
-    zmq_close(s);
+    raw_close(s);
     others_still_served();
 }
 
+/* Waits (up to 20 s) for the first handshake event of the socket monitored on mon: true when
+ * it is ZMQ_EVENT_HANDSHAKE_SUCCEEDED, i.e. the broker took the connection. */
+static bool handshake_succeeded(void *mon)
+{
+    int timeout = 20000;
+    zmq_setsockopt(mon, ZMQ_RCVTIMEO, &timeout, sizeof timeout);
+    zmq_msg_t ev, addr;
+    zmq_msg_init(&ev);
+    zmq_msg_init(&addr);
+    uint16_t event = 0;
+    if (zmq_msg_recv(&ev, mon, 0) == 6 && zmq_msg_more(&ev) && zmq_msg_recv(&addr, mon, 0) >= 0)
+        memcpy(&event, zmq_msg_data(&ev), 2);
+    zmq_msg_close(&ev);
+    zmq_msg_close(&addr);
+    return event == ZMQ_EVENT_HANDSHAKE_SUCCEEDED;
+}
+
+/* Twenty connections the broker took (each one's handshake done, watched by libzmq's monitor,
+ * so the broker holds them) that say nothing while a clinic is served; afterwards each one
+ * still gets its answer. */
 Test(faults, a_peer_that_connects_and_never_speaks)
 {
-    void *silent[20];
-    for (int i = 0; i < 20; i++)
-        silent[i] = raw_peer();
+    enum { N = 20 };
+    void *silent[N], *mon[N];
+    for (int i = 0; i < N; i++) {
+        silent[i] = raw_socket();
+        char addr[64];
+        snprintf(addr, sizeof addr, "inproc://silent-%d", i);
+        cr_assert_eq(zmq_socket_monitor(silent[i], addr, ZMQ_EVENT_HANDSHAKE_SUCCEEDED), 0);
+        mon[i] = raw_open(ZMQ_PAIR);
+        cr_assert_eq(zmq_connect(mon[i], addr), 0);
+        cr_assert_eq(zmq_connect(silent[i], net.endpoint), 0);
+    }
+    for (int i = 0; i < N; i++)
+        cr_assert(handshake_succeeded(mon[i]), "silent peer %d never got through its handshake", i);
     others_still_served();
-    for (int i = 0; i < 20; i++)
-        zmq_close(silent[i]);
+    for (int i = 0; i < N; i++) {                /* the broker kept every one of them */
+        uint8_t id[16] = {9, (uint8_t)i};
+        Handoff__Envelope e = HANDOFF__ENVELOPE__INIT;
+        e.version = 1;
+        e.kind = HANDOFF__KIND__KIND_FETCH;
+        e.id = (ProtobufCBinaryData){16, id};
+        e.max = 1;
+        send_env(silent[i], &e);
+        expect_error(silent[i], HANDOFF__ERROR_CODE__ERR_NOT_READY, "HELLO");
+    }
+    for (int i = 0; i < N; i++) {
+        raw_close(silent[i]);
+        raw_close(mon[i]);
+    }
 }
 
+/* A peer sends garbage as fast as it goes (every send must be taken) and reads none of its
+ * replies while a clinic is served; then it finds one ERR_MALFORMED per frame waiting: the
+ * broker refused each, in order, and dropped none. */
 Test(faults, a_peer_that_floods)
 {
+    enum { N = 20000 };
     void *s = raw_peer();
-    int hwm = 0;
-    zmq_setsockopt(s, ZMQ_SNDHWM, &hwm, sizeof hwm);
-    for (int i = 0; i < 20000; i++)
-        zmq_send(s, "\xff\xff", 2, ZMQ_DONTWAIT);  /* garbage as fast as it goes; replies unread */
+    int unbounded = 0;
+    zmq_setsockopt(s, ZMQ_SNDHWM, &unbounded, sizeof unbounded);
+    zmq_setsockopt(s, ZMQ_RCVHWM, &unbounded, sizeof unbounded);
+    for (int i = 0; i < N; i++)
+        cr_assert_eq(zmq_send(s, "\xff\xff", 2, ZMQ_DONTWAIT), 2, "send %d: %s", i, zmq_strerror(errno));
     others_still_served();
-    zmq_close(s);
+    int refused = 0;
+    for (; refused < N; refused++) {
+        Handoff__Envelope *e = recv_env(s);
+        if (!e)
+            break;
+        cr_assert_eq(e->kind, HANDOFF__KIND__KIND_ERROR, "reply %d: kind %d", refused, (int)e->kind);
+        cr_assert_eq(e->error_code, HANDOFF__ERROR_CODE__ERR_MALFORMED, "reply %d: %d %s", refused, e->error_code,
+                     e->error_text);
+        handoff__envelope__free_unpacked(e, NULL);
+    }
+    cr_expect_eq(refused, N, "%d of %d garbage frames were answered ERR_MALFORMED", refused, N);
+    char more[16];
+    cr_expect_eq(zmq_recv(s, more, sizeof more, ZMQ_DONTWAIT), -1, "more replies than frames");
+    raw_close(s);
 }
 
 Test(faults, a_full_mailbox_answers_busy_and_keeps_what_it_holds)
