@@ -18,6 +18,8 @@ const char *hx_strerror(int err)
     case HX_EIO: return "input/output error";
     case HX_ESTOPPED: return "stopped";
     case HX_EDENIED: return "denied by the broker";
+    case HX_EFULL: return "the disk is full";
+    case HX_EFAILED: return "a write or fdatasync failed";
     default: return "unknown error";
     }
 }

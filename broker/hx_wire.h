@@ -31,6 +31,8 @@ enum {
     HX_EDENIED = -7,      /* the broker will not let this peer in: its key was refused at the
                              CURVE handshake, the handshake failed, or the key may not open the
                              session it asked for (see the client's last error) */
+    HX_EFULL = -20,       /* the store's disk is full: refusing until space returns */
+    HX_EFAILED = -21,     /* a write or fdatasync of the store failed: refusing until restart */
 };
 const char *hx_strerror(int err);
 

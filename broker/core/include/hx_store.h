@@ -13,12 +13,6 @@
 
 typedef struct hx_store hx_store_t;
 
-/* Store-specific errors, beyond the HX_ ones. */
-enum {
-    HX_EFULL = -20,           /* the disk is full: refusing until space returns */
-    HX_EFAILED = -21,         /* a write or fdatasync failed: refusing until restart */
-};
-
 /* What recovery found, in log order. */
 typedef struct {
     void (*put)(void *arg, uint64_t handle, const uint8_t *msg, size_t len);
