@@ -1,0 +1,79 @@
+/* cli_cmd — what the `handoff` command files share: the run's state, exit codes and output
+ * helpers. Clinic commands (cli_cmd_clinic.c) work through the clinic library (hx_clinic.h);
+ * operator and other commands (cli_cmd_ops.c) open their own broker session and no store. */
+#ifndef CLI_CMD_H
+#define CLI_CMD_H
+#include "cli_config.h"
+#include "hx_client.h"
+#include "hx_clinic.h"
+
+#include <jansson.h>
+#include <signal.h>
+#include <stdint.h>
+
+/* 65 and 77 are sysexits.h's EX_DATAERR and EX_NOPERM. EXIT_DENIED: the broker answered, and
+ * will not let this key in (not in its allow-list, CURVE on one side only, the wrong broker key,
+ * or a session the key may not open): not "unreachable", which sends people to the network. */
+enum {
+    EXIT_OK = 0,
+    EXIT_FAIL = 1,
+    EXIT_USAGE = 2,
+    EXIT_UNREACHABLE = 3,
+    EXIT_NOTFOUND = 4,
+    EXIT_DATAERR = 65,
+    EXIT_DENIED = 77,
+};
+
+typedef struct {
+    cli_config_t cfg;
+    char config_file[4200];             /* the config file read, "" when none */
+    char flag_err[1024];                /* the first bad setting flag: reported by commands that use settings */
+    const char *broker, *clinic, *home, *admin, *server_key, *key;
+    const char *reason, *discipline, *dir, *format;
+    char curve_server[41], curve_public[41], curve_secret[41];
+    uint32_t timeout_ms, interval_ms, window;
+    int json, no_validate, dry_run, once;
+    int quiet_connect;                  /* watch: no message per failed reconnect */
+    char connect_err[512];              /* why the last connection failed */
+    hx_client_t *client;                /* operator commands: a session without a store */
+    hx_clinic_t *store;                 /* clinic commands: the clinic's store and session */
+} cli_t;
+
+/* Set by SIGINT/SIGTERM while watch or top runs: the one thing a signal handler may touch. */
+extern volatile sig_atomic_t cli_stop_requested;
+/* SIGINT and SIGTERM end watch and top cleanly (no SA_RESTART: a sleep is cut short). */
+void cli_catch_stop_signals(void);
+/* Sleeps ms (in slices, so a stop request is seen within 50 ms). */
+void cli_nap_ms(uint32_t ms);
+
+/* The exit code for a failed request of the client or clinic library. */
+int cli_exit_for(int hx_rc);
+/* Opens the clinic's store (hx_clinic_open) into c->store: EXIT_OK, or the exit code after
+ * printing why. */
+int cli_open_store(cli_t *c);
+/* Prints "handoff: <what the clinic library says>" (unless quiet) and returns the exit code. */
+int cli_clinic_failure(cli_t *c, int rc);
+
+/* Pretty JSON on stdout (takes j); one compact line, flushed (watch --json). */
+void cli_print_json(json_t *j);
+void cli_print_json_line(json_t *j);
+json_t *cli_ms_json(uint64_t ms);
+
+/* The commands: each returns an exit code. nargs/args are the arguments after the command. */
+int cmd_submit(cli_t *c, int argc, char **argv);
+int cmd_import(cli_t *c, int argc, char **argv);
+int cmd_inbox(cli_t *c, int argc);
+int cmd_handoffs(cli_t *c, int argc);
+int cmd_status(cli_t *c, int argc, char **argv);
+int cmd_watch(cli_t *c, int argc);
+int cmd_change(cli_t *c, const char *event, int argc, char **argv);
+
+int cmd_top(cli_t *c, int argc, int as_admin);
+int cmd_dlq(cli_t *c, int argc, char **argv);
+int cmd_health(cli_t *c, int argc, int as_admin);
+int cmd_config(cli_t *c, int argc);
+int cmd_keygen(cli_t *c, int argc, char **argv);
+int cmd_datakey(cli_t *c, int argc, char **argv);
+int cmd_audit(cli_t *c, int argc, char **argv);
+
+#endif

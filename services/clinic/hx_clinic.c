@@ -1,0 +1,303 @@
+/* hx_clinic — the handle, the local store and reading it (hx_clinic.h). */
+#include "hx_clinic_internal.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+int cl_fail(hx_clinic_t *c, int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(c->err, sizeof c->err, fmt, ap);
+    va_end(ap);
+    return code;
+}
+
+int cl_broker_fail(hx_clinic_t *c, int code, const char *what)
+{
+    const char *detail = c->client ? hx_client_error(c->client) : "";
+    return cl_fail(c, code, "%s: %s%s%s", what, hx_strerror(code), detail[0] ? ": " : "", detail);
+}
+
+bool cl_stopping(const hx_clinic_t *c)
+{
+    return c->stop && *c->stop;
+}
+
+/* The schema, made or upgraded in one write transaction: another program of this clinic (a
+ * watch, say) may be opening the same store right now, and one of them does it while the
+ * other finds it done. */
+static const char schema[] =
+    "BEGIN IMMEDIATE;"
+    "CREATE TABLE IF NOT EXISTS received ("
+    "  id BLOB PRIMARY KEY, type TEXT NOT NULL, referral_id TEXT NOT NULL,"
+    "  from_name TEXT NOT NULL, at_ms INTEGER NOT NULL, payload BLOB NOT NULL);"
+    "CREATE INDEX IF NOT EXISTS received_referral ON received(referral_id, at_ms);"
+    "CREATE TABLE IF NOT EXISTS sent ("
+    "  referral_id TEXT PRIMARY KEY, ref TEXT NOT NULL, file TEXT NOT NULL, at_ms INTEGER NOT NULL,"
+    "  patient TEXT NOT NULL DEFAULT '');"
+    /* what was dropped instead of stored (hx_issuer.h): who sent which type, and why; never
+     * the payload, which nobody here may trust */
+    "CREATE TABLE IF NOT EXISTS dropped ("
+    "  id BLOB PRIMARY KEY, type TEXT NOT NULL, sender TEXT NOT NULL, at_ms INTEGER NOT NULL,"
+    "  why TEXT NOT NULL);";
+
+/* Stores made before the inbox showed the patients of sent referrals lack sent.patient. */
+static int upgrade_store(sqlite3 *db, char **err)
+{
+    sqlite3_stmt *probe = NULL;
+    int rc = SQLITE_OK;
+    if (sqlite3_prepare_v2(db, "SELECT patient FROM sent LIMIT 0", -1, &probe, NULL) != SQLITE_OK)
+        rc = sqlite3_exec(db, "ALTER TABLE sent ADD COLUMN patient TEXT NOT NULL DEFAULT ''", NULL, NULL, err);
+    sqlite3_finalize(probe);
+    return rc;
+}
+
+static int store_open(hx_clinic_t *c, const char *home, char *err, size_t cap)
+{
+    char dir[4096], path[4200];
+    if (!home) {
+        const char *h = getenv("HOME");
+        snprintf(dir, sizeof dir, "%s/.handoff", h && *h ? h : ".");
+    } else {
+        snprintf(dir, sizeof dir, "%s", home);
+    }
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+        snprintf(err, cap, "--home %s: %s", dir, strerror(errno));
+        return HX_EIO;
+    }
+    snprintf(path, sizeof path, "%s/%s.db", dir, c->clinic);
+    mode_t old = umask(077);
+    int rc = sqlite3_open(path, &c->db);
+    umask(old);
+    if (rc != SQLITE_OK) {
+        snprintf(err, cap, "%s: %s", path, c->db ? sqlite3_errmsg(c->db) : "out of memory");
+        return rc == SQLITE_NOMEM ? HX_ENOMEM : HX_EIO;
+    }
+    sqlite3_busy_timeout(c->db, 5000);
+    char *why = NULL;
+    if (sqlite3_exec(c->db, "PRAGMA journal_mode=WAL", NULL, NULL, &why) != SQLITE_OK ||
+        sqlite3_exec(c->db, schema, NULL, NULL, &why) != SQLITE_OK || upgrade_store(c->db, &why) != SQLITE_OK ||
+        sqlite3_exec(c->db, "COMMIT", NULL, NULL, &why) != SQLITE_OK) {
+        snprintf(err, cap, "%s: %s", path, why ? why : sqlite3_errmsg(c->db));
+        sqlite3_free(why);
+        sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
+        return HX_EIO;
+    }
+    return 0;
+}
+
+static int copy_key(char dst[41], const char *src)
+{
+    if (!src)
+        return 0;
+    if (strlen(src) != 40)
+        return -1;
+    memcpy(dst, src, 41);
+    return 0;
+}
+
+int hx_clinic_open(const hx_clinic_opts_t *o, hx_clinic_t **out, char *err, size_t cap)
+{
+    *out = NULL;
+    if (!o->broker || !o->broker[0] || !o->clinic || !hx_name_valid(o->clinic)) {
+        snprintf(err, cap, "%s", !o->broker || !o->broker[0] ? "the broker's endpoint is not set"
+                                                             : "the clinic id must be 1-64 characters of [A-Za-z0-9._-]");
+        return HX_EINVAL;
+    }
+    bool some = o->curve_server || o->curve_public || o->curve_secret;
+    bool all = o->curve_server && o->curve_public && o->curve_secret;
+    hx_clinic_t *c = calloc(1, sizeof *c);
+    if (!c) {
+        snprintf(err, cap, "out of memory");
+        return HX_ENOMEM;
+    }
+    if ((some && !all) || copy_key(c->curve_server, o->curve_server) || copy_key(c->curve_public, o->curve_public) ||
+        copy_key(c->curve_secret, o->curve_secret)) {
+        snprintf(err, cap, "CURVE needs the broker's public key and this clinic's key pair, each 40 Z85 characters");
+        free(c);
+        return HX_EINVAL;
+    }
+    c->broker = strdup(o->broker);
+    c->clinic = strdup(o->clinic);
+    c->timeout_ms = o->timeout_ms;
+    c->stop = o->stop;
+    if (!c->broker || !c->clinic) {
+        hx_clinic_destroy(&c);
+        snprintf(err, cap, "out of memory");
+        return HX_ENOMEM;
+    }
+    int rc = store_open(c, o->home, err, cap);
+    if (rc) {
+        hx_clinic_destroy(&c);
+        return rc;
+    }
+    *out = c;
+    return 0;
+}
+
+void hx_clinic_destroy(hx_clinic_t **self_p)
+{
+    hx_clinic_t *c = self_p ? *self_p : NULL;
+    if (!c)
+        return;
+    hx_client_destroy(&c->client);
+    sqlite3_close(c->db);
+    free(c->broker);
+    free(c->clinic);
+    free(c);
+    *self_p = NULL;
+}
+
+int hx_clinic_connect(hx_clinic_t *c)
+{
+    if (c->client)
+        return 0;
+    char err[512];
+    hx_client_opts_t o = {.endpoint = c->broker, .clinic = c->clinic, .role = HX_ROLE_CLINIC,
+                          .timeout_ms = c->timeout_ms};
+    if (c->curve_server[0]) {
+        o.curve_server_key = c->curve_server;
+        o.curve_public = c->curve_public;
+        o.curve_secret = c->curve_secret;
+    }
+    int rc = hx_client_open(&o, &c->client, err, sizeof err);
+    return rc ? cl_fail(c, rc, "%s", err) : cl_fail(c, 0, "%s", "");
+}
+
+void hx_clinic_disconnect(hx_clinic_t *c)
+{
+    hx_client_destroy(&c->client);
+}
+
+hx_client_t *hx_clinic_client(hx_clinic_t *c)
+{
+    return c->client;
+}
+
+const char *hx_clinic_name(const hx_clinic_t *c)
+{
+    return c->clinic;
+}
+
+const char *hx_clinic_error(const hx_clinic_t *c)
+{
+    return c->err;
+}
+
+size_t hx_clinic_dropped(const hx_clinic_t *c)
+{
+    return c->dropped;
+}
+
+void hx_patient_name(const Handoff__Referral *r, char *out, size_t cap)
+{
+    const Handoff__Patient *p = r ? r->patient : NULL;
+    snprintf(out, cap, "%s%s%s", p ? p->given_name : "", p && p->given_name[0] && p->family_name[0] ? " " : "",
+             p ? p->family_name : "");
+}
+
+bool hx_referral_id_valid(const char *s)
+{
+    static const char alphabet[] = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+    if (!s || strlen(s) != HX_REFERRAL_ID_LEN || s[0] != 'R' || s[1] != '-')
+        return false;
+    for (size_t i = 2; i < HX_REFERRAL_ID_LEN; i++)
+        if (!strchr(alphabet, s[i]))
+            return false;
+    return true;
+}
+
+void hx_clinic_referral_id(const hx_clinic_t *c, const char *ref, char rid[HX_REFERRAL_ID_LEN + 1])
+{
+    uint8_t id[HX_ID_LEN];
+    hx_submission_id(c->clinic, ref, id);
+    hx_referral_id(id, rid);
+}
+
+bool hx_clinic_sent_before(hx_clinic_t *c, const char *referral_id)
+{
+    sqlite3_stmt *st;
+    bool found = false;
+    if (sqlite3_prepare_v2(c->db, "SELECT 1 FROM sent WHERE referral_id = ?", -1, &st, NULL) == SQLITE_OK) {
+        sqlite3_bind_text(st, 1, referral_id, -1, SQLITE_STATIC);
+        found = sqlite3_step(st) == SQLITE_ROW;
+        sqlite3_finalize(st);
+    }
+    return found;
+}
+
+static uint64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+int cl_record_sent(hx_clinic_t *c, const char *rid, const Handoff__Referral *r, const char *source)
+{
+    sqlite3_stmt *st;
+    char patient[160];
+    hx_patient_name(r, patient, sizeof patient);
+    if (sqlite3_prepare_v2(c->db, "INSERT OR IGNORE INTO sent(referral_id, ref, file, at_ms, patient) "
+                                  "VALUES (?,?,?,?,?)", -1, &st, NULL) != SQLITE_OK)
+        return cl_fail(c, HX_EIO, "recording %s as sent: %s", rid, sqlite3_errmsg(c->db));
+    sqlite3_bind_text(st, 1, rid, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, r->ref, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, source ? source : "", -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 4, (sqlite3_int64)wall_ms());
+    sqlite3_bind_text(st, 5, patient, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st) == SQLITE_DONE ? 0 : cl_fail(c, HX_EIO, "recording %s as sent: %s", rid,
+                                                          sqlite3_errmsg(c->db));
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int hx_clinic_each_sent(hx_clinic_t *c,
+                        void (*fn)(void *ud, const char *referral_id, const char *ref, const char *patient,
+                                   uint64_t at_ms),
+                        void *ud)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(c->db, "SELECT referral_id, ref, patient, at_ms FROM sent ORDER BY at_ms, rowid", -1, &st,
+                           NULL) != SQLITE_OK)
+        return cl_fail(c, HX_EIO, "reading the store: %s", sqlite3_errmsg(c->db));
+    while (sqlite3_step(st) == SQLITE_ROW)
+        fn(ud, (const char *)sqlite3_column_text(st, 0), (const char *)sqlite3_column_text(st, 1),
+           (const char *)sqlite3_column_text(st, 2), (uint64_t)sqlite3_column_int64(st, 3));
+    sqlite3_finalize(st);
+    return 0;
+}
+
+int hx_clinic_each_received(hx_clinic_t *c, const hx_clinic_query_t *q,
+                            void (*fn)(void *ud, const char *type, const uint8_t *payload, size_t len,
+                                       uint64_t at_ms),
+                            void *ud)
+{
+    /* ?1 the type (NULL: handoffs and status updates), ?2 the referral (NULL: all) */
+    static const char all[] =
+        "SELECT type, payload, at_ms FROM received r "
+        "WHERE (?1 IS NULL AND type IN ('handoff.Handoff', 'handoff.StatusUpdate') OR type = ?1) "
+        "AND (?2 IS NULL OR referral_id = ?2) ORDER BY at_ms, rowid";
+    static const char latest[] =
+        "SELECT type, payload, at_ms FROM received r "
+        "WHERE (?1 IS NULL AND type IN ('handoff.Handoff', 'handoff.StatusUpdate') OR type = ?1) "
+        "AND (?2 IS NULL OR referral_id = ?2) AND rowid = (SELECT rowid FROM received x WHERE x.type = r.type "
+        "AND x.referral_id = r.referral_id ORDER BY at_ms DESC, rowid DESC LIMIT 1) ORDER BY at_ms, rowid";
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(c->db, q && q->latest ? latest : all, -1, &st, NULL) != SQLITE_OK)
+        return cl_fail(c, HX_EIO, "reading the store: %s", sqlite3_errmsg(c->db));
+    if (q && q->type)
+        sqlite3_bind_text(st, 1, q->type, -1, SQLITE_STATIC);
+    if (q && q->referral_id)
+        sqlite3_bind_text(st, 2, q->referral_id, -1, SQLITE_STATIC);
+    while (sqlite3_step(st) == SQLITE_ROW)
+        fn(ud, (const char *)sqlite3_column_text(st, 0), sqlite3_column_blob(st, 1),
+           (size_t)sqlite3_column_bytes(st, 1), (uint64_t)sqlite3_column_int64(st, 2));
+    sqlite3_finalize(st);
+    return 0;
+}

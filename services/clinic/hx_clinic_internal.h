@@ -1,0 +1,29 @@
+/* What the hx_clinic files share; not for its users. */
+#ifndef HX_CLINIC_INTERNAL_H
+#define HX_CLINIC_INTERNAL_H
+#include "hx_clinic.h"
+#include "hx_intake.h"
+
+#include <sqlite3.h>
+#include <stdarg.h>
+
+struct hx_clinic {
+    char *broker, *clinic;
+    char curve_server[41], curve_public[41], curve_secret[41];
+    int timeout_ms;
+    const volatile sig_atomic_t *stop;
+    hx_client_t *client;
+    sqlite3 *db;
+    size_t dropped;
+    char err[1024];
+};
+
+/* Sets c->err (printf-style) and returns code. */
+int cl_fail(hx_clinic_t *c, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* cl_fail with the client library's detail appended: "what: <code text>[: detail]". */
+int cl_broker_fail(hx_clinic_t *c, int code, const char *what);
+/* Records a referral the broker accepted (inside the caller's transaction, if any). */
+int cl_record_sent(hx_clinic_t *c, const char *rid, const Handoff__Referral *r, const char *source);
+bool cl_stopping(const hx_clinic_t *c);
+
+#endif

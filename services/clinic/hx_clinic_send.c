@@ -1,0 +1,166 @@
+/* hx_clinic — what a clinic sends: referrals to intake, lifecycle changes to scheduling. */
+#include "hx_clinic_internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* A referral as the message to intake: its id from this clinic and its ref (so sending it
+ * again is the same message, and the broker keeps one copy). Returns the packed payload
+ * (the caller frees it) or NULL. */
+static uint8_t *referral_msg(const hx_clinic_t *c, const Handoff__Referral *r, hx_msg_t *m)
+{
+    memset(m, 0, sizeof *m);
+    hx_submission_id(c->clinic, r->ref, m->id);
+    size_t len = handoff__referral__get_packed_size(r);
+    uint8_t *buf = malloc(len ? len : 1);
+    if (!buf)
+        return NULL;
+    handoff__referral__pack(r, buf);
+    m->to_kind = HX_TO_SERVICE;
+    m->to = "intake";
+    m->type = "handoff.Referral";
+    m->payload = buf;
+    m->payload_len = len;
+    /* the broker hands urgent work out first (routine 0 .. stat 3; referral.proto counts from
+     * PRIORITY_ROUTINE = 1, with 0 unspecified) */
+    m->priority = r->priority > HANDOFF__PRIORITY__PRIORITY_ROUTINE ? (uint32_t)r->priority - 1 : 0;
+    return buf;
+}
+
+int hx_clinic_submit(hx_clinic_t *c, const Handoff__Referral *r, const char *source, char rid[HX_REFERRAL_ID_LEN + 1])
+{
+    int rc = hx_clinic_connect(c);
+    if (rc)
+        return rc;
+    hx_msg_t m;
+    uint8_t *buf = referral_msg(c, r, &m);
+    if (!buf)
+        return cl_fail(c, HX_ENOMEM, "out of memory");
+    hx_referral_id(m.id, rid);
+    rc = hx_client_submit(c->client, &m, 1);
+    free(buf);
+    if (rc)
+        return cl_broker_fail(c, rc, "not accepted");
+    return cl_record_sent(c, rid, r, source);
+}
+
+/* Sends msgs[0..n) until each is accepted or refused; a refused one is swapped to the end
+ * (with idx and bufs) so the rest can be sent again with the same ids. */
+static int send_until_answered(hx_clinic_t *c, hx_msg_t *msgs, uint8_t **bufs, size_t *idx, size_t n, uint32_t window,
+                               hx_sent_state_t *state, void (*on_refused)(void *, size_t, const char *), void *ud)
+{
+    size_t left = n;                            /* msgs[0..left) are still to be accepted */
+    while (left > 0) {
+        size_t failed = 0;
+        int rc = hx_client_submit_many(c->client, msgs, left, window, &failed);
+        if (rc == 0) {
+            for (size_t k = 0; k < left; k++)
+                state[idx[k]] = HX_SENT_ACCEPTED;
+            return 0;
+        }
+        if (rc != HX_EREFUSED || failed >= left)
+            return cl_broker_fail(c, rc, "submitting");
+        state[idx[failed]] = HX_SENT_REFUSED;
+        if (on_refused)
+            on_refused(ud, idx[failed], hx_client_error(c->client));
+        hx_msg_t tm = msgs[failed];
+        msgs[failed] = msgs[left - 1];
+        msgs[left - 1] = tm;
+        uint8_t *tb = bufs[failed];
+        bufs[failed] = bufs[left - 1];
+        bufs[left - 1] = tb;
+        size_t ti = idx[failed];
+        idx[failed] = idx[left - 1];
+        idx[left - 1] = ti;
+        left--;
+    }
+    return 0;
+}
+
+int hx_clinic_submit_batch(hx_clinic_t *c, Handoff__Referral *const *r, const char *const *source, size_t n,
+                           uint32_t window, hx_sent_state_t *state,
+                           void (*on_refused)(void *ud, size_t i, const char *why), void *ud)
+{
+    for (size_t i = 0; i < n; i++)
+        state[i] = HX_SENT_NOT_YET;
+    if (n == 0)
+        return 0;
+    if (n > HX_MAX_BATCH)
+        return cl_fail(c, HX_EINVAL, "at most %d referrals in one batch, not %zu", HX_MAX_BATCH, n);
+    int rc = hx_clinic_connect(c);
+    if (rc)
+        return rc;
+    hx_msg_t *msgs = calloc(n, sizeof *msgs);
+    uint8_t **bufs = calloc(n, sizeof *bufs);
+    size_t *idx = calloc(n, sizeof *idx);
+    for (size_t k = 0; msgs && bufs && idx && k < n; k++) {
+        idx[k] = k;
+        if (!(bufs[k] = referral_msg(c, r[k], &msgs[k])))
+            break;
+    }
+    if (!msgs || !bufs || !idx || !bufs[n - 1])
+        rc = cl_fail(c, HX_ENOMEM, "submitting: out of memory");
+    else
+        rc = send_until_answered(c, msgs, bufs, idx, n, window, state, on_refused, ud);
+    sqlite3_exec(c->db, "BEGIN", NULL, NULL, NULL);
+    for (size_t i = 0; i < n; i++) {
+        char rid[HX_REFERRAL_ID_LEN + 1];
+        hx_clinic_referral_id(c, r[i]->ref, rid);
+        if (state[i] == HX_SENT_ACCEPTED && cl_record_sent(c, rid, r[i], source ? source[i] : NULL) && !rc)
+            rc = HX_EIO;
+    }
+    if (sqlite3_exec(c->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK && !rc)
+        rc = cl_fail(c, HX_EIO, "recording what was sent: %s", sqlite3_errmsg(c->db));
+    for (size_t k = 0; bufs && k < n; k++)
+        free(bufs[k]);
+    free(msgs);
+    free(bufs);
+    free(idx);
+    return rc;
+}
+
+static uint64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+int hx_clinic_change(hx_clinic_t *c, const Handoff__StatusChange *ch, uint32_t wait_ms,
+                     Handoff__StatusUpdate **answer)
+{
+    *answer = NULL;
+    if (!hx_referral_id_valid(ch->referral_id))
+        return cl_fail(c, HX_EINVAL, "'%s' is not a referral id (R- and 16 characters of 0-9 A-Z without I L O U)",
+                       ch->referral_id ? ch->referral_id : "");
+    uint8_t buf[1024];
+    size_t len = handoff__status_change__get_packed_size(ch);
+    if (len > sizeof buf)
+        return cl_fail(c, HX_EINVAL, "reason: at most 800 characters");
+    int rc = hx_clinic_connect(c);
+    if (rc)
+        return rc;
+    handoff__status_change__pack(ch, buf);
+    hx_msg_t m = {0};
+    hx_id_random(m.id);
+    m.to_kind = HX_TO_SERVICE;
+    m.to = "scheduling";
+    m.type = "handoff.StatusChange";
+    m.payload = buf;
+    m.payload_len = len;
+    if ((rc = hx_client_submit(c->client, &m, 1)))
+        return cl_broker_fail(c, rc, ch->event);
+    /* the answer comes to this clinic's mailbox, correlated to m */
+    hx_clinic_sync_t s = {.watch = m.id};
+    uint64_t until = mono_ms() + wait_ms;
+    while ((rc = hx_clinic_sync(c, &s)) == 0 && !s.answer && mono_ms() < until && !cl_stopping(c)) {
+        struct timespec nap = {0, 50 * 1000000};
+        nanosleep(&nap, NULL);
+    }
+    if (rc == 0 && s.answer && !(*answer = handoff__status_update__unpack(NULL, s.answer_len, s.answer)))
+        rc = cl_fail(c, HX_EIO, "%s %s: the answer does not decode", ch->event, ch->referral_id);
+    free(s.answer);
+    return rc;
+}
