@@ -10,21 +10,33 @@
 
 typedef enum { KIND_ENDPOINT, KIND_NAME, KIND_PATH, KIND_U32 } kind_t;
 
+/* The settings: flag and INI name, environment variable, default, kind and bounds, and the
+ * help line `handoff --help` prints (cli_config_help). */
 static const struct {
     const char *name, *env, *def;
     kind_t kind;
     uint32_t min, max;
-    const char *what;
+    const char *what;           /* KIND_U32: the unit, in errors */
+    const char *arg, *help;
+    const char *shown_def;      /* the default as the help shows it, when not def */
 } SETTINGS[CLI_SET_COUNT] = {
-    [CLI_SET_BROKER] = {"broker", "HANDOFF_BROKER", "tcp://127.0.0.1:5555", KIND_ENDPOINT, 0, 0, NULL},
-    [CLI_SET_CLINIC] = {"clinic", "HANDOFF_CLINIC", NULL, KIND_NAME, 0, 0, NULL},
-    [CLI_SET_ADMIN] = {"admin", "HANDOFF_ADMIN", "operator", KIND_NAME, 0, 0, NULL},
-    [CLI_SET_HOME] = {"home", "HANDOFF_HOME", NULL, KIND_PATH, 0, 0, NULL},
-    [CLI_SET_TIMEOUT_MS] = {"timeout-ms", "HANDOFF_TIMEOUT_MS", "3000", KIND_U32, 100, 600000, "milliseconds"},
-    [CLI_SET_SERVER_KEY] = {"server-key", "HANDOFF_SERVER_KEY", NULL, KIND_PATH, 0, 0, NULL},
-    [CLI_SET_KEY] = {"key", "HANDOFF_KEY", NULL, KIND_PATH, 0, 0, NULL},
-    [CLI_SET_INTERVAL_MS] = {"interval-ms", "HANDOFF_INTERVAL_MS", "1000", KIND_U32, 100, 3600000, "milliseconds"},
-    [CLI_SET_WINDOW] = {"window", "HANDOFF_WINDOW", "64", KIND_U32, 1, 1000, "requests in flight"},
+    [CLI_SET_BROKER] = {"broker", "HANDOFF_BROKER", "tcp://127.0.0.1:5555", KIND_ENDPOINT, 0, 0, NULL, "ENDPOINT",
+                        "the broker", NULL},
+    [CLI_SET_CLINIC] = {"clinic", "HANDOFF_CLINIC", NULL, KIND_NAME, 0, 0, NULL, "ID", "this clinic's id", NULL},
+    [CLI_SET_ADMIN] = {"admin", "HANDOFF_ADMIN", "operator", KIND_NAME, 0, 0, NULL, "NAME",
+                       "the operator's name for top, dlq, health", NULL},
+    [CLI_SET_HOME] = {"home", "HANDOFF_HOME", NULL, KIND_PATH, 0, 0, NULL, "DIR",
+                      "where this clinic's received messages are kept", "~/.handoff"},
+    [CLI_SET_TIMEOUT_MS] = {"timeout-ms", "HANDOFF_TIMEOUT_MS", "3000", KIND_U32, 100, 600000, "milliseconds", "N",
+                            "wait per attempt for the broker (100-600000)", NULL},
+    [CLI_SET_SERVER_KEY] = {"server-key", "HANDOFF_SERVER_KEY", NULL, KIND_PATH, 0, 0, NULL, "FILE",
+                            "CURVE: the broker's public key", NULL},
+    [CLI_SET_KEY] = {"key", "HANDOFF_KEY", NULL, KIND_PATH, 0, 0, NULL, "FILE",
+                     "CURVE: this clinic's (or operator's) secret key", NULL},
+    [CLI_SET_INTERVAL_MS] = {"interval-ms", "HANDOFF_INTERVAL_MS", "1000", KIND_U32, 100, 3600000, "milliseconds", "N",
+                             "how often watch and top look again (100-3600000)", NULL},
+    [CLI_SET_WINDOW] = {"window", "HANDOFF_WINDOW", "64", KIND_U32, 1, 1000, "requests in flight", "N",
+                        "import: submissions in flight at once (1-1000)", NULL},
 };
 
 void cli_config_init(cli_config_t *c)
@@ -278,4 +290,15 @@ uint32_t cli_config_u32(const cli_config_t *c, cli_set_t s)
 {
     const char *v = c->v[s].value;
     return v ? (uint32_t)strtoul(v, NULL, 10) : 0;
+}
+
+void cli_config_help(FILE *f)
+{
+    for (int k = 0; k < CLI_SET_COUNT; k++) {
+        char flag[64];
+        snprintf(flag, sizeof flag, "--%s %s", SETTINGS[k].name, SETTINGS[k].arg);
+        const char *def = SETTINGS[k].shown_def ? SETTINGS[k].shown_def : SETTINGS[k].def;
+        fprintf(f, "  %-20s  %s [%s%s%s]\n", flag, SETTINGS[k].help, SETTINGS[k].env, def ? ", " : "",
+                def ? def : "");
+    }
 }

@@ -6,6 +6,7 @@
 #define CLI_CONFIG_H
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 typedef enum {
     CLI_SET_BROKER,
@@ -53,6 +54,10 @@ int cli_config_env(cli_config_t *c, const char *(*get)(const char *name), char *
  * or -1 with err set ("path:line: ..."): unknown setting or section, bad value, a line
  * that is not "name = value", a line over 200 characters, a file that cannot be read. */
 int cli_config_file(cli_config_t *c, const char *path, char *err, size_t cap);
+
+/* The settings as help lines, from the same table that parses them:
+ * "  --broker ENDPOINT     the broker [HANDOFF_BROKER, tcp://127.0.0.1:5555]". */
+void cli_config_help(FILE *f);
 
 const char *cli_config_get(const cli_config_t *c, cli_set_t s);
 /* A numeric setting (checked when it was set). */

@@ -1,6 +1,9 @@
 /* cli_help — help texts of the clinic CLI (see cli_help.h). Keep them in step with
  * README.md and docs/OPERATIONS.md ("The clinic CLI"). */
 #include "cli_help.h"
+#include "cli_config.h"
+
+#include <stdio.h>
 
 #include <string.h>
 
@@ -50,22 +53,10 @@ static const char USAGE[] =
     "  audit verify FILE [DATA_DIR]\n"
     "                        check the broker's hash-chained audit log (and that its tail is whole)\n"
     "\n"
-    "settings (flag > environment > config file > default):\n"
-    "  --broker ENDPOINT     the broker [HANDOFF_BROKER, tcp://127.0.0.1:5555]\n"
-    "  --clinic ID           this clinic's id [HANDOFF_CLINIC]\n"
-    "  --admin NAME          the operator's name for top, dlq, health [HANDOFF_ADMIN, operator]\n"
-    "  --home DIR            where this clinic's received messages are kept [HANDOFF_HOME, ~/.handoff]\n"
-    "  --timeout-ms N        wait per attempt for the broker [HANDOFF_TIMEOUT_MS, 3000]\n"
-    "  --server-key FILE     CURVE: the broker's public key [HANDOFF_SERVER_KEY]\n"
-    "  --key FILE            CURVE: this clinic's (or operator's) secret key [HANDOFF_KEY]\n"
-    "  --interval-ms N       how often watch and top look again [HANDOFF_INTERVAL_MS, 1000]\n"
-    "  --window N            import: submissions in flight at once [HANDOFF_WINDOW, 64]\n"
-    "  --config FILE         the config file [HANDOFF_CONFIG, ~/.handoff/config if it exists]:\n"
-    "                        INI lines 'name = value' with the names above (broker, clinic, ...)\n"
-    "\n"
-    "options:\n"
-    "  --json                machine-readable output (field names are stable; see docs/OPERATIONS.md)\n"
-    "  -h, --help            help (with a command: that command's help)\n"
+    "settings (flag > environment > config file > default):\n";
+
+/* After the settings and the options, which are printed from their tables. */
+static const char USAGE_TAIL[] =
     "\n" EXIT_CODES
     "\n"
     "examples:\n"
@@ -312,9 +303,45 @@ static const page_t PAGES[] = {
      "  handoff audit verify /var/lib/handoff/audit.jsonl /var/lib/handoff\n"},
 };
 
-const char *cli_usage(void)
+const cli_flag_t CLI_FLAGS[CLI_OPT_COUNT] = {
+    [CLI_OPT_CONFIG] = {"config", "FILE", "the config file [HANDOFF_CONFIG, ~/.handoff/config if it exists]:\n"
+                                          "INI lines 'name = value' with the settings' names (broker, clinic, ...)"},
+    [CLI_OPT_JSON] = {"json", NULL, "machine-readable output (field names are stable; see docs/OPERATIONS.md)"},
+    [CLI_OPT_NO_VALIDATE] = {"no-validate", NULL, "submit, import: send without checking locally"},
+    [CLI_OPT_REASON] = {"reason", "TEXT", "decline (required), revoke: why, told to the other clinic"},
+    [CLI_OPT_DISCIPLINE] = {"discipline", "D", "accept ... complete: physiotherapy or massage_therapy, when this\n"
+                                               "clinic holds both bookings of a referral"},
+    [CLI_OPT_DIR] = {"dir", "DIR", "keygen: where the key files are written [.]"},
+    [CLI_OPT_FORMAT] = {"format", "F", "import: csv or ndjson, when the file's extension does not say"},
+    [CLI_OPT_DRY_RUN] = {"dry-run", NULL, "import: check every row, send nothing"},
+    [CLI_OPT_ONCE] = {"once", NULL, "top: one sample, then exit"},
+    [CLI_OPT_HELP] = {"help", NULL, "help (with a command: that command's help); also -h"},
+};
+
+/* "  --name ARG            help" with continuation lines indented under the help. */
+static void flag_line(FILE *f, const cli_flag_t *o)
 {
-    return USAGE;
+    char flag[64];
+    snprintf(flag, sizeof flag, "--%s%s%s", o->name, o->arg ? " " : "", o->arg ? o->arg : "");
+    fprintf(f, "  %-20s  ", flag);
+    for (const char *h = o->help; *h; h++) {
+        fputc(*h, f);
+        if (*h == '\n')
+            fprintf(f, "%24s", "");
+    }
+    fputc('\n', f);
+}
+
+void cli_usage(FILE *f)
+{
+    fputs(USAGE, f);
+    cli_config_help(f);
+    flag_line(f, &CLI_FLAGS[CLI_OPT_CONFIG]);
+    fputs("\noptions:\n", f);
+    for (int k = 0; k < CLI_OPT_COUNT; k++)
+        if (k != CLI_OPT_CONFIG)
+            flag_line(f, &CLI_FLAGS[k]);
+    fputs(USAGE_TAIL, f);
 }
 
 const char *cli_command_help(const char *cmd)

@@ -241,79 +241,80 @@ static int run(cli_t *c, int argc, char **argv, const char *config_flag)
     return cmd_status(c, nargs, args);
 }
 
+/* Flags from the two tables: each setting (cli_config.h) is OPT_SETTING + its index, each
+ * other option (cli_help.h) OPT_FLAG + its index. */
+enum { OPT_SETTING = 256, OPT_FLAG = 512 };
+
+static void build_options(struct option *opts)
+{
+    size_t n = 0;
+    for (int k = 0; k < CLI_SET_COUNT; k++)
+        opts[n++] = (struct option){cli_set_name((cli_set_t)k), required_argument, NULL, OPT_SETTING + k};
+    for (int k = 0; k < CLI_OPT_COUNT; k++)
+        opts[n++] = (struct option){CLI_FLAGS[k].name, CLI_FLAGS[k].arg ? required_argument : no_argument, NULL,
+                                    OPT_FLAG + k};
+    opts[n] = (struct option){NULL, 0, NULL, 0};
+}
+
+/* Reads the options into c; returns 0, or -1 after saying the flag is unknown. */
+static int parse_options(cli_t *c, int argc, char **argv, const char **config_flag, int *help)
+{
+    struct option opts[CLI_SET_COUNT + CLI_OPT_COUNT + 1];
+    build_options(opts);
+    char err[1024];
+    int o;
+    while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        if (o >= OPT_SETTING && o < OPT_SETTING + CLI_SET_COUNT) {
+            if (cli_config_flag(&c->cfg, (cli_set_t)(o - OPT_SETTING), optarg, err, sizeof err) != 0 &&
+                !c->flag_err[0])
+                snprintf(c->flag_err, sizeof c->flag_err, "%s", err);
+            continue;
+        }
+        switch (o == 'h' ? OPT_FLAG + CLI_OPT_HELP : o) {
+        case OPT_FLAG + CLI_OPT_CONFIG: *config_flag = optarg; break;
+        case OPT_FLAG + CLI_OPT_JSON: c->json = 1; break;
+        case OPT_FLAG + CLI_OPT_NO_VALIDATE: c->no_validate = 1; break;
+        case OPT_FLAG + CLI_OPT_REASON: c->reason = optarg; break;
+        case OPT_FLAG + CLI_OPT_DISCIPLINE: c->discipline = optarg; break;
+        case OPT_FLAG + CLI_OPT_DIR: c->dir = optarg; break;
+        case OPT_FLAG + CLI_OPT_FORMAT: c->format = optarg; break;
+        case OPT_FLAG + CLI_OPT_DRY_RUN: c->dry_run = 1; break;
+        case OPT_FLAG + CLI_OPT_ONCE: c->once = 1; break;
+        case OPT_FLAG + CLI_OPT_HELP: *help = 1; break;
+        default: fputs("handoff: see handoff --help\n", stderr); return -1;
+        }
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
-    enum { O_CONFIG = 256, O_FORMAT, O_DRY_RUN, O_ONCE, O_SETTING };
-    static const struct option opts[] = {
-        {"broker", required_argument, NULL, O_SETTING + CLI_SET_BROKER},
-        {"clinic", required_argument, NULL, O_SETTING + CLI_SET_CLINIC},
-        {"admin", required_argument, NULL, O_SETTING + CLI_SET_ADMIN},
-        {"home", required_argument, NULL, O_SETTING + CLI_SET_HOME},
-        {"timeout-ms", required_argument, NULL, O_SETTING + CLI_SET_TIMEOUT_MS},
-        {"server-key", required_argument, NULL, O_SETTING + CLI_SET_SERVER_KEY},
-        {"key", required_argument, NULL, O_SETTING + CLI_SET_KEY},
-        {"interval-ms", required_argument, NULL, O_SETTING + CLI_SET_INTERVAL_MS},
-        {"window", required_argument, NULL, O_SETTING + CLI_SET_WINDOW},
-        {"config", required_argument, NULL, O_CONFIG},
-        {"json", no_argument, NULL, 'j'},
-        {"no-validate", no_argument, NULL, 'n'},
-        {"help", no_argument, NULL, 'h'},
-        {"reason", required_argument, NULL, 'r'},
-        {"discipline", required_argument, NULL, 'd'},
-        {"dir", required_argument, NULL, 'D'},
-        {"format", required_argument, NULL, O_FORMAT},
-        {"dry-run", no_argument, NULL, O_DRY_RUN},
-        {"once", no_argument, NULL, O_ONCE},
-        {NULL, 0, NULL, 0}};
     cli_t c = {0};
     cli_config_init(&c.cfg);
     const char *config_flag = NULL;
-    int help = 0, o, rc = EXIT_USAGE;
-    char err[1024];
-    while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        if (o >= O_SETTING && o < O_SETTING + CLI_SET_COUNT) {
-            if (cli_config_flag(&c.cfg, (cli_set_t)(o - O_SETTING), optarg, err, sizeof err) != 0 && !c.flag_err[0])
-                snprintf(c.flag_err, sizeof c.flag_err, "%s", err);
-            continue;
-        }
-        switch (o) {
-        case O_CONFIG: config_flag = optarg; break;
-        case 'j': c.json = 1; break;
-        case 'n': c.no_validate = 1; break;
-        case 'r': c.reason = optarg; break;
-        case 'd': c.discipline = optarg; break;
-        case 'D': c.dir = optarg; break;
-        case O_FORMAT: c.format = optarg; break;
-        case O_DRY_RUN: c.dry_run = 1; break;
-        case O_ONCE: c.once = 1; break;
-        case 'h': help = 1; break;
-        default: fputs("handoff: see handoff --help\n", stderr); goto out;
-        }
-    }
-    if (optind >= argc) {
-        fputs(cli_usage(), help ? stdout : stderr);
-        rc = help ? EXIT_OK : EXIT_USAGE;
+    int help = 0, rc = EXIT_USAGE;
+    if (parse_options(&c, argc, argv, &config_flag, &help) != 0)
         goto out;
-    }
-    if (strcmp(argv[optind], "help") == 0) {
+    if (optind >= argc) {
+        cli_usage(help ? stdout : stderr);
+        rc = help ? EXIT_OK : EXIT_USAGE;
+    } else if (strcmp(argv[optind], "help") == 0) {
         if (argc - optind > 2) {
             fprintf(stderr, "handoff: usage: handoff help [COMMAND]\n");
         } else if (argc - optind == 2) {
             rc = help_for(argv[optind + 1], stdout);
         } else {
-            fputs(cli_usage(), stdout);
+            cli_usage(stdout);
             rc = EXIT_OK;
         }
-        goto out;
-    }
-    if (help) {
+    } else if (help) {
         rc = help_for(argv[optind], stdout);
-        goto out;
+    } else {
+        rc = run(&c, argc, argv, config_flag);
     }
-    rc = run(&c, argc, argv, config_flag);
+out:
     hx_client_destroy(&c.client);
     hx_clinic_destroy(&c.store);
-out:
     cli_config_free(&c.cfg);
     return rc;
 }

@@ -1,5 +1,11 @@
-# Unit suite for the clinic CLI's pure parts (services/cli: tables, times, settings, import
+# Unit suites for the clinic side: the CLI's pure parts (services/cli: tables, times, settings, import
 # files, inbox groups, the top screen, progress).
 if(TARGET hx_cli)
   hx_unit_test(test_cli LIBS hx_cli)
+endif()
+
+# Unit suite for the clinic library (services/clinic) without a broker: the store, its
+# upgrade, ids, and reading it back.
+if(TARGET hx_clinic)
+  hx_unit_test(test_clinic LIBS hx_clinic PkgConfig::SQLITE)
 endif()

@@ -1,0 +1,204 @@
+/* Unit: the clinic library without a broker — opening and upgrading the local store, its
+ * refusals, the ids a clinic gives its referrals, and reading the store back with the
+ * filters the inbox, status and handoffs use. The mailbox sync and the requests against a
+ * real broker are tested through the CLI (tests/integration/test_cli_flow.c,
+ * test_lifecycle_flow.c). */
+#include <criterion/criterion.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "hx_clinic.h"
+
+static char home[64];
+
+static void make_home(void)
+{
+    snprintf(home, sizeof home, "/tmp/hx-clinic-unit-XXXXXX");
+    cr_assert_not_null(mkdtemp(home));
+}
+
+static void remove_home(void)
+{
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", home);
+    cr_assert_eq(system(cmd), 0);
+}
+
+TestSuite(clinic, .init = make_home, .fini = remove_home);
+
+static hx_clinic_t *open_clinic(const char *name)
+{
+    char err[512] = "";
+    hx_clinic_opts_t o = {.broker = "tcp://127.0.0.1:1", .clinic = name, .home = home, .timeout_ms = 300};
+    hx_clinic_t *c = NULL;
+    cr_assert_eq(hx_clinic_open(&o, &c, err, sizeof err), 0, "open: %s", err);
+    return c;
+}
+
+Test(clinic, the_store_is_one_private_file_per_clinic)
+{
+    hx_clinic_t *c = open_clinic("lakeside");
+    cr_expect_str_eq(hx_clinic_name(c), "lakeside");
+    cr_expect_null(hx_clinic_client(c), "no broker session before one is needed");
+    char path[128];
+    snprintf(path, sizeof path, "%s/lakeside.db", home);
+    struct stat st;
+    cr_assert_eq(stat(path, &st), 0);
+    cr_expect_eq(st.st_mode & 0777, 0600, "patient data is readable by its owner only: %o", st.st_mode & 0777);
+    hx_clinic_destroy(&c);
+    cr_expect_null(c);
+    hx_clinic_destroy(&c);                      /* twice is harmless */
+}
+
+Test(clinic, bad_options_are_refused_with_the_reason)
+{
+    struct {
+        hx_clinic_opts_t o;
+        const char *says;
+    } cases[] = {
+        {{.broker = "", .clinic = "lakeside", .home = home}, "endpoint"},
+        {{.broker = "tcp://127.0.0.1:1", .clinic = "lake side", .home = home}, "clinic id"},
+        {{.broker = "tcp://127.0.0.1:1", .clinic = "", .home = home}, "clinic id"},
+        {{.broker = "tcp://127.0.0.1:1", .clinic = "lakeside", .home = home,
+          .curve_server = "0123456789012345678901234567890123456789"}, "CURVE"},
+        {{.broker = "tcp://127.0.0.1:1", .clinic = "lakeside", .home = home, .curve_server = "short",
+          .curve_public = "short", .curve_secret = "short"}, "40 Z85"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        char err[512] = "";
+        hx_clinic_t *c = (hx_clinic_t *)1;
+        cr_expect_eq(hx_clinic_open(&cases[i].o, &c, err, sizeof err), HX_EINVAL, "case %zu", i);
+        cr_expect_null(c, "case %zu", i);
+        cr_expect_not_null(strstr(err, cases[i].says), "case %zu: '%s' should name %s", i, err, cases[i].says);
+    }
+    char err[512] = "";
+    hx_clinic_opts_t o = {.broker = "tcp://127.0.0.1:1", .clinic = "lakeside", .home = "/proc/no/such/dir"};
+    hx_clinic_t *c = NULL;
+    cr_expect_eq(hx_clinic_open(&o, &c, err, sizeof err), HX_EIO);
+    cr_expect_not_null(strstr(err, "/proc/no/such/dir"), "names the folder: %s", err);
+}
+
+/* A store made before sent.patient existed is upgraded in place and keeps its rows. */
+Test(clinic, an_old_store_is_upgraded_in_place)
+{
+    char path[128];
+    snprintf(path, sizeof path, "%s/harbour.db", home);
+    sqlite3 *db;
+    cr_assert_eq(sqlite3_open(path, &db), SQLITE_OK);
+    cr_assert_eq(sqlite3_exec(db,
+                              "CREATE TABLE sent (referral_id TEXT PRIMARY KEY, ref TEXT NOT NULL, file TEXT NOT NULL,"
+                              " at_ms INTEGER NOT NULL);"
+                              "INSERT INTO sent VALUES ('R-0000000000000001', 'HB-1', 'a.json', 5);",
+                              NULL, NULL, NULL),
+                 SQLITE_OK);
+    sqlite3_close(db);
+    hx_clinic_t *c = open_clinic("harbour");
+    cr_expect(hx_clinic_sent_before(c, "R-0000000000000001"));
+    cr_expect_not(hx_clinic_sent_before(c, "R-0000000000000002"));
+    hx_clinic_destroy(&c);
+    c = open_clinic("harbour");                 /* and opening it again changes nothing */
+    cr_expect(hx_clinic_sent_before(c, "R-0000000000000001"));
+    hx_clinic_destroy(&c);
+}
+
+Test(clinic, referral_ids_are_the_clinics_own_and_checked)
+{
+    hx_clinic_t *a = open_clinic("lakeside"), *b = open_clinic("harbour");
+    char r1[HX_REFERRAL_ID_LEN + 1], r2[HX_REFERRAL_ID_LEN + 1], r3[HX_REFERRAL_ID_LEN + 1];
+    hx_clinic_referral_id(a, "LK-1", r1);
+    hx_clinic_referral_id(a, "LK-1", r2);
+    hx_clinic_referral_id(b, "LK-1", r3);
+    cr_expect_str_eq(r1, r2, "the same ref is the same referral (a resubmission is not a copy)");
+    cr_expect_str_neq(r1, r3, "another clinic's ref of the same text is another referral");
+    cr_expect(hx_referral_id_valid(r1), "%s", r1);
+    const char *bad[] = {"", "R-", "R-0000000000000000X", "X-0000000000000000", "R-000000000000000I",
+                         "R-000000000000000u", "r-0000000000000000"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+        cr_expect_not(hx_referral_id_valid(bad[i]), "'%s'", bad[i]);
+    cr_expect_not(hx_referral_id_valid(NULL));
+    hx_clinic_destroy(&a);
+    hx_clinic_destroy(&b);
+}
+
+Test(clinic, patient_names_read_as_staff_write_them)
+{
+    Handoff__Referral r = HANDOFF__REFERRAL__INIT;
+    Handoff__Patient p = HANDOFF__PATIENT__INIT;
+    char out[64];
+    hx_patient_name(NULL, out, sizeof out);
+    cr_expect_str_eq(out, "");
+    hx_patient_name(&r, out, sizeof out);
+    cr_expect_str_eq(out, "");
+    r.patient = &p;
+    p.given_name = "Ada";
+    p.family_name = "Lovelace";
+    hx_patient_name(&r, out, sizeof out);
+    cr_expect_str_eq(out, "Ada Lovelace");
+    p.given_name = "";
+    hx_patient_name(&r, out, sizeof out);
+    cr_expect_str_eq(out, "Lovelace");
+}
+
+/* Rows put into the store as a sync would, read back through the query filters. */
+static void put(const char *home_dir, int n, const char *type, const char *rid, uint64_t at, const char *payload)
+{
+    char path[128], sql[512];
+    snprintf(path, sizeof path, "%s/lakeside.db", home_dir);
+    sqlite3 *db;
+    cr_assert_eq(sqlite3_open(path, &db), SQLITE_OK);
+    snprintf(sql, sizeof sql,
+             "INSERT INTO received(id, type, referral_id, from_name, at_ms, payload) "
+             "VALUES (x'%032x', '%s', '%s', 'scheduling', %llu, CAST('%s' AS BLOB))",
+             n, type, rid, (unsigned long long)at, payload);
+    cr_assert_eq(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK, "%s", sqlite3_errmsg(db));
+    sqlite3_close(db);
+}
+
+static void collect(void *ud, const char *type, const uint8_t *payload, size_t len, uint64_t at_ms)
+{
+    (void)type, (void)at_ms;
+    char *seen = ud;
+    strncat(seen, (const char *)payload, len);
+    strcat(seen, " ");
+}
+
+Test(clinic, the_store_is_read_back_by_type_referral_and_latest)
+{
+    hx_clinic_t *c = open_clinic("lakeside");
+    put(home, 1, "handoff.StatusUpdate", "R-A", 10, "a1");
+    put(home, 2, "handoff.StatusUpdate", "R-B", 11, "b1");
+    put(home, 3, "handoff.Handoff", "R-A", 12, "ha");
+    put(home, 4, "handoff.StatusUpdate", "R-A", 13, "a2");
+    put(home, 5, "handoff.Refusal", "R-A", 14, "no");
+    char seen[256] = "";
+    cr_assert_eq(hx_clinic_each_received(c, NULL, collect, seen), 0);
+    cr_expect_str_eq(seen, "a1 b1 ha a2 ", "handoffs and updates in time order; refusals are not changes");
+    seen[0] = '\0';
+    hx_clinic_query_t q = {.type = "handoff.StatusUpdate", .referral_id = "R-A"};
+    cr_assert_eq(hx_clinic_each_received(c, &q, collect, seen), 0);
+    cr_expect_str_eq(seen, "a1 a2 ", "one referral's history");
+    seen[0] = '\0';
+    q = (hx_clinic_query_t){.type = "handoff.StatusUpdate", .latest = true};
+    cr_assert_eq(hx_clinic_each_received(c, &q, collect, seen), 0);
+    cr_expect_str_eq(seen, "b1 a2 ", "the latest update of each referral, in time order");
+    seen[0] = '\0';
+    q = (hx_clinic_query_t){.type = "handoff.Refusal"};
+    cr_assert_eq(hx_clinic_each_received(c, &q, collect, seen), 0);
+    cr_expect_str_eq(seen, "no ");
+    hx_clinic_destroy(&c);
+}
+
+/* No broker on the port: the sync says so in the library's terms and words, stores nothing. */
+Test(clinic, a_silent_broker_is_a_timeout_with_words)
+{
+    hx_clinic_t *c = open_clinic("lakeside");
+    int rc = hx_clinic_sync(c, NULL);
+    cr_expect_eq(rc, HX_ETIMEDOUT, "got %d (%s)", rc, hx_strerror(rc));
+    cr_expect_neq(hx_clinic_error(c)[0], '\0', "a reason is given");
+    cr_expect_eq(hx_clinic_dropped(c), 0);
+    hx_clinic_destroy(&c);
+}
