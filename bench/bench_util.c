@@ -3,10 +3,10 @@
 #define _GNU_SOURCE
 #include "bench.h"
 #include "hx_curve.h"
+#include "hx_spawn.h"
 
 #include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <ftw.h>
 #include <math.h>
 #include <pthread.h>
@@ -14,11 +14,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+#define BENCH_GRACE_MS 20000                    /* after SIGTERM; then a process is stuck */
 
 volatile sig_atomic_t bench_stop;
 
@@ -152,34 +152,27 @@ int bench_env_init(bench_env_t *e, const bench_opts_t *o, const char *mode)
     return 0;
 }
 
-static void reap(bench_env_t *e, int k, int *status)
+static int slot_of(const bench_env_t *e, pid_t pid)
 {
-    waitpid(e->procs[k].pid, status, 0);
+    for (int k = 0; k < BENCH_MAX_PROCS; k++)
+        if (pid > 0 && e->procs[k].pid == pid)
+            return k;
+    return -1;
+}
+
+/* sig (0: none, sent already), BENCH_GRACE_MS to end, then SIGKILL; the wait status. */
+static int stop_slot(bench_env_t *e, int k, int sig)
+{
+    int status = -1;
+    hx_spawn_stop(e->procs[k].pid, sig, BENCH_GRACE_MS, &status);
     e->procs[k].pid = 0;
+    return status;
 }
 
 int bench_stop_proc(bench_env_t *e, pid_t pid)
 {
-    int k;
-    for (k = 0; k < BENCH_MAX_PROCS && e->procs[k].pid != pid; k++)
-        ;
-    if (k == BENCH_MAX_PROCS || pid <= 0)
-        return -1;
-    kill(pid, SIGTERM);
-    int status = -1;
-    for (int waited = 0; waited < 2000; waited++) {   /* 20 s */
-        pid_t r = waitpid(pid, &status, WNOHANG);
-        if (r == pid) {
-            e->procs[k].pid = 0;
-            return status;
-        }
-        if (r < 0)
-            break;
-        bench_sleep_ns(10 * 1000000u);
-    }
-    kill(pid, SIGKILL);
-    reap(e, k, &status);
-    return status;
+    int k = slot_of(e, pid);
+    return k < 0 ? -1 : stop_slot(e, k, SIGTERM);
 }
 
 void bench_env_cleanup(bench_env_t *e)
@@ -190,7 +183,7 @@ void bench_env_cleanup(bench_env_t *e)
             kill(e->procs[k].pid, SIGTERM);
     for (int k = BENCH_MAX_PROCS; k-- > 0;)
         if (e->procs[k].pid > 0)
-            bench_stop_proc(e, e->procs[k].pid);
+            stop_slot(e, k, 0);
     for (int i = 0; i < MAX_ENVS; i++)
         if (envs[i] == e)
             envs[i] = NULL;
@@ -216,22 +209,8 @@ static size_t split_words(char *buf, const char **argv, size_t cap)
 /* Starts argv with stdout and stderr appended to log; the child dies with the bench. */
 static pid_t spawn_logged(const char **argv, const char *log)
 {
-    pid_t parent = getpid();
-    pid_t pid = fork();
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);        /* never outlive the bench */
-        if (getppid() != parent)
-            _exit(127);
-        int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600);
-        if (fd >= 0) {
-            dup2(fd, 1);
-            dup2(fd, 2);
-            close(fd);
-        }
-        execvp(argv[0], (char *const *)argv);
-        _exit(127);
-    }
-    return pid;
+    hx_proc_t p;
+    return hx_spawn(&(hx_spawn_opts_t){.argv = argv, .log = log}, &p) == 0 ? p.pid : -1;
 }
 
 pid_t bench_spawn(bench_env_t *e, const char *name, const char *rel, const char *const args[])
@@ -302,8 +281,7 @@ void bench_attach_stop(bench_env_t *e)
 {
     if (e->attached <= 0)
         return;
-    kill(e->attached, SIGINT);
-    waitpid(e->attached, NULL, 0);
+    hx_spawn_stop(e->attached, SIGINT, -1, NULL);      /* a profiler may take its time to write */
     e->attached = 0;
 }
 
@@ -366,10 +344,10 @@ int bench_start_broker(bench_env_t *e, uint64_t *ready_ns)
         if (access(ready, R_OK) == 0)
             break;
         int status;
-        if (waitpid(pid, &status, WNOHANG) == pid) {
-            for (int k = 0; k < BENCH_MAX_PROCS; k++)
-                if (e->procs[k].pid == pid)
-                    e->procs[k].pid = 0;
+        if (hx_spawn_wait(pid, 0, &status) == 1) {
+            int k = slot_of(e, pid);
+            if (k >= 0)
+                e->procs[k].pid = 0;
             fprintf(stderr, "%s: the broker exited at start (status %d); see %s/broker.log\n", BENCH_PROG, status,
                     e->dir);
             return -1;

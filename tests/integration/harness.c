@@ -3,19 +3,20 @@
 #include "harness.h"
 
 #include <criterion/criterion.h>
-#include <errno.h>
-#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <netinet/in.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "hx_spawn.h"
+
+#define NET_GRACE_MS 10000                      /* after SIGTERM; then a process is stuck */
 
 static const char *env_path(const char *var, const char *rel)
 {
@@ -53,27 +54,13 @@ pid_t net_spawn(net_t *n, const char *name, const char *const argv[])
     cr_assert_lt(slot, NET_MAX_PROCS);
     char log[512];
     snprintf(log, sizeof log, "%s/%s.log", n->dir, name);
-    pid_t parent = getpid();
-    pid_t pid = fork();
-    cr_assert_geq(pid, 0);
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (getppid() != parent)
-            _exit(127);
-        int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600);
-        if (fd >= 0) {
-            dup2(fd, 1);
-            dup2(fd, 2);
-            close(fd);
-        }
-        execv(argv[0], (char *const *)argv);
-        _exit(127);
-    }
-    n->procs[slot].pid = pid;
+    hx_proc_t p;
+    cr_assert_eq(hx_spawn(&(hx_spawn_opts_t){.argv = argv, .log = log}, &p), 0, "cannot start %s", argv[0]);
+    n->procs[slot].pid = p.pid;
     snprintf(n->procs[slot].name, sizeof n->procs[0].name, "%s", name);
     if (slot == n->n)
         n->n++;
-    return pid;
+    return p.pid;
 }
 
 bool net_file_exists(const char *path)
@@ -194,32 +181,25 @@ pid_t net_start_scheduling(net_t *n, const char *name, const char *start, const 
     return net_spawn(n, name, argv);
 }
 
-void net_kill9(net_t *n, pid_t pid)
+static void forget(net_t *n, pid_t pid)
 {
-    kill(pid, SIGKILL);
-    waitpid(pid, NULL, 0);
     for (size_t i = 0; i < n->n; i++)
         if (n->procs[i].pid == pid)
             n->procs[i].pid = 0;
 }
 
+void net_kill9(net_t *n, pid_t pid)
+{
+    hx_spawn_stop(pid, SIGKILL, -1, NULL);
+    forget(n, pid);
+}
+
 int net_stop(net_t *n, pid_t pid, int sig)
 {
-    kill(pid, sig);
-    int status = 0, waited = 0;
-    while (waitpid(pid, &status, WNOHANG) == 0) {
-        if (++waited > 500) {                       /* 10 s: then it is stuck */
-            kill(pid, SIGKILL);
-            waitpid(pid, &status, 0);
-            status = -1;
-            break;
-        }
-        struct timespec nap = {0, 20 * 1000000};
-        nanosleep(&nap, NULL);
-    }
-    for (size_t i = 0; i < n->n; i++)
-        if (n->procs[i].pid == pid)
-            n->procs[i].pid = 0;
+    int status = 0;
+    if (hx_spawn_stop(pid, sig, NET_GRACE_MS, &status) != 0)
+        status = -1;                            /* stuck, killed */
+    forget(n, pid);
     return status;
 }
 
@@ -242,19 +222,11 @@ int net_stop_all(net_t *n)
         if (pid <= 0)
             continue;
         int status = 0;
-        int waited = 0;
-        while (waitpid(pid, &status, WNOHANG) == 0) {
-            if (++waited > 500) {                   /* 10 s: then it is stuck */
-                kill(pid, SIGKILL);
-                waitpid(pid, &status, 0);
-                bad++;
-                break;
-            }
-            struct timespec nap = {0, 20 * 1000000};
-            nanosleep(&nap, NULL);
-        }
-        if ((WIFEXITED(status) && WEXITSTATUS(status) != 0) || (WIFSIGNALED(status) && WTERMSIG(status) != SIGTERM)) {
-            fprintf(stderr, "%s exited badly (status %d); its log is in %s\n", n->procs[i].name, status, n->dir);
+        int rc = hx_spawn_stop(pid, 0, NET_GRACE_MS, &status);
+        if (rc != 0 || (WIFEXITED(status) && WEXITSTATUS(status) != 0) ||
+            (WIFSIGNALED(status) && WTERMSIG(status) != SIGTERM)) {
+            fprintf(stderr, "%s %s (status %d); its log is in %s\n", n->procs[i].name,
+                    rc == 1 ? "did not stop within 10 s and was killed" : "exited badly", status, n->dir);
             bad++;
         }
         n->procs[i].pid = 0;
@@ -271,48 +243,19 @@ int net_stop_all(net_t *n)
 
 int net_cli(net_t *n, const char *clinic, char *out, size_t cap, const char *const args[])
 {
-    int pipefd[2];
-    cr_assert_eq(pipe(pipefd), 0);
     char home[512], log[512];
     snprintf(home, sizeof home, "%s/home", n->dir);
     snprintf(log, sizeof log, "%s/cli.log", n->dir);
-    pid_t pid = fork();
-    cr_assert_geq(pid, 0);
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        close(pipefd[0]);
-        dup2(pipefd[1], 1);
-        int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600);
-        if (fd >= 0)
-            dup2(fd, 2);
-        const char *argv[32] = {net_bin("services/cli/handoff"), "--broker", n->endpoint, "--clinic", clinic,
-                                "--home", home};
-        size_t k = 7;
-        for (size_t i = 0; args[i] && k < 31; i++)
-            argv[k++] = args[i];
-        argv[k] = NULL;
-        execv(argv[0], (char *const *)argv);
-        _exit(127);
-    }
-    close(pipefd[1]);
-    size_t len = 0;
-    ssize_t r;
-    char discard[4096];
-    for (;;) {                                  /* read to the end, keeping what fits */
-        if (len < cap - 1)
-            r = read(pipefd[0], out + len, cap - 1 - len);
-        else
-            r = read(pipefd[0], discard, sizeof discard);
-        if (r <= 0)
-            break;
-        if (len < cap - 1)
-            len += (size_t)r;
-    }
-    out[len] = '\0';
-    close(pipefd[0]);
-    int status;
-    waitpid(pid, &status, 0);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    const char *argv[32] = {net_bin("services/cli/handoff"), "--broker", n->endpoint, "--clinic", clinic,
+                            "--home", home};
+    size_t k = 7;
+    for (size_t i = 0; args[i] && k < 31; i++)
+        argv[k++] = args[i];
+    argv[k] = NULL;
+    int code = -1;
+    hx_spawn_opts_t o = {.argv = argv, .err_log = log, .out_pipe = true};
+    cr_assert_eq(hx_spawn_run(&o, out, cap, NULL, 0, &code), 0, "cannot start %s", argv[0]);
+    return code;
 }
 
 hx_client_t *net_session(const net_t *n, hx_role_t role, const char *name)

@@ -1,5 +1,6 @@
 /* harness — start the real programs on 127.0.0.1 for integration tests, and always stop
- * them: each child gets PR_SET_PDEATHSIG, so even a crashed test leaves nothing behind. */
+ * them: the suites' fixtures call net_stop_all, and each child (started by hx_spawn) gets
+ * PR_SET_PDEATHSIG, so even a crashed test leaves nothing behind. */
 #ifndef HX_HARNESS_H
 #define HX_HARNESS_H
 #include <stdbool.h>
@@ -55,8 +56,9 @@ pid_t net_start_scheduling(net_t *n, const char *name, const char *start, const 
 int net_free_port(void);
 /* SIGKILL one process and reap it. */
 void net_kill9(net_t *n, pid_t pid);
-/* Sends sig to one process and reaps it (SIGKILL after 10 s); returns its wait status,
- * or -1 when it had to be killed. Its slot is reused by the next net_spawn. */
+/* Sends sig (0: none) to one process and reaps it (SIGKILL after 10 s); returns its wait
+ * status, or -1 when it had to be killed or is not running. Its slot is reused by the next
+ * net_spawn. */
 int net_stop(net_t *n, pid_t pid, int sig);
 /* The pid of the running process started under `name` (e.g. "broker"), or 0. */
 pid_t net_pid(const net_t *n, const char *name);

@@ -14,20 +14,18 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
-#include <poll.h>
-#include <pty.h>
 #include <regex.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "envelope.pb-c.h"
 #include "harness.h"
+#include "hx_spawn.h"
 #include "referral.pb-c.h"
 #include <zmq.h>
 
@@ -56,19 +54,17 @@ typedef struct {
     int status;                 /* exit code, or -1 */
 } run_t;
 
-static void child_env(const char *const env[])
+/* The child's environment: TZ=UTC, no HANDOFF_CONFIG, then env ("K=V", may be NULL). */
+static const char *const *child_env(const char *const env[])
 {
-    setenv("TZ", "UTC", 1);
-    unsetenv("HANDOFF_CONFIG");
-    for (size_t i = 0; env && env[i]; i++) {
-        char kv[1024];
-        snprintf(kv, sizeof kv, "%s", env[i]);
-        char *eq = strchr(kv, '=');
-        if (eq) {
-            *eq = '\0';
-            setenv(kv, eq + 1, 1);
-        }
-    }
+    static const char *list[40];
+    size_t k = 0;
+    list[k++] = "TZ=UTC";
+    list[k++] = "HANDOFF_CONFIG";
+    for (size_t i = 0; env && env[i] && k < 39; i++)
+        list[k++] = env[i];
+    list[k] = NULL;
+    return list;
 }
 
 static void child_argv(const char *clinic, const char *const args[], const char **argv)
@@ -98,49 +94,10 @@ static void child_argv(const char *clinic, const char *const args[], const char 
  * ("K=V", NULL-terminated, may be NULL) added; stdout and stderr are pipes. */
 static void run(run_t *r, const char *const env[], const char *clinic, const char *const args[])
 {
-    int o[2], e[2];
-    cr_assert_eq(pipe(o), 0);
-    cr_assert_eq(pipe(e), 0);
-    pid_t pid = fork();
-    cr_assert_geq(pid, 0);
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        dup2(o[1], 1);
-        dup2(e[1], 2);
-        close(o[0]), close(o[1]), close(e[0]), close(e[1]);
-        child_env(env);
-        const char *argv[64];
-        child_argv(clinic, args, argv);
-        execv(argv[0], (char *const *)argv);
-        _exit(127);
-    }
-    close(o[1]);
-    close(e[1]);
-    size_t lo = 0, le = 0;
-    struct pollfd p[2] = {{o[0], POLLIN, 0}, {e[0], POLLIN, 0}};
-    int open_fds = 2;
-    while (open_fds > 0) {
-        cr_assert_geq(poll(p, 2, -1), 0);
-        for (int i = 0; i < 2; i++) {
-            if (p[i].fd < 0 || !(p[i].revents & (POLLIN | POLLHUP | POLLERR)))
-                continue;
-            char *buf = i ? r->err : r->out;
-            size_t cap = i ? sizeof r->err : sizeof r->out, *len = i ? &le : &lo;
-            char discard[4096];
-            ssize_t n = *len < cap - 1 ? read(p[i].fd, buf + *len, cap - 1 - *len) : read(p[i].fd, discard, sizeof discard);
-            if (n <= 0) {
-                close(p[i].fd);
-                p[i].fd = -1;
-                open_fds--;
-            } else if (*len < cap - 1) {
-                *len += (size_t)n;
-            }
-        }
-    }
-    r->out[lo] = r->err[le] = '\0';
-    int status;
-    waitpid(pid, &status, 0);
-    r->status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    const char *argv[64];
+    child_argv(clinic, args, argv);
+    hx_spawn_opts_t o = {.argv = argv, .env = child_env(env), .out_pipe = true, .err_pipe = true};
+    cr_assert_eq(hx_spawn_run(&o, r->out, sizeof r->out, r->err, sizeof r->err, &r->status), 0);
 }
 
 static run_t R;                 /* one run at a time: the buffers are large */
@@ -428,32 +385,15 @@ Test(cli, progress_bar_only_on_a_terminal)
     /* a terminal: the bar is redrawn in place */
     char home[512];
     snprintf(home, sizeof home, "%s/pty-home", net.dir);
-    int master;
-    pid_t pid = forkpty(&master, NULL, NULL, NULL);
-    cr_assert_geq(pid, 0);
-    if (pid == 0) {
-        child_env(NULL);
-        const char *const args[] = {"--home", home, "import", file, NULL};
-        const char *argv[64];
-        child_argv("northpoint", args, argv);
-        execv(argv[0], (char *const *)argv);
-        _exit(127);
-    }
+    const char *const args[] = {"--home", home, "import", file, NULL};
+    const char *argv[64];
+    child_argv("northpoint", args, argv);
+    hx_proc_t p;
+    cr_assert_eq(hx_spawn(&(hx_spawn_opts_t){.argv = argv, .env = child_env(NULL), .pty = true}, &p), 0);
     static char tty[1 << 16];
-    size_t len = 0;
-    for (;;) {                                  /* until the child closes the pty (EIO) */
-        struct pollfd p = {master, POLLIN, 0};
-        if (poll(&p, 1, 60000) <= 0)
-            break;
-        ssize_t n = read(master, tty + len, sizeof tty - 1 - len);
-        if (n <= 0)
-            break;
-        len += (size_t)n;
-    }
-    tty[len] = '\0';
-    close(master);
-    int status;
-    waitpid(pid, &status, 0);
+    hx_spawn_read(&p, tty, sizeof tty, NULL, 0, 60000);    /* until the child closes the pty */
+    int status = -1;
+    hx_spawn_stop(p.pid, 0, 60000, &status);
     cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %d: %s", status, tty);
     cr_expect(strstr(tty, "\rimport ["), "a carriage-return redraw: %s", tty);
     cr_expect(strstr(tty, "40/40  100%"), "%s", tty);
@@ -482,25 +422,14 @@ static bool output_has(void *arg)
 Test(cli, watch_prints_a_line_when_a_status_arrives)
 {
     net_start_services(&net, START);
-    int o[2];
-    cr_assert_eq(pipe(o), 0);
-    pid_t pid = fork();
-    cr_assert_geq(pid, 0);
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        dup2(o[1], 1);
-        close(o[0]), close(o[1]);
-        child_env(NULL);
-        const char *const args[] = {"--json", "--interval-ms", "100", "watch", NULL};
-        const char *argv[64];
-        child_argv("northpoint", args, argv);
-        execv(argv[0], (char *const *)argv);
-        _exit(127);
-    }
-    close(o[1]);
-    fcntl(o[0], F_SETFL, O_NONBLOCK);
+    const char *const args[] = {"--json", "--interval-ms", "100", "watch", NULL};
+    const char *argv[64];
+    child_argv("northpoint", args, argv);
+    hx_proc_t p;
+    cr_assert_eq(hx_spawn(&(hx_spawn_opts_t){.argv = argv, .env = child_env(NULL), .out_pipe = true}, &p), 0);
+    fcntl(p.out, F_SETFL, O_NONBLOCK);
     RUN(0, "northpoint", "submit", net_src("deploy/sample/referrals/04-tension-headache.json"));
-    reader_t r = {.fd = o[0], .needle = "\"status\":\"ready\""};
+    reader_t r = {.fd = p.out, .needle = "\"status\":\"ready\""};
     cr_assert(net_wait(output_has, &r, WAIT_MS), "watch printed no ready status: %s (logs in %s)", r.buf, net.dir);
     /* one JSON object per line */
     char *line = strtok(r.buf, "\n");
@@ -509,11 +438,10 @@ Test(cli, watch_prints_a_line_when_a_status_arrives)
     cr_expect_not_null(j, "a line is one JSON object: %s", line);
     cr_expect_str_eq(json_string_value(json_object_get(j, "referral_id")), "R-H8JZ1RF8N29WEWAS");
     json_decref(j);
-    kill(pid, SIGTERM);
-    int status;
-    waitpid(pid, &status, 0);
+    int status = -1;
+    hx_spawn_stop(p.pid, SIGTERM, 10000, &status);
     cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 0, "watch ends with exit 0 on SIGTERM (status %d)", status);
-    close(o[0]);
+    close(p.out);
 }
 
 /* ---- 4. top ------------------------------------------------------------------------------ */

@@ -38,6 +38,7 @@
 
 #include "harness.h"
 #include "hx_client.h"
+#include "hx_spawn.h"
 
 #define WAIT_MS 30000                   /* deadline for a condition that should hold soon */
 
@@ -1181,7 +1182,7 @@ typedef struct {
 static bool exited_or_ready(void *arg)
 {
     exit_wait_t *w = arg;
-    if (waitpid(w->pid, &w->status, WNOHANG) == w->pid)
+    if (hx_spawn_wait(w->pid, 0, &w->status) == 1)
         w->exited = true;
     return w->exited || net_file_exists(w->ready);
 }

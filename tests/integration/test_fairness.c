@@ -18,7 +18,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sqlite3.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -27,6 +26,7 @@
 #include "hx_errors.h"
 #include "hx_intake.h"
 #include "hx_refjson.h"
+#include "hx_spawn.h"
 #include "referral.pb-c.h"
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -92,18 +92,12 @@ static void gen(const char *out, const char *ndjson, int referrals, int seed)
     char n[16], s[16];
     snprintf(n, sizeof n, "%d", referrals);
     snprintf(s, sizeof s, "%d", seed);
-    pid_t pid = fork();
-    cr_assert_geq(pid, 0);
-    if (pid == 0) {
-        const char *argv[] = {net_bin("services/gen/handoff-gen"), "--clinics", "40", "--therapists", "400",
-                              "--referrals", n, "--seed", s, "--rules", net_src("services/triage/rules.json"),
-                              "--out", out, "--ndjson", ndjson, NULL};
-        execv(argv[0], (char *const *)argv);
-        _exit(127);
-    }
-    int st;
-    cr_assert_eq(waitpid(pid, &st, 0), pid);
-    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "handoff-gen failed");
+    const char *argv[] = {net_bin("services/gen/handoff-gen"), "--clinics", "40", "--therapists", "400",
+                          "--referrals", n, "--seed", s, "--rules", net_src("services/triage/rules.json"),
+                          "--out", out, "--ndjson", ndjson, NULL};
+    int code = -1;
+    cr_assert_eq(hx_spawn_run(&(hx_spawn_opts_t){.argv = argv}, NULL, 0, NULL, 0, &code), 0);
+    cr_assert_eq(code, 0, "handoff-gen failed");
 }
 
 /* The referral ids (as hx_referral_id writes them) of the refs in an NDJSON file, for clinic,

@@ -20,6 +20,7 @@
 #include "hx_client.h"
 #include "hx_errors.h"
 #include "hx_schedule.h"
+#include "hx_spawn.h"
 
 #define START "2026-11-23T08:00"       /* a Monday */
 #define WAIT_MS 60000
@@ -814,7 +815,7 @@ static bool exited_or_serving(void *arg)
         snprintf(log, sizeof log, "%s/%s.log", net.dir, w[i].name);
         if (count_in_file(log, "serving scheduling") > 0) {
             w[i].serving = true;
-        } else if (waitpid(w[i].pid, &w[i].status, WNOHANG) == w[i].pid) {
+        } else if (hx_spawn_wait(w[i].pid, 0, &w[i].status) == 1) {
             w[i].exited = true;
             for (size_t k = 0; k < net.n; k++)     /* reaped here: the harness forgets it */
                 if (net.procs[k].pid == w[i].pid)

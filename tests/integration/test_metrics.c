@@ -27,7 +27,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -35,6 +34,7 @@
 #include "hx_client.h"
 #include "hx_curve.h"
 #include "hx_refjson.h"
+#include "hx_spawn.h"
 
 #define WAIT_MS 30000
 
@@ -728,24 +728,9 @@ Test(metrics, json_logs)
 /* Runs argv to its end; its exit status, and its stderr in err. */
 static int run(const char *const argv[], char *err, size_t cap)
 {
-    char path[512];
-    snprintf(path, sizeof path, "%s/run.err", net.dir);
-    pid_t pid = fork();
-    cr_assert_geq(pid, 0);
-    if (pid == 0) {
-        FILE *f = freopen(path, "w", stderr);
-        (void)f;
-        execv(argv[0], (char *const *)argv);
-        _exit(127);
-    }
-    int st;
-    cr_assert_eq(waitpid(pid, &st, 0), pid);
-    FILE *f = fopen(path, "r");
-    size_t n = f ? fread(err, 1, cap - 1, f) : 0;
-    err[n] = '\0';
-    if (f)
-        fclose(f);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    int code = -1;
+    cr_assert_eq(hx_spawn_run(&(hx_spawn_opts_t){.argv = argv, .err_pipe = true}, NULL, 0, err, cap, &code), 0);
+    return code;
 }
 
 Test(metrics, bad_flags)
