@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +19,25 @@ int hx_opt_u32(const char *prog, const char *name, const char *value, uint32_t m
         return -1;
     }
     *out = (uint32_t)v;
+    return 0;
+}
+
+int hx_opt_u64(const char *prog, const char *name, const char *value, uint64_t min, uint64_t max, uint64_t *out)
+{
+    /* digits only: strtoull alone would skip blanks and take "+1", and " -1" would wrap */
+    bool ok = value && *value && strspn(value, "0123456789") == strlen(value);
+    unsigned long long v = 0;
+    if (ok) {
+        errno = 0;
+        v = strtoull(value, NULL, 10);
+        ok = errno == 0 && v >= min && v <= max;
+    }
+    if (!ok) {
+        fprintf(stderr, "%s: %s: must be an integer from %" PRIu64 " to %" PRIu64 ", got '%s'\n", prog, name, min,
+                max, value ? value : "");
+        return -1;
+    }
+    *out = (uint64_t)v;
     return 0;
 }
 
@@ -120,10 +140,13 @@ int hx_opt_parse(const char *prog, const hx_opt_t *opts, size_t n, int argc, cha
         }
         if (!v->text)
             v->text = o->def;
-        if (o->kind == HX_OPT_U32 && v->text) {
+        if ((o->kind == HX_OPT_U32 || o->kind == HX_OPT_U64) && v->text) {
             char name[72];
             snprintf(name, sizeof name, "--%s", o->name);
-            if (hx_opt_u32(prog, name, v->text, o->min, o->max, &v->u32))
+            int bad = o->kind == HX_OPT_U32
+                          ? hx_opt_u32(prog, name, v->text, (uint32_t)o->min, (uint32_t)o->max, &v->u32)
+                          : hx_opt_u64(prog, name, v->text, o->min, o->max, &v->u64);
+            if (bad)
                 return 2;
         }
     }

@@ -1,7 +1,6 @@
 /* handoff-gen — writes a realistic synthetic network (directory.json) and referrals for demos,
  * tests and benchmarks. Thin: flags, files and progress here; the generation is hx_gen. */
 #include <errno.h>
-#include <getopt.h>
 #include <inttypes.h>
 #include <jansson.h>
 #include <stdbool.h>
@@ -13,16 +12,19 @@
 
 #include "hx_errors.h"
 #include "hx_gen.h"
+#include "hx_opt.h"
 #include "hx_triage.h"
 #include "hx_util.h"
 
 enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2, EXIT_DATAERR = 65 };
 
 #define PROG "handoff-gen"
-#define MAX_REFERRALS UINT64_C(10000000)
+#define MAX_REFERRALS 10000000
 #define DEFAULT_RULES "services/triage/rules.json"
+#define STR(x) STR_(x)
+#define STR_(x) #x
 
-static const char usage[] =
+static const char usage_head[] =
     "usage: handoff-gen [options] --out DIR\n"
     "\n"
     "Writes a realistic synthetic Handoff network and referrals for demos, tests and\n"
@@ -34,20 +36,9 @@ static const char usage[] =
     "All people are fictional and marked \"(generated)\"; health cards start with 5555.\n"
     "The same options and seed always give the same files.\n"
     "\n"
-    "options:\n"
-    "  --clinics N         clinics in the network, 1 to 1000 [6]\n"
-    "  --therapists M      therapists, from N (each clinic has one) to 10000 [3 x N]\n"
-    "  --referrals K       referrals to write, 0 to 10000000 [100]\n"
-    "  --seed S            random seed, 0 to 18446744073709551615 [1]\n"
-    "  --date YYYY-MM-DD   the last referral date; dates fall in the 28 days up to it\n"
-    "                      [" HX_GEN_DEFAULT_DATE "]\n"
-    "  --rules FILE        triage rules to take the condition and finding codes from\n"
-    "                      [" DEFAULT_RULES ", relative to the current directory]\n"
-    "  --out DIR           where directory.json and referrals/ go (created if missing;\n"
-    "                      existing files of the same names are replaced)\n"
-    "  --ndjson FILE       write the referrals to FILE as newline-delimited JSON, one\n"
-    "                      referral per line, instead of DIR/referrals/ (\"-\": standard output)\n"
-    "  -h, --help          this text\n"
+    "options:\n";
+
+static const char usage_tail[] =
     "\n"
     "Progress goes to standard error when it is a terminal.\n"
     "exit codes: 0 written; 1 a file could not be written; 2 usage; 65 the rules file is invalid.\n"
@@ -60,113 +51,53 @@ static const char usage[] =
     "  handoff-gen --referrals 10 --out /tmp/demo --ndjson - | head -1\n"
     "  handoff-gen --rules /etc/handoff/rules.json --date 2027-03-01 --out /tmp/spring\n";
 
+enum { O_CLINICS, O_THERAPISTS, O_REFERRALS, O_SEED, O_DATE, O_RULES, O_OUT, O_NDJSON, O_COUNT };
+static const hx_opt_t options[O_COUNT] = {
+    [O_CLINICS] = {"clinics", HX_OPT_U64, NULL, "6", 1, HX_GEN_MAX_CLINICS, "N",
+                   "clinics in the network, 1 to " STR(HX_GEN_MAX_CLINICS)},
+    [O_THERAPISTS] = {"therapists", HX_OPT_U64, NULL, NULL, 1, HX_GEN_MAX_THERAPISTS, "M",
+                      "therapists, from N (each clinic has one) to " STR(HX_GEN_MAX_THERAPISTS) " [3 x N]"},
+    [O_REFERRALS] = {"referrals", HX_OPT_U64, NULL, "100", 0, MAX_REFERRALS, "K",
+                     "referrals to write, 0 to " STR(MAX_REFERRALS)},
+    [O_SEED] = {"seed", HX_OPT_U64, NULL, "1", 0, UINT64_MAX, "S", "random seed, 0 to 18446744073709551615"},
+    [O_DATE] = {"date", HX_OPT_TEXT, NULL, HX_GEN_DEFAULT_DATE, 0, 0, "YYYY-MM-DD",
+                "the last referral date, 2000-01-01 to 9999-12-31; dates fall in\nthe 28 days up to it"},
+    [O_RULES] = {"rules", HX_OPT_TEXT, NULL, DEFAULT_RULES, 0, 0, "FILE",
+                 "triage rules to take the condition and finding codes from (the\ndefault is relative to the "
+                 "current directory)"},
+    [O_OUT] = {"out", HX_OPT_TEXT, NULL, NULL, 0, 0, "DIR",
+               "required: where directory.json and referrals/ go (created if\nmissing; existing files of the "
+               "same names are replaced)"},
+    [O_NDJSON] = {"ndjson", HX_OPT_TEXT, NULL, NULL, 0, 0, "FILE",
+                  "write the referrals to FILE as newline-delimited JSON, one\nreferral per line, instead of "
+                  "DIR/referrals/ (\"-\": standard output)"},
+};
+
 typedef struct {
     uint64_t clinics, therapists, referrals, seed;
-    bool therapists_set;
     const char *date, *rules, *out, *ndjson;
 } options_t;
 
-/* A decimal integer in [min, max], digits only; on error says so naming the flag. */
-static int parse_u64(const char *flag, const char *value, uint64_t min, uint64_t max, uint64_t *out)
+/* What the table cannot say: a date, values that must not be empty, --out required, at
+ * least one therapist per clinic. Returns EXIT_OK, or EXIT_USAGE after saying what is wrong. */
+static int check_options(const hx_opt_val_t *v, options_t *o)
 {
-    const char *s = value;
-    bool ok = *s != '\0' && strspn(s, "0123456789") == strlen(s);
-    uint64_t v = 0;
-    if (ok) {
-        errno = 0;
-        char *end;
-        unsigned long long x = strtoull(s, &end, 10);
-        ok = errno == 0 && *end == '\0' && x >= min && x <= max;
-        v = (uint64_t)x;
-    }
-    if (!ok) {
-        fprintf(stderr, "%s: %s: must be an integer from %" PRIu64 " to %" PRIu64 " (got \"%.40s\")\n",
-                PROG, flag, min, max, value);
-        return -1;
-    }
-    *out = v;
-    return 0;
-}
-
-/* Returns EXIT_OK, or EXIT_USAGE after saying what is wrong; -1 for --help (printed). */
-static int parse_args(int argc, char **argv, options_t *o)
-{
-    enum { O_CLINICS = 1000, O_THERAPISTS, O_REFERRALS, O_SEED, O_DATE, O_RULES, O_OUT, O_NDJSON };
-    static const struct option longopts[] = {
-        {"clinics", required_argument, NULL, O_CLINICS},
-        {"therapists", required_argument, NULL, O_THERAPISTS},
-        {"referrals", required_argument, NULL, O_REFERRALS},
-        {"seed", required_argument, NULL, O_SEED},
-        {"date", required_argument, NULL, O_DATE},
-        {"rules", required_argument, NULL, O_RULES},
-        {"out", required_argument, NULL, O_OUT},
-        {"ndjson", required_argument, NULL, O_NDJSON},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
-    *o = (options_t){.clinics = 6, .referrals = 100, .seed = 1, .date = HX_GEN_DEFAULT_DATE,
-                     .rules = DEFAULT_RULES};
-    opterr = 0;
-    int c;
-    while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
-        switch (c) {
-        case 'h':
-            fputs(usage, stdout);
-            return -1;
-        case O_CLINICS:
-            if (parse_u64("--clinics", optarg, 1, HX_GEN_MAX_CLINICS, &o->clinics))
-                return EXIT_USAGE;
-            break;
-        case O_THERAPISTS:
-            if (parse_u64("--therapists", optarg, 1, HX_GEN_MAX_THERAPISTS, &o->therapists))
-                return EXIT_USAGE;
-            o->therapists_set = true;
-            break;
-        case O_REFERRALS:
-            if (parse_u64("--referrals", optarg, 0, MAX_REFERRALS, &o->referrals))
-                return EXIT_USAGE;
-            break;
-        case O_SEED:
-            if (parse_u64("--seed", optarg, 0, UINT64_MAX, &o->seed))
-                return EXIT_USAGE;
-            break;
-        case O_DATE: {
-            int64_t days;
-            if (hx_date_parse(optarg, &days) != 0 || days < hx_days_from_civil(2000, 1, 1)) {
-                fprintf(stderr, "%s: --date: must be a date YYYY-MM-DD from 2000-01-01 to 9999-12-31 (got \"%.40s\")\n",
-                        PROG, optarg);
-                return EXIT_USAGE;
-            }
-            o->date = optarg;
-            break;
-        }
-        case O_RULES:
-        case O_OUT:
-        case O_NDJSON:
-            if (!*optarg) {
-                fprintf(stderr, "%s: %s: must not be empty\n", PROG,
-                        c == O_RULES ? "--rules" : c == O_OUT ? "--out" : "--ndjson");
-                return EXIT_USAGE;
-            }
-            *(c == O_RULES ? &o->rules : c == O_OUT ? &o->out : &o->ndjson) = optarg;
-            break;
-        case ':':
-            fprintf(stderr, "%s: %s needs a value (see --help)\n", PROG, argv[optind - 1]);
-            return EXIT_USAGE;
-        default:
-            fprintf(stderr, "%s: unknown option %s (see --help)\n", PROG, argv[optind - 1]);
-            return EXIT_USAGE;
-        }
-    }
-    if (optind < argc) {
-        fprintf(stderr, "%s: unexpected argument \"%.60s\" (options only; see --help)\n", PROG, argv[optind]);
+    int64_t days;
+    if (hx_date_parse(o->date, &days) != 0 || days < hx_days_from_civil(2000, 1, 1)) {
+        fprintf(stderr, "%s: --date: must be a date YYYY-MM-DD from 2000-01-01 to 9999-12-31, got '%s'\n", PROG,
+                o->date);
         return EXIT_USAGE;
     }
+    for (int i = O_RULES; i <= O_NDJSON; i++)
+        if (v[i].text && !*v[i].text) {
+            fprintf(stderr, "%s: --%s: must not be empty\n", PROG, options[i].name);
+            return EXIT_USAGE;
+        }
     if (!o->out) {
         fprintf(stderr, "%s: --out DIR is required: where directory.json goes (see --help)\n", PROG);
         return EXIT_USAGE;
     }
-    if (!o->therapists_set)
+    if (!v[O_THERAPISTS].given)
         o->therapists = o->clinics * 3 > HX_GEN_MAX_THERAPISTS ? HX_GEN_MAX_THERAPISTS : o->clinics * 3;
     if (o->therapists < o->clinics) {
         fprintf(stderr, "%s: --therapists: must be at least --clinics (%" PRIu64 "): every clinic has a therapist (got %" PRIu64 ")\n",
@@ -174,6 +105,21 @@ static int parse_args(int argc, char **argv, options_t *o)
         return EXIT_USAGE;
     }
     return EXIT_OK;
+}
+
+/* Returns EXIT_OK, or EXIT_USAGE after saying what is wrong; -1 for --help (printed). */
+static int parse_args(int argc, char **argv, options_t *o)
+{
+    hx_opt_val_t v[O_COUNT];
+    int rc = hx_opt_parse(PROG, options, O_COUNT, argc, argv, usage_head, usage_tail, v);
+    if (rc == 1)
+        return -1;
+    if (rc != 0)
+        return EXIT_USAGE;
+    *o = (options_t){.clinics = v[O_CLINICS].u64, .therapists = v[O_THERAPISTS].u64,
+                     .referrals = v[O_REFERRALS].u64, .seed = v[O_SEED].u64, .date = v[O_DATE].text,
+                     .rules = v[O_RULES].text, .out = v[O_OUT].text, .ndjson = v[O_NDJSON].text};
+    return check_options(v, o);
 }
 
 /* mkdir -p for path; returns 0 or -1 after saying why. */
@@ -258,106 +204,160 @@ static void progress(bool tty, uint64_t done, uint64_t total)
         fprintf(stderr, "\r%s: %" PRIu64 "/%" PRIu64 " referrals", PROG, done, total);
 }
 
+/* The network and the rules it follows; NULL (with *exit_code set) after saying why. */
+static hx_gen_t *make_generator(const options_t *o, int *exit_code)
+{
+    json_t *rules = load_rules(o->rules, exit_code);
+    if (!rules)
+        return NULL;
+    hx_errors_t errs;
+    hx_errors_clear(&errs);
+    hx_gen_options_t gopt = {.clinics = (size_t)o->clinics, .therapists = (size_t)o->therapists,
+                             .seed = o->seed, .last_date = o->date};
+    hx_gen_t *gen = hx_gen_new(rules, &gopt, &errs);
+    json_decref(rules);
+    if (!gen) {
+        char buf[2048];
+        fprintf(stderr, "%s: %s\n", PROG, hx_errors_join(&errs, buf, sizeof buf));
+        *exit_code = EXIT_DATAERR;
+    }
+    return gen;
+}
+
+/* DIR (created) and DIR/directory.json; returns 0 or -1 after saying why. */
+static int write_directory(const hx_gen_t *gen, const char *out)
+{
+    if (make_dirs(out) != 0)
+        return -1;
+    char path[4200];
+    json_t *dir = hx_gen_directory(gen);
+    snprintf(path, sizeof path, "%s/directory.json", out);
+    int rc = dir ? write_json_file(path, dir) : -1;
+    json_decref(dir);
+    return rc;
+}
+
+/* Where the referrals go: one NDJSON stream (a file or standard output), or one file each
+ * in DIR/referrals/. */
+typedef struct {
+    const char *out, *ndjson;
+    FILE *nd;                   /* NULL: one file each */
+    bool nd_stdout;
+} sink_t;
+
+static const char *sink_name(const sink_t *s)
+{
+    return s->nd_stdout ? "standard output" : s->ndjson;
+}
+
+/* Returns 0 or -1 after saying why. */
+static int sink_open(sink_t *s, const options_t *o)
+{
+    *s = (sink_t){.out = o->out, .ndjson = o->ndjson, .nd_stdout = o->ndjson && strcmp(o->ndjson, "-") == 0};
+    if (!o->ndjson) {
+        char path[4200];
+        snprintf(path, sizeof path, "%s/referrals", o->out);
+        return make_dirs(path);
+    }
+    s->nd = s->nd_stdout ? stdout : fopen(o->ndjson, "w");
+    if (!s->nd) {
+        fprintf(stderr, "%s: --ndjson %s: %s\n", PROG, o->ndjson, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+/* Referral number index (0-based); returns 0 or -1 after saying why. */
+static int sink_write(sink_t *s, const json_t *ref, uint64_t index)
+{
+    if (!s->nd) {
+        char path[4200];
+        snprintf(path, sizeof path, "%s/referrals/%06" PRIu64 ".json", s->out, index + 1);
+        return write_json_file(path, ref);
+    }
+    if (json_dumpf(ref, s->nd, JSON_COMPACT) == 0 && fputc('\n', s->nd) != EOF)
+        return 0;
+    fprintf(stderr, "%s: cannot write %s: %s\n", PROG, sink_name(s), strerror(errno));
+    return -1;
+}
+
+/* Flushes (standard output) or closes the stream; with ok false only closes, quietly.
+ * Returns 0 or -1 after saying why. */
+static int sink_close(sink_t *s, bool ok)
+{
+    FILE *nd = s->nd;
+    s->nd = NULL;
+    if (!nd || (!ok && s->nd_stdout))
+        return 0;
+    if (!ok) {
+        fclose(nd);
+        return 0;
+    }
+    if ((s->nd_stdout ? fflush(nd) : fclose(nd)) == 0)
+        return 0;
+    fprintf(stderr, "%s: cannot write %s: %s\n", PROG, sink_name(s), strerror(errno));
+    return -1;
+}
+
+/* Writes the referrals, counting them by kind; *done says how many were written. Returns
+ * 0 or -1 after saying why. */
+static int write_referrals(const hx_gen_t *gen, sink_t *s, uint64_t total, bool tty,
+                           uint64_t kinds[HX_GEN_KIND_COUNT], uint64_t *done)
+{
+    for (; *done < total; (*done)++) {
+        hx_gen_kind_t kind;
+        json_t *ref = hx_gen_referral(gen, *done, &kind);
+        if (!ref) {
+            fprintf(stderr, "%s: out of memory at referral %" PRIu64 "\n", PROG, *done + 1);
+            return -1;
+        }
+        kinds[kind]++;
+        int w = sink_write(s, ref, *done);
+        json_decref(ref);
+        if (w)
+            return -1;
+        progress(tty, *done + 1, total);
+    }
+    return 0;
+}
+
+static void report(FILE *f, const options_t *o, const uint64_t kinds[HX_GEN_KIND_COUNT])
+{
+    fprintf(f, "%s: %s/directory.json: %" PRIu64 " clinics, %" PRIu64 " therapists; %" PRIu64
+               " referrals in %s%s (physiotherapy %" PRIu64 ", massage %" PRIu64 ", both %" PRIu64
+               ", red flag %" PRIu64 ", contraindicated %" PRIu64 "); seed %" PRIu64 "\n",
+            PROG, o->out, o->clinics, o->therapists, o->referrals, o->ndjson ? o->ndjson : o->out,
+            o->ndjson ? "" : "/referrals/", kinds[HX_GEN_PHYSIO], kinds[HX_GEN_MASSAGE], kinds[HX_GEN_BOTH],
+            kinds[HX_GEN_RED_FLAG], kinds[HX_GEN_CONTRAINDICATED], o->seed);
+}
+
 int main(int argc, char **argv)
 {
     options_t o;
     int rc = parse_args(argc, argv, &o);
     if (rc != EXIT_OK)
         return rc < 0 ? EXIT_OK : rc;
-
-    json_t *rules = load_rules(o.rules, &rc);
-    if (!rules)
+    hx_gen_t *gen = make_generator(&o, &rc);
+    if (!gen)
         return rc;
-    hx_errors_t errs;
-    hx_errors_clear(&errs);
-    hx_gen_options_t gopt = {.clinics = (size_t)o.clinics, .therapists = (size_t)o.therapists,
-                             .seed = o.seed, .last_date = o.date};
-    hx_gen_t *gen = hx_gen_new(rules, &gopt, &errs);
-    json_decref(rules);
-    if (!gen) {
-        char buf[2048];
-        fprintf(stderr, "%s: %s\n", PROG, hx_errors_join(&errs, buf, sizeof buf));
-        return EXIT_DATAERR;
-    }
 
-    char path[4200];
-    FILE *nd = NULL;
-    bool nd_stdout = o.ndjson && strcmp(o.ndjson, "-") == 0;
+    sink_t sink = {0};
     uint64_t kinds[HX_GEN_KIND_COUNT] = {0};
     uint64_t done = 0;
     const bool tty = isatty(STDERR_FILENO);
-    rc = EXIT_FAIL;
-
-    if (make_dirs(o.out) != 0)
-        goto out;
-    json_t *dir = hx_gen_directory(gen);
-    snprintf(path, sizeof path, "%s/directory.json", o.out);
-    int wrc = dir ? write_json_file(path, dir) : -1;
-    json_decref(dir);
-    if (wrc != 0)
-        goto out;
-
-    if (o.ndjson) {
-        nd = nd_stdout ? stdout : fopen(o.ndjson, "w");
-        if (!nd) {
-            fprintf(stderr, "%s: --ndjson %s: %s\n", PROG, o.ndjson, strerror(errno));
-            goto out;
-        }
-    } else {
-        snprintf(path, sizeof path, "%s/referrals", o.out);
-        if (make_dirs(path) != 0)
-            goto out;
-    }
-
-    for (; done < o.referrals; done++) {
-        hx_gen_kind_t kind;
-        json_t *ref = hx_gen_referral(gen, done, &kind);
-        if (!ref) {
-            fprintf(stderr, "%s: out of memory at referral %" PRIu64 "\n", PROG, done + 1);
-            goto out;
-        }
-        kinds[kind]++;
-        int w;
-        if (nd) {
-            w = json_dumpf(ref, nd, JSON_COMPACT) == 0 && fputc('\n', nd) != EOF ? 0 : -1;
-            if (w)
-                fprintf(stderr, "%s: cannot write %s: %s\n", PROG, nd_stdout ? "standard output" : o.ndjson,
-                        strerror(errno));
-        } else {
-            snprintf(path, sizeof path, "%s/referrals/%06" PRIu64 ".json", o.out, done + 1);
-            w = write_json_file(path, ref);
-        }
-        json_decref(ref);
-        if (w)
-            goto out;
-        progress(tty, done + 1, o.referrals);
-    }
-    if (nd) {
-        int e = nd_stdout ? fflush(nd) : fclose(nd);
-        nd = NULL;
-        if (e != 0) {
-            fprintf(stderr, "%s: cannot write %s: %s\n", PROG, nd_stdout ? "standard output" : o.ndjson,
-                    strerror(errno));
-            goto out;
-        }
-    }
-    if (tty && o.referrals)
+    bool ok = write_directory(gen, o.out) == 0 && sink_open(&sink, &o) == 0 &&
+              write_referrals(gen, &sink, o.referrals, tty, kinds, &done) == 0;
+    if (sink_close(&sink, ok) != 0)
+        ok = false;
+    if (ok) {
+        if (tty && o.referrals)
+            fputc('\n', stderr);
+        /* with the referrals on standard output, the summary goes to a terminal only */
+        if (!sink.nd_stdout || tty)
+            report(sink.nd_stdout ? stderr : stdout, &o, kinds);
+    } else if (tty && done) {
         fputc('\n', stderr);
-    rc = EXIT_OK;
-    FILE *report = nd_stdout ? stderr : stdout;
-    if (!nd_stdout || tty)
-        fprintf(report, "%s: %s/directory.json: %" PRIu64 " clinics, %" PRIu64 " therapists; %" PRIu64
-                        " referrals in %s%s (physiotherapy %" PRIu64 ", massage %" PRIu64 ", both %" PRIu64
-                        ", red flag %" PRIu64 ", contraindicated %" PRIu64 "); seed %" PRIu64 "\n",
-                PROG, o.out, o.clinics, o.therapists, o.referrals, o.ndjson ? o.ndjson : o.out,
-                o.ndjson ? "" : "/referrals/", kinds[HX_GEN_PHYSIO], kinds[HX_GEN_MASSAGE], kinds[HX_GEN_BOTH],
-                kinds[HX_GEN_RED_FLAG], kinds[HX_GEN_CONTRAINDICATED], o.seed);
-
-out:
-    if (nd && !nd_stdout)
-        fclose(nd);
-    if (rc != EXIT_OK && tty && done)
-        fputc('\n', stderr);
+    }
     hx_gen_destroy(&gen);
-    return rc;
+    return ok ? EXIT_OK : EXIT_FAIL;
 }

@@ -304,3 +304,131 @@ Test(crc32c, known_values_and_incremental)
     for (size_t cut = 0; cut <= sizeof buf; cut += 37)
         cr_assert_eq(hx_crc32c(hx_crc32c(0, buf, cut), buf + cut, sizeof buf - cut), whole);
 }
+
+#include <criterion/redirect.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "hx_opt.h"
+
+/* An option table with every kind, as a program declares one. */
+enum { T_SEED, T_COUNT, T_NAME, T_QUIET, T_N };
+static const hx_opt_t topts[T_N] = {
+    [T_SEED] = {"seed", HX_OPT_U64, "HX_TEST_SEED", "1", 0, UINT64_MAX, "S", "random seed"},
+    [T_COUNT] = {"count", HX_OPT_U64, NULL, NULL, 5, UINT64_C(5000000000), "N", "how many"},
+    [T_NAME] = {"name", HX_OPT_TEXT, NULL, "x", 0, 0, "TEXT", "a name"},
+    [T_QUIET] = {"quiet", HX_OPT_FLAG, NULL, NULL, 0, 0, NULL, "say less"},
+};
+
+/* hx_opt_parse on "prog" + args (NULL-terminated), what it printed to stderr in err. */
+static int parse_opts(const char *const *args, hx_opt_val_t *v, char *err, size_t cap)
+{
+    char *argv[16] = {"prog"};
+    int argc = 1;
+    for (; args[argc - 1]; argc++)
+        argv[argc] = (char *)args[argc - 1];
+    fflush(stderr);
+    int saved = dup(STDERR_FILENO);
+    FILE *tmp = tmpfile();
+    cr_assert(saved >= 0 && tmp);
+    cr_assert_geq(dup2(fileno(tmp), STDERR_FILENO), 0);
+    int rc = hx_opt_parse("prog", topts, T_N, argc, argv, NULL, NULL, v);
+    fflush(stderr);
+    dup2(saved, STDERR_FILENO);
+    close(saved);
+    rewind(tmp);
+    size_t n = fread(err, 1, cap - 1, tmp);
+    err[n] = '\0';
+    fclose(tmp);
+    return rc;
+}
+
+Test(opt, u64_from_flag_environment_or_default)
+{
+    hx_opt_val_t v[T_N];
+    char err[256];
+    unsetenv("HX_TEST_SEED");
+    cr_assert_eq(parse_opts((const char *[]){NULL}, v, err, sizeof err), 0, "%s", err);
+    cr_expect_eq(v[T_SEED].u64, 1);
+    cr_expect_not(v[T_SEED].given);
+    cr_expect_null(v[T_COUNT].text, "no default, not given: no value");
+    cr_expect_eq(v[T_COUNT].u64, 0);
+
+    setenv("HX_TEST_SEED", "18446744073709551615", 1);
+    cr_assert_eq(parse_opts((const char *[]){"--count", "5000000000", NULL}, v, err, sizeof err), 0, "%s", err);
+    cr_expect_eq(v[T_SEED].u64, UINT64_MAX, "the largest value, from the environment");
+    cr_expect(v[T_SEED].given);
+    cr_expect_eq(v[T_COUNT].u64, UINT64_C(5000000000), "above 32 bits");
+    cr_expect(v[T_COUNT].given);
+
+    cr_assert_eq(parse_opts((const char *[]){"--seed=0", "--count", "5", NULL}, v, err, sizeof err), 0, "%s", err);
+    cr_expect_eq(v[T_SEED].u64, 0, "the flag wins over the environment");
+    cr_expect_eq(v[T_COUNT].u64, 5, "the minimum");
+    cr_expect_str_empty(err);
+    unsetenv("HX_TEST_SEED");
+}
+
+/* Every refusal names the option, the bounds and the value, and nothing is accepted that is
+ * not plain digits in range: strtoull's leading blanks, signs and wrap-around are not. */
+Test(opt, u64_refusals_name_the_option_and_the_value)
+{
+    static const struct {
+        const char *flag, *value, *why;
+    } bad[] = {
+        {"--count", "4", "prog: --count: must be an integer from 5 to 5000000000, got '4'\n"},
+        {"--count", "5000000001", "prog: --count: must be an integer from 5 to 5000000000, got '5000000001'\n"},
+        {"--seed", "18446744073709551616",
+         "prog: --seed: must be an integer from 0 to 18446744073709551615, got '18446744073709551616'\n"},
+        {"--seed", "99999999999999999999999",
+         "prog: --seed: must be an integer from 0 to 18446744073709551615, got '99999999999999999999999'\n"},
+        {"--seed", "-1", "prog: --seed: must be an integer from 0 to 18446744073709551615, got '-1'\n"},
+        {"--seed", " -1", "prog: --seed: must be an integer from 0 to 18446744073709551615, got ' -1'\n"},
+        {"--seed", "+1", "prog: --seed: must be an integer from 0 to 18446744073709551615, got '+1'\n"},
+        {"--seed", " 1", "prog: --seed: must be an integer from 0 to 18446744073709551615, got ' 1'\n"},
+        {"--seed", "1x", "prog: --seed: must be an integer from 0 to 18446744073709551615, got '1x'\n"},
+        {"--seed", "0x10", "prog: --seed: must be an integer from 0 to 18446744073709551615, got '0x10'\n"},
+        {"--seed", "", "prog: --seed: must be an integer from 0 to 18446744073709551615, got ''\n"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        hx_opt_val_t v[T_N];
+        char err[256];
+        int rc = parse_opts((const char *[]){bad[i].flag, bad[i].value, NULL}, v, err, sizeof err);
+        cr_expect_eq(rc, 2, "%s '%s' refused", bad[i].flag, bad[i].value);
+        cr_expect_str_eq(err, bad[i].why);
+    }
+    hx_opt_val_t v[T_N];
+    char err[256];
+    setenv("HX_TEST_SEED", "7 ", 1);
+    cr_expect_eq(parse_opts((const char *[]){NULL}, v, err, sizeof err), 2, "from the environment too");
+    cr_expect_str_eq(err, "prog: --seed: must be an integer from 0 to 18446744073709551615, got '7 '\n");
+    unsetenv("HX_TEST_SEED");
+    cr_expect_eq(parse_opts((const char *[]){"--count", NULL}, v, err, sizeof err), 2);
+    cr_expect_str_eq(err, "prog: --count needs a value (see --help)\n");
+}
+
+Test(opt, u64_checked_alone)
+{
+    uint64_t out = 42;
+    cr_expect_eq(hx_opt_u64("p", "seed", "18446744073709551615", 0, UINT64_MAX, &out), 0);
+    cr_expect_eq(out, UINT64_MAX);
+    cr_expect_eq(hx_opt_u64("p", "seed", "007", 7, 7, &out), 0, "leading zeros are digits");
+    cr_expect_eq(out, 7);
+    out = 42;
+    cr_redirect_stderr();
+    cr_expect_eq(hx_opt_u64("p", "seed", NULL, 0, 1, &out), -1);
+    cr_expect_eq(out, 42, "left alone on error");
+}
+
+/* --help lists the U64 option with its argument name and default, like the others. */
+Test(opt, help_lists_u64_options, .init = cr_redirect_stdout)
+{
+    hx_opt_help(stdout, topts, T_N);
+    fflush(stdout);
+    cr_assert_stdout_eq_str("  --seed S               random seed [HX_TEST_SEED, 1]\n"
+                            "  --count N              how many\n"
+                            "  --name TEXT            a name [x]\n"
+                            "  --quiet                say less\n"
+                            "  -h, --help             this text\n");
+}
