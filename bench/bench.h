@@ -196,10 +196,10 @@ int bench_mode_latency(const bench_opts_t *o);
 int bench_mode_recovery(const bench_opts_t *o);
 int bench_mode_pipeline(const bench_opts_t *o);
 
-/* Output: a JSON object under construction (one line per mode) and the table beside it. */
+/* Output: a JSON object under construction (one line per mode, written by
+ * bench_report_end) and the table beside it. */
 typedef struct {
-    char json[4096];
-    size_t len;
+    json_t *json;               /* the members in the order reported */
     const bench_opts_t *o;
 } bench_report_t;
 void bench_report_begin(bench_report_t *r, const bench_opts_t *o, const char *mode);

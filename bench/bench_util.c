@@ -314,10 +314,9 @@ int bench_start_broker(bench_env_t *e, uint64_t *ready_ns)
     args[n++] = "100";
     if (!e->network) {                          /* the bench's own type, from anyone to anywhere */
         snprintf(policy, sizeof policy, "%s/policy.json", e->dir);
-        FILE *f = fopen(policy, "w");
-        bool ok = f && fputs("{\"rules\": [{\"from\": \"*\", \"to\": \"*\", \"types\": [\"bench\"]}]}\n", f) >= 0;
-        if (f && fclose(f) != 0)
-            ok = false;
+        json_t *rules = json_pack("{s:[{s:s, s:s, s:[s]}]}", "rules", "from", "*", "to", "*", "types", "bench");
+        bool ok = rules && json_dump_file(rules, policy, 0) == 0;
+        json_decref(rules);
         if (!ok) {
             fprintf(stderr, "%s: cannot write %s\n", BENCH_PROG, policy);
             return -1;
@@ -538,24 +537,23 @@ void bench_say(const bench_opts_t *o, const char *fmt, ...)
     fflush(stderr);
 }
 
-static void jappend(bench_report_t *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void jappend(bench_report_t *r, const char *fmt, ...)
+/* The JSON line is an object built with jansson, members in the order reported, dumped
+ * compact. A number that is whole, or 100 and more, is an integer; any other is rounded to
+ * three decimals, which JSON_REAL_PRECISION(5) prints exactly (below 100 such a value has
+ * at most two digits before the point and three after). */
+#define REPORT_DUMP_FLAGS (JSON_COMPACT | JSON_REAL_PRECISION(5))
+
+static void report_put(bench_report_t *r, const char *key, json_t *v)
 {
-    if (r->len >= sizeof r->json)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(r->json + r->len, sizeof r->json - r->len, fmt, ap);
-    va_end(ap);
-    if (n > 0)
-        r->len += (size_t)n;
+    json_object_set_new(r->json, key, v);       /* a NULL object or value: left out */
 }
 
 void bench_report_begin(bench_report_t *r, const bench_opts_t *o, const char *mode)
 {
     memset(r, 0, sizeof *r);
     r->o = o;
-    jappend(r, "{\"mode\":\"%s\"", mode);
+    r->json = json_object();
+    report_put(r, "mode", json_string(mode));
     if (!o->json_only)
         printf("\n== %s%s\n", mode, o->curve ? " (CURVE)" : "");
 }
@@ -564,38 +562,35 @@ void bench_report_num(bench_report_t *r, const char *key, double v, const char *
 {
     if (!isfinite(v))
         v = 0;
-    if ((v == floor(v) || fabs(v) >= 100) && fabs(v) < 1e15)
-        jappend(r, ",\"%s\":%.0f", key, v);
+    if ((v == floor(v) || fabs(v) >= 100) && fabs(v) < 9e18)
+        report_put(r, key, json_integer((json_int_t)nearbyint(v)));
     else
-        jappend(r, ",\"%s\":%.3f", key, v);
+        report_put(r, key, json_real(round(v * 1000) / 1000));
     if (!r->o->json_only && label)
         printf("  %-34s %14.*f %s\n", label, v >= 100 || v == floor(v) ? 0 : 2, v, unit ? unit : "");
 }
 
 void bench_report_int(bench_report_t *r, const char *key, uint64_t v, const char *label)
 {
-    jappend(r, ",\"%s\":%llu", key, (unsigned long long)v);
+    report_put(r, key, json_integer((json_int_t)v));
     if (!r->o->json_only && label)
         printf("  %-34s %14llu\n", label, (unsigned long long)v);
 }
 
 void bench_report_str(bench_report_t *r, const char *key, const char *v)
 {
-    jappend(r, ",\"%s\":\"", key);
-    for (const char *p = v; *p; p++) {
-        if (*p == '"' || *p == '\\')
-            jappend(r, "\\%c", *p);
-        else if ((unsigned char)*p < 0x20)
-            jappend(r, "\\u%04x", (unsigned char)*p);
-        else
-            jappend(r, "%c", *p);
-    }
-    jappend(r, "\"");
+    report_put(r, key, json_string(v));
 }
 
 void bench_report_end(bench_report_t *r)
 {
-    jappend(r, "}");
-    printf("%s\n", r->json);
+    char *line = r->json ? json_dumps(r->json, REPORT_DUMP_FLAGS) : NULL;
+    if (line)
+        printf("%s\n", line);
+    else
+        fprintf(stderr, "%s: out of memory for the JSON line\n", BENCH_PROG);
+    free(line);
+    json_decref(r->json);
+    r->json = NULL;
     fflush(stdout);
 }
