@@ -95,7 +95,7 @@ static const hx_opt_t options[O_COUNT] = {
                  "without CURVE: no encryption, no authentication; only on a\nloopback or ipc endpoint, for "
                  "tests"},
     [O_ALLOW] = {"allow", HX_OPT_TEXT, "HANDOFF_ALLOW", NULL, 0, 0, "FILE",
-                 "the keys that may connect, one per line: \"<public key>\n<clinic|service|admin> <name>\"; a "
+                 "the keys that may connect, one per line: \"<public key>\n<clinic|service|admin|reviewer> <name>\"; a "
                  "key may open only that session"},
     [O_REVOKED] = {"revoked", HX_OPT_TEXT, "HANDOFF_REVOKED", NULL, 0, 0, "FILE",
                    "keys never to allow, one per line: \"<public key> ...\"\n(deploy/keys.sh keeps it); an "

@@ -16,7 +16,7 @@ set -euo pipefail
 usage() {
   cat <<USAGE
 usage: deploy/keys.sh DIR [--clinics "ID ..." | --directory FILE] [--admins "NAME ..."]
-       deploy/keys.sh add NAME [--admin] [--dir DIR]
+       deploy/keys.sh add NAME [--admin|--reviewer] [--dir DIR]
        deploy/keys.sh rotate NAME [--keep-old] [--dir DIR]
        deploy/keys.sh revoke NAME [--old] [--dir DIR]
 
@@ -26,7 +26,9 @@ usage: deploy/keys.sh DIR [--clinics "ID ..." | --directory FILE] [--admins "NAM
     --clinics IDS      clinic ids, space separated
     --directory FILE   take the clinic ids from a directory.json [deploy/sample/directory.json]
     --admins NAMES     operators allowed the dead-letter commands [ops]
-  add NAME             a key pair for a new clinic (--admin: an operator) and its allow-list line
+  add NAME             a key pair for a new clinic (--admin: an operator; --reviewer: a clinician
+                       of the network who decides referrals triage could not place) and its
+                       allow-list line
   rotate NAME          a new key pair for NAME; its old key is revoked at once, or with
                        --keep-old stays allowed until 'revoke NAME --old' (time to move NAME over)
   revoke NAME          NAME's keys leave the allow-list for good and its key pair is deleted;
@@ -76,6 +78,7 @@ else
     case $1 in
       --dir) [ $# -ge 2 ] || die "--dir needs a folder"; DIR=$2; shift 2 ;;
       --admin) [ "$cmd" = add ] || die "--admin goes with add"; role_flag="admin"; shift ;;
+      --reviewer) [ "$cmd" = add ] || die "--reviewer goes with add"; role_flag="reviewer"; shift ;;
       --keep-old) [ "$cmd" = rotate ] || die "--keep-old goes with rotate"; keep_old=1; shift ;;
       --old) [ "$cmd" = revoke ] || die "--old goes with revoke"; old_only=1; shift ;;
       -h|--help) usage; exit 0 ;;

@@ -291,7 +291,9 @@ int hx_client_open(const hx_client_opts_t *o, hx_client_t **out, char *err, size
     }
     snprintf(c->endpoint, sizeof c->endpoint, "%s", o->endpoint);
     snprintf(c->clinic, sizeof c->clinic, "%s", o->clinic);
-    c->role = o->role == HX_ROLE_ADMIN ? HANDOFF__ROLE__ROLE_ADMIN : HANDOFF__ROLE__ROLE_CLINIC;
+    c->role = o->role == HX_ROLE_ADMIN      ? HANDOFF__ROLE__ROLE_ADMIN
+              : o->role == HX_ROLE_REVIEWER ? HANDOFF__ROLE__ROLE_REVIEWER
+                                            : HANDOFF__ROLE__ROLE_CLINIC;
     if (o->curve_server_key) {
         if (strlen(o->curve_server_key) != 40 || !o->curve_public || strlen(o->curve_public) != 40 ||
             !o->curve_secret || strlen(o->curve_secret) != 40) {

@@ -69,7 +69,7 @@ bool hx_allow_remove(hx_allow_t *a, const uint8_t key[32])
     return true;
 }
 
-/* One list from text. An allow-list line is "<key> <clinic|service|admin> <name>", nothing
+/* One list from text. An allow-list line is "<key> <clinic|service|admin|reviewer> <name>", nothing
  * more; a revoked record's line is "<key>" and then anything (keys.sh: role, name, date, why),
  * its principal taken from the role and name when they are valid. */
 static hx_allow_t *parse_list(const char *text, bool revoked, char *err, size_t errcap)
@@ -98,7 +98,7 @@ static hx_allow_t *parse_list(const char *text, bool revoked, char *err, size_t 
         if (n <= 0 || key[0] == '#')
             continue;
         if (!revoked && n != 3) {
-            snprintf(err, errcap, "line %d: expected '<public key> <clinic|service|admin> <name>'", line);
+            snprintf(err, errcap, "line %d: expected '<public key> <clinic|service|admin|reviewer> <name>'", line);
             goto fail;
         }
         uint8_t raw[32];
@@ -106,10 +106,11 @@ static hx_allow_t *parse_list(const char *text, bool revoked, char *err, size_t 
             snprintf(err, errcap, "line %d: the key is not 40 characters of Z85", line);
             goto fail;
         }
-        bool role_ok = !strcmp(role, "clinic") || !strcmp(role, "service") || !strcmp(role, "admin");
+        bool role_ok = !strcmp(role, "clinic") || !strcmp(role, "service") || !strcmp(role, "admin") ||
+                       !strcmp(role, "reviewer");
         bool name_ok = hx_name_valid(name);
         if (!revoked && !role_ok) {
-            snprintf(err, errcap, "line %d: role '%.20s' is not clinic, service or admin", line, role);
+            snprintf(err, errcap, "line %d: role '%.20s' is not clinic, service, admin or reviewer", line, role);
             goto fail;
         }
         if (!revoked && !name_ok) {

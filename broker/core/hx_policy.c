@@ -37,17 +37,22 @@ static const struct {
 } builtin[] = {
     {"clinic:*", "service:intake", {"handoff.Referral"}},
     {"clinic:*", "service:scheduling", {"handoff.StatusChange"}},
+    {"reviewer:*", "service:scheduling", {"handoff.ReviewDecision"}},
     {"service:intake", "service:triage", {"handoff.Case"}},
     {"service:intake", "mailbox:*", {"handoff.StatusUpdate"}},
     {"service:triage", "service:scheduling", {"handoff.Case"}},
     {"service:triage", "mailbox:*", {"handoff.StatusUpdate"}},
-    {"service:scheduling", "mailbox:*", {"handoff.Handoff", "handoff.StatusUpdate"}},
+    {"service:scheduling", "mailbox:*", {"handoff.Handoff", "handoff.StatusUpdate", "handoff.ReviewRequest"}},
     {"service:scheduling", "service:scheduling", {"handoff.Retry"}},
 };
 
 static const char *role_word(int role)
 {
-    return role == HX_POLICY_CLINIC ? "clinic" : role == HX_POLICY_SERVICE ? "service" : role == HX_POLICY_ADMIN ? "admin" : "*";
+    return role == HX_POLICY_CLINIC     ? "clinic"
+           : role == HX_POLICY_SERVICE  ? "service"
+           : role == HX_POLICY_ADMIN    ? "admin"
+           : role == HX_POLICY_REVIEWER ? "reviewer"
+                                        : "*";
 }
 
 static const char *kind_word(int kind)
@@ -85,20 +90,21 @@ static bool parse_end(const char *s, bool from, int *kind, char **name, const ch
         return true;
     const char *colon = strchr(s, ':');
     size_t klen = colon ? (size_t)(colon - s) : 0;
-    const char *words[] = {"clinic", "service", "admin", "mailbox"};
-    const int values[] = {HX_POLICY_CLINIC, HX_POLICY_SERVICE, HX_POLICY_ADMIN, HX_POLICY_TO_MAILBOX};
-    for (size_t i = 0; colon && i < 4; i++) {
+    const char *words[] = {"clinic", "service", "admin", "mailbox", "reviewer"};
+    const int values[] = {HX_POLICY_CLINIC, HX_POLICY_SERVICE, HX_POLICY_ADMIN, HX_POLICY_TO_MAILBOX,
+                          HX_POLICY_REVIEWER};
+    for (size_t i = 0; colon && i < 5; i++) {
         if (strlen(words[i]) != klen || strncmp(s, words[i], klen) != 0)
             continue;
         if (from && i == 3)
             break;
-        if (!from && (i == 0 || i == 2))
+        if (!from && (i == 0 || i == 2 || i == 4))
             break;
         *kind = !from && i == 1 ? HX_POLICY_TO_SERVICE : values[i];
     }
     if (!*kind) {
         snprintf(err, cap, "%s: '%.80s' must be %s followed by ':' and a name or '*'", where, s,
-                 from ? "clinic, service or admin" : "service or mailbox");
+                 from ? "clinic, service, admin or reviewer" : "service or mailbox");
         return false;
     }
     const char *n = colon + 1;

@@ -50,7 +50,10 @@ uint64_t rt_mono_ms(void)
 
 const char *rt_role_word(Handoff__Role role)
 {
-    return role == HANDOFF__ROLE__ROLE_WORKER ? "service" : role == HANDOFF__ROLE__ROLE_ADMIN ? "admin" : "clinic";
+    return role == HANDOFF__ROLE__ROLE_WORKER     ? "service"
+           : role == HANDOFF__ROLE__ROLE_ADMIN    ? "admin"
+           : role == HANDOFF__ROLE__ROLE_REVIEWER ? "reviewer"
+                                                  : "clinic";
 }
 
 queue_t *rt_queue_find(const hx_router_t *r, Handoff__AddressKind kind, const char *name)
@@ -119,8 +122,7 @@ void rt_audit(hx_router_t *r, const peer_t *p, const char *action, const uint8_t
     if (p && p->principal[0])
         snprintf(who, sizeof who, "%s", p->principal);
     else if (p)
-        snprintf(who, sizeof who, "%s:%s", p->role == HANDOFF__ROLE__ROLE_WORKER ? "service"
-                                           : p->role == HANDOFF__ROLE__ROLE_ADMIN ? "admin" : "clinic", p->name);
+        snprintf(who, sizeof who, "%s:%s", rt_role_word(p->role), p->name);
     else
         snprintf(who, sizeof who, "(no session)");
     r->cfg.audit(r->cfg.audit_arg, who, action, hex, outcome);
@@ -186,6 +188,7 @@ static bool principal_permits(const char *principal, Handoff__Role role, const c
     const char *want = role == HANDOFF__ROLE__ROLE_CLINIC   ? "clinic:"
                        : role == HANDOFF__ROLE__ROLE_WORKER ? "service:"
                        : role == HANDOFF__ROLE__ROLE_ADMIN  ? "admin:"
+                       : role == HANDOFF__ROLE__ROLE_REVIEWER ? "reviewer:"
                                                             : NULL;
     size_t n = want ? strlen(want) : 0;
     return want && strncmp(principal, want, n) == 0 && strcmp(principal + n, name) == 0;
@@ -195,9 +198,10 @@ static void on_hello(hx_router_t *r, const uint8_t *rid, size_t rid_len, peer_t 
                      const char *principal)
 {
     bool worker = env->role == HANDOFF__ROLE__ROLE_WORKER;
-    if (env->role != HANDOFF__ROLE__ROLE_CLINIC && !worker && env->role != HANDOFF__ROLE__ROLE_ADMIN) {
+    if (env->role != HANDOFF__ROLE__ROLE_CLINIC && !worker && env->role != HANDOFF__ROLE__ROLE_ADMIN &&
+        env->role != HANDOFF__ROLE__ROLE_REVIEWER) {
         rt_reply_error(r, rid, rid_len, p, env->id, HANDOFF__ERROR_CODE__ERR_BAD_FIELD,
-                    "role: must be ROLE_CLINIC, ROLE_WORKER or ROLE_ADMIN, got %d", (int)env->role);
+                    "role: must be ROLE_CLINIC, ROLE_WORKER, ROLE_ADMIN or ROLE_REVIEWER, got %d", (int)env->role);
         return;
     }
     if (!hx_name_valid(env->name)) {
@@ -214,17 +218,17 @@ static void on_hello(hx_router_t *r, const uint8_t *rid, size_t rid_len, peer_t 
         return;
     }
     if (principal && !principal_permits(principal, env->role, env->name)) {
-        hx_warn("refused: the key of %s asked for a session as %s %s", principal,
-                worker ? "service" : env->role == HANDOFF__ROLE__ROLE_ADMIN ? "admin" : "clinic", env->name);
+        hx_warn("refused: the key of %s asked for a session as %s %s", principal, rt_role_word(env->role),
+                env->name);
         if (r->cfg.audit) {
             char outcome[160];
-            snprintf(outcome, sizeof outcome, "refused: asked for a session as %s %s",
-                     worker ? "service" : env->role == HANDOFF__ROLE__ROLE_ADMIN ? "admin" : "clinic", env->name);
+            snprintf(outcome, sizeof outcome, "refused: asked for a session as %s %s", rt_role_word(env->role),
+                     env->name);
             r->cfg.audit(r->cfg.audit_arg, principal, "hello", "", outcome);
         }
         rt_reply_error(r, rid, rid_len, p, env->id, HANDOFF__ERROR_CODE__ERR_FORBIDDEN,
                     "this key belongs to %s: it may not open a session as %s %s", principal,
-                    worker ? "service" : env->role == HANDOFF__ROLE__ROLE_ADMIN ? "admin" : "clinic", env->name);
+                    rt_role_word(env->role), env->name);
         return;
     }
     if (worker && env->credit > HX_MAX_CREDIT) {
@@ -264,7 +268,7 @@ static void on_hello(hx_router_t *r, const uint8_t *rid, size_t rid_len, peer_t 
     HASH_ADD(hh, r->peers, rid, p->rid_len, p);
     if (worker)
         q->n_workers++;
-    hx_info("%s %s joined", worker ? "worker" : env->role == HANDOFF__ROLE__ROLE_ADMIN ? "admin" : "clinic", p->name);
+    hx_info("%s %s joined", worker ? "worker" : rt_role_word(env->role), p->name);
     rt_audit(r, p, "hello", NULL, "session opened");
 
     Handoff__Envelope w;

@@ -35,6 +35,7 @@ static bool policy_permits(const hx_router_t *r, const peer_t *p, const Handoff_
     bool to_service = m->to->kind == HANDOFF__ADDRESS_KIND__ADDRESS_SERVICE;
     hx_policy_role_t role = p->role == HANDOFF__ROLE__ROLE_WORKER  ? HX_POLICY_SERVICE
                             : p->role == HANDOFF__ROLE__ROLE_ADMIN ? HX_POLICY_ADMIN
+                            : p->role == HANDOFF__ROLE__ROLE_REVIEWER ? HX_POLICY_REVIEWER
                                                                    : HX_POLICY_CLINIC;
     if (hx_policy_allows(r->policy, role, p->name, to_service ? HX_POLICY_TO_SERVICE : HX_POLICY_TO_MAILBOX,
                          m->to->name, m->type))
@@ -411,9 +412,9 @@ void rt_on_nack(hx_router_t *r, peer_t *p, const Handoff__Envelope *env)
 
 void rt_on_fetch(hx_router_t *r, peer_t *p, const Handoff__Envelope *env)
 {
-    if (p->role != HANDOFF__ROLE__ROLE_CLINIC) {
+    if (p->role != HANDOFF__ROLE__ROLE_CLINIC && p->role != HANDOFF__ROLE__ROLE_REVIEWER) {
         rt_reply_error(r, p->rid, p->rid_len, p, env->id, HANDOFF__ERROR_CODE__ERR_FORBIDDEN,
-                    "FETCH: only a clinic session fetches from its mailbox");
+                    "FETCH: only a clinic or reviewer session fetches from its mailbox");
         return;
     }
     if (env->max > HX_MAX_BATCH) {

@@ -7,13 +7,15 @@
 /* type -> the services that issue it into mailboxes (docs/PROTOCOL.md, "The clinical layer"):
  * scheduling hands a booked referral to the receiving clinic; intake (requested, rejected),
  * triage (received, rejected) and scheduling (ready, on-hold, the lifecycle's answers and
- * changes) tell clinics where a referral stands. */
+ * changes) tell clinics where a referral stands; scheduling asks the network's reviewers to
+ * decide a referral triage could not place (ReviewRequest). */
 static const struct {
     const char *type;
     const char *const services[4];
 } ISSUERS[] = {
     {"handoff.Handoff", {"scheduling", NULL}},
     {"handoff.StatusUpdate", {"intake", "triage", "scheduling", NULL}},
+    {"handoff.ReviewRequest", {"scheduling", NULL}},
 };
 
 const char *const *hx_issuer_services(const char *type)

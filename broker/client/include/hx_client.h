@@ -41,7 +41,7 @@ void hx_batch_destroy(hx_batch_t **self_p);
 
 typedef struct hx_client hx_client_t;
 
-typedef enum { HX_ROLE_CLINIC = 1, HX_ROLE_ADMIN = 3 } hx_role_t;
+typedef enum { HX_ROLE_CLINIC = 1, HX_ROLE_ADMIN = 3, HX_ROLE_REVIEWER = 4 } hx_role_t;
 
 typedef struct {
     const char *endpoint;       /* e.g. "tcp://127.0.0.1:5555" */

@@ -14,7 +14,7 @@
 
 typedef struct hx_allow hx_allow_t;
 
-/* Loads an allow-list: one line per key, "<Z85 public key> <clinic|service|admin> <name>",
+/* Loads an allow-list: one line per key, "<Z85 public key> <clinic|service|admin|reviewer> <name>",
  * blank lines and lines starting with # ignored. NULL with "line N: why" in err. A file
  * that was deleted or replaced after it was opened (st_nlink 0: what a file bind-mounted on
  * its own shows once an editor or `sed -i` replaced it on the host) is refused, saying so. */

@@ -10,7 +10,7 @@
 typedef struct hx_policy hx_policy_t;
 
 /* The sender's role, as its session opened (HELLO). */
-typedef enum { HX_POLICY_CLINIC = 1, HX_POLICY_SERVICE = 2, HX_POLICY_ADMIN = 3 } hx_policy_role_t;
+typedef enum { HX_POLICY_CLINIC = 1, HX_POLICY_SERVICE = 2, HX_POLICY_ADMIN = 3, HX_POLICY_REVIEWER = 4 } hx_policy_role_t;
 /* The destination's kind. */
 typedef enum { HX_POLICY_TO_SERVICE = 1, HX_POLICY_TO_MAILBOX = 2 } hx_policy_to_t;
 
