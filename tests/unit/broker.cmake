@@ -2,9 +2,13 @@
 # test_wire also checks two of the core's private helpers (the id map and CRC-32C).
 hx_unit_test(test_wire LIBS hx_core)
 target_include_directories(test_wire PRIVATE ${PROJECT_SOURCE_DIR}/broker/core)
-hx_unit_test(test_router LIBS hx_core)
+# The router's suites share router_test.c: the frames it sends kept decoded, envelope builders.
+add_library(hx_router_test STATIC unit/router_test.c)
+target_include_directories(hx_router_test PUBLIC ${CMAKE_CURRENT_SOURCE_DIR}/unit)
+target_link_libraries(hx_router_test PUBLIC hx_core PkgConfig::CRITERION)
+hx_unit_test(test_router LIBS hx_router_test)
 # The routing policy, fair share and the protocol's trust rules, with the built-in table.
-hx_unit_test(test_policy LIBS hx_core)
+hx_unit_test(test_policy LIBS hx_router_test)
 hx_unit_test(test_store LIBS hx_core)
 hx_unit_test(test_audit LIBS hx_client)
 # The allow-list and the revoked record: parsing, reload changes, revoked keys left out.

@@ -8,31 +8,10 @@
 #include <string.h>
 
 #include "hx_policy.h"
-#include "hx_router.h"
-#include "hx_wire.h"
+#include "router_test.h"
 
-typedef struct {
-    char peer[16];
-    Handoff__Envelope *env;
-} sent_t;
-
-static sent_t sent[8192];
-static size_t n_sent;
-static hx_router_t *router;
-static hx_store_t *store;
 static char audit_log[64][256];
 static size_t n_audit;
-
-static int capture(void *arg, const uint8_t *peer, size_t len, const uint8_t *frame, size_t flen)
-{
-    (void)arg;
-    cr_assert_lt(n_sent, sizeof sent / sizeof sent[0]);
-    snprintf(sent[n_sent].peer, sizeof sent[n_sent].peer, "%.*s", (int)len, (const char *)peer);
-    sent[n_sent].env = handoff__envelope__unpack(NULL, flen, frame);
-    cr_assert_not_null(sent[n_sent].env);
-    n_sent++;
-    return 0;
-}
 
 static void on_audit(void *arg, const char *principal, const char *action, const char *id, const char *outcome)
 {
@@ -41,18 +20,11 @@ static void on_audit(void *arg, const char *principal, const char *action, const
         snprintf(audit_log[n_audit++], sizeof audit_log[0], "%s %s %s", principal, action, outcome);
 }
 
-static void clear_sent(void)
-{
-    for (size_t i = 0; i < n_sent; i++)
-        handoff__envelope__free_unpacked(sent[i].env, NULL);
-    n_sent = 0;
-}
-
 static void start(uint32_t max_queue, uint32_t share)
 {
     store = hx_store_memory_new();
-    hx_router_config_t cfg = {.send = capture, .store = store, .max_queue = max_queue, .sender_share = share,
-                              .audit = on_audit};
+    hx_router_config_t cfg = {.send = router_test_capture, .store = store, .max_queue = max_queue,
+                              .sender_share = share, .audit = on_audit};
     router = hx_router_new(&cfg);               /* no policy given: the built-in table */
     cr_assert_not_null(router);
     n_sent = n_audit = 0;
@@ -65,81 +37,12 @@ static void setup(void)
 
 static void teardown(void)
 {
-    clear_sent();
+    router_test_clear();
     hx_router_destroy(&router);
     hx_store_destroy(&store);
 }
 
 TestSuite(policy, .init = setup, .fini = teardown);
-
-static void feed(const char *peer, const Handoff__Envelope *env)
-{
-    hx_buf_t b = {0};
-    cr_assert_eq(hx_wire_pack(env, &b), 0);
-    hx_router_on_frame(router, (const uint8_t *)peer, strlen(peer), b.data, b.len, 0);
-    hx_buf_free(&b);
-}
-
-static void make_id(uint8_t id[16], int n)
-{
-    memset(id, 0, 16);
-    id[0] = 0xCD;
-    id[13] = (uint8_t)(n >> 16);
-    id[14] = (uint8_t)(n >> 8);
-    id[15] = (uint8_t)n;
-}
-
-static int number_of(const ProtobufCBinaryData *id)
-{
-    return (id->data[13] << 16) | (id->data[14] << 8) | id->data[15];
-}
-
-static void hello(const char *peer, Handoff__Role role, const char *name, uint32_t credit)
-{
-    Handoff__Envelope env = HANDOFF__ENVELOPE__INIT;
-    uint8_t id[16];
-    make_id(id, 999999);
-    env.version = 1;
-    env.kind = HANDOFF__KIND__KIND_HELLO;
-    env.id = (ProtobufCBinaryData){16, id};
-    env.role = role;
-    env.name = (char *)name;
-    env.credit = credit;
-    feed(peer, &env);
-}
-
-static Handoff__Envelope *last_to(const char *peer)
-{
-    for (size_t i = n_sent; i-- > 0;)
-        if (strcmp(sent[i].peer, peer) == 0)
-            return sent[i].env;
-    return NULL;
-}
-
-/* Submits message n of `type` with `prio` from peer to (kind, to); returns the reply. */
-static Handoff__Envelope *send_msg(const char *peer, int n, Handoff__AddressKind kind, const char *to,
-                                   const char *type, int prio)
-{
-    uint8_t id[16];
-    make_id(id, n);
-    Handoff__Address addr = HANDOFF__ADDRESS__INIT;
-    addr.kind = kind;
-    addr.name = (char *)to;
-    Handoff__Message m = HANDOFF__MESSAGE__INIT, *mp = &m;
-    m.id = (ProtobufCBinaryData){16, id};
-    m.to = &addr;
-    m.type = (char *)type;
-    m.priority = (Handoff__DeliveryPriority)prio;
-    m.payload = (ProtobufCBinaryData){4, (uint8_t *)"data"};
-    Handoff__Envelope env = HANDOFF__ENVELOPE__INIT;
-    env.version = 1;
-    env.kind = HANDOFF__KIND__KIND_SUBMIT;
-    env.id = (ProtobufCBinaryData){16, id};
-    env.n_messages = 1;
-    env.messages = &mp;
-    feed(peer, &env);
-    return last_to(peer);
-}
 
 static Handoff__Envelope *refer(const char *peer, int n, int prio)
 {
@@ -149,25 +52,7 @@ static Handoff__Envelope *refer(const char *peer, int n, int prio)
 /* Acks message n (held by peer) with at most one output; returns the reply. */
 static Handoff__Envelope *ack_with(const char *peer, int n, Handoff__Message *out)
 {
-    uint8_t id[16], req[16];
-    make_id(id, n);
-    make_id(req, 800000 + n);
-    ProtobufCBinaryData a = {16, id};
-    Handoff__Envelope env = HANDOFF__ENVELOPE__INIT;
-    env.version = 1;
-    env.kind = HANDOFF__KIND__KIND_ACK;
-    env.id = (ProtobufCBinaryData){16, req};
-    env.n_acks = 1;
-    env.acks = &a;
-    env.n_messages = out ? 1 : 0;
-    env.messages = out ? &out : NULL;
-    feed(peer, &env);
-    /* the answer, not a delivery the ack made room for */
-    for (size_t i = n_sent; i-- > 0;)
-        if (strcmp(sent[i].peer, peer) == 0 && sent[i].env->correlation_id.len == 16 &&
-            memcmp(sent[i].env->correlation_id.data, req, 16) == 0)
-            return sent[i].env;
-    return NULL;
+    return ack(peer, HANDOFF__KIND__KIND_ACK, n, out ? &out : NULL, out ? 1 : 0);
 }
 
 static void expect_code(const Handoff__Envelope *e, Handoff__ErrorCode code, const char *text)
@@ -528,7 +413,7 @@ Test(policy, stats_shows_a_clinic_only_its_own_mailbox)
     env.kind = HANDOFF__KIND__KIND_ADMIN;
     env.id = (ProtobufCBinaryData){16, id};
     env.admin_op = "stats";
-    feed("a", &env);
+    feed("a", &env, 0);
     const char *text = last_to("a")->text;
     cr_assert_not_null(text);
     cr_assert(strstr(text, "\"clinic-a\""), "%s", text);
@@ -536,7 +421,7 @@ Test(policy, stats_shows_a_clinic_only_its_own_mailbox)
     cr_assert_null(strstr(text, "scheduling"), "%s", text);
     cr_assert_null(strstr(text, "totals"), "%s", text);
     cr_assert(strstr(text, "\"scope\":\"own\""), "%s", text);
-    feed("o", &env);
+    feed("o", &env, 0);
     text = last_to("o")->text;
     cr_assert(strstr(text, "clinic-b") && strstr(text, "totals"), "an admin sees everything: %s", text);
 }
@@ -553,7 +438,7 @@ Test(policy, a_clinic_may_not_nack)
     f.version = 1;
     f.kind = HANDOFF__KIND__KIND_FETCH;
     f.id = (ProtobufCBinaryData){16, req};
-    feed("a", &f);
+    feed("a", &f, 0);
     cr_assert_eq(last_to("a")->n_messages, 1);
     ProtobufCBinaryData a = {16, id};
     Handoff__Envelope n = HANDOFF__ENVELOPE__INIT;
@@ -562,7 +447,7 @@ Test(policy, a_clinic_may_not_nack)
     n.id = (ProtobufCBinaryData){16, req};
     n.n_acks = 1;
     n.acks = &a;
-    feed("a", &n);
+    feed("a", &n, 0);
     expect_code(last_to("a"), HANDOFF__ERROR_CODE__ERR_FORBIDDEN, "only a worker nacks");
     long inflight = 0;
     hx_router_depth(router, "mailbox", "clinic-a", &inflight);
@@ -586,6 +471,6 @@ Test(policy, acking_a_settled_id_is_accepted_nacking_one_is_unknown)
     n.id = (ProtobufCBinaryData){16, req};
     n.n_acks = 1;
     n.acks = &a;
-    feed("i", &n);
+    feed("i", &n, 0);
     expect_code(last_to("i"), HANDOFF__ERROR_CODE__ERR_UNKNOWN_MESSAGE, "not held by you");
 }

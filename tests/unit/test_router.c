@@ -4,19 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "hx_router.h"
-#include "hx_wire.h"
+#include "router_test.h"
 
-typedef struct {
-    char peer[16];
-    Handoff__Envelope *env;
-} sent_t;
-
-static sent_t sent[4096];
-static size_t n_sent;
-static hx_router_t *router;
-static hx_store_t *store;
-static int fail_sends_to_w2;
 /* Most tests here exercise the mechanics with made-up types: any type anywhere, and no
  * share bound beyond the queue's own. The network's own table has tests of its own. */
 static hx_policy_t *any_policy;
@@ -32,35 +21,15 @@ static hx_policy_t *policy_any(void)
     return any_policy;
 }
 
-static int capture(void *arg, const uint8_t *peer, size_t len, const uint8_t *frame, size_t flen)
-{
-    (void)arg;
-    if (fail_sends_to_w2 && len == 2 && memcmp(peer, "w2", 2) == 0)
-        return -1;
-    cr_assert_lt(n_sent, 4096);
-    snprintf(sent[n_sent].peer, sizeof sent[n_sent].peer, "%.*s", (int)len, (const char *)peer);
-    sent[n_sent].env = handoff__envelope__unpack(NULL, flen, frame);
-    cr_assert_not_null(sent[n_sent].env, "the router sent an undecodable frame");
-    n_sent++;
-    return 0;
-}
-
-static void clear_sent(void)
-{
-    for (size_t i = 0; i < n_sent; i++)
-        handoff__envelope__free_unpacked(sent[i].env, NULL);
-    n_sent = 0;
-}
-
 static void setup_cfg(uint32_t max_queue)
 {
     store = hx_store_memory_new();
-    hx_router_config_t cfg = {.send = capture, .store = store, .heartbeat_ms = 100, .liveness = 3,
+    hx_router_config_t cfg = {.send = router_test_capture, .store = store, .heartbeat_ms = 100, .liveness = 3,
                               .max_queue = max_queue, .dedup_window = 1000,
                               .backoff_ms = 10, .max_attempts = 3, .policy = policy_any(), .sender_share = 100};
     router = hx_router_new(&cfg);
     n_sent = 0;
-    fail_sends_to_w2 = 0;
+    send_fails_to = NULL;
 }
 
 static void setup(void)
@@ -70,86 +39,17 @@ static void setup(void)
 
 static void teardown(void)
 {
-    clear_sent();
+    router_test_clear();
     hx_router_destroy(&router);
     hx_store_destroy(&store);
     hx_policy_destroy(&any_policy);
     cr_assert_null(router);
 }
 
-static void feed(const char *peer, const Handoff__Envelope *env, uint64_t now)
-{
-    hx_buf_t b = {0};
-    cr_assert_eq(hx_wire_pack(env, &b), 0);
-    hx_router_on_frame(router, (const uint8_t *)peer, strlen(peer), b.data, b.len, now);
-    hx_buf_free(&b);
-}
-
-static void make_id(uint8_t id[16], int n)
-{
-    memset(id, 0, 16);
-    id[0] = 0xAB;
-    id[14] = (uint8_t)(n >> 8);
-    id[15] = (uint8_t)n;
-}
-
-static void hello(const char *peer, Handoff__Role role, const char *name, uint32_t credit)
-{
-    Handoff__Envelope env = HANDOFF__ENVELOPE__INIT;
-    uint8_t id[16];
-    make_id(id, 9999);
-    env.version = 1;
-    env.kind = HANDOFF__KIND__KIND_HELLO;
-    env.id = (ProtobufCBinaryData){16, id};
-    env.role = role;
-    env.name = (char *)name;
-    env.credit = credit;
-    feed(peer, &env, 0);
-}
-
-/* Submits message number n from peer to (kind, name). */
-static void submit_at(const char *peer, int n, Handoff__AddressKind kind, const char *to, uint64_t now)
-{
-    uint8_t id[16];
-    make_id(id, n);
-    Handoff__Address addr = HANDOFF__ADDRESS__INIT;
-    addr.kind = kind;
-    addr.name = (char *)to;
-    Handoff__Message m = HANDOFF__MESSAGE__INIT, *mp = &m;
-    m.id = (ProtobufCBinaryData){16, id};
-    m.to = &addr;
-    m.type = "test";
-    m.payload = (ProtobufCBinaryData){5, (uint8_t *)"hello"};
-    Handoff__Envelope env = HANDOFF__ENVELOPE__INIT;
-    env.version = 1;
-    env.kind = HANDOFF__KIND__KIND_SUBMIT;
-    env.id = (ProtobufCBinaryData){16, id};
-    env.n_messages = 1;
-    env.messages = &mp;
-    feed(peer, &env, now);
-}
-
+/* Submits message number n (type "test") from peer to (kind, name). */
 static void submit(const char *peer, int n, Handoff__AddressKind kind, const char *to)
 {
-    submit_at(peer, n, kind, to, 0);
-}
-
-static void ack(const char *peer, Handoff__Kind kind, int n, Handoff__Message **outs, size_t n_outs)
-{
-    uint8_t id[16], req[16];
-    make_id(id, n);
-    make_id(req, 5000 + n);
-    ProtobufCBinaryData a = {16, id};
-    Handoff__Envelope env = HANDOFF__ENVELOPE__INIT;
-    env.version = 1;
-    env.kind = kind;
-    env.id = (ProtobufCBinaryData){16, req};
-    env.n_acks = 1;
-    env.acks = &a;
-    env.n_messages = n_outs;
-    env.messages = outs;
-    env.error_text = "test failure";
-    feed(peer, &env, 0);
+    send_msg(peer, n, kind, to, "test", 0);
 }
 
 static void fetch(const char *peer, uint32_t max)
@@ -164,15 +64,6 @@ static void fetch(const char *peer, uint32_t max)
     feed(peer, &env, 0);
 }
 
-/* The last envelope sent to peer, or NULL. */
-static Handoff__Envelope *last_to(const char *peer)
-{
-    for (size_t i = n_sent; i-- > 0;)
-        if (strcmp(sent[i].peer, peer) == 0)
-            return sent[i].env;
-    return NULL;
-}
-
 static size_t count_kind(const char *peer, Handoff__Kind kind)
 {
     size_t n = 0;
@@ -180,11 +71,6 @@ static size_t count_kind(const char *peer, Handoff__Kind kind)
         if (strcmp(sent[i].peer, peer) == 0 && sent[i].env->kind == kind)
             n++;
     return n;
-}
-
-static int msg_number(const Handoff__Message *m)
-{
-    return (m->id.data[14] << 8) | m->id.data[15];
 }
 
 static long depth(const char *kind, const char *name, long *inflight)
@@ -390,7 +276,7 @@ Test(router, dead_worker_messages_go_to_another)
 
 Test(router, unreachable_worker_is_dropped_and_message_kept)
 {
-    fail_sends_to_w2 = 1;
+    send_fails_to = "w2";
     hello("w2", HANDOFF__ROLE__ROLE_WORKER, "intake", 1);
     hello("w1", HANDOFF__ROLE__ROLE_WORKER, "intake", 1);
     hello("c1", HANDOFF__ROLE__ROLE_CLINIC, "northpoint", 0);
@@ -613,7 +499,7 @@ Test(router, a_worker_that_holds_a_message_too_long_has_failed_it)
     hx_router_destroy(&router);
     hx_store_destroy(&store);
     store = hx_store_memory_new();
-    hx_router_config_t cfg = {.send = capture, .store = store, .heartbeat_ms = 100, .liveness = 3,
+    hx_router_config_t cfg = {.send = router_test_capture, .store = store, .heartbeat_ms = 100, .liveness = 3,
                               .backoff_ms = 10, .ack_timeout_ms = 150, .policy = policy_any()};
     router = hx_router_new(&cfg);
     hello("w1", HANDOFF__ROLE__ROLE_WORKER, "triage", 1);
@@ -637,7 +523,8 @@ Test(router, a_mailbox_bound_in_bytes_answers_busy)
     hx_router_destroy(&router);
     hx_store_destroy(&store);
     store = hx_store_memory_new();
-    hx_router_config_t cfg = {.send = capture, .store = store, .max_queue_bytes = 300, .policy = policy_any()};
+    hx_router_config_t cfg = {.send = router_test_capture, .store = store, .max_queue_bytes = 300,
+                              .policy = policy_any()};
     router = hx_router_new(&cfg);
     hello("c1", HANDOFF__ROLE__ROLE_CLINIC, "northpoint", 0);
     int accepted = 0;
