@@ -1,6 +1,7 @@
 /* hx_booking — scheduling's referrals, bookings, lifecycle and calendar in SQLite. */
 #include "hx_audit.h"
 #include "hx_booking.h"
+#include "hx_booking_internal.h"
 #include "hx_intake.h"
 #include "hx_lifecycle.h"
 #include "hx_log.h"
@@ -57,6 +58,11 @@ static const char schema[] =
     "CREATE TABLE IF NOT EXISTS hours ("
     "  therapist_id TEXT NOT NULL REFERENCES therapists(id), day INTEGER NOT NULL, from_min INTEGER NOT NULL,"
     "  to_min INTEGER NOT NULL);"
+    /* referrals triage could not place, and what a reviewer decided (hx_review.c) */
+    "CREATE TABLE IF NOT EXISTS reviews ("
+    "  referral_id TEXT PRIMARY KEY, state TEXT NOT NULL, requested_ms INTEGER NOT NULL,"
+    "  reviewer TEXT NOT NULL DEFAULT '', decision TEXT NOT NULL DEFAULT '', reason TEXT NOT NULL DEFAULT '',"
+    "  decided_ms INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;"
     "CREATE TABLE IF NOT EXISTS handled ("
     "  msg_id BLOB PRIMARY KEY, outputs BLOB NOT NULL, at_ms INTEGER NOT NULL) WITHOUT ROWID;";
 
@@ -523,6 +529,11 @@ size_t hx_booking_on_hold(hx_booking_t *b, char (*ids)[32], size_t cap)
 static int on_case(hx_booking_t *b, const hx_msg_t *in, hx_outbox_t *out)
 {
     Handoff__Case *c = handoff__case__unpack(NULL, in->payload_len, in->payload);
+    if (c && c->referral && c->decision && c->decision->needs_review && !c->decision->red_flag) {
+        int rc = hx_review_on_case(b, in, c, out);     /* a clinician of the network decides */
+        handoff__case__free_unpacked(c, NULL);
+        return rc;
+    }
     if (!c || !c->referral || !c->decision || c->decision->n_disciplines == 0 || !c->referral->referral_id[0] ||
         !c->referral->referring_clinic[0] || strlen(c->referral->referral_id) > HX_REFERRAL_ID_LEN) {
         hx_warn("a message from %s ignored: not a triaged Case", in->from);
@@ -815,7 +826,9 @@ int hx_booking_handle(hx_booking_t *b, const hx_msg_t *in, hx_outbox_t *out, cha
     bool is_change = strcmp(in->type, "handoff.StatusChange") == 0;
     bool is_retry = strcmp(in->type, "handoff.Retry") == 0 && in->from_kind == HX_TO_SERVICE &&
                     strcmp(in->from, "scheduling") == 0;
-    if (!is_case && !is_change && !is_retry) {
+    /* decisions come from reviewer sessions, which the broker's policy alone lets send them */
+    bool is_review = strcmp(in->type, "handoff.ReviewDecision") == 0 && in->from_kind == HX_TO_MAILBOX;
+    if (!is_case && !is_change && !is_retry && !is_review) {
         hx_warn("a message of type '%.64s' from %s ignored", in->type, in->from);
         return 0;
     }
@@ -829,7 +842,10 @@ int hx_booking_handle(hx_booking_t *b, const hx_msg_t *in, hx_outbox_t *out, cha
     b->cal_version = version;
     int rc = outputs_replay(b, in, out);
     if (rc == 0) {
-        rc = is_case ? on_case(b, in, out) : is_change ? on_change(b, in, out) : on_retry(b, in, out);
+        rc = is_case     ? on_case(b, in, out)
+             : is_change ? on_change(b, in, out)
+             : is_review ? hx_review_on_decision(b, in, out)
+                         : on_retry(b, in, out);
         if (rc == 0)
             rc = outputs_store(b, in, out);
     } else if (rc == 1) {
@@ -953,4 +969,56 @@ void hx_booking_close(hx_booking_t **self_p)
     hx_audit_close(&(*self_p)->audit);
     free(*self_p);
     *self_p = NULL;
+}
+
+/* ---- for hx_review.c (hx_booking_internal.h) ------------------------------------------------ */
+
+sqlite3_stmt *bk_prep(hx_booking_t *b, const char *sql)
+{
+    return prep(b, sql);
+}
+
+int bk_row_load(hx_booking_t *b, const char *referral_id, bk_row_t *r)
+{
+    referral_row_t row;
+    int found = row_load(b, referral_id, &row);
+    r->status = row.status;
+    snprintf(r->referring_clinic, sizeof r->referring_clinic, "%s", row.referring_clinic);
+    snprintf(r->ref, sizeof r->ref, "%s", row.ref);
+    r->c = row.c;
+    return found;
+}
+
+void bk_row_free(bk_row_t *r)
+{
+    if (r->c)
+        handoff__case__free_unpacked(r->c, NULL);
+    r->c = NULL;
+}
+
+int bk_set_status(hx_booking_t *b, const char *referral_id, Handoff__TaskStatus s, const char *reason)
+{
+    return set_status(b, referral_id, s, reason);
+}
+
+int bk_book(hx_booking_t *b, const char *referral_id, hx_outbox_t *out)
+{
+    return book_missing(b, referral_id, out);
+}
+
+int bk_emit_status(hx_outbox_t *out, const char *to, const char *referral_id, const char *ref,
+                   Handoff__TaskStatus status, hx_event_t ev, bool refused, const char *reason,
+                   Handoff__TriageDecision *decision)
+{
+    return emit_status(out, to, referral_id, ref, status, ev, refused, reason, NULL, 0, decision);
+}
+
+hx_audit_t *bk_audit(hx_booking_t *b)
+{
+    return b->audit;
+}
+
+const char *bk_reviewers(const hx_booking_t *b)
+{
+    return b->cfg.reviewers && b->cfg.reviewers[0] ? b->cfg.reviewers : "review";
 }

@@ -20,6 +20,7 @@ typedef struct {
     uint32_t horizon_days;          /* look this far ahead */
     uint32_t collab_days;           /* massage within this many days after the PT assessment */
     const char *audit_path;         /* NULL, or an audit log of every clinic's change, done or refused */
+    const char *reviewers;          /* the reviewers' mailboxes, space or comma separated; NULL: "review" */
 } hx_booking_config_t;
 
 hx_booking_t *hx_booking_open(const hx_booking_config_t *cfg, const hx_directory_t *dir, char *err, size_t errcap);
@@ -29,8 +30,10 @@ void hx_booking_close(hx_booking_t **self_p);
  * stays) when the database refuses. */
 int hx_booking_set_directory(hx_booking_t *b, const hx_directory_t *dir);
 
-/* Handles one message: handoff.Case (book), handoff.StatusChange (a clinic's accept,
- * decline, start, complete or revoke), handoff.Retry (book an on-hold referral again).
+/* Handles one message: handoff.Case (book, or ask the reviewers when triage could not place
+ * it), handoff.StatusChange (a clinic's accept, decline, start, complete or revoke),
+ * handoff.ReviewDecision (a reviewer's decision), handoff.Retry (book an on-hold referral
+ * again).
  * Returns 0 with the outputs in out, or -1 (the message is to be delivered again) with err. */
 int hx_booking_handle(hx_booking_t *b, const hx_msg_t *in, hx_outbox_t *out, char *err, size_t errcap);
 

@@ -27,7 +27,7 @@ static const char usage[] =
     "\n"
     "options (each also from the environment variable shown, then its default):\n";
 
-enum { S_DIRECTORY, S_START, S_HORIZON, S_COLLAB, S_AUDIT, S_DB, S_COUNT };
+enum { S_DIRECTORY, S_START, S_HORIZON, S_COLLAB, S_AUDIT, S_DB, S_REVIEWERS, S_COUNT };
 static const hx_opt_t options[S_COUNT] = {
     [S_DIRECTORY] = {"directory", HX_OPT_TEXT, "HANDOFF_DIRECTORY", NULL, 0, 0, "FILE",
                      "clinics and therapists (required)"},
@@ -42,7 +42,32 @@ static const hx_opt_t options[S_COUNT] = {
                  "verify)"},
     [S_DB] = {"db", HX_OPT_TEXT, "HANDOFF_SCHEDULING_DB", "scheduling.db", 0, 0, "FILE",
               "referrals, bookings and the calendar (SQLite, WAL); several\nscheduling workers may share it"},
+    [S_REVIEWERS] = {"reviewers", HX_OPT_TEXT, "HANDOFF_REVIEWERS", "review", 0, 0, "NAMES",
+                     "the reviewers (sessions of role reviewer), comma or space separated:\neach gets every "
+                     "referral triage could not place, and any of them decides"},
 };
+
+/* One or more valid names, comma or space separated. */
+static bool reviewers_valid(const char *list)
+{
+    size_t names = 0;
+    for (const char *p = list; p && *p;) {
+        size_t n = strcspn(p, " ,");
+        char name[HX_NAME_MAX + 2];
+        if (n > 0) {
+            if (n > HX_NAME_MAX)
+                return false;
+            memcpy(name, p, n);
+            name[n] = '\0';
+            if (!hx_name_valid(name))
+                return false;
+            names++;
+        }
+        p += n;
+        p += strspn(p, " ,");
+    }
+    return names > 0;
+}
 
 static const char usage_tail[] =
     "\n"
@@ -177,7 +202,13 @@ int main(int argc, char **argv)
         return 2;
     }
     hx_booking_config_t bc = {.db_path = s.db_path, .start = -1, .audit_path = v[S_AUDIT].text,
-                              .horizon_days = v[S_HORIZON].u32, .collab_days = v[S_COLLAB].u32};
+                              .horizon_days = v[S_HORIZON].u32, .collab_days = v[S_COLLAB].u32,
+                              .reviewers = v[S_REVIEWERS].text};
+    if (!reviewers_valid(bc.reviewers)) {
+        fprintf(stderr, "%s: --reviewers: one or more names of 1 to %d characters of [A-Za-z0-9._-], comma or "
+                        "space separated, got '%s'\n", prog, HX_NAME_MAX, bc.reviewers);
+        return 2;
+    }
     if (s.start_text && hx_minute_parse(s.start_text, &bc.start) != 0) {
         fprintf(stderr, "%s: --start: must be YYYY-MM-DDTHH:MM, got '%s'\n", prog, s.start_text);
         return 2;

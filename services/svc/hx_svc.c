@@ -160,3 +160,15 @@ int hx_pb_set_string(char **field, const char *value)
     *field = copy;
     return 0;
 }
+
+int hx_pb_add_string(char ***field, size_t *n, const char *value)
+{
+    char **grown = realloc(*field, (*n + 1) * sizeof *grown);
+    if (!grown)
+        return HX_ENOMEM;
+    *field = grown;
+    if (!(grown[*n] = strdup(value)))
+        return HX_ENOMEM;
+    (*n)++;
+    return 0;
+}

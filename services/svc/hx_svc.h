@@ -43,6 +43,9 @@ int hx_svc_status(hx_outbox_t *out, const char *clinic, const char *referral_id,
 /* Replaces a string field of an unpacked message (freeing the old value unless it is
  * protobuf-c's shared empty string). Returns 0 or HX_ENOMEM. */
 int hx_pb_set_string(char **field, const char *value);
+/* Appends a copy of value to a repeated string field of a message that hx_decision_clear or
+ * free_unpacked frees (n counts it). Returns 0 or HX_ENOMEM. */
+int hx_pb_add_string(char ***field, size_t *n, const char *value);
 
 /* Wall-clock milliseconds. */
 uint64_t hx_svc_now_ms(void);

@@ -101,8 +101,16 @@ static void reload(hx_worker_t *w, void *arg)
     }
 }
 
+/* The referrer's words for a decision: "triaged: physiotherapy, priority routine", or for a
+ * referral under review what was not understood. */
 static void describe(const Handoff__TriageDecision *d, char *buf, size_t cap)
 {
+    if (d->needs_review) {
+        size_t n = (size_t)snprintf(buf, cap, "under review: a clinician of the network decides; not understood:");
+        for (size_t i = 0; i < d->n_not_understood && n < cap; i++)
+            n += (size_t)snprintf(buf + n, cap - n, "%s '%s'", i ? "," : "", d->not_understood[i]);
+        return;
+    }
     size_t n = (size_t)snprintf(buf, cap, "triaged:");
     for (size_t i = 0; i < d->n_disciplines && n < cap; i++)
         n += (size_t)snprintf(buf + n, cap - n, "%s %s", i ? " and" : "", hx_discipline_text(d->disciplines[i]));
@@ -136,14 +144,20 @@ static int handle(void *arg, const hx_msg_t *in, hx_outbox_t *out, char *err, si
         return -1;
     }
     int rc;
-    bool sent_back = decided != 0 || d.red_flag || d.n_disciplines == 0;
-    if (sent_back) {
-        hx_info("referral %s: %s%s", r->referral_id, d.emergency ? "EMERGENCY, " : "",
-                d.red_flag ? "red flag, refer to a physician" : "not triaged");
+    /* Fail safe: what the rules cannot place goes to a clinician of the network, never
+     * quietly anywhere; a red flag wins over everything. */
+    if (!d.red_flag && (decided != 0 || d.n_disciplines == 0))
+        d.needs_review = true;
+    bool sent_back = d.red_flag;
+    if (d.needs_review && !d.red_flag && d.n_not_understood == 0 &&
+        hx_pb_add_string(&d.not_understood, &d.n_not_understood, "nothing the rules recognise as a condition")) {
+        rc = -1;
+    } else if (sent_back) {
+        hx_info("referral %s: %sred flag, refer to a physician", r->referral_id, d.emergency ? "EMERGENCY, " : "");
         rc = hx_svc_status(out, r->referring_clinic, r->referral_id, r->ref, HANDOFF__TASK_STATUS__TASK_REJECTED,
                            d.reason, "triage", NULL, 0, &d, "reject", false);
     } else {
-        char why[256];
+        char why[1024];
         describe(&d, why, sizeof why);
         Handoff__Case next = HANDOFF__CASE__INIT;
         next.referral = r;
@@ -151,7 +165,7 @@ static int handle(void *arg, const hx_msg_t *in, hx_outbox_t *out, char *err, si
         rc = hx_svc_emit(out, HX_TO_SERVICE, "scheduling", "handoff.Case", &next.base);
         if (rc == 0)
             rc = hx_svc_status(out, r->referring_clinic, r->referral_id, r->ref, HANDOFF__TASK_STATUS__TASK_RECEIVED,
-                               why, "triage", NULL, 0, &d, "receive", false);
+                               why, "triage", NULL, 0, &d, d.needs_review ? "review" : "receive", false);
         hx_info("referral %s %s", r->referral_id, why);
     }
     if (rc == 0)
