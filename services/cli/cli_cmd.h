@@ -29,10 +29,12 @@ typedef struct {
     char config_file[4200];             /* the config file read, "" when none */
     char flag_err[1024];                /* the first bad setting flag: reported by commands that use settings */
     const char *broker, *clinic, *home, *admin, *server_key, *key;
-    const char *reason, *discipline, *dir, *format;
+    const char *reason, *discipline, *dir, *format, *plan;
+    const char *reviewer;
     char curve_server[41], curve_public[41], curve_secret[41];
     uint32_t timeout_ms, interval_ms, window;
     int json, no_validate, dry_run, once;
+    int review;                         /* a review command: the store and session are the reviewer's */
     int quiet_connect;                  /* watch: no message per failed reconnect */
     char connect_err[512];              /* why the last connection failed */
     hx_client_t *client;                /* operator commands: a session without a store */
@@ -51,6 +53,9 @@ int cli_exit_for(int hx_rc);
 /* Opens the clinic's store (hx_clinic_open) into c->store: EXIT_OK, or the exit code after
  * printing why. */
 int cli_open_store(cli_t *c);
+/* Moves the mailbox into the store (s may be NULL), naming each dropped message on stderr:
+ * EXIT_OK or an exit code after printing why. */
+int cli_sync_store(cli_t *c, hx_clinic_sync_t *s);
 /* Prints "handoff: <what the clinic library says>" (unless quiet) and returns the exit code. */
 int cli_clinic_failure(cli_t *c, int rc);
 
@@ -67,6 +72,8 @@ int cmd_handoffs(cli_t *c, int argc);
 int cmd_status(cli_t *c, int argc, char **argv);
 int cmd_watch(cli_t *c, int argc);
 int cmd_change(cli_t *c, const char *event, int argc, char **argv);
+/* review list | show ID | decide ID --as PLAN --reason TEXT (cli_cmd_review.c) */
+int cmd_review(cli_t *c, int argc, char **argv);
 
 int cmd_top(cli_t *c, int argc, int as_admin);
 int cmd_dlq(cli_t *c, int argc, char **argv);

@@ -38,9 +38,7 @@ static void report_dropped(void *ud, const hx_msg_t *m, const char *why)
             printable(why, shown, sizeof shown));
 }
 
-/* Moves the mailbox into the store (s may be NULL), reporting drops: EXIT_OK or an exit code
- * after printing why. */
-static int sync_store(cli_t *c, hx_clinic_sync_t *s)
+int cli_sync_store(cli_t *c, hx_clinic_sync_t *s)
 {
     hx_clinic_sync_t plain = {0};
     if (!s)
@@ -377,7 +375,7 @@ int cmd_inbox(cli_t *c, int argc)
         fprintf(stderr, "handoff: inbox takes no arguments (see handoff help inbox)\n");
         return EXIT_USAGE;
     }
-    int rc = sync_store(c, NULL);
+    int rc = cli_sync_store(c, NULL);
     if (rc != EXIT_OK)
         return rc;
     cli_inbox_t *in = cli_inbox_new(c->clinic);
@@ -441,7 +439,7 @@ int cmd_handoffs(cli_t *c, int argc)
         fprintf(stderr, "handoff: handoffs takes no arguments\n");
         return EXIT_USAGE;
     }
-    int rc = sync_store(c, NULL);
+    int rc = cli_sync_store(c, NULL);
     if (rc != EXIT_OK)
         return rc;
     static const char *const head[] = {"REFERRAL", "PATIENT", "BORN", "DISCIPLINE", "THERAPIST", "START", "MIN",
@@ -495,7 +493,7 @@ int cmd_status(cli_t *c, int argc, char **argv)
         fprintf(stderr, "handoff: status takes at most one referral id\n");
         return EXIT_USAGE;
     }
-    int rc = sync_store(c, NULL);
+    int rc = cli_sync_store(c, NULL);
     if (rc != EXIT_OK)
         return rc;
     static const char *const hist[] = {"TIME", "STATUS", "EVENT", "BY", "DETAIL"};
@@ -596,7 +594,7 @@ int cmd_watch(cli_t *c, int argc)
     int down = 0;
     while (!cli_stop_requested) {
         hx_clinic_sync_t s = {.on_new = watch_print, .ud = c};
-        int rc = hx_clinic_client(c->store) ? sync_store(c, &s) : EXIT_UNREACHABLE;
+        int rc = hx_clinic_client(c->store) ? cli_sync_store(c, &s) : EXIT_UNREACHABLE;
         if (rc == EXIT_UNREACHABLE) {
             if (!down)
                 fprintf(stderr, "handoff: watch: the broker is not answering; still trying\n");

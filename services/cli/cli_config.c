@@ -37,6 +37,8 @@ static const struct {
                              "how often watch and top look again (100-3600000)", NULL},
     [CLI_SET_WINDOW] = {"window", "HANDOFF_WINDOW", "64", KIND_U32, 1, 1000, "requests in flight", "N",
                         "import: submissions in flight at once (1-1000)", NULL},
+    [CLI_SET_REVIEWER] = {"reviewer", "HANDOFF_REVIEWER", NULL, KIND_NAME, 0, 0, NULL, "NAME",
+                          "review: this reviewer's name (a key of role reviewer)", NULL},
 };
 
 void cli_config_init(cli_config_t *c)

@@ -40,6 +40,10 @@ static const char USAGE[] =
     "  revoke ID [--reason TEXT]\n"
     "                        referring clinic: withdraw it; the receiver is told\n"
     "\n"
+    "reviewer commands (a reviewer session, --reviewer NAME):\n"
+    "  review list|show ID|decide ID --as PLAN --reason TEXT\n"
+    "                        referrals triage could not place, for a clinician to decide\n"
+    "\n"
     "operator commands (an admin session, --admin; no --clinic needed):\n"
     "  top                   the broker's queues, mailboxes, rates, dead letters and peers, live\n"
     "  dlq list|show ID|replay ID|purge ID\n"
@@ -220,6 +224,26 @@ static const page_t PAGES[] = {
      "\n"
      "example:\n"
      "  handoff --clinic northpoint revoke R-0A1B2C3D4E5F6G7H --reason 'patient moved'\n"},
+    {"review",
+     "usage: handoff [options] review list\n"
+     "       handoff [options] review show ID\n"
+     "       handoff [options] review decide ID --as physio|massage|both|physician --reason TEXT\n"
+     "\n"
+     "For a reviewer of the network (a key of role reviewer; --reviewer NAME). Triage never\n"
+     "lets a referral it cannot place pass quietly: a code or wording its rules do not know,\n"
+     "with no red flag, is held under review and sent to every reviewer, and the referring\n"
+     "clinic is told so. list: every referral sent to this reviewer, PENDING or decided, with\n"
+     "what triage did not understand. show: one referral as written (reason, history,\n"
+     "diagnosis, codes) and triage's notes. decide: physio, massage or both books it as a\n"
+     "triaged referral; physician sends it back to see a physician first. The referring clinic\n"
+     "and every reviewer are told, and the decision is in scheduling's audit log with this\n"
+     "reviewer's name. A second decision is refused (exit 1), as is one by a clinic's key (77).\n"
+     "--json: list: [{referral_id, referring_clinic, state, decision, received_at_ms,\n"
+     "not_understood}]; show: the same with referral and triage; decide: the status update.\n"
+     "\n"
+     "examples:\n"
+     "  handoff --reviewer dr-osei review list\n"
+     "  handoff --reviewer dr-osei review decide R-0A1B2C3D4E5F6G7H --as physio --reason 'plantar fasciitis'\n"},
     {"top",
      "usage: handoff [options] top [--interval-ms N] [--once] [--json]\n"
      "\n"
@@ -315,6 +339,7 @@ const cli_flag_t CLI_FLAGS[CLI_OPT_COUNT] = {
     [CLI_OPT_FORMAT] = {"format", "F", "import: csv or ndjson, when the file's extension does not say"},
     [CLI_OPT_DRY_RUN] = {"dry-run", NULL, "import: check every row, send nothing"},
     [CLI_OPT_ONCE] = {"once", NULL, "top: one sample, then exit"},
+    [CLI_OPT_AS] = {"as", "PLAN", "review decide: physio, massage, both or physician"},
     [CLI_OPT_HELP] = {"help", NULL, "help (with a command: that command's help); also -h"},
 };
 
@@ -354,6 +379,6 @@ const char *cli_command_help(const char *cmd)
 
 const char *cli_command_list(void)
 {
-    return "inbox, status, submit, import, watch, handoffs, accept, decline, start, complete, revoke, top, dlq, "
+    return "inbox, status, submit, import, watch, handoffs, accept, decline, start, complete, revoke, review, top, dlq, "
            "health, config, keygen, datakey, audit";
 }

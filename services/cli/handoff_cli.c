@@ -66,7 +66,8 @@ int cli_clinic_failure(cli_t *c, int rc)
 int cli_open_store(cli_t *c)
 {
     char err[4400];
-    hx_clinic_opts_t o = {.broker = c->broker, .clinic = c->clinic, .home = c->home,
+    hx_clinic_opts_t o = {.broker = c->broker, .clinic = c->review ? c->reviewer : c->clinic, .home = c->home,
+                          .role = c->review ? HX_ROLE_REVIEWER : HX_ROLE_CLINIC,
                           .timeout_ms = (int)c->timeout_ms, .stop = &cli_stop_requested};
     if (c->curve_server[0]) {
         o.curve_server = c->curve_server;
@@ -150,6 +151,7 @@ static int resolve_settings(cli_t *c, const char *config_flag)
     c->timeout_ms = cli_config_u32(&c->cfg, CLI_SET_TIMEOUT_MS);
     c->interval_ms = cli_config_u32(&c->cfg, CLI_SET_INTERVAL_MS);
     c->window = cli_config_u32(&c->cfg, CLI_SET_WINDOW);
+    c->reviewer = cli_config_get(&c->cfg, CLI_SET_REVIEWER);
     return 0;
 }
 
@@ -185,7 +187,8 @@ static int run(cli_t *c, int argc, char **argv, const char *config_flag)
     for (size_t i = 0; i < sizeof clinic_cmds / sizeof *clinic_cmds; i++)
         clinic_cmd |= strcmp(cmd, clinic_cmds[i]) == 0;
     int admin_cmd = !strcmp(cmd, "dlq") || !strcmp(cmd, "health") || !strcmp(cmd, "top");
-    if (!clinic_cmd && !admin_cmd && strcmp(cmd, "config") != 0) {
+    c->review = strcmp(cmd, "review") == 0;
+    if (!clinic_cmd && !admin_cmd && !c->review && strcmp(cmd, "config") != 0) {
         fprintf(stderr, "handoff: unknown command '%s' (commands: %s; see handoff --help)\n", cmd,
                 cli_command_list());
         return EXIT_USAGE;
@@ -218,7 +221,12 @@ static int run(cli_t *c, int argc, char **argv, const char *config_flag)
             return cmd_top(c, nargs, as_admin);
         return cmd_health(c, nargs, as_admin);
     }
-    if (!c->clinic) {
+    if (c->review && !c->reviewer) {
+        fprintf(stderr, "handoff: review needs this reviewer's name: --reviewer NAME, HANDOFF_REVIEWER, or "
+                        "'reviewer = NAME' in the config file\n");
+        return EXIT_USAGE;
+    }
+    if (!c->review && !c->clinic) {
         fprintf(stderr, "handoff: %s needs this clinic's id: --clinic ID, HANDOFF_CLINIC, or 'clinic = ID' in the "
                         "config file\n", cmd);
         return EXIT_USAGE;
@@ -226,6 +234,8 @@ static int run(cli_t *c, int argc, char **argv, const char *config_flag)
     int rc = cli_open_store(c);
     if (rc != EXIT_OK)
         return rc;
+    if (c->review)
+        return cmd_review(c, nargs, args);
     if (strcmp(cmd, "submit") == 0)
         return cmd_submit(c, nargs, args);
     if (strcmp(cmd, "import") == 0)
@@ -280,6 +290,7 @@ static int parse_options(cli_t *c, int argc, char **argv, const char **config_fl
         case OPT_FLAG + CLI_OPT_FORMAT: c->format = optarg; break;
         case OPT_FLAG + CLI_OPT_DRY_RUN: c->dry_run = 1; break;
         case OPT_FLAG + CLI_OPT_ONCE: c->once = 1; break;
+        case OPT_FLAG + CLI_OPT_AS: c->plan = optarg; break;
         case OPT_FLAG + CLI_OPT_HELP: *help = 1; break;
         default: fputs("handoff: see handoff --help\n", stderr); return -1;
         }

@@ -125,6 +125,7 @@ int hx_clinic_open(const hx_clinic_opts_t *o, hx_clinic_t **out, char *err, size
     c->broker = strdup(o->broker);
     c->clinic = strdup(o->clinic);
     c->timeout_ms = o->timeout_ms;
+    c->role = o->role == HX_ROLE_REVIEWER ? HX_ROLE_REVIEWER : HX_ROLE_CLINIC;
     c->stop = o->stop;
     if (!c->broker || !c->clinic) {
         hx_clinic_destroy(&c);
@@ -158,7 +159,7 @@ int hx_clinic_connect(hx_clinic_t *c)
     if (c->client)
         return 0;
     char err[512];
-    hx_client_opts_t o = {.endpoint = c->broker, .clinic = c->clinic, .role = HX_ROLE_CLINIC,
+    hx_client_opts_t o = {.endpoint = c->broker, .clinic = c->clinic, .role = c->role,
                           .timeout_ms = c->timeout_ms};
     if (c->curve_server[0]) {
         o.curve_server_key = c->curve_server;

@@ -11,6 +11,7 @@ struct hx_clinic {
     char *broker, *clinic;
     char curve_server[41], curve_public[41], curve_secret[41];
     int timeout_ms;
+    hx_role_t role;
     const volatile sig_atomic_t *stop;
     hx_client_t *client;
     sqlite3 *db;

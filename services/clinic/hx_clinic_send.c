@@ -128,31 +128,28 @@ static uint64_t mono_ms(void)
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
-int hx_clinic_change(hx_clinic_t *c, const Handoff__StatusChange *ch, uint32_t wait_ms,
-                     Handoff__StatusUpdate **answer)
+/* Sends a request of type to scheduling and waits up to wait_ms for the StatusUpdate that
+ * answers it (its correlation id), syncing the mailbox meanwhile. */
+static int request(hx_clinic_t *c, const char *type, const char *what, const ProtobufCMessage *msg, uint32_t wait_ms,
+                   Handoff__StatusUpdate **answer)
 {
-    *answer = NULL;
-    if (!hx_referral_id_valid(ch->referral_id))
-        return cl_fail(c, HX_EINVAL, "'%s' is not a referral id (R- and 16 characters of 0-9 A-Z without I L O U)",
-                       ch->referral_id ? ch->referral_id : "");
-    uint8_t buf[1024];
-    size_t len = handoff__status_change__get_packed_size(ch);
+    uint8_t buf[2048];
+    size_t len = protobuf_c_message_get_packed_size(msg);
     if (len > sizeof buf)
         return cl_fail(c, HX_EINVAL, "reason: at most 800 characters");
     int rc = hx_clinic_connect(c);
     if (rc)
         return rc;
-    handoff__status_change__pack(ch, buf);
+    protobuf_c_message_pack(msg, buf);
     hx_msg_t m = {0};
     hx_id_random(m.id);
     m.to_kind = HX_TO_SERVICE;
     m.to = "scheduling";
-    m.type = "handoff.StatusChange";
+    m.type = type;
     m.payload = buf;
     m.payload_len = len;
     if ((rc = hx_client_submit(c->client, &m, 1)))
-        return cl_broker_fail(c, rc, ch->event);
-    /* the answer comes to this clinic's mailbox, correlated to m */
+        return cl_broker_fail(c, rc, what);
     hx_clinic_sync_t s = {.watch = m.id};
     uint64_t until = mono_ms() + wait_ms;
     while ((rc = hx_clinic_sync(c, &s)) == 0 && !s.answer && mono_ms() < until && !cl_stopping(c)) {
@@ -160,7 +157,33 @@ int hx_clinic_change(hx_clinic_t *c, const Handoff__StatusChange *ch, uint32_t w
         nanosleep(&nap, NULL);
     }
     if (rc == 0 && s.answer && !(*answer = handoff__status_update__unpack(NULL, s.answer_len, s.answer)))
-        rc = cl_fail(c, HX_EIO, "%s %s: the answer does not decode", ch->event, ch->referral_id);
+        rc = cl_fail(c, HX_EIO, "%s: the answer does not decode", what);
     free(s.answer);
     return rc;
+}
+
+int hx_clinic_change(hx_clinic_t *c, const Handoff__StatusChange *ch, uint32_t wait_ms,
+                     Handoff__StatusUpdate **answer)
+{
+    *answer = NULL;
+    if (!hx_referral_id_valid(ch->referral_id))
+        return cl_fail(c, HX_EINVAL, "'%s' is not a referral id (R- and 16 characters of 0-9 A-Z without I L O U)",
+                       ch->referral_id ? ch->referral_id : "");
+    if (handoff__status_change__get_packed_size(ch) > 1024)
+        return cl_fail(c, HX_EINVAL, "reason: at most 800 characters");
+    char what[64];
+    snprintf(what, sizeof what, "%s", ch->event);
+    return request(c, "handoff.StatusChange", what, &ch->base, wait_ms, answer);
+}
+
+int hx_clinic_review_decide(hx_clinic_t *c, const Handoff__ReviewDecision *d, uint32_t wait_ms,
+                            Handoff__StatusUpdate **answer)
+{
+    *answer = NULL;
+    if (!hx_referral_id_valid(d->referral_id))
+        return cl_fail(c, HX_EINVAL, "'%s' is not a referral id (R- and 16 characters of 0-9 A-Z without I L O U)",
+                       d->referral_id ? d->referral_id : "");
+    char what[64];
+    snprintf(what, sizeof what, "review decide %s", d->referral_id);
+    return request(c, "handoff.ReviewDecision", what, &d->base, wait_ms, answer);
 }

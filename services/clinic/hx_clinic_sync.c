@@ -20,6 +20,12 @@ static void received_facts(const hx_msg_t *m, const char **type, char *referral_
             snprintf(referral_id, cap, "%s", h->referral_id);
             handoff__handoff__free_unpacked(h, NULL);
         }
+    } else if (strcmp(m->type, "handoff.ReviewRequest") == 0) {
+        Handoff__ReviewRequest *q = handoff__review_request__unpack(NULL, m->payload_len, m->payload);
+        if (q) {
+            snprintf(referral_id, cap, "%s", q->referral_id);
+            handoff__review_request__free_unpacked(q, NULL);
+        }
     } else if (strcmp(m->type, "handoff.StatusUpdate") == 0) {
         Handoff__StatusUpdate *s = handoff__status_update__unpack(NULL, m->payload_len, m->payload);
         if (s) {

@@ -27,6 +27,8 @@ typedef struct hx_clinic hx_clinic_t;
 typedef struct {
     const char *broker;                 /* the broker's endpoint, e.g. tcp://127.0.0.1:5570 */
     const char *clinic;                 /* this clinic's id: its mailbox and its store's name */
+    hx_role_t role;                     /* 0: a clinic; HX_ROLE_REVIEWER: a reviewer of the network,
+                                           whose mailbox and store work the same way */
     const char *home;                   /* the store's folder; NULL: $HOME/.handoff */
     int timeout_ms;                     /* for each broker request */
     /* CURVE: all three (Z85 text) or none */
@@ -109,6 +111,11 @@ int hx_clinic_submit_batch(hx_clinic_t *c, Handoff__Referral *const *r, const ch
  * when no answer came in time; otherwise the code that stopped it. */
 int hx_clinic_change(hx_clinic_t *c, const Handoff__StatusChange *ch, uint32_t wait_ms,
                      Handoff__StatusUpdate **answer);
+
+/* A reviewer's decision on a referral under review (ReviewDecision), sent to scheduling;
+ * waits for its answer as hx_clinic_change does. */
+int hx_clinic_review_decide(hx_clinic_t *c, const Handoff__ReviewDecision *d, uint32_t wait_ms,
+                            Handoff__StatusUpdate **answer);
 
 /* ---- reading the store ------------------------------------------------------------------ */
 
