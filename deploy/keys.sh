@@ -16,6 +16,7 @@ set -euo pipefail
 usage() {
   cat <<USAGE
 usage: deploy/keys.sh DIR [--clinics "ID ..." | --directory FILE] [--admins "NAME ..."]
+                       [--reviewers "NAME ..."]
        deploy/keys.sh add NAME [--admin|--reviewer] [--dir DIR]
        deploy/keys.sh rotate NAME [--keep-old] [--dir DIR]
        deploy/keys.sh revoke NAME [--old] [--dir DIR]
@@ -26,6 +27,8 @@ usage: deploy/keys.sh DIR [--clinics "ID ..." | --directory FILE] [--admins "NAM
     --clinics IDS      clinic ids, space separated
     --directory FILE   take the clinic ids from a directory.json [deploy/sample/directory.json]
     --admins NAMES     operators allowed the dead-letter commands [ops]
+    --reviewers NAMES  clinicians who decide referrals triage could not place [review]
+                       (handoff-scheduling --reviewers must name the same)
   add NAME             a key pair for a new clinic (--admin: an operator; --reviewer: a clinician
                        of the network who decides referrals triage could not place) and its
                        allow-list line
@@ -55,7 +58,7 @@ case $1 in
 esac
 
 DIR="" name="" role_flag="" keep_old=0 old_only=0
-clinics="" directory="$ROOT/deploy/sample/directory.json" admins="ops"
+clinics="" directory="$ROOT/deploy/sample/directory.json" admins="ops" reviewers="review"
 if [ "$cmd" = init ]; then
   DIR=$1; shift
   while [ $# -gt 0 ]; do
@@ -63,6 +66,7 @@ if [ "$cmd" = init ]; then
       --clinics) [ $# -ge 2 ] || die "--clinics needs a value"; clinics=$2; shift 2 ;;
       --directory) [ $# -ge 2 ] || die "--directory needs a file"; directory=$2; shift 2 ;;
       --admins) [ $# -ge 2 ] || die "--admins needs a value"; admins=$2; shift 2 ;;
+      --reviewers) [ $# -ge 2 ] || die "--reviewers needs a value"; reviewers=$2; shift 2 ;;
       -h|--help) usage; exit 0 ;;
       *) echo "keys.sh: unknown argument '$1'" >&2; usage >&2; exit 2 ;;
     esac
@@ -71,7 +75,7 @@ if [ "$cmd" = init ]; then
     [ -r "$directory" ] || die "--directory: cannot read '$directory'"
     clinics=$(jq -r '.clinics[].id' "$directory") || die "--directory: '$directory' has no .clinics[].id"
   fi
-  for n in $clinics $admins; do valid_name "$n"; done
+  for n in $clinics $admins $reviewers; do valid_name "$n"; done
 else
   DIR=$ROOT/deploy/keys
   while [ $# -gt 0 ]; do
@@ -194,6 +198,7 @@ init)
   for s in $SERVICES; do want "$s" service; done
   for c in $clinics; do want "$c" clinic; done
   for a in $admins; do want "$a" admin; done
+  for a in $reviewers; do want "$a" reviewer; done
   [ -e "$DIR/data.key" ] || { "${cli[@]}" datakey "$(in_dir data.key)" >/dev/null; made=$((made + 1)); }
   before=$(grep -c -v -e '^[[:space:]]*#' -e '^[[:space:]]*$' "$ALLOW" || true)
   write_allow "$work/drop" "$work/add"
