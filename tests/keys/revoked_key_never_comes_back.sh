@@ -33,7 +33,8 @@ entries() { grep -c -v -e '^[[:space:]]*#' -e '^[[:space:]]*$' "$A" || true; }
 step "a new network"
 keys "$K" --clinics "northpoint lakeside" --admins ops
 [ -s "$K/broker.key" ] && [ -s "$K/data.key" ] || fail "no broker key or data key"
-[ "$(entries)" = 6 ] || fail "allow-list has $(entries) entries, not 6 (3 services, 2 clinics, 1 admin)"
+[ "$(entries)" = 7 ] || fail "allow-list has $(entries) entries, not 7 (3 services, 2 clinics, 1 admin, 1 reviewer)"
+grep -q " reviewer review\$" "$A" || fail "no reviewer in a new network's allow-list"
 [ -r "$R" ] || fail "no revoked record"
 [ "$(stat -c %a "$K/lakeside.key")" = 600 ] || fail "a secret key is not mode 0600"
 [ ! -e "$K/allow.txt" ] || fail "the allow-list is not in access/"
