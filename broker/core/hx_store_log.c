@@ -1265,9 +1265,10 @@ static int damaged(log_store_t *s, const uint64_t *nums, size_t *n, size_t i, co
     return 0;
 }
 
-static int log_recover(hx_store_t *base, const hx_store_visitor_t *v, void *arg)
+/* The segments to recover, sorted; refuses when a salvage was interrupted or a segment is
+ * missing from the middle. */
+static int recover_list(log_store_t *s, uint64_t **out, size_t *count)
 {
-    log_store_t *s = (log_store_t *)base;
     struct stat st;
     if (fstatat(s->dirfd, SALVAGE_DIR, &st, 0) == 0) {
         snprintf(s->why, sizeof s->why, "%s/%s exists: a salvage of this log was interrupted; run handoff-broker "
@@ -1289,24 +1290,84 @@ static int log_recover(hx_store_t *base, const hx_store_visitor_t *v, void *arg)
             return HX_EFAILED;
         }
     }
-    s->markfd = openat(s->dirfd, MARK_FILE, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (s->markfd < 0) {
-        snprintf(s->why, sizeof s->why, "cannot open %s/%s: %s", s->dir, MARK_FILE, strerror(errno));
-        free(nums);
-        return HX_EIO;
-    }
-    pos_t acked = {0, 0};
-    bool known = mark_read(s->markfd, &acked, &s->mark_count);
+    *out = nums;
+    *count = n;
+    return 0;
+}
 
-    s->recovering = true;
-    uint64_t records = 0;
-    rec_ref_t last_txn = {0};
-    uint8_t anchor[HX_STORE_ANCHOR_MAX];
-    size_t anchor_len = 0;
-    bool anchored = false;
-    for (size_t i = 0; i < n && rc == 0; i++) {
-        char name[64];
-        seg_name(nums[i], name, sizeof name);
+/* What recovery learns as it reads the segments in order. */
+typedef struct {
+    const hx_store_visitor_t *v;
+    void *arg;
+    pos_t acked;                /* how far the log had been made durable: SYNCED, then every commit record */
+    bool known;                 /* SYNCED named an end */
+    uint64_t records;
+    rec_ref_t last_txn;         /* the last transaction read, to name its messages */
+    uint8_t anchor[HX_STORE_ANCHOR_MAX];        /* the last commit record's */
+    size_t anchor_len;
+    bool anchored;
+} recovery_t;
+
+/* Replays the records of segment m (g in the store) into rv->v up to the first that does not
+ * read, whose offset goes to *end; commit records raise rv->acked and carry the anchor. A
+ * record that reads but does not parse or open is refused. */
+static int recover_records(log_store_t *s, segment_t *g, const seg_map_t *m, bool first_seg, recovery_t *rv,
+                           uint64_t *end)
+{
+    char name[64];
+    seg_name(m->number, name, sizeof name);
+    int rc = 0;
+    uint64_t off = 0;
+    while (off < m->size) {
+        uint32_t len = rec_at(m->map, m->size, off);
+        if (!len)
+            break;
+        const uint8_t *p = m->map + off + REC_HEADER;
+        int prc = 0;
+        if (p[0] == REC_COMMIT) {
+            commit_t c;
+            if (commit_parse(p, len, m->number, off, &c)) {
+                if (pos_cmp(c.mark, rv->acked) > 0)
+                    rv->acked = c.mark;
+                memcpy(rv->anchor, c.anchor, c.anchor_len);
+                rv->anchor_len = c.anchor_len;
+                rv->anchored = true;
+            } else {
+                prc = -1;
+            }
+        } else {
+            prc = replay(s, g, off, p, len, first_seg, rv->v, rv->arg);
+            if (p[0] == REC_TXN && len > 1)
+                rv->last_txn = (rec_ref_t){true, {m->number, off}, len};
+        }
+        if (prc == -2) {
+            snprintf(s->why, sizeof s->why, "segment %s/%s: a message at offset %llu does not open with this "
+                     "data key (a different --data-key, or none, was used to write it)", s->dir, name,
+                     (unsigned long long)off);
+            rc = HX_EFAILED;
+            break;
+        }
+        if (prc != 0) {
+            snprintf(s->why, sizeof s->why, "segment %s/%s is corrupt at offset %llu (a record with a valid "
+                     "checksum does not parse): refusing to start, nothing was cut; see handoff-broker "
+                     "--salvage", s->dir, name, (unsigned long long)off);
+            rc = HX_EFAILED;
+            break;
+        }
+        rv->records++;
+        off += REC_HEADER + len;
+    }
+    *end = off;
+    return rc;
+}
+
+/* Opens and replays the segments nums[0..*n) into the store, oldest first; a record that does
+ * not read ends a segment, and damaged() decides whether that is a torn tail (cut: *n shrinks)
+ * or damage (refused). */
+static int recover_segments(log_store_t *s, const uint64_t *nums, size_t *n, recovery_t *rv)
+{
+    int rc = 0;
+    for (size_t i = 0; i < *n && rc == 0; i++) {
         seg_map_t m;
         rc = map_segment(s->dirfd, s->dir, nums[i], O_RDWR, &m, s->why, sizeof s->why);
         if (rc)
@@ -1320,69 +1381,22 @@ static int log_recover(hx_store_t *base, const hx_store_visitor_t *v, void *arg)
         g->number = nums[i];
         g->fd = m.fd;
         DL_APPEND(s->segs, g);
-        uint64_t off = 0;
-        while (off < m.size) {
-            uint32_t len = rec_at(m.map, m.size, off);
-            if (!len)
-                break;
-            const uint8_t *p = m.map + off + REC_HEADER;
-            int prc = 0;
-            if (p[0] == REC_COMMIT) {
-                commit_t c;
-                if (commit_parse(p, len, nums[i], off, &c)) {
-                    if (pos_cmp(c.mark, acked) > 0)
-                        acked = c.mark;
-                    memcpy(anchor, c.anchor, c.anchor_len);
-                    anchor_len = c.anchor_len;
-                    anchored = true;
-                } else {
-                    prc = -1;
-                }
-            } else {
-                prc = replay(s, g, off, p, len, i == 0, v, arg);
-                if (p[0] == REC_TXN && len > 1)
-                    last_txn = (rec_ref_t){true, {nums[i], off}, len};
-            }
-            if (prc == -2) {
-                snprintf(s->why, sizeof s->why, "segment %s/%s: a message at offset %llu does not open with this "
-                         "data key (a different --data-key, or none, was used to write it)", s->dir, name,
-                         (unsigned long long)off);
-                rc = HX_EFAILED;
-                break;
-            }
-            if (prc != 0) {
-                snprintf(s->why, sizeof s->why, "segment %s/%s is corrupt at offset %llu (a record with a valid "
-                         "checksum does not parse): refusing to start, nothing was cut; see handoff-broker "
-                         "--salvage", s->dir, name, (unsigned long long)off);
-                rc = HX_EFAILED;
-                break;
-            }
-            records++;
-            off += REC_HEADER + len;
-        }
+        uint64_t off;
+        rc = recover_records(s, g, &m, i == 0, rv, &off);
         if (rc == 0 && off < m.size)
-            rc = damaged(s, nums, &n, i, &m, off, known, acked, &last_txn);
+            rc = damaged(s, nums, n, i, &m, off, rv->known, rv->acked, &rv->last_txn);
         unmap_segment(&m, true);                /* the descriptor is the segment's now */
         if (rc)
             break;
         g->durable = g->logical = off;
     }
-    s->recovering = false;
-    pos_t end = {0, 0};
-    if (rc == 0 && active(s))
-        end = (pos_t){active(s)->number, active(s)->logical};
-    if (rc == 0 && pos_cmp(end, acked) < 0) {
-        snprintf(s->why, sizeof s->why, "the log in %s ends at segment %llu offset %llu, but it had been made "
-                 "durable up to segment %llu offset %llu: acknowledged records are missing (a segment was cut "
-                 "short or removed); refusing to start. Keep a copy of the data directory, then run handoff-broker "
-                 "--salvage with the same --data (see OPERATIONS.md, Recovery)", s->dir, (unsigned long long)end.seg,
-                 (unsigned long long)end.off, (unsigned long long)acked.seg, (unsigned long long)acked.off);
-        rc = HX_EFAILED;
-    }
-    free(nums);
-    if (rc)
-        return rc;
-    /* what recovery kept is accepted now: make it durable, then say so in SYNCED */
+    return rc;
+}
+
+/* What recovery kept is accepted now: makes the last two segments durable, then says so in
+ * SYNCED (synced, with the directory). */
+static int recover_sync(log_store_t *s, pos_t end)
+{
     segment_t *g = active(s);
     for (int k = 0; g && k < 2; k++, g = g == s->segs ? NULL : g->prev) {
         if (fdatasync(g->fd) != 0) {
@@ -1400,16 +1414,55 @@ static int log_recover(hx_store_t *base, const hx_store_visitor_t *v, void *arg)
         snprintf(s->why, sizeof s->why, "cannot write %s/%s: %s", s->dir, MARK_FILE, strerror(-mrc));
         return HX_EIO;
     }
+    return 0;
+}
+
+static int log_recover(hx_store_t *base, const hx_store_visitor_t *v, void *arg)
+{
+    log_store_t *s = (log_store_t *)base;
+    uint64_t *nums;
+    size_t n;
+    int rc = recover_list(s, &nums, &n);
+    if (rc)
+        return rc;
+    s->markfd = openat(s->dirfd, MARK_FILE, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (s->markfd < 0) {
+        snprintf(s->why, sizeof s->why, "cannot open %s/%s: %s", s->dir, MARK_FILE, strerror(errno));
+        free(nums);
+        return HX_EIO;
+    }
+    recovery_t rv = {.v = v, .arg = arg};
+    rv.known = mark_read(s->markfd, &rv.acked, &s->mark_count);
+
+    s->recovering = true;
+    rc = recover_segments(s, nums, &n, &rv);
+    s->recovering = false;
+    pos_t end = {0, 0};
+    if (rc == 0 && active(s))
+        end = (pos_t){active(s)->number, active(s)->logical};
+    if (rc == 0 && pos_cmp(end, rv.acked) < 0) {
+        snprintf(s->why, sizeof s->why, "the log in %s ends at segment %llu offset %llu, but it had been made "
+                 "durable up to segment %llu offset %llu: acknowledged records are missing (a segment was cut "
+                 "short or removed); refusing to start. Keep a copy of the data directory, then run handoff-broker "
+                 "--salvage with the same --data (see OPERATIONS.md, Recovery)", s->dir, (unsigned long long)end.seg,
+                 (unsigned long long)end.off, (unsigned long long)rv.acked.seg, (unsigned long long)rv.acked.off);
+        rc = HX_EFAILED;
+    }
+    free(nums);
+    if (rc)
+        return rc;
+    if ((rc = recover_sync(s, end)) != 0)
+        return rc;
     s->durable_end = end;
-    if (anchored) {
-        memcpy(s->anchor, anchor, anchor_len);
-        memcpy(s->dur_anchor, anchor, anchor_len);
-        memcpy(s->ready, anchor, anchor_len);
-        s->anchor_len = s->dur_anchor_len = s->ready_len = anchor_len;
+    if (rv.anchored) {
+        memcpy(s->anchor, rv.anchor, rv.anchor_len);
+        memcpy(s->dur_anchor, rv.anchor, rv.anchor_len);
+        memcpy(s->ready, rv.anchor, rv.anchor_len);
+        s->anchor_len = s->dur_anchor_len = s->ready_len = rv.anchor_len;
     }
     s->recovered = true;
-    hx_info("log: recovered %llu record(s) from %zu segment(s) in %s", (unsigned long long)records, n, s->dir);
-    if (anchored && s->base.on_anchor)
+    hx_info("log: recovered %llu record(s) from %zu segment(s) in %s", (unsigned long long)rv.records, n, s->dir);
+    if (rv.anchored && s->base.on_anchor)
         s->base.on_anchor(s->base.anchor_arg, s->dur_anchor, s->dur_anchor_len);
     gc(s);
     return 0;
@@ -1480,60 +1533,49 @@ static int lost_add(salvage_t *sv, const lost_t *l)
     return 0;
 }
 
-/* Moves the original segments (and SYNCED) into DIR/<damaged>, the salvaged ones from
- * DIR/salvage.new into DIR, and prints the report. Each step can be repeated: a salvage
- * that stopped half-way is finished by running it again. */
-static int salvage_finish(log_store_t *s, const char *damaged, FILE *out, char *err, size_t errcap)
+/* Salvage step 1: the original segments and SYNCED into dfd (DIR/<damaged>), untouched; then
+ * MOVED in newfd (DIR/salvage.new) says it is done. */
+static int salvage_move_originals(log_store_t *s, const char *damaged, int newfd, int dfd, char *err,
+                                  size_t errcap)
 {
-    int newfd = openat(s->dirfd, SALVAGE_DIR, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (newfd < 0) {
-        snprintf(err, errcap, "%s/%s: %s", s->dir, SALVAGE_DIR, strerror(errno));
-        return HX_EIO;
-    }
-    int rc = 0, dfd = -1;
     uint64_t *nums = NULL;
     size_t n = 0;
-    struct stat st;
-    if (mkdirat(s->dirfd, damaged, 0700) != 0 && errno != EEXIST) {
-        snprintf(err, errcap, "cannot create %s/%s: %s", s->dir, damaged, strerror(errno));
-        rc = HX_EIO;
+    int rc = list_segments(s->dirfd, s->dir, &nums, &n, err, errcap);
+    if (rc != 0)
         goto out;
-    }
-    dfd = openat(s->dirfd, damaged, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd < 0) {
-        snprintf(err, errcap, "%s/%s: %s", s->dir, damaged, strerror(errno));
-        rc = HX_EIO;
-        goto out;
-    }
-    if (fstatat(newfd, "MOVED", &st, 0) != 0) {
-        /* 1. the original segments aside, untouched */
-        if ((rc = list_segments(s->dirfd, s->dir, &nums, &n, err, errcap)) != 0)
-            goto out;
-        for (size_t i = 0; i < n; i++) {
-            char name[64];
-            seg_name(nums[i], name, sizeof name);
-            if (renameat(s->dirfd, name, dfd, name) != 0) {
-                snprintf(err, errcap, "cannot move %s/%s into %s: %s", s->dir, name, damaged, strerror(errno));
-                rc = HX_EIO;
-                goto out;
-            }
-        }
-        if (renameat(s->dirfd, MARK_FILE, dfd, MARK_FILE) != 0 && errno != ENOENT) {
-            snprintf(err, errcap, "cannot move %s/%s into %s: %s", s->dir, MARK_FILE, damaged, strerror(errno));
+    for (size_t i = 0; i < n; i++) {
+        char name[64];
+        seg_name(nums[i], name, sizeof name);
+        if (renameat(s->dirfd, name, dfd, name) != 0) {
+            snprintf(err, errcap, "cannot move %s/%s into %s: %s", s->dir, name, damaged, strerror(errno));
             rc = HX_EIO;
             goto out;
         }
-        if (fsync(dfd) != 0 || fsync(s->dirfd) != 0 || write_file_at(newfd, "MOVED", "", 0) != 0 ||
-            fsync(newfd) != 0) {
-            snprintf(err, errcap, "cannot sync %s: %s", s->dir, strerror(errno));
-            rc = HX_EIO;
-            goto out;
-        }
-        free(nums);
-        nums = NULL;
     }
-    /* 2. the salvaged log in their place */
-    if ((rc = list_segments(newfd, SALVAGE_DIR, &nums, &n, err, errcap)) != 0)
+    if (renameat(s->dirfd, MARK_FILE, dfd, MARK_FILE) != 0 && errno != ENOENT) {
+        snprintf(err, errcap, "cannot move %s/%s into %s: %s", s->dir, MARK_FILE, damaged, strerror(errno));
+        rc = HX_EIO;
+        goto out;
+    }
+    if (fsync(dfd) != 0 || fsync(s->dirfd) != 0 || write_file_at(newfd, "MOVED", "", 0) != 0 ||
+        fsync(newfd) != 0) {
+        snprintf(err, errcap, "cannot sync %s: %s", s->dir, strerror(errno));
+        rc = HX_EIO;
+        goto out;
+    }
+out:
+    free(nums);
+    return rc;
+}
+
+/* Salvage step 2: the salvaged segments and SYNCED from newfd into DIR, the report into dfd,
+ * then DIR/salvage.new removed. */
+static int salvage_move_salvaged(log_store_t *s, int newfd, int dfd, char *err, size_t errcap)
+{
+    uint64_t *nums = NULL;
+    size_t n = 0;
+    int rc = list_segments(newfd, SALVAGE_DIR, &nums, &n, err, errcap);
+    if (rc != 0)
         goto out;
     for (size_t i = 0; i < n; i++) {
         char name[64];
@@ -1558,6 +1600,14 @@ static int salvage_finish(log_store_t *s, const char *damaged, FILE *out, char *
         rc = HX_EIO;
         goto out;
     }
+out:
+    free(nums);
+    return rc;
+}
+
+/* Prints the salvage report kept in dfd (DIR/<damaged>), and where the originals are. */
+static void salvage_print_report(log_store_t *s, int dfd, const char *damaged, FILE *out)
+{
     int rfd = openat(dfd, "salvage-report.txt", O_RDONLY | O_CLOEXEC);
     if (rfd >= 0) {
         char buf[4096];
@@ -1568,8 +1618,38 @@ static int salvage_finish(log_store_t *s, const char *damaged, FILE *out, char *
     }
     fprintf(out, "The original segments are in %s/%s, untouched; the broker now starts from the salvaged log.\n",
             s->dir, damaged);
+}
+
+/* Moves the original segments (and SYNCED) into DIR/<damaged>, the salvaged ones from
+ * DIR/salvage.new into DIR, and prints the report. Each step can be repeated: a salvage
+ * that stopped half-way is finished by running it again. */
+static int salvage_finish(log_store_t *s, const char *damaged, FILE *out, char *err, size_t errcap)
+{
+    int newfd = openat(s->dirfd, SALVAGE_DIR, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (newfd < 0) {
+        snprintf(err, errcap, "%s/%s: %s", s->dir, SALVAGE_DIR, strerror(errno));
+        return HX_EIO;
+    }
+    int rc = 0, dfd = -1;
+    struct stat st;
+    if (mkdirat(s->dirfd, damaged, 0700) != 0 && errno != EEXIST) {
+        snprintf(err, errcap, "cannot create %s/%s: %s", s->dir, damaged, strerror(errno));
+        rc = HX_EIO;
+        goto out;
+    }
+    dfd = openat(s->dirfd, damaged, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0) {
+        snprintf(err, errcap, "%s/%s: %s", s->dir, damaged, strerror(errno));
+        rc = HX_EIO;
+        goto out;
+    }
+    if (fstatat(newfd, "MOVED", &st, 0) != 0 &&
+        (rc = salvage_move_originals(s, damaged, newfd, dfd, err, errcap)) != 0)
+        goto out;
+    if ((rc = salvage_move_salvaged(s, newfd, dfd, err, errcap)) != 0)
+        goto out;
+    salvage_print_report(s, dfd, damaged, out);
 out:
-    free(nums);
     if (dfd >= 0)
         close(dfd);
     close(newfd);
@@ -1630,29 +1710,187 @@ static int salvage_segment(salvage_t *sv, const uint64_t *nums, size_t n, size_t
     return rc;
 }
 
-static int salvage(log_store_t *s, FILE *out, char *err, size_t errcap)
+/* A DIR/salvage.new left by an earlier salvage: finished when its DONE names the directory
+ * the originals go to (*finished), else removed, being incomplete, to start again. */
+static int salvage_leftover(log_store_t *s, FILE *out, char *err, size_t errcap, bool *finished)
 {
     struct stat st;
     char damaged[64];
-    if (fstatat(s->dirfd, SALVAGE_DIR, &st, 0) == 0) {
-        int fd = openat(s->dirfd, SALVAGE_DIR "/DONE", O_RDONLY | O_CLOEXEC);
-        ssize_t got = fd >= 0 ? read(fd, damaged, sizeof damaged - 1) : -1;
-        if (fd >= 0)
-            close(fd);
-        if (got > 8 && strncmp(damaged, "damaged-", 8) == 0 && memchr(damaged, '/', (size_t)got) == NULL) {
-            damaged[got] = '\0';
-            damaged[strcspn(damaged, "\n")] = '\0';
-            fprintf(out, "Finishing the salvage that was interrupted (%s/%s).\n", s->dir, SALVAGE_DIR);
-            return salvage_finish(s, damaged, out, err, errcap);
+    *finished = false;
+    if (fstatat(s->dirfd, SALVAGE_DIR, &st, 0) != 0)
+        return 0;
+    int fd = openat(s->dirfd, SALVAGE_DIR "/DONE", O_RDONLY | O_CLOEXEC);
+    ssize_t got = fd >= 0 ? read(fd, damaged, sizeof damaged - 1) : -1;
+    if (fd >= 0)
+        close(fd);
+    if (got > 8 && strncmp(damaged, "damaged-", 8) == 0 && memchr(damaged, '/', (size_t)got) == NULL) {
+        damaged[got] = '\0';
+        damaged[strcspn(damaged, "\n")] = '\0';
+        fprintf(out, "Finishing the salvage that was interrupted (%s/%s).\n", s->dir, SALVAGE_DIR);
+        *finished = true;
+        return salvage_finish(s, damaged, out, err, errcap);
+    }
+    if (remove_dir_at(s->dirfd, SALVAGE_DIR) != 0) {  /* never complete: start again */
+        snprintf(err, errcap, "cannot remove the incomplete %s/%s: %s", s->dir, SALVAGE_DIR, strerror(errno));
+        return HX_EIO;
+    }
+    return 0;
+}
+
+/* Copies the readable records of every segment into newfd, numbered on from the first
+ * without gaps, and notes in sv the gaps and what does not read. The last segment is left
+ * in copy (closing the new log writes it); *last_size is its original size. */
+static int salvage_copy(salvage_t *sv, const uint64_t *nums, size_t n, int newfd, pos_t *acked, uint8_t *anchor,
+                        size_t *anchor_len, hx_buf_t *copy, uint64_t *last_size)
+{
+    int rc = 0;
+    rec_ref_t before = {0};
+    uint64_t size = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        if (i > 0 && nums[i] != nums[i - 1] + 1) {
+            if (nums[i] - nums[i - 1] == 2)
+                hx_buf_appendf(&sv->report, "  segment %020llu.log is missing (the new log is numbered on without "
+                               "the gap)\n", (unsigned long long)nums[i - 1] + 1);
+            else
+                hx_buf_appendf(&sv->report, "  segments %020llu.log to %020llu.log are missing (the new log is "
+                               "numbered on without the gap)\n", (unsigned long long)nums[i - 1] + 1,
+                               (unsigned long long)nums[i] - 1);
+            sv->missing = true;
         }
-        if (remove_dir_at(s->dirfd, SALVAGE_DIR) != 0) {  /* never complete: start again */
-            snprintf(err, errcap, "cannot remove the incomplete %s/%s: %s", s->dir, SALVAGE_DIR, strerror(errno));
-            return HX_EIO;
+        rc = salvage_segment(sv, nums, n, i, acked, &before, anchor, anchor_len, copy, &size);
+        *last_size = size;
+        if (rc == 0 && i + 1 < n) {             /* numbered on from the first: no gaps */
+            char name[64];
+            seg_name(nums[0] + i, name, sizeof name);
+            if (write_file_at(newfd, name, copy->data, copy->len) != 0)
+                rc = HX_EIO;
         }
     }
+    return rc;
+}
+
+/* Reports acknowledged bytes missing at the end: the log (ending at end) was acknowledged
+ * further, up to acked. */
+static void salvage_report_end(salvage_t *sv, pos_t end, pos_t acked)
+{
+    if (acked.seg == end.seg)
+        hx_buf_appendf(&sv->report, "  %020llu.log ends at byte %llu, but it was acknowledged up to byte %llu: "
+                       "%llu acknowledged bytes are missing\n", (unsigned long long)end.seg,
+                       (unsigned long long)end.off, (unsigned long long)acked.off,
+                       (unsigned long long)(acked.off - end.off));
+    else
+        hx_buf_appendf(&sv->report, "  the log ends in segment %llu, but it was acknowledged up to segment "
+                       "%llu offset %llu: segments are missing at the end\n", (unsigned long long)end.seg,
+                       (unsigned long long)acked.seg, (unsigned long long)acked.off);
+    sv->missing = true;
+}
+
+/* Reports each range that could not be read: where, how long, whether it was acknowledged,
+ * and the readable messages on either side. */
+static void salvage_report_lost(salvage_t *sv, pos_t acked, bool known)
+{
+    for (size_t k = 0; k < sv->n_lost; k++) {
+        const lost_t *l = &sv->lost[k];
+        if (l->to == l->from)
+            continue;                           /* a segment that could not be opened: said above */
+        pos_t from = {l->seg, l->from}, to = {l->seg, l->to};
+        const char *what = pos_cmp(to, acked) <= 0   ? "acknowledged"
+                           : pos_cmp(from, acked) >= 0 ? (known ? "never acknowledged: a torn tail"
+                                                                 : "not known to be acknowledged (no SYNCED)")
+                                                        : "partly acknowledged";
+        char b[160], a[160];
+        describe(b, sizeof b, l->has_before, l->before, l->before_at);
+        describe(a, sizeof a, l->has_after, l->after, l->after_at);
+        hx_buf_appendf(&sv->report, "  %020llu.log: bytes %llu to %llu (%llu bytes) could not be read (%s); the last "
+                       "readable message before: %s; the first after: %s\n", (unsigned long long)l->seg,
+                       (unsigned long long)l->from, (unsigned long long)l->to,
+                       (unsigned long long)(l->to - l->from), what, b, a);
+    }
+}
+
+/* Closes the new log's last segment (number seg, its records in copy) with a commit record
+ * that carries the anchor on, and writes it; *end is where the new log ends. */
+static int salvage_close_log(int newfd, uint64_t seg, const uint8_t *anchor, size_t anchor_len, hx_buf_t *copy,
+                             pos_t *end)
+{
+    int rc = 0;
+    uint8_t rec[REC_HEADER + COMMIT_FIXED + HX_STORE_ANCHOR_MAX];
+    pos_t self = {seg, copy->len};
+    size_t len = commit_record(rec, self, self, anchor, anchor_len);
+    char name[64];
+    seg_name(self.seg, name, sizeof name);
+    if (hx_buf_append(copy, rec, len) || write_file_at(newfd, name, copy->data, copy->len) != 0)
+        rc = HX_EIO;
+    *end = (pos_t){self.seg, copy->len};
+    return rc;
+}
+
+/* A new log's SYNCED: its second slot, count 1, says the log is durable up to end. */
+static void mark_slots_new(uint8_t slots[2 * MARK_SLOT], pos_t end)
+{
+    memset(slots, 0, 2 * MARK_SLOT);
+    memcpy(slots + MARK_SLOT, MARK_MAGIC, 8);
+    put_u64(slots + MARK_SLOT + 8, 1);
+    put_u64(slots + MARK_SLOT + 16, end.seg);
+    put_u64(slots + MARK_SLOT + 24, end.off);
+    put_u32(slots + 2 * MARK_SLOT - 4, hx_crc32c(0, slots + MARK_SLOT, MARK_SLOT - 4));
+}
+
+/* The name of the directory the original segments go to, "damaged-<UTC time>", with "-<k>"
+ * added when that exists. */
+static void damaged_name(const log_store_t *s, char *damaged, size_t cap)
+{
+    struct stat st;
+    time_t now = time(NULL);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    strftime(damaged, cap, "damaged-%Y%m%dT%H%M%SZ", &tm);
+    for (int k = 2; fstatat(s->dirfd, damaged, &st, 0) == 0 && k < 1000; k++) {
+        size_t base_len = strlen("damaged-YYYYmmddTHHMMSSZ");
+        snprintf(damaged + base_len, cap - base_len, "-%d", k);
+    }
+}
+
+/* Completes the new log in newfd (its closing commit record, SYNCED, the report, and DONE,
+ * which names where the originals go; all synced), then puts it in place; when it cannot be
+ * written, removes it. */
+static int salvage_complete(salvage_t *sv, const uint64_t *nums, size_t n, int newfd, const uint8_t *anchor,
+                            size_t anchor_len, hx_buf_t *copy, FILE *out, char *err, size_t errcap)
+{
+    log_store_t *s = sv->s;
+    int rc = 0;
+    hx_buf_appendf(&sv->report, "Copied %llu readable record(s) into a new log; %llu byte(s) could not be "
+                   "read.\n", (unsigned long long)sv->records, (unsigned long long)sv->bytes_lost);
+    /* the last segment closes with a commit record: the anchor goes on, and all is durable */
+    pos_t new_end = {0, 0};
+    if (n)
+        rc = salvage_close_log(newfd, nums[0] + n - 1, anchor, anchor_len, copy, &new_end);
+    uint8_t slots[2 * MARK_SLOT];
+    mark_slots_new(slots, new_end);
+    char damaged[64];
+    damaged_name(s, damaged, sizeof damaged);
+    char done[80];
+    int dlen = snprintf(done, sizeof done, "%s\n", damaged);
+    if (rc == 0 && (write_file_at(newfd, MARK_FILE, slots, sizeof slots) != 0 ||
+                    write_file_at(newfd, "salvage-report.txt", sv->report.data, sv->report.len) != 0 ||
+                    write_file_at(newfd, "DONE", done, (size_t)dlen) != 0 || fsync(newfd) != 0 ||
+                    fsync(s->dirfd) != 0))
+        rc = HX_EIO;
+    if (rc == 0)                                /* from here on a second run finishes it */
+        return salvage_finish(s, damaged, out, err, errcap);
+    remove_dir_at(s->dirfd, SALVAGE_DIR);
+    return rc;
+}
+
+static int salvage(log_store_t *s, FILE *out, char *err, size_t errcap)
+{
+    bool finished;
+    int rc = salvage_leftover(s, out, err, errcap, &finished);
+    if (rc || finished)
+        return rc;
     uint64_t *nums;
     size_t n;
-    int rc = list_segments(s->dirfd, s->dir, &nums, &n, err, errcap);
+    rc = list_segments(s->dirfd, s->dir, &nums, &n, err, errcap);
     if (rc)
         return rc;
     pos_t acked = {0, 0};
@@ -1669,112 +1907,29 @@ static int salvage(log_store_t *s, FILE *out, char *err, size_t errcap)
     int newfd = openat(s->dirfd, SALVAGE_DIR, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     salvage_t sv = {.s = s};
     hx_buf_t copy = {0};
-    rec_ref_t before = {0};
     uint8_t anchor[HX_STORE_ANCHOR_MAX];
     size_t anchor_len = 0;
-    uint64_t size = 0, last_size = 0;
+    uint64_t last_size = 0;
     hx_buf_appendf(&sv.report, "Salvage of the log in %s (%zu segment(s)):\n", s->dir, n);
-    for (size_t i = 0; i < n && rc == 0 && newfd >= 0; i++) {
-        if (i > 0 && nums[i] != nums[i - 1] + 1) {
-            if (nums[i] - nums[i - 1] == 2)
-                hx_buf_appendf(&sv.report, "  segment %020llu.log is missing (the new log is numbered on without "
-                               "the gap)\n", (unsigned long long)nums[i - 1] + 1);
-            else
-                hx_buf_appendf(&sv.report, "  segments %020llu.log to %020llu.log are missing (the new log is "
-                               "numbered on without the gap)\n", (unsigned long long)nums[i - 1] + 1,
-                               (unsigned long long)nums[i] - 1);
-            sv.missing = true;
-        }
-        rc = salvage_segment(&sv, nums, n, i, &acked, &before, anchor, &anchor_len, &copy, &size);
-        last_size = size;
-        if (rc == 0 && i + 1 < n) {             /* numbered on from the first: no gaps */
-            char name[64];
-            seg_name(nums[0] + i, name, sizeof name);
-            if (write_file_at(newfd, name, copy.data, copy.len) != 0)
-                rc = HX_EIO;
-        }
-    }
-    if (newfd < 0)
+    if (newfd >= 0)
+        rc = salvage_copy(&sv, nums, n, newfd, &acked, anchor, &anchor_len, &copy, &last_size);
+    else
         rc = HX_EIO;
     pos_t end = n ? (pos_t){nums[n - 1], last_size} : (pos_t){0, 0};
-    if (rc == 0 && pos_cmp(end, acked) < 0) {
-        if (acked.seg == end.seg)
-            hx_buf_appendf(&sv.report, "  %020llu.log ends at byte %llu, but it was acknowledged up to byte %llu: "
-                           "%llu acknowledged bytes are missing\n", (unsigned long long)end.seg,
-                           (unsigned long long)end.off, (unsigned long long)acked.off,
-                           (unsigned long long)(acked.off - end.off));
-        else
-            hx_buf_appendf(&sv.report, "  the log ends in segment %llu, but it was acknowledged up to segment "
-                           "%llu offset %llu: segments are missing at the end\n", (unsigned long long)end.seg,
-                           (unsigned long long)acked.seg, (unsigned long long)acked.off);
-        sv.missing = true;
-    }
-    for (size_t k = 0; rc == 0 && k < sv.n_lost; k++) {
-        const lost_t *l = &sv.lost[k];
-        if (l->to == l->from)
-            continue;                           /* a segment that could not be opened: said above */
-        pos_t from = {l->seg, l->from}, to = {l->seg, l->to};
-        const char *what = pos_cmp(to, acked) <= 0   ? "acknowledged"
-                           : pos_cmp(from, acked) >= 0 ? (known ? "never acknowledged: a torn tail"
-                                                                 : "not known to be acknowledged (no SYNCED)")
-                                                        : "partly acknowledged";
-        char b[160], a[160];
-        describe(b, sizeof b, l->has_before, l->before, l->before_at);
-        describe(a, sizeof a, l->has_after, l->after, l->after_at);
-        hx_buf_appendf(&sv.report, "  %020llu.log: bytes %llu to %llu (%llu bytes) could not be read (%s); the last "
-                       "readable message before: %s; the first after: %s\n", (unsigned long long)l->seg,
-                       (unsigned long long)l->from, (unsigned long long)l->to,
-                       (unsigned long long)(l->to - l->from), what, b, a);
-    }
+    if (rc == 0 && pos_cmp(end, acked) < 0)
+        salvage_report_end(&sv, end, acked);
+    if (rc == 0)
+        salvage_report_lost(&sv, acked, known);
     if (rc == 0 && sv.n_lost == 0 && !sv.missing) {
         remove_dir_at(s->dirfd, SALVAGE_DIR);
         fprintf(out, "Every record of the log in %s reads (%llu record(s)): nothing to salvage, nothing moved.\n",
                 s->dir, (unsigned long long)sv.records);
         goto done;
     }
-    if (rc == 0) {
-        hx_buf_appendf(&sv.report, "Copied %llu readable record(s) into a new log; %llu byte(s) could not be "
-                       "read.\n", (unsigned long long)sv.records, (unsigned long long)sv.bytes_lost);
-        /* the last segment closes with a commit record: the anchor goes on, and all is durable */
-        pos_t new_end = {0, 0};
-        if (n) {
-            uint8_t rec[REC_HEADER + COMMIT_FIXED + HX_STORE_ANCHOR_MAX];
-            pos_t self = {nums[0] + n - 1, copy.len};
-            size_t len = commit_record(rec, self, self, anchor, anchor_len);
-            char name[64];
-            seg_name(self.seg, name, sizeof name);
-            if (hx_buf_append(&copy, rec, len) || write_file_at(newfd, name, copy.data, copy.len) != 0)
-                rc = HX_EIO;
-            new_end = (pos_t){self.seg, copy.len};
-        }
-        uint8_t slots[2 * MARK_SLOT] = {0};
-        memcpy(slots + MARK_SLOT, MARK_MAGIC, 8);
-        put_u64(slots + MARK_SLOT + 8, 1);
-        put_u64(slots + MARK_SLOT + 16, new_end.seg);
-        put_u64(slots + MARK_SLOT + 24, new_end.off);
-        put_u32(slots + 2 * MARK_SLOT - 4, hx_crc32c(0, slots + MARK_SLOT, MARK_SLOT - 4));
-        time_t now = time(NULL);
-        struct tm tm;
-        gmtime_r(&now, &tm);
-        strftime(damaged, sizeof damaged, "damaged-%Y%m%dT%H%M%SZ", &tm);
-        for (int k = 2; fstatat(s->dirfd, damaged, &st, 0) == 0 && k < 1000; k++) {
-            size_t base_len = strlen("damaged-YYYYmmddTHHMMSSZ");
-            snprintf(damaged + base_len, sizeof damaged - base_len, "-%d", k);
-        }
-        char done[80];
-        int dlen = snprintf(done, sizeof done, "%s\n", damaged);
-        if (rc == 0 && (write_file_at(newfd, MARK_FILE, slots, sizeof slots) != 0 ||
-                        write_file_at(newfd, "salvage-report.txt", sv.report.data, sv.report.len) != 0 ||
-                        write_file_at(newfd, "DONE", done, (size_t)dlen) != 0 || fsync(newfd) != 0 ||
-                        fsync(s->dirfd) != 0))
-            rc = HX_EIO;
-        if (rc == 0)                            /* from here on a second run finishes it */
-            rc = salvage_finish(s, damaged, out, err, errcap);
-        else
-            remove_dir_at(s->dirfd, SALVAGE_DIR);
-    } else {
+    if (rc == 0)
+        rc = salvage_complete(&sv, nums, n, newfd, anchor, anchor_len, &copy, out, err, errcap);
+    else
         remove_dir_at(s->dirfd, SALVAGE_DIR);
-    }
     if (rc != 0 && !err[0])
         snprintf(err, errcap, "cannot write the salvaged log in %s/%s (%s); the original log is untouched",
                  s->dir, SALVAGE_DIR, rc == HX_ENOMEM ? "out of memory" : strerror(errno));
