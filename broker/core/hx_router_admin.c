@@ -9,89 +9,91 @@ static int stats_json_own(const hx_router_t *r, const queue_t *own, hx_buf_t *ou
 
 /* ---- admin: health and the dead-letter queue ---------------------------------------------- */
 
-void rt_on_admin(hx_router_t *r, peer_t *p, const Handoff__Envelope *env)
+/* stats: counts and names, all to an admin, its own queue's to others. */
+static void admin_stats(hx_router_t *r, peer_t *p, const Handoff__Envelope *env, entry_t *target)
 {
-    const char *op = env->admin_op;
-    if (strcmp(op, "stats") == 0) {              /* counts and names: all to an admin, its own to others */
-        hx_buf_t json = {0};
-        int rc = p->role == HANDOFF__ROLE__ROLE_ADMIN ? hx_router_stats_json(r, &json)
-                                                      : stats_json_own(r, p->queue, &json);
-        if (rc != 0) {
-            hx_buf_free(&json);
-            rt_reply_error(r, p->rid, p->rid_len, p, env->id, HANDOFF__ERROR_CODE__ERR_UNAVAILABLE,
-                        "stats: out of memory");
-            return;
-        }
-        Handoff__Envelope rep;
-        rt_env_init(&rep, HANDOFF__KIND__KIND_ADMIN_REPLY, env->id);
-        rep.text = (char *)json.data;
-        rt_send_env(r, p->rid, p->rid_len, p, &rep);
+    (void)target;
+    hx_buf_t json = {0};
+    int rc = p->role == HANDOFF__ROLE__ROLE_ADMIN ? hx_router_stats_json(r, &json)
+                                                  : stats_json_own(r, p->queue, &json);
+    if (rc != 0) {
         hx_buf_free(&json);
+        rt_reply_error(r, p->rid, p->rid_len, p, env->id, HANDOFF__ERROR_CODE__ERR_UNAVAILABLE,
+                    "stats: out of memory");
         return;
     }
-    if (strcmp(op, "health") == 0) {
-        if (rt_store_refuses(r, p, env))
-            return;
-        Handoff__Envelope rep;
-        rt_env_init(&rep, HANDOFF__KIND__KIND_ADMIN_REPLY, env->id);
-        rt_send_env(r, p->rid, p->rid_len, p, &rep);
+    Handoff__Envelope rep;
+    rt_env_init(&rep, HANDOFF__KIND__KIND_ADMIN_REPLY, env->id);
+    rep.text = (char *)json.data;
+    rt_send_env(r, p->rid, p->rid_len, p, &rep);
+    hx_buf_free(&json);
+}
+
+/* health: an empty reply, unless the store refuses writes (then its error). */
+static void admin_health(hx_router_t *r, peer_t *p, const Handoff__Envelope *env, entry_t *target)
+{
+    (void)target;
+    if (rt_store_refuses(r, p, env))
         return;
-    }
-    bool list = strcmp(op, "dlq.list") == 0, show = strcmp(op, "dlq.show") == 0;
-    bool replay = strcmp(op, "dlq.replay") == 0, purge = strcmp(op, "dlq.purge") == 0;
-    if (!list && !show && !replay && !purge) {
-        rt_reply_error(r, p->rid, p->rid_len, p, env->id, HANDOFF__ERROR_CODE__ERR_BAD_FIELD,
-                    "admin_op: '%.40s' is not health, stats, dlq.list, dlq.show, dlq.replay or dlq.purge", op);
+    Handoff__Envelope rep;
+    rt_env_init(&rep, HANDOFF__KIND__KIND_ADMIN_REPLY, env->id);
+    rt_send_env(r, p->rid, p->rid_len, p, &rep);
+}
+
+/* dlq.replay: the dead letter back to its queue as a new delivery, durably, then dispatched. */
+static void admin_dlq_replay(hx_router_t *r, peer_t *p, const Handoff__Envelope *env, entry_t *target)
+{
+    if (!rt_open_request(r, p, env))
         return;
-    }
-    if (p->role != HANDOFF__ROLE__ROLE_ADMIN) {
-        rt_reply_error(r, p->rid, p->rid_len, p, env->id, HANDOFF__ERROR_CODE__ERR_FORBIDDEN,
-                    "%s: only an admin session may use the dead-letter queue", op);
+    rt_entry_unlink(r, target);
+    r->cfg.store->ops->revive(r->cfg.store, target->id);
+    target->failures = 0;
+    target->attempt = 0;
+    rt_held_add(target);
+    free(target->reason);
+    target->reason = NULL;
+    rt_to_waiting(target, false);
+    hx_info("%s replayed a dead letter to %s", p->name, rt_queue_name(target->queue));
+    rt_audit(r, p, "dlq.replay", target->id, "replayed");
+    rt_commit_request(r, p, env, HANDOFF__KIND__KIND_ADMIN_REPLY, NULL, 0, NULL, 0, true);
+    rt_dispatch(r, target->queue);
+}
+
+/* dlq.purge: the dead letter settled, and forgotten once that is durable. */
+static void admin_dlq_purge(hx_router_t *r, peer_t *p, const Handoff__Envelope *env, entry_t *target)
+{
+    if (!rt_open_request(r, p, env))
         return;
+    rt_entry_unlink(r, target);
+    r->cfg.store->ops->settle(r->cfg.store, target->id);
+    target->state = E_SETTLING;
+    rt_held_add(target);                   /* action_finish forgets it once more */
+    hx_info("%s purged a dead letter of %s", p->name, rt_queue_name(target->queue));
+    rt_audit(r, p, "dlq.purge", target->id, "purged");
+    rt_commit_request(r, p, env, HANDOFF__KIND__KIND_ADMIN_REPLY, NULL, 0, &target, 1, true);
+}
+
+/* Dead letter e's message, read from the store and unpacked (for a list without its
+ * payload: the list carries no clinical content); NULL when it cannot be read. */
+static Handoff__Message *dead_message(hx_router_t *r, const entry_t *e, bool list)
+{
+    const uint8_t *body;
+    if (r->cfg.store->ops->get(r->cfg.store, e->handle, e->size, &body))
+        return NULL;
+    Handoff__Message *m = handoff__message__unpack(NULL, e->size, body);
+    if (!m)
+        return NULL;
+    if (list) {
+        m->payload.len = 0;                 /* the list carries no clinical content */
     }
-    entry_t *target = NULL;
-    if (!list) {
-        if (env->n_acks != 1 || env->acks[0].len != HX_ID_LEN) {
-            rt_reply_error(r, p->rid, p->rid_len, p, env->id, HANDOFF__ERROR_CODE__ERR_BAD_FIELD,
-                        "acks: %s names exactly one %d-byte message id", op, HX_ID_LEN);
-            return;
-        }
-        target = rt_entry_find(r, env->acks[0].data);
-        if (!target || target->state != E_DEAD) {
-            char hex[2 * HX_ID_LEN + 1];
-            hx_id_hex(env->acks[0].data, hex);
-            rt_reply_error(r, p->rid, p->rid_len, p, env->id, HANDOFF__ERROR_CODE__ERR_UNKNOWN_MESSAGE,
-                        "acks[0]: message %s is not in the dead-letter queue", hex);
-            return;
-        }
-    }
-    if (replay || purge) {
-        if (!rt_open_request(r, p, env))
-            return;
-        rt_entry_unlink(r, target);
-        if (replay) {
-            r->cfg.store->ops->revive(r->cfg.store, target->id);
-            target->failures = 0;
-            target->attempt = 0;
-            rt_held_add(target);
-            free(target->reason);
-            target->reason = NULL;
-            rt_to_waiting(target, false);
-            hx_info("%s replayed a dead letter to %s", p->name, rt_queue_name(target->queue));
-            rt_audit(r, p, "dlq.replay", target->id, "replayed");
-            rt_commit_request(r, p, env, HANDOFF__KIND__KIND_ADMIN_REPLY, NULL, 0, NULL, 0, true);
-            rt_dispatch(r, target->queue);
-        } else {
-            r->cfg.store->ops->settle(r->cfg.store, target->id);
-            target->state = E_SETTLING;
-            rt_held_add(target);                   /* action_finish forgets it once more */
-            hx_info("%s purged a dead letter of %s", p->name, rt_queue_name(target->queue));
-            rt_audit(r, p, "dlq.purge", target->id, "purged");
-            rt_commit_request(r, p, env, HANDOFF__KIND__KIND_ADMIN_REPLY, NULL, 0, &target, 1, true);
-        }
-        return;
-    }
-    /* list or show: dead letters with their messages (show: with the payload) */
+    return m;
+}
+
+/* dlq.list (target NULL: every dead letter, without payloads, as many as fit a frame) and
+ * dlq.show (target, with its payload): the dead letters with their messages. */
+static void admin_dlq_send(hx_router_t *r, peer_t *p, const Handoff__Envelope *env, entry_t *target)
+{
+    bool list = target == NULL;
     size_t n = list ? r->n_dead : 1, k = 0;
     Handoff__DeadLetter *dl = calloc(n ? n : 1, sizeof *dl);
     Handoff__DeadLetter **dlp = calloc(n ? n : 1, sizeof *dlp);
@@ -104,15 +106,9 @@ void rt_on_admin(hx_router_t *r, peer_t *p, const Handoff__Envelope *env)
     }
     size_t bytes = 0;
     for (entry_t *e = list ? r->dead : target; e && k < n; e = list ? e->next : NULL) {
-        const uint8_t *body;
-        if (r->cfg.store->ops->get(r->cfg.store, e->handle, e->size, &body))
-            continue;
-        Handoff__Message *m = handoff__message__unpack(NULL, e->size, body);
+        Handoff__Message *m = dead_message(r, e, list);
         if (!m)
             continue;
-        if (list) {
-            m->payload.len = 0;                 /* the list carries no clinical content */
-        }
         bytes += e->size + 300;
         if (list && bytes > r->cfg.max_frame)
             break;
@@ -136,6 +132,64 @@ void rt_on_admin(hx_router_t *r, peer_t *p, const Handoff__Envelope *env)
     free(msgs);
     free(dl);
     free(dlp);
+}
+
+/* The dead letter a dlq operation names in acks[0]; NULL (the error answered) when acks does
+ * not name exactly one id, or that message is not dead. */
+static entry_t *dlq_target(hx_router_t *r, peer_t *p, const Handoff__Envelope *env)
+{
+    const char *op = env->admin_op;
+    if (env->n_acks != 1 || env->acks[0].len != HX_ID_LEN) {
+        rt_reply_error(r, p->rid, p->rid_len, p, env->id, HANDOFF__ERROR_CODE__ERR_BAD_FIELD,
+                    "acks: %s names exactly one %d-byte message id", op, HX_ID_LEN);
+        return NULL;
+    }
+    entry_t *target = rt_entry_find(r, env->acks[0].data);
+    if (!target || target->state != E_DEAD) {
+        char hex[2 * HX_ID_LEN + 1];
+        hx_id_hex(env->acks[0].data, hex);
+        rt_reply_error(r, p->rid, p->rid_len, p, env->id, HANDOFF__ERROR_CODE__ERR_UNKNOWN_MESSAGE,
+                    "acks[0]: message %s is not in the dead-letter queue", hex);
+        return NULL;
+    }
+    return target;
+}
+
+/* The admin operations: who may use each, whether it names a dead letter, its handler. */
+static const struct {
+    const char *op;
+    bool dlq;                   /* the dead-letter queue: an admin session only */
+    bool one;                   /* names one dead letter in acks[0], passed as target */
+    void (*fn)(hx_router_t *r, peer_t *p, const Handoff__Envelope *env, entry_t *target);
+} admin_ops[] = {
+    {"stats", false, false, admin_stats},
+    {"health", false, false, admin_health},
+    {"dlq.list", true, false, admin_dlq_send},
+    {"dlq.show", true, true, admin_dlq_send},
+    {"dlq.replay", true, true, admin_dlq_replay},
+    {"dlq.purge", true, true, admin_dlq_purge},
+};
+
+void rt_on_admin(hx_router_t *r, peer_t *p, const Handoff__Envelope *env)
+{
+    const char *op = env->admin_op;
+    size_t i = 0, n = sizeof admin_ops / sizeof admin_ops[0];
+    while (i < n && strcmp(op, admin_ops[i].op) != 0)
+        i++;
+    if (i == n) {
+        rt_reply_error(r, p->rid, p->rid_len, p, env->id, HANDOFF__ERROR_CODE__ERR_BAD_FIELD,
+                    "admin_op: '%.40s' is not health, stats, dlq.list, dlq.show, dlq.replay or dlq.purge", op);
+        return;
+    }
+    if (admin_ops[i].dlq && p->role != HANDOFF__ROLE__ROLE_ADMIN) {
+        rt_reply_error(r, p->rid, p->rid_len, p, env->id, HANDOFF__ERROR_CODE__ERR_FORBIDDEN,
+                    "%s: only an admin session may use the dead-letter queue", op);
+        return;
+    }
+    entry_t *target = NULL;
+    if (admin_ops[i].one && !(target = dlq_target(r, p, env)))
+        return;
+    admin_ops[i].fn(r, p, env, target);
 }
 
 long hx_router_depth(const hx_router_t *r, const char *kind, const char *name, long *inflight)
