@@ -228,13 +228,11 @@ static void check_referrer(hx_errors_t *e, const Handoff__Referrer *r)
     check_email(e, "referrer.email", r->email);
 }
 
-static void check_codes(hx_errors_t *e, const char *base, char *const *items, size_t n, bool required)
+/* A list of codes: optional (a referral may be words only), each a code, no duplicates. */
+static void check_codes(hx_errors_t *e, const char *base, char *const *items, size_t n)
 {
-    if (n == 0) {
-        if (required)
-            hx_errors_add(e, base, "at least one condition code is required");
+    if (n == 0)
         return;
-    }
     if (n > HX_LIST_MAX) {
         hx_errors_add(e, base, "must have at most %d entries (has %zu)", HX_LIST_MAX, n);
         return;
@@ -334,8 +332,10 @@ int hx_intake_validate(const Handoff__Referral *r, hx_errors_t *errs)
     check_patient(errs, r->patient, have_ref_date, ref_date, r->referral_date);
     check_referrer(errs, r->referrer);
     check_text(errs, "reason", r->reason, HX_TEXT_MAX, true);
-    check_codes(errs, "conditions", r->conditions, r->n_conditions, true);
-    check_codes(errs, "findings", r->findings, r->n_findings, false);
+    /* The clinical content may be words only: triage reads the reason and the other texts,
+     * and what it cannot place goes to a clinician (docs/TRIAGE.md). */
+    check_codes(errs, "conditions", r->conditions, r->n_conditions);
+    check_codes(errs, "findings", r->findings, r->n_findings);
     check_text(errs, "history", r->history, HX_TEXT_MAX, false);
     check_text(errs, "diagnosis", r->diagnosis, HX_TEXT_MAX, false);
     check_text(errs, "current_treatment", r->current_treatment, HX_TEXT_MAX, false);

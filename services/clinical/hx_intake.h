@@ -9,9 +9,10 @@
 #define HX_REFERRAL_ID_LEN 18   /* "R-" + 16 characters, see hx_referral_id */
 
 /* Checks every required field of r (patient name, birth date, a contact; referrer name,
- * discipline, registration body and number; reason; at least one condition; consent
- * given; referral date). Adds one error per bad field, with its path. Returns the number
- * of errors added (0 = valid). */
+ * discipline, registration body and number; reason; consent given; referral date).
+ * Condition and finding codes are optional (the clinical content may be words only) but
+ * each must be a code, without duplicates. Adds one error per bad field, with its path.
+ * Returns the number of errors added (0 = valid). */
 int hx_intake_validate(const Handoff__Referral *r, hx_errors_t *errs);
 
 /* The 16-byte message id of a referral submission: BLAKE2b (libsodium crypto_generichash)

@@ -601,6 +601,22 @@ json_t *hx_booking_to_json(const Handoff__Booking *b)
     return o;
 }
 
+/* One evidence line: the rule, where and how it was read, and whether it counted. */
+static json_t *evidence_to_json(const Handoff__TriageEvidence *e)
+{
+    json_t *o = json_object();
+    put_string(o, "rule", e->rule);
+    put_string(o, "source", e->source);
+    put_string(o, "words", e->words);
+    json_object_set_new(o, "fired", json_boolean(e->fired));
+    put_string(o, "status", e->status);
+    put_string(o, "cue", e->cue);
+    put_string(o, "snomed", e->snomed);
+    put_string(o, "snomed_display", e->snomed_display);
+    put_string(o, "note", e->note);
+    return o;
+}
+
 json_t *hx_decision_to_json(const Handoff__TriageDecision *d)
 {
     if (!d)
@@ -617,6 +633,21 @@ json_t *hx_decision_to_json(const Handoff__TriageDecision *d)
     put_string(o, "reason", d->reason);
     put_strings(o, "rules", d->rules, d->n_rules, true);
     put_strings(o, "notes", d->notes, d->n_notes, true);
+    json_object_set_new(o, "needs_review", json_boolean(d->needs_review));
+    put_strings(o, "not_understood", d->not_understood, d->n_not_understood, false);
+    if (d->n_suggested) {
+        json_t *sug = json_array();
+        for (size_t i = 0; i < d->n_suggested; i++)
+            json_array_append_new(sug, json_string(hx_discipline_text(d->suggested[i])));
+        json_object_set_new(o, "suggested", sug);
+    }
+    if (d->n_evidence) {
+        json_t *ev = json_array();
+        for (size_t i = 0; i < d->n_evidence; i++)
+            if (d->evidence[i])
+                json_array_append_new(ev, evidence_to_json(d->evidence[i]));
+        json_object_set_new(o, "evidence", ev);
+    }
     return o;
 }
 

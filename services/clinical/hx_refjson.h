@@ -29,7 +29,9 @@ json_t *hx_booking_to_json(const Handoff__Booking *b);
 json_t *hx_handoff_to_json(const Handoff__Handoff *h);
 json_t *hx_status_to_json(const Handoff__StatusUpdate *s);
 /* A triage decision as {"disciplines":[..],"priority":..,"red_flag":..,"emergency":..,
- * "reason":..,"rules":[..],"notes":[..]}. */
+ * "reason":..,"rules":[..],"notes":[..],"needs_review":..} and, when not empty,
+ * "not_understood":[..], "suggested":[..] and "evidence":[{"rule","source","words","fired",
+ * "status","cue","snomed","snomed_display","note"}] (docs/TRIAGE.md). */
 json_t *hx_decision_to_json(const Handoff__TriageDecision *d);
 /* A Referral in the Referral JSON format accepted by hx_referral_from_json (fields
  * left at their defaults are omitted), so from_json(to_json(r)) gives r back. */

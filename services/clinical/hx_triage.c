@@ -1,86 +1,55 @@
-/* hx_triage — the triage rules (a JSON data file the clinics edit) and the pure decision
- * function (see hx_triage.h).
+/* hx_triage — the triage rules: a JSON data file the clinics edit (services/triage/rules.json),
+ * loaded and checked here. The decision is in hx_triage_decide.c, the reading of a referral's
+ * codes and words in hx_triage_read.c, the phrase matcher in hx_lexicon.c; docs/TRIAGE.md
+ * describes all of it for the people who edit the file.
  *
- * Rules file (services/triage/rules.json):
+ * Rules file:
  *   {
- *     "version": 1,                                   optional; 1 is the only version
- *     "conditions": {                                 required, at least one entry
- *       "<code>": {"plan": "physiotherapy" | "massage_therapy" | "both",
- *                  "label": "<text>", "priority": "<routine..stat>" (optional)}
+ *     "version": 1,                                  optional; 1 is the only version
+ *     "context": {                                   NegEx / ConText trigger phrases
+ *       "pre_negation", "post_negation", "pseudo_negation", "terminators", "historical",
+ *       "historical_post", "family", "physician_aware": ["<phrase>", ...],
+ *       "not_misspellings": ["<word>", ...]          never read as a misspelling
  *     },
- *     "red_flags": {                                  neither therapist: see a physician
- *       "<finding>": {"reason": "<text>", "emergency": true|false (optional),
- *                     "priority": "<routine..stat>" (optional, default urgent)}
+ *     "sites": {"<site>": ["<phrase>", ...]},        body sites (at most 30)
+ *     "facts": {"<code>": {"label", "terms", "terms_fr", "history", "precaution"}},
+ *     "conditions": {                                required, at least one entry
+ *       "<code>": {"plan": "physiotherapy" | "massage_therapy" | "both", "label": "<text>",
+ *                  "priority", "snomed": {"code", "display"} | null, "terms", "terms_fr",
+ *                  "site": "<site>" | "whole_body", "precaution": "<text>", "recent_days"}
  *     },
- *     "massage_contraindications": {                  massage is removed from the plan
- *       "<finding>": {"reason": "<text>"}
+ *     "red_flags": {                                 neither therapist: see a physician
+ *       "<code>": {"reason", "emergency", "priority" (default urgent), "snomed", "terms",
+ *                  "terms_fr", "history", "recent_days", "physician_aware_as": "<contra>",
+ *                  "explained_by": [...], "only_with": [<condition>...],
+ *                  "not_when_only": [<condition>...],
+ *                  "when": [{"facts": [...], "conditions": [...], "age_over", "age_under",
+ *                            "age_at_least"}]}
  *     },
- *     "massage_never_alone": {                        massage only alongside physiotherapy
- *       "<fragment of a condition code>": {"reason": "<text>"}
+ *     "massage_contraindications": {                 massage is removed from the plan
+ *       "<code>": {"reason", "snomed", "terms", "terms_fr", "at_site", "recent_days",
+ *                  "recent_of": [<condition>...], "lifted_by": [<condition>...],
+ *                  "cleared_by": "<fact>", "explained_by": [...]}
  *     },
- *     "rmt_needs_diagnosis": {                        an RMT does not diagnose
- *       "findings": ["<finding>", ...], "reason": "<text>"
- *     }
+ *     "massage_never_alone": {"<fragment of a condition code>": {"reason": "<text>"}},
+ *     "rmt_needs_diagnosis": {"findings": ["<finding>", ...], "reason": "<text>"}
  *   }
- *
- * Decision, in order (each step is recorded in decision.rules):
- *   1. any red-flag finding: red_flag, disciplines [physician], reason "refer to a physician: ..."
- *      listing each flag; emergency if any flag is; priority stat for an emergency, else the
- *      highest of the referral's and the flags' priorities.          rules "red_flag:<code>"
- *   2. the union of the plans of the known conditions (unknown codes are noted and ignored;
- *      none known: return -1).                                        rules "condition:<code>"
- *   3. a massage therapist referring with a "needs diagnosis" finding, or with a condition
- *      whose plan is physiotherapy: physiotherapy (the PT assesses).  rules "rmt_needs_diagnosis"
- *   4. massage alone for a condition matching a never-alone fragment: physiotherapy added.
- *                                                                     rules "massage_never_alone:<fragment>"
- *   5. each massage contraindication removes massage, with a note; if nothing is left the
- *      patient is sent to a physician (red_flag) to be cleared first.
- *                                                                     rules "contraindication:<code>"
- *   Priority: the highest of the referral's (unspecified = routine) and the matched rules'. */
+ * Codes are unique across conditions, red flags, contraindications and facts. */
 #include "hx_triage.h"
 
 #include <jansson.h>
-#include <stdarg.h>
-#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <uthash.h>
 
 #include "hx_refjson.h"
+#include "hx_triage_internal.h"
 #include "hx_util.h"
-
-enum { PLAN_PHYSIO = 1, PLAN_MASSAGE = 2, PLAN_BOTH = 3 };
 
 #define LABEL_MAX 200
 #define REASON_MAX 300
-
-typedef struct entry {
-    char *code;                 /* hash key */
-    char *text;                 /* condition label, or the reason of a flag / contraindication */
-    unsigned plan;              /* conditions only */
-    bool emergency;             /* red flags only */
-    Handoff__Priority priority; /* 0 = none given */
-    UT_hash_handle hh;
-} entry_t;
-
-typedef struct {
-    char *fragment;
-    char *reason;
-} never_alone_t;
-
-struct hx_rules {
-    entry_t *conditions;
-    entry_t *red_flags;
-    entry_t *contraindications;
-    never_alone_t *never_alone;
-    size_t n_never_alone;
-    char **rmt_findings;
-    size_t n_rmt_findings;
-    char *rmt_reason;           /* NULL: no rmt_needs_diagnosis rule */
-};
-
-/* ---- loading ------------------------------------------------------------------------- */
+#define PHRASE_MAX 120
+#define SITES_MAX 30
 
 typedef char path_t[96];
 
@@ -89,15 +58,30 @@ static void path_key(path_t out, const char *base, const char *key)
     hx_path_key(out, sizeof(path_t), base, key);
 }
 
-static void free_table(entry_t **head)
+static void free_rule(rule_t *r)
 {
-    entry_t *it, *tmp;
-    HASH_ITER(hh, *head, it, tmp) {
-        HASH_DEL(*head, it);
-        free(it->code);
-        free(it->text);
-        free(it);
+    free(r->code);
+    free(r->text);
+    free(r->snomed);
+    free(r->snomed_display);
+    free(r->precaution);
+    free(r->only_with);
+    free(r->not_when_only);
+    free(r->recent_of);
+    free(r->lifted_by);
+    for (size_t i = 0; i < r->n_when; i++) {
+        free(r->when[i].facts);
+        free(r->when[i].conditions);
     }
+    free(r->when);
+    free(r);
+}
+
+static void free_strings(char **items, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(items[i]);
+    free(items);
 }
 
 void hx_rules_destroy(hx_rules_t **self_p)
@@ -105,21 +89,23 @@ void hx_rules_destroy(hx_rules_t **self_p)
     if (!self_p || !*self_p)
         return;
     hx_rules_t *self = *self_p;
-    free_table(&self->conditions);
-    free_table(&self->red_flags);
-    free_table(&self->contraindications);
-    for (size_t i = 0; i < self->n_never_alone; i++) {
-        free(self->never_alone[i].fragment);
-        free(self->never_alone[i].reason);
-    }
-    free(self->never_alone);
-    for (size_t i = 0; i < self->n_rmt_findings; i++)
-        free(self->rmt_findings[i]);
-    free(self->rmt_findings);
+    HASH_CLEAR(hh, self->by_code);
+    HASH_CLEAR(hs, self->by_snomed);
+    for (size_t i = 0; i < self->n_all; i++)
+        free_rule(self->all[i]);
+    free(self->all);
+    free_strings(self->never_alone_fragment, self->n_never_alone);
+    free_strings(self->never_alone_reason, self->n_never_alone);
+    free_strings(self->rmt_findings, self->n_rmt_findings);
     free(self->rmt_reason);
+    free_strings(self->sites.names, self->sites.n);
+    free_strings(self->not_misspellings, self->n_not_misspellings);
+    hx_lex_free(self);
     free(self);
     *self_p = NULL;
 }
+
+/* ---- small readers ------------------------------------------------------------------- */
 
 /* A non-empty string member within max characters; NULL (error recorded) otherwise. */
 static const char *want_text(const json_t *v, const char *path, size_t max, hx_errors_t *e)
@@ -144,6 +130,15 @@ static const char *want_text(const json_t *v, const char *path, size_t max, hx_e
     return s;
 }
 
+static char *dup_text(const json_t *v, const char *path, size_t max, hx_errors_t *e)
+{
+    const char *s = want_text(v, path, max, e);
+    char *copy = s ? strdup(s) : NULL;
+    if (s && !copy)
+        hx_errors_add(e, path, "out of memory");
+    return copy;
+}
+
 static Handoff__Priority want_priority(const json_t *v, const char *path, hx_errors_t *e)
 {
     if (!json_is_string(v)) {
@@ -159,94 +154,401 @@ static Handoff__Priority want_priority(const json_t *v, const char *path, hx_err
     return p;
 }
 
-enum table_kind { T_CONDITION, T_RED_FLAG, T_CONTRA, T_NEVER_ALONE };
-
-/* Parses one entry of a code-keyed table; returns false when it had errors. */
-static bool parse_entry(enum table_kind kind, const json_t *j, const char *base, entry_t *out,
-                        hx_errors_t *e)
+static bool want_bool(const json_t *v, const char *path, hx_errors_t *e)
 {
-    const size_t before = e->count + e->dropped;
-    const char *text = NULL;
+    if (!json_is_boolean(v))
+        hx_errors_add(e, path, "must be true or false");
+    return json_is_true(v);
+}
+
+static int want_days(const json_t *v, const char *path, hx_errors_t *e)
+{
+    if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > 36500) {
+        hx_errors_add(e, path, "must be a number of days (1 to 36500)");
+        return 0;
+    }
+    return (int)json_integer_value(v);
+}
+
+static int want_age(const json_t *v, const char *path, hx_errors_t *e)
+{
+    if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > 130) {
+        hx_errors_add(e, path, "must be an age in years (0 to 130)");
+        return -1;
+    }
+    return (int)json_integer_value(v);
+}
+
+static rule_t *find_rule(const hx_rules_t *rules, const char *code)
+{
+    rule_t *it = NULL;
+    if (code)
+        HASH_FIND(hh, rules->by_code, code, strlen(code), it);
+    return it;
+}
+
+/* A list of codes of one kind, as rule indices. */
+static int *want_codes(const hx_rules_t *rules, const json_t *v, rule_kind_t kind, const char *path, size_t *n,
+                       hx_errors_t *e)
+{
+    static const char *const kind_name[] = {"condition", "red flag", "contraindication", "fact"};
+    *n = 0;
+    if (!json_is_array(v) || json_array_size(v) == 0) {
+        hx_errors_add(e, path, "must be a non-empty array of %s codes", kind_name[kind]);
+        return NULL;
+    }
+    int *out = calloc(json_array_size(v), sizeof *out);
+    if (!out) {
+        hx_errors_add(e, path, "out of memory");
+        return NULL;
+    }
+    for (size_t i = 0; i < json_array_size(v); i++) {
+        path_t ip;
+        hx_path_index(ip, sizeof ip, path, i);
+        const rule_t *r = find_rule(rules, json_string_value(json_array_get(v, i)));
+        if (!r || r->kind != kind)
+            hx_errors_add(e, ip, "must be a %s code of this file", kind_name[kind]);
+        else
+            out[(*n)++] = r->index;
+    }
+    return out;
+}
+
+static int want_code(const hx_rules_t *rules, const json_t *v, rule_kind_t kind, const char *path, hx_errors_t *e)
+{
+    static const char *const kind_name[] = {"condition", "red flag", "contraindication", "fact"};
+    const rule_t *r = find_rule(rules, json_string_value(v));
+    if (!r || r->kind != kind) {
+        hx_errors_add(e, path, "must be a %s code of this file", kind_name[kind]);
+        return -1;
+    }
+    return r->index;
+}
+
+/* Adds each phrase of an array to the lexicon. */
+static void want_phrases(hx_rules_t *rules, const json_t *v, const char *path, group_t group, int target,
+                         hx_errors_t *e)
+{
+    if (!json_is_array(v)) {
+        hx_errors_add(e, path, "must be an array of phrases");
+        return;
+    }
+    for (size_t i = 0; i < json_array_size(v); i++) {
+        path_t ip;
+        hx_path_index(ip, sizeof ip, path, i);
+        const char *s = want_text(json_array_get(v, i), ip, PHRASE_MAX, e);
+        if (!s)
+            continue;
+        int rc = hx_lex_add(rules, s, group, target);
+        if (rc == -2)
+            hx_errors_add(e, ip, "has no word to match");
+        else if (rc)
+            hx_errors_add(e, ip, "out of memory");
+    }
+}
+
+static void want_snomed(rule_t *r, const json_t *v, const char *path, hx_errors_t *e)
+{
+    if (json_is_null(v))
+        return;     /* no single concept: said so in the file */
+    path_t cp, dp;
+    path_key(cp, path, "code");
+    path_key(dp, path, "display");
+    const char *code = json_string_value(json_object_get(v, "code"));
+    if (!json_is_object(v) || json_object_size(v) != 2) {
+        hx_errors_add(e, path, "must be {\"code\": \"<SNOMED CT id>\", \"display\": \"<term>\"} or null");
+        return;
+    }
+    size_t n = code ? strlen(code) : 0;
+    if (!code || n < 6 || n > 18 || strspn(code, "0123456789") != n) {
+        hx_errors_add(e, cp, "must be a SNOMED CT concept id (6 to 18 digits)");
+        return;
+    }
+    r->snomed_display = dup_text(json_object_get(v, "display"), dp, LABEL_MAX, e);
+    if (r->snomed_display && !(r->snomed = strdup(code)))
+        hx_errors_add(e, cp, "out of memory");
+}
+
+static int want_site(const hx_rules_t *rules, const json_t *v, const char *path, hx_errors_t *e)
+{
+    const char *s = json_string_value(v);
+    if (s && !strcmp(s, "whole_body"))
+        return SITE_WHOLE_BODY;
+    for (size_t i = 0; s && i < rules->sites.n; i++)
+        if (!strcmp(rules->sites.names[i], s))
+            return (int)i;
+    hx_errors_add(e, path, "must be a site of \"sites\" or \"whole_body\"");
+    return -1;
+}
+
+/* ---- entries ------------------------------------------------------------------------- */
+
+static void parse_when(hx_rules_t *rules, rule_t *r, const json_t *v, const char *path, hx_errors_t *e)
+{
+    if (!json_is_array(v) || json_array_size(v) == 0) {
+        hx_errors_add(e, path, "must be a non-empty array of {\"facts\", \"conditions\", \"age_*\"}");
+        return;
+    }
+    r->when = calloc(json_array_size(v), sizeof *r->when);
+    if (!r->when) {
+        hx_errors_add(e, path, "out of memory");
+        return;
+    }
+    for (size_t i = 0; i < json_array_size(v); i++) {
+        path_t ip;
+        hx_path_index(ip, sizeof ip, path, i);
+        when_t *w = &r->when[r->n_when++];
+        w->age_over = w->age_under = w->age_at_least = -1;
+        const char *key;
+        json_t *x;
+        json_object_foreach(json_array_get(v, i), key, x) {
+            path_t kp;
+            path_key(kp, ip, key);
+            if (!strcmp(key, "facts"))
+                w->facts = want_codes(rules, x, K_FACT, kp, &w->n_facts, e);
+            else if (!strcmp(key, "conditions"))
+                w->conditions = want_codes(rules, x, K_CONDITION, kp, &w->n_conditions, e);
+            else if (!strcmp(key, "age_over"))
+                w->age_over = want_age(x, kp, e);
+            else if (!strcmp(key, "age_under"))
+                w->age_under = want_age(x, kp, e);
+            else if (!strcmp(key, "age_at_least"))
+                w->age_at_least = want_age(x, kp, e);
+            else
+                hx_errors_add(e, kp, "unknown field");
+        }
+        if (!json_is_object(json_array_get(v, i)) || (!w->n_facts && !w->n_conditions))
+            hx_errors_add(e, ip, "must be an object with \"facts\" or \"conditions\"");
+    }
+}
+
+static bool parse_plan(rule_t *r, const json_t *v, const char *path, hx_errors_t *e)
+{
+    if (!json_is_string(v)) {
+        hx_errors_add(e, path, "must be a string");
+        return false;
+    }
+    const char *s = json_string_value(v);
+    r->plan = !strcmp(s, "physiotherapy") ? PLAN_PHYSIO : !strcmp(s, "massage_therapy") ? PLAN_MASSAGE
+              : !strcmp(s, "both") ? PLAN_BOTH : 0;
+    if (!r->plan) {
+        char shown[40];
+        snprintf(shown, sizeof shown, "%s", s);
+        hx_errors_add(e, path, "unknown value \"%s\" (physiotherapy, massage_therapy, both)", shown);
+    }
+    return true;
+}
+
+/* A field every kind of entry may have; false when key is not one. */
+static bool common_field(hx_rules_t *rules, rule_t *r, const char *key, const json_t *v, const char *path,
+                         hx_errors_t *e)
+{
+    group_t g = r->kind == K_FACT ? G_FACT : G_CONCEPT;
+    if (!strcmp(key, "terms") || !strcmp(key, "terms_fr"))
+        want_phrases(rules, v, path, g, r->index, e);
+    else if (!strcmp(key, "history"))
+        r->history_fires = want_bool(v, path, e);
+    else if (!strcmp(key, "recent_days"))
+        r->recent_days = want_days(v, path, e);
+    else if (!strcmp(key, "snomed") && r->kind != K_FACT)
+        want_snomed(r, v, path, e);
+    else if (!strcmp(key, "explained_by") && r->kind != K_CONDITION)
+        want_phrases(rules, v, path, G_EXPLAIN, r->index, e);
+    else
+        return false;
+    return true;
+}
+
+static bool condition_field(hx_rules_t *rules, rule_t *r, const char *key, const json_t *v, const char *path,
+                            hx_errors_t *e)
+{
+    if (!strcmp(key, "plan"))
+        parse_plan(r, v, path, e);
+    else if (!strcmp(key, "label"))
+        r->text = dup_text(v, path, LABEL_MAX, e);
+    else if (!strcmp(key, "priority"))
+        r->priority = want_priority(v, path, e);
+    else if (!strcmp(key, "site"))
+        r->site = want_site(rules, v, path, e);
+    else if (!strcmp(key, "precaution"))
+        r->precaution = dup_text(v, path, REASON_MAX, e);
+    else
+        return false;
+    return true;
+}
+
+static bool flag_field(hx_rules_t *rules, rule_t *r, const char *key, const json_t *v, const char *path,
+                       hx_errors_t *e)
+{
+    if (!strcmp(key, "reason"))
+        r->text = dup_text(v, path, REASON_MAX, e);
+    else if (!strcmp(key, "emergency"))
+        r->emergency = want_bool(v, path, e);
+    else if (!strcmp(key, "priority"))
+        r->priority = want_priority(v, path, e);
+    else if (!strcmp(key, "physician_aware_as"))
+        r->aware_as = want_code(rules, v, K_CONTRA, path, e);
+    else if (!strcmp(key, "only_with"))
+        r->only_with = want_codes(rules, v, K_CONDITION, path, &r->n_only_with, e);
+    else if (!strcmp(key, "not_when_only"))
+        r->not_when_only = want_codes(rules, v, K_CONDITION, path, &r->n_not_when_only, e);
+    else if (!strcmp(key, "when"))
+        parse_when(rules, r, v, path, e);
+    else
+        return false;
+    return true;
+}
+
+static bool contra_field(hx_rules_t *rules, rule_t *r, const char *key, const json_t *v, const char *path,
+                         hx_errors_t *e)
+{
+    if (!strcmp(key, "reason"))
+        r->text = dup_text(v, path, REASON_MAX, e);
+    else if (!strcmp(key, "at_site"))
+        r->at_site = want_bool(v, path, e);
+    else if (!strcmp(key, "recent_of"))
+        r->recent_of = want_codes(rules, v, K_CONDITION, path, &r->n_recent_of, e);
+    else if (!strcmp(key, "lifted_by"))
+        r->lifted_by = want_codes(rules, v, K_CONDITION, path, &r->n_lifted_by, e);
+    else if (!strcmp(key, "cleared_by"))
+        r->cleared_by = want_code(rules, v, K_FACT, path, e);
+    else
+        return false;
+    return true;
+}
+
+static void parse_rule(hx_rules_t *rules, rule_t *r, const json_t *j, const char *base, hx_errors_t *e)
+{
     const char *key;
     json_t *v;
     json_object_foreach((json_t *)j, key, v) {
         path_t path;
         path_key(path, base, key);
-        if (kind == T_CONDITION && !strcmp(key, "plan")) {
-            if (!json_is_string(v)) {
-                hx_errors_add(e, path, "must be a string");
-                continue;
-            }
-            const char *s = json_string_value(v);
-            if (!strcmp(s, "physiotherapy"))
-                out->plan = PLAN_PHYSIO;
-            else if (!strcmp(s, "massage_therapy"))
-                out->plan = PLAN_MASSAGE;
-            else if (!strcmp(s, "both"))
-                out->plan = PLAN_BOTH;
-            else {
-                char shown[40];
-                snprintf(shown, sizeof shown, "%s", s);
-                hx_errors_add(e, path, "unknown value \"%s\" (physiotherapy, massage_therapy, both)", shown);
-            }
-        } else if (kind == T_CONDITION && !strcmp(key, "label")) {
-            text = want_text(v, path, LABEL_MAX, e);
-        } else if (kind != T_CONDITION && !strcmp(key, "reason")) {
-            text = want_text(v, path, REASON_MAX, e);
-        } else if (kind == T_RED_FLAG && !strcmp(key, "emergency")) {
-            if (!json_is_boolean(v))
-                hx_errors_add(e, path, "must be true or false");
-            else
-                out->emergency = json_is_true(v);
-        } else if ((kind == T_CONDITION || kind == T_RED_FLAG) && !strcmp(key, "priority")) {
-            out->priority = want_priority(v, path, e);
-        } else {
-            hx_errors_add(e, path, "unknown field");
+        bool known = common_field(rules, r, key, v, path, e);
+        if (!known && r->kind == K_CONDITION)
+            known = condition_field(rules, r, key, v, path, e);
+        else if (!known && r->kind == K_RED_FLAG)
+            known = flag_field(rules, r, key, v, path, e);
+        else if (!known && r->kind == K_CONTRA)
+            known = contra_field(rules, r, key, v, path, e);
+        else if (!known && r->kind == K_FACT && !strcmp(key, "label")) {
+            r->text = dup_text(v, path, LABEL_MAX, e);
+            known = true;
+        } else if (!known && r->kind == K_FACT && !strcmp(key, "precaution")) {
+            r->precaution = dup_text(v, path, REASON_MAX, e);
+            known = true;
         }
+        if (!known)
+            hx_errors_add(e, path, "unknown field");
     }
     path_t path;
-    if (kind == T_CONDITION && !json_object_get(j, "plan")) {
+    if (r->kind == K_CONDITION && !json_object_get(j, "plan")) {
         path_key(path, base, "plan");
         hx_errors_add(e, path, "required (physiotherapy, massage_therapy or both)");
     }
-    if (!text && !json_object_get(j, kind == T_CONDITION ? "label" : "reason")) {
-        path_key(path, base, kind == T_CONDITION ? "label" : "reason");
+    const char *need = r->kind == K_CONDITION || r->kind == K_FACT ? "label" : "reason";
+    if (!json_object_get(j, need)) {
+        path_key(path, base, need);
         hx_errors_add(e, path, "required");
     }
-    if (e->count + e->dropped > before)
-        return false;
-    out->text = strdup(text);
-    if (!out->text) {
-        hx_errors_add(e, base, "out of memory");
-        return false;
-    }
-    return true;
 }
 
-/* Parses {"<code>": {...}, ...} into a hash table (or, for never-alone, into an array). */
-static void parse_table(hx_rules_t *rules, enum table_kind kind, const json_t *j, const char *base,
-                        hx_errors_t *e)
+/* ---- tables -------------------------------------------------------------------------- */
+
+static rule_t *new_rule(hx_rules_t *rules, const char *code, rule_kind_t kind)
 {
+    if (rules->n_all == rules->cap_all) {
+        size_t cap = rules->cap_all ? rules->cap_all * 2 : 64;
+        rule_t **grown = realloc(rules->all, cap * sizeof *grown);
+        if (!grown)
+            return NULL;
+        rules->all = grown;
+        rules->cap_all = cap;
+    }
+    rule_t *r = calloc(1, sizeof *r);
+    if (!r || !(r->code = strdup(code))) {
+        free(r);
+        return NULL;
+    }
+    r->kind = kind;
+    r->index = (int)rules->n_all;
+    r->site = -1;
+    r->aware_as = r->cleared_by = -1;
+    rules->all[rules->n_all++] = r;
+    HASH_ADD_KEYPTR(hh, rules->by_code, r->code, strlen(r->code), r);
+    return r;
+}
+
+static const char *const table_names[K_KINDS] = {"conditions", "red_flags", "massage_contraindications", "facts"};
+
+/* First pass: every code of a table becomes a rule, so entries may name each other. */
+static void declare_table(hx_rules_t *rules, rule_kind_t kind, const json_t *j, hx_errors_t *e)
+{
+    const char *base = table_names[kind];
     if (!json_is_object(j)) {
         hx_errors_add(e, base, "must be an object");
         return;
     }
-    if (kind == T_CONDITION && json_object_size(j) == 0) {
+    if (kind == K_CONDITION && json_object_size(j) == 0)
         hx_errors_add(e, base, "must have at least one condition");
-        return;
-    }
-    if (kind == T_NEVER_ALONE) {
-        rules->never_alone = calloc(json_object_size(j) + 1, sizeof *rules->never_alone);
-        if (!rules->never_alone) {
-            hx_errors_add(e, base, "out of memory");
-            return;
-        }
-    }
     const char *code;
     json_t *v;
     json_object_foreach((json_t *)j, code, v) {
         path_t path;
         path_key(path, base, code);
+        const rule_t *dup = find_rule(rules, code);
+        if (!hx_is_code(code))
+            hx_errors_add(e, path, "must be a code (a-z, 0-9, _; at most %d characters)", HX_CODE_MAX);
+        else if (!json_is_object(v))
+            hx_errors_add(e, path, "must be an object");
+        else if (dup)
+            hx_errors_add(e, path, "duplicate of %s.%s", table_names[dup->kind], code);
+        else if (!new_rule(rules, code, kind))
+            hx_errors_add(e, path, "out of memory");
+    }
+}
+
+static void parse_table(hx_rules_t *rules, rule_kind_t kind, const json_t *j, hx_errors_t *e)
+{
+    const char *code;
+    json_t *v;
+    if (!json_is_object(j))
+        return;
+    json_object_foreach((json_t *)j, code, v) {
+        rule_t *r = find_rule(rules, code);
+        if (!r || r->kind != kind || !json_is_object(v))
+            continue;
+        path_t path;
+        path_key(path, table_names[kind], code);
+        parse_rule(rules, r, v, path, e);
+        if (r->snomed) {
+            rule_t *other = NULL;
+            HASH_FIND(hs, rules->by_snomed, r->snomed, strlen(r->snomed), other);
+            if (!other)
+                HASH_ADD_KEYPTR(hs, rules->by_snomed, r->snomed, strlen(r->snomed), r);
+        }
+    }
+}
+
+static void parse_never_alone(hx_rules_t *rules, const json_t *j, const char *base, hx_errors_t *e)
+{
+    if (!json_is_object(j)) {
+        hx_errors_add(e, base, "must be an object");
+        return;
+    }
+    size_t n = json_object_size(j) + 1;
+    rules->never_alone_fragment = calloc(n, sizeof *rules->never_alone_fragment);
+    rules->never_alone_reason = calloc(n, sizeof *rules->never_alone_reason);
+    if (!rules->never_alone_fragment || !rules->never_alone_reason) {
+        hx_errors_add(e, base, "out of memory");
+        return;
+    }
+    const char *code;
+    json_t *v;
+    json_object_foreach((json_t *)j, code, v) {
+        path_t path, rp;
+        path_key(path, base, code);
+        path_key(rp, path, "reason");
         if (!hx_is_code(code)) {
             hx_errors_add(e, path, "must be a code (a-z, 0-9, _; at most %d characters)", HX_CODE_MAX);
             continue;
@@ -255,30 +557,57 @@ static void parse_table(hx_rules_t *rules, enum table_kind kind, const json_t *j
             hx_errors_add(e, path, "must be an object");
             continue;
         }
-        entry_t tmp = {0};
-        if (!parse_entry(kind, v, path, &tmp, e))
-            continue;
-        if (kind == T_NEVER_ALONE) {
-            never_alone_t *na = &rules->never_alone[rules->n_never_alone];
-            na->fragment = strdup(code);
-            na->reason = tmp.text;
-            rules->n_never_alone++;
-            if (!na->fragment)
-                hx_errors_add(e, path, "out of memory");
+        const char *key;
+        json_t *x;
+        json_object_foreach(v, key, x) {
+            if (strcmp(key, "reason")) {
+                path_t kp;
+                path_key(kp, path, key);
+                hx_errors_add(e, kp, "unknown field");
+            }
+        }
+        if (!json_object_get(v, "reason")) {
+            hx_errors_add(e, rp, "required");
             continue;
         }
-        entry_t *it = malloc(sizeof *it);
-        if (!it || !(tmp.code = strdup(code))) {
-            free(it);
-            free(tmp.text);
-            hx_errors_add(e, path, "out of memory");
+        char *reason = dup_text(json_object_get(v, "reason"), rp, REASON_MAX, e);
+        char *frag = reason ? strdup(code) : NULL;
+        if (!frag) {
+            free(reason);
             continue;
         }
-        *it = tmp;
-        entry_t **head = kind == T_CONDITION ? &rules->conditions
-                         : kind == T_RED_FLAG ? &rules->red_flags
-                                              : &rules->contraindications;
-        HASH_ADD_KEYPTR(hh, *head, it->code, strlen(it->code), it);
+        rules->never_alone_fragment[rules->n_never_alone] = frag;
+        rules->never_alone_reason[rules->n_never_alone++] = reason;
+    }
+}
+
+static void parse_rmt_findings(hx_rules_t *rules, const json_t *v, const char *path, hx_errors_t *e)
+{
+    if (!json_is_array(v)) {
+        hx_errors_add(e, path, "must be an array of finding codes");
+        return;
+    }
+    size_t n = json_array_size(v);
+    rules->rmt_findings = calloc(n + 1, sizeof *rules->rmt_findings);
+    if (!rules->rmt_findings) {
+        hx_errors_add(e, path, "out of memory");
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        path_t ip;
+        hx_path_index(ip, sizeof ip, path, i);
+        const json_t *item = json_array_get(v, i);
+        if (!json_is_string(item)) {
+            hx_errors_add(e, ip, "must be a string");
+        } else if (!hx_is_code(json_string_value(item))) {
+            hx_errors_add(e, ip, "must be a code (a-z, 0-9, _)");
+        } else {
+            char *s = strdup(json_string_value(item));
+            if (s)
+                rules->rmt_findings[rules->n_rmt_findings++] = s;
+            else
+                hx_errors_add(e, ip, "out of memory");
+        }
     }
 }
 
@@ -290,50 +619,74 @@ static void parse_rmt(hx_rules_t *rules, const json_t *j, const char *base, hx_e
     }
     const char *key;
     json_t *v;
-    const char *reason = NULL;
     json_object_foreach((json_t *)j, key, v) {
         path_t path;
         path_key(path, base, key);
-        if (!strcmp(key, "reason")) {
-            reason = want_text(v, path, REASON_MAX, e);
-        } else if (!strcmp(key, "findings")) {
-            if (!json_is_array(v)) {
-                hx_errors_add(e, path, "must be an array of finding codes");
-                continue;
-            }
-            size_t n = json_array_size(v);
-            rules->rmt_findings = calloc(n + 1, sizeof *rules->rmt_findings);
-            if (!rules->rmt_findings) {
-                hx_errors_add(e, path, "out of memory");
-                continue;
-            }
-            for (size_t i = 0; i < n; i++) {
-                path_t ip;
-                hx_path_index(ip, sizeof ip, path, i);
-                const json_t *item = json_array_get(v, i);
-                if (!json_is_string(item)) {
-                    hx_errors_add(e, ip, "must be a string");
-                } else if (!hx_is_code(json_string_value(item))) {
-                    hx_errors_add(e, ip, "must be a code (a-z, 0-9, _)");
-                } else {
-                    char *s = strdup(json_string_value(item));
-                    if (s)
-                        rules->rmt_findings[rules->n_rmt_findings++] = s;
-                    else
-                        hx_errors_add(e, ip, "out of memory");
-                }
-            }
-        } else {
+        if (!strcmp(key, "reason"))
+            rules->rmt_reason = dup_text(v, path, REASON_MAX, e);
+        else if (!strcmp(key, "findings"))
+            parse_rmt_findings(rules, v, path, e);
+        else
             hx_errors_add(e, path, "unknown field");
-        }
     }
     if (!json_object_get(j, "reason")) {
         path_t path;
         path_key(path, base, "reason");
         hx_errors_add(e, path, "required");
     }
-    if (reason && !(rules->rmt_reason = strdup(reason)))
-        hx_errors_add(e, base, "out of memory");
+}
+
+static void parse_context(hx_rules_t *rules, const json_t *j, const char *base, hx_errors_t *e)
+{
+    static const char *const names[TR_KINDS] = {
+        [TR_PRE_NEG] = "pre_negation", [TR_POST_NEG] = "post_negation", [TR_PSEUDO] = "pseudo_negation",
+        [TR_TERM] = "terminators", [TR_HIST] = "historical", [TR_HIST_POST] = "historical_post",
+        [TR_FAMILY] = "family", [TR_AWARE] = "physician_aware"};
+    if (!json_is_object(j)) {
+        hx_errors_add(e, base, "must be an object");
+        return;
+    }
+    const char *key;
+    json_t *v;
+    json_object_foreach((json_t *)j, key, v) {
+        path_t path;
+        path_key(path, base, key);
+        int t = 0;
+        while (t < TR_KINDS && strcmp(names[t], key))
+            t++;
+        if (t < TR_KINDS) {
+            want_phrases(rules, v, path, G_TRIGGER, t, e);
+        } else if (!strcmp(key, "not_misspellings") && json_is_array(v)) {
+            rules->not_misspellings = calloc(json_array_size(v) + 1, sizeof *rules->not_misspellings);
+            for (size_t i = 0; rules->not_misspellings && i < json_array_size(v); i++) {
+                const char *w = json_string_value(json_array_get(v, i));
+                if (w && (rules->not_misspellings[rules->n_not_misspellings] = strdup(w)))
+                    rules->n_not_misspellings++;
+            }
+        } else {
+            hx_errors_add(e, path, "unknown field");
+        }
+    }
+}
+
+static void parse_sites(hx_rules_t *rules, const json_t *j, const char *base, hx_errors_t *e)
+{
+    if (!json_is_object(j) || json_object_size(j) > SITES_MAX) {
+        hx_errors_add(e, base, "must be an object of at most %d sites", SITES_MAX);
+        return;
+    }
+    rules->sites.names = calloc(json_object_size(j) + 1, sizeof *rules->sites.names);
+    const char *key;
+    json_t *v;
+    json_object_foreach((json_t *)j, key, v) {
+        path_t path;
+        path_key(path, base, key);
+        if (!rules->sites.names || !(rules->sites.names[rules->sites.n] = strdup(key))) {
+            hx_errors_add(e, path, "out of memory");
+            return;
+        }
+        want_phrases(rules, v, path, G_SITE, (int)rules->sites.n++, e);
+    }
 }
 
 static hx_rules_t *rules_from_json(const json_t *root, hx_errors_t *e)
@@ -348,28 +701,39 @@ static hx_rules_t *rules_from_json(const json_t *root, hx_errors_t *e)
         hx_errors_add(e, "", "out of memory");
         return NULL;
     }
+    rules->rmt_fact = rules->massage_request_fact = -1;
+    if (json_object_get(root, "sites"))
+        parse_sites(rules, json_object_get(root, "sites"), "sites", e);
+    for (rule_kind_t k = 0; k < K_KINDS; k++)
+        if (json_object_get(root, table_names[k]))
+            declare_table(rules, k, json_object_get(root, table_names[k]), e);
     const char *key;
     json_t *v;
     json_object_foreach((json_t *)root, key, v) {
-        if (!strcmp(key, "version")) {
-            if (!json_is_integer(v) || json_integer_value(v) != 1)
-                hx_errors_add(e, key, "must be 1");
-        } else if (!strcmp(key, "conditions")) {
-            parse_table(rules, T_CONDITION, v, key, e);
-        } else if (!strcmp(key, "red_flags")) {
-            parse_table(rules, T_RED_FLAG, v, key, e);
-        } else if (!strcmp(key, "massage_contraindications")) {
-            parse_table(rules, T_CONTRA, v, key, e);
-        } else if (!strcmp(key, "massage_never_alone")) {
-            parse_table(rules, T_NEVER_ALONE, v, key, e);
-        } else if (!strcmp(key, "rmt_needs_diagnosis")) {
+        rule_kind_t k = 0;
+        while (k < K_KINDS && strcmp(table_names[k], key))
+            k++;
+        if (k < K_KINDS)
+            parse_table(rules, k, v, e);
+        else if (!strcmp(key, "version") && (!json_is_integer(v) || json_integer_value(v) != 1))
+            hx_errors_add(e, key, "must be 1");
+        else if (!strcmp(key, "massage_never_alone"))
+            parse_never_alone(rules, v, key, e);
+        else if (!strcmp(key, "rmt_needs_diagnosis"))
             parse_rmt(rules, v, key, e);
-        } else {
+        else if (!strcmp(key, "context"))
+            parse_context(rules, v, key, e);
+        else if (strcmp(key, "version") && strcmp(key, "sites"))
             hx_errors_add(e, key, "unknown field");
-        }
     }
     if (!json_object_get(root, "conditions"))
         hx_errors_add(e, "conditions", "required");
+    const rule_t *f = find_rule(rules, "needs_diagnosis");
+    rules->rmt_fact = f && f->kind == K_FACT ? f->index : -1;
+    f = find_rule(rules, "massage_request");
+    rules->massage_request_fact = f && f->kind == K_FACT ? f->index : -1;
+    if (e->count + e->dropped == before && hx_lex_finish(rules) != 0)
+        hx_errors_add(e, "", "out of memory");
     if (e->count + e->dropped > before)
         hx_rules_destroy(&rules);
     return rules;
@@ -398,360 +762,4 @@ hx_rules_t *hx_rules_parse(const char *text, hx_errors_t *errs)
 hx_rules_t *hx_rules_load(const char *path, hx_errors_t *errs)
 {
     return hx_rules_read(path, NULL, errs);
-}
-
-/* ---- deciding ------------------------------------------------------------------------ */
-
-typedef struct {
-    char *buf;
-    size_t len, cap;
-    bool oom;
-} sbuf_t;
-
-static void sb_add(sbuf_t *sb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void sb_add(sbuf_t *sb, const char *fmt, ...)
-{
-    if (sb->oom)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
-    if (n < 0) {
-        sb->oom = true;
-        return;
-    }
-    if (sb->len + (size_t)n + 1 > sb->cap) {
-        size_t cap = (sb->len + (size_t)n + 1) * 2;
-        char *nb = realloc(sb->buf, cap);
-        if (!nb) {
-            sb->oom = true;
-            return;
-        }
-        sb->buf = nb;
-        sb->cap = cap;
-    }
-    va_start(ap, fmt);
-    vsnprintf(sb->buf + sb->len, sb->cap - sb->len, fmt, ap);
-    va_end(ap);
-    sb->len += (size_t)n;
-}
-
-/* Takes sb's text (NULL on oom, after freeing). */
-static char *sb_take(sbuf_t *sb)
-{
-    if (sb->oom || !sb->buf) {
-        free(sb->buf);
-        sb->buf = NULL;
-        return sb->oom ? NULL : strdup("");
-    }
-    char *s = sb->buf;
-    sb->buf = NULL;
-    return s;
-}
-
-typedef struct {
-    Handoff__TriageDecision *d;
-    bool oom;
-} dctx_t;
-
-static void push_text(dctx_t *c, size_t *n, char ***items, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static void push_text(dctx_t *c, size_t *n, char ***items, const char *fmt, ...)
-{
-    if (c->oom)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    int len = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
-    char *s = len >= 0 ? malloc((size_t)len + 1) : NULL;
-    char **grown = s ? realloc(*items, (*n + 1) * sizeof **items) : NULL;
-    if (!s || !grown) {
-        free(s);
-        c->oom = true;
-        return;
-    }
-    va_start(ap, fmt);
-    vsnprintf(s, (size_t)len + 1, fmt, ap);
-    va_end(ap);
-    *items = grown;
-    (*items)[(*n)++] = s;
-}
-
-static void add_rule(dctx_t *c, const char *kind, const char *code)
-{
-    if (code)
-        push_text(c, &c->d->n_rules, &c->d->rules, "%s:%s", kind, code);
-    else
-        push_text(c, &c->d->n_rules, &c->d->rules, "%s", kind);
-}
-
-static void set_disciplines(dctx_t *c, unsigned plan, bool physician)
-{
-    Handoff__TriageDecision *d = c->d;
-    free(d->disciplines);
-    d->disciplines = NULL;
-    d->n_disciplines = 0;
-    size_t n = physician ? 1 : ((plan & PLAN_PHYSIO) != 0) + ((plan & PLAN_MASSAGE) != 0);
-    if (n == 0)
-        return;
-    d->disciplines = malloc(n * sizeof *d->disciplines);
-    if (!d->disciplines) {
-        c->oom = true;
-        return;
-    }
-    if (physician) {
-        d->disciplines[d->n_disciplines++] = HANDOFF__DISCIPLINE__DISCIPLINE_PHYSICIAN;
-        return;
-    }
-    if (plan & PLAN_PHYSIO)     /* physiotherapy first when both */
-        d->disciplines[d->n_disciplines++] = HANDOFF__DISCIPLINE__DISCIPLINE_PHYSIOTHERAPY;
-    if (plan & PLAN_MASSAGE)
-        d->disciplines[d->n_disciplines++] = HANDOFF__DISCIPLINE__DISCIPLINE_MASSAGE_THERAPY;
-}
-
-static void set_reason(dctx_t *c, sbuf_t *sb)
-{
-    char *s = sb_take(sb);
-    if (!s) {
-        c->oom = true;
-        return;
-    }
-    c->d->reason = s;
-}
-
-static const entry_t *find(const entry_t *head, const char *code)
-{
-    entry_t *it = NULL;
-    if (code)
-        HASH_FIND_STR((entry_t *)head, code, it);
-    return it;
-}
-
-static Handoff__Priority max_priority(Handoff__Priority a, Handoff__Priority b)
-{
-    return a > b ? a : b;
-}
-
-static bool is_rmt_finding(const hx_rules_t *rules, const char *code)
-{
-    for (size_t i = 0; i < rules->n_rmt_findings; i++)
-        if (!strcmp(rules->rmt_findings[i], code))
-            return true;
-    return false;
-}
-
-/* Returns 0/-1 as hx_triage_decide; c->oom when an allocation failed. */
-static int decide(const hx_rules_t *rules, const Handoff__Referral *r, dctx_t *c)
-{
-    Handoff__TriageDecision *d = c->d;
-    sbuf_t reason = {0};
-    Handoff__Priority base = r->priority >= HANDOFF__PRIORITY__PRIORITY_ROUTINE &&
-                                     r->priority <= HANDOFF__PRIORITY__PRIORITY_STAT
-                                 ? r->priority
-                                 : HANDOFF__PRIORITY__PRIORITY_ROUTINE;
-    d->priority = base;
-
-    /* Findings the rules do not know are noted: a typo must not hide a red flag silently. */
-    for (size_t i = 0; i < r->n_findings; i++) {
-        const char *f = r->findings[i];
-        if (f && !find(rules->red_flags, f) && !find(rules->contraindications, f) &&
-            !is_rmt_finding(rules, f))
-            push_text(c, &d->n_notes, &d->notes, "unknown finding code %s", f);
-    }
-
-    /* 1. red flags */
-    sbuf_t flags = {0};
-    size_t n_flags = 0;
-    bool emergency = false;
-    Handoff__Priority flag_priority = HANDOFF__PRIORITY__PRIORITY_URGENT;
-    for (size_t i = 0; i < r->n_findings; i++) {
-        const entry_t *flag = find(rules->red_flags, r->findings[i]);
-        if (!flag)
-            continue;
-        sb_add(&flags, "%s%s", n_flags ? "; " : "", flag->text);
-        n_flags++;
-        emergency |= flag->emergency;
-        if (flag->priority)
-            flag_priority = max_priority(flag_priority, flag->priority);
-        add_rule(c, "red_flag", flag->code);
-    }
-    if (n_flags) {
-        sb_add(&reason, "%s: %s",
-               emergency ? "refer to a physician now (emergency department)" : "refer to a physician",
-               flags.buf ? flags.buf : "");
-        c->oom |= flags.oom;
-        free(flags.buf);
-        d->red_flag = true;
-        d->emergency = emergency;
-        d->priority = emergency ? HANDOFF__PRIORITY__PRIORITY_STAT : max_priority(base, flag_priority);
-        set_disciplines(c, 0, true);
-        set_reason(c, &reason);
-        return 0;
-    }
-
-    /* 2. conditions */
-    unsigned plan = 0;
-    size_t n_known = 0;
-    sbuf_t labels = {0};
-    for (size_t i = 0; i < r->n_conditions; i++) {
-        const char *code = r->conditions[i];
-        const entry_t *cond = find(rules->conditions, code);
-        if (!cond) {
-            push_text(c, &d->n_notes, &d->notes, "unknown condition code %s", code ? code : "");
-            continue;
-        }
-        plan |= cond->plan;
-        if (cond->priority)
-            d->priority = max_priority(d->priority, cond->priority);
-        sb_add(&labels, "%s%s", n_known ? "; " : "", cond->text);
-        n_known++;
-        add_rule(c, "condition", cond->code);
-    }
-    if (n_known == 0) {
-        free(labels.buf);
-        if (r->n_conditions == 0) {
-            sb_add(&reason, "no condition codes: triage needs at least one");
-        } else {
-            sb_add(&reason, "no known condition code (");
-            for (size_t i = 0; i < r->n_conditions; i++)
-                sb_add(&reason, "%s%s", i ? ", " : "", r->conditions[i] ? r->conditions[i] : "");
-            sb_add(&reason, "); see the triage rules for the codes");
-        }
-        set_reason(c, &reason);
-        return -1;
-    }
-
-    /* 3. a massage therapist asking for a diagnosis */
-    if (rules->rmt_reason && r->referrer &&
-        r->referrer->discipline == HANDOFF__DISCIPLINE__DISCIPLINE_MASSAGE_THERAPY) {
-        bool needs = false;
-        for (size_t i = 0; i < r->n_findings && !needs; i++)
-            needs = r->findings[i] && is_rmt_finding(rules, r->findings[i]);
-        for (size_t i = 0; i < r->n_conditions && !needs; i++) {
-            const entry_t *cond = find(rules->conditions, r->conditions[i]);
-            needs = cond && cond->plan == PLAN_PHYSIO;
-        }
-        if (needs) {
-            plan = PLAN_PHYSIO;
-            add_rule(c, "rmt_needs_diagnosis", NULL);
-            push_text(c, &d->n_notes, &d->notes, "%s", rules->rmt_reason);
-        }
-    }
-
-    /* 4. massage never alone */
-    if (plan == PLAN_MASSAGE) {
-        for (size_t k = 0; k < rules->n_never_alone && plan == PLAN_MASSAGE; k++) {
-            for (size_t i = 0; i < r->n_conditions; i++) {
-                if (r->conditions[i] && strstr(r->conditions[i], rules->never_alone[k].fragment)) {
-                    plan |= PLAN_PHYSIO;
-                    add_rule(c, "massage_never_alone", rules->never_alone[k].fragment);
-                    push_text(c, &d->n_notes, &d->notes, "physiotherapy added: %s",
-                              rules->never_alone[k].reason);
-                    break;
-                }
-            }
-        }
-    }
-
-    /* 5. massage contraindications */
-    sbuf_t contra = {0};
-    size_t n_contra = 0;
-    if (plan & PLAN_MASSAGE) {
-        for (size_t i = 0; i < r->n_findings; i++) {
-            const entry_t *ci = find(rules->contraindications, r->findings[i]);
-            if (!ci)
-                continue;
-            add_rule(c, "contraindication", ci->code);
-            push_text(c, &d->n_notes, &d->notes, "massage removed: %s", ci->text);
-            sb_add(&contra, "%s%s", n_contra ? "; " : "", ci->text);
-            n_contra++;
-        }
-        if (n_contra)
-            plan &= ~(unsigned)PLAN_MASSAGE;
-    }
-    if (n_contra && plan == 0) {
-        sb_add(&reason, "massage contraindicated: %s; refer to a physician to be cleared first (%s)",
-               contra.buf ? contra.buf : "", labels.buf ? labels.buf : "");
-        c->oom |= contra.oom || labels.oom;
-        free(contra.buf);
-        free(labels.buf);
-        d->red_flag = true;
-        set_disciplines(c, 0, true);
-        set_reason(c, &reason);
-        return 0;
-    }
-    free(contra.buf);
-
-    sb_add(&reason, "%s: %s",
-           plan == PLAN_BOTH     ? "physiotherapy and massage therapy"
-           : plan == PLAN_PHYSIO ? "physiotherapy"
-                                 : "massage therapy",
-           labels.buf ? labels.buf : "");
-    if (labels.oom)
-        c->oom = true;
-    free(labels.buf);
-    set_disciplines(c, plan, false);
-    set_reason(c, &reason);
-    return 0;
-}
-
-int hx_triage_decide(const hx_rules_t *rules, const Handoff__Referral *r,
-                     Handoff__TriageDecision *out)
-{
-    if (!out)
-        return -1;
-    handoff__triage_decision__init(out);
-    dctx_t c = {.d = out};
-    const char *why = NULL;
-    if (!rules)
-        why = "no triage rules loaded";
-    else if (!r)
-        why = "no referral";
-    if (why) {
-        out->reason = strdup(why);
-        if (!out->reason)
-            out->reason = (char *)protobuf_c_empty_string;
-        return -1;
-    }
-    if (r->referral_id && *r->referral_id) {
-        out->referral_id = strdup(r->referral_id);
-        if (!out->referral_id) {
-            out->referral_id = (char *)protobuf_c_empty_string;
-            c.oom = true;
-        }
-    }
-    int rc = decide(rules, r, &c);
-    if (c.oom) {
-        hx_decision_clear(out);
-        out->reason = strdup("out of memory");
-        if (!out->reason)
-            out->reason = (char *)protobuf_c_empty_string;
-        return -1;
-    }
-    return rc;
-}
-
-static void free_string(char **s)
-{
-    if (*s && *s != protobuf_c_empty_string)
-        free(*s);
-    *s = (char *)protobuf_c_empty_string;
-}
-
-void hx_decision_clear(Handoff__TriageDecision *d)
-{
-    if (!d)
-        return;
-    free_string(&d->referral_id);
-    free_string(&d->reason);
-    free(d->disciplines);
-    for (size_t i = 0; i < d->n_rules; i++)
-        free(d->rules[i]);
-    free(d->rules);
-    for (size_t i = 0; i < d->n_notes; i++)
-        free(d->notes[i]);
-    free(d->notes);
-    handoff__triage_decision__init(d);
 }

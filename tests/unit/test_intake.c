@@ -123,8 +123,6 @@ static const mutation_t mutations[] = {
     {"referrer", "email", "\"sprice@\"", "referrer.email", "email address"},
     {NULL, "reason", "\"\"", "reason", "required"},
     {NULL, "reason", NULL, "reason", "required"},
-    {NULL, "conditions", "[]", "conditions", "at least one condition"},
-    {NULL, "conditions", NULL, "conditions", "at least one condition"},
     {NULL, "conditions", "[\"tension_headache\",\"Muscle Tension\"]", "conditions[1]", "must be a code"},
     {NULL, "conditions", "[\"tension_headache\",\"\"]", "conditions[1]", "required"},
     {NULL, "conditions", "[\"tension_headache\",\"tension_headache\"]", "conditions[1]", "duplicate of conditions[0]"},
@@ -241,7 +239,6 @@ Test(intake, invalid_sample_reports_every_field_at_once)
         {"referrer.registration_body", "must be CPSO"},
         {"referrer.registration_number", "digits only"},
         {"reason", "required"},
-        {"conditions", "at least one"},
         {"referral_date", "must be a date"},
     };
     cr_expect_eq(n, (int)(sizeof want / sizeof want[0]), "%s", joined(&errs));
@@ -261,13 +258,34 @@ Test(intake, empty_referral_names_every_required_field)
     static const char *const paths[] = {
         "ref", "patient.given_name", "patient.family_name", "patient.birth_date", "patient.phone",
         "referrer.name", "referrer.discipline", "referrer.registration_body",
-        "referrer.registration_number", "reason", "conditions", "consent", "referral_date",
+        "referrer.registration_number", "reason", "consent", "referral_date",
     };
     cr_expect_eq(n, (int)(sizeof paths / sizeof paths[0]), "%s", joined(&errs));
     for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++)
         cr_expect(has_error(&errs, paths[i], ""), "missing %s in: %s", paths[i], joined(&errs));
     cr_expect_eq(hx_intake_validate(NULL, &errs), 1, "a NULL referral is one error");
     cr_expect_eq(hx_intake_validate(&r, NULL), n, "errors may be counted without a list");
+}
+
+/* Issue 15: the clinical content may be words only; triage reads them. */
+Test(intake, free_text_only_referral_is_accepted)
+{
+    static const char *const lists[] = {"[]", NULL};
+    for (size_t i = 0; i < 2; i++) {
+        json_t *j = load_json_rel(BASE);
+        if (lists[i])
+            json_object_set_new(j, "conditions", json_loads(lists[i], 0, NULL));
+        else
+            json_object_del(j, "conditions");
+        json_object_del(j, "findings");
+        json_object_set_new(j, "reason", json_string("45F, LBP 3/52 after lifting, no leg symptoms, B&B normal."));
+        Handoff__Referral *r = to_referral(j);
+        hx_errors_t errs;
+        hx_errors_clear(&errs);
+        cr_expect_eq(hx_intake_validate(r, &errs), 0, "words only (%zu): %s", i, joined(&errs));
+        hx_referral_free(r);
+        json_decref(j);
+    }
 }
 
 Test(intake, consent_withheld_sample)

@@ -106,12 +106,20 @@ Test(triage, default_rules_cover_the_domain)
         "major_trauma", "minor_trauma_osteoporosis", "history_of_cancer", "unexplained_weight_loss",
         "fever_chills", "recent_bacterial_infection", "iv_drug_use", "immunosuppression",
         "night_pain", "new_pain_age_over_50", "new_pain_age_under_20", "saddle_anaesthesia",
-        "bladder_dysfunction", "bowel_dysfunction", "progressive_leg_weakness", "foot_drop"};
-    static const char *const contra[] = {"suspected_dvt", "fever", "acute_infection",
+        "bladder_dysfunction", "bowel_dysfunction", "progressive_leg_weakness", "foot_drop", "suspected_dvt",
+        "cauda_equina", "suspected_fracture", "septic_joint", "concussion_worsening_headache",
+        "concussion_vomiting", "concussion_seizure", "concussion_confusion", "concussion_weakness"};
+    static const char *const contra[] = {"known_dvt", "fever", "acute_infection",
                                          "recent_fracture_at_site", "recent_surgery_at_site"};
+    static const char *const added[] = {
+        "fracture_rehab", "carpal_tunnel", "nerve_symptoms", "plantar_heel_pain", "knee_instability", "whiplash",
+        "tennis_elbow", "achilles_tendinopathy", "rotator_cuff", "tendinopathy", "falls", "concussion",
+        "pregnancy_pelvic_pain", "prenatal_massage", "lymphoedema"};
     json_t *c = json_object_get(rules_json, "conditions");
     for (size_t i = 0; i < sizeof conditions / sizeof conditions[0]; i++)
         cr_expect(json_object_get(c, conditions[i]), "condition %s missing from rules.json", conditions[i]);
+    for (size_t i = 0; i < sizeof added / sizeof added[0]; i++)
+        cr_expect(json_object_get(c, added[i]), "condition %s missing from rules.json", added[i]);
     json_t *f = json_object_get(rules_json, "red_flags");
     for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++)
         cr_expect(json_object_get(f, flags[i]), "red flag %s missing from rules.json", flags[i]);
@@ -368,38 +376,73 @@ Test(triage, rmt_needing_a_diagnosis_refers_to_physiotherapy)
     hx_decision_clear(&d);
 }
 
+/* Issue 15: nothing passes quietly. A code no rule has is read as words; what still cannot
+ * be placed sends the referral to review, with what was not understood. */
 Test(triage, unknown_codes)
 {
     Handoff__TriageDecision d;
     case_t c;
-    make_case(&c, PHYSIO, LIST("ankle_sprain", "ankle_sprian"), LIST("feverish"));
+    make_case(&c, PHYSIO, LIST("ankle_sprain", "hangnail"), NULL);
     cr_assert_eq(hx_triage_decide(rules, &c.r, &d), 0);
-    expect_disciplines(&d, "ankle", 1, PHYSIO);
-    cr_expect(has_text(d.notes, d.n_notes, "unknown condition code ankle_sprian"));
-    cr_expect(has_text(d.notes, d.n_notes, "unknown finding code feverish"));
+    cr_expect(d.needs_review && !d.red_flag, "%s", d.reason);
+    cr_expect_eq(d.n_disciplines, 0);
+    cr_expect(has_text(d.not_understood, d.n_not_understood, "condition code hangnail"), "%s", d.reason);
+    cr_expect(d.n_suggested == 1 && d.suggested[0] == PHYSIO, "what the placed conditions give");
+    cr_expect(has_text(d.rules, d.n_rules, "needs_review"));
+    hx_decision_clear(&d);
+
+    /* a finding typed in words is read as words: "feverish" is a fever */
+    make_case(&c, PHYSIO, LIST("ankle_sprain"), LIST("feverish"));
+    cr_assert_eq(hx_triage_decide(rules, &c.r, &d), 0);
+    cr_expect(d.red_flag && !d.needs_review, "%s", d.reason);
+    hx_decision_clear(&d);
+
+    /* the issue's own example: each finding's words typed as codes */
+    make_case(&c, PHYSIO, LIST("low_back_pain"), LIST("saddle_numbness", "new_bladder_incontinence"));
+    cr_assert_eq(hx_triage_decide(rules, &c.r, &d), 0);
+    cr_expect(d.red_flag && d.emergency, "%s", d.reason);
     hx_decision_clear(&d);
 
     make_case(&c, PHYSIO, LIST("hangnail", "bad_hair_day"), NULL);
-    cr_expect_eq(hx_triage_decide(rules, &c.r, &d), -1);
-    cr_expect(!d.red_flag);
+    cr_expect_eq(hx_triage_decide(rules, &c.r, &d), 0);
+    cr_expect(d.needs_review && !d.red_flag);
     cr_expect_eq(d.n_disciplines, 0);
-    cr_expect(strstr(d.reason, "no known condition code (hangnail, bad_hair_day)"), "%s", d.reason);
+    cr_expect_eq(d.n_suggested, 0);
+    cr_expect_eq(d.n_not_understood, 2, "%s", d.reason);
+    cr_expect(strstr(d.reason, "condition code hangnail: not known to the rules"), "%s", d.reason);
     hx_decision_clear(&d);
 
     make_case(&c, PHYSIO, NULL, NULL);
-    cr_expect_eq(hx_triage_decide(rules, &c.r, &d), -1);
-    cr_expect(strstr(d.reason, "no condition codes"), "%s", d.reason);
+    cr_expect_eq(hx_triage_decide(rules, &c.r, &d), 0);
+    cr_expect(d.needs_review, "%s", d.reason);
+    cr_expect(strstr(d.reason, "no condition codes and no words"), "%s", d.reason);
     hx_decision_clear(&d);
 
     /* A red flag still wins when no condition is known. */
     make_case(&c, PHYSIO, LIST("hangnail"), LIST("foot_drop"));
     cr_expect_eq(hx_triage_decide(rules, &c.r, &d), 0);
-    cr_expect(d.red_flag && d.emergency);
+    cr_expect(d.red_flag && d.emergency && !d.needs_review);
     hx_decision_clear(&d);
 
     cr_expect_eq(hx_triage_decide(rules, NULL, &d), -1);
     hx_decision_clear(&d);
     cr_expect_eq(hx_triage_decide(NULL, &c.r, &d), -1);
+    hx_decision_clear(&d);
+}
+
+/* Codes may be SNOMED CT concept ids. */
+Test(triage, snomed_codes)
+{
+    Handoff__TriageDecision d;
+    case_t c;
+    make_case(&c, PHYSICIAN, LIST("39848009"), NULL);     /* Whiplash injury to neck */
+    cr_assert_eq(hx_triage_decide(rules, &c.r, &d), 0);
+    expect_disciplines(&d, "whiplash by SNOMED CT", 1, PHYSIO);
+    cr_expect(has_text(d.rules, d.n_rules, "condition:whiplash"));
+    hx_decision_clear(&d);
+    make_case(&c, PHYSICIAN, LIST("279039007"), LIST("192970008"));  /* low back pain, cauda equina */
+    cr_assert_eq(hx_triage_decide(rules, &c.r, &d), 0);
+    cr_expect(d.red_flag && d.emergency, "%s", d.reason);
     hx_decision_clear(&d);
 }
 
@@ -431,10 +474,15 @@ Test(triage, decision_clear_resets)
     make_case(&c, PHYSIO, LIST("post_surgical_knee", "nope"), LIST("fever"));
     cr_assert_eq(hx_triage_decide(rules, &c.r, &d), 0);
     cr_expect_gt(d.n_notes, 0);
+    cr_expect_gt(d.n_not_understood, 0);
+    cr_expect_gt(d.n_evidence, 0);
     hx_decision_clear(&d);
     cr_expect_eq(d.n_disciplines, 0);
     cr_expect_eq(d.n_rules, 0);
     cr_expect_eq(d.n_notes, 0);
+    cr_expect_eq(d.n_evidence, 0);
+    cr_expect_eq(d.n_not_understood, 0);
+    cr_expect(!d.needs_review);
     cr_expect_str_eq(d.reason, "");
     hx_decision_clear(&d);  /* twice is harmless */
     hx_decision_clear(NULL);
