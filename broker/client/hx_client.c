@@ -464,98 +464,149 @@ static int send_one(hx_client_t *c, const hx_msg_t *msg)
  * without one message accepted, the refusal is returned. */
 #define HX_BUSY_GIVE_UP_MS 120000
 
+/* Where each message of a submit_many is. */
+enum { SUB_UNSENT, SUB_OUTSTANDING, SUB_ACCEPTED, SUB_BUSY /* refused busy: to send again at busy_at */ };
+
+/* A submit_many under way: its messages' states and the window's counters. */
+typedef struct {
+    const hx_msg_t *msgs;
+    size_t n, window;
+    uint8_t *state;             /* SUB_* per message */
+    size_t next, oldest;        /* the first never sent; the first not accepted */
+    size_t outstanding, done, busy;
+    int retries;                /* fresh sessions in a row without an answer */
+    int64_t busy_at, busy_pause, progress_at;
+} submit_run_t;
+
+/* The pause is over: the messages refused as busy are sent again. */
+static int run_resend_busy(hx_client_t *c, submit_run_t *u)
+{
+    int rc;
+    for (size_t i = u->oldest; i < u->next && u->busy; i++)
+        if (u->state[i] == SUB_BUSY) {
+            if ((rc = send_one(c, &u->msgs[i])))
+                return rc;
+            u->state[i] = SUB_OUTSTANDING;
+            u->busy--;
+            u->outstanding++;
+        }
+    return 0;
+}
+
+/* New messages sent until the window is full; none while the broker is busy. */
+static int run_fill(hx_client_t *c, submit_run_t *u)
+{
+    int rc;
+    while (!u->busy && u->outstanding < u->window && u->next < u->n) {
+        if ((rc = send_one(c, &u->msgs[u->next])))
+            return rc;
+        u->state[u->next++] = SUB_OUTSTANDING;
+        u->outstanding++;
+    }
+    return 0;
+}
+
+/* No answer, a BYE or "not ready": a fresh session, and everything outstanding sent again
+ * with the same ids; HX_ETIMEDOUT once that was tried c->attempts times in a row. */
+static int run_reconnect(hx_client_t *c, submit_run_t *u)
+{
+    int rc;
+    if (++u->retries >= c->attempts)
+        return HX_ETIMEDOUT;
+    if ((rc = open_session(c)))
+        return rc;
+    for (size_t i = u->oldest; i < u->next; i++)
+        if (u->state[i] == SUB_OUTSTANDING && (rc = send_one(c, &u->msgs[i])))
+            return rc;
+    return 0;
+}
+
+/* The outstanding message r answers, or u->next when none. */
+static size_t run_find(const submit_run_t *u, const Handoff__Envelope *r)
+{
+    size_t i = u->oldest;
+    for (; i < u->next; i++)
+        if (u->state[i] == SUB_OUTSTANDING && is_reply_to(r, u->msgs[i].id))
+            break;
+    return i;
+}
+
+/* Message i's answer r: busy (sent again after the pause), refused (HX_EREFUSED, *failed = i)
+ * or accepted; anything else is ignored. */
+static int run_answer(hx_client_t *c, submit_run_t *u, size_t i, const Handoff__Envelope *r, size_t *failed)
+{
+    if (r->kind == HANDOFF__KIND__KIND_ERROR && r->error_code == HANDOFF__ERROR_CODE__ERR_BUSY &&
+        now_ms() - u->progress_at < HX_BUSY_GIVE_UP_MS) {
+        set_error(c, r->error_code, r->error_text);
+        u->state[i] = SUB_BUSY;
+        u->outstanding--;
+        if (!u->busy++) {
+            u->busy_pause = u->busy_pause ? (u->busy_pause * 2 > 2000 ? 2000 : u->busy_pause * 2) : 50;
+            u->busy_at = now_ms() + u->busy_pause;
+        }
+    } else if (r->kind == HANDOFF__KIND__KIND_ERROR) {
+        set_error(c, r->error_code, r->error_text);
+        if (failed)
+            *failed = i;
+        return HX_EREFUSED;
+    } else if (r->kind == HANDOFF__KIND__KIND_ACCEPTED) {
+        u->state[i] = SUB_ACCEPTED;
+        u->outstanding--;
+        u->done++;
+        u->retries = 0;
+        u->progress_at = now_ms();
+        if (!u->busy)
+            u->busy_pause = 0;
+        while (u->oldest < u->next && u->state[u->oldest] == SUB_ACCEPTED)
+            u->oldest++;
+    }
+    return 0;
+}
+
 int hx_client_submit_many(hx_client_t *c, const hx_msg_t *msgs, size_t n, size_t window, size_t *failed)
 {
     if (window == 0)
         window = 1;
-    /* 0 unsent, 1 outstanding, 2 accepted, 3 refused busy: to send again at busy_at */
-    uint8_t *state = calloc(n ? n : 1, 1);
-    if (!state)
+    submit_run_t u = {.msgs = msgs, .n = n, .window = window};
+    u.state = calloc(n ? n : 1, 1);
+    if (!u.state)
         return HX_ENOMEM;
-    size_t next = 0, oldest = 0, outstanding = 0, done = 0, busy = 0;
-    int retries = 0, rc = 0;
-    int64_t busy_at = 0, busy_pause = 0, progress_at = now_ms();
+    int rc = 0;
+    u.progress_at = now_ms();
     set_error(c, HANDOFF__ERROR_CODE__ERR_NONE, "");
-    while (done < n) {
-        if (busy && now_ms() >= busy_at) {          /* the pause is over: the refused ones again */
-            for (size_t i = oldest; i < next && busy; i++)
-                if (state[i] == 3) {
-                    if ((rc = send_one(c, &msgs[i])))
-                        goto out;
-                    state[i] = 1;
-                    busy--;
-                    outstanding++;
-                }
-        }
-        while (!busy && outstanding < window && next < n) {   /* no new ones while the broker is busy */
-            if ((rc = send_one(c, &msgs[next])))
-                goto out;
-            state[next++] = 1;
-            outstanding++;
-        }
+    while (u.done < n) {
+        if (u.busy && now_ms() >= u.busy_at && (rc = run_resend_busy(c, &u)))
+            goto out;
+        if ((rc = run_fill(c, &u)))
+            goto out;
         int64_t deadline = now_ms() + c->timeout_ms;
-        if (busy && (outstanding == 0 || busy_at < deadline))
-            deadline = busy_at;
+        if (u.busy && (u.outstanding == 0 || u.busy_at < deadline))
+            deadline = u.busy_at;
         Handoff__Envelope *r = recv_env(c, deadline);
         if (!r && c->denied) {
             rc = HX_EDENIED;
             goto out;
         }
-        if (!r && busy && now_ms() >= busy_at)
+        if (!r && u.busy && now_ms() >= u.busy_at)
             continue;                               /* only the pause ended */
         if (!r || r->kind == HANDOFF__KIND__KIND_BYE ||
             (r->kind == HANDOFF__KIND__KIND_ERROR && r->error_code == HANDOFF__ERROR_CODE__ERR_NOT_READY)) {
             if (r)
                 handoff__envelope__free_unpacked(r, NULL);
-            if (++retries >= c->attempts) {
-                rc = HX_ETIMEDOUT;
+            if ((rc = run_reconnect(c, &u)))
                 goto out;
-            }
-            if ((rc = open_session(c)))             /* resend everything outstanding, same ids */
-                goto out;
-            for (size_t i = oldest; i < next; i++)
-                if (state[i] == 1 && (rc = send_one(c, &msgs[i])))
-                    goto out;
             continue;
         }
-        size_t i = oldest;
-        for (; i < next; i++)
-            if (state[i] == 1 && is_reply_to(r, msgs[i].id))
-                break;
-        if (i < next) {
-            if (r->kind == HANDOFF__KIND__KIND_ERROR && r->error_code == HANDOFF__ERROR_CODE__ERR_BUSY &&
-                now_ms() - progress_at < HX_BUSY_GIVE_UP_MS) {
-                set_error(c, r->error_code, r->error_text);
-                state[i] = 3;
-                outstanding--;
-                if (!busy++) {
-                    busy_pause = busy_pause ? (busy_pause * 2 > 2000 ? 2000 : busy_pause * 2) : 50;
-                    busy_at = now_ms() + busy_pause;
-                }
-            } else if (r->kind == HANDOFF__KIND__KIND_ERROR) {
-                set_error(c, r->error_code, r->error_text);
-                if (failed)
-                    *failed = i;
-                handoff__envelope__free_unpacked(r, NULL);
-                rc = HX_EREFUSED;
-                goto out;
-            } else if (r->kind == HANDOFF__KIND__KIND_ACCEPTED) {
-                state[i] = 2;
-                outstanding--;
-                done++;
-                retries = 0;
-                progress_at = now_ms();
-                if (!busy)
-                    busy_pause = 0;
-                while (oldest < next && state[oldest] == 2)
-                    oldest++;
-            }
-        }
+        size_t i = run_find(&u, r);
+        if (i < u.next)
+            rc = run_answer(c, &u, i, r, failed);
         handoff__envelope__free_unpacked(r, NULL);
+        if (rc)
+            goto out;
     }
     set_error(c, HANDOFF__ERROR_CODE__ERR_NONE, "");
 out:
-    free(state);
+    free(u.state);
     return rc;
 }
 
