@@ -333,6 +333,8 @@ static size_t match_from(mctx_t *m, const phrase_t *p, size_t el, size_t i, uint
     }
     if (i >= m->toks->n || m->toks->t[i].sentence != sentence)
         return 0;
+    if (el > 0 && m->toks->t[i].kind == HX_TOK_COMMA && !strcmp(m->toks->t[i].w, ","))
+        return match_from(m, p, el, i + 1, sentence);    /* "hot, swollen" is "hot swollen" */
     int how = token_has(m, i, p->ids[el]);
     if (!how)
         return 0;
