@@ -411,7 +411,8 @@ static int in_sentence(const ctx_t *c, const match_t *m, group_t group, int targ
 {
     for (size_t i = 0; i < c->mt->n; i++) {
         const match_t *o = &c->mt->m[i];
-        if (o->group == group && o->target == target && same_sentence(c->toks, o->s, m->s))
+        bool inside = o->s < m->e && m->s < o->e;   /* its own words explain nothing */
+        if (o->group == group && o->target == target && same_sentence(c->toks, o->s, m->s) && !inside)
             return (int)i;
     }
     return -1;

@@ -215,3 +215,152 @@ Test(vignettes, scores_per_form)
         cr_expect_geq(routed, 95.0, "%s: acceptable routing %.1f%% (at least 95%%)", form_names[f], routed);
     }
 }
+
+/* ---- the property test --------------------------------------------------------------- */
+
+typedef struct {
+    const char *outcome;
+    bool emergency, needs_review;
+    Handoff__Priority priority;
+    char conditions[1024];      /* " code code " of the conditions placed */
+    char read[2048];            /* " rule rule " of every red flag read in the words, fired or not */
+} result_t;
+
+static result_t decide_text(const json_t *v, const char *extra, const char *date)
+{
+    json_t *j = referral_json(v, F_TEXT, date);
+    char reason[8192];
+    snprintf(reason, sizeof reason, "%s%s", str(j, "reason"), extra ? extra : "");
+    json_object_set_new(j, "reason", json_string(reason));
+    Handoff__Referral *r = referral_of(j);
+    Handoff__TriageDecision d;
+    cr_assert_eq(hx_triage_decide(rules, r, &d), 0);
+    result_t out = {.outcome = outcome_of(&d), .emergency = d.emergency, .needs_review = d.needs_review,
+                    .priority = d.priority};
+    size_t n = (size_t)snprintf(out.conditions, sizeof out.conditions, " ");
+    for (size_t i = 0; i < d.n_rules && n < sizeof out.conditions; i++)
+        if (!strncmp(d.rules[i], "condition:", 10))
+            n += (size_t)snprintf(out.conditions + n, sizeof out.conditions - n, "%s ", d.rules[i] + 10);
+    n = (size_t)snprintf(out.read, sizeof out.read, " ");
+    for (size_t i = 0; i < d.n_evidence && n < sizeof out.read; i++)
+        if (!strncmp(d.evidence[i]->rule, "red_flag:", 9))
+            n += (size_t)snprintf(out.read + n, sizeof out.read - n, "%s ", d.evidence[i]->rule + 9);
+    hx_decision_clear(&d);
+    hx_referral_free(r);
+    json_decref(j);
+    return out;
+}
+
+/* Whether a base with these placed conditions meets the flag's only_with / not_when_only. */
+static bool context_met(const json_t *flag, const char *conditions)
+{
+    const json_t *only = json_object_get(flag, "only_with"), *not_only = json_object_get(flag, "not_when_only");
+    size_t i;
+    json_t *c;
+    char key[96];
+    if (only) {
+        bool any = false;
+        json_array_foreach(only, i, c) {
+            snprintf(key, sizeof key, " %s ", json_string_value(c));
+            any |= strstr(conditions, key) != NULL;
+        }
+        if (!any)
+            return false;
+    }
+    if (not_only) {
+        /* every placed condition in the list: the flag is expected there, skip the base */
+        char copy[1024];
+        snprintf(copy, sizeof copy, "%s", conditions);
+        json_array_foreach(not_only, i, c) {
+            snprintf(key, sizeof key, " %s ", json_string_value(c));
+            char *at;
+            while ((at = strstr(copy, key)) != NULL)
+                memmove(at, at + strlen(key) - 1, strlen(at + strlen(key) - 1) + 1);
+        }
+        if (strspn(copy, " ") == strlen(copy))
+            return false;
+    }
+    return true;
+}
+
+/* The phrase as a clinician would type it: no gap mark, no capitals mark. */
+static void plain_phrase(const char *term, char *out, size_t cap)
+{
+    size_t o = 0;
+    for (const char *p = term; *p && o + 1 < cap; p++) {
+        if (!strncmp(p, "...", 3)) {
+            p += 2;
+            continue;
+        }
+        if (*p == '=' && (p == term || p[-1] == ' '))
+            continue;
+        out[o++] = *p;
+    }
+    out[o] = '\0';
+}
+
+enum { BASES_PER_TERM = 4 };
+
+/* Adding "Denies X." for a red-flag phrase X never changes a decision; adding "Reports X
+ * today." always sends the patient to a physician (an emergency when the flag is one). */
+Test(vignettes, negated_flags_change_nothing_affirmed_flags_refer)
+{
+    const json_t *list = json_object_get(suite, "vignettes");
+    const char *date = str(suite, "referral_date");
+    size_t nbase = 0, checks = 0;
+    const json_t *bases[256];
+    result_t base_result[256];
+    size_t i;
+    json_t *v;
+    json_array_foreach(list, i, v) {
+        const char *o = str(json_object_get(v, "expect"), "outcome");
+        if (strcmp(o, "physician") && strcmp(o, "review") && nbase < 256) {
+            base_result[nbase] = decide_text(v, NULL, date);
+            if (strcmp(base_result[nbase].outcome, "physician"))
+                bases[nbase++] = v;
+        }
+    }
+    cr_assert_geq(nbase, 40, "enough base vignettes");
+    const char *code;
+    json_t *flag;
+    size_t rotate = 0;
+    json_object_foreach(json_object_get(rules_json, "red_flags"), code, flag) {
+        bool emergency = json_is_true(json_object_get(flag, "emergency"));
+        static const char *const lists[] = {"terms", "terms_fr"};
+        for (size_t l = 0; l < 2; l++) {
+            size_t t;
+            json_t *term;
+            json_array_foreach(json_object_get(flag, lists[l]), t, term) {
+                char phrase[256], neg[320], aff[320];
+                plain_phrase(json_string_value(term), phrase, sizeof phrase);
+                snprintf(neg, sizeof neg, " Denies %s.", phrase);
+                snprintf(aff, sizeof aff, " Reports %s today.", phrase);
+                size_t used = 0;
+                for (size_t k = 0; k < nbase && used < BASES_PER_TERM; k++) {
+                    size_t b = (rotate + k) % nbase;
+                    char self[96];
+                    snprintf(self, sizeof self, " %s ", code);
+                    /* a base that already speaks of this flag (negated, or known to its
+                     * physician) says something of the same finding: not a base for it */
+                    if (!context_met(flag, base_result[b].conditions) || strstr(base_result[b].read, self))
+                        continue;
+                    used++;
+                    result_t n = decide_text(bases[b], neg, date);
+                    cr_expect(!strcmp(n.outcome, base_result[b].outcome) && n.emergency == base_result[b].emergency &&
+                                  n.needs_review == base_result[b].needs_review &&
+                                  n.priority == base_result[b].priority,
+                              "%s: \"%s\" changed %s from %s to %s", code, neg, str(bases[b], "id"),
+                              base_result[b].outcome, n.outcome);
+                    result_t a = decide_text(bases[b], aff, date);
+                    cr_expect(!strcmp(a.outcome, "physician") && (!emergency || a.emergency),
+                              "%s: \"%s\" left %s at %s%s", code, aff, str(bases[b], "id"), a.outcome,
+                              emergency && !a.emergency ? " (not an emergency)" : "");
+                    checks += 2;
+                }
+                rotate += BASES_PER_TERM;
+            }
+        }
+    }
+    printf("property: %zu decisions checked over %zu base vignettes\n", checks, nbase);
+    cr_expect_gt(checks, 1000);
+}
