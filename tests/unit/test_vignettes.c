@@ -364,3 +364,76 @@ Test(vignettes, negated_flags_change_nothing_affirmed_flags_refer)
     printf("property: %zu decisions checked over %zu base vignettes\n", checks, nbase);
     cr_expect_gt(checks, 1000);
 }
+
+/* ---- docs/TRIAGE.md and rules.json say the same ------------------------------------- */
+
+/* The red-flag table's cell `col` (0-based) of a row "| `code` | ... |", into out. */
+static bool cell(const char *row, int col, char *out, size_t cap)
+{
+    const char *p = row;
+    for (int c = 0; c <= col; c++) {
+        p = strchr(p, '|');
+        if (!p)
+            return false;
+        p++;
+    }
+    const char *end = strchr(p, '|');
+    if (!end)
+        return false;
+    while (*p == ' ' || *p == '`')
+        p++;
+    size_t n = (size_t)(end - p);
+    while (n > 0 && (p[n - 1] == ' ' || p[n - 1] == '`'))
+        n--;
+    snprintf(out, cap, "%.*s", (int)n, p);
+    return true;
+}
+
+Test(vignettes, triage_doc_red_flag_table_matches_the_rules)
+{
+    char *path = src_path("docs/TRIAGE.md");
+    FILE *f = fopen(path, "r");
+    cr_assert(f, "%s", path);
+    free(path);
+    const json_t *flags = json_object_get(rules_json, "red_flags");
+    char line[4096];
+    bool in_table = false;
+    size_t rows = 0;
+    while (fgets(line, sizeof line, f)) {
+        if (strstr(line, "<!-- red-flags:begin -->"))
+            in_table = true;
+        else if (strstr(line, "<!-- red-flags:end -->"))
+            in_table = false;
+        else if (in_table && !strncmp(line, "| `", 3)) {
+            char code[96], reason[400], prio[64], snomed[200];
+            cr_assert(cell(line, 0, code, sizeof code) && cell(line, 1, reason, sizeof reason) &&
+                      cell(line, 2, prio, sizeof prio) && cell(line, 3, snomed, sizeof snomed), "%s", line);
+            const json_t *e = json_object_get(flags, code);
+            cr_expect(e, "TRIAGE.md lists %s, which rules.json does not have", code);
+            if (!e)
+                continue;
+            rows++;
+            cr_expect_str_eq(reason, str(e, "reason"), "%s: the reason differs", code);
+            cr_expect_eq(strstr(prio, "emergency") != NULL, json_is_true(json_object_get(e, "emergency")),
+                         "%s: emergency differs", code);
+            const json_t *sn = json_object_get(e, "snomed");
+            if (json_is_object(sn))
+                cr_expect(!strncmp(snomed, str(sn, "code"), strlen(str(sn, "code"))), "%s: SNOMED CT differs", code);
+        }
+    }
+    fclose(f);
+    cr_expect_eq(rows, json_object_size(flags), "TRIAGE.md has %zu red flags, rules.json %zu", rows,
+                 json_object_size(flags));
+}
+
+/* Every condition and red flag names its SNOMED CT concept (or says null: none verified). */
+Test(vignettes, every_condition_and_flag_has_a_snomed_entry)
+{
+    static const char *const tables[] = {"conditions", "red_flags"};
+    for (size_t t = 0; t < 2; t++) {
+        const char *code;
+        json_t *e;
+        json_object_foreach(json_object_get(rules_json, tables[t]), code, e)
+            cr_expect(json_object_get(e, "snomed"), "%s.%s: no \"snomed\" entry", tables[t], code);
+    }
+}
