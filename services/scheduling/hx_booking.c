@@ -350,6 +350,196 @@ static bool is_virtual(const Handoff__Preferences *p, const hx_therapist_t *t, H
     return true;
 }
 
+/* What booking one referral works from, and the bookings it adds. */
+typedef struct {
+    const Handoff__Preferences *p;
+    Handoff__Priority prio;
+    hx_minute_t not_before;     /* the earliest start, on a 15-minute boundary */
+    uint32_t within;            /* days ahead the first session may be, as the priority allows */
+    hx_calendar_t *cal;
+    char *declined[32];         /* therapists who declined the referral (strdup'd) */
+    size_t n_declined;
+    booking_t have[2], add[2];  /* the live bookings; the ones found now */
+    size_t n_have, n_add;
+    const booking_t *pt;        /* the live physiotherapy booking, if any */
+} booking_plan_t;
+
+/* The referral's live bookings, the calendar and who declined it, into plan; -1 on error. */
+static int plan_load(hx_booking_t *b, const char *referral_id, booking_plan_t *plan)
+{
+    int rc = bookings_load(b, referral_id, plan->have, &plan->n_have);
+    plan->cal = rc == 0 ? calendar_load(b) : NULL;
+    sqlite3_stmt *st = prep(b, "SELECT therapist_id FROM declined WHERE referral_id = ?");
+    if (!plan->cal || !st) {
+        sqlite3_finalize(st);
+        return -1;
+    }
+    sqlite3_bind_text(st, 1, referral_id, -1, SQLITE_STATIC);
+    while (sqlite3_step(st) == SQLITE_ROW && plan->n_declined < 32)
+        plan->declined[plan->n_declined++] = strdup((const char *)sqlite3_column_text(st, 0));
+    sqlite3_finalize(st);
+    return 0;
+}
+
+/* When the sessions may start: from now (or the configured start), and within the horizon,
+ * or fewer days as the priority (the decision's, else the referral's) requires. */
+static void plan_window(const hx_booking_t *b, const Handoff__Referral *r, const Handoff__TriageDecision *d,
+                        booking_plan_t *plan)
+{
+    hx_minute_t not_before = b->cfg.start >= 0 ? b->cfg.start : now_minutes();
+    plan->not_before = (not_before + 14) / 15 * 15;
+    plan->p = r->preferences;
+    /* priority bounds how far away the first session may be */
+    plan->prio = d->priority ? d->priority : r->priority;
+    plan->within = b->cfg.horizon_days;
+    uint32_t prio_days = plan->prio == HANDOFF__PRIORITY__PRIORITY_STAT     ? 1
+                         : plan->prio == HANDOFF__PRIORITY__PRIORITY_ASAP   ? 3
+                         : plan->prio == HANDOFF__PRIORITY__PRIORITY_URGENT ? 7
+                                                                            : plan->within;
+    if (prio_days < plan->within)
+        plan->within = prio_days;
+    for (size_t i = 0; i < plan->n_have; i++)
+        if (plan->have[i].discipline == HANDOFF__DISCIPLINE__DISCIPLINE_PHYSIOTHERAPY)
+            plan->pt = &plan->have[i];
+}
+
+/* The slot query for discipline disc: the patient's preferences, the window (for massage
+ * after an assessment: the collaborative window after it), without who declined; *days is
+ * the window's length. */
+static void plan_query(const hx_booking_t *b, const booking_plan_t *plan, Handoff__Discipline disc,
+                       hx_slot_query_t *q, uint32_t *days)
+{
+    const Handoff__Preferences *p = plan->p;
+    memset(q, 0, sizeof *q);
+    q->discipline = disc;
+    q->minutes = hx_session_minutes(disc, p ? p->massage_minutes : 0);
+    q->not_before = plan->not_before;
+    q->horizon = plan->not_before + (hx_minute_t)plan->within * 24 * 60;
+    *days = plan->within;
+    if (disc == HANDOFF__DISCIPLINE__DISCIPLINE_MASSAGE_THERAPY && (plan->pt || plan->n_add)) {
+        const booking_t *first = plan->pt ? plan->pt : &plan->add[0];     /* collaborative: after the assessment */
+        q->not_before = first->start + first->minutes;
+        q->horizon = first->start + (hx_minute_t)b->cfg.collab_days * 24 * 60;
+        *days = b->cfg.collab_days;
+    }
+    if (p) {
+        q->clinic_ids = (const char *const *)p->clinic_ids;
+        q->n_clinic_ids = p->n_clinic_ids;
+        q->language = p->language;
+        q->availability = (const Handoff__Availability *const *)p->availability;
+        q->n_availability = p->n_availability;
+    }
+    q->exclude = (const char *const *)plan->declined;
+    q->n_exclude = plan->n_declined;
+}
+
+/* Finds a slot for discipline disc when it has no live booking, and adds it to plan (and to
+ * the calendar); when none fits, says why. */
+static void plan_discipline(hx_booking_t *b, booking_plan_t *plan, Handoff__Discipline disc, char *why,
+                            size_t cap)
+{
+    bool booked = false;
+    for (size_t k = 0; k < plan->n_have; k++)
+        booked |= plan->have[k].discipline == disc;
+    if (booked || (disc != HANDOFF__DISCIPLINE__DISCIPLINE_PHYSIOTHERAPY &&
+                   disc != HANDOFF__DISCIPLINE__DISCIPLINE_MASSAGE_THERAPY))
+        return;
+    hx_slot_query_t q;
+    uint32_t days;
+    plan_query(b, plan, disc, &q, &days);
+    hx_slot_t slot;
+    if (hx_slot_find(b->dir, plan->cal, &q, &slot) != 0) {
+        char bound[48] = "";
+        if (days < b->cfg.horizon_days && q.horizon == plan->not_before + (hx_minute_t)plan->within * 24 * 60)
+            snprintf(bound, sizeof bound, " (as its priority, %s, requires)", hx_priority_text(plan->prio));
+        snprintf(why, cap, "no %s slot of %u min within %u day(s)%s that fits the patient's availability%s%s%s",
+                 hx_discipline_text(disc), q.minutes, days, bound, q.language && q.language[0] ? " and language " : "",
+                 q.language ? q.language : "", plan->n_declined ? " (therapists who declined excluded)" : "");
+        return;
+    }
+    booking_t *k = &plan->add[plan->n_add++];
+    memset(k, 0, sizeof *k);
+    k->discipline = disc;
+    snprintf(k->therapist_id, sizeof k->therapist_id, "%s", slot.therapist->id);
+    snprintf(k->clinic_id, sizeof k->clinic_id, "%s", slot.therapist->clinic_id);
+    k->start = slot.start;
+    k->minutes = slot.minutes;
+    k->status = HANDOFF__TASK_STATUS__TASK_READY;
+    k->virtual_session = is_virtual(plan->p, slot.therapist, disc);
+    hx_calendar_book(plan->cal, k->therapist_id, k->start, k->minutes);
+}
+
+/* Nothing was booked (why): the referral goes on hold, and the referrer is told once. */
+static int book_hold(hx_booking_t *b, const char *referral_id, const referral_row_t *row,
+                     Handoff__TriageDecision *d, const char *why, hx_outbox_t *out)
+{
+    calendar_drop(b);                           /* it holds the bookings not made: all or none */
+    bool was_on_hold = row->status == HANDOFF__TASK_STATUS__TASK_ON_HOLD;
+    int rc = set_status(b, referral_id, HANDOFF__TASK_STATUS__TASK_ON_HOLD, why);
+    if (rc == 0 && !was_on_hold) {             /* told once, not at every retry */
+        hx_info("referral %s on hold", referral_id);
+        rc = emit_status(out, row->referring_clinic, referral_id, row->ref, HANDOFF__TASK_STATUS__TASK_ON_HOLD,
+                         HX_EVENT_HOLD, false, why, NULL, 0, d);
+    }
+    return rc;
+}
+
+/* Tells the referrer every booking of the referral (ready, "booked: ..."), and logs the new
+ * ones by id. */
+static int book_tell_referrer(hx_booking_t *b, const char *referral_id, const referral_row_t *row,
+                              Handoff__TriageDecision *d, const booking_plan_t *plan, hx_outbox_t *out)
+{
+    booking_t all[2];
+    size_t n_all = 0;
+    Handoff__Booking *bp[2];
+    char text[256];
+    size_t len = (size_t)snprintf(text, sizeof text, "booked:");
+    int rc = bookings_load(b, referral_id, all, &n_all);
+    for (size_t i = 0; i < n_all && rc == 0; i++) {
+        bp[i] = booking_pb(b, referral_id, &all[i]);
+        if (len < sizeof text)
+            len += (size_t)snprintf(text + len, sizeof text - len, "%s %s with %s %s %s %s", i ? ";" : "",
+                                    hx_discipline_text(all[i].discipline), all[i].therapist_name,
+                                    all[i].virtual_session ? "(virtual) of" : "at", all[i].clinic_id,
+                                    all[i].start_text);
+    }
+    if (rc == 0)
+        rc = emit_status(out, row->referring_clinic, referral_id, row->ref, HANDOFF__TASK_STATUS__TASK_READY,
+                         HX_EVENT_BOOK, false, text, bp, n_all, d);
+    char ids[160] = "";
+    size_t k = 0;
+    for (size_t i = 0; i < plan->n_add && k < sizeof ids; i++)
+        k += (size_t)snprintf(ids + k, sizeof ids - k, "%s%s@%s %s", i ? ", " : "", plan->add[i].therapist_id,
+                              plan->add[i].clinic_id, plan->add[i].start_text);
+    hx_info("referral %s booked: %s", referral_id, ids);   /* ids only in logs */
+    return rc;
+}
+
+/* Records the bookings found (the referral ready), sends a handoff to each new receiver,
+ * then tells the referrer. */
+static int book_found(hx_booking_t *b, const char *referral_id, const referral_row_t *row, booking_plan_t *plan,
+                      hx_outbox_t *out)
+{
+    Handoff__TriageDecision *d = row->c->decision;
+    int rc = 0;
+    for (size_t i = 0; i < plan->n_add && rc == 0; i++)
+        rc = booking_insert(b, referral_id, &plan->add[i]);
+    if (rc == 0 && plan->n_add)
+        rc = set_status(b, referral_id, HANDOFF__TASK_STATUS__TASK_READY, "");
+    /* a handoff to each new receiver, then all bookings to the referrer */
+    for (size_t i = 0; i < plan->n_add && rc == 0; i++) {
+        Handoff__Handoff h = HANDOFF__HANDOFF__INIT;
+        h.referral_id = (char *)referral_id;
+        h.referral = row->c->referral;
+        h.decision = d;
+        h.booking = booking_pb(b, referral_id, &plan->add[i]);
+        rc = hx_svc_emit(out, HX_TO_MAILBOX, plan->add[i].clinic_id, "handoff.Handoff", &h.base);
+    }
+    if (rc == 0 && plan->n_add)
+        rc = book_tell_referrer(b, referral_id, row, d, plan, out);
+    return rc;
+}
+
 /* Books every discipline of the referral's plan that has no live booking: all of them or
  * none (then the referral is on hold, with the reason). Emits the handoffs and statuses. */
 static int book_missing(hx_booking_t *b, const char *referral_id, hx_outbox_t *out)
@@ -357,145 +547,19 @@ static int book_missing(hx_booking_t *b, const char *referral_id, hx_outbox_t *o
     referral_row_t row;
     if (row_load(b, referral_id, &row) != 1)
         return -1;
-    Handoff__Referral *r = row.c->referral;
     Handoff__TriageDecision *d = row.c->decision;
-    booking_t have[2], add[2];
-    size_t n_have = 0, n_add = 0;
-    int rc = bookings_load(b, referral_id, have, &n_have);
-    hx_calendar_t *cal = rc == 0 ? calendar_load(b) : NULL;
-    char *declined[32];
-    size_t n_declined = 0;
-    sqlite3_stmt *st = prep(b, "SELECT therapist_id FROM declined WHERE referral_id = ?");
-    if (!cal || !st) {
-        sqlite3_finalize(st);
+    booking_plan_t plan = {0};
+    if (plan_load(b, referral_id, &plan) != 0) {
         row_free(&row);
         return -1;
     }
-    sqlite3_bind_text(st, 1, referral_id, -1, SQLITE_STATIC);
-    while (sqlite3_step(st) == SQLITE_ROW && n_declined < 32)
-        declined[n_declined++] = strdup((const char *)sqlite3_column_text(st, 0));
-    sqlite3_finalize(st);
-
-    hx_minute_t not_before = b->cfg.start >= 0 ? b->cfg.start : now_minutes();
-    not_before = (not_before + 14) / 15 * 15;
-    const Handoff__Preferences *p = r->preferences;
-    /* priority bounds how far away the first session may be */
-    Handoff__Priority prio = d->priority ? d->priority : r->priority;
-    uint32_t within = b->cfg.horizon_days;
-    uint32_t prio_days = prio == HANDOFF__PRIORITY__PRIORITY_STAT     ? 1
-                         : prio == HANDOFF__PRIORITY__PRIORITY_ASAP   ? 3
-                         : prio == HANDOFF__PRIORITY__PRIORITY_URGENT ? 7
-                                                                      : within;
-    if (prio_days < within)
-        within = prio_days;
+    plan_window(b, row.c->referral, d, &plan);
     char why[256] = "";
-    const booking_t *pt = NULL;
-    for (size_t i = 0; i < n_have; i++)
-        if (have[i].discipline == HANDOFF__DISCIPLINE__DISCIPLINE_PHYSIOTHERAPY)
-            pt = &have[i];
-    for (size_t i = 0; i < d->n_disciplines && n_add < 2 && !why[0]; i++) {
-        Handoff__Discipline disc = d->disciplines[i];
-        bool booked = false;
-        for (size_t k = 0; k < n_have; k++)
-            booked |= have[k].discipline == disc;
-        if (booked || (disc != HANDOFF__DISCIPLINE__DISCIPLINE_PHYSIOTHERAPY &&
-                       disc != HANDOFF__DISCIPLINE__DISCIPLINE_MASSAGE_THERAPY))
-            continue;
-        hx_slot_query_t q = {0};
-        q.discipline = disc;
-        q.minutes = hx_session_minutes(disc, p ? p->massage_minutes : 0);
-        q.not_before = not_before;
-        q.horizon = not_before + (hx_minute_t)within * 24 * 60;
-        uint32_t days = within;
-        if (disc == HANDOFF__DISCIPLINE__DISCIPLINE_MASSAGE_THERAPY && (pt || n_add)) {
-            const booking_t *first = pt ? pt : &add[0];     /* collaborative: after the assessment */
-            q.not_before = first->start + first->minutes;
-            q.horizon = first->start + (hx_minute_t)b->cfg.collab_days * 24 * 60;
-            days = b->cfg.collab_days;
-        }
-        if (p) {
-            q.clinic_ids = (const char *const *)p->clinic_ids;
-            q.n_clinic_ids = p->n_clinic_ids;
-            q.language = p->language;
-            q.availability = (const Handoff__Availability *const *)p->availability;
-            q.n_availability = p->n_availability;
-        }
-        q.exclude = (const char *const *)declined;
-        q.n_exclude = n_declined;
-        hx_slot_t slot;
-        if (hx_slot_find(b->dir, cal, &q, &slot) != 0) {
-            char bound[48] = "";
-            if (days < b->cfg.horizon_days && q.horizon == not_before + (hx_minute_t)within * 24 * 60)
-                snprintf(bound, sizeof bound, " (as its priority, %s, requires)", hx_priority_text(prio));
-            snprintf(why, sizeof why, "no %s slot of %u min within %u day(s)%s that fits the patient's availability%s%s%s",
-                     hx_discipline_text(disc), q.minutes, days, bound, q.language && q.language[0] ? " and language " : "",
-                     q.language ? q.language : "", n_declined ? " (therapists who declined excluded)" : "");
-            break;
-        }
-        booking_t *k = &add[n_add++];
-        memset(k, 0, sizeof *k);
-        k->discipline = disc;
-        snprintf(k->therapist_id, sizeof k->therapist_id, "%s", slot.therapist->id);
-        snprintf(k->clinic_id, sizeof k->clinic_id, "%s", slot.therapist->clinic_id);
-        k->start = slot.start;
-        k->minutes = slot.minutes;
-        k->status = HANDOFF__TASK_STATUS__TASK_READY;
-        k->virtual_session = is_virtual(p, slot.therapist, disc);
-        hx_calendar_book(cal, k->therapist_id, k->start, k->minutes);
-    }
-    for (size_t i = 0; i < n_declined; i++)
-        free(declined[i]);
-
-    if (why[0]) {
-        calendar_drop(b);                       /* it holds the bookings not made: all or none */
-        bool was_on_hold = row.status == HANDOFF__TASK_STATUS__TASK_ON_HOLD;
-        rc = set_status(b, referral_id, HANDOFF__TASK_STATUS__TASK_ON_HOLD, why);
-        if (rc == 0 && !was_on_hold) {         /* told once, not at every retry */
-            hx_info("referral %s on hold", referral_id);
-            rc = emit_status(out, row.referring_clinic, referral_id, row.ref, HANDOFF__TASK_STATUS__TASK_ON_HOLD,
-                             HX_EVENT_HOLD, false, why, NULL, 0, d);
-        }
-        row_free(&row);
-        return rc;
-    }
-    for (size_t i = 0; i < n_add && rc == 0; i++)
-        rc = booking_insert(b, referral_id, &add[i]);
-    if (rc == 0 && n_add)
-        rc = set_status(b, referral_id, HANDOFF__TASK_STATUS__TASK_READY, "");
-    /* a handoff to each new receiver, then all bookings to the referrer */
-    for (size_t i = 0; i < n_add && rc == 0; i++) {
-        Handoff__Handoff h = HANDOFF__HANDOFF__INIT;
-        h.referral_id = (char *)referral_id;
-        h.referral = r;
-        h.decision = d;
-        h.booking = booking_pb(b, referral_id, &add[i]);
-        rc = hx_svc_emit(out, HX_TO_MAILBOX, add[i].clinic_id, "handoff.Handoff", &h.base);
-    }
-    if (rc == 0 && n_add) {
-        booking_t all[2];
-        size_t n_all = 0;
-        Handoff__Booking *bp[2];
-        char text[256];
-        size_t len = (size_t)snprintf(text, sizeof text, "booked:");
-        rc = bookings_load(b, referral_id, all, &n_all);
-        for (size_t i = 0; i < n_all && rc == 0; i++) {
-            bp[i] = booking_pb(b, referral_id, &all[i]);
-            if (len < sizeof text)
-                len += (size_t)snprintf(text + len, sizeof text - len, "%s %s with %s %s %s %s", i ? ";" : "",
-                                        hx_discipline_text(all[i].discipline), all[i].therapist_name,
-                                        all[i].virtual_session ? "(virtual) of" : "at", all[i].clinic_id,
-                                        all[i].start_text);
-        }
-        if (rc == 0)
-            rc = emit_status(out, row.referring_clinic, referral_id, row.ref, HANDOFF__TASK_STATUS__TASK_READY,
-                             HX_EVENT_BOOK, false, text, bp, n_all, d);
-        char ids[160] = "";
-        size_t k = 0;
-        for (size_t i = 0; i < n_add && k < sizeof ids; i++)
-            k += (size_t)snprintf(ids + k, sizeof ids - k, "%s%s@%s %s", i ? ", " : "", add[i].therapist_id,
-                                  add[i].clinic_id, add[i].start_text);
-        hx_info("referral %s booked: %s", referral_id, ids);   /* ids only in logs */
-    }
+    for (size_t i = 0; i < d->n_disciplines && plan.n_add < 2 && !why[0]; i++)
+        plan_discipline(b, &plan, d->disciplines[i], why, sizeof why);
+    for (size_t i = 0; i < plan.n_declined; i++)
+        free(plan.declined[i]);
+    int rc = why[0] ? book_hold(b, referral_id, &row, d, why, out) : book_found(b, referral_id, &row, &plan, out);
     row_free(&row);
     return rc;
 }
@@ -601,6 +665,159 @@ static int refuse(hx_booking_t *b, hx_outbox_t *out, const hx_msg_t *in, const c
                        NULL);
 }
 
+/* The referring clinic revokes the referral: every live booking ends (its clinic told, unless
+ * it was final), the referrer is told, and referrals on hold get a chance at the slots. */
+static int change_revoke(hx_booking_t *b, const hx_msg_t *in, hx_outbox_t *out, const Handoff__StatusChange *ch,
+                         const char *rid, const referral_row_t *row)
+{
+    hx_event_t ev = HX_EVENT_REVOKE;
+    char why[320];
+    Handoff__TaskStatus to;
+    if (strcmp(in->from, row->referring_clinic) != 0) {
+        snprintf(why, sizeof why, "only the referring clinic may revoke referral %s", rid);
+        return refuse(b, out, in, rid, row, ev, why);
+    }
+    if (hx_lifecycle_apply(row->status, ev, HX_ACTOR_REFERRER, &to, why, sizeof why) != 0)
+        return refuse(b, out, in, rid, row, ev, why);
+    booking_t have[2];
+    size_t n = 0;
+    int rc = bookings_load(b, rid, have, &n);
+    char text[320];
+    snprintf(text, sizeof text, "revoked by the referring clinic%s%.200s", ch->reason[0] ? ": " : "", ch->reason);
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        rc = booking_end(b, rid, have[i].discipline, false);
+        if (rc == 0 && !hx_lifecycle_final(have[i].status))
+            rc = emit_status(out, have[i].clinic_id, rid, row->ref, to, ev, false, text,
+                             (Handoff__Booking *[]){booking_pb(b, rid, &have[i])}, 1, NULL);
+    }
+    if (rc == 0)
+        rc = set_status(b, rid, to, text);
+    if (rc == 0)
+        rc = emit_status(out, row->referring_clinic, rid, row->ref, to, ev, false, text, NULL, 0, NULL);
+    if (rc == 0)
+        rc = retry_on_hold(b, out);
+    hx_info("referral %s revoked", rid);
+    audit_change(b, in, ev, rid, "done: cancelled");
+    return rc;
+}
+
+/* Records that therapist_id declined the referral, so it is not offered again. */
+static int declined_add(hx_booking_t *b, const char *rid, const char *therapist_id)
+{
+    sqlite3_stmt *st = prep(b, "INSERT OR IGNORE INTO declined(referral_id, therapist_id) VALUES (?, ?)");
+    int rc = st ? 0 : -1;
+    if (rc == 0) {
+        sqlite3_bind_text(st, 1, rid, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, therapist_id, -1, SQLITE_STATIC);
+        rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* The receiving clinic declines booking k: its therapist is excluded, the booking forgotten,
+ * both clinics told, and another therapist is looked for. */
+static int change_decline(hx_booking_t *b, const hx_msg_t *in, hx_outbox_t *out, const Handoff__StatusChange *ch,
+                          const char *rid, const referral_row_t *row, booking_t *k, Handoff__TaskStatus to)
+{
+    hx_event_t ev = HX_EVENT_DECLINE;
+    char text[320];
+    snprintf(text, sizeof text, "declined by %s (%s): %.200s; finding another therapist", in->from,
+             k->therapist_id, ch->reason);
+    Handoff__Booking *bp = booking_pb(b, rid, k);
+    int rc = declined_add(b, rid, k->therapist_id);
+    if (rc == 0)
+        rc = booking_end(b, rid, k->discipline, true);
+    if (rc == 0)
+        rc = set_status(b, rid, to, text);
+    if (rc == 0)
+        rc = emit_status(out, row->referring_clinic, rid, row->ref, to, ev, false, text, &bp, 1, NULL);
+    if (rc == 0 && strcmp(in->from, row->referring_clinic) != 0)
+        rc = emit_status(out, in->from, rid, row->ref, to, ev, false, text, &bp, 1, NULL);
+    if (rc == 0)
+        rc = book_missing(b, rid, out);
+    if (rc == 0)
+        rc = retry_on_hold(b, out);
+    hx_info("referral %s declined by %s; rescheduling", rid, in->from);
+    audit_change(b, in, ev, rid, "done: declined, rescheduling");
+    return rc;
+}
+
+/* Sets the status of the referral's booking of discipline d. */
+static int booking_set_status(hx_booking_t *b, const char *rid, Handoff__Discipline d, Handoff__TaskStatus to)
+{
+    sqlite3_stmt *st = prep(b, "UPDATE bookings SET status = ? WHERE referral_id = ? AND discipline = ?");
+    int rc = st ? 0 : -1;
+    if (rc == 0) {
+        sqlite3_bind_int(st, 1, (int)to);
+        sqlite3_bind_text(st, 2, rid, -1, SQLITE_STATIC);
+        sqlite3_bind_int(st, 3, (int)d);
+        rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* The receiving clinic accepts, starts or completes booking k: the booking moves to `to`,
+ * the referral follows its bookings, both clinics are told. */
+static int change_advance(hx_booking_t *b, const hx_msg_t *in, hx_outbox_t *out, const Handoff__StatusChange *ch,
+                          const char *rid, const referral_row_t *row, hx_event_t ev, booking_t *k,
+                          Handoff__TaskStatus to)
+{
+    int rc = booking_set_status(b, rid, k->discipline, to);
+    k->status = to;
+    if (rc == 0)
+        rc = referral_follows_bookings(b, rid);
+    char text[320];
+    const char *done = ev == HX_EVENT_ACCEPT ? "accepted" : ev == HX_EVENT_START ? "started" : "completed";
+    snprintf(text, sizeof text, "%s by %s%s%.200s", done, in->from, ch->reason[0] ? ": " : "", ch->reason);
+    Handoff__Booking *bp = booking_pb(b, rid, k);
+    if (rc == 0)
+        rc = emit_status(out, row->referring_clinic, rid, row->ref, to, ev, false, text, &bp, 1, NULL);
+    if (rc == 0 && strcmp(in->from, row->referring_clinic) != 0)
+        rc = emit_status(out, in->from, rid, row->ref, to, ev, false, text, &bp, 1, NULL);
+    hx_info("referral %s: %s by %s", rid, hx_event_text(ev), in->from);
+    audit_change(b, in, ev, rid, text);
+    return rc;
+}
+
+/* A receiving clinic's accept, decline, start or complete: allowed only for the one booking
+ * it holds (the discipline says which when it holds both), as the lifecycle allows. */
+static int change_by_receiver(hx_booking_t *b, const hx_msg_t *in, hx_outbox_t *out,
+                              const Handoff__StatusChange *ch, const char *rid, const referral_row_t *row,
+                              hx_event_t ev)
+{
+    char why[320];
+    booking_t have[2];
+    size_t n = 0, mine = 0;
+    booking_t *k = NULL;
+    int rc = bookings_load(b, rid, have, &n);
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(have[i].clinic_id, in->from) && (!ch->discipline || have[i].discipline == ch->discipline)) {
+            k = &have[i];
+            mine++;
+        }
+    Handoff__TaskStatus to;
+    if (rc != 0)
+        return -1;
+    if (!k) {
+        snprintf(why, sizeof why, "only the current receiving clinic may %s referral %s: clinic %s does not "
+                 "hold it", hx_event_text(ev), rid, in->from);
+        return refuse(b, out, in, rid, row, ev, why);
+    }
+    if (mine > 1) {
+        snprintf(why, sizeof why, "discipline: clinic %s holds both bookings of %s; say which", in->from, rid);
+        return refuse(b, out, in, rid, row, ev, why);
+    }
+    if (hx_lifecycle_apply(k->status, ev, HX_ACTOR_RECEIVER, &to, why, sizeof why) != 0)
+        return refuse(b, out, in, rid, row, ev, why);
+    if (ev == HX_EVENT_DECLINE && !ch->reason[0])
+        return refuse(b, out, in, rid, row, ev, "reason: a decline needs a reason");
+    if (ev == HX_EVENT_DECLINE)
+        return change_decline(b, in, out, ch, rid, row, k, to);
+    return change_advance(b, in, out, ch, rid, row, ev, k, to);
+}
+
 static int on_change(hx_booking_t *b, const hx_msg_t *in, hx_outbox_t *out)
 {
     if (in->from_kind != HX_TO_MAILBOX) {
@@ -627,109 +844,9 @@ static int on_change(hx_booking_t *b, const hx_msg_t *in, hx_outbox_t *out)
         snprintf(why, sizeof why, "referral_id: %s is not a referral scheduling knows", rid);
         rc = refuse(b, out, in, rid, NULL, ev, why);
     } else if (ev == HX_EVENT_REVOKE) {
-        Handoff__TaskStatus to;
-        if (strcmp(in->from, row.referring_clinic) != 0) {
-            snprintf(why, sizeof why, "only the referring clinic may revoke referral %s", rid);
-            rc = refuse(b, out, in, rid, &row, ev, why);
-        } else if (hx_lifecycle_apply(row.status, ev, HX_ACTOR_REFERRER, &to, why, sizeof why) != 0) {
-            rc = refuse(b, out, in, rid, &row, ev, why);
-        } else {
-            booking_t have[2];
-            size_t n = 0;
-            rc = bookings_load(b, rid, have, &n);
-            char text[320];
-            snprintf(text, sizeof text, "revoked by the referring clinic%s%.200s", ch->reason[0] ? ": " : "",
-                     ch->reason);
-            for (size_t i = 0; i < n && rc == 0; i++) {
-                rc = booking_end(b, rid, have[i].discipline, false);
-                if (rc == 0 && !hx_lifecycle_final(have[i].status))
-                    rc = emit_status(out, have[i].clinic_id, rid, row.ref, to, ev, false, text,
-                                     (Handoff__Booking *[]){booking_pb(b, rid, &have[i])}, 1, NULL);
-            }
-            if (rc == 0)
-                rc = set_status(b, rid, to, text);
-            if (rc == 0)
-                rc = emit_status(out, row.referring_clinic, rid, row.ref, to, ev, false, text, NULL, 0, NULL);
-            if (rc == 0)
-                rc = retry_on_hold(b, out);
-            hx_info("referral %s revoked", rid);
-            audit_change(b, in, ev, rid, "done: cancelled");
-        }
+        rc = change_revoke(b, in, out, ch, rid, &row);
     } else {
-        booking_t have[2];
-        size_t n = 0, mine = 0;
-        booking_t *k = NULL;
-        rc = bookings_load(b, rid, have, &n);
-        for (size_t i = 0; i < n; i++)
-            if (!strcmp(have[i].clinic_id, in->from) && (!ch->discipline || have[i].discipline == ch->discipline)) {
-                k = &have[i];
-                mine++;
-            }
-        Handoff__TaskStatus to;
-        if (rc != 0) {
-            rc = -1;
-        } else if (!k) {
-            snprintf(why, sizeof why, "only the current receiving clinic may %s referral %s: clinic %s does not "
-                     "hold it", hx_event_text(ev), rid, in->from);
-            rc = refuse(b, out, in, rid, &row, ev, why);
-        } else if (mine > 1) {
-            snprintf(why, sizeof why, "discipline: clinic %s holds both bookings of %s; say which", in->from, rid);
-            rc = refuse(b, out, in, rid, &row, ev, why);
-        } else if (hx_lifecycle_apply(k->status, ev, HX_ACTOR_RECEIVER, &to, why, sizeof why) != 0) {
-            rc = refuse(b, out, in, rid, &row, ev, why);
-        } else if (ev == HX_EVENT_DECLINE && !ch->reason[0]) {
-            rc = refuse(b, out, in, rid, &row, ev, "reason: a decline needs a reason");
-        } else if (ev == HX_EVENT_DECLINE) {
-            char text[320];
-            snprintf(text, sizeof text, "declined by %s (%s): %.200s; finding another therapist", in->from,
-                     k->therapist_id, ch->reason);
-            Handoff__Booking *bp = booking_pb(b, rid, k);
-            sqlite3_stmt *st = prep(b, "INSERT OR IGNORE INTO declined(referral_id, therapist_id) VALUES (?, ?)");
-            rc = st ? 0 : -1;
-            if (rc == 0) {
-                sqlite3_bind_text(st, 1, rid, -1, SQLITE_STATIC);
-                sqlite3_bind_text(st, 2, k->therapist_id, -1, SQLITE_STATIC);
-                rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
-            }
-            sqlite3_finalize(st);
-            if (rc == 0)
-                rc = booking_end(b, rid, k->discipline, true);
-            if (rc == 0)
-                rc = set_status(b, rid, to, text);
-            if (rc == 0)
-                rc = emit_status(out, row.referring_clinic, rid, row.ref, to, ev, false, text, &bp, 1, NULL);
-            if (rc == 0 && strcmp(in->from, row.referring_clinic) != 0)
-                rc = emit_status(out, in->from, rid, row.ref, to, ev, false, text, &bp, 1, NULL);
-            if (rc == 0)
-                rc = book_missing(b, rid, out);
-            if (rc == 0)
-                rc = retry_on_hold(b, out);
-            hx_info("referral %s declined by %s; rescheduling", rid, in->from);
-            audit_change(b, in, ev, rid, "done: declined, rescheduling");
-        } else {
-            sqlite3_stmt *st = prep(b, "UPDATE bookings SET status = ? WHERE referral_id = ? AND discipline = ?");
-            rc = st ? 0 : -1;
-            if (rc == 0) {
-                sqlite3_bind_int(st, 1, (int)to);
-                sqlite3_bind_text(st, 2, rid, -1, SQLITE_STATIC);
-                sqlite3_bind_int(st, 3, (int)k->discipline);
-                rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
-            }
-            sqlite3_finalize(st);
-            k->status = to;
-            if (rc == 0)
-                rc = referral_follows_bookings(b, rid);
-            char text[320];
-            const char *done = ev == HX_EVENT_ACCEPT ? "accepted" : ev == HX_EVENT_START ? "started" : "completed";
-            snprintf(text, sizeof text, "%s by %s%s%.200s", done, in->from, ch->reason[0] ? ": " : "", ch->reason);
-            Handoff__Booking *bp = booking_pb(b, rid, k);
-            if (rc == 0)
-                rc = emit_status(out, row.referring_clinic, rid, row.ref, to, ev, false, text, &bp, 1, NULL);
-            if (rc == 0 && strcmp(in->from, row.referring_clinic) != 0)
-                rc = emit_status(out, in->from, rid, row.ref, to, ev, false, text, &bp, 1, NULL);
-            hx_info("referral %s: %s by %s", rid, hx_event_text(ev), in->from);
-            audit_change(b, in, ev, rid, text);
-        }
+        rc = change_by_receiver(b, in, out, ch, rid, &row, ev);
     }
     row_free(&row);
     handoff__status_change__free_unpacked(ch, NULL);
