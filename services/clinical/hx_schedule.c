@@ -413,15 +413,11 @@ static void parse_therapist(const json_t *j, const char *base, hx_therapist_t *t
     }
 }
 
-static hx_directory_t *directory_from_json(const json_t *root, hx_errors_t *e)
+/* The top level's fields: version 1, clinics and therapists arrays of bounded length, nothing
+ * else. */
+static void directory_check_top(const json_t *root, const json_t *clinics, const json_t *therapists,
+                                hx_errors_t *e)
 {
-    const size_t before = e->count + e->dropped;
-    if (!json_is_object(root)) {
-        hx_errors_add(e, "", "the directory must be a JSON object");
-        return NULL;
-    }
-    const json_t *clinics = json_object_get(root, "clinics");
-    const json_t *therapists = json_object_get(root, "therapists");
     const char *key;
     json_t *v;
     json_object_foreach((json_t *)root, key, v) {
@@ -444,11 +440,12 @@ static hx_directory_t *directory_from_json(const json_t *root, hx_errors_t *e)
         hx_errors_add(e, "therapists", "must be an array");
     else if (json_array_size(therapists) > MAX_THERAPISTS)
         hx_errors_add(e, "therapists", "must have at most %d entries", MAX_THERAPISTS);
-    if (e->count + e->dropped > before)
-        return NULL;
+}
 
+/* An empty directory with room for nc clinics, nt therapists and their index entries. */
+static hx_directory_t *directory_alloc(size_t nc, size_t nt, hx_errors_t *e)
+{
     hx_directory_t *d = calloc(1, sizeof *d);
-    size_t nc = json_array_size(clinics), nt = json_array_size(therapists);
     if (!d || !(d->clinics = calloc(nc + 1, sizeof *d->clinics)) ||
         !(d->therapists = calloc(nt + 1, sizeof *d->therapists)) ||
         !(d->pool = calloc(nc + nt + 1, sizeof *d->pool))) {
@@ -456,51 +453,83 @@ static hx_directory_t *directory_from_json(const json_t *root, hx_errors_t *e)
         hx_errors_add(e, "", "out of memory");
         return NULL;
     }
-    id_index_t *slot = d->pool;
+    return d;
+}
 
-    for (size_t i = 0; i < nc; i++) {
-        path_t p;
-        snprintf(p, sizeof p, "clinics[%zu]", i);
-        hx_clinic_t *c = &d->clinics[d->n_clinics++];
-        parse_clinic(json_array_get(clinics, i), p, c, e);
-        if (!c->id[0])
-            continue;
-        const id_index_t *dup = lookup(d->clinic_ids, c->id);
-        if (dup) {
-            path_t ip;
-            path_key(ip, p, "id");
-            hx_errors_add(e, ip, "duplicate of clinics[%zu].id (\"%s\")", dup->index, c->id);
-            continue;
-        }
-        slot->id = c->id;
-        slot->index = i;
-        HASH_ADD_KEYPTR(hh, d->clinic_ids, slot->id, strlen(slot->id), slot);
-        slot++;
+/* Clinic i (j) into d, indexed by its id through the next pool entry (*slot) unless the id
+ * is missing or a duplicate. */
+static void directory_add_clinic(hx_directory_t *d, const json_t *j, size_t i, id_index_t **slot, hx_errors_t *e)
+{
+    path_t p;
+    snprintf(p, sizeof p, "clinics[%zu]", i);
+    hx_clinic_t *c = &d->clinics[d->n_clinics++];
+    parse_clinic(j, p, c, e);
+    if (!c->id[0])
+        return;
+    const id_index_t *dup = lookup(d->clinic_ids, c->id);
+    if (dup) {
+        path_t ip;
+        path_key(ip, p, "id");
+        hx_errors_add(e, ip, "duplicate of clinics[%zu].id (\"%s\")", dup->index, c->id);
+        return;
     }
-    for (size_t i = 0; i < nt; i++) {
-        path_t p;
-        snprintf(p, sizeof p, "therapists[%zu]", i);
-        hx_therapist_t *t = &d->therapists[d->n_therapists++];
-        parse_therapist(json_array_get(therapists, i), p, t, e);
-        if (t->clinic_id[0] && !lookup(d->clinic_ids, t->clinic_id)) {
-            path_t cp;
-            path_key(cp, p, "clinic_id");
-            hx_errors_add(e, cp, "no clinic with id \"%s\"", t->clinic_id);
-        }
-        if (!t->id[0])
-            continue;
-        const id_index_t *dup = lookup(d->therapist_ids, t->id);
-        if (dup) {
-            path_t ip;
-            path_key(ip, p, "id");
-            hx_errors_add(e, ip, "duplicate of therapists[%zu].id (\"%s\")", dup->index, t->id);
-            continue;
-        }
-        slot->id = t->id;
-        slot->index = i;
-        HASH_ADD_KEYPTR(hh, d->therapist_ids, slot->id, strlen(slot->id), slot);
-        slot++;
+    id_index_t *s = (*slot)++;
+    s->id = c->id;
+    s->index = i;
+    HASH_ADD_KEYPTR(hh, d->clinic_ids, s->id, strlen(s->id), s);
+}
+
+/* Therapist i (j) into d, its clinic checked, indexed by its id through the next pool entry
+ * (*slot) unless the id is missing or a duplicate. */
+static void directory_add_therapist(hx_directory_t *d, const json_t *j, size_t i, id_index_t **slot,
+                                    hx_errors_t *e)
+{
+    path_t p;
+    snprintf(p, sizeof p, "therapists[%zu]", i);
+    hx_therapist_t *t = &d->therapists[d->n_therapists++];
+    parse_therapist(j, p, t, e);
+    if (t->clinic_id[0] && !lookup(d->clinic_ids, t->clinic_id)) {
+        path_t cp;
+        path_key(cp, p, "clinic_id");
+        hx_errors_add(e, cp, "no clinic with id \"%s\"", t->clinic_id);
     }
+    if (!t->id[0])
+        return;
+    const id_index_t *dup = lookup(d->therapist_ids, t->id);
+    if (dup) {
+        path_t ip;
+        path_key(ip, p, "id");
+        hx_errors_add(e, ip, "duplicate of therapists[%zu].id (\"%s\")", dup->index, t->id);
+        return;
+    }
+    id_index_t *s = (*slot)++;
+    s->id = t->id;
+    s->index = i;
+    HASH_ADD_KEYPTR(hh, d->therapist_ids, s->id, strlen(s->id), s);
+}
+
+static hx_directory_t *directory_from_json(const json_t *root, hx_errors_t *e)
+{
+    const size_t before = e->count + e->dropped;
+    if (!json_is_object(root)) {
+        hx_errors_add(e, "", "the directory must be a JSON object");
+        return NULL;
+    }
+    const json_t *clinics = json_object_get(root, "clinics");
+    const json_t *therapists = json_object_get(root, "therapists");
+    directory_check_top(root, clinics, therapists, e);
+    if (e->count + e->dropped > before)
+        return NULL;
+
+    size_t nc = json_array_size(clinics), nt = json_array_size(therapists);
+    hx_directory_t *d = directory_alloc(nc, nt, e);
+    if (!d)
+        return NULL;
+    id_index_t *slot = d->pool;
+    for (size_t i = 0; i < nc; i++)
+        directory_add_clinic(d, json_array_get(clinics, i), i, &slot, e);
+    for (size_t i = 0; i < nt; i++)
+        directory_add_therapist(d, json_array_get(therapists, i), i, &slot, e);
     if (e->count + e->dropped > before)
         hx_directory_destroy(&d);
     return d;
@@ -758,6 +787,81 @@ static bool speaks(const hx_therapist_t *t, const char *lang)
     return false;
 }
 
+/* The primary language subtag asked for ("fr" of "fr-CA") into lang; empty = any. -1 when it
+ * is longer than any therapist's language code. */
+static int query_language(const hx_slot_query_t *q, char lang[9])
+{
+    lang[0] = '\0';
+    if (q->language) {
+        size_t n = strcspn(q->language, "-_");
+        if (n >= 9)
+            return -1;      /* no therapist's language code is that long */
+        memcpy(lang, q->language, n);
+        lang[n] = '\0';
+    }
+    return 0;
+}
+
+/* The patient's windows (*patient, NULL when none were given); malformed ones are ignored
+ * (intake rejects them). -1 when windows were given but none is usable (no slot rather than
+ * any slot), or out of memory. */
+static int patient_windows(const hx_slot_query_t *q, iv_t **patient, size_t *n_patient)
+{
+    *patient = NULL;
+    *n_patient = 0;
+    if (!q->n_availability)
+        return 0;
+    iv_t *w = calloc(q->n_availability, sizeof *w);
+    if (!w)
+        return -1;
+    size_t n = 0;
+    for (size_t i = 0; i < q->n_availability; i++) {
+        const Handoff__Availability *a = q->availability ? q->availability[i] : NULL;
+        unsigned f, t;
+        if (!a || a->day < 1 || a->day > 7 || hx_hhmm_parse(a->from, false, &f) != 0 ||
+            hx_hhmm_parse(a->to, true, &t) != 0 || t <= f)
+            continue;
+        w[n++] = (iv_t){(uint8_t)a->day, (uint16_t)f, (uint16_t)t};
+    }
+    if (n == 0) {
+        free(w);
+        return -1;
+    }
+    *patient = w;
+    *n_patient = n;
+    return 0;
+}
+
+/* Whether therapist t may be offered: the discipline asked for, not excluded, speaking lang
+ * (when one is asked for). */
+static bool therapist_eligible(const hx_therapist_t *t, const hx_slot_query_t *q, const char *lang)
+{
+    if (t->discipline != q->discipline)
+        return false;
+    bool excluded = false;
+    for (size_t x = 0; x < q->n_exclude && !excluded; x++)
+        excluded = q->exclude[x] && !strcmp(q->exclude[x], t->id);
+    if (excluded)
+        return false;
+    if (q->exclude_therapist && !strcmp(q->exclude_therapist, t->id))
+        return false;
+    if (lang[0] && !speaks(t, lang))
+        return false;
+    return true;
+}
+
+/* The place of t's clinic among the preferred clinics (0 best); n_clinic_ids when not one. */
+static size_t clinic_rank(const hx_therapist_t *t, const hx_slot_query_t *q)
+{
+    size_t rank = q->n_clinic_ids;
+    for (size_t k = 0; k < q->n_clinic_ids; k++)
+        if (q->clinic_ids && q->clinic_ids[k] && !strcmp(q->clinic_ids[k], t->clinic_id)) {
+            rank = k;
+            break;
+        }
+    return rank;
+}
+
 int hx_slot_find(const hx_directory_t *d, const hx_calendar_t *c, const hx_slot_query_t *q, hx_slot_t *out)
 {
     if (!d || !q || !out || q->minutes == 0 || q->minutes > DAY_MINUTES)
@@ -769,38 +873,13 @@ int hx_slot_find(const hx_directory_t *d, const hx_calendar_t *c, const hx_slot_
     t0 = ceil_grid(t0);
     if (t0 > limit)
         return -1;
-
-    /* The primary language subtag asked for ("fr" of "fr-CA"); empty = any. */
-    char lang[9] = "";
-    if (q->language) {
-        size_t n = strcspn(q->language, "-_");
-        if (n >= sizeof lang)
-            return -1;      /* no therapist's language code is that long */
-        memcpy(lang, q->language, n);
-        lang[n] = '\0';
-    }
-
-    /* The patient's windows; malformed ones are ignored (intake rejects them). Windows were
-     * given but none is usable: no slot rather than any slot. */
-    iv_t *patient = NULL;
-    size_t n_patient = 0;
-    if (q->n_availability) {
-        patient = calloc(q->n_availability, sizeof *patient);
-        if (!patient)
-            return -1;
-        for (size_t i = 0; i < q->n_availability; i++) {
-            const Handoff__Availability *a = q->availability ? q->availability[i] : NULL;
-            unsigned f, t;
-            if (!a || a->day < 1 || a->day > 7 || hx_hhmm_parse(a->from, false, &f) != 0 ||
-                hx_hhmm_parse(a->to, true, &t) != 0 || t <= f)
-                continue;
-            patient[n_patient++] = (iv_t){(uint8_t)a->day, (uint16_t)f, (uint16_t)t};
-        }
-        if (n_patient == 0) {
-            free(patient);
-            return -1;
-        }
-    }
+    char lang[9];
+    if (query_language(q, lang) != 0)
+        return -1;
+    iv_t *patient;
+    size_t n_patient;
+    if (patient_windows(q, &patient, &n_patient) != 0)
+        return -1;
     const size_t per_window = n_patient ? n_patient : 1;
     iv_t *ivs = malloc(MAX_HOURS * per_window * sizeof *ivs);
     if (!ivs) {
@@ -813,23 +892,9 @@ int hx_slot_find(const hx_directory_t *d, const hx_calendar_t *c, const hx_slot_
     hx_slot_t best = {0};
     for (size_t i = 0; i < d->n_therapists; i++) {
         const hx_therapist_t *t = &d->therapists[i];
-        if (t->discipline != q->discipline)
+        if (!therapist_eligible(t, q, lang))
             continue;
-        bool excluded = false;
-        for (size_t x = 0; x < q->n_exclude && !excluded; x++)
-            excluded = q->exclude[x] && !strcmp(q->exclude[x], t->id);
-        if (excluded)
-            continue;
-        if (q->exclude_therapist && !strcmp(q->exclude_therapist, t->id))
-            continue;
-        if (lang[0] && !speaks(t, lang))
-            continue;
-        size_t rank = q->n_clinic_ids;
-        for (size_t k = 0; k < q->n_clinic_ids; k++)
-            if (q->clinic_ids && q->clinic_ids[k] && !strcmp(q->clinic_ids[k], t->clinic_id)) {
-                rank = k;
-                break;
-            }
+        size_t rank = clinic_rank(t, q);
         /* Only a strictly earlier start, or an equal one at a better-ranked clinic, wins;
          * directory order breaks the remaining ties (earlier therapists were seen first). */
         hx_minute_t lim = limit;
