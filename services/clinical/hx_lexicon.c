@@ -415,6 +415,8 @@ static bool overlaps(const match_t *a, const match_t *b)
  * pseudo-negations overlapping a concept and triggers inside a concept or fact. */
 static bool resolve(matches_t *all, matches_t *out)
 {
+    if (all->n == 0)
+        return true;
     qsort(all->m, all->n, sizeof *all->m, by_length);
     for (int pass = 0; pass < 2; pass++) {
         for (size_t i = 0; i < all->n; i++) {
@@ -438,7 +440,8 @@ static bool resolve(matches_t *all, matches_t *out)
                 return false;
         }
     }
-    qsort(out->m, out->n, sizeof *out->m, by_start);
+    if (out->n)
+        qsort(out->m, out->n, sizeof *out->m, by_start);
     return true;
 }
 
