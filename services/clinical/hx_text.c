@@ -214,6 +214,34 @@ static bool slash_word(const tk_t *k, size_t i)
     return j > i + 1 && j - i <= 3 && !is_alnum_at(k, j);
 }
 
+/* A slash at i: "3/52" (a fraction), "c/o" (one word), else the connector word "/". */
+static size_t slash(tk_t *k, size_t i)
+{
+    const char *t = k->text;
+    if (k->cur_digits && is_digit_at(k, i + 1)) {
+        size_t j = i + 1;
+        int64_t den = 0;
+        while (j < k->n && is_digit_at(k, j) && j - i < 4)
+            den = den * 10 + (t[j++] - '0');
+        k->cur.w[k->cur_len] = '\0';
+        int64_t num = strtol(k->cur.w, NULL, 10);
+        size_t start = k->cur.start;
+        k->cur_len = 0;
+        emit(k, HX_TOK_FRACTION, "/", start, j);
+        if (!k->toks->oom) {
+            k->toks->t[k->toks->n - 1].value = num;
+            k->toks->t[k->toks->n - 1].den = (int32_t)den;
+        }
+        return j - i;
+    }
+    if (slash_word(k, i)) {
+        add_chars(k, "/", i, i + 1, false);
+        return 1;
+    }
+    emit(k, HX_TOK_WORD, "/", i, i + 1);     /* "bladder/bowel": a connector */
+    return 1;
+}
+
 /* Handles one ASCII punctuation character at i; returns the bytes consumed. */
 static size_t punct(tk_t *k, size_t i, char c)
 {
@@ -232,30 +260,8 @@ static size_t punct(tk_t *k, size_t i, char c)
             emit(k, HX_TOK_WORD, "and", i, i + 1);
         return 1;
     }
-    if (c == '/') {
-        if (k->cur_digits && is_digit_at(k, i + 1)) {
-            size_t j = i + 1;
-            int64_t den = 0;
-            while (j < k->n && is_digit_at(k, j) && j - i < 4)
-                den = den * 10 + (t[j++] - '0');
-            k->cur.w[k->cur_len] = '\0';
-            int64_t num = strtol(k->cur.w, NULL, 10);
-            size_t start = k->cur.start;
-            k->cur_len = 0;
-            emit(k, HX_TOK_FRACTION, "/", start, j);
-            if (!k->toks->oom) {
-                k->toks->t[k->toks->n - 1].value = num;
-                k->toks->t[k->toks->n - 1].den = (int32_t)den;
-            }
-            return j - i;
-        }
-        if (slash_word(k, i)) {
-            add_chars(k, "/", i, i + 1, false);
-            return 1;
-        }
-        emit(k, HX_TOK_WORD, "/", i, i + 1);     /* "bladder/bowel": a connector */
-        return 1;
-    }
+    if (c == '/')
+        return slash(k, i);
     if (c == '.') {
         if (k->cur_digits && is_digit_at(k, i + 1)) {
             add_chars(k, ".", i, i + 1, true);      /* 1.5: the value read is 1 */
