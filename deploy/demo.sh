@@ -31,17 +31,21 @@ KEYS=$DATA/keys
 mkdir -p "$KEYS"
 clinics=$(jq -r '.clinics[].id' "$SAMPLE/directory.json")
 : >"$KEYS/allow.txt"
-for name in broker $clinics intake triage scheduling; do
+for name in broker $clinics intake triage scheduling review; do
   "$BIN/services/cli/handoff" --dir "$KEYS" keygen "$name" >/dev/null
 done
 for c in $clinics; do echo "$(cat "$KEYS/$c.pub") clinic $c" >>"$KEYS/allow.txt"; done
 for s in intake triage scheduling; do echo "$(cat "$KEYS/$s.pub") service $s" >>"$KEYS/allow.txt"; done
+echo "$(cat "$KEYS/review.pub") reviewer review" >>"$KEYS/allow.txt"   # decides what triage cannot place
 "$BIN/services/cli/handoff" datakey "$KEYS/data.key" >/dev/null   # seals bodies in the broker's log
 export HANDOFF_SERVER_KEY=$KEYS/broker.pub
 handoff_as() { # clinic, arguments...
   local clinic=$1
   shift
   "$BIN/services/cli/handoff" --clinic "$clinic" --key "$KEYS/$clinic.key" "$@"
+}
+review_as() { # arguments... (as the network's reviewer, "review")
+  "$BIN/services/cli/handoff" --reviewer review --key "$KEYS/review.key" "$@"
 }
 
 echo "== starting the network (logs in demo-data/logs; CURVE keys in demo-data/keys)"
@@ -70,17 +74,40 @@ for f in "$SAMPLE"/referrals/*.json; do
 done
 
 echo
-echo "== waiting for every referral to be booked, held or rejected"
 total=$(ls "$SAMPLE"/referrals/*.json | wc -l)
-for _ in $(seq 1 150); do
-  done_count=0
-  for clinic in "${!referrers[@]}"; do
-    n=$(handoff_as "$clinic" status | grep -cE '  (ready|rejected|on-hold)  ' || true)
-    done_count=$((done_count + n))
+# Waits until every referral is booked, held, rejected or (with $1 = review) under review.
+wait_settled() {
+  local pattern='  (ready|rejected|on-hold)  '
+  [ "${1:-}" = review ] && pattern='  (ready|rejected|on-hold)  |under review'
+  for _ in $(seq 1 150); do
+    done_count=0
+    for clinic in "${!referrers[@]}"; do
+      n=$(handoff_as "$clinic" status | grep -cE "$pattern" || true)
+      done_count=$((done_count + n))
+    done
+    [ "$done_count" -ge "$total" ] && break
+    sleep 0.2
   done
-  [ "$done_count" -ge "$total" ] && break
-  sleep 0.2
+}
+echo "== waiting for every referral to be triaged: booked, held, rejected or under review"
+wait_settled review
+echo "   $done_count of $total referrals triaged"
+
+# Triage never lets what it cannot place pass quietly: a clinician of the network decides.
+echo
+echo "== what triage could not place, as the network's reviewer sees it (handoff --reviewer review review list)"
+review_as review list
+for id in $(review_as --json review list | jq -r '.[] | select(.state == "pending") | .referral_id'); do
+  echo
+  echo "\$ handoff --reviewer review review show $id"
+  review_as review show "$id"
+  echo "\$ handoff --reviewer review review decide $id --as physio --reason 'jaw (TMJ) dysfunction: physiotherapy assessment'"
+  review_as review decide "$id" --as physio --reason "jaw (TMJ) dysfunction: physiotherapy assessment"
 done
+
+echo
+echo "== waiting for every referral to be booked, held or rejected"
+wait_settled
 echo "   $done_count of $total referrals settled"
 
 echo

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 static const char usage[] =
     "usage: handoff-triage --rules FILE [options]\n"
@@ -101,8 +102,41 @@ static void reload(hx_worker_t *w, void *arg)
     }
 }
 
-/* The referrer's words for a decision: "triaged: physiotherapy, priority routine", or for a
- * referral under review what was not understood. */
+/* Appends the words that drove a decision: each condition or contraindication that fired,
+ * as written, and the words that negated a red flag ("not: denies saddle numbness"), so that
+ * `handoff status` shows why. At most a few of each; the rest are in decision.evidence. */
+static size_t describe_words(const Handoff__TriageDecision *d, char *buf, size_t n, size_t cap)
+{
+    size_t shown = 0, negated = 0;
+    for (size_t i = 0; i < d->n_evidence && n < cap && shown < 4; i++) {
+        const Handoff__TriageEvidence *e = d->evidence[i];
+        const char *colon = strchr(e->rule, ':');
+        const char *rule = colon ? colon + 1 : e->rule;
+        if (!e->fired || strncmp(e->rule, "red_flag:", 9) == 0 || strncmp(e->rule, "fact:", 5) == 0)
+            continue;
+        bool seen = false;                      /* the same words for the same rule once */
+        for (size_t k = 0; k < i && !seen; k++)
+            seen = d->evidence[k]->fired && !strcmp(d->evidence[k]->rule, e->rule) &&
+                   !strcasecmp(d->evidence[k]->words, e->words);
+        if (seen)
+            continue;
+        const char *sep = shown++ ? ", " : "; read: ";
+        if (strcmp(e->source, "conditions") == 0 || strcmp(e->source, "findings") == 0)
+            n += (size_t)snprintf(buf + n, cap - n, "%scode %s", sep, e->words);
+        else
+            n += (size_t)snprintf(buf + n, cap - n, "%s\"%s\" (%s)", sep, e->words, rule);
+    }
+    for (size_t i = 0; i < d->n_evidence && n < cap && negated < 3; i++) {
+        const Handoff__TriageEvidence *e = d->evidence[i];
+        if (!e->fired && strncmp(e->rule, "red_flag:", 9) == 0 && e->cue[0])
+            n += (size_t)snprintf(buf + n, cap - n, "%s\"%s\" (%s: \"%s\")", negated++ ? ", " : "; not red flags: ",
+                                  e->words, e->status, e->cue);
+    }
+    return n;
+}
+
+/* The referrer's words for a decision: "triaged: physiotherapy, priority routine; from
+ * plantar_heel_pain \"heel pain\"", or for a referral under review what was not understood. */
 static void describe(const Handoff__TriageDecision *d, char *buf, size_t cap)
 {
     if (d->needs_review) {
@@ -115,7 +149,9 @@ static void describe(const Handoff__TriageDecision *d, char *buf, size_t cap)
     for (size_t i = 0; i < d->n_disciplines && n < cap; i++)
         n += (size_t)snprintf(buf + n, cap - n, "%s %s", i ? " and" : "", hx_discipline_text(d->disciplines[i]));
     if (n < cap)
-        snprintf(buf + n, cap - n, ", priority %s", hx_priority_text(d->priority));
+        n += (size_t)snprintf(buf + n, cap - n, ", priority %s", hx_priority_text(d->priority));
+    if (n < cap)
+        describe_words(d, buf, n, cap);
 }
 
 static int handle(void *arg, const hx_msg_t *in, hx_outbox_t *out, char *err, size_t errcap)
