@@ -83,6 +83,10 @@ as() { # clinic, arguments...: the host CLI as that clinic, over CURVE
   "$CLI" --broker "tcp://127.0.0.1:$port" --server-key "$K/broker.pub" --key "$K/$c.key" \
     --home "$E2E_DIR/home" --clinic "$c" "$@"
 }
+as_reviewer() { # arguments...: the host CLI as the network's reviewer (keys.sh makes "review")
+  "$CLI" --broker "tcp://127.0.0.1:$port" --server-key "$K/broker.pub" --key "$K/review.key" \
+    --home "$E2E_DIR/home" --reviewer review "$@"
+}
 
 health() { docker inspect -f '{{if .State.Health}}{{.State.Health.Status}}{{else}}{{.State.Status}}{{end}}' "$1" 2>/dev/null; }
 wait_healthy() { # timeout seconds, containers...
@@ -102,7 +106,9 @@ wait_healthy 120 $(cid broker) $(cid intake) $(cid triage) $(cid scheduling)
 echo "broker, intake, triage and scheduling are healthy"
 
 # Every referral in the list reaches a final status at its referring clinic: booked (ready),
-# rejected or on hold. Prints the referring clinic's status --json of those referrals.
+# rejected or on hold (or, while UNDER_REVIEW_SETTLES=1, under review: triage could not place
+# it and a reviewer decides). Prints the referring clinic's status --json of those referrals.
+UNDER_REVIEW_SETTLES=0
 settled_json() { # clinic: latest status of every referral it sent
   as "$1" --json status | jq -c 'if type == "array" then . else [.[]] | flatten end'
 }
@@ -110,7 +116,7 @@ wait_settled() { # clinic, file with one referral id per line, timeout seconds
   local clinic=$1 ids=$2 deadline=$(($(now) + $3)) want got
   want=$(sort -u "$ids" | wc -l)
   while :; do
-    got=$(settled_json "$clinic" | jq -r '.[] | select(.status == "ready" or .status == "rejected" or .status == "on-hold") | .referral_id' |
+    got=$(settled_json "$clinic" | jq -r --argjson r "$UNDER_REVIEW_SETTLES" '.[] | select(.status == "ready" or .status == "rejected" or .status == "on-hold" or ($r == 1 and .status == "received" and .event == "review")) | .referral_id' |
           sort -u | comm -12 - <(sort -u "$ids") | wc -l)
     [ "$got" -ge "$want" ] && return 0
     [ "$(now)" -lt "$deadline" ] || fail "$clinic: only $got of $want referrals settled in time"
@@ -132,10 +138,24 @@ for f in "$SAMPLE"/referrals/*.json; do
     >>"$E2E_DIR/work/submitted.jsonl"
   sent_by[$c]=1
 done
+UNDER_REVIEW_SETTLES=1
 for c in "${!sent_by[@]}"; do
   jq -r --arg c "$c" 'select(.clinic == $c) | .referral_id' "$E2E_DIR/work/submitted.jsonl" >"$E2E_DIR/work/ids.$c"
   wait_settled "$c" "$E2E_DIR/work/ids.$c" 120
 done
+# What triage could not place (16-needs-review-jaw.json) waits for the network's reviewer,
+# over CURVE with a key of role reviewer: it decides physiotherapy, and the referral is booked.
+r=$(jq -r 'select(.file == "16-needs-review-jaw.json") | .referral_id' "$E2E_DIR/work/submitted.jsonl")
+deadline=$(($(now) + 60))
+until as_reviewer --json review list | jq -e --arg r "$r" '.[] | select(.referral_id == $r and .state == "pending")' >/dev/null; do
+  [ "$(now)" -lt "$deadline" ] || fail "$r did not reach the reviewer"
+  sleep 0.5
+done
+as_reviewer --json review decide "$r" --as physio --reason "e2e: jaw dysfunction, physiotherapy" >/dev/null ||
+  fail "the reviewer's decision on $r"
+echo "the reviewer decided $r (under review: triage could not place it)"
+UNDER_REVIEW_SETTLES=0
+for c in "${!sent_by[@]}"; do wait_settled "$c" "$E2E_DIR/work/ids.$c" 120; done
 n_samples=$(ls "$SAMPLE"/referrals/*.json | wc -l)
 total=$(jq -r .referral_id "$E2E_DIR/work/submitted.jsonl" | sort -u | wc -l)
 [ "$total" = "$n_samples" ] || fail "$total of $n_samples sample referrals accepted"
