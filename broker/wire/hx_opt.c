@@ -10,14 +10,10 @@
 
 int hx_opt_u32(const char *prog, const char *name, const char *value, uint32_t min, uint32_t max, uint32_t *out)
 {
-    char *end = NULL;
-    errno = 0;
-    unsigned long long v = value && *value ? strtoull(value, &end, 10) : 0;
-    if (!value || !*value || *end || errno || value[0] == '-' || v < min || v > max) {
-        fprintf(stderr, "%s: %s: must be an integer from %u to %u, got '%s'\n", prog, name, min, max,
-                value ? value : "");
+    /* one check for both: digits only, in bounds (hx_opt_u64 says what is wrong) */
+    uint64_t v;
+    if (hx_opt_u64(prog, name, value, min, max, &v) != 0)
         return -1;
-    }
     *out = (uint32_t)v;
     return 0;
 }

@@ -432,3 +432,27 @@ Test(opt, help_lists_u64_options, .init = cr_redirect_stdout)
                             "  --quiet                say less\n"
                             "  -h, --help             this text\n");
 }
+
+/* U32 options are checked as U64 ones are: plain digits in range, the bounds in the refusal. */
+Test(opt, u32_takes_plain_digits_only)
+{
+    uint32_t out = 42;
+    cr_expect_eq(hx_opt_u32("p", "--credit", "1000", 0, 1000, &out), 0);
+    cr_expect_eq(out, 1000);
+    const char *bad[] = {"+5", " 5", "5 ", "-0", "0x5", "1001", "4294967296", ""};
+    cr_redirect_stderr();
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        out = 42;
+        cr_expect_eq(hx_opt_u32("p", "--credit", bad[i], 0, 1000, &out), -1, "'%s' refused", bad[i]);
+        cr_expect_eq(out, 42, "'%s': left alone on error", bad[i]);
+    }
+    fflush(stderr);
+    cr_expect_stderr_eq_str("p: --credit: must be an integer from 0 to 1000, got '+5'\n"
+                            "p: --credit: must be an integer from 0 to 1000, got ' 5'\n"
+                            "p: --credit: must be an integer from 0 to 1000, got '5 '\n"
+                            "p: --credit: must be an integer from 0 to 1000, got '-0'\n"
+                            "p: --credit: must be an integer from 0 to 1000, got '0x5'\n"
+                            "p: --credit: must be an integer from 0 to 1000, got '1001'\n"
+                            "p: --credit: must be an integer from 0 to 1000, got '4294967296'\n"
+                            "p: --credit: must be an integer from 0 to 1000, got ''\n");
+}
