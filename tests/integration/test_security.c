@@ -64,16 +64,18 @@ static void setup(void)
     net.endpoint[0] = '\0';
     snprintf(keys, sizeof keys, "%s/keys", net.dir);
     cr_assert_eq(mkdir(keys, 0700), 0);
-    const char *names[] = {"broker", "northpoint", "lakeside", "intake", "stranger", "ops"};
+    const char *names[] = {"broker", "northpoint", "lakeside", "intake", "stranger", "ops", "dr-osei"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         keygen(names[i]);
     char allow[512];
     snprintf(allow, sizeof allow, "%s/allow.txt", keys);
     FILE *f = fopen(allow, "w");
     cr_assert_not_null(f);
-    fprintf(f, "# the network's keys\n%s clinic northpoint\n%s clinic lakeside\n%s service intake\n%s admin ops\n",
+    fprintf(f, "# the network's keys\n%s clinic northpoint\n%s clinic lakeside\n%s service intake\n%s admin ops\n"
+               "%s reviewer dr-osei\n",
             slurp_line(key_path("northpoint", "pub")), slurp_line(key_path("lakeside", "pub")),
-            slurp_line(key_path("intake", "pub")), slurp_line(key_path("ops", "pub")));
+            slurp_line(key_path("intake", "pub")), slurp_line(key_path("ops", "pub")),
+            slurp_line(key_path("dr-osei", "pub")));
     fclose(f);
     zctx = zmq_ctx_new();
     static char audit[512];
@@ -387,6 +389,32 @@ Test(security, a_clinic_key_cannot_speak_for_another_clinic)
     cr_expect(log_has("broker.log", "the key of clinic:northpoint asked for a session as clinic lakeside"));
     cr_expect_eq(request(r, HANDOFF__ROLE__ROLE_CLINIC, "northpoint", &code), HANDOFF__KIND__KIND_WELCOME,
                  "the same connection opens the key's own session");
+}
+
+/* A review is decided by a reviewer's key only: a clinic's key cannot open a reviewer
+ * session (not even under its own name), a reviewer's key opens its own and no other, and
+ * the CLI says so with 77. */
+Test(security, only_a_reviewer_key_opens_a_reviewer_session)
+{
+    raw_t r = raw_connect("northpoint", "broker");
+    Handoff__ErrorCode code;
+    cr_expect_eq(request(r, HANDOFF__ROLE__ROLE_REVIEWER, "dr-osei", &code), HANDOFF__KIND__KIND_ERROR);
+    cr_expect_eq(code, HANDOFF__ERROR_CODE__ERR_FORBIDDEN, "a clinic key as reviewer dr-osei: code %d", (int)code);
+    cr_expect_eq(request(r, HANDOFF__ROLE__ROLE_REVIEWER, "northpoint", &code), HANDOFF__KIND__KIND_ERROR);
+    cr_expect_eq(code, HANDOFF__ERROR_CODE__ERR_FORBIDDEN, "a clinic key as reviewer of its own name: %d", (int)code);
+    cr_expect(log_has("broker.log", "the key of clinic:northpoint asked for a session as reviewer northpoint"));
+    raw_t d = raw_connect("dr-osei", "broker");
+    cr_expect_eq(request(d, HANDOFF__ROLE__ROLE_CLINIC, "dr-osei", &code), HANDOFF__KIND__KIND_ERROR,
+                 "a reviewer key is no clinic's");
+    cr_expect_eq(code, HANDOFF__ERROR_CODE__ERR_FORBIDDEN);
+    cr_expect_eq(request(d, HANDOFF__ROLE__ROLE_REVIEWER, "dr-osei", &code), HANDOFF__KIND__KIND_WELCOME,
+                 "its own reviewer session: code %d", (int)code);
+    cr_expect_eq(request(d, 0, NULL, &code), HANDOFF__KIND__KIND_DELIVER, "and it fetches its mailbox: code %d",
+                 (int)code);
+    static char out[65536];
+    const char *args[] = {"--timeout-ms", CLI_TIMEOUT_MS, "--server-key", key_path("broker", "pub"), "--key",
+                          key_path("northpoint", "key"), "--reviewer", "dr-osei", "review", "list", NULL};
+    cr_expect_eq(net_cli(&net, "northpoint", out, sizeof out, args), EXIT_DENIED, "the CLI: refused, not unreachable");
 }
 
 static bool refused_as_service(void *arg)
