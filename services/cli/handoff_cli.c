@@ -166,6 +166,72 @@ static int help_for(const char *cmd, FILE *out)
     return EXIT_OK;
 }
 
+/* Loads the CURVE keys named by the settings: 0, or -1 after saying what is wrong. */
+static int load_keys(cli_t *c)
+{
+    if (!c->server_key && !c->key)
+        return 0;
+    char err[600];
+    if (!c->server_key || !c->key) {
+        fprintf(stderr, "handoff: CURVE needs both server-key and key (one of them is set: %s)\n",
+                c->server_key ? c->cfg.v[CLI_SET_SERVER_KEY].where : c->cfg.v[CLI_SET_KEY].where);
+        return -1;
+    }
+    if (hx_key_load_public(c->server_key, c->curve_server, err, sizeof err) ||
+        hx_key_load(c->key, c->curve_public, c->curve_secret, err, sizeof err)) {
+        fprintf(stderr, "handoff: %s\n", err);
+        return -1;
+    }
+    return 0;
+}
+
+/* top, dlq, health: dlq always speaks as the admin; health and top as the clinic when one is
+ * named (and no admin was asked for), so a clinic can look at the broker without operator
+ * rights. */
+static int run_admin(cli_t *c, const char *cmd, int nargs, char **args)
+{
+    int admin_given = c->cfg.v[CLI_SET_ADMIN].from != CLI_FROM_DEFAULT;
+    int as_admin = strcmp(cmd, "dlq") == 0 || admin_given || !c->clinic;
+    if (strcmp(cmd, "dlq") == 0)
+        return cmd_dlq(c, nargs, args);
+    if (strcmp(cmd, "top") == 0)
+        return cmd_top(c, nargs, as_admin);
+    return cmd_health(c, nargs, as_admin);
+}
+
+/* A clinic command, or review: on the store of this clinic (or reviewer). */
+static int run_store(cli_t *c, const char *cmd, const char *change, int nargs, char **args)
+{
+    if (c->review && !c->reviewer) {
+        fprintf(stderr, "handoff: review needs this reviewer's name: --reviewer NAME, HANDOFF_REVIEWER, or "
+                        "'reviewer = NAME' in the config file\n");
+        return EXIT_USAGE;
+    }
+    if (!c->review && !c->clinic) {
+        fprintf(stderr, "handoff: %s needs this clinic's id: --clinic ID, HANDOFF_CLINIC, or 'clinic = ID' in the "
+                        "config file\n", cmd);
+        return EXIT_USAGE;
+    }
+    int rc = cli_open_store(c);
+    if (rc != EXIT_OK)
+        return rc;
+    if (c->review)
+        return cmd_review(c, nargs, args);
+    if (strcmp(cmd, "submit") == 0)
+        return cmd_submit(c, nargs, args);
+    if (strcmp(cmd, "import") == 0)
+        return cmd_import(c, nargs, args);
+    if (strcmp(cmd, "inbox") == 0)
+        return cmd_inbox(c, nargs);
+    if (strcmp(cmd, "handoffs") == 0)
+        return cmd_handoffs(c, nargs);
+    if (strcmp(cmd, "watch") == 0)
+        return cmd_watch(c, nargs);
+    if (change)
+        return cmd_change(c, change, nargs, args);
+    return cmd_status(c, nargs, args);
+}
+
 static int run(cli_t *c, int argc, char **argv, const char *config_flag)
 {
     const char *cmd = argv[optind];
@@ -197,58 +263,9 @@ static int run(cli_t *c, int argc, char **argv, const char *config_flag)
         return EXIT_USAGE;
     if (strcmp(cmd, "config") == 0)
         return cmd_config(c, nargs);
-    if (c->server_key || c->key) {
-        char err[600];
-        if (!c->server_key || !c->key) {
-            fprintf(stderr, "handoff: CURVE needs both server-key and key (one of them is set: %s)\n",
-                    c->server_key ? c->cfg.v[CLI_SET_SERVER_KEY].where : c->cfg.v[CLI_SET_KEY].where);
-            return EXIT_USAGE;
-        }
-        if (hx_key_load_public(c->server_key, c->curve_server, err, sizeof err) ||
-            hx_key_load(c->key, c->curve_public, c->curve_secret, err, sizeof err)) {
-            fprintf(stderr, "handoff: %s\n", err);
-            return EXIT_USAGE;
-        }
-    }
-    if (admin_cmd) {
-        /* dlq always speaks as the admin; health and top as the clinic when one is named (and
-         * no admin was asked for), so a clinic can look at the broker without operator rights. */
-        int admin_given = c->cfg.v[CLI_SET_ADMIN].from != CLI_FROM_DEFAULT;
-        int as_admin = strcmp(cmd, "dlq") == 0 || admin_given || !c->clinic;
-        if (strcmp(cmd, "dlq") == 0)
-            return cmd_dlq(c, nargs, args);
-        if (strcmp(cmd, "top") == 0)
-            return cmd_top(c, nargs, as_admin);
-        return cmd_health(c, nargs, as_admin);
-    }
-    if (c->review && !c->reviewer) {
-        fprintf(stderr, "handoff: review needs this reviewer's name: --reviewer NAME, HANDOFF_REVIEWER, or "
-                        "'reviewer = NAME' in the config file\n");
+    if (load_keys(c) != 0)
         return EXIT_USAGE;
-    }
-    if (!c->review && !c->clinic) {
-        fprintf(stderr, "handoff: %s needs this clinic's id: --clinic ID, HANDOFF_CLINIC, or 'clinic = ID' in the "
-                        "config file\n", cmd);
-        return EXIT_USAGE;
-    }
-    int rc = cli_open_store(c);
-    if (rc != EXIT_OK)
-        return rc;
-    if (c->review)
-        return cmd_review(c, nargs, args);
-    if (strcmp(cmd, "submit") == 0)
-        return cmd_submit(c, nargs, args);
-    if (strcmp(cmd, "import") == 0)
-        return cmd_import(c, nargs, args);
-    if (strcmp(cmd, "inbox") == 0)
-        return cmd_inbox(c, nargs);
-    if (strcmp(cmd, "handoffs") == 0)
-        return cmd_handoffs(c, nargs);
-    if (strcmp(cmd, "watch") == 0)
-        return cmd_watch(c, nargs);
-    if (change)
-        return cmd_change(c, change, nargs, args);
-    return cmd_status(c, nargs, args);
+    return admin_cmd ? run_admin(c, cmd, nargs, args) : run_store(c, cmd, change, nargs, args);
 }
 
 /* Flags from the two tables: each setting (cli_config.h) is OPT_SETTING + its index, each
