@@ -261,12 +261,9 @@ void hx_audit_anchored_hook(void *arg, const uint8_t *blob, size_t len)
         return;
     char tmp[4200];
     snprintf(tmp, sizeof tmp, "%s.tmp", a->anchor_path);
-    FILE *f = fopen(tmp, "w");
-    int rc = f ? 0 : -1;
-    if (f) {
-        rc = fprintf(f, "{\"lines\":%llu,\"hash\":\"%s\"}\n", (unsigned long long)m, hash) < 0 ? -1 : 0;
-        rc |= fclose(f) != 0 ? -1 : 0;
-    }
+    json_t *j = json_pack("{s:I, s:s}", "lines", (json_int_t)m, "hash", hash);
+    int rc = j ? json_dump_file(j, tmp, JSON_COMPACT | JSON_PRESERVE_ORDER) : -1;
+    json_decref(j);
     if (rc != 0 || rename(tmp, a->anchor_path) != 0)
         hx_warn("audit: cannot write %s: %s", a->anchor_path, strerror(errno));
 }
