@@ -308,3 +308,49 @@ int hx_lifecycle_apply(Handoff__TaskStatus from, hx_event_t ev, hx_actor_t actor
         put(&m, ": back to scheduling to be reassigned to another therapist");
     return 0;
 }
+
+/* ---- the referral's status from its handoffs ------------------------------------------- */
+
+/* How far an open handoff is (rule 5 of hx_referral_status); 0 for final ones. */
+static int open_rank(Handoff__TaskStatus s)
+{
+    switch (s) {
+    case S_(DRAFT):     return 1;
+    case S_(REQUESTED): return 2;
+    case S_(ON_HOLD):   return 3;
+    case S_(RECEIVED):  return 4;
+    case S_(READY):     return 5;
+    case S_(ACCEPTED):  return 6;
+    default:            return 0;
+    }
+}
+
+Handoff__TaskStatus hx_referral_status(Handoff__TaskStatus own, const Handoff__TaskStatus *handoffs, size_t n)
+{
+    if (n == 0)
+        return valid_status(own) ? own : S_(UNSPECIFIED);
+    if (!handoffs)
+        return S_(UNSPECIFIED);
+    size_t completed = 0, failed = 0, same = 0, final = 0;
+    bool in_progress = false;
+    Handoff__TaskStatus furthest = S_(UNSPECIFIED);
+    for (size_t i = 0; i < n; i++) {
+        Handoff__TaskStatus s = handoffs[i];
+        if (!valid_status(s))
+            return S_(UNSPECIFIED);
+        in_progress |= s == S_(IN_PROGRESS);
+        completed += s == S_(COMPLETED);
+        failed += s == S_(FAILED);
+        same += s == handoffs[0];
+        final += hx_lifecycle_final(s);
+        if (open_rank(s) > open_rank(furthest))
+            furthest = s;
+    }
+    if (in_progress)
+        return S_(IN_PROGRESS);
+    if (final == n)
+        return completed ? S_(COMPLETED) : failed ? S_(FAILED) : same == n ? handoffs[0] : S_(CANCELLED);
+    if (completed)
+        return S_(IN_PROGRESS);
+    return furthest;
+}

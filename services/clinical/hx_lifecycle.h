@@ -57,6 +57,26 @@ bool hx_lifecycle_final(Handoff__TaskStatus s);
  * (out may be NULL when cap is 0) and returns how many there are. */
 size_t hx_lifecycle_allowed(Handoff__TaskStatus s, hx_actor_t actor, hx_event_t *out, size_t cap);
 
+/* The referral's status (FHIR: the parent Task) derived from its handoffs (the child Tasks,
+ * partOf it: one per discipline of the plan, with the handoff's own status when it is booked,
+ * received or on-hold while it is still to be (re)booked). own is the referral's own status,
+ * which says everything while it has no handoff (requested, received, on-hold, rejected,
+ * cancelled: before triage placed it, under review, revoked before booking). The table
+ * (docs/PROTOCOL.md, "Handoffs"), first rule that holds:
+ *   1. no handoff (n == 0)                          -> own
+ *   2. any handoff in-progress                      -> in-progress
+ *   3. every handoff final (completed, cancelled, failed, rejected, entered-in-error):
+ *        any completed -> completed; else any failed -> failed; else, when they are all
+ *        the same (all rejected, all entered-in-error, all cancelled), that; else cancelled
+ *   4. any completed while another is still open    -> in-progress (the care is under way)
+ *   5. else the most advanced open handoff:
+ *        accepted > ready > received > on-hold > requested > draft
+ * so a final handoff never holds back an open one, and a discipline being (re)booked never
+ * pulls back one that is further (physiotherapy accepted, massage declined and on hold: the
+ * referral is accepted). Pure. Returns HANDOFF__TASK_STATUS__TASK_UNSPECIFIED when an input
+ * is not a status (0 or unknown; own only matters when n == 0), or handoffs is NULL with n > 0. */
+Handoff__TaskStatus hx_referral_status(Handoff__TaskStatus own, const Handoff__TaskStatus *handoffs, size_t n);
+
 /* "submit", "receive", "reject", "book", "hold", "accept", "decline", "start", "complete",
  * "revoke", "fail", "error"; "unknown" otherwise. from_text is the inverse (exact, lower
  * case) and returns HX_EVENT_NONE for anything else, NULL included. */

@@ -67,6 +67,9 @@ static const char schema[] =
     "  msg_id BLOB PRIMARY KEY, outputs BLOB NOT NULL, at_ms INTEGER NOT NULL) WITHOUT ROWID;";
 
 static int directory_import(hx_booking_t *b, const hx_directory_t *dir);
+static int schema_migrate(hx_booking_t *b);
+static int booking_mark(hx_booking_t *b, const char *rid, Handoff__Discipline d, Handoff__TaskStatus to,
+                        hx_event_t ev, const char *reason);
 
 /* ---- small SQLite helpers ---------------------------------------------------------------- */
 
@@ -112,7 +115,9 @@ static int emit_status(hx_outbox_t *out, const char *to, const char *referral_id
 /* ---- the referral as stored ------------------------------------------------------------------ */
 
 typedef struct {
-    Handoff__TaskStatus status;
+    Handoff__TaskStatus status;     /* derived from the handoffs (hx_referral_status) */
+    Handoff__TaskStatus pending;    /* the handoffs still to be booked: received, on-hold, cancelled */
+    char pending_reason[256];
     char referring_clinic[80];
     char ref[80];
     Handoff__Case *c;               /* unpacked case_pb */
@@ -129,7 +134,8 @@ static void row_free(referral_row_t *r)
 static int row_load(hx_booking_t *b, const char *referral_id, referral_row_t *r)
 {
     memset(r, 0, sizeof *r);
-    sqlite3_stmt *st = prep(b, "SELECT status, referring_clinic, ref, case_pb FROM referrals WHERE referral_id = ?");
+    sqlite3_stmt *st = prep(b, "SELECT status, referring_clinic, ref, case_pb, pending, pending_reason FROM referrals "
+                               "WHERE referral_id = ?");
     if (!st)
         return -1;
     sqlite3_bind_text(st, 1, referral_id, -1, SQLITE_STATIC);
@@ -140,6 +146,8 @@ static int row_load(hx_booking_t *b, const char *referral_id, referral_row_t *r)
         snprintf(r->referring_clinic, sizeof r->referring_clinic, "%s", (const char *)sqlite3_column_text(st, 1));
         snprintf(r->ref, sizeof r->ref, "%s", (const char *)sqlite3_column_text(st, 2));
         r->c = handoff__case__unpack(NULL, (size_t)sqlite3_column_bytes(st, 3), sqlite3_column_blob(st, 3));
+        r->pending = (Handoff__TaskStatus)sqlite3_column_int(st, 4);
+        snprintf(r->pending_reason, sizeof r->pending_reason, "%s", (const char *)sqlite3_column_text(st, 5));
         found = r->c ? 1 : -1;
     } else if (rc != SQLITE_DONE) {
         found = -1;
@@ -254,33 +262,198 @@ static int64_t data_version(hx_booking_t *b)
     return v;
 }
 
-/* The referral's own status is its least advanced live booking's (ready < accepted <
- * in-progress < completed): completed only when every booking is, so a revoke is refused
- * only then. */
-static int referral_follows_bookings(hx_booking_t *b, const char *referral_id)
+/* ---- handoffs: one per discipline of the plan, each with its own lifecycle ------------------- */
+
+/* One handoff (FHIR: a child Task, partOf the referral's): a discipline of the referral's plan,
+ * booked with one therapist (its booking row holds its status), or still to be booked (the
+ * referral's pending status: received, on-hold, or cancelled by a revoke). */
+typedef struct {
+    bool booked;
+    booking_t k;                    /* k.discipline always; the rest when booked */
+    Handoff__TaskStatus status;
+    char event[24];
+    char reason[256];
+    Handoff__HandoffStatus pb;
+} handoff_t;
+
+typedef struct {
+    handoff_t h[2];
+    size_t n;
+    Handoff__TaskStatus status;     /* the referral's, derived from them */
+} handoffs_t;
+
+/* The booking of h->k.discipline, whatever its status: 1 found, 0 not, -1 error. */
+static int booking_load_one(hx_booking_t *b, const char *rid, handoff_t *h)
 {
-    static const Handoff__TaskStatus order[] = {HANDOFF__TASK_STATUS__TASK_READY, HANDOFF__TASK_STATUS__TASK_ACCEPTED,
-                                                HANDOFF__TASK_STATUS__TASK_IN_PROGRESS,
-                                                HANDOFF__TASK_STATUS__TASK_COMPLETED};
-    booking_t have[2];
-    size_t n = 0;
-    if (bookings_load(b, referral_id, have, &n) != 0)
+    sqlite3_stmt *st = prep(b, "SELECT therapist_id, clinic_id, start, minutes, status, virtual, event, reason "
+                               "FROM bookings WHERE referral_id = ? AND discipline = ?");
+    if (!st)
         return -1;
-    size_t least = 4;
-    for (size_t i = 0; i < n; i++)
-        for (size_t k = 0; k < 4; k++)
-            if (have[i].status == order[k] && k < least)
-                least = k;
-    return least < 4 ? set_status(b, referral_id, order[least], "") : 0;
+    sqlite3_bind_text(st, 1, rid, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 2, (int)h->k.discipline);
+    int rc = sqlite3_step(st);
+    int found = rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
+    if (found == 1) {
+        booking_t *k = &h->k;
+        snprintf(k->therapist_id, sizeof k->therapist_id, "%s", (const char *)sqlite3_column_text(st, 0));
+        snprintf(k->clinic_id, sizeof k->clinic_id, "%s", (const char *)sqlite3_column_text(st, 1));
+        k->start = sqlite3_column_int64(st, 2);
+        k->minutes = (uint32_t)sqlite3_column_int(st, 3);
+        k->status = h->status = (Handoff__TaskStatus)sqlite3_column_int(st, 4);
+        k->virtual_session = sqlite3_column_int(st, 5) != 0;
+        snprintf(h->event, sizeof h->event, "%s", (const char *)sqlite3_column_text(st, 6));
+        snprintf(h->reason, sizeof h->reason, "%s", (const char *)sqlite3_column_text(st, 7));
+        h->booked = true;
+    }
+    sqlite3_finalize(st);
+    return found;
+}
+
+/* The handoffs of a referral as stored (row: loaded by row_load), and its status derived
+ * from them. -1 on a database error, or when a stored status is not one. */
+static int handoffs_load(hx_booking_t *b, const char *rid, const referral_row_t *row, handoffs_t *hs)
+{
+    memset(hs, 0, sizeof *hs);
+    const Handoff__TriageDecision *d = row->c ? row->c->decision : NULL;
+    Handoff__TaskStatus st[2];
+    for (size_t i = 0; d && i < d->n_disciplines && hs->n < 2; i++) {
+        if (d->disciplines[i] != HANDOFF__DISCIPLINE__DISCIPLINE_PHYSIOTHERAPY &&
+            d->disciplines[i] != HANDOFF__DISCIPLINE__DISCIPLINE_MASSAGE_THERAPY)
+            continue;
+        handoff_t *h = &hs->h[hs->n];
+        h->k.discipline = d->disciplines[i];
+        int found = booking_load_one(b, rid, h);
+        if (found < 0)
+            return -1;
+        if (found == 0) {
+            h->status = row->pending ? row->pending : HANDOFF__TASK_STATUS__TASK_RECEIVED;
+            snprintf(h->reason, sizeof h->reason, "%s", row->pending_reason);
+        }
+        st[hs->n++] = h->status;
+    }
+    hs->status = hx_referral_status(row->status, st, hs->n);
+    if (hs->status == HANDOFF__TASK_STATUS__TASK_UNSPECIFIED) {
+        hx_error("referral %s: a stored status that is not a task status (referral %d)", rid, (int)row->status);
+        return -1;
+    }
+    return 0;
+}
+
+/* Stores the referral's status as its handoffs now say (hs: them, after the change). */
+static int referral_derive(hx_booking_t *b, const char *rid, handoffs_t *hs)
+{
+    referral_row_t row;
+    int rc = row_load(b, rid, &row) == 1 ? handoffs_load(b, rid, &row, hs) : -1;
+    if (rc == 0 && hs->n && hs->status != row.status) {
+        sqlite3_stmt *st = prep(b, "UPDATE referrals SET status = ?, updated_ms = ? WHERE referral_id = ?");
+        rc = st ? 0 : -1;
+        if (st) {
+            sqlite3_bind_int(st, 1, (int)hs->status);
+            sqlite3_bind_int64(st, 2, (sqlite3_int64)hx_svc_now_ms());
+            sqlite3_bind_text(st, 3, rid, -1, SQLITE_STATIC);
+            rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
+        }
+        sqlite3_finalize(st);
+    }
+    row_free(&row);
+    return rc;
+}
+
+/* The status of the handoffs still to be booked, with the event and reason that put them there. */
+static int set_pending(hx_booking_t *b, const char *rid, Handoff__TaskStatus s, hx_event_t ev, const char *reason)
+{
+    sqlite3_stmt *st = prep(b, "UPDATE referrals SET pending = ?, pending_event = ?, pending_reason = ? "
+                               "WHERE referral_id = ?");
+    int rc = st ? 0 : -1;
+    if (st) {
+        sqlite3_bind_int(st, 1, (int)s);
+        sqlite3_bind_text(st, 2, ev ? hx_event_text(ev) : "", -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 3, reason ? reason : "", -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 4, rid, -1, SQLITE_STATIC);
+        rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* A handoff as it travels (HandoffStatus), pointing into h. */
+static Handoff__HandoffStatus *handoff_pb(hx_booking_t *b, const char *rid, handoff_t *h)
+{
+    handoff__handoff_status__init(&h->pb);
+    h->pb.discipline = h->k.discipline;
+    h->pb.status = h->status;
+    if (h->booked) {
+        booking_pb(b, rid, &h->k);
+        h->pb.clinic_id = h->k.clinic_id;
+        h->pb.therapist_id = h->k.therapist_id;
+        h->pb.therapist_name = h->k.therapist_name;
+    }
+    h->pb.event = h->event;
+    h->pb.reason = h->reason;
+    return &h->pb;
+}
+
+/* What one StatusUpdate says besides the handoffs: the referral, its status, what happened. */
+typedef struct {
+    const char *rid, *ref;
+    Handoff__TaskStatus status;     /* the referral's (derived) */
+    hx_event_t ev;
+    const char *reason;
+    Handoff__Booking **bookings;    /* the bookings it is about, as before handoffs existed */
+    size_t n_bookings;
+    Handoff__TriageDecision *decision;
+} update_t;
+
+/* A StatusUpdate to clinic `to`: u, and the n handoffs in list. */
+static int tell(hx_booking_t *b, hx_outbox_t *out, const char *to, const update_t *u, handoff_t *const *list,
+                size_t n)
+{
+    Handoff__HandoffStatus *pp[2];
+    Handoff__StatusUpdate s = HANDOFF__STATUS_UPDATE__INIT;
+    for (size_t i = 0; i < n && i < 2; i++)
+        pp[i] = handoff_pb(b, u->rid, list[i]);
+    s.referral_id = (char *)u->rid;
+    s.ref = (char *)(u->ref ? u->ref : "");
+    s.status = u->status;
+    s.reason = (char *)(u->reason ? u->reason : "");
+    s.by = "scheduling";
+    s.at_ms = hx_svc_now_ms();
+    s.bookings = u->bookings;
+    s.n_bookings = u->n_bookings;
+    s.decision = u->decision;
+    s.event = (char *)hx_event_text(u->ev);
+    s.handoffs = pp;
+    s.n_handoffs = n < 2 ? n : 2;
+    return hx_svc_emit(out, HX_TO_MAILBOX, to, "handoff.StatusUpdate", &s.base);
+}
+
+/* Tells the referrer (every handoff) of u. */
+static int tell_referrer(hx_booking_t *b, hx_outbox_t *out, const char *referrer, const update_t *u,
+                         handoffs_t *hs)
+{
+    handoff_t *list[2] = {&hs->h[0], &hs->h[1]};
+    return tell(b, out, referrer, u, list, hs->n);
+}
+
+/* Tells a receiving clinic of u with the handoffs it holds (of those in hs), when it holds one. */
+static int tell_receiver(hx_booking_t *b, hx_outbox_t *out, const char *clinic, const update_t *u, handoffs_t *hs)
+{
+    handoff_t *list[2];
+    size_t n = 0;
+    for (size_t i = 0; i < hs->n; i++)
+        if (hs->h[i].booked && !strcmp(hs->h[i].k.clinic_id, clinic))
+            list[n++] = &hs->h[i];
+    return n ? tell(b, out, clinic, u, list, n) : 0;
 }
 
 static int booking_insert(hx_booking_t *b, const char *referral_id, const booking_t *k)
 {
     sqlite3_stmt *st = prep(b, "INSERT INTO bookings(referral_id, discipline, therapist_id, clinic_id, start, minutes, "
-                               "status, virtual) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(referral_id, discipline) "
+                               "status, virtual, event, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'book', '') "
+                               "ON CONFLICT(referral_id, discipline) "
                                "DO UPDATE SET therapist_id = excluded.therapist_id, clinic_id = excluded.clinic_id, "
                                "start = excluded.start, minutes = excluded.minutes, status = excluded.status, "
-                               "virtual = excluded.virtual");
+                               "virtual = excluded.virtual, event = excluded.event, reason = excluded.reason");
     sqlite3_stmt *sl = prep(b, "INSERT INTO slots(therapist_id, slot, referral_id) VALUES (?, ?, ?)");
     int rc = st && sl ? 0 : -1;
     if (rc == 0) {
@@ -474,12 +647,18 @@ static int book_hold(hx_booking_t *b, const char *referral_id, const referral_ro
                      Handoff__TriageDecision *d, const char *why, hx_outbox_t *out)
 {
     calendar_drop(b);                           /* it holds the bookings not made: all or none */
-    bool was_on_hold = row->status == HANDOFF__TASK_STATUS__TASK_ON_HOLD;
-    int rc = set_status(b, referral_id, HANDOFF__TASK_STATUS__TASK_ON_HOLD, why);
+    bool was_on_hold = row->pending == HANDOFF__TASK_STATUS__TASK_ON_HOLD;
+    handoffs_t hs;
+    int rc = set_pending(b, referral_id, HANDOFF__TASK_STATUS__TASK_ON_HOLD, HX_EVENT_HOLD, why);
+    if (rc == 0)
+        rc = set_status(b, referral_id, HANDOFF__TASK_STATUS__TASK_ON_HOLD, why);  /* own; derived next */
+    if (rc == 0)
+        rc = referral_derive(b, referral_id, &hs);
     if (rc == 0 && !was_on_hold) {             /* told once, not at every retry */
-        hx_info("referral %s on hold", referral_id);
-        rc = emit_status(out, row->referring_clinic, referral_id, row->ref, HANDOFF__TASK_STATUS__TASK_ON_HOLD,
-                         HX_EVENT_HOLD, false, why, NULL, 0, d);
+        hx_info("referral %s: handoff(s) on hold", referral_id);
+        update_t u = {.rid = referral_id, .ref = row->ref, .status = hs.status, .ev = HX_EVENT_HOLD, .reason = why,
+                      .decision = d};
+        rc = tell_referrer(b, out, row->referring_clinic, &u, &hs);
     }
     return rc;
 }
@@ -503,9 +682,13 @@ static int book_tell_referrer(hx_booking_t *b, const char *referral_id, const re
                                     all[i].virtual_session ? "(virtual) of" : "at", all[i].clinic_id,
                                     all[i].start_text);
     }
+    handoffs_t hs;
     if (rc == 0)
-        rc = emit_status(out, row->referring_clinic, referral_id, row->ref, HANDOFF__TASK_STATUS__TASK_READY,
-                         HX_EVENT_BOOK, false, text, bp, n_all, d);
+        rc = referral_derive(b, referral_id, &hs);
+    update_t u = {.rid = referral_id, .ref = row->ref, .status = hs.status, .ev = HX_EVENT_BOOK, .reason = text,
+                  .bookings = bp, .n_bookings = n_all, .decision = d};
+    if (rc == 0)
+        rc = tell_referrer(b, out, row->referring_clinic, &u, &hs);
     char ids[160] = "";
     size_t k = 0;
     for (size_t i = 0; i < plan->n_add && k < sizeof ids; i++)
@@ -525,7 +708,9 @@ static int book_found(hx_booking_t *b, const char *referral_id, const referral_r
     for (size_t i = 0; i < plan->n_add && rc == 0; i++)
         rc = booking_insert(b, referral_id, &plan->add[i]);
     if (rc == 0 && plan->n_add)
-        rc = set_status(b, referral_id, HANDOFF__TASK_STATUS__TASK_READY, "");
+        rc = set_pending(b, referral_id, HANDOFF__TASK_STATUS__TASK_RECEIVED, HX_EVENT_NONE, "");
+    if (rc == 0 && plan->n_add)
+        rc = set_status(b, referral_id, HANDOFF__TASK_STATUS__TASK_READY, "");  /* derived again below */
     /* a handoff to each new receiver, then all bookings to the referrer */
     for (size_t i = 0; i < plan->n_add && rc == 0; i++) {
         Handoff__Handoff h = HANDOFF__HANDOFF__INIT;
@@ -576,7 +761,7 @@ static int retry_on_hold(hx_booking_t *b, hx_outbox_t *out)
 
 size_t hx_booking_on_hold(hx_booking_t *b, char (*ids)[32], size_t cap)
 {
-    sqlite3_stmt *st = prep(b, "SELECT referral_id FROM referrals WHERE status = ? ORDER BY updated_ms LIMIT ?");
+    sqlite3_stmt *st = prep(b, "SELECT referral_id FROM referrals WHERE pending = ? ORDER BY updated_ms LIMIT ?");
     size_t n = 0;
     if (!st)
         return 0;
@@ -665,8 +850,25 @@ static int refuse(hx_booking_t *b, hx_outbox_t *out, const hx_msg_t *in, const c
                        NULL);
 }
 
-/* The referring clinic revokes the referral: every live booking ends (its clinic told, unless
- * it was final), the referrer is told, and referrals on hold get a chance at the slots. */
+/* Ends the open booked handoffs of hs (cancelled by a revoke, with text): their slots freed. */
+static int revoke_handoffs(hx_booking_t *b, const char *rid, handoffs_t *hs, const char *text, bool *was_open)
+{
+    int rc = 0;
+    for (size_t i = 0; i < hs->n && rc == 0; i++) {
+        handoff_t *h = &hs->h[i];
+        was_open[i] = h->booked && !hx_lifecycle_final(h->status);
+        if (!was_open[i])
+            continue;
+        rc = booking_end(b, rid, h->k.discipline, false);
+        if (rc == 0)
+            rc = booking_mark(b, rid, h->k.discipline, HANDOFF__TASK_STATUS__TASK_CANCELLED, HX_EVENT_REVOKE, text);
+    }
+    return rc;
+}
+
+/* The referring clinic revokes the referral: every open handoff is cancelled (its clinic
+ * told; a completed one stays completed), what was still to be booked is cancelled too, the
+ * referrer is told, and referrals on hold get a chance at the slots. */
 static int change_revoke(hx_booking_t *b, const hx_msg_t *in, hx_outbox_t *out, const Handoff__StatusChange *ch,
                          const char *rid, const referral_row_t *row)
 {
@@ -679,21 +881,33 @@ static int change_revoke(hx_booking_t *b, const hx_msg_t *in, hx_outbox_t *out, 
     }
     if (hx_lifecycle_apply(row->status, ev, HX_ACTOR_REFERRER, &to, why, sizeof why) != 0)
         return refuse(b, out, in, rid, row, ev, why);
-    booking_t have[2];
-    size_t n = 0;
-    int rc = bookings_load(b, rid, have, &n);
     char text[320];
     snprintf(text, sizeof text, "revoked by the referring clinic%s%.200s", ch->reason[0] ? ": " : "", ch->reason);
-    for (size_t i = 0; i < n && rc == 0; i++) {
-        rc = booking_end(b, rid, have[i].discipline, false);
-        if (rc == 0 && !hx_lifecycle_final(have[i].status))
-            rc = emit_status(out, have[i].clinic_id, rid, row->ref, to, ev, false, text,
-                             (Handoff__Booking *[]){booking_pb(b, rid, &have[i])}, 1, NULL);
+    handoffs_t hs;
+    bool was_open[2] = {false, false};
+    int rc = handoffs_load(b, rid, row, &hs);
+    if (rc == 0)
+        rc = revoke_handoffs(b, rid, &hs, text, was_open);
+    if (rc == 0)
+        rc = set_pending(b, rid, HANDOFF__TASK_STATUS__TASK_CANCELLED, ev, text);
+    if (rc == 0)
+        rc = set_status(b, rid, to, text);      /* own: cancelled; with handoffs, derived next */
+    if (rc == 0)
+        rc = referral_derive(b, rid, &hs);
+    update_t u = {.rid = rid, .ref = row->ref, .status = hs.status, .ev = ev, .reason = text};
+    for (size_t i = 0; i < hs.n && rc == 0; i++) {
+        bool told = i == 1 && was_open[0] && !strcmp(hs.h[0].k.clinic_id, hs.h[1].k.clinic_id);
+        if (!was_open[i] || told)
+            continue;
+        Handoff__Booking *bp = booking_pb(b, rid, &hs.h[i].k);
+        u.bookings = &bp;
+        u.n_bookings = 1;
+        rc = tell_receiver(b, out, hs.h[i].k.clinic_id, &u, &hs);
     }
+    u.bookings = NULL;
+    u.n_bookings = 0;
     if (rc == 0)
-        rc = set_status(b, rid, to, text);
-    if (rc == 0)
-        rc = emit_status(out, row->referring_clinic, rid, row->ref, to, ev, false, text, NULL, 0, NULL);
+        rc = tell_referrer(b, out, row->referring_clinic, &u, &hs);
     if (rc == 0)
         rc = retry_on_hold(b, out);
     hx_info("referral %s revoked", rid);
@@ -715,8 +929,28 @@ static int declined_add(hx_booking_t *b, const char *rid, const char *therapist_
     return rc;
 }
 
-/* The receiving clinic declines booking k: its therapist is excluded, the booking forgotten,
- * both clinics told, and another therapist is looked for. */
+/* Sets the status of the referral's booking of discipline d, with the event and why. */
+static int booking_mark(hx_booking_t *b, const char *rid, Handoff__Discipline d, Handoff__TaskStatus to,
+                        hx_event_t ev, const char *reason)
+{
+    sqlite3_stmt *st = prep(b, "UPDATE bookings SET status = ?, event = ?, reason = ? "
+                               "WHERE referral_id = ? AND discipline = ?");
+    int rc = st ? 0 : -1;
+    if (rc == 0) {
+        sqlite3_bind_int(st, 1, (int)to);
+        sqlite3_bind_text(st, 2, hx_event_text(ev), -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 3, reason ? reason : "", -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 4, rid, -1, SQLITE_STATIC);
+        sqlite3_bind_int(st, 5, (int)d);
+        rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* The receiving clinic declines booking k: its therapist is excluded, the booking forgotten
+ * (the discipline is to be booked again; the other handoff is untouched), both clinics told,
+ * and another therapist is looked for. */
 static int change_decline(hx_booking_t *b, const hx_msg_t *in, hx_outbox_t *out, const Handoff__StatusChange *ch,
                           const char *rid, const referral_row_t *row, booking_t *k, Handoff__TaskStatus to)
 {
@@ -724,59 +958,58 @@ static int change_decline(hx_booking_t *b, const hx_msg_t *in, hx_outbox_t *out,
     char text[320];
     snprintf(text, sizeof text, "declined by %s (%s): %.200s; finding another therapist", in->from,
              k->therapist_id, ch->reason);
-    Handoff__Booking *bp = booking_pb(b, rid, k);
+    /* the declined handoff as its clinic last sees it */
+    handoff_t gone = {.booked = true, .k = *k, .status = to};
+    snprintf(gone.event, sizeof gone.event, "%s", hx_event_text(ev));
+    snprintf(gone.reason, sizeof gone.reason, "%.255s", text);
+    Handoff__Booking *bp = booking_pb(b, rid, &gone.k);
+    handoffs_t hs;
     int rc = declined_add(b, rid, k->therapist_id);
     if (rc == 0)
         rc = booking_end(b, rid, k->discipline, true);
     if (rc == 0)
-        rc = set_status(b, rid, to, text);
+        rc = set_pending(b, rid, to, ev, text);
     if (rc == 0)
-        rc = emit_status(out, row->referring_clinic, rid, row->ref, to, ev, false, text, &bp, 1, NULL);
+        rc = referral_derive(b, rid, &hs);
+    update_t u = {.rid = rid, .ref = row->ref, .status = hs.status, .ev = ev, .reason = text, .bookings = &bp,
+                  .n_bookings = 1};
+    if (rc == 0)
+        rc = tell_referrer(b, out, row->referring_clinic, &u, &hs);
     if (rc == 0 && strcmp(in->from, row->referring_clinic) != 0)
-        rc = emit_status(out, in->from, rid, row->ref, to, ev, false, text, &bp, 1, NULL);
+        rc = tell(b, out, in->from, &u, (handoff_t *[]){&gone}, 1);
     if (rc == 0)
         rc = book_missing(b, rid, out);
     if (rc == 0)
         rc = retry_on_hold(b, out);
-    hx_info("referral %s declined by %s; rescheduling", rid, in->from);
+    hx_info("referral %s: %s declined by %s; rescheduling it", rid, hx_discipline_text(k->discipline), in->from);
     audit_change(b, in, ev, rid, "done: declined, rescheduling");
     return rc;
 }
 
-/* Sets the status of the referral's booking of discipline d. */
-static int booking_set_status(hx_booking_t *b, const char *rid, Handoff__Discipline d, Handoff__TaskStatus to)
-{
-    sqlite3_stmt *st = prep(b, "UPDATE bookings SET status = ? WHERE referral_id = ? AND discipline = ?");
-    int rc = st ? 0 : -1;
-    if (rc == 0) {
-        sqlite3_bind_int(st, 1, (int)to);
-        sqlite3_bind_text(st, 2, rid, -1, SQLITE_STATIC);
-        sqlite3_bind_int(st, 3, (int)d);
-        rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
-    }
-    sqlite3_finalize(st);
-    return rc;
-}
-
-/* The receiving clinic accepts, starts or completes booking k: the booking moves to `to`,
- * the referral follows its bookings, both clinics are told. */
+/* The receiving clinic accepts, starts, completes or fails booking k: that handoff moves to
+ * `to` (the other is untouched), the referral's status is derived again, both clinics are told. */
 static int change_advance(hx_booking_t *b, const hx_msg_t *in, hx_outbox_t *out, const Handoff__StatusChange *ch,
                           const char *rid, const referral_row_t *row, hx_event_t ev, booking_t *k,
                           Handoff__TaskStatus to)
 {
-    int rc = booking_set_status(b, rid, k->discipline, to);
+    char text[320];
+    snprintf(text, sizeof text, "%s %s by %s%s%.200s", hx_discipline_text(k->discipline), hx_status_text(to),
+             in->from, ch->reason[0] ? ": " : "", ch->reason);
+    handoffs_t hs;
+    int rc = ev == HX_EVENT_FAIL ? booking_end(b, rid, k->discipline, false) : 0;   /* its slots freed */
+    if (rc == 0)
+        rc = booking_mark(b, rid, k->discipline, to, ev, text);
     k->status = to;
     if (rc == 0)
-        rc = referral_follows_bookings(b, rid);
-    char text[320];
-    const char *done = ev == HX_EVENT_ACCEPT ? "accepted" : ev == HX_EVENT_START ? "started" : "completed";
-    snprintf(text, sizeof text, "%s by %s%s%.200s", done, in->from, ch->reason[0] ? ": " : "", ch->reason);
+        rc = referral_derive(b, rid, &hs);
     Handoff__Booking *bp = booking_pb(b, rid, k);
+    update_t u = {.rid = rid, .ref = row->ref, .status = hs.status, .ev = ev, .reason = text, .bookings = &bp,
+                  .n_bookings = 1};
     if (rc == 0)
-        rc = emit_status(out, row->referring_clinic, rid, row->ref, to, ev, false, text, &bp, 1, NULL);
+        rc = tell_referrer(b, out, row->referring_clinic, &u, &hs);
     if (rc == 0 && strcmp(in->from, row->referring_clinic) != 0)
-        rc = emit_status(out, in->from, rid, row->ref, to, ev, false, text, &bp, 1, NULL);
-    hx_info("referral %s: %s by %s", rid, hx_event_text(ev), in->from);
+        rc = tell_receiver(b, out, in->from, &u, &hs);
+    hx_info("referral %s: %s %s by %s", rid, hx_discipline_text(k->discipline), hx_event_text(ev), in->from);
     audit_change(b, in, ev, rid, text);
     return rc;
 }
@@ -835,8 +1068,9 @@ static int on_change(hx_booking_t *b, const hx_msg_t *in, hx_outbox_t *out)
     int rc;
     char why[320];
     if (ev != HX_EVENT_ACCEPT && ev != HX_EVENT_DECLINE && ev != HX_EVENT_START && ev != HX_EVENT_COMPLETE &&
-        ev != HX_EVENT_REVOKE) {
-        snprintf(why, sizeof why, "event: '%.40s' is not accept, decline, start, complete or revoke", ch->event);
+        ev != HX_EVENT_FAIL && ev != HX_EVENT_REVOKE) {
+        snprintf(why, sizeof why, "event: '%.40s' is not accept, decline, start, complete, fail or revoke",
+                 ch->event);
         rc = refuse(b, out, in, rid, NULL, ev, why);
     } else if (found < 0) {
         rc = -1;
@@ -860,7 +1094,7 @@ static int on_retry(hx_booking_t *b, const hx_msg_t *in, hx_outbox_t *out)
         return 0;
     referral_row_t row;
     int found = row_load(b, t->referral_id, &row);
-    int rc = found == 1 && row.status == HANDOFF__TASK_STATUS__TASK_ON_HOLD ? book_missing(b, t->referral_id, out)
+    int rc = found == 1 && row.pending == HANDOFF__TASK_STATUS__TASK_ON_HOLD ? book_missing(b, t->referral_id, out)
                                                                              : found < 0 ? -1 : 0;
     row_free(&row);
     handoff__retry__free_unpacked(t, NULL);
@@ -1007,12 +1241,81 @@ hx_booking_t *hx_booking_open(const hx_booking_config_t *cfg, const hx_directory
         struct timespec nap = {0, 50 * 1000000};
         nanosleep(&nap, NULL);
     }
-    if (exec(b, schema) != 0 || directory_import(b, dir) != 0) {
+    if (exec(b, schema) != 0 || schema_migrate(b) != 0 || directory_import(b, dir) != 0) {
         snprintf(err, errcap, "%s: %s", cfg->db_path, sqlite3_errmsg(b->db));
         hx_booking_close(&b);
         return NULL;
     }
     return b;
+}
+
+/* ---- migrations (PRAGMA user_version) ---------------------------------------------------------- */
+
+/* Version 1: one lifecycle per handoff. A booking row already had its own status; the
+ * referral gains the status of the handoffs still to be booked (pending: received, on-hold
+ * or cancelled, with its event and reason), and bookings their last event and reason. A
+ * store of version 0 keeps working: what was to be booked takes the referral's old status
+ * (on-hold stays on hold, a revoked one stays cancelled), and every referral's status is
+ * derived again from its handoffs (so one left "on-hold" while a booking was in progress is
+ * in progress again). */
+static const char migrate_v1[] =
+    "ALTER TABLE referrals ADD COLUMN pending INTEGER NOT NULL DEFAULT 3;"     /* received */
+    "ALTER TABLE referrals ADD COLUMN pending_event TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE referrals ADD COLUMN pending_reason TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE bookings ADD COLUMN event TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE bookings ADD COLUMN reason TEXT NOT NULL DEFAULT '';"
+    "UPDATE referrals SET pending = status, pending_reason = reason WHERE status IN (7, 9);"  /* cancelled, on-hold */
+    "UPDATE bookings SET event = 'book';"
+    "CREATE INDEX IF NOT EXISTS referrals_pending ON referrals(pending, updated_ms);";
+
+/* Derives every booked referral's status again (after a migration). */
+static int rederive_all(hx_booking_t *b)
+{
+    sqlite3_stmt *st = prep(b, "SELECT DISTINCT referral_id FROM bookings");
+    if (!st)
+        return -1;
+    int rc = 0, step;
+    while (rc == 0 && (step = sqlite3_step(st)) == SQLITE_ROW) {
+        char rid[32];
+        handoffs_t hs;
+        snprintf(rid, sizeof rid, "%s", (const char *)sqlite3_column_text(st, 0));
+        rc = referral_derive(b, rid, &hs);
+    }
+    if (rc == 0 && step != SQLITE_DONE)
+        rc = -1;
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static int user_version(hx_booking_t *b)
+{
+    sqlite3_stmt *st = prep(b, "PRAGMA user_version");
+    int v = st && sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : -1;
+    sqlite3_finalize(st);
+    return v;
+}
+
+/* Brings the store to the current version in place, in one transaction (a second worker
+ * starting at the same time waits, then finds it done). */
+static int schema_migrate(hx_booking_t *b)
+{
+    if (exec(b, "BEGIN IMMEDIATE") != 0)
+        return -1;
+    int v = user_version(b);
+    int rc = v < 0 ? -1 : 0;
+    if (rc == 0 && v < 1) {
+        rc = exec(b, migrate_v1);
+        if (rc == 0)
+            rc = rederive_all(b);
+        if (rc == 0)
+            rc = exec(b, "PRAGMA user_version = 1");
+        if (rc == 0)
+            hx_info("scheduling database migrated to version 1 (one lifecycle per handoff)");
+    }
+    if (rc == 0 && exec(b, "COMMIT") == 0)
+        return 0;
+    exec(b, "ROLLBACK");
+    return -1;
 }
 
 /* Replaces the directory tables with dir, in one transaction. */

@@ -498,3 +498,125 @@ Test(lifecycle, random_walks)
         }
     }
 }
+
+/* ---- the referral's status from its handoffs (hx_referral_status) ------------------------ */
+
+/* The table of docs/PROTOCOL.md ("Handoffs"), written here again from the document as a
+ * different procedure: the statuses are looked at as sets, from the top row down. */
+static Handoff__TaskStatus expected_referral(const Handoff__TaskStatus *h, size_t n)
+{
+    static const Handoff__TaskStatus open_best_first[] = {ST(ACCEPTED), ST(READY),     ST(RECEIVED),
+                                                          ST(ON_HOLD),  ST(REQUESTED), ST(DRAFT)};
+    bool has[N_STATUS] = {false};
+    bool all_final = true, all_same = true;
+    for (size_t i = 0; i < n; i++) {
+        has[h[i]] = true;
+        all_final &= h[i] == ST(COMPLETED) || h[i] == ST(CANCELLED) || h[i] == ST(FAILED) ||
+                     h[i] == ST(REJECTED) || h[i] == ST(ENTERED_IN_ERROR);
+        all_same &= h[i] == h[0];
+    }
+    if (has[ST(IN_PROGRESS)])
+        return ST(IN_PROGRESS);
+    if (all_final)
+        return has[ST(COMPLETED)] ? ST(COMPLETED) : has[ST(FAILED)] ? ST(FAILED)
+                                                  : all_same ? h[0] : ST(CANCELLED);
+    if (has[ST(COMPLETED)])
+        return ST(IN_PROGRESS);
+    for (size_t k = 0; k < sizeof open_best_first / sizeof *open_best_first; k++)
+        if (has[open_best_first[k]])
+            return open_best_first[k];
+    return ST(UNSPECIFIED);
+}
+
+Test(referral_status, every_single_handoff)
+{
+    for (int a = 1; a < N_STATUS; a++) {
+        Handoff__TaskStatus h[] = {(Handoff__TaskStatus)a};
+        Handoff__TaskStatus got = hx_referral_status(ST(RECEIVED), h, 1);
+        /* one handoff: the referral is where its handoff is */
+        cr_expect_eq(got, h[0], "[%s] -> %s, expected %s", hx_status_text(h[0]), hx_status_text(got),
+                     hx_status_text(h[0]));
+        cr_expect_eq(got, expected_referral(h, 1), "[%s]", hx_status_text(h[0]));
+    }
+}
+
+Test(referral_status, every_pair_of_handoffs_in_either_order)
+{
+    size_t checked = 0;
+    for (int a = 1; a < N_STATUS; a++)
+        for (int b = 1; b < N_STATUS; b++) {
+            Handoff__TaskStatus h[] = {(Handoff__TaskStatus)a, (Handoff__TaskStatus)b};
+            Handoff__TaskStatus r[] = {h[1], h[0]};
+            Handoff__TaskStatus want = expected_referral(h, 2);
+            Handoff__TaskStatus got = hx_referral_status(ST(REQUESTED), h, 2);
+            cr_expect_eq(got, want, "[%s, %s] -> %s, expected %s", hx_status_text(h[0]), hx_status_text(h[1]),
+                         hx_status_text(got), hx_status_text(want));
+            cr_expect_eq(hx_referral_status(ST(REQUESTED), r, 2), got, "the order of the handoffs does not matter");
+            /* own says nothing once there are handoffs */
+            cr_expect_eq(hx_referral_status(ST(CANCELLED), h, 2), got);
+            checked++;
+        }
+    cr_expect_eq(checked, 144);
+}
+
+Test(referral_status, the_collaborative_story)
+{
+    struct { Handoff__TaskStatus pt, rmt, want; const char *what; } story[] = {
+        {ST(READY), ST(READY), ST(READY), "both booked"},
+        {ST(ACCEPTED), ST(READY), ST(ACCEPTED), "physiotherapy accepted"},
+        {ST(IN_PROGRESS), ST(READY), ST(IN_PROGRESS), "physiotherapy started"},
+        {ST(IN_PROGRESS), ST(RECEIVED), ST(IN_PROGRESS), "massage declined: being booked again"},
+        {ST(IN_PROGRESS), ST(ON_HOLD), ST(IN_PROGRESS), "massage declined: no slot yet"},
+        {ST(ACCEPTED), ST(ON_HOLD), ST(ACCEPTED), "a booking still to come never pulls back another"},
+        {ST(READY), ST(ON_HOLD), ST(READY), "one booked, one waiting"},
+        {ST(ON_HOLD), ST(ON_HOLD), ST(ON_HOLD), "nothing booked"},
+        {ST(RECEIVED), ST(ON_HOLD), ST(RECEIVED), "one being booked"},
+        {ST(IN_PROGRESS), ST(ACCEPTED), ST(IN_PROGRESS), "massage re-booked and accepted"},
+        {ST(COMPLETED), ST(IN_PROGRESS), ST(IN_PROGRESS), "physiotherapy done, massage under way"},
+        {ST(COMPLETED), ST(READY), ST(IN_PROGRESS), "physiotherapy done, massage still to start"},
+        {ST(COMPLETED), ST(COMPLETED), ST(COMPLETED), "both done"},
+        {ST(COMPLETED), ST(CANCELLED), ST(COMPLETED), "revoked after one was done"},
+        {ST(CANCELLED), ST(CANCELLED), ST(CANCELLED), "revoked"},
+        {ST(FAILED), ST(CANCELLED), ST(FAILED), "one failed, the other cancelled"},
+        {ST(FAILED), ST(READY), ST(READY), "a failed handoff does not end an open one"},
+        {ST(COMPLETED), ST(FAILED), ST(COMPLETED), "one done, one failed"},
+        {ST(ENTERED_IN_ERROR), ST(ENTERED_IN_ERROR), ST(ENTERED_IN_ERROR), "a mistake"},
+        {ST(ENTERED_IN_ERROR), ST(CANCELLED), ST(CANCELLED), "a mistake and a revoke"},
+        {ST(REJECTED), ST(ENTERED_IN_ERROR), ST(CANCELLED), "ended differently, none done"},
+    };
+    for (size_t i = 0; i < sizeof story / sizeof *story; i++) {
+        Handoff__TaskStatus h[] = {story[i].pt, story[i].rmt};
+        Handoff__TaskStatus got = hx_referral_status(ST(RECEIVED), h, 2);
+        cr_expect_eq(got, story[i].want, "%s: [%s, %s] -> %s, expected %s", story[i].what, hx_status_text(h[0]),
+                     hx_status_text(h[1]), hx_status_text(got), hx_status_text(story[i].want));
+    }
+}
+
+Test(referral_status, no_handoff_is_the_referral_s_own_status)
+{
+    for (int a = 1; a < N_STATUS; a++)
+        cr_expect_eq(hx_referral_status((Handoff__TaskStatus)a, NULL, 0), (Handoff__TaskStatus)a);
+    cr_expect_eq(hx_referral_status(ST(UNSPECIFIED), NULL, 0), ST(UNSPECIFIED));
+    cr_expect_eq(hx_referral_status((Handoff__TaskStatus)99, NULL, 0), ST(UNSPECIFIED));
+}
+
+Test(referral_status, bad_input_is_unspecified_not_asserted)
+{
+    Handoff__TaskStatus bad[] = {ST(READY), (Handoff__TaskStatus)13};
+    Handoff__TaskStatus zero[] = {ST(UNSPECIFIED), ST(IN_PROGRESS)};
+    Handoff__TaskStatus neg[] = {(Handoff__TaskStatus)-1};
+    cr_expect_eq(hx_referral_status(ST(RECEIVED), bad, 2), ST(UNSPECIFIED));
+    cr_expect_eq(hx_referral_status(ST(RECEIVED), zero, 2), ST(UNSPECIFIED), "even with an in-progress one");
+    cr_expect_eq(hx_referral_status(ST(RECEIVED), neg, 1), ST(UNSPECIFIED));
+    cr_expect_eq(hx_referral_status(ST(RECEIVED), NULL, 2), ST(UNSPECIFIED));
+}
+
+Test(referral_status, three_handoffs_follow_the_same_table)
+{
+    for (int a = 1; a < N_STATUS; a++)
+        for (int b = 1; b < N_STATUS; b++)
+            for (int c = 1; c < N_STATUS; c++) {
+                Handoff__TaskStatus h[] = {(Handoff__TaskStatus)a, (Handoff__TaskStatus)b, (Handoff__TaskStatus)c};
+                cr_expect_eq(hx_referral_status(ST(RECEIVED), h, 3), expected_referral(h, 3));
+            }
+}
