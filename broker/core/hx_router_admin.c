@@ -110,8 +110,10 @@ static void admin_dlq_send(hx_router_t *r, peer_t *p, const Handoff__Envelope *e
         if (!m)
             continue;
         bytes += e->size + 300;
-        if (list && bytes > r->cfg.max_frame)
+        if (list && bytes > r->cfg.max_frame) {
+            handoff__message__free_unpacked(m, NULL);   /* does not fit: not sent, not kept */
             break;
+        }
         m->attempt = e->failures;
         msgs[k] = m;
         handoff__dead_letter__init(&dl[k]);

@@ -494,6 +494,43 @@ Test(router, dead_letters_can_be_purged)
     cr_assert_eq(last_to("ops")->kind, HANDOFF__KIND__KIND_ADMIN_REPLY);
 }
 
+/* A dead-letter list longer than a frame holds is cut to what fits (the rest stays in the
+ * queue for the next look), and what was read for it and did not fit is not leaked (the
+ * sanitizer suite runs this). */
+Test(router, a_dead_letter_list_is_cut_to_one_frame)
+{
+    hx_router_destroy(&router);
+    hx_store_destroy(&store);
+    store = hx_store_memory_new();
+    hx_router_config_t cfg = {.send = router_test_capture, .store = store, .heartbeat_ms = 100, .liveness = 3,
+                              .backoff_ms = 1, .max_attempts = 1, .max_frame = 1000, .policy = policy_any(),
+                              .sender_share = 100};
+    router = hx_router_new(&cfg);
+    hello("w1", HANDOFF__ROLE__ROLE_WORKER, "triage", 1);
+    hello("c1", HANDOFF__ROLE__ROLE_CLINIC, "northpoint", 0);
+    hello("ops", HANDOFF__ROLE__ROLE_ADMIN, "operator", 0);
+    for (int i = 1; i <= 6; i++)
+        submit("c1", i, HANDOFF__ADDRESS_KIND__ADDRESS_SERVICE, "triage");
+    hx_router_stats_t st = {0};
+    for (uint64_t t = 0; t < 200 && st.dead < 6; t++) {
+        for (int i = 1; i <= 6; i++)
+            nack_at("w1", i, t);                /* each fails on its one attempt */
+        keep_alive("w1", t);
+        keep_alive("ops", t);
+        keep_alive("c1", t);
+        hx_router_tick(router, t);
+        hx_router_stats(router, &st);
+    }
+    cr_assert_eq(st.dead, 6, "six dead letters, got %zu", (size_t)st.dead);
+    admin_op("ops", "dlq.list", -1, 200);
+    Handoff__Envelope *l = last_to("ops");
+    cr_assert_eq(l->kind, HANDOFF__KIND__KIND_ADMIN_REPLY);
+    cr_expect_gt(l->n_dead, 0, "the first ones fit");
+    cr_expect_lt(l->n_dead, 6, "not all of them fit in 1000 bytes: got %zu", l->n_dead);
+    hx_router_stats(router, &st);
+    cr_expect_eq(st.dead, 6, "listing removes nothing");
+}
+
 Test(router, a_worker_that_holds_a_message_too_long_has_failed_it)
 {
     hx_router_destroy(&router);
