@@ -349,6 +349,23 @@ int cmd_import(cli_t *c, int argc, char **argv)
 
 /* ---- inbox, handoffs, status ----------------------------------------------------------- */
 
+/* The answer to a change: the handoff this clinic holds (a receiver's change), then the
+ * referral; for the referrer, the referral and each handoff. */
+static void change_print(cli_t *c, const char *rid, const char *event, const Handoff__StatusUpdate *s,
+                         Handoff__Discipline d)
+{
+    const Handoff__HandoffStatus *own = cli_own_handoff(s, c->clinic, d);
+    char handoffs[400];
+    cli_handoffs_text(s, handoffs, sizeof handoffs);
+    if (own && strcmp(event, "revoke") != 0)
+        printf("%s %s: %s %s (referral %s) — %s\n", rid, event, hx_discipline_text(own->discipline),
+               cli_inbox_status_text(own->status, own->event), hx_status_text(s->status), s->reason);
+    else if (handoffs[0])
+        printf("%s %s: %s (%s) — %s\n", rid, event, hx_status_text(s->status), handoffs, s->reason);
+    else
+        printf("%s %s: %s — %s\n", rid, event, hx_status_text(s->status), s->reason);
+}
+
 static void inbox_sent(void *ud, const char *referral_id, const char *ref, const char *patient, uint64_t at_ms)
 {
     cli_inbox_add_sent(ud, referral_id, ref, patient, at_ms);
@@ -477,7 +494,10 @@ static void status_row(void *ud, const char *type, const uint8_t *data, size_t l
     if (l->c->json) {
         json_array_append_new(l->all, hx_status_to_json(s));
     } else if (l->t && l->id) {
-        const char *row[] = {cli_time_abs(s->at_ms, when), hx_status_text(s->status), s->event, s->by, s->reason};
+        char handoffs[400];
+        cli_handoffs_text(s, handoffs, sizeof handoffs);
+        const char *row[] = {cli_time_abs(s->at_ms, when), hx_status_text(s->status), s->event, s->by,
+                             handoffs[0] ? handoffs : "-", s->reason};
         cli_table_add(l->t, row);
     } else if (l->t) {
         const char *row[] = {s->referral_id, s->ref, hx_status_text(s->status), cli_time_ago(l->now, s->at_ms, when),
@@ -496,10 +516,10 @@ int cmd_status(cli_t *c, int argc, char **argv)
     int rc = cli_sync_store(c, NULL);
     if (rc != EXIT_OK)
         return rc;
-    static const char *const hist[] = {"TIME", "STATUS", "EVENT", "BY", "DETAIL"};
+    static const char *const hist[] = {"TIME", "STATUS", "EVENT", "BY", "HANDOFFS", "DETAIL"};
     static const char *const list[] = {"REFERRAL", "REF", "STATUS", "UPDATED", "DETAIL"};
     listing_t l = {.c = c, .all = json_array(), .now = cli_now_ms(), .id = argc ? argv[0] : NULL};
-    l.t = cli_table_new(5, l.id ? hist : list, NULL);
+    l.t = l.id ? cli_table_new(6, hist, NULL) : cli_table_new(5, list, NULL);
     /* one referral's history, or the latest update of each */
     hx_clinic_query_t q = {.type = "handoff.StatusUpdate", .referral_id = l.id, .latest = !l.id};
     if (hx_clinic_each_received(c->store, &q, status_row, &l) != 0)
@@ -561,14 +581,17 @@ static void watch_print(void *ud, const hx_msg_t *m, const char *type, uint64_t 
     bool received = false;                  /* about a booking this clinic holds, not its own referral */
     for (size_t i = 0; i < s->n_bookings; i++)
         received |= s->bookings[i] && strcmp(s->bookings[i]->clinic_id, c->clinic) == 0;
-    received = received && strcmp(s->event, "book") != 0;
-    const char *status = s->refused ? "refused" : cli_inbox_status_text(s->status, s->event);
+    const Handoff__HandoffStatus *own = cli_own_handoff(s, c->clinic, 0);
+    received = (received || own) && strcmp(s->event, "book") != 0;
+    /* a receiving clinic reads its own handoff's status, a referrer the referral's */
+    Handoff__TaskStatus st = received && own ? own->status : s->status;
+    const char *status = s->refused ? "refused" : cli_inbox_status_text(st, s->event);
     snprintf(text, sizeof text, "%s%s%s", s->ref[0] ? s->ref : "", s->ref[0] ? ": " : "", s->reason);
     if (c->json) {
         json_t *o = json_pack("{s:o, s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "at_ms", cli_ms_json(at_ms), "at", when,
                               "kind", s->refused ? "refusal" : "status", "referral_id", s->referral_id, "ref", s->ref,
                               "status", status, "group",
-                              s->refused ? "" : cli_group_key(cli_inbox_group(received, s->status, s->event)), "text",
+                              s->refused ? "" : cli_group_key(cli_inbox_group(received, st, s->event)), "text",
                               text);
         json_object_set_new(o, "update", hx_status_to_json(s));
         cli_print_json_line(o);
@@ -669,7 +692,7 @@ int cmd_change(cli_t *c, const char *event, int argc, char **argv)
     else if (s->refused)
         printf("%s %s refused: %s\n", event, argv[0], s->reason);
     else
-        printf("%s %s: %s — %s\n", argv[0], event, hx_status_text(s->status), s->reason);
+        change_print(c, argv[0], event, s, ch.discipline);
     rc = s->refused ? EXIT_FAIL : EXIT_OK;
     handoff__status_update__free_unpacked(s, NULL);
     return rc;

@@ -15,6 +15,7 @@ typedef struct {
     Handoff__TaskStatus status;         /* 0: nothing since the handoff / the submission */
     uint64_t since_ms, updated_ms;
     json_t *bookings;                   /* array: the latest known bookings */
+    json_t *handoffs;                   /* sent rows: each handoff's latest status (array) */
     json_t *handoff;                    /* received rows: the whole handoff */
 } row_t;
 
@@ -67,6 +68,32 @@ const char *cli_inbox_status_text(Handoff__TaskStatus status, const char *event)
     return hx_status_text(status);
 }
 
+const Handoff__HandoffStatus *cli_own_handoff(const Handoff__StatusUpdate *s, const char *clinic,
+                                              Handoff__Discipline d)
+{
+    for (size_t i = 0; s && clinic && i < s->n_handoffs; i++) {
+        const Handoff__HandoffStatus *h = s->handoffs[i];
+        if (h && !strcmp(h->clinic_id, clinic) && (!d || h->discipline == d))
+            return h;
+    }
+    return NULL;
+}
+
+void cli_handoffs_text(const Handoff__StatusUpdate *s, char *out, size_t cap)
+{
+    size_t len = 0;
+    if (cap)
+        out[0] = '\0';
+    for (size_t i = 0; i < s->n_handoffs && len < cap; i++) {
+        const Handoff__HandoffStatus *h = s->handoffs[i];
+        if (!h)
+            continue;
+        len += (size_t)snprintf(out + len, cap - len, "%s%s %s%s%s", len ? "; " : "", hx_discipline_text(h->discipline),
+                                cli_inbox_status_text(h->status, h->event), h->clinic_id[0] ? " at " : "",
+                                h->clinic_id);
+    }
+}
+
 cli_inbox_t *cli_inbox_new(const char *clinic)
 {
     cli_inbox_t *in = calloc(1, sizeof *in);
@@ -82,6 +109,7 @@ void cli_inbox_destroy(cli_inbox_t **self_p)
     cli_inbox_t *in = *self_p;
     for (size_t i = 0; i < in->n; i++) {
         json_decref(in->rows[i].bookings);
+        json_decref(in->rows[i].handoffs);
         json_decref(in->rows[i].handoff);
     }
     free(in->rows);
@@ -113,6 +141,7 @@ static row_t *row_for(cli_inbox_t *in, const char *rid, bool received, Handoff__
     r->received = received;
     r->discipline = d;
     r->bookings = json_array();
+    r->handoffs = json_array();
     return r;
 }
 
@@ -175,12 +204,35 @@ static void apply(row_t *r, const Handoff__StatusUpdate *s, uint64_t at_ms)
         snprintf(r->ref, sizeof r->ref, "%s", s->ref);
 }
 
+/* The receiving side of a newer update: each handoff this clinic holds moves to that
+ * handoff's own status, whatever the referral's is. */
+static void apply_handoffs(cli_inbox_t *in, const Handoff__StatusUpdate *s, uint64_t at_ms)
+{
+    for (size_t i = 0; i < s->n_handoffs; i++) {
+        const Handoff__HandoffStatus *h = s->handoffs[i];
+        if (!h || strcmp(h->clinic_id, in->clinic) != 0)
+            continue;
+        row_t *r = row_for(in, s->referral_id, true, h->discipline, false);
+        if (!r || at_ms < r->since_ms)
+            continue;
+        r->status = h->status;
+        snprintf(r->event, sizeof r->event, "%s", h->event[0] ? h->event : s->event);
+        snprintf(r->reason, sizeof r->reason, "%s", h->reason[0] ? h->reason : s->reason);
+        r->updated_ms = at_ms;
+        if (!r->ref[0])
+            snprintf(r->ref, sizeof r->ref, "%s", s->ref);
+    }
+}
+
 int cli_inbox_add_status(cli_inbox_t *in, const Handoff__StatusUpdate *s, uint64_t at_ms)
 {
     if (s->refused)
         return 0;                       /* an answer that changed nothing */
-    /* the receiving side: updates about a booking this clinic holds */
-    for (size_t i = 0; i < s->n_bookings; i++) {
+    /* the receiving side: its own handoff's status; in updates older than handoffs, the
+     * update's status was that of the booking it names */
+    if (s->n_handoffs)
+        apply_handoffs(in, s, at_ms);
+    for (size_t i = 0; i < s->n_bookings && !s->n_handoffs; i++) {
         const Handoff__Booking *b = s->bookings[i];
         if (!b || strcmp(b->clinic_id, in->clinic) != 0)
             continue;
@@ -203,6 +255,12 @@ int cli_inbox_add_status(cli_inbox_t *in, const Handoff__StatusUpdate *s, uint64
         for (size_t i = 0; i < s->n_bookings; i++)
             if (s->bookings[i])
                 json_array_append_new(r->bookings, hx_booking_to_json(s->bookings[i]));
+    }
+    if (s->n_handoffs) {
+        json_array_clear(r->handoffs);
+        for (size_t i = 0; i < s->n_handoffs; i++)
+            if (s->handoffs[i])
+                json_array_append_new(r->handoffs, hx_handoff_status_to_json(s->handoffs[i]));
     }
     return 0;
 }
@@ -342,6 +400,8 @@ static json_t *row_json(const row_t *r)
                                            : json_array_size(r->bookings) ? json_string(bstr(r, "clinic_id"))
                                                                            : json_null());
     json_object_set_new(o, "bookings", json_incref(r->bookings));
+    if (!r->received)
+        json_object_set_new(o, "handoffs", json_incref(r->handoffs));
     json_object_set_new(o, "since_ms", ms_json(r->since_ms));
     json_object_set_new(o, "updated_ms", ms_json(r->updated_ms));
     json_object_set_new(o, "reason", json_string(r->reason));

@@ -16,7 +16,13 @@
  *             being booked again), on-hold                    PENDING BOOKING
  *   sent      ready, accepted, in-progress, completed         BOOKED
  *   sent      cancelled (revoked), rejected, failed,
- *             entered-in-error                                DECLINED */
+ *             entered-in-error                                DECLINED
+ *
+ * A received row follows its own handoff's status (StatusUpdate.handoffs, the entry this
+ * clinic holds), never the referral's: a physiotherapy clinic whose patient is in care stays
+ * BOOKED, in-progress, when the massage handoff of the same referral is declined. Updates
+ * older than that field carry the booking's status in `status`, and are read so. A sent row
+ * follows the referral's status (derived from its handoffs), and keeps each handoff's. */
 #ifndef CLI_INBOX_H
 #define CLI_INBOX_H
 #include <jansson.h>
@@ -37,6 +43,14 @@ const char *cli_group_key(cli_group_t g);
 /* How a status reads to staff: "declined" for the event decline, "submitted" for none,
  * otherwise the FHIR status ("ready", "on-hold", ...). */
 const char *cli_inbox_status_text(Handoff__TaskStatus status, const char *event);
+
+/* The handoff of s that clinic holds (of discipline d, unless d is 0), or NULL (none, or an
+ * update older than StatusUpdate.handoffs). */
+const Handoff__HandoffStatus *cli_own_handoff(const Handoff__StatusUpdate *s, const char *clinic,
+                                              Handoff__Discipline d);
+/* Each handoff of s as staff read it: "physiotherapy in-progress at lakeside; massage_therapy
+ * on-hold" ("" for an update without handoffs); truncated to cap. */
+void cli_handoffs_text(const Handoff__StatusUpdate *s, char *out, size_t cap);
 
 typedef struct cli_inbox cli_inbox_t;
 

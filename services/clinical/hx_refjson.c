@@ -601,6 +601,21 @@ json_t *hx_booking_to_json(const Handoff__Booking *b)
     return o;
 }
 
+json_t *hx_handoff_status_to_json(const Handoff__HandoffStatus *h)
+{
+    if (!h)
+        return NULL;
+    json_t *o = json_object();
+    json_object_set_new(o, "discipline", json_string(hx_discipline_text(h->discipline)));
+    json_object_set_new(o, "status", json_string(hx_status_text(h->status)));
+    put_string(o, "clinic_id", h->clinic_id);
+    put_string(o, "therapist_id", h->therapist_id);
+    put_string(o, "therapist_name", h->therapist_name);
+    put_string(o, "event", h->event);
+    put_string(o, "reason", h->reason);
+    return o;
+}
+
 /* One evidence line: the rule, where and how it was read, and whether it counted. */
 static json_t *evidence_to_json(const Handoff__TriageEvidence *e)
 {
@@ -713,5 +728,10 @@ json_t *hx_status_to_json(const Handoff__StatusUpdate *s)
         json_object_set_new(o, "decision", hx_decision_to_json(s->decision));
     put_string(o, "event", s->event);
     json_object_set_new(o, "refused", json_boolean(s->refused));
+    json_t *h = json_array();
+    for (size_t i = 0; i < s->n_handoffs; i++)
+        if (s->handoffs[i])
+            json_array_append_new(h, hx_handoff_status_to_json(s->handoffs[i]));
+    json_object_set_new(o, "handoffs", h);
     return o;
 }

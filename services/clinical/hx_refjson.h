@@ -27,7 +27,11 @@ Handoff__Consent hx_consent_from_text(const char *s);
 /* Clinic-facing JSON views (new references; the caller decrefs). */
 json_t *hx_booking_to_json(const Handoff__Booking *b);
 json_t *hx_handoff_to_json(const Handoff__Handoff *h);
+/* A status update; "status" is the referral's, "handoffs" each handoff's own (empty in
+ * updates older than StatusUpdate.handoffs). */
 json_t *hx_status_to_json(const Handoff__StatusUpdate *s);
+/* {"discipline","status","clinic_id","therapist_id","therapist_name","event","reason"}. */
+json_t *hx_handoff_status_to_json(const Handoff__HandoffStatus *h);
 /* A triage decision as {"disciplines":[..],"priority":..,"red_flag":..,"emergency":..,
  * "reason":..,"rules":[..],"notes":[..],"needs_review":..} and, when not empty,
  * "not_understood":[..], "suggested":[..] and "evidence":[{"rule","source","words","fired",

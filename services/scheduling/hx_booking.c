@@ -896,7 +896,8 @@ static int change_revoke(hx_booking_t *b, const hx_msg_t *in, hx_outbox_t *out, 
         rc = referral_derive(b, rid, &hs);
     update_t u = {.rid = rid, .ref = row->ref, .status = hs.status, .ev = ev, .reason = text};
     for (size_t i = 0; i < hs.n && rc == 0; i++) {
-        bool told = i == 1 && was_open[0] && !strcmp(hs.h[0].k.clinic_id, hs.h[1].k.clinic_id);
+        bool told = (i == 1 && was_open[0] && !strcmp(hs.h[0].k.clinic_id, hs.h[1].k.clinic_id)) ||
+                    !strcmp(hs.h[i].k.clinic_id, row->referring_clinic);     /* told below, of all */
         if (!was_open[i] || told)
             continue;
         Handoff__Booking *bp = booking_pb(b, rid, &hs.h[i].k);

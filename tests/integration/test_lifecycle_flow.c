@@ -3,7 +3,10 @@
  * the receiving clinic accepts, starts and completes; declines (the referral is booked again
  * with another therapist); the referrer revokes (the receiver is told); a referral on hold is
  * booked when a slot frees; two scheduling workers sharing one database never double-book,
- * and both come up when started together on a fresh database.
+ * and both come up when started together on a fresh database. A collaborative referral is two
+ * handoffs with their own lifecycles: physiotherapy in progress while massage is declined and
+ * booked again, the referral's status derived from both after every step; a revoke cancels
+ * the open handoffs and leaves a completed one completed.
  *
  * Every wait is a condition polled with a deadline (net_wait); the deadlines are generous
  * because the machine may be slow (and the programs may run under the sanitizers). */
@@ -1046,4 +1049,238 @@ Test(lifecycle, every_change_done_or_refused_is_in_the_audit_log)
     static char out[4096];
     const char *verify[] = {"audit", "verify", audit, NULL};
     cr_expect_eq(net_cli(&net, "unused", out, sizeof out, verify), 0, "%s", out);
+}
+
+/* ---- collaborative care: one lifecycle per handoff (issue 16) ---------------------------- */
+
+/* A collaborative referral (chronic low back pain: physiotherapy and massage) from
+ * northpoint, which prefers laurier (massage only) then lakeside (both): physiotherapy goes to
+ * lakeside, massage to laurier, and when laurier declines, massage can go to lakeside. */
+static const char *collab_file(const char *ref)
+{
+    const char *path = referral_file("08-chronic-low-back-pain.json", "northpoint", ref);
+    json_error_t jerr;
+    json_t *j = json_load_file(path, 0, &jerr);
+    cr_assert_not_null(j, "%s: %s", path, jerr.text);
+    json_object_set_new(j, "preferences", json_pack("{s:[s,s]}", "clinic_ids", "laurier", "lakeside"));
+    cr_assert_eq(json_dump_file(j, path, JSON_INDENT(2)), 0);
+    json_decref(j);
+    return path;
+}
+
+/* The handoff of discipline d in a status update (JSON), or NULL. */
+static json_t *handoff_of(json_t *update, const char *d)
+{
+    size_t i;
+    json_t *v;
+    json_array_foreach(json_object_get(update, "handoffs"), i, v) {
+        if (strcmp(jstr(v, "discipline"), d) == 0)
+            return v;
+    }
+    return NULL;
+}
+
+/* The status of discipline d's handoff in update ("" when the update has none). */
+static const char *hstatus(json_t *update, const char *d)
+{
+    return jstr(handoff_of(update, d), "status");
+}
+
+/* A change on the handoff of discipline d, as clinic. */
+static json_t *change_d(int expect, const char *clinic, const char *event, const char *rid, const char *d,
+                        const char *reason)
+{
+    char what[96];
+    snprintf(what, sizeof what, "%s %s (%s)", event, rid, d);
+    if (reason)
+        return cli_json(expect, what, clinic, event, rid, "--discipline", d, "--reason", reason, NULL);
+    return cli_json(expect, what, clinic, event, rid, "--discipline", d, NULL);
+}
+
+/* Asserts the referrer's latest update of rid: the referral's status and each handoff's. */
+static void expect_referrer(const char *step, const char *rid, const char *status, const char *pt,
+                            const char *rmt)
+{
+    json_t *h = history("northpoint", rid);
+    json_t *l = last(h);
+    cr_expect_str_eq(jstr(l, "status"), status, "%s: the referral is %s, expected %s (%s)", step, jstr(l, "status"),
+                     status, jstr(l, "reason"));
+    cr_expect_str_eq(hstatus(l, "physiotherapy"), pt, "%s: physiotherapy is %s, expected %s", step,
+                     hstatus(l, "physiotherapy"), pt);
+    cr_expect_str_eq(hstatus(l, "massage_therapy"), rmt, "%s: massage is %s, expected %s", step,
+                     hstatus(l, "massage_therapy"), rmt);
+    json_decref(h);
+}
+
+/* The status of clinic's own (received) row of rid and discipline d in its inbox, as the
+ * inbox shows it ("group/status"; "" when it has none). */
+static void inbox_row(const char *clinic, const char *rid, const char *d, char *out, size_t cap)
+{
+    json_t *in = cli_json(0, "inbox", clinic, "inbox", NULL);
+    const char *key;
+    json_t *rows;
+    out[0] = '\0';
+    json_object_foreach(in, key, rows) {
+        size_t i;
+        json_t *v;
+        json_array_foreach(rows, i, v) {
+            json_t *b = json_array_get(json_object_get(v, "bookings"), 0);
+            if (!strcmp(jstr(v, "referral_id"), rid) && !strcmp(jstr(v, "side"), "received") &&
+                !strcmp(jstr(b, "discipline"), d))
+                snprintf(out, cap, "%s/%s", key, jstr(v, "status"));
+        }
+    }
+    json_decref(in);
+}
+
+typedef struct {
+    const char *rid;
+    size_t after;               /* the history has more entries than this */
+} settled_q_t;
+
+/* The referrer's latest update is a booking or a hold after `after` entries. */
+static bool rebooked(void *arg)
+{
+    const settled_q_t *q = arg;
+    json_t *h = history("northpoint", q->rid);
+    const char *ev = jstr(last(h), "event");
+    bool ok = h && json_array_size(h) > q->after && (!strcmp(ev, "book") || !strcmp(ev, "hold"));
+    json_decref(h);
+    return ok;
+}
+
+/* Books a collaborative referral; returns its id and the two receiving clinics. */
+static const char *collab_booked(const char *ref, char *pt_clinic, char *rmt_clinic, size_t cap)
+{
+    const char *rid = submit("northpoint", collab_file(ref));
+    json_t *hist;
+    wait_ready("northpoint", rid, &hist);
+    json_t *l = last(hist);
+    cr_assert_eq(json_array_size(json_object_get(l, "handoffs")), 2, "two handoffs: %s", jstr(l, "reason"));
+    snprintf(pt_clinic, cap, "%s", jstr(handoff_of(l, "physiotherapy"), "clinic_id"));
+    snprintf(rmt_clinic, cap, "%s", jstr(handoff_of(l, "massage_therapy"), "clinic_id"));
+    cr_assert(pt_clinic[0] && rmt_clinic[0], "both handoffs are booked: %s", jstr(l, "reason"));
+    json_decref(hist);
+    expect_referrer("booked", rid, "ready", "ready", "ready");
+    inbox_q_t q = {pt_clinic, rid, NULL};
+    cr_assert(net_wait(inbox_has, &q, WAIT_MS), "%s's inbox has no handoff of %s", pt_clinic, rid);
+    q.clinic = rmt_clinic;
+    cr_assert(net_wait(inbox_has, &q, WAIT_MS), "%s's inbox has no handoff of %s", rmt_clinic, rid);
+    return rid;
+}
+
+Test(lifecycle, collaborative_handoffs_live_their_own_lives, .timeout = 400)
+{
+    net_start_services(&net, START);
+    char pt[32], rmt[32], row[64];
+    const char *rid = collab_booked("NP-COLLAB-1", pt, rmt, sizeof pt);
+    const char *PT = "physiotherapy", *RMT = "massage_therapy";
+    cr_expect_str_neq(pt, rmt, "the two handoffs go to two clinics (%s)", pt);
+
+    /* physiotherapy accepts and starts: only its handoff moves */
+    json_t *a = change_d(0, pt, "accept", rid, PT, NULL);
+    cr_expect_str_eq(jstr(a, "status"), "accepted", "the referral: %s", jstr(a, "reason"));
+    cr_expect_str_eq(hstatus(a, PT), "accepted");
+    cr_expect_eq(json_array_size(json_object_get(a, "handoffs")), pt[0] && strcmp(pt, rmt) ? 1 : 2,
+                 "a receiving clinic is told of the handoffs it holds only (%s, %s): %s", pt, rmt,
+                 json_dumps(json_object_get(a, "handoffs"), JSON_COMPACT));
+    json_decref(a);
+    expect_referrer("physiotherapy accepted", rid, "accepted", "accepted", "ready");
+    a = change_d(0, pt, "start", rid, PT, NULL);
+    cr_expect_str_eq(hstatus(a, PT), "in-progress");
+    json_decref(a);
+    expect_referrer("physiotherapy started", rid, "in-progress", "in-progress", "ready");
+
+    /* massage declines: massage is booked again, physiotherapy stays in progress */
+    json_t *h = history("northpoint", rid);
+    settled_q_t sq = {rid, json_array_size(h)};
+    json_decref(h);
+    a = change_d(0, rmt, "decline", rid, RMT, "no massage therapist free that week");
+    cr_expect_str_eq(jstr(a, "status"), "in-progress", "a decline of massage leaves the referral in progress");
+    cr_expect_str_eq(jstr(handoff_of(a, RMT), "event"), "decline");
+    cr_expect_str_eq(hstatus(a, PT), strcmp(pt, rmt) ? "" : "in-progress");
+    json_decref(a);
+    cr_assert(net_wait(rebooked, &sq, WAIT_MS), "massage was not booked again (logs in %s)", net.dir);
+    h = history("northpoint", rid);
+    json_t *dec = json_array_get(h, sq.after);
+    cr_expect_str_eq(jstr(dec, "event"), "decline");
+    cr_expect_str_eq(jstr(dec, "status"), "in-progress", "the referrer's decline update");
+    cr_expect_str_eq(hstatus(dec, PT), "in-progress", "the decline of one never changes the other");
+    cr_expect_str_eq(hstatus(dec, RMT), "received", "massage is being booked again");
+    json_t *rb = last(h);
+    cr_assert_str_eq(jstr(rb, "event"), "book", "massage re-booked: %s", jstr(rb, "reason"));
+    cr_expect_str_eq(jstr(rb, "status"), "in-progress");
+    cr_expect_str_eq(hstatus(rb, PT), "in-progress", "re-booking massage never changes physiotherapy");
+    cr_expect_str_eq(hstatus(rb, RMT), "ready");
+    char rmt2[32];
+    snprintf(rmt2, sizeof rmt2, "%s", jstr(handoff_of(rb, RMT), "clinic_id"));
+    json_decref(h);
+
+    /* what each receiving clinic sees: its own handoff */
+    inbox_row(pt, rid, PT, row, sizeof row);
+    cr_expect_str_eq(row, "booked/in-progress", "the physiotherapy clinic's patient is in care, not on hold");
+    if (strcmp(rmt, rmt2) != 0 && strcmp(rmt, pt) != 0) {
+        inbox_row(rmt, rid, RMT, row, sizeof row);
+        cr_expect_str_eq(row, "declined/declined", "the clinic that declined massage");
+    }
+    inbox_q_t q = {rmt2, rid, NULL};
+    cr_assert(net_wait(inbox_has, &q, WAIT_MS), "%s's inbox has no handoff of %s", rmt2, rid);
+
+    /* the new massage clinic accepts and starts; physiotherapy completes, then massage */
+    json_decref(change_d(0, rmt2, "accept", rid, RMT, NULL));
+    expect_referrer("massage accepted", rid, "in-progress", "in-progress", "accepted");
+    json_decref(change_d(0, rmt2, "start", rid, RMT, NULL));
+    expect_referrer("massage started", rid, "in-progress", "in-progress", "in-progress");
+    json_decref(change_d(0, pt, "complete", rid, PT, NULL));
+    expect_referrer("physiotherapy completed", rid, "in-progress", "completed", "in-progress");
+    inbox_row(pt, rid, PT, row, sizeof row);
+    cr_expect_str_eq(row, "booked/completed");
+    a = change_d(0, rmt2, "complete", rid, RMT, NULL);
+    cr_expect_str_eq(jstr(a, "status"), "completed", "both completed: %s", jstr(a, "reason"));
+    json_decref(a);
+    expect_referrer("both completed", rid, "completed", "completed", "completed");
+
+    /* completed is final: a revoke is refused */
+    a = cli_json(1, "revoke completed", "northpoint", "revoke", rid, NULL);
+    cr_expect(strstr(jstr(a, "reason"), "completed"), "%s", jstr(a, "reason"));
+    json_decref(a);
+}
+
+Test(lifecycle, revoke_cancels_every_open_handoff_and_keeps_a_completed_one, .timeout = 400)
+{
+    net_start_services(&net, START);
+    char pt[32], rmt[32], row[64];
+    const char *PT = "physiotherapy", *RMT = "massage_therapy";
+
+    /* physiotherapy in progress, massage ready: both cancelled */
+    const char *rid = collab_booked("NP-COLLAB-2", pt, rmt, sizeof pt);
+    json_decref(change_d(0, pt, "accept", rid, PT, NULL));
+    json_decref(change_d(0, pt, "start", rid, PT, NULL));
+    json_t *a = cli_json(0, "revoke", "northpoint", "revoke", rid, "--reason", "patient moved away", NULL);
+    cr_expect_str_eq(jstr(a, "status"), "cancelled", "%s", jstr(a, "reason"));
+    cr_expect_str_eq(hstatus(a, PT), "cancelled");
+    cr_expect_str_eq(hstatus(a, RMT), "cancelled");
+    json_decref(a);
+    expect_referrer("revoked", rid, "cancelled", "cancelled", "cancelled");
+    inbox_row(pt, rid, PT, row, sizeof row);
+    cr_expect_str_eq(row, "declined/cancelled", "the physiotherapy clinic is told");
+    inbox_row(rmt, rid, RMT, row, sizeof row);
+    cr_expect_str_eq(row, "declined/cancelled", "the massage clinic is told");
+
+    /* physiotherapy completed, massage accepted: massage cancelled, physiotherapy stays completed */
+    rid = collab_booked("NP-COLLAB-3", pt, rmt, sizeof pt);
+    json_decref(change_d(0, pt, "accept", rid, PT, NULL));
+    json_decref(change_d(0, pt, "start", rid, PT, NULL));
+    json_decref(change_d(0, pt, "complete", rid, PT, NULL));
+    json_decref(change_d(0, rmt, "accept", rid, RMT, NULL));
+    expect_referrer("physiotherapy completed, massage accepted", rid, "in-progress", "completed", "accepted");
+    a = cli_json(0, "revoke", "northpoint", "revoke", rid, NULL);
+    cr_expect_str_eq(hstatus(a, PT), "completed", "a revoke never undoes completed care");
+    cr_expect_str_eq(hstatus(a, RMT), "cancelled");
+    cr_expect_str_eq(jstr(a, "status"), "completed", "completed with one handoff completed, the other cancelled");
+    json_decref(a);
+    inbox_row(pt, rid, PT, row, sizeof row);
+    cr_expect_str_eq(row, "booked/completed", "the physiotherapy clinic's handoff is untouched");
+    inbox_row(rmt, rid, RMT, row, sizeof row);
+    cr_expect_str_eq(row, "declined/cancelled");
 }
