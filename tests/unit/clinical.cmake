@@ -7,3 +7,5 @@ hx_unit_test(test_lifecycle LIBS hx_clinical)
 hx_unit_test(test_issuer LIBS hx_clinical)
 hx_unit_test(test_gen LIBS hx_gen)
 hx_unit_test(test_vignettes LIBS hx_clinical)
+# scheduling's store (services/scheduling, hx_booking): its migrations
+hx_unit_test(test_booking_migrate LIBS hx_booking)
