@@ -642,7 +642,7 @@ int cmd_watch(cli_t *c, int argc)
 
 /* ---- lifecycle changes ------------------------------------------------------------------ */
 
-/* accept, decline, start, complete, revoke: sent to scheduling, which answers in this
+/* accept, decline, start, complete, fail, revoke: sent to scheduling, which answers in this
  * clinic's mailbox; waits for that answer. */
 int cmd_change(cli_t *c, const char *event, int argc, char **argv)
 {
@@ -655,8 +655,8 @@ int cmd_change(cli_t *c, const char *event, int argc, char **argv)
                 event, argv[0]);
         return EXIT_USAGE;
     }
-    if (strcmp(event, "decline") == 0 && (!c->reason || !c->reason[0])) {
-        fprintf(stderr, "handoff: decline needs --reason TEXT (the referring clinic is told why)\n");
+    if ((strcmp(event, "decline") == 0 || strcmp(event, "fail") == 0) && (!c->reason || !c->reason[0])) {
+        fprintf(stderr, "handoff: %s needs --reason TEXT (the referring clinic is told why)\n", event);
         return EXIT_USAGE;
     }
     Handoff__StatusChange ch = HANDOFF__STATUS_CHANGE__INIT;

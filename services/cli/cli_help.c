@@ -37,8 +37,9 @@ static const char USAGE[] =
     "                        receiving clinic: give it back; it is booked again elsewhere\n"
     "  start ID              receiving clinic: the first session took place\n"
     "  complete ID           receiving clinic: care is finished\n"
+    "  fail ID --reason TEXT receiving clinic: it could not be carried out\n"
     "  revoke ID [--reason TEXT]\n"
-    "                        referring clinic: withdraw it; the receiver is told\n"
+    "                        referring clinic: withdraw it; every receiver is told\n"
     "\n"
     "reviewer commands (a reviewer session, --reviewer NAME):\n"
     "  review list|show ID|decide ID --as PLAN --reason TEXT\n"
@@ -217,6 +218,15 @@ static const page_t PAGES[] = {
      "\n"
      "example:\n"
      "  handoff --clinic lakeside complete R-0A1B2C3D4E5F6G7H\n"},
+    {"fail",
+     "usage: handoff [options] fail ID --reason TEXT [--discipline D]\n"
+     "\n"
+     "As the receiving clinic: the handoff could not be carried out (ready, accepted or\n"
+     "in-progress -> failed); its slots are freed and it is not booked again. The other\n"
+     "handoff of a collaborative referral goes on. The referring clinic is told the reason.\n"
+     "\n"
+     "example:\n"
+     "  handoff --clinic lakeside fail R-0A1B2C3D4E5F6G7H --reason 'patient unreachable'\n"},
     {"revoke",
      "usage: handoff [options] revoke ID [--reason TEXT]\n"
      "\n"
@@ -332,8 +342,8 @@ const cli_flag_t CLI_FLAGS[CLI_OPT_COUNT] = {
                                           "INI lines 'name = value' with the settings' names (broker, clinic, ...)"},
     [CLI_OPT_JSON] = {"json", NULL, "machine-readable output (field names are stable; see docs/OPERATIONS.md)"},
     [CLI_OPT_NO_VALIDATE] = {"no-validate", NULL, "submit, import: send without checking locally"},
-    [CLI_OPT_REASON] = {"reason", "TEXT", "decline (required), revoke: why, told to the other clinic"},
-    [CLI_OPT_DISCIPLINE] = {"discipline", "D", "accept ... complete: physiotherapy or massage_therapy, when this\n"
+    [CLI_OPT_REASON] = {"reason", "TEXT", "decline, fail (required), revoke: why, told to the other clinic"},
+    [CLI_OPT_DISCIPLINE] = {"discipline", "D", "accept ... fail: physiotherapy or massage_therapy, when this\n"
                                                "clinic holds both bookings of a referral"},
     [CLI_OPT_DIR] = {"dir", "DIR", "keygen: where the key files are written [.]"},
     [CLI_OPT_FORMAT] = {"format", "F", "import: csv or ndjson, when the file's extension does not say"},
@@ -379,6 +389,7 @@ const char *cli_command_help(const char *cmd)
 
 const char *cli_command_list(void)
 {
-    return "inbox, status, submit, import, watch, handoffs, accept, decline, start, complete, revoke, review, top, dlq, "
+    return "inbox, status, submit, import, watch, handoffs, accept, decline, start, complete, fail, revoke, review, "
+           "top, dlq, "
            "health, config, keygen, datakey, audit";
 }

@@ -243,7 +243,7 @@ static int run(cli_t *c, int argc, char **argv, const char *config_flag)
         return cmd_datakey(c, nargs, args);
     if (strcmp(cmd, "audit") == 0)
         return cmd_audit(c, nargs, args);
-    static const char *const changes[] = {"accept", "decline", "start", "complete", "revoke"};
+    static const char *const changes[] = {"accept", "decline", "start", "complete", "fail", "revoke"};
     const char *change = NULL;
     for (size_t i = 0; i < sizeof changes / sizeof *changes; i++)
         if (strcmp(cmd, changes[i]) == 0)

@@ -1045,8 +1045,9 @@ static int change_by_receiver(hx_booking_t *b, const hx_msg_t *in, hx_outbox_t *
     }
     if (hx_lifecycle_apply(k->status, ev, HX_ACTOR_RECEIVER, &to, why, sizeof why) != 0)
         return refuse(b, out, in, rid, row, ev, why);
-    if (ev == HX_EVENT_DECLINE && !ch->reason[0])
-        return refuse(b, out, in, rid, row, ev, "reason: a decline needs a reason");
+    if ((ev == HX_EVENT_DECLINE || ev == HX_EVENT_FAIL) && !ch->reason[0])
+        return refuse(b, out, in, rid, row, ev,
+                      ev == HX_EVENT_FAIL ? "reason: a fail needs a reason" : "reason: a decline needs a reason");
     if (ev == HX_EVENT_DECLINE)
         return change_decline(b, in, out, ch, rid, row, k, to);
     return change_advance(b, in, out, ch, rid, row, ev, k, to);

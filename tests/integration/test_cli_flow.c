@@ -525,7 +525,7 @@ Test(cli_settings, bad_values_name_the_setting_where_it_came_from_and_why)
 Test(cli_settings, every_command_has_a_help_page_with_examples)
 {
     static const char *const cmds[] = {"inbox", "status", "submit", "import", "watch", "handoffs", "accept",
-                                       "decline", "start", "complete", "revoke", "top", "dlq", "health", "config",
+                                       "decline", "start", "complete", "fail", "revoke", "top", "dlq", "health", "config",
                                        "keygen", "datakey", "audit"};
     for (size_t i = 0; i < sizeof cmds / sizeof *cmds; i++) {
         RUN(0, NULL, "help", cmds[i]);

@@ -1284,3 +1284,22 @@ Test(lifecycle, revoke_cancels_every_open_handoff_and_keeps_a_completed_one, .ti
     inbox_row(rmt, rid, RMT, row, sizeof row);
     cr_expect_str_eq(row, "declined/cancelled");
 }
+
+Test(lifecycle, a_failed_handoff_ends_alone, .timeout = 400)
+{
+    net_start_services(&net, START);
+    char pt[32], rmt[32];
+    const char *PT = "physiotherapy", *RMT = "massage_therapy";
+    const char *rid = collab_booked("NP-COLLAB-4", pt, rmt, sizeof pt);
+    cr_expect_eq(cli(rmt, NULL, "fail", rid, "--discipline", RMT, NULL), 2, "a fail needs --reason");
+    json_t *a = change_d(0, rmt, "fail", rid, RMT, "patient cannot be reached");
+    cr_expect_str_eq(hstatus(a, RMT), "failed");
+    json_decref(a);
+    expect_referrer("massage failed", rid, "ready", "ready", "failed");
+    json_decref(change_d(0, pt, "accept", rid, PT, NULL));
+    json_decref(change_d(0, pt, "start", rid, PT, NULL));
+    a = change_d(0, pt, "complete", rid, PT, NULL);
+    cr_expect_str_eq(jstr(a, "status"), "completed", "completed and failed: completed");
+    json_decref(a);
+    expect_referrer("physiotherapy completed", rid, "completed", "completed", "failed");
+}
