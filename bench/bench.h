@@ -17,7 +17,7 @@
 #define BENCH_PROG "handoff-bench"
 #define BENCH_MAX_PROCS 16
 
-/* ---- options ------------------------------------------------------------------------- */
+/* ---- options (the table is bench_main.c's) ------------------------------------------- */
 
 typedef enum { MODE_SUBMIT, MODE_DELIVER, MODE_PIPELINE, MODE_LATENCY, MODE_RECOVERY, MODE_COUNT } bench_mode_t;
 
@@ -36,8 +36,8 @@ typedef struct {
     bool keep;                  /* --keep: leave the temporary directory */
     bool full;                  /* --full: the big defaults */
     const char *build_dir;      /* --build-dir */
-    const char *source_dir;     /* --source-dir */
-    const char *tmp_base;       /* --tmp */
+    const char *source_dir;     /* --source-dir (default: the source tree it was built from) */
+    const char *tmp_base;       /* --tmp, else TMPDIR, else /tmp */
     uint32_t clinics, therapists;   /* pipeline: the generated network */
     uint64_t seed;
     const char *broker_prefix;  /* --broker-prefix: e.g. "valgrind --tool=callgrind" */

@@ -116,12 +116,8 @@ int bench_env_init(bench_env_t *e, const bench_opts_t *o, const char *mode)
                 BENCH_PROG, probe);
         return -1;
     }
-    if (o->source_dir) {
-        snprintf(e->src, sizeof e->src, "%s", o->source_dir);
-    } else {
-        snprintf(e->src, sizeof e->src, "%s", HX_BENCH_SOURCE_DIR);
-    }
-    const char *base = o->tmp_base ? o->tmp_base : getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+    snprintf(e->src, sizeof e->src, "%s", o->source_dir ? o->source_dir : HX_BENCH_SOURCE_DIR);
+    const char *base = o->tmp_base ? o->tmp_base : "/tmp";     /* the option table: --tmp, TMPDIR, /tmp */
     snprintf(e->dir, sizeof e->dir, "%s/handoff-bench-%s-XXXXXX", base, mode);
     if (!mkdtemp(e->dir)) {
         fprintf(stderr, "%s: cannot make a temporary directory under %s: %s\n", BENCH_PROG, base, strerror(errno));
