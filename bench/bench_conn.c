@@ -347,96 +347,128 @@ void bench_prepack_free(bench_prepacked_t *pp)
 
 /* ---- fill -------------------------------------------------------------------------------------------- */
 
+/* A filler's state: one session, SUBMITs of up to `per` messages, at most FILL_WINDOW of them
+ * unanswered. A request's index rides in its id's sequence, so its ACCEPTED says how many
+ * messages it carried. */
+#define FILL_WINDOW 8
+#define FILL_STREAM 0xF111u
+
+typedef struct {
+    bench_conn_t c;
+    const char *mailbox;
+    uint32_t stream;
+    uint64_t n;
+    size_t per;
+    uint8_t *payload;
+    uint32_t size;
+    Handoff__Message *ms;
+    Handoff__Message **mp;
+    uint8_t (*ids)[HX_ID_LEN];
+    Handoff__Address addr;
+    hx_buf_t buf;
+    uint64_t sent, accepted, outstanding, reqs_sent;
+} filler_t;
+
+/* Sends the next SUBMIT: messages [sent, sent + k) of the stream. */
+static int fill_send(filler_t *f)
+{
+    size_t k = f->n - f->sent < f->per ? (size_t)(f->n - f->sent) : f->per;
+    for (size_t i = 0; i < k; i++) {
+        handoff__message__init(&f->ms[i]);
+        bench_id(f->ids[i], f->stream, f->sent + i);
+        f->ms[i].id = (ProtobufCBinaryData){HX_ID_LEN, f->ids[i]};
+        f->ms[i].to = &f->addr;
+        f->ms[i].type = "bench";
+        f->ms[i].payload = (ProtobufCBinaryData){f->size, f->payload};
+        f->mp[i] = &f->ms[i];
+    }
+    Handoff__Envelope env = HANDOFF__ENVELOPE__INIT;
+    env.version = HX_PROTOCOL_VERSION;
+    env.kind = HANDOFF__KIND__KIND_SUBMIT;
+    uint8_t rid[HX_ID_LEN];
+    bench_id(rid, FILL_STREAM, f->reqs_sent);
+    env.id = (ProtobufCBinaryData){HX_ID_LEN, rid};
+    env.n_messages = k;
+    env.messages = f->mp;
+    if (bench_conn_send_env(&f->c, &env, &f->buf))
+        return -1;
+    f->sent += k;
+    f->reqs_sent++;
+    f->outstanding++;
+    return 0;
+}
+
+/* Counts one reply; -1 (reason on stderr) when the broker refused. */
+static int fill_take(filler_t *f, zmq_msg_t *m)
+{
+    bench_reply_t rep;
+    if (!bench_reply_scan(zmq_msg_data(m), zmq_msg_size(m), &rep))
+        return 0;
+    if (rep.kind == HANDOFF__KIND__KIND_ERROR) {
+        fprintf(stderr, "%s: filling %s refused: %.*s\n", BENCH_PROG, f->mailbox, (int)rep.text_len,
+                (const char *)rep.text);
+        return -1;
+    }
+    uint32_t st;
+    uint64_t idx;
+    if (rep.kind == HANDOFF__KIND__KIND_ACCEPTED && rep.corr && bench_id_parse(rep.corr, &st, &idx) &&
+        st == FILL_STREAM) {
+        uint64_t first = idx * f->per;
+        f->accepted += f->n - first < f->per ? f->n - first : f->per;
+        f->outstanding--;
+    }
+    return 0;
+}
+
 int bench_fill(bench_env_t *e, const char *mailbox, uint32_t stream, uint64_t n, uint32_t size)
 {
-    bench_conn_t c;
+    filler_t f = {.mailbox = mailbox, .stream = stream, .n = n, .size = size};
     char name[80];
     snprintf(name, sizeof name, "%s-filler", mailbox);
-    if (bench_conn_open(&c, e, HANDOFF__ROLE__ROLE_CLINIC, name, 0))
+    if (bench_conn_open(&f.c, e, HANDOFF__ROLE__ROLE_CLINIC, name, 0))
         return -1;
     /* as many messages per SUBMIT as fit well under the 1 MiB frame bound */
-    size_t per = (768u * 1024u) / (size + 64u);
-    if (per > HX_MAX_BATCH)
-        per = HX_MAX_BATCH;
-    if (per < 1)
-        per = 1;
-    uint8_t *payload = malloc(size ? size : 1);
-    Handoff__Message *ms = calloc(per, sizeof *ms);
-    Handoff__Message **mp = calloc(per, sizeof *mp);
-    uint8_t (*ids)[HX_ID_LEN] = calloc(per, HX_ID_LEN);
-    Handoff__Address addr = HANDOFF__ADDRESS__INIT;
-    addr.kind = HANDOFF__ADDRESS_KIND__ADDRESS_MAILBOX;
-    addr.name = (char *)mailbox;
-    hx_buf_t buf = {0};
+    f.per = (768u * 1024u) / (size + 64u);
+    if (f.per > HX_MAX_BATCH)
+        f.per = HX_MAX_BATCH;
+    if (f.per < 1)
+        f.per = 1;
+    f.payload = malloc(size ? size : 1);
+    f.ms = calloc(f.per, sizeof *f.ms);
+    f.mp = calloc(f.per, sizeof *f.mp);
+    f.ids = calloc(f.per, HX_ID_LEN);
+    handoff__address__init(&f.addr);
+    f.addr.kind = HANDOFF__ADDRESS_KIND__ADDRESS_MAILBOX;
+    f.addr.name = (char *)mailbox;
     int rc = -1;
-    if (!payload || !ms || !mp || !ids)
-        goto out;
-    for (size_t i = 0; i < size; i++)
-        payload[i] = (uint8_t)(i * 2654435761u >> 13);
-    uint64_t sent = 0, accepted = 0, outstanding = 0, reqs_sent = 0;
-    const uint64_t window = 8;
-    zmq_msg_t m;
-    zmq_msg_init(&m);
-    while (accepted < n && !bench_stop) {
-        while (outstanding < window && sent < n) {
-            size_t k = n - sent < per ? (size_t)(n - sent) : per;
-            for (size_t i = 0; i < k; i++) {
-                handoff__message__init(&ms[i]);
-                bench_id(ids[i], stream, sent + i);
-                ms[i].id = (ProtobufCBinaryData){HX_ID_LEN, ids[i]};
-                ms[i].to = &addr;
-                ms[i].type = "bench";
-                ms[i].payload = (ProtobufCBinaryData){size, payload};
-                mp[i] = &ms[i];
+    if (f.payload && f.ms && f.mp && f.ids) {
+        for (size_t i = 0; i < size; i++)
+            f.payload[i] = (uint8_t)(i * 2654435761u >> 13);
+        zmq_msg_t m;
+        zmq_msg_init(&m);
+        rc = 0;
+        while (rc == 0 && f.accepted < n && !bench_stop) {
+            while (rc == 0 && f.outstanding < FILL_WINDOW && f.sent < n)
+                rc = fill_send(&f);
+            if (rc)
+                break;
+            if (bench_conn_recv(&f.c, &m, 60000) <= 0) {
+                fprintf(stderr, "%s: filling %s: no answer from the broker\n", BENCH_PROG, mailbox);
+                rc = -1;
+                break;
             }
-            Handoff__Envelope env = HANDOFF__ENVELOPE__INIT;
-            env.version = HX_PROTOCOL_VERSION;
-            env.kind = HANDOFF__KIND__KIND_SUBMIT;
-            uint8_t rid[HX_ID_LEN];
-            bench_id(rid, 0xF111u, reqs_sent);
-            env.id = (ProtobufCBinaryData){HX_ID_LEN, rid};
-            env.n_messages = k;
-            env.messages = mp;
-            if (bench_conn_send_env(&c, &env, &buf))
-                goto out_msg;
-            /* the request's size rides in its id's sequence: reqs_sent is its index */
-            sent += k;
-            reqs_sent++;
-            outstanding++;
+            rc = fill_take(&f, &m);
         }
-        int r = bench_conn_recv(&c, &m, 60000);
-        if (r <= 0) {
-            fprintf(stderr, "%s: filling %s: no answer from the broker\n", BENCH_PROG, mailbox);
-            goto out_msg;
-        }
-        bench_reply_t rep;
-        if (!bench_reply_scan(zmq_msg_data(&m), zmq_msg_size(&m), &rep))
-            continue;
-        if (rep.kind == HANDOFF__KIND__KIND_ERROR) {
-            fprintf(stderr, "%s: filling %s refused: %.*s\n", BENCH_PROG, mailbox, (int)rep.text_len,
-                    (const char *)rep.text);
-            goto out_msg;
-        }
-        if (rep.kind == HANDOFF__KIND__KIND_ACCEPTED && rep.corr) {
-            uint32_t st;
-            uint64_t idx;
-            if (bench_id_parse(rep.corr, &st, &idx) && st == 0xF111u) {
-                uint64_t first = idx * per;
-                accepted += n - first < per ? n - first : per;
-                outstanding--;
-            }
-        }
+        if (rc == 0 && f.accepted != n)
+            rc = -1;
+        zmq_msg_close(&m);
     }
-    rc = accepted == n ? 0 : -1;
-out_msg:
-    zmq_msg_close(&m);
-out:
-    bench_conn_close(&c);
-    hx_buf_free(&buf);
-    free(payload);
-    free(ms);
-    free(mp);
-    free(ids);
+    bench_conn_close(&f.c);
+    hx_buf_free(&f.buf);
+    free(f.payload);
+    free(f.ms);
+    free(f.mp);
+    free(f.ids);
     return rc;
 }
 
@@ -477,99 +509,161 @@ static void on_delivered(void *arg, const uint8_t *id, uint32_t attempt)
         atomic_fetch_add(a->delivered, 1);
 }
 
+/* One draining session: at most one FETCH and two ACKs (one FETCH rides along) unanswered. */
+typedef struct {
+    drain_arg_t *a;
+    bench_conn_t c;
+    drain_batch_t b;            /* the ids of the DELIVER being handled */
+    ProtobufCBinaryData *acks;
+    hx_buf_t buf;
+    uint64_t req;               /* requests sent: the sequence of their ids */
+    int acks_out;               /* ACKs not yet ACCEPTED */
+    bool fetch_out;
+    uint32_t empties;           /* DELIVERs in a row with nothing (the rest is held by others) */
+} drainer_t;
+
+static int drain_fetch(drainer_t *d)
+{
+    Handoff__Envelope f = HANDOFF__ENVELOPE__INIT;
+    uint8_t id[HX_ID_LEN];
+    bench_id(id, 0xFE00u + (uint32_t)d->a->index, d->req++);
+    f.version = HX_PROTOCOL_VERSION;
+    f.kind = HANDOFF__KIND__KIND_FETCH;
+    f.id = (ProtobufCBinaryData){HX_ID_LEN, id};
+    f.max = d->a->batch;
+    if (bench_conn_send_env(&d->c, &f, &d->buf))
+        return -1;
+    d->fetch_out = true;
+    return 0;
+}
+
+/* Acks every message of the DELIVER just read (d->b). */
+static int drain_ack(drainer_t *d)
+{
+    for (size_t i = 0; i < d->b.n_ids; i++)
+        d->acks[i] = (ProtobufCBinaryData){HX_ID_LEN, d->b.ids[i]};
+    Handoff__Envelope ack = HANDOFF__ENVELOPE__INIT;
+    uint8_t id[HX_ID_LEN];
+    bench_id(id, 0xFD00u + (uint32_t)d->a->index, d->req++);
+    ack.version = HX_PROTOCOL_VERSION;
+    ack.kind = HANDOFF__KIND__KIND_ACK;
+    ack.id = (ProtobufCBinaryData){HX_ID_LEN, id};
+    ack.n_acks = d->b.n_ids;
+    ack.acks = d->acks;
+    if (bench_conn_send_env(&d->c, &ack, &d->buf))
+        return -1;
+    d->acks_out++;
+    return 0;
+}
+
+/* One reply: an ACCEPTED for an ACK, or a DELIVER to check and ack. -1 (reason on stderr)
+ * on a refusal or a DELIVER that does not decode. */
+static int drain_take(drainer_t *d, zmq_msg_t *m)
+{
+    drain_arg_t *a = d->a;
+    bench_reply_t rep;
+    if (!bench_reply_scan(zmq_msg_data(m), zmq_msg_size(m), &rep))
+        return 0;
+    if (rep.kind == HANDOFF__KIND__KIND_ERROR) {
+        fprintf(stderr, "%s: draining %s refused: %.*s\n", BENCH_PROG, a->mailbox, (int)rep.text_len,
+                (const char *)rep.text);
+        return -1;
+    }
+    if (rep.kind == HANDOFF__KIND__KIND_ACCEPTED) {
+        atomic_fetch_add(a->acked, 1);
+        d->acks_out--;
+        return 0;
+    }
+    if (rep.kind != HANDOFF__KIND__KIND_DELIVER)
+        return 0;
+    d->fetch_out = false;
+    d->b.n_ids = 0;
+    if (each_message(zmq_msg_data(m), zmq_msg_size(m), on_delivered, &d->b) < 0) {
+        fprintf(stderr, "%s: draining %s: a DELIVER that does not decode\n", BENCH_PROG, a->mailbox);
+        return -1;
+    }
+    if (d->b.n_ids == 0) {                      /* the rest is held by other sessions */
+        if (++d->empties > 1)
+            bench_sleep_ns(200000);
+        return 0;
+    }
+    d->empties = 0;
+    return drain_ack(d);
+}
+
 static void *drain_worker(void *arg)
 {
     drain_arg_t *a = arg;
-    bench_conn_t c;
-    if (bench_conn_open(&c, a->e, HANDOFF__ROLE__ROLE_CLINIC, a->mailbox, 0)) {
+    drainer_t d = {.a = a};
+    if (bench_conn_open(&d.c, a->e, HANDOFF__ROLE__ROLE_CLINIC, a->mailbox, 0)) {
         a->failed = 1;
         return NULL;
     }
-    drain_batch_t b = {a, calloc(a->batch, HX_ID_LEN), 0};
-    ProtobufCBinaryData *acks = calloc(a->batch, sizeof *acks);
+    d.b = (drain_batch_t){a, calloc(a->batch, HX_ID_LEN), 0};
+    d.acks = calloc(a->batch, sizeof *d.acks);
+    zmq_msg_t m;
+    zmq_msg_init(&m);
+    int rc = d.b.ids && d.acks ? 0 : -1;
+    while (rc == 0) {
+        if (bench_stop) {
+            rc = -1;
+            break;
+        }
+        bool done = atomic_load(a->delivered) + atomic_load(a->foreign) >= a->n;
+        if (done && d.acks_out == 0 && !d.fetch_out)
+            break;
+        if (!d.fetch_out && !done && d.acks_out < 2 && drain_fetch(&d)) {
+            rc = -1;
+            break;
+        }
+        if (bench_conn_recv(&d.c, &m, 60000) <= 0) {
+            fprintf(stderr, "%s: draining %s: no answer from the broker\n", BENCH_PROG, a->mailbox);
+            rc = -1;
+            break;
+        }
+        rc = drain_take(&d, &m);
+    }
+    if (rc)
+        a->failed = 1;
+    zmq_msg_close(&m);
+    hx_buf_free(&d.buf);
+    free(d.b.ids);
+    free(d.acks);
+    bench_conn_close(&d.c);
+    return NULL;
+}
+
+/* One more session FETCHes from the drained mailbox: out->leftover is what it still finds
+ * (counted against the ids, so a message delivered twice shows in out->duplicated). */
+static void find_leftover(bench_env_t *e, const char *mailbox, drain_arg_t *counts, bench_drain_t *out)
+{
+    bench_conn_t c;
+    if (bench_conn_open(&c, e, HANDOFF__ROLE__ROLE_CLINIC, mailbox, 0) != 0)
+        return;
+    Handoff__Envelope f = HANDOFF__ENVELOPE__INIT;
+    uint8_t id[HX_ID_LEN];
+    hx_id_random(id);
+    f.version = HX_PROTOCOL_VERSION;
+    f.kind = HANDOFF__KIND__KIND_FETCH;
+    f.id = (ProtobufCBinaryData){HX_ID_LEN, id};
+    f.max = HX_MAX_BATCH;
     hx_buf_t buf = {0};
     zmq_msg_t m;
     zmq_msg_init(&m);
-    uint64_t req = 0;
-    int acks_out = 0;               /* ACKs not yet ACCEPTED: at most 2 (one FETCH rides along) */
-    bool fetch_out = false;
-    uint32_t empties = 0;
-    if (!b.ids || !acks)
-        goto fail;
-    for (;;) {
-        if (bench_stop)
-            goto fail;
-        bool done = atomic_load(a->delivered) + atomic_load(a->foreign) >= a->n;
-        if (done && acks_out == 0 && !fetch_out)
-            break;
-        if (!fetch_out && !done && acks_out < 2) {
-            Handoff__Envelope f = HANDOFF__ENVELOPE__INIT;
-            uint8_t id[HX_ID_LEN];
-            bench_id(id, 0xFE00u + (uint32_t)a->index, req++);
-            f.version = HX_PROTOCOL_VERSION;
-            f.kind = HANDOFF__KIND__KIND_FETCH;
-            f.id = (ProtobufCBinaryData){HX_ID_LEN, id};
-            f.max = a->batch;
-            if (bench_conn_send_env(&c, &f, &buf))
-                goto fail;
-            fetch_out = true;
+    bench_reply_t rep;
+    if (bench_conn_send_env(&c, &f, &buf) == 0 && bench_conn_recv(&c, &m, 10000) == 1 &&
+        bench_reply_scan(zmq_msg_data(&m), zmq_msg_size(&m), &rep) && rep.kind == HANDOFF__KIND__KIND_DELIVER) {
+        drain_batch_t b = {counts, calloc(HX_MAX_BATCH, HX_ID_LEN), 0};
+        if (b.ids) {
+            each_message(zmq_msg_data(&m), zmq_msg_size(&m), on_delivered, &b);
+            out->leftover = b.n_ids;
+            out->duplicated = atomic_load(counts->duplicated);
         }
-        int r = bench_conn_recv(&c, &m, 60000);
-        if (r <= 0) {
-            fprintf(stderr, "%s: draining %s: no answer from the broker\n", BENCH_PROG, a->mailbox);
-            goto fail;
-        }
-        bench_reply_t rep;
-        if (!bench_reply_scan(zmq_msg_data(&m), zmq_msg_size(&m), &rep))
-            continue;
-        if (rep.kind == HANDOFF__KIND__KIND_ERROR) {
-            fprintf(stderr, "%s: draining %s refused: %.*s\n", BENCH_PROG, a->mailbox, (int)rep.text_len,
-                    (const char *)rep.text);
-            goto fail;
-        }
-        if (rep.kind == HANDOFF__KIND__KIND_ACCEPTED) {
-            atomic_fetch_add(a->acked, 1);
-            acks_out--;
-            continue;
-        }
-        if (rep.kind != HANDOFF__KIND__KIND_DELIVER)
-            continue;
-        fetch_out = false;
-        b.n_ids = 0;
-        if (each_message(zmq_msg_data(&m), zmq_msg_size(&m), on_delivered, &b) < 0) {
-            fprintf(stderr, "%s: draining %s: a DELIVER that does not decode\n", BENCH_PROG, a->mailbox);
-            goto fail;
-        }
-        if (b.n_ids == 0) {                     /* the rest is held by other sessions */
-            if (++empties > 1)
-                bench_sleep_ns(200000);
-            continue;
-        }
-        empties = 0;
-        for (size_t i = 0; i < b.n_ids; i++)
-            acks[i] = (ProtobufCBinaryData){HX_ID_LEN, b.ids[i]};
-        Handoff__Envelope ack = HANDOFF__ENVELOPE__INIT;
-        uint8_t id[HX_ID_LEN];
-        bench_id(id, 0xFD00u + (uint32_t)a->index, req++);
-        ack.version = HX_PROTOCOL_VERSION;
-        ack.kind = HANDOFF__KIND__KIND_ACK;
-        ack.id = (ProtobufCBinaryData){HX_ID_LEN, id};
-        ack.n_acks = b.n_ids;
-        ack.acks = acks;
-        if (bench_conn_send_env(&c, &ack, &buf))
-            goto fail;
-        acks_out++;
+        free(b.ids);
     }
-    goto out;
-fail:
-    a->failed = 1;
-out:
     zmq_msg_close(&m);
     hx_buf_free(&buf);
-    free(b.ids);
-    free(acks);
     bench_conn_close(&c);
-    return NULL;
 }
 
 int bench_drain(bench_env_t *e, const char *mailbox, uint32_t stream, uint64_t n, uint32_t workers, uint32_t batch,
@@ -611,37 +705,9 @@ int bench_drain(bench_env_t *e, const char *mailbox, uint32_t stream, uint64_t n
             out->lost++;
     /* nothing may be left behind: one more session must find the mailbox empty */
     if (!failed && !bench_stop) {
-        bench_conn_t c;
-        if (bench_conn_open(&c, e, HANDOFF__ROLE__ROLE_CLINIC, mailbox, 0) == 0) {
-            Handoff__Envelope f = HANDOFF__ENVELOPE__INIT;
-            uint8_t id[HX_ID_LEN];
-            hx_id_random(id);
-            f.version = HX_PROTOCOL_VERSION;
-            f.kind = HANDOFF__KIND__KIND_FETCH;
-            f.id = (ProtobufCBinaryData){HX_ID_LEN, id};
-            f.max = HX_MAX_BATCH;
-            hx_buf_t buf = {0};
-            zmq_msg_t m;
-            zmq_msg_init(&m);
-            if (bench_conn_send_env(&c, &f, &buf) == 0 && bench_conn_recv(&c, &m, 10000) == 1) {
-                bench_reply_t rep;
-                if (bench_reply_scan(zmq_msg_data(&m), zmq_msg_size(&m), &rep) &&
-                    rep.kind == HANDOFF__KIND__KIND_DELIVER) {
-                    drain_batch_t b = {&(drain_arg_t){.stream = stream, .n = n, .seen = seen, .delivered = &delivered,
-                                                      .duplicated = &duplicated, .foreign = &foreign},
-                                       calloc(HX_MAX_BATCH, HX_ID_LEN), 0};
-                    if (b.ids) {
-                        each_message(zmq_msg_data(&m), zmq_msg_size(&m), on_delivered, &b);
-                        out->leftover = b.n_ids;
-                        out->duplicated = atomic_load(&duplicated);
-                    }
-                    free(b.ids);
-                }
-            }
-            zmq_msg_close(&m);
-            hx_buf_free(&buf);
-            bench_conn_close(&c);
-        }
+        drain_arg_t counts = {.stream = stream, .n = n, .seen = seen, .delivered = &delivered,
+                              .duplicated = &duplicated, .foreign = &foreign};
+        find_leftover(e, mailbox, &counts, out);
     }
     free(seen);
     free(args);

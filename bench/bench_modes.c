@@ -99,148 +99,193 @@ static int grow(uint8_t **st, uint64_t **ts, size_t *cap, size_t need)
     return 0;
 }
 
-static void *producer_run(void *arg)
-{
-    producer_t *p = arg;
+/* One producer's loop state: its session, its prepacked SUBMIT and each request's state and
+ * send (or scheduled) time. */
+typedef struct {
     bench_conn_t c;
+    bench_prepacked_t pp;
+    uint8_t (*ids)[HX_ID_LEN];  /* the batch's message ids */
+    uint8_t *st;                /* per request: R_* */
+    uint64_t *ts;               /* per request: sent (closed loop) or scheduled (open loop) */
+    size_t cap;
+    uint64_t n_req, next, outstanding;
+    uint32_t stream;
+    double interval_ns;         /* open loop: between requests; 0 = closed loop */
+    uint64_t stop_at, last_heard;
+    zmq_msg_t m;
+} pstate_t;
+
+static int producer_fail(producer_t *p, const char *why)
+{
+    p->failed = 1;
+    snprintf(p->error, sizeof p->error, "%s", why);
+    return -1;
+}
+
+/* Opens the session and packs the SUBMIT, meets the others at the barrier; -1 when it could
+ * not (then nothing is left open). */
+static int producer_start(producer_t *p, pstate_t *s)
+{
+    memset(s, 0, sizeof *s);
     char name[32];
     snprintf(name, sizeof name, "bench-p%u", p->index);
-    bench_prepacked_t pp;
-    uint8_t (*ids)[HX_ID_LEN] = calloc(p->batch, HX_ID_LEN);
-    int opened = bench_conn_open(&c, p->e, HANDOFF__ROLE__ROLE_CLINIC, name, 0);
-    int packed = bench_prepack_submit(&pp, HANDOFF__ADDRESS_KIND__ADDRESS_MAILBOX, name, "bench", p->e->o->size,
+    s->ids = calloc(p->batch, HX_ID_LEN);
+    int opened = bench_conn_open(&s->c, p->e, HANDOFF__ROLE__ROLE_CLINIC, name, 0);
+    int packed = bench_prepack_submit(&s->pp, HANDOFF__ADDRESS_KIND__ADDRESS_MAILBOX, name, "bench", p->e->o->size,
                                       p->batch);
     pthread_barrier_wait(p->go);
-    if (opened || packed || !ids) {
+    if (opened || packed || !s->ids) {
         p->failed = 1;
         snprintf(p->error, sizeof p->error, "producer %u could not start", p->index);
         if (!opened)
-            bench_conn_close(&c);
-        bench_prepack_free(&pp);
-        free(ids);
-        return NULL;
+            bench_conn_close(&s->c);
+        bench_prepack_free(&s->pp);
+        free(s->ids);
+        return -1;
     }
-    uint8_t *st = NULL;
-    uint64_t *ts = NULL;
-    size_t cap = 0;
-    uint64_t n_req = (p->n + p->batch - 1) / p->batch;
-    uint64_t next = 0, outstanding = 0;
-    const uint64_t stream = 0x10000u + p->index;
-    const double interval_ns = p->rate > 0 ? 1e9 / (p->rate / p->batch) : 0;
-    zmq_msg_t m;
-    zmq_msg_init(&m);
+    s->n_req = (p->n + p->batch - 1) / p->batch;
+    s->stream = 0x10000u + p->index;
+    s->interval_ns = p->rate > 0 ? 1e9 / (p->rate / p->batch) : 0;
+    zmq_msg_init(&s->m);
     p->t_start = bench_now_ns();
-    const uint64_t stop_at = p->duration_s > 0 ? p->t_start + (uint64_t)(p->duration_s * 1e9) : UINT64_MAX;
-    uint64_t last_heard = p->t_start;
+    s->stop_at = p->duration_s > 0 ? p->t_start + (uint64_t)(p->duration_s * 1e9) : UINT64_MAX;
+    s->last_heard = p->t_start;
+    return 0;
+}
+
+static bool may_send(const pstate_t *s, uint64_t now)
+{
+    return s->next < s->n_req && now < s->stop_at;
+}
+
+/* Sends every request that is due (open loop) or fits the window (closed loop). */
+static int send_due(producer_t *p, pstate_t *s, uint64_t now)
+{
+    while (may_send(s, now) && s->outstanding < p->window) {
+        uint64_t due = s->interval_ns > 0 ? p->t_start + (uint64_t)((double)s->next * s->interval_ns) : now;
+        if (due > now)
+            break;
+        if (grow(&s->st, &s->ts, &s->cap, s->next + 1))
+            return producer_fail(p, "out of memory");
+        for (uint32_t i = 0; i < p->batch; i++)
+            bench_id(s->ids[i], s->stream, s->next * p->batch + i);
+        bench_prepack_set_ids(&s->pp, (const uint8_t(*)[HX_ID_LEN])s->ids);
+        if (bench_conn_send(&s->c, s->pp.buf.data, s->pp.buf.len))
+            return producer_fail(p, "send failed");
+        if (s->interval_ns > 0) {
+            uint64_t sent_at = bench_now_ns();
+            bench_samples_add(&p->lag, sent_at - due);
+            s->ts[s->next] = due;               /* from the scheduled time: no coordinated omission */
+        } else {
+            s->ts[s->next] = now;
+        }
+        s->st[s->next++] = R_OUT;
+        s->outstanding++;
+        p->sent += p->batch;
+    }
+    return 0;
+}
+
+/* Open loop with nothing received: sleeps until the next send is due (at least 250 us).
+ * Returns 0, or -1 when nothing was heard for 30 s with requests outstanding. */
+static int idle(pstate_t *s, uint64_t t_start, bool sending)
+{
+    uint64_t due = t_start + (uint64_t)((double)s->next * s->interval_ns);
+    uint64_t t = bench_now_ns();
+    if (t - s->last_heard > 30ull * 1000000000u && s->outstanding)
+        return -1;
+    /* At least 250 us at a time: waking every 20-40 us to send one message stole a core from
+     * the broker on a 2-core machine. A send made late by this counts in its latency
+     * (measured from the scheduled time), so the figure stays honest. */
+    if (!sending || due > t)
+        bench_sleep_ns(!sending ? 250000 : due - t > 250000 ? due - t : 250000);
+    bench_conn_keepalive(&s->c, t);
+    return 0;
+}
+
+/* Counts one reply (in s->m, received at t) against its request. */
+static void take_reply(producer_t *p, pstate_t *s, uint64_t t)
+{
+    s->last_heard = t;
+    bench_reply_t rep;
+    uint32_t stream;
+    uint64_t seq;
+    if (!bench_reply_scan(zmq_msg_data(&s->m), zmq_msg_size(&s->m), &rep) || !rep.corr ||
+        !bench_id_parse(rep.corr, &stream, &seq) || stream != s->stream || seq / p->batch >= s->next) {
+        if (rep.kind == HANDOFF__KIND__KIND_ERROR && !p->error[0])
+            snprintf(p->error, sizeof p->error, "broker: %.*s", (int)rep.text_len, (const char *)rep.text);
+        return;
+    }
+    uint64_t req = seq / p->batch;
+    if (rep.kind == HANDOFF__KIND__KIND_ACCEPTED) {
+        if (s->st[req] == R_OUT) {
+            s->st[req] = R_ACKED;
+            s->outstanding--;
+            p->acked += p->batch;
+            bench_samples_add(&p->lat, t - s->ts[req]);
+        } else {
+            p->duplicated += p->batch;
+        }
+    } else if (rep.kind == HANDOFF__KIND__KIND_ERROR) {
+        if (s->st[req] == R_OUT) {
+            s->st[req] = R_REFUSED;
+            s->outstanding--;
+        }
+        p->refused += p->batch;
+        if (!p->error[0])
+            snprintf(p->error, sizeof p->error, "broker refused: %.*s", (int)rep.text_len, (const char *)rep.text);
+    }
+}
+
+/* Counts what was never answered and closes everything. */
+static void producer_finish(producer_t *p, pstate_t *s)
+{
+    p->t_end = bench_now_ns();
+    for (uint64_t i = 0; i < s->next; i++)
+        if (s->st[i] == R_OUT)
+            p->lost += p->batch;
+    zmq_msg_close(&s->m);
+    bench_conn_close(&s->c);
+    bench_prepack_free(&s->pp);
+    free(s->ids);
+    free(s->st);
+    free(s->ts);
+}
+
+static void *producer_run(void *arg)
+{
+    producer_t *p = arg;
+    pstate_t s;
+    if (producer_start(p, &s))
+        return NULL;
     for (;;) {
         if (bench_stop) {
-            p->failed = 1;
-            snprintf(p->error, sizeof p->error, "interrupted");
+            producer_fail(p, "interrupted");
             break;
         }
         uint64_t now = bench_now_ns();
-        bool may_send = next < n_req && now < stop_at;
-        while (may_send && outstanding < p->window) {
-            uint64_t due = interval_ns > 0 ? p->t_start + (uint64_t)((double)next * interval_ns) : now;
-            if (due > now)
-                break;
-            if (grow(&st, &ts, &cap, next + 1)) {
-                p->failed = 1;
-                snprintf(p->error, sizeof p->error, "out of memory");
-                goto out;
-            }
-            for (uint32_t i = 0; i < p->batch; i++)
-                bench_id(ids[i], (uint32_t)stream, next * p->batch + i);
-            bench_prepack_set_ids(&pp, (const uint8_t(*)[HX_ID_LEN])ids);
-            if (bench_conn_send(&c, pp.buf.data, pp.buf.len)) {
-                p->failed = 1;
-                snprintf(p->error, sizeof p->error, "send failed");
-                goto out;
-            }
-            if (interval_ns > 0) {
-                uint64_t sent_at = bench_now_ns();
-                bench_samples_add(&p->lag, sent_at - due);
-                ts[next] = due;                 /* from the scheduled time: no coordinated omission */
-            } else {
-                ts[next] = now;
-            }
-            st[next++] = R_OUT;
-            outstanding++;
-            p->sent += p->batch;
-            may_send = next < n_req && now < stop_at;
-        }
-        if (!may_send && outstanding == 0)
+        if (send_due(p, &s, now))
+            break;
+        bool sending = may_send(&s, now);
+        if (!sending && s.outstanding == 0)
             break;
         int r;
-        if (interval_ns > 0) {
-            r = bench_conn_recv(&c, &m, 0);
-            if (r == 0) {                       /* nothing yet: sleep a little, until the next is due */
-                uint64_t due = p->t_start + (uint64_t)((double)next * interval_ns);
-                uint64_t t = bench_now_ns();
-                if (t - last_heard > 30ull * 1000000000u && outstanding) {
-                    r = 0;
-                    goto timeout;
-                }
-                /* At least 250 us at a time: waking every 20-40 us to send one message stole a
-                 * core from the broker on a 2-core machine. A send made late by this counts in
-                 * its latency (measured from the scheduled time), so the figure stays honest. */
-                if (!may_send || due > t)
-                    bench_sleep_ns(!may_send ? 250000 : due - t > 250000 ? due - t : 250000);
-                bench_conn_keepalive(&c, t);
-                continue;
-            }
+        if (s.interval_ns > 0) {
+            r = bench_conn_recv(&s.c, &s.m, 0);
+            if (r == 0 && idle(&s, p->t_start, sending) == 0)
+                continue;                       /* nothing yet, still in time */
         } else {
-            r = bench_conn_recv(&c, &m, 30000);
+            r = bench_conn_recv(&s.c, &s.m, 30000);
         }
-timeout:
         if (r <= 0) {
             p->failed = 1;
             snprintf(p->error, sizeof p->error, "producer %u: no answer for 30 s with %" PRIu64 " outstanding",
-                     p->index, outstanding);
+                     p->index, s.outstanding);
             break;
         }
-        uint64_t t = bench_now_ns();
-        last_heard = t;
-        bench_reply_t rep;
-        uint32_t s;
-        uint64_t seq;
-        if (!bench_reply_scan(zmq_msg_data(&m), zmq_msg_size(&m), &rep) || !rep.corr ||
-            !bench_id_parse(rep.corr, &s, &seq) || s != stream || seq / p->batch >= next) {
-            if (rep.kind == HANDOFF__KIND__KIND_ERROR && !p->error[0])
-                snprintf(p->error, sizeof p->error, "broker: %.*s", (int)rep.text_len, (const char *)rep.text);
-            continue;
-        }
-        uint64_t req = seq / p->batch;
-        if (rep.kind == HANDOFF__KIND__KIND_ACCEPTED) {
-            if (st[req] == R_OUT) {
-                st[req] = R_ACKED;
-                outstanding--;
-                p->acked += p->batch;
-                bench_samples_add(&p->lat, t - ts[req]);
-            } else {
-                p->duplicated += p->batch;
-            }
-        } else if (rep.kind == HANDOFF__KIND__KIND_ERROR) {
-            if (st[req] == R_OUT) {
-                st[req] = R_REFUSED;
-                outstanding--;
-            }
-            p->refused += p->batch;
-            if (!p->error[0])
-                snprintf(p->error, sizeof p->error, "broker refused: %.*s", (int)rep.text_len, (const char *)rep.text);
-        }
+        take_reply(p, &s, bench_now_ns());
     }
-out:
-    p->t_end = bench_now_ns();
-    for (uint64_t i = 0; i < next; i++)
-        if (st[i] == R_OUT)
-            p->lost += p->batch;
-    zmq_msg_close(&m);
-    bench_conn_close(&c);
-    bench_prepack_free(&pp);
-    free(ids);
-    free(st);
-    free(ts);
+    producer_finish(p, &s);
     return NULL;
 }
 
@@ -349,6 +394,67 @@ static int verdict(bench_report_t *r, uint64_t lost, uint64_t duplicated, int fa
 
 /* ---- submit ------------------------------------------------------------------------------------- */
 
+/* What the broker counted and what both sides spent while the producers ran. */
+typedef struct {
+    bool stats;                 /* the broker answered "stats" before and after */
+    uint64_t accepted, fsyncs;  /* during the run */
+    uint64_t broker_cpu_ns, self_cpu_ns;
+} load_cost_t;
+
+/* With --curve: the producers' and the stats session's keys, before the broker reads its
+ * allow-list. */
+static void load_keys(bench_env_t *e, const bench_opts_t *o)
+{
+    if (!o->curve)
+        return;
+    char name[32], pub[41], sec[41];
+    for (uint32_t i = 0; i < o->producers; i++) {
+        snprintf(name, sizeof name, "bench-p%u", i);
+        bench_key_for(e, "clinic", name, pub, sec, NULL, 0);
+    }
+    bench_key_for(e, "admin", "bench-stats", pub, sec, NULL, 0);
+}
+
+/* The table rows and JSON line of a submit or latency run; 0 when it checked out. */
+static int report_load(const bench_opts_t *o, bool open_loop, double rate, const load_result_t *res,
+                       const load_cost_t *cost)
+{
+    bench_report_t r;
+    bench_report_begin(&r, o, open_loop ? "latency" : "submit");
+    if (open_loop)
+        bench_report_num(&r, "offered_per_s", rate, "msg/s", "offered rate");
+    bench_report_num(&r, "msgs_per_s", res->seconds > 0 ? (double)res->acked / res->seconds : 0, "msg/s",
+                     open_loop ? "achieved (acked) rate" : "durable submit->ack");
+    bench_report_num(&r, "mb_per_s", res->seconds > 0 ? (double)res->acked * o->size / res->seconds / 1e6 : 0,
+                     "MB/s", "payload throughput");
+    bench_report_int(&r, "messages", res->acked, "messages acked");
+    bench_report_num(&r, "seconds", res->seconds, "s", "elapsed");
+    bench_report_int(&r, "producers", o->producers, NULL);
+    bench_report_int(&r, open_loop ? "batch" : "window", open_loop ? o->batch : o->window, NULL);
+    if (!open_loop)
+        bench_report_int(&r, "batch", o->batch, NULL);
+    report_common(&r, o);
+    report_latency(&r, &res->lat, "ack latency");
+    if (open_loop) {
+        bench_report_num(&r, "send_lag_p99_us", bench_samples_pct_us(&res->lag, 99), "us",
+                         "sender lateness p99 (included)");
+    }
+    if (cost->stats) {
+        bench_report_int(&r, "broker_accepted", cost->accepted, "broker counted accepted");
+        bench_report_int(&r, "fdatasyncs", cost->fsyncs, "group commits (fdatasync)");
+        bench_report_num(&r, "msgs_per_fsync", cost->fsyncs ? (double)cost->accepted / (double)cost->fsyncs : 0,
+                         "", "messages per fdatasync");
+    }
+    report_cpu(&r, cost->broker_cpu_ns, cost->self_cpu_ns, res->acked);
+    bench_report_int(&r, "refused", res->refused, "refused");
+    /* the broker must have stored exactly what it acknowledged */
+    uint64_t lost = res->lost + res->refused;
+    uint64_t dup = res->duplicated;
+    if (cost->stats && cost->accepted > res->acked)
+        dup += cost->accepted - res->acked;
+    return verdict(&r, lost, dup, res->failed);
+}
+
 static int submit_or_latency(const bench_opts_t *o, bool open_loop)
 {
     const char *mode = open_loop ? "latency" : "submit";
@@ -358,16 +464,7 @@ static int submit_or_latency(const bench_opts_t *o, bool open_loop)
         return 1;
     }
     int rc = 1;
-    if (o->curve)                               /* the keys before the broker reads its allow-list */
-        for (uint32_t i = 0; i < o->producers; i++) {
-            char name[32], pub[41], sec[41];
-            snprintf(name, sizeof name, "bench-p%u", i);
-            bench_key_for(&e, "clinic", name, pub, sec, NULL, 0);
-        }
-    if (o->curve) {
-        char pub[41], sec[41];
-        bench_key_for(&e, "admin", "bench-stats", pub, sec, NULL, 0);
-    }
+    load_keys(&e, o);
     if (bench_start_broker(&e, NULL))
         goto out;
     double rate = open_loop ? o->rate : 0;
@@ -376,11 +473,11 @@ static int submit_or_latency(const bench_opts_t *o, bool open_loop)
         count = (uint64_t)(rate * o->duration_s);
     if (!open_loop && o->duration_s > 0 && !count)
         count = UINT64_MAX / 2;                 /* by time */
-    bench_say(o, "%s: %s%u producer(s), %s %u, %u B, %s%s\n", mode, open_loop ? "" : "", o->producers,
-              open_loop ? "batch" : "window", open_loop ? o->batch : o->window, o->size,
-              o->duration_s > 0 && !open_loop ? "for the duration" : "",
+    bench_say(o, "%s: %u producer(s), %s %u, %u B, %s%s\n", mode, o->producers, open_loop ? "batch" : "window",
+              open_loop ? o->batch : o->window, o->size, o->duration_s > 0 && !open_loop ? "for the duration" : "",
               o->curve ? ", CURVE" : "");
     load_result_t res;
+    load_cost_t cost = {0};
     uint64_t acc0 = 0, fs0 = 0, acc1 = 0, fs1 = 0;
     bool stats = broker_stats(&e, &acc0, &fs0);
     pid_t broker = bench_pid(&e, "broker");
@@ -388,46 +485,15 @@ static int submit_or_latency(const bench_opts_t *o, bool open_loop)
     uint64_t bcpu0 = bench_cpu_ns(broker), scpu0 = bench_cpu_ns(getpid());
     int prc = run_producers(&e, o->producers, count, o->batch, open_loop ? 1000000 : o->window, rate, o->duration_s,
                             &res);
-    uint64_t bcpu = bench_cpu_ns(broker) - bcpu0, scpu = bench_cpu_ns(getpid()) - scpu0;
+    cost.broker_cpu_ns = bench_cpu_ns(broker) - bcpu0;
+    cost.self_cpu_ns = bench_cpu_ns(getpid()) - scpu0;
     bench_attach_stop(&e);
     if (prc)
         goto out;
-    stats = stats && broker_stats(&e, &acc1, &fs1);
-    bench_report_t r;
-    bench_report_begin(&r, o, mode);
-    if (open_loop)
-        bench_report_num(&r, "offered_per_s", rate, "msg/s", "offered rate");
-    bench_report_num(&r, "msgs_per_s", res.seconds > 0 ? (double)res.acked / res.seconds : 0, "msg/s",
-                     open_loop ? "achieved (acked) rate" : "durable submit->ack");
-    bench_report_num(&r, "mb_per_s", res.seconds > 0 ? (double)res.acked * o->size / res.seconds / 1e6 : 0, "MB/s",
-                     "payload throughput");
-    bench_report_int(&r, "messages", res.acked, "messages acked");
-    bench_report_num(&r, "seconds", res.seconds, "s", "elapsed");
-    bench_report_int(&r, "producers", o->producers, NULL);
-    bench_report_int(&r, open_loop ? "batch" : "window", open_loop ? o->batch : o->window, NULL);
-    if (!open_loop)
-        bench_report_int(&r, "batch", o->batch, NULL);
-    report_common(&r, o);
-    report_latency(&r, &res.lat, "ack latency");
-    if (open_loop) {
-        bench_report_num(&r, "send_lag_p99_us", bench_samples_pct_us(&res.lag, 99), "us",
-                         "sender lateness p99 (included)");
-    }
-    if (stats) {
-        uint64_t fsyncs = fs1 - fs0;
-        bench_report_int(&r, "broker_accepted", acc1 - acc0, "broker counted accepted");
-        bench_report_int(&r, "fdatasyncs", fsyncs, "group commits (fdatasync)");
-        bench_report_num(&r, "msgs_per_fsync", fsyncs ? (double)(acc1 - acc0) / (double)fsyncs : 0, "",
-                         "messages per fdatasync");
-    }
-    report_cpu(&r, bcpu, scpu, res.acked);
-    bench_report_int(&r, "refused", res.refused, "refused");
-    /* the broker must have stored exactly what it acknowledged */
-    uint64_t lost = res.lost + res.refused;
-    uint64_t dup = res.duplicated;
-    if (stats && acc1 - acc0 > res.acked)
-        dup += acc1 - acc0 - res.acked;
-    rc = verdict(&r, lost, dup, res.failed);
+    cost.stats = stats && broker_stats(&e, &acc1, &fs1);
+    cost.accepted = acc1 - acc0;
+    cost.fsyncs = fs1 - fs0;
+    rc = report_load(o, open_loop, rate, &res, &cost);
     bench_samples_free(&res.lat);
     bench_samples_free(&res.lag);
 out:

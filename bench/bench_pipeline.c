@@ -365,103 +365,91 @@ typedef struct {
     int failed;
 } run_t;
 
-/* Closed loop (rate 0): at most `window` referrals in flight (submitted, not settled).
- * Open loop: submissions at `rate` per second, by the clock. */
-static int run(pipe_t *pl, uint32_t window, double rate, run_t *out)
+/* Where a run is: referrals [0, next) submitted, [0, done_mark) settled (a cursor that only
+ * moves forward), n_settled settled in all. */
+typedef struct {
+    double interval;            /* open loop: ns between submissions; 0 = closed loop */
+    uint32_t window;
+    uint64_t t0, next, in_flight, n_settled, done_mark;
+    uint64_t last_progress, t_end;
+} cursor_t;
+
+/* Submits what is due (open loop) or fits the window (closed loop). */
+static int submit_due(pipe_t *pl, cursor_t *k, uint64_t now)
 {
-    memset(out, 0, sizeof *out);
-    zmq_pollitem_t *items = calloc(pl->n_clinics, sizeof *items);
-    if (!items)
-        return -1;
-    for (size_t i = 0; i < pl->n_clinics; i++)
-        items[i] = (zmq_pollitem_t){pl->clinics[i].conn.sock, 0, ZMQ_POLLIN, 0};
-    zmq_msg_t m;
-    zmq_msg_init(&m);
-    const double interval = rate > 0 ? 1e9 / rate : 0;
-    uint64_t next = 0, in_flight = 0, n_settled = 0;
-    uint64_t t0 = bench_now_ns(), last_progress = t0, t_end = t0;
-    uint64_t done_mark = 0;                     /* refs[0..done_mark) settled: a moving cursor */
-    while (n_settled < pl->n_refs) {
-        if (bench_stop) {
-            out->failed = 1;
+    while (k->next < pl->n_refs) {
+        uint64_t due = k->interval > 0 ? k->t0 + (uint64_t)((double)k->next * k->interval) : now;
+        if (due > now || (k->interval == 0 && k->in_flight >= k->window))
             break;
-        }
-        uint64_t now = bench_now_ns();
-        /* submit */
-        while (next < pl->n_refs) {
-            uint64_t due = interval > 0 ? t0 + (uint64_t)((double)next * interval) : now;
-            if (due > now || (interval == 0 && in_flight >= window))
-                break;
-            ref_t *r = &pl->refs[next++];
-            if (send_referral(pl, r))
-                goto fail;
-            r->state = S_SENT;
-            r->t_submit = due;
-            in_flight++;
-        }
-        /* fetch from every mailbox that has no FETCH outstanding */
-        for (size_t i = 0; i < pl->n_clinics; i++) {
-            clinic_t *c = &pl->clinics[i];
-            if (!c->fetch_out && c->next_fetch <= now && send_fetch(pl, c))
-                goto fail;
-        }
-        /* wait for something; wake for the next submission or fetch */
-        long timeout_ms = 1;
-        int rc = zmq_poll(items, (int)pl->n_clinics, timeout_ms);
-        if (rc < 0)
+        ref_t *r = &pl->refs[k->next++];
+        if (send_referral(pl, r))
+            return -1;
+        r->state = S_SENT;
+        r->t_submit = due;
+        k->in_flight++;
+    }
+    return 0;
+}
+
+/* A FETCH to every mailbox that has none outstanding and is not resting after an empty one. */
+static int fetch_all(pipe_t *pl, uint64_t now)
+{
+    for (size_t i = 0; i < pl->n_clinics; i++) {
+        clinic_t *c = &pl->clinics[i];
+        if (!c->fetch_out && c->next_fetch <= now && send_fetch(pl, c))
+            return -1;
+    }
+    return 0;
+}
+
+/* Everything a clinic's session has received: deliveries, ACCEPTED for its referrals, errors. */
+static int take_replies(pipe_t *pl, clinic_t *c, zmq_msg_t *m, uint64_t now)
+{
+    while (zmq_msg_recv(m, c->conn.sock, ZMQ_DONTWAIT) >= 0) {
+        bench_reply_t rep;
+        if (!bench_reply_scan(zmq_msg_data(m), zmq_msg_size(m), &rep))
             continue;
-        now = bench_now_ns();
-        for (size_t i = 0; i < pl->n_clinics; i++) {
-            clinic_t *c = &pl->clinics[i];
-            for (;;) {
-                if (zmq_msg_recv(&m, c->conn.sock, ZMQ_DONTWAIT) < 0)
-                    break;
-                bench_reply_t rep;
-                if (!bench_reply_scan(zmq_msg_data(&m), zmq_msg_size(&m), &rep))
-                    continue;
-                if (rep.kind == HANDOFF__KIND__KIND_DELIVER) {
-                    if (on_deliver(pl, c, zmq_msg_data(&m), zmq_msg_size(&m), now))
-                        goto fail;
-                } else if (rep.kind == HANDOFF__KIND__KIND_ACCEPTED && rep.corr) {
-                    ref_t *r = NULL;
-                    char rid[HX_REFERRAL_ID_LEN + 1];
-                    hx_referral_id(rep.corr, rid);
-                    HASH_FIND_STR(pl->by_rid, rid, r);
-                    if (r && r->state == S_SENT)
-                        r->state = S_ACCEPTED;
-                } else if (rep.kind == HANDOFF__KIND__KIND_ERROR) {
-                    pl->refused++;
-                    if (!pl->error[0])
-                        snprintf(pl->error, sizeof pl->error, "broker refused: %.*s", (int)rep.text_len,
-                                 (const char *)rep.text);
-                }
-            }
-            bench_conn_keepalive(&c->conn, now);
-        }
-        /* settled = those behind a cursor that only moves forward, plus any beyond it */
-        while (done_mark < next && settled(&pl->refs[done_mark]))
-            done_mark++;
-        uint64_t total = done_mark;
-        for (uint64_t i = done_mark; i < next; i++)
-            if (settled(&pl->refs[i]))
-                total++;
-        if (total > n_settled) {
-            last_progress = now;
-            t_end = now;
-        }
-        n_settled = total;
-        in_flight = next - n_settled;
-        if (now - last_progress > 60ull * 1000000000u) {
-            snprintf(pl->error, sizeof pl->error, "no referral settled for 60 s (%" PRIu64 " of %" PRIu64 " settled)",
-                     n_settled, pl->n_refs);
-            break;
+        if (rep.kind == HANDOFF__KIND__KIND_DELIVER) {
+            if (on_deliver(pl, c, zmq_msg_data(m), zmq_msg_size(m), now))
+                return -1;
+        } else if (rep.kind == HANDOFF__KIND__KIND_ACCEPTED && rep.corr) {
+            ref_t *r = NULL;
+            char rid[HX_REFERRAL_ID_LEN + 1];
+            hx_referral_id(rep.corr, rid);
+            HASH_FIND_STR(pl->by_rid, rid, r);
+            if (r && r->state == S_SENT)
+                r->state = S_ACCEPTED;
+        } else if (rep.kind == HANDOFF__KIND__KIND_ERROR) {
+            pl->refused++;
+            if (!pl->error[0])
+                snprintf(pl->error, sizeof pl->error, "broker refused: %.*s", (int)rep.text_len,
+                         (const char *)rep.text);
         }
     }
-    out->seconds = (double)(t_end - t0) / 1e9;
-    goto done;
-fail:
-    out->failed = 1;
-done:
+    bench_conn_keepalive(&c->conn, now);
+    return 0;
+}
+
+/* Counts the settled referrals: those behind the cursor, plus any beyond it. */
+static void count_settled(pipe_t *pl, cursor_t *k, uint64_t now)
+{
+    while (k->done_mark < k->next && settled(&pl->refs[k->done_mark]))
+        k->done_mark++;
+    uint64_t total = k->done_mark;
+    for (uint64_t i = k->done_mark; i < k->next; i++)
+        if (settled(&pl->refs[i]))
+            total++;
+    if (total > k->n_settled) {
+        k->last_progress = now;
+        k->t_end = now;
+    }
+    k->n_settled = total;
+    k->in_flight = k->next - k->n_settled;
+}
+
+/* The run's outcome from the referrals' final states. */
+static void tally(pipe_t *pl, run_t *out)
+{
     for (uint64_t i = 0; i < pl->n_refs; i++) {
         ref_t *r = &pl->refs[i];
         out->duplicated += r->status_dups;
@@ -489,6 +477,52 @@ done:
     out->duplicated += pl->duplicated;
     pl->duplicated = 0;
     bench_samples_sort(&out->e2e);
+}
+
+/* Closed loop (rate 0): at most `window` referrals in flight (submitted, not settled).
+ * Open loop: submissions at `rate` per second, by the clock. */
+static int run(pipe_t *pl, uint32_t window, double rate, run_t *out)
+{
+    memset(out, 0, sizeof *out);
+    zmq_pollitem_t *items = calloc(pl->n_clinics, sizeof *items);
+    if (!items)
+        return -1;
+    for (size_t i = 0; i < pl->n_clinics; i++)
+        items[i] = (zmq_pollitem_t){pl->clinics[i].conn.sock, 0, ZMQ_POLLIN, 0};
+    zmq_msg_t m;
+    zmq_msg_init(&m);
+    uint64_t t0 = bench_now_ns();
+    cursor_t k = {.interval = rate > 0 ? 1e9 / rate : 0, .window = window, .t0 = t0, .last_progress = t0,
+                  .t_end = t0};
+    int rc = 0;                                 /* -1: a send failed or a delivery did not decode */
+    while (k.n_settled < pl->n_refs) {
+        if (bench_stop) {
+            out->failed = 1;
+            break;
+        }
+        uint64_t now = bench_now_ns();
+        if ((rc = submit_due(pl, &k, now)) != 0 || (rc = fetch_all(pl, now)) != 0)
+            break;
+        /* wait for something; wake for the next submission or fetch */
+        if (zmq_poll(items, (int)pl->n_clinics, 1) < 0)
+            continue;
+        now = bench_now_ns();
+        for (size_t i = 0; i < pl->n_clinics && rc == 0; i++)
+            rc = take_replies(pl, &pl->clinics[i], &m, now);
+        if (rc)
+            break;
+        count_settled(pl, &k, now);
+        if (now - k.last_progress > 60ull * 1000000000u) {
+            snprintf(pl->error, sizeof pl->error, "no referral settled for 60 s (%" PRIu64 " of %" PRIu64 " settled)",
+                     k.n_settled, pl->n_refs);
+            break;
+        }
+    }
+    if (rc)
+        out->failed = 1;
+    else
+        out->seconds = (double)(k.t_end - t0) / 1e9;
+    tally(pl, out);
     zmq_msg_close(&m);
     free(items);
     return out->failed ? -1 : 0;
