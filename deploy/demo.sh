@@ -146,7 +146,7 @@ collab_id=$last_id collab_referrer=$last_clinic
 show_history ' rejected .*physician' "red flag"
 
 # The receiving clinics act on the collaborative referral: the physiotherapy clinic accepts
-# and starts, the massage clinic declines and the referral is booked again elsewhere.
+# and starts, the massage clinic declines and massage alone is booked again elsewhere.
 if [ -n "${collab_id:-}" ]; then
   echo
   echo "== the receiving clinics act on $collab_id"
@@ -167,6 +167,22 @@ if [ -n "${collab_id:-}" ]; then
   echo
   echo "== what $collab_referrer now sees (handoff --clinic $collab_referrer status $collab_id)"
   handoff_as "$collab_referrer" status "$collab_id"
+  # Each handoff lives on its own: physiotherapy stays in progress while massage is booked again.
+  echo
+  echo "== each handoff of $collab_id now (the referral's status is derived from them)"
+  handoff_as "$collab_referrer" --json status "$collab_id" | jq -r '.history[-1] |
+    "referral: \(.status)",
+    (.handoffs[] | "  \(.discipline): \(.status)" +
+      (if .clinic_id then " at \(.clinic_id) with \(.therapist_name)" else "" end) +
+      " (last: \(.event))")'
+  pt_clinic=$(awk '$1 == "physiotherapy" {print $2; exit}' <<<"$bookings")
+  if [ -n "$pt_clinic" ]; then
+    echo
+    echo "== what the physiotherapy clinic $pt_clinic sees of it (handoff --clinic $pt_clinic inbox: each handoff it holds)"
+    handoff_as "$pt_clinic" --json inbox | jq -r --arg id "$collab_id" 'to_entries[] | .key as $g | .value[] |
+      select(.referral_id == $id and .side == "received") |
+      "  \($g): \(.bookings[0].discipline) \(.status)"'
+  fi
 fi
 
 echo

@@ -265,6 +265,14 @@ int cli_inbox_add_status(cli_inbox_t *in, const Handoff__StatusUpdate *s, uint64
     return 0;
 }
 
+/* A row's status as staff read it: a received handoff with nothing since is ready. */
+static const char *row_status(const row_t *r)
+{
+    if (r->received && r->status == HANDOFF__TASK_STATUS__TASK_UNSPECIFIED)
+        return hx_status_text(HANDOFF__TASK_STATUS__TASK_READY);
+    return cli_inbox_status_text(r->status, r->event);
+}
+
 static cli_group_t group_of(const row_t *r)
 {
     return cli_inbox_group(r->received, r->status, r->event);
@@ -353,7 +361,7 @@ static void print_group(const cli_inbox_t *in, cli_group_t g, FILE *out, uint64_
         booking_cell(r, "discipline", disc, sizeof disc);
         booking_cell(r, "therapist_name", ther, sizeof ther);
         const char *patient = r->patient[0] ? r->patient : "-";
-        const char *status = cli_inbox_status_text(r->status, r->event);
+        const char *status = row_status(r);
         if (g == CLI_GROUP_NEW) {
             const char *row[] = {r->rid, patient, r->born, disc, ther, start, minutes, r->other, updated};
             cli_table_add(t, row);
@@ -393,7 +401,7 @@ static json_t *row_json(const row_t *r)
     json_object_set_new(o, "referral_id", json_string(r->rid));
     json_object_set_new(o, "ref", json_string(r->ref));
     json_object_set_new(o, "side", json_string(r->received ? "received" : "sent"));
-    json_object_set_new(o, "status", json_string(cli_inbox_status_text(r->status, r->event)));
+    json_object_set_new(o, "status", json_string(row_status(r)));
     json_object_set_new(o, "event", json_string(r->event));
     json_object_set_new(o, "patient", r->patient[0] ? json_string(r->patient) : json_null());
     json_object_set_new(o, "other_clinic", r->received ? json_string(r->other)

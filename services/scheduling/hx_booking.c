@@ -117,6 +117,7 @@ static int emit_status(hx_outbox_t *out, const char *to, const char *referral_id
 typedef struct {
     Handoff__TaskStatus status;     /* derived from the handoffs (hx_referral_status) */
     Handoff__TaskStatus pending;    /* the handoffs still to be booked: received, on-hold, cancelled */
+    char pending_event[24];
     char pending_reason[256];
     char referring_clinic[80];
     char ref[80];
@@ -134,7 +135,8 @@ static void row_free(referral_row_t *r)
 static int row_load(hx_booking_t *b, const char *referral_id, referral_row_t *r)
 {
     memset(r, 0, sizeof *r);
-    sqlite3_stmt *st = prep(b, "SELECT status, referring_clinic, ref, case_pb, pending, pending_reason FROM referrals "
+    sqlite3_stmt *st = prep(b, "SELECT status, referring_clinic, ref, case_pb, pending, pending_reason, pending_event "
+                               "FROM referrals "
                                "WHERE referral_id = ?");
     if (!st)
         return -1;
@@ -148,6 +150,7 @@ static int row_load(hx_booking_t *b, const char *referral_id, referral_row_t *r)
         r->c = handoff__case__unpack(NULL, (size_t)sqlite3_column_bytes(st, 3), sqlite3_column_blob(st, 3));
         r->pending = (Handoff__TaskStatus)sqlite3_column_int(st, 4);
         snprintf(r->pending_reason, sizeof r->pending_reason, "%s", (const char *)sqlite3_column_text(st, 5));
+        snprintf(r->pending_event, sizeof r->pending_event, "%s", (const char *)sqlite3_column_text(st, 6));
         found = r->c ? 1 : -1;
     } else if (rc != SQLITE_DONE) {
         found = -1;
@@ -328,6 +331,7 @@ static int handoffs_load(hx_booking_t *b, const char *rid, const referral_row_t 
         if (found == 0) {
             h->status = row->pending ? row->pending : HANDOFF__TASK_STATUS__TASK_RECEIVED;
             snprintf(h->reason, sizeof h->reason, "%s", row->pending_reason);
+            snprintf(h->event, sizeof h->event, "%s", row->pending_event);
         }
         st[hs->n++] = h->status;
     }
