@@ -1078,6 +1078,11 @@ static int on_change(hx_booking_t *b, const hx_msg_t *in, hx_outbox_t *out)
         snprintf(why, sizeof why, "event: '%.40s' is not accept, decline, start, complete, fail or revoke",
                  ch->event);
         rc = refuse(b, out, in, rid, NULL, ev, why);
+    } else if (ch->discipline != 0 && ch->discipline != HANDOFF__DISCIPLINE__DISCIPLINE_PHYSIOTHERAPY &&
+               ch->discipline != HANDOFF__DISCIPLINE__DISCIPLINE_MASSAGE_THERAPY) {
+        snprintf(why, sizeof why, "discipline: %d is not a handoff's (physiotherapy 1, massage therapy 2, or 0: "
+                 "the one this clinic holds)", (int)ch->discipline);
+        rc = refuse(b, out, in, rid, NULL, ev, why);
     } else if (found < 0) {
         rc = -1;
     } else if (found == 0) {

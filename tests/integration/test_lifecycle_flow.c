@@ -1177,8 +1177,13 @@ Test(lifecycle, collaborative_handoffs_live_their_own_lives, .timeout = 400)
     const char *PT = "physiotherapy", *RMT = "massage_therapy";
     cr_expect_str_neq(pt, rmt, "the two handoffs go to two clinics (%s)", pt);
 
+    /* a discipline that is no handoff's is refused, naming the field */
+    json_t *a = change_d(1, pt, "accept", rid, "physician", NULL);
+    cr_expect(strstr(jstr(a, "reason"), "discipline: 3 is not a handoff's"), "%s", jstr(a, "reason"));
+    json_decref(a);
+
     /* physiotherapy accepts and starts: only its handoff moves */
-    json_t *a = change_d(0, pt, "accept", rid, PT, NULL);
+    a = change_d(0, pt, "accept", rid, PT, NULL);
     cr_expect_str_eq(jstr(a, "status"), "accepted", "the referral: %s", jstr(a, "reason"));
     cr_expect_str_eq(hstatus(a, PT), "accepted");
     cr_expect_eq(json_array_size(json_object_get(a, "handoffs")), pt[0] && strcmp(pt, rmt) ? 1 : 2,
