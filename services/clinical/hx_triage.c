@@ -701,7 +701,7 @@ static hx_rules_t *rules_from_json(const json_t *root, hx_errors_t *e)
         hx_errors_add(e, "", "out of memory");
         return NULL;
     }
-    rules->rmt_fact = rules->massage_request_fact = -1;
+    rules->rmt_fact = rules->massage_request_fact = rules->sentinel_fact = -1;
     if (json_object_get(root, "sites"))
         parse_sites(rules, json_object_get(root, "sites"), "sites", e);
     for (rule_kind_t k = 0; k < K_KINDS; k++)
@@ -732,6 +732,8 @@ static hx_rules_t *rules_from_json(const json_t *root, hx_errors_t *e)
     rules->rmt_fact = f && f->kind == K_FACT ? f->index : -1;
     f = find_rule(rules, "massage_request");
     rules->massage_request_fact = f && f->kind == K_FACT ? f->index : -1;
+    f = find_rule(rules, "cauda_equina_words");
+    rules->sentinel_fact = f && f->kind == K_FACT ? f->index : -1;
     if (e->count + e->dropped == before && hx_lex_finish(rules) != 0)
         hx_errors_add(e, "", "out of memory");
     if (e->count + e->dropped > before)

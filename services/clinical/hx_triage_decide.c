@@ -32,6 +32,7 @@
  *   Priority: the highest of the referral's (unspecified = routine) and the matched rules'. */
 #include "hx_triage.h"
 
+#include <ctype.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -415,6 +416,42 @@ static unsigned conditions(dctx_t *c, sbuf_t *labels, size_t *n_known)
 
 /* ---- 3. needs review ----------------------------------------------------------------- */
 
+/* A fail-safe for the lexicon: words about the bladder, bowel or saddle area (the fact
+ * "cauda_equina_words"), affirmed, that no condition, red flag or contraindication phrase of
+ * the same field took in ("stress urinary incontinence" is pelvic floor; "lost control of her
+ * bladder" must not pass as low back pain because no phrase was written for it), are not
+ * understood: a clinician reads them. */
+static bool contains_nocase(const char *hay, const char *needle)
+{
+    size_t n = strlen(needle);
+    for (; n && *hay; hay++) {
+        size_t k = 0;
+        while (k < n && hay[k] && tolower((unsigned char)hay[k]) == tolower((unsigned char)needle[k]))
+            k++;
+        if (k == n)
+            return true;
+    }
+    return false;
+}
+
+static void sentinel_words(dctx_t *c)
+{
+    int s = c->rules->sentinel_fact;
+    for (size_t i = 0; s >= 0 && i < c->rd.n; i++) {
+        const mention_t *m = &c->rd.m[i];
+        if (m->rule != s || !counts(m))
+            continue;
+        bool covered = false;
+        for (size_t k = 0; k < c->rd.n && !covered; k++) {
+            const mention_t *o = &c->rd.m[k];
+            covered = o->source == m->source && rule_of(c, o->rule)->kind != K_FACT && contains_nocase(o->words, m->words);
+        }
+        if (!covered)
+            push_text(c, &c->rd.n_unplaced, &c->rd.unplaced, "'%s' in %s: about the bladder, bowel or saddle area, "
+                      "and no rule placed it", m->words, hx_source_name(m->source));
+    }
+}
+
 static void needs_review(dctx_t *c, unsigned plan)
 {
     Handoff__TriageDecision *d = c->d;
@@ -673,6 +710,7 @@ static void decide(dctx_t *c)
         sbuf_t labels = {0};
         size_t n_known = 0;
         unsigned plan = conditions(c, &labels, &n_known);
+        sentinel_words(c);
         if (c->rd.n_unplaced || plan == 0)
             needs_review(c, plan);
         else

@@ -101,6 +101,8 @@ struct hx_rules {
     char *rmt_reason;           /* NULL: no rmt_needs_diagnosis rule */
     int rmt_fact;               /* fact index of "needs_diagnosis", or -1 */
     int massage_request_fact;   /* fact "massage_request", or -1 */
+    int sentinel_fact;          /* fact "cauda_equina_words", or -1: affirmed and placed by no
+                                   concept, it sends the referral to review */
     sites_t sites;
     /* the lexicon */
     vword_t *vocab_hash;

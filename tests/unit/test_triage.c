@@ -670,3 +670,36 @@ Test(triage, missing_file)
     hx_rules_destroy(&none);
     hx_rules_destroy(NULL);
 }
+
+/* The lexicon's fail-safe: words about the bladder, bowel or saddle area that no phrase
+ * placed send the referral to a clinician; negated, or placed by a phrase, they do not. */
+Test(triage, unplaced_bladder_or_bowel_words_go_to_review)
+{
+    static const struct {
+        const char *reason;
+        bool review;
+        const char *word;
+    } cases[] = {
+        {"Low back pain; she says her bladder has been acting up since Tuesday.", true, "bladder"},
+        {"LBP after a fall; his bowels are not working right since.", true, "bowels"},
+        {"Lombalgie; la vessie ne fonctionne plus comme avant.", true, "vessie"},
+        {"Low back pain 3 weeks; bladder and bowel function normal.", false, NULL},
+        {"Low back pain; denies any bladder or bowel change.", false, NULL},
+        {"Pelvic floor rehabilitation: stress urinary incontinence after childbirth.", false, NULL},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        Handoff__Referral r = HANDOFF__REFERRAL__INIT;
+        r.reason = (char *)cases[i].reason;
+        r.referral_date = "2026-11-20";
+        Handoff__TriageDecision d = HANDOFF__TRIAGE_DECISION__INIT;
+        cr_assert_eq(hx_triage_decide(rules, &r, &d), 0);
+        cr_expect_eq(d.needs_review, cases[i].review, "%s: needs_review %d (%s)", cases[i].reason, d.needs_review,
+                     d.reason);
+        cr_expect_not(d.red_flag, "%s", cases[i].reason);
+        bool named = false;
+        for (size_t k = 0; cases[i].word && k < d.n_not_understood; k++)
+            named |= strstr(d.not_understood[k], cases[i].word) != NULL;
+        cr_expect(!cases[i].word || named, "%s: not_understood names '%s'", cases[i].reason, cases[i].word);
+        hx_decision_clear(&d);
+    }
+}
