@@ -113,9 +113,10 @@ int hx_lex_add(hx_rules_t *r, const char *phrase, group_t group, int target)
         if (prefix)
             w[wl - ml] = '\0';
         bool caps = !strncmp(w, CAPS_MARK, cl) && w[cl] && strlen(w) - cl < HX_WORD_MAX - 2;
-        if (caps) {
-            memmove(w, w + cl, strlen(w + cl) + 1);
-            strcat(w, "^");     /* "ces^": matches only a word written in capitals */
+        if (caps) {             /* "ces^": matches only a word written in capitals */
+            char marked_word[HX_WORD_MAX];
+            snprintf(marked_word, sizeof marked_word, "%s^", w + cl);
+            memcpy(w, marked_word, sizeof marked_word);
         }
         int id = vocab_id(r, w, prefix, fuzzy_target && !caps);
         if (id < 0) {
