@@ -33,16 +33,18 @@ struct hx_policy {
  * for lifecycle changes; each service passes the case on; only the service that issues a
  * clinical type may put it into a mailbox. Nothing else, and never a clinic into a mailbox. */
 static const struct {
-    const char *from, *to, *types[3];
+    const char *from, *to, *types[4];
 } builtin[] = {
     {"clinic:*", "service:intake", {"handoff.Referral"}},
-    {"clinic:*", "service:scheduling", {"handoff.StatusChange"}},
+    {"clinic:*", "service:scheduling", {"handoff.StatusChange", "handoff.ThreadPost"}},
     {"reviewer:*", "service:scheduling", {"handoff.ReviewDecision"}},
     {"service:intake", "service:triage", {"handoff.Case"}},
     {"service:intake", "mailbox:*", {"handoff.StatusUpdate"}},
     {"service:triage", "service:scheduling", {"handoff.Case"}},
     {"service:triage", "mailbox:*", {"handoff.StatusUpdate"}},
-    {"service:scheduling", "mailbox:*", {"handoff.Handoff", "handoff.StatusUpdate", "handoff.ReviewRequest"}},
+    {"service:scheduling",
+     "mailbox:*",
+     {"handoff.Handoff", "handoff.StatusUpdate", "handoff.ReviewRequest", "handoff.ThreadPost"}},
     {"service:scheduling", "service:scheduling", {"handoff.Retry"}},
 };
 
@@ -183,7 +185,7 @@ hx_policy_t *hx_policy_default(void)
     char err[160];
     for (size_t i = 0; i < n; i++) {
         size_t k = 0;
-        while (k < 3 && builtin[i].types[k])
+        while (k < 4 && builtin[i].types[k])
             k++;
         if (!rule_set(&p->rules[i], builtin[i].from, builtin[i].to, builtin[i].types, k, i, err, sizeof err)) {
             p->n = i + 1;

@@ -33,7 +33,7 @@ typedef struct {
     const char *reviewer;
     char curve_server[41], curve_public[41], curve_secret[41];
     uint32_t timeout_ms, interval_ms, window;
-    int json, no_validate, dry_run, once;
+    int json, no_validate, dry_run, once, ask;
     int review;                         /* a review command: the store and session are the reviewer's */
     int quiet_connect;                  /* watch: no message per failed reconnect */
     char connect_err[512];              /* why the last connection failed */
@@ -74,6 +74,8 @@ int cmd_watch(cli_t *c, int argc);
 int cmd_change(cli_t *c, const char *event, int argc, char **argv);
 /* review list | show ID | decide ID --as PLAN --reason TEXT (cli_cmd_review.c) */
 int cmd_review(cli_t *c, int argc, char **argv);
+/* thread ID | note ID TEXT [--ask] | reply ID TEXT (cli_cmd_thread.c) */
+int cmd_thread(cli_t *c, const char *cmd, int argc, char **argv);
 
 int cmd_top(cli_t *c, int argc, int as_admin);
 int cmd_dlq(cli_t *c, int argc, char **argv);

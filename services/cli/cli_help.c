@@ -40,6 +40,9 @@ static const char USAGE[] =
     "  fail ID --reason TEXT receiving clinic: it could not be carried out\n"
     "  revoke ID [--reason TEXT]\n"
     "                        referring clinic: withdraw it; every receiver is told\n"
+    "  thread ID             the referral's care thread: posts in order, and whether a question awaits\n"
+    "  note ID TEXT [--ask]  post to the care thread (--ask: a question awaiting the other side's reply)\n"
+    "  reply ID TEXT         answer the question awaiting a reply on the care thread\n"
     "\n"
     "reviewer commands (a reviewer session, --reviewer NAME):\n"
     "  review list|show ID|decide ID --as PLAN --reason TEXT\n"
@@ -234,6 +237,34 @@ static const page_t PAGES[] = {
      "\n"
      "example:\n"
      "  handoff --clinic northpoint revoke R-0A1B2C3D4E5F6G7H --reason 'patient moved'\n"},
+    {"thread",
+     "usage: handoff [options] thread ID [--json]\n"
+     "\n"
+     "The referral's care thread, between the referring clinic and the clinics holding its\n"
+     "handoffs (only they receive it): each post in order with when, who, its kind (note,\n"
+     "question, reply, summary) and id, then whether a question awaits a reply.\n"
+     "--json: {referral_id, posts: [{post_id, kind, by, text, at_ms, in_reply_to}],\n"
+     "awaiting_reply, asked_by}.\n"
+     "\n"
+     "example:\n"
+     "  handoff --clinic lakeside thread R-0A1B2C3D4E5F6G7H\n"},
+    {"note",
+     "usage: handoff [options] note ID TEXT [--ask]\n"
+     "\n"
+     "Posts TEXT (1 to 4000 bytes of UTF-8) to the referral's care thread; scheduling delivers\n"
+     "it to the referring clinic and every clinic holding one of its handoffs. --ask makes it a\n"
+     "question: the thread awaits a reply from the other side. A clinic not on the referral is\n"
+     "refused (exit 1).\n"
+     "\n"
+     "example:\n"
+     "  handoff --clinic northpoint note R-0A1B2C3D4E5F6G7H 'Any swelling after session 2?' --ask\n"},
+    {"reply",
+     "usage: handoff [options] reply ID TEXT\n"
+     "\n"
+     "Answers the question awaiting a reply on the referral's care thread (as note does).\n"
+     "\n"
+     "example:\n"
+     "  handoff --clinic lakeside reply R-0A1B2C3D4E5F6G7H 'None; range of motion improving'\n"},
     {"review",
      "usage: handoff [options] review list\n"
      "       handoff [options] review show ID\n"
@@ -350,6 +381,7 @@ const cli_flag_t CLI_FLAGS[CLI_OPT_COUNT] = {
     [CLI_OPT_DRY_RUN] = {"dry-run", NULL, "import: check every row, send nothing"},
     [CLI_OPT_ONCE] = {"once", NULL, "top: one sample, then exit"},
     [CLI_OPT_AS] = {"as", "PLAN", "review decide: physio, massage, both or physician"},
+    [CLI_OPT_ASK] = {"ask", NULL, "note: a question; the thread awaits the other side's reply"},
     [CLI_OPT_HELP] = {"help", NULL, "help (with a command: that command's help); also -h"},
 };
 
@@ -389,7 +421,8 @@ const char *cli_command_help(const char *cmd)
 
 const char *cli_command_list(void)
 {
-    return "inbox, status, submit, import, watch, handoffs, accept, decline, start, complete, fail, revoke, review, "
+    return "inbox, status, submit, import, watch, handoffs, accept, decline, start, complete, fail, revoke, thread, note, "
+           "reply, review, "
            "top, dlq, "
            "health, config, keygen, datakey, audit";
 }

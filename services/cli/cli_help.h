@@ -18,6 +18,7 @@ typedef enum {
     CLI_OPT_DRY_RUN,
     CLI_OPT_ONCE,
     CLI_OPT_AS,
+    CLI_OPT_ASK,
     CLI_OPT_HELP,
     CLI_OPT_COUNT
 } cli_opt_t;

@@ -1,5 +1,6 @@
 /* hx_clinic — what a clinic sends: referrals to intake, lifecycle changes to scheduling. */
 #include "hx_clinic_internal.h"
+#include "hx_thread_rules.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -128,15 +129,15 @@ static uint64_t mono_ms(void)
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
-/* Sends a request of type to scheduling and waits up to wait_ms for the StatusUpdate that
- * answers it (its correlation id), syncing the mailbox meanwhile. */
-static int request(hx_clinic_t *c, const char *type, const char *what, const ProtobufCMessage *msg, uint32_t wait_ms,
-                   Handoff__StatusUpdate **answer)
+/* Sends a request of type to scheduling and waits up to wait_ms for the message that
+ * answers it (its correlation id), syncing the mailbox meanwhile; the answer in s. */
+static int request_raw(hx_clinic_t *c, const char *type, const char *what, const ProtobufCMessage *msg,
+                       uint32_t wait_ms, hx_clinic_sync_t *s)
 {
-    uint8_t buf[2048];
+    uint8_t buf[8192];
     size_t len = protobuf_c_message_get_packed_size(msg);
     if (len > sizeof buf)
-        return cl_fail(c, HX_EINVAL, "reason: at most 800 characters");
+        return cl_fail(c, HX_EINVAL, "%s: the message is too large (%zu bytes)", what, len);
     int rc = hx_clinic_connect(c);
     if (rc)
         return rc;
@@ -150,12 +151,24 @@ static int request(hx_clinic_t *c, const char *type, const char *what, const Pro
     m.payload_len = len;
     if ((rc = hx_client_submit(c->client, &m, 1)))
         return cl_broker_fail(c, rc, what);
-    hx_clinic_sync_t s = {.watch = m.id};
+    s->watch = m.id;
     uint64_t until = mono_ms() + wait_ms;
-    while ((rc = hx_clinic_sync(c, &s)) == 0 && !s.answer && mono_ms() < until && !cl_stopping(c)) {
+    while ((rc = hx_clinic_sync(c, s)) == 0 && !s->answer && mono_ms() < until && !cl_stopping(c)) {
         struct timespec nap = {0, 50 * 1000000};
         nanosleep(&nap, NULL);
     }
+    s->watch = NULL;
+    return rc;
+}
+
+/* request_raw for a change or decision answered by a StatusUpdate. */
+static int request(hx_clinic_t *c, const char *type, const char *what, const ProtobufCMessage *msg, uint32_t wait_ms,
+                   Handoff__StatusUpdate **answer)
+{
+    if (protobuf_c_message_get_packed_size(msg) > 2048)
+        return cl_fail(c, HX_EINVAL, "reason: at most 800 characters");
+    hx_clinic_sync_t s = {0};
+    int rc = request_raw(c, type, what, msg, wait_ms, &s);
     if (rc == 0 && s.answer && !(*answer = handoff__status_update__unpack(NULL, s.answer_len, s.answer)))
         rc = cl_fail(c, HX_EIO, "%s: the answer does not decode", what);
     free(s.answer);
@@ -186,4 +199,30 @@ int hx_clinic_review_decide(hx_clinic_t *c, const Handoff__ReviewDecision *d, ui
     char what[64];
     snprintf(what, sizeof what, "review decide %s", d->referral_id);
     return request(c, "handoff.ReviewDecision", what, &d->base, wait_ms, answer);
+}
+
+int hx_clinic_thread_post(hx_clinic_t *c, const Handoff__ThreadPost *p, uint32_t wait_ms,
+                          Handoff__ThreadPost **posted, Handoff__StatusUpdate **refused)
+{
+    *posted = NULL;
+    *refused = NULL;
+    char why[256];
+    if (!hx_referral_id_valid(p->referral_id))
+        return cl_fail(c, HX_EINVAL, "'%s' is not a referral id (R- and 16 characters of 0-9 A-Z without I L O U)",
+                       p->referral_id ? p->referral_id : "");
+    if (hx_thread_post_check(p->kind, p->text, p->in_reply_to, why, sizeof why) != 0)
+        return cl_fail(c, HX_EINVAL, "%s", why);
+    char what[64];
+    snprintf(what, sizeof what, "thread %s", p->kind);
+    hx_clinic_sync_t s = {0};
+    int rc = request_raw(c, "handoff.ThreadPost", what, &p->base, wait_ms, &s);
+    if (rc == 0 && s.answer && strcmp(s.answer_type, "handoff.ThreadPost") == 0) {
+        if (!(*posted = handoff__thread_post__unpack(NULL, s.answer_len, s.answer)))
+            rc = cl_fail(c, HX_EIO, "%s: the answer does not decode", what);
+    } else if (rc == 0 && s.answer) {
+        if (!(*refused = handoff__status_update__unpack(NULL, s.answer_len, s.answer)))
+            rc = cl_fail(c, HX_EIO, "%s: the answer does not decode", what);
+    }
+    free(s.answer);
+    return rc;
 }

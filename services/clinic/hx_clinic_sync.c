@@ -26,6 +26,14 @@ static void received_facts(const hx_msg_t *m, const char **type, char *referral_
             snprintf(referral_id, cap, "%s", q->referral_id);
             handoff__review_request__free_unpacked(q, NULL);
         }
+    } else if (strcmp(m->type, "handoff.ThreadPost") == 0) {
+        Handoff__ThreadPost *p = handoff__thread_post__unpack(NULL, m->payload_len, m->payload);
+        if (p) {
+            snprintf(referral_id, cap, "%s", p->referral_id);
+            if (p->at_ms)
+                *at = p->at_ms;
+            handoff__thread_post__free_unpacked(p, NULL);
+        }
     } else if (strcmp(m->type, "handoff.StatusUpdate") == 0) {
         Handoff__StatusUpdate *s = handoff__status_update__unpack(NULL, m->payload_len, m->payload);
         if (s) {
@@ -110,6 +118,7 @@ static bool store_received(hx_clinic_t *c, batch_t *b, size_t i, const hx_msg_t 
         (s->answer = malloc(m->payload_len ? m->payload_len : 1))) {
         memcpy(s->answer, m->payload, m->payload_len);
         s->answer_len = m->payload_len;
+        snprintf(s->answer_type, sizeof s->answer_type, "%s", m->type);
     }
     return ok;
 }

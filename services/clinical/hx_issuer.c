@@ -8,7 +8,8 @@
  * scheduling hands a booked referral to the receiving clinic; intake (requested, rejected),
  * triage (received, rejected) and scheduling (ready, on-hold, the lifecycle's answers and
  * changes) tell clinics where a referral stands; scheduling asks the network's reviewers to
- * decide a referral triage could not place (ReviewRequest). */
+ * decide a referral triage could not place (ReviewRequest); scheduling delivers the posts of
+ * a referral's care thread (ThreadPost) to its participants. */
 static const struct {
     const char *type;
     const char *const services[4];
@@ -16,6 +17,7 @@ static const struct {
     {"handoff.Handoff", {"scheduling", NULL}},
     {"handoff.StatusUpdate", {"intake", "triage", "scheduling", NULL}},
     {"handoff.ReviewRequest", {"scheduling", NULL}},
+    {"handoff.ThreadPost", {"scheduling", NULL}},
 };
 
 const char *const *hx_issuer_services(const char *type)

@@ -63,6 +63,14 @@ static const char schema[] =
     "  referral_id TEXT PRIMARY KEY, state TEXT NOT NULL, requested_ms INTEGER NOT NULL,"
     "  reviewer TEXT NOT NULL DEFAULT '', decision TEXT NOT NULL DEFAULT '', reason TEXT NOT NULL DEFAULT '',"
     "  decided_ms INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;"
+    /* each referral's care thread, and the question awaiting a reply (hx_thread.c) */
+    "CREATE TABLE IF NOT EXISTS thread ("
+    "  post_id TEXT PRIMARY KEY, referral_id TEXT NOT NULL, kind TEXT NOT NULL, by TEXT NOT NULL,"
+    "  text TEXT NOT NULL, in_reply_to TEXT NOT NULL DEFAULT '', at_ms INTEGER NOT NULL) WITHOUT ROWID;"
+    "CREATE INDEX IF NOT EXISTS thread_referral ON thread(referral_id, at_ms);"
+    "CREATE TABLE IF NOT EXISTS thread_state ("
+    "  referral_id TEXT PRIMARY KEY, question_id TEXT NOT NULL, asked_by TEXT NOT NULL,"
+    "  asked_ms INTEGER NOT NULL) WITHOUT ROWID;"
     "CREATE TABLE IF NOT EXISTS handled ("
     "  msg_id BLOB PRIMARY KEY, outputs BLOB NOT NULL, at_ms INTEGER NOT NULL) WITHOUT ROWID;";
 
@@ -1190,7 +1198,9 @@ int hx_booking_handle(hx_booking_t *b, const hx_msg_t *in, hx_outbox_t *out, cha
                     strcmp(in->from, "scheduling") == 0;
     /* decisions come from reviewer sessions, which the broker's policy alone lets send them */
     bool is_review = strcmp(in->type, "handoff.ReviewDecision") == 0 && in->from_kind == HX_TO_MAILBOX;
-    if (!is_case && !is_change && !is_retry && !is_review) {
+    /* posts come from clinic sessions (the broker's policy); who posts is checked in hx_thread.c */
+    bool is_post = strcmp(in->type, "handoff.ThreadPost") == 0 && in->from_kind == HX_TO_MAILBOX;
+    if (!is_case && !is_change && !is_retry && !is_review && !is_post) {
         hx_warn("a message of type '%.64s' from %s ignored", in->type, in->from);
         return 0;
     }
@@ -1207,6 +1217,7 @@ int hx_booking_handle(hx_booking_t *b, const hx_msg_t *in, hx_outbox_t *out, cha
         rc = is_case     ? on_case(b, in, out)
              : is_change ? on_change(b, in, out)
              : is_review ? hx_review_on_decision(b, in, out)
+             : is_post   ? hx_thread_on_post(b, in, out)
                          : on_retry(b, in, out);
         if (rc == 0)
             rc = outputs_store(b, in, out);

@@ -34,5 +34,8 @@ const char *bk_reviewers(const hx_booking_t *b);
  * reviewer's decision. 0, or -1 when the database failed. */
 int hx_review_on_case(hx_booking_t *b, const hx_msg_t *in, const Handoff__Case *c, hx_outbox_t *out);
 int hx_review_on_decision(hx_booking_t *b, const hx_msg_t *in, hx_outbox_t *out);
+/* hx_thread.c: a post to a referral's care thread from a clinic. 0, or -1 when the database
+ * failed. */
+int hx_thread_on_post(hx_booking_t *b, const hx_msg_t *in, hx_outbox_t *out);
 
 #endif

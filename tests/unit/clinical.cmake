@@ -5,6 +5,7 @@ hx_unit_test(test_triage LIBS hx_clinical)
 hx_unit_test(test_schedule LIBS hx_clinical)
 hx_unit_test(test_lifecycle LIBS hx_clinical)
 hx_unit_test(test_issuer LIBS hx_clinical)
+hx_unit_test(test_thread_rules LIBS hx_clinical)
 hx_unit_test(test_gen LIBS hx_gen)
 hx_unit_test(test_vignettes LIBS hx_clinical)
 # scheduling's store (services/scheduling, hx_booking): its migrations

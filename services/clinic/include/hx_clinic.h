@@ -71,6 +71,7 @@ typedef struct {
     const uint8_t *watch;
     uint8_t *answer;
     size_t answer_len;
+    char answer_type[48];       /* the answer's type ("handoff.StatusUpdate", "handoff.ThreadPost") */
 } hx_clinic_sync_t;
 
 /* Moves everything waiting in the mailbox into the store (s may be NULL). 0, or the broker's
@@ -116,6 +117,14 @@ int hx_clinic_change(hx_clinic_t *c, const Handoff__StatusChange *ch, uint32_t w
  * waits for its answer as hx_clinic_change does. */
 int hx_clinic_review_decide(hx_clinic_t *c, const Handoff__ReviewDecision *d, uint32_t wait_ms,
                             Handoff__StatusUpdate **answer);
+
+/* A post to a referral's care thread (ThreadPost: referral_id, kind, text, in_reply_to),
+ * sent to scheduling; waits up to wait_ms for its answer as hx_clinic_change does. 0 with
+ * *posted (the post as scheduling stored and delivered it; free with
+ * handoff__thread_post__free_unpacked) or *refused (why it was not taken), both NULL when no
+ * answer came in time; otherwise the code that stopped it. */
+int hx_clinic_thread_post(hx_clinic_t *c, const Handoff__ThreadPost *p, uint32_t wait_ms,
+                          Handoff__ThreadPost **posted, Handoff__StatusUpdate **refused);
 
 /* ---- reading the store ------------------------------------------------------------------ */
 
