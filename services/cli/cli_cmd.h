@@ -31,6 +31,7 @@ typedef struct {
     const char *broker, *clinic, *home, *admin, *server_key, *key;
     const char *reason, *discipline, *dir, *format, *plan;
     const char *reviewer;
+    const char *summary;                /* complete --summary: posted to the care thread */
     char curve_server[41], curve_public[41], curve_secret[41];
     uint32_t timeout_ms, interval_ms, window;
     int json, no_validate, dry_run, once, ask;
@@ -76,6 +77,8 @@ int cmd_change(cli_t *c, const char *event, int argc, char **argv);
 int cmd_review(cli_t *c, int argc, char **argv);
 /* thread ID | note ID TEXT [--ask] | reply ID TEXT (cli_cmd_thread.c) */
 int cmd_thread(cli_t *c, const char *cmd, int argc, char **argv);
+/* complete ID --summary TEXT: completes the handoff, then posts the summary (cli_cmd_thread.c) */
+int cmd_complete_summary(cli_t *c, int argc, char **argv);
 
 int cmd_top(cli_t *c, int argc, int as_admin);
 int cmd_dlq(cli_t *c, int argc, char **argv);

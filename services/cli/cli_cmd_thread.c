@@ -108,7 +108,9 @@ static int thread_show(cli_t *c, const char *id)
     return EXIT_OK;
 }
 
-static int thread_send(cli_t *c, const char *cmd, const char *id, const char *kind, const char *text)
+/* Posts text of kind to the thread of id and prints the outcome (quiet: only a refusal or
+ * failure, on stderr). */
+static int thread_send(cli_t *c, const char *cmd, const char *id, const char *kind, const char *text, bool quiet)
 {
     if (!hx_referral_id_valid(id)) {
         fprintf(stderr, "handoff: %s: '%s' is not a referral id (R- and 16 characters of 0-9 A-Z without I L O U)\n",
@@ -130,18 +132,26 @@ static int thread_send(cli_t *c, const char *cmd, const char *id, const char *ki
     if (rc)
         return cli_clinic_failure(c, rc);
     if (refused) {
-        if (c->json)
+        if (quiet)
+            fprintf(stderr, "handoff: %s %s: the %s was refused: %s\n", cmd, id, kind, refused->reason);
+        else if (c->json)
             cli_print_json(hx_status_to_json(refused));
         else
             printf("%s %s refused: %s\n", cmd, id, refused->reason);
         handoff__status_update__free_unpacked(refused, NULL);
         return EXIT_FAIL;
     }
+    if (!posted && quiet) {
+        fprintf(stderr, "handoff: %s %s: the %s was sent; no answer yet\n", cmd, id, kind);
+        return EXIT_OK;
+    }
     if (!posted) {
         printf("%s %s: sent; no answer yet (see 'handoff thread %s' later)\n", cmd, id, id);
         return EXIT_OK;
     }
-    if (c->json)
+    if (quiet)
+        ;
+    else if (c->json)
         cli_print_json(post_json(posted));
     else
         printf("%s: %s %s posted%s\n", id, posted->kind, posted->post_id,
@@ -155,10 +165,26 @@ int cmd_thread(cli_t *c, const char *cmd, int argc, char **argv)
     if (strcmp(cmd, "thread") == 0 && argc == 1)
         return thread_show(c, argv[0]);
     if (strcmp(cmd, "note") == 0 && argc == 2)
-        return thread_send(c, cmd, argv[0], c->ask ? "question" : "note", argv[1]);
+        return thread_send(c, cmd, argv[0], c->ask ? "question" : "note", argv[1], false);
     if (strcmp(cmd, "reply") == 0 && argc == 2)
-        return thread_send(c, cmd, argv[0], "reply", argv[1]);
+        return thread_send(c, cmd, argv[0], "reply", argv[1], false);
     fprintf(stderr, "handoff: %s needs %s (see handoff help %s)\n", cmd,
             strcmp(cmd, "thread") == 0 ? "ID" : strcmp(cmd, "note") == 0 ? "ID TEXT [--ask]" : "ID TEXT", cmd);
     return EXIT_USAGE;
+}
+
+int cmd_complete_summary(cli_t *c, int argc, char **argv)
+{
+    char why[256];
+    if (hx_thread_post_check("summary", c->summary, "", why, sizeof why) != 0) {
+        fprintf(stderr, "handoff: complete: --summary: %s\n", why);
+        return EXIT_USAGE;
+    }
+    int rc = cmd_change(c, "complete", argc, argv);
+    if (rc != EXIT_OK)
+        return rc;
+    rc = thread_send(c, "complete", argv[0], "summary", c->summary, true);
+    if (rc == EXIT_OK && !c->json)
+        printf("%s: the completion summary is on the care thread\n", argv[0]);
+    return rc;
 }

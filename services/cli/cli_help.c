@@ -215,12 +215,14 @@ static const page_t PAGES[] = {
      "example:\n"
      "  handoff --clinic lakeside start R-0A1B2C3D4E5F6G7H\n"},
     {"complete",
-     "usage: handoff [options] complete ID [--discipline D]\n"
+     "usage: handoff [options] complete ID [--discipline D] [--summary TEXT]\n"
      "\n"
-     "As the receiving clinic: care is finished (in-progress -> completed).\n"
+     "As the receiving clinic: care is finished (in-progress -> completed). --summary: once\n"
+     "the completion is taken, the summary (1 to 4000 bytes) is posted to the referral's care\n"
+     "thread, where the referring clinic reads it (handoff thread ID).\n"
      "\n"
      "example:\n"
-     "  handoff --clinic lakeside complete R-0A1B2C3D4E5F6G7H\n"},
+     "  handoff --clinic lakeside complete R-0A1B2C3D4E5F6G7H --summary 'Full range; discharged'\n"},
     {"fail",
      "usage: handoff [options] fail ID --reason TEXT [--discipline D]\n"
      "\n"
@@ -382,6 +384,7 @@ const cli_flag_t CLI_FLAGS[CLI_OPT_COUNT] = {
     [CLI_OPT_ONCE] = {"once", NULL, "top: one sample, then exit"},
     [CLI_OPT_AS] = {"as", "PLAN", "review decide: physio, massage, both or physician"},
     [CLI_OPT_ASK] = {"ask", NULL, "note: a question; the thread awaits the other side's reply"},
+    [CLI_OPT_SUMMARY] = {"summary", "TEXT", "complete: the completion summary, posted to the care thread"},
     [CLI_OPT_HELP] = {"help", NULL, "help (with a command: that command's help); also -h"},
 };
 

@@ -19,6 +19,7 @@ typedef enum {
     CLI_OPT_ONCE,
     CLI_OPT_AS,
     CLI_OPT_ASK,
+    CLI_OPT_SUMMARY,
     CLI_OPT_HELP,
     CLI_OPT_COUNT
 } cli_opt_t;

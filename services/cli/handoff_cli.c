@@ -229,6 +229,8 @@ static int run_store(cli_t *c, const char *cmd, const char *change, int nargs, c
         return cmd_watch(c, nargs);
     if (!strcmp(cmd, "thread") || !strcmp(cmd, "note") || !strcmp(cmd, "reply"))
         return cmd_thread(c, cmd, nargs, args);
+    if (change && c->summary && strcmp(change, "complete") == 0)
+        return cmd_complete_summary(c, nargs, args);
     if (change)
         return cmd_change(c, change, nargs, args);
     return cmd_status(c, nargs, args);
@@ -312,6 +314,7 @@ static int parse_options(cli_t *c, int argc, char **argv, const char **config_fl
         case OPT_FLAG + CLI_OPT_ONCE: c->once = 1; break;
         case OPT_FLAG + CLI_OPT_AS: c->plan = optarg; break;
         case OPT_FLAG + CLI_OPT_ASK: c->ask = 1; break;
+        case OPT_FLAG + CLI_OPT_SUMMARY: c->summary = optarg; break;
         case OPT_FLAG + CLI_OPT_HELP: *help = 1; break;
         default: fputs("handoff: see handoff --help\n", stderr); return -1;
         }

@@ -158,6 +158,24 @@ Test(thread, a_question_awaits_the_reply_and_both_see_the_thread)
         cr_expect_str_eq(post_field(t.thread, 1, "by"), rx);
         json_decref(t.thread);
     }
+
+    /* the receiver completes with a summary, which reaches the referrer on the thread */
+    const char *steps[] = {"accept", "start"};
+    for (size_t i = 0; i < 2; i++) {
+        rc = cli(rx, &j, steps[i], rid, NULL);
+        cr_assert_eq(rc, 0, "%s: exit %d (logs in %s)", steps[i], rc, net.dir);
+        json_decref(j);
+    }
+    rc = cli(rx, &j, "complete", rid, "--summary", "Discharged: full range, home program.", NULL);
+    cr_assert_eq(rc, 0, "complete --summary: exit %d (logs in %s)", rc, net.dir);
+    cr_expect_str_eq(json_string_value(json_object_get(j, "status")), "completed");
+    json_decref(j);
+    thread_want_t t = {.clinic = "harbour", .rid = rid, .posts = 3, .awaiting = 0};
+    cr_assert(net_wait(thread_is, &t, WAIT_MS), "the referrer reads the summary");
+    cr_expect_str_eq(post_field(t.thread, 2, "kind"), "summary");
+    cr_expect_str_eq(post_field(t.thread, 2, "by"), rx);
+    cr_expect_str_eq(post_field(t.thread, 2, "text"), "Discharged: full range, home program.");
+    json_decref(t.thread);
 }
 
 Test(thread, a_clinic_not_on_the_referral_is_refused_and_reads_nothing)
