@@ -227,3 +227,54 @@ Test(thread, a_forged_post_into_a_mailbox_is_refused_by_the_broker)
     cr_expect_eq(hx_client_error_code(c), HANDOFF__ERROR_CODE__ERR_FORBIDDEN, "%s", hx_client_error(c));
     hx_client_destroy(&c);
 }
+
+/* ---- the audit log: every post, taken or refused, by ids and never by its text ---------- */
+
+static void setup_audited(void)
+{
+    net_init(&net);
+    const char *extra[] = {"--heartbeat-ms", "200", NULL};
+    net_start_broker(&net, extra);
+    net_start_front(&net);
+    char audit[512];
+    snprintf(audit, sizeof audit, "%s/scheduling-audit.jsonl", net.dir);
+    const char *sched[] = {"--audit", audit, NULL};
+    net_start_scheduling(&net, "scheduling", START, NULL, sched);
+}
+
+static bool file_contains(const char *path, const char *needle)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return false;
+    char line[4096];
+    bool found = false;
+    while (!found && fgets(line, sizeof line, f))
+        found = strstr(line, needle) != NULL;
+    fclose(f);
+    return found;
+}
+
+Test(thread_audit, every_post_is_audited_without_its_text, .init = setup_audited, .fini = teardown, .timeout = 300)
+{
+    char rid[32], rx[64], audit[512], who[256];
+    snprintf(audit, sizeof audit, "%s/scheduling-audit.jsonl", net.dir);
+    booked("HB-THR-3", rid, rx);
+    const char *stranger = strcmp(rx, "eastgate") != 0 ? "eastgate" : "laurier";
+    json_t *j = NULL;
+    cr_assert_eq(cli("harbour", &j, "note", rid, "SECRET-WORDS-1 about the patient", "--ask", NULL), 0);
+    json_decref(j);
+    cr_expect_eq(cli(stranger, &j, "note", rid, "SECRET-WORDS-2 from a stranger", NULL), 1);
+    json_decref(j);
+    snprintf(who, sizeof who, "\"principal\":\"clinic:harbour\",\"action\":\"referral.thread\",\"id\":\"%s\"", rid);
+    cr_expect(file_contains(audit, who), "the post is audited");
+    cr_expect(file_contains(audit, "(question); awaiting reply"));
+    snprintf(who, sizeof who, "\"principal\":\"clinic:%s\",\"action\":\"referral.thread\",\"id\":\"%s\"", stranger,
+             rid);
+    cr_expect(file_contains(audit, who), "the refused post is audited");
+    cr_expect(file_contains(audit, "refused: clinic "));
+    cr_expect_not(file_contains(audit, "SECRET-WORDS"), "no post's text is in the audit log");
+    static char out[4096];
+    const char *verify[] = {"audit", "verify", audit, NULL};
+    cr_expect_eq(net_cli(&net, "unused", out, sizeof out, verify), 0, "%s", out);
+}
