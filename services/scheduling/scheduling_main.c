@@ -71,9 +71,14 @@ static bool reviewers_valid(const char *list)
 
 static const char usage_tail[] =
     "\n"
-    "Also handles the clinics' lifecycle changes (handoff.StatusChange): the receiving clinic\n"
-    "accepts, declines (the referral is booked again with another therapist), starts and\n"
-    "completes; the referring clinic revokes. Freed slots go to referrals on hold.\n"
+    "Also handles the clinics' lifecycle changes (handoff.StatusChange), one handoff at a\n"
+    "time: the receiving clinic accepts, declines (that discipline is booked again with another\n"
+    "therapist), starts, completes or fails its handoff; the referring clinic revokes. The\n"
+    "referral's status is derived from its handoffs. Freed slots go to referrals on hold.\n"
+    "Referrals triage could not place go to every --reviewers mailbox (handoff.ReviewRequest);\n"
+    "a reviewer's handoff.ReviewDecision books them or sends them to a physician. The care\n"
+    "thread (handoff.ThreadPost: notes, questions, replies, summaries) is kept and delivered\n"
+    "to the referrer and the clinics holding the referral's handoffs, and no one else.\n"
     "\n"
     "example:\n"
     "  handoff-scheduling --directory deploy/sample/directory.json\n";
