@@ -838,16 +838,21 @@ static int on_case(hx_booking_t *b, const hx_msg_t *in, hx_outbox_t *out)
 }
 
 /* Every clinic's change, done or refused, into the audit log (when there is one). */
-static void audit_change(hx_booking_t *b, const hx_msg_t *in, hx_event_t ev, const char *rid, const char *outcome)
+void bk_audit_write(hx_booking_t *b, const char *role, const hx_msg_t *in, const char *what, const char *rid,
+                    const char *outcome)
 {
     if (!b->audit)
         return;
-    char principal[96];
-    snprintf(principal, sizeof principal, "clinic:%s", in->from);
-    char action[48];
-    snprintf(action, sizeof action, "referral.%s", hx_event_text(ev));
+    char principal[96], action[48];
+    snprintf(principal, sizeof principal, "%s:%s", role, in->from);
+    snprintf(action, sizeof action, "referral.%s", what);
     if (hx_audit_write(b->audit, principal, action, rid, outcome) != 0)
         hx_error("cannot write the audit log");
+}
+
+static void audit_change(hx_booking_t *b, const hx_msg_t *in, hx_event_t ev, const char *rid, const char *outcome)
+{
+    bk_audit_write(b, "clinic", in, hx_event_text(ev), rid, outcome);
 }
 
 static int refuse(hx_booking_t *b, hx_outbox_t *out, const hx_msg_t *in, const char *rid, const referral_row_t *row, hx_event_t ev,
@@ -1455,10 +1460,6 @@ int bk_emit_status(hx_outbox_t *out, const char *to, const char *referral_id, co
     return emit_status(out, to, referral_id, ref, status, ev, refused, reason, NULL, 0, decision);
 }
 
-hx_audit_t *bk_audit(hx_booking_t *b)
-{
-    return b->audit;
-}
 
 const char *bk_reviewers(const hx_booking_t *b)
 {

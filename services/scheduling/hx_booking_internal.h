@@ -26,7 +26,10 @@ int bk_book(hx_booking_t *b, const char *referral_id, hx_outbox_t *out);
 int bk_emit_status(hx_outbox_t *out, const char *to, const char *referral_id, const char *ref,
                    Handoff__TaskStatus status, hx_event_t ev, bool refused, const char *reason,
                    Handoff__TriageDecision *decision);
-hx_audit_t *bk_audit(hx_booking_t *b);
+/* One line in the audit log (when there is one): principal "<role>:<sender>", action
+ * "referral.<what>", the referral id and the outcome (never message text). */
+void bk_audit_write(hx_booking_t *b, const char *role, const hx_msg_t *in, const char *what, const char *rid,
+                    const char *outcome);
 /* The reviewers' mailboxes as configured ("review" when none). */
 const char *bk_reviewers(const hx_booking_t *b);
 

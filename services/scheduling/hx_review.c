@@ -153,12 +153,7 @@ static bool decision_valid(const Handoff__ReviewDecision *d, char *why, size_t c
 
 static void audit_review(hx_booking_t *b, const hx_msg_t *in, const char *rid, const char *outcome)
 {
-    if (!bk_audit(b))
-        return;
-    char principal[96];
-    snprintf(principal, sizeof principal, "reviewer:%s", in->from);
-    if (hx_audit_write(bk_audit(b), principal, "referral.review", rid, outcome) != 0)
-        hx_error("cannot write the audit log");
+    bk_audit_write(b, "reviewer", in, "review", rid, outcome);
 }
 
 /* A refused decision: the reviewer is told why (correlated to its message), and the audit log. */

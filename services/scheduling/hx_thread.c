@@ -22,12 +22,7 @@
 
 static void audit_post(hx_booking_t *b, const hx_msg_t *in, const char *rid, const char *outcome)
 {
-    if (!bk_audit(b))
-        return;
-    char principal[96];
-    snprintf(principal, sizeof principal, "clinic:%s", in->from);
-    if (hx_audit_write(bk_audit(b), principal, "referral.thread", rid, outcome) != 0)
-        hx_error("cannot write the audit log");
+    bk_audit_write(b, "clinic", in, "thread", rid, outcome);
 }
 
 static int refuse(hx_booking_t *b, const hx_msg_t *in, hx_outbox_t *out, const char *rid, const char *why)

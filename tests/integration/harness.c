@@ -3,6 +3,7 @@
 #include "harness.h"
 
 #include <criterion/criterion.h>
+#include <stdarg.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -265,4 +266,23 @@ hx_client_t *net_session(const net_t *n, hx_role_t role, const char *name)
     hx_client_t *c = hx_client_connect(&o, err, sizeof err);
     cr_assert_not_null(c, "connect %s: %s (see %s/broker.log)", name, err, n->dir);
     return c;
+}
+
+int net_cli_json(net_t *n, const char *clinic, json_t **out, ...)
+{
+    static char buf[1 << 20];
+    const char *args[24] = {"--json", "--timeout-ms", "10000"};
+    size_t k = 3;
+    va_list ap;
+    va_start(ap, out);
+    for (const char *a; (a = va_arg(ap, const char *)) != NULL;) {
+        cr_assert_lt(k, 23, "net_cli_json: too many arguments");
+        args[k++] = a;
+    }
+    va_end(ap);
+    args[k] = NULL;
+    int rc = net_cli(n, clinic, buf, sizeof buf, args);
+    json_error_t jerr;
+    *out = json_loads(buf, 0, &jerr);
+    return rc;
 }

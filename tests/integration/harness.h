@@ -8,6 +8,8 @@
 #include <sys/types.h>
 #include "hx_client.h"
 
+#include <jansson.h>
+
 #define NET_MAX_PROCS 32
 
 typedef struct {
@@ -68,6 +70,10 @@ int net_stop_all(net_t *n);
 /* Runs the clinic CLI for `clinic` with the given arguments (NULL-terminated); captures
  * stdout into out (NUL-terminated) and returns the exit status (or -1). */
 int net_cli(net_t *n, const char *clinic, char *out, size_t cap, const char *const args[]);
+/* Runs `handoff --json --timeout-ms 10000 ARGS...` for `clinic` (the arguments after out,
+ * NULL-terminated, at most 20); returns the exit status, with the output parsed as JSON into
+ * *out (NULL when it is not JSON; the caller json_decref's it). */
+int net_cli_json(net_t *n, const char *clinic, json_t **out, ...);
 /* Polls cond every 20 ms until it is true or timeout_ms passes. */
 bool net_wait(bool (*cond)(void *arg), void *arg, int timeout_ms);
 /* True when the file exists. */

@@ -38,24 +38,8 @@ static void teardown(void)
 
 TestSuite(review, .init = setup, .fini = teardown, .timeout = 300);
 
-/* Runs `handoff --json ARGS...` as clinic (NULL-terminated); returns the exit status and the
- * output parsed as JSON into *out (NULL when it is not JSON). */
-static int cli(const char *clinic, json_t **out, ...)
-{
-    static char buf[1 << 20];
-    const char *args[24] = {"--json", "--timeout-ms", "10000"};
-    size_t k = 3;
-    va_list ap;
-    va_start(ap, out);
-    for (const char *a; (a = va_arg(ap, const char *)) != NULL && k < 22;)
-        args[k++] = a;
-    va_end(ap);
-    args[k] = NULL;
-    int rc = net_cli(&net, clinic, buf, sizeof buf, args);
-    json_error_t jerr;
-    *out = json_loads(buf, 0, &jerr);
-    return rc;
-}
+/* `handoff --json ARGS...` as clinic (harness.h); args NULL-terminated. */
+#define cli(clinic, out, ...) net_cli_json(&net, (clinic), (out), __VA_ARGS__)
 
 /* A referral from harbour that no rule can place: no code the rules know, no wording. */
 static const char *unplaceable(const char *ref)
