@@ -110,7 +110,7 @@ cp "$K/broker.key" "$K/broker.pub" "$T/old/"
 head -n3 "$A" >"$T/old/allow.txt"
 keys "$T/old" --clinics "northpoint" --admins ops
 [ -s "$T/old/access/allow.txt" ] && [ ! -e "$T/old/allow.txt" ] || fail "allow.txt was not moved into access/"
-grep -qF "$(head -n1 "$A")" "$T/old/access/allow.txt" || fail "an entry of the old allow-list was lost"
+grep -qF -e "$(head -n1 "$A")" "$T/old/access/allow.txt" || fail "an entry of the old allow-list was lost"
 
 step "the broker starts on these files, with --revoked, and leaves out a revoked key written back by hand"
 echo "$harbour_1 clinic harbour-old" >>"$A"
