@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Starts a local clinic network (broker, intake, triage, scheduling) on 127.0.0.1 with its
 # data in ./demo-data, submits the sample referrals from their referring clinics, shows
-# what each clinic received and what each referrer sees, then stops everything.
+# what each clinic received and what each referrer sees, plays the collaborative story of one
+# referral (deploy/sample/stories/, `handoff play`), then stops everything.
 set -euo pipefail
 BUILD=${1:-build}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -37,7 +38,7 @@ done
 for c in $clinics; do echo "$(cat "$KEYS/$c.pub") clinic $c" >>"$KEYS/allow.txt"; done
 for s in intake triage scheduling; do echo "$(cat "$KEYS/$s.pub") service $s" >>"$KEYS/allow.txt"; done
 echo "$(cat "$KEYS/review.pub") reviewer review" >>"$KEYS/allow.txt"   # decides what triage cannot place
-"$BIN/services/cli/handoff" datakey "$KEYS/data.key" >/dev/null   # seals bodies in the broker's log
+"$BIN/services/cli/handoff" datakey "$KEYS/data.key" >/dev/null   # seals the broker's log and scheduling's db
 export HANDOFF_SERVER_KEY=$KEYS/broker.pub
 handoff_as() { # clinic, arguments...
   local clinic=$1
@@ -60,7 +61,7 @@ START=$(date -d tomorrow +%Y-%m-%dT08:00)
 start intake "$BIN/services/intake/handoff-intake" --db "$DATA/intake.db" --key "$KEYS/intake.key"
 start triage "$BIN/services/triage/handoff-triage" --rules "$ROOT/services/triage/rules.json" --key "$KEYS/triage.key"
 start scheduling "$BIN/services/scheduling/handoff-scheduling" --directory "$SAMPLE/directory.json" --start "$START" --db "$DATA/scheduling.db" \
-  --key "$KEYS/scheduling.key" --audit "$DATA/scheduling-audit.jsonl"
+  --key "$KEYS/scheduling.key" --audit "$DATA/scheduling-audit.jsonl" --data-key "$KEYS/data.key"
 echo "   broker at $HANDOFF_BROKER; booking from $START"
 
 echo
@@ -142,47 +143,64 @@ show_history() { # pattern in the status line, title
 show_history ' ready .*booked: physiotherapy with [^;]*$' "physiotherapy only"
 show_history ' ready .*booked: massage_therapy with [^;]*$' "massage therapy only"
 show_history ' ready .*physiotherapy.*; massage' "collaborative care"
-collab_id=$last_id collab_referrer=$last_clinic
 show_history ' rejected .*physician' "red flag"
 
-# The receiving clinics act on the collaborative referral: the physiotherapy clinic accepts
-# and starts, the massage clinic declines and massage alone is booked again elsewhere.
-if [ -n "${collab_id:-}" ]; then
+# The collaborative story (deploy/sample/stories/, played by `handoff play`): physiotherapy
+# accepts and starts; the massage clinic declines and massage alone is booked again; the
+# physiotherapist asks the new massage therapist a question on the care thread, which it
+# answers; both complete with summaries. Each step waits for a condition (the handoff in the
+# status it acts on, the referrer seeing it), never for a fixed time.
+STORY=$SAMPLE/stories/07-post-surgical-knee.json
+story_clinic=$(jq -r .referral.clinic "$STORY")
+story_ref=$(jq -r .referral.ref "$STORY")
+story_id=$(handoff_as "$story_clinic" --json status |
+           jq -r --arg ref "$story_ref" '.[] | select(.ref == $ref) | .referral_id')
+play() { # steps
   echo
-  echo "== the receiving clinics act on $collab_id"
-  bookings=$(handoff_as "$collab_referrer" --json status "$collab_id" |
-             jq -r '[.history[] | select(.status == "ready")][-1].bookings[] | "\(.discipline) \(.clinic_id)"')
-  while read -r discipline clinic; do
-    if [ "$discipline" = physiotherapy ]; then
-      echo "\$ handoff --clinic $clinic accept $collab_id"
-      handoff_as "$clinic" --discipline "$discipline" accept "$collab_id"
-      echo "\$ handoff --clinic $clinic start $collab_id"
-      handoff_as "$clinic" --discipline "$discipline" start "$collab_id"
-    else
-      echo "\$ handoff --clinic $clinic decline $collab_id --reason 'no massage therapist free that week'"
-      handoff_as "$clinic" --discipline "$discipline" decline "$collab_id" \
-        --reason "no massage therapist free that week"
-    fi
-  done <<<"$bookings"
+  echo "\$ handoff play deploy/sample/stories/$(basename "$STORY") $1"
+  "$BIN/services/cli/handoff" --dir "$KEYS" play "$STORY" "$1"
+}
+referrer_sees() { # what the referring clinic sees: the history, or with "thread" the care thread
   echo
-  echo "== what $collab_referrer now sees (handoff --clinic $collab_referrer status $collab_id)"
-  handoff_as "$collab_referrer" status "$collab_id"
-  # Each handoff lives on its own: physiotherapy stays in progress while massage is booked again.
+  if [ "${1:-}" = thread ]; then
+    echo "== what $story_clinic reads on the care thread (handoff --clinic $story_clinic thread $story_id)"
+    handoff_as "$story_clinic" thread "$story_id"
+  else
+    echo "== what $story_clinic sees (handoff --clinic $story_clinic status $story_id)"
+    handoff_as "$story_clinic" status "$story_id"
+  fi
+}
+handoff_clinic() { # discipline: the clinic holding that handoff now, as the referrer sees it
+  handoff_as "$story_clinic" --json status "$story_id" |
+    jq -r --arg d "$1" '.history[-1].handoffs[] | select(.discipline == $d) | .clinic_id'
+}
+if [ -n "$story_id" ]; then
   echo
-  echo "== each handoff of $collab_id now (the referral's status is derived from them)"
-  handoff_as "$collab_referrer" --json status "$collab_id" | jq -r '.history[-1] |
+  echo "== the collaborative story of $story_id ($story_ref of $story_clinic)"
+  jq -r .about "$STORY" | fold -s -w 96 | sed 's/^/   /'
+  play 1-3          # physiotherapy accepts and starts; massage declines
+  referrer_sees
+  play 4            # massage booked again (the player waits for it), the new clinic accepts
+  play 5            # the physiotherapist's question
+  rmt=$(handoff_clinic massage_therapy)
+  echo
+  echo "== the massage clinic $rmt sees the question awaiting its reply (handoff --clinic $rmt thread $story_id)"
+  handoff_as "$rmt" thread "$story_id"
+  play 6            # its reply
+  play 7-10         # massage starts; a progress note; both complete with summaries
+  referrer_sees thread
+  referrer_sees
+  # Each handoff lived its own life: the decline of massage never touched physiotherapy.
+  echo
+  echo "== each handoff of $story_id at the end (the referral's status is derived from them)"
+  handoff_as "$story_clinic" --json status "$story_id" | jq -r '.history[-1] |
     "referral: \(.status)",
     (.handoffs[] | "  \(.discipline): \(.status)" +
       (if .clinic_id then " at \(.clinic_id) with \(.therapist_name)" else "" end) +
       " (last: \(.event))")'
-  pt_clinic=$(awk '$1 == "physiotherapy" {print $2; exit}' <<<"$bookings")
-  if [ -n "$pt_clinic" ]; then
-    echo
-    echo "== what the physiotherapy clinic $pt_clinic sees of it (handoff --clinic $pt_clinic inbox: each handoff it holds)"
-    handoff_as "$pt_clinic" --json inbox | jq -r --arg id "$collab_id" 'to_entries[] | .key as $g | .value[] |
-      select(.referral_id == $id and .side == "received") |
-      "  \($g): \(.bookings[0].discipline) \(.status)"'
-  fi
+else
+  echo
+  echo "== $story_ref of $story_clinic was not booked: no collaborative story to play"
 fi
 
 echo

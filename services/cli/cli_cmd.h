@@ -87,5 +87,7 @@ int cmd_config(cli_t *c, int argc);
 int cmd_keygen(cli_t *c, int argc, char **argv);
 int cmd_datakey(cli_t *c, int argc, char **argv);
 int cmd_audit(cli_t *c, int argc, char **argv);
+/* play STORY [FROM[-TO]]: a collaborative referral's story, as each clinic in it (cli_cmd_play.c) */
+int cmd_play(cli_t *c, int argc, char **argv);
 
 #endif

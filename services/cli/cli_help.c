@@ -60,6 +60,8 @@ static const char USAGE[] =
     "  datakey FILE          a new key for the broker's --data-key\n"
     "  audit verify FILE [DATA_DIR]\n"
     "                        check the broker's hash-chained audit log (and that its tail is whole)\n"
+    "  play STORY [FROM[-TO]]\n"
+    "                        play a collaborative referral's story as each clinic in it (demos, tests)\n"
     "\n"
     "settings (flag > environment > config file > default):\n";
 
@@ -287,6 +289,32 @@ static const page_t PAGES[] = {
      "examples:\n"
      "  handoff --reviewer dr-osei review list\n"
      "  handoff --reviewer dr-osei review decide R-0A1B2C3D4E5F6G7H --as physio --reason 'plantar fasciitis'\n"},
+    {"play",
+     "usage: handoff [options] play STORY [FROM[-TO]] [--dir DIR]\n"
+     "\n"
+     "Plays the story of a collaborative referral after it is booked (a JSON file, format in\n"
+     "docs/OPERATIONS.md, \"Stories\"; deploy/sample/stories/ and handoff-gen's DIR/stories/ have\n"
+     "some): each step as the clinic that takes it, the referring clinic or the clinic holding\n"
+     "the physiotherapy or massage handoff when the step comes (after a decline, the clinic it\n"
+     "was booked with again). Before a step it waits until that handoff is in a status the step\n"
+     "acts on (massage booked again after a decline, say); then it shows the command a clinic\n"
+     "would type (accept, decline, start, complete --summary, note [--ask], reply) and its\n"
+     "answer; after it, it waits until the referring clinic sees the step (a completion's\n"
+     "summary on its thread) and shows what that clinic sees. Each wait lasts at most 20 x\n"
+     "--timeout-ms. FROM-TO plays only those steps (1-based), so a story can be told in parts.\n"
+     "No --clinic: the story names the referring clinic and its ref (the referral id comes from\n"
+     "them). Under CURVE (--server-key) each clinic's key is DIR/CLINIC.key (--dir, as keygen\n"
+     "writes them); --key is refused. The store of each clinic is in --home.\n"
+     "\n"
+     "--json: each step's answer as its command prints it, then one line per step: {step,\n"
+     "actor, action, clinic, referral_id, status, handoffs, posts, awaiting_reply, asked_by}.\n"
+     "exit: 0 every step played; 65 the story is invalid (each problem named by its path,\n"
+     "e.g. steps[3].reason); 1 a step was refused or a handoff never reached a status it acts\n"
+     "on (the message says which and why); 2 usage; 3 the broker did not answer.\n"
+     "\n"
+     "examples:\n"
+     "  handoff play deploy/sample/stories/07-post-surgical-knee.json\n"
+     "  handoff --server-key keys/broker.pub --dir keys play story.json 1-3\n"},
     {"top",
      "usage: handoff [options] top [--interval-ms N] [--once] [--json]\n"
      "\n"
@@ -378,7 +406,8 @@ const cli_flag_t CLI_FLAGS[CLI_OPT_COUNT] = {
     [CLI_OPT_REASON] = {"reason", "TEXT", "decline, fail (required), revoke: why, told to the other clinic"},
     [CLI_OPT_DISCIPLINE] = {"discipline", "D", "accept ... fail: physiotherapy or massage_therapy, when this\n"
                                                "clinic holds both bookings of a referral"},
-    [CLI_OPT_DIR] = {"dir", "DIR", "keygen: where the key files are written [.]"},
+    [CLI_OPT_DIR] = {"dir", "DIR", "keygen: where the key files are written [.]; play: where each\n"
+                                   "clinic's CLINIC.key is (with --server-key)"},
     [CLI_OPT_FORMAT] = {"format", "F", "import: csv or ndjson, when the file's extension does not say"},
     [CLI_OPT_DRY_RUN] = {"dry-run", NULL, "import: check every row, send nothing"},
     [CLI_OPT_ONCE] = {"once", NULL, "top: one sample, then exit"},
@@ -427,5 +456,5 @@ const char *cli_command_list(void)
     return "inbox, status, submit, import, watch, handoffs, accept, decline, start, complete, fail, revoke, thread, note, "
            "reply, review, "
            "top, dlq, "
-           "health, config, keygen, datakey, audit";
+           "health, config, keygen, datakey, audit, play";
 }

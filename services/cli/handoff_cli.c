@@ -259,7 +259,7 @@ static int run(cli_t *c, int argc, char **argv, const char *config_flag)
         clinic_cmd |= strcmp(cmd, clinic_cmds[i]) == 0;
     int admin_cmd = !strcmp(cmd, "dlq") || !strcmp(cmd, "health") || !strcmp(cmd, "top");
     c->review = strcmp(cmd, "review") == 0;
-    if (!clinic_cmd && !admin_cmd && !c->review && strcmp(cmd, "config") != 0) {
+    if (!clinic_cmd && !admin_cmd && !c->review && strcmp(cmd, "config") != 0 && strcmp(cmd, "play") != 0) {
         fprintf(stderr, "handoff: unknown command '%s' (commands: %s; see handoff --help)\n", cmd,
                 cli_command_list());
         return EXIT_USAGE;
@@ -268,6 +268,8 @@ static int run(cli_t *c, int argc, char **argv, const char *config_flag)
         return EXIT_USAGE;
     if (strcmp(cmd, "config") == 0)
         return cmd_config(c, nargs);
+    if (strcmp(cmd, "play") == 0)       /* several clinics: their keys from --dir, not --key */
+        return cmd_play(c, nargs, args);
     if (load_keys(c) != 0)
         return EXIT_USAGE;
     return admin_cmd ? run_admin(c, cmd, nargs, args) : run_store(c, cmd, change, nargs, args);

@@ -30,7 +30,11 @@ static const char usage_head[] =
     "Writes a realistic synthetic Handoff network and referrals for demos, tests and\n"
     "benchmarks: DIR/directory.json (clinics and therapists, the format of\n"
     "deploy/sample/directory.json) and DIR/referrals/000001.json ... (the format of\n"
-    "deploy/sample/referrals). Every referral passes intake. The mix follows the triage\n"
+    "deploy/sample/referrals). Every referral passes intake. For each collaborative referral,\n"
+    "DIR/stories/000001.json ... (same number) holds its story after booking, which\n"
+    "`handoff play` plays: physiotherapy accepts and starts, massage sometimes declines and is\n"
+    "booked again, a question and its answer on the care thread, both complete with a summary\n"
+    "(format: docs/OPERATIONS.md, \"Stories\"; none with --ndjson). The mix follows the triage\n"
     "rules: about 45% physiotherapy, 25% massage therapy, 20% collaborative care, 5% red\n"
     "flags (some cauda equina) and 5% massage contraindications; mostly routine priority.\n"
     "All people are fictional and marked \"(generated)\"; health cards start with 5555.\n"
@@ -241,8 +245,9 @@ static int write_directory(const hx_gen_t *gen, const char *out)
  * in DIR/referrals/. */
 typedef struct {
     const char *out, *ndjson;
-    FILE *nd;                   /* NULL: one file each */
+    FILE *nd;                   /* NULL: one file each, and DIR/stories/ */
     bool nd_stdout;
+    uint64_t stories;           /* written */
 } sink_t;
 
 static const char *sink_name(const sink_t *s)
@@ -257,6 +262,9 @@ static int sink_open(sink_t *s, const options_t *o)
     if (!o->ndjson) {
         char path[4200];
         snprintf(path, sizeof path, "%s/referrals", o->out);
+        if (make_dirs(path) != 0)
+            return -1;
+        snprintf(path, sizeof path, "%s/stories", o->out);
         return make_dirs(path);
     }
     s->nd = s->nd_stdout ? stdout : fopen(o->ndjson, "w");
@@ -279,6 +287,27 @@ static int sink_write(sink_t *s, const json_t *ref, uint64_t index)
         return 0;
     fprintf(stderr, "%s: cannot write %s: %s\n", PROG, sink_name(s), strerror(errno));
     return -1;
+}
+
+/* The story of referral number index (0-based) when it is collaborative, in DIR/stories/
+ * (one file each only); returns 0 or -1 after saying why. */
+static int sink_story(sink_t *s, const hx_gen_t *gen, uint64_t index)
+{
+    json_t *story = NULL;
+    if (s->nd)
+        return 0;
+    if (hx_gen_story(gen, index, &story) != 0) {
+        fprintf(stderr, "%s: out of memory at the story of referral %" PRIu64 "\n", PROG, index + 1);
+        return -1;
+    }
+    if (!story)
+        return 0;
+    char path[4200];
+    snprintf(path, sizeof path, "%s/stories/%06" PRIu64 ".json", s->out, index + 1);
+    int rc = write_json_file(path, story);
+    json_decref(story);
+    s->stories += rc == 0;
+    return rc;
 }
 
 /* Flushes (standard output) or closes the stream; with ok false only closes, quietly.
@@ -314,6 +343,8 @@ static int write_referrals(const hx_gen_t *gen, sink_t *s, uint64_t total, bool 
         kinds[kind]++;
         int w = sink_write(s, ref, *done);
         json_decref(ref);
+        if (w == 0 && kind == HX_GEN_BOTH)
+            w = sink_story(s, gen, *done);
         if (w)
             return -1;
         progress(tty, *done + 1, total);
@@ -321,7 +352,7 @@ static int write_referrals(const hx_gen_t *gen, sink_t *s, uint64_t total, bool 
     return 0;
 }
 
-static void report(FILE *f, const options_t *o, const uint64_t kinds[HX_GEN_KIND_COUNT])
+static void report(FILE *f, const options_t *o, const uint64_t kinds[HX_GEN_KIND_COUNT], uint64_t stories)
 {
     fprintf(f, "%s: %s/directory.json: %" PRIu64 " clinics, %" PRIu64 " therapists; %" PRIu64
                " referrals in %s%s (physiotherapy %" PRIu64 ", massage %" PRIu64 ", both %" PRIu64
@@ -329,6 +360,9 @@ static void report(FILE *f, const options_t *o, const uint64_t kinds[HX_GEN_KIND
             PROG, o->out, o->clinics, o->therapists, o->referrals, o->ndjson ? o->ndjson : o->out,
             o->ndjson ? "" : "/referrals/", kinds[HX_GEN_PHYSIO], kinds[HX_GEN_MASSAGE], kinds[HX_GEN_BOTH],
             kinds[HX_GEN_RED_FLAG], kinds[HX_GEN_CONTRAINDICATED], o->seed);
+    if (!o->ndjson)
+        fprintf(f, "%s: %" PRIu64 " stories of collaborative referrals in %s/stories/ (handoff play)\n", PROG, stories,
+                o->out);
 }
 
 int main(int argc, char **argv)
@@ -354,7 +388,7 @@ int main(int argc, char **argv)
             fputc('\n', stderr);
         /* with the referrals on standard output, the summary goes to a terminal only */
         if (!sink.nd_stdout || tty)
-            report(sink.nd_stdout ? stderr : stdout, &o, kinds);
+            report(sink.nd_stdout ? stderr : stdout, &o, kinds, sink.stories);
     } else if (tty && done) {
         fputc('\n', stderr);
     }

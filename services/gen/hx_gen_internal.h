@@ -9,7 +9,8 @@
  *                      contraindication stories for the codes the default rules know
  *   hx_gen_network.c   the network: clinics, therapists, weekly hours (the directory)
  *   hx_gen_plan.c      a referral's clinical plan: codes, findings, referrer, reason, age
- *   hx_gen_referral.c  a referral as JSON: patient, referrer, clinical text, preferences */
+ *   hx_gen_referral.c  a referral as JSON: patient, referrer, clinical text, preferences
+ *   hx_gen_story.c     a collaborative referral's story after booking (handoff play) */
 #ifndef HX_GEN_INTERNAL_H
 #define HX_GEN_INTERNAL_H
 #include "hx_gen.h"

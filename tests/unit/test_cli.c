@@ -410,6 +410,9 @@ Test(inbox, statuses_map_onto_the_four_groups)
         {false, HANDOFF__TASK_STATUS__TASK_CANCELLED, "revoke", CLI_GROUP_DECLINED},
         {false, HANDOFF__TASK_STATUS__TASK_REJECTED, "reject", CLI_GROUP_DECLINED},
         {false, HANDOFF__TASK_STATUS__TASK_FAILED, "fail", CLI_GROUP_DECLINED},
+        {true, HANDOFF__TASK_STATUS__TASK_CANCELLED, "redirect", CLI_GROUP_DECLINED},
+        {false, HANDOFF__TASK_STATUS__TASK_READY, "redirect", CLI_GROUP_BOOKED},
+        {false, HANDOFF__TASK_STATUS__TASK_IN_PROGRESS, "add", CLI_GROUP_BOOKED},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
         cr_expect_eq(cli_inbox_group(cases[i].received, cases[i].status, cases[i].event), cases[i].want,
@@ -418,6 +421,8 @@ Test(inbox, statuses_map_onto_the_four_groups)
     cr_expect_str_eq(cli_group_key(CLI_GROUP_PENDING), "pending_booking");
     cr_expect_str_eq(cli_group_title(CLI_GROUP_PENDING), "PENDING BOOKING");
     cr_expect_str_eq(cli_inbox_status_text(HANDOFF__TASK_STATUS__TASK_RECEIVED, "decline"), "declined");
+    cr_expect_str_eq(cli_inbox_status_text(HANDOFF__TASK_STATUS__TASK_CANCELLED, "redirect"), "redirected");
+    cr_expect_str_eq(cli_inbox_status_text(HANDOFF__TASK_STATUS__TASK_READY, "redirect"), "ready");
 }
 
 static Handoff__Booking *booking(const char *rid, const char *clinic)
@@ -566,4 +571,98 @@ Test(top, a_sample_of_the_wrong_shape_is_named)
     cr_expect_neq(cli_top_check(j, err, sizeof err), 0);
     cr_expect_str_eq(err, "stats: queues[0].depth: must be a whole number >= 0");
     json_decref(j);
+}
+
+/* ---- stories (cli_story): a collaborative referral's steps after booking ---------------- */
+
+#include "cli_story.h"
+
+/* Parses text as a story; returns the errors joined ("" when it is valid). */
+static const char *story_errors(const char *text)
+{
+    static char buf[4096];
+    json_error_t jerr;
+    json_t *j = json_loads(text, 0, &jerr);
+    cr_assert_not_null(j, "%s", jerr.text);
+    hx_errors_t e;
+    hx_errors_clear(&e);
+    story_t s;
+    int rc = cli_story_parse(j, &s, &e);
+    json_decref(j);
+    hx_errors_join(&e, buf, sizeof buf);
+    cr_assert_eq(rc == 0, e.count == 0, "%s", buf);
+    cli_story_free(&s);
+    return buf;
+}
+
+Test(story, the_sample_stories_are_valid)
+{
+    const char *files[] = {"07-post-surgical-knee.json", "09-athletic-performance.json"};
+    for (size_t i = 0; i < 2; i++) {
+        char path[1024];
+        snprintf(path, sizeof path, "%s/deploy/sample/stories/%s", getenv("HX_SOURCE_DIR"), files[i]);
+        hx_errors_t e;
+        hx_errors_clear(&e);
+        story_t s;
+        char buf[2048];
+        cr_assert_eq(cli_story_load(path, &s, &e), 0, "%s: %s", files[i], hx_errors_join(&e, buf, sizeof buf));
+        cr_expect_gt(s.n, 5);
+        cr_expect_eq(s.steps[s.n - 1].action, STORY_COMPLETE);
+        cli_story_free(&s);
+    }
+}
+
+Test(story, every_field_is_checked_and_named)
+{
+    cr_expect_str_eq(story_errors("{\"story\":1,\"referral\":{\"clinic\":\"northpoint\",\"ref\":\"NP-1\"},"
+                                  "\"steps\":[{\"actor\":\"physiotherapy\",\"action\":\"accept\"}]}"), "");
+    const char *bad = story_errors(
+        "{\"story\":2,\"extra\":1,\"referral\":{\"clinic\":\"North Point\",\"ref\":\"\"},\"steps\":["
+        "{\"actor\":\"physio\",\"action\":\"accept\"},"
+        "{\"actor\":\"massage_therapy\",\"action\":\"decline\"},"
+        "{\"actor\":\"referrer\",\"action\":\"start\"},"
+        "{\"actor\":\"physiotherapy\",\"action\":\"accept\",\"text\":\"hello\"},"
+        "{\"actor\":\"physiotherapy\",\"action\":\"note\",\"text\":\"\"},"
+        "{\"actor\":\"physiotherapy\",\"action\":\"complete\"},"
+        "{\"actor\":\"physiotherapy\",\"action\":\"note\",\"text\":\"bell\\u0007\"},"
+        "{\"actor\":\"massage_therapy\",\"action\":\"shout\",\"colour\":\"red\"}]}");
+    const char *want[] = {"story: must be 1", "extra: not a field of a story", "referral.clinic: must be a clinic id",
+                          "referral.ref: must be the referral's ref",
+                          "steps[0].actor: 'physio' is not referrer, physiotherapy or massage_therapy",
+                          "steps[1].reason: required", "steps[2].action: the referrer cannot start",
+                          "steps[3].text: accept takes no text", "steps[4].text: required (1 to 4000 bytes)",
+                          "steps[5].summary: required", "steps[6].text: byte 5 is a control character (0x07)",
+                          "steps[7].action: 'shout' is not accept", "steps[7].colour: not a field of steps[7]"};
+    for (size_t i = 0; i < sizeof want / sizeof *want; i++)
+        cr_expect(strstr(bad, want[i]), "'%s' in: %s", want[i], bad);
+    cr_expect(strstr(story_errors("[]"), "a story is a JSON object"));
+    cr_expect(strstr(story_errors("{\"story\":1,\"referral\":{\"clinic\":\"a\",\"ref\":\"b\"},\"steps\":[]}"),
+                     "steps: must be: an array of 1 to 64 steps"));
+}
+
+Test(story, the_steps_follow_each_handoff_and_the_thread)
+{
+    const char *head = "{\"story\":1,\"referral\":{\"clinic\":\"northpoint\",\"ref\":\"NP-1\"},\"steps\":[";
+    char text[2048];
+    snprintf(text, sizeof text, "%s%s", head,
+             "{\"actor\":\"physiotherapy\",\"action\":\"start\"},"
+             "{\"actor\":\"massage_therapy\",\"action\":\"reply\",\"text\":\"Yes\"},"
+             "{\"actor\":\"massage_therapy\",\"action\":\"question\",\"text\":\"When?\"},"
+             "{\"actor\":\"massage_therapy\",\"action\":\"reply\",\"text\":\"Me\"},"
+             "{\"actor\":\"massage_therapy\",\"action\":\"accept\"},"
+             "{\"actor\":\"massage_therapy\",\"action\":\"start\"},"
+             "{\"actor\":\"massage_therapy\",\"action\":\"decline\",\"reason\":\"too late\"}]}");
+    const char *e = story_errors(text);
+    cr_expect(strstr(e, "steps[0]: physiotherapy cannot start its handoff: it is ready by then"), "%s", e);
+    cr_expect(strstr(e, "steps[1]: a reply by massage_therapy, but no question awaits one"), "%s", e);
+    cr_expect(strstr(e, "steps[3]: massage_therapy replies to its own question"), "%s", e);
+    cr_expect(strstr(e, "steps[6]: massage_therapy cannot decline its handoff: it is in-progress by then"), "%s", e);
+    /* a decline books massage again: the next clinic accepts from ready */
+    snprintf(text, sizeof text, "%s%s", head,
+             "{\"actor\":\"massage_therapy\",\"action\":\"accept\"},"
+             "{\"actor\":\"massage_therapy\",\"action\":\"decline\",\"reason\":\"no room\"},"
+             "{\"actor\":\"massage_therapy\",\"action\":\"accept\"},"
+             "{\"actor\":\"massage_therapy\",\"action\":\"start\"},"
+             "{\"actor\":\"massage_therapy\",\"action\":\"complete\",\"summary\":\"Done\"}]}");
+    cr_expect_str_eq(story_errors(text), "");
 }

@@ -705,3 +705,47 @@ Test(gen, kind_text)
     cr_expect_str_eq(hx_gen_kind_text(HX_GEN_KIND_NONE), "unknown");
     cr_expect_str_eq(hx_gen_kind_text((hx_gen_kind_t)42), "unknown");
 }
+
+/* ---- stories of collaborative referrals (handoff play) ----------------------------------- */
+
+#include "cli_story.h"
+
+Test(gen, a_story_for_each_collaborative_referral_valid_and_the_same_per_seed)
+{
+    hx_gen_options_t o = {.clinics = 6, .therapists = 18, .seed = 5};
+    hx_gen_t *g = hx_gen_new(rules_json, &o, NULL), *same = hx_gen_new(rules_json, &o, NULL);
+    cr_assert(g && same);
+    size_t stories = 0, declines = 0;
+    for (uint64_t i = 0; i < 300; i++) {
+        hx_gen_kind_t kind;
+        json_t *ref = hx_gen_referral(g, i, &kind), *s = NULL, *again = NULL;
+        cr_assert_eq(hx_gen_story(g, i, &s), 0);
+        cr_assert_eq(hx_gen_story(same, i, &again), 0);
+        cr_expect_eq(s != NULL, kind == HX_GEN_BOTH, "referral %llu (%s): a story only for collaborative care",
+                     (unsigned long long)i, hx_gen_kind_text(kind));
+        if (s) {
+            hx_errors_t e;
+            hx_errors_clear(&e);
+            story_t st;
+            cr_expect_eq(cli_story_parse(s, &st, &e), 0, "story %llu: %s", (unsigned long long)i, joined(&e));
+            cr_expect_str_eq(st.ref, json_string_value(json_object_get(ref, "ref")));
+            cr_expect_str_eq(st.clinic,
+                             json_string_value(json_object_get(json_object_get(ref, "referrer"), "clinic_id")));
+            cr_expect(strstr(st.about, "fictional"), "marked fictional: %s", st.about);
+            for (size_t k = 0; k < st.n; k++)
+                declines += st.steps[k].action == STORY_DECLINE;
+            cr_expect_eq(st.steps[st.n - 1].action, STORY_COMPLETE, "every story ends with a completion");
+            cr_expect(json_equal(s, again), "the same seed gives the same story");
+            stories++;
+            cli_story_free(&st);
+        }
+        json_decref(s);
+        json_decref(again);
+        json_decref(ref);
+    }
+    cr_expect_gt(stories, 30, "%zu stories", stories);
+    cr_expect(declines > stories / 5 && declines < stories * 3 / 5, "%zu of %zu stories decline massage first",
+              declines, stories);
+    hx_gen_destroy(&g);
+    hx_gen_destroy(&same);
+}

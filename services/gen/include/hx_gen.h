@@ -64,6 +64,17 @@ json_t *hx_gen_directory(const hx_gen_t *g);
  * reference; NULL when out of memory. */
 json_t *hx_gen_referral(const hx_gen_t *g, uint64_t index, hx_gen_kind_t *kind);
 
+/* The story of referral `index` after it is booked, when it is collaborative care (kind
+ * HX_GEN_BOTH): the steps the referring clinic and the clinics holding its physiotherapy and
+ * massage handoffs take (the format `handoff play` reads, docs/OPERATIONS.md "Stories"):
+ * physiotherapy accepts and starts; massage declines first in about 40% of stories (it is
+ * booked again), then accepts and starts; a question on the care thread and its answer
+ * (physiotherapist and massage therapist, either way); sometimes a progress note; both
+ * complete with a summary. Depends only on the seed, the rules, the network and index.
+ * 0 with *out a new reference, or with *out NULL when the referral is not collaborative;
+ * -1 when out of memory. */
+int hx_gen_story(const hx_gen_t *g, uint64_t index, json_t **out);
+
 /* "physiotherapy", "massage_therapy", "both", "red_flag", "contraindicated"; "unknown". */
 const char *hx_gen_kind_text(hx_gen_kind_t k);
 
