@@ -63,6 +63,8 @@ const char *cli_inbox_status_text(Handoff__TaskStatus status, const char *event)
 {
     if (event && strcmp(event, "decline") == 0)
         return "declined";
+    if (event && strcmp(event, "redirect") == 0 && status == HANDOFF__TASK_STATUS__TASK_CANCELLED)
+        return "redirected";        /* the clinic that handed it on: its part ended */
     if (status == HANDOFF__TASK_STATUS__TASK_UNSPECIFIED)
         return "submitted";
     return hx_status_text(status);

@@ -10,6 +10,7 @@
  *   received  ready (the handoff, nothing since)              NEW
  *   received  accepted, in-progress, completed                BOOKED
  *   received  declined by this clinic (event decline),
+ *             redirected by it (cancelled, event redirect),
  *             cancelled, rejected, failed, entered-in-error   DECLINED
  *   sent      submitted (no answer yet), draft, requested,
  *             received (also after a receiver declined: it is
@@ -40,8 +41,9 @@ cli_group_t cli_inbox_group(bool received, Handoff__TaskStatus status, const cha
  * "pending_booking", "booked", "declined". */
 const char *cli_group_title(cli_group_t g);
 const char *cli_group_key(cli_group_t g);
-/* How a status reads to staff: "declined" for the event decline, "submitted" for none,
- * otherwise the FHIR status ("ready", "on-hold", ...). */
+/* How a status reads to staff: "declined" for the event decline, "redirected" for a handoff
+ * this clinic redirected (cancelled, event redirect), "submitted" for none, otherwise the
+ * FHIR status ("ready", "on-hold", ...). */
 const char *cli_inbox_status_text(Handoff__TaskStatus status, const char *event);
 
 /* The handoff of s that clinic holds (of discipline d, unless d is 0), or NULL (none, or an

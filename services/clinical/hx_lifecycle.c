@@ -11,6 +11,10 @@
  *   change it: accept, decline, start, complete, fail. A decline (FHIR "rejected by the
  *   performer") goes back to received so scheduling reassigns it. In ready the services
  *   may still fail it: the handoff may be undeliverable to the receiver's mailbox.
+ * - Before care starts (ready, accepted) the receiver may redirect its handoff to another
+ *   clinic or therapist: it is ready again, with the new receiver (FHIR: the Task's owner
+ *   changes). Once treating (accepted, in-progress) it may ask for a discipline to be added
+ *   to the referral: its own handoff does not move (the new one starts its own life).
  * - The referrer may revoke anything not final; the answer is cancelled.
  * - Final: completed, cancelled, failed, rejected; from them only entered-in-error
  *   (a record made by mistake, marked by its author or by the network), which is final too. */
@@ -66,6 +70,7 @@ static const cell_t machine[STATUS_COUNT][HX_EVENT_COUNT] = {
     [S_(READY)] = {
         [HX_EVENT_ACCEPT]   = {S_(ACCEPTED), RECEIVER},
         [HX_EVENT_DECLINE]  = {S_(RECEIVED), RECEIVER},
+        [HX_EVENT_REDIRECT] = {S_(READY), RECEIVER},
         [HX_EVENT_REVOKE]   = {S_(CANCELLED), REFERRER},
         [HX_EVENT_FAIL]     = {S_(FAILED), RECEIVER | SERVICE},
         [HX_EVENT_ERROR]    = {S_(ENTERED_IN_ERROR), REFERRER | SERVICE},
@@ -76,12 +81,15 @@ static const cell_t machine[STATUS_COUNT][HX_EVENT_COUNT] = {
         [HX_EVENT_REVOKE]   = {S_(CANCELLED), REFERRER},
         [HX_EVENT_FAIL]     = {S_(FAILED), RECEIVER},
         [HX_EVENT_ERROR]    = {S_(ENTERED_IN_ERROR), REFERRER | SERVICE},
+        [HX_EVENT_REDIRECT] = {S_(READY), RECEIVER},
+        [HX_EVENT_ADD]      = {S_(ACCEPTED), RECEIVER},
     },
     [S_(IN_PROGRESS)] = {
         [HX_EVENT_COMPLETE] = {S_(COMPLETED), RECEIVER},
         [HX_EVENT_REVOKE]   = {S_(CANCELLED), REFERRER},
         [HX_EVENT_FAIL]     = {S_(FAILED), RECEIVER},
         [HX_EVENT_ERROR]    = {S_(ENTERED_IN_ERROR), REFERRER | SERVICE},
+        [HX_EVENT_ADD]      = {S_(IN_PROGRESS), RECEIVER},
     },
     [S_(REJECTED)]  = {[HX_EVENT_ERROR] = {S_(ENTERED_IN_ERROR), REFERRER | SERVICE}},
     [S_(CANCELLED)] = {[HX_EVENT_ERROR] = {S_(ENTERED_IN_ERROR), REFERRER | SERVICE}},
@@ -109,6 +117,8 @@ static const struct {
     [HX_EVENT_REVOKE]   = {"revoke", "revoke", "revoked"},
     [HX_EVENT_FAIL]     = {"fail", "fail", "failed"},
     [HX_EVENT_ERROR]    = {"error", "mark as entered-in-error", "marked as entered-in-error"},
+    [HX_EVENT_REDIRECT] = {"redirect", "redirect", "redirected"},
+    [HX_EVENT_ADD]      = {"add", "ask to add a discipline to", "a discipline asked for"},
 };
 
 static const struct {
@@ -306,6 +316,8 @@ int hx_lifecycle_apply(Handoff__TaskStatus from, hx_event_t ev, hx_actor_t actor
         hx_status_text(c->next));
     if (ev == HX_EVENT_DECLINE)
         put(&m, ": back to scheduling to be reassigned to another therapist");
+    if (ev == HX_EVENT_REDIRECT)
+        put(&m, ": handed to the clinic or therapist it names");
     return 0;
 }
 

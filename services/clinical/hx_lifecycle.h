@@ -23,6 +23,10 @@ typedef enum {
     HX_EVENT_REVOKE,    /* the referrer withdraws it: any non-final -> cancelled */
     HX_EVENT_FAIL,      /* it could not be carried out: any non-final -> failed */
     HX_EVENT_ERROR,     /* it should never have existed: any but entered-in-error -> entered-in-error */
+    HX_EVENT_REDIRECT,  /* the receiving clinic hands its handoff to another clinic or therapist:
+                           ready|accepted -> ready (with the new receiver) */
+    HX_EVENT_ADD,       /* the receiving clinic of a handoff asks for a discipline to be added to the
+                           referral: accepted|in-progress -> unchanged (its own handoff) */
     HX_EVENT_COUNT
 } hx_event_t;
 
@@ -78,7 +82,7 @@ size_t hx_lifecycle_allowed(Handoff__TaskStatus s, hx_actor_t actor, hx_event_t 
 Handoff__TaskStatus hx_referral_status(Handoff__TaskStatus own, const Handoff__TaskStatus *handoffs, size_t n);
 
 /* "submit", "receive", "reject", "book", "hold", "accept", "decline", "start", "complete",
- * "revoke", "fail", "error"; "unknown" otherwise. from_text is the inverse (exact, lower
+ * "revoke", "fail", "error", "redirect", "add"; "unknown" otherwise. from_text is the inverse (exact, lower
  * case) and returns HX_EVENT_NONE for anything else, NULL included. */
 const char *hx_event_text(hx_event_t ev);
 hx_event_t hx_event_from_text(const char *s);

@@ -832,11 +832,14 @@ static int patient_windows(const hx_slot_query_t *q, iv_t **patient, size_t *n_p
     return 0;
 }
 
-/* Whether therapist t may be offered: the discipline asked for, not excluded, speaking lang
- * (when one is asked for). */
+/* Whether therapist t may be offered: the discipline asked for, the clinic or therapist the
+ * query is restricted to (if any), not excluded, speaking lang (when one is asked for). */
 static bool therapist_eligible(const hx_therapist_t *t, const hx_slot_query_t *q, const char *lang)
 {
     if (t->discipline != q->discipline)
+        return false;
+    if ((q->only_clinic && q->only_clinic[0] && strcmp(q->only_clinic, t->clinic_id) != 0) ||
+        (q->only_therapist && q->only_therapist[0] && strcmp(q->only_therapist, t->id) != 0))
         return false;
     bool excluded = false;
     for (size_t x = 0; x < q->n_exclude && !excluded; x++)
@@ -860,6 +863,68 @@ static size_t clinic_rank(const hx_therapist_t *t, const hx_slot_query_t *q)
             break;
         }
     return rank;
+}
+
+/* Why therapist t cannot be offered for q (ignoring the clinic restriction and the time): 0 or -1 with why. */
+static int therapist_why_not(const hx_therapist_t *t, const hx_slot_query_t *q, const char *lang, char *why,
+                             size_t cap)
+{
+    bool excluded = q->exclude_therapist && !strcmp(q->exclude_therapist, t->id);
+    for (size_t x = 0; x < q->n_exclude && !excluded; x++)
+        excluded = q->exclude[x] && !strcmp(q->exclude[x], t->id);
+    if (t->discipline != q->discipline)
+        snprintf(why, cap, "%s (%s) practises %s, not %s", t->id, t->name, hx_discipline_text(t->discipline),
+                 hx_discipline_text(q->discipline));
+    else if (lang[0] && !speaks(t, lang))
+        snprintf(why, cap, "%s (%s) does not speak %s, the patient's language", t->id, t->name, lang);
+    else if (excluded)
+        snprintf(why, cap, "%s (%s) may not be offered this referral (it holds or handed back this handoff)", t->id,
+                 t->name);
+    else
+        return 0;
+    return -1;
+}
+
+int hx_slot_restriction_check(const hx_directory_t *d, const hx_slot_query_t *q, char *why, size_t cap)
+{
+    char lang[9];
+    const char *clinic = q->only_clinic && q->only_clinic[0] ? q->only_clinic : NULL;
+    const char *tid = q->only_therapist && q->only_therapist[0] ? q->only_therapist : NULL;
+    if (query_language(q, lang) != 0)
+        lang[0] = '\0';
+    if (clinic && !hx_directory_clinic(d, clinic)) {
+        snprintf(why, cap, "no clinic '%s' in the directory", clinic);
+        return HX_SLOT_BAD_CLINIC;
+    }
+    if (tid) {
+        const hx_therapist_t *t = hx_directory_therapist(d, tid);
+        if (!t) {
+            snprintf(why, cap, "no therapist '%s' in the directory", tid);
+            return HX_SLOT_BAD_THERAPIST;
+        }
+        if (clinic && strcmp(t->clinic_id, clinic) != 0) {
+            snprintf(why, cap, "%s (%s) works at clinic %s, not %s", t->id, t->name, t->clinic_id, clinic);
+            return HX_SLOT_BAD_THERAPIST;
+        }
+        return therapist_why_not(t, q, lang, why, cap) == 0 ? 0 : HX_SLOT_BAD_THERAPIST;
+    }
+    if (!clinic)
+        return 0;
+    size_t of_discipline = 0;
+    for (size_t i = 0; i < d->n_therapists; i++) {
+        const hx_therapist_t *t = &d->therapists[i];
+        if (strcmp(t->clinic_id, clinic) != 0 || t->discipline != q->discipline)
+            continue;
+        of_discipline++;
+        if (therapist_why_not(t, q, lang, why, cap) == 0)
+            return 0;
+    }
+    if (of_discipline == 0)
+        snprintf(why, cap, "clinic %s has no %s therapist", clinic, hx_discipline_text(q->discipline));
+    else
+        snprintf(why, cap, "no %s therapist at clinic %s may be offered: %s", hx_discipline_text(q->discipline), clinic,
+                 lang[0] ? "none of the others speaks the patient's language" : "none besides the one excluded");
+    return HX_SLOT_BAD_CLINIC;
 }
 
 int hx_slot_find(const hx_directory_t *d, const hx_calendar_t *c, const hx_slot_query_t *q, hx_slot_t *out)

@@ -72,6 +72,8 @@ typedef struct {
     const char *exclude_therapist;      /* NULL or a therapist never to pick */
     const char *const *exclude;         /* more therapists never to pick (e.g. who declined) */
     size_t n_exclude;
+    const char *only_clinic;            /* NULL or "": any clinic; else only its therapists (a redirect) */
+    const char *only_therapist;         /* NULL or "": any therapist; else only this one */
 } hx_slot_query_t;
 
 typedef struct {
@@ -85,6 +87,16 @@ typedef struct {
  * and speaks the language. Among equally early slots, a preferred clinic wins (earlier in
  * the list first), then the directory order. Returns 0 with *out, or -1 when none. */
 int hx_slot_find(const hx_directory_t *d, const hx_calendar_t *c, const hx_slot_query_t *q, hx_slot_t *out);
+
+/* Whether the clinic or therapist a query is restricted to (only_clinic, only_therapist) can
+ * be offered at all, whatever the calendar: the clinic is in the directory and has a
+ * therapist of the discipline (speaking the language, when one is asked for, and not
+ * excluded); the therapist is in the directory, of the discipline, at that clinic, speaks
+ * the language and is not excluded. 0 when it can; HX_SLOT_BAD_CLINIC or
+ * HX_SLOT_BAD_THERAPIST (which one is wrong) with why saying what, e.g. "t-cleo (Cleo)
+ * practises massage_therapy, not physiotherapy". Pure. */
+enum { HX_SLOT_BAD_CLINIC = 1, HX_SLOT_BAD_THERAPIST = 2 };
+int hx_slot_restriction_check(const hx_directory_t *d, const hx_slot_query_t *q, char *why, size_t cap);
 
 /* Session length for a discipline: physiotherapy initial assessment 60 min; massage as
  * asked (30, 45, 60, 90; anything else -> 60). */

@@ -90,6 +90,7 @@ typedef struct {
     bool *in_text;              /* per rule: affirmed in the words */
     bool any_coded_condition;
     bool massage_requested;
+    bool massage_added;         /* hx_triage_massage: a treating clinic asks for massage */
     bool oom;
 } dctx_t;
 
@@ -529,7 +530,7 @@ typedef struct {
 
 static massage_sites_t massage_sites(const dctx_t *c)
 {
-    massage_sites_t ms = {0};
+    massage_sites_t ms = {.unknown = c->massage_added};    /* added massage: for a site not known */
     for (size_t i = 0; i < c->rules->n_all; i++) {
         const rule_t *r = rule_of(c, (int)i);
         if (r->kind != K_CONDITION || !c->fired[i] || !(r->plan & PLAN_MASSAGE))
@@ -720,7 +721,77 @@ static void decide(dctx_t *c)
     list_evidence(c);
 }
 
-int hx_triage_decide(const hx_rules_t *rules, const Handoff__Referral *r, Handoff__TriageDecision *out)
+/* ---- massage asked for by a treating clinic (hx_triage_massage) ---------------------- */
+
+static void free_string(char **s);
+
+/* "contraindicated by finding known_dvt (known deep vein ...)" for each contraindication
+ * that fired, from the evidence: how it was found (a finding or condition code, or words). */
+static void contra_words(dctx_t *c, sbuf_t *sb)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < c->d->n_evidence; i++) {
+        const Handoff__TriageEvidence *e = c->d->evidence[i];
+        if (!e->fired || strncmp(e->rule, "contraindication:", 17) != 0)
+            continue;
+        const char *code = e->rule + 17;
+        const char *why = "";
+        for (size_t k = 0; k < c->rules->n_all; k++)
+            if (rule_of(c, (int)k)->kind == K_CONTRA && !strcmp(rule_of(c, (int)k)->code, code))
+                why = rule_of(c, (int)k)->text;
+        if (!strcmp(e->source, "findings") || !strcmp(e->source, "conditions"))
+            sb_add(sb, "%s%s %s (%s)", n++ ? "; " : "contraindicated by ",
+                   e->source[0] == 'f' ? "finding" : "condition", e->words, why);
+        else
+            sb_add(sb, "%s\"%s\" in %s (%s)", n++ ? "; " : "contraindicated by ", e->words, e->source, why);
+    }
+    if (!n)
+        sb_add(sb, "contraindicated");
+}
+
+/* The plan with massage added to the physiotherapy under way, through the same steps as a
+ * referral's (red flags first, then the contraindications); what cannot be placed does not
+ * stop it (a physiotherapist already treats the patient), a red flag or a contraindication
+ * does. */
+static void decide_massage(dctx_t *c)
+{
+    c->d->priority = c->r->priority >= HANDOFF__PRIORITY__PRIORITY_ROUTINE &&
+                             c->r->priority <= HANDOFF__PRIORITY__PRIORITY_STAT
+                         ? c->r->priority
+                         : HANDOFF__PRIORITY__PRIORITY_ROUTINE;
+    gather(c);
+    if (decide_flags(c, c->d->priority)) {
+        sbuf_t reason = {0};
+        sb_add(&reason, "massage therapy: %s", c->d->reason);
+        free_string(&c->d->reason);
+        set_reason(c, &reason);
+        list_evidence(c);
+        return;
+    }
+    sbuf_t labels = {0}, reason = {0}, contra = {0};
+    size_t n_known = 0, n_contra = 0;
+    unsigned plan = conditions(c, &labels, &n_known) | PLAN_PHYSIO | PLAN_MASSAGE;
+    add_rule(c, "massage_added", NULL);
+    plan = contraindications(c, plan, &contra, &n_contra);
+    precautions(c, plan);
+    list_evidence(c);
+    if (plan & PLAN_MASSAGE)
+        sb_add(&reason, "massage therapy may be added to the physiotherapy%s%s", labels.buf ? ": " : "",
+               labels.buf ? labels.buf : "");
+    else {
+        sb_add(&reason, "massage therapy: ");
+        contra_words(c, &reason);
+    }
+    set_disciplines(c, plan, false);
+    c->oom |= contra.oom || labels.oom;
+    free(contra.buf);
+    free(labels.buf);
+    set_reason(c, &reason);
+}
+
+/* Runs decide (or decide_massage) on r into out. */
+static int decide_into(const hx_rules_t *rules, const Handoff__Referral *r, Handoff__TriageDecision *out,
+                       bool massage_added)
 {
     if (!out)
         return -1;
@@ -731,7 +802,7 @@ int hx_triage_decide(const hx_rules_t *rules, const Handoff__Referral *r, Handof
             out->reason = (char *)protobuf_c_empty_string;
         return -1;
     }
-    dctx_t c = {.rules = rules, .r = r, .d = out};
+    dctx_t c = {.rules = rules, .r = r, .d = out, .massage_added = massage_added};
     if (r->referral_id && *r->referral_id && !(out->referral_id = strdup(r->referral_id))) {
         out->referral_id = (char *)protobuf_c_empty_string;
         c.oom = true;
@@ -741,7 +812,9 @@ int hx_triage_decide(const hx_rules_t *rules, const Handoff__Referral *r, Handof
     c.in_text = calloc(rules->n_all + 1, sizeof *c.in_text);
     if (!c.fired || !c.coded || !c.in_text || hx_triage_read(rules, r, &c.rd) != 0)
         c.oom = true;
-    if (!c.oom)
+    if (!c.oom && massage_added)
+        decide_massage(&c);
+    else if (!c.oom)
         decide(&c);
     hx_reading_free(&c.rd);
     free(c.fired);
@@ -754,6 +827,16 @@ int hx_triage_decide(const hx_rules_t *rules, const Handoff__Referral *r, Handof
         return -1;
     }
     return 0;
+}
+
+int hx_triage_decide(const hx_rules_t *rules, const Handoff__Referral *r, Handoff__TriageDecision *out)
+{
+    return decide_into(rules, r, out, false);
+}
+
+int hx_triage_massage(const hx_rules_t *rules, const Handoff__Referral *r, Handoff__TriageDecision *out)
+{
+    return decide_into(rules, r, out, true);
 }
 
 static void free_string(char **s)

@@ -55,17 +55,21 @@ static const struct expect {
     {ST(READY), HX_EVENT_REVOKE, R, ST(CANCELLED)},
     {ST(READY), HX_EVENT_FAIL, V | S, ST(FAILED)},
     {ST(READY), HX_EVENT_ERROR, R | S, ST(ENTERED_IN_ERROR)},
+    {ST(READY), HX_EVENT_REDIRECT, V, ST(READY)},
 
     {ST(ACCEPTED), HX_EVENT_DECLINE, V, ST(RECEIVED)},
     {ST(ACCEPTED), HX_EVENT_START, V, ST(IN_PROGRESS)},
     {ST(ACCEPTED), HX_EVENT_REVOKE, R, ST(CANCELLED)},
     {ST(ACCEPTED), HX_EVENT_FAIL, V, ST(FAILED)},
     {ST(ACCEPTED), HX_EVENT_ERROR, R | S, ST(ENTERED_IN_ERROR)},
+    {ST(ACCEPTED), HX_EVENT_REDIRECT, V, ST(READY)},
+    {ST(ACCEPTED), HX_EVENT_ADD, V, ST(ACCEPTED)},
 
     {ST(IN_PROGRESS), HX_EVENT_COMPLETE, V, ST(COMPLETED)},
     {ST(IN_PROGRESS), HX_EVENT_REVOKE, R, ST(CANCELLED)},
     {ST(IN_PROGRESS), HX_EVENT_FAIL, V, ST(FAILED)},
     {ST(IN_PROGRESS), HX_EVENT_ERROR, R | S, ST(ENTERED_IN_ERROR)},
+    {ST(IN_PROGRESS), HX_EVENT_ADD, V, ST(IN_PROGRESS)},
 
     {ST(REJECTED), HX_EVENT_ERROR, R | S, ST(ENTERED_IN_ERROR)},
     {ST(CANCELLED), HX_EVENT_ERROR, R | S, ST(ENTERED_IN_ERROR)},
@@ -83,7 +87,7 @@ static const Handoff__TaskStatus all_status[] = {
 static const hx_event_t all_events[] = {
     HX_EVENT_SUBMIT, HX_EVENT_RECEIVE, HX_EVENT_REJECT, HX_EVENT_BOOK, HX_EVENT_HOLD,
     HX_EVENT_ACCEPT, HX_EVENT_DECLINE, HX_EVENT_START, HX_EVENT_COMPLETE, HX_EVENT_REVOKE,
-    HX_EVENT_FAIL, HX_EVENT_ERROR,
+    HX_EVENT_FAIL, HX_EVENT_ERROR, HX_EVENT_REDIRECT, HX_EVENT_ADD,
 };
 #define N_EVENTS (sizeof all_events / sizeof all_events[0])
 
@@ -144,7 +148,7 @@ Test(lifecycle, full_matrix_against_the_expected_table)
             }
         }
     }
-    cr_expect_eq(legal, 49, "legal triples: %zu", legal);
+    cr_expect_eq(legal, 53, "legal triples: %zu", legal);
     cr_expect_eq(legal + refused, N_ALL * N_EVENTS * N_ACTORS);
 }
 
@@ -275,7 +279,7 @@ Test(lifecycle, refusal_lists_what_is_allowed)
     Handoff__TaskStatus to;
     cr_assert_eq(hx_lifecycle_apply(ST(READY), HX_EVENT_START, HX_ACTOR_RECEIVER, &to, why, sizeof why), -1);
     cr_expect(strstr(why, "cannot start a referral that is ready"), "%s", why);
-    cr_expect(strstr(why, "the receiver may accept, decline or fail"), "%s", why);
+    cr_expect(strstr(why, "the receiver may accept, decline, fail or redirect"), "%s", why);
     cr_expect(strstr(why, "the referrer may revoke or mark as entered-in-error"), "%s", why);
     cr_expect(strstr(why, "a service may fail or mark as entered-in-error"), "%s", why);
 
@@ -326,6 +330,31 @@ Test(lifecycle, success_text_and_decline)
 
     cr_assert_eq(hx_lifecycle_apply(ST(READY), HX_EVENT_REVOKE, HX_ACTOR_REFERRER, &to, why, sizeof why), 0);
     cr_expect_str_eq(why, "revoked by the referring clinic (ready -> cancelled)");
+}
+
+/* A redirect hands the handoff on before care starts; asking for a discipline to be added
+ * needs care under way and leaves the asker's own handoff where it is. */
+Test(lifecycle, redirect_and_add)
+{
+    char why[512];
+    Handoff__TaskStatus to = 0;
+    cr_assert_eq(hx_lifecycle_apply(ST(ACCEPTED), HX_EVENT_REDIRECT, HX_ACTOR_RECEIVER, &to, why, sizeof why), 0);
+    cr_expect_eq(to, ST(READY));
+    cr_expect_str_eq(why, "redirected by the current receiving clinic (accepted -> ready): handed to the clinic or "
+                          "therapist it names");
+    cr_assert_eq(hx_lifecycle_apply(ST(IN_PROGRESS), HX_EVENT_REDIRECT, HX_ACTOR_RECEIVER, &to, why, sizeof why), -1);
+    cr_expect(strstr(why, "cannot redirect a referral that is in-progress: from in-progress the receiver may "
+                          "complete, fail or ask to add a discipline to"), "%s", why);
+    cr_assert_eq(hx_lifecycle_apply(ST(READY), HX_EVENT_REDIRECT, HX_ACTOR_REFERRER, &to, why, sizeof why), -1);
+    cr_expect(strstr(why, "only the current receiving clinic may redirect a referral that is ready"), "%s", why);
+
+    cr_assert_eq(hx_lifecycle_apply(ST(IN_PROGRESS), HX_EVENT_ADD, HX_ACTOR_RECEIVER, &to, why, sizeof why), 0);
+    cr_expect_eq(to, ST(IN_PROGRESS));
+    cr_assert_eq(hx_lifecycle_apply(ST(READY), HX_EVENT_ADD, HX_ACTOR_RECEIVER, &to, why, sizeof why), -1);
+    cr_expect(strstr(why, "cannot ask to add a discipline to a referral that is ready: from ready the receiver may "
+                          "accept, decline, fail or redirect"), "%s", why);
+    cr_assert_eq(hx_lifecycle_apply(ST(ACCEPTED), HX_EVENT_ADD, HX_ACTOR_REFERRER, &to, why, sizeof why), -1);
+    cr_expect(strstr(why, "only the current receiving clinic may ask to add a discipline to"), "%s", why);
 }
 
 Test(lifecycle, bad_values_are_refused_not_asserted)
@@ -383,6 +412,7 @@ Test(lifecycle, event_and_actor_texts)
         {HX_EVENT_BOOK, "book"}, {HX_EVENT_HOLD, "hold"}, {HX_EVENT_ACCEPT, "accept"},
         {HX_EVENT_DECLINE, "decline"}, {HX_EVENT_START, "start"}, {HX_EVENT_COMPLETE, "complete"},
         {HX_EVENT_REVOKE, "revoke"}, {HX_EVENT_FAIL, "fail"}, {HX_EVENT_ERROR, "error"},
+        {HX_EVENT_REDIRECT, "redirect"}, {HX_EVENT_ADD, "add"},
     };
     cr_assert_eq(sizeof names / sizeof names[0], HX_EVENT_COUNT - 1);
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {

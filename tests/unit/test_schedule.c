@@ -534,6 +534,80 @@ Test(slots, language_clinic_and_exclusion)
     hx_directory_destroy(&d);
 }
 
+/* A redirect searches one clinic, or one therapist: the earliest slot there, never elsewhere. */
+Test(slots, restricted_to_a_clinic_or_a_therapist)
+{
+    hx_directory_t *d = small();
+    hx_calendar_t *c = hx_calendar_new();
+    hx_slot_query_t q = query(PHYSIO, 60, "2026-11-23T08:00", 14);
+    q.only_clinic = "beta";
+    expect_slot(d, c, &q, "t-ben", "2026-11-23T09:00", "only beta's therapists");
+    cr_assert_eq(hx_calendar_book(c, "t-ben", at("2026-11-23T09:00"), 480), 0);
+    expect_slot(d, c, &q, "t-dora", "2026-11-29T20:00", "Ben is full: Dora, also at beta, though Ann is free");
+    q.only_therapist = "t-ben";
+    expect_slot(d, c, &q, "t-ben", "2026-11-30T09:00", "only Ben, the next Monday");
+    q.only_clinic = "alpha";
+    expect_none(d, c, &q, "Ben is not at alpha");
+    q.only_clinic = "";
+    q.only_therapist = "t-dora";
+    q.language = "en";
+    expect_none(d, c, &q, "Dora does not speak English");
+    q.language = NULL;
+    q.only_therapist = "t-cleo";
+    expect_none(d, c, &q, "Cleo is a massage therapist");
+    q.only_therapist = "t-nobody";
+    expect_none(d, c, &q, "no such therapist");
+    q.only_therapist = NULL;
+    expect_slot(d, c, &q, "t-ann", "2026-11-23T09:00", "no restriction: anyone");
+    hx_calendar_destroy(&c);
+    hx_directory_destroy(&d);
+}
+
+/* Why a restricted search cannot match, before any calendar: which part is wrong, and what. */
+Test(slots, restriction_check_names_what_is_wrong)
+{
+    hx_directory_t *d = small();
+    char why[200];
+    hx_slot_query_t q = query(PHYSIO, 60, "2026-11-23T08:00", 14);
+    cr_expect_eq(hx_slot_restriction_check(d, &q, why, sizeof why), 0, "no restriction");
+    q.only_clinic = "beta";
+    cr_expect_eq(hx_slot_restriction_check(d, &q, why, sizeof why), 0);
+    q.only_clinic = "omega";
+    cr_expect_eq(hx_slot_restriction_check(d, &q, why, sizeof why), HX_SLOT_BAD_CLINIC);
+    cr_expect_str_eq(why, "no clinic 'omega' in the directory");
+    q.only_clinic = "alpha";
+    q.discipline = HANDOFF__DISCIPLINE__DISCIPLINE_MASSAGE_THERAPY;
+    q.exclude_therapist = "t-cleo";
+    cr_expect_eq(hx_slot_restriction_check(d, &q, why, sizeof why), HX_SLOT_BAD_CLINIC);
+    cr_expect_str_eq(why, "no massage_therapy therapist at clinic alpha may be offered: none besides the one excluded");
+    q.only_clinic = "beta";
+    cr_expect_eq(hx_slot_restriction_check(d, &q, why, sizeof why), HX_SLOT_BAD_CLINIC);
+    cr_expect_str_eq(why, "clinic beta has no massage_therapy therapist");
+    q.exclude_therapist = NULL;
+    q.discipline = PHYSIO;
+    q.only_therapist = "t-cleo";
+    q.only_clinic = "alpha";
+    cr_expect_eq(hx_slot_restriction_check(d, &q, why, sizeof why), HX_SLOT_BAD_THERAPIST);
+    cr_expect_str_eq(why, "t-cleo (Cleo) practises massage_therapy, not physiotherapy");
+    q.only_therapist = "t-ben";
+    cr_expect_eq(hx_slot_restriction_check(d, &q, why, sizeof why), HX_SLOT_BAD_THERAPIST);
+    cr_expect_str_eq(why, "t-ben (Ben) works at clinic beta, not alpha");
+    q.only_therapist = "t-who";
+    cr_expect_eq(hx_slot_restriction_check(d, &q, why, sizeof why), HX_SLOT_BAD_THERAPIST);
+    cr_expect_str_eq(why, "no therapist 't-who' in the directory");
+    q.only_clinic = "beta";
+    q.only_therapist = "t-dora";
+    q.language = "fr-CA";
+    cr_expect_eq(hx_slot_restriction_check(d, &q, why, sizeof why), HX_SLOT_BAD_THERAPIST);
+    cr_expect_str_eq(why, "t-dora (Dora) does not speak fr, the patient's language");
+    q.only_therapist = "t-ben";
+    cr_expect_eq(hx_slot_restriction_check(d, &q, why, sizeof why), 0);
+    q.exclude_therapist = "t-ben";
+    cr_expect_eq(hx_slot_restriction_check(d, &q, why, sizeof why), HX_SLOT_BAD_THERAPIST);
+    cr_expect(strstr(why, "t-ben (Ben) may not be offered this referral"), "%s", why);
+    hx_directory_destroy(&d);
+}
+
 Test(slots, disciplines_and_bad_queries)
 {
     hx_directory_t *d = small();

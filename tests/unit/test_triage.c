@@ -301,6 +301,60 @@ Test(triage, several_flags_are_all_listed)
     hx_decision_clear(&d);
 }
 
+/* A treating physiotherapist asks for massage (hx_triage_massage): allowed unless a red flag
+ * or a massage contraindication is in the referral, and the refusal names what. */
+Test(triage, massage_asked_for_by_the_treating_physiotherapist)
+{
+    const char *code;
+    json_t *entry;
+    json_object_foreach(json_object_get(rules_json, "massage_contraindications"), code, entry) {
+        case_t c;
+        make_case(&c, PHYSICIAN, LIST("ankle_sprain"), LIST(code));
+        Handoff__TriageDecision d;
+        cr_assert_eq(hx_triage_massage(rules, &c.r, &d), 0, "%s", code);
+        expect_disciplines(&d, code, 1, PHYSIO);
+        char want[128];
+        snprintf(want, sizeof want, "massage therapy: contraindicated by finding %s (", code);
+        cr_expect(!strncmp(d.reason, want, strlen(want)), "%s: %s", code, d.reason);
+        cr_expect(has_text(d.rules, d.n_rules, "massage_added"), "%s", code);
+        hx_decision_clear(&d);
+    }
+
+    case_t c;
+    Handoff__TriageDecision d;
+    make_case(&c, PHYSICIAN, LIST("ankle_sprain"), NULL);
+    cr_assert_eq(hx_triage_massage(rules, &c.r, &d), 0);
+    expect_disciplines(&d, "ankle sprain", 2, PHYSIO, MASSAGE);
+    cr_expect(strstr(d.reason, "massage therapy may be added to the physiotherapy"), "%s", d.reason);
+    cr_expect(!d.red_flag);
+    hx_decision_clear(&d);
+
+    make_case(&c, PHYSICIAN, LIST("ankle_sprain"), NULL);
+    c.r.history = "known DVT on anticoagulants";
+    cr_assert_eq(hx_triage_massage(rules, &c.r, &d), 0);
+    expect_disciplines(&d, "a DVT in words", 1, PHYSIO);
+    cr_expect(strstr(d.reason, "massage therapy: contraindicated by \"") && strstr(d.reason, "in history"), "%s",
+              d.reason);
+    hx_decision_clear(&d);
+
+    make_case(&c, PHYSICIAN, LIST("low_back_pain"), LIST("saddle_anaesthesia"));
+    cr_assert_eq(hx_triage_massage(rules, &c.r, &d), 0);
+    cr_expect(d.red_flag);
+    expect_disciplines(&d, "red flag", 1, PHYSICIAN);
+    cr_expect(!strncmp(d.reason, "massage therapy: refer to a physician", 37), "%s", d.reason);
+    hx_decision_clear(&d);
+
+    /* words the rules cannot place do not stop it: the physiotherapist already treats */
+    make_case(&c, PHYSICIAN, LIST("ankle_sprain"), NULL);
+    c.r.reason = "zorblax of the flibbet";
+    cr_assert_eq(hx_triage_massage(rules, &c.r, &d), 0);
+    expect_disciplines(&d, "unplaced words", 2, PHYSIO, MASSAGE);
+    cr_expect(!d.needs_review);
+    hx_decision_clear(&d);
+    cr_expect_eq(hx_triage_massage(NULL, &c.r, &d), -1);
+    hx_decision_clear(&d);
+}
+
 Test(triage, every_contraindication_removes_massage)
 {
     const char *code;
