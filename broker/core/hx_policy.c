@@ -46,6 +46,7 @@ static const struct {
      "mailbox:*",
      {"handoff.Handoff", "handoff.StatusUpdate", "handoff.ReviewRequest", "handoff.ThreadPost"}},
     {"service:scheduling", "service:scheduling", {"handoff.Retry"}},
+    {"service:scheduling", "service:triage", {"handoff.Case"}},     /* an add, for triage to check */
 };
 
 static const char *role_word(int role)

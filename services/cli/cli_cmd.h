@@ -32,6 +32,9 @@ typedef struct {
     const char *reason, *discipline, *dir, *format, *plan;
     const char *reviewer;
     const char *summary;                /* complete --summary: posted to the care thread */
+    const char *attach;                 /* note, reply --attach FILE */
+    const char *out;                    /* attachment --out FILE */
+    const char *to;                     /* redirect --to CLINIC[/THERAPIST] */
     char curve_server[41], curve_public[41], curve_secret[41];
     uint32_t timeout_ms, interval_ms, window;
     int json, no_validate, dry_run, once, ask;
@@ -77,8 +80,9 @@ int cmd_change(cli_t *c, const char *event, int argc, char **argv);
 int cmd_review(cli_t *c, int argc, char **argv);
 /* thread ID | note ID TEXT [--ask] | reply ID TEXT (cli_cmd_thread.c) */
 int cmd_thread(cli_t *c, const char *cmd, int argc, char **argv);
-/* complete ID --summary TEXT: completes the handoff, then posts the summary (cli_cmd_thread.c) */
-int cmd_complete_summary(cli_t *c, int argc, char **argv);
+/* complete --summary TEXT|FILE: the summary's text (a file that exists is read, "-" reads
+ * standard input) into a malloc'd string, or NULL after saying why (cli_cmd_thread.c) */
+char *cli_summary_text(const char *arg);
 
 int cmd_top(cli_t *c, int argc, int as_admin);
 int cmd_dlq(cli_t *c, int argc, char **argv);

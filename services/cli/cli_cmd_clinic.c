@@ -9,6 +9,7 @@
 #include "cli_table.h"
 #include "hx_errors.h"
 #include "hx_refjson.h"
+#include "hx_thread_rules.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -642,35 +643,130 @@ int cmd_watch(cli_t *c, int argc)
 
 /* ---- lifecycle changes ------------------------------------------------------------------ */
 
-/* accept, decline, start, complete, fail, revoke: sent to scheduling, which answers in this
- * clinic's mailbox; waits for that answer. */
-int cmd_change(cli_t *c, const char *event, int argc, char **argv)
+/* redirect: --to CLINIC[/THERAPIST_ID] into ch (to: its copy, split at '/'); add-massage:
+ * event "add" for massage therapy. 0, or -1 after saying what is wrong. */
+static int change_coord(const cli_t *c, const char *cmd, Handoff__StatusChange *ch, char to[160])
 {
-    if (argc != 1) {
-        fprintf(stderr, "handoff: %s takes one referral id (see handoff help %s)\n", event, event);
-        return EXIT_USAGE;
+    if (c->to && strcmp(cmd, "redirect") != 0) {
+        fprintf(stderr, "handoff: --to is for redirect, not %s\n", cmd);
+        return -1;
     }
-    if (!hx_referral_id_valid(argv[0])) {
-        fprintf(stderr, "handoff: %s: '%s' is not a referral id (R- and 16 characters of 0-9 A-Z without I L O U)\n",
-                event, argv[0]);
-        return EXIT_USAGE;
+    if (strcmp(cmd, "add-massage") == 0 && c->discipline) {
+        fprintf(stderr, "handoff: --discipline is not for add-massage (it asks for massage_therapy)\n");
+        return -1;
     }
-    if ((strcmp(event, "decline") == 0 || strcmp(event, "fail") == 0) && (!c->reason || !c->reason[0])) {
-        fprintf(stderr, "handoff: %s needs --reason TEXT (the referring clinic is told why)\n", event);
-        return EXIT_USAGE;
+    if (strcmp(cmd, "add-massage") == 0) {
+        ch->event = "add";
+        ch->discipline = HANDOFF__DISCIPLINE__DISCIPLINE_MASSAGE_THERAPY;
+        return 0;
     }
+    if (strcmp(cmd, "redirect") != 0)
+        return 0;
+    if (!c->to || !c->to[0] || c->to[0] == '/' || strlen(c->to) >= 160) {
+        fprintf(stderr, "handoff: redirect needs --to CLINIC or --to CLINIC/THERAPIST_ID (got '%s')\n",
+                c->to ? c->to : "");
+        return -1;
+    }
+    snprintf(to, 160, "%s", c->to);
+    char *slash = strchr(to, '/');
+    if (slash)
+        *slash++ = '\0';
+    ch->to_clinic = to;
+    ch->to_therapist = slash ? slash : "";
+    return 0;
+}
+
+typedef struct {
+    const char *rid;
+    uint64_t after_ms;
+    Handoff__StatusUpdate *outcome;
+} add_wait_t;
+
+/* The outcome of an add: an update of event add for the referral, not older than the
+ * answer, that is refused or has a massage therapy handoff (the answer itself has none). */
+static void add_match(add_wait_t *w, const uint8_t *payload, size_t len)
+{
+    Handoff__StatusUpdate *s = w->outcome ? NULL : handoff__status_update__unpack(NULL, len, payload);
+    bool massage = false;
+    for (size_t i = 0; s && i < s->n_handoffs; i++)
+        massage |= s->handoffs[i]->discipline == HANDOFF__DISCIPLINE__DISCIPLINE_MASSAGE_THERAPY;
+    if (s && !strcmp(s->referral_id, w->rid) && !strcmp(s->event, "add") && s->at_ms >= w->after_ms &&
+        (s->refused || massage))
+        w->outcome = s;
+    else if (s)
+        handoff__status_update__free_unpacked(s, NULL);
+}
+
+static void add_outcome(void *ud, const hx_msg_t *m, const char *type, uint64_t at_ms)
+{
+    (void)at_ms;
+    if (!strcmp(type, "handoff.StatusUpdate") || !strcmp(type, "handoff.Refusal"))
+        add_match(ud, m->payload, m->payload_len);
+}
+
+static void add_stored(void *ud, const char *type, const uint8_t *payload, size_t len, uint64_t at_ms)
+{
+    (void)type, (void)at_ms;
+    add_match(ud, payload, len);
+}
+
+/* add-massage: scheduling answered that triage checks it; prints that answer and waits (up
+ * to 4 x --timeout-ms, syncing) for the outcome, which replaces *s. 0 when it came, 1 when
+ * not yet (said so). */
+static int add_follow(cli_t *c, const char *cmd, Handoff__StatusUpdate **s)
+{
+    add_wait_t w = {.rid = (*s)->referral_id, .after_ms = (*s)->at_ms};
+    if (!c->json)
+        change_print(c, (*s)->referral_id, cmd, *s, 0);
+    /* it may have come with the answer: the store first, then what arrives */
+    hx_clinic_query_t q = {.type = "handoff.Refusal", .referral_id = w.rid};
+    hx_clinic_each_received(c->store, &q, add_stored, &w);
+    q.type = "handoff.StatusUpdate";
+    hx_clinic_each_received(c->store, &q, add_stored, &w);
+    for (uint32_t waited = 0; !w.outcome && waited < 4 * c->timeout_ms; waited += 100) {
+        hx_clinic_sync_t sync = {.on_new = add_outcome, .ud = &w};
+        if (cli_sync_store(c, &sync) != EXIT_OK)
+            break;
+        if (!w.outcome)
+            cli_nap_ms(100);
+    }
+    if (!w.outcome) {
+        if (c->json)
+            cli_print_json(json_pack("{s:o, s:n}", "answer", hx_status_to_json(*s), "outcome"));
+        else
+            printf("%s %s: triage's answer is not in yet (see 'handoff status %s' later)\n", cmd, (*s)->referral_id,
+                   (*s)->referral_id);
+        return 1;
+    }
+    handoff__status_update__free_unpacked(*s, NULL);
+    *s = w.outcome;
+    return 0;
+}
+
+/* Sends the change of event on id (summary: complete's) and prints the answer. */
+static int change_send(cli_t *c, const char *event, const char *id, const char *summary)
+{
     Handoff__StatusChange ch = HANDOFF__STATUS_CHANGE__INIT;
+    char to[160];
     if (c->discipline && !(ch.discipline = hx_discipline_from_text(c->discipline))) {
         fprintf(stderr, "handoff: --discipline: must be physiotherapy or massage_therapy, got '%s'\n", c->discipline);
         return EXIT_USAGE;
     }
-    ch.referral_id = argv[0];
+    ch.referral_id = (char *)id;
     ch.event = (char *)event;
+    if (change_coord(c, event, &ch, to) != 0)
+        return EXIT_USAGE;
     ch.reason = (char *)(c->reason ? c->reason : "");
     if (handoff__status_change__get_packed_size(&ch) > 1024) {
         fprintf(stderr, "handoff: --reason: at most 800 characters\n");
         return EXIT_USAGE;
     }
+    char why[160];
+    if (summary && hx_thread_text_check("summary", summary, why, sizeof why) != 0) {
+        fprintf(stderr, "handoff: complete: --%s\n", why);
+        return EXIT_USAGE;
+    }
+    ch.summary = (char *)(summary ? summary : "");
     Handoff__StatusUpdate *s = NULL;
     int rc = hx_clinic_change(c->store, &ch, 4 * c->timeout_ms, &s);
     if (rc) {
@@ -682,18 +778,59 @@ int cmd_change(cli_t *c, const char *event, int argc, char **argv)
     }
     if (!s) {
         if (c->json)
-            cli_print_json(json_pack("{s:s, s:s, s:b}", "referral_id", argv[0], "event", event, "answered", 0));
+            cli_print_json(json_pack("{s:s, s:s, s:b}", "referral_id", id, "event", event, "answered", 0));
         else
-            printf("%s %s: sent; no answer yet (see 'handoff status %s' later)\n", event, argv[0], argv[0]);
+            printf("%s %s: sent; no answer yet (see 'handoff status %s' later)\n", event, id, id);
+        return EXIT_OK;
+    }
+    if (!s->refused && !strcmp(ch.event, "add") && add_follow(c, event, &s) != 0) {
+        handoff__status_update__free_unpacked(s, NULL);
         return EXIT_OK;
     }
     if (c->json)
         cli_print_json(hx_status_to_json(s));
     else if (s->refused)
-        printf("%s %s refused: %s\n", event, argv[0], s->reason);
+        printf("%s %s refused: %s\n", event, id, s->reason);
     else
-        change_print(c, argv[0], event, s, ch.discipline);
+        change_print(c, id, event, s, ch.discipline);
     rc = s->refused ? EXIT_FAIL : EXIT_OK;
     handoff__status_update__free_unpacked(s, NULL);
+    return rc;
+}
+
+/* accept, decline, start, complete, fail, revoke, redirect, add-massage: sent to scheduling,
+ * which answers in this clinic's mailbox; waits for that answer (add-massage: then for
+ * triage's outcome). */
+int cmd_change(cli_t *c, const char *event, int argc, char **argv)
+{
+    if (argc != 1) {
+        fprintf(stderr, "handoff: %s takes one referral id (see handoff help %s)\n", event, event);
+        return EXIT_USAGE;
+    }
+    if (!hx_referral_id_valid(argv[0])) {
+        fprintf(stderr, "handoff: %s: '%s' is not a referral id (R- and 16 characters of 0-9 A-Z without I L O U)\n",
+                event, argv[0]);
+        return EXIT_USAGE;
+    }
+    if ((!strcmp(event, "decline") || !strcmp(event, "fail") || !strcmp(event, "redirect") ||
+         !strcmp(event, "add-massage")) && (!c->reason || !c->reason[0])) {
+        fprintf(stderr, "handoff: %s needs --reason TEXT (the referring clinic is told why)\n", event);
+        return EXIT_USAGE;
+    }
+    bool complete = strcmp(event, "complete") == 0;
+    if (complete && !c->summary) {
+        fprintf(stderr, "handoff: complete needs --summary TEXT|FILE (the completion summary goes to the referring "
+                        "clinic on the care thread)\n");
+        return EXIT_USAGE;
+    }
+    if (!complete && c->summary) {
+        fprintf(stderr, "handoff: --summary is for complete, not %s\n", event);
+        return EXIT_USAGE;
+    }
+    char *summary = complete ? cli_summary_text(c->summary) : NULL;
+    if (complete && !summary)
+        return EXIT_USAGE;
+    int rc = change_send(c, event, argv[0], summary);
+    free(summary);
     return rc;
 }

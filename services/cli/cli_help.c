@@ -40,9 +40,16 @@ static const char USAGE[] =
     "  fail ID --reason TEXT receiving clinic: it could not be carried out\n"
     "  revoke ID [--reason TEXT]\n"
     "                        referring clinic: withdraw it; every receiver is told\n"
+    "  redirect ID --to CLINIC[/THERAPIST] --reason TEXT\n"
+    "                        receiving clinic: hand its handoff to another clinic or therapist\n"
+    "  add-massage ID --reason TEXT\n"
+    "                        treating physiotherapy clinic: ask for massage therapy to be added\n"
+    "                        (triage checks the referral first)\n"
     "  thread ID             the referral's care thread: posts in order, and whether a question awaits\n"
-    "  note ID TEXT [--ask]  post to the care thread (--ask: a question awaiting the other side's reply)\n"
+    "  note ID TEXT [--ask]  post to the care thread (--ask: a question awaiting the other side's reply;\n"
+    "                        --attach FILE: with a PDF, PNG or JPEG)\n"
     "  reply ID TEXT         answer the question awaiting a reply on the care thread\n"
+    "  attachment POST_ID    save a post's attachment (--out FILE; default: its name, here)\n"
     "\n"
     "reviewer commands (a reviewer session, --reviewer NAME):\n"
     "  review list|show ID|decide ID --as PLAN --reason TEXT\n"
@@ -217,14 +224,17 @@ static const page_t PAGES[] = {
      "example:\n"
      "  handoff --clinic lakeside start R-0A1B2C3D4E5F6G7H\n"},
     {"complete",
-     "usage: handoff [options] complete ID [--discipline D] [--summary TEXT]\n"
+     "usage: handoff [options] complete ID --summary TEXT|FILE [--discipline D]\n"
      "\n"
-     "As the receiving clinic: care is finished (in-progress -> completed). --summary: once\n"
-     "the completion is taken, the summary (1 to 4000 bytes) is posted to the referral's care\n"
-     "thread, where the referring clinic reads it (handoff thread ID).\n"
+     "As the receiving clinic: care is finished (in-progress -> completed). The completion\n"
+     "summary is required (1 to 4000 bytes of UTF-8: what was done, the outcome, advice): it\n"
+     "travels with the completion, and scheduling posts it to the referral's care thread, where\n"
+     "the referring clinic reads it (handoff thread ID). A FILE that exists is read (use ./NAME\n"
+     "to make that plain); - reads standard input.\n"
      "\n"
-     "example:\n"
-     "  handoff --clinic lakeside complete R-0A1B2C3D4E5F6G7H --summary 'Full range; discharged'\n"},
+     "examples:\n"
+     "  handoff --clinic lakeside complete R-0A1B2C3D4E5F6G7H --summary 'Full range; discharged'\n"
+     "  handoff --clinic lakeside complete R-0A1B2C3D4E5F6G7H --summary ./discharge.txt\n"},
     {"fail",
      "usage: handoff [options] fail ID --reason TEXT [--discipline D]\n"
      "\n"
@@ -234,6 +244,39 @@ static const page_t PAGES[] = {
      "\n"
      "example:\n"
      "  handoff --clinic lakeside fail R-0A1B2C3D4E5F6G7H --reason 'patient unreachable'\n"},
+    {"redirect",
+     "usage: handoff [options] redirect ID --to CLINIC[/THERAPIST_ID] --reason TEXT [--discipline D]\n"
+     "\n"
+     "Receiving clinic, before care starts (its handoff ready or accepted): hands its handoff to\n"
+     "another clinic, or to a named therapist (of this clinic too). The target must be in the\n"
+     "directory, of the handoff's discipline, speak the patient's language when one is asked for,\n"
+     "and have a slot that fits the patient's availability in the window the priority allows\n"
+     "(massage: within the collaborative window after the physiotherapy booking); to a clinic\n"
+     "alone, its earliest fitting therapist is booked. Otherwise it is refused (exit 1) with the\n"
+     "reason and the handoff stays here. Done: this clinic's handoff ends (its slot is freed),\n"
+     "the new clinic gets it as a new handoff, the referring clinic is told the reason, and the\n"
+     "therapist who had it is not offered it again. The other handoff is untouched.\n"
+     "--json: the status update (this clinic's handoff: cancelled, event redirect).\n"
+     "\n"
+     "examples:\n"
+     "  handoff --clinic lakeside redirect R-0A1B2C3D4E5F6G7H --to eastgate --reason 'closer to home'\n"
+     "  handoff --clinic lakeside redirect R-0A1B2C3D4E5F6G7H --to eastgate/t-ben --reason 'speaks French'\n"},
+    {"add-massage",
+     "usage: handoff [options] add-massage ID --reason TEXT\n"
+     "\n"
+     "The clinic treating the patient with physiotherapy (its handoff accepted or in-progress)\n"
+     "asks for a massage therapy handoff to be added to a referral that has none. Triage checks\n"
+     "the referral's findings first (red flags, massage contraindications); if it may be added,\n"
+     "scheduling books massage within the collaborative window after the physiotherapy booking,\n"
+     "the massage clinic gets a new handoff, and the referring clinic and this clinic are told.\n"
+     "Prints scheduling's answer, then waits (up to 4 x --timeout-ms) for the outcome: added\n"
+     "(exit 0) or refused with the reason (exit 1), e.g. \"massage therapy: contraindicated by\n"
+     "finding known_dvt (...)\". When the outcome is not in yet it says so (exit 0); `handoff\n"
+     "status ID` shows it later.\n"
+     "--json: the outcome's status update (or scheduling's answer, with \"outcome\": null).\n"
+     "\n"
+     "example:\n"
+     "  handoff --clinic lakeside add-massage R-0A1B2C3D4E5F6G7H --reason 'paraspinal spasm limits exercise'\n"},
     {"revoke",
      "usage: handoff [options] revoke ID [--reason TEXT]\n"
      "\n"
@@ -247,28 +290,44 @@ static const page_t PAGES[] = {
      "The referral's care thread, between the referring clinic and the clinics holding its\n"
      "handoffs (only they receive it): each post in order with when, who, its kind (note,\n"
      "question, reply, summary) and id, then whether a question awaits a reply.\n"
-     "--json: {referral_id, posts: [{post_id, kind, by, text, at_ms, in_reply_to}],\n"
-     "awaiting_reply, asked_by}.\n"
+     "A post with an attachment shows its name, type and size; save it with\n"
+     "handoff attachment POST_ID.\n"
+     "--json: {referral_id, posts: [{post_id, kind, by, text, at_ms, in_reply_to,\n"
+     "awaiting_reply, asked_by, attachment: {name, media_type, size, sha256}}], awaiting_reply,\n"
+     "asked_by} (attachment only on a post that has one).\n"
      "\n"
      "example:\n"
      "  handoff --clinic lakeside thread R-0A1B2C3D4E5F6G7H\n"},
     {"note",
-     "usage: handoff [options] note ID TEXT [--ask]\n"
+     "usage: handoff [options] note ID TEXT [--ask] [--attach FILE]\n"
      "\n"
      "Posts TEXT (1 to 4000 bytes of UTF-8) to the referral's care thread; scheduling delivers\n"
      "it to the referring clinic and every clinic holding one of its handoffs. --ask makes it a\n"
-     "question: the thread awaits a reply from the other side. A clinic not on the referral is\n"
+     "question: the thread awaits a reply from the other side. --attach FILE adds one file: a\n"
+     "PDF, PNG or JPEG (told by its content, not its name) of at most 256 KiB (262,144 bytes);\n"
+     "anything else is refused before it is sent (exit 2). A clinic not on the referral is\n"
      "refused (exit 1).\n"
      "\n"
-     "example:\n"
-     "  handoff --clinic northpoint note R-0A1B2C3D4E5F6G7H 'Any swelling after session 2?' --ask\n"},
+     "examples:\n"
+     "  handoff --clinic northpoint note R-0A1B2C3D4E5F6G7H 'Any swelling after session 2?' --ask\n"
+     "  handoff --clinic lakeside note R-0A1B2C3D4E5F6G7H 'Gait assessment' --attach gait.pdf\n"},
     {"reply",
-     "usage: handoff [options] reply ID TEXT\n"
+     "usage: handoff [options] reply ID TEXT [--attach FILE]\n"
      "\n"
      "Answers the question awaiting a reply on the referral's care thread (as note does).\n"
      "\n"
      "example:\n"
      "  handoff --clinic lakeside reply R-0A1B2C3D4E5F6G7H 'None; range of motion improving'\n"},
+    {"attachment",
+     "usage: handoff [options] attachment POST_ID [--out FILE]\n"
+     "\n"
+     "Writes the attachment of a care-thread post this clinic received (its id, P- and 16 hex\n"
+     "digits, is in handoff thread ID) to FILE, or to its own name in the current folder. The\n"
+     "bytes are checked against the SHA-256 scheduling vouched for; an existing file is never\n"
+     "overwritten (exit 1). Exit 4 when no post of that id with an attachment is here.\n"
+     "\n"
+     "example:\n"
+     "  handoff --clinic northpoint attachment P-0a1b2c3d4e5f6a7b --out /tmp/gait.pdf\n"},
     {"review",
      "usage: handoff [options] review list\n"
      "       handoff [options] review show ID\n"
@@ -403,9 +462,10 @@ const cli_flag_t CLI_FLAGS[CLI_OPT_COUNT] = {
                                           "INI lines 'name = value' with the settings' names (broker, clinic, ...)"},
     [CLI_OPT_JSON] = {"json", NULL, "machine-readable output (field names are stable; see docs/OPERATIONS.md)"},
     [CLI_OPT_NO_VALIDATE] = {"no-validate", NULL, "submit, import: send without checking locally"},
-    [CLI_OPT_REASON] = {"reason", "TEXT", "decline, fail (required), revoke: why, told to the other clinic"},
-    [CLI_OPT_DISCIPLINE] = {"discipline", "D", "accept ... fail: physiotherapy or massage_therapy, when this\n"
-                                               "clinic holds both bookings of a referral"},
+    [CLI_OPT_REASON] = {"reason", "TEXT", "decline, fail, redirect, add-massage (required), revoke: why, told\n"
+                                          "to the other clinic"},
+    [CLI_OPT_DISCIPLINE] = {"discipline", "D", "accept ... fail, redirect: physiotherapy or massage_therapy, when\n"
+                                               "this clinic holds both bookings of a referral"},
     [CLI_OPT_DIR] = {"dir", "DIR", "keygen: where the key files are written [.]; play: where each\n"
                                    "clinic's CLINIC.key is (with --server-key)"},
     [CLI_OPT_FORMAT] = {"format", "F", "import: csv or ndjson, when the file's extension does not say"},
@@ -413,7 +473,12 @@ const cli_flag_t CLI_FLAGS[CLI_OPT_COUNT] = {
     [CLI_OPT_ONCE] = {"once", NULL, "top: one sample, then exit"},
     [CLI_OPT_AS] = {"as", "PLAN", "review decide: physio, massage, both or physician"},
     [CLI_OPT_ASK] = {"ask", NULL, "note: a question; the thread awaits the other side's reply"},
-    [CLI_OPT_SUMMARY] = {"summary", "TEXT", "complete: the completion summary, posted to the care thread"},
+    [CLI_OPT_SUMMARY] = {"summary", "TEXT|FILE", "complete (required): the completion summary, for the referring\n"
+                                                 "clinic on the care thread; a FILE that exists is read, - reads stdin"},
+    [CLI_OPT_ATTACH] = {"attach", "FILE", "note, reply: attach a PDF, PNG or JPEG of at most 256 KiB"},
+    [CLI_OPT_OUT] = {"out", "FILE", "attachment: write it to FILE (never over an existing file)"},
+    [CLI_OPT_TO] = {"to", "CLINIC[/T]", "redirect (required): the clinic the handoff goes to, and optionally\n"
+                                        "one of its therapists by id (else the earliest that fits)"},
     [CLI_OPT_HELP] = {"help", NULL, "help (with a command: that command's help); also -h"},
 };
 
@@ -453,7 +518,8 @@ const char *cli_command_help(const char *cmd)
 
 const char *cli_command_list(void)
 {
-    return "inbox, status, submit, import, watch, handoffs, accept, decline, start, complete, fail, revoke, thread, note, "
+    return "inbox, status, submit, import, watch, handoffs, accept, decline, start, complete, fail, revoke, redirect, "
+           "add-massage, thread, note, "
            "reply, review, "
            "top, dlq, "
            "health, config, keygen, datakey, audit, play";

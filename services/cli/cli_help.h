@@ -20,6 +20,9 @@ typedef enum {
     CLI_OPT_AS,
     CLI_OPT_ASK,
     CLI_OPT_SUMMARY,
+    CLI_OPT_ATTACH,
+    CLI_OPT_OUT,
+    CLI_OPT_TO,
     CLI_OPT_HELP,
     CLI_OPT_COUNT
 } cli_opt_t;

@@ -227,10 +227,8 @@ static int run_store(cli_t *c, const char *cmd, const char *change, int nargs, c
         return cmd_handoffs(c, nargs);
     if (strcmp(cmd, "watch") == 0)
         return cmd_watch(c, nargs);
-    if (!strcmp(cmd, "thread") || !strcmp(cmd, "note") || !strcmp(cmd, "reply"))
+    if (!strcmp(cmd, "thread") || !strcmp(cmd, "note") || !strcmp(cmd, "reply") || !strcmp(cmd, "attachment"))
         return cmd_thread(c, cmd, nargs, args);
-    if (change && c->summary && strcmp(change, "complete") == 0)
-        return cmd_complete_summary(c, nargs, args);
     if (change)
         return cmd_change(c, change, nargs, args);
     return cmd_status(c, nargs, args);
@@ -247,13 +245,14 @@ static int run(cli_t *c, int argc, char **argv, const char *config_flag)
         return cmd_datakey(c, nargs, args);
     if (strcmp(cmd, "audit") == 0)
         return cmd_audit(c, nargs, args);
-    static const char *const changes[] = {"accept", "decline", "start", "complete", "fail", "revoke"};
+    static const char *const changes[] = {"accept", "decline", "start",    "complete",
+                                          "fail",   "revoke",  "redirect", "add-massage"};
     const char *change = NULL;
     for (size_t i = 0; i < sizeof changes / sizeof *changes; i++)
         if (strcmp(cmd, changes[i]) == 0)
             change = changes[i];
     static const char *const clinic_cmds[] = {"submit", "import", "inbox", "status", "watch", "handoffs",
-                                              "thread", "note", "reply"};
+                                              "thread", "note", "reply", "attachment"};
     int clinic_cmd = change != NULL;
     for (size_t i = 0; i < sizeof clinic_cmds / sizeof *clinic_cmds; i++)
         clinic_cmd |= strcmp(cmd, clinic_cmds[i]) == 0;
@@ -317,6 +316,9 @@ static int parse_options(cli_t *c, int argc, char **argv, const char **config_fl
         case OPT_FLAG + CLI_OPT_AS: c->plan = optarg; break;
         case OPT_FLAG + CLI_OPT_ASK: c->ask = 1; break;
         case OPT_FLAG + CLI_OPT_SUMMARY: c->summary = optarg; break;
+        case OPT_FLAG + CLI_OPT_ATTACH: c->attach = optarg; break;
+        case OPT_FLAG + CLI_OPT_OUT: c->out = optarg; break;
+        case OPT_FLAG + CLI_OPT_TO: c->to = optarg; break;
         case OPT_FLAG + CLI_OPT_HELP: *help = 1; break;
         default: fputs("handoff: see handoff --help\n", stderr); return -1;
         }

@@ -147,6 +147,7 @@ void hx_clinic_destroy(hx_clinic_t **self_p)
     if (!c)
         return;
     hx_client_destroy(&c->client);
+    hx_attach_typer_close(&c->typer);
     sqlite3_close(c->db);
     free(c->broker);
     free(c->clinic);

@@ -1,6 +1,7 @@
 /* What the hx_clinic files share; not for its users. */
 #ifndef HX_CLINIC_INTERNAL_H
 #define HX_CLINIC_INTERNAL_H
+#include "hx_attach.h"
 #include "hx_clinic.h"
 #include "hx_intake.h"
 
@@ -16,6 +17,7 @@ struct hx_clinic {
     hx_client_t *client;
     sqlite3 *db;
     size_t dropped;
+    hx_attach_typer_t *typer;           /* opened on the first attachment */
     char err[1024];
 };
 

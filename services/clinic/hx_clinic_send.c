@@ -134,13 +134,15 @@ static uint64_t mono_ms(void)
 static int request_raw(hx_clinic_t *c, const char *type, const char *what, const ProtobufCMessage *msg,
                        uint32_t wait_ms, hx_clinic_sync_t *s)
 {
-    uint8_t buf[8192];
     size_t len = protobuf_c_message_get_packed_size(msg);
-    if (len > sizeof buf)
+    if (len > HX_ATTACH_MAX + 16384)
         return cl_fail(c, HX_EINVAL, "%s: the message is too large (%zu bytes)", what, len);
     int rc = hx_clinic_connect(c);
     if (rc)
         return rc;
+    uint8_t *buf = malloc(len ? len : 1);
+    if (!buf)
+        return cl_fail(c, HX_ENOMEM, "%s: out of memory", what);
     protobuf_c_message_pack(msg, buf);
     hx_msg_t m = {0};
     hx_id_random(m.id);
@@ -149,7 +151,9 @@ static int request_raw(hx_clinic_t *c, const char *type, const char *what, const
     m.type = type;
     m.payload = buf;
     m.payload_len = len;
-    if ((rc = hx_client_submit(c->client, &m, 1)))
+    rc = hx_client_submit(c->client, &m, 1);
+    free(buf);
+    if (rc)
         return cl_broker_fail(c, rc, what);
     s->watch = m.id;
     uint64_t until = mono_ms() + wait_ms;
@@ -165,8 +169,6 @@ static int request_raw(hx_clinic_t *c, const char *type, const char *what, const
 static int request(hx_clinic_t *c, const char *type, const char *what, const ProtobufCMessage *msg, uint32_t wait_ms,
                    Handoff__StatusUpdate **answer)
 {
-    if (protobuf_c_message_get_packed_size(msg) > 2048)
-        return cl_fail(c, HX_EINVAL, "reason: at most 800 characters");
     hx_clinic_sync_t s = {0};
     int rc = request_raw(c, type, what, msg, wait_ms, &s);
     if (rc == 0 && s.answer && !(*answer = handoff__status_update__unpack(NULL, s.answer_len, s.answer)))
@@ -182,8 +184,14 @@ int hx_clinic_change(hx_clinic_t *c, const Handoff__StatusChange *ch, uint32_t w
     if (!hx_referral_id_valid(ch->referral_id))
         return cl_fail(c, HX_EINVAL, "'%s' is not a referral id (R- and 16 characters of 0-9 A-Z without I L O U)",
                        ch->referral_id ? ch->referral_id : "");
-    if (handoff__status_change__get_packed_size(ch) > 1024)
+    Handoff__StatusChange probe = *ch;       /* the reason's size, apart from the summary */
+    probe.summary = "";
+    if (handoff__status_change__get_packed_size(&probe) > 1024)
         return cl_fail(c, HX_EINVAL, "reason: at most 800 characters");
+    char why[160];
+    if (ch->event && strcmp(ch->event, "complete") == 0 &&
+        hx_thread_text_check("summary", ch->summary, why, sizeof why) != 0)
+        return cl_fail(c, HX_EINVAL, "%s (the completion summary goes to the referring clinic)", why);
     char what[64];
     snprintf(what, sizeof what, "%s", ch->event);
     return request(c, "handoff.StatusChange", what, &ch->base, wait_ms, answer);
@@ -211,6 +219,12 @@ int hx_clinic_thread_post(hx_clinic_t *c, const Handoff__ThreadPost *p, uint32_t
         return cl_fail(c, HX_EINVAL, "'%s' is not a referral id (R- and 16 characters of 0-9 A-Z without I L O U)",
                        p->referral_id ? p->referral_id : "");
     if (hx_thread_post_check(p->kind, p->text, p->in_reply_to, why, sizeof why) != 0)
+        return cl_fail(c, HX_EINVAL, "%s", why);
+    const char *type;
+    if (p->attachment && !c->typer && !(c->typer = hx_attach_typer_open(why, sizeof why)))
+        return cl_fail(c, HX_EIO, "attachment: %s", why);
+    if (p->attachment && hx_attach_check(c->typer, p->attachment->name, p->attachment->data.data,
+                                         p->attachment->data.len, &type, why, sizeof why) != 0)
         return cl_fail(c, HX_EINVAL, "%s", why);
     char what[64];
     snprintf(what, sizeof what, "thread %s", p->kind);

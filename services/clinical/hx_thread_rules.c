@@ -26,26 +26,26 @@ bool hx_thread_post_id_valid(const char *s)
     return true;
 }
 
-static int text_check(const char *text, char *why, size_t cap)
+int hx_thread_text_check(const char *field, const char *text, char *why, size_t cap)
 {
     size_t n = text ? strlen(text) : 0;
     if (n == 0) {
-        snprintf(why, cap, "text: required (1 to %d bytes)", HX_THREAD_TEXT_MAX);
+        snprintf(why, cap, "%s: required (1 to %d bytes)", field, HX_THREAD_TEXT_MAX);
         return -1;
     }
     if (n > HX_THREAD_TEXT_MAX) {
-        snprintf(why, cap, "text: %zu bytes, at most %d", n, HX_THREAD_TEXT_MAX);
+        snprintf(why, cap, "%s: %zu bytes, at most %d", field, n, HX_THREAD_TEXT_MAX);
         return -1;
     }
     for (size_t i = 0; i < n; i++) {
         unsigned char ch = (unsigned char)text[i];
         if ((ch < 0x20 && ch != '\t' && ch != '\n' && ch != '\r') || ch == 0x7f) {
-            snprintf(why, cap, "text: byte %zu is a control character (0x%02x)", i + 1, ch);
+            snprintf(why, cap, "%s: byte %zu is a control character (0x%02x)", field, i + 1, ch);
             return -1;
         }
     }
     if (!hx_utf8_valid(text)) {
-        snprintf(why, cap, "text: not valid UTF-8");
+        snprintf(why, cap, "%s: not valid UTF-8", field);
         return -1;
     }
     return 0;
@@ -58,7 +58,7 @@ int hx_thread_post_check(const char *kind, const char *text, const char *in_repl
         snprintf(why, cap, "kind: '%.40s' is not note, question, reply or summary", kind ? kind : "");
         return -1;
     }
-    if (text_check(text, why, cap) != 0)
+    if (hx_thread_text_check("text", text, why, cap) != 0)
         return -1;
     if (in_reply_to && in_reply_to[0]) {
         if (k != HX_POST_REPLY) {

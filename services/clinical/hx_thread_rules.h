@@ -18,6 +18,11 @@ hx_post_kind_t hx_post_kind(const char *s);
  * 0, or -1 with the refusal (which field, what is wrong) in why. */
 int hx_thread_post_check(const char *kind, const char *text, const char *in_reply_to, char *why, size_t cap);
 
+/* Checks text as a post's text (1..HX_THREAD_TEXT_MAX bytes of UTF-8, no control characters
+ * but tab, CR and LF), naming field in the refusal ("summary: required (1 to 4000 bytes)").
+ * 0, or -1 with why. */
+int hx_thread_text_check(const char *field, const char *text, char *why, size_t cap);
+
 /* Whether a sender may post a post of this kind: the referring clinic or a clinic holding
  * one of the referral's handoffs; a summary only from a holder. 0, or -1 with why. */
 int hx_thread_may_post(const char *sender, hx_post_kind_t kind, bool is_referrer, bool is_holder, char *why,

@@ -6,8 +6,11 @@
 #include "hx_lifecycle.h"
 #include "hx_log.h"
 #include "hx_refjson.h"
+#include "hx_seal.h"
 #include "hx_svc.h"
+#include "hx_thread_rules.h"
 
+#include <sodium.h>
 #include <sqlite3.h>
 #include <sys/stat.h>
 #include <stdio.h>
@@ -30,6 +33,11 @@ struct hx_booking {
      * bookings; so inside a transaction it always equals the table. */
     hx_calendar_t *cal;
     int64_t cal_version;
+    /* cfg.data_key copied: the referral (case_pb), the care thread's text and attachments,
+     * and each handled message's stored outputs are sealed with it (hx_seal.h) */
+    uint8_t key[HX_SEAL_KEY_LEN];
+    bool sealing;
+    hx_attach_typer_t *typer;       /* tells an attachment's type by its content */
 };
 
 static const char schema[] =
@@ -71,11 +79,18 @@ static const char schema[] =
     "CREATE TABLE IF NOT EXISTS thread_state ("
     "  referral_id TEXT PRIMARY KEY, question_id TEXT NOT NULL, asked_by TEXT NOT NULL,"
     "  asked_ms INTEGER NOT NULL) WITHOUT ROWID;"
+    /* what a treating clinic asked to be added to a referral, and triage's answer (hx_coordinate.c) */
+    "CREATE TABLE IF NOT EXISTS additions ("
+    "  referral_id TEXT NOT NULL, discipline INTEGER NOT NULL, state TEXT NOT NULL, requested_by TEXT NOT NULL,"
+    "  request_id BLOB NOT NULL, asked_ms INTEGER NOT NULL, answer TEXT NOT NULL DEFAULT '',"
+    "  PRIMARY KEY (referral_id, discipline)) WITHOUT ROWID;"
     "CREATE TABLE IF NOT EXISTS handled ("
     "  msg_id BLOB PRIMARY KEY, outputs BLOB NOT NULL, at_ms INTEGER NOT NULL) WITHOUT ROWID;";
 
 static int directory_import(hx_booking_t *b, const hx_directory_t *dir);
 static int schema_migrate(hx_booking_t *b);
+static int user_version(hx_booking_t *b);
+#define SCHEMA_VERSION 2        /* PRAGMA user_version after schema_migrate */
 static int booking_mark(hx_booking_t *b, const char *rid, Handoff__Discipline d, Handoff__TaskStatus to,
                         hx_event_t ev, const char *reason);
 
@@ -132,6 +147,60 @@ typedef struct {
     Handoff__Case *c;               /* unpacked case_pb */
 } referral_row_t;
 
+/* ---- sealed values ------------------------------------------------------------------------- */
+
+int bk_bind_sealed(hx_booking_t *b, sqlite3_stmt *st, int idx, const void *data, size_t len, bool text)
+{
+    if (!b->sealing)
+        return (text ? sqlite3_bind_text(st, idx, data, (int)len, SQLITE_TRANSIENT)
+                     : sqlite3_bind_blob(st, idx, len ? data : "", (int)len, SQLITE_TRANSIENT)) == SQLITE_OK ? 0 : -1;
+    uint8_t *v;
+    size_t n;
+    if (hx_seal(b->key, data, len, &v, &n) != 0)
+        return -1;
+    return sqlite3_bind_blob(st, idx, v, (int)n, free) == SQLITE_OK ? 0 : -1;
+}
+
+int bk_column_open(hx_booking_t *b, sqlite3_stmt *st, int col, uint8_t **out, size_t *len)
+{
+    char why[160];
+    const uint8_t *v = sqlite3_column_blob(st, col);
+    if (hx_unseal(b->sealing ? b->key : NULL, v, (size_t)sqlite3_column_bytes(st, col), out, len, why,
+                  sizeof why) != 0) {
+        hx_error("scheduling database: %s", why);
+        return -1;
+    }
+    return 0;
+}
+
+hx_attach_typer_t *bk_typer(hx_booking_t *b)
+{
+    return b->typer;
+}
+
+static Handoff__Case *case_column(hx_booking_t *b, sqlite3_stmt *st, int col)
+{
+    uint8_t *v;
+    size_t n;
+    if (bk_column_open(b, st, col, &v, &n) != 0)
+        return NULL;
+    Handoff__Case *c = handoff__case__unpack(NULL, n, v);
+    free(v);
+    return c;
+}
+
+int bk_bind_case(hx_booking_t *b, sqlite3_stmt *st, int idx, const Handoff__Case *c)
+{
+    size_t len = handoff__case__get_packed_size(c);
+    uint8_t *buf = malloc(len ? len : 1);
+    if (!buf)
+        return -1;
+    handoff__case__pack(c, buf);
+    int rc = bk_bind_sealed(b, st, idx, buf, len, false);
+    free(buf);
+    return rc;
+}
+
 static void row_free(referral_row_t *r)
 {
     if (r->c)
@@ -155,7 +224,7 @@ static int row_load(hx_booking_t *b, const char *referral_id, referral_row_t *r)
         r->status = (Handoff__TaskStatus)sqlite3_column_int(st, 0);
         snprintf(r->referring_clinic, sizeof r->referring_clinic, "%s", (const char *)sqlite3_column_text(st, 1));
         snprintf(r->ref, sizeof r->ref, "%s", (const char *)sqlite3_column_text(st, 2));
-        r->c = handoff__case__unpack(NULL, (size_t)sqlite3_column_bytes(st, 3), sqlite3_column_blob(st, 3));
+        r->c = case_column(b, st, 3);
         r->pending = (Handoff__TaskStatus)sqlite3_column_int(st, 4);
         snprintf(r->pending_reason, sizeof r->pending_reason, "%s", (const char *)sqlite3_column_text(st, 5));
         snprintf(r->pending_event, sizeof r->pending_event, "%s", (const char *)sqlite3_column_text(st, 6));
@@ -183,18 +252,7 @@ static int set_status(hx_booking_t *b, const char *referral_id, Handoff__TaskSta
 
 /* ---- bookings ------------------------------------------------------------------------------- */
 
-typedef struct {
-    Handoff__Discipline discipline;
-    char therapist_id[32];
-    char therapist_name[64];
-    char clinic_id[32];
-    hx_minute_t start;
-    uint32_t minutes;
-    Handoff__TaskStatus status;
-    bool virtual_session;
-    char start_text[17];
-    Handoff__Booking pb;
-} booking_t;
+typedef bk_booking_t booking_t;        /* hx_booking_internal.h */
 
 /* The live (not cancelled) bookings of a referral, at most 2. */
 static int bookings_load(hx_booking_t *b, const char *referral_id, booking_t *out, size_t *n)
@@ -275,23 +333,8 @@ static int64_t data_version(hx_booking_t *b)
 
 /* ---- handoffs: one per discipline of the plan, each with its own lifecycle ------------------- */
 
-/* One handoff (FHIR: a child Task, partOf the referral's): a discipline of the referral's plan,
- * booked with one therapist (its booking row holds its status), or still to be booked (the
- * referral's pending status: received, on-hold, or cancelled by a revoke). */
-typedef struct {
-    bool booked;
-    booking_t k;                    /* k.discipline always; the rest when booked */
-    Handoff__TaskStatus status;
-    char event[24];
-    char reason[256];
-    Handoff__HandoffStatus pb;
-} handoff_t;
-
-typedef struct {
-    handoff_t h[2];
-    size_t n;
-    Handoff__TaskStatus status;     /* the referral's, derived from them */
-} handoffs_t;
+typedef bk_handoff_t handoff_t;        /* hx_booking_internal.h */
+typedef bk_handoffs_t handoffs_t;
 
 /* The booking of h->k.discipline, whatever its status: 1 found, 0 not, -1 error. */
 static int booking_load_one(hx_booking_t *b, const char *rid, handoff_t *h)
@@ -405,16 +448,7 @@ static Handoff__HandoffStatus *handoff_pb(hx_booking_t *b, const char *rid, hand
     return &h->pb;
 }
 
-/* What one StatusUpdate says besides the handoffs: the referral, its status, what happened. */
-typedef struct {
-    const char *rid, *ref;
-    Handoff__TaskStatus status;     /* the referral's (derived) */
-    hx_event_t ev;
-    const char *reason;
-    Handoff__Booking **bookings;    /* the bookings it is about, as before handoffs existed */
-    size_t n_bookings;
-    Handoff__TriageDecision *decision;
-} update_t;
+typedef bk_update_t update_t;          /* hx_booking_internal.h */
 
 /* A StatusUpdate to clinic `to`: u, and the n handoffs in list. */
 static int tell(hx_booking_t *b, hx_outbox_t *out, const char *to, const update_t *u, handoff_t *const *list,
@@ -547,6 +581,7 @@ typedef struct {
     booking_t have[2], add[2];  /* the live bookings; the ones found now */
     size_t n_have, n_add;
     const booking_t *pt;        /* the live physiotherapy booking, if any */
+    const bk_where_t *where;    /* NULL, or where to look only (a redirect) */
 } booking_plan_t;
 
 /* The referral's live bookings, the calendar and who declined it, into plan; -1 on error. */
@@ -606,6 +641,13 @@ static void plan_query(const hx_booking_t *b, const booking_plan_t *plan, Handof
         q->not_before = first->start + first->minutes;
         q->horizon = first->start + (hx_minute_t)b->cfg.collab_days * 24 * 60;
         *days = b->cfg.collab_days;
+        if (q->not_before < plan->not_before)   /* added or redirected after the assessment: not in the past */
+            q->not_before = plan->not_before;
+    }
+    if (plan->where) {
+        q->only_clinic = plan->where->only_clinic;
+        q->only_therapist = plan->where->only_therapist;
+        q->exclude_therapist = plan->where->exclude_therapist;
     }
     if (p) {
         q->clinic_ids = (const char *const *)p->clinic_ids;
@@ -618,17 +660,10 @@ static void plan_query(const hx_booking_t *b, const booking_plan_t *plan, Handof
     q->n_exclude = plan->n_declined;
 }
 
-/* Finds a slot for discipline disc when it has no live booking, and adds it to plan (and to
- * the calendar); when none fits, says why. */
-static void plan_discipline(hx_booking_t *b, booking_plan_t *plan, Handoff__Discipline disc, char *why,
-                            size_t cap)
+/* Finds a slot for discipline disc and adds it to plan (and to the calendar); when none fits,
+ * says why. */
+static void plan_find(hx_booking_t *b, booking_plan_t *plan, Handoff__Discipline disc, char *why, size_t cap)
 {
-    bool booked = false;
-    for (size_t k = 0; k < plan->n_have; k++)
-        booked |= plan->have[k].discipline == disc;
-    if (booked || (disc != HANDOFF__DISCIPLINE__DISCIPLINE_PHYSIOTHERAPY &&
-                   disc != HANDOFF__DISCIPLINE__DISCIPLINE_MASSAGE_THERAPY))
-        return;
     hx_slot_query_t q;
     uint32_t days;
     plan_query(b, plan, disc, &q, &days);
@@ -637,9 +672,15 @@ static void plan_discipline(hx_booking_t *b, booking_plan_t *plan, Handoff__Disc
         char bound[48] = "";
         if (days < b->cfg.horizon_days && q.horizon == plan->not_before + (hx_minute_t)plan->within * 24 * 60)
             snprintf(bound, sizeof bound, " (as its priority, %s, requires)", hx_priority_text(plan->prio));
-        snprintf(why, cap, "no %s slot of %u min within %u day(s)%s that fits the patient's availability%s%s%s",
-                 hx_discipline_text(disc), q.minutes, days, bound, q.language && q.language[0] ? " and language " : "",
-                 q.language ? q.language : "", plan->n_declined ? " (therapists who declined excluded)" : "");
+        char where[96] = "";
+        if (q.only_therapist && q.only_therapist[0])
+            snprintf(where, sizeof where, " with therapist %.40s", q.only_therapist);
+        else if (q.only_clinic && q.only_clinic[0])
+            snprintf(where, sizeof where, " at clinic %.40s", q.only_clinic);
+        snprintf(why, cap, "no %s slot of %u min%s within %u day(s)%s that fits the patient's availability%s%s%s",
+                 hx_discipline_text(disc), q.minutes, where, days, bound,
+                 q.language && q.language[0] ? " and language " : "", q.language ? q.language : "",
+                 plan->n_declined ? " (therapists who declined excluded)" : "");
         return;
     }
     booking_t *k = &plan->add[plan->n_add++];
@@ -652,6 +693,19 @@ static void plan_discipline(hx_booking_t *b, booking_plan_t *plan, Handoff__Disc
     k->status = HANDOFF__TASK_STATUS__TASK_READY;
     k->virtual_session = is_virtual(plan->p, slot.therapist, disc);
     hx_calendar_book(plan->cal, k->therapist_id, k->start, k->minutes);
+}
+
+/* Finds a slot for discipline disc when it has no live booking (plan_find). */
+static void plan_discipline(hx_booking_t *b, booking_plan_t *plan, Handoff__Discipline disc, char *why,
+                            size_t cap)
+{
+    bool booked = false;
+    for (size_t k = 0; k < plan->n_have; k++)
+        booked |= plan->have[k].discipline == disc;
+    if (booked || (disc != HANDOFF__DISCIPLINE__DISCIPLINE_PHYSIOTHERAPY &&
+                   disc != HANDOFF__DISCIPLINE__DISCIPLINE_MASSAGE_THERAPY))
+        return;
+    plan_find(b, plan, disc, why, cap);
 }
 
 /* Nothing was booked (why): the referral goes on hold, and the referrer is told once. */
@@ -790,6 +844,11 @@ size_t hx_booking_on_hold(hx_booking_t *b, char (*ids)[32], size_t cap)
 static int on_case(hx_booking_t *b, const hx_msg_t *in, hx_outbox_t *out)
 {
     Handoff__Case *c = handoff__case__unpack(NULL, in->payload_len, in->payload);
+    if (c && c->add) {
+        int rc = hx_coord_on_added(b, in, c, out);      /* triage's answer to an add (hx_coordinate.c) */
+        handoff__case__free_unpacked(c, NULL);
+        return rc;
+    }
     if (c && c->referral && c->decision && c->decision->needs_review && !c->decision->red_flag) {
         int rc = hx_review_on_case(b, in, c, out);     /* a clinician of the network decides */
         handoff__case__free_unpacked(c, NULL);
@@ -811,20 +870,15 @@ static int on_case(hx_booking_t *b, const hx_msg_t *in, hx_outbox_t *out)
     if (found == 0) {
         sqlite3_stmt *st = prep(b, "INSERT INTO referrals(referral_id, referring_clinic, ref, status, case_pb, "
                                    "updated_ms) VALUES (?, ?, ?, ?, ?, ?)");
-        size_t len = handoff__case__get_packed_size(c);
-        uint8_t *buf = malloc(len ? len : 1);
-        rc = st && buf ? 0 : -1;
+        rc = st && bk_bind_case(b, st, 5, c) == 0 ? 0 : -1;
         if (rc == 0) {
-            handoff__case__pack(c, buf);
             sqlite3_bind_text(st, 1, rid, -1, SQLITE_STATIC);
             sqlite3_bind_text(st, 2, c->referral->referring_clinic, -1, SQLITE_STATIC);
             sqlite3_bind_text(st, 3, c->referral->ref, -1, SQLITE_STATIC);
             sqlite3_bind_int(st, 4, HANDOFF__TASK_STATUS__TASK_RECEIVED);
-            sqlite3_bind_blob(st, 5, buf, (int)len, SQLITE_STATIC);
             sqlite3_bind_int64(st, 6, (sqlite3_int64)hx_svc_now_ms());
             rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
         }
-        free(buf);
         sqlite3_finalize(st);
         if (rc == 0)
             rc = book_missing(b, rid, out);
@@ -1027,6 +1081,8 @@ static int change_advance(hx_booking_t *b, const hx_msg_t *in, hx_outbox_t *out,
         rc = tell_referrer(b, out, row->referring_clinic, &u, &hs);
     if (rc == 0 && strcmp(in->from, row->referring_clinic) != 0)
         rc = tell_receiver(b, out, in->from, &u, &hs);
+    if (rc == 0 && ev == HX_EVENT_COMPLETE)     /* after the answer: the sender's answer comes first */
+        rc = hx_thread_summary(b, in, out, rid, row->referring_clinic, ch->summary);
     hx_info("referral %s: %s %s by %s", rid, hx_discipline_text(k->discipline), hx_event_text(ev), in->from);
     audit_change(b, in, ev, rid, text);
     return rc;
@@ -1065,6 +1121,9 @@ static int change_by_receiver(hx_booking_t *b, const hx_msg_t *in, hx_outbox_t *
     if ((ev == HX_EVENT_DECLINE || ev == HX_EVENT_FAIL) && !ch->reason[0])
         return refuse(b, out, in, rid, row, ev,
                       ev == HX_EVENT_FAIL ? "reason: a fail needs a reason" : "reason: a decline needs a reason");
+    /* the completion summary goes to the referrer: no completion without one */
+    if (ev == HX_EVENT_COMPLETE && hx_thread_text_check("summary", ch->summary, why, sizeof why) != 0)
+        return refuse(b, out, in, rid, row, ev, why);
     if (ev == HX_EVENT_DECLINE)
         return change_decline(b, in, out, ch, rid, row, k, to);
     return change_advance(b, in, out, ch, rid, row, ev, k, to);
@@ -1087,9 +1146,9 @@ static int on_change(hx_booking_t *b, const hx_msg_t *in, hx_outbox_t *out)
     int rc;
     char why[320];
     if (ev != HX_EVENT_ACCEPT && ev != HX_EVENT_DECLINE && ev != HX_EVENT_START && ev != HX_EVENT_COMPLETE &&
-        ev != HX_EVENT_FAIL && ev != HX_EVENT_REVOKE) {
-        snprintf(why, sizeof why, "event: '%.40s' is not accept, decline, start, complete, fail or revoke",
-                 ch->event);
+        ev != HX_EVENT_FAIL && ev != HX_EVENT_REVOKE && ev != HX_EVENT_REDIRECT && ev != HX_EVENT_ADD) {
+        snprintf(why, sizeof why, "event: '%.40s' is not accept, decline, start, complete, fail, revoke, redirect "
+                 "or add", ch->event);
         rc = refuse(b, out, in, rid, NULL, ev, why);
     } else if (ch->discipline != 0 && ch->discipline != HANDOFF__DISCIPLINE__DISCIPLINE_PHYSIOTHERAPY &&
                ch->discipline != HANDOFF__DISCIPLINE__DISCIPLINE_MASSAGE_THERAPY) {
@@ -1103,6 +1162,8 @@ static int on_change(hx_booking_t *b, const hx_msg_t *in, hx_outbox_t *out)
         rc = refuse(b, out, in, rid, NULL, ev, why);
     } else if (ev == HX_EVENT_REVOKE) {
         rc = change_revoke(b, in, out, ch, rid, &row);
+    } else if (ev == HX_EVENT_REDIRECT || ev == HX_EVENT_ADD) {   /* hx_coordinate.c */
+        rc = ev == HX_EVENT_REDIRECT ? hx_coord_redirect(b, in, out, ch, rid) : hx_coord_add(b, in, out, ch, rid);
     } else {
         rc = change_by_receiver(b, in, out, ch, rid, &row, ev);
     }
@@ -1155,9 +1216,8 @@ static int outputs_store(hx_booking_t *b, const hx_msg_t *in, const hx_outbox_t 
     if (st) {
         handoff__stored_outputs__pack(&all, buf);
         sqlite3_bind_blob(st, 1, in->id, HX_ID_LEN, SQLITE_STATIC);
-        sqlite3_bind_blob(st, 2, buf, (int)len, SQLITE_STATIC);
         sqlite3_bind_int64(st, 3, (sqlite3_int64)hx_svc_now_ms());
-        rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
+        rc = bk_bind_sealed(b, st, 2, buf, len, false) == 0 && sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
     } else {
         rc = -1;
     }
@@ -1176,9 +1236,11 @@ static int outputs_replay(hx_booking_t *b, const hx_msg_t *in, hx_outbox_t *out)
         return -1;
     sqlite3_bind_blob(st, 1, in->id, HX_ID_LEN, SQLITE_STATIC);
     int found = 0;
+    uint8_t *v = NULL;
+    size_t n = 0;
     if (sqlite3_step(st) == SQLITE_ROW) {
-        Handoff__StoredOutputs *all = handoff__stored_outputs__unpack(NULL, (size_t)sqlite3_column_bytes(st, 0),
-                                                                      sqlite3_column_blob(st, 0));
+        Handoff__StoredOutputs *all = bk_column_open(b, st, 0, &v, &n) == 0
+                                          ? handoff__stored_outputs__unpack(NULL, n, v) : NULL;
         found = all ? 1 : -1;
         for (size_t i = 0; all && i < all->n_outputs; i++) {
             const Handoff__StoredOutput *o = all->outputs[i];
@@ -1189,6 +1251,7 @@ static int outputs_replay(hx_booking_t *b, const hx_msg_t *in, hx_outbox_t *out)
         if (all)
             handoff__stored_outputs__free_unpacked(all, NULL);
     }
+    free(v);
     sqlite3_finalize(st);
     return found;
 }
@@ -1247,7 +1310,16 @@ hx_booking_t *hx_booking_open(const hx_booking_config_t *cfg, const hx_directory
         return NULL;
     }
     b->cfg = *cfg;
+    b->cfg.data_key = NULL;
     b->dir = dir;
+    if (cfg->data_key) {
+        memcpy(b->key, cfg->data_key, sizeof b->key);
+        b->sealing = true;
+    }
+    if (!(b->typer = hx_attach_typer_open(err, errcap))) {
+        hx_booking_close(&b);
+        return NULL;
+    }
     mode_t old = umask(077);
     int rc = sqlite3_open(cfg->db_path, &b->db);
     umask(old);
@@ -1268,7 +1340,15 @@ hx_booking_t *hx_booking_open(const hx_booking_config_t *cfg, const hx_directory
         struct timespec nap = {0, 50 * 1000000};
         nanosleep(&nap, NULL);
     }
-    if (exec(b, schema) != 0 || schema_migrate(b) != 0 || directory_import(b, dir) != 0) {
+    int v = exec(b, schema) == 0 ? user_version(b) : -1;
+    if (v > SCHEMA_VERSION) {
+        snprintf(err, errcap, "%s: a scheduling database of version %d, newer than this program's %d: run the "
+                 "handoff-scheduling that wrote it, or restore a backup of version %d or older", cfg->db_path, v,
+                 SCHEMA_VERSION, SCHEMA_VERSION);
+        hx_booking_close(&b);
+        return NULL;
+    }
+    if (v < 0 || schema_migrate(b) != 0 || directory_import(b, dir) != 0) {
         snprintf(err, errcap, "%s: %s", cfg->db_path, sqlite3_errmsg(b->db));
         hx_booking_close(&b);
         return NULL;
@@ -1294,6 +1374,10 @@ static const char migrate_v1[] =
     "UPDATE referrals SET pending = status, pending_reason = reason WHERE status IN (7, 9);"  /* cancelled, on-hold */
     "UPDATE bookings SET event = 'book';"
     "CREATE INDEX IF NOT EXISTS referrals_pending ON referrals(pending, updated_ms);";
+
+/* Version 2: a care-thread post may carry an attachment (packed handoff.Attachment, sealed
+ * with the data key when there is one). Posts of version 1 have none. */
+static const char migrate_v2[] = "ALTER TABLE thread ADD COLUMN attachment BLOB;";
 
 /* Derives every booked referral's status again (after a migration). */
 static int rederive_all(hx_booking_t *b)
@@ -1330,6 +1414,8 @@ static int schema_migrate(hx_booking_t *b)
         return -1;
     int v = user_version(b);
     int rc = v < 0 ? -1 : 0;
+    if (v > SCHEMA_VERSION)
+        rc = -1;    /* hx_booking_open says why */
     if (rc == 0 && v < 1) {
         rc = exec(b, migrate_v1);
         if (rc == 0)
@@ -1338,6 +1424,13 @@ static int schema_migrate(hx_booking_t *b)
             rc = exec(b, "PRAGMA user_version = 1");
         if (rc == 0)
             hx_info("scheduling database migrated to version 1 (one lifecycle per handoff)");
+    }
+    if (rc == 0 && v < 2) {
+        rc = exec(b, migrate_v2);
+        if (rc == 0)
+            rc = exec(b, "PRAGMA user_version = 2");
+        if (rc == 0)
+            hx_info("scheduling database migrated to version 2 (attachments on the care thread)");
     }
     if (rc == 0 && exec(b, "COMMIT") == 0)
         return 0;
@@ -1414,6 +1507,8 @@ void hx_booking_close(hx_booking_t **self_p)
     hx_calendar_destroy(&(*self_p)->cal);
     sqlite3_close((*self_p)->db);
     hx_audit_close(&(*self_p)->audit);
+    hx_attach_typer_close(&(*self_p)->typer);
+    sodium_memzero((*self_p)->key, sizeof (*self_p)->key);
     free(*self_p);
     *self_p = NULL;
 }
@@ -1464,4 +1559,124 @@ int bk_emit_status(hx_outbox_t *out, const char *to, const char *referral_id, co
 const char *bk_reviewers(const hx_booking_t *b)
 {
     return b->cfg.reviewers && b->cfg.reviewers[0] ? b->cfg.reviewers : "review";
+}
+
+/* ---- for hx_coordinate.c (hx_booking_internal.h) -------------------------------------------- */
+
+const hx_directory_t *bk_directory(const hx_booking_t *b)
+{
+    return b->dir;
+}
+
+int bk_handoffs_load(hx_booking_t *b, const char *rid, bk_handoffs_t *hs)
+{
+    referral_row_t row;
+    int rc = row_load(b, rid, &row) == 1 ? handoffs_load(b, rid, &row, hs) : -1;
+    row_free(&row);
+    return rc;
+}
+
+int bk_derive(hx_booking_t *b, const char *rid, bk_handoffs_t *hs)
+{
+    return referral_derive(b, rid, hs);
+}
+
+int bk_tell(hx_booking_t *b, hx_outbox_t *out, const char *to, const bk_update_t *u, bk_handoff_t *const *list,
+            size_t n)
+{
+    return tell(b, out, to, u, list, n);
+}
+
+int bk_tell_referrer(hx_booking_t *b, hx_outbox_t *out, const char *referrer, const bk_update_t *u,
+                     bk_handoffs_t *hs)
+{
+    return tell_referrer(b, out, referrer, u, hs);
+}
+
+int bk_tell_receiver(hx_booking_t *b, hx_outbox_t *out, const char *clinic, const bk_update_t *u, bk_handoffs_t *hs)
+{
+    return tell_receiver(b, out, clinic, u, hs);
+}
+
+Handoff__Booking *bk_booking_pb(hx_booking_t *b, const char *rid, bk_booking_t *k)
+{
+    return booking_pb(b, rid, k);
+}
+
+int bk_bookings_load(hx_booking_t *b, const char *rid, bk_booking_t *out, size_t *n)
+{
+    return bookings_load(b, rid, out, n);
+}
+
+int bk_slot_find(hx_booking_t *b, const char *rid, Handoff__Discipline d, const bk_where_t *w, bk_booking_t *k,
+                 char *why, size_t cap)
+{
+    referral_row_t row;
+    booking_plan_t plan = {.where = w};
+    if (row_load(b, rid, &row) != 1 || plan_load(b, rid, &plan) != 0) {
+        row_free(&row);
+        return -1;
+    }
+    plan_window(b, row.c->referral, row.c->decision, &plan);
+    why[0] = '\0';
+    plan_find(b, &plan, d, why, cap);
+    for (size_t i = 0; i < plan.n_declined; i++)
+        free(plan.declined[i]);
+    row_free(&row);
+    calendar_drop(b);           /* plan_find wrote the slot into it: nothing is booked yet */
+    if (plan.n_add == 0)
+        return 0;
+    *k = plan.add[0];
+    hx_minute_format(k->start, k->start_text);
+    return 1;
+}
+
+int bk_booking_add(hx_booking_t *b, const char *rid, const bk_booking_t *k, hx_event_t ev, const char *reason)
+{
+    calendar_drop(b);
+    int rc = booking_insert(b, rid, k);
+    return rc == 0 ? booking_mark(b, rid, k->discipline, HANDOFF__TASK_STATUS__TASK_READY, ev, reason) : rc;
+}
+
+int bk_booking_forget(hx_booking_t *b, const char *rid, Handoff__Discipline d)
+{
+    calendar_drop(b);           /* its slots are free from now on */
+    return booking_end(b, rid, d, true);
+}
+
+int bk_declined_add(hx_booking_t *b, const char *rid, const char *therapist_id)
+{
+    return declined_add(b, rid, therapist_id);
+}
+
+int bk_set_pending(hx_booking_t *b, const char *rid, Handoff__TaskStatus s, hx_event_t ev, const char *reason)
+{
+    return set_pending(b, rid, s, ev, reason);
+}
+
+int bk_case_store(hx_booking_t *b, const char *rid, const Handoff__Case *c)
+{
+    sqlite3_stmt *st = prep(b, "UPDATE referrals SET case_pb = ?, updated_ms = ? WHERE referral_id = ?");
+    int rc = st && bk_bind_case(b, st, 1, c) == 0 ? 0 : -1;
+    if (rc == 0) {
+        sqlite3_bind_int64(st, 2, (sqlite3_int64)hx_svc_now_ms());
+        sqlite3_bind_text(st, 3, rid, -1, SQLITE_STATIC);
+        rc = sqlite3_step(st) == SQLITE_DONE && sqlite3_changes(b->db) == 1 ? 0 : -1;
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int bk_retry_on_hold(hx_booking_t *b, hx_outbox_t *out)
+{
+    return retry_on_hold(b, out);
+}
+
+int bk_refuse(hx_booking_t *b, hx_outbox_t *out, const hx_msg_t *in, const char *rid, const bk_row_t *row,
+              hx_event_t ev, const char *why)
+{
+    referral_row_t r = {.status = row ? row->status : HANDOFF__TASK_STATUS__TASK_UNSPECIFIED,
+                        .c = row ? row->c : NULL};
+    snprintf(r.ref, sizeof r.ref, "%s", row ? row->ref : "");
+    return refuse(b, out, in, rid, row ? &r : NULL, ev, why);
 }

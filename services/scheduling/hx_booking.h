@@ -21,6 +21,8 @@ typedef struct {
     uint32_t collab_days;           /* massage within this many days after the PT assessment */
     const char *audit_path;         /* NULL, or an audit log of every clinic's change, done or refused */
     const char *reviewers;          /* the reviewers' mailboxes, space or comma separated; NULL: "review" */
+    const uint8_t *data_key;        /* NULL, or 32 bytes: the referral, the care thread (text and
+                                       attachments) and stored outputs are sealed with it */
 } hx_booking_config_t;
 
 hx_booking_t *hx_booking_open(const hx_booking_config_t *cfg, const hx_directory_t *dir, char *err, size_t errcap);

@@ -2,6 +2,7 @@
  * not for the scheduling program. Every call runs inside hx_booking_handle's transaction. */
 #ifndef HX_BOOKING_INTERNAL_H
 #define HX_BOOKING_INTERNAL_H
+#include "hx_attach.h"
 #include "hx_audit.h"
 #include "hx_booking.h"
 #include "hx_lifecycle.h"
@@ -15,6 +16,55 @@ typedef struct {
     char ref[80];
     Handoff__Case *c;               /* unpacked case_pb */
 } bk_row_t;
+
+/* A booking row: a discipline booked with one therapist. */
+typedef struct {
+    Handoff__Discipline discipline;
+    char therapist_id[32];
+    char therapist_name[64];
+    char clinic_id[32];
+    hx_minute_t start;
+    uint32_t minutes;
+    Handoff__TaskStatus status;
+    bool virtual_session;
+    char start_text[17];
+    Handoff__Booking pb;
+} bk_booking_t;
+
+/* One handoff (FHIR: a child Task, partOf the referral's): a discipline of the referral's plan,
+ * booked with one therapist (its booking row holds its status), or still to be booked (the
+ * referral's pending status: received, on-hold, or cancelled by a revoke). */
+typedef struct {
+    bool booked;
+    bk_booking_t k;                 /* k.discipline always; the rest when booked */
+    Handoff__TaskStatus status;
+    char event[24];
+    char reason[256];
+    Handoff__HandoffStatus pb;
+} bk_handoff_t;
+
+typedef struct {
+    bk_handoff_t h[2];
+    size_t n;
+    Handoff__TaskStatus status;     /* the referral's, derived from them */
+} bk_handoffs_t;
+
+/* What one StatusUpdate says besides the handoffs: the referral, its status, what happened. */
+typedef struct {
+    const char *rid, *ref;
+    Handoff__TaskStatus status;     /* the referral's (derived) */
+    hx_event_t ev;
+    const char *reason;
+    Handoff__Booking **bookings;    /* the bookings it is about, as before handoffs existed */
+    size_t n_bookings;
+    Handoff__TriageDecision *decision;
+} bk_update_t;
+
+/* Where a slot may be looked for besides the referral's own plan (a redirect): only this
+ * clinic or therapist (NULL or "": any), never exclude_therapist. */
+typedef struct {
+    const char *only_clinic, *only_therapist, *exclude_therapist;
+} bk_where_t;
 
 sqlite3_stmt *bk_prep(hx_booking_t *b, const char *sql);
 /* 1 found, 0 not found, -1 error; free with bk_row_free. */
@@ -30,8 +80,65 @@ int bk_emit_status(hx_outbox_t *out, const char *to, const char *referral_id, co
  * "referral.<what>", the referral id and the outcome (never message text). */
 void bk_audit_write(hx_booking_t *b, const char *role, const hx_msg_t *in, const char *what, const char *rid,
                     const char *outcome);
+/* Binds a value to store (text or a blob), sealed when the store has a data key. 0 or -1. */
+int bk_bind_sealed(hx_booking_t *b, sqlite3_stmt *st, int idx, const void *data, size_t len, bool text);
+/* Binds a Case (packed, sealed when the store has a data key). 0 or -1. */
+int bk_bind_case(hx_booking_t *b, sqlite3_stmt *st, int idx, const Handoff__Case *c);
+/* The clear value of column col (malloc'd, NUL-terminated): opened when sealed. 0, or -1
+ * (logged: a sealed value without the key, another key, damage). */
+int bk_column_open(hx_booking_t *b, sqlite3_stmt *st, int col, uint8_t **out, size_t *len);
+/* Tells an attachment's type by its content (hx_attach.h). */
+hx_attach_typer_t *bk_typer(hx_booking_t *b);
 /* The reviewers' mailboxes as configured ("review" when none). */
 const char *bk_reviewers(const hx_booking_t *b);
+
+/* ---- for hx_coordinate.c: the same steps the lifecycle changes take ---- */
+const hx_directory_t *bk_directory(const hx_booking_t *b);
+/* The referral's handoffs as stored and its derived status (bk_handoffs_load), or that status
+ * derived again and stored after a change (bk_derive). 0 or -1. */
+int bk_handoffs_load(hx_booking_t *b, const char *rid, bk_handoffs_t *hs);
+int bk_derive(hx_booking_t *b, const char *rid, bk_handoffs_t *hs);
+/* A StatusUpdate to `to` with u and the n handoffs in list; to the referrer with every handoff;
+ * to a receiving clinic with the handoffs it holds (none: nothing sent). */
+int bk_tell(hx_booking_t *b, hx_outbox_t *out, const char *to, const bk_update_t *u, bk_handoff_t *const *list,
+            size_t n);
+int bk_tell_referrer(hx_booking_t *b, hx_outbox_t *out, const char *referrer, const bk_update_t *u,
+                     bk_handoffs_t *hs);
+int bk_tell_receiver(hx_booking_t *b, hx_outbox_t *out, const char *clinic, const bk_update_t *u, bk_handoffs_t *hs);
+/* The Booking message of k (therapist_name, start_text filled in). */
+Handoff__Booking *bk_booking_pb(hx_booking_t *b, const char *rid, bk_booking_t *k);
+/* The referral's live bookings (at most 2). 0 or -1. */
+int bk_bookings_load(hx_booking_t *b, const char *rid, bk_booking_t *out, size_t *n);
+/* Finds the earliest slot for discipline d as booking the referral would (its window, the
+ * patient's availability and language, who declined it excluded, massage within the
+ * collaborative window after the physiotherapy booking), restricted by w (may be NULL).
+ * 1 with *k filled in (nothing recorded), 0 with why (no slot), -1 on an error. */
+int bk_slot_find(hx_booking_t *b, const char *rid, Handoff__Discipline d, const bk_where_t *w, bk_booking_t *k,
+                 char *why, size_t cap);
+/* Records booking k (status ready), with its last event and reason. 0 or -1. */
+int bk_booking_add(hx_booking_t *b, const char *rid, const bk_booking_t *k, hx_event_t ev, const char *reason);
+/* Ends the booking of discipline d: its slots freed, the row forgotten. 0 or -1. */
+int bk_booking_forget(hx_booking_t *b, const char *rid, Handoff__Discipline d);
+/* therapist_id is never offered the referral again. 0 or -1. */
+int bk_declined_add(hx_booking_t *b, const char *rid, const char *therapist_id);
+/* The status of the handoffs still to be booked, with the event and why. 0 or -1. */
+int bk_set_pending(hx_booking_t *b, const char *rid, Handoff__TaskStatus s, hx_event_t ev, const char *reason);
+/* Replaces the referral's stored Case (sealed as on_case stores it). 0 or -1. */
+int bk_case_store(hx_booking_t *b, const char *rid, const Handoff__Case *c);
+/* Books referrals on hold again (a slot was freed). 0 or -1. */
+int bk_retry_on_hold(hx_booking_t *b, hx_outbox_t *out);
+/* A clinic's change refused: the audit line, and a refused StatusUpdate to the sender. */
+int bk_refuse(hx_booking_t *b, hx_outbox_t *out, const hx_msg_t *in, const char *rid, const bk_row_t *row,
+              hx_event_t ev, const char *why);
+
+/* hx_coordinate.c: a receiving clinic's redirect of its handoff, and a request to add a
+ * massage therapy handoff (StatusChange "redirect", "add"); triage's answer to an add (a Case
+ * from triage with add set). 0, or -1 when the database failed. */
+int hx_coord_redirect(hx_booking_t *b, const hx_msg_t *in, hx_outbox_t *out, const Handoff__StatusChange *ch,
+                      const char *rid);
+int hx_coord_add(hx_booking_t *b, const hx_msg_t *in, hx_outbox_t *out, const Handoff__StatusChange *ch,
+                 const char *rid);
+int hx_coord_on_added(hx_booking_t *b, const hx_msg_t *in, const Handoff__Case *c, hx_outbox_t *out);
 
 /* hx_review.c: a Case whose decision needs review (recorded, sent to every reviewer), and a
  * reviewer's decision. 0, or -1 when the database failed. */
@@ -40,5 +147,10 @@ int hx_review_on_decision(hx_booking_t *b, const hx_msg_t *in, hx_outbox_t *out)
 /* hx_thread.c: a post to a referral's care thread from a clinic. 0, or -1 when the database
  * failed. */
 int hx_thread_on_post(hx_booking_t *b, const hx_msg_t *in, hx_outbox_t *out);
+/* hx_thread.c: the summary a receiving clinic (in->from) wrote on completing its handoff,
+ * posted to the referral's care thread as a "summary" and delivered to every participant.
+ * text is checked by the caller. 0, or -1 when the database failed. */
+int hx_thread_summary(hx_booking_t *b, const hx_msg_t *in, hx_outbox_t *out, const char *rid, const char *referrer,
+                      const char *text);
 
 #endif

@@ -75,19 +75,15 @@ static int tell_reviewer(void *arg, const char *name)
 
 static int review_insert(hx_booking_t *b, const Handoff__Case *c)
 {
-    size_t len = handoff__case__get_packed_size(c);
-    uint8_t *buf = malloc(len ? len : 1);
     sqlite3_stmt *st = bk_prep(b, "INSERT INTO referrals(referral_id, referring_clinic, ref, status, reason, case_pb, "
                                   "updated_ms) VALUES (?, ?, ?, ?, 'under review', ?, ?)");
     sqlite3_stmt *rv = bk_prep(b, "INSERT INTO reviews(referral_id, state, requested_ms) VALUES (?, 'pending', ?)");
-    int rc = buf && st && rv ? 0 : -1;
+    int rc = st && rv && bk_bind_case(b, st, 5, c) == 0 ? 0 : -1;
     if (rc == 0) {
-        handoff__case__pack(c, buf);
         sqlite3_bind_text(st, 1, c->referral->referral_id, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 2, c->referral->referring_clinic, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 3, c->referral->ref, -1, SQLITE_STATIC);
         sqlite3_bind_int(st, 4, HANDOFF__TASK_STATUS__TASK_RECEIVED);
-        sqlite3_bind_blob(st, 5, buf, (int)len, SQLITE_STATIC);
         sqlite3_bind_int64(st, 6, (sqlite3_int64)hx_svc_now_ms());
         sqlite3_bind_text(rv, 1, c->referral->referral_id, -1, SQLITE_STATIC);
         sqlite3_bind_int64(rv, 2, (sqlite3_int64)hx_svc_now_ms());
@@ -95,7 +91,6 @@ static int review_insert(hx_booking_t *b, const Handoff__Case *c)
     }
     sqlite3_finalize(st);
     sqlite3_finalize(rv);
-    free(buf);
     return rc;
 }
 
@@ -231,18 +226,13 @@ static int case_decide(hx_booking_t *b, const char *rid, Handoff__Case *c, const
     t->needs_review = false;
     if (!t->priority)
         t->priority = HANDOFF__PRIORITY__PRIORITY_ROUTINE;
-    size_t len = handoff__case__get_packed_size(c);
-    uint8_t *buf = malloc(len ? len : 1);
     sqlite3_stmt *st = bk_prep(b, "UPDATE referrals SET case_pb = ? WHERE referral_id = ?");
-    int rc = buf && st ? 0 : -1;
+    int rc = st && bk_bind_case(b, st, 1, c) == 0 ? 0 : -1;
     if (rc == 0) {
-        handoff__case__pack(c, buf);
-        sqlite3_bind_blob(st, 1, buf, (int)len, SQLITE_STATIC);
         sqlite3_bind_text(st, 2, rid, -1, SQLITE_STATIC);
         rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
     }
     sqlite3_finalize(st);
-    free(buf);
     return rc;
 }
 

@@ -7,7 +7,10 @@
  * every participant's mailbox; the sender's copy is its answer (correlated to its message).
  * A question leaves the thread awaiting a reply from the other side until someone else
  * replies (thread_state). A refused post gets a refused StatusUpdate, event "thread". Every
- * post, taken or refused, is in the audit log by ids, never by its text. */
+ * post, taken or refused, is in the audit log by ids, never by its text. A post may carry one
+ * attachment (PDF, PNG or JPEG by its content, hx_attach.h); scheduling sets its media type
+ * and SHA-256. The text and the attachment are stored sealed when scheduling has a data key.
+ * A completion's summary (StatusChange.summary) is posted here too (hx_thread_summary). */
 #include "hx_booking_internal.h"
 #include "hx_intake.h"
 #include "hx_log.h"
@@ -16,6 +19,7 @@
 #include "hx_wire.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define WHY_MAX 300
@@ -96,18 +100,36 @@ static int run(hx_booking_t *b, const char *sql, const char *a, const char *c, c
     return rc;
 }
 
+/* Binds the post's attachment (packed, sealed with the store's key) or NULL. */
+static int bind_attachment(hx_booking_t *b, sqlite3_stmt *st, int idx, const Handoff__Attachment *a)
+{
+    if (!a)
+        return sqlite3_bind_null(st, idx) == SQLITE_OK ? 0 : -1;
+    size_t len = handoff__attachment__get_packed_size(a);
+    uint8_t *buf = malloc(len ? len : 1);
+    if (!buf)
+        return -1;
+    handoff__attachment__pack(a, buf);
+    int rc = bk_bind_sealed(b, st, idx, buf, len, false);
+    free(buf);
+    return rc;
+}
+
 /* Stores p (by, at_ms, post_id set) and moves the thread's state; sets p->awaiting_reply. */
 static int store(hx_booking_t *b, Handoff__ThreadPost *p)
 {
-    sqlite3_stmt *st = bk_prep(b, "INSERT INTO thread(post_id, referral_id, kind, by, text, in_reply_to, at_ms) "
-                                  "VALUES (?, ?, ?, ?, ?, ?, ?)");
+    sqlite3_stmt *st = bk_prep(b, "INSERT INTO thread(post_id, referral_id, kind, by, in_reply_to, at_ms, text, "
+                                  "attachment) VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
     if (!st)
         return -1;
-    const char *v[] = {p->post_id, p->referral_id, p->kind, p->by, p->text, p->in_reply_to};
-    for (int i = 0; i < 6; i++)
+    const char *v[] = {p->post_id, p->referral_id, p->kind, p->by, p->in_reply_to};
+    for (int i = 0; i < 5; i++)
         sqlite3_bind_text(st, i + 1, v[i], -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 7, (sqlite3_int64)p->at_ms);
-    int rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
+    sqlite3_bind_int64(st, 6, (sqlite3_int64)p->at_ms);
+    int rc = bk_bind_sealed(b, st, 7, p->text, strlen(p->text), true) == 0 &&
+                     bind_attachment(b, st, 8, p->attachment) == 0 && sqlite3_step(st) == SQLITE_DONE
+                 ? 0
+                 : -1;
     sqlite3_finalize(st);
     char qid[HX_THREAD_POST_ID_LEN + 1] = "", asker[HX_NAME_MAX + 1] = "";
     int open = rc == 0 ? awaiting(b, p->referral_id, qid, asker, sizeof asker) : -1;
@@ -173,8 +195,12 @@ static int take(hx_booking_t *b, const hx_msg_t *in, hx_outbox_t *out, Handoff__
     for (size_t i = 0; rc == 0 && i < who.n; i++)
         if (strcmp(who.names[i], in->from) != 0)
             rc = hx_svc_emit(out, HX_TO_MAILBOX, who.names[i], "handoff.ThreadPost", &p->base);
-    char outcome[128];
-    snprintf(outcome, sizeof outcome, "posted %s (%s)%s", pid, p->kind, p->awaiting_reply ? "; awaiting reply" : "");
+    char outcome[256], att[160] = "";
+    if (p->attachment)    /* its type, size and hash; never its name, which may name the patient */
+        snprintf(att, sizeof att, " with an attachment (%s, %zu bytes, sha256 %s)", p->attachment->media_type,
+                 p->attachment->data.len, p->attachment->sha256);
+    snprintf(outcome, sizeof outcome, "posted %s (%s)%s%s", pid, p->kind, att,
+             p->awaiting_reply ? "; awaiting reply" : "");
     audit_post(b, in, p->referral_id, outcome);
     hx_info("referral %s: %s %s by %s to %zu participant(s)", p->referral_id, p->kind, pid, in->from, who.n);
     return rc;
@@ -203,6 +229,37 @@ static int judge(hx_booking_t *b, const hx_msg_t *in, const Handoff__ThreadPost 
     return 0;
 }
 
+/* Checks a post's attachment by its content and sets what scheduling vouches for: its
+ * media type and SHA-256. 0, or -1 with why. */
+static int attachment_take(hx_booking_t *b, Handoff__Attachment *a, char *why, size_t cap)
+{
+    const char *type;
+    char hex[65];
+    if (hx_attach_check(bk_typer(b), a->name, a->data.data, a->data.len, &type, why, cap) != 0)
+        return -1;
+    hx_attach_sha256_hex(a->data.data, a->data.len, hex);
+    if (hx_pb_set_string(&a->media_type, type) || hx_pb_set_string(&a->sha256, hex)) {
+        snprintf(why, cap, "out of memory");
+        return -1;
+    }
+    return 0;
+}
+
+int hx_thread_summary(hx_booking_t *b, const hx_msg_t *in, hx_outbox_t *out, const char *rid, const char *referrer,
+                      const char *text)
+{
+    Handoff__ThreadPost *p = malloc(sizeof *p);
+    if (!p)
+        return -1;
+    handoff__thread_post__init(p);
+    int rc = hx_pb_set_string(&p->referral_id, rid) || hx_pb_set_string(&p->kind, "summary") ||
+                     hx_pb_set_string(&p->text, text)
+                 ? -1
+                 : take(b, in, out, p, referrer);
+    handoff__thread_post__free_unpacked(p, NULL);
+    return rc;
+}
+
 int hx_thread_on_post(hx_booking_t *b, const hx_msg_t *in, hx_outbox_t *out)
 {
     Handoff__ThreadPost *p = handoff__thread_post__unpack(NULL, in->payload_len, in->payload);
@@ -216,6 +273,8 @@ int hx_thread_on_post(hx_booking_t *b, const hx_msg_t *in, hx_outbox_t *out)
     if (!rid[0])
         rc = refuse(b, in, out, "", "referral_id: must be a referral id such as R-0A1B2C3D4E5F6G7H");
     else if (hx_thread_post_check(p->kind, p->text, p->in_reply_to, why, sizeof why) != 0)
+        rc = refuse(b, in, out, rid, why);
+    else if (p->attachment && attachment_take(b, p->attachment, why, sizeof why) != 0)
         rc = refuse(b, in, out, rid, why);
     else if ((found = bk_row_load(b, rid, &row)) < 0)
         rc = -1;

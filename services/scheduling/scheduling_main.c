@@ -9,11 +9,13 @@
 #include "hx_schedule.h"
 #include "hx_svc.h"
 
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include "hx_booking.h"
+#include "hx_curve.h"
 
 static const char usage[] =
     "usage: handoff-scheduling --directory FILE [options]\n"
@@ -24,10 +26,13 @@ static const char usage[] =
     "patient's availability (preferred clinics win ties); collaborative care books the\n"
     "physiotherapy assessment first and massage after it. Sends a Handoff to each receiving\n"
     "clinic and the bookings to the referring clinic; with no slot, the referral is on-hold.\n"
+    "Takes each clinic's change to its own handoff (accept, decline, start, complete, fail,\n"
+    "redirect to another clinic or therapist), the referrer's revoke, a physiotherapy clinic's\n"
+    "request to add massage (checked by triage first), reviewers' decisions and care-thread posts.\n"
     "\n"
     "options (each also from the environment variable shown, then its default):\n";
 
-enum { S_DIRECTORY, S_START, S_HORIZON, S_COLLAB, S_AUDIT, S_DB, S_REVIEWERS, S_COUNT };
+enum { S_DIRECTORY, S_START, S_HORIZON, S_COLLAB, S_AUDIT, S_DB, S_DATA_KEY, S_REVIEWERS, S_COUNT };
 static const hx_opt_t options[S_COUNT] = {
     [S_DIRECTORY] = {"directory", HX_OPT_TEXT, "HANDOFF_DIRECTORY", NULL, 0, 0, "FILE",
                      "clinics and therapists (required)"},
@@ -42,6 +47,10 @@ static const hx_opt_t options[S_COUNT] = {
                  "verify)"},
     [S_DB] = {"db", HX_OPT_TEXT, "HANDOFF_SCHEDULING_DB", "scheduling.db", 0, 0, "FILE",
               "referrals, bookings and the calendar (SQLite, WAL); several\nscheduling workers may share it"},
+    [S_DATA_KEY] = {"data-key", HX_OPT_TEXT, "HANDOFF_DATA_KEY", NULL, 0, 0, "FILE",
+                    "seal what --db holds of patients with this key (64 hex characters;\nhandoff datakey FILE "
+                    "makes one): each referral, the care thread's text\nand attachments, the stored outputs. "
+                    "Without it they are stored in clear"},
     [S_REVIEWERS] = {"reviewers", HX_OPT_TEXT, "HANDOFF_REVIEWERS", "review", 0, 0, "NAMES",
                      "the reviewers (sessions of role reviewer), comma or space separated:\neach gets every "
                      "referral triage could not place, and any of them decides"},
@@ -228,7 +237,15 @@ int main(int argc, char **argv)
         return 1;
     }
     char err[512];
+    uint8_t key[32];
+    if (v[S_DATA_KEY].text && hx_data_key_load(v[S_DATA_KEY].text, key, err, sizeof err) != 0) {
+        fprintf(stderr, "%s: --data-key: %s\n", prog, err);
+        hx_directory_destroy(&s.dir);
+        return 2;
+    }
+    bc.data_key = v[S_DATA_KEY].text ? key : NULL;
     s.booking = hx_booking_open(&bc, s.dir, err, sizeof err);
+    sodium_memzero(key, sizeof key);
     if (!s.booking) {
         fprintf(stderr, "%s: --db: %s\n", prog, err);
         hx_directory_destroy(&s.dir);

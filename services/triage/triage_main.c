@@ -18,7 +18,9 @@ static const char usage[] =
     "\n"
     "Serves the 'triage' service: applies the rules file (conditions -> physiotherapy,\n"
     "massage therapy or both; red flags -> refer to a physician; contraindications remove\n"
-    "massage) and passes the case to 'scheduling'. SIGHUP reloads the rules; a file that\n"
+    "massage) and passes the case to 'scheduling'. Scheduling also asks it whether massage\n"
+    "may be added to a referral a physiotherapist treats (red flags, contraindications), and\n"
+    "gets the case back with the answer. SIGHUP reloads the rules; a file that\n"
     "fails validation is refused and the last good rules stay in force.\n"
     "\n"
     "options (each also from the environment variable shown, then its default):\n";
@@ -154,13 +156,48 @@ static void describe(const Handoff__TriageDecision *d, char *buf, size_t cap)
         describe_words(d, buf, n, cap);
 }
 
+/* Scheduling asks whether massage therapy may be added to a referral a physiotherapist is
+ * treating (a clinic's StatusChange "add"): the answer is the Case back to scheduling, add as
+ * it came, the decision including massage or saying why not (hx_triage_massage). Nobody else
+ * is told here: scheduling answers the clinics. */
+static int handle_add(triage_t *t, Handoff__Case *c, hx_outbox_t *out, char *err, size_t errcap)
+{
+    Handoff__TriageDecision d = HANDOFF__TRIAGE_DECISION__INIT;
+    Handoff__Referral *r = c->referral;
+    int rc = c->add->discipline == HANDOFF__DISCIPLINE__DISCIPLINE_MASSAGE_THERAPY ? 0 : -1;
+    if (rc != 0) {
+        hx_warn("referral %s: an add of discipline %d ignored: triage checks massage therapy only", r->referral_id,
+                (int)c->add->discipline);
+        return 0;
+    }
+    if (hx_triage_massage(t->rules, r, &d) != 0 || hx_pb_set_string(&d.referral_id, r->referral_id)) {
+        hx_decision_clear(&d);
+        snprintf(err, errcap, "out of memory");
+        return -1;
+    }
+    Handoff__Case next = HANDOFF__CASE__INIT;
+    next.referral = r;
+    next.decision = &d;
+    next.add = c->add;
+    rc = hx_svc_emit(out, HX_TO_SERVICE, "scheduling", "handoff.Case", &next.base);
+    hx_info("referral %s: massage therapy asked for by %s: %s", r->referral_id, c->add->requested_by,
+            d.n_disciplines == 2 ? "may be added" : "refused");     /* ids only: the reason has the referral's words */
+    hx_decision_clear(&d);
+    if (rc)
+        snprintf(err, errcap, "could not build the outputs");
+    return rc ? -1 : 0;
+}
+
 static int handle(void *arg, const hx_msg_t *in, hx_outbox_t *out, char *err, size_t errcap)
 {
     triage_t *t = arg;
     char hex[2 * HX_ID_LEN + 1];
     hx_id_hex(in->id, hex);
-    if (in->from_kind != HX_TO_SERVICE || strcmp(in->from, "intake") != 0 || strcmp(in->type, "handoff.Case") != 0) {
-        hx_warn("message %s from %s ignored: triage takes handoff.Case from intake", hex, in->from);
+    bool from_intake = in->from_kind == HX_TO_SERVICE && strcmp(in->from, "intake") == 0;
+    bool from_scheduling = in->from_kind == HX_TO_SERVICE && strcmp(in->from, "scheduling") == 0;
+    if ((!from_intake && !from_scheduling) || strcmp(in->type, "handoff.Case") != 0) {
+        hx_warn("message %s from %s ignored: triage takes handoff.Case from intake (and from scheduling: an add)",
+                hex, in->from);
         return 0;
     }
     Handoff__Case *c = handoff__case__unpack(NULL, in->payload_len, in->payload);
@@ -169,6 +206,17 @@ static int handle(void *arg, const hx_msg_t *in, hx_outbox_t *out, char *err, si
         if (c)
             handoff__case__free_unpacked(c, NULL);
         return 0;
+    }
+    if (from_scheduling != (c->add != NULL)) {
+        hx_warn("message %s from %s ignored: %s", hex, in->from,
+                from_scheduling ? "a Case from scheduling must carry an add" : "a Case from intake carries no add");
+        handoff__case__free_unpacked(c, NULL);
+        return 0;
+    }
+    if (c->add) {
+        int rc = handle_add(t, c, out, err, errcap);
+        handoff__case__free_unpacked(c, NULL);
+        return rc;
     }
     Handoff__Referral *r = c->referral;
     Handoff__TriageDecision d = HANDOFF__TRIAGE_DECISION__INIT;

@@ -226,12 +226,17 @@ static json_t *wait_ready(const char *clinic, const char *rid, json_t **hist_out
 }
 
 /* A lifecycle change as `clinic`; returns the answer (a StatusUpdate as JSON). */
+/* Every completion's summary (required for complete). */
+#define SUMMARY "Goals met: pain-free gait, full range; discharged to a home program."
+
 static json_t *change(int expect, const char *clinic, const char *event, const char *rid, const char *reason)
 {
     char what[96];
     snprintf(what, sizeof what, "%s %s", event, rid);
     if (reason)
         return cli_json(expect, what, clinic, event, rid, "--reason", reason, NULL);
+    if (strcmp(event, "complete") == 0)     /* a completion carries its summary */
+        return cli_json(expect, what, clinic, event, rid, "--summary", SUMMARY, NULL);
     return cli_json(expect, what, clinic, event, rid, NULL);
 }
 
@@ -1094,6 +1099,8 @@ static json_t *change_d(int expect, const char *clinic, const char *event, const
     snprintf(what, sizeof what, "%s %s (%s)", event, rid, d);
     if (reason)
         return cli_json(expect, what, clinic, event, rid, "--discipline", d, "--reason", reason, NULL);
+    if (strcmp(event, "complete") == 0)
+        return cli_json(expect, what, clinic, event, rid, "--discipline", d, "--summary", SUMMARY, NULL);
     return cli_json(expect, what, clinic, event, rid, "--discipline", d, NULL);
 }
 

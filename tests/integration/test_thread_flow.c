@@ -2,14 +2,22 @@
  * intake, triage and scheduling on 127.0.0.1. The referrer asks a question, the receiving
  * clinic sees it awaiting its reply and replies, both see the whole thread; a clinic not on
  * the referral is refused and never receives a post; a ThreadPost put straight into a mailbox
- * from a clinic's session is refused by the broker's routing policy.
+ * from a clinic's session is refused by the broker's routing policy. Attachments: a PDF
+ * reaches the receiver whole; a renamed executable, a file over 256 KiB or a bad name is
+ * refused, by the CLI and by scheduling itself; with a data key nothing of a post or the
+ * patient is readable in the broker's log or scheduling's database. A completion needs its
+ * summary.
  *
  * Every wait is a condition polled with a deadline (net_wait). */
+#define _GNU_SOURCE     /* memmem */
 #include <criterion/criterion.h>
+#include <dirent.h>
 #include <jansson.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "harness.h"
 #include "hx_client.h"
@@ -261,4 +269,323 @@ Test(thread_audit, every_post_is_audited_without_its_text, .init = setup_audited
     static char out[4096];
     const char *verify[] = {"audit", "verify", audit, NULL};
     cr_expect_eq(net_cli(&net, "unused", out, sizeof out, verify), 0, "%s", out);
+}
+
+/* ---- attachments, the required completion summary, and sealing at rest ------------------ */
+
+static char sealed_db[512], sealed_broker[512], sealed_audit[512];
+
+/* A broker and scheduling that both seal with a data key, as in production; scheduling audits. */
+static void setup_sealed(void)
+{
+    net_init(&net);
+    char key[512];
+    static char out[1024];
+    snprintf(key, sizeof key, "%s/data.key", net.dir);
+    const char *mk[] = {"datakey", key, NULL};
+    cr_assert_eq(net_cli(&net, "unused", out, sizeof out, mk), 0, "handoff datakey: %s", out);
+    snprintf(sealed_broker, sizeof sealed_broker, "%s/broker-data", net.dir);
+    const char *extra[] = {"--heartbeat-ms", "200", "--data", sealed_broker, "--data-key", key, NULL};
+    net_start_broker(&net, extra);
+    net_start_front(&net);
+    snprintf(sealed_db, sizeof sealed_db, "%s/sealed-scheduling.db", net.dir);
+    snprintf(sealed_audit, sizeof sealed_audit, "%s/scheduling-audit.jsonl", net.dir);
+    const char *sched[] = {"--data-key", key, "--audit", sealed_audit, NULL};
+    net_start_scheduling(&net, "scheduling", START, sealed_db, sched);
+}
+
+TestSuite(attach, .init = setup_sealed, .fini = teardown, .timeout = 300);
+
+/* Writes len bytes: a small PDF whose comment holds mark, padded with spaces to len. */
+static void pdf_write(const char *path, const char *mark, size_t len)
+{
+    char head[512];
+    int n = snprintf(head, sizeof head,
+                     "%%PDF-1.4\n%% %s\n1 0 obj\n<< /Type /Catalog >>\nendobj\ntrailer\n<< /Root 1 0 R >>\n%%%%EOF\n",
+                     mark);
+    cr_assert((size_t)n <= len);
+    FILE *f = fopen(path, "wb");
+    cr_assert_not_null(f, "%s", path);
+    fwrite(head, 1, (size_t)n, f);
+    for (size_t i = (size_t)n; i < len; i++)
+        fputc(' ', f);
+    cr_assert_eq(fclose(f), 0);
+}
+
+/* Whether needle occurs in the file's bytes (a file that cannot be read: false). */
+static bool bytes_contain(const char *path, const char *needle)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return false;
+    size_t cap = 1 << 20, n = 0, k = strlen(needle);
+    char *buf = malloc(cap);
+    bool found = false;
+    size_t got;
+    while (buf && !found && (got = fread(buf + n, 1, cap - n, f)) > 0) {
+        n += got;
+        found = memmem(buf, n, needle, k) != NULL;
+        if (n > k) {                    /* keep the tail: a match may straddle reads */
+            memmove(buf, buf + n - k, k);
+            n = k;
+        }
+    }
+    free(buf);
+    fclose(f);
+    return found;
+}
+
+/* Whether needle occurs in any regular file under dir (one level of subfolders). */
+static bool dir_contains(const char *dir, const char *needle, int depth)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return false;
+    struct dirent *e;
+    bool found = false;
+    while (!found && (e = readdir(d))) {
+        if (e->d_name[0] == '.')
+            continue;
+        char path[1024];
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        struct stat sb;
+        if (stat(path, &sb) != 0)
+            continue;
+        found = S_ISDIR(sb.st_mode) ? depth > 0 && dir_contains(path, needle, depth - 1)
+                                    : S_ISREG(sb.st_mode) && bytes_contain(path, needle);
+    }
+    closedir(d);
+    return found;
+}
+
+typedef struct {
+    const char *clinic, *rid;
+    char post_id[32];
+} attached_t;
+
+/* True when clinic's thread of rid has a post with an attachment; its id in post_id. */
+static bool sees_attachment(void *arg)
+{
+    attached_t *a = arg;
+    json_t *t = NULL;
+    if (cli(a->clinic, &t, "thread", a->rid, NULL) == 0 && t) {
+        json_t *posts = json_object_get(t, "posts"), *p;
+        size_t i;
+        json_array_foreach(posts, i, p) {
+            if (json_object_get(p, "attachment"))
+                snprintf(a->post_id, sizeof a->post_id, "%s", json_string_value(json_object_get(p, "post_id")));
+        }
+    }
+    json_decref(t);
+    return a->post_id[0] != '\0';
+}
+
+static bool files_equal(const char *a, const char *b)
+{
+    FILE *fa = fopen(a, "rb"), *fb = fopen(b, "rb");
+    bool same = fa && fb;
+    int ca = 0, cb = 0;
+    while (same && (ca = fgetc(fa)) != EOF) {
+        cb = fgetc(fb);
+        same = ca == cb;
+    }
+    if (same)
+        same = fgetc(fb) == EOF;
+    if (fa)
+        fclose(fa);
+    if (fb)
+        fclose(fb);
+    return same;
+}
+
+Test(attach, a_pdf_reaches_the_receiver_whole_and_nothing_is_readable_at_rest)
+{
+    char rid[32], rx[64], pdf[512], got[512];
+    booked("HB-ATT-1", rid, rx);
+    snprintf(pdf, sizeof pdf, "%s/gait assessment.pdf", net.dir);
+    pdf_write(pdf, "SEALED-MARKER-PDF", 4096);
+    json_t *j = NULL;
+    int rc = cli("harbour", &j, "note", rid, "SEALED-MARKER-TEXT: gait assessment attached", "--attach", pdf, NULL);
+    cr_assert_eq(rc, 0, "note --attach: exit %d (logs in %s)", rc, net.dir);
+    json_t *a = json_object_get(j, "attachment");
+    cr_expect_str_eq(json_string_value(json_object_get(a, "name")), "gait assessment.pdf");
+    cr_expect_str_eq(json_string_value(json_object_get(a, "media_type")), "application/pdf");
+    cr_expect_eq(json_integer_value(json_object_get(a, "size")), 4096);
+    cr_expect_eq(strlen(json_string_value(json_object_get(a, "sha256"))), 64);
+    json_decref(j);
+
+    attached_t at = {.clinic = rx, .rid = rid};
+    cr_assert(net_wait(sees_attachment, &at, WAIT_MS), "the receiver %s sees the attachment", rx);
+    snprintf(got, sizeof got, "%s/saved.pdf", net.dir);
+    rc = cli(rx, &j, "attachment", at.post_id, "--out", got, NULL);
+    cr_assert_eq(rc, 0, "attachment --out: exit %d", rc);
+    json_decref(j);
+    cr_expect(files_equal(pdf, got), "the receiver saved the same bytes");
+    rc = cli(rx, &j, "attachment", at.post_id, "--out", got, NULL);
+    cr_expect_eq(rc, 1, "an existing file is never overwritten (exit %d)", rc);
+    json_decref(j);
+    rc = cli(rx, &j, "attachment", "P-00000000000000ff", NULL);
+    cr_expect_eq(rc, 4, "no such post: exit %d", rc);
+    json_decref(j);
+
+    /* The clinics' own stores hold the post in clear (their record; the control that the
+     * scan finds what is there); the broker's log and scheduling's database do not. */
+    char home[512], wal[600];
+    snprintf(home, sizeof home, "%s/home", net.dir);
+    cr_expect(dir_contains(home, "SEALED-MARKER-TEXT", 1), "the scan finds the text in a clinic's store");
+    cr_expect(dir_contains(home, "SEALED-MARKER-PDF", 1), "the scan finds the file in a clinic's store");
+    snprintf(wal, sizeof wal, "%s-wal", sealed_db);
+    const char *marks[] = {"SEALED-MARKER-TEXT", "SEALED-MARKER-PDF", "Mendes-Example"};
+    for (size_t i = 0; i < 3; i++) {
+        cr_expect_not(dir_contains(sealed_broker, marks[i], 2), "%s is not readable in the broker's log", marks[i]);
+        cr_expect_not(bytes_contain(sealed_db, marks[i]), "%s is not readable in scheduling's database", marks[i]);
+        cr_expect_not(bytes_contain(wal, marks[i]), "%s is not readable in scheduling's WAL", marks[i]);
+    }
+}
+
+/* Sends a ThreadPost straight to scheduling from clinic's own session (what a client that
+ * skips the CLI's checks can do), with an attachment of the given bytes. */
+static void post_raw(const char *clinic, const char *rid, const char *name, const uint8_t *data, size_t len)
+{
+    hx_client_t *c = net_session(&net, HX_ROLE_CLINIC, clinic);
+    Handoff__Attachment a = HANDOFF__ATTACHMENT__INIT;
+    a.name = (char *)name;
+    a.data = (ProtobufCBinaryData){len, (uint8_t *)data};
+    a.media_type = "application/pdf";       /* a claim scheduling does not take */
+    Handoff__ThreadPost p = HANDOFF__THREAD_POST__INIT;
+    p.referral_id = (char *)rid;
+    p.kind = "note";
+    p.text = "see attached";
+    p.attachment = &a;
+    size_t plen = handoff__thread_post__get_packed_size(&p);
+    uint8_t *buf = malloc(plen);
+    cr_assert_not_null(buf);
+    handoff__thread_post__pack(&p, buf);
+    hx_msg_t m = {0};
+    hx_id_random(m.id);
+    m.to_kind = HX_TO_SERVICE;
+    m.to = "scheduling";
+    m.type = "handoff.ThreadPost";
+    m.payload = buf;
+    m.payload_len = plen;
+    cr_assert_eq(hx_client_submit(c, &m, 1), 0, "%s", hx_client_error(c));
+    free(buf);
+    hx_client_destroy(&c);
+}
+
+static bool audit_has(void *arg)
+{
+    return file_contains(sealed_audit, arg);
+}
+
+static uint8_t *file_bytes(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    cr_assert_not_null(f, "%s", path);
+    uint8_t *buf = malloc(1 << 16);
+    *len = fread(buf, 1, 1 << 16, f);
+    fclose(f);
+    return buf;
+}
+
+Test(attach, only_pdf_png_and_jpeg_up_to_256_kib_are_taken_whatever_the_name)
+{
+    char rid[32], rx[64], path[512];
+    booked("HB-ATT-2", rid, rx);
+    json_t *j = NULL;
+    /* a program renamed .pdf: the CLI refuses it before sending */
+    const char *exe = net_bin("services/cli/handoff");
+    snprintf(path, sizeof path, "%s/scan.pdf", net.dir);
+    size_t n;
+    uint8_t *elf = file_bytes(exe, &n);
+    FILE *f = fopen(path, "wb");
+    fwrite(elf, 1, n, f);
+    fclose(f);
+    int rc = cli("harbour", &j, "note", rid, "scan attached", "--attach", path, NULL);
+    cr_expect_eq(rc, 2, "a renamed executable is refused before it is sent (exit %d)", rc);
+    json_decref(j);
+    /* one byte over the limit, then exactly the limit (which goes through the broker whole) */
+    snprintf(path, sizeof path, "%s/big.pdf", net.dir);
+    pdf_write(path, "big", 262145);
+    rc = cli("harbour", &j, "note", rid, "too big", "--attach", path, NULL);
+    cr_expect_eq(rc, 2, "262,145 bytes are refused (exit %d)", rc);
+    json_decref(j);
+    pdf_write(path, "big", 262144);
+    rc = cli("harbour", &j, "note", rid, "exactly 256 KiB", "--attach", path, NULL);
+    cr_expect_eq(rc, 0, "262,144 bytes are taken (exit %d, logs in %s)", rc, net.dir);
+    json_decref(j);
+    attached_t at = {.clinic = rx, .rid = rid};
+    cr_expect(net_wait(sees_attachment, &at, WAIT_MS), "the 256 KiB file reaches the receiver");
+
+    /* past the CLI: scheduling itself tells the type by content and refuses, audited */
+    post_raw("harbour", rid, "xray.png", elf, n);
+    cr_expect(net_wait(audit_has, "refused: attachment.data: the content is application/x-", WAIT_MS),
+              "scheduling refuses the executable whatever its name and claimed type");
+    free(elf);
+    uint8_t *big = calloc(1, 262145);
+    memcpy(big, "%PDF-1.4\n", 9);
+    post_raw("harbour", rid, "big.pdf", big, 262145);
+    free(big);
+    cr_expect(net_wait(audit_has, "refused: attachment.data: 262145 bytes, at most 262144", WAIT_MS),
+              "scheduling refuses a file over the limit");
+    uint8_t png[64] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n', 0, 0, 0, 13, 'I', 'H', 'D', 'R',
+                       0, 0, 0, 1, 0, 0, 0, 1, 8, 2, 0, 0, 0};
+    post_raw("harbour", rid, "bad/name.png", png, sizeof png);
+    cr_expect(net_wait(audit_has, "refused: attachment.name: byte 4 (0x2f)", WAIT_MS),
+              "a name with a path separator is refused");
+    post_raw("harbour", rid, "wound.png", png, sizeof png);
+    cr_expect(net_wait(audit_has, "with an attachment (image/png, 64 bytes", WAIT_MS), "a PNG is taken");
+}
+
+Test(attach, a_completion_needs_its_summary)
+{
+    char rid[32], rx[64];
+    booked("HB-ATT-3", rid, rx);
+    json_t *j = NULL;
+    const char *steps[] = {"accept", "start"};
+    for (size_t i = 0; i < 2; i++) {
+        cr_assert_eq(cli(rx, &j, steps[i], rid, NULL), 0, "%s", steps[i]);
+        json_decref(j);
+    }
+    int rc = cli(rx, &j, "complete", rid, NULL);
+    cr_expect_eq(rc, 2, "complete without --summary is refused before it is sent (exit %d)", rc);
+    json_decref(j);
+    /* past the CLI: scheduling refuses a completion without a summary */
+    hx_client_t *c = net_session(&net, HX_ROLE_CLINIC, rx);
+    Handoff__StatusChange ch = HANDOFF__STATUS_CHANGE__INIT;
+    ch.referral_id = rid;
+    ch.event = "complete";
+    uint8_t buf[128];
+    size_t len = handoff__status_change__pack(&ch, buf);
+    hx_msg_t m = {0};
+    hx_id_random(m.id);
+    m.to_kind = HX_TO_SERVICE;
+    m.to = "scheduling";
+    m.type = "handoff.StatusChange";
+    m.payload = buf;
+    m.payload_len = len;
+    cr_assert_eq(hx_client_submit(c, &m, 1), 0, "%s", hx_client_error(c));
+    hx_client_destroy(&c);
+    cr_expect(net_wait(audit_has, "refused: summary: required (1 to 4000 bytes)", WAIT_MS),
+              "scheduling refuses a completion without a summary");
+    rc = cli("harbour", &j, "status", rid, NULL);
+    json_t *last = json_array_get(json_object_get(j, "history"), json_array_size(json_object_get(j, "history")) - 1);
+    cr_expect_str_eq(json_string_value(json_object_get(last, "status")), "in-progress", "still in progress");
+    json_decref(j);
+    /* with its summary (from a file) it completes, and the referrer reads the summary */
+    char path[512];
+    snprintf(path, sizeof path, "%s/summary.txt", net.dir);
+    FILE *f = fopen(path, "w");
+    fputs("Six sessions; ankle stable, hopping pain-free. Discharged to a home program.\n", f);
+    fclose(f);
+    rc = cli(rx, &j, "complete", rid, "--summary", path, NULL);
+    cr_expect_eq(rc, 0, "complete --summary FILE: exit %d", rc);
+    json_decref(j);
+    thread_want_t t = {.clinic = "harbour", .rid = rid, .posts = 1, .awaiting = 0};
+    cr_assert(net_wait(thread_is, &t, WAIT_MS), "the referrer reads the summary");
+    cr_expect_str_eq(post_field(t.thread, 0, "kind"), "summary");
+    cr_expect_str_eq(post_field(t.thread, 0, "by"), rx);
+    cr_expect_str_eq(post_field(t.thread, 0, "text"),
+                     "Six sessions; ankle stable, hopping pain-free. Discharged to a home program.");
+    json_decref(t.thread);
 }

@@ -1,5 +1,5 @@
 /* Unit: scheduling's SQLite store migrated in place to one lifecycle per handoff (user_version
- * 1). A store of version 0 had one status per referral that every change overwrote: a
+ * 1), then to attachments on the care thread (2); a store newer than the program is refused. A store of version 0 had one status per referral that every change overwrote: a
  * collaborative referral whose physiotherapy was in progress could be left "on-hold" after
  * its massage was declined. Opened by this version, the store keeps its data, what was to be
  * booked keeps the old status (on-hold: still retried), and the referral's status is derived
@@ -128,20 +128,26 @@ static int referral_int(const char *rid, const char *column)
     return column_int(q);
 }
 
-static hx_booking_t *open_store(void)
+static hx_booking_t *open_store_key(const uint8_t *key)
 {
-    hx_booking_config_t cfg = {.db_path = db_path, .start = -1, .horizon_days = 14, .collab_days = 7};
+    hx_booking_config_t cfg = {.db_path = db_path, .start = -1, .horizon_days = 14, .collab_days = 7,
+                               .data_key = key};
     char err[256] = "";
     hx_booking_t *b = hx_booking_open(&cfg, directory, err, sizeof err);
     cr_assert_not_null(b, "open: %s", err);
     return b;
 }
 
+static hx_booking_t *open_store(void)
+{
+    return open_store_key(NULL);
+}
+
 Test(booking_migrate, a_version_0_store_is_migrated_in_place)
 {
     make_version0();
     hx_booking_t *b = open_store();
-    cr_expect_eq(column_int("PRAGMA user_version"), 1);
+    cr_expect_eq(column_int("PRAGMA user_version"), 2);
     cr_expect_eq(referral_int("R-OLDONHOLD000001", "status"), ST(IN_PROGRESS),
                  "physiotherapy in progress: the referral is in progress again, not on hold");
     cr_expect_eq(referral_int("R-OLDONHOLD000001", "pending"), ST(ON_HOLD), "massage still waits for a slot");
@@ -165,7 +171,7 @@ Test(booking_migrate, opening_again_changes_nothing)
     hx_booking_t *b = open_store();
     hx_booking_close(&b);
     b = open_store();
-    cr_expect_eq(column_int("PRAGMA user_version"), 1);
+    cr_expect_eq(column_int("PRAGMA user_version"), 2);
     cr_expect_eq(referral_int("R-OLDONHOLD000001", "status"), ST(IN_PROGRESS));
     cr_expect_eq(column_int("SELECT COUNT(*) FROM referrals"), 4);
     cr_expect_eq(column_int("SELECT COUNT(*) FROM bookings"), 5);
@@ -175,8 +181,40 @@ Test(booking_migrate, opening_again_changes_nothing)
 Test(booking_migrate, a_new_store_starts_at_the_current_version)
 {
     hx_booking_t *b = open_store();
-    cr_expect_eq(column_int("PRAGMA user_version"), 1);
+    cr_expect_eq(column_int("PRAGMA user_version"), 2);
     cr_expect_eq(column_int("SELECT COUNT(*) FROM pragma_table_info('referrals') WHERE name = 'pending'"), 1);
     cr_expect_eq(column_int("SELECT COUNT(*) FROM pragma_table_info('bookings') WHERE name = 'event'"), 1);
+    cr_expect_eq(column_int("SELECT COUNT(*) FROM pragma_table_info('thread') WHERE name = 'attachment'"), 1);
+    hx_booking_close(&b);
+}
+
+Test(booking_migrate, a_store_of_a_newer_version_is_refused_and_left_alone)
+{
+    hx_booking_t *b = open_store();
+    hx_booking_close(&b);
+    sqlite3 *db;
+    cr_assert_eq(sqlite3_open(db_path, &db), SQLITE_OK);
+    sql(db, "PRAGMA user_version = 3");
+    sqlite3_close(db);
+    hx_booking_config_t cfg = {.db_path = db_path, .start = -1, .horizon_days = 14, .collab_days = 7};
+    char err[512] = "";
+    b = hx_booking_open(&cfg, directory, err, sizeof err);
+    cr_expect_null(b);
+    hx_booking_close(&b);
+    cr_expect_not_null(strstr(err, "version 3, newer than this program's 2"), "%s", err);
+    cr_expect_eq(column_int("PRAGMA user_version"), 3, "the store is not touched");
+}
+
+Test(booking_migrate, a_clear_store_opened_with_a_data_key_is_read_as_it_is)
+{
+    make_version0();
+    uint8_t key[32];
+    memset(key, 7, sizeof key);
+    /* the migration reads every booked referral (case_pb written in clear) to derive it */
+    hx_booking_t *b = open_store_key(key);
+    cr_expect_eq(column_int("PRAGMA user_version"), 2);
+    cr_expect_eq(referral_int("R-OLDONHOLD000001", "status"), ST(IN_PROGRESS));
+    cr_expect_eq(column_int("SELECT COUNT(*) FROM referrals WHERE substr(case_pb, 1, 1) = x'00'"), 0,
+                 "nothing is rewritten");
     hx_booking_close(&b);
 }
