@@ -22,6 +22,7 @@
 #include <strings.h>
 #include <uthash.h>
 
+#include "hx_place.h"
 #include "hx_refjson.h"
 #include "hx_util.h"
 
@@ -113,6 +114,8 @@ typedef struct id_index {
     UT_hash_handle hh;
 } id_index_t;
 
+#define ZONES_MAX 64
+
 struct hx_directory {
     hx_clinic_t *clinics;
     size_t n_clinics;
@@ -121,6 +124,11 @@ struct hx_directory {
     id_index_t *clinic_ids;         /* hash heads */
     id_index_t *therapist_ids;
     id_index_t *pool;               /* one block holding every hash entry */
+    hx_tz_t *zones[ZONES_MAX];      /* every zone a clinic uses, once; zones[0] the default */
+    size_t n_zones;
+    hx_area_t *areas;               /* where patients of a forward sortation area are */
+    size_t n_areas;
+    char notes[512];
 };
 
 void hx_directory_destroy(hx_directory_t **self_p)
@@ -130,6 +138,9 @@ void hx_directory_destroy(hx_directory_t **self_p)
     hx_directory_t *self = *self_p;
     HASH_CLEAR(hh, self->clinic_ids);
     HASH_CLEAR(hh, self->therapist_ids);
+    for (size_t i = 0; i < self->n_zones; i++)
+        hx_tz_destroy(&self->zones[i]);
+    free(self->areas);
     free(self->pool);
     free(self->clinics);
     free(self->therapists);
@@ -221,7 +232,50 @@ static void require(const json_t *obj, const char *key, const char *base, hx_err
     }
 }
 
-static void parse_clinic(const json_t *j, const char *base, hx_clinic_t *c, hx_errors_t *e)
+/* The zone called name, loaded once per directory; NULL (error added at path) when it is
+ * not one. */
+static const hx_tz_t *zone(hx_directory_t *d, const char *name, const char *path, hx_errors_t *e)
+{
+    for (size_t i = 0; i < d->n_zones; i++)
+        if (!strcmp(hx_tz_name(d->zones[i]), name))
+            return d->zones[i];
+    char why[256];
+    if (d->n_zones == ZONES_MAX) {
+        hx_errors_add(e, path, "more than %d time zones in one directory", ZONES_MAX);
+        return NULL;
+    }
+    hx_tz_t *z = hx_tz_load(name, why, sizeof why);
+    if (!z) {
+        hx_errors_add(e, path, "%s", why);
+        return NULL;
+    }
+    return d->zones[d->n_zones++] = z;
+}
+
+/* A clinic's keys besides id, name and city: where it is, its zone, when it is closed. */
+static bool parse_clinic_place(hx_directory_t *d, const char *key, const json_t *v, const char *p, hx_clinic_t *c,
+                               hx_errors_t *e)
+{
+    if (!strcmp(key, "province"))
+        hx_place_parse_province(v, p, c, e);
+    else if (!strcmp(key, "location"))
+        hx_place_parse_location(v, p, c, e);
+    else if (!strcmp(key, "closures"))
+        hx_place_parse_closures(v, p, c, e);
+    else if (!strcmp(key, "time_zone")) {
+        const hx_tz_t *z = json_is_string(v) ? zone(d, json_string_value(v), p, e) : NULL;
+        if (!json_is_string(v))
+            hx_errors_add(e, p, "must be a string: an IANA time zone such as America/Toronto");
+        if (z) {
+            c->tz = z;
+            c->zoned = true;
+        }
+    } else
+        return false;
+    return true;
+}
+
+static void parse_clinic(hx_directory_t *d, const json_t *j, const char *base, hx_clinic_t *c, hx_errors_t *e)
 {
     if (!json_is_object(j)) {
         hx_errors_add(e, base, "must be an object");
@@ -238,11 +292,15 @@ static void parse_clinic(const json_t *j, const char *base, hx_clinic_t *c, hx_e
             copy_string(c->name, sizeof c->name, v, p, false, e);
         else if (!strcmp(key, "city"))
             copy_string(c->city, sizeof c->city, v, p, true, e);
-        else
+        else if (!parse_clinic_place(d, key, v, p, c, e))
             hx_errors_add(e, p, "unknown field");
     }
     require(j, "id", base, e);
     require(j, "name", base, e);
+    if (!c->tz) {                   /* the directory's zone, or UTC */
+        c->tz = d->zones[0];
+        c->zoned = d->n_zones > 0 && strcmp(hx_tz_name(d->zones[0]), "UTC") != 0;
+    }
 }
 
 static void parse_hours(const json_t *j, const char *base, hx_therapist_t *t, hx_errors_t *e)
@@ -422,9 +480,10 @@ static void directory_check_top(const json_t *root, const json_t *clinics, const
     json_t *v;
     json_object_foreach((json_t *)root, key, v) {
         if (!strcmp(key, "version")) {
-            if (!json_is_integer(v) || json_integer_value(v) != 1)
-                hx_errors_add(e, key, "must be 1");
-        } else if (strcmp(key, "clinics") != 0 && strcmp(key, "therapists") != 0) {
+            if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > 2)
+                hx_errors_add(e, key, "must be 1 or 2");
+        } else if (strcmp(key, "clinics") != 0 && strcmp(key, "therapists") != 0 && strcmp(key, "time_zone") != 0 &&
+                   strcmp(key, "areas") != 0) {
             hx_errors_add(e, key, "unknown field");
         }
     }
@@ -463,7 +522,7 @@ static void directory_add_clinic(hx_directory_t *d, const json_t *j, size_t i, i
     path_t p;
     snprintf(p, sizeof p, "clinics[%zu]", i);
     hx_clinic_t *c = &d->clinics[d->n_clinics++];
-    parse_clinic(j, p, c, e);
+    parse_clinic(d, j, p, c, e);
     if (!c->id[0])
         return;
     const id_index_t *dup = lookup(d->clinic_ids, c->id);
@@ -488,11 +547,13 @@ static void directory_add_therapist(hx_directory_t *d, const json_t *j, size_t i
     snprintf(p, sizeof p, "therapists[%zu]", i);
     hx_therapist_t *t = &d->therapists[d->n_therapists++];
     parse_therapist(j, p, t, e);
-    if (t->clinic_id[0] && !lookup(d->clinic_ids, t->clinic_id)) {
+    const id_index_t *ci = t->clinic_id[0] ? lookup(d->clinic_ids, t->clinic_id) : NULL;
+    if (t->clinic_id[0] && !ci) {
         path_t cp;
         path_key(cp, p, "clinic_id");
         hx_errors_add(e, cp, "no clinic with id \"%s\"", t->clinic_id);
     }
+    t->clinic = ci ? &d->clinics[ci->index] : NULL;
     if (!t->id[0])
         return;
     const id_index_t *dup = lookup(d->therapist_ids, t->id);
@@ -506,6 +567,84 @@ static void directory_add_therapist(hx_directory_t *d, const json_t *j, size_t i
     s->id = t->id;
     s->index = i;
     HASH_ADD_KEYPTR(hh, d->therapist_ids, s->id, strlen(s->id), s);
+}
+
+/* Lists up to four ids of clinics that fail pred into out ("a, b, c, ..."); returns how many fail. */
+static size_t clinics_without(const hx_directory_t *d, bool (*has)(const hx_clinic_t *), char *out, size_t cap)
+{
+    size_t n = 0, len = 0;
+    out[0] = '\0';
+    for (size_t i = 0; i < d->n_clinics; i++) {
+        if (has(&d->clinics[i]))
+            continue;
+        if (n < 4 && len < cap)
+            len += (size_t)snprintf(out + len, cap - len, "%s%s", n ? ", " : "", d->clinics[i].id);
+        else if (n == 4 && len < cap)
+            len += (size_t)snprintf(out + len, cap - len, ", ...");
+        n++;
+    }
+    return n;
+}
+
+static bool has_location(const hx_clinic_t *c)
+{
+    return c->located;
+}
+
+static bool has_zone(const hx_clinic_t *c)
+{
+    return c->zoned;
+}
+
+static void directory_notes(hx_directory_t *d)
+{
+    char ids[160];
+    size_t len = 0, n = clinics_without(d, has_location, ids, sizeof ids);
+    if (n)
+        len += (size_t)snprintf(d->notes, sizeof d->notes, "%zu clinic(s) without a location (%s): no distances "
+                                "for them, never near a collaborative pair; ", n, ids);
+    n = clinics_without(d, has_zone, ids, sizeof ids);
+    if (n && len < sizeof d->notes)
+        snprintf(d->notes + len, sizeof d->notes - len, "%zu clinic(s) without a time zone (%s): their hours are "
+                 "read as UTC, the network time of a directory without zones", n, ids);
+}
+
+const char *hx_directory_notes(const hx_directory_t *d)
+{
+    return d->notes;
+}
+
+int hx_directory_locate(const hx_directory_t *d, const char *postal_code, double *lat, double *lon)
+{
+    char fsa[4], other[4];
+    if (!d || hx_place_fsa(postal_code, fsa) != 0)
+        return -1;
+    for (size_t i = 0; i < d->n_areas; i++)
+        if (!strcmp(d->areas[i].fsa, fsa)) {
+            *lat = d->areas[i].lat;
+            *lon = d->areas[i].lon;
+            return 0;
+        }
+    for (size_t i = 0; i < d->n_clinics; i++)
+        if (d->clinics[i].located && hx_place_fsa(d->clinics[i].postal_code, other) == 0 && !strcmp(fsa, other)) {
+            *lat = d->clinics[i].lat;
+            *lon = d->clinics[i].lon;
+            return 0;
+        }
+    return -1;
+}
+
+static bool closed_day(const hx_clinic_t *c, int64_t day)
+{
+    for (size_t i = 0; c && i < c->n_closures; i++)
+        if (day >= c->closures[i].from_day && day <= c->closures[i].to_day)
+            return true;
+    return false;
+}
+
+bool hx_clinic_closed(const hx_clinic_t *c, hx_minute_t utc)
+{
+    return closed_day(c, floor_div(hx_tz_to_local(c->tz, utc), DAY_MINUTES));
 }
 
 static hx_directory_t *directory_from_json(const json_t *root, hx_errors_t *e)
@@ -525,6 +664,15 @@ static hx_directory_t *directory_from_json(const json_t *root, hx_errors_t *e)
     hx_directory_t *d = directory_alloc(nc, nt, e);
     if (!d)
         return NULL;
+    const json_t *tz = json_object_get(root, "time_zone"), *areas = json_object_get(root, "areas");
+    if (tz && !json_is_string(tz))
+        hx_errors_add(e, "time_zone", "must be a string: an IANA time zone such as America/Toronto");
+    if (!zone(d, tz && json_is_string(tz) ? json_string_value(tz) : "UTC", "time_zone", e)) {
+        hx_directory_destroy(&d);
+        return NULL;
+    }
+    if (areas)
+        d->areas = hx_place_parse_areas(areas, "areas", &d->n_areas, e);
     id_index_t *slot = d->pool;
     for (size_t i = 0; i < nc; i++)
         directory_add_clinic(d, json_array_get(clinics, i), i, &slot, e);
@@ -532,6 +680,8 @@ static hx_directory_t *directory_from_json(const json_t *root, hx_errors_t *e)
         directory_add_therapist(d, json_array_get(therapists, i), i, &slot, e);
     if (e->count + e->dropped > before)
         hx_directory_destroy(&d);
+    if (d)
+        directory_notes(d);
     return d;
 }
 
@@ -743,34 +893,81 @@ static size_t build_intervals(const hx_therapist_t *t, const iv_t *patient, size
     return n;
 }
 
-/* Earliest grid start in [t0, limit] for one therapist; t0 is on the grid. */
-static bool earliest(const cal_entry_t *bk, const iv_t *ivs, const size_t off[9], hx_minute_t t0,
-                     hx_minute_t limit, uint32_t minutes, hx_minute_t *out)
+static bool span_free(const cal_entry_t *bk, hx_minute_t s, uint32_t minutes)
 {
-    const int64_t last_day = floor_div(limit, DAY_MINUTES);
-    for (int64_t day = floor_div(t0, DAY_MINUTES); day <= last_day; day++) {
-        const unsigned wd = hx_weekday(day);
-        const hx_minute_t midnight = day * DAY_MINUTES;
-        bool found = false;
-        hx_minute_t best = 0;
-        for (size_t k = off[wd]; k < off[wd + 1]; k++) {
-            const hx_minute_t hi = midnight + ivs[k].to;
-            hx_minute_t s = midnight + ivs[k].from;
-            if (s < t0)
-                s = t0;
-            s = ceil_grid(s);
-            size_t i = bk ? first_ending_after(bk, s) : 0;
-            while (s + (hx_minute_t)minutes <= hi && s <= limit && (!found || s < best)) {
-                while (bk && i < bk->n && bk->spans[i].end <= s)
-                    i++;
-                if (!bk || i == bk->n || bk->spans[i].start >= s + (hx_minute_t)minutes) {
-                    found = true;
-                    best = s;
-                    break;
-                }
-                s = ceil_grid(bk->spans[i].end);   /* jump past the booking in the way */
-            }
+    if (!bk)
+        return true;
+    size_t i = first_ending_after(bk, s);
+    return i == bk->n || bk->spans[i].start >= s + (hx_minute_t)minutes;
+}
+
+/* The earliest grid start (UTC) in [t0, limit] inside [lo, hi) (UTC) free in bk. */
+static bool interval_earliest(const cal_entry_t *bk, hx_minute_t lo, hx_minute_t hi, hx_minute_t t0,
+                              hx_minute_t limit, uint32_t minutes, hx_minute_t *out)
+{
+    hx_minute_t s = ceil_grid(lo < t0 ? t0 : lo);
+    size_t i = bk ? first_ending_after(bk, s) : 0;
+    while (s + (hx_minute_t)minutes <= hi && s <= limit) {
+        while (bk && i < bk->n && bk->spans[i].end <= s)
+            i++;
+        if (!bk || i == bk->n || bk->spans[i].start >= s + (hx_minute_t)minutes) {
+            *out = s;
+            return true;
         }
+        s = ceil_grid(bk->spans[i].end);   /* jump past the booking in the way */
+    }
+    return false;
+}
+
+/* A day around which the clock changes: each grid start of each interval converted on its
+ * own (a start the clock skips is no start; a session must end inside the interval by the
+ * wall clock). */
+static bool day_changing(const cal_entry_t *bk, const iv_t *ivs, size_t from, size_t to, const hx_tz_t *z,
+                         hx_minute_t midnight, hx_minute_t t0, hx_minute_t limit, uint32_t minutes, hx_minute_t *out)
+{
+    bool found = false;
+    for (size_t k = from; k < to; k++) {
+        for (hx_minute_t l = ceil_grid(midnight + ivs[k].from); l + (hx_minute_t)minutes <= midnight + ivs[k].to;
+             l += GRID) {
+            hx_minute_t u;
+            if (hx_tz_to_utc(z, l, &u) != 0 || u < t0 || u > limit || (found && u >= *out))
+                continue;
+            if (hx_tz_to_local(z, u + minutes) > midnight + ivs[k].to || !span_free(bk, u, minutes))
+                continue;
+            *out = u;
+            found = true;
+        }
+    }
+    return found;
+}
+
+/* Earliest grid start (UTC) in [t0, limit] for one therapist of clinic c, whose weekly
+ * intervals (c's wall clock) are ivs; never on a day c is closed. */
+static bool earliest(const cal_entry_t *bk, const iv_t *ivs, const size_t off[9], const hx_clinic_t *c,
+                     hx_minute_t t0, hx_minute_t limit, uint32_t minutes, hx_minute_t *out)
+{
+    const hx_tz_t *z = c->tz;
+    const int64_t last_day = floor_div(hx_tz_to_local(z, limit), DAY_MINUTES);
+    for (int64_t day = floor_div(hx_tz_to_local(z, t0), DAY_MINUTES); day <= last_day; day++) {
+        const unsigned wd = hx_weekday(day);
+        if (off[wd] == off[wd + 1] || closed_day(c, day))
+            continue;
+        const hx_minute_t midnight = day * DAY_MINUTES;
+        const int o = hx_tz_offset(z, midnight - hx_tz_offset(z, midnight));
+        const hx_minute_t utc0 = midnight - o;
+        if (hx_tz_next_change(z, utc0 - DAY_MINUTES) <= utc0 + 2 * DAY_MINUTES) {
+            if (day_changing(bk, ivs, off[wd], off[wd + 1], z, midnight, t0, limit, minutes, out))
+                return true;
+            continue;
+        }
+        bool found = false;         /* the same offset all day: the intervals as UTC spans */
+        hx_minute_t best = 0, s;
+        for (size_t k = off[wd]; k < off[wd + 1]; k++)
+            if (interval_earliest(bk, utc0 + ivs[k].from, utc0 + ivs[k].to, t0, found ? best - 1 : limit, minutes,
+                                  &s) && (!found || s < best)) {
+                found = true;
+                best = s;
+            }
         if (found) {
             *out = best;
             return true;
@@ -927,6 +1124,94 @@ int hx_slot_restriction_check(const hx_directory_t *d, const hx_slot_query_t *q,
     return HX_SLOT_BAD_CLINIC;
 }
 
+/* The distance from the query's origin to t's clinic; -1 when either is unknown. */
+static double origin_km(const hx_therapist_t *t, const hx_slot_query_t *q)
+{
+    const hx_clinic_t *c = t->clinic;
+    return q->has_origin && c->located ? hx_geo_km(q->origin_lat, q->origin_lon, c->lat, c->lon) : -1;
+}
+
+/* A collaborative pair's bound: t's clinic within anchor_km of the anchor, or t's session virtual. */
+static bool near_anchor(const hx_therapist_t *t, const hx_slot_query_t *q)
+{
+    const hx_clinic_t *c = t->clinic;
+    if (!q->has_anchor || (q->anchor_virtual_ok && t->virtual_ok))
+        return true;
+    return c->located && hx_geo_km(q->anchor_lat, q->anchor_lon, c->lat, c->lon) <= q->anchor_km;
+}
+
+/* What every therapist's search shares. */
+typedef struct {
+    const hx_calendar_t *cal;
+    const hx_slot_query_t *q;
+    const iv_t *patient;
+    size_t n_patient;
+    iv_t *ivs;                      /* scratch: MAX_HOURS * max(n_patient, 1) */
+    char lang[9];
+} search_t;
+
+static bool therapist_earliest(const search_t *x, const hx_therapist_t *t, hx_minute_t t0, hx_minute_t lim,
+                               hx_minute_t *s)
+{
+    size_t off[9];
+    if (t0 > lim || build_intervals(t, x->patient, x->n_patient, x->q->minutes, x->ivs, off) == 0)
+        return false;
+    return earliest(cal_find(x->cal, t->id), x->ivs, off, t->clinic, t0, lim, x->q->minutes, s);
+}
+
+/* Near the patient: the nearest clinic with a slot in [t0, until], earliest there; then a
+ * preferred clinic, then directory order. Clinics without a location come after every
+ * located one. */
+static bool find_nearest(const hx_directory_t *d, const search_t *x, hx_minute_t t0, hx_minute_t until,
+                         hx_slot_t *best)
+{
+    bool have = false;
+    size_t best_rank = 0;
+    double best_km = 0;
+    for (size_t i = 0; i < d->n_therapists; i++) {
+        const hx_therapist_t *t = &d->therapists[i];
+        if (!t->clinic || !therapist_eligible(t, x->q, x->lang) || !near_anchor(t, x->q))
+            continue;
+        double km = origin_km(t, x->q), key = km < 0 ? 1e9 : km;
+        size_t rank = clinic_rank(t, x->q);
+        if (have && key > best_km + 0.05)
+            continue;               /* farther than a slot already found */
+        bool same_km = have && key >= best_km - 0.05;
+        hx_minute_t lim = !same_km ? until : rank < best_rank ? best->start : best->start - 1, s;
+        if (therapist_earliest(x, t, t0, lim, &s)) {
+            have = true;
+            best_km = key;
+            best_rank = rank;
+            *best = (hx_slot_t){.therapist = t, .start = s, .minutes = x->q->minutes, .km = km};
+        }
+    }
+    return have;
+}
+
+/* The earliest slot in [t0, limit]; a preferred clinic, then the nearer, then directory order
+ * break ties. */
+static bool find_earliest(const hx_directory_t *d, const search_t *x, hx_minute_t t0, hx_minute_t limit,
+                          hx_slot_t *best)
+{
+    bool have = false;
+    size_t best_rank = 0;
+    for (size_t i = 0; i < d->n_therapists; i++) {
+        const hx_therapist_t *t = &d->therapists[i];
+        if (!t->clinic || !therapist_eligible(t, x->q, x->lang) || !near_anchor(t, x->q))
+            continue;
+        size_t rank = clinic_rank(t, x->q);
+        /* Only a strictly earlier start, or an equal one at a better-ranked clinic, wins;
+         * directory order breaks the remaining ties (earlier therapists were seen first). */
+        hx_minute_t lim = !have ? limit : rank < best_rank ? best->start : best->start - 1, s;
+        if (therapist_earliest(x, t, t0, lim, &s)) {
+            have = true;
+            best_rank = rank;
+            *best = (hx_slot_t){.therapist = t, .start = s, .minutes = x->q->minutes, .km = origin_km(t, x->q)};
+        }
+    }
+    return have;
+}
+
 int hx_slot_find(const hx_directory_t *d, const hx_calendar_t *c, const hx_slot_query_t *q, hx_slot_t *out)
 {
     if (!d || !q || !out || q->minutes == 0 || q->minutes > DAY_MINUTES)
@@ -938,46 +1223,20 @@ int hx_slot_find(const hx_directory_t *d, const hx_calendar_t *c, const hx_slot_
     t0 = ceil_grid(t0);
     if (t0 > limit)
         return -1;
-    char lang[9];
-    if (query_language(q, lang) != 0)
-        return -1;
+    search_t x = {.cal = c, .q = q};
     iv_t *patient;
-    size_t n_patient;
-    if (patient_windows(q, &patient, &n_patient) != 0)
+    if (query_language(q, x.lang) != 0 || patient_windows(q, &patient, &x.n_patient) != 0)
         return -1;
-    const size_t per_window = n_patient ? n_patient : 1;
-    iv_t *ivs = malloc(MAX_HOURS * per_window * sizeof *ivs);
-    if (!ivs) {
+    x.patient = patient;
+    if (!(x.ivs = malloc(MAX_HOURS * (x.n_patient ? x.n_patient : 1) * sizeof *x.ivs))) {
         free(patient);
         return -1;
     }
-
-    bool have = false;
-    size_t best_rank = 0;
     hx_slot_t best = {0};
-    for (size_t i = 0; i < d->n_therapists; i++) {
-        const hx_therapist_t *t = &d->therapists[i];
-        if (!therapist_eligible(t, q, lang))
-            continue;
-        size_t rank = clinic_rank(t, q);
-        /* Only a strictly earlier start, or an equal one at a better-ranked clinic, wins;
-         * directory order breaks the remaining ties (earlier therapists were seen first). */
-        hx_minute_t lim = limit;
-        if (have)
-            lim = rank < best_rank ? best.start : best.start - 1;
-        if (t0 > lim)
-            continue;
-        size_t off[9];
-        if (build_intervals(t, patient, n_patient, q->minutes, ivs, off) == 0)
-            continue;
-        hx_minute_t s;
-        if (earliest(cal_find(c, t->id), ivs, off, t0, lim, q->minutes, &s)) {
-            have = true;
-            best_rank = rank;
-            best = (hx_slot_t){.therapist = t, .start = s, .minutes = q->minutes};
-        }
-    }
-    free(ivs);
+    hx_minute_t until = q->near_until < limit ? q->near_until : limit;
+    bool have = (q->has_origin && until >= t0 && find_nearest(d, &x, t0, until, &best)) ||
+                find_earliest(d, &x, t0, limit, &best);
+    free(x.ivs);
     free(patient);
     if (!have)
         return -1;

@@ -1,5 +1,8 @@
 /* hx_schedule — the therapist directory (a JSON data file), a calendar of bookings, and
- * the pure slot finder. Times are minutes since 1970-01-01T00:00 in network local time. */
+ * the pure slot finder. Times (hx_minute_t) are minutes since 1970-01-01T00:00 UTC: instants.
+ * Each clinic has an IANA time zone (hx_tz.h); its therapists' hours, its closures and the
+ * patient's availability are its wall-clock times. A directory without zones is read as UTC
+ * throughout, which is the network-local time of directories older than zones. */
 #ifndef HX_SCHEDULE_H
 #define HX_SCHEDULE_H
 #include <stdbool.h>
@@ -7,6 +10,7 @@
 #include <stddef.h>
 #include "referral.pb-c.h"
 #include "hx_errors.h"
+#include "hx_tz.h"
 
 typedef int64_t hx_minute_t;
 
@@ -14,6 +18,27 @@ typedef struct {
     uint8_t day;            /* 1 = Monday .. 7 = Sunday */
     uint16_t from, to;      /* minutes after midnight, from < to */
 } hx_window_t;
+
+#define HX_CLOSURES_MAX 64
+
+/* Days a clinic is closed (holidays, closures): its own calendar days, inclusive. */
+typedef struct {
+    int64_t from_day, to_day;       /* days since 1970-01-01 */
+} hx_closure_t;
+
+typedef struct {
+    char id[32];
+    char name[64];
+    char city[48];
+    char province[3];               /* "ON", "BC", ...; "" when the directory does not say */
+    char postal_code[8];            /* "M5V 2T6"; "" when not given */
+    bool located;                   /* lat and lon are known */
+    double lat, lon;                /* degrees (WGS 84) */
+    const hx_tz_t *tz;              /* never NULL: its own, the directory's, or UTC */
+    bool zoned;                     /* its zone was given (its own or the directory's) */
+    hx_closure_t closures[HX_CLOSURES_MAX];
+    size_t n_closures;
+} hx_clinic_t;
 
 typedef struct {
     char id[32];
@@ -26,13 +51,8 @@ typedef struct {
     bool virtual_ok;
     hx_window_t hours[21];
     size_t n_hours;
+    const hx_clinic_t *clinic;      /* its clinic in the same directory */
 } hx_therapist_t;
-
-typedef struct {
-    char id[32];
-    char name[64];
-    char city[48];
-} hx_clinic_t;
 
 typedef struct hx_directory hx_directory_t;
 
@@ -45,6 +65,18 @@ size_t hx_directory_clinics(const hx_directory_t *d, const hx_clinic_t **out);
 const hx_clinic_t *hx_directory_clinic(const hx_directory_t *d, const char *id);
 /* The therapist with this id, or NULL. */
 const hx_therapist_t *hx_directory_therapist(const hx_directory_t *d, const char *id);
+/* What the directory lacks but works without, in words ("" when nothing): clinics without a
+ * location or a time zone, e.g. "2 clinic(s) without a location (riverdale, laurier): no
+ * distances for them". For the log, at load. */
+const char *hx_directory_notes(const hx_directory_t *d);
+/* Where a postal code is: its forward sortation area (the first three characters, "M5V") in
+ * the directory's "areas", else a clinic's with the same area. 0 with lat, lon; -1 unknown. */
+int hx_directory_locate(const hx_directory_t *d, const char *postal_code, double *lat, double *lon);
+/* Whether the clinic is closed on the instant's day (in its own zone). */
+bool hx_clinic_closed(const hx_clinic_t *c, hx_minute_t utc);
+
+/* Great-circle distance in km (haversine on a sphere of the Earth's mean radius). */
+double hx_geo_km(double lat1, double lon1, double lat2, double lon2);
 
 typedef struct hx_calendar hx_calendar_t;   /* bookings, per therapist */
 hx_calendar_t *hx_calendar_new(void);
@@ -74,18 +106,32 @@ typedef struct {
     size_t n_exclude;
     const char *only_clinic;            /* NULL or "": any clinic; else only its therapists (a redirect) */
     const char *only_therapist;         /* NULL or "": any therapist; else only this one */
+    /* Near the patient: with has_origin, slots starting before near_until (the priority's
+     * bound) are chosen nearest clinic first, then earliest; after it, earliest first. */
+    bool has_origin;
+    double origin_lat, origin_lon;
+    hx_minute_t near_until;
+    /* A collaborative pair: only clinics within anchor_km of the anchor (the other handoff's
+     * clinic); a therapist who offers virtual sessions is exempt when anchor_virtual_ok (the
+     * session will be virtual). A clinic without a location is never within. */
+    bool has_anchor;
+    double anchor_lat, anchor_lon, anchor_km;
+    bool anchor_virtual_ok;
 } hx_slot_query_t;
 
 typedef struct {
     const hx_therapist_t *therapist;
-    hx_minute_t start;
+    hx_minute_t start;                  /* UTC */
     uint32_t minutes;
+    double km;                          /* from the origin; -1 when either place is unknown */
 } hx_slot_t;
 
-/* Finds the earliest start (on a 15-minute grid) at which a therapist of the discipline
- * is working for the whole session, free in the calendar, inside the patient's windows
- * and speaks the language. Among equally early slots, a preferred clinic wins (earlier in
- * the list first), then the directory order. Returns 0 with *out, or -1 when none. */
+/* Finds a start (on a 15-minute grid) at which a therapist of the discipline is working for
+ * the whole session (its clinic's wall clock; never on a closure day, never in a skipped
+ * hour), free in the calendar, inside the patient's windows (the same wall clock) and speaks
+ * the language. Near the patient (has_origin): the nearest clinic with a slot before
+ * near_until, earliest there; otherwise the earliest slot. Among equals, a preferred clinic
+ * wins (earlier in the list first), then the directory order. Returns 0 with *out, or -1. */
 int hx_slot_find(const hx_directory_t *d, const hx_calendar_t *c, const hx_slot_query_t *q, hx_slot_t *out);
 
 /* Whether the clinic or therapist a query is restricted to (only_clinic, only_therapist) can

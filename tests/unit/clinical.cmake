@@ -3,6 +3,8 @@ hx_unit_test(test_refjson LIBS hx_clinical)
 hx_unit_test(test_intake LIBS hx_clinical)
 hx_unit_test(test_triage LIBS hx_clinical)
 hx_unit_test(test_schedule LIBS hx_clinical)
+# time zones, places, closures and distances in the directory and the slot finder
+hx_unit_test(test_place LIBS hx_clinical)
 hx_unit_test(test_lifecycle LIBS hx_clinical)
 hx_unit_test(test_issuer LIBS hx_clinical)
 hx_unit_test(test_thread_rules LIBS hx_clinical)
