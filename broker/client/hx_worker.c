@@ -63,6 +63,10 @@ struct hx_worker {
     void *arg;
     void (*reload)(hx_worker_t *, void *);
     void *reload_arg;
+    uv_timer_t tick;            /* hx_worker_every */
+    void (*tick_fn)(hx_worker_t *, void *);
+    void *tick_arg;
+    uint64_t tick_ms;
     hx_buf_t buf;
     hx_outbox_t *outbox;
     unconfirmed_t *unconfirmed;
@@ -144,6 +148,28 @@ int hx_outbox_add(hx_outbox_t *o, hx_addr_kind_t kind, const char *to, const cha
     m->to = a;
     o->n++;
     return 0;
+}
+
+hx_outbox_t *hx_outbox_new(const uint8_t input_id[HX_ID_LEN])
+{
+    hx_outbox_t *o = calloc(1, sizeof *o);
+    if (o)
+        o->input_id = input_id;
+    return o;
+}
+
+void hx_outbox_reset(hx_outbox_t *o, const uint8_t input_id[HX_ID_LEN])
+{
+    outbox_reset(o, input_id);
+}
+
+void hx_outbox_destroy(hx_outbox_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    outbox_reset(*self_p, NULL);
+    free(*self_p);
+    *self_p = NULL;
 }
 
 static void unconfirmed_free(hx_worker_t *w, unconfirmed_t *u)
@@ -604,6 +630,19 @@ void hx_worker_on_reload(hx_worker_t *w, void (*fn)(hx_worker_t *w, void *arg), 
     w->reload_arg = arg;
 }
 
+void hx_worker_every(hx_worker_t *w, uint64_t period_ms, void (*fn)(hx_worker_t *w, void *arg), void *arg)
+{
+    w->tick_fn = period_ms ? fn : NULL;
+    w->tick_arg = arg;
+    w->tick_ms = period_ms;
+}
+
+static void on_tick(uv_timer_t *t)
+{
+    hx_worker_t *w = t->data;
+    w->tick_fn(w, w->tick_arg);
+}
+
 void hx_worker_stop(hx_worker_t *w)
 {
     w->stopping = true;
@@ -629,6 +668,11 @@ int hx_worker_run(hx_worker_t *w, hx_handler_fn fn, void *arg)
     w->timer.data = w;
     uint64_t period = w->heartbeat_ms / 2 ? w->heartbeat_ms / 2 : 1;
     uv_timer_start(&w->timer, on_timer, period, period);
+    if (w->tick_fn) {
+        uv_timer_init(&w->loop, &w->tick);
+        w->tick.data = w;
+        uv_timer_start(&w->tick, on_tick, w->tick_ms < 60000 ? w->tick_ms : 60000, w->tick_ms);
+    }
     uv_signal_init(&w->loop, &w->sigint);
     uv_signal_init(&w->loop, &w->sigterm);
     uv_signal_init(&w->loop, &w->sighup);

@@ -51,12 +51,18 @@ port_of() {
     --http 127.0.0.1:0 2>"$work/broker.log" & pids+=($!)
 "$build/services/intake/handoff-intake" --broker tcp://127.0.0.1:1 --db "$work/intake.db" \
     --http 127.0.0.1:0 2>"$work/intake.log" & pids+=($!)
+"$build/services/scheduling/handoff-scheduling" --broker tcp://127.0.0.1:1 --db "$work/scheduling.db" \
+    --directory "$here/../sample/directory.json" --http 127.0.0.1:0 2>"$work/scheduling.log" & pids+=($!)
 bport=$(port_of "$work/broker.log")
 sport=$(port_of "$work/intake.log")
+cport=$(port_of "$work/scheduling.log")
 wait_get "$bport" /metrics
 wait_get "$sport" /metrics
+wait_get "$cport" /metrics
 get "$bport" /metrics >"$work/metrics.txt"
 get "$sport" /metrics >>"$work/metrics.txt"
+get "$cport" /metrics >>"$work/metrics.txt"
+get "$cport" /metrics | promtool check metrics
 
 # the text format, as Prometheus reads it (naming lint included)
 get "$bport" /metrics | promtool check metrics

@@ -93,6 +93,10 @@ void cli_handoffs_text(const Handoff__StatusUpdate *s, char *out, size_t cap)
         len += (size_t)snprintf(out + len, cap - len, "%s%s %s%s%s", len ? "; " : "", hx_discipline_text(h->discipline),
                                 cli_inbox_status_text(h->status, h->event), h->clinic_id[0] ? " at " : "",
                                 h->clinic_id);
+        if (h->wait_position && len < cap)      /* on the wait list: its place and the estimate */
+            len += (size_t)snprintf(out + len, cap - len, " (wait list %u of %u%s%s%s)", h->wait_position,
+                                    h->wait_length, h->wait_estimate[0] ? ", estimate " : "", h->wait_estimate,
+                                    h->escalated ? ", escalated" : "");
     }
 }
 

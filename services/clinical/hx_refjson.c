@@ -613,6 +613,14 @@ json_t *hx_handoff_status_to_json(const Handoff__HandoffStatus *h)
     put_string(o, "therapist_name", h->therapist_name);
     put_string(o, "event", h->event);
     put_string(o, "reason", h->reason);
+    if (h->wait_position) {                     /* on the wait list (docs/PROTOCOL.md "Wait list") */
+        json_object_set_new(o, "wait_position", json_integer(h->wait_position));
+        json_object_set_new(o, "wait_length", json_integer(h->wait_length));
+        put_string(o, "wait_estimate", h->wait_estimate);
+        json_object_set_new(o, "wait_since_ms", json_integer((json_int_t)h->wait_since_ms));
+    }
+    if (h->escalated)
+        json_object_set_new(o, "escalated", json_true());
     return o;
 }
 

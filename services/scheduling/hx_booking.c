@@ -117,12 +117,19 @@ static int exec(hx_booking_t *b, const char *sql)
     return 0;
 }
 
-static hx_minute_t now_minutes(void)
+uint64_t bk_now_ms(const hx_booking_t *b)
 {
-    time_t t = time(NULL);
-    struct tm tm;
-    localtime_r(&t, &tm);
-    return ((hx_minute_t)t + tm.tm_gmtoff) / 60;
+    return b->cfg.clock ? b->cfg.clock(b->cfg.clock_arg) : hx_svc_now_ms();
+}
+
+const hx_booking_config_t *bk_config(const hx_booking_t *b)
+{
+    return &b->cfg;
+}
+
+static hx_minute_t now_minutes(const hx_booking_t *b)
+{
+    return (hx_minute_t)(bk_now_ms(b) / 60000);  /* an instant: minutes since 1970 UTC */
 }
 
 /* ---- outputs ------------------------------------------------------------------------------- */
@@ -243,7 +250,7 @@ static int set_status(hx_booking_t *b, const char *referral_id, Handoff__TaskSta
         return -1;
     sqlite3_bind_int(st, 1, (int)s);
     sqlite3_bind_text(st, 2, reason ? reason : "", -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 3, (sqlite3_int64)hx_svc_now_ms());
+    sqlite3_bind_int64(st, 3, (sqlite3_int64)bk_now_ms(b));
     sqlite3_bind_text(st, 4, referral_id, -1, SQLITE_STATIC);
     int rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
     sqlite3_finalize(st);
@@ -404,7 +411,7 @@ static int referral_derive(hx_booking_t *b, const char *rid, handoffs_t *hs)
         rc = st ? 0 : -1;
         if (st) {
             sqlite3_bind_int(st, 1, (int)hs->status);
-            sqlite3_bind_int64(st, 2, (sqlite3_int64)hx_svc_now_ms());
+            sqlite3_bind_int64(st, 2, (sqlite3_int64)bk_now_ms(b));
             sqlite3_bind_text(st, 3, rid, -1, SQLITE_STATIC);
             rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
         }
@@ -445,6 +452,8 @@ static Handoff__HandoffStatus *handoff_pb(hx_booking_t *b, const char *rid, hand
     }
     h->pb.event = h->event;
     h->pb.reason = h->reason;
+    if (!h->booked && h->status == HANDOFF__TASK_STATUS__TASK_ON_HOLD)
+        hx_waitlist_fill(b, rid, h);            /* its place on the wait list (hx_waitlist.c) */
     return &h->pb;
 }
 
@@ -463,11 +472,11 @@ static int tell(hx_booking_t *b, hx_outbox_t *out, const char *to, const update_
     s.status = u->status;
     s.reason = (char *)(u->reason ? u->reason : "");
     s.by = "scheduling";
-    s.at_ms = hx_svc_now_ms();
+    s.at_ms = bk_now_ms(b);
     s.bookings = u->bookings;
     s.n_bookings = u->n_bookings;
     s.decision = u->decision;
-    s.event = (char *)hx_event_text(u->ev);
+    s.event = (char *)(u->event_text ? u->event_text : hx_event_text(u->ev));
     s.handoffs = pp;
     s.n_handoffs = n < 2 ? n : 2;
     return hx_svc_emit(out, HX_TO_MAILBOX, to, "handoff.StatusUpdate", &s.base);
@@ -606,7 +615,7 @@ static int plan_load(hx_booking_t *b, const char *referral_id, booking_plan_t *p
 static void plan_window(const hx_booking_t *b, const Handoff__Referral *r, const Handoff__TriageDecision *d,
                         booking_plan_t *plan)
 {
-    hx_minute_t not_before = b->cfg.start >= 0 ? b->cfg.start : now_minutes();
+    hx_minute_t not_before = b->cfg.start >= 0 ? b->cfg.start : now_minutes(b);
     plan->not_before = (not_before + 14) / 15 * 15;
     plan->p = r->preferences;
     /* priority bounds how far away the first session may be */
@@ -720,12 +729,13 @@ static int book_hold(hx_booking_t *b, const char *referral_id, const referral_ro
         rc = set_status(b, referral_id, HANDOFF__TASK_STATUS__TASK_ON_HOLD, why);  /* own; derived next */
     if (rc == 0)
         rc = referral_derive(b, referral_id, &hs);
-    if (rc == 0 && !was_on_hold) {             /* told once, not at every retry */
+    if (rc == 0 && !was_on_hold)
         hx_info("referral %s: handoff(s) on hold", referral_id);
-        update_t u = {.rid = referral_id, .ref = row->ref, .status = hs.status, .ev = HX_EVENT_HOLD, .reason = why,
-                      .decision = d};
-        rc = tell_referrer(b, out, row->referring_clinic, &u, &hs);
-    }
+    /* on the wait list; the referrer is told when it went on hold, then only when its
+     * position or estimate changed (hx_waitlist.c) */
+    if (rc == 0)
+        rc = hx_waitlist_held(b, referral_id, row->referring_clinic, row->ref, row->c, why, !was_on_hold, &hs, out);
+    (void)d;
     return rc;
 }
 
@@ -775,6 +785,8 @@ static int book_found(hx_booking_t *b, const char *referral_id, const referral_r
         rc = booking_insert(b, referral_id, &plan->add[i]);
     if (rc == 0 && plan->n_add)
         rc = set_pending(b, referral_id, HANDOFF__TASK_STATUS__TASK_RECEIVED, HX_EVENT_NONE, "");
+    if (rc == 0 && plan->n_add)
+        rc = hx_waitlist_leave(b, referral_id);    /* off the wait list, if it was on it */
     if (rc == 0 && plan->n_add)
         rc = set_status(b, referral_id, HANDOFF__TASK_STATUS__TASK_READY, "");  /* derived again below */
     /* a handoff to each new receiver, then all bookings to the referrer */
@@ -827,7 +839,11 @@ static int retry_on_hold(hx_booking_t *b, hx_outbox_t *out)
 
 size_t hx_booking_on_hold(hx_booking_t *b, char (*ids)[32], size_t cap)
 {
-    sqlite3_stmt *st = prep(b, "SELECT referral_id FROM referrals WHERE pending = ? ORDER BY updated_ms LIMIT ?");
+    /* wait-list order (hx_waitlist.c); one held before the wait list existed comes by updated_ms */
+    sqlite3_stmt *st = prep(b, "SELECT r.referral_id FROM referrals r LEFT JOIN waitlist w USING (referral_id) "
+                               "WHERE r.pending = ? GROUP BY r.referral_id "
+                               "ORDER BY COALESCE(MAX(w.priority), 0) DESC, COALESCE(MIN(w.since_ms), r.updated_ms), "
+                               "r.referral_id LIMIT ?");
     size_t n = 0;
     if (!st)
         return 0;
@@ -876,7 +892,7 @@ static int on_case(hx_booking_t *b, const hx_msg_t *in, hx_outbox_t *out)
             sqlite3_bind_text(st, 2, c->referral->referring_clinic, -1, SQLITE_STATIC);
             sqlite3_bind_text(st, 3, c->referral->ref, -1, SQLITE_STATIC);
             sqlite3_bind_int(st, 4, HANDOFF__TASK_STATUS__TASK_RECEIVED);
-            sqlite3_bind_int64(st, 6, (sqlite3_int64)hx_svc_now_ms());
+            sqlite3_bind_int64(st, 6, (sqlite3_int64)bk_now_ms(b));
             rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
         }
         sqlite3_finalize(st);
@@ -1216,7 +1232,7 @@ static int outputs_store(hx_booking_t *b, const hx_msg_t *in, const hx_outbox_t 
     if (st) {
         handoff__stored_outputs__pack(&all, buf);
         sqlite3_bind_blob(st, 1, in->id, HX_ID_LEN, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 3, (sqlite3_int64)hx_svc_now_ms());
+        sqlite3_bind_int64(st, 3, (sqlite3_int64)bk_now_ms(b));
         rc = bk_bind_sealed(b, st, 2, buf, len, false) == 0 && sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
     } else {
         rc = -1;
@@ -1350,6 +1366,11 @@ hx_booking_t *hx_booking_open(const hx_booking_config_t *cfg, const hx_directory
     }
     if (v < 0 || schema_migrate(b) != 0 || directory_import(b, dir) != 0) {
         snprintf(err, errcap, "%s: %s", cfg->db_path, sqlite3_errmsg(b->db));
+        hx_booking_close(&b);
+        return NULL;
+    }
+    if (hx_waitlist_init(b) != 0) {             /* its own table (hx_waitlist.c) */
+        snprintf(err, errcap, "%s: the wait list: %s", cfg->db_path, sqlite3_errmsg(b->db));
         hx_booking_close(&b);
         return NULL;
     }
@@ -1659,7 +1680,7 @@ int bk_case_store(hx_booking_t *b, const char *rid, const Handoff__Case *c)
     sqlite3_stmt *st = prep(b, "UPDATE referrals SET case_pb = ?, updated_ms = ? WHERE referral_id = ?");
     int rc = st && bk_bind_case(b, st, 1, c) == 0 ? 0 : -1;
     if (rc == 0) {
-        sqlite3_bind_int64(st, 2, (sqlite3_int64)hx_svc_now_ms());
+        sqlite3_bind_int64(st, 2, (sqlite3_int64)bk_now_ms(b));
         sqlite3_bind_text(st, 3, rid, -1, SQLITE_STATIC);
         rc = sqlite3_step(st) == SQLITE_DONE && sqlite3_changes(b->db) == 1 ? 0 : -1;
     }

@@ -23,6 +23,11 @@ typedef struct {
     const char *reviewers;          /* the reviewers' mailboxes, space or comma separated; NULL: "review" */
     const uint8_t *data_key;        /* NULL, or 32 bytes: the referral, the care thread (text and
                                        attachments) and stored outputs are sealed with it */
+    /* NULL, or what "now" is: wall-clock milliseconds since 1970 UTC (tests advance it by
+     * hand); NULL = the real clock */
+    uint64_t (*clock)(void *clock_arg);
+    void *clock_arg;
+    uint32_t routine_days;          /* a routine referral waiting longer is escalated; 0 = horizon_days */
 } hx_booking_config_t;
 
 hx_booking_t *hx_booking_open(const hx_booking_config_t *cfg, const hx_directory_t *dir, char *err, size_t errcap);
@@ -39,7 +44,12 @@ int hx_booking_set_directory(hx_booking_t *b, const hx_directory_t *dir);
  * Returns 0 with the outputs in out, or -1 (the message is to be delivered again) with err. */
 int hx_booking_handle(hx_booking_t *b, const hx_msg_t *in, hx_outbox_t *out, char *err, size_t errcap);
 
-/* Referrals on hold (at most cap ids written into ids). */
+/* Referrals on hold, in wait-list order: priority (stat first), then arrival on the wait list
+ * (at most cap ids written into ids). */
 size_t hx_booking_on_hold(hx_booking_t *b, char (*ids)[32], size_t cap);
+
+/* How many referrals wait on hold, by priority (index: Handoff__Priority, 0 = unspecified,
+ * 1 routine .. 4 stat). 0, or -1 when the database failed. */
+int hx_booking_waiting(hx_booking_t *b, uint64_t by_priority[5]);
 
 #endif

@@ -40,6 +40,7 @@ typedef struct {
     Handoff__TaskStatus status;
     char event[24];
     char reason[256];
+    char wait_estimate[11];         /* pb.wait_estimate points here (hx_waitlist_fill) */
     Handoff__HandoffStatus pb;
 } bk_handoff_t;
 
@@ -58,6 +59,7 @@ typedef struct {
     Handoff__Booking **bookings;    /* the bookings it is about, as before handoffs existed */
     size_t n_bookings;
     Handoff__TriageDecision *decision;
+    const char *event_text;         /* NULL, or the event's name when it is no lifecycle event ("escalate") */
 } bk_update_t;
 
 /* Where a slot may be looked for besides the referral's own plan (a redirect): only this
@@ -139,6 +141,24 @@ int hx_coord_redirect(hx_booking_t *b, const hx_msg_t *in, hx_outbox_t *out, con
 int hx_coord_add(hx_booking_t *b, const hx_msg_t *in, hx_outbox_t *out, const Handoff__StatusChange *ch,
                  const char *rid);
 int hx_coord_on_added(hx_booking_t *b, const hx_msg_t *in, const Handoff__Case *c, hx_outbox_t *out);
+
+/* What "now" is for the store: the configured clock, else the real one (ms since 1970 UTC). */
+uint64_t bk_now_ms(const hx_booking_t *b);
+/* The store's configuration as opened (data_key NULL). */
+const hx_booking_config_t *bk_config(const hx_booking_t *b);
+
+/* hx_waitlist.c: the wait list of referrals on hold (its table; created by hx_waitlist_init at
+ * open). hx_waitlist_held, after a referral went (or stayed) on hold: its held handoffs are on
+ * the wait list (arrival kept), the referrer is told when it first went on hold or when its
+ * position or estimate changed (first: always), and an overdue one is escalated once. c is
+ * the stored Case, hs its handoffs as derived. 0 or -1. */
+int hx_waitlist_init(hx_booking_t *b);
+int hx_waitlist_held(hx_booking_t *b, const char *rid, const char *referrer, const char *ref, const Handoff__Case *c,
+                     const char *why, bool first, bk_handoffs_t *hs, hx_outbox_t *out);
+/* The referral left the wait list (booked). 0 or -1. */
+int hx_waitlist_leave(hx_booking_t *b, const char *rid);
+/* An on-hold handoff's wait-list fields as last reported (nothing when it is not on the list). */
+void hx_waitlist_fill(hx_booking_t *b, const char *rid, bk_handoff_t *h);
 
 /* hx_review.c: a Case whose decision needs review (recorded, sent to every reviewer), and a
  * reviewer's decision. 0, or -1 when the database failed. */

@@ -216,7 +216,7 @@ static int addition_asked(hx_booking_t *b, const char *rid, const hx_msg_t *in)
     sqlite3_bind_int(st, 2, MASSAGE);
     sqlite3_bind_text(st, 3, in->from, -1, SQLITE_STATIC);
     sqlite3_bind_blob(st, 4, in->id, HX_ID_LEN, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 5, (sqlite3_int64)hx_svc_now_ms());
+    sqlite3_bind_int64(st, 5, (sqlite3_int64)bk_now_ms(b));
     int rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
     sqlite3_finalize(st);
     return rc;
@@ -271,7 +271,7 @@ static int add_ask(hx_booking_t *b, const hx_msg_t *in, hx_outbox_t *out, const 
     add.requested_by = (char *)in->from;
     add.reason = ch->reason;
     add.request_id = (ProtobufCBinaryData){HX_ID_LEN, (uint8_t *)in->id};
-    add.at_ms = hx_svc_now_ms();
+    add.at_ms = bk_now_ms(b);
     Handoff__Case c = HANDOFF__CASE__INIT;
     c.referral = row->c->referral;
     c.decision = row->c->decision;

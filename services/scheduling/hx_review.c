@@ -84,9 +84,9 @@ static int review_insert(hx_booking_t *b, const Handoff__Case *c)
         sqlite3_bind_text(st, 2, c->referral->referring_clinic, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 3, c->referral->ref, -1, SQLITE_STATIC);
         sqlite3_bind_int(st, 4, HANDOFF__TASK_STATUS__TASK_RECEIVED);
-        sqlite3_bind_int64(st, 6, (sqlite3_int64)hx_svc_now_ms());
+        sqlite3_bind_int64(st, 6, (sqlite3_int64)bk_now_ms(b));
         sqlite3_bind_text(rv, 1, c->referral->referral_id, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(rv, 2, (sqlite3_int64)hx_svc_now_ms());
+        sqlite3_bind_int64(rv, 2, (sqlite3_int64)bk_now_ms(b));
         rc = sqlite3_step(st) == SQLITE_DONE && sqlite3_step(rv) == SQLITE_DONE ? 0 : -1;
     }
     sqlite3_finalize(st);
@@ -189,7 +189,7 @@ static int review_record(hx_booking_t *b, const char *rid, const char *reviewer,
     sqlite3_bind_text(st, 1, reviewer, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, decision, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 3, reason, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 4, (sqlite3_int64)hx_svc_now_ms());
+    sqlite3_bind_int64(st, 4, (sqlite3_int64)bk_now_ms(b));
     sqlite3_bind_text(st, 5, rid, -1, SQLITE_STATIC);
     int rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
     sqlite3_finalize(st);

@@ -185,7 +185,7 @@ static int take(hx_booking_t *b, const hx_msg_t *in, hx_outbox_t *out, Handoff__
     char pid[HX_THREAD_POST_ID_LEN + 1] = "P-";
     for (int i = 0; i < 8; i++)
         snprintf(pid + 2 + 2 * i, 3, "%02x", in->id[i]);
-    p->at_ms = hx_svc_now_ms();
+    p->at_ms = bk_now_ms(b);
     if (hx_pb_set_string(&p->by, in->from) || hx_pb_set_string(&p->post_id, pid) || hx_pb_set_string(&p->asked_by, ""))
         return -1;
     people_t who = {0};

@@ -32,7 +32,7 @@ static const char usage[] =
     "\n"
     "options (each also from the environment variable shown, then its default):\n";
 
-enum { S_DIRECTORY, S_START, S_HORIZON, S_COLLAB, S_AUDIT, S_DB, S_DATA_KEY, S_REVIEWERS, S_COUNT };
+enum { S_DIRECTORY, S_START, S_HORIZON, S_COLLAB, S_AUDIT, S_DB, S_DATA_KEY, S_REVIEWERS, S_RETRY, S_ROUTINE_DAYS, S_COUNT };
 static const hx_opt_t options[S_COUNT] = {
     [S_DIRECTORY] = {"directory", HX_OPT_TEXT, "HANDOFF_DIRECTORY", NULL, 0, 0, "FILE",
                      "clinics and therapists (required)"},
@@ -54,6 +54,13 @@ static const hx_opt_t options[S_COUNT] = {
     [S_REVIEWERS] = {"reviewers", HX_OPT_TEXT, "HANDOFF_REVIEWERS", "review", 0, 0, "NAMES",
                      "the reviewers (sessions of role reviewer), comma or space separated:\neach gets every "
                      "referral triage could not place, and any of them decides"},
+    [S_RETRY] = {"retry-minutes", HX_OPT_U32, "HANDOFF_RETRY_MINUTES", "15", 1, 1440, "N",
+                 "every N minutes, retry the wait list (referrals on hold) as new days\nenter the horizon, "
+                 "stat first, then asap, urgent, routine, each by arrival"},
+    [S_ROUTINE_DAYS] = {"routine-days", HX_OPT_U32, "HANDOFF_ROUTINE_DAYS", "30", 1, 365, "N",
+                        "escalate a routine referral on the wait list longer than N days\n(stat 1, asap 3, "
+                        "urgent 7): the referrer is told, metric\nhandoff_scheduling_escalated_total, a warning "
+                        "in the log"},
 };
 
 /* One or more valid names, comma or space separated. */
@@ -83,7 +90,11 @@ static const char usage_tail[] =
     "Also handles the clinics' lifecycle changes (handoff.StatusChange), one handoff at a\n"
     "time: the receiving clinic accepts, declines (that discipline is booked again with another\n"
     "therapist), starts, completes or fails its handoff; the referring clinic revokes. The\n"
-    "referral's status is derived from its handoffs. Freed slots go to referrals on hold.\n"
+    "referral's status is derived from its handoffs. Referrals on hold wait on a wait list\n"
+    "(stat first, then asap, urgent, routine; each by arrival), tried again in that order every\n"
+    "--retry-minutes as new days enter the horizon and whenever a slot is freed; the referrer\n"
+    "is told its position and an estimated date when they change, and one that waits longer\n"
+    "than its priority's bound is escalated (once).\n"
     "Referrals triage could not place go to every --reviewers mailbox (handoff.ReviewRequest);\n"
     "a reviewer's handoff.ReviewDecision books them or sends them to a physician. The care\n"
     "thread (handoff.ThreadPost: notes, questions, replies, summaries) is kept and delivered\n"
@@ -101,6 +112,9 @@ typedef struct {
     unsigned reloads;
     uint64_t started_ms;
     hx_metric_t *outcomes[16];
+    hx_metric_t *escalated;         /* handoff_scheduling_escalated_total */
+    hx_metric_t *waiting[5];        /* handoff_scheduling_waitlist_referrals, by priority */
+    uint64_t retry_ms;              /* --retry-minutes */
 } sched_t;
 
 /* What a handled message came to, read from the first StatusUpdate it produced. */
@@ -136,12 +150,33 @@ static int outcome_of(const hx_outbox_t *out)
     return O_IGNORED;
 }
 
+/* How many StatusUpdates of event "escalate" the outputs hold (each to a referrer). */
+static uint64_t escalations_of(const hx_outbox_t *out)
+{
+    uint64_t n = 0;
+    for (size_t i = 0; i < hx_outbox_count(out); i++) {
+        hx_addr_kind_t kind;
+        const char *to, *type;
+        const uint8_t *payload;
+        size_t len;
+        if (hx_outbox_get(out, i, &kind, &to, &type, &payload, &len) || strcmp(type, "handoff.StatusUpdate") != 0)
+            continue;
+        Handoff__StatusUpdate *u = handoff__status_update__unpack(NULL, len, payload);
+        n += u && strcmp(u->event, "escalate") == 0;
+        if (u)
+            handoff__status_update__free_unpacked(u, NULL);
+    }
+    return n;
+}
+
 static int handle(void *arg, const hx_msg_t *in, hx_outbox_t *out, char *err, size_t errcap)
 {
     sched_t *s = arg;
     int rc = hx_booking_handle(s->booking, in, out, err, errcap);
-    if (rc == 0)
+    if (rc == 0) {
         hx_metric_add(s->outcomes[outcome_of(out)], 1);
+        hx_metric_add(s->escalated, escalations_of(out));
+    }
     return rc;
 }
 
@@ -155,7 +190,40 @@ static int metrics_init(sched_t *s, hx_metrics_t *m)
         if (!(s->outcomes[i] = hx_metrics_counter(m, "handoff_scheduling_referrals_total", help, "outcome",
                                                   outcome_labels[i])))
             return -1;
+    static const char esc_help[] =
+        "Referrals escalated: on the wait list (on hold) longer than their priority's bound (stat 1 day, asap 3, "
+        "urgent 7, routine --routine-days); each once, the referrer told. A redelivered message counts again.";
+    static const char wait_help[] =
+        "Referrals on hold on the wait list, by priority, as of the last retry tick (--retry-minutes).";
+    static const char *const prio[5] = {"unspecified", "routine", "urgent", "asap", "stat"};
+    if (!(s->escalated = hx_metrics_counter(m, "handoff_scheduling_escalated_total", esc_help, NULL, NULL)))
+        return -1;
+    for (int i = 1; i < 5; i++)
+        if (!(s->waiting[i] = hx_metrics_gauge(m, "handoff_scheduling_waitlist_referrals", wait_help, "priority",
+                                               prio[i])))
+            return -1;
     return 0;
+}
+
+/* Posts a handoff.Retry for each referral on hold, in wait-list order; gen makes the ids (one
+ * per referral and generation: exact). */
+static void post_retries(hx_worker_t *w, sched_t *s, const char *gen)
+{
+    enum { MAX_RETRIES = 10000 };
+    char (*ids)[32] = malloc(MAX_RETRIES * sizeof *ids);
+    size_t n = ids ? hx_booking_on_hold(s->booking, ids, MAX_RETRIES) : 0;
+    for (size_t i = 0; i < n; i++) {
+        Handoff__Retry t = HANDOFF__RETRY__INIT;
+        t.referral_id = ids[i];
+        uint8_t buf[64], id[HX_ID_LEN];
+        size_t len = handoff__retry__pack(&t, buf);
+        hx_submission_id(gen, ids[i], id);
+        if (hx_worker_post(w, id, HX_TO_SERVICE, "scheduling", "handoff.Retry", buf, len) != 0)
+            hx_warn("could not ask for a retry of %s", ids[i]);
+    }
+    if (n)
+        hx_info("%zu referral(s) on hold will be tried again, in wait-list order", n);
+    free(ids);
 }
 
 static void reload(hx_worker_t *w, void *arg)
@@ -181,22 +249,27 @@ static void reload(hx_worker_t *w, void *arg)
     /* A new directory may have room for what waited: each on-hold referral is tried again
      * through the broker, as a message like any other (exact: one id per referral and
      * reload). */
-    char ids[1000][32];
-    size_t n = hx_booking_on_hold(s->booking, ids, 1000);
     s->reloads++;
-    for (size_t i = 0; i < n; i++) {
-        Handoff__Retry t = HANDOFF__RETRY__INIT;
-        t.referral_id = ids[i];
-        uint8_t buf[64], id[HX_ID_LEN];
-        size_t len = handoff__retry__pack(&t, buf);
-        char gen[48];
-        snprintf(gen, sizeof gen, "retry-%llu-%u", (unsigned long long)s->started_ms, s->reloads);
-        hx_submission_id(gen, ids[i], id);
-        if (hx_worker_post(w, id, HX_TO_SERVICE, "scheduling", "handoff.Retry", buf, len) != 0)
-            hx_warn("could not ask for a retry of %s", ids[i]);
-    }
-    if (n)
-        hx_info("%zu referral(s) on hold will be tried again", n);
+    char gen[48];
+    snprintf(gen, sizeof gen, "retry-%llu-%u", (unsigned long long)s->started_ms, s->reloads);
+    post_retries(w, s, gen);
+}
+
+/* Every --retry-minutes: the wait list is tried again in its order as the horizon advances
+ * (new days, new slots), each referral by a handoff.Retry through the broker; its effects
+ * (booked, a new position, an escalation) are stored with its outputs. The ids are one per
+ * referral and period of the real clock, so two scheduling workers sharing the database post
+ * the same ids and the broker keeps one. */
+static void tick(hx_worker_t *w, void *arg)
+{
+    sched_t *s = arg;
+    uint64_t by[5];
+    if (hx_booking_waiting(s->booking, by) == 0)
+        for (int i = 1; i < 5; i++)
+            hx_metric_set(s->waiting[i], (int64_t)(by[i] + (i == 1 ? by[0] : 0)));
+    char gen[48];
+    snprintf(gen, sizeof gen, "wait-%llu", (unsigned long long)(hx_svc_now_ms() / s->retry_ms));
+    post_retries(w, s, gen);
 }
 
 int main(int argc, char **argv)
@@ -217,7 +290,8 @@ int main(int argc, char **argv)
     }
     hx_booking_config_t bc = {.db_path = s.db_path, .start = -1, .audit_path = v[S_AUDIT].text,
                               .horizon_days = v[S_HORIZON].u32, .collab_days = v[S_COLLAB].u32,
-                              .reviewers = v[S_REVIEWERS].text};
+                              .reviewers = v[S_REVIEWERS].text, .routine_days = v[S_ROUTINE_DAYS].u32};
+    s.retry_ms = (uint64_t)v[S_RETRY].u32 * 60000;
     if (!reviewers_valid(bc.reviewers)) {
         fprintf(stderr, "%s: --reviewers: one or more names of 1 to %d characters of [A-Za-z0-9._-], comma or "
                         "space separated, got '%s'\n", prog, HX_NAME_MAX, bc.reviewers);
@@ -257,6 +331,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "%s: out of memory\n", prog);
         rc = 1;
     } else {
+        o.tick = tick;
+        o.tick_arg = &s;
+        o.tick_ms = s.retry_ms;
         rc = hx_svc_run(&o, prog, "scheduling", handle, &s, reload, &s);
     }
     hx_metrics_destroy(&o.metrics);

@@ -64,6 +64,9 @@ int hx_svc_parse(int argc, char **argv, const char *prog, const char *head, cons
     hx_log_init(prog, lvl);
     hx_log_set_format(fmt, prog);
     out->metrics = NULL;
+    out->tick = NULL;
+    out->tick_arg = NULL;
+    out->tick_ms = 0;
     out->http = c[C_HTTP].text;
     if (out->http && hx_http_parse_listen(prog, "--http", out->http))
         return 2;
@@ -104,6 +107,8 @@ int hx_svc_run(const hx_svc_opts_t *o, const char *prog, const char *service, hx
         return 1;
     }
     hx_worker_on_reload(w, reload, reload_arg);
+    if (o->tick && o->tick_ms)
+        hx_worker_every(w, o->tick_ms, o->tick, o->tick_arg);
     hx_info("connecting to %s", o->broker);
     int rc = hx_worker_run(w, fn, arg);
     hx_worker_destroy(&w);

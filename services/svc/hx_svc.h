@@ -17,6 +17,11 @@ typedef struct {
     /* The program's metrics (set by main before hx_svc_run, or NULL): its own counters,
      * shown on /metrics with the worker's. Owned by main. */
     hx_metrics_t *metrics;
+    /* NULL, or called every tick_ms on the worker's loop (hx_worker_every; set by main):
+     * work that time makes possible; it may hx_worker_post */
+    void (*tick)(hx_worker_t *w, void *arg);
+    void *tick_arg;
+    uint64_t tick_ms;
 } hx_svc_opts_t;
 
 /* Parses argv against the program's own options (extra, n_extra of them; their values in

@@ -13,3 +13,5 @@ hx_unit_test(test_gen LIBS hx_gen hx_cli)
 hx_unit_test(test_vignettes LIBS hx_clinical)
 # scheduling's store (services/scheduling, hx_booking): its migrations
 hx_unit_test(test_booking_migrate LIBS hx_booking)
+# scheduling's wait list with an injectable clock (services/scheduling/hx_waitlist.c)
+hx_unit_test(test_waitlist LIBS hx_booking)

@@ -35,6 +35,10 @@ hx_worker_t *hx_worker_new(const hx_worker_opts_t *opts, char *err, size_t errca
 void hx_worker_destroy(hx_worker_t **self_p);
 /* Calls fn on SIGHUP (e.g. to reload data files); fn may hx_worker_post. */
 void hx_worker_on_reload(hx_worker_t *w, void (*fn)(hx_worker_t *w, void *arg), void *arg);
+/* Calls fn every period_ms (> 0) while run serves, the first time after min(period_ms,
+ * 60 s): work that time makes possible (e.g. retries as days pass); fn may hx_worker_post.
+ * Set before run. */
+void hx_worker_every(hx_worker_t *w, uint64_t period_ms, void (*fn)(hx_worker_t *w, void *arg), void *arg);
 /* Submits one message outside a handler (e.g. work a reload made possible). id makes it
  * exact: posting the same id again stores nothing new. Sent again after a pause while the
  * broker cannot store it. */
@@ -49,6 +53,13 @@ void hx_worker_stop(hx_worker_t *w);
  * same input again produces the same ids (the broker keeps one). payload is copied. */
 int hx_outbox_add(hx_outbox_t *o, hx_addr_kind_t kind, const char *to, const char *type, const void *payload,
                   size_t len);
+
+/* An outbox outside a worker, to call a handler directly (tests, tools): its outputs' ids are
+ * derived from input_id (borrowed; set again, outputs dropped, by hx_outbox_reset). NULL when
+ * out of memory. */
+hx_outbox_t *hx_outbox_new(const uint8_t input_id[HX_ID_LEN]);
+void hx_outbox_reset(hx_outbox_t *o, const uint8_t input_id[HX_ID_LEN]);
+void hx_outbox_destroy(hx_outbox_t **self_p);
 
 /* The outputs added so far (to store them with the input's effects, so that handling the
  * same input again can replay exactly the same outputs). Pointers valid until the handler

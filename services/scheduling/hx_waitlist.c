@@ -1,0 +1,320 @@
+/* hx_waitlist — referrals on hold as a wait list: one row per handoff waiting for a slot,
+ * ordered by priority (stat first, then asap, urgent, routine), then by arrival (when it went
+ * on the wait list). Scheduling retries them in that order as the horizon advances (a tick
+ * posts a handoff.Retry for each) and when a slot is freed; each retry that finds no slot
+ * reports the position and an estimate to the referrer when either changed, and escalates,
+ * once, a referral that waited longer than its priority's bound.
+ *
+ * The table is new and independent of the referrals' columns, so it is created on open
+ * (IF NOT EXISTS) without a schema version: a store older than it simply has no rows, and
+ * its held referrals join the list, by their last update, at their next retry. */
+#include "hx_booking_internal.h"
+#include "hx_log.h"
+#include "hx_refjson.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#define DAY_MS (24ull * 60 * 60 * 1000)
+#define ON_HOLD HANDOFF__TASK_STATUS__TASK_ON_HOLD
+
+static const char waitlist_schema[] =
+    "CREATE TABLE IF NOT EXISTS waitlist ("
+    "  referral_id TEXT NOT NULL, discipline INTEGER NOT NULL, priority INTEGER NOT NULL,"
+    "  since_ms INTEGER NOT NULL, escalated_ms INTEGER NOT NULL DEFAULT 0,"
+    "  told_position INTEGER NOT NULL DEFAULT 0, told_length INTEGER NOT NULL DEFAULT 0,"
+    "  told_estimate TEXT NOT NULL DEFAULT '',"
+    "  PRIMARY KEY (referral_id, discipline)) WITHOUT ROWID;"
+    "CREATE INDEX IF NOT EXISTS waitlist_order ON waitlist(discipline, priority, since_ms);";
+
+int hx_waitlist_init(hx_booking_t *b)
+{
+    sqlite3_stmt *st = bk_prep(b, "SELECT 1");     /* the connection, for exec */
+    if (!st)
+        return -1;
+    sqlite3 *db = sqlite3_db_handle(st);
+    sqlite3_finalize(st);
+    char *err = NULL;
+    if (sqlite3_exec(db, waitlist_schema, NULL, NULL, &err) != SQLITE_OK) {
+        hx_error("scheduling database: the wait list: %s", err ? err : "?");
+        sqlite3_free(err);
+        return -1;
+    }
+    return 0;
+}
+
+/* The referral's priority: the decision's, else the referral's; unspecified counts as routine. */
+static Handoff__Priority case_priority(const Handoff__Case *c)
+{
+    Handoff__Priority p = c && c->decision ? c->decision->priority : 0;
+    if (!p && c && c->referral)
+        p = c->referral->priority;
+    return p ? p : HANDOFF__PRIORITY__PRIORITY_ROUTINE;
+}
+
+/* How long a referral of priority p may wait on hold before it is escalated, in days. */
+static uint32_t bound_days(const hx_booking_t *b, Handoff__Priority p)
+{
+    const hx_booking_config_t *cfg = bk_config(b);
+    return p == HANDOFF__PRIORITY__PRIORITY_STAT     ? 1
+           : p == HANDOFF__PRIORITY__PRIORITY_ASAP   ? 3
+           : p == HANDOFF__PRIORITY__PRIORITY_URGENT ? 7
+           : cfg->routine_days                       ? cfg->routine_days
+                                                     : cfg->horizon_days;
+}
+
+/* How far ahead a referral of priority p may be booked, in days (as plan_window: the
+ * horizon, or fewer as the priority requires). */
+static uint32_t window_days(const hx_booking_t *b, Handoff__Priority p)
+{
+    uint32_t w = bk_config(b)->horizon_days;
+    uint32_t prio = p == HANDOFF__PRIORITY__PRIORITY_ROUTINE ? w : bound_days(b, p);
+    return prio < w ? prio : w;
+}
+
+static int step_done(sqlite3_stmt *st)
+{
+    int rc = st && sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* Puts the held handoffs of hs on the wait list (a new one arrives now; one already on it
+ * keeps its arrival) and takes off what is no longer held, and rows of referrals that left
+ * hold otherwise (revoked). */
+static int held_sync(hx_booking_t *b, const char *rid, Handoff__Priority prio, const bk_handoffs_t *hs)
+{
+    int held[2] = {0, 0};
+    int rc = 0;
+    for (size_t i = 0; i < hs->n && rc == 0; i++) {
+        if (hs->h[i].booked || hs->h[i].status != ON_HOLD)
+            continue;
+        held[i] = (int)hs->h[i].k.discipline;
+        sqlite3_stmt *st = bk_prep(b, "INSERT INTO waitlist(referral_id, discipline, priority, since_ms) "
+                                      "VALUES (?, ?, ?, ?) ON CONFLICT (referral_id, discipline) "
+                                      "DO UPDATE SET priority = excluded.priority");
+        if (st) {
+            sqlite3_bind_text(st, 1, rid, -1, SQLITE_STATIC);
+            sqlite3_bind_int(st, 2, held[i]);
+            sqlite3_bind_int(st, 3, (int)prio);
+            sqlite3_bind_int64(st, 4, (sqlite3_int64)bk_now_ms(b));
+        }
+        rc = step_done(st);
+    }
+    sqlite3_stmt *st = rc == 0 ? bk_prep(b, "DELETE FROM waitlist WHERE referral_id = ? AND discipline NOT IN (?, ?)")
+                               : NULL;
+    if (st) {
+        sqlite3_bind_text(st, 1, rid, -1, SQLITE_STATIC);
+        sqlite3_bind_int(st, 2, held[0]);
+        sqlite3_bind_int(st, 3, held[1]);
+    }
+    rc = rc == 0 ? step_done(st) : -1;
+    st = rc == 0 ? bk_prep(b, "DELETE FROM waitlist WHERE NOT EXISTS (SELECT 1 FROM referrals r WHERE "
+                              "r.referral_id = waitlist.referral_id AND r.pending = ?)")
+                 : NULL;
+    if (st)
+        sqlite3_bind_int(st, 1, ON_HOLD);
+    return rc == 0 ? step_done(st) : -1;
+}
+
+/* Where (rid, disc) stands on its discipline's wait list: 1-based position and length. */
+static int place(hx_booking_t *b, const char *rid, int disc, int prio, int64_t since, uint32_t *pos, uint32_t *len)
+{
+    sqlite3_stmt *st = bk_prep(b, "SELECT COUNT(*), COALESCE(SUM(w.priority > ?1 OR (w.priority = ?1 AND "
+                                  "(w.since_ms < ?2 OR (w.since_ms = ?2 AND w.referral_id < ?3)))), 0) "
+                                  "FROM waitlist w JOIN referrals r USING (referral_id) "
+                                  "WHERE w.discipline = ?4 AND r.pending = ?5");
+    if (!st)
+        return -1;
+    sqlite3_bind_int(st, 1, prio);
+    sqlite3_bind_int64(st, 2, since);
+    sqlite3_bind_text(st, 3, rid, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 4, disc);
+    sqlite3_bind_int(st, 5, ON_HOLD);
+    int rc = sqlite3_step(st) == SQLITE_ROW ? 0 : -1;
+    if (rc == 0) {
+        *len = (uint32_t)sqlite3_column_int64(st, 0);
+        *pos = (uint32_t)sqlite3_column_int64(st, 1) + 1;
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* Sessions of discipline d the directory's therapists can give in an average day. */
+static double sessions_per_day(const hx_booking_t *b, Handoff__Discipline d)
+{
+    const hx_therapist_t *t;
+    size_t n = hx_directory_therapists(bk_directory(b), &t);
+    uint32_t len = hx_session_minutes(d, 0);
+    double week = 0;
+    for (size_t i = 0; i < n && len; i++)
+        for (size_t k = 0; t[i].discipline == d && k < t[i].n_hours; k++)
+            week += (t[i].hours[k].to - t[i].hours[k].from) / len;
+    return week / 7.0;
+}
+
+/* The estimate (docs/PROTOCOL.md "Wait list"): the day its turn comes if every session of its
+ * discipline entering the horizon went to the wait list in order: today + its window + the
+ * days the ones ahead of it take at the directory's sessions per day. It knows nothing of the
+ * patient's availability, language or clinics, nor of slots freed by declines: an estimate.
+ * "" when the directory has no such sessions. */
+static void estimate(const hx_booking_t *b, Handoff__Priority prio, Handoff__Discipline d, uint32_t pos, char out[11])
+{
+    out[0] = '\0';
+    double per_day = sessions_per_day(b, d);
+    if (per_day <= 0)
+        return;
+    uint64_t days = window_days(b, prio) + (uint64_t)((pos - 1) / per_day);
+    char text[17];
+    hx_minute_format((hx_minute_t)(bk_now_ms(b) / 60000 + days * 24 * 60), text);
+    snprintf(out, 11, "%.10s", text);
+}
+
+/* Works out each of the referral's wait-list rows' position and estimate, stores them as told
+ * when they changed (*changed), and says them in text ("physiotherapy 3 of 12, estimate ..."). */
+static int report(hx_booking_t *b, const char *rid, bool *changed, char *text, size_t cap)
+{
+    sqlite3_stmt *st = bk_prep(b, "SELECT discipline, priority, since_ms, told_position, told_estimate "
+                                  "FROM waitlist WHERE referral_id = ? ORDER BY discipline");
+    if (!st)
+        return -1;
+    sqlite3_bind_text(st, 1, rid, -1, SQLITE_STATIC);
+    int rc = 0, step;
+    size_t len = 0;
+    text[0] = '\0';
+    while (rc == 0 && (step = sqlite3_step(st)) == SQLITE_ROW) {
+        int disc = sqlite3_column_int(st, 0), prio = sqlite3_column_int(st, 1);
+        int64_t since = sqlite3_column_int64(st, 2);
+        uint32_t told = (uint32_t)sqlite3_column_int(st, 3), pos = 0, n = 0;
+        char est[11], told_est[11];
+        snprintf(told_est, sizeof told_est, "%s", (const char *)sqlite3_column_text(st, 4));
+        rc = place(b, rid, disc, prio, since, &pos, &n);
+        if (rc != 0)
+            break;
+        estimate(b, (Handoff__Priority)prio, (Handoff__Discipline)disc, pos, est);
+        if (len < cap)
+            len += (size_t)snprintf(text + len, cap - len, "%s%s %u of %u%s%s", len ? "; " : "",
+                                    hx_discipline_text((Handoff__Discipline)disc), pos, n,
+                                    est[0] ? ", estimate " : "", est);
+        sqlite3_stmt *up = bk_prep(b, "UPDATE waitlist SET told_position = ?, told_length = ?, told_estimate = ? "
+                                      "WHERE referral_id = ? AND discipline = ?");
+        if (up) {
+            sqlite3_bind_int(up, 1, (int)pos);
+            sqlite3_bind_int(up, 2, (int)n);
+            sqlite3_bind_text(up, 3, est, -1, SQLITE_STATIC);
+            sqlite3_bind_text(up, 4, rid, -1, SQLITE_STATIC);
+            sqlite3_bind_int(up, 5, disc);
+        }
+        rc = step_done(up);
+        *changed |= pos != told || strcmp(est, told_est) != 0;
+    }
+    if (rc == 0 && step != SQLITE_DONE)
+        rc = -1;
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* Escalates the referral once when it has waited longer than its priority's bound: the
+ * referrer is told (event "escalate"), the audit log and the log (warn, "alert") say it. */
+static int escalate(hx_booking_t *b, const char *rid, const char *referrer, const char *ref, const Handoff__Case *c,
+                    bk_handoffs_t *hs, hx_outbox_t *out)
+{
+    sqlite3_stmt *st = bk_prep(b, "SELECT MIN(since_ms), MAX(escalated_ms) FROM waitlist WHERE referral_id = ?");
+    if (!st)
+        return -1;
+    sqlite3_bind_text(st, 1, rid, -1, SQLITE_STATIC);
+    bool row = sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL;
+    uint64_t since = row ? (uint64_t)sqlite3_column_int64(st, 0) : 0;
+    bool done = row && sqlite3_column_int64(st, 1) != 0;
+    sqlite3_finalize(st);
+    Handoff__Priority prio = case_priority(c);
+    uint32_t bound = bound_days(b, prio);
+    uint64_t now = bk_now_ms(b);
+    if (!row || done || now < since || now - since < bound * DAY_MS)
+        return 0;
+    st = bk_prep(b, "UPDATE waitlist SET escalated_ms = ? WHERE referral_id = ?");
+    if (st) {
+        sqlite3_bind_int64(st, 1, (sqlite3_int64)now);
+        sqlite3_bind_text(st, 2, rid, -1, SQLITE_STATIC);
+    }
+    if (step_done(st) != 0)
+        return -1;
+    uint64_t waited = now - since;
+    char why[200];
+    snprintf(why, sizeof why, "escalated: on the wait list for %llu day(s) %llu hour(s), longer than its "
+             "priority's bound (%s: %u day(s))", (unsigned long long)(waited / DAY_MS),
+             (unsigned long long)(waited % DAY_MS / 3600000), hx_priority_text(prio), bound);
+    hx_warn("alert: referral %s %s", rid, why);
+    hx_msg_t self = {.from_kind = HX_TO_SERVICE, .from = "scheduling"};
+    bk_audit_write(b, "service", &self, "escalate", rid, why);
+    bk_update_t u = {.rid = rid, .ref = ref, .status = hs->status, .ev = HX_EVENT_HOLD, .reason = why,
+                     .decision = c ? c->decision : NULL, .event_text = "escalate"};
+    return bk_tell_referrer(b, out, referrer, &u, hs);
+}
+
+int hx_waitlist_held(hx_booking_t *b, const char *rid, const char *referrer, const char *ref, const Handoff__Case *c,
+                     const char *why, bool first, bk_handoffs_t *hs, hx_outbox_t *out)
+{
+    bool changed = false;
+    char places[200];
+    int rc = held_sync(b, rid, case_priority(c), hs);
+    if (rc == 0)
+        rc = report(b, rid, &changed, places, sizeof places);
+    if (rc == 0 && (first || changed)) {
+        char text[600];
+        snprintf(text, sizeof text, "%s%s%s%s", why, places[0] ? "; wait list position " : "", places,
+                 places[0] ? " (stat first, then asap, urgent, routine; each by arrival)" : "");
+        bk_update_t u = {.rid = rid, .ref = ref, .status = hs->status, .ev = HX_EVENT_HOLD, .reason = text,
+                         .decision = c ? c->decision : NULL};
+        rc = bk_tell_referrer(b, out, referrer, &u, hs);
+    }
+    if (rc == 0)
+        rc = escalate(b, rid, referrer, ref, c, hs, out);
+    return rc;
+}
+
+int hx_waitlist_leave(hx_booking_t *b, const char *rid)
+{
+    sqlite3_stmt *st = bk_prep(b, "DELETE FROM waitlist WHERE referral_id = ?");
+    if (st)
+        sqlite3_bind_text(st, 1, rid, -1, SQLITE_STATIC);
+    return step_done(st);
+}
+
+void hx_waitlist_fill(hx_booking_t *b, const char *rid, bk_handoff_t *h)
+{
+    sqlite3_stmt *st = bk_prep(b, "SELECT told_position, told_length, told_estimate, since_ms, escalated_ms "
+                                  "FROM waitlist WHERE referral_id = ? AND discipline = ?");
+    if (!st)
+        return;
+    sqlite3_bind_text(st, 1, rid, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 2, (int)h->k.discipline);
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        h->pb.wait_position = (uint32_t)sqlite3_column_int(st, 0);
+        h->pb.wait_length = (uint32_t)sqlite3_column_int(st, 1);
+        snprintf(h->wait_estimate, sizeof h->wait_estimate, "%s", (const char *)sqlite3_column_text(st, 2));
+        h->pb.wait_estimate = h->wait_estimate;
+        h->pb.wait_since_ms = (uint64_t)sqlite3_column_int64(st, 3);
+        h->pb.escalated = sqlite3_column_int64(st, 4) != 0;
+    }
+    sqlite3_finalize(st);
+}
+
+int hx_booking_waiting(hx_booking_t *b, uint64_t by_priority[5])
+{
+    memset(by_priority, 0, 5 * sizeof by_priority[0]);
+    sqlite3_stmt *st = bk_prep(b, "SELECT p, COUNT(*) FROM (SELECT COALESCE(MAX(w.priority), 1) AS p "
+                                  "FROM referrals r LEFT JOIN waitlist w USING (referral_id) WHERE r.pending = ? "
+                                  "GROUP BY r.referral_id) GROUP BY p");
+    if (!st)
+        return -1;
+    sqlite3_bind_int(st, 1, ON_HOLD);
+    int step;
+    while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+        int p = sqlite3_column_int(st, 0);
+        if (p >= 0 && p < 5)
+            by_priority[p] += (uint64_t)sqlite3_column_int64(st, 1);
+    }
+    sqlite3_finalize(st);
+    return step == SQLITE_DONE ? 0 : -1;
+}
