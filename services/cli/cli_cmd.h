@@ -43,6 +43,7 @@ typedef struct {
     char connect_err[512];              /* why the last connection failed */
     hx_client_t *client;                /* operator commands: a session without a store */
     hx_clinic_t *store;                 /* clinic commands: the clinic's store and session */
+    hx_registration_t *registration;    /* submit, import: the registration setting's file, once read */
 } cli_t;
 
 /* Set by SIGINT/SIGTERM while watch or top runs: the one thing a signal handler may touch. */

@@ -51,6 +51,24 @@ int cli_sync_store(cli_t *c, hx_clinic_sync_t *s)
 
 /* ---- submit ----------------------------------------------------------------------------- */
 
+/* The registration file the settings name, read once into c->registration (none set: the
+ * built-in one is used): EXIT_OK, or EXIT_USAGE after saying why it was refused. */
+static int registration_load(cli_t *c)
+{
+    const char *path = cli_config_get(&c->cfg, CLI_SET_REGISTRATION);
+    if (!path || c->registration || c->no_validate)
+        return EXIT_OK;
+    hx_errors_t errs;
+    hx_errors_clear(&errs);
+    c->registration = hx_registration_load(path, &errs);
+    if (c->registration)
+        return EXIT_OK;
+    char why[2048];
+    fprintf(stderr, "handoff: registration file %s (from %s) refused: %s\n", path,
+            c->cfg.v[CLI_SET_REGISTRATION].where, hx_errors_join(&errs, why, sizeof why));
+    return EXIT_USAGE;
+}
+
 static int load_referral(const cli_t *c, const char *file, Handoff__Referral **out)
 {
     json_error_t jerr;
@@ -61,7 +79,7 @@ static int load_referral(const cli_t *c, const char *file, Handoff__Referral **o
     }
     hx_errors_t errs;
     hx_errors_clear(&errs);
-    Handoff__Referral *r = cli_referral_check(j, c->no_validate, &errs);
+    Handoff__Referral *r = cli_referral_check(j, c->registration, c->no_validate, &errs);
     json_decref(j);
     if (!r) {
         for (size_t i = 0; i < errs.count; i++)
@@ -80,7 +98,9 @@ int cmd_submit(cli_t *c, int argc, char **argv)
         fprintf(stderr, "handoff: submit needs at least one FILE.json (see handoff help submit)\n");
         return EXIT_USAGE;
     }
-    int rc = EXIT_OK, src;
+    int rc = registration_load(c), src;
+    if (rc != EXIT_OK)
+        return rc;
     json_t *results = json_array();
     for (int i = 0; i < argc; i++) {
         Handoff__Referral *r = NULL;
@@ -270,7 +290,7 @@ static void import_check_row(cli_t *c, cli_rows_t *rows, import_row_t *st, size_
         return;                                 /* already carries why */
     hx_errors_t errs;
     hx_errors_clear(&errs);
-    Handoff__Referral *r = cli_referral_check(row->json, c->no_validate, &errs);
+    Handoff__Referral *r = cli_referral_check(row->json, c->registration, c->no_validate, &errs);
     if (r && !r->ref[0])
         hx_errors_add(&errs, "ref", "required: this clinic's own number for the referral");
     for (size_t k = 0; k < errs.count; k++)
@@ -301,6 +321,8 @@ int cmd_import(cli_t *c, int argc, char **argv)
     const char *file = argv[0];
     char err[2048];
     cli_format_t format;
+    if (registration_load(c) != EXIT_OK)
+        return EXIT_USAGE;
     if (cli_import_format(file, c->format, &format, err, sizeof err) != 0) {
         fprintf(stderr, "handoff: import: %s\n", err);
         return EXIT_USAGE;
@@ -437,14 +459,16 @@ static void handoffs_row(void *ud, const char *type, const uint8_t *data, size_t
         json_array_append_new(l->all, hx_handoff_to_json(h));
     } else if (l->t) {
         const Handoff__Booking *b = h->booking;
-        char name[160], minutes[16], start[CLI_FMT_LEN], when[CLI_FMT_LEN];
+        char name[160], minutes[16], start[CLI_FMT_LEN], when[CLI_FMT_LEN], reg[224];
         hx_patient_name(h->referral, name, sizeof name);
+        hx_registration_text(h->referral ? h->referral->referrer : NULL, reg, sizeof reg);
         snprintf(minutes, sizeof minutes, "%u", b ? b->minutes : 0);
         const Handoff__Patient *p = h->referral ? h->referral->patient : NULL;
         const char *row[] = {h->referral_id, name, p ? p->birth_date : "",
                              b ? hx_discipline_text(b->discipline) : "", b ? b->therapist_name : "",
                              cli_slot_text(b ? b->start : "", start), minutes,
-                             h->referral ? h->referral->referring_clinic : "", cli_time_ago(l->now, at, when)};
+                             h->referral ? h->referral->referring_clinic : "", reg[0] ? reg : "-",
+                             cli_time_ago(l->now, at, when)};
         cli_table_add(l->t, row);
     }
     handoff__handoff__free_unpacked(h, NULL);
@@ -460,9 +484,9 @@ int cmd_handoffs(cli_t *c, int argc)
     int rc = cli_sync_store(c, NULL);
     if (rc != EXIT_OK)
         return rc;
-    static const char *const head[] = {"REFERRAL", "PATIENT", "BORN", "DISCIPLINE", "THERAPIST", "START", "MIN",
-                                       "FROM", "RECEIVED"};
-    listing_t l = {.c = c, .all = json_array(), .t = cli_table_new(9, head, "llllllrll"), .now = cli_now_ms()};
+    static const char *const head[] = {"REFERRAL", "PATIENT", "BORN",         "DISCIPLINE", "THERAPIST", "START",
+                                       "MIN",      "FROM",    "REGISTRATION", "RECEIVED"};
+    listing_t l = {.c = c, .all = json_array(), .t = cli_table_new(10, head, "llllllrlll"), .now = cli_now_ms()};
     if (l.t)
         cli_table_cap(l.t, 1, 28);
     hx_clinic_query_t q = {.type = "handoff.Handoff"};
@@ -547,13 +571,14 @@ static void watch_handoff(cli_t *c, const hx_msg_t *m, const char *when)
     Handoff__Handoff *h = handoff__handoff__unpack(NULL, m->payload_len, m->payload);
     if (!h)
         return;
-    char name[160], start[CLI_FMT_LEN], text[900];
+    char name[160], start[CLI_FMT_LEN], text[900], reg[224];
     hx_patient_name(h->referral, name, sizeof name);
+    hx_registration_text(h->referral ? h->referral->referrer : NULL, reg, sizeof reg);
     const Handoff__Booking *b = h->booking;
-    snprintf(text, sizeof text, "%s: %s with %s, %s, %u min (from %s)", name[0] ? name : "?",
+    snprintf(text, sizeof text, "%s: %s with %s, %s, %u min (from %s%s%s)", name[0] ? name : "?",
              b ? hx_discipline_text(b->discipline) : "?", b ? b->therapist_name : "?",
              cli_slot_text(b ? b->start : "", start), b ? b->minutes : 0,
-             h->referral ? h->referral->referring_clinic : "?");
+             h->referral ? h->referral->referring_clinic : "?", reg[0] ? ", referrer " : "", reg);
     if (c->json) {
         json_t *o = json_pack("{s:o, s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "at_ms", cli_ms_json(m->accepted_at_ms),
                               "at", when, "kind", "handoff", "referral_id", h->referral_id, "ref",

@@ -39,6 +39,8 @@ static const struct {
                         "import: submissions in flight at once (1-1000)", NULL},
     [CLI_SET_REVIEWER] = {"reviewer", "HANDOFF_REVIEWER", NULL, KIND_NAME, 0, 0, NULL, "NAME",
                           "review: this reviewer's name (a key of role reviewer)", NULL},
+    [CLI_SET_REGISTRATION] = {"registration", "HANDOFF_REGISTRATION", NULL, KIND_PATH, 0, 0, NULL, "FILE",
+                              "submit, import: the registration bodies referrers are checked against", "built in"},
 };
 
 void cli_config_init(cli_config_t *c)

@@ -19,6 +19,7 @@ typedef enum {
     CLI_SET_INTERVAL_MS,
     CLI_SET_WINDOW,
     CLI_SET_REVIEWER,
+    CLI_SET_REGISTRATION,
     CLI_SET_COUNT
 } cli_set_t;
 

@@ -36,6 +36,7 @@ static const struct {
     {"referrer.clinic_id", COL_STRING},
     {"referrer.phone", COL_STRING},
     {"referrer.email", COL_STRING},
+    {"referrer.province", COL_STRING},
     {"reason", COL_STRING},
     {"conditions", COL_LIST},
     {"findings", COL_LIST},
@@ -486,13 +487,14 @@ int cli_import_read(const char *path, cli_format_t format, cli_rows_t *out, char
     return rc;
 }
 
-Handoff__Referral *cli_referral_check(const json_t *j, int no_validate, hx_errors_t *errs)
+Handoff__Referral *cli_referral_check(const json_t *j, const hx_registration_t *reg, int no_validate,
+                                      hx_errors_t *errs)
 {
     Handoff__Referral *r = hx_referral_from_json(j, errs);
     if (r && !no_validate) {
         if (!r->ref[0])
             hx_errors_add(errs, "ref", "required: this clinic's own number for the referral");
-        hx_intake_validate(r, errs);
+        hx_intake_check(r, reg ? reg : hx_registration_builtin(), errs);
     }
     if (errs->count) {
         hx_referral_free(r);

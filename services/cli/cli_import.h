@@ -7,6 +7,7 @@
 #include <jansson.h>
 #include <stddef.h>
 #include "hx_errors.h"
+#include "hx_registration.h"
 #include "referral.pb-c.h"
 
 typedef enum { CLI_FORMAT_AUTO, CLI_FORMAT_CSV, CLI_FORMAT_NDJSON } cli_format_t;
@@ -44,8 +45,10 @@ void cli_row_error(cli_row_t *r, const char *field, const char *fmt, ...) __attr
 const char *cli_import_columns(void);
 
 /* Checks a Referral JSON object as `handoff submit` does: types and spellings, then (unless
- * no_validate) a "ref" and every rule intake applies. Returns the Referral (free with
+ * no_validate) a "ref" and every rule intake applies, the referrer's registration against reg
+ * (NULL: the built-in registration file). Returns the Referral (free with
  * hx_referral_free), or NULL with every problem in errs. */
-Handoff__Referral *cli_referral_check(const json_t *j, int no_validate, hx_errors_t *errs);
+Handoff__Referral *cli_referral_check(const json_t *j, const hx_registration_t *reg, int no_validate,
+                                      hx_errors_t *errs);
 
 #endif

@@ -354,6 +354,7 @@ int main(int argc, char **argv)
 out:
     hx_client_destroy(&c.client);
     hx_clinic_destroy(&c.store);
+    hx_registration_destroy(&c.registration);
     cli_config_free(&c.cfg);
     return rc;
 }

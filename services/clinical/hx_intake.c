@@ -5,9 +5,11 @@
  * the wire as protobuf, so every string is checked again here for UTF-8, length and spelling,
  * and every enum for a known value. Each bad field gets one error naming its path. */
 #include "hx_intake.h"
+#include "hx_place.h"
 
 #include <sodium.h>
 #include <stdbool.h>
+#include <ctype.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -138,6 +140,23 @@ static bool check_date(hx_errors_t *e, const char *path, const char *s, int64_t 
     return true;
 }
 
+/* Optional: a Canadian postal code ("M4C 1A1", "M4C1A1") or its forward sortation area ("M4C"). */
+static void check_postal(hx_errors_t *e, const char *path, const char *s)
+{
+    char fsa[4];
+    size_t n = s ? strlen(s) : 0;
+    if (n == 0)
+        return;
+    bool ok = hx_place_fsa(s, fsa) == 0 && (n == 3 || n == 6 || n == 7);
+    if (ok && n > 3) {
+        const char *l = s + (n == 7 ? 4 : 3);
+        ok = (n == 6 || s[3] == ' ') && isdigit((unsigned char)l[0]) && isalpha((unsigned char)l[1]) &&
+             isdigit((unsigned char)l[2]);
+    }
+    if (!ok)
+        hx_errors_add(e, path, "must be a Canadian postal code (\"M4C 1A1\") or its first three characters (\"M4C\")");
+}
+
 static void check_patient(hx_errors_t *e, const Handoff__Patient *p, bool have_ref_date,
                           int64_t ref_date, const char *ref_date_text)
 {
@@ -167,62 +186,129 @@ static void check_patient(hx_errors_t *e, const Handoff__Patient *p, bool have_r
         !only_chars(p->health_card, " -"))
         hx_errors_add(e, "patient.health_card", "must use only letters, digits, spaces and -");
     check_language(e, "patient.language", p->language);
+    check_postal(e, "patient.postal_code", p->postal_code);
 }
 
-/* The regulatory college each referring discipline registers with, in Ontario, and the
- * plausible length of its registration numbers (digits only). The colleges' public
- * registers use numeric ids: CPO (physiotherapists) and CPSO (physicians) numbers run to
- * 5-6 digits today, CMTO (massage therapists) numbers to 4-5; the ranges leave room for
- * growth without accepting a phone number: CPO 4-8, CPSO 4-8, CMTO 4-6 digits. */
-static const struct college {
-    Handoff__Discipline discipline;
-    const char *body;
-    size_t min_digits, max_digits;
-} colleges[] = {
-    {HANDOFF__DISCIPLINE__DISCIPLINE_PHYSIOTHERAPY, "CPO", 4, 8},
-    {HANDOFF__DISCIPLINE__DISCIPLINE_MASSAGE_THERAPY, "CMTO", 4, 6},
-    {HANDOFF__DISCIPLINE__DISCIPLINE_PHYSICIAN, "CPSO", 4, 8},
-};
+/* ---- the referrer's registration ------------------------------------------------------- *
+ * The bodies come from the registration file (hx_registration): for the referrer's province
+ * (ON when it says none) and discipline, the colleges, or the associations where the profession
+ * is not regulated there. A body that does not fit is refused naming the ones that would. */
 
-static void check_referrer(hx_errors_t *e, const Handoff__Referrer *r)
+static const char *registers(Handoff__Discipline d)
+{
+    return d == HANDOFF__DISCIPLINE__DISCIPLINE_PHYSIOTHERAPY     ? "physiotherapy"
+           : d == HANDOFF__DISCIPLINE__DISCIPLINE_MASSAGE_THERAPY ? "massage therapy"
+                                                                   : "physicians";
+}
+
+/* The province whose bodies apply: the referrer's, or HX_PROVINCE_DEFAULT; NULL after an error. */
+static const char *check_province(hx_errors_t *e, const hx_registration_t *reg, const Handoff__Referrer *r)
+{
+    if (hx_is_blank(r->province))
+        return HX_PROVINCE_DEFAULT;
+    if (!check_text(e, "referrer.province", r->province, HX_CODE_MAX, true))
+        return NULL;
+    if (reg && !hx_registration_province(reg, r->province)) {
+        hx_errors_add(e, "referrer.province", "'%.12s' is not a Canadian province or territory (%s)", r->province,
+                      hx_registration_codes());
+        return NULL;
+    }
+    return r->province;
+}
+
+/* "expected CPO (college)", "expected one of MTAA, NHPC, RMTA (associations: massage therapy
+ * is not regulated by a college in AB)". */
+static void expected_text(const hx_body_t *b, size_t n, Handoff__Discipline d, const char *prov, char *out,
+                          size_t cap)
+{
+    size_t len = (size_t)snprintf(out, cap, "expected %s", n > 1 ? "one of " : "");
+    for (size_t i = 0; i < n && len < cap; i++)
+        len += (size_t)snprintf(out + len, cap - len, "%s%s", i ? ", " : "", b[i].acronym);
+    if (len >= cap)
+        return;
+    if (n && b[0].kind == HX_BODY_ASSOCIATION)
+        snprintf(out + len, cap - len, " (association%s: %s is not regulated by a college in %s)", n > 1 ? "s" : "",
+                 d == HANDOFF__DISCIPLINE__DISCIPLINE_PHYSICIAN ? "medicine" : registers(d), prov);
+    else
+        snprintf(out + len, cap - len, " (college%s)", n > 1 ? "s" : "");
+}
+
+static const hx_body_t *check_body(hx_errors_t *e, const hx_registration_t *reg, const char *prov,
+                                   const Handoff__Referrer *r, bool known_discipline)
+{
+    if (!check_text(e, "referrer.registration_body", r->registration_body, HX_CODE_MAX, true) || !prov ||
+        !known_discipline)
+        return NULL;
+    if (!reg) {
+        hx_errors_add(e, "referrer.registration_body", "cannot be checked: no registration bodies are loaded");
+        return NULL;
+    }
+    const hx_body_t *found = hx_registration_find(reg, prov, r->discipline, r->registration_body);
+    if (!found) {
+        size_t n;
+        const hx_body_t *b = hx_registration_bodies(reg, prov, r->discipline, &n);
+        char expected[160];
+        expected_text(b, n, r->discipline, prov, expected, sizeof expected);
+        hx_errors_add(e, "referrer.registration_body", "'%.12s' does not register %s in %s; %s",
+                      r->registration_body, registers(r->discipline), prov, expected);
+    }
+    return found;
+}
+
+static bool number_chars(const char *s, bool digits)
+{
+    return strspn(s, digits ? "0123456789"
+                            : "0123456789-ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz") == strlen(s);
+}
+
+/* The number against its body's pattern; when the body did not fit, only what every body
+ * expected there would need (digits in Ontario), else letters, digits and hyphens. */
+static void check_number(hx_errors_t *e, const hx_registration_t *reg, const char *prov, const Handoff__Referrer *r,
+                         const hx_body_t *body)
+{
+    static const char path[] = "referrer.registration_number";
+    if (!check_text(e, path, r->registration_number, HX_CODE_MAX, true))
+        return;
+    const char *s = r->registration_number;
+    size_t len = strlen(s);
+    bool digits = body && body->digits;
+    if (!body) {
+        size_t n = 0;
+        const hx_body_t *b = prov ? hx_registration_bodies(reg, prov, r->discipline, &n) : NULL;
+        digits = n > 0;
+        for (size_t i = 0; i < n; i++)
+            digits &= b[i].digits;
+    }
+    if (!number_chars(s, digits))
+        hx_errors_add(e, path, digits ? "must be digits only" : "must use only letters, digits and -");
+    else if (body && (len < body->min || len > body->max))
+        hx_errors_add(e, path, "must be %u to %u %s for %s (has %zu)", body->min, body->max,
+                      digits ? "digits" : "characters", body->acronym, len);
+    else if (!body && len > HX_REG_NUMBER_MAX)
+        hx_errors_add(e, path, "must be at most %d characters (has %zu)", HX_REG_NUMBER_MAX, len);
+}
+
+static void check_referrer(hx_errors_t *e, const Handoff__Referrer *r, const hx_registration_t *reg)
 {
     static const Handoff__Referrer empty = HANDOFF__REFERRER__INIT;
     if (!r)
         r = &empty;
     check_text(e, "referrer.name", r->name, HX_PERSON_NAME_MAX, true);
 
-    const struct college *college = NULL;
-    for (size_t i = 0; i < sizeof colleges / sizeof colleges[0]; i++)
-        if (colleges[i].discipline == r->discipline)
-            college = &colleges[i];
+    bool known = r->discipline == HANDOFF__DISCIPLINE__DISCIPLINE_PHYSIOTHERAPY ||
+                 r->discipline == HANDOFF__DISCIPLINE__DISCIPLINE_MASSAGE_THERAPY ||
+                 r->discipline == HANDOFF__DISCIPLINE__DISCIPLINE_PHYSICIAN;
     if (r->discipline == HANDOFF__DISCIPLINE__DISCIPLINE_UNSPECIFIED)
         hx_errors_add(e, "referrer.discipline", "required (physiotherapy, massage_therapy or physician)");
-    else if (!college)
+    else if (!known)
         hx_errors_add(e, "referrer.discipline", "unknown value %d (physiotherapy, massage_therapy or physician)",
                       (int)r->discipline);
 
-    if (check_text(e, "referrer.registration_body", r->registration_body, HX_CODE_MAX, true) &&
-        college && strcmp(r->registration_body, college->body) != 0) {
-        char got[24];
-        snprintf(got, sizeof got, "%s", r->registration_body);
-        hx_errors_add(e, "referrer.registration_body", "must be %s for a %s referrer (got \"%s\")",
-                      college->body,
-                      r->discipline == HANDOFF__DISCIPLINE__DISCIPLINE_PHYSIOTHERAPY     ? "physiotherapist"
-                      : r->discipline == HANDOFF__DISCIPLINE__DISCIPLINE_MASSAGE_THERAPY ? "massage therapist"
-                                                                                          : "physician",
-                      got);
-    }
-
-    if (check_text(e, "referrer.registration_number", r->registration_number, HX_CODE_MAX, true)) {
-        const char *s = r->registration_number;
-        size_t n = strlen(s);
-        bool all_digits = strspn(s, "0123456789") == n;
-        if (!all_digits)
-            hx_errors_add(e, "referrer.registration_number", "must be digits only");
-        else if (college && (n < college->min_digits || n > college->max_digits))
-            hx_errors_add(e, "referrer.registration_number", "must be %zu to %zu digits for %s (has %zu)",
-                          college->min_digits, college->max_digits, college->body, n);
-    }
+    const char *prov = check_province(e, reg, r);
+    const hx_body_t *body = check_body(e, reg, prov, r, known);
+    check_number(e, reg, known ? prov : NULL, r, body);
+    if (!hx_is_blank(r->registration_kind) && !hx_body_kind_from_text(r->registration_kind))
+        hx_errors_add(e, "referrer.registration_kind", "must be college or association (intake sets it)");
     check_clinic_id(e, "referrer.clinic_id", r->clinic_id, false);
     check_phone(e, "referrer.phone", r->phone);
     check_email(e, "referrer.email", r->email);
@@ -310,6 +396,21 @@ static void check_preferences(hx_errors_t *e, const Handoff__Preferences *p)
 
 int hx_intake_validate(const Handoff__Referral *r, hx_errors_t *errs)
 {
+    return hx_intake_check(r, hx_registration_builtin(), errs);
+}
+
+const char *hx_intake_registration_kind(const Handoff__Referral *r, const hx_registration_t *reg)
+{
+    const Handoff__Referrer *f = r ? r->referrer : NULL;
+    if (!f)
+        return NULL;
+    const char *prov = hx_is_blank(f->province) ? HX_PROVINCE_DEFAULT : f->province;
+    const hx_body_t *b = hx_registration_find(reg, prov, f->discipline, f->registration_body);
+    return b ? hx_body_kind_text(b->kind) : NULL;
+}
+
+int hx_intake_check(const Handoff__Referral *r, const hx_registration_t *reg, hx_errors_t *errs)
+{
     hx_errors_t local;
     if (!errs) {
         hx_errors_clear(&local);
@@ -330,7 +431,7 @@ int hx_intake_validate(const Handoff__Referral *r, hx_errors_t *errs)
         have_ref_date = hx_date_parse(r->referral_date, &ref_date) == 0;
 
     check_patient(errs, r->patient, have_ref_date, ref_date, r->referral_date);
-    check_referrer(errs, r->referrer);
+    check_referrer(errs, r->referrer, reg);
     check_text(errs, "reason", r->reason, HX_TEXT_MAX, true);
     /* The clinical content may be words only: triage reads the reason and the other texts,
      * and what it cannot place goes to a clinician (docs/TRIAGE.md). */

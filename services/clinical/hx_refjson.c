@@ -7,11 +7,13 @@
 #include "hx_refjson.h"
 
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "hx_registration.h"
 #include "hx_util.h"
 
 /* ---- enum spellings ------------------------------------------------------------------ */
@@ -268,6 +270,8 @@ static Handoff__Patient *patient_from_json(const json_t *j, const char *base, hx
             set_string(&p->health_card, v, path, HX_CODE_MAX, e);
         else if (!strcmp(key, "language"))
             set_string(&p->language, v, path, HX_CODE_MAX, e);
+        else if (!strcmp(key, "postal_code"))
+            set_string(&p->postal_code, v, path, HX_CODE_MAX, e);
         else
             hx_errors_add(e, path, "unknown field");
     }
@@ -302,6 +306,10 @@ static Handoff__Referrer *referrer_from_json(const json_t *j, const char *base, 
             set_string(&r->phone, v, path, HX_CODE_MAX, e);
         else if (!strcmp(key, "email"))
             set_string(&r->email, v, path, HX_PERSON_NAME_MAX, e);
+        else if (!strcmp(key, "province"))
+            set_string(&r->province, v, path, HX_CODE_MAX, e);
+        else if (!strcmp(key, "registration_kind"))
+            set_string(&r->registration_kind, v, path, HX_CODE_MAX, e);
         else
             hx_errors_add(e, path, "unknown field");
     }
@@ -512,6 +520,7 @@ static json_t *patient_to_json(const Handoff__Patient *p)
     put_string(o, "email", p->email);
     put_string(o, "health_card", p->health_card);
     put_string(o, "language", p->language);
+    put_string(o, "postal_code", p->postal_code);
     return o;
 }
 
@@ -528,6 +537,19 @@ static json_t *referrer_to_json(const Handoff__Referrer *r)
     put_string(o, "clinic_id", r->clinic_id);
     put_string(o, "phone", r->phone);
     put_string(o, "email", r->email);
+    put_string(o, "province", r->province);
+    put_string(o, "registration_kind", r->registration_kind);
+    return o;
+}
+
+/* The referrer as a receiving clinic reads it: also "registration", its body, number and
+ * which kind of body it is ("MTAA 12345 (association: massage therapy is not regulated by a
+ * college in AB)"). */
+static json_t *referrer_view_json(const Handoff__Referrer *r)
+{
+    json_t *o = referrer_to_json(r);
+    char text[224];
+    put_string(o, "registration", hx_registration_text(r, text, sizeof text));
     return o;
 }
 
@@ -596,8 +618,13 @@ json_t *hx_booking_to_json(const Handoff__Booking *b)
     put_string(o, "therapist_name", b->therapist_name);
     put_string(o, "clinic_id", b->clinic_id);
     put_string(o, "start", b->start);
+    put_string(o, "start_utc", b->start_utc);
+    put_string(o, "time_zone", b->time_zone);
+    put_string(o, "utc_offset", b->utc_offset);
     json_object_set_new(o, "minutes", json_integer(b->minutes));
     json_object_set_new(o, "virtual", json_boolean(b->virtual_));
+    if (b->distance_known)
+        json_object_set_new(o, "distance_km", json_real(round(b->distance_km * 10) / 10));
     return o;
 }
 
@@ -692,7 +719,7 @@ json_t *hx_handoff_to_json(const Handoff__Handoff *h)
     if (r) {
         /* What the receiving therapist needs to see the patient; never the preferences. */
         put_nonempty(o, "patient", patient_to_json(r->patient));
-        put_nonempty(o, "referrer", referrer_to_json(r->referrer));
+        put_nonempty(o, "referrer", referrer_view_json(r->referrer));
         put_string(o, "reason", r->reason);
         put_strings(o, "conditions", r->conditions, r->n_conditions, true);
         put_strings(o, "findings", r->findings, r->n_findings, false);

@@ -609,6 +609,11 @@ static void directory_notes(hx_directory_t *d)
                  "read as UTC, the network time of a directory without zones", n, ids);
 }
 
+const hx_tz_t *hx_directory_zone(const hx_directory_t *d)
+{
+    return d->zones[0];
+}
+
 const char *hx_directory_notes(const hx_directory_t *d)
 {
     return d->notes;

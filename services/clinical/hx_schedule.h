@@ -65,6 +65,8 @@ size_t hx_directory_clinics(const hx_directory_t *d, const hx_clinic_t **out);
 const hx_clinic_t *hx_directory_clinic(const hx_directory_t *d, const char *id);
 /* The therapist with this id, or NULL. */
 const hx_therapist_t *hx_directory_therapist(const hx_directory_t *d, const char *id);
+/* The directory's own time zone ("time_zone"; UTC without one): its --start and its notes. */
+const hx_tz_t *hx_directory_zone(const hx_directory_t *d);
 /* What the directory lacks but works without, in words ("" when nothing): clinics without a
  * location or a time zone, e.g. "2 clinic(s) without a location (riverdale, laurier): no
  * distances for them". For the log, at load. */

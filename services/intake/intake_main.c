@@ -20,6 +20,11 @@ static const char usage[] =
     "(patient, referrer and registration, reason, conditions, consent), assigns its\n"
     "network-wide referral id and sends it on to 'triage'. The referring clinic is told\n"
     "'requested', or 'rejected' with each bad field and why.\n"
+    "A referrer's registration body must be one the registration file lists for its\n"
+    "province (ON when the referral names none) and discipline: a college, or where the\n"
+    "profession is not regulated (massage therapy in Alberta) an association; the\n"
+    "referral goes on saying which. SIGHUP reloads the file; one that fails validation\n"
+    "is refused and the last good one stays in force.\n"
     "\n"
     "options (each also from the environment variable shown, then its default):\n";
 
@@ -32,10 +37,16 @@ static const hx_opt_t options[] = {
     {"db", HX_OPT_TEXT, "HANDOFF_INTAKE_DB", "intake.db", 0, 0, "FILE",
      "the intake record (SQLite, WAL): one row per referral with its\nreferring clinic, the clinic's number, "
      "the outcome and, for a\nrefusal, which fields were wrong; never patient details or\nclinical text"},
+    {"registration", HX_OPT_TEXT, "HANDOFF_REGISTRATION", NULL, 0, 0, "FILE",
+     "the registration bodies by province and discipline\n(default: the built-in copy of "
+     "services/intake/registration.json)"},
 };
 
 typedef struct {
     const char *db_path;
+    const char *registration_path;      /* NULL: the built-in file */
+    hx_registration_t *loaded;          /* from registration_path */
+    const hx_registration_t *registration;
     sqlite3 *db;
     sqlite3_stmt *record;
     hx_metric_t *accepted, *rejected, *ignored;     /* referrals handled, by outcome */
@@ -100,7 +111,7 @@ static int handle(void *arg, const hx_msg_t *in, hx_outbox_t *out, char *err, si
                       r->referrer->clinic_id, in->from);
     if (!r->ref[0])
         hx_errors_add(&errs, "ref", "required: the referring clinic's own number for the referral");
-    hx_intake_validate(r, &errs);
+    hx_intake_check(r, t->registration, &errs);
     int rc;
     if (errs.count) {
         char why[2048];
@@ -115,7 +126,9 @@ static int handle(void *arg, const hx_msg_t *in, hx_outbox_t *out, char *err, si
             r->priority = HANDOFF__PRIORITY__PRIORITY_ROUTINE;
         Handoff__Case c = HANDOFF__CASE__INIT;
         c.referral = r;
-        rc = hx_pb_set_string(&r->referral_id, rid) || hx_pb_set_string(&r->referring_clinic, in->from)
+        const char *kind = hx_intake_registration_kind(r, t->registration);
+        rc = hx_pb_set_string(&r->referral_id, rid) || hx_pb_set_string(&r->referring_clinic, in->from) ||
+                     (kind && hx_pb_set_string(&r->referrer->registration_kind, kind))
                  ? -1
                  : record(t, rid, in->from, r->ref, "requested", "");
         if (rc == 0)
@@ -157,15 +170,54 @@ static int open_db(intake_t *t)
     return 0;
 }
 
+static hx_registration_t *load_registration(const char *path)
+{
+    hx_errors_t errs;
+    hx_errors_clear(&errs);
+    hx_registration_t *reg = hx_registration_load(path, &errs);
+    if (!reg) {
+        char why[2048];
+        hx_errors_join(&errs, why, sizeof why);
+        hx_error("registration file %s refused: %s", path, why);
+    }
+    return reg;
+}
+
+/* SIGHUP: the file again; the bodies in force stay when it is refused. */
+static void reload(hx_worker_t *w, void *arg)
+{
+    (void)w;
+    intake_t *t = arg;
+    if (!t->registration_path) {
+        hx_info("registration: the built-in file is in force (no --registration to reload)");
+        return;
+    }
+    hx_registration_t *reg = load_registration(t->registration_path);
+    if (!reg) {
+        hx_warn("keeping the registration bodies in force");
+        return;
+    }
+    hx_registration_destroy(&t->loaded);
+    t->registration = t->loaded = reg;
+    hx_info("registration bodies reloaded from %s", t->registration_path);
+}
+
 int main(int argc, char **argv)
 {
     intake_t t = {0};
     hx_svc_opts_t o;
-    hx_opt_val_t v[1];
-    int rc = hx_svc_parse(argc, argv, "handoff-intake", usage, usage_tail, options, 1, v, &o);
+    hx_opt_val_t v[2];
+    int rc = hx_svc_parse(argc, argv, "handoff-intake", usage, usage_tail, options, 2, v, &o);
     if (rc)
         return rc == 1 ? 0 : 2;
     t.db_path = v[0].text;
+    t.registration_path = v[1].text && v[1].text[0] ? v[1].text : NULL;
+    if (t.registration_path && !(t.registration = t.loaded = load_registration(t.registration_path)))
+        return 1;
+    if (!t.registration && !(t.registration = hx_registration_builtin())) {
+        fprintf(stderr, "handoff-intake: the built-in registration file does not load\n");
+        return 1;
+    }
     o.metrics = hx_metrics_new();
     t.accepted = hx_metrics_counter(o.metrics, "handoff_intake_referrals_total", referrals_help, "outcome", "accepted");
     t.rejected = hx_metrics_counter(o.metrics, "handoff_intake_referrals_total", referrals_help, "outcome", "rejected");
@@ -173,10 +225,12 @@ int main(int argc, char **argv)
     if (!t.accepted || !t.rejected || !t.ignored) {
         fprintf(stderr, "handoff-intake: out of memory\n");
         hx_metrics_destroy(&o.metrics);
+        hx_registration_destroy(&t.loaded);
         return 1;
     }
-    rc = open_db(&t) == 0 ? hx_svc_run(&o, "handoff-intake", "intake", handle, &t, NULL, NULL) : 1;
+    rc = open_db(&t) == 0 ? hx_svc_run(&o, "handoff-intake", "intake", handle, &t, reload, &t) : 1;
     hx_metrics_destroy(&o.metrics);
+    hx_registration_destroy(&t.loaded);
     sqlite3_finalize(t.record);
     sqlite3_close(t.db);
     return rc;

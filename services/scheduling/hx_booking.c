@@ -90,7 +90,7 @@ static const char schema[] =
 static int directory_import(hx_booking_t *b, const hx_directory_t *dir);
 static int schema_migrate(hx_booking_t *b);
 static int user_version(hx_booking_t *b);
-#define SCHEMA_VERSION 2        /* PRAGMA user_version after schema_migrate */
+#define SCHEMA_VERSION 3        /* PRAGMA user_version after schema_migrate */
 static int booking_mark(hx_booking_t *b, const char *rid, Handoff__Discipline d, Handoff__TaskStatus to,
                         hx_event_t ev, const char *reason);
 
@@ -265,8 +265,8 @@ typedef bk_booking_t booking_t;        /* hx_booking_internal.h */
 static int bookings_load(hx_booking_t *b, const char *referral_id, booking_t *out, size_t *n)
 {
     *n = 0;
-    sqlite3_stmt *st = prep(b, "SELECT discipline, therapist_id, clinic_id, start, minutes, status, virtual FROM bookings "
-                               "WHERE referral_id = ? AND status != ? ORDER BY start");
+    sqlite3_stmt *st = prep(b, "SELECT discipline, therapist_id, clinic_id, start, minutes, status, virtual, distance_m "
+                               "FROM bookings WHERE referral_id = ? AND status != ? ORDER BY start");
     if (!st)
         return -1;
     sqlite3_bind_text(st, 1, referral_id, -1, SQLITE_STATIC);
@@ -281,6 +281,8 @@ static int bookings_load(hx_booking_t *b, const char *referral_id, booking_t *ou
         k->minutes = (uint32_t)sqlite3_column_int(st, 4);
         k->status = (Handoff__TaskStatus)sqlite3_column_int(st, 5);
         k->virtual_session = sqlite3_column_int(st, 6) != 0;
+        k->km_known = sqlite3_column_type(st, 7) != SQLITE_NULL;
+        k->km = k->km_known ? sqlite3_column_int64(st, 7) / 1000.0 : 0;
     }
     sqlite3_finalize(st);
     return 0;
@@ -289,9 +291,19 @@ static int bookings_load(hx_booking_t *b, const char *referral_id, booking_t *ou
 static Handoff__Booking *booking_pb(hx_booking_t *b, const char *referral_id, booking_t *k)
 {
     const hx_therapist_t *t = hx_directory_therapist(b->dir, k->therapist_id);
+    const hx_clinic_t *c = hx_directory_clinic(b->dir, k->clinic_id);
+    const hx_tz_t *z = c ? c->tz : hx_directory_zone(b->dir);
     snprintf(k->therapist_name, sizeof k->therapist_name, "%s", t ? t->name : k->therapist_id);
-    hx_minute_format(k->start, k->start_text);
+    hx_minute_format(hx_tz_to_local(z, k->start), k->start_text);
+    hx_minute_format(k->start, k->start_utc);
+    strcat(k->start_utc, "Z");
+    hx_tz_offset_text(hx_tz_offset(z, k->start), k->utc_offset);
     handoff__booking__init(&k->pb);
+    k->pb.start_utc = k->start_utc;
+    k->pb.time_zone = (char *)hx_tz_name(z);
+    k->pb.utc_offset = k->utc_offset;
+    k->pb.distance_known = k->km_known;
+    k->pb.distance_km = k->km_known ? k->km : 0;
     k->pb.referral_id = (char *)referral_id;
     k->pb.discipline = k->discipline;
     k->pb.therapist_id = k->therapist_id;
@@ -504,11 +516,12 @@ static int tell_receiver(hx_booking_t *b, hx_outbox_t *out, const char *clinic, 
 static int booking_insert(hx_booking_t *b, const char *referral_id, const booking_t *k)
 {
     sqlite3_stmt *st = prep(b, "INSERT INTO bookings(referral_id, discipline, therapist_id, clinic_id, start, minutes, "
-                               "status, virtual, event, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'book', '') "
+                               "status, virtual, event, reason, distance_m) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'book', '', ?) "
                                "ON CONFLICT(referral_id, discipline) "
                                "DO UPDATE SET therapist_id = excluded.therapist_id, clinic_id = excluded.clinic_id, "
                                "start = excluded.start, minutes = excluded.minutes, status = excluded.status, "
-                               "virtual = excluded.virtual, event = excluded.event, reason = excluded.reason");
+                               "virtual = excluded.virtual, event = excluded.event, reason = excluded.reason, "
+                               "distance_m = excluded.distance_m");
     sqlite3_stmt *sl = prep(b, "INSERT INTO slots(therapist_id, slot, referral_id) VALUES (?, ?, ?)");
     int rc = st && sl ? 0 : -1;
     if (rc == 0) {
@@ -520,6 +533,10 @@ static int booking_insert(hx_booking_t *b, const char *referral_id, const bookin
         sqlite3_bind_int(st, 6, (int)k->minutes);
         sqlite3_bind_int(st, 7, HANDOFF__TASK_STATUS__TASK_READY);
         sqlite3_bind_int(st, 8, k->virtual_session);
+        if (k->km_known)
+            sqlite3_bind_int64(st, 9, (sqlite3_int64)(k->km * 1000 + 0.5));
+        else
+            sqlite3_bind_null(st, 9);
         rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
     }
     for (hx_minute_t m = k->start; rc == 0 && m < k->start + (hx_minute_t)k->minutes; m += SLOT_MINUTES) {
@@ -590,6 +607,9 @@ typedef struct {
     booking_t have[2], add[2];  /* the live bookings; the ones found now */
     size_t n_have, n_add;
     const booking_t *pt;        /* the live physiotherapy booking, if any */
+    const Handoff__Referral *r;
+    bool has_origin;            /* where the patient is: their postal code's area */
+    double origin_lat, origin_lon;
     const bk_where_t *where;    /* NULL, or where to look only (a redirect) */
 } booking_plan_t;
 
@@ -618,6 +638,10 @@ static void plan_window(const hx_booking_t *b, const Handoff__Referral *r, const
     hx_minute_t not_before = b->cfg.start >= 0 ? b->cfg.start : now_minutes(b);
     plan->not_before = (not_before + 14) / 15 * 15;
     plan->p = r->preferences;
+    plan->r = r;
+    /* where the patient is: their postal code's area (without one, the earliest slot wins) */
+    plan->has_origin = r->patient && hx_directory_locate(b->dir, r->patient->postal_code, &plan->origin_lat,
+                                                         &plan->origin_lon) == 0;
     /* priority bounds how far away the first session may be */
     plan->prio = d->priority ? d->priority : r->priority;
     plan->within = b->cfg.horizon_days;
@@ -630,6 +654,37 @@ static void plan_window(const hx_booking_t *b, const Handoff__Referral *r, const
     for (size_t i = 0; i < plan->n_have; i++)
         if (plan->have[i].discipline == HANDOFF__DISCIPLINE__DISCIPLINE_PHYSIOTHERAPY)
             plan->pt = &plan->have[i];
+}
+
+/* Near the patient: the nearest clinic among slots within the priority's bound (routine:
+ * near_days); a collaborative pair's second handoff within collab_km of the first's clinic,
+ * unless the session may be virtual. */
+static void plan_near(const hx_booking_t *b, const booking_plan_t *plan, Handoff__Discipline disc, hx_slot_query_t *q)
+{
+    uint32_t near = plan->prio == HANDOFF__PRIORITY__PRIORITY_STAT     ? 1
+                    : plan->prio == HANDOFF__PRIORITY__PRIORITY_ASAP   ? 3
+                    : plan->prio == HANDOFF__PRIORITY__PRIORITY_URGENT ? 7
+                                                                       : (b->cfg.near_days ? b->cfg.near_days : 14);
+    q->has_origin = plan->has_origin;
+    q->origin_lat = plan->origin_lat;
+    q->origin_lon = plan->origin_lon;
+    q->near_until = q->not_before + (hx_minute_t)near * 24 * 60;
+    const booking_t *other = NULL;
+    for (size_t i = 0; i < plan->n_have && !other; i++)
+        if (plan->have[i].discipline != disc && plan->have[i].status != HANDOFF__TASK_STATUS__TASK_CANCELLED)
+            other = &plan->have[i];
+    for (size_t i = 0; i < plan->n_add && !other; i++)
+        if (plan->add[i].discipline != disc)
+            other = &plan->add[i];
+    const hx_clinic_t *c = other && !other->virtual_session ? hx_directory_clinic(b->dir, other->clinic_id) : NULL;
+    if (c && c->located) {
+        q->has_anchor = true;
+        q->anchor_lat = c->lat;
+        q->anchor_lon = c->lon;
+        q->anchor_km = b->cfg.collab_km ? b->cfg.collab_km : 100;
+        /* only physiotherapy may be virtual (is_virtual): massage is hands-on */
+        q->anchor_virtual_ok = disc == HANDOFF__DISCIPLINE__DISCIPLINE_PHYSIOTHERAPY && plan->p && plan->p->virtual_ok;
+    }
 }
 
 /* The slot query for discipline disc: the patient's preferences, the window (for massage
@@ -667,6 +722,7 @@ static void plan_query(const hx_booking_t *b, const booking_plan_t *plan, Handof
     }
     q->exclude = (const char *const *)plan->declined;
     q->n_exclude = plan->n_declined;
+    plan_near(b, plan, disc, q);
 }
 
 /* Finds a slot for discipline disc and adds it to plan (and to the calendar); when none fits,
@@ -686,8 +742,11 @@ static void plan_find(hx_booking_t *b, booking_plan_t *plan, Handoff__Discipline
             snprintf(where, sizeof where, " with therapist %.40s", q.only_therapist);
         else if (q.only_clinic && q.only_clinic[0])
             snprintf(where, sizeof where, " at clinic %.40s", q.only_clinic);
-        snprintf(why, cap, "no %s slot of %u min%s within %u day(s)%s that fits the patient's availability%s%s%s",
-                 hx_discipline_text(disc), q.minutes, where, days, bound,
+        char near[96] = "";
+        if (q.has_anchor)
+            snprintf(near, sizeof near, " at a clinic within %.0f km of the other handoff's (--collab-km)", q.anchor_km);
+        snprintf(why, cap, "no %s slot of %u min%s within %u day(s)%s%s that fits the patient's availability%s%s%s",
+                 hx_discipline_text(disc), q.minutes, where, days, bound, near,
                  q.language && q.language[0] ? " and language " : "", q.language ? q.language : "",
                  plan->n_declined ? " (therapists who declined excluded)" : "");
         return;
@@ -701,6 +760,8 @@ static void plan_find(hx_booking_t *b, booking_plan_t *plan, Handoff__Discipline
     k->minutes = slot.minutes;
     k->status = HANDOFF__TASK_STATUS__TASK_READY;
     k->virtual_session = is_virtual(plan->p, slot.therapist, disc);
+    k->km_known = slot.km >= 0;
+    k->km = k->km_known ? slot.km : 0;
     hx_calendar_book(plan->cal, k->therapist_id, k->start, k->minutes);
 }
 
@@ -753,10 +814,12 @@ static int book_tell_referrer(hx_booking_t *b, const char *referral_id, const re
     for (size_t i = 0; i < n_all && rc == 0; i++) {
         bp[i] = booking_pb(b, referral_id, &all[i]);
         if (len < sizeof text)
-            len += (size_t)snprintf(text + len, sizeof text - len, "%s %s with %s %s %s %s", i ? ";" : "",
+            len += (size_t)snprintf(text + len, sizeof text - len, "%s %s with %s %s %s %s%s", i ? ";" : "",
                                     hx_discipline_text(all[i].discipline), all[i].therapist_name,
                                     all[i].virtual_session ? "(virtual) of" : "at", all[i].clinic_id,
-                                    all[i].start_text);
+                                    all[i].start_text, all[i].utc_offset);
+        if (len < sizeof text && all[i].km_known && !all[i].virtual_session)
+            len += (size_t)snprintf(text + len, sizeof text - len, ", %.1f km away", all[i].km);
     }
     handoffs_t hs;
     if (rc == 0)
@@ -1400,6 +1463,46 @@ static const char migrate_v1[] =
  * with the data key when there is one). Posts of version 1 have none. */
 static const char migrate_v2[] = "ALTER TABLE thread ADD COLUMN attachment BLOB;";
 
+/* Version 3: bookings gain distance_m (metres from the patient; NULL unknown), and a start
+ * becomes an instant. Versions 0-2 stored the network's wall clock: each start is read as its
+ * clinic's wall clock (the directory's zones now; a clinic without one: UTC, unchanged) and its
+ * slots moved with it (first out of the way, to negative numbers, so no two collide midway). */
+static int migrate_v3(hx_booking_t *b)
+{
+    sqlite3_stmt *st = prep(b, "SELECT referral_id, discipline, therapist_id, clinic_id, start, minutes FROM bookings");
+    sqlite3_stmt *up = prep(b, "UPDATE bookings SET start = ? WHERE referral_id = ? AND discipline = ?");
+    sqlite3_stmt *sl = prep(b, "UPDATE slots SET slot = (-slot - 1) + ? WHERE referral_id = ? AND therapist_id = ? "
+                               "AND slot < 0");
+    int rc = st && up && sl && exec(b, "ALTER TABLE bookings ADD COLUMN distance_m INTEGER;"
+                                       "UPDATE slots SET slot = -slot - 1;") == 0 ? 0 : -1;
+    size_t moved = 0;
+    while (rc == 0 && sqlite3_step(st) == SQLITE_ROW) {
+        const hx_clinic_t *c = hx_directory_clinic(b->dir, (const char *)sqlite3_column_text(st, 3));
+        hx_minute_t local = sqlite3_column_int64(st, 4), utc = local;
+        if (c && hx_tz_to_utc(c->tz, local, &utc) != 0)
+            utc = local - hx_tz_offset(c->tz, local);      /* a skipped minute: the offset after it */
+        sqlite3_reset(up);
+        sqlite3_bind_int64(up, 1, utc);
+        sqlite3_bind_text(up, 2, (const char *)sqlite3_column_text(st, 0), -1, SQLITE_TRANSIENT);
+        sqlite3_bind_int(up, 3, sqlite3_column_int(st, 1));
+        sqlite3_reset(sl);
+        sqlite3_bind_int64(sl, 1, (utc - local) / SLOT_MINUTES);
+        sqlite3_bind_text(sl, 2, (const char *)sqlite3_column_text(st, 0), -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(sl, 3, (const char *)sqlite3_column_text(st, 2), -1, SQLITE_TRANSIENT);
+        rc = sqlite3_step(up) == SQLITE_DONE && sqlite3_step(sl) == SQLITE_DONE ? 0 : -1;
+        moved += utc != local;
+    }
+    sqlite3_finalize(st);
+    sqlite3_finalize(up);
+    sqlite3_finalize(sl);
+    if (rc == 0)
+        rc = exec(b, "DELETE FROM slots WHERE slot < 0; PRAGMA user_version = 3");
+    if (rc == 0)
+        hx_info("scheduling database migrated to version 3 (instants; %zu booking(s) moved from the network's "
+                "time to their clinic's zone)", moved);
+    return rc;
+}
+
 /* Derives every booked referral's status again (after a migration). */
 static int rederive_all(hx_booking_t *b)
 {
@@ -1453,6 +1556,8 @@ static int schema_migrate(hx_booking_t *b)
         if (rc == 0)
             hx_info("scheduling database migrated to version 2 (attachments on the care thread)");
     }
+    if (rc == 0 && v < 3)
+        rc = migrate_v3(b);
     if (rc == 0 && exec(b, "COMMIT") == 0)
         return 0;
     exec(b, "ROLLBACK");
@@ -1648,7 +1753,7 @@ int bk_slot_find(hx_booking_t *b, const char *rid, Handoff__Discipline d, const 
     if (plan.n_add == 0)
         return 0;
     *k = plan.add[0];
-    hx_minute_format(k->start, k->start_text);
+    booking_pb(b, rid, k);      /* start_text: the clinic's wall clock */
     return 1;
 }
 

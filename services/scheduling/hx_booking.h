@@ -19,6 +19,9 @@ typedef struct {
     hx_minute_t start;              /* book nothing earlier; -1 = now */
     uint32_t horizon_days;          /* look this far ahead */
     uint32_t collab_days;           /* massage within this many days after the PT assessment */
+    uint32_t collab_km;             /* a collaborative pair's clinics at most this far apart (0: 100) */
+    uint32_t near_days;             /* routine: the nearest clinic among slots this many days ahead
+                                       (stat 1, asap 3, urgent 7); 0: 14 */
     const char *audit_path;         /* NULL, or an audit log of every clinic's change, done or refused */
     const char *reviewers;          /* the reviewers' mailboxes, space or comma separated; NULL: "review" */
     const uint8_t *data_key;        /* NULL, or 32 bytes: the referral, the care thread (text and

@@ -27,7 +27,11 @@ typedef struct {
     uint32_t minutes;
     Handoff__TaskStatus status;
     bool virtual_session;
-    char start_text[17];
+    bool km_known;                  /* the patient's and the clinic's places are known */
+    double km;                      /* great-circle km from the patient */
+    char start_text[17];            /* the clinic's wall clock */
+    char start_utc[18];             /* YYYY-MM-DDTHH:MMZ */
+    char utc_offset[7];
     Handoff__Booking pb;
 } bk_booking_t;
 

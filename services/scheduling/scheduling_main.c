@@ -32,16 +32,22 @@ static const char usage[] =
     "\n"
     "options (each also from the environment variable shown, then its default):\n";
 
-enum { S_DIRECTORY, S_START, S_HORIZON, S_COLLAB, S_AUDIT, S_DB, S_DATA_KEY, S_REVIEWERS, S_RETRY, S_ROUTINE_DAYS, S_COUNT };
+enum { S_DIRECTORY, S_START, S_HORIZON, S_COLLAB, S_COLLAB_KM, S_NEAR_DAYS, S_AUDIT, S_DB, S_DATA_KEY, S_REVIEWERS, S_RETRY, S_ROUTINE_DAYS, S_COUNT };
 static const hx_opt_t options[S_COUNT] = {
     [S_DIRECTORY] = {"directory", HX_OPT_TEXT, "HANDOFF_DIRECTORY", NULL, 0, 0, "FILE",
                      "clinics and therapists (required)"},
     [S_START] = {"start", HX_OPT_TEXT, "HANDOFF_SCHEDULE_START", NULL, 0, 0, "YYYY-MM-DDTHH:MM",
-                 "book nothing earlier (without it: now)"},
+                 "book nothing earlier, the directory's time zone (without it: now)"},
     [S_HORIZON] = {"horizon-days", HX_OPT_U32, "HANDOFF_HORIZON_DAYS", "60", 1, 365, "N",
                    "look this far ahead, 1..365"},
     [S_COLLAB] = {"collab-days", HX_OPT_U32, "HANDOFF_COLLAB_DAYS", "14", 1, 90, "N",
                   "massage within N days after the physiotherapy assessment, 1..90"},
+    [S_COLLAB_KM] = {"collab-km", HX_OPT_U32, "HANDOFF_COLLAB_KM", "100", 1, 5000, "KM",
+                     "a collaborative patient's two clinics at most KM apart (great-circle),\nunless a session is "
+                     "virtual; 1..5000"},
+    [S_NEAR_DAYS] = {"near-days", HX_OPT_U32, "HANDOFF_NEAR_DAYS", "14", 1, 365, "N",
+                     "with the patient's postal code: the nearest clinic among slots this\nmany days ahead "
+                     "(routine; stat 1, asap 3, urgent 7), else the earliest"},
     [S_AUDIT] = {"audit", HX_OPT_TEXT, "HANDOFF_AUDIT", NULL, 0, 0, "FILE",
                  "audit log of every clinic's change, done or refused (hash-chained\nJSON lines; handoff audit "
                  "verify)"},
@@ -290,6 +296,7 @@ int main(int argc, char **argv)
     }
     hx_booking_config_t bc = {.db_path = s.db_path, .start = -1, .audit_path = v[S_AUDIT].text,
                               .horizon_days = v[S_HORIZON].u32, .collab_days = v[S_COLLAB].u32,
+                              .collab_km = v[S_COLLAB_KM].u32, .near_days = v[S_NEAR_DAYS].u32,
                               .reviewers = v[S_REVIEWERS].text, .routine_days = v[S_ROUTINE_DAYS].u32};
     s.retry_ms = (uint64_t)v[S_RETRY].u32 * 60000;
     if (!reviewers_valid(bc.reviewers)) {
@@ -310,6 +317,11 @@ int main(int argc, char **argv)
         fprintf(stderr, "%s: directory %s: %s\n", prog, s.directory_path, why);
         return 1;
     }
+    if (hx_directory_notes(s.dir)[0])
+        hx_warn("directory %s: %s", s.directory_path, hx_directory_notes(s.dir));
+    /* --start is the directory's wall clock; a minute its clock skips: the next that exists */
+    if (bc.start >= 0 && hx_tz_to_utc(hx_directory_zone(s.dir), bc.start, &bc.start) != 0)
+        bc.start = bc.start + 60 - hx_tz_offset(hx_directory_zone(s.dir), bc.start + 60);
     char err[512];
     uint8_t key[32];
     if (v[S_DATA_KEY].text && hx_data_key_load(v[S_DATA_KEY].text, key, err, sizeof err) != 0) {

@@ -335,6 +335,9 @@ Test(cli, import_good_and_bad_rows_rerun_submits_nothing_twice_and_snapshots)
         json_t *v;
         json_array_foreach(h, i, v) {
             const char *ref = json_string_value(json_object_get(v, "ref"));
+            const char *reg = json_string_value(json_object_get(json_object_get(v, "referrer"), "registration"));
+            if (ref && !strncmp(ref, "NP-T-", 5))      /* intake said which kind of body registers the referrer */
+                cr_expect(reg && strstr(reg, " (college)"), "%s: referrer.registration is '%s'", ref, reg ? reg : "");
             seen[0] += ref && !strcmp(ref, "NP-T-1");
             seen[1] += ref && !strcmp(ref, "NP-T-3");
         }

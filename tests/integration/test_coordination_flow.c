@@ -250,17 +250,17 @@ Test(coordination, redirect_to_another_clinic_then_to_a_named_therapist)
     expect_referrer("physiotherapy accepted", rid, "accept", "accepted", "accepted@lakeside/t-lucas",
                     "ready@harbour/t-priya");
 
-    /* harbour hands massage to eastgate: its own handoff ends, eastgate's inbox has it */
-    json_t *a = CLI(0, "harbour", "redirect", rid, "--to", "eastgate", "--reason", "patient lives near eastgate");
+    /* harbour hands massage to riverdale (Toronto: within --collab-km of the physiotherapy): its own handoff ends, riverdale's inbox has it */
+    json_t *a = CLI(0, "harbour", "redirect", rid, "--to", "riverdale", "--reason", "patient lives near riverdale");
     json_t *own = handoff_of(a, RMT);
     cr_expect_str_eq(jstr(own, "status"), "cancelled", "harbour's handoff ends: %s", jstr(a, "reason"));
     cr_expect_str_eq(jstr(own, "event"), "redirect");
     cr_expect_str_eq(jstr(own, "clinic_id"), "harbour");
-    cr_expect(strstr(jstr(a, "reason"), "patient lives near eastgate"), "%s", jstr(a, "reason"));
+    cr_expect(strstr(jstr(a, "reason"), "patient lives near riverdale"), "%s", jstr(a, "reason"));
     json_decref(a);
     expect_referrer("massage redirected", rid, "redirect", "accepted", "accepted@lakeside/t-lucas",
-                    "ready@eastgate/t-ben");
-    wait_row("eastgate", rid, RMT, "new/ready");
+                    "ready@riverdale/t-omar");
+    wait_row("riverdale", rid, RMT, "new/ready");
     wait_row("harbour", rid, RMT, "declined/redirected");
     wait_row("lakeside", rid, PT, "booked/accepted");
 
@@ -269,17 +269,17 @@ Test(coordination, redirect_to_another_clinic_then_to_a_named_therapist)
     cr_expect_str_eq(jstr(handoff_of(a, PT), "status"), "cancelled", "%s", jstr(a, "reason"));
     json_decref(a);
     expect_referrer("physiotherapy redirected", rid, "redirect", "ready", "ready@northpoint/t-daniel",
-                    "ready@eastgate/t-ben");
+                    "ready@riverdale/t-omar");
     wait_row("northpoint", rid, PT, "new/ready");
     wait_row("lakeside", rid, PT, "declined/redirected");
 
     /* the new receivers act on their handoffs; the old ones no longer can */
-    json_decref(CLI(0, "eastgate", "accept", rid));
+    json_decref(CLI(0, "riverdale", "accept", rid));
     a = CLI(1, "harbour", "accept", rid);
     cr_expect(strstr(jstr(a, "reason"), "does not hold it"), "%s", jstr(a, "reason"));
     json_decref(a);
-    expect_referrer("massage accepted at eastgate", rid, "accept", "accepted", "ready@northpoint/t-daniel",
-                    "accepted@eastgate/t-ben");
+    expect_referrer("massage accepted at riverdale", rid, "accept", "accepted", "ready@northpoint/t-daniel",
+                    "accepted@riverdale/t-omar");
 }
 
 Test(coordination, a_refused_redirect_leaves_the_handoff_where_it_was)

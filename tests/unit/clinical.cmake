@@ -1,6 +1,7 @@
 # Unit suites for services/clinical (the clinical domain library). Data files are read from HX_SOURCE_DIR.
 hx_unit_test(test_refjson LIBS hx_clinical)
 hx_unit_test(test_intake LIBS hx_clinical)
+hx_unit_test(test_registration LIBS hx_clinical)
 hx_unit_test(test_triage LIBS hx_clinical)
 hx_unit_test(test_schedule LIBS hx_clinical)
 # time zones, places, closures and distances in the directory and the slot finder

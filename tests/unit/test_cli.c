@@ -367,13 +367,13 @@ Test(import, rows_are_checked_like_submit_checks_a_file)
     cr_assert_not_null(j, "%s", jerr.text);
     hx_errors_t errs;
     hx_errors_clear(&errs);
-    Handoff__Referral *r = cli_referral_check(j, 0, &errs);
+    Handoff__Referral *r = cli_referral_check(j, NULL, 0, &errs);
     cr_assert_not_null(r);
     hx_referral_free(r);
     json_object_set_new(json_object_get(j, "patient"), "birth_date", json_string("1994-13-40"));
     json_object_del(j, "ref");
     hx_errors_clear(&errs);
-    cr_expect_null(cli_referral_check(j, 0, &errs));
+    cr_expect_null(cli_referral_check(j, NULL, 0, &errs));
     char all[2048];
     hx_errors_join(&errs, all, sizeof all);
     cr_expect(strstr(all, "ref: required"), "%s", all);

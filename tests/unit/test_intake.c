@@ -113,7 +113,7 @@ static const mutation_t mutations[] = {
     {"patient", "language", "\"English\"", "patient.language", "language code"},
     {"referrer", "name", "\"\"", "referrer.name", "required"},
     {"referrer", "discipline", NULL, "referrer.discipline", "required"},
-    {"referrer", "registration_body", "\"CPO\"", "referrer.registration_body", "must be CPSO for a physician referrer (got \"CPO\")"},
+    {"referrer", "registration_body", "\"CPO\"", "referrer.registration_body", "'CPO' does not register physicians in ON; expected CPSO (college)"},
     {"referrer", "registration_body", NULL, "referrer.registration_body", "required"},
     {"referrer", "registration_number", "\"66-218\"", "referrer.registration_number", "digits only"},
     {"referrer", "registration_number", "\"123\"", "referrer.registration_number", "4 to 8 digits for CPSO"},
@@ -196,12 +196,12 @@ Test(intake, registration_rules_per_college)
     } cases[] = {
         {"physiotherapy", "CPO", "1234", 0, NULL, NULL},
         {"physiotherapy", "CPO", "12345678", 0, NULL, NULL},
-        {"physiotherapy", "CMTO", "12345", 1, "referrer.registration_body", "must be CPO for a physiotherapist"},
+        {"physiotherapy", "CMTO", "12345", 1, "referrer.registration_body", "'CMTO' does not register physiotherapy in ON; expected CPO"},
         {"massage_therapy", "CMTO", "123456", 0, NULL, NULL},
         {"massage_therapy", "CMTO", "1234567", 1, "referrer.registration_number", "4 to 6 digits for CMTO"},
-        {"massage_therapy", "CPSO", "12345", 1, "referrer.registration_body", "must be CMTO for a massage therapist"},
+        {"massage_therapy", "CPSO", "12345", 1, "referrer.registration_body", "expected CMTO (college)"},
         {"physician", "CPSO", "12345678", 0, NULL, NULL},
-        {"physician", "cpso", "12345", 1, "referrer.registration_body", "must be CPSO"},
+        {"physician", "cpso", "12345", 1, "referrer.registration_body", "'cpso' does not register physicians in ON"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         json_t *j = load_json_rel(BASE);
@@ -236,7 +236,7 @@ Test(intake, invalid_sample_reports_every_field_at_once)
         {"patient.family_name", "required"},
         {"patient.birth_date", "must be a date"},
         {"patient.phone", "a phone number or an email address is required"},
-        {"referrer.registration_body", "must be CPSO"},
+        {"referrer.registration_body", "expected CPSO (college)"},
         {"referrer.registration_number", "digits only"},
         {"reason", "required"},
         {"referral_date", "must be a date"},

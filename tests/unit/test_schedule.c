@@ -753,9 +753,14 @@ static size_t rank_of(const hx_therapist_t *t, const hx_slot_query_t *q)
 }
 
 /* The slow, obvious definition of a valid slot. */
+/* s is an instant; hours, the patient's windows and closures are the clinic's wall clock
+ * (the sample's clinics are in America/Toronto; no session of the sample's hours crosses a
+ * change of the clock, which happens at 02:00). */
 static bool valid_slot(const hx_therapist_t *t, const hx_calendar_t *c, const hx_slot_query_t *q, hx_minute_t s)
 {
-    return s % 15 == 0 && eligible(t, q) && in_windows_of(t, s, q->minutes) && in_patient_windows(q, s, q->minutes) &&
+    hx_minute_t local = hx_tz_to_local(t->clinic->tz, s);
+    return s % 15 == 0 && eligible(t, q) && in_windows_of(t, local, q->minutes) &&
+           in_patient_windows(q, local, q->minutes) && !hx_clinic_closed(t->clinic, s) &&
            hx_calendar_free(c, t->id, s, q->minutes);
 }
 
@@ -872,7 +877,8 @@ Test(slots, property_random_bookings_never_overlap)
     qsort(booked, n_booked, sizeof *booked, booked_cmp);
     for (size_t i = 0; i < n_booked; i++) {
         const hx_therapist_t *t = &ts[booked[i].therapist];
-        cr_assert(in_windows_of(t, booked[i].start, (uint32_t)(booked[i].end - booked[i].start)),
+        cr_assert(in_windows_of(t, hx_tz_to_local(t->clinic->tz, booked[i].start),
+                                (uint32_t)(booked[i].end - booked[i].start)),
                   "%s at %s is outside the hours", t->id, fmt(booked[i].start));
         if (i && booked[i - 1].therapist == booked[i].therapist)
             cr_assert_leq(booked[i - 1].end, booked[i].start, "%s: %s overlaps %s", t->id,
