@@ -204,6 +204,25 @@ else
 fi
 
 echo
+# Near the patient, in the clinic's own time: the same referral again, from a patient who
+# gives a postal code in east Toronto (M4C); the nearest clinic with a slot within the
+# priority's bound wins, and the booking shows its wall clock, offset and distance.
+near="$DATA/near-patient.json"
+jq '.ref = "HB-2026-NEAR" | .patient.postal_code = "M4C 1A1" | .patient.language = "en" | del(.preferences)' \
+  "$SAMPLE/referrals/01-ankle-sprain.json" >"$near"
+echo
+echo "== near the patient: $(jq -r .ref "$near") from a patient in M4C (east Toronto)"
+near_id=$(handoff_as harbour --json submit "$near" | jq -r '.[0].referral_id')
+for _ in $(seq 1 100); do
+  handoff_as harbour status "$near_id" | grep -q ' ready ' && break
+  sleep 0.1
+done
+handoff_as harbour --json status "$near_id" |
+  jq -r '[.history[] | select(.event == "book")][-1].bookings[] |
+    "  \(.discipline) with \(.therapist_name) at \(.clinic_id): \(.start) \(.utc_offset) (\(.time_zone)), " +
+    "\(.start_utc) in UTC, " + (if .distance_km then "\(.distance_km) km from the patient" else "distance unknown" end)'
+
+echo
 echo "== the broker's audit log, checked against the head its durable log anchored (handoff audit verify demo-data/audit.jsonl demo-data/broker)"
 "$BIN/services/cli/handoff" audit verify "$DATA/audit.jsonl" "$DATA/broker"
 
