@@ -24,6 +24,7 @@
 
 #include "hx_place.h"
 #include "hx_refjson.h"
+#include "hx_registration.h"
 #include "hx_util.h"
 
 #define DAY_MINUTES 1440
@@ -410,7 +411,6 @@ static void parse_therapist(const json_t *j, const char *base, hx_therapist_t *t
         hx_errors_add(e, base, "must be an object");
         return;
     }
-    bool have_registration = false;
     const char *key;
     json_t *v;
     json_object_foreach((json_t *)j, key, v) {
@@ -428,7 +428,7 @@ static void parse_therapist(const json_t *j, const char *base, hx_therapist_t *t
             else
                 t->discipline = d;
         } else if (!strcmp(key, "registration")) {
-            have_registration = copy_string(t->registration, sizeof t->registration, v, p, false, e);
+            copy_string(t->registration, sizeof t->registration, v, p, false, e);
         } else if (!strcmp(key, "clinic_id")) {
             copy_id(t->clinic_id, v, p, e);
         } else if (!strcmp(key, "languages")) {
@@ -448,27 +448,42 @@ static void parse_therapist(const json_t *j, const char *base, hx_therapist_t *t
                                        "languages", "hours"};
     for (size_t k = 0; k < sizeof need / sizeof need[0]; k++)
         require(j, need[k], base, e);
+}
 
-    /* The college and the registration number, as shown on receipts: "CPO 14523",
-     * "CMTO 20417" (digit counts as hx_intake checks referrers: CPO 4-8, CMTO 4-6). */
-    if (have_registration && t->discipline) {
-        bool physio = t->discipline == HANDOFF__DISCIPLINE__DISCIPLINE_PHYSIOTHERAPY;
-        const char *body = physio ? "CPO " : "CMTO ";
-        const size_t blen = strlen(body);
-        bool ok = strncmp(t->registration, body, blen) == 0;
-        if (ok) {
-            const char *num = t->registration + blen;
-            size_t n = strlen(num);
-            ok = strspn(num, "0123456789") == n && n >= 4 && n <= (physio ? 8u : 6u);
-        }
-        if (!ok) {
-            path_t p;
-            path_key(p, base, "registration");
-            hx_errors_add(e, p, "must be \"%s\" and %s digits for a %s (e.g. \"%s\")", physio ? "CPO" : "CMTO",
-                          physio ? "4 to 8" : "4 to 6", physio ? "physiotherapist" : "massage therapist",
-                          physio ? "CPO 14523" : "CMTO 20417");
-        }
-    }
+/* A therapist's registration as shown on receipts, "BODY NUMBER" ("CPO 14523", "CCHPBC 20417"):
+ * a body registering its discipline in its clinic's province (the registration file's; ON when
+ * the clinic names none), the number as that body writes it. */
+static void check_registration(const hx_therapist_t *t, const char *base, hx_errors_t *e)
+{
+    const char *prov = t->clinic && t->clinic->province[0] ? t->clinic->province : HX_PROVINCE_DEFAULT;
+    const hx_registration_t *reg = hx_registration_builtin();
+    size_t n_bodies = 0;
+    const hx_body_t *bodies = reg ? hx_registration_bodies(reg, prov, t->discipline, &n_bodies) : NULL;
+    if (!t->registration[0] || !t->discipline || n_bodies == 0)
+        return;
+    const char *sp = strchr(t->registration, ' ');
+    char acronym[HX_REG_ACRONYM_MAX + 1] = "";
+    if (sp && (size_t)(sp - t->registration) <= HX_REG_ACRONYM_MAX)
+        snprintf(acronym, sizeof acronym, "%.*s", (int)(sp - t->registration), t->registration);
+    const hx_body_t *b = hx_registration_find(reg, prov, t->discipline, acronym);
+    const char *num = sp ? sp + 1 : "";
+    size_t n = strlen(num);
+    bool ok = b && n >= b->min && n <= b->max &&
+              strspn(num, b->digits ? "0123456789" : "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz-") == n;
+    if (ok)
+        return;
+    const hx_body_t *x = b ? b : &bodies[0];
+    char names[128] = "";
+    size_t len = 0;
+    for (size_t i = 0; i < n_bodies && len < sizeof names; i++)
+        len += (size_t)snprintf(names + len, sizeof names - len, "%s\"%s\"", i ? (i + 1 == n_bodies ? " or " : ", ") : "",
+                                bodies[i].acronym);
+    path_t p;
+    path_key(p, base, "registration");
+    bool physio = t->discipline == HANDOFF__DISCIPLINE__DISCIPLINE_PHYSIOTHERAPY;
+    hx_errors_add(e, p, "must be %s and %u to %u %s for a %s in %s (e.g. \"%s %s\")", names, x->min, x->max,
+                  x->digits ? "digits" : "letters, digits or hyphens", physio ? "physiotherapist" : "massage therapist",
+                  prov, x->acronym, x->digits ? "14523" : "A-1452");
 }
 
 /* The top level's fields: version 1, clinics and therapists arrays of bounded length, nothing
@@ -554,6 +569,7 @@ static void directory_add_therapist(hx_directory_t *d, const json_t *j, size_t i
         hx_errors_add(e, cp, "no clinic with id \"%s\"", t->clinic_id);
     }
     t->clinic = ci ? &d->clinics[ci->index] : NULL;
+    check_registration(t, p, e);
     if (!t->id[0])
         return;
     const id_index_t *dup = lookup(d->therapist_ids, t->id);

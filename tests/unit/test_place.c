@@ -91,11 +91,11 @@ static const char two_zones[] =
     "   {\"day\":3,\"from\":\"09:00\",\"to\":\"17:00\"},{\"day\":4,\"from\":\"09:00\",\"to\":\"17:00\"},{\"day\":5,\"from\":\"09:00\",\"to\":\"17:00\"}]},"
     "  {\"id\": \"t-mi\", \"name\": \"B\", \"discipline\": \"physiotherapy\", \"registration\": \"CPO 14002\", \"clinic_id\": \"mi\","
     "   \"languages\": [\"en\"], \"hours\": [{\"day\":1,\"from\":\"07:00\",\"to\":\"09:00\"},{\"day\":3,\"from\":\"07:00\",\"to\":\"09:00\"}]},"
-    "  {\"id\": \"t-va\", \"name\": \"C\", \"discipline\": \"physiotherapy\", \"registration\": \"CPO 14003\", \"clinic_id\": \"va\","
+    "  {\"id\": \"t-va\", \"name\": \"C\", \"discipline\": \"physiotherapy\", \"registration\": \"CHCPBC 14003\", \"clinic_id\": \"va\","
     "   \"languages\": [\"en\"], \"hours\": [{\"day\":1,\"from\":\"09:00\",\"to\":\"17:00\"},{\"day\":2,\"from\":\"09:00\",\"to\":\"17:00\"},"
     "   {\"day\":3,\"from\":\"09:00\",\"to\":\"17:00\"},{\"day\":4,\"from\":\"09:00\",\"to\":\"17:00\"},{\"day\":5,\"from\":\"09:00\",\"to\":\"17:00\"},"
     "   {\"day\":7,\"from\":\"00:00\",\"to\":\"04:00\"}]},"
-    "  {\"id\": \"r-va\", \"name\": \"D\", \"discipline\": \"massage_therapy\", \"registration\": \"CMTO 20004\", \"clinic_id\": \"va\","
+    "  {\"id\": \"r-va\", \"name\": \"D\", \"discipline\": \"massage_therapy\", \"registration\": \"CCHPBC 20004\", \"clinic_id\": \"va\","
     "   \"languages\": [\"en\"], \"virtual\": true, \"hours\": [{\"day\":1,\"from\":\"09:00\",\"to\":\"17:00\"}]},"
     "  {\"id\": \"r-mi\", \"name\": \"E\", \"discipline\": \"massage_therapy\", \"registration\": \"CMTO 20005\", \"clinic_id\": \"mi\","
     "   \"languages\": [\"en\"], \"hours\": [{\"day\":2,\"from\":\"12:00\",\"to\":\"18:00\"}]}]}";
@@ -176,6 +176,22 @@ Test(place, bad_places_are_named)
                           "clinics[0].time_zone: 'America/Nowhere' is not a time zone"};
     for (size_t i = 0; i < sizeof want / sizeof *want; i++)
         cr_expect_not_null(strstr(why, want[i]), "missing '%s' in: %s", want[i], why);
+}
+
+Test(place, a_therapist_is_registered_by_a_body_of_its_clinics_province)
+{
+    hx_errors_t errs;
+    hx_errors_clear(&errs);
+    char text[sizeof two_zones + 16];
+    snprintf(text, sizeof text, "%s", two_zones);
+    char *reg = strstr(text, "CHCPBC 14003");
+    cr_assert_not_null(reg);
+    memcpy(reg, "CPO    14003", 12);        /* an Ontario body for a Vancouver physiotherapist */
+    cr_expect_null(hx_directory_parse(text, &errs));
+    char why[1024];
+    hx_errors_join(&errs, why, sizeof why);
+    cr_expect_not_null(strstr(why, "therapists[2].registration: must be \"CHCPBC\""), "%s", why);
+    cr_expect_not_null(strstr(why, "for a physiotherapist in BC"), "%s", why);
 }
 
 Test(place, hours_are_the_clinics_own_wall_clock)
