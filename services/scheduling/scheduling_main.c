@@ -129,8 +129,25 @@ enum { O_BOOKED, O_ON_HOLD, O_DECLINED, O_ACCEPTED, O_STARTED, O_COMPLETED, O_RE
 static const char *const outcome_labels[O_COUNT] = {"booked", "on_hold", "declined", "accepted", "started",
                                                     "completed", "revoked", "refused", "other", "ignored"};
 
-static int outcome_of(const hx_outbox_t *out)
+static int outcome_class(const Handoff__StatusUpdate *u)
 {
+    return u->refused                                                 ? O_REFUSED
+           : strcmp(u->event, "decline") == 0                         ? O_DECLINED
+           : u->status == HANDOFF__TASK_STATUS__TASK_ON_HOLD          ? O_ON_HOLD
+           : u->status == HANDOFF__TASK_STATUS__TASK_READY            ? O_BOOKED
+           : u->status == HANDOFF__TASK_STATUS__TASK_ACCEPTED         ? O_ACCEPTED
+           : u->status == HANDOFF__TASK_STATUS__TASK_IN_PROGRESS      ? O_STARTED
+           : u->status == HANDOFF__TASK_STATUS__TASK_COMPLETED        ? O_COMPLETED
+           : u->status == HANDOFF__TASK_STATUS__TASK_CANCELLED        ? O_REVOKED
+                                                                      : O_OTHER;
+}
+
+/* The outcome of the first StatusUpdate the outputs hold (O_IGNORED: none), and how many of
+ * them are of event "escalate" (each to a referrer). */
+static int outcome_of(const hx_outbox_t *out, uint64_t *escalations)
+{
+    int o = O_IGNORED;
+    *escalations = 0;
     for (size_t i = 0; i < hx_outbox_count(out); i++) {
         hx_addr_kind_t kind;
         const char *to, *type;
@@ -141,38 +158,12 @@ static int outcome_of(const hx_outbox_t *out)
         Handoff__StatusUpdate *u = handoff__status_update__unpack(NULL, len, payload);
         if (!u)
             continue;
-        int o = u->refused                                                 ? O_REFUSED
-                : strcmp(u->event, "decline") == 0                         ? O_DECLINED
-                : u->status == HANDOFF__TASK_STATUS__TASK_ON_HOLD          ? O_ON_HOLD
-                : u->status == HANDOFF__TASK_STATUS__TASK_READY            ? O_BOOKED
-                : u->status == HANDOFF__TASK_STATUS__TASK_ACCEPTED         ? O_ACCEPTED
-                : u->status == HANDOFF__TASK_STATUS__TASK_IN_PROGRESS      ? O_STARTED
-                : u->status == HANDOFF__TASK_STATUS__TASK_COMPLETED        ? O_COMPLETED
-                : u->status == HANDOFF__TASK_STATUS__TASK_CANCELLED        ? O_REVOKED
-                                                                           : O_OTHER;
+        if (o == O_IGNORED)
+            o = outcome_class(u);
+        *escalations += strcmp(u->event, "escalate") == 0;
         handoff__status_update__free_unpacked(u, NULL);
-        return o;
     }
-    return O_IGNORED;
-}
-
-/* How many StatusUpdates of event "escalate" the outputs hold (each to a referrer). */
-static uint64_t escalations_of(const hx_outbox_t *out)
-{
-    uint64_t n = 0;
-    for (size_t i = 0; i < hx_outbox_count(out); i++) {
-        hx_addr_kind_t kind;
-        const char *to, *type;
-        const uint8_t *payload;
-        size_t len;
-        if (hx_outbox_get(out, i, &kind, &to, &type, &payload, &len) || strcmp(type, "handoff.StatusUpdate") != 0)
-            continue;
-        Handoff__StatusUpdate *u = handoff__status_update__unpack(NULL, len, payload);
-        n += u && strcmp(u->event, "escalate") == 0;
-        if (u)
-            handoff__status_update__free_unpacked(u, NULL);
-    }
-    return n;
+    return o;
 }
 
 static int handle(void *arg, const hx_msg_t *in, hx_outbox_t *out, char *err, size_t errcap)
@@ -180,8 +171,9 @@ static int handle(void *arg, const hx_msg_t *in, hx_outbox_t *out, char *err, si
     sched_t *s = arg;
     int rc = hx_booking_handle(s->booking, in, out, err, errcap);
     if (rc == 0) {
-        hx_metric_add(s->outcomes[outcome_of(out)], 1);
-        hx_metric_add(s->escalated, escalations_of(out));
+        uint64_t escalations;
+        hx_metric_add(s->outcomes[outcome_of(out, &escalations)], 1);
+        hx_metric_add(s->escalated, escalations);
     }
     return rc;
 }

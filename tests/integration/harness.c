@@ -286,3 +286,26 @@ int net_cli_json(net_t *n, const char *clinic, json_t **out, ...)
     *out = json_loads(buf, 0, &jerr);
     return rc;
 }
+
+const char *net_jstr(json_t *o, const char *key)
+{
+    const char *s = json_string_value(json_object_get(o, key));
+    return s ? s : "";
+}
+
+void net_inbox_row(json_t *inbox, const char *rid, const char *d, char *out, size_t cap)
+{
+    const char *key;
+    json_t *rows;
+    out[0] = '\0';
+    json_object_foreach(inbox, key, rows) {
+        size_t i;
+        json_t *v;
+        json_array_foreach(rows, i, v) {
+            json_t *b = json_array_get(json_object_get(v, "bookings"), 0);
+            if (!strcmp(net_jstr(v, "referral_id"), rid) && !strcmp(net_jstr(v, "side"), "received") &&
+                !strcmp(net_jstr(b, "discipline"), d))
+                snprintf(out, cap, "%s/%s", key, net_jstr(v, "status"));
+        }
+    }
+}

@@ -74,6 +74,11 @@ int net_cli(net_t *n, const char *clinic, char *out, size_t cap, const char *con
  * NULL-terminated, at most 20); returns the exit status, with the output parsed as JSON into
  * *out (NULL when it is not JSON; the caller json_decref's it). */
 int net_cli_json(net_t *n, const char *clinic, json_t **out, ...);
+/* A string member of a JSON object, "" when it is missing or not a string. */
+const char *net_jstr(json_t *o, const char *key);
+/* In a clinic's `handoff --json inbox` (groups of rows), that clinic's own received row of
+ * referral rid and discipline d as "group/status" ("new/ready"); "" when there is none. */
+void net_inbox_row(json_t *inbox, const char *rid, const char *d, char *out, size_t cap);
 /* Polls cond every 20 ms until it is true or timeout_ms passes. */
 bool net_wait(bool (*cond)(void *arg), void *arg, int timeout_ms);
 /* True when the file exists. */

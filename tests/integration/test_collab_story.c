@@ -41,11 +41,7 @@ TestSuite(story, .init = setup, .fini = teardown, .timeout = 600);
 
 #define cli(clinic, out, ...) net_cli_json(&net, (clinic), (out), __VA_ARGS__)
 
-static const char *jstr(json_t *o, const char *key)
-{
-    const char *s = json_string_value(json_object_get(o, key));
-    return s ? s : "";
-}
+#define jstr(o, key) net_jstr((o), (key))
 
 /* The referrer's history of rid (NULL when it has none yet). */
 static json_t *history(const char *clinic, const char *rid)
@@ -97,18 +93,7 @@ static void inbox_row(const char *clinic, const char *rid, const char *d, char *
     json_t *in = NULL;
     out[0] = '\0';
     cr_assert_eq(cli(clinic, &in, "inbox", NULL), 0, "inbox of %s", clinic);
-    const char *key;
-    json_t *rows;
-    json_object_foreach(in, key, rows) {
-        size_t i;
-        json_t *v;
-        json_array_foreach(rows, i, v) {
-            json_t *b = json_array_get(json_object_get(v, "bookings"), 0);
-            if (!strcmp(jstr(v, "referral_id"), rid) && !strcmp(jstr(v, "side"), "received") &&
-                !strcmp(jstr(b, "discipline"), d))
-                snprintf(out, cap, "%s/%s", key, jstr(v, "status"));
-        }
-    }
+    net_inbox_row(in, rid, d, out, cap);
     json_decref(in);
 }
 

@@ -46,11 +46,7 @@ TestSuite(coordination, .init = setup, .fini = teardown, .timeout = 300);
 
 /* ---- the CLI ---------------------------------------------------------------------------- */
 
-static const char *jstr(json_t *o, const char *key)
-{
-    const char *s = json_string_value(json_object_get(o, key));
-    return s ? s : "";
-}
+#define jstr(o, key) net_jstr((o), (key))
 
 /* `handoff --json ARGS` as clinic (NULL-terminated), expecting exit `expect`; the answer as
  * JSON (json_null() when it printed none, e.g. a usage error). */
@@ -183,19 +179,8 @@ static void expect_referrer(const char *step, const char *rid, const char *event
 static void inbox_row(const char *clinic, const char *rid, const char *d, char *out, size_t cap)
 {
     json_t *in = CLI(0, clinic, "inbox");
-    const char *key;
-    json_t *rows;
     out[0] = '\0';
-    json_object_foreach(in, key, rows) {
-        size_t i;
-        json_t *v;
-        json_array_foreach(rows, i, v) {
-            json_t *b = json_array_get(json_object_get(v, "bookings"), 0);
-            if (!strcmp(jstr(v, "referral_id"), rid) && !strcmp(jstr(v, "side"), "received") &&
-                !strcmp(jstr(b, "discipline"), d))
-                snprintf(out, cap, "%s/%s", key, jstr(v, "status"));
-        }
-    }
+    net_inbox_row(in, rid, d, out, cap);
     json_decref(in);
 }
 

@@ -99,11 +99,7 @@ static json_t *cli_json(int expect, const char *what, const char *clinic, ...)
     return j;
 }
 
-static const char *jstr(json_t *o, const char *key)
-{
-    const char *s = json_string_value(json_object_get(o, key));
-    return s ? s : "";
-}
+#define jstr(o, key) net_jstr((o), (key))
 
 /* Writes a copy of a sample referral with its own "ref", referred by `clinic`, into the
  * test's directory; returns its path (static storage, 8 in rotation). */
@@ -1124,19 +1120,8 @@ static void expect_referrer(const char *step, const char *rid, const char *statu
 static void inbox_row(const char *clinic, const char *rid, const char *d, char *out, size_t cap)
 {
     json_t *in = cli_json(0, "inbox", clinic, "inbox", NULL);
-    const char *key;
-    json_t *rows;
     out[0] = '\0';
-    json_object_foreach(in, key, rows) {
-        size_t i;
-        json_t *v;
-        json_array_foreach(rows, i, v) {
-            json_t *b = json_array_get(json_object_get(v, "bookings"), 0);
-            if (!strcmp(jstr(v, "referral_id"), rid) && !strcmp(jstr(v, "side"), "received") &&
-                !strcmp(jstr(b, "discipline"), d))
-                snprintf(out, cap, "%s/%s", key, jstr(v, "status"));
-        }
-    }
+    net_inbox_row(in, rid, d, out, cap);
     json_decref(in);
 }
 
