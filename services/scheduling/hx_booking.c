@@ -705,8 +705,14 @@ static void plan_query(const hx_booking_t *b, const booking_plan_t *plan, Handof
         q->not_before = first->start + first->minutes;
         q->horizon = first->start + (hx_minute_t)b->cfg.collab_days * 24 * 60;
         *days = b->cfg.collab_days;
-        if (q->not_before < plan->not_before)   /* added or redirected after the assessment: not in the past */
+        /* Added, redirected or booked again once the assessment is past: from now, and for
+         * collab_days from now (the physiotherapy sessions go on after the assessment). */
+        const hx_minute_t window = (hx_minute_t)b->cfg.collab_days * 24 * 60;
+        if (q->not_before < plan->not_before) {
             q->not_before = plan->not_before;
+            if (q->horizon < q->not_before + window)
+                q->horizon = q->not_before + window;
+        }
     }
     if (plan->where) {
         q->only_clinic = plan->where->only_clinic;
