@@ -244,6 +244,8 @@ static void reload(hx_worker_t *w, void *arg)
     hx_directory_destroy(&s->dir);
     s->dir = d;
     hx_info("directory reloaded from %s", s->directory_path);
+    if (hx_directory_notes(d)[0])
+        hx_warn("directory %s: %s", s->directory_path, hx_directory_notes(d));
     /* A new directory may have room for what waited: each on-hold referral is tried again
      * through the broker, as a message like any other (exact: one id per referral and
      * reload). */
