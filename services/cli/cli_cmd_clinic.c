@@ -466,7 +466,7 @@ static void handoffs_row(void *ud, const char *type, const uint8_t *data, size_t
         const Handoff__Patient *p = h->referral ? h->referral->patient : NULL;
         const char *row[] = {h->referral_id, name, p ? p->birth_date : "",
                              b ? hx_discipline_text(b->discipline) : "", b ? b->therapist_name : "",
-                             cli_slot_text(b ? b->start : "", start), minutes,
+                             cli_slot_text(b ? b->start : "", b ? b->utc_offset : "", start), minutes,
                              h->referral ? h->referral->referring_clinic : "", reg[0] ? reg : "-",
                              cli_time_ago(l->now, at, when)};
         cli_table_add(l->t, row);
@@ -577,7 +577,7 @@ static void watch_handoff(cli_t *c, const hx_msg_t *m, const char *when)
     const Handoff__Booking *b = h->booking;
     snprintf(text, sizeof text, "%s: %s with %s, %s, %u min (from %s%s%s)", name[0] ? name : "?",
              b ? hx_discipline_text(b->discipline) : "?", b ? b->therapist_name : "?",
-             cli_slot_text(b ? b->start : "", start), b ? b->minutes : 0,
+             cli_slot_text(b ? b->start : "", b ? b->utc_offset : "", start), b ? b->minutes : 0,
              h->referral ? h->referral->referring_clinic : "?", reg[0] ? ", referrer " : "", reg);
     if (c->json) {
         json_t *o = json_pack("{s:o, s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "at_ms", cli_ms_json(m->accepted_at_ms),

@@ -101,10 +101,13 @@ const char *cli_rate(double per_s, char out[CLI_FMT_LEN])
     return out;
 }
 
-const char *cli_slot_text(const char *start, char out[CLI_FMT_LEN])
+const char *cli_slot_text(const char *start, const char *offset, char out[CLI_FMT_LEN])
 {
     snprintf(out, CLI_FMT_LEN, "%s", start ? start : "");
-    if (strlen(out) == 16 && out[10] == 'T')
+    if (strlen(out) == 16 && out[10] == 'T') {
         out[10] = ' ';
+        if (offset && strlen(offset) == 6)
+            snprintf(out + 16, CLI_FMT_LEN - 16, " %s", offset);
+    }
     return out;
 }

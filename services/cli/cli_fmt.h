@@ -20,7 +20,9 @@ const char *cli_duration(uint64_t ms, char out[CLI_FMT_LEN]);
 const char *cli_bytes(uint64_t n, char out[CLI_FMT_LEN]);
 /* A rate per second: "0", "0.4", "12", "3.2k", "1.5M". */
 const char *cli_rate(double per_s, char out[CLI_FMT_LEN]);
-/* "2026-11-24T09:00" (a booking's start) as "2026-11-24 09:00"; other text unchanged. */
-const char *cli_slot_text(const char *start, char out[CLI_FMT_LEN]);
+/* "2026-11-24T09:00" (a booking's start, the receiving clinic's wall clock) as "2026-11-24
+ * 09:00", with its UTC offset when the booking has one ("2026-11-24 09:00 -05:00"); other text
+ * unchanged. offset may be NULL or "". */
+const char *cli_slot_text(const char *start, const char *offset, char out[CLI_FMT_LEN]);
 
 #endif

@@ -357,7 +357,7 @@ static void print_group(const cli_inbox_t *in, cli_group_t g, FILE *out, uint64_
             ther[128];
         cli_time_ago(now_ms, r->since_ms, since);
         cli_time_ago(now_ms, r->updated_ms, updated);
-        cli_slot_text(bstr(r, "start"), start);
+        cli_slot_text(bstr(r, "start"), bstr(r, "utc_offset"), start);
         json_int_t mins = json_integer_value(json_object_get(json_array_get(r->bookings, 0), "minutes"));
         snprintf(minutes, sizeof minutes, "%lld", (long long)mins);
         if (r->received)

@@ -105,7 +105,9 @@ Test(fmt, times_read_like_people_say_them)
     cr_expect_str_eq(cli_rate(0.4, b), "0.4");
     cr_expect_str_eq(cli_rate(3200, b), "3200");
     cr_expect_str_eq(cli_rate(32000, b), "32.0k");
-    cr_expect_str_eq(cli_slot_text("2026-11-24T09:00", b), "2026-11-24 09:00");
+    cr_expect_str_eq(cli_slot_text("2026-11-24T09:00", NULL, b), "2026-11-24 09:00");
+    cr_expect_str_eq(cli_slot_text("2026-11-24T09:00", "-08:00", b), "2026-11-24 09:00 -08:00");
+    cr_expect_str_eq(cli_slot_text("soon", "-08:00", b), "soon");
     setenv("HANDOFF_TEST_NOW_MS", "1795615500000", 1);
     cr_expect_eq(cli_now_ms(), t);
     unsetenv("HANDOFF_TEST_NOW_MS");
