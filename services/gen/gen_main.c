@@ -28,15 +28,23 @@ static const char usage_head[] =
     "usage: handoff-gen [options] --out DIR\n"
     "\n"
     "Writes a realistic synthetic Handoff network and referrals for demos, tests and\n"
-    "benchmarks: DIR/directory.json (clinics and therapists, the format of\n"
+    "benchmarks: DIR/directory.json (clinics and therapists, version 2 of the format of\n"
     "deploy/sample/directory.json) and DIR/referrals/000001.json ... (the format of\n"
-    "deploy/sample/referrals). Every referral passes intake. For each collaborative referral,\n"
-    "DIR/stories/000001.json ... (same number) holds its story after booking, which\n"
-    "`handoff play` plays: physiotherapy accepts and starts, massage sometimes declines and is\n"
-    "booked again, a question and its answer on the care thread, both complete with a summary\n"
-    "(format: docs/OPERATIONS.md, \"Stories\"; none with --ndjson). The mix follows the triage\n"
-    "rules: about 45% physiotherapy, 25% massage therapy, 20% collaborative care, 5% red\n"
-    "flags (some cauda equina) and 5% massage contraindications; mostly routine priority.\n"
+    "deploy/sample/referrals). Clinics are in cities of several provinces (Ontario, Quebec,\n"
+    "British Columbia, Alberta, Nova Scotia, Manitoba) and time zones, from two clinics on\n"
+    "Eastern and Pacific: each with its province, zone, a location near its city with a postal\n"
+    "code, and as closures the province's statutory holidays from the first referral date to\n"
+    "120 days after --date (and a clinic's own closure or two for some). The directory lists\n"
+    "the forward sortation areas patients live in; most patients have a postal code in their\n"
+    "referring clinic's city. Registrations name a body the built-in registration file lists\n"
+    "for the clinic's province (CPO, CHCPBC, ...). Every referral passes intake. For each\n"
+    "collaborative referral, DIR/stories/000001.json ... (same number) holds its story after\n"
+    "booking, which `handoff play` plays: physiotherapy accepts and starts, massage sometimes\n"
+    "declines and is booked again, a question and its answer on the care thread, both complete\n"
+    "with a summary (format: docs/OPERATIONS.md, \"Stories\"; none with --ndjson). The mix\n"
+    "follows the triage rules: about 45% physiotherapy, 25% massage therapy, 20% collaborative\n"
+    "care, 5% red flags (some cauda equina) and 5% massage contraindications; mostly routine\n"
+    "priority.\n"
     "All people are fictional and marked \"(generated)\"; health cards start with 5555.\n"
     "The same options and seed always give the same files.\n"
     "\n"
@@ -65,7 +73,8 @@ static const hx_opt_t options[O_COUNT] = {
                      "referrals to write, 0 to " STR(MAX_REFERRALS)},
     [O_SEED] = {"seed", HX_OPT_U64, NULL, "1", 0, UINT64_MAX, "S", "random seed, 0 to 18446744073709551615"},
     [O_DATE] = {"date", HX_OPT_TEXT, NULL, HX_GEN_DEFAULT_DATE, 0, 0, "YYYY-MM-DD",
-                "the last referral date, 2000-01-01 to 9999-12-31; dates fall in\nthe 28 days up to it"},
+                "the last referral date, 2000-01-01 to 9999-12-31; dates fall in\nthe 28 days up to it, "
+                "closures run to 120 days after it"},
     [O_RULES] = {"rules", HX_OPT_TEXT, NULL, DEFAULT_RULES, 0, 0, "FILE",
                  "triage rules to take the condition and finding codes from (the\ndefault is relative to the "
                  "current directory)"},
@@ -155,10 +164,11 @@ static int make_dirs(const char *path)
     return 0;
 }
 
-/* Writes j (indented, with a final newline) to path; returns 0 or -1 after saying why. */
+/* Writes j (indented, with a final newline; coordinates as written, 43.7615, not
+ * 43.761499999999998) to path; returns 0 or -1 after saying why. */
 static int write_json_file(const char *path, const json_t *j)
 {
-    char *text = json_dumps(j, JSON_INDENT(2));
+    char *text = json_dumps(j, JSON_INDENT(2) | JSON_REAL_PRECISION(10));
     if (!text) {
         fprintf(stderr, "%s: %s: out of memory\n", PROG, path);
         return -1;

@@ -8,6 +8,8 @@
  *   hx_gen_text.c      the clinical wording: reasons, histories, red-flag and
  *                      contraindication stories for the codes the default rules know
  *   hx_gen_network.c   the network: clinics, therapists, weekly hours (the directory)
+ *   hx_gen_places.c    places, zones, postal codes, holidays and closures; registration by
+ *                      the bodies of the clinic's province
  *   hx_gen_plan.c      a referral's clinical plan: codes, findings, referrer, reason, age
  *   hx_gen_referral.c  a referral as JSON: patient, referrer, clinical text, preferences
  *   hx_gen_story.c     a collaborative referral's story after booking (handoff play) */
@@ -102,7 +104,9 @@ typedef struct {
 typedef struct {
     char id[32];
     char city[48];
-    char area[4];
+    char area[4];               /* telephone area code */
+    char province[3];
+    size_t place;               /* index into gen_places() */
     unsigned disciplines;       /* bit D_PT, bit D_RMT */
 } g_clinic_t;
 
@@ -110,7 +114,8 @@ typedef struct {
     char name[64];
     char email_local[40];
     int discipline;             /* D_PT or D_RMT */
-    char number[8];             /* registration digits */
+    const char *body;           /* registration body's acronym (the built-in registration file's) */
+    char number[16];            /* registration number */
     size_t clinic;
 } g_therapist_t;
 
@@ -250,6 +255,49 @@ json_t *gen_hours_json(const win_t *w, size_t n, bool *oom);
 /* Builds the clinics, the therapists and g->directory from stream 0 of the seed. Returns 0,
  * or -1 when out of memory. */
 int gen_build_network(hx_gen_t *g, size_t n_clinics, size_t n_therapists);
+
+/* ---- hx_gen_places.c ------------------------------------------------------------------- */
+
+/* The network's own zone (the directory's "time_zone"). */
+#define GEN_NETWORK_ZONE "America/Toronto"
+/* Streams apart from the network's (0), the referrals' (i + 1) and the stories' (2^63 | i):
+ * the places of the network, and the postal code of referral i (GEN_STREAM_PLACES | i + 1). */
+#define GEN_STREAM_PLACES (UINT64_C(1) << 62)
+/* Closures cover the referral dates and this many days after the last one (the booking
+ * horizon, with room). */
+#define GEN_CLOSURE_DAYS_AFTER 120
+
+/* Where a clinic is: id slug, display name, city, telephone area code, French-speaking,
+ * province, a forward sortation area of it, coordinates in 1/10000 degree. */
+typedef struct {
+    const char *slug, *display, *city, *area;
+    bool french;
+    const char *province, *fsa;
+    int32_t lat_e4, lon_e4;
+} place_t;
+
+/* Every place; the first gen_places_ontario() are Ontario's. */
+size_t gen_places(const place_t **out);
+size_t gen_places_ontario(void);
+/* The IANA zone of a province of the places (GEN_NETWORK_ZONE for another). */
+const char *gen_province_zone(const char *province);
+/* A place outside Ontario: in the province, or (NULL) in one drawn by weight. */
+size_t gen_place_elsewhere(rng_t *p, const char *province);
+/* A place of the city, drawn uniformly. */
+size_t gen_place_in_city(rng_t *p, const char *city);
+/* A postal code of the forward sortation area ("M4C 2B7"): three draws. */
+void gen_postal_code(rng_t *p, const char *fsa, char out[8]);
+/* Moves a coordinate by about a kilometre (two draws). */
+void gen_jitter(rng_t *p, int32_t *lat_e4, int32_t *lon_e4);
+json_t *gen_coordinate(int32_t e4);
+/* The registration body (its acronym) of discipline d (D_PT, D_RMT, D_MD) in the province, the
+ * pick-th of those the registration file lists (modulo), and into number the digits fitted
+ * to that body's length. */
+const char *gen_registration(const char *province, int d, uint64_t pick, const char *digits, char *number,
+                             size_t cap);
+/* The province's statutory holidays in [first, last] (days), with their observed days, and
+ * the clinic's own closures drawn from p, as the directory's "closures". */
+json_t *gen_closures_json(rng_t *p, const char *province, int64_t first, int64_t last, bool *oom);
 
 /* ---- hx_gen_plan.c --------------------------------------------------------------------- */
 

@@ -1,63 +1,13 @@
-/* hx_gen_network — the synthetic network: clinics in Ontario places, their therapists
- * (discipline, registration, name, languages, weekly hours, virtual visits) and the
- * directory file that describes them. All from stream 0 of the seed. */
+/* hx_gen_network — the synthetic network: clinics in places of several provinces, their
+ * therapists (discipline, registration, name, languages, weekly hours, virtual visits) and the
+ * directory file that describes them (version 2: zones, locations, areas, closures). From
+ * stream 0 of the seed, and what version 2 added from a stream of its own
+ * (GEN_STREAM_PLACES), so the rest stayed as it was for a seed. */
 #include "hx_gen_internal.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* Where clinics are: id slug, display name, city, telephone area code, French-speaking. */
-typedef struct {
-    const char *slug, *display, *city, *area;
-    bool french;
-} place_t;
-
-static const place_t places[] = {
-    {"northpoint", "Northpoint", "Toronto", "416", false},
-    {"lakeside", "Lakeside", "Mississauga", "905", false},
-    {"riverdale", "Riverdale", "Toronto", "416", false},
-    {"eastgate", "Eastgate", "Ottawa", "613", false},
-    {"harbour", "Harbour", "Hamilton", "905", false},
-    {"laurier", "Laurier", "Ottawa", "613", true},
-    {"bayview", "Bayview", "Toronto", "416", false},
-    {"danforth", "Danforth", "Toronto", "416", false},
-    {"leslieville", "Leslieville", "Toronto", "416", false},
-    {"annex", "Annex", "Toronto", "416", false},
-    {"junction", "Junction", "Toronto", "416", false},
-    {"beaches", "Beaches", "Toronto", "416", false},
-    {"parkdale", "Parkdale", "Toronto", "416", false},
-    {"roncesvalles", "Roncesvalles", "Toronto", "416", false},
-    {"yorkville", "Yorkville", "Toronto", "416", false},
-    {"port-credit", "Port Credit", "Mississauga", "905", false},
-    {"streetsville", "Streetsville", "Mississauga", "905", false},
-    {"erin-mills", "Erin Mills", "Mississauga", "905", false},
-    {"meadowvale", "Meadowvale", "Mississauga", "905", false},
-    {"westdale", "Westdale", "Hamilton", "905", false},
-    {"ancaster", "Ancaster", "Hamilton", "905", false},
-    {"stoney-creek", "Stoney Creek", "Hamilton", "905", false},
-    {"kanata", "Kanata", "Ottawa", "613", false},
-    {"barrhaven", "Barrhaven", "Ottawa", "613", false},
-    {"orleans", "Orléans", "Ottawa", "613", true},
-    {"westboro", "Westboro", "Ottawa", "613", false},
-    {"glebe", "Glebe", "Ottawa", "613", false},
-    {"vanier", "Vanier", "Ottawa", "613", true},
-    {"cote-de-sable", "Côte-de-Sable", "Ottawa", "613", true},
-    {"unionville", "Unionville", "Markham", "905", false},
-    {"thornhill", "Thornhill", "Vaughan", "905", false},
-    {"bramalea", "Bramalea", "Brampton", "905", false},
-    {"springdale", "Springdale", "Brampton", "905", false},
-    {"glen-abbey", "Glen Abbey", "Oakville", "905", false},
-    {"aldershot", "Aldershot", "Burlington", "905", false},
-    {"old-south", "Old South", "London", "519", false},
-    {"masonville", "Masonville", "London", "519", false},
-    {"uptown", "Uptown", "Waterloo", "519", false},
-    {"belmont", "Belmont Village", "Kitchener", "519", false},
-    {"riverside", "Riverside", "Windsor", "519", false},
-    {"allandale", "Allandale", "Barrie", "705", false},
-    {"minnow-lake", "Minnow Lake", "Sudbury", "705", false},
-    {"portsmouth", "Portsmouth", "Kingston", "613", false},
-};
 
 /* A therapist's weekly hours, from the shapes clinics actually staff: day shifts, split
  * days, late shifts with a Saturday morning, evenings, part-time, weekends, four long days.
@@ -125,7 +75,8 @@ static size_t make_hours(rng_t *r, win_t out[21])
 
 /* A unique registration number for the k-th therapist of a discipline: an affine
  * permutation of the number range, so numbers look random but never repeat.
- * Physiotherapists "CPO nnnnn"; massage therapists "CMTO nnnn" (5 digits past 9,000). */
+ * Physiotherapists 5 digits; massage therapists 4 (5 past 9,000); then fitted to the body
+ * (gen_registration). */
 static void registration_number(int discipline, size_t k, uint64_t offset, char out[8])
 {
     const uint64_t a = 7919;    /* prime, coprime with 9,000 and 90,000 */
@@ -224,12 +175,24 @@ static int therapist_discipline(rng_t *r, size_t clinic_kind, size_t k, size_t n
     return k == 0 ? D_PT : k == 1 ? D_RMT : chance(r, 60) ? D_PT : D_RMT;
 }
 
+/* The network as it is built: the directory's arrays, how often each place is used, the
+ * next therapist, the registration offsets by discipline; p, the places' stream. */
+typedef struct {
+    json_t *clinics, *therapists;
+    unsigned *place_uses;
+    size_t next_therapist;
+    uint64_t offset[3];
+    rng_t p;
+    bool oom;
+} net_t;
+
 /* Therapist t (discipline d) at clinic i: its record in g and its directory entry. The
- * registration numbers of a discipline are permuted by offset. Returns 0, or -1 when out
- * of memory. */
-static int add_therapist(hx_gen_t *g, rng_t *r, size_t t, size_t i, int d, bool french, uint64_t offset,
-                         json_t *therapists, bool *oom)
+ * registration numbers of a discipline are permuted by net->offset[d]. Returns 0, or -1
+ * when out of memory. */
+static int add_therapist(hx_gen_t *g, rng_t *r, net_t *net, size_t t, size_t i, int d, bool french)
 {
+    json_t *therapists = net->therapists;
+    bool *oom = &net->oom;
     g_therapist_t *th = &g->therapists[t];
     g_clinic_t *c = &g->clinics[i];
     c->disciplines |= 1u << d;
@@ -237,7 +200,9 @@ static int add_therapist(hx_gen_t *g, rng_t *r, size_t t, size_t i, int d, bool 
     th->clinic = i;
     size_t nth = g->n_by_discipline[d];
     g->by_discipline[d][g->n_by_discipline[d]++] = t;
-    registration_number(d, nth, offset, th->number);
+    char digits[8];
+    registration_number(d, nth, net->offset[d], digits);
+    th->body = gen_registration(c->province, d, rng_next(&net->p), digits, th->number, sizeof th->number);
 
     const char *given, *family;
     int cu = gen_culture(r, french);
@@ -263,8 +228,8 @@ static int add_therapist(hx_gen_t *g, rng_t *r, size_t t, size_t i, int d, bool 
     }
     for (size_t l = 0; l < n_langs; l++)
         gen_push(la, json_string(langs[l]), oom);
-    char registration[16];
-    snprintf(registration, sizeof registration, "%s %s", d == D_PT ? "CPO" : "CMTO", th->number);
+    char registration[32];
+    snprintf(registration, sizeof registration, "%s %s", th->body, th->number);
     gen_put(o, "id", json_string(id), oom);
     gen_put(o, "name", json_string(th->name), oom);
     gen_put(o, "discipline", json_string(d == D_PT ? "physiotherapy" : "massage_therapy"), oom);
@@ -277,22 +242,58 @@ static int add_therapist(hx_gen_t *g, rng_t *r, size_t t, size_t i, int d, bool 
     return 0;
 }
 
-/* The network as it is built: the directory's arrays, how often each place is used, the
- * next therapist, the registration offsets by discipline. */
-typedef struct {
-    json_t *clinics, *therapists;
-    unsigned *place_uses;
-    size_t next_therapist;
-    uint64_t offset[3];
-    bool oom;
-} net_t;
+/* Where clinic i is: the Ontario place drawn from r (as before places outside Ontario), then
+ * from the places' stream: the second clinic in British Columbia (the network spans the
+ * Eastern and Pacific zones from two clinics on), others outside Ontario about a third of
+ * the time. */
+static const place_t *clinic_place(rng_t *r, net_t *net, size_t i, size_t *pi)
+{
+    const place_t *all;
+    gen_places(&all);
+    *pi = below(r, gen_places_ontario());
+    if (i == 1)
+        *pi = gen_place_elsewhere(&net->p, "BC");
+    else if (i > 1 && chance(&net->p, 38))
+        *pi = gen_place_elsewhere(&net->p, NULL);
+    return &all[*pi];
+}
+
+/* The clinic's directory entry: where and when, with its location near its place. */
+static json_t *clinic_json(const hx_gen_t *g, net_t *net, const g_clinic_t *c, const place_t *pl,
+                           const char *name)
+{
+    bool *oom = &net->oom;
+    json_t *o = json_object(), *loc = json_object();
+    if (!o || !loc) {
+        json_decref(o);
+        json_decref(loc);
+        *oom = true;
+        return NULL;
+    }
+    int32_t lat = pl->lat_e4, lon = pl->lon_e4;
+    gen_jitter(&net->p, &lat, &lon);
+    char postal[8];
+    gen_postal_code(&net->p, pl->fsa, postal);
+    gen_put(loc, "lat", gen_coordinate(lat), oom);
+    gen_put(loc, "lon", gen_coordinate(lon), oom);
+    gen_put(loc, "postal_code", json_string(postal), oom);
+    gen_put(o, "id", json_string(c->id), oom);
+    gen_put(o, "name", json_string(name), oom);
+    gen_put(o, "city", json_string(c->city), oom);
+    gen_put(o, "province", json_string(c->province), oom);
+    gen_put(o, "time_zone", json_string(gen_province_zone(c->province)), oom);
+    gen_put(o, "location", loc, oom);
+    gen_put(o, "closures", gen_closures_json(&net->p, c->province, g->last_day - 27,
+                                             g->last_day + GEN_CLOSURE_DAYS_AFTER, oom), oom);
+    return o;
+}
 
 /* Clinic i, with its n therapists. Returns 0, or -1 when out of memory. */
 static int add_clinic(hx_gen_t *g, rng_t *r, net_t *net, size_t i, size_t n)
 {
     g_clinic_t *c = &g->clinics[i];
-    size_t pi = below(r, GEN_COUNT(places));
-    const place_t *pl = &places[pi];
+    size_t pi;
+    const place_t *pl = clinic_place(r, net, i, &pi);
     unsigned use = ++net->place_uses[pi];
     if (use == 1)
         snprintf(c->id, sizeof c->id, "%s", pl->slug);
@@ -300,13 +301,14 @@ static int add_clinic(hx_gen_t *g, rng_t *r, net_t *net, size_t i, size_t n)
         snprintf(c->id, sizeof c->id, "%s-%u", pl->slug, use);
     snprintf(c->city, sizeof c->city, "%s", pl->city);
     snprintf(c->area, sizeof c->area, "%s", pl->area);
+    snprintf(c->province, sizeof c->province, "%s", pl->province);
+    c->place = pi;
 
     static const unsigned clinic_kinds[] = {[CLINIC_MIXED] = 85, [CLINIC_PT] = 10, [CLINIC_RMT] = 5};
     size_t ck = weighted(r, clinic_kinds, GEN_COUNT(clinic_kinds));
     for (size_t k = 0; k < n; k++, net->next_therapist++) {
         int d = therapist_discipline(r, ck, k, n);
-        if (add_therapist(g, r, net->next_therapist, i, d, pl->french, net->offset[d], net->therapists,
-                          &net->oom) != 0)
+        if (add_therapist(g, r, net, net->next_therapist, i, d, pl->french) != 0)
             return -1;
     }
 
@@ -318,21 +320,48 @@ static int add_clinic(hx_gen_t *g, rng_t *r, net_t *net, size_t i, size_t n)
     const char *fmt = clinic_kind_name(r, c->disciplines, pl->french);
     const char *hole = strstr(fmt, "%s");
     snprintf(name, sizeof name, "%.*s%s%s (generated)", (int)(hole - fmt), fmt, display, hole + 2);
-    json_t *o = json_object();
-    if (o) {
-        gen_put(o, "id", json_string(c->id), &net->oom);
-        gen_put(o, "name", json_string(name), &net->oom);
-        gen_put(o, "city", json_string(c->city), &net->oom);
+    gen_push(net->clinics, clinic_json(g, net, c, pl, name), &net->oom);
+    return 0;
+}
+
+/* The directory's "areas": the forward sortation areas of every place in a city of the
+ * network (where its patients live, gen_place_in_city), each once, at its place. */
+static int add_areas(const hx_gen_t *g, json_t *areas, bool *oom)
+{
+    const place_t *all;
+    size_t n = gen_places(&all);
+    bool *city_used = calloc(n, sizeof *city_used);
+    if (!city_used)
+        return -1;
+    for (size_t i = 0; i < g->n_clinics; i++)
+        for (size_t k = 0; k < n; k++)
+            city_used[k] |= !strcmp(all[k].city, g->clinics[i].city);
+    for (size_t k = 0; k < n; k++) {
+        bool seen = false;
+        for (size_t j = 0; j < k && !seen; j++)
+            seen = city_used[j] && !strcmp(all[j].fsa, all[k].fsa);
+        if (!city_used[k] || seen)
+            continue;
+        json_t *o = json_object();
+        if (o) {
+            gen_put(o, "fsa", json_string(all[k].fsa), oom);
+            gen_put(o, "lat", gen_coordinate(all[k].lat_e4), oom);
+            gen_put(o, "lon", gen_coordinate(all[k].lon_e4), oom);
+        }
+        gen_push(areas, o, oom);
     }
-    gen_push(net->clinics, o, &net->oom);
+    free(city_used);
     return 0;
 }
 
 int gen_build_network(hx_gen_t *g, size_t n_clinics, size_t n_therapists)
 {
     rng_t r = rng_stream(g->seed, 0);
+    const place_t *all;
     net_t net = {.clinics = json_array(), .therapists = json_array(),
-                 .place_uses = calloc(GEN_COUNT(places), sizeof *net.place_uses)};
+                 .place_uses = calloc(gen_places(&all), sizeof *net.place_uses),
+                 .p = rng_stream(g->seed, GEN_STREAM_PLACES)};
+    json_t *areas = json_array();
     size_t *sizes = calloc(n_clinics, sizeof *sizes);
     g->clinics = calloc(n_clinics, sizeof *g->clinics);
     g->therapists = calloc(n_therapists, sizeof *g->therapists);
@@ -341,9 +370,11 @@ int gen_build_network(hx_gen_t *g, size_t n_clinics, size_t n_therapists)
     g->directory = json_object();
     int rc = -1;
     if (!g->clinics || !g->therapists || !sizes || !net.place_uses || !g->by_discipline[D_PT] ||
-        !g->by_discipline[D_RMT] || !net.clinics || !net.therapists || !g->directory)
+        !g->by_discipline[D_RMT] || !net.clinics || !net.therapists || !g->directory || !areas)
         goto out;
-    gen_put(g->directory, "version", json_integer(1), &net.oom);
+    gen_put(g->directory, "version", json_integer(2), &net.oom);
+    gen_put(g->directory, "time_zone", json_string(GEN_NETWORK_ZONE), &net.oom);
+    gen_put(g->directory, "areas", json_incref(areas), &net.oom);
     gen_put(g->directory, "clinics", json_incref(net.clinics), &net.oom);
     gen_put(g->directory, "therapists", json_incref(net.therapists), &net.oom);
 
@@ -356,9 +387,12 @@ int gen_build_network(hx_gen_t *g, size_t n_clinics, size_t n_therapists)
             goto out;
     g->n_clinics = n_clinics;
     g->n_therapists = n_therapists;
+    if (add_areas(g, areas, &net.oom) != 0)
+        goto out;
     rc = net.oom ? -1 : 0;
 
 out:
+    json_decref(areas);
     json_decref(net.clinics);
     json_decref(net.therapists);
     free(net.place_uses);

@@ -59,21 +59,40 @@ static json_t *patient_json(rng_t *r, const g_clinic_t *rc, const char *birth_da
     return o;
 }
 
-/* The referrer: therapist rt of the network, or (rt NULL) a physician at clinic rc. */
+/* Where the patient lives: most have a postal code in an area of the referring clinic's
+ * city (listed in the directory's "areas"), some none. From a stream of its own (the
+ * referral's other draws stay as they were). */
+static void put_postal_code(const hx_gen_t *g, uint64_t index, const g_clinic_t *rc, json_t *patient, bool *oom)
+{
+    rng_t q = rng_stream(g->seed, GEN_STREAM_PLACES | (index + 1));
+    if (!patient || !chance(&q, 85))
+        return;
+    const place_t *all;
+    gen_places(&all);
+    char postal[8];
+    gen_postal_code(&q, all[gen_place_in_city(&q, rc->city)].fsa, postal);
+    gen_put(patient, "postal_code", json_string(postal), oom);
+}
+
+/* The referrer: therapist rt of the network, or (rt NULL) a physician at clinic rc,
+ * registered in rc's province. */
 static json_t *referrer_json(rng_t *r, int discipline, const g_therapist_t *rt, const g_clinic_t *rc, bool *oom)
 {
-    char name[64], number[8], email[96], phone[24];
+    char name[64], number[16], email[96], phone[24];
+    const char *body;
     if (rt) {
         snprintf(name, sizeof name, "%s", rt->name);
         snprintf(number, sizeof number, "%s", rt->number);
+        body = rt->body;
         snprintf(email, sizeof email, "%s@%s.example.org", rt->email_local, rc->id);
     } else {
         const char *pg, *pf;
         gen_physician_name(r, &pg, &pf);
-        char pslug[24];
+        char pslug[24], digits[8];
         gen_ascii_slug(pslug, sizeof pslug, pf);
         snprintf(name, sizeof name, "Dr. %s %s (generated)", pg, pf);
-        snprintf(number, sizeof number, "%u", between(r, 10000, 99999));
+        snprintf(digits, sizeof digits, "%u", between(r, 10000, 99999));
+        body = gen_registration(rc->province, D_MD, 0, digits, number, sizeof number);
         snprintf(email, sizeof email, "%c%s@%s.example.org", (char)(pg[0] - 'A' + 'a'), pslug, rc->id);
     }
     snprintf(phone, sizeof phone, "%s-555-01%02u", rc->area, between(r, 0, 99));
@@ -84,10 +103,9 @@ static json_t *referrer_json(rng_t *r, int discipline, const g_therapist_t *rt, 
     gen_put(o, "discipline", json_string(discipline == D_PT    ? "physiotherapy"
                                          : discipline == D_RMT ? "massage_therapy"
                                                                : "physician"), oom);
-    gen_put(o, "registration_body", json_string(discipline == D_PT    ? "CPO"
-                                                : discipline == D_RMT ? "CMTO"
-                                                                      : "CPSO"), oom);
+    gen_put(o, "registration_body", json_string(body), oom);
     gen_put(o, "registration_number", json_string(number), oom);
+    gen_put(o, "province", json_string(rc->province), oom);
     gen_put(o, "clinic_id", json_string(rc->id), oom);
     gen_put(o, "phone", json_string(phone), oom);
     gen_put(o, "email", json_string(email), oom);
@@ -308,7 +326,9 @@ json_t *hx_gen_referral(const hx_gen_t *g, uint64_t index, hx_gen_kind_t *kind_o
     bool oom = false;
     const char *language;
     gen_put(root, "ref", json_string(ref), &oom);
-    gen_put(root, "patient", patient_json(&r, rc, birth_date, &language, &oom), &oom);
+    json_t *patient = patient_json(&r, rc, birth_date, &language, &oom);
+    put_postal_code(g, index, rc, patient, &oom);
+    gen_put(root, "patient", patient, &oom);
     gen_put(root, "referrer", referrer_json(&r, p.referrer, rt, rc, &oom), &oom);
     put_clinical(root, &r, kind, &p, &v, ref_date, &oom);
     gen_put(root, "preferences", preferences_json(g, &r, kind, &p, clinic, language, &oom), &oom);

@@ -357,7 +357,10 @@ Test(story, every_story_handoff_gen_writes_plays_to_the_end)
     char gen[512], dir_json[600], rules[600], db[600], intake_db[600];
     snprintf(gen, sizeof gen, "%s/gen", net.dir);
     snprintf(rules, sizeof rules, "%s", net_src("services/triage/rules.json"));
-    const char *gen_argv[] = {net_bin("services/gen/handoff-gen"), "--clinics", "6", "--therapists", "30",
+    /* Small clinics (two therapists on average): the generated patients have postal codes, and
+     * scheduling books both handoffs of one near them, at one clinic when it has both
+     * disciplines, where a question has no other clinic to answer it. */
+    const char *gen_argv[] = {net_bin("services/gen/handoff-gen"), "--clinics", "20", "--therapists", "40",
                               "--referrals", "60", "--seed", "16", "--rules", rules, "--out", gen, NULL};
     pid_t g = net_spawn(&net, "gen", gen_argv);
     int st = net_stop(&net, g, 0);

@@ -3,6 +3,7 @@
  * deterministic per seed, and booking the generated referrals into the generated network
  * never double-books and stays inside each therapist's hours. */
 #include <criterion/criterion.h>
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +12,7 @@
 #include "hx_gen.h"
 #include "hx_intake.h"
 #include "hx_refjson.h"
+#include "hx_registration.h"
 #include "hx_schedule.h"
 #include "hx_triage.h"
 #include "hx_util.h"
@@ -125,14 +127,18 @@ static enum outcome outcome_of(const Handoff__TriageDecision *d)
     return pt && rmt ? O_BOTH : pt ? O_PHYSIO : rmt ? O_MASSAGE : O_NONE;
 }
 
-static unsigned registration_digits(const char *reg, const char *body)
+/* Whether "BODY NUMBER" names a body the registration file lists for the discipline in the
+ * province, with a number of its length and characters. */
+static bool registered_in(const char *reg, const char *province, Handoff__Discipline d)
 {
-    size_t bl = strlen(body);
-    if (strncmp(reg, body, bl) != 0 || reg[bl] != ' ')
-        return 0;
-    const char *num = reg + bl + 1;
-    size_t n = strlen(num);
-    return strspn(num, "0123456789") == n ? (unsigned)n : 0;
+    const char *sp = strchr(reg, ' ');
+    if (!sp)
+        return false;
+    char acronym[32];
+    snprintf(acronym, sizeof acronym, "%.*s", (int)(sp - reg), reg);
+    const hx_body_t *b = hx_registration_find(hx_registration_builtin(), province, d, acronym);
+    size_t n = strlen(sp + 1);
+    return b && n >= b->min && n <= b->max && (!b->digits || strspn(sp + 1, "0123456789") == n);
 }
 
 /* ---- the network --------------------------------------------------------------------- */
@@ -188,10 +194,8 @@ Test(gen, directory_loads_and_looks_like_a_network)
     for (size_t i = 0; i < nt; i++) {
         const hx_therapist_t *t = &ts[i];
         cr_expect(strstr(t->name, "(generated)"), "%s", t->name);
-        if (t->discipline == PHYSIO)
-            cr_expect_eq(registration_digits(t->registration, "CPO"), 5, "%s", t->registration);
-        else
-            cr_expect_eq(registration_digits(t->registration, "CMTO"), 4, "%s", t->registration);
+        cr_expect(registered_in(t->registration, t->clinic->province, t->discipline), "%s at %s (%s)",
+                  t->registration, t->clinic_id, t->clinic->province);
         for (size_t k = i + 1; k < nt; k++)
             cr_expect(strcmp(t->registration, ts[k].registration) != 0, "registration %s twice",
                       t->registration);
@@ -254,6 +258,102 @@ Test(gen, directory_sizes_at_the_limits)
     hx_gen_destroy(&g);
 }
 
+/* The letters a province's postal codes begin with (those the network uses). */
+static const char *postal_letters(const char *province)
+{
+    static const char *const map[][2] = {{"ON", "KLMNP"}, {"QC", "GHJ"}, {"BC", "V"}, {"AB", "T"},
+                                         {"NS", "B"},     {"MB", "R"},   {"SK", "S"}, {"NB", "E"}};
+    for (size_t i = 0; i < sizeof map / sizeof *map; i++)
+        if (!strcmp(map[i][0], province))
+            return map[i][1];
+    return "";
+}
+
+static bool postal_shape(const char *s)
+{
+    static const char first[] = "ABCEGHJKLMNPRSTVXY";
+    return strlen(s) == 7 && strchr(first, s[0]) && s[0] && isdigit((unsigned char)s[1]) &&
+           isupper((unsigned char)s[2]) && s[3] == ' ' && isdigit((unsigned char)s[4]) &&
+           isupper((unsigned char)s[5]) && isdigit((unsigned char)s[6]);
+}
+
+static bool closed_on(const hx_clinic_t *c, const char *date)
+{
+    int64_t day;
+    cr_assert_eq(hx_date_parse(date, &day), 0);
+    for (size_t i = 0; i < c->n_closures; i++)
+        if (day >= c->closures[i].from_day && day <= c->closures[i].to_day)
+            return true;
+    return false;
+}
+
+/* The network as a file, loaded as scheduling loads it: no errors and nothing missing. */
+static hx_directory_t *load_directory_file(const hx_gen_t *g)
+{
+    json_t *dir = hx_gen_directory(g);
+    char path[] = "/tmp/hx_gen_dir_XXXXXX";
+    int fd = mkstemp(path);
+    cr_assert(fd >= 0);
+    close(fd);
+    cr_assert_eq(json_dump_file(dir, path, JSON_INDENT(2)), 0);
+    cr_expect_eq(json_integer_value(json_object_get(dir, "version")), 2);
+    json_decref(dir);
+    hx_errors_t errs;
+    hx_errors_clear(&errs);
+    hx_directory_t *d = hx_directory_load(path, &errs);
+    unlink(path);
+    cr_assert(d, "directory file: %s", joined(&errs));
+    cr_expect_eq(errs.count, 0, "%s", joined(&errs));
+    cr_expect_str_eq(hx_directory_notes(d), "");
+    return d;
+}
+
+Test(gen, directory_has_places_zones_provinces_and_holidays)
+{
+    static const size_t sizes[][3] = {{2, 2, 5}, {6, 18, 1}, {40, 200, 42}, {300, 900, 9}};
+    for (size_t s = 0; s < sizeof sizes / sizeof *sizes; s++) {
+        hx_gen_t *g = make_gen(sizes[s][0], sizes[s][1], sizes[s][2]);
+        hx_directory_t *d = load_directory_file(g);
+        cr_expect_str_eq(hx_tz_name(hx_directory_zone(d)), "America/Toronto");
+        const hx_clinic_t *cs;
+        size_t nc = hx_directory_clinics(d, &cs);
+        bool toronto = false, vancouver = false;
+        char provinces[64] = "";
+        for (size_t i = 0; i < nc; i++) {
+            const hx_clinic_t *c = &cs[i];
+            cr_expect(c->located && c->zoned && c->province[0], "%s: located, zoned, in a province", c->id);
+            toronto |= !strcmp(hx_tz_name(c->tz), "America/Toronto");
+            vancouver |= !strcmp(hx_tz_name(c->tz), "America/Vancouver");
+            if (!strcmp(c->province, "BC"))
+                cr_expect_str_eq(hx_tz_name(c->tz), "America/Vancouver");
+            if (!strcmp(c->province, "ON") || !strcmp(c->province, "QC"))
+                cr_expect_str_eq(hx_tz_name(c->tz), "America/Toronto");
+            if (!strstr(provinces, c->province) && strlen(provinces) + 4 < sizeof provinces)
+                strcat(strcat(provinces, c->province), " ");
+            cr_expect(postal_shape(c->postal_code), "%s: postal code '%s'", c->id, c->postal_code);
+            cr_expect(strchr(postal_letters(c->province), c->postal_code[0]) && c->postal_code[0], "%s: %s in %s",
+                      c->id, c->postal_code, c->province);
+            double lat, lon;
+            cr_expect_eq(hx_directory_locate(d, c->postal_code, &lat, &lon), 0, "%s: %s", c->id, c->postal_code);
+            cr_expect_lt(hx_geo_km(lat, lon, c->lat, c->lon), 5.0, "%s: near its area", c->id);
+            /* the referral dates run to 2026-11-23: the holidays after them are closures */
+            cr_expect(c->n_closures >= 2, "%s: %zu closures", c->id, c->n_closures);
+            cr_expect(closed_on(c, "2026-12-25") && closed_on(c, "2027-01-01"), "%s: Christmas, New Year", c->id);
+            if (!strcmp(c->province, "ON"))
+                cr_expect(closed_on(c, "2026-12-26") && closed_on(c, "2026-12-28") && closed_on(c, "2027-02-15"),
+                          "%s: Boxing Day (observed on Monday the 28th), Family Day", c->id);
+            if (!strcmp(c->province, "BC"))
+                cr_expect(closed_on(c, "2026-11-11") && closed_on(c, "2027-02-15"), "%s: Remembrance, Family Day",
+                          c->id);
+        }
+        cr_expect(toronto && vancouver, "%zu clinics: Eastern and Pacific (%s)", nc, provinces);
+        if (nc >= 40)
+            cr_expect_geq(strlen(provinces) / 3, 4, "provinces: %s", provinces);
+        hx_directory_destroy(&d);
+        hx_gen_destroy(&g);
+    }
+}
+
 /* ---- referrals ----------------------------------------------------------------------- */
 
 Test(gen, referrals_pass_intake_and_belong_to_the_network)
@@ -263,6 +363,7 @@ Test(gen, referrals_pass_intake_and_belong_to_the_network)
     const hx_therapist_t *ts;
     size_t nt = hx_directory_therapists(d, &ts);
     char seen_refs[64] = "";
+    size_t with_postal = 0;
     for (uint64_t i = 0; i < 2000; i++) {
         Handoff__Referral *r = referral(g, i, NULL);
         cr_expect(hx_directory_clinic(d, r->referrer->clinic_id), "referrer clinic %s",
@@ -276,6 +377,18 @@ Test(gen, referrals_pass_intake_and_belong_to_the_network)
                                 r->referrer->registration_number);
             cr_expect(found, "referrer %s is not a therapist of %s", r->referrer->name,
                       r->referrer->clinic_id);
+        }
+        const hx_clinic_t *rc = hx_directory_clinic(d, r->referrer->clinic_id);
+        cr_expect(rc && !strcmp(r->referrer->province, rc->province), "referrer's province %s",
+                  r->referrer->province);
+        if (r->patient->postal_code[0]) {
+            with_postal++;
+            double lat, lon;
+            cr_expect_eq(hx_directory_locate(d, r->patient->postal_code, &lat, &lon), 0, "%s: %s", r->ref,
+                         r->patient->postal_code);
+            cr_expect(rc && hx_geo_km(lat, lon, rc->lat, rc->lon) < 60, "%s: %s lives near %s", r->ref,
+                      r->patient->postal_code, r->referrer->clinic_id);
+            cr_expect(postal_shape(r->patient->postal_code), "%s", r->patient->postal_code);
         }
         cr_expect(!strncmp(r->patient->health_card, "5555-", 5), "%s", r->patient->health_card);
         cr_expect(strstr(r->patient->family_name, "(generated)"), "%s", r->patient->family_name);
@@ -296,6 +409,8 @@ Test(gen, referrals_pass_intake_and_belong_to_the_network)
         cr_expect(ref_day <= last_day && ref_day > last_day - 28, "%s", r->referral_date);
         hx_referral_free(r);
     }
+    cr_expect(with_postal > 2000 * 75 / 100 && with_postal < 2000 * 95 / 100, "%zu of 2000 with a postal code",
+              with_postal);
     hx_directory_destroy(&d);
     hx_gen_destroy(&g);
 }
@@ -473,8 +588,9 @@ static int by_therapist_then_start(const void *x, const void *y)
     return a->start < b->start ? -1 : a->start > b->start;
 }
 
-static bool inside_hours(const hx_therapist_t *t, hx_minute_t start, uint32_t minutes)
+static bool inside_hours(const hx_therapist_t *t, hx_minute_t utc, uint32_t minutes)
 {
+    hx_minute_t start = hx_tz_to_local(t->clinic->tz, utc);     /* the clinic's wall clock */
     int64_t day = start >= 0 ? start / DAY : -((-start + DAY - 1) / DAY);
     unsigned wd = hx_weekday(day);
     hx_minute_t from = start - day * DAY, to = from + minutes;
@@ -484,10 +600,12 @@ static bool inside_hours(const hx_therapist_t *t, hx_minute_t start, uint32_t mi
     return false;
 }
 
-static bool inside_availability(const Handoff__Preferences *p, hx_minute_t start, uint32_t minutes)
+static bool inside_availability(const Handoff__Preferences *p, const hx_therapist_t *th, hx_minute_t utc,
+                                uint32_t minutes)
 {
     if (!p || p->n_availability == 0)
         return true;
+    hx_minute_t start = hx_tz_to_local(th->clinic->tz, utc);
     int64_t day = start / DAY;
     unsigned wd = hx_weekday(day);
     unsigned from = (unsigned)(start - day * DAY), to = from + minutes;
@@ -547,7 +665,10 @@ Test(gen, booking_generated_referrals_never_double_books)
                 continue;
             cr_assert_eq(slot.therapist->discipline, disc);
             cr_assert(speaks(slot.therapist, q.language), "%s does not speak %s", slot.therapist->id, q.language);
-            cr_assert(inside_availability(p, slot.start, slot.minutes), "%s: outside the patient's windows", r->ref);
+            cr_assert(inside_availability(p, slot.therapist, slot.start, slot.minutes),
+                      "%s: outside the patient's windows", r->ref);
+            cr_assert(!hx_clinic_closed(slot.therapist->clinic, slot.start), "%s: booked on a closed day at %s",
+                      r->ref, slot.therapist->clinic_id);
             cr_assert(slot.start >= q.not_before && slot.start <= q.horizon);
             cr_assert_eq(hx_calendar_book(cal, slot.therapist->id, slot.start, slot.minutes), 0,
                          "slot finder offered a booked slot (%s)", slot.therapist->id);

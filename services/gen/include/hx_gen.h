@@ -53,13 +53,18 @@ typedef struct hx_gen hx_gen_t;
 hx_gen_t *hx_gen_new(const json_t *rules, const hx_gen_options_t *opt, hx_errors_t *errs);
 void hx_gen_destroy(hx_gen_t **self_p);
 
-/* The network as a directory file (format deploy/sample/directory.json; loads with
- * hx_directory_parse). A new reference; NULL when out of memory. */
+/* The network as a directory file (format deploy/sample/directory.json, version 2; loads with
+ * hx_directory_parse): clinics in cities of several provinces and time zones (the first in
+ * Ontario, the second in British Columbia), each with its province, zone, location and the
+ * province's statutory holidays as closures; the areas its patients live in; therapists
+ * registered with a body of their clinic's province. A new reference; NULL when out of
+ * memory. */
 json_t *hx_gen_directory(const hx_gen_t *g);
 
 /* Referral number `index` (0-based) in the Referral JSON format (deploy/sample/referrals):
  * passes hx_referral_from_json and hx_intake_validate; its referrer works at a clinic of the
- * network. Depends only on the seed, the rules, the network and index, so any referral can be
+ * network, registered in its province; most patients have a postal code of the directory's
+ * areas, in the referring clinic's city. Depends only on the seed, the rules, the network and index, so any referral can be
  * made alone and in any order. *kind (when not NULL) says what it was generated from. A new
  * reference; NULL when out of memory. */
 json_t *hx_gen_referral(const hx_gen_t *g, uint64_t index, hx_gen_kind_t *kind);
