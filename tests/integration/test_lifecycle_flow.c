@@ -221,10 +221,10 @@ static json_t *wait_ready(const char *clinic, const char *rid, json_t **hist_out
     return b;
 }
 
-/* A lifecycle change as `clinic`; returns the answer (a StatusUpdate as JSON). */
 /* Every completion's summary (required for complete). */
 #define SUMMARY "Goals met: pain-free gait, full range; discharged to a home program."
 
+/* A lifecycle change as `clinic`; returns the answer (a StatusUpdate as JSON). */
 static json_t *change(int expect, const char *clinic, const char *event, const char *rid, const char *reason)
 {
     char what[96];
@@ -262,7 +262,7 @@ static json_t *inbox_find(const inbox_q_t *q)
     size_t i;
     json_t *v;
     json_array_foreach(in, i, v) {
-        if (strcmp(jstr(v, "referral_id"), q->rid) == 0 &&
+        if (!found && strcmp(jstr(v, "referral_id"), q->rid) == 0 &&     /* the first (a clinic may hold two) */
             (!q->therapist || strcmp(jstr(json_object_get(v, "booking"), "therapist_id"), q->therapist) == 0))
             found = json_incref(v);
     }
