@@ -1,0 +1,2 @@
+# Unit suites for services/web (the clinic portal's pieces).
+hx_unit_test(test_accounts LIBS hx_web_accounts)
