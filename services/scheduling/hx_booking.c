@@ -1680,6 +1680,17 @@ int bk_book(hx_booking_t *b, const char *referral_id, hx_outbox_t *out)
     return book_missing(b, referral_id, out);
 }
 
+int bk_refuse_request(hx_booking_t *b, const hx_msg_t *in, hx_outbox_t *out, const char *role, const char *what,
+                      const char *rid, const char *why)
+{
+    char outcome[1280];         /* a reviewer's refusal quotes up to 800 characters */
+    snprintf(outcome, sizeof outcome, "refused: %s", why);
+    bk_audit_write(b, role, in, what, rid, outcome);
+    hx_info("%s of %s by %s refused: %s", what, rid[0] ? rid : "(no referral)", in->from, why);
+    return hx_svc_status(out, in->from, rid, "", HANDOFF__TASK_STATUS__TASK_UNSPECIFIED, why, "scheduling", NULL, 0,
+                         NULL, what, true);
+}
+
 int bk_emit_status(hx_outbox_t *out, const char *to, const char *referral_id, const char *ref,
                    Handoff__TaskStatus status, hx_event_t ev, bool refused, const char *reason,
                    Handoff__TriageDecision *decision)

@@ -82,6 +82,11 @@ int bk_book(hx_booking_t *b, const char *referral_id, hx_outbox_t *out);
 int bk_emit_status(hx_outbox_t *out, const char *to, const char *referral_id, const char *ref,
                    Handoff__TaskStatus status, hx_event_t ev, bool refused, const char *reason,
                    Handoff__TriageDecision *decision);
+/* A refused request of a clinic or reviewer (role "clinic", "reviewer") about a referral: a
+ * line "refused: why" in the audit log (action "referral.<what>"), an info log line, and a
+ * StatusUpdate to the sender with refused set, event what and the reason. */
+int bk_refuse_request(hx_booking_t *b, const hx_msg_t *in, hx_outbox_t *out, const char *role, const char *what,
+                      const char *rid, const char *why);
 /* One line in the audit log (when there is one): principal "<role>:<sender>", action
  * "referral.<what>", the referral id and the outcome (never message text). */
 void bk_audit_write(hx_booking_t *b, const char *role, const hx_msg_t *in, const char *what, const char *rid,

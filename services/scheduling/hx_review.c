@@ -154,12 +154,7 @@ static void audit_review(hx_booking_t *b, const hx_msg_t *in, const char *rid, c
 /* A refused decision: the reviewer is told why (correlated to its message), and the audit log. */
 static int refuse(hx_booking_t *b, const hx_msg_t *in, hx_outbox_t *out, const char *rid, const char *why)
 {
-    char outcome[REASON_MAX + 64];
-    snprintf(outcome, sizeof outcome, "refused: %s", why);
-    audit_review(b, in, rid, outcome);
-    hx_info("review of %s by %s refused: %s", rid, in->from, why);
-    return hx_svc_status(out, in->from, rid, "", HANDOFF__TASK_STATUS__TASK_UNSPECIFIED, why, "scheduling", NULL, 0,
-                         NULL, "review", true);
+    return bk_refuse_request(b, in, out, "reviewer", "review", rid, why);
 }
 
 /* The review's state ("pending", "decided") and who decided; 1 found, 0 not, -1 error. */

@@ -31,12 +31,7 @@ static void audit_post(hx_booking_t *b, const hx_msg_t *in, const char *rid, con
 
 static int refuse(hx_booking_t *b, const hx_msg_t *in, hx_outbox_t *out, const char *rid, const char *why)
 {
-    char outcome[WHY_MAX + 16];
-    snprintf(outcome, sizeof outcome, "refused: %s", why);
-    audit_post(b, in, rid, outcome);
-    hx_info("thread post on %s by %s refused: %s", rid[0] ? rid : "(none)", in->from, why);
-    return hx_svc_status(out, in->from, rid, "", HANDOFF__TASK_STATUS__TASK_UNSPECIFIED, why, "scheduling", NULL, 0,
-                         NULL, "thread", true);
+    return bk_refuse_request(b, in, out, "clinic", "thread", rid, why);
 }
 
 /* 1 when clinic holds a live (not cancelled) handoff of the referral, 0 not, -1 error. */
