@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sqlite3.h>
 #include <sys/stat.h>
 
 #include "harness.h"
@@ -436,6 +437,23 @@ Test(attach, a_pdf_reaches_the_receiver_whole_and_nothing_is_readable_at_rest)
     cr_expect(dir_contains(home, "SEALED-MARKER-PDF", 1), "the scan finds the file in a clinic's store");
     snprintf(wal, sizeof wal, "%s-wal", sealed_db);
     const char *marks[] = {"SEALED-MARKER-TEXT", "SEALED-MARKER-PDF", "Mendes-Example"};
+    /* ... because they are there, sealed: the post, its attachment and the referral, each a
+     * value that begins with the seal's mark (not merely absent) */
+    static const char *const stored[] = {
+        "SELECT COUNT(*) FROM thread WHERE substr(text, 1, 3) = x'007331' AND substr(attachment, 1, 3) = x'007331'",
+        "SELECT COUNT(*) FROM referrals WHERE substr(case_pb, 1, 3) = x'007331'",
+        "SELECT COUNT(*) FROM handled WHERE substr(outputs, 1, 3) != x'007331'"};
+    const int want[] = {1, 1, 0};
+    sqlite3 *db;
+    cr_assert_eq(sqlite3_open_v2(sealed_db, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    for (size_t i = 0; i < 3; i++) {
+        sqlite3_stmt *st;
+        cr_assert_eq(sqlite3_prepare_v2(db, stored[i], -1, &st, NULL), SQLITE_OK, "%s", sqlite3_errmsg(db));
+        cr_assert_eq(sqlite3_step(st), SQLITE_ROW);
+        cr_expect_eq(sqlite3_column_int(st, 0), want[i], "%s: %d", stored[i], sqlite3_column_int(st, 0));
+        sqlite3_finalize(st);
+    }
+    sqlite3_close(db);
     for (size_t i = 0; i < 3; i++) {
         cr_expect_not(dir_contains(sealed_broker, marks[i], 2), "%s is not readable in the broker's log", marks[i]);
         cr_expect_not(bytes_contain(sealed_db, marks[i]), "%s is not readable in scheduling's database", marks[i]);
