@@ -377,36 +377,16 @@ int cmd_import(cli_t *c, int argc, char **argv)
 static void change_print(cli_t *c, const char *rid, const char *event, const Handoff__StatusUpdate *s,
                          Handoff__Discipline d)
 {
-    const Handoff__HandoffStatus *own = cli_own_handoff(s, c->clinic, d);
+    const Handoff__HandoffStatus *own = hx_own_handoff(s, c->clinic, d);
     char handoffs[400];
-    cli_handoffs_text(s, handoffs, sizeof handoffs);
+    hx_handoffs_text(s, handoffs, sizeof handoffs);
     if (own && strcmp(event, "revoke") != 0)
         printf("%s %s: %s %s (referral %s) — %s\n", rid, event, hx_discipline_text(own->discipline),
-               cli_inbox_status_text(own->status, own->event), hx_status_text(s->status), s->reason);
+               hx_inbox_status_text(own->status, own->event), hx_status_text(s->status), s->reason);
     else if (handoffs[0])
         printf("%s %s: %s (%s) — %s\n", rid, event, hx_status_text(s->status), handoffs, s->reason);
     else
         printf("%s %s: %s — %s\n", rid, event, hx_status_text(s->status), s->reason);
-}
-
-static void inbox_sent(void *ud, const char *referral_id, const char *ref, const char *patient, uint64_t at_ms)
-{
-    cli_inbox_add_sent(ud, referral_id, ref, patient, at_ms);
-}
-
-static void inbox_received(void *ud, const char *type, const uint8_t *data, size_t len, uint64_t at)
-{
-    if (strcmp(type, "handoff.Handoff") == 0) {
-        Handoff__Handoff *h = handoff__handoff__unpack(NULL, len, data);
-        if (h)
-            cli_inbox_add_handoff(ud, h, at);
-        handoff__handoff__free_unpacked(h, NULL);
-    } else {
-        Handoff__StatusUpdate *s = handoff__status_update__unpack(NULL, len, data);
-        if (s)
-            cli_inbox_add_status(ud, s, at);
-        handoff__status_update__free_unpacked(s, NULL);
-    }
 }
 
 int cmd_inbox(cli_t *c, int argc)
@@ -418,13 +398,9 @@ int cmd_inbox(cli_t *c, int argc)
     int rc = cli_sync_store(c, NULL);
     if (rc != EXIT_OK)
         return rc;
-    cli_inbox_t *in = cli_inbox_new(c->clinic);
-    if (!in)
-        return EXIT_FAIL;
-    if (hx_clinic_each_sent(c->store, inbox_sent, in) || hx_clinic_each_received(c->store, NULL, inbox_received, in)) {
-        cli_inbox_destroy(&in);
-        return cli_clinic_failure(c, HX_EIO);
-    }
+    hx_inbox_t *in = NULL;
+    if ((rc = hx_inbox_load(c->store, &in)))
+        return cli_clinic_failure(c, rc);
     size_t dropped = hx_clinic_dropped(c->store);
     if (c->json) {
         cli_print_json(cli_inbox_json(in));
@@ -434,7 +410,7 @@ int cmd_inbox(cli_t *c, int argc)
             printf("\n%zu message%s dropped: not from %s issuing service\n", dropped, dropped == 1 ? "" : "s",
                    dropped == 1 ? "its" : "their");
     }
-    cli_inbox_destroy(&in);
+    hx_inbox_destroy(&in);
     return EXIT_OK;
 }
 
@@ -520,7 +496,7 @@ static void status_row(void *ud, const char *type, const uint8_t *data, size_t l
         json_array_append_new(l->all, hx_status_to_json(s));
     } else if (l->t && l->id) {
         char handoffs[400];
-        cli_handoffs_text(s, handoffs, sizeof handoffs);
+        hx_handoffs_text(s, handoffs, sizeof handoffs);
         const char *row[] = {cli_time_abs(s->at_ms, when), hx_status_text(s->status), s->event, s->by,
                              handoffs[0] ? handoffs : "-", s->reason};
         cli_table_add(l->t, row);
@@ -607,17 +583,17 @@ static void watch_print(void *ud, const hx_msg_t *m, const char *type, uint64_t 
     bool received = false;                  /* about a booking this clinic holds, not its own referral */
     for (size_t i = 0; i < s->n_bookings; i++)
         received |= s->bookings[i] && strcmp(s->bookings[i]->clinic_id, c->clinic) == 0;
-    const Handoff__HandoffStatus *own = cli_own_handoff(s, c->clinic, 0);
+    const Handoff__HandoffStatus *own = hx_own_handoff(s, c->clinic, 0);
     received = (received || own) && strcmp(s->event, "book") != 0;
     /* a receiving clinic reads its own handoff's status, a referrer the referral's */
     Handoff__TaskStatus st = received && own ? own->status : s->status;
-    const char *status = s->refused ? "refused" : cli_inbox_status_text(st, s->event);
+    const char *status = s->refused ? "refused" : hx_inbox_status_text(st, s->event);
     snprintf(text, sizeof text, "%s%s%s", s->ref[0] ? s->ref : "", s->ref[0] ? ": " : "", s->reason);
     if (c->json) {
         json_t *o = json_pack("{s:o, s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "at_ms", cli_ms_json(at_ms), "at", when,
                               "kind", s->refused ? "refusal" : "status", "referral_id", s->referral_id, "ref", s->ref,
                               "status", status, "group",
-                              s->refused ? "" : cli_group_key(cli_inbox_group(received, st, s->event)), "text",
+                              s->refused ? "" : hx_group_key(hx_inbox_group(received, st, s->event)), "text",
                               text);
         json_object_set_new(o, "update", hx_status_to_json(s));
         cli_print_json_line(o);

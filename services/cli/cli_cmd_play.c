@@ -7,9 +7,9 @@
  * a deadline: the handoff in the status the step acts on before it, the step's effect in the
  * referrer's history (and the summary on its thread) after it. */
 #include "cli_cmd.h"
-#include "cli_inbox.h"
 #include "cli_story.h"
 #include "hx_curve.h"
+#include "hx_inbox.h"
 #include "hx_refjson.h"
 #include "hx_thread_rules.h"
 #include "hx_util.h"
@@ -350,7 +350,7 @@ static void show_view(const play_t *p, size_t i, const char *clinic, const view_
     const story_step_t *st = &p->story.steps[i];
     char handoffs[600] = "";
     if (v->last)
-        cli_handoffs_text(v->last, handoffs, sizeof handoffs);
+        hx_handoffs_text(v->last, handoffs, sizeof handoffs);
     if (p->base->json) {
         json_t *hs = json_array();
         for (size_t k = 0; v->last && k < v->last->n_handoffs; k++)

@@ -1,5 +1,5 @@
 # Unit suites for the clinic side: the CLI's pure parts (services/cli: tables, times, settings, import
-# files, inbox groups, the top screen, progress).
+# files, the inbox's groups and tables, the top screen, progress).
 if(TARGET hx_cli)
   hx_unit_test(test_cli LIBS hx_cli)
 endif()
@@ -8,4 +8,6 @@ endif()
 # upgrade, ids, and reading it back.
 if(TARGET hx_clinic)
   hx_unit_test(test_clinic LIBS hx_clinic PkgConfig::SQLITE)
+  # its inbox (hx_inbox.h): the folders, from messages put into a store as a sync stores them
+  hx_unit_test(test_inbox LIBS hx_clinic PkgConfig::SQLITE)
 endif()

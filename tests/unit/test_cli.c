@@ -1,6 +1,7 @@
 /* Unit: the clinic CLI's pure parts — aligned tables, readable times, settings with their
  * precedence and errors (flag, environment, file:line), CSV and NDJSON import files, the
- * inbox's groups, the top screen from two stats samples, the progress line. */
+ * inbox's groups (the clinic library's hx_inbox.h) and tables, the top screen from two stats
+ * samples, the progress line. The inbox's folders are tests/unit/test_inbox.c's. */
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -392,39 +393,39 @@ Test(inbox, statuses_map_onto_the_four_groups)
         bool received;
         S status;
         const char *event;
-        cli_group_t want;
+        hx_group_t want;
     } cases[] = {
-        {true, 0, "", CLI_GROUP_NEW},
-        {true, HANDOFF__TASK_STATUS__TASK_READY, "book", CLI_GROUP_NEW},
-        {true, HANDOFF__TASK_STATUS__TASK_ACCEPTED, "accept", CLI_GROUP_BOOKED},
-        {true, HANDOFF__TASK_STATUS__TASK_IN_PROGRESS, "start", CLI_GROUP_BOOKED},
-        {true, HANDOFF__TASK_STATUS__TASK_COMPLETED, "complete", CLI_GROUP_BOOKED},
-        {true, HANDOFF__TASK_STATUS__TASK_RECEIVED, "decline", CLI_GROUP_DECLINED},
-        {true, HANDOFF__TASK_STATUS__TASK_CANCELLED, "revoke", CLI_GROUP_DECLINED},
-        {false, 0, "", CLI_GROUP_PENDING},
-        {false, HANDOFF__TASK_STATUS__TASK_REQUESTED, "submit", CLI_GROUP_PENDING},
-        {false, HANDOFF__TASK_STATUS__TASK_RECEIVED, "receive", CLI_GROUP_PENDING},
-        {false, HANDOFF__TASK_STATUS__TASK_RECEIVED, "decline", CLI_GROUP_PENDING},
-        {false, HANDOFF__TASK_STATUS__TASK_ON_HOLD, "hold", CLI_GROUP_PENDING},
-        {false, HANDOFF__TASK_STATUS__TASK_READY, "book", CLI_GROUP_BOOKED},
-        {false, HANDOFF__TASK_STATUS__TASK_ACCEPTED, "accept", CLI_GROUP_BOOKED},
-        {false, HANDOFF__TASK_STATUS__TASK_COMPLETED, "complete", CLI_GROUP_BOOKED},
-        {false, HANDOFF__TASK_STATUS__TASK_CANCELLED, "revoke", CLI_GROUP_DECLINED},
-        {false, HANDOFF__TASK_STATUS__TASK_REJECTED, "reject", CLI_GROUP_DECLINED},
-        {false, HANDOFF__TASK_STATUS__TASK_FAILED, "fail", CLI_GROUP_DECLINED},
-        {true, HANDOFF__TASK_STATUS__TASK_CANCELLED, "redirect", CLI_GROUP_DECLINED},
-        {false, HANDOFF__TASK_STATUS__TASK_READY, "redirect", CLI_GROUP_BOOKED},
-        {false, HANDOFF__TASK_STATUS__TASK_IN_PROGRESS, "add", CLI_GROUP_BOOKED},
+        {true, 0, "", HX_GROUP_NEW},
+        {true, HANDOFF__TASK_STATUS__TASK_READY, "book", HX_GROUP_NEW},
+        {true, HANDOFF__TASK_STATUS__TASK_ACCEPTED, "accept", HX_GROUP_BOOKED},
+        {true, HANDOFF__TASK_STATUS__TASK_IN_PROGRESS, "start", HX_GROUP_BOOKED},
+        {true, HANDOFF__TASK_STATUS__TASK_COMPLETED, "complete", HX_GROUP_BOOKED},
+        {true, HANDOFF__TASK_STATUS__TASK_RECEIVED, "decline", HX_GROUP_DECLINED},
+        {true, HANDOFF__TASK_STATUS__TASK_CANCELLED, "revoke", HX_GROUP_DECLINED},
+        {false, 0, "", HX_GROUP_PENDING},
+        {false, HANDOFF__TASK_STATUS__TASK_REQUESTED, "submit", HX_GROUP_PENDING},
+        {false, HANDOFF__TASK_STATUS__TASK_RECEIVED, "receive", HX_GROUP_PENDING},
+        {false, HANDOFF__TASK_STATUS__TASK_RECEIVED, "decline", HX_GROUP_PENDING},
+        {false, HANDOFF__TASK_STATUS__TASK_ON_HOLD, "hold", HX_GROUP_PENDING},
+        {false, HANDOFF__TASK_STATUS__TASK_READY, "book", HX_GROUP_BOOKED},
+        {false, HANDOFF__TASK_STATUS__TASK_ACCEPTED, "accept", HX_GROUP_BOOKED},
+        {false, HANDOFF__TASK_STATUS__TASK_COMPLETED, "complete", HX_GROUP_BOOKED},
+        {false, HANDOFF__TASK_STATUS__TASK_CANCELLED, "revoke", HX_GROUP_DECLINED},
+        {false, HANDOFF__TASK_STATUS__TASK_REJECTED, "reject", HX_GROUP_DECLINED},
+        {false, HANDOFF__TASK_STATUS__TASK_FAILED, "fail", HX_GROUP_DECLINED},
+        {true, HANDOFF__TASK_STATUS__TASK_CANCELLED, "redirect", HX_GROUP_DECLINED},
+        {false, HANDOFF__TASK_STATUS__TASK_READY, "redirect", HX_GROUP_BOOKED},
+        {false, HANDOFF__TASK_STATUS__TASK_IN_PROGRESS, "add", HX_GROUP_BOOKED},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
-        cr_expect_eq(cli_inbox_group(cases[i].received, cases[i].status, cases[i].event), cases[i].want,
+        cr_expect_eq(hx_inbox_group(cases[i].received, cases[i].status, cases[i].event), cases[i].want,
                      "case %zu: %s %d %s", i, cases[i].received ? "received" : "sent", cases[i].status,
                      cases[i].event);
-    cr_expect_str_eq(cli_group_key(CLI_GROUP_PENDING), "pending_booking");
-    cr_expect_str_eq(cli_group_title(CLI_GROUP_PENDING), "PENDING BOOKING");
-    cr_expect_str_eq(cli_inbox_status_text(HANDOFF__TASK_STATUS__TASK_RECEIVED, "decline"), "declined");
-    cr_expect_str_eq(cli_inbox_status_text(HANDOFF__TASK_STATUS__TASK_CANCELLED, "redirect"), "redirected");
-    cr_expect_str_eq(cli_inbox_status_text(HANDOFF__TASK_STATUS__TASK_READY, "redirect"), "ready");
+    cr_expect_str_eq(hx_group_key(HX_GROUP_PENDING), "pending_booking");
+    cr_expect_str_eq(hx_group_title(HX_GROUP_PENDING), "PENDING BOOKING");
+    cr_expect_str_eq(hx_inbox_status_text(HANDOFF__TASK_STATUS__TASK_RECEIVED, "decline"), "declined");
+    cr_expect_str_eq(hx_inbox_status_text(HANDOFF__TASK_STATUS__TASK_CANCELLED, "redirect"), "redirected");
+    cr_expect_str_eq(hx_inbox_status_text(HANDOFF__TASK_STATUS__TASK_READY, "redirect"), "ready");
 }
 
 static Handoff__Booking *booking(const char *rid, const char *clinic)
@@ -459,16 +460,16 @@ static Handoff__StatusUpdate update(const char *rid, Handoff__TaskStatus s, cons
 
 Test(inbox, both_sides_of_a_clinic_from_its_messages)
 {
-    cli_inbox_t *in = cli_inbox_new("lakeside");
+    hx_inbox_t *in = hx_inbox_new("lakeside");
     /* lakeside referred R-A: submitted, then booked at harbour */
-    cli_inbox_add_sent(in, "R-A", "LK-1", "Ada Lovelace", 1000);
+    hx_inbox_add_sent(in, "R-A", "LK-1", "Ada Lovelace", 1000);
     Handoff__StatusUpdate u = update("R-A", HANDOFF__TASK_STATUS__TASK_REQUESTED, "submit", NULL, 0);
-    cli_inbox_add_status(in, &u, 1100);
-    cr_expect_eq(cli_inbox_count(in, CLI_GROUP_PENDING), 1);
+    hx_inbox_add_status(in, &u, 1100);
+    cr_expect_eq(hx_inbox_count(in, HX_GROUP_PENDING), 1);
     Handoff__Booking *ba[] = {booking("R-A", "harbour")};
     u = update("R-A", HANDOFF__TASK_STATUS__TASK_READY, "book", ba, 1);
-    cli_inbox_add_status(in, &u, 1200);
-    cr_expect_eq(cli_inbox_count(in, CLI_GROUP_BOOKED), 1);
+    hx_inbox_add_status(in, &u, 1200);
+    cr_expect_eq(hx_inbox_count(in, HX_GROUP_BOOKED), 1);
     /* lakeside received R-B from harbour, then declined it */
     Handoff__Handoff h = HANDOFF__HANDOFF__INIT;
     Handoff__Referral r = HANDOFF__REFERRAL__INIT;
@@ -481,18 +482,18 @@ Test(inbox, both_sides_of_a_clinic_from_its_messages)
     h.referral_id = "R-B";
     h.referral = &r;
     h.booking = booking("R-B", "lakeside");
-    cli_inbox_add_handoff(in, &h, 2000);
-    cr_expect_eq(cli_inbox_count(in, CLI_GROUP_NEW), 1);
+    hx_inbox_add_handoff(in, &h, 2000);
+    cr_expect_eq(hx_inbox_count(in, HX_GROUP_NEW), 1);
     Handoff__Booking *bb[] = {booking("R-B", "lakeside")};
     u = update("R-B", HANDOFF__TASK_STATUS__TASK_RECEIVED, "decline", bb, 1);
-    cli_inbox_add_status(in, &u, 2100);
-    cr_expect_eq(cli_inbox_count(in, CLI_GROUP_NEW), 0);
-    cr_expect_eq(cli_inbox_count(in, CLI_GROUP_DECLINED), 1);
+    hx_inbox_add_status(in, &u, 2100);
+    cr_expect_eq(hx_inbox_count(in, HX_GROUP_NEW), 0);
+    cr_expect_eq(hx_inbox_count(in, HX_GROUP_DECLINED), 1);
     /* a refusal changes nothing */
     u = update("R-A", HANDOFF__TASK_STATUS__TASK_READY, "accept", NULL, 0);
     u.refused = true;
-    cli_inbox_add_status(in, &u, 2200);
-    json_t *j = cli_inbox_json(in);
+    hx_inbox_add_status(in, &u, 2200);
+    json_t *j = hx_inbox_json(in);
     cr_expect_eq(json_array_size(json_object_get(j, "new")), 0);
     cr_expect_eq(json_array_size(json_object_get(j, "pending_booking")), 0);
     json_t *booked = json_array_get(json_object_get(j, "booked"), 0);
@@ -502,6 +503,15 @@ Test(inbox, both_sides_of_a_clinic_from_its_messages)
     json_t *declined = json_array_get(json_object_get(j, "declined"), 0);
     cr_expect_str_eq(json_string_value(json_object_get(declined, "status")), "declined");
     cr_expect_str_eq(json_string_value(json_object_get(declined, "patient")), "Bo Diddley");
+    cr_expect_str_eq(json_string_value(json_object_get(declined, "folder")), "declined");
+    json_decref(j);
+    /* the CLI's --json: the same rows without the portal's keys */
+    j = cli_inbox_json(in);
+    declined = json_array_get(json_object_get(j, "declined"), 0);
+    cr_expect_str_eq(json_string_value(json_object_get(declined, "status")), "declined");
+    cr_expect_null(json_object_get(declined, "folder"));
+    cr_expect_null(json_object_get(declined, "needs_reply"));
+    cr_expect_null(json_object_get(declined, "born"));
     json_decref(j);
     FILE *f = tmpfile();
     cli_inbox_print(in, f, 2200);
@@ -510,7 +520,7 @@ Test(inbox, both_sides_of_a_clinic_from_its_messages)
     cr_expect(strstr(s, "DECLINED (1)\n"), "%s", s);
     free(s);
     fclose(f);
-    cli_inbox_destroy(&in);
+    hx_inbox_destroy(&in);
 }
 
 /* ---- top ----------------------------------------------------------------------------------- */
