@@ -5,10 +5,10 @@ JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 DEBS = build-essential cmake pkg-config libzmq3-dev libsodium-dev libprotobuf-c-dev \
        protobuf-c-compiler libuv1-dev libcriterion-dev libjansson-dev libsqlite3-dev \
        libcsv-dev libinih-dev libmagic-dev tzdata \
-       uthash-dev procps jq libmicrohttpd-dev prometheus
+       uthash-dev procps jq libmicrohttpd-dev prometheus curl
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps build demo test test-unit test-integration test-asan fuzz crash-loop clean bench bench-full test-e2e
+.PHONY: all deps build demo demo-web test test-unit test-integration test-asan fuzz crash-loop clean bench bench-full test-e2e
 
 all: build
 
@@ -29,6 +29,10 @@ build: deps $(BUILD)/CMakeCache.txt
 
 demo: build
 	./deploy/demo.sh $(BUILD)
+
+# The demo, then the network and the clinic portal keep running until Ctrl-C.
+demo-web: build
+	DEMO_WEB=1 ./deploy/demo.sh $(BUILD)
 
 test: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)

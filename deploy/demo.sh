@@ -2,7 +2,9 @@
 # Starts a local clinic network (broker, intake, triage, scheduling) on 127.0.0.1 with its
 # data in ./demo-data, submits the sample referrals from their referring clinics, shows
 # what each clinic received and what each referrer sees, plays the collaborative story of one
-# referral (deploy/sample/stories/, `handoff play`), then stops everything.
+# referral (deploy/sample/stories/, `handoff play`), signs in to the clinic portal
+# (handoff-web) and shows its inbox, then stops everything. With DEMO_WEB=1 (`make demo-web`)
+# the network and the portal keep running until Ctrl-C, so a person can click through it.
 set -euo pipefail
 BUILD=${1:-build}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -63,6 +65,37 @@ start triage "$BIN/services/triage/handoff-triage" --rules "$ROOT/services/triag
 start scheduling "$BIN/services/scheduling/handoff-scheduling" --directory "$SAMPLE/directory.json" --start "$START" --db "$DATA/scheduling.db" \
   --key "$KEYS/scheduling.key" --audit "$DATA/scheduling-audit.jsonl" --data-key "$KEYS/data.key"
 echo "   broker at $HANDOFF_BROKER; booking from $START"
+
+# The clinic portal hosts every clinic and the reviewer, each with its own key, on the same
+# local stores as the CLI (one store per clinic, whichever program fetches). Demo users:
+# CLINIC.clinician, CLINIC.desk and CLINIC.admin for each clinic, review.reviewer and
+# network.admin, all with the password below (a demo's, printed: never use it for real).
+DEMO_PASSWORD=demo-password-2026
+WEB_ACCOUNTS=$DATA/web-accounts.db
+web_user() { # name, role, clinic
+  printf '%s\n' "$DEMO_PASSWORD" |
+    "$BIN/services/web/handoff-web" user add "$1" --role "$2" ${3:+--clinic "$3"} --accounts "$WEB_ACCOUNTS" >/dev/null
+}
+web_clinics=""
+for c in $clinics; do
+  web_clinics+="$c=$KEYS/$c.key "
+  web_user "$c.clinician" clinician "$c"
+  web_user "$c.desk" front-desk "$c"
+  web_user "$c.admin" clinic-admin "$c"
+done
+web_user review.reviewer reviewer
+web_user network.admin network-admin
+WEB_LISTEN=${HANDOFF_WEB_LISTEN:-127.0.0.1:8080}
+web_start() {
+  start web "$BIN/services/web/handoff-web" serve --listen "$1" --accounts "$WEB_ACCOUNTS" --home "$HANDOFF_HOME" \
+    --clinics "$web_clinics" --reviewers "review=$KEYS/review.key"
+  for _ in $(seq 1 100); do grep -q '^listening ' "$DATA/logs/web.log" 2>/dev/null && return 0; sleep 0.05; done
+  return 1
+}
+# 8080 taken by something else: any free port
+web_start "$WEB_LISTEN" || web_start 127.0.0.1:0 || { echo "handoff-web did not start:"; cat "$DATA/logs/web.log"; exit 1; }
+WEB_URL="http://127.0.0.1:$(awk '/^listening /{print $2; exit}' "$DATA/logs/web.log")"
+echo "   clinic portal at $WEB_URL"
 
 echo
 echo "== submitting the sample referrals"
@@ -225,6 +258,24 @@ handoff_as harbour --json status "$near_id" |
 echo
 echo "== the broker's audit log, checked against the head its durable log anchored (handoff audit verify demo-data/audit.jsonl demo-data/broker)"
 "$BIN/services/cli/handoff" audit verify "$DATA/audit.jsonl" "$DATA/broker"
+
+echo
+echo "== the clinic portal: signing in as lakeside.clinician and reading the inbox's folders ($WEB_URL)"
+jar=$DATA/web-cookies.txt
+curl -sf -c "$jar" -o /dev/null -d "user=lakeside.clinician&password=$DEMO_PASSWORD" "$WEB_URL/login"
+curl -sf -b "$jar" "$WEB_URL/" | grep -o 'folder=[a-z_]*"[^>]*>[^<]* <span class="count">[0-9]*' |
+  sed -E 's/.*>([^<]*) <span class="count">([0-9]*)/   \1: \2/'
+rm -f "$jar"
+echo
+echo "   Open $WEB_URL and sign in as CLINIC.clinician, CLINIC.desk or CLINIC.admin (CLINIC: $(echo $clinics | tr ' ' ',')),"
+echo "   review.reviewer or network.admin; the demo password is $DEMO_PASSWORD"
+if [ "${DEMO_WEB:-0}" = 1 ]; then
+  echo
+  echo "== the network and the portal keep running: $WEB_URL (Ctrl-C stops them)"
+  wait "${pids[0]}" || true
+else
+  echo "   'make demo-web' runs this demo and keeps the network and the portal running to click through"
+fi
 
 echo
 echo "== stopping the network"

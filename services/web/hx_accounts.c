@@ -24,7 +24,12 @@ static const char schema[] =
     "  created_ms INTEGER NOT NULL, seen_ms INTEGER NOT NULL) WITHOUT ROWID;"
     "CREATE TABLE IF NOT EXISTS failures (name TEXT PRIMARY KEY, count INTEGER NOT NULL,"
     "  held_until_ms INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;"
-    "CREATE TABLE IF NOT EXISTS secrets (name TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID;";
+    "CREATE TABLE IF NOT EXISTS secrets (name TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID;"
+    /* who viewed or did what: never a patient's detail, only ids */
+    "CREATE TABLE IF NOT EXISTS audit (seq INTEGER PRIMARY KEY AUTOINCREMENT, at_ms INTEGER NOT NULL,"
+    "  user TEXT NOT NULL, clinic TEXT NOT NULL, action TEXT NOT NULL, referral_id TEXT NOT NULL,"
+    "  detail TEXT NOT NULL, address TEXT NOT NULL);"
+    "CREATE INDEX IF NOT EXISTS audit_clinic ON audit(clinic, seq);";
 
 static const char *const roles[] = {"", "clinician", "front-desk", "clinic-admin", "reviewer", "network-admin"};
 
@@ -335,7 +340,8 @@ hx_login_t hx_login(hx_accounts_t *a, const char *name, const char *password, ch
     return HX_LOGIN_OK;
 }
 
-int hx_session_user(hx_accounts_t *a, const char *token, hx_user_t *user)
+/* The user of a live session; touch: it is used now (its idle timer starts again). */
+static int session_user(hx_accounts_t *a, const char *token, hx_user_t *user, bool touch)
 {
     if (!token || strlen(token) != HX_TOKEN_LEN)
         return -1;
@@ -357,8 +363,8 @@ int hx_session_user(hx_accounts_t *a, const char *token, hx_user_t *user)
     sqlite3_finalize(st);
     if (live && user_load(a, name, user, NULL) == 1 && !user->disabled) {
         sqlite3_stmt *up = NULL;
-        if (sqlite3_prepare_v2(a->db, "UPDATE sessions SET seen_ms = ? WHERE token_hash = ?", -1, &up, NULL) ==
-            SQLITE_OK) {
+        if (touch && sqlite3_prepare_v2(a->db, "UPDATE sessions SET seen_ms = ? WHERE token_hash = ?", -1, &up,
+                                        NULL) == SQLITE_OK) {
             sqlite3_bind_int64(up, 1, (sqlite3_int64)t);
             sqlite3_bind_blob(up, 2, h, sizeof h, SQLITE_STATIC);
             sqlite3_step(up);
@@ -368,6 +374,16 @@ int hx_session_user(hx_accounts_t *a, const char *token, hx_user_t *user)
     }
     hx_logout(a, token);            /* an ended session is gone for good */
     return -1;
+}
+
+int hx_session_user(hx_accounts_t *a, const char *token, hx_user_t *user)
+{
+    return session_user(a, token, user, true);
+}
+
+int hx_session_peek(hx_accounts_t *a, const char *token, hx_user_t *user)
+{
+    return session_user(a, token, user, false);
 }
 
 void hx_logout(hx_accounts_t *a, const char *token)
@@ -398,4 +414,69 @@ bool hx_csrf_ok(const hx_accounts_t *a, const char *session, const char *csrf)
         return false;
     hx_csrf_token(a, session, want);
     return sodium_memcmp(want, csrf, HX_TOKEN_LEN) == 0;
+}
+
+int hx_user_each(hx_accounts_t *a, const char *clinic, void (*fn)(void *ud, const hx_user_t *u), void *ud)
+{
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(a->db,
+                           "SELECT name, clinic, role, disabled FROM users WHERE ?1 IS NULL OR clinic = ?1 "
+                           "ORDER BY clinic, name",
+                           -1, &st, NULL) != SQLITE_OK)
+        return -1;
+    if (clinic)
+        sqlite3_bind_text(st, 1, clinic, -1, SQLITE_STATIC);
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        hx_user_t u = {0};
+        snprintf(u.name, sizeof u.name, "%s", (const char *)sqlite3_column_text(st, 0));
+        snprintf(u.clinic, sizeof u.clinic, "%s", (const char *)sqlite3_column_text(st, 1));
+        u.role = (hx_user_role_t)sqlite3_column_int(st, 2);
+        u.disabled = sqlite3_column_int(st, 3) != 0;
+        fn(ud, &u);
+    }
+    sqlite3_finalize(st);
+    return 0;
+}
+
+int hx_audit(hx_accounts_t *a, const hx_audit_t *e)
+{
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(a->db,
+                           "INSERT INTO audit(at_ms, user, clinic, action, referral_id, detail, address) "
+                           "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                           -1, &st, NULL) != SQLITE_OK)
+        return -1;
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)(e->at_ms ? e->at_ms : now_ms(a)));
+    const char *t[] = {e->user, e->clinic, e->action, e->referral_id, e->detail, e->address};
+    for (int i = 0; i < 6; i++)
+        sqlite3_bind_text(st, i + 2, t[i] ? t[i] : "", -1, SQLITE_TRANSIENT);
+    int rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int hx_audit_each(hx_accounts_t *a, const char *clinic, const char *referral_id, size_t limit,
+                  void (*fn)(void *ud, const hx_audit_t *e), void *ud)
+{
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(a->db,
+                           "SELECT at_ms, user, clinic, action, referral_id, detail, address FROM audit "
+                           "WHERE (?1 IS NULL OR clinic = ?1) AND (?2 IS NULL OR referral_id = ?2) "
+                           "ORDER BY seq DESC LIMIT ?3",
+                           -1, &st, NULL) != SQLITE_OK)
+        return -1;
+    if (clinic)
+        sqlite3_bind_text(st, 1, clinic, -1, SQLITE_STATIC);
+    if (referral_id)
+        sqlite3_bind_text(st, 2, referral_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, (sqlite3_int64)(limit ? limit : 100));
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        hx_audit_t e = {.at_ms = (uint64_t)sqlite3_column_int64(st, 0)};
+        const char **f[] = {&e.user, &e.clinic, &e.action, &e.referral_id, &e.detail, &e.address};
+        for (int i = 0; i < 6; i++)
+            *f[i] = (const char *)sqlite3_column_text(st, i + 1);
+        fn(ud, &e);
+    }
+    sqlite3_finalize(st);
+    return 0;
 }

@@ -71,11 +71,28 @@ hx_login_t hx_login(hx_accounts_t *a, const char *name, const char *password, ch
 /* The user of a live session (and it is used now: the idle timer starts again). 0, or -1 when
  * the token is unknown, ended, idle too long, past its absolute expiry or its user disabled. */
 int hx_session_user(hx_accounts_t *a, const char *token, hx_user_t *user);
+/* hx_session_user without using the session (its idle timer goes on): for a live page's
+ * event stream, which must not keep an idle session alive. */
+int hx_session_peek(hx_accounts_t *a, const char *token, hx_user_t *user);
 /* Ends a session (unknown tokens are ignored). */
 void hx_logout(hx_accounts_t *a, const char *token);
 
 /* The CSRF token of a session, for its forms (NUL-terminated), and its check. */
 void hx_csrf_token(const hx_accounts_t *a, const char *session, char out[HX_TOKEN_LEN + 1]);
 bool hx_csrf_ok(const hx_accounts_t *a, const char *session, const char *csrf);
+
+/* Each user of clinic (NULL: every user), by clinic then name. 0, or -1. */
+int hx_user_each(hx_accounts_t *a, const char *clinic, void (*fn)(void *ud, const hx_user_t *u), void *ud);
+
+/* One audit line: who viewed or did what to which referral (PHIPA: access is logged, not only
+ * changes). Ids and words of the portal's own only: never a patient's detail. */
+typedef struct {
+    uint64_t at_ms;                 /* 0: now */
+    const char *user, *clinic, *action, *referral_id, *detail, *address;
+} hx_audit_t;
+int hx_audit(hx_accounts_t *a, const hx_audit_t *e);
+/* The latest lines, newest first, of clinic and/or referral_id (NULL: any), at most limit. */
+int hx_audit_each(hx_accounts_t *a, const char *clinic, const char *referral_id, size_t limit,
+                  void (*fn)(void *ud, const hx_audit_t *e), void *ud);
 
 #endif

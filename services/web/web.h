@@ -1,0 +1,147 @@
+/* handoff-web's insides, shared by its files (not a library interface).
+ *
+ *   web_server.c   libmicrohttpd: requests, forms, cookies, sessions, CSRF, headers, routing
+ *   web_hosted.c   the hosted clinics: each its own key, broker session and local store
+ *                  (hx_clinic), kept in sync by a thread, with a version that live pages follow
+ *   web_pages.c    the pages: login, inbox, referral, referral form, admin, review queue
+ *   web_static.c   the stylesheet and the small script (no build step)
+ *   web_main.c     options, `handoff-web serve`, `handoff-web user ...`
+ *
+ * Threads: one per connection (a live page's event stream waits on its clinic). The accounts
+ * store is behind web->lock; each hosted clinic behind its own mutex. */
+#ifndef HX_WEB_H
+#define HX_WEB_H
+#include "hx_accounts.h"
+#include "hx_clinic.h"
+#include "hx_html.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define WEB_CLINICS_MAX 64
+#define WEB_FIELDS_MAX 48
+#define WEB_BODY_MAX (400u * 1024u)     /* a form with an attachment of up to 256 KiB */
+
+typedef struct {
+    char id[32];
+    char key_path[512];
+    char public_key[41];            /* Z85: its fingerprint on the admin page */
+    bool reviewer;                  /* a reviewer's mailbox, not a clinic's */
+    hx_clinic_t *clinic;
+    pthread_mutex_t mu;             /* the clinic handle and its store */
+    pthread_cond_t changed;         /* broadcast when version moves */
+    uint64_t version;               /* under mu: moves with each message stored */
+    char last_error[256];           /* under mu: the last sync's failure ("" when it worked) */
+    bool connected;
+} web_hosted_t;
+
+typedef struct {
+    const char *listen;             /* HOST:PORT */
+    const char *accounts;           /* the accounts store */
+    const char *home;               /* the hosted clinics' stores */
+    const char *broker, *server_key;
+    const char *public_url;         /* links in e-mail notices */
+    bool secure_cookies;            /* behind TLS: cookies marked Secure */
+    uint32_t idle_s, sync_ms, wait_ms;
+    int login_per_address;          /* failed logins from one address in a window before it is held */
+} web_config_t;
+
+typedef struct web web_t;
+
+struct web {
+    web_config_t cfg;
+    hx_accounts_t *accounts;
+    pthread_mutex_t lock;           /* accounts */
+    web_hosted_t hosted[WEB_CLINICS_MAX];
+    size_t n_hosted;
+    pthread_t syncer;
+    atomic_bool stop;
+    struct MHD_Daemon *mhd;
+    int port;
+    /* per-address login throttling */
+    struct {
+        char addr[64];
+        uint32_t failures;
+        uint64_t window_start_ms, held_until_ms;
+    } addr_fail[256];
+    pthread_mutex_t addr_lock;
+    /* counters for /metrics */
+    atomic_ullong requests, pages, logins_ok, logins_refused, logins_held, csrf_refused, denied, actions;
+};
+
+/* A form field (urlencoded or multipart). */
+typedef struct {
+    char *key, *value;
+    size_t len;
+    char *filename;                 /* multipart file part */
+} web_field_t;
+
+/* One request as the pages see it. */
+typedef struct {
+    web_t *web;
+    const char *method, *path, *address;
+    struct MHD_Connection *conn;
+    hx_user_t user;
+    bool signed_in;
+    char session[HX_TOKEN_LEN + 1];
+    char csrf[HX_TOKEN_LEN + 1];
+    web_hosted_t *hosted;           /* the user's clinic (or reviewer mailbox), NULL for none */
+    web_field_t *fields;
+    size_t n_fields;
+    /* the answer */
+    int status;
+    hx_html_t body;
+    const char *content_type;
+    char location[512];             /* a redirect */
+    char set_cookie[256];
+    char disposition[256];          /* an attachment's Content-Disposition */
+    bool cacheable;                 /* static files only */
+    /* binary body instead of body (attachment download): malloc'd, freed by the server */
+    uint8_t *blob;
+    size_t blob_len;
+} web_req_t;
+
+/* ---- web_server.c ---- */
+int web_start(web_t *w, char *err, size_t cap);
+void web_stop(web_t *w);
+/* A form field's value (NULL when absent); for files, len says how long. */
+const char *web_field(const web_req_t *r, const char *key);
+const web_field_t *web_field_full(const web_req_t *r, const char *key);
+/* A query argument of the URL (NULL when absent). */
+const char *web_arg(const web_req_t *r, const char *key);
+void web_redirect(web_req_t *r, const char *location);
+/* Audits one line for the request's user. */
+void web_audit(web_req_t *r, const char *action, const char *referral_id, const char *detail);
+
+/* ---- web_hosted.c ---- */
+int web_hosted_add(web_t *w, const char *spec, bool reviewer, char *err, size_t cap);
+int web_hosted_open(web_t *w, char *err, size_t cap);
+void web_hosted_close(web_t *w);
+web_hosted_t *web_hosted_find(web_t *w, const char *id, bool reviewer);
+/* Starts and stops the thread that syncs every hosted mailbox each sync_ms. */
+int web_sync_start(web_t *w);
+void web_sync_stop(web_t *w);
+/* After an action: the version moves so live pages refresh. Called with h->mu held. */
+void web_hosted_bump(web_hosted_t *h);
+
+/* ---- web_pages.c ---- */
+void page_login(web_req_t *r, const char *error);
+void page_inbox(web_req_t *r);
+void page_referral(web_req_t *r);
+void page_action(web_req_t *r);
+void page_post(web_req_t *r);
+void page_attachment(web_req_t *r);
+void page_new(web_req_t *r);
+void page_admin(web_req_t *r);
+void page_review(web_req_t *r);
+void page_review_decide(web_req_t *r);
+void page_error(web_req_t *r, int status, const char *title, const char *text);
+
+/* ---- web_static.c ---- */
+extern const char web_css[];
+extern const char web_js[];
+
+#endif

@@ -1,0 +1,164 @@
+/* web_hosted — the clinics a portal hosts (see web.h). Each has its own CURVE key and opens
+ * its own broker session as that clinic, exactly as the `handoff` CLI does through the same
+ * clinic library (hx_clinic): the broker's authorization does not know there is a portal. */
+#include "web.h"
+#include "hx_curve.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+web_hosted_t *web_hosted_find(web_t *w, const char *id, bool reviewer)
+{
+    for (size_t i = 0; i < w->n_hosted; i++)
+        if (w->hosted[i].reviewer == reviewer && (!id || !strcmp(w->hosted[i].id, id)))
+            return &w->hosted[i];
+    return NULL;
+}
+
+int web_hosted_add(web_t *w, const char *spec, bool reviewer, char *err, size_t cap)
+{
+    const char *opt = reviewer ? "--reviewer" : "--clinic";
+    const char *eq = strchr(spec, '=');
+    if (!eq || eq == spec || !eq[1]) {
+        snprintf(err, cap, "%s: '%s' is not ID=KEYFILE", opt, spec);
+        return -1;
+    }
+    size_t n = (size_t)(eq - spec);
+    if (n >= sizeof w->hosted[0].id) {
+        snprintf(err, cap, "%s: the id is longer than %zu characters", opt, sizeof w->hosted[0].id - 1);
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (!(spec[i] == '-' || spec[i] == '_' || spec[i] == '.' || (spec[i] >= 'a' && spec[i] <= 'z') ||
+              (spec[i] >= 'A' && spec[i] <= 'Z') || (spec[i] >= '0' && spec[i] <= '9'))) {
+            snprintf(err, cap, "%s: '%.*s' is not a valid id ([A-Za-z0-9._-])", opt, (int)n, spec);
+            return -1;
+        }
+    if (w->n_hosted == WEB_CLINICS_MAX) {
+        snprintf(err, cap, "%s: at most %d clinics per portal", opt, WEB_CLINICS_MAX);
+        return -1;
+    }
+    web_hosted_t *h = &w->hosted[w->n_hosted];
+    memset(h, 0, sizeof *h);
+    memcpy(h->id, spec, n);
+    if (web_hosted_find(w, h->id, reviewer)) {
+        snprintf(err, cap, "%s: %s is named twice", opt, h->id);
+        return -1;
+    }
+    snprintf(h->key_path, sizeof h->key_path, "%s", eq + 1);
+    h->reviewer = reviewer;
+    w->n_hosted++;
+    return 0;
+}
+
+int web_hosted_open(web_t *w, char *err, size_t cap)
+{
+    char server[HX_KEY_Z85 + 1] = "";
+    if (w->cfg.server_key && hx_key_load_public(w->cfg.server_key, server, err, cap) != 0)
+        return -1;
+    for (size_t i = 0; i < w->n_hosted; i++) {
+        web_hosted_t *h = &w->hosted[i];
+        char secret[HX_KEY_Z85 + 1] = "", why[256];
+        if (w->cfg.server_key && hx_key_load(h->key_path, h->public_key, secret, why, sizeof why) != 0) {
+            snprintf(err, cap, "%s %s: %s", h->reviewer ? "--reviewer" : "--clinic", h->id, why);
+            return -1;
+        }
+        hx_clinic_opts_t o = {.broker = w->cfg.broker, .clinic = h->id, .role = h->reviewer ? HX_ROLE_REVIEWER : 0,
+                              .home = w->cfg.home, .timeout_ms = 3000};
+        if (w->cfg.server_key) {
+            o.curve_server = server;
+            o.curve_public = h->public_key;
+            o.curve_secret = secret;
+        }
+        int rc = hx_clinic_open(&o, &h->clinic, why, sizeof why);
+        memset(secret, 0, sizeof secret);
+        if (rc != 0) {
+            snprintf(err, cap, "%s: %s", h->id, why);
+            return -1;
+        }
+        pthread_mutex_init(&h->mu, NULL);
+        pthread_condattr_t ca;
+        pthread_condattr_init(&ca);
+        pthread_cond_init(&h->changed, &ca);
+        pthread_condattr_destroy(&ca);
+        h->version = 1;
+    }
+    return 0;
+}
+
+void web_hosted_close(web_t *w)
+{
+    for (size_t i = 0; i < w->n_hosted; i++) {
+        web_hosted_t *h = &w->hosted[i];
+        if (!h->clinic)
+            continue;
+        hx_clinic_destroy(&h->clinic);
+        pthread_mutex_destroy(&h->mu);
+        pthread_cond_destroy(&h->changed);
+    }
+}
+
+void web_hosted_bump(web_hosted_t *h)
+{
+    h->version++;
+    pthread_cond_broadcast(&h->changed);
+}
+
+static void count_new(void *ud, const hx_msg_t *m, const char *type, uint64_t at_ms)
+{
+    (void)m, (void)type, (void)at_ms;
+    (*(size_t *)ud)++;
+}
+
+static void sync_one(web_t *w, web_hosted_t *h)
+{
+    size_t fresh = 0;
+    hx_clinic_sync_t s = {.on_new = count_new, .ud = &fresh};
+    pthread_mutex_lock(&h->mu);
+    int rc = hx_clinic_connect(h->clinic);
+    if (rc == 0)
+        rc = hx_clinic_sync(h->clinic, &s);
+    bool was = h->connected && !h->last_error[0];
+    h->connected = rc == 0 || hx_clinic_client(h->clinic) != NULL;
+    if (rc != 0) {
+        if (strcmp(h->last_error, hx_clinic_error(h->clinic)) != 0)
+            fprintf(stderr, "handoff-web: %s: %s\n", h->id, hx_clinic_error(h->clinic));
+        snprintf(h->last_error, sizeof h->last_error, "%s", hx_clinic_error(h->clinic));
+        hx_clinic_disconnect(h->clinic);        /* a new session next time */
+        h->connected = false;
+    } else {
+        if (!was)
+            fprintf(stderr, "handoff-web: %s: mailbox in sync\n", h->id);
+        h->last_error[0] = '\0';
+    }
+    if (fresh)
+        web_hosted_bump(h);
+    pthread_mutex_unlock(&h->mu);
+    (void)w;
+}
+
+static void *sync_loop(void *arg)
+{
+    web_t *w = arg;
+    while (!atomic_load(&w->stop)) {
+        for (size_t i = 0; i < w->n_hosted && !atomic_load(&w->stop); i++)
+            sync_one(w, &w->hosted[i]);
+        for (uint32_t slept = 0; slept < w->cfg.sync_ms && !atomic_load(&w->stop); slept += 50)
+            nanosleep(&(struct timespec){.tv_nsec = 50 * 1000000L}, NULL);
+    }
+    return NULL;
+}
+
+int web_sync_start(web_t *w)
+{
+    return pthread_create(&w->syncer, NULL, sync_loop, w) == 0 ? 0 : -1;
+}
+
+void web_sync_stop(web_t *w)
+{
+    atomic_store(&w->stop, true);
+    pthread_join(w->syncer, NULL);
+}

@@ -1,0 +1,309 @@
+/* handoff-web — the clinic portal: `handoff-web serve` hosts one or many clinics' inboxes in
+ * a browser; `handoff-web user add|disable|reset|list` manages who may sign in. */
+#include "web.h"
+#include "hx_opt.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <termios.h>
+#include <unistd.h>
+
+static const char usage_top[] =
+    "usage: handoff-web serve [options]\n"
+    "       handoff-web user add NAME --role ROLE [--clinic ID] [--accounts FILE] [--password-file FILE]\n"
+    "       handoff-web user disable NAME [--accounts FILE]\n"
+    "       handoff-web user reset NAME [--accounts FILE] [--password-file FILE]\n"
+    "       handoff-web user list [--accounts FILE]\n"
+    "\n"
+    "The clinic portal: a web inbox for therapists and front desks. It holds each hosted\n"
+    "clinic's own key and opens that clinic's own broker session, as the handoff CLI does.\n"
+    "Roles: clinician, front-desk, clinic-admin (these need --clinic), reviewer, network-admin.\n"
+    "Passwords (12 to 1024 bytes) are read from --password-file, else from standard input (the\n"
+    "first line; asked for without echo on a terminal). Run 'handoff-web serve --help' or\n"
+    "'handoff-web user --help' for the options.\n";
+
+enum { S_LISTEN, S_ACCOUNTS, S_HOME, S_BROKER, S_SERVER_KEY, S_CLINICS, S_REVIEWERS, S_SECURE, S_IDLE, S_SYNC,
+       S_WAIT, S_ADDR_FAILS, S_PUBLIC_URL, S_COUNT };
+static const hx_opt_t serve_opts[S_COUNT] = {
+    [S_LISTEN] = {"listen", HX_OPT_TEXT, "HANDOFF_WEB_LISTEN", "127.0.0.1:8080", 0, 0, "HOST:PORT",
+                  "where the portal listens (port 0: any free port, printed at start)"},
+    [S_ACCOUNTS] = {"accounts", HX_OPT_TEXT, "HANDOFF_WEB_ACCOUNTS", NULL, 0, 0, "FILE",
+                    "the users, sessions and audit store [HOME/web-accounts.db]"},
+    [S_HOME] = {"home", HX_OPT_TEXT, "HANDOFF_HOME", NULL, 0, 0, "DIR",
+                "where each hosted clinic's local store is kept [~/.handoff]"},
+    [S_BROKER] = {"broker", HX_OPT_TEXT, "HANDOFF_BROKER", "tcp://127.0.0.1:5555", 0, 0, "ENDPOINT", "the broker"},
+    [S_SERVER_KEY] = {"server-key", HX_OPT_TEXT, "HANDOFF_SERVER_KEY", NULL, 0, 0, "FILE",
+                      "CURVE: the broker's public key (then every clinic needs its key file)"},
+    [S_CLINICS] = {"clinics", HX_OPT_TEXT, "HANDOFF_WEB_CLINICS", NULL, 0, 0, "\"ID=KEY ...\"",
+                   "the hosted clinics, each with its secret key file (space separated)"},
+    [S_REVIEWERS] = {"reviewers", HX_OPT_TEXT, "HANDOFF_WEB_REVIEWERS", NULL, 0, 0, "\"NAME=KEY\"",
+                     "a reviewer mailbox of the network (the needs-review queue), with its key"},
+    [S_SECURE] = {"secure-cookies", HX_OPT_FLAG, "HANDOFF_WEB_SECURE_COOKIES", NULL, 0, 0, NULL,
+                  "mark cookies Secure (behind TLS, as in the compose stack)"},
+    [S_IDLE] = {"idle-seconds", HX_OPT_U32, "HANDOFF_WEB_IDLE_SECONDS", "900", 5, 43200, "N",
+                "a session unused this long ends: 15 minutes by default (5-43200)"},
+    [S_SYNC] = {"sync-ms", HX_OPT_U32, "HANDOFF_WEB_SYNC_MS", "1000", 100, 60000, "N",
+                "how often each hosted mailbox is fetched (100-60000)"},
+    [S_WAIT] = {"wait-ms", HX_OPT_U32, "HANDOFF_WEB_WAIT_MS", "8000", 500, 60000, "N",
+                "how long an action waits for scheduling's answer before saying 'sent' (500-60000)"},
+    [S_ADDR_FAILS] = {"address-failures", HX_OPT_U32, "HANDOFF_WEB_ADDRESS_FAILURES", "20", 3, 10000, "N",
+                      "failed sign-ins from one address in 15 minutes before it is held (3-10000)"},
+    [S_PUBLIC_URL] = {"public-url", HX_OPT_TEXT, "HANDOFF_WEB_PUBLIC_URL", NULL, 0, 0, "URL",
+                      "the address people reach the portal at (printed at start)"},
+};
+
+enum { U_ACCOUNTS, U_HOME, U_CLINIC, U_ROLE, U_PASSWORD_FILE, U_COUNT };
+static const hx_opt_t user_opts[U_COUNT] = {
+    [U_ACCOUNTS] = {"accounts", HX_OPT_TEXT, "HANDOFF_WEB_ACCOUNTS", NULL, 0, 0, "FILE",
+                    "the users, sessions and audit store [HOME/web-accounts.db]"},
+    [U_HOME] = {"home", HX_OPT_TEXT, "HANDOFF_HOME", NULL, 0, 0, "DIR", "[~/.handoff]"},
+    [U_CLINIC] = {"clinic", HX_OPT_TEXT, NULL, NULL, 0, 0, "ID", "add: the user's clinic (clinic roles)"},
+    [U_ROLE] = {"role", HX_OPT_TEXT, NULL, NULL, 0, 0, "ROLE",
+                "add: clinician, front-desk, clinic-admin, reviewer or network-admin"},
+    [U_PASSWORD_FILE] = {"password-file", HX_OPT_TEXT, NULL, NULL, 0, 0, "FILE",
+                         "add, reset: the password's file (its first line); else standard input"},
+};
+
+/* The accounts file: the option, else HOME/web-accounts.db (HOME: the option, else ~/.handoff). */
+static int accounts_path(const char *accounts, const char *home, char *out, size_t cap)
+{
+    if (accounts) {
+        snprintf(out, cap, "%s", accounts);
+        return 0;
+    }
+    char dir[1024];
+    if (home)
+        snprintf(dir, sizeof dir, "%s", home);
+    else if (getenv("HOME"))
+        snprintf(dir, sizeof dir, "%s/.handoff", getenv("HOME"));
+    else {
+        fprintf(stderr, "handoff-web: --accounts: not given, and neither --home nor $HOME is set\n");
+        return -1;
+    }
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+        fprintf(stderr, "handoff-web: %s: %s\n", dir, strerror(errno));
+        return -1;
+    }
+    snprintf(out, cap, "%s/web-accounts.db", dir);
+    return 0;
+}
+
+static int accounts_open(const char *path, uint32_t idle_s, hx_accounts_t **a)
+{
+    char err[512];
+    hx_accounts_config_t cfg = {.idle_s = idle_s};
+    if (hx_accounts_open(path, &cfg, a, err, sizeof err) != 0) {
+        fprintf(stderr, "handoff-web: accounts: %s\n", err);
+        return -1;
+    }
+    return 0;
+}
+
+/* A password: the file's first line, or standard input's (without echo on a terminal). */
+static int password_read(const char *file, char *out, size_t cap)
+{
+    FILE *f = file ? fopen(file, "r") : stdin;
+    if (!f) {
+        fprintf(stderr, "handoff-web: --password-file: %s: %s\n", file, strerror(errno));
+        return -1;
+    }
+    struct termios old, quiet;
+    bool tty = !file && isatty(fileno(stdin)) && tcgetattr(fileno(stdin), &old) == 0;
+    if (tty) {
+        fprintf(stderr, "password (12 characters at least): ");
+        quiet = old;
+        quiet.c_lflag &= ~(tcflag_t)ECHO;
+        tcsetattr(fileno(stdin), TCSAFLUSH, &quiet);
+    }
+    bool got = fgets(out, (int)cap, f) != NULL;
+    if (tty) {
+        tcsetattr(fileno(stdin), TCSAFLUSH, &old);
+        fputc('\n', stderr);
+    }
+    if (file)
+        fclose(f);
+    if (!got) {
+        fprintf(stderr, "handoff-web: no password given (%s is empty)\n", file ? file : "standard input");
+        return -1;
+    }
+    out[strcspn(out, "\r\n")] = '\0';
+    return 0;
+}
+
+static void user_print(void *ud, const hx_user_t *u)
+{
+    (void)ud;
+    printf("%-24s %-14s %-14s %s\n", u->name, u->clinic[0] ? u->clinic : "(network)", hx_user_role_text(u->role),
+           u->disabled ? "disabled" : "active");
+}
+
+static int cmd_user(int argc, char **argv)
+{
+    static const char head[] = "usage: handoff-web user add|disable|reset|list [NAME] [options]\n\noptions:\n";
+    if (argc < 2) {
+        fputs(usage_top, stderr);
+        return 2;
+    }
+    const char *sub = argv[1];
+    bool list = !strcmp(sub, "list");
+    if (strcmp(sub, "add") && strcmp(sub, "disable") && strcmp(sub, "reset") && !list && strcmp(sub, "-h") &&
+        strcmp(sub, "--help")) {
+        fprintf(stderr, "handoff-web: user: '%s' is not add, disable, reset or list\n", sub);
+        return 2;
+    }
+    /* NAME comes right after the subcommand; the options follow it */
+    const char *name = !list && argc >= 3 && argv[2][0] != '-' ? argv[2] : NULL;
+    hx_opt_val_t v[U_COUNT];
+    int rc = name ? hx_opt_parse("handoff-web user", user_opts, U_COUNT, argc - 2, argv + 2, head, NULL, v)
+                  : hx_opt_parse("handoff-web user", user_opts, U_COUNT, argc - 1, argv + 1, head, NULL, v);
+    if (rc)
+        return rc == 1 ? 0 : 2;
+    if (!list && !name) {
+        fprintf(stderr, "handoff-web: user %s needs a NAME\n", sub);
+        return 2;
+    }
+    char path[1100], why[256], password[HX_PASSWORD_MAX + 2];
+    hx_accounts_t *a = NULL;
+    if (accounts_path(v[U_ACCOUNTS].text, v[U_HOME].text, path, sizeof path) || accounts_open(path, 0, &a))
+        return 1;
+    rc = 0;
+    if (list) {
+        hx_user_each(a, NULL, user_print, NULL);
+    } else if (!strcmp(sub, "disable")) {
+        rc = hx_user_disable(a, name, why, sizeof why);
+    } else {
+        hx_user_role_t role = 0;
+        if (!strcmp(sub, "add") && !(role = hx_user_role_from_text(v[U_ROLE].text))) {
+            fprintf(stderr, "handoff-web: user add: --role must be clinician, front-desk, clinic-admin, reviewer or "
+                            "network-admin%s%s%s\n",
+                    v[U_ROLE].text ? " (got '" : "", v[U_ROLE].text ? v[U_ROLE].text : "", v[U_ROLE].text ? "')" : "");
+            hx_accounts_close(&a);
+            return 2;
+        }
+        if (password_read(v[U_PASSWORD_FILE].text, password, sizeof password) != 0) {
+            hx_accounts_close(&a);
+            return 2;
+        }
+        rc = !strcmp(sub, "add") ? hx_user_add(a, name, v[U_CLINIC].text ? v[U_CLINIC].text : "", role, password,
+                                               why, sizeof why)
+                                 : hx_user_reset(a, name, password, why, sizeof why);
+        sodium_memzero(password, sizeof password);
+    }
+    hx_accounts_close(&a);
+    if (rc != 0) {
+        fprintf(stderr, "handoff-web: user %s %s: %s\n", sub, name, why);
+        return 1;
+    }
+    if (!list)
+        printf("user %s: %s done\n", name, sub);
+    return 0;
+}
+
+/* "ID=KEY ID=KEY" into the hosted list. */
+static int hosted_list(web_t *w, const char *list, bool reviewer)
+{
+    if (!list)
+        return 0;
+    char *copy = strdup(list), *save = NULL, err[512];
+    int rc = copy ? 0 : -1;
+    for (char *t = copy ? strtok_r(copy, " ,\t\n", &save) : NULL; t && rc == 0; t = strtok_r(NULL, " ,\t\n", &save))
+        if ((rc = web_hosted_add(w, t, reviewer, err, sizeof err)) != 0)
+            fprintf(stderr, "handoff-web: %s\n", err);
+    free(copy);
+    return rc;
+}
+
+static int cmd_serve(int argc, char **argv)
+{
+    static const char head[] =
+        "usage: handoff-web serve [options]\n\n"
+        "Serves the clinic portal for the hosted clinics. Each clinic's mailbox is fetched into its\n"
+        "local store (the same store and library as the handoff CLI) every --sync-ms.\n\n"
+        "options (each also from the environment variable shown, then its default):\n";
+    static web_t w;             /* large; one per process */
+    hx_opt_val_t v[S_COUNT];
+    int rc = hx_opt_parse("handoff-web serve", serve_opts, S_COUNT, argc, argv, head, NULL, v);
+    if (rc)
+        return rc == 1 ? 0 : 2;
+    char path[1100], err[600];
+    w.cfg = (web_config_t){.listen = v[S_LISTEN].text, .home = v[S_HOME].text, .broker = v[S_BROKER].text,
+                           .server_key = v[S_SERVER_KEY].text, .secure_cookies = v[S_SECURE].on,
+                           .idle_s = v[S_IDLE].u32, .sync_ms = v[S_SYNC].u32, .wait_ms = v[S_WAIT].u32,
+                           .login_per_address = (int)v[S_ADDR_FAILS].u32, .public_url = v[S_PUBLIC_URL].text};
+    if (hosted_list(&w, v[S_CLINICS].text, false) || hosted_list(&w, v[S_REVIEWERS].text, true))
+        return 2;
+    if (!w.n_hosted) {
+        fprintf(stderr, "handoff-web: --clinics: no clinic to host (give \"ID=KEYFILE ...\")\n");
+        return 2;
+    }
+    if (accounts_path(v[S_ACCOUNTS].text, v[S_HOME].text, path, sizeof path) ||
+        accounts_open(path, w.cfg.idle_s, &w.accounts))
+        return 1;
+    w.cfg.accounts = path;
+    pthread_mutex_init(&w.lock, NULL);
+    pthread_mutex_init(&w.addr_lock, NULL);
+    if (web_hosted_open(&w, err, sizeof err) != 0) {
+        fprintf(stderr, "handoff-web: %s\n", err);
+        web_hosted_close(&w);
+        hx_accounts_close(&w.accounts);
+        return 1;
+    }
+    /* SIGINT and SIGTERM are taken by this thread alone (sigwait below): every thread started
+     * from here on has them blocked */
+    sigset_t stop_set;
+    sigemptyset(&stop_set);
+    sigaddset(&stop_set, SIGINT);
+    sigaddset(&stop_set, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &stop_set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    if (web_start(&w, err, sizeof err) != 0) {
+        fprintf(stderr, "handoff-web: %s\n", err);
+        web_hosted_close(&w);
+        hx_accounts_close(&w.accounts);
+        return 1;
+    }
+    if (web_sync_start(&w) != 0) {
+        fprintf(stderr, "handoff-web: cannot start the mailbox thread\n");
+        web_stop(&w);
+        web_hosted_close(&w);
+        hx_accounts_close(&w.accounts);
+        return 1;
+    }
+    fprintf(stderr, "handoff-web: serving %zu mailbox(es) on port %d%s%s\n", w.n_hosted, w.port,
+            w.cfg.public_url ? " as " : "", w.cfg.public_url ? w.cfg.public_url : "");
+    printf("listening %d\n", w.port);
+    fflush(stdout);
+    int sig = 0;
+    sigwait(&stop_set, &sig);
+    fprintf(stderr, "handoff-web: stopping\n");
+    web_stop(&w);
+    web_sync_stop(&w);
+    web_hosted_close(&w);
+    hx_accounts_close(&w.accounts);
+    pthread_mutex_destroy(&w.lock);
+    pthread_mutex_destroy(&w.addr_lock);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (sodium_init() < 0) {
+        fprintf(stderr, "handoff-web: libsodium could not start\n");
+        return 1;
+    }
+    if (argc >= 2 && !strcmp(argv[1], "serve"))
+        return cmd_serve(argc - 1, argv + 1);
+    if (argc >= 2 && !strcmp(argv[1], "user"))
+        return cmd_user(argc - 1, argv + 1);
+    if (argc >= 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help"))) {
+        fputs(usage_top, stdout);
+        return 0;
+    }
+    fputs(usage_top, stderr);
+    return 2;
+}
