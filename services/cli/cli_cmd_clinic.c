@@ -3,7 +3,7 @@
  * (hx_clinic.h); this file reads the command line and prints. */
 #include "cli_cmd.h"
 #include "cli_fmt.h"
-#include "cli_import.h"
+#include "hx_import.h"
 #include "cli_inbox.h"
 #include "cli_progress.h"
 #include "cli_table.h"
@@ -79,7 +79,7 @@ static int load_referral(const cli_t *c, const char *file, Handoff__Referral **o
     }
     hx_errors_t errs;
     hx_errors_clear(&errs);
-    Handoff__Referral *r = cli_referral_check(j, c->registration, c->no_validate, &errs);
+    Handoff__Referral *r = hx_referral_check(j, c->registration, c->no_validate, &errs);
     json_decref(j);
     if (!r) {
         for (size_t i = 0; i < errs.count; i++)
@@ -156,21 +156,21 @@ static const char *row_result(row_state_t s, int dry_run)
 
 /* One chunk of an import on its way: which rows, their referrals and where they came from. */
 typedef struct {
-    cli_rows_t *rows;
+    hx_rows_t *rows;
     const size_t *idx;          /* row of each referral in the chunk */
 } import_chunk_t;
 
 static void import_refused(void *ud, size_t i, const char *why)
 {
     import_chunk_t *ch = ud;
-    cli_row_error(&ch->rows->rows[ch->idx[i]], "row", "the broker refused it: %s", why);
+    hx_row_error(&ch->rows->rows[ch->idx[i]], "row", "the broker refused it: %s", why);
 }
 
 /* Sends the rows in todo (indexes into rows) with up to c->window in flight, in chunks so
  * that progress can be drawn; the clinic library records each accepted one. Returns EXIT_OK,
  * or EXIT_UNREACHABLE when the broker stopped answering, EXIT_DENIED when a new connection's
  * key was refused (the rest stay ROW_TO_SEND). */
-static int import_send(cli_t *c, const char *file, cli_rows_t *rows, import_row_t *st, size_t *todo, size_t n_todo)
+static int import_send(cli_t *c, const char *file, hx_rows_t *rows, import_row_t *st, size_t *todo, size_t n_todo)
 {
     size_t chunk = 4 * (size_t)c->window;
     chunk = chunk < 64 ? 64 : chunk > HX_MAX_BATCH ? HX_MAX_BATCH : chunk;
@@ -213,11 +213,11 @@ static int import_send(cli_t *c, const char *file, cli_rows_t *rows, import_row_
     return rc;
 }
 
-static void import_summary_json(cli_t *c, const char *file, cli_rows_t *rows, import_row_t *st, size_t *count)
+static void import_summary_json(cli_t *c, const char *file, hx_rows_t *rows, import_row_t *st, size_t *count)
 {
     json_t *refs = json_array(), *errs = json_array();
     for (size_t i = 0; i < rows->n; i++) {
-        cli_row_t *r = &rows->rows[i];
+        hx_row_t *r = &rows->rows[i];
         if (st[i].state != ROW_BAD)
             json_array_append_new(refs, json_pack("{s:I, s:s, s:s, s:s}", "line", (json_int_t)r->line, "ref", r->ref,
                                                   "referral_id", st[i].rid, "result",
@@ -227,7 +227,7 @@ static void import_summary_json(cli_t *c, const char *file, cli_rows_t *rows, im
                                                   "field", r->errs[k].field, "reason", r->errs[k].why));
     }
     cli_print_json(json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:b, s:o, s:o}", "file", file, "format",
-                             rows->format == CLI_FORMAT_CSV ? "csv" : "ndjson", "rows", (json_int_t)rows->n,
+                             rows->format == HX_FORMAT_CSV ? "csv" : "ndjson", "rows", (json_int_t)rows->n,
                              "submitted", (json_int_t)count[ROW_SUBMITTED], "already_accepted",
                              (json_int_t)count[ROW_ALREADY], "failed",
                              (json_int_t)(count[ROW_BAD] + count[ROW_REFUSED]), "not_sent",
@@ -235,12 +235,12 @@ static void import_summary_json(cli_t *c, const char *file, cli_rows_t *rows, im
                              refs, "errors", errs));
 }
 
-static void import_failed_rows(cli_rows_t *rows)
+static void import_failed_rows(hx_rows_t *rows)
 {
     static const char *const head[] = {"LINE", "REF", "FIELD", "WHY"};
     cli_table_t *t = cli_table_new(4, head, "rlll");
     for (size_t i = 0; t && i < rows->n; i++) {
-        cli_row_t *r = &rows->rows[i];
+        hx_row_t *r = &rows->rows[i];
         for (size_t k = 0; k < r->n_errs; k++) {
             char line[24];
             snprintf(line, sizeof line, "%zu", r->line);
@@ -255,7 +255,7 @@ static void import_failed_rows(cli_rows_t *rows)
     }
 }
 
-static void import_summary(cli_t *c, const char *file, cli_rows_t *rows, import_row_t *st, int unreachable)
+static void import_summary(cli_t *c, const char *file, hx_rows_t *rows, import_row_t *st, int unreachable)
 {
     size_t count[5] = {0};
     for (size_t i = 0; i < rows->n; i++)
@@ -265,7 +265,7 @@ static void import_summary(cli_t *c, const char *file, cli_rows_t *rows, import_
         return;
     }
     size_t failed = count[ROW_BAD] + count[ROW_REFUSED];
-    printf("import %s (%s): %zu row(s)\n", file, rows->format == CLI_FORMAT_CSV ? "csv" : "ndjson", rows->n);
+    printf("import %s (%s): %zu row(s)\n", file, rows->format == HX_FORMAT_CSV ? "csv" : "ndjson", rows->n);
     if (c->dry_run)
         printf("  would submit      %zu\n", count[ROW_TO_SEND]);
     else
@@ -282,28 +282,28 @@ static void import_summary(cli_t *c, const char *file, cli_rows_t *rows, import_
 
 /* Checks row i of an import: st[i] becomes ROW_BAD (the row carries why), ROW_ALREADY or
  * ROW_TO_SEND. */
-static void import_check_row(cli_t *c, cli_rows_t *rows, import_row_t *st, size_t i)
+static void import_check_row(cli_t *c, hx_rows_t *rows, import_row_t *st, size_t i)
 {
-    cli_row_t *row = &rows->rows[i];
+    hx_row_t *row = &rows->rows[i];
     st[i].state = ROW_BAD;
     if (!row->json)
         return;                                 /* already carries why */
     hx_errors_t errs;
     hx_errors_clear(&errs);
-    Handoff__Referral *r = cli_referral_check(row->json, c->registration, c->no_validate, &errs);
+    Handoff__Referral *r = hx_referral_check(row->json, c->registration, c->no_validate, &errs);
     if (r && !r->ref[0])
         hx_errors_add(&errs, "ref", "required: this clinic's own number for the referral");
     for (size_t k = 0; k < errs.count; k++)
-        cli_row_error(row, errs.items[k].path, "%s", errs.items[k].why);
+        hx_row_error(row, errs.items[k].path, "%s", errs.items[k].why);
     if (errs.dropped)
-        cli_row_error(row, "row", "and %zu more problems", errs.dropped);
+        hx_row_error(row, "row", "and %zu more problems", errs.dropped);
     if (row->n_errs) {                          /* also a cell the CSV reader could not use */
         hx_referral_free(r);
         return;
     }
     for (size_t j = 0; j < i; j++)              /* the same ref twice is the same referral */
         if (st[j].r && strcmp(st[j].r->ref, r->ref) == 0) {
-            cli_row_error(row, "ref", "'%s' is also on line %zu: one row per referral", r->ref, rows->rows[j].line);
+            hx_row_error(row, "ref", "'%s' is also on line %zu: one row per referral", r->ref, rows->rows[j].line);
             hx_referral_free(r);
             return;
         }
@@ -320,15 +320,15 @@ int cmd_import(cli_t *c, int argc, char **argv)
     }
     const char *file = argv[0];
     char err[2048];
-    cli_format_t format;
+    hx_format_t format;
     if (registration_load(c) != EXIT_OK)
         return EXIT_USAGE;
-    if (cli_import_format(file, c->format, &format, err, sizeof err) != 0) {
+    if (hx_import_format(file, c->format, &format, err, sizeof err) != 0) {
         fprintf(stderr, "handoff: import: %s\n", err);
         return EXIT_USAGE;
     }
-    cli_rows_t rows;
-    if (cli_import_read(file, format, &rows, err, sizeof err) != 0) {
+    hx_rows_t rows;
+    if (hx_import_read(file, format, &rows, err, sizeof err) != 0) {
         fprintf(stderr, "handoff: import: %s\n", err);
         return EXIT_DATAERR;
     }
@@ -336,7 +336,7 @@ int cmd_import(cli_t *c, int argc, char **argv)
     size_t *todo = calloc(rows.n ? rows.n : 1, sizeof *todo);
     if (!st || !todo) {
         free(st), free(todo);
-        cli_rows_free(&rows);
+        hx_rows_free(&rows);
         fprintf(stderr, "handoff: import: out of memory\n");
         return EXIT_FAIL;
     }
@@ -362,7 +362,7 @@ int cmd_import(cli_t *c, int argc, char **argv)
     }
     free(st);
     free(todo);
-    cli_rows_free(&rows);
+    hx_rows_free(&rows);
     if (rc == EXIT_UNREACHABLE || rc == EXIT_DENIED || rc == EXIT_USAGE)
         return rc;
     if (bad)

@@ -24,6 +24,7 @@
 #define WEB_CLINICS_MAX 64
 #define WEB_FIELDS_MAX 48
 #define WEB_BODY_MAX (400u * 1024u)     /* a form with an attachment of up to 256 KiB */
+#define WEB_IMPORT_MAX (16u * 1024u * 1024u)    /* an import file */
 
 typedef struct {
     char id[32];
@@ -99,6 +100,7 @@ typedef struct {
     char set_cookie[256];
     char disposition[256];          /* an attachment's Content-Disposition */
     bool cacheable;                 /* static files only */
+    unsigned refresh_s;             /* > 0: the page asks again after this long (without script) */
     /* binary body instead of body (attachment download): malloc'd, freed by the server */
     uint8_t *blob;
     size_t blob_len;
@@ -139,6 +141,11 @@ void page_admin(web_req_t *r);
 void page_review(web_req_t *r);
 void page_review_decide(web_req_t *r);
 void page_error(web_req_t *r, int status, const char *title, const char *text);
+
+/* ---- web_import.c ---- */
+void page_import(web_req_t *r);
+/* After web->stop is set: waits for the import jobs (each ends after its chunk in hand). */
+void web_import_stop(web_t *w);
 
 /* ---- web_static.c ---- */
 extern const char web_css[];

@@ -283,6 +283,7 @@ static int cmd_serve(int argc, char **argv)
     fprintf(stderr, "handoff-web: stopping\n");
     web_stop(&w);
     web_sync_stop(&w);
+    web_import_stop(&w);
     web_hosted_close(&w);
     hx_accounts_close(&w.accounts);
     pthread_mutex_destroy(&w.lock);

@@ -21,15 +21,18 @@ void web_page_begin(web_req_t *r, const char *title, uint64_t live_version)
               "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
               "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
               "<title>%s · Handoff</title><link rel=\"stylesheet\" href=\"/static/app.css\">"
-              "<script src=\"/static/app.js\" defer></script></head><body>",
+              "<script src=\"/static/app.js\" defer></script>",
               title);
+    if (r->refresh_s)
+        HX_HTML_F(b, "<meta http-equiv=\"refresh\" content=\"%u\">", r->refresh_s);
+    HX_HTML_MARKUP(b, "</head><body>");
     HX_HTML_MARKUP(b, "<a class=\"skip\" href=\"#main\">Skip to content</a>");
     if (r->signed_in) {
         HX_HTML_MARKUP(b, "<header class=\"top\"><a class=\"brand\" href=\"/\">Handoff</a><nav aria-label=\"Main\"><ul>");
         if (r->hosted && !r->hosted->reviewer) {
             HX_HTML_MARKUP(b, "<li><a href=\"/\">Inbox</a></li>");
             if (r->user.role != HX_USER_REVIEWER)
-                HX_HTML_MARKUP(b, "<li><a href=\"/new\">New referral</a></li>");
+                HX_HTML_MARKUP(b, "<li><a href=\"/new\">New referral</a></li><li><a href=\"/import\">Import</a></li>");
         }
         if (r->user.role == HX_USER_REVIEWER)
             HX_HTML_MARKUP(b, "<li><a href=\"/review\">Needs review</a></li>");

@@ -16,7 +16,7 @@ typedef struct {
     struct MHD_PostProcessor *pp;
     web_field_t fields[WEB_FIELDS_MAX];
     size_t n_fields;
-    size_t total;
+    size_t total, limit;
     bool too_big, bad_form;
 } conn_ctx_t;
 
@@ -36,7 +36,7 @@ static enum MHD_Result form_part(void *cls, enum MHD_ValueKind kind, const char 
     (void)kind, (void)content_type, (void)transfer_encoding;
     conn_ctx_t *cx = cls;
     cx->total += size;
-    if (cx->total > WEB_BODY_MAX) {
+    if (cx->total > cx->limit) {
         cx->too_big = true;
         return MHD_NO;
     }
@@ -399,6 +399,8 @@ static void route(web_req_t *r)
         page_post(r);
     } else if (!strcmp(p, "/attachment") && !post) {
         page_attachment(r);
+    } else if (!strcmp(p, "/import")) {
+        page_import(r);
     } else if (!strcmp(p, "/new")) {
         page_new(r);
     } else if (!strcmp(p, "/admin") && !post) {
@@ -463,6 +465,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         if (!(cx = calloc(1, sizeof *cx)))
             return MHD_NO;
         *con_cls = cx;
+        cx->limit = !strcmp(url, "/import") ? WEB_IMPORT_MAX : WEB_BODY_MAX;
         if (!strcmp(method, "POST"))
             cx->pp = MHD_create_post_processor(conn, 32 * 1024, form_part, cx);
         return MHD_YES;
@@ -485,7 +488,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (!strcmp(method, "POST") && (!cx->pp || cx->too_big || cx->bad_form)) {
         int code = cx->too_big ? 413 : 400;
         page_error(&r, code, cx->too_big ? "Too large" : "Not a form",
-                   cx->too_big ? "What was sent is larger than a form may be (attachments: at most 256 KiB)."
+                   cx->too_big ? "What was sent is larger than a form may be (attachments: at most 256 KiB; "
+                                 "import files: 16 MiB)."
                                : "The request was not a form this portal reads.");
         goto send;
     }

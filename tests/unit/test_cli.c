@@ -11,7 +11,7 @@
 
 #include "cli_config.h"
 #include "cli_fmt.h"
-#include "cli_import.h"
+#include "hx_import.h"
 #include "cli_inbox.h"
 #include "cli_progress.h"
 #include "cli_table.h"
@@ -258,17 +258,17 @@ Test(config, a_bad_file_names_the_line_the_setting_and_why)
 
 Test(import, the_format_comes_from_the_flag_or_the_extension)
 {
-    cli_format_t f;
+    hx_format_t f;
     char err[256];
-    cr_expect_eq(cli_import_format("a.CSV", NULL, &f, err, sizeof err), 0);
-    cr_expect_eq(f, CLI_FORMAT_CSV);
-    cr_expect_eq(cli_import_format("a.jsonl", NULL, &f, err, sizeof err), 0);
-    cr_expect_eq(f, CLI_FORMAT_NDJSON);
-    cr_expect_eq(cli_import_format("a.txt", "ndjson", &f, err, sizeof err), 0);
-    cr_expect_eq(f, CLI_FORMAT_NDJSON);
-    cr_expect_neq(cli_import_format("a.txt", NULL, &f, err, sizeof err), 0);
+    cr_expect_eq(hx_import_format("a.CSV", NULL, &f, err, sizeof err), 0);
+    cr_expect_eq(f, HX_FORMAT_CSV);
+    cr_expect_eq(hx_import_format("a.jsonl", NULL, &f, err, sizeof err), 0);
+    cr_expect_eq(f, HX_FORMAT_NDJSON);
+    cr_expect_eq(hx_import_format("a.txt", "ndjson", &f, err, sizeof err), 0);
+    cr_expect_eq(f, HX_FORMAT_NDJSON);
+    cr_expect_neq(hx_import_format("a.txt", NULL, &f, err, sizeof err), 0);
     cr_expect(strstr(err, "--format"), "%s", err);
-    cr_expect_neq(cli_import_format("a.csv", "xml", &f, err, sizeof err), 0);
+    cr_expect_neq(hx_import_format("a.csv", "xml", &f, err, sizeof err), 0);
     cr_expect_str_eq(err, "--format: must be csv or ndjson, got 'xml'");
 }
 
@@ -281,11 +281,11 @@ Test(import, csv_rows_become_referral_json)
         "\n"
         "A-2,Bo,,maybe,sixty,xyz 09:00-12:00,\n"
         "A-3,too,few\n");
-    cli_rows_t rows;
+    hx_rows_t rows;
     char err[512];
-    cr_assert_eq(cli_import_read(path, CLI_FORMAT_CSV, &rows, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(hx_import_read(path, HX_FORMAT_CSV, &rows, err, sizeof err), 0, "%s", err);
     cr_assert_eq(rows.n, 3);
-    cli_row_t *r = &rows.rows[0];
+    hx_row_t *r = &rows.rows[0];
     cr_expect_eq(r->line, 2);
     cr_expect_str_eq(r->ref, "A-1");
     cr_expect_eq(r->n_errs, 0);
@@ -307,49 +307,49 @@ Test(import, csv_rows_become_referral_json)
     cr_expect_eq(r->line, 6);
     cr_assert_eq(r->n_errs, 1);
     cr_expect_str_eq(r->errs[0].why, "3 field(s), but the header has 7 columns");
-    cli_rows_free(&rows);
+    hx_rows_free(&rows);
     unlink(path);
 }
 
 Test(import, a_bad_header_or_bad_csv_stops_the_whole_file)
 {
-    cli_rows_t rows;
+    hx_rows_t rows;
     char err[2048];
     const char *p = write_temp(".csv", "ref,patient.shoe_size\nA,1\n");
-    cr_expect_neq(cli_import_read(p, CLI_FORMAT_CSV, &rows, err, sizeof err), 0);
+    cr_expect_neq(hx_import_read(p, HX_FORMAT_CSV, &rows, err, sizeof err), 0);
     cr_expect(strstr(err, "line 1 (header): column 2: unknown column 'patient.shoe_size'; the columns are: ref,"),
               "%s", err);
     unlink(p);
     p = write_temp(".csv", "patient.given_name\nAda\n");
-    cr_expect_neq(cli_import_read(p, CLI_FORMAT_CSV, &rows, err, sizeof err), 0);
+    cr_expect_neq(hx_import_read(p, HX_FORMAT_CSV, &rows, err, sizeof err), 0);
     cr_expect(strstr(err, "no 'ref' column"), "%s", err);
     unlink(p);
     p = write_temp(".csv", "ref,ref\nA,B\n");
-    cr_expect_neq(cli_import_read(p, CLI_FORMAT_CSV, &rows, err, sizeof err), 0);
+    cr_expect_neq(hx_import_read(p, HX_FORMAT_CSV, &rows, err, sizeof err), 0);
     cr_expect(strstr(err, "column 'ref' appears twice (columns 1 and 2)"), "%s", err);
     unlink(p);
     p = write_temp(".csv", "ref,reason\nA,fine\nB,\"never closed\n");
-    cr_expect_neq(cli_import_read(p, CLI_FORMAT_CSV, &rows, err, sizeof err), 0);
+    cr_expect_neq(hx_import_read(p, HX_FORMAT_CSV, &rows, err, sizeof err), 0);
     cr_expect(strstr(err, "a quoted field is never closed (it starts at line 3)"), "%s", err);
     unlink(p);
     p = write_temp(".csv", "ref,reason\nA,bad\"quote\n");
-    cr_expect_neq(cli_import_read(p, CLI_FORMAT_CSV, &rows, err, sizeof err), 0);
+    cr_expect_neq(hx_import_read(p, HX_FORMAT_CSV, &rows, err, sizeof err), 0);
     cr_expect(strstr(err, "line 2: not valid CSV"), "%s", err);
     unlink(p);
     p = write_temp(".csv", "");
-    cr_expect_neq(cli_import_read(p, CLI_FORMAT_CSV, &rows, err, sizeof err), 0);
+    cr_expect_neq(hx_import_read(p, HX_FORMAT_CSV, &rows, err, sizeof err), 0);
     cr_expect(strstr(err, "no header row"), "%s", err);
     unlink(p);
-    cr_expect_neq(cli_import_read("/nonexistent.csv", CLI_FORMAT_CSV, &rows, err, sizeof err), 0);
+    cr_expect_neq(hx_import_read("/nonexistent.csv", HX_FORMAT_CSV, &rows, err, sizeof err), 0);
     cr_expect(strstr(err, "/nonexistent.csv: No such file"), "%s", err);
 }
 
 Test(import, ndjson_rows_and_their_errors)
 {
     const char *p = write_temp(".ndjson", "{\"ref\":\"N-1\"}\n\n[1]\n{\"ref\": \n{\"ref\":\"N-2\",\"ref\":\"x\"}\n");
-    cli_rows_t rows;
+    hx_rows_t rows;
     char err[512];
-    cr_assert_eq(cli_import_read(p, CLI_FORMAT_NDJSON, &rows, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(hx_import_read(p, HX_FORMAT_NDJSON, &rows, err, sizeof err), 0, "%s", err);
     cr_assert_eq(rows.n, 4);
     cr_expect_str_eq(rows.rows[0].ref, "N-1");
     cr_expect_eq(rows.rows[1].line, 3);
@@ -357,7 +357,7 @@ Test(import, ndjson_rows_and_their_errors)
     cr_expect_eq(rows.rows[2].line, 4);
     cr_expect(strstr(rows.rows[2].errs[0].why, "not JSON"), "%s", rows.rows[2].errs[0].why);
     cr_expect(strstr(rows.rows[3].errs[0].why, "duplicate"), "%s", rows.rows[3].errs[0].why);
-    cli_rows_free(&rows);
+    hx_rows_free(&rows);
     unlink(p);
 }
 
@@ -370,13 +370,13 @@ Test(import, rows_are_checked_like_submit_checks_a_file)
     cr_assert_not_null(j, "%s", jerr.text);
     hx_errors_t errs;
     hx_errors_clear(&errs);
-    Handoff__Referral *r = cli_referral_check(j, NULL, 0, &errs);
+    Handoff__Referral *r = hx_referral_check(j, NULL, 0, &errs);
     cr_assert_not_null(r);
     hx_referral_free(r);
     json_object_set_new(json_object_get(j, "patient"), "birth_date", json_string("1994-13-40"));
     json_object_del(j, "ref");
     hx_errors_clear(&errs);
-    cr_expect_null(cli_referral_check(j, NULL, 0, &errs));
+    cr_expect_null(hx_referral_check(j, NULL, 0, &errs));
     char all[2048];
     hx_errors_join(&errs, all, sizeof all);
     cr_expect(strstr(all, "ref: required"), "%s", all);

@@ -251,6 +251,25 @@ class Browserless:
         except urllib.error.HTTPError as e:
             return e.code, e.headers, e.read().decode("utf-8", "replace")
 
+    def upload(self, path, fields, files):
+        """POSTs multipart/form-data: fields {name: value}, files {name: (filename, bytes, type)}."""
+        boundary = "----hx%d" % time.monotonic_ns()
+        parts = []
+        for k, v in fields.items():
+            parts.append(('--%s\r\nContent-Disposition: form-data; name="%s"\r\n\r\n%s\r\n' %
+                          (boundary, k, v)).encode())
+        for k, (name, data, ctype) in files.items():
+            parts.append(('--%s\r\nContent-Disposition: form-data; name="%s"; filename="%s"\r\n'
+                          'Content-Type: %s\r\n\r\n' % (boundary, k, name, ctype)).encode() + data + b"\r\n")
+        body = b"".join(parts) + ("--%s--\r\n" % boundary).encode()
+        req = urllib.request.Request(self.url + path, data=body,
+                                     headers={"Content-Type": "multipart/form-data; boundary=" + boundary})
+        try:
+            with self.opener.open(req, timeout=60) as r:
+                return r.status, r.headers, r.read().decode("utf-8", "replace")
+        except urllib.error.HTTPError as e:
+            return e.code, e.headers, e.read().decode("utf-8", "replace")
+
     def session(self):
         for c in self.jar:
             if c.name == "hx_session":

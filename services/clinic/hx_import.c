@@ -1,5 +1,5 @@
-/* cli_import — CSV and NDJSON referral files for `handoff import` (see cli_import.h). */
-#include "cli_import.h"
+/* hx_import — CSV and NDJSON referral files for `handoff import` and the portal's import (see hx_import.h). */
+#include "hx_import.h"
 #include "hx_intake.h"
 #include "hx_refjson.h"
 
@@ -55,7 +55,7 @@ static const struct {
 };
 #define N_COLUMNS (sizeof COLUMNS / sizeof *COLUMNS)
 
-const char *cli_import_columns(void)
+const char *hx_import_columns(void)
 {
     static char list[1024];
     if (!list[0]) {
@@ -66,13 +66,13 @@ const char *cli_import_columns(void)
     return list;
 }
 
-void cli_row_error(cli_row_t *r, const char *field, const char *fmt, ...)
+void hx_row_error(hx_row_t *r, const char *field, const char *fmt, ...)
 {
-    cli_row_error_t *more = realloc(r->errs, (r->n_errs + 1) * sizeof *more);
+    hx_row_error_t *more = realloc(r->errs, (r->n_errs + 1) * sizeof *more);
     if (!more)
         return;
     r->errs = more;
-    cli_row_error_t *e = &more[r->n_errs++];
+    hx_row_error_t *e = &more[r->n_errs++];
     snprintf(e->field, sizeof e->field, "%s", field);
     va_list ap;
     va_start(ap, fmt);
@@ -80,7 +80,7 @@ void cli_row_error(cli_row_t *r, const char *field, const char *fmt, ...)
     va_end(ap);
 }
 
-void cli_rows_free(cli_rows_t *rows)
+void hx_rows_free(hx_rows_t *rows)
 {
     for (size_t i = 0; i < rows->n; i++) {
         json_decref(rows->rows[i].json);
@@ -91,13 +91,13 @@ void cli_rows_free(cli_rows_t *rows)
     rows->n = 0;
 }
 
-int cli_import_format(const char *path, const char *flag, cli_format_t *out, char *err, size_t cap)
+int hx_import_format(const char *path, const char *flag, hx_format_t *out, char *err, size_t cap)
 {
     if (flag) {
         if (strcmp(flag, "csv") == 0)
-            *out = CLI_FORMAT_CSV;
+            *out = HX_FORMAT_CSV;
         else if (strcmp(flag, "ndjson") == 0 || strcmp(flag, "jsonl") == 0)
-            *out = CLI_FORMAT_NDJSON;
+            *out = HX_FORMAT_NDJSON;
         else {
             snprintf(err, cap, "--format: must be csv or ndjson, got '%.100s'", flag);
             return -1;
@@ -106,9 +106,9 @@ int cli_import_format(const char *path, const char *flag, cli_format_t *out, cha
     }
     const char *dot = strrchr(path, '.');
     if (dot && strcasecmp(dot, ".csv") == 0)
-        *out = CLI_FORMAT_CSV;
+        *out = HX_FORMAT_CSV;
     else if (dot && (strcasecmp(dot, ".ndjson") == 0 || strcasecmp(dot, ".jsonl") == 0))
-        *out = CLI_FORMAT_NDJSON;
+        *out = HX_FORMAT_NDJSON;
     else {
         snprintf(err, cap, "%.300s: cannot tell the format from the name (.csv, .ndjson or .jsonl); "
                  "say --format csv or --format ndjson", path);
@@ -117,23 +117,23 @@ int cli_import_format(const char *path, const char *flag, cli_format_t *out, cha
     return 0;
 }
 
-static cli_row_t *new_row(cli_rows_t *rows, size_t *cap, size_t line)
+static hx_row_t *new_row(hx_rows_t *rows, size_t *cap, size_t line)
 {
     if (rows->n == *cap) {
         size_t more = *cap ? 2 * *cap : 64;
-        cli_row_t *r = realloc(rows->rows, more * sizeof *r);
+        hx_row_t *r = realloc(rows->rows, more * sizeof *r);
         if (!r)
             return NULL;
         rows->rows = r;
         *cap = more;
     }
-    cli_row_t *r = &rows->rows[rows->n++];
+    hx_row_t *r = &rows->rows[rows->n++];
     memset(r, 0, sizeof *r);
     r->line = line;
     return r;
 }
 
-static void row_ref(cli_row_t *r)
+static void row_ref(hx_row_t *r)
 {
     const char *ref = json_string_value(json_object_get(r->json, "ref"));
     snprintf(r->ref, sizeof r->ref, "%s", ref ? ref : "");
@@ -141,7 +141,7 @@ static void row_ref(cli_row_t *r)
 
 /* ---- NDJSON ------------------------------------------------------------------------------ */
 
-static int read_ndjson(FILE *f, cli_rows_t *rows, char *err, size_t cap)
+static int read_ndjson(FILE *f, hx_rows_t *rows, char *err, size_t cap)
 {
     char *line = NULL;
     size_t lcap = 0, rcap = 0, lineno = 0;
@@ -159,24 +159,24 @@ static int read_ndjson(FILE *f, cli_rows_t *rows, char *err, size_t cap)
             rc = -1;
             break;
         }
-        cli_row_t *r = new_row(rows, &rcap, lineno);
+        hx_row_t *r = new_row(rows, &rcap, lineno);
         if (!r) {
             snprintf(err, cap, "out of memory at line %zu", lineno);
             rc = -1;
             break;
         }
         if ((size_t)len > LINE_MAX_BYTES) {
-            cli_row_error(r, "row", "longer than %u bytes", LINE_MAX_BYTES);
+            hx_row_error(r, "row", "longer than %u bytes", LINE_MAX_BYTES);
             continue;
         }
         json_error_t jerr;
         json_t *j = json_loadb(line, (size_t)len, JSON_REJECT_DUPLICATES, &jerr);
         if (!j) {
-            cli_row_error(r, "row", "not JSON: column %d: %s", jerr.column, jerr.text);
+            hx_row_error(r, "row", "not JSON: column %d: %s", jerr.column, jerr.text);
             continue;
         }
         if (!json_is_object(j)) {
-            cli_row_error(r, "row", "must be one JSON object (a referral), got a JSON %s",
+            hx_row_error(r, "row", "must be one JSON object (a referral), got a JSON %s",
                           json_is_array(j) ? "array" : json_is_string(j) ? "string" : "value");
             json_decref(j);
             continue;
@@ -195,7 +195,7 @@ static int read_ndjson(FILE *f, cli_rows_t *rows, char *err, size_t cap)
 /* ---- CSV --------------------------------------------------------------------------------- */
 
 typedef struct {
-    cli_rows_t *rows;
+    hx_rows_t *rows;
     size_t rcap;
     size_t line;                /* the physical line being fed */
     size_t rec_line;            /* where the current record started */
@@ -268,7 +268,7 @@ static json_t *parent_of(json_t *root, const char *path, char *leaf, size_t cap)
 static const char *const DAYS[] = {"mon", "tue", "wed", "thu", "fri", "sat", "sun"};
 
 /* "mon 09:00-17:00; 3 13:00-18:00" -> [{"day":1,"from":"09:00","to":"17:00"}, ...] */
-static json_t *availability(char *text, cli_row_t *r, const char *path)
+static json_t *availability(char *text, hx_row_t *r, const char *path)
 {
     json_t *a = json_array();
     size_t k = 0;
@@ -277,7 +277,7 @@ static json_t *availability(char *text, cli_row_t *r, const char *path)
         char day[16], from[8], to[8];
         int used = 0;
         if (sscanf(item, "%15s %5[0-9:]-%5[0-9:]%n", day, from, to, &used) != 3 || item[used] != '\0') {
-            cli_row_error(r, path, "item %zu: must be DAY HH:MM-HH:MM (DAY 1-7 or mon..sun), items separated "
+            hx_row_error(r, path, "item %zu: must be DAY HH:MM-HH:MM (DAY 1-7 or mon..sun), items separated "
                           "by ';'; got '%.60s'", k + 1, item);
             continue;
         }
@@ -289,7 +289,7 @@ static json_t *availability(char *text, cli_row_t *r, const char *path)
             char *end;
             d = strtol(day, &end, 10);
             if (*end || d < 1 || d > 7) {
-                cli_row_error(r, path, "item %zu: day must be 1 (Monday) to 7 (Sunday) or mon..sun, got '%s'",
+                hx_row_error(r, path, "item %zu: day must be 1 (Monday) to 7 (Sunday) or mon..sun, got '%s'",
                               k + 1, day);
                 continue;
             }
@@ -307,13 +307,13 @@ static void csv_record(csv_ctx_t *x)
                  ROWS_MAX);
         return;
     }
-    cli_row_t *r = new_row(x->rows, &x->rcap, x->rec_line);
+    hx_row_t *r = new_row(x->rows, &x->rcap, x->rec_line);
     if (!r) {
         snprintf(x->err, sizeof x->err, "out of memory at line %zu", x->rec_line);
         return;
     }
     if (x->nfields != x->ncols) {
-        cli_row_error(r, "row", "%zu field(s), but the header has %zu columns", x->nfields, x->ncols);
+        hx_row_error(r, "row", "%zu field(s), but the header has %zu columns", x->nfields, x->ncols);
         return;
     }
     json_t *root = json_object();
@@ -329,7 +329,7 @@ static void csv_record(csv_ctx_t *x)
         case COL_STRING:
             val = json_string(v);
             if (!val)
-                cli_row_error(r, path, "not valid UTF-8");
+                hx_row_error(r, path, "not valid UTF-8");
             break;
         case COL_LIST:
             val = json_array();
@@ -345,14 +345,14 @@ static void csv_record(csv_ctx_t *x)
             else if (!strcasecmp(v, "false") || !strcasecmp(v, "no") || !strcmp(v, "0"))
                 val = json_false();
             else
-                cli_row_error(r, path, "must be true or false (or yes/no, 1/0), got '%.60s'", v);
+                hx_row_error(r, path, "must be true or false (or yes/no, 1/0), got '%.60s'", v);
             break;
         case COL_UINT: {
             char *end;
             errno = 0;
             unsigned long n = strtoul(v, &end, 10);
             if (*end || errno || !isdigit((unsigned char)v[0]) || n > 100000)
-                cli_row_error(r, path, "must be a whole number, got '%.60s'", v);
+                hx_row_error(r, path, "must be a whole number, got '%.60s'", v);
             else
                 val = json_integer((json_int_t)n);
             break;
@@ -395,7 +395,7 @@ static void on_record(int term, void *data)
                     found = (int)i;
             if (found < 0) {
                 snprintf(x->err, sizeof x->err, "line %zu (header): column %zu: unknown column '%.60s'; the "
-                         "columns are: %s", x->rec_line, k + 1, name, cli_import_columns());
+                         "columns are: %s", x->rec_line, k + 1, name, hx_import_columns());
                 goto out;
             }
             for (size_t j = 0; j < k; j++)
@@ -420,7 +420,7 @@ out:
     x->between = 1;
 }
 
-static int read_csv(FILE *f, cli_rows_t *rows, char *err, size_t cap)
+static int read_csv(FILE *f, hx_rows_t *rows, char *err, size_t cap)
 {
     struct csv_parser p;
     if (csv_init(&p, CSV_STRICT | CSV_STRICT_FINI | CSV_APPEND_NULL) != 0) {
@@ -453,7 +453,7 @@ static int read_csv(FILE *f, cli_rows_t *rows, char *err, size_t cap)
         rc = -1;
     }
     if (rc == 0 && !x.header_done) {
-        snprintf(err, cap, "no header row: the first line names the columns (%s)", cli_import_columns());
+        snprintf(err, cap, "no header row: the first line names the columns (%s)", hx_import_columns());
         rc = -1;
     }
     if (rc == 0 && ferror(f)) {
@@ -468,7 +468,7 @@ static int read_csv(FILE *f, cli_rows_t *rows, char *err, size_t cap)
     return rc;
 }
 
-int cli_import_read(const char *path, cli_format_t format, cli_rows_t *out, char *err, size_t cap)
+int hx_import_read(const char *path, hx_format_t format, hx_rows_t *out, char *err, size_t cap)
 {
     memset(out, 0, sizeof *out);
     out->format = format;
@@ -478,16 +478,16 @@ int cli_import_read(const char *path, cli_format_t format, cli_rows_t *out, char
         snprintf(err, cap, "%s: %s", path, strerror(errno));
         return -1;
     }
-    int rc = format == CLI_FORMAT_CSV ? read_csv(f, out, why, sizeof why) : read_ndjson(f, out, why, sizeof why);
+    int rc = format == HX_FORMAT_CSV ? read_csv(f, out, why, sizeof why) : read_ndjson(f, out, why, sizeof why);
     fclose(f);
     if (rc != 0) {
         snprintf(err, cap, "%s: %s", path, why);
-        cli_rows_free(out);
+        hx_rows_free(out);
     }
     return rc;
 }
 
-Handoff__Referral *cli_referral_check(const json_t *j, const hx_registration_t *reg, int no_validate,
+Handoff__Referral *hx_referral_check(const json_t *j, const hx_registration_t *reg, int no_validate,
                                       hx_errors_t *errs)
 {
     Handoff__Referral *r = hx_referral_from_json(j, errs);
