@@ -4,8 +4,9 @@ ASAN_BUILD ?= build-asan
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 DEBS = build-essential cmake pkg-config libzmq3-dev libsodium-dev libprotobuf-c-dev \
        protobuf-c-compiler libuv1-dev libcriterion-dev libjansson-dev libsqlite3-dev \
-       libcsv-dev libinih-dev libmagic-dev tzdata \
-       uthash-dev procps jq libmicrohttpd-dev prometheus curl
+       libcsv-dev libinih-dev libmagic-dev liboath-dev libqrencode-dev tzdata \
+       uthash-dev procps jq libmicrohttpd-dev libcurl4-openssl-dev prometheus curl openssl \
+       chromium chromium-driver python3-selenium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: all deps build demo demo-web test test-unit test-integration test-asan fuzz crash-loop clean bench bench-full test-e2e
@@ -20,6 +21,10 @@ deps:
 	  $(SUDO) apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
 	else echo "all packages present"; fi
+	@# npm (for axe-core in tests/web, the portal's browser test): Debian's, unless one is there already
+	@command -v npm >/dev/null 2>&1 || { echo "installing: npm"; \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends npm; }
 
 $(BUILD)/CMakeCache.txt:
 	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo

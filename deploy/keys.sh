@@ -5,9 +5,12 @@
 #   data.key            the key that seals message bodies in the broker's data directory
 #   access/allow.txt    the broker's allow-list: each public key bound to the one session it may open
 #   access/revoked.txt  every key revoked or rotated out: public key, role, name, date, why
+#   tls/web.crt, tls/web.key  the clinic portal's HTTPS certificate (self-signed, for localhost,
+#                       127.0.0.1 and each --web-host name) and its key, for the compose service tls
 # The broker mounts only access/ (a folder, so a replaced allow.txt is seen at SIGHUP) and reads
 # both files (--allow, --revoked). Secret keys are 0600; run as root, the secrets the containers
-# read are given to uid 10001 (user handoff; HANDOFF_UID to change it).
+# read (the services', the data key, the clinics' and reviewers' that the portal hosts, the
+# portal's TLS key) are given to uid 10001 (user handoff; HANDOFF_UID to change it).
 #
 # Nothing is ever overwritten, and a key in access/revoked.txt is never written to the
 # allow-list again, by any command: revoked stays revoked.
@@ -16,19 +19,24 @@ set -euo pipefail
 usage() {
   cat <<USAGE
 usage: deploy/keys.sh DIR [--clinics "ID ..." | --directory FILE] [--admins "NAME ..."]
-                       [--reviewers "NAME ..."]
+                       [--reviewers "NAME ..."] [--web-host "NAME ..."]
        deploy/keys.sh add NAME [--admin|--reviewer] [--dir DIR]
        deploy/keys.sh rotate NAME [--keep-old] [--dir DIR]
        deploy/keys.sh revoke NAME [--old] [--dir DIR]
 
   DIR                  a new network's keys, or more names for it: a key pair for the broker,
-                       each service, each clinic and operator that has none, the allow-list and
-                       the data key. A name whose keys were revoked is skipped (use add).
+                       each service, each clinic and operator that has none, the allow-list,
+                       the data key and the clinic portal's HTTPS certificate (tls/web.crt,
+                       web.key; needs openssl). A name whose keys were revoked is skipped (use add).
     --clinics IDS      clinic ids, space separated
     --directory FILE   take the clinic ids from a directory.json [deploy/sample/directory.json]
     --admins NAMES     operators allowed the dead-letter commands [ops]
     --reviewers NAMES  clinicians who decide referrals triage could not place [review]
                        (handoff-scheduling --reviewers must name the same)
+    --web-host NAMES   host names (or IP addresses) people reach the clinic portal at, space
+                       separated: put in its TLS certificate tls/web.crt besides localhost and
+                       127.0.0.1 (the first is its subject). A certificate already there is kept
+                       (delete tls/web.crt and tls/web.key to make a new one)
   add NAME             a key pair for a new clinic (--admin: an operator; --reviewer: a clinician
                        of the network who decides referrals triage could not place) and its
                        allow-list line
@@ -58,7 +66,7 @@ case $1 in
 esac
 
 DIR="" name="" role_flag="" keep_old=0 old_only=0
-clinics="" directory="$ROOT/deploy/sample/directory.json" admins="ops" reviewers="review"
+clinics="" directory="$ROOT/deploy/sample/directory.json" admins="ops" reviewers="review" web_hosts=""
 if [ "$cmd" = init ]; then
   DIR=$1; shift
   while [ $# -gt 0 ]; do
@@ -67,6 +75,7 @@ if [ "$cmd" = init ]; then
       --directory) [ $# -ge 2 ] || die "--directory needs a file"; directory=$2; shift 2 ;;
       --admins) [ $# -ge 2 ] || die "--admins needs a value"; admins=$2; shift 2 ;;
       --reviewers) [ $# -ge 2 ] || die "--reviewers needs a value"; reviewers=$2; shift 2 ;;
+      --web-host) [ $# -ge 2 ] || die "--web-host needs a name"; web_hosts="$web_hosts $2"; shift 2 ;;
       -h|--help) usage; exit 0 ;;
       *) echo "keys.sh: unknown argument '$1'" >&2; usage >&2; exit 2 ;;
     esac
@@ -76,6 +85,11 @@ if [ "$cmd" = init ]; then
     clinics=$(jq -r '.clinics[].id' "$directory") || die "--directory: '$directory' has no .clinics[].id"
   fi
   for n in $clinics $admins $reviewers; do valid_name "$n"; done
+  for h in $web_hosts; do
+    [[ $h =~ ^[0-9]{1,3}(\.[0-9]{1,3}){3}$ || $h =~ ^[A-Fa-f0-9:]*:[A-Fa-f0-9:.]*$ ||
+       $h =~ ^(\*\.)?[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}))*$ ]] ||
+      die "--web-host: '$h' is not a host name or IP address"
+  done
 else
   DIR=$ROOT/deploy/keys
   while [ $# -gt 0 ]; do
@@ -160,11 +174,54 @@ keygen() { "${cli[@]}" --dir "$(in_dir "")" keygen "$1" >/dev/null; }
 give_to_containers() {
   if [ "$(id -u)" = 0 ]; then
     local uid=${HANDOFF_UID:-10001} f
-    for f in broker intake triage scheduling data; do
+    # the portal (compose service web) hosts the clinics and reviewers with their own keys
+    for f in broker intake triage scheduling data tls/web \
+             $(awk '$0 !~ /^[ \t]*#/ && NF == 3 && ($2 == "clinic" || $2 == "reviewer") { print $3 }' "$ALLOW" | sort -u); do
       [ -e "$DIR/$f.key" ] && chown "$uid:$uid" "$DIR/$f.key"
     done
   fi
   return 0
+}
+
+# The clinic portal's HTTPS certificate, unless there is one: self-signed (ECDSA P-256, 825
+# days, a server certificate, not a CA) for localhost, 127.0.0.1 and the --web-host names.
+# The key is 0600 and never overwritten; a real certificate may be put in place of both.
+tls_cert() {
+  local crt=$DIR/tls/web.crt key=$DIR/tls/web.key names="" san="DNS:localhost,IP:127.0.0.1" cn h
+  if [ -e "$crt" ] || [ -e "$key" ]; then
+    [ -e "$crt" ] && [ -e "$key" ] || echo "keys.sh: only one of $crt and $key is there: the portal's HTTPS needs both" >&2
+    [ -z "$web_hosts" ] || echo "keys.sh: --web-host: kept the portal's certificate already in $crt (delete $crt and $key for one with the new names)" >&2
+    return 0
+  fi
+  if ! command -v openssl >/dev/null 2>&1; then
+    echo "keys.sh: no openssl here: the portal's HTTPS certificate $crt was not made (install openssl, e.g. apt-get install openssl, and run keys.sh $DIR again)" >&2
+    return 0
+  fi
+  for h in $web_hosts; do
+    case " $names " in *" $h "*) continue ;; esac
+    names="$names $h"
+    if [[ $h =~ ^[0-9.]+$ || $h == *:* ]]; then
+      [ "$h" = 127.0.0.1 ] || san="$san,IP:$h"
+    else
+      [ "$h" = localhost ] || san="$san,DNS:$h"
+    fi
+  done
+  cn=$(echo $names localhost | awk '{ print $1 }')
+  mkdir -p "$DIR/tls"
+  chmod 0755 "$DIR/tls"
+  if ! (umask 077 && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 825 \
+        -subj "/CN=$cn" -addext "subjectAltName=$san" -addext "basicConstraints=critical,CA:FALSE" \
+        -addext "keyUsage=critical,digitalSignature" -addext "extendedKeyUsage=serverAuth" \
+        -keyout "$work/web.key" -out "$work/web.crt") >"$work/openssl.log" 2>&1; then
+    cat "$work/openssl.log" >&2
+    die "openssl could not make the portal's certificate"
+  fi
+  chmod 0600 "$work/web.key"
+  chmod 0644 "$work/web.crt"
+  mv "$work/web.key" "$key"
+  mv "$work/web.crt" "$crt"
+  echo "keys.sh: made the portal's HTTPS certificate $crt (self-signed for $cn; ${san//,/, }) and its key $key"
+  echo "  people's browsers trust it once it is imported (or put a real certificate and key in their place)"
 }
 
 work=$(mktemp -d)
@@ -208,6 +265,7 @@ init)
   for n in $skipped; do
     echo "keys.sh: $n: its keys were revoked; not given a new one (deploy/keys.sh add $n --dir $DIR does that)"
   done
+  tls_cert
   give_to_containers
   echo "keys.sh: $made new key(s) in $DIR; allow-list $ALLOW has $after entries"
   ;;

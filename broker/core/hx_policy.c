@@ -30,21 +30,23 @@ struct hx_policy {
 };
 
 /* The Handoff network (docs/PROTOCOL.md): a clinic refers to intake and asks scheduling
- * for lifecycle changes; each service passes the case on; only the service that issues a
+ * for lifecycle changes (and, as a reviewer does, for the network's figures: StatsRequest);
+ * each service passes the case on; only the service that issues a
  * clinical type may put it into a mailbox. Nothing else, and never a clinic into a mailbox. */
 static const struct {
-    const char *from, *to, *types[4];
+    const char *from, *to, *types[6];
 } builtin[] = {
     {"clinic:*", "service:intake", {"handoff.Referral"}},
-    {"clinic:*", "service:scheduling", {"handoff.StatusChange", "handoff.ThreadPost"}},
-    {"reviewer:*", "service:scheduling", {"handoff.ReviewDecision"}},
+    {"clinic:*", "service:scheduling", {"handoff.StatusChange", "handoff.ThreadPost", "handoff.StatsRequest"}},
+    {"reviewer:*", "service:scheduling", {"handoff.ReviewDecision", "handoff.StatsRequest"}},
     {"service:intake", "service:triage", {"handoff.Case"}},
     {"service:intake", "mailbox:*", {"handoff.StatusUpdate"}},
     {"service:triage", "service:scheduling", {"handoff.Case"}},
     {"service:triage", "mailbox:*", {"handoff.StatusUpdate"}},
     {"service:scheduling",
      "mailbox:*",
-     {"handoff.Handoff", "handoff.StatusUpdate", "handoff.ReviewRequest", "handoff.ThreadPost"}},
+     {"handoff.Handoff", "handoff.StatusUpdate", "handoff.ReviewRequest", "handoff.ThreadPost",
+      "handoff.NetworkStats"}},
     {"service:scheduling", "service:scheduling", {"handoff.Retry"}},
     {"service:scheduling", "service:triage", {"handoff.Case"}},     /* an add, for triage to check */
 };
@@ -186,7 +188,7 @@ hx_policy_t *hx_policy_default(void)
     char err[160];
     for (size_t i = 0; i < n; i++) {
         size_t k = 0;
-        while (k < 4 && builtin[i].types[k])
+        while (k < sizeof builtin[i].types / sizeof builtin[i].types[0] && builtin[i].types[k])
             k++;
         if (!rule_set(&p->rules[i], builtin[i].from, builtin[i].to, builtin[i].types, k, i, err, sizeof err)) {
             p->n = i + 1;

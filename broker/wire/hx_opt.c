@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 int hx_opt_u32(const char *prog, const char *name, const char *value, uint32_t min, uint32_t max, uint32_t *out)
 {
@@ -125,8 +126,20 @@ int hx_opt_parse(const char *prog, const hx_opt_t *opts, size_t n, int argc, cha
     for (size_t i = 0; i < n; i++) {
         const hx_opt_t *o = &opts[i];
         hx_opt_val_t *v = &vals[i];
-        if (o->kind == HX_OPT_FLAG)
+        if (o->kind == HX_OPT_FLAG) {       /* the variable: 1/true/yes/on or 0/false/no/off */
+            const char *e = o->env && !v->given ? getenv(o->env) : NULL;
+            if (e && *e) {
+                bool yes = !strcmp(e, "1") || !strcasecmp(e, "true") || !strcasecmp(e, "yes") || !strcasecmp(e, "on");
+                bool no = !strcmp(e, "0") || !strcasecmp(e, "false") || !strcasecmp(e, "no") || !strcasecmp(e, "off");
+                if (!yes && !no) {
+                    fprintf(stderr, "%s: %s: must be 1, true, yes, on or 0, false, no, off (got '%s')\n", prog, o->env, e);
+                    return 2;
+                }
+                v->on = yes;
+                v->given = true;
+            }
             continue;
+        }
         if (!v->text && o->env) {
             const char *e = getenv(o->env);
             if (e && *e) {

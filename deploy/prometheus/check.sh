@@ -53,16 +53,29 @@ port_of() {
     --http 127.0.0.1:0 2>"$work/intake.log" & pids+=($!)
 "$build/services/scheduling/handoff-scheduling" --broker tcp://127.0.0.1:1 --db "$work/scheduling.db" \
     --directory "$here/../sample/directory.json" --http 127.0.0.1:0 2>"$work/scheduling.log" & pids+=($!)
+# the clinic portal (its /metrics on its own port, printed as "listening PORT"): one clinic,
+# no broker behind it (its mailbox is simply down)
+"$build/services/web/handoff-web" serve --listen 127.0.0.1:0 --broker tcp://127.0.0.1:1 --home "$work/web" \
+    --accounts "$work/web-accounts.db" --clinics "northpoint=unused.key" >"$work/web.out" 2>"$work/web.log" & pids+=($!)
 bport=$(port_of "$work/broker.log")
 sport=$(port_of "$work/intake.log")
 cport=$(port_of "$work/scheduling.log")
+wport=""
+for _ in $(seq 300); do
+    wport=$(awk '/^listening /{ print $2; exit }' "$work/web.out" 2>/dev/null) && [ -n "$wport" ] && break
+    sleep 0.1
+done
+[ -n "$wport" ] || { echo "handoff-web did not start:" >&2; cat "$work/web.log" >&2; exit 1; }
 wait_get "$bport" /metrics
 wait_get "$sport" /metrics
 wait_get "$cport" /metrics
+wait_get "$wport" /metrics
 get "$bport" /metrics >"$work/metrics.txt"
 get "$sport" /metrics >>"$work/metrics.txt"
 get "$cport" /metrics >>"$work/metrics.txt"
+get "$wport" /metrics >>"$work/metrics.txt"
 get "$cport" /metrics | promtool check metrics
+get "$wport" /metrics | promtool check metrics
 
 # the text format, as Prometheus reads it (naming lint included)
 get "$bport" /metrics | promtool check metrics

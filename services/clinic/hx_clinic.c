@@ -46,14 +46,22 @@ static const char schema[] =
     "  id BLOB PRIMARY KEY, type TEXT NOT NULL, sender TEXT NOT NULL, at_ms INTEGER NOT NULL,"
     "  why TEXT NOT NULL);";
 
-/* Stores made before the inbox showed the patients of sent referrals lack sent.patient. */
+/* Stores made before the inbox showed the patients of sent referrals lack sent.patient;
+ * those made before the portal showed a sent referral whole lack sent.body (the Referral as
+ * sent, protobuf; NULL for referrals sent before). */
 static int upgrade_store(sqlite3 *db, char **err)
 {
-    sqlite3_stmt *probe = NULL;
+    static const char *const added[][2] = {
+        {"SELECT patient FROM sent LIMIT 0", "ALTER TABLE sent ADD COLUMN patient TEXT NOT NULL DEFAULT ''"},
+        {"SELECT body FROM sent LIMIT 0", "ALTER TABLE sent ADD COLUMN body BLOB"},
+    };
     int rc = SQLITE_OK;
-    if (sqlite3_prepare_v2(db, "SELECT patient FROM sent LIMIT 0", -1, &probe, NULL) != SQLITE_OK)
-        rc = sqlite3_exec(db, "ALTER TABLE sent ADD COLUMN patient TEXT NOT NULL DEFAULT ''", NULL, NULL, err);
-    sqlite3_finalize(probe);
+    for (size_t i = 0; rc == SQLITE_OK && i < sizeof added / sizeof *added; i++) {
+        sqlite3_stmt *probe = NULL;
+        if (sqlite3_prepare_v2(db, added[i][0], -1, &probe, NULL) != SQLITE_OK)
+            rc = sqlite3_exec(db, added[i][1], NULL, NULL, err);
+        sqlite3_finalize(probe);
+    }
     return rc;
 }
 
@@ -245,18 +253,41 @@ int cl_record_sent(hx_clinic_t *c, const char *rid, const Handoff__Referral *r, 
     sqlite3_stmt *st;
     char patient[160];
     hx_patient_name(r, patient, sizeof patient);
-    if (sqlite3_prepare_v2(c->db, "INSERT OR IGNORE INTO sent(referral_id, ref, file, at_ms, patient) "
-                                  "VALUES (?,?,?,?,?)", -1, &st, NULL) != SQLITE_OK)
+    size_t len = handoff__referral__get_packed_size(r);
+    uint8_t *body = malloc(len ? len : 1);
+    if (!body)
+        return cl_fail(c, HX_ENOMEM, "recording %s as sent: out of memory", rid);
+    handoff__referral__pack(r, body);
+    if (sqlite3_prepare_v2(c->db, "INSERT OR IGNORE INTO sent(referral_id, ref, file, at_ms, patient, body) "
+                                  "VALUES (?,?,?,?,?,?)", -1, &st, NULL) != SQLITE_OK) {
+        free(body);
         return cl_fail(c, HX_EIO, "recording %s as sent: %s", rid, sqlite3_errmsg(c->db));
+    }
     sqlite3_bind_text(st, 1, rid, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, r->ref, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 3, source ? source : "", -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 4, (sqlite3_int64)wall_ms());
     sqlite3_bind_text(st, 5, patient, -1, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 6, body, (int)len, SQLITE_STATIC);
     int rc = sqlite3_step(st) == SQLITE_DONE ? 0 : cl_fail(c, HX_EIO, "recording %s as sent: %s", rid,
                                                           sqlite3_errmsg(c->db));
     sqlite3_finalize(st);
+    free(body);
     return rc;
+}
+
+int hx_clinic_sent_referral(hx_clinic_t *c, const char *referral_id, Handoff__Referral **out)
+{
+    *out = NULL;
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(c->db, "SELECT body FROM sent WHERE referral_id = ? AND body IS NOT NULL", -1, &st,
+                           NULL) != SQLITE_OK)
+        return cl_fail(c, HX_EIO, "reading the store: %s", sqlite3_errmsg(c->db));
+    sqlite3_bind_text(st, 1, referral_id, -1, SQLITE_STATIC);
+    if (sqlite3_step(st) == SQLITE_ROW)
+        *out = handoff__referral__unpack(NULL, (size_t)sqlite3_column_bytes(st, 0), sqlite3_column_blob(st, 0));
+    sqlite3_finalize(st);
+    return 0;
 }
 
 int hx_clinic_each_sent(hx_clinic_t *c,

@@ -1,4 +1,5 @@
-/* hx_clinic — what a clinic sends: referrals to intake, lifecycle changes to scheduling. */
+/* hx_clinic — what a clinic sends: referrals to intake, lifecycle changes (and posts, review
+ * decisions, requests for the network's figures) to scheduling. */
 #include "hx_clinic_internal.h"
 #include "hx_thread_rules.h"
 
@@ -236,6 +237,27 @@ int hx_clinic_thread_post(hx_clinic_t *c, const Handoff__ThreadPost *p, uint32_t
     } else if (rc == 0 && s.answer) {
         if (!(*refused = handoff__status_update__unpack(NULL, s.answer_len, s.answer)))
             rc = cl_fail(c, HX_EIO, "%s: the answer does not decode", what);
+    }
+    free(s.answer);
+    return rc;
+}
+
+int hx_clinic_stats(hx_clinic_t *c, const Handoff__StatsRequest *rq, uint32_t wait_ms, Handoff__NetworkStats **out)
+{
+    *out = NULL;
+    if (rq->weeks > 52)
+        return cl_fail(c, HX_EINVAL, "weeks: %u, must be 1 to 52 (0: 12)", rq->weeks);
+    hx_clinic_sync_t s = {0};
+    int rc = request_raw(c, "handoff.StatsRequest", "stats", &rq->base, wait_ms, &s);
+    if (rc == 0 && s.answer && strcmp(s.answer_type, "handoff.NetworkStats") == 0) {
+        if (!(*out = handoff__network_stats__unpack(NULL, s.answer_len, s.answer)))
+            rc = cl_fail(c, HX_EIO, "stats: the answer does not decode");
+    } else if (rc == 0 && s.answer) {
+        Handoff__StatusUpdate *u = handoff__status_update__unpack(NULL, s.answer_len, s.answer);
+        rc = cl_fail(c, HX_EREFUSED, "stats: refused by scheduling: %s",
+                     u ? u->reason : "(an answer that does not decode)");
+        if (u)
+            handoff__status_update__free_unpacked(u, NULL);
     }
     free(s.answer);
     return rc;

@@ -96,8 +96,26 @@ static bool store_dropped(hx_clinic_t *c, batch_t *b, size_t i, const hx_msg_t *
     return ok;
 }
 
+/* When m answers the request s watches (its correlation id), a copy of it into s. */
+static void watch_answer(const hx_msg_t *m, hx_clinic_sync_t *s)
+{
+    if (s && s->watch && !s->answer && m->correlation_id && memcmp(m->correlation_id, s->watch, HX_ID_LEN) == 0 &&
+        (s->answer = malloc(m->payload_len ? m->payload_len : 1))) {
+        memcpy(s->answer, m->payload, m->payload_len);
+        s->answer_len = m->payload_len;
+        snprintf(s->answer_type, sizeof s->answer_type, "%s", m->type);
+    }
+}
+
 static bool store_received(hx_clinic_t *c, batch_t *b, size_t i, const hx_msg_t *m, hx_clinic_sync_t *s)
 {
+    /* The network's figures answer one request and hold nothing of a referral: handed to the
+     * request that waits for them (hx_clinic_stats), never kept; one that comes too late is
+     * acked and forgotten. */
+    if (strcmp(m->type, "handoff.NetworkStats") == 0) {
+        watch_answer(m, s);
+        return true;
+    }
     char referral_id[64];
     const char *type;
     uint64_t at;
@@ -114,12 +132,7 @@ static bool store_received(hx_clinic_t *c, batch_t *b, size_t i, const hx_msg_t 
         b->types[i] = type;
         b->ats[i] = at;
     }
-    if (s && s->watch && !s->answer && m->correlation_id && memcmp(m->correlation_id, s->watch, HX_ID_LEN) == 0 &&
-        (s->answer = malloc(m->payload_len ? m->payload_len : 1))) {
-        memcpy(s->answer, m->payload, m->payload_len);
-        s->answer_len = m->payload_len;
-        snprintf(s->answer_type, sizeof s->answer_type, "%s", m->type);
-    }
+    watch_answer(m, s);
     return ok;
 }
 

@@ -9,7 +9,8 @@
  * triage (received, rejected) and scheduling (ready, on-hold, the lifecycle's answers and
  * changes) tell clinics where a referral stands; scheduling asks the network's reviewers to
  * decide a referral triage could not place (ReviewRequest); scheduling delivers the posts of
- * a referral's care thread (ThreadPost) to its participants. */
+ * a referral's care thread (ThreadPost) to its participants; scheduling answers a clinic's or
+ * reviewer's StatsRequest with the network's aggregates (NetworkStats). */
 static const struct {
     const char *type;
     const char *const services[4];
@@ -18,6 +19,7 @@ static const struct {
     {"handoff.StatusUpdate", {"intake", "triage", "scheduling", NULL}},
     {"handoff.ReviewRequest", {"scheduling", NULL}},
     {"handoff.ThreadPost", {"scheduling", NULL}},
+    {"handoff.NetworkStats", {"scheduling", NULL}},
 };
 
 const char *const *hx_issuer_services(const char *type)

@@ -90,7 +90,7 @@ static const char schema[] =
 static int directory_import(hx_booking_t *b, const hx_directory_t *dir);
 static int schema_migrate(hx_booking_t *b);
 static int user_version(hx_booking_t *b);
-#define SCHEMA_VERSION 3        /* PRAGMA user_version after schema_migrate */
+#define SCHEMA_VERSION 4        /* PRAGMA user_version after schema_migrate */
 static int booking_mark(hx_booking_t *b, const char *rid, Handoff__Discipline d, Handoff__TaskStatus to,
                         hx_event_t ev, const char *reason);
 
@@ -515,13 +515,15 @@ static int tell_receiver(hx_booking_t *b, hx_outbox_t *out, const char *clinic, 
 
 static int booking_insert(hx_booking_t *b, const char *referral_id, const booking_t *k)
 {
+    /* booked_ms: when this booking was made; started_ms: its start event (booking_mark) */
     sqlite3_stmt *st = prep(b, "INSERT INTO bookings(referral_id, discipline, therapist_id, clinic_id, start, minutes, "
-                               "status, virtual, event, reason, distance_m) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'book', '', ?) "
+                               "status, virtual, event, reason, distance_m, booked_ms, started_ms) "
+                               "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'book', '', ?, ?, NULL) "
                                "ON CONFLICT(referral_id, discipline) "
                                "DO UPDATE SET therapist_id = excluded.therapist_id, clinic_id = excluded.clinic_id, "
                                "start = excluded.start, minutes = excluded.minutes, status = excluded.status, "
                                "virtual = excluded.virtual, event = excluded.event, reason = excluded.reason, "
-                               "distance_m = excluded.distance_m");
+                               "distance_m = excluded.distance_m, booked_ms = excluded.booked_ms, started_ms = NULL");
     sqlite3_stmt *sl = prep(b, "INSERT INTO slots(therapist_id, slot, referral_id) VALUES (?, ?, ?)");
     int rc = st && sl ? 0 : -1;
     if (rc == 0) {
@@ -537,6 +539,7 @@ static int booking_insert(hx_booking_t *b, const char *referral_id, const bookin
             sqlite3_bind_int64(st, 9, (sqlite3_int64)(k->km * 1000 + 0.5));
         else
             sqlite3_bind_null(st, 9);
+        sqlite3_bind_int64(st, 10, (sqlite3_int64)bk_now_ms(b));
         rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
     }
     for (hx_minute_t m = k->start; rc == 0 && m < k->start + (hx_minute_t)k->minutes; m += SLOT_MINUTES) {
@@ -796,6 +799,9 @@ static int book_hold(hx_booking_t *b, const char *referral_id, const referral_ro
         rc = set_status(b, referral_id, HANDOFF__TASK_STATUS__TASK_ON_HOLD, why);  /* own; derived next */
     if (rc == 0)
         rc = referral_derive(b, referral_id, &hs);
+    for (size_t i = 0; rc == 0 && !was_on_hold && i < hs.n; i++)   /* for the network's figures */
+        if (!hs.h[i].booked && hs.h[i].status == HANDOFF__TASK_STATUS__TASK_ON_HOLD)
+            rc = bk_log_event(b, referral_id, hs.h[i].k.discipline, "", "hold");
     if (rc == 0 && !was_on_hold)
         hx_info("referral %s: handoff(s) on hold", referral_id);
     /* on the wait list; the referrer is told when it went on hold, then only when its
@@ -954,7 +960,7 @@ static int on_case(hx_booking_t *b, const hx_msg_t *in, hx_outbox_t *out)
     int rc = 0;
     if (found == 0) {
         sqlite3_stmt *st = prep(b, "INSERT INTO referrals(referral_id, referring_clinic, ref, status, case_pb, "
-                                   "updated_ms) VALUES (?, ?, ?, ?, ?, ?)");
+                                   "updated_ms, received_ms) VALUES (?, ?, ?, ?, ?, ?, ?6)");
         rc = st && bk_bind_case(b, st, 5, c) == 0 ? 0 : -1;
         if (rc == 0) {
             sqlite3_bind_text(st, 1, rid, -1, SQLITE_STATIC);
@@ -1090,8 +1096,10 @@ static int declined_add(hx_booking_t *b, const char *rid, const char *therapist_
 static int booking_mark(hx_booking_t *b, const char *rid, Handoff__Discipline d, Handoff__TaskStatus to,
                         hx_event_t ev, const char *reason)
 {
-    sqlite3_stmt *st = prep(b, "UPDATE bookings SET status = ?, event = ?, reason = ? "
-                               "WHERE referral_id = ? AND discipline = ?");
+    /* the first start event is when its first session began (the network's figures, hx_stats.c) */
+    sqlite3_stmt *st = prep(b, "UPDATE bookings SET status = ?1, event = ?2, reason = ?3, "
+                               "started_ms = CASE WHEN ?6 AND started_ms IS NULL THEN ?7 ELSE started_ms END "
+                               "WHERE referral_id = ?4 AND discipline = ?5");
     int rc = st ? 0 : -1;
     if (rc == 0) {
         sqlite3_bind_int(st, 1, (int)to);
@@ -1099,6 +1107,8 @@ static int booking_mark(hx_booking_t *b, const char *rid, Handoff__Discipline d,
         sqlite3_bind_text(st, 3, reason ? reason : "", -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 4, rid, -1, SQLITE_STATIC);
         sqlite3_bind_int(st, 5, (int)d);
+        sqlite3_bind_int(st, 6, ev == HX_EVENT_START);
+        sqlite3_bind_int64(st, 7, (sqlite3_int64)bk_now_ms(b));
         rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
     }
     sqlite3_finalize(st);
@@ -1122,6 +1132,8 @@ static int change_decline(hx_booking_t *b, const hx_msg_t *in, hx_outbox_t *out,
     Handoff__Booking *bp = booking_pb(b, rid, &gone.k);
     handoffs_t hs;
     int rc = declined_add(b, rid, k->therapist_id);
+    if (rc == 0)        /* the booking row goes: the decline is kept for the network's figures */
+        rc = bk_log_event(b, rid, k->discipline, k->clinic_id, "decline");
     if (rc == 0)
         rc = booking_end(b, rid, k->discipline, true);
     if (rc == 0)
@@ -1341,8 +1353,34 @@ static int outputs_replay(hx_booking_t *b, const hx_msg_t *in, hx_outbox_t *out)
     return found;
 }
 
+/* A StatsRequest is a query: it reads in one read transaction (a consistent view; it waits for
+ * no writer) and stores nothing, not even its outputs. A redelivered request is computed again;
+ * its answer's message id is derived from the request's, so the broker keeps the first copy. */
+static int handle_query(hx_booking_t *b, const hx_msg_t *in, hx_outbox_t *out, char *err, size_t errcap)
+{
+    if (exec(b, "BEGIN") != 0) {
+        snprintf(err, errcap, "scheduling database: %s", sqlite3_errmsg(b->db));
+        return -1;
+    }
+    int64_t version = data_version(b);
+    if (version < 0 || version != b->cal_version)
+        calendar_drop(b);                       /* another worker changed the calendar */
+    b->cal_version = version;
+    int rc = hx_stats_on_request(b, in, out);
+    if (exec(b, rc == 0 ? "COMMIT" : "ROLLBACK") != 0)
+        rc = -1;
+    if (rc != 0) {
+        snprintf(err, errcap, "scheduling database: %s", sqlite3_errmsg(b->db));
+        calendar_drop(b);
+    }
+    return rc;
+}
+
 int hx_booking_handle(hx_booking_t *b, const hx_msg_t *in, hx_outbox_t *out, char *err, size_t errcap)
 {
+    /* the network's figures, asked by a clinic's or reviewer's session (the broker's policy) */
+    if (strcmp(in->type, "handoff.StatsRequest") == 0 && in->from_kind == HX_TO_MAILBOX)
+        return handle_query(b, in, out, err, errcap);
     /* cases come from triage only: a clinic cannot skip intake and triage by sending one */
     bool is_case = strcmp(in->type, "handoff.Case") == 0 && in->from_kind == HX_TO_SERVICE &&
                    strcmp(in->from, "triage") == 0;
@@ -1509,6 +1547,23 @@ static int migrate_v3(hx_booking_t *b)
     return rc;
 }
 
+/* Version 4: what the network's figures (hx_stats.c, StatsRequest) are computed from. A
+ * referral gains received_ms (when scheduling took it), a booking booked_ms (when it was made)
+ * and started_ms (its first start event), and handoff_log keeps what the bookings table
+ * forgets: each decline (by which clinic) and each time a handoff went on hold. Stores of
+ * versions 0-3 never recorded these: their referrals have no receipt (NULL) and are left out
+ * of the figures; referrals received from now on count. */
+static const char migrate_v4[] =
+    "ALTER TABLE referrals ADD COLUMN received_ms INTEGER;"
+    "ALTER TABLE bookings ADD COLUMN booked_ms INTEGER;"
+    "ALTER TABLE bookings ADD COLUMN started_ms INTEGER;"
+    "CREATE TABLE IF NOT EXISTS handoff_log ("
+    "  referral_id TEXT NOT NULL, discipline INTEGER NOT NULL, clinic_id TEXT NOT NULL, event TEXT NOT NULL,"
+    "  at_ms INTEGER NOT NULL);"
+    "CREATE INDEX IF NOT EXISTS handoff_log_referral ON handoff_log(referral_id, event);"
+    "CREATE INDEX IF NOT EXISTS referrals_received ON referrals(received_ms);"
+    "PRAGMA user_version = 4;";
+
 /* Derives every booked referral's status again (after a migration). */
 static int rederive_all(hx_booking_t *b)
 {
@@ -1564,6 +1619,12 @@ static int schema_migrate(hx_booking_t *b)
     }
     if (rc == 0 && v < 3)
         rc = migrate_v3(b);
+    if (rc == 0 && v < 4) {
+        rc = exec(b, migrate_v4);
+        if (rc == 0)
+            hx_info("scheduling database migrated to version 4 (receipt, booking and start times for the "
+                    "network's figures)");
+    }
     if (rc == 0 && exec(b, "COMMIT") == 0)
         return 0;
     exec(b, "ROLLBACK");
@@ -1702,6 +1763,28 @@ int bk_emit_status(hx_outbox_t *out, const char *to, const char *referral_id, co
 const char *bk_reviewers(const hx_booking_t *b)
 {
     return b->cfg.reviewers && b->cfg.reviewers[0] ? b->cfg.reviewers : "review";
+}
+
+int bk_log_event(hx_booking_t *b, const char *rid, Handoff__Discipline d, const char *clinic, const char *event)
+{
+    sqlite3_stmt *st = prep(b, "INSERT INTO handoff_log(referral_id, discipline, clinic_id, event, at_ms) "
+                               "VALUES (?, ?, ?, ?, ?)");
+    int rc = st ? 0 : -1;
+    if (rc == 0) {
+        sqlite3_bind_text(st, 1, rid, -1, SQLITE_STATIC);
+        sqlite3_bind_int(st, 2, (int)d);
+        sqlite3_bind_text(st, 3, clinic ? clinic : "", -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 4, event, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 5, (sqlite3_int64)bk_now_ms(b));
+        rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+const hx_calendar_t *bk_calendar(hx_booking_t *b)
+{
+    return calendar_load(b);
 }
 
 /* ---- for hx_coordinate.c (hx_booking_internal.h) -------------------------------------------- */

@@ -43,7 +43,7 @@ int hx_booking_set_directory(hx_booking_t *b, const hx_directory_t *dir);
 /* Handles one message: handoff.Case (book, or ask the reviewers when triage could not place
  * it), handoff.StatusChange (a clinic's accept, decline, start, complete or revoke),
  * handoff.ReviewDecision (a reviewer's decision), handoff.Retry (book an on-hold referral
- * again).
+ * again), handoff.StatsRequest (the network's figures; a query: nothing is stored).
  * Returns 0 with the outputs in out, or -1 (the message is to be delivered again) with err. */
 int hx_booking_handle(hx_booking_t *b, const hx_msg_t *in, hx_outbox_t *out, char *err, size_t errcap);
 

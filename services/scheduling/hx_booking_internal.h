@@ -156,6 +156,18 @@ uint64_t bk_now_ms(const hx_booking_t *b);
 /* The store's configuration as opened (data_key NULL). */
 const hx_booking_config_t *bk_config(const hx_booking_t *b);
 
+/* One line of handoff_log (what the network's figures need and the bookings table forgets):
+ * event "decline" (clinic: who declined) or "hold" (clinic ""), now. 0 or -1. */
+int bk_log_event(hx_booking_t *b, const char *rid, Handoff__Discipline d, const char *clinic, const char *event);
+/* Every live booking, as the slot finder reads it (kept between messages; the store's). NULL on
+ * a database error. */
+const hx_calendar_t *bk_calendar(hx_booking_t *b);
+
+/* hx_stats.c: a clinic's or reviewer's StatsRequest, answered with the network's figures
+ * (NetworkStats) or a refused StatusUpdate (event "stats"). Reads only; runs inside the
+ * caller's read transaction. 0, or -1 when the database failed. */
+int hx_stats_on_request(hx_booking_t *b, const hx_msg_t *in, hx_outbox_t *out);
+
 /* hx_waitlist.c: the wait list of referrals on hold (its table; created by hx_waitlist_init at
  * open). hx_waitlist_held, after a referral went (or stayed) on hold: its held handoffs are on
  * the wait list (arrival kept), the referrer is told when it first went on hold or when its

@@ -76,7 +76,7 @@ static int tell_reviewer(void *arg, const char *name)
 static int review_insert(hx_booking_t *b, const Handoff__Case *c)
 {
     sqlite3_stmt *st = bk_prep(b, "INSERT INTO referrals(referral_id, referring_clinic, ref, status, reason, case_pb, "
-                                  "updated_ms) VALUES (?, ?, ?, ?, 'under review', ?, ?)");
+                                  "updated_ms, received_ms) VALUES (?, ?, ?, ?, 'under review', ?, ?, ?6)");
     sqlite3_stmt *rv = bk_prep(b, "INSERT INTO reviews(referral_id, state, requested_ms) VALUES (?, 'pending', ?)");
     int rc = st && rv && bk_bind_case(b, st, 5, c) == 0 ? 0 : -1;
     if (rc == 0) {

@@ -119,6 +119,7 @@ typedef struct {
     uint64_t started_ms;
     hx_metric_t *outcomes[16];
     hx_metric_t *escalated;         /* handoff_scheduling_escalated_total */
+    hx_metric_t *stats;             /* handoff_scheduling_stats_requests_total */
     hx_metric_t *waiting[5];        /* handoff_scheduling_waitlist_referrals, by priority */
     uint64_t retry_ms;              /* --retry-minutes */
 } sched_t;
@@ -170,7 +171,9 @@ static int handle(void *arg, const hx_msg_t *in, hx_outbox_t *out, char *err, si
 {
     sched_t *s = arg;
     int rc = hx_booking_handle(s->booking, in, out, err, errcap);
-    if (rc == 0) {
+    if (rc == 0 && strcmp(in->type, "handoff.StatsRequest") == 0) {
+        hx_metric_add(s->stats, 1);             /* a query, not a referral's outcome */
+    } else if (rc == 0) {
         uint64_t escalations;
         hx_metric_add(s->outcomes[outcome_of(out, &escalations)], 1);
         hx_metric_add(s->escalated, escalations);
@@ -195,6 +198,10 @@ static int metrics_init(sched_t *s, hx_metrics_t *m)
         "Referrals on hold on the wait list, by priority, as of the last retry tick (--retry-minutes).";
     static const char *const prio[5] = {"unspecified", "routine", "urgent", "asap", "stat"};
     if (!(s->escalated = hx_metrics_counter(m, "handoff_scheduling_escalated_total", esc_help, NULL, NULL)))
+        return -1;
+    static const char stats_help[] =
+        "Requests for the network's figures (handoff.StatsRequest) scheduling answered, refused ones included.";
+    if (!(s->stats = hx_metrics_counter(m, "handoff_scheduling_stats_requests_total", stats_help, NULL, NULL)))
         return -1;
     for (int i = 1; i < 5; i++)
         if (!(s->waiting[i] = hx_metrics_gauge(m, "handoff_scheduling_waitlist_referrals", wait_help, "priority",

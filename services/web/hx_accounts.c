@@ -1,5 +1,6 @@
 /* hx_accounts — users, sessions, throttling and CSRF for the portal (see hx_accounts.h). */
 #include "hx_accounts.h"
+#include "hx_totp.h"
 
 #include <sodium.h>
 #include <sqlite3.h>
@@ -13,6 +14,7 @@ struct hx_accounts {
     sqlite3 *db;
     hx_accounts_config_t cfg;
     uint8_t csrf_key[crypto_auth_KEYBYTES];
+    uint8_t seal_key[crypto_secretbox_KEYBYTES];    /* seals the TOTP secrets */
 };
 
 static const char schema[] =
@@ -29,7 +31,15 @@ static const char schema[] =
     "CREATE TABLE IF NOT EXISTS audit (seq INTEGER PRIMARY KEY AUTOINCREMENT, at_ms INTEGER NOT NULL,"
     "  user TEXT NOT NULL, clinic TEXT NOT NULL, action TEXT NOT NULL, referral_id TEXT NOT NULL,"
     "  detail TEXT NOT NULL, address TEXT NOT NULL);"
-    "CREATE INDEX IF NOT EXISTS audit_clinic ON audit(clinic, seq);";
+    "CREATE INDEX IF NOT EXISTS audit_clinic ON audit(clinic, seq);"
+    /* the second factor: a row for each clinic that requires it ("": the network's roles); each
+     * user's secret sealed (nonce, then crypto_secretbox) and the last step accepted (replays);
+     * a pending sign-in by the hash of its token, with the new secret of a user who enrols */
+    "CREATE TABLE IF NOT EXISTS totp_policy (clinic TEXT PRIMARY KEY, changed_ms INTEGER NOT NULL) WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS totp (name TEXT PRIMARY KEY, sealed BLOB NOT NULL, last_step INTEGER NOT NULL,"
+    "  enrolled_ms INTEGER NOT NULL) WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS pending (token_hash BLOB PRIMARY KEY, name TEXT NOT NULL,"
+    "  created_ms INTEGER NOT NULL, enrol BLOB) WITHOUT ROWID;";
 
 static const char *const roles[] = {"", "clinician", "front-desk", "clinic-admin", "reviewer", "network-admin"};
 
@@ -73,27 +83,33 @@ static int run(hx_accounts_t *a, const char *sql, const char *t1, const char *t2
     return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : -1;
 }
 
-/* The CSRF key, made once and kept in the store. */
-static int csrf_key_load(hx_accounts_t *a)
+/* A key of the store's own (name: "csrf", "totp"), made once of random bytes and kept. */
+static int key_load(hx_accounts_t *a, const char *name, uint8_t *key, size_t len)
 {
     sqlite3_stmt *st = NULL;
-    uint8_t fresh[crypto_auth_KEYBYTES];
-    crypto_auth_keygen(fresh);
-    if (sqlite3_prepare_v2(a->db, "INSERT OR IGNORE INTO secrets(name, value) VALUES ('csrf', ?)", -1, &st,
-                           NULL) != SQLITE_OK)
+    uint8_t fresh[32];
+    if (len > sizeof fresh)
         return -1;
-    sqlite3_bind_blob(st, 1, fresh, sizeof fresh, SQLITE_STATIC);
+    randombytes_buf(fresh, len);
+    if (sqlite3_prepare_v2(a->db, "INSERT OR IGNORE INTO secrets(name, value) VALUES (?, ?)", -1, &st, NULL) !=
+        SQLITE_OK)
+        return -1;
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 2, fresh, (int)len, SQLITE_STATIC);
     int rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
     sqlite3_finalize(st);
     sodium_memzero(fresh, sizeof fresh);
-    if (rc || sqlite3_prepare_v2(a->db, "SELECT value FROM secrets WHERE name = 'csrf'", -1, &st, NULL) != SQLITE_OK)
+    if (rc || sqlite3_prepare_v2(a->db, "SELECT value FROM secrets WHERE name = ?", -1, &st, NULL) != SQLITE_OK)
         return -1;
-    rc = sqlite3_step(st) == SQLITE_ROW && sqlite3_column_bytes(st, 0) == (int)sizeof a->csrf_key ? 0 : -1;
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    rc = sqlite3_step(st) == SQLITE_ROW && sqlite3_column_bytes(st, 0) == (int)len ? 0 : -1;
     if (rc == 0)
-        memcpy(a->csrf_key, sqlite3_column_blob(st, 0), sizeof a->csrf_key);
+        memcpy(key, sqlite3_column_blob(st, 0), len);
     sqlite3_finalize(st);
     return rc;
 }
+
+static int notices_migrate(hx_accounts_t *a);     /* below, with the notices */
 
 int hx_accounts_open(const char *path, const hx_accounts_config_t *cfg, hx_accounts_t **out, char *err, size_t cap)
 {
@@ -115,12 +131,19 @@ int hx_accounts_open(const char *path, const hx_accounts_config_t *cfg, hx_accou
     mode_t old = umask(077);
     int rc = sqlite3_open(path, &a->db);
     umask(old);
-    if (rc != SQLITE_OK || sqlite3_exec(a->db, schema, NULL, NULL, NULL) != SQLITE_OK || csrf_key_load(a) != 0) {
+    if (rc != SQLITE_OK || sqlite3_exec(a->db, schema, NULL, NULL, NULL) != SQLITE_OK ||
+        key_load(a, "csrf", a->csrf_key, sizeof a->csrf_key) != 0 ||
+        key_load(a, "totp", a->seal_key, sizeof a->seal_key) != 0 || hx_totp_init() != 0) {
         snprintf(err, cap, "%s: %s", path, a->db ? sqlite3_errmsg(a->db) : "cannot open");
         hx_accounts_close(&a);
         return -1;
     }
     sqlite3_busy_timeout(a->db, 5000);
+    if (notices_migrate(a) != 0) {
+        snprintf(err, cap, "%s: adding the e-mail notices: %s", path, sqlite3_errmsg(a->db));
+        hx_accounts_close(&a);
+        return -1;
+    }
     *out = a;
     return 0;
 }
@@ -131,6 +154,7 @@ void hx_accounts_close(hx_accounts_t **self_p)
         return;
     sqlite3_close((*self_p)->db);
     sodium_memzero((*self_p)->csrf_key, sizeof (*self_p)->csrf_key);
+    sodium_memzero((*self_p)->seal_key, sizeof (*self_p)->seal_key);
     free(*self_p);
     *self_p = NULL;
 }
@@ -222,7 +246,8 @@ static int user_load(hx_accounts_t *a, const char *name, hx_user_t *u, char hash
     return found;
 }
 
-static int user_change(hx_accounts_t *a, const char *name, const char *sql, const char *arg, char *why, size_t cap)
+static int user_change(hx_accounts_t *a, const char *name, const char *sql, const char *arg, bool forget_totp,
+                       char *why, size_t cap)
 {
     hx_user_t u;
     int found = name_ok(name) ? user_load(a, name, &u, NULL) : 0;
@@ -230,9 +255,11 @@ static int user_change(hx_accounts_t *a, const char *name, const char *sql, cons
         snprintf(why, cap, found < 0 ? "the accounts store failed" : "name: no such user");
         return -1;
     }
-    /* the user's sessions end and its failures are forgotten with the change */
+    /* the user's sessions and pending sign-ins end and its failures are forgotten with the change */
     if (run(a, "BEGIN IMMEDIATE", NULL, NULL, -1) || run(a, sql, arg, name, -1) ||
         run(a, "DELETE FROM sessions WHERE name = ?", name, NULL, -1) ||
+        run(a, "DELETE FROM pending WHERE name = ?", name, NULL, -1) ||
+        (forget_totp && run(a, "DELETE FROM totp WHERE name = ?", name, NULL, -1)) ||
         run(a, "DELETE FROM failures WHERE name = ?", name, NULL, -1) || run(a, "COMMIT", NULL, NULL, -1)) {
         run(a, "ROLLBACK", NULL, NULL, -1);
         snprintf(why, cap, "the accounts store failed: %s", sqlite3_errmsg(a->db));
@@ -243,7 +270,7 @@ static int user_change(hx_accounts_t *a, const char *name, const char *sql, cons
 
 int hx_user_disable(hx_accounts_t *a, const char *name, char *why, size_t cap)
 {
-    return user_change(a, name, "UPDATE users SET disabled = 1 WHERE name = ?2", NULL, why, cap);
+    return user_change(a, name, "UPDATE users SET disabled = 1 WHERE name = ?2", NULL, false, why, cap);
 }
 
 int hx_user_reset(hx_accounts_t *a, const char *name, const char *password, char *why, size_t cap)
@@ -255,7 +282,7 @@ int hx_user_reset(hx_accounts_t *a, const char *name, const char *password, char
         snprintf(why, cap, "out of memory hashing the password");
         return -1;
     }
-    int rc = user_change(a, name, "UPDATE users SET hash = ?1, disabled = 0 WHERE name = ?2", hash, why, cap);
+    int rc = user_change(a, name, "UPDATE users SET hash = ?1, disabled = 0 WHERE name = ?2", hash, true, why, cap);
     sodium_memzero(hash, sizeof hash);
     return rc;
 }
@@ -299,6 +326,30 @@ static bool held(hx_accounts_t *a, const char *name, uint64_t t)
     return h;
 }
 
+/* A new session of name: its token in token. 0, or -1 (token ""). */
+static int session_open(hx_accounts_t *a, const char *name, uint64_t t, char token[HX_TOKEN_LEN + 1])
+{
+    uint8_t h[32];
+    token_new(token);
+    token_hash(token, h);
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(a->db, "INSERT INTO sessions(token_hash, name, created_ms, seen_ms) VALUES (?, ?, ?, ?)",
+                                -1, &st, NULL) == SQLITE_OK ? 0 : -1;
+    if (rc == 0) {
+        sqlite3_bind_blob(st, 1, h, sizeof h, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 3, (sqlite3_int64)t);
+        sqlite3_bind_int64(st, 4, (sqlite3_int64)t);
+        rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
+    }
+    sqlite3_finalize(st);
+    if (rc != 0)
+        token[0] = '\0';
+    return rc;
+}
+
+static int pending_open(hx_accounts_t *a, const char *name, uint64_t t, char token[HX_TOKEN_LEN + 1]);
+
 hx_login_t hx_login(hx_accounts_t *a, const char *name, const char *password, char token[HX_TOKEN_LEN + 1],
                     hx_user_t *user)
 {
@@ -318,24 +369,11 @@ hx_login_t hx_login(hx_accounts_t *a, const char *name, const char *password, ch
         failure(a, name, t);
         return HX_LOGIN_REFUSED;
     }
-    uint8_t h[32];
-    token_new(token);
-    token_hash(token, h);
-    sqlite3_stmt *st = NULL;
-    int rc = sqlite3_prepare_v2(a->db, "INSERT INTO sessions(token_hash, name, created_ms, seen_ms) VALUES (?, ?, ?, ?)",
-                                -1, &st, NULL) == SQLITE_OK ? 0 : -1;
-    if (rc == 0) {
-        sqlite3_bind_blob(st, 1, h, sizeof h, SQLITE_STATIC);
-        sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 3, (sqlite3_int64)t);
-        sqlite3_bind_int64(st, 4, (sqlite3_int64)t);
-        rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
-    }
-    sqlite3_finalize(st);
-    if (rc != 0) {
-        token[0] = '\0';
+    int second = hx_totp_policy(a, user->clinic);
+    if (second != 0)                /* the failures stay counted until the code is right too */
+        return second > 0 && pending_open(a, name, t, token) == 0 ? HX_LOGIN_TOTP : HX_LOGIN_ERROR;
+    if (session_open(a, name, t, token) != 0)
         return HX_LOGIN_ERROR;
-    }
     run(a, "DELETE FROM failures WHERE name = ?", name, NULL, -1);
     return HX_LOGIN_OK;
 }
@@ -479,4 +517,640 @@ int hx_audit_each(hx_accounts_t *a, const char *clinic, const char *referral_id,
     }
     sqlite3_finalize(st);
     return 0;
+}
+
+/* ---- the second factor (TOTP) ------------------------------------------------------------- */
+
+#define SEALED_LEN (crypto_secretbox_NONCEBYTES + crypto_secretbox_MACBYTES + HX_TOTP_SECRET_BYTES)
+
+/* A TOTP secret sealed with the store's key: a random nonce, then the box. */
+static void seal(const hx_accounts_t *a, const uint8_t secret[HX_TOTP_SECRET_BYTES], uint8_t out[SEALED_LEN])
+{
+    randombytes_buf(out, crypto_secretbox_NONCEBYTES);
+    crypto_secretbox_easy(out + crypto_secretbox_NONCEBYTES, secret, HX_TOTP_SECRET_BYTES, out, a->seal_key);
+}
+
+/* 0 with the secret of a sealed blob, or -1 when it is not one this store sealed. */
+static int unseal(const hx_accounts_t *a, const void *blob, int n, uint8_t secret[HX_TOTP_SECRET_BYTES])
+{
+    const uint8_t *b = blob;
+    if (!b || n != SEALED_LEN)
+        return -1;
+    return crypto_secretbox_open_easy(secret, b + crypto_secretbox_NONCEBYTES, SEALED_LEN - crypto_secretbox_NONCEBYTES,
+                                      b, a->seal_key);
+}
+
+static bool clinic_ok(const char *clinic)
+{
+    size_t n = clinic ? strlen(clinic) : 0;
+    return clinic && n < sizeof ((hx_user_t *)0)->clinic && (n == 0 || name_ok(clinic));
+}
+
+int hx_totp_policy_set(hx_accounts_t *a, const char *clinic, bool on, char *why, size_t cap)
+{
+    if (!clinic_ok(clinic)) {
+        snprintf(why, cap, "clinic: 1 to 31 of a-z, 0-9, '.', '_', '@', '-'");
+        return -1;
+    }
+    sqlite3_stmt *st = NULL;
+    int rc = run(a, "BEGIN IMMEDIATE", NULL, NULL, -1);
+    if (rc == 0 && on) {
+        rc = sqlite3_prepare_v2(a->db, "INSERT OR REPLACE INTO totp_policy(clinic, changed_ms) VALUES (?, ?)", -1, &st,
+                                NULL) == SQLITE_OK ? 0 : -1;
+        if (rc == 0) {
+            sqlite3_bind_text(st, 1, clinic, -1, SQLITE_STATIC);
+            sqlite3_bind_int64(st, 2, (sqlite3_int64)now_ms(a));
+            rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
+        }
+        sqlite3_finalize(st);
+        /* sessions opened with a password alone end: everyone signs in again with a code */
+        if (rc == 0)
+            rc = run(a, "DELETE FROM sessions WHERE name IN (SELECT name FROM users WHERE clinic = ?)", clinic, NULL,
+                     -1);
+    } else if (rc == 0) {
+        rc = run(a, "DELETE FROM totp_policy WHERE clinic = ?", clinic, NULL, -1);
+    }
+    if (rc != 0 || run(a, "COMMIT", NULL, NULL, -1) != 0) {
+        snprintf(why, cap, "the accounts store failed: %s", sqlite3_errmsg(a->db));
+        run(a, "ROLLBACK", NULL, NULL, -1);
+        return -1;
+    }
+    return 0;
+}
+
+/* 1 when sql (one text bind) finds a row, 0 when not, -1 on error. */
+static int exists(hx_accounts_t *a, const char *sql, const char *arg)
+{
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(a->db, sql, -1, &st, NULL) != SQLITE_OK)
+        return -1;
+    sqlite3_bind_text(st, 1, arg, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
+}
+
+int hx_totp_policy(hx_accounts_t *a, const char *clinic)
+{
+    return exists(a, "SELECT 1 FROM totp_policy WHERE clinic = ?", clinic ? clinic : "");
+}
+
+int hx_totp_enrolled(hx_accounts_t *a, const char *name)
+{
+    return exists(a, "SELECT 1 FROM totp WHERE name = ?", name ? name : "");
+}
+
+/* A pending sign-in of name (the only one it has: an earlier one ends), with a new sealed
+ * secret when the user has none yet. */
+static int pending_open(hx_accounts_t *a, const char *name, uint64_t t, char token[HX_TOKEN_LEN + 1])
+{
+    int enrolled = hx_totp_enrolled(a, name);
+    uint8_t h[32], secret[HX_TOTP_SECRET_BYTES], sealed[SEALED_LEN];
+    if (enrolled < 0)
+        return -1;
+    if (!enrolled) {
+        randombytes_buf(secret, sizeof secret);
+        seal(a, secret, sealed);
+        sodium_memzero(secret, sizeof secret);
+    }
+    token_new(token);
+    token_hash(token, h);
+    sqlite3_stmt *st = NULL;
+    int rc = run(a, "DELETE FROM pending WHERE name = ?1 OR created_ms <= ?3", name, NULL,
+                 (int64_t)(t > HX_PENDING_S * 1000ull ? t - HX_PENDING_S * 1000ull : 0));
+    if (rc == 0)
+        rc = sqlite3_prepare_v2(a->db, "INSERT INTO pending(token_hash, name, created_ms, enrol) VALUES (?, ?, ?, ?)",
+                                -1, &st, NULL) == SQLITE_OK ? 0 : -1;
+    if (rc == 0) {
+        sqlite3_bind_blob(st, 1, h, sizeof h, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 3, (sqlite3_int64)t);
+        if (enrolled)
+            sqlite3_bind_null(st, 4);
+        else
+            sqlite3_bind_blob(st, 4, sealed, sizeof sealed, SQLITE_STATIC);
+        rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
+    }
+    sqlite3_finalize(st);
+    if (rc != 0)
+        token[0] = '\0';
+    return rc;
+}
+
+/* A live pending sign-in by token: 1 with its user's name, created time and new secret (when
+ * enrolling: *has_enrol), 0 when there is none (an expired one is removed), -1 on error. */
+static int pending_load(hx_accounts_t *a, const char *token, uint64_t t, char name[HX_USER_MAX + 1],
+                        uint64_t *created, uint8_t enrol[HX_TOTP_SECRET_BYTES], bool *has_enrol)
+{
+    if (!token || strlen(token) != HX_TOKEN_LEN)
+        return 0;
+    uint8_t h[32];
+    token_hash(token, h);
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(a->db, "SELECT name, created_ms, enrol FROM pending WHERE token_hash = ?", -1, &st,
+                           NULL) != SQLITE_OK)
+        return -1;
+    sqlite3_bind_blob(st, 1, h, sizeof h, SQLITE_STATIC);
+    int rc = sqlite3_step(st), found = rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
+    *has_enrol = false;
+    if (found == 1) {
+        snprintf(name, HX_USER_MAX + 1, "%s", (const char *)sqlite3_column_text(st, 0));
+        *created = (uint64_t)sqlite3_column_int64(st, 1);
+        if (t >= *created + HX_PENDING_S * 1000ull)
+            found = 0;
+        else if (sqlite3_column_type(st, 2) != SQLITE_NULL) {
+            *has_enrol = true;
+            if (unseal(a, sqlite3_column_blob(st, 2), sqlite3_column_bytes(st, 2), enrol) != 0)
+                found = -1;
+        }
+    }
+    sqlite3_finalize(st);
+    if (found == 0)
+        hx_pending_end(a, token);
+    return found;
+}
+
+int hx_pending(hx_accounts_t *a, const char *token, hx_pending_t *p)
+{
+    memset(p, 0, sizeof *p);
+    char name[HX_USER_MAX + 1];
+    uint64_t created = 0;
+    uint8_t secret[HX_TOTP_SECRET_BYTES];
+    bool enrolling = false;
+    int rc = -1;
+    if (pending_load(a, token, now_ms(a), name, &created, secret, &enrolling) == 1 &&
+        user_load(a, name, &p->user, NULL) == 1 && !p->user.disabled) {
+        p->expires_ms = created + HX_PENDING_S * 1000ull;
+        p->enrolling = enrolling;
+        rc = !enrolling || (hx_totp_base32(secret, sizeof secret, p->secret_base32) == 0 &&
+                            hx_totp_uri(name, p->secret_base32, p->uri, sizeof p->uri) == 0) ? 0 : -1;
+    }
+    sodium_memzero(secret, sizeof secret);
+    if (rc != 0)
+        sodium_memzero(p, sizeof *p);
+    return rc;
+}
+
+void hx_pending_end(hx_accounts_t *a, const char *token)
+{
+    if (!token)
+        return;
+    uint8_t h[32];
+    token_hash(token, h);
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(a->db, "DELETE FROM pending WHERE token_hash = ?", -1, &st, NULL) == SQLITE_OK) {
+        sqlite3_bind_blob(st, 1, h, sizeof h, SQLITE_STATIC);
+        sqlite3_step(st);
+    }
+    sqlite3_finalize(st);
+}
+
+/* The user's confirmed secret and the last step accepted: 1, 0 when none, -1 on error. */
+static int totp_load(hx_accounts_t *a, const char *name, uint8_t secret[HX_TOTP_SECRET_BYTES], int64_t *last_step)
+{
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(a->db, "SELECT sealed, last_step FROM totp WHERE name = ?", -1, &st, NULL) != SQLITE_OK)
+        return -1;
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st), found = rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
+    if (found == 1) {
+        *last_step = sqlite3_column_int64(st, 1);
+        if (unseal(a, sqlite3_column_blob(st, 0), sqlite3_column_bytes(st, 0), secret) != 0)
+            found = -1;
+    }
+    sqlite3_finalize(st);
+    return found;
+}
+
+/* The code was right: the secret kept (enrolling) or its step recorded, the pending sign-in
+ * ended, a session opened and the failures forgotten, all or nothing. The step must be later
+ * than the one recorded, also against another process sharing the store. */
+static int totp_accept(hx_accounts_t *a, const char *pending, const char *name, const uint8_t *enrol, int64_t step,
+                       uint64_t t, char token[HX_TOKEN_LEN + 1])
+{
+    uint8_t h[32], sealed[SEALED_LEN];
+    sqlite3_stmt *st = NULL;
+    token_hash(pending, h);
+    int rc = run(a, "BEGIN IMMEDIATE", NULL, NULL, -1);
+    if (rc == 0) {
+        if (enrol)
+            seal(a, enrol, sealed);
+        rc = sqlite3_prepare_v2(a->db,
+                                enrol ? "INSERT OR REPLACE INTO totp(name, last_step, enrolled_ms, sealed) "
+                                        "VALUES (?1, ?2, ?3, ?4)"
+                                      : "UPDATE totp SET last_step = ?2 WHERE name = ?1 AND last_step < ?2",
+                                -1, &st, NULL) == SQLITE_OK ? 0 : -1;
+    }
+    if (rc == 0) {
+        sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, step);
+        if (enrol) {
+            sqlite3_bind_int64(st, 3, (sqlite3_int64)t);
+            sqlite3_bind_blob(st, 4, sealed, sizeof sealed, SQLITE_STATIC);
+        }
+        rc = sqlite3_step(st) == SQLITE_DONE && sqlite3_changes(a->db) == 1 ? 0 : -1;
+    }
+    sqlite3_finalize(st);
+    if (rc == 0 && sqlite3_prepare_v2(a->db, "DELETE FROM pending WHERE token_hash = ?", -1, &st, NULL) == SQLITE_OK) {
+        sqlite3_bind_blob(st, 1, h, sizeof h, SQLITE_STATIC);
+        rc = sqlite3_step(st) == SQLITE_DONE && sqlite3_changes(a->db) == 1 ? 0 : -1;
+        sqlite3_finalize(st);
+    }
+    if (rc == 0)
+        rc = session_open(a, name, t, token);
+    if (rc == 0)
+        rc = run(a, "DELETE FROM failures WHERE name = ?", name, NULL, -1);
+    if (rc == 0)
+        rc = run(a, "COMMIT", NULL, NULL, -1);
+    if (rc != 0) {
+        run(a, "ROLLBACK", NULL, NULL, -1);
+        token[0] = '\0';
+    }
+    return rc;
+}
+
+hx_login_t hx_login_totp(hx_accounts_t *a, const char *pending, const char *code, char token[HX_TOKEN_LEN + 1],
+                         hx_user_t *user)
+{
+    token[0] = '\0';
+    uint64_t t = now_ms(a), created = 0;
+    char name[HX_USER_MAX + 1];
+    uint8_t secret[HX_TOTP_SECRET_BYTES], enrol[HX_TOTP_SECRET_BYTES];
+    bool enrolling = false;
+    int found = pending_load(a, pending, t, name, &created, enrol, &enrolling);
+    if (found <= 0)
+        return found < 0 ? HX_LOGIN_ERROR : HX_LOGIN_EXPIRED;
+    hx_login_t out = HX_LOGIN_ERROR;
+    int64_t last_step = -1;
+    int u = user_load(a, name, user, NULL);
+    if (u <= 0 || user->disabled) {
+        hx_pending_end(a, pending);
+        out = u < 0 ? HX_LOGIN_ERROR : HX_LOGIN_EXPIRED;
+    } else if (held(a, name, t)) {
+        hx_pending_end(a, pending);         /* after the hold: the password first again */
+        out = HX_LOGIN_HELD;
+    } else if (enrolling || (found = totp_load(a, name, secret, &last_step)) == 1) {
+        int64_t step = hx_totp_match(enrolling ? enrol : secret, HX_TOTP_SECRET_BYTES, t / 1000,
+                                     code ? code : "", last_step);
+        if (step < 0) {
+            failure(a, name, t);
+            out = HX_LOGIN_REFUSED;
+        } else {
+            out = totp_accept(a, pending, name, enrolling ? enrol : NULL, step, t, token) == 0 ? HX_LOGIN_OK
+                                                                                              : HX_LOGIN_ERROR;
+        }
+    } else if (found == 0) {                /* reset since the password: enrol from the start */
+        hx_pending_end(a, pending);
+        out = HX_LOGIN_EXPIRED;
+    }
+    sodium_memzero(secret, sizeof secret);
+    sodium_memzero(enrol, sizeof enrol);
+    return out;
+}
+
+/* ---- e-mail notices ---------------------------------------------------------------------- */
+
+#define MAIL_KEEP_MS (7ull * 24 * 3600 * 1000)     /* sent and given-up notices kept this long */
+
+/* The notices' schema, also on a store made before them: users gain email and notify (ALTER
+ * TABLE when PRAGMA table_info does not list them), and the outbox is made. One IMMEDIATE
+ * transaction, so two programs opening one older file at once cannot both add a column. */
+static int notices_migrate(hx_accounts_t *a)
+{
+    if (run(a, "BEGIN IMMEDIATE", NULL, NULL, -1) != 0)
+        return -1;
+    bool email = false, notify = false;
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(a->db, "PRAGMA table_info(users)", -1, &st, NULL) == SQLITE_OK ? 0 : -1;
+    while (rc == 0 && sqlite3_step(st) == SQLITE_ROW) {
+        const char *col = (const char *)sqlite3_column_text(st, 1);
+        email = email || (col && !strcmp(col, "email"));
+        notify = notify || (col && !strcmp(col, "notify"));
+    }
+    sqlite3_finalize(st);
+    if (rc == 0 && !email)
+        rc = run(a, "ALTER TABLE users ADD COLUMN email TEXT NOT NULL DEFAULT ''", NULL, NULL, -1);
+    if (rc == 0 && !notify)
+        rc = run(a, "ALTER TABLE users ADD COLUMN notify INTEGER NOT NULL DEFAULT 0", NULL, NULL, -1);
+    /* sent: 0 waiting, 1 sent, 2 given up; dedup: the event's key and the user */
+    if (rc == 0 && sqlite3_exec(a->db,
+                                "CREATE TABLE IF NOT EXISTS mail_outbox (id INTEGER PRIMARY KEY AUTOINCREMENT,"
+                                "  dedup TEXT NOT NULL UNIQUE, user TEXT NOT NULL, to_addr TEXT NOT NULL,"
+                                "  subject TEXT NOT NULL, body TEXT NOT NULL, created_ms INTEGER NOT NULL,"
+                                "  attempts INTEGER NOT NULL DEFAULT 0, next_at_ms INTEGER NOT NULL,"
+                                "  sent INTEGER NOT NULL DEFAULT 0, done_ms INTEGER NOT NULL DEFAULT 0,"
+                                "  last_error TEXT NOT NULL DEFAULT '');"
+                                "CREATE INDEX IF NOT EXISTS mail_outbox_due ON mail_outbox(sent, next_at_ms);",
+                                NULL, NULL, NULL) != SQLITE_OK)
+        rc = -1;
+    if (rc == 0)
+        rc = run(a, "COMMIT", NULL, NULL, -1);
+    if (rc != 0)
+        run(a, "ROLLBACK", NULL, NULL, -1);
+    return rc;
+}
+
+static bool label_char(unsigned char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-';
+}
+
+bool hx_email_valid(const char *s)
+{
+    size_t n = s ? strlen(s) : 0;
+    if (n < 3 || n > HX_EMAIL_MAX)
+        return false;
+    const char *at = strchr(s, '@');
+    if (!at || at == s || (size_t)(at - s) > 64 || !at[1] || strchr(at + 1, '@'))
+        return false;
+    for (const unsigned char *p = (const unsigned char *)s; p < (const unsigned char *)at; p++)
+        if (*p <= ' ' || *p >= 0x7f || strchr("<>()[]\\,;:\"", *p))
+            return false;
+    /* the domain: labels of letters, digits and '-', none empty, none starting or ending in '-' */
+    for (const char *label = at + 1; *label;) {
+        size_t len = 0;
+        while (label[len] && label[len] != '.') {
+            if (!label_char((unsigned char)label[len]))
+                return false;
+            len++;
+        }
+        if (len == 0 || len > 63 || label[0] == '-' || label[len - 1] == '-')
+            return false;
+        label += len;
+        if (*label == '.' && !*++label)
+            return false;           /* a trailing dot */
+    }
+    return true;
+}
+
+static const struct {
+    const char *word;
+    unsigned bit;
+} notify_words[] = {{"new", HX_NOTIFY_HANDOFF}, {"question", HX_NOTIFY_QUESTION}, {"status", HX_NOTIFY_STATUS}};
+
+int hx_notify_parse(const char *s, unsigned *bits)
+{
+    *bits = 0;
+    if (!s)
+        return -1;
+    bool none = false, some = false;
+    while (*s) {
+        size_t skip = strspn(s, ", "), len;
+        s += skip;
+        if (!(len = strcspn(s, ", ")))
+            break;
+        bool known = false;
+        if (len == 4 && !strncmp(s, "none", 4))
+            none = known = true;
+        else if (len == 3 && !strncmp(s, "all", 3))
+            *bits |= HX_NOTIFY_ALL, some = known = true;
+        for (size_t i = 0; i < sizeof notify_words / sizeof *notify_words; i++)
+            if (strlen(notify_words[i].word) == len && !strncmp(s, notify_words[i].word, len))
+                *bits |= notify_words[i].bit, some = known = true;
+        if (!known)
+            return -1;
+        s += len;
+    }
+    return none && some ? -1 : 0;   /* "none,new" says two things */
+}
+
+void hx_notify_text(unsigned bits, char *out, size_t cap)
+{
+    size_t n = 0;
+    if (cap)
+        out[0] = '\0';
+    for (size_t i = 0; i < sizeof notify_words / sizeof *notify_words; i++)
+        if (bits & notify_words[i].bit) {
+            int w = snprintf(out + n, n < cap ? cap - n : 0, "%s%s", n ? "," : "", notify_words[i].word);
+            n += w > 0 ? (size_t)w : 0;
+        }
+    if (!n)
+        snprintf(out, cap, "none");
+}
+
+int hx_user_set_notify(hx_accounts_t *a, const char *name, const char *email, int notify, char *why, size_t cap)
+{
+    if (email && email[0] && !hx_email_valid(email)) {
+        snprintf(why, cap, "email: not an address this portal sends to (one '@', a domain, ASCII, at most %d "
+                           "bytes, no spaces)", HX_EMAIL_MAX);
+        return -1;
+    }
+    if (notify > (int)HX_NOTIFY_ALL) {
+        snprintf(why, cap, "notify: unknown notices");
+        return -1;
+    }
+    sqlite3_stmt *st = NULL;
+    if (!name_ok(name) || sqlite3_prepare_v2(a->db,
+                                             "UPDATE users SET email = coalesce(?1, email),"
+                                             " notify = CASE WHEN ?2 < 0 THEN notify ELSE ?2 END WHERE name = ?3",
+                                             -1, &st, NULL) != SQLITE_OK) {
+        snprintf(why, cap, name_ok(name) ? "the accounts store failed" : "name: no such user");
+        return -1;
+    }
+    if (email)
+        sqlite3_bind_text(st, 1, email, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 2, notify);
+    sqlite3_bind_text(st, 3, name, -1, SQLITE_STATIC);
+    int step = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (step != SQLITE_DONE) {
+        snprintf(why, cap, "the accounts store failed: %s", sqlite3_errmsg(a->db));
+        return -1;
+    }
+    if (sqlite3_changes(a->db) == 0) {
+        snprintf(why, cap, "name: no such user");
+        return -1;
+    }
+    return 0;
+}
+
+int hx_user_notify(hx_accounts_t *a, const char *name, char email[HX_EMAIL_MAX + 1], unsigned *notify)
+{
+    sqlite3_stmt *st = NULL;
+    email[0] = '\0';
+    *notify = 0;
+    if (!name_ok(name) ||
+        sqlite3_prepare_v2(a->db, "SELECT email, notify FROM users WHERE name = ?", -1, &st, NULL) != SQLITE_OK)
+        return -1;
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    int rc = -1;
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        snprintf(email, HX_EMAIL_MAX + 1, "%s", (const char *)sqlite3_column_text(st, 0));
+        *notify = (unsigned)sqlite3_column_int(st, 1) & HX_NOTIFY_ALL;
+        rc = 0;
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* The recipients of clinic for kind: enabled clinic users with an address and that wish. */
+#define RECIPIENTS                                                                                                \
+    "FROM users WHERE clinic = ?1 AND clinic != '' AND disabled = 0 AND email != '' AND (notify & ?2) != 0"
+
+int hx_notice_recipients(hx_accounts_t *a, const char *clinic, unsigned kind,
+                         void (*fn)(void *ud, const char *name, const char *email), void *ud)
+{
+    sqlite3_stmt *st = NULL;
+    if (!clinic || sqlite3_prepare_v2(a->db, "SELECT name, email " RECIPIENTS " ORDER BY name", -1, &st, NULL) !=
+                       SQLITE_OK)
+        return -1;
+    sqlite3_bind_text(st, 1, clinic, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 2, (int)kind);
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *email = (const char *)sqlite3_column_text(st, 1);
+        if (hx_email_valid(email))      /* set through hx_user_set_notify; checked again all the same */
+            fn(ud, (const char *)sqlite3_column_text(st, 0), email);
+    }
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? 0 : -1;
+}
+
+/* One line of printable ASCII or UTF-8: no control character. */
+static bool one_line(const char *s)
+{
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+        if (*p < ' ' || *p == 0x7f)
+            return false;
+    return true;
+}
+
+int hx_mail_queue(hx_accounts_t *a, const char *clinic, unsigned kind, const char *key, const char *subject,
+                  const char *body)
+{
+    if (!clinic || !key || !subject || !body || strlen(subject) > HX_MAIL_SUBJECT_MAX || !one_line(subject) ||
+        strlen(body) > HX_MAIL_BODY_MAX)
+        return -1;
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(a->db,
+                           "INSERT OR IGNORE INTO mail_outbox(dedup, user, to_addr, subject, body, created_ms,"
+                           " next_at_ms) SELECT ?3 || ':' || name, name, email, ?4, ?5, ?6, ?6 " RECIPIENTS
+                           " ORDER BY name",
+                           -1, &st, NULL) != SQLITE_OK)
+        return -1;
+    uint64_t t = now_ms(a);
+    sqlite3_bind_text(st, 1, clinic, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 2, (int)kind);
+    sqlite3_bind_text(st, 3, key, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, subject, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 5, body, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 6, (sqlite3_int64)t);
+    int rc = sqlite3_step(st) == SQLITE_DONE ? sqlite3_changes(a->db) : -1;
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int hx_mail_due(hx_accounts_t *a, hx_mail_t *m, uint64_t *next_ms)
+{
+    *next_ms = 0;
+    /* a user disabled, or without an address now, gets nothing more of what waits */
+    if (run(a, "UPDATE mail_outbox SET sent = 2, done_ms = ?3, last_error = 'the user was disabled or has no address'"
+               " WHERE sent = 0 AND user NOT IN (SELECT name FROM users WHERE disabled = 0 AND email != '')",
+            NULL, NULL, (int64_t)now_ms(a)) != 0)
+        return -1;
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(a->db,
+                           "SELECT id, user, to_addr, subject, body, attempts, created_ms, next_at_ms FROM mail_outbox"
+                           " WHERE sent = 0 ORDER BY next_at_ms, id LIMIT 1",
+                           -1, &st, NULL) != SQLITE_OK)
+        return -1;
+    int step = sqlite3_step(st), rc = step == SQLITE_DONE ? 0 : step == SQLITE_ROW ? 1 : -1;
+    if (rc == 1) {
+        memset(m, 0, sizeof *m);
+        m->id = sqlite3_column_int64(st, 0);
+        snprintf(m->user, sizeof m->user, "%s", (const char *)sqlite3_column_text(st, 1));
+        snprintf(m->to, sizeof m->to, "%s", (const char *)sqlite3_column_text(st, 2));
+        snprintf(m->subject, sizeof m->subject, "%s", (const char *)sqlite3_column_text(st, 3));
+        snprintf(m->body, sizeof m->body, "%s", (const char *)sqlite3_column_text(st, 4));
+        m->attempts = (uint32_t)sqlite3_column_int(st, 5);
+        m->created_ms = (uint64_t)sqlite3_column_int64(st, 6);
+        m->next_at_ms = (uint64_t)sqlite3_column_int64(st, 7);
+        if (m->next_at_ms > now_ms(a)) {
+            *next_ms = m->next_at_ms;
+            rc = 0;
+        }
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* Marks id done (sent 1 or 2) and forgets notices done more than MAIL_KEEP_MS ago. */
+static int mail_done(hx_accounts_t *a, int64_t id, int sent, const char *error)
+{
+    uint64_t t = now_ms(a);
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(a->db,
+                           "UPDATE mail_outbox SET sent = ?1, done_ms = ?2, last_error = coalesce(?3, last_error),"
+                           " attempts = attempts + (?1 = 2) WHERE id = ?4 AND sent = 0",
+                           -1, &st, NULL) != SQLITE_OK)
+        return -1;
+    sqlite3_bind_int(st, 1, sent);
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)t);
+    if (error)
+        sqlite3_bind_text(st, 3, error, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(st, 4, id);
+    int rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
+    sqlite3_finalize(st);
+    if (rc == 0 && t > MAIL_KEEP_MS)
+        run(a, "DELETE FROM mail_outbox WHERE sent != 0 AND done_ms < ?3", NULL, NULL, (int64_t)(t - MAIL_KEEP_MS));
+    return rc;
+}
+
+int hx_mail_sent(hx_accounts_t *a, int64_t id)
+{
+    return mail_done(a, id, 1, NULL);
+}
+
+int hx_mail_failed(hx_accounts_t *a, int64_t id, const hx_mail_retry_t *r, const char *error)
+{
+    uint64_t first = r && r->first_ms ? r->first_ms : 30000, most = r && r->max_ms ? r->max_ms : 3600000,
+             give_up = r && r->give_up_ms ? r->give_up_ms : 86400000;
+    uint64_t t = now_ms(a);
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(a->db, "SELECT attempts, created_ms FROM mail_outbox WHERE id = ? AND sent = 0", -1, &st,
+                           NULL) != SQLITE_OK)
+        return -1;
+    sqlite3_bind_int64(st, 1, id);
+    int step = sqlite3_step(st);
+    uint32_t attempts = step == SQLITE_ROW ? (uint32_t)sqlite3_column_int(st, 0) + 1 : 0;
+    uint64_t created = step == SQLITE_ROW ? (uint64_t)sqlite3_column_int64(st, 1) : 0;
+    sqlite3_finalize(st);
+    if (step != SQLITE_ROW)
+        return -1;
+    if (t >= created + give_up)
+        return mail_done(a, id, 2, error) == 0 ? 1 : -1;
+    /* first_ms, doubling with each failure, at most max_ms; the last try at the give-up time */
+    uint64_t delay = first;
+    for (uint32_t i = 1; i < attempts && delay < most; i++)
+        delay *= 2;
+    if (delay > most)
+        delay = most;
+    uint64_t next = t + delay < created + give_up ? t + delay : created + give_up;
+    if (sqlite3_prepare_v2(a->db,
+                           "UPDATE mail_outbox SET attempts = ?1, next_at_ms = ?2, last_error = ?3 WHERE id = ?4",
+                           -1, &st, NULL) != SQLITE_OK)
+        return -1;
+    sqlite3_bind_int(st, 1, (int)attempts);
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)next);
+    sqlite3_bind_text(st, 3, error ? error : "", -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(st, 4, id);
+    int rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int hx_mail_counts(hx_accounts_t *a, uint64_t *waiting, uint64_t *sent, uint64_t *given_up)
+{
+    *waiting = *sent = *given_up = 0;
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(a->db, "SELECT sent, count(*) FROM mail_outbox GROUP BY sent", -1, &st, NULL) != SQLITE_OK)
+        return -1;
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        int s = sqlite3_column_int(st, 0);
+        uint64_t n = (uint64_t)sqlite3_column_int64(st, 1);
+        *(s == 0 ? waiting : s == 1 ? sent : given_up) += n;
+    }
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? 0 : -1;
 }

@@ -3,12 +3,16 @@
  *   web_server.c   libmicrohttpd: requests, forms, cookies, sessions, CSRF, headers, routing
  *   web_hosted.c   the hosted clinics: each its own key, broker session and local store
  *                  (hx_clinic), kept in sync by a thread, with a version that live pages follow
- *   web_pages.c    the pages: login, inbox, referral, referral form, admin, review queue
+ *   web_pages.c    the pages: login, inbox, referral, referral form, admin, review queue, notices
+ *   web_glance.c   the network at a glance: scheduling's figures as server-drawn SVG charts
+ *   web_totp.c     the second factor's page: enrolment (key, otpauth:// URI, QR code) or the code
+ *   web_notify.c   e-mail notices: queued in the accounts store's outbox, sent over SMTP by a thread
  *   web_static.c   the stylesheet and the small script (no build step)
  *   web_main.c     options, `handoff-web serve`, `handoff-web user ...`
  *
  * Threads: one per connection (a live page's event stream waits on its clinic). The accounts
- * store is behind web->lock; each hosted clinic behind its own mutex. */
+ * store is behind web->lock; each hosted clinic behind its own mutex. The notices' sender has
+ * a handle of its own on the accounts store, behind its own mutex (web_notify.c). */
 #ifndef HX_WEB_H
 #define HX_WEB_H
 #include "hx_accounts.h"
@@ -45,9 +49,13 @@ typedef struct {
     const char *home;               /* the hosted clinics' stores */
     const char *broker, *server_key;
     const char *public_url;         /* links in e-mail notices */
+    const char *smtp_url, *smtp_from;   /* e-mail notices (web_notify.h); smtp_url NULL: none */
+    bool smtp_starttls;             /* smtp://: STARTTLS required */
+    uint32_t smtp_retry_ms;         /* a failed notice is tried again after this, doubling */
     bool secure_cookies;            /* behind TLS: cookies marked Secure */
     uint32_t idle_s, sync_ms, wait_ms;
     int login_per_address;          /* failed logins from one address in a window before it is held */
+    bool behind_proxy;              /* the client's address is the last of X-Forwarded-For */
 } web_config_t;
 
 typedef struct web web_t;
@@ -59,6 +67,7 @@ struct web {
     web_hosted_t hosted[WEB_CLINICS_MAX];
     size_t n_hosted;
     pthread_t syncer;
+    struct web_notify *notify;      /* e-mail notices; NULL when they are off */
     atomic_bool stop;
     struct MHD_Daemon *mhd;
     int port;
@@ -98,6 +107,7 @@ typedef struct {
     const char *content_type;
     char location[512];             /* a redirect */
     char set_cookie[256];
+    char set_cookie2[256];          /* a second cookie: the pending sign-in's (hx_pending) */
     char disposition[256];          /* an attachment's Content-Disposition */
     bool cacheable;                 /* static files only */
     unsigned refresh_s;             /* > 0: the page asks again after this long (without script) */
@@ -138,14 +148,25 @@ void page_post(web_req_t *r);
 void page_attachment(web_req_t *r);
 void page_new(web_req_t *r);
 void page_admin(web_req_t *r);
+/* The signed-in user's e-mail address and notices (GET shows, POST saves). */
+void page_prefs(web_req_t *r);
 void page_review(web_req_t *r);
 void page_review_decide(web_req_t *r);
 void page_error(web_req_t *r, int status, const char *title, const char *text);
+
+/* ---- web_glance.c ---- */
+/* The network at a glance (clinic and network admins): scheduling's NetworkStats as charts. */
+void page_glance(web_req_t *r);
 
 /* ---- web_import.c ---- */
 void page_import(web_req_t *r);
 /* After web->stop is set: waits for the import jobs (each ends after its chunk in hand). */
 void web_import_stop(web_t *w);
+
+/* ---- web_totp.c ---- */
+/* The page of a pending sign-in: the new key to enrol (p->enrolling) or the code alone; csrf
+ * is the pending sign-in's form token. */
+void page_totp(web_req_t *r, const hx_pending_t *p, const char *csrf, const char *error);
 
 /* ---- web_static.c ---- */
 extern const char web_css[];

@@ -3,6 +3,7 @@
  * clinic library (hx_clinic): the broker's authorization does not know there is a portal. */
 #include "web.h"
 #include "hx_curve.h"
+#include "web_notify.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -107,15 +108,24 @@ void web_hosted_bump(web_hosted_t *h)
     pthread_cond_broadcast(&h->changed);
 }
 
+typedef struct {
+    web_t *w;
+    web_hosted_t *h;
+    size_t fresh;                   /* messages newly stored by this sync */
+} sync_ud_t;
+
+/* Each message newly stored: counted (the version moves), and its e-mail notices queued. */
 static void count_new(void *ud, const hx_msg_t *m, const char *type, uint64_t at_ms)
 {
-    (void)m, (void)type, (void)at_ms;
-    (*(size_t *)ud)++;
+    (void)at_ms;
+    sync_ud_t *u = ud;
+    u->fresh++;
+    web_notify_message(u->w, u->h, type, m->payload, m->payload_len);
 }
 
 static void sync_one(web_t *w, web_hosted_t *h)
 {
-    size_t fresh = 0;
+    sync_ud_t fresh = {.w = w, .h = h};
     hx_clinic_sync_t s = {.on_new = count_new, .ud = &fresh};
     pthread_mutex_lock(&h->mu);
     int rc = hx_clinic_connect(h->clinic);
@@ -134,10 +144,9 @@ static void sync_one(web_t *w, web_hosted_t *h)
             fprintf(stderr, "handoff-web: %s: mailbox in sync\n", h->id);
         h->last_error[0] = '\0';
     }
-    if (fresh)
+    if (fresh.fresh)
         web_hosted_bump(h);
     pthread_mutex_unlock(&h->mu);
-    (void)w;
 }
 
 static void *sync_loop(void *arg)

@@ -1,7 +1,10 @@
 /* handoff-web — the clinic portal: `handoff-web serve` hosts one or many clinics' inboxes in
- * a browser; `handoff-web user add|disable|reset|list` manages who may sign in. */
+ * a browser; `handoff-web user add|disable|reset|list` manages who may sign in, `user notify`
+ * which e-mail notices each gets; `handoff-web clinic totp` whether a clinic's users need a
+ * second factor. */
 #include "web.h"
 #include "hx_opt.h"
+#include "web_notify.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -16,19 +19,25 @@
 static const char usage_top[] =
     "usage: handoff-web serve [options]\n"
     "       handoff-web user add NAME --role ROLE [--clinic ID] [--accounts FILE] [--password-file FILE]\n"
+    "                            [--email ADDR] [--notify new,question,status|none]\n"
     "       handoff-web user disable NAME [--accounts FILE]\n"
     "       handoff-web user reset NAME [--accounts FILE] [--password-file FILE]\n"
     "       handoff-web user list [--accounts FILE]\n"
+    "       handoff-web user notify NAME [--email ADDR|none] [--notify LIST|none] [--accounts FILE]\n"
+    "       handoff-web clinic totp CLINIC|network [on|off] [--accounts FILE]\n"
     "\n"
     "The clinic portal: a web inbox for therapists and front desks. It holds each hosted\n"
     "clinic's own key and opens that clinic's own broker session, as the handoff CLI does.\n"
     "Roles: clinician, front-desk, clinic-admin (these need --clinic), reviewer, network-admin.\n"
     "Passwords (12 to 1024 bytes) are read from --password-file, else from standard input (the\n"
-    "first line; asked for without echo on a terminal). Run 'handoff-web serve --help' or\n"
-    "'handoff-web user --help' for the options.\n";
+    "first line; asked for without echo on a terminal).\n"
+    "E-mail notices (when the portal runs with --smtp-url) go to a clinic user's --email for\n"
+    "what --notify lists: new (a new handoff for the clinic), question (a question awaits the\n"
+    "clinic's reply), status (a referral's status changed); 'user notify NAME' alone shows them.\n"
+    "Run 'handoff-web serve --help' or 'handoff-web user --help' for the options.\n";
 
 enum { S_LISTEN, S_ACCOUNTS, S_HOME, S_BROKER, S_SERVER_KEY, S_CLINICS, S_REVIEWERS, S_SECURE, S_IDLE, S_SYNC,
-       S_WAIT, S_ADDR_FAILS, S_PUBLIC_URL, S_COUNT };
+       S_WAIT, S_ADDR_FAILS, S_BEHIND_PROXY, S_PUBLIC_URL, S_SMTP_URL, S_SMTP_FROM, S_SMTP_STARTTLS, S_SMTP_RETRY, S_COUNT };
 static const hx_opt_t serve_opts[S_COUNT] = {
     [S_LISTEN] = {"listen", HX_OPT_TEXT, "HANDOFF_WEB_LISTEN", "127.0.0.1:8080", 0, 0, "HOST:PORT",
                   "where the portal listens (port 0: any free port, printed at start)"},
@@ -53,11 +62,25 @@ static const hx_opt_t serve_opts[S_COUNT] = {
                 "how long an action waits for scheduling's answer before saying 'sent' (500-60000)"},
     [S_ADDR_FAILS] = {"address-failures", HX_OPT_U32, "HANDOFF_WEB_ADDRESS_FAILURES", "20", 3, 10000, "N",
                       "failed sign-ins from one address in 15 minutes before it is held (3-10000)"},
+    [S_BEHIND_PROXY] = {"behind-proxy", HX_OPT_FLAG, "HANDOFF_WEB_BEHIND_PROXY", NULL, 0, 0, NULL,
+                        "reached only through a proxy (the compose stack's nginx): the client's address is\n"
+                        "the last of X-Forwarded-For, for the per-address hold and the audit"},
     [S_PUBLIC_URL] = {"public-url", HX_OPT_TEXT, "HANDOFF_WEB_PUBLIC_URL", NULL, 0, 0, "URL",
-                      "the address people reach the portal at (printed at start)"},
+                      "the address people reach the portal at (printed at start; the links in e-mail\n"
+                      "notices) [http://127.0.0.1:PORT]"},
+    [S_SMTP_URL] = {"smtp-url", HX_OPT_TEXT, "HANDOFF_WEB_SMTP_URL", "none", 0, 0, "URL",
+                    "e-mail notices through this SMTP server: smtp://HOST:PORT, or smtps://HOST:PORT for\n"
+                    "TLS; user:password@ in it (best from the environment) logs in; none: no notices"},
+    [S_SMTP_FROM] = {"smtp-from", HX_OPT_TEXT, "HANDOFF_WEB_SMTP_FROM", NULL, 0, 0, "ADDR",
+                     "the notices' sender address (required with --smtp-url)"},
+    [S_SMTP_STARTTLS] = {"smtp-starttls", HX_OPT_FLAG, "HANDOFF_WEB_SMTP_STARTTLS", NULL, 0, 0, NULL,
+                         "smtp://: require STARTTLS (the certificate checked), as smtps:// does TLS"},
+    [S_SMTP_RETRY] = {"smtp-retry-ms", HX_OPT_U32, "HANDOFF_WEB_SMTP_RETRY_MS", "30000", 100, 3600000, "N",
+                      "a notice the server did not take is tried again after this, doubling up to an\n"
+                      "hour; given up after 24 hours (100-3600000)"},
 };
 
-enum { U_ACCOUNTS, U_HOME, U_CLINIC, U_ROLE, U_PASSWORD_FILE, U_COUNT };
+enum { U_ACCOUNTS, U_HOME, U_CLINIC, U_ROLE, U_PASSWORD_FILE, U_EMAIL, U_NOTIFY, U_COUNT };
 static const hx_opt_t user_opts[U_COUNT] = {
     [U_ACCOUNTS] = {"accounts", HX_OPT_TEXT, "HANDOFF_WEB_ACCOUNTS", NULL, 0, 0, "FILE",
                     "the users, sessions and audit store [HOME/web-accounts.db]"},
@@ -67,6 +90,11 @@ static const hx_opt_t user_opts[U_COUNT] = {
                 "add: clinician, front-desk, clinic-admin, reviewer or network-admin"},
     [U_PASSWORD_FILE] = {"password-file", HX_OPT_TEXT, NULL, NULL, 0, 0, "FILE",
                          "add, reset: the password's file (its first line); else standard input"},
+    [U_EMAIL] = {"email", HX_OPT_TEXT, NULL, NULL, 0, 0, "ADDR",
+                 "add, notify: the user's e-mail address for notices (none: no address)"},
+    [U_NOTIFY] = {"notify", HX_OPT_TEXT, NULL, NULL, 0, 0, "LIST",
+                  "add, notify: the notices the user gets: new, question, status (comma separated),\n"
+                  "all or none"},
 };
 
 /* The accounts file: the option, else HOME/web-accounts.db (HOME: the option, else ~/.handoff). */
@@ -144,16 +172,16 @@ static void user_print(void *ud, const hx_user_t *u)
 
 static int cmd_user(int argc, char **argv)
 {
-    static const char head[] = "usage: handoff-web user add|disable|reset|list [NAME] [options]\n\noptions:\n";
+    static const char head[] = "usage: handoff-web user add|disable|reset|list|notify [NAME] [options]\n\noptions:\n";
     if (argc < 2) {
         fputs(usage_top, stderr);
         return 2;
     }
     const char *sub = argv[1];
     bool list = !strcmp(sub, "list");
-    if (strcmp(sub, "add") && strcmp(sub, "disable") && strcmp(sub, "reset") && !list && strcmp(sub, "-h") &&
-        strcmp(sub, "--help")) {
-        fprintf(stderr, "handoff-web: user: '%s' is not add, disable, reset or list\n", sub);
+    if (strcmp(sub, "add") && strcmp(sub, "disable") && strcmp(sub, "reset") && strcmp(sub, "notify") && !list &&
+        strcmp(sub, "-h") && strcmp(sub, "--help")) {
+        fprintf(stderr, "handoff-web: user: '%s' is not add, disable, reset, list or notify\n", sub);
         return 2;
     }
     /* NAME comes right after the subcommand; the options follow it */
@@ -167,6 +195,21 @@ static int cmd_user(int argc, char **argv)
         fprintf(stderr, "handoff-web: user %s needs a NAME\n", sub);
         return 2;
     }
+    /* the e-mail address ("none": no address) and the notices, checked before anything changes */
+    const char *email = v[U_EMAIL].text && !strcmp(v[U_EMAIL].text, "none") ? "" : v[U_EMAIL].text;
+    unsigned bits = 0;
+    if (email && *email && !hx_email_valid(email)) {
+        fprintf(stderr, "handoff-web: user %s: --email: not an address notices can go to (one '@' and a domain, "
+                        "ASCII, no spaces, at most %d bytes)\n", sub, HX_EMAIL_MAX);
+        return 2;
+    }
+    if (v[U_NOTIFY].text && hx_notify_parse(v[U_NOTIFY].text, &bits) != 0) {
+        fprintf(stderr, "handoff-web: user %s: --notify: new, question, status (comma separated), all or none\n",
+                sub);
+        return 2;
+    }
+    int notify = v[U_NOTIFY].text ? (int)bits : -1;
+    bool shown = false;
     char path[1100], why[256], password[HX_PASSWORD_MAX + 2];
     hx_accounts_t *a = NULL;
     if (accounts_path(v[U_ACCOUNTS].text, v[U_HOME].text, path, sizeof path) || accounts_open(path, 0, &a))
@@ -176,6 +219,18 @@ static int cmd_user(int argc, char **argv)
         hx_user_each(a, NULL, user_print, NULL);
     } else if (!strcmp(sub, "disable")) {
         rc = hx_user_disable(a, name, why, sizeof why);
+    } else if (!strcmp(sub, "notify") && !email && notify < 0) {
+        char addr[HX_EMAIL_MAX + 1], text[64];
+        unsigned now = 0;
+        if ((rc = hx_user_notify(a, name, addr, &now)) == 0) {
+            hx_notify_text(now, text, sizeof text);
+            printf("%s: email %s, notices %s\n", name, addr[0] ? addr : "(none)", text);
+            shown = true;
+        } else {
+            snprintf(why, sizeof why, "name: no such user");
+        }
+    } else if (!strcmp(sub, "notify")) {
+        rc = hx_user_set_notify(a, name, email, notify, why, sizeof why);
     } else {
         hx_user_role_t role = 0;
         if (!strcmp(sub, "add") && !(role = hx_user_role_from_text(v[U_ROLE].text))) {
@@ -193,15 +248,89 @@ static int cmd_user(int argc, char **argv)
                                                why, sizeof why)
                                  : hx_user_reset(a, name, password, why, sizeof why);
         sodium_memzero(password, sizeof password);
+        if (rc == 0 && !strcmp(sub, "add") && (email || notify >= 0))
+            rc = hx_user_set_notify(a, name, email, notify, why, sizeof why);
     }
     hx_accounts_close(&a);
     if (rc != 0) {
         fprintf(stderr, "handoff-web: user %s %s: %s\n", sub, name, why);
         return 1;
     }
-    if (!list)
+    if (!list && !shown)
         printf("user %s: %s done\n", name, sub);
     return 0;
+}
+
+enum { C_ACCOUNTS, C_HOME, C_COUNT };
+static const hx_opt_t clinic_opts[C_COUNT] = {
+    [C_ACCOUNTS] = {"accounts", HX_OPT_TEXT, "HANDOFF_WEB_ACCOUNTS", NULL, 0, 0, "FILE",
+                    "the users, sessions and audit store [HOME/web-accounts.db]"},
+    [C_HOME] = {"home", HX_OPT_TEXT, "HANDOFF_HOME", NULL, 0, 0, "DIR", "[~/.handoff]"},
+};
+
+static void user_count(void *ud, const hx_user_t *u)
+{
+    (void)u;
+    (*(size_t *)ud)++;
+}
+
+/* `handoff-web clinic totp CLINIC|network [on|off]`: whether a clinic's users (or the network's
+ * reviewers and admins) must give a TOTP code after the password; without on|off, says which. */
+static int cmd_clinic(int argc, char **argv)
+{
+    static const char head[] =
+        "usage: handoff-web clinic totp CLINIC|network [on|off] [options]\n\n"
+        "Two-step sign-in: when on, every user of CLINIC ('network': the reviewers and network\n"
+        "admins) enrols an authenticator app at the next sign-in and gives its 6-digit code after\n"
+        "the password from then on. Turning it on ends those users' sessions. Without on|off,\n"
+        "prints whether it is on.\n\noptions:\n";
+    if (argc >= 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
+        fputs(head, stdout);
+        hx_opt_help(stdout, clinic_opts, C_COUNT);
+        return 0;
+    }
+    if (argc < 3 || strcmp(argv[1], "totp") || argv[2][0] == '-') {
+        fputs(head, stderr);
+        hx_opt_help(stderr, clinic_opts, C_COUNT);
+        return 2;
+    }
+    const char *clinic = !strcmp(argv[2], "network") ? "" : argv[2];
+    const char *what = argc >= 4 && argv[3][0] != '-' ? argv[3] : NULL;
+    if (what && strcmp(what, "on") && strcmp(what, "off")) {
+        fprintf(stderr, "handoff-web: clinic totp %s: '%s' is not on or off\n", argv[2], what);
+        return 2;
+    }
+    int skip = what ? 3 : 2;
+    hx_opt_val_t v[C_COUNT];
+    int rc = hx_opt_parse("handoff-web clinic totp", clinic_opts, C_COUNT, argc - skip, argv + skip, head, NULL, v);
+    if (rc)
+        return rc == 1 ? 0 : 2;
+    char path[1100], why[256];
+    hx_accounts_t *a = NULL;
+    if (accounts_path(v[C_ACCOUNTS].text, v[C_HOME].text, path, sizeof path) || accounts_open(path, 0, &a))
+        return 1;
+    const char *label = clinic[0] ? clinic : "network (reviewers and network admins)";
+    rc = 0;
+    if (what) {
+        rc = hx_totp_policy_set(a, clinic, !strcmp(what, "on"), why, sizeof why);
+        if (rc != 0)
+            fprintf(stderr, "handoff-web: clinic totp %s: %s\n", argv[2], why);
+    }
+    int on = rc == 0 ? hx_totp_policy(a, clinic) : -1;
+    size_t users = 0;
+    if (on >= 0 && clinic[0])
+        hx_user_each(a, clinic, user_count, &users);
+    if (on < 0) {
+        if (rc == 0)
+            fprintf(stderr, "handoff-web: clinic totp %s: the accounts store failed\n", argv[2]);
+        rc = 1;
+    } else if (clinic[0] && users == 0) {
+        printf("clinic %s: two-step sign-in %s (no user of this clinic yet)\n", label, on ? "on" : "off");
+    } else {
+        printf("clinic %s: two-step sign-in %s\n", label, on ? "on" : "off");
+    }
+    hx_accounts_close(&a);
+    return rc;
 }
 
 /* "ID=KEY ID=KEY" into the hosted list. */
@@ -234,11 +363,17 @@ static int cmd_serve(int argc, char **argv)
     w.cfg = (web_config_t){.listen = v[S_LISTEN].text, .home = v[S_HOME].text, .broker = v[S_BROKER].text,
                            .server_key = v[S_SERVER_KEY].text, .secure_cookies = v[S_SECURE].on,
                            .idle_s = v[S_IDLE].u32, .sync_ms = v[S_SYNC].u32, .wait_ms = v[S_WAIT].u32,
-                           .login_per_address = (int)v[S_ADDR_FAILS].u32, .public_url = v[S_PUBLIC_URL].text};
+                           .login_per_address = (int)v[S_ADDR_FAILS].u32, .behind_proxy = v[S_BEHIND_PROXY].on, .public_url = v[S_PUBLIC_URL].text,
+                           .smtp_url = v[S_SMTP_URL].text, .smtp_from = v[S_SMTP_FROM].text,
+                           .smtp_starttls = v[S_SMTP_STARTTLS].on, .smtp_retry_ms = v[S_SMTP_RETRY].u32};
     if (hosted_list(&w, v[S_CLINICS].text, false) || hosted_list(&w, v[S_REVIEWERS].text, true))
         return 2;
     if (!w.n_hosted) {
         fprintf(stderr, "handoff-web: --clinics: no clinic to host (give \"ID=KEYFILE ...\")\n");
+        return 2;
+    }
+    if (web_notify_check(&w.cfg, err, sizeof err) != 0) {
+        fprintf(stderr, "handoff-web: %s\n", err);
         return 2;
     }
     if (accounts_path(v[S_ACCOUNTS].text, v[S_HOME].text, path, sizeof path) ||
@@ -267,9 +402,19 @@ static int cmd_serve(int argc, char **argv)
         hx_accounts_close(&w.accounts);
         return 1;
     }
+    /* the notices' sender before the mailbox thread that queues for it (after web_start: the
+     * links' default names the port) */
+    if (web_notify_start(&w, err, sizeof err) != 0) {
+        fprintf(stderr, "handoff-web: %s\n", err);
+        web_stop(&w);
+        web_hosted_close(&w);
+        hx_accounts_close(&w.accounts);
+        return 1;
+    }
     if (web_sync_start(&w) != 0) {
         fprintf(stderr, "handoff-web: cannot start the mailbox thread\n");
         web_stop(&w);
+        web_notify_stop(&w);
         web_hosted_close(&w);
         hx_accounts_close(&w.accounts);
         return 1;
@@ -283,6 +428,7 @@ static int cmd_serve(int argc, char **argv)
     fprintf(stderr, "handoff-web: stopping\n");
     web_stop(&w);
     web_sync_stop(&w);
+    web_notify_stop(&w);            /* after the mailbox thread, which queues for it */
     web_import_stop(&w);
     web_hosted_close(&w);
     hx_accounts_close(&w.accounts);
@@ -301,6 +447,8 @@ int main(int argc, char **argv)
         return cmd_serve(argc - 1, argv + 1);
     if (argc >= 2 && !strcmp(argv[1], "user"))
         return cmd_user(argc - 1, argv + 1);
+    if (argc >= 2 && !strcmp(argv[1], "clinic"))
+        return cmd_clinic(argc - 1, argv + 1);
     if (argc >= 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help"))) {
         fputs(usage_top, stdout);
         return 0;

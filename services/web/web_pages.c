@@ -1,5 +1,5 @@
 #define _GNU_SOURCE     /* qsort_r */
-/* web_pages — the portal's frame, sign-in, inbox, admin and review pages (web.h). Every
+/* web_pages — the portal's frame, sign-in, inbox, admin, review and notices pages (web.h). Every
  * value reaches the page through hx_html (escaped); titles never carry a patient's detail. */
 #include "web_pages.h"
 #include "hx_inbox.h"
@@ -37,7 +37,9 @@ void web_page_begin(web_req_t *r, const char *title, uint64_t live_version)
         if (r->user.role == HX_USER_REVIEWER)
             HX_HTML_MARKUP(b, "<li><a href=\"/review\">Needs review</a></li>");
         if (r->user.role == HX_USER_CLINIC_ADMIN || r->user.role == HX_USER_NETWORK_ADMIN)
-            HX_HTML_MARKUP(b, "<li><a href=\"/admin\">Admin</a></li>");
+            HX_HTML_MARKUP(b, "<li><a href=\"/glance\">Network</a></li><li><a href=\"/admin\">Admin</a></li>");
+        if (r->user.clinic[0])
+            HX_HTML_MARKUP(b, "<li><a href=\"/prefs\">Notices</a></li>");
         HX_HTML_F(b, "</ul></nav><div class=\"who\"><span>%s · %s%s%s</span>", r->user.name,
                   hx_user_role_text(r->user.role), r->user.clinic[0] ? " · " : "", r->user.clinic);
         HX_HTML_F(b,
@@ -223,9 +225,10 @@ static void inbox_table(web_req_t *r, json_t **v, size_t n, const char *folder, 
                   jstr(row, "referral_id"), jstr(row, "ref"), *jstr(row, "patient") ? jstr(row, "patient") : "-",
                   jstr(row, "born"), with, bk ? jstr(bk, "discipline") : "-", bk ? jstr(bk, "therapist_name") : "-",
                   slot);
-        HX_HTML_F(b, "<td><span class=\"st st-%s\">%s</span>%s</td><td>%s</td></tr>", jstr(row, "folder"),
-                  jstr(row, "status"), json_is_true(json_object_get(row, "needs_reply")) ? " <span class=\"tag\">reply</span>" : "",
-                  when);
+        HX_HTML_F(b, "<td><span class=\"st st-%s\">%s</span>", jstr(row, "folder"), jstr(row, "status"));
+        if (json_is_true(json_object_get(row, "needs_reply")))     /* markup: never through %s (escaped) */
+            HX_HTML_MARKUP(b, " <span class=\"tag\">reply</span>");
+        HX_HTML_F(b, "</td><td>%s</td></tr>", when);
     }
     HX_HTML_MARKUP(b, "</tbody></table></div>");
 }
@@ -389,4 +392,93 @@ void page_admin(web_req_t *r)
     HX_HTML_MARKUP(b, "</tbody></table></div>");
     web_page_end(r);
     web_audit(r, "admin", "", "");
+}
+
+/* ---- the user's notices ---------------------------------------------------------------------- */
+
+void page_prefs(web_req_t *r)
+{
+    web_t *w = r->web;
+    hx_html_t *b = &r->body;
+    char email[HX_EMAIL_MAX + 1] = "", why[256] = "", text[64];
+    unsigned bits = 0;
+    const char *error = NULL;
+    if (!strcmp(r->method, "POST")) {
+        /* the address as typed, without the blanks around it */
+        const char *e = web_field(r, "email");
+        e = e ? e + strspn(e, " \t") : "";
+        size_t n = strlen(e);
+        while (n > 0 && (e[n - 1] == ' ' || e[n - 1] == '\t'))
+            n--;
+        static const struct {
+            const char *field;
+            unsigned bit;
+        } boxes[] = {{"n_new", HX_NOTIFY_HANDOFF}, {"n_question", HX_NOTIFY_QUESTION}, {"n_status", HX_NOTIFY_STATUS}};
+        for (size_t i = 0; i < sizeof boxes / sizeof *boxes; i++)
+            if (web_field(r, boxes[i].field))
+                bits |= boxes[i].bit;
+        int rc = -1;
+        if (n <= HX_EMAIL_MAX) {
+            memcpy(email, e, n);
+            email[n] = '\0';
+            pthread_mutex_lock(&w->lock);
+            rc = hx_user_set_notify(w->accounts, r->user.name, email, (int)bits, why, sizeof why);
+            pthread_mutex_unlock(&w->lock);
+        }
+        if (rc == 0) {
+            hx_notify_text(email[0] ? bits : 0, text, sizeof text);
+            web_audit(r, "notices", "", text);
+            web_redirect(r, "/prefs?saved=1");
+            return;
+        }
+        r->status = 400;
+        error = "That is not an e-mail address notices can be sent to: one @ and a domain, no spaces, "
+                "at most 254 characters. Nothing was changed.";
+        if (n > HX_EMAIL_MAX)
+            email[0] = '\0';
+    } else {
+        pthread_mutex_lock(&w->lock);
+        int rc = hx_user_notify(w->accounts, r->user.name, email, &bits);
+        pthread_mutex_unlock(&w->lock);
+        if (rc != 0) {
+            page_error(r, 500, "Notices unavailable", "The accounts store could not be read; try again.");
+            return;
+        }
+    }
+    web_page_begin(r, "Notices", 0);
+    HX_HTML_MARKUP(b, "<h1>E-mail notices</h1>");
+    if (error)
+        web_flash(r, false, error);
+    else if (web_arg(r, "saved"))
+        web_flash(r, true, "Saved.");
+    if (!r->user.clinic[0])
+        HX_HTML_MARKUP(b, "<p>Notices are about a clinic's referrals; your role belongs to the network, so none are "
+                          "sent to you.</p>");
+    if (!w->notify)
+        HX_HTML_MARKUP(b, "<p>This portal sends no e-mail at present (no mail server is set up): your choices are "
+                          "kept for when it does.</p>");
+    HX_HTML_F(b,
+              "<form method=\"post\" action=\"/prefs\" class=\"stack\">"
+              "<input type=\"hidden\" name=\"csrf\" value=\"%s\">"
+              "<label for=\"email\">E-mail address</label>"
+              "<input id=\"email\" name=\"email\" type=\"email\" maxlength=\"254\" autocomplete=\"email\" "
+              "spellcheck=\"false\" value=\"%s\" aria-describedby=\"email-help\">"
+              "<p id=\"email-help\">Leave it empty for no e-mail. A notice names your clinic, the kind of event "
+              "and the referral's id, with a link to it here: never a patient's details.</p>"
+              "<fieldset><legend>Send me a notice when</legend>",
+              r->csrf, email);
+    HX_HTML_MARKUP(b, "<div><label><input type=\"checkbox\" name=\"n_new\" value=\"1\"");
+    if (bits & HX_NOTIFY_HANDOFF)
+        HX_HTML_MARKUP(b, " checked");
+    HX_HTML_MARKUP(b, "> a new handoff arrives for my clinic</label></div>"
+                      "<div><label><input type=\"checkbox\" name=\"n_question\" value=\"1\"");
+    if (bits & HX_NOTIFY_QUESTION)
+        HX_HTML_MARKUP(b, " checked");
+    HX_HTML_MARKUP(b, "> a question awaits my clinic's reply</label></div>"
+                      "<div><label><input type=\"checkbox\" name=\"n_status\" value=\"1\"");
+    if (bits & HX_NOTIFY_STATUS)
+        HX_HTML_MARKUP(b, " checked");
+    HX_HTML_MARKUP(b, "> a referral's status changes</label></div></fieldset>"
+                      "<button type=\"submit\">Save</button></form>");
+    web_page_end(r);
 }

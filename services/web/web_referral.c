@@ -22,6 +22,7 @@
 typedef struct {
     const char *rid;
     Handoff__Handoff *handoffs[8];      /* received: the latest of each discipline */
+    uint64_t handoff_at[8];             /* when each came */
     size_t n_handoffs;
     Handoff__StatusUpdate *updates[VIEW_MAX];
     uint64_t update_at[VIEW_MAX];
@@ -30,6 +31,7 @@ typedef struct {
     Handoff__ThreadPost *posts[VIEW_MAX];
     size_t n_posts;
     json_t *rows;                       /* the inbox's rows of this referral */
+    Handoff__Referral *sent_referral;   /* as this clinic sent it, when the store has it whole */
     bool sent;
     char sent_ref[80], sent_patient[160];
     uint64_t sent_at;
@@ -37,7 +39,7 @@ typedef struct {
 
 static void on_handoff(void *ud, const char *type, const uint8_t *data, size_t len, uint64_t at)
 {
-    (void)type, (void)at;
+    (void)type;
     view_t *v = ud;
     Handoff__Handoff *h = handoff__handoff__unpack(NULL, len, data);
     if (!h)
@@ -48,11 +50,14 @@ static void on_handoff(void *ud, const char *type, const uint8_t *data, size_t l
         if (e == d) {                   /* a later handoff of the same discipline (re-booked) */
             handoff__handoff__free_unpacked(v->handoffs[i], NULL);
             v->handoffs[i] = h;
+            v->handoff_at[i] = at;
             return;
         }
     }
-    if (v->n_handoffs < sizeof v->handoffs / sizeof *v->handoffs)
+    if (v->n_handoffs < sizeof v->handoffs / sizeof *v->handoffs) {
+        v->handoff_at[v->n_handoffs] = at;
         v->handoffs[v->n_handoffs++] = h;
+    }
     else
         handoff__handoff__free_unpacked(h, NULL);
 }
@@ -114,6 +119,8 @@ static void view_free(view_t *v)
     for (size_t i = 0; i < v->n_posts; i++)
         handoff__thread_post__free_unpacked(v->posts[i], NULL);
     json_decref(v->rows);
+    if (v->sent_referral)
+        handoff__referral__free_unpacked(v->sent_referral, NULL);
 }
 
 static const char *jstr(json_t *o, const char *key)
@@ -139,6 +146,8 @@ static int view_load(web_hosted_t *h, const char *rid, view_t *v, uint64_t *vers
     q.type = "handoff.ThreadPost";
     rc |= hx_clinic_each_received(h->clinic, &q, on_post, v);
     rc |= hx_clinic_each_sent(h->clinic, on_sent, v);
+    if (rc == 0 && v->sent)
+        rc = hx_clinic_sent_referral(h->clinic, rid, &v->sent_referral);
     if (rc == 0)
         rc = hx_inbox_load(h->clinic, &in);
     *version = h->version;
@@ -243,7 +252,8 @@ static void draw_decision(hx_html_t *b, const Handoff__TriageDecision *d)
     list_item(b, "Notes", d->notes, d->n_notes);
     HX_HTML_MARKUP(b, "</dl>");
     if (d->n_evidence) {
-        HX_HTML_MARKUP(b, "<table class=\"evidence\"><caption>The words that drove it</caption><thead><tr>"
+        HX_HTML_MARKUP(b, "<div class=\"scroll\" role=\"region\" tabindex=\"0\" aria-label=\"The words that drove it\">"
+                          "<table class=\"evidence\"><caption>The words that drove it</caption><thead><tr>"
                           "<th scope=\"col\">Rule</th><th scope=\"col\">As written</th><th scope=\"col\">Where</th>"
                           "<th scope=\"col\">Read as</th><th scope=\"col\">Counted</th></tr></thead><tbody>");
         for (size_t i = 0; i < d->n_evidence; i++) {
@@ -256,7 +266,7 @@ static void draw_decision(hx_html_t *b, const Handoff__TriageDecision *d)
                       e->snomed_display[0] ? e->rule : "", e->words, e->source, read, e->note,
                       e->fired ? "yes" : "no");
         }
-        HX_HTML_MARKUP(b, "</tbody></table>");
+        HX_HTML_MARKUP(b, "</tbody></table></div>");
     }
     HX_HTML_MARKUP(b, "</section>");
 }
@@ -361,7 +371,8 @@ static void draw_handoffs(web_req_t *r, const view_t *v)
             size_t j;
             json_t *hsj;
             if (json_array_size(hs)) {
-                HX_HTML_MARKUP(b, "<table><thead><tr><th scope=\"col\">Discipline</th><th scope=\"col\">Clinic</th>"
+                HX_HTML_MARKUP(b, "<div class=\"scroll\" role=\"region\" tabindex=\"0\" aria-label=\"Handoffs\">"
+                                  "<table><thead><tr><th scope=\"col\">Discipline</th><th scope=\"col\">Clinic</th>"
                                   "<th scope=\"col\">Therapist</th><th scope=\"col\">Slot</th><th scope=\"col\">Status"
                                   "</th></tr></thead><tbody>");
                 json_array_foreach(hs, j, hsj)
@@ -381,7 +392,7 @@ static void draw_handoffs(web_req_t *r, const view_t *v)
                               !strcmp(jstr(hsj, "event"), "decline") ? "declined" : hst,
                               *jstr(hsj, "reason") ? ": " : "", jstr(hsj, "reason"));
                 }
-                HX_HTML_MARKUP(b, "</tbody></table>");
+                HX_HTML_MARKUP(b, "</tbody></table></div>");
             }
             draw_actions(r, v->rid, jstr(row, "status"), false, "");
             HX_HTML_MARKUP(b, "</div>");
@@ -398,6 +409,13 @@ static void draw_history(web_req_t *r, const view_t *v)
         char when[32];
         web_time_text(v->sent_at, when);
         HX_HTML_F(b, "<li><time>%s</time> sent by this clinic (ref %s)</li>", when, v->sent_ref);
+    }
+    for (size_t i = 0; i < v->n_handoffs; i++) {
+        const Handoff__Booking *bk = v->handoffs[i]->booking;
+        char when[32];
+        web_time_text(v->handoff_at[i], when);
+        HX_HTML_F(b, "<li><time>%s</time> <strong>handed to this clinic</strong>: %s with %s</li>", when,
+                  bk ? hx_discipline_text(bk->discipline) : "-", bk ? bk->therapist_name : "-");
     }
     for (size_t i = 0; i < v->n_updates; i++) {
         const Handoff__StatusUpdate *s = v->updates[i];
@@ -498,13 +516,15 @@ static void referral_page(web_req_t *r, const char *rid, bool ok, const char *no
     HX_HTML_F(b, "<p class=\"crumbs\"><a href=\"/\">Inbox</a></p><h1>Referral %s</h1>", rid);
     if (notice)
         web_flash(r, ok, notice);
-    if (!v.n_handoffs && v.sent)
+    const Handoff__Referral *whole = v.n_handoffs && v.handoffs[0]->referral ? v.handoffs[0]->referral
+                                                                              : v.sent_referral;
+    if (!whole && v.sent)
         HX_HTML_F(b, "<section class=\"card\"><h2>Patient</h2><dl><dt>Name</dt><dd>%s</dd><dt>Your ref</dt>"
                      "<dd>%s</dd></dl></section>",
                   v.sent_patient[0] ? v.sent_patient : "-", v.sent_ref);
     HX_HTML_MARKUP(b, "<div class=\"grid\">");
-    if (v.n_handoffs && v.handoffs[0]->referral)
-        draw_referral(b, v.handoffs[0]->referral);
+    if (whole)
+        draw_referral(b, whole);
     const Handoff__TriageDecision *d = v.n_handoffs ? v.handoffs[0]->decision : NULL;
     for (size_t i = v.n_updates; !d && i-- > 0;)
         d = v.updates[i]->decision;
@@ -868,8 +888,10 @@ static json_t *form_json(web_req_t *r)
     return j;
 }
 
-/* The errors of field path (its own path, or an item of it: "conditions[2]"). */
-static void field_errors(hx_html_t *b, const hx_errors_t *e, const char *path, const char *id, bool *used)
+/* The errors of field path (its own path, or an item of it: "conditions[2]"), each named as
+ * the form names the field (its label) rather than by its path. */
+static void field_errors(hx_html_t *b, const hx_errors_t *e, const char *path, const char *label, const char *id,
+                         bool *used)
 {
     size_t n = strlen(path);
     bool any = false;
@@ -879,7 +901,7 @@ static void field_errors(hx_html_t *b, const hx_errors_t *e, const char *path, c
             continue;
         if (!any)
             HX_HTML_F(b, "<p class=\"error\" id=\"%s-error\">", id);
-        HX_HTML_F(b, "%s%s: %s", any ? "; " : "", p, e->items[i].why);
+        HX_HTML_F(b, "%s%s: %s", any ? "; " : "", p[n] ? p : label, e->items[i].why);
         used[i] = any = true;
     }
     if (any)
@@ -927,7 +949,7 @@ static void draw_form(web_req_t *r, const hx_errors_t *e)
         }
         HX_HTML_F(b, "<label for=\"%s\">%s%s</label>", id, form[i].label, form[i].required ? " (required)" : "");
         if (e)
-            field_errors(b, e, form[i].path, id, used);
+            field_errors(b, e, form[i].path, form[i].label, id, used);
         if (form[i].type == F_AREA) {
             HX_HTML_F(b, "<textarea id=\"%s\" name=\"%s\" rows=\"3\"", id, form[i].path);
             if (bad)

@@ -3,10 +3,12 @@
  * session's CSRF token before any page sees it; every answer carries the same strict headers
  * (no-store, a content security policy that admits only the portal's own script and style). */
 #include "web.h"
+#include "web_notify.h"
 
 #include <arpa/inet.h>
 #include <microhttpd.h>
 #include <netdb.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -173,6 +175,14 @@ static void session_cookie(web_req_t *r, const char *token)
              token ? token : "", token ? "" : "; Max-Age=0", r->web->cfg.secure_cookies ? "; Secure" : "");
 }
 
+/* The pending sign-in's cookie (token NULL: ended): only /login and /login/totp ever see it. */
+static void pending_cookie(web_req_t *r, const char *token)
+{
+    snprintf(r->set_cookie2, sizeof r->set_cookie2,
+             "hx_pending=%s; Path=/login; Max-Age=%d; HttpOnly; SameSite=Strict%s", token ? token : "",
+             token ? HX_PENDING_S : 0, r->web->cfg.secure_cookies ? "; Secure" : "");
+}
+
 static void do_login(web_req_t *r)
 {
     web_t *w = r->web;
@@ -190,7 +200,16 @@ static void do_login(web_req_t *r)
     /* a session id from before the login never carries on (fixation): it is ended */
     if (rc == HX_LOGIN_OK && r->session[0])
         hx_logout(w->accounts, r->session);
+    const char *before = MHD_lookup_connection_value(r->conn, MHD_COOKIE_KIND, "hx_pending");
+    if (before && (rc == HX_LOGIN_OK || rc == HX_LOGIN_TOTP))
+        hx_pending_end(w->accounts, before);
     pthread_mutex_unlock(&w->lock);
+    if (rc == HX_LOGIN_TOTP) {          /* the password was right: the code is next, no session yet */
+        pending_cookie(r, token);
+        sodium_memzero(token, sizeof token);
+        web_redirect(r, "/login/totp");
+        return;
+    }
     if (rc == HX_LOGIN_OK) {
         w->logins_ok++;
         r->user = u;
@@ -211,6 +230,111 @@ static void do_login(web_req_t *r)
     r->status = rc == HX_LOGIN_ERROR ? 500 : 401;
     page_login(r, rc == HX_LOGIN_ERROR ? "The accounts store could not be read; try again."
                                        : "The user name or password is not right.");
+}
+
+/* The code as typed, spaces and dashes left out; "" when it is anything but those and digits. */
+static void code_clean(const char *in, char out[HX_TOTP_DIGITS + 1])
+{
+    size_t n = 0;
+    out[0] = '\0';
+    if (!in || strlen(in) > 16)
+        return;
+    for (const char *p = in; *p; p++) {
+        if (*p == ' ' || *p == '-')
+            continue;
+        if (*p < '0' || *p > '9' || n == HX_TOTP_DIGITS) {
+            n = 0;
+            break;
+        }
+        out[n++] = *p;
+    }
+    out[n] = '\0';
+}
+
+/* GET and POST /login/totp: the second step of a sign-in, known by its pending cookie. Its form
+ * carries the pending sign-in's token (hx_csrf_token of it); the cookie is SameSite=Strict. */
+static void do_totp(web_req_t *r)
+{
+    web_t *w = r->web;
+    bool post = !strcmp(r->method, "POST");
+    const char *pending = MHD_lookup_connection_value(r->conn, MHD_COOKIE_KIND, "hx_pending");
+    hx_pending_t p;
+    char csrf[HX_TOKEN_LEN + 1] = "", token[HX_TOKEN_LEN + 1] = "", code[HX_TOTP_DIGITS + 1];
+    pthread_mutex_lock(&w->lock);
+    int live = hx_pending(w->accounts, pending, &p);
+    if (live == 0)
+        hx_csrf_token(w->accounts, pending, csrf);
+    pthread_mutex_unlock(&w->lock);
+    if (live != 0) {
+        pending_cookie(r, NULL);
+        if (post || pending) {
+            r->status = 401;
+            page_login(r, "The sign-in was not finished within 5 minutes. Sign in again.");
+        } else {
+            web_redirect(r, "/login");
+        }
+        return;
+    }
+    if (!post) {
+        page_totp(r, &p, csrf, NULL);
+        goto done;
+    }
+    if (!hx_csrf_ok(w->accounts, pending, web_field(r, "csrf"))) {
+        w->csrf_refused++;
+        r->status = 403;
+        page_totp(r, &p, csrf, "This form has expired: nothing was checked. Enter the code again.");
+        goto done;
+    }
+    if (addr_held(w, r->address)) {
+        w->logins_held++;
+        r->status = 429;
+        page_totp(r, &p, csrf, "Too many failed sign-ins from this address. Wait 15 minutes and try again.");
+        goto done;
+    }
+    code_clean(web_field(r, "code"), code);
+    hx_user_t u;
+    pthread_mutex_lock(&w->lock);
+    hx_login_t rc = hx_login_totp(w->accounts, pending, code, token, &u);
+    if (rc == HX_LOGIN_OK && r->session[0])
+        hx_logout(w->accounts, r->session);
+    pthread_mutex_unlock(&w->lock);
+    switch (rc) {
+    case HX_LOGIN_OK:
+        w->logins_ok++;
+        r->user = u;
+        r->hosted = NULL;
+        if (p.enrolling)
+            web_audit(r, "totp-enrolled", "", "");
+        web_audit(r, "login", "", "two-step");
+        session_cookie(r, token);
+        pending_cookie(r, NULL);
+        web_redirect(r, "/");
+        break;
+    case HX_LOGIN_REFUSED:
+        w->logins_refused++;
+        addr_failed(w, r->address);
+        r->status = 401;
+        page_totp(r, &p, csrf, "That code is not right, or it was used already. Enter the code your app shows now.");
+        break;
+    case HX_LOGIN_HELD:
+        w->logins_held++;
+        r->status = 429;
+        pending_cookie(r, NULL);
+        page_login(r, "This account is held after repeated failed sign-ins. Wait a few minutes and try again.");
+        break;
+    case HX_LOGIN_EXPIRED:
+        r->status = 401;
+        pending_cookie(r, NULL);
+        page_login(r, "The sign-in was not finished within 5 minutes. Sign in again.");
+        break;
+    default:
+        r->status = 500;
+        page_totp(r, &p, csrf, "The accounts store could not be read; try again.");
+        break;
+    }
+done:
+    sodium_memzero(&p, sizeof p);
+    sodium_memzero(token, sizeof token);
 }
 
 /* ---- the event stream of a live page ------------------------------------------------------ */
@@ -286,17 +410,23 @@ static void metrics(web_req_t *r)
     web_t *w = r->web;
     r->content_type = "text/plain; version=0.0.4";
     HX_HTML_F(&r->body,
+              "# HELP handoff_web_requests_total HTTP requests answered.\n"
               "# TYPE handoff_web_requests_total counter\nhandoff_web_requests_total %llu\n"
+              "# HELP handoff_web_logins_total Sign-ins by result (held: the user or the address is held back).\n"
               "# TYPE handoff_web_logins_total counter\n"
               "handoff_web_logins_total{result=\"ok\"} %llu\nhandoff_web_logins_total{result=\"refused\"} %llu\n"
               "handoff_web_logins_total{result=\"held\"} %llu\n"
+              "# HELP handoff_web_csrf_refused_total Forms refused for a missing or wrong CSRF token.\n"
               "# TYPE handoff_web_csrf_refused_total counter\nhandoff_web_csrf_refused_total %llu\n"
+              "# HELP handoff_web_denied_total Pages or referrals refused to a signed-in user.\n"
               "# TYPE handoff_web_denied_total counter\nhandoff_web_denied_total %llu\n"
+              "# HELP handoff_web_actions_total Actions, posts, referrals and imports sent.\n"
               "# TYPE handoff_web_actions_total counter\nhandoff_web_actions_total %llu\n",
               (unsigned long long)w->requests, (unsigned long long)w->logins_ok,
               (unsigned long long)w->logins_refused, (unsigned long long)w->logins_held,
               (unsigned long long)w->csrf_refused, (unsigned long long)w->denied, (unsigned long long)w->actions);
-    HX_HTML_MARKUP(&r->body, "# TYPE handoff_web_mailbox_up gauge\n");
+    HX_HTML_MARKUP(&r->body, "# HELP handoff_web_mailbox_up 1 when the hosted mailbox is in sync with the broker.\n"
+                             "# TYPE handoff_web_mailbox_up gauge\n");
     for (size_t i = 0; i < w->n_hosted; i++) {
         web_hosted_t *h = &w->hosted[i];
         pthread_mutex_lock(&h->mu);
@@ -304,6 +434,7 @@ static void metrics(web_req_t *r)
         pthread_mutex_unlock(&h->mu);
         HX_HTML_F(&r->body, "handoff_web_mailbox_up{clinic=\"%s\"} %d\n", h->id, up);
     }
+    web_notify_metrics(w, &r->body);
 }
 
 static bool ready(web_t *w, char *why, size_t cap)
@@ -347,6 +478,8 @@ static bool route_public(web_req_t *r)
         }
     } else if (get && !strcmp(r->path, "/metrics")) {
         metrics(r);
+    } else if (!strcmp(r->path, "/login/totp")) {
+        do_totp(r);
     } else if (!strcmp(r->path, "/login")) {
         if (!strcmp(r->method, "POST"))
             do_login(r);
@@ -405,6 +538,10 @@ static void route(web_req_t *r)
         page_new(r);
     } else if (!strcmp(p, "/admin") && !post) {
         page_admin(r);
+    } else if (!strcmp(p, "/glance") && !post) {
+        page_glance(r);
+    } else if (!strcmp(p, "/prefs")) {
+        page_prefs(r);
     } else if (!strcmp(p, "/review") && !post) {
         page_review(r);
     } else if (!strcmp(p, "/review/decide") && post) {
@@ -426,6 +563,8 @@ static void add_headers(struct MHD_Response *res, const web_req_t *r)
                             "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'");
     if (r->set_cookie[0])
         MHD_add_response_header(res, "Set-Cookie", r->set_cookie);
+    if (r->set_cookie2[0])
+        MHD_add_response_header(res, "Set-Cookie", r->set_cookie2);
     if (r->location[0])
         MHD_add_response_header(res, "Location", r->location);
     if (r->disposition[0])
@@ -452,6 +591,28 @@ static void client_address(struct MHD_Connection *conn, char *out, size_t cap)
         inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, out, (socklen_t)cap);
     else if (sa->sa_family == AF_INET6)
         inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, out, (socklen_t)cap);
+}
+
+/* Behind the proxy: the last address of X-Forwarded-For (the one the proxy itself appended),
+ * when it is an address; otherwise addr is left as the connection's. */
+static void forwarded_address(struct MHD_Connection *conn, char *addr, size_t cap)
+{
+    const char *xff = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Forwarded-For");
+    if (!xff)
+        return;
+    const char *last = strrchr(xff, ',');
+    last = last ? last + 1 : xff;
+    while (*last == ' ' || *last == '\t')
+        last++;
+    char ip[64];
+    size_t n = strcspn(last, " \t");
+    if (n == 0 || n >= sizeof ip)
+        return;
+    memcpy(ip, last, n);
+    ip[n] = '\0';
+    unsigned char buf[sizeof(struct in6_addr)];
+    if (inet_pton(AF_INET, ip, buf) == 1 || inet_pton(AF_INET6, ip, buf) == 1)
+        snprintf(addr, cap, "%s", ip);
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
@@ -483,6 +644,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                    .fields = cx->fields, .n_fields = cx->n_fields};
     char addr[64];
     client_address(conn, addr, sizeof addr);
+    if (w->cfg.behind_proxy)
+        forwarded_address(conn, addr, sizeof addr);
     r.address = addr;
     hx_html_init(&r.body);
     if (!strcmp(method, "POST") && (!cx->pp || cx->too_big || cx->bad_form)) {

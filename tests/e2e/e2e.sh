@@ -5,7 +5,10 @@
 #   2. a broker killed in the middle of a stream of submits (docker kill, then started again;
 #      and a crash its restart policy brings back) loses and duplicates nothing it accepted;
 #   3. with triage scaled to 3, work reaches more than one triage container;
-#   4. a clinic revoked with deploy/keys.sh and SIGHUP is refused at once, through the broker's
+#   4. the clinic portal (web) is reached over HTTPS through nginx (tls) with the network's
+#      certificate: a user made with `docker-compose exec web handoff-web user add` signs in
+#      (Secure, HttpOnly cookie), reads the inbox, and finds a referral sent meanwhile;
+#   5. a clinic revoked with deploy/keys.sh and SIGHUP is refused at once, through the broker's
 #      folder mount of keys/access, while the others keep working;
 # and that the image build refuses key material in its context (before any of it).
 # Everything is torn down on exit, also on failure. Usage: tests/e2e/e2e.sh [BUILD_DIR]
@@ -30,15 +33,21 @@ now() { date +%s; }
 
 rm -rf "$E2E_DIR/keys" "$E2E_DIR/home" "$E2E_DIR/work"
 mkdir -p "$E2E_DIR/home" "$E2E_DIR/work"
-# A free loopback port for the broker's published port (kept across broker restarts).
-port=""
-for _ in $(seq 1 50); do
-  p=$((20000 + RANDOM % 12000))   # below the kernel's ephemeral range (32768-)
-  if [ -z "$(ss -Htln "sport = :$p" 2>/dev/null)" ]; then port=$p; break; fi
-done
-[ -n "$port" ] || fail "no free port found"
+# Free loopback ports for the broker's published port (kept across broker restarts) and the
+# portal's HTTPS.
+free_port() {
+  local p
+  for _ in $(seq 1 50); do
+    p=$((20000 + RANDOM % 12000))   # below the kernel's ephemeral range (32768-)
+    if [ "$p" != "${port:-}" ] && [ -z "$(ss -Htln "sport = :$p" 2>/dev/null)" ]; then echo "$p"; return 0; fi
+  done
+  return 1
+}
+port=$(free_port) || fail "no free port found"
+wport=$(free_port) || fail "no free port found"
 
 export HANDOFF_IMAGE=$IMAGE HANDOFF_KEYS=$E2E_DIR/keys HANDOFF_PUBLISH=127.0.0.1:$port
+export HANDOFF_WEB_PUBLISH=127.0.0.1:$wport HANDOFF_WEB_PUBLIC_URL=https://localhost:$wport
 export HANDOFF_SCHEDULE_START=$(date -d tomorrow +%Y-%m-%dT08:00) HANDOFF_LOG_FORMAT=text
 compose() { docker-compose -p "$PROJECT" -f "$ROOT/deploy/docker-compose.yml" "$@"; }
 
@@ -100,10 +109,14 @@ wait_healthy() { # timeout seconds, containers...
 }
 cid() { compose ps -q "$1"; }
 
-step "starting the stack (project $PROJECT, broker on 127.0.0.1:$port)"
+step "starting the stack (project $PROJECT, broker on 127.0.0.1:$port, portal on https://localhost:$wport)"
 compose up -d >"$E2E_DIR/up.log" 2>&1 || { cat "$E2E_DIR/up.log" >&2; fail "docker-compose up"; }
-wait_healthy 120 $(cid broker) $(cid intake) $(cid triage) $(cid scheduling)
-echo "broker, intake, triage and scheduling are healthy"
+wait_healthy 120 $(cid broker) $(cid intake) $(cid triage) $(cid scheduling) $(cid web) $(cid tls)
+echo "broker, intake, triage, scheduling, web and tls are healthy"
+# The portal fetches the mailboxes of the clinics it hosts, which are the clinics the host CLI
+# plays below: it waits, stopped, for its own step (4), so that 1-3 count what each clinic
+# received from the host CLI's stores. Nothing was sent yet, so it fetched nothing.
+compose stop tls web >/dev/null 2>&1 || fail "docker-compose stop tls web"
 
 # Every referral in the list reaches a final status at its referring clinic: booked (ready),
 # rejected or on hold (or, while UNDER_REVIEW_SETTLES=1, under review: triage could not place
@@ -254,7 +267,7 @@ echo "$STREAM accepted across two broker deaths: $ready booked, $missing without
 [ "$ready" -gt 0 ] || fail "none of the stream was booked"
 
 step "3. triage scaled to 3"
-compose up -d --no-recreate --scale triage=3 >"$E2E_DIR/scale.log" 2>&1 || { cat "$E2E_DIR/scale.log" >&2; fail "scale"; }
+compose up -d --no-recreate --scale triage=3 triage >"$E2E_DIR/scale.log" 2>&1 || { cat "$E2E_DIR/scale.log" >&2; fail "scale"; }
 triages=$(compose ps -q triage)
 [ "$(echo "$triages" | wc -l)" = 3 ] || fail "expected 3 triage containers, got: $triages"
 wait_healthy 90 $triages
@@ -271,7 +284,74 @@ for t in $triages; do
 done
 [ "$busy" -ge 2 ] || fail "work reached only $busy triage container(s)"
 
-step "4. revoking a clinic: deploy/keys.sh revoke, then SIGHUP (docs/OPERATIONS.md)"
+step "4. the clinic portal over HTTPS (nginx in front of handoff-web, the network's certificate)"
+compose start web tls >/dev/null 2>&1 || fail "docker-compose start web tls"
+wait_healthy 90 $(cid web) $(cid tls)
+W=https://localhost:$wport
+CA=$K/tls/web.crt
+[ -s "$CA" ] || fail "keys.sh made no portal certificate ($CA)"
+hx() { curl -sS --max-time 20 --cacert "$CA" "$@"; }      # never -k: the certificate is checked
+# the first user, made in the running stack as docs/OPERATIONS.md says (HANDOFF_WEB_ACCOUNTS of
+# the service: no --accounts); the password on standard input
+pw=$(head -c 24 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' | head -c 24)
+printf '%s\n' "$pw" | compose exec -T web handoff-web user add e2e.desk --role front-desk --clinic "$src" \
+  >"$E2E_DIR/work/useradd.log" 2>&1 || { cat "$E2E_DIR/work/useradd.log" >&2; fail "handoff-web user add in the web container"; }
+users=$(compose exec -T web handoff-web user list 2>&1) || { echo "$users" >&2; fail "handoff-web user list"; }
+grep -q "^e2e.desk .*front-desk .*active" <<<"$users" || fail "handoff-web user list in the web container does not show e2e.desk"
+[ "$(hx "$W/healthz")" = ok ] || fail "GET $W/healthz through tls is not 'ok'"
+hx "https://127.0.0.1:$wport/healthz" >/dev/null || fail "the certificate does not hold for 127.0.0.1"
+[ "$(health "$(cid web)")" = healthy ] || fail "web is not healthy"
+# TLS 1.2 at least, HSTS on every answer; plain HTTP on the port goes to HTTPS; /metrics and
+# /readyz are for the compose network only (Prometheus scrapes web:8080, as from tls here)
+hx --tlsv1.2 --tls-max 1.2 -o /dev/null "$W/healthz" || fail "the portal does not answer TLS 1.2"
+# (the client allows TLS 1.1 at security level 0: only the server can refuse it)
+if openssl s_client -connect "127.0.0.1:$wport" -tls1_1 -cipher 'DEFAULT:@SECLEVEL=0' </dev/null >/dev/null 2>&1; then
+  fail "the portal answers TLS 1.1"
+fi
+headers=$(hx -D - -o /dev/null "$W/login") || fail "GET $W/login"
+grep -qi '^strict-transport-security: max-age=[1-9]' <<<"$headers" || fail "no HSTS header"
+[ "$(curl -sS --max-time 10 -o /dev/null -w '%{http_code}' "http://127.0.0.1:$wport/")" = 301 ] ||
+  fail "plain HTTP on the portal's port is not sent to HTTPS"
+[ "$(hx -o /dev/null -w '%{http_code}' "$W/metrics")" = 404 ] || fail "/metrics is reachable from outside"
+metrics=$(compose exec -T tls curl -fsS http://web:8080/metrics 2>&1) || { echo "$metrics" >&2; fail "GET web:8080/metrics"; }
+grep -q "^handoff_web_mailbox_up{clinic=\"$src\"}" <<<"$metrics" ||
+  fail "web:8080/metrics (Prometheus' target) has no mailbox of $src"
+jar=$E2E_DIR/work/cookies.txt
+rm -f "$jar"
+[ "$(hx -o /dev/null -w '%{http_code}' --data-urlencode user=e2e.desk --data-urlencode password=wrong-password-0 "$W/login")" = 401 ] ||
+  fail "a wrong password is not refused"
+code=$(hx -c "$jar" -D "$E2E_DIR/work/login.headers" -o /dev/null -w '%{http_code}' \
+       --data-urlencode user=e2e.desk --data-urlencode password="$pw" "$W/login")
+[ "$code" = 303 ] || fail "POST /login answered $code, not 303"
+cookie=$(grep -i '^set-cookie: hx_session=' "$E2E_DIR/work/login.headers" | tr -d '\r')
+[ -n "$cookie" ] || fail "no hx_session cookie at sign-in"
+for attr in Secure HttpOnly SameSite=Strict; do
+  grep -qiE "; *$attr(;|\$)" <<<"$cookie" || fail "the session cookie is not $attr: $cookie"
+done
+page=$E2E_DIR/work/inbox.html
+code=$(hx -b "$jar" -o "$page" -w '%{http_code}' "$W/")
+[ "$code" = 200 ] || fail "GET / after sign-in answered $code"
+grep -qE '<h1>(New|Needs reply|Pending booking|Booked|In care|Declined|Completed)</h1>' "$page" ||
+  fail "GET / is not the inbox (no folder title)"
+echo "signed in over HTTPS as e2e.desk ($src, front-desk); the inbox came back ($(grep -oE '<h1>[^<]*</h1>' "$page" | head -1))"
+# a referral sent now reaches the portal: its referrer finds it (search is a form post with
+# the session's CSRF token)
+jq --arg r "E2E-PORTAL-1" '.ref = $r' "$template" >"$E2E_DIR/work/portal.json"
+r=$(as "$src" --json submit "$E2E_DIR/work/portal.json" | jq -r '.[0].referral_id')
+[ -n "$r" ] && [ "$r" != null ] || fail "the portal's referral was not accepted"
+deadline=$(($(now) + 60))
+while :; do
+  hx -b "$jar" -o "$page" "$W/" || true
+  csrf=$(grep -oE 'name="csrf" value="[^"]+"' "$page" | head -1 | sed -E 's/.*value="([^"]+)"/\1/' || true)
+  [ -n "$csrf" ] || fail "the inbox has no CSRF token"
+  hx -b "$jar" -o "$page" --data-urlencode csrf="$csrf" --data-urlencode q="$r" "$W/" || true
+  grep -qF "href=\"/referral?id=$r\"" "$page" && break      # a row of the results, not the query
+  [ "$(now)" -lt "$deadline" ] || fail "$r did not reach $src's inbox in the portal"
+  sleep 1
+done
+echo "$r, sent by $src from the CLI, is in $src's inbox in the portal"
+
+step "5. revoking a clinic: deploy/keys.sh revoke, then SIGHUP (docs/OPERATIONS.md)"
 gone=laurier
 [ "$gone" != "$src" ] || fail "the clinic to revoke is the stream's clinic"
 as "$gone" inbox >/dev/null || fail "$gone cannot connect before it is revoked"

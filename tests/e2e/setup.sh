@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Makes Docker usable for the end-to-end test on a Debian bookworm machine:
-#  1. installs docker.io, docker-compose and debootstrap from Debian when missing;
+#  1. installs docker.io, docker-compose, debootstrap and openssl (deploy/keys.sh makes the
+#     portal's certificate with it) from Debian when missing;
 #  2. starts dockerd when no engine answers (its log: $E2E_DIR/dockerd.log; its pid in
 #     $E2E_DIR/dockerd.pid so the test can stop what it started);
 #  3. makes the base image debian:bookworm-slim when it cannot be pulled (no registry is
@@ -17,7 +18,7 @@ say() { echo "e2e setup: $*"; }
 die() { echo "e2e setup: FAILED: $*" >&2; exit 1; }
 
 missing=()
-for p in docker.io docker-compose debootstrap iptables; do
+for p in docker.io docker-compose debootstrap iptables openssl; do
   dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed' || missing+=("$p")
 done
 if [ ${#missing[@]} -gt 0 ]; then

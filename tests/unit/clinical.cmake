@@ -18,3 +18,6 @@ hx_unit_test(test_booking_migrate LIBS hx_booking)
 hx_unit_test(test_waitlist LIBS hx_booking)
 # a collaborative massage booked again after the assessment is past (injected clock)
 hx_unit_test(test_collab_window LIBS hx_booking)
+# the network's figures scheduling answers a StatsRequest with (hx_stats.c): known bookings, an
+# empty network, one clinic (injected clock)
+hx_unit_test(test_stats LIBS hx_booking)

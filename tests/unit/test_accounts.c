@@ -1,7 +1,8 @@
 /* Unit: the portal's accounts (services/web/hx_accounts): Argon2id password hashes, one answer
  * for every refused login, sessions by tokens the store never holds, the idle timeout and the
  * absolute expiry (an injected clock, no sleeps), login throttling, disable and reset ending
- * sessions, CSRF tokens bound to the session. */
+ * sessions, CSRF tokens bound to the session; e-mail notices: addresses that cannot inject a
+ * header, preferences (also on a file from before them), recipients, the outbox and its retries. */
 #define _GNU_SOURCE     /* memmem */
 #include <criterion/criterion.h>
 #include <stdio.h>
@@ -10,6 +11,7 @@
 #include <sys/stat.h>
 
 #include "hx_accounts.h"
+#include <sqlite3.h>
 
 static char dir_path[] = "/tmp/hx-accounts-XXXXXX";
 static char db_path[600];
@@ -183,4 +185,226 @@ Test(accounts, a_csrf_token_belongs_to_its_session)
     char err[256];
     cr_assert_eq(hx_accounts_open(db_path, &cfg, &acc, err, sizeof err), 0, "%s", err);
     cr_expect(hx_csrf_ok(acc, t1, c1));
+}
+
+/* ---- e-mail notices ---- */
+
+typedef struct {
+    char text[512];
+} recipients_t;
+
+static void recipient(void *ud, const char *name, const char *email)
+{
+    recipients_t *l = ud;
+    size_t n = strlen(l->text);
+    snprintf(l->text + n, sizeof l->text - n, "%s=%s;", name, email);
+}
+
+static void user_with_notices(const char *name, const char *clinic, const char *email, int notify)
+{
+    char why[256];
+    cr_assert_eq(hx_user_add(acc, name, clinic, HX_USER_CLINICIAN, "correct horse battery", why, sizeof why), 0,
+                 "%s", why);
+    cr_assert_eq(hx_user_set_notify(acc, name, email, notify, why, sizeof why), 0, "%s", why);
+}
+
+Test(accounts, an_address_that_could_inject_a_header_is_refused)
+{
+    const char *good[] = {"mei@lakeside.example", "a.b+notices@clinic-one.ca", "x@localhost"};
+    const char *bad[] = {"", "mei", "@lakeside.ca", "mei@", "mei@@lakeside.ca", "mei@lake@side.ca",
+                         "mei @lakeside.ca", "mei@lakeside.ca\r\nBcc: all@evil.example", "mei@lakeside.ca\n",
+                         "mei\t@lakeside.ca", "<mei@lakeside.ca>", "mei@lakeside.ca>", "a,b@lakeside.ca",
+                         "mei@lake side.ca", "mei@lakeside..ca", "mei@lakeside.ca.", "mei@-lakeside.ca",
+                         "\"mei\"@lakeside.ca", "m\xc3\xa9@lakeside.ca", "mei@lakeside.ca;x@y.z", "mei@.ca",
+                         "mei@lakeside.ca\x7f"};
+    for (size_t i = 0; i < sizeof good / sizeof *good; i++)
+        cr_expect(hx_email_valid(good[i]), "%s", good[i]);
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+        cr_expect_not(hx_email_valid(bad[i]), "bad[%zu] is refused", i);
+    /* at most 254 bytes: "mei@" and a domain of 60-letter labels */
+    char addr[300] = "mei@";
+    for (size_t p = strlen(addr); p < 254; p++)
+        strcat(addr, (p - 4) % 61 == 60 ? "." : "a");
+    cr_assert_eq(strlen(addr), 254);
+    cr_expect(hx_email_valid(addr), "254 bytes");
+    strcat(addr, "a");
+    cr_expect_not(hx_email_valid(addr), "255 bytes");
+    char local[80];
+    memset(local, 'a', 65);
+    snprintf(local + 65, sizeof local - 65, "@b.ca");
+    cr_expect_not(hx_email_valid(local), "a local part over 64 bytes");
+    char why[256];
+    cr_expect_eq(hx_user_set_notify(acc, "mei@lakeside", "mei@lakeside.ca\r\nBcc: x@y.z", -1, why, sizeof why), -1);
+    cr_expect(strstr(why, "email:"), "%s", why);
+}
+
+Test(accounts, notice_preferences_are_kept_and_listed)
+{
+    char why[256], email[HX_EMAIL_MAX + 1], text[64];
+    unsigned bits = 99;
+    cr_assert_eq(hx_user_notify(acc, "mei@lakeside", email, &bits), 0);
+    cr_expect_str_eq(email, "");
+    cr_expect_eq(bits, 0, "no notices until the user asks for them");
+    cr_expect_eq(hx_notify_parse("new,question status", &bits), 0);
+    cr_expect_eq(bits, HX_NOTIFY_ALL);
+    cr_expect_eq(hx_notify_parse("none", &bits), 0);
+    cr_expect_eq(bits, 0);
+    cr_expect_eq(hx_notify_parse("new,everything", &bits), -1);
+    cr_expect_eq(hx_notify_parse("none,new", &bits), -1);
+    hx_notify_text(HX_NOTIFY_HANDOFF | HX_NOTIFY_STATUS, text, sizeof text);
+    cr_expect_str_eq(text, "new,status");
+    hx_notify_text(0, text, sizeof text);
+    cr_expect_str_eq(text, "none");
+
+    cr_assert_eq(hx_user_set_notify(acc, "mei@lakeside", "mei@lakeside.ca", HX_NOTIFY_HANDOFF | HX_NOTIFY_QUESTION,
+                                    why, sizeof why), 0, "%s", why);
+    user_with_notices("desk@lakeside", "lakeside", "desk@lakeside.ca", HX_NOTIFY_STATUS);
+    user_with_notices("ana@lakeside", "lakeside", NULL, HX_NOTIFY_ALL);         /* no address */
+    user_with_notices("old@lakeside", "lakeside", "old@lakeside.ca", HX_NOTIFY_ALL);
+    cr_assert_eq(hx_user_disable(acc, "old@lakeside", why, sizeof why), 0);
+    user_with_notices("kim@harbour", "harbour", "kim@harbour.ca", HX_NOTIFY_ALL);
+    cr_expect_eq(hx_user_set_notify(acc, "nobody", "x@y.ca", 1, why, sizeof why), -1);
+    cr_expect_str_eq(why, "name: no such user");
+    cr_expect_eq(hx_user_set_notify(acc, "mei@lakeside", NULL, 8, why, sizeof why), -1, "no such notice");
+
+    /* the address is kept when only the notices change, and the notices when only the address */
+    cr_assert_eq(hx_user_set_notify(acc, "mei@lakeside", NULL, -1, why, sizeof why), 0);
+    cr_assert_eq(hx_user_notify(acc, "mei@lakeside", email, &bits), 0);
+    cr_expect_str_eq(email, "mei@lakeside.ca");
+    cr_expect_eq(bits, HX_NOTIFY_HANDOFF | HX_NOTIFY_QUESTION);
+    cr_expect_eq(hx_user_notify(acc, "nobody", email, &bits), -1);
+
+    /* recipients: enabled users of the clinic with an address and that wish, by name */
+    recipients_t l = {""};
+    cr_assert_eq(hx_notice_recipients(acc, "lakeside", HX_NOTIFY_HANDOFF, recipient, &l), 0);
+    cr_expect_str_eq(l.text, "mei@lakeside=mei@lakeside.ca;");
+    l.text[0] = '\0';
+    cr_assert_eq(hx_notice_recipients(acc, "lakeside", HX_NOTIFY_STATUS, recipient, &l), 0);
+    cr_expect_str_eq(l.text, "desk@lakeside=desk@lakeside.ca;");
+    l.text[0] = '\0';
+    cr_assert_eq(hx_notice_recipients(acc, "harbour", HX_NOTIFY_QUESTION, recipient, &l), 0);
+    cr_expect_str_eq(l.text, "kim@harbour=kim@harbour.ca;");
+    l.text[0] = '\0';
+    cr_assert_eq(hx_notice_recipients(acc, "", HX_NOTIFY_ALL, recipient, &l), 0);
+    cr_expect_str_eq(l.text, "", "the network's roles belong to no clinic");
+    /* "" clears the address: no notices then */
+    cr_assert_eq(hx_user_set_notify(acc, "mei@lakeside", "", -1, why, sizeof why), 0);
+    l.text[0] = '\0';
+    cr_assert_eq(hx_notice_recipients(acc, "lakeside", HX_NOTIFY_HANDOFF, recipient, &l), 0);
+    cr_expect_str_eq(l.text, "");
+}
+
+Test(accounts, an_accounts_file_from_before_the_notices_gains_them)
+{
+    char old_path[700], err[256], why[256], email[HX_EMAIL_MAX + 1];
+    snprintf(old_path, sizeof old_path, "%s/old.db", dir_path);
+    sqlite3 *db = NULL;
+    cr_assert_eq(sqlite3_open(old_path, &db), SQLITE_OK);
+    cr_assert_eq(sqlite3_exec(db,
+                              "CREATE TABLE users (name TEXT PRIMARY KEY, clinic TEXT NOT NULL, role INTEGER NOT "
+                              "NULL, hash TEXT NOT NULL, disabled INTEGER NOT NULL DEFAULT 0, created_ms INTEGER NOT "
+                              "NULL) WITHOUT ROWID;"
+                              "INSERT INTO users VALUES ('ana', 'lakeside', 1, 'x', 0, 1);",
+                              NULL, NULL, NULL),
+                 SQLITE_OK, "%s", sqlite3_errmsg(db));
+    sqlite3_close(db);
+    hx_accounts_t *old = NULL;
+    hx_accounts_config_t cfg = {.clock_ms = test_clock, .clock_arg = &clock_now};
+    cr_assert_eq(hx_accounts_open(old_path, &cfg, &old, err, sizeof err), 0, "%s", err);
+    unsigned bits = 9;
+    cr_assert_eq(hx_user_notify(old, "ana", email, &bits), 0);
+    cr_expect_str_eq(email, "");
+    cr_expect_eq(bits, 0);
+    cr_assert_eq(hx_user_set_notify(old, "ana", "ana@lakeside.ca", HX_NOTIFY_ALL, why, sizeof why), 0, "%s", why);
+    hx_accounts_close(&old);
+    cr_assert_eq(hx_accounts_open(old_path, &cfg, &old, err, sizeof err), 0, "opens again: %s", err);
+    cr_assert_eq(hx_user_notify(old, "ana", email, &bits), 0);
+    cr_expect_str_eq(email, "ana@lakeside.ca");
+    cr_expect_eq(bits, HX_NOTIFY_ALL);
+    hx_accounts_close(&old);
+}
+
+Test(accounts, the_outbox_keeps_notices_and_tries_again_later)
+{
+    char why[256], err[256];
+    cr_assert_eq(hx_user_set_notify(acc, "mei@lakeside", "mei@lakeside.ca", HX_NOTIFY_HANDOFF, why, sizeof why), 0);
+    user_with_notices("kim@lakeside", "lakeside", "kim@lakeside.ca", HX_NOTIFY_STATUS);
+    cr_expect_eq(hx_mail_queue(acc, "lakeside", HX_NOTIFY_HANDOFF, "K1", "Subject\r\nBcc: x@y.z", "b\r\n"), -1,
+                 "a subject is one line");
+    cr_expect_eq(hx_mail_queue(acc, "lakeside", HX_NOTIFY_HANDOFF, "K1", "New handoff", "Body\r\n"), 1);
+    cr_expect_eq(hx_mail_queue(acc, "lakeside", HX_NOTIFY_HANDOFF, "K1", "New handoff", "Body\r\n"), 0,
+                 "the same event queues nothing twice");
+    cr_expect_eq(hx_mail_queue(acc, "harbour", HX_NOTIFY_HANDOFF, "K2", "New handoff", "Body\r\n"), 0,
+                 "no recipients there");
+    uint64_t t0 = clock_now, next = 1, waiting, sent, given_up;
+
+    /* a restart keeps it */
+    hx_accounts_close(&acc);
+    hx_accounts_config_t cfg = {.clock_ms = test_clock, .clock_arg = &clock_now};
+    cr_assert_eq(hx_accounts_open(db_path, &cfg, &acc, err, sizeof err), 0, "%s", err);
+    hx_mail_t m;
+    cr_assert_eq(hx_mail_due(acc, &m, &next), 1);
+    cr_expect_str_eq(m.to, "mei@lakeside.ca");
+    cr_expect_str_eq(m.user, "mei@lakeside");
+    cr_expect_str_eq(m.subject, "New handoff");
+    cr_expect_str_eq(m.body, "Body\r\n");
+    cr_expect_eq(m.created_ms, t0);
+    cr_expect_eq(m.attempts, 0);
+
+    /* 30 s, then doubling, at most an hour */
+    uint64_t want[] = {30000, 60000, 120000, 240000, 480000, 960000, 1920000, 3600000, 3600000};
+    for (size_t i = 0; i < sizeof want / sizeof *want; i++) {
+        cr_assert_eq(hx_mail_failed(acc, m.id, NULL, "connection refused"), 0);
+        cr_assert_eq(hx_mail_due(acc, &m, &next), 0, "not due yet after failure %zu", i + 1);
+        cr_expect_eq(next, clock_now + want[i], "failure %zu: %llu", i + 1, (unsigned long long)(next - clock_now));
+        clock_now = next;
+        cr_assert_eq(hx_mail_due(acc, &m, &next), 1);
+        cr_expect_eq(m.attempts, i + 1);
+    }
+    /* the last try is at 24 hours; failing then gives it up */
+    int rc;
+    while ((rc = hx_mail_failed(acc, m.id, NULL, "connection refused")) == 0) {
+        cr_assert_eq(hx_mail_due(acc, &m, &next), 0);
+        cr_assert_leq(next, t0 + 86400000ull);
+        clock_now = next;
+        cr_assert_eq(hx_mail_due(acc, &m, &next), 1);
+    }
+    cr_expect_eq(rc, 1);
+    cr_expect_eq(clock_now, t0 + 86400000ull);
+    cr_assert_eq(hx_mail_due(acc, &m, &next), 0);
+    cr_expect_eq(next, 0, "nothing waits");
+    cr_assert_eq(hx_mail_counts(acc, &waiting, &sent, &given_up), 0);
+    cr_expect(waiting == 0 && sent == 0 && given_up == 1);
+
+    /* a sent one is done; a shorter policy (as --smtp-retry-ms gives) is followed */
+    hx_mail_retry_t quick = {.first_ms = 100};
+    cr_assert_eq(hx_mail_queue(acc, "lakeside", HX_NOTIFY_STATUS, "K3", "Status", "Body\r\n"), 1);
+    cr_assert_eq(hx_mail_due(acc, &m, &next), 1);
+    cr_expect_str_eq(m.to, "kim@lakeside.ca");
+    cr_assert_eq(hx_mail_failed(acc, m.id, &quick, "timeout"), 0);
+    cr_assert_eq(hx_mail_due(acc, &m, &next), 0);
+    cr_expect_eq(next, clock_now + 100);
+    clock_now += 100;
+    cr_assert_eq(hx_mail_due(acc, &m, &next), 1);
+    cr_assert_eq(hx_mail_sent(acc, m.id), 0);
+    cr_assert_eq(hx_mail_due(acc, &m, &next), 0);
+    cr_assert_eq(hx_mail_counts(acc, &waiting, &sent, &given_up), 0);
+    cr_expect(waiting == 0 && sent == 1 && given_up == 1);
+    /* after a week the done ones are forgotten */
+    clock_now += 8ull * 24 * 3600 * 1000;
+    cr_assert_eq(hx_mail_queue(acc, "lakeside", HX_NOTIFY_STATUS, "K4", "Status", "Body\r\n"), 1);
+    cr_assert_eq(hx_mail_due(acc, &m, &next), 1);
+    cr_assert_eq(hx_mail_sent(acc, m.id), 0);
+    cr_assert_eq(hx_mail_counts(acc, &waiting, &sent, &given_up), 0);
+    cr_expect(waiting == 0 && sent == 1 && given_up == 0, "%llu %llu", (unsigned long long)sent,
+              (unsigned long long)given_up);
+    /* what waits for a user who is disabled (or has removed the address) is not sent */
+    cr_assert_eq(hx_mail_queue(acc, "lakeside", HX_NOTIFY_STATUS, "K5", "Status", "Body\r\n"), 1);
+    cr_assert_eq(hx_mail_queue(acc, "lakeside", HX_NOTIFY_HANDOFF, "K5", "New handoff", "Body\r\n"), 1);
+    cr_assert_eq(hx_user_disable(acc, "kim@lakeside", why, sizeof why), 0);
+    cr_assert_eq(hx_user_set_notify(acc, "mei@lakeside", "", -1, why, sizeof why), 0);
+    cr_assert_eq(hx_mail_due(acc, &m, &next), 0);
+    cr_expect_eq(next, 0);
+    cr_assert_eq(hx_mail_counts(acc, &waiting, &sent, &given_up), 0);
+    cr_expect(waiting == 0 && given_up == 2);
 }

@@ -1,7 +1,8 @@
 /* Unit: scheduling's SQLite store migrated in place to one lifecycle per handoff (user_version
  * 1), then to attachments on the care thread (2), then to instants (3: a start in the network's
- * time becomes its clinic's instant, slots moved with it); a store newer than the program is
- * refused. A store of version 0 had one status per referral that every change overwrote: a
+ * time becomes its clinic's instant, slots moved with it), then to the times the network's
+ * figures need (4: receipt, booking and start times, the decline and hold log; older rows have
+ * none); a store newer than the program is refused. A store of version 0 had one status per referral that every change overwrote: a
  * collaborative referral whose physiotherapy was in progress could be left "on-hold" after
  * its massage was declined. Opened by this version, the store keeps its data, what was to be
  * booked keeps the old status (on-hold: still retried), and the referral's status is derived
@@ -154,7 +155,7 @@ Test(booking_migrate, a_version_0_store_is_migrated_in_place)
 {
     make_version0();
     hx_booking_t *b = open_store();
-    cr_expect_eq(column_int("PRAGMA user_version"), 3);
+    cr_expect_eq(column_int("PRAGMA user_version"), 4);
     cr_expect_eq(referral_int("R-OLDONHOLD000001", "status"), ST(IN_PROGRESS),
                  "physiotherapy in progress: the referral is in progress again, not on hold");
     cr_expect_eq(referral_int("R-OLDONHOLD000001", "pending"), ST(ON_HOLD), "massage still waits for a slot");
@@ -170,6 +171,9 @@ Test(booking_migrate, a_version_0_store_is_migrated_in_place)
     cr_expect_eq(column_int("SELECT MIN(slot) FROM slots WHERE referral_id = 'R-OLDONHOLD000001'"), 86);
     cr_expect_eq(column_int("SELECT COUNT(*) FROM slots WHERE referral_id = 'R-OLDONHOLD000001'"), 4);
     cr_expect_eq(column_int("SELECT COUNT(*) FROM slots WHERE slot < 0"), 0);
+    /* version 4: nothing recorded when they were received, booked or started */
+    cr_expect_eq(column_int("SELECT COUNT(*) FROM referrals WHERE received_ms IS NULL"), 4);
+    cr_expect_eq(column_int("SELECT COUNT(*) FROM bookings WHERE booked_ms IS NULL AND started_ms IS NULL"), 5);
     /* what waits for a slot is retried: the massage of the first, and the fourth */
     char ids[8][32];
     size_t n = hx_booking_on_hold(b, ids, 8);
@@ -184,7 +188,7 @@ Test(booking_migrate, opening_again_changes_nothing)
     hx_booking_t *b = open_store();
     hx_booking_close(&b);
     b = open_store();
-    cr_expect_eq(column_int("PRAGMA user_version"), 3);
+    cr_expect_eq(column_int("PRAGMA user_version"), 4);
     cr_expect_eq(referral_int("R-OLDONHOLD000001", "status"), ST(IN_PROGRESS));
     cr_expect_eq(column_int("SELECT COUNT(*) FROM referrals"), 4);
     cr_expect_eq(column_int("SELECT COUNT(*) FROM bookings"), 5);
@@ -194,10 +198,14 @@ Test(booking_migrate, opening_again_changes_nothing)
 Test(booking_migrate, a_new_store_starts_at_the_current_version)
 {
     hx_booking_t *b = open_store();
-    cr_expect_eq(column_int("PRAGMA user_version"), 3);
+    cr_expect_eq(column_int("PRAGMA user_version"), 4);
     cr_expect_eq(column_int("SELECT COUNT(*) FROM pragma_table_info('referrals') WHERE name = 'pending'"), 1);
     cr_expect_eq(column_int("SELECT COUNT(*) FROM pragma_table_info('bookings') WHERE name = 'event'"), 1);
     cr_expect_eq(column_int("SELECT COUNT(*) FROM pragma_table_info('thread') WHERE name = 'attachment'"), 1);
+    cr_expect_eq(column_int("SELECT COUNT(*) FROM pragma_table_info('referrals') WHERE name = 'received_ms'"), 1);
+    cr_expect_eq(column_int("SELECT COUNT(*) FROM pragma_table_info('bookings') WHERE name IN ('booked_ms', "
+                            "'started_ms')"), 2);
+    cr_expect_eq(column_int("SELECT COUNT(*) FROM sqlite_master WHERE name = 'handoff_log'"), 1);
     hx_booking_close(&b);
 }
 
@@ -207,15 +215,15 @@ Test(booking_migrate, a_store_of_a_newer_version_is_refused_and_left_alone)
     hx_booking_close(&b);
     sqlite3 *db;
     cr_assert_eq(sqlite3_open(db_path, &db), SQLITE_OK);
-    sql(db, "PRAGMA user_version = 4");
+    sql(db, "PRAGMA user_version = 5");
     sqlite3_close(db);
     hx_booking_config_t cfg = {.db_path = db_path, .start = -1, .horizon_days = 14, .collab_days = 7};
     char err[512] = "";
     b = hx_booking_open(&cfg, directory, err, sizeof err);
     cr_expect_null(b);
     hx_booking_close(&b);
-    cr_expect_not_null(strstr(err, "version 4, newer than this program's 3"), "%s", err);
-    cr_expect_eq(column_int("PRAGMA user_version"), 4, "the store is not touched");
+    cr_expect_not_null(strstr(err, "version 5, newer than this program's 4"), "%s", err);
+    cr_expect_eq(column_int("PRAGMA user_version"), 5, "the store is not touched");
 }
 
 Test(booking_migrate, a_clear_store_opened_with_a_data_key_is_read_as_it_is)
@@ -225,7 +233,7 @@ Test(booking_migrate, a_clear_store_opened_with_a_data_key_is_read_as_it_is)
     memset(key, 7, sizeof key);
     /* the migration reads every booked referral (case_pb written in clear) to derive it */
     hx_booking_t *b = open_store_key(key);
-    cr_expect_eq(column_int("PRAGMA user_version"), 3);
+    cr_expect_eq(column_int("PRAGMA user_version"), 4);
     cr_expect_eq(referral_int("R-OLDONHOLD000001", "status"), ST(IN_PROGRESS));
     cr_expect_eq(column_int("SELECT COUNT(*) FROM referrals WHERE substr(case_pb, 1, 1) = x'00'"), 0,
                  "nothing is rewritten");

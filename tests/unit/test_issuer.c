@@ -9,7 +9,7 @@
 
 static const char *const TYPES[] = {"handoff.Handoff", "handoff.StatusUpdate", "handoff.Referral", "handoff.Case",
                                     "handoff.StatusChange", "handoff.Retry", "handoff.Refusal", "test.echo",
-                                    "handoff.handoff", ""};
+                                    "handoff.handoff", "handoff.NetworkStats", "handoff.StatsRequest", ""};
 static const char *const NAMES[] = {"scheduling", "intake", "triage", "billing", "clinic-a", "Scheduling",
                                     "scheduling2", ""};
 
@@ -18,7 +18,7 @@ static bool expected(const char *type, bool from_service, const char *from)
 {
     if (!from_service)
         return false;
-    if (strcmp(type, "handoff.Handoff") == 0)
+    if (strcmp(type, "handoff.Handoff") == 0 || strcmp(type, "handoff.NetworkStats") == 0)
         return strcmp(from, "scheduling") == 0;
     if (strcmp(type, "handoff.StatusUpdate") == 0)
         return !strcmp(from, "intake") || !strcmp(from, "triage") || !strcmp(from, "scheduling");

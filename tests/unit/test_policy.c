@@ -123,6 +123,26 @@ Test(policy, a_clinic_sends_referrals_to_intake_and_changes_to_scheduling_only)
                 HANDOFF__ERROR_CODE__ERR_FORBIDDEN, NULL);
 }
 
+/* The network's figures: a clinic or a reviewer asks scheduling, scheduling answers in the
+ * mailbox; nobody else asks or answers, and nobody asks another service. */
+Test(policy, the_network_figures_are_asked_of_scheduling_and_answered_by_it)
+{
+    hello("a", HANDOFF__ROLE__ROLE_CLINIC, "clinic-a", 0);
+    hello("r", HANDOFF__ROLE__ROLE_REVIEWER, "review", 0);
+    hello("s", HANDOFF__ROLE__ROLE_WORKER, "scheduling", 1);
+    hello("i", HANDOFF__ROLE__ROLE_WORKER, "intake", 1);
+    expect_accepted(send_msg("a", 1, HANDOFF__ADDRESS_KIND__ADDRESS_SERVICE, "scheduling", "handoff.StatsRequest", 0));
+    expect_accepted(send_msg("r", 2, HANDOFF__ADDRESS_KIND__ADDRESS_SERVICE, "scheduling", "handoff.StatsRequest", 0));
+    expect_code(send_msg("a", 3, HANDOFF__ADDRESS_KIND__ADDRESS_SERVICE, "intake", "handoff.StatsRequest", 0),
+                HANDOFF__ERROR_CODE__ERR_FORBIDDEN, NULL);
+    expect_accepted(send_msg("s", 4, HANDOFF__ADDRESS_KIND__ADDRESS_MAILBOX, "clinic-a", "handoff.NetworkStats", 0));
+    expect_accepted(send_msg("s", 5, HANDOFF__ADDRESS_KIND__ADDRESS_MAILBOX, "review", "handoff.NetworkStats", 0));
+    expect_code(send_msg("i", 6, HANDOFF__ADDRESS_KIND__ADDRESS_MAILBOX, "clinic-a", "handoff.NetworkStats", 0),
+                HANDOFF__ERROR_CODE__ERR_FORBIDDEN, "service intake may not send handoff.NetworkStats");
+    expect_code(send_msg("a", 7, HANDOFF__ADDRESS_KIND__ADDRESS_MAILBOX, "clinic-b", "handoff.NetworkStats", 0),
+                HANDOFF__ERROR_CODE__ERR_FORBIDDEN, NULL);
+}
+
 Test(policy, only_the_issuing_service_puts_a_clinical_type_into_a_mailbox)
 {
     hello("s", HANDOFF__ROLE__ROLE_WORKER, "scheduling", 1);

@@ -319,7 +319,7 @@ static const hx_opt_t topts[T_N] = {
     [T_SEED] = {"seed", HX_OPT_U64, "HX_TEST_SEED", "1", 0, UINT64_MAX, "S", "random seed"},
     [T_COUNT] = {"count", HX_OPT_U64, NULL, NULL, 5, UINT64_C(5000000000), "N", "how many"},
     [T_NAME] = {"name", HX_OPT_TEXT, NULL, "x", 0, 0, "TEXT", "a name"},
-    [T_QUIET] = {"quiet", HX_OPT_FLAG, NULL, NULL, 0, 0, NULL, "say less"},
+    [T_QUIET] = {"quiet", HX_OPT_FLAG, "HX_TEST_QUIET", NULL, 0, 0, NULL, "say less"},
 };
 
 /* hx_opt_parse on "prog" + args (NULL-terminated), what it printed to stderr in err. */
@@ -421,6 +421,36 @@ Test(opt, u64_checked_alone)
     cr_expect_eq(out, 42, "left alone on error");
 }
 
+/* A flag is on when given, or when its variable says 1, true, yes or on; 0, false, no, off
+ * leave it off; anything else is refused naming the variable. */
+Test(opt, flag_from_flag_or_environment)
+{
+    hx_opt_val_t v[T_N];
+    char err[256];
+    unsetenv("HX_TEST_QUIET");
+    cr_assert_eq(parse_opts((const char *[]){NULL}, v, err, sizeof err), 0, "%s", err);
+    cr_expect_not(v[T_QUIET].on);
+    cr_assert_eq(parse_opts((const char *[]){"--quiet", NULL}, v, err, sizeof err), 0, "%s", err);
+    cr_expect(v[T_QUIET].on);
+    static const char *const yes[] = {"1", "true", "YES", "on"}, *const no[] = {"0", "false", "No", "off"};
+    for (size_t i = 0; i < 4; i++) {
+        setenv("HX_TEST_QUIET", yes[i], 1);
+        cr_assert_eq(parse_opts((const char *[]){NULL}, v, err, sizeof err), 0, "%s", err);
+        cr_expect(v[T_QUIET].on, "%s", yes[i]);
+        cr_expect(v[T_QUIET].given);
+        setenv("HX_TEST_QUIET", no[i], 1);
+        cr_assert_eq(parse_opts((const char *[]){NULL}, v, err, sizeof err), 0, "%s", err);
+        cr_expect_not(v[T_QUIET].on, "%s", no[i]);
+    }
+    setenv("HX_TEST_QUIET", "0", 1);
+    cr_assert_eq(parse_opts((const char *[]){"--quiet", NULL}, v, err, sizeof err), 0, "%s", err);
+    cr_expect(v[T_QUIET].on, "the flag wins over the environment");
+    setenv("HX_TEST_QUIET", "maybe", 1);
+    cr_expect_eq(parse_opts((const char *[]){NULL}, v, err, sizeof err), 2);
+    cr_expect_str_eq(err, "prog: HX_TEST_QUIET: must be 1, true, yes, on or 0, false, no, off (got 'maybe')\n");
+    unsetenv("HX_TEST_QUIET");
+}
+
 /* --help lists the U64 option with its argument name and default, like the others. */
 Test(opt, help_lists_u64_options, .init = cr_redirect_stdout)
 {
@@ -429,7 +459,7 @@ Test(opt, help_lists_u64_options, .init = cr_redirect_stdout)
     cr_assert_stdout_eq_str("  --seed S               random seed [HX_TEST_SEED, 1]\n"
                             "  --count N              how many\n"
                             "  --name TEXT            a name [x]\n"
-                            "  --quiet                say less\n"
+                            "  --quiet                say less [HX_TEST_QUIET]\n"
                             "  -h, --help             this text\n");
 }
 

@@ -95,14 +95,23 @@ class Network:
         return p.returncode if p else None
 
     def close(self):
+        """Stops every process (the portal first). Raises when one did not exit cleanly (a
+        non-zero status, or a sanitizer's report in its log: the ASan suite runs these too)."""
+        problems = []
         for name in list(self.procs)[::-1]:
-            self.stop(name)
+            rc = self.stop(name)
+            if rc not in (0, None):
+                problems.append("%s exited %s" % (name, rc))
+            if "Sanitizer" in self.log(name):
+                problems.append("%s: a sanitizer reported:\n%s" % (name, self.log(name)[-4000:]))
         if self in _live:
             _live.remove(self)
-        if os.environ.get("HX_KEEP_PORTAL_DIR"):
+        if os.environ.get("HX_KEEP_PORTAL_DIR") or problems:
             print("portal test data kept in", self.dir)
         else:
             shutil.rmtree(self.dir, ignore_errors=True)
+        if problems:
+            raise AssertionError("; ".join(problems))
 
     def __enter__(self):
         return self

@@ -138,6 +138,15 @@ class PortalSecurity(unittest.TestCase):
         self.assertNotIn("<img src=x", body)
         self.assertIn("&lt;img src=x onerror=alert(2)&gt; seen", body)
 
+    def test_referrer_sees_what_it_sent(self):
+        # the referring clinic's page shows the referral whole (its store keeps what it sent)
+        c = self.client("harbour.desk")
+        status, _, body = c.request("/referral?id=" + self.rid)
+        self.assertEqual(status, 200)
+        self.assertIn(self.patient["health_card"], body)
+        self.assertIn("&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;", body)
+        self.assertIn("Sent by this clinic", body)
+
     def test_pages_with_patient_data_are_not_stored(self):
         c = self.client(self.receiver + ".clinician")
         for path in ("/", "/referral?id=" + self.rid):
@@ -225,6 +234,23 @@ class PortalTimeouts(unittest.TestCase):
             self.assertEqual(held, 8)
             status, _, _ = pn.Browserless(net.url).login("lakeside.desk")
             self.assertEqual(status, 429)
+            # behind a proxy, the client is the address the proxy appended to X-Forwarded-For:
+            # one client held does not hold the others, and the audit names the client
+            net.start_web("--behind-proxy", "--address-failures", "3")
+
+            def login(addr, user, password=pn.PASSWORD):
+                return pn.Browserless(net.url).request("/login", {"user": user, "password": password},
+                                                       headers={"X-Forwarded-For": "203.0.113.9, " + addr})[0]
+
+            for _ in range(3):
+                self.assertEqual(login("198.51.100.7", "nobody", "wrong-password-123"), 401)
+            self.assertEqual(login("198.51.100.7", "laurier.desk"), 429)
+            self.assertEqual(login("198.51.100.8", "laurier.desk"), 303)
+            admin = pn.Browserless(net.url)
+            admin.request("/login", {"user": "laurier.admin", "password": pn.PASSWORD},
+                          headers={"X-Forwarded-For": "198.51.100.8"})
+            _, _, body = admin.request("/admin", headers={"X-Forwarded-For": "198.51.100.8"})
+            self.assertIn("<td>login</td><td></td><td></td><td>198.51.100.8</td>", body)
 
 
 if __name__ == "__main__":

@@ -126,6 +126,14 @@ int hx_clinic_review_decide(hx_clinic_t *c, const Handoff__ReviewDecision *d, ui
 int hx_clinic_thread_post(hx_clinic_t *c, const Handoff__ThreadPost *p, uint32_t wait_ms,
                           Handoff__ThreadPost **posted, Handoff__StatusUpdate **refused);
 
+/* The network's figures (StatsRequest: weeks 1..52, 0 = 12), asked of scheduling; waits up to
+ * wait_ms for the answer as hx_clinic_change does. 0 with *out the NetworkStats (free with
+ * handoff__network_stats__free_unpacked), or 0 with *out NULL when no answer came in time;
+ * HX_EINVAL (weeks out of range), HX_EREFUSED (scheduling refused it: hx_clinic_error says
+ * why), or the code that stopped it. The answer is aggregates only and is not kept in the
+ * store. A clinic's session or a reviewer's may ask. */
+int hx_clinic_stats(hx_clinic_t *c, const Handoff__StatsRequest *rq, uint32_t wait_ms, Handoff__NetworkStats **out);
+
 /* ---- reading the store ------------------------------------------------------------------ */
 
 /* Each referral this clinic sent, oldest first. */
@@ -133,6 +141,11 @@ int hx_clinic_each_sent(hx_clinic_t *c,
                         void (*fn)(void *ud, const char *referral_id, const char *ref, const char *patient,
                                    uint64_t at_ms),
                         void *ud);
+
+/* The referral as this clinic sent it (*out: free with handoff__referral__free_unpacked), or
+ * *out NULL when the store does not have it whole (not sent from here, or sent before the
+ * store kept referrals whole). 0, or HX_EIO. */
+int hx_clinic_sent_referral(hx_clinic_t *c, const char *referral_id, Handoff__Referral **out);
 
 typedef struct {
     const char *type;           /* one stored type; NULL: handoff.Handoff and handoff.StatusUpdate */
