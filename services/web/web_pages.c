@@ -221,14 +221,18 @@ static void inbox_table(web_req_t *r, json_t **v, size_t n, const char *folder, 
         snprintf(with, sizeof with, "%s %s", received ? "from" : "to", *other ? other : "-");
         HX_HTML_MARKUP(b, "<tr><td><a href=\"/referral?id=");
         hx_html_query(b, jstr(row, "referral_id"));
-        HX_HTML_F(b, "\">%s</a></td><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td>",
+        HX_HTML_F(b, "\">%s</a></td><td data-label=\"Ref\">%s</td><td data-label=\"Patient\">%s</td>"
+                     "<td data-label=\"Born\">%s</td><td data-label=\"With\">%s</td>"
+                     "<td data-label=\"Discipline\">%s</td><td data-label=\"Therapist\">%s</td>"
+                     "<td data-label=\"Slot\">%s</td>",
                   jstr(row, "referral_id"), jstr(row, "ref"), *jstr(row, "patient") ? jstr(row, "patient") : "-",
-                  jstr(row, "born"), with, bk ? jstr(bk, "discipline") : "-", bk ? jstr(bk, "therapist_name") : "-",
-                  slot);
-        HX_HTML_F(b, "<td><span class=\"st st-%s\">%s</span>", jstr(row, "folder"), jstr(row, "status"));
+                  *jstr(row, "born") ? jstr(row, "born") : "-", with, bk ? jstr(bk, "discipline") : "-",
+                  bk ? jstr(bk, "therapist_name") : "-", slot);
+        HX_HTML_F(b, "<td data-label=\"Status\"><span class=\"st st-%s\">%s</span>", jstr(row, "folder"),
+                  jstr(row, "status"));
         if (json_is_true(json_object_get(row, "needs_reply")))     /* markup: never through %s (escaped) */
             HX_HTML_MARKUP(b, " <span class=\"tag\">reply</span>");
-        HX_HTML_F(b, "</td><td>%s</td></tr>", when);
+        HX_HTML_F(b, "</td><td data-label=\"Updated\">%s</td></tr>", when);
     }
     HX_HTML_MARKUP(b, "</tbody></table></div>");
 }

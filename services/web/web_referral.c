@@ -915,8 +915,25 @@ static void draw_form(web_req_t *r, const hx_errors_t *e)
     HX_HTML_MARKUP(b, "<h1>New referral</h1>");
     if (e && e->count) {
         HX_HTML_F(b, "<div class=\"flash bad\" role=\"alert\" id=\"form-errors\"><p>%zu field%s to put right; nothing "
-                     "was sent.</p></div>",
+                     "was sent.</p><ul>",
                   e->count, e->count == 1 ? "" : "s");
+        for (size_t k = 0; k < e->count; k++) {     /* each a link to its field, for keyboards */
+            size_t f = N_FORM;
+            for (size_t i = 0; i < N_FORM && f == N_FORM; i++) {
+                size_t n = strlen(form[i].path);
+                const char *p = e->items[k].path;
+                if (!strncmp(p, form[i].path, n) && (!p[n] || p[n] == '[' || p[n] == '.'))
+                    f = i;
+            }
+            char id[80];
+            if (f < N_FORM) {
+                field_id(form[f].path, id, sizeof id);
+                HX_HTML_F(b, "<li><a href=\"#%s\">%s</a>: %s</li>", id, form[f].label, e->items[k].why);
+            } else {
+                HX_HTML_F(b, "<li>%s: %s</li>", e->items[k].path, e->items[k].why);
+            }
+        }
+        HX_HTML_MARKUP(b, "</ul></div>");
     }
     HX_HTML_F(b, "<form method=\"post\" action=\"/new\" class=\"stack referral-form\" novalidate>"
                  "<input type=\"hidden\" name=\"csrf\" value=\"%s\">",

@@ -464,6 +464,9 @@ static bool route_public(web_req_t *r)
         r->content_type = "text/javascript; charset=utf-8";
         r->cacheable = true;
         hx_html_markup_(&r->body, web_js);
+    } else if (get && !strcmp(r->path, "/favicon.ico")) {
+        r->status = 204;                /* no icon: answered, not logged, not a sign-in redirect */
+        r->cacheable = true;
     } else if (get && !strcmp(r->path, "/healthz")) {
         r->content_type = "text/plain";
         HX_HTML_MARKUP(&r->body, "ok\n");
@@ -704,7 +707,8 @@ send:;
     if (res)
         add_headers(res, &r);
     /* one line per request: method, path (never a query or a form: no patient data), status, user */
-    if (strcmp(url, "/healthz") && strcmp(url, "/readyz") && strcmp(url, "/metrics") && strncmp(url, "/static/", 8))
+    if (strcmp(url, "/healthz") && strcmp(url, "/readyz") && strcmp(url, "/metrics") && strncmp(url, "/static/", 8) &&
+        strcmp(url, "/favicon.ico"))
         fprintf(stderr, "handoff-web: %s %s %d%s%s\n", method, url, r.status, r.signed_in ? " user=" : "",
                 r.signed_in ? r.user.name : "");
     hx_html_free(&r.body);

@@ -88,7 +88,8 @@ const char web_css[] =
     "th,td{overflow-wrap:anywhere;padding:4px 5px}.card{padding:10px}"
     ".scroll[tabindex] th,.scroll[tabindex] td{overflow-wrap:normal}.scroll[tabindex] table{min-width:560px}"
     "table.inbox thead{display:none}table.inbox tr{display:block;border-bottom:2px solid var(--line);padding:6px 0}"
-    "table.inbox td{display:block;border:0;padding:2px 4px}}\n";
+    "table.inbox td{display:block;border:0;padding:2px 4px}"
+    "table.inbox td[data-label]::before{content:attr(data-label) \": \";color:var(--muted);font-weight:600}}\n";
 
 const char web_js[] =
     "'use strict';\n"
