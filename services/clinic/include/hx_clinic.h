@@ -1,5 +1,5 @@
 /* hx_clinic — the clinic side of the network, one library for every program a clinic uses
- * (the `handoff` command line today, the web portal next), so that they can never disagree.
+ * (the `handoff` command line and the web portal, `handoff-web`), so that they can never disagree.
  *
  * A clinic has a mailbox at the broker and a local store: one SQLite file per clinic
  * (HOME/CLINIC.db, mode 0600) that holds what the clinic sent and what it received.
