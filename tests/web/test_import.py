@@ -43,10 +43,17 @@ class PortalImport(unittest.TestCase):
             self.assertIn('<dd id="import-sent">11</dd>', page)
             self.assertIn('<dd id="import-invalid">1</dd>', page)
             self.assertRegex(page, r"<td>5</td><td>IMP-0004</td><td>patient.birth_date</td>")
-            # every sent one is the clinic's: the CLI, on the same store, lists them
-            sent = json.loads(net.handoff("--json", "status", clinic="harbour").stdout)
-            refs = {s["ref"] for s in sent}
-            self.assertEqual({"IMP-%04d" % i for i in range(12) if i != 4}, refs & {"IMP-%04d" % i for i in range(12)})
+            # every sent one is the clinic's: the CLI, on the same store, lists each once intake's
+            # answer is in (the page's "Done" is the broker's acceptance; the answers follow)
+            wanted = {"IMP-%04d" % i for i in range(12) if i != 4}
+
+            def listed():
+                sent = json.loads(net.handoff("--json", "status", clinic="harbour").stdout)
+                refs = {s["ref"] for s in sent} & {"IMP-%04d" % i for i in range(12)}
+                return refs if refs == wanted or not refs <= wanted else None
+
+            self.assertEqual(wanted, pn.wait_for("the CLI to list the imported referrals", listed, timeout=180,
+                                                 every=0.5))
             # the same file again: nothing new is sent
             status, headers, _ = c.upload("/import", {"csrf": c.csrf("/import")},
                                           {"file": ("batch.ndjson", data, "application/x-ndjson")})
