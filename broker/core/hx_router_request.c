@@ -375,9 +375,11 @@ void rt_on_ack(hx_router_t *r, peer_t *p, const Handoff__Envelope *env)
     bool began = n_added || n_settled;
     if (!began)
         r->cfg.store->ops->abort(r->cfg.store);
+    /* the commit dispatches, and a delivery to p that fails drops p: its queue is kept first */
+    queue_t *q = p->queue;
     if (env->id.len == HX_ID_LEN || began)
         rt_commit_request(r, p, env, HANDOFF__KIND__KIND_ACCEPTED, added, n_added, settled, n_settled, began);
-    rt_dispatch(r, p->queue);
+    rt_dispatch(r, q);
 }
 
 void rt_on_nack(hx_router_t *r, peer_t *p, const Handoff__Envelope *env)
@@ -405,9 +407,10 @@ void rt_on_nack(hx_router_t *r, peer_t *p, const Handoff__Envelope *env)
     }
     rt_failures_end(r, began, logged);
     rt_ready_add(p);
+    queue_t *q = p->queue;                      /* as for an ack: p may be dropped by the commit */
     if (env->id.len == HX_ID_LEN)
         rt_commit_request(r, p, env, HANDOFF__KIND__KIND_ACCEPTED, NULL, 0, NULL, 0, false);
-    rt_dispatch(r, p->queue);
+    rt_dispatch(r, q);
 }
 
 void rt_on_fetch(hx_router_t *r, peer_t *p, const Handoff__Envelope *env)

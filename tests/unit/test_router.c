@@ -288,6 +288,29 @@ Test(router, unreachable_worker_is_dropped_and_message_kept)
     cr_assert_eq(count_kind("w1", HANDOFF__KIND__KIND_DELIVER), 1);
 }
 
+/* A worker's ack makes room for the next message, whose delivery finds the worker gone and
+ * drops it: the ack's own handler must not touch the dropped worker afterwards (it did, a
+ * use-after-free the ASan suite caught under load), and the next message waits for another. */
+Test(router, worker_dropped_by_the_delivery_its_ack_made_room_for)
+{
+    hello("w1", HANDOFF__ROLE__ROLE_WORKER, "intake", 1);
+    hello("c1", HANDOFF__ROLE__ROLE_CLINIC, "northpoint", 0);
+    submit("c1", 1, HANDOFF__ADDRESS_KIND__ADDRESS_SERVICE, "intake");
+    submit("c1", 2, HANDOFF__ADDRESS_KIND__ADDRESS_SERVICE, "intake");
+    cr_assert_eq(count_kind("w1", HANDOFF__KIND__KIND_DELIVER), 1, "credit 1: one in flight");
+    send_fails_to = "w1";
+    ack("w1", HANDOFF__KIND__KIND_ACK, 1, NULL, 0);
+    send_fails_to = NULL;
+    long inflight;
+    cr_assert_eq(depth("service", "intake", &inflight), 1, "message 2 waits");
+    cr_assert_eq(inflight, 0);
+    hx_router_stats_t st;
+    hx_router_stats(router, &st);
+    cr_assert_eq(st.workers, 0, "w1 was dropped");
+    hello("w2", HANDOFF__ROLE__ROLE_WORKER, "intake", 1);
+    cr_assert_eq(count_kind("w2", HANDOFF__KIND__KIND_DELIVER), 1, "message 2 goes to the next worker");
+}
+
 Test(router, bye_returns_unacked_messages_in_order)
 {
     hello("c2", HANDOFF__ROLE__ROLE_CLINIC, "lakeside", 0);
