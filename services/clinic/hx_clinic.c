@@ -334,3 +334,49 @@ int hx_clinic_each_received(hx_clinic_t *c, const hx_clinic_query_t *q,
     sqlite3_finalize(st);
     return 0;
 }
+
+int64_t hx_clinic_last_seq(hx_clinic_t *c)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(c->db, "SELECT COALESCE(MAX(rowid), 0) FROM received", -1, &st, NULL) != SQLITE_OK) {
+        cl_fail(c, HX_EIO, "reading the store: %s", sqlite3_errmsg(c->db));
+        return -1;
+    }
+    int64_t seq = -1;
+    if (sqlite3_step(st) == SQLITE_ROW)
+        seq = (int64_t)sqlite3_column_int64(st, 0);
+    else
+        cl_fail(c, HX_EIO, "reading the store: %s", sqlite3_errmsg(c->db));
+    sqlite3_finalize(st);
+    return seq;
+}
+
+int hx_clinic_each_received_after(hx_clinic_t *c, int64_t after, size_t limit,
+                                  void (*fn)(void *ud, int64_t seq, const char *type, const char *referral_id,
+                                             const uint8_t *payload, size_t len, uint64_t at_ms),
+                                  void *ud)
+{
+    if (!fn)
+        return cl_fail(c, HX_EINVAL, "reading the store: no function to call for each message");
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(c->db,
+                           "SELECT rowid, type, referral_id, payload, at_ms FROM received WHERE rowid > ? "
+                           "ORDER BY rowid LIMIT ?",
+                           -1, &st, NULL) != SQLITE_OK)
+        return cl_fail(c, HX_EIO, "reading the store: %s", sqlite3_errmsg(c->db));
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)(after > 0 ? after : 0));
+    /* SQLite reads a negative LIMIT as none */
+    sqlite3_bind_int64(st, 2, limit == 0 || (uint64_t)limit > (uint64_t)INT64_MAX ? -1 : (sqlite3_int64)limit);
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *type = (const char *)sqlite3_column_text(st, 1);
+        const char *rid = (const char *)sqlite3_column_text(st, 2);
+        const uint8_t *payload = sqlite3_column_blob(st, 3);
+        size_t len = (size_t)sqlite3_column_bytes(st, 3);
+        fn(ud, (int64_t)sqlite3_column_int64(st, 0), type ? type : "", rid ? rid : "", payload, len,
+           (uint64_t)sqlite3_column_int64(st, 4));
+    }
+    int out = rc == SQLITE_DONE ? 0 : cl_fail(c, HX_EIO, "reading the store: %s", sqlite3_errmsg(c->db));
+    sqlite3_finalize(st);
+    return out;
+}

@@ -1,5 +1,6 @@
 /* hx_accounts — users, sessions, throttling and CSRF for the portal (see hx_accounts.h). */
 #include "hx_accounts.h"
+#include "hx_accounts_internal.h"
 #include "hx_totp.h"
 
 #include <sodium.h>
@@ -15,6 +16,7 @@ struct hx_accounts {
     hx_accounts_config_t cfg;
     uint8_t csrf_key[crypto_auth_KEYBYTES];
     uint8_t seal_key[crypto_secretbox_KEYBYTES];    /* seals the TOTP secrets */
+    uint8_t api_key[crypto_generichash_KEYBYTES];   /* the API's secret and token hashes (hx_api.c) */
 };
 
 static const char schema[] =
@@ -133,7 +135,8 @@ int hx_accounts_open(const char *path, const hx_accounts_config_t *cfg, hx_accou
     umask(old);
     if (rc != SQLITE_OK || sqlite3_exec(a->db, schema, NULL, NULL, NULL) != SQLITE_OK ||
         key_load(a, "csrf", a->csrf_key, sizeof a->csrf_key) != 0 ||
-        key_load(a, "totp", a->seal_key, sizeof a->seal_key) != 0 || hx_totp_init() != 0) {
+        key_load(a, "totp", a->seal_key, sizeof a->seal_key) != 0 ||
+        key_load(a, "api", a->api_key, sizeof a->api_key) != 0 || hx_totp_init() != 0) {
         snprintf(err, cap, "%s: %s", path, a->db ? sqlite3_errmsg(a->db) : "cannot open");
         hx_accounts_close(&a);
         return -1;
@@ -141,6 +144,11 @@ int hx_accounts_open(const char *path, const hx_accounts_config_t *cfg, hx_accou
     sqlite3_busy_timeout(a->db, 5000);
     if (notices_migrate(a) != 0) {
         snprintf(err, cap, "%s: adding the e-mail notices: %s", path, sqlite3_errmsg(a->db));
+        hx_accounts_close(&a);
+        return -1;
+    }
+    if (hx_api_migrate(a) != 0) {
+        snprintf(err, cap, "%s: adding the FHIR API's clients: %s", path, sqlite3_errmsg(a->db));
         hx_accounts_close(&a);
         return -1;
     }
@@ -155,8 +163,24 @@ void hx_accounts_close(hx_accounts_t **self_p)
     sqlite3_close((*self_p)->db);
     sodium_memzero((*self_p)->csrf_key, sizeof (*self_p)->csrf_key);
     sodium_memzero((*self_p)->seal_key, sizeof (*self_p)->seal_key);
+    sodium_memzero((*self_p)->api_key, sizeof (*self_p)->api_key);
     free(*self_p);
     *self_p = NULL;
+}
+
+sqlite3 *hx_accounts_db(hx_accounts_t *a)
+{
+    return a->db;
+}
+
+uint64_t hx_accounts_now_ms(const hx_accounts_t *a)
+{
+    return now_ms(a);
+}
+
+const uint8_t *hx_accounts_api_key(const hx_accounts_t *a)
+{
+    return a->api_key;
 }
 
 static bool name_ok(const char *s)

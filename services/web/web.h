@@ -56,6 +56,12 @@ typedef struct {
     uint32_t idle_s, sync_ms, wait_ms;
     int login_per_address;          /* failed logins from one address in a window before it is held */
     bool behind_proxy;              /* the client's address is the last of X-Forwarded-For */
+    /* the FHIR API (web_fhir.h) */
+    const char *directory;          /* scheduling's directory file: Organization, Location,
+                                       Practitioner(Role); NULL: only what messages name */
+    bool fhir_http_hooks;           /* subscriptions may deliver to http:// endpoints */
+    uint32_t fhir_retry_ms;         /* a failed delivery is tried again after this, doubling */
+    uint32_t fhir_retry_max_ms;     /* ... up to this */
 } web_config_t;
 
 typedef struct web web_t;
@@ -68,6 +74,8 @@ struct web {
     size_t n_hosted;
     pthread_t syncer;
     struct web_notify *notify;      /* e-mail notices; NULL when they are off */
+    struct hx_directory *dir;       /* cfg.directory loaded; NULL without one */
+    struct web_fhir_notify *fhir_notify;    /* subscriptions' deliveries (web_fhir_notify.c) */
     atomic_bool stop;
     struct MHD_Daemon *mhd;
     int port;
@@ -80,6 +88,7 @@ struct web {
     pthread_mutex_t addr_lock;
     /* counters for /metrics */
     atomic_ullong requests, pages, logins_ok, logins_refused, logins_held, csrf_refused, denied, actions;
+    atomic_ullong fhir_requests, fhir_refused, fhir_tokens, fhir_notified, fhir_notify_failed;
 };
 
 /* A form field (urlencoded or multipart). */

@@ -2,6 +2,7 @@
  * its own broker session as that clinic, exactly as the `handoff` CLI does through the same
  * clinic library (hx_clinic): the broker's authorization does not know there is a portal. */
 #include "web.h"
+#include "web_fhir.h"
 #include "hx_curve.h"
 #include "web_notify.h"
 
@@ -147,6 +148,8 @@ static void sync_one(web_t *w, web_hosted_t *h)
     if (fresh.fresh)
         web_hosted_bump(h);
     pthread_mutex_unlock(&h->mu);
+    if (fresh.fresh)
+        web_fhir_notify_kick(w);        /* subscriptions: something new to tell */
 }
 
 static void *sync_loop(void *arg)

@@ -1,9 +1,11 @@
 /* handoff-web — the clinic portal: `handoff-web serve` hosts one or many clinics' inboxes in
  * a browser; `handoff-web user add|disable|reset|list` manages who may sign in, `user notify`
  * which e-mail notices each gets; `handoff-web clinic totp` whether a clinic's users need a
- * second factor. */
+ * second factor; `handoff-web client add|reset|disable|list` the FHIR API's clients (EMRs). */
 #include "web.h"
+#include "hx_api.h"
 #include "hx_opt.h"
+#include "web_fhir.h"
 #include "web_notify.h"
 
 #include <errno.h>
@@ -25,6 +27,9 @@ static const char usage_top[] =
     "       handoff-web user list [--accounts FILE]\n"
     "       handoff-web user notify NAME [--email ADDR|none] [--notify LIST|none] [--accounts FILE]\n"
     "       handoff-web clinic totp CLINIC|network [on|off] [--accounts FILE]\n"
+    "       handoff-web client add NAME --clinic ID [--scopes \"SCOPES\"] [--accounts FILE]\n"
+    "       handoff-web client reset|disable NAME [--accounts FILE]\n"
+    "       handoff-web client list [--clinic ID] [--accounts FILE]\n"
     "\n"
     "The clinic portal: a web inbox for therapists and front desks. It holds each hosted\n"
     "clinic's own key and opens that clinic's own broker session, as the handoff CLI does.\n"
@@ -34,10 +39,13 @@ static const char usage_top[] =
     "E-mail notices (when the portal runs with --smtp-url) go to a clinic user's --email for\n"
     "what --notify lists: new (a new handoff for the clinic), question (a question awaits the\n"
     "clinic's reply), status (a referral's status changed); 'user notify NAME' alone shows them.\n"
-    "Run 'handoff-web serve --help' or 'handoff-web user --help' for the options.\n";
+    "The FHIR API (/fhir/r4) is for clients: an EMR of one clinic, with a secret printed once.\n"
+    "Run 'handoff-web serve --help', 'handoff-web user --help' or 'handoff-web client --help'\n"
+    "for the options.\n";
 
 enum { S_LISTEN, S_ACCOUNTS, S_HOME, S_BROKER, S_SERVER_KEY, S_CLINICS, S_REVIEWERS, S_SECURE, S_IDLE, S_SYNC,
-       S_WAIT, S_ADDR_FAILS, S_BEHIND_PROXY, S_PUBLIC_URL, S_SMTP_URL, S_SMTP_FROM, S_SMTP_STARTTLS, S_SMTP_RETRY, S_COUNT };
+       S_WAIT, S_ADDR_FAILS, S_BEHIND_PROXY, S_PUBLIC_URL, S_SMTP_URL, S_SMTP_FROM, S_SMTP_STARTTLS, S_SMTP_RETRY,
+       S_DIRECTORY, S_FHIR_HTTP_HOOKS, S_FHIR_RETRY, S_FHIR_RETRY_MAX, S_COUNT };
 static const hx_opt_t serve_opts[S_COUNT] = {
     [S_LISTEN] = {"listen", HX_OPT_TEXT, "HANDOFF_WEB_LISTEN", "127.0.0.1:8080", 0, 0, "HOST:PORT",
                   "where the portal listens (port 0: any free port, printed at start)"},
@@ -78,6 +86,18 @@ static const hx_opt_t serve_opts[S_COUNT] = {
     [S_SMTP_RETRY] = {"smtp-retry-ms", HX_OPT_U32, "HANDOFF_WEB_SMTP_RETRY_MS", "30000", 100, 3600000, "N",
                       "a notice the server did not take is tried again after this, doubling up to an\n"
                       "hour; given up after 24 hours (100-3600000)"},
+    [S_DIRECTORY] = {"directory", HX_OPT_TEXT, "HANDOFF_DIRECTORY", NULL, 0, 0, "FILE",
+                     "the network's directory (scheduling's --directory): the FHIR API's Organization,\n"
+                     "Location, Practitioner and PractitionerRole resources; without it, only the ids\n"
+                     "that messages name"},
+    [S_FHIR_HTTP_HOOKS] = {"fhir-http-hooks", HX_OPT_FLAG, "HANDOFF_WEB_FHIR_HTTP_HOOKS", NULL, 0, 0, NULL,
+                           "FHIR subscriptions may deliver to plain http:// endpoints (a host's own\n"
+                           "loopback, tests); without it, https:// only"},
+    [S_FHIR_RETRY] = {"fhir-retry-ms", HX_OPT_U32, "HANDOFF_WEB_FHIR_RETRY_MS", "1000", 100, 3600000, "N",
+                      "a subscription notification the endpoint did not take is tried again after\n"
+                      "this, doubling (100-3600000)"},
+    [S_FHIR_RETRY_MAX] = {"fhir-retry-max-ms", HX_OPT_U32, "HANDOFF_WEB_FHIR_RETRY_MAX_MS", "300000", 100, 86400000,
+                          "N", "... up to this between tries (100-86400000)"},
 };
 
 enum { U_ACCOUNTS, U_HOME, U_CLINIC, U_ROLE, U_PASSWORD_FILE, U_EMAIL, U_NOTIFY, U_COUNT };
@@ -333,6 +353,138 @@ static int cmd_clinic(int argc, char **argv)
     return rc;
 }
 
+enum { K_ACCOUNTS, K_HOME, K_CLINIC, K_SCOPES, K_COUNT };
+static const hx_opt_t client_opts[K_COUNT] = {
+    [K_ACCOUNTS] = {"accounts", HX_OPT_TEXT, "HANDOFF_WEB_ACCOUNTS", NULL, 0, 0, "FILE",
+                    "the users, sessions and audit store; the API's clients are kept there too\n"
+                    "[HOME/web-accounts.db]"},
+    [K_HOME] = {"home", HX_OPT_TEXT, "HANDOFF_HOME", NULL, 0, 0, "DIR", "[~/.handoff]"},
+    [K_CLINIC] = {"clinic", HX_OPT_TEXT, NULL, NULL, 0, 0, "ID",
+                  "add: the client's clinic (required); list: only that clinic's clients"},
+    [K_SCOPES] = {"scopes", HX_OPT_TEXT, NULL, NULL, 0, 0, "\"SCOPES\"",
+                  "add: the scopes it may be granted, space separated [the API's own, below]"},
+};
+
+/* What an EMR needs of the API: submit and follow referrals, update its Tasks, post to the care
+ * threads, subscribe, and read what those name. */
+static const char client_scopes_default[] =
+    "system/ServiceRequest.crs system/Task.rus system/Communication.crs system/Subscription.cruds "
+    "system/Patient.rs system/Practitioner.rs system/PractitionerRole.rs system/Organization.rs "
+    "system/Location.rs system/Appointment.rs system/DocumentReference.rs system/Binary.r";
+
+static void client_print(void *ud, const hx_api_client_t *c)
+{
+    (void)ud;
+    printf("%-24s %-14s %-9s %s\n", c->id, c->clinic, c->disabled ? "disabled" : "active", c->scopes);
+}
+
+/* The help's last lines: the default scopes, wrapped. */
+static void scopes_wrapped(char *out, size_t cap)
+{
+    size_t n = (size_t)snprintf(out, cap, "\n--scopes by default:\n "), line = 0;
+    for (const char *p = client_scopes_default; *p && n < cap;) {
+        size_t len = strcspn(p, " ");
+        if (line && line + 1 + len > 88) {
+            n += (size_t)snprintf(out + n, cap - n, "\n ");
+            line = 0;
+        }
+        if (n < cap)
+            n += (size_t)snprintf(out + n, cap - n, " %.*s", (int)len, p);
+        line += len + 1;
+        p += len + strspn(p + len, " ");
+    }
+    if (n < cap)
+        snprintf(out + n, cap - n, "\n");
+}
+
+/* `handoff-web client add|reset|disable|list`: the FHIR API's clients. A secret is printed once,
+ * on standard output, on a line of its own after a line saying what it is for. */
+static int cmd_client(int argc, char **argv)
+{
+    static const char head[] =
+        "usage: handoff-web client add NAME --clinic ID [--scopes \"SCOPES\"] [options]\n"
+        "       handoff-web client reset NAME [options]\n"
+        "       handoff-web client disable NAME [options]\n"
+        "       handoff-web client list [--clinic ID] [options]\n\n"
+        "The FHIR API's clients: each an EMR of one clinic, which asks POST /fhir/r4/token for\n"
+        "access tokens (OAuth 2.0 client credentials: client_id NAME and its secret); a token\n"
+        "lasts 5 minutes and reads and changes only that clinic's referrals. 'add' and 'reset'\n"
+        "print a new secret once (only a hash of it is kept): 'reset' replaces a lost one, ends\n"
+        "the client's tokens and enables it again; 'disable' ends its tokens and turns its\n"
+        "subscriptions off. 5 wrong secrets in a row hold a client back for 5 minutes.\n"
+        "NAME: 1 to 64 of a-z, 0-9, '.', '_', '-'. CLINIC: 1 to 31 of A-Z, a-z, 0-9, '.', '_', '-'.\n"
+        "A scope is system/TYPE.PERMISSIONS: TYPE a resource type (ServiceRequest, Task, ...) or\n"
+        "*, PERMISSIONS letters of cruds in that order (create, read, update, delete, search) or\n"
+        "read, write, *.\n\noptions:\n";
+    char tail[sizeof client_scopes_default + 64];
+    scopes_wrapped(tail, sizeof tail);
+    bool help = argc >= 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"));
+    if (argc < 2 || help) {
+        FILE *f = help ? stdout : stderr;
+        fputs(head, f);
+        hx_opt_help(f, client_opts, K_COUNT);
+        fputs(tail, f);
+        return help ? 0 : 2;
+    }
+    const char *sub = argv[1];
+    bool list = !strcmp(sub, "list"), add = !strcmp(sub, "add");
+    if (!add && !list && strcmp(sub, "reset") && strcmp(sub, "disable")) {
+        fprintf(stderr, "handoff-web: client: '%s' is not add, reset, disable or list\n", sub);
+        return 2;
+    }
+    /* NAME comes right after the subcommand; the options follow it */
+    const char *name = !list && argc >= 3 && argv[2][0] != '-' ? argv[2] : NULL;
+    hx_opt_val_t v[K_COUNT];
+    int rc = name ? hx_opt_parse("handoff-web client", client_opts, K_COUNT, argc - 2, argv + 2, head, tail, v)
+                  : hx_opt_parse("handoff-web client", client_opts, K_COUNT, argc - 1, argv + 1, head, tail, v);
+    if (rc)
+        return rc == 1 ? 0 : 2;
+    if (!list && !name) {
+        fprintf(stderr, "handoff-web: client %s needs a NAME\n", sub);
+        return 2;
+    }
+    if (add && !v[K_CLINIC].text) {
+        fprintf(stderr, "handoff-web: client add %s: --clinic ID is required (the clinic whose referrals it "
+                        "reads and sends)\n", name);
+        return 2;
+    }
+    if ((!add && !list && v[K_CLINIC].text) || (!add && v[K_SCOPES].text)) {
+        fprintf(stderr, "handoff-web: client %s: %s is for %s only\n", sub, v[K_SCOPES].text ? "--scopes" : "--clinic",
+                v[K_SCOPES].text ? "add" : "add and list");
+        return 2;
+    }
+    char path[1100], why[300], secret[HX_TOKEN_LEN + 1] = "";
+    hx_accounts_t *a = NULL;
+    if (accounts_path(v[K_ACCOUNTS].text, v[K_HOME].text, path, sizeof path) || accounts_open(path, 0, &a))
+        return 1;
+    rc = 0;
+    if (list) {
+        if ((rc = hx_api_client_each(a, v[K_CLINIC].text, client_print, NULL)) != 0)
+            snprintf(why, sizeof why, "the accounts store failed");
+    } else if (add) {
+        rc = hx_api_client_add(a, name, v[K_CLINIC].text, v[K_SCOPES].text ? v[K_SCOPES].text : client_scopes_default,
+                               secret, why, sizeof why);
+    } else if (!strcmp(sub, "reset")) {
+        rc = hx_api_client_reset(a, name, secret, why, sizeof why);
+    } else {
+        rc = hx_api_client_disable(a, name, why, sizeof why);
+    }
+    hx_accounts_close(&a);
+    if (rc != 0) {
+        fprintf(stderr, "handoff-web: client %s%s%s: %s\n", sub, name ? " " : "", name ? name : "", why);
+        return 1;
+    }
+    if (secret[0]) {
+        printf("client %s %s; its %ssecret follows, shown only this once: give it to the EMR as client_secret "
+               "for POST /fhir/r4/token, and keep it as a password\n%s\n",
+               name, add ? "added" : "reset", add ? "" : "new ", secret);
+        sodium_memzero(secret, sizeof secret);
+    } else if (!list) {
+        printf("client %s: disabled (its tokens ended, its subscriptions off)\n", name);
+    }
+    return 0;
+}
+
 /* "ID=KEY ID=KEY" into the hosted list. */
 static int hosted_list(web_t *w, const char *list, bool reviewer)
 {
@@ -365,7 +517,15 @@ static int cmd_serve(int argc, char **argv)
                            .idle_s = v[S_IDLE].u32, .sync_ms = v[S_SYNC].u32, .wait_ms = v[S_WAIT].u32,
                            .login_per_address = (int)v[S_ADDR_FAILS].u32, .behind_proxy = v[S_BEHIND_PROXY].on, .public_url = v[S_PUBLIC_URL].text,
                            .smtp_url = v[S_SMTP_URL].text, .smtp_from = v[S_SMTP_FROM].text,
-                           .smtp_starttls = v[S_SMTP_STARTTLS].on, .smtp_retry_ms = v[S_SMTP_RETRY].u32};
+                           .smtp_starttls = v[S_SMTP_STARTTLS].on, .smtp_retry_ms = v[S_SMTP_RETRY].u32,
+                           .directory = v[S_DIRECTORY].text, .fhir_http_hooks = v[S_FHIR_HTTP_HOOKS].on,
+                           .fhir_retry_ms = v[S_FHIR_RETRY].u32, .fhir_retry_max_ms = v[S_FHIR_RETRY_MAX].u32};
+    if (w.cfg.fhir_retry_max_ms < w.cfg.fhir_retry_ms)
+        w.cfg.fhir_retry_max_ms = w.cfg.fhir_retry_ms;
+    if (w.cfg.directory && !(w.dir = hx_fhir_directory_load(w.cfg.directory, err, sizeof err))) {
+        fprintf(stderr, "handoff-web: --directory %s: %s\n", w.cfg.directory, err);
+        return 2;
+    }
     if (hosted_list(&w, v[S_CLINICS].text, false) || hosted_list(&w, v[S_REVIEWERS].text, true))
         return 2;
     if (!w.n_hosted) {
@@ -411,9 +571,19 @@ static int cmd_serve(int argc, char **argv)
         hx_accounts_close(&w.accounts);
         return 1;
     }
+    /* the subscriptions' thread before the mailbox thread, which kicks it */
+    if (web_fhir_notify_start(&w) != 0) {
+        fprintf(stderr, "handoff-web: cannot start the FHIR subscriptions' thread\n");
+        web_stop(&w);
+        web_notify_stop(&w);
+        web_hosted_close(&w);
+        hx_accounts_close(&w.accounts);
+        return 1;
+    }
     if (web_sync_start(&w) != 0) {
         fprintf(stderr, "handoff-web: cannot start the mailbox thread\n");
         web_stop(&w);
+        web_fhir_notify_stop(&w);
         web_notify_stop(&w);
         web_hosted_close(&w);
         hx_accounts_close(&w.accounts);
@@ -428,9 +598,11 @@ static int cmd_serve(int argc, char **argv)
     fprintf(stderr, "handoff-web: stopping\n");
     web_stop(&w);
     web_sync_stop(&w);
+    web_fhir_notify_stop(&w);       /* after the mailbox thread, which kicks it */
     web_notify_stop(&w);            /* after the mailbox thread, which queues for it */
     web_import_stop(&w);
     web_hosted_close(&w);
+    hx_fhir_directory_free(&w.dir);
     hx_accounts_close(&w.accounts);
     pthread_mutex_destroy(&w.lock);
     pthread_mutex_destroy(&w.addr_lock);
@@ -449,6 +621,8 @@ int main(int argc, char **argv)
         return cmd_user(argc - 1, argv + 1);
     if (argc >= 2 && !strcmp(argv[1], "clinic"))
         return cmd_clinic(argc - 1, argv + 1);
+    if (argc >= 2 && !strcmp(argv[1], "client"))
+        return cmd_client(argc - 1, argv + 1);
     if (argc >= 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help"))) {
         fputs(usage_top, stdout);
         return 0;

@@ -3,6 +3,7 @@
  * session's CSRF token before any page sees it; every answer carries the same strict headers
  * (no-store, a content security policy that admits only the portal's own script and style). */
 #include "web.h"
+#include "web_fhir.h"
 #include "web_notify.h"
 
 #include <arpa/inet.h>
@@ -20,6 +21,10 @@ typedef struct {
     size_t n_fields;
     size_t total, limit;
     bool too_big, bad_form;
+    /* the FHIR API (web_fhir.h): the raw body, not a form */
+    bool fhir;
+    char *raw;
+    size_t raw_len;
 } conn_ctx_t;
 
 static uint64_t mono_ms(void)
@@ -85,6 +90,7 @@ static void ctx_free(conn_ctx_t *cx)
         free(cx->fields[i].value);
         free(cx->fields[i].filename);
     }
+    free(cx->raw);
     free(cx);
 }
 
@@ -435,6 +441,20 @@ static void metrics(web_req_t *r)
         HX_HTML_F(&r->body, "handoff_web_mailbox_up{clinic=\"%s\"} %d\n", h->id, up);
     }
     web_notify_metrics(w, &r->body);
+    HX_HTML_F(&r->body,
+              "# HELP handoff_web_fhir_requests_total FHIR API requests answered.\n"
+              "# TYPE handoff_web_fhir_requests_total counter\nhandoff_web_fhir_requests_total %llu\n"
+              "# HELP handoff_web_fhir_refused_total FHIR API requests refused (an OperationOutcome or an OAuth error).\n"
+              "# TYPE handoff_web_fhir_refused_total counter\nhandoff_web_fhir_refused_total %llu\n"
+              "# HELP handoff_web_fhir_tokens_total Access tokens issued.\n"
+              "# TYPE handoff_web_fhir_tokens_total counter\nhandoff_web_fhir_tokens_total %llu\n"
+              "# HELP handoff_web_fhir_notifications_total Subscription notifications by result.\n"
+              "# TYPE handoff_web_fhir_notifications_total counter\n"
+              "handoff_web_fhir_notifications_total{result=\"delivered\"} %llu\n"
+              "handoff_web_fhir_notifications_total{result=\"failed\"} %llu\n",
+              (unsigned long long)w->fhir_requests, (unsigned long long)w->fhir_refused,
+              (unsigned long long)w->fhir_tokens, (unsigned long long)w->fhir_notified,
+              (unsigned long long)w->fhir_notify_failed);
 }
 
 static bool ready(web_t *w, char *why, size_t cap)
@@ -630,8 +650,25 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             return MHD_NO;
         *con_cls = cx;
         cx->limit = !strcmp(url, "/import") ? WEB_IMPORT_MAX : WEB_BODY_MAX;
+        if ((cx->fhir = web_fhir_path(url)))
+            return MHD_YES;
         if (!strcmp(method, "POST"))
             cx->pp = MHD_create_post_processor(conn, 32 * 1024, form_part, cx);
+        return MHD_YES;
+    }
+    if (*upload_data_size && cx->fhir) {
+        /* kept up to one byte past the limit: web_fhir_request refuses what is larger */
+        size_t room = WEB_FHIR_BODY_MAX + 1 - cx->raw_len, n = *upload_data_size < room ? *upload_data_size : room;
+        if (n) {
+            char *grown = realloc(cx->raw, cx->raw_len + n + 1);
+            if (!grown)
+                return MHD_NO;
+            cx->raw = grown;
+            memcpy(cx->raw + cx->raw_len, upload_data, n);
+            cx->raw_len += n;
+            cx->raw[cx->raw_len] = '\0';
+        }
+        *upload_data_size = 0;
         return MHD_YES;
     }
     if (*upload_data_size) {
@@ -650,6 +687,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (w->cfg.behind_proxy)
         forwarded_address(conn, addr, sizeof addr);
     r.address = addr;
+    if (cx->fhir) {
+        int status = 500;
+        struct MHD_Response *res = web_fhir_request(w, conn, method, url, cx->raw, cx->raw_len, addr, &status);
+        return answer(conn, status, res);
+    }
     hx_html_init(&r.body);
     if (!strcmp(method, "POST") && (!cx->pp || cx->too_big || cx->bad_form)) {
         int code = cx->too_big ? 413 : 400;

@@ -192,6 +192,84 @@ Test(clinic, the_store_is_read_back_by_type_referral_and_latest)
     hx_clinic_destroy(&c);
 }
 
+typedef struct {
+    char seen[256];
+    int64_t seqs[8];
+    size_t n;
+} after_t;
+
+static void collect_after(void *ud, int64_t seq, const char *type, const char *referral_id, const uint8_t *payload,
+                          size_t len, uint64_t at_ms)
+{
+    after_t *a = ud;
+    char one[64];
+    snprintf(one, sizeof one, "%s/%s/%.*s/%llu ", type, referral_id, (int)len, (const char *)payload,
+             (unsigned long long)at_ms);
+    strcat(a->seen, one);
+    if (a->n < sizeof a->seqs / sizeof *a->seqs)
+        a->seqs[a->n++] = seq;
+}
+
+/* A reader keeping its place (a subscription's cursor) goes by the order rows were stored, not
+ * by when their messages happened, and resumes exactly after the last row it dealt with. */
+Test(clinic, received_rows_are_read_after_a_place_in_stored_order)
+{
+    hx_clinic_t *c = open_clinic("lakeside");
+    after_t a = {0};
+    cr_expect_eq(hx_clinic_last_seq(c), 0, "an empty store has no place yet");
+    cr_assert_eq(hx_clinic_each_received_after(c, 0, 64, collect_after, &a), 0);
+    cr_expect_eq(a.n, 0);
+    put(home, 1, "handoff.Handoff", "R-A", 30, "ha");
+    put(home, 2, "handoff.StatusUpdate", "R-A", 10, "a1");  /* happened earlier, stored later */
+    put(home, 3, "handoff.Refusal", "R-B", 20, "no");
+    int64_t last = hx_clinic_last_seq(c);
+    cr_assert_gt(last, 0);
+    cr_assert_eq(hx_clinic_each_received_after(c, 0, 0, collect_after, &a), 0);
+    cr_expect_str_eq(a.seen, "handoff.Handoff/R-A/ha/30 handoff.StatusUpdate/R-A/a1/10 handoff.Refusal/R-B/no/20 ",
+                     "every type, as stored");
+    cr_assert_eq(a.n, 3);
+    cr_expect(a.seqs[0] < a.seqs[1] && a.seqs[1] < a.seqs[2], "sequence numbers grow");
+    cr_expect_eq(a.seqs[2], last, "the last row's number is the store's last");
+    int64_t first = a.seqs[0], second = a.seqs[1];
+
+    a = (after_t){0};
+    cr_assert_eq(hx_clinic_each_received_after(c, 0, 2, collect_after, &a), 0);
+    cr_expect_str_eq(a.seen, "handoff.Handoff/R-A/ha/30 handoff.StatusUpdate/R-A/a1/10 ", "at most limit rows");
+    a = (after_t){0};
+    cr_assert_eq(hx_clinic_each_received_after(c, first, 64, collect_after, &a), 0);
+    cr_expect_str_eq(a.seen, "handoff.StatusUpdate/R-A/a1/10 handoff.Refusal/R-B/no/20 ", "only after the place");
+    a = (after_t){0};
+    cr_assert_eq(hx_clinic_each_received_after(c, second, 1, collect_after, &a), 0);
+    cr_expect_str_eq(a.seen, "handoff.Refusal/R-B/no/20 ");
+    a = (after_t){0};
+    cr_assert_eq(hx_clinic_each_received_after(c, last, 64, collect_after, &a), 0);
+    cr_expect_eq(a.n, 0, "nothing after the last");
+    put(home, 4, "handoff.ThreadPost", "R-B", 40, "p1");
+    cr_assert_eq(hx_clinic_each_received_after(c, last, 64, collect_after, &a), 0);
+    cr_expect_str_eq(a.seen, "handoff.ThreadPost/R-B/p1/40 ", "a row stored later comes after the place");
+    cr_expect_gt(hx_clinic_last_seq(c), last);
+    cr_expect_eq(hx_clinic_each_received_after(c, 0, 64, NULL, NULL), HX_EINVAL);
+    hx_clinic_destroy(&c);
+}
+
+/* A store that cannot be read says so: -1 and HX_EIO, with words. */
+Test(clinic, an_unreadable_store_is_an_error_for_readers_after_a_place)
+{
+    hx_clinic_t *c = open_clinic("lakeside");
+    char path[128];
+    snprintf(path, sizeof path, "%s/lakeside.db", home);
+    sqlite3 *db;
+    cr_assert_eq(sqlite3_open(path, &db), SQLITE_OK);
+    cr_assert_eq(sqlite3_exec(db, "DROP TABLE received", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    after_t a = {0};
+    cr_expect_eq(hx_clinic_last_seq(c), -1);
+    cr_expect_not_null(strstr(hx_clinic_error(c), "received"), "%s", hx_clinic_error(c));
+    cr_expect_eq(hx_clinic_each_received_after(c, 0, 64, collect_after, &a), HX_EIO);
+    cr_expect_eq(a.n, 0);
+    hx_clinic_destroy(&c);
+}
+
 /* No broker on the port: the sync says so in the library's terms and words, stores nothing. */
 Test(clinic, a_silent_broker_is_a_timeout_with_words)
 {

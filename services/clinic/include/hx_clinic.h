@@ -159,6 +159,19 @@ int hx_clinic_each_received(hx_clinic_t *c, const hx_clinic_query_t *q,
                                        uint64_t at_ms),
                             void *ud);
 
+/* The received messages in the order they were stored, for readers that keep a place in
+ * the store (a subscription's cursor): each row's sequence number is its rowid, which only
+ * grows (rows are never deleted nor renumbered). hx_clinic_last_seq: the newest row's, 0 when
+ * none was stored, -1 when the store could not be read. */
+int64_t hx_clinic_last_seq(hx_clinic_t *c);
+/* Each received message stored after sequence number after (0: from the first), in the order
+ * stored, at most limit of them (0: all): its sequence number, stored type, referral id ("" for
+ * none), payload and when it happened. 0, HX_EINVAL (no fn), or HX_EIO. */
+int hx_clinic_each_received_after(hx_clinic_t *c, int64_t after, size_t limit,
+                                  void (*fn)(void *ud, int64_t seq, const char *type, const char *referral_id,
+                                             const uint8_t *payload, size_t len, uint64_t at_ms),
+                                  void *ud);
+
 /* The patient's name as staff read it ("" when the referral has none). */
 void hx_patient_name(const Handoff__Referral *r, char *out, size_t cap);
 
