@@ -88,7 +88,7 @@ web_user network.admin network-admin
 WEB_LISTEN=${HANDOFF_WEB_LISTEN:-127.0.0.1:8080}
 web_start() {
   start web "$BIN/services/web/handoff-web" serve --listen "$1" --accounts "$WEB_ACCOUNTS" --home "$HANDOFF_HOME" \
-    --clinics "$web_clinics" --reviewers "review=$KEYS/review.key"
+    --clinics "$web_clinics" --reviewers "review=$KEYS/review.key" --directory "$SAMPLE/directory.json"
   for _ in $(seq 1 100); do grep -q '^listening ' "$DATA/logs/web.log" 2>/dev/null && return 0; sleep 0.05; done
   return 1
 }
@@ -266,6 +266,23 @@ curl -sf -c "$jar" -o /dev/null -d "user=lakeside.clinician&password=$DEMO_PASSW
 curl -sf -b "$jar" "$WEB_URL/" | grep -o 'folder=[a-z_]*"[^>]*>[^<]* <span class="count">[0-9]*' |
   sed -E 's/.*>([^<]*) <span class="count">([0-9]*)/   \1: \2/'
 rm -f "$jar"
+
+echo
+echo "== the FHIR R4 API ($WEB_URL/fhir/r4): lakeside's EMR, a client of the API, reads its handoffs as Tasks"
+emr_secret=$("$BIN/services/web/handoff-web" client add lakeside-emr --clinic lakeside --accounts "$WEB_ACCOUNTS" | tail -n 1)
+emr_token=$(curl -sf -u "lakeside-emr:$emr_secret" -d grant_type=client_credentials "$WEB_URL/fhir/r4/token" |
+  jq -r .access_token)
+echo "   POST /fhir/r4/token (client credentials) -> a bearer token for 5 minutes"
+echo "   GET /fhir/r4/Task?owner=Organization/lakeside&_include=Task:based-on"
+curl -sf -H "Authorization: Bearer $emr_token" \
+  "$WEB_URL/fhir/r4/Task?owner=Organization/lakeside&_include=Task:based-on&_count=200" | jq -r '
+  ([.entry[]? | select(.search.mode == "include") | .resource | {key: .id, value: .priority}] | from_entries) as $prio |
+  "   \(.total) Task(s) owned by lakeside:",
+  (.entry[]? | select(.search.mode == "match") | .resource |
+   "   Task/\(.id): \(.status), \(.businessStatus.coding[0].code // "-"), priority \($prio[.basedOn[0].reference | sub("ServiceRequest/"; "")] // "-")")'
+unset emr_secret emr_token
+echo "   (docs/FHIR.md: submitting referrals as transaction Bundles, acting on Tasks, subscriptions)"
+
 echo
 echo "   Open $WEB_URL and sign in as CLINIC.clinician, CLINIC.desk or CLINIC.admin (CLINIC: $(echo $clinics | tr ' ' ',')),"
 echo "   review.reviewer or network.admin; the demo password is $DEMO_PASSWORD"

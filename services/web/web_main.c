@@ -199,8 +199,12 @@ static int cmd_user(int argc, char **argv)
     }
     const char *sub = argv[1];
     bool list = !strcmp(sub, "list");
-    if (strcmp(sub, "add") && strcmp(sub, "disable") && strcmp(sub, "reset") && strcmp(sub, "notify") && !list &&
-        strcmp(sub, "-h") && strcmp(sub, "--help")) {
+    if (!strcmp(sub, "-h") || !strcmp(sub, "--help")) {
+        fputs(head, stdout);
+        hx_opt_help(stdout, user_opts, U_COUNT);
+        return 0;
+    }
+    if (strcmp(sub, "add") && strcmp(sub, "disable") && strcmp(sub, "reset") && strcmp(sub, "notify") && !list) {
         fprintf(stderr, "handoff-web: user: '%s' is not add, disable, reset, list or notify\n", sub);
         return 2;
     }
