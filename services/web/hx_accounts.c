@@ -67,9 +67,7 @@ static uint64_t now_ms(const hx_accounts_t *a)
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
-/* Runs sql with up to three text binds and an integer (n >= 0); SQLITE_DONE or SQLITE_ROW
- * becomes 0, anything else -1. */
-static int run(hx_accounts_t *a, const char *sql, const char *t1, const char *t2, int64_t n)
+int hx_accounts_run(hx_accounts_t *a, const char *sql, const char *t1, const char *t2, int64_t n)
 {
     sqlite3_stmt *st = NULL;
     if (sqlite3_prepare_v2(a->db, sql, -1, &st, NULL) != SQLITE_OK)
@@ -280,12 +278,12 @@ static int user_change(hx_accounts_t *a, const char *name, const char *sql, cons
         return -1;
     }
     /* the user's sessions and pending sign-ins end and its failures are forgotten with the change */
-    if (run(a, "BEGIN IMMEDIATE", NULL, NULL, -1) || run(a, sql, arg, name, -1) ||
-        run(a, "DELETE FROM sessions WHERE name = ?", name, NULL, -1) ||
-        run(a, "DELETE FROM pending WHERE name = ?", name, NULL, -1) ||
-        (forget_totp && run(a, "DELETE FROM totp WHERE name = ?", name, NULL, -1)) ||
-        run(a, "DELETE FROM failures WHERE name = ?", name, NULL, -1) || run(a, "COMMIT", NULL, NULL, -1)) {
-        run(a, "ROLLBACK", NULL, NULL, -1);
+    if (hx_accounts_run(a, "BEGIN IMMEDIATE", NULL, NULL, -1) || hx_accounts_run(a, sql, arg, name, -1) ||
+        hx_accounts_run(a, "DELETE FROM sessions WHERE name = ?", name, NULL, -1) ||
+        hx_accounts_run(a, "DELETE FROM pending WHERE name = ?", name, NULL, -1) ||
+        (forget_totp && hx_accounts_run(a, "DELETE FROM totp WHERE name = ?", name, NULL, -1)) ||
+        hx_accounts_run(a, "DELETE FROM failures WHERE name = ?", name, NULL, -1) || hx_accounts_run(a, "COMMIT", NULL, NULL, -1)) {
+        hx_accounts_run(a, "ROLLBACK", NULL, NULL, -1);
         snprintf(why, cap, "the accounts store failed: %s", sqlite3_errmsg(a->db));
         return -1;
     }
@@ -326,7 +324,7 @@ static void token_new(char out[HX_TOKEN_LEN + 1])
 /* A failed login of name: counted, and held back once max_failures are reached. */
 static void failure(hx_accounts_t *a, const char *name, uint64_t t)
 {
-    run(a, "INSERT INTO failures(name, count) VALUES (?1, 1) ON CONFLICT(name) DO UPDATE SET count = count + 1",
+    hx_accounts_run(a, "INSERT INTO failures(name, count) VALUES (?1, 1) ON CONFLICT(name) DO UPDATE SET count = count + 1",
         name, NULL, -1);
     sqlite3_stmt *st = NULL;
     if (sqlite3_prepare_v2(a->db, "UPDATE failures SET held_until_ms = ?1, count = 0 WHERE name = ?2 AND count >= ?3",
@@ -398,7 +396,7 @@ hx_login_t hx_login(hx_accounts_t *a, const char *name, const char *password, ch
         return second > 0 && pending_open(a, name, t, token) == 0 ? HX_LOGIN_TOTP : HX_LOGIN_ERROR;
     if (session_open(a, name, t, token) != 0)
         return HX_LOGIN_ERROR;
-    run(a, "DELETE FROM failures WHERE name = ?", name, NULL, -1);
+    hx_accounts_run(a, "DELETE FROM failures WHERE name = ?", name, NULL, -1);
     return HX_LOGIN_OK;
 }
 
@@ -577,7 +575,7 @@ int hx_totp_policy_set(hx_accounts_t *a, const char *clinic, bool on, char *why,
         return -1;
     }
     sqlite3_stmt *st = NULL;
-    int rc = run(a, "BEGIN IMMEDIATE", NULL, NULL, -1);
+    int rc = hx_accounts_run(a, "BEGIN IMMEDIATE", NULL, NULL, -1);
     if (rc == 0 && on) {
         rc = sqlite3_prepare_v2(a->db, "INSERT OR REPLACE INTO totp_policy(clinic, changed_ms) VALUES (?, ?)", -1, &st,
                                 NULL) == SQLITE_OK ? 0 : -1;
@@ -589,14 +587,14 @@ int hx_totp_policy_set(hx_accounts_t *a, const char *clinic, bool on, char *why,
         sqlite3_finalize(st);
         /* sessions opened with a password alone end: everyone signs in again with a code */
         if (rc == 0)
-            rc = run(a, "DELETE FROM sessions WHERE name IN (SELECT name FROM users WHERE clinic = ?)", clinic, NULL,
+            rc = hx_accounts_run(a, "DELETE FROM sessions WHERE name IN (SELECT name FROM users WHERE clinic = ?)", clinic, NULL,
                      -1);
     } else if (rc == 0) {
-        rc = run(a, "DELETE FROM totp_policy WHERE clinic = ?", clinic, NULL, -1);
+        rc = hx_accounts_run(a, "DELETE FROM totp_policy WHERE clinic = ?", clinic, NULL, -1);
     }
-    if (rc != 0 || run(a, "COMMIT", NULL, NULL, -1) != 0) {
+    if (rc != 0 || hx_accounts_run(a, "COMMIT", NULL, NULL, -1) != 0) {
         snprintf(why, cap, "the accounts store failed: %s", sqlite3_errmsg(a->db));
-        run(a, "ROLLBACK", NULL, NULL, -1);
+        hx_accounts_run(a, "ROLLBACK", NULL, NULL, -1);
         return -1;
     }
     return 0;
@@ -640,7 +638,7 @@ static int pending_open(hx_accounts_t *a, const char *name, uint64_t t, char tok
     token_new(token);
     token_hash(token, h);
     sqlite3_stmt *st = NULL;
-    int rc = run(a, "DELETE FROM pending WHERE name = ?1 OR created_ms <= ?3", name, NULL,
+    int rc = hx_accounts_run(a, "DELETE FROM pending WHERE name = ?1 OR created_ms <= ?3", name, NULL,
                  (int64_t)(t > HX_PENDING_S * 1000ull ? t - HX_PENDING_S * 1000ull : 0));
     if (rc == 0)
         rc = sqlite3_prepare_v2(a->db, "INSERT INTO pending(token_hash, name, created_ms, enrol) VALUES (?, ?, ?, ?)",
@@ -755,7 +753,7 @@ static int totp_accept(hx_accounts_t *a, const char *pending, const char *name, 
     uint8_t h[32], sealed[SEALED_LEN];
     sqlite3_stmt *st = NULL;
     token_hash(pending, h);
-    int rc = run(a, "BEGIN IMMEDIATE", NULL, NULL, -1);
+    int rc = hx_accounts_run(a, "BEGIN IMMEDIATE", NULL, NULL, -1);
     if (rc == 0) {
         if (enrol)
             seal(a, enrol, sealed);
@@ -783,11 +781,11 @@ static int totp_accept(hx_accounts_t *a, const char *pending, const char *name, 
     if (rc == 0)
         rc = session_open(a, name, t, token);
     if (rc == 0)
-        rc = run(a, "DELETE FROM failures WHERE name = ?", name, NULL, -1);
+        rc = hx_accounts_run(a, "DELETE FROM failures WHERE name = ?", name, NULL, -1);
     if (rc == 0)
-        rc = run(a, "COMMIT", NULL, NULL, -1);
+        rc = hx_accounts_run(a, "COMMIT", NULL, NULL, -1);
     if (rc != 0) {
-        run(a, "ROLLBACK", NULL, NULL, -1);
+        hx_accounts_run(a, "ROLLBACK", NULL, NULL, -1);
         token[0] = '\0';
     }
     return rc;
@@ -841,7 +839,7 @@ hx_login_t hx_login_totp(hx_accounts_t *a, const char *pending, const char *code
  * transaction, so two programs opening one older file at once cannot both add a column. */
 static int notices_migrate(hx_accounts_t *a)
 {
-    if (run(a, "BEGIN IMMEDIATE", NULL, NULL, -1) != 0)
+    if (hx_accounts_run(a, "BEGIN IMMEDIATE", NULL, NULL, -1) != 0)
         return -1;
     bool email = false, notify = false;
     sqlite3_stmt *st = NULL;
@@ -853,9 +851,9 @@ static int notices_migrate(hx_accounts_t *a)
     }
     sqlite3_finalize(st);
     if (rc == 0 && !email)
-        rc = run(a, "ALTER TABLE users ADD COLUMN email TEXT NOT NULL DEFAULT ''", NULL, NULL, -1);
+        rc = hx_accounts_run(a, "ALTER TABLE users ADD COLUMN email TEXT NOT NULL DEFAULT ''", NULL, NULL, -1);
     if (rc == 0 && !notify)
-        rc = run(a, "ALTER TABLE users ADD COLUMN notify INTEGER NOT NULL DEFAULT 0", NULL, NULL, -1);
+        rc = hx_accounts_run(a, "ALTER TABLE users ADD COLUMN notify INTEGER NOT NULL DEFAULT 0", NULL, NULL, -1);
     /* sent: 0 waiting, 1 sent, 2 given up; dedup: the event's key and the user */
     if (rc == 0 && sqlite3_exec(a->db,
                                 "CREATE TABLE IF NOT EXISTS mail_outbox (id INTEGER PRIMARY KEY AUTOINCREMENT,"
@@ -868,9 +866,9 @@ static int notices_migrate(hx_accounts_t *a)
                                 NULL, NULL, NULL) != SQLITE_OK)
         rc = -1;
     if (rc == 0)
-        rc = run(a, "COMMIT", NULL, NULL, -1);
+        rc = hx_accounts_run(a, "COMMIT", NULL, NULL, -1);
     if (rc != 0)
-        run(a, "ROLLBACK", NULL, NULL, -1);
+        hx_accounts_run(a, "ROLLBACK", NULL, NULL, -1);
     return rc;
 }
 
@@ -1068,7 +1066,7 @@ int hx_mail_due(hx_accounts_t *a, hx_mail_t *m, uint64_t *next_ms)
 {
     *next_ms = 0;
     /* a user disabled, or without an address now, gets nothing more of what waits */
-    if (run(a, "UPDATE mail_outbox SET sent = 2, done_ms = ?3, last_error = 'the user was disabled or has no address'"
+    if (hx_accounts_run(a, "UPDATE mail_outbox SET sent = 2, done_ms = ?3, last_error = 'the user was disabled or has no address'"
                " WHERE sent = 0 AND user NOT IN (SELECT name FROM users WHERE disabled = 0 AND email != '')",
             NULL, NULL, (int64_t)now_ms(a)) != 0)
         return -1;
@@ -1116,7 +1114,7 @@ static int mail_done(hx_accounts_t *a, int64_t id, int sent, const char *error)
     int rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
     sqlite3_finalize(st);
     if (rc == 0 && t > MAIL_KEEP_MS)
-        run(a, "DELETE FROM mail_outbox WHERE sent != 0 AND done_ms < ?3", NULL, NULL, (int64_t)(t - MAIL_KEEP_MS));
+        hx_accounts_run(a, "DELETE FROM mail_outbox WHERE sent != 0 AND done_ms < ?3", NULL, NULL, (int64_t)(t - MAIL_KEEP_MS));
     return rc;
 }
 

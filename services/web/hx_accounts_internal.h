@@ -16,6 +16,10 @@ uint64_t hx_accounts_now_ms(const hx_accounts_t *a);
  * kept in the store. */
 const uint8_t *hx_accounts_api_key(const hx_accounts_t *a);
 
+/* Runs sql with up to two text binds (?1, ?2) and an integer (?3, when n >= 0): 0 when it ran
+ * (SQLITE_DONE or SQLITE_ROW), -1 when not. */
+int hx_accounts_run(hx_accounts_t *a, const char *sql, const char *t1, const char *t2, int64_t n);
+
 /* hx_api.c: the API's tables, also on a store made before them. 0, or -1. */
 int hx_api_migrate(hx_accounts_t *a);
 

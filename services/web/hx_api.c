@@ -236,24 +236,6 @@ static void secret_new(char out[HX_TOKEN_LEN + 1])
     sodium_memzero(raw, sizeof raw);
 }
 
-/* Runs sql with text binds t1, t2 (NULL: unbound) and an integer n at ?3 (n >= 0). 0 when it
- * ran, -1 when not. */
-static int run(hx_accounts_t *a, const char *sql, const char *t1, const char *t2, int64_t n)
-{
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(hx_accounts_db(a), sql, -1, &st, NULL) != SQLITE_OK)
-        return -1;
-    if (t1)
-        sqlite3_bind_text(st, 1, t1, -1, SQLITE_STATIC);
-    if (t2)
-        sqlite3_bind_text(st, 2, t2, -1, SQLITE_STATIC);
-    if (n >= 0)
-        sqlite3_bind_int64(st, 3, n);
-    int rc = sqlite3_step(st);
-    sqlite3_finalize(st);
-    return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : -1;
-}
-
 static void store_failed(hx_accounts_t *a, char *why, size_t cap)
 {
     snprintf(why, cap, "the accounts store failed: %s", sqlite3_errmsg(hx_accounts_db(a)));
@@ -316,7 +298,7 @@ static int client_change(hx_accounts_t *a, const char *id, const char *sql, cons
     }
     sqlite3 *db = hx_accounts_db(a);
     sqlite3_stmt *st = NULL;
-    if (run(a, "BEGIN IMMEDIATE", NULL, NULL, -1) != 0) {
+    if (hx_accounts_run(a, "BEGIN IMMEDIATE", NULL, NULL, -1) != 0) {
         store_failed(a, why, cap);
         return -1;
     }
@@ -330,17 +312,17 @@ static int client_change(hx_accounts_t *a, const char *id, const char *sql, cons
     sqlite3_finalize(st);
     bool found = rc == 0 && sqlite3_changes(db) == 1;
     if (rc == 0 && found)
-        rc = run(a, "DELETE FROM api_tokens WHERE client = ?", id, NULL, -1);
+        rc = hx_accounts_run(a, "DELETE FROM api_tokens WHERE client = ?", id, NULL, -1);
     if (rc == 0 && found && off)
-        rc = run(a, "UPDATE api_subs SET status = 'off' WHERE client = ?", id, NULL, -1);
+        rc = hx_accounts_run(a, "UPDATE api_subs SET status = 'off' WHERE client = ?", id, NULL, -1);
     if (rc == 0 && found)
-        rc = run(a, "COMMIT", NULL, NULL, -1);
+        rc = hx_accounts_run(a, "COMMIT", NULL, NULL, -1);
     if (rc != 0 || !found) {
         if (rc != 0)
             store_failed(a, why, cap);
         else
             snprintf(why, cap, "id: no such client");
-        run(a, "ROLLBACK", NULL, NULL, -1);
+        hx_accounts_run(a, "ROLLBACK", NULL, NULL, -1);
         return -1;
     }
     return 0;
@@ -444,7 +426,7 @@ static void client_failure(hx_accounts_t *a, const char *id, uint64_t t)
 
 static void tokens_purge(hx_accounts_t *a, uint64_t t)
 {
-    run(a, "DELETE FROM api_tokens WHERE expires_ms <= ?3", NULL, NULL, (int64_t)t);
+    hx_accounts_run(a, "DELETE FROM api_tokens WHERE expires_ms <= ?3", NULL, NULL, (int64_t)t);
 }
 
 /* A new token of the client r with scopes, stored by its hash. 0, or -1. */
@@ -502,7 +484,7 @@ hx_api_token_rc_t hx_api_token(hx_accounts_t *a, const char *id, const char *sec
             client_failure(a, id, t);
         return HX_API_TOKEN_REFUSED;
     }
-    if (run(a, "UPDATE api_clients SET failures = 0, held_until_ms = 0 WHERE id = ?", id, NULL, -1) != 0)
+    if (hx_accounts_run(a, "UPDATE api_clients SET failures = 0, held_until_ms = 0 WHERE id = ?", id, NULL, -1) != 0)
         return HX_API_TOKEN_ERROR;
     char granted[HX_API_SCOPES_MAX] = "";
     if (scope && scope[0]) {
@@ -692,7 +674,7 @@ int hx_api_sub_add(hx_accounts_t *a, hx_api_sub_t *s, char *why, size_t cap)
     }
     if (sub_fields_check(&s->sub, why, cap) != 0)
         return -1;
-    if (run(a, "BEGIN IMMEDIATE", NULL, NULL, -1) != 0) {
+    if (hx_accounts_run(a, "BEGIN IMMEDIATE", NULL, NULL, -1) != 0) {
         store_failed(a, why, cap);
         return -1;
     }
@@ -700,7 +682,7 @@ int hx_api_sub_add(hx_accounts_t *a, hx_api_sub_t *s, char *why, size_t cap)
     int rc = n < 0 ? -1 : 0;
     if (n >= HX_API_SUBS_MAX) {
         snprintf(why, cap, "subscription: this clinic has %d already, the most it may have", HX_API_SUBS_MAX);
-        run(a, "ROLLBACK", NULL, NULL, -1);
+        hx_accounts_run(a, "ROLLBACK", NULL, NULL, -1);
         return -1;
     }
     /* 64 random bits: an id taken already is drawn again */
@@ -715,10 +697,10 @@ int hx_api_sub_add(hx_accounts_t *a, hx_api_sub_t *s, char *why, size_t cap)
         rc = sqlite3_extended_errcode(hx_accounts_db(a)) == SQLITE_CONSTRAINT_PRIMARYKEY && tries < 3 ? 0 : -1;
     }
     if (rc == 0)
-        rc = run(a, "COMMIT", NULL, NULL, -1);
+        rc = hx_accounts_run(a, "COMMIT", NULL, NULL, -1);
     if (rc != 0) {
         store_failed(a, why, cap);
-        run(a, "ROLLBACK", NULL, NULL, -1);
+        hx_accounts_run(a, "ROLLBACK", NULL, NULL, -1);
         s->sub.id[0] = '\0';
     }
     return rc;
@@ -795,7 +777,7 @@ int hx_api_sub_update(hx_accounts_t *a, const char *clinic, const char *id, cons
 
 int hx_api_sub_delete(hx_accounts_t *a, const char *clinic, const char *id)
 {
-    if (!clinic || !id || run(a, "DELETE FROM api_subs WHERE clinic = ?1 AND id = ?2", clinic, id, -1) != 0)
+    if (!clinic || !id || hx_accounts_run(a, "DELETE FROM api_subs WHERE clinic = ?1 AND id = ?2", clinic, id, -1) != 0)
         return -1;
     return sqlite3_changes(hx_accounts_db(a)) == 1 ? 0 : -1;
 }

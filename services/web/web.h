@@ -24,6 +24,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #define WEB_CLINICS_MAX 64
 #define WEB_FIELDS_MAX 48
@@ -145,6 +146,9 @@ web_hosted_t *web_hosted_find(web_t *w, const char *id, bool reviewer);
 /* Starts and stops the thread that syncs every hosted mailbox each sync_ms. */
 int web_sync_start(web_t *w);
 void web_sync_stop(web_t *w);
+/* Waits on cv (mu held) for ms at most; clock is the one cv was made with (CLOCK_REALTIME
+ * unless its attributes said CLOCK_MONOTONIC). */
+void web_timedwait(pthread_cond_t *cv, pthread_mutex_t *mu, clockid_t clock, uint64_t ms);
 /* After an action: the version moves so live pages refresh. Called with h->mu held. */
 void web_hosted_bump(web_hosted_t *h);
 

@@ -573,15 +573,7 @@ static bool round_all(struct web_fhir_notify *n, rows_t *rows)
 /* Waits on n->wake (n->mu held) for ms at most. */
 static void wait_ms(struct web_fhir_notify *n, uint64_t ms)
 {
-    struct timespec until;
-    clock_gettime(CLOCK_MONOTONIC, &until);
-    until.tv_sec += (time_t)(ms / 1000);
-    until.tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
-    pthread_cond_timedwait(&n->wake, &n->mu, &until);
+    web_timedwait(&n->wake, &n->mu, CLOCK_MONOTONIC, ms);
 }
 
 static void *notifier(void *arg)

@@ -52,14 +52,8 @@ static bool wait_scheduling(web_hosted_t *h, const char *rid, uint32_t wait_ms)
         uint64_t now = now_ms();
         if (now >= until)
             return false;
-        /* the sync thread stores what arrives and broadcasts; wait for it, at most 200 ms */
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        uint64_t left = until - now < 200 ? until - now : 200;
-        ts.tv_nsec += (long)(left % 1000) * 1000000L;
-        ts.tv_sec += (time_t)(left / 1000) + ts.tv_nsec / 1000000000L;
-        ts.tv_nsec %= 1000000000L;
-        pthread_cond_timedwait(&h->changed, &h->mu, &ts);
+        /* a sync stores what arrives and broadcasts; wait for one, at most 200 ms */
+        web_timedwait(&h->changed, &h->mu, CLOCK_REALTIME, until - now < 200 ? until - now : 200);
     }
 }
 

@@ -103,6 +103,19 @@ void web_hosted_close(web_t *w)
     }
 }
 
+void web_timedwait(pthread_cond_t *cv, pthread_mutex_t *mu, clockid_t clock, uint64_t ms)
+{
+    struct timespec until;
+    clock_gettime(clock, &until);
+    until.tv_sec += (time_t)(ms / 1000);
+    until.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    pthread_cond_timedwait(cv, mu, &until);
+}
+
 void web_hosted_bump(web_hosted_t *h)
 {
     h->version++;
