@@ -872,9 +872,13 @@ static json_t *wait_list(const Handoff__HandoffStatus *e)
     return json_pack("{s:s, s:o}", "url", EXT_WAIT, "extension", sub);
 }
 
-/* A received handoff with nothing since reads ready. */
+/* A received handoff with nothing since reads ready. One this clinic declined reads rejected
+ * to it (FHIR: the performer decided not to do it; the status its EMR set), while the
+ * handoff itself is received again, being booked elsewhere, as its referrer reads it. */
 static Handoff__TaskStatus hnd_status(const hnd_t *x)
 {
+    if (x->own && x->event && !strcmp(x->event, "decline"))
+        return HANDOFF__TASK_STATUS__TASK_REJECTED;
     return x->own && !x->status ? HANDOFF__TASK_STATUS__TASK_READY : x->status;
 }
 

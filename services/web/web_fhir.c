@@ -328,7 +328,7 @@ static json_t *capability(const fx_t *x)
                                             "http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition/"
                                             "capabilitystatement-subscriptiontopic-canonical",
                                             "valueCanonical", HX_FHIR_TOPIC_SERVICE_REQUEST));
-    return json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:[s],s:{s:s},s:{s:s,s:s},s:[{s:s,s:o,s:o,s:[{s:s},{s:s}],s:o}]}",
+    return json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:[s],s:{s:s},s:{s:s,s:s},s:[{s:s,s:o,s:o,s:[{s:s}],s:o}]}",
                      "resourceType", "CapabilityStatement", "status", "active", "date", date, "kind", "instance",
                      "fhirVersion", "4.0.1", "publisher", "Handoff", "description",
                      "The clinic network's FHIR R4 API: submit referrals (transaction Bundle), follow them, act on "
@@ -336,7 +336,7 @@ static json_t *capability(const fx_t *x)
                      "rest-hook). What a token can read is its clinic's own.",
                      "format", "application/fhir+json", "software", "name", "handoff-web", "implementation",
                      "description", "Handoff FHIR R4 API", "url", x->base, "rest", "mode", "server", "security",
-                     security, "resource", res, "interaction", "code", "transaction", "code", "batch", "extension",
+                     security, "resource", res, "interaction", "code", "transaction", "extension",
                      topics);
 }
 

@@ -350,6 +350,21 @@ while :; do
   sleep 1
 done
 echo "$r, sent by $src from the CLI, is in $src's inbox in the portal"
+# the FHIR API through the same nginx: a client made in the running stack (docs/FHIR.md), a
+# token over HTTPS, and the referral just sent as a ServiceRequest of its referrer
+secret=$(compose exec -T web handoff-web client add e2e-emr --clinic "$src" 2>"$E2E_DIR/work/client.log" | tail -n 1 | tr -d '\r')
+[ "${#secret}" = 43 ] || { cat "$E2E_DIR/work/client.log" >&2; fail "handoff-web client add in the web container printed no secret"; }
+token=$(hx -u "e2e-emr:$secret" -d grant_type=client_credentials "$W/fhir/r4/token" | jq -r .access_token)
+[ "${#token}" = 43 ] || fail "POST $W/fhir/r4/token gave no access token"
+[ "$(hx -o /dev/null -w '%{http_code}' "$W/fhir/r4/Task")" = 401 ] || fail "the FHIR API answers without a token"
+[ "$(hx "$W/fhir/r4/metadata" | jq -r .fhirVersion)" = 4.0.1 ] || fail "GET $W/fhir/r4/metadata is not an R4 CapabilityStatement"
+sr=$(hx -H "Authorization: Bearer $token" "$W/fhir/r4/ServiceRequest/$r") || fail "GET ServiceRequest/$r"
+[ "$(jq -r '.resourceType + " " + .id' <<<"$sr")" = "ServiceRequest $r" ] ||
+  fail "ServiceRequest/$r through the FHIR API: $(head -c 300 <<<"$sr")"
+fullurl=$(hx -G -H "Authorization: Bearer $token" --data-urlencode "identifier=urn:handoff:ref|E2E-PORTAL-1" "$W/fhir/r4/ServiceRequest" |
+  jq -r '.entry[0].fullUrl')
+[ "$fullurl" = "$W/fhir/r4/ServiceRequest/$r" ] || fail "the FHIR search by ref gave $fullurl, not $W/fhir/r4/ServiceRequest/$r"
+echo "the FHIR API over HTTPS: a token for e2e-emr ($src), $r as ServiceRequest, found by its ref at its public URL"
 
 step "5. revoking a clinic: deploy/keys.sh revoke, then SIGHUP (docs/OPERATIONS.md)"
 gone=laurier

@@ -699,7 +699,7 @@ Test(fhir_map, received_handoff_declined)
     cr_assert_eq(hx_fhir_view_add_status(v, update(RID2, ST(RECEIVED), "decline", "declined", hs, 1, NULL, 0), T0 + 1000),
                  0);
     c = read_ok(v, HX_FHIR_TASK, RID2 "-physiotherapy");
-    ASSERT_AT(c, "status", "received");
+    ASSERT_AT(c, "status", "rejected");            /* to the clinic that declined it */
     ASSERT_AT(c, "businessStatus.coding.0.code", "declined");
     ASSERT_AT(c, "statusReason.text", "no capacity this month");
     ASSERT_AT(c, "owner.reference", "Organization/northpoint");
