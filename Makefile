@@ -9,7 +9,7 @@ DEBS = build-essential cmake pkg-config libzmq3-dev libsodium-dev libprotobuf-c-
        chromium chromium-driver python3-selenium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps build demo demo-web test test-unit test-integration test-asan fuzz crash-loop clean bench bench-full test-e2e
+.PHONY: all deps build demo demo-web test test-unit test-integration test-asan fuzz crash-loop clean bench bench-full bench-fhir test-e2e
 
 all: build
 
@@ -64,6 +64,11 @@ bench: build
 
 bench-full: build
 	BENCH_FULL=1 $(BUILD)/bench/handoff-bench $(BENCH_ARGS)
+
+# The FHIR API's latency as a clinic's store grows to 100, 1,000 and 5,000 referrals
+# (bench/fhir_api.py, bench/README.md; about 2.5 minutes on 2 cores). Not part of `make test`.
+bench-fhir: build
+	/usr/bin/python3 bench/fhir_api.py --build-dir $(BUILD) $(BENCH_FHIR_ARGS)
 
 # The durable broker killed -9 at random moments 100 times under load (the default test run
 # does 20). Prints the seed; HX_CRASH_SEED=N repeats a run's kill timing.

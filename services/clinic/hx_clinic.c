@@ -290,15 +290,18 @@ int hx_clinic_sent_referral(hx_clinic_t *c, const char *referral_id, Handoff__Re
     return 0;
 }
 
-int hx_clinic_each_sent(hx_clinic_t *c,
-                        void (*fn)(void *ud, const char *referral_id, const char *ref, const char *patient,
-                                   uint64_t at_ms),
-                        void *ud)
+/* Each sent row, or the one of referral_id (when not NULL). */
+static int each_sent(hx_clinic_t *c, const char *referral_id,
+                     void (*fn)(void *ud, const char *referral_id, const char *ref, const char *patient, uint64_t at_ms),
+                     void *ud)
 {
     sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(c->db, "SELECT referral_id, ref, patient, at_ms FROM sent ORDER BY at_ms, rowid", -1, &st,
-                           NULL) != SQLITE_OK)
+    const char *sql = referral_id ? "SELECT referral_id, ref, patient, at_ms FROM sent WHERE referral_id = ?1"
+                                  : "SELECT referral_id, ref, patient, at_ms FROM sent ORDER BY at_ms, rowid";
+    if (sqlite3_prepare_v2(c->db, sql, -1, &st, NULL) != SQLITE_OK)
         return cl_fail(c, HX_EIO, "reading the store: %s", sqlite3_errmsg(c->db));
+    if (referral_id)
+        sqlite3_bind_text(st, 1, referral_id, -1, SQLITE_STATIC);
     while (sqlite3_step(st) == SQLITE_ROW)
         fn(ud, (const char *)sqlite3_column_text(st, 0), (const char *)sqlite3_column_text(st, 1),
            (const char *)sqlite3_column_text(st, 2), (uint64_t)sqlite3_column_int64(st, 3));
@@ -306,23 +309,47 @@ int hx_clinic_each_sent(hx_clinic_t *c,
     return 0;
 }
 
+int hx_clinic_each_sent(hx_clinic_t *c,
+                        void (*fn)(void *ud, const char *referral_id, const char *ref, const char *patient,
+                                   uint64_t at_ms),
+                        void *ud)
+{
+    return each_sent(c, NULL, fn, ud);
+}
+
+int hx_clinic_sent_one(hx_clinic_t *c, const char *referral_id,
+                       void (*fn)(void *ud, const char *referral_id, const char *ref, const char *patient,
+                                  uint64_t at_ms),
+                       void *ud)
+{
+    return referral_id ? each_sent(c, referral_id, fn, ud) : 0;
+}
+
 int hx_clinic_each_received(hx_clinic_t *c, const hx_clinic_query_t *q,
                             void (*fn)(void *ud, const char *type, const uint8_t *payload, size_t len,
                                        uint64_t at_ms),
                             void *ud)
 {
-    /* ?1 the type (NULL: handoffs and status updates), ?2 the referral (NULL: all) */
-    static const char all[] =
-        "SELECT type, payload, at_ms FROM received r "
-        "WHERE (?1 IS NULL AND type IN ('handoff.Handoff', 'handoff.StatusUpdate') OR type = ?1) "
-        "AND (?2 IS NULL OR referral_id = ?2) ORDER BY at_ms, rowid";
-    static const char latest[] =
-        "SELECT type, payload, at_ms FROM received r "
-        "WHERE (?1 IS NULL AND type IN ('handoff.Handoff', 'handoff.StatusUpdate') OR type = ?1) "
-        "AND (?2 IS NULL OR referral_id = ?2) AND rowid = (SELECT rowid FROM received x WHERE x.type = r.type "
-        "AND x.referral_id = r.referral_id ORDER BY at_ms DESC, rowid DESC LIMIT 1) ORDER BY at_ms, rowid";
+    /* ?1 the type (NULL: handoffs and status updates), ?2 the referral: one referral's rows are
+     * asked for with a plain referral_id = ?2, which the index received_referral serves (an
+     * "?2 IS NULL OR" would make it a scan of the whole store) */
+#define HX_RECEIVED_TYPE "(?1 IS NULL AND type IN ('handoff.Handoff', 'handoff.StatusUpdate') OR type = ?1) "
+#define HX_RECEIVED_LATEST                                                                                          \
+    "AND rowid = (SELECT rowid FROM received x WHERE x.type = r.type AND x.referral_id = r.referral_id "            \
+    "ORDER BY at_ms DESC, rowid DESC LIMIT 1) "
+    static const char *const sql[2][2] = {
+        {"SELECT type, payload, at_ms FROM received r WHERE " HX_RECEIVED_TYPE "ORDER BY at_ms, rowid",
+         "SELECT type, payload, at_ms FROM received r WHERE " HX_RECEIVED_TYPE HX_RECEIVED_LATEST
+         "ORDER BY at_ms, rowid"},
+        {"SELECT type, payload, at_ms FROM received r WHERE referral_id = ?2 AND " HX_RECEIVED_TYPE
+         "ORDER BY at_ms, rowid",
+         "SELECT type, payload, at_ms FROM received r WHERE referral_id = ?2 AND " HX_RECEIVED_TYPE HX_RECEIVED_LATEST
+         "ORDER BY at_ms, rowid"},
+    };
+#undef HX_RECEIVED_TYPE
+#undef HX_RECEIVED_LATEST
     sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(c->db, q && q->latest ? latest : all, -1, &st, NULL) != SQLITE_OK)
+    if (sqlite3_prepare_v2(c->db, sql[q && q->referral_id][q && q->latest], -1, &st, NULL) != SQLITE_OK)
         return cl_fail(c, HX_EIO, "reading the store: %s", sqlite3_errmsg(c->db));
     if (q && q->type)
         sqlite3_bind_text(st, 1, q->type, -1, SQLITE_STATIC);

@@ -63,6 +63,8 @@ typedef struct {
     uint64_t since_ms;
     touch_t state, content;
     hnd_t h[N_DISC];
+    size_t *posts;                      /* its posts: indices into the view's posts */
+    size_t n_posts, cap_posts;
 } ref_t;
 
 typedef struct {
@@ -79,6 +81,9 @@ struct hx_fhir_view {
     size_t n_posts, cap_posts;
     ProtobufCMessage **msgs;            /* every message kept, freed with the view */
     size_t n_msgs, cap_msgs;
+    json_t *by_rid;                     /* referral id -> its index in refs (a jansson object:
+                                           a hash table), so feeding a view is linear */
+    json_t *post_ids;                   /* the post ids seen: a post delivered twice is one */
 };
 
 /* ---- the view and its feeding ------------------------------------------------------------- */
@@ -94,6 +99,12 @@ hx_fhir_view_t *hx_fhir_view_new(const char *clinic, const hx_directory_t *dir)
         return NULL;
     }
     v->dir = dir;
+    v->by_rid = json_object();
+    v->post_ids = json_object();
+    if (!v->by_rid || !v->post_ids) {
+        hx_fhir_view_destroy(&v);
+        return NULL;
+    }
     return v;
 }
 
@@ -104,11 +115,15 @@ void hx_fhir_view_destroy(hx_fhir_view_t **self_p)
     hx_fhir_view_t *v = *self_p;
     for (size_t i = 0; i < v->n_msgs; i++)
         protobuf_c_message_free_unpacked(v->msgs[i], NULL);
-    for (size_t i = 0; i < v->n_refs; i++)
+    for (size_t i = 0; i < v->n_refs; i++) {
+        free(v->refs[i]->posts);
         free(v->refs[i]);
+    }
     free(v->msgs);
     free(v->refs);
     free(v->posts);
+    json_decref(v->by_rid);
+    json_decref(v->post_ids);
     free(v->clinic);
     free(v);
     *self_p = NULL;
@@ -158,10 +173,16 @@ static bool rid_ok(const char *rid)
 
 static ref_t *ref_of(const hx_fhir_view_t *v, const char *rid)
 {
-    for (size_t i = 0; rid && i < v->n_refs; i++)
-        if (strcmp(v->refs[i]->rid, rid) == 0)
-            return v->refs[i];
-    return NULL;
+    json_t *i = rid ? json_object_get(v->by_rid, rid) : NULL;
+    return i ? v->refs[json_integer_value(i)] : NULL;
+}
+
+static bool ref_add_post(ref_t *r, size_t i)
+{
+    if (!grow((void **)&r->posts, r->n_posts, &r->cap_posts, sizeof *r->posts))
+        return false;
+    r->posts[r->n_posts++] = i;
+    return true;
 }
 
 static ref_t *ref_new(hx_fhir_view_t *v, const char *rid, uint64_t at_ms)
@@ -173,7 +194,15 @@ static ref_t *ref_new(hx_fhir_view_t *v, const char *rid, uint64_t at_ms)
         return NULL;
     snprintf(r->rid, sizeof r->rid, "%s", rid);
     r->since_ms = at_ms;
+    if (json_object_set_new(v->by_rid, r->rid, json_integer((json_int_t)v->n_refs)) != 0) {
+        free(r);
+        return NULL;
+    }
     v->refs[v->n_refs++] = r;
+    /* posts fed before their referral (the loader feeds them last: none) */
+    for (size_t i = 0; i < v->n_posts; i++)
+        if (!strcmp(v->posts[i].p->referral_id, r->rid) && !ref_add_post(r, i))
+            return NULL;
     return r;
 }
 
@@ -361,10 +390,13 @@ int hx_fhir_view_add_post(hx_fhir_view_t *v, Handoff__ThreadPost *p, uint64_t at
         return HX_ENOMEM;
     if (!hx_fhir_id_valid(p->post_id) || !rid_ok(p->referral_id))
         return 0;
-    for (size_t i = 0; i < v->n_posts; i++)
-        if (strcmp(v->posts[i].p->post_id, p->post_id) == 0)
-            return 0;                   /* a post delivered twice is one */
-    if (!grow((void **)&v->posts, v->n_posts, &v->cap_posts, sizeof *v->posts))
+    if (json_object_get(v->post_ids, p->post_id))
+        return 0;                       /* a post delivered twice is one */
+    if (!grow((void **)&v->posts, v->n_posts, &v->cap_posts, sizeof *v->posts) ||
+        json_object_set_new(v->post_ids, p->post_id, json_true()) != 0)
+        return HX_ENOMEM;
+    ref_t *r = ref_of(v, p->referral_id);
+    if (r && !ref_add_post(r, v->n_posts))
         return HX_ENOMEM;
     v->posts[v->n_posts++] = (post_t){.p = p, .at_ms = at_ms};
     return 0;
@@ -723,9 +755,9 @@ static json_t *service_request(const hx_fhir_view_t *v, const ref_t *r)
     set_list(o, "performer", perf);
     set_list(o, "note", sr_notes(rf, d));
     json_t *docs = json_array();
-    for (size_t i = 0; i < v->n_posts; i++) {
-        const Handoff__ThreadPost *p = v->posts[i].p;
-        if (!strcmp(p->referral_id, r->rid) && p->attachment && p->attachment->data.len)
+    for (size_t i = 0; i < r->n_posts; i++) {
+        const Handoff__ThreadPost *p = v->posts[r->posts[i]].p;
+        if (p->attachment && p->attachment->data.len)
             add_ref(docs, "DocumentReference", p->post_id);
     }
     set_list(o, "supportingInfo", docs);
@@ -816,12 +848,12 @@ static json_t *referrer_role(const hx_fhir_view_t *v, const ref_t *r, const char
 }
 
 /* The latest summary post of the referral by clinic: a completed handoff's output. */
-static const char *summary_of(const hx_fhir_view_t *v, const char *rid, const char *clinic)
+static const char *summary_of(const hx_fhir_view_t *v, const ref_t *r, const char *clinic)
 {
     const post_t *best = NULL;
-    for (size_t i = 0; i < v->n_posts; i++) {
-        const post_t *p = &v->posts[i];
-        if (!strcmp(p->p->referral_id, rid) && !strcmp(S(p->p->kind), "summary") && clinic &&
+    for (size_t i = 0; i < r->n_posts; i++) {
+        const post_t *p = &v->posts[r->posts[i]];
+        if (!strcmp(S(p->p->kind), "summary") && clinic &&
             !strcmp(S(p->p->by), clinic) && p->p->text && *p->p->text && (!best || p->at_ms >= best->at_ms))
             best = p;
     }
@@ -892,7 +924,7 @@ static json_t *child_task(const hx_fhir_view_t *v, const ref_t *r, Handoff__Disc
     json_object_set_new(o, "code", code);
     json_object_set_new(o, "partOf", json_pack("[o]", hx_fhir_ref("Task", r->rid)));
     set_ref(o, "owner", "Organization", x->clinic);
-    const char *summary = st == HANDOFF__TASK_STATUS__TASK_COMPLETED ? summary_of(v, r->rid, x->clinic) : NULL;
+    const char *summary = st == HANDOFF__TASK_STATUS__TASK_COMPLETED ? summary_of(v, r, x->clinic) : NULL;
     if (summary)
         json_object_set_new(o, "output",
                             json_pack("[{s:{s:s}, s:s}]", "type", "text", "summary", "valueString", summary));

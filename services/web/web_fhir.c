@@ -101,9 +101,15 @@ json_t *fx_body_json(fx_t *x)
 
 hx_fhir_view_t *fx_view(fx_t *x)
 {
+    return fx_view_of(x, NULL);
+}
+
+hx_fhir_view_t *fx_view_of(fx_t *x, const char *rid)
+{
     hx_fhir_view_t *v = NULL;
     char err[256];
-    if (web_fhir_view_load(x->w, x->h, &v, err, sizeof err) != 0) {
+    if ((rid ? web_fhir_view_load_referral(x->w, x->h, rid, &v, err, sizeof err)
+             : web_fhir_view_load(x->w, x->h, &v, err, sizeof err)) != 0) {
         fprintf(stderr, "handoff-web: FHIR: clinic %s: %s\n", x->h->id, err);
         fx_fail(x, 500, "exception", "the clinic's store could not be read; try again", NULL);
         return NULL;
@@ -483,7 +489,8 @@ static void search(fx_t *x, hx_fhir_type_t t, const char *type)
 
 static void read_one(fx_t *x, hx_fhir_type_t t, const char *id)
 {
-    hx_fhir_view_t *v = fx_view(x);
+    char rid[HX_REFERRAL_ID_LEN + 1];
+    hx_fhir_view_t *v = fx_view_of(x, web_fhir_referral_of(t, id, rid) ? rid : NULL);
     if (!v)
         return;
     json_t *res = hx_fhir_view_read(v, t, id);

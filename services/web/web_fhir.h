@@ -35,6 +35,14 @@ struct MHD_Response *web_fhir_request(web_t *w, struct MHD_Connection *conn, con
 
 /* Loads hosted clinic h's store into a new view (takes h->mu). 0, or -1 with why in err. */
 int web_fhir_view_load(web_t *w, web_hosted_t *h, hx_fhir_view_t **out, char *err, size_t cap);
+/* The same with one referral's messages only: every resource of that referral, as the whole
+ * view has it, at that referral's cost. */
+int web_fhir_view_load_referral(web_t *w, web_hosted_t *h, const char *rid, hx_fhir_view_t **out, char *err,
+                                size_t cap);
+/* The referral of a resource id that belongs to one (ServiceRequest, Task, Patient,
+ * Practitioner, PractitionerRole, Appointment ids that start with a referral id): true with
+ * rid set; false for others (the directory's, posts'). */
+bool web_fhir_referral_of(hx_fhir_type_t t, const char *id, char rid[HX_REFERRAL_ID_LEN + 1]);
 
 /* The notifier: starts after the hosted clinics are open, stops before they close. kick: a
  * clinic's store moved (the sync thread, an action), deliver without waiting for the tick. */

@@ -36,8 +36,10 @@ void fx_resource(fx_t *x, int status, json_t *res);
 bool fx_allowed(fx_t *x, const char *type, char perm);
 /* The request body as JSON (objects only), or NULL after answering 400. */
 json_t *fx_body_json(fx_t *x);
-/* The clinic's view, or NULL after answering 500. */
+/* The clinic's view, or NULL after answering 500. fx_view_of: of referral rid alone (NULL:
+ * the whole store), which is all a resource of that referral is built from. */
 hx_fhir_view_t *fx_view(fx_t *x);
+hx_fhir_view_t *fx_view_of(fx_t *x, const char *rid);
 /* A request header, or NULL. */
 const char *fx_header(fx_t *x, const char *name);
 

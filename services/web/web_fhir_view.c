@@ -1,7 +1,10 @@
 /* web_fhir_view — a hosted clinic's store loaded into an hx_fhir_view_t (web_fhir.h): the
  * referrals it sent (whole, when the store kept them), then the handoffs and status updates it
  * received in the order they happened, then its care threads' posts — the order hx_inbox_load
- * reads them in, so that the API and the inbox never tell a referral's story differently. */
+ * reads them in, so that the API and the inbox never tell a referral's story differently.
+ * Every resource of one referral is built from that referral's messages alone, so a read of
+ * one loads only its rows (the store's index on referral_id): its cost does not grow with the
+ * store; searches load the whole store. */
 #include "web_fhir.h"
 
 #include <stdio.h>
@@ -65,7 +68,8 @@ static void on_received(void *ud, const char *type, const uint8_t *payload, size
     }
 }
 
-int web_fhir_view_load(web_t *w, web_hosted_t *h, hx_fhir_view_t **out, char *err, size_t cap)
+/* The whole store (rid NULL), or one referral's rows. */
+static int load(web_t *w, web_hosted_t *h, const char *rid, hx_fhir_view_t **out, char *err, size_t cap)
 {
     *out = NULL;
     load_t l = {.v = hx_fhir_view_new(h->id, w->dir)};
@@ -73,9 +77,9 @@ int web_fhir_view_load(web_t *w, web_hosted_t *h, hx_fhir_view_t **out, char *er
         snprintf(err, cap, "out of memory");
         return -1;
     }
-    hx_clinic_query_t posts = {.type = "handoff.ThreadPost"};
+    hx_clinic_query_t updates = {.referral_id = rid}, posts = {.type = "handoff.ThreadPost", .referral_id = rid};
     pthread_mutex_lock(&h->mu);
-    int rc = hx_clinic_each_sent(h->clinic, on_sent, &l);
+    int rc = rid ? hx_clinic_sent_one(h->clinic, rid, on_sent, &l) : hx_clinic_each_sent(h->clinic, on_sent, &l);
     for (size_t i = 0; !rc && !l.rc && i < l.n_sent; i++) {
         Handoff__Referral *r = NULL;
         rc = hx_clinic_sent_referral(h->clinic, l.sent[i].referral_id, &r);
@@ -83,7 +87,7 @@ int web_fhir_view_load(web_t *w, web_hosted_t *h, hx_fhir_view_t **out, char *er
             l.rc = hx_fhir_view_add_sent(l.v, l.sent[i].referral_id, l.sent[i].ref, r, l.sent[i].at_ms);
     }
     if (!rc && !l.rc)
-        rc = hx_clinic_each_received(h->clinic, NULL, on_received, &l);
+        rc = hx_clinic_each_received(h->clinic, &updates, on_received, &l);
     if (!rc && !l.rc)
         rc = hx_clinic_each_received(h->clinic, &posts, on_received, &l);
     if (rc)
@@ -100,4 +104,37 @@ int web_fhir_view_load(web_t *w, web_hosted_t *h, hx_fhir_view_t **out, char *er
     }
     *out = l.v;
     return 0;
+}
+
+int web_fhir_view_load(web_t *w, web_hosted_t *h, hx_fhir_view_t **out, char *err, size_t cap)
+{
+    return load(w, h, NULL, out, err, cap);
+}
+
+int web_fhir_view_load_referral(web_t *w, web_hosted_t *h, const char *rid, hx_fhir_view_t **out, char *err,
+                                size_t cap)
+{
+    return load(w, h, rid, out, err, cap);
+}
+
+bool web_fhir_referral_of(hx_fhir_type_t t, const char *id, char rid[HX_REFERRAL_ID_LEN + 1])
+{
+    switch (t) {
+    case HX_FHIR_SERVICE_REQUEST:
+    case HX_FHIR_TASK:
+    case HX_FHIR_PATIENT:
+    case HX_FHIR_PRACTITIONER:
+    case HX_FHIR_PRACTITIONER_ROLE:
+    case HX_FHIR_APPOINTMENT:
+        break;
+    default:
+        return false;
+    }
+    /* R- and 16 characters, alone or followed by a suffix ("-physiotherapy", "-patient" ...);
+     * directory ids are lower case and never look like one */
+    if (!id || strlen(id) < HX_REFERRAL_ID_LEN || (id[HX_REFERRAL_ID_LEN] && id[HX_REFERRAL_ID_LEN] != '-'))
+        return false;
+    memcpy(rid, id, HX_REFERRAL_ID_LEN);
+    rid[HX_REFERRAL_ID_LEN] = '\0';
+    return hx_referral_id_valid(rid);
 }

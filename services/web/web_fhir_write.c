@@ -199,7 +199,8 @@ void fx_submit(fx_t *x)
 
 static void task_answer(fx_t *x, const char *id)
 {
-    hx_fhir_view_t *v = fx_view(x);
+    char rid[HX_REFERRAL_ID_LEN + 1];
+    hx_fhir_view_t *v = fx_view_of(x, web_fhir_referral_of(HX_FHIR_TASK, id, rid) ? rid : NULL);
     if (!v)
         return;
     json_t *t = hx_fhir_view_read(v, HX_FHIR_TASK, id);
@@ -226,7 +227,8 @@ void fx_task_update(fx_t *x, const char *id, bool patch)
     } else if (!(body = fx_body_json(x))) {
         return;
     }
-    hx_fhir_view_t *v = fx_view(x);
+    char of[HX_REFERRAL_ID_LEN + 1];
+    hx_fhir_view_t *v = fx_view_of(x, web_fhir_referral_of(HX_FHIR_TASK, id, of) ? of : NULL);
     if (!v) {
         json_decref(body);
         return;
@@ -336,7 +338,12 @@ void fx_communication_create(fx_t *x)
     }
     snprintf(x->audit_rid, sizeof x->audit_rid, "%s", p->referral_id ? p->referral_id : "");
     /* the referral must be one this clinic takes part in: else it is none (as a read would be) */
-    hx_fhir_view_t *v = fx_view(x);
+    if (!hx_referral_id_valid(x->audit_rid)) {
+        hx_fhir_post_free(&p);
+        fx_fail(x, 404, "not-found", "basedOn: not a referral id", "Communication.basedOn[0]");
+        return;
+    }
+    hx_fhir_view_t *v = fx_view_of(x, x->audit_rid);
     if (!v) {
         hx_fhir_post_free(&p);
         return;
@@ -373,16 +380,16 @@ void fx_communication_create(fx_t *x)
     } else {
         char id[64];
         snprintf(id, sizeof id, "%s", posted->post_id ? posted->post_id : "");
-        hx_fhir_view_t *v2 = fx_view(x);
+        hx_fhir_view_t *v2 = fx_view_of(x, x->audit_rid);
         json_t *c = v2 ? hx_fhir_view_read(v2, HX_FHIR_COMMUNICATION, id) : NULL;
-        hx_fhir_view_destroy(&v2);
         if (c) {
             snprintf(x->location, sizeof x->location, "%s/Communication/%s/_history/1", x->base, id);
             fx_resource(x, 201, c);
-        } else if (x->status != 500) {
+        } else if (v2) {        /* (without v2, fx_view_of answered 500) */
             x->status = 202;
             x->out = hx_fhir_outcome("information", "informational", "posted; it is stored at the next sync", NULL);
         }
+        hx_fhir_view_destroy(&v2);
     }
     if (posted)
         handoff__thread_post__free_unpacked(posted, NULL);

@@ -902,6 +902,88 @@ Test(fhir_map, posts_and_attachments)
 
 /* ---- the directory ----------------------------------------------------------------------------------- */
 
+/* handoff-web reads a referral's resource from a view fed with that referral's messages alone
+ * (web_fhir_view_load_referral): every resource of a referral must come out the same from it
+ * as from the whole store's view, whatever else the store holds. */
+static void feed_rid(hx_fhir_view_t *v, const char *only)
+{
+    /* harbour sent RID (booked at northpoint, then accepted), and RID2 (on hold); a post of
+     * each, and one of RID with a file */
+    if (!only || !strcmp(only, RID)) {
+        Handoff__Referral r = referral(RID, "HB-1");
+        cr_assert_eq(hx_fhir_view_add_sent(v, RID, "HB-1", copy(&r.base), T0), 0);
+    }
+    if (!only || !strcmp(only, RID2)) {
+        Handoff__Referral r2 = referral(RID2, "HB-2");
+        cr_assert_eq(hx_fhir_view_add_sent(v, RID2, "HB-2", copy(&r2.base), T0 + 500), 0);
+    }
+    if (!only || !strcmp(only, RID)) {
+        Handoff__Booking b = booking(RID, PT, "northpoint", "t-amira", "2026-11-24T14:00Z");
+        Handoff__Booking *bs[] = {&b};
+        Handoff__HandoffStatus h = entry(PT, ST(READY), "northpoint", "t-amira", "book");
+        Handoff__HandoffStatus *hs[] = {&h};
+        cr_assert_eq(hx_fhir_view_add_status(v, update(RID, ST(READY), "book", "booked", hs, 1, bs, 1), T0 + 3000), 0);
+    }
+    if (!only || !strcmp(only, RID2)) {
+        Handoff__HandoffStatus h2 = entry(PT, ST(ON_HOLD), "", "", "hold");
+        Handoff__HandoffStatus *hs2[] = {&h2};
+        cr_assert_eq(hx_fhir_view_add_status(v, update(RID2, ST(ON_HOLD), "hold", "no slot", hs2, 1, NULL, 0), T0 + 3500),
+                     0);
+    }
+    if (!only || !strcmp(only, RID)) {
+        Handoff__HandoffStatus h = entry(PT, ST(ACCEPTED), "northpoint", "t-amira", "accept");
+        Handoff__HandoffStatus *hs[] = {&h};
+        cr_assert_eq(hx_fhir_view_add_status(v, update(RID, ST(ACCEPTED), "accept", "accepted", hs, 1, NULL, 0), T0 + 4000),
+                     0);
+        cr_assert_eq(hx_fhir_view_add_post(v, post(RID, "P-00000000000000c1", "note", "northpoint", T0 + 5000, "seen",
+                                                   true),
+                                           T0 + 5000),
+                     0);
+    }
+    if (!only || !strcmp(only, RID2))
+        cr_assert_eq(hx_fhir_view_add_post(v, post(RID2, "P-00000000000000c2", "question", "harbour", T0 + 5500,
+                                                   "any slot?", false),
+                                           T0 + 5500),
+                     0);
+}
+
+Test(fhir_map, one_referrals_view_reads_as_the_whole)
+{
+    hx_fhir_view_t *all = hx_fhir_view_new("harbour", dir);
+    feed_rid(all, NULL);
+    const char *rids[] = {RID, RID2};
+    for (size_t k = 0; k < 2; k++) {
+        hx_fhir_view_t *one = hx_fhir_view_new("harbour", dir);
+        feed_rid(one, rids[k]);
+        const struct {
+            hx_fhir_type_t t;
+            const char *suffix;
+        } ids[] = {{HX_FHIR_SERVICE_REQUEST, ""},     {HX_FHIR_TASK, ""},
+                   {HX_FHIR_TASK, "-physiotherapy"},  {HX_FHIR_PATIENT, "-patient"},
+                   {HX_FHIR_PRACTITIONER, "-referrer"}, {HX_FHIR_PRACTITIONER_ROLE, "-referrer"},
+                   {HX_FHIR_APPOINTMENT, "-physiotherapy"}};
+        size_t seen = 0;
+        for (size_t i = 0; i < sizeof ids / sizeof ids[0]; i++) {
+            char id[64];
+            snprintf(id, sizeof id, "%s%s", rids[k], ids[i].suffix);
+            json_t *a = hx_fhir_view_read(all, ids[i].t, id), *b = hx_fhir_view_read(one, ids[i].t, id);
+            cr_assert_eq(a == NULL, b == NULL, "%s/%s: in one view and not the other", hx_fhir_type_name(ids[i].t), id);
+            if (a) {
+                char *ja = json_dumps(a, JSON_SORT_KEYS), *jb = json_dumps(b, JSON_SORT_KEYS);
+                cr_assert_str_eq(ja, jb, "%s/%s differs", hx_fhir_type_name(ids[i].t), id);
+                free(ja);
+                free(jb);
+                seen++;
+            }
+            json_decref(a);
+            json_decref(b);
+        }
+        cr_assert_geq(seen, 6, "%s: too few of its resources were compared (%zu)", rids[k], seen);
+        hx_fhir_view_destroy(&one);
+    }
+    hx_fhir_view_destroy(&all);
+}
+
 Test(fhir_map, directory_resources)
 {
     hx_fhir_view_t *v = hx_fhir_view_new("northpoint", dir);

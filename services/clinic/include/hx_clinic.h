@@ -142,6 +142,13 @@ int hx_clinic_each_sent(hx_clinic_t *c,
                                    uint64_t at_ms),
                         void *ud);
 
+/* The referral this clinic sent with this id, reported as hx_clinic_each_sent reports it (fn
+ * called once), or fn not called when it sent none with this id. 0, or HX_EIO. */
+int hx_clinic_sent_one(hx_clinic_t *c, const char *referral_id,
+                       void (*fn)(void *ud, const char *referral_id, const char *ref, const char *patient,
+                                  uint64_t at_ms),
+                       void *ud);
+
 /* The referral as this clinic sent it (*out: free with handoff__referral__free_unpacked), or
  * *out NULL when the store does not have it whole (not sent from here, or sent before the
  * store kept referrals whole). 0, or HX_EIO. */
