@@ -65,6 +65,14 @@ bool hx_fhir_code_valid(const char *s)
     return true;
 }
 
+bool hx_fhir_one_of(const char *s, const char *const *list)
+{
+    for (size_t i = 0; s && list[i]; i++)
+        if (strcmp(s, list[i]) == 0)
+            return true;
+    return false;
+}
+
 static const char *const discipline_codes[] = {NULL, "physiotherapy", "massage-therapy", "physician"};
 
 const char *hx_fhir_discipline_code(Handoff__Discipline d)
@@ -467,11 +475,8 @@ json_t *hx_fhir_notification(const hx_fhir_sub_t *s, const char *base, const cha
                              uint64_t at_ms, const hx_fhir_focus_t *focus, const json_t *focus_resource)
 {
     static const char *const types[] = {"handshake", "heartbeat", "event-notification", "query-status",
-                                        "query-event"};
-    bool known = false;
-    for (size_t i = 0; type && i < sizeof types / sizeof *types; i++)
-        known |= strcmp(type, types[i]) == 0;
-    if (!s || !known || !hx_fhir_id_valid(s->id))
+                                        "query-event", NULL};
+    if (!s || !hx_fhir_one_of(type, types) || !hx_fhir_id_valid(s->id))
         return NULL;
     bool event = strcmp(type, "event-notification") == 0;
     char id[40], uuid[48], at[32], since[24], url[128];

@@ -28,4 +28,7 @@ bool hx_fhir_date_valid(const char *s);
 /* Whether s is a FHIR code: non-empty, no leading, trailing or doubled whitespace. */
 bool hx_fhir_code_valid(const char *s);
 
+/* Whether s (NULL: no) is one of the NULL-terminated list. */
+bool hx_fhir_one_of(const char *s, const char *const *list);
+
 #endif

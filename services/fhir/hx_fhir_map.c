@@ -206,6 +206,13 @@ static ref_t *ref_new(hx_fhir_view_t *v, const char *rid, uint64_t at_ms)
     return r;
 }
 
+/* The record of referral rid, made when there is none yet; NULL out of memory. */
+static ref_t *ref_get(hx_fhir_view_t *v, const char *rid, uint64_t at_ms)
+{
+    ref_t *r = ref_of(v, rid);
+    return r ? r : ref_new(v, rid, at_ms);
+}
+
 static bool disc_ok(Handoff__Discipline d)
 {
     return d > 0 && d < N_DISC;
@@ -223,8 +230,8 @@ int hx_fhir_view_add_sent(hx_fhir_view_t *v, const char *referral_id, const char
         return HX_ENOMEM;
     if (!rid_ok(referral_id))
         return 0;                       /* nothing FHIR could name */
-    ref_t *r = ref_of(v, referral_id);
-    if (!r && !(r = ref_new(v, referral_id, at_ms)))
+    ref_t *r = ref_get(v, referral_id, at_ms);
+    if (!r)
         return HX_ENOMEM;
     r->sent = true;
     if (!r->ref[0])
@@ -248,8 +255,8 @@ int hx_fhir_view_add_handoff(hx_fhir_view_t *v, Handoff__Handoff *h, uint64_t at
     const Handoff__Booking *b = h->booking;
     if (!b || !rid_ok(h->referral_id) || !disc_ok(b->discipline))
         return 0;
-    ref_t *r = ref_of(v, h->referral_id);
-    if (!r && !(r = ref_new(v, h->referral_id, at_ms)))
+    ref_t *r = ref_get(v, h->referral_id, at_ms);
+    if (!r)
         return HX_ENOMEM;
     r->holds = true;
     if (h->referral) {
@@ -304,11 +311,8 @@ static void apply_booking_status(hnd_t *x, const Handoff__Booking *b, const Hand
 
 static bool referrer_event(const char *ev)
 {
-    static const char *const only_referrer[] = {"submit", "receive", "reject", "hold", "book"};
-    for (size_t i = 0; ev && i < sizeof only_referrer / sizeof *only_referrer; i++)
-        if (strcmp(ev, only_referrer[i]) == 0)
-            return true;
-    return false;
+    static const char *const only_referrer[] = {"submit", "receive", "reject", "hold", "book", NULL};
+    return hx_fhir_one_of(ev, only_referrer);
 }
 
 /* The receiving side: each handoff this clinic holds moves to its own entry's status. */
@@ -407,6 +411,14 @@ int hx_fhir_view_add_post(hx_fhir_view_t *v, Handoff__ThreadPost *p, uint64_t at
 static json_t *res_new(const char *type, const char *id)
 {
     return json_pack("{s:s, s:s}", "resourceType", type, "id", id);
+}
+
+/* The referral rid's Patient: {"reference": "Patient/RID-patient"}. */
+static json_t *patient_ref(const char *rid)
+{
+    char pid[64];
+    snprintf(pid, sizeof pid, "%s-patient", rid);
+    return hx_fhir_ref("Patient", pid);
 }
 
 static json_t *coding(const char *sys, const char *code, const char *display)
@@ -595,11 +607,9 @@ static const Handoff__TriageEvidence *condition_evidence(const Handoff__TriageDe
 
 static bool free_text_source(const char *src)
 {
-    static const char *const fields[] = {"reason", "history", "diagnosis", "current_treatment", "expectations"};
-    for (size_t i = 0; src && i < sizeof fields / sizeof *fields; i++)
-        if (strcmp(src, fields[i]) == 0)
-            return true;
-    return false;
+    static const char *const fields[] = {"reason", "history", "diagnosis", "current_treatment", "expectations",
+                                         NULL};
+    return hx_fhir_one_of(src, fields);
 }
 
 static json_t *reason_codes(const Handoff__Referral *rf, const Handoff__TriageDecision *d)
@@ -864,9 +874,8 @@ static const char *summary_of(const hx_fhir_view_t *v, const ref_t *r, const cha
 static json_t *task_base(const ref_t *r, const char *id, Handoff__TaskStatus st, const char *business,
                          const char *event, const char *reason, uint64_t modified)
 {
-    char sr[64], pid[64], role[64];
+    char sr[64], role[64];
     snprintf(sr, sizeof sr, "%s", r->rid);
-    snprintf(pid, sizeof pid, "%s-patient", r->rid);
     snprintf(role, sizeof role, "%s-referrer", r->rid);
     json_t *o = res_new("Task", id);
     json_object_set_new(o, "status", json_string(hx_fhir_task_status(st)));
@@ -874,7 +883,7 @@ static json_t *task_base(const ref_t *r, const char *id, Handoff__TaskStatus st,
     json_object_set_new(o, "intent", json_string("order"));
     json_object_set_new(o, "basedOn", json_pack("[o]", hx_fhir_ref("ServiceRequest", sr)));
     json_object_set_new(o, "focus", hx_fhir_ref("ServiceRequest", sr));
-    json_object_set_new(o, "for", hx_fhir_ref("Patient", pid));
+    json_object_set_new(o, "for", patient_ref(r->rid));
     json_object_set_new(o, "requester", hx_fhir_ref("PractitionerRole", role));
     if (reason && *reason)
         json_object_set_new(o, "statusReason", json_pack("{s:s}", "text", reason));
@@ -1071,14 +1080,12 @@ static bool has_file(const Handoff__ThreadPost *p)
 static json_t *communication(const post_t *pp)
 {
     const Handoff__ThreadPost *p = pp->p;
-    char pid[64];
-    snprintf(pid, sizeof pid, "%s-patient", p->referral_id);
     json_t *o = res_new("Communication", p->post_id);
     json_object_set_new(o, "status", json_string("completed"));
     json_object_set_new(o, "category", json_pack("[o]", concept(HX_FHIR_SYS_POST_KIND, post_kind(p))));
     json_object_set_new(o, "basedOn", json_pack("[o]", hx_fhir_ref("ServiceRequest", p->referral_id)));
     json_object_set_new(o, "partOf", json_pack("[o]", hx_fhir_ref("Task", p->referral_id)));
-    json_object_set_new(o, "subject", hx_fhir_ref("Patient", pid));
+    json_object_set_new(o, "subject", patient_ref(p->referral_id));
     set_instant(o, "sent", p->at_ms ? p->at_ms : pp->at_ms);
     set_ref(o, "sender", "Organization", p->by);
     json_t *payload = json_array();
@@ -1096,11 +1103,9 @@ static json_t *communication(const post_t *pp)
 static json_t *document_reference(const post_t *pp)
 {
     const Handoff__ThreadPost *p = pp->p;
-    char pid[64];
-    snprintf(pid, sizeof pid, "%s-patient", p->referral_id);
     json_t *o = res_new("DocumentReference", p->post_id);
     json_object_set_new(o, "status", json_string("current"));
-    json_object_set_new(o, "subject", hx_fhir_ref("Patient", pid));
+    json_object_set_new(o, "subject", patient_ref(p->referral_id));
     set_instant(o, "date", p->at_ms ? p->at_ms : pp->at_ms);
     json_t *author = json_array();
     add_ref(author, "Organization", p->by);

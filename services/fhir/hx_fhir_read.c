@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "hx_attach.h"
+#include "hx_fhir_internal.h"
 #include "hx_refjson.h"
 #include "hx_thread_rules.h"
 #include "hx_util.h"
@@ -77,14 +78,6 @@ static void fp(fp_t out, const char *fmt, ...)
 
 /* ---- elements and JSON types ----------------------------------------------------------------- */
 
-static bool one_of(const char *s, const char *const *list)
-{
-    for (size_t i = 0; s && list[i]; i++)
-        if (strcmp(s, list[i]) == 0)
-            return true;
-    return false;
-}
-
 /* "a, b or c" of a NULL-terminated list. */
 static const char *list_text(const char *const *list, char *out, size_t cap)
 {
@@ -102,7 +95,7 @@ static void check_keys(rd_t *rd, const json_t *o, const char *base, const char *
     const char *key;
     json_t *v;
     json_object_foreach((json_t *)o, key, v) {
-        if (one_of(key, allowed) || (resource && one_of(key, common)))
+        if (hx_fhir_one_of(key, allowed) || (resource && hx_fhir_one_of(key, common)))
             continue;
         fp_t p;
         fp(p, "%s.%s", base, key);
@@ -171,11 +164,20 @@ static const json_t *obj_at(rd_t *rd, const json_t *o, const char *key, const ch
     return want_object(rd, v, p) ? v : NULL;
 }
 
+/* Element i of the repeating element key (of the element at base) when it is an object, else
+ * NULL (a problem when it is something else); its path in p. */
+static const json_t *item_at(rd_t *rd, const json_t *list, size_t i, const char *base, const char *key, fp_t p)
+{
+    fp(p, "%s.%s[%zu]", base, key, i);
+    const json_t *v = json_array_get(list, i);
+    return want_object(rd, v, p) ? v : NULL;
+}
+
 /* A code member whose value must be one of set; NULL when absent or refused. */
 static const char *code_at(rd_t *rd, const json_t *o, const char *key, const char *base, const char *const *set)
 {
     const char *s = str_at(rd, o, key, base);
-    if (s && !one_of(s, set)) {
+    if (s && !hx_fhir_one_of(s, set)) {
         fp_t p;
         char list[200];
         fp(p, "%s.%s", base, key);
@@ -532,37 +534,46 @@ static void default_paths(sub_t *c)
     }
 }
 
-/* identifier: urn:handoff:ref is the ref; the network's own id is the network's to give. */
-static void sr_identifiers(sub_t *c, const json_t *sr, const char *base)
+/* Checks each Identifier; calls on() with each that has a system, with its value (NULL when
+ * none), its path and its value's. */
+static void each_identifier(sub_t *c, const json_t *res, const char *base,
+                            void (*on)(sub_t *, const char *sys, const char *val, const char *path,
+                                       const char *vpath))
 {
-    const json_t *ids = arr_at(&c->rd, sr, "identifier", base);
+    const json_t *ids = arr_at(&c->rd, res, "identifier", base);
     for (size_t i = 0; i < json_array_size(ids); i++) {
-        fp_t p;
-        fp(p, "%s.identifier[%zu]", base, i);
-        const json_t *id = json_array_get(ids, i);
-        if (!want_object(&c->rd, id, p))
+        fp_t p, vp;
+        const json_t *id = item_at(&c->rd, ids, i, base, "identifier", p);
+        if (!id)
             continue;
         check_keys(&c->rd, id, p, k_identifier, false);
         const char *sys = str_at(&c->rd, id, "system", p);
         const char *val = str_at(&c->rd, id, "value", p);
-        if (!sys)
-            continue;
-        fp_t vp;
         fp(vp, "%s.value", p);
-        if (strcmp(sys, HX_FHIR_SYS_REFERRAL_ID) == 0) {
-            bad(&c->rd, "invalid", p, "the network assigns the referral id; leave this identifier out");
-        } else if (strcmp(sys, HX_FHIR_SYS_REF) == 0 && val) {
-            if (*c->s->ref) {
-                bad(&c->rd, "duplicate", p, "only one identifier " HX_FHIR_SYS_REF);
-                continue;
-            }
-            snprintf(c->s->ref, sizeof c->s->ref, "%s", val);
-            put(&c->rd, &c->r->ref, val);
-            map(c, "ref", vp);
-            if (strlen(val) >= sizeof c->s->ref)
-                bad(&c->rd, "value", vp, "must be at most %zu bytes", sizeof c->s->ref - 1);
-        }
+        if (sys)
+            on(c, sys, val, p, vp);
     }
+}
+
+/* A ServiceRequest's identifier: urn:handoff:ref is the ref; the network's own id is the
+ * network's to give. */
+static void sr_identifier(sub_t *c, const char *sys, const char *val, const char *p, const char *vp)
+{
+    if (strcmp(sys, HX_FHIR_SYS_REFERRAL_ID) == 0) {
+        bad(&c->rd, "invalid", p, "the network assigns the referral id; leave this identifier out");
+        return;
+    }
+    if (strcmp(sys, HX_FHIR_SYS_REF) != 0 || !val)
+        return;
+    if (*c->s->ref) {
+        bad(&c->rd, "duplicate", p, "only one identifier " HX_FHIR_SYS_REF);
+        return;
+    }
+    snprintf(c->s->ref, sizeof c->s->ref, "%s", val);
+    put(&c->rd, &c->r->ref, val);
+    map(c, "ref", vp);
+    if (strlen(val) >= sizeof c->s->ref)
+        bad(&c->rd, "value", vp, "must be at most %zu bytes", sizeof c->s->ref - 1);
 }
 
 /* Which reason list a coded reasonCode feeds. */
@@ -638,9 +649,8 @@ static void sr_notes(sub_t *c, const json_t *sr, const char *base)
     const json_t *notes = arr_at(rd, sr, "note", base);
     for (size_t i = 0; i < json_array_size(notes); i++) {
         fp_t p;
-        fp(p, "%s.note[%zu]", base, i);
-        const json_t *n = json_array_get(notes, i);
-        if (!want_object(rd, n, p))
+        const json_t *n = item_at(rd, notes, i, base, "note", p);
+        if (!n)
             continue;
         check_keys(rd, n, p, k_annotation, false);
         str_at(rd, n, "authorString", p);
@@ -650,9 +660,8 @@ static void sr_notes(sub_t *c, const json_t *sr, const char *base)
         const json_t *ext = arr_at(rd, n, "extension", p);
         for (size_t k = 0; k < json_array_size(ext); k++) {
             fp_t ep;
-            fp(ep, "%s.extension[%zu]", p, k);
-            const json_t *x = json_array_get(ext, k);
-            if (!want_object(rd, x, ep))
+            const json_t *x = item_at(rd, ext, k, p, "extension", ep);
+            if (!x)
                 continue;
             const char *url = str_at(rd, x, "url", ep);
             if (!url || strcmp(url, "urn:handoff:ext:section") != 0) {
@@ -734,9 +743,8 @@ static void sr_availability(sub_t *c, const json_t *x, const char *ep)
         bad(rd, "required", ep, "availability needs sub-extensions day, from and to");
     for (size_t i = 0; i < json_array_size(subs); i++) {
         fp_t p;
-        fp(p, "%s.extension[%zu]", ep, i);
-        const json_t *s = json_array_get(subs, i);
-        if (!want_object(rd, s, p))
+        const json_t *s = item_at(rd, subs, i, ep, "extension", p);
+        if (!s)
             continue;
         const char *url = str_at(rd, s, "url", p);
         if (!url)
@@ -775,9 +783,8 @@ static void sr_extensions(sub_t *c, const json_t *sr, const char *base)
     const json_t *ext = arr_at(rd, sr, "extension", base);
     for (size_t i = 0; i < json_array_size(ext); i++) {
         fp_t p, vp;
-        fp(p, "%s.extension[%zu]", base, i);
-        const json_t *x = json_array_get(ext, i);
-        if (!want_object(rd, x, p))
+        const json_t *x = item_at(rd, ext, i, base, "extension", p);
+        if (!x)
             continue;
         const char *url = str_at(rd, x, "url", p);
         if (!url || strncmp(url, "urn:handoff:ext:", 16) != 0) {
@@ -854,6 +861,40 @@ static void sr_performers(sub_t *c, const json_t *sr, const char *base)
     }
 }
 
+/* Entry idx's resource, its path in base, its elements checked against keys. */
+static const json_t *entry_resource(sub_t *c, size_t idx, fp_t base, const char *const *keys)
+{
+    const json_t *res = c->e[idx].res;
+    fp(base, "Bundle.entry[%zu].resource", idx);
+    check_keys(&c->rd, res, base, keys, true);
+    return res;
+}
+
+/* active, when present, is true or false. */
+static void check_active(rd_t *rd, const json_t *res, const char *base)
+{
+    const json_t *v = json_object_get(res, "active");
+    if (v && !json_is_boolean(v)) {
+        fp_t p;
+        fp(p, "%s.active", base);
+        bad(rd, "structure", p, "must be true or false");
+    }
+}
+
+/* The reference element key of res (at base) to an entry of type t; when it is absent, the
+ * problem required says (NULL: it may be left out). */
+static void entry_ref(sub_t *c, const json_t *res, const char *base, const char *key, hx_fhir_type_t t,
+                      const char *required)
+{
+    const json_t *r = obj_at(&c->rd, res, key, base);
+    fp_t p;
+    fp(p, "%s.%s", base, key);
+    if (r)
+        resolve_to(c, r, p, t);
+    else if (required && !json_object_get(res, key))
+        bad(&c->rd, "required", p, "%s", required);
+}
+
 static void read_service_request(sub_t *c, size_t idx)
 {
     static const char *const keys[] = {"identifier", "status", "intent", "priority", "reasonCode", "subject",
@@ -863,10 +904,8 @@ static void read_service_request(sub_t *c, size_t idx)
     static const char *const intents[] = {"order", NULL};
     static const char *const priorities[] = {"routine", "urgent", "asap", "stat", NULL};
     rd_t *rd = &c->rd;
-    const json_t *sr = c->e[idx].res;
     fp_t base, p;
-    fp(base, "Bundle.entry[%zu].resource", idx);
-    check_keys(rd, sr, base, keys, true);
+    const json_t *sr = entry_resource(c, idx, base, keys);
     if (json_object_get(sr, "code") || json_object_get(sr, "performerType")) {
         fp(p, "%s.%s", base, json_object_get(sr, "code") ? "code" : "performerType");
         bad(rd, "not-supported", p, "triage decides the disciplines: leave code and performerType out");
@@ -883,7 +922,7 @@ static void read_service_request(sub_t *c, size_t idx)
     fp(p, "%s.priority", base);
     map(c, "priority", p);
 
-    sr_identifiers(c, sr, base);
+    each_identifier(c, sr, base, sr_identifier);
 
     const json_t *reasons = arr_at(rd, sr, "reasonCode", base);
     int mapped = 0;
@@ -905,18 +944,8 @@ static void read_service_request(sub_t *c, size_t idx)
         put(rd, &c->r->referral_date, day);
     }
 
-    const json_t *subject = obj_at(rd, sr, "subject", base);
-    fp(p, "%s.subject", base);
-    if (!subject && !json_object_get(sr, "subject"))
-        bad(rd, "required", p, "required: the Patient entry");
-    else if (subject)
-        resolve_to(c, subject, p, HX_FHIR_PATIENT);
-    const json_t *requester = obj_at(rd, sr, "requester", base);
-    fp(p, "%s.requester", base);
-    if (!requester && !json_object_get(sr, "requester"))
-        bad(rd, "required", p, "required: the referrer's PractitionerRole entry");
-    else if (requester)
-        resolve_to(c, requester, p, HX_FHIR_PRACTITIONER_ROLE);
+    entry_ref(c, sr, base, "subject", HX_FHIR_PATIENT, "required: the Patient entry");
+    entry_ref(c, sr, base, "requester", HX_FHIR_PRACTITIONER_ROLE, "required: the referrer's PractitionerRole entry");
     const json_t *info = arr_at(rd, sr, "supportingInfo", base);
     for (size_t i = 0; i < json_array_size(info); i++) {
         fp(p, "%s.supportingInfo[%zu]", base, i);
@@ -936,10 +965,9 @@ static void read_telecom(sub_t *c, const json_t *res, const char *base, char **p
     bool got_phone = false, got_email = false;
     for (size_t i = 0; i < json_array_size(tel); i++) {
         fp_t p, vp;
-        fp(p, "%s.telecom[%zu]", base, i);
+        const json_t *t = item_at(rd, tel, i, base, "telecom", p);
         fp(vp, "%s.value", p);
-        const json_t *t = json_array_get(tel, i);
-        if (!want_object(rd, t, p))
+        if (!t)
             continue;
         check_keys(rd, t, p, k_telecom, false);
         const char *sys = code_at(rd, t, "system", p, telecom_systems);
@@ -957,38 +985,20 @@ static void read_telecom(sub_t *c, const json_t *res, const char *base, char **p
     }
 }
 
-/* Checks each Identifier; calls on() with each system and value. */
-static void each_identifier(sub_t *c, const json_t *res, const char *base,
-                            void (*on)(sub_t *, const char *sys, const char *val, const char *vpath))
+static void patient_identifier(sub_t *c, const char *sys, const char *val, const char *p, const char *vp)
 {
-    const json_t *ids = arr_at(&c->rd, res, "identifier", base);
-    for (size_t i = 0; i < json_array_size(ids); i++) {
-        fp_t p, vp;
-        fp(p, "%s.identifier[%zu]", base, i);
-        const json_t *id = json_array_get(ids, i);
-        if (!want_object(&c->rd, id, p))
-            continue;
-        check_keys(&c->rd, id, p, k_identifier, false);
-        const char *sys = str_at(&c->rd, id, "system", p);
-        const char *val = str_at(&c->rd, id, "value", p);
-        fp(vp, "%s.value", p);
-        if (sys && val)
-            on(c, sys, val, vp);
-    }
-}
-
-static void patient_identifier(sub_t *c, const char *sys, const char *val, const char *vp)
-{
-    if (strcmp(sys, "urn:handoff:health-card") != 0 || !hx_is_blank(c->r->patient->health_card))
+    (void)p;
+    if (!val || strcmp(sys, "urn:handoff:health-card") != 0 || !hx_is_blank(c->r->patient->health_card))
         return;                                 /* a chart number, ...: the network keeps none */
     put(&c->rd, &c->r->patient->health_card, val);
     map(c, "patient.health_card", vp);
 }
 
-static void registration_identifier(sub_t *c, const char *sys, const char *val, const char *vp)
+static void registration_identifier(sub_t *c, const char *sys, const char *val, const char *p, const char *vp)
 {
     static const char prefix[] = "urn:handoff:registration:";
-    if (strncmp(sys, prefix, sizeof prefix - 1) != 0 || !hx_is_blank(c->r->referrer->registration_number))
+    (void)p;
+    if (!val || strncmp(sys, prefix, sizeof prefix - 1) != 0 || !hx_is_blank(c->r->referrer->registration_number))
         return;                                 /* the first registration is the referrer's */
     put(&c->rd, &c->r->referrer->registration_body, sys + sizeof prefix - 1);
     put(&c->rd, &c->r->referrer->registration_number, val);
@@ -1004,9 +1014,8 @@ static void read_name(sub_t *c, const json_t *res, const char *base, char **give
     const json_t *names = arr_at(rd, res, "name", base);
     for (size_t i = 0; i < json_array_size(names); i++) {
         fp_t p;
-        fp(p, "%s.name[%zu]", base, i);
-        const json_t *n = json_array_get(names, i);
-        if (!want_object(rd, n, p))
+        const json_t *n = item_at(rd, names, i, base, "name", p);
+        if (!n)
             continue;
         check_keys(rd, n, p, k_name, false);
         const char *fam = str_at(rd, n, "family", p);
@@ -1047,22 +1056,40 @@ static void read_name(sub_t *c, const json_t *res, const char *base, char **give
     }
 }
 
+/* address: each one checked; the first one's element key into field, mapped as intake's path
+ * mapped. */
+static void read_address(sub_t *c, const json_t *res, const char *base, const char *key, char **field,
+                         const char *mapped)
+{
+    rd_t *rd = &c->rd;
+    const json_t *addr = arr_at(rd, res, "address", base);
+    for (size_t i = 0; i < json_array_size(addr); i++) {
+        fp_t p;
+        const json_t *a = item_at(rd, addr, i, base, "address", p);
+        if (!a)
+            continue;
+        check_keys(rd, a, p, k_address, false);
+        const char *v = str_at(rd, a, key, p);
+        if (i == 0 && v) {
+            put(rd, field, v);
+            fp_t vp;
+            fp(vp, "%s.%s", p, key);
+            map(c, mapped, vp);
+        }
+    }
+}
+
 static void read_patient(sub_t *c, size_t idx)
 {
     static const char *const keys[] = {"identifier", "active", "name", "telecom", "gender", "birthDate", "address",
                                        "communication", NULL};
     static const char *const genders[] = {"male", "female", "other", "unknown", NULL};
     rd_t *rd = &c->rd;
-    const json_t *pt = c->e[idx].res;
     Handoff__Patient *pat = c->r->patient;
     fp_t base, p;
-    fp(base, "Bundle.entry[%zu].resource", idx);
-    check_keys(rd, pt, base, keys, true);
+    const json_t *pt = entry_resource(c, idx, base, keys);
     code_at(rd, pt, "gender", base, genders);
-    if (json_object_get(pt, "active") && !json_is_boolean(json_object_get(pt, "active"))) {
-        fp(p, "%s.active", base);
-        bad(rd, "structure", p, "must be true or false");
-    }
+    check_active(rd, pt, base);
     read_name(c, pt, base, &pat->given_name, &pat->family_name, NULL, "patient.given_name", "patient.family_name");
     const char *born = str_at(rd, pt, "birthDate", base);
     if (born)
@@ -1070,28 +1097,13 @@ static void read_patient(sub_t *c, size_t idx)
     read_telecom(c, pt, base, &pat->phone, &pat->email, "patient");
     each_identifier(c, pt, base, patient_identifier);
 
-    const json_t *addr = arr_at(rd, pt, "address", base);
-    for (size_t i = 0; i < json_array_size(addr); i++) {
-        fp(p, "%s.address[%zu]", base, i);
-        const json_t *a = json_array_get(addr, i);
-        if (!want_object(rd, a, p))
-            continue;
-        check_keys(rd, a, p, k_address, false);
-        const char *postal = str_at(rd, a, "postalCode", p);
-        if (i == 0 && postal) {
-            put(rd, &pat->postal_code, postal);
-            fp_t pp;
-            fp(pp, "%s.postalCode", p);
-            map(c, "patient.postal_code", pp);
-        }
-    }
+    read_address(c, pt, base, "postalCode", &pat->postal_code, "patient.postal_code");
 
     const json_t *comm = arr_at(rd, pt, "communication", base);
     bool preferred_seen = false;
     for (size_t i = 0; i < json_array_size(comm); i++) {
-        fp(p, "%s.communication[%zu]", base, i);
-        const json_t *cm = json_array_get(comm, i);
-        if (!want_object(rd, cm, p))
+        const json_t *cm = item_at(rd, comm, i, base, "communication", p);
+        if (!cm)
             continue;
         static const char *const ck[] = {"id", "extension", "language", "preferred", NULL};
         check_keys(rd, cm, p, ck, false);
@@ -1125,43 +1137,24 @@ static void read_patient(sub_t *c, size_t idx)
     }
 }
 
-static Handoff__Discipline discipline_code(const char *code)
-{
-    if (!code)
-        return HANDOFF__DISCIPLINE__DISCIPLINE_UNSPECIFIED;
-    if (strcmp(code, "physiotherapy") == 0)
-        return HANDOFF__DISCIPLINE__DISCIPLINE_PHYSIOTHERAPY;
-    if (strcmp(code, "massage-therapy") == 0)
-        return HANDOFF__DISCIPLINE__DISCIPLINE_MASSAGE_THERAPY;
-    if (strcmp(code, "physician") == 0)
-        return HANDOFF__DISCIPLINE__DISCIPLINE_PHYSICIAN;
-    return HANDOFF__DISCIPLINE__DISCIPLINE_UNSPECIFIED;
-}
-
 static void read_role(sub_t *c, size_t idx)
 {
     static const char *const keys[] = {"identifier", "active", "practitioner", "organization", "code", "specialty",
                                        "telecom", NULL};
     rd_t *rd = &c->rd;
-    const json_t *role = c->e[idx].res;
     Handoff__Referrer *f = c->r->referrer;
     fp_t base, p;
-    fp(base, "Bundle.entry[%zu].resource", idx);
-    check_keys(rd, role, base, keys, true);
+    const json_t *role = entry_resource(c, idx, base, keys);
     const json_t *ext = arr_at(rd, role, "extension", base);
     for (size_t i = 0; i < json_array_size(ext); i++) {
-        fp(p, "%s.extension[%zu]", base, i);
-        const json_t *x = json_array_get(ext, i);
-        const char *url = want_object(rd, x, p) ? str_at(rd, x, "url", p) : NULL;
+        const json_t *x = item_at(rd, ext, i, base, "extension", p);
+        const char *url = x ? str_at(rd, x, "url", p) : NULL;
         if (url && strcmp(url, "urn:handoff:ext:registration-kind") == 0)
             bad(rd, "invalid", p, "intake sets the registration kind; leave it out");
         else if (url && strncmp(url, "urn:handoff:", 12) == 0)
             bad(rd, "not-supported", p, "unknown extension '%.60s' on a PractitionerRole", url);
     }
-    if (json_object_get(role, "active") && !json_is_boolean(json_object_get(role, "active"))) {
-        fp(p, "%s.active", base);
-        bad(rd, "structure", p, "must be true or false");
-    }
+    check_active(rd, role, base);
     const json_t *codes = arr_at(rd, role, "code", base);
     for (size_t i = 0; i < json_array_size(codes); i++) {
         fp(p, "%s.code[%zu]", base, i);
@@ -1171,7 +1164,7 @@ static void read_role(sub_t *c, size_t idx)
             continue;
         fp_t cp;
         fp(cp, "%s.coding[%zu].code", p, at);
-        f->discipline = discipline_code(code);
+        f->discipline = hx_fhir_discipline_from_code(code);
         if (!f->discipline)
             bad(rd, "value", cp, "must be physiotherapy, massage-therapy or physician");
         map(c, "referrer.discipline", cp);
@@ -1195,28 +1188,18 @@ static void read_role(sub_t *c, size_t idx)
             bad(rd, "business-rule", rp, "must be Organization/%.40s: the submitting clinic", c->clinic);
         map(c, "referrer.clinic_id", rp);
     }
-    const json_t *prac = obj_at(rd, role, "practitioner", base);
-    fp(p, "%s.practitioner", base);
-    if (prac)
-        resolve_to(c, prac, p, HX_FHIR_PRACTITIONER);
-    else if (!json_object_get(role, "practitioner") && c->have[3])
-        bad(rd, "required", p, "required: the referrer's Practitioner entry");
+    entry_ref(c, role, base, "practitioner", HX_FHIR_PRACTITIONER,
+              c->have[3] ? "required: the referrer's Practitioner entry" : NULL);
 }
 
 static void read_practitioner(sub_t *c, size_t idx)
 {
     static const char *const keys[] = {"identifier", "active", "name", "telecom", "address", "gender",
                                        "communication", "qualification", NULL};
-    rd_t *rd = &c->rd;
-    const json_t *pr = c->e[idx].res;
     Handoff__Referrer *f = c->r->referrer;
-    fp_t base, p;
-    fp(base, "Bundle.entry[%zu].resource", idx);
-    check_keys(rd, pr, base, keys, true);
-    if (json_object_get(pr, "active") && !json_is_boolean(json_object_get(pr, "active"))) {
-        fp(p, "%s.active", base);
-        bad(rd, "structure", p, "must be true or false");
-    }
+    fp_t base;
+    const json_t *pr = entry_resource(c, idx, base, keys);
+    check_active(&c->rd, pr, base);
     read_name(c, pr, base, NULL, NULL, &f->name, "referrer.name", NULL);
     if (hx_is_blank(f->phone) && hx_is_blank(f->email)) {
         read_telecom(c, pr, base, &f->phone, &f->email, "referrer");
@@ -1229,21 +1212,7 @@ static void read_practitioner(sub_t *c, size_t idx)
             free(email);
     }
     each_identifier(c, pr, base, registration_identifier);
-    const json_t *addr = arr_at(rd, pr, "address", base);
-    for (size_t i = 0; i < json_array_size(addr); i++) {
-        fp(p, "%s.address[%zu]", base, i);
-        const json_t *a = json_array_get(addr, i);
-        if (!want_object(rd, a, p))
-            continue;
-        check_keys(rd, a, p, k_address, false);
-        const char *state = str_at(rd, a, "state", p);
-        if (i == 0 && state) {
-            put(rd, &f->province, state);
-            fp_t sp;
-            fp(sp, "%s.state", p);
-            map(c, "referrer.province", sp);
-        }
-    }
+    read_address(c, pr, base, "state", &f->province, "referrer.province");
 }
 
 static void read_document(sub_t *c, size_t idx)
@@ -1252,18 +1221,12 @@ static void read_document(sub_t *c, size_t idx)
                                        "content", NULL};
     static const char *const statuses[] = {"current", NULL};
     rd_t *rd = &c->rd;
-    const json_t *doc = c->e[idx].res;
     fp_t base, p;
-    fp(base, "Bundle.entry[%zu].resource", idx);
-    check_keys(rd, doc, base, keys, true);
+    const json_t *doc = entry_resource(c, idx, base, keys);
     code_at(rd, doc, "status", base, statuses);
     str_at(rd, doc, "description", base);
     str_at(rd, doc, "date", base);
-    const json_t *subject = obj_at(rd, doc, "subject", base);
-    if (subject) {
-        fp(p, "%s.subject", base);
-        resolve_to(c, subject, p, HX_FHIR_PATIENT);
-    }
+    entry_ref(c, doc, base, "subject", HX_FHIR_PATIENT, NULL);
     const json_t *content = arr_at(rd, doc, "content", base);
     fp(p, "%s.content", base);
     if (!content) {
@@ -1309,9 +1272,8 @@ static void read_entries(sub_t *c, const json_t *entries, size_t n)
         entry_t *e = &c->e[i];
         e->type = HX_FHIR_TYPE_COUNT;
         fp_t base, p;
-        fp(base, "Bundle.entry[%zu]", i);
-        const json_t *en = json_array_get(entries, i);
-        if (!want_object(rd, en, base))
+        const json_t *en = item_at(rd, entries, i, "Bundle", "entry", base);
+        if (!en)
             continue;
         check_keys(rd, en, base, ek, false);
         e->full_url = str_at(rd, en, "fullUrl", base);
@@ -1859,7 +1821,7 @@ static Handoff__Discipline task_discipline(const json_t *task, char *rid, size_t
         }
     }
     const char *text = json_string_value(json_object_get(json_object_get(task, "code"), "text"));
-    return discipline_code(text);
+    return hx_fhir_discipline_from_code(text);
 }
 
 /* A string copied into a StatusChange field. */
@@ -1893,7 +1855,7 @@ static void task_unchangeable(rd_t *rd, const json_t *old_task, const json_t *ne
         const char *key;
         json_t *v;
         json_object_foreach((json_t *)pair[side], key, v) {
-            if (one_of(key, changeable) || (side == 1 && json_object_get(old_task, key)))
+            if (hx_fhir_one_of(key, changeable) || (side == 1 && json_object_get(old_task, key)))
                 continue;                       /* a key of both sides: checked once */
             if (json_equal(json_object_get(old_task, key), json_object_get(new_task, key)))
                 continue;
@@ -1943,7 +1905,7 @@ static const char *task_event(rd_t *rd, const char *os, const char *ns, bool own
         bad(rd, "required", "Task.status", "required");
         return NULL;
     }
-    if (moved && !one_of(ns, statuses)) {
+    if (moved && !hx_fhir_one_of(ns, statuses)) {
         char list[300];
         bad(rd, "value", "Task.status", "'%.40s' is not a Task status (%s)", ns,
             list_text(statuses, list, sizeof list));
@@ -2129,9 +2091,8 @@ static void comm_payload(rd_t *rd, const json_t *c, Handoff__ThreadPost *p)
     bool text = false;
     for (size_t i = 0; i < json_array_size(pay); i++) {
         fp_t pp, vp;
-        fp(pp, "Communication.payload[%zu]", i);
-        const json_t *x = json_array_get(pay, i);
-        if (!want_object(rd, x, pp))
+        const json_t *x = item_at(rd, pay, i, "Communication", "payload", pp);
+        if (!x)
             continue;
         static const char *const pk[] = {"id", "extension", "contentString", "contentAttachment", NULL};
         check_keys(rd, x, pp, pk, false);
@@ -2269,9 +2230,8 @@ static void sub_payload(rd_t *rd, const json_t *ch, hx_fhir_sub_t *out)
     const json_t *list = arr_at(rd, ext, "extension", "Subscription.channel._payload");
     for (size_t i = 0; i < json_array_size(list); i++) {
         fp_t p, vp;
-        fp(p, "Subscription.channel._payload.extension[%zu]", i);
-        const json_t *x = json_array_get(list, i);
-        const char *url = want_object(rd, x, p) ? str_at(rd, x, "url", p) : NULL;
+        const json_t *x = item_at(rd, list, i, "Subscription.channel._payload", "extension", p);
+        const char *url = x ? str_at(rd, x, "url", p) : NULL;
         if (!url || strcmp(url, PAYLOAD_CONTENT_URL) != 0)
             continue;
         fp(vp, "%s.valueCode", p);

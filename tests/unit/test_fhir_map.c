@@ -10,12 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fhir_test.h"
 #include "hx_fhir.h"
 #include "hx_schedule.h"
-
-#define PT HANDOFF__DISCIPLINE__DISCIPLINE_PHYSIOTHERAPY
-#define MT HANDOFF__DISCIPLINE__DISCIPLINE_MASSAGE_THERAPY
-#define ST(x) HANDOFF__TASK_STATUS__TASK_##x
 
 #define RID "R-7K3M9Q2W4X6Z8B1C"
 #define RID2 "R-5H8J2N4P6R8T0V3D"
@@ -23,19 +20,6 @@
 #define T0 UINT64_C(1795000000000)      /* 2026-11-18T... */
 
 /* ---- building messages ---------------------------------------------------------------------- */
-
-/* A heap copy of m, as the view wants it (it takes ownership). */
-static void *copy(const ProtobufCMessage *m)
-{
-    size_t len = protobuf_c_message_get_packed_size(m);
-    uint8_t *buf = malloc(len ? len : 1);
-    cr_assert_not_null(buf);
-    protobuf_c_message_pack(m, buf);
-    void *out = protobuf_c_message_unpack(m->descriptor, NULL, len, buf);
-    free(buf);
-    cr_assert_not_null(out);
-    return out;
-}
 
 static Handoff__Patient the_patient = HANDOFF__PATIENT__INIT;
 static Handoff__Referrer the_referrer = HANDOFF__REFERRER__INIT;
@@ -48,14 +32,7 @@ static char *the_conditions[] = {"whiplash"};
 /* The referral harbour sent (a stack value whose parts are static). */
 static Handoff__Referral referral(const char *rid, const char *ref)
 {
-    the_patient.given_name = "Ada";
-    the_patient.family_name = "Lovelace";
-    the_patient.birth_date = "1961-04-02";
-    the_patient.phone = "+1 905 555 0101";
-    the_patient.email = "ada@example.org";
-    the_patient.health_card = "1234-567-890";
-    the_patient.language = "en";
-    the_patient.postal_code = "L8P 4R5";
+    ada(&the_patient);
     the_referrer.name = "Dr Grace Hopper";
     the_referrer.discipline = HANDOFF__DISCIPLINE__DISCIPLINE_PHYSICIAN;
     the_referrer.registration_body = "CPSO";
@@ -94,26 +71,27 @@ static Handoff__TriageEvidence ev_unfired = HANDOFF__TRIAGE_EVIDENCE__INIT;
 static Handoff__TriageEvidence *the_evidence[] = {&ev_whiplash, &ev_phrase, &ev_unfired};
 static Handoff__Discipline the_plan[] = {PT};
 
+/* e: rule's evidence (words of intake's field source), fired or not, naming SNOMED CT concept
+ * snomed (with its display, when not NULL). */
+static void evidence(Handoff__TriageEvidence *e, const char *rule, const char *source, const char *words, bool fired,
+                     const char *snomed, const char *display)
+{
+    e->rule = (char *)rule;
+    e->source = (char *)source;
+    e->words = (char *)words;
+    e->fired = fired;
+    e->snomed = (char *)snomed;
+    if (display)
+        e->snomed_display = (char *)display;
+}
+
 static Handoff__TriageDecision decision(void)
 {
-    ev_whiplash.rule = "condition:whiplash";
-    ev_whiplash.source = "conditions";
-    ev_whiplash.words = "whiplash";
-    ev_whiplash.fired = true;
-    ev_whiplash.snomed = "39848009";
-    ev_whiplash.snomed_display = "Whiplash injury to neck";
-    ev_phrase.rule = "condition:neck_pain";
-    ev_phrase.source = "reason";
-    ev_phrase.words = "neck pain";
-    ev_phrase.fired = true;
-    ev_phrase.snomed = "81680005";
-    ev_phrase.snomed_display = "Neck pain";
-    ev_unfired.rule = "red_flag:saddle_anaesthesia";
-    ev_unfired.source = "history";
-    ev_unfired.words = "saddle numbness";
-    ev_unfired.fired = false;
+    evidence(&ev_whiplash, "condition:whiplash", "conditions", "whiplash", true, "39848009",
+             "Whiplash injury to neck");
+    evidence(&ev_phrase, "condition:neck_pain", "reason", "neck pain", true, "81680005", "Neck pain");
+    evidence(&ev_unfired, "red_flag:saddle_anaesthesia", "history", "saddle numbness", false, "23456004", NULL);
     ev_unfired.status = "negated";
-    ev_unfired.snomed = "23456004";
     Handoff__TriageDecision d = HANDOFF__TRIAGE_DECISION__INIT;
     d.referral_id = RID;
     d.disciplines = the_plan;
@@ -123,23 +101,6 @@ static Handoff__TriageDecision decision(void)
     d.evidence = the_evidence;
     d.n_evidence = 3;
     return d;
-}
-
-static Handoff__Booking booking(const char *rid, Handoff__Discipline d, const char *clinic, const char *therapist,
-                                const char *start_utc)
-{
-    Handoff__Booking b = HANDOFF__BOOKING__INIT;
-    b.referral_id = (char *)rid;
-    b.discipline = d;
-    b.clinic_id = (char *)clinic;
-    b.therapist_id = (char *)therapist;
-    b.therapist_name = "Amira Haddad";
-    b.start = "2026-11-24T09:00";
-    b.start_utc = (char *)start_utc;
-    b.time_zone = "America/Toronto";
-    b.utc_offset = "-05:00";
-    b.minutes = 60;
-    return b;
 }
 
 static Handoff__HandoffStatus entry(Handoff__Discipline d, Handoff__TaskStatus s, const char *clinic,
@@ -189,12 +150,8 @@ static const char *reply_to = "";      /* in_reply_to of the next post */
 static Handoff__ThreadPost *post(const char *rid, const char *id, const char *kind, const char *by, uint64_t at,
                                  const char *text, bool file)
 {
-    static uint8_t png[] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n', 0, 0, 0, 13, 'I', 'H', 'D', 'R'};
-    Handoff__Attachment a = HANDOFF__ATTACHMENT__INIT;
-    a.name = "knee-xray.png";
-    a.data.data = png;
-    a.data.len = sizeof png;
-    a.media_type = "image/png";
+    Handoff__Attachment a;
+    png_file(&a, "knee-xray.png");
     Handoff__ThreadPost p = HANDOFF__THREAD_POST__INIT;
     p.referral_id = (char *)rid;
     p.post_id = (char *)id;

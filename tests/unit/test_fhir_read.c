@@ -8,11 +8,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fhir_test.h"
 #include "hx_fhir.h"
 #include "hx_intake.h"
 
-#define PT HANDOFF__DISCIPLINE__DISCIPLINE_PHYSIOTHERAPY
-#define MT HANDOFF__DISCIPLINE__DISCIPLINE_MASSAGE_THERAPY
 #define RID "R-7K3M9Q2W4X6Z8B1C"
 
 /* ---- helpers -------------------------------------------------------------------------------- */
@@ -55,15 +54,6 @@ static void every_issue_placed(const json_t *oo)
     json_array_foreach(json_object_get(oo, "issue"), i, issue)
         cr_expect(json_is_string(json_array_get(json_object_get(issue, "expression"), 0)), "issue %zu: %s", i,
                   json_string_value(json_object_get(issue, "diagnostics")));
-}
-
-static char *dump(const json_t *j)
-{
-    static char buf[8192];
-    char *s = json_dumps(j, JSON_COMPACT);
-    snprintf(buf, sizeof buf, "%s", s ? s : "(null)");
-    free(s);
-    return buf;
 }
 
 #define PDF64 "JVBERi0xLjQgZGlzY2hhcmdlIG5vdGU="    /* "%PDF-1.4 discharge note" */
@@ -623,20 +613,9 @@ static char *conditions[] = {"low_back_pain"};
 Test(fhir_read_submission, what_the_view_writes_reads_back)
 {
     Handoff__Patient pt = HANDOFF__PATIENT__INIT;
-    pt.given_name = "Ada";
-    pt.family_name = "Lovelace";
-    pt.birth_date = "1961-04-02";
-    pt.phone = "+1 905 555 0101";
-    pt.email = "ada@example.org";
-    pt.health_card = "1234-567-890";
-    pt.language = "en";
-    pt.postal_code = "L8P 4R5";
+    ada(&pt);
     Handoff__Referrer rf = HANDOFF__REFERRER__INIT;
-    rf.name = "Isabel Ruiz";
-    rf.discipline = PT;
-    rf.registration_body = "CPO";
-    rf.registration_number = "19877";
-    rf.clinic_id = "harbour";
+    isabel(&rf, "harbour");
     rf.province = "ON";
     rf.phone = "905-555-0100";
     Handoff__Availability w = HANDOFF__AVAILABILITY__INIT;

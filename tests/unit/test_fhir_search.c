@@ -9,12 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fhir_test.h"
 #include "hx_fhir.h"
 #include "hx_schedule.h"
-
-#define PT HANDOFF__DISCIPLINE__DISCIPLINE_PHYSIOTHERAPY
-#define MT HANDOFF__DISCIPLINE__DISCIPLINE_MASSAGE_THERAPY
-#define ST(x) HANDOFF__TASK_STATUS__TASK_##x
 
 #define R1 "R-7K3M9Q2W4X6Z8B1C"         /* sent, booked at northpoint, accepted */
 #define R2 "R-5H8J2N4P6R8T0V3D"         /* sent, on hold */
@@ -22,18 +19,6 @@
 #define POST "P-00112233445566ff"
 
 /* ---- the clinic's messages ------------------------------------------------------------------ */
-
-static void *copy(const ProtobufCMessage *m)
-{
-    size_t len = protobuf_c_message_get_packed_size(m);
-    uint8_t *buf = malloc(len ? len : 1);
-    cr_assert_not_null(buf);
-    protobuf_c_message_pack(m, buf);
-    void *out = protobuf_c_message_unpack(m->descriptor, NULL, len, buf);
-    free(buf);
-    cr_assert_not_null(out);
-    return out;
-}
 
 static uint64_t at(const char *instant)
 {
@@ -52,11 +37,7 @@ static Handoff__Referral *referral(const char *rid, const char *ref, const char 
     p.phone = "905 555 0101";
     p.health_card = "1234-567-890";
     Handoff__Referrer f = HANDOFF__REFERRER__INIT;
-    f.name = "Isabel Ruiz";
-    f.discipline = PT;
-    f.registration_body = "CPO";
-    f.registration_number = "19877";
-    f.clinic_id = (char *)from;
+    isabel(&f, from);
     Handoff__Referral r = HANDOFF__REFERRAL__INIT;
     r.referral_id = (char *)rid;
     r.ref = (char *)ref;
@@ -68,23 +49,6 @@ static Handoff__Referral *referral(const char *rid, const char *ref, const char 
     r.consent = HANDOFF__CONSENT__CONSENT_GIVEN;
     r.referral_date = (char *)date;
     return copy(&r.base);
-}
-
-static Handoff__Booking booking(const char *rid, Handoff__Discipline d, const char *clinic, const char *therapist,
-                                const char *start_utc)
-{
-    Handoff__Booking b = HANDOFF__BOOKING__INIT;
-    b.referral_id = (char *)rid;
-    b.discipline = d;
-    b.clinic_id = (char *)clinic;
-    b.therapist_id = (char *)therapist;
-    b.therapist_name = "Amira Haddad";
-    b.start = "2026-11-24T09:00";
-    b.start_utc = (char *)start_utc;
-    b.time_zone = "America/Toronto";
-    b.utc_offset = "-05:00";
-    b.minutes = 60;
-    return b;
 }
 
 static Handoff__StatusUpdate *update(const char *rid, const char *ref, Handoff__TaskStatus s, const char *event,
@@ -173,12 +137,8 @@ static void build(void)
     cr_assert_eq(hx_fhir_view_add_handoff(view, hc, at("2026-11-22T12:00:00Z")), 0);
 
     /* a question on R3 from eastgate, with a file */
-    static uint8_t png[] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n', 0, 0, 0, 13, 'I', 'H', 'D', 'R'};
-    Handoff__Attachment a = HANDOFF__ATTACHMENT__INIT;
-    a.name = "knee.png";
-    a.data.data = png;
-    a.data.len = sizeof png;
-    a.media_type = "image/png";
+    Handoff__Attachment a;
+    png_file(&a, "knee.png");
     Handoff__ThreadPost p = HANDOFF__THREAD_POST__INIT;
     p.referral_id = R3;
     p.post_id = POST;
@@ -201,15 +161,6 @@ static void teardown(void)
 TestSuite(fhir_search, .init = build, .fini = teardown);
 
 /* ---- helpers -------------------------------------------------------------------------------- */
-
-static char *dump(const json_t *j)
-{
-    static char buf[4096];
-    char *s = json_dumps(j, JSON_COMPACT);
-    snprintf(buf, sizeof buf, "%s", s ? s : "(null)");
-    free(s);
-    return buf;
-}
 
 /* "Type/id Type/id" of an array of resources, in order. */
 static const char *ids(const json_t *a)
