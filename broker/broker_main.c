@@ -39,8 +39,8 @@ static const char usage_tail[] =
 enum {
     O_BIND, O_HEARTBEAT, O_LIVENESS, O_MAX_FRAME, O_MAX_QUEUE, O_DEDUP, O_DATA, O_SEGMENT, O_SALVAGE,
     O_MAX_QUEUE_BYTES, O_ATTEMPTS, O_BACKOFF, O_BACKOFF_MAX, O_ACK_TIMEOUT, O_SHARE, O_POLICY, O_PRINT_POLICY,
-    O_FAULTS, O_CURVE_SECRET, O_DATA_KEY, O_AUDIT, O_PLAIN, O_ALLOW, O_REVOKED, O_READY, O_HTTP, O_LOG_LEVEL,
-    O_LOG_FORMAT, O_COUNT
+    O_FAULTS, O_CURVE_SECRET, O_DATA_KEY, O_AUDIT, O_AUDIT_MAX_BYTES, O_AUDIT_ROTATE, O_AUDIT_KEEP_DAYS, O_PLAIN,
+    O_ALLOW, O_REVOKED, O_READY, O_HTTP, O_LOG_LEVEL, O_LOG_FORMAT, O_COUNT
 };
 static const hx_opt_t options[O_COUNT] = {
     [O_BIND] = {"bind", HX_OPT_TEXT, "HANDOFF_BIND", "tcp://127.0.0.1:5555", 0, 0, "ENDPOINT",
@@ -91,6 +91,15 @@ static const hx_opt_t options[O_COUNT] = {
     [O_AUDIT] = {"audit", HX_OPT_TEXT, "HANDOFF_AUDIT", NULL, 0, 0, "FILE",
                  "append-only audit log, one hash-chained JSON line per session,\nrefusal, submit, mailbox "
                  "delivery and dead-letter operation\n(ids only); check it with handoff audit verify"},
+    [O_AUDIT_MAX_BYTES] = {"audit-max-bytes", HX_OPT_U64, "HANDOFF_AUDIT_MAX_BYTES", "67108864", 0, UINT64_MAX,
+                           "N",
+                           "rotate the audit log before a line would take it past N bytes:\nFILE becomes "
+                           "FILE.YYYYMMDDTHHMMSSZ and a new FILE continues the chain;\n0: no size limit"},
+    [O_AUDIT_ROTATE] = {"audit-rotate", HX_OPT_TEXT, "HANDOFF_AUDIT_ROTATE", "size", 0, 0, "WHEN",
+                        "size (by --audit-max-bytes only), or daily: also at the first event\nof each UTC day"},
+    [O_AUDIT_KEEP_DAYS] = {"audit-keep-days", HX_OPT_U32, "HANDOFF_AUDIT_KEEP_DAYS", "0", 0, 36500, "N",
+                           "after a rotation, delete rotated audit files more than N days old;\n0: keep them all "
+                           "(deleting audit records is the custodian's decision)"},
     [O_PLAIN] = {"plain-tcp-for-tests", HX_OPT_FLAG, NULL, NULL, 0, 0, NULL,
                  "without CURVE: no encryption, no authentication; only on a\nloopback or ipc endpoint, for "
                  "tests"},
@@ -653,6 +662,9 @@ static int open_socket(broker_t *b, const char *bind, const char *server_sec, ui
 static int open_router(broker_t *b, hx_router_config_t *cfg, const hx_opt_val_t *v)
 {
     const char *data = v[O_DATA].text, *data_key = v[O_DATA_KEY].text, *audit = v[O_AUDIT].text;
+    hx_audit_rotation_t rot = {.max_bytes = v[O_AUDIT_MAX_BYTES].u64,
+                               .daily = strcmp(v[O_AUDIT_ROTATE].text, "daily") == 0,
+                               .keep_days = v[O_AUDIT_KEEP_DAYS].u32};
     uint8_t key[32];
     char key_err[600] = "needs --data";
     if (data_key && (!data || hx_data_key_load(data_key, key, key_err, sizeof key_err) != 0)) {
@@ -676,7 +688,7 @@ static int open_router(broker_t *b, hx_router_config_t *cfg, const hx_opt_val_t 
     cfg->send_arg = b;
     if (audit) {
         char err[600];
-        if (!(b->audit = hx_audit_open(audit, err, sizeof err))) {
+        if (!(b->audit = hx_audit_open_rotating(audit, &rot, err, sizeof err))) {
             fprintf(stderr, "handoff-broker: --audit: %s\n", err);
             return -1;
         }
@@ -811,6 +823,11 @@ int main(int argc, char **argv)
     hx_log_format_t fmt;
     if (hx_log_format_parse(v[O_LOG_FORMAT].text, &fmt)) {
         fprintf(stderr, "handoff-broker: --log-format: must be text or json, got '%s'\n", v[O_LOG_FORMAT].text);
+        return 2;
+    }
+    if (strcmp(v[O_AUDIT_ROTATE].text, "size") != 0 && strcmp(v[O_AUDIT_ROTATE].text, "daily") != 0) {
+        fprintf(stderr, "handoff-broker: --audit-rotate: must be size or daily, got '%s'\n",
+                v[O_AUDIT_ROTATE].text);
         return 2;
     }
     hx_log_init("broker", lvl);                 /* text lines keep the short tag operators know */

@@ -476,30 +476,52 @@ int cmd_datakey(cli_t *c, int argc, char **argv)
     return EXIT_OK;
 }
 
-/* audit verify FILE [DATA_DIR|ANCHOR_FILE]: the broker's hash-chained audit log. */
+/* What the check of a rotated series started from, when the oldest file continues one that
+ * is gone (retention deleted it): said, since that file's first line is then taken on trust. */
+static void audit_print_start(const hx_audit_report_t *r)
+{
+    if (r->trusted[0])
+        printf("note: the series starts at %s, which continues %s (no longer present): its first line, with "
+               "that file's last hash and the %llu line(s) before, is the trusted start\n", r->oldest, r->trusted,
+               (unsigned long long)r->start);
+    if (r->log_empty)
+        printf("note: the log itself is empty or missing (a rotation stopped before its first line): the series "
+               "ends with the newest rotated file, and the broker continues it\n");
+}
+
+/* audit verify FILE [DATA_DIR|ANCHOR_FILE]: the broker's hash-chained audit log, with the
+ * files rotated out of it. */
 int cmd_audit(cli_t *c, int argc, char **argv)
 {
     if ((argc != 2 && argc != 3) || strcmp(argv[0], "verify") != 0) {
         fprintf(stderr, "handoff: usage: handoff audit verify FILE [DATA_DIR|ANCHOR_FILE]\n");
         return EXIT_USAGE;
     }
-    char why[512];
-    size_t lines = 0, anchored = 0;
-    long bad = argc == 3 ? hx_audit_verify_anchored(argv[1], argv[2], &lines, &anchored, why, sizeof why)
-                         : hx_audit_verify(argv[1], &lines, why, sizeof why);
+    char why[1024];
+    hx_audit_report_t r;
+    long bad = hx_audit_verify_series(argv[1], argc == 3 ? argv[2] : NULL, &r, why, sizeof why);
     if (c->json) {
-        cli_print_json(json_pack("{s:s, s:b, s:I, s:s, s:I}", "file", argv[1], "intact", bad == 0, "lines",
-                                 (json_int_t)lines, "reason", bad ? why : "", "anchored", (json_int_t)anchored));
+        cli_print_json(json_pack("{s:s, s:b, s:I, s:I, s:I, s:s, s:s, s:s, s:I}", "file", argv[1], "intact",
+                                 bad == 0, "files", (json_int_t)r.files, "lines", (json_int_t)r.lines, "start",
+                                 (json_int_t)r.start, "trusted_start", r.trusted, "reason", bad ? why : "",
+                                 "bad_file", bad ? r.bad_file : "", "anchored", (json_int_t)r.anchored));
         return bad == 0 ? EXIT_OK : EXIT_FAIL;
     }
-    if (bad == 0 && argc == 3) {
-        printf("ok: %zu line(s), the chain holds and reaches the anchored line %zu\n", lines, anchored);
-        return EXIT_OK;
+    if (bad != 0) {
+        printf("broken: %s\n", why);
+        return EXIT_FAIL;
     }
-    if (bad == 0) {
-        printf("ok: %zu line(s), the chain holds\n", lines);
-        return EXIT_OK;
-    }
-    printf("broken: %s\n", why);
-    return EXIT_FAIL;
+    audit_print_start(&r);
+    char files[64] = "", series[96] = "";
+    if (r.files > 1)
+        snprintf(files, sizeof files, "%zu file(s), ", r.files);
+    if (r.start > 0)
+        snprintf(series, sizeof series, " (lines %llu to %llu of the series)", (unsigned long long)r.start + 1,
+                 (unsigned long long)(r.start + r.lines));
+    if (argc == 3)
+        printf("ok: %s%llu line(s)%s, the chain holds and reaches the anchored line %llu\n", files,
+               (unsigned long long)r.lines, series, (unsigned long long)r.anchored);
+    else
+        printf("ok: %s%llu line(s)%s, the chain holds\n", files, (unsigned long long)r.lines, series);
+    return EXIT_OK;
 }

@@ -1451,7 +1451,8 @@ hx_booking_t *hx_booking_open(const hx_booking_config_t *cfg, const hx_directory
         hx_booking_close(&b);
         return NULL;
     }
-    if (cfg->audit_path && !(b->audit = hx_audit_open(cfg->audit_path, err, errcap))) {
+    if (cfg->audit_path &&
+        !(b->audit = hx_audit_open_rotating(cfg->audit_path, cfg->audit_rotation, err, errcap))) {
         hx_booking_close(&b);
         return NULL;
     }

@@ -23,6 +23,7 @@ typedef struct {
     uint32_t near_days;             /* routine: the nearest clinic among slots this many days ahead
                                        (stat 1, asap 3, urgent 7); 0: 14 */
     const char *audit_path;         /* NULL, or an audit log of every clinic's change, done or refused */
+    const struct hx_audit_rotation *audit_rotation;  /* NULL, or when that log rotates */
     const char *reviewers;          /* the reviewers' mailboxes, space or comma separated; NULL: "review" */
     const uint8_t *data_key;        /* NULL, or 32 bytes: the referral, the care thread (text and
                                        attachments) and stored outputs are sealed with it */

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include "hx_audit.h"
 #include "hx_booking.h"
 #include "hx_curve.h"
 
@@ -32,7 +33,8 @@ static const char usage[] =
     "\n"
     "options (each also from the environment variable shown, then its default):\n";
 
-enum { S_DIRECTORY, S_START, S_HORIZON, S_COLLAB, S_COLLAB_KM, S_NEAR_DAYS, S_AUDIT, S_DB, S_DATA_KEY, S_REVIEWERS, S_RETRY, S_ROUTINE_DAYS, S_COUNT };
+enum { S_DIRECTORY, S_START, S_HORIZON, S_COLLAB, S_COLLAB_KM, S_NEAR_DAYS, S_AUDIT, S_AUDIT_MAX_BYTES,
+       S_AUDIT_ROTATE, S_AUDIT_KEEP_DAYS, S_DB, S_DATA_KEY, S_REVIEWERS, S_RETRY, S_ROUTINE_DAYS, S_COUNT };
 static const hx_opt_t options[S_COUNT] = {
     [S_DIRECTORY] = {"directory", HX_OPT_TEXT, "HANDOFF_DIRECTORY", NULL, 0, 0, "FILE",
                      "clinics and therapists (required)"},
@@ -51,6 +53,15 @@ static const hx_opt_t options[S_COUNT] = {
     [S_AUDIT] = {"audit", HX_OPT_TEXT, "HANDOFF_AUDIT", NULL, 0, 0, "FILE",
                  "audit log of every clinic's change, done or refused (hash-chained\nJSON lines; handoff audit "
                  "verify)"},
+    [S_AUDIT_MAX_BYTES] = {"audit-max-bytes", HX_OPT_U64, "HANDOFF_AUDIT_MAX_BYTES", "67108864", 0, UINT64_MAX,
+                           "N",
+                           "rotate the audit log before a line would take it past N bytes:\nFILE becomes "
+                           "FILE.YYYYMMDDTHHMMSSZ and a new FILE continues the chain;\n0: no size limit"},
+    [S_AUDIT_ROTATE] = {"audit-rotate", HX_OPT_TEXT, "HANDOFF_AUDIT_ROTATE", "size", 0, 0, "WHEN",
+                        "size (by --audit-max-bytes only), or daily: also at the first event\nof each UTC day"},
+    [S_AUDIT_KEEP_DAYS] = {"audit-keep-days", HX_OPT_U32, "HANDOFF_AUDIT_KEEP_DAYS", "0", 0, 36500, "N",
+                           "after a rotation, delete rotated audit files more than N days old;\n0: keep them all "
+                           "(deleting audit records is the custodian's decision)"},
     [S_DB] = {"db", HX_OPT_TEXT, "HANDOFF_SCHEDULING_DB", "scheduling.db", 0, 0, "FILE",
               "referrals, bookings and the calendar (SQLite, WAL); several\nscheduling workers may share it"},
     [S_DATA_KEY] = {"data-key", HX_OPT_TEXT, "HANDOFF_DATA_KEY", NULL, 0, 0, "FILE",
@@ -295,7 +306,15 @@ int main(int argc, char **argv)
         fprintf(stderr, "%s: --directory FILE is required (or HANDOFF_DIRECTORY)\n", prog);
         return 2;
     }
+    hx_audit_rotation_t rot = {.max_bytes = v[S_AUDIT_MAX_BYTES].u64,
+                               .daily = strcmp(v[S_AUDIT_ROTATE].text, "daily") == 0,
+                               .keep_days = v[S_AUDIT_KEEP_DAYS].u32};
+    if (!rot.daily && strcmp(v[S_AUDIT_ROTATE].text, "size") != 0) {
+        fprintf(stderr, "%s: --audit-rotate: must be size or daily, got '%s'\n", prog, v[S_AUDIT_ROTATE].text);
+        return 2;
+    }
     hx_booking_config_t bc = {.db_path = s.db_path, .start = -1, .audit_path = v[S_AUDIT].text,
+                              .audit_rotation = &rot,
                               .horizon_days = v[S_HORIZON].u32, .collab_days = v[S_COLLAB].u32,
                               .collab_km = v[S_COLLAB_KM].u32, .near_days = v[S_NEAR_DAYS].u32,
                               .reviewers = v[S_REVIEWERS].text, .routine_days = v[S_ROUTINE_DAYS].u32};

@@ -16,6 +16,9 @@
  *                         --salvage; a tail past the acknowledged end is still cut
  *   audit_cut_tail_is_named_by_verify
  *                         the audit log's anchor in the durable log shows a cut tail
+ *   audit_rotates_under_a_burst_and_verifies
+ *                         a tiny --audit-max-bytes: several files, one chain; verify passes
+ *                         (with the anchor), and names a rotated file once it is edited
  *
  * Every wait is on a condition with a generous deadline and no test has a timing upper
  * bound (they run on slow, noisy machines). The only sleeps are the crash loop's random
@@ -23,6 +26,7 @@
  * mailbox or retries of a refused submit. */
 #define _GNU_SOURCE                     /* strcasestr */
 #include <criterion/criterion.h>
+#include <dirent.h>
 #include <jansson.h>
 #include <pthread.h>
 #include <signal.h>
@@ -1415,4 +1419,74 @@ Test(durability, audit_cut_tail_is_named_by_verify)
     hx_client_destroy(&p);
     cr_assert_eq(net_stop(&net, net_pid(&net, "broker"), SIGTERM), 0);
     cr_assert_eq(net_cli(&net, "northpoint", out, sizeof out, verify), 0, "and on: %s", out);
+}
+
+/* ---- the audit log rotates (ops readiness) ----------------------------------------------------- */
+
+/* The files rotated out of net.dir/audit.jsonl, oldest first (names), and how many. */
+static size_t audit_rotated(char names[][64], size_t cap)
+{
+    size_t n = 0;
+    DIR *d = opendir(net.dir);
+    cr_assert_not_null(d, "%s", net.dir);
+    struct dirent *e;
+    while ((e = readdir(d)))
+        if (strncmp(e->d_name, "audit.jsonl.", 12) == 0 && n < cap)
+            snprintf(names[n++], 64, "%.63s", e->d_name);
+    closedir(d);
+    qsort(names, n, 64, (int (*)(const void *, const void *))strcmp);
+    return n;
+}
+
+typedef struct {
+    hx_client_t *producer;
+    size_t want;
+} burst_t;
+
+/* Submits a burst of messages; true once the audit log has rotated want times. */
+static bool burst_until_rotated(void *arg)
+{
+    burst_t *b = arg;
+    for (int i = 0; i < 20; i++) {
+        hx_msg_t m = message(HX_TO_MAILBOX, "box", "burst");
+        submit_ok(b->producer, &m);
+    }
+    char names[16][64];
+    return audit_rotated(names, 16) >= b->want;
+}
+
+/* A broker with a tiny --audit-max-bytes under a burst of messages: the audit log rotates
+ * (at most once a second), handoff audit verify passes over the series and against the
+ * anchor; one line of a rotated file edited, verify fails and names the file. */
+Test(durability, audit_rotates_under_a_burst_and_verifies)
+{
+    char audit[600], out[8192];
+    snprintf(audit, sizeof audit, "%s/audit.jsonl", net.dir);
+    const char *extra[] = {"--audit", audit, "--audit-max-bytes", "2048", NULL};
+    start_broker(extra);
+    burst_t b = {net_session(&net, HX_ROLE_CLINIC, "producer"), 3};
+    cr_assert(net_wait(burst_until_rotated, &b, 60000), "the audit log did not rotate 3 times (see %s)", net.dir);
+    hx_client_destroy(&b.producer);
+    cr_assert_eq(net_stop(&net, net_pid(&net, "broker"), SIGTERM), 0, "a clean stop");
+
+    char names[16][64];
+    size_t n = audit_rotated(names, 16);
+    cr_assert_geq(n, 3);
+    const char *verify[] = {"audit", "verify", audit, data_dir, NULL};
+    cr_assert_eq(net_cli(&net, "northpoint", out, sizeof out, verify), 0, "the series: %s", out);
+    char want[64];
+    snprintf(want, sizeof want, "ok: %zu file(s)", n + 1);
+    cr_expect(strstr(out, want) && strstr(out, "reaches the anchored line"), "expected \"%s\" in: %s", want, out);
+
+    char old[700];
+    snprintf(old, sizeof old, "%s/%s", net.dir, names[1]);
+    size_t len;
+    char *whole = read_file(old, &len);
+    char *hit = strstr(whole, "\"action\":\"submit\"");
+    cr_assert_not_null(hit, "a submit line in %s", old);
+    memcpy(hit + 10, "SUBMIT", 6);
+    write_file(old, whole, len);
+    free(whole);
+    cr_assert_eq(net_cli(&net, "northpoint", out, sizeof out, verify), 1, "edited: %s", out);
+    cr_expect(strstr(out, old) && strstr(out, "edited"), "the edited file named: %s", out);
 }
