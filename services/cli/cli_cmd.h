@@ -4,6 +4,7 @@
 #ifndef CLI_CMD_H
 #define CLI_CMD_H
 #include "cli_config.h"
+#include "cli_keys.h"
 #include "hx_client.h"
 #include "hx_clinic.h"
 
@@ -36,6 +37,9 @@ typedef struct {
     const char *out;                    /* attachment --out FILE */
     const char *to;                     /* redirect --to CLINIC[/THERAPIST] */
     char curve_server[41], curve_public[41], curve_secret[41];
+    char key_dir[4200];                 /* where ID.key and broker.pub are looked for (--home, ~/.handoff) */
+    const char *session_who;            /* "clinic", "reviewer", "operator": whose session, once known */
+    const char *session_name;           /* its name (the clinic id, reviewer or admin name) */
     uint32_t timeout_ms, interval_ms, window;
     int json, no_validate, dry_run, once, ask;
     int review;                         /* a review command: the store and session are the reviewer's */

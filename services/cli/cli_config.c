@@ -2,8 +2,10 @@
 #include "cli_config.h"
 #include "hx_wire.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <ini.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,9 +32,10 @@ static const struct {
     [CLI_SET_TIMEOUT_MS] = {"timeout-ms", "HANDOFF_TIMEOUT_MS", "3000", KIND_U32, 100, 600000, "milliseconds", "N",
                             "wait per attempt for the broker (100-600000)", NULL},
     [CLI_SET_SERVER_KEY] = {"server-key", "HANDOFF_SERVER_KEY", NULL, KIND_PATH, 0, 0, NULL, "FILE",
-                            "CURVE: the broker's public key", NULL},
+                            "CURVE: the broker's public key", "~/.handoff/broker.pub if it exists"},
     [CLI_SET_KEY] = {"key", "HANDOFF_KEY", NULL, KIND_PATH, 0, 0, NULL, "FILE",
-                     "CURVE: this clinic's (or operator's) secret key", NULL},
+                     "CURVE: this clinic's (reviewer's, operator's) secret key, mode 0600",
+                     "~/.handoff/ID.key if it exists"},
     [CLI_SET_INTERVAL_MS] = {"interval-ms", "HANDOFF_INTERVAL_MS", "1000", KIND_U32, 100, 3600000, "milliseconds", "N",
                              "how often watch and top look again (100-3600000)", NULL},
     [CLI_SET_WINDOW] = {"window", "HANDOFF_WINDOW", "64", KIND_U32, 1, 1000, "requests in flight", "N",
@@ -79,21 +82,53 @@ const char *cli_set_env(cli_set_t s)
     return (unsigned)s < CLI_SET_COUNT ? SETTINGS[s].env : "?";
 }
 
+/* Why value is not an endpoint a client can connect to (tcp://HOST:PORT, tcp://[IPv6]:PORT,
+ * tcp://SOURCE;HOST:PORT or ipc://PATH), or NULL when it is. */
+static const char *endpoint_problem(const char *value, char *why, size_t cap)
+{
+    size_t len = strlen(value);
+    bool tcp = strncmp(value, "tcp://", 6) == 0;
+    if (!tcp && strncmp(value, "ipc://", 6) != 0) {
+        snprintf(why, cap, "must be a ZeroMQ endpoint such as tcp://HOST:PORT, got '%.200s'", value);
+        return why;
+    }
+    if (len < 7 || len > 255) {
+        snprintf(why, cap, "must be a ZeroMQ endpoint of at most 255 characters with a %s, got '%.200s'",
+                 tcp ? "host" : "path", value);
+        return why;
+    }
+    for (const char *p = value; *p; p++)
+        if (isspace((unsigned char)*p) || iscntrl((unsigned char)*p)) {
+            snprintf(why, cap, "must be a ZeroMQ endpoint without blanks or control characters, got '%.200s'",
+                     value);
+            return why;
+        }
+    if (!tcp)
+        return NULL;
+    const char *host = value + 6, *semi = strrchr(host, ';');
+    if (semi)                                   /* tcp://SOURCE;HOST:PORT */
+        host = semi + 1;
+    const char *colon = host[0] == '[' ? strstr(host, "]:") : strrchr(host, ':');
+    if (colon && host[0] == '[')
+        colon++;
+    const char *port = colon ? colon + 1 : "";
+    size_t digits = strspn(port, "0123456789");
+    unsigned long n = digits && digits <= 5 ? strtoul(port, NULL, 10) : 0;
+    if (!colon || colon == host || (host[0] == '[' && colon == host + 2) || port[digits] || n < 1 || n > 65535) {
+        snprintf(why, cap, "must be a ZeroMQ endpoint tcp://HOST:PORT with a host and a port from 1 to 65535, "
+                           "got '%.200s'", value);
+        return why;
+    }
+    return NULL;
+}
+
 /* Why value is not good for s, or NULL when it is. */
 static const char *check(cli_set_t s, const char *value, char *why, size_t cap)
 {
     size_t len = strlen(value);
     switch (SETTINGS[s].kind) {
     case KIND_ENDPOINT:
-        if (strncmp(value, "tcp://", 6) != 0 && strncmp(value, "ipc://", 6) != 0) {
-            snprintf(why, cap, "must be a ZeroMQ endpoint such as tcp://HOST:PORT, got '%.200s'", value);
-            return why;
-        }
-        if (len < 7 || len > 255) {
-            snprintf(why, cap, "must be a ZeroMQ endpoint of at most 255 characters with a host, got '%.200s'", value);
-            return why;
-        }
-        return NULL;
+        return endpoint_problem(value, why, cap);
     case KIND_NAME:
         if (!hx_name_valid(value)) {
             snprintf(why, cap, "must be 1 to %d characters of [A-Za-z0-9._-], got '%.200s'", HX_NAME_MAX, value);
@@ -164,6 +199,17 @@ int cli_config_env(cli_config_t *c, const char *(*get)(const char *name), char *
         if (value && *value && set(c, (cli_set_t)s, value, CLI_FROM_ENV, SETTINGS[s].env, err, cap) != 0)
             return -1;
     }
+    return 0;
+}
+
+int cli_config_default(cli_config_t *c, cli_set_t s, const char *value, const char *where)
+{
+    cli_value_t *v = &c->v[s];
+    if (v->from != CLI_FROM_DEFAULT || v->value)
+        return 0;
+    if (!(v->value = strdup(value)))
+        return -1;
+    snprintf(v->where, sizeof v->where, "%s", where);
     return 0;
 }
 

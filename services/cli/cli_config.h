@@ -57,6 +57,11 @@ int cli_config_env(cli_config_t *c, const char *(*get)(const char *name), char *
  * that is not "name = value", a line over 200 characters, a file that cannot be read. */
 int cli_config_file(cli_config_t *c, const char *path, char *err, size_t cap);
 
+/* A default found at run time (a key file that exists in the home directory): sets s to value
+ * with where saying so, unless a flag, variable or file set it. Returns 0, or -1 when out of
+ * memory. */
+int cli_config_default(cli_config_t *c, cli_set_t s, const char *value, const char *where);
+
 /* The settings as help lines, from the same table that parses them:
  * "  --broker ENDPOINT     the broker [HANDOFF_BROKER, tcp://127.0.0.1:5555]". */
 void cli_config_help(FILE *f);

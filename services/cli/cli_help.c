@@ -12,7 +12,7 @@
     "  0   done (health: the broker accepts messages)\n"                                            \
     "  1   refused or failed (a lifecycle step not allowed; health: the broker cannot write its log)\n" \
     "  2   usage: a bad option, argument or setting (the message names it and where it came from)\n" \
-    "  3   the broker did not answer\n"                                                             \
+    "  3   the broker did not answer (the message names the endpoint and what to check)\n"         \
     "  4   no such referral, or no such dead letter\n"                                              \
     "  65  input data is invalid (a referral file, or some rows of an import)\n"                    \
     "  77  the broker refused this key: not in its allow-list, not for this session (--clinic,\n"   \
@@ -69,6 +69,20 @@ static const char USAGE[] =
     "                        check the broker's hash-chained audit log (and that its tail is whole)\n"
     "  play STORY [FROM[-TO]]\n"
     "                        play a collaborative referral's story as each clinic in it (demos, tests)\n"
+    "\n"
+    "on a clinic host:\n"
+    "  install: make build, then copy build/services/cli/handoff to /usr/local/bin\n"
+    "  mkdir -m 700 ~/.handoff; put there ID.key (this clinic's secret key, mode 0600) and\n"
+    "  broker.pub (the broker's public key), then:\n"
+    "    handoff --broker tcp://HOST:5555 --clinic ID inbox\n"
+    "  or 'broker = tcp://HOST:5555' and 'clinic = ID' in ~/.handoff/config, then: handoff inbox.\n"
+    "  Keys not named by --key/--server-key are looked for in the home directory (--home,\n"
+    "  ~/.handoff): ID.key (a reviewer's or operator's name for review, top, dlq, health) and\n"
+    "  broker.pub. Both found: CURVE; neither: no CURVE (a broker without it, for development);\n"
+    "  only one: exit 2. Exit 2 before anything is sent, naming the file or setting: one key\n"
+    "  without the other, a key file missing or unreadable, a secret key readable by others\n"
+    "  (chmod 600 FILE), a file that is not a CURVE key, no clinic id, a --broker that is not\n"
+    "  tcp://HOST:PORT or ipc://PATH.\n"
     "\n"
     "settings (flag > environment > config file > default):\n";
 
@@ -448,10 +462,14 @@ static const page_t PAGES[] = {
     {"audit",
      "usage: handoff audit verify FILE [DATA_DIR|ANCHOR_FILE]\n"
      "\n"
-     "Checks the broker's hash-chained audit log: exit 0 when the chain holds, 1 with the first\n"
-     "broken line (edited, deleted, added or moved lines). With the broker's data directory (or\n"
-     "its audit.anchor file) it also checks that the file reaches the head the broker's log\n"
-     "recorded, so a cut tail shows: \"the audit log ends at line N but the log anchored line M\".\n"
+     "Checks the broker's (or scheduling's) hash-chained audit log: exit 0 when the chain holds,\n"
+     "1 with the file and first broken line (edited, deleted, added or moved lines). The files\n"
+     "rotated out of it (FILE.YYYYMMDDTHHMMSSZ) are checked too, oldest first, and the chain\n"
+     "across each rotation; a file missing from the middle is named. When the oldest files were\n"
+     "deleted (--audit-keep-days), the check starts at the oldest present, whose first line is\n"
+     "then trusted, and says so. With the broker's data directory (or its audit.anchor file) it\n"
+     "also checks that the series reaches the head the broker's log recorded, so a cut tail\n"
+     "shows: \"the audit log ends at line N but the log anchored line M\".\n"
      "\n"
      "example:\n"
      "  handoff audit verify /var/lib/handoff/audit.jsonl /var/lib/handoff\n"},

@@ -166,23 +166,101 @@ static int help_for(const char *cmd, FILE *out)
     return EXIT_OK;
 }
 
-/* Loads the CURVE keys named by the settings: 0, or -1 after saying what is wrong. */
+/* Loads the CURVE keys named by the settings or found in the home directory: 0, or -1 after
+ * saying what is wrong. */
 static int load_keys(cli_t *c)
 {
-    if (!c->server_key && !c->key)
-        return 0;
-    char err[600];
-    if (!c->server_key || !c->key) {
-        fprintf(stderr, "handoff: CURVE needs both server-key and key (one of them is set: %s)\n",
-                c->server_key ? c->cfg.v[CLI_SET_SERVER_KEY].where : c->cfg.v[CLI_SET_KEY].where);
-        return -1;
-    }
-    if (hx_key_load_public(c->server_key, c->curve_server, err, sizeof err) ||
-        hx_key_load(c->key, c->curve_public, c->curve_secret, err, sizeof err)) {
+    char err[9000];
+    cli_keys_t k;
+    if (cli_keys_load(&c->cfg, c->key_dir, c->session_who, c->session_name, &k, err, sizeof err) != 0) {
         fprintf(stderr, "handoff: %s\n", err);
         return -1;
     }
+    if (k.curve) {
+        memcpy(c->curve_server, k.server, sizeof c->curve_server);
+        memcpy(c->curve_public, k.pub, sizeof c->curve_public);
+        memcpy(c->curve_secret, k.sec, sizeof c->curve_secret);
+    }
+    memset(&k, 0, sizeof k);
     return 0;
+}
+
+/* top and health speak as the admin when asked (or no clinic is named), dlq always. */
+static int admin_session(const cli_t *c, const char *cmd)
+{
+    return strcmp(cmd, "dlq") == 0 || c->cfg.v[CLI_SET_ADMIN].from != CLI_FROM_DEFAULT || !c->clinic;
+}
+
+/* The session a command opens (whose, and its name), and the key defaults for it. */
+static int find_session(cli_t *c, const char *cmd, int admin_cmd)
+{
+    if (c->review) {
+        c->session_who = "reviewer";
+        c->session_name = c->reviewer;
+    } else if (admin_cmd && admin_session(c, cmd)) {
+        c->session_who = "operator";
+        c->session_name = c->admin;
+    } else {
+        c->session_who = "clinic";
+        c->session_name = c->clinic;
+    }
+    cli_keys_dir(c->home, c->key_dir, sizeof c->key_dir);
+    if (cli_keys_defaults(&c->cfg, c->key_dir, c->session_name) != 0) {
+        fprintf(stderr, "handoff: out of memory\n");
+        return -1;
+    }
+    c->server_key = cli_config_get(&c->cfg, CLI_SET_SERVER_KEY);
+    c->key = cli_config_get(&c->cfg, CLI_SET_KEY);
+    return 0;
+}
+
+/* The session's name is set (a clinic command needs the clinic id, review the reviewer's
+ * name): 0, or -1 after saying where it was looked for. */
+static int check_session_name(const cli_t *c, const char *cmd)
+{
+    if (c->session_name)
+        return 0;
+    char file[4400];
+    const char *h = getenv("HOME");
+    if (c->config_file[0])
+        snprintf(file, sizeof file, "config file: %s", c->config_file);
+    else
+        snprintf(file, sizeof file, "no config file: no --config, HANDOFF_CONFIG, or %s/.handoff/config",
+                 h && *h ? h : ".");
+    if (c->review)
+        fprintf(stderr, "handoff: review needs this reviewer's name: --reviewer NAME, HANDOFF_REVIEWER, or "
+                        "'reviewer = NAME' in the config file (none is set; %s)\n", file);
+    else
+        fprintf(stderr, "handoff: %s needs this clinic's id: --clinic ID, HANDOFF_CLINIC, or 'clinic = ID' in the "
+                        "config file (none is set; %s)\n", cmd, file);
+    return -1;
+}
+
+/* After exit 3 or 77: what to check, with the endpoint and the keys this run used. */
+static void explain_failure(const cli_t *c, int rc)
+{
+    if (!c->session_who || (rc != EXIT_UNREACHABLE && rc != EXIT_DENIED))
+        return;
+    const cli_value_t *b = &c->cfg.v[CLI_SET_BROKER], *k = &c->cfg.v[CLI_SET_KEY], *s = &c->cfg.v[CLI_SET_SERVER_KEY];
+    const char *role = strcmp(c->session_who, "operator") == 0 ? "admin" : c->session_who;
+    char keys[9600];
+    if (c->curve_server[0])
+        snprintf(keys, sizeof keys, "this %s's key %s (%s%s) has the public key %s: the broker's allow-list needs "
+                 "the line '%s %s %s', and server-key %s (%s%s) must be the broker's own public key",
+                 c->session_who, k->value, k->from == CLI_FROM_DEFAULT ? "" : "from ", k->where, c->curve_public,
+                 c->curve_public, role, c->session_name, s->value, s->from == CLI_FROM_DEFAULT ? "" : "from ",
+                 s->where);
+    else
+        snprintf(keys, sizeof keys, "no CURVE keys were used (no setting names them, and neither %s/%s.key nor "
+                 "%s/" CLI_BROKER_PUB " exists): if the broker runs with CURVE, put both there",
+                 c->key_dir, c->session_name ? c->session_name : "ID", c->key_dir);
+    if (rc == EXIT_UNREACHABLE)
+        fprintf(stderr, "handoff: nothing answered at %s (broker, %s%s) within --timeout-ms %u per attempt. Check "
+                        "that this is the broker's address and port, that no firewall between here and the "
+                        "broker blocks that port, and that handoff-broker runs there; %s.\n",
+                c->broker, b->from == CLI_FROM_DEFAULT ? "the " : "from ", b->where, (unsigned)c->timeout_ms, keys);
+    else
+        fprintf(stderr, "handoff: %s.\n", keys);
 }
 
 /* top, dlq, health: dlq always speaks as the admin; health and top as the clinic when one is
@@ -190,8 +268,7 @@ static int load_keys(cli_t *c)
  * rights. */
 static int run_admin(cli_t *c, const char *cmd, int nargs, char **args)
 {
-    int admin_given = c->cfg.v[CLI_SET_ADMIN].from != CLI_FROM_DEFAULT;
-    int as_admin = strcmp(cmd, "dlq") == 0 || admin_given || !c->clinic;
+    int as_admin = admin_session(c, cmd);
     if (strcmp(cmd, "dlq") == 0)
         return cmd_dlq(c, nargs, args);
     if (strcmp(cmd, "top") == 0)
@@ -202,16 +279,6 @@ static int run_admin(cli_t *c, const char *cmd, int nargs, char **args)
 /* A clinic command, or review: on the store of this clinic (or reviewer). */
 static int run_store(cli_t *c, const char *cmd, const char *change, int nargs, char **args)
 {
-    if (c->review && !c->reviewer) {
-        fprintf(stderr, "handoff: review needs this reviewer's name: --reviewer NAME, HANDOFF_REVIEWER, or "
-                        "'reviewer = NAME' in the config file\n");
-        return EXIT_USAGE;
-    }
-    if (!c->review && !c->clinic) {
-        fprintf(stderr, "handoff: %s needs this clinic's id: --clinic ID, HANDOFF_CLINIC, or 'clinic = ID' in the "
-                        "config file\n", cmd);
-        return EXIT_USAGE;
-    }
     int rc = cli_open_store(c);
     if (rc != EXIT_OK)
         return rc;
@@ -265,11 +332,13 @@ static int run(cli_t *c, int argc, char **argv, const char *config_flag)
     }
     if (resolve_settings(c, config_flag) != 0)
         return EXIT_USAGE;
-    if (strcmp(cmd, "config") == 0)
-        return cmd_config(c, nargs);
     if (strcmp(cmd, "play") == 0)       /* several clinics: their keys from --dir, not --key */
         return cmd_play(c, nargs, args);
-    if (load_keys(c) != 0)
+    if (find_session(c, cmd, admin_cmd) != 0)
+        return EXIT_FAIL;
+    if (strcmp(cmd, "config") == 0)
+        return cmd_config(c, nargs);
+    if (check_session_name(c, cmd) != 0 || load_keys(c) != 0)
         return EXIT_USAGE;
     return admin_cmd ? run_admin(c, cmd, nargs, args) : run_store(c, cmd, change, nargs, args);
 }
@@ -350,6 +419,7 @@ int main(int argc, char **argv)
         rc = help_for(argv[optind], stdout);
     } else {
         rc = run(&c, argc, argv, config_flag);
+        explain_failure(&c, rc);
     }
 out:
     hx_client_destroy(&c.client);

@@ -1,16 +1,20 @@
 /* Unit: the clinic CLI's pure parts — aligned tables, readable times, settings with their
- * precedence and errors (flag, environment, file:line), CSV and NDJSON import files, the
+ * precedence and errors (flag, environment, file:line), endpoints, the CURVE key files (found
+ * in the home directory, and every way one can be wrong), CSV and NDJSON import files, the
  * inbox's groups (the clinic library's hx_inbox.h) and tables, the top screen from two stats
  * samples, the progress line. The inbox's folders are tests/unit/test_inbox.c's. */
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "cli_config.h"
 #include "cli_fmt.h"
+#include "cli_keys.h"
+#include "hx_curve.h"
 #include "hx_import.h"
 #include "cli_inbox.h"
 #include "cli_progress.h"
@@ -252,6 +256,188 @@ Test(config, a_bad_file_names_the_line_the_setting_and_why)
     cr_expect_neq(cli_config_flag(&c, CLI_SET_INTERVAL_MS, "-5", err, sizeof err), 0);
     cr_expect_str_eq(err, "--interval-ms: must be a whole number of milliseconds from 100 to 3600000, got '-5'");
     cli_config_free(&c);
+}
+
+Test(config, an_endpoint_needs_a_host_and_a_port)
+{
+    const char *good[] = {"tcp://broker.example.org:5555", "tcp://127.0.0.1:1", "tcp://[::1]:65535",
+                          "tcp://10.0.0.2;broker:5555", "ipc:///run/handoff/broker.sock"};
+    const char *bad[] = {"tcp://broker", "tcp://broker:", "tcp://:5555", "tcp://broker:0", "tcp://broker:65536",
+                         "tcp://broker:55x", "tcp://broker :5555", "tcp://[]:5555", "ipc://", "broker:5555",
+                         "http://broker:5555"};
+    char err[512];
+    for (size_t i = 0; i < sizeof good / sizeof *good; i++) {
+        cli_config_t c;
+        cli_config_init(&c);
+        cr_expect_eq(cli_config_flag(&c, CLI_SET_BROKER, good[i], err, sizeof err), 0, "%s: %s", good[i], err);
+        cli_config_free(&c);
+    }
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        cli_config_t c;
+        cli_config_init(&c);
+        err[0] = '\0';
+        cr_expect_neq(cli_config_flag(&c, CLI_SET_BROKER, bad[i], err, sizeof err), 0, "%s was taken", bad[i]);
+        cr_expect(strstr(err, "--broker: must be a ZeroMQ endpoint"), "%s: %s", bad[i], err);
+        cr_expect(strstr(err, bad[i]), "the error shows the value: %s", err);
+        cli_config_free(&c);
+    }
+}
+
+/* ---- CURVE key files ------------------------------------------------------------------------ */
+
+static char key_home[128];
+static char broker_pub[41], broker_sec[41], clinic_pub[41], clinic_sec[41];
+
+/* dir/name holding text and mode. */
+static const char *put(const char *dir, const char *name, const char *text, int mode)
+{
+    static char path[8][256];
+    static int k;
+    char *p = path[k++ % 8];
+    snprintf(p, sizeof path[0], "%s/%s", dir, name);
+    unlink(p);
+    FILE *f = fopen(p, "w");
+    cr_assert_not_null(f, "%s", p);
+    fprintf(f, "%s\n", text);
+    fclose(f);
+    cr_assert_eq(chmod(p, (mode_t)mode), 0);
+    return p;
+}
+
+static void keys_setup(void)
+{
+    snprintf(key_home, sizeof key_home, "/tmp/hx-cli-keys-XXXXXX");
+    cr_assert_not_null(mkdtemp(key_home));
+    cr_assert_eq(hx_key_generate(broker_pub, broker_sec), 0);
+    cr_assert_eq(hx_key_generate(clinic_pub, clinic_sec), 0);
+}
+
+static void keys_teardown(void)
+{
+    const char *names[] = {"broker.pub", "northpoint.key", "northpoint.pub", "other.key", "junk.key"};
+    char p[256];
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
+        snprintf(p, sizeof p, "%s/%s", key_home, names[i]);
+        unlink(p);
+    }
+    rmdir(key_home);
+}
+
+/* Settings from flags (each "name=value", NULL-terminated), the defaults of key_home for
+ * northpoint, then cli_keys_load: its result, with err. */
+static int load_with(const char *const flags[], cli_keys_t *k, char *err, size_t cap)
+{
+    cli_config_t c;
+    cli_config_init(&c);
+    for (size_t i = 0; flags && flags[i]; i++) {
+        char name[32];
+        const char *eq = strchr(flags[i], '=');
+        snprintf(name, sizeof name, "%.*s", (int)(eq - flags[i]), flags[i]);
+        cr_assert_eq(cli_config_flag(&c, (cli_set_t)cli_set_from_name(name), eq + 1, err, cap), 0, "%s", err);
+    }
+    cr_assert_eq(cli_keys_defaults(&c, key_home, "northpoint"), 0);
+    err[0] = '\0';
+    int rc = cli_keys_load(&c, key_home, "clinic", "northpoint", k, err, cap);
+    cli_config_free(&c);
+    return rc;
+}
+
+Test(keys, found_in_the_home_directory_when_no_setting_names_them, .init = keys_setup, .fini = keys_teardown)
+{
+    cli_keys_t k;
+    char err[4096];
+    cr_expect_eq(load_with(NULL, &k, err, sizeof err), 0, "%s", err);
+    cr_expect_not(k.curve, "no key files, no settings: no CURVE");
+    const char *bp = put(key_home, "broker.pub", broker_pub, 0644);
+    const char *ck = put(key_home, "northpoint.key", clinic_sec, 0600);
+    cr_assert_eq(load_with(NULL, &k, err, sizeof err), 0, "%s", err);
+    cr_expect(k.curve);
+    cr_expect_str_eq(k.server, broker_pub);
+    cr_expect_str_eq(k.sec, clinic_sec);
+    cr_expect_str_eq(k.pub, clinic_pub, "the public key is derived from the secret one");
+
+    cli_config_t c;
+    cli_config_init(&c);
+    cr_assert_eq(cli_keys_defaults(&c, key_home, "northpoint"), 0);
+    cr_expect_str_eq(cli_config_get(&c, CLI_SET_SERVER_KEY), bp);
+    cr_expect_str_eq(cli_config_get(&c, CLI_SET_KEY), ck);
+    cr_expect(strstr(c.v[CLI_SET_KEY].where, "found in the home directory"), "%s", c.v[CLI_SET_KEY].where);
+    cli_config_free(&c);
+
+    /* a setting wins over the file found there: another clinic's key named by --key */
+    const char *other = put(key_home, "other.key", broker_sec, 0400);
+    char flag[300];
+    snprintf(flag, sizeof flag, "key=%s", other);
+    const char *flags[] = {flag, NULL};
+    cr_assert_eq(load_with(flags, &k, err, sizeof err), 0, "%s", err);
+    cr_expect_str_eq(k.sec, broker_sec, "mode 0400 is narrower than 0600: fine");
+}
+
+Test(keys, one_key_without_the_other_names_both_places, .init = keys_setup, .fini = keys_teardown)
+{
+    cli_keys_t k;
+    char err[4096], want[600];
+    const char *bp = put(key_home, "broker.pub", broker_pub, 0644);
+    cr_expect_neq(load_with(NULL, &k, err, sizeof err), 0);
+    cr_expect(strstr(err, "CURVE needs this clinic's secret key"), "%s", err);
+    cr_expect(strstr(err, bp), "names the server key it has: %s", err);
+    snprintf(want, sizeof want, "there is no %s/northpoint.key", key_home);
+    cr_expect(strstr(err, want), "names where it looked: %s", err);
+    cr_expect(strstr(err, "--key FILE, HANDOFF_KEY, 'key = FILE'"), "%s", err);
+    unlink(bp);
+    put(key_home, "northpoint.key", clinic_sec, 0600);
+    cr_expect_neq(load_with(NULL, &k, err, sizeof err), 0);
+    cr_expect(strstr(err, "CURVE needs the broker's public key"), "%s", err);
+    snprintf(want, sizeof want, "there is no %s/broker.pub", key_home);
+    cr_expect(strstr(err, want), "%s", err);
+    cr_expect(strstr(err, "--server-key FILE, HANDOFF_SERVER_KEY"), "%s", err);
+    cr_expect_not(k.curve);
+}
+
+Test(keys, a_bad_key_file_is_named_with_what_to_do, .init = keys_setup, .fini = keys_teardown)
+{
+    cli_keys_t k;
+    char err[4096], want[600];
+    put(key_home, "broker.pub", broker_pub, 0644);
+    const char *ck = put(key_home, "northpoint.key", clinic_sec, 0644);
+    cr_expect_neq(load_with(NULL, &k, err, sizeof err), 0);
+    snprintf(want, sizeof want, "key %s (default, found in the home directory): mode 0644 is wider than 0600", ck);
+    cr_expect(strstr(err, want), "%s", err);
+    snprintf(want, sizeof want, "run  chmod 600 %s", ck);
+    cr_expect(strstr(err, want), "%s", err);
+    chmod(ck, 0700);
+    cr_expect_neq(load_with(NULL, &k, err, sizeof err), 0);
+    cr_expect(strstr(err, "mode 0700 is wider than 0600"), "%s", err);
+
+    char flag[300];
+    const char *flags[] = {flag, NULL};
+    snprintf(flag, sizeof flag, "key=%s/missing.key", key_home);
+    cr_expect_neq(load_with(flags, &k, err, sizeof err), 0);
+    snprintf(want, sizeof want, "key %s/missing.key (from --key): cannot be read: No such file", key_home);
+    cr_expect(strstr(err, want), "%s", err);
+
+    snprintf(flag, sizeof flag, "key=%s", put(key_home, "junk.key", "not a key", 0600));
+    cr_expect_neq(load_with(flags, &k, err, sizeof err), 0);
+    cr_expect(strstr(err, "junk.key (from --key): not a CURVE secret key: the first line must be"), "%s", err);
+
+    snprintf(flag, sizeof flag, "key=%s", put(key_home, "northpoint.pub", clinic_pub, 0644));
+    cr_expect_neq(load_with(flags, &k, err, sizeof err), 0);
+    cr_expect(strstr(err, "northpoint.pub (from --key): a public key file (.pub), not this clinic's secret key"),
+              "%s", err);
+
+    snprintf(flag, sizeof flag, "key=%s", put(key_home, "other.key", broker_pub, 0600));
+    cr_expect_neq(load_with(flags, &k, err, sizeof err), 0);
+    cr_expect(strstr(err, "holds the broker's public key"), "%s", err);
+
+    snprintf(flag, sizeof flag, "key=%s", key_home);
+    cr_expect_neq(load_with(flags, &k, err, sizeof err), 0);
+    cr_expect(strstr(err, "not a key file (a directory or a device)"), "%s", err);
+
+    chmod(ck, 0600);
+    put(key_home, "broker.pub", "short", 0644);
+    cr_expect_neq(load_with(NULL, &k, err, sizeof err), 0);
+    cr_expect(strstr(err, "broker.pub (default, found in the home directory): not a CURVE public key"), "%s", err);
+    cr_expect_not(k.curve);
 }
 
 /* ---- import files -------------------------------------------------------------------------- */
