@@ -6,10 +6,10 @@ DEBS = build-essential cmake pkg-config libzmq3-dev libsodium-dev libprotobuf-c-
        protobuf-c-compiler libuv1-dev libcriterion-dev libjansson-dev libsqlite3-dev \
        libcsv-dev libinih-dev libmagic-dev liboath-dev libqrencode-dev tzdata \
        uthash-dev procps jq libmicrohttpd-dev libcurl4-openssl-dev prometheus curl openssl \
-       chromium chromium-driver python3-selenium
+       chromium chromium-driver python3-selenium dpkg-dev help2man
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps build demo demo-web test test-unit test-integration test-asan fuzz crash-loop clean bench bench-full bench-fhir test-e2e
+.PHONY: all deps build demo demo-web test test-unit test-integration test-asan fuzz crash-loop clean bench bench-full bench-fhir test-e2e package test-package
 
 all: build
 
@@ -44,12 +44,25 @@ test: build
 	$(MAKE) test-asan
 	$(MAKE) fuzz FUZZ_SECONDS=$(TEST_FUZZ_SECONDS)
 	$(MAKE) test-e2e
+	$(MAKE) test-package
 
 # The Docker end-to-end test: installs Docker from Debian and starts dockerd when needed,
 # makes debian:bookworm-slim with debootstrap when no registry answers, builds the image,
 # runs deploy/docker-compose.yml and tears it down (tests/e2e/e2e.sh).
 test-e2e: build
 	./tests/e2e/e2e.sh $(BUILD)
+
+# Debian packages in $(BUILD)/packages: handoff (the broker, the services, the portal, their
+# systemd units, /etc/handoff) and handoff-cli (the CLI alone); cmake/Packaging.cmake.
+package: build
+	cmake -S . -B $(BUILD) >/dev/null    # again: finds help2man if deps has just installed it
+	cmake --build $(BUILD) -j $(JOBS)
+	cd $(BUILD) && cpack -G DEB
+
+# The packages installed, checked and purged in a throwaway debian:bookworm-slim container
+# (tests/package/package.sh; Docker as test-e2e sets it up; about a minute). Part of `make test`.
+test-package: package
+	./tests/package/package.sh $(BUILD)
 
 test-unit: build
 	cd $(BUILD) && ctest --output-on-failure -L unit -j $(JOBS)
