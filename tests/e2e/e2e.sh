@@ -4,7 +4,11 @@
 #   1. the sample referrals are triaged, booked and handed off to the right clinics;
 #   2. a broker killed in the middle of a stream of submits (docker kill, then started again;
 #      and a crash its restart policy brings back) loses and duplicates nothing it accepted;
-#   3. with triage scaled to 3, work reaches more than one triage container;
+#   0. every container runs hardened as the compose file says: read-only root filesystem, no
+#      capabilities, no-new-privileges, memory and process limits (one set by its variable),
+#      a writable tmpfs /tmp; triage runs the file's default of 2 replicas;
+#   3. with triage scaled to 3 through HANDOFF_TRIAGE_REPLICAS, work reaches more than one
+#      triage container, and a later `up -d` of the whole stack keeps the 3;
 #   4. the clinic portal (web) is reached over HTTPS through nginx (tls) with the network's
 #      certificate: a user made with `docker-compose exec web handoff-web user add` signs in
 #      (Secure, HttpOnly cookie), reads the inbox, and finds a referral sent meanwhile;
@@ -49,6 +53,10 @@ wport=$(free_port) || fail "no free port found"
 export HANDOFF_IMAGE=$IMAGE HANDOFF_KEYS=$E2E_DIR/keys HANDOFF_PUBLISH=127.0.0.1:$port
 export HANDOFF_WEB_PUBLISH=127.0.0.1:$wport HANDOFF_WEB_PUBLIC_URL=https://localhost:$wport
 export HANDOFF_SCHEDULE_START=$(date -d tomorrow +%Y-%m-%dT08:00) HANDOFF_LOG_FORMAT=text
+# the file's defaults, but for one memory limit set by its variable (checked in step 0)
+unset HANDOFF_TRIAGE_REPLICAS HANDOFF_INTAKE_REPLICAS HANDOFF_BROKER_MEMORY HANDOFF_INTAKE_MEMORY \
+  HANDOFF_SCHEDULING_MEMORY HANDOFF_WEB_MEMORY HANDOFF_TLS_MEMORY
+export HANDOFF_TRIAGE_MEMORY=192m
 compose() { docker-compose -p "$PROJECT" -f "$ROOT/deploy/docker-compose.yml" "$@"; }
 
 teardown() {
@@ -113,6 +121,33 @@ step "starting the stack (project $PROJECT, broker on 127.0.0.1:$port, portal on
 compose up -d >"$E2E_DIR/up.log" 2>&1 || { cat "$E2E_DIR/up.log" >&2; fail "docker-compose up"; }
 wait_healthy 120 $(cid broker) $(cid intake) $(cid triage) $(cid scheduling) $(cid web) $(cid tls)
 echo "broker, intake, triage, scheduling, web and tls are healthy"
+
+step "0. every container hardened (deploy/docker-compose.yml)"
+hardened() { # container, service, memory limit in bytes
+  local c=$1 s=$2 mem=$3 hc st
+  hc=$(docker inspect -f '{{json .HostConfig}}' "$c")
+  jq -e '.ReadonlyRootfs == true' <<<"$hc" >/dev/null || fail "$s: the root filesystem is not read-only"
+  jq -e '.CapDrop // [] | index("ALL") != null' <<<"$hc" >/dev/null || fail "$s: capabilities not dropped: $(jq -c .CapDrop <<<"$hc")"
+  jq -e '.SecurityOpt // [] | index("no-new-privileges:true") != null' <<<"$hc" >/dev/null ||
+    fail "$s: no no-new-privileges: $(jq -c .SecurityOpt <<<"$hc")"
+  [ "$(jq -r .Memory <<<"$hc")" = "$mem" ] || fail "$s: memory limit $(jq -r .Memory <<<"$hc"), not $mem"
+  jq -e '(.PidsLimit // 0) > 0' <<<"$hc" >/dev/null || fail "$s: no pids limit"
+  jq -e '.Tmpfs // {} | has("/tmp")' <<<"$hc" >/dev/null || fail "$s: no tmpfs /tmp"
+  # in force inside: the image's own writable folder refuses a write, /tmp takes one, and the
+  # process has no capability in its bounding set and cannot gain privileges
+  if docker exec "$c" sh -c ': >/var/lib/handoff/.e2e-probe' 2>/dev/null; then fail "$s: wrote to its root filesystem"; fi
+  docker exec "$c" sh -c ': >/tmp/.e2e-probe && rm /tmp/.e2e-probe' || fail "$s: cannot write to /tmp"
+  st=$(docker exec "$c" cat /proc/1/status) || fail "$s: cannot read /proc/1/status"
+  grep -q '^CapBnd:[[:space:]]*0*$' <<<"$st" || fail "$s: capabilities left: $(grep ^CapBnd <<<"$st")"
+  grep -q '^NoNewPrivs:[[:space:]]*1$' <<<"$st" || fail "$s: NoNewPrivs is not set"
+}
+MiB=$((1024 * 1024))
+for s in broker intake triage scheduling web tls; do
+  case $s in broker|web) mem=$((512 * MiB)) ;; triage) mem=$((192 * MiB)) ;; tls) mem=$((128 * MiB)) ;; *) mem=$((256 * MiB)) ;; esac
+  for c in $(cid "$s"); do hardened "$c" "$s" "$mem"; done
+done
+[ "$(cid triage | wc -l)" = 2 ] || fail "triage runs $(cid triage | wc -l) containers, not the file's 2"
+echo "read-only, no capabilities, no-new-privileges, memory and pids limits, tmpfs /tmp: all 7 containers; triage x2"
 # The portal fetches the mailboxes of the clinics it hosts, which are the clinics the host CLI
 # plays below: it waits, stopped, for its own step (4), so that 1-3 count what each clinic
 # received from the host CLI's stores. Nothing was sent yet, so it fetched nothing.
@@ -266,9 +301,10 @@ echo "$STREAM accepted across two broker deaths: $ready booked, $missing without
 [ "$missing" = 0 ] && [ "$dups" = 0 ] || fail "accepted referrals were lost or duplicated"
 [ "$ready" -gt 0 ] || fail "none of the stream was booked"
 
-step "3. triage scaled to 3"
-compose up -d --no-recreate --scale triage=3 triage >"$E2E_DIR/scale.log" 2>&1 || { cat "$E2E_DIR/scale.log" >&2; fail "scale"; }
-triages=$(compose ps -q triage)
+step "3. triage scaled to 3 (HANDOFF_TRIAGE_REPLICAS=3, up -d)"
+export HANDOFF_TRIAGE_REPLICAS=3
+compose up -d triage >"$E2E_DIR/scale.log" 2>&1 || { cat "$E2E_DIR/scale.log" >&2; fail "scale"; }
+triages=$(compose ps -q triage | sort)
 [ "$(echo "$triages" | wc -l)" = 3 ] || fail "expected 3 triage containers, got: $triages"
 wait_healthy 90 $triages
 scale_dir=$E2E_DIR/work/scale
@@ -285,7 +321,11 @@ done
 [ "$busy" -ge 2 ] || fail "work reached only $busy triage container(s)"
 
 step "4. the clinic portal over HTTPS (nginx in front of handoff-web, the network's certificate)"
-compose start web tls >/dev/null 2>&1 || fail "docker-compose start web tls"
+# with `up -d` of the whole stack, as an upgrade does: it starts web and tls, and keeps the 3
+# triage containers of the file's HANDOFF_TRIAGE_REPLICAS as they are
+compose up -d >"$E2E_DIR/up2.log" 2>&1 || { cat "$E2E_DIR/up2.log" >&2; fail "docker-compose up -d (again)"; }
+[ "$(compose ps -q triage | sort)" = "$triages" ] || fail "up -d changed the triage containers: $(compose ps -q triage | xargs)"
+echo "up -d of the whole stack kept the 3 triage containers"
 wait_healthy 90 $(cid web) $(cid tls)
 W=https://localhost:$wport
 CA=$K/tls/web.crt
