@@ -364,22 +364,23 @@ typedef struct {
     int rc;
 } metrics_walk_t;
 
-enum { F_DEPTH, F_INFLIGHT, F_BYTES, F_AGE, F_WORKERS };
+enum { F_DEPTH, F_INFLIGHT, F_BYTES, F_AGE, F_WORKERS, F_PINNED };
 
 static void metrics_queue(void *arg, const hx_queue_info_t *q)
 {
     static const char *const svc[] = {"handoff_broker_queue_depth", "handoff_broker_queue_inflight",
                                       "handoff_broker_queue_bytes", "handoff_broker_queue_oldest_age_seconds",
-                                      "handoff_broker_queue_workers"};
+                                      "handoff_broker_queue_workers", "handoff_broker_queue_pinned_bytes"};
     static const char *const mbx[] = {"handoff_broker_mailbox_depth", "handoff_broker_mailbox_inflight",
-                                      "handoff_broker_mailbox_bytes"};
+                                      "handoff_broker_mailbox_bytes", "handoff_broker_mailbox_oldest_age_seconds",
+                                      NULL, "handoff_broker_mailbox_pinned_bytes"};
     metrics_walk_t *w = arg;
     if (q->mailbox != w->mailbox || w->rc)
         return;
     const char *name = w->mailbox ? mbx[w->field] : svc[w->field];
     const char *label = w->mailbox ? "mailbox" : "queue";
     uint64_t v = w->field == F_DEPTH ? q->depth : w->field == F_INFLIGHT ? q->inflight
-                 : w->field == F_BYTES ? q->bytes : q->workers;
+                 : w->field == F_BYTES ? q->bytes : w->field == F_PINNED ? q->pinned_bytes : q->workers;
     w->rc = w->field == F_AGE ? hx_metrics_write_f64(w->out, name, label, q->name, (double)q->oldest_age_ms / 1000.0)
                               : hx_metrics_write_u64(w->out, name, label, q->name, v);
 }
@@ -402,10 +403,19 @@ static int write_queues(broker_t *b, hx_buf_t *out)
                                                                   "queue (0 when it is empty).", HX_METRIC_GAUGE},
         {false, F_WORKERS, "handoff_broker_queue_workers", "Workers connected to a service queue.",
          HX_METRIC_GAUGE},
+        {false, F_PINNED, "handoff_broker_queue_pinned_bytes", "Log bytes on disk from the segment holding a "
+                                                               "service queue's oldest message to the end.",
+         HX_METRIC_GAUGE},
         {true, F_DEPTH, "handoff_broker_mailbox_depth", "Messages waiting in a clinic's mailbox.", HX_METRIC_GAUGE},
         {true, F_INFLIGHT, "handoff_broker_mailbox_inflight", "Messages a clinic fetched and has not acked yet.",
          HX_METRIC_GAUGE},
         {true, F_BYTES, "handoff_broker_mailbox_bytes", "Bytes of the messages a clinic's mailbox holds.",
+         HX_METRIC_GAUGE},
+        {true, F_AGE, "handoff_broker_mailbox_oldest_age_seconds", "Age of the oldest message waiting in a "
+                                                                   "clinic's mailbox (0 when it is empty).",
+         HX_METRIC_GAUGE},
+        {true, F_PINNED, "handoff_broker_mailbox_pinned_bytes", "Log bytes on disk from the segment holding a "
+                                                                "mailbox's oldest message to the end.",
          HX_METRIC_GAUGE},
     };
     for (size_t i = 0; i < sizeof fams / sizeof fams[0]; i++) {
@@ -463,7 +473,21 @@ static int write_metrics(broker_t *b, hx_buf_t *out)
                        "Messages waiting out a retry backoff.", st.delayed) ||
              write_one(out, "handoff_broker_store_bytes", HX_METRIC_GAUGE,
                        "Bytes of the store: log segments on disk (--data), or message bytes in memory.",
-                       b->store->ops->bytes(b->store));
+                       b->store->ops->bytes(b->store)) ||
+             write_one(out, "handoff_broker_held_bytes", HX_METRIC_GAUGE,
+                       "Bytes of every message the broker holds, dead letters included: what the log must keep.",
+                       st.held_bytes) ||
+             write_one(out, "handoff_broker_dlq_pinned_bytes", HX_METRIC_GAUGE,
+                       "Log bytes on disk from the segment holding the oldest dead letter to the end.",
+                       st.dead_pinned_bytes);
+    uint64_t moved = 0, moved_bytes = 0;
+    if (b->store->ops->compacted)
+        b->store->ops->compacted(b->store, &moved, &moved_bytes);
+    if (rc == 0)
+        rc = write_one(out, "handoff_broker_compacted_messages_total", HX_METRIC_COUNTER,
+                       "Messages compaction wrote again at the log's end so that old segments could go.", moved) ||
+             write_one(out, "handoff_broker_compacted_bytes_total", HX_METRIC_COUNTER,
+                       "Message bytes compaction wrote again at the log's end.", moved_bytes);
     for (size_t i = 0; rc == 0 && i < sizeof totals / sizeof totals[0]; i++)
         rc = write_one(out, totals[i].name, HX_METRIC_COUNTER, totals[i].help,
                        *(const uint64_t *)((const char *)&st + totals[i].offset));

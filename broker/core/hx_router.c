@@ -365,6 +365,7 @@ void hx_router_tick(hx_router_t *r, uint64_t now_ms)
 {
     r->now = now_ms;
     r->cfg.store->ops->tick(r->cfg.store, now_ms);
+    rt_compact_tick(r, now_ms);
     uint64_t expiry = (uint64_t)r->cfg.heartbeat_ms * r->cfg.liveness;
     peer_t *p, *tmp;
     HASH_ITER(hh, r->peers, p, tmp) {
@@ -491,6 +492,7 @@ void hx_router_destroy(hx_router_t **self_p)
         free(a);
         a = next;
     }
+    rt_moves_free(r);
     peer_t *p, *ptmp;
     HASH_ITER(hh, r->peers, p, ptmp) {
         HASH_DELETE(hh, r->peers, p);

@@ -224,6 +224,8 @@ void hx_router_stats(const hx_router_t *r, hx_router_stats_t *out)
     out->dead = r->n_dead;
     out->delayed = r->n_delayed;
     out->uptime_ms = rt_mono_ms() - r->born_ms;
+    out->held_bytes = r->live_bytes;
+    out->dead_pinned_bytes = rt_pinned_bytes(r, r->dead_pin_seg);
 }
 
 void hx_router_foreach_queue(const hx_router_t *r, void (*fn)(void *arg, const hx_queue_info_t *q), void *arg)
@@ -240,6 +242,7 @@ void hx_router_foreach_queue(const hx_router_t *r, void (*fn)(void *arg, const h
             .workers = q->n_workers,
             .in_total = q->n_in,
             .out_total = q->n_out,
+            .pinned_bytes = rt_pinned_bytes(r, q->pin_seg),
         };
         /* the oldest waiting message is the head of one of the lanes */
         uint64_t oldest = 0;
@@ -273,12 +276,15 @@ static void json_queue(void *arg, const hx_queue_info_t *q)
     if (w->only && (strcmp(q->name, rt_queue_name(w->only)) != 0 ||
                     q->mailbox != (w->only->kind == HANDOFF__ADDRESS_KIND__ADDRESS_MAILBOX)))
         return;
-    json_t *o = q->mailbox ? json_pack("{s:s, s:o, s:o, s:o, s:o}", "name", q->name, "depth", u64(q->depth), "bytes",
-                                       u64(q->bytes), "in", u64(q->in_total), "out", u64(q->out_total))
-                           : json_pack("{s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "name", q->name, "depth",
+    json_t *o = q->mailbox ? json_pack("{s:s, s:o, s:o, s:o, s:o, s:o, s:o}", "name", q->name, "depth",
+                                       u64(q->depth), "bytes", u64(q->bytes), "in", u64(q->in_total), "out",
+                                       u64(q->out_total), "oldest_age_ms", u64(q->oldest_age_ms), "pinned_bytes",
+                                       u64(q->pinned_bytes))
+                           : json_pack("{s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "name", q->name, "depth",
                                        u64(q->depth), "inflight", u64(q->inflight), "bytes", u64(q->bytes), "in",
                                        u64(q->in_total), "out", u64(q->out_total), "oldest_age_ms",
-                                       u64(q->oldest_age_ms), "workers", u64(q->workers));
+                                       u64(q->oldest_age_ms), "workers", u64(q->workers), "pinned_bytes",
+                                       u64(q->pinned_bytes));
     if (!o || json_array_append_new(q->mailbox ? w->mailboxes : w->queues, o) != 0)
         w->rc = HX_ENOMEM;
 }
@@ -335,14 +341,19 @@ int hx_router_stats_json(const hx_router_t *r, hx_buf_t *out)
     const hx_store_t *s = r->cfg.store;
     int rc = 0;
     json_t *root = json_root(r, &st, NULL, &rc);
-    json_t *rest = json_pack("{s:o, s:{s:o, s:o, s:o, s:o, s:o, s:o}, s:{s:o, s:o, s:o}, s:{s:o, s:o}}",
-                             "dlq", u64(st.dead),
+    uint64_t moved = 0, moved_bytes = 0;
+    if (s->ops->compacted)
+        s->ops->compacted(s, &moved, &moved_bytes);
+    json_t *rest = json_pack("{s:o, s:o, s:{s:o, s:o, s:o, s:o, s:o, s:o}, s:{s:o, s:o, s:o}, "
+                             "s:{s:o, s:o, s:o, s:o, s:o}}",
+                             "dlq", u64(st.dead), "dlq_pinned_bytes", u64(st.dead_pinned_bytes),
                              "totals", "accepted", u64(st.accepted), "delivered", u64(st.delivered), "acked",
                              u64(st.acked), "redelivered", u64(st.redelivered), "dead_lettered",
                              u64(st.dead_lettered), "refused", u64(st.refused),
                              "peers", "clinic", u64(st.clinics), "worker", u64(st.workers), "admin", u64(st.admins),
                              "store", "bytes_on_disk", u64(s->ops->bytes(s)), "fsyncs",
-                             u64(s->ops->syncs ? s->ops->syncs(s) : 0));
+                             u64(s->ops->syncs ? s->ops->syncs(s) : 0), "held_bytes", u64(st.held_bytes),
+                             "compacted_messages", u64(moved), "compacted_bytes", u64(moved_bytes));
     if (!root || !rest || json_object_update(root, rest) != 0)
         rc = HX_ENOMEM;
     json_decref(rest);

@@ -99,6 +99,8 @@ struct queue {
     peer_t *ready;              /* workers with spare credit */
     size_t n_workers;
     uint64_t n_in, n_out;       /* messages accepted into it, settled out of it (for rates) */
+    uint64_t pin_seg;           /* the oldest log segment one of its messages is in (0: none), as
+                                   of the last scan (hx_router_compact.c) */
     UT_hash_handle hh;
 };
 
@@ -118,6 +120,18 @@ struct peer {
     peer_t *rprev, *rnext;      /* in queue->ready */
     UT_hash_handle hh;
 };
+
+/* Messages compaction wrote again, waiting for that transaction to become durable: then
+ * each one still at `from` moves to `to` (hx_router_compact.c). */
+typedef struct move_batch {
+    uint64_t seq;
+    size_t n;
+    struct moved_msg {
+        uint8_t id[HX_ID_LEN];
+        uint64_t from, to;
+    } *msgs;
+    struct move_batch *next;
+} move_batch_t;
 
 typedef struct dedup {
     uint8_t id[HX_ID_LEN];
@@ -148,6 +162,12 @@ struct hx_router {
     hx_router_stats_t stats;
     uint64_t now;
     uint64_t born_ms;           /* monotonic ms at hx_router_new, for the uptime */
+    uint64_t live_bytes, live_count;        /* every message held, in any state: what the log must keep */
+    move_batch_t *moves, *moves_tail;       /* compaction's transactions, oldest first */
+    uint64_t compact_at, pin_scan_at;       /* monotonic ms of the next compaction step, pin scan */
+    uint64_t compact_seg;                   /* the segment being emptied, and where its scan is */
+    size_t compact_cursor;
+    uint64_t dead_pin_seg;                  /* as queue.pin_seg, for the dead letters */
 };
 
 /* ---- small and hot: inline in every file */
@@ -248,6 +268,12 @@ bool rt_failures_begin(hx_router_t *r);
 void rt_failures_end(hx_router_t *r, bool began, bool logged);
 int rt_deliver(hx_router_t *r, peer_t *w, entry_t *e);
 void rt_dispatch(hx_router_t *r, queue_t *q);
+
+/* ---- compaction and pinned bytes (hx_router_compact.c) */
+void rt_compact_tick(hx_router_t *r, uint64_t now_ms);
+void rt_moves_done(hx_router_t *r, uint64_t seq, int status);
+void rt_moves_free(hx_router_t *r);
+uint64_t rt_pinned_bytes(const hx_router_t *r, uint64_t seg);
 bool rt_is_known(const hx_router_t *r, const uint8_t *id);
 entry_t *rt_entry_new(hx_router_t *r, const uint8_t *id, queue_t *q, origin_t *o, int prio, uint64_t handle,
                           size_t size, uint64_t accepted_ms);

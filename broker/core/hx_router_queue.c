@@ -111,6 +111,8 @@ static void lane_unref(hx_router_t *r, lane_t *l)
 void rt_entry_free(hx_router_t *r, entry_t *e)
 {
     hx_idmap_remove(&r->entries, e->id);
+    r->live_bytes -= e->size;
+    r->live_count--;
     r->cfg.store->ops->release(r->cfg.store, e->handle);
     lane_unref(r, e->lane);
     free(e->reason);
@@ -311,12 +313,15 @@ static void actions_done(hx_router_t *r, uint64_t seq, int status)
 void rt_on_commit(void *arg, uint64_t seq, int status)
 {
     actions_done(arg, seq, status);
+    rt_moves_done(arg, seq, status);
 }
 
 /* After a request: what the store already made durable is answered now. */
 void rt_actions_settle(hx_router_t *r)
 {
-    actions_done(r, r->cfg.store->ops->durable_seq(r->cfg.store), 0);
+    uint64_t seq = r->cfg.store->ops->durable_seq(r->cfg.store);
+    actions_done(r, seq, 0);
+    rt_moves_done(r, seq, 0);
 }
 
 /* ---- failures, backoff, dead letters ----------------------------------------------------- */
@@ -474,5 +479,7 @@ entry_t *rt_entry_new(hx_router_t *r, const uint8_t *id, queue_t *q, origin_t *o
     l->refs++;
     rt_held_add(e);
     rt_dedup_add(r, id);
+    r->live_bytes += e->size;
+    r->live_count++;
     return e;
 }

@@ -94,6 +94,44 @@ static void rec_attempts(void *arg, const uint8_t id[HX_ID_LEN], uint32_t attemp
     }
 }
 
+/* A message compaction wrote again further on, with its state as of then. Its earlier place
+ * may still be in the log (the crash came before the old segment went): this one supersedes
+ * it. */
+static void rec_moved(void *arg, uint64_t handle, const uint8_t *msg, size_t len, uint32_t attempts,
+                      uint64_t dead_at_ms, const char *reason)
+{
+    hx_router_t *r = arg;
+    hx_msg_head_t h;
+    if (hx_wire_scan_message(msg, len, &h) != 0 || h.id_len != HX_ID_LEN) {
+        r->cfg.store->ops->release(r->cfg.store, handle);
+        hx_warn("log: a moved message could not be restored (undecodable); skipped");
+        return;
+    }
+    entry_t *e = rt_entry_find(r, h.id);
+    if (e) {
+        r->cfg.store->ops->release(r->cfg.store, e->handle);
+        e->handle = handle;
+    } else {
+        rec_put(arg, handle, msg, len);
+        if (!(e = rt_entry_find(r, h.id)))
+            return;
+    }
+    if (reason) {
+        if (e->state != E_DEAD) {
+            rt_entry_unlink(r, e);
+            e->failures = attempts;
+            rt_to_dead(r, e, reason, dead_at_ms);
+        }
+        return;
+    }
+    if (e->state == E_DEAD) {
+        rt_entry_unlink(r, e);
+        rt_held_add(e);
+        rt_to_waiting(e, false);
+    }
+    e->failures = e->attempt = attempts;
+}
+
 static void rec_dedup(void *arg, const uint8_t id[HX_ID_LEN])
 {
     rt_dedup_add(arg, id);
@@ -101,7 +139,8 @@ static void rec_dedup(void *arg, const uint8_t id[HX_ID_LEN])
 
 int hx_router_recover(hx_router_t *r)
 {
-    static const hx_store_visitor_t v = {rec_put, rec_settle, rec_dead, rec_revive, rec_attempts, rec_dedup};
+    static const hx_store_visitor_t v = {rec_put, rec_settle, rec_dead, rec_revive, rec_attempts, rec_dedup,
+                                         rec_moved};
     int rc = r->cfg.store->ops->recover(r->cfg.store, &v, r);
     r->rec_last = NULL;                         /* only for the replay */
     size_t waiting = 0;

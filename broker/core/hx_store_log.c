@@ -5,7 +5,10 @@
  * payload = u8 record type (1 transaction, 2 checkpoint, 3 commit); 1 and 2 hold entries:
  *     u8 kind | u32 length | bytes
  * kinds: 1 PUT (a packed Message), 2 SETTLE (id), 3 DEAD (id, u32 attempts, u64 ms, reason),
- *        4 REVIVE (id), 5 ATTEMPTS (id, u32), 6 DEDUP (ids; only in checkpoints).
+ *        4 REVIVE (id), 5 ATTEMPTS (id, u32), 6 DEDUP (ids; only in checkpoints),
+ *        7 MOVED (id, u32 attempts, u64 dead-since ms, u8 dead, u8 reason length, reason,
+ *          then the message as a PUT holds it): compaction wrote a held message again at the
+ *          log's end with its state, superseding its earlier PUT (see "Compaction" below).
  * One router request is one transaction is one record, so it is all there or not at all.
  * A checkpoint opens every segment with the dedup window, so deleting old segments never
  * forgets which ids were accepted. A commit record closes every group-commit write:
@@ -39,7 +42,17 @@
  * nothing, on tmpfs; next to a disk's ~150 us fdatasync it does not show in the submit
  * benchmark). A log written before SYNCED existed has neither; its first recovery keeps the
  * old rule (a damaged record is cut when no later segment holds data), refusing also when
- * the record after the damaged one reads; then it writes SYNCED, and the rule above holds. */
+ * the record after the damaged one reads; then it writes SYNCED, and the rule above holds.
+ *
+ * Compaction: only the oldest segment can go (a later one may hold the SETTLE that retires a
+ * PUT of an earlier one), so one message nobody takes — a mailbox no one reads, a dead letter
+ * no one replays — would keep its segment and every later one. When the log holds more than
+ * twice what is held plus two segments, the owner moves the messages of the oldest segment
+ * it still holds to the log's end (MOVED, in an ordinary transaction: written and fdatasynced
+ * like any other) and releases their old places only once that is durable; then the segment
+ * is deleted as a settled one is. A crash before: the old PUT and the MOVED are both there,
+ * and recovery takes the later one. MOVED carries the message's state, because the records
+ * that made it dead or counted its attempts may be in segments deleted later. */
 #define _GNU_SOURCE
 #include "hx_crc32c.h"
 #include "hx_log.h"
@@ -64,9 +77,10 @@
 #include <uv.h>
 
 enum { REC_TXN = 1, REC_CHECKPOINT = 2, REC_COMMIT = 3 };
-enum { E_PUT = 1, E_SETTLE = 2, E_DEAD = 3, E_REVIVE = 4, E_ATTEMPTS = 5, E_DEDUP = 6 };
+enum { E_PUT = 1, E_SETTLE = 2, E_DEAD = 3, E_REVIVE = 4, E_ATTEMPTS = 5, E_DEDUP = 6, E_MOVED = 7 };
 #define REC_HEADER 8
 #define ENTRY_HEADER 5
+#define MOVED_FIXED (HX_ID_LEN + 4 + 8 + 1 + 1)   /* id, attempts, dead since, dead, reason length */
 #define REC_MAX (256u << 20)
 #define OFFSET_BITS 36
 #define COMMIT_MAGIC "HXCOMMIT"
@@ -153,6 +167,7 @@ typedef struct {
     bool anchor_busy;
     int anchor_fd;
     int anchor_errno;
+    uint64_t moved, moved_bytes;        /* messages compaction wrote again, and their bytes */
 } log_store_t;
 
 /* With a key a PUT entry holds nonce | secretbox(message); without, the message itself. */
@@ -335,6 +350,21 @@ static int log_begin(hx_store_t *base)
     return 0;
 }
 
+/* With a key: *msg sealed into s->sealed, and *len grown by the seal. */
+static int seal_body(log_store_t *s, const uint8_t **msg, size_t *len)
+{
+    if (!s->encrypt)
+        return 0;
+    s->sealed.len = 0;
+    if (hx_buf_reserve(&s->sealed, *len + SEAL_OVERHEAD))
+        return HX_ENOMEM;
+    randombytes_buf(s->sealed.data, crypto_secretbox_NONCEBYTES);
+    crypto_secretbox_easy(s->sealed.data + crypto_secretbox_NONCEBYTES, *msg, *len, s->sealed.data, s->key);
+    *msg = s->sealed.data;
+    *len += SEAL_OVERHEAD;
+    return 0;
+}
+
 static int log_put(hx_store_t *base, const uint8_t *msg, size_t len, uint64_t *handle)
 {
     log_store_t *s = (log_store_t *)base;
@@ -342,18 +372,36 @@ static int log_put(hx_store_t *base, const uint8_t *msg, size_t len, uint64_t *h
     uint64_t off = s->txn_base + s->txn.len + ENTRY_HEADER;
     if (off + len >= (1ull << OFFSET_BITS))
         return HX_EINVAL;
-    if (s->encrypt) {
-        s->sealed.len = 0;
-        if (hx_buf_reserve(&s->sealed, len + SEAL_OVERHEAD))
-            return HX_ENOMEM;
-        randombytes_buf(s->sealed.data, crypto_secretbox_NONCEBYTES);
-        crypto_secretbox_easy(s->sealed.data + crypto_secretbox_NONCEBYTES, msg, len, s->sealed.data, s->key);
-        msg = s->sealed.data;
-        len += SEAL_OVERHEAD;
-    }
-    if (entry(&s->txn, E_PUT, msg, len, NULL, 0))
+    if (seal_body(s, &msg, &len) || entry(&s->txn, E_PUT, msg, len, NULL, 0))
         return HX_ENOMEM;
     g->live++;
+    *handle = make_handle(g->number, off);
+    return 0;
+}
+
+static int log_move(hx_store_t *base, const uint8_t id[HX_ID_LEN], const uint8_t *msg, size_t len,
+                    uint32_t attempts, uint64_t dead_at_ms, const char *reason, uint64_t *handle)
+{
+    log_store_t *s = (log_store_t *)base;
+    segment_t *g = active(s);
+    size_t rlen = reason ? strnlen(reason, 255) : 0;
+    uint8_t head[MOVED_FIXED + 255];
+    memcpy(head, id, HX_ID_LEN);
+    put_u32(head + HX_ID_LEN, attempts);
+    put_u64(head + HX_ID_LEN + 4, reason ? dead_at_ms : 0);
+    head[HX_ID_LEN + 12] = reason != NULL;
+    head[HX_ID_LEN + 13] = (uint8_t)rlen;
+    if (rlen)
+        memcpy(head + MOVED_FIXED, reason, rlen);
+    uint64_t off = s->txn_base + s->txn.len + ENTRY_HEADER + MOVED_FIXED + rlen;
+    if (!s->in_txn || off + len >= (1ull << OFFSET_BITS))
+        return HX_EINVAL;
+    size_t stored = len;
+    if (seal_body(s, &msg, &stored) || entry(&s->txn, E_MOVED, head, MOVED_FIXED + rlen, msg, stored))
+        return HX_ENOMEM;
+    g->live++;
+    s->moved++;
+    s->moved_bytes += len;
     *handle = make_handle(g->number, off);
     return 0;
 }
@@ -831,6 +879,49 @@ static uint64_t log_syncs(const hx_store_t *base)
     return ((const log_store_t *)base)->syncs;
 }
 
+/* ---- compaction ---------------------------------------------------------------------------- */
+
+/* The oldest segment, when it is worth emptying: it still holds messages (one without any
+ * goes by itself), it is not the active one, and the log holds more than twice what is
+ * held — counted as stored, with each message's framing — plus two segments. Moving its
+ * messages costs their bytes; what it frees is the rest of it and every settled segment
+ * behind it, so under that bound the copying stays a fraction of what passes. */
+static uint64_t log_compact_pick(const hx_store_t *base, uint64_t live_bytes, uint64_t live_messages)
+{
+    const log_store_t *s = (const log_store_t *)base;
+    const segment_t *g = s->segs;
+    if (s->state || !s->recovered || !g || g == s->segs->prev || g->live == 0)
+        return 0;
+    uint64_t framing = REC_HEADER + 1 + ENTRY_HEADER + MOVED_FIXED + (s->encrypt ? SEAL_OVERHEAD : 0);
+    uint64_t held = live_bytes + live_messages * framing;
+    return log_bytes(base) > 2 * held + 2 * s->segment_bytes ? g->number : 0;
+}
+
+static uint64_t log_segment_of(const hx_store_t *base, uint64_t handle)
+{
+    (void)base;
+    return handle >> OFFSET_BITS;
+}
+
+static uint64_t log_bytes_from(const hx_store_t *base, uint64_t seg)
+{
+    const log_store_t *s = (const log_store_t *)base;
+    uint64_t n = 0;
+    const segment_t *g;
+    DL_FOREACH(s->segs, g) {
+        if (g->number >= seg)
+            n += g->logical;
+    }
+    return n;
+}
+
+static void log_compacted(const hx_store_t *base, uint64_t *messages, uint64_t *bytes)
+{
+    const log_store_t *s = (const log_store_t *)base;
+    *messages = s->moved;
+    *bytes = s->moved_bytes;
+}
+
 /* ---- recovery --------------------------------------------------------------------------- */
 
 /* Replays one record's entries into v; with v NULL only checks that they parse. -1 when they
@@ -866,6 +957,32 @@ static int replay(log_store_t *s, segment_t *g, uint64_t rec_off, const uint8_t 
                     return -2;                  /* does not open: the wrong key */
                 g->live++;
                 v->put(arg, make_handle(g->number, rec_off + REC_HEADER + off + ENTRY_HEADER), body, body_len);
+                break;
+            }
+            case E_MOVED: {
+                if (elen < MOVED_FIXED || e[HX_ID_LEN + 12] > 1 || elen < MOVED_FIXED + (uint32_t)e[HX_ID_LEN + 13])
+                    return -1;
+                if (!v)
+                    break;
+                size_t rlen = e[HX_ID_LEN + 13], at = MOVED_FIXED + rlen;
+                const uint8_t *body;
+                size_t body_len;
+                hx_msg_head_t h;
+                if (unseal(s, e + at, elen - at, &body, &body_len) != 0)
+                    return -2;
+                if (hx_wire_scan_message(body, body_len, &h) != 0 || h.id_len != HX_ID_LEN ||
+                    memcmp(h.id, e, HX_ID_LEN) != 0)
+                    return -1;                  /* the body is not the message the entry names */
+                char reason[256];
+                memcpy(reason, e + MOVED_FIXED, rlen);
+                reason[rlen] = '\0';
+                g->live++;
+                uint64_t handle = make_handle(g->number, rec_off + REC_HEADER + off + ENTRY_HEADER + at);
+                if (v->moved)
+                    v->moved(arg, handle, body, body_len, get_u32(e + HX_ID_LEN), get_u64(e + HX_ID_LEN + 4),
+                             e[HX_ID_LEN + 12] ? reason : NULL);
+                else
+                    v->put(arg, handle, body, body_len);
                 break;
             }
             case E_SETTLE:
@@ -1066,7 +1183,7 @@ static bool rec_plausible(const uint8_t *map, uint64_t size, uint64_t off)
         return false;
     if (len == 1)
         return true;
-    return len >= 1 + ENTRY_HEADER && p[1] >= E_PUT && p[1] <= E_DEDUP && get_u32(p + 2) <= len - 1 - ENTRY_HEADER;
+    return len >= 1 + ENTRY_HEADER && p[1] >= E_PUT && p[1] <= E_MOVED && get_u32(p + 2) <= len - 1 - ENTRY_HEADER;
 }
 
 /* The first readable record at or after `from` (size when there is none): byte by byte, for
@@ -1110,7 +1227,7 @@ static bool record_ids(log_store_t *s, const uint8_t *p, size_t len, uint8_t fir
             if (unseal(s, e, elen, &body, &body_len) == 0 && hx_wire_scan_message(body, body_len, &h) == 0 &&
                 h.id && h.id_len == HX_ID_LEN)
                 id = h.id;
-        } else if (kind >= E_SETTLE && kind <= E_ATTEMPTS && elen >= HX_ID_LEN) {
+        } else if (((kind >= E_SETTLE && kind <= E_ATTEMPTS) || kind == E_MOVED) && elen >= HX_ID_LEN) {
             id = e;
         }
         if (id) {
@@ -1998,7 +2115,8 @@ static const hx_store_ops_t log_ops = {
     .forget = log_forget,
     .flush = log_flush, .tick = log_tick, .health = log_health, .durable_seq = log_durable,
     .recover = log_recover, .bytes = log_bytes, .destroy = log_destroy,
-    .syncs = log_syncs};
+    .syncs = log_syncs, .move = log_move, .compact_pick = log_compact_pick, .segment_of = log_segment_of,
+    .bytes_from = log_bytes_from, .compacted = log_compacted};
 
 hx_store_t *hx_store_log_new(const hx_store_log_config_t *cfg, char *err, size_t errcap)
 {

@@ -10,6 +10,7 @@ hx_unit_test(test_router LIBS hx_router_test)
 # The routing policy, fair share and the protocol's trust rules, with the built-in table.
 hx_unit_test(test_policy LIBS hx_router_test)
 hx_unit_test(test_store LIBS hx_core)
+hx_unit_test(test_compact LIBS hx_router_test)
 hx_unit_test(test_audit LIBS hx_client)
 # The allow-list and the revoked record: parsing, reload changes, revoked keys left out.
 hx_unit_test(test_curve LIBS hx_client PkgConfig::ZMQ)

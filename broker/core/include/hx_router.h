@@ -61,6 +61,8 @@ typedef struct {
     uint64_t dead;              /* in the dead-letter queue now */
     uint64_t delayed;           /* waiting out a backoff now */
     uint64_t uptime_ms;         /* since hx_router_new */
+    uint64_t held_bytes;        /* of every message held, dead letters included */
+    uint64_t dead_pinned_bytes; /* log bytes the oldest dead letter keeps on disk (see pinned_bytes) */
 } hx_router_stats_t;
 
 /* One service queue or mailbox, as hx_router_foreach_queue shows it. */
@@ -74,6 +76,9 @@ typedef struct {
     uint64_t workers;           /* service queues: workers connected */
     uint64_t in_total;          /* accepted into it since the broker started */
     uint64_t out_total;         /* acked (or purged) out of it since the broker started */
+    /* Bytes of the log from the segment its oldest message is in to the end: what it keeps on
+     * disk until that message is settled or compaction moves it (refreshed every 5 s). */
+    uint64_t pinned_bytes;
 } hx_queue_info_t;
 
 /* The router takes the store's on_commit and dedup_ids hooks. */

@@ -21,6 +21,12 @@ typedef struct {
     void (*revive)(void *arg, const uint8_t id[HX_ID_LEN]);
     void (*attempts)(void *arg, const uint8_t id[HX_ID_LEN], uint32_t attempts);
     void (*dedup)(void *arg, const uint8_t id[HX_ID_LEN]);
+    /* A message compaction wrote again further on (hx_store_ops_t.move): its body now at
+     * handle, with its state as of that point (failed attempts; dead since dead_at_ms for
+     * reason, or not dead when reason is NULL). An earlier put of the same id, if the log
+     * still holds one, is superseded: its handle is to be released. NULL: told as a put. */
+    void (*moved)(void *arg, uint64_t handle, const uint8_t *msg, size_t len, uint32_t attempts,
+                  uint64_t dead_at_ms, const char *reason);
 } hx_store_visitor_t;
 
 typedef struct {
@@ -54,6 +60,24 @@ typedef struct {
     void (*destroy)(hx_store_t *s);
     /* Group commits made durable so far (write + fdatasync); NULL: a store that never syncs. */
     uint64_t (*syncs)(const hx_store_t *s);
+
+    /* Compaction, so that disk use follows what is held rather than all that ever passed:
+     * NULL in a store with nothing to compact (memory). The owner asks compact_pick, given
+     * the bytes and the number of the messages it still holds, for the segment to empty next (0: none);
+     * moves the messages of that segment it holds, each with move inside a transaction; and
+     * once that transaction is durable releases their old handles, after which the segment
+     * is deleted like any settled one. move writes the message id's body again at the log's
+     * end with its state (failed attempts; dead since dead_at_ms for reason, or reason
+     * NULL), *handle its new place; the old place stays valid until released. */
+    int (*move)(hx_store_t *s, const uint8_t id[HX_ID_LEN], const uint8_t *msg, size_t len, uint32_t attempts,
+                uint64_t dead_at_ms, const char *reason, uint64_t *handle);
+    uint64_t (*compact_pick)(const hx_store_t *s, uint64_t live_bytes, uint64_t live_messages);
+    /* The segment (a number, 1 and up) that holds a handle's body. */
+    uint64_t (*segment_of)(const hx_store_t *s, uint64_t handle);
+    /* Bytes on disk from segment seg to the log's end: what a message in seg keeps there. */
+    uint64_t (*bytes_from)(const hx_store_t *s, uint64_t seg);
+    /* Messages moved by compaction since the store opened, and their stored bytes. */
+    void (*compacted)(const hx_store_t *s, uint64_t *messages, uint64_t *bytes);
 } hx_store_ops_t;
 
 struct hx_store {
