@@ -399,14 +399,15 @@ Test(metrics, stats_op)
     json_error_t e;
     json_t *j = json_loads(text, 0, &e);
     cr_assert_not_null(j, "stats is not JSON (%s): %s", e.text, text);
-    json_int_t uptime = -1, dlq = -1;
+    json_int_t uptime = -1, dlq = -1, dlq_pinned = -1;
     json_t *queues, *mailboxes, *totals, *peers, *store;
-    cr_assert_eq(json_unpack_ex(j, &e, JSON_STRICT, "{s:I, s:o, s:o, s:I, s:o, s:o, s:o}", "uptime_ms", &uptime,
-                                "queues", &queues, "mailboxes", &mailboxes, "dlq", &dlq, "totals", &totals, "peers",
-                                &peers, "store", &store),
+    cr_assert_eq(json_unpack_ex(j, &e, JSON_STRICT, "{s:I, s:o, s:o, s:I, s:I, s:o, s:o, s:o}", "uptime_ms", &uptime,
+                                "queues", &queues, "mailboxes", &mailboxes, "dlq", &dlq, "dlq_pinned_bytes",
+                                &dlq_pinned, "totals", &totals, "peers", &peers, "store", &store),
                  0, "shape: %s in %s", e.text, text);
     cr_expect_geq(uptime, 0);
     cr_expect_eq(dlq, 1);
+    cr_expect_geq(dlq_pinned, 0);
     json_int_t acc, del, ack, red, dead, refused;
     cr_assert_eq(json_unpack_ex(totals, &e, JSON_STRICT, "{s:I, s:I, s:I, s:I, s:I, s:I}", "accepted", &acc,
                                 "delivered", &del, "acked", &ack, "redelivered", &red, "dead_lettered", &dead,
@@ -425,10 +426,16 @@ Test(metrics, stats_op)
     cr_expect_eq(clinic, 2);
     cr_expect_eq(worker, 2);
     cr_expect_eq(admin, 1);
-    json_int_t disk, fsyncs;
-    cr_assert_eq(json_unpack_ex(store, &e, JSON_STRICT, "{s:I, s:I}", "bytes_on_disk", &disk, "fsyncs", &fsyncs), 0,
-                 "store: %s", e.text);
+    json_int_t disk, fsyncs, held, moved, moved_bytes;
+    cr_assert_eq(json_unpack_ex(store, &e, JSON_STRICT, "{s:I, s:I, s:I, s:I, s:I}", "bytes_on_disk", &disk,
+                                "fsyncs", &fsyncs, "held_bytes", &held, "compacted_messages", &moved,
+                                "compacted_bytes", &moved_bytes),
+                 0, "store: %s", e.text);
     cr_expect_gt(disk, 0);
+    cr_expect_gt(held, 0, "the dead letter and clinic-b's messages are held");
+    cr_expect_lt(held, disk);
+    cr_expect_eq(moved, 0, "a small log is not compacted");
+    cr_expect_eq(moved_bytes, 0);
     cr_expect_gt(fsyncs, 0);
     cr_expect_eq((double)fsyncs, metric(broker_http, "handoff_broker_fsync_seconds_count"));
 
@@ -437,10 +444,10 @@ Test(metrics, stats_op)
     json_t *q;
     json_array_foreach(queues, i, q) {
         const char *name;
-        json_int_t depth, inflight, bytes, in, out, age, workers;
-        cr_assert_eq(json_unpack_ex(q, &e, JSON_STRICT, "{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "name", &name,
-                                    "depth", &depth, "inflight", &inflight, "bytes", &bytes, "in", &in, "out", &out,
-                                    "oldest_age_ms", &age, "workers", &workers),
+        json_int_t depth, inflight, bytes, in, out, age, workers, pinned;
+        cr_assert_eq(json_unpack_ex(q, &e, JSON_STRICT, "{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "name",
+                                    &name, "depth", &depth, "inflight", &inflight, "bytes", &bytes, "in", &in, "out",
+                                    &out, "oldest_age_ms", &age, "workers", &workers, "pinned_bytes", &pinned),
                      0, "queues[%zu]: %s", i, e.text);
         if (strcmp(name, "echo") == 0 || strcmp(name, "poison") == 0) {
             echo |= name[0] == 'e';
@@ -450,6 +457,7 @@ Test(metrics, stats_op)
             cr_expect_eq(bytes, 0);
             cr_expect_eq(age, 0);
             cr_expect_eq(workers, 1);
+            cr_expect_eq(pinned, 0, "an empty queue pins nothing");
             /* echo: N in, N acked out; poison: 1 in, dead-lettered (not out) */
             cr_expect_eq(in, name[0] == 'e' ? N : 1, "%s in", name);
             cr_expect_eq(out, name[0] == 'e' ? N : 0, "%s out", name);
@@ -457,9 +465,10 @@ Test(metrics, stats_op)
     }
     json_array_foreach(mailboxes, i, q) {
         const char *name;
-        json_int_t depth, bytes, in, out;
-        cr_assert_eq(json_unpack_ex(q, &e, JSON_STRICT, "{s:s, s:I, s:I, s:I, s:I}", "name", &name, "depth", &depth,
-                                    "bytes", &bytes, "in", &in, "out", &out),
+        json_int_t depth, bytes, in, out, age, pinned;
+        cr_assert_eq(json_unpack_ex(q, &e, JSON_STRICT, "{s:s, s:I, s:I, s:I, s:I, s:I, s:I}", "name", &name, "depth",
+                                    &depth, "bytes", &bytes, "in", &in, "out", &out, "oldest_age_ms", &age,
+                                    "pinned_bytes", &pinned),
                      0, "mailboxes[%zu]: %s", i, e.text);
         if (strcmp(name, "clinic-b") == 0) {
             mb = true;
@@ -467,6 +476,8 @@ Test(metrics, stats_op)
             cr_expect_gt(bytes, 0);
             cr_expect_eq(in, N, "clinic-b in: the echoes");
             cr_expect_eq(out, ACK, "clinic-b out: what it acked");
+            cr_expect_geq(age, 0);
+            cr_expect_leq(pinned, disk, "it pins at most the whole log");
         }
     }
     cr_expect(echo && poison && mb, "queues or mailboxes missing: %s", text);
