@@ -253,7 +253,7 @@ static void draw_decision(hx_html_t *b, const Handoff__TriageDecision *d)
     HX_HTML_MARKUP(b, "</dl>");
     if (d->n_evidence) {
         HX_HTML_MARKUP(b, "<div class=\"scroll\" role=\"region\" tabindex=\"0\" aria-label=\"The words that drove it\">"
-                          "<table class=\"evidence\"><caption>The words that drove it</caption><thead><tr>"
+                          "<table class=\"evidence stack\"><caption>The words that drove it</caption><thead><tr>"
                           "<th scope=\"col\">Rule</th><th scope=\"col\">As written</th><th scope=\"col\">Where</th>"
                           "<th scope=\"col\">Read as</th><th scope=\"col\">Counted</th></tr></thead><tbody>");
         for (size_t i = 0; i < d->n_evidence; i++) {
@@ -261,7 +261,9 @@ static void draw_decision(hx_html_t *b, const Handoff__TriageDecision *d)
             char read[256];
             snprintf(read, sizeof read, "%s%s%s%s%s", e->status, e->cue[0] ? " (" : "", e->cue, e->cue[0] ? ")" : "",
                      e->note[0] ? "; " : "");
-            HX_HTML_F(b, "<tr><td>%s%s%s</td><td>%s</td><td>%s</td><td>%s%s</td><td>%s</td></tr>",
+            HX_HTML_F(b, "<tr><td data-label=\"Rule\">%s%s%s</td><td data-label=\"As written\">%s</td>"
+                         "<td data-label=\"Where\">%s</td><td data-label=\"Read as\">%s%s</td>"
+                         "<td data-label=\"Counted\">%s</td></tr>",
                       e->snomed_display[0] ? e->snomed_display : e->rule, e->snomed_display[0] ? " · " : "",
                       e->snomed_display[0] ? e->rule : "", e->words, e->source, read, e->note,
                       e->fired ? "yes" : "no");
@@ -372,7 +374,8 @@ static void draw_handoffs(web_req_t *r, const view_t *v)
             json_t *hsj;
             if (json_array_size(hs)) {
                 HX_HTML_MARKUP(b, "<div class=\"scroll\" role=\"region\" tabindex=\"0\" aria-label=\"Handoffs\">"
-                                  "<table><thead><tr><th scope=\"col\">Discipline</th><th scope=\"col\">Clinic</th>"
+                                  "<table class=\"stack\"><thead><tr><th scope=\"col\">Discipline</th>"
+                                  "<th scope=\"col\">Clinic</th>"
                                   "<th scope=\"col\">Therapist</th><th scope=\"col\">Slot</th><th scope=\"col\">Status"
                                   "</th></tr></thead><tbody>");
                 json_array_foreach(hs, j, hsj)
@@ -386,7 +389,9 @@ static void draw_handoffs(web_req_t *r, const view_t *v)
                             web_slot_text(bk, slot, sizeof slot);
                     }
                     const char *hst = jstr(hsj, "status");
-                    HX_HTML_F(b, "<tr><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s%s%s</td></tr>",
+                    HX_HTML_F(b, "<tr><td data-label=\"Discipline\">%s</td><td data-label=\"Clinic\">%s</td>"
+                                 "<td data-label=\"Therapist\">%s</td><td data-label=\"Slot\">%s</td>"
+                                 "<td data-label=\"Status\">%s%s%s</td></tr>",
                               jstr(hsj, "discipline"), *jstr(hsj, "clinic_id") ? jstr(hsj, "clinic_id") : "-",
                               *jstr(hsj, "therapist_name") ? jstr(hsj, "therapist_name") : "-", slot,
                               !strcmp(jstr(hsj, "event"), "decline") ? "declined" : hst,

@@ -515,6 +515,9 @@ class Portal(unittest.TestCase):
         until(d, "the referral page on the phone", lambda drv: rid in text_of(drv, "main h1"))
         self.assertLessEqual(d.execute_script("return document.documentElement.scrollWidth"), PHONE[0],
                              "the referral page is wider than the phone")
+        # its handoffs (and the words triage read) as cards too, not a table cut at the edge
+        self.assertEqual(d.execute_script("return getComputedStyle(document.querySelector('table.stack td'))"
+                                          ".display"), "block")
         shot(d, "13-mobile-referral")
         self.check_axe(d, "referral at a phone's width")
 
