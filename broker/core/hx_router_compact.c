@@ -4,15 +4,15 @@
  * The store can delete only its oldest segment, and only once nothing in it is held; a
  * mailbox nobody reads or a dead letter nobody replays would keep that segment and every one
  * after it. When the store says the log has grown past twice what is held, the router moves
- * the messages it holds in the oldest segment to the log's end, a few MiB per step, one step
+ * the messages it holds in the oldest segment to the log's end, a MiB per step, one step
  * in flight at a time: each as a MOVED entry (its body and its state) in an ordinary
  * transaction, and only when that is durable does the message's handle change and its old
  * place get released. A message settled, purged or replayed meanwhile is simply no longer at
  * its old place when the step finishes: its new copy is released instead. */
 #include "hx_router_internal.h"
 
-#define COMPACT_STEP_BYTES (4u << 20)   /* moved per step: a few ms of the loop, not a stall */
-#define COMPACT_GAP_MS 20               /* between steps */
+#define COMPACT_STEP_BYTES (1u << 20)   /* moved per step: about a ms of the loop, not a stall */
+#define COMPACT_GAP_MS 10               /* between steps: at most 100 MiB/s */
 #define COMPACT_STEP_SLOTS (1u << 18)   /* of the id map looked at per step (about a ms) */
 #define PIN_SCAN_GAP_MS 5000            /* between scans of which segment each queue pins */
 
