@@ -13,8 +13,9 @@
 
 #define COMPACT_STEP_BYTES (1u << 20)   /* moved per step: about a ms of the loop, not a stall */
 #define COMPACT_GAP_MS 10               /* between steps: at most 100 MiB/s */
-#define COMPACT_STEP_SLOTS (1u << 18)   /* of the id map looked at per step (about a ms) */
-#define PIN_SCAN_GAP_MS 5000            /* between scans of which segment each queue pins */
+#define COMPACT_STEP_SLOTS (1u << 15)   /* of the id map looked at per step (about a ms) */
+#define PIN_SCAN_SLOTS (1u << 15)       /* ... per tick by the scan of pinned segments */
+#define PIN_SCAN_GAP_MS 5000            /* between the starts of two such scans */
 
 /* Frees a batch, releasing the new places when `release_to` (the move did not happen). */
 static void batch_free(hx_router_t *r, move_batch_t *b, bool release_to)
@@ -142,23 +143,40 @@ static void compact_step(hx_router_t *r, uint64_t seg)
              (unsigned long long)bytes, (unsigned long long)seg);
 }
 
-/* For each queue, and the dead letters: the oldest segment one of its messages is in. */
-static void pin_scan(hx_router_t *r)
+/* For each queue, and the dead letters: the oldest segment one of its messages is in. A
+ * slice of the id map per tick (a scan of a million held messages at once would stall the
+ * loop for about 100 ms of cache misses); what a whole pass found is published at its end. */
+static void pin_scan(hx_router_t *r, uint64_t now_ms)
 {
     hx_store_t *st = r->cfg.store;
     queue_t *q;
-    for (q = r->queues; q; q = q->hh.next)
-        q->pin_seg = 0;
-    r->dead_pin_seg = 0;
-    for (size_t i = 0; i < r->entries.cap; i++) {
+    if (!r->pin_scanning) {
+        if (now_ms < r->pin_scan_at)
+            return;
+        r->pin_scan_at = now_ms + PIN_SCAN_GAP_MS;
+        r->pin_scanning = true;
+        r->pin_cursor = 0;
+        for (q = r->queues; q; q = q->hh.next)
+            q->pin_next = 0;
+        r->dead_pin_next = 0;
+    }
+    size_t end = r->pin_cursor + PIN_SCAN_SLOTS < r->entries.cap ? r->pin_cursor + PIN_SCAN_SLOTS : r->entries.cap;
+    for (size_t i = r->pin_cursor; i < end; i++) {
         entry_t *e = r->entries.slots[i].rec;
         if (!e || e->state == E_PENDING)
             continue;
         uint64_t seg = st->ops->segment_of(st, e->handle);
-        uint64_t *pin = e->state == E_DEAD ? &r->dead_pin_seg : &e->queue->pin_seg;
+        uint64_t *pin = e->state == E_DEAD ? &r->dead_pin_next : &e->queue->pin_next;
         if (!*pin || seg < *pin)
             *pin = seg;
     }
+    r->pin_cursor = end;
+    if (end < r->entries.cap)
+        return;
+    for (q = r->queues; q; q = q->hh.next)
+        q->pin_seg = q->pin_next;
+    r->dead_pin_seg = r->dead_pin_next;
+    r->pin_scanning = false;
 }
 
 uint64_t rt_pinned_bytes(const hx_router_t *r, uint64_t seg)
@@ -172,10 +190,7 @@ void rt_compact_tick(hx_router_t *r, uint64_t now_ms)
     hx_store_t *st = r->cfg.store;
     if (!st->ops->compact_pick || !st->ops->move || !st->ops->segment_of)
         return;
-    if (now_ms >= r->pin_scan_at) {
-        r->pin_scan_at = now_ms + PIN_SCAN_GAP_MS;
-        pin_scan(r);
-    }
+    pin_scan(r, now_ms);
     if (r->moves || now_ms < r->compact_at)     /* one step in flight at a time */
         return;
     r->compact_at = now_ms + COMPACT_GAP_MS;

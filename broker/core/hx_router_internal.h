@@ -101,6 +101,7 @@ struct queue {
     uint64_t n_in, n_out;       /* messages accepted into it, settled out of it (for rates) */
     uint64_t pin_seg;           /* the oldest log segment one of its messages is in (0: none), as
                                    of the last scan (hx_router_compact.c) */
+    uint64_t pin_next;          /* ... as found so far by the scan under way */
     UT_hash_handle hh;
 };
 
@@ -167,7 +168,9 @@ struct hx_router {
     uint64_t compact_at, pin_scan_at;       /* monotonic ms of the next compaction step, pin scan */
     uint64_t compact_seg;                   /* the segment being emptied, and where its scan is */
     size_t compact_cursor;
-    uint64_t dead_pin_seg;                  /* as queue.pin_seg, for the dead letters */
+    uint64_t dead_pin_seg, dead_pin_next;   /* as queue.pin_seg, pin_next, for the dead letters */
+    size_t pin_cursor;                      /* where the scan under way has got to */
+    bool pin_scanning;
 };
 
 /* ---- small and hot: inline in every file */

@@ -162,6 +162,12 @@ static void crash_copy_check(const char *when)
     hx_store_destroy(&s);
 }
 
+static void pinned_of_silent(void *arg, const hx_queue_info_t *q)
+{
+    if (q->mailbox && strcmp(q->name, "silent") == 0)
+        *(uint64_t *)arg = q->pinned_bytes;
+}
+
 static uint64_t compacted(void)
 {
     uint64_t m = 0, b = 0;
@@ -219,6 +225,13 @@ Test(compact, an_unread_mailbox_and_a_dead_letter_no_longer_keep_the_log)
     hx_router_stats(router, &st);
     cr_assert_eq(st.held_bytes > 0 && st.held_bytes < 1000, true, "4 small messages held: %llu bytes",
                  (unsigned long long)st.held_bytes);
+    /* what the unread mailbox and the dead letter keep on disk: a few segments, not the traffic */
+    uint64_t pinned = 0;
+    hx_router_foreach_queue(router, pinned_of_silent, &pinned);
+    cr_assert_gt(pinned, 0, "the unread mailbox pins its messages' segment");
+    cr_assert_leq(pinned, bytes);
+    cr_assert_gt(st.dead_pinned_bytes, 0);
+    cr_assert_leq(st.dead_pinned_bytes, bytes);
 
     /* a clean restart, then the clinic at last reads its mailbox: each message once */
     router_test_clear();
