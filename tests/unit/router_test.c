@@ -132,3 +132,17 @@ Handoff__Envelope *ack(const char *peer, Handoff__Kind kind, int n, Handoff__Mes
             return sent[i].env;
     return NULL;
 }
+
+void nack_why(const char *peer, int n, const char *why, uint64_t now)
+{
+    uint8_t id[16];
+    make_id(id, n);
+    ProtobufCBinaryData a = {16, id};
+    Handoff__Envelope env = HANDOFF__ENVELOPE__INIT;
+    env.version = 1;
+    env.kind = HANDOFF__KIND__KIND_NACK;
+    env.n_acks = 1;
+    env.acks = &a;
+    env.error_text = (char *)why;
+    feed(peer, &env, now);
+}

@@ -52,4 +52,7 @@ Handoff__Envelope *send_msg(const char *peer, int n, Handoff__AddressKind kind, 
  * or NULL. */
 Handoff__Envelope *ack(const char *peer, Handoff__Kind kind, int n, Handoff__Message **outs, size_t n_outs);
 
+/* NACK of message n from peer at time now, saying why. */
+void nack_why(const char *peer, int n, const char *why, uint64_t now);
+
 #endif

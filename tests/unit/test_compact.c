@@ -86,20 +86,6 @@ static size_t segments(const char *d, unsigned long long *highest)
     return n;
 }
 
-static void nack(const char *peer, int n, const char *why)
-{
-    uint8_t id[16];
-    make_id(id, n);
-    ProtobufCBinaryData a = {16, id};
-    Handoff__Envelope env = HANDOFF__ENVELOPE__INIT;
-    env.version = 1;
-    env.kind = HANDOFF__KIND__KIND_NACK;
-    env.n_acks = 1;
-    env.acks = &a;
-    env.error_text = (char *)why;
-    feed(peer, &env, 0);
-}
-
 static void fetch(const char *peer)
 {
     Handoff__Envelope env = HANDOFF__ENVELOPE__INIT;
@@ -184,7 +170,7 @@ Test(compact, an_unread_mailbox_and_a_dead_letter_no_longer_keep_the_log)
         send_msg("c1", n, HANDOFF__ADDRESS_KIND__ADDRESS_MAILBOX, "silent", "test", 0);
     send_msg("c1", 500, HANDOFF__ADDRESS_KIND__ADDRESS_SERVICE, "poison", "test", 0);
     hx_router_flush(router);
-    nack("pw", 500, "cannot parse");
+    nack_why("pw", 500, "cannot parse", 0);
     hx_router_flush(router);
 
     uint64_t t = 1000, last_moved = 0;

@@ -430,16 +430,7 @@ static void admin_op(const char *peer, const char *op, int n, uint64_t now)
 
 static void nack_at(const char *peer, int n, uint64_t now)
 {
-    uint8_t id[16];
-    make_id(id, n);
-    ProtobufCBinaryData a = {16, id};
-    Handoff__Envelope env = HANDOFF__ENVELOPE__INIT;
-    env.version = 1;
-    env.kind = HANDOFF__KIND__KIND_NACK;
-    env.n_acks = 1;
-    env.acks = &a;
-    env.error_text = "always fails";
-    feed(peer, &env, now);
+    nack_why(peer, n, "always fails", now);
 }
 
 Test(router, a_poison_message_backs_off_then_becomes_a_dead_letter_that_an_admin_can_replay)
