@@ -11,7 +11,7 @@
  * https:// only unless --fhir-http-hooks, redirects not followed, 5 s to connect and 10 s in
  * all, with the subscription's header when it has one; 2xx is delivered, anything else is not.
  * What is sent is the focus's id or, for full-resource, the focus itself as the clinic's own
- * store has it (web_fhir_view_load): nothing else. The log names the subscription, the
+ * store has it (the rows of its referral, web_fhir_view_load_referral): nothing else. The log names the subscription, the
  * endpoint's host and what failed; never a patient detail, never the header.
  *
  * Progress: the events counter is stored after each delivery, before the next one; the cursor
@@ -426,10 +426,29 @@ static int handshake(struct web_fhir_notify *n, hx_api_sub_t *s, const char *bas
     return persist(w, s, true);
 }
 
+/* The view a full-resource notification reads its focus from: the rows of the focus's
+ * referral only (a Task's or ServiceRequest's id begins with it), kept while the next focus
+ * is of the same referral, so a notification costs what its referral holds, not the store. */
+typedef struct {
+    hx_fhir_view_t *v;
+    char rid[HX_REFERRAL_ID_LEN + 1];   /* "" : the whole store */
+} view_cache_t;
+
+static int view_for(web_t *w, web_hosted_t *h, const hx_fhir_focus_t *focus, view_cache_t *c, char *err, size_t cap)
+{
+    char rid[HX_REFERRAL_ID_LEN + 1] = "";
+    bool one = web_fhir_referral_of(focus->type, focus->id, rid);
+    if (c->v && strcmp(c->rid, rid) == 0)
+        return 0;
+    hx_fhir_view_destroy(&c->v);
+    snprintf(c->rid, sizeof c->rid, "%s", rid);
+    return one ? web_fhir_view_load_referral(w, h, rid, &c->v, err, cap) : web_fhir_view_load(w, h, &c->v, err, cap);
+}
+
 /* One event-notification of focus (of the message row): 0 once delivered (the events counter
- * moved and is stored), or -1. view: loaded at the first full-resource need, kept for the batch. */
+ * moved and is stored), or -1. */
 static int deliver_event(struct web_fhir_notify *n, web_hosted_t *h, hx_api_sub_t *s, const char *base,
-                         const row_t *row, const hx_fhir_focus_t *focus, bool last_of_row, hx_fhir_view_t **view)
+                         const row_t *row, const hx_fhir_focus_t *focus, bool last_of_row, view_cache_t *view)
 {
     web_t *w = n->w;
     if (atomic_load(&n->stopping) || !still_wanted(w, s))
@@ -437,14 +456,14 @@ static int deliver_event(struct web_fhir_notify *n, web_hosted_t *h, hx_api_sub_
     json_t *res = NULL;
     if (s->sub.payload == HX_FHIR_PAYLOAD_FULL) {
         char err[256] = "";
-        if (!*view && web_fhir_view_load(w, h, view, err, sizeof err) != 0) {
+        if (view_for(w, h, focus, view, err, sizeof err) != 0) {
             fprintf(stderr, "handoff-web: subscription %s: %s's store could not be loaded: %s\n", s->sub.id, h->id,
                     err);
             failed(w, s, "the clinic's store could not be read");
             return -1;
         }
         /* NULL when the view has no such resource: the notification then names it only */
-        res = hx_fhir_view_read(*view, focus->type, focus->id);
+        res = hx_fhir_view_read(view->v, focus->type, focus->id);
     }
     json_t *b = hx_fhir_notification(&s->sub, base, "event-notification", s->sub.events + 1, row->at_ms, focus,
                                      res);
@@ -467,7 +486,7 @@ static int deliver_event(struct web_fhir_notify *n, web_hosted_t *h, hx_api_sub_
 static int deliver_rows(struct web_fhir_notify *n, web_hosted_t *h, hx_api_sub_t *s, const rows_t *rows,
                         const char *base)
 {
-    hx_fhir_view_t *view = NULL;
+    view_cache_t view = {0};
     int64_t stored = s->cursor;
     int rc = 0;
     for (size_t i = 0; i < rows->n && rc == 0; i++) {
@@ -491,7 +510,7 @@ static int deliver_rows(struct web_fhir_notify *n, web_hosted_t *h, hx_api_sub_t
     }
     if (rc == 0 && s->cursor != stored && persist(n->w, s, false) != 0)
         rc = -1;
-    hx_fhir_view_destroy(&view);
+    hx_fhir_view_destroy(&view.v);
     return rc;
 }
 
