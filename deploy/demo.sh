@@ -41,6 +41,9 @@ for c in $clinics; do echo "$(cat "$KEYS/$c.pub") clinic $c" >>"$KEYS/allow.txt"
 for s in intake triage scheduling; do echo "$(cat "$KEYS/$s.pub") service $s" >>"$KEYS/allow.txt"; done
 echo "$(cat "$KEYS/review.pub") reviewer review" >>"$KEYS/allow.txt"   # decides what triage cannot place
 "$BIN/services/cli/handoff" datakey "$KEYS/data.key" >/dev/null   # seals the broker's log and scheduling's db
+# ... and the clinics' stores: the portal's and the CLI's (the same stores here) derive each
+# clinic's store key from it (docs/OPERATIONS.md, "Encryption at rest")
+export HANDOFF_DATA_KEY=$KEYS/data.key
 export HANDOFF_SERVER_KEY=$KEYS/broker.pub
 handoff_as() { # clinic, arguments...
   local clinic=$1
@@ -88,6 +91,7 @@ web_user network.admin network-admin
 WEB_LISTEN=${HANDOFF_WEB_LISTEN:-127.0.0.1:8080}
 web_start() {
   start web "$BIN/services/web/handoff-web" serve --listen "$1" --accounts "$WEB_ACCOUNTS" --home "$HANDOFF_HOME" \
+    --data-key "$KEYS/data.key" \
     --clinics "$web_clinics" --reviewers "review=$KEYS/review.key" --directory "$SAMPLE/directory.json"
   for _ in $(seq 1 100); do grep -q '^listening ' "$DATA/logs/web.log" 2>/dev/null && return 0; sleep 0.05; done
   return 1

@@ -57,6 +57,7 @@
 #include "hx_crc32c.h"
 #include "hx_log.h"
 #include "hx_store.h"
+#include "hx_store_format.h"
 
 #include <sodium.h>
 
@@ -85,9 +86,6 @@ enum { E_PUT = 1, E_SETTLE = 2, E_DEAD = 3, E_REVIVE = 4, E_ATTEMPTS = 5, E_DEDU
 #define OFFSET_BITS 36
 #define COMMIT_MAGIC "HXCOMMIT"
 #define COMMIT_FIXED (1 + 8 + 32 + 1)   /* type, magic, two positions, anchor length */
-#define MARK_FILE "SYNCED"
-#define MARK_MAGIC "HXSYNC01"
-#define MARK_SLOT 64
 #define SALVAGE_DIR "salvage.new"
 
 /* A place in the log: segment number, then byte offset; (0, 0) is before everything. */
@@ -217,41 +215,17 @@ static segment_t *active(log_store_t *s)
     return s->segs ? s->segs->prev : NULL;
 }
 
-static void put_u32(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)v, p[1] = (uint8_t)(v >> 8), p[2] = (uint8_t)(v >> 16), p[3] = (uint8_t)(v >> 24);
-}
-
-static uint32_t get_u32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static void put_u64(uint8_t *p, uint64_t v)
-{
-    put_u32(p, (uint32_t)v);
-    put_u32(p + 4, (uint32_t)(v >> 32));
-}
-
-static uint64_t get_u64(const uint8_t *p)
-{
-    return (uint64_t)get_u32(p) | (uint64_t)get_u32(p + 4) << 32;
-}
 
 static int entry(hx_buf_t *b, uint8_t kind, const void *a, size_t alen, const void *c, size_t clen)
 {
     uint8_t h[ENTRY_HEADER];
     h[0] = kind;
-    put_u32(h + 1, (uint32_t)(alen + clen));
+    hx_put_u32(h + 1, (uint32_t)(alen + clen));
     if (hx_buf_append(b, h, sizeof h) || hx_buf_append(b, a, alen) || hx_buf_append(b, c, clen))
         return HX_ENOMEM;
     return 0;
 }
 
-static void seg_name(uint64_t n, char *out, size_t cap)
-{
-    snprintf(out, cap, "%020llu.log", (unsigned long long)n);
-}
 
 /* ---- batches -------------------------------------------------------------------------- */
 
@@ -284,7 +258,7 @@ static int roll(log_store_t *s)
     segment_t *cur = active(s);
     uint64_t n = cur ? cur->number + 1 : 1;
     char name[64];
-    seg_name(n, name, sizeof name);
+    hx_seg_name(n, name, sizeof name);
     int fd = openat(s->dirfd, name, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0) {
         snprintf(s->why, sizeof s->why, "cannot create log segment %s/%s: %s", s->dir, name, strerror(errno));
@@ -311,8 +285,8 @@ static int roll(log_store_t *s)
         rc = entry(&rec, E_DEDUP, ids.data, ids.len, NULL, 0);
     batch_t *b = rc == 0 ? batch_for(s, g) : NULL;
     if (b) {
-        put_u32(rec.data, (uint32_t)(rec.len - REC_HEADER));
-        put_u32(rec.data + 4, hx_crc32c(0, rec.data + REC_HEADER, rec.len - REC_HEADER));
+        hx_put_u32(rec.data, (uint32_t)(rec.len - REC_HEADER));
+        hx_put_u32(rec.data + 4, hx_crc32c(0, rec.data + REC_HEADER, rec.len - REC_HEADER));
         rc = hx_buf_append(&b->buf, rec.data, rec.len);
         b->last_seq = s->seq;
         g->logical += rec.len;
@@ -387,8 +361,8 @@ static int log_move(hx_store_t *base, const uint8_t id[HX_ID_LEN], const uint8_t
     size_t rlen = reason ? strnlen(reason, 255) : 0;
     uint8_t head[MOVED_FIXED + 255];
     memcpy(head, id, HX_ID_LEN);
-    put_u32(head + HX_ID_LEN, attempts);
-    put_u64(head + HX_ID_LEN + 4, reason ? dead_at_ms : 0);
+    hx_put_u32(head + HX_ID_LEN, attempts);
+    hx_put_u64(head + HX_ID_LEN + 4, reason ? dead_at_ms : 0);
     head[HX_ID_LEN + 12] = reason != NULL;
     head[HX_ID_LEN + 13] = (uint8_t)rlen;
     if (rlen)
@@ -419,7 +393,7 @@ static int log_revive(hx_store_t *base, const uint8_t id[HX_ID_LEN])
 static int log_attempts(hx_store_t *base, const uint8_t id[HX_ID_LEN], uint32_t attempts)
 {
     uint8_t v[4];
-    put_u32(v, attempts);
+    hx_put_u32(v, attempts);
     return entry(&((log_store_t *)base)->txn, E_ATTEMPTS, id, HX_ID_LEN, v, 4);
 }
 
@@ -428,8 +402,8 @@ static int log_dead(hx_store_t *base, const uint8_t id[HX_ID_LEN], uint32_t atte
 {
     uint8_t v[HX_ID_LEN + 12];
     memcpy(v, id, HX_ID_LEN);
-    put_u32(v + HX_ID_LEN, attempts);
-    put_u64(v + HX_ID_LEN + 4, at_ms);
+    hx_put_u32(v + HX_ID_LEN, attempts);
+    hx_put_u64(v + HX_ID_LEN + 4, at_ms);
     size_t rlen = strnlen(reason ? reason : "", 255);
     return entry(&((log_store_t *)base)->txn, E_DEAD, v, sizeof v, reason, rlen);
 }
@@ -441,8 +415,8 @@ static int log_end(hx_store_t *base, uint64_t *seq)
     segment_t *g = active(s);
     if (s->txn.len - REC_HEADER > REC_MAX)
         return HX_EINVAL;
-    put_u32(s->txn.data, (uint32_t)(s->txn.len - REC_HEADER));
-    put_u32(s->txn.data + 4, hx_crc32c(0, s->txn.data + REC_HEADER, s->txn.len - REC_HEADER));
+    hx_put_u32(s->txn.data, (uint32_t)(s->txn.len - REC_HEADER));
+    hx_put_u32(s->txn.data + 4, hx_crc32c(0, s->txn.data + REC_HEADER, s->txn.len - REC_HEADER));
     batch_t *b = batch_for(s, g);
     if (!b || hx_buf_append(&b->buf, s->txn.data, s->txn.len))
         return HX_ENOMEM;
@@ -494,14 +468,10 @@ static int pwrite_all(int fd, const uint8_t *p, size_t len, uint64_t off)
  * the other. Called by the writer thread after its syncs, and by recovery. */
 static int mark_write(log_store_t *s, pos_t end)
 {
-    uint8_t slot[MARK_SLOT] = {0};
+    uint8_t slot[HX_MARK_SLOT];
     uint64_t count = s->mark_count + 1;
-    memcpy(slot, MARK_MAGIC, 8);
-    put_u64(slot + 8, count);
-    put_u64(slot + 16, end.seg);
-    put_u64(slot + 24, end.off);
-    put_u32(slot + MARK_SLOT - 4, hx_crc32c(0, slot, MARK_SLOT - 4));
-    int rc = pwrite_all(s->markfd, slot, sizeof slot, (count % 2) * MARK_SLOT);
+    hx_mark_slot(slot, count, end.seg, end.off);
+    int rc = pwrite_all(s->markfd, slot, sizeof slot, (count % 2) * HX_MARK_SLOT);
     if (rc == 0)
         s->mark_count = count;
     return rc;
@@ -511,20 +481,7 @@ static int mark_write(log_store_t *s, pos_t end)
  * neither does (an empty file, or one from nothing). */
 static bool mark_read(int fd, pos_t *end, uint64_t *count)
 {
-    uint8_t buf[2 * MARK_SLOT];
-    ssize_t n = pread(fd, buf, sizeof buf, 0);
-    bool found = false;
-    for (size_t i = 0; n > 0 && i + MARK_SLOT <= (size_t)n; i += MARK_SLOT) {
-        const uint8_t *p = buf + i;
-        if (memcmp(p, MARK_MAGIC, 8) != 0 || hx_crc32c(0, p, MARK_SLOT - 4) != get_u32(p + MARK_SLOT - 4))
-            continue;
-        if (!found || get_u64(p + 8) > *count) {
-            *count = get_u64(p + 8);
-            *end = (pos_t){get_u64(p + 16), get_u64(p + 24)};
-            found = true;
-        }
-    }
-    return found;
+    return hx_mark_read(fd, &end->seg, &end->off, count);
 }
 
 /* On the thread pool: every batch written, each file synced once after its last batch,
@@ -612,7 +569,7 @@ static void after_cb(uv_work_t *w, int uv_status)
         s->syncs++;
         if (s->mark_errno && !s->mark_warned)
             hx_warn("log: cannot update %s/%s (%s): a later recovery may take damage to the newest records for "
-                    "a torn tail", s->dir, MARK_FILE, strerror(s->mark_errno));
+                    "a torn tail", s->dir, HX_MARK_FILE, strerror(s->mark_errno));
         s->mark_warned |= s->mark_errno != 0;
         if (s->base.on_sync)
             s->base.on_sync(s->base.sync_arg, s->work_ns);
@@ -643,16 +600,16 @@ static size_t commit_record(uint8_t *out, pos_t self, pos_t mark, const uint8_t 
     uint8_t *p = out + REC_HEADER;
     p[0] = REC_COMMIT;
     memcpy(p + 1, COMMIT_MAGIC, 8);
-    put_u64(p + 9, self.seg);
-    put_u64(p + 17, self.off);
-    put_u64(p + 25, mark.seg);
-    put_u64(p + 33, mark.off);
+    hx_put_u64(p + 9, self.seg);
+    hx_put_u64(p + 17, self.off);
+    hx_put_u64(p + 25, mark.seg);
+    hx_put_u64(p + 33, mark.off);
     p[41] = (uint8_t)anchor_len;
     if (anchor_len)
         memcpy(p + COMMIT_FIXED, anchor, anchor_len);
     size_t len = COMMIT_FIXED + anchor_len;
-    put_u32(out, (uint32_t)len);
-    put_u32(out + 4, hx_crc32c(0, p, len));
+    hx_put_u32(out, (uint32_t)len);
+    hx_put_u32(out + 4, hx_crc32c(0, p, len));
     return REC_HEADER + len;
 }
 
@@ -826,7 +783,7 @@ static void gc(log_store_t *s)
     while ((g = s->segs) && g != active(s) && g->live == 0 && g->durable == g->logical && g->next &&
            g->next->durable > 0) {
         char name[64];
-        seg_name(g->number, name, sizeof name);
+        hx_seg_name(g->number, name, sizeof name);
         if (unlinkat(s->dirfd, name, 0) != 0) {
             hx_warn("cannot delete settled segment %s: %s", name, strerror(errno));
             return;
@@ -937,7 +894,7 @@ static int replay(log_store_t *s, segment_t *g, uint64_t rec_off, const uint8_t 
         if (len - off < ENTRY_HEADER)
             return -1;
         uint8_t kind = p[off];
-        uint32_t elen = get_u32(p + off + 1);
+        uint32_t elen = hx_get_u32(p + off + 1);
         const uint8_t *e = p + off + ENTRY_HEADER;
         if (elen > len - off - ENTRY_HEADER)
             return -1;
@@ -979,7 +936,7 @@ static int replay(log_store_t *s, segment_t *g, uint64_t rec_off, const uint8_t 
                 g->live++;
                 uint64_t handle = make_handle(g->number, rec_off + REC_HEADER + off + ENTRY_HEADER + at);
                 if (v->moved)
-                    v->moved(arg, handle, body, body_len, get_u32(e + HX_ID_LEN), get_u64(e + HX_ID_LEN + 4),
+                    v->moved(arg, handle, body, body_len, hx_get_u32(e + HX_ID_LEN), hx_get_u64(e + HX_ID_LEN + 4),
                              e[HX_ID_LEN + 12] ? reason : NULL);
                 else
                     v->put(arg, handle, body, body_len);
@@ -1001,7 +958,7 @@ static int replay(log_store_t *s, segment_t *g, uint64_t rec_off, const uint8_t 
                 if (elen != HX_ID_LEN + 4)
                     return -1;
                 if (v)
-                    v->attempts(arg, e, get_u32(e + HX_ID_LEN));
+                    v->attempts(arg, e, hx_get_u32(e + HX_ID_LEN));
                 break;
             case E_DEAD: {
                 if (elen < HX_ID_LEN + 12 || elen > HX_ID_LEN + 12 + 255)
@@ -1011,7 +968,7 @@ static int replay(log_store_t *s, segment_t *g, uint64_t rec_off, const uint8_t 
                 memcpy(reason, e + HX_ID_LEN + 12, rlen);
                 reason[rlen] = '\0';
                 if (v)
-                    v->dead(arg, e, get_u32(e + HX_ID_LEN), get_u64(e + HX_ID_LEN + 4), reason);
+                    v->dead(arg, e, hx_get_u32(e + HX_ID_LEN), hx_get_u64(e + HX_ID_LEN + 4), reason);
                 break;
             }
             default:
@@ -1082,7 +1039,7 @@ typedef struct {
 static int map_segment(int dirfd, const char *dir, uint64_t number, int flags, seg_map_t *m, char *why, size_t cap)
 {
     char name[64];
-    seg_name(number, name, sizeof name);
+    hx_seg_name(number, name, sizeof name);
     memset(m, 0, sizeof *m);
     m->number = number;
     m->fd = openat(dirfd, name, flags | O_CLOEXEC);
@@ -1124,10 +1081,10 @@ static uint32_t rec_at(const uint8_t *map, uint64_t size, uint64_t off)
 {
     if (off > size || size - off < REC_HEADER + 1)
         return 0;
-    uint32_t len = get_u32(map + off);
+    uint32_t len = hx_get_u32(map + off);
     if (len == 0 || len > REC_MAX || len > size - off - REC_HEADER)
         return 0;
-    return hx_crc32c(0, map + off + REC_HEADER, len) == get_u32(map + off + 4) ? len : 0;
+    return hx_crc32c(0, map + off + REC_HEADER, len) == hx_get_u32(map + off + 4) ? len : 0;
 }
 
 typedef struct {
@@ -1142,8 +1099,8 @@ static bool commit_parse(const uint8_t *p, uint32_t len, uint64_t seg, uint64_t 
 {
     if (len < COMMIT_FIXED || p[0] != REC_COMMIT || memcmp(p + 1, COMMIT_MAGIC, 8) != 0)
         return false;
-    c->self = (pos_t){get_u64(p + 9), get_u64(p + 17)};
-    c->mark = (pos_t){get_u64(p + 25), get_u64(p + 33)};
+    c->self = (pos_t){hx_get_u64(p + 9), hx_get_u64(p + 17)};
+    c->mark = (pos_t){hx_get_u64(p + 25), hx_get_u64(p + 33)};
     c->anchor_len = p[41];
     c->anchor = p + COMMIT_FIXED;
     return c->anchor_len <= HX_STORE_ANCHOR_MAX && len == COMMIT_FIXED + c->anchor_len && c->self.seg == seg &&
@@ -1173,7 +1130,7 @@ static bool rec_plausible(const uint8_t *map, uint64_t size, uint64_t off)
 {
     if (size - off < REC_HEADER + 1)
         return false;
-    uint32_t len = get_u32(map + off);
+    uint32_t len = hx_get_u32(map + off);
     if (len == 0 || len > REC_MAX || len > size - off - REC_HEADER)
         return false;
     const uint8_t *p = map + off + REC_HEADER;
@@ -1183,7 +1140,7 @@ static bool rec_plausible(const uint8_t *map, uint64_t size, uint64_t off)
         return false;
     if (len == 1)
         return true;
-    return len >= 1 + ENTRY_HEADER && p[1] >= E_PUT && p[1] <= E_MOVED && get_u32(p + 2) <= len - 1 - ENTRY_HEADER;
+    return len >= 1 + ENTRY_HEADER && p[1] >= E_PUT && p[1] <= E_MOVED && hx_get_u32(p + 2) <= len - 1 - ENTRY_HEADER;
 }
 
 /* The first readable record at or after `from` (size when there is none): byte by byte, for
@@ -1195,11 +1152,11 @@ static uint64_t resync(const uint8_t *map, uint64_t size, uint64_t from)
     for (uint64_t off = from; off < size && size - off >= REC_HEADER + 1; off++) {
         if (!rec_plausible(map, size, off))
             continue;
-        uint32_t len = get_u32(map + off);
+        uint32_t len = hx_get_u32(map + off);
         if (len > budget)
             return size;
         budget -= len;
-        if (hx_crc32c(0, map + off + REC_HEADER, len) == get_u32(map + off + 4))
+        if (hx_crc32c(0, map + off + REC_HEADER, len) == hx_get_u32(map + off + 4))
             return off;
     }
     return size;
@@ -1216,7 +1173,7 @@ static bool record_ids(log_store_t *s, const uint8_t *p, size_t len, uint8_t fir
     size_t off = 1;
     while (len - off >= ENTRY_HEADER) {
         uint8_t kind = p[off];
-        uint32_t elen = get_u32(p + off + 1);
+        uint32_t elen = hx_get_u32(p + off + 1);
         if (elen > len - off - ENTRY_HEADER)
             break;
         const uint8_t *e = p + off + ENTRY_HEADER, *id = NULL;
@@ -1257,7 +1214,7 @@ static void describe(char *out, size_t cap, bool found, const uint8_t id[HX_ID_L
     }
     char hex[2 * HX_ID_LEN + 1], name[64];
     hx_id_hex(id, hex);
-    seg_name(at.seg, name, sizeof name);
+    hx_seg_name(at.seg, name, sizeof name);
     snprintf(out, cap, "message %s (record at offset %llu of %s)", hex, (unsigned long long)at.off, name);
 }
 
@@ -1322,7 +1279,7 @@ static int damaged(log_store_t *s, const uint64_t *nums, size_t *n, size_t i, co
                    bool known, pos_t acked, const rec_ref_t *before)
 {
     char name[64];
-    seg_name(nums[i], name, sizeof name);
+    hx_seg_name(nums[i], name, sizeof name);
     pos_t at = {nums[i], off};
     marks_in(m, off + 1, &acked);
     bool later = false;
@@ -1339,7 +1296,7 @@ static int damaged(log_store_t *s, const uint64_t *nums, size_t *n, size_t i, co
     }
     bool follows = false;                       /* the record the damaged one's header points to reads */
     if (m->size - off >= REC_HEADER) {
-        uint64_t hl = get_u32(m->map + off);
+        uint64_t hl = hx_get_u32(m->map + off);
         follows = hl > 0 && hl <= m->size - off - REC_HEADER && rec_at(m->map, m->size, off + REC_HEADER + hl) != 0;
     }
     const char *reason = NULL;
@@ -1375,7 +1332,7 @@ static int damaged(log_store_t *s, const uint64_t *nums, size_t *n, size_t i, co
     }
     for (size_t j = i + 1; j < *n; j++) {       /* segments after it were part of the same write */
         char later_name[64];
-        seg_name(nums[j], later_name, sizeof later_name);
+        hx_seg_name(nums[j], later_name, sizeof later_name);
         unlinkat(s->dirfd, later_name, 0);
     }
     *n = i + 1;
@@ -1432,7 +1389,7 @@ static int recover_records(log_store_t *s, segment_t *g, const seg_map_t *m, boo
                            uint64_t *end)
 {
     char name[64];
-    seg_name(m->number, name, sizeof name);
+    hx_seg_name(m->number, name, sizeof name);
     int rc = 0;
     uint64_t off = 0;
     while (off < m->size) {
@@ -1528,7 +1485,7 @@ static int recover_sync(log_store_t *s, pos_t end)
     if (mrc == 0 && fsync(s->dirfd) != 0)
         mrc = -errno;
     if (mrc) {
-        snprintf(s->why, sizeof s->why, "cannot write %s/%s: %s", s->dir, MARK_FILE, strerror(-mrc));
+        snprintf(s->why, sizeof s->why, "cannot write %s/%s: %s", s->dir, HX_MARK_FILE, strerror(-mrc));
         return HX_EIO;
     }
     return 0;
@@ -1542,9 +1499,9 @@ static int log_recover(hx_store_t *base, const hx_store_visitor_t *v, void *arg)
     int rc = recover_list(s, &nums, &n);
     if (rc)
         return rc;
-    s->markfd = openat(s->dirfd, MARK_FILE, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    s->markfd = openat(s->dirfd, HX_MARK_FILE, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (s->markfd < 0) {
-        snprintf(s->why, sizeof s->why, "cannot open %s/%s: %s", s->dir, MARK_FILE, strerror(errno));
+        snprintf(s->why, sizeof s->why, "cannot open %s/%s: %s", s->dir, HX_MARK_FILE, strerror(errno));
         free(nums);
         return HX_EIO;
     }
@@ -1662,15 +1619,15 @@ static int salvage_move_originals(log_store_t *s, const char *damaged, int newfd
         goto out;
     for (size_t i = 0; i < n; i++) {
         char name[64];
-        seg_name(nums[i], name, sizeof name);
+        hx_seg_name(nums[i], name, sizeof name);
         if (renameat(s->dirfd, name, dfd, name) != 0) {
             snprintf(err, errcap, "cannot move %s/%s into %s: %s", s->dir, name, damaged, strerror(errno));
             rc = HX_EIO;
             goto out;
         }
     }
-    if (renameat(s->dirfd, MARK_FILE, dfd, MARK_FILE) != 0 && errno != ENOENT) {
-        snprintf(err, errcap, "cannot move %s/%s into %s: %s", s->dir, MARK_FILE, damaged, strerror(errno));
+    if (renameat(s->dirfd, HX_MARK_FILE, dfd, HX_MARK_FILE) != 0 && errno != ENOENT) {
+        snprintf(err, errcap, "cannot move %s/%s into %s: %s", s->dir, HX_MARK_FILE, damaged, strerror(errno));
         rc = HX_EIO;
         goto out;
     }
@@ -1696,14 +1653,14 @@ static int salvage_move_salvaged(log_store_t *s, int newfd, int dfd, char *err, 
         goto out;
     for (size_t i = 0; i < n; i++) {
         char name[64];
-        seg_name(nums[i], name, sizeof name);
+        hx_seg_name(nums[i], name, sizeof name);
         if (renameat(newfd, name, s->dirfd, name) != 0) {
             snprintf(err, errcap, "cannot move %s/%s/%s: %s", s->dir, SALVAGE_DIR, name, strerror(errno));
             rc = HX_EIO;
             goto out;
         }
     }
-    if ((renameat(newfd, MARK_FILE, s->dirfd, MARK_FILE) != 0 && errno != ENOENT) ||
+    if ((renameat(newfd, HX_MARK_FILE, s->dirfd, HX_MARK_FILE) != 0 && errno != ENOENT) ||
         (renameat(newfd, "salvage-report.txt", dfd, "salvage-report.txt") != 0 && errno != ENOENT) ||
         fsync(s->dirfd) != 0 || fsync(dfd) != 0) {
         snprintf(err, errcap, "cannot move the salvaged log into %s: %s", s->dir, strerror(errno));
@@ -1878,7 +1835,7 @@ static int salvage_copy(salvage_t *sv, const uint64_t *nums, size_t n, int newfd
         *last_size = size;
         if (rc == 0 && i + 1 < n) {             /* numbered on from the first: no gaps */
             char name[64];
-            seg_name(nums[0] + i, name, sizeof name);
+            hx_seg_name(nums[0] + i, name, sizeof name);
             if (write_file_at(newfd, name, copy->data, copy->len) != 0)
                 rc = HX_EIO;
         }
@@ -1935,7 +1892,7 @@ static int salvage_close_log(int newfd, uint64_t seg, const uint8_t *anchor, siz
     pos_t self = {seg, copy->len};
     size_t len = commit_record(rec, self, self, anchor, anchor_len);
     char name[64];
-    seg_name(self.seg, name, sizeof name);
+    hx_seg_name(self.seg, name, sizeof name);
     if (hx_buf_append(copy, rec, len) || write_file_at(newfd, name, copy->data, copy->len) != 0)
         rc = HX_EIO;
     *end = (pos_t){self.seg, copy->len};
@@ -1943,14 +1900,10 @@ static int salvage_close_log(int newfd, uint64_t seg, const uint8_t *anchor, siz
 }
 
 /* A new log's SYNCED: its second slot, count 1, says the log is durable up to end. */
-static void mark_slots_new(uint8_t slots[2 * MARK_SLOT], pos_t end)
+static void mark_slots_new(uint8_t slots[2 * HX_MARK_SLOT], pos_t end)
 {
-    memset(slots, 0, 2 * MARK_SLOT);
-    memcpy(slots + MARK_SLOT, MARK_MAGIC, 8);
-    put_u64(slots + MARK_SLOT + 8, 1);
-    put_u64(slots + MARK_SLOT + 16, end.seg);
-    put_u64(slots + MARK_SLOT + 24, end.off);
-    put_u32(slots + 2 * MARK_SLOT - 4, hx_crc32c(0, slots + MARK_SLOT, MARK_SLOT - 4));
+    memset(slots, 0, HX_MARK_SLOT);
+    hx_mark_slot(slots + HX_MARK_SLOT, 1, end.seg, end.off);
 }
 
 /* The name of the directory the original segments go to, "damaged-<UTC time>", with "-<k>"
@@ -1982,13 +1935,13 @@ static int salvage_complete(salvage_t *sv, const uint64_t *nums, size_t n, int n
     pos_t new_end = {0, 0};
     if (n)
         rc = salvage_close_log(newfd, nums[0] + n - 1, anchor, anchor_len, copy, &new_end);
-    uint8_t slots[2 * MARK_SLOT];
+    uint8_t slots[2 * HX_MARK_SLOT];
     mark_slots_new(slots, new_end);
     char damaged[64];
     damaged_name(s, damaged, sizeof damaged);
     char done[80];
     int dlen = snprintf(done, sizeof done, "%s\n", damaged);
-    if (rc == 0 && (write_file_at(newfd, MARK_FILE, slots, sizeof slots) != 0 ||
+    if (rc == 0 && (write_file_at(newfd, HX_MARK_FILE, slots, sizeof slots) != 0 ||
                     write_file_at(newfd, "salvage-report.txt", sv->report.data, sv->report.len) != 0 ||
                     write_file_at(newfd, "DONE", done, (size_t)dlen) != 0 || fsync(newfd) != 0 ||
                     fsync(s->dirfd) != 0))
@@ -2012,7 +1965,7 @@ static int salvage(log_store_t *s, FILE *out, char *err, size_t errcap)
         return rc;
     pos_t acked = {0, 0};
     uint64_t count = 0;
-    int mfd = openat(s->dirfd, MARK_FILE, O_RDONLY | O_CLOEXEC);
+    int mfd = openat(s->dirfd, HX_MARK_FILE, O_RDONLY | O_CLOEXEC);
     bool known = mfd >= 0 && mark_read(mfd, &acked, &count);
     if (mfd >= 0)
         close(mfd);
@@ -2099,7 +2052,7 @@ static void log_destroy(hx_store_t *base)
     sodium_memzero(s->key, sizeof s->key);
     if (s->markfd >= 0) {
         if (s->recovered && fdatasync(s->markfd) != 0)     /* a clean stop leaves it on disk */
-            hx_warn("log: cannot sync %s/%s: %s", s->dir, MARK_FILE, strerror(errno));
+            hx_warn("log: cannot sync %s/%s: %s", s->dir, HX_MARK_FILE, strerror(errno));
         close(s->markfd);
     }
     if (s->lockfd >= 0)

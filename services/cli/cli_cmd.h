@@ -32,6 +32,8 @@ typedef struct {
     const char *broker, *clinic, *home, *admin, *server_key, *key;
     const char *reason, *discipline, *dir, *format, *plan;
     const char *reviewer;
+    const char *store_key, *data_key;   /* the store key's file, or the portal's data key it derives from */
+    const char *new_key, *new_data_key; /* store rekey: the key the store is sealed with from now on */
     const char *summary;                /* complete --summary: posted to the care thread */
     const char *attach;                 /* note, reply --attach FILE */
     const char *out;                    /* attachment --out FILE */
@@ -95,7 +97,12 @@ int cmd_health(cli_t *c, int argc, int as_admin);
 int cmd_config(cli_t *c, int argc);
 int cmd_keygen(cli_t *c, int argc, char **argv);
 int cmd_datakey(cli_t *c, int argc, char **argv);
+/* store key|rekey: the clinic store's key (cli_cmd_store.c). */
+int cmd_store(cli_t *c, int argc, char **argv);
 int cmd_audit(cli_t *c, int argc, char **argv);
+/* admin backup OUT ... | admin restore BUNDLE ...: argv[0] is "admin"; its own options, no
+ * settings and no session (cli_cmd_backup.c) */
+int cmd_admin(int argc, char **argv);
 /* play STORY [FROM[-TO]]: a collaborative referral's story, as each clinic in it (cli_cmd_play.c) */
 int cmd_play(cli_t *c, int argc, char **argv);
 

@@ -44,6 +44,11 @@ static const struct {
                           "review: this reviewer's name (a key of role reviewer)", NULL},
     [CLI_SET_REGISTRATION] = {"registration", "HANDOFF_REGISTRATION", NULL, KIND_PATH, 0, 0, NULL, "FILE",
                               "submit, import: the registration bodies referrers are checked against", "built in"},
+    [CLI_SET_STORE_KEY] = {"store-key", "HANDOFF_STORE_KEY", NULL, KIND_PATH, 0, 0, NULL, "FILE",
+                           "the key the clinic's store is sealed with (64 hex characters)",
+                           "~/.handoff/ID.store.key, made when missing"},
+    [CLI_SET_DATA_KEY] = {"data-key", "HANDOFF_DATA_KEY", NULL, KIND_PATH, 0, 0, NULL, "FILE",
+                          "without --store-key: the store key derived from the portal's --data-key", NULL},
 };
 
 void cli_config_init(cli_config_t *c)

@@ -20,6 +20,8 @@ typedef enum {
     CLI_SET_WINDOW,
     CLI_SET_REVIEWER,
     CLI_SET_REGISTRATION,
+    CLI_SET_STORE_KEY,
+    CLI_SET_DATA_KEY,
     CLI_SET_COUNT
 } cli_set_t;
 

@@ -60,11 +60,16 @@ static const char USAGE[] =
     "  dlq list|show ID|replay ID|purge ID\n"
     "                        dead letters: messages that failed on every attempt\n"
     "  health                whether the broker can accept messages\n"
+    "  admin backup OUT      an online backup of the broker's log, the audit logs and the SQLite\n"
+    "                        files into one encrypted bundle, while everything keeps serving\n"
+    "  admin restore BUNDLE --into DIR\n"
+    "                        check a bundle and restore it into a new directory (--list: show it)\n"
     "\n"
     "other commands:\n"
     "  config                the settings in effect and where each one comes from\n"
     "  keygen NAME           a CURVE key pair and the broker's allow-list line\n"
     "  datakey FILE          a new key for the broker's --data-key\n"
+    "  store key|rekey       the key this clinic's store is sealed with; seal it with a new one\n"
     "  audit verify FILE [DATA_DIR]\n"
     "                        check the broker's hash-chained audit log (and that its tail is whole)\n"
     "  play STORY [FROM[-TO]]\n"
@@ -459,6 +464,27 @@ static const page_t PAGES[] = {
      "\n"
      "example:\n"
      "  handoff datakey /etc/handoff/data.key\n"},
+    {"store",
+     "usage: handoff --clinic ID store key\n"
+     "       handoff --clinic ID store rekey [--new-key FILE | --new-data-key FILE]\n"
+     "\n"
+     "What the clinic's store holds of patients (received handoffs, updates, care-thread posts\n"
+     "and attachments; referrals sent, their patients' names and files) is sealed with the store\n"
+     "key: --store-key FILE (HANDOFF_STORE_KEY), else one derived from --data-key (a store of\n"
+     "handoff-web's --home, hosted by the portal), else ~/.handoff/ID.store.key, made (mode 0600)\n"
+     "on first use. 'key' shows the key's id and where it comes from.\n"
+     "\n"
+     "'rekey' seals every value again with a new key in one transaction, then rewrites the file\n"
+     "(VACUUM) so nothing sealed with the old key stays in it. Without --new-key the default key\n"
+     "file gets a new key; with --new-key FILE the store is sealed with FILE's key (copied into\n"
+     "the default file when that was the key in use); with --new-data-key the store of a clinic\n"
+     "the portal hosts is sealed with the key derived from the portal's new data key (start\n"
+     "handoff-web with it afterwards). Stop the programs that use the store first.\n"
+     "\n"
+     "examples:\n"
+     "  handoff --clinic lakeside store key\n"
+     "  handoff --clinic lakeside store rekey\n"
+     "  handoff --clinic lakeside --home /var/lib/handoff/web --data-key old.key store rekey --new-data-key new.key\n"},
     {"audit",
      "usage: handoff audit verify FILE [DATA_DIR|ANCHOR_FILE]\n"
      "\n"
@@ -473,6 +499,50 @@ static const page_t PAGES[] = {
      "\n"
      "example:\n"
      "  handoff audit verify /var/lib/handoff/audit.jsonl /var/lib/handoff\n"},
+    {"admin",
+     "usage: handoff admin backup OUT [--broker-data DIR] [--audit FILE]... [--db PATH]...\n"
+     "                               [--db-dir DIR]... --key FILE\n"
+     "       handoff admin restore BUNDLE --key FILE --into DIR [--data-key FILE]\n"
+     "       handoff admin restore --list BUNDLE --key FILE\n"
+     "\n"
+     "backup: an online backup, taken on the host (or in a container) that sees the data files\n"
+     "while the broker and the services keep serving; nothing needs to stop. In this order:\n"
+     "  --broker-data DIR  the broker's --data: its log, consistent at the log's durable end\n"
+     "                     (what a crash at that moment would have left) [HANDOFF_BACKUP_BROKER_DATA]\n"
+     "  --audit FILE       an audit log with its rotated files FILE.YYYYMMDDTHHMMSSZ, each up to\n"
+     "                     its last complete line; repeatable (the broker's, scheduling's)\n"
+     "                     [HANDOFF_BACKUP_AUDIT, several separated by ':']\n"
+     "  --db PATH          a SQLite file (scheduling.db, intake.db, web-accounts.db, a clinic's\n"
+     "                     store), by SQLite's online backup; repeatable [HANDOFF_BACKUP_DB, ':']\n"
+     "  --db-dir DIR       every *.db in DIR; repeatable [HANDOFF_BACKUP_DB_DIR, ':']\n"
+     "  --key FILE         the backup key: 64 hex characters (handoff datakey makes one; the\n"
+     "                     broker's --data-key may serve) [HANDOFF_BACKUP_KEY]\n"
+     "OUT is one file, mode 0600, encrypted and authenticated with the key (XChaCha20-Poly1305):\n"
+     "a tar of broker/, audit/<series>/, db/ and manifest.json (each file's role, original path,\n"
+     "size and SHA-256, and the log's durable end). It is written to OUT.tmp, synced, then\n"
+     "renamed; an existing OUT is never overwritten. On a terminal the bytes so far show on\n"
+     "stderr; at the end a summary: files, bytes, the log's durable end, seconds.\n"
+     "\n"
+     "restore: decrypts the bundle, checks every file against the manifest, writes DIR/broker/\n"
+     "(the log), DIR/audit/<series>/ and DIR/db/ (files 0600, directories 0700), checks that\n"
+     "the log recovers and that every SQLite file passes PRAGMA integrity_check, then prints\n"
+     "where each file went and which option to point at it. DIR must be new or empty; the work\n"
+     "happens in DIR.tmp, renamed DIR only when every check passed.\n"
+     "  --into DIR         where to restore [HANDOFF_RESTORE_INTO]\n"
+     "  --data-key FILE    the broker's data key: the recovery check also opens every sealed\n"
+     "                     message body [HANDOFF_DATA_KEY]\n"
+     "  --list             only check the bundle and print its manifest; writes nothing\n"
+     "A wrong key, a truncated bundle or an altered byte: exit 1 with what is wrong and where;\n"
+     "nothing is left behind.\n"
+     "\n"
+     "examples:\n"
+     "  handoff admin backup /backup/handoff-$(date -u +%Y%m%dT%H%M%SZ).hxb \\\n"
+     "    --broker-data /var/lib/handoff/data --audit /var/lib/handoff/data/audit.jsonl \\\n"
+     "    --audit /var/lib/handoff/scheduling/audit.jsonl --db-dir /var/lib/handoff/scheduling \\\n"
+     "    --db /var/lib/handoff/intake/intake.db --key /etc/handoff/backup.key\n"
+     "  handoff admin restore --list /backup/handoff-20261128T020000Z.hxb --key /etc/handoff/backup.key\n"
+     "  handoff admin restore /backup/handoff-20261128T020000Z.hxb --key /etc/handoff/backup.key \\\n"
+     "    --into /var/lib/handoff-restored\n"},
 };
 
 const cli_flag_t CLI_FLAGS[CLI_OPT_COUNT] = {
@@ -497,6 +567,9 @@ const cli_flag_t CLI_FLAGS[CLI_OPT_COUNT] = {
     [CLI_OPT_OUT] = {"out", "FILE", "attachment: write it to FILE (never over an existing file)"},
     [CLI_OPT_TO] = {"to", "CLINIC[/T]", "redirect (required): the clinic the handoff goes to, and optionally\n"
                                         "one of its therapists by id (else the earliest that fits)"},
+    [CLI_OPT_NEW_KEY] = {"new-key", "FILE", "store rekey: the store key from now on (handoff datakey makes one)"},
+    [CLI_OPT_NEW_DATA_KEY] = {"new-data-key", "FILE", "store rekey: a store of handoff-web's --home: the portal's new\n"
+                                                     "--data-key"},
     [CLI_OPT_HELP] = {"help", NULL, "help (with a command: that command's help); also -h"},
 };
 
@@ -540,5 +613,5 @@ const char *cli_command_list(void)
            "add-massage, thread, note, "
            "reply, review, "
            "top, dlq, "
-           "health, config, keygen, datakey, audit, play";
+           "health, config, keygen, datakey, store, audit, admin, play";
 }

@@ -23,6 +23,8 @@ typedef enum {
     CLI_OPT_ATTACH,
     CLI_OPT_OUT,
     CLI_OPT_TO,
+    CLI_OPT_NEW_KEY,
+    CLI_OPT_NEW_DATA_KEY,
     CLI_OPT_HELP,
     CLI_OPT_COUNT
 } cli_opt_t;

@@ -12,6 +12,8 @@
 #include "hx_curve.h"
 
 #include <getopt.h>
+#include <sodium.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -74,11 +76,33 @@ int cli_open_store(cli_t *c)
         o.curve_public = c->curve_public;
         o.curve_secret = c->curve_secret;
     }
+    /* the store key: --store-key, else derived from --data-key (a store of handoff-web's
+     * --home), else the home's ID.store.key (the clinic library's default) */
+    uint8_t data_key[32], sub[32];
+    char from[4400];
+    if (c->store_key) {
+        o.store_key_file = c->store_key;
+    } else if (c->data_key) {
+        if (hx_data_key_load(c->data_key, data_key, err, sizeof err) != 0) {
+            fprintf(stderr, "handoff: --data-key (%s): %s\n", c->cfg.v[CLI_SET_DATA_KEY].where, err);
+            return EXIT_USAGE;
+        }
+        hx_clinic_store_subkey(data_key, o.clinic, sub);
+        sodium_memzero(data_key, sizeof data_key);
+        snprintf(from, sizeof from, "the data key %s (%s)", c->data_key, c->cfg.v[CLI_SET_DATA_KEY].where);
+        o.store_key = sub;
+        o.store_key_from = from;
+    }
     int rc = hx_clinic_open(&o, &c->store, err, sizeof err);
+    sodium_memzero(sub, sizeof sub);
     if (rc) {
         fprintf(stderr, "handoff: %s\n", err);
         return rc == HX_EINVAL ? EXIT_USAGE : EXIT_FAIL;
     }
+    if (hx_clinic_sealed_in_place(c->store))
+        fprintf(stderr, "handoff: %s's store held %zu value(s) in clear: sealed in place with the store key "
+                        "(id %s, from %s)\n", o.clinic, hx_clinic_sealed_in_place(c->store),
+                hx_clinic_store_key_id(c->store), hx_clinic_store_key_from(c->store));
     return EXIT_OK;
 }
 
@@ -152,6 +176,8 @@ static int resolve_settings(cli_t *c, const char *config_flag)
     c->interval_ms = cli_config_u32(&c->cfg, CLI_SET_INTERVAL_MS);
     c->window = cli_config_u32(&c->cfg, CLI_SET_WINDOW);
     c->reviewer = cli_config_get(&c->cfg, CLI_SET_REVIEWER);
+    c->store_key = cli_config_get(&c->cfg, CLI_SET_STORE_KEY);
+    c->data_key = cli_config_get(&c->cfg, CLI_SET_DATA_KEY);
     return 0;
 }
 
@@ -294,6 +320,8 @@ static int run_store(cli_t *c, const char *cmd, const char *change, int nargs, c
         return cmd_handoffs(c, nargs);
     if (strcmp(cmd, "watch") == 0)
         return cmd_watch(c, nargs);
+    if (strcmp(cmd, "store") == 0)
+        return cmd_store(c, nargs, args);
     if (!strcmp(cmd, "thread") || !strcmp(cmd, "note") || !strcmp(cmd, "reply") || !strcmp(cmd, "attachment"))
         return cmd_thread(c, cmd, nargs, args);
     if (change)
@@ -319,7 +347,7 @@ static int run(cli_t *c, int argc, char **argv, const char *config_flag)
         if (strcmp(cmd, changes[i]) == 0)
             change = changes[i];
     static const char *const clinic_cmds[] = {"submit", "import", "inbox", "status", "watch", "handoffs",
-                                              "thread", "note", "reply", "attachment"};
+                                              "thread", "note", "reply", "attachment", "store"};
     int clinic_cmd = change != NULL;
     for (size_t i = 0; i < sizeof clinic_cmds / sizeof *clinic_cmds; i++)
         clinic_cmd |= strcmp(cmd, clinic_cmds[i]) == 0;
@@ -358,6 +386,26 @@ static void build_options(struct option *opts)
     opts[n] = (struct option){NULL, 0, NULL, 0};
 }
 
+/* Where the command word is: past the options before it (and their values), or argc. */
+static int command_index(int argc, char **argv)
+{
+    struct option opts[CLI_SET_COUNT + CLI_OPT_COUNT + 1];
+    build_options(opts);
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--") == 0)
+            return i + 1;
+        if (a[0] != '-' || a[1] == '\0')
+            return i;
+        if (a[1] != '-' || strchr(a, '='))
+            continue;
+        for (const struct option *o = opts; o->name; o++)
+            if (strcmp(o->name, a + 2) == 0 && o->has_arg == required_argument)
+                i++;
+    }
+    return argc;
+}
+
 /* Reads the options into c; returns 0, or -1 after saying the flag is unknown. */
 static int parse_options(cli_t *c, int argc, char **argv, const char **config_flag, int *help)
 {
@@ -388,6 +436,8 @@ static int parse_options(cli_t *c, int argc, char **argv, const char **config_fl
         case OPT_FLAG + CLI_OPT_ATTACH: c->attach = optarg; break;
         case OPT_FLAG + CLI_OPT_OUT: c->out = optarg; break;
         case OPT_FLAG + CLI_OPT_TO: c->to = optarg; break;
+        case OPT_FLAG + CLI_OPT_NEW_KEY: c->new_key = optarg; break;
+        case OPT_FLAG + CLI_OPT_NEW_DATA_KEY: c->new_data_key = optarg; break;
         case OPT_FLAG + CLI_OPT_HELP: *help = 1; break;
         default: fputs("handoff: see handoff --help\n", stderr); return -1;
         }
@@ -401,6 +451,14 @@ int main(int argc, char **argv)
     cli_config_init(&c.cfg);
     const char *config_flag = NULL;
     int help = 0, rc = EXIT_USAGE;
+    int ci = command_index(argc, argv);
+    bool help_first = false;                             /* handoff --help admin: its page, below */
+    for (int i = 1; i < ci; i++)
+        help_first |= strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0;
+    if (ci < argc && strcmp(argv[ci], "admin") == 0 && !help_first) {   /* its own options (--key: the backup key) */
+        rc = cmd_admin(argc - ci, argv + ci);            /* the settings before it do not apply */
+        goto out;
+    }
     if (parse_options(&c, argc, argv, &config_flag, &help) != 0)
         goto out;
     if (optind >= argc) {

@@ -126,8 +126,8 @@ static bool store_received(hx_clinic_t *c, batch_t *b, size_t i, const hx_msg_t 
     sqlite3_bind_text(b->ins, 3, referral_id, -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(b->ins, 4, m->from, -1, SQLITE_STATIC);
     sqlite3_bind_int64(b->ins, 5, (sqlite3_int64)at);
-    sqlite3_bind_blob(b->ins, 6, m->payload, (int)m->payload_len, SQLITE_STATIC);
-    bool ok = sqlite3_step(b->ins) == SQLITE_DONE;
+    /* the payload is what names the patient: sealed with the store key */
+    bool ok = cl_bind_sealed(c, b->ins, 6, m->payload, m->payload_len) == 0 && sqlite3_step(b->ins) == SQLITE_DONE;
     if (ok && sqlite3_changes(c->db) == 1) {
         b->types[i] = type;
         b->ats[i] = at;

@@ -7,6 +7,7 @@
 #include "hx_opt.h"
 #include "hx_refjson.h"
 #include "hx_schedule.h"
+#include "hx_seal.h"
 #include "hx_svc.h"
 
 #include <sodium.h>
@@ -34,7 +35,7 @@ static const char usage[] =
     "options (each also from the environment variable shown, then its default):\n";
 
 enum { S_DIRECTORY, S_START, S_HORIZON, S_COLLAB, S_COLLAB_KM, S_NEAR_DAYS, S_AUDIT, S_AUDIT_MAX_BYTES,
-       S_AUDIT_ROTATE, S_AUDIT_KEEP_DAYS, S_DB, S_DATA_KEY, S_REVIEWERS, S_RETRY, S_ROUTINE_DAYS, S_COUNT };
+       S_AUDIT_ROTATE, S_AUDIT_KEEP_DAYS, S_DB, S_DATA_KEY, S_REVIEWERS, S_RETRY, S_ROUTINE_DAYS, S_REKEY, S_COUNT };
 static const hx_opt_t options[S_COUNT] = {
     [S_DIRECTORY] = {"directory", HX_OPT_TEXT, "HANDOFF_DIRECTORY", NULL, 0, 0, "FILE",
                      "clinics and therapists (required)"},
@@ -68,6 +69,10 @@ static const hx_opt_t options[S_COUNT] = {
                     "seal what --db holds of patients with this key (64 hex characters;\nhandoff datakey FILE "
                     "makes one): each referral, the care thread's text\nand attachments, the stored outputs. "
                     "Without it they are stored in clear"},
+    [S_REKEY] = {"rekey", HX_OPT_TEXT, NULL, NULL, 0, 0, "NEW_KEY_FILE",
+                 "seal what --db holds of patients again with this key (and what is\nin clear), in one "
+                 "transaction, VACUUM the file and exit; --data-key\nnames the key in use. Stop the "
+                 "workers first; start them with\nthe new key after"},
     [S_REVIEWERS] = {"reviewers", HX_OPT_TEXT, "HANDOFF_REVIEWERS", "review", 0, 0, "NAMES",
                      "the reviewers (sessions of role reviewer), comma or space separated:\neach gets every "
                      "referral triage could not place, and any of them decides"},
@@ -290,6 +295,35 @@ static void tick(hx_worker_t *w, void *arg)
     post_retries(w, s, gen);
 }
 
+/* --rekey: the database (opened once, so it is migrated to this version) sealed again with the
+ * key in new_file, then exit. */
+static int rekey(sched_t *s, const char *new_file, const uint8_t *old_key, uint8_t key[32])
+{
+    hx_booking_close(&s->booking);
+    char err[2048], was[HX_SEAL_ID_TEXT] = "none", now[HX_SEAL_ID_TEXT];
+    uint8_t new_key[32];
+    int rc = 0;
+    if (hx_data_key_load(new_file, new_key, err, sizeof err) != 0) {
+        fprintf(stderr, "handoff-scheduling: --rekey: %s\n", err);
+        rc = 2;
+    }
+    if (old_key)
+        hx_seal_key_id(old_key, was);
+    hx_seal_key_id(new_key, now);
+    size_t count = 0;
+    if (rc == 0 && hx_booking_rekey(s->db_path, old_key, new_key, &count, err, sizeof err) != 0) {
+        fprintf(stderr, "handoff-scheduling: --rekey: %s\n", err);
+        rc = 1;
+    }
+    if (rc == 0)
+        printf("%s: %zu value(s) sealed again with the key of id %s (was %s); start every worker with --data-key %s\n",
+               s->db_path, count, now, was, new_file);
+    sodium_memzero(new_key, sizeof new_key);
+    sodium_memzero(key, 32);
+    hx_directory_destroy(&s->dir);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     const char *prog = "handoff-scheduling";
@@ -342,7 +376,7 @@ int main(int argc, char **argv)
     /* --start is the directory's wall clock; a minute its clock skips: the next that exists */
     if (bc.start >= 0 && hx_tz_to_utc(hx_directory_zone(s.dir), bc.start, &bc.start) != 0)
         bc.start = bc.start + 60 - hx_tz_offset(hx_directory_zone(s.dir), bc.start + 60);
-    char err[512];
+    char err[2048];
     uint8_t key[32];
     if (v[S_DATA_KEY].text && hx_data_key_load(v[S_DATA_KEY].text, key, err, sizeof err) != 0) {
         fprintf(stderr, "%s: --data-key: %s\n", prog, err);
@@ -351,6 +385,17 @@ int main(int argc, char **argv)
     }
     bc.data_key = v[S_DATA_KEY].text ? key : NULL;
     s.booking = hx_booking_open(&bc, s.dir, err, sizeof err);
+    if (s.booking && v[S_REKEY].text)
+        return rekey(&s, v[S_REKEY].text, bc.data_key, key);
+    /* another key (or none) than the one the database is sealed with: refused now, rather than
+     * each message that needs a sealed value failing, and clear values mixed in */
+    if (s.booking && hx_booking_key_check(s.db_path, bc.data_key, err, sizeof err) != 0) {
+        fprintf(stderr, "%s: --data-key: %s\n", prog, err);
+        sodium_memzero(key, sizeof key);
+        hx_booking_close(&s.booking);
+        hx_directory_destroy(&s.dir);
+        return 2;
+    }
     sodium_memzero(key, sizeof key);
     if (!s.booking) {
         fprintf(stderr, "%s: --db: %s\n", prog, err);

@@ -63,6 +63,10 @@ typedef struct {
     bool fhir_http_hooks;           /* subscriptions may deliver to http:// endpoints */
     uint32_t fhir_retry_ms;         /* a failed delivery is tried again after this, doubling */
     uint32_t fhir_retry_max_ms;     /* ... up to this */
+    /* the hosted clinics' stores are sealed with keys derived from this one
+     * (hx_clinic_store_subkey); NULL: each store's own HOME/ID.store.key */
+    const char *data_key;
+    const uint8_t *data_key_bytes;  /* its 32 bytes */
 } web_config_t;
 
 typedef struct web web_t;

@@ -7,6 +7,7 @@
 #include "web_notify.h"
 
 #include <errno.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,7 +64,8 @@ int web_hosted_open(web_t *w, char *err, size_t cap)
         return -1;
     for (size_t i = 0; i < w->n_hosted; i++) {
         web_hosted_t *h = &w->hosted[i];
-        char secret[HX_KEY_Z85 + 1] = "", why[256];
+        char secret[HX_KEY_Z85 + 1] = "", why[4700], from[1200];
+        uint8_t sub[32];
         if (w->cfg.server_key && hx_key_load(h->key_path, h->public_key, secret, why, sizeof why) != 0) {
             snprintf(err, cap, "%s %s: %s", h->reviewer ? "--reviewer" : "--clinic", h->id, why);
             return -1;
@@ -75,12 +77,23 @@ int web_hosted_open(web_t *w, char *err, size_t cap)
             o.curve_public = h->public_key;
             o.curve_secret = secret;
         }
+        if (w->cfg.data_key_bytes) {
+            hx_clinic_store_subkey(w->cfg.data_key_bytes, h->id, sub);
+            snprintf(from, sizeof from, "--data-key %s (the subkey of %s)", w->cfg.data_key, h->id);
+            o.store_key = sub;
+            o.store_key_from = from;
+        }
         int rc = hx_clinic_open(&o, &h->clinic, why, sizeof why);
         memset(secret, 0, sizeof secret);
+        sodium_memzero(sub, sizeof sub);
         if (rc != 0) {
             snprintf(err, cap, "%s: %s", h->id, why);
             return -1;
         }
+        if (hx_clinic_sealed_in_place(h->clinic))
+            fprintf(stderr, "handoff-web: %s: its store held %zu value(s) in clear: sealed in place with the store "
+                            "key (id %s, from %s)\n", h->id, hx_clinic_sealed_in_place(h->clinic),
+                    hx_clinic_store_key_id(h->clinic), hx_clinic_store_key_from(h->clinic));
         pthread_mutex_init(&h->mu, NULL);
         pthread_condattr_t ca;
         pthread_condattr_init(&ca);

@@ -4,6 +4,7 @@
  * second factor; `handoff-web client add|reset|disable|list` the FHIR API's clients (EMRs). */
 #include "web.h"
 #include "hx_api.h"
+#include "hx_curve.h"
 #include "hx_opt.h"
 #include "web_fhir.h"
 #include "web_notify.h"
@@ -45,7 +46,7 @@ static const char usage_top[] =
 
 enum { S_LISTEN, S_ACCOUNTS, S_HOME, S_BROKER, S_SERVER_KEY, S_CLINICS, S_REVIEWERS, S_SECURE, S_IDLE, S_SYNC,
        S_WAIT, S_ADDR_FAILS, S_BEHIND_PROXY, S_PUBLIC_URL, S_SMTP_URL, S_SMTP_FROM, S_SMTP_STARTTLS, S_SMTP_RETRY,
-       S_DIRECTORY, S_FHIR_HTTP_HOOKS, S_FHIR_RETRY, S_FHIR_RETRY_MAX, S_COUNT };
+       S_DIRECTORY, S_FHIR_HTTP_HOOKS, S_FHIR_RETRY, S_FHIR_RETRY_MAX, S_DATA_KEY, S_COUNT };
 static const hx_opt_t serve_opts[S_COUNT] = {
     [S_LISTEN] = {"listen", HX_OPT_TEXT, "HANDOFF_WEB_LISTEN", "127.0.0.1:8080", 0, 0, "HOST:PORT",
                   "where the portal listens (port 0: any free port, printed at start)"},
@@ -98,6 +99,10 @@ static const hx_opt_t serve_opts[S_COUNT] = {
                       "this, doubling (100-3600000)"},
     [S_FHIR_RETRY_MAX] = {"fhir-retry-max-ms", HX_OPT_U32, "HANDOFF_WEB_FHIR_RETRY_MAX_MS", "300000", 100, 86400000,
                           "N", "... up to this between tries (100-86400000)"},
+    [S_DATA_KEY] = {"data-key", HX_OPT_TEXT, "HANDOFF_DATA_KEY", NULL, 0, 0, "FILE",
+                    "seal each hosted clinic's store with its own key derived from this one (64 hex\n"
+                    "characters; handoff datakey FILE makes one); without it, each store's key is\n"
+                    "HOME/ID.store.key, made when missing"},
 };
 
 enum { U_ACCOUNTS, U_HOME, U_CLINIC, U_ROLE, U_PASSWORD_FILE, U_EMAIL, U_NOTIFY, U_COUNT };
@@ -515,7 +520,12 @@ static int cmd_serve(int argc, char **argv)
     int rc = hx_opt_parse("handoff-web serve", serve_opts, S_COUNT, argc, argv, head, NULL, v);
     if (rc)
         return rc == 1 ? 0 : 2;
-    char path[1100], err[600];
+    char path[1100], err[5000];
+    static uint8_t data_key[32];
+    if (v[S_DATA_KEY].text && hx_data_key_load(v[S_DATA_KEY].text, data_key, err, sizeof err) != 0) {
+        fprintf(stderr, "handoff-web: --data-key: %s\n", err);
+        return 2;
+    }
     w.cfg = (web_config_t){.listen = v[S_LISTEN].text, .home = v[S_HOME].text, .broker = v[S_BROKER].text,
                            .server_key = v[S_SERVER_KEY].text, .secure_cookies = v[S_SECURE].on,
                            .idle_s = v[S_IDLE].u32, .sync_ms = v[S_SYNC].u32, .wait_ms = v[S_WAIT].u32,
@@ -523,7 +533,8 @@ static int cmd_serve(int argc, char **argv)
                            .smtp_url = v[S_SMTP_URL].text, .smtp_from = v[S_SMTP_FROM].text,
                            .smtp_starttls = v[S_SMTP_STARTTLS].on, .smtp_retry_ms = v[S_SMTP_RETRY].u32,
                            .directory = v[S_DIRECTORY].text, .fhir_http_hooks = v[S_FHIR_HTTP_HOOKS].on,
-                           .fhir_retry_ms = v[S_FHIR_RETRY].u32, .fhir_retry_max_ms = v[S_FHIR_RETRY_MAX].u32};
+                           .fhir_retry_ms = v[S_FHIR_RETRY].u32, .fhir_retry_max_ms = v[S_FHIR_RETRY_MAX].u32,
+                           .data_key = v[S_DATA_KEY].text, .data_key_bytes = v[S_DATA_KEY].text ? data_key : NULL};
     if (w.cfg.fhir_retry_max_ms < w.cfg.fhir_retry_ms)
         w.cfg.fhir_retry_max_ms = w.cfg.fhir_retry_ms;
     if (w.cfg.directory && !(w.dir = hx_fhir_directory_load(w.cfg.directory, err, sizeof err))) {

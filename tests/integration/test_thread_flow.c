@@ -429,20 +429,22 @@ Test(attach, a_pdf_reaches_the_receiver_whole_and_nothing_is_readable_at_rest)
     cr_expect_eq(rc, 4, "no such post: exit %d", rc);
     json_decref(j);
 
-    /* The clinics' own stores hold the post in clear (their record; the control that the
-     * scan finds what is there); the broker's log and scheduling's database do not. */
+    /* Nothing of the post is readable anywhere at rest: not in the clinics' own stores (sealed
+     * with each store's key), where the scan does find the clear referral id (the control that
+     * it finds what is there), nor in the broker's log or scheduling's database. */
     char home[512], wal[600];
     snprintf(home, sizeof home, "%s/home", net.dir);
-    cr_expect(dir_contains(home, "SEALED-MARKER-TEXT", 1), "the scan finds the text in a clinic's store");
-    cr_expect(dir_contains(home, "SEALED-MARKER-PDF", 1), "the scan finds the file in a clinic's store");
+    cr_expect(dir_contains(home, rid, 1), "the scan finds the referral id in a clinic's store");
+    cr_expect_not(dir_contains(home, "SEALED-MARKER-TEXT", 1), "the text is sealed in the clinics' stores");
+    cr_expect_not(dir_contains(home, "SEALED-MARKER-PDF", 1), "the file is sealed in the clinics' stores");
     snprintf(wal, sizeof wal, "%s-wal", sealed_db);
     const char *marks[] = {"SEALED-MARKER-TEXT", "SEALED-MARKER-PDF", "Mendes-Example"};
     /* ... because they are there, sealed: the post, its attachment and the referral, each a
-     * value that begins with the seal's mark (not merely absent) */
+     * value that begins with the seal's mark and its key's id (not merely absent) */
     static const char *const stored[] = {
-        "SELECT COUNT(*) FROM thread WHERE substr(text, 1, 3) = x'007331' AND substr(attachment, 1, 3) = x'007331'",
-        "SELECT COUNT(*) FROM referrals WHERE substr(case_pb, 1, 3) = x'007331'",
-        "SELECT COUNT(*) FROM handled WHERE substr(outputs, 1, 3) != x'007331'"};
+        "SELECT COUNT(*) FROM thread WHERE substr(text, 1, 3) = x'007332' AND substr(attachment, 1, 3) = x'007332'",
+        "SELECT COUNT(*) FROM referrals WHERE substr(case_pb, 1, 3) = x'007332'",
+        "SELECT COUNT(*) FROM handled WHERE substr(outputs, 1, 3) != x'007332'"};
     const int want[] = {1, 1, 0};
     sqlite3 *db;
     cr_assert_eq(sqlite3_open_v2(sealed_db, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);

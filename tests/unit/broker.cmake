@@ -17,3 +17,5 @@ hx_unit_test(test_curve LIBS hx_client PkgConfig::ZMQ)
 # hx_metrics rendering, the router's "stats" JSON, JSON log lines.
 find_package(Threads REQUIRED)
 hx_unit_test(test_hx_metrics LIBS hx_core hx_obs PkgConfig::JANSSON Threads::Threads)
+# The log's online snapshot (hx_store_snapshot.c): copies taken while a store is written recover.
+hx_unit_test(test_store_snapshot LIBS hx_core Threads::Threads)

@@ -10,4 +10,7 @@ if(TARGET hx_clinic)
   hx_unit_test(test_clinic LIBS hx_clinic PkgConfig::SQLITE)
   # its inbox (hx_inbox.h): the folders, from messages put into a store as a sync stores them
   hx_unit_test(test_inbox LIBS hx_clinic PkgConfig::SQLITE)
+  # patient data at rest: sealed values and key ids, the store sealed with its store key (in
+  # place, a wrong key, a rotation)
+  hx_unit_test(test_at_rest LIBS hx_clinic PkgConfig::SQLITE)
 endif()

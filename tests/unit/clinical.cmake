@@ -14,6 +14,8 @@ hx_unit_test(test_gen LIBS hx_gen hx_cli)
 hx_unit_test(test_vignettes LIBS hx_clinical)
 # scheduling's store (services/scheduling, hx_booking): its migrations
 hx_unit_test(test_booking_migrate LIBS hx_booking)
+# its data key rotated (--rekey, hx_booking_rekey): every value sealed again, nothing left readable
+hx_unit_test(test_booking_rekey LIBS hx_booking PkgConfig::SQLITE)
 # scheduling's wait list with an injectable clock (services/scheduling/hx_waitlist.c)
 hx_unit_test(test_waitlist LIBS hx_booking)
 # a collaborative massage booked again after the assessment is past (injected clock)

@@ -49,13 +49,22 @@ def wait_for(what, check, timeout=60.0, every=0.05):
 
 
 class Network:
-    def __init__(self, web_args=(), directory=None):
+    """data_key: the broker, scheduling and the portal seal what they keep with one data key
+    (keys/data.key), and both write audit logs; the CLI given home=self.home (the portal's)
+    derives the hosted clinics' store keys from it as the portal does. hosted: the clinics the
+    portal hosts (default: all of the directory's)."""
+
+    def __init__(self, web_args=(), directory=None, data_key=False, hosted=None):
         self.dir = tempfile.mkdtemp(prefix="hx-portal-")
         self.procs = {}
         self.bin = BUILD
         self.directory = directory or os.path.join(SOURCE, "deploy", "sample", "directory.json")
+        self.home = os.path.join(self.dir, "home")
+        self.data_key = None
         with open(self.directory) as f:
             self.clinics = [c["id"] for c in json.load(f)["clinics"]]
+        self.hosted = list(hosted) if hosted else list(self.clinics)
+        self._want_data_key = data_key
         _live.append(self)
         try:
             self._keys()
@@ -120,10 +129,13 @@ class Network:
         self.close()
 
     # ---- the network ---------------------------------------------------------------------
-    def handoff(self, *args, clinic=None, check=True):
+    def handoff(self, *args, clinic=None, check=True, home=None):
+        """The CLI as clinic, on the portal's home (with the data key, if any), or on home."""
         cmd = [os.path.join(self.bin, "services", "cli", "handoff")]
-        env = dict(os.environ, HANDOFF_HOME=os.path.join(self.dir, "home"), HANDOFF_BROKER=self.broker,
+        env = dict(os.environ, HANDOFF_HOME=home or self.home, HANDOFF_BROKER=self.broker,
                    HANDOFF_SERVER_KEY=os.path.join(self.keys, "broker.pub"))
+        if self.data_key and not home:
+            env["HANDOFF_DATA_KEY"] = self.data_key
         if clinic:
             cmd += ["--clinic", clinic, "--key", os.path.join(self.keys, clinic + ".key")]
         r = subprocess.run(cmd + list(args), capture_output=True, text=True, env=env, timeout=120)
@@ -149,13 +161,24 @@ class Network:
             for s in ("intake", "triage", "scheduling"):
                 f.write("%s service %s\n" % (pub(s), s))
             f.write("%s reviewer review\n" % pub("review"))
+        if self._want_data_key:
+            self.data_key = os.path.join(self.keys, "data.key")
+            subprocess.run([os.path.join(self.bin, "services", "cli", "handoff"), "datakey", self.data_key],
+                           check=True, capture_output=True)
+
+    def _sealed(self, audit):
+        """The options of a program that seals with the data key and keeps an audit log."""
+        if not self.data_key:
+            return []
+        return ["--data-key", self.data_key, "--audit", os.path.join(self.dir, audit)]
 
     def _start_network(self):
         ready = os.path.join(self.dir, "broker.endpoint")
         self._spawn("broker", [os.path.join(self.bin, "broker", "handoff-broker"), "--bind", "tcp://127.0.0.1:*",
                                "--data", os.path.join(self.dir, "broker"), "--curve-secret",
                                os.path.join(self.keys, "broker.key"), "--allow",
-                               os.path.join(self.keys, "allow.txt"), "--ready-file", ready])
+                               os.path.join(self.keys, "allow.txt"), "--ready-file", ready] +
+                    self._sealed("broker-audit.jsonl"))
         def endpoint():
             if not os.path.exists(ready):
                 return None
@@ -174,8 +197,8 @@ class Network:
                                os.path.join(self.keys, "triage.key")], env)
         self._spawn("scheduling", [os.path.join(svc, "scheduling", "handoff-scheduling"), "--directory",
                                    self.directory, "--start", start, "--db", os.path.join(self.dir, "scheduling.db"),
-                                   "--key", os.path.join(self.keys, "scheduling.key"), "--reviewers", "review"],
-                    env)
+                                   "--key", os.path.join(self.keys, "scheduling.key"), "--reviewers", "review"] +
+                    self._sealed("scheduling-audit.jsonl"), env)
 
     def accounts(self):
         return os.path.join(self.dir, "web-accounts.db")
@@ -201,9 +224,11 @@ class Network:
         log = os.path.join(self.dir, "web.log")
         if os.path.exists(log):
             os.rename(log, log + ".%d" % time.monotonic_ns())
-        clinics = " ".join("%s=%s" % (c, os.path.join(self.keys, c + ".key")) for c in self.clinics)
+        clinics = " ".join("%s=%s" % (c, os.path.join(self.keys, c + ".key")) for c in self.hosted)
+        if self.data_key:
+            extra = ("--data-key", self.data_key) + tuple(extra)
         self._spawn("web", [os.path.join(self.bin, "services", "web", "handoff-web"), "serve", "--listen",
-                            "127.0.0.1:0", "--accounts", self.accounts(), "--home", os.path.join(self.dir, "home"),
+                            "127.0.0.1:0", "--accounts", self.accounts(), "--home", self.home,
                             "--broker", self.broker, "--server-key", os.path.join(self.keys, "broker.pub"),
                             "--clinics", clinics, "--reviewers", "review=" + os.path.join(self.keys, "review.key"),
                             "--sync-ms", "200"] + list(extra))

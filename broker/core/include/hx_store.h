@@ -136,6 +136,30 @@ hx_store_t *hx_store_log_new(const hx_store_log_config_t *cfg, char *err, size_t
  * negative HX_ code with the reason in err. */
 int hx_store_log_salvage(const hx_store_log_config_t *cfg, FILE *out, char *err, size_t errcap);
 
+/* What hx_store_log_snapshot copied: the log's durable end E it is consistent at, the
+ * segments (first_seg up to end_seg) and their bytes. */
+typedef struct {
+    uint64_t end_seg, end_off;
+    uint64_t first_seg;
+    size_t segments;
+    uint64_t bytes;
+} hx_store_snapshot_t;
+
+/* Receives one file of a snapshot: name (e.g. "00000000000000000003.log", "SYNCED"), then
+ * either fd >= 0, whose bytes [0, len) are the file, or data with len bytes. 0, or negative
+ * to stop the snapshot. */
+typedef int (*hx_store_snapshot_fn)(void *arg, const char *name, int fd, uint64_t len, const uint8_t *data);
+
+/* A consistent copy of the log in dir while a broker keeps writing it, without its help
+ * (hx_store_snapshot.c): the segments up to SYNCED's durable end E, the last cut at E, then a
+ * SYNCED naming E, then the audit anchor's copy when dir has one, each passed to fn in that
+ * order. What it yields is what a crash at E would have left; recovery takes it as it is. 0,
+ * or a negative HX_ code with the reason in err. */
+int hx_store_log_snapshot(const char *dir, hx_store_snapshot_fn fn, void *arg, hx_store_snapshot_t *info, char *err,
+                          size_t errcap);
+/* The same into the directory into (created 0700 if missing; files 0600, synced). */
+int hx_store_log_snapshot_dir(const char *dir, const char *into, hx_store_snapshot_t *info, char *err, size_t errcap);
+
 /* Destroys any store and NULLs the pointer. */
 void hx_store_destroy(hx_store_t **self_p);
 

@@ -2,7 +2,8 @@
  * (the `handoff` command line and the web portal, `handoff-web`), so that they can never disagree.
  *
  * A clinic has a mailbox at the broker and a local store: one SQLite file per clinic
- * (HOME/CLINIC.db, mode 0600) that holds what the clinic sent and what it received.
+ * (HOME/CLINIC.db, mode 0600) that holds what the clinic sent and what it received, what
+ * can name a patient sealed with the store key (hx_clinic_opts_t).
  * Messages fetched from the mailbox are written to the store in one transaction before they
  * are acked, so each arrives exactly once at the clinic; the mailbox is fetched until the
  * broker hands out nothing more. A clinical type is stored only when its broker-set sender
@@ -36,6 +37,18 @@ typedef struct {
     /* When set and it becomes nonzero (a signal handler's flag), a sync stops after the batch
      * in hand: what was fetched is stored and acked first. */
     const volatile sig_atomic_t *stop;
+    /* The store key (docs/OPERATIONS.md, "Encryption at rest"). What the store holds of
+     * patients is sealed with it (hx_seal.h): every received payload, and of each referral sent
+     * the referral, the patient's name and the file it came from; ids, types, times, statuses
+     * and clinic ids stay clear for queries. store_key: 32 bytes (handoff-web's subkey for a
+     * clinic it hosts, hx_clinic_store_subkey), store_key_from saying where it came from (for
+     * errors); else the key file store_key_file (64 hex characters, as `handoff datakey`
+     * writes); else HOME/CLINIC.store.key, made (mode 0600) when it is missing and the store
+     * holds nothing sealed yet. A store written in clear is sealed in place when it is opened
+     * (hx_clinic_sealed_in_place). */
+    const uint8_t *store_key;
+    const char *store_key_from;
+    const char *store_key_file;
 } hx_clinic_opts_t;
 
 /* Opens (creating or upgrading) the clinic's local store. The broker session is opened on
@@ -43,6 +56,28 @@ typedef struct {
  * store), with why in err. */
 int hx_clinic_open(const hx_clinic_opts_t *o, hx_clinic_t **out, char *err, size_t cap);
 void hx_clinic_destroy(hx_clinic_t **self_p);
+
+/* ---- the store key ---------------------------------------------------------------------- */
+
+/* The store key of a clinic that handoff-web hosts, from the portal's data key: BLAKE2b-256
+ * (crypto_generichash) keyed with the data key, over "handoff clinic store " and the clinic id.
+ * One data key thus opens each hosted clinic's store with a key of its own. */
+void hx_clinic_store_subkey(const uint8_t data_key[32], const char *clinic, uint8_t out[32]);
+/* The default store key file of a clinic: HOME/CLINIC.store.key (home NULL: $HOME/.handoff). */
+void hx_clinic_store_key_path(const char *home, const char *clinic, char *out, size_t cap);
+/* The id of the key the store is sealed with (8 hex characters, hx_seal_key_id). */
+const char *hx_clinic_store_key_id(const hx_clinic_t *c);
+/* Where the store key came from ("--store-key FILE", the file made in the home ...). */
+const char *hx_clinic_store_key_from(const hx_clinic_t *c);
+/* How many clear values this open sealed in place (a store written before its values were
+ * sealed): 0 when there were none. Sealing in place is one transaction, then a VACUUM with
+ * secure_delete on and the WAL truncated, so no clear page is left in the files. */
+size_t hx_clinic_sealed_in_place(const hx_clinic_t *c);
+/* Seals every value of the store again with new_key (and any clear one), in one transaction,
+ * then VACUUMs as sealing in place does; the handle uses new_key from then on. *count: the
+ * values sealed. 0, or HX_EIO (nothing changed). Every other program of this clinic must be
+ * given the new key before it opens the store again. */
+int hx_clinic_rekey(hx_clinic_t *c, const uint8_t new_key[32], size_t *count);
 
 /* Opens the broker session if it is not open: 0, or hx_client_open's code (HX_ETIMEDOUT:
  * the broker did not answer; HX_EDENIED: it refuses this key; HX_EINVAL: a bad endpoint). */
