@@ -5,7 +5,7 @@ JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 DEBS = build-essential cmake pkg-config libzmq3-dev libsodium-dev libprotobuf-c-dev \
        protobuf-c-compiler libuv1-dev libcriterion-dev libjansson-dev libsqlite3-dev \
        libcsv-dev libinih-dev libmagic-dev liboath-dev libqrencode-dev tzdata \
-       uthash-dev procps jq libmicrohttpd-dev libcurl4-openssl-dev prometheus curl openssl libarchive-dev \
+       uthash-dev procps jq libmicrohttpd-dev libcurl4-openssl-dev prometheus curl openssl libarchive-dev sqlite3 \
        chromium chromium-driver python3-selenium dpkg-dev help2man python3-debian
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
@@ -51,6 +51,18 @@ test: build
 # runs deploy/docker-compose.yml and tears it down (tests/e2e/e2e.sh).
 test-e2e: build
 	./tests/e2e/e2e.sh $(BUILD)
+
+# The image handoff:VERSION (and :latest) with its OCI labels, and the monitoring image
+# (deploy/build-image.sh); Docker as test-e2e sets it up (deploy/bootstrap-docker.sh).
+image:
+	./deploy/bootstrap-docker.sh
+	./deploy/build-image.sh --monitoring
+
+# The image's SBOM, SPDX 2.3 JSON: every Debian package in it and the project's programs
+# (deploy/sbom.sh), in $(BUILD)/handoff-VERSION.spdx.json.
+sbom: deps image
+	mkdir -p $(BUILD)
+	./deploy/sbom.sh -o $(BUILD)/handoff-$$(./deploy/version.sh).spdx.json
 
 # Debian packages in $(BUILD)/packages: handoff (the broker, the services, the portal, their
 # systemd units, /etc/handoff) and handoff-cli (the CLI alone); cmake/Packaging.cmake.

@@ -48,7 +48,7 @@ usage: deploy/keys.sh DIR [--clinics "ID ..." | --directory FILE] [--admins "NAM
 
 Then reload the broker: docker-compose -f deploy/docker-compose.yml kill -s HUP broker
 The handoff CLI is taken from HANDOFF_CLI, then PATH, then build/services/cli/handoff, and
-otherwise run from the image HANDOFF_IMAGE [handoff:latest].
+otherwise run from the image HANDOFF_IMAGE [handoff:VERSION, the project's version: deploy/version.sh].
 USAGE
 }
 
@@ -137,7 +137,8 @@ chmod 0644 "$ALLOW" "$REVOKED"
 if [ -n "${HANDOFF_CLI:-}" ]; then cli=("$HANDOFF_CLI")
 elif command -v handoff >/dev/null 2>&1; then cli=(handoff)
 elif [ -x "$ROOT/build/services/cli/handoff" ]; then cli=("$ROOT/build/services/cli/handoff")
-else cli=(docker run --rm --user "$(id -u):$(id -g)" -v "$DIR:/keys" "${HANDOFF_IMAGE:-handoff:latest}" handoff)
+else cli=(docker run --rm --user "$(id -u):$(id -g)" -v "$DIR:/keys"
+          "${HANDOFF_IMAGE:-handoff:$("$ROOT/deploy/version.sh" "$ROOT" 2>/dev/null || echo latest)}" handoff)
 fi
 in_dir() { # the path of a file in DIR as the CLI sees it
   if [ "${cli[0]}" = docker ]; then echo "/keys/$1"; else echo "$DIR/$1"; fi

@@ -14,7 +14,20 @@
 #      (Secure, HttpOnly cookie), reads the inbox, and finds a referral sent meanwhile;
 #   5. a clinic revoked with deploy/keys.sh and SIGHUP is refused at once, through the broker's
 #      folder mount of keys/access, while the others keep working;
-# and that the image build refuses key material in its context (before any of it).
+#   6. no program's /metrics, /healthz or /readyz is published on the host: they are reached
+#      on the internal compose network metrics only;
+#   7. the profile monitoring: Prometheus scrapes the broker, every service replica and the
+#      portal, has loaded every alert rule and found Alertmanager (whose configuration
+#      amtool accepts); every query of the Grafana dashboard deploy/grafana/handoff.json returns
+#      data, and every dashboard and alert expression parses and uses only metrics the scrape
+#      has;
+#   8. an online backup with the compose service backup (profile ops) while a referral is
+#      submitted: one 0600 bundle, every program still healthy, and the bundle lists and
+#      restores (the log recovers with every body opening, the audit chain verifies);
+# and that the image build refuses key material in its context (before any of it); that
+# deploy/build-image.sh tags the image handoff:VERSION (the compose file's default) and
+# handoff:latest with the OCI version, revision and creation labels; and that deploy/sbom.sh
+# makes an SPDX 2.3 document listing every package dpkg has in the image.
 # Everything is torn down on exit, also on failure. Usage: tests/e2e/e2e.sh [BUILD_DIR]
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -24,10 +37,15 @@ CLI=$BUILD/services/cli/handoff
 [ -x "$CLI" ] || { echo "e2e: no $CLI: build first (make build)" >&2; exit 1; }
 export E2E_DIR=$BUILD/e2e
 STREAM=${E2E_STREAM:-150}            # referrals submitted while the broker is killed
-MAX_IMAGE_MB=120
+# the runtime image's size limit: 111 MB, and 36 MB more since the backup (handoff admin
+# backup) writes its bundle with libarchive, whose Debian package brings libxml2 and ICU
+MAX_IMAGE_MB=${E2E_MAX_IMAGE_MB:-160}
 PROJECT=handoff-e2e-$$
-IMAGE=handoff:e2e
+VERSION=$("$ROOT/deploy/version.sh" "$ROOT")
+IMAGE=handoff:$VERSION                # what deploy/build-image.sh tags, the compose file's default
+MON_IMAGE=handoff-monitoring:$VERSION
 SAMPLE=$ROOT/deploy/sample
+started=$(date +%s)
 
 step() { echo; echo "== e2e: $*"; }
 fail() { echo "e2e: FAILED: $*" >&2; exit 1; }
@@ -49,9 +67,16 @@ free_port() {
 }
 port=$(free_port) || fail "no free port found"
 wport=$(free_port) || fail "no free port found"
+pport=$(free_port) || fail "no free port found"
+aport=$(free_port) || fail "no free port found"
 
-export HANDOFF_IMAGE=$IMAGE HANDOFF_KEYS=$E2E_DIR/keys HANDOFF_PUBLISH=127.0.0.1:$port
+# the images of the compose file's defaults (handoff:VERSION, handoff-monitoring:VERSION), and
+# the profile monitoring in every compose command, as deploy/.env would set it
+unset HANDOFF_IMAGE HANDOFF_MONITORING_IMAGE
+export COMPOSE_PROFILES=monitoring
+export HANDOFF_KEYS=$E2E_DIR/keys HANDOFF_PUBLISH=127.0.0.1:$port
 export HANDOFF_WEB_PUBLISH=127.0.0.1:$wport HANDOFF_WEB_PUBLIC_URL=https://localhost:$wport
+export HANDOFF_PROMETHEUS_PUBLISH=127.0.0.1:$pport HANDOFF_ALERTMANAGER_PUBLISH=127.0.0.1:$aport
 export HANDOFF_SCHEDULE_START=$(date -d tomorrow +%Y-%m-%dT08:00) HANDOFF_LOG_FORMAT=text
 # the file's defaults, but for one memory limit set by its variable (checked in step 0)
 unset HANDOFF_TRIAGE_REPLICAS HANDOFF_INTAKE_REPLICAS HANDOFF_BROKER_MEMORY HANDOFF_INTAKE_MEMORY \
@@ -77,14 +102,59 @@ teardown() {
 trap teardown EXIT
 trap 'exit 130' INT TERM
 
-step "building the image"
-docker build -q -f "$ROOT/deploy/Dockerfile" -t "$IMAGE" "$ROOT" >/dev/null 2>"$E2E_DIR/build.log" ||
-  { tail -30 "$E2E_DIR/build.log" >&2; fail "docker build"; }
+step "building the images (deploy/build-image.sh --monitoring: $IMAGE, $MON_IMAGE)"
+t0=$(now)
+"$ROOT/deploy/build-image.sh" --monitoring >"$E2E_DIR/build.log" 2>&1 ||
+  { tail -30 "$E2E_DIR/build.log" >&2; fail "deploy/build-image.sh"; }
+echo "built in $(($(now) - t0)) s"
 size=$(docker image inspect -f '{{.Size}}' "$IMAGE")
 echo "runtime image $IMAGE: $((size / 1000000)) MB (limit $MAX_IMAGE_MB MB)"
-[ "$size" -le $((MAX_IMAGE_MB * 1000000)) ] || fail "image is larger than $MAX_IMAGE_MB MB"
+[ "$size" -le $((MAX_IMAGE_MB * 1000000)) ] ||
+  fail "image is larger than $MAX_IMAGE_MB MB (E2E_MAX_IMAGE_MB); its largest packages (KB): $(docker run --rm --network none \
+        --entrypoint "" "$IMAGE" dpkg-query -W -f='${Installed-Size} ${Package}\n' | sort -rn | head -5 | xargs)"
 [ "$(docker image inspect -f '{{.Config.User}}' "$IMAGE")" = handoff ] || fail "the image does not run as user handoff"
 [ -n "$(docker image inspect -f '{{.Config.Healthcheck}}' "$IMAGE")" ] || fail "the image has no HEALTHCHECK"
+# the tags and the OCI labels; the compose file runs this tag unless HANDOFF_IMAGE says otherwise
+revision=$(git -C "$ROOT" rev-parse HEAD 2>/dev/null) || revision=unknown
+label() { docker image inspect -f "{{index .Config.Labels \"org.opencontainers.image.$2\"}}" "$1"; }
+for img in "$IMAGE" "$MON_IMAGE"; do
+  [ "$(label "$img" version)" = "$VERSION" ] || fail "$img: label org.opencontainers.image.version is '$(label "$img" version)', not $VERSION"
+  [ "$(label "$img" revision)" = "$revision" ] || fail "$img: label org.opencontainers.image.revision is '$(label "$img" revision)', not $revision"
+  created=$(label "$img" created)
+  [[ $created =~ ^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z$ ]] && c=$(date -d "$created" +%s) &&
+    [ "$c" -ge "$((t0 - 5))" ] && [ "$c" -le "$(now)" ] || fail "$img: label org.opencontainers.image.created is '$created', not this build's time"
+done
+[ "$(docker image inspect -f '{{.Id}}' handoff:latest)" = "$(docker image inspect -f '{{.Id}}' "$IMAGE")" ] ||
+  fail "handoff:latest is not $IMAGE"
+images=$(compose config | awk '$1 == "image:" { print $2 }' | LC_ALL=C sort -u | xargs)
+[ "$images" = "$MON_IMAGE $IMAGE" ] || fail "the compose file's default images are '$images', not $IMAGE and $MON_IMAGE"
+echo "$IMAGE (= handoff:latest) and $MON_IMAGE: version $VERSION, revision $revision, created $created; the compose file's defaults"
+
+step "the SBOM of $IMAGE (deploy/sbom.sh, SPDX 2.3)"
+sbom=$E2E_DIR/sbom.spdx.json
+"$ROOT/deploy/sbom.sh" "$IMAGE" -o "$sbom" 2>"$E2E_DIR/sbom.log" || { cat "$E2E_DIR/sbom.log" >&2; fail "deploy/sbom.sh"; }
+n_dpkg=$(docker run --rm --network none --entrypoint "" "$IMAGE" dpkg-query -W -f='${Package}\n' | wc -l)
+jq -e '.spdxVersion == "SPDX-2.3" and .dataLicense == "CC0-1.0" and .SPDXID == "SPDXRef-DOCUMENT"
+       and (.documentNamespace | startswith("https://")) and (.creationInfo.created | length > 0)' "$sbom" >/dev/null ||
+  fail "$sbom is not an SPDX 2.3 document"
+bad=$(jq -c '[.packages[] | select((.SPDXID // "" | test("^SPDXRef-[A-Za-z0-9.-]+$") | not) or (.name // "") == ""
+       or (.versionInfo // "") == "" or ([.externalRefs[]? | select(.referenceType == "purl")] | length) != 1)] | map(.name)' "$sbom")
+[ "$bad" = "[]" ] || fail "SBOM packages without an SPDXID, name, versionInfo or purl: $bad"
+[ "$(jq '[.packages[].SPDXID] | length == (unique | length)' "$sbom")" = true ] || fail "the SBOM's SPDXIDs are not unique"
+n_deb=$(jq '[.packages[].externalRefs[] | select(.referenceType == "purl" and
+            (.referenceLocator | test("^pkg:deb/debian/[^@]+@[^?]+\\?arch=[a-z0-9]+$")))] | length' "$sbom")
+[ "$n_deb" = "$n_dpkg" ] || fail "the SBOM has $n_deb Debian packages, dpkg in $IMAGE lists $n_dpkg"
+jq -e --arg v "$VERSION" '[.packages[] | select(.name == "handoff" and .versionInfo == $v)] | length == 1' "$sbom" >/dev/null ||
+  fail "the SBOM has no package handoff $VERSION (the project's programs)"
+jq -e '[.packages[] | select(.name == "nginx") | .externalRefs[0].referenceLocator | startswith("pkg:deb/debian/nginx@")] == [true]' \
+  "$sbom" >/dev/null || fail "the SBOM has no purl for nginx"
+# every LicenseRef a package declares is defined in the document
+undefined=$(jq -r '([.hasExtractedLicensingInfos[]?.licenseId]) as $defined | [.packages[].licenseDeclared | scan("LicenseRef-[A-Za-z0-9.-]+")]
+            | unique - $defined | join(" ")' "$sbom")
+[ -z "$undefined" ] || fail "the SBOM uses licences it does not define: $undefined"
+n_lic=$(jq '[.packages[] | select(.licenseDeclared != "NOASSERTION")] | length' "$sbom")
+[ "$n_lic" -gt 0 ] || fail "no package of the SBOM has a licence from a machine-readable copyright file"
+echo "SPDX 2.3: $(jq '.packages | length' "$sbom") packages ($n_dpkg from dpkg, all with a purl, and handoff $VERSION); $n_lic with a declared licence"
 
 step "the build refuses key material in its context"
 "$ROOT/tests/keys/build_context_refuses_keys.sh" "$ROOT" "$BUILD" >"$E2E_DIR/context.log" 2>&1 ||
@@ -119,12 +189,13 @@ cid() { compose ps -q "$1"; }
 
 step "starting the stack (project $PROJECT, broker on 127.0.0.1:$port, portal on https://localhost:$wport)"
 compose up -d >"$E2E_DIR/up.log" 2>&1 || { cat "$E2E_DIR/up.log" >&2; fail "docker-compose up"; }
-wait_healthy 120 $(cid broker) $(cid intake) $(cid triage) $(cid scheduling) $(cid web) $(cid tls)
-echo "broker, intake, triage, scheduling, web and tls are healthy"
+wait_healthy 120 $(cid broker) $(cid intake) $(cid triage) $(cid scheduling) $(cid web) $(cid tls) \
+  $(cid prometheus) $(cid alertmanager)
+echo "broker, intake, triage, scheduling, web and tls are healthy; prometheus and alertmanager (profile monitoring) too"
 
 step "0. every container hardened (deploy/docker-compose.yml)"
-hardened() { # container, service, memory limit in bytes
-  local c=$1 s=$2 mem=$3 hc st
+hardened() { # container, service, memory limit in bytes, a folder of the image its user owns
+  local c=$1 s=$2 mem=$3 own=$4 hc st
   hc=$(docker inspect -f '{{json .HostConfig}}' "$c")
   jq -e '.ReadonlyRootfs == true' <<<"$hc" >/dev/null || fail "$s: the root filesystem is not read-only"
   jq -e '.CapDrop // [] | index("ALL") != null' <<<"$hc" >/dev/null || fail "$s: capabilities not dropped: $(jq -c .CapDrop <<<"$hc")"
@@ -135,19 +206,22 @@ hardened() { # container, service, memory limit in bytes
   jq -e '.Tmpfs // {} | has("/tmp")' <<<"$hc" >/dev/null || fail "$s: no tmpfs /tmp"
   # in force inside: the image's own writable folder refuses a write, /tmp takes one, and the
   # process has no capability in its bounding set and cannot gain privileges
-  if docker exec "$c" sh -c ': >/var/lib/handoff/.e2e-probe' 2>/dev/null; then fail "$s: wrote to its root filesystem"; fi
+  docker exec "$c" test -d "$own" || fail "$s: no folder $own in its image"
+  if docker exec "$c" sh -c ": >$own/.e2e-probe" 2>/dev/null; then fail "$s: wrote to its root filesystem ($own)"; fi
   docker exec "$c" sh -c ': >/tmp/.e2e-probe && rm /tmp/.e2e-probe' || fail "$s: cannot write to /tmp"
   st=$(docker exec "$c" cat /proc/1/status) || fail "$s: cannot read /proc/1/status"
   grep -q '^CapBnd:[[:space:]]*0*$' <<<"$st" || fail "$s: capabilities left: $(grep ^CapBnd <<<"$st")"
   grep -q '^NoNewPrivs:[[:space:]]*1$' <<<"$st" || fail "$s: NoNewPrivs is not set"
 }
 MiB=$((1024 * 1024))
-for s in broker intake triage scheduling web tls; do
-  case $s in broker|web) mem=$((512 * MiB)) ;; triage) mem=$((192 * MiB)) ;; tls) mem=$((128 * MiB)) ;; *) mem=$((256 * MiB)) ;; esac
-  for c in $(cid "$s"); do hardened "$c" "$s" "$mem"; done
+n=0
+for s in broker intake triage scheduling web tls prometheus alertmanager; do
+  case $s in broker|web|prometheus) mem=$((512 * MiB)) ;; triage) mem=$((192 * MiB)) ;; tls|alertmanager) mem=$((128 * MiB)) ;; *) mem=$((256 * MiB)) ;; esac
+  case $s in prometheus|alertmanager) own=/var/lib/prometheus ;; *) own=/var/lib/handoff ;; esac
+  for c in $(cid "$s"); do hardened "$c" "$s" "$mem" "$own"; n=$((n + 1)); done
 done
 [ "$(cid triage | wc -l)" = 2 ] || fail "triage runs $(cid triage | wc -l) containers, not the file's 2"
-echo "read-only, no capabilities, no-new-privileges, memory and pids limits, tmpfs /tmp: all 7 containers; triage x2"
+echo "read-only, no capabilities, no-new-privileges, memory and pids limits, tmpfs /tmp: all $n containers; triage x2"
 # The portal fetches the mailboxes of the clinics it hosts, which are the clinics the host CLI
 # plays below: it waits, stopped, for its own step (4), so that 1-3 count what each clinic
 # received from the host CLI's stores. Nothing was sent yet, so it fetched nothing.
@@ -426,4 +500,157 @@ fi
 as "$src" inbox >/dev/null || fail "$src no longer connects after another clinic was revoked"
 echo "$gone revoked: the broker's log names it, its key is refused, $src still works"
 
-step "passed"
+step "6. /metrics, /healthz and /readyz on the internal network metrics only"
+t_mon=$(now)
+[ "$(docker network inspect -f '{{.Internal}}' "${PROJECT}_metrics")" = true ] || fail "the network ${PROJECT}_metrics is not internal"
+on_net() { docker inspect -f '{{range $k, $v := .NetworkSettings.Networks}}{{$k}} {{end}}' "$1"; }
+published() { # a container's published ports, "PORT/tcp=HOSTIP:HOSTPORT" each
+  docker inspect -f '{{json .NetworkSettings.Ports}}' "$1" |
+    jq -r 'to_entries[] | select(.value != null) | .key as $p | .value[] | "\($p)=\(.HostIp):\(.HostPort)"' | sort -u | xargs
+}
+for s in broker intake triage scheduling web tls prometheus alertmanager; do
+  case $s in
+    broker) want="5555/tcp=127.0.0.1:$port" ;;
+    tls) want="8443/tcp=127.0.0.1:$wport" ;;
+    prometheus) want="9090/tcp=127.0.0.1:$pport" ;;
+    alertmanager) want="9093/tcp=127.0.0.1:$aport" ;;
+    *) want="" ;;
+  esac
+  for c in $(cid "$s"); do
+    got=$(published "$c")
+    [ "$got" = "$want" ] || fail "$s publishes '$got' on the host, not '${want:-nothing}'"
+    case $s in
+      tls) ;;
+      prometheus|alertmanager) on_net "$c" | grep -qw "${PROJECT}_metrics" || fail "$s is not on the network metrics"
+         if on_net "$c" | grep -qw "${PROJECT}_default"; then fail "$s is on the default network: it would scrape around metrics"; fi ;;
+      *) on_net "$c" | grep -qw "${PROJECT}_metrics" || fail "$s is not on the network metrics" ;;
+    esac
+  done
+done
+# no container of the project publishes a program's metrics port, whatever its service
+for c in $(compose ps -q); do
+  if published "$c" | grep -qE '(^| )(9100|8080)/tcp='; then fail "$(docker inspect -f '{{.Name}}' "$c") publishes a metrics port: $(published "$c")"; fi
+done
+# and from the host, the published ports serve no /metrics: the broker's is ZeroMQ, the
+# portal's HTTPS answers 404 (step 4); from the network metrics, the programs answer
+compose exec -T prometheus curl -fsS -o /dev/null http://broker:9100/metrics || fail "broker:9100/metrics not reachable on the network metrics"
+compose exec -T prometheus curl -fsS -o /dev/null http://web:8080/healthz || fail "web:8080/healthz not reachable on the network metrics"
+echo "published: broker 5555, tls 8443, prometheus 9090 and alertmanager 9093, all on 127.0.0.1; no 9100 or 8080; metrics is internal"
+
+step "7. the profile monitoring: Prometheus, its alert rules, Alertmanager, the Grafana dashboard"
+P=http://127.0.0.1:$pport
+papi() { curl -fsS --max-time 10 "$P/api/v1/$1"; }
+pquery() { curl -fsS --max-time 10 -G --data-urlencode "query=$1" "$P/api/v1/query" 2>/dev/null; }
+# every target up: the broker, the portal, and each replica of the services (found by DNS)
+n_triage=$(cid triage | wc -l) n_intake=$(cid intake | wc -l)
+want_targets="handoff-broker:1 handoff-intake:$n_intake handoff-scheduling:1 handoff-triage:$n_triage handoff-web:1"
+deadline=$(($(now) + 90))
+while :; do
+  got_targets=$(papi targets | jq -r '[.data.activeTargets[] | select(.health == "up") | .labels.program] | group_by(.) |
+                map("\(.[0]):\(length)") | join(" ")' || true)
+  [ "$got_targets" = "$want_targets" ] && break
+  [ "$(now)" -lt "$deadline" ] || fail "Prometheus' targets up: '$got_targets', not '$want_targets'"
+  sleep 1
+done
+echo "targets up: $got_targets"
+# every rule of alerts.yml loaded and evaluated without error
+n_rules=$(grep -c '^ *- alert: ' "$ROOT/deploy/prometheus/alerts.yml")
+deadline=$(($(now) + 60))
+until [ "$(papi rules | jq '[.data.groups[].rules[] | select(.type == "alerting" and .health == "ok")] | length')" = "$n_rules" ]; do
+  [ "$(now)" -lt "$deadline" ] || fail "not all $n_rules alert rules evaluated: $(papi rules | jq -c '[.data.groups[].rules[] | {name, health, lastError}]')"
+  sleep 1
+done
+deadline=$(($(now) + 60))
+until papi alertmanagers | jq -e '.data.activeAlertmanagers | map(.url) | any(test("alertmanager:9093"))' >/dev/null; do
+  [ "$(now)" -lt "$deadline" ] || fail "Prometheus did not find alertmanager:9093"
+  sleep 1
+done
+compose exec -T alertmanager amtool check-config /etc/handoff/alertmanager/alertmanager.yml >"$E2E_DIR/amtool.log" 2>&1 ||
+  { cat "$E2E_DIR/amtool.log" >&2; fail "amtool check-config refused deploy/alertmanager/alertmanager.yml"; }
+curl -fsS --max-time 10 "http://127.0.0.1:$aport/api/v2/status" | jq -e '.config.original | contains("operator-webhook")' >/dev/null ||
+  fail "Alertmanager does not run deploy/alertmanager/alertmanager.yml"
+echo "$n_rules alert rules loaded and evaluated; Alertmanager found by Prometheus, its configuration valid"
+# the metric names of the scrape, and each expression's: handoff_* and Prometheus' own up
+papi 'label/__name__/values' | jq -r '.data[]' >"$E2E_DIR/work/metric-names.txt"
+names_in() { grep -oE '\b(handoff_[a-z0-9_]+|up)\b' <<<"$1" | sort -u; }
+check_names() { # where, expression
+  local n
+  for n in $(names_in "$2"); do
+    grep -qx "$n" "$E2E_DIR/work/metric-names.txt" || fail "$1: '$n' is not a metric of the scrape: $2"
+  done
+}
+parses() { pquery "$1" | jq -e '.status == "success"' >/dev/null; }
+# every alert expression (as alerts.yml has it: Prometheus' rules API) parses as a query
+papi rules | jq -r '.data.groups[].rules[] | select(.type == "alerting") | "\(.name)\t\(.query)"' >"$E2E_DIR/work/alert-exprs.tsv"
+[ "$(wc -l <"$E2E_DIR/work/alert-exprs.tsv")" = "$n_rules" ] || fail "the rules API lists $(wc -l <"$E2E_DIR/work/alert-exprs.tsv") alerts, alerts.yml $n_rules"
+while IFS=$'\t' read -r name expr; do
+  parses "$expr" || fail "alert $name: the query does not parse: $expr"
+  check_names "alert $name" "$expr"
+done <"$E2E_DIR/work/alert-exprs.tsv"
+# every query of every panel of the dashboard returns data ($__rate_interval as Grafana would
+# make it of a 15 s scrape interval: 1m)
+dash=$ROOT/deploy/grafana/handoff.json
+jq -r '.panels[] | select(.type != "row") | .title as $t | .targets[] | "\($t)\t\(.expr)"' "$dash" >"$E2E_DIR/work/panel-exprs.tsv"
+n_exprs=$(wc -l <"$E2E_DIR/work/panel-exprs.tsv")
+[ "$n_exprs" -ge 20 ] || fail "the dashboard has $n_exprs queries"
+[ "$(jq '[.panels[] | select(.type != "row") | select(.datasource.uid != "${datasource}")] | length' "$dash")" = 0 ] ||
+  fail "a panel of the dashboard does not use the datasource variable"
+deadline=$(($(now) + 90))
+while IFS=$'\t' read -r title expr; do
+  q=${expr//\$__rate_interval/1m}
+  check_names "panel '$title'" "$q"
+  until pquery "$q" | jq -e '.status == "success" and (.data.result | length > 0)' >/dev/null; do
+    parses "$q" || fail "panel '$title': the query does not parse: $q"
+    [ "$(now)" -lt "$deadline" ] || fail "panel '$title': no data for $q"
+    sleep 1
+  done
+done <"$E2E_DIR/work/panel-exprs.tsv"
+echo "the dashboard's $n_exprs queries ($(jq '[.panels[] | select(.type != "row")] | length' "$dash") panels) all return data; its and the $n_rules alerts' metric names all in the scrape"
+echo "(steps 6 and 7: $(($(now) - t_mon)) s)"
+
+step "8. an online backup while the stack serves (profile ops: docker-compose run --rm backup), checked and restored"
+export HANDOFF_BACKUP_DIR=$E2E_DIR/backups
+rm -rf "$HANDOFF_BACKUP_DIR"
+install -d -m 0700 -o 10001 -g 10001 "$HANDOFF_BACKUP_DIR"   # the image's user handoff writes there
+src=$(jq -r .referrer.clinic_id "$SAMPLE/referrals/01-ankle-sprain.json")
+jq '.ref = "E2E-DURING-BACKUP"' "$SAMPLE/referrals/01-ankle-sprain.json" >"$E2E_DIR/work/during-backup.json"
+as "$src" --json submit "$E2E_DIR/work/during-backup.json" >"$E2E_DIR/work/during-backup.out" 2>&1 &
+during=$!
+compose --profile ops run --rm backup >"$E2E_DIR/backup.log" 2>&1 || { cat "$E2E_DIR/backup.log" >&2; fail "the backup service"; }
+wait "$during" || { cat "$E2E_DIR/work/during-backup.out" >&2; fail "a submit while the backup ran"; }
+mapfile -t bundles < <(ls "$HANDOFF_BACKUP_DIR"/handoff-*.hxb 2>/dev/null)
+[ "${#bundles[@]}" = 1 ] || fail "the backup wrote ${#bundles[@]} bundles in $HANDOFF_BACKUP_DIR, not 1"
+bundle=${bundles[0]}
+[ "$(stat -c %a "$bundle")" = 600 ] || fail "$bundle is mode $(stat -c %a "$bundle"), not 0600"
+for c in broker scheduling web; do                       # every program kept serving meanwhile
+  [ "$(health "$(cid "$c")")" = healthy ] || fail "$c is not healthy after the backup"
+done
+"$CLI" admin restore --list "$bundle" --key "$K/data.key" >"$E2E_DIR/work/bundle.txt" ||
+  fail "handoff admin restore --list $bundle"
+for role in broker-log audit sqlite; do
+  grep -q "^$role " "$E2E_DIR/work/bundle.txt" || { cat "$E2E_DIR/work/bundle.txt" >&2; fail "the bundle has no $role file"; }
+done
+for f in audit.jsonl scheduling.db intake.db web-accounts.db; do
+  grep -q "/$f" "$E2E_DIR/work/bundle.txt" || { cat "$E2E_DIR/work/bundle.txt" >&2; fail "the bundle has no $f"; }
+done
+restored=$E2E_DIR/work/restored
+rm -rf "$restored"
+"$CLI" admin restore "$bundle" --key "$K/data.key" --data-key "$K/data.key" --into "$restored" \
+  >"$E2E_DIR/work/restore.txt" || fail "handoff admin restore $bundle"
+grep -q "every body opens with --data-key" "$E2E_DIR/work/restore.txt" ||
+  { cat "$E2E_DIR/work/restore.txt" >&2; fail "the restored log was not checked with the data key"; }
+# what the backup took is what had been accepted: each sample referral, in the restored
+# scheduling database's referrals (ids in clear; the referral itself sealed)
+sched_db=$(find "$restored" -name scheduling.db | head -1)
+[ -n "$sched_db" ] || fail "no scheduling.db in the restored bundle"
+n_ref=$(sqlite3 "file:$sched_db?mode=ro" 'SELECT count(*) FROM referrals')
+[ "$n_ref" -ge "$n_samples" ] || fail "the restored scheduling.db holds $n_ref referrals, fewer than the $n_samples samples"
+n_audit=0
+while read -r f; do
+  "$CLI" audit verify "$f" >/dev/null || fail "the restored audit log $f does not verify"
+  n_audit=$((n_audit + 1))
+done < <(find "$restored" -name audit.jsonl)
+[ "$n_audit" = 2 ] || fail "$n_audit audit logs restored, not the broker's and scheduling's"
+echo "bundle $(basename "$bundle") ($(stat -c %s "$bundle") bytes, 0600) taken while serving: $(grep -c '^[a-z-]* ' "$E2E_DIR/work/bundle.txt") files; restored, its log recovers with every body opening, $n_ref referrals in scheduling.db, both audit chains verify"
+
+step "passed in $(($(now) - started)) s"
