@@ -152,10 +152,12 @@ static actor_t *actor_for(play_t *p, const char *clinic, int *rc)
     snprintf(a->clinic, sizeof a->clinic, "%s", clinic);
     a->cli.clinic = a->clinic;
     if (p->base->curve_server[0]) {
-        char path[4200], err[600];
-        snprintf(path, sizeof path, "%s/%s.key", p->base->dir, clinic);
+        char path[4400], err[600];
+        bool from_dir = p->base->dir && p->base->dir[0];
+        snprintf(path, sizeof path, "%s/%s.key", from_dir ? p->base->dir : p->base->key_dir, clinic);
         if (hx_key_load(path, a->cli.curve_public, a->cli.curve_secret, err, sizeof err) != 0) {
-            fprintf(stderr, "handoff: play: clinic %s's key (--dir): %s\n", clinic, err);
+            fprintf(stderr, "handoff: play: clinic %s's key (%s): %s\n", clinic,
+                    from_dir ? "--dir" : "the home directory; --dir DIR names another folder", err);
             *rc = EXIT_USAGE;
             return NULL;
         }
@@ -433,21 +435,18 @@ static int parse_range(const char *s, size_t n, size_t *from, size_t *to)
     return 0;
 }
 
-/* Settings play needs: CURVE keys from --dir (one per clinic), no --key. */
+/* Settings play needs: CURVE keys from --dir, else the home directory (one per clinic), no
+ * --key. */
 static int check_keys(cli_t *c)
 {
     char err[600];
     if (c->key) {
-        fprintf(stderr, "handoff: play speaks as several clinics: their keys come from --dir DIR (DIR/CLINIC.key), "
-                        "not --key (set by %s)\n", c->cfg.v[CLI_SET_KEY].where);
+        fprintf(stderr, "handoff: play speaks as several clinics: their keys come from --dir DIR (DIR/CLINIC.key) or "
+                        "the home directory, not --key (set by %s)\n", c->cfg.v[CLI_SET_KEY].where);
         return EXIT_USAGE;
     }
     if (!c->server_key)
         return EXIT_OK;
-    if (!c->dir || !c->dir[0]) {
-        fprintf(stderr, "handoff: play with --server-key needs --dir DIR, where each clinic's DIR/CLINIC.key is\n");
-        return EXIT_USAGE;
-    }
     if (hx_key_load_public(c->server_key, c->curve_server, err, sizeof err) != 0) {
         fprintf(stderr, "handoff: %s\n", err);
         return EXIT_USAGE;

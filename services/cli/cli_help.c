@@ -381,8 +381,9 @@ static const page_t PAGES[] = {
      "summary on its thread) and shows what that clinic sees. Each wait lasts at most 20 x\n"
      "--timeout-ms. FROM-TO plays only those steps (1-based), so a story can be told in parts.\n"
      "No --clinic: the story names the referring clinic and its ref (the referral id comes from\n"
-     "them). Under CURVE (--server-key) each clinic's key is DIR/CLINIC.key (--dir, as keygen\n"
-     "writes them); --key is refused. The store of each clinic is in --home.\n"
+     "them). Under CURVE (--server-key, or broker.pub in the home directory) each clinic's key is\n"
+     "DIR/CLINIC.key (--dir, as keygen writes them), else CLINIC.key in the home directory\n"
+     "(--home, ~/.handoff); --key is refused. The store of each clinic is in --home.\n"
      "\n"
      "--json: each step's answer as its command prints it, then one line per step: {step,\n"
      "actor, action, clinic, referral_id, status, handoffs, posts, awaiting_reply, asked_by}.\n"
@@ -555,7 +556,7 @@ const cli_flag_t CLI_FLAGS[CLI_OPT_COUNT] = {
     [CLI_OPT_DISCIPLINE] = {"discipline", "D", "accept ... fail, redirect: physiotherapy or massage_therapy, when\n"
                                                "this clinic holds both bookings of a referral"},
     [CLI_OPT_DIR] = {"dir", "DIR", "keygen: where the key files are written [.]; play: where each\n"
-                                   "clinic's CLINIC.key is (with --server-key)"},
+                                   "clinic's CLINIC.key is (with --server-key) [the home directory]"},
     [CLI_OPT_FORMAT] = {"format", "F", "import: csv or ndjson, when the file's extension does not say"},
     [CLI_OPT_DRY_RUN] = {"dry-run", NULL, "import: check every row, send nothing"},
     [CLI_OPT_ONCE] = {"once", NULL, "top: one sample, then exit"},

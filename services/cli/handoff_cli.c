@@ -360,8 +360,15 @@ static int run(cli_t *c, int argc, char **argv, const char *config_flag)
     }
     if (resolve_settings(c, config_flag) != 0)
         return EXIT_USAGE;
-    if (strcmp(cmd, "play") == 0)       /* several clinics: their keys from --dir, not --key */
+    if (strcmp(cmd, "play") == 0) {     /* several clinics: their keys from --dir or the home, not --key */
+        cli_keys_dir(c->home, c->key_dir, sizeof c->key_dir);
+        if (cli_keys_defaults(&c->cfg, c->key_dir, NULL) != 0) {
+            fprintf(stderr, "handoff: out of memory\n");
+            return EXIT_FAIL;
+        }
+        c->server_key = cli_config_get(&c->cfg, CLI_SET_SERVER_KEY);
         return cmd_play(c, nargs, args);
+    }
     if (find_session(c, cmd, admin_cmd) != 0)
         return EXIT_FAIL;
     if (strcmp(cmd, "config") == 0)

@@ -284,3 +284,17 @@ Test(cli_setup, a_refused_key_is_named_with_its_allow_list_line)
     cr_expect(strstr(R.err, key), "names the key file: %s", R.err);
     cr_expect(strstr(R.err, want), "names the allow-list line: %s", R.err);
 }
+
+Test(cli_setup, play_takes_each_clinics_key_from_the_home_too)
+{
+    const char *story = net_src("deploy/sample/stories/07-post-surgical-knee.json");
+    install("broker", "pub", "broker.pub", 0644);
+    /* CURVE from broker.pub in the home; the referring clinic's key looked for there too */
+    RUN("--broker", net.endpoint, "--timeout-ms", "300", "play", story);
+    EXPECT_USAGE("northpoint", "northpoint.key", "home directory");
+    install("northpoint", "key", "northpoint.key", 0600);
+    /* found and accepted: the story then waits for a booking no scheduling will make here */
+    RUN("--broker", net.endpoint, "--timeout-ms", "300", "play", story);
+    cr_expect_eq(R.status, 1, "exit %d, expected 1 (the referral never booked); stderr: %s", R.status, R.err);
+    cr_expect_null(strstr(R.err, "refused"), "the key from the home was refused: %s", R.err);
+}
