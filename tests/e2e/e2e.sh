@@ -14,6 +14,8 @@
 #      (Secure, HttpOnly cookie), reads the inbox, and finds a referral sent meanwhile;
 #   5. a clinic revoked with deploy/keys.sh and SIGHUP is refused at once, through the broker's
 #      folder mount of keys/access, while the others keep working;
+#   5b. a clinic added (keys.sh add) connects after SIGHUP; a clinic's key rotated with
+#      --keep-old: both keys work, then after revoke --old only the new one;
 #   6. no program's /metrics, /healthz or /readyz is published on the host: they are reached
 #      on the internal compose network metrics only;
 #   7. the profile monitoring: Prometheus scrapes the broker, every service replica and the
@@ -24,6 +26,12 @@
 #   8. an online backup with the compose service backup (profile ops) while a referral is
 #      submitted: one 0600 bundle, every program still healthy, and the bundle lists and
 #      restores (the log recovers with every body opening, the audit chain verifies);
+#   8b. an upgrade: the broker and services recreated on their volumes (up -d
+#      --force-recreate); a referral resubmitted is the same one and not booked again;
+#   9. that bundle restored into a new project's volumes (deploy/restore-volumes.sh; refused
+#      over volumes that hold data), whose stack goes on: a referral of the backup resubmitted
+#      is the same referral and is not booked again, a new one goes through (booked and handed
+#      off once, or on hold when the calendar the earlier steps filled has no slot);
 # and that the image build refuses key material in its context (before any of it); that
 # deploy/build-image.sh tags the image handoff:VERSION (the compose file's default) and
 # handoff:latest with the OCI version, revision and creation labels; and that deploy/sbom.sh
@@ -93,6 +101,10 @@ teardown() {
   fi
   compose logs --no-color >"$E2E_DIR/compose.log" 2>&1
   compose down -v --remove-orphans >/dev/null 2>&1
+  if [ -n "${PROJECT2:-}" ]; then
+    compose2 logs --no-color >"$E2E_DIR/compose-restored.log" 2>&1
+    compose2 down -v --remove-orphans >/dev/null 2>&1
+  fi
   if [ -s "$E2E_DIR/dockerd.pid" ]; then   # stop the engine only if setup started it
     kill "$(cat "$E2E_DIR/dockerd.pid")" 2>/dev/null
     rm -f "$E2E_DIR/dockerd.pid"
@@ -500,6 +512,40 @@ fi
 as "$src" inbox >/dev/null || fail "$src no longer connects after another clinic was revoked"
 echo "$gone revoked: the broker's log names it, its key is refused, $src still works"
 
+step "5b. a clinic added, a clinic's key rotated (deploy/keys.sh add, rotate --keep-old, revoke --old; SIGHUP)"
+reload_broker() { # what the reload's log line must say
+  local before
+  before=$(compose logs --no-color broker 2>&1 | grep -c "allow-list reloaded" || true)
+  compose kill -s HUP broker >/dev/null 2>&1 || fail "docker-compose kill -s HUP broker"
+  deadline=$(($(now) + 30))
+  until [ "$(compose logs --no-color broker 2>&1 | grep -c "allow-list reloaded")" -gt "$before" ]; do
+    [ "$(now)" -lt "$deadline" ] || fail "the broker did not reload its allow-list"
+    sleep 0.2
+  done
+  compose logs --no-color broker 2>&1 | grep "allow-list reloaded" | tail -1 | grep -q "$1" ||
+    fail "the reload did not say '$1': $(compose logs --no-color broker 2>&1 | grep "allow-list reloaded" | tail -1)"
+}
+newc=e2e-new
+"$ROOT/deploy/keys.sh" add "$newc" --dir "$K" >"$E2E_DIR/add.log" 2>&1 || { cat "$E2E_DIR/add.log" >&2; fail "keys.sh add"; }
+reload_broker "added clinic:$newc"
+as "$newc" inbox >/dev/null || fail "the added clinic $newc cannot connect"
+rot=kitsilano
+cp "$K/$rot.key" "$E2E_DIR/work/$rot.old.key"
+"$ROOT/deploy/keys.sh" rotate "$rot" --keep-old --dir "$K" >"$E2E_DIR/rotate.log" 2>&1 ||
+  { cat "$E2E_DIR/rotate.log" >&2; fail "keys.sh rotate --keep-old"; }
+cmp -s "$K/$rot.key" "$E2E_DIR/work/$rot.old.key" && fail "keys.sh rotate left $rot's key as it was"
+reload_broker "added clinic:$rot"
+as "$rot" inbox >/dev/null || fail "$rot's new key is refused"
+old_as() { "$CLI" --broker "tcp://127.0.0.1:$port" --server-key "$K/broker.pub" --key "$E2E_DIR/work/$rot.old.key" \
+             --home "$E2E_DIR/home" --clinic "$rot" --timeout-ms 700 inbox >/dev/null 2>&1; }
+old_as || fail "$rot's old key is refused while --keep-old keeps it"
+"$ROOT/deploy/keys.sh" revoke "$rot" --old --dir "$K" >>"$E2E_DIR/rotate.log" 2>&1 ||
+  { cat "$E2E_DIR/rotate.log" >&2; fail "keys.sh revoke --old"; }
+reload_broker "removed clinic:$rot"
+if old_as; then fail "$rot's old key still connects after revoke --old"; fi
+as "$rot" inbox >/dev/null || fail "$rot's new key is refused after its old one was revoked"
+echo "$newc added and connects; $rot rotated: both keys worked while --keep-old, then only the new one"
+
 step "6. /metrics, /healthz and /readyz on the internal network metrics only"
 t_mon=$(now)
 [ "$(docker network inspect -f '{{.Internal}}' "${PROJECT}_metrics")" = true ] || fail "the network ${PROJECT}_metrics is not internal"
@@ -652,5 +698,94 @@ while read -r f; do
 done < <(find "$restored" -name audit.jsonl)
 [ "$n_audit" = 2 ] || fail "$n_audit audit logs restored, not the broker's and scheduling's"
 echo "bundle $(basename "$bundle") ($(stat -c %s "$bundle") bytes, 0600) taken while serving: $(grep -c '^[a-z-]* ' "$E2E_DIR/work/bundle.txt") files; restored, its log recovers with every body opening, $n_ref referrals in scheduling.db, both audit chains verify"
+
+step "8b. an upgrade: the broker and the services recreated on their volumes (up -d --force-recreate)"
+flat='if type == "array" then . else [.[]] | flatten end'
+f01=$SAMPLE/referrals/01-ankle-sprain.json
+c01=$(jq -r .referrer.clinic_id "$f01")
+r01=$(jq -r 'select(.file == "01-ankle-sprain.json") | .referral_id' "$E2E_DIR/work/submitted.jsonl")
+b01=$(jq -r --arg r "$r01" 'select(.referral_id == $r) | .bookings[0].clinic_id' "$E2E_DIR/work/statuses.jsonl")
+handoffs_of() { as "$1" --json handoffs | jq --arg r "$2" "$flat"' | map(select(.referral_id == $r)) | length'; }
+n_before=$(handoffs_of "$b01" "$r01")
+[ "$n_before" -ge 1 ] || fail "$r01 had not reached $b01 before the upgrade"
+old_ids=$(for s in broker intake triage scheduling; do cid "$s"; done | sort | xargs)
+compose up -d --force-recreate --no-deps broker intake triage scheduling >"$E2E_DIR/upgrade.log" 2>&1 ||
+  { cat "$E2E_DIR/upgrade.log" >&2; fail "docker-compose up -d --force-recreate"; }
+new_ids=$(for s in broker intake triage scheduling; do cid "$s"; done | sort | xargs)
+[ -n "$(comm -12 <(tr ' ' '\n' <<<"$old_ids") <(tr ' ' '\n' <<<"$new_ids"))" ] && fail "containers were not recreated"
+wait_healthy 120 $(cid broker) $(cid intake) $(cid scheduling) $(cid triage)
+again=$(as "$c01" --json submit "$f01" | jq -r '.[0].referral_id') || fail "resubmitting $f01 after the upgrade"
+[ "$again" = "$r01" ] || fail "$f01 resubmitted after the upgrade is $again, not $r01"
+jq '.ref = "E2E-AFTER-UPGRADE"' "$f01" >"$E2E_DIR/work/after-upgrade.json"
+ru=$(as "$c01" --json submit "$E2E_DIR/work/after-upgrade.json" | jq -r '.[0].referral_id') ||
+  fail "a new referral after the upgrade"
+# settled: booked, or on hold when the calendar the earlier steps filled has no slot left
+settled_status() { # as-function clinic referral: "ready", "on-hold" or ""
+  "$1" "$2" --json status | jq -r --arg r "$3" "$flat"' | map(select(.referral_id == $r and
+    (.status == "ready" or .status == "on-hold")) | .status) | first // ""'
+}
+deadline=$(($(now) + 120))
+until st_u=$(settled_status as "$c01" "$ru") && [ -n "$st_u" ]; do
+  [ "$(now)" -lt "$deadline" ] || fail "$ru was not settled (booked or on hold) after the upgrade"
+  sleep 0.5
+done
+n_after=$(handoffs_of "$b01" "$r01")
+[ "$n_after" = "$n_before" ] || fail "$r01 reached $b01 $n_after times after the upgrade, $n_before before"
+echo "recreated on their volumes: $r01 resubmitted is the same referral and not booked again; $ru went through ($st_u)"
+
+step "9. the bundle restored into a new stack's volumes (deploy/restore-volumes.sh), which goes on exactly once"
+# As on a new host: the first stack stopped, a project of its own with fresh volumes and ports.
+compose stop >/dev/null 2>&1 || fail "docker-compose stop"
+PROJECT2=$PROJECT-restored
+port2=$(free_port) || fail "no free port found"
+compose2() { COMPOSE_PROFILES= HANDOFF_PUBLISH=127.0.0.1:$port2 \
+             docker-compose -p "$PROJECT2" -f "$ROOT/deploy/docker-compose.yml" "$@"; }
+COMPOSE_PROJECT_NAME=$PROJECT2 COMPOSE_PROFILES= "$ROOT/deploy/restore-volumes.sh" "$bundle" \
+  >"$E2E_DIR/restore-volumes.log" 2>&1 || { cat "$E2E_DIR/restore-volumes.log" >&2; fail "deploy/restore-volumes.sh"; }
+COMPOSE_PROJECT_NAME=$PROJECT2 COMPOSE_PROFILES= "$ROOT/deploy/restore-volumes.sh" "$bundle" \
+  >"$E2E_DIR/restore-again.log" 2>&1 && fail "deploy/restore-volumes.sh restored over volumes that hold data"
+grep -q "already hold data" "$E2E_DIR/restore-again.log" ||
+  { cat "$E2E_DIR/restore-again.log" >&2; fail "a second restore over the same volumes was not refused by name"; }
+compose2 up -d broker intake triage scheduling >"$E2E_DIR/up-restored.log" 2>&1 ||
+  { cat "$E2E_DIR/up-restored.log" >&2; fail "docker-compose up of the restored stack"; }
+cid2() { compose2 ps -q "$1"; }
+wait_healthy 120 $(cid2 broker) $(cid2 intake) $(cid2 scheduling) $(cid2 triage)
+home2=$E2E_DIR/home2
+rm -rf "$home2" && mkdir -p "$home2"
+as2() { local c=$1; shift; "$CLI" --broker "tcp://127.0.0.1:$port2" --server-key "$K/broker.pub" --key "$K/$c.key" \
+          --home "$home2" --clinic "$c" "$@"; }
+# a referral accepted before the backup, submitted again by its clinic: the same referral
+again=$(as2 "$c01" --json submit "$f01" | jq -r '.[0].referral_id') || fail "resubmitting $f01 to the restored stack"
+[ "$again" = "$r01" ] || fail "$f01 resubmitted is $again, not $r01"
+# a new one flows through the restored pipeline to its clinic, once
+jq '.ref = "E2E-AFTER-RESTORE"' "$f01" >"$E2E_DIR/work/after-restore.json"
+rn=$(as2 "$c01" --json submit "$E2E_DIR/work/after-restore.json" | jq -r '.[0].referral_id') ||
+  fail "a new referral to the restored stack"
+echo "$rn" >"$E2E_DIR/work/ids.after-restore"
+deadline=$(($(now) + 120))
+until st_n=$(settled_status as2 "$c01" "$rn") && [ -n "$st_n" ]; do
+  [ "$(now)" -lt "$deadline" ] || fail "$rn was not settled (booked or on hold) by the restored stack"
+  sleep 0.5
+done
+went="$st_n"
+if [ "$st_n" = ready ]; then              # booked: its handoff reaches its clinic, once
+  to=$(as2 "$c01" --json status | jq -r --arg r "$rn" "$flat"' | map(select(.referral_id == $r) | .bookings[]?.clinic_id) | first')
+  [ -n "$to" ] && [ "$to" != null ] || fail "$rn: no booking's clinic in its status"
+  n_to=0
+  deadline=$(($(now) + 60))
+  until [ "$n_to" -ge 1 ]; do
+    n_to=$(as2 "$to" --json handoffs | jq --arg r "$rn" "$flat"' | map(select(.referral_id == $r)) | length')
+    [ "$(now)" -lt "$deadline" ] || fail "$rn did not reach $to"
+    [ "$n_to" -ge 1 ] || sleep 0.5
+  done
+  [ "$n_to" = 1 ] || fail "$rn reached $to $n_to times"
+  went="booked and handed to $to once"
+fi
+# and the referral resubmitted was not booked again: at most the one handoff the backup held
+for b in $(jq -r --arg r "$r01" 'select(.referral_id == $r) | .bookings[].clinic_id' "$E2E_DIR/work/statuses.jsonl" | sort -u); do
+  n=$(as2 "$b" --json handoffs | jq --arg r "$r01" "$flat"' | map(select(.referral_id == $r)) | length')
+  [ "$n" -le 1 ] || fail "$r01 reached $b $n times after the restore"
+done
+echo "restored into $PROJECT2: $r01 resubmitted is the same referral, not booked again; $rn went through ($went)"
 
 step "passed in $(($(now) - started)) s"
