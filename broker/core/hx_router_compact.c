@@ -101,7 +101,8 @@ static void compact_step(hx_router_t *r, uint64_t seg)
         b = NULL;
     }
     if (!b || rt_txn_begin(r) != 0) {
-        free(b);
+        if (b)
+            batch_free(r, b, false);            /* nothing moved yet */
         free(pick);
         return;
     }
