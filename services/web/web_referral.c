@@ -253,7 +253,7 @@ static void draw_decision(hx_html_t *b, const Handoff__TriageDecision *d)
     HX_HTML_MARKUP(b, "</dl>");
     if (d->n_evidence) {
         HX_HTML_MARKUP(b, "<div class=\"scroll\" role=\"region\" tabindex=\"0\" aria-label=\"The words that drove it\">"
-                          "<table class=\"evidence stack\"><caption>The words that drove it</caption><thead><tr>"
+                          "<table class=\"evidence cards\"><caption>The words that drove it</caption><thead><tr>"
                           "<th scope=\"col\">Rule</th><th scope=\"col\">As written</th><th scope=\"col\">Where</th>"
                           "<th scope=\"col\">Read as</th><th scope=\"col\">Counted</th></tr></thead><tbody>");
         for (size_t i = 0; i < d->n_evidence; i++) {
@@ -374,7 +374,7 @@ static void draw_handoffs(web_req_t *r, const view_t *v)
             json_t *hsj;
             if (json_array_size(hs)) {
                 HX_HTML_MARKUP(b, "<div class=\"scroll\" role=\"region\" tabindex=\"0\" aria-label=\"Handoffs\">"
-                                  "<table class=\"stack\"><thead><tr><th scope=\"col\">Discipline</th>"
+                                  "<table class=\"cards\"><thead><tr><th scope=\"col\">Discipline</th>"
                                   "<th scope=\"col\">Clinic</th>"
                                   "<th scope=\"col\">Therapist</th><th scope=\"col\">Slot</th><th scope=\"col\">Status"
                                   "</th></tr></thead><tbody>");

@@ -87,12 +87,12 @@ const char web_css[] =
     "@media (max-width:640px){main{padding:8px}dl{grid-template-columns:1fr}.who{margin-left:0}"
     "th,td{overflow-wrap:anywhere;padding:4px 5px}.card{padding:10px}"
     ".scroll[tabindex] th,.scroll[tabindex] td{overflow-wrap:normal}.scroll[tabindex] table{min-width:560px}"
-    /* narrow screens: the inbox and a referral's tables as one block per row, each cell named */
-    ".scroll[tabindex] table.stack{min-width:0}"
-    "table.inbox thead,table.stack thead{display:none}"
-    "table.inbox tr,table.stack tr{display:block;border-bottom:2px solid var(--line);padding:6px 0}"
-    "table.inbox td,table.stack td{display:block;border:0;padding:2px 4px}"
-    "table.inbox td[data-label]::before,table.stack td[data-label]::before{content:attr(data-label) \": \";"
+    /* narrow screens: the inbox and a referral's tables (class cards) as one block per row, each cell named */
+    ".scroll[tabindex] table.cards{min-width:0}"
+    "table.inbox thead,table.cards thead{display:none}"
+    "table.inbox tr,table.cards tr{display:block;border-bottom:2px solid var(--line);padding:6px 0}"
+    "table.inbox td,table.cards td{display:block;border:0;padding:2px 4px}"
+    "table.inbox td[data-label]::before,table.cards td[data-label]::before{content:attr(data-label) \": \";"
     "color:var(--muted);font-weight:600}}\n";
 
 const char web_js[] =

@@ -389,6 +389,11 @@ class Portal(unittest.TestCase):
         self.assert_fits(clin, "the inbox")
         click_css(clin, link)
         until(clin, "the Accept button", lambda d: d.find_element(By.ID, "do-accept-physiotherapy"))
+        # on a wide screen the triage words and the handoffs are real tables, header over columns
+        self.assertEqual(clin.execute_script("return getComputedStyle(document.querySelector('table.cards'))"
+                                             ".display"), "table")
+        self.assertEqual(clin.execute_script("return getComputedStyle(document.querySelector('table.cards thead'))"
+                                             ".display"), "table-header-group")
         shot(clin, "05-referral-clinician-before")
         self.check_axe(clin, "referral")
 
@@ -516,7 +521,7 @@ class Portal(unittest.TestCase):
         self.assertLessEqual(d.execute_script("return document.documentElement.scrollWidth"), PHONE[0],
                              "the referral page is wider than the phone")
         # its handoffs (and the words triage read) as cards too, not a table cut at the edge
-        self.assertEqual(d.execute_script("return getComputedStyle(document.querySelector('table.stack td'))"
+        self.assertEqual(d.execute_script("return getComputedStyle(document.querySelector('table.cards td'))"
                                           ".display"), "block")
         shot(d, "13-mobile-referral")
         self.check_axe(d, "referral at a phone's width")
