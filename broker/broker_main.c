@@ -900,7 +900,10 @@ int main(int argc, char **argv)
     if (open_socket(&b, v[O_BIND].text, server_sec, cfg.max_frame) == 0 && open_router(&b, &cfg, v) == 0 &&
         start_loop(&b, cfg.heartbeat_ms, v) == 0) {
         hx_info("listening on %s (heartbeat %u ms x %u, max frame %u bytes, %s, %s)", v[O_BIND].text,
-                cfg.heartbeat_ms, cfg.liveness, cfg.max_frame, v[O_DATA].text ? "durable log" : "in memory",
+                cfg.heartbeat_ms, cfg.liveness, cfg.max_frame,
+                !v[O_DATA].text          ? "in memory"
+                : v[O_DATA_KEY].text     ? "durable log, bodies sealed with --data-key"
+                                         : "durable log, bodies in clear",
                 b.zap ? "CURVE with an allow-list" : "plain TCP without authentication");
         uv_run(&b.loop, UV_RUN_DEFAULT);
         rc = 0;

@@ -232,7 +232,7 @@ static void retention(hx_audit_t *a, time_t now)
     bool deleted = false;
     for (size_t i = 0; i + 1 < n; i++) {        /* never the newest: the current file continues it */
         time_t when;
-        if (!audit_rotated_name(audit_base(a->path), audit_base(rot[i]), &when) ||
+        if (!hx_audit_rotated_name(audit_base(a->path), audit_base(rot[i]), &when) ||
             now - when <= (time_t)a->rot.keep_days * 86400)
             break;
         if (unlink(rot[i]) != 0) {

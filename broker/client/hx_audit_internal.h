@@ -59,8 +59,6 @@ void audit_series_free(audit_series_t *s);
 /* The rotated files of the log at path, oldest first (full paths); 0 or -1 with why. */
 int audit_rotated_list(const char *path, char ***paths, size_t *n, char *why, size_t cap);
 void audit_paths_free(char **paths, size_t n);
-/* Whether name is base.YYYYMMDDTHHMMSSZ, and when (UTC). */
-bool audit_rotated_name(const char *base, const char *name, time_t *when);
 /* The last path component. */
 const char *audit_base(const char *path);
 

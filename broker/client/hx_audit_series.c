@@ -137,7 +137,7 @@ static long walk_path(const char *path, long target, bool first_only, audit_walk
 
 /* ---- the series: FILE.YYYYMMDDTHHMMSSZ, oldest first ------------------------------------------ */
 
-bool audit_rotated_name(const char *base, const char *name, time_t *when)
+bool hx_audit_rotated_name(const char *base, const char *name, time_t *when)
 {
     size_t bl = strlen(base);
     if (strncmp(name, base, bl) != 0 || name[bl] != '.' || strlen(name + bl + 1) != AUDIT_STAMP_LEN)
@@ -179,7 +179,7 @@ int audit_rotated_list(const char *path, char ***paths, size_t *n, char *why, si
     size_t have = 0;
     int rc = 0;
     while (rc == 0 && (e = readdir(d))) {
-        if (!audit_rotated_name(base, e->d_name, NULL))
+        if (!hx_audit_rotated_name(base, e->d_name, NULL))
             continue;
         char **grown = *n == have ? realloc(*paths, (have = have ? 2 * have : 8) * sizeof *grown) : *paths;
         char full[AUDIT_PATH_MAX + 256];
@@ -269,7 +269,7 @@ static long find_rotated(char **rot, size_t nrot, const char *name)
 static long step_back(const char *path, const char *cur, const audit_walk_t *w, char **rot, size_t nrot,
                       const bool *used, char *why, size_t cap)
 {
-    if (!audit_rotated_name(audit_base(path), w->from, NULL)) {
+    if (!hx_audit_rotated_name(audit_base(path), w->from, NULL)) {
         snprintf(why, cap, "%s line 1: continues '%s', which is not a rotated file of %s", cur, w->from, path);
         return -1;
     }

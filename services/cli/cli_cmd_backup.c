@@ -147,21 +147,6 @@ static int audit_cmp(const void *a, const void *b)
     return strcmp(((const audit_file_t *)a)->name, ((const audit_file_t *)b)->name);
 }
 
-/* FILE.YYYYMMDDTHHMMSSZ of base. */
-static bool rotated_name(const char *name, const char *base)
-{
-    size_t bl = strlen(base);
-    if (strncmp(name, base, bl) != 0 || name[bl] != '.' || strlen(name + bl + 1) != 16)
-        return false;
-    const char *t = name + bl + 1;
-    for (int i = 0; i < 16; i++) {
-        bool digit = t[i] >= '0' && t[i] <= '9';
-        if (i == 8 ? t[i] != 'T' : i == 15 ? t[i] != 'Z' : !digit)
-            return false;
-    }
-    return true;
-}
-
 /* Opens every rotated file of base in dir not yet in files. */
 static int audit_scan(const char *dir, const char *base, audit_file_t **files, size_t *n, char *err, size_t errcap)
 {
@@ -173,7 +158,7 @@ static int audit_scan(const char *dir, const char *base, audit_file_t **files, s
     struct dirent *de;
     int rc = 0;
     while (rc == 0 && (de = readdir(d))) {
-        if (!rotated_name(de->d_name, base))
+        if (!hx_audit_rotated_name(base, de->d_name, NULL))
             continue;
         bool have = false;
         for (size_t i = 0; i < *n; i++)
@@ -978,7 +963,7 @@ static void print_restored(json_t *m, const char *into, bool sealed_checked, con
             const char *base = strrchr(name, '/') + 1, *dot = strrchr(base, '.');
             char stem[NAME_MAX + 1];
             snprintf(stem, sizeof stem, "%.*s", dot ? (int)(dot - base) : (int)strlen(base), base);
-            if (!dot || !rotated_name(base, stem))
+            if (!dot || !hx_audit_rotated_name(stem, base, NULL))
                 printf("      --audit %s/%s for the program that wrote %s (HANDOFF_AUDIT)\n", into, name, path);
         } else if (!strcmp(role, "sqlite")) {
             printf("  SQLite %s/%s (was %s): point the option that named %s at it (handoff-scheduling --db, "

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The Debian packages, installed for real: builds them (make package), installs handoff and
 # handoff-cli with apt in a throwaway debian:bookworm-slim container (dependencies from the
-# mirror), checks the units with systemd-analyze verify, runs every program's --help, runs the
-# broker as its unit would (user handoff, its state directory, its key handed over as a
-# credential, CURVE on 127.0.0.1) until it answers /readyz, then purges both packages and checks
+# mirror), checks the data keys the install made (and that a reinstall keeps them), checks the
+# units with systemd-analyze verify, runs every program's --help, runs the broker as its unit
+# would (user handoff, its state directory, its keys handed over as credentials, bodies sealed,
+# CURVE on 127.0.0.1) until it answers /readyz, then purges both packages and checks
 # that nothing of them is left. The container is removed however the script ends.
 #   tests/package/package.sh [BUILD]      (BUILD: the build directory, default build)
 set -euo pipefail
@@ -47,6 +48,16 @@ ct sh -c 'apt-get update -qq && cd /tmp && DEBIAN_FRONTEND=noninteractive apt-ge
 ct getent passwd handoff >/dev/null || die "the user handoff was not made"
 [ "$(ct stat -c %a:%U:%G /etc/handoff/keys)" = 750:root:handoff ] || die "/etc/handoff/keys: not 0750 root:handoff"
 grep -q /etc/handoff/broker.env <<<"$(ct dpkg-query -W -f='${Conffiles}\n' handoff)" || die "broker.env is not a conffile"
+# the data keys, made at install: 64 hexadecimal characters, root's alone, kept on reinstall
+for k in /etc/handoff/keys/data.key /etc/handoff/keys/web/data.key; do
+  [ "$(ct stat -c %a:%U "$k" 2>/dev/null)" = 600:root ] || die "$k: missing or not 0600 root"
+  ct grep -Eqx '[0-9a-f]{64}' "$k" || die "$k: not one line of 64 hexadecimal characters"
+done
+[ "$(ct cat /etc/handoff/keys/data.key)" != "$(ct cat /etc/handoff/keys/web/data.key)" ] || die "the two data keys are the same"
+before=$(ct sha256sum /etc/handoff/keys/data.key)
+ct sh -c 'cd /tmp && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --reinstall ./handoff_*.deb >/dev/null' \
+  || die "apt-get install --reinstall failed"
+[ "$(ct sha256sum /etc/handoff/keys/data.key)" = "$before" ] || die "reinstalling replaced the data key"
 
 echo "== systemd-analyze verify (--man=no: the slim image keeps no manuals)"
 units="handoff-broker handoff-intake handoff-triage handoff-scheduling handoff-web"
@@ -76,8 +87,11 @@ ct sh -ec "cd /etc/handoff/keys && handoff keygen broker >/dev/null && handoff k
     && mkdir -p access && handoff keygen ops >/dev/null && rm -f ops.key \
     && echo \"\$(cat intake.pub) service intake\" > access/allow.txt && chmod 0644 access/allow.txt \
     && chgrp -R handoff access && chmod 0750 access \
-    && install -d -o handoff -g handoff -m 0700 $creds && install -o handoff -m 0400 broker.key $creds/ \
-    && install -d -o handoff -g handoff -m 0750 /var/lib/handoff/broker"
+    && install -d -o handoff -g handoff -m 0700 $creds && install -d -o handoff -g handoff -m 0750 /var/lib/handoff/broker"
+# every credential the unit names (LoadCredential=NAME:PATH), where systemd would put it
+while IFS=: read -r cname cpath; do
+  ct install -o handoff -m 0400 "$cpath" "$creds/$cname" || die "the broker's credential $cpath is missing"
+done < <(ct sed -n 's/^LoadCredential=//p' /lib/systemd/system/handoff-broker.service)
 env=$(ct sed -n 's/^Environment=//p' /lib/systemd/system/handoff-broker.service \
       | sed -e "s#%d#$creds#g" -e 's#%S#/var/lib#g')
 grep -q '^HANDOFF_CURVE_SECRET=' <<<"$env" || die "the broker unit sets no HANDOFF_CURVE_SECRET"
@@ -91,6 +105,7 @@ for _ in $(seq 1 100); do                  # up to 20 s for /readyz on a slow ho
 done
 [ -n "$ready" ] || { ct cat /tmp/broker.log >&2 || true; die "the broker did not become ready"; }
 [ "$(ct stat -c %U /var/lib/handoff/broker/audit.jsonl)" = handoff ] || die "the audit log is not the user handoff's"
+ct grep -q "bodies sealed with --data-key" /tmp/broker.log || { ct cat /tmp/broker.log >&2; die "the broker's unit does not seal bodies"; }
 grep -qx handoff <<<"$(ct ps -o user= -C handoff-broker)" || die "the broker does not run as handoff"
 ct pkill -TERM -x handoff-broker
 for _ in $(seq 1 50); do ct pgrep -x handoff-broker >/dev/null || break; sleep 0.2; done

@@ -85,4 +85,8 @@ const char *hx_audit_anchor_error(const hx_audit_t *a);
 long hx_audit_verify_anchored(const char *path, const char *anchor, size_t *lines, size_t *anchored, char *why,
                               size_t cap);
 
+/* Whether name (no directory) is a file rotated out of the log called base: base.YYYYMMDDTHHMMSSZ
+ * with a real UTC time, put in *when unless when is NULL. */
+bool hx_audit_rotated_name(const char *base, const char *name, time_t *when);
+
 #endif
