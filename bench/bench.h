@@ -19,7 +19,7 @@
 
 /* ---- options (the table is bench_main.c's) ------------------------------------------- */
 
-typedef enum { MODE_SUBMIT, MODE_DELIVER, MODE_PIPELINE, MODE_LATENCY, MODE_RECOVERY, MODE_COUNT } bench_mode_t;
+typedef enum { MODE_SUBMIT, MODE_DELIVER, MODE_PIPELINE, MODE_LATENCY, MODE_RECOVERY, MODE_LATENCY_CURVE, MODE_COUNT } bench_mode_t;
 
 typedef struct {
     bool modes[MODE_COUNT];     /* which modes run (--mode, or all) */
@@ -41,6 +41,7 @@ typedef struct {
     uint32_t clinics, therapists;   /* pipeline: the generated network */
     uint64_t seed;
     const char *broker_prefix;  /* --broker-prefix: e.g. "valgrind --tool=callgrind" */
+    const char *service_prefix; /* --service-prefix: NAME=CMD, a service run under CMD */
     const char *attach;         /* --attach: a profiler attached for the measured phase */
 } bench_opts_t;
 
@@ -193,6 +194,7 @@ json_t *bench_broker_stats(bench_env_t *e);
 int bench_mode_submit(const bench_opts_t *o);
 int bench_mode_deliver(const bench_opts_t *o);
 int bench_mode_latency(const bench_opts_t *o);
+int bench_mode_latency_curve(const bench_opts_t *o);
 int bench_mode_recovery(const bench_opts_t *o);
 int bench_mode_pipeline(const bench_opts_t *o);
 

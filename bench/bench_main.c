@@ -34,6 +34,9 @@ static const char usage_head[] =
     "            scheduled send time (no coordinated omission)\n"
     "  recovery  queues --count messages, stops the broker (SIGTERM), starts it again:\n"
     "            time until ready, RSS per queued message; then drains and checks all\n"
+    "  latency-curve (not in all)\n"
+    "            the closed-loop maximum (--producers, --window, --duration-s), then\n"
+    "            open-loop runs at 10, 25, 50, 75 and 90 % of it: p50, p99, p99.9 at each\n"
     "\n"
     "options (defaults per mode: quick | with --full):\n";
 
@@ -60,7 +63,7 @@ static const char usage_tail[] =
  * the help names them; for_mode fills them in. What the table cannot say (the mode list,
  * the decimal numbers, empty paths, checks across flags) is checked after it. */
 enum { O_MODE, O_PRODUCERS, O_WINDOW, O_SIZE, O_BATCH, O_COUNT, O_DURATION, O_RATE, O_WORKERS, O_CLINICS,
-       O_THERAPISTS, O_SEED, O_CURVE, O_FULL, O_JSON, O_BUILD, O_SOURCE, O_TMP, O_KEEP, O_PREFIX, O_ATTACH, O_N };
+       O_THERAPISTS, O_SEED, O_CURVE, O_FULL, O_JSON, O_BUILD, O_SOURCE, O_TMP, O_KEEP, O_PREFIX, O_SVC_PREFIX, O_ATTACH, O_N };
 static const hx_opt_t options[O_N] = {
     [O_MODE] = {"mode", HX_OPT_TEXT, NULL, "all", 0, 0, "LIST",
                 "submit, deliver, pipeline, latency, recovery or all; several\n"
@@ -114,6 +117,9 @@ static const hx_opt_t options[O_N] = {
     [O_PREFIX] = {"broker-prefix", HX_OPT_TEXT, NULL, NULL, 0, 0, "CMD",
                   "profiling: run the broker under CMD (split on spaces), e.g.\n"
                   "\"valgrind --tool=callgrind --callgrind-out-file=/tmp/cg.out\""},
+    [O_SVC_PREFIX] = {"service-prefix", HX_OPT_TEXT, NULL, NULL, 0, 0, "NAME=CMD",
+                      "profiling, pipeline: run the service NAME (intake, triage or\n"
+                      "scheduling) under CMD, e.g. \"scheduling=valgrind --tool=callgrind\""},
     [O_ATTACH] = {"attach", HX_OPT_TEXT, NULL, NULL, 0, 0, "CMD",
                   "profiling: run CMD during the measured phase of submit, deliver\n"
                   "and pipeline (its windowed run), then SIGINT it; {pid} is the\n"
@@ -121,7 +127,8 @@ static const hx_opt_t options[O_N] = {
                   "e.g. \"strace -c -f -o /tmp/sc.txt -p {pid}\""},
 };
 
-static const char *const mode_names[MODE_COUNT] = {"submit", "deliver", "pipeline", "latency", "recovery"};
+static const char *const mode_names[MODE_COUNT] = {"submit", "deliver", "pipeline", "latency", "recovery",
+                                                   "latency-curve"};
 
 /* "<prog>: --flag: <why>, got '<value>'", as hx_opt says it; returns -1 */
 static int bad(int opt, const char *why, const char *value)
@@ -154,7 +161,7 @@ static int parse_modes(const char *v, bool modes[MODE_COUNT])
     for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
         if (strcmp(t, "all") == 0) {
             for (int m = 0; m < MODE_COUNT; m++)
-                modes[m] = true;
+                modes[m] = m != MODE_LATENCY_CURVE;     /* six runs: asked for by name */
             n++;
             continue;
         }
@@ -162,7 +169,8 @@ static int parse_modes(const char *v, bool modes[MODE_COUNT])
         for (m = 0; m < MODE_COUNT && strcmp(t, mode_names[m]) != 0; m++)
             ;
         if (m == MODE_COUNT)
-            return bad(O_MODE, "must be submit, deliver, pipeline, latency, recovery or all (comma-separated)", t);
+            return bad(O_MODE, "must be submit, deliver, pipeline, latency, recovery, latency-curve or all "
+                            "(comma-separated)", t);
         modes[m] = true;
         n++;
     }
@@ -201,13 +209,22 @@ static int read_options(int argc, char **argv, given_t *g)
                         .full = v[O_FULL].on || full_from_env(), .build_dir = v[O_BUILD].text,
                         .source_dir = v[O_SOURCE].text, .tmp_base = v[O_TMP].text, .clinics = v[O_CLINICS].u32,
                         .therapists = v[O_THERAPISTS].u32, .seed = v[O_SEED].u64,
-                        .broker_prefix = v[O_PREFIX].text, .attach = v[O_ATTACH].text};
+                        .broker_prefix = v[O_PREFIX].text, .service_prefix = v[O_SVC_PREFIX].text,
+                        .attach = v[O_ATTACH].text};
     if (parse_modes(v[O_MODE].text, o->modes))
         return 2;
     if (v[O_DURATION].text && parse_num(O_DURATION, v[O_DURATION].text, 0.1, 3600, &o->duration_s))
         return 2;
     if (v[O_RATE].text && parse_num(O_RATE, v[O_RATE].text, 1, 1e7, &o->rate))
         return 2;
+    const char *sp = v[O_SVC_PREFIX].text, *eq = sp ? strchr(sp, '=') : NULL;
+    if (sp && (!eq || !eq[1] ||
+               !((eq - sp == 6 && !strncmp(sp, "intake", 6)) || (eq - sp == 6 && !strncmp(sp, "triage", 6)) ||
+                 (eq - sp == 10 && !strncmp(sp, "scheduling", 10))))) {
+        fprintf(stderr, "%s: --service-prefix: must be NAME=CMD with NAME intake, triage or scheduling, got '%s'\n",
+                BENCH_PROG, sp);
+        return 2;
+    }
     static const int paths[] = {O_BUILD, O_SOURCE, O_TMP, O_PREFIX, O_ATTACH};
     for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++)
         if (v[paths[i]].given && !*v[paths[i]].text) {
@@ -224,7 +241,7 @@ static bench_opts_t for_mode(const given_t *g, bench_mode_t m)
     const hx_opt_val_t *v = g->v;
     bool full = o.full;
     if (!v[O_PRODUCERS].given)
-        o.producers = m == MODE_LATENCY ? 2 : 4;
+        o.producers = m == MODE_LATENCY || m == MODE_LATENCY_CURVE ? 2 : 4;
     if (!v[O_WINDOW].given)
         o.window = m == MODE_PIPELINE ? 200 : 64;
     if (!v[O_BATCH].given)
@@ -255,7 +272,7 @@ static int check_modes(const given_t *g)
         if (!g->o.modes[m])
             continue;
         bench_opts_t o = for_mode(g, (bench_mode_t)m);
-        if ((m == MODE_SUBMIT || m == MODE_LATENCY) && (uint64_t)o.size * o.batch > MAX_SIZE) {
+        if ((m == MODE_SUBMIT || m == MODE_LATENCY || m == MODE_LATENCY_CURVE) && (uint64_t)o.size * o.batch > MAX_SIZE) {
             fprintf(stderr, "%s: --size %u x --batch %u: a SUBMIT must stay under the broker's 1 MiB frame "
                             "(at most " STR(MAX_SIZE) " payload bytes)\n", BENCH_PROG, o.size, o.batch);
             return 2;
@@ -301,6 +318,7 @@ static int run_modes(const given_t *g)
         case MODE_PIPELINE: rc = bench_mode_pipeline(&o); break;
         case MODE_LATENCY: rc = bench_mode_latency(&o); break;
         case MODE_RECOVERY: rc = bench_mode_recovery(&o); break;
+        case MODE_LATENCY_CURVE: rc = bench_mode_latency_curve(&o); break;
         case MODE_COUNT: break;
         }
         if (rc) {

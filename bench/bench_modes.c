@@ -511,6 +511,77 @@ int bench_mode_latency(const bench_opts_t *o)
     return submit_or_latency(o, true);
 }
 
+/* ---- latency-curve --------------------------------------------------------------------------------- */
+
+/* The knee: the closed-loop maximum first (submit with --producers, window --window, for
+ * --duration-s), then open-loop runs at 10, 25, 50, 75 and 90 % of it on the same broker, each
+ * for --duration-s: p50, p99 and p99.9 of the ack latency at each, measured from each send's
+ * scheduled time. One table row and JSON keys per point (e.g. p99_us_at_50). */
+int bench_mode_latency_curve(const bench_opts_t *o)
+{
+    static const unsigned pct[] = {10, 25, 50, 75, 90};
+    bench_env_t e;
+    if (bench_env_init(&e, o, "latency-curve")) {
+        bench_env_cleanup(&e);
+        return 1;
+    }
+    int rc = 1, failed = 0;
+    uint64_t lost = 0, dup = 0;
+    load_keys(&e, o);
+    if (bench_start_broker(&e, NULL))
+        goto out;
+    bench_say(o, "latency-curve: %u producer(s), window %u, %u B: the maximum for %.1f s\n", o->producers, o->window,
+              o->size, o->duration_s);
+    load_result_t res;
+    if (run_producers(&e, o->producers, UINT64_MAX / 2, o->batch, o->window, 0, o->duration_s, &res))
+        goto out;
+    double max = res.seconds > 0 ? (double)res.acked / res.seconds : 0;
+    uint64_t total = res.acked;
+    lost += res.lost + res.refused;
+    dup += res.duplicated;
+    failed |= res.failed;
+    bench_samples_free(&res.lat);
+    bench_samples_free(&res.lag);
+    bench_report_t r;
+    bench_report_begin(&r, o, "latency-curve");
+    bench_report_num(&r, "max_msgs_per_s", max, "msg/s", "closed-loop maximum");
+    report_common(&r, o);
+    for (size_t i = 0; i < sizeof pct / sizeof pct[0] && max > 0 && !failed; i++) {
+        double rate = max * pct[i] / 100.0;
+        bench_say(o, "latency-curve: %u %% of the maximum, %.0f msg/s offered for %.1f s\n", pct[i], rate,
+                  o->duration_s);
+        if (run_producers(&e, o->producers, (uint64_t)(rate * o->duration_s), o->batch, 1000000, rate, o->duration_s,
+                          &res)) {
+            failed = 1;
+            break;
+        }
+        char key[40], label[80];
+        snprintf(key, sizeof key, "offered_at_%u", pct[i]);
+        snprintf(label, sizeof label, "%u %%: offered", pct[i]);
+        bench_report_num(&r, key, rate, "msg/s", label);
+        snprintf(key, sizeof key, "achieved_at_%u", pct[i]);
+        snprintf(label, sizeof label, "%u %%: achieved", pct[i]);
+        bench_report_num(&r, key, res.seconds > 0 ? (double)res.acked / res.seconds : 0, "msg/s", label);
+        static const struct { double p; const char *name; } ps[] = {{50, "p50"}, {99, "p99"}, {99.9, "p99_9"}};
+        for (size_t k = 0; k < 3; k++) {
+            snprintf(key, sizeof key, "%s_us_at_%u", ps[k].name, pct[i]);
+            snprintf(label, sizeof label, "%u %%: ack latency p%g", pct[i], ps[k].p);
+            bench_report_num(&r, key, bench_samples_pct_us(&res.lat, ps[k].p), "us", label);
+        }
+        total += res.acked;
+        lost += res.lost + res.refused;
+        dup += res.duplicated;
+        failed |= res.failed;
+        bench_samples_free(&res.lat);
+        bench_samples_free(&res.lag);
+    }
+    bench_report_int(&r, "messages", total, "messages acked, all runs");
+    rc = verdict(&r, lost, dup, failed || max <= 0);
+out:
+    bench_env_cleanup(&e);
+    return rc;
+}
+
 /* ---- deliver -------------------------------------------------------------------------------------- */
 
 int bench_mode_deliver(const bench_opts_t *o)

@@ -222,8 +222,12 @@ pid_t bench_spawn(bench_env_t *e, const char *name, const char *rel, const char 
     const char *argv[96];
     size_t n = 0;
     char prefix[1024] = "";
+    const char *sp = e->o->service_prefix, *eq = sp ? strchr(sp, '=') : NULL;
     if (e->o->broker_prefix && strcmp(name, "broker") == 0) {   /* a profiler runs the broker */
         snprintf(prefix, sizeof prefix, "%s", e->o->broker_prefix);
+        n = split_words(prefix, argv, 32);
+    } else if (eq && strlen(name) == (size_t)(eq - sp) && !strncmp(sp, name, strlen(name))) {
+        snprintf(prefix, sizeof prefix, "%s", eq + 1);
         n = split_words(prefix, argv, 32);
     }
     argv[n++] = path;

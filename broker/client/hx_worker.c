@@ -43,6 +43,14 @@ typedef struct unconfirmed {
     struct unconfirmed *prev, *next;
 } unconfirmed_t;
 
+/* A handled message's answer, packed and waiting for the burst's commit. */
+typedef struct {
+    uint8_t input[HX_ID_LEN], req[HX_ID_LEN];
+    uint32_t attempt;
+    bool ok;
+    hx_buf_t frame;
+} answer_t;
+
 struct hx_worker {
     uv_loop_t loop;
     void *zctx;
@@ -69,6 +77,13 @@ struct hx_worker {
     uint64_t tick_ms;
     hx_buf_t buf;
     hx_outbox_t *outbox;
+    hx_worker_batch_t batch;    /* begin NULL: no transaction around a burst */
+    hx_batch_t **pending;       /* DELIVERs received and not handled yet: the burst */
+    size_t n_pending, cap_pending;
+    uv_idle_t idle;             /* active while pending: the burst is handled before the loop waits */
+    bool idle_init;
+    answer_t *answers;          /* kept between bursts (their buffers are reused) */
+    size_t cap_answers;
     unconfirmed_t *unconfirmed;
     hx_http_t *http;
     hx_metrics_t *metrics, *own_metrics;        /* own_metrics: made here when none was given */
@@ -223,10 +238,10 @@ int hx_outbox_get(const hx_outbox_t *o, size_t i, hx_addr_kind_t *kind, const ch
     return 0;
 }
 
-static void track(hx_worker_t *w, const uint8_t req[HX_ID_LEN])
+static void track(hx_worker_t *w, const uint8_t req[HX_ID_LEN], const hx_buf_t *frame)
 {
     unconfirmed_t *u = calloc(1, sizeof *u);
-    if (u && hx_buf_append(&u->frame, w->buf.data, w->buf.len) == 0) {
+    if (u && hx_buf_append(&u->frame, frame->data, frame->len) == 0) {
         memcpy(u->req, req, HX_ID_LEN);
         DL_APPEND(w->unconfirmed, u);
     } else if (u) {
@@ -254,46 +269,166 @@ int hx_worker_post(hx_worker_t *w, const uint8_t id[HX_ID_LEN], hx_addr_kind_t k
     env.messages = &mp;
     if (send_env(w, &env))
         return HX_EIO;
-    track(w, id);
+    track(w, id, &w->buf);
     return 0;
 }
 
-static void handle(hx_worker_t *w, const hx_msg_t *in)
+/* The NACK of a->input with why, packed into a->frame. */
+static int pack_nack(answer_t *a, const char *why)
+{
+    Handoff__Envelope env;
+    ProtobufCBinaryData nack = {HX_ID_LEN, a->input};
+    hx_id_random(a->req);
+    env_init(&env, HANDOFF__KIND__KIND_NACK);
+    env.id = (ProtobufCBinaryData){HX_ID_LEN, a->req};
+    env.n_acks = 1;
+    env.acks = &nack;
+    env.error_text = (char *)why;
+    a->ok = false;
+    return hx_wire_pack(&env, &a->frame);
+}
+
+/* Handles one message: its ACK with the outputs, or its NACK, packed into a (not sent). */
+static void handle(hx_worker_t *w, const hx_msg_t *in, answer_t *a)
 {
     char err[256] = "";
     hx_outbox_t *o = w->outbox;
     outbox_reset(o, in->id);
+    memcpy(a->input, in->id, HX_ID_LEN);
+    a->attempt = in->attempt;
     uint64_t t0 = uv_hrtime();
     int rc = w->fn(w->arg, in, o, err, sizeof err);
     hx_metric_observe(w->m_latency, uv_hrtime() - t0);
-    hx_metric_add(rc == 0 ? w->m_ok : w->m_failed, 1);
     char hex[2 * HX_ID_LEN + 1];
     hx_id_hex(in->id, hex);
+    if (rc != 0) {
+        hx_warn("could not handle %s (attempt %u): %s", hex, in->attempt, err);
+        if (pack_nack(a, err))
+            a->frame.len = 0;
+        outbox_reset(o, NULL);
+        return;
+    }
     Handoff__Envelope env;
-    ProtobufCBinaryData ack = {HX_ID_LEN, (uint8_t *)in->id};
-    uint8_t req[HX_ID_LEN];
-    hx_id_random(req);
-    env_init(&env, rc == 0 ? HANDOFF__KIND__KIND_ACK : HANDOFF__KIND__KIND_NACK);
-    env.id = (ProtobufCBinaryData){HX_ID_LEN, req};
+    ProtobufCBinaryData ack = {HX_ID_LEN, a->input};
+    hx_id_random(a->req);
+    env_init(&env, HANDOFF__KIND__KIND_ACK);
+    env.id = (ProtobufCBinaryData){HX_ID_LEN, a->req};
     env.n_acks = 1;
     env.acks = &ack;
     Handoff__Message *mp[HX_MAX_BATCH];
-    if (rc == 0) {
-        for (size_t i = 0; i < o->n; i++)
-            mp[i] = &o->msgs[i];
-        env.n_messages = o->n;
-        env.messages = mp;
-        hx_debug("handled %s: %zu output(s)", hex, o->n);
-    } else {
-        env.error_text = err;
-        hx_warn("could not handle %s (attempt %u): %s", hex, in->attempt, err);
-    }
-    if (send_env(w, &env)) {
-        hx_warn("could not send the ack of %s; the broker will redeliver it", hex);
-    } else {
-        track(w, req);
-    }
+    for (size_t i = 0; i < o->n; i++)
+        mp[i] = &o->msgs[i];
+    env.n_messages = o->n;
+    env.messages = mp;
+    a->ok = true;
+    if (hx_wire_pack(&env, &a->frame))
+        a->frame.len = 0;                       /* not acked: the broker redelivers it */
+    hx_debug("handled %s: %zu output(s)", hex, o->n);
     outbox_reset(o, NULL);
+}
+
+/* Sends a handled message's answer and keeps it until the broker confirms it. */
+static void send_answer(hx_worker_t *w, answer_t *a)
+{
+    char hex[2 * HX_ID_LEN + 1];
+    hx_id_hex(a->input, hex);
+    hx_metric_add(a->ok ? w->m_ok : w->m_failed, 1);
+    if (!a->frame.len || !w->conn || zmq_send(w->conn->sock, a->frame.data, a->frame.len, ZMQ_DONTWAIT) < 0) {
+        hx_warn("could not send the %s of %s; the broker will redeliver it", a->ok ? "ack" : "nack", hex);
+        return;
+    }
+    w->last_send = uv_now(&w->loop);
+    track(w, a->req, &a->frame);
+}
+
+/* The burst: every message delivered since the last one, handled in one transaction when the
+ * service gave one (hx_worker_set_batch), then every answer sent. */
+static void handle_pending(hx_worker_t *w)
+{
+    size_t total = 0;
+    for (size_t i = 0; i < w->n_pending; i++)
+        total += w->pending[i]->count;
+    if (total > w->cap_answers) {
+        answer_t *t = realloc(w->answers, total * sizeof *t);
+        if (t) {
+            memset(t + w->cap_answers, 0, (total - w->cap_answers) * sizeof *t);
+            w->answers = t;
+            w->cap_answers = total;
+        }
+    }
+    total = total < w->cap_answers ? total : w->cap_answers;   /* the rest: redelivered */
+    char err[256] = "";
+    bool txn = w->batch.begin != NULL;
+    int began = txn ? w->batch.begin(w->batch.arg, err, sizeof err) : 0;
+    if (began != 0)
+        hx_warn("cannot begin the transaction for %zu message(s): %s; nacking them", total, err);
+    size_t n = 0;
+    for (size_t i = 0; i < w->n_pending; i++)
+        for (size_t k = 0; k < w->pending[i]->count && n < total && !w->stopping; k++) {
+            answer_t *a = &w->answers[n++];
+            const hx_msg_t *in = &w->pending[i]->msgs[k];
+            if (began == 0) {
+                handle(w, in, a);
+            } else {
+                memcpy(a->input, in->id, HX_ID_LEN);
+                a->attempt = in->attempt;
+                if (pack_nack(a, err))
+                    a->frame.len = 0;
+            }
+        }
+    if (txn && began == 0 && w->batch.commit(w->batch.arg, err, sizeof err) != 0) {
+        if (w->batch.rollback)
+            w->batch.rollback(w->batch.arg);
+        hx_warn("could not commit the %zu message(s) handled together: %s; nacking them", n, err);
+        char why[300];
+        snprintf(why, sizeof why, "commit: %s", err);
+        for (size_t i = 0; i < n; i++)
+            if (pack_nack(&w->answers[i], why))
+                w->answers[i].frame.len = 0;
+    }
+    for (size_t i = 0; i < n; i++)
+        send_answer(w, &w->answers[i]);
+    for (size_t i = 0; i < w->n_pending; i++)
+        hx_batch_destroy(&w->pending[i]);
+    w->n_pending = 0;
+}
+
+static void on_idle(uv_idle_t *h)
+{
+    hx_worker_t *w = h->data;
+    uv_idle_stop(h);
+    handle_pending(w);
+}
+
+/* A DELIVER joins the burst, handled before the loop next waits for input. */
+static void add_pending(hx_worker_t *w, hx_batch_t *b)
+{
+    if (w->n_pending == w->cap_pending) {
+        size_t cap = w->cap_pending ? 2 * w->cap_pending : 16;
+        hx_batch_t **t = realloc(w->pending, cap * sizeof *t);
+        if (!t) {
+            hx_warn("out of memory: %zu delivered message(s) left to the broker's redelivery", b->count);
+            hx_batch_destroy(&b);
+            return;
+        }
+        w->pending = t;
+        w->cap_pending = cap;
+    }
+    w->pending[w->n_pending++] = b;
+    if (!w->idle_init) {
+        uv_idle_init(&w->loop, &w->idle);
+        w->idle.data = w;
+        w->idle_init = true;
+    }
+    uv_idle_start(&w->idle, on_idle);
+}
+
+void hx_worker_set_batch(hx_worker_t *w, const hx_worker_batch_t *b)
+{
+    if (b && b->begin && b->commit)
+        w->batch = *b;
+    else
+        memset(&w->batch, 0, sizeof w->batch);
 }
 
 static void on_message(hx_zuv_t *z, zmq_msg_t *parts, size_t n, void *arg)
@@ -321,9 +456,10 @@ static void on_message(hx_zuv_t *z, zmq_msg_t *parts, size_t n, void *arg)
     case HANDOFF__KIND__KIND_DELIVER: {
         hx_batch_t *b = hx_batch_from_envelope(env);
         env = NULL;
-        for (size_t i = 0; b && i < b->count && !w->stopping; i++)
-            handle(w, &b->msgs[i]);
-        hx_batch_destroy(&b);
+        if (b && b->count && !w->stopping)
+            add_pending(w, b);
+        else
+            hx_batch_destroy(&b);
         break;
     }
     case HANDOFF__KIND__KIND_ACCEPTED: {
@@ -709,6 +845,12 @@ void hx_worker_destroy(hx_worker_t **self_p)
     uv_loop_close(&w->loop);
     zmq_ctx_term(w->zctx);
     unconfirmed_clear(w);
+    for (size_t i = 0; i < w->n_pending; i++)   /* never acked: the broker redelivers them */
+        hx_batch_destroy(&w->pending[i]);
+    free(w->pending);
+    for (size_t i = 0; i < w->cap_answers; i++)
+        hx_buf_free(&w->answers[i].frame);
+    free(w->answers);
     hx_buf_free(&w->buf);
     free(w->outbox);
     hx_metrics_destroy(&w->own_metrics);

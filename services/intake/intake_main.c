@@ -146,6 +146,34 @@ static int handle(void *arg, const hx_msg_t *in, hx_outbox_t *out, char *err, si
     return rc ? -1 : 0;
 }
 
+/* A delivered burst's referrals recorded in one transaction (hx_worker_batch_t): one commit
+ * for the burst. A referral whose outputs cannot be built is nacked; its row (INSERT OR
+ * IGNORE, the same when it comes again) may stay. */
+static int batch_begin(void *arg, char *err, size_t errcap)
+{
+    intake_t *t = arg;
+    if (sqlite3_exec(t->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK)
+        return 0;
+    snprintf(err, errcap, "intake database: %s", sqlite3_errmsg(t->db));
+    return -1;
+}
+
+static int batch_commit(void *arg, char *err, size_t errcap)
+{
+    intake_t *t = arg;
+    if (sqlite3_exec(t->db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK)
+        return 0;
+    snprintf(err, errcap, "intake database: %s", sqlite3_errmsg(t->db));
+    return -1;
+}
+
+static void batch_rollback(void *arg)
+{
+    intake_t *t = arg;
+    if (!sqlite3_get_autocommit(t->db))
+        sqlite3_exec(t->db, "ROLLBACK", NULL, NULL, NULL);
+}
+
 static int open_db(intake_t *t)
 {
     mode_t old = umask(077);
@@ -228,6 +256,8 @@ int main(int argc, char **argv)
         hx_registration_destroy(&t.loaded);
         return 1;
     }
+    o.batch = (hx_worker_batch_t){.begin = batch_begin, .commit = batch_commit, .rollback = batch_rollback,
+                                  .arg = &t};
     rc = open_db(&t) == 0 ? hx_svc_run(&o, "handoff-intake", "intake", handle, &t, reload, &t) : 1;
     hx_metrics_destroy(&o.metrics);
     hx_registration_destroy(&t.loaded);

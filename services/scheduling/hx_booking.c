@@ -38,6 +38,7 @@ struct hx_booking {
     uint8_t key[HX_SEAL_KEY_LEN];
     bool sealing;
     hx_attach_typer_t *typer;       /* tells an attachment's type by its content */
+    bool in_batch;                  /* a burst's transaction is open (hx_booking_batch_begin) */
 };
 
 static const char schema[] =
@@ -1353,12 +1354,61 @@ static int outputs_replay(hx_booking_t *b, const hx_msg_t *in, hx_outbox_t *out)
     return found;
 }
 
+/* A message's own transaction: SAVEPOINT inside a burst's (hx_booking_batch_begin), so one
+ * message that fails undoes only its own changes; its own BEGIN otherwise. */
+static int txn_open(hx_booking_t *b, bool write)
+{
+    if (b->in_batch)
+        return exec(b, "SAVEPOINT message");
+    return exec(b, write ? "BEGIN IMMEDIATE" : "BEGIN");
+}
+
+static int txn_close(hx_booking_t *b, bool commit)
+{
+    if (b->in_batch) {
+        if (commit)
+            return exec(b, "RELEASE message");
+        int rc = exec(b, "ROLLBACK TO message");
+        return exec(b, "RELEASE message") || rc;
+    }
+    if (commit)
+        return exec(b, "COMMIT");
+    return exec(b, "ROLLBACK");
+}
+
+int hx_booking_batch_begin(hx_booking_t *b, char *err, size_t errcap)
+{
+    if (exec(b, "BEGIN IMMEDIATE") != 0) {
+        snprintf(err, errcap, "scheduling database busy: %s", sqlite3_errmsg(b->db));
+        return -1;
+    }
+    b->in_batch = true;
+    return 0;
+}
+
+int hx_booking_batch_commit(hx_booking_t *b, char *err, size_t errcap)
+{
+    b->in_batch = false;
+    if (exec(b, "COMMIT") == 0)
+        return 0;
+    snprintf(err, errcap, "scheduling database: %s", sqlite3_errmsg(b->db));
+    return -1;
+}
+
+void hx_booking_batch_rollback(hx_booking_t *b)
+{
+    b->in_batch = false;
+    if (!sqlite3_get_autocommit(b->db))
+        exec(b, "ROLLBACK");
+    calendar_drop(b);                           /* it held what is now undone */
+}
+
 /* A StatsRequest is a query: it reads in one read transaction (a consistent view; it waits for
  * no writer) and stores nothing, not even its outputs. A redelivered request is computed again;
  * its answer's message id is derived from the request's, so the broker keeps the first copy. */
 static int handle_query(hx_booking_t *b, const hx_msg_t *in, hx_outbox_t *out, char *err, size_t errcap)
 {
-    if (exec(b, "BEGIN") != 0) {
+    if (txn_open(b, false) != 0) {
         snprintf(err, errcap, "scheduling database: %s", sqlite3_errmsg(b->db));
         return -1;
     }
@@ -1367,7 +1417,7 @@ static int handle_query(hx_booking_t *b, const hx_msg_t *in, hx_outbox_t *out, c
         calendar_drop(b);                       /* another worker changed the calendar */
     b->cal_version = version;
     int rc = hx_stats_on_request(b, in, out);
-    if (exec(b, rc == 0 ? "COMMIT" : "ROLLBACK") != 0)
+    if (txn_close(b, rc == 0) != 0)
         rc = -1;
     if (rc != 0) {
         snprintf(err, errcap, "scheduling database: %s", sqlite3_errmsg(b->db));
@@ -1395,7 +1445,7 @@ int hx_booking_handle(hx_booking_t *b, const hx_msg_t *in, hx_outbox_t *out, cha
         hx_warn("a message of type '%.64s' from %s ignored", in->type, in->from);
         return 0;
     }
-    if (exec(b, "BEGIN IMMEDIATE") != 0) {
+    if (txn_open(b, true) != 0) {
         snprintf(err, errcap, "scheduling database busy: %s", sqlite3_errmsg(b->db));
         return -1;
     }
@@ -1415,10 +1465,10 @@ int hx_booking_handle(hx_booking_t *b, const hx_msg_t *in, hx_outbox_t *out, cha
     } else if (rc == 1) {
         rc = 0;                                 /* handled before: the same outputs again */
     }
-    if (rc == 0 && exec(b, "COMMIT") == 0)
+    if (rc == 0 && txn_close(b, true) == 0)
         return 0;
     snprintf(err, errcap, "scheduling database: %s", sqlite3_errmsg(b->db));
-    exec(b, "ROLLBACK");
+    txn_close(b, false);
     calendar_drop(b);
     return -1;
 }

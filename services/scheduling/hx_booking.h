@@ -62,6 +62,13 @@ int hx_booking_set_directory(hx_booking_t *b, const hx_directory_t *dir);
  * Returns 0 with the outputs in out, or -1 (the message is to be delivered again) with err. */
 int hx_booking_handle(hx_booking_t *b, const hx_msg_t *in, hx_outbox_t *out, char *err, size_t errcap);
 
+/* A burst of messages in one transaction (hx_worker_batch_t): begin, then hx_booking_handle
+ * for each (each in a savepoint of its own: one that fails undoes only itself), then commit
+ * (0 once durable) or, when commit failed, rollback (which also drops the cached calendar). */
+int hx_booking_batch_begin(hx_booking_t *b, char *err, size_t errcap);
+int hx_booking_batch_commit(hx_booking_t *b, char *err, size_t errcap);
+void hx_booking_batch_rollback(hx_booking_t *b);
+
 /* Referrals on hold, in wait-list order: priority (stat first), then arrival on the wait list
  * (at most cap ids written into ids). */
 size_t hx_booking_on_hold(hx_booking_t *b, char (*ids)[32], size_t cap);

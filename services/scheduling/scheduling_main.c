@@ -197,6 +197,21 @@ static int handle(void *arg, const hx_msg_t *in, hx_outbox_t *out, char *err, si
     return rc;
 }
 
+static int batch_begin(void *arg, char *err, size_t errcap)
+{
+    return hx_booking_batch_begin(((sched_t *)arg)->booking, err, errcap);
+}
+
+static int batch_commit(void *arg, char *err, size_t errcap)
+{
+    return hx_booking_batch_commit(((sched_t *)arg)->booking, err, errcap);
+}
+
+static void batch_rollback(void *arg)
+{
+    hx_booking_batch_rollback(((sched_t *)arg)->booking);
+}
+
 static int metrics_init(sched_t *s, hx_metrics_t *m)
 {
     static const char help[] =
@@ -411,6 +426,8 @@ int main(int argc, char **argv)
         o.tick = tick;
         o.tick_arg = &s;
         o.tick_ms = s.retry_ms;
+        o.batch = (hx_worker_batch_t){.begin = batch_begin, .commit = batch_commit, .rollback = batch_rollback,
+                                      .arg = &s};
         rc = hx_svc_run(&o, prog, "scheduling", handle, &s, reload, &s);
     }
     hx_metrics_destroy(&o.metrics);

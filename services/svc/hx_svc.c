@@ -67,6 +67,7 @@ int hx_svc_parse(int argc, char **argv, const char *prog, const char *head, cons
     out->tick = NULL;
     out->tick_arg = NULL;
     out->tick_ms = 0;
+    memset(&out->batch, 0, sizeof out->batch);
     out->http = c[C_HTTP].text;
     if (out->http && hx_http_parse_listen(prog, "--http", out->http))
         return 2;
@@ -107,6 +108,7 @@ int hx_svc_run(const hx_svc_opts_t *o, const char *prog, const char *service, hx
         return 1;
     }
     hx_worker_on_reload(w, reload, reload_arg);
+    hx_worker_set_batch(w, &o->batch);
     if (o->tick && o->tick_ms)
         hx_worker_every(w, o->tick_ms, o->tick, o->tick_arg);
     hx_info("connecting to %s", o->broker);

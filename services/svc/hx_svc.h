@@ -22,6 +22,9 @@ typedef struct {
     void (*tick)(hx_worker_t *w, void *arg);
     void *tick_arg;
     uint64_t tick_ms;
+    /* Each delivered burst in one transaction of the program's store (hx_worker_batch_t; set
+     * by main, or all NULL: each message on its own). */
+    hx_worker_batch_t batch;
 } hx_svc_opts_t;
 
 /* Parses argv against the program's own options (extra, n_extra of them; their values in

@@ -7,6 +7,9 @@
  *                         SIGTERM and a SIGKILL restart
  *   poison_message        retries with exponential backoff, then the dead-letter queue;
  *                         replay and purge
+ *   worker_bursts_commit_or_nack_together
+ *                         a worker's delivered burst in one transaction: a failed commit
+ *                         nacks it all with no output sent; a failing message alone is nacked
  *   disk_full_then_space_returns, fsync_failure_refuses_until_restart
  *                         write faults injected with --test-faults
  *   cli_dlq               `handoff dlq ...` and `handoff health`: output and exit codes
@@ -861,6 +864,115 @@ static void expect_mailbox(const char *box, const hx_msg_t *const msgs[], size_t
     }
     free(f);
     hx_client_destroy(&c);                  /* BYE: what was fetched goes back to the mailbox */
+}
+
+/* A worker that handles each delivered burst in one transaction (hx_worker_set_batch): when
+ * the commit fails, the whole burst is nacked and none of its outputs reaches anyone; a burst
+ * that commits acks each message with its outputs, and a message whose handler fails inside a
+ * burst is nacked alone (the others of its burst go on). The burst's shape (how many messages
+ * arrive in one turn of the worker's loop) is read from the worker's log, not assumed. */
+typedef struct {
+    char ids[64][33];
+    unsigned attempt[64];
+    size_t n;
+    bool committed;
+} wburst_t;
+
+static size_t read_bursts(const char *path, wburst_t *b, size_t cap)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    char line[128], h[33];
+    unsigned att;
+    size_t n = 0;
+    bool open = false;
+    while (fgets(line, sizeof line, f)) {
+        if (!strcmp(line, "begin\n") && n < cap) {
+            memset(&b[n], 0, sizeof b[n]);
+            open = true;
+        } else if (open && !strncmp(line, "commit ", 7)) {
+            b[n++].committed = !strcmp(line, "commit ok\n");
+            open = false;
+        } else if (open && sscanf(line, "%32s %u", h, &att) == 2 && b[n].n < 64) {
+            snprintf(b[n].ids[b[n].n], sizeof b[n].ids[0], "%s", h);
+            b[n].attempt[b[n].n++] = att;
+        }
+    }
+    fclose(f);
+    return n;
+}
+
+Test(durability, worker_bursts_commit_or_nack_together)
+{
+    const char *extra[] = {"--heartbeat-ms", "100", "--max-attempts", "3", "--backoff-ms", "50",
+                           "--backoff-max-ms", "200", NULL};
+    start_broker(extra);
+    enum { N = 40 };
+    hx_client_t *p = net_session(&net, HX_ROLE_CLINIC, "producer");
+    hx_client_t *admin = net_session(&net, HX_ROLE_ADMIN, "ops");
+    static char payloads[N][16];
+    hx_msg_t m[N];
+    for (int i = 0; i < N; i++) {                       /* queued before the worker starts */
+        snprintf(payloads[i], sizeof payloads[i], i == 7 ? "poison" : "m%d", i);
+        m[i] = message(HX_TO_SERVICE, "work", payloads[i]);
+        submit_ok(p, &m[i]);
+    }
+    char blog[512];
+    snprintf(blog, sizeof blog, "%s/bursts.log", net.dir);
+    const char *argv[] = {net_bin("tests/hx-test-worker"), "--broker", net.endpoint, "--service", "work", "--to",
+                          "sink", "--credit", "16", "--batch-log", blog, "--fail-commits", "1", "--poison", "poison",
+                          NULL};
+    net_spawn(&net, "batch-worker", argv);
+    dlq_wait_t dw = {admin, m[7].id};
+    cr_assert(net_wait(in_dlq, &dw, WAIT_MS), "the poison message never reached the dead-letter queue (see %s)",
+              net.dir);
+
+    /* every other message reaches the sink exactly once, with the attempt of the burst that
+     * committed it */
+    hx_client_t *sink = net_session(&net, HX_ROLE_CLINIC, "sink");
+    fetched_t *f = calloc(1, sizeof *f);
+    f->c = sink;
+    f->want = N - 1;
+    fetch_exactly(f, "sink");
+    wburst_t *b = calloc(64, sizeof *b);
+    size_t nb = read_bursts(blog, b, 64);
+    cr_assert_geq(nb, 2, "the worker's log shows %zu burst(s) (see %s)", nb, blog);
+    cr_expect_not(b[0].committed, "the first commit was to fail");
+    fprintf(stderr, "worker_bursts: %zu burst(s) of", nb);
+    for (size_t k = 0; k < nb; k++)
+        fprintf(stderr, " %zu%s", b[k].n, b[k].committed ? "" : " (failed)");
+    fprintf(stderr, " message(s)\n");
+    size_t handled_in_committed = 0;
+    for (int i = 0; i < N; i++) {
+        uint8_t out[HX_ID_LEN];
+        hx_id_derive(m[i].id, 0, out);
+        if (i == 7) {
+            cr_expect_eq(fetched_count(f, out), 0, "the poison message produced an output");
+            continue;
+        }
+        cr_expect_eq(fetched_count(f, out), 1, "message %d (%s): %zu output(s)", i, hex(m[i].id), fetched_count(f, out));
+        /* the output's attempt is the one of the committed burst that handled it */
+        unsigned committed_attempt = 0;
+        for (size_t k = 0; k < nb; k++)
+            for (size_t j = 0; j < b[k].n; j++)
+                if (b[k].committed && !strcmp(b[k].ids[j], hex(m[i].id))) {
+                    cr_expect_eq(committed_attempt, 0, "message %d committed twice", i);
+                    committed_attempt = b[k].attempt[j];
+                    handled_in_committed++;
+                }
+        char want[32];
+        snprintf(want, sizeof want, "attempt=%u;%s", committed_attempt, payloads[i]);
+        cr_expect_str_eq(fetched_payload(f, out), want, "message %d", i);
+    }
+    cr_expect_eq(handled_in_committed, N - 1);
+    /* what the failed commit held came again, and nothing of its first attempt went out */
+    cr_assert_gt(b[0].n, 0, "the failed burst held no message");
+    for (size_t j = 0; j < b[0].n; j++)
+        cr_expect_eq(b[0].attempt[j], 1, "the first burst's messages were first deliveries");
+    fetched_ack(f);
+    free(b);
+    free(f);
 }
 
 Test(durability, disk_full_then_space_returns)

@@ -3,11 +3,18 @@
  *   --mode hold   on the first message write --marker and then hang (to be killed)
  *   --mode fail   nack every message with the error "always fails (test)"
  *   --log FILE    (any mode) append "<attempt> <CLOCK_MONOTONIC ms> <32-hex id>" per
- *                 message received, flushed at once, so a test can read attempts and gaps */
+ *                 message received, flushed at once, so a test can read attempts and gaps
+ *   --batch-log FILE
+ *                 handle each delivered burst in a "transaction" (hx_worker_set_batch):
+ *                 append "begin", then "<32-hex id> <attempt>" per message, then "commit ok"
+ *                 or "commit failed"
+ *   --fail-commits N   the first N commits fail (their bursts must be nacked, outputs unsent)
+ *   --poison TEXT      a message whose payload is TEXT is nacked ("poison (test)") */
 #include "hx_log.h"
 #include "hx_worker.h"
 
 #include <getopt.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,9 +22,37 @@
 #include <unistd.h>
 
 typedef struct {
-    const char *mode, *marker, *to;
-    FILE *log;
+    const char *mode, *marker, *to, *poison;
+    FILE *log, *batch_log;
+    int fail_commits;
 } opts_t;
+
+static int batch_begin(void *arg, char *err, size_t errcap)
+{
+    (void)err;
+    (void)errcap;
+    opts_t *o = arg;
+    fprintf(o->batch_log, "begin\n");
+    fflush(o->batch_log);
+    return 0;
+}
+
+static int batch_commit(void *arg, char *err, size_t errcap)
+{
+    opts_t *o = arg;
+    bool fail = o->fail_commits > 0;
+    o->fail_commits -= fail;
+    fprintf(o->batch_log, "commit %s\n", fail ? "failed" : "ok");
+    fflush(o->batch_log);
+    if (fail)
+        snprintf(err, errcap, "commit fails (test)");
+    return fail ? -1 : 0;
+}
+
+static void batch_rollback(void *arg)
+{
+    (void)arg;
+}
 
 static void log_received(opts_t *o, const hx_msg_t *in)
 {
@@ -35,6 +70,16 @@ static int handle(void *arg, const hx_msg_t *in, hx_outbox_t *out, char *err, si
 {
     opts_t *o = arg;
     log_received(o, in);
+    if (o->batch_log) {
+        char hex[33];
+        hx_id_hex(in->id, hex);
+        fprintf(o->batch_log, "%s %u\n", hex, in->attempt);
+        fflush(o->batch_log);
+    }
+    if (o->poison && in->payload_len == strlen(o->poison) && !memcmp(in->payload, o->poison, in->payload_len)) {
+        snprintf(err, errcap, "poison (test)");
+        return -1;
+    }
     if (strcmp(o->mode, "fail") == 0) {
         snprintf(err, errcap, "always fails (test)");
         return -1;
@@ -71,9 +116,12 @@ int main(int argc, char **argv)
                                          {"to", required_argument, NULL, 't'},
                                          {"credit", required_argument, NULL, 'c'},
                                          {"log", required_argument, NULL, 'l'},
+                                         {"batch-log", required_argument, NULL, 'B'},
+                                         {"fail-commits", required_argument, NULL, 'F'},
+                                         {"poison", required_argument, NULL, 'p'},
                                          {NULL, 0, NULL, 0}};
-    opts_t o = {"echo", NULL, "sink", NULL};
-    const char *log = NULL;
+    opts_t o = {.mode = "echo", .to = "sink"};
+    const char *log = NULL, *batch_log = NULL;
     hx_worker_opts_t wo = {.service = "echo", .credit = 1, .heartbeat_ms = 100};
     int c;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -85,17 +133,26 @@ int main(int argc, char **argv)
         case 't': o.to = optarg; break;
         case 'c': wo.credit = (uint32_t)atoi(optarg); break;
         case 'l': log = optarg; break;
+        case 'B': batch_log = optarg; break;
+        case 'F': o.fail_commits = atoi(optarg); break;
+        case 'p': o.poison = optarg; break;
         default: return 2;
         }
     }
     int known = !strcmp(o.mode, "echo") || !strcmp(o.mode, "hold") || !strcmp(o.mode, "fail");
     if (!wo.endpoint || !known || (strcmp(o.mode, "hold") == 0 && !o.marker)) {
         fprintf(stderr, "usage: hx-test-worker --broker E [--service S] [--mode echo|fail|hold --marker F] [--to M]"
-                        " [--credit N] [--log FILE]\n");
+                        " [--credit N] [--log FILE] [--batch-log FILE [--fail-commits N]] [--poison TEXT]\n");
         return 2;
     }
     if (log && !(o.log = fopen(log, "a"))) {
         perror(log);
+        return 2;
+    }
+    if (batch_log && !(o.batch_log = fopen(batch_log, "a"))) {
+        perror(batch_log);
+        if (o.log)
+            fclose(o.log);
         return 2;
     }
     hx_log_init("test-worker", HX_LOG_INFO);
@@ -105,11 +162,18 @@ int main(int argc, char **argv)
         fprintf(stderr, "%s\n", err);
         if (o.log)
             fclose(o.log);
+        if (o.batch_log)
+            fclose(o.batch_log);
         return 1;
     }
+    if (o.batch_log)
+        hx_worker_set_batch(w, &(hx_worker_batch_t){.begin = batch_begin, .commit = batch_commit,
+                                                    .rollback = batch_rollback, .arg = &o});
     int rc = hx_worker_run(w, handle, &o);
     hx_worker_destroy(&w);
     if (o.log)
         fclose(o.log);
+    if (o.batch_log)
+        fclose(o.batch_log);
     return rc ? 1 : 0;
 }

@@ -14,6 +14,21 @@ typedef struct hx_outbox hx_outbox_t;
  * nack it (the broker redelivers it) with the reason in err. */
 typedef int (*hx_handler_fn)(void *arg, const hx_msg_t *in, hx_outbox_t *out, char *err, size_t errcap);
 
+/* Optional: the messages the broker delivered together (everything that arrived in one turn
+ * of the loop, at most the credit) handled in one transaction of the service's store, so that
+ * a burst costs one commit, not one per message. begin is called before the burst's first
+ * handler; commit after its last, and returns 0 once the effects of every handler that
+ * returned 0 are durable. Only then are the burst's acks (with their outputs) and nacks sent;
+ * when begin or commit fails (rollback is called after a failed commit), every message of the
+ * burst is nacked with the reason and none of its outputs is sent. A handler that fails must
+ * undo its own effects (a savepoint within the transaction), leaving the others'. */
+typedef struct {
+    int (*begin)(void *arg, char *err, size_t errcap);
+    int (*commit)(void *arg, char *err, size_t errcap);
+    void (*rollback)(void *arg);
+    void *arg;
+} hx_worker_batch_t;
+
 typedef struct {
     const char *endpoint;
     const char *service;        /* the service name to serve */
@@ -33,6 +48,8 @@ typedef struct {
 /* NULL with the reason in err (also when the HTTP address cannot be bound). */
 hx_worker_t *hx_worker_new(const hx_worker_opts_t *opts, char *err, size_t errcap);
 void hx_worker_destroy(hx_worker_t **self_p);
+/* Handles each delivered burst in one transaction (see hx_worker_batch_t). Set before run. */
+void hx_worker_set_batch(hx_worker_t *w, const hx_worker_batch_t *b);
 /* Calls fn on SIGHUP (e.g. to reload data files); fn may hx_worker_post. */
 void hx_worker_on_reload(hx_worker_t *w, void (*fn)(hx_worker_t *w, void *arg), void *arg);
 /* Calls fn every period_ms (> 0) while run serves, the first time after min(period_ms,
