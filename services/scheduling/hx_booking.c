@@ -21,8 +21,17 @@
 #define SLOT_MINUTES 15
 #define HOLD_RETRIES_PER_MESSAGE 20
 
+#define STMT_CACHE 256                  /* slots (a power of two); at most 3/4 used */
+typedef struct {
+    const char *sql;                    /* the literal it was prepared from (NULL: free slot) */
+    sqlite3_stmt *st;
+    bool busy;                          /* handed out by prep, not yet done */
+} stmt_entry_t;
+
 struct hx_booking {
     sqlite3 *db;
+    stmt_entry_t stmts[STMT_CACHE];
+    size_t n_stmts;
     hx_audit_t *audit;
     const hx_directory_t *dir;
     hx_booking_config_t cfg;
@@ -97,14 +106,62 @@ static int booking_mark(hx_booking_t *b, const char *rid, Handoff__Discipline d,
 
 /* ---- small SQLite helpers ---------------------------------------------------------------- */
 
+/* Prepared statements, kept: preparing (parsing and planning) was a third of scheduling's
+ * instructions per referral. Each SQL text is prepared once and found again by its address
+ * (they are literals) and its text; one already in use (a query run while another of the same
+ * text is being stepped) gets a statement of its own, finalized when done. */
+static unsigned stmt_slot(const char *sql)
+{
+    uintptr_t h = (uintptr_t)sql;
+    h ^= h >> 17;
+    h *= (uintptr_t)0x9E3779B97F4A7C15u;
+    return (unsigned)(h >> 7) & (STMT_CACHE - 1);
+}
+
 static sqlite3_stmt *prep(hx_booking_t *b, const char *sql)
 {
+    unsigned i = stmt_slot(sql);
+    for (unsigned k = 0; k < STMT_CACHE; k++, i = (i + 1) & (STMT_CACHE - 1)) {
+        stmt_entry_t *e = &b->stmts[i];
+        if (!e->sql)
+            break;                              /* not cached: prepared below, kept here */
+        if (e->sql == sql && !strcmp(sqlite3_sql(e->st), sql)) {
+            if (e->busy)
+                break;                          /* in use: one of its own */
+            e->busy = true;
+            return e->st;
+        }
+    }
     sqlite3_stmt *st = NULL;
     if (sqlite3_prepare_v2(b->db, sql, -1, &st, NULL) != SQLITE_OK) {
         hx_error("scheduling database: %s", sqlite3_errmsg(b->db));
+        sqlite3_finalize(st);
         return NULL;
     }
+    if (b->n_stmts < STMT_CACHE * 3 / 4) {
+        for (i = stmt_slot(sql); b->stmts[i].sql; i = (i + 1) & (STMT_CACHE - 1))
+            if (b->stmts[i].sql == sql && !strcmp(sqlite3_sql(b->stmts[i].st), sql))
+                return st;                      /* that text is cached and busy */
+        b->stmts[i] = (stmt_entry_t){.sql = sql, .st = st, .busy = true};
+        b->n_stmts++;
+    }
     return st;
+}
+
+/* A statement from prep is done with: a cached one is reset for its next use, another is
+ * finalized. NULL is ignored. (A scan of the slots: a few hundred pointer compares.) */
+static void done(hx_booking_t *b, sqlite3_stmt *st)
+{
+    if (!st)
+        return;
+    for (unsigned k = 0; k < STMT_CACHE; k++)
+        if (b->stmts[k].st == st) {
+            sqlite3_reset(st);
+            sqlite3_clear_bindings(st);
+            b->stmts[k].busy = false;
+            return;
+        }
+    sqlite3_finalize(st);
 }
 
 static int exec(hx_booking_t *b, const char *sql)
@@ -240,7 +297,7 @@ static int row_load(hx_booking_t *b, const char *referral_id, referral_row_t *r)
     } else if (rc != SQLITE_DONE) {
         found = -1;
     }
-    sqlite3_finalize(st);
+    done(b, st);
     return found;
 }
 
@@ -254,7 +311,7 @@ static int set_status(hx_booking_t *b, const char *referral_id, Handoff__TaskSta
     sqlite3_bind_int64(st, 3, (sqlite3_int64)bk_now_ms(b));
     sqlite3_bind_text(st, 4, referral_id, -1, SQLITE_STATIC);
     int rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
-    sqlite3_finalize(st);
+    done(b, st);
     return rc;
 }
 
@@ -285,7 +342,7 @@ static int bookings_load(hx_booking_t *b, const char *referral_id, booking_t *ou
         k->km_known = sqlite3_column_type(st, 7) != SQLITE_NULL;
         k->km = k->km_known ? sqlite3_column_int64(st, 7) / 1000.0 : 0;
     }
-    sqlite3_finalize(st);
+    done(b, st);
     return 0;
 }
 
@@ -332,7 +389,7 @@ static hx_calendar_t *calendar_load(hx_booking_t *b)
     while (sqlite3_step(st) == SQLITE_ROW)
         hx_calendar_book(c, (const char *)sqlite3_column_text(st, 0), sqlite3_column_int64(st, 1),
                          (uint32_t)sqlite3_column_int(st, 2));
-    sqlite3_finalize(st);
+    done(b, st);
     b->cal = c;
     return c;
 }
@@ -347,7 +404,7 @@ static int64_t data_version(hx_booking_t *b)
 {
     sqlite3_stmt *st = prep(b, "PRAGMA data_version");
     int64_t v = st && sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
-    sqlite3_finalize(st);
+    done(b, st);
     return v;
 }
 
@@ -379,7 +436,7 @@ static int booking_load_one(hx_booking_t *b, const char *rid, handoff_t *h)
         snprintf(h->reason, sizeof h->reason, "%s", (const char *)sqlite3_column_text(st, 7));
         h->booked = true;
     }
-    sqlite3_finalize(st);
+    done(b, st);
     return found;
 }
 
@@ -428,7 +485,7 @@ static int referral_derive(hx_booking_t *b, const char *rid, handoffs_t *hs)
             sqlite3_bind_text(st, 3, rid, -1, SQLITE_STATIC);
             rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
         }
-        sqlite3_finalize(st);
+        done(b, st);
     }
     row_free(&row);
     return rc;
@@ -447,7 +504,7 @@ static int set_pending(hx_booking_t *b, const char *rid, Handoff__TaskStatus s, 
         sqlite3_bind_text(st, 4, rid, -1, SQLITE_STATIC);
         rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
     }
-    sqlite3_finalize(st);
+    done(b, st);
     return rc;
 }
 
@@ -553,8 +610,8 @@ static int booking_insert(hx_booking_t *b, const char *referral_id, const bookin
             rc = -1;
         }
     }
-    sqlite3_finalize(st);
-    sqlite3_finalize(sl);
+    done(b, st);
+    done(b, sl);
     return rc;
 }
 
@@ -579,8 +636,8 @@ static int booking_end(hx_booking_t *b, const char *referral_id, Handoff__Discip
         if (rc == 0)
             rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
     }
-    sqlite3_finalize(sl);
-    sqlite3_finalize(st);
+    done(b, sl);
+    done(b, st);
     return rc;
 }
 
@@ -624,13 +681,13 @@ static int plan_load(hx_booking_t *b, const char *referral_id, booking_plan_t *p
     plan->cal = rc == 0 ? calendar_load(b) : NULL;
     sqlite3_stmt *st = prep(b, "SELECT therapist_id FROM declined WHERE referral_id = ?");
     if (!plan->cal || !st) {
-        sqlite3_finalize(st);
+        done(b, st);
         return -1;
     }
     sqlite3_bind_text(st, 1, referral_id, -1, SQLITE_STATIC);
     while (sqlite3_step(st) == SQLITE_ROW && plan->n_declined < 32)
         plan->declined[plan->n_declined++] = strdup((const char *)sqlite3_column_text(st, 0));
-    sqlite3_finalize(st);
+    done(b, st);
     return 0;
 }
 
@@ -927,7 +984,7 @@ size_t hx_booking_on_hold(hx_booking_t *b, char (*ids)[32], size_t cap)
     sqlite3_bind_int64(st, 2, (sqlite3_int64)cap);
     while (sqlite3_step(st) == SQLITE_ROW && n < cap)
         snprintf(ids[n++], sizeof ids[0], "%s", (const char *)sqlite3_column_text(st, 0));
-    sqlite3_finalize(st);
+    done(b, st);
     return n;
 }
 
@@ -971,7 +1028,7 @@ static int on_case(hx_booking_t *b, const hx_msg_t *in, hx_outbox_t *out)
             sqlite3_bind_int64(st, 6, (sqlite3_int64)bk_now_ms(b));
             rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
         }
-        sqlite3_finalize(st);
+        done(b, st);
         if (rc == 0)
             rc = book_missing(b, rid, out);
     } else if (found < 0) {
@@ -1089,7 +1146,7 @@ static int declined_add(hx_booking_t *b, const char *rid, const char *therapist_
         sqlite3_bind_text(st, 2, therapist_id, -1, SQLITE_STATIC);
         rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
     }
-    sqlite3_finalize(st);
+    done(b, st);
     return rc;
 }
 
@@ -1112,7 +1169,7 @@ static int booking_mark(hx_booking_t *b, const char *rid, Handoff__Discipline d,
         sqlite3_bind_int64(st, 7, (sqlite3_int64)bk_now_ms(b));
         rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
     }
-    sqlite3_finalize(st);
+    done(b, st);
     return rc;
 }
 
@@ -1319,7 +1376,7 @@ static int outputs_store(hx_booking_t *b, const hx_msg_t *in, const hx_outbox_t 
     } else {
         rc = -1;
     }
-    sqlite3_finalize(st);
+    done(b, st);
     free(buf);
     free(o);
     free(op);
@@ -1350,7 +1407,7 @@ static int outputs_replay(hx_booking_t *b, const hx_msg_t *in, hx_outbox_t *out)
             handoff__stored_outputs__free_unpacked(all, NULL);
     }
     free(v);
-    sqlite3_finalize(st);
+    done(b, st);
     return found;
 }
 
@@ -1587,9 +1644,9 @@ static int migrate_v3(hx_booking_t *b)
         rc = sqlite3_step(up) == SQLITE_DONE && sqlite3_step(sl) == SQLITE_DONE ? 0 : -1;
         moved += utc != local;
     }
-    sqlite3_finalize(st);
-    sqlite3_finalize(up);
-    sqlite3_finalize(sl);
+    done(b, st);
+    done(b, up);
+    done(b, sl);
     if (rc == 0)
         rc = exec(b, "DELETE FROM slots WHERE slot < 0; PRAGMA user_version = 3");
     if (rc == 0)
@@ -1630,7 +1687,7 @@ static int rederive_all(hx_booking_t *b)
     }
     if (rc == 0 && step != SQLITE_DONE)
         rc = -1;
-    sqlite3_finalize(st);
+    done(b, st);
     return rc;
 }
 
@@ -1638,7 +1695,7 @@ static int user_version(hx_booking_t *b)
 {
     sqlite3_stmt *st = prep(b, "PRAGMA user_version");
     int v = st && sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : -1;
-    sqlite3_finalize(st);
+    done(b, st);
     return v;
 }
 
@@ -1727,9 +1784,9 @@ static int directory_import(hx_booking_t *b, const hx_directory_t *dir)
             rc = sqlite3_step(h) == SQLITE_DONE ? 0 : -1;
         }
     }
-    sqlite3_finalize(c);
-    sqlite3_finalize(t);
-    sqlite3_finalize(h);
+    done(b, c);
+    done(b, t);
+    done(b, h);
     if (rc == 0 && exec(b, "COMMIT") == 0)
         return 0;
     exec(b, "ROLLBACK");
@@ -1749,6 +1806,8 @@ void hx_booking_close(hx_booking_t **self_p)
     if (!self_p || !*self_p)
         return;
     hx_calendar_destroy(&(*self_p)->cal);
+    for (size_t i = 0; i < STMT_CACHE; i++)
+        sqlite3_finalize((*self_p)->stmts[i].st);
     sqlite3_close((*self_p)->db);
     hx_audit_close(&(*self_p)->audit);
     hx_attach_typer_close(&(*self_p)->typer);
@@ -1762,6 +1821,11 @@ void hx_booking_close(hx_booking_t **self_p)
 sqlite3_stmt *bk_prep(hx_booking_t *b, const char *sql)
 {
     return prep(b, sql);
+}
+
+void bk_done(hx_booking_t *b, sqlite3_stmt *st)
+{
+    done(b, st);
 }
 
 int bk_row_load(hx_booking_t *b, const char *referral_id, bk_row_t *r)
@@ -1829,7 +1893,7 @@ int bk_log_event(hx_booking_t *b, const char *rid, Handoff__Discipline d, const 
         sqlite3_bind_int64(st, 5, (sqlite3_int64)bk_now_ms(b));
         rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
     }
-    sqlite3_finalize(st);
+    done(b, st);
     return rc;
 }
 
@@ -1940,7 +2004,7 @@ int bk_case_store(hx_booking_t *b, const char *rid, const Handoff__Case *c)
         sqlite3_bind_text(st, 3, rid, -1, SQLITE_STATIC);
         rc = sqlite3_step(st) == SQLITE_DONE && sqlite3_changes(b->db) == 1 ? 0 : -1;
     }
-    sqlite3_finalize(st);
+    done(b, st);
     return rc;
 }
 

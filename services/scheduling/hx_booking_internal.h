@@ -72,7 +72,10 @@ typedef struct {
     const char *only_clinic, *only_therapist, *exclude_therapist;
 } bk_where_t;
 
+/* A statement for sql, which must be a string literal (it is kept, found again by its
+ * address); give it back with bk_done, never sqlite3_finalize. */
 sqlite3_stmt *bk_prep(hx_booking_t *b, const char *sql);
+void bk_done(hx_booking_t *b, sqlite3_stmt *st);
 /* 1 found, 0 not found, -1 error; free with bk_row_free. */
 int bk_row_load(hx_booking_t *b, const char *referral_id, bk_row_t *r);
 void bk_row_free(bk_row_t *r);

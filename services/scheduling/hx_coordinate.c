@@ -202,7 +202,7 @@ static int addition_load(hx_booking_t *b, const char *rid, Handoff__Discipline d
         if (sqlite3_column_bytes(st, 1) == HX_ID_LEN)
             memcpy(request_id, sqlite3_column_blob(st, 1), HX_ID_LEN);
     }
-    sqlite3_finalize(st);
+    bk_done(b, st);
     return step == SQLITE_ROW || step == SQLITE_DONE ? 0 : -1;
 }
 
@@ -218,7 +218,7 @@ static int addition_asked(hx_booking_t *b, const char *rid, const hx_msg_t *in)
     sqlite3_bind_blob(st, 4, in->id, HX_ID_LEN, SQLITE_STATIC);
     sqlite3_bind_int64(st, 5, (sqlite3_int64)bk_now_ms(b));
     int rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
-    sqlite3_finalize(st);
+    bk_done(b, st);
     return rc;
 }
 
@@ -232,7 +232,7 @@ static int addition_answered(hx_booking_t *b, const char *rid, const char *state
     sqlite3_bind_text(st, 3, rid, -1, SQLITE_STATIC);
     sqlite3_bind_int(st, 4, MASSAGE);
     int rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
-    sqlite3_finalize(st);
+    bk_done(b, st);
     return rc;
 }
 

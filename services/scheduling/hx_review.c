@@ -89,8 +89,8 @@ static int review_insert(hx_booking_t *b, const Handoff__Case *c)
         sqlite3_bind_int64(rv, 2, (sqlite3_int64)bk_now_ms(b));
         rc = sqlite3_step(st) == SQLITE_DONE && sqlite3_step(rv) == SQLITE_DONE ? 0 : -1;
     }
-    sqlite3_finalize(st);
-    sqlite3_finalize(rv);
+    bk_done(b, st);
+    bk_done(b, rv);
     return rc;
 }
 
@@ -170,7 +170,7 @@ static int review_state(hx_booking_t *b, const char *rid, char *state, size_t ca
         snprintf(state, cap, "%s", (const char *)sqlite3_column_text(st, 0));
         snprintf(by, bycap, "%s", (const char *)sqlite3_column_text(st, 1));
     }
-    sqlite3_finalize(st);
+    bk_done(b, st);
     return found;
 }
 
@@ -187,7 +187,7 @@ static int review_record(hx_booking_t *b, const char *rid, const char *reviewer,
     sqlite3_bind_int64(st, 4, (sqlite3_int64)bk_now_ms(b));
     sqlite3_bind_text(st, 5, rid, -1, SQLITE_STATIC);
     int rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
-    sqlite3_finalize(st);
+    bk_done(b, st);
     return rc;
 }
 
@@ -227,7 +227,7 @@ static int case_decide(hx_booking_t *b, const char *rid, Handoff__Case *c, const
         sqlite3_bind_text(st, 2, rid, -1, SQLITE_STATIC);
         rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
     }
-    sqlite3_finalize(st);
+    bk_done(b, st);
     return rc;
 }
 

@@ -148,9 +148,9 @@ typedef struct {
     uint32_t received;                        /* referrals, each once */
 } window_t;
 
-static int step_rows(sqlite3_stmt *st, int rc)
+static int step_rows(hx_booking_t *b, sqlite3_stmt *st, int rc)
 {
-    sqlite3_finalize(st);
+    bk_done(b, st);
     return rc;
 }
 
@@ -195,7 +195,7 @@ static int count_referrals(hx_booking_t *b, window_t *w)
                 a->referred++;
         }
     }
-    return step_rows(st, rc == 0 && step == SQLITE_DONE ? 0 : -1);
+    return step_rows(b, st, rc == 0 && step == SQLITE_DONE ? 0 : -1);
 }
 
 /* Each booking of a referral received in the window: the minutes to it and to its first session. */
@@ -221,7 +221,7 @@ static int count_bookings(hx_booking_t *b, window_t *w)
         if (rc == 0 && sqlite3_column_type(st, 4) != SQLITE_NULL)
             rc = push(&a->to_start, &a->n_start, &a->cap_start, minutes_between(received, sqlite3_column_int64(st, 4)));
     }
-    return step_rows(st, rc == 0 && step == SQLITE_DONE ? 0 : -1);
+    return step_rows(b, st, rc == 0 && step == SQLITE_DONE ? 0 : -1);
 }
 
 /* Declines per declining clinic (kind "decline"), and handoffs that went on hold per referring
@@ -253,7 +253,7 @@ static int count_log(hx_booking_t *b, window_t *w, bool holds)
         else
             a->declined += (uint32_t)sqlite3_column_int64(st, 2);
     }
-    return step_rows(st, rc == 0 && step == SQLITE_DONE ? 0 : -1);
+    return step_rows(b, st, rc == 0 && step == SQLITE_DONE ? 0 : -1);
 }
 
 /* One row of one or two integers (a COUNT, a MIN). */
@@ -270,7 +270,7 @@ static int query_pair(hx_booking_t *b, const char *sql, int bind, int64_t *x, in
         if (y)
             *y = sqlite3_column_int64(st, 1);
     }
-    sqlite3_finalize(st);
+    bk_done(b, st);
     return rc;
 }
 

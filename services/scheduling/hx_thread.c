@@ -44,7 +44,7 @@ static int holds_handoff(hx_booking_t *b, const char *rid, const char *clinic)
     sqlite3_bind_text(st, 2, clinic, -1, SQLITE_STATIC);
     sqlite3_bind_int(st, 3, HANDOFF__TASK_STATUS__TASK_CANCELLED);
     int rc = sqlite3_step(st);
-    sqlite3_finalize(st);
+    bk_done(b, st);
     return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
 }
 
@@ -61,7 +61,7 @@ static int awaiting(hx_booking_t *b, const char *rid, char qid[HX_THREAD_POST_ID
         snprintf(qid, HX_THREAD_POST_ID_LEN + 1, "%s", (const char *)sqlite3_column_text(st, 0));
         snprintf(by, cap, "%s", (const char *)sqlite3_column_text(st, 1));
     }
-    sqlite3_finalize(st);
+    bk_done(b, st);
     return found;
 }
 
@@ -74,7 +74,7 @@ static int is_question(hx_booking_t *b, const char *rid, const char *post_id)
     sqlite3_bind_text(st, 1, post_id, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, rid, -1, SQLITE_STATIC);
     int rc = sqlite3_step(st);
-    sqlite3_finalize(st);
+    bk_done(b, st);
     return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
 }
 
@@ -91,7 +91,7 @@ static int run(hx_booking_t *b, const char *sql, const char *a, const char *c, c
     if (n >= 0)
         sqlite3_bind_int64(st, 4, n);
     int rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
-    sqlite3_finalize(st);
+    bk_done(b, st);
     return rc;
 }
 
@@ -125,7 +125,7 @@ static int store(hx_booking_t *b, Handoff__ThreadPost *p)
                      bind_attachment(b, st, 8, p->attachment) == 0 && sqlite3_step(st) == SQLITE_DONE
                  ? 0
                  : -1;
-    sqlite3_finalize(st);
+    bk_done(b, st);
     char qid[HX_THREAD_POST_ID_LEN + 1] = "", asker[HX_NAME_MAX + 1] = "";
     int open = rc == 0 ? awaiting(b, p->referral_id, qid, asker, sizeof asker) : -1;
     if (open < 0)
@@ -170,7 +170,7 @@ static int participants(hx_booking_t *b, const char *rid, const char *referrer, 
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW)
         people_add(p, (const char *)sqlite3_column_text(st, 0));
-    sqlite3_finalize(st);
+    bk_done(b, st);
     return rc == SQLITE_DONE ? 0 : -1;
 }
 

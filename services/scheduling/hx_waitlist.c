@@ -33,7 +33,7 @@ int hx_waitlist_init(hx_booking_t *b)
     if (!st)
         return -1;
     sqlite3 *db = sqlite3_db_handle(st);
-    sqlite3_finalize(st);
+    bk_done(b, st);
     char *err = NULL;
     if (sqlite3_exec(db, waitlist_schema, NULL, NULL, &err) != SQLITE_OK) {
         hx_error("scheduling database: the wait list: %s", err ? err : "?");
@@ -72,10 +72,10 @@ static uint32_t window_days(const hx_booking_t *b, Handoff__Priority p)
     return prio < w ? prio : w;
 }
 
-static int step_done(sqlite3_stmt *st)
+static int step_done(hx_booking_t *b, sqlite3_stmt *st)
 {
     int rc = st && sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
-    sqlite3_finalize(st);
+    bk_done(b, st);
     return rc;
 }
 
@@ -99,7 +99,7 @@ static int held_sync(hx_booking_t *b, const char *rid, Handoff__Priority prio, c
             sqlite3_bind_int(st, 3, (int)prio);
             sqlite3_bind_int64(st, 4, (sqlite3_int64)bk_now_ms(b));
         }
-        rc = step_done(st);
+        rc = step_done(b, st);
     }
     sqlite3_stmt *st = rc == 0 ? bk_prep(b, "DELETE FROM waitlist WHERE referral_id = ? AND discipline NOT IN (?, ?)")
                                : NULL;
@@ -108,13 +108,13 @@ static int held_sync(hx_booking_t *b, const char *rid, Handoff__Priority prio, c
         sqlite3_bind_int(st, 2, held[0]);
         sqlite3_bind_int(st, 3, held[1]);
     }
-    rc = rc == 0 ? step_done(st) : -1;
+    rc = rc == 0 ? step_done(b, st) : -1;
     st = rc == 0 ? bk_prep(b, "DELETE FROM waitlist WHERE NOT EXISTS (SELECT 1 FROM referrals r WHERE "
                               "r.referral_id = waitlist.referral_id AND r.pending = ?)")
                  : NULL;
     if (st)
         sqlite3_bind_int(st, 1, ON_HOLD);
-    return rc == 0 ? step_done(st) : -1;
+    return rc == 0 ? step_done(b, st) : -1;
 }
 
 /* Where (rid, disc) stands on its discipline's wait list: 1-based position and length. */
@@ -136,7 +136,7 @@ static int place(hx_booking_t *b, const char *rid, int disc, int prio, int64_t s
         *len = (uint32_t)sqlite3_column_int64(st, 0);
         *pos = (uint32_t)sqlite3_column_int64(st, 1) + 1;
     }
-    sqlite3_finalize(st);
+    bk_done(b, st);
     return rc;
 }
 
@@ -205,12 +205,12 @@ static int report(hx_booking_t *b, const char *rid, bool *changed, char *text, s
             sqlite3_bind_text(up, 4, rid, -1, SQLITE_STATIC);
             sqlite3_bind_int(up, 5, disc);
         }
-        rc = step_done(up);
+        rc = step_done(b, up);
         *changed |= pos != told || strcmp(est, told_est) != 0;
     }
     if (rc == 0 && step != SQLITE_DONE)
         rc = -1;
-    sqlite3_finalize(st);
+    bk_done(b, st);
     return rc;
 }
 
@@ -226,7 +226,7 @@ static int escalate(hx_booking_t *b, const char *rid, const char *referrer, cons
     bool row = sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL;
     uint64_t since = row ? (uint64_t)sqlite3_column_int64(st, 0) : 0;
     bool done = row && sqlite3_column_int64(st, 1) != 0;
-    sqlite3_finalize(st);
+    bk_done(b, st);
     Handoff__Priority prio = case_priority(c);
     uint32_t bound = bound_days(b, prio);
     uint64_t now = bk_now_ms(b);
@@ -237,7 +237,7 @@ static int escalate(hx_booking_t *b, const char *rid, const char *referrer, cons
         sqlite3_bind_int64(st, 1, (sqlite3_int64)now);
         sqlite3_bind_text(st, 2, rid, -1, SQLITE_STATIC);
     }
-    if (step_done(st) != 0)
+    if (step_done(b, st) != 0)
         return -1;
     uint64_t waited = now - since;
     char why[200];
@@ -278,7 +278,7 @@ int hx_waitlist_leave(hx_booking_t *b, const char *rid)
     sqlite3_stmt *st = bk_prep(b, "DELETE FROM waitlist WHERE referral_id = ?");
     if (st)
         sqlite3_bind_text(st, 1, rid, -1, SQLITE_STATIC);
-    return step_done(st);
+    return step_done(b, st);
 }
 
 void hx_waitlist_fill(hx_booking_t *b, const char *rid, bk_handoff_t *h)
@@ -297,7 +297,7 @@ void hx_waitlist_fill(hx_booking_t *b, const char *rid, bk_handoff_t *h)
         h->pb.wait_since_ms = (uint64_t)sqlite3_column_int64(st, 3);
         h->pb.escalated = sqlite3_column_int64(st, 4) != 0;
     }
-    sqlite3_finalize(st);
+    bk_done(b, st);
 }
 
 int hx_booking_waiting(hx_booking_t *b, uint64_t by_priority[5])
@@ -315,6 +315,6 @@ int hx_booking_waiting(hx_booking_t *b, uint64_t by_priority[5])
         if (p >= 0 && p < 5)
             by_priority[p] += (uint64_t)sqlite3_column_int64(st, 1);
     }
-    sqlite3_finalize(st);
+    bk_done(b, st);
     return step == SQLITE_DONE ? 0 : -1;
 }
