@@ -4,6 +4,7 @@
 
 #include <sodium.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 #include <string.h>
 
 #define MIN_CAP 1024
@@ -26,6 +27,37 @@ static uint64_t id_hash(const hx_idmap_t *m, const uint8_t *id)
     return mum(mum(lo ^ m->key[0], hi ^ m->key[1]) ^ m->key[2], m->key[3]);
 }
 
+/* Big tables (a million messages: 32 MiB of slots) are mapped with transparent huge pages
+ * asked for: each lookup lands on a random slot, and with 4 KiB pages nearly every one was a
+ * TLB miss (costly in a VM) besides the cache miss; mapping them page by page also cost a
+ * fault per 4 KiB. Small ones come from calloc. */
+#define HUGE_FROM ((size_t)2 << 20)
+
+static hx_idmap_slot_t *slots_alloc(size_t cap)
+{
+    size_t bytes = cap * sizeof(hx_idmap_slot_t);
+    if (bytes < HUGE_FROM)
+        return calloc(cap, sizeof(hx_idmap_slot_t));
+    void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED)
+        return NULL;
+#ifdef MADV_HUGEPAGE
+    madvise(p, bytes, MADV_HUGEPAGE);            /* a hint: without THP, 4 KiB pages */
+#endif
+    return p;                                    /* zeroed */
+}
+
+static void slots_free(hx_idmap_slot_t *slots, size_t cap)
+{
+    if (!slots)
+        return;
+    size_t bytes = cap * sizeof(hx_idmap_slot_t);
+    if (bytes < HUGE_FROM)
+        free(slots);
+    else
+        munmap(slots, bytes);
+}
+
 int hx_idmap_init(hx_idmap_t *m)
 {
     memset(m, 0, sizeof *m);
@@ -33,7 +65,7 @@ int hx_idmap_init(hx_idmap_t *m)
         return HX_ENOMEM;
     randombytes_buf(m->key, sizeof m->key);
     m->key[3] |= 1;                                 /* an odd multiplier */
-    m->slots = calloc(MIN_CAP, sizeof *m->slots);
+    m->slots = slots_alloc(MIN_CAP);
     if (!m->slots)
         return HX_ENOMEM;
     m->cap = MIN_CAP;
@@ -42,7 +74,7 @@ int hx_idmap_init(hx_idmap_t *m)
 
 void hx_idmap_free(hx_idmap_t *m)
 {
-    free(m->slots);
+    slots_free(m->slots, m->cap);
     m->slots = NULL;
     m->cap = m->n = 0;
 }
@@ -74,13 +106,13 @@ int hx_idmap_put(hx_idmap_t *m, void *rec)
 {
     if ((m->n + 1) * 10 > m->cap * 7) {             /* keep it at most 70% full */
         size_t cap = m->cap * 2;
-        hx_idmap_slot_t *slots = calloc(cap, sizeof *slots);
+        hx_idmap_slot_t *slots = slots_alloc(cap);
         if (!slots)
             return HX_ENOMEM;
         for (size_t i = 0; i < m->cap; i++)
             if (m->slots[i].rec)
                 place(slots, cap, m->slots[i].hash, m->slots[i].rec);
-        free(m->slots);
+        slots_free(m->slots, m->cap);
         m->slots = slots;
         m->cap = cap;
     }

@@ -403,7 +403,7 @@ void hx_router_tick(hx_router_t *r, uint64_t now_ms)
         entry_t *e = r->delayed;
         rt_entry_unlink(r, e);
         rt_to_waiting(e, true);
-        rt_dispatch(r, e->queue);
+        rt_dispatch(r, e->lane->queue);
     }
 }
 
@@ -442,6 +442,10 @@ void hx_router_goodbye(hx_router_t *r)
 
 /* ---- life ---------------------------------------------------------------------------------- */
 
+#if UINTPTR_MAX == UINT64_MAX
+_Static_assert(sizeof(entry_t) == 88, "an entry is 88 bytes on 64-bit machines (RSS per queued message)");
+#endif
+
 hx_router_t *hx_router_new(const hx_router_config_t *cfg)
 {
     if (!cfg || !cfg->send || !cfg->store)
@@ -465,7 +469,12 @@ hx_router_t *hx_router_new(const hx_router_config_t *cfg)
     r->policy = cfg->policy;
     if (!r->policy)
         r->policy = r->own_policy = hx_policy_default();
-    if (!r->policy || hx_arena_init(&r->arena, 64 * 1024) || hx_idmap_init(&r->entries) || hx_idmap_init(&r->dedup)) {
+    r->entry_pool = hx_pool_new(sizeof(entry_t));
+    r->dedup_pool = hx_pool_new(sizeof(dedup_t));
+    if (!r->policy || !r->entry_pool || !r->dedup_pool || hx_arena_init(&r->arena, 64 * 1024) ||
+        hx_idmap_init(&r->entries) || hx_idmap_init(&r->dedup)) {
+        hx_pool_destroy(&r->entry_pool);
+        hx_pool_destroy(&r->dedup_pool);
         hx_policy_destroy(&r->own_policy);
         hx_arena_free(&r->arena);
         hx_idmap_free(&r->entries);
@@ -504,8 +513,8 @@ void hx_router_destroy(hx_router_t **self_p)
             continue;
         r->cfg.store->ops->forget(r->cfg.store, e->handle);
         free(e->reason);
-        free(e);
     }
+    hx_pool_destroy(&r->entry_pool);            /* every entry with it */
     hx_idmap_free(&r->entries);
     queue_t *q, *qtmp;
     HASH_ITER(hh, r->queues, q, qtmp) {
@@ -523,8 +532,8 @@ void hx_router_destroy(hx_router_t **self_p)
         free(o);
     }
     hx_policy_destroy(&r->own_policy);
-    dedup_t *d, *dtmp;
-    DL_FOREACH_SAFE(r->dedup_fifo, d, dtmp) free(d);
+    r->dedup_fifo = NULL;
+    hx_pool_destroy(&r->dedup_pool);            /* every node of the window with it */
     hx_idmap_free(&r->dedup);
     r->cfg.store->on_commit = NULL;
     r->cfg.store->dedup_ids = NULL;

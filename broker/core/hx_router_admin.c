@@ -53,10 +53,10 @@ static void admin_dlq_replay(hx_router_t *r, peer_t *p, const Handoff__Envelope 
     free(target->reason);
     target->reason = NULL;
     rt_to_waiting(target, false);
-    hx_info("%s replayed a dead letter to %s", p->name, rt_queue_name(target->queue));
+    hx_info("%s replayed a dead letter to %s", p->name, rt_queue_name(target->lane->queue));
     rt_audit(r, p, "dlq.replay", target->id, "replayed");
     rt_commit_request(r, p, env, HANDOFF__KIND__KIND_ADMIN_REPLY, NULL, 0, NULL, 0, true);
-    rt_dispatch(r, target->queue);
+    rt_dispatch(r, target->lane->queue);
 }
 
 /* dlq.purge: the dead letter settled, and forgotten once that is durable. */
@@ -68,7 +68,7 @@ static void admin_dlq_purge(hx_router_t *r, peer_t *p, const Handoff__Envelope *
     r->cfg.store->ops->settle(r->cfg.store, target->id);
     target->state = E_SETTLING;
     rt_held_add(target);                   /* action_finish forgets it once more */
-    hx_info("%s purged a dead letter of %s", p->name, rt_queue_name(target->queue));
+    hx_info("%s purged a dead letter of %s", p->name, rt_queue_name(target->lane->queue));
     rt_audit(r, p, "dlq.purge", target->id, "purged");
     rt_commit_request(r, p, env, HANDOFF__KIND__KIND_ADMIN_REPLY, NULL, 0, &target, 1, true);
 }
@@ -249,8 +249,8 @@ void hx_router_foreach_queue(const hx_router_t *r, void (*fn)(void *arg, const h
         for (int c = 0; c < PRIOS; c++) {
             const lane_t *l = q->turn[c];
             for (size_t k = 0; l && k < 1000; k++, l = l->tnext[c])
-                if (l->waiting[c]->accepted_ms && (!oldest || l->waiting[c]->accepted_ms < oldest))
-                    oldest = l->waiting[c]->accepted_ms;
+                if (l->waiting[c]->accepted_s && (!oldest || l->waiting[c]->accepted_s * 1000ull < oldest))
+                    oldest = l->waiting[c]->accepted_s * 1000ull;
         }
         if (oldest && oldest < wall)
             info.oldest_age_ms = wall - oldest;

@@ -167,7 +167,7 @@ static void pin_scan(hx_router_t *r, uint64_t now_ms)
         if (!e || e->state == E_PENDING)
             continue;
         uint64_t seg = st->ops->segment_of(st, e->handle);
-        uint64_t *pin = e->state == E_DEAD ? &r->dead_pin_next : &e->queue->pin_next;
+        uint64_t *pin = e->state == E_DEAD ? &r->dead_pin_next : &e->lane->queue->pin_next;
         if (!*pin || seg < *pin)
             *pin = seg;
     }

@@ -4,6 +4,7 @@
 #ifndef HX_ROUTER_INTERNAL_H
 #define HX_ROUTER_INTERNAL_H
 #include "hx_idmap.h"
+#include "hx_pool.h"
 #include "hx_policy.h"
 #include "hx_router.h"
 #include "hx_log.h"
@@ -29,26 +30,31 @@ typedef struct origin origin_t;
 
 typedef enum { E_PENDING, E_WAITING, E_INFLIGHT, E_DELAYED, E_SETTLING, E_DEAD } estate_t;
 
-struct entry {
+struct entry {                  /* 88 bytes, from r->entry_pool (hx_pool: no malloc header) */
     uint8_t id[HX_ID_LEN];
     uint64_t handle;            /* in the store */
-    uint32_t size;              /* bytes of the stored message */
-    uint32_t attempt;           /* deliveries so far */
-    uint32_t failures;          /* deliveries that failed */
-    estate_t state;
-    uint8_t prio;               /* Handoff__DeliveryPriority */
-    queue_t *queue;
-    lane_t *lane;               /* of queue: its origin's */
+    lane_t *lane;               /* its origin's lane of its queue (lane->queue: the queue) */
     peer_t *holder;             /* INFLIGHT only */
     union {                     /* one per state: a queued message costs 16 bytes less */
         uint64_t delivered_at;  /* INFLIGHT: when (monotonic ms) */
         uint64_t due;           /* DELAYED: when it may go again */
         uint64_t dead_at;       /* DEAD, and SETTLING out of DEAD: Unix ms */
     };
-    uint64_t accepted_ms;       /* Unix ms when the broker accepted it (for the oldest-age gauge) */
     char *reason;               /* DEAD: the last error */
     entry_t *prev, *next;       /* in the list of its state */
+    uint32_t size;              /* bytes of the stored message */
+    uint32_t accepted_s;        /* Unix seconds when the broker accepted it (the oldest-age gauge) */
+    uint16_t attempt;           /* deliveries so far (stops at 65535) */
+    uint16_t failures;          /* deliveries that failed (at most --max-attempts, <= 1000) */
+    uint8_t state;              /* estate_t */
+    uint8_t prio;               /* Handoff__DeliveryPriority */
 };
+
+/* A count from the store (u32) in an entry's 16-bit field: it stops at 65535. */
+static inline uint16_t rt_count16(uint32_t v)
+{
+    return v < UINT16_MAX ? (uint16_t)v : UINT16_MAX;
+}
 
 /* A request waiting for its store transaction to become durable. */
 typedef struct action {
@@ -145,6 +151,8 @@ struct hx_router {
     queue_t *queues;
     size_t n_queues;
     hx_idmap_t entries;         /* entry_t by id */
+    hx_pool_t *entry_pool;      /* where entries live */
+    hx_pool_t *dedup_pool;      /* where the dedup window's nodes live */
     origin_t *origins;
     const hx_policy_t *policy;  /* cfg.policy, or own_policy */
     hx_policy_t *own_policy;
@@ -211,8 +219,8 @@ static inline void rt_ready_remove(peer_t *p)
 /* A message the queue holds (counted against its bounds, and its origin's share). */
 static inline void rt_held_add(entry_t *e)
 {
-    e->queue->n_held++;
-    e->queue->bytes += e->size;
+    e->lane->queue->n_held++;
+    e->lane->queue->bytes += e->size;
     origin_t *o = e->lane->origin;
     if (o) {
         o->n_held++;
@@ -223,8 +231,8 @@ static inline void rt_held_add(entry_t *e)
 /* A message of the queue no longer held by it (settled or dead): its bytes are free. */
 static inline void rt_held_sub(const entry_t *e)
 {
-    e->queue->n_held--;
-    e->queue->bytes -= e->size;
+    e->lane->queue->n_held--;
+    e->lane->queue->bytes -= e->size;
     origin_t *o = e->lane->origin;
     if (o) {
         o->n_held--;

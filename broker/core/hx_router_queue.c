@@ -8,6 +8,11 @@ static dedup_t *dedup_find(const hx_router_t *r, const uint8_t *id)
     return hx_idmap_find(&r->dedup, id);
 }
 
+/* The dedup window remembers the ids of messages the broker no longer holds (settled or
+ * purged, in that order), the last --dedup-window of them; a held message is found by its
+ * entry. So a message is added when it goes, not when it comes: recovery does not add each
+ * message it restores (the window comes from the segments' checkpoints and the settles after
+ * them), and a million queued messages do not each pay for a place in it. */
 void rt_dedup_add(hx_router_t *r, const uint8_t *id)
 {
     if (r->cfg.dedup_window == 0 || dedup_find(r, id))
@@ -18,12 +23,12 @@ void rt_dedup_add(hx_router_t *r, const uint8_t *id)
         DL_DELETE(r->dedup_fifo, d);
         hx_idmap_remove(&r->dedup, d->id);
         r->n_dedup--;
-    } else if (!(d = malloc(sizeof *d))) {
+    } else if (!(d = hx_pool_alloc(r->dedup_pool))) {
         return;                                  /* dedup is best effort beyond memory */
     }
     memcpy(d->id, id, HX_ID_LEN);
     if (hx_idmap_put(&r->dedup, d) != 0) {
-        free(d);
+        hx_pool_free(r->dedup_pool, d);
         return;
     }
     DL_APPEND(r->dedup_fifo, d);
@@ -37,7 +42,7 @@ void rt_dedup_remove(hx_router_t *r, const uint8_t *id)
         DL_DELETE(r->dedup_fifo, d);
         hx_idmap_remove(&r->dedup, d->id);
         r->n_dedup--;
-        free(d);
+        hx_pool_free(r->dedup_pool, d);
     }
 }
 
@@ -116,7 +121,7 @@ void rt_entry_free(hx_router_t *r, entry_t *e)
     r->cfg.store->ops->release(r->cfg.store, e->handle);
     lane_unref(r, e->lane);
     free(e->reason);
-    free(e);
+    hx_pool_free(r->entry_pool, e);
 }
 
 /* The next message q hands out: the head of the first lane in the highest class's turn. */
@@ -131,7 +136,7 @@ entry_t *rt_queue_head(const queue_t *q)
 /* Takes e out of the list of its current state (it keeps its queue accounting). */
 void rt_entry_unlink(hx_router_t *r, entry_t *e)
 {
-    queue_t *q = e->queue;
+    queue_t *q = e->lane->queue;
     switch (e->state) {
     case E_WAITING: {
         lane_t *l = e->lane;
@@ -166,7 +171,7 @@ void rt_entry_unlink(hx_router_t *r, entry_t *e)
  * then also goes first in its turn). */
 void rt_to_waiting(entry_t *e, bool front)
 {
-    queue_t *q = e->queue;
+    queue_t *q = e->lane->queue;
     lane_t *l = e->lane;
     int c = e->prio;
     e->state = E_WAITING;
@@ -266,9 +271,10 @@ void rt_action_finish(hx_router_t *r, action_t *a, int status)
     }
     for (size_t i = 0; i < a->n_settled; i++) {
         entry_t *e = a->settled[i];
-        queue_t *q = e->queue;
+        queue_t *q = e->lane->queue;
         if (status == 0) {
             rt_held_sub(e);
+            rt_dedup_add(r, e->id);             /* gone: its id is remembered from now on */
             rt_entry_free(r, e);
             r->stats.acked++;
             q->n_out++;
@@ -281,7 +287,7 @@ void rt_action_finish(hx_router_t *r, action_t *a, int status)
     }
     for (size_t i = 0; i < a->n_added; i++) {
         entry_t *e = a->added[i];
-        queue_t *q = e->queue;
+        queue_t *q = e->lane->queue;
         if (status == 0) {
             rt_to_waiting(e, false);
             r->stats.accepted++;
@@ -366,7 +372,7 @@ void rt_to_dead(hx_router_t *r, entry_t *e, const char *reason, uint64_t at)
  * count (and the death) go into the current transaction. */
 void rt_failed(hx_router_t *r, entry_t *e, const char *reason, bool *logged)
 {
-    e->failures++;
+    e->failures++;                              /* < max_attempts <= 1000 before this */
     char hex[2 * HX_ID_LEN + 1];
     hx_id_hex(e->id, hex);
     if (e->failures >= r->cfg.max_attempts) {
@@ -374,7 +380,7 @@ void rt_failed(hx_router_t *r, entry_t *e, const char *reason, bool *logged)
         *logged |= r->cfg.store->ops->dead(r->cfg.store, e->id, e->failures, at, reason ? reason : "") == 0;
         rt_to_dead(r, e, reason, at);
         r->stats.dead_lettered++;
-        hx_warn("message %s to %s failed %u times: dead letter (%.120s)", hex, rt_queue_name(e->queue), e->failures,
+        hx_warn("message %s to %s failed %u times: dead letter (%.120s)", hex, rt_queue_name(e->lane->queue), e->failures,
                 reason ? reason : "");
         return;
     }
@@ -404,7 +410,7 @@ void rt_failures_end(hx_router_t *r, bool began, bool logged)
 
 int rt_deliver(hx_router_t *r, peer_t *w, entry_t *e)
 {
-    queue_t *q = e->queue;
+    queue_t *q = e->lane->queue;
     rt_entry_unlink(r, e);
     lane_rotate(q, e->lane, e->prio);
     e->state = E_INFLIGHT;
@@ -413,7 +419,8 @@ int rt_deliver(hx_router_t *r, peer_t *w, entry_t *e)
     DL_APPEND(w->inflight, e);
     w->n_inflight++;
     q->n_inflight++;
-    e->attempt++;
+    bool counted = e->attempt < UINT16_MAX;
+    e->attempt += counted;
     if (e->attempt > 1)
         r->stats.redelivered++;
     r->stats.delivered++;
@@ -423,7 +430,7 @@ int rt_deliver(hx_router_t *r, peer_t *w, entry_t *e)
     const uint8_t *body;
     if (hx_wire_pack(&env, &r->out) || r->cfg.store->ops->get(r->cfg.store, e->handle, e->size, &body) ||
         hx_wire_append_message(&r->out, body, e->size, e->attempt) || rt_send_buf(r, w->rid, w->rid_len, w)) {
-        e->attempt--;
+        e->attempt -= counted;
         rt_peer_drop(r, w, "unreachable", false);
         return -1;
     }
@@ -454,31 +461,29 @@ bool rt_is_known(const hx_router_t *r, const uint8_t *id)
 entry_t *rt_entry_new(hx_router_t *r, const uint8_t *id, queue_t *q, origin_t *o, int prio, uint64_t handle,
                           size_t size, uint64_t accepted_ms)
 {
-    entry_t *e = calloc(1, sizeof *e);
+    entry_t *e = hx_pool_alloc(r->entry_pool);
     lane_t *l = e ? lane_get(r, q, o) : NULL;
     if (!l) {
-        free(e);
+        hx_pool_free(r->entry_pool, e);
         return NULL;
     }
     memcpy(e->id, id, HX_ID_LEN);
-    e->queue = q;
     e->lane = l;
     e->prio = q->kind == HANDOFF__ADDRESS_KIND__ADDRESS_SERVICE ? (uint8_t)prio : 0;
     e->handle = handle;
     e->size = (uint32_t)size;
     e->state = E_PENDING;
-    e->accepted_ms = accepted_ms;
+    e->accepted_s = (uint32_t)(accepted_ms / 1000);
     if (hx_idmap_put(&r->entries, e) != 0) {
         if (!l->refs) {
             l->refs = 1;
             lane_unref(r, l);
         }
-        free(e);
+        hx_pool_free(r->entry_pool, e);
         return NULL;
     }
     l->refs++;
     rt_held_add(e);
-    rt_dedup_add(r, id);
     r->live_bytes += e->size;
     r->live_count++;
     return e;

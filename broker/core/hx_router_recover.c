@@ -60,6 +60,7 @@ static void rec_settle(void *arg, const uint8_t id[HX_ID_LEN])
             rt_held_sub(e);
         rt_entry_free(r, e);
     }
+    rt_dedup_add(r, id);                        /* settled: remembered, as when it happened */
 }
 
 static void rec_dead(void *arg, const uint8_t id[HX_ID_LEN], uint32_t attempts, uint64_t at_ms, const char *reason)
@@ -68,7 +69,7 @@ static void rec_dead(void *arg, const uint8_t id[HX_ID_LEN], uint32_t attempts, 
     entry_t *e = rt_entry_find(r, id);
     if (e && e->state != E_DEAD) {
         rt_entry_unlink(r, e);
-        e->failures = attempts;
+        e->failures = rt_count16(attempts);
         rt_to_dead(r, e, reason, at_ms);
     }
 }
@@ -89,8 +90,8 @@ static void rec_attempts(void *arg, const uint8_t id[HX_ID_LEN], uint32_t attemp
 {
     entry_t *e = rt_entry_find(arg, id);
     if (e) {
-        e->failures = attempts;
-        e->attempt = attempts;
+        e->failures = rt_count16(attempts);
+        e->attempt = rt_count16(attempts);
     }
 }
 
@@ -119,7 +120,7 @@ static void rec_moved(void *arg, uint64_t handle, const uint8_t *msg, size_t len
     if (reason) {
         if (e->state != E_DEAD) {
             rt_entry_unlink(r, e);
-            e->failures = attempts;
+            e->failures = rt_count16(attempts);
             rt_to_dead(r, e, reason, dead_at_ms);
         }
         return;
@@ -129,7 +130,7 @@ static void rec_moved(void *arg, uint64_t handle, const uint8_t *msg, size_t len
         rt_held_add(e);
         rt_to_waiting(e, false);
     }
-    e->failures = e->attempt = attempts;
+    e->failures = e->attempt = rt_count16(attempts);
 }
 
 static void rec_dedup(void *arg, const uint8_t id[HX_ID_LEN])

@@ -191,7 +191,7 @@ static Handoff__ErrorCode accept_messages(hx_router_t *r, peer_t *p, Handoff__Me
         added[(*n_added)++] = e;
         if (r->cfg.audit) {
             char outcome[HX_NAME_MAX + 32];
-            snprintf(outcome, sizeof outcome, "stored for %s", rt_queue_name(e->queue));
+            snprintf(outcome, sizeof outcome, "stored for %s", rt_queue_name(e->lane->queue));
             rt_audit(r, p, "submit", e->id, outcome);
         }
     }
@@ -309,7 +309,7 @@ static bool collect_acks(hx_router_t *r, peer_t *p, const Handoff__Envelope *env
             return false;
         }
         entry_t *e = rt_entry_find(r, env->acks[i].data);
-        bool mine = e && e->queue == p->queue && e->state != E_DEAD && e->state != E_PENDING;
+        bool mine = e && e->lane->queue == p->queue && e->state != E_DEAD && e->state != E_PENDING;
         if (mine && (!held_only || e->holder == p)) {
             size_t k = (size_t)(((uintptr_t)e >> 4) * UINT64_C(0x9e3779b97f4a7c15) >> 40) % slots;
             while (seen[k] && seen[k] != e)
@@ -437,7 +437,7 @@ void rt_on_fetch(hx_router_t *r, peer_t *p, const Handoff__Envelope *env)
         if (k > 0 && r->out.len + e->size + 32 > r->cfg.max_frame)
             break;
         if (r->cfg.store->ops->get(r->cfg.store, e->handle, e->size, &body) ||
-            hx_wire_append_message(&r->out, body, e->size, e->attempt + 1))
+            hx_wire_append_message(&r->out, body, e->size, e->attempt < UINT16_MAX ? e->attempt + 1u : UINT16_MAX))
             break;
         rt_entry_unlink(r, e);
         e->state = E_INFLIGHT;
@@ -446,7 +446,9 @@ void rt_on_fetch(hx_router_t *r, peer_t *p, const Handoff__Envelope *env)
         DL_APPEND(p->inflight, e);
         p->n_inflight++;
         q->n_inflight++;
-        if (++e->attempt > 1)
+        if (e->attempt < UINT16_MAX)
+            e->attempt++;
+        if (e->attempt > 1)
             r->stats.redelivered++;
         r->stats.delivered++;
         rt_audit(r, p, "fetch", e->id, "delivered");

@@ -1053,7 +1053,9 @@ static int map_segment(int dirfd, const char *dir, uint64_t number, int flags, s
     }
     m->size = (uint64_t)st.st_size;
     if (m->size) {
-        void *p = mmap(NULL, m->size, PROT_READ, MAP_PRIVATE, m->fd, 0);
+        /* populated at once: recovery reads every byte, and faulting a gigabyte of log in
+         * page by page took a third of a restart */
+        void *p = mmap(NULL, m->size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, m->fd, 0);
         if (p == MAP_FAILED) {
             snprintf(why, cap, "cannot map %s/%s: %s", dir, name, strerror(errno));
             close(m->fd);

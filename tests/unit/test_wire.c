@@ -167,6 +167,72 @@ Test(idmap, agrees_with_a_plain_array)
     hx_idmap_free(&m);
 }
 
+#include "hx_pool.h"
+
+/* The entry pool: objects zeroed, distinct and writable; freed ones reused; blocks that empty
+ * given back except one; everything consistent over a scattered order of frees. (Under the
+ * sanitizers the pool is plain calloc: the block counts are not checked there.) */
+Test(pool, hands_out_distinct_zeroed_objects_and_gives_blocks_back)
+{
+    enum { N = 50000, SIZE = 96 };
+    hx_pool_t *p = hx_pool_new(SIZE);
+    cr_assert_not_null(p);
+    cr_assert_null(hx_pool_new(0));
+    cr_assert_null(hx_pool_new(5000));
+    static unsigned char *objs[N];
+    for (int i = 0; i < N; i++) {
+        objs[i] = hx_pool_alloc(p);
+        cr_assert_not_null(objs[i]);
+        for (int k = 0; k < SIZE; k++)
+            cr_assert_eq(objs[i][k], 0, "object %d byte %d not zeroed", i, k);
+        memset(objs[i], (unsigned char)(i % 251) + 1, SIZE);
+    }
+    cr_assert_eq(hx_pool_used(p), N);
+    size_t full = hx_pool_bytes(p);
+    cr_assert_geq(full, (size_t)N * SIZE, "the pool holds less than its objects");
+#ifndef __SANITIZE_ADDRESS__
+    cr_assert_lt(full, (size_t)N * SIZE + (size_t)N * SIZE / 50 + (2u << 20),
+                 "more than 2 %% (and a block) over the objects themselves: %zu for %d", full, N);
+#endif
+    for (int i = 0; i < N; i++)                         /* nothing overlapped */
+        for (int k = 0; k < SIZE; k++)
+            cr_assert_eq(objs[i][k], (unsigned char)(i % 251) + 1, "object %d was overwritten", i);
+    /* free two thirds in a scattered order, then allocate them again: reused, zeroed */
+    for (int k = 0; k < N; k++) {
+        int i = (int)(((long)k * 7919) % N);
+        if (i % 3) {
+            hx_pool_free(p, objs[i]);
+            objs[i] = NULL;
+        }
+    }
+    cr_assert_eq(hx_pool_used(p), (size_t)(N + 2) / 3);
+    for (int i = 0; i < N; i++)
+        if (!objs[i]) {
+            objs[i] = hx_pool_alloc(p);
+            cr_assert_not_null(objs[i]);
+            for (int k = 0; k < SIZE; k++)
+                cr_assert_eq(objs[i][k], 0);
+            memset(objs[i], (unsigned char)(i % 251) + 1, SIZE);
+        }
+#ifndef __SANITIZE_ADDRESS__
+    cr_assert_eq(hx_pool_bytes(p), full, "freed objects were not reused");
+#endif
+    for (int i = 0; i < N; i++)
+        for (int k = 0; k < SIZE; k++)
+            cr_assert_eq(objs[i][k], (unsigned char)(i % 251) + 1, "object %d was overwritten", i);
+    /* all back: at most the one spare block is kept */
+    for (int i = N - 1; i >= 0; i--)
+        hx_pool_free(p, objs[i]);
+    hx_pool_free(p, NULL);
+    cr_assert_eq(hx_pool_used(p), 0);
+#ifndef __SANITIZE_ADDRESS__
+    cr_assert_leq(hx_pool_bytes(p), 2u << 20, "%zu bytes kept with nothing out (one spare block at most)",
+                  hx_pool_bytes(p));
+#endif
+    hx_pool_destroy(&p);
+    cr_assert_null(p);
+}
+
 #include "hx_crc32c.h"
 
 /* appendf: short text, and text longer than its stack buffer, formatted in place. */
@@ -303,6 +369,35 @@ Test(crc32c, known_values_and_incremental)
     cr_assert_eq(hx_crc32c_portable(0, "123456789", 9), 0xE3069283u);
     for (size_t cut = 0; cut <= sizeof buf; cut += 37)
         cr_assert_eq(hx_crc32c(hx_crc32c(0, buf, cut), buf + cut, sizeof buf - cut), whole);
+}
+
+/* Long inputs take the three-stream path (3 x 4096 bytes at a time, joined by a table):
+ * the same values as the table, at every length around the stripe boundaries, from any
+ * starting crc and any alignment. */
+Test(crc32c, long_inputs_agree_with_the_table)
+{
+    enum { LEN = 5 * 3 * 4096 + 100 };
+    uint8_t *buf = malloc(LEN + 8);
+    cr_assert_not_null(buf);
+    uint32_t x = 12345;
+    for (size_t i = 0; i < LEN + 8; i++) {
+        x = x * 1103515245u + 12345u;
+        buf[i] = (uint8_t)(x >> 16);
+    }
+    static const size_t lens[] = {3 * 4096 - 1, 3 * 4096, 3 * 4096 + 1, 3 * 4096 + 7, 6 * 4096, 6 * 4096 + 8,
+                                  9 * 4096 - 3, 15 * 4096, LEN};
+    for (size_t k = 0; k < sizeof lens / sizeof lens[0]; k++)
+        for (size_t off = 0; off < 8; off += 3)
+            for (uint32_t start = 0; start < 3; start++) {
+                uint32_t seed = start * 0x9E3779B9u;
+                cr_assert_eq(hx_crc32c(seed, buf + off, lens[k]), hx_crc32c_portable(seed, buf + off, lens[k]),
+                             "length %zu, offset %zu, start crc %08x", lens[k], off, seed);
+            }
+    /* split anywhere: the same as in one go */
+    uint32_t whole = hx_crc32c(0, buf, LEN);
+    for (size_t cut = 0; cut <= LEN; cut += 4093)
+        cr_assert_eq(hx_crc32c(hx_crc32c(0, buf, cut), buf + cut, LEN - cut), whole);
+    free(buf);
 }
 
 #include <criterion/redirect.h>
