@@ -9,7 +9,7 @@ DEBS = build-essential cmake pkg-config libzmq3-dev libsodium-dev libprotobuf-c-
        chromium chromium-driver python3-selenium dpkg-dev help2man python3-debian
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps build demo demo-web test test-unit test-integration test-asan fuzz crash-loop clean bench bench-full bench-fhir test-e2e package test-package image sbom
+.PHONY: all deps build demo demo-web test test-unit test-integration test-asan fuzz crash-loop clean bench bench-full bench-fhir test-e2e package test-package image sbom bench-peers
 
 all: build
 
@@ -94,6 +94,16 @@ bench-full: build
 # (bench/fhir_api.py, bench/README.md; about 2.5 minutes on 2 cores). Not part of `make test`.
 bench-fhir: build
 	/usr/bin/python3 bench/fhir_api.py --build-dir $(BUILD) $(BENCH_FHIR_ARGS)
+
+# Handoff's broker beside RabbitMQ and NATS JetStream, each started on 127.0.0.1 for the run
+# (bench/peers/peers.py, bench/README.md): 3 interleaved rounds of submit and deliver with the
+# same count, size and window; installs the servers and client libraries when missing, then
+# runs cmake again so that it finds handoff-bench-peer's libraries. Not part of `make test`.
+bench-peers: build
+	@$(MAKE) --no-print-directory deps DEBS="rabbitmq-server nats-server librabbitmq-dev libnats-dev"
+	cmake -S . -B $(BUILD) >/dev/null
+	cmake --build $(BUILD) -j $(JOBS)
+	/usr/bin/python3 bench/peers/peers.py --build-dir $(BUILD) $(BENCH_PEERS_ARGS)
 
 # The durable broker killed -9 at random moments 100 times under load (the default test run
 # does 20). Prints the seed; HX_CRASH_SEED=N repeats a run's kill timing.

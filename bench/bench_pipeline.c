@@ -36,6 +36,7 @@ typedef struct {
     rstate_t state;
     uint64_t t_submit;          /* sent (closed loop) or scheduled (open loop) */
     uint64_t t_handoff;         /* first handoff fetched */
+    uint64_t t_settled;         /* seen settled (0: not yet) */
     uint32_t bookings;          /* from the ready status */
     uint32_t handoffs;          /* fetched */
     uint32_t disciplines;       /* bit per discipline handed off, to spot a doubled handoff */
@@ -363,6 +364,11 @@ typedef struct {
     uint64_t ready, rejected, on_hold, unsettled, not_booked, misrouted, duplicated;
     bench_samples_t e2e;
     int failed;
+    /* by tenth of the run's time: referrals settled in it, and their submit->settled
+     * latencies (a drift in cost as bookings and held referrals pile up shows here) */
+    uint64_t t0, t_end;
+    uint64_t tenth_settled[10];
+    bench_samples_t tenth_lat[10];
 } run_t;
 
 /* Where a run is: referrals [0, next) submitted, [0, done_mark) settled (a cursor that only
@@ -433,12 +439,18 @@ static int take_replies(pipe_t *pl, clinic_t *c, zmq_msg_t *m, uint64_t now)
 /* Counts the settled referrals: those behind the cursor, plus any beyond it. */
 static void count_settled(pipe_t *pl, cursor_t *k, uint64_t now)
 {
-    while (k->done_mark < k->next && settled(&pl->refs[k->done_mark]))
-        k->done_mark++;
+    while (k->done_mark < k->next && settled(&pl->refs[k->done_mark])) {
+        ref_t *r = &pl->refs[k->done_mark++];
+        if (!r->t_settled)
+            r->t_settled = now;
+    }
     uint64_t total = k->done_mark;
     for (uint64_t i = k->done_mark; i < k->next; i++)
-        if (settled(&pl->refs[i]))
+        if (settled(&pl->refs[i])) {
             total++;
+            if (!pl->refs[i].t_settled)
+                pl->refs[i].t_settled = now;
+        }
     if (total > k->n_settled) {
         k->last_progress = now;
         k->t_end = now;
@@ -456,6 +468,12 @@ static void tally(pipe_t *pl, run_t *out)
         if (!settled(r)) {
             out->unsettled++;
             continue;
+        }
+        if (out->t_end > out->t0 && r->t_settled >= out->t0) {
+            uint64_t d = (r->t_settled - out->t0) * 10 / (out->t_end - out->t0 + 1);
+            d = d < 10 ? d : 9;
+            out->tenth_settled[d]++;
+            bench_samples_add(&out->tenth_lat[d], r->t_settled - r->t_submit);
         }
         if (r->state == S_READY) {
             out->ready++;
@@ -477,6 +495,15 @@ static void tally(pipe_t *pl, run_t *out)
     out->duplicated += pl->duplicated;
     pl->duplicated = 0;
     bench_samples_sort(&out->e2e);
+    for (int d = 0; d < 10; d++)
+        bench_samples_sort(&out->tenth_lat[d]);
+}
+
+static void run_free(run_t *r)
+{
+    bench_samples_free(&r->e2e);
+    for (int d = 0; d < 10; d++)
+        bench_samples_free(&r->tenth_lat[d]);
 }
 
 /* Closed loop (rate 0): at most `window` referrals in flight (submitted, not settled).
@@ -522,6 +549,8 @@ static int run(pipe_t *pl, uint32_t window, double rate, run_t *out)
         out->failed = 1;
     else
         out->seconds = (double)(k.t_end - t0) / 1e9;
+    out->t0 = t0;
+    out->t_end = k.t_end;
     tally(pl, out);
     zmq_msg_close(&m);
     free(items);
@@ -554,6 +583,16 @@ static int report(pipe_t *pl, const char *variant, double rate, uint32_t window,
         char label[64];
         snprintf(label, sizeof label, "submit->handoff fetched p%g", pcts[i].p);
         bench_report_num(&r, pcts[i].key, bench_samples_pct_us(&res->e2e, pcts[i].p), "us", label);
+    }
+    double tenth_s = res->t_end > res->t0 ? (double)(res->t_end - res->t0) / 1e10 : 0;
+    for (int d = 0; d < 10 && tenth_s > 0; d++) {
+        char key[32], label[80];
+        snprintf(key, sizeof key, "settled_per_s_t%d", d + 1);
+        snprintf(label, sizeof label, "tenth %d of the run: settled per second", d + 1);
+        bench_report_num(&r, key, (double)res->tenth_settled[d] / tenth_s, "referrals/s", label);
+        snprintf(key, sizeof key, "p99_us_t%d", d + 1);
+        snprintf(label, sizeof label, "tenth %d: submit->settled p99", d + 1);
+        bench_report_num(&r, key, bench_samples_pct_us(&res->tenth_lat[d], 99), "us", label);
     }
     if (pl->error[0])
         fprintf(stderr, "%s: pipeline: %s\n", BENCH_PROG, pl->error);
@@ -609,7 +648,7 @@ int bench_mode_pipeline(const bench_opts_t *o)
         run(&pl, o->window, 0, &res);
         bench_attach_stop(&e);
         rc |= report(&pl, "max", 0, o->window, &res);
-        bench_samples_free(&res.e2e);
+        run_free(&res);
         first += o->count;
         free_referrals(&pl);
     }
@@ -622,7 +661,7 @@ int bench_mode_pipeline(const bench_opts_t *o)
         run_t res;
         run(&pl, 0, o->rate, &res);
         rc |= report(&pl, "rate", o->rate, 0, &res);
-        bench_samples_free(&res.e2e);
+        run_free(&res);
         free_referrals(&pl);
     }
     goto out;

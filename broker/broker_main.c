@@ -54,7 +54,7 @@ static const hx_opt_t options[O_COUNT] = {
     [O_MAX_QUEUE] = {"max-queue", HX_OPT_U32, "HANDOFF_MAX_QUEUE", "100000", 1, 100000000, "N",
                      "messages per service queue (and mailbox, for non-workers)"},
     [O_DEDUP] = {"dedup-window", HX_OPT_U32, "HANDOFF_DEDUP_WINDOW", "100000", 0, 100000000, "N",
-                 "message ids remembered for exact resubmits"},
+                 "ids of settled messages remembered for exact resubmits (a\nheld message is always recognized)"},
     [O_DATA] = {"data", HX_OPT_TEXT, "HANDOFF_DATA", NULL, 0, 0, "DIR",
                 "keep queues in a durable log in DIR; without it queues live in memory\nand a restart loses them"},
     [O_SEGMENT] = {"segment-bytes", HX_OPT_U32, "HANDOFF_SEGMENT_BYTES", "67108864", 4096, 4000000000u, "N",
