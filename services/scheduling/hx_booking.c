@@ -505,6 +505,8 @@ static int set_pending(hx_booking_t *b, const char *rid, Handoff__TaskStatus s, 
         rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
     }
     done(b, st);
+    if (rc == 0 && s != HANDOFF__TASK_STATUS__TASK_ON_HOLD)
+        rc = hx_waitlist_leave(b, rid);         /* the wait list holds exactly those on hold */
     return rc;
 }
 
@@ -849,7 +851,6 @@ static void plan_discipline(hx_booking_t *b, booking_plan_t *plan, Handoff__Disc
 static int book_hold(hx_booking_t *b, const char *referral_id, const referral_row_t *row,
                      Handoff__TriageDecision *d, const char *why, hx_outbox_t *out)
 {
-    calendar_drop(b);                           /* it holds the bookings not made: all or none */
     bool was_on_hold = row->pending == HANDOFF__TASK_STATUS__TASK_ON_HOLD;
     handoffs_t hs;
     int rc = set_pending(b, referral_id, HANDOFF__TASK_STATUS__TASK_ON_HOLD, HX_EVENT_HOLD, why);
@@ -955,6 +956,9 @@ static int book_missing(hx_booking_t *b, const char *referral_id, hx_outbox_t *o
         plan_discipline(b, &plan, d->disciplines[i], why, sizeof why);
     for (size_t i = 0; i < plan.n_declined; i++)
         free(plan.declined[i]);
+    if (why[0])                         /* all or none: the slots found go back to the calendar */
+        for (size_t i = 0; i < plan.n_add && plan.cal; i++)
+            hx_calendar_cancel(plan.cal, plan.add[i].therapist_id, plan.add[i].start);
     int rc = why[0] ? book_hold(b, referral_id, &row, d, why, out) : book_found(b, referral_id, &row, &plan, out);
     row_free(&row);
     return rc;
@@ -1507,8 +1511,12 @@ int hx_booking_handle(hx_booking_t *b, const hx_msg_t *in, hx_outbox_t *out, cha
         return -1;
     }
     int64_t version = data_version(b);
-    if (!is_case || version < 0 || version != b->cal_version)
-        calendar_drop(b);                       /* changes and retries may cancel bookings */
+    /* a clinic's change, a review or a post may cancel bookings: the calendar is read again;
+     * cases and retries only book (and give back what they did not book), so they keep it. It
+     * was also dropped for each retry, and each referral put on hold: with thousands on hold,
+     * every referral then paid for reading every booking ever made (the pipeline's drift) */
+    if ((!is_case && !is_retry) || version < 0 || version != b->cal_version)
+        calendar_drop(b);
     b->cal_version = version;
     int rc = outputs_replay(b, in, out);
     if (rc == 0) {

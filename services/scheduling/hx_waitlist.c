@@ -35,7 +35,12 @@ int hx_waitlist_init(hx_booking_t *b)
     sqlite3 *db = sqlite3_db_handle(st);
     bk_done(b, st);
     char *err = NULL;
-    if (sqlite3_exec(db, waitlist_schema, NULL, NULL, &err) != SQLITE_OK) {
+    /* rows of referrals no longer on hold, left by a version that swept them later */
+    char sweep[200];
+    snprintf(sweep, sizeof sweep, "DELETE FROM waitlist WHERE NOT EXISTS (SELECT 1 FROM referrals r WHERE "
+                                  "r.referral_id = waitlist.referral_id AND r.pending = %d)", (int)ON_HOLD);
+    if (sqlite3_exec(db, waitlist_schema, NULL, NULL, &err) != SQLITE_OK ||
+        sqlite3_exec(db, sweep, NULL, NULL, &err) != SQLITE_OK) {
         hx_error("scheduling database: the wait list: %s", err ? err : "?");
         sqlite3_free(err);
         return -1;
@@ -80,8 +85,9 @@ static int step_done(hx_booking_t *b, sqlite3_stmt *st)
 }
 
 /* Puts the held handoffs of hs on the wait list (a new one arrives now; one already on it
- * keeps its arrival) and takes off what is no longer held, and rows of referrals that left
- * hold otherwise (revoked). */
+ * keeps its arrival) and takes off what is no longer held. A referral that leaves hold
+ * otherwise (booked, revoked) leaves the list then (set_pending, hx_booking.c): the list holds
+ * exactly the referrals on hold, so nothing here reads the whole list. */
 static int held_sync(hx_booking_t *b, const char *rid, Handoff__Priority prio, const bk_handoffs_t *hs)
 {
     int held[2] = {0, 0};
@@ -108,29 +114,25 @@ static int held_sync(hx_booking_t *b, const char *rid, Handoff__Priority prio, c
         sqlite3_bind_int(st, 2, held[0]);
         sqlite3_bind_int(st, 3, held[1]);
     }
-    rc = rc == 0 ? step_done(b, st) : -1;
-    st = rc == 0 ? bk_prep(b, "DELETE FROM waitlist WHERE NOT EXISTS (SELECT 1 FROM referrals r WHERE "
-                              "r.referral_id = waitlist.referral_id AND r.pending = ?)")
-                 : NULL;
-    if (st)
-        sqlite3_bind_int(st, 1, ON_HOLD);
     return rc == 0 ? step_done(b, st) : -1;
 }
 
-/* Where (rid, disc) stands on its discipline's wait list: 1-based position and length. */
+/* Where (rid, disc) stands on its discipline's wait list: 1-based position and length. Three
+ * counts over ranges of the waitlist_order index (discipline, priority, since_ms, then the
+ * key): no row of the table and no referral is read, where a join with referrals for each
+ * row made every held referral cost a pass over the whole list. */
 static int place(hx_booking_t *b, const char *rid, int disc, int prio, int64_t since, uint32_t *pos, uint32_t *len)
 {
-    sqlite3_stmt *st = bk_prep(b, "SELECT COUNT(*), COALESCE(SUM(w.priority > ?1 OR (w.priority = ?1 AND "
-                                  "(w.since_ms < ?2 OR (w.since_ms = ?2 AND w.referral_id < ?3)))), 0) "
-                                  "FROM waitlist w JOIN referrals r USING (referral_id) "
-                                  "WHERE w.discipline = ?4 AND r.pending = ?5");
+    sqlite3_stmt *st = bk_prep(b, "SELECT (SELECT COUNT(*) FROM waitlist WHERE discipline = ?4), "
+                                  "(SELECT COUNT(*) FROM waitlist WHERE discipline = ?4 AND priority > ?1) + "
+                                  "(SELECT COUNT(*) FROM waitlist WHERE discipline = ?4 AND priority = ?1 AND "
+                                  "(since_ms < ?2 OR (since_ms = ?2 AND referral_id < ?3)))");
     if (!st)
         return -1;
     sqlite3_bind_int(st, 1, prio);
     sqlite3_bind_int64(st, 2, since);
     sqlite3_bind_text(st, 3, rid, -1, SQLITE_STATIC);
     sqlite3_bind_int(st, 4, disc);
-    sqlite3_bind_int(st, 5, ON_HOLD);
     int rc = sqlite3_step(st) == SQLITE_ROW ? 0 : -1;
     if (rc == 0) {
         *len = (uint32_t)sqlite3_column_int64(st, 0);
