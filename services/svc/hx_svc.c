@@ -16,7 +16,7 @@ static const char common_tail[] = "SIGINT or SIGTERM stops after the message in 
 enum { C_BROKER, C_CREDIT, C_HEARTBEAT, C_LOG_LEVEL, C_LOG_FORMAT, C_HTTP, C_SERVER_KEY, C_KEY, C_COUNT };
 static const hx_opt_t common[C_COUNT] = {
     [C_BROKER] = {"broker", HX_OPT_TEXT, "HANDOFF_BROKER", "tcp://127.0.0.1:5555", 0, 0, "ENDPOINT", "the broker"},
-    [C_CREDIT] = {"credit", HX_OPT_U32, "HANDOFF_CREDIT", "8", 1, 1000, "N", "messages held at once, 1..1000"},
+    [C_CREDIT] = {"credit", HX_OPT_U32, "HANDOFF_CREDIT", "32", 1, 1000, "N", "messages held at once, 1..1000"},
     [C_HEARTBEAT] = {"heartbeat-ms", HX_OPT_U32, "HANDOFF_HEARTBEAT_MS", "1000", 10, 60000, "N",
                      "heartbeat interval until the broker sets it"},
     [C_LOG_LEVEL] = {"log-level", HX_OPT_TEXT, "HANDOFF_LOG_LEVEL", "info", 0, 0, "LEVEL", "debug, info, warn, error"},

@@ -6,7 +6,8 @@
  *
  * The bound: service queues hand out urgent work first and take turns over clinics, so an
  * urgent referral waits at each service only for what its workers already hold. Measured as
- * work, not time (a slow machine slows both alike): the import's backlog waits at intake, and
+ * work, not time (a slow machine slows both alike): the import's backlog waits at intake (the
+ * import runs before intake starts, so it is all there however fast intake is), and
  * intake records each referral it handles in order (its database's row ids); clinic-b's last
  * urgent referral must be handled within FAIR_BOUND referrals of the moment it was submitted
  * — without fair share it would come after the whole backlog, thousands. Their latencies (p50, p99) are
@@ -35,7 +36,7 @@
 #define FAIR_IMPORT 20000
 #endif
 #define FAIR_URGENT 10
-#define FAIR_BOUND 100    /* b's own 10, what intake holds and has handled unacked (credit 8), slack */
+#define FAIR_BOUND 100    /* b's own 10, what intake holds and has handled unacked (credit 32), slack */
 #define START "2026-11-23T08:00"
 
 static net_t net;
@@ -216,12 +217,12 @@ Test(fairness, an_import_does_not_hold_back_another_clinics_urgent_referrals)
     as_clinic(b_nd, "clinic-b", "urgent");     /* ... and urgent referrals of another clinic */
 
     net_start_broker(&net, NULL);               /* the network's own policy and default share */
-    net_start_front(&net);
     const char *sched[] = {"--directory", dir_json, NULL};
     net_start_scheduling(&net, "scheduling", START, NULL, sched);
     hx_client_t *admin = net_session(&net, HX_ROLE_ADMIN, "ops");
 
-    /* clinic-a imports its whole file (every row accepted by the broker) */
+    /* clinic-a imports its whole file (every row accepted by the broker) while intake is not
+     * running yet, so that the whole import waits at intake */
     static char out[1 << 16];
     const char *import[] = {"import", a_nd, NULL};
     cr_assert_eq(net_cli(&net, "clinic-a", out, sizeof out, import), 0, "import failed: %s (see %s/cli.log)", out,
@@ -232,6 +233,9 @@ Test(fairness, an_import_does_not_hold_back_another_clinics_urgent_referrals)
     cr_assert_str_eq(deepest, "intake", "the import's backlog is at %s, not at intake", deepest);
     cr_assert_geq(backlog, FAIR_IMPORT / 4, "only %llu messages queued after the import: no backlog to test against",
                   (unsigned long long)backlog);
+    /* intake and triage start on that backlog: intake commits a burst at a time and would
+     * otherwise pass the import on to scheduling as fast as the CLI sends it */
+    net_start_front(&net);
 
     /* clinic-b: 10 urgent referrals, submitted at once */
     json_t *set_b = expected_ids(b_nd, "clinic-b");
