@@ -54,6 +54,7 @@ hx_pool_t *hx_pool_new(size_t size)
     return p;
 }
 
+#ifndef POOL_PASSTHROUGH
 static void free_list_add(hx_pool_t *p, block_t *b)
 {
     b->fprev = NULL;
@@ -125,6 +126,8 @@ static block_t *block_new(hx_pool_t *p)
     return b;
 }
 
+#endif
+
 void *hx_pool_alloc(hx_pool_t *p)
 {
 #ifdef POOL_PASSTHROUGH
@@ -180,8 +183,10 @@ void hx_pool_destroy(hx_pool_t **self_p)
     if (!self_p || !*self_p)
         return;
     hx_pool_t *p = *self_p;
+#ifndef POOL_PASSTHROUGH
     while (p->all)
         block_release(p, p->all);
+#endif
     free(p);
     *self_p = NULL;
 }

@@ -513,8 +513,9 @@ void hx_router_destroy(hx_router_t **self_p)
             continue;
         r->cfg.store->ops->forget(r->cfg.store, e->handle);
         free(e->reason);
+        hx_pool_free(r->entry_pool, e);         /* (a block is freed when it empties) */
     }
-    hx_pool_destroy(&r->entry_pool);            /* every entry with it */
+    hx_pool_destroy(&r->entry_pool);
     hx_idmap_free(&r->entries);
     queue_t *q, *qtmp;
     HASH_ITER(hh, r->queues, q, qtmp) {
@@ -532,8 +533,10 @@ void hx_router_destroy(hx_router_t **self_p)
         free(o);
     }
     hx_policy_destroy(&r->own_policy);
+    dedup_t *d, *dtmp;
+    DL_FOREACH_SAFE(r->dedup_fifo, d, dtmp) hx_pool_free(r->dedup_pool, d);
     r->dedup_fifo = NULL;
-    hx_pool_destroy(&r->dedup_pool);            /* every node of the window with it */
+    hx_pool_destroy(&r->dedup_pool);
     hx_idmap_free(&r->dedup);
     r->cfg.store->on_commit = NULL;
     r->cfg.store->dedup_ids = NULL;

@@ -21,6 +21,7 @@
 #include "cli_bundle.h"
 #include "cli_cmd.h"
 #include "cli_help.h"
+#include "hx_audit.h"
 #include "hx_curve.h"
 #include "hx_store.h"
 

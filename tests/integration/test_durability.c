@@ -973,6 +973,9 @@ Test(durability, worker_bursts_commit_or_nack_together)
     fetched_ack(f);
     free(b);
     free(f);
+    hx_client_destroy(&sink);
+    hx_client_destroy(&admin);
+    hx_client_destroy(&p);
 }
 
 Test(durability, disk_full_then_space_returns)
