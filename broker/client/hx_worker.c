@@ -273,19 +273,24 @@ int hx_worker_post(hx_worker_t *w, const uint8_t id[HX_ID_LEN], hx_addr_kind_t k
     return 0;
 }
 
-/* The NACK of a->input with why, packed into a->frame. */
-static int pack_nack(answer_t *a, const char *why)
+/* The ACK of a->input with its outputs (msgs, n), or its NACK with why (ack false), packed into
+ * a->frame under a new request id; an empty frame when it cannot be packed (not answered: the
+ * broker redelivers the message). */
+static void pack_answer(answer_t *a, bool ack, const char *why, Handoff__Message **msgs, size_t n)
 {
     Handoff__Envelope env;
-    ProtobufCBinaryData nack = {HX_ID_LEN, a->input};
+    ProtobufCBinaryData input = {HX_ID_LEN, a->input};
     hx_id_random(a->req);
-    env_init(&env, HANDOFF__KIND__KIND_NACK);
+    env_init(&env, ack ? HANDOFF__KIND__KIND_ACK : HANDOFF__KIND__KIND_NACK);
     env.id = (ProtobufCBinaryData){HX_ID_LEN, a->req};
     env.n_acks = 1;
-    env.acks = &nack;
-    env.error_text = (char *)why;
-    a->ok = false;
-    return hx_wire_pack(&env, &a->frame);
+    env.acks = &input;
+    env.n_messages = n;
+    env.messages = msgs;
+    env.error_text = ack ? NULL : (char *)why;
+    a->ok = ack;
+    if (hx_wire_pack(&env, &a->frame))
+        a->frame.len = 0;
 }
 
 /* Handles one message: its ACK with the outputs, or its NACK, packed into a (not sent). */
@@ -303,27 +308,14 @@ static void handle(hx_worker_t *w, const hx_msg_t *in, answer_t *a)
     hx_id_hex(in->id, hex);
     if (rc != 0) {
         hx_warn("could not handle %s (attempt %u): %s", hex, in->attempt, err);
-        if (pack_nack(a, err))
-            a->frame.len = 0;
-        outbox_reset(o, NULL);
-        return;
+        pack_answer(a, false, err, NULL, 0);
+    } else {
+        Handoff__Message *mp[HX_MAX_BATCH];
+        for (size_t i = 0; i < o->n; i++)
+            mp[i] = &o->msgs[i];
+        pack_answer(a, true, NULL, mp, o->n);
+        hx_debug("handled %s: %zu output(s)", hex, o->n);
     }
-    Handoff__Envelope env;
-    ProtobufCBinaryData ack = {HX_ID_LEN, a->input};
-    hx_id_random(a->req);
-    env_init(&env, HANDOFF__KIND__KIND_ACK);
-    env.id = (ProtobufCBinaryData){HX_ID_LEN, a->req};
-    env.n_acks = 1;
-    env.acks = &ack;
-    Handoff__Message *mp[HX_MAX_BATCH];
-    for (size_t i = 0; i < o->n; i++)
-        mp[i] = &o->msgs[i];
-    env.n_messages = o->n;
-    env.messages = mp;
-    a->ok = true;
-    if (hx_wire_pack(&env, &a->frame))
-        a->frame.len = 0;                       /* not acked: the broker redelivers it */
-    hx_debug("handled %s: %zu output(s)", hex, o->n);
     outbox_reset(o, NULL);
 }
 
@@ -372,8 +364,7 @@ static void handle_pending(hx_worker_t *w)
             } else {
                 memcpy(a->input, in->id, HX_ID_LEN);
                 a->attempt = in->attempt;
-                if (pack_nack(a, err))
-                    a->frame.len = 0;
+                pack_answer(a, false, err, NULL, 0);
             }
         }
     if (txn && began == 0 && w->batch.commit(w->batch.arg, err, sizeof err) != 0) {
@@ -383,8 +374,7 @@ static void handle_pending(hx_worker_t *w)
         char why[300];
         snprintf(why, sizeof why, "commit: %s", err);
         for (size_t i = 0; i < n; i++)
-            if (pack_nack(&w->answers[i], why))
-                w->answers[i].frame.len = 0;
+            pack_answer(&w->answers[i], false, why, NULL, 0);
     }
     for (size_t i = 0; i < n; i++)
         send_answer(w, &w->answers[i]);
