@@ -46,7 +46,6 @@ typedef struct unconfirmed {
 /* A handled message's answer, packed and waiting for the burst's commit. */
 typedef struct {
     uint8_t input[HX_ID_LEN], req[HX_ID_LEN];
-    uint32_t attempt;
     bool ok;
     hx_buf_t frame;
 } answer_t;
@@ -300,7 +299,6 @@ static void handle(hx_worker_t *w, const hx_msg_t *in, answer_t *a)
     hx_outbox_t *o = w->outbox;
     outbox_reset(o, in->id);
     memcpy(a->input, in->id, HX_ID_LEN);
-    a->attempt = in->attempt;
     uint64_t t0 = uv_hrtime();
     int rc = w->fn(w->arg, in, o, err, sizeof err);
     hx_metric_observe(w->m_latency, uv_hrtime() - t0);
@@ -363,7 +361,6 @@ static void handle_pending(hx_worker_t *w)
                 handle(w, in, a);
             } else {
                 memcpy(a->input, in->id, HX_ID_LEN);
-                a->attempt = in->attempt;
                 pack_answer(a, false, err, NULL, 0);
             }
         }
