@@ -5,6 +5,9 @@
  *                         different message ids
  *   restart_keeps_state   service queues, mailboxes, dead letters and the dedup set survive a
  *                         SIGTERM and a SIGKILL restart
+ *   settled_ids_are_remembered_across_restarts
+ *                         an acked message resubmitted with its id never comes back, before
+ *                         or after restarts
  *   poison_message        retries with exponential backoff, then the dead-letter queue;
  *                         replay and purge
  *   worker_bursts_commit_or_nack_together
@@ -724,6 +727,48 @@ Test(durability, restart_keeps_state)
 }
 
 /* ---- c. poison message -------------------------------------------------------------------- */
+
+/* The dedup window remembers a message once it is settled (a held one is found by its entry):
+ * a mailbox message fetched and acked, then resubmitted with its id, is answered ACCEPTED and
+ * never reaches the mailbox again, right away and after a SIGKILL and a SIGTERM restart (the
+ * window rebuilt from the segments' checkpoints and the settles after them). */
+static void expect_not_again(hx_msg_t *m, const char *box, const char *when)
+{
+    hx_client_t *p = net_session(&net, HX_ROLE_CLINIC, "producer");
+    submit_ok(p, m);                                    /* a resubmit is answered, not refused */
+    hx_client_t *bc = net_session(&net, HX_ROLE_CLINIC, box);
+    fetched_t *f = calloc(1, sizeof *f);
+    f->c = bc;
+    f->want = 0;
+    fetch_exactly(f, box);
+    cr_expect_eq(f->n, 0, "%s: the settled message came back to %s %zu time(s)", when, box, f->n);
+    free(f);
+    hx_client_destroy(&bc);
+    hx_client_destroy(&p);
+}
+
+Test(durability, settled_ids_are_remembered_across_restarts)
+{
+    start_broker(NULL);
+    hx_client_t *p = net_session(&net, HX_ROLE_CLINIC, "producer");
+    hx_msg_t m = message(HX_TO_MAILBOX, "settledbox", "once");
+    submit_ok(p, &m);
+    hx_client_destroy(&p);
+    hx_client_t *bc = net_session(&net, HX_ROLE_CLINIC, "settledbox");
+    fetched_t *f = calloc(1, sizeof *f);
+    f->c = bc;
+    f->until = m.id;
+    fetch_exactly(f, "settledbox");
+    cr_assert_eq(fetched_count(f, m.id), 1);
+    fetched_ack(f);                                     /* settled once the ack is answered */
+    free(f);
+    hx_client_destroy(&bc);
+    expect_not_again(&m, "settledbox", "right after the ack");
+    restart_broker(SIGKILL);
+    expect_not_again(&m, "settledbox", "after a SIGKILL restart");
+    restart_broker(SIGTERM);
+    expect_not_again(&m, "settledbox", "after a SIGTERM restart");
+}
 
 Test(durability, poison_message)
 {
