@@ -2,6 +2,7 @@
 #include "hx_clinic_internal.h"
 #include "hx_curve.h"
 #include "hx_seal_store.h"
+#include "hx_sqlite.h"
 
 #include <errno.h>
 #include <sodium.h>
@@ -283,7 +284,8 @@ static int store_open(hx_clinic_t *c, const hx_clinic_opts_t *o, char *err, size
     }
     sqlite3_busy_timeout(c->db, 5000);
     char *why = NULL;
-    if (sqlite3_exec(c->db, "PRAGMA journal_mode=WAL; PRAGMA secure_delete=ON", NULL, NULL, &why) != SQLITE_OK ||
+    if (hx_sqlite_wal(c->db, 5000) != SQLITE_OK ||
+        sqlite3_exec(c->db, "PRAGMA secure_delete=ON", NULL, NULL, &why) != SQLITE_OK ||
         sqlite3_exec(c->db, schema, NULL, NULL, &why) != SQLITE_OK || upgrade_store(c->db, &why) != SQLITE_OK) {
         snprintf(err, cap, "%s: %s", path, why ? why : sqlite3_errmsg(c->db));
         sqlite3_free(why);

@@ -5,6 +5,7 @@
 #include "hx_intake.h"
 #include "hx_log.h"
 #include "hx_opt.h"
+#include "hx_sqlite.h"
 #include "hx_svc.h"
 
 #include <sqlite3.h>
@@ -180,9 +181,8 @@ static int open_db(intake_t *t)
     int rc = sqlite3_open(t->db_path, &t->db);
     umask(old);
     char *e = NULL;
-    if (rc != SQLITE_OK ||
+    if (rc != SQLITE_OK || hx_sqlite_wal(t->db, 10000) != SQLITE_OK ||
         sqlite3_exec(t->db,
-                     "PRAGMA journal_mode=WAL;"
                      "CREATE TABLE IF NOT EXISTS referrals ("
                      "  referral_id TEXT PRIMARY KEY, clinic TEXT NOT NULL, ref TEXT NOT NULL,"
                      "  outcome TEXT NOT NULL, reason TEXT NOT NULL, received_ms INTEGER NOT NULL);",

@@ -7,6 +7,7 @@
 #include "hx_log.h"
 #include "hx_refjson.h"
 #include "hx_seal.h"
+#include "hx_sqlite.h"
 #include "hx_svc.h"
 #include "hx_thread_rules.h"
 
@@ -51,7 +52,6 @@ struct hx_booking {
 };
 
 static const char schema[] =
-    "PRAGMA journal_mode=WAL;"
     "PRAGMA synchronous=FULL;"
     "CREATE TABLE IF NOT EXISTS referrals ("
     "  referral_id TEXT PRIMARY KEY, referring_clinic TEXT NOT NULL, ref TEXT NOT NULL,"
@@ -1572,14 +1572,8 @@ hx_booking_t *hx_booking_open(const hx_booking_config_t *cfg, const hx_directory
         return NULL;
     }
     sqlite3_busy_timeout(b->db, 10000);
-    /* Turning a new file to WAL takes a lock the busy handler does not wait for: two
-     * workers starting together on a new file retry instead of failing. */
-    int tries = 0;
-    while (sqlite3_exec(b->db, schema, NULL, NULL, NULL) == SQLITE_BUSY && ++tries < 200) {
-        struct timespec nap = {0, 50 * 1000000};
-        nanosleep(&nap, NULL);
-    }
-    int v = exec(b, schema) == 0 ? user_version(b) : -1;
+    /* two workers starting together on a new file: hx_sqlite_wal waits for the other */
+    int v = hx_sqlite_wal(b->db, 10000) == SQLITE_OK && exec(b, schema) == 0 ? user_version(b) : -1;
     if (v > SCHEMA_VERSION) {
         snprintf(err, errcap, "%s: a scheduling database of version %d, newer than this program's %d: run the "
                  "handoff-scheduling that wrote it, or restore a backup of version %d or older", cfg->db_path, v,

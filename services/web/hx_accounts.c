@@ -1,6 +1,7 @@
 /* hx_accounts — users, sessions, throttling and CSRF for the portal (see hx_accounts.h). */
 #include "hx_accounts.h"
 #include "hx_accounts_internal.h"
+#include "hx_sqlite.h"
 #include "hx_totp.h"
 
 #include <sodium.h>
@@ -20,7 +21,6 @@ struct hx_accounts {
 };
 
 static const char schema[] =
-    "PRAGMA journal_mode=WAL;"
     "CREATE TABLE IF NOT EXISTS users (name TEXT PRIMARY KEY, clinic TEXT NOT NULL, role INTEGER NOT NULL,"
     "  hash TEXT NOT NULL, disabled INTEGER NOT NULL DEFAULT 0, created_ms INTEGER NOT NULL) WITHOUT ROWID;"
     /* a session is known by the BLAKE2b hash of its token: the store never holds a token */
@@ -131,7 +131,7 @@ int hx_accounts_open(const char *path, const hx_accounts_config_t *cfg, hx_accou
     mode_t old = umask(077);
     int rc = sqlite3_open(path, &a->db);
     umask(old);
-    if (rc != SQLITE_OK || sqlite3_exec(a->db, schema, NULL, NULL, NULL) != SQLITE_OK ||
+    if (rc != SQLITE_OK || hx_sqlite_wal(a->db, 10000) != SQLITE_OK || sqlite3_exec(a->db, schema, NULL, NULL, NULL) != SQLITE_OK ||
         key_load(a, "csrf", a->csrf_key, sizeof a->csrf_key) != 0 ||
         key_load(a, "totp", a->seal_key, sizeof a->seal_key) != 0 ||
         key_load(a, "api", a->api_key, sizeof a->api_key) != 0 || hx_totp_init() != 0) {

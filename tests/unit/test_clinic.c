@@ -4,11 +4,13 @@
  * real broker are tested through the CLI (tests/integration/test_cli_flow.c,
  * test_lifecycle_flow.c). */
 #include <criterion/criterion.h>
+#include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "hx_clinic.h"
@@ -102,6 +104,65 @@ Test(clinic, an_old_store_is_upgraded_in_place)
     hx_clinic_destroy(&c);
     c = open_clinic("harbour");                 /* and opening it again changes nothing */
     cr_expect(hx_clinic_sent_before(c, "R-0000000000000001"));
+    hx_clinic_destroy(&c);
+}
+
+/* Two programs of one clinic (a watch and a submit) opening a new store at the same moment.
+ * Another connection holds the new file's write lock while this one turns it to WAL: SQLite
+ * answers that at once with "database is locked", without waiting, so the open must wait for
+ * the other itself. The holder lets go 100 ms after the open has begun. */
+typedef struct {
+    char path[128];
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int stage;      /* 1: the lock is held; 2: the open has begun */
+} holder_t;
+
+static void *hold_the_lock(void *arg)
+{
+    holder_t *h = arg;
+    sqlite3 *db;
+    cr_assert_eq(sqlite3_open(h->path, &db), SQLITE_OK);
+    cr_assert_eq(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+    pthread_mutex_lock(&h->mu);
+    h->stage = 1;
+    pthread_cond_broadcast(&h->cv);
+    while (h->stage < 2)
+        pthread_cond_wait(&h->cv, &h->mu);
+    pthread_mutex_unlock(&h->mu);
+    struct timespec nap = {0, 100 * 1000000};
+    nanosleep(&nap, NULL);
+    cr_assert_eq(sqlite3_exec(db, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    return NULL;
+}
+
+Test(clinic, two_programs_opening_a_new_store_together_both_open_it)
+{
+    holder_t h = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+    snprintf(h.path, sizeof h.path, "%s/ridge.db", home);
+    /* the premise: a plain change to WAL is refused at once while the lock is held */
+    sqlite3 *holder, *other;
+    cr_assert_eq(sqlite3_open(h.path, &holder), SQLITE_OK);
+    cr_assert_eq(sqlite3_open(h.path, &other), SQLITE_OK);
+    sqlite3_busy_timeout(other, 5000);
+    cr_assert_eq(sqlite3_exec(holder, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+    cr_expect_eq(sqlite3_exec(other, "PRAGMA journal_mode=WAL", NULL, NULL, NULL), SQLITE_BUSY);
+    sqlite3_exec(holder, "ROLLBACK", NULL, NULL, NULL);
+    sqlite3_close(other);
+    sqlite3_close(holder);
+
+    pthread_t t;
+    cr_assert_eq(pthread_create(&t, NULL, hold_the_lock, &h), 0);
+    pthread_mutex_lock(&h.mu);
+    while (h.stage < 1)
+        pthread_cond_wait(&h.cv, &h.mu);
+    h.stage = 2;
+    pthread_cond_broadcast(&h.cv);
+    pthread_mutex_unlock(&h.mu);
+    hx_clinic_t *c = open_clinic("ridge");      /* asserts the open succeeded */
+    pthread_join(t, NULL);
+    cr_expect_not(hx_clinic_sent_before(c, "R-0000000000000001"));
     hx_clinic_destroy(&c);
 }
 
