@@ -369,7 +369,40 @@ typedef struct {
     uint64_t t0, t_end;
     uint64_t tenth_settled[10];
     bench_samples_t tenth_lat[10];
+    /* scheduling's CPU time, sampled every 100 ms: its cost per referral by tenth (a search
+     * that grows with the bookings already made shows here first) */
+    uint64_t *cpu_at, *cpu_ns;
+    size_t n_cpu, cap_cpu;
+    double sched_us_per_ref[10];
 } run_t;
+
+static void cpu_sample(run_t *out, pid_t pid, uint64_t now)
+{
+    if (pid <= 0 || (out->n_cpu && now - out->cpu_at[out->n_cpu - 1] < 100 * 1000000ull))
+        return;
+    if (out->n_cpu == out->cap_cpu) {
+        size_t cap = out->cap_cpu ? out->cap_cpu * 2 : 1024;
+        uint64_t *a = realloc(out->cpu_at, cap * sizeof *a);
+        if (a)
+            out->cpu_at = a;
+        uint64_t *v = a ? realloc(out->cpu_ns, cap * sizeof *v) : NULL;
+        if (!v)
+            return;
+        out->cpu_ns = v;
+        out->cap_cpu = cap;
+    }
+    out->cpu_at[out->n_cpu] = now;
+    out->cpu_ns[out->n_cpu++] = bench_cpu_ns(pid);
+}
+
+/* Scheduling's CPU time at instant t: the last sample at or before it. */
+static uint64_t cpu_at(const run_t *r, uint64_t t)
+{
+    uint64_t v = 0;
+    for (size_t i = 0; i < r->n_cpu && r->cpu_at[i] <= t; i++)
+        v = r->cpu_ns[i];
+    return v;
+}
 
 /* Where a run is: referrals [0, next) submitted, [0, done_mark) settled (a cursor that only
  * moves forward), n_settled settled in all. */
@@ -494,6 +527,11 @@ static void tally(pipe_t *pl, run_t *out)
     }
     out->duplicated += pl->duplicated;
     pl->duplicated = 0;
+    for (int d = 0; d < 10 && out->n_cpu && out->t_end > out->t0; d++) {
+        uint64_t span = out->t_end - out->t0, a = out->t0 + span * (uint64_t)d / 10, b = out->t0 + span * (uint64_t)(d + 1) / 10;
+        uint64_t used = cpu_at(out, b) - cpu_at(out, a);
+        out->sched_us_per_ref[d] = out->tenth_settled[d] ? (double)used / 1e3 / (double)out->tenth_settled[d] : 0;
+    }
     bench_samples_sort(&out->e2e);
     for (int d = 0; d < 10; d++)
         bench_samples_sort(&out->tenth_lat[d]);
@@ -501,6 +539,8 @@ static void tally(pipe_t *pl, run_t *out)
 
 static void run_free(run_t *r)
 {
+    free(r->cpu_at);
+    free(r->cpu_ns);
     bench_samples_free(&r->e2e);
     for (int d = 0; d < 10; d++)
         bench_samples_free(&r->tenth_lat[d]);
@@ -522,6 +562,8 @@ static int run(pipe_t *pl, uint32_t window, double rate, run_t *out)
     cursor_t k = {.interval = rate > 0 ? 1e9 / rate : 0, .window = window, .t0 = t0, .last_progress = t0,
                   .t_end = t0};
     int rc = 0;                                 /* -1: a send failed or a delivery did not decode */
+    const pid_t sched = bench_pid(pl->e, "scheduling");
+    cpu_sample(out, sched, t0);
     while (k.n_settled < pl->n_refs) {
         if (bench_stop) {
             out->failed = 1;
@@ -539,6 +581,7 @@ static int run(pipe_t *pl, uint32_t window, double rate, run_t *out)
         if (rc)
             break;
         count_settled(pl, &k, now);
+        cpu_sample(out, sched, now);
         if (now - k.last_progress > 60ull * 1000000000u) {
             snprintf(pl->error, sizeof pl->error, "no referral settled for 60 s (%" PRIu64 " of %" PRIu64 " settled)",
                      k.n_settled, pl->n_refs);
@@ -593,6 +636,11 @@ static int report(pipe_t *pl, const char *variant, double rate, uint32_t window,
         snprintf(key, sizeof key, "p99_us_t%d", d + 1);
         snprintf(label, sizeof label, "tenth %d: submit->settled p99", d + 1);
         bench_report_num(&r, key, bench_samples_pct_us(&res->tenth_lat[d], 99), "us", label);
+        if (res->n_cpu) {
+            snprintf(key, sizeof key, "sched_us_per_ref_t%d", d + 1);
+            snprintf(label, sizeof label, "tenth %d: scheduling's CPU per referral settled", d + 1);
+            bench_report_num(&r, key, res->sched_us_per_ref[d], "us", label);
+        }
     }
     if (pl->error[0])
         fprintf(stderr, "%s: pipeline: %s\n", BENCH_PROG, pl->error);

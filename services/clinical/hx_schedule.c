@@ -16,6 +16,7 @@
 #include "hx_schedule.h"
 
 #include <jansson.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -129,6 +130,7 @@ struct hx_directory {
     size_t n_zones;
     hx_area_t *areas;               /* where patients of a forward sortation area are */
     size_t n_areas;
+    uint64_t serial;                /* this directory among all loaded in the process (the calendar's frontiers) */
     char notes[512];
 };
 
@@ -527,6 +529,8 @@ static hx_directory_t *directory_alloc(size_t nc, size_t nt, hx_errors_t *e)
         hx_errors_add(e, "", "out of memory");
         return NULL;
     }
+    static _Atomic uint64_t serials;
+    d->serial = ++serials;
     return d;
 }
 
@@ -737,15 +741,34 @@ typedef struct {
     hx_minute_t start, end;     /* [start, end) */
 } span_t;
 
+/* What the slot finder learned about one therapist for sessions of `minutes` in the directory
+ * numbered `serial`: no start fits the therapist's hours and the bookings anywhere in
+ * [from, to). A new booking only takes starts away, so it stays true; a cancellation cuts it
+ * back to before the freed span. The finder starts each search of this therapist at `to`
+ * (when its own start lies in [from, to]) and moves `to` on past what has filled since, so a
+ * filling calendar costs a search the days that filled since the last one, not every booked
+ * day up to the first free one. The patient's windows only ever take starts away, so a
+ * frontier learned without them holds for every query. */
+typedef struct {
+    uint64_t serial;            /* 0: unused */
+    uint64_t used;              /* the finder's clock when last used (the least recent is replaced) */
+    uint32_t minutes;
+    hx_minute_t from, to;
+} frontier_t;
+
+#define FRONTIERS 6
+
 typedef struct cal_entry {
     char *therapist_id;
     span_t *spans;              /* sorted by start, never overlapping (so ends are sorted too) */
     size_t n, cap;
+    frontier_t frontiers[FRONTIERS];
     UT_hash_handle hh;
 } cal_entry_t;
 
 struct hx_calendar {
     cal_entry_t *by_therapist;
+    uint64_t searches;          /* the frontiers' clock */
 };
 
 hx_calendar_t *hx_calendar_new(void)
@@ -847,9 +870,24 @@ int hx_calendar_cancel(hx_calendar_t *c, const char *therapist_id, hx_minute_t s
     size_t i = first_ending_after(b, start);
     if (i == b->n || b->spans[i].start != start)
         return -1;
+    /* starts from (start - minutes, end) may fit now: every frontier stops before them */
+    for (size_t k = 0; k < FRONTIERS; k++) {
+        frontier_t *f = &b->frontiers[k];
+        hx_minute_t freed = start - (hx_minute_t)f->minutes;
+        if (f->serial && b->spans[i].end > f->from && freed < f->to)
+            f->to = freed > f->from ? freed : f->from;
+    }
     memmove(&b->spans[i], &b->spans[i + 1], (b->n - i - 1) * sizeof *b->spans);
     b->n--;
     return 0;
+}
+
+void hx_calendar_forget(hx_calendar_t *c)
+{
+    cal_entry_t *it, *tmp;
+    if (c)
+        HASH_ITER(hh, c->by_therapist, it, tmp)
+            memset(it->frontiers, 0, sizeof it->frontiers);
 }
 
 size_t hx_calendar_count(const hx_calendar_t *c, const char *therapist_id)
@@ -1163,7 +1201,8 @@ static bool near_anchor(const hx_therapist_t *t, const hx_slot_query_t *q)
 
 /* What every therapist's search shares. */
 typedef struct {
-    const hx_calendar_t *cal;
+    hx_calendar_t *cal;
+    uint64_t serial;                /* the directory's */
     const hx_slot_query_t *q;
     const iv_t *patient;
     size_t n_patient;
@@ -1171,19 +1210,63 @@ typedef struct {
     char lang[9];
 } search_t;
 
-static bool therapist_earliest(const search_t *x, const hx_therapist_t *t, hx_minute_t t0, hx_minute_t lim,
+/* The first start in [t0, lim] that fits t's hours and bookings, whatever the patient's
+ * windows; lim + 1 when there is none. Begins at the frontier bk keeps for these minutes when
+ * t0 lies in it, and moves the frontier on to what it finds (frontier_t). */
+static hx_minute_t therapist_frontier(search_t *x, cal_entry_t *bk, const hx_therapist_t *t, hx_minute_t t0,
+                                      hx_minute_t lim)
+{
+    const uint32_t minutes = x->q->minutes;
+    frontier_t *f = NULL, *oldest = &bk->frontiers[0];
+    for (size_t k = 0; k < FRONTIERS && !f; k++) {
+        frontier_t *g = &bk->frontiers[k];
+        if (g->serial == x->serial && g->minutes == minutes && g->from <= t0 && t0 <= g->to)
+            f = g;
+        else if (g->used < oldest->used)
+            oldest = g;
+    }
+    hx_minute_t from = f && f->to > t0 ? f->to : t0, s;
+    if (from > lim)
+        return from;
+    iv_t all[MAX_HOURS];
+    size_t off[9];
+    const bool found = build_intervals(t, NULL, 0, minutes, all, off) > 0 &&
+                       earliest(bk, all, off, t->clinic, from, lim, minutes, &s);
+    if (!f) {
+        f = oldest;
+        *f = (frontier_t){.serial = x->serial, .minutes = minutes, .from = t0};
+    }
+    f->to = found ? s : lim + 1;
+    f->used = ++x->cal->searches;
+    return f->to;
+}
+
+static bool therapist_earliest(search_t *x, const hx_therapist_t *t, hx_minute_t t0, hx_minute_t lim,
                                hx_minute_t *s)
 {
     size_t off[9];
-    if (t0 > lim || build_intervals(t, x->patient, x->n_patient, x->q->minutes, x->ivs, off) == 0)
+    if (t0 > lim)
         return false;
-    return earliest(cal_find(x->cal, t->id), x->ivs, off, t->clinic, t0, lim, x->q->minutes, s);
+    cal_entry_t *bk = (cal_entry_t *)cal_find(x->cal, t->id);
+    if (bk) {
+        hx_minute_t first = therapist_frontier(x, bk, t, t0, lim);
+        if (first > lim)
+            return false;
+        if (x->n_patient == 0) {
+            *s = first;
+            return true;
+        }
+        t0 = first;
+    }
+    if (build_intervals(t, x->patient, x->n_patient, x->q->minutes, x->ivs, off) == 0)
+        return false;
+    return earliest(bk, x->ivs, off, t->clinic, t0, lim, x->q->minutes, s);
 }
 
 /* Near the patient: the nearest clinic with a slot in [t0, until], earliest there; then a
  * preferred clinic, then directory order. Clinics without a location come after every
  * located one. */
-static bool find_nearest(const hx_directory_t *d, const search_t *x, hx_minute_t t0, hx_minute_t until,
+static bool find_nearest(const hx_directory_t *d, search_t *x, hx_minute_t t0, hx_minute_t until,
                          hx_slot_t *best)
 {
     bool have = false;
@@ -1211,7 +1294,7 @@ static bool find_nearest(const hx_directory_t *d, const search_t *x, hx_minute_t
 
 /* The earliest slot in [t0, limit]; a preferred clinic, then the nearer, then directory order
  * break ties. */
-static bool find_earliest(const hx_directory_t *d, const search_t *x, hx_minute_t t0, hx_minute_t limit,
+static bool find_earliest(const hx_directory_t *d, search_t *x, hx_minute_t t0, hx_minute_t limit,
                           hx_slot_t *best)
 {
     bool have = false;
@@ -1233,7 +1316,7 @@ static bool find_earliest(const hx_directory_t *d, const search_t *x, hx_minute_
     return have;
 }
 
-int hx_slot_find(const hx_directory_t *d, const hx_calendar_t *c, const hx_slot_query_t *q, hx_slot_t *out)
+int hx_slot_find(const hx_directory_t *d, hx_calendar_t *c, const hx_slot_query_t *q, hx_slot_t *out)
 {
     if (!d || !q || !out || q->minutes == 0 || q->minutes > DAY_MINUTES)
         return -1;
@@ -1244,7 +1327,7 @@ int hx_slot_find(const hx_directory_t *d, const hx_calendar_t *c, const hx_slot_
     t0 = ceil_grid(t0);
     if (t0 > limit)
         return -1;
-    search_t x = {.cal = c, .q = q};
+    search_t x = {.cal = c, .serial = d->serial, .q = q};
     iv_t *patient;
     if (query_language(q, x.lang) != 0 || patient_windows(q, &patient, &x.n_patient) != 0)
         return -1;

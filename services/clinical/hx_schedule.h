@@ -90,6 +90,10 @@ int hx_calendar_book(hx_calendar_t *c, const char *therapist_id, hx_minute_t sta
 /* Removes the booking of therapist that starts at start (a cancelled or declined
  * referral); returns 0, or -1 when there is none. */
 int hx_calendar_cancel(hx_calendar_t *c, const char *therapist_id, hx_minute_t start);
+/* Forgets what slot searches learned (hx_slot_find): the next search of each therapist starts
+ * from scratch. Never needed for correctness (a directory reloaded is a new directory, whose
+ * searches never use what was learned with another); the slot finder's tests compare with it. */
+void hx_calendar_forget(hx_calendar_t *c);
 /* Number of bookings held for therapist. */
 size_t hx_calendar_count(const hx_calendar_t *c, const char *therapist_id);
 
@@ -133,8 +137,10 @@ typedef struct {
  * hour), free in the calendar, inside the patient's windows (the same wall clock) and speaks
  * the language. Near the patient (has_origin): the nearest clinic with a slot before
  * near_until, earliest there; otherwise the earliest slot. Among equals, a preferred clinic
- * wins (earlier in the list first), then the directory order. Returns 0 with *out, or -1. */
-int hx_slot_find(const hx_directory_t *d, const hx_calendar_t *c, const hx_slot_query_t *q, hx_slot_t *out);
+ * wins (earlier in the list first), then the directory order. Returns 0 with *out, or -1.
+ * c keeps what the search learned (each therapist's first free start, so that a filling
+ * calendar does not make every search walk the booked days again): one thread at a time. */
+int hx_slot_find(const hx_directory_t *d, hx_calendar_t *c, const hx_slot_query_t *q, hx_slot_t *out);
 
 /* Whether the clinic or therapist a query is restricted to (only_clinic, only_therapist) can
  * be offered at all, whatever the calendar: the clinic is in the directory and has a

@@ -1899,7 +1899,7 @@ int bk_log_event(hx_booking_t *b, const char *rid, Handoff__Discipline d, const 
     return rc;
 }
 
-const hx_calendar_t *bk_calendar(hx_booking_t *b)
+hx_calendar_t *bk_calendar(hx_booking_t *b)
 {
     return calendar_load(b);
 }

@@ -164,7 +164,7 @@ const hx_booking_config_t *bk_config(const hx_booking_t *b);
 int bk_log_event(hx_booking_t *b, const char *rid, Handoff__Discipline d, const char *clinic, const char *event);
 /* Every live booking, as the slot finder reads it (kept between messages; the store's). NULL on
  * a database error. */
-const hx_calendar_t *bk_calendar(hx_booking_t *b);
+hx_calendar_t *bk_calendar(hx_booking_t *b);
 
 /* hx_stats.c: a clinic's or reviewer's StatsRequest, answered with the network's figures
  * (NetworkStats) or a refused StatusUpdate (event "stats"). Reads only; runs inside the

@@ -297,7 +297,7 @@ static int next_slots(hx_booking_t *b, uint64_t now_ms, slot_out_t *out, size_t 
     *n = 0;
     const hx_directory_t *dir = bk_directory(b);
     const hx_booking_config_t *cfg = bk_config(b);
-    const hx_calendar_t *cal = bk_calendar(b);
+    hx_calendar_t *cal = bk_calendar(b);
     if (!cal)
         return -1;
     hx_minute_t not_before = cfg->start >= 0 ? cfg->start : (hx_minute_t)(now_ms / 60000);

@@ -390,7 +390,7 @@ static hx_slot_query_t query(Handoff__Discipline disc, uint32_t minutes, const c
     return q;
 }
 
-static void expect_slot(const hx_directory_t *d, const hx_calendar_t *c, const hx_slot_query_t *q,
+static void expect_slot(const hx_directory_t *d, hx_calendar_t *c, const hx_slot_query_t *q,
                         const char *therapist, const char *start, const char *what)
 {
     hx_slot_t s;
@@ -403,7 +403,7 @@ static void expect_slot(const hx_directory_t *d, const hx_calendar_t *c, const h
     cr_expect_eq(s.minutes, q->minutes, "%s: length", what);
 }
 
-static void expect_none(const hx_directory_t *d, const hx_calendar_t *c, const hx_slot_query_t *q, const char *what)
+static void expect_none(const hx_directory_t *d, hx_calendar_t *c, const hx_slot_query_t *q, const char *what)
 {
     hx_slot_t s;
     int rc = hx_slot_find(d, c, q, &s);
@@ -891,6 +891,84 @@ Test(slots, property_random_bookings_never_overlap)
 
     free(booked);
     hx_calendar_destroy(&c);
+    hx_directory_destroy(&d);
+}
+
+/* The calendar keeps, per therapist, the first free start each search found (so that a filling
+ * calendar does not make every search walk the booked days again). What it keeps must never
+ * change what a search finds: the same random queries, bookings and cancellations on two
+ * calendars, one searched as the service does (its frontiers kept from search to search), the
+ * other made to forget them before every search, so it searches from scratch. Most queries start at a "now" that moves slowly on, as
+ * the service's do; some later, as a collaborative pair's second session does; a quarter give
+ * the patient's windows; one in six steps cancels a booking (a cancellation frees starts a
+ * frontier had passed). */
+Test(slots, what_the_calendar_learns_never_changes_what_is_found)
+{
+    hx_directory_t *d = load_sample_directory();
+    const hx_therapist_t *ts;
+    size_t nt = hx_directory_therapists(d, &ts);
+    hx_calendar_t *kept = hx_calendar_new(), *fresh = hx_calendar_new();
+    static const uint32_t massage_lengths[] = {30, 45, 60, 90};
+    hx_minute_t now = at("2026-11-23T06:00");
+
+    rng = 20261129;
+    enum { N = 6000 };
+    booked_t *booked = calloc(N, sizeof *booked);
+    size_t n_booked = 0, found = 0, cancelled = 0;
+    for (int iter = 0; iter < N; iter++) {
+        if (iter % 40 == 0)
+            now += 15;
+        if (n_booked && next() % 6 == 0) {
+            size_t k = (size_t)(next() % n_booked);
+            const char *id = ts[booked[k].therapist].id;
+            cr_assert_eq(hx_calendar_cancel(kept, id, booked[k].start), 0);
+            cr_assert_eq(hx_calendar_cancel(fresh, id, booked[k].start), 0);
+            booked[k] = booked[--n_booked];
+            cancelled++;
+            continue;
+        }
+        hx_slot_query_t q = {0};
+        q.discipline = next() % 2 ? PHYSIO : MASSAGE;
+        q.minutes = q.discipline == PHYSIO ? 60 : massage_lengths[next() % 4];
+        q.not_before = next() % 5 ? now : now + (hx_minute_t)(next() % (3 * WEEK));
+        q.horizon = q.not_before + 28 * DAY;
+        Handoff__Availability a = HANDOFF__AVAILABILITY__INIT;
+        const Handoff__Availability *avail[1] = {&a};
+        char from[6], to[6];
+        if (next() % 4 == 0) {
+            unsigned h = 8 + (unsigned)(next() % 9), len = 1 + (unsigned)(next() % 4);
+            snprintf(from, sizeof from, "%02u:%02u", h, (unsigned)(next() % 4) * 15);
+            snprintf(to, sizeof to, "%02u:00", h + len > 23 ? 23 : h + len);
+            a.day = 1 + (uint32_t)(next() % 7);
+            a.from = from;
+            a.to = to;
+            q.availability = avail;
+            q.n_availability = 1;
+        }
+        hx_slot_t s, r;
+        hx_calendar_forget(fresh);
+        int rc = hx_slot_find(d, kept, &q, &s), rrc = hx_slot_find(d, fresh, &q, &r);
+        cr_assert_eq(rc, rrc, "iteration %d: %s with what the calendar learned, %s without", iter,
+                     rc ? "nothing" : "a slot", rrc ? "nothing" : "a slot");
+        if (rc == 0) {
+            cr_assert_str_eq(s.therapist->id, r.therapist->id, "iteration %d", iter);
+            cr_assert_eq(s.start, r.start, "iteration %d: %s with what the calendar learned, %s without", iter,
+                         fmt(s.start), fmt(r.start));
+            found++;
+            if (n_booked < N && next() % 8) {       /* most are booked; some only looked at */
+                cr_assert_eq(hx_calendar_book(kept, s.therapist->id, s.start, s.minutes), 0);
+                cr_assert_eq(hx_calendar_book(fresh, s.therapist->id, s.start, s.minutes), 0);
+                booked[n_booked++] = (booked_t){(size_t)(s.therapist - ts), s.start, s.start + s.minutes};
+            }
+        }
+    }
+    cr_log_info("frontiers: %zu found, %zu booked at the end, %zu cancelled", found, n_booked, cancelled);
+    cr_expect_gt(cancelled, N / 10);
+    cr_expect_gt(found, N / 2);
+    (void)nt;
+    free(booked);
+    hx_calendar_destroy(&kept);
+    hx_calendar_destroy(&fresh);
     hx_directory_destroy(&d);
 }
 
