@@ -724,8 +724,20 @@ settled_status() { # as-function clinic referral: "ready", "on-hold" or ""
   "$1" "$2" --json status | jq -r --arg r "$3" "$flat"' | map(select(.referral_id == $r and
     (.status == "ready" or .status == "on-hold")) | .status) | first // ""'
 }
+# The portal (step 4) fetches $c01's mailbox too, so each status lands in the CLI's store or in
+# the portal's, never both (docs/OPERATIONS.md): the portal's is read as $c01's EMR would, the
+# referral's parent Task through the FHIR API.
+emr_secret=$(compose exec -T web handoff-web client add e2e-emr-upgrade --clinic "$c01" 2>"$E2E_DIR/work/client-upgrade.log" |
+  tail -n 1 | tr -d '\r')
+[ "${#emr_secret}" = 43 ] || { cat "$E2E_DIR/work/client-upgrade.log" >&2; fail "handoff-web client add for $c01"; }
+emr_token=$(hx -u "e2e-emr-upgrade:$emr_secret" -d grant_type=client_credentials "$W/fhir/r4/token" | jq -r .access_token)
+[ "${#emr_token}" = 43 ] || fail "no FHIR access token for $c01"
+portal_settled() { # referral: "ready (in the portal)", "on-hold (in the portal)" or ""
+  hx -H "Authorization: Bearer $emr_token" "$W/fhir/r4/Task/$1" 2>/dev/null |
+    jq -r 'select(.status == "ready" or .status == "on-hold") | .status + " (in the portal)"' 2>/dev/null || true
+}
 deadline=$(($(now) + 120))
-until st_u=$(settled_status as "$c01" "$ru") && [ -n "$st_u" ]; do
+until st_u=$(settled_status as "$c01" "$ru") && [ -n "$st_u" ] || { st_u=$(portal_settled "$ru") && [ -n "$st_u" ]; }; do
   [ "$(now)" -lt "$deadline" ] || fail "$ru was not settled (booked or on hold) after the upgrade"
   sleep 0.5
 done
