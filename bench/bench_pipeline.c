@@ -41,6 +41,8 @@ typedef struct {
     uint32_t handoffs;          /* fetched */
     uint32_t disciplines;       /* bit per discipline handed off, to spot a doubled handoff */
     uint32_t status_dups;
+    Handoff__TaskStatus last_status;    /* the last final status received, and its time */
+    uint64_t last_status_ms;
     UT_hash_handle hh;
 } ref_t;
 
@@ -271,12 +273,19 @@ static void on_status(pipe_t *pl, const Handoff__Message *m)
                       : s->status == HANDOFF__TASK_STATUS__TASK_ON_HOLD  ? S_ON_HOLD
                                                                           : S_UNSENT;
         if (to != S_UNSENT) {
-            if (r->state >= S_READY)
-                r->status_dups++;               /* a second final status for one referral */
-            else {
+            /* The same update twice is a duplicate, and so is anything after ready or rejected
+             * (nothing in a run changes a referral then). On hold is not final: the referrer
+             * is told again when its place on the wait list changes, and it may be booked
+             * from the wait list as slots free. */
+            bool same = r->last_status == s->status && r->last_status_ms == s->at_ms;
+            if (same || r->state == S_READY || r->state == S_REJECTED) {
+                r->status_dups++;
+            } else {
                 r->state = to;
                 r->bookings = (uint32_t)s->n_bookings;
             }
+            r->last_status = s->status;
+            r->last_status_ms = s->at_ms;
         }
     }
     if (s)

@@ -33,8 +33,10 @@ typedef struct {
     struct hx_worker *w;
 } conn_t;
 
-/* An ACK/NACK the broker has not confirmed yet: kept so that one refused while the broker
- * cannot write (ERR_UNAVAILABLE, ERR_BUSY) is sent again after a pause, not dropped. */
+/* An ACK/NACK or a post the broker has not confirmed yet: kept so that one refused while the
+ * broker cannot write (ERR_UNAVAILABLE, ERR_BUSY) is sent again after a pause, not dropped;
+ * a post that met a full send queue (thousands posted at once: a retry tick with a long wait
+ * list) waits here, in order, and goes as the queue drains. */
 typedef struct unconfirmed {
     uint8_t req[HX_ID_LEN];
     hx_buf_t frame;
@@ -211,12 +213,14 @@ static unconfirmed_t *unconfirmed_find(hx_worker_t *w, const ProtobufCBinaryData
 static void unconfirmed_resend(hx_worker_t *w, uint64_t now)
 {
     unconfirmed_t *u;
-    DL_FOREACH(w->unconfirmed, u)
-        if (u->resend_at && u->resend_at <= now && w->conn &&
-            zmq_send(w->conn->sock, u->frame.data, u->frame.len, ZMQ_DONTWAIT) >= 0) {
-            u->resend_at = 0;
-            w->last_send = now;
-        }
+    DL_FOREACH(w->unconfirmed, u) {
+        if (!u->resend_at || u->resend_at > now || !w->conn)
+            continue;
+        if (zmq_send(w->conn->sock, u->frame.data, u->frame.len, ZMQ_DONTWAIT) < 0)
+            break;                              /* the queue is full again: the rest wait, in order */
+        u->resend_at = 0;
+        w->last_send = now;
+    }
 }
 
 size_t hx_outbox_count(const hx_outbox_t *o)
@@ -237,15 +241,19 @@ int hx_outbox_get(const hx_outbox_t *o, size_t i, hx_addr_kind_t *kind, const ch
     return 0;
 }
 
-static void track(hx_worker_t *w, const uint8_t req[HX_ID_LEN], const hx_buf_t *frame)
+/* Keeps frame until the broker confirms req; resend_at: 0 when it was sent, else when to send
+ * it (it was not). -1 when out of memory. */
+static int track(hx_worker_t *w, const uint8_t req[HX_ID_LEN], const hx_buf_t *frame, uint64_t resend_at)
 {
     unconfirmed_t *u = calloc(1, sizeof *u);
     if (u && hx_buf_append(&u->frame, frame->data, frame->len) == 0) {
         memcpy(u->req, req, HX_ID_LEN);
+        u->resend_at = resend_at;
         DL_APPEND(w->unconfirmed, u);
-    } else if (u) {
-        free(u);
+        return 0;
     }
+    free(u);
+    return -1;
 }
 
 int hx_worker_post(hx_worker_t *w, const uint8_t id[HX_ID_LEN], hx_addr_kind_t kind, const char *to,
@@ -266,10 +274,18 @@ int hx_worker_post(hx_worker_t *w, const uint8_t id[HX_ID_LEN], hx_addr_kind_t k
     env.id = (ProtobufCBinaryData){HX_ID_LEN, (uint8_t *)id};
     env.n_messages = 1;
     env.messages = &mp;
-    if (send_env(w, &env))
+    if (!w->conn || hx_wire_pack(&env, &w->buf))
         return HX_EIO;
-    track(w, id, &w->buf);
-    return 0;
+    /* Behind posts still waiting, or into a full queue: it waits its turn (unconfirmed_resend). */
+    const unconfirmed_t *last = w->unconfirmed ? w->unconfirmed->prev : NULL;
+    const bool waiting = last && last->resend_at != 0;
+    if (!waiting && zmq_send(w->conn->sock, w->buf.data, w->buf.len, ZMQ_DONTWAIT) >= 0) {
+        w->last_send = uv_now(&w->loop);
+        return track(w, id, &w->buf, 0) == 0 ? 0 : HX_ENOMEM;
+    }
+    if (!waiting && zmq_errno() != EAGAIN)
+        return HX_EIO;
+    return track(w, id, &w->buf, uv_now(&w->loop)) == 0 ? 0 : HX_ENOMEM;
 }
 
 /* The ACK of a->input with its outputs (msgs, n), or its NACK with why (ack false), packed into
@@ -323,12 +339,13 @@ static void send_answer(hx_worker_t *w, answer_t *a)
     char hex[2 * HX_ID_LEN + 1];
     hx_id_hex(a->input, hex);
     hx_metric_add(a->ok ? w->m_ok : w->m_failed, 1);
-    if (!a->frame.len || !w->conn || zmq_send(w->conn->sock, a->frame.data, a->frame.len, ZMQ_DONTWAIT) < 0) {
+    if (a->frame.len && w->conn && zmq_send(w->conn->sock, a->frame.data, a->frame.len, ZMQ_DONTWAIT) >= 0) {
+        w->last_send = uv_now(&w->loop);
+        track(w, a->req, &a->frame, 0);
+    } else if (!a->frame.len || !w->conn || zmq_errno() != EAGAIN ||
+               track(w, a->req, &a->frame, uv_now(&w->loop)) != 0) {   /* a full queue: it waits its turn */
         hx_warn("could not send the %s of %s; the broker will redeliver it", a->ok ? "ack" : "nack", hex);
-        return;
     }
-    w->last_send = uv_now(&w->loop);
-    track(w, a->req, &a->frame);
 }
 
 /* The burst: every message delivered since the last one, handled in one transaction when the

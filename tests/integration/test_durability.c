@@ -13,6 +13,9 @@
  *   worker_bursts_commit_or_nack_together
  *                         a worker's delivered burst in one transaction: a failed commit
  *                         nacks it all with no output sent; a failing message alone is nacked
+ *   worker_posts_thousands_at_once_none_dropped
+ *                         5,000 posts at once (a retry tick with a long wait list) fill the
+ *                         worker's send queue; each still arrives, once and in order
  *   disk_full_then_space_returns, fsync_failure_refuses_until_restart
  *                         write faults injected with --test-faults
  *   cli_dlq               `handoff dlq ...` and `handoff health`: output and exit codes
@@ -946,6 +949,70 @@ static size_t read_bursts(const char *path, wburst_t *b, size_t cap)
     }
     fclose(f);
     return n;
+}
+
+/* Posts beyond what the worker's send queue holds wait their turn instead of being dropped
+ * (scheduling posts a retry per referral on hold at each tick: thousands on a long wait list). */
+typedef struct {
+    hx_client_t *c;
+    unsigned n, want, out_of_order, bad;
+    unsigned char *seen;
+} posts_t;
+
+static bool posts_arrived(void *arg)
+{
+    posts_t *p = arg;
+    hx_batch_t *b = NULL;
+    if (hx_client_fetch(p->c, 500, &b) != 0)
+        return false;
+    uint8_t(*ids)[HX_ID_LEN] = calloc(b->count ? b->count : 1, HX_ID_LEN);
+    cr_assert_not_null(ids);
+    for (size_t i = 0; i < b->count; i++) {
+        unsigned k;
+        char text[32] = "";
+        size_t len = b->msgs[i].payload_len < sizeof text - 1 ? b->msgs[i].payload_len : sizeof text - 1;
+        memcpy(text, b->msgs[i].payload, len);
+        if (sscanf(text, "post=%u", &k) != 1 || k >= p->want) {
+            p->bad++;
+        } else {
+            p->out_of_order += k != p->n;
+            p->seen[k]++;
+        }
+        p->n++;
+        memcpy(ids[i], b->msgs[i].id, HX_ID_LEN);
+    }
+    if (b->count)
+        cr_assert_eq(hx_client_ack(p->c, (const uint8_t(*)[HX_ID_LEN])ids, b->count), 0, "ack: %s",
+                     hx_client_error(p->c));
+    free(ids);
+    hx_batch_destroy(&b);
+    return p->n >= p->want;
+}
+
+Test(durability, worker_posts_thousands_at_once_none_dropped)
+{
+    start_broker(NULL);
+    enum { N = 5000 };
+    const char *argv[] = {net_bin("tests/hx-test-worker"), "--broker", net.endpoint, "--service", "poster", "--to",
+                          "posts", "--post", "5000", NULL};
+    net_spawn(&net, "poster", argv);
+    posts_t p = {.c = net_session(&net, HX_ROLE_CLINIC, "posts"), .want = N, .seen = calloc(N, 1)};
+    cr_assert_not_null(p.seen);
+    cr_assert(net_wait(posts_arrived, &p, 120000), "%u of %d posts arrived (see %s/poster.log)", p.n, N, net.dir);
+    p.want = N + 1;                             /* one more fetch: nothing else comes */
+    posts_arrived(&p);
+    cr_expect_eq(p.n, N, "%u posts arrived, %d posted", p.n, N);
+    cr_expect_eq(p.bad, 0);
+    cr_expect_eq(p.out_of_order, 0, "posts arrive in the order they were posted");
+    unsigned twice = 0, missing = 0;
+    for (unsigned i = 0; i < N; i++) {
+        twice += p.seen[i] > 1;
+        missing += p.seen[i] == 0;
+    }
+    cr_expect_eq(missing, 0, "%u posts missing", missing);
+    cr_expect_eq(twice, 0, "%u posts arrived twice", twice);
+    free(p.seen);
+    hx_client_destroy(&p.c);
 }
 
 Test(durability, worker_bursts_commit_or_nack_together)

@@ -9,7 +9,9 @@
  *                 append "begin", then "<32-hex id> <attempt>" per message, then "commit ok"
  *                 or "commit failed"
  *   --fail-commits N   the first N commits fail (their bursts must be nacked, outputs unsent)
- *   --poison TEXT      a message whose payload is TEXT is nacked ("poison (test)") */
+ *   --poison TEXT      a message whose payload is TEXT is nacked ("poison (test)")
+ *   --post N           once serving, post N messages at once to mailbox --to (hx_worker_post),
+ *                      payloads "post=0" .. "post=N-1", ids 'P' then the index (big-endian) */
 #include "hx_log.h"
 #include "hx_worker.h"
 
@@ -25,7 +27,27 @@ typedef struct {
     const char *mode, *marker, *to, *poison;
     FILE *log, *batch_log;
     int fail_commits;
+    unsigned post;          /* --post: how many, posted on the first tick */
+    bool posted;
 } opts_t;
+
+static void post_all(hx_worker_t *w, void *arg)
+{
+    opts_t *o = arg;
+    if (o->posted)
+        return;
+    o->posted = true;
+    for (unsigned i = 0; i < o->post; i++) {
+        uint8_t id[HX_ID_LEN] = {'P'};
+        for (int k = 0; k < 4; k++)
+            id[HX_ID_LEN - 1 - k] = (uint8_t)(i >> (8 * k));
+        char payload[32];
+        int n = snprintf(payload, sizeof payload, "post=%u", i);
+        int rc = hx_worker_post(w, id, HX_TO_MAILBOX, o->to, "test.post", payload, (size_t)n);
+        if (rc != 0)
+            hx_warn("post %u of %u: error %d", i, o->post, rc);
+    }
+}
 
 static int batch_begin(void *arg, char *err, size_t errcap)
 {
@@ -119,6 +141,7 @@ int main(int argc, char **argv)
                                          {"batch-log", required_argument, NULL, 'B'},
                                          {"fail-commits", required_argument, NULL, 'F'},
                                          {"poison", required_argument, NULL, 'p'},
+                                         {"post", required_argument, NULL, 'P'},
                                          {NULL, 0, NULL, 0}};
     opts_t o = {.mode = "echo", .to = "sink"};
     const char *log = NULL, *batch_log = NULL;
@@ -136,13 +159,14 @@ int main(int argc, char **argv)
         case 'B': batch_log = optarg; break;
         case 'F': o.fail_commits = atoi(optarg); break;
         case 'p': o.poison = optarg; break;
+        case 'P': o.post = (unsigned)atoi(optarg); break;
         default: return 2;
         }
     }
     int known = !strcmp(o.mode, "echo") || !strcmp(o.mode, "hold") || !strcmp(o.mode, "fail");
     if (!wo.endpoint || !known || (strcmp(o.mode, "hold") == 0 && !o.marker)) {
         fprintf(stderr, "usage: hx-test-worker --broker E [--service S] [--mode echo|fail|hold --marker F] [--to M]"
-                        " [--credit N] [--log FILE] [--batch-log FILE [--fail-commits N]] [--poison TEXT]\n");
+                        " [--credit N] [--log FILE] [--batch-log FILE [--fail-commits N]] [--poison TEXT] [--post N]\n");
         return 2;
     }
     if (log && !(o.log = fopen(log, "a"))) {
@@ -169,6 +193,8 @@ int main(int argc, char **argv)
     if (o.batch_log)
         hx_worker_set_batch(w, &(hx_worker_batch_t){.begin = batch_begin, .commit = batch_commit,
                                                     .rollback = batch_rollback, .arg = &o});
+    if (o.post)
+        hx_worker_every(w, 100, post_all, &o);
     int rc = hx_worker_run(w, handle, &o);
     hx_worker_destroy(&w);
     if (o.log)
