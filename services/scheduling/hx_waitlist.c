@@ -25,7 +25,21 @@ static const char waitlist_schema[] =
     "  told_position INTEGER NOT NULL DEFAULT 0, told_length INTEGER NOT NULL DEFAULT 0,"
     "  told_estimate TEXT NOT NULL DEFAULT '',"
     "  PRIMARY KEY (referral_id, discipline)) WITHOUT ROWID;"
-    "CREATE INDEX IF NOT EXISTS waitlist_order ON waitlist(discipline, priority, since_ms);";
+    "CREATE INDEX IF NOT EXISTS waitlist_order ON waitlist(discipline, priority, since_ms);"
+    /* how many wait per discipline and priority, kept by triggers in the same transactions, so
+     * that a place is counted without reading the list (place) */
+    "CREATE TABLE IF NOT EXISTS waitlist_counts ("
+    "  discipline INTEGER NOT NULL, priority INTEGER NOT NULL, n INTEGER NOT NULL,"
+    "  PRIMARY KEY (discipline, priority)) WITHOUT ROWID;"
+    "CREATE TRIGGER IF NOT EXISTS waitlist_counts_in AFTER INSERT ON waitlist BEGIN"
+    "  INSERT INTO waitlist_counts VALUES (NEW.discipline, NEW.priority, 1)"
+    "  ON CONFLICT (discipline, priority) DO UPDATE SET n = n + 1; END;"
+    "CREATE TRIGGER IF NOT EXISTS waitlist_counts_out AFTER DELETE ON waitlist BEGIN"
+    "  UPDATE waitlist_counts SET n = n - 1 WHERE discipline = OLD.discipline AND priority = OLD.priority; END;"
+    "CREATE TRIGGER IF NOT EXISTS waitlist_counts_move AFTER UPDATE OF discipline, priority ON waitlist BEGIN"
+    "  UPDATE waitlist_counts SET n = n - 1 WHERE discipline = OLD.discipline AND priority = OLD.priority;"
+    "  INSERT INTO waitlist_counts VALUES (NEW.discipline, NEW.priority, 1)"
+    "  ON CONFLICT (discipline, priority) DO UPDATE SET n = n + 1; END;";
 
 int hx_waitlist_init(hx_booking_t *b)
 {
@@ -39,8 +53,14 @@ int hx_waitlist_init(hx_booking_t *b)
     char sweep[200];
     snprintf(sweep, sizeof sweep, "DELETE FROM waitlist WHERE NOT EXISTS (SELECT 1 FROM referrals r WHERE "
                                   "r.referral_id = waitlist.referral_id AND r.pending = %d)", (int)ON_HOLD);
-    if (sqlite3_exec(db, waitlist_schema, NULL, NULL, &err) != SQLITE_OK ||
-        sqlite3_exec(db, sweep, NULL, NULL, &err) != SQLITE_OK) {
+    /* the counts made anew from the list (a store from before them, or one changed by hand) */
+    static const char recount[] = "DELETE FROM waitlist_counts; INSERT INTO waitlist_counts "
+                                  "SELECT discipline, priority, COUNT(*) FROM waitlist GROUP BY discipline, priority";
+    if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, &err) != SQLITE_OK ||
+        sqlite3_exec(db, waitlist_schema, NULL, NULL, &err) != SQLITE_OK ||
+        sqlite3_exec(db, sweep, NULL, NULL, &err) != SQLITE_OK || sqlite3_exec(db, recount, NULL, NULL, &err) != SQLITE_OK ||
+        sqlite3_exec(db, "COMMIT", NULL, NULL, &err) != SQLITE_OK) {
+        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
         hx_error("scheduling database: the wait list: %s", err ? err : "?");
         sqlite3_free(err);
         return -1;
@@ -117,16 +137,20 @@ static int held_sync(hx_booking_t *b, const char *rid, Handoff__Priority prio, c
     return rc == 0 ? step_done(b, st) : -1;
 }
 
-/* Where (rid, disc) stands on its discipline's wait list: 1-based position and length. Three
- * counts over ranges of the waitlist_order index (discipline, priority, since_ms, then the
- * key): no row of the table and no referral is read, where a join with referrals for each
- * row made every held referral cost a pass over the whole list. */
+/* Where (rid, disc), on the list, stands on its discipline's wait list: 1-based position and
+ * length. The length and how many wait at its priority or above come from waitlist_counts;
+ * then those of its priority that arrived with it or after it (itself included) are counted
+ * off, over a range of the waitlist_order index (discipline, priority, since_ms, then the key).
+ * A referral that has just arrived is at the end of its priority: that range is itself, so a
+ * new hold costs the same on a list of ten thousand as on an empty one (counting the ones
+ * ahead, as before, made it cost the whole list). */
 static int place(hx_booking_t *b, const char *rid, int disc, int prio, int64_t since, uint32_t *pos, uint32_t *len)
 {
-    sqlite3_stmt *st = bk_prep(b, "SELECT (SELECT COUNT(*) FROM waitlist WHERE discipline = ?4), "
-                                  "(SELECT COUNT(*) FROM waitlist WHERE discipline = ?4 AND priority > ?1) + "
+    sqlite3_stmt *st = bk_prep(b, "SELECT (SELECT COALESCE(SUM(n), 0) FROM waitlist_counts WHERE discipline = ?4), "
+                                  "(SELECT COALESCE(SUM(n), 0) FROM waitlist_counts WHERE discipline = ?4 AND "
+                                  "priority >= ?1) - "
                                   "(SELECT COUNT(*) FROM waitlist WHERE discipline = ?4 AND priority = ?1 AND "
-                                  "(since_ms < ?2 OR (since_ms = ?2 AND referral_id < ?3)))");
+                                  "since_ms >= ?2 AND (since_ms > ?2 OR referral_id >= ?3))");
     if (!st)
         return -1;
     sqlite3_bind_int(st, 1, prio);
