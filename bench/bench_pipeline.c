@@ -41,6 +41,7 @@ typedef struct {
     uint32_t handoffs;          /* fetched */
     uint32_t disciplines;       /* bit per discipline handed off, to spot a doubled handoff */
     uint32_t status_dups;
+    bool counted;               /* in pl->n_settled */
     Handoff__TaskStatus last_status;    /* the last final status received, and its time */
     uint64_t last_status_ms;
     UT_hash_handle hh;
@@ -66,6 +67,7 @@ typedef struct {
     hx_buf_t buf;
     uint64_t fetch_seq;
     uint64_t duplicated, foreign, refused;
+    uint64_t n_settled;         /* referrals settled now (kept as their states change) */
     char error[256];
 } pipe_t;
 
@@ -121,6 +123,9 @@ static int make_referrals(pipe_t *pl, hx_gen_t *g, uint64_t first, uint64_t n)
         return -1;
     pl->n_refs = n;
     for (uint64_t i = 0; i < n; i++) {
+        if (i % 1024 == 0)                      /* a million take a minute: the sessions stay alive */
+            for (size_t k = 0; k < pl->n_clinics; k++)
+                bench_conn_keepalive(&pl->clinics[k].conn, bench_now_ns());
         ref_t *r = &pl->refs[i];
         json_t *j = hx_gen_referral(g, first + i, &r->kind);
         hx_errors_t errs;
@@ -239,6 +244,25 @@ static int start_services(pipe_t *pl)
 
 /* ---- what comes back --------------------------------------------------------------------------- */
 
+static bool settled(const ref_t *r);
+
+/* After r's state changed: the settled count follows (a referral on hold, then booked from the
+ * wait list, is unsettled until its handoffs come), and the first time it settles is kept. */
+static void note(pipe_t *pl, ref_t *r, uint64_t now)
+{
+    bool s = settled(r);
+    if (s == r->counted)
+        return;
+    r->counted = s;
+    if (s) {
+        pl->n_settled++;
+        if (!r->t_settled)
+            r->t_settled = now;
+    } else {
+        pl->n_settled--;
+    }
+}
+
 static void on_handoff(pipe_t *pl, const Handoff__Message *m, uint64_t now)
 {
     Handoff__Handoff *h = handoff__handoff__unpack(NULL, m->payload.len, m->payload.data);
@@ -254,12 +278,13 @@ static void on_handoff(pipe_t *pl, const Handoff__Message *m, uint64_t now)
         r->disciplines |= bit;
         if (r->handoffs++ == 0)
             r->t_handoff = now;
+        note(pl, r, now);
     }
     if (h)
         handoff__handoff__free_unpacked(h, NULL);
 }
 
-static void on_status(pipe_t *pl, const Handoff__Message *m)
+static void on_status(pipe_t *pl, const Handoff__Message *m, uint64_t now)
 {
     Handoff__StatusUpdate *s = handoff__status_update__unpack(NULL, m->payload.len, m->payload.data);
     ref_t *r = NULL;
@@ -286,6 +311,7 @@ static void on_status(pipe_t *pl, const Handoff__Message *m)
             }
             r->last_status = s->status;
             r->last_status_ms = s->at_ms;
+            note(pl, r, now);
         }
     }
     if (s)
@@ -318,7 +344,7 @@ static int on_deliver(pipe_t *pl, clinic_t *c, const uint8_t *data, size_t len, 
         if (strcmp(m->type, "handoff.Handoff") == 0)
             on_handoff(pl, m, now);
         else if (strcmp(m->type, "handoff.StatusUpdate") == 0)
-            on_status(pl, m);
+            on_status(pl, m, now);
     }
     Handoff__Envelope ack = HANDOFF__ENVELOPE__INIT;
     ack.version = HX_PROTOCOL_VERSION;
@@ -413,12 +439,11 @@ static uint64_t cpu_at(const run_t *r, uint64_t t)
     return v;
 }
 
-/* Where a run is: referrals [0, next) submitted, [0, done_mark) settled (a cursor that only
- * moves forward), n_settled settled in all. */
+/* Where a run is: referrals [0, next) submitted, n_settled of them settled. */
 typedef struct {
     double interval;            /* open loop: ns between submissions; 0 = closed loop */
     uint32_t window;
-    uint64_t t0, next, in_flight, n_settled, done_mark;
+    uint64_t t0, next, in_flight, n_settled;
     uint64_t last_progress, t_end;
 } cursor_t;
 
@@ -478,26 +503,14 @@ static int take_replies(pipe_t *pl, clinic_t *c, zmq_msg_t *m, uint64_t now)
     return 0;
 }
 
-/* Counts the settled referrals: those behind the cursor, plus any beyond it. */
+/* The settled count (kept by note as replies come): progress, and the run's end. */
 static void count_settled(pipe_t *pl, cursor_t *k, uint64_t now)
 {
-    while (k->done_mark < k->next && settled(&pl->refs[k->done_mark])) {
-        ref_t *r = &pl->refs[k->done_mark++];
-        if (!r->t_settled)
-            r->t_settled = now;
-    }
-    uint64_t total = k->done_mark;
-    for (uint64_t i = k->done_mark; i < k->next; i++)
-        if (settled(&pl->refs[i])) {
-            total++;
-            if (!pl->refs[i].t_settled)
-                pl->refs[i].t_settled = now;
-        }
-    if (total > k->n_settled) {
+    if (pl->n_settled > k->n_settled) {
         k->last_progress = now;
         k->t_end = now;
     }
-    k->n_settled = total;
+    k->n_settled = pl->n_settled;
     k->in_flight = k->next - k->n_settled;
 }
 
@@ -571,6 +584,7 @@ static int run(pipe_t *pl, uint32_t window, double rate, run_t *out)
     cursor_t k = {.interval = rate > 0 ? 1e9 / rate : 0, .window = window, .t0 = t0, .last_progress = t0,
                   .t_end = t0};
     int rc = 0;                                 /* -1: a send failed or a delivery did not decode */
+    pl->n_settled = 0;
     const pid_t sched = bench_pid(pl->e, "scheduling");
     cpu_sample(out, sched, t0);
     while (k.n_settled < pl->n_refs) {
@@ -592,8 +606,9 @@ static int run(pipe_t *pl, uint32_t window, double rate, run_t *out)
         count_settled(pl, &k, now);
         cpu_sample(out, sched, now);
         if (now - k.last_progress > 60ull * 1000000000u) {
-            snprintf(pl->error, sizeof pl->error, "no referral settled for 60 s (%" PRIu64 " of %" PRIu64 " settled)",
-                     k.n_settled, pl->n_refs);
+            size_t at = strlen(pl->error);          /* after a refusal's text, if one came */
+            snprintf(pl->error + at, sizeof pl->error - at, "%sno referral settled for 60 s (%" PRIu64 " of %" PRIu64
+                     " settled)", at ? "; " : "", k.n_settled, pl->n_refs);
             break;
         }
     }

@@ -764,6 +764,18 @@ static bool valid_slot(const hx_therapist_t *t, const hx_calendar_t *c, const hx
            hx_calendar_free(c, t->id, s, q->minutes);
 }
 
+/* A patient's random window: a day, from 08:00-16:45 on the quarter hour, min_hours to
+ * min_hours + spread - 1 hours long (ending by 23:00). */
+static void random_window(Handoff__Availability *a, char from[6], char to[6], unsigned min_hours, unsigned spread)
+{
+    unsigned h = 8 + (unsigned)(next() % 9), len = min_hours + (unsigned)(next() % spread);
+    snprintf(from, 6, "%02u:%02u", h, (unsigned)(next() % 4) * 15);
+    snprintf(to, 6, "%02u:00", h + len > 23 ? 23 : h + len);
+    a->day = 1 + (uint32_t)(next() % 7);
+    a->from = from;
+    a->to = to;
+}
+
 typedef struct {
     size_t therapist;
     hx_minute_t start, end;
@@ -812,12 +824,7 @@ Test(slots, property_random_bookings_never_overlap)
         const Handoff__Availability *avail[1] = {&a};
         char from[6], to[6];
         if (next() % 4 == 0) {
-            unsigned h = 8 + (unsigned)(next() % 9), len = 2 + (unsigned)(next() % 5);
-            snprintf(from, sizeof from, "%02u:%02u", h, (unsigned)(next() % 4) * 15);
-            snprintf(to, sizeof to, "%02u:00", h + len > 23 ? 23 : h + len);
-            a.day = 1 + (uint32_t)(next() % 7);
-            a.from = from;
-            a.to = to;
+            random_window(&a, from, to, 2, 5);
             q.availability = avail;
             q.n_availability = 1;
         }
@@ -936,12 +943,7 @@ Test(slots, what_the_calendar_learns_never_changes_what_is_found)
         const Handoff__Availability *avail[1] = {&a};
         char from[6], to[6];
         if (next() % 4 == 0) {
-            unsigned h = 8 + (unsigned)(next() % 9), len = 1 + (unsigned)(next() % 4);
-            snprintf(from, sizeof from, "%02u:%02u", h, (unsigned)(next() % 4) * 15);
-            snprintf(to, sizeof to, "%02u:00", h + len > 23 ? 23 : h + len);
-            a.day = 1 + (uint32_t)(next() % 7);
-            a.from = from;
-            a.to = to;
+            random_window(&a, from, to, 1, 4);
             q.availability = avail;
             q.n_availability = 1;
         }
