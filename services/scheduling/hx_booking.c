@@ -49,6 +49,9 @@ struct hx_booking {
     bool sealing;
     hx_attach_typer_t *typer;       /* tells an attachment's type by its content */
     bool in_batch;                  /* a burst's transaction is open (hx_booking_batch_begin) */
+    /* referrals held by a version from before the wait list, not on it until their next
+     * retry: the retries then come from the referrals table (hx_booking_on_hold) */
+    bool waitlist_legacy;
 };
 
 static const char schema[] =
@@ -964,18 +967,79 @@ static int book_missing(hx_booking_t *b, const char *referral_id, hx_outbox_t *o
     return rc;
 }
 
+static int txn_open(hx_booking_t *b, bool write);
+static int txn_close(hx_booking_t *b, bool commit);
+
+static const Handoff__Discipline room_disc[] = {HANDOFF__DISCIPLINE__DISCIPLINE_PHYSIOTHERAPY,
+                                                HANDOFF__DISCIPLINE__DISCIPLINE_MASSAGE_THERAPY};
+
+/* The disciplines (bit 1 << discipline) a held referral could be booked in now: a search with
+ * none of a patient's constraints (any clinic, language, hours; the shortest session; from now
+ * to the farthest a retry may look: the horizon, and for massage the collaborative window after
+ * an assessment at its end) finds a slot. A referral's own search only narrows that one, so a
+ * discipline without room books no retry: with the calendar full, retrying its wait list would
+ * cost a search and a transaction each to find nothing. The slot finder remembers each
+ * therapist's first free start, so this costs about one look per therapist. */
+static unsigned room_mask(hx_booking_t *b)
+{
+    static const uint32_t shortest[] = {0, 30};     /* massage as asked: 30 minutes at the least */
+    hx_calendar_t *cal = calendar_load(b);
+    hx_minute_t now = b->cfg.start >= 0 ? b->cfg.start : now_minutes(b);
+    now = (now + 14) / 15 * 15;                     /* as plan_window */
+    unsigned mask = 0;
+    for (size_t i = 0; cal && i < sizeof room_disc / sizeof room_disc[0]; i++) {
+        uint32_t days = b->cfg.horizon_days + (i == 1 ? b->cfg.collab_days : 0);
+        hx_slot_query_t q = {.discipline = room_disc[i], .minutes = hx_session_minutes(room_disc[i], shortest[i]),
+                             .not_before = now, .horizon = now + (hx_minute_t)days * 24 * 60};
+        hx_slot_t slot;
+        if (hx_slot_find(b->dir, cal, &q, &slot) == 0)
+            mask |= 1u << room_disc[i];
+    }
+    return mask;
+}
+
+/* Referrals to retry now, in wait-list order: those waiting for a discipline in mask (those
+ * with room), and those due to be escalated (a retry escalates them), at most cap. */
+static size_t to_retry(hx_booking_t *b, char (*ids)[32], size_t cap, unsigned mask)
+{
+    if (b->waitlist_legacy)             /* as before the wait list: every held referral */
+        return hx_booking_on_hold(b, ids, cap);
+    size_t n = mask ? hx_waitlist_order(b, mask, ids, cap) : 0;
+    if (n < cap) {                      /* the overdue ones not already listed */
+        char (*due)[32] = malloc((cap - n) * sizeof *due);
+        size_t k = due ? hx_waitlist_due(b, due, cap - n) : 0;
+        for (size_t i = 0; i < k && n < cap; i++) {
+            bool listed = false;
+            for (size_t j = 0; j < n && !listed; j++)
+                listed = strcmp(ids[j], due[i]) == 0;
+            if (!listed)
+                memcpy(ids[n++], due[i], sizeof ids[0]);
+        }
+        free(due);
+    }
+    return n;
+}
+
+/* A slot was freed (a decline, fail, redirect or revoke): the wait list is offered it, in its
+ * order, a few at a time, until no discipline they wait for has room left. */
 static int retry_on_hold(hx_booking_t *b, hx_outbox_t *out)
 {
     char ids[HOLD_RETRIES_PER_MESSAGE][32];
-    size_t n = hx_booking_on_hold(b, ids, HOLD_RETRIES_PER_MESSAGE);
-    for (size_t i = 0; i < n; i++)
+    unsigned mask = b->waitlist_legacy ? ~0u : room_mask(b);
+    size_t n = to_retry(b, ids, HOLD_RETRIES_PER_MESSAGE, mask);
+    for (size_t i = 0; i < n; i++) {
         if (book_missing(b, ids[i], out) != 0)
             return -1;
+        if (i + 1 < n && !b->waitlist_legacy && !(room_mask(b) & mask))
+            break;                      /* the freed slot is taken: the rest would find nothing */
+    }
     return 0;
 }
 
 size_t hx_booking_on_hold(hx_booking_t *b, char (*ids)[32], size_t cap)
 {
+    if (!b->waitlist_legacy)
+        return hx_waitlist_order(b, ~0u, ids, cap);
     /* wait-list order (hx_waitlist.c); one held before the wait list existed comes by updated_ms */
     sqlite3_stmt *st = prep(b, "SELECT r.referral_id FROM referrals r LEFT JOIN waitlist w USING (referral_id) "
                                "WHERE r.pending = ? GROUP BY r.referral_id "
@@ -989,6 +1053,20 @@ size_t hx_booking_on_hold(hx_booking_t *b, char (*ids)[32], size_t cap)
     while (sqlite3_step(st) == SQLITE_ROW && n < cap)
         snprintf(ids[n++], sizeof ids[0], "%s", (const char *)sqlite3_column_text(st, 0));
     done(b, st);
+    return n;
+}
+
+size_t hx_booking_to_retry(hx_booking_t *b, char (*ids)[32], size_t cap)
+{
+    /* a read transaction: the calendar checked against another worker's commits, as a message's */
+    if (txn_open(b, false) != 0)
+        return 0;
+    int64_t version = data_version(b);
+    if (version < 0 || version != b->cal_version)
+        calendar_drop(b);
+    b->cal_version = version;
+    size_t n = to_retry(b, ids, cap, b->waitlist_legacy ? ~0u : room_mask(b));
+    txn_close(b, true);
     return n;
 }
 
@@ -1586,7 +1664,9 @@ hx_booking_t *hx_booking_open(const hx_booking_config_t *cfg, const hx_directory
         hx_booking_close(&b);
         return NULL;
     }
-    if (hx_waitlist_init(b) != 0) {             /* its own table (hx_waitlist.c) */
+    int legacy = hx_waitlist_init(b);           /* its own table (hx_waitlist.c) */
+    b->waitlist_legacy = legacy == 1;
+    if (legacy < 0) {
         snprintf(err, errcap, "%s: the wait list: %s", cfg->db_path, sqlite3_errmsg(b->db));
         hx_booking_close(&b);
         return NULL;

@@ -73,6 +73,12 @@ void hx_booking_batch_rollback(hx_booking_t *b);
  * (at most cap ids written into ids). */
 size_t hx_booking_on_hold(hx_booking_t *b, char (*ids)[32], size_t cap);
 
+/* The referrals a retry tick tries again, in wait-list order: those waiting for a discipline
+ * in which some therapist still has a free slot within reach (none when the calendar is full:
+ * a patient's own constraints only narrow that search), and those due to be escalated (on
+ * the list longer than their priority's bound). At most cap. */
+size_t hx_booking_to_retry(hx_booking_t *b, char (*ids)[32], size_t cap);
+
 /* How many referrals wait on hold, by priority (index: Handoff__Priority, 0 = unspecified,
  * 1 routine .. 4 stat). 0, or -1 when the database failed. */
 int hx_booking_waiting(hx_booking_t *b, uint64_t by_priority[5]);

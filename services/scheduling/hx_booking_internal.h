@@ -176,13 +176,20 @@ int hx_stats_on_request(hx_booking_t *b, const hx_msg_t *in, hx_outbox_t *out);
  * the wait list (arrival kept), the referrer is told when it first went on hold or when its
  * position or estimate changed (first: always), and an overdue one is escalated once. c is
  * the stored Case, hs its handoffs as derived. 0 or -1. */
-int hx_waitlist_init(hx_booking_t *b);
+int hx_waitlist_init(hx_booking_t *b);     /* 1: held referrals from before the list, not on it */
 int hx_waitlist_held(hx_booking_t *b, const char *rid, const char *referrer, const char *ref, const Handoff__Case *c,
                      const char *why, bool first, bk_handoffs_t *hs, hx_outbox_t *out);
 /* The referral left the wait list (booked). 0 or -1. */
 int hx_waitlist_leave(hx_booking_t *b, const char *rid);
 /* An on-hold handoff's wait-list fields as last reported (nothing when it is not on the list). */
 void hx_waitlist_fill(hx_booking_t *b, const char *rid, bk_handoff_t *h);
+/* Referrals on the wait list in its order (priority, stat first; then arrival), only those
+ * waiting for a discipline in mask (bit 1 << discipline), each once, at most cap. It reads
+ * about cap rows of the list's index, whatever the list's length. */
+size_t hx_waitlist_order(hx_booking_t *b, unsigned mask, char (*ids)[32], size_t cap);
+/* Referrals due to be escalated (on the list longer than their priority's bound, not yet
+ * escalated), longest waiting first within each priority, stat first; at most cap. */
+size_t hx_waitlist_due(hx_booking_t *b, char (*ids)[32], size_t cap);
 
 /* hx_review.c: a Case whose decision needs review (recorded, sent to every reviewer), and a
  * reviewer's decision. 0, or -1 when the database failed. */

@@ -13,6 +13,7 @@
 #include "hx_refjson.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define DAY_MS (24ull * 60 * 60 * 1000)
@@ -26,6 +27,8 @@ static const char waitlist_schema[] =
     "  told_estimate TEXT NOT NULL DEFAULT '',"
     "  PRIMARY KEY (referral_id, discipline)) WITHOUT ROWID;"
     "CREATE INDEX IF NOT EXISTS waitlist_order ON waitlist(discipline, priority, since_ms);"
+    /* the ones not yet escalated, by how long they waited (hx_waitlist_due) */
+    "CREATE INDEX IF NOT EXISTS waitlist_unescalated ON waitlist(priority, since_ms) WHERE escalated_ms = 0;"
     /* how many wait per discipline and priority, kept by triggers in the same transactions, so
      * that a place is counted without reading the list (place) */
     "CREATE TABLE IF NOT EXISTS waitlist_counts ("
@@ -40,6 +43,13 @@ static const char waitlist_schema[] =
     "  UPDATE waitlist_counts SET n = n - 1 WHERE discipline = OLD.discipline AND priority = OLD.priority;"
     "  INSERT INTO waitlist_counts VALUES (NEW.discipline, NEW.priority, 1)"
     "  ON CONFLICT (discipline, priority) DO UPDATE SET n = n + 1; END;";
+
+static int count_row(void *arg, int n, char **vals, char **names)
+{
+    (void)n, (void)vals, (void)names;
+    ++*(int *)arg;
+    return 0;
+}
 
 int hx_waitlist_init(hx_booking_t *b)
 {
@@ -56,16 +66,23 @@ int hx_waitlist_init(hx_booking_t *b)
     /* the counts made anew from the list (a store from before them, or one changed by hand) */
     static const char recount[] = "DELETE FROM waitlist_counts; INSERT INTO waitlist_counts "
                                   "SELECT discipline, priority, COUNT(*) FROM waitlist GROUP BY discipline, priority";
+    /* held referrals of a store from before the wait list, not on it yet */
+    char legacy[200];
+    snprintf(legacy, sizeof legacy, "SELECT 1 FROM referrals r WHERE r.pending = %d AND NOT EXISTS "
+                                    "(SELECT 1 FROM waitlist w WHERE w.referral_id = r.referral_id) LIMIT 1",
+             (int)ON_HOLD);
+    int found = 0;
     if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, &err) != SQLITE_OK ||
         sqlite3_exec(db, waitlist_schema, NULL, NULL, &err) != SQLITE_OK ||
         sqlite3_exec(db, sweep, NULL, NULL, &err) != SQLITE_OK || sqlite3_exec(db, recount, NULL, NULL, &err) != SQLITE_OK ||
+        sqlite3_exec(db, legacy, count_row, &found, &err) != SQLITE_OK ||
         sqlite3_exec(db, "COMMIT", NULL, NULL, &err) != SQLITE_OK) {
         sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
         hx_error("scheduling database: the wait list: %s", err ? err : "?");
         sqlite3_free(err);
         return -1;
     }
-    return 0;
+    return found ? 1 : 0;
 }
 
 /* The referral's priority: the decision's, else the referral's; unspecified counts as routine. */
@@ -138,31 +155,62 @@ static int held_sync(hx_booking_t *b, const char *rid, Handoff__Priority prio, c
 }
 
 /* Where (rid, disc), on the list, stands on its discipline's wait list: 1-based position and
- * length. The length and how many wait at its priority or above come from waitlist_counts;
- * then those of its priority that arrived with it or after it (itself included) are counted
- * off, over a range of the waitlist_order index (discipline, priority, since_ms, then the key).
- * A referral that has just arrived is at the end of its priority: that range is itself, so a
- * new hold costs the same on a list of ten thousand as on an empty one (counting the ones
- * ahead, as before, made it cost the whole list). */
+ * length. The length, how many wait at a higher priority and how many at its own come from
+ * waitlist_counts (kept by triggers). Within its priority, the rows ahead of it and the rows
+ * with it and after it are walked over the waitlist_order index (discipline, priority,
+ * since_ms, then the key) a row at a time, in turn, and the side that ends first gives the
+ * place: a new hold (at the end) and a retry (from the front) read a handful of rows, where
+ * counting one side made one of them cost the whole list. */
 static int place(hx_booking_t *b, const char *rid, int disc, int prio, int64_t since, uint32_t *pos, uint32_t *len)
 {
-    sqlite3_stmt *st = bk_prep(b, "SELECT (SELECT COALESCE(SUM(n), 0) FROM waitlist_counts WHERE discipline = ?4), "
-                                  "(SELECT COALESCE(SUM(n), 0) FROM waitlist_counts WHERE discipline = ?4 AND "
-                                  "priority >= ?1) - "
-                                  "(SELECT COUNT(*) FROM waitlist WHERE discipline = ?4 AND priority = ?1 AND "
-                                  "since_ms >= ?2 AND (since_ms > ?2 OR referral_id >= ?3))");
+    sqlite3_stmt *st = bk_prep(b, "SELECT COALESCE(SUM(n), 0), COALESCE(SUM(n) FILTER (WHERE priority > ?2), 0), "
+                                  "COALESCE(SUM(n) FILTER (WHERE priority = ?2), 0) FROM waitlist_counts "
+                                  "WHERE discipline = ?1");
     if (!st)
         return -1;
-    sqlite3_bind_int(st, 1, prio);
-    sqlite3_bind_int64(st, 2, since);
-    sqlite3_bind_text(st, 3, rid, -1, SQLITE_STATIC);
-    sqlite3_bind_int(st, 4, disc);
+    sqlite3_bind_int(st, 1, disc);
+    sqlite3_bind_int(st, 2, prio);
+    int64_t all = 0, above = 0, same = 0;
     int rc = sqlite3_step(st) == SQLITE_ROW ? 0 : -1;
     if (rc == 0) {
-        *len = (uint32_t)sqlite3_column_int64(st, 0);
-        *pos = (uint32_t)sqlite3_column_int64(st, 1) + 1;
+        all = sqlite3_column_int64(st, 0);
+        above = sqlite3_column_int64(st, 1);
+        same = sqlite3_column_int64(st, 2);
     }
     bk_done(b, st);
+    sqlite3_stmt *side[2] = {
+        rc == 0 ? bk_prep(b, "SELECT 1 FROM waitlist WHERE discipline = ?1 AND priority = ?2 AND since_ms <= ?3 "
+                             "AND (since_ms < ?3 OR referral_id < ?4) ORDER BY since_ms DESC, referral_id DESC")
+                : NULL,
+        rc == 0 ? bk_prep(b, "SELECT 1 FROM waitlist WHERE discipline = ?1 AND priority = ?2 AND since_ms >= ?3 "
+                             "AND (since_ms > ?3 OR referral_id >= ?4) ORDER BY since_ms, referral_id")
+                : NULL};
+    for (int i = 0; i < 2 && side[i]; i++) {
+        sqlite3_bind_int(side[i], 1, disc);
+        sqlite3_bind_int(side[i], 2, prio);
+        sqlite3_bind_int64(side[i], 3, since);
+        sqlite3_bind_text(side[i], 4, rid, -1, SQLITE_STATIC);
+    }
+    int64_t seen[2] = {0, 0}, ahead = -1;
+    if (!side[0] || !side[1])
+        rc = -1;
+    while (rc == 0 && ahead < 0) {
+        for (int i = 0; i < 2 && rc == 0 && ahead < 0; i++) {
+            int step = sqlite3_step(side[i]);
+            if (step == SQLITE_ROW)
+                seen[i]++;
+            else if (step == SQLITE_DONE)
+                ahead = i == 0 ? seen[0] : same - seen[1];
+            else
+                rc = -1;
+        }
+    }
+    for (int i = 0; i < 2; i++)
+        bk_done(b, side[i]);
+    if (rc == 0) {
+        *len = (uint32_t)all;
+        *pos = (uint32_t)(above + ahead + 1);
+    }
     return rc;
 }
 
@@ -343,4 +391,103 @@ int hx_booking_waiting(hx_booking_t *b, uint64_t by_priority[5])
     }
     bk_done(b, st);
     return step == SQLITE_DONE ? 0 : -1;
+}
+
+/* ---- the order of retries ----------------------------------------------------------------- */
+
+typedef struct {
+    int64_t since;
+    char id[32];
+    size_t at;                      /* position in the merged order, for the dedupe */
+} waiting_t;
+
+static int by_arrival(const void *x, const void *y)
+{
+    const waiting_t *a = x, *b = y;
+    return a->since != b->since ? (a->since < b->since ? -1 : 1) : strcmp(a->id, b->id);
+}
+
+static int by_id_then_at(const void *x, const void *y)
+{
+    const waiting_t *a = x, *b = y;
+    int c = strcmp(a->id, b->id);
+    return c ? c : (a->at < b->at ? -1 : a->at > b->at);
+}
+
+static int by_at(const void *x, const void *y)
+{
+    const waiting_t *a = x, *b = y;
+    return a->at < b->at ? -1 : a->at > b->at;
+}
+
+/* Rows of one discipline and priority in arrival order, appended to w (at most cap in all). */
+static int order_rows(hx_booking_t *b, int disc, int prio, waiting_t *w, size_t *n, size_t cap)
+{
+    sqlite3_stmt *st = bk_prep(b, "SELECT referral_id, since_ms FROM waitlist WHERE discipline = ? AND priority = ? "
+                                  "ORDER BY since_ms, referral_id LIMIT ?");
+    if (!st)
+        return -1;
+    sqlite3_bind_int(st, 1, disc);
+    sqlite3_bind_int(st, 2, prio);
+    sqlite3_bind_int64(st, 3, (sqlite3_int64)(cap - *n));
+    int step;
+    while (*n < cap && (step = sqlite3_step(st)) == SQLITE_ROW) {
+        snprintf(w[*n].id, sizeof w[*n].id, "%s", (const char *)sqlite3_column_text(st, 0));
+        w[*n].since = sqlite3_column_int64(st, 1);
+        (*n)++;
+    }
+    bk_done(b, st);
+    return 0;
+}
+
+size_t hx_waitlist_order(hx_booking_t *b, unsigned mask, char (*ids)[32], size_t cap)
+{
+    /* per priority, stat first: each discipline's list read from its index, merged by arrival;
+     * a referral waiting for two disciplines comes once, at its first place */
+    waiting_t *w = cap ? malloc(2 * cap * sizeof *w) : NULL;
+    size_t n = 0;
+    int rc = 0;
+    for (int prio = HANDOFF__PRIORITY__PRIORITY_STAT; w && rc == 0 && prio >= 0 && n < cap; prio--) {
+        size_t got = n;
+        for (int disc = 1; disc < 8 && rc == 0; disc++)
+            if (mask & (1u << disc))
+                rc = order_rows(b, disc, prio, w, &got, n + cap);     /* n < cap: fits in 2 * cap */
+        qsort(w + n, got - n, sizeof *w, by_arrival);
+        n = got;
+    }
+    for (size_t i = 0; i < n; i++)
+        w[i].at = i;
+    qsort(w, n, sizeof *w, by_id_then_at);
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (i == 0 || strcmp(w[i].id, w[i - 1].id) != 0)
+            w[k++] = w[i];
+    qsort(w, k, sizeof *w, by_at);
+    size_t out = k < cap ? k : cap;
+    for (size_t i = 0; i < out; i++)
+        memcpy(ids[i], w[i].id, sizeof ids[i]);
+    free(w);
+    return out;
+}
+
+size_t hx_waitlist_due(hx_booking_t *b, char (*ids)[32], size_t cap)
+{
+    size_t n = 0;
+    uint64_t now = bk_now_ms(b);
+    for (int prio = HANDOFF__PRIORITY__PRIORITY_STAT; prio >= 0 && n < cap; prio--) {
+        uint64_t bound = (uint64_t)bound_days(b, prio ? (Handoff__Priority)prio : HANDOFF__PRIORITY__PRIORITY_ROUTINE) * DAY_MS;
+        if (now < bound)
+            continue;
+        sqlite3_stmt *st = bk_prep(b, "SELECT referral_id FROM waitlist WHERE priority = ? AND since_ms <= ? "
+                                      "AND escalated_ms = 0 ORDER BY since_ms, referral_id LIMIT ?");
+        if (!st)
+            break;
+        sqlite3_bind_int(st, 1, prio);
+        sqlite3_bind_int64(st, 2, (sqlite3_int64)(now - bound));
+        sqlite3_bind_int64(st, 3, (sqlite3_int64)(cap - n));
+        while (n < cap && sqlite3_step(st) == SQLITE_ROW)
+            snprintf(ids[n++], sizeof ids[0], "%s", (const char *)sqlite3_column_text(st, 0));
+        bk_done(b, st);
+    }
+    return n;
 }

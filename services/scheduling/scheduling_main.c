@@ -114,9 +114,10 @@ static const char usage_tail[] =
     "therapist), starts, completes or fails its handoff; the referring clinic revokes. The\n"
     "referral's status is derived from its handoffs. Referrals on hold wait on a wait list\n"
     "(stat first, then asap, urgent, routine; each by arrival), tried again in that order every\n"
-    "--retry-minutes as new days enter the horizon and whenever a slot is freed; the referrer\n"
-    "is told its position and an estimated date when they change, and one that waits longer\n"
-    "than its priority's bound is escalated (once).\n"
+    "--retry-minutes as new days enter the horizon and whenever a slot is freed (only those\n"
+    "whose discipline still has a free session within reach, and those due to be escalated);\n"
+    "the referrer is told its position and an estimated date when they change, and one that\n"
+    "waits longer than its priority's bound is escalated (once).\n"
     "Referrals triage could not place go to every --reviewers mailbox (handoff.ReviewRequest);\n"
     "a reviewer's handoff.ReviewDecision books them or sends them to a physician. The care\n"
     "thread (handoff.ThreadPost: notes, questions, replies, summaries) is kept and delivered\n"
@@ -241,13 +242,14 @@ static int metrics_init(sched_t *s, hx_metrics_t *m)
     return 0;
 }
 
-/* Posts a handoff.Retry for each referral on hold, in wait-list order; gen makes the ids (one
- * per referral and generation: exact). */
+/* Posts a handoff.Retry for each referral on hold a retry could book (its discipline has a
+ * free slot within reach) or must escalate, in wait-list order; gen makes the ids (one per
+ * referral and generation: exact). */
 static void post_retries(hx_worker_t *w, sched_t *s, const char *gen)
 {
     enum { MAX_RETRIES = 10000 };
     char (*ids)[32] = malloc(MAX_RETRIES * sizeof *ids);
-    size_t n = ids ? hx_booking_on_hold(s->booking, ids, MAX_RETRIES) : 0;
+    size_t n = ids ? hx_booking_to_retry(s->booking, ids, MAX_RETRIES) : 0;
     for (size_t i = 0; i < n; i++) {
         Handoff__Retry t = HANDOFF__RETRY__INIT;
         t.referral_id = ids[i];

@@ -149,10 +149,10 @@ static const Handoff__HandoffStatus *only(const Handoff__StatusUpdate *u)
     return u->handoffs[0];
 }
 
-/* The tick's order: the held referrals as hx_booking_on_hold lists them, retried in turn. */
+/* The tick: the held referrals scheduling's tick posts (hx_booking_to_retry), retried in turn. */
 static size_t tick(char (*ids)[32], size_t cap, sent_t *each)
 {
-    size_t n = hx_booking_on_hold(store, ids, cap);
+    size_t n = hx_booking_to_retry(store, ids, cap);
     for (size_t i = 0; i < n; i++)
         retry(ids[i], &each[i]);
     return n;
@@ -199,10 +199,14 @@ Test(waitlist, new_days_book_in_priority_order_and_report_changes_only)
     cr_expect_eq(s.n, 0, "the same position and estimate again: no update");
     sent_free(&s);
 
-    /* a day on: Wednesday 09:00 enters the horizon; the tick retries urgent first, and it gets it */
-    now_ms += DAY_MS;
+    /* the horizon is full: the tick tries nobody, though two wait */
     char ids[8][32];
     sent_t each[8];
+    cr_expect_eq(hx_booking_to_retry(store, ids, 8), 0);
+    cr_expect_eq(hx_booking_on_hold(store, ids, 8), 2);
+
+    /* a day on: Wednesday 09:00 enters the horizon; the tick retries urgent first, and it gets it */
+    now_ms += DAY_MS;
     size_t n = tick(ids, 8, each);
     cr_assert_eq(n, 2);
     cr_expect_str_eq(ids[0], "R-URGENT");
@@ -272,4 +276,104 @@ Test(waitlist, overdue_is_escalated_exactly_once)
             cr_expect_str_neq(s.u[k]->event, "escalate");
         sent_free(&s);
     }
+}
+
+/* The place each referral is told, against a model of the list: a new hold goes to the end of
+ * its priority; a retry (the tick's order) reports where it stands after one ahead of it left.
+ * Places are counted from the front or from the back of a priority, whichever is shorter: the
+ * referrals here sit before, at and after the middle of theirs. */
+Test(waitlist, every_place_told_is_the_place_in_the_list)
+{
+    sent_t s;
+    refer("R-MON", HANDOFF__PRIORITY__PRIORITY_ROUTINE, NULL, &s);
+    sent_free(&s);
+    refer("R-TUE", HANDOFF__PRIORITY__PRIORITY_ROUTINE, NULL, &s);
+    sent_free(&s);
+    /* 14 arrivals, a minute apart, routine and urgent mixed */
+    static const Handoff__Priority arrive[] = {1, 1, 2, 1, 1, 2, 1, 1, 1, 2, 1, 1, 2, 1};
+    enum { N = sizeof arrive / sizeof arrive[0] };
+    char rid[N][16];
+    for (int i = 0; i < N; i++) {
+        now_ms += 60000;
+        snprintf(rid[i], sizeof rid[i], "R-%02d", i);
+        refer(rid[i], arrive[i], NULL, &s);
+        cr_assert_eq(s.n, 1, "%s", rid[i]);
+        const Handoff__HandoffStatus *h = only(s.u[0]);
+        uint32_t want = 1;              /* the urgent ones, then those of its own priority, before it */
+        for (int k = 0; k < i; k++)
+            want += arrive[k] >= arrive[i];
+        cr_expect_eq(h->wait_position, want, "%s arrived at %u, told %u", rid[i], want, h->wait_position);
+        cr_expect_eq(h->wait_length, (uint32_t)i + 1);
+        sent_free(&s);
+    }
+    /* the model's order: urgent by arrival, then routine by arrival */
+    int order[N], n = 0;
+    for (int p = 2; p >= 1; p--)
+        for (int i = 0; i < N; i++)
+            if (arrive[i] == (Handoff__Priority)p)
+                order[n++] = i;
+    char ids[N][32];
+    cr_assert_eq(hx_booking_on_hold(store, ids, N), N);
+    for (int i = 0; i < N; i++)
+        cr_expect_str_eq(ids[i], rid[order[i]], "place %d", i + 1);
+
+    /* Wednesday enters the horizon: the first urgent one is booked, each after it moves up one */
+    now_ms += DAY_MS;
+    sent_t each[N];
+    size_t got = tick(ids, N, each);
+    cr_assert_eq(got, N, "a day with room: every held referral is tried");
+    cr_assert_eq(each[0].n, 1);
+    cr_expect_eq(each[0].u[0]->status, ST(READY));
+    for (int i = 1; i < N; i++) {
+        cr_assert_eq(each[i].n, 1, "%s moved up: told", ids[i]);
+        const Handoff__HandoffStatus *h = only(each[i].u[0]);
+        cr_expect_eq(h->wait_position, (uint32_t)i, "%s", ids[i]);
+        cr_expect_eq(h->wait_length, N - 1);
+    }
+    for (size_t i = 0; i < got; i++)
+        sent_free(&each[i]);
+}
+
+/* With the calendar full, the tick tries only who is due for escalation: the rest could not be
+ * booked whatever they asked (their discipline has no free slot at all), and trying them would
+ * cost a search and a transaction each. */
+Test(waitlist, a_full_calendar_retries_only_the_overdue)
+{
+    sent_t s;
+    refer("R-MON", HANDOFF__PRIORITY__PRIORITY_ROUTINE, NULL, &s);
+    sent_free(&s);
+    refer("R-FR", HANDOFF__PRIORITY__PRIORITY_URGENT, "fr", &s);     /* nobody speaks French */
+    cr_expect_eq(s.u[0]->status, ST(ON_HOLD));
+    sent_free(&s);
+    char ids[8][32];
+    cr_expect_eq(hx_booking_to_retry(store, ids, 8), 1, "Tuesday is free: R-FR is tried (it may fit)");
+    refer("R-TUE", HANDOFF__PRIORITY__PRIORITY_ROUTINE, NULL, &s);
+    cr_expect_eq(s.u[0]->status, ST(READY));
+    sent_free(&s);
+    refer("R-WAIT", HANDOFF__PRIORITY__PRIORITY_ROUTINE, NULL, &s);
+    cr_expect_eq(s.u[0]->status, ST(ON_HOLD));
+    sent_free(&s);
+    cr_expect_eq(hx_booking_to_retry(store, ids, 8), 0, "full: nobody is tried");
+    cr_expect_eq(hx_booking_on_hold(store, ids, 8), 2);
+
+    /* 7 days and a minute on, each new day taken as it enters the horizon: R-FR is overdue */
+    for (int day = 1; day <= 7; day++) {
+        now_ms += DAY_MS;
+        char rid[16];
+        snprintf(rid, sizeof rid, "R-DAY%d", day);
+        refer(rid, HANDOFF__PRIORITY__PRIORITY_URGENT, NULL, &s);
+        cr_expect_eq(s.u[0]->status, ST(READY), "%s", rid);
+        sent_free(&s);
+    }
+    now_ms += 60000;
+    size_t n = hx_booking_to_retry(store, ids, 8);
+    cr_assert_eq(n, 1, "only the overdue one");
+    cr_expect_str_eq(ids[0], "R-FR");
+    retry("R-FR", &s);
+    size_t escalated = 0;
+    for (size_t i = 0; i < s.n; i++)
+        escalated += strcmp(s.u[i]->event, "escalate") == 0;
+    cr_expect_eq(escalated, 1);
+    sent_free(&s);
+    cr_expect_eq(hx_booking_to_retry(store, ids, 8), 0, "escalated once: not due again");
 }
