@@ -4,7 +4,7 @@ ASAN_BUILD ?= build-asan
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 DEBS = build-essential cmake pkg-config libzmq3-dev libsodium-dev libprotobuf-c-dev \
        protobuf-c-compiler libuv1-dev libcriterion-dev libjansson-dev libsqlite3-dev \
-       libcsv-dev libinih-dev libmagic-dev liboath-dev libqrencode-dev tzdata \
+       libcsv-dev libinih-dev libmagic-dev liboath-dev libqrencode-dev tzdata libpq-dev postgresql \
        uthash-dev procps jq libmicrohttpd-dev libcurl4-openssl-dev prometheus curl openssl libarchive-dev sqlite3 \
        chromium chromium-driver python3-selenium dpkg-dev help2man python3-debian
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)

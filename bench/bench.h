@@ -12,6 +12,7 @@
 #include <jansson.h>
 
 #include "envelope.pb-c.h"
+#include "hx_pgtest.h"
 #include "hx_wire.h"
 
 #define BENCH_PROG "handoff-bench"
@@ -32,6 +33,7 @@ typedef struct {
     uint32_t workers;           /* --workers */
     uint32_t batch;             /* --batch: FETCH max / ACK size */
     bool curve;                 /* --curve */
+    bool postgres;              /* --store postgres: intake's record on a PostgreSQL server */
     bool json_only;             /* --json-only */
     bool keep;                  /* --keep: leave the temporary directory */
     bool full;                  /* --full: the big defaults */
@@ -69,6 +71,7 @@ typedef struct {
     pid_t attached;             /* the --attach process, while it runs */
     bool network;               /* the Handoff network's routing policy (pipeline); otherwise a
                                    policy that lets the bench's "bench" messages go anywhere */
+    hx_pgtest_t pg;             /* --store postgres: the run's server (pg.pid while it runs) */
 } bench_env_t;
 
 /* A fresh temporary directory and keys (with --curve); registers it for cleanup. */

@@ -63,7 +63,7 @@ static const char usage_tail[] =
  * the help names them; for_mode fills them in. What the table cannot say (the mode list,
  * the decimal numbers, empty paths, checks across flags) is checked after it. */
 enum { O_MODE, O_PRODUCERS, O_WINDOW, O_SIZE, O_BATCH, O_COUNT, O_DURATION, O_RATE, O_WORKERS, O_CLINICS,
-       O_THERAPISTS, O_SEED, O_CURVE, O_FULL, O_JSON, O_BUILD, O_SOURCE, O_TMP, O_KEEP, O_PREFIX, O_SVC_PREFIX, O_ATTACH, O_N };
+       O_THERAPISTS, O_SEED, O_STORE, O_CURVE, O_FULL, O_JSON, O_BUILD, O_SOURCE, O_TMP, O_KEEP, O_PREFIX, O_SVC_PREFIX, O_ATTACH, O_N };
 static const hx_opt_t options[O_N] = {
     [O_MODE] = {"mode", HX_OPT_TEXT, NULL, "all", 0, 0, "LIST",
                 "submit, deliver, pipeline, latency, recovery or all; several\n"
@@ -96,6 +96,9 @@ static const hx_opt_t options[O_N] = {
     [O_THERAPISTS] = {"therapists", HX_OPT_U32, NULL, NULL, 1, 10000, "N",
                       "pipeline: therapists, --clinics to 10000 [10 x clinics]"},
     [O_SEED] = {"seed", HX_OPT_U64, NULL, "1", 0, UINT64_MAX, "N", "pipeline: generator seed"},
+    [O_STORE] = {"store", HX_OPT_TEXT, NULL, "sqlite", 0, 0, "KIND",
+                 "pipeline: intake's record on sqlite (a file in the run's\ndirectory) or postgres (a PostgreSQL "
+                 "server of Debian's\npackage started for the run on 127.0.0.1, removed after)"},
     [O_CURVE] = {"curve", HX_OPT_FLAG, NULL, NULL, 0, 0, NULL,
                  "CURVE on: keys made with the project's key code, the broker\n"
                  "started with --curve-secret and --allow"},
@@ -213,6 +216,11 @@ static int read_options(int argc, char **argv, given_t *g)
                         .attach = v[O_ATTACH].text};
     if (parse_modes(v[O_MODE].text, o->modes))
         return 2;
+    if (strcmp(v[O_STORE].text, "sqlite") != 0 && strcmp(v[O_STORE].text, "postgres") != 0) {
+        bad(O_STORE, "must be sqlite or postgres", v[O_STORE].text);
+        return 2;
+    }
+    o->postgres = strcmp(v[O_STORE].text, "postgres") == 0;
     if (v[O_DURATION].text && parse_num(O_DURATION, v[O_DURATION].text, 0.1, 3600, &o->duration_s))
         return 2;
     if (v[O_RATE].text && parse_num(O_RATE, v[O_RATE].text, 1, 1e7, &o->rate))

@@ -195,6 +195,14 @@ static int start_services(pipe_t *pl)
                 return -1;
         }
     }
+    if (e->o->postgres) {                /* intake's record on a server of the run's own */
+        char why[2048];
+        if (hx_pgtest_start(&e->pg, why, sizeof why) != 0) {
+            fprintf(stderr, "handoff-bench: --store postgres: %s\n", why);
+            return -1;
+        }
+        snprintf(intake_db, sizeof intake_db, "%s", e->pg.url);
+    }
     for (int i = 0; i < 3; i++) {
         const char *args[16] = {"--broker", e->endpoint};
         size_t n = 2;
@@ -644,6 +652,7 @@ static int report(pipe_t *pl, const char *variant, double rate, uint32_t window,
     bench_report_int(&r, "not_booked", res->not_booked, "bookable, on hold (no slot fits)");
     bench_report_int(&r, "clinics", pl->n_clinics, NULL);
     bench_report_str(&r, "curve", o->curve ? "on" : "off");
+    bench_report_str(&r, "store", o->postgres ? "postgres" : "sqlite");
     static const struct { double p; const char *key; } pcts[] = {
         {50, "p50_us"}, {90, "p90_us"}, {99, "p99_us"}, {99.9, "p99_9_us"}};
     for (size_t i = 0; i < 4; i++) {

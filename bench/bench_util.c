@@ -183,6 +183,7 @@ void bench_env_cleanup(bench_env_t *e)
     for (int i = 0; i < MAX_ENVS; i++)
         if (envs[i] == e)
             envs[i] = NULL;
+    hx_pgtest_destroy(&e->pg);                      /* --store postgres: its server and cluster */
     if (e->dir[0]) {
         if (e->o->keep)
             fprintf(stderr, "%s: kept %s\n", BENCH_PROG, e->dir);

@@ -89,6 +89,11 @@ struct hx_worker {
     hx_http_t *http;
     hx_metrics_t *metrics, *own_metrics;        /* own_metrics: made here when none was given */
     hx_metric_t *m_latency, *m_ok, *m_failed, *m_connected, *m_reconnects;
+    /* the store could not be reached (HX_WORKER_STORE_DOWN): paused, probing */
+    bool store_down;
+    char store_why[256];
+    uint64_t probe_at;
+    uint32_t probe_delay;
 };
 
 /* Handling time per message, 100 us .. 30 s (a handler may wait on SQLite's busy timeout). */
@@ -350,6 +355,53 @@ static void send_answer(hx_worker_t *w, answer_t *a)
 
 /* The burst: every message delivered since the last one, handled in one transaction when the
  * service gave one (hx_worker_set_batch), then every answer sent. */
+/* The store cannot be reached: the burst goes back to the broker with the session (BYE: no
+ * failed delivery), and nothing is taken until the probe says the store is back (on_timer). */
+static void store_pause(hx_worker_t *w, size_t n, const char *why)
+{
+    hx_warn("the store cannot be reached (%s): %zu message(s) given back to the broker; serving again once it "
+            "can", why, n);
+    Handoff__Envelope bye;
+    env_init(&bye, HANDOFF__KIND__KIND_BYE);
+    send_env(w, &bye);
+    w->welcomed = false;
+    w->store_down = true;
+    snprintf(w->store_why, sizeof w->store_why, "%s", why);
+    w->probe_delay = 100;
+    w->probe_at = uv_now(&w->loop) + w->probe_delay;
+    for (size_t i = 0; i < w->n_pending; i++)
+        hx_batch_destroy(&w->pending[i]);
+    w->n_pending = 0;
+}
+
+/* While paused: the store tried again (probe, else begin and rollback), at doubling intervals;
+ * once it answers, a new session. */
+static void store_probe(hx_worker_t *w, uint64_t now)
+{
+    if (now < w->probe_at)
+        return;
+    char why[256] = "";
+    int rc;
+    if (w->batch.probe) {
+        rc = w->batch.probe(w->batch.arg, why, sizeof why);
+    } else {
+        rc = w->batch.begin(w->batch.arg, why, sizeof why);
+        if (rc == 0 && w->batch.rollback)
+            w->batch.rollback(w->batch.arg);
+    }
+    if (rc != 0) {
+        w->probe_delay = w->probe_delay < 2500 ? w->probe_delay * 2 : 5000;
+        w->probe_at = now + w->probe_delay;
+        if (why[0])
+            snprintf(w->store_why, sizeof w->store_why, "%s", why);
+        return;
+    }
+    hx_info("the store can be used again: serving %s", w->service);
+    w->store_down = false;
+    w->last_recv = now;
+    send_hello(w);
+}
+
 static void handle_pending(hx_worker_t *w)
 {
     size_t total = 0;
@@ -367,6 +419,10 @@ static void handle_pending(hx_worker_t *w)
     char err[256] = "";
     bool txn = w->batch.begin != NULL;
     int began = txn ? w->batch.begin(w->batch.arg, err, sizeof err) : 0;
+    if (began == HX_WORKER_STORE_DOWN) {
+        store_pause(w, total, err);
+        return;
+    }
     if (began != 0)
         hx_warn("cannot begin the transaction for %zu message(s): %s; nacking them", total, err);
     size_t n = 0;
@@ -460,7 +516,8 @@ static void on_message(hx_zuv_t *z, zmq_msg_t *parts, size_t n, void *arg)
     case HANDOFF__KIND__KIND_DELIVER: {
         hx_batch_t *b = hx_batch_from_envelope(env);
         env = NULL;
-        if (b && b->count && !w->stopping)
+        /* paused: sent before our BYE reached the broker, which gives it back with the session */
+        if (b && b->count && !w->stopping && !w->store_down)
             add_pending(w, b);
         else
             hx_batch_destroy(&b);
@@ -477,7 +534,8 @@ static void on_message(hx_zuv_t *z, zmq_msg_t *parts, size_t n, void *arg)
         if (env->error_code == HANDOFF__ERROR_CODE__ERR_NOT_READY) {
             w->welcomed = false;
             unconfirmed_clear(w);
-            send_hello(w);
+            if (!w->store_down)
+                send_hello(w);
         } else if (u && (env->error_code == HANDOFF__ERROR_CODE__ERR_UNAVAILABLE ||
                          env->error_code == HANDOFF__ERROR_CODE__ERR_BUSY)) {
             u->delay = u->delay ? (u->delay < 4000 ? u->delay * 2 : 8000) : 250;
@@ -602,6 +660,10 @@ static void on_timer(uv_timer_t *t)
 {
     hx_worker_t *w = t->data;
     uint64_t now = uv_now(&w->loop);
+    if (w->store_down) {
+        store_probe(w, now);
+        return;
+    }
     if (now - w->last_recv > (uint64_t)w->heartbeat_ms * w->liveness) {
         if (!w->refused[0])                     /* a refusal was logged when it came */
             hx_warn("broker silent for %llu ms; reconnecting", (unsigned long long)(now - w->last_recv));
@@ -695,6 +757,10 @@ static bool session_live(hx_worker_t *w, char *why, size_t cap)
 {
     uv_update_time(&w->loop);
     uint64_t now = uv_now(&w->loop), limit = (uint64_t)w->heartbeat_ms * w->liveness;
+    if (w->store_down) {
+        snprintf(why, cap, "the store cannot be reached: %s", w->store_why);
+        return false;
+    }
     if (!w->conn || !w->welcomed) {
         if (w->refused[0])
             snprintf(why, cap, "no session with the broker at %s: %s", w->endpoint, w->refused);

@@ -1,18 +1,16 @@
 /* handoff-intake — validates each referral a clinic submits, assigns its network id and
  * passes it to triage; an invalid one goes back to the referrer as rejected, with every
  * bad field named. */
+#include "hx_db.h"
 #include "hx_errors.h"
 #include "hx_intake.h"
 #include "hx_log.h"
 #include "hx_opt.h"
-#include "hx_sqlite.h"
 #include "hx_svc.h"
 
-#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 static const char usage[] =
     "usage: handoff-intake [options]\n"
@@ -35,21 +33,21 @@ static const char usage_tail[] =
     "  handoff-intake --broker tcp://127.0.0.1:5555\n";
 
 static const hx_opt_t options[] = {
-    {"db", HX_OPT_TEXT, "HANDOFF_INTAKE_DB", "intake.db", 0, 0, "FILE",
-     "the intake record (SQLite, WAL): one row per referral with its\nreferring clinic, the clinic's number, "
-     "the outcome and, for a\nrefusal, which fields were wrong; never patient details or\nclinical text"},
+    {"db", HX_OPT_TEXT, "HANDOFF_INTAKE_DB", "intake.db", 0, 0, "URL",
+     "the intake record: sqlite:FILE (or a FILE; SQLite, WAL) or\npostgresql://USER@HOST:PORT/DB (schema intake); "
+     "one row per\nreferral with its referring clinic, the clinic's number, the\noutcome and, for a refusal, which "
+     "fields were wrong; never\npatient details or clinical text"},
     {"registration", HX_OPT_TEXT, "HANDOFF_REGISTRATION", NULL, 0, 0, "FILE",
      "the registration bodies by province and discipline\n(default: the built-in copy of "
      "services/intake/registration.json)"},
 };
 
 typedef struct {
-    const char *db_path;
+    const char *db_url;
     const char *registration_path;      /* NULL: the built-in file */
     hx_registration_t *loaded;          /* from registration_path */
     const hx_registration_t *registration;
-    sqlite3 *db;
-    sqlite3_stmt *record;
+    hx_db_t *db;
     hx_metric_t *accepted, *rejected, *ignored;     /* referrals handled, by outcome */
 } intake_t;
 
@@ -57,21 +55,29 @@ static const char referrals_help[] =
     "Referrals intake handled, by outcome: accepted (sent on to triage), rejected (back to the referrer "
     "with the bad fields), ignored (not a referral from a clinic). A redelivered message counts again.";
 
+/* The intake record's schema, one step per version, each dialect's DDL. */
+static const hx_db_step_t schema[] = {
+    {.sqlite = "CREATE TABLE IF NOT EXISTS referrals ("
+               "  referral_id TEXT PRIMARY KEY, clinic TEXT NOT NULL, ref TEXT NOT NULL,"
+               "  outcome TEXT NOT NULL, reason TEXT NOT NULL, received_ms INTEGER NOT NULL)",
+     .postgres = "CREATE TABLE IF NOT EXISTS referrals ("
+                 "  referral_id TEXT PRIMARY KEY, clinic TEXT NOT NULL, ref TEXT NOT NULL,"
+                 "  outcome TEXT NOT NULL, reason TEXT NOT NULL, received_ms BIGINT NOT NULL)"},
+};
+
+static const char record_sql[] = "INSERT INTO referrals(referral_id, clinic, ref, outcome, reason, received_ms) "
+                                 "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (referral_id) DO NOTHING";
+
 /* One row per referral, the first outcome kept: a redelivered message changes nothing. */
 static int record(intake_t *t, const char *rid, const char *clinic, const char *ref, const char *outcome,
                   const char *reason)
 {
-    sqlite3_stmt *st = t->record;
-    sqlite3_reset(st);
-    sqlite3_bind_text(st, 1, rid, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, clinic, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 3, ref, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 4, outcome, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 5, reason, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 6, (sqlite3_int64)hx_svc_now_ms());
-    int rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
+    hx_db_val_t a[] = {HX_DB_T(rid), HX_DB_T(clinic), HX_DB_T(ref), HX_DB_T(outcome), HX_DB_T(reason),
+                       HX_DB_I(hx_svc_now_ms())};
+    char err[512];
+    int rc = hx_db_exec(t->db, record_sql, a, 6, NULL, err, sizeof err);
     if (rc)
-        hx_error("intake record: %s", sqlite3_errmsg(t->db));
+        hx_error("intake record: %s", err);
     return rc;
 }
 
@@ -150,51 +156,39 @@ static int handle(void *arg, const hx_msg_t *in, hx_outbox_t *out, char *err, si
 /* A delivered burst's referrals recorded in one transaction (hx_worker_batch_t): one commit
  * for the burst. A referral whose outputs cannot be built is nacked; its row (INSERT OR
  * IGNORE, the same when it comes again) may stay. */
+/* PostgreSQL unreachable: the worker gives the burst back and waits for batch_probe. */
 static int batch_begin(void *arg, char *err, size_t errcap)
 {
     intake_t *t = arg;
-    if (sqlite3_exec(t->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK)
-        return 0;
-    snprintf(err, errcap, "intake database: %s", sqlite3_errmsg(t->db));
-    return -1;
+    int rc = hx_db_begin(t->db, err, errcap);
+    return rc == HX_DB_UNAVAILABLE ? HX_WORKER_STORE_DOWN : rc;
+}
+
+static int batch_probe(void *arg, char *err, size_t errcap)
+{
+    intake_t *t = arg;
+    return hx_db_ping(t->db, err, errcap);
 }
 
 static int batch_commit(void *arg, char *err, size_t errcap)
 {
     intake_t *t = arg;
-    if (sqlite3_exec(t->db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK)
-        return 0;
-    snprintf(err, errcap, "intake database: %s", sqlite3_errmsg(t->db));
-    return -1;
+    return hx_db_commit(t->db, err, errcap);
 }
 
 static void batch_rollback(void *arg)
 {
     intake_t *t = arg;
-    if (!sqlite3_get_autocommit(t->db))
-        sqlite3_exec(t->db, "ROLLBACK", NULL, NULL, NULL);
+    hx_db_rollback(t->db);
 }
 
 static int open_db(intake_t *t)
 {
-    mode_t old = umask(077);
-    int rc = sqlite3_open(t->db_path, &t->db);
-    umask(old);
-    char *e = NULL;
-    if (rc != SQLITE_OK || hx_sqlite_wal(t->db, 10000) != SQLITE_OK ||
-        sqlite3_exec(t->db,
-                     "CREATE TABLE IF NOT EXISTS referrals ("
-                     "  referral_id TEXT PRIMARY KEY, clinic TEXT NOT NULL, ref TEXT NOT NULL,"
-                     "  outcome TEXT NOT NULL, reason TEXT NOT NULL, received_ms INTEGER NOT NULL);",
-                     NULL, NULL, &e) != SQLITE_OK ||
-        sqlite3_prepare_v2(t->db,
-                           "INSERT OR IGNORE INTO referrals(referral_id, clinic, ref, outcome, reason, received_ms) "
-                           "VALUES (?, ?, ?, ?, ?, ?)", -1, &t->record, NULL) != SQLITE_OK) {
-        fprintf(stderr, "handoff-intake: --db %s: %s\n", t->db_path, e ? e : sqlite3_errmsg(t->db));
-        sqlite3_free(e);
+    char err[1024];
+    if (!(t->db = hx_db_open(t->db_url, "intake", schema, sizeof schema / sizeof schema[0], err, sizeof err))) {
+        fprintf(stderr, "handoff-intake: --db: %s\n", err);
         return -1;
     }
-    sqlite3_busy_timeout(t->db, 10000);
     return 0;
 }
 
@@ -238,7 +232,7 @@ int main(int argc, char **argv)
     int rc = hx_svc_parse(argc, argv, "handoff-intake", usage, usage_tail, options, 2, v, &o);
     if (rc)
         return rc == 1 ? 0 : 2;
-    t.db_path = v[0].text;
+    t.db_url = v[0].text;
     t.registration_path = v[1].text && v[1].text[0] ? v[1].text : NULL;
     if (t.registration_path && !(t.registration = t.loaded = load_registration(t.registration_path)))
         return 1;
@@ -257,11 +251,10 @@ int main(int argc, char **argv)
         return 1;
     }
     o.batch = (hx_worker_batch_t){.begin = batch_begin, .commit = batch_commit, .rollback = batch_rollback,
-                                  .arg = &t};
+                                  .probe = batch_probe, .arg = &t};
     rc = open_db(&t) == 0 ? hx_svc_run(&o, "handoff-intake", "intake", handle, &t, reload, &t) : 1;
     hx_metrics_destroy(&o.metrics);
     hx_registration_destroy(&t.loaded);
-    sqlite3_finalize(t.record);
-    sqlite3_close(t.db);
+    hx_db_close(&t.db);
     return rc;
 }

@@ -23,3 +23,6 @@ hx_unit_test(test_collab_window LIBS hx_booking)
 # the network's figures scheduling answers a StatsRequest with (hx_stats.c): known bookings, an
 # empty network, one clinic (injected clock)
 hx_unit_test(test_stats LIBS hx_booking)
+# the services' SQL store (services/store, hx_db) on SQLite and on a PostgreSQL server the suite
+# starts on 127.0.0.1 (hx_pgtest), the same tests on both
+hx_unit_test(test_db LIBS hx_store hx_pgtest)

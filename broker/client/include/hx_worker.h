@@ -27,7 +27,18 @@ typedef struct {
     int (*commit)(void *arg, char *err, size_t errcap);
     void (*rollback)(void *arg);
     void *arg;
+    /* Optional: 0 once the store can be used again (see HX_WORKER_STORE_DOWN), else -1 with
+     * why; without it, begin and rollback are the probe. */
+    int (*probe)(void *arg, char *err, size_t errcap);
 } hx_worker_batch_t;
+
+/* What begin returns when the store cannot be reached now (a database server restarting or
+ * failing over), as opposed to a failure of this burst: nothing is handled and nothing nacked;
+ * the worker says BYE, so the broker gives the burst back without counting a failed delivery
+ * (no dead letter however long the outage), reports not ready (/readyz says why), and takes no
+ * work until the probe succeeds, tried after 100 ms, then at doubling intervals up to 5 s;
+ * then it says HELLO again. */
+enum { HX_WORKER_STORE_DOWN = -2 };
 
 typedef struct {
     const char *endpoint;

@@ -1,0 +1,105 @@
+/* hx_db — a service's SQL store on SQLite (embedded: the default) or PostgreSQL (libpq),
+ * chosen by a URL:
+ *
+ *   sqlite:PATH  or a plain PATH      a file beside the service (WAL, synchronous=FULL, 0600)
+ *   postgresql://USER@HOST:PORT/DB    (or postgres://…; libpq's URI: ?sslmode=… and the rest)
+ *
+ * One set of statements serves both: `?` placeholders (numbered $1, $2, … for PostgreSQL), values
+ * bound as text, 64-bit integers, bytes or NULL, rows read column by column the same way. What
+ * the two dialects write differently (a table's DDL) comes as a schema step per dialect; the
+ * steps applied are counted in the database itself (table handoff_schema: component, version),
+ * each step in the transaction that applies it, and a database a newer program has written is
+ * refused with a message saying so. On PostgreSQL each component keeps its tables in a schema
+ * of its own name (created at open; the connection's search_path), so services may share one
+ * database.
+ *
+ * PostgreSQL: a lost connection is found at the next transaction (hx_db_begin), which reports
+ * HX_DB_UNAVAILABLE and tries to connect again, at most once per backoff (doubling from
+ * 100 ms to 5 s); a transaction begun on a live connection that fails is an ordinary error.
+ * Connecting waits at most 2 s for a server that does not answer (connect_timeout in the URL
+ * says otherwise), so a service's loop is not held past the broker's liveness window.
+ * One connection, one thread: the caller serialises. */
+#ifndef HX_DB_H
+#define HX_DB_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct hx_db hx_db_t;
+typedef struct hx_db_rows hx_db_rows_t;
+
+typedef enum { HX_DB_SQLITE = 1, HX_DB_POSTGRES = 2 } hx_db_kind_t;
+
+enum { HX_DB_UNAVAILABLE = -2 };    /* the database cannot be reached now (PostgreSQL) */
+
+/* One schema step: the SQL (one or more statements) for each dialect. */
+typedef struct {
+    const char *sqlite;
+    const char *postgres;
+} hx_db_step_t;
+
+typedef enum { HX_DB_NULL, HX_DB_TEXT, HX_DB_INT, HX_DB_BLOB } hx_db_type_t;
+
+typedef struct {
+    hx_db_type_t type;
+    const char *text;               /* HX_DB_TEXT: NUL-terminated */
+    int64_t i;                      /* HX_DB_INT */
+    const void *blob;               /* HX_DB_BLOB: len bytes */
+    size_t len;
+} hx_db_val_t;
+
+#define HX_DB_T(s) ((hx_db_val_t){.type = HX_DB_TEXT, .text = (s)})
+#define HX_DB_I(v) ((hx_db_val_t){.type = HX_DB_INT, .i = (int64_t)(v)})
+#define HX_DB_B(p, n) ((hx_db_val_t){.type = HX_DB_BLOB, .blob = (p), .len = (n)})
+
+/* Which backend a URL names: 0 with *kind and the part after the scheme (a path, or the
+ * PostgreSQL URL whole), or -1 with why (e.g. "mysql://…: not a database this program can use:
+ * sqlite:PATH or postgresql://…"). Pure. */
+int hx_db_url_parse(const char *url, hx_db_kind_t *kind, const char **rest, char *why, size_t cap);
+
+/* Opens the store and brings component's schema to len(steps): each step not applied yet, in
+ * its own transaction. NULL with err naming the store (its path, or the URL without password)
+ * and what failed, e.g. "postgresql://handoff@db:5432/handoff: the intake schema is at version
+ * 3, newer than this program's 2: ...". A PostgreSQL server not reachable at open is an error
+ * too (the caller decides whether to wait and try again). */
+hx_db_t *hx_db_open(const char *url, const char *component, const hx_db_step_t *steps, size_t n_steps, char *err,
+                    size_t cap);
+void hx_db_close(hx_db_t **self_p);
+
+hx_db_kind_t hx_db_kind(const hx_db_t *db);
+/* The store in words for messages: the file's path, or the URL without its password. */
+const char *hx_db_where(const hx_db_t *db);
+/* The schema version of component found at open (before the steps), 0 for a new store. */
+int hx_db_found_version(const hx_db_t *db);
+
+/* A write transaction (SQLite: BEGIN IMMEDIATE, waiting up to 10 s for another writer;
+ * PostgreSQL: READ COMMITTED). 0, HX_DB_UNAVAILABLE (PostgreSQL unreachable: try later) or -1,
+ * with err. */
+int hx_db_begin(hx_db_t *db, char *err, size_t cap);
+/* 0 once durable (SQLite: synchronous=FULL; PostgreSQL: the server's synchronous_commit), or
+ * -1 with err, the transaction then rolled back. */
+int hx_db_commit(hx_db_t *db, char *err, size_t cap);
+/* Whether the database answers now (PostgreSQL: connecting again at once when the connection
+ * was lost, whatever the backoff): 0, or -1 with err. Outside a transaction. */
+int hx_db_ping(hx_db_t *db, char *err, size_t cap);
+void hx_db_rollback(hx_db_t *db);
+bool hx_db_in_transaction(const hx_db_t *db);
+
+/* Runs one statement with args (n of them, for its `?` in order). *changes (may be NULL): rows
+ * inserted, updated or deleted. 0 or -1 with err. sql must outlive db: statements are
+ * prepared once and kept by its address. */
+int hx_db_exec(hx_db_t *db, const char *sql, const hx_db_val_t *args, size_t n, int64_t *changes, char *err,
+               size_t cap);
+
+/* A query: its rows one at a time with hx_db_next (1 a row, 0 the end, -1 an error, with err
+ * from hx_db_rows_error); columns from 0. Free before the next statement on the same db. */
+hx_db_rows_t *hx_db_query(hx_db_t *db, const char *sql, const hx_db_val_t *args, size_t n, char *err, size_t cap);
+int hx_db_next(hx_db_rows_t *r);
+bool hx_db_is_null(hx_db_rows_t *r, int col);
+const char *hx_db_text(hx_db_rows_t *r, int col);  /* "" for NULL; valid until the next hx_db_next */
+int64_t hx_db_int(hx_db_rows_t *r, int col);       /* 0 for NULL */
+const char *hx_db_rows_error(const hx_db_rows_t *r);
+void hx_db_rows_free(hx_db_rows_t **self_p);
+
+#endif

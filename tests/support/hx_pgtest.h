@@ -1,0 +1,33 @@
+/* hx_pgtest — a throw-away PostgreSQL server for tests: Debian's postgresql package's server
+ * (the newest under /usr/lib/postgresql/, or $HX_PG_BINDIR), a fresh cluster in a temporary
+ * directory (initdb, trust authentication for the user "handoff"), listening on 127.0.0.1 only,
+ * on a port chosen free. Run as root, the server runs as the user "postgres" (the package's),
+ * which owns the directory. The server dies with the thread that started it (PR_SET_PDEATHSIG
+ * set after the change of user), so a test that crashes leaves nothing behind. */
+#ifndef HX_PGTEST_H
+#define HX_PGTEST_H
+#include <stddef.h>
+#include <sys/types.h>
+
+typedef struct {
+    char dir[256];              /* the cluster's directory (data/, server.log, the socket) */
+    char bindir[256];
+    char url[320];              /* postgresql://handoff@127.0.0.1:PORT/postgres */
+    int port;
+    pid_t pid;                  /* the server, while it runs */
+    uid_t uid;                  /* the user it runs as (0: as this process) */
+    gid_t gid;
+} hx_pgtest_t;
+
+/* Makes the cluster and starts the server, waiting until it accepts connections. 0, or -1
+ * with why (no server installed, initdb or the start failed: the log's tail). */
+int hx_pgtest_start(hx_pgtest_t *pg, char *why, size_t cap);
+/* Stops the server (fast shutdown: sessions cut, a checkpoint) and waits for it; 0, or -1 when
+ * it had to be killed. The cluster stays for hx_pgtest_restart. */
+int hx_pgtest_stop(hx_pgtest_t *pg);
+/* Starts the stopped server again on the same port and cluster, waiting until it accepts. */
+int hx_pgtest_restart(hx_pgtest_t *pg, char *why, size_t cap);
+/* Stops the server if it runs and removes the directory. */
+void hx_pgtest_destroy(hx_pgtest_t *pg);
+
+#endif

@@ -1,0 +1,336 @@
+/* Unit: hx_db, the services' SQL store, on both backends with the same tests: SQLite files in a
+ * temporary directory, and a PostgreSQL server of Debian's package started for this suite on
+ * 127.0.0.1 (hx_pgtest: started once before the tests, stopped after). Each test gets a
+ * component of its own, so on PostgreSQL a schema of its own. The server restarted under an open
+ * store has a suite of its own, with its own server. */
+#include <criterion/criterion.h>
+#include <criterion/hooks.h>
+#include <criterion/parameterized.h>
+#include <libpq-fe.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "hx_db.h"
+#include "hx_pgtest.h"
+
+static hx_pgtest_t server;
+
+/* The runner's server for every test (the tests run in processes of their own: the URL goes
+ * to them in the environment). */
+ReportHook(PRE_ALL)(struct criterion_test_set *set)
+{
+    (void)set;
+    char why[2048];
+    if (hx_pgtest_start(&server, why, sizeof why) == 0)
+        setenv("HX_TEST_PG_URL", server.url, 1);
+    else
+        setenv("HX_TEST_PG_ERROR", why, 1);
+}
+
+ReportHook(POST_ALL)(struct criterion_global_stats *stats)
+{
+    (void)stats;
+    hx_pgtest_destroy(&server);
+}
+
+static char tmp[] = "/tmp/hx-db-XXXXXX";
+static unsigned seq;
+
+static void setup(void)
+{
+    cr_assert_not_null(mkdtemp(tmp));
+}
+
+static void teardown(void)
+{
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
+    cr_expect_eq(system(cmd), 0);
+}
+
+/* A URL for backend b ("sqlite" or "postgres") and a component name of this test's own. */
+static void store_for(const char *b, char *url, size_t cap, char *component, size_t ccap)
+{
+    snprintf(component, ccap, "t%d_%u", (int)getpid(), ++seq);
+    if (strcmp(b, "sqlite") == 0) {
+        snprintf(url, cap, "sqlite:%s/%s.db", tmp, component);
+        return;
+    }
+    const char *pg = getenv("HX_TEST_PG_URL");
+    cr_assert_not_null(pg, "no PostgreSQL server for the tests: %s", getenv("HX_TEST_PG_ERROR"));
+    snprintf(url, cap, "%s", pg);
+}
+
+/* A backend by name: parameters are copied into the test's process, so no pointers. */
+typedef struct {
+    char name[16];
+} backend_t;
+
+static struct criterion_test_params backends(void)
+{
+    static backend_t b[] = {{"sqlite"}, {"postgres"}};
+    return cr_make_param_array(backend_t, b, 2);
+}
+
+static const hx_db_step_t steps[] = {
+    {.sqlite = "CREATE TABLE notes (id TEXT PRIMARY KEY, n INTEGER NOT NULL, body TEXT)",
+     .postgres = "CREATE TABLE notes (id TEXT PRIMARY KEY, n BIGINT NOT NULL, body TEXT)"},
+    {.sqlite = "CREATE INDEX notes_n ON notes(n)", .postgres = "CREATE INDEX notes_n ON notes(n)"},
+    {.sqlite = "ALTER TABLE notes ADD COLUMN tag TEXT NOT NULL DEFAULT 'none'",
+     .postgres = "ALTER TABLE notes ADD COLUMN tag TEXT NOT NULL DEFAULT 'none'"},
+};
+
+static const char insert_sql[] = "INSERT INTO notes(id, n, body) VALUES (?, ?, ?) ON CONFLICT (id) DO NOTHING";
+static const char count_sql[] = "SELECT COUNT(*) FROM notes";
+
+static int64_t count(hx_db_t *db)
+{
+    char err[512];
+    hx_db_rows_t *r = hx_db_query(db, count_sql, NULL, 0, err, sizeof err);
+    cr_assert_not_null(r, "%s", err);
+    cr_assert_eq(hx_db_next(r), 1);
+    int64_t n = hx_db_int(r, 0);
+    hx_db_rows_free(&r);
+    return n;
+}
+
+static hx_db_t *open_or_fail(const char *url, const char *component, size_t n_steps)
+{
+    char err[1024];
+    hx_db_t *db = hx_db_open(url, component, steps, n_steps, err, sizeof err);
+    cr_assert_not_null(db, "%s", err);
+    return db;
+}
+
+Test(db_url, a_url_names_its_backend_and_a_wrong_one_says_what_is_accepted)
+{
+    hx_db_kind_t k;
+    const char *rest;
+    char why[300];
+    cr_assert_eq(hx_db_url_parse("sqlite:intake.db", &k, &rest, why, sizeof why), 0);
+    cr_expect_eq(k, HX_DB_SQLITE);
+    cr_expect_str_eq(rest, "intake.db");
+    cr_assert_eq(hx_db_url_parse("sqlite:///var/lib/handoff/intake.db", &k, &rest, why, sizeof why), 0);
+    cr_expect_str_eq(rest, "/var/lib/handoff/intake.db");
+    cr_assert_eq(hx_db_url_parse("/data/intake.db", &k, &rest, why, sizeof why), 0, "a plain path: SQLite");
+    cr_expect_eq(k, HX_DB_SQLITE);
+    cr_assert_eq(hx_db_url_parse("postgresql://handoff@db:5432/handoff", &k, &rest, why, sizeof why), 0);
+    cr_expect_eq(k, HX_DB_POSTGRES);
+    cr_assert_eq(hx_db_url_parse("postgres://h@db/x?sslmode=require", &k, &rest, why, sizeof why), 0);
+    cr_expect_eq(k, HX_DB_POSTGRES);
+    cr_expect_eq(hx_db_url_parse("mysql://root@db/handoff", &k, &rest, why, sizeof why), -1);
+    cr_expect(strstr(why, "'mysql://'") && strstr(why, "sqlite:PATH") && strstr(why, "postgresql://"), "%s", why);
+    cr_expect_eq(hx_db_url_parse("", &k, &rest, why, sizeof why), -1);
+    cr_expect(strstr(why, "empty"), "%s", why);
+    cr_expect_eq(hx_db_url_parse("sqlite:", &k, &rest, why, sizeof why), -1);
+    cr_expect(strstr(why, "no file"), "%s", why);
+}
+
+ParameterizedTestParameters(db, the_schema_is_brought_up_to_date_once)
+{
+    return backends();
+}
+
+ParameterizedTest(backend_t *backend, db, the_schema_is_brought_up_to_date_once, .init = setup, .fini = teardown)
+{
+    char url[400], comp[64], err[1024];
+    store_for(backend->name, url, sizeof url, comp, sizeof comp);
+    hx_db_t *db = open_or_fail(url, comp, 2);
+    cr_expect_eq(hx_db_found_version(db), 0, "a new store");
+    hx_db_val_t a[] = {HX_DB_T("a"), HX_DB_I(1), HX_DB_T("first")};
+    cr_assert_eq(hx_db_exec(db, insert_sql, a, 3, NULL, err, sizeof err), 0, "%s", err);
+    hx_db_close(&db);
+
+    db = open_or_fail(url, comp, 2);
+    cr_expect_eq(hx_db_found_version(db), 2, "nothing to do");
+    cr_expect_eq(count(db), 1, "the row kept");
+    hx_db_close(&db);
+
+    db = open_or_fail(url, comp, 3);            /* a newer program: the third step only */
+    cr_expect_eq(hx_db_found_version(db), 2);
+    hx_db_rows_t *r = hx_db_query(db, "SELECT tag FROM notes WHERE id = ?", (hx_db_val_t[]){HX_DB_T("a")}, 1, err,
+                                  sizeof err);
+    cr_assert_not_null(r, "%s", err);
+    cr_assert_eq(hx_db_next(r), 1);
+    cr_expect_str_eq(hx_db_text(r, 0), "none");
+    hx_db_rows_free(&r);
+    hx_db_close(&db);
+}
+
+ParameterizedTestParameters(db, a_store_newer_than_the_program_is_refused_and_left_alone)
+{
+    return backends();
+}
+
+ParameterizedTest(backend_t *backend, db, a_store_newer_than_the_program_is_refused_and_left_alone, .init = setup,
+                  .fini = teardown)
+{
+    char url[400], comp[64], err[1024];
+    store_for(backend->name, url, sizeof url, comp, sizeof comp);
+    hx_db_t *db = open_or_fail(url, comp, 3);
+    hx_db_close(&db);
+    cr_expect_null(hx_db_open(url, comp, steps, 2, err, sizeof err));
+    char want[160];
+    snprintf(want, sizeof want, "the %s schema is at version 3, newer than this program's 2", comp);
+    cr_expect(strstr(err, want), "%s", err);
+    db = open_or_fail(url, comp, 3);
+    cr_expect_eq(hx_db_found_version(db), 3, "left as it was");
+    hx_db_close(&db);
+}
+
+ParameterizedTestParameters(db, a_failed_step_is_undone_and_named)
+{
+    return backends();
+}
+
+ParameterizedTest(backend_t *backend, db, a_failed_step_is_undone_and_named, .init = setup, .fini = teardown)
+{
+    char url[400], comp[64], err[1024];
+    store_for(backend->name, url, sizeof url, comp, sizeof comp);
+    const hx_db_step_t bad[] = {steps[0], {.sqlite = "CREATE INDEX x ON nowhere(n)",
+                                           .postgres = "CREATE INDEX x ON nowhere(n)"}};
+    cr_expect_null(hx_db_open(url, comp, bad, 2, err, sizeof err));
+    char want[120];
+    snprintf(want, sizeof want, "(the %s schema, step 2)", comp);
+    cr_expect(strstr(err, want) && strstr(err, "nowhere"), "%s", err);
+    hx_db_t *db = open_or_fail(url, comp, 2);
+    cr_expect_eq(hx_db_found_version(db), 1, "step 1 stayed, step 2 was undone");
+    hx_db_close(&db);
+}
+
+ParameterizedTestParameters(db, values_go_in_and_come_out_as_they_were)
+{
+    return backends();
+}
+
+ParameterizedTest(backend_t *backend, db, values_go_in_and_come_out_as_they_were, .init = setup, .fini = teardown)
+{
+    char url[400], comp[64], err[1024];
+    store_for(backend->name, url, sizeof url, comp, sizeof comp);
+    hx_db_t *db = open_or_fail(url, comp, 1);
+    const int64_t big = (int64_t)1 << 42;
+    hx_db_val_t a[] = {HX_DB_T("it's ? a \"quote\""), HX_DB_I(big), (hx_db_val_t){.type = HX_DB_NULL}};
+    int64_t changes = -1;
+    cr_assert_eq(hx_db_exec(db, insert_sql, a, 3, &changes, err, sizeof err), 0, "%s", err);
+    cr_expect_eq(changes, 1);
+    cr_assert_eq(hx_db_exec(db, insert_sql, a, 3, &changes, err, sizeof err), 0, "%s", err);
+    cr_expect_eq(changes, 0, "the same id again: nothing inserted");
+    /* a ? inside a literal is text, not a placeholder */
+    hx_db_rows_t *r = hx_db_query(db, "SELECT id, n, body, '?' FROM notes WHERE n = ?", (hx_db_val_t[]){HX_DB_I(big)},
+                                  1, err, sizeof err);
+    cr_assert_not_null(r, "%s", err);
+    cr_assert_eq(hx_db_next(r), 1);
+    cr_expect_str_eq(hx_db_text(r, 0), "it's ? a \"quote\"");
+    cr_expect_eq(hx_db_int(r, 1), big);
+    cr_expect(hx_db_is_null(r, 2));
+    cr_expect_str_eq(hx_db_text(r, 2), "");
+    cr_expect_str_eq(hx_db_text(r, 3), "?");
+    cr_expect_eq(hx_db_next(r), 0);
+    hx_db_rows_free(&r);
+    /* an error names the store and what went wrong, and the store goes on */
+    cr_expect_eq(hx_db_exec(db, "INSERT INTO nowhere VALUES (?)", (hx_db_val_t[]){HX_DB_I(1)}, 1, NULL, err,
+                            sizeof err), -1);
+    cr_expect(strstr(err, "nowhere"), "%s", err);
+    cr_expect_eq(count(db), 1);
+    hx_db_close(&db);
+}
+
+ParameterizedTestParameters(db, only_a_committed_transaction_stays)
+{
+    return backends();
+}
+
+ParameterizedTest(backend_t *backend, db, only_a_committed_transaction_stays, .init = setup, .fini = teardown)
+{
+    char url[400], comp[64], err[1024];
+    store_for(backend->name, url, sizeof url, comp, sizeof comp);
+    hx_db_t *db = open_or_fail(url, comp, 1);
+    cr_assert_eq(hx_db_begin(db, err, sizeof err), 0, "%s", err);
+    cr_expect(hx_db_in_transaction(db));
+    for (int i = 0; i < 5; i++) {
+        char id[8];
+        snprintf(id, sizeof id, "r%d", i);
+        cr_assert_eq(hx_db_exec(db, insert_sql, (hx_db_val_t[]){HX_DB_T(id), HX_DB_I(i), HX_DB_T("x")}, 3, NULL, err,
+                                sizeof err), 0, "%s", err);
+    }
+    hx_db_rollback(db);
+    cr_expect_not(hx_db_in_transaction(db));
+    cr_expect_eq(count(db), 0, "rolled back");
+    cr_assert_eq(hx_db_begin(db, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(hx_db_exec(db, insert_sql, (hx_db_val_t[]){HX_DB_T("c"), HX_DB_I(7), HX_DB_T("x")}, 3, NULL, err,
+                            sizeof err), 0, "%s", err);
+    cr_assert_eq(hx_db_commit(db, err, sizeof err), 0, "%s", err);
+    hx_db_close(&db);
+    db = open_or_fail(url, comp, 1);
+    cr_expect_eq(count(db), 1, "committed: there after a reopen");
+    hx_db_close(&db);
+}
+
+ParameterizedTestParameters(db, programs_opening_a_new_store_together_migrate_it_once)
+{
+    return backends();
+}
+
+/* Two scheduling workers, or intake's replicas, starting at once on a new store: every one
+ * opens it, each step is applied once (a second CREATE TABLE would fail the opener). */
+ParameterizedTest(backend_t *backend, db, programs_opening_a_new_store_together_migrate_it_once, .init = setup,
+                  .fini = teardown)
+{
+    char url[400], comp[64];
+    store_for(backend->name, url, sizeof url, comp, sizeof comp);
+    enum { N = 4 };
+    pid_t kids[N];
+    for (int i = 0; i < N; i++) {
+        kids[i] = fork();
+        cr_assert_geq(kids[i], 0);
+        if (kids[i] == 0) {
+            char err[1024];
+            hx_db_t *db = hx_db_open(url, comp, steps, 3, err, sizeof err);
+            int opened = db != NULL;
+            if (!opened)
+                fprintf(stderr, "opener %d: %s\n", i, err);
+            hx_db_close(&db);
+            _exit(opened ? 0 : 1);
+        }
+    }
+    for (int i = 0; i < N; i++) {
+        int status;
+        cr_assert_eq(waitpid(kids[i], &status, 0), kids[i]);
+        cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 0, "opener %d failed", i);
+    }
+    hx_db_t *db = open_or_fail(url, comp, 3);
+    cr_expect_eq(hx_db_found_version(db), 3);
+    hx_db_close(&db);
+}
+
+/* The PostgreSQL server stopped under an open store, then started again: while it is down a
+ * transaction is refused as unavailable (not an ordinary error), and once it is back the store
+ * connects again by itself, with what was committed before. */
+Test(db_pg_restart, a_restarted_server_is_reached_again_with_what_was_committed)
+{
+    hx_pgtest_t pg;
+    char why[2048], err[1024];
+    cr_assert_eq(hx_pgtest_start(&pg, why, sizeof why), 0, "%s", why);
+    hx_db_t *db = hx_db_open(pg.url, "restart", steps, 1, err, sizeof err);
+    cr_assert_not_null(db, "%s", err);
+    cr_assert_eq(hx_db_begin(db, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(hx_db_exec(db, insert_sql, (hx_db_val_t[]){HX_DB_T("kept"), HX_DB_I(1), HX_DB_T("x")}, 3, NULL, err,
+                            sizeof err), 0, "%s", err);
+    cr_assert_eq(hx_db_commit(db, err, sizeof err), 0, "%s", err);
+
+    cr_assert_eq(hx_pgtest_stop(&pg), 0);
+    cr_expect_eq(hx_db_begin(db, err, sizeof err), HX_DB_UNAVAILABLE, "%s", err);
+    cr_expect_eq(hx_db_ping(db, err, sizeof err), -1);
+    cr_expect(strstr(err, "127.0.0.1"), "the message names where: %s", err);
+
+    cr_assert_eq(hx_pgtest_restart(&pg, why, sizeof why), 0, "%s", why);
+    cr_expect_eq(hx_db_ping(db, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(hx_db_begin(db, err, sizeof err), 0, "%s", err);
+    cr_expect_eq(count(db), 1);
+    hx_db_rollback(db);
+    hx_db_close(&db);
+    hx_pgtest_destroy(&pg);
+}
