@@ -40,6 +40,7 @@ typedef struct {
 typedef struct unconfirmed {
     uint8_t req[HX_ID_LEN];
     hx_buf_t frame;
+    bool post;                  /* a SUBMIT (hx_worker_post): kept across sessions, unlike an answer */
     uint64_t resend_at;         /* 0: waiting for the answer */
     uint32_t delay;
     struct unconfirmed *prev, *next;
@@ -202,8 +203,22 @@ static void unconfirmed_free(hx_worker_t *w, unconfirmed_t *u)
 
 static void unconfirmed_clear(hx_worker_t *w)
 {
-    while (w->unconfirmed)                      /* a new session: the broker redelivers instead */
+    while (w->unconfirmed)
         unconfirmed_free(w, w->unconfirmed);
+}
+
+/* The session is gone: its answers go (the broker gives their messages back and delivers them
+ * again), its posts stay and go again, in order, once a new session is welcomed (their ids make
+ * a second copy of one the broker did take harmless). */
+static void unconfirmed_new_session(hx_worker_t *w, uint64_t now)
+{
+    unconfirmed_t *u, *tmp;
+    DL_FOREACH_SAFE(w->unconfirmed, u, tmp) {
+        if (!u->post)
+            unconfirmed_free(w, u);
+        else
+            u->resend_at = now ? now : 1;
+    }
 }
 
 static unconfirmed_t *unconfirmed_find(hx_worker_t *w, const ProtobufCBinaryData *corr)
@@ -219,7 +234,7 @@ static void unconfirmed_resend(hx_worker_t *w, uint64_t now)
 {
     unconfirmed_t *u;
     DL_FOREACH(w->unconfirmed, u) {
-        if (!u->resend_at || u->resend_at > now || !w->conn)
+        if (!u->resend_at || u->resend_at > now || !w->conn || !w->welcomed)
             continue;
         if (zmq_send(w->conn->sock, u->frame.data, u->frame.len, ZMQ_DONTWAIT) < 0)
             break;                              /* the queue is full again: the rest wait, in order */
@@ -248,12 +263,13 @@ int hx_outbox_get(const hx_outbox_t *o, size_t i, hx_addr_kind_t *kind, const ch
 
 /* Keeps frame until the broker confirms req; resend_at: 0 when it was sent, else when to send
  * it (it was not). -1 when out of memory. */
-static int track(hx_worker_t *w, const uint8_t req[HX_ID_LEN], const hx_buf_t *frame, uint64_t resend_at)
+static int track(hx_worker_t *w, const uint8_t req[HX_ID_LEN], const hx_buf_t *frame, uint64_t resend_at, bool post)
 {
     unconfirmed_t *u = calloc(1, sizeof *u);
     if (u && hx_buf_append(&u->frame, frame->data, frame->len) == 0) {
         memcpy(u->req, req, HX_ID_LEN);
         u->resend_at = resend_at;
+        u->post = post;
         DL_APPEND(w->unconfirmed, u);
         return 0;
     }
@@ -283,14 +299,14 @@ int hx_worker_post(hx_worker_t *w, const uint8_t id[HX_ID_LEN], hx_addr_kind_t k
         return HX_EIO;
     /* Behind posts still waiting, or into a full queue: it waits its turn (unconfirmed_resend). */
     const unconfirmed_t *last = w->unconfirmed ? w->unconfirmed->prev : NULL;
-    const bool waiting = last && last->resend_at != 0;
+    const bool waiting = (last && last->resend_at != 0) || !w->welcomed;
     if (!waiting && zmq_send(w->conn->sock, w->buf.data, w->buf.len, ZMQ_DONTWAIT) >= 0) {
         w->last_send = uv_now(&w->loop);
-        return track(w, id, &w->buf, 0) == 0 ? 0 : HX_ENOMEM;
+        return track(w, id, &w->buf, 0, true) == 0 ? 0 : HX_ENOMEM;
     }
     if (!waiting && zmq_errno() != EAGAIN)
         return HX_EIO;
-    return track(w, id, &w->buf, uv_now(&w->loop)) == 0 ? 0 : HX_ENOMEM;
+    return track(w, id, &w->buf, uv_now(&w->loop) ? uv_now(&w->loop) : 1, true) == 0 ? 0 : HX_ENOMEM;
 }
 
 /* The ACK of a->input with its outputs (msgs, n), or its NACK with why (ack false), packed into
@@ -346,9 +362,9 @@ static void send_answer(hx_worker_t *w, answer_t *a)
     hx_metric_add(a->ok ? w->m_ok : w->m_failed, 1);
     if (a->frame.len && w->conn && zmq_send(w->conn->sock, a->frame.data, a->frame.len, ZMQ_DONTWAIT) >= 0) {
         w->last_send = uv_now(&w->loop);
-        track(w, a->req, &a->frame, 0);
+        track(w, a->req, &a->frame, 0, false);
     } else if (!a->frame.len || !w->conn || zmq_errno() != EAGAIN ||
-               track(w, a->req, &a->frame, uv_now(&w->loop)) != 0) {   /* a full queue: it waits its turn */
+               track(w, a->req, &a->frame, uv_now(&w->loop), false) != 0) {   /* a full queue: it waits its turn */
         hx_warn("could not send the %s of %s; the broker will redeliver it", a->ok ? "ack" : "nack", hex);
     }
 }
@@ -532,9 +548,20 @@ static void on_message(hx_zuv_t *z, zmq_msg_t *parts, size_t n, void *arg)
     case HANDOFF__KIND__KIND_ERROR: {
         unconfirmed_t *u = unconfirmed_find(w, &env->correlation_id);
         if (env->error_code == HANDOFF__ERROR_CODE__ERR_NOT_READY) {
+            /* the session is gone (the broker expired it while this loop was busy): one HELLO,
+             * for the first refusal only. Every ack, heartbeat and post in flight comes back
+             * refused; a HELLO for each started a new session each, every one giving back what
+             * the one before had just been handed (1,300 sessions in 2 s after a 3 s stall). A
+             * HELLO lost with its connection is sent again by on_timer after a liveness window. */
+            bool was = w->welcomed;
             w->welcomed = false;
-            unconfirmed_clear(w);
-            if (!w->store_down)
+            if (u && u->post)
+                u->resend_at = w->last_recv ? w->last_recv : 1;     /* again in the next session */
+            else if (u)
+                unconfirmed_free(w, u);
+            if (was)
+                unconfirmed_new_session(w, w->last_recv);
+            if (was && !w->store_down)
                 send_hello(w);
         } else if (u && (env->error_code == HANDOFF__ERROR_CODE__ERR_UNAVAILABLE ||
                          env->error_code == HANDOFF__ERROR_CODE__ERR_BUSY)) {
@@ -551,7 +578,7 @@ static void on_message(hx_zuv_t *z, zmq_msg_t *parts, size_t n, void *arg)
     case HANDOFF__KIND__KIND_BYE:
         hx_warn("broker said bye; waiting for it to return");
         w->welcomed = false;
-        unconfirmed_clear(w);
+        unconfirmed_new_session(w, w->last_recv);
         break;
     default:
         break;
@@ -669,7 +696,7 @@ static void on_timer(uv_timer_t *t)
             hx_warn("broker silent for %llu ms; reconnecting", (unsigned long long)(now - w->last_recv));
         hx_metric_add(w->m_reconnects, 1);
         conn_close(w);
-        unconfirmed_clear(w);
+        unconfirmed_new_session(w, now);
         conn_open(w);
         return;
     }

@@ -79,8 +79,10 @@ size_t hx_booking_on_hold(hx_booking_t *b, char (*ids)[32], size_t cap);
  * the list longer than their priority's bound). At most cap. */
 size_t hx_booking_to_retry(hx_booking_t *b, char (*ids)[32], size_t cap);
 
-/* How many referrals wait on hold, by priority (index: Handoff__Priority, 0 = unspecified,
- * 1 routine .. 4 stat). 0, or -1 when the database failed. */
+/* How many handoffs wait on the wait list, by priority (index: Handoff__Priority, 0 =
+ * unspecified, 1 routine .. 4 stat): a collaborative referral waiting for both disciplines
+ * counts twice. From counts kept as the list changes: no reading of the list. 0, or -1 when
+ * the database failed. */
 int hx_booking_waiting(hx_booking_t *b, uint64_t by_priority[5]);
 
 #endif

@@ -137,7 +137,7 @@ typedef struct {
     hx_metric_t *outcomes[16];
     hx_metric_t *escalated;         /* handoff_scheduling_escalated_total */
     hx_metric_t *stats;             /* handoff_scheduling_stats_requests_total */
-    hx_metric_t *waiting[5];        /* handoff_scheduling_waitlist_referrals, by priority */
+    hx_metric_t *waiting[5];        /* handoff_scheduling_waitlist_handoffs, by priority */
     uint64_t retry_ms;              /* --retry-minutes */
 } sched_t;
 
@@ -227,7 +227,8 @@ static int metrics_init(sched_t *s, hx_metrics_t *m)
         "Referrals escalated: on the wait list (on hold) longer than their priority's bound (stat 1 day, asap 3, "
         "urgent 7, routine --routine-days); each once, the referrer told. A redelivered message counts again.";
     static const char wait_help[] =
-        "Referrals on hold on the wait list, by priority, as of the last retry tick (--retry-minutes).";
+        "Handoffs on the wait list (a referral waiting for two disciplines counts twice), by priority, as of the "
+        "last retry tick (--retry-minutes).";
     static const char *const prio[5] = {"unspecified", "routine", "urgent", "asap", "stat"};
     if (!(s->escalated = hx_metrics_counter(m, "handoff_scheduling_escalated_total", esc_help, NULL, NULL)))
         return -1;
@@ -236,7 +237,7 @@ static int metrics_init(sched_t *s, hx_metrics_t *m)
     if (!(s->stats = hx_metrics_counter(m, "handoff_scheduling_stats_requests_total", stats_help, NULL, NULL)))
         return -1;
     for (int i = 1; i < 5; i++)
-        if (!(s->waiting[i] = hx_metrics_gauge(m, "handoff_scheduling_waitlist_referrals", wait_help, "priority",
+        if (!(s->waiting[i] = hx_metrics_gauge(m, "handoff_scheduling_waitlist_handoffs", wait_help, "priority",
                                                prio[i])))
             return -1;
     return 0;

@@ -16,6 +16,9 @@
  *   worker_posts_thousands_at_once_none_dropped
  *                         5,000 posts at once (a retry tick with a long wait list) fill the
  *                         worker's send queue; each still arrives, once and in order
+ *   a_worker_back_from_a_long_tick_keeps_its_posts_and_says_hello_once
+ *                         a tick that holds the loop past the liveness window: the session is
+ *                         gone, its posts go again in the next one (once each), one HELLO
  *   disk_full_then_space_returns, fsync_failure_refuses_until_restart
  *                         write faults injected with --test-faults
  *   cli_dlq               `handoff dlq ...` and `handoff health`: output and exit codes
@@ -1716,4 +1719,71 @@ Test(durability, audit_rotates_under_a_burst_and_verifies)
     free(whole);
     cr_assert_eq(net_cli(&net, "northpoint", out, sizeof out, verify), 1, "edited: %s", out);
     cr_expect(strstr(out, old) && strstr(out, "edited"), "the edited file named: %s", out);
+}
+
+/* Lines of the broker's log that contain text. */
+static size_t broker_log_count(const char *text)
+{
+    char path[600];
+    snprintf(path, sizeof path, "%s/broker.log", net.dir);
+    FILE *f = fopen(path, "r");
+    size_t n = 0;
+    char line[1024];
+    while (f && fgets(line, sizeof line, f))
+        n += strstr(line, text) != NULL;
+    if (f)
+        fclose(f);
+    return n;
+}
+
+/* The held worker's log says text at least twice (serving again: a second session). */
+static bool worker_log_twice(void *arg)
+{
+    char path[600];
+    snprintf(path, sizeof path, "%s/stalled.log", net.dir);
+    FILE *f = fopen(path, "r");
+    size_t n = 0;
+    char line[1024];
+    while (f && fgets(line, sizeof line, f))
+        n += strstr(line, (const char *)arg) != NULL;
+    if (f)
+        fclose(f);
+    return n >= 2;
+}
+
+/* A worker whose loop is held past the liveness window (a long tick: scheduling's, counting a
+ * wait list of 300,000) finds its session gone: the broker expired it, and the posts the tick
+ * made went out on it. The posts are kept and go again in the new session, each arriving once
+ * (they were dropped with the session), and the worker says HELLO once, not once per refused
+ * request: each HELLO is a new session that gives back what the last one was just handed
+ * (scheduling opened 1,300 sessions in 2 s after a 4 s tick). */
+Test(durability, a_worker_back_from_a_long_tick_keeps_its_posts_and_says_hello_once)
+{
+    const char *extra[] = {"--heartbeat-ms", "200", NULL};
+    start_broker(extra);
+    enum { N = 3000 };
+    const char *argv[] = {net_bin("tests/hx-test-worker"), "--broker", net.endpoint, "--service", "stalled", "--to",
+                          "posts", "--post", "3000", "--stall-ms", "2000", NULL};
+    net_spawn(&net, "stalled", argv);
+    posts_t p = {.c = net_session(&net, HX_ROLE_CLINIC, "posts"), .want = N, .seen = calloc(N, 1)};
+    cr_assert_not_null(p.seen);
+    cr_assert(net_wait(posts_arrived, &p, 120000), "%u of %d posts arrived (see %s/stalled.log)", p.n, N, net.dir);
+    cr_assert(net_wait(worker_log_twice, "serving stalled", WAIT_MS), "the held worker kept its session (see %s)",
+              net.dir);
+    p.want = N + 1;                             /* one more fetch: nothing else comes */
+    posts_arrived(&p);
+    unsigned twice = 0, missing = 0;
+    for (unsigned i = 0; i < N; i++) {
+        twice += p.seen[i] > 1;
+        missing += p.seen[i] == 0;
+    }
+    cr_expect_eq(missing, 0);
+    cr_expect_eq(twice, 0);
+    cr_expect_eq(p.bad, 0);
+    /* one HELLO back (and one more per liveness window while it waits for WELCOME, on a slow
+     * machine) */
+    size_t again = broker_log_count("worker stalled left (said hello again)");
+    cr_expect_lt(again, 8, "%zu sessions replaced by another HELLO after the tick (see %s)", again, net.dir);
+    free(p.seen);
+    hx_client_destroy(&p.c);
 }

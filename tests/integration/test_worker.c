@@ -11,7 +11,9 @@
  *   --fail-commits N   the first N commits fail (their bursts must be nacked, outputs unsent)
  *   --poison TEXT      a message whose payload is TEXT is nacked ("poison (test)")
  *   --post N           once serving, post N messages at once to mailbox --to (hx_worker_post),
- *                      payloads "post=0" .. "post=N-1", ids 'P' then the index (big-endian) */
+ *                      payloads "post=0" .. "post=N-1", ids 'P' then the index (big-endian)
+ *   --stall-ms M       with --post: the loop busy for M ms first (a long tick), so that the
+ *                      posts may go out after the broker expired the session */
 #include "hx_log.h"
 #include "hx_worker.h"
 
@@ -28,15 +30,22 @@ typedef struct {
     FILE *log, *batch_log;
     int fail_commits;
     unsigned post;          /* --post: how many, posted on the first tick */
+    unsigned stall_ms;      /* --stall-ms: the tick's loop held that long before posting */
+    unsigned ticks;
     bool posted;
 } opts_t;
 
 static void post_all(hx_worker_t *w, void *arg)
 {
     opts_t *o = arg;
-    if (o->posted)
+    if (o->posted || (o->stall_ms && ++o->ticks < 10))   /* a stall: once surely serving */
         return;
     o->posted = true;
+    struct timespec t0, t;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    do                              /* the loop held, as by a long computation */
+        clock_gettime(CLOCK_MONOTONIC, &t);
+    while ((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000 < (long)o->stall_ms);
     for (unsigned i = 0; i < o->post; i++) {
         uint8_t id[HX_ID_LEN] = {'P'};
         for (int k = 0; k < 4; k++)
@@ -142,6 +151,7 @@ int main(int argc, char **argv)
                                          {"fail-commits", required_argument, NULL, 'F'},
                                          {"poison", required_argument, NULL, 'p'},
                                          {"post", required_argument, NULL, 'P'},
+                                         {"stall-ms", required_argument, NULL, 'S'},
                                          {NULL, 0, NULL, 0}};
     opts_t o = {.mode = "echo", .to = "sink"};
     const char *log = NULL, *batch_log = NULL;
@@ -160,13 +170,14 @@ int main(int argc, char **argv)
         case 'F': o.fail_commits = atoi(optarg); break;
         case 'p': o.poison = optarg; break;
         case 'P': o.post = (unsigned)atoi(optarg); break;
+        case 'S': o.stall_ms = (unsigned)atoi(optarg); break;
         default: return 2;
         }
     }
     int known = !strcmp(o.mode, "echo") || !strcmp(o.mode, "hold") || !strcmp(o.mode, "fail");
     if (!wo.endpoint || !known || (strcmp(o.mode, "hold") == 0 && !o.marker)) {
         fprintf(stderr, "usage: hx-test-worker --broker E [--service S] [--mode echo|fail|hold --marker F] [--to M]"
-                        " [--credit N] [--log FILE] [--batch-log FILE [--fail-commits N]] [--poison TEXT] [--post N]\n");
+                        " [--credit N] [--log FILE] [--batch-log FILE [--fail-commits N]] [--poison TEXT] [--post N [--stall-ms M]]\n");
         return 2;
     }
     if (log && !(o.log = fopen(log, "a"))) {
