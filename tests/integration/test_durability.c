@@ -1721,11 +1721,11 @@ Test(durability, audit_rotates_under_a_burst_and_verifies)
     cr_expect(strstr(out, old) && strstr(out, "edited"), "the edited file named: %s", out);
 }
 
-/* Lines of the broker's log that contain text. */
-static size_t broker_log_count(const char *text)
+/* Lines of dir/<name>.log that contain text. */
+static size_t log_count(const char *name, const char *text)
 {
     char path[600];
-    snprintf(path, sizeof path, "%s/broker.log", net.dir);
+    snprintf(path, sizeof path, "%s/%s.log", net.dir, name);
     FILE *f = fopen(path, "r");
     size_t n = 0;
     char line[1024];
@@ -1736,19 +1736,11 @@ static size_t broker_log_count(const char *text)
     return n;
 }
 
-/* The held worker's log says text at least twice (serving again: a second session). */
-static bool worker_log_twice(void *arg)
+/* The held worker serves again: "serving stalled" twice in its log (a second session). */
+static bool serving_again(void *arg)
 {
-    char path[600];
-    snprintf(path, sizeof path, "%s/stalled.log", net.dir);
-    FILE *f = fopen(path, "r");
-    size_t n = 0;
-    char line[1024];
-    while (f && fgets(line, sizeof line, f))
-        n += strstr(line, (const char *)arg) != NULL;
-    if (f)
-        fclose(f);
-    return n >= 2;
+    (void)arg;
+    return log_count("stalled", "serving stalled") >= 2;
 }
 
 /* A worker whose loop is held past the liveness window (a long tick: scheduling's, counting a
@@ -1768,8 +1760,7 @@ Test(durability, a_worker_back_from_a_long_tick_keeps_its_posts_and_says_hello_o
     posts_t p = {.c = net_session(&net, HX_ROLE_CLINIC, "posts"), .want = N, .seen = calloc(N, 1)};
     cr_assert_not_null(p.seen);
     cr_assert(net_wait(posts_arrived, &p, 120000), "%u of %d posts arrived (see %s/stalled.log)", p.n, N, net.dir);
-    cr_assert(net_wait(worker_log_twice, "serving stalled", WAIT_MS), "the held worker kept its session (see %s)",
-              net.dir);
+    cr_assert(net_wait(serving_again, NULL, WAIT_MS), "the held worker kept its session (see %s)", net.dir);
     p.want = N + 1;                             /* one more fetch: nothing else comes */
     posts_arrived(&p);
     unsigned twice = 0, missing = 0;
@@ -1782,7 +1773,7 @@ Test(durability, a_worker_back_from_a_long_tick_keeps_its_posts_and_says_hello_o
     cr_expect_eq(p.bad, 0);
     /* one HELLO back (and one more per liveness window while it waits for WELCOME, on a slow
      * machine) */
-    size_t again = broker_log_count("worker stalled left (said hello again)");
+    size_t again = log_count("broker", "worker stalled left (said hello again)");
     cr_expect_lt(again, 8, "%zu sessions replaced by another HELLO after the tick (see %s)", again, net.dir);
     free(p.seen);
     hx_client_destroy(&p.c);

@@ -69,7 +69,8 @@ void hx_worker_on_reload(hx_worker_t *w, void (*fn)(hx_worker_t *w, void *arg), 
 void hx_worker_every(hx_worker_t *w, uint64_t period_ms, void (*fn)(hx_worker_t *w, void *arg), void *arg);
 /* Submits one message outside a handler (e.g. work a reload made possible). id makes it
  * exact: posting the same id again stores nothing new. Sent again after a pause while the
- * broker cannot store it. */
+ * broker cannot store it, and in the next session when this one is lost before the broker
+ * confirmed it (posted while no session is welcomed, it waits for one). */
 int hx_worker_post(hx_worker_t *w, const uint8_t id[HX_ID_LEN], hx_addr_kind_t kind, const char *to,
                    const char *type, const void *payload, size_t len);
 /* Serves until SIGINT/SIGTERM or hx_worker_stop. Returns 0 on a clean stop. */
