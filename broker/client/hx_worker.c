@@ -369,8 +369,6 @@ static void send_answer(hx_worker_t *w, answer_t *a)
     }
 }
 
-/* The burst: every message delivered since the last one, handled in one transaction when the
- * service gave one (hx_worker_set_batch), then every answer sent. */
 /* The store cannot be reached: the burst goes back to the broker with the session (BYE: no
  * failed delivery), and nothing is taken until the probe says the store is back (on_timer). */
 static void store_pause(hx_worker_t *w, size_t n, const char *why)
@@ -418,6 +416,8 @@ static void store_probe(hx_worker_t *w, uint64_t now)
     send_hello(w);
 }
 
+/* The burst: every message delivered since the last one, handled in one transaction when the
+ * service gave one (hx_worker_set_batch), then every answer sent. */
 static void handle_pending(hx_worker_t *w)
 {
     size_t total = 0;
