@@ -81,9 +81,8 @@ static int record(intake_t *t, const char *rid, const char *clinic, const char *
     return rc;
 }
 
-static int handle(void *arg, const hx_msg_t *in, hx_outbox_t *out, char *err, size_t errcap)
+static int handle_one(intake_t *t, const hx_msg_t *in, hx_outbox_t *out, char *err, size_t errcap)
 {
-    intake_t *t = arg;
     char rid[HX_REFERRAL_ID_LEN + 1];
     char hex[2 * HX_ID_LEN + 1];
     hx_id_hex(in->id, hex);
@@ -154,8 +153,23 @@ static int handle(void *arg, const hx_msg_t *in, hx_outbox_t *out, char *err, si
 }
 
 /* A delivered burst's referrals recorded in one transaction (hx_worker_batch_t): one commit
- * for the burst. A referral whose outputs cannot be built is nacked; its row (INSERT OR
- * IGNORE, the same when it comes again) may stay. */
+ * for the burst, a savepoint per referral. One that fails (its row refused, its outputs not
+ * built) is nacked and its row undone; the others' stay (on PostgreSQL a failed statement
+ * would otherwise doom the whole transaction). */
+static int handle(void *arg, const hx_msg_t *in, hx_outbox_t *out, char *err, size_t errcap)
+{
+    intake_t *t = arg;
+    if (hx_db_savepoint(t->db, err, errcap) != 0)
+        return -1;
+    int rc = handle_one(t, in, out, err, errcap);
+    char why[256];
+    if (rc != 0 && hx_db_rollback_to(t->db, why, sizeof why) != 0)
+        hx_error("intake: %s", why);    /* the commit then fails too, and the burst is nacked */
+    if (rc == 0 && hx_db_release(t->db, err, errcap) != 0)
+        rc = -1;
+    return rc;
+}
+
 /* PostgreSQL unreachable: the worker gives the burst back and waits for batch_probe. */
 static int batch_begin(void *arg, char *err, size_t errcap)
 {

@@ -143,8 +143,26 @@ static int pg_connect(hx_db_t *db, char *err, size_t cap)
     /* each component in a schema of its own: intake's and scheduling's tables may share a
      * database without sharing names (both have a referrals table) */
     char sql[200];
-    snprintf(sql, sizeof sql, "CREATE SCHEMA IF NOT EXISTS %s; SET search_path TO %s", db->schema, db->schema);
-    PGresult *res = PQexec(db->pg, sql);
+    snprintf(sql, sizeof sql, "CREATE SCHEMA IF NOT EXISTS %s", db->schema);
+    PGresult *res = NULL;
+    for (int attempt = 0;; attempt++) {
+        PQclear(res);
+        res = PQexec(db->pg, sql);
+        if (res && PQresultStatus(res) == PGRES_COMMAND_OK)
+            break;
+        /* IF NOT EXISTS does not cover a twin creating it at the same moment: one of the two
+         * fails on the catalog's unique index (23505) or as a duplicate schema (42P06). Then
+         * it exists, which is all that was asked; the next try sees it. */
+        const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+        if (attempt < 3 && state && (!strcmp(state, "23505") || !strcmp(state, "42P06")))
+            continue;
+        pg_error(db, res, "schema", err, cap);
+        PQclear(res);
+        return -1;
+    }
+    PQclear(res);
+    snprintf(sql, sizeof sql, "SET search_path TO %s", db->schema);
+    res = PQexec(db->pg, sql);
     int rc = res && PQresultStatus(res) == PGRES_COMMAND_OK ? 0 : -1;
     if (rc)
         pg_error(db, res, "schema", err, cap);
@@ -312,8 +330,11 @@ static int script(hx_db_t *db, const char *sql, char *err, size_t cap)
     PGresult *res = PQexec(db->pg, sql);
     ExecStatusType s = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
     int rc = s == PGRES_COMMAND_OK || s == PGRES_TUPLES_OK ? 0 : -1;
-    if (rc)
-        pg_error(db, res, "schema", err, cap);
+    if (rc) {
+        char what[48];              /* the statement's opening words name it */
+        snprintf(what, sizeof what, "%.*s", (int)strcspn(sql, "(\n"), sql);
+        pg_error(db, res, what, err, cap);
+    }
     PQclear(res);
     return rc;
 }
@@ -476,11 +497,46 @@ int hx_db_ping(hx_db_t *db, char *err, size_t cap)
 
 int hx_db_commit(hx_db_t *db, char *err, size_t cap)
 {
-    int rc = script(db, "COMMIT", err, cap);
+    int rc;
+    if (db->kind == HX_DB_SQLITE) {
+        rc = script(db, "COMMIT", err, cap);
+    } else {
+        /* PostgreSQL answers COMMIT of a transaction an error aborted with success and the tag
+         * ROLLBACK: nothing of it was kept, and the caller must hear so */
+        PGresult *res = PQexec(db->pg, "COMMIT");
+        rc = res && PQresultStatus(res) == PGRES_COMMAND_OK ? 0 : -1;
+        if (rc)
+            pg_error(db, res, "commit", err, cap);
+        else if (strcmp(PQcmdStatus(res), "COMMIT") != 0) {
+            snprintf(err, cap, "%s: commit: the transaction was rolled back: a statement in it had failed",
+                     db->where);
+            rc = -1;
+        }
+        PQclear(res);
+    }
     if (rc != 0)
         hx_db_rollback(db);
     db->in_txn = false;
     return rc;
+}
+
+/* One savepoint at a time (a message inside a burst's transaction): enough for every caller,
+ * and a fixed name keeps the statements prepared. */
+int hx_db_savepoint(hx_db_t *db, char *err, size_t cap)
+{
+    return script(db, "SAVEPOINT hx_one", err, cap);
+}
+
+int hx_db_release(hx_db_t *db, char *err, size_t cap)
+{
+    return script(db, "RELEASE SAVEPOINT hx_one", err, cap);
+}
+
+int hx_db_rollback_to(hx_db_t *db, char *err, size_t cap)
+{
+    /* SQLite's ROLLBACK TO keeps the savepoint; PostgreSQL's too: both released after */
+    int rc = script(db, "ROLLBACK TO SAVEPOINT hx_one", err, cap);
+    return rc ? rc : script(db, "RELEASE SAVEPOINT hx_one", err, cap);
 }
 
 void hx_db_rollback(hx_db_t *db)

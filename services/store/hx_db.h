@@ -84,6 +84,12 @@ int hx_db_commit(hx_db_t *db, char *err, size_t cap);
  * was lost, whatever the backoff): 0, or -1 with err. Outside a transaction. */
 int hx_db_ping(hx_db_t *db, char *err, size_t cap);
 void hx_db_rollback(hx_db_t *db);
+/* Inside a transaction: a savepoint (one at a time), then either released (its work stays in
+ * the transaction) or rolled back to (its work undone, the transaction usable again: on
+ * PostgreSQL a failed statement otherwise dooms the whole transaction, and its COMMIT fails). */
+int hx_db_savepoint(hx_db_t *db, char *err, size_t cap);
+int hx_db_release(hx_db_t *db, char *err, size_t cap);
+int hx_db_rollback_to(hx_db_t *db, char *err, size_t cap);
 bool hx_db_in_transaction(const hx_db_t *db);
 
 /* Runs one statement with args (n of them, for its `?` in order). *changes (may be NULL): rows

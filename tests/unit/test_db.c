@@ -269,6 +269,61 @@ ParameterizedTest(backend_t *backend, db, only_a_committed_transaction_stays, .i
     hx_db_close(&db);
 }
 
+ParameterizedTestParameters(db, a_failed_statement_undone_to_its_savepoint_leaves_the_rest)
+{
+    return backends();
+}
+
+static int insert_plain(hx_db_t *db, const char *id, char *err, size_t cap)
+{
+    /* no ON CONFLICT: a second id fails (a message whose work the store refuses) */
+    return hx_db_exec(db, "INSERT INTO notes(id, n, body) VALUES (?, 1, 'x')", (hx_db_val_t[]){HX_DB_T(id)}, 1, NULL,
+                      err, cap);
+}
+
+/* A burst of messages in one transaction, one of which the store refuses: with a savepoint per
+ * message the others are committed; without, the commit never says "done" for work that was
+ * not kept (PostgreSQL rolls the whole transaction back: its COMMIT must fail). */
+ParameterizedTest(backend_t *backend, db, a_failed_statement_undone_to_its_savepoint_leaves_the_rest, .init = setup,
+                  .fini = teardown)
+{
+    char url[400], comp[64], err[1024];
+    store_for(backend->name, url, sizeof url, comp, sizeof comp);
+    hx_db_t *db = open_or_fail(url, comp, 1);
+    const char *ids[] = {"m1", "m2", "m1", "m3"};   /* the third is refused: m1 is there */
+    cr_assert_eq(hx_db_begin(db, err, sizeof err), 0, "%s", err);
+    int refused = 0;
+    for (int i = 0; i < 4; i++) {
+        cr_assert_eq(hx_db_savepoint(db, err, sizeof err), 0, "%s", err);
+        if (insert_plain(db, ids[i], err, sizeof err) == 0) {
+            cr_assert_eq(hx_db_release(db, err, sizeof err), 0, "%s", err);
+        } else {
+            refused++;
+            cr_expect(strstr(err, "notes") || strstr(err, "UNIQUE") || strstr(err, "unique"), "%s", err);
+            cr_assert_eq(hx_db_rollback_to(db, err, sizeof err), 0, "%s", err);
+        }
+    }
+    cr_expect_eq(refused, 1);
+    cr_assert_eq(hx_db_commit(db, err, sizeof err), 0, "%s", err);
+    cr_expect_eq(count(db), 3, "m1, m2 and m3 kept");
+
+    /* the same without savepoints: whatever the backend does, "committed" means kept */
+    cr_assert_eq(hx_db_begin(db, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(insert_plain(db, "m4", err, sizeof err), 0, "%s", err);
+    cr_expect_neq(insert_plain(db, "m2", err, sizeof err), 0);
+    int rc = hx_db_commit(db, err, sizeof err);
+    int64_t after = count(db);
+    if (rc == 0)
+        cr_expect_eq(after, 4, "commit said done: m4 must be there");
+    else
+        cr_expect(after == 3 && strstr(err, "rolled back"), "commit failed (%s): nothing of it kept (%lld rows)", err,
+                  (long long)after);
+    if (strcmp(backend->name, "postgres") == 0)
+        cr_expect_neq(rc, 0, "PostgreSQL aborts the transaction at the failed statement");
+    cr_expect_not(hx_db_in_transaction(db));
+    hx_db_close(&db);
+}
+
 ParameterizedTestParameters(db, programs_opening_a_new_store_together_migrate_it_once)
 {
     return backends();
@@ -281,7 +336,7 @@ ParameterizedTest(backend_t *backend, db, programs_opening_a_new_store_together_
 {
     char url[400], comp[64];
     store_for(backend->name, url, sizeof url, comp, sizeof comp);
-    enum { N = 4 };
+    enum { N = 6 };
     pid_t kids[N];
     for (int i = 0; i < N; i++) {
         kids[i] = fork();
