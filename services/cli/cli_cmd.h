@@ -103,6 +103,8 @@ int cmd_audit(cli_t *c, int argc, char **argv);
 /* admin backup OUT ... | admin restore BUNDLE ...: argv[0] is "admin"; its own options, no
  * settings and no session (cli_cmd_backup.c) */
 int cmd_admin(int argc, char **argv);
+/* admin migrate (cli_cmd_migrate.c): argv[0] is "migrate". */
+int cmd_migrate(int argc, char **argv);
 /* play STORY [FROM[-TO]]: a collaborative referral's story, as each clinic in it (cli_cmd_play.c) */
 int cmd_play(cli_t *c, int argc, char **argv);
 

@@ -1140,6 +1140,8 @@ int cmd_admin(int argc, char **argv)
         {"list", no_argument, NULL, A_LIST},             {"data-key", required_argument, NULL, A_DATA_KEY},
         {"help", no_argument, NULL, A_HELP},             {NULL, 0, NULL, 0}};
     const char *sub = argc > 1 && argv[1][0] != '-' ? argv[1] : NULL;
+    if (sub && strcmp(sub, "migrate") == 0)
+        return cmd_migrate(argc - 1, argv + 1);
     if (!sub || (strcmp(sub, "backup") != 0 && strcmp(sub, "restore") != 0)) {
         bool help = argc > 1 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"));
         fputs(cli_command_help("admin"), help ? stdout : stderr);

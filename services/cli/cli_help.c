@@ -64,6 +64,8 @@ static const char USAGE[] =
     "                        files into one encrypted bundle, while everything keeps serving\n"
     "  admin restore BUNDLE --into DIR\n"
     "                        check a bundle and restore it into a new directory (--list: show it)\n"
+    "  admin migrate --from sqlite:DIR --to postgresql://...\n"
+    "                        intake's and scheduling's SQLite stores copied into PostgreSQL\n"
     "\n"
     "other commands:\n"
     "  config                the settings in effect and where each one comes from\n"
@@ -505,6 +507,8 @@ static const page_t PAGES[] = {
      "                               [--db-dir DIR]... --key FILE\n"
      "       handoff admin restore BUNDLE --key FILE --into DIR [--data-key FILE]\n"
      "       handoff admin restore --list BUNDLE --key FILE\n"
+     "       handoff admin migrate --from sqlite:DIR|sqlite:FILE --to postgresql://USER@HOST:PORT/DB\n"
+     "                             [--component intake|scheduling] [--quiet]\n"
      "\n"
      "backup: an online backup, taken on the host (or in a container) that sees the data files\n"
      "while the broker and the services keep serving; nothing needs to stop. In this order:\n"
@@ -536,6 +540,15 @@ static const page_t PAGES[] = {
      "A wrong key, a truncated bundle or an altered byte: exit 1 with what is wrong and where;\n"
      "nothing is left behind.\n"
      "\n"
+     "migrate: moves the services' state from SQLite to PostgreSQL (docs/OPERATIONS.md). Stop\n"
+     "intake and scheduling first. --from sqlite:DIR takes DIR/intake.db and DIR/scheduling.db\n"
+     "(either may be missing); sqlite:FILE one store (its component from its name, or\n"
+     "--component). Each is copied table by table in one transaction into its own schema of the\n"
+     "--to database, made by this version's schema steps; a store of another version is refused\n"
+     "(start this version's program on it once first), and so is a target that holds rows already.\n"
+     "Sealed values are copied as they are: start the services with the same --data-key. Prints\n"
+     "the rows of each table; on any error nothing of that component is written.\n"
+     "\n"
      "examples:\n"
      "  handoff admin backup /backup/handoff-$(date -u +%Y%m%dT%H%M%SZ).hxb \\\n"
      "    --broker-data /var/lib/handoff/data --audit /var/lib/handoff/data/audit.jsonl \\\n"
@@ -543,7 +556,9 @@ static const page_t PAGES[] = {
      "    --db /var/lib/handoff/intake/intake.db --key /etc/handoff/backup.key\n"
      "  handoff admin restore --list /backup/handoff-20261128T020000Z.hxb --key /etc/handoff/backup.key\n"
      "  handoff admin restore /backup/handoff-20261128T020000Z.hxb --key /etc/handoff/backup.key \\\n"
-     "    --into /var/lib/handoff-restored\n"},
+     "    --into /var/lib/handoff-restored\n"
+     "  handoff admin migrate --from sqlite:/var/lib/handoff/services \\\n"
+     "    --to postgresql://handoff@db.internal:5432/handoff\n"},
 };
 
 const cli_flag_t CLI_FLAGS[CLI_OPT_COUNT] = {

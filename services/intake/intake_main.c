@@ -2,6 +2,7 @@
  * passes it to triage; an invalid one goes back to the referrer as rejected, with every
  * bad field named. */
 #include "hx_db.h"
+#include "intake_store.h"
 #include "hx_errors.h"
 #include "hx_intake.h"
 #include "hx_log.h"
@@ -54,16 +55,6 @@ typedef struct {
 static const char referrals_help[] =
     "Referrals intake handled, by outcome: accepted (sent on to triage), rejected (back to the referrer "
     "with the bad fields), ignored (not a referral from a clinic). A redelivered message counts again.";
-
-/* The intake record's schema, one step per version, each dialect's DDL. */
-static const hx_db_step_t schema[] = {
-    {.sqlite = "CREATE TABLE IF NOT EXISTS referrals ("
-               "  referral_id TEXT PRIMARY KEY, clinic TEXT NOT NULL, ref TEXT NOT NULL,"
-               "  outcome TEXT NOT NULL, reason TEXT NOT NULL, received_ms INTEGER NOT NULL)",
-     .postgres = "CREATE TABLE IF NOT EXISTS referrals ("
-                 "  referral_id TEXT PRIMARY KEY, clinic TEXT NOT NULL, ref TEXT NOT NULL,"
-                 "  outcome TEXT NOT NULL, reason TEXT NOT NULL, received_ms BIGINT NOT NULL)"},
-};
 
 static const char record_sql[] = "INSERT INTO referrals(referral_id, clinic, ref, outcome, reason, received_ms) "
                                  "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (referral_id) DO NOTHING";
@@ -199,7 +190,7 @@ static void batch_rollback(void *arg)
 static int open_db(intake_t *t)
 {
     char err[1024];
-    if (!(t->db = hx_db_open(t->db_url, "intake", schema, sizeof schema / sizeof schema[0], err, sizeof err))) {
+    if (!(t->db = hx_db_open(t->db_url, "intake", hx_intake_steps, hx_intake_n_steps, err, sizeof err))) {
         fprintf(stderr, "handoff-intake: --db: %s\n", err);
         return -1;
     }

@@ -7,12 +7,10 @@
 #include "hx_log.h"
 #include "hx_refjson.h"
 #include "hx_seal.h"
-#include "hx_sqlite.h"
 #include "hx_svc.h"
 #include "hx_thread_rules.h"
 
 #include <sodium.h>
-#include <sqlite3.h>
 #include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,24 +20,15 @@
 #define SLOT_MINUTES 15
 #define HOLD_RETRIES_PER_MESSAGE 20
 
-#define STMT_CACHE 256                  /* slots (a power of two); at most 3/4 used */
-typedef struct {
-    const char *sql;                    /* the literal it was prepared from (NULL: free slot) */
-    sqlite3_stmt *st;
-    bool busy;                          /* handed out by prep, not yet done */
-} stmt_entry_t;
-
 struct hx_booking {
-    sqlite3 *db;
-    stmt_entry_t stmts[STMT_CACHE];
-    size_t n_stmts;
+    hx_db_t *db;                        /* SQLite (the default) or PostgreSQL (hx_db.h) */
     hx_audit_t *audit;
     const hx_directory_t *dir;
     hx_booking_config_t cfg;
     /* Every live booking, kept between messages: rebuilding it from the table for each
      * referral made booking cost grow with every booking ever made. It is dropped when
-     * another connection (a second scheduling worker) has committed since (PRAGMA
-     * data_version), when a transaction rolls back, and before any message that may cancel
+     * another connection (a second scheduling worker) has committed since (SQLite: PRAGMA
+     * data_version; PostgreSQL: the calendar_version row), when a transaction rolls back, and before any message that may cancel
      * bookings; so inside a transaction it always equals the table. */
     hx_calendar_t *cal;
     int64_t cal_version;
@@ -100,82 +89,128 @@ static const char schema[] =
     "CREATE TABLE IF NOT EXISTS handled ("
     "  msg_id BLOB PRIMARY KEY, outputs BLOB NOT NULL, at_ms INTEGER NOT NULL) WITHOUT ROWID;";
 
+/* PostgreSQL: the store as SQLite's is at version 4 with the wait list, in one step; the steps
+ * after it are hx_db's (handoff_schema). Values that may be sealed are bytea (SQLite keeps a
+ * clear text as TEXT); "by" is a reserved word there. */
+static const hx_db_step_t pg_steps[] = {
+    {.postgres =
+         "CREATE TABLE referrals ("
+         "  referral_id TEXT PRIMARY KEY, referring_clinic TEXT NOT NULL, ref TEXT NOT NULL,"
+         "  status INTEGER NOT NULL, reason TEXT NOT NULL DEFAULT '', case_pb BYTEA NOT NULL,"
+         "  updated_ms BIGINT NOT NULL, pending INTEGER NOT NULL DEFAULT 3, pending_event TEXT NOT NULL DEFAULT '',"
+         "  pending_reason TEXT NOT NULL DEFAULT '', received_ms BIGINT);"
+         "CREATE INDEX referrals_status ON referrals(status, updated_ms);"
+         "CREATE INDEX referrals_pending ON referrals(pending, updated_ms);"
+         "CREATE INDEX referrals_received ON referrals(received_ms);"
+         "CREATE TABLE bookings ("
+         "  referral_id TEXT NOT NULL, discipline INTEGER NOT NULL, therapist_id TEXT NOT NULL,"
+         "  clinic_id TEXT NOT NULL, start BIGINT NOT NULL, minutes INTEGER NOT NULL, status INTEGER NOT NULL,"
+         "  virtual INTEGER NOT NULL DEFAULT 0, event TEXT NOT NULL DEFAULT '', reason TEXT NOT NULL DEFAULT '',"
+         "  distance_m BIGINT, booked_ms BIGINT, started_ms BIGINT, PRIMARY KEY (referral_id, discipline));"
+         /* one row per 15-minute slot a therapist holds: a second booking of it cannot be stored,
+          * whichever worker on whichever machine tries */
+         "CREATE TABLE slots ("
+         "  therapist_id TEXT NOT NULL, slot BIGINT NOT NULL, referral_id TEXT NOT NULL,"
+         "  PRIMARY KEY (therapist_id, slot));"
+         "CREATE INDEX slots_referral ON slots(referral_id);"
+         "CREATE TABLE declined ("
+         "  referral_id TEXT NOT NULL, therapist_id TEXT NOT NULL, PRIMARY KEY (referral_id, therapist_id));"
+         "CREATE TABLE clinics (id TEXT PRIMARY KEY, name TEXT NOT NULL, city TEXT NOT NULL);"
+         "CREATE TABLE therapists ("
+         "  id TEXT PRIMARY KEY, name TEXT NOT NULL, discipline INTEGER NOT NULL, registration TEXT NOT NULL,"
+         "  clinic_id TEXT NOT NULL REFERENCES clinics(id), languages TEXT NOT NULL, virtual INTEGER NOT NULL);"
+         "CREATE TABLE hours ("
+         "  therapist_id TEXT NOT NULL REFERENCES therapists(id), day INTEGER NOT NULL, from_min INTEGER NOT NULL,"
+         "  to_min INTEGER NOT NULL);"
+         "CREATE TABLE reviews ("
+         "  referral_id TEXT PRIMARY KEY, state TEXT NOT NULL, requested_ms BIGINT NOT NULL,"
+         "  reviewer TEXT NOT NULL DEFAULT '', decision TEXT NOT NULL DEFAULT '', reason TEXT NOT NULL DEFAULT '',"
+         "  decided_ms BIGINT NOT NULL DEFAULT 0);"
+         "CREATE TABLE thread ("
+         "  post_id TEXT PRIMARY KEY, referral_id TEXT NOT NULL, kind TEXT NOT NULL, \"by\" TEXT NOT NULL,"
+         "  text BYTEA NOT NULL, in_reply_to TEXT NOT NULL DEFAULT '', at_ms BIGINT NOT NULL, attachment BYTEA);"
+         "CREATE INDEX thread_referral ON thread(referral_id, at_ms);"
+         "CREATE TABLE thread_state ("
+         "  referral_id TEXT PRIMARY KEY, question_id TEXT NOT NULL, asked_by TEXT NOT NULL, asked_ms BIGINT NOT NULL);"
+         "CREATE TABLE additions ("
+         "  referral_id TEXT NOT NULL, discipline INTEGER NOT NULL, state TEXT NOT NULL, requested_by TEXT NOT NULL,"
+         "  request_id BYTEA NOT NULL, asked_ms BIGINT NOT NULL, answer TEXT NOT NULL DEFAULT '',"
+         "  PRIMARY KEY (referral_id, discipline));"
+         "CREATE TABLE handled (msg_id BYTEA PRIMARY KEY, outputs BYTEA NOT NULL, at_ms BIGINT NOT NULL);"
+         "CREATE TABLE handoff_log ("
+         "  referral_id TEXT NOT NULL, discipline INTEGER NOT NULL, clinic_id TEXT NOT NULL, event TEXT NOT NULL,"
+         "  at_ms BIGINT NOT NULL);"
+         "CREATE INDEX handoff_log_referral ON handoff_log(referral_id, event);"
+         /* the wait list (hx_waitlist.c), its counts kept by a trigger in the same transaction */
+         "CREATE TABLE waitlist ("
+         "  referral_id TEXT NOT NULL, discipline INTEGER NOT NULL, priority INTEGER NOT NULL,"
+         "  since_ms BIGINT NOT NULL, escalated_ms BIGINT NOT NULL DEFAULT 0,"
+         "  told_position INTEGER NOT NULL DEFAULT 0, told_length INTEGER NOT NULL DEFAULT 0,"
+         "  told_estimate TEXT NOT NULL DEFAULT '', PRIMARY KEY (referral_id, discipline));"
+         "CREATE INDEX waitlist_order ON waitlist(discipline, priority, since_ms);"
+         "CREATE INDEX waitlist_unescalated ON waitlist(priority, since_ms) WHERE escalated_ms = 0;"
+         "CREATE TABLE waitlist_counts ("
+         "  discipline INTEGER NOT NULL, priority INTEGER NOT NULL, n BIGINT NOT NULL,"
+         "  PRIMARY KEY (discipline, priority));"
+         "CREATE FUNCTION waitlist_count() RETURNS trigger LANGUAGE plpgsql SET search_path FROM CURRENT AS $$ "
+         "BEGIN "
+         "  IF TG_OP IN ('DELETE', 'UPDATE') THEN "
+         "    UPDATE waitlist_counts SET n = n - 1 WHERE discipline = OLD.discipline AND priority = OLD.priority; "
+         "  END IF; "
+         "  IF TG_OP IN ('INSERT', 'UPDATE') THEN "
+         "    INSERT INTO waitlist_counts VALUES (NEW.discipline, NEW.priority, 1) "
+         "    ON CONFLICT (discipline, priority) DO UPDATE SET n = waitlist_counts.n + 1; "
+         "  END IF; "
+         "  RETURN NULL; "
+         "END $$;"
+         "CREATE TRIGGER waitlist_counts_in_out AFTER INSERT OR DELETE ON waitlist "
+         "  FOR EACH ROW EXECUTE FUNCTION waitlist_count();"
+         "CREATE TRIGGER waitlist_counts_move AFTER UPDATE OF discipline, priority ON waitlist "
+         "  FOR EACH ROW EXECUTE FUNCTION waitlist_count();"
+         /* moved on by every scheduling write transaction (write_commit): how a worker knows
+          * another changed the calendar it keeps in memory */
+         "CREATE TABLE calendar_version (one INTEGER PRIMARY KEY CHECK (one = 1), v BIGINT NOT NULL);"
+         "INSERT INTO calendar_version VALUES (1, 0);"},
+};
+
 static int directory_import(hx_booking_t *b, const hx_directory_t *dir);
 static int schema_migrate(hx_booking_t *b);
 static int user_version(hx_booking_t *b);
-#define SCHEMA_VERSION 4        /* PRAGMA user_version after schema_migrate */
+#define SCHEMA_VERSION HX_BOOKING_SQLITE_VERSION   /* PRAGMA user_version after schema_migrate */
 static int booking_mark(hx_booking_t *b, const char *rid, Handoff__Discipline d, Handoff__TaskStatus to,
                         hx_event_t ev, const char *reason);
 
 /* ---- small SQLite helpers ---------------------------------------------------------------- */
 
-/* Prepared statements, kept: preparing (parsing and planning) was a third of scheduling's
- * instructions per referral. Each SQL text is prepared once and found again by its address
- * (they are literals) and its text; one already in use (a query run while another of the same
- * text is being stepped) gets a statement of its own, finalized when done. */
-static unsigned stmt_slot(const char *sql)
+/* Prepared statements, kept (hx_db_prep): preparing (parsing and planning) was a third of
+ * scheduling's instructions per referral. */
+static hx_db_stmt_t *prep(hx_booking_t *b, const char *sql)
 {
-    uintptr_t h = (uintptr_t)sql;
-    h ^= h >> 17;
-    h *= (uintptr_t)0x9E3779B97F4A7C15u;
-    return (unsigned)(h >> 7) & (STMT_CACHE - 1);
-}
-
-static sqlite3_stmt *prep(hx_booking_t *b, const char *sql)
-{
-    unsigned i = stmt_slot(sql);
-    for (unsigned k = 0; k < STMT_CACHE; k++, i = (i + 1) & (STMT_CACHE - 1)) {
-        stmt_entry_t *e = &b->stmts[i];
-        if (!e->sql)
-            break;                              /* not cached: prepared below, kept here */
-        if (e->sql == sql && !strcmp(sqlite3_sql(e->st), sql)) {
-            if (e->busy)
-                break;                          /* in use: one of its own */
-            e->busy = true;
-            return e->st;
-        }
-    }
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(b->db, sql, -1, &st, NULL) != SQLITE_OK) {
-        hx_error("scheduling database: %s", sqlite3_errmsg(b->db));
-        sqlite3_finalize(st);
-        return NULL;
-    }
-    if (b->n_stmts < STMT_CACHE * 3 / 4) {
-        for (i = stmt_slot(sql); b->stmts[i].sql; i = (i + 1) & (STMT_CACHE - 1))
-            if (b->stmts[i].sql == sql && !strcmp(sqlite3_sql(b->stmts[i].st), sql))
-                return st;                      /* that text is cached and busy */
-        b->stmts[i] = (stmt_entry_t){.sql = sql, .st = st, .busy = true};
-        b->n_stmts++;
-    }
+    hx_db_stmt_t *st = hx_db_prep(b->db, sql);
+    if (!st)
+        hx_error("scheduling database: %s", hx_db_errmsg(b->db));
     return st;
 }
 
-/* A statement from prep is done with: a cached one is reset for its next use, another is
- * finalized. NULL is ignored. (A scan of the slots: a few hundred pointer compares.) */
-static void done(hx_booking_t *b, sqlite3_stmt *st)
+/* A statement from prep is done with. NULL is ignored. */
+static void done(hx_booking_t *b, hx_db_stmt_t *st)
 {
-    if (!st)
-        return;
-    for (unsigned k = 0; k < STMT_CACHE; k++)
-        if (b->stmts[k].st == st) {
-            sqlite3_reset(st);
-            sqlite3_clear_bindings(st);
-            b->stmts[k].busy = false;
-            return;
-        }
-    sqlite3_finalize(st);
+    (void)b;
+    hx_db_done(st);
 }
 
 static int exec(hx_booking_t *b, const char *sql)
 {
-    char *err = NULL;
-    if (sqlite3_exec(b->db, sql, NULL, NULL, &err) != SQLITE_OK) {
-        hx_error("scheduling database: %s", err ? err : "?");
-        sqlite3_free(err);
+    if (hx_db_run(b->db, sql) != 0) {
+        hx_error("scheduling database: %s", hx_db_errmsg(b->db));
         return -1;
     }
     return 0;
+}
+
+static bool on_postgres(const hx_booking_t *b)
+{
+    return hx_db_kind(b->db) == HX_DB_POSTGRES;
 }
 
 uint64_t bk_now_ms(const hx_booking_t *b)
@@ -217,23 +252,26 @@ typedef struct {
 
 /* ---- sealed values ------------------------------------------------------------------------- */
 
-int bk_bind_sealed(hx_booking_t *b, sqlite3_stmt *st, int idx, const void *data, size_t len, bool text)
+int bk_bind_sealed(hx_booking_t *b, hx_db_stmt_t *st, int idx, const void *data, size_t len, bool text)
 {
+    /* clear text stays text on SQLite (readable with the sqlite3 shell); PostgreSQL's columns
+     * for values that may be sealed are bytea, so there it goes in as bytes */
     if (!b->sealing)
-        return (text ? sqlite3_bind_text(st, idx, data, (int)len, SQLITE_TRANSIENT)
-                     : sqlite3_bind_blob(st, idx, len ? data : "", (int)len, SQLITE_TRANSIENT)) == SQLITE_OK ? 0 : -1;
+        return text && !on_postgres(b) ? hx_db_bind_textn(st, idx, data, len) : hx_db_bind_blob(st, idx, data, len);
     uint8_t *v;
     size_t n;
     if (hx_seal(b->key, data, len, &v, &n) != 0)
         return -1;
-    return sqlite3_bind_blob(st, idx, v, (int)n, free) == SQLITE_OK ? 0 : -1;
+    int rc = hx_db_bind_blob(st, idx, v, n);
+    free(v);
+    return rc;
 }
 
-int bk_column_open(hx_booking_t *b, sqlite3_stmt *st, int col, uint8_t **out, size_t *len)
+int bk_column_open(hx_booking_t *b, hx_db_stmt_t *st, int col, uint8_t **out, size_t *len)
 {
     char why[160];
-    const uint8_t *v = sqlite3_column_blob(st, col);
-    if (hx_unseal(b->sealing ? b->key : NULL, v, (size_t)sqlite3_column_bytes(st, col), out, len, why,
+    const uint8_t *v = hx_db_col_blob(st, col);
+    if (hx_unseal(b->sealing ? b->key : NULL, v, hx_db_col_bytes(st, col), out, len, why,
                   sizeof why) != 0) {
         hx_error("scheduling database: %s", why);
         return -1;
@@ -246,7 +284,7 @@ hx_attach_typer_t *bk_typer(hx_booking_t *b)
     return b->typer;
 }
 
-static Handoff__Case *case_column(hx_booking_t *b, sqlite3_stmt *st, int col)
+static Handoff__Case *case_column(hx_booking_t *b, hx_db_stmt_t *st, int col)
 {
     uint8_t *v;
     size_t n;
@@ -257,7 +295,7 @@ static Handoff__Case *case_column(hx_booking_t *b, sqlite3_stmt *st, int col)
     return c;
 }
 
-int bk_bind_case(hx_booking_t *b, sqlite3_stmt *st, int idx, const Handoff__Case *c)
+int bk_bind_case(hx_booking_t *b, hx_db_stmt_t *st, int idx, const Handoff__Case *c)
 {
     size_t len = handoff__case__get_packed_size(c);
     uint8_t *buf = malloc(len ? len : 1);
@@ -280,24 +318,24 @@ static void row_free(referral_row_t *r)
 static int row_load(hx_booking_t *b, const char *referral_id, referral_row_t *r)
 {
     memset(r, 0, sizeof *r);
-    sqlite3_stmt *st = prep(b, "SELECT status, referring_clinic, ref, case_pb, pending, pending_reason, pending_event "
+    hx_db_stmt_t *st = prep(b, "SELECT status, referring_clinic, ref, case_pb, pending, pending_reason, pending_event "
                                "FROM referrals "
                                "WHERE referral_id = ?");
     if (!st)
         return -1;
-    sqlite3_bind_text(st, 1, referral_id, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(st);
+    hx_db_bind_text(st, 1, referral_id);
+    int rc = hx_db_step(st);
     int found = 0;
-    if (rc == SQLITE_ROW) {
-        r->status = (Handoff__TaskStatus)sqlite3_column_int(st, 0);
-        snprintf(r->referring_clinic, sizeof r->referring_clinic, "%s", (const char *)sqlite3_column_text(st, 1));
-        snprintf(r->ref, sizeof r->ref, "%s", (const char *)sqlite3_column_text(st, 2));
+    if (rc == HX_DB_ROW) {
+        r->status = (Handoff__TaskStatus)hx_db_col_int(st, 0);
+        snprintf(r->referring_clinic, sizeof r->referring_clinic, "%s", hx_db_col_text(st, 1));
+        snprintf(r->ref, sizeof r->ref, "%s", hx_db_col_text(st, 2));
         r->c = case_column(b, st, 3);
-        r->pending = (Handoff__TaskStatus)sqlite3_column_int(st, 4);
-        snprintf(r->pending_reason, sizeof r->pending_reason, "%s", (const char *)sqlite3_column_text(st, 5));
-        snprintf(r->pending_event, sizeof r->pending_event, "%s", (const char *)sqlite3_column_text(st, 6));
+        r->pending = (Handoff__TaskStatus)hx_db_col_int(st, 4);
+        snprintf(r->pending_reason, sizeof r->pending_reason, "%s", hx_db_col_text(st, 5));
+        snprintf(r->pending_event, sizeof r->pending_event, "%s", hx_db_col_text(st, 6));
         found = r->c ? 1 : -1;
-    } else if (rc != SQLITE_DONE) {
+    } else if (rc != HX_DB_DONE) {
         found = -1;
     }
     done(b, st);
@@ -306,14 +344,14 @@ static int row_load(hx_booking_t *b, const char *referral_id, referral_row_t *r)
 
 static int set_status(hx_booking_t *b, const char *referral_id, Handoff__TaskStatus s, const char *reason)
 {
-    sqlite3_stmt *st = prep(b, "UPDATE referrals SET status = ?, reason = ?, updated_ms = ? WHERE referral_id = ?");
+    hx_db_stmt_t *st = prep(b, "UPDATE referrals SET status = ?, reason = ?, updated_ms = ? WHERE referral_id = ?");
     if (!st)
         return -1;
-    sqlite3_bind_int(st, 1, (int)s);
-    sqlite3_bind_text(st, 2, reason ? reason : "", -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 3, (sqlite3_int64)bk_now_ms(b));
-    sqlite3_bind_text(st, 4, referral_id, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
+    hx_db_bind_int(st, 1, (int)s);
+    hx_db_bind_text(st, 2, reason ? reason : "");
+    hx_db_bind_int(st, 3, (int64_t)bk_now_ms(b));
+    hx_db_bind_text(st, 4, referral_id);
+    int rc = hx_db_step(st) == HX_DB_DONE ? 0 : -1;
     done(b, st);
     return rc;
 }
@@ -326,24 +364,24 @@ typedef bk_booking_t booking_t;        /* hx_booking_internal.h */
 static int bookings_load(hx_booking_t *b, const char *referral_id, booking_t *out, size_t *n)
 {
     *n = 0;
-    sqlite3_stmt *st = prep(b, "SELECT discipline, therapist_id, clinic_id, start, minutes, status, virtual, distance_m "
+    hx_db_stmt_t *st = prep(b, "SELECT discipline, therapist_id, clinic_id, start, minutes, status, virtual, distance_m "
                                "FROM bookings WHERE referral_id = ? AND status != ? ORDER BY start");
     if (!st)
         return -1;
-    sqlite3_bind_text(st, 1, referral_id, -1, SQLITE_STATIC);
-    sqlite3_bind_int(st, 2, HANDOFF__TASK_STATUS__TASK_CANCELLED);
-    while (sqlite3_step(st) == SQLITE_ROW && *n < 2) {
+    hx_db_bind_text(st, 1, referral_id);
+    hx_db_bind_int(st, 2, HANDOFF__TASK_STATUS__TASK_CANCELLED);
+    while (hx_db_step(st) == HX_DB_ROW && *n < 2) {
         booking_t *k = &out[(*n)++];
         memset(k, 0, sizeof *k);
-        k->discipline = (Handoff__Discipline)sqlite3_column_int(st, 0);
-        snprintf(k->therapist_id, sizeof k->therapist_id, "%s", (const char *)sqlite3_column_text(st, 1));
-        snprintf(k->clinic_id, sizeof k->clinic_id, "%s", (const char *)sqlite3_column_text(st, 2));
-        k->start = sqlite3_column_int64(st, 3);
-        k->minutes = (uint32_t)sqlite3_column_int(st, 4);
-        k->status = (Handoff__TaskStatus)sqlite3_column_int(st, 5);
-        k->virtual_session = sqlite3_column_int(st, 6) != 0;
-        k->km_known = sqlite3_column_type(st, 7) != SQLITE_NULL;
-        k->km = k->km_known ? sqlite3_column_int64(st, 7) / 1000.0 : 0;
+        k->discipline = (Handoff__Discipline)hx_db_col_int(st, 0);
+        snprintf(k->therapist_id, sizeof k->therapist_id, "%s", hx_db_col_text(st, 1));
+        snprintf(k->clinic_id, sizeof k->clinic_id, "%s", hx_db_col_text(st, 2));
+        k->start = hx_db_col_int(st, 3);
+        k->minutes = (uint32_t)hx_db_col_int(st, 4);
+        k->status = (Handoff__TaskStatus)hx_db_col_int(st, 5);
+        k->virtual_session = hx_db_col_int(st, 6) != 0;
+        k->km_known = !hx_db_col_null(st, 7);
+        k->km = k->km_known ? hx_db_col_int(st, 7) / 1000.0 : 0;
     }
     done(b, st);
     return 0;
@@ -383,15 +421,15 @@ static hx_calendar_t *calendar_load(hx_booking_t *b)
     if (b->cal)
         return b->cal;
     hx_calendar_t *c = hx_calendar_new();
-    sqlite3_stmt *st = c ? prep(b, "SELECT therapist_id, start, minutes FROM bookings WHERE status != ?") : NULL;
+    hx_db_stmt_t *st = c ? prep(b, "SELECT therapist_id, start, minutes FROM bookings WHERE status != ?") : NULL;
     if (!st) {
         hx_calendar_destroy(&c);
         return NULL;
     }
-    sqlite3_bind_int(st, 1, HANDOFF__TASK_STATUS__TASK_CANCELLED);
-    while (sqlite3_step(st) == SQLITE_ROW)
-        hx_calendar_book(c, (const char *)sqlite3_column_text(st, 0), sqlite3_column_int64(st, 1),
-                         (uint32_t)sqlite3_column_int(st, 2));
+    hx_db_bind_int(st, 1, HANDOFF__TASK_STATUS__TASK_CANCELLED);
+    while (hx_db_step(st) == HX_DB_ROW)
+        hx_calendar_book(c, hx_db_col_text(st, 0), hx_db_col_int(st, 1),
+                         (uint32_t)hx_db_col_int(st, 2));
     done(b, st);
     b->cal = c;
     return c;
@@ -402,13 +440,60 @@ static void calendar_drop(hx_booking_t *b)
     hx_calendar_destroy(&b->cal);
 }
 
-/* PRAGMA data_version: changes when another connection commits; -1 on error. */
+/* Changes when another connection (a second scheduling worker) commits; -1 on error. SQLite:
+ * PRAGMA data_version. PostgreSQL: the calendar_version row, which every write transaction
+ * moves on as it commits (write_commit). */
 static int64_t data_version(hx_booking_t *b)
 {
-    sqlite3_stmt *st = prep(b, "PRAGMA data_version");
-    int64_t v = st && sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
+    hx_db_stmt_t *st = prep(b, on_postgres(b) ? "SELECT v FROM calendar_version" : "PRAGMA data_version");
+    int64_t v = st && hx_db_step(st) == HX_DB_ROW ? hx_db_col_int(st, 0) : -1;
     done(b, st);
     return v;
+}
+
+/* A write transaction. On PostgreSQL every scheduling worker's write transaction first takes
+ * one transaction-scoped advisory lock, so that workers on any number of machines take turns
+ * as SQLite's BEGIN IMMEDIATE makes them: each sees the calendar as the last one left it, and
+ * the calendar kept in memory is dropped when another worker moved it on. (The slots' primary
+ * key refuses a double booking whatever happens; the turn keeps a worker from ever trying
+ * one.) HX_DB_UNAVAILABLE when PostgreSQL cannot be reached. */
+static int write_begin(hx_booking_t *b, char *err, size_t errcap)
+{
+    int rc = hx_db_begin(b->db, err, errcap);
+    if (rc != 0 || !on_postgres(b))
+        return rc;
+    int64_t v = exec(b, "SELECT pg_advisory_xact_lock(4851526548726104666)") == 0 ? data_version(b) : -1;
+    if (v < 0) {
+        snprintf(err, errcap, "scheduling database: %s", hx_db_errmsg(b->db));
+        hx_db_rollback(b->db);
+        return -1;
+    }
+    if (v != b->cal_version)
+        calendar_drop(b);                       /* another worker changed the calendar */
+    b->cal_version = v;
+    return 0;
+}
+
+/* Commits a write transaction; on PostgreSQL the calendar's version moves on with it (still
+ * under the lock: no other worker committed since write_begin looked). */
+static int write_commit(hx_booking_t *b, char *err, size_t errcap)
+{
+    if (on_postgres(b)) {
+        hx_db_stmt_t *st = prep(b, "UPDATE calendar_version SET v = v + 1 RETURNING v");
+        int64_t v = st && hx_db_step(st) == HX_DB_ROW ? hx_db_col_int(st, 0) : -1;
+        done(b, st);
+        if (v < 0) {
+            snprintf(err, errcap, "scheduling database: %s", hx_db_errmsg(b->db));
+            hx_db_rollback(b->db);
+            calendar_drop(b);
+            return -1;
+        }
+        b->cal_version = v;
+    }
+    int rc = hx_db_commit(b->db, err, errcap);
+    if (rc != 0)
+        calendar_drop(b);                       /* it held what is now undone */
+    return rc;
 }
 
 /* ---- handoffs: one per discipline of the plan, each with its own lifecycle ------------------- */
@@ -419,24 +504,24 @@ typedef bk_handoffs_t handoffs_t;
 /* The booking of h->k.discipline, whatever its status: 1 found, 0 not, -1 error. */
 static int booking_load_one(hx_booking_t *b, const char *rid, handoff_t *h)
 {
-    sqlite3_stmt *st = prep(b, "SELECT therapist_id, clinic_id, start, minutes, status, virtual, event, reason "
+    hx_db_stmt_t *st = prep(b, "SELECT therapist_id, clinic_id, start, minutes, status, virtual, event, reason "
                                "FROM bookings WHERE referral_id = ? AND discipline = ?");
     if (!st)
         return -1;
-    sqlite3_bind_text(st, 1, rid, -1, SQLITE_STATIC);
-    sqlite3_bind_int(st, 2, (int)h->k.discipline);
-    int rc = sqlite3_step(st);
-    int found = rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
+    hx_db_bind_text(st, 1, rid);
+    hx_db_bind_int(st, 2, (int)h->k.discipline);
+    int rc = hx_db_step(st);
+    int found = rc == HX_DB_ROW ? 1 : rc == HX_DB_DONE ? 0 : -1;
     if (found == 1) {
         booking_t *k = &h->k;
-        snprintf(k->therapist_id, sizeof k->therapist_id, "%s", (const char *)sqlite3_column_text(st, 0));
-        snprintf(k->clinic_id, sizeof k->clinic_id, "%s", (const char *)sqlite3_column_text(st, 1));
-        k->start = sqlite3_column_int64(st, 2);
-        k->minutes = (uint32_t)sqlite3_column_int(st, 3);
-        k->status = h->status = (Handoff__TaskStatus)sqlite3_column_int(st, 4);
-        k->virtual_session = sqlite3_column_int(st, 5) != 0;
-        snprintf(h->event, sizeof h->event, "%s", (const char *)sqlite3_column_text(st, 6));
-        snprintf(h->reason, sizeof h->reason, "%s", (const char *)sqlite3_column_text(st, 7));
+        snprintf(k->therapist_id, sizeof k->therapist_id, "%s", hx_db_col_text(st, 0));
+        snprintf(k->clinic_id, sizeof k->clinic_id, "%s", hx_db_col_text(st, 1));
+        k->start = hx_db_col_int(st, 2);
+        k->minutes = (uint32_t)hx_db_col_int(st, 3);
+        k->status = h->status = (Handoff__TaskStatus)hx_db_col_int(st, 4);
+        k->virtual_session = hx_db_col_int(st, 5) != 0;
+        snprintf(h->event, sizeof h->event, "%s", hx_db_col_text(st, 6));
+        snprintf(h->reason, sizeof h->reason, "%s", hx_db_col_text(st, 7));
         h->booked = true;
     }
     done(b, st);
@@ -480,13 +565,13 @@ static int referral_derive(hx_booking_t *b, const char *rid, handoffs_t *hs)
     referral_row_t row;
     int rc = row_load(b, rid, &row) == 1 ? handoffs_load(b, rid, &row, hs) : -1;
     if (rc == 0 && hs->n && hs->status != row.status) {
-        sqlite3_stmt *st = prep(b, "UPDATE referrals SET status = ?, updated_ms = ? WHERE referral_id = ?");
+        hx_db_stmt_t *st = prep(b, "UPDATE referrals SET status = ?, updated_ms = ? WHERE referral_id = ?");
         rc = st ? 0 : -1;
         if (st) {
-            sqlite3_bind_int(st, 1, (int)hs->status);
-            sqlite3_bind_int64(st, 2, (sqlite3_int64)bk_now_ms(b));
-            sqlite3_bind_text(st, 3, rid, -1, SQLITE_STATIC);
-            rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
+            hx_db_bind_int(st, 1, (int)hs->status);
+            hx_db_bind_int(st, 2, (int64_t)bk_now_ms(b));
+            hx_db_bind_text(st, 3, rid);
+            rc = hx_db_step(st) == HX_DB_DONE ? 0 : -1;
         }
         done(b, st);
     }
@@ -497,15 +582,15 @@ static int referral_derive(hx_booking_t *b, const char *rid, handoffs_t *hs)
 /* The status of the handoffs still to be booked, with the event and reason that put them there. */
 static int set_pending(hx_booking_t *b, const char *rid, Handoff__TaskStatus s, hx_event_t ev, const char *reason)
 {
-    sqlite3_stmt *st = prep(b, "UPDATE referrals SET pending = ?, pending_event = ?, pending_reason = ? "
+    hx_db_stmt_t *st = prep(b, "UPDATE referrals SET pending = ?, pending_event = ?, pending_reason = ? "
                                "WHERE referral_id = ?");
     int rc = st ? 0 : -1;
     if (st) {
-        sqlite3_bind_int(st, 1, (int)s);
-        sqlite3_bind_text(st, 2, ev ? hx_event_text(ev) : "", -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 3, reason ? reason : "", -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 4, rid, -1, SQLITE_STATIC);
-        rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
+        hx_db_bind_int(st, 1, (int)s);
+        hx_db_bind_text(st, 2, ev ? hx_event_text(ev) : "");
+        hx_db_bind_text(st, 3, reason ? reason : "");
+        hx_db_bind_text(st, 4, rid);
+        rc = hx_db_step(st) == HX_DB_DONE ? 0 : -1;
     }
     done(b, st);
     if (rc == 0 && s != HANDOFF__TASK_STATUS__TASK_ON_HOLD)
@@ -579,7 +664,7 @@ static int tell_receiver(hx_booking_t *b, hx_outbox_t *out, const char *clinic, 
 static int booking_insert(hx_booking_t *b, const char *referral_id, const booking_t *k)
 {
     /* booked_ms: when this booking was made; started_ms: its start event (booking_mark) */
-    sqlite3_stmt *st = prep(b, "INSERT INTO bookings(referral_id, discipline, therapist_id, clinic_id, start, minutes, "
+    hx_db_stmt_t *st = prep(b, "INSERT INTO bookings(referral_id, discipline, therapist_id, clinic_id, start, minutes, "
                                "status, virtual, event, reason, distance_m, booked_ms, started_ms) "
                                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'book', '', ?, ?, NULL) "
                                "ON CONFLICT(referral_id, discipline) "
@@ -587,31 +672,31 @@ static int booking_insert(hx_booking_t *b, const char *referral_id, const bookin
                                "start = excluded.start, minutes = excluded.minutes, status = excluded.status, "
                                "virtual = excluded.virtual, event = excluded.event, reason = excluded.reason, "
                                "distance_m = excluded.distance_m, booked_ms = excluded.booked_ms, started_ms = NULL");
-    sqlite3_stmt *sl = prep(b, "INSERT INTO slots(therapist_id, slot, referral_id) VALUES (?, ?, ?)");
+    hx_db_stmt_t *sl = prep(b, "INSERT INTO slots(therapist_id, slot, referral_id) VALUES (?, ?, ?)");
     int rc = st && sl ? 0 : -1;
     if (rc == 0) {
-        sqlite3_bind_text(st, 1, referral_id, -1, SQLITE_STATIC);
-        sqlite3_bind_int(st, 2, (int)k->discipline);
-        sqlite3_bind_text(st, 3, k->therapist_id, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 4, k->clinic_id, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 5, k->start);
-        sqlite3_bind_int(st, 6, (int)k->minutes);
-        sqlite3_bind_int(st, 7, HANDOFF__TASK_STATUS__TASK_READY);
-        sqlite3_bind_int(st, 8, k->virtual_session);
+        hx_db_bind_text(st, 1, referral_id);
+        hx_db_bind_int(st, 2, (int)k->discipline);
+        hx_db_bind_text(st, 3, k->therapist_id);
+        hx_db_bind_text(st, 4, k->clinic_id);
+        hx_db_bind_int(st, 5, k->start);
+        hx_db_bind_int(st, 6, (int)k->minutes);
+        hx_db_bind_int(st, 7, HANDOFF__TASK_STATUS__TASK_READY);
+        hx_db_bind_int(st, 8, k->virtual_session);
         if (k->km_known)
-            sqlite3_bind_int64(st, 9, (sqlite3_int64)(k->km * 1000 + 0.5));
+            hx_db_bind_int(st, 9, (int64_t)(k->km * 1000 + 0.5));
         else
-            sqlite3_bind_null(st, 9);
-        sqlite3_bind_int64(st, 10, (sqlite3_int64)bk_now_ms(b));
-        rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
+            hx_db_bind_null(st, 9);
+        hx_db_bind_int(st, 10, (int64_t)bk_now_ms(b));
+        rc = hx_db_step(st) == HX_DB_DONE ? 0 : -1;
     }
     for (hx_minute_t m = k->start; rc == 0 && m < k->start + (hx_minute_t)k->minutes; m += SLOT_MINUTES) {
-        sqlite3_reset(sl);
-        sqlite3_bind_text(sl, 1, k->therapist_id, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(sl, 2, m / SLOT_MINUTES);
-        sqlite3_bind_text(sl, 3, referral_id, -1, SQLITE_STATIC);
-        if (sqlite3_step(sl) != SQLITE_DONE) {
-            hx_error("slot %s@%lld is already held: %s", k->therapist_id, (long long)m, sqlite3_errmsg(b->db));
+        hx_db_reset(sl);
+        hx_db_bind_text(sl, 1, k->therapist_id);
+        hx_db_bind_int(sl, 2, m / SLOT_MINUTES);
+        hx_db_bind_text(sl, 3, referral_id);
+        if (hx_db_step(sl) != HX_DB_DONE) {
+            hx_error("slot %s@%lld is already held: %s", k->therapist_id, (long long)m, hx_db_errmsg(b->db));
             rc = -1;
         }
     }
@@ -623,23 +708,23 @@ static int booking_insert(hx_booking_t *b, const char *referral_id, const bookin
 /* Frees the slots of a booking and marks it cancelled (or deletes it, for a decline). */
 static int booking_end(hx_booking_t *b, const char *referral_id, Handoff__Discipline d, bool forget)
 {
-    sqlite3_stmt *sl = prep(b, "DELETE FROM slots WHERE referral_id = ? AND therapist_id = "
+    hx_db_stmt_t *sl = prep(b, "DELETE FROM slots WHERE referral_id = ? AND therapist_id = "
                                "(SELECT therapist_id FROM bookings WHERE referral_id = ? AND discipline = ?)");
-    sqlite3_stmt *st = prep(b, forget ? "DELETE FROM bookings WHERE referral_id = ? AND discipline = ?"
+    hx_db_stmt_t *st = prep(b, forget ? "DELETE FROM bookings WHERE referral_id = ? AND discipline = ?"
                                       : "UPDATE bookings SET status = ? WHERE referral_id = ? AND discipline = ?");
     int rc = sl && st ? 0 : -1;
     if (rc == 0) {
-        sqlite3_bind_text(sl, 1, referral_id, -1, SQLITE_STATIC);
-        sqlite3_bind_text(sl, 2, referral_id, -1, SQLITE_STATIC);
-        sqlite3_bind_int(sl, 3, (int)d);
-        rc = sqlite3_step(sl) == SQLITE_DONE ? 0 : -1;
+        hx_db_bind_text(sl, 1, referral_id);
+        hx_db_bind_text(sl, 2, referral_id);
+        hx_db_bind_int(sl, 3, (int)d);
+        rc = hx_db_step(sl) == HX_DB_DONE ? 0 : -1;
         int k = 1;
         if (!forget)
-            sqlite3_bind_int(st, k++, HANDOFF__TASK_STATUS__TASK_CANCELLED);
-        sqlite3_bind_text(st, k++, referral_id, -1, SQLITE_STATIC);
-        sqlite3_bind_int(st, k, (int)d);
+            hx_db_bind_int(st, k++, HANDOFF__TASK_STATUS__TASK_CANCELLED);
+        hx_db_bind_text(st, k++, referral_id);
+        hx_db_bind_int(st, k, (int)d);
         if (rc == 0)
-            rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
+            rc = hx_db_step(st) == HX_DB_DONE ? 0 : -1;
     }
     done(b, sl);
     done(b, st);
@@ -684,14 +769,14 @@ static int plan_load(hx_booking_t *b, const char *referral_id, booking_plan_t *p
 {
     int rc = bookings_load(b, referral_id, plan->have, &plan->n_have);
     plan->cal = rc == 0 ? calendar_load(b) : NULL;
-    sqlite3_stmt *st = prep(b, "SELECT therapist_id FROM declined WHERE referral_id = ?");
+    hx_db_stmt_t *st = prep(b, "SELECT therapist_id FROM declined WHERE referral_id = ?");
     if (!plan->cal || !st) {
         done(b, st);
         return -1;
     }
-    sqlite3_bind_text(st, 1, referral_id, -1, SQLITE_STATIC);
-    while (sqlite3_step(st) == SQLITE_ROW && plan->n_declined < 32)
-        plan->declined[plan->n_declined++] = strdup((const char *)sqlite3_column_text(st, 0));
+    hx_db_bind_text(st, 1, referral_id);
+    while (hx_db_step(st) == HX_DB_ROW && plan->n_declined < 32)
+        plan->declined[plan->n_declined++] = strdup(hx_db_col_text(st, 0));
     done(b, st);
     return 0;
 }
@@ -968,7 +1053,7 @@ static int book_missing(hx_booking_t *b, const char *referral_id, hx_outbox_t *o
 }
 
 static int txn_open(hx_booking_t *b, bool write);
-static int txn_close(hx_booking_t *b, bool commit);
+static int txn_close(hx_booking_t *b, bool write, bool commit);
 
 static const Handoff__Discipline room_disc[] = {HANDOFF__DISCIPLINE__DISCIPLINE_PHYSIOTHERAPY,
                                                 HANDOFF__DISCIPLINE__DISCIPLINE_MASSAGE_THERAPY};
@@ -1041,17 +1126,17 @@ size_t hx_booking_on_hold(hx_booking_t *b, char (*ids)[32], size_t cap)
     if (!b->waitlist_legacy)
         return hx_waitlist_order(b, ~0u, ids, cap);
     /* wait-list order (hx_waitlist.c); one held before the wait list existed comes by updated_ms */
-    sqlite3_stmt *st = prep(b, "SELECT r.referral_id FROM referrals r LEFT JOIN waitlist w USING (referral_id) "
+    hx_db_stmt_t *st = prep(b, "SELECT r.referral_id FROM referrals r LEFT JOIN waitlist w USING (referral_id) "
                                "WHERE r.pending = ? GROUP BY r.referral_id "
                                "ORDER BY COALESCE(MAX(w.priority), 0) DESC, COALESCE(MIN(w.since_ms), r.updated_ms), "
                                "r.referral_id LIMIT ?");
     size_t n = 0;
     if (!st)
         return 0;
-    sqlite3_bind_int(st, 1, HANDOFF__TASK_STATUS__TASK_ON_HOLD);
-    sqlite3_bind_int64(st, 2, (sqlite3_int64)cap);
-    while (sqlite3_step(st) == SQLITE_ROW && n < cap)
-        snprintf(ids[n++], sizeof ids[0], "%s", (const char *)sqlite3_column_text(st, 0));
+    hx_db_bind_int(st, 1, HANDOFF__TASK_STATUS__TASK_ON_HOLD);
+    hx_db_bind_int(st, 2, (int64_t)cap);
+    while (hx_db_step(st) == HX_DB_ROW && n < cap)
+        snprintf(ids[n++], sizeof ids[0], "%s", hx_db_col_text(st, 0));
     done(b, st);
     return n;
 }
@@ -1066,7 +1151,7 @@ size_t hx_booking_to_retry(hx_booking_t *b, char (*ids)[32], size_t cap)
         calendar_drop(b);
     b->cal_version = version;
     size_t n = to_retry(b, ids, cap, b->waitlist_legacy ? ~0u : room_mask(b));
-    txn_close(b, true);
+    txn_close(b, false, true);
     return n;
 }
 
@@ -1099,16 +1184,16 @@ static int on_case(hx_booking_t *b, const hx_msg_t *in, hx_outbox_t *out)
     row_free(&row);
     int rc = 0;
     if (found == 0) {
-        sqlite3_stmt *st = prep(b, "INSERT INTO referrals(referral_id, referring_clinic, ref, status, case_pb, "
+        hx_db_stmt_t *st = prep(b, "INSERT INTO referrals(referral_id, referring_clinic, ref, status, case_pb, "
                                    "updated_ms, received_ms) VALUES (?, ?, ?, ?, ?, ?, ?6)");
         rc = st && bk_bind_case(b, st, 5, c) == 0 ? 0 : -1;
         if (rc == 0) {
-            sqlite3_bind_text(st, 1, rid, -1, SQLITE_STATIC);
-            sqlite3_bind_text(st, 2, c->referral->referring_clinic, -1, SQLITE_STATIC);
-            sqlite3_bind_text(st, 3, c->referral->ref, -1, SQLITE_STATIC);
-            sqlite3_bind_int(st, 4, HANDOFF__TASK_STATUS__TASK_RECEIVED);
-            sqlite3_bind_int64(st, 6, (sqlite3_int64)bk_now_ms(b));
-            rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
+            hx_db_bind_text(st, 1, rid);
+            hx_db_bind_text(st, 2, c->referral->referring_clinic);
+            hx_db_bind_text(st, 3, c->referral->ref);
+            hx_db_bind_int(st, 4, HANDOFF__TASK_STATUS__TASK_RECEIVED);
+            hx_db_bind_int(st, 6, (int64_t)bk_now_ms(b));
+            rc = hx_db_step(st) == HX_DB_DONE ? 0 : -1;
         }
         done(b, st);
         if (rc == 0)
@@ -1221,12 +1306,13 @@ static int change_revoke(hx_booking_t *b, const hx_msg_t *in, hx_outbox_t *out, 
 /* Records that therapist_id declined the referral, so it is not offered again. */
 static int declined_add(hx_booking_t *b, const char *rid, const char *therapist_id)
 {
-    sqlite3_stmt *st = prep(b, "INSERT OR IGNORE INTO declined(referral_id, therapist_id) VALUES (?, ?)");
+    hx_db_stmt_t *st = prep(b, "INSERT INTO declined(referral_id, therapist_id) VALUES (?, ?) "
+                               "ON CONFLICT DO NOTHING");
     int rc = st ? 0 : -1;
     if (rc == 0) {
-        sqlite3_bind_text(st, 1, rid, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 2, therapist_id, -1, SQLITE_STATIC);
-        rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
+        hx_db_bind_text(st, 1, rid);
+        hx_db_bind_text(st, 2, therapist_id);
+        rc = hx_db_step(st) == HX_DB_DONE ? 0 : -1;
     }
     done(b, st);
     return rc;
@@ -1237,19 +1323,19 @@ static int booking_mark(hx_booking_t *b, const char *rid, Handoff__Discipline d,
                         hx_event_t ev, const char *reason)
 {
     /* the first start event is when its first session began (the network's figures, hx_stats.c) */
-    sqlite3_stmt *st = prep(b, "UPDATE bookings SET status = ?1, event = ?2, reason = ?3, "
+    hx_db_stmt_t *st = prep(b, "UPDATE bookings SET status = ?1, event = ?2, reason = ?3, "
                                "started_ms = CASE WHEN ?6 AND started_ms IS NULL THEN ?7 ELSE started_ms END "
                                "WHERE referral_id = ?4 AND discipline = ?5");
     int rc = st ? 0 : -1;
     if (rc == 0) {
-        sqlite3_bind_int(st, 1, (int)to);
-        sqlite3_bind_text(st, 2, hx_event_text(ev), -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 3, reason ? reason : "", -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 4, rid, -1, SQLITE_STATIC);
-        sqlite3_bind_int(st, 5, (int)d);
-        sqlite3_bind_int(st, 6, ev == HX_EVENT_START);
-        sqlite3_bind_int64(st, 7, (sqlite3_int64)bk_now_ms(b));
-        rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
+        hx_db_bind_int(st, 1, (int)to);
+        hx_db_bind_text(st, 2, hx_event_text(ev));
+        hx_db_bind_text(st, 3, reason ? reason : "");
+        hx_db_bind_text(st, 4, rid);
+        hx_db_bind_int(st, 5, (int)d);
+        hx_db_bind_int(st, 6, ev == HX_EVENT_START);
+        hx_db_bind_int(st, 7, (int64_t)bk_now_ms(b));
+        rc = hx_db_step(st) == HX_DB_DONE ? 0 : -1;
     }
     done(b, st);
     return rc;
@@ -1449,12 +1535,12 @@ static int outputs_store(hx_booking_t *b, const hx_msg_t *in, const hx_outbox_t 
     all.n_outputs = n;
     size_t len = handoff__stored_outputs__get_packed_size(&all);
     uint8_t *buf = rc == 0 ? malloc(len ? len : 1) : NULL;
-    sqlite3_stmt *st = buf ? prep(b, "INSERT INTO handled(msg_id, outputs, at_ms) VALUES (?, ?, ?)") : NULL;
+    hx_db_stmt_t *st = buf ? prep(b, "INSERT INTO handled(msg_id, outputs, at_ms) VALUES (?, ?, ?)") : NULL;
     if (st) {
         handoff__stored_outputs__pack(&all, buf);
-        sqlite3_bind_blob(st, 1, in->id, HX_ID_LEN, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 3, (sqlite3_int64)bk_now_ms(b));
-        rc = bk_bind_sealed(b, st, 2, buf, len, false) == 0 && sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
+        hx_db_bind_blob(st, 1, in->id, HX_ID_LEN);
+        hx_db_bind_int(st, 3, (int64_t)bk_now_ms(b));
+        rc = bk_bind_sealed(b, st, 2, buf, len, false) == 0 && hx_db_step(st) == HX_DB_DONE ? 0 : -1;
     } else {
         rc = -1;
     }
@@ -1468,14 +1554,14 @@ static int outputs_store(hx_booking_t *b, const hx_msg_t *in, const hx_outbox_t 
 /* 1 when in was handled before (its outputs are replayed into out), 0 when not, -1 error. */
 static int outputs_replay(hx_booking_t *b, const hx_msg_t *in, hx_outbox_t *out)
 {
-    sqlite3_stmt *st = prep(b, "SELECT outputs FROM handled WHERE msg_id = ?");
+    hx_db_stmt_t *st = prep(b, "SELECT outputs FROM handled WHERE msg_id = ?");
     if (!st)
         return -1;
-    sqlite3_bind_blob(st, 1, in->id, HX_ID_LEN, SQLITE_STATIC);
+    hx_db_bind_blob(st, 1, in->id, HX_ID_LEN);
     int found = 0;
     uint8_t *v = NULL;
     size_t n = 0;
-    if (sqlite3_step(st) == SQLITE_ROW) {
+    if (hx_db_step(st) == HX_DB_ROW) {
         Handoff__StoredOutputs *all = bk_column_open(b, st, 0, &v, &n) == 0
                                           ? handoff__stored_outputs__unpack(NULL, n, v) : NULL;
         found = all ? 1 : -1;
@@ -1494,15 +1580,19 @@ static int outputs_replay(hx_booking_t *b, const hx_msg_t *in, hx_outbox_t *out)
 }
 
 /* A message's own transaction: SAVEPOINT inside a burst's (hx_booking_batch_begin), so one
- * message that fails undoes only its own changes; its own BEGIN otherwise. */
+ * message that fails undoes only its own changes; its own transaction otherwise (a read one:
+ * a consistent view that waits for no writer). */
 static int txn_open(hx_booking_t *b, bool write)
 {
+    char err[512];
     if (b->in_batch)
         return exec(b, "SAVEPOINT message");
-    return exec(b, write ? "BEGIN IMMEDIATE" : "BEGIN");
+    if (write)
+        return write_begin(b, err, sizeof err) == 0 ? 0 : -1;
+    return exec(b, on_postgres(b) ? "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY" : "BEGIN");
 }
 
-static int txn_close(hx_booking_t *b, bool commit)
+static int txn_close(hx_booking_t *b, bool write, bool commit)
 {
     if (b->in_batch) {
         if (commit)
@@ -1510,17 +1600,25 @@ static int txn_close(hx_booking_t *b, bool commit)
         int rc = exec(b, "ROLLBACK TO message");
         return exec(b, "RELEASE message") || rc;
     }
-    if (commit)
+    char err[512];
+    if (commit && write && write_commit(b, err, sizeof err) != 0) {
+        hx_error("%s", err);
+        return -1;
+    }
+    if (commit && !write)
         return exec(b, "COMMIT");
-    return exec(b, "ROLLBACK");
+    if (!commit)
+        hx_db_rollback(b->db);
+    return 0;
 }
 
 int hx_booking_batch_begin(hx_booking_t *b, char *err, size_t errcap)
 {
-    if (exec(b, "BEGIN IMMEDIATE") != 0) {
-        snprintf(err, errcap, "scheduling database busy: %s", sqlite3_errmsg(b->db));
+    int rc = write_begin(b, err, errcap);
+    if (rc == HX_DB_UNAVAILABLE)
+        return HX_WORKER_STORE_DOWN;            /* given back, served again once it answers */
+    if (rc != 0)
         return -1;
-    }
     b->in_batch = true;
     return 0;
 }
@@ -1528,18 +1626,19 @@ int hx_booking_batch_begin(hx_booking_t *b, char *err, size_t errcap)
 int hx_booking_batch_commit(hx_booking_t *b, char *err, size_t errcap)
 {
     b->in_batch = false;
-    if (exec(b, "COMMIT") == 0)
-        return 0;
-    snprintf(err, errcap, "scheduling database: %s", sqlite3_errmsg(b->db));
-    return -1;
+    return write_commit(b, err, errcap);
 }
 
 void hx_booking_batch_rollback(hx_booking_t *b)
 {
     b->in_batch = false;
-    if (!sqlite3_get_autocommit(b->db))
-        exec(b, "ROLLBACK");
+    hx_db_rollback(b->db);
     calendar_drop(b);                           /* it held what is now undone */
+}
+
+int hx_booking_ping(hx_booking_t *b, char *err, size_t errcap)
+{
+    return hx_db_ping(b->db, err, errcap);
 }
 
 /* A StatsRequest is a query: it reads in one read transaction (a consistent view; it waits for
@@ -1548,7 +1647,7 @@ void hx_booking_batch_rollback(hx_booking_t *b)
 static int handle_query(hx_booking_t *b, const hx_msg_t *in, hx_outbox_t *out, char *err, size_t errcap)
 {
     if (txn_open(b, false) != 0) {
-        snprintf(err, errcap, "scheduling database: %s", sqlite3_errmsg(b->db));
+        snprintf(err, errcap, "scheduling database: %s", hx_db_errmsg(b->db));
         return -1;
     }
     int64_t version = data_version(b);
@@ -1556,10 +1655,10 @@ static int handle_query(hx_booking_t *b, const hx_msg_t *in, hx_outbox_t *out, c
         calendar_drop(b);                       /* another worker changed the calendar */
     b->cal_version = version;
     int rc = hx_stats_on_request(b, in, out);
-    if (txn_close(b, rc == 0) != 0)
+    if (txn_close(b, false, rc == 0) != 0)
         rc = -1;
     if (rc != 0) {
-        snprintf(err, errcap, "scheduling database: %s", sqlite3_errmsg(b->db));
+        snprintf(err, errcap, "scheduling database: %s", hx_db_errmsg(b->db));
         calendar_drop(b);
     }
     return rc;
@@ -1585,10 +1684,11 @@ int hx_booking_handle(hx_booking_t *b, const hx_msg_t *in, hx_outbox_t *out, cha
         return 0;
     }
     if (txn_open(b, true) != 0) {
-        snprintf(err, errcap, "scheduling database busy: %s", sqlite3_errmsg(b->db));
+        snprintf(err, errcap, "scheduling database busy: %s", hx_db_errmsg(b->db));
         return -1;
     }
-    int64_t version = data_version(b);
+    /* (PostgreSQL: looked at as the transaction took the writers' turn, write_begin) */
+    int64_t version = on_postgres(b) ? b->cal_version : data_version(b);
     /* a clinic's change, a review or a post may cancel bookings: the calendar is read again;
      * cases and retries only book (and give back what they did not book), so they keep it. It
      * was also dropped for each retry, and each referral put on hold: with thousands on hold,
@@ -1608,10 +1708,10 @@ int hx_booking_handle(hx_booking_t *b, const hx_msg_t *in, hx_outbox_t *out, cha
     } else if (rc == 1) {
         rc = 0;                                 /* handled before: the same outputs again */
     }
-    if (rc == 0 && txn_close(b, true) == 0)
+    if (rc == 0 && txn_close(b, true, true) == 0)
         return 0;
-    snprintf(err, errcap, "scheduling database: %s", sqlite3_errmsg(b->db));
-    txn_close(b, false);
+    snprintf(err, errcap, "scheduling database: %s", hx_db_errmsg(b->db));
+    txn_close(b, true, false);
     calendar_drop(b);
     return -1;
 }
@@ -1636,38 +1736,39 @@ hx_booking_t *hx_booking_open(const hx_booking_config_t *cfg, const hx_directory
         hx_booking_close(&b);
         return NULL;
     }
-    mode_t old = umask(077);
-    int rc = sqlite3_open(cfg->db_path, &b->db);
-    umask(old);
-    if (rc != SQLITE_OK) {
-        snprintf(err, errcap, "%s: %s", cfg->db_path, b->db ? sqlite3_errmsg(b->db) : "cannot open");
+    const bool pg = strncmp(cfg->db_url, "postgres", 8) == 0;
+    /* SQLite keeps its own versions (PRAGMA user_version, schema_migrate: stores older than
+     * hx_db); PostgreSQL's are hx_db's steps */
+    b->db = hx_db_open(cfg->db_url, "scheduling", pg ? pg_steps : NULL, pg ? sizeof pg_steps / sizeof *pg_steps : 0,
+                       err, errcap);
+    if (!b->db) {
         hx_booking_close(&b);
         return NULL;
     }
+    const char *where = hx_db_where(b->db);
     if (cfg->audit_path &&
         !(b->audit = hx_audit_open_rotating(cfg->audit_path, cfg->audit_rotation, err, errcap))) {
         hx_booking_close(&b);
         return NULL;
     }
-    sqlite3_busy_timeout(b->db, 10000);
-    /* two workers starting together on a new file: hx_sqlite_wal waits for the other */
-    int v = hx_sqlite_wal(b->db, 10000) == SQLITE_OK && exec(b, schema) == 0 ? user_version(b) : -1;
+    int v = on_postgres(b) ? SCHEMA_VERSION : exec(b, schema) == 0 ? user_version(b) : -1;
     if (v > SCHEMA_VERSION) {
         snprintf(err, errcap, "%s: a scheduling database of version %d, newer than this program's %d: run the "
-                 "handoff-scheduling that wrote it, or restore a backup of version %d or older", cfg->db_path, v,
+                 "handoff-scheduling that wrote it, or restore a backup of version %d or older", where, v,
                  SCHEMA_VERSION, SCHEMA_VERSION);
         hx_booking_close(&b);
         return NULL;
     }
-    if (v < 0 || schema_migrate(b) != 0 || directory_import(b, dir) != 0) {
-        snprintf(err, errcap, "%s: %s", cfg->db_path, sqlite3_errmsg(b->db));
+    if (v < 0 || (!on_postgres(b) && schema_migrate(b) != 0) || directory_import(b, dir) != 0) {
+        snprintf(err, errcap, "%s", hx_db_errmsg(b->db));
         hx_booking_close(&b);
         return NULL;
     }
+    b->cal_version = -1;                        /* nothing kept yet */
     int legacy = hx_waitlist_init(b);           /* its own table (hx_waitlist.c) */
     b->waitlist_legacy = legacy == 1;
     if (legacy < 0) {
-        snprintf(err, errcap, "%s: the wait list: %s", cfg->db_path, sqlite3_errmsg(b->db));
+        snprintf(err, errcap, "the wait list: %s", hx_db_errmsg(b->db));
         hx_booking_close(&b);
         return NULL;
     }
@@ -1703,27 +1804,27 @@ static const char migrate_v2[] = "ALTER TABLE thread ADD COLUMN attachment BLOB;
  * slots moved with it (first out of the way, to negative numbers, so no two collide midway). */
 static int migrate_v3(hx_booking_t *b)
 {
-    sqlite3_stmt *st = prep(b, "SELECT referral_id, discipline, therapist_id, clinic_id, start, minutes FROM bookings");
-    sqlite3_stmt *up = prep(b, "UPDATE bookings SET start = ? WHERE referral_id = ? AND discipline = ?");
-    sqlite3_stmt *sl = prep(b, "UPDATE slots SET slot = (-slot - 1) + ? WHERE referral_id = ? AND therapist_id = ? "
+    hx_db_stmt_t *st = prep(b, "SELECT referral_id, discipline, therapist_id, clinic_id, start, minutes FROM bookings");
+    hx_db_stmt_t *up = prep(b, "UPDATE bookings SET start = ? WHERE referral_id = ? AND discipline = ?");
+    hx_db_stmt_t *sl = prep(b, "UPDATE slots SET slot = (-slot - 1) + ? WHERE referral_id = ? AND therapist_id = ? "
                                "AND slot < 0");
     int rc = st && up && sl && exec(b, "ALTER TABLE bookings ADD COLUMN distance_m INTEGER;"
                                        "UPDATE slots SET slot = -slot - 1;") == 0 ? 0 : -1;
     size_t moved = 0;
-    while (rc == 0 && sqlite3_step(st) == SQLITE_ROW) {
-        const hx_clinic_t *c = hx_directory_clinic(b->dir, (const char *)sqlite3_column_text(st, 3));
-        hx_minute_t local = sqlite3_column_int64(st, 4), utc = local;
+    while (rc == 0 && hx_db_step(st) == HX_DB_ROW) {
+        const hx_clinic_t *c = hx_directory_clinic(b->dir, hx_db_col_text(st, 3));
+        hx_minute_t local = hx_db_col_int(st, 4), utc = local;
         if (c && hx_tz_to_utc(c->tz, local, &utc) != 0)
             utc = local - hx_tz_offset(c->tz, local);      /* a skipped minute: the offset after it */
-        sqlite3_reset(up);
-        sqlite3_bind_int64(up, 1, utc);
-        sqlite3_bind_text(up, 2, (const char *)sqlite3_column_text(st, 0), -1, SQLITE_TRANSIENT);
-        sqlite3_bind_int(up, 3, sqlite3_column_int(st, 1));
-        sqlite3_reset(sl);
-        sqlite3_bind_int64(sl, 1, (utc - local) / SLOT_MINUTES);
-        sqlite3_bind_text(sl, 2, (const char *)sqlite3_column_text(st, 0), -1, SQLITE_TRANSIENT);
-        sqlite3_bind_text(sl, 3, (const char *)sqlite3_column_text(st, 2), -1, SQLITE_TRANSIENT);
-        rc = sqlite3_step(up) == SQLITE_DONE && sqlite3_step(sl) == SQLITE_DONE ? 0 : -1;
+        hx_db_reset(up);
+        hx_db_bind_int(up, 1, utc);
+        hx_db_bind_text(up, 2, hx_db_col_text(st, 0));
+        hx_db_bind_int(up, 3, hx_db_col_int(st, 1));
+        hx_db_reset(sl);
+        hx_db_bind_int(sl, 1, (utc - local) / SLOT_MINUTES);
+        hx_db_bind_text(sl, 2, hx_db_col_text(st, 0));
+        hx_db_bind_text(sl, 3, hx_db_col_text(st, 2));
+        rc = hx_db_step(up) == HX_DB_DONE && hx_db_step(sl) == HX_DB_DONE ? 0 : -1;
         moved += utc != local;
     }
     done(b, st);
@@ -1757,17 +1858,17 @@ static const char migrate_v4[] =
 /* Derives every booked referral's status again (after a migration). */
 static int rederive_all(hx_booking_t *b)
 {
-    sqlite3_stmt *st = prep(b, "SELECT DISTINCT referral_id FROM bookings");
+    hx_db_stmt_t *st = prep(b, "SELECT DISTINCT referral_id FROM bookings");
     if (!st)
         return -1;
     int rc = 0, step;
-    while (rc == 0 && (step = sqlite3_step(st)) == SQLITE_ROW) {
+    while (rc == 0 && (step = hx_db_step(st)) == HX_DB_ROW) {
         char rid[32];
         handoffs_t hs;
-        snprintf(rid, sizeof rid, "%s", (const char *)sqlite3_column_text(st, 0));
+        snprintf(rid, sizeof rid, "%s", hx_db_col_text(st, 0));
         rc = referral_derive(b, rid, &hs);
     }
-    if (rc == 0 && step != SQLITE_DONE)
+    if (rc == 0 && step != HX_DB_DONE)
         rc = -1;
     done(b, st);
     return rc;
@@ -1775,8 +1876,8 @@ static int rederive_all(hx_booking_t *b)
 
 static int user_version(hx_booking_t *b)
 {
-    sqlite3_stmt *st = prep(b, "PRAGMA user_version");
-    int v = st && sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : -1;
+    hx_db_stmt_t *st = prep(b, "PRAGMA user_version");
+    int v = st && hx_db_step(st) == HX_DB_ROW ? hx_db_col_int(st, 0) : -1;
     done(b, st);
     return v;
 }
@@ -1824,22 +1925,25 @@ static int schema_migrate(hx_booking_t *b)
 /* Replaces the directory tables with dir, in one transaction. */
 static int directory_import(hx_booking_t *b, const hx_directory_t *dir)
 {
-    if (exec(b, "BEGIN IMMEDIATE") != 0)
+    char err[512];
+    if (write_begin(b, err, sizeof err) != 0) {
+        hx_error("%s", err);
         return -1;
+    }
     int rc = exec(b, "DELETE FROM hours; DELETE FROM therapists; DELETE FROM clinics;");
-    sqlite3_stmt *c = prep(b, "INSERT INTO clinics(id, name, city) VALUES (?, ?, ?)");
-    sqlite3_stmt *t = prep(b, "INSERT INTO therapists(id, name, discipline, registration, clinic_id, languages, "
+    hx_db_stmt_t *c = prep(b, "INSERT INTO clinics(id, name, city) VALUES (?, ?, ?)");
+    hx_db_stmt_t *t = prep(b, "INSERT INTO therapists(id, name, discipline, registration, clinic_id, languages, "
                               "virtual) VALUES (?, ?, ?, ?, ?, ?, ?)");
-    sqlite3_stmt *h = prep(b, "INSERT INTO hours(therapist_id, day, from_min, to_min) VALUES (?, ?, ?, ?)");
+    hx_db_stmt_t *h = prep(b, "INSERT INTO hours(therapist_id, day, from_min, to_min) VALUES (?, ?, ?, ?)");
     rc = rc == 0 && c && t && h ? 0 : -1;
     const hx_clinic_t *cl;
     size_t nc = hx_directory_clinics(dir, &cl);
     for (size_t i = 0; i < nc && rc == 0; i++) {
-        sqlite3_reset(c);
-        sqlite3_bind_text(c, 1, cl[i].id, -1, SQLITE_STATIC);
-        sqlite3_bind_text(c, 2, cl[i].name, -1, SQLITE_STATIC);
-        sqlite3_bind_text(c, 3, cl[i].city, -1, SQLITE_STATIC);
-        rc = sqlite3_step(c) == SQLITE_DONE ? 0 : -1;
+        hx_db_reset(c);
+        hx_db_bind_text(c, 1, cl[i].id);
+        hx_db_bind_text(c, 2, cl[i].name);
+        hx_db_bind_text(c, 3, cl[i].city);
+        rc = hx_db_step(c) == HX_DB_DONE ? 0 : -1;
     }
     const hx_therapist_t *th;
     size_t nt = hx_directory_therapists(dir, &th);
@@ -1848,30 +1952,30 @@ static int directory_import(hx_booking_t *b, const hx_directory_t *dir)
         size_t k = 0;
         for (size_t l = 0; l < th[i].n_languages && k < sizeof langs; l++)
             k += (size_t)snprintf(langs + k, sizeof langs - k, "%s%s", l ? "," : "", th[i].languages[l]);
-        sqlite3_reset(t);
-        sqlite3_bind_text(t, 1, th[i].id, -1, SQLITE_STATIC);
-        sqlite3_bind_text(t, 2, th[i].name, -1, SQLITE_STATIC);
-        sqlite3_bind_int(t, 3, (int)th[i].discipline);
-        sqlite3_bind_text(t, 4, th[i].registration, -1, SQLITE_STATIC);
-        sqlite3_bind_text(t, 5, th[i].clinic_id, -1, SQLITE_STATIC);
-        sqlite3_bind_text(t, 6, langs, -1, SQLITE_TRANSIENT);
-        sqlite3_bind_int(t, 7, th[i].virtual_ok);
-        rc = sqlite3_step(t) == SQLITE_DONE ? 0 : -1;
+        hx_db_reset(t);
+        hx_db_bind_text(t, 1, th[i].id);
+        hx_db_bind_text(t, 2, th[i].name);
+        hx_db_bind_int(t, 3, (int)th[i].discipline);
+        hx_db_bind_text(t, 4, th[i].registration);
+        hx_db_bind_text(t, 5, th[i].clinic_id);
+        hx_db_bind_text(t, 6, langs);
+        hx_db_bind_int(t, 7, th[i].virtual_ok);
+        rc = hx_db_step(t) == HX_DB_DONE ? 0 : -1;
         for (size_t w = 0; w < th[i].n_hours && rc == 0; w++) {
-            sqlite3_reset(h);
-            sqlite3_bind_text(h, 1, th[i].id, -1, SQLITE_STATIC);
-            sqlite3_bind_int(h, 2, th[i].hours[w].day);
-            sqlite3_bind_int(h, 3, th[i].hours[w].from);
-            sqlite3_bind_int(h, 4, th[i].hours[w].to);
-            rc = sqlite3_step(h) == SQLITE_DONE ? 0 : -1;
+            hx_db_reset(h);
+            hx_db_bind_text(h, 1, th[i].id);
+            hx_db_bind_int(h, 2, th[i].hours[w].day);
+            hx_db_bind_int(h, 3, th[i].hours[w].from);
+            hx_db_bind_int(h, 4, th[i].hours[w].to);
+            rc = hx_db_step(h) == HX_DB_DONE ? 0 : -1;
         }
     }
     done(b, c);
     done(b, t);
     done(b, h);
-    if (rc == 0 && exec(b, "COMMIT") == 0)
-        return 0;
-    exec(b, "ROLLBACK");
+    if (rc == 0)
+        return write_commit(b, err, sizeof err) == 0 ? 0 : -1;
+    hx_db_rollback(b->db);
     return -1;
 }
 
@@ -1888,9 +1992,7 @@ void hx_booking_close(hx_booking_t **self_p)
     if (!self_p || !*self_p)
         return;
     hx_calendar_destroy(&(*self_p)->cal);
-    for (size_t i = 0; i < STMT_CACHE; i++)
-        sqlite3_finalize((*self_p)->stmts[i].st);
-    sqlite3_close((*self_p)->db);
+    hx_db_close(&(*self_p)->db);
     hx_audit_close(&(*self_p)->audit);
     hx_attach_typer_close(&(*self_p)->typer);
     sodium_memzero((*self_p)->key, sizeof (*self_p)->key);
@@ -1900,12 +2002,49 @@ void hx_booking_close(hx_booking_t **self_p)
 
 /* ---- for hx_review.c (hx_booking_internal.h) ------------------------------------------------ */
 
-sqlite3_stmt *bk_prep(hx_booking_t *b, const char *sql)
+const hx_db_step_t *hx_booking_pg_steps(size_t *n)
+{
+    *n = sizeof pg_steps / sizeof *pg_steps;
+    return pg_steps;
+}
+
+hx_db_t *bk_db(hx_booking_t *b)
+{
+    return b->db;
+}
+
+bool bk_on_postgres(const hx_booking_t *b)
+{
+    return on_postgres(b);
+}
+
+int bk_exec(hx_booking_t *b, const char *sql)
+{
+    return exec(b, sql);
+}
+
+int bk_write_begin(hx_booking_t *b, char *err, size_t cap)
+{
+    return write_begin(b, err, cap);
+}
+
+int bk_write_commit(hx_booking_t *b, char *err, size_t cap)
+{
+    return write_commit(b, err, cap);
+}
+
+void bk_write_rollback(hx_booking_t *b)
+{
+    hx_db_rollback(b->db);
+    calendar_drop(b);
+}
+
+hx_db_stmt_t *bk_prep(hx_booking_t *b, const char *sql)
 {
     return prep(b, sql);
 }
 
-void bk_done(hx_booking_t *b, sqlite3_stmt *st)
+void bk_done(hx_booking_t *b, hx_db_stmt_t *st)
 {
     done(b, st);
 }
@@ -1964,16 +2103,16 @@ const char *bk_reviewers(const hx_booking_t *b)
 
 int bk_log_event(hx_booking_t *b, const char *rid, Handoff__Discipline d, const char *clinic, const char *event)
 {
-    sqlite3_stmt *st = prep(b, "INSERT INTO handoff_log(referral_id, discipline, clinic_id, event, at_ms) "
+    hx_db_stmt_t *st = prep(b, "INSERT INTO handoff_log(referral_id, discipline, clinic_id, event, at_ms) "
                                "VALUES (?, ?, ?, ?, ?)");
     int rc = st ? 0 : -1;
     if (rc == 0) {
-        sqlite3_bind_text(st, 1, rid, -1, SQLITE_STATIC);
-        sqlite3_bind_int(st, 2, (int)d);
-        sqlite3_bind_text(st, 3, clinic ? clinic : "", -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 4, event, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 5, (sqlite3_int64)bk_now_ms(b));
-        rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
+        hx_db_bind_text(st, 1, rid);
+        hx_db_bind_int(st, 2, (int)d);
+        hx_db_bind_text(st, 3, clinic ? clinic : "");
+        hx_db_bind_text(st, 4, event);
+        hx_db_bind_int(st, 5, (int64_t)bk_now_ms(b));
+        rc = hx_db_step(st) == HX_DB_DONE ? 0 : -1;
     }
     done(b, st);
     return rc;
@@ -2079,12 +2218,12 @@ int bk_set_pending(hx_booking_t *b, const char *rid, Handoff__TaskStatus s, hx_e
 
 int bk_case_store(hx_booking_t *b, const char *rid, const Handoff__Case *c)
 {
-    sqlite3_stmt *st = prep(b, "UPDATE referrals SET case_pb = ?, updated_ms = ? WHERE referral_id = ?");
+    hx_db_stmt_t *st = prep(b, "UPDATE referrals SET case_pb = ?, updated_ms = ? WHERE referral_id = ?");
     int rc = st && bk_bind_case(b, st, 1, c) == 0 ? 0 : -1;
     if (rc == 0) {
-        sqlite3_bind_int64(st, 2, (sqlite3_int64)bk_now_ms(b));
-        sqlite3_bind_text(st, 3, rid, -1, SQLITE_STATIC);
-        rc = sqlite3_step(st) == SQLITE_DONE && sqlite3_changes(b->db) == 1 ? 0 : -1;
+        hx_db_bind_int(st, 2, (int64_t)bk_now_ms(b));
+        hx_db_bind_text(st, 3, rid);
+        rc = hx_db_step(st) == HX_DB_DONE && hx_db_changes(b->db) == 1 ? 0 : -1;
     }
     done(b, st);
     return rc;

@@ -9,13 +9,16 @@
 #define HX_BOOKING_H
 #include <stddef.h>
 #include <stdint.h>
+#include "hx_booking_store.h"
 #include "hx_schedule.h"
 #include "hx_worker.h"
 
 typedef struct hx_booking hx_booking_t;
 
 typedef struct {
-    const char *db_path;            /* the SQLite file, created if missing */
+    /* the store: a SQLite file (created if missing; also sqlite:PATH) or postgresql://… (its
+     * own schema "scheduling"; several workers may share it, see hx_booking.c) */
+    const char *db_url;
     hx_minute_t start;              /* book nothing earlier; -1 = now */
     uint32_t horizon_days;          /* look this far ahead */
     uint32_t collab_days;           /* massage within this many days after the PT assessment */
@@ -36,20 +39,20 @@ typedef struct {
 
 hx_booking_t *hx_booking_open(const hx_booking_config_t *cfg, const hx_directory_t *dir, char *err, size_t errcap);
 void hx_booking_close(hx_booking_t **self_p);
-/* Seals every value the database at db_path seals (each referral, the care thread's text and
+/* Seals every value the SQLite database at url (a path, or sqlite:PATH) seals (each referral, the care thread's text and
  * attachments, the stored outputs) again with new_key, in one transaction, then VACUUMs it so
  * nothing sealed with the old key (or clear) is left in the file or its WAL (hx_seal_store.h).
  * old_key: the data key in use (NULL: the store was written in clear; its values are sealed).
  * A value old_key does not open stops it with nothing changed, err naming the row and the key
  * id it was sealed with. Stop every worker on the database first. *count: the values sealed.
  * 0, or -1 with why in err. */
-int hx_booking_rekey(const char *db_path, const uint8_t *old_key, const uint8_t new_key[32], size_t *count, char *err,
+int hx_booking_rekey(const char *url, const uint8_t *old_key, const uint8_t new_key[32], size_t *count, char *err,
                      size_t cap);
-/* Whether key (NULL: none) is the one the database at db_path is sealed with, judged by the
+/* Whether key (NULL: none) is the one the database at url (SQLite or PostgreSQL) is sealed with, judged by the
  * first value of each sealed column that carries a key id (after a --rekey they all carry the
  * same). 0 (also for a database with nothing sealed yet), or -1 with err naming the key id the
  * database needs and the one given. */
-int hx_booking_key_check(const char *db_path, const uint8_t *key, char *err, size_t cap);
+int hx_booking_key_check(const char *url, const uint8_t *key, char *err, size_t cap);
 /* Uses dir from now on (borrowed; the caller keeps the old one until this returns), and
  * writes it into the database's clinics, therapists and hours tables. -1 (and the old one
  * stays) when the database refuses. */
@@ -64,10 +67,13 @@ int hx_booking_handle(hx_booking_t *b, const hx_msg_t *in, hx_outbox_t *out, cha
 
 /* A burst of messages in one transaction (hx_worker_batch_t): begin, then hx_booking_handle
  * for each (each in a savepoint of its own: one that fails undoes only itself), then commit
- * (0 once durable) or, when commit failed, rollback (which also drops the cached calendar). */
+ * (0 once durable) or, when commit failed, rollback (which also drops the cached calendar).
+ * begin gives HX_WORKER_STORE_DOWN when PostgreSQL cannot be reached. */
 int hx_booking_batch_begin(hx_booking_t *b, char *err, size_t errcap);
 int hx_booking_batch_commit(hx_booking_t *b, char *err, size_t errcap);
 void hx_booking_batch_rollback(hx_booking_t *b);
+/* Whether the store answers now (PostgreSQL: connecting again when it does not). 0 or -1. */
+int hx_booking_ping(hx_booking_t *b, char *err, size_t errcap);
 
 /* Referrals on hold, in wait-list order: priority (stat first), then arrival on the wait list
  * (at most cap ids written into ids). */

@@ -7,7 +7,7 @@
 #include "hx_booking.h"
 #include "hx_lifecycle.h"
 
-#include <sqlite3.h>
+#include "hx_db.h"
 #include <stdbool.h>
 
 typedef struct {
@@ -73,9 +73,20 @@ typedef struct {
 } bk_where_t;
 
 /* A statement for sql, which must be a string literal (it is kept, found again by its
- * address); give it back with bk_done, never sqlite3_finalize. */
-sqlite3_stmt *bk_prep(hx_booking_t *b, const char *sql);
-void bk_done(hx_booking_t *b, sqlite3_stmt *st);
+ * address); give it back with bk_done. */
+hx_db_stmt_t *bk_prep(hx_booking_t *b, const char *sql);
+/* The store (SQLite or PostgreSQL), and which. */
+hx_db_t *bk_db(hx_booking_t *b);
+bool bk_on_postgres(const hx_booking_t *b);
+/* One or more statements without parameters: 0, or -1 (logged). */
+int bk_exec(hx_booking_t *b, const char *sql);
+/* A write transaction outside hx_booking_handle's (the workers take turns; see hx_booking.c):
+ * begin (0, HX_DB_UNAVAILABLE, or -1 with err), commit (0 or -1 with err; rolled back), or
+ * roll back. */
+int bk_write_begin(hx_booking_t *b, char *err, size_t cap);
+int bk_write_commit(hx_booking_t *b, char *err, size_t cap);
+void bk_write_rollback(hx_booking_t *b);
+void bk_done(hx_booking_t *b, hx_db_stmt_t *st);
 /* 1 found, 0 not found, -1 error; free with bk_row_free. */
 int bk_row_load(hx_booking_t *b, const char *referral_id, bk_row_t *r);
 void bk_row_free(bk_row_t *r);
@@ -95,12 +106,12 @@ int bk_refuse_request(hx_booking_t *b, const hx_msg_t *in, hx_outbox_t *out, con
 void bk_audit_write(hx_booking_t *b, const char *role, const hx_msg_t *in, const char *what, const char *rid,
                     const char *outcome);
 /* Binds a value to store (text or a blob), sealed when the store has a data key. 0 or -1. */
-int bk_bind_sealed(hx_booking_t *b, sqlite3_stmt *st, int idx, const void *data, size_t len, bool text);
+int bk_bind_sealed(hx_booking_t *b, hx_db_stmt_t *st, int idx, const void *data, size_t len, bool text);
 /* Binds a Case (packed, sealed when the store has a data key). 0 or -1. */
-int bk_bind_case(hx_booking_t *b, sqlite3_stmt *st, int idx, const Handoff__Case *c);
+int bk_bind_case(hx_booking_t *b, hx_db_stmt_t *st, int idx, const Handoff__Case *c);
 /* The clear value of column col (malloc'd, NUL-terminated): opened when sealed. 0, or -1
  * (logged: a sealed value without the key, another key, damage). */
-int bk_column_open(hx_booking_t *b, sqlite3_stmt *st, int col, uint8_t **out, size_t *len);
+int bk_column_open(hx_booking_t *b, hx_db_stmt_t *st, int col, uint8_t **out, size_t *len);
 /* Tells an attachment's type by its content (hx_attach.h). */
 hx_attach_typer_t *bk_typer(hx_booking_t *b);
 /* The reviewers' mailboxes as configured ("review" when none). */

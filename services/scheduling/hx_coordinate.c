@@ -189,49 +189,51 @@ int hx_coord_redirect(hx_booking_t *b, const hx_msg_t *in, hx_outbox_t *out, con
 static int addition_load(hx_booking_t *b, const char *rid, Handoff__Discipline d, char state[16],
                          uint8_t request_id[HX_ID_LEN])
 {
-    sqlite3_stmt *st = bk_prep(b, "SELECT state, request_id FROM additions WHERE referral_id = ? AND discipline = ?");
+    hx_db_stmt_t *st = bk_prep(b, "SELECT state, request_id FROM additions WHERE referral_id = ? AND discipline = ?");
     if (!st)
         return -1;
-    sqlite3_bind_text(st, 1, rid, -1, SQLITE_STATIC);
-    sqlite3_bind_int(st, 2, (int)d);
-    int step = sqlite3_step(st);
+    hx_db_bind_text(st, 1, rid);
+    hx_db_bind_int(st, 2, (int)d);
+    int step = hx_db_step(st);
     state[0] = '\0';
-    if (step == SQLITE_ROW) {
-        snprintf(state, 16, "%s", (const char *)sqlite3_column_text(st, 0));
+    if (step == HX_DB_ROW) {
+        snprintf(state, 16, "%s", hx_db_col_text(st, 0));
         memset(request_id, 0, HX_ID_LEN);
-        if (sqlite3_column_bytes(st, 1) == HX_ID_LEN)
-            memcpy(request_id, sqlite3_column_blob(st, 1), HX_ID_LEN);
+        if (hx_db_col_bytes(st, 1) == HX_ID_LEN)
+            memcpy(request_id, hx_db_col_blob(st, 1), HX_ID_LEN);
     }
     bk_done(b, st);
-    return step == SQLITE_ROW || step == SQLITE_DONE ? 0 : -1;
+    return step == HX_DB_ROW || step == HX_DB_DONE ? 0 : -1;
 }
 
 static int addition_asked(hx_booking_t *b, const char *rid, const hx_msg_t *in)
 {
-    sqlite3_stmt *st = bk_prep(b, "INSERT OR REPLACE INTO additions(referral_id, discipline, state, requested_by, "
-                                  "request_id, asked_ms) VALUES (?, ?, 'asked', ?, ?, ?)");
+    hx_db_stmt_t *st = bk_prep(b, "INSERT INTO additions(referral_id, discipline, state, requested_by, request_id, asked_ms) "
+                                  "VALUES (?, ?, 'asked', ?, ?, ?) ON CONFLICT (referral_id, discipline) DO UPDATE "
+                                  "SET state = excluded.state, requested_by = excluded.requested_by, "
+                                  "request_id = excluded.request_id, asked_ms = excluded.asked_ms, answer = ''");
     if (!st)
         return -1;
-    sqlite3_bind_text(st, 1, rid, -1, SQLITE_STATIC);
-    sqlite3_bind_int(st, 2, MASSAGE);
-    sqlite3_bind_text(st, 3, in->from, -1, SQLITE_STATIC);
-    sqlite3_bind_blob(st, 4, in->id, HX_ID_LEN, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 5, (sqlite3_int64)bk_now_ms(b));
-    int rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
+    hx_db_bind_text(st, 1, rid);
+    hx_db_bind_int(st, 2, MASSAGE);
+    hx_db_bind_text(st, 3, in->from);
+    hx_db_bind_blob(st, 4, in->id, HX_ID_LEN);
+    hx_db_bind_int(st, 5, (int64_t)bk_now_ms(b));
+    int rc = hx_db_step(st) == HX_DB_DONE ? 0 : -1;
     bk_done(b, st);
     return rc;
 }
 
 static int addition_answered(hx_booking_t *b, const char *rid, const char *state, const char *answer)
 {
-    sqlite3_stmt *st = bk_prep(b, "UPDATE additions SET state = ?, answer = ? WHERE referral_id = ? AND discipline = ?");
+    hx_db_stmt_t *st = bk_prep(b, "UPDATE additions SET state = ?, answer = ? WHERE referral_id = ? AND discipline = ?");
     if (!st)
         return -1;
-    sqlite3_bind_text(st, 1, state, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, answer, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 3, rid, -1, SQLITE_STATIC);
-    sqlite3_bind_int(st, 4, MASSAGE);
-    int rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
+    hx_db_bind_text(st, 1, state);
+    hx_db_bind_text(st, 2, answer);
+    hx_db_bind_text(st, 3, rid);
+    hx_db_bind_int(st, 4, MASSAGE);
+    int rc = hx_db_step(st) == HX_DB_DONE ? 0 : -1;
     bk_done(b, st);
     return rc;
 }

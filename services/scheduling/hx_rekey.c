@@ -1,5 +1,6 @@
 /* hx_booking_rekey — scheduling's database sealed again with a new data key (hx_booking.h). */
 #include "hx_booking.h"
+#include "hx_db.h"
 #include "hx_seal_store.h"
 
 #include <stdio.h>
@@ -14,8 +15,56 @@ static const hx_sealed_column_t sealed_columns[] = {
     {"handled", "msg_id", "outputs"},
 };
 
-int hx_booking_key_check(const char *db_path, const uint8_t *key, char *err, size_t cap)
+/* The key id of the first sealed value in the PostgreSQL store at url ("" when none). */
+static int pg_sealed_id(const char *url, char theirs[HX_SEAL_ID_TEXT], char *err, size_t cap)
 {
+    /* literals, one per column (hx_db_prep keeps statements by their text's address) */
+    static const char *const queries[] = {
+        "SELECT case_pb FROM referrals WHERE substr(case_pb, 1, 3) = ? LIMIT 1",
+        "SELECT text FROM thread WHERE substr(text, 1, 3) = ? LIMIT 1",
+        "SELECT attachment FROM thread WHERE substr(attachment, 1, 3) = ? LIMIT 1",
+        "SELECT outputs FROM handled WHERE substr(outputs, 1, 3) = ? LIMIT 1",
+    };
+    static const uint8_t magic[3] = {0x00, 0x73, 0x32};
+    hx_db_t *db = hx_db_open(url, "scheduling", NULL, 0, err, cap);
+    if (!db)
+        return -1;
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && !theirs[0] && i < sizeof queries / sizeof *queries; i++) {
+        hx_db_stmt_t *st = hx_db_prep(db, queries[i]);
+        int step = st && hx_db_bind_blob(st, 1, magic, sizeof magic) == 0 ? hx_db_step(st) : -1;
+        if (step == HX_DB_ROW)
+            hx_sealed_key_id(hx_db_col_blob(st, 0), hx_db_col_bytes(st, 0), theirs);
+        else if (step < 0) {
+            snprintf(err, cap, "%s", hx_db_errmsg(db));
+            rc = -1;
+        }
+        hx_db_done(st);
+    }
+    hx_db_close(&db);
+    return rc;
+}
+
+int hx_booking_key_check(const char *url, const uint8_t *key, char *err, size_t cap)
+{
+    const char *db_path = url;
+    if (strncmp(url, "postgres", 8) == 0) {
+        char mine[HX_SEAL_ID_TEXT] = "", theirs[HX_SEAL_ID_TEXT] = "";
+        if (key)
+            hx_seal_key_id(key, mine);
+        if (pg_sealed_id(url, theirs, err, cap) != 0)
+            return -1;
+        if (theirs[0] && strcmp(theirs, mine) != 0) {
+            snprintf(err, cap, "the scheduling store is sealed with the data key of id %s, and %s%s: give the key "
+                     "with id %s", theirs, key ? "--data-key has id " : "no --data-key is given", key ? mine : "",
+                     theirs);
+            return -1;
+        }
+        return 0;
+    }
+    hx_db_kind_t kind;
+    if (hx_db_url_parse(url, &kind, &db_path, err, cap) != 0)
+        return -1;
     sqlite3 *db = NULL;
     if (sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
         snprintf(err, cap, "%s: %s", db_path, db ? sqlite3_errmsg(db) : "out of memory");
@@ -55,10 +104,18 @@ int hx_booking_key_check(const char *db_path, const uint8_t *key, char *err, siz
     return rc;
 }
 
-int hx_booking_rekey(const char *db_path, const uint8_t *old_key, const uint8_t new_key[32], size_t *count, char *err,
+int hx_booking_rekey(const char *url, const uint8_t *old_key, const uint8_t new_key[32], size_t *count, char *err,
                      size_t cap)
 {
     *count = 0;
+    hx_db_kind_t kind;
+    const char *db_path;
+    if (hx_db_url_parse(url, &kind, &db_path, err, cap) != 0)
+        return -1;
+    if (kind != HX_DB_SQLITE) {
+        snprintf(err, cap, "--rekey seals a SQLite store again; a PostgreSQL store keeps the key it has (OPERATIONS.md)");
+        return -1;
+    }
     sqlite3 *db = NULL;
     if (sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK) {
         snprintf(err, cap, "%s: %s", db_path, db ? sqlite3_errmsg(db) : "out of memory");

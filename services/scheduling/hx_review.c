@@ -75,19 +75,19 @@ static int tell_reviewer(void *arg, const char *name)
 
 static int review_insert(hx_booking_t *b, const Handoff__Case *c)
 {
-    sqlite3_stmt *st = bk_prep(b, "INSERT INTO referrals(referral_id, referring_clinic, ref, status, reason, case_pb, "
+    hx_db_stmt_t *st = bk_prep(b, "INSERT INTO referrals(referral_id, referring_clinic, ref, status, reason, case_pb, "
                                   "updated_ms, received_ms) VALUES (?, ?, ?, ?, 'under review', ?, ?, ?6)");
-    sqlite3_stmt *rv = bk_prep(b, "INSERT INTO reviews(referral_id, state, requested_ms) VALUES (?, 'pending', ?)");
+    hx_db_stmt_t *rv = bk_prep(b, "INSERT INTO reviews(referral_id, state, requested_ms) VALUES (?, 'pending', ?)");
     int rc = st && rv && bk_bind_case(b, st, 5, c) == 0 ? 0 : -1;
     if (rc == 0) {
-        sqlite3_bind_text(st, 1, c->referral->referral_id, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 2, c->referral->referring_clinic, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 3, c->referral->ref, -1, SQLITE_STATIC);
-        sqlite3_bind_int(st, 4, HANDOFF__TASK_STATUS__TASK_RECEIVED);
-        sqlite3_bind_int64(st, 6, (sqlite3_int64)bk_now_ms(b));
-        sqlite3_bind_text(rv, 1, c->referral->referral_id, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(rv, 2, (sqlite3_int64)bk_now_ms(b));
-        rc = sqlite3_step(st) == SQLITE_DONE && sqlite3_step(rv) == SQLITE_DONE ? 0 : -1;
+        hx_db_bind_text(st, 1, c->referral->referral_id);
+        hx_db_bind_text(st, 2, c->referral->referring_clinic);
+        hx_db_bind_text(st, 3, c->referral->ref);
+        hx_db_bind_int(st, 4, HANDOFF__TASK_STATUS__TASK_RECEIVED);
+        hx_db_bind_int(st, 6, (int64_t)bk_now_ms(b));
+        hx_db_bind_text(rv, 1, c->referral->referral_id);
+        hx_db_bind_int(rv, 2, (int64_t)bk_now_ms(b));
+        rc = hx_db_step(st) == HX_DB_DONE && hx_db_step(rv) == HX_DB_DONE ? 0 : -1;
     }
     bk_done(b, st);
     bk_done(b, rv);
@@ -160,15 +160,15 @@ static int refuse(hx_booking_t *b, const hx_msg_t *in, hx_outbox_t *out, const c
 /* The review's state ("pending", "decided") and who decided; 1 found, 0 not, -1 error. */
 static int review_state(hx_booking_t *b, const char *rid, char *state, size_t cap, char *by, size_t bycap)
 {
-    sqlite3_stmt *st = bk_prep(b, "SELECT state, reviewer FROM reviews WHERE referral_id = ?");
+    hx_db_stmt_t *st = bk_prep(b, "SELECT state, reviewer FROM reviews WHERE referral_id = ?");
     if (!st)
         return -1;
-    sqlite3_bind_text(st, 1, rid, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(st);
-    int found = rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
+    hx_db_bind_text(st, 1, rid);
+    int rc = hx_db_step(st);
+    int found = rc == HX_DB_ROW ? 1 : rc == HX_DB_DONE ? 0 : -1;
     if (found == 1) {
-        snprintf(state, cap, "%s", (const char *)sqlite3_column_text(st, 0));
-        snprintf(by, bycap, "%s", (const char *)sqlite3_column_text(st, 1));
+        snprintf(state, cap, "%s", hx_db_col_text(st, 0));
+        snprintf(by, bycap, "%s", hx_db_col_text(st, 1));
     }
     bk_done(b, st);
     return found;
@@ -177,16 +177,16 @@ static int review_state(hx_booking_t *b, const char *rid, char *state, size_t ca
 static int review_record(hx_booking_t *b, const char *rid, const char *reviewer, const char *decision,
                          const char *reason)
 {
-    sqlite3_stmt *st = bk_prep(b, "UPDATE reviews SET state = 'decided', reviewer = ?, decision = ?, reason = ?, "
+    hx_db_stmt_t *st = bk_prep(b, "UPDATE reviews SET state = 'decided', reviewer = ?, decision = ?, reason = ?, "
                                   "decided_ms = ? WHERE referral_id = ?");
     if (!st)
         return -1;
-    sqlite3_bind_text(st, 1, reviewer, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, decision, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 3, reason, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 4, (sqlite3_int64)bk_now_ms(b));
-    sqlite3_bind_text(st, 5, rid, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
+    hx_db_bind_text(st, 1, reviewer);
+    hx_db_bind_text(st, 2, decision);
+    hx_db_bind_text(st, 3, reason);
+    hx_db_bind_int(st, 4, (int64_t)bk_now_ms(b));
+    hx_db_bind_text(st, 5, rid);
+    int rc = hx_db_step(st) == HX_DB_DONE ? 0 : -1;
     bk_done(b, st);
     return rc;
 }
@@ -221,11 +221,11 @@ static int case_decide(hx_booking_t *b, const char *rid, Handoff__Case *c, const
     t->needs_review = false;
     if (!t->priority)
         t->priority = HANDOFF__PRIORITY__PRIORITY_ROUTINE;
-    sqlite3_stmt *st = bk_prep(b, "UPDATE referrals SET case_pb = ? WHERE referral_id = ?");
+    hx_db_stmt_t *st = bk_prep(b, "UPDATE referrals SET case_pb = ? WHERE referral_id = ?");
     int rc = st && bk_bind_case(b, st, 1, c) == 0 ? 0 : -1;
     if (rc == 0) {
-        sqlite3_bind_text(st, 2, rid, -1, SQLITE_STATIC);
-        rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
+        hx_db_bind_text(st, 2, rid);
+        rc = hx_db_step(st) == HX_DB_DONE ? 0 : -1;
     }
     bk_done(b, st);
     return rc;

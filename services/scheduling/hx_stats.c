@@ -148,7 +148,7 @@ typedef struct {
     uint32_t received;                        /* referrals, each once */
 } window_t;
 
-static int step_rows(hx_booking_t *b, sqlite3_stmt *st, int rc)
+static int step_rows(hx_booking_t *b, hx_db_stmt_t *st, int rc)
 {
     bk_done(b, st);
     return rc;
@@ -158,16 +158,16 @@ static int step_rows(hx_booking_t *b, sqlite3_stmt *st, int rc)
  * clinic and discipline (referred). */
 static int count_referrals(hx_booking_t *b, window_t *w)
 {
-    sqlite3_stmt *st = bk_prep(b, "SELECT referring_clinic, received_ms, case_pb FROM referrals "
+    hx_db_stmt_t *st = bk_prep(b, "SELECT referring_clinic, received_ms, case_pb FROM referrals "
                                   "WHERE received_ms >= ? AND received_ms <= ? ORDER BY referring_clinic");
     if (!st)
         return -1;
-    sqlite3_bind_int64(st, 1, (sqlite3_int64)w->from_ms);
-    sqlite3_bind_int64(st, 2, (sqlite3_int64)w->to_ms);
+    hx_db_bind_int(st, 1, (int64_t)w->from_ms);
+    hx_db_bind_int(st, 2, (int64_t)w->to_ms);
     int step, rc = 0;
-    while (rc == 0 && (step = sqlite3_step(st)) == SQLITE_ROW) {
-        const char *clinic = (const char *)sqlite3_column_text(st, 0);
-        uint64_t at = (uint64_t)sqlite3_column_int64(st, 1);
+    while (rc == 0 && (step = hx_db_step(st)) == HX_DB_ROW) {
+        const char *clinic = hx_db_col_text(st, 0);
+        uint64_t at = (uint64_t)hx_db_col_int(st, 1);
         size_t wk = (size_t)((at - w->from_ms) / WEEK_MS);
         uint8_t *v = NULL;
         size_t len = 0;
@@ -195,40 +195,40 @@ static int count_referrals(hx_booking_t *b, window_t *w)
                 a->referred++;
         }
     }
-    return step_rows(b, st, rc == 0 && step == SQLITE_DONE ? 0 : -1);
+    return step_rows(b, st, rc == 0 && step == HX_DB_DONE ? 0 : -1);
 }
 
 /* Each booking of a referral received in the window: the minutes to it and to its first session. */
 static int count_bookings(hx_booking_t *b, window_t *w)
 {
-    sqlite3_stmt *st = bk_prep(b, "SELECT k.clinic_id, k.discipline, r.received_ms, k.booked_ms, k.started_ms "
+    hx_db_stmt_t *st = bk_prep(b, "SELECT k.clinic_id, k.discipline, r.received_ms, k.booked_ms, k.started_ms "
                                   "FROM bookings k JOIN referrals r USING (referral_id) "
                                   "WHERE r.received_ms >= ? AND r.received_ms <= ? AND k.booked_ms IS NOT NULL "
                                   "ORDER BY k.clinic_id, k.discipline");
     if (!st)
         return -1;
-    sqlite3_bind_int64(st, 1, (sqlite3_int64)w->from_ms);
-    sqlite3_bind_int64(st, 2, (sqlite3_int64)w->to_ms);
+    hx_db_bind_int(st, 1, (int64_t)w->from_ms);
+    hx_db_bind_int(st, 2, (int64_t)w->to_ms);
     int step, rc = 0;
-    while (rc == 0 && (step = sqlite3_step(st)) == SQLITE_ROW) {
-        Handoff__Discipline d = (Handoff__Discipline)sqlite3_column_int(st, 1);
+    while (rc == 0 && (step = hx_db_step(st)) == HX_DB_ROW) {
+        Handoff__Discipline d = (Handoff__Discipline)hx_db_col_int(st, 1);
         if (d != PHYSIO && d != MASSAGE)
             continue;
-        acc_t *a = acc_of(&w->accs, (const char *)sqlite3_column_text(st, 0), d);
-        int64_t received = sqlite3_column_int64(st, 2);
-        rc = a ? push(&a->to_book, &a->n_book, &a->cap_book, minutes_between(received, sqlite3_column_int64(st, 3)))
+        acc_t *a = acc_of(&w->accs, hx_db_col_text(st, 0), d);
+        int64_t received = hx_db_col_int(st, 2);
+        rc = a ? push(&a->to_book, &a->n_book, &a->cap_book, minutes_between(received, hx_db_col_int(st, 3)))
                : -1;
-        if (rc == 0 && sqlite3_column_type(st, 4) != SQLITE_NULL)
-            rc = push(&a->to_start, &a->n_start, &a->cap_start, minutes_between(received, sqlite3_column_int64(st, 4)));
+        if (rc == 0 && !hx_db_col_null(st, 4))
+            rc = push(&a->to_start, &a->n_start, &a->cap_start, minutes_between(received, hx_db_col_int(st, 4)));
     }
-    return step_rows(b, st, rc == 0 && step == SQLITE_DONE ? 0 : -1);
+    return step_rows(b, st, rc == 0 && step == HX_DB_DONE ? 0 : -1);
 }
 
 /* Declines per declining clinic (kind "decline"), and handoffs that went on hold per referring
  * clinic (kind "hold", each referral and discipline once), of referrals received in the window. */
 static int count_log(hx_booking_t *b, window_t *w, bool holds)
 {
-    sqlite3_stmt *st = bk_prep(b, holds ? "SELECT r.referring_clinic, l.discipline, COUNT(DISTINCT l.referral_id) "
+    hx_db_stmt_t *st = bk_prep(b, holds ? "SELECT r.referring_clinic, l.discipline, COUNT(DISTINCT l.referral_id) "
                                           "FROM handoff_log l JOIN referrals r USING (referral_id) "
                                           "WHERE l.event = 'hold' AND r.received_ms >= ? AND r.received_ms <= ? "
                                           "GROUP BY 1, 2"
@@ -238,37 +238,37 @@ static int count_log(hx_booking_t *b, window_t *w, bool holds)
                                           "GROUP BY 1, 2");
     if (!st)
         return -1;
-    sqlite3_bind_int64(st, 1, (sqlite3_int64)w->from_ms);
-    sqlite3_bind_int64(st, 2, (sqlite3_int64)w->to_ms);
+    hx_db_bind_int(st, 1, (int64_t)w->from_ms);
+    hx_db_bind_int(st, 2, (int64_t)w->to_ms);
     int step, rc = 0;
-    while (rc == 0 && (step = sqlite3_step(st)) == SQLITE_ROW) {
-        Handoff__Discipline d = (Handoff__Discipline)sqlite3_column_int(st, 1);
+    while (rc == 0 && (step = hx_db_step(st)) == HX_DB_ROW) {
+        Handoff__Discipline d = (Handoff__Discipline)hx_db_col_int(st, 1);
         if (d != PHYSIO && d != MASSAGE)
             continue;
-        acc_t *a = acc_of(&w->accs, (const char *)sqlite3_column_text(st, 0), d);
+        acc_t *a = acc_of(&w->accs, hx_db_col_text(st, 0), d);
         if (!a)
             rc = -1;
         else if (holds)
-            a->on_hold += (uint32_t)sqlite3_column_int64(st, 2);
+            a->on_hold += (uint32_t)hx_db_col_int(st, 2);
         else
-            a->declined += (uint32_t)sqlite3_column_int64(st, 2);
+            a->declined += (uint32_t)hx_db_col_int(st, 2);
     }
-    return step_rows(b, st, rc == 0 && step == SQLITE_DONE ? 0 : -1);
+    return step_rows(b, st, rc == 0 && step == HX_DB_DONE ? 0 : -1);
 }
 
 /* One row of one or two integers (a COUNT, a MIN). */
 static int query_pair(hx_booking_t *b, const char *sql, int bind, int64_t *x, int64_t *y)
 {
-    sqlite3_stmt *st = bk_prep(b, sql);
+    hx_db_stmt_t *st = bk_prep(b, sql);
     if (!st)
         return -1;
     if (bind)
-        sqlite3_bind_int(st, 1, bind);
-    int rc = sqlite3_step(st) == SQLITE_ROW ? 0 : -1;
+        hx_db_bind_int(st, 1, bind);
+    int rc = hx_db_step(st) == HX_DB_ROW ? 0 : -1;
     if (rc == 0) {
-        *x = sqlite3_column_int64(st, 0);
+        *x = hx_db_col_int(st, 0);
         if (y)
-            *y = sqlite3_column_int64(st, 1);
+            *y = hx_db_col_int(st, 1);
     }
     bk_done(b, st);
     return rc;

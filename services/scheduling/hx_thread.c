@@ -37,29 +37,29 @@ static int refuse(hx_booking_t *b, const hx_msg_t *in, hx_outbox_t *out, const c
 /* 1 when clinic holds a live (not cancelled) handoff of the referral, 0 not, -1 error. */
 static int holds_handoff(hx_booking_t *b, const char *rid, const char *clinic)
 {
-    sqlite3_stmt *st = bk_prep(b, "SELECT 1 FROM bookings WHERE referral_id = ? AND clinic_id = ? AND status != ?");
+    hx_db_stmt_t *st = bk_prep(b, "SELECT 1 FROM bookings WHERE referral_id = ? AND clinic_id = ? AND status != ?");
     if (!st)
         return -1;
-    sqlite3_bind_text(st, 1, rid, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, clinic, -1, SQLITE_STATIC);
-    sqlite3_bind_int(st, 3, HANDOFF__TASK_STATUS__TASK_CANCELLED);
-    int rc = sqlite3_step(st);
+    hx_db_bind_text(st, 1, rid);
+    hx_db_bind_text(st, 2, clinic);
+    hx_db_bind_int(st, 3, HANDOFF__TASK_STATUS__TASK_CANCELLED);
+    int rc = hx_db_step(st);
     bk_done(b, st);
-    return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
+    return rc == HX_DB_ROW ? 1 : rc == HX_DB_DONE ? 0 : -1;
 }
 
 /* The question awaiting a reply (its id and who asked); 1 found, 0 none, -1 error. */
 static int awaiting(hx_booking_t *b, const char *rid, char qid[HX_THREAD_POST_ID_LEN + 1], char *by, size_t cap)
 {
-    sqlite3_stmt *st = bk_prep(b, "SELECT question_id, asked_by FROM thread_state WHERE referral_id = ?");
+    hx_db_stmt_t *st = bk_prep(b, "SELECT question_id, asked_by FROM thread_state WHERE referral_id = ?");
     if (!st)
         return -1;
-    sqlite3_bind_text(st, 1, rid, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(st);
-    int found = rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
+    hx_db_bind_text(st, 1, rid);
+    int rc = hx_db_step(st);
+    int found = rc == HX_DB_ROW ? 1 : rc == HX_DB_DONE ? 0 : -1;
     if (found == 1) {
-        snprintf(qid, HX_THREAD_POST_ID_LEN + 1, "%s", (const char *)sqlite3_column_text(st, 0));
-        snprintf(by, cap, "%s", (const char *)sqlite3_column_text(st, 1));
+        snprintf(qid, HX_THREAD_POST_ID_LEN + 1, "%s", hx_db_col_text(st, 0));
+        snprintf(by, cap, "%s", hx_db_col_text(st, 1));
     }
     bk_done(b, st);
     return found;
@@ -68,38 +68,38 @@ static int awaiting(hx_booking_t *b, const char *rid, char qid[HX_THREAD_POST_ID
 /* 1 when post_id is a question on this referral's thread, 0 not, -1 error. */
 static int is_question(hx_booking_t *b, const char *rid, const char *post_id)
 {
-    sqlite3_stmt *st = bk_prep(b, "SELECT 1 FROM thread WHERE post_id = ? AND referral_id = ? AND kind = 'question'");
+    hx_db_stmt_t *st = bk_prep(b, "SELECT 1 FROM thread WHERE post_id = ? AND referral_id = ? AND kind = 'question'");
     if (!st)
         return -1;
-    sqlite3_bind_text(st, 1, post_id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, rid, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(st);
+    hx_db_bind_text(st, 1, post_id);
+    hx_db_bind_text(st, 2, rid);
+    int rc = hx_db_step(st);
     bk_done(b, st);
-    return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
+    return rc == HX_DB_ROW ? 1 : rc == HX_DB_DONE ? 0 : -1;
 }
 
 static int run(hx_booking_t *b, const char *sql, const char *a, const char *c, const char *d, int64_t n)
 {
-    sqlite3_stmt *st = bk_prep(b, sql);
+    hx_db_stmt_t *st = bk_prep(b, sql);
     if (!st)
         return -1;
-    sqlite3_bind_text(st, 1, a, -1, SQLITE_STATIC);
+    hx_db_bind_text(st, 1, a);
     if (c)
-        sqlite3_bind_text(st, 2, c, -1, SQLITE_STATIC);
+        hx_db_bind_text(st, 2, c);
     if (d)
-        sqlite3_bind_text(st, 3, d, -1, SQLITE_STATIC);
+        hx_db_bind_text(st, 3, d);
     if (n >= 0)
-        sqlite3_bind_int64(st, 4, n);
-    int rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
+        hx_db_bind_int(st, 4, n);
+    int rc = hx_db_step(st) == HX_DB_DONE ? 0 : -1;
     bk_done(b, st);
     return rc;
 }
 
 /* Binds the post's attachment (packed, sealed with the store's key) or NULL. */
-static int bind_attachment(hx_booking_t *b, sqlite3_stmt *st, int idx, const Handoff__Attachment *a)
+static int bind_attachment(hx_booking_t *b, hx_db_stmt_t *st, int idx, const Handoff__Attachment *a)
 {
     if (!a)
-        return sqlite3_bind_null(st, idx) == SQLITE_OK ? 0 : -1;
+        return hx_db_bind_null(st, idx);
     size_t len = handoff__attachment__get_packed_size(a);
     uint8_t *buf = malloc(len ? len : 1);
     if (!buf)
@@ -113,16 +113,16 @@ static int bind_attachment(hx_booking_t *b, sqlite3_stmt *st, int idx, const Han
 /* Stores p (by, at_ms, post_id set) and moves the thread's state; sets p->awaiting_reply. */
 static int store(hx_booking_t *b, Handoff__ThreadPost *p)
 {
-    sqlite3_stmt *st = bk_prep(b, "INSERT INTO thread(post_id, referral_id, kind, by, in_reply_to, at_ms, text, "
+    hx_db_stmt_t *st = bk_prep(b, "INSERT INTO thread(post_id, referral_id, kind, \"by\", in_reply_to, at_ms, text, "
                                   "attachment) VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
     if (!st)
         return -1;
     const char *v[] = {p->post_id, p->referral_id, p->kind, p->by, p->in_reply_to};
     for (int i = 0; i < 5; i++)
-        sqlite3_bind_text(st, i + 1, v[i], -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 6, (sqlite3_int64)p->at_ms);
+        hx_db_bind_text(st, i + 1, v[i]);
+    hx_db_bind_int(st, 6, (int64_t)p->at_ms);
     int rc = bk_bind_sealed(b, st, 7, p->text, strlen(p->text), true) == 0 &&
-                     bind_attachment(b, st, 8, p->attachment) == 0 && sqlite3_step(st) == SQLITE_DONE
+                     bind_attachment(b, st, 8, p->attachment) == 0 && hx_db_step(st) == HX_DB_DONE
                  ? 0
                  : -1;
     bk_done(b, st);
@@ -132,8 +132,9 @@ static int store(hx_booking_t *b, Handoff__ThreadPost *p)
         return -1;
     hx_post_kind_t k = hx_post_kind(p->kind);
     if (k == HX_POST_QUESTION) {
-        rc = run(b, "INSERT OR REPLACE INTO thread_state(referral_id, question_id, asked_by, asked_ms) "
-                    "VALUES (?, ?, ?, ?)", p->referral_id, p->post_id, p->by, (int64_t)p->at_ms);
+        rc = run(b, "INSERT INTO thread_state(referral_id, question_id, asked_by, asked_ms) VALUES (?, ?, ?, ?) "
+                    "ON CONFLICT (referral_id) DO UPDATE SET question_id = excluded.question_id, "
+                    "asked_by = excluded.asked_by, asked_ms = excluded.asked_ms", p->referral_id, p->post_id, p->by, (int64_t)p->at_ms);
         open = 1;
         snprintf(asker, sizeof asker, "%s", p->by);
     } else if (k == HX_POST_REPLY && open == 1 && strcmp(asker, p->by) != 0) {
@@ -162,16 +163,16 @@ static void people_add(people_t *p, const char *name)
 static int participants(hx_booking_t *b, const char *rid, const char *referrer, people_t *p)
 {
     people_add(p, referrer);
-    sqlite3_stmt *st = bk_prep(b, "SELECT DISTINCT clinic_id FROM bookings WHERE referral_id = ? AND status != ?");
+    hx_db_stmt_t *st = bk_prep(b, "SELECT DISTINCT clinic_id FROM bookings WHERE referral_id = ? AND status != ?");
     if (!st)
         return -1;
-    sqlite3_bind_text(st, 1, rid, -1, SQLITE_STATIC);
-    sqlite3_bind_int(st, 2, HANDOFF__TASK_STATUS__TASK_CANCELLED);
+    hx_db_bind_text(st, 1, rid);
+    hx_db_bind_int(st, 2, HANDOFF__TASK_STATUS__TASK_CANCELLED);
     int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
-        people_add(p, (const char *)sqlite3_column_text(st, 0));
+    while ((rc = hx_db_step(st)) == HX_DB_ROW)
+        people_add(p, hx_db_col_text(st, 0));
     bk_done(b, st);
-    return rc == SQLITE_DONE ? 0 : -1;
+    return rc == HX_DB_DONE ? 0 : -1;
 }
 
 /* Stores an allowed post and delivers it: the sender's copy first (its answer), then the others. */

@@ -44,42 +44,47 @@ static const char waitlist_schema[] =
     "  INSERT INTO waitlist_counts VALUES (NEW.discipline, NEW.priority, 1)"
     "  ON CONFLICT (discipline, priority) DO UPDATE SET n = n + 1; END;";
 
-static int count_row(void *arg, int n, char **vals, char **names)
+/* One statement of init's: 0, or -1 (logged). found (may be NULL): whether it gave a row. */
+static int init_step(hx_booking_t *b, const char *sql, bool *found)
 {
-    (void)n, (void)vals, (void)names;
-    ++*(int *)arg;
-    return 0;
+    hx_db_stmt_t *st = bk_prep(b, sql);
+    int rc = st && hx_db_bind_int(st, 1, ON_HOLD) == 0 ? hx_db_step(st) : -1;
+    if (found)
+        *found = rc == HX_DB_ROW;
+    if (rc < 0 && st)
+        hx_error("scheduling database: the wait list: %s", hx_db_errmsg(bk_db(b)));
+    bk_done(b, st);
+    return rc < 0 ? -1 : 0;
 }
 
 int hx_waitlist_init(hx_booking_t *b)
 {
-    sqlite3_stmt *st = bk_prep(b, "SELECT 1");     /* the connection, for exec */
-    if (!st)
+    char err[512];
+    if (bk_write_begin(b, err, sizeof err) != 0) {
+        hx_error("%s", err);
         return -1;
-    sqlite3 *db = sqlite3_db_handle(st);
-    bk_done(b, st);
-    char *err = NULL;
+    }
+    /* PostgreSQL's store has the list from its first schema step (hx_booking.c) */
+    int rc = bk_on_postgres(b) ? 0 : bk_exec(b, waitlist_schema);
     /* rows of referrals no longer on hold, left by a version that swept them later */
-    char sweep[200];
-    snprintf(sweep, sizeof sweep, "DELETE FROM waitlist WHERE NOT EXISTS (SELECT 1 FROM referrals r WHERE "
-                                  "r.referral_id = waitlist.referral_id AND r.pending = %d)", (int)ON_HOLD);
+    if (rc == 0)
+        rc = init_step(b, "DELETE FROM waitlist WHERE NOT EXISTS (SELECT 1 FROM referrals r WHERE "
+                          "r.referral_id = waitlist.referral_id AND r.pending = ?)", NULL);
     /* the counts made anew from the list (a store from before them, or one changed by hand) */
-    static const char recount[] = "DELETE FROM waitlist_counts; INSERT INTO waitlist_counts "
-                                  "SELECT discipline, priority, COUNT(*) FROM waitlist GROUP BY discipline, priority";
+    if (rc == 0)
+        rc = bk_exec(b, "DELETE FROM waitlist_counts; INSERT INTO waitlist_counts "
+                        "SELECT discipline, priority, COUNT(*) FROM waitlist GROUP BY discipline, priority");
     /* held referrals of a store from before the wait list, not on it yet */
-    char legacy[200];
-    snprintf(legacy, sizeof legacy, "SELECT 1 FROM referrals r WHERE r.pending = %d AND NOT EXISTS "
-                                    "(SELECT 1 FROM waitlist w WHERE w.referral_id = r.referral_id) LIMIT 1",
-             (int)ON_HOLD);
-    int found = 0;
-    if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, &err) != SQLITE_OK ||
-        sqlite3_exec(db, waitlist_schema, NULL, NULL, &err) != SQLITE_OK ||
-        sqlite3_exec(db, sweep, NULL, NULL, &err) != SQLITE_OK || sqlite3_exec(db, recount, NULL, NULL, &err) != SQLITE_OK ||
-        sqlite3_exec(db, legacy, count_row, &found, &err) != SQLITE_OK ||
-        sqlite3_exec(db, "COMMIT", NULL, NULL, &err) != SQLITE_OK) {
-        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
-        hx_error("scheduling database: the wait list: %s", err ? err : "?");
-        sqlite3_free(err);
+    bool found = false;
+    if (rc == 0)
+        rc = init_step(b, "SELECT 1 FROM referrals r WHERE r.pending = ? AND NOT EXISTS "
+                          "(SELECT 1 FROM waitlist w WHERE w.referral_id = r.referral_id) LIMIT 1", &found);
+    if (rc == 0 && bk_write_commit(b, err, sizeof err) != 0) {
+        hx_error("%s", err);
+        return -1;
+    }
+    if (rc != 0) {
+        bk_write_rollback(b);
         return -1;
     }
     return found ? 1 : 0;
@@ -114,9 +119,9 @@ static uint32_t window_days(const hx_booking_t *b, Handoff__Priority p)
     return prio < w ? prio : w;
 }
 
-static int step_done(hx_booking_t *b, sqlite3_stmt *st)
+static int step_done(hx_booking_t *b, hx_db_stmt_t *st)
 {
-    int rc = st && sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
+    int rc = st && hx_db_step(st) == HX_DB_DONE ? 0 : -1;
     bk_done(b, st);
     return rc;
 }
@@ -133,23 +138,23 @@ static int held_sync(hx_booking_t *b, const char *rid, Handoff__Priority prio, c
         if (hs->h[i].booked || hs->h[i].status != ON_HOLD)
             continue;
         held[i] = (int)hs->h[i].k.discipline;
-        sqlite3_stmt *st = bk_prep(b, "INSERT INTO waitlist(referral_id, discipline, priority, since_ms) "
+        hx_db_stmt_t *st = bk_prep(b, "INSERT INTO waitlist(referral_id, discipline, priority, since_ms) "
                                       "VALUES (?, ?, ?, ?) ON CONFLICT (referral_id, discipline) "
                                       "DO UPDATE SET priority = excluded.priority");
         if (st) {
-            sqlite3_bind_text(st, 1, rid, -1, SQLITE_STATIC);
-            sqlite3_bind_int(st, 2, held[i]);
-            sqlite3_bind_int(st, 3, (int)prio);
-            sqlite3_bind_int64(st, 4, (sqlite3_int64)bk_now_ms(b));
+            hx_db_bind_text(st, 1, rid);
+            hx_db_bind_int(st, 2, held[i]);
+            hx_db_bind_int(st, 3, (int)prio);
+            hx_db_bind_int(st, 4, (int64_t)bk_now_ms(b));
         }
         rc = step_done(b, st);
     }
-    sqlite3_stmt *st = rc == 0 ? bk_prep(b, "DELETE FROM waitlist WHERE referral_id = ? AND discipline NOT IN (?, ?)")
+    hx_db_stmt_t *st = rc == 0 ? bk_prep(b, "DELETE FROM waitlist WHERE referral_id = ? AND discipline NOT IN (?, ?)")
                                : NULL;
     if (st) {
-        sqlite3_bind_text(st, 1, rid, -1, SQLITE_STATIC);
-        sqlite3_bind_int(st, 2, held[0]);
-        sqlite3_bind_int(st, 3, held[1]);
+        hx_db_bind_text(st, 1, rid);
+        hx_db_bind_int(st, 2, held[0]);
+        hx_db_bind_int(st, 3, held[1]);
     }
     return rc == 0 ? step_done(b, st) : -1;
 }
@@ -163,22 +168,22 @@ static int held_sync(hx_booking_t *b, const char *rid, Handoff__Priority prio, c
  * counting one side made one of them cost the whole list. */
 static int place(hx_booking_t *b, const char *rid, int disc, int prio, int64_t since, uint32_t *pos, uint32_t *len)
 {
-    sqlite3_stmt *st = bk_prep(b, "SELECT COALESCE(SUM(n), 0), COALESCE(SUM(n) FILTER (WHERE priority > ?2), 0), "
+    hx_db_stmt_t *st = bk_prep(b, "SELECT COALESCE(SUM(n), 0), COALESCE(SUM(n) FILTER (WHERE priority > ?2), 0), "
                                   "COALESCE(SUM(n) FILTER (WHERE priority = ?2), 0) FROM waitlist_counts "
                                   "WHERE discipline = ?1");
     if (!st)
         return -1;
-    sqlite3_bind_int(st, 1, disc);
-    sqlite3_bind_int(st, 2, prio);
+    hx_db_bind_int(st, 1, disc);
+    hx_db_bind_int(st, 2, prio);
     int64_t all = 0, above = 0, same = 0;
-    int rc = sqlite3_step(st) == SQLITE_ROW ? 0 : -1;
+    int rc = hx_db_step(st) == HX_DB_ROW ? 0 : -1;
     if (rc == 0) {
-        all = sqlite3_column_int64(st, 0);
-        above = sqlite3_column_int64(st, 1);
-        same = sqlite3_column_int64(st, 2);
+        all = hx_db_col_int(st, 0);
+        above = hx_db_col_int(st, 1);
+        same = hx_db_col_int(st, 2);
     }
     bk_done(b, st);
-    sqlite3_stmt *side[2] = {
+    hx_db_stmt_t *side[2] = {
         rc == 0 ? bk_prep(b, "SELECT 1 FROM waitlist WHERE discipline = ?1 AND priority = ?2 AND since_ms <= ?3 "
                              "AND (since_ms < ?3 OR referral_id < ?4) ORDER BY since_ms DESC, referral_id DESC")
                 : NULL,
@@ -186,20 +191,20 @@ static int place(hx_booking_t *b, const char *rid, int disc, int prio, int64_t s
                              "AND (since_ms > ?3 OR referral_id >= ?4) ORDER BY since_ms, referral_id")
                 : NULL};
     for (int i = 0; i < 2 && side[i]; i++) {
-        sqlite3_bind_int(side[i], 1, disc);
-        sqlite3_bind_int(side[i], 2, prio);
-        sqlite3_bind_int64(side[i], 3, since);
-        sqlite3_bind_text(side[i], 4, rid, -1, SQLITE_STATIC);
+        hx_db_bind_int(side[i], 1, disc);
+        hx_db_bind_int(side[i], 2, prio);
+        hx_db_bind_int(side[i], 3, since);
+        hx_db_bind_text(side[i], 4, rid);
     }
     int64_t seen[2] = {0, 0}, ahead = -1;
     if (!side[0] || !side[1])
         rc = -1;
     while (rc == 0 && ahead < 0) {
         for (int i = 0; i < 2 && rc == 0 && ahead < 0; i++) {
-            int step = sqlite3_step(side[i]);
-            if (step == SQLITE_ROW)
+            int step = hx_db_step(side[i]);
+            if (step == HX_DB_ROW)
                 seen[i]++;
-            else if (step == SQLITE_DONE)
+            else if (step == HX_DB_DONE)
                 ahead = i == 0 ? seen[0] : same - seen[1];
             else
                 rc = -1;
@@ -248,20 +253,20 @@ static void estimate(const hx_booking_t *b, Handoff__Priority prio, Handoff__Dis
  * when they changed (*changed), and says them in text ("physiotherapy 3 of 12, estimate ..."). */
 static int report(hx_booking_t *b, const char *rid, bool *changed, char *text, size_t cap)
 {
-    sqlite3_stmt *st = bk_prep(b, "SELECT discipline, priority, since_ms, told_position, told_estimate "
+    hx_db_stmt_t *st = bk_prep(b, "SELECT discipline, priority, since_ms, told_position, told_estimate "
                                   "FROM waitlist WHERE referral_id = ? ORDER BY discipline");
     if (!st)
         return -1;
-    sqlite3_bind_text(st, 1, rid, -1, SQLITE_STATIC);
+    hx_db_bind_text(st, 1, rid);
     int rc = 0, step;
     size_t len = 0;
     text[0] = '\0';
-    while (rc == 0 && (step = sqlite3_step(st)) == SQLITE_ROW) {
-        int disc = sqlite3_column_int(st, 0), prio = sqlite3_column_int(st, 1);
-        int64_t since = sqlite3_column_int64(st, 2);
-        uint32_t told = (uint32_t)sqlite3_column_int(st, 3), pos = 0, n = 0;
+    while (rc == 0 && (step = hx_db_step(st)) == HX_DB_ROW) {
+        int disc = hx_db_col_int(st, 0), prio = hx_db_col_int(st, 1);
+        int64_t since = hx_db_col_int(st, 2);
+        uint32_t told = (uint32_t)hx_db_col_int(st, 3), pos = 0, n = 0;
         char est[11], told_est[11];
-        snprintf(told_est, sizeof told_est, "%s", (const char *)sqlite3_column_text(st, 4));
+        snprintf(told_est, sizeof told_est, "%s", hx_db_col_text(st, 4));
         rc = place(b, rid, disc, prio, since, &pos, &n);
         if (rc != 0)
             break;
@@ -270,19 +275,19 @@ static int report(hx_booking_t *b, const char *rid, bool *changed, char *text, s
             len += (size_t)snprintf(text + len, cap - len, "%s%s %u of %u%s%s", len ? "; " : "",
                                     hx_discipline_text((Handoff__Discipline)disc), pos, n,
                                     est[0] ? ", estimate " : "", est);
-        sqlite3_stmt *up = bk_prep(b, "UPDATE waitlist SET told_position = ?, told_length = ?, told_estimate = ? "
+        hx_db_stmt_t *up = bk_prep(b, "UPDATE waitlist SET told_position = ?, told_length = ?, told_estimate = ? "
                                       "WHERE referral_id = ? AND discipline = ?");
         if (up) {
-            sqlite3_bind_int(up, 1, (int)pos);
-            sqlite3_bind_int(up, 2, (int)n);
-            sqlite3_bind_text(up, 3, est, -1, SQLITE_STATIC);
-            sqlite3_bind_text(up, 4, rid, -1, SQLITE_STATIC);
-            sqlite3_bind_int(up, 5, disc);
+            hx_db_bind_int(up, 1, (int)pos);
+            hx_db_bind_int(up, 2, (int)n);
+            hx_db_bind_text(up, 3, est);
+            hx_db_bind_text(up, 4, rid);
+            hx_db_bind_int(up, 5, disc);
         }
         rc = step_done(b, up);
         *changed |= pos != told || strcmp(est, told_est) != 0;
     }
-    if (rc == 0 && step != SQLITE_DONE)
+    if (rc == 0 && step != HX_DB_DONE)
         rc = -1;
     bk_done(b, st);
     return rc;
@@ -293,13 +298,13 @@ static int report(hx_booking_t *b, const char *rid, bool *changed, char *text, s
 static int escalate(hx_booking_t *b, const char *rid, const char *referrer, const char *ref, const Handoff__Case *c,
                     bk_handoffs_t *hs, hx_outbox_t *out)
 {
-    sqlite3_stmt *st = bk_prep(b, "SELECT MIN(since_ms), MAX(escalated_ms) FROM waitlist WHERE referral_id = ?");
+    hx_db_stmt_t *st = bk_prep(b, "SELECT MIN(since_ms), MAX(escalated_ms) FROM waitlist WHERE referral_id = ?");
     if (!st)
         return -1;
-    sqlite3_bind_text(st, 1, rid, -1, SQLITE_STATIC);
-    bool row = sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL;
-    uint64_t since = row ? (uint64_t)sqlite3_column_int64(st, 0) : 0;
-    bool done = row && sqlite3_column_int64(st, 1) != 0;
+    hx_db_bind_text(st, 1, rid);
+    bool row = hx_db_step(st) == HX_DB_ROW && !hx_db_col_null(st, 0);
+    uint64_t since = row ? (uint64_t)hx_db_col_int(st, 0) : 0;
+    bool done = row && hx_db_col_int(st, 1) != 0;
     bk_done(b, st);
     Handoff__Priority prio = case_priority(c);
     uint32_t bound = bound_days(b, prio);
@@ -308,8 +313,8 @@ static int escalate(hx_booking_t *b, const char *rid, const char *referrer, cons
         return 0;
     st = bk_prep(b, "UPDATE waitlist SET escalated_ms = ? WHERE referral_id = ?");
     if (st) {
-        sqlite3_bind_int64(st, 1, (sqlite3_int64)now);
-        sqlite3_bind_text(st, 2, rid, -1, SQLITE_STATIC);
+        hx_db_bind_int(st, 1, (int64_t)now);
+        hx_db_bind_text(st, 2, rid);
     }
     if (step_done(b, st) != 0)
         return -1;
@@ -349,27 +354,27 @@ int hx_waitlist_held(hx_booking_t *b, const char *rid, const char *referrer, con
 
 int hx_waitlist_leave(hx_booking_t *b, const char *rid)
 {
-    sqlite3_stmt *st = bk_prep(b, "DELETE FROM waitlist WHERE referral_id = ?");
+    hx_db_stmt_t *st = bk_prep(b, "DELETE FROM waitlist WHERE referral_id = ?");
     if (st)
-        sqlite3_bind_text(st, 1, rid, -1, SQLITE_STATIC);
+        hx_db_bind_text(st, 1, rid);
     return step_done(b, st);
 }
 
 void hx_waitlist_fill(hx_booking_t *b, const char *rid, bk_handoff_t *h)
 {
-    sqlite3_stmt *st = bk_prep(b, "SELECT told_position, told_length, told_estimate, since_ms, escalated_ms "
+    hx_db_stmt_t *st = bk_prep(b, "SELECT told_position, told_length, told_estimate, since_ms, escalated_ms "
                                   "FROM waitlist WHERE referral_id = ? AND discipline = ?");
     if (!st)
         return;
-    sqlite3_bind_text(st, 1, rid, -1, SQLITE_STATIC);
-    sqlite3_bind_int(st, 2, (int)h->k.discipline);
-    if (sqlite3_step(st) == SQLITE_ROW) {
-        h->pb.wait_position = (uint32_t)sqlite3_column_int(st, 0);
-        h->pb.wait_length = (uint32_t)sqlite3_column_int(st, 1);
-        snprintf(h->wait_estimate, sizeof h->wait_estimate, "%s", (const char *)sqlite3_column_text(st, 2));
+    hx_db_bind_text(st, 1, rid);
+    hx_db_bind_int(st, 2, (int)h->k.discipline);
+    if (hx_db_step(st) == HX_DB_ROW) {
+        h->pb.wait_position = (uint32_t)hx_db_col_int(st, 0);
+        h->pb.wait_length = (uint32_t)hx_db_col_int(st, 1);
+        snprintf(h->wait_estimate, sizeof h->wait_estimate, "%s", hx_db_col_text(st, 2));
         h->pb.wait_estimate = h->wait_estimate;
-        h->pb.wait_since_ms = (uint64_t)sqlite3_column_int64(st, 3);
-        h->pb.escalated = sqlite3_column_int64(st, 4) != 0;
+        h->pb.wait_since_ms = (uint64_t)hx_db_col_int(st, 3);
+        h->pb.escalated = hx_db_col_int(st, 4) != 0;
     }
     bk_done(b, st);
 }
@@ -380,17 +385,17 @@ int hx_booking_waiting(hx_booking_t *b, uint64_t by_priority[5])
      * referrals on hold read all of them: 2.3 s with 300,000, in the retry tick, long enough
      * for the broker to expire scheduling's session) */
     memset(by_priority, 0, 5 * sizeof by_priority[0]);
-    sqlite3_stmt *st = bk_prep(b, "SELECT priority, SUM(n) FROM waitlist_counts GROUP BY priority");
+    hx_db_stmt_t *st = bk_prep(b, "SELECT priority, SUM(n) FROM waitlist_counts GROUP BY priority");
     if (!st)
         return -1;
     int step;
-    while ((step = sqlite3_step(st)) == SQLITE_ROW) {
-        int p = sqlite3_column_int(st, 0);
+    while ((step = hx_db_step(st)) == HX_DB_ROW) {
+        int p = hx_db_col_int(st, 0);
         if (p >= 0 && p < 5)
-            by_priority[p] += (uint64_t)sqlite3_column_int64(st, 1);
+            by_priority[p] += (uint64_t)hx_db_col_int(st, 1);
     }
     bk_done(b, st);
-    return step == SQLITE_DONE ? 0 : -1;
+    return step == HX_DB_DONE ? 0 : -1;
 }
 
 /* ---- the order of retries ----------------------------------------------------------------- */
@@ -423,17 +428,17 @@ static int by_at(const void *x, const void *y)
 /* Rows of one discipline and priority in arrival order, appended to w (at most cap in all). */
 static int order_rows(hx_booking_t *b, int disc, int prio, waiting_t *w, size_t *n, size_t cap)
 {
-    sqlite3_stmt *st = bk_prep(b, "SELECT referral_id, since_ms FROM waitlist WHERE discipline = ? AND priority = ? "
+    hx_db_stmt_t *st = bk_prep(b, "SELECT referral_id, since_ms FROM waitlist WHERE discipline = ? AND priority = ? "
                                   "ORDER BY since_ms, referral_id LIMIT ?");
     if (!st)
         return -1;
-    sqlite3_bind_int(st, 1, disc);
-    sqlite3_bind_int(st, 2, prio);
-    sqlite3_bind_int64(st, 3, (sqlite3_int64)(cap - *n));
+    hx_db_bind_int(st, 1, disc);
+    hx_db_bind_int(st, 2, prio);
+    hx_db_bind_int(st, 3, (int64_t)(cap - *n));
     int step;
-    while (*n < cap && (step = sqlite3_step(st)) == SQLITE_ROW) {
-        snprintf(w[*n].id, sizeof w[*n].id, "%s", (const char *)sqlite3_column_text(st, 0));
-        w[*n].since = sqlite3_column_int64(st, 1);
+    while (*n < cap && (step = hx_db_step(st)) == HX_DB_ROW) {
+        snprintf(w[*n].id, sizeof w[*n].id, "%s", hx_db_col_text(st, 0));
+        w[*n].since = hx_db_col_int(st, 1);
         (*n)++;
     }
     bk_done(b, st);
@@ -478,15 +483,15 @@ size_t hx_waitlist_due(hx_booking_t *b, char (*ids)[32], size_t cap)
         uint64_t bound = (uint64_t)bound_days(b, prio ? (Handoff__Priority)prio : HANDOFF__PRIORITY__PRIORITY_ROUTINE) * DAY_MS;
         if (now < bound)
             continue;
-        sqlite3_stmt *st = bk_prep(b, "SELECT referral_id FROM waitlist WHERE priority = ? AND since_ms <= ? "
+        hx_db_stmt_t *st = bk_prep(b, "SELECT referral_id FROM waitlist WHERE priority = ? AND since_ms <= ? "
                                       "AND escalated_ms = 0 ORDER BY since_ms, referral_id LIMIT ?");
         if (!st)
             break;
-        sqlite3_bind_int(st, 1, prio);
-        sqlite3_bind_int64(st, 2, (sqlite3_int64)(now - bound));
-        sqlite3_bind_int64(st, 3, (sqlite3_int64)(cap - n));
-        while (n < cap && sqlite3_step(st) == SQLITE_ROW)
-            snprintf(ids[n++], sizeof ids[0], "%s", (const char *)sqlite3_column_text(st, 0));
+        hx_db_bind_int(st, 1, prio);
+        hx_db_bind_int(st, 2, (int64_t)(now - bound));
+        hx_db_bind_int(st, 3, (int64_t)(cap - n));
+        while (n < cap && hx_db_step(st) == HX_DB_ROW)
+            snprintf(ids[n++], sizeof ids[0], "%s", hx_db_col_text(st, 0));
         bk_done(b, st);
     }
     return n;

@@ -63,8 +63,10 @@ static const hx_opt_t options[S_COUNT] = {
     [S_AUDIT_KEEP_DAYS] = {"audit-keep-days", HX_OPT_U32, "HANDOFF_AUDIT_KEEP_DAYS", "0", 0, 36500, "N",
                            "after a rotation, delete rotated audit files more than N days old;\n0: keep them all "
                            "(deleting audit records is the custodian's decision)"},
-    [S_DB] = {"db", HX_OPT_TEXT, "HANDOFF_SCHEDULING_DB", "scheduling.db", 0, 0, "FILE",
-              "referrals, bookings and the calendar (SQLite, WAL); several\nscheduling workers may share it"},
+    [S_DB] = {"db", HX_OPT_TEXT, "HANDOFF_SCHEDULING_DB", "scheduling.db", 0, 0, "URL",
+              "referrals, bookings and the calendar: a SQLite file (WAL; also\nsqlite:PATH), or "
+              "postgresql://USER@HOST:PORT/DB (schema\n\"scheduling\"). Workers sharing it take turns "
+              "with each burst;\non PostgreSQL they may run on several machines"},
     [S_DATA_KEY] = {"data-key", HX_OPT_TEXT, "HANDOFF_DATA_KEY", NULL, 0, 0, "FILE",
                     "seal what --db holds of patients with this key (64 hex characters;\nhandoff datakey FILE "
                     "makes one): each referral, the care thread's text\nand attachments, the stored outputs. "
@@ -72,7 +74,7 @@ static const hx_opt_t options[S_COUNT] = {
     [S_REKEY] = {"rekey", HX_OPT_TEXT, NULL, NULL, 0, 0, "NEW_KEY_FILE",
                  "seal what --db holds of patients again with this key (and what is\nin clear), in one "
                  "transaction, VACUUM the file and exit; --data-key\nnames the key in use. Stop the "
-                 "workers first; start them with\nthe new key after"},
+                 "workers first; start them with\nthe new key after. SQLite only"},
     [S_REVIEWERS] = {"reviewers", HX_OPT_TEXT, "HANDOFF_REVIEWERS", "review", 0, 0, "NAMES",
                      "the reviewers (sessions of role reviewer), comma or space separated:\neach gets every "
                      "referral triage could not place, and any of them decides"},
@@ -128,7 +130,7 @@ static const char usage_tail[] =
 
 typedef struct {
     const char *directory_path;
-    const char *db_path;
+    const char *db_url;
     const char *start_text;
     hx_directory_t *dir;
     hx_booking_t *booking;
@@ -211,6 +213,12 @@ static int batch_commit(void *arg, char *err, size_t errcap)
 static void batch_rollback(void *arg)
 {
     hx_booking_batch_rollback(((sched_t *)arg)->booking);
+}
+
+/* PostgreSQL unreachable: the worker gave the burst back and asks here until it answers. */
+static int batch_probe(void *arg, char *err, size_t errcap)
+{
+    return hx_booking_ping(((sched_t *)arg)->booking, err, errcap);
 }
 
 static int metrics_init(sched_t *s, hx_metrics_t *m)
@@ -329,13 +337,13 @@ static int rekey(sched_t *s, const char *new_file, const uint8_t *old_key, uint8
         hx_seal_key_id(old_key, was);
     hx_seal_key_id(new_key, now);
     size_t count = 0;
-    if (rc == 0 && hx_booking_rekey(s->db_path, old_key, new_key, &count, err, sizeof err) != 0) {
+    if (rc == 0 && hx_booking_rekey(s->db_url, old_key, new_key, &count, err, sizeof err) != 0) {
         fprintf(stderr, "handoff-scheduling: --rekey: %s\n", err);
         rc = 1;
     }
     if (rc == 0)
         printf("%s: %zu value(s) sealed again with the key of id %s (was %s); start every worker with --data-key %s\n",
-               s->db_path, count, now, was, new_file);
+               s->db_url, count, now, was, new_file);
     sodium_memzero(new_key, sizeof new_key);
     sodium_memzero(key, 32);
     hx_directory_destroy(&s->dir);
@@ -353,7 +361,7 @@ int main(int argc, char **argv)
         return rc == 1 ? 0 : 2;
     s.directory_path = v[S_DIRECTORY].text;
     s.start_text = v[S_START].text;
-    s.db_path = v[S_DB].text;
+    s.db_url = v[S_DB].text;
     if (!s.directory_path) {
         fprintf(stderr, "%s: --directory FILE is required (or HANDOFF_DIRECTORY)\n", prog);
         return 2;
@@ -365,7 +373,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "%s: --audit-rotate: must be size or daily, got '%s'\n", prog, v[S_AUDIT_ROTATE].text);
         return 2;
     }
-    hx_booking_config_t bc = {.db_path = s.db_path, .start = -1, .audit_path = v[S_AUDIT].text,
+    hx_booking_config_t bc = {.db_url = s.db_url, .start = -1, .audit_path = v[S_AUDIT].text,
                               .audit_rotation = &rot,
                               .horizon_days = v[S_HORIZON].u32, .collab_days = v[S_COLLAB].u32,
                               .collab_km = v[S_COLLAB_KM].u32, .near_days = v[S_NEAR_DAYS].u32,
@@ -407,7 +415,7 @@ int main(int argc, char **argv)
         return rekey(&s, v[S_REKEY].text, bc.data_key, key);
     /* another key (or none) than the one the database is sealed with: refused now, rather than
      * each message that needs a sealed value failing, and clear values mixed in */
-    if (s.booking && hx_booking_key_check(s.db_path, bc.data_key, err, sizeof err) != 0) {
+    if (s.booking && hx_booking_key_check(s.db_url, bc.data_key, err, sizeof err) != 0) {
         fprintf(stderr, "%s: --data-key: %s\n", prog, err);
         sodium_memzero(key, sizeof key);
         hx_booking_close(&s.booking);
@@ -430,7 +438,7 @@ int main(int argc, char **argv)
         o.tick_arg = &s;
         o.tick_ms = s.retry_ms;
         o.batch = (hx_worker_batch_t){.begin = batch_begin, .commit = batch_commit, .rollback = batch_rollback,
-                                      .arg = &s};
+                                      .probe = batch_probe, .arg = &s};
         rc = hx_svc_run(&o, prog, "scheduling", handle, &s, reload, &s);
     }
     hx_metrics_destroy(&o.metrics);

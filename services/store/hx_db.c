@@ -1,5 +1,6 @@
 /* hx_db — see hx_db.h. */
 #include "hx_db.h"
+#include "hx_db_internal.h"
 #include "hx_sqlite.h"
 
 #include <inttypes.h>
@@ -10,32 +11,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
-
-#define CACHE 128                   /* statements kept per connection, by their text's address */
-#define BACKOFF_MIN_MS 100
-#define BACKOFF_MAX_MS 5000
-
-typedef struct {
-    const char *sql;                /* the caller's text (its address is the key) */
-    sqlite3_stmt *st;               /* SQLite */
-    char name[16];                  /* PostgreSQL: the prepared statement's name */
-} cached_t;
-
-struct hx_db {
-    hx_db_kind_t kind;
-    char where[600];
-    int found_version;
-    bool in_txn;
-    cached_t cache[CACHE];
-    size_t n_cache;
-    unsigned next_name;
-    sqlite3 *lite;
-    PGconn *pg;
-    char *url;                      /* PostgreSQL: to connect again */
-    char schema[64];                /* PostgreSQL: the component's own schema (search_path) */
-    uint64_t retry_at_ms;           /* PostgreSQL unreachable: not before then */
-    uint32_t backoff_ms;
-};
 
 struct hx_db_rows {
     hx_db_t *db;
@@ -116,7 +91,7 @@ static void pg_quiet(void *arg, const char *message)
 }
 
 /* The server's last word, on one line. */
-static void pg_error(hx_db_t *db, const PGresult *res, const char *what, char *err, size_t cap)
+void hx_db_pg_error(hx_db_t *db, const PGresult *res, const char *what, char *err, size_t cap)
 {
     const char *m = res ? PQresultErrorMessage(res) : "";
     if (!m || !m[0])
@@ -134,6 +109,7 @@ static int pg_connect(hx_db_t *db, char *err, size_t cap)
     const char *const vals[] = {"2", db->url, NULL};
     db->pg = PQconnectdbParams(keys, vals, 1);
     db->n_cache = 0;                /* prepared statements live in a session */
+    db->generation++;
     if (!db->pg || PQstatus(db->pg) != CONNECTION_OK) {
         const char *m = db->pg ? PQerrorMessage(db->pg) : "out of memory";
         snprintf(err, cap, "%s: cannot connect: %.*s", db->where, (int)strcspn(m, "\n"), m);
@@ -156,7 +132,7 @@ static int pg_connect(hx_db_t *db, char *err, size_t cap)
         const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
         if (attempt < 3 && state && (!strcmp(state, "23505") || !strcmp(state, "42P06")))
             continue;
-        pg_error(db, res, "schema", err, cap);
+        hx_db_pg_error(db, res, "schema", err, cap);
         PQclear(res);
         return -1;
     }
@@ -165,13 +141,13 @@ static int pg_connect(hx_db_t *db, char *err, size_t cap)
     res = PQexec(db->pg, sql);
     int rc = res && PQresultStatus(res) == PGRES_COMMAND_OK ? 0 : -1;
     if (rc)
-        pg_error(db, res, "schema", err, cap);
+        hx_db_pg_error(db, res, "schema", err, cap);
     PQclear(res);
     return rc;
 }
 
-/* `?` -> $1, $2, … outside quotes. */
-static char *pg_numbered(const char *sql)
+/* `?` -> $1, $2, …, `?NNN` -> $NNN, outside quotes. */
+char *hx_db_pg_numbered(const char *sql, int *n_params)
 {
     size_t n = strlen(sql), q = 0;
     for (const char *p = sql; *p; p++)
@@ -180,7 +156,7 @@ static char *pg_numbered(const char *sql)
     if (!out)
         return NULL;
     size_t k = 0;
-    unsigned arg = 0;
+    long top = 0;
     char quote = 0;
     for (const char *p = sql; *p; p++) {
         if (quote) {
@@ -190,12 +166,21 @@ static char *pg_numbered(const char *sql)
             quote = *p;
             out[k++] = *p;
         } else if (*p == '?') {
-            k += (size_t)sprintf(out + k, "$%u", ++arg);
+            char *end;
+            long at = strtol(p + 1, &end, 10);
+            if (end == p + 1 || at < 1 || at > 999)
+                at = top + 1;       /* a bare `?`: one more than the largest so far */
+            else
+                p = end - 1;
+            top = at > top ? at : top;
+            k += (size_t)sprintf(out + k, "$%ld", at);
         } else {
             out[k++] = *p;
         }
     }
     out[k] = '\0';
+    if (n_params)
+        *n_params = (int)top;
     return out;
 }
 
@@ -217,12 +202,12 @@ static PGresult *pg_run(hx_db_t *db, const char *sql, const hx_db_val_t *args, s
     cached_t *c = cache_find(db, sql);
     char name[16];
     if (!c) {
-        char *text = pg_numbered(sql);
+        char *text = hx_db_pg_numbered(sql, NULL);
         snprintf(name, sizeof name, "hx%u", ++db->next_name);
         PGresult *res = text ? PQprepare(db->pg, name, text, 0, NULL) : NULL;
         free(text);
         if (!res || PQresultStatus(res) != PGRES_COMMAND_OK) {
-            pg_error(db, res, "prepare", err, cap);
+            hx_db_pg_error(db, res, "prepare", err, cap);
             PQclear(res);
             return NULL;
         }
@@ -256,7 +241,7 @@ static PGresult *pg_run(hx_db_t *db, const char *sql, const hx_db_val_t *args, s
     PGresult *res = PQexecPrepared(db->pg, c ? c->name : name, (int)n, values, lengths, formats, 0);
     ExecStatusType s = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
     if (s != PGRES_COMMAND_OK && s != PGRES_TUPLES_OK) {
-        pg_error(db, res, "statement", err, cap);
+        hx_db_pg_error(db, res, "statement", err, cap);
         PQclear(res);
         res = NULL;
     }
@@ -333,7 +318,7 @@ static int script(hx_db_t *db, const char *sql, char *err, size_t cap)
     if (rc) {
         char what[48];              /* the statement's opening words name it */
         snprintf(what, sizeof what, "%.*s", (int)strcspn(sql, "(\n"), sql);
-        pg_error(db, res, what, err, cap);
+        hx_db_pg_error(db, res, what, err, cap);
     }
     PQclear(res);
     return rc;
@@ -465,7 +450,7 @@ int hx_db_begin(hx_db_t *db, char *err, size_t cap)
         PGresult *res = PQexec(db->pg, "BEGIN");
         bool ok = res && PQresultStatus(res) == PGRES_COMMAND_OK;
         if (!ok)
-            pg_error(db, res, "begin", err, cap);
+            hx_db_pg_error(db, res, "begin", err, cap);
         PQclear(res);
         if (ok) {
             db->in_txn = true;
@@ -486,7 +471,7 @@ int hx_db_ping(hx_db_t *db, char *err, size_t cap)
     PGresult *res = PQexec(db->pg, "SELECT 1");
     int rc = res && PQresultStatus(res) == PGRES_TUPLES_OK ? 0 : -1;
     if (rc)
-        pg_error(db, res, "ping", err, cap);
+        hx_db_pg_error(db, res, "ping", err, cap);
     PQclear(res);
     if (rc == 0) {
         db->backoff_ms = 0;
@@ -506,7 +491,7 @@ int hx_db_commit(hx_db_t *db, char *err, size_t cap)
         PGresult *res = PQexec(db->pg, "COMMIT");
         rc = res && PQresultStatus(res) == PGRES_COMMAND_OK ? 0 : -1;
         if (rc)
-            pg_error(db, res, "commit", err, cap);
+            hx_db_pg_error(db, res, "commit", err, cap);
         else if (strcmp(PQcmdStatus(res), "COMMIT") != 0) {
             snprintf(err, cap, "%s: commit: the transaction was rolled back: a statement in it had failed",
                      db->where);
@@ -547,9 +532,17 @@ void hx_db_rollback(hx_db_t *db)
     db->in_txn = false;
 }
 
+int hx_db_run(hx_db_t *db, const char *sql)
+{
+    return script(db, sql, db->errmsg, sizeof db->errmsg);
+}
+
 bool hx_db_in_transaction(const hx_db_t *db)
 {
-    return db->in_txn;
+    if (db->kind == HX_DB_SQLITE)
+        return !sqlite3_get_autocommit(db->lite);
+    PGTransactionStatusType t = PQtransactionStatus(db->pg);
+    return t == PQTRANS_INTRANS || t == PQTRANS_INERROR || t == PQTRANS_ACTIVE;
 }
 
 hx_db_kind_t hx_db_kind(const hx_db_t *db)
@@ -674,7 +667,7 @@ hx_db_t *hx_db_open(const char *url, const char *component, const hx_db_step_t *
         rc = db->url ? pg_connect(db, err, cap) : -1;
     }
     if (rc == 0)
-        rc = migrate(db, component, steps, n_steps, err, cap);
+        rc = steps ? migrate(db, component, steps, n_steps, err, cap) : 0;
     if (rc != 0) {
         hx_db_close(&db);
         return NULL;
@@ -687,6 +680,7 @@ void hx_db_close(hx_db_t **self_p)
     hx_db_t *db = self_p ? *self_p : NULL;
     if (!db)
         return;
+    hx_db_stmts_free(db);
     if (db->lite) {
         for (size_t i = 0; i < db->n_cache; i++)
             sqlite3_finalize(db->cache[i].st);

@@ -62,7 +62,8 @@ int hx_db_url_parse(const char *url, hx_db_kind_t *kind, const char **rest, char
  * its own transaction. NULL with err naming the store (its path, or the URL without password)
  * and what failed, e.g. "postgresql://handoff@db:5432/handoff: the intake schema is at version
  * 3, newer than this program's 2: ...". A PostgreSQL server not reachable at open is an error
- * too (the caller decides whether to wait and try again). */
+ * too (the caller decides whether to wait and try again). steps NULL: the schema is left as it
+ * is, versions and all (a store that keeps its own, or a reader). */
 hx_db_t *hx_db_open(const char *url, const char *component, const hx_db_step_t *steps, size_t n_steps, char *err,
                     size_t cap);
 void hx_db_close(hx_db_t **self_p);
@@ -90,7 +91,7 @@ void hx_db_rollback(hx_db_t *db);
 int hx_db_savepoint(hx_db_t *db, char *err, size_t cap);
 int hx_db_release(hx_db_t *db, char *err, size_t cap);
 int hx_db_rollback_to(hx_db_t *db, char *err, size_t cap);
-bool hx_db_in_transaction(const hx_db_t *db);
+bool hx_db_in_transaction(const hx_db_t *db);   /* as the connection says, whoever began it */
 
 /* Runs one statement with args (n of them, for its `?` in order). *changes (may be NULL): rows
  * inserted, updated or deleted. 0 or -1 with err. sql must outlive db: statements are
@@ -107,5 +108,42 @@ const char *hx_db_text(hx_db_rows_t *r, int col);  /* "" for NULL; valid until t
 int64_t hx_db_int(hx_db_rows_t *r, int col);       /* 0 for NULL */
 const char *hx_db_rows_error(const hx_db_rows_t *r);
 void hx_db_rows_free(hx_db_rows_t **self_p);
+
+/* Statements stepped row by row, as SQLite's own API, on either backend. sql must be a string
+ * literal (kept: found again by its address); `?` and `?NNN` as SQLite numbers them. A
+ * statement is prepared once per connection and kept; one still in use when asked for again
+ * (a query inside the loop of another) gets one of its own. Give each back with hx_db_done.
+ * NULL, or -1 from the others, with why in hx_db_errmsg. */
+typedef struct hx_db_stmt hx_db_stmt_t;
+enum { HX_DB_DONE = 0, HX_DB_ROW = 1 };
+
+hx_db_stmt_t *hx_db_prep(hx_db_t *db, const char *sql);
+/* The same for a text made at run time (copied; prepared for this one use, never kept). */
+hx_db_stmt_t *hx_db_prep_text(hx_db_t *db, const char *sql);
+/* Its bindings cleared and its rows let go, ready for the next hx_db_prep. NULL is ignored. */
+void hx_db_done(hx_db_stmt_t *st);
+/* Run again from the start with the same bindings (change some first if need be). */
+void hx_db_reset(hx_db_stmt_t *st);
+/* Parameters from 1; values are copied. */
+int hx_db_bind_text(hx_db_stmt_t *st, int idx, const char *s);   /* NULL: SQL NULL */
+int hx_db_bind_textn(hx_db_stmt_t *st, int idx, const char *s, size_t len);
+int hx_db_bind_int(hx_db_stmt_t *st, int idx, int64_t v);
+int hx_db_bind_blob(hx_db_stmt_t *st, int idx, const void *p, size_t len);
+int hx_db_bind_null(hx_db_stmt_t *st, int idx);
+/* HX_DB_ROW, HX_DB_DONE (hx_db_changes then says how many rows it wrote), or -1. */
+int hx_db_step(hx_db_stmt_t *st);
+/* The current row's columns, from 0. Text and blobs stay valid until the next step. A boolean
+ * (PostgreSQL's true/false) reads as 1/0. */
+bool hx_db_col_null(hx_db_stmt_t *st, int col);
+int64_t hx_db_col_int(hx_db_stmt_t *st, int col);
+double hx_db_col_double(hx_db_stmt_t *st, int col);
+const char *hx_db_col_text(hx_db_stmt_t *st, int col);    /* "" for NULL */
+const void *hx_db_col_blob(hx_db_stmt_t *st, int col);    /* NULL for NULL (or empty on SQLite) */
+size_t hx_db_col_bytes(hx_db_stmt_t *st, int col);
+int64_t hx_db_changes(const hx_db_t *db);
+const char *hx_db_errmsg(const hx_db_t *db);
+/* One or more statements without parameters (DDL, BEGIN, SAVEPOINT …). 0, or -1 with why in
+ * hx_db_errmsg. */
+int hx_db_run(hx_db_t *db, const char *sql);
 
 #endif

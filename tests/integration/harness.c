@@ -1,5 +1,6 @@
 /* harness — process control for integration tests. */
 #define _GNU_SOURCE
+#include "hx_pgtest_hooks.h"
 #include "harness.h"
 
 #include <criterion/criterion.h>
@@ -138,15 +139,22 @@ void net_start_broker_open(net_t *n, const char *const extra[])
     net_start_broker(n, argv);
 }
 
+const char *net_store(net_t *n, const char *file, char *out, size_t cap)
+{
+    char why[1024];
+    cr_assert_eq(hx_pgtest_store_url(n->dir, file, out, cap, why, sizeof why), 0, "%s", why);
+    return out;
+}
+
 void net_start_services(net_t *n, const char *start)
 {
     char intake_db[512];
-    snprintf(intake_db, sizeof intake_db, "%s/intake.db", n->dir);
+    net_store(n, "intake.db", intake_db, sizeof intake_db);
     const char *intake[] = {net_bin("services/intake/handoff-intake"), "--broker", n->endpoint, "--db", intake_db, NULL};
     const char *triage[] = {net_bin("services/triage/handoff-triage"), "--broker", n->endpoint, "--rules",
                             net_src("services/triage/rules.json"), NULL};
     char db[512];
-    snprintf(db, sizeof db, "%s/scheduling.db", n->dir);
+    net_store(n, "scheduling.db", db, sizeof db);
     const char *sched[] = {net_bin("services/scheduling/handoff-scheduling"), "--broker", n->endpoint,
                            "--directory", net_src("deploy/sample/directory.json"), "--start", start, "--db", db, NULL};
     net_spawn(n, "intake", intake);
@@ -157,7 +165,7 @@ void net_start_services(net_t *n, const char *start)
 void net_start_front(net_t *n)
 {
     char intake_db[512];
-    snprintf(intake_db, sizeof intake_db, "%s/intake.db", n->dir);
+    net_store(n, "intake.db", intake_db, sizeof intake_db);
     const char *intake[] = {net_bin("services/intake/handoff-intake"), "--broker", n->endpoint, "--db", intake_db,
                             NULL};
     const char *triage[] = {net_bin("services/triage/handoff-triage"), "--broker", n->endpoint, "--rules",
@@ -172,7 +180,7 @@ pid_t net_start_scheduling(net_t *n, const char *name, const char *start, const 
     if (db)
         snprintf(dbpath, sizeof dbpath, "%s", db);
     else
-        snprintf(dbpath, sizeof dbpath, "%s/scheduling.db", n->dir);
+        net_store(n, "scheduling.db", dbpath, sizeof dbpath);
     const char *argv[32] = {net_bin("services/scheduling/handoff-scheduling"), "--broker", n->endpoint, "--directory",
                             net_src("deploy/sample/directory.json"), "--start", start, "--db", dbpath};
     size_t k = 9;

@@ -26,6 +26,10 @@ typedef struct {
 
 /* Path of a built program, e.g. bin("broker/handoff-broker"). */
 const char *net_bin(const char *rel);
+/* The store a service of this test's network keeps file in: n->dir/file on SQLite; on
+ * PostgreSQL (HX_TEST_STORE=postgres) the URL of the network's own database, which intake and
+ * scheduling share (each in a schema of its own). */
+const char *net_store(net_t *n, const char *file, char *out, size_t cap);
 /* Path of a source file, e.g. src("deploy/sample/directory.json"). */
 const char *net_src(const char *rel);
 

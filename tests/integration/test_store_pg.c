@@ -11,6 +11,8 @@
 #include <jansson.h>
 #include <libpq-fe.h>
 #include <netinet/in.h>
+#include <signal.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +25,7 @@
 #include "hx_intake.h"
 #include "hx_pgtest.h"
 #include "hx_refjson.h"
+#include "hx_spawn.h"
 #include "hx_registration.h"
 #include "referral.pb-c.h"
 
@@ -272,4 +275,341 @@ Test(store_pg, intake_on_postgresql_rides_out_a_server_restart_losing_and_doubli
     hx_client_destroy(&c);
     for (size_t i = 0; i < n_samples; i++)
         hx_referral_free(samples[i]);
+}
+
+/* ---- three scheduling workers on one PostgreSQL ---------------------------------------------- */
+
+#define COMPETING 1000
+#define REFERRER "riverdale"
+
+/* Two physiotherapists at one clinic, mornings on weekdays: with a week's horizon a few dozen
+ * sessions for a thousand referrals. */
+static const char few_slots_json[] =
+    "{\"version\": 1, \"clinics\": [{\"id\": \"northpoint\", \"name\": \"Northpoint\", \"city\": \"Toronto\"}],"
+    " \"therapists\": ["
+    "  {\"id\": \"t-amira\", \"name\": \"Amira Haddad\", \"discipline\": \"physiotherapy\", \"registration\": \"CPO 14523\","
+    "   \"clinic_id\": \"northpoint\", \"languages\": [\"en\"], \"virtual\": false, \"hours\": ["
+    "    {\"day\": 1, \"from\": \"09:00\", \"to\": \"12:00\"}, {\"day\": 2, \"from\": \"09:00\", \"to\": \"12:00\"},"
+    "    {\"day\": 3, \"from\": \"09:00\", \"to\": \"12:00\"}, {\"day\": 4, \"from\": \"09:00\", \"to\": \"12:00\"},"
+    "    {\"day\": 5, \"from\": \"09:00\", \"to\": \"12:00\"}]},"
+    "  {\"id\": \"t-jonah\", \"name\": \"Jonah Park\", \"discipline\": \"physiotherapy\", \"registration\": \"CPO 20311\","
+    "   \"clinic_id\": \"northpoint\", \"languages\": [\"en\"], \"virtual\": false, \"hours\": ["
+    "    {\"day\": 1, \"from\": \"10:00\", \"to\": \"12:00\"}, {\"day\": 3, \"from\": \"10:00\", \"to\": \"12:00\"},"
+    "    {\"day\": 5, \"from\": \"10:00\", \"to\": \"12:00\"}]}]}";
+
+static const char competing_json[] =
+    "{\"ref\": \"X\", \"patient\": {\"given_name\": \"Ada\", \"family_name\": \"Example\", \"birth_date\": \"1980-02-03\","
+    " \"phone\": \"+1 416-555-0100\", \"health_card\": \"5555-100-001-AE\", \"language\": \"en\"},"
+    " \"referrer\": {\"name\": \"Isabel Ruiz\", \"discipline\": \"physiotherapy\", \"registration_body\": \"CPO\","
+    " \"registration_number\": \"19877\", \"clinic_id\": \"" REFERRER "\", \"phone\": \"416-555-0199\"},"
+    " \"reason\": \"Grade II lateral ankle sprain three weeks ago; still limping on stairs.\","
+    " \"conditions\": [\"ankle_sprain\"], \"findings\": [], \"priority\": \"routine\", \"consent\": \"given\","
+    " \"referral_date\": \"2027-02-26\"}";
+
+/* StatusUpdates in the referrer's mailbox: per referral, how many said "book" and "hold". */
+static void drain_outcomes(hx_client_t *c, json_t *booked, json_t *held)
+{
+    for (;;) {
+        hx_batch_t *b = NULL;
+        cr_assert_eq(hx_client_fetch(c, 200, &b), 0, "%s", hx_client_error(c));
+        if (b->count == 0) {
+            hx_batch_destroy(&b);
+            return;
+        }
+        uint8_t (*ids)[16] = calloc(b->count, 16);
+        for (size_t i = 0; i < b->count; i++) {
+            memcpy(ids[i], b->msgs[i].id, 16);
+            if (strcmp(b->msgs[i].type, "handoff.StatusUpdate") != 0)
+                continue;
+            Handoff__StatusUpdate *u = handoff__status_update__unpack(NULL, b->msgs[i].payload_len,
+                                                                      b->msgs[i].payload);
+            cr_assert_not_null(u);
+            json_t *into = !strcmp(u->event, "book") ? booked : !strcmp(u->event, "hold") ? held : NULL;
+            if (into) {
+                json_t *n = json_object_get(into, u->referral_id);
+                json_object_set_new(into, u->referral_id, json_integer(n ? json_integer_value(n) + 1 : 1));
+            }
+            handoff__status_update__free_unpacked(u, NULL);
+        }
+        cr_assert_eq(hx_client_ack(c, (const uint8_t(*)[16])ids, b->count), 0, "%s", hx_client_error(c));
+        free(ids);
+        hx_batch_destroy(&b);
+    }
+}
+
+typedef struct {
+    hx_client_t *c;
+    json_t *booked, *held;
+    size_t want;
+} outcomes_t;
+
+static bool all_placed(void *arg)
+{
+    outcomes_t *o = arg;
+    drain_outcomes(o->c, o->booked, o->held);
+    return json_object_size(o->booked) + json_object_size(o->held) >= o->want;
+}
+
+/* Referrals from REFERRER (competing_json) with refs PREFIX-<i>, i in [from, to). */
+static void submit_competing(hx_client_t *c, const char *prefix, int from, int to)
+{
+    json_error_t jerr;
+    json_t *j = json_loads(competing_json, 0, &jerr);
+    cr_assert_not_null(j, "%s", jerr.text);
+    hx_errors_t errs;
+    hx_errors_clear(&errs);
+    Handoff__Referral *r = hx_referral_from_json(j, &errs);
+    json_decref(j);
+    cr_assert_not_null(r);
+    cr_assert_eq(hx_intake_check(r, hx_registration_builtin(), &errs), 0, "the referral passes intake");
+    char *old_ref = r->ref;
+    for (int i = from; i < to; i++) {
+        char ref[32];
+        snprintf(ref, sizeof ref, "%s-%04d", prefix, i);
+        r->ref = ref;
+        size_t len = handoff__referral__get_packed_size(r);
+        uint8_t *buf = malloc(len);
+        cr_assert_not_null(buf);
+        handoff__referral__pack(r, buf);
+        hx_msg_t m = {.to_kind = HX_TO_SERVICE, .to = "intake", .type = "handoff.Referral", .payload = buf,
+                      .payload_len = len};
+        hx_submission_id(REFERRER, ref, m.id);
+        cr_assert_eq(hx_client_submit(c, &m, 1), 0, "%s", hx_client_error(c));
+        free(buf);
+    }
+    r->ref = old_ref;
+    hx_referral_free(r);
+}
+
+/* The few-slots directory in the test's directory; its path in out. */
+static void write_few_slots(char *out, size_t cap)
+{
+    snprintf(out, cap, "%s/few-slots.json", net.dir);
+    FILE *f = fopen(out, "w");
+    cr_assert_not_null(f);
+    fputs(few_slots_json, f);
+    fclose(f);
+}
+
+static pid_t start_scheduling(const char *name, const char *directory, const char *db)
+{
+    const char *sched[] = {net_bin("services/scheduling/handoff-scheduling"), "--broker", net.endpoint,
+                           "--directory", directory, "--start", "2027-03-01T00:00", "--horizon-days", "7",
+                           "--db", db, "--credit", "20", NULL};
+    return net_spawn(&net, name, sched);
+}
+
+/* One number from PostgreSQL. */
+static long pg_long(const char *sql)
+{
+    PGconn *c = PQconnectdb(pg.url);
+    cr_assert_eq(PQstatus(c), CONNECTION_OK, "%s", PQerrorMessage(c));
+    PGresult *r = PQexec(c, sql);
+    cr_assert_eq(PQresultStatus(r), PGRES_TUPLES_OK, "%s: %s", sql, PQerrorMessage(c));
+    long v = atol(PQgetvalue(r, 0, 0));
+    PQclear(r);
+    PQfinish(c);
+    return v;
+}
+
+/* Three scheduling workers share one PostgreSQL store (as on three machines) while a thousand
+ * referrals compete for a few dozen sessions: no session is booked twice, and every referral
+ * is booked or on hold exactly once, as its referrer is told. */
+Test(store_pg, three_scheduling_workers_on_one_postgresql_never_double_book)
+{
+    const char *extra[] = {"--heartbeat-ms", "200", NULL};
+    net_start_broker(&net, extra);
+    char directory[600];
+    write_few_slots(directory, sizeof directory);
+    const char *intake[] = {net_bin("services/intake/handoff-intake"), "--broker", net.endpoint, "--db", pg.url, NULL};
+    const char *triage[] = {net_bin("services/triage/handoff-triage"), "--broker", net.endpoint, "--rules",
+                            net_src("services/triage/rules.json"), NULL};
+    net_spawn(&net, "intake", intake);
+    net_spawn(&net, "triage", triage);
+    for (int i = 0; i < 3; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "scheduling-%d", i + 1);
+        start_scheduling(name, directory, pg.url);
+    }
+    hx_client_t *c = net_session(&net, HX_ROLE_CLINIC, REFERRER);
+    submit_competing(c, "MW", 0, COMPETING);
+
+    outcomes_t o = {.c = c, .booked = json_object(), .held = json_object(), .want = COMPETING};
+    cr_assert(net_wait(all_placed, &o, 300000), "%zu booked and %zu held of %d (logs in %s)",
+              json_object_size(o.booked), json_object_size(o.held), COMPETING, net.dir);
+    drain_outcomes(c, o.booked, o.held);
+    const char *rid;
+    json_t *n;
+    json_object_foreach(o.booked, rid, n) {
+        cr_expect_eq(json_integer_value(n), 1, "%s told booked %lld times", rid, (long long)json_integer_value(n));
+        cr_expect_null(json_object_get(o.held, rid), "%s told booked and held", rid);
+    }
+    json_object_foreach(o.held, rid, n)
+        cr_expect_eq(json_integer_value(n), 1, "%s told held %lld times", rid, (long long)json_integer_value(n));
+    size_t booked = json_object_size(o.booked);
+    cr_expect_eq(booked + json_object_size(o.held), COMPETING);
+    cr_expect_gt(booked, 20, "the week's sessions were booked: %zu", booked);
+    cr_expect_gt(json_object_size(o.held), COMPETING / 2, "most wait: %zu", json_object_size(o.held));
+
+    /* the store agrees: each referral once, booked or held; no two live bookings of one
+     * therapist overlap; each live booking holds its own slots and nothing else does */
+    cr_expect_eq(pg_long("SELECT count(*) FROM scheduling.referrals"), COMPETING);
+    cr_expect_eq(pg_long("SELECT count(*) FROM scheduling.referrals r WHERE "
+                         "(SELECT count(*) FROM scheduling.bookings k WHERE k.referral_id = r.referral_id "
+                         "AND k.status != 7) + (CASE WHEN r.pending = 9 THEN 1 ELSE 0 END) != 1"), 0);
+    cr_expect_eq(pg_long("SELECT count(*) FROM scheduling.bookings WHERE status != 7"), (long)booked);
+    cr_expect_eq(pg_long("SELECT count(*) FROM scheduling.bookings a JOIN scheduling.bookings b "
+                         "ON a.therapist_id = b.therapist_id AND a.referral_id < b.referral_id "
+                         "WHERE a.status != 7 AND b.status != 7 "
+                         "AND a.start < b.start + b.minutes AND b.start < a.start + a.minutes"), 0,
+                 "overlapping bookings");
+    cr_expect_eq(pg_long("SELECT count(*) FROM scheduling.slots"),
+                 pg_long("SELECT COALESCE(sum(minutes / 15), 0) FROM scheduling.bookings WHERE status != 7"));
+    /* the work was shared: every worker handled some */
+    for (int i = 0; i < 3; i++) {
+        char path[600], buf[1 << 15];
+        snprintf(path, sizeof path, "%s/scheduling-%d.log", net.dir, i + 1);
+        FILE *l = fopen(path, "r");
+        cr_assert_not_null(l, "%s", path);
+        size_t got = fread(buf, 1, sizeof buf - 1, l);
+        fclose(l);
+        buf[got] = '\0';
+        cr_expect(strstr(buf, "booked") || strstr(buf, "on hold"), "scheduling-%d handled nothing (%s)", i + 1, path);
+    }
+    json_decref(o.booked);
+    json_decref(o.held);
+    hx_client_destroy(&c);
+}
+
+/* ---- a SQLite network moved to PostgreSQL ----------------------------------------------------- */
+
+#define MIGRATED 40
+#define AFTERWARDS 10
+
+/* Each table's rows in one text, in one order, from the SQLite file and from PostgreSQL. */
+static const char *const fingerprints[][2] = {
+    {"SELECT count(*) || ':' || COALESCE(group_concat(x, '|'), '') FROM (SELECT referral_id || ',' || status || ',' || "
+     "pending || ',' || received_ms AS x FROM referrals ORDER BY referral_id)",
+     "SELECT count(*) || ':' || COALESCE(string_agg(referral_id || ',' || status || ',' || pending || ',' || "
+     "received_ms, '|' ORDER BY referral_id COLLATE \"C\"), '') FROM scheduling.referrals"},
+    {"SELECT count(*) || ':' || COALESCE(group_concat(x, '|'), '') FROM (SELECT referral_id || ',' || discipline || "
+     "',' || therapist_id || ',' || start || ',' || minutes || ',' || status AS x FROM bookings ORDER BY referral_id)",
+     "SELECT count(*) || ':' || COALESCE(string_agg(referral_id || ',' || discipline || ',' || therapist_id || ',' || "
+     "start || ',' || minutes || ',' || status, '|' ORDER BY referral_id COLLATE \"C\"), '') FROM scheduling.bookings"},
+    {"SELECT count(*) || ':' || COALESCE(sum(slot), 0) FROM slots",
+     "SELECT count(*) || ':' || COALESCE(sum(slot), 0) FROM scheduling.slots"},
+    {"SELECT count(*) || ':' || COALESCE(group_concat(x, '|'), '') FROM (SELECT referral_id || ',' || event || ',' || "
+     "at_ms AS x FROM handoff_log ORDER BY referral_id, at_ms, event)",
+     "SELECT count(*) || ':' || COALESCE(string_agg(referral_id || ',' || event || ',' || at_ms, '|' "
+     "ORDER BY referral_id COLLATE \"C\", at_ms, event COLLATE \"C\"), '') FROM scheduling.handoff_log"},
+    {"SELECT count(*) || ':' || COALESCE(group_concat(x, '|'), '') FROM (SELECT referral_id || ',' || priority || ',' "
+     "|| since_ms || ',' || told_position AS x FROM waitlist ORDER BY referral_id)",
+     "SELECT count(*) || ':' || COALESCE(string_agg(referral_id || ',' || priority || ',' || since_ms || ',' || "
+     "told_position, '|' ORDER BY referral_id COLLATE \"C\"), '') FROM scheduling.waitlist"},
+    {"SELECT count(*) || ':' || COALESCE(sum(n), 0) FROM waitlist_counts",
+     "SELECT count(*) || ':' || COALESCE(sum(n), 0) FROM scheduling.waitlist_counts"},
+    {"SELECT count(*) || ':' || COALESCE(sum(length(outputs)), 0) FROM handled",
+     "SELECT count(*) || ':' || COALESCE(sum(length(outputs)), 0) FROM scheduling.handled"},
+};
+
+static void sqlite_text(const char *path, const char *sql, char *out, size_t cap)
+{
+    sqlite3 *db = NULL;
+    cr_assert_eq(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    sqlite3_stmt *st = NULL;
+    cr_assert_eq(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK, "%s: %s", sql, sqlite3_errmsg(db));
+    cr_assert_eq(sqlite3_step(st), SQLITE_ROW);
+    snprintf(out, cap, "%s", (const char *)sqlite3_column_text(st, 0));
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+}
+
+static void pg_text(const char *sql, char *out, size_t cap)
+{
+    PGconn *c = PQconnectdb(pg.url);
+    cr_assert_eq(PQstatus(c), CONNECTION_OK, "%s", PQerrorMessage(c));
+    PGresult *r = PQexec(c, sql);
+    cr_assert_eq(PQresultStatus(r), PGRES_TUPLES_OK, "%s: %s", sql, PQerrorMessage(c));
+    snprintf(out, cap, "%s", PQgetvalue(r, 0, 0));
+    PQclear(r);
+    PQfinish(c);
+}
+
+/* handoff admin migrate ARGS...: its exit code, what it printed in out. */
+static int migrate(char *out, size_t cap, const char *from, const char *to)
+{
+    char log[600];
+    snprintf(log, sizeof log, "%s/migrate.log", net.dir);
+    const char *argv[] = {net_bin("services/cli/handoff"), "admin", "migrate", "--from", from, "--to", to, NULL};
+    int code = -1;
+    hx_spawn_opts_t o = {.argv = argv, .err_log = log, .out_pipe = true};
+    cr_assert_eq(hx_spawn_run(&o, out, cap, NULL, 0, &code), 0);
+    return code;
+}
+
+/* A network on SQLite with referrals booked and on hold (and their wait list and history),
+ * its services stopped, moved with handoff admin migrate: every table of intake and
+ * scheduling arrives as it was; scheduling started on PostgreSQL then books new referrals
+ * around the bookings that came across. A second migrate into the same database is refused. */
+Test(store_pg, a_sqlite_network_migrated_to_postgresql_keeps_every_referral_booking_and_history)
+{
+    const char *extra[] = {"--heartbeat-ms", "200", NULL};
+    net_start_broker(&net, extra);
+    char directory[600], intake_db[600], sched_db[600], from[620];
+    write_few_slots(directory, sizeof directory);
+    snprintf(intake_db, sizeof intake_db, "%s/intake.db", net.dir);
+    snprintf(sched_db, sizeof sched_db, "%s/scheduling.db", net.dir);
+    snprintf(from, sizeof from, "sqlite:%s", net.dir);
+    const char *intake[] = {net_bin("services/intake/handoff-intake"), "--broker", net.endpoint, "--db", intake_db,
+                            NULL};
+    const char *triage[] = {net_bin("services/triage/handoff-triage"), "--broker", net.endpoint, "--rules",
+                            net_src("services/triage/rules.json"), NULL};
+    pid_t ip = net_spawn(&net, "intake", intake);
+    net_spawn(&net, "triage", triage);
+    pid_t sp = start_scheduling("scheduling", directory, sched_db);
+    hx_client_t *c = net_session(&net, HX_ROLE_CLINIC, REFERRER);
+    submit_competing(c, "MG", 0, MIGRATED);
+    outcomes_t o = {.c = c, .booked = json_object(), .held = json_object(), .want = MIGRATED};
+    cr_assert(net_wait(all_placed, &o, 120000), "%zu booked and %zu held of %d (logs in %s)",
+              json_object_size(o.booked), json_object_size(o.held), MIGRATED, net.dir);
+    size_t booked = json_object_size(o.booked), held = json_object_size(o.held);
+    cr_assert(booked > 0 && held > 0, "some booked (%zu), some held (%zu)", booked, held);
+    cr_assert_eq(net_stop(&net, sp, SIGTERM), 0);
+    cr_assert_eq(net_stop(&net, ip, SIGTERM), 0);
+
+    char out[8192];
+    cr_assert_eq(migrate(out, sizeof out, from, pg.url), 0, "%s (stderr in %s/migrate.log)", out, net.dir);
+    cr_expect(strstr(out, "intake.referrals") && strstr(out, "scheduling.bookings"), "%s", out);
+    for (size_t i = 0; i < sizeof fingerprints / sizeof *fingerprints; i++) {
+        char lite[1 << 14], there[1 << 14];
+        sqlite_text(sched_db, fingerprints[i][0], lite, sizeof lite);
+        pg_text(fingerprints[i][1], there, sizeof there);
+        cr_expect_str_eq(there, lite, "%s", fingerprints[i][1]);
+    }
+    char lite[64], there[64];
+    sqlite_text(intake_db, "SELECT count(*) || ':' || count(DISTINCT referral_id) FROM referrals", lite, sizeof lite);
+    pg_text("SELECT count(*) || ':' || count(DISTINCT referral_id) FROM intake.referrals", there, sizeof there);
+    cr_expect_str_eq(there, lite, "intake.referrals");
+    cr_expect_neq(migrate(out, sizeof out, from, pg.url), 0, "a second migrate into the same database");
+
+    /* the network goes on from PostgreSQL: new referrals are booked around what came across,
+     * and every one of them once */
+    const char *intake_pg[] = {net_bin("services/intake/handoff-intake"), "--broker", net.endpoint, "--db", pg.url,
+                               NULL};
+    net_spawn(&net, "intake-pg", intake_pg);
+    start_scheduling("scheduling-pg", directory, pg.url);
+    submit_competing(c, "AF", 0, AFTERWARDS);
+    o.want = MIGRATED + AFTERWARDS;
+    cr_assert(net_wait(all_placed, &o, 120000), "%zu booked and %zu held of %d (logs in %s)",
+              json_object_size(o.booked), json_object_size(o.held), MIGRATED + AFTERWARDS, net.dir);
+    cr_expect_eq(pg_long("SELECT count(*) FROM scheduling.referrals"), MIGRATED + AFTERWARDS);
+    cr_expect_eq(pg_long("SELECT count(*) FROM scheduling.bookings a JOIN scheduling.bookings b "
+                         "ON a.therapist_id = b.therapist_id AND a.referral_id < b.referral_id "
+                         "WHERE a.status != 7 AND b.status != 7 "
+                         "AND a.start < b.start + b.minutes AND b.start < a.start + a.minutes"), 0,
+                 "overlapping bookings");
+    cr_expect_eq(pg_long("SELECT count(*) FROM intake.referrals"), MIGRATED + AFTERWARDS);
+    json_decref(o.booked);
+    json_decref(o.held);
+    hx_client_destroy(&c);
 }

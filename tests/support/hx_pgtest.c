@@ -224,3 +224,68 @@ void hx_pgtest_destroy(hx_pgtest_t *pg)
         pg->dir[0] = '\0';
     }
 }
+
+int hx_pgtest_database(const char *server_url, const char *name, char *url, size_t cap, char *why, size_t wcap)
+{
+    PGconn *c = PQconnectdb(server_url);
+    if (PQstatus(c) != CONNECTION_OK) {
+        snprintf(why, wcap, "%s: %s", server_url, PQerrorMessage(c));
+        PQfinish(c);
+        return -1;
+    }
+    char sql[200];
+    snprintf(sql, sizeof sql, "DROP DATABASE IF EXISTS \"%s\"", name);
+    PQclear(PQexec(c, sql));
+    snprintf(sql, sizeof sql, "CREATE DATABASE \"%s\"", name);
+    PGresult *res = PQexec(c, sql);
+    int rc = PQresultStatus(res) == PGRES_COMMAND_OK ? 0 : -1;
+    if (rc)
+        snprintf(why, wcap, "%s: %s", sql, PQresultErrorMessage(res));
+    PQclear(res);
+    PQfinish(c);
+    /* the server's URL ends in /postgres: the same with the new database */
+    const char *slash = strrchr(server_url, '/');
+    if (rc == 0)
+        snprintf(url, cap, "%.*s/%s", (int)(slash ? slash - server_url : (long)strlen(server_url)), server_url, name);
+    return rc;
+}
+
+bool hx_pgtest_wanted(void)
+{
+    const char *s = getenv("HX_TEST_STORE");
+    return s && strcmp(s, "postgres") == 0;
+}
+
+int hx_pgtest_store_url(const char *dir, const char *file, char *url, size_t cap, char *why, size_t wcap)
+{
+    if (!hx_pgtest_wanted()) {
+        snprintf(url, cap, "%s/%s", dir, file);
+        return 0;
+    }
+    const char *server = getenv("HX_TEST_PG_URL");
+    if (!server) {
+        const char *e = getenv("HX_TEST_PG_ERROR");
+        snprintf(why, wcap, "HX_TEST_STORE=postgres but no server: %s", e ? e : "the suite did not start one");
+        return -1;
+    }
+    /* one database per directory (a test's or a network's), named after it */
+    const char *base = strrchr(dir, '/');
+    char name[64];
+    snprintf(name, sizeof name, "t_%s", base ? base + 1 : dir);
+    for (char *p = name; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '_'))
+            *p = (*p >= 'A' && *p <= 'Z') ? (char)(*p - 'A' + 'a') : '_';
+    char marker[512];
+    snprintf(marker, sizeof marker, "%s/.pg-database", dir);
+    const char *slash = strrchr(server, '/');
+    if (access(marker, F_OK) == 0) {           /* made for this directory already */
+        snprintf(url, cap, "%.*s/%s", (int)(slash ? slash - server : (long)strlen(server)), server, name);
+        return 0;
+    }
+    if (hx_pgtest_database(server, name, url, cap, why, wcap) != 0)
+        return -1;
+    FILE *f = fopen(marker, "w");
+    if (f)
+        fclose(f);
+    return 0;
+}

@@ -6,6 +6,7 @@
  * set after the change of user), so a test that crashes leaves nothing behind. */
 #ifndef HX_PGTEST_H
 #define HX_PGTEST_H
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -29,5 +30,16 @@ int hx_pgtest_stop(hx_pgtest_t *pg);
 int hx_pgtest_restart(hx_pgtest_t *pg, char *why, size_t cap);
 /* Stops the server if it runs and removes the directory. */
 void hx_pgtest_destroy(hx_pgtest_t *pg);
+/* A new, empty database name on the server at server_url (one of the same name dropped
+ * first); its URL in url. 0, or -1 with why. */
+int hx_pgtest_database(const char *server_url, const char *name, char *url, size_t cap, char *why, size_t wcap);
+
+/* The suites that run on either store (ctest runs them twice: HX_TEST_STORE=postgres the
+ * second time). Whether this run is on PostgreSQL: */
+bool hx_pgtest_wanted(void);
+/* The store for a test's directory dir: dir/file on SQLite; on PostgreSQL a database of its
+ * own, made at the first call for dir on the suite's server (HX_TEST_PG_URL, started by
+ * hx_pgtest_hooks.h). 0, or -1 with why. */
+int hx_pgtest_store_url(const char *dir, const char *file, char *url, size_t cap, char *why, size_t wcap);
 
 #endif

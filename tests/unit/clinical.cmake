@@ -16,13 +16,15 @@ hx_unit_test(test_vignettes LIBS hx_clinical)
 hx_unit_test(test_booking_migrate LIBS hx_booking)
 # its data key rotated (--rekey, hx_booking_rekey): every value sealed again, nothing left readable
 hx_unit_test(test_booking_rekey LIBS hx_booking PkgConfig::SQLITE)
+# Scheduling's suites below run on either store: once on SQLite, once more (<name>_pg) on a
+# PostgreSQL server the runner starts on 127.0.0.1 (tests/support/hx_pgtest_hooks.h).
 # scheduling's wait list with an injectable clock (services/scheduling/hx_waitlist.c)
-hx_unit_test(test_waitlist LIBS hx_booking)
+hx_unit_test(test_waitlist LIBS hx_booking hx_pgtest STORES)
 # a collaborative massage booked again after the assessment is past (injected clock)
-hx_unit_test(test_collab_window LIBS hx_booking)
+hx_unit_test(test_collab_window LIBS hx_booking hx_pgtest STORES)
 # the network's figures scheduling answers a StatsRequest with (hx_stats.c): known bookings, an
 # empty network, one clinic (injected clock)
-hx_unit_test(test_stats LIBS hx_booking)
+hx_unit_test(test_stats LIBS hx_booking hx_pgtest STORES)
 # the services' SQL store (services/store, hx_db) on SQLite and on a PostgreSQL server the suite
 # starts on 127.0.0.1 (hx_pgtest), the same tests on both
 hx_unit_test(test_db LIBS hx_store hx_pgtest)

@@ -138,7 +138,7 @@ static int referral_int(const char *rid, const char *column)
 
 static hx_booking_t *open_store_key(const uint8_t *key)
 {
-    hx_booking_config_t cfg = {.db_path = db_path, .start = -1, .horizon_days = 14, .collab_days = 7,
+    hx_booking_config_t cfg = {.db_url = db_path, .start = -1, .horizon_days = 14, .collab_days = 7,
                                .data_key = key};
     char err[256] = "";
     hx_booking_t *b = hx_booking_open(&cfg, directory, err, sizeof err);
@@ -217,7 +217,7 @@ Test(booking_migrate, a_store_of_a_newer_version_is_refused_and_left_alone)
     cr_assert_eq(sqlite3_open(db_path, &db), SQLITE_OK);
     sql(db, "PRAGMA user_version = 5");
     sqlite3_close(db);
-    hx_booking_config_t cfg = {.db_path = db_path, .start = -1, .horizon_days = 14, .collab_days = 7};
+    hx_booking_config_t cfg = {.db_url = db_path, .start = -1, .horizon_days = 14, .collab_days = 7};
     char err[512] = "";
     b = hx_booking_open(&cfg, directory, err, sizeof err);
     cr_expect_null(b);

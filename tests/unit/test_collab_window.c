@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "hx_booking.h"
+#include "hx_pgtest_hooks.h"
 #include "hx_errors.h"
 #include "hx_schedule.h"
 
@@ -46,7 +47,8 @@ static void setup(void)
 {
     cr_assert_not_null(mkdtemp(dir_path));
     char db[600];
-    snprintf(db, sizeof db, "%s/scheduling.db", dir_path);
+    char why[1024];
+    cr_assert_eq(hx_pgtest_store_url(dir_path, "scheduling.db", db, sizeof db, why, sizeof why), 0, "%s", why);
     hx_errors_t errs;
     hx_errors_clear(&errs);
     directory = hx_directory_parse(directory_json, &errs);
@@ -55,7 +57,7 @@ static void setup(void)
     cr_assert_eq(hx_minute_parse("2026-11-23T00:00", &monday), 0);
     now_ms = (uint64_t)monday * 60000;
     char err[256];
-    hx_booking_config_t cfg = {.db_path = db, .start = -1, .horizon_days = 60, .collab_days = 14,
+    hx_booking_config_t cfg = {.db_url = db, .start = -1, .horizon_days = 60, .collab_days = 14,
                                .clock = test_clock, .clock_arg = &now_ms};
     store = hx_booking_open(&cfg, directory, err, sizeof err);
     cr_assert_not_null(store, "%s", err);

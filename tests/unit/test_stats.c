@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "hx_booking.h"
+#include "hx_pgtest_hooks.h"
 #include "hx_errors.h"
 #include "hx_schedule.h"
 #include "hx_stats.h"
@@ -91,7 +92,8 @@ static void open_store(const char *json, uint32_t horizon_days)
 {
     char path[600], db[600];
     snprintf(path, sizeof path, "%s/directory.json", dir_path);
-    snprintf(db, sizeof db, "%s/scheduling.db", dir_path);
+    char why[1024];
+    cr_assert_eq(hx_pgtest_store_url(dir_path, "scheduling.db", db, sizeof db, why, sizeof why), 0, "%s", why);
     FILE *f = fopen(path, "w");
     cr_assert_not_null(f);
     fputs(json, f);
@@ -101,7 +103,7 @@ static void open_store(const char *json, uint32_t horizon_days)
     directory = hx_directory_load(path, &errs);
     cr_assert_not_null(directory, "%s", path);
     char err[256];
-    hx_booking_config_t cfg = {.db_path = db, .start = -1, .horizon_days = horizon_days, .collab_days = 14,
+    hx_booking_config_t cfg = {.db_url = db, .start = -1, .horizon_days = horizon_days, .collab_days = 14,
                                .clock = test_clock, .clock_arg = &now_ms, .routine_days = 30};
     store = hx_booking_open(&cfg, directory, err, sizeof err);
     cr_assert_not_null(store, "%s", err);

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "hx_booking.h"
+#include "hx_pgtest_hooks.h"
 #include "hx_errors.h"
 #include "hx_schedule.h"
 
@@ -44,7 +45,8 @@ static void setup(void)
     cr_assert_not_null(mkdtemp(dir_path));
     char path[600], db[600];
     snprintf(path, sizeof path, "%s/directory.json", dir_path);
-    snprintf(db, sizeof db, "%s/scheduling.db", dir_path);
+    char why[1024];
+    cr_assert_eq(hx_pgtest_store_url(dir_path, "scheduling.db", db, sizeof db, why, sizeof why), 0, "%s", why);
     FILE *f = fopen(path, "w");
     cr_assert_not_null(f);
     fputs(directory_json, f);
@@ -57,7 +59,7 @@ static void setup(void)
     cr_assert_eq(hx_minute_parse("2026-11-23T00:00", &monday), 0);   /* a Monday, 00:00 UTC */
     now_ms = (uint64_t)monday * 60000;
     char err[256];
-    hx_booking_config_t cfg = {.db_path = db, .start = -1, .horizon_days = 2, .collab_days = 14,
+    hx_booking_config_t cfg = {.db_url = db, .start = -1, .horizon_days = 2, .collab_days = 14,
                                .clock = test_clock, .clock_arg = &now_ms, .routine_days = 30};
     store = hx_booking_open(&cfg, directory, err, sizeof err);
     cr_assert_not_null(store, "%s", err);
