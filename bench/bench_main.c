@@ -97,8 +97,9 @@ static const hx_opt_t options[O_N] = {
                       "pipeline: therapists, --clinics to 10000 [10 x clinics]"},
     [O_SEED] = {"seed", HX_OPT_U64, NULL, "1", 0, UINT64_MAX, "N", "pipeline: generator seed"},
     [O_STORE] = {"store", HX_OPT_TEXT, NULL, "sqlite", 0, 0, "KIND",
-                 "pipeline: intake's record on sqlite (a file in the run's\ndirectory) or postgres (a PostgreSQL "
-                 "server of Debian's\npackage started for the run on 127.0.0.1, removed after)"},
+                 "pipeline: intake's and scheduling's stores on sqlite (files in\nthe run's directory) or "
+                 "postgres (a PostgreSQL server of\nDebian's package started for the run on 127.0.0.1, removed "
+                 "after)"},
     [O_CURVE] = {"curve", HX_OPT_FLAG, NULL, NULL, 0, 0, NULL,
                  "CURVE on: keys made with the project's key code, the broker\n"
                  "started with --curve-secret and --allow"},

@@ -195,13 +195,14 @@ static int start_services(pipe_t *pl)
                 return -1;
         }
     }
-    if (e->o->postgres) {                /* intake's record on a server of the run's own */
+    if (e->o->postgres) {                /* intake's and scheduling's stores on a server of the run's own */
         char why[2048];
         if (hx_pgtest_start(&e->pg, why, sizeof why) != 0) {
             fprintf(stderr, "handoff-bench: --store postgres: %s\n", why);
             return -1;
         }
         snprintf(intake_db, sizeof intake_db, "%s", e->pg.url);
+        snprintf(sched_db, sizeof sched_db, "%s", e->pg.url);
     }
     for (int i = 0; i < 3; i++) {
         const char *args[16] = {"--broker", e->endpoint};

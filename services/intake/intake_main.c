@@ -257,7 +257,9 @@ int main(int argc, char **argv)
     }
     o.batch = (hx_worker_batch_t){.begin = batch_begin, .commit = batch_commit, .rollback = batch_rollback,
                                   .probe = batch_probe, .arg = &t};
-    rc = open_db(&t) == 0 ? hx_svc_run(&o, "handoff-intake", "intake", handle, &t, reload, &t) : 1;
+    rc = open_db(&t) == 0 && hx_db_metrics(t.db, o.metrics) == 0
+             ? hx_svc_run(&o, "handoff-intake", "intake", handle, &t, reload, &t)
+             : 1;
     hx_metrics_destroy(&o.metrics);
     hx_registration_destroy(&t.loaded);
     hx_db_close(&t.db);

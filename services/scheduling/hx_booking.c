@@ -1636,6 +1636,11 @@ void hx_booking_batch_rollback(hx_booking_t *b)
     calendar_drop(b);                           /* it held what is now undone */
 }
 
+int hx_booking_metrics(hx_booking_t *b, hx_metrics_t *m)
+{
+    return hx_db_metrics(b->db, m);
+}
+
 int hx_booking_ping(hx_booking_t *b, char *err, size_t errcap)
 {
     return hx_db_ping(b->db, err, errcap);

@@ -72,6 +72,8 @@ int hx_booking_handle(hx_booking_t *b, const hx_msg_t *in, hx_outbox_t *out, cha
 int hx_booking_batch_begin(hx_booking_t *b, char *err, size_t errcap);
 int hx_booking_batch_commit(hx_booking_t *b, char *err, size_t errcap);
 void hx_booking_batch_rollback(hx_booking_t *b);
+/* The store's figures (hx_db_metrics) on m, store="scheduling". 0 or -1. */
+int hx_booking_metrics(hx_booking_t *b, hx_metrics_t *m);
 /* Whether the store answers now (PostgreSQL: connecting again when it does not). 0 or -1. */
 int hx_booking_ping(hx_booking_t *b, char *err, size_t errcap);
 

@@ -430,7 +430,7 @@ int main(int argc, char **argv)
     }
     s.started_ms = hx_svc_now_ms();
     o.metrics = hx_metrics_new();
-    if (!o.metrics || metrics_init(&s, o.metrics) != 0) {
+    if (!o.metrics || metrics_init(&s, o.metrics) != 0 || hx_booking_metrics(s.booking, o.metrics) != 0) {
         fprintf(stderr, "%s: out of memory\n", prog);
         rc = 1;
     } else {

@@ -20,6 +20,64 @@ struct hx_db_rows {
     char err[720];
 };
 
+uint64_t hx_db_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+void hx_db_observe(hx_db_t *db, uint64_t ns, bool failed)
+{
+    if (db->m_statement)
+        hx_metric_observe(db->m_statement, ns);
+    if (failed && db->m_errors)
+        hx_metric_add(db->m_errors, 1);
+}
+
+static void set_connected(hx_db_t *db, bool up)
+{
+    if (db->m_connected)
+        hx_metric_set(db->m_connected, up);
+}
+
+int hx_db_metrics(hx_db_t *db, hx_metrics_t *m)
+{
+    /* seconds, from 10 µs (SQLite's statements) to 10 s (a server that stalls) */
+    static const uint64_t bounds[] = {10000,    25000,     50000,     100000,     250000,     500000,
+                                      1000000,  2500000,   5000000,   10000000,   25000000,   50000000,
+                                      100000000, 250000000, 500000000, 1000000000, 2500000000, 10000000000};
+    const size_t nb = sizeof bounds / sizeof *bounds;
+    const char *c = db->component;
+    db->m_statement = hx_metrics_histogram(
+        m, "handoff_store_statement_seconds",
+        "Time of each statement the service ran on its store (PostgreSQL: the round trip to the server; SQLite: "
+        "the statement's first step), by store.", "store", c, bounds, nb, 1e9);
+    db->m_commit = hx_metrics_histogram(
+        m, "handoff_store_commit_seconds",
+        "Time of each commit (SQLite: its fsync; PostgreSQL: until the server's WAL flush), by store.", "store", c,
+        bounds, nb, 1e9);
+    db->m_transaction = hx_metrics_histogram(
+        m, "handoff_store_transaction_seconds",
+        "Time each transaction held the service's one connection, begin to commit or rollback, by store: "
+        "rate(..._sum) is the share of time the connection is in use.", "store", c, bounds, nb, 1e9);
+    db->m_connected = hx_metrics_gauge(
+        m, "handoff_store_connected",
+        "1 while the service's connection to its store is usable (SQLite: always), 0 while PostgreSQL cannot be "
+        "reached.", "store", c);
+    db->m_reconnects = hx_metrics_counter(
+        m, "handoff_store_reconnects_total",
+        "Connections to PostgreSQL made again after the first (a restart, a failover, a lost connection), by "
+        "store.", "store", c);
+    db->m_errors = hx_metrics_counter(m, "handoff_store_errors_total",
+                                      "Statements the store refused or could not run, by store.", "store", c);
+    if (!db->m_statement || !db->m_commit || !db->m_transaction || !db->m_connected || !db->m_reconnects ||
+        !db->m_errors)
+        return -1;
+    hx_metric_set(db->m_connected, db->kind == HX_DB_SQLITE || PQstatus(db->pg) == CONNECTION_OK);
+    return 0;
+}
+
 static uint64_t now_ms(void)
 {
     struct timespec ts;
@@ -108,13 +166,17 @@ static int pg_connect(hx_db_t *db, char *err, size_t cap)
     const char *const keys[] = {"connect_timeout", "dbname", NULL};
     const char *const vals[] = {"2", db->url, NULL};
     db->pg = PQconnectdbParams(keys, vals, 1);
+    if (db->connects++ && db->m_reconnects)
+        hx_metric_add(db->m_reconnects, 1);
     db->n_cache = 0;                /* prepared statements live in a session */
     db->generation++;
     if (!db->pg || PQstatus(db->pg) != CONNECTION_OK) {
         const char *m = db->pg ? PQerrorMessage(db->pg) : "out of memory";
         snprintf(err, cap, "%s: cannot connect: %.*s", db->where, (int)strcspn(m, "\n"), m);
+        set_connected(db, false);
         return -1;
     }
+    set_connected(db, true);
     PQsetNoticeProcessor(db->pg, pg_quiet, NULL);
     /* each component in a schema of its own: intake's and scheduling's tables may share a
      * database without sharing names (both have a referrals table) */
@@ -324,8 +386,20 @@ static int script(hx_db_t *db, const char *sql, char *err, size_t cap)
     return rc;
 }
 
+static int exec_timed(hx_db_t *db, const char *sql, const hx_db_val_t *args, size_t n, int64_t *changes, char *err,
+                      size_t cap);
+
 int hx_db_exec(hx_db_t *db, const char *sql, const hx_db_val_t *args, size_t n, int64_t *changes, char *err,
                size_t cap)
+{
+    uint64_t t0 = hx_db_now_ns();
+    int rc = exec_timed(db, sql, args, n, changes, err, cap);
+    hx_db_observe(db, hx_db_now_ns() - t0, rc != 0);
+    return rc;
+}
+
+static int exec_timed(hx_db_t *db, const char *sql, const hx_db_val_t *args, size_t n, int64_t *changes, char *err,
+                      size_t cap)
 {
     if (db->kind == HX_DB_SQLITE) {
         sqlite3_stmt *st = lite_prep(db, sql, args, n, err, cap);
@@ -422,6 +496,7 @@ void hx_db_rows_free(hx_db_rows_t **self_p)
 
 int hx_db_begin(hx_db_t *db, char *err, size_t cap)
 {
+    db->txn_start_ns = hx_db_now_ns();
     if (db->kind == HX_DB_SQLITE) {
         if (script(db, "BEGIN IMMEDIATE", err, cap) != 0)
             return -1;
@@ -459,7 +534,16 @@ int hx_db_begin(hx_db_t *db, char *err, size_t cap)
         if (PQstatus(db->pg) == CONNECTION_OK)
             return -1;              /* the server answered: an ordinary error */
     }
+    set_connected(db, false);
     return HX_DB_UNAVAILABLE;
+}
+
+/* The transaction begun at txn_start_ns is over. */
+static void txn_over(hx_db_t *db)
+{
+    if (db->m_transaction && db->txn_start_ns)
+        hx_metric_observe(db->m_transaction, hx_db_now_ns() - db->txn_start_ns);
+    db->txn_start_ns = 0;
 }
 
 int hx_db_ping(hx_db_t *db, char *err, size_t cap)
@@ -483,6 +567,7 @@ int hx_db_ping(hx_db_t *db, char *err, size_t cap)
 int hx_db_commit(hx_db_t *db, char *err, size_t cap)
 {
     int rc;
+    uint64_t t0 = hx_db_now_ns();
     if (db->kind == HX_DB_SQLITE) {
         rc = script(db, "COMMIT", err, cap);
     } else {
@@ -499,8 +584,11 @@ int hx_db_commit(hx_db_t *db, char *err, size_t cap)
         }
         PQclear(res);
     }
+    if (rc == 0 && db->m_commit)
+        hx_metric_observe(db->m_commit, hx_db_now_ns() - t0);
     if (rc != 0)
         hx_db_rollback(db);
+    txn_over(db);
     db->in_txn = false;
     return rc;
 }
@@ -529,6 +617,7 @@ void hx_db_rollback(hx_db_t *db)
     char err[64];
     if (db->kind == HX_DB_SQLITE ? !sqlite3_get_autocommit(db->lite) : PQstatus(db->pg) == CONNECTION_OK)
         script(db, "ROLLBACK", err, sizeof err);
+    txn_over(db);
     db->in_txn = false;
 }
 
@@ -642,6 +731,7 @@ hx_db_t *hx_db_open(const char *url, const char *component, const hx_db_step_t *
         return NULL;
     }
     db->kind = kind;
+    snprintf(db->component, sizeof db->component, "%s", component);
     int rc;
     if (kind == HX_DB_SQLITE) {
         snprintf(db->where, sizeof db->where, "%s", rest);

@@ -27,6 +27,7 @@
 #include <stdint.h>
 
 typedef struct hx_db hx_db_t;
+typedef struct hx_metrics hx_metrics_t;
 typedef struct hx_db_rows hx_db_rows_t;
 
 typedef enum { HX_DB_SQLITE = 1, HX_DB_POSTGRES = 2 } hx_db_kind_t;
@@ -108,6 +109,12 @@ const char *hx_db_text(hx_db_rows_t *r, int col);  /* "" for NULL; valid until t
 int64_t hx_db_int(hx_db_rows_t *r, int col);       /* 0 for NULL */
 const char *hx_db_rows_error(const hx_db_rows_t *r);
 void hx_db_rows_free(hx_db_rows_t **self_p);
+
+/* The store's figures on m, labelled store="<component>": handoff_store_statement_seconds,
+ * _commit_seconds and _transaction_seconds (histograms; the last one's rate(_sum) is how busy
+ * the service's one connection is), handoff_store_connected (gauge), _reconnects_total and
+ * _errors_total. 0, or -1 (no memory, or m has those names with another meaning). */
+int hx_db_metrics(hx_db_t *db, hx_metrics_t *m);
 
 /* Statements stepped row by row, as SQLite's own API, on either backend. sql must be a string
  * literal (kept: found again by its address); `?` and `?NNN` as SQLite numbers them. A

@@ -3,6 +3,7 @@
 #ifndef HX_DB_INTERNAL_H
 #define HX_DB_INTERNAL_H
 #include "hx_db.h"
+#include "hx_metrics.h"
 
 #include <libpq-fe.h>
 #include <sqlite3.h>
@@ -39,7 +40,17 @@ struct hx_db {
     int64_t changes;                /* rows the last finished statement wrote */
     hx_db_stmt_t *stmts[STMT_CACHE];   /* hx_db_prep's, by their text's address */
     size_t n_stmts;
+    char component[32];
+    /* hx_db_metrics: NULL until then */
+    hx_metric_t *m_statement, *m_commit, *m_transaction, *m_connected, *m_reconnects, *m_errors;
+    uint64_t txn_start_ns;
+    unsigned connects;
 };
+
+/* Monotonic nanoseconds (the metrics' clock). */
+uint64_t hx_db_now_ns(void);
+/* A statement's round trip (or SQLite's first step) took ns; failed: it failed. */
+void hx_db_observe(hx_db_t *db, uint64_t ns, bool failed);
 
 /* `?` and `?NNN` (SQLite's numbering: a bare `?` is one more than the largest so far) as
  * PostgreSQL's $N, outside quotes; *n_params the largest. malloc'd, NULL when out of memory. */

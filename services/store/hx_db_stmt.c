@@ -195,7 +195,7 @@ void hx_db_done(hx_db_stmt_t *st)
         sqlite3_reset(st->lite);
         sqlite3_clear_bindings(st->lite);
     }
-    result_clear(st);
+    result_clear(st);           /* (and ran) */
     params_clear(st);
     st->busy = false;
 }
@@ -277,10 +277,12 @@ int hx_db_bind_null(hx_db_stmt_t *st, int idx)
 
 void hx_db_reset(hx_db_stmt_t *st)
 {
-    if (st->lite)
+    if (st->lite) {
         sqlite3_reset(st->lite);
-    else
+        st->ran = false;
+    } else {
         result_clear(st);
+    }
 }
 
 /* ---- running ------------------------------------------------------------------------------- */
@@ -289,7 +291,12 @@ int hx_db_step(hx_db_stmt_t *st)
 {
     hx_db_t *db = st->db;
     if (st->lite) {
+        bool first = !st->ran;      /* the step that does the statement's work, timed */
+        uint64_t t0 = first ? hx_db_now_ns() : 0;
+        st->ran = true;
         int rc = sqlite3_step(st->lite);
+        if (first)
+            hx_db_observe(db, hx_db_now_ns() - t0, rc != SQLITE_ROW && rc != SQLITE_DONE);
         if (rc == SQLITE_ROW)
             return HX_DB_ROW;
         if (rc == SQLITE_DONE) {
@@ -304,9 +311,11 @@ int hx_db_step(hx_db_stmt_t *st)
             return -1;
         st->ran = true;
         st->row = -1;
+        uint64_t t0 = hx_db_now_ns();
         st->res = PQexecPrepared(db->pg, st->name, st->n_params, (const char *const *)st->vals, st->lens, st->fmts,
                                  0);
         ExecStatusType s = st->res ? PQresultStatus(st->res) : PGRES_FATAL_ERROR;
+        hx_db_observe(db, hx_db_now_ns() - t0, s != PGRES_COMMAND_OK && s != PGRES_TUPLES_OK);
         if (s == PGRES_COMMAND_OK) {
             db->changes = strtoll(PQcmdTuples(st->res), NULL, 10);
             st->n_rows = 0;

@@ -64,7 +64,8 @@ static int http_get(int port, const char *path, char *body, size_t cap)
             close(fd);
         return -1;
     }
-    char req[200], resp[4096];
+    char req[200];
+    static char resp[1 << 16];      /* /metrics: some 20 KB */
     int n = snprintf(req, sizeof req, "GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n", path);
     size_t got = 0;
     if (write(fd, req, (size_t)n) == n) {
@@ -238,6 +239,9 @@ Test(store_pg, intake_on_postgresql_rides_out_a_server_restart_losing_and_doubli
     cr_assert(net_wait(readyz_is, &ready, 30000), "/readyz: %s", ready.body);
     cr_expect(strstr(ready.body, "the store cannot be reached") && strstr(ready.body, "127.0.0.1"), "/readyz: %s",
               ready.body);
+    static char metrics[1 << 16];
+    cr_assert_eq(http_get(http, "/metrics", metrics, sizeof metrics), 200);
+    cr_expect(strstr(metrics, "handoff_store_connected{store=\"intake\"} 0"), "while down:\n%s", metrics);
 
     /* back: intake serves again by itself, and what waited is handled */
     char why[2048];
@@ -248,6 +252,17 @@ Test(store_pg, intake_on_postgresql_rides_out_a_server_restart_losing_and_doubli
               BEFORE + DURING + AFTER, net.dir);
     ready.want = 200;
     cr_expect(net_wait(readyz_is, &ready, 30000), "/readyz after: %s", ready.body);
+    /* the store's figures tell the same story: connected again, a reconnection, statements timed */
+    cr_assert_eq(http_get(http, "/metrics", metrics, sizeof metrics), 200);
+    cr_expect(strstr(metrics, "handoff_store_connected{store=\"intake\"} 1"), "%s", metrics);
+    const char *rec = strstr(metrics, "handoff_store_reconnects_total{store=\"intake\"} ");
+    cr_expect(rec && atol(rec + strlen("handoff_store_reconnects_total{store=\"intake\"} ")) >= 1, "%s", metrics);
+    const char *cnt = strstr(metrics, "handoff_store_statement_seconds_count{store=\"intake\"} ");
+    cr_expect(cnt && atol(cnt + strlen("handoff_store_statement_seconds_count{store=\"intake\"} ")) >=
+                         BEFORE + DURING + AFTER, "one timed statement per referral at least:\n%s", metrics);
+    const char *commits = strstr(metrics, "handoff_store_commit_seconds_count{store=\"intake\"} ");
+    cr_expect(commits && atol(commits + strlen("handoff_store_commit_seconds_count{store=\"intake\"} ")) >= 1,
+              "%s", metrics);
 
     const char *rid;
     json_t *n;
