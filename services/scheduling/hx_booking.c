@@ -1589,7 +1589,14 @@ static int txn_open(hx_booking_t *b, bool write)
         return exec(b, "SAVEPOINT message");
     if (write)
         return write_begin(b, err, sizeof err) == 0 ? 0 : -1;
-    return exec(b, on_postgres(b) ? "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY" : "BEGIN");
+    if (!on_postgres(b))
+        return exec(b, "BEGIN");
+    /* a connection lost since the last burst is made again here too (the tick, a query) */
+    if (hx_db_ping(b->db, err, sizeof err) != 0) {
+        hx_warn("%s", err);
+        return -1;
+    }
+    return exec(b, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
 }
 
 static int txn_close(hx_booking_t *b, bool write, bool commit)

@@ -550,13 +550,19 @@ int hx_db_ping(hx_db_t *db, char *err, size_t cap)
 {
     if (db->kind == HX_DB_SQLITE)
         return 0;
-    if (PQstatus(db->pg) != CONNECTION_OK && pg_connect(db, err, cap) != 0)
-        return -1;
-    PGresult *res = PQexec(db->pg, "SELECT 1");
-    int rc = res && PQresultStatus(res) == PGRES_TUPLES_OK ? 0 : -1;
-    if (rc)
-        hx_db_pg_error(db, res, "ping", err, cap);
-    PQclear(res);
+    int rc = -1;
+    /* a connection the server closed shows only when used: then once more on a new one */
+    for (int attempt = 0; attempt < 2 && rc != 0; attempt++) {
+        if (PQstatus(db->pg) != CONNECTION_OK && pg_connect(db, err, cap) != 0)
+            return -1;
+        PGresult *res = PQexec(db->pg, "SELECT 1");
+        rc = res && PQresultStatus(res) == PGRES_TUPLES_OK ? 0 : -1;
+        if (rc)
+            hx_db_pg_error(db, res, "ping", err, cap);
+        PQclear(res);
+        if (rc && PQstatus(db->pg) == CONNECTION_OK)
+            break;                  /* the server answered: not a lost connection */
+    }
     if (rc == 0) {
         db->backoff_ms = 0;
         db->retry_at_ms = 0;

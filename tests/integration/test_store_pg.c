@@ -414,6 +414,28 @@ static pid_t start_scheduling(const char *name, const char *directory, const cha
     return net_spawn(&net, name, sched);
 }
 
+/* A scheduling worker's log says it found the store gone. */
+static bool sched_paused(void *arg)
+{
+    (void)arg;
+    for (int i = 1; i <= 3; i++) {
+        char path[600];
+        snprintf(path, sizeof path, "%s/scheduling-%d.log", net.dir, i);
+        FILE *f = fopen(path, "r");
+        char *line = NULL;
+        size_t cap = 0;
+        bool found = false;
+        while (f && !found && getline(&line, &cap, f) > 0)
+            found = strstr(line, "the store cannot be reached") != NULL;
+        free(line);
+        if (f)
+            fclose(f);
+        if (found)
+            return true;
+    }
+    return false;
+}
+
 /* One number from PostgreSQL. */
 static long pg_long(const char *sql)
 {
@@ -428,9 +450,10 @@ static long pg_long(const char *sql)
 }
 
 /* Three scheduling workers share one PostgreSQL store (as on three machines) while a thousand
- * referrals compete for a few dozen sessions: no session is booked twice, and every referral
- * is booked or on hold exactly once, as its referrer is told. */
-Test(store_pg, three_scheduling_workers_on_one_postgresql_never_double_book)
+ * referrals compete for a few dozen sessions, and the server is restarted in the middle: no
+ * session is booked twice, and every referral is booked or on hold exactly once, as its
+ * referrer is told; the workers resume by themselves. */
+Test(store_pg, three_scheduling_workers_on_one_postgresql_never_double_book_across_a_restart)
 {
     const char *extra[] = {"--heartbeat-ms", "200", NULL};
     net_start_broker(&net, extra);
@@ -447,9 +470,17 @@ Test(store_pg, three_scheduling_workers_on_one_postgresql_never_double_book)
         start_scheduling(name, directory, pg.url);
     }
     hx_client_t *c = net_session(&net, HX_ROLE_CLINIC, REFERRER);
+    outcomes_t o = {.c = c, .booked = json_object(), .held = json_object(), .want = COMPETING / 10};
     submit_competing(c, "MW", 0, COMPETING);
-
-    outcomes_t o = {.c = c, .booked = json_object(), .held = json_object(), .want = COMPETING};
+    cr_assert(net_wait(all_placed, &o, 120000), "%zu booked and %zu held of %d before the restart (logs in %s)",
+              json_object_size(o.booked), json_object_size(o.held), COMPETING / 10, net.dir);
+    /* the server restarted under the three of them, with most referrals still to place: a
+     * worker finds it gone, gives its burst back and waits, and all go on by themselves */
+    cr_assert_eq(hx_pgtest_stop(&pg), 0);
+    cr_assert(net_wait(sched_paused, NULL, 60000), "no scheduling worker noticed (logs in %s)", net.dir);
+    char why[2048];
+    cr_assert_eq(hx_pgtest_restart(&pg, why, sizeof why), 0, "%s", why);
+    o.want = COMPETING;
     cr_assert(net_wait(all_placed, &o, 300000), "%zu booked and %zu held of %d (logs in %s)",
               json_object_size(o.booked), json_object_size(o.held), COMPETING, net.dir);
     drain_outcomes(c, o.booked, o.held);
@@ -482,14 +513,18 @@ Test(store_pg, three_scheduling_workers_on_one_postgresql_never_double_book)
                  pg_long("SELECT COALESCE(sum(minutes / 15), 0) FROM scheduling.bookings WHERE status != 7"));
     /* the work was shared: every worker handled some */
     for (int i = 0; i < 3; i++) {
-        char path[600], buf[1 << 15];
+        char path[600];
         snprintf(path, sizeof path, "%s/scheduling-%d.log", net.dir, i + 1);
         FILE *l = fopen(path, "r");
         cr_assert_not_null(l, "%s", path);
-        size_t got = fread(buf, 1, sizeof buf - 1, l);
+        char *line = NULL;
+        size_t cap = 0;
+        bool worked = false;
+        while (!worked && getline(&line, &cap, l) > 0)
+            worked = strstr(line, " booked: ") || strstr(line, "on hold");
+        free(line);
         fclose(l);
-        buf[got] = '\0';
-        cr_expect(strstr(buf, "booked") || strstr(buf, "on hold"), "scheduling-%d handled nothing (%s)", i + 1, path);
+        cr_expect(worked, "scheduling-%d handled nothing (%s)", i + 1, path);
     }
     json_decref(o.booked);
     json_decref(o.held);
