@@ -17,8 +17,8 @@
 struct hx_db_stmt {
     hx_db_t *db;
     const char *sql;                /* the caller's text (a literal: its address is the key) */
-    char *own;                      /* hx_db_prep_text: a copy of the text, never kept */
-    bool cached, busy;
+    char *own;                      /* a copy of the text: what it was prepared from */
+    bool cached, busy, once;        /* once: hx_db_prep_text's, for one use */
     sqlite3_stmt *lite;
     /* PostgreSQL */
     char name[16];
@@ -74,7 +74,7 @@ static void stmt_free(hx_db_stmt_t *st)
         return;
     if (st->lite)
         sqlite3_finalize(st->lite);
-    if (st->own && st->name[0] && st->db->pg && st->generation == st->db->generation &&
+    if (st->once && st->name[0] && st->db->pg && st->generation == st->db->generation &&
         PQstatus(st->db->pg) == CONNECTION_OK) {
         char drop[40];              /* made for one use: not left on the server */
         snprintf(drop, sizeof drop, "DEALLOCATE %s", st->name);
@@ -92,7 +92,7 @@ static int pg_prepare(hx_db_stmt_t *st)
     hx_db_t *db = st->db;
     if (st->name[0] && st->generation == db->generation)
         return 0;
-    char *text = hx_db_pg_numbered(st->sql, &st->n_params);
+    char *text = hx_db_pg_numbered(st->own, &st->n_params);
     if (!text) {
         set_err(db, "%s: %s", "out of memory");
         return -1;
@@ -116,22 +116,25 @@ static int pg_prepare(hx_db_stmt_t *st)
     return rc;
 }
 
-static hx_db_stmt_t *make(hx_db_t *db, const char *sql, char *own)
+static hx_db_stmt_t *make(hx_db_t *db, const char *sql, bool once)
 {
     hx_db_stmt_t *st = calloc(1, sizeof *st);
-    if (!st) {
+    char *own = strdup(sql);
+    if (!st || !own) {
+        free(st);
         free(own);
         set_err(db, "%s: %s", "out of memory");
         return NULL;
     }
     st->db = db;
-    st->sql = own ? own : sql;
+    st->sql = sql;
     st->own = own;
+    st->once = once;
     st->row = -1;
     st->blob_col = -1;
     int rc;
     if (db->kind == HX_DB_SQLITE) {
-        rc = sqlite3_prepare_v2(db->lite, st->sql, -1, &st->lite, NULL) == SQLITE_OK ? 0 : -1;
+        rc = sqlite3_prepare_v2(db->lite, st->own, -1, &st->lite, NULL) == SQLITE_OK ? 0 : -1;
         if (rc)
             set_err(db, "%s: %s", sqlite3_errmsg(db->lite));
     } else {
@@ -147,12 +150,7 @@ static hx_db_stmt_t *make(hx_db_t *db, const char *sql, char *own)
 
 hx_db_stmt_t *hx_db_prep_text(hx_db_t *db, const char *sql)
 {
-    char *own = strdup(sql);
-    if (!own) {
-        set_err(db, "%s: %s", "out of memory");
-        return NULL;
-    }
-    return make(db, NULL, own);
+    return make(db, sql, true);
 }
 
 hx_db_stmt_t *hx_db_prep(hx_db_t *db, const char *sql)
@@ -163,7 +161,7 @@ hx_db_stmt_t *hx_db_prep(hx_db_t *db, const char *sql)
         hx_db_stmt_t *e = db->stmts[i];
         if (!e)
             break;                          /* not kept yet: made below, kept at i */
-        if (e->sql == sql) {
+        if (e->sql == sql && strcmp(e->own, sql) == 0) {   /* (the text too: an address reused) */
             if (!e->busy) {
                 e->busy = true;
                 return e;
@@ -172,7 +170,7 @@ hx_db_stmt_t *hx_db_prep(hx_db_t *db, const char *sql)
             break;
         }
     }
-    hx_db_stmt_t *st = make(db, sql, NULL);
+    hx_db_stmt_t *st = make(db, sql, false);
     if (!st)
         return NULL;
     if (room && !db->stmts[i]) {
