@@ -166,6 +166,37 @@ static int held_sync(hx_booking_t *b, const char *rid, Handoff__Priority prio, c
  * since_ms, then the key) a row at a time, in turn, and the side that ends first gives the
  * place: a new hold (at the end) and a retry (from the front) read a handful of rows, where
  * counting one side made one of them cost the whole list. */
+/* PostgreSQL sends a query's rows whole, so the walk below would read every row of the
+ * priority: there the rows ahead and the rows behind are counted on the server instead, each
+ * count stopping at k rows, k growing fourfold until one side ends: the cost of the side that
+ * ends first, as the walk. The referral's rows ahead of it (of same at its priority), or -1. */
+static int64_t pg_ahead(hx_booking_t *b, const char *rid, int disc, int prio, int64_t since, int64_t same)
+{
+    static const char *const count[2] = {
+        "SELECT count(*) FROM (SELECT 1 FROM waitlist WHERE discipline = ?1 AND priority = ?2 AND since_ms <= ?3 "
+        "AND (since_ms < ?3 OR referral_id < ?4) LIMIT ?5) a",
+        "SELECT count(*) FROM (SELECT 1 FROM waitlist WHERE discipline = ?1 AND priority = ?2 AND since_ms >= ?3 "
+        "AND (since_ms > ?3 OR referral_id >= ?4) LIMIT ?5) b"};
+    for (int64_t k = 64;; k *= 4) {
+        for (int i = 0; i < 2; i++) {
+            hx_db_stmt_t *st = bk_prep(b, count[i]);
+            if (!st)
+                return -1;
+            hx_db_bind_int(st, 1, disc);
+            hx_db_bind_int(st, 2, prio);
+            hx_db_bind_int(st, 3, since);
+            hx_db_bind_text(st, 4, rid);
+            hx_db_bind_int(st, 5, k);
+            int64_t n = hx_db_step(st) == HX_DB_ROW ? hx_db_col_int(st, 0) : -1;
+            bk_done(b, st);
+            if (n < 0)
+                return -1;
+            if (n < k)
+                return i == 0 ? n : same - n;
+        }
+    }
+}
+
 static int place(hx_booking_t *b, const char *rid, int disc, int prio, int64_t since, uint32_t *pos, uint32_t *len)
 {
     hx_db_stmt_t *st = bk_prep(b, "SELECT COALESCE(SUM(n), 0), COALESCE(SUM(n) FILTER (WHERE priority > ?2), 0), "
@@ -183,6 +214,14 @@ static int place(hx_booking_t *b, const char *rid, int disc, int prio, int64_t s
         same = hx_db_col_int(st, 2);
     }
     bk_done(b, st);
+    if (rc == 0 && bk_on_postgres(b)) {
+        int64_t ahead = pg_ahead(b, rid, disc, prio, since, same);
+        if (ahead < 0)
+            return -1;
+        *len = (uint32_t)all;
+        *pos = (uint32_t)(above + ahead + 1);
+        return 0;
+    }
     hx_db_stmt_t *side[2] = {
         rc == 0 ? bk_prep(b, "SELECT 1 FROM waitlist WHERE discipline = ?1 AND priority = ?2 AND since_ms <= ?3 "
                              "AND (since_ms < ?3 OR referral_id < ?4) ORDER BY since_ms DESC, referral_id DESC")
