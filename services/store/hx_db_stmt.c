@@ -19,6 +19,7 @@ struct hx_db_stmt {
     const char *sql;                /* the caller's text (a literal: its address is the key) */
     char *own;                      /* a copy of the text: what it was prepared from */
     bool cached, busy, once;        /* once: hx_db_prep_text's, for one use */
+    bool borrowed;                  /* PostgreSQL: the server's statement is a kept one's */
     sqlite3_stmt *lite;
     /* PostgreSQL */
     char name[16];
@@ -74,9 +75,9 @@ static void stmt_free(hx_db_stmt_t *st)
         return;
     if (st->lite)
         sqlite3_finalize(st->lite);
-    if (st->once && st->name[0] && st->db->pg && st->generation == st->db->generation &&
+    if (!st->cached && !st->borrowed && st->name[0] && st->db->pg && st->generation == st->db->generation &&
         PQstatus(st->db->pg) == CONNECTION_OK) {
-        char drop[40];              /* made for one use: not left on the server */
+        char drop[40];              /* not kept: not left on the server either */
         snprintf(drop, sizeof drop, "DEALLOCATE %s", st->name);
         PQclear(PQexec(st->db->pg, drop));
     }
@@ -111,12 +112,14 @@ static int pg_prepare(hx_db_stmt_t *st)
     if (rc)
         hx_db_pg_error(db, res, "prepare", db->errmsg, sizeof db->errmsg);
     PQclear(res);
-    if (rc == 0)
+    if (rc == 0) {
         st->generation = db->generation;
+        st->borrowed = false;       /* its own now (after a reconnect) */
+    }
     return rc;
 }
 
-static hx_db_stmt_t *make(hx_db_t *db, const char *sql, bool once)
+static hx_db_stmt_t *make(hx_db_t *db, const char *sql, bool once, const hx_db_stmt_t *like)
 {
     hx_db_stmt_t *st = calloc(1, sizeof *st);
     char *own = strdup(sql);
@@ -137,6 +140,13 @@ static hx_db_stmt_t *make(hx_db_t *db, const char *sql, bool once)
         rc = sqlite3_prepare_v2(db->lite, st->own, -1, &st->lite, NULL) == SQLITE_OK ? 0 : -1;
         if (rc)
             set_err(db, "%s: %s", sqlite3_errmsg(db->lite));
+    } else if (like && like->name[0] && like->generation == db->generation) {
+        /* the same text in use: its server statement serves both (each result is read whole) */
+        memcpy(st->name, like->name, sizeof st->name);
+        st->generation = like->generation;
+        st->n_params = like->n_params;
+        st->borrowed = true;
+        rc = 0;
     } else {
         rc = pg_prepare(st);
     }
@@ -150,13 +160,14 @@ static hx_db_stmt_t *make(hx_db_t *db, const char *sql, bool once)
 
 hx_db_stmt_t *hx_db_prep_text(hx_db_t *db, const char *sql)
 {
-    return make(db, sql, true);
+    return make(db, sql, true, NULL);
 }
 
 hx_db_stmt_t *hx_db_prep(hx_db_t *db, const char *sql)
 {
     unsigned i = slot_of(sql);
     bool room = db->n_stmts < STMT_CACHE * 3 / 4;
+    const hx_db_stmt_t *busy = NULL;
     for (unsigned k = 0; k < STMT_CACHE; k++, i = (i + 1) & (STMT_CACHE - 1)) {
         hx_db_stmt_t *e = db->stmts[i];
         if (!e)
@@ -167,10 +178,11 @@ hx_db_stmt_t *hx_db_prep(hx_db_t *db, const char *sql)
                 return e;
             }
             room = false;                   /* in use (a query inside its own loop): one of its own */
+            busy = e;
             break;
         }
     }
-    hx_db_stmt_t *st = make(db, sql, false);
+    hx_db_stmt_t *st = make(db, sql, false, busy);
     if (!st)
         return NULL;
     if (room && !db->stmts[i]) {

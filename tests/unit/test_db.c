@@ -324,6 +324,78 @@ ParameterizedTest(backend_t *backend, db, a_failed_statement_undone_to_its_savep
     hx_db_close(&db);
 }
 
+ParameterizedTestParameters(db, a_statement_in_use_asked_for_again_is_another_and_both_read_their_rows)
+{
+    return backends();
+}
+
+static const char nested_sql[] = "SELECT id, n, body FROM notes WHERE n >= ? ORDER BY id";
+
+/* Statements stepped row by row: a query run again inside its own loop (scheduling does, on a
+ * referral's bookings) gets a statement of its own, and both read their rows; blobs and NULLs
+ * come back as they went in; a text made at run time (hx_db_prep_text) runs once and goes. */
+ParameterizedTest(backend_t *backend, db, a_statement_in_use_asked_for_again_is_another_and_both_read_their_rows,
+                  .init = setup, .fini = teardown)
+{
+    char url[400], comp[64], err[1024];
+    store_for(backend->name, url, sizeof url, comp, sizeof comp);
+    hx_db_t *db = open_or_fail(url, comp, 1);
+    cr_assert_eq(hx_db_begin(db, err, sizeof err), 0, "%s", err);
+    for (int i = 0; i < 3; i++) {
+        char id[8];
+        snprintf(id, sizeof id, "s%d", i);
+        hx_db_stmt_t *st = hx_db_prep(db, "INSERT INTO notes(id, n, body) VALUES (?, ?, ?)");
+        cr_assert_not_null(st, "%s", hx_db_errmsg(db));
+        cr_assert_eq(hx_db_bind_text(st, 1, id), 0);
+        cr_assert_eq(hx_db_bind_int(st, 2, i), 0);
+        cr_assert_eq(i == 1 ? hx_db_bind_null(st, 3) : hx_db_bind_text(st, 3, "x"), 0);
+        cr_assert_eq(hx_db_step(st), HX_DB_DONE, "%s", hx_db_errmsg(db));
+        cr_expect_eq(hx_db_changes(db), 1);
+        hx_db_done(st);
+    }
+    cr_assert_eq(hx_db_commit(db, err, sizeof err), 0, "%s", err);
+    int outer_rows = 0, inner_rows = 0;
+    hx_db_stmt_t *outer = hx_db_prep(db, nested_sql);
+    cr_assert_not_null(outer, "%s", hx_db_errmsg(db));
+    cr_assert_eq(hx_db_bind_int(outer, 1, 0), 0);
+    while (hx_db_step(outer) == HX_DB_ROW) {
+        outer_rows++;
+        char id[8];
+        snprintf(id, sizeof id, "%s", hx_db_col_text(outer, 0));
+        cr_expect_eq(hx_db_col_null(outer, 2), strcmp(id, "s1") == 0, "%s: body NULL only for s1", id);
+        hx_db_stmt_t *inner = hx_db_prep(db, nested_sql);
+        cr_assert_not_null(inner, "%s", hx_db_errmsg(db));
+        cr_assert_neq(inner, outer, "a statement of its own");
+        cr_assert_eq(hx_db_bind_int(inner, 1, hx_db_col_int(outer, 1)), 0);
+        while (hx_db_step(inner) == HX_DB_ROW)
+            inner_rows++;
+        hx_db_done(inner);
+        cr_expect_str_eq(hx_db_col_text(outer, 0), id, "the outer row is still there");
+    }
+    hx_db_done(outer);
+    cr_expect_eq(outer_rows, 3);
+    cr_expect_eq(inner_rows, 3 + 2 + 1, "each inner query from the outer row's n on");
+    static const uint8_t bytes[] = {0x00, 0x73, 0x32, 0xff, 0x00};
+    bool pg = strcmp(backend->name, "postgres") == 0;
+    cr_assert_eq(hx_db_run(db, pg ? "CREATE TABLE blobs (b bytea)" : "CREATE TABLE blobs (b BLOB)"), 0, "%s",
+                 hx_db_errmsg(db));
+    char sql[64];
+    snprintf(sql, sizeof sql, "INSERT INTO %s VALUES (?)", "blobs");     /* a text made at run time */
+    hx_db_stmt_t *t = hx_db_prep_text(db, sql);
+    cr_assert_not_null(t, "%s", hx_db_errmsg(db));
+    cr_assert_eq(hx_db_bind_blob(t, 1, bytes, sizeof bytes), 0);
+    cr_assert_eq(hx_db_step(t), HX_DB_DONE, "%s", hx_db_errmsg(db));
+    hx_db_done(t);
+    t = hx_db_prep(db, "SELECT b, length(b) FROM blobs");
+    cr_assert_not_null(t, "%s", hx_db_errmsg(db));
+    cr_assert_eq(hx_db_step(t), HX_DB_ROW, "%s", hx_db_errmsg(db));
+    cr_expect_eq(hx_db_col_bytes(t, 0), sizeof bytes);
+    cr_expect_eq(memcmp(hx_db_col_blob(t, 0), bytes, sizeof bytes), 0, "a blob with NULs comes back whole");
+    cr_expect_eq(hx_db_col_int(t, 1), (int64_t)sizeof bytes);
+    hx_db_done(t);
+    hx_db_close(&db);
+}
+
 ParameterizedTestParameters(db, programs_opening_a_new_store_together_migrate_it_once)
 {
     return backends();
