@@ -34,6 +34,7 @@
 #include <getopt.h>
 #include <jansson.h>
 #include <libgen.h>
+#include <libpq-fe.h>
 #include <limits.h>
 #include <sodium.h>
 #include <sqlite3.h>
@@ -41,7 +42,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <spawn.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -55,6 +58,7 @@
 typedef struct {
     const char *out;
     const char *broker_data, *key;
+    const char *pg;             /* --pg URL: the services' PostgreSQL database, by pg_dump */
     const char **audits, **dbs, **db_dirs;
     size_t n_audits, n_dbs, n_db_dirs;
     const char *into, *data_key;
@@ -341,6 +345,87 @@ out:
     return rc;
 }
 
+/* A PostgreSQL URL as the manifest and messages show it: without a password. */
+static void pg_where(const char *url, char *out, size_t cap)
+{
+    PQconninfoOption *opts = PQconninfoParse(url, NULL);
+    const char *user = "", *host = "", *port = "", *db = "";
+    for (PQconninfoOption *o = opts; o && o->keyword; o++) {
+        if (!o->val)
+            continue;
+        if (!strcmp(o->keyword, "user"))
+            user = o->val;
+        else if (!strcmp(o->keyword, "host"))
+            host = o->val;
+        else if (!strcmp(o->keyword, "port"))
+            port = o->val;
+        else if (!strcmp(o->keyword, "dbname"))
+            db = o->val;
+    }
+    snprintf(out, cap, "postgresql://%s%s%s%s%s/%s", user, user[0] ? "@" : "", host, port[0] ? ":" : "", port, db);
+    PQconninfoFree(opts);
+}
+
+/* The services' schemas of the PostgreSQL database at url, by pg_dump (custom format: what
+ * pg_restore takes; a consistent snapshot while everything serves), into the bundle as
+ * pg/postgres.pgdump. $HANDOFF_PG_DUMP names the program, else pg_dump on the PATH. */
+static int backup_pg(backup_t *b, const char *url, const char *stage_dir)
+{
+    char stage[PATH_MAX + 32], errfile[PATH_MAX + 32], file_arg[PATH_MAX + 48], db_arg[4200], where[600];
+    snprintf(stage, sizeof stage, "%s/postgres.pgdump", stage_dir);
+    snprintf(errfile, sizeof errfile, "%s/pg_dump.err", stage_dir);
+    snprintf(file_arg, sizeof file_arg, "--file=%s", stage);
+    snprintf(db_arg, sizeof db_arg, "--dbname=%s", url);
+    pg_where(url, where, sizeof where);
+    const char *prog = getenv("HANDOFF_PG_DUMP");
+    prog = prog && *prog ? prog : "pg_dump";
+    char *const argv[] = {(char *)prog, "--format=custom", "--schema=intake", "--schema=scheduling", file_arg, db_arg,
+                          NULL};
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, STDERR_FILENO, errfile, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    posix_spawn_file_actions_addopen(&fa, STDOUT_FILENO, "/dev/null", O_WRONLY, 0);
+    mode_t old = umask(077);                        /* the dump 0600 from its first byte */
+    pid_t pid;
+    extern char **environ;
+    int e = posix_spawnp(&pid, prog, &fa, NULL, argv, environ);
+    umask(old);
+    posix_spawn_file_actions_destroy(&fa);
+    int status = 0;
+    if (e != 0) {
+        snprintf(b->err, sizeof b->err, "--pg %s: cannot run %s: %s (install postgresql-client, or set "
+                 "HANDOFF_PG_DUMP)", where, prog, strerror(e));
+        return -1;
+    }
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+        ;
+    int rc = -1;
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        char why[600] = "";
+        FILE *f = fopen(errfile, "r");
+        size_t n = f ? fread(why, 1, sizeof why - 1, f) : 0;
+        if (f)
+            fclose(f);
+        why[n] = '\0';
+        why[strcspn(why, "\n")] = '\0';
+        snprintf(b->err, sizeof b->err, "--pg %s: pg_dump failed: %s", where, why[0] ? why : "no reason given");
+    } else {
+        int fd = open(stage, O_RDONLY | O_CLOEXEC);
+        struct stat st;
+        if (fd >= 0 && fstat(fd, &st) == 0) {
+            b->role = "pg_dump";
+            rc = backup_add(b, "pg/postgres.pgdump", where, fd, (uint64_t)st.st_size, NULL);
+        } else {
+            snprintf(b->err, sizeof b->err, "cannot read %s: %s", stage, strerror(errno));
+        }
+        if (fd >= 0)
+            close(fd);
+    }
+    unlink(stage);
+    unlink(errfile);
+    return rc;
+}
+
 /* A name not yet used among names[0..n) (base, else base-2, base-3, ...; an extension kept). */
 static void unique_name(char names[][NAME_MAX + 1], size_t n, const char *base, char *out, size_t cap)
 {
@@ -428,9 +513,9 @@ static int cmd_backup(const admin_opts_t *o)
                         "handoff datakey makes; the broker's --data-key may serve\n");
         return EXIT_USAGE;
     }
-    if (!o->broker_data && !o->n_audits && !o->n_dbs && !o->n_db_dirs) {
-        fprintf(stderr, "handoff: admin backup: nothing to take: name --broker-data DIR, --audit FILE, --db PATH or "
-                        "--db-dir DIR\n");
+    if (!o->broker_data && !o->n_audits && !o->n_dbs && !o->n_db_dirs && !o->pg) {
+        fprintf(stderr, "handoff: admin backup: nothing to take: name --broker-data DIR, --audit FILE, --db PATH, "
+                        "--db-dir DIR or --pg URL\n");
         return EXIT_USAGE;
     }
     if (key_load(o->key, &key, err, sizeof err) != 0) {
@@ -467,7 +552,7 @@ static int cmd_backup(const admin_opts_t *o)
     char tmp[PATH_MAX], stage_dir[PATH_MAX];
     snprintf(tmp, sizeof tmp, "%s.tmp", o->out);
     snprintf(stage_dir, sizeof stage_dir, "%s.parts-XXXXXX", o->out);   /* the SQLite copies, each removed once in */
-    if (n_dbs && !mkdtemp(stage_dir)) {
+    if ((n_dbs || o->pg) && !mkdtemp(stage_dir)) {
         fprintf(stderr, "handoff: cannot create %s: %s\n", stage_dir, strerror(errno));
         goto free_dbs;
     }
@@ -537,6 +622,9 @@ static int cmd_backup(const admin_opts_t *o)
         if (backup_db(&b, dbs[i], name, stage) != 0)
             goto fail;
     }
+    /* 4. the services' PostgreSQL database */
+    if (o->pg && backup_pg(&b, o->pg, stage_dir) != 0)
+        goto fail;
     /* the manifest, last: it has every file's digest */
     time_t now = time(NULL);
     struct tm tm;
@@ -592,7 +680,7 @@ fail:
         unlink(tmp);
     }
     json_decref(b.files);
-    if (n_dbs)
+    if (n_dbs || o->pg)
         remove_tree(stage_dir);
 free_dbs:
     for (size_t i = 0; i < n_dbs; i++)
@@ -629,6 +717,8 @@ static bool safe_name(const char *name)
     if (strncmp(name, "broker/", 7) == 0)
         rest = name + 7, parts = 1;
     else if (strncmp(name, "db/", 3) == 0)
+        rest = name + 3, parts = 1;
+    else if (strncmp(name, "pg/", 3) == 0)
         rest = name + 3, parts = 1;
     else if (strncmp(name, "audit/", 6) == 0)
         rest = name + 6, parts = 2;
@@ -969,6 +1059,9 @@ static void print_restored(json_t *m, const char *into, bool sealed_checked, con
         } else if (!strcmp(role, "sqlite")) {
             printf("  SQLite %s/%s (was %s): point the option that named %s at it (handoff-scheduling --db, "
                    "handoff-intake --db, handoff-web --accounts, ...)\n", into, name, path, path);
+        } else if (!strcmp(role, "pg_dump")) {
+            printf("  PostgreSQL dump %s/%s (the schemas intake and scheduling of %s): into an empty database,\n"
+                   "      pg_restore --dbname=postgresql://USER@HOST:PORT/DB %s/%s\n", into, name, path, into, name);
         }
     }
 }
@@ -1058,7 +1151,7 @@ static int cmd_restore(const admin_opts_t *o, const char *bundle)
         }
     }
     /* every directory synced, then the whole of it put in place at once */
-    const char *subs[] = {"", "/broker", "/audit", "/db"};
+    const char *subs[] = {"", "/broker", "/audit", "/db", "/pg"};
     for (size_t i = 0; i < sizeof subs / sizeof *subs; i++) {
         char d[PATH_MAX + 16];
         snprintf(d, sizeof d, "%s%s", tmp, subs[i]);
@@ -1093,7 +1186,7 @@ out:
 
 /* ---- the options -------------------------------------------------------------------------- */
 
-enum { A_BROKER_DATA = 1, A_AUDIT, A_DB, A_DB_DIR, A_KEY, A_INTO, A_LIST, A_DATA_KEY, A_HELP };
+enum { A_BROKER_DATA = 1, A_AUDIT, A_DB, A_DB_DIR, A_KEY, A_INTO, A_LIST, A_DATA_KEY, A_PG, A_HELP };
 
 /* A colon-separated environment list appended to *list (strings point into a copy kept in
  * *keep). */
@@ -1138,6 +1231,7 @@ int cmd_admin(int argc, char **argv)
         {"db", required_argument, NULL, A_DB},           {"db-dir", required_argument, NULL, A_DB_DIR},
         {"key", required_argument, NULL, A_KEY},         {"into", required_argument, NULL, A_INTO},
         {"list", no_argument, NULL, A_LIST},             {"data-key", required_argument, NULL, A_DATA_KEY},
+        {"pg", required_argument, NULL, A_PG},
         {"help", no_argument, NULL, A_HELP},             {NULL, 0, NULL, 0}};
     const char *sub = argc > 1 && argv[1][0] != '-' ? argv[1] : NULL;
     if (sub && strcmp(sub, "migrate") == 0)
@@ -1167,6 +1261,7 @@ int cmd_admin(int argc, char **argv)
         case A_INTO: o.into = optarg; break;
         case A_LIST: o.list = 1; break;
         case A_DATA_KEY: o.data_key = optarg; break;
+        case A_PG: o.pg = optarg; break;
         case 'h':
         case A_HELP: help = true; break;
         default: fprintf(stderr, "handoff: see handoff admin %s --help\n", sub); goto out;
@@ -1190,6 +1285,7 @@ int cmd_admin(int argc, char **argv)
     o.key = env_or(o.key, "HANDOFF_BACKUP_KEY");
     o.into = env_or(o.into, "HANDOFF_RESTORE_INTO");
     o.data_key = env_or(o.data_key, "HANDOFF_DATA_KEY");
+    o.pg = env_or(o.pg, "HANDOFF_BACKUP_PG");
     if ((!audit_flag && env_list("HANDOFF_BACKUP_AUDIT", &o.audits, &o.n_audits, &keep[0]) != 0) ||
         (!db_flag && env_list("HANDOFF_BACKUP_DB", &o.dbs, &o.n_dbs, &keep[1]) != 0) ||
         (!db_dir_flag && env_list("HANDOFF_BACKUP_DB_DIR", &o.db_dirs, &o.n_db_dirs, &keep[2]) != 0)) {
@@ -1199,7 +1295,8 @@ int cmd_admin(int argc, char **argv)
     if (n_pos != 1) {
         fprintf(stderr, "handoff: usage: handoff admin %s\n", strcmp(sub, "backup") == 0
                                                                   ? "backup OUT [--broker-data DIR] [--audit FILE]... "
-                                                                    "[--db PATH]... [--db-dir DIR]... --key FILE"
+                                                                    "[--db PATH]... [--db-dir DIR]... [--pg URL] "
+                                                                    "--key FILE"
                                                                   : "restore BUNDLE --key FILE --into DIR | restore "
                                                                     "--list BUNDLE --key FILE");
         goto out;

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -641,6 +642,54 @@ Test(store_pg, a_sqlite_network_migrated_to_postgresql_keeps_every_referral_book
     pg_text("SELECT count(*) || ':' || count(DISTINCT referral_id) FROM intake.referrals", there, sizeof there);
     cr_expect_str_eq(there, lite, "intake.referrals");
     cr_expect_neq(migrate(out, sizeof out, from, pg.url), 0, "a second migrate into the same database");
+
+    /* the online backup takes the database too (pg_dump, into the encrypted bundle), and what
+     * it took restores into another database with every booking */
+    char key[600], bundle[600], into[600], pg_dump[600], log[600];
+    snprintf(key, sizeof key, "%s/backup.key", net.dir);
+    snprintf(bundle, sizeof bundle, "%s/network.hxb", net.dir);
+    snprintf(into, sizeof into, "%s/restored", net.dir);
+    snprintf(pg_dump, sizeof pg_dump, "%s/pg_dump", pg.bindir);
+    snprintf(log, sizeof log, "%s/backup.log", net.dir);
+    setenv("HANDOFF_PG_DUMP", pg_dump, 1);          /* the server's own version */
+    const char *keygen[] = {net_bin("services/cli/handoff"), "datakey", key, NULL};
+    const char *backup[] = {net_bin("services/cli/handoff"), "admin", "backup", bundle, "--pg", pg.url, "--key", key,
+                            NULL};
+    const char *restore[] = {net_bin("services/cli/handoff"), "admin", "restore", bundle, "--key", key, "--into", into,
+                             NULL};
+    const char *const *steps[] = {keygen, backup, restore};
+    for (size_t i = 0; i < 3; i++) {
+        int code = -1;
+        hx_spawn_opts_t so = {.argv = steps[i], .err_log = log, .out_pipe = true};
+        cr_assert_eq(hx_spawn_run(&so, out, sizeof out, NULL, 0, &code), 0);
+        cr_assert_eq(code, 0, "%s: %s (stderr in %s)", steps[i][1], out, log);
+    }
+    cr_expect(strstr(out, "pg_restore --dbname="), "the restore says how to load the dump: %s", out);
+    char dump[700];
+    snprintf(dump, sizeof dump, "%s/pg/postgres.pgdump", into);
+    struct stat sb;
+    cr_assert_eq(stat(dump, &sb), 0, "%s", dump);
+    cr_expect_eq(sb.st_mode & 0777, 0600);
+    char again[400], why[1024];
+    cr_assert_eq(hx_pgtest_database(pg.url, "restored", again, sizeof again, why, sizeof why), 0, "%s", why);
+    char dbname[420], pg_restore[600];
+    snprintf(dbname, sizeof dbname, "--dbname=%s", again);
+    snprintf(pg_restore, sizeof pg_restore, "%s/pg_restore", pg.bindir);
+    const char *load[] = {pg_restore, "--no-owner", dbname, dump, NULL};
+    int code = -1;
+    hx_spawn_opts_t so = {.argv = load, .err_log = log, .out_pipe = true};
+    cr_assert_eq(hx_spawn_run(&so, out, sizeof out, NULL, 0, &code), 0);
+    cr_assert_eq(code, 0, "pg_restore (stderr in %s)", log);
+    PGconn *rc = PQconnectdb(again);
+    cr_assert_eq(PQstatus(rc), CONNECTION_OK, "%s", PQerrorMessage(rc));
+    PGresult *res = PQexec(rc, fingerprints[1][1]);
+    cr_assert_eq(PQresultStatus(res), PGRES_TUPLES_OK, "%s", PQerrorMessage(rc));
+    char restored[1 << 14], original[1 << 14];
+    snprintf(restored, sizeof restored, "%s", PQgetvalue(res, 0, 0));
+    PQclear(res);
+    PQfinish(rc);
+    pg_text(fingerprints[1][1], original, sizeof original);
+    cr_expect_str_eq(restored, original, "the bookings restored from the bundle's dump");
 
     /* the network goes on from PostgreSQL: new referrals are booked around what came across,
      * and every one of them once */

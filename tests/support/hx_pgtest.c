@@ -225,9 +225,15 @@ void hx_pgtest_destroy(hx_pgtest_t *pg)
     }
 }
 
+static void quiet(void *arg, const char *message)
+{
+    (void)arg, (void)message;       /* "does not exist, skipping" */
+}
+
 int hx_pgtest_database(const char *server_url, const char *name, char *url, size_t cap, char *why, size_t wcap)
 {
     PGconn *c = PQconnectdb(server_url);
+    PQsetNoticeProcessor(c, quiet, NULL);
     if (PQstatus(c) != CONNECTION_OK) {
         snprintf(why, wcap, "%s: %s", server_url, PQerrorMessage(c));
         PQfinish(c);
