@@ -108,6 +108,11 @@ uint32_t hx_session_minutes(Handoff__Discipline d, uint32_t massage_minutes)
     return 60;          /* physiotherapy initial assessment: 40-60 min, booked as 60 */
 }
 
+uint32_t hx_session_minutes_min(Handoff__Discipline d)
+{
+    return d == HANDOFF__DISCIPLINE__DISCIPLINE_MASSAGE_THERAPY ? hx_session_minutes(d, 30) : hx_session_minutes(d, 0);
+}
+
 /* ---- directory ----------------------------------------------------------------------- */
 
 typedef struct id_index {

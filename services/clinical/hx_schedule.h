@@ -155,6 +155,8 @@ int hx_slot_restriction_check(const hx_directory_t *d, const hx_slot_query_t *q,
 /* Session length for a discipline: physiotherapy initial assessment 60 min; massage as
  * asked (30, 45, 60, 90; anything else -> 60). */
 uint32_t hx_session_minutes(Handoff__Discipline d, uint32_t massage_minutes);
+/* The shortest session of discipline d any referral can ask for (massage: 30 minutes). */
+uint32_t hx_session_minutes_min(Handoff__Discipline d);
 
 /* "YYYY-MM-DDTHH:MM" <-> minutes. parse returns -1 on a bad string (years 0001..9999, real
  * calendar dates, 00:00..23:59); format clamps to that range. */

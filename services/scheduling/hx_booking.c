@@ -1067,14 +1067,13 @@ static const Handoff__Discipline room_disc[] = {HANDOFF__DISCIPLINE__DISCIPLINE_
  * therapist's first free start, so this costs about one look per therapist. */
 static unsigned room_mask(hx_booking_t *b)
 {
-    static const uint32_t shortest[] = {0, 30};     /* massage as asked: 30 minutes at the least */
     hx_calendar_t *cal = calendar_load(b);
     hx_minute_t now = b->cfg.start >= 0 ? b->cfg.start : now_minutes(b);
     now = (now + 14) / 15 * 15;                     /* as plan_window */
     unsigned mask = 0;
     for (size_t i = 0; cal && i < sizeof room_disc / sizeof room_disc[0]; i++) {
         uint32_t days = b->cfg.horizon_days + (i == 1 ? b->cfg.collab_days : 0);
-        hx_slot_query_t q = {.discipline = room_disc[i], .minutes = hx_session_minutes(room_disc[i], shortest[i]),
+        hx_slot_query_t q = {.discipline = room_disc[i], .minutes = hx_session_minutes_min(room_disc[i]),
                              .not_before = now, .horizon = now + (hx_minute_t)days * 24 * 60};
         hx_slot_t slot;
         if (hx_slot_find(b->dir, cal, &q, &slot) == 0)
