@@ -32,6 +32,10 @@
 #      over volumes that hold data), whose stack goes on: a referral of the backup resubmitted
 #      is the same referral and is not booked again, a new one goes through (booked and handed
 #      off once, or on hold when the calendar the earlier steps filled has no slot);
+#  10. that restored stack moved to PostgreSQL with deploy/docker-compose.postgres.yml: the
+#      server (deploy/postgres) healthy, run --rm migrate copies the SQLite volumes in, intake
+#      and scheduling go on from it (the referral resubmitted is the same one, not booked
+#      again, no overlapping bookings), and run --rm pg-backup writes one 0600 dump;
 # and that the image build refuses key material in its context (before any of it); that
 # deploy/build-image.sh tags the image handoff:VERSION (the compose file's default) and
 # handoff:latest with the OCI version, revision and creation labels; and that deploy/sbom.sh
@@ -799,5 +803,54 @@ for b in $(jq -r --arg r "$r01" 'select(.referral_id == $r) | .bookings[].clinic
   [ "$n" -le 1 ] || fail "$r01 reached $b $n times after the restore"
 done
 echo "restored into $PROJECT2: $r01 resubmitted is the same referral, not booked again; $rn went through ($went)"
+
+step "10. the restored stack moved to PostgreSQL (deploy/docker-compose.postgres.yml: migrate, then on; pg-backup)"
+# As docs/OPERATIONS.md says: the services stopped, the server started, the SQLite files of the
+# volumes copied in (run --rm migrate), the services started on it. From here the restored
+# project is run (and torn down) with both files.
+PG_IMAGE=handoff-postgres:$VERSION
+docker build -f "$ROOT/deploy/postgres/Dockerfile" -t "$PG_IMAGE" "$ROOT/deploy/postgres" >"$E2E_DIR/build-pg.log" 2>&1 ||
+  { tail -20 "$E2E_DIR/build-pg.log" >&2; fail "the PostgreSQL image (deploy/postgres/Dockerfile)"; }
+head -c 32 /dev/urandom | base64 >"$K/pg_password" && chmod 0644 "$K/pg_password"
+compose2() { COMPOSE_PROFILES= HANDOFF_PUBLISH=127.0.0.1:$port2 HANDOFF_POSTGRES_IMAGE=$PG_IMAGE \
+             docker-compose -p "$PROJECT2" -f "$ROOT/deploy/docker-compose.yml" \
+             -f "$ROOT/deploy/docker-compose.postgres.yml" "$@"; }
+compose2 stop intake scheduling >/dev/null 2>&1 || fail "stopping intake and scheduling"
+compose2 up -d postgres >"$E2E_DIR/up-pg.log" 2>&1 || { cat "$E2E_DIR/up-pg.log" >&2; fail "docker-compose up postgres"; }
+wait_healthy 90 $(cid2 postgres)
+compose2 --profile ops run --rm migrate >"$E2E_DIR/migrate.log" 2>&1 ||
+  { cat "$E2E_DIR/migrate.log" >&2; fail "docker-compose run --rm migrate"; }
+grep -Eq "scheduling: [0-9]+ row\(s\)" "$E2E_DIR/migrate.log" && grep -q "scheduling.bookings" "$E2E_DIR/migrate.log" ||
+  { cat "$E2E_DIR/migrate.log" >&2; fail "migrate did not copy scheduling"; }
+psql_pg() { docker exec "$(cid2 postgres)" psql -h /tmp -U postgres -d handoff -Atc "$1"; }
+moved=$(psql_pg "select count(*) from scheduling.referrals")
+[ "$moved" -ge 1 ] || fail "no referral in PostgreSQL after migrate"
+compose2 up -d intake scheduling >"$E2E_DIR/up-pg2.log" 2>&1 ||
+  { cat "$E2E_DIR/up-pg2.log" >&2; fail "docker-compose up intake scheduling on PostgreSQL"; }
+wait_healthy 120 $(cid2 intake) $(cid2 scheduling)
+# the referral of the backup once more: the same one, and not booked again
+again_pg=$(as2 "$c01" --json submit "$f01" | jq -r '.[0].referral_id') || fail "resubmitting $f01 on PostgreSQL"
+[ "$again_pg" = "$r01" ] || fail "$f01 resubmitted on PostgreSQL is $again_pg, not $r01"
+deadline=$(($(now) + 60))
+until [ "$(psql_pg "select count(*) from intake.referrals where referral_id = '$r01'")" = 1 ]; do
+  [ "$(now)" -lt "$deadline" ] || fail "$r01 is not in intake's record on PostgreSQL"
+  sleep 0.5
+done
+[ "$(psql_pg "select count(*) from scheduling.referrals")" = "$moved" ] || fail "the resubmitted referral made a new one"
+[ "$(psql_pg "select count(*) from scheduling.bookings b join scheduling.bookings c on b.therapist_id = c.therapist_id
+  and b.referral_id < c.referral_id and b.status != 7 and c.status != 7 and b.start < c.start + c.minutes
+  and c.start < b.start + b.minutes")" = 0 ] || fail "overlapping bookings on PostgreSQL"
+export HANDOFF_BACKUP_DIR=$E2E_DIR/pgbackups
+rm -rf "$HANDOFF_BACKUP_DIR"
+install -d -m 0700 -o 10001 -g 10001 "$HANDOFF_BACKUP_DIR"
+compose2 --profile ops run --rm pg-backup >"$E2E_DIR/pg-backup.log" 2>&1 ||
+  { cat "$E2E_DIR/pg-backup.log" >&2; fail "docker-compose run --rm pg-backup"; }
+mapfile -t dumps < <(ls "$HANDOFF_BACKUP_DIR"/handoff-*.pgdump 2>/dev/null)
+[ "${#dumps[@]}" = 1 ] || fail "pg-backup wrote ${#dumps[@]} dumps, not 1"
+[ "$(stat -c %a "${dumps[0]}")" = 600 ] || fail "${dumps[0]} is mode $(stat -c %a "${dumps[0]}"), not 0600"
+docker run --rm --network none -v "$HANDOFF_BACKUP_DIR:/b:ro" --user 10001:10001 --entrypoint "" "$PG_IMAGE" \
+  /usr/lib/postgresql/15/bin/pg_restore --list "/b/$(basename "${dumps[0]}")" | grep -q "TABLE DATA scheduling bookings" ||
+  fail "the dump lists no scheduling.bookings"
+echo "moved to PostgreSQL: $moved referral(s) (migrate), $r01 resubmitted is the same one, not booked again; pg-backup: one 0600 dump"
 
 step "passed in $(($(now) - started)) s"
