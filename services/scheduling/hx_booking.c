@@ -28,8 +28,9 @@ struct hx_booking {
     /* Every live booking, kept between messages: rebuilding it from the table for each
      * referral made booking cost grow with every booking ever made. It is dropped when
      * another connection (a second scheduling worker) has committed since (SQLite: PRAGMA
-     * data_version; PostgreSQL: the calendar_version row), when a transaction rolls back, and before any message that may cancel
-     * bookings; so inside a transaction it always equals the table. */
+     * data_version; PostgreSQL: the calendar_version row), when a transaction rolls back,
+     * and before any message that may cancel bookings; so inside a transaction it always
+     * equals the table. */
     hx_calendar_t *cal;
     int64_t cal_version;
     /* cfg.data_key copied: the referral (case_pb), the care thread's text and attachments,

@@ -39,18 +39,19 @@ typedef struct {
 
 hx_booking_t *hx_booking_open(const hx_booking_config_t *cfg, const hx_directory_t *dir, char *err, size_t errcap);
 void hx_booking_close(hx_booking_t **self_p);
-/* Seals every value the SQLite database at url (a path, or sqlite:PATH) seals (each referral, the care thread's text and
- * attachments, the stored outputs) again with new_key, in one transaction, then VACUUMs it so
- * nothing sealed with the old key (or clear) is left in the file or its WAL (hx_seal_store.h).
+/* Seals every value the SQLite database at url (a path, or sqlite:PATH) seals (each
+ * referral, the care thread's text and attachments, the stored outputs) again with new_key,
+ * in one transaction, then VACUUMs it so nothing sealed with the old key (or clear) is left
+ * in the file or its WAL (hx_seal_store.h). A PostgreSQL URL is refused.
  * old_key: the data key in use (NULL: the store was written in clear; its values are sealed).
  * A value old_key does not open stops it with nothing changed, err naming the row and the key
  * id it was sealed with. Stop every worker on the database first. *count: the values sealed.
  * 0, or -1 with why in err. */
 int hx_booking_rekey(const char *url, const uint8_t *old_key, const uint8_t new_key[32], size_t *count, char *err,
                      size_t cap);
-/* Whether key (NULL: none) is the one the database at url (SQLite or PostgreSQL) is sealed with, judged by the
- * first value of each sealed column that carries a key id (after a --rekey they all carry the
- * same). 0 (also for a database with nothing sealed yet), or -1 with err naming the key id the
+/* Whether key (NULL: none) is the one the database at url (SQLite or PostgreSQL) is sealed
+ * with, judged by the first value of each sealed column that carries a key id (after a --rekey
+ * they all carry the same). 0 (also for a database with nothing sealed yet), or -1 with err naming the key id the
  * database needs and the one given. */
 int hx_booking_key_check(const char *url, const uint8_t *key, char *err, size_t cap);
 /* Uses dir from now on (borrowed; the caller keeps the old one until this returns), and
