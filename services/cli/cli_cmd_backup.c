@@ -23,6 +23,7 @@
 #include "cli_help.h"
 #include "hx_audit.h"
 #include "hx_curve.h"
+#include "hx_db.h"
 #include "hx_store.h"
 
 #include <archive.h>
@@ -34,7 +35,6 @@
 #include <getopt.h>
 #include <jansson.h>
 #include <libgen.h>
-#include <libpq-fe.h>
 #include <limits.h>
 #include <sodium.h>
 #include <sqlite3.h>
@@ -345,27 +345,6 @@ out:
     return rc;
 }
 
-/* A PostgreSQL URL as the manifest and messages show it: without a password. */
-static void pg_where(const char *url, char *out, size_t cap)
-{
-    PQconninfoOption *opts = PQconninfoParse(url, NULL);
-    const char *user = "", *host = "", *port = "", *db = "";
-    for (PQconninfoOption *o = opts; o && o->keyword; o++) {
-        if (!o->val)
-            continue;
-        if (!strcmp(o->keyword, "user"))
-            user = o->val;
-        else if (!strcmp(o->keyword, "host"))
-            host = o->val;
-        else if (!strcmp(o->keyword, "port"))
-            port = o->val;
-        else if (!strcmp(o->keyword, "dbname"))
-            db = o->val;
-    }
-    snprintf(out, cap, "postgresql://%s%s%s%s%s/%s", user, user[0] ? "@" : "", host, port[0] ? ":" : "", port, db);
-    PQconninfoFree(opts);
-}
-
 /* The services' schemas of the PostgreSQL database at url, by pg_dump (custom format: what
  * pg_restore takes; a consistent snapshot while everything serves), into the bundle as
  * pg/postgres.pgdump. $HANDOFF_PG_DUMP names the program, else pg_dump on the PATH. */
@@ -376,7 +355,7 @@ static int backup_pg(backup_t *b, const char *url, const char *stage_dir)
     snprintf(errfile, sizeof errfile, "%s/pg_dump.err", stage_dir);
     snprintf(file_arg, sizeof file_arg, "--file=%s", stage);
     snprintf(db_arg, sizeof db_arg, "--dbname=%s", url);
-    pg_where(url, where, sizeof where);
+    hx_db_url_display(url, where, sizeof where);
     const char *prog = getenv("HANDOFF_PG_DUMP");
     prog = prog && *prog ? prog : "pg_dump";
     char *const argv[] = {(char *)prog, "--format=custom", "--schema=intake", "--schema=scheduling", file_arg, db_arg,

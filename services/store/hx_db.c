@@ -80,9 +80,7 @@ int hx_db_metrics(hx_db_t *db, hx_metrics_t *m)
 
 static uint64_t now_ms(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+    return hx_db_now_ns() / 1000000;
 }
 
 /* ---- URLs -------------------------------------------------------------------------------------- */
@@ -114,8 +112,7 @@ int hx_db_url_parse(const char *url, hx_db_kind_t *kind, const char **rest, char
     return 0;
 }
 
-/* The URL without its password, for messages. */
-static void pg_where(const char *url, char *out, size_t cap)
+void hx_db_url_display(const char *url, char *out, size_t cap)
 {
     char *err = NULL;
     PQconninfoOption *opts = PQconninfoParse(url, &err);
@@ -753,7 +750,7 @@ hx_db_t *hx_db_open(const char *url, const char *component, const hx_db_step_t *
             rc = script(db, "PRAGMA synchronous=FULL", err, cap);
         }
     } else {
-        pg_where(rest, db->where, sizeof db->where);
+        hx_db_url_display(rest, db->where, sizeof db->where);
         /* the schema's name: the component's, letters, digits and _ only (it is not quoted) */
         size_t k = 0;
         for (const char *c = component; *c && k + 1 < sizeof db->schema; c++)

@@ -58,6 +58,9 @@ typedef struct {
  * PostgreSQL URL whole), or -1 with why (e.g. "mysql://…: not a database this program can use:
  * sqlite:PATH or postgresql://…"). Pure. */
 int hx_db_url_parse(const char *url, hx_db_kind_t *kind, const char **rest, char *why, size_t cap);
+/* A PostgreSQL URL as messages and manifests show it: postgresql://USER@HOST:PORT/DB, without
+ * its password (libpq's parser; an unreadable one says so). */
+void hx_db_url_display(const char *url, char *out, size_t cap);
 
 /* Opens the store and brings component's schema to len(steps): each step not applied yet, in
  * its own transaction. NULL with err naming the store (its path, or the URL without password)

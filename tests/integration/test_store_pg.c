@@ -132,11 +132,19 @@ static void submit_range(hx_client_t *c, int from, int to)
 }
 
 /* The clinic's mailbox drained: each "requested" status counted per referral in seen. */
-static void drain(hx_client_t *c, json_t *seen)
+/* One more for referral_id in counts. */
+static void count_one(json_t *counts, const char *referral_id)
+{
+    json_t *n = json_object_get(counts, referral_id);
+    json_object_set_new(counts, referral_id, json_integer(n ? json_integer_value(n) + 1 : 1));
+}
+
+/* The clinic's mailbox drained, acked, each StatusUpdate given to on_update. */
+static void drain_updates(hx_client_t *c, void (*on_update)(const Handoff__StatusUpdate *u, void *arg), void *arg)
 {
     for (;;) {
         hx_batch_t *b = NULL;
-        cr_assert_eq(hx_client_fetch(c, 500, &b), 0, "%s", hx_client_error(c));
+        cr_assert_eq(hx_client_fetch(c, 200, &b), 0, "%s", hx_client_error(c));
         if (b->count == 0) {
             hx_batch_destroy(&b);
             return;
@@ -149,15 +157,25 @@ static void drain(hx_client_t *c, json_t *seen)
             Handoff__StatusUpdate *u = handoff__status_update__unpack(NULL, b->msgs[i].payload_len,
                                                                       b->msgs[i].payload);
             cr_assert_not_null(u);
-            cr_assert_eq(u->status, HANDOFF__TASK_STATUS__TASK_REQUESTED, "%s: %s", u->referral_id, u->reason);
-            json_t *n = json_object_get(seen, u->referral_id);
-            json_object_set_new(seen, u->referral_id, json_integer(n ? json_integer_value(n) + 1 : 1));
+            on_update(u, arg);
             handoff__status_update__free_unpacked(u, NULL);
         }
         cr_assert_eq(hx_client_ack(c, (const uint8_t(*)[16])ids, b->count), 0, "%s", hx_client_error(c));
         free(ids);
         hx_batch_destroy(&b);
     }
+}
+
+/* Each "requested" status counted per referral in seen (intake's only answer here). */
+static void on_requested(const Handoff__StatusUpdate *u, void *seen)
+{
+    cr_assert_eq(u->status, HANDOFF__TASK_STATUS__TASK_REQUESTED, "%s: %s", u->referral_id, u->reason);
+    count_one(seen, u->referral_id);
+}
+
+static void drain(hx_client_t *c, json_t *seen)
+{
+    drain_updates(c, on_requested, seen);
 }
 
 typedef struct {
@@ -323,34 +341,23 @@ static const char competing_json[] =
     " \"referral_date\": \"2027-02-26\"}";
 
 /* StatusUpdates in the referrer's mailbox: per referral, how many said "book" and "hold". */
+typedef struct {
+    json_t *booked, *held;
+} placed_t;
+
+static void on_placed(const Handoff__StatusUpdate *u, void *arg)
+{
+    placed_t *p = arg;
+    if (!strcmp(u->event, "book"))
+        count_one(p->booked, u->referral_id);
+    else if (!strcmp(u->event, "hold"))
+        count_one(p->held, u->referral_id);
+}
+
 static void drain_outcomes(hx_client_t *c, json_t *booked, json_t *held)
 {
-    for (;;) {
-        hx_batch_t *b = NULL;
-        cr_assert_eq(hx_client_fetch(c, 200, &b), 0, "%s", hx_client_error(c));
-        if (b->count == 0) {
-            hx_batch_destroy(&b);
-            return;
-        }
-        uint8_t (*ids)[16] = calloc(b->count, 16);
-        for (size_t i = 0; i < b->count; i++) {
-            memcpy(ids[i], b->msgs[i].id, 16);
-            if (strcmp(b->msgs[i].type, "handoff.StatusUpdate") != 0)
-                continue;
-            Handoff__StatusUpdate *u = handoff__status_update__unpack(NULL, b->msgs[i].payload_len,
-                                                                      b->msgs[i].payload);
-            cr_assert_not_null(u);
-            json_t *into = !strcmp(u->event, "book") ? booked : !strcmp(u->event, "hold") ? held : NULL;
-            if (into) {
-                json_t *n = json_object_get(into, u->referral_id);
-                json_object_set_new(into, u->referral_id, json_integer(n ? json_integer_value(n) + 1 : 1));
-            }
-            handoff__status_update__free_unpacked(u, NULL);
-        }
-        cr_assert_eq(hx_client_ack(c, (const uint8_t(*)[16])ids, b->count), 0, "%s", hx_client_error(c));
-        free(ids);
-        hx_batch_destroy(&b);
-    }
+    placed_t p = {booked, held};
+    drain_updates(c, on_placed, &p);
 }
 
 typedef struct {

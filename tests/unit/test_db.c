@@ -14,27 +14,8 @@
 #include <unistd.h>
 
 #include "hx_db.h"
-#include "hx_pgtest.h"
-
-static hx_pgtest_t server;
-
-/* The runner's server for every test (the tests run in processes of their own: the URL goes
- * to them in the environment). */
-ReportHook(PRE_ALL)(struct criterion_test_set *set)
-{
-    (void)set;
-    char why[2048];
-    if (hx_pgtest_start(&server, why, sizeof why) == 0)
-        setenv("HX_TEST_PG_URL", server.url, 1);
-    else
-        setenv("HX_TEST_PG_ERROR", why, 1);
-}
-
-ReportHook(POST_ALL)(struct criterion_global_stats *stats)
-{
-    (void)stats;
-    hx_pgtest_destroy(&server);
-}
+#define HX_PGTEST_ALWAYS 1
+#include "hx_pgtest_hooks.h"
 
 static char tmp[] = "/tmp/hx-db-XXXXXX";
 static unsigned seq;
