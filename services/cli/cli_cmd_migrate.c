@@ -1,13 +1,15 @@
 /* handoff admin migrate — a network's service state moved from its SQLite files into
- * PostgreSQL: intake's record (intake.db) and scheduling's referrals, bookings, calendar,
- * wait list, care threads and history (scheduling.db), table by table, each component in one
- * transaction of the target. The target's schema is made with the programs' own steps
- * (intake_store.h, hx_booking_pg_steps), so what lands is what handoff-intake and
- * handoff-scheduling would have written there; a target that already holds rows is refused.
+ * PostgreSQL: intake's record (intake.db), scheduling's referrals, bookings, calendar, wait
+ * list, care threads and history (scheduling.db) and the portal's accounts (web-accounts.db:
+ * users, sessions, the audit, the outbox, the FHIR API's clients), table by table, each
+ * component in one transaction of the target. The target's schema is made with the programs'
+ * own steps (intake_store.h, hx_booking_pg_steps, hx_accounts_store.h), so what lands is what
+ * the programs would have written there; a target that already holds rows is refused.
  * Sealed values (the data key) are copied as they are: the same --data-key opens them. */
 #include "cli_cmd.h"
 #include "cli_help.h"
 #include "hx_booking_store.h"
+#include "hx_accounts_store.h"
 #include "hx_db.h"
 #include "intake_store.h"
 
@@ -25,7 +27,8 @@ typedef struct {
     const char *file;               /* its SQLite file in a data directory */
 } component_t;
 
-static const component_t components[] = {{"intake", "intake.db"}, {"scheduling", "scheduling.db"}};
+static const component_t components[] = {
+    {"intake", "intake.db"}, {"scheduling", "scheduling.db"}, {"accounts", "web-accounts.db"}};
 
 /* Scheduling's directory first: therapists and hours refer to clinics. Tables made from the
  * others (waitlist_counts: kept by a trigger as the wait list is copied) and the stores' own
@@ -161,6 +164,32 @@ static int copy_table(hx_db_t *src, hx_db_t *dst, const char *component, const c
     return rc;
 }
 
+/* Table t's identity columns (audit.seq, mail_outbox.id: copied with their values) go on
+ * from the largest value copied, not from 1. */
+static int identities_follow(hx_db_t *dst, const char *component, const char *t, char *err, size_t cap)
+{
+    char cols[8][64];
+    size_t n = 0;
+    hx_db_stmt_t *st = hx_db_prep(dst, "SELECT column_name FROM information_schema.columns "
+                                       "WHERE table_schema = ? AND table_name = ? AND is_identity = 'YES'");
+    int step = st && hx_db_bind_text(st, 1, component) == 0 && hx_db_bind_text(st, 2, t) == 0 ? HX_DB_ROW : -1;
+    while (st && step == HX_DB_ROW && (step = hx_db_step(st)) == HX_DB_ROW && n < 8)
+        snprintf(cols[n++], sizeof cols[0], "%s", hx_db_col_text(st, 0));
+    hx_db_done(st);
+    int rc = step == HX_DB_DONE || step == HX_DB_ROW ? 0 : -1;
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        char sql[600];
+        snprintf(sql, sizeof sql, "SELECT setval(pg_get_serial_sequence('%s.\"%s\"', '%s'), "
+                 "coalesce((SELECT max(\"%s\") FROM \"%s\"), 0) + 1, false)", component, t, cols[i], cols[i], t);
+        hx_db_stmt_t *sv = hx_db_prep_text(dst, sql);
+        rc = sv && hx_db_step(sv) == HX_DB_ROW ? 0 : -1;
+        hx_db_done(sv);
+    }
+    if (rc)
+        snprintf(err, cap, "%.63s: its identity column: %.900s", t, hx_db_errmsg(dst));
+    return rc;
+}
+
 /* One component: src (a SQLite file) into the PostgreSQL at to. */
 static int migrate_one(const component_t *c, const char *path, const char *to, bool quiet)
 {
@@ -173,11 +202,13 @@ static int migrate_one(const component_t *c, const char *path, const char *to, b
         return EXIT_FAIL;
     }
     /* the source at this version's schema: what the target's steps make */
-    bool sched = !strcmp(c->name, "scheduling");
+    bool sched = !strcmp(c->name, "scheduling"), accounts = !strcmp(c->name, "accounts");
     int64_t v = sched ? one_int(src, "PRAGMA user_version", NULL, err, sizeof err)
-                      : one_int(src, "SELECT version FROM handoff_schema WHERE component = 'intake'", NULL, err,
+                      : one_int(src, "SELECT version FROM handoff_schema WHERE component = ?", c->name, err,
                                 sizeof err);
-    int64_t want = sched ? HX_BOOKING_SQLITE_VERSION : (int64_t)hx_intake_n_steps;
+    int64_t want = sched ? HX_BOOKING_SQLITE_VERSION
+                   : accounts ? (int64_t)hx_accounts_n_steps
+                              : (int64_t)hx_intake_n_steps;
     if (v >= 0 && sched && one_int(src, "SELECT count(*) FROM sqlite_master WHERE name = ?", "waitlist", err,
                                    sizeof err) != 1)
         v = want - 1;               /* version 4 from before the wait list */
@@ -185,14 +216,16 @@ static int migrate_one(const component_t *c, const char *path, const char *to, b
         fprintf(stderr, "handoff: admin migrate: %s is %s (version %lld; this handoff writes %lld): start "
                 "handoff-%s of this version on it once, stop it, then migrate\n", path,
                 v < 0 ? "not readable" : v < want ? "older than this handoff" : "newer than this handoff",
-                (long long)v, (long long)want, c->name);
+                (long long)v, (long long)want, accounts ? "web" : c->name);
         hx_db_close(&src);
         return EXIT_FAIL;
     }
     size_t n_steps;
-    const hx_db_step_t *steps = sched ? hx_booking_pg_steps(&n_steps) : hx_intake_steps;
+    const hx_db_step_t *steps = sched      ? hx_booking_pg_steps(&n_steps)
+                                : accounts ? hx_accounts_steps
+                                           : hx_intake_steps;
     if (!sched)
-        n_steps = hx_intake_n_steps;
+        n_steps = accounts ? hx_accounts_n_steps : hx_intake_n_steps;
     hx_db_t *dst = hx_db_open(to, c->name, steps, n_steps, err, sizeof err);
     if (!dst) {
         fprintf(stderr, "handoff: admin migrate: %s\n", err);
@@ -225,6 +258,8 @@ static int migrate_one(const component_t *c, const char *path, const char *to, b
     for (size_t i = 0; rc == 0 && i < n; i++) {
         int64_t rows = 0;
         rc = copy_table(src, dst, c->name, tables[i], &rows, err, sizeof err);
+        if (rc == 0)
+            rc = identities_follow(dst, c->name, tables[i], err, sizeof err);
         total += rows;
         if (rc == 0 && !quiet)
             printf("  %s.%-16s %10lld row(s)\n", c->name, tables[i], (long long)rows);
@@ -271,7 +306,7 @@ int cmd_migrate(int argc, char **argv)
     }
     if (!from || !to || optind != argc) {
         fprintf(stderr, "handoff: usage: handoff admin migrate --from sqlite:DIR|sqlite:FILE --to "
-                        "postgresql://USER@HOST:PORT/DB [--component intake|scheduling]\n");
+                        "postgresql://USER@HOST:PORT/DB [--component intake|scheduling|accounts]\n");
         return EXIT_USAGE;
     }
     hx_db_kind_t kind;
@@ -279,8 +314,8 @@ int cmd_migrate(int argc, char **argv)
     char why[512];
     if (hx_db_url_parse(from, &kind, &path, why, sizeof why) != 0 || kind != HX_DB_SQLITE) {
         fprintf(stderr, "handoff: admin migrate: --from: %s\n",
-                kind != HX_DB_SQLITE && !why[0] ? "a SQLite store: sqlite:DIR (intake.db and scheduling.db in it) "
-                                                 "or sqlite:FILE" : why);
+                kind != HX_DB_SQLITE && !why[0] ? "a SQLite store: sqlite:DIR (intake.db, scheduling.db, "
+                                                 "web-accounts.db in it) or sqlite:FILE" : why);
         return EXIT_USAGE;
     }
     why[0] = '\0';
@@ -293,7 +328,7 @@ int cmd_migrate(int argc, char **argv)
         if (!strcmp(only, components[i].name))
             pick = &components[i];
     if (only && !pick) {
-        fprintf(stderr, "handoff: admin migrate: --component: '%s' is not intake or scheduling\n", only);
+        fprintf(stderr, "handoff: admin migrate: --component: '%s' is not intake, scheduling or accounts\n", only);
         return EXIT_USAGE;
     }
     struct stat sb;
@@ -304,12 +339,14 @@ int cmd_migrate(int argc, char **argv)
     if (!S_ISDIR(sb.st_mode)) {                 /* one file: its component by name or --component */
         const char *base = strrchr(path, '/');
         base = base ? base + 1 : path;
-        const component_t *by_name = strstr(base, "intake") ? &components[0]
-                                     : strstr(base, "scheduling") ? &components[1] : NULL;
+        const component_t *by_name = strstr(base, "intake")       ? &components[0]
+                                     : strstr(base, "scheduling") ? &components[1]
+                                     : strstr(base, "accounts")   ? &components[2]
+                                                                  : NULL;
         if (!pick)
             pick = by_name;
         if (!pick) {
-            fprintf(stderr, "handoff: admin migrate: %s: whose store is it? say --component intake or scheduling\n",
+            fprintf(stderr, "handoff: admin migrate: %s: whose store is it? say --component intake, scheduling or accounts\n",
                     path);
             return EXIT_USAGE;
         }
@@ -330,7 +367,7 @@ int cmd_migrate(int argc, char **argv)
         rc = migrate_one(&components[i], file, to, quiet);
     }
     if (rc == EXIT_OK && !found) {
-        fprintf(stderr, "handoff: admin migrate: %s holds neither intake.db nor scheduling.db\n", path);
+        fprintf(stderr, "handoff: admin migrate: %s holds none of intake.db, scheduling.db, web-accounts.db\n", path);
         rc = EXIT_FAIL;
     }
     return rc;

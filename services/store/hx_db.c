@@ -503,22 +503,9 @@ int hx_db_begin(hx_db_t *db, char *err, size_t cap)
     /* a connection the server closed (a restart, a failover) shows only when used: BEGIN is
      * the first use of a transaction, so it is tried once on a fresh connection */
     for (int attempt = 0; attempt < 2; attempt++) {
-        if (PQstatus(db->pg) != CONNECTION_OK) {
-            uint64_t now = now_ms();
-            if (now < db->retry_at_ms) {
-                snprintf(err, cap, "%s: not reachable; trying again in %" PRIu64 " ms", db->where,
-                         db->retry_at_ms - now);
-                return HX_DB_UNAVAILABLE;
-            }
-            if (pg_connect(db, err, cap) != 0) {
-                db->backoff_ms = db->backoff_ms ? db->backoff_ms * 2 : BACKOFF_MIN_MS;
-                if (db->backoff_ms > BACKOFF_MAX_MS)
-                    db->backoff_ms = BACKOFF_MAX_MS;
-                db->retry_at_ms = now_ms() + db->backoff_ms;
-                return HX_DB_UNAVAILABLE;
-            }
-            db->backoff_ms = 0;
-        }
+        int up = hx_db_pg_usable(db, err, cap);
+        if (up != 0)
+            return up;
         PGresult *res = PQexec(db->pg, "BEGIN");
         bool ok = res && PQresultStatus(res) == PGRES_COMMAND_OK;
         if (!ok)
@@ -533,6 +520,26 @@ int hx_db_begin(hx_db_t *db, char *err, size_t cap)
     }
     set_connected(db, false);
     return HX_DB_UNAVAILABLE;
+}
+
+int hx_db_pg_usable(hx_db_t *db, char *err, size_t cap)
+{
+    if (PQstatus(db->pg) == CONNECTION_OK)
+        return 0;
+    uint64_t now = now_ms();
+    if (now < db->retry_at_ms) {
+        snprintf(err, cap, "%s: not reachable; trying again in %" PRIu64 " ms", db->where, db->retry_at_ms - now);
+        return HX_DB_UNAVAILABLE;
+    }
+    if (pg_connect(db, err, cap) != 0) {
+        db->backoff_ms = db->backoff_ms ? db->backoff_ms * 2 : BACKOFF_MIN_MS;
+        if (db->backoff_ms > BACKOFF_MAX_MS)
+            db->backoff_ms = BACKOFF_MAX_MS;
+        db->retry_at_ms = now_ms() + db->backoff_ms;
+        return HX_DB_UNAVAILABLE;
+    }
+    db->backoff_ms = 0;
+    return 0;
 }
 
 /* The transaction begun at txn_start_ns is over. */
@@ -678,8 +685,8 @@ static int version_read(hx_db_t *db, const char *component, int *v, char *err, s
 
 /* Each step not applied yet, in its own transaction, under a lock (two workers starting
  * together: the second finds the first's work done). */
-static int migrate(hx_db_t *db, const char *component, const hx_db_step_t *steps, size_t n_steps, char *err,
-                   size_t cap)
+int hx_db_migrate(hx_db_t *db, const char *component, const hx_db_step_t *steps, size_t n_steps, char *err,
+                  size_t cap)
 {
     for (bool first = true;; first = false) {
         int v = 0;
@@ -760,7 +767,7 @@ hx_db_t *hx_db_open(const char *url, const char *component, const hx_db_step_t *
         rc = db->url ? pg_connect(db, err, cap) : -1;
     }
     if (rc == 0)
-        rc = steps ? migrate(db, component, steps, n_steps, err, cap) : 0;
+        rc = steps ? hx_db_migrate(db, component, steps, n_steps, err, cap) : 0;
     if (rc != 0) {
         hx_db_close(&db);
         return NULL;

@@ -16,6 +16,8 @@
  * PostgreSQL: a lost connection is found at the next transaction (hx_db_begin), which reports
  * HX_DB_UNAVAILABLE and tries to connect again, at most once per backoff (doubling from
  * 100 ms to 5 s); a transaction begun on a live connection that fails is an ordinary error.
+ * A statement stepped outside a transaction connects again the same way, and a read (SELECT)
+ * that finds the connection closed is tried once more on a new one.
  * Connecting waits at most 2 s for a server that does not answer (connect_timeout in the URL
  * says otherwise), so a service's loop is not held past the broker's liveness window.
  * One connection, one thread: the caller serialises. */
@@ -53,6 +55,7 @@ typedef struct {
 #define HX_DB_T(s) ((hx_db_val_t){.type = HX_DB_TEXT, .text = (s)})
 #define HX_DB_I(v) ((hx_db_val_t){.type = HX_DB_INT, .i = (int64_t)(v)})
 #define HX_DB_B(p, n) ((hx_db_val_t){.type = HX_DB_BLOB, .blob = (p), .len = (n)})
+#define HX_DB_NONE ((hx_db_val_t){.type = HX_DB_NULL})
 
 /* Which backend a URL names: 0 with *kind and the part after the scheme (a path, or the
  * PostgreSQL URL whole), or -1 with why (e.g. "mysql://…: not a database this program can use:
@@ -71,6 +74,10 @@ void hx_db_url_display(const char *url, char *out, size_t cap);
 hx_db_t *hx_db_open(const char *url, const char *component, const hx_db_step_t *steps, size_t n_steps, char *err,
                     size_t cap);
 void hx_db_close(hx_db_t **self_p);
+/* What hx_db_open does with steps, for a store opened without (one that first brings an older
+ * file of its own up to the point where the steps take over). 0, or -1 with err. */
+int hx_db_migrate(hx_db_t *db, const char *component, const hx_db_step_t *steps, size_t n_steps, char *err,
+                  size_t cap);
 
 hx_db_kind_t hx_db_kind(const hx_db_t *db);
 /* The store in words for messages: the file's path, or the URL without its password. */
@@ -152,6 +159,8 @@ const void *hx_db_col_blob(hx_db_stmt_t *st, int col);    /* NULL for NULL (or e
 size_t hx_db_col_bytes(hx_db_stmt_t *st, int col);
 int64_t hx_db_changes(const hx_db_t *db);
 const char *hx_db_errmsg(const hx_db_t *db);
+/* Whether the last hx_db_step failed on a unique or primary key (a name taken). */
+bool hx_db_unique_violation(const hx_db_t *db);
 /* One or more statements without parameters (DDL, BEGIN, SAVEPOINT …). 0, or -1 with why in
  * hx_db_errmsg. */
 int hx_db_run(hx_db_t *db, const char *sql);

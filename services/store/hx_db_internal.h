@@ -38,6 +38,7 @@ struct hx_db {
     unsigned generation;            /* PostgreSQL: connections made (prepared statements die with one) */
     char errmsg[720];               /* the last statement's error (hx_db_errmsg) */
     int64_t changes;                /* rows the last finished statement wrote */
+    bool unique_violation;          /* the last statement failed on a unique or primary key */
     hx_db_stmt_t *stmts[STMT_CACHE];   /* hx_db_prep's, by their text's address */
     size_t n_stmts;
     char component[32];
@@ -58,5 +59,8 @@ char *hx_db_pg_numbered(const char *sql, int *n_params);
 /* The server's last word on one line, after where and what, into err. */
 void hx_db_pg_error(hx_db_t *db, const PGresult *res, const char *what, char *err, size_t cap);
 void hx_db_stmts_free(hx_db_t *db);
+/* PostgreSQL: 0 when the connection is up (connecting again when it was lost, at most once per
+ * backoff), else HX_DB_UNAVAILABLE with err. */
+int hx_db_pg_usable(hx_db_t *db, char *err, size_t cap);
 
 #endif

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #define MAX_PARAMS 32
 #define BYTEA_OID 17
@@ -297,9 +298,24 @@ void hx_db_reset(hx_db_stmt_t *st)
 
 /* ---- running ------------------------------------------------------------------------------- */
 
+/* A read: tried again on a new connection when the old one was found closed. */
+static bool is_read(const char *sql)
+{
+    sql += strspn(sql, " \t\n(");
+    return !strncasecmp(sql, "SELECT", 6);
+}
+
+static bool unique_state(const PGresult *res)
+{
+    const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    return state && !strcmp(state, "23505");
+}
+
 int hx_db_step(hx_db_stmt_t *st)
 {
     hx_db_t *db = st->db;
+    if (!st->ran)
+        db->unique_violation = false;
     if (st->lite) {
         bool first = !st->ran;      /* the step that does the statement's work, timed */
         uint64_t t0 = first ? hx_db_now_ns() : 0;
@@ -313,29 +329,45 @@ int hx_db_step(hx_db_stmt_t *st)
             db->changes = sqlite3_changes64(db->lite);
             return HX_DB_DONE;
         }
+        int ext = sqlite3_extended_errcode(db->lite);
+        db->unique_violation = ext == SQLITE_CONSTRAINT_PRIMARYKEY || ext == SQLITE_CONSTRAINT_UNIQUE;
         set_err(db, "%s: %s", sqlite3_errmsg(db->lite));
         return -1;
     }
     if (!st->ran) {
-        if (pg_prepare(st) != 0)
-            return -1;
-        st->ran = true;
-        st->row = -1;
-        uint64_t t0 = hx_db_now_ns();
-        st->res = PQexecPrepared(db->pg, st->name, st->n_params, (const char *const *)st->vals, st->lens, st->fmts,
-                                 0);
-        ExecStatusType s = st->res ? PQresultStatus(st->res) : PGRES_FATAL_ERROR;
-        hx_db_observe(db, hx_db_now_ns() - t0, s != PGRES_COMMAND_OK && s != PGRES_TUPLES_OK);
-        if (s == PGRES_COMMAND_OK) {
-            db->changes = strtoll(PQcmdTuples(st->res), NULL, 10);
-            st->n_rows = 0;
-        } else if (s == PGRES_TUPLES_OK) {
-            st->n_rows = PQntuples(st->res);
-        } else {
+        /* outside a transaction a statement is the connection's first use: a lost one is
+         * made again here (inside one, the transaction is lost with it: the caller's error) */
+        bool own = !db->in_txn && PQtransactionStatus(db->pg) != PQTRANS_INTRANS &&
+                   PQtransactionStatus(db->pg) != PQTRANS_INERROR;
+        for (int attempt = 0;; attempt++) {
+            if (own && hx_db_pg_usable(db, db->errmsg, sizeof db->errmsg) != 0)
+                return -1;
+            if (pg_prepare(st) != 0)
+                return -1;
+            st->ran = true;
+            st->row = -1;
+            uint64_t t0 = hx_db_now_ns();
+            st->res = PQexecPrepared(db->pg, st->name, st->n_params, (const char *const *)st->vals, st->lens,
+                                     st->fmts, 0);
+            ExecStatusType s = st->res ? PQresultStatus(st->res) : PGRES_FATAL_ERROR;
+            hx_db_observe(db, hx_db_now_ns() - t0, s != PGRES_COMMAND_OK && s != PGRES_TUPLES_OK);
+            if (s == PGRES_COMMAND_OK) {
+                db->changes = strtoll(PQcmdTuples(st->res), NULL, 10);
+                st->n_rows = 0;
+                break;
+            }
+            if (s == PGRES_TUPLES_OK) {
+                st->n_rows = PQntuples(st->res);
+                break;
+            }
+            db->unique_violation = unique_state(st->res);
             hx_db_pg_error(db, st->res, "statement", db->errmsg, sizeof db->errmsg);
             PQclear(st->res);
             st->res = NULL;
-            return -1;
+            if (!(own && attempt == 0 && PQstatus(db->pg) != CONNECTION_OK && is_read(st->own)))
+                return -1;
+            st->ran = false;
+            db->retry_at_ms = 0;    /* a read that found the connection closed: once more, now */
         }
     }
     PQfreemem(st->blob);
@@ -433,6 +465,11 @@ size_t hx_db_col_bytes(hx_db_stmt_t *st, int col)
 int64_t hx_db_changes(const hx_db_t *db)
 {
     return db->changes;
+}
+
+bool hx_db_unique_violation(const hx_db_t *db)
+{
+    return db->unique_violation;
 }
 
 const char *hx_db_errmsg(const hx_db_t *db)

@@ -1,47 +1,23 @@
 /* hx_accounts — users, sessions, throttling and CSRF for the portal (see hx_accounts.h). */
 #include "hx_accounts.h"
 #include "hx_accounts_internal.h"
-#include "hx_sqlite.h"
+#include "hx_accounts_store.h"
 #include "hx_totp.h"
 
 #include <sodium.h>
-#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 
 struct hx_accounts {
-    sqlite3 *db;
+    hx_db_t *db;
     hx_accounts_config_t cfg;
+    char err[800];                  /* the store's last failure, for messages */
     uint8_t csrf_key[crypto_auth_KEYBYTES];
     uint8_t seal_key[crypto_secretbox_KEYBYTES];    /* seals the TOTP secrets */
     uint8_t api_key[crypto_generichash_KEYBYTES];   /* the API's secret and token hashes (hx_api.c) */
 };
-
-static const char schema[] =
-    "CREATE TABLE IF NOT EXISTS users (name TEXT PRIMARY KEY, clinic TEXT NOT NULL, role INTEGER NOT NULL,"
-    "  hash TEXT NOT NULL, disabled INTEGER NOT NULL DEFAULT 0, created_ms INTEGER NOT NULL) WITHOUT ROWID;"
-    /* a session is known by the BLAKE2b hash of its token: the store never holds a token */
-    "CREATE TABLE IF NOT EXISTS sessions (token_hash BLOB PRIMARY KEY, name TEXT NOT NULL,"
-    "  created_ms INTEGER NOT NULL, seen_ms INTEGER NOT NULL) WITHOUT ROWID;"
-    "CREATE TABLE IF NOT EXISTS failures (name TEXT PRIMARY KEY, count INTEGER NOT NULL,"
-    "  held_until_ms INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;"
-    "CREATE TABLE IF NOT EXISTS secrets (name TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID;"
-    /* who viewed or did what: never a patient's detail, only ids */
-    "CREATE TABLE IF NOT EXISTS audit (seq INTEGER PRIMARY KEY AUTOINCREMENT, at_ms INTEGER NOT NULL,"
-    "  user TEXT NOT NULL, clinic TEXT NOT NULL, action TEXT NOT NULL, referral_id TEXT NOT NULL,"
-    "  detail TEXT NOT NULL, address TEXT NOT NULL);"
-    "CREATE INDEX IF NOT EXISTS audit_clinic ON audit(clinic, seq);"
-    /* the second factor: a row for each clinic that requires it ("": the network's roles); each
-     * user's secret sealed (nonce, then crypto_secretbox) and the last step accepted (replays);
-     * a pending sign-in by the hash of its token, with the new secret of a user who enrols */
-    "CREATE TABLE IF NOT EXISTS totp_policy (clinic TEXT PRIMARY KEY, changed_ms INTEGER NOT NULL) WITHOUT ROWID;"
-    "CREATE TABLE IF NOT EXISTS totp (name TEXT PRIMARY KEY, sealed BLOB NOT NULL, last_step INTEGER NOT NULL,"
-    "  enrolled_ms INTEGER NOT NULL) WITHOUT ROWID;"
-    "CREATE TABLE IF NOT EXISTS pending (token_hash BLOB PRIMARY KEY, name TEXT NOT NULL,"
-    "  created_ms INTEGER NOT NULL, enrol BLOB) WITHOUT ROWID;";
 
 static const char *const roles[] = {"", "clinician", "front-desk", "clinic-admin", "reviewer", "network-admin"};
 
@@ -67,54 +43,131 @@ static uint64_t now_ms(const hx_accounts_t *a)
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
-int hx_accounts_run(hx_accounts_t *a, const char *sql, const char *t1, const char *t2, int64_t n)
+static int bind(hx_db_stmt_t *st, int idx, const hx_db_val_t *v)
 {
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(a->db, sql, -1, &st, NULL) != SQLITE_OK)
-        return -1;
-    if (t1)
-        sqlite3_bind_text(st, 1, t1, -1, SQLITE_STATIC);
-    if (t2)
-        sqlite3_bind_text(st, 2, t2, -1, SQLITE_STATIC);
-    if (n >= 0)
-        sqlite3_bind_int64(st, 3, n);
-    int rc = sqlite3_step(st);
-    sqlite3_finalize(st);
-    return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : -1;
+    switch (v->type) {
+    case HX_DB_TEXT: return hx_db_bind_text(st, idx, v->text);
+    case HX_DB_INT: return hx_db_bind_int(st, idx, v->i);
+    case HX_DB_BLOB: return hx_db_bind_blob(st, idx, v->blob, v->len);
+    default: return hx_db_bind_null(st, idx);
+    }
 }
 
-/* A key of the store's own (name: "csrf", "totp"), made once of random bytes and kept. */
+/* Keeps the store's last failure for hx_accounts_error. */
+static void failed(hx_accounts_t *a)
+{
+    snprintf(a->err, sizeof a->err, "%s", hx_db_errmsg(a->db));
+}
+
+hx_db_stmt_t *hx_accounts_prep(hx_accounts_t *a, const char *sql, const hx_db_val_t *v, size_t n)
+{
+    hx_db_stmt_t *st = hx_db_prep(a->db, sql);
+    for (size_t i = 0; st && i < n; i++)
+        if (bind(st, (int)i + 1, &v[i]) != 0) {
+            hx_db_done(st);
+            st = NULL;
+        }
+    if (!st)
+        failed(a);
+    return st;
+}
+
+int hx_accounts_step(hx_accounts_t *a, hx_db_stmt_t *st)
+{
+    int rc = hx_db_step(st);
+    if (rc < 0)
+        failed(a);
+    return rc;
+}
+
+int hx_accounts_exec(hx_accounts_t *a, const char *sql, const hx_db_val_t *v, size_t n, int64_t *changes)
+{
+    hx_db_stmt_t *st = hx_accounts_prep(a, sql, v, n);
+    int step = st ? hx_accounts_step(a, st) : -1;
+    if (changes)
+        *changes = step == HX_DB_DONE ? hx_db_changes(a->db) : 0;
+    hx_db_done(st);
+    return step < 0 ? -1 : 0;
+}
+
+int hx_accounts_begin(hx_accounts_t *a)
+{
+    return hx_db_begin(a->db, a->err, sizeof a->err) == 0 ? 0 : -1;
+}
+
+int hx_accounts_commit(hx_accounts_t *a)
+{
+    return hx_db_commit(a->db, a->err, sizeof a->err);
+}
+
+void hx_accounts_rollback(hx_accounts_t *a)
+{
+    hx_db_rollback(a->db);
+}
+
+const char *hx_accounts_error(const hx_accounts_t *a)
+{
+    return a->err[0] ? a->err : "no error";
+}
+
+/* A key of the store's own (name: "csrf", "totp", "api"), made once of random bytes and kept
+ * (the first program to open a new store makes it; a second one at the same moment finds it). */
 static int key_load(hx_accounts_t *a, const char *name, uint8_t *key, size_t len)
 {
-    sqlite3_stmt *st = NULL;
     uint8_t fresh[32];
     if (len > sizeof fresh)
         return -1;
     randombytes_buf(fresh, len);
-    if (sqlite3_prepare_v2(a->db, "INSERT OR IGNORE INTO secrets(name, value) VALUES (?, ?)", -1, &st, NULL) !=
-        SQLITE_OK)
-        return -1;
-    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-    sqlite3_bind_blob(st, 2, fresh, (int)len, SQLITE_STATIC);
-    int rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
-    sqlite3_finalize(st);
+    int rc = EXEC(a, "INSERT INTO secrets(name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING", NULL,
+                  HX_DB_T(name), HX_DB_B(fresh, len));
     sodium_memzero(fresh, sizeof fresh);
-    if (rc || sqlite3_prepare_v2(a->db, "SELECT value FROM secrets WHERE name = ?", -1, &st, NULL) != SQLITE_OK)
-        return -1;
-    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-    rc = sqlite3_step(st) == SQLITE_ROW && sqlite3_column_bytes(st, 0) == (int)len ? 0 : -1;
+    hx_db_stmt_t *st = rc == 0 ? PREP(a, "SELECT value FROM secrets WHERE name = ?", HX_DB_T(name)) : NULL;
+    rc = st && hx_accounts_step(a, st) == HX_DB_ROW && hx_db_col_bytes(st, 0) == len ? 0 : -1;
     if (rc == 0)
-        memcpy(key, sqlite3_column_blob(st, 0), len);
-    sqlite3_finalize(st);
+        memcpy(key, hx_db_col_blob(st, 0), len);
+    else if (st)
+        snprintf(a->err, sizeof a->err, "%s: the %s key is missing or not %zu bytes", hx_db_where(a->db), name, len);
+    hx_db_done(st);
     return rc;
 }
 
-static int notices_migrate(hx_accounts_t *a);     /* below, with the notices */
+/* A SQLite file of the versions before its schema was counted (no "accounts" row in
+ * handoff_schema) whose users table lacks the columns the notices added: they are added
+ * (ALTER TABLE, as those versions did when they opened it), so the first step's CREATE TABLE
+ * IF NOT EXISTS finds the file as a new one would be. In a write transaction: two programs
+ * opening one older file at once cannot both add a column. */
+static int legacy_users(hx_accounts_t *a)
+{
+    if (hx_accounts_begin(a) != 0)
+        return -1;
+    bool users = false, email = false, notify = false;
+    hx_db_stmt_t *st = hx_db_prep_text(a->db, "PRAGMA table_info(users)");
+    int step = st ? HX_DB_ROW : -1;
+    while (st && (step = hx_db_step(st)) == HX_DB_ROW) {
+        const char *col = hx_db_col_text(st, 1);
+        users = true;
+        email = email || !strcmp(col, "email");
+        notify = notify || !strcmp(col, "notify");
+    }
+    hx_db_done(st);
+    int rc = step == HX_DB_DONE ? 0 : -1;
+    if (rc == 0 && users && !email)
+        rc = EXEC0(a, "ALTER TABLE users ADD COLUMN email TEXT NOT NULL DEFAULT ''", NULL);
+    if (rc == 0 && users && !notify)
+        rc = EXEC0(a, "ALTER TABLE users ADD COLUMN notify INTEGER NOT NULL DEFAULT 0", NULL);
+    if (rc != 0) {
+        if (step != HX_DB_DONE)
+            failed(a);
+        hx_accounts_rollback(a);
+        return -1;
+    }
+    return hx_accounts_commit(a);
+}
 
-int hx_accounts_open(const char *path, const hx_accounts_config_t *cfg, hx_accounts_t **out, char *err, size_t cap)
+int hx_accounts_open(const char *where, const hx_accounts_config_t *cfg, hx_accounts_t **out, char *err, size_t cap)
 {
     *out = NULL;
-    if (sodium_init() < 0) {
+    if (sodium_init() < 0 || hx_totp_init() != 0) {
         snprintf(err, cap, "libsodium did not start");
         return -1;
     }
@@ -128,25 +181,23 @@ int hx_accounts_open(const char *path, const hx_accounts_config_t *cfg, hx_accou
     a->cfg.absolute_s = cfg->absolute_s ? cfg->absolute_s : 43200;
     a->cfg.max_failures = cfg->max_failures ? cfg->max_failures : 5;
     a->cfg.hold_s = cfg->hold_s ? cfg->hold_s : 300;
-    mode_t old = umask(077);
-    int rc = sqlite3_open(path, &a->db);
-    umask(old);
-    if (rc != SQLITE_OK || hx_sqlite_wal(a->db, 10000) != SQLITE_OK || sqlite3_exec(a->db, schema, NULL, NULL, NULL) != SQLITE_OK ||
-        key_load(a, "csrf", a->csrf_key, sizeof a->csrf_key) != 0 ||
-        key_load(a, "totp", a->seal_key, sizeof a->seal_key) != 0 ||
-        key_load(a, "api", a->api_key, sizeof a->api_key) != 0 || hx_totp_init() != 0) {
-        snprintf(err, cap, "%s: %s", path, a->db ? sqlite3_errmsg(a->db) : "cannot open");
+    a->db = hx_db_open(where, "accounts", NULL, 0, err, cap);
+    if (!a->db) {
         hx_accounts_close(&a);
         return -1;
     }
-    sqlite3_busy_timeout(a->db, 5000);
-    if (notices_migrate(a) != 0) {
-        snprintf(err, cap, "%s: adding the e-mail notices: %s", path, sqlite3_errmsg(a->db));
-        hx_accounts_close(&a);
-        return -1;
+    int rc = hx_db_kind(a->db) == HX_DB_SQLITE ? legacy_users(a) : 0;
+    if (rc != 0)
+        snprintf(err, cap, "%s (adding the e-mail notices' columns to an older store)", a->err);
+    if (rc == 0 && hx_db_migrate(a->db, "accounts", hx_accounts_steps, hx_accounts_n_steps, err, cap) != 0)
+        rc = -1;
+    if (rc == 0 && (key_load(a, "csrf", a->csrf_key, sizeof a->csrf_key) != 0 ||
+                    key_load(a, "totp", a->seal_key, sizeof a->seal_key) != 0 ||
+                    key_load(a, "api", a->api_key, sizeof a->api_key) != 0)) {
+        snprintf(err, cap, "%s", a->err);
+        rc = -1;
     }
-    if (hx_api_migrate(a) != 0) {
-        snprintf(err, cap, "%s: adding the FHIR API's clients: %s", path, sqlite3_errmsg(a->db));
+    if (rc != 0) {
         hx_accounts_close(&a);
         return -1;
     }
@@ -158,7 +209,7 @@ void hx_accounts_close(hx_accounts_t **self_p)
 {
     if (!self_p || !*self_p)
         return;
-    sqlite3_close((*self_p)->db);
+    hx_db_close(&(*self_p)->db);
     sodium_memzero((*self_p)->csrf_key, sizeof (*self_p)->csrf_key);
     sodium_memzero((*self_p)->seal_key, sizeof (*self_p)->seal_key);
     sodium_memzero((*self_p)->api_key, sizeof (*self_p)->api_key);
@@ -166,9 +217,19 @@ void hx_accounts_close(hx_accounts_t **self_p)
     *self_p = NULL;
 }
 
-sqlite3 *hx_accounts_db(hx_accounts_t *a)
+hx_db_t *hx_accounts_db(hx_accounts_t *a)
 {
     return a->db;
+}
+
+int hx_accounts_ready(hx_accounts_t *a, char *err, size_t cap)
+{
+    return hx_db_ping(a->db, err, cap);
+}
+
+int hx_accounts_metrics(hx_accounts_t *a, hx_metrics_t *m)
+{
+    return hx_db_metrics(a->db, m);
 }
 
 uint64_t hx_accounts_now_ms(const hx_accounts_t *a)
@@ -228,20 +289,13 @@ int hx_user_add(hx_accounts_t *a, const char *name, const char *clinic, hx_user_
         snprintf(why, cap, "out of memory hashing the password");
         return -1;
     }
-    sqlite3_stmt *st = NULL;
-    int rc = sqlite3_prepare_v2(a->db, "INSERT INTO users(name, clinic, role, hash, created_ms) VALUES (?, ?, ?, ?, ?)",
-                                -1, &st, NULL) == SQLITE_OK ? 0 : -1;
-    if (rc == 0) {
-        sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 2, network ? "" : clinic, -1, SQLITE_STATIC);
-        sqlite3_bind_int(st, 3, (int)role);
-        sqlite3_bind_text(st, 4, hash, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 5, (sqlite3_int64)now_ms(a));
-        int step = sqlite3_step(st);
-        rc = step == SQLITE_DONE ? 0 : -1;
-        snprintf(why, cap, "%s", step == SQLITE_CONSTRAINT ? "name: taken" : sqlite3_errmsg(a->db));
-    }
-    sqlite3_finalize(st);
+    hx_db_stmt_t *st = PREP(a, "INSERT INTO users(name, clinic, role, hash, created_ms) VALUES (?, ?, ?, ?, ?)",
+                            HX_DB_T(name), HX_DB_T(network ? "" : clinic), HX_DB_I(role), HX_DB_T(hash),
+                            HX_DB_I(now_ms(a)));
+    int rc = st && hx_accounts_step(a, st) == HX_DB_DONE ? 0 : -1;
+    if (rc != 0)
+        snprintf(why, cap, "%s", hx_db_unique_violation(a->db) ? "name: taken" : hx_accounts_error(a));
+    hx_db_done(st);
     sodium_memzero(hash, sizeof hash);
     return rc;
 }
@@ -249,25 +303,24 @@ int hx_user_add(hx_accounts_t *a, const char *name, const char *clinic, hx_user_
 /* 1 when the user exists, 0 not, -1 error. */
 static int user_load(hx_accounts_t *a, const char *name, hx_user_t *u, char hash[crypto_pwhash_STRBYTES])
 {
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(a->db, "SELECT clinic, role, hash, disabled FROM users WHERE name = ?", -1, &st, NULL) !=
-        SQLITE_OK)
-        return -1;
-    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(st), found = rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
+    hx_db_stmt_t *st = PREP(a, "SELECT clinic, role, hash, disabled FROM users WHERE name = ?", HX_DB_T(name));
+    int step = st ? hx_accounts_step(a, st) : -1, found = step == HX_DB_ROW ? 1 : step == HX_DB_DONE ? 0 : -1;
     if (found == 1) {
         memset(u, 0, sizeof *u);
         snprintf(u->name, sizeof u->name, "%s", name);
-        snprintf(u->clinic, sizeof u->clinic, "%s", (const char *)sqlite3_column_text(st, 0));
-        u->role = (hx_user_role_t)sqlite3_column_int(st, 1);
+        snprintf(u->clinic, sizeof u->clinic, "%s", hx_db_col_text(st, 0));
+        u->role = (hx_user_role_t)hx_db_col_int(st, 1);
         if (hash)
-            snprintf(hash, crypto_pwhash_STRBYTES, "%s", (const char *)sqlite3_column_text(st, 2));
-        u->disabled = sqlite3_column_int(st, 3) != 0;
+            snprintf(hash, crypto_pwhash_STRBYTES, "%s", hx_db_col_text(st, 2));
+        u->disabled = hx_db_col_int(st, 3) != 0;
     }
-    sqlite3_finalize(st);
+    hx_db_done(st);
     return found;
 }
 
+/* Changes user name with sql (?1 the name, ?2 arg when not NULL); its sessions and pending sign-ins end and
+ * its failures are forgotten with the change (forget_totp: its second factor too), all or
+ * nothing. */
 static int user_change(hx_accounts_t *a, const char *name, const char *sql, const char *arg, bool forget_totp,
                        char *why, size_t cap)
 {
@@ -277,14 +330,14 @@ static int user_change(hx_accounts_t *a, const char *name, const char *sql, cons
         snprintf(why, cap, found < 0 ? "the accounts store failed" : "name: no such user");
         return -1;
     }
-    /* the user's sessions and pending sign-ins end and its failures are forgotten with the change */
-    if (hx_accounts_run(a, "BEGIN IMMEDIATE", NULL, NULL, -1) || hx_accounts_run(a, sql, arg, name, -1) ||
-        hx_accounts_run(a, "DELETE FROM sessions WHERE name = ?", name, NULL, -1) ||
-        hx_accounts_run(a, "DELETE FROM pending WHERE name = ?", name, NULL, -1) ||
-        (forget_totp && hx_accounts_run(a, "DELETE FROM totp WHERE name = ?", name, NULL, -1)) ||
-        hx_accounts_run(a, "DELETE FROM failures WHERE name = ?", name, NULL, -1) || hx_accounts_run(a, "COMMIT", NULL, NULL, -1)) {
-        hx_accounts_run(a, "ROLLBACK", NULL, NULL, -1);
-        snprintf(why, cap, "the accounts store failed: %s", sqlite3_errmsg(a->db));
+    if (hx_accounts_begin(a) ||
+        (arg ? EXEC(a, sql, NULL, HX_DB_T(name), HX_DB_T(arg)) : EXEC(a, sql, NULL, HX_DB_T(name))) ||
+        EXEC(a, "DELETE FROM sessions WHERE name = ?", NULL, HX_DB_T(name)) ||
+        EXEC(a, "DELETE FROM pending WHERE name = ?", NULL, HX_DB_T(name)) ||
+        (forget_totp && EXEC(a, "DELETE FROM totp WHERE name = ?", NULL, HX_DB_T(name))) ||
+        EXEC(a, "DELETE FROM failures WHERE name = ?", NULL, HX_DB_T(name)) || hx_accounts_commit(a)) {
+        hx_accounts_rollback(a);
+        snprintf(why, cap, "the accounts store failed: %s", hx_accounts_error(a));
         return -1;
     }
     return 0;
@@ -292,7 +345,7 @@ static int user_change(hx_accounts_t *a, const char *name, const char *sql, cons
 
 int hx_user_disable(hx_accounts_t *a, const char *name, char *why, size_t cap)
 {
-    return user_change(a, name, "UPDATE users SET disabled = 1 WHERE name = ?2", NULL, false, why, cap);
+    return user_change(a, name, "UPDATE users SET disabled = 1 WHERE name = ?1", NULL, false, why, cap);
 }
 
 int hx_user_reset(hx_accounts_t *a, const char *name, const char *password, char *why, size_t cap)
@@ -304,7 +357,7 @@ int hx_user_reset(hx_accounts_t *a, const char *name, const char *password, char
         snprintf(why, cap, "out of memory hashing the password");
         return -1;
     }
-    int rc = user_change(a, name, "UPDATE users SET hash = ?1, disabled = 0 WHERE name = ?2", hash, true, why, cap);
+    int rc = user_change(a, name, "UPDATE users SET hash = ?2, disabled = 0 WHERE name = ?1", hash, true, why, cap);
     sodium_memzero(hash, sizeof hash);
     return rc;
 }
@@ -324,27 +377,19 @@ static void token_new(char out[HX_TOKEN_LEN + 1])
 /* A failed login of name: counted, and held back once max_failures are reached. */
 static void failure(hx_accounts_t *a, const char *name, uint64_t t)
 {
-    hx_accounts_run(a, "INSERT INTO failures(name, count) VALUES (?1, 1) ON CONFLICT(name) DO UPDATE SET count = count + 1",
-        name, NULL, -1);
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(a->db, "UPDATE failures SET held_until_ms = ?1, count = 0 WHERE name = ?2 AND count >= ?3",
-                           -1, &st, NULL) != SQLITE_OK)
-        return;
-    sqlite3_bind_int64(st, 1, (sqlite3_int64)(t + (uint64_t)a->cfg.hold_s * 1000));
-    sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
-    sqlite3_bind_int(st, 3, (int)a->cfg.max_failures);
-    sqlite3_step(st);
-    sqlite3_finalize(st);
+    EXEC(a, "INSERT INTO failures(name, count) VALUES (?, 1) "
+            "ON CONFLICT (name) DO UPDATE SET count = failures.count + 1", NULL, HX_DB_T(name));
+    EXEC(a, "UPDATE failures SET held_until_ms = ?, count = 0 WHERE name = ? AND count >= ?", NULL,
+         HX_DB_I(t + (uint64_t)a->cfg.hold_s * 1000), HX_DB_T(name), HX_DB_I(a->cfg.max_failures));
 }
 
-static bool held(hx_accounts_t *a, const char *name, uint64_t t)
+/* 1 when name is held back at t, 0 when not, -1 when the store cannot say. */
+static int held(hx_accounts_t *a, const char *name, uint64_t t)
 {
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(a->db, "SELECT held_until_ms FROM failures WHERE name = ?", -1, &st, NULL) != SQLITE_OK)
-        return true;
-    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-    bool h = sqlite3_step(st) == SQLITE_ROW && (uint64_t)sqlite3_column_int64(st, 0) > t;
-    sqlite3_finalize(st);
+    hx_db_stmt_t *st = PREP(a, "SELECT held_until_ms FROM failures WHERE name = ?", HX_DB_T(name));
+    int step = st ? hx_accounts_step(a, st) : -1;
+    int h = step < 0 ? -1 : step == HX_DB_ROW && (uint64_t)hx_db_col_int(st, 0) > t;
+    hx_db_done(st);
     return h;
 }
 
@@ -354,17 +399,8 @@ static int session_open(hx_accounts_t *a, const char *name, uint64_t t, char tok
     uint8_t h[32];
     token_new(token);
     token_hash(token, h);
-    sqlite3_stmt *st = NULL;
-    int rc = sqlite3_prepare_v2(a->db, "INSERT INTO sessions(token_hash, name, created_ms, seen_ms) VALUES (?, ?, ?, ?)",
-                                -1, &st, NULL) == SQLITE_OK ? 0 : -1;
-    if (rc == 0) {
-        sqlite3_bind_blob(st, 1, h, sizeof h, SQLITE_STATIC);
-        sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 3, (sqlite3_int64)t);
-        sqlite3_bind_int64(st, 4, (sqlite3_int64)t);
-        rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
-    }
-    sqlite3_finalize(st);
+    int rc = EXEC(a, "INSERT INTO sessions(token_hash, name, created_ms, seen_ms) VALUES (?, ?, ?, ?)", NULL,
+                  HX_DB_B(h, sizeof h), HX_DB_T(name), HX_DB_I(t), HX_DB_I(t));
     if (rc != 0)
         token[0] = '\0';
     return rc;
@@ -379,8 +415,9 @@ hx_login_t hx_login(hx_accounts_t *a, const char *name, const char *password, ch
     uint64_t t = now_ms(a);
     if (!name_ok(name) || !password || strlen(password) > HX_PASSWORD_MAX)
         return HX_LOGIN_REFUSED;
-    if (held(a, name, t))
-        return HX_LOGIN_HELD;
+    int h = held(a, name, t);
+    if (h != 0)
+        return h > 0 ? HX_LOGIN_HELD : HX_LOGIN_ERROR;
     char hash[crypto_pwhash_STRBYTES] = "";
     int found = user_load(a, name, user, hash);
     if (found < 0)
@@ -396,7 +433,7 @@ hx_login_t hx_login(hx_accounts_t *a, const char *name, const char *password, ch
         return second > 0 && pending_open(a, name, t, token) == 0 ? HX_LOGIN_TOTP : HX_LOGIN_ERROR;
     if (session_open(a, name, t, token) != 0)
         return HX_LOGIN_ERROR;
-    hx_accounts_run(a, "DELETE FROM failures WHERE name = ?", name, NULL, -1);
+    EXEC(a, "DELETE FROM failures WHERE name = ?", NULL, HX_DB_T(name));
     return HX_LOGIN_OK;
 }
 
@@ -408,28 +445,24 @@ static int session_user(hx_accounts_t *a, const char *token, hx_user_t *user, bo
     uint8_t h[32];
     token_hash(token, h);
     uint64_t t = now_ms(a);
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(a->db, "SELECT name, created_ms, seen_ms FROM sessions WHERE token_hash = ?", -1, &st,
-                           NULL) != SQLITE_OK)
+    hx_db_stmt_t *st = PREP(a, "SELECT name, created_ms, seen_ms FROM sessions WHERE token_hash = ?",
+                            HX_DB_B(h, sizeof h));
+    if (!st)
         return -1;
-    sqlite3_bind_blob(st, 1, h, sizeof h, SQLITE_STATIC);
     char name[HX_USER_MAX + 1] = "";
     bool live = false;
-    if (sqlite3_step(st) == SQLITE_ROW) {
-        snprintf(name, sizeof name, "%s", (const char *)sqlite3_column_text(st, 0));
-        uint64_t created = (uint64_t)sqlite3_column_int64(st, 1), seen = (uint64_t)sqlite3_column_int64(st, 2);
+    int step = hx_accounts_step(a, st);
+    if (step == HX_DB_ROW) {
+        snprintf(name, sizeof name, "%s", hx_db_col_text(st, 0));
+        uint64_t created = (uint64_t)hx_db_col_int(st, 1), seen = (uint64_t)hx_db_col_int(st, 2);
         live = t < created + (uint64_t)a->cfg.absolute_s * 1000 && t < seen + (uint64_t)a->cfg.idle_s * 1000;
     }
-    sqlite3_finalize(st);
+    hx_db_done(st);
+    if (step < 0)
+        return -1;                  /* the store failed: the session is not ended for that */
     if (live && user_load(a, name, user, NULL) == 1 && !user->disabled) {
-        sqlite3_stmt *up = NULL;
-        if (touch && sqlite3_prepare_v2(a->db, "UPDATE sessions SET seen_ms = ? WHERE token_hash = ?", -1, &up,
-                                        NULL) == SQLITE_OK) {
-            sqlite3_bind_int64(up, 1, (sqlite3_int64)t);
-            sqlite3_bind_blob(up, 2, h, sizeof h, SQLITE_STATIC);
-            sqlite3_step(up);
-        }
-        sqlite3_finalize(up);
+        if (touch)
+            EXEC(a, "UPDATE sessions SET seen_ms = ? WHERE token_hash = ?", NULL, HX_DB_I(t), HX_DB_B(h, sizeof h));
         return 0;
     }
     hx_logout(a, token);            /* an ended session is gone for good */
@@ -452,12 +485,7 @@ void hx_logout(hx_accounts_t *a, const char *token)
         return;
     uint8_t h[32];
     token_hash(token, h);
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(a->db, "DELETE FROM sessions WHERE token_hash = ?", -1, &st, NULL) == SQLITE_OK) {
-        sqlite3_bind_blob(st, 1, h, sizeof h, SQLITE_STATIC);
-        sqlite3_step(st);
-    }
-    sqlite3_finalize(st);
+    EXEC(a, "DELETE FROM sessions WHERE token_hash = ?", NULL, HX_DB_B(h, sizeof h));
 }
 
 void hx_csrf_token(const hx_accounts_t *a, const char *session, char out[HX_TOKEN_LEN + 1])
@@ -478,67 +506,49 @@ bool hx_csrf_ok(const hx_accounts_t *a, const char *session, const char *csrf)
 
 int hx_user_each(hx_accounts_t *a, const char *clinic, void (*fn)(void *ud, const hx_user_t *u), void *ud)
 {
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(a->db,
-                           "SELECT name, clinic, role, disabled FROM users WHERE ?1 IS NULL OR clinic = ?1 "
-                           "ORDER BY clinic, name",
-                           -1, &st, NULL) != SQLITE_OK)
-        return -1;
-    if (clinic)
-        sqlite3_bind_text(st, 1, clinic, -1, SQLITE_STATIC);
-    while (sqlite3_step(st) == SQLITE_ROW) {
+    hx_db_stmt_t *st = PREP(a, "SELECT name, clinic, role, disabled FROM users "
+                               "WHERE CAST(?1 AS TEXT) IS NULL OR clinic = ?1 ORDER BY clinic, name", HX_DB_T(clinic));
+    int step = st ? HX_DB_ROW : -1;
+    while (st && (step = hx_accounts_step(a, st)) == HX_DB_ROW) {
         hx_user_t u = {0};
-        snprintf(u.name, sizeof u.name, "%s", (const char *)sqlite3_column_text(st, 0));
-        snprintf(u.clinic, sizeof u.clinic, "%s", (const char *)sqlite3_column_text(st, 1));
-        u.role = (hx_user_role_t)sqlite3_column_int(st, 2);
-        u.disabled = sqlite3_column_int(st, 3) != 0;
+        snprintf(u.name, sizeof u.name, "%s", hx_db_col_text(st, 0));
+        snprintf(u.clinic, sizeof u.clinic, "%s", hx_db_col_text(st, 1));
+        u.role = (hx_user_role_t)hx_db_col_int(st, 2);
+        u.disabled = hx_db_col_int(st, 3) != 0;
         fn(ud, &u);
     }
-    sqlite3_finalize(st);
-    return 0;
+    hx_db_done(st);
+    return step == HX_DB_DONE ? 0 : -1;
 }
 
 int hx_audit(hx_accounts_t *a, const hx_audit_t *e)
 {
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(a->db,
-                           "INSERT INTO audit(at_ms, user, clinic, action, referral_id, detail, address) "
-                           "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                           -1, &st, NULL) != SQLITE_OK)
-        return -1;
-    sqlite3_bind_int64(st, 1, (sqlite3_int64)(e->at_ms ? e->at_ms : now_ms(a)));
     const char *t[] = {e->user, e->clinic, e->action, e->referral_id, e->detail, e->address};
     for (int i = 0; i < 6; i++)
-        sqlite3_bind_text(st, i + 2, t[i] ? t[i] : "", -1, SQLITE_TRANSIENT);
-    int rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
-    sqlite3_finalize(st);
-    return rc;
+        t[i] = t[i] ? t[i] : "";
+    return EXEC(a, "INSERT INTO audit(at_ms, \"user\", clinic, action, referral_id, detail, address) "
+                   "VALUES (?, ?, ?, ?, ?, ?, ?)", NULL, HX_DB_I(e->at_ms ? e->at_ms : now_ms(a)), HX_DB_T(t[0]),
+                HX_DB_T(t[1]), HX_DB_T(t[2]), HX_DB_T(t[3]), HX_DB_T(t[4]), HX_DB_T(t[5]));
 }
 
 int hx_audit_each(hx_accounts_t *a, const char *clinic, const char *referral_id, size_t limit,
                   void (*fn)(void *ud, const hx_audit_t *e), void *ud)
 {
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(a->db,
-                           "SELECT at_ms, user, clinic, action, referral_id, detail, address FROM audit "
-                           "WHERE (?1 IS NULL OR clinic = ?1) AND (?2 IS NULL OR referral_id = ?2) "
-                           "ORDER BY seq DESC LIMIT ?3",
-                           -1, &st, NULL) != SQLITE_OK)
-        return -1;
-    if (clinic)
-        sqlite3_bind_text(st, 1, clinic, -1, SQLITE_STATIC);
-    if (referral_id)
-        sqlite3_bind_text(st, 2, referral_id, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 3, (sqlite3_int64)(limit ? limit : 100));
-    while (sqlite3_step(st) == SQLITE_ROW) {
-        hx_audit_t e = {.at_ms = (uint64_t)sqlite3_column_int64(st, 0)};
+    hx_db_stmt_t *st = PREP(a, "SELECT at_ms, \"user\", clinic, action, referral_id, detail, address FROM audit "
+                               "WHERE (CAST(?1 AS TEXT) IS NULL OR clinic = ?1) "
+                               "AND (CAST(?2 AS TEXT) IS NULL OR referral_id = ?2) "
+                               "ORDER BY seq DESC LIMIT ?3",
+                            HX_DB_T(clinic), HX_DB_T(referral_id), HX_DB_I(limit ? limit : 100));
+    int step = st ? HX_DB_ROW : -1;
+    while (st && (step = hx_accounts_step(a, st)) == HX_DB_ROW) {
+        hx_audit_t e = {.at_ms = (uint64_t)hx_db_col_int(st, 0)};
         const char **f[] = {&e.user, &e.clinic, &e.action, &e.referral_id, &e.detail, &e.address};
         for (int i = 0; i < 6; i++)
-            *f[i] = (const char *)sqlite3_column_text(st, i + 1);
+            *f[i] = hx_db_col_text(st, i + 1);
         fn(ud, &e);
     }
-    sqlite3_finalize(st);
-    return 0;
+    hx_db_done(st);
+    return step == HX_DB_DONE ? 0 : -1;
 }
 
 /* ---- the second factor (TOTP) ------------------------------------------------------------- */
@@ -553,7 +563,7 @@ static void seal(const hx_accounts_t *a, const uint8_t secret[HX_TOTP_SECRET_BYT
 }
 
 /* 0 with the secret of a sealed blob, or -1 when it is not one this store sealed. */
-static int unseal(const hx_accounts_t *a, const void *blob, int n, uint8_t secret[HX_TOTP_SECRET_BYTES])
+static int unseal(const hx_accounts_t *a, const void *blob, size_t n, uint8_t secret[HX_TOTP_SECRET_BYTES])
 {
     const uint8_t *b = blob;
     if (!b || n != SEALED_LEN)
@@ -574,27 +584,21 @@ int hx_totp_policy_set(hx_accounts_t *a, const char *clinic, bool on, char *why,
         snprintf(why, cap, "clinic: 1 to 31 of a-z, 0-9, '.', '_', '@', '-'");
         return -1;
     }
-    sqlite3_stmt *st = NULL;
-    int rc = hx_accounts_run(a, "BEGIN IMMEDIATE", NULL, NULL, -1);
+    int rc = hx_accounts_begin(a);
     if (rc == 0 && on) {
-        rc = sqlite3_prepare_v2(a->db, "INSERT OR REPLACE INTO totp_policy(clinic, changed_ms) VALUES (?, ?)", -1, &st,
-                                NULL) == SQLITE_OK ? 0 : -1;
-        if (rc == 0) {
-            sqlite3_bind_text(st, 1, clinic, -1, SQLITE_STATIC);
-            sqlite3_bind_int64(st, 2, (sqlite3_int64)now_ms(a));
-            rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
-        }
-        sqlite3_finalize(st);
+        rc = EXEC(a, "INSERT INTO totp_policy(clinic, changed_ms) VALUES (?1, ?2) "
+                     "ON CONFLICT (clinic) DO UPDATE SET changed_ms = excluded.changed_ms", NULL,
+                  HX_DB_T(clinic), HX_DB_I(now_ms(a)));
         /* sessions opened with a password alone end: everyone signs in again with a code */
         if (rc == 0)
-            rc = hx_accounts_run(a, "DELETE FROM sessions WHERE name IN (SELECT name FROM users WHERE clinic = ?)", clinic, NULL,
-                     -1);
+            rc = EXEC(a, "DELETE FROM sessions WHERE name IN (SELECT name FROM users WHERE clinic = ?)", NULL,
+                      HX_DB_T(clinic));
     } else if (rc == 0) {
-        rc = hx_accounts_run(a, "DELETE FROM totp_policy WHERE clinic = ?", clinic, NULL, -1);
+        rc = EXEC(a, "DELETE FROM totp_policy WHERE clinic = ?", NULL, HX_DB_T(clinic));
     }
-    if (rc != 0 || hx_accounts_run(a, "COMMIT", NULL, NULL, -1) != 0) {
-        snprintf(why, cap, "the accounts store failed: %s", sqlite3_errmsg(a->db));
-        hx_accounts_run(a, "ROLLBACK", NULL, NULL, -1);
+    if (rc != 0 || hx_accounts_commit(a) != 0) {
+        snprintf(why, cap, "the accounts store failed: %s", hx_accounts_error(a));
+        hx_accounts_rollback(a);
         return -1;
     }
     return 0;
@@ -603,13 +607,10 @@ int hx_totp_policy_set(hx_accounts_t *a, const char *clinic, bool on, char *why,
 /* 1 when sql (one text bind) finds a row, 0 when not, -1 on error. */
 static int exists(hx_accounts_t *a, const char *sql, const char *arg)
 {
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(a->db, sql, -1, &st, NULL) != SQLITE_OK)
-        return -1;
-    sqlite3_bind_text(st, 1, arg, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(st);
-    sqlite3_finalize(st);
-    return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
+    hx_db_stmt_t *st = PREP(a, sql, HX_DB_T(arg));
+    int step = st ? hx_accounts_step(a, st) : -1;
+    hx_db_done(st);
+    return step == HX_DB_ROW ? 1 : step == HX_DB_DONE ? 0 : -1;
 }
 
 int hx_totp_policy(hx_accounts_t *a, const char *clinic)
@@ -637,23 +638,12 @@ static int pending_open(hx_accounts_t *a, const char *name, uint64_t t, char tok
     }
     token_new(token);
     token_hash(token, h);
-    sqlite3_stmt *st = NULL;
-    int rc = hx_accounts_run(a, "DELETE FROM pending WHERE name = ?1 OR created_ms <= ?3", name, NULL,
-                 (int64_t)(t > HX_PENDING_S * 1000ull ? t - HX_PENDING_S * 1000ull : 0));
+    int rc = EXEC(a, "DELETE FROM pending WHERE name = ? OR created_ms <= ?", NULL, HX_DB_T(name),
+                  HX_DB_I(t > HX_PENDING_S * 1000ull ? t - HX_PENDING_S * 1000ull : 0));
     if (rc == 0)
-        rc = sqlite3_prepare_v2(a->db, "INSERT INTO pending(token_hash, name, created_ms, enrol) VALUES (?, ?, ?, ?)",
-                                -1, &st, NULL) == SQLITE_OK ? 0 : -1;
-    if (rc == 0) {
-        sqlite3_bind_blob(st, 1, h, sizeof h, SQLITE_STATIC);
-        sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 3, (sqlite3_int64)t);
-        if (enrolled)
-            sqlite3_bind_null(st, 4);
-        else
-            sqlite3_bind_blob(st, 4, sealed, sizeof sealed, SQLITE_STATIC);
-        rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
-    }
-    sqlite3_finalize(st);
+        rc = EXEC(a, "INSERT INTO pending(token_hash, name, created_ms, enrol) VALUES (?, ?, ?, ?)", NULL,
+                  HX_DB_B(h, sizeof h), HX_DB_T(name), HX_DB_I(t),
+                  enrolled ? HX_DB_NONE : HX_DB_B(sealed, sizeof sealed));
     if (rc != 0)
         token[0] = '\0';
     return rc;
@@ -664,29 +654,26 @@ static int pending_open(hx_accounts_t *a, const char *name, uint64_t t, char tok
 static int pending_load(hx_accounts_t *a, const char *token, uint64_t t, char name[HX_USER_MAX + 1],
                         uint64_t *created, uint8_t enrol[HX_TOTP_SECRET_BYTES], bool *has_enrol)
 {
+    *has_enrol = false;
     if (!token || strlen(token) != HX_TOKEN_LEN)
         return 0;
     uint8_t h[32];
     token_hash(token, h);
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(a->db, "SELECT name, created_ms, enrol FROM pending WHERE token_hash = ?", -1, &st,
-                           NULL) != SQLITE_OK)
-        return -1;
-    sqlite3_bind_blob(st, 1, h, sizeof h, SQLITE_STATIC);
-    int rc = sqlite3_step(st), found = rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
-    *has_enrol = false;
+    hx_db_stmt_t *st = PREP(a, "SELECT name, created_ms, enrol FROM pending WHERE token_hash = ?",
+                            HX_DB_B(h, sizeof h));
+    int step = st ? hx_accounts_step(a, st) : -1, found = step == HX_DB_ROW ? 1 : step == HX_DB_DONE ? 0 : -1;
     if (found == 1) {
-        snprintf(name, HX_USER_MAX + 1, "%s", (const char *)sqlite3_column_text(st, 0));
-        *created = (uint64_t)sqlite3_column_int64(st, 1);
+        snprintf(name, HX_USER_MAX + 1, "%s", hx_db_col_text(st, 0));
+        *created = (uint64_t)hx_db_col_int(st, 1);
         if (t >= *created + HX_PENDING_S * 1000ull)
             found = 0;
-        else if (sqlite3_column_type(st, 2) != SQLITE_NULL) {
+        else if (!hx_db_col_null(st, 2)) {
             *has_enrol = true;
-            if (unseal(a, sqlite3_column_blob(st, 2), sqlite3_column_bytes(st, 2), enrol) != 0)
+            if (unseal(a, hx_db_col_blob(st, 2), hx_db_col_bytes(st, 2), enrol) != 0)
                 found = -1;
         }
     }
-    sqlite3_finalize(st);
+    hx_db_done(st);
     if (found == 0)
         hx_pending_end(a, token);
     return found;
@@ -719,73 +706,57 @@ void hx_pending_end(hx_accounts_t *a, const char *token)
         return;
     uint8_t h[32];
     token_hash(token, h);
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(a->db, "DELETE FROM pending WHERE token_hash = ?", -1, &st, NULL) == SQLITE_OK) {
-        sqlite3_bind_blob(st, 1, h, sizeof h, SQLITE_STATIC);
-        sqlite3_step(st);
-    }
-    sqlite3_finalize(st);
+    EXEC(a, "DELETE FROM pending WHERE token_hash = ?", NULL, HX_DB_B(h, sizeof h));
 }
 
 /* The user's confirmed secret and the last step accepted: 1, 0 when none, -1 on error. */
 static int totp_load(hx_accounts_t *a, const char *name, uint8_t secret[HX_TOTP_SECRET_BYTES], int64_t *last_step)
 {
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(a->db, "SELECT sealed, last_step FROM totp WHERE name = ?", -1, &st, NULL) != SQLITE_OK)
-        return -1;
-    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(st), found = rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
+    hx_db_stmt_t *st = PREP(a, "SELECT sealed, last_step FROM totp WHERE name = ?", HX_DB_T(name));
+    int step = st ? hx_accounts_step(a, st) : -1, found = step == HX_DB_ROW ? 1 : step == HX_DB_DONE ? 0 : -1;
     if (found == 1) {
-        *last_step = sqlite3_column_int64(st, 1);
-        if (unseal(a, sqlite3_column_blob(st, 0), sqlite3_column_bytes(st, 0), secret) != 0)
+        *last_step = hx_db_col_int(st, 1);
+        if (unseal(a, hx_db_col_blob(st, 0), hx_db_col_bytes(st, 0), secret) != 0)
             found = -1;
     }
-    sqlite3_finalize(st);
+    hx_db_done(st);
     return found;
 }
 
 /* The code was right: the secret kept (enrolling) or its step recorded, the pending sign-in
  * ended, a session opened and the failures forgotten, all or nothing. The step must be later
- * than the one recorded, also against another process sharing the store. */
+ * than the one recorded, also against another program sharing the store (the UPDATE's
+ * condition is checked on the row as it is when the row is written), and the pending sign-in
+ * is used once (its DELETE must find it). */
 static int totp_accept(hx_accounts_t *a, const char *pending, const char *name, const uint8_t *enrol, int64_t step,
                        uint64_t t, char token[HX_TOKEN_LEN + 1])
 {
     uint8_t h[32], sealed[SEALED_LEN];
-    sqlite3_stmt *st = NULL;
     token_hash(pending, h);
-    int rc = hx_accounts_run(a, "BEGIN IMMEDIATE", NULL, NULL, -1);
-    if (rc == 0) {
-        if (enrol)
-            seal(a, enrol, sealed);
-        rc = sqlite3_prepare_v2(a->db,
-                                enrol ? "INSERT OR REPLACE INTO totp(name, last_step, enrolled_ms, sealed) "
-                                        "VALUES (?1, ?2, ?3, ?4)"
-                                      : "UPDATE totp SET last_step = ?2 WHERE name = ?1 AND last_step < ?2",
-                                -1, &st, NULL) == SQLITE_OK ? 0 : -1;
+    int64_t n = 0;
+    int rc = hx_accounts_begin(a);
+    if (rc == 0 && enrol) {
+        seal(a, enrol, sealed);
+        rc = EXEC(a, "INSERT INTO totp(name, last_step, enrolled_ms, sealed) VALUES (?1, ?2, ?3, ?4) "
+                     "ON CONFLICT (name) DO UPDATE SET last_step = excluded.last_step, "
+                     "enrolled_ms = excluded.enrolled_ms, sealed = excluded.sealed", &n,
+                  HX_DB_T(name), HX_DB_I(step), HX_DB_I(t), HX_DB_B(sealed, sizeof sealed));
+    } else if (rc == 0) {
+        rc = EXEC(a, "UPDATE totp SET last_step = ?2 WHERE name = ?1 AND last_step < ?2", &n, HX_DB_T(name),
+                  HX_DB_I(step));
     }
-    if (rc == 0) {
-        sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 2, step);
-        if (enrol) {
-            sqlite3_bind_int64(st, 3, (sqlite3_int64)t);
-            sqlite3_bind_blob(st, 4, sealed, sizeof sealed, SQLITE_STATIC);
-        }
-        rc = sqlite3_step(st) == SQLITE_DONE && sqlite3_changes(a->db) == 1 ? 0 : -1;
-    }
-    sqlite3_finalize(st);
-    if (rc == 0 && sqlite3_prepare_v2(a->db, "DELETE FROM pending WHERE token_hash = ?", -1, &st, NULL) == SQLITE_OK) {
-        sqlite3_bind_blob(st, 1, h, sizeof h, SQLITE_STATIC);
-        rc = sqlite3_step(st) == SQLITE_DONE && sqlite3_changes(a->db) == 1 ? 0 : -1;
-        sqlite3_finalize(st);
-    }
+    if (rc == 0 && n != 1)
+        rc = -1;
+    if (rc == 0 && (rc = EXEC(a, "DELETE FROM pending WHERE token_hash = ?", &n, HX_DB_B(h, sizeof h))) == 0 && n != 1)
+        rc = -1;
     if (rc == 0)
         rc = session_open(a, name, t, token);
     if (rc == 0)
-        rc = hx_accounts_run(a, "DELETE FROM failures WHERE name = ?", name, NULL, -1);
+        rc = EXEC(a, "DELETE FROM failures WHERE name = ?", NULL, HX_DB_T(name));
     if (rc == 0)
-        rc = hx_accounts_run(a, "COMMIT", NULL, NULL, -1);
+        rc = hx_accounts_commit(a);
     if (rc != 0) {
-        hx_accounts_run(a, "ROLLBACK", NULL, NULL, -1);
+        hx_accounts_rollback(a);
         token[0] = '\0';
     }
     return rc;
@@ -808,9 +779,10 @@ hx_login_t hx_login_totp(hx_accounts_t *a, const char *pending, const char *code
     if (u <= 0 || user->disabled) {
         hx_pending_end(a, pending);
         out = u < 0 ? HX_LOGIN_ERROR : HX_LOGIN_EXPIRED;
-    } else if (held(a, name, t)) {
-        hx_pending_end(a, pending);         /* after the hold: the password first again */
-        out = HX_LOGIN_HELD;
+    } else if ((u = held(a, name, t)) != 0) {
+        if (u > 0)
+            hx_pending_end(a, pending);     /* after the hold: the password first again */
+        out = u > 0 ? HX_LOGIN_HELD : HX_LOGIN_ERROR;
     } else if (enrolling || (found = totp_load(a, name, secret, &last_step)) == 1) {
         int64_t step = hx_totp_match(enrolling ? enrol : secret, HX_TOTP_SECRET_BYTES, t / 1000,
                                      code ? code : "", last_step);
@@ -833,44 +805,6 @@ hx_login_t hx_login_totp(hx_accounts_t *a, const char *pending, const char *code
 /* ---- e-mail notices ---------------------------------------------------------------------- */
 
 #define MAIL_KEEP_MS (7ull * 24 * 3600 * 1000)     /* sent and given-up notices kept this long */
-
-/* The notices' schema, also on a store made before them: users gain email and notify (ALTER
- * TABLE when PRAGMA table_info does not list them), and the outbox is made. One IMMEDIATE
- * transaction, so two programs opening one older file at once cannot both add a column. */
-static int notices_migrate(hx_accounts_t *a)
-{
-    if (hx_accounts_run(a, "BEGIN IMMEDIATE", NULL, NULL, -1) != 0)
-        return -1;
-    bool email = false, notify = false;
-    sqlite3_stmt *st = NULL;
-    int rc = sqlite3_prepare_v2(a->db, "PRAGMA table_info(users)", -1, &st, NULL) == SQLITE_OK ? 0 : -1;
-    while (rc == 0 && sqlite3_step(st) == SQLITE_ROW) {
-        const char *col = (const char *)sqlite3_column_text(st, 1);
-        email = email || (col && !strcmp(col, "email"));
-        notify = notify || (col && !strcmp(col, "notify"));
-    }
-    sqlite3_finalize(st);
-    if (rc == 0 && !email)
-        rc = hx_accounts_run(a, "ALTER TABLE users ADD COLUMN email TEXT NOT NULL DEFAULT ''", NULL, NULL, -1);
-    if (rc == 0 && !notify)
-        rc = hx_accounts_run(a, "ALTER TABLE users ADD COLUMN notify INTEGER NOT NULL DEFAULT 0", NULL, NULL, -1);
-    /* sent: 0 waiting, 1 sent, 2 given up; dedup: the event's key and the user */
-    if (rc == 0 && sqlite3_exec(a->db,
-                                "CREATE TABLE IF NOT EXISTS mail_outbox (id INTEGER PRIMARY KEY AUTOINCREMENT,"
-                                "  dedup TEXT NOT NULL UNIQUE, user TEXT NOT NULL, to_addr TEXT NOT NULL,"
-                                "  subject TEXT NOT NULL, body TEXT NOT NULL, created_ms INTEGER NOT NULL,"
-                                "  attempts INTEGER NOT NULL DEFAULT 0, next_at_ms INTEGER NOT NULL,"
-                                "  sent INTEGER NOT NULL DEFAULT 0, done_ms INTEGER NOT NULL DEFAULT 0,"
-                                "  last_error TEXT NOT NULL DEFAULT '');"
-                                "CREATE INDEX IF NOT EXISTS mail_outbox_due ON mail_outbox(sent, next_at_ms);",
-                                NULL, NULL, NULL) != SQLITE_OK)
-        rc = -1;
-    if (rc == 0)
-        rc = hx_accounts_run(a, "COMMIT", NULL, NULL, -1);
-    if (rc != 0)
-        hx_accounts_run(a, "ROLLBACK", NULL, NULL, -1);
-    return rc;
-}
 
 static bool label_char(unsigned char c)
 {
@@ -961,25 +895,18 @@ int hx_user_set_notify(hx_accounts_t *a, const char *name, const char *email, in
         snprintf(why, cap, "notify: unknown notices");
         return -1;
     }
-    sqlite3_stmt *st = NULL;
-    if (!name_ok(name) || sqlite3_prepare_v2(a->db,
-                                             "UPDATE users SET email = coalesce(?1, email),"
-                                             " notify = CASE WHEN ?2 < 0 THEN notify ELSE ?2 END WHERE name = ?3",
-                                             -1, &st, NULL) != SQLITE_OK) {
-        snprintf(why, cap, name_ok(name) ? "the accounts store failed" : "name: no such user");
+    if (!name_ok(name)) {
+        snprintf(why, cap, "name: no such user");
         return -1;
     }
-    if (email)
-        sqlite3_bind_text(st, 1, email, -1, SQLITE_STATIC);
-    sqlite3_bind_int(st, 2, notify);
-    sqlite3_bind_text(st, 3, name, -1, SQLITE_STATIC);
-    int step = sqlite3_step(st);
-    sqlite3_finalize(st);
-    if (step != SQLITE_DONE) {
-        snprintf(why, cap, "the accounts store failed: %s", sqlite3_errmsg(a->db));
+    int64_t n = 0;
+    if (EXEC(a, "UPDATE users SET email = coalesce(?1, email),"
+                " notify = CASE WHEN ?2 < 0 THEN notify ELSE ?2 END WHERE name = ?3", &n,
+             HX_DB_T(email), HX_DB_I(notify), HX_DB_T(name)) != 0) {
+        snprintf(why, cap, "the accounts store failed: %s", hx_accounts_error(a));
         return -1;
     }
-    if (sqlite3_changes(a->db) == 0) {
+    if (n == 0) {
         snprintf(why, cap, "name: no such user");
         return -1;
     }
@@ -988,20 +915,16 @@ int hx_user_set_notify(hx_accounts_t *a, const char *name, const char *email, in
 
 int hx_user_notify(hx_accounts_t *a, const char *name, char email[HX_EMAIL_MAX + 1], unsigned *notify)
 {
-    sqlite3_stmt *st = NULL;
     email[0] = '\0';
     *notify = 0;
-    if (!name_ok(name) ||
-        sqlite3_prepare_v2(a->db, "SELECT email, notify FROM users WHERE name = ?", -1, &st, NULL) != SQLITE_OK)
-        return -1;
-    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    hx_db_stmt_t *st = name_ok(name) ? PREP(a, "SELECT email, notify FROM users WHERE name = ?", HX_DB_T(name)) : NULL;
     int rc = -1;
-    if (sqlite3_step(st) == SQLITE_ROW) {
-        snprintf(email, HX_EMAIL_MAX + 1, "%s", (const char *)sqlite3_column_text(st, 0));
-        *notify = (unsigned)sqlite3_column_int(st, 1) & HX_NOTIFY_ALL;
+    if (st && hx_accounts_step(a, st) == HX_DB_ROW) {
+        snprintf(email, HX_EMAIL_MAX + 1, "%s", hx_db_col_text(st, 0));
+        *notify = (unsigned)hx_db_col_int(st, 1) & HX_NOTIFY_ALL;
         rc = 0;
     }
-    sqlite3_finalize(st);
+    hx_db_done(st);
     return rc;
 }
 
@@ -1012,20 +935,16 @@ int hx_user_notify(hx_accounts_t *a, const char *name, char email[HX_EMAIL_MAX +
 int hx_notice_recipients(hx_accounts_t *a, const char *clinic, unsigned kind,
                          void (*fn)(void *ud, const char *name, const char *email), void *ud)
 {
-    sqlite3_stmt *st = NULL;
-    if (!clinic || sqlite3_prepare_v2(a->db, "SELECT name, email " RECIPIENTS " ORDER BY name", -1, &st, NULL) !=
-                       SQLITE_OK)
-        return -1;
-    sqlite3_bind_text(st, 1, clinic, -1, SQLITE_STATIC);
-    sqlite3_bind_int(st, 2, (int)kind);
-    int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        const char *email = (const char *)sqlite3_column_text(st, 1);
+    hx_db_stmt_t *st = clinic ? PREP(a, "SELECT name, email " RECIPIENTS " ORDER BY name", HX_DB_T(clinic),
+                                     HX_DB_I(kind)) : NULL;
+    int step = st ? HX_DB_ROW : -1;
+    while (st && (step = hx_accounts_step(a, st)) == HX_DB_ROW) {
+        const char *email = hx_db_col_text(st, 1);
         if (hx_email_valid(email))      /* set through hx_user_set_notify; checked again all the same */
-            fn(ud, (const char *)sqlite3_column_text(st, 0), email);
+            fn(ud, hx_db_col_text(st, 0), email);
     }
-    sqlite3_finalize(st);
-    return rc == SQLITE_DONE ? 0 : -1;
+    hx_db_done(st);
+    return step == HX_DB_DONE ? 0 : -1;
 }
 
 /* One line of printable ASCII or UTF-8: no control character. */
@@ -1043,56 +962,45 @@ int hx_mail_queue(hx_accounts_t *a, const char *clinic, unsigned kind, const cha
     if (!clinic || !key || !subject || !body || strlen(subject) > HX_MAIL_SUBJECT_MAX || !one_line(subject) ||
         strlen(body) > HX_MAIL_BODY_MAX)
         return -1;
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(a->db,
-                           "INSERT OR IGNORE INTO mail_outbox(dedup, user, to_addr, subject, body, created_ms,"
-                           " next_at_ms) SELECT ?3 || ':' || name, name, email, ?4, ?5, ?6, ?6 " RECIPIENTS
-                           " ORDER BY name",
-                           -1, &st, NULL) != SQLITE_OK)
-        return -1;
     uint64_t t = now_ms(a);
-    sqlite3_bind_text(st, 1, clinic, -1, SQLITE_STATIC);
-    sqlite3_bind_int(st, 2, (int)kind);
-    sqlite3_bind_text(st, 3, key, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 4, subject, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 5, body, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 6, (sqlite3_int64)t);
-    int rc = sqlite3_step(st) == SQLITE_DONE ? sqlite3_changes(a->db) : -1;
-    sqlite3_finalize(st);
-    return rc;
+    int64_t n = 0;
+    if (EXEC(a, "INSERT INTO mail_outbox(dedup, \"user\", to_addr, subject, body, created_ms, next_at_ms)"
+                " SELECT CAST(?3 AS TEXT) || ':' || name, name, email, ?4, ?5, ?6, ?6 " RECIPIENTS
+                " ORDER BY name ON CONFLICT (dedup) DO NOTHING", &n,
+             HX_DB_T(clinic), HX_DB_I(kind), HX_DB_T(key), HX_DB_T(subject), HX_DB_T(body), HX_DB_I(t)) != 0)
+        return -1;
+    return (int)n;
 }
 
 int hx_mail_due(hx_accounts_t *a, hx_mail_t *m, uint64_t *next_ms)
 {
     *next_ms = 0;
     /* a user disabled, or without an address now, gets nothing more of what waits */
-    if (hx_accounts_run(a, "UPDATE mail_outbox SET sent = 2, done_ms = ?3, last_error = 'the user was disabled or has no address'"
-               " WHERE sent = 0 AND user NOT IN (SELECT name FROM users WHERE disabled = 0 AND email != '')",
-            NULL, NULL, (int64_t)now_ms(a)) != 0)
+    if (EXEC(a, "UPDATE mail_outbox SET sent = 2, done_ms = ?, last_error = 'the user was disabled or has no address'"
+                " WHERE sent = 0 AND \"user\" NOT IN (SELECT name FROM users WHERE disabled = 0 AND email != '')",
+             NULL, HX_DB_I(now_ms(a))) != 0)
         return -1;
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(a->db,
-                           "SELECT id, user, to_addr, subject, body, attempts, created_ms, next_at_ms FROM mail_outbox"
-                           " WHERE sent = 0 ORDER BY next_at_ms, id LIMIT 1",
-                           -1, &st, NULL) != SQLITE_OK)
-        return -1;
-    int step = sqlite3_step(st), rc = step == SQLITE_DONE ? 0 : step == SQLITE_ROW ? 1 : -1;
+    hx_db_stmt_t *st = hx_db_prep(a->db, "SELECT id, \"user\", to_addr, subject, body, attempts, created_ms, "
+                                         "next_at_ms FROM mail_outbox WHERE sent = 0 ORDER BY next_at_ms, id LIMIT 1");
+    int step = st ? hx_accounts_step(a, st) : -1, rc = step == HX_DB_DONE ? 0 : step == HX_DB_ROW ? 1 : -1;
     if (rc == 1) {
         memset(m, 0, sizeof *m);
-        m->id = sqlite3_column_int64(st, 0);
-        snprintf(m->user, sizeof m->user, "%s", (const char *)sqlite3_column_text(st, 1));
-        snprintf(m->to, sizeof m->to, "%s", (const char *)sqlite3_column_text(st, 2));
-        snprintf(m->subject, sizeof m->subject, "%s", (const char *)sqlite3_column_text(st, 3));
-        snprintf(m->body, sizeof m->body, "%s", (const char *)sqlite3_column_text(st, 4));
-        m->attempts = (uint32_t)sqlite3_column_int(st, 5);
-        m->created_ms = (uint64_t)sqlite3_column_int64(st, 6);
-        m->next_at_ms = (uint64_t)sqlite3_column_int64(st, 7);
+        m->id = hx_db_col_int(st, 0);
+        snprintf(m->user, sizeof m->user, "%s", hx_db_col_text(st, 1));
+        snprintf(m->to, sizeof m->to, "%s", hx_db_col_text(st, 2));
+        snprintf(m->subject, sizeof m->subject, "%s", hx_db_col_text(st, 3));
+        snprintf(m->body, sizeof m->body, "%s", hx_db_col_text(st, 4));
+        m->attempts = (uint32_t)hx_db_col_int(st, 5);
+        m->created_ms = (uint64_t)hx_db_col_int(st, 6);
+        m->next_at_ms = (uint64_t)hx_db_col_int(st, 7);
         if (m->next_at_ms > now_ms(a)) {
             *next_ms = m->next_at_ms;
             rc = 0;
         }
     }
-    sqlite3_finalize(st);
+    if (!st)
+        failed(a);
+    hx_db_done(st);
     return rc;
 }
 
@@ -1100,22 +1008,13 @@ int hx_mail_due(hx_accounts_t *a, hx_mail_t *m, uint64_t *next_ms)
 static int mail_done(hx_accounts_t *a, int64_t id, int sent, const char *error)
 {
     uint64_t t = now_ms(a);
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(a->db,
-                           "UPDATE mail_outbox SET sent = ?1, done_ms = ?2, last_error = coalesce(?3, last_error),"
-                           " attempts = attempts + (?1 = 2) WHERE id = ?4 AND sent = 0",
-                           -1, &st, NULL) != SQLITE_OK)
+    if (EXEC(a, "UPDATE mail_outbox SET sent = ?1, done_ms = ?2, last_error = coalesce(?3, last_error),"
+                " attempts = attempts + CASE WHEN ?1 = 2 THEN 1 ELSE 0 END WHERE id = ?4 AND sent = 0", NULL,
+             HX_DB_I(sent), HX_DB_I(t), HX_DB_T(error), HX_DB_I(id)) != 0)
         return -1;
-    sqlite3_bind_int(st, 1, sent);
-    sqlite3_bind_int64(st, 2, (sqlite3_int64)t);
-    if (error)
-        sqlite3_bind_text(st, 3, error, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_int64(st, 4, id);
-    int rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
-    sqlite3_finalize(st);
-    if (rc == 0 && t > MAIL_KEEP_MS)
-        hx_accounts_run(a, "DELETE FROM mail_outbox WHERE sent != 0 AND done_ms < ?3", NULL, NULL, (int64_t)(t - MAIL_KEEP_MS));
-    return rc;
+    if (t > MAIL_KEEP_MS)
+        EXEC(a, "DELETE FROM mail_outbox WHERE sent != 0 AND done_ms < ?", NULL, HX_DB_I(t - MAIL_KEEP_MS));
+    return 0;
 }
 
 int hx_mail_sent(hx_accounts_t *a, int64_t id)
@@ -1128,16 +1027,12 @@ int hx_mail_failed(hx_accounts_t *a, int64_t id, const hx_mail_retry_t *r, const
     uint64_t first = r && r->first_ms ? r->first_ms : 30000, most = r && r->max_ms ? r->max_ms : 3600000,
              give_up = r && r->give_up_ms ? r->give_up_ms : 86400000;
     uint64_t t = now_ms(a);
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(a->db, "SELECT attempts, created_ms FROM mail_outbox WHERE id = ? AND sent = 0", -1, &st,
-                           NULL) != SQLITE_OK)
-        return -1;
-    sqlite3_bind_int64(st, 1, id);
-    int step = sqlite3_step(st);
-    uint32_t attempts = step == SQLITE_ROW ? (uint32_t)sqlite3_column_int(st, 0) + 1 : 0;
-    uint64_t created = step == SQLITE_ROW ? (uint64_t)sqlite3_column_int64(st, 1) : 0;
-    sqlite3_finalize(st);
-    if (step != SQLITE_ROW)
+    hx_db_stmt_t *st = PREP(a, "SELECT attempts, created_ms FROM mail_outbox WHERE id = ? AND sent = 0", HX_DB_I(id));
+    int step = st ? hx_accounts_step(a, st) : -1;
+    uint32_t attempts = step == HX_DB_ROW ? (uint32_t)hx_db_col_int(st, 0) + 1 : 0;
+    uint64_t created = step == HX_DB_ROW ? (uint64_t)hx_db_col_int(st, 1) : 0;
+    hx_db_done(st);
+    if (step != HX_DB_ROW)
         return -1;
     if (t >= created + give_up)
         return mail_done(a, id, 2, error) == 0 ? 1 : -1;
@@ -1148,31 +1043,22 @@ int hx_mail_failed(hx_accounts_t *a, int64_t id, const hx_mail_retry_t *r, const
     if (delay > most)
         delay = most;
     uint64_t next = t + delay < created + give_up ? t + delay : created + give_up;
-    if (sqlite3_prepare_v2(a->db,
-                           "UPDATE mail_outbox SET attempts = ?1, next_at_ms = ?2, last_error = ?3 WHERE id = ?4",
-                           -1, &st, NULL) != SQLITE_OK)
-        return -1;
-    sqlite3_bind_int(st, 1, (int)attempts);
-    sqlite3_bind_int64(st, 2, (sqlite3_int64)next);
-    sqlite3_bind_text(st, 3, error ? error : "", -1, SQLITE_TRANSIENT);
-    sqlite3_bind_int64(st, 4, id);
-    int rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
-    sqlite3_finalize(st);
-    return rc;
+    return EXEC(a, "UPDATE mail_outbox SET attempts = ?, next_at_ms = ?, last_error = ? WHERE id = ?", NULL,
+                HX_DB_I(attempts), HX_DB_I(next), HX_DB_T(error ? error : ""), HX_DB_I(id));
 }
 
 int hx_mail_counts(hx_accounts_t *a, uint64_t *waiting, uint64_t *sent, uint64_t *given_up)
 {
     *waiting = *sent = *given_up = 0;
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(a->db, "SELECT sent, count(*) FROM mail_outbox GROUP BY sent", -1, &st, NULL) != SQLITE_OK)
-        return -1;
-    int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        int s = sqlite3_column_int(st, 0);
-        uint64_t n = (uint64_t)sqlite3_column_int64(st, 1);
+    hx_db_stmt_t *st = hx_db_prep(a->db, "SELECT sent, count(*) FROM mail_outbox GROUP BY sent");
+    int step = st ? HX_DB_ROW : -1;
+    while (st && (step = hx_accounts_step(a, st)) == HX_DB_ROW) {
+        int64_t s = hx_db_col_int(st, 0);
+        uint64_t n = (uint64_t)hx_db_col_int(st, 1);
         *(s == 0 ? waiting : s == 1 ? sent : given_up) += n;
     }
-    sqlite3_finalize(st);
-    return rc == SQLITE_DONE ? 0 : -1;
+    if (!st)
+        failed(a);
+    hx_db_done(st);
+    return step == HX_DB_DONE ? 0 : -1;
 }

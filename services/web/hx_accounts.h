@@ -2,7 +2,9 @@
  * network reviewers and admins; passwords hashed with Argon2id (libsodium crypto_pwhash_str);
  * sessions by random tokens of which only a hash is stored, with an idle timeout and an
  * absolute expiry; login throttling per user; CSRF tokens bound to the session (a keyed hash,
- * libsodium crypto_auth, with a key kept in the store). One SQLite file (mode 0600).
+ * libsodium crypto_auth, with a key kept in the store). One store: a SQLite file (mode 0600,
+ * the default) or PostgreSQL (hx_db.h: the schema "accounts"), so that several portals may
+ * share their users and sessions.
  *
  * A clinic (or the network, for its reviewers and admins) may require a second factor: TOTP
  * (RFC 6238, hx_totp.h), each user's secret sealed with a key kept in the store
@@ -20,6 +22,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "hx_db.h"     /* hx_metrics_t */
 #include "hx_totp.h"
 
 #define HX_TOKEN_LEN 43             /* 32 random bytes, base64url without padding */
@@ -54,9 +57,16 @@ typedef struct {
 
 typedef struct hx_accounts hx_accounts_t;
 
-/* Opens (creating) the store at path. 0, or -1 with why in err. */
-int hx_accounts_open(const char *path, const hx_accounts_config_t *cfg, hx_accounts_t **out, char *err, size_t cap);
+/* Opens (creating) the store at where: a SQLite file's path (or sqlite:PATH) or a PostgreSQL
+ * URL (postgresql://…). Its schema is brought up to date; a store a newer program wrote is
+ * refused. 0, or -1 with why in err. One handle, one thread at a time. */
+int hx_accounts_open(const char *where, const hx_accounts_config_t *cfg, hx_accounts_t **out, char *err, size_t cap);
 void hx_accounts_close(hx_accounts_t **self_p);
+/* Whether the store answers now (PostgreSQL: connecting again when it was lost). 0, or -1
+ * with why. */
+int hx_accounts_ready(hx_accounts_t *a, char *err, size_t cap);
+/* The store's figures on m, labelled store="accounts" (hx_db_metrics). */
+int hx_accounts_metrics(hx_accounts_t *a, hx_metrics_t *m);
 
 /* "clinician", "front-desk", "clinic-admin", "reviewer", "network-admin" and back (0: unknown). */
 const char *hx_user_role_text(hx_user_role_t r);

@@ -5,7 +5,6 @@
 #include "hx_accounts_internal.h"
 
 #include <sodium.h>
-#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,27 +13,6 @@
 #define API_HOLD_MS (300u * 1000u)      /* for this long */
 #define HASH_LEN 32
 #define SCOPE_MAX 96                    /* one scope: "system/DocumentReference.cruds" and room */
-
-/* The tables (a client's secret and a token by their keyed hashes; a subscription's cursor and
- * delivery state beside what its client asked for). */
-static const char api_schema[] =
-    "CREATE TABLE IF NOT EXISTS api_clients (id TEXT PRIMARY KEY, clinic TEXT NOT NULL, scopes TEXT NOT NULL,"
-    "  secret_hash BLOB NOT NULL, disabled INTEGER NOT NULL DEFAULT 0, failures INTEGER NOT NULL DEFAULT 0,"
-    "  held_until_ms INTEGER NOT NULL DEFAULT 0, created_ms INTEGER NOT NULL) WITHOUT ROWID;"
-    "CREATE TABLE IF NOT EXISTS api_tokens (hash BLOB PRIMARY KEY, client TEXT NOT NULL, clinic TEXT NOT NULL,"
-    "  scopes TEXT NOT NULL, expires_ms INTEGER NOT NULL) WITHOUT ROWID;"
-    "CREATE INDEX IF NOT EXISTS api_tokens_expiry ON api_tokens(expires_ms);"
-    "CREATE TABLE IF NOT EXISTS api_subs (id TEXT PRIMARY KEY, client TEXT NOT NULL, clinic TEXT NOT NULL,"
-    "  topic TEXT NOT NULL, endpoint TEXT NOT NULL, header TEXT NOT NULL, payload INTEGER NOT NULL,"
-    "  status TEXT NOT NULL, reason TEXT NOT NULL, end_ms INTEGER NOT NULL, events INTEGER NOT NULL,"
-    "  error TEXT NOT NULL, cursor INTEGER NOT NULL, failures INTEGER NOT NULL, next_ms INTEGER NOT NULL,"
-    "  handshake_done INTEGER NOT NULL, created_ms INTEGER NOT NULL);"
-    "CREATE INDEX IF NOT EXISTS api_subs_clinic ON api_subs(clinic);";
-
-int hx_api_migrate(hx_accounts_t *a)
-{
-    return sqlite3_exec(hx_accounts_db(a), api_schema, NULL, NULL, NULL) == SQLITE_OK ? 0 : -1;
-}
 
 /* ---- scopes ---------------------------------------------------------------------------------- */
 
@@ -238,7 +216,7 @@ static void secret_new(char out[HX_TOKEN_LEN + 1])
 
 static void store_failed(hx_accounts_t *a, char *why, size_t cap)
 {
-    snprintf(why, cap, "the accounts store failed: %s", sqlite3_errmsg(hx_accounts_db(a)));
+    snprintf(why, cap, "the accounts store failed: %s", hx_accounts_error(a));
 }
 
 int hx_api_client_add(hx_accounts_t *a, const char *id, const char *clinic, const char *scopes,
@@ -264,30 +242,20 @@ int hx_api_client_add(hx_accounts_t *a, const char *id, const char *clinic, cons
     uint8_t h[HASH_LEN];
     secret_new(secret);
     secret_hash(a, secret, h);
-    sqlite3_stmt *st = NULL;
-    int rc = sqlite3_prepare_v2(hx_accounts_db(a),
-                                "INSERT INTO api_clients(id, clinic, scopes, secret_hash, created_ms) "
-                                "VALUES (?, ?, ?, ?, ?)", -1, &st, NULL) == SQLITE_OK ? 0 : -1;
-    if (rc == 0) {
-        sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 2, clinic, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 3, tidy, -1, SQLITE_STATIC);
-        sqlite3_bind_blob(st, 4, h, sizeof h, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 5, (sqlite3_int64)hx_accounts_now_ms(a));
-        int step = sqlite3_step(st);
-        rc = step == SQLITE_DONE ? 0 : -1;
-        if (rc != 0)
-            snprintf(why, cap, "%s", step == SQLITE_CONSTRAINT ? "id: taken" : "the accounts store failed");
-    } else {
-        store_failed(a, why, cap);
-    }
-    sqlite3_finalize(st);
-    if (rc != 0)
+    int rc = EXEC(a, "INSERT INTO api_clients(id, clinic, scopes, secret_hash, created_ms) VALUES (?, ?, ?, ?, ?)",
+                  NULL, HX_DB_T(id), HX_DB_T(clinic), HX_DB_T(tidy), HX_DB_B(h, sizeof h),
+                  HX_DB_I(hx_accounts_now_ms(a)));
+    if (rc != 0) {
+        if (hx_db_unique_violation(hx_accounts_db(a)))
+            snprintf(why, cap, "id: taken");
+        else
+            store_failed(a, why, cap);
         sodium_memzero(secret, HX_TOKEN_LEN + 1);
+    }
     return rc;
 }
 
-/* Changes client id with sql (?1 the new secret's hash or unbound, ?2 the id) and ends its
+/* Changes client id with sql (?1 the id, ?2 the new secret's hash when given) and ends its
  * tokens; when off, its subscriptions are turned off too. All or nothing. */
 static int client_change(hx_accounts_t *a, const char *id, const char *sql, const uint8_t *hash, bool off,
                          char *why, size_t cap)
@@ -296,33 +264,25 @@ static int client_change(hx_accounts_t *a, const char *id, const char *sql, cons
         snprintf(why, cap, "id: no such client");
         return -1;
     }
-    sqlite3 *db = hx_accounts_db(a);
-    sqlite3_stmt *st = NULL;
-    if (hx_accounts_run(a, "BEGIN IMMEDIATE", NULL, NULL, -1) != 0) {
+    if (hx_accounts_begin(a) != 0) {
         store_failed(a, why, cap);
         return -1;
     }
-    int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK ? 0 : -1;
-    if (rc == 0) {
-        if (hash)
-            sqlite3_bind_blob(st, 1, hash, HASH_LEN, SQLITE_STATIC);
-        sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
-        rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
-    }
-    sqlite3_finalize(st);
-    bool found = rc == 0 && sqlite3_changes(db) == 1;
+    int64_t n = 0;
+    int rc = hash ? EXEC(a, sql, &n, HX_DB_T(id), HX_DB_B(hash, HASH_LEN)) : EXEC(a, sql, &n, HX_DB_T(id));
+    bool found = rc == 0 && n == 1;
     if (rc == 0 && found)
-        rc = hx_accounts_run(a, "DELETE FROM api_tokens WHERE client = ?", id, NULL, -1);
+        rc = EXEC(a, "DELETE FROM api_tokens WHERE client = ?", NULL, HX_DB_T(id));
     if (rc == 0 && found && off)
-        rc = hx_accounts_run(a, "UPDATE api_subs SET status = 'off' WHERE client = ?", id, NULL, -1);
+        rc = EXEC(a, "UPDATE api_subs SET status = 'off' WHERE client = ?", NULL, HX_DB_T(id));
     if (rc == 0 && found)
-        rc = hx_accounts_run(a, "COMMIT", NULL, NULL, -1);
+        rc = hx_accounts_commit(a);
     if (rc != 0 || !found) {
         if (rc != 0)
             store_failed(a, why, cap);
         else
             snprintf(why, cap, "id: no such client");
-        hx_accounts_run(a, "ROLLBACK", NULL, NULL, -1);
+        hx_accounts_rollback(a);
         return -1;
     }
     return 0;
@@ -334,8 +294,8 @@ int hx_api_client_reset(hx_accounts_t *a, const char *id, char secret[HX_TOKEN_L
     secret_new(secret);
     secret_hash(a, secret, h);
     int rc = client_change(a, id,
-                           "UPDATE api_clients SET secret_hash = ?1, disabled = 0, failures = 0, held_until_ms = 0 "
-                           "WHERE id = ?2", h, false, why, cap);
+                           "UPDATE api_clients SET secret_hash = ?2, disabled = 0, failures = 0, held_until_ms = 0 "
+                           "WHERE id = ?1", h, false, why, cap);
     if (rc != 0)
         sodium_memzero(secret, HX_TOKEN_LEN + 1);
     return rc;
@@ -343,31 +303,25 @@ int hx_api_client_reset(hx_accounts_t *a, const char *id, char secret[HX_TOKEN_L
 
 int hx_api_client_disable(hx_accounts_t *a, const char *id, char *why, size_t cap)
 {
-    return client_change(a, id, "UPDATE api_clients SET disabled = 1 WHERE id = ?2", NULL, true, why, cap);
+    return client_change(a, id, "UPDATE api_clients SET disabled = 1 WHERE id = ?1", NULL, true, why, cap);
 }
 
 int hx_api_client_each(hx_accounts_t *a, const char *clinic, void (*fn)(void *ud, const hx_api_client_t *c), void *ud)
 {
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(hx_accounts_db(a),
-                           "SELECT id, clinic, scopes, disabled, created_ms FROM api_clients "
-                           "WHERE ?1 IS NULL OR clinic = ?1 ORDER BY clinic, id",
-                           -1, &st, NULL) != SQLITE_OK)
-        return -1;
-    if (clinic)
-        sqlite3_bind_text(st, 1, clinic, -1, SQLITE_STATIC);
-    int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    hx_db_stmt_t *st = PREP(a, "SELECT id, clinic, scopes, disabled, created_ms FROM api_clients "
+                               "WHERE CAST(?1 AS TEXT) IS NULL OR clinic = ?1 ORDER BY clinic, id", HX_DB_T(clinic));
+    int step = st ? HX_DB_ROW : -1;
+    while (st && (step = hx_accounts_step(a, st)) == HX_DB_ROW) {
         hx_api_client_t c = {0};
-        snprintf(c.id, sizeof c.id, "%s", (const char *)sqlite3_column_text(st, 0));
-        snprintf(c.clinic, sizeof c.clinic, "%s", (const char *)sqlite3_column_text(st, 1));
-        snprintf(c.scopes, sizeof c.scopes, "%s", (const char *)sqlite3_column_text(st, 2));
-        c.disabled = sqlite3_column_int(st, 3) != 0;
-        c.created_ms = (uint64_t)sqlite3_column_int64(st, 4);
+        snprintf(c.id, sizeof c.id, "%s", hx_db_col_text(st, 0));
+        snprintf(c.clinic, sizeof c.clinic, "%s", hx_db_col_text(st, 1));
+        snprintf(c.scopes, sizeof c.scopes, "%s", hx_db_col_text(st, 2));
+        c.disabled = hx_db_col_int(st, 3) != 0;
+        c.created_ms = (uint64_t)hx_db_col_int(st, 4);
         fn(ud, &c);
     }
-    sqlite3_finalize(st);
-    return rc == SQLITE_DONE ? 0 : -1;
+    hx_db_done(st);
+    return step == HX_DB_DONE ? 0 : -1;
 }
 
 /* ---- tokens ----------------------------------------------------------------------------------- */
@@ -382,28 +336,24 @@ typedef struct {
 /* 1 with the client's row, 0 when there is none, -1 on error. */
 static int client_load(hx_accounts_t *a, const char *id, client_row_t *r)
 {
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(hx_accounts_db(a),
-                           "SELECT clinic, scopes, secret_hash, disabled, failures, held_until_ms, created_ms "
-                           "FROM api_clients WHERE id = ?", -1, &st, NULL) != SQLITE_OK)
-        return -1;
-    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-    int step = sqlite3_step(st), found = step == SQLITE_ROW ? 1 : step == SQLITE_DONE ? 0 : -1;
+    hx_db_stmt_t *st = PREP(a, "SELECT clinic, scopes, secret_hash, disabled, failures, held_until_ms, created_ms "
+                               "FROM api_clients WHERE id = ?", HX_DB_T(id));
+    int step = st ? hx_accounts_step(a, st) : -1, found = step == HX_DB_ROW ? 1 : step == HX_DB_DONE ? 0 : -1;
     if (found == 1) {
         memset(r, 0, sizeof *r);
         snprintf(r->c.id, sizeof r->c.id, "%s", id);
-        snprintf(r->c.clinic, sizeof r->c.clinic, "%s", (const char *)sqlite3_column_text(st, 0));
-        snprintf(r->c.scopes, sizeof r->c.scopes, "%s", (const char *)sqlite3_column_text(st, 1));
-        if (sqlite3_column_bytes(st, 2) == HASH_LEN)
-            memcpy(r->hash, sqlite3_column_blob(st, 2), HASH_LEN);
+        snprintf(r->c.clinic, sizeof r->c.clinic, "%s", hx_db_col_text(st, 0));
+        snprintf(r->c.scopes, sizeof r->c.scopes, "%s", hx_db_col_text(st, 1));
+        if (hx_db_col_bytes(st, 2) == HASH_LEN)
+            memcpy(r->hash, hx_db_col_blob(st, 2), HASH_LEN);
         else
             found = -1;
-        r->c.disabled = sqlite3_column_int(st, 3) != 0;
-        r->failures = (uint32_t)sqlite3_column_int(st, 4);
-        r->held_until_ms = (uint64_t)sqlite3_column_int64(st, 5);
-        r->c.created_ms = (uint64_t)sqlite3_column_int64(st, 6);
+        r->c.disabled = hx_db_col_int(st, 3) != 0;
+        r->failures = (uint32_t)hx_db_col_int(st, 4);
+        r->held_until_ms = (uint64_t)hx_db_col_int(st, 5);
+        r->c.created_ms = (uint64_t)hx_db_col_int(st, 6);
     }
-    sqlite3_finalize(st);
+    hx_db_done(st);
     return found;
 }
 
@@ -411,22 +361,14 @@ static int client_load(hx_accounts_t *a, const char *id, client_row_t *r)
  * (the count starts again after the hold). */
 static void client_failure(hx_accounts_t *a, const char *id, uint64_t t)
 {
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(hx_accounts_db(a),
-                           "UPDATE api_clients SET failures = CASE WHEN failures + 1 >= ?1 THEN 0 ELSE failures + 1 END,"
-                           " held_until_ms = CASE WHEN failures + 1 >= ?1 THEN ?2 ELSE held_until_ms END WHERE id = ?3",
-                           -1, &st, NULL) != SQLITE_OK)
-        return;
-    sqlite3_bind_int(st, 1, (int)API_FAILURES);
-    sqlite3_bind_int64(st, 2, (sqlite3_int64)(t + API_HOLD_MS));
-    sqlite3_bind_text(st, 3, id, -1, SQLITE_STATIC);
-    sqlite3_step(st);
-    sqlite3_finalize(st);
+    EXEC(a, "UPDATE api_clients SET failures = CASE WHEN failures + 1 >= ?1 THEN 0 ELSE failures + 1 END,"
+            " held_until_ms = CASE WHEN failures + 1 >= ?1 THEN ?2 ELSE held_until_ms END WHERE id = ?3",
+         NULL, HX_DB_I(API_FAILURES), HX_DB_I(t + API_HOLD_MS), HX_DB_T(id));
 }
 
 static void tokens_purge(hx_accounts_t *a, uint64_t t)
 {
-    hx_accounts_run(a, "DELETE FROM api_tokens WHERE expires_ms <= ?3", NULL, NULL, (int64_t)t);
+    EXEC(a, "DELETE FROM api_tokens WHERE expires_ms <= ?", NULL, HX_DB_I(t));
 }
 
 /* A new token of the client r with scopes, stored by its hash. 0, or -1. */
@@ -436,19 +378,8 @@ static int token_store(hx_accounts_t *a, const client_row_t *r, const char *scop
     uint8_t h[HASH_LEN];
     secret_new(token);
     secret_hash(a, token, h);
-    sqlite3_stmt *st = NULL;
-    int rc = sqlite3_prepare_v2(hx_accounts_db(a),
-                                "INSERT INTO api_tokens(hash, client, clinic, scopes, expires_ms) VALUES (?, ?, ?, ?, ?)",
-                                -1, &st, NULL) == SQLITE_OK ? 0 : -1;
-    if (rc == 0) {
-        sqlite3_bind_blob(st, 1, h, sizeof h, SQLITE_STATIC);
-        sqlite3_bind_text(st, 2, r->c.id, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 3, r->c.clinic, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 4, scopes, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 5, (sqlite3_int64)expires);
-        rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
-    }
-    sqlite3_finalize(st);
+    int rc = EXEC(a, "INSERT INTO api_tokens(hash, client, clinic, scopes, expires_ms) VALUES (?, ?, ?, ?, ?)", NULL,
+                  HX_DB_B(h, sizeof h), HX_DB_T(r->c.id), HX_DB_T(r->c.clinic), HX_DB_T(scopes), HX_DB_I(expires));
     if (rc != 0)
         sodium_memzero(token, HX_TOKEN_LEN + 1);
     return rc;
@@ -484,7 +415,7 @@ hx_api_token_rc_t hx_api_token(hx_accounts_t *a, const char *id, const char *sec
             client_failure(a, id, t);
         return HX_API_TOKEN_REFUSED;
     }
-    if (hx_accounts_run(a, "UPDATE api_clients SET failures = 0, held_until_ms = 0 WHERE id = ?", id, NULL, -1) != 0)
+    if (EXEC(a, "UPDATE api_clients SET failures = 0, held_until_ms = 0 WHERE id = ?", NULL, HX_DB_T(id)) != 0)
         return HX_API_TOKEN_ERROR;
     char granted[HX_API_SCOPES_MAX] = "";
     if (scope && scope[0]) {
@@ -518,26 +449,21 @@ int hx_api_token_check(hx_accounts_t *a, const char *token, hx_api_client_t *gra
     tokens_purge(a, t);
     uint8_t h[HASH_LEN];
     secret_hash(a, token, h);
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(hx_accounts_db(a),
-                           "SELECT t.client, t.clinic, t.scopes, t.expires_ms FROM api_tokens t "
-                           "JOIN api_clients c ON c.id = t.client AND c.clinic = t.clinic "
-                           "WHERE t.hash = ? AND t.expires_ms > ? AND c.disabled = 0",
-                           -1, &st, NULL) != SQLITE_OK)
-        return -1;
-    sqlite3_bind_blob(st, 1, h, sizeof h, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, (sqlite3_int64)t);
+    hx_db_stmt_t *st = PREP(a, "SELECT t.client, t.clinic, t.scopes, t.expires_ms FROM api_tokens t "
+                               "JOIN api_clients c ON c.id = t.client AND c.clinic = t.clinic "
+                               "WHERE t.hash = ? AND t.expires_ms > ? AND c.disabled = 0",
+                            HX_DB_B(h, sizeof h), HX_DB_I(t));
     int rc = -1;
-    if (sqlite3_step(st) == SQLITE_ROW) {
+    if (st && hx_accounts_step(a, st) == HX_DB_ROW) {
         rc = 0;
         if (grant) {
-            snprintf(grant->id, sizeof grant->id, "%s", (const char *)sqlite3_column_text(st, 0));
-            snprintf(grant->clinic, sizeof grant->clinic, "%s", (const char *)sqlite3_column_text(st, 1));
-            snprintf(grant->scopes, sizeof grant->scopes, "%s", (const char *)sqlite3_column_text(st, 2));
-            grant->created_ms = (uint64_t)sqlite3_column_int64(st, 3) - HX_API_TOKEN_S * 1000ull;
+            snprintf(grant->id, sizeof grant->id, "%s", hx_db_col_text(st, 0));
+            snprintf(grant->clinic, sizeof grant->clinic, "%s", hx_db_col_text(st, 1));
+            snprintf(grant->scopes, sizeof grant->scopes, "%s", hx_db_col_text(st, 2));
+            grant->created_ms = (uint64_t)hx_db_col_int(st, 3) - HX_API_TOKEN_S * 1000ull;
         }
     }
-    sqlite3_finalize(st);
+    hx_db_done(st);
     return rc;
 }
 
@@ -595,13 +521,12 @@ static int sub_fields_check(const hx_fhir_sub_t *s, char *why, size_t cap)
     "id, client, clinic, topic, endpoint, header, payload, status, reason, end_ms, events, error, cursor, "      \
     "failures, next_ms, handshake_done"
 
-static void text_col(sqlite3_stmt *st, int i, char *out, size_t cap)
+static void text_col(hx_db_stmt_t *st, int i, char *out, size_t cap)
 {
-    const unsigned char *t = sqlite3_column_text(st, i);
-    snprintf(out, cap, "%s", t ? (const char *)t : "");
+    snprintf(out, cap, "%s", hx_db_col_text(st, i));
 }
 
-static void sub_load(sqlite3_stmt *st, hx_api_sub_t *s)
+static void sub_load(hx_db_stmt_t *st, hx_api_sub_t *s)
 {
     memset(s, 0, sizeof *s);
     text_col(st, 0, s->sub.id, sizeof s->sub.id);
@@ -610,55 +535,38 @@ static void sub_load(sqlite3_stmt *st, hx_api_sub_t *s)
     text_col(st, 3, s->sub.topic, sizeof s->sub.topic);
     text_col(st, 4, s->sub.endpoint, sizeof s->sub.endpoint);
     text_col(st, 5, s->sub.header, sizeof s->sub.header);
-    s->sub.payload = (hx_fhir_payload_t)sqlite3_column_int(st, 6);
+    s->sub.payload = (hx_fhir_payload_t)hx_db_col_int(st, 6);
     text_col(st, 7, s->sub.status, sizeof s->sub.status);
     text_col(st, 8, s->sub.reason, sizeof s->sub.reason);
-    s->sub.end_ms = (uint64_t)sqlite3_column_int64(st, 9);
-    s->sub.events = (uint64_t)sqlite3_column_int64(st, 10);
+    s->sub.end_ms = (uint64_t)hx_db_col_int(st, 9);
+    s->sub.events = (uint64_t)hx_db_col_int(st, 10);
     text_col(st, 11, s->sub.error, sizeof s->sub.error);
-    s->cursor = sqlite3_column_int64(st, 12);
-    s->failures = (uint32_t)sqlite3_column_int(st, 13);
-    s->next_ms = (uint64_t)sqlite3_column_int64(st, 14);
-    s->handshake_done = sqlite3_column_int(st, 15) != 0;
+    s->cursor = hx_db_col_int(st, 12);
+    s->failures = (uint32_t)hx_db_col_int(st, 13);
+    s->next_ms = (uint64_t)hx_db_col_int(st, 14);
+    s->handshake_done = hx_db_col_int(st, 15) != 0;
 }
 
 /* How many subscriptions clinic has, or -1. */
 static int64_t subs_count(hx_accounts_t *a, const char *clinic)
 {
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(hx_accounts_db(a), "SELECT count(*) FROM api_subs WHERE clinic = ?", -1, &st, NULL) !=
-        SQLITE_OK)
-        return -1;
-    sqlite3_bind_text(st, 1, clinic, -1, SQLITE_STATIC);
-    int64_t n = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
-    sqlite3_finalize(st);
+    hx_db_stmt_t *st = PREP(a, "SELECT count(*) FROM api_subs WHERE clinic = ?", HX_DB_T(clinic));
+    int64_t n = st && hx_accounts_step(a, st) == HX_DB_ROW ? hx_db_col_int(st, 0) : -1;
+    hx_db_done(st);
     return n;
 }
 
-static int sub_insert(hx_accounts_t *a, const hx_api_sub_t *s)
+/* 0, or -1 (*taken: the id was drawn already). */
+static int sub_insert(hx_accounts_t *a, const hx_api_sub_t *s, bool *taken)
 {
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(hx_accounts_db(a),
-                           "INSERT INTO api_subs(" SUB_COLUMNS ", created_ms) "
-                           "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                           -1, &st, NULL) != SQLITE_OK)
-        return -1;
-    const char *text[] = {s->sub.id, s->client, s->clinic, s->sub.topic, s->sub.endpoint, s->sub.header};
-    for (int i = 0; i < 6; i++)
-        sqlite3_bind_text(st, i + 1, text[i], -1, SQLITE_STATIC);
-    sqlite3_bind_int(st, 7, (int)s->sub.payload);
-    sqlite3_bind_text(st, 8, s->sub.status, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 9, s->sub.reason, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 10, (sqlite3_int64)s->sub.end_ms);
-    sqlite3_bind_int64(st, 11, (sqlite3_int64)s->sub.events);
-    sqlite3_bind_text(st, 12, s->sub.error, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 13, s->cursor);
-    sqlite3_bind_int64(st, 14, (sqlite3_int64)s->failures);
-    sqlite3_bind_int64(st, 15, (sqlite3_int64)s->next_ms);
-    sqlite3_bind_int(st, 16, s->handshake_done ? 1 : 0);
-    sqlite3_bind_int64(st, 17, (sqlite3_int64)hx_accounts_now_ms(a));
-    int rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
-    sqlite3_finalize(st);
+    int rc = EXEC(a, "INSERT INTO api_subs(" SUB_COLUMNS ", created_ms) "
+                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", NULL,
+                  HX_DB_T(s->sub.id), HX_DB_T(s->client), HX_DB_T(s->clinic), HX_DB_T(s->sub.topic),
+                  HX_DB_T(s->sub.endpoint), HX_DB_T(s->sub.header), HX_DB_I(s->sub.payload), HX_DB_T(s->sub.status),
+                  HX_DB_T(s->sub.reason), HX_DB_I(s->sub.end_ms), HX_DB_I(s->sub.events), HX_DB_T(s->sub.error),
+                  HX_DB_I(s->cursor), HX_DB_I(s->failures), HX_DB_I(s->next_ms), HX_DB_I(s->handshake_done ? 1 : 0),
+                  HX_DB_I(hx_accounts_now_ms(a)));
+    *taken = rc != 0 && hx_db_unique_violation(hx_accounts_db(a));
     return rc;
 }
 
@@ -674,7 +582,7 @@ int hx_api_sub_add(hx_accounts_t *a, hx_api_sub_t *s, char *why, size_t cap)
     }
     if (sub_fields_check(&s->sub, why, cap) != 0)
         return -1;
-    if (hx_accounts_run(a, "BEGIN IMMEDIATE", NULL, NULL, -1) != 0) {
+    if (hx_accounts_begin(a) != 0) {
         store_failed(a, why, cap);
         return -1;
     }
@@ -682,25 +590,32 @@ int hx_api_sub_add(hx_accounts_t *a, hx_api_sub_t *s, char *why, size_t cap)
     int rc = n < 0 ? -1 : 0;
     if (n >= HX_API_SUBS_MAX) {
         snprintf(why, cap, "subscription: this clinic has %d already, the most it may have", HX_API_SUBS_MAX);
-        hx_accounts_run(a, "ROLLBACK", NULL, NULL, -1);
+        hx_accounts_rollback(a);
         return -1;
     }
-    /* 64 random bits: an id taken already is drawn again */
+    /* 64 random bits: an id taken already is drawn again (in a savepoint: on PostgreSQL a
+     * failed statement would otherwise end the transaction) */
     for (int tries = 0; rc == 0 && tries < 4; tries++) {
         uint8_t raw[8];
         char hex[sizeof raw * 2 + 1];
         randombytes_buf(raw, sizeof raw);
         sodium_bin2hex(hex, sizeof hex, raw, sizeof raw);
         snprintf(s->sub.id, sizeof s->sub.id, "S-%s", hex);
-        if (sub_insert(a, s) == 0)
+        bool taken = false;
+        char err[8];
+        if (hx_db_savepoint(hx_accounts_db(a), err, sizeof err) != 0)
+            rc = -1;
+        else if (sub_insert(a, s, &taken) == 0) {
+            rc = hx_db_release(hx_accounts_db(a), err, sizeof err);
             break;
-        rc = sqlite3_extended_errcode(hx_accounts_db(a)) == SQLITE_CONSTRAINT_PRIMARYKEY && tries < 3 ? 0 : -1;
+        } else
+            rc = taken && tries < 3 && hx_db_rollback_to(hx_accounts_db(a), err, sizeof err) == 0 ? 0 : -1;
     }
     if (rc == 0)
-        rc = hx_accounts_run(a, "COMMIT", NULL, NULL, -1);
+        rc = hx_accounts_commit(a);
     if (rc != 0) {
         store_failed(a, why, cap);
-        hx_accounts_run(a, "ROLLBACK", NULL, NULL, -1);
+        hx_accounts_rollback(a);
         s->sub.id[0] = '\0';
     }
     return rc;
@@ -708,19 +623,14 @@ int hx_api_sub_add(hx_accounts_t *a, hx_api_sub_t *s, char *why, size_t cap)
 
 int hx_api_sub_get(hx_accounts_t *a, const char *clinic, const char *id, hx_api_sub_t *out)
 {
-    sqlite3_stmt *st = NULL;
-    if (!clinic || !id ||
-        sqlite3_prepare_v2(hx_accounts_db(a), "SELECT " SUB_COLUMNS " FROM api_subs WHERE clinic = ? AND id = ?", -1,
-                           &st, NULL) != SQLITE_OK)
-        return -1;
-    sqlite3_bind_text(st, 1, clinic, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
+    hx_db_stmt_t *st = clinic && id ? PREP(a, "SELECT " SUB_COLUMNS " FROM api_subs WHERE clinic = ? AND id = ?",
+                                           HX_DB_T(clinic), HX_DB_T(id)) : NULL;
     int rc = -1;
-    if (sqlite3_step(st) == SQLITE_ROW) {
+    if (st && hx_accounts_step(a, st) == HX_DB_ROW) {
         sub_load(st, out);
         rc = 0;
     }
-    sqlite3_finalize(st);
+    hx_db_done(st);
     return rc;
 }
 
@@ -748,58 +658,43 @@ int hx_api_sub_update(hx_accounts_t *a, const char *clinic, const char *id, cons
     bool moved = strcmp(s->endpoint, old.sub.endpoint) != 0;
     const char *status = moved && strcmp(s->status, "off") ? "requested" : s->status;
     bool fresh = again || moved;
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(hx_accounts_db(a),
-                           "UPDATE api_subs SET endpoint = ?1, header = ?2, payload = ?3, end_ms = ?4, status = ?5,"
-                           " reason = ?6, handshake_done = CASE WHEN ?7 THEN 0 ELSE handshake_done END,"
-                           " failures = CASE WHEN ?7 THEN 0 ELSE failures END,"
-                           " next_ms = CASE WHEN ?7 THEN 0 ELSE next_ms END,"
-                           " error = CASE WHEN ?7 THEN '' ELSE error END WHERE clinic = ?8 AND id = ?9",
-                           -1, &st, NULL) != SQLITE_OK) {
+    int64_t n = 0;
+    int rc = EXEC(a, "UPDATE api_subs SET endpoint = ?1, header = ?2, payload = ?3, end_ms = ?4, status = ?5,"
+                     " reason = ?6, handshake_done = CASE WHEN ?7 = 1 THEN 0 ELSE handshake_done END,"
+                     " failures = CASE WHEN ?7 = 1 THEN 0 ELSE failures END,"
+                     " next_ms = CASE WHEN ?7 = 1 THEN 0 ELSE next_ms END,"
+                     " error = CASE WHEN ?7 = 1 THEN '' ELSE error END WHERE clinic = ?8 AND id = ?9", &n,
+                  HX_DB_T(s->endpoint), HX_DB_T(s->header), HX_DB_I(s->payload), HX_DB_I(s->end_ms),
+                  HX_DB_T(status), HX_DB_T(s->reason), HX_DB_I(fresh ? 1 : 0), HX_DB_T(clinic), HX_DB_T(id));
+    if (rc != 0 || n != 1) {
         store_failed(a, why, cap);
         return -1;
     }
-    sqlite3_bind_text(st, 1, s->endpoint, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, s->header, -1, SQLITE_STATIC);
-    sqlite3_bind_int(st, 3, (int)s->payload);
-    sqlite3_bind_int64(st, 4, (sqlite3_int64)s->end_ms);
-    sqlite3_bind_text(st, 5, status, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 6, s->reason, -1, SQLITE_STATIC);
-    sqlite3_bind_int(st, 7, fresh ? 1 : 0);
-    sqlite3_bind_text(st, 8, clinic, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 9, id, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(st) == SQLITE_DONE && sqlite3_changes(hx_accounts_db(a)) == 1 ? 0 : -1;
-    sqlite3_finalize(st);
-    if (rc != 0)
-        store_failed(a, why, cap);
-    return rc;
+    return 0;
 }
 
 int hx_api_sub_delete(hx_accounts_t *a, const char *clinic, const char *id)
 {
-    if (!clinic || !id || hx_accounts_run(a, "DELETE FROM api_subs WHERE clinic = ?1 AND id = ?2", clinic, id, -1) != 0)
+    int64_t n = 0;
+    if (!clinic || !id || EXEC(a, "DELETE FROM api_subs WHERE clinic = ? AND id = ?", &n, HX_DB_T(clinic),
+                               HX_DB_T(id)) != 0)
         return -1;
-    return sqlite3_changes(hx_accounts_db(a)) == 1 ? 0 : -1;
+    return n == 1 ? 0 : -1;
 }
 
 int hx_api_sub_each(hx_accounts_t *a, const char *clinic, void (*fn)(void *ud, const hx_api_sub_t *s), void *ud)
 {
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(hx_accounts_db(a),
-                           "SELECT " SUB_COLUMNS " FROM api_subs WHERE ?1 IS NULL OR clinic = ?1 "
-                           "ORDER BY created_ms, rowid",
-                           -1, &st, NULL) != SQLITE_OK)
-        return -1;
-    if (clinic)
-        sqlite3_bind_text(st, 1, clinic, -1, SQLITE_STATIC);
-    int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    hx_db_stmt_t *st = PREP(a, "SELECT " SUB_COLUMNS " FROM api_subs "
+                               "WHERE CAST(?1 AS TEXT) IS NULL OR clinic = ?1 ORDER BY created_ms, rowid",
+                            HX_DB_T(clinic));
+    int step = st ? HX_DB_ROW : -1;
+    while (st && (step = hx_accounts_step(a, st)) == HX_DB_ROW) {
         hx_api_sub_t s;
         sub_load(st, &s);
         fn(ud, &s);
     }
-    sqlite3_finalize(st);
-    return rc == SQLITE_DONE ? 0 : -1;
+    hx_db_done(st);
+    return step == HX_DB_DONE ? 0 : -1;
 }
 
 int hx_api_sub_progress(hx_accounts_t *a, const hx_api_sub_t *s)
@@ -807,22 +702,11 @@ int hx_api_sub_progress(hx_accounts_t *a, const hx_api_sub_t *s)
     if (!FIELD_OK(s->clinic) || !FIELD_OK(s->sub.id) || !FIELD_OK(s->sub.status) || !FIELD_OK(s->sub.error) ||
         !status_ok(s->sub.status))
         return -1;
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(hx_accounts_db(a),
-                           "UPDATE api_subs SET cursor = ?1, events = ?2, status = ?3, failures = ?4, next_ms = ?5,"
-                           " error = ?6, handshake_done = ?7 WHERE clinic = ?8 AND id = ?9",
-                           -1, &st, NULL) != SQLITE_OK)
-        return -1;
-    sqlite3_bind_int64(st, 1, s->cursor);
-    sqlite3_bind_int64(st, 2, (sqlite3_int64)s->sub.events);
-    sqlite3_bind_text(st, 3, s->sub.status, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 4, (sqlite3_int64)s->failures);
-    sqlite3_bind_int64(st, 5, (sqlite3_int64)s->next_ms);
-    sqlite3_bind_text(st, 6, s->sub.error, -1, SQLITE_STATIC);
-    sqlite3_bind_int(st, 7, s->handshake_done ? 1 : 0);
-    sqlite3_bind_text(st, 8, s->clinic, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 9, s->sub.id, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(st) == SQLITE_DONE && sqlite3_changes(hx_accounts_db(a)) == 1 ? 0 : -1;
-    sqlite3_finalize(st);
-    return rc;
+    int64_t n = 0;
+    int rc = EXEC(a, "UPDATE api_subs SET cursor = ?1, events = ?2, status = ?3, failures = ?4, next_ms = ?5,"
+                     " error = ?6, handshake_done = ?7 WHERE clinic = ?8 AND id = ?9", &n,
+                  HX_DB_I(s->cursor), HX_DB_I(s->sub.events), HX_DB_T(s->sub.status), HX_DB_I(s->failures),
+                  HX_DB_I(s->next_ms), HX_DB_T(s->sub.error), HX_DB_I(s->handshake_done ? 1 : 0),
+                  HX_DB_T(s->clinic), HX_DB_T(s->sub.id));
+    return rc == 0 && n == 1 ? 0 : -1;
 }

@@ -44,6 +44,18 @@ void hx_html_markup_(hx_html_t *b, const char *lit)
     put(b, lit, strlen(lit));
 }
 
+void hx_html_exposition(hx_html_t *b, const char *text, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)text[i];
+        if ((c < ' ' && c != '\n') || c > '~' || strchr("<>&", c)) {
+            b->failed = 1;
+            return;
+        }
+    }
+    put(b, text, len);
+}
+
 /* The length of a valid UTF-8 sequence at s (1..4), or 0 when it is not one. */
 static size_t utf8_len(const unsigned char *s)
 {

@@ -31,6 +31,10 @@ void hx_html_text(hx_html_t *b, const char *s);
 void hx_html_query(hx_html_t *b, const char *s);
 
 void hx_html_markup_(hx_html_t *b, const char *lit);
+/* Prometheus' text exposition, made by hx_metrics (for /metrics, text/plain): appended as it
+ * is when it holds only printable ASCII and newlines, none of < > & (no element or entity can
+ * come of it); anything else marks the page failed. */
+void hx_html_exposition(hx_html_t *b, const char *text, size_t len);
 void hx_html_f_(hx_html_t *b, const char *fmt, ...);
 
 #endif

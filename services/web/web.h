@@ -74,6 +74,7 @@ typedef struct web web_t;
 struct web {
     web_config_t cfg;
     hx_accounts_t *accounts;
+    struct hx_metrics *store_metrics;   /* the accounts store's figures (hx_db_metrics), under lock */
     pthread_mutex_t lock;           /* accounts */
     web_hosted_t hosted[WEB_CLINICS_MAX];
     size_t n_hosted;

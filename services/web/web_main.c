@@ -4,6 +4,7 @@
  * second factor; `handoff-web client add|reset|disable|list` the FHIR API's clients (EMRs). */
 #include "web.h"
 #include "hx_api.h"
+#include "hx_metrics.h"
 #include "hx_curve.h"
 #include "hx_opt.h"
 #include "web_fhir.h"
@@ -555,12 +556,19 @@ static int cmd_serve(int argc, char **argv)
         accounts_open(path, w.cfg.idle_s, &w.accounts))
         return 1;
     w.cfg.accounts = path;
+    if (!(w.store_metrics = hx_metrics_new()) || hx_accounts_metrics(w.accounts, w.store_metrics) != 0) {
+        fprintf(stderr, "handoff-web: out of memory\n");
+        hx_accounts_close(&w.accounts);
+        hx_metrics_destroy(&w.store_metrics);
+        return 1;
+    }
     pthread_mutex_init(&w.lock, NULL);
     pthread_mutex_init(&w.addr_lock, NULL);
     if (web_hosted_open(&w, err, sizeof err) != 0) {
         fprintf(stderr, "handoff-web: %s\n", err);
         web_hosted_close(&w);
         hx_accounts_close(&w.accounts);
+        hx_metrics_destroy(&w.store_metrics);
         return 1;
     }
     /* SIGINT and SIGTERM are taken by this thread alone (sigwait below): every thread started
@@ -575,6 +583,7 @@ static int cmd_serve(int argc, char **argv)
         fprintf(stderr, "handoff-web: %s\n", err);
         web_hosted_close(&w);
         hx_accounts_close(&w.accounts);
+        hx_metrics_destroy(&w.store_metrics);
         return 1;
     }
     /* the notices' sender before the mailbox thread that queues for it (after web_start: the
@@ -584,6 +593,7 @@ static int cmd_serve(int argc, char **argv)
         web_stop(&w);
         web_hosted_close(&w);
         hx_accounts_close(&w.accounts);
+        hx_metrics_destroy(&w.store_metrics);
         return 1;
     }
     /* the subscriptions' thread before the mailbox thread, which kicks it */
@@ -593,6 +603,7 @@ static int cmd_serve(int argc, char **argv)
         web_notify_stop(&w);
         web_hosted_close(&w);
         hx_accounts_close(&w.accounts);
+        hx_metrics_destroy(&w.store_metrics);
         return 1;
     }
     if (web_sync_start(&w) != 0) {
@@ -602,6 +613,7 @@ static int cmd_serve(int argc, char **argv)
         web_notify_stop(&w);
         web_hosted_close(&w);
         hx_accounts_close(&w.accounts);
+        hx_metrics_destroy(&w.store_metrics);
         return 1;
     }
     fprintf(stderr, "handoff-web: serving %zu mailbox(es) on port %d%s%s\n", w.n_hosted, w.port,
@@ -619,6 +631,7 @@ static int cmd_serve(int argc, char **argv)
     web_hosted_close(&w);
     hx_fhir_directory_free(&w.dir);
     hx_accounts_close(&w.accounts);
+    hx_metrics_destroy(&w.store_metrics);   /* after the store, which counts into it */
     pthread_mutex_destroy(&w.lock);
     pthread_mutex_destroy(&w.addr_lock);
     return 0;

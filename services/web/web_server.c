@@ -2,6 +2,7 @@
  * connection; every request is checked for its session and, when it posts a form, for the
  * session's CSRF token before any page sees it; every answer carries the same strict headers
  * (no-store, a content security policy that admits only the portal's own script and style). */
+#include "hx_metrics.h"
 #include "web.h"
 #include "web_fhir.h"
 #include "web_notify.h"
@@ -232,7 +233,8 @@ static void do_login(web_req_t *r)
         return;
     }
     w->logins_refused++;
-    addr_failed(w, r->address);
+    if (rc != HX_LOGIN_ERROR)           /* the store's failure is not the address's */
+        addr_failed(w, r->address);
     r->status = rc == HX_LOGIN_ERROR ? 500 : 401;
     page_login(r, rc == HX_LOGIN_ERROR ? "The accounts store could not be read; try again."
                                        : "The user name or password is not right.");
@@ -441,6 +443,17 @@ static void metrics(web_req_t *r)
         HX_HTML_F(&r->body, "handoff_web_mailbox_up{clinic=\"%s\"} %d\n", h->id, up);
     }
     web_notify_metrics(w, &r->body);
+    if (w->store_metrics) {
+        hx_buf_t text = {0};
+        pthread_mutex_lock(&w->lock);
+        int rc = hx_metrics_render(w->store_metrics, &text);
+        pthread_mutex_unlock(&w->lock);
+        if (rc == 0)
+            hx_html_exposition(&r->body, (const char *)text.data, text.len);
+        else
+            r->body.failed = 1;
+        hx_buf_free(&text);
+    }
     HX_HTML_F(&r->body,
               "# HELP handoff_web_fhir_requests_total FHIR API requests answered.\n"
               "# TYPE handoff_web_fhir_requests_total counter\nhandoff_web_fhir_requests_total %llu\n"
@@ -459,6 +472,14 @@ static void metrics(web_req_t *r)
 
 static bool ready(web_t *w, char *why, size_t cap)
 {
+    char err[256];
+    pthread_mutex_lock(&w->lock);
+    int rc = hx_accounts_ready(w->accounts, err, sizeof err);
+    pthread_mutex_unlock(&w->lock);
+    if (rc != 0) {
+        snprintf(why, cap, "the accounts store: %s", err);
+        return false;
+    }
     for (size_t i = 0; i < w->n_hosted; i++) {
         web_hosted_t *h = &w->hosted[i];
         pthread_mutex_lock(&h->mu);

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "hx_api.h"
 #include "hx_client.h"
 #include "hx_errors.h"
 #include "hx_intake.h"
@@ -605,10 +606,85 @@ static int migrate(char *out, size_t cap, const char *from, const char *to)
     return code;
 }
 
+/* The portal's accounts file beside the network's (web-accounts.db): a user with a session
+ * and notices, three audit lines, a notice waiting, an API client with a subscription. Its
+ * session token and the client's secret in session and secret. */
+static void accounts_made(const char *path, char session[HX_TOKEN_LEN + 1], char secret[HX_TOKEN_LEN + 1])
+{
+    hx_accounts_t *a = NULL;
+    hx_accounts_config_t cfg = {0};
+    char err[512], why[256];
+    cr_assert_eq(hx_accounts_open(path, &cfg, &a, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(hx_user_add(a, "mei@lakeside", "lakeside", HX_USER_CLINICIAN, "correct horse battery", why,
+                             sizeof why), 0, "%s", why);
+    cr_assert_eq(hx_user_set_notify(a, "mei@lakeside", "mei@lakeside.example", HX_NOTIFY_ALL, why, sizeof why), 0);
+    hx_user_t u;
+    cr_assert_eq(hx_login(a, "mei@lakeside", "correct horse battery", session, &u), HX_LOGIN_OK);
+    for (int i = 0; i < 3; i++) {
+        hx_audit_t e = {.user = "mei@lakeside", .clinic = "lakeside", .action = "view", .referral_id = "R-MIG",
+                        .detail = "", .address = "127.0.0.1"};
+        cr_assert_eq(hx_audit(a, &e), 0);
+    }
+    cr_assert_eq(hx_mail_queue(a, "lakeside", HX_NOTIFY_HANDOFF, "K-MIG", "New handoff", "Body\r\n"), 1);
+    cr_assert_eq(hx_api_client_add(a, "lake-emr", "lakeside", "system/Task.cruds", secret, why, sizeof why), 0, "%s",
+                 why);
+    hx_api_sub_t sub = {.client = "lake-emr", .clinic = "lakeside"};
+    snprintf(sub.sub.topic, sizeof sub.sub.topic, "%s", HX_FHIR_TOPIC_TASK);
+    snprintf(sub.sub.endpoint, sizeof sub.sub.endpoint, "https://emr.lakeside.example/hook");
+    snprintf(sub.sub.status, sizeof sub.sub.status, "requested");
+    sub.sub.payload = HX_FHIR_PAYLOAD_ID_ONLY;
+    cr_assert_eq(hx_api_sub_add(a, &sub, why, sizeof why), 0, "%s", why);
+    hx_accounts_close(&a);
+}
+
+static void audit_count(void *ud, const hx_audit_t *e)
+{
+    (void)e;
+    ++*(int *)ud;
+}
+
+static void sub_count(void *ud, const hx_api_sub_t *s)
+{
+    (void)s;
+    ++*(int *)ud;
+}
+
+/* What accounts_made wrote, now in PostgreSQL: the password signs in, the session and the
+ * client's secret go on, the audit and the subscription are there, and new audit lines and
+ * notices take numbers after the ones copied. */
+static void accounts_moved(const char *url, const char *session, const char *secret)
+{
+    hx_accounts_t *a = NULL;
+    hx_accounts_config_t cfg = {0};
+    char err[512], why[256], token[HX_TOKEN_LEN + 1];
+    cr_assert_eq(hx_accounts_open(url, &cfg, &a, err, sizeof err), 0, "%s", err);
+    hx_user_t u;
+    cr_expect_eq(hx_session_user(a, session, &u), 0, "the session came across");
+    cr_expect_eq(hx_login(a, "mei@lakeside", "correct horse battery", token, &u), HX_LOGIN_OK);
+    cr_expect_eq(hx_api_token(a, "lake-emr", secret, NULL, token, NULL, why, sizeof why), HX_API_TOKEN_OK,
+                 "the client's secret came across (and the store's key with it): %s", why);
+    int n = 0;
+    cr_assert_eq(hx_audit_each(a, "lakeside", "R-MIG", 10, audit_count, &n), 0);
+    cr_expect_eq(n, 3);
+    hx_audit_t e = {.user = "mei@lakeside", .clinic = "lakeside", .action = "view", .referral_id = "R-MIG",
+                    .detail = "", .address = "127.0.0.1"};
+    cr_expect_eq(hx_audit(a, &e), 0, "a new audit line after the copied ones (its number not taken)");
+    cr_expect_eq(hx_mail_queue(a, "lakeside", HX_NOTIFY_HANDOFF, "K-MIG2", "New handoff", "Body\r\n"), 1,
+                 "a new notice after the copied one");
+    n = 0;
+    cr_assert_eq(hx_api_sub_each(a, "lakeside", sub_count, &n), 0);
+    cr_expect_eq(n, 1);
+    uint64_t waiting, sent, given_up;
+    cr_assert_eq(hx_mail_counts(a, &waiting, &sent, &given_up), 0);
+    cr_expect_eq(waiting, 2);
+    hx_accounts_close(&a);
+}
+
 /* A network on SQLite with referrals booked and on hold (and their wait list and history),
  * its services stopped, moved with handoff admin migrate: every table of intake and
- * scheduling arrives as it was; scheduling started on PostgreSQL then books new referrals
- * around the bookings that came across. A second migrate into the same database is refused. */
+ * scheduling arrives as it was, and the portal's accounts file with them; scheduling started
+ * on PostgreSQL then books new referrals around the bookings that came across. A second
+ * migrate into the same database is refused. */
 Test(store_pg, a_sqlite_network_migrated_to_postgresql_keeps_every_referral_booking_and_history)
 {
     const char *extra[] = {"--heartbeat-ms", "200", NULL};
@@ -634,10 +710,15 @@ Test(store_pg, a_sqlite_network_migrated_to_postgresql_keeps_every_referral_book
     cr_assert(booked > 0 && held > 0, "some booked (%zu), some held (%zu)", booked, held);
     cr_assert_eq(net_stop(&net, sp, SIGTERM), 0);
     cr_assert_eq(net_stop(&net, ip, SIGTERM), 0);
+    char accounts_db[620], session[HX_TOKEN_LEN + 1], secret[HX_TOKEN_LEN + 1];
+    snprintf(accounts_db, sizeof accounts_db, "%s/web-accounts.db", net.dir);
+    accounts_made(accounts_db, session, secret);
 
     char out[8192];
     cr_assert_eq(migrate(out, sizeof out, from, pg.url), 0, "%s (stderr in %s/migrate.log)", out, net.dir);
-    cr_expect(strstr(out, "intake.referrals") && strstr(out, "scheduling.bookings"), "%s", out);
+    cr_expect(strstr(out, "intake.referrals") && strstr(out, "scheduling.bookings") && strstr(out, "accounts.audit"),
+              "%s", out);
+    accounts_moved(pg.url, session, secret);
     for (size_t i = 0; i < sizeof fingerprints / sizeof *fingerprints; i++) {
         char lite[1 << 14], there[1 << 14];
         sqlite_text(sched_db, fingerprints[i][0], lite, sizeof lite);

@@ -133,24 +133,32 @@ static int start_server(hx_pgtest_t *pg, char *why, size_t cap)
     return wait_ready(pg, why, cap);
 }
 
+/* The server's programs: HX_PG_BINDIR, else the newest /usr/lib/postgresql/N/bin. */
+static int find_bindir(char *out, size_t cap, char *why, size_t wcap)
+{
+    const char *env = getenv("HX_PG_BINDIR");
+    if (env && env[0]) {
+        snprintf(out, cap, "%s", env);
+        return 0;
+    }
+    glob_t g;
+    if (glob("/usr/lib/postgresql/*/bin/postgres", 0, NULL, &g) != 0 || g.gl_pathc == 0) {
+        snprintf(why, wcap, "no PostgreSQL server: /usr/lib/postgresql/*/bin/postgres not found (Debian package "
+                 "postgresql; `make deps` installs it)");
+        globfree(&g);
+        return -1;
+    }
+    snprintf(out, cap, "%s", g.gl_pathv[g.gl_pathc - 1]);
+    globfree(&g);
+    *strrchr(out, '/') = '\0';
+    return 0;
+}
+
 int hx_pgtest_start(hx_pgtest_t *pg, char *why, size_t cap)
 {
     memset(pg, 0, sizeof *pg);
-    const char *env = getenv("HX_PG_BINDIR");
-    if (env && env[0]) {
-        snprintf(pg->bindir, sizeof pg->bindir, "%s", env);
-    } else {
-        glob_t g;
-        if (glob("/usr/lib/postgresql/*/bin/postgres", 0, NULL, &g) != 0 || g.gl_pathc == 0) {
-            snprintf(why, cap, "no PostgreSQL server: /usr/lib/postgresql/*/bin/postgres not found (Debian package "
-                     "postgresql; `make deps` installs it)");
-            globfree(&g);
-            return -1;
-        }
-        snprintf(pg->bindir, sizeof pg->bindir, "%s", g.gl_pathv[g.gl_pathc - 1]);
-        globfree(&g);
-        *strrchr(pg->bindir, '/') = '\0';
-    }
+    if (find_bindir(pg->bindir, sizeof pg->bindir, why, cap) != 0)
+        return -1;
     snprintf(pg->dir, sizeof pg->dir, "/tmp/hx-pg-XXXXXX");
     if (!mkdtemp(pg->dir)) {
         snprintf(why, cap, "mkdtemp: %s", strerror(errno));
@@ -294,4 +302,65 @@ int hx_pgtest_store_url(const char *dir, const char *file, char *url, size_t cap
     if (f)
         fclose(f);
     return 0;
+}
+
+/* Whether buf[0..n) holds needle, as it is or (bytea in pg_dump's text) in lower-case hex. */
+static bool holds(const char *buf, size_t n, const void *needle, size_t len)
+{
+    if (memmem(buf, n, needle, len))
+        return true;
+    char hex[2 * 256 + 1];
+    if (len > 256)
+        return false;
+    for (size_t i = 0; i < len; i++)
+        snprintf(hex + 2 * i, 3, "%02x", ((const unsigned char *)needle)[i]);
+    return memmem(buf, n, hex, 2 * len) != NULL;
+}
+
+static bool file_holds(const char *path, const void *needle, size_t len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return false;
+    static char buf[8 << 20];
+    size_t n = fread(buf, 1, sizeof buf, f);
+    fclose(f);
+    return memmem(buf, n, needle, len) != NULL;
+}
+
+int hx_pgtest_store_has(const char *url, const void *needle, size_t len)
+{
+    if (strncmp(url, "postgresql://", 13)) {
+        char wal[1100];
+        snprintf(wal, sizeof wal, "%s-wal", url);
+        return file_holds(url, needle, len) || file_holds(wal, needle, len);
+    }
+    char bindir[512], why[512], cmd[2048];
+    if (find_bindir(bindir, sizeof bindir, why, sizeof why) != 0)
+        return -1;
+    snprintf(cmd, sizeof cmd, "'%s/pg_dump' --data-only --dbname='%s' 2>/dev/null", bindir, url);
+    FILE *p = popen(cmd, "r");
+    if (!p)
+        return -1;
+    size_t cap = 1 << 20, n = 0;
+    char *buf = malloc(cap);
+    while (buf) {
+        if (n == cap) {
+            char *more = realloc(buf, cap *= 2);
+            if (!more) {
+                free(buf);
+                buf = NULL;
+                break;
+            }
+            buf = more;
+        }
+        size_t got = fread(buf + n, 1, cap - n, p);
+        if (!got)
+            break;
+        n += got;
+    }
+    int st = pclose(p);
+    int rc = !buf || !WIFEXITED(st) || WEXITSTATUS(st) != 0 || n == 0 ? -1 : holds(buf, n, needle, len);
+    free(buf);
+    return rc;
 }

@@ -41,5 +41,9 @@ bool hx_pgtest_wanted(void);
  * own, made at the first call for dir on the suite's server (HX_TEST_PG_URL, started by
  * hx_pgtest_hooks.h). 0, or -1 with why. */
 int hx_pgtest_store_url(const char *dir, const char *file, char *url, size_t cap, char *why, size_t wcap);
+/* Whether the store at url (hx_pgtest_store_url's) holds needle anywhere: a SQLite file or its
+ * WAL byte for byte; a PostgreSQL database as pg_dump --data-only writes it, the bytes as they
+ * are or in hex (bytea). 1, 0, or -1 when it could not be read (a dump that failed). */
+int hx_pgtest_store_has(const char *url, const void *needle, size_t len);
 
 #endif

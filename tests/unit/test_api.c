@@ -4,7 +4,8 @@
  * clock, no sleeps); reset and disable ending tokens; asked scopes within the client's; SMART
  * scopes v1 and v2 with wildcards; subscriptions of one clinic only, their progress kept across
  * a reopening of the store, and the per-clinic limit; `handoff-web client` on the same store
- * (when the program is built beside this suite). */
+ * (when the program is built beside this suite). On either store: ctest runs it again as
+ * test_api_pg with HX_TEST_STORE=postgres. */
 #define _GNU_SOURCE     /* memmem */
 #include <criterion/criterion.h>
 #include <stdio.h>
@@ -14,10 +15,11 @@
 #include <unistd.h>
 
 #include "hx_api.h"
+#include "hx_pgtest_hooks.h"
 #include <sqlite3.h>
 
 static char dir_path[] = "/tmp/hx-api-XXXXXX";
-static char db_path[600];
+static char db_path[1100];         /* a file, or a PostgreSQL URL (hx_pgtest_store_url) */
 static hx_accounts_t *acc;
 static uint64_t clock_now = 1795000000000ull;
 static char secret[HX_TOKEN_LEN + 1];
@@ -39,7 +41,9 @@ static void store_open(void)
 static void setup(void)
 {
     cr_assert_not_null(mkdtemp(dir_path));
-    snprintf(db_path, sizeof db_path, "%s/accounts.db", dir_path);
+    char why0[512];
+    cr_assert_eq(hx_pgtest_store_url(dir_path, "accounts.db", db_path, sizeof db_path, why0, sizeof why0), 0, "%s",
+                 why0);
     store_open();
     char why[256];
     cr_assert_eq(hx_api_client_add(acc, "lake-emr", "lakeside", lake_scopes, secret, why, sizeof why), 0, "%s", why);
@@ -55,22 +59,10 @@ static void teardown(void)
 
 TestSuite(api, .init = setup, .fini = teardown, .timeout = 120);
 
-static bool file_has(const char *path, const char *needle)
+/* Whether the store holds needle (1, 0; -1 when it could not be read). */
+static int stored(const char *needle)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return false;
-    static char buf[1 << 20];
-    size_t n = fread(buf, 1, sizeof buf, f);
-    fclose(f);
-    return memmem(buf, n, needle, strlen(needle)) != NULL;
-}
-
-static bool stored(const char *needle)
-{
-    char wal[620];
-    snprintf(wal, sizeof wal, "%s-wal", db_path);
-    return file_has(db_path, needle) || file_has(wal, needle);
+    return hx_pgtest_store_has(db_path, needle, strlen(needle));
 }
 
 /* ---- clients ---- */
@@ -88,7 +80,8 @@ Test(api, a_client_is_added_once_with_a_secret_shown_once)
     cr_expect_eq(strlen(secret), HX_TOKEN_LEN);
     cr_expect_eq(strspn(secret, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"), HX_TOKEN_LEN,
                  "base64url without padding");
-    cr_expect_not(stored(secret), "the secret is not stored");
+    cr_expect_eq(stored(secret), 0, "the secret is not stored");
+    cr_expect_eq(stored("lake-emr"), 1, "(the check finds what is stored)");
     cr_expect_eq(hx_api_client_add(acc, "lake-emr", "other", "system/Task.r", s2, why, sizeof why), -1);
     cr_expect_str_eq(why, "id: taken");
     cr_expect_eq(s2[0], '\0', "no secret for a refused client");
@@ -212,7 +205,7 @@ Test(api, a_token_for_the_right_secret_is_bound_to_the_client_and_its_clinic)
     cr_expect_str_eq(g.id, "lake-emr");
     cr_expect_str_eq(g.clinic, "lakeside");
     cr_expect_str_eq(g.scopes, lake_scopes, "none asked: all it may have");
-    cr_expect_not(stored(token), "the token is not stored");
+    cr_expect_eq(stored(token), 0, "the token is not stored");
     hx_api_client_t c;
     cr_assert_eq(hx_api_token_check(acc, token, &c), 0);
     cr_expect_str_eq(c.id, "lake-emr");
@@ -599,8 +592,10 @@ Test(api, disabling_a_client_turns_its_subscriptions_off)
 
 Test(api, a_store_from_before_the_api_gains_its_tables)
 {
+    if (hx_pgtest_wanted())
+        cr_skip_test("a SQLite file of the versions before (PostgreSQL stores began with the API)");
     hx_accounts_close(&acc);
-    char side[620];
+    char side[1120];
     cr_assert_eq(unlink(db_path), 0);
     snprintf(side, sizeof side, "%s-wal", db_path);
     unlink(side);

@@ -82,3 +82,18 @@ Test(html, large_pages_grow)
     cr_expect_eq(strlen(b.data), b.len);
     cr_expect_not_null(strstr(b.data, "<li>9999 &amp; &lt;b&gt;</li>"));
 }
+
+Test(html, metrics_text_goes_as_it_is_and_nothing_that_could_be_markup)
+{
+    static const char text[] = "# HELP x_seconds How long the service's one connection was busy.\n"
+                               "x_seconds_bucket{store=\"accounts\",le=\"+Inf\"} 3\n";
+    hx_html_exposition(&b, text, strlen(text));
+    cr_assert_not(b.failed);
+    cr_expect_str_eq(b.data, text, "quotes and apostrophes kept: the exposition format needs them");
+    static const char *const bad[] = {"x{a=\"<script>\"} 1\n", "x{a=\"&amp;\"} 1\n", "x 1\r\n", "x{a=\"\xc3\xa9\"} 1\n"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        hx_html_free(&b);
+        hx_html_exposition(&b, bad[i], strlen(bad[i]));
+        cr_expect(b.failed, "refused: %s", bad[i]);
+    }
+}

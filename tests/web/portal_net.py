@@ -54,8 +54,9 @@ class Network:
     derives the hosted clinics' store keys from it as the portal does. hosted: the clinics the
     portal hosts (default: all of the directory's)."""
 
-    def __init__(self, web_args=(), directory=None, data_key=False, hosted=None):
+    def __init__(self, web_args=(), directory=None, data_key=False, hosted=None, accounts=None):
         self.dir = tempfile.mkdtemp(prefix="hx-portal-")
+        self.accounts_url = accounts
         self.procs = {}
         self.bin = BUILD
         self.directory = directory or os.path.join(SOURCE, "deploy", "sample", "directory.json")
@@ -201,7 +202,8 @@ class Network:
                     self._sealed("scheduling-audit.jsonl"), env)
 
     def accounts(self):
-        return os.path.join(self.dir, "web-accounts.db")
+        """The portal's accounts store: the one given (a PostgreSQL URL), else a file here."""
+        return self.accounts_url or os.path.join(self.dir, "web-accounts.db")
 
     def web_user(self, *args, password=PASSWORD, check=True):
         r = subprocess.run([os.path.join(self.bin, "services", "web", "handoff-web"), "user"] + list(args) +
@@ -219,29 +221,34 @@ class Network:
         self.web_user("add", "review.reviewer", "--role", "reviewer")
         self.web_user("add", "network.admin", "--role", "network-admin")
 
-    def start_web(self, *extra):
-        self.stop("web")
-        log = os.path.join(self.dir, "web.log")
+    def start_web(self, *extra, name="web", hosted=None, home=None, reviewers=True):
+        """Starts a portal (name: its process and log; a second one beside the first takes
+        hosted: its clinics, home: a home of its own, reviewers=False: not the reviewers'
+        mailbox). Its address in self.url (the first's) or the return value."""
+        self.stop(name)
+        log = os.path.join(self.dir, name + ".log")
         if os.path.exists(log):
             os.rename(log, log + ".%d" % time.monotonic_ns())
-        clinics = " ".join("%s=%s" % (c, os.path.join(self.keys, c + ".key")) for c in self.hosted)
+        clinics = " ".join("%s=%s" % (c, os.path.join(self.keys, c + ".key")) for c in (hosted or self.hosted))
         if self.data_key:
             extra = ("--data-key", self.data_key) + tuple(extra)
-        self._spawn("web", [os.path.join(self.bin, "services", "web", "handoff-web"), "serve", "--listen",
-                            "127.0.0.1:0", "--accounts", self.accounts(), "--home", self.home,
-                            "--broker", self.broker, "--server-key", os.path.join(self.keys, "broker.pub"),
-                            "--clinics", clinics, "--reviewers", "review=" + os.path.join(self.keys, "review.key"),
-                            "--sync-ms", "200"] + list(extra))
+        review = ["--reviewers", "review=" + os.path.join(self.keys, "review.key")] if reviewers else []
+        self._spawn(name, [os.path.join(self.bin, "services", "web", "handoff-web"), "serve", "--listen",
+                           "127.0.0.1:0", "--accounts", self.accounts(), "--home", home or self.home,
+                           "--broker", self.broker, "--server-key", os.path.join(self.keys, "broker.pub"),
+                           "--clinics", clinics] + review + ["--sync-ms", "200"] + list(extra))
         port = wait_for("handoff-web to listen",
-                        lambda: (re.search(r"^listening (\d+)$", self.log("web"), re.M) or [None, None])[1],
+                        lambda: (re.search(r"^listening (\d+)$", self.log(name), re.M) or [None, None])[1],
                         timeout=30)
-        self.url = "http://127.0.0.1:%s" % port
-        wait_for("handoff-web ready", lambda: self._ready(), timeout=60)
-        return self.url
+        url = "http://127.0.0.1:%s" % port
+        if name == "web":
+            self.url = url
+        wait_for("handoff-web ready", lambda: self._ready(url), timeout=60)
+        return url
 
-    def _ready(self):
+    def _ready(self, url=None):
         try:
-            with urllib.request.urlopen(self.url + "/readyz", timeout=5) as r:
+            with urllib.request.urlopen((url or self.url) + "/readyz", timeout=5) as r:
                 return r.status == 200
         except (urllib.error.URLError, OSError):
             return False
