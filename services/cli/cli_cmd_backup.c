@@ -358,8 +358,8 @@ static int backup_pg(backup_t *b, const char *url, const char *stage_dir)
     hx_db_url_display(url, where, sizeof where);
     const char *prog = getenv("HANDOFF_PG_DUMP");
     prog = prog && *prog ? prog : "pg_dump";
-    char *const argv[] = {(char *)prog, "--format=custom", "--schema=intake", "--schema=scheduling", file_arg, db_arg,
-                          NULL};
+    char *const argv[] = {(char *)prog, "--format=custom", "--schema=intake", "--schema=scheduling",
+                          "--schema=accounts", file_arg, db_arg, NULL};
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_addopen(&fa, STDERR_FILENO, errfile, O_WRONLY | O_CREAT | O_TRUNC, 0600);

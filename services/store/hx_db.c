@@ -3,6 +3,7 @@
 #include "hx_db_internal.h"
 #include "hx_sqlite.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <libpq-fe.h>
 #include <sqlite3.h>
@@ -154,15 +155,62 @@ void hx_db_pg_error(hx_db_t *db, const PGresult *res, const char *what, char *er
     snprintf(err, cap, "%s: %s: %.*s", db->where, what, (int)strcspn(m, "\n"), m);
 }
 
+/* Clears a secret so the compiler cannot leave it out. */
+static void wipe(void *p, size_t n)
+{
+    volatile unsigned char *v = p;
+    while (n--)
+        *v++ = 0;
+}
+
+/* HANDOFF_DB_PASSWORD_FILE (when PGPASSWORD is not set): the password, its first line. 1 with
+ * it in out, 0 when there is none to read, -1 with err when the file cannot be read. */
+static int pg_password_file(char *out, size_t cap, char *err, size_t ecap)
+{
+    const char *path = getenv("HANDOFF_DB_PASSWORD_FILE");
+    out[0] = '\0';
+    if (!path || !path[0] || getenv("PGPASSWORD"))
+        return 0;
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        snprintf(err, ecap, "HANDOFF_DB_PASSWORD_FILE=%s: %s", path, strerror(errno));
+        return -1;
+    }
+    bool got = fgets(out, (int)cap, f) != NULL;
+    fclose(f);
+    out[strcspn(out, "\r\n")] = '\0';
+    if (!got || !out[0]) {
+        snprintf(err, ecap, "HANDOFF_DB_PASSWORD_FILE=%s: empty (the password on its first line)", path);
+        return -1;
+    }
+    return 1;
+}
+
 static int pg_connect(hx_db_t *db, char *err, size_t cap)
 {
     if (db->pg)
         PQfinish(db->pg);
     /* a server that does not answer at all (its address gone in a failover) must not hold the
      * service's loop past the broker's liveness window: 2 s unless the URL says otherwise */
-    const char *const keys[] = {"connect_timeout", "dbname", NULL};
-    const char *const vals[] = {"2", db->url, NULL};
+    char password[1025];
+    int have = pg_password_file(password, sizeof password, err, cap);
+    if (have < 0) {
+        db->pg = NULL;
+        set_connected(db, false);
+        return -1;
+    }
+    /* the password before the URL: one the URL holds comes later and wins */
+    const char *keys[4] = {"connect_timeout"}, *vals[4] = {"2"};
+    size_t k = 1;
+    if (have) {
+        keys[k] = "password";
+        vals[k++] = password;
+    }
+    keys[k] = "dbname";
+    vals[k++] = db->url;
+    keys[k] = vals[k] = NULL;
     db->pg = PQconnectdbParams(keys, vals, 1);
+    wipe(password, sizeof password);
     if (db->connects++ && db->m_reconnects)
         hx_metric_add(db->m_reconnects, 1);
     db->n_cache = 0;                /* prepared statements live in a session */

@@ -20,6 +20,9 @@
  * that finds the connection closed is tried once more on a new one.
  * Connecting waits at most 2 s for a server that does not answer (connect_timeout in the URL
  * says otherwise), so a service's loop is not held past the broker's liveness window.
+ * The password: the URL's, else libpq's own (PGPASSWORD, ~/.pgpass), else the first line of the
+ * file HANDOFF_DB_PASSWORD_FILE names (a secret mounted as a file: a container's /run/secrets),
+ * read at each connection; that file unreadable or empty is an error naming it.
  * One connection, one thread: the caller serialises. */
 #ifndef HX_DB_H
 #define HX_DB_H
@@ -130,7 +133,9 @@ int hx_db_metrics(hx_db_t *db, hx_metrics_t *m);
  * literal (kept: found again by its address); `?` and `?NNN` as SQLite numbers them. A
  * statement is prepared once per connection and kept; one still in use when asked for again
  * (a query inside the loop of another) gets one of its own. Give each back with hx_db_done.
- * NULL, or -1 from the others, with why in hx_db_errmsg. */
+ * NULL, or -1 from the others, with why in hx_db_errmsg. On PostgreSQL a statement is prepared
+ * on the server at its first step (a lost connection made again there first): its errors show
+ * there. */
 typedef struct hx_db_stmt hx_db_stmt_t;
 enum { HX_DB_DONE = 0, HX_DB_ROW = 1 };
 

@@ -149,7 +149,7 @@ static hx_db_stmt_t *make(hx_db_t *db, const char *sql, bool once, const hx_db_s
         st->borrowed = true;
         rc = 0;
     } else {
-        rc = pg_prepare(st);
+        rc = 0;                     /* prepared at its first step, where a lost connection is made again */
     }
     if (rc) {
         stmt_free(st);

@@ -22,16 +22,16 @@
 
 static const char usage_top[] =
     "usage: handoff-web serve [options]\n"
-    "       handoff-web user add NAME --role ROLE [--clinic ID] [--accounts FILE] [--password-file FILE]\n"
+    "       handoff-web user add NAME --role ROLE [--clinic ID] [--accounts FILE|URL] [--password-file FILE]\n"
     "                            [--email ADDR] [--notify new,question,status|none]\n"
-    "       handoff-web user disable NAME [--accounts FILE]\n"
-    "       handoff-web user reset NAME [--accounts FILE] [--password-file FILE]\n"
-    "       handoff-web user list [--accounts FILE]\n"
-    "       handoff-web user notify NAME [--email ADDR|none] [--notify LIST|none] [--accounts FILE]\n"
-    "       handoff-web clinic totp CLINIC|network [on|off] [--accounts FILE]\n"
-    "       handoff-web client add NAME --clinic ID [--scopes \"SCOPES\"] [--accounts FILE]\n"
-    "       handoff-web client reset|disable NAME [--accounts FILE]\n"
-    "       handoff-web client list [--clinic ID] [--accounts FILE]\n"
+    "       handoff-web user disable NAME [--accounts FILE|URL]\n"
+    "       handoff-web user reset NAME [--accounts FILE|URL] [--password-file FILE]\n"
+    "       handoff-web user list [--accounts FILE|URL]\n"
+    "       handoff-web user notify NAME [--email ADDR|none] [--notify LIST|none] [--accounts FILE|URL]\n"
+    "       handoff-web clinic totp CLINIC|network [on|off] [--accounts FILE|URL]\n"
+    "       handoff-web client add NAME --clinic ID [--scopes \"SCOPES\"] [--accounts FILE|URL]\n"
+    "       handoff-web client reset|disable NAME [--accounts FILE|URL]\n"
+    "       handoff-web client list [--clinic ID] [--accounts FILE|URL]\n"
     "\n"
     "The clinic portal: a web inbox for therapists and front desks. It holds each hosted\n"
     "clinic's own key and opens that clinic's own broker session, as the handoff CLI does.\n"
@@ -51,8 +51,9 @@ enum { S_LISTEN, S_ACCOUNTS, S_HOME, S_BROKER, S_SERVER_KEY, S_CLINICS, S_REVIEW
 static const hx_opt_t serve_opts[S_COUNT] = {
     [S_LISTEN] = {"listen", HX_OPT_TEXT, "HANDOFF_WEB_LISTEN", "127.0.0.1:8080", 0, 0, "HOST:PORT",
                   "where the portal listens (port 0: any free port, printed at start)"},
-    [S_ACCOUNTS] = {"accounts", HX_OPT_TEXT, "HANDOFF_WEB_ACCOUNTS", NULL, 0, 0, "FILE",
-                    "the users, sessions and audit store [HOME/web-accounts.db]"},
+    [S_ACCOUNTS] = {"accounts", HX_OPT_TEXT, "HANDOFF_WEB_ACCOUNTS", NULL, 0, 0, "FILE|URL",
+                    "the users, sessions and audit store: a SQLite file, or postgresql://USER@HOST/DB\n"
+                    "(several portals may share one) [HOME/web-accounts.db]"},
     [S_HOME] = {"home", HX_OPT_TEXT, "HANDOFF_HOME", NULL, 0, 0, "DIR",
                 "where each hosted clinic's local store is kept [~/.handoff]"},
     [S_BROKER] = {"broker", HX_OPT_TEXT, "HANDOFF_BROKER", "tcp://127.0.0.1:5555", 0, 0, "ENDPOINT", "the broker"},
@@ -108,8 +109,9 @@ static const hx_opt_t serve_opts[S_COUNT] = {
 
 enum { U_ACCOUNTS, U_HOME, U_CLINIC, U_ROLE, U_PASSWORD_FILE, U_EMAIL, U_NOTIFY, U_COUNT };
 static const hx_opt_t user_opts[U_COUNT] = {
-    [U_ACCOUNTS] = {"accounts", HX_OPT_TEXT, "HANDOFF_WEB_ACCOUNTS", NULL, 0, 0, "FILE",
-                    "the users, sessions and audit store [HOME/web-accounts.db]"},
+    [U_ACCOUNTS] = {"accounts", HX_OPT_TEXT, "HANDOFF_WEB_ACCOUNTS", NULL, 0, 0, "FILE|URL",
+                    "the users, sessions and audit store: a SQLite file, or postgresql://USER@HOST/DB\n"
+                    "(several portals may share one) [HOME/web-accounts.db]"},
     [U_HOME] = {"home", HX_OPT_TEXT, "HANDOFF_HOME", NULL, 0, 0, "DIR", "[~/.handoff]"},
     [U_CLINIC] = {"clinic", HX_OPT_TEXT, NULL, NULL, 0, 0, "ID", "add: the user's clinic (clinic roles)"},
     [U_ROLE] = {"role", HX_OPT_TEXT, NULL, NULL, 0, 0, "ROLE",
@@ -293,8 +295,9 @@ static int cmd_user(int argc, char **argv)
 
 enum { C_ACCOUNTS, C_HOME, C_COUNT };
 static const hx_opt_t clinic_opts[C_COUNT] = {
-    [C_ACCOUNTS] = {"accounts", HX_OPT_TEXT, "HANDOFF_WEB_ACCOUNTS", NULL, 0, 0, "FILE",
-                    "the users, sessions and audit store [HOME/web-accounts.db]"},
+    [C_ACCOUNTS] = {"accounts", HX_OPT_TEXT, "HANDOFF_WEB_ACCOUNTS", NULL, 0, 0, "FILE|URL",
+                    "the users, sessions and audit store: a SQLite file, or postgresql://USER@HOST/DB\n"
+                    "(several portals may share one) [HOME/web-accounts.db]"},
     [C_HOME] = {"home", HX_OPT_TEXT, "HANDOFF_HOME", NULL, 0, 0, "DIR", "[~/.handoff]"},
 };
 
@@ -365,9 +368,9 @@ static int cmd_clinic(int argc, char **argv)
 
 enum { K_ACCOUNTS, K_HOME, K_CLINIC, K_SCOPES, K_COUNT };
 static const hx_opt_t client_opts[K_COUNT] = {
-    [K_ACCOUNTS] = {"accounts", HX_OPT_TEXT, "HANDOFF_WEB_ACCOUNTS", NULL, 0, 0, "FILE",
-                    "the users, sessions and audit store; the API's clients are kept there too\n"
-                    "[HOME/web-accounts.db]"},
+    [K_ACCOUNTS] = {"accounts", HX_OPT_TEXT, "HANDOFF_WEB_ACCOUNTS", NULL, 0, 0, "FILE|URL",
+                    "the users, sessions and audit store (a SQLite file, or postgresql://USER@HOST/DB);\n"
+                    "the API's clients are kept there too [HOME/web-accounts.db]"},
     [K_HOME] = {"home", HX_OPT_TEXT, "HANDOFF_HOME", NULL, 0, 0, "DIR", "[~/.handoff]"},
     [K_CLINIC] = {"clinic", HX_OPT_TEXT, NULL, NULL, 0, 0, "ID",
                   "add: the client's clinic (required); list: only that clinic's clients"},

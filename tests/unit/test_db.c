@@ -442,3 +442,107 @@ Test(db_pg_restart, a_restarted_server_is_reached_again_with_what_was_committed)
     hx_db_close(&db);
     hx_pgtest_destroy(&pg);
 }
+
+/* Statements outside a transaction (a web request's reads and single writes) find a server
+ * that was restarted by themselves: a read that meets the closed connection is tried once more
+ * on a new one; while the server is down they fail with the store named, and are not held. */
+Test(db_pg_restart, statements_outside_a_transaction_reconnect_by_themselves)
+{
+    hx_pgtest_t pg;
+    char why[2048], err[1024];
+    cr_assert_eq(hx_pgtest_start(&pg, why, sizeof why), 0, "%s", why);
+    hx_db_t *db = hx_db_open(pg.url, "restart2", steps, 1, err, sizeof err);
+    cr_assert_not_null(db, "%s", err);
+    hx_db_stmt_t *st = hx_db_prep(db, insert_sql);
+    cr_assert(st && hx_db_bind_text(st, 1, "a") == 0 && hx_db_bind_int(st, 2, 1) == 0);
+    cr_assert_eq(hx_db_step(st), HX_DB_DONE, "%s", hx_db_errmsg(db));
+    hx_db_done(st);
+
+    cr_assert_eq(hx_pgtest_stop(&pg), 0);
+    st = hx_db_prep(db, count_sql);
+    cr_assert_not_null(st);
+    cr_expect_eq(hx_db_step(st), -1, "the server is down");
+    cr_expect(strstr(hx_db_errmsg(db), "127.0.0.1"), "%s", hx_db_errmsg(db));
+    hx_db_done(st);
+
+    cr_assert_eq(hx_pgtest_restart(&pg, why, sizeof why), 0, "%s", why);
+    /* the backoff after the failed attempt (100 ms) may still run: a read waits it out once */
+    int step = -1;
+    for (int i = 0; i < 100 && step < 0; i++) {
+        st = hx_db_prep(db, count_sql);
+        cr_assert_not_null(st, "%s", hx_db_errmsg(db));
+        step = hx_db_step(st);
+        if (step == HX_DB_ROW)
+            cr_expect_eq(hx_db_col_int(st, 0), 1, "what was written before the restart");
+        hx_db_done(st);
+        if (step < 0)
+            cr_expect(strstr(hx_db_errmsg(db), "trying again in"), "only the backoff holds it: %s",
+                      hx_db_errmsg(db));
+        if (step < 0)
+            usleep(20000);          /* the backoff's own clock: at most 100 ms */
+    }
+    cr_expect_eq(step, HX_DB_ROW, "reached again without a transaction: %s", hx_db_errmsg(db));
+    st = hx_db_prep(db, insert_sql);
+    cr_assert(st && hx_db_bind_text(st, 1, "b") == 0 && hx_db_bind_int(st, 2, 2) == 0);
+    cr_expect_eq(hx_db_step(st), HX_DB_DONE, "a write after it: %s", hx_db_errmsg(db));
+    hx_db_done(st);
+    hx_db_close(&db);
+    hx_pgtest_destroy(&pg);
+}
+
+/* A unique or primary key's violation is told from other failures (a name taken, against a
+ * store that failed). */
+ParameterizedTestParameters(db, a_taken_key_is_told_from_other_failures)
+{
+    return backends();
+}
+
+ParameterizedTest(backend_t *backend, db, a_taken_key_is_told_from_other_failures, .init = setup, .fini = teardown)
+{
+    char url[400], comp[64];
+    store_for(backend->name, url, sizeof url, comp, sizeof comp);
+    hx_db_t *db = open_or_fail(url, comp, 1);
+    static const char plain[] = "INSERT INTO notes(id, n) VALUES (?, ?)";
+    for (int i = 0; i < 2; i++) {
+        hx_db_stmt_t *st = hx_db_prep(db, plain);
+        cr_assert(st && hx_db_bind_text(st, 1, "same") == 0 && hx_db_bind_int(st, 2, i) == 0);
+        cr_expect_eq(hx_db_step(st), i ? -1 : HX_DB_DONE, "%s", hx_db_errmsg(db));
+        cr_expect_eq(hx_db_unique_violation(db), i == 1, "insert %d", i);
+        hx_db_done(st);
+    }
+    hx_db_stmt_t *st = hx_db_prep(db, plain);
+    cr_assert(st && hx_db_bind_text(st, 1, "other") == 0 && hx_db_bind_null(st, 2) == 0);
+    cr_expect_eq(hx_db_step(st), -1, "n is NOT NULL");
+    cr_expect_not(hx_db_unique_violation(db), "another constraint: not a taken key");
+    hx_db_done(st);
+    hx_db_close(&db);
+}
+
+/* The password from the file HANDOFF_DB_PASSWORD_FILE names (the suite's server trusts
+ * 127.0.0.1, so any password opens it): read when there, and a file missing or empty is an
+ * error that names it, not a connection tried without it. */
+Test(db_pg, a_password_file_is_read_and_a_missing_or_empty_one_is_named, .init = setup, .fini = teardown)
+{
+    char url[400], comp[64], err[1024], path[400];
+    store_for("postgres", url, sizeof url, comp, sizeof comp);
+    unsetenv("PGPASSWORD");
+    snprintf(path, sizeof path, "%s/pg_password", tmp);
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f);
+    fputs("s3cret-from-a-file\n", f);
+    fclose(f);
+    setenv("HANDOFF_DB_PASSWORD_FILE", path, 1);
+    hx_db_t *db = hx_db_open(url, comp, steps, 1, err, sizeof err);
+    cr_expect_not_null(db, "%s", err);
+    hx_db_close(&db);
+    f = fopen(path, "w");
+    cr_assert_not_null(f);
+    fclose(f);
+    cr_expect_null(hx_db_open(url, comp, steps, 1, err, sizeof err));
+    cr_expect(strstr(err, "HANDOFF_DB_PASSWORD_FILE=") && strstr(err, path) && strstr(err, "empty"), "%s", err);
+    snprintf(path, sizeof path, "%s/none", tmp);
+    setenv("HANDOFF_DB_PASSWORD_FILE", path, 1);
+    cr_expect_null(hx_db_open(url, comp, steps, 1, err, sizeof err));
+    cr_expect(strstr(err, path) && strstr(err, "No such file"), "%s", err);
+    unsetenv("HANDOFF_DB_PASSWORD_FILE");
+}
