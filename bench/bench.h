@@ -45,6 +45,7 @@ typedef struct {
     const char *broker_prefix;  /* --broker-prefix: e.g. "valgrind --tool=callgrind" */
     const char *service_prefix; /* --service-prefix: NAME=CMD, a service run under CMD */
     const char *attach;         /* --attach: a profiler attached for the measured phase */
+    uint32_t cluster;           /* --cluster N: submit and latency again on N replicated nodes */
 } bench_opts_t;
 
 /* Set by SIGINT/SIGTERM; every loop checks it. */
@@ -87,6 +88,10 @@ pid_t bench_spawn(bench_env_t *e, const char *name, const char *rel, const char 
 /* Starts the durable broker on a free port of 127.0.0.1 and waits for its ready file;
  * *ready_ns is how long that took. 0 or -1 (reason on stderr). */
 int bench_start_broker(bench_env_t *e, uint64_t *ready_ns);
+/* Starts n brokers as one replicated broker (--cluster, on 127.0.0.1 ports of their own, each
+ * with its data directory) and waits until one of them serves: e->endpoint is then that
+ * leader's, and its process is the one named "broker" (the others "node-N"). 0 or -1. */
+int bench_start_cluster(bench_env_t *e, uint32_t n);
 /* --attach: starts the command (with {pid} = the broker's pid, {pids} = every child's,
  * comma-separated) for the measured phase; stop sends it SIGINT and waits. No-ops without. */
 void bench_attach_start(bench_env_t *e);

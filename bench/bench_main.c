@@ -63,7 +63,8 @@ static const char usage_tail[] =
  * the help names them; for_mode fills them in. What the table cannot say (the mode list,
  * the decimal numbers, empty paths, checks across flags) is checked after it. */
 enum { O_MODE, O_PRODUCERS, O_WINDOW, O_SIZE, O_BATCH, O_COUNT, O_DURATION, O_RATE, O_WORKERS, O_CLINICS,
-       O_THERAPISTS, O_SEED, O_STORE, O_CURVE, O_FULL, O_JSON, O_BUILD, O_SOURCE, O_TMP, O_KEEP, O_PREFIX, O_SVC_PREFIX, O_ATTACH, O_N };
+       O_THERAPISTS, O_SEED, O_STORE, O_CURVE, O_FULL, O_JSON, O_BUILD, O_SOURCE, O_TMP, O_KEEP, O_PREFIX, O_SVC_PREFIX, O_ATTACH,
+       O_CLUSTER, O_N };
 static const hx_opt_t options[O_N] = {
     [O_MODE] = {"mode", HX_OPT_TEXT, NULL, "all", 0, 0, "LIST",
                 "submit, deliver, pipeline, latency, recovery or all; several\n"
@@ -100,6 +101,10 @@ static const hx_opt_t options[O_N] = {
                  "pipeline: intake's and scheduling's stores on sqlite (files in\nthe run's directory) or "
                  "postgres (a PostgreSQL server of\nDebian's package started for the run on 127.0.0.1, removed "
                  "after)"},
+    [O_CLUSTER] = {"cluster", HX_OPT_U32, NULL, "0", 0, 7, "N",
+                   "submit, latency: run again on a replicated broker of N nodes\n"
+                   "(--cluster, on Raft), the producers on its leader, and report the\n"
+                   "replicated rate as a share of the single broker's; 0: not"},
     [O_CURVE] = {"curve", HX_OPT_FLAG, NULL, NULL, 0, 0, NULL,
                  "CURVE on: keys made with the project's key code, the broker\n"
                  "started with --curve-secret and --allow"},
@@ -210,6 +215,7 @@ static int read_options(int argc, char **argv, given_t *g)
     *o = (bench_opts_t){.producers = v[O_PRODUCERS].u32, .window = v[O_WINDOW].u32, .size = v[O_SIZE].u32,
                         .count = v[O_COUNT].u64, .workers = v[O_WORKERS].u32, .batch = v[O_BATCH].u32,
                         .curve = v[O_CURVE].on, .json_only = v[O_JSON].on, .keep = v[O_KEEP].on,
+                        .cluster = v[O_CLUSTER].u32,
                         .full = v[O_FULL].on || full_from_env(), .build_dir = v[O_BUILD].text,
                         .source_dir = v[O_SOURCE].text, .tmp_base = v[O_TMP].text, .clinics = v[O_CLINICS].u32,
                         .therapists = v[O_THERAPISTS].u32, .seed = v[O_SEED].u64,

@@ -417,10 +417,14 @@ static void load_keys(bench_env_t *e, const bench_opts_t *o)
 
 /* The table rows and JSON line of a submit or latency run; 0 when it checked out. */
 static int report_load(const bench_opts_t *o, bool open_loop, double rate, const load_result_t *res,
-                       const load_cost_t *cost)
+                       const load_cost_t *cost, uint32_t nodes)
 {
     bench_report_t r;
-    bench_report_begin(&r, o, open_loop ? "latency" : "submit");
+    char mode[48];
+    snprintf(mode, sizeof mode, "%s%s", open_loop ? "latency" : "submit", nodes ? "-cluster" : "");
+    bench_report_begin(&r, o, mode);
+    if (nodes)
+        bench_report_int(&r, "nodes", nodes, "replicated nodes (a majority has each message on disk)");
     if (open_loop)
         bench_report_num(&r, "offered_per_s", rate, "msg/s", "offered rate");
     bench_report_num(&r, "msgs_per_s", res->seconds > 0 ? (double)res->acked / res->seconds : 0, "msg/s",
@@ -455,7 +459,9 @@ static int report_load(const bench_opts_t *o, bool open_loop, double rate, const
     return verdict(&r, lost, dup, res->failed);
 }
 
-static int submit_or_latency(const bench_opts_t *o, bool open_loop)
+/* One run: the single durable broker, or (nodes > 0) a replicated one of that many nodes,
+ * the producers on its leader. *rate_out: the acked messages per second. */
+static int submit_or_latency_on(const bench_opts_t *o, bool open_loop, uint32_t nodes, double *rate_out)
 {
     const char *mode = open_loop ? "latency" : "submit";
     bench_env_t e;
@@ -465,7 +471,7 @@ static int submit_or_latency(const bench_opts_t *o, bool open_loop)
     }
     int rc = 1;
     load_keys(&e, o);
-    if (bench_start_broker(&e, NULL))
+    if (nodes ? bench_start_cluster(&e, nodes) : bench_start_broker(&e, NULL))
         goto out;
     double rate = open_loop ? o->rate : 0;
     uint64_t count = o->count;
@@ -493,11 +499,32 @@ static int submit_or_latency(const bench_opts_t *o, bool open_loop)
     cost.stats = stats && broker_stats(&e, &acc1, &fs1);
     cost.accepted = acc1 - acc0;
     cost.fsyncs = fs1 - fs0;
-    rc = report_load(o, open_loop, rate, &res, &cost);
+    rc = report_load(o, open_loop, rate, &res, &cost, nodes);
+    if (rate_out)
+        *rate_out = res.seconds > 0 ? (double)res.acked / res.seconds : 0;
     bench_samples_free(&res.lat);
     bench_samples_free(&res.lag);
 out:
     bench_env_cleanup(&e);
+    return rc;
+}
+
+/* The single broker, then (--cluster N) the same load on N replicated nodes, and what
+ * replication costs: the replicated rate as a share of the single one. */
+static int submit_or_latency(const bench_opts_t *o, bool open_loop)
+{
+    double single = 0, replicated = 0;
+    int rc = submit_or_latency_on(o, open_loop, 0, &single);
+    if (o->cluster && !bench_stop) {
+        rc |= submit_or_latency_on(o, open_loop, o->cluster, &replicated);
+        bench_report_t r;
+        bench_report_begin(&r, o, open_loop ? "latency-cluster-ratio" : "submit-cluster-ratio");
+        bench_report_int(&r, "nodes", o->cluster, "replicated nodes");
+        bench_report_num(&r, "single_msgs_per_s", single, "msg/s", "single broker");
+        bench_report_num(&r, "replicated_msgs_per_s", replicated, "msg/s", "replicated");
+        bench_report_num(&r, "ratio", single > 0 ? replicated / single : 0, "", "replicated / single");
+        rc |= verdict(&r, 0, 0, false);
+    }
     return rc;
 }
 

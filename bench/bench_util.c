@@ -9,11 +9,13 @@
 #include <errno.h>
 #include <ftw.h>
 #include <math.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -370,6 +372,82 @@ int bench_start_broker(bench_env_t *e, uint64_t *ready_ns)
     fclose(f);
     e->endpoint[strcspn(e->endpoint, "\r\n")] = '\0';
     return 0;
+}
+
+/* A free TCP port of 127.0.0.1 (free a moment ago). */
+static int free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof a;
+    int port = fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
+                       getsockname(fd, (struct sockaddr *)&a, &len) == 0
+                   ? ntohs(a.sin_port)
+                   : -1;
+    if (fd >= 0)
+        close(fd);
+    return port;
+}
+
+int bench_start_cluster(bench_env_t *e, uint32_t n)
+{
+    enum { MAX_NODES = 7 };
+    if (n < 1 || n > MAX_NODES || e->o->curve) {
+        fprintf(stderr, "%s: --cluster: 1 to %d nodes, without --curve\n", BENCH_PROG, MAX_NODES);
+        return -1;
+    }
+    char spec[2048], endpoints[MAX_NODES][64], ready[MAX_NODES][700], data[MAX_NODES][700], id[MAX_NODES][8],
+        policy[700];
+    size_t k = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        int port = free_port(), raft = free_port();
+        if (port < 0 || raft < 0)
+            return -1;
+        snprintf(endpoints[i], sizeof endpoints[i], "tcp://127.0.0.1:%d", port);
+        snprintf(ready[i], sizeof ready[i], "%s/node-%u.ready", e->dir, i + 1);
+        snprintf(data[i], sizeof data[i], "%s/node-%u", e->dir, i + 1);
+        snprintf(id[i], sizeof id[i], "%u", i + 1);
+        k += (size_t)snprintf(spec + k, sizeof spec - k, "%s%u=127.0.0.1:%d=%s", i ? "," : "", i + 1, raft,
+                              endpoints[i]);
+    }
+    snprintf(policy, sizeof policy, "%s/policy.json", e->dir);
+    json_t *rules = json_pack("{s:[{s:s, s:s, s:[s]}]}", "rules", "from", "*", "to", "*", "types", "bench");
+    bool ok = rules && json_dump_file(rules, policy, 0) == 0;
+    json_decref(rules);
+    if (!ok)
+        return -1;
+    pid_t pids[MAX_NODES];
+    for (uint32_t i = 0; i < n; i++) {
+        unlink(ready[i]);
+        const char *args[] = {"--bind", endpoints[i], "--ready-file", ready[i], "--data", data[i], "--cluster", spec,
+                              "--node-id", id[i], "--max-queue", "100000000", "--max-queue-bytes", "4000000000",
+                              "--sender-share", "100", "--policy", policy, "--plain-tcp-for-tests", NULL};
+        char name[16];
+        snprintf(name, sizeof name, "node-%u", i + 1);
+        if ((pids[i] = bench_spawn(e, name, "broker/handoff-broker", args)) < 0)
+            return -1;
+    }
+    /* the leader: the node whose HELLO is welcomed (the others answer ERR_NOT_LEADER) */
+    uint64_t t0 = bench_now_ns();
+    while (!bench_stop && bench_now_ns() - t0 < 60ull * 1000000000u) {
+        for (uint32_t i = 0; i < n; i++) {
+            if (access(ready[i], R_OK) != 0)
+                continue;
+            snprintf(e->endpoint, sizeof e->endpoint, "%.63s", endpoints[i]);
+            bench_conn_t c;
+            if (bench_conn_open(&c, e, HANDOFF__ROLE__ROLE_ADMIN, "bench-probe", 0) == 0) {
+                bench_conn_close(&c);
+                int slot = slot_of(e, pids[i]);
+                if (slot >= 0)
+                    snprintf(e->procs[slot].name, sizeof e->procs[slot].name, "broker");
+                return 0;
+            }
+        }
+        bench_sleep_ns(100000000);              /* an election takes a second or two */
+    }
+    e->endpoint[0] = '\0';
+    fprintf(stderr, "%s: no node of the cluster served within 60 s; see %s/node-*.log\n", BENCH_PROG, e->dir);
+    return -1;
 }
 
 uint64_t bench_rss(pid_t pid)

@@ -1,5 +1,6 @@
 /* handoff-broker — the daemon: one ROUTER socket on a libuv loop, feeding hx_router. */
 #include "hx_audit.h"
+#include "hx_cluster.h"
 #include "hx_curve.h"
 #include "hx_http.h"
 #include "hx_log.h"
@@ -11,10 +12,12 @@
 #include "hx_zuv.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <uv.h>
 #include <zmq.h>
 
@@ -33,6 +36,9 @@ static const char usage_tail[] =
     "\n"
     "Without CURVE keys the broker refuses to start (--plain-tcp-for-tests is for loopback tests).\n"
     "With --data, a message is answered \"accepted\" only once it is on disk (fdatasync).\n"
+    "With --cluster (and --node-id, --data), the broker is one node of a replicated broker:\n"
+    "\"accepted\" once a majority of the nodes have it on disk; the other nodes answer\n"
+    "ERR_NOT_LEADER naming the leader (docs/OPERATIONS.md, \"A replicated broker\").\n"
     "SIGINT or SIGTERM: says BYE to every peer and exits 0. SIGHUP: reads --allow and --revoked again.\n";
 
 /* The broker's options: one row each (flag, environment, default, bounds, help). */
@@ -40,7 +46,8 @@ enum {
     O_BIND, O_HEARTBEAT, O_LIVENESS, O_MAX_FRAME, O_MAX_QUEUE, O_DEDUP, O_DATA, O_SEGMENT, O_SALVAGE,
     O_MAX_QUEUE_BYTES, O_ATTEMPTS, O_BACKOFF, O_BACKOFF_MAX, O_ACK_TIMEOUT, O_SHARE, O_POLICY, O_PRINT_POLICY,
     O_FAULTS, O_CURVE_SECRET, O_DATA_KEY, O_AUDIT, O_AUDIT_MAX_BYTES, O_AUDIT_ROTATE, O_AUDIT_KEEP_DAYS, O_PLAIN,
-    O_ALLOW, O_REVOKED, O_READY, O_HTTP, O_LOG_LEVEL, O_LOG_FORMAT, O_COUNT
+    O_ALLOW, O_REVOKED, O_READY, O_HTTP, O_LOG_LEVEL, O_LOG_FORMAT, O_CLUSTER, O_NODE_ID, O_RAFT_BIND,
+    O_RAFT_ELECTION, O_RAFT_HEARTBEAT, O_RAFT_SNAPSHOT, O_COUNT
 };
 static const hx_opt_t options[O_COUNT] = {
     [O_BIND] = {"bind", HX_OPT_TEXT, "HANDOFF_BIND", "tcp://127.0.0.1:5555", 0, 0, "ENDPOINT",
@@ -116,6 +123,20 @@ static const hx_opt_t options[O_COUNT] = {
                      "debug, info, warn, error"},
     [O_LOG_FORMAT] = {"log-format", HX_OPT_TEXT, "HANDOFF_LOG_FORMAT", "text", 0, 0, "FORMAT",
                       "text, or json: one object per line"},
+    [O_CLUSTER] = {"cluster", HX_OPT_TEXT, "HANDOFF_CLUSTER", NULL, 0, 0, "NODES",
+                   "a replicated broker: every node as ID=RAFTHOST:PORT=tcp://HOST:PORT,\ncomma-separated, the "
+                   "same on each node (3 or 5 nodes); needs --node-id\nand --data (Raft's log in DIR/raft)"},
+    [O_NODE_ID] = {"node-id", HX_OPT_U32, "HANDOFF_NODE_ID", "0", 0, 1000000, "ID",
+                   "with --cluster: which of its nodes this one is"},
+    [O_RAFT_BIND] = {"raft-bind", HX_OPT_TEXT, "HANDOFF_RAFT_BIND", NULL, 0, 0, "HOST:PORT",
+                     "with --cluster: listen for the other nodes there rather than at this\nnode's RAFTHOST:PORT "
+                     "(a container's 0.0.0.0:PORT); the same port"},
+    [O_RAFT_ELECTION] = {"raft-election-ms", HX_OPT_U32, "HANDOFF_RAFT_ELECTION_MS", "1000", 100, 60000, "N",
+                         "with --cluster: a follower that hears no leader for N to 2N ms\nstands for election"},
+    [O_RAFT_HEARTBEAT] = {"raft-heartbeat-ms", HX_OPT_U32, "HANDOFF_RAFT_HEARTBEAT_MS", "100", 10, 10000, "N",
+                          "with --cluster: the leader's heartbeat (and lease renewal) interval"},
+    [O_RAFT_SNAPSHOT] = {"raft-snapshot-entries", HX_OPT_U32, "HANDOFF_RAFT_SNAPSHOT_ENTRIES", "1024", 16,
+                         10000000, "N", "with --cluster: a snapshot of the state every N log entries"},
 };
 
 typedef struct {
@@ -141,6 +162,10 @@ typedef struct {
     hx_http_t *http;
     hx_policy_t *policy;        /* routing: who may send what where */
     bool sock_watched, zap_watched; /* hx_zuv_init done: hx_zuv_close at the end */
+    /* --cluster: this node of the replicated broker; the router exists only while it serves */
+    hx_cluster_t *cluster;
+    hx_router_config_t rcfg;    /* what each router it serves with is made from */
+    hx_buf_t refusal;
 } broker_t;
 
 /* Group commit latency, 50 us .. 2.5 s: one fdatasync is ~150 us on a good disk. */
@@ -204,6 +229,14 @@ static void on_message(hx_zuv_t *z, zmq_msg_t *parts, size_t n, void *arg)
     uint64_t now = uv_now(&b->loop);
     const uint8_t *rid = zmq_msg_data(&parts[0]);
     size_t rid_len = zmq_msg_size(&parts[0]);
+    if (b->cluster && !b->router) {             /* a node that does not serve: the leader is there */
+        if (n == 2 && b->zap && !zmq_msg_gets(&parts[1], "User-Id"))
+            return;
+        if (n >= 2 && hx_cluster_refusal(b->cluster, zmq_msg_data(&parts[n - 1]), zmq_msg_size(&parts[n - 1]),
+                                         &b->refusal) == 0)
+            send_frame(b, rid, rid_len, b->refusal.data, b->refusal.len);
+        return;
+    }
     if (n != 2) {
         hx_router_on_bad_frames(b->router, rid, rid_len, n - 1, now);
         return;
@@ -352,7 +385,8 @@ static void on_hup(uv_signal_t *s, int signum)
             *came_text ? (int)came.text.len : 0, came_text, gone.n || came.n ? "" : "; no change");
     hx_buf_free(&gone.text);
     hx_buf_free(&came.text);
-    hx_router_recheck(b->router);               /* sessions of removed principals end now */
+    if (b->router)
+        hx_router_recheck(b->router);           /* sessions of removed principals end now */
 }
 
 /* ---- /metrics and /readyz, written on the loop thread (hx_http asks through uv_async) -- */
@@ -435,12 +469,80 @@ static int write_one(hx_buf_t *out, const char *name, hx_metric_type_t type, con
                ? HX_ENOMEM : 0;
 }
 
+/* Whether the broker can serve (what /readyz says): its store can write; in a cluster, this
+ * node serves, or follows a leader it can name to its clients. */
+static bool broker_ready(broker_t *b, char *why, size_t cap)
+{
+    if (b->cluster && !b->router) {
+        hx_cluster_status_t cs;
+        hx_cluster_status(b->cluster, uv_now(&b->loop), &cs);
+        if (cs.leader && cs.leader != cs.self) {
+            snprintf(why, cap, "follower of node %llu (%s)", (unsigned long long)cs.leader,
+                     hx_cluster_leader(b->cluster));
+            return true;
+        }
+        snprintf(why, cap, cs.leader ? "the leader, not serving yet" : "no leader yet (an election)");
+        return false;
+    }
+    const char *w = "";
+    bool ok = b->store->ops->health(b->store, &w) == 0;
+    snprintf(why, cap, "%s", w && *w ? w : ok ? "" : "the store cannot write");
+    return ok;
+}
+
+/* The cluster's figures: this node's role, term, indexes, the leader it knows, leader changes,
+ * the replicated state and the lease. */
+static int write_cluster(broker_t *b, hx_buf_t *out)
+{
+    hx_cluster_status_t cs;
+    hx_cluster_status(b->cluster, uv_now(&b->loop), &cs);
+    static const char *const roles[] = {"leader", "follower", "candidate", "unavailable"};
+    int rc = hx_metrics_write_family(out, "handoff_broker_raft_role", HX_METRIC_GAUGE,
+                                     "1 for this node's Raft role now, 0 for the others.");
+    for (size_t i = 0; rc == 0 && i < 4; i++)
+        rc = hx_metrics_write_u64(out, "handoff_broker_raft_role", "role", roles[i], !strcmp(cs.role, roles[i]));
+    if (rc == 0)
+        rc = write_one(out, "handoff_broker_raft_serving", HX_METRIC_GAUGE,
+                       "1 while this node serves clients (the leader, its barrier applied, its lease held).",
+                       cs.serving) ||
+             write_one(out, "handoff_broker_raft_term", HX_METRIC_GAUGE, "The Raft term this node is in.", cs.term) ||
+             write_one(out, "handoff_broker_raft_leader", HX_METRIC_GAUGE,
+                       "The id of the leader this node knows (0: none).", cs.leader) ||
+             write_one(out, "handoff_broker_raft_commit_index", HX_METRIC_GAUGE,
+                       "The last log index this node knows committed.", cs.commit_index) ||
+             write_one(out, "handoff_broker_raft_applied_index", HX_METRIC_GAUGE,
+                       "The last log index applied to this node's state.", cs.applied_index) ||
+             write_one(out, "handoff_broker_raft_last_index", HX_METRIC_GAUGE,
+                       "The last index of this node's log (committed or not).", cs.last_index) ||
+             write_one(out, "handoff_broker_raft_leader_changes_total", HX_METRIC_COUNTER,
+                       "Times this node saw a new leader (itself included).", cs.leader_changes) ||
+             write_one(out, "handoff_broker_raft_committed_total", HX_METRIC_COUNTER,
+                       "Entries this node proposed as leader that were committed.", cs.committed) ||
+             write_one(out, "handoff_broker_raft_snapshots_total", HX_METRIC_COUNTER,
+                       "Snapshots of the state this node took.", cs.snapshots) ||
+             write_one(out, "handoff_broker_raft_held_messages", HX_METRIC_GAUGE,
+                       "Messages in the replicated state (held: waiting, in flight or dead).", cs.held) ||
+             write_one(out, "handoff_broker_raft_held_bytes", HX_METRIC_GAUGE,
+                       "Bytes of the messages in the replicated state.", cs.held_bytes) ||
+             write_one(out, "handoff_broker_raft_lease_left_ms", HX_METRIC_GAUGE,
+                       "The serving leader's lease still to run, in ms (0 on other nodes).", cs.lease_left_ms);
+    return rc ? HX_ENOMEM : 0;
+}
+
 static int write_metrics(broker_t *b, hx_buf_t *out)
 {
+    char why_text[600];
+    bool ready = broker_ready(b, why_text, sizeof why_text);
+    if (b->cluster && write_cluster(b, out) != 0)
+        return HX_ENOMEM;
+    if (!b->router)
+        return write_one(out, "handoff_broker_ready", HX_METRIC_GAUGE,
+                         "1 when the broker can write its store (what /readyz says), else 0.", ready) ||
+                       hx_metrics_render(b->metrics, out)
+                   ? HX_ENOMEM
+                   : 0;
     hx_router_stats_t st;
     hx_router_stats(b->router, &st);
-    const char *why = "";
-    bool ready = b->store->ops->health(b->store, &why) == 0;
     static const struct {
         const char *name, *help;
         size_t offset;
@@ -512,11 +614,12 @@ static int http_page(void *arg, hx_http_page_t page, hx_buf_t *out)
     broker_t *b = arg;
     if (page == HX_HTTP_METRICS)
         return write_metrics(b, out) == 0 ? 200 : 500;
-    const char *why = "";
-    if (b->store->ops->health(b->store, &why) == 0)
-        return hx_buf_append(out, "ready\n", 6) ? 500 : 200;
-    char line[600];
-    int n = snprintf(line, sizeof line, "not ready: %s\n", why && *why ? why : "the store cannot write");
+    char why[600], line[700];
+    if (broker_ready(b, why, sizeof why)) {
+        int n = snprintf(line, sizeof line, "ready%s%s\n", why[0] ? ": " : "", why);
+        return hx_buf_append(out, line, n > 0 && (size_t)n < sizeof line ? (size_t)n : strlen(line)) ? 500 : 200;
+    }
+    int n = snprintf(line, sizeof line, "not ready: %s\n", why);
     return hx_buf_append(out, line, n > 0 && (size_t)n < sizeof line ? (size_t)n : strlen(line)) ? 500 : 503;
 }
 
@@ -524,14 +627,19 @@ static void on_tick(uv_timer_t *t)
 {
     broker_t *b = t->data;
     uv_update_time(&b->loop);
-    hx_router_tick(b->router, uv_now(&b->loop));
+    hx_cluster_poll(b->cluster, uv_now(&b->loop));  /* first: a lapsed lease drops the router */
+    if (b->router)
+        hx_router_tick(b->router, uv_now(&b->loop));
 }
 
-/* Once per loop pass, after everything read in it: one group commit. */
+/* Once per loop pass, after everything read in it: one group commit (a round of replication
+ * in a cluster). */
 static void on_flush(uv_prepare_t *h)
 {
     broker_t *b = h->data;
-    hx_router_flush(b->router);
+    hx_cluster_poll(b->cluster, uv_now(&b->loop));
+    if (b->router)
+        hx_router_flush(b->router);
 }
 
 static void close_walk(uv_handle_t *h, void *arg)
@@ -545,7 +653,8 @@ static void on_signal(uv_signal_t *s, int signum)
 {
     broker_t *b = s->data;
     hx_info("signal %d: saying bye to peers and stopping", signum);
-    hx_router_goodbye(b->router);
+    if (b->router)
+        hx_router_goodbye(b->router);
     uv_stop(&b->loop);
 }
 
@@ -681,8 +790,30 @@ static int open_socket(broker_t *b, const char *bind, const char *server_sec, ui
     return 0;
 }
 
-/* The store (the durable log with --data, else memory), the audit log, the router and its
- * metrics, recovered from the log. 0 or -1 (said why). */
+/* A node of a replicated broker starts serving (its router made from the committed state)
+ * or stops at once (its router, and what it had not committed, dropped: its peers are told
+ * BYE and find the leader). */
+static void on_serving(void *arg, bool serving)
+{
+    broker_t *b = arg;
+    if (serving && !b->router) {
+        hx_router_config_t cfg = b->rcfg;
+        cfg.store = b->store = hx_cluster_store(b->cluster);
+        b->router = b->store ? hx_router_new(&cfg) : NULL;
+        if (!b->router || hx_router_recover(b->router) != 0) {
+            hx_error("cluster: cannot build the router from the committed state (out of memory)");
+            hx_router_destroy(&b->router);
+            hx_store_destroy(&b->store);
+        }
+    } else if (!serving && b->router) {
+        hx_router_goodbye(b->router);
+        hx_router_destroy(&b->router);
+        hx_store_destroy(&b->store);
+    }
+}
+
+/* The store (the durable log with --data, else memory; with --cluster, the replicated one),
+ * the audit log, the router and its metrics, recovered from the log. 0 or -1 (said why). */
 static int open_router(broker_t *b, hx_router_config_t *cfg, const hx_opt_val_t *v)
 {
     const char *data = v[O_DATA].text, *data_key = v[O_DATA_KEY].text, *audit = v[O_AUDIT].text;
@@ -695,7 +826,31 @@ static int open_router(broker_t *b, hx_router_config_t *cfg, const hx_opt_val_t 
         fprintf(stderr, "handoff-broker: --data-key: %s\n", key_err);
         return -1;
     }
-    if (data) {
+    if (v[O_CLUSTER].text) {
+        /* a node of a replicated broker: Raft's log in DATA/raft is the store; a router is made
+         * from the committed state whenever this node starts serving (on_serving) */
+        char err[700], dir[4200];
+        hx_cluster_config_t cc = {.loop = &b->loop, .self = v[O_NODE_ID].u32, .raft_bind = v[O_RAFT_BIND].text,
+                                  .election_ms = v[O_RAFT_ELECTION].u32, .heartbeat_ms = v[O_RAFT_HEARTBEAT].u32,
+                                  .snapshot_entries = v[O_RAFT_SNAPSHOT].u32, .dedup_window = cfg->dedup_window,
+                                  .key = data_key ? key : NULL, .on_serving = on_serving, .arg = b};
+        if (hx_cluster_parse(v[O_CLUSTER].text, &cc, err, sizeof err) != 0) {
+            fprintf(stderr, "handoff-broker: --cluster: %s\n", err);
+            return -1;
+        }
+        snprintf(dir, sizeof dir, "%s/raft", data);
+        if (mkdir(data, 0700) != 0 && errno != EEXIST) {
+            fprintf(stderr, "handoff-broker: --data %s: %s\n", data, strerror(errno));
+            return -1;
+        }
+        cc.dir = dir;
+        b->cluster = hx_cluster_start(&cc, err, sizeof err);
+        memset(key, 0, sizeof key);
+        if (!b->cluster) {
+            fprintf(stderr, "handoff-broker: --cluster: %s\n", err);
+            return -1;
+        }
+    } else if (data) {
         char err[512];
         hx_store_log_config_t lc = {.dir = data, .segment_bytes = v[O_SEGMENT].u32, .loop = &b->loop,
                                     .faults_path = v[O_FAULTS].text, .key = data_key ? key : NULL};
@@ -718,7 +873,7 @@ static int open_router(broker_t *b, hx_router_config_t *cfg, const hx_opt_val_t 
         }
         cfg->audit = audit_event;
         cfg->audit_arg = b;
-        if (data && b->store) {                 /* the log vouches for the chain's head */
+        if (data && b->store && !b->cluster) {  /* the log vouches for the chain's head */
             char anchor[4200];
             snprintf(anchor, sizeof anchor, "%s/%s", data, HX_AUDIT_ANCHOR_FILE);
             if (hx_audit_set_anchor_file(b->audit, anchor) != 0) {
@@ -735,6 +890,7 @@ static int open_router(broker_t *b, hx_router_config_t *cfg, const hx_opt_val_t 
         cfg->principal_arg = b;
     }
     cfg->store = b->store;
+    b->rcfg = *cfg;
     b->router = b->store ? hx_router_new(cfg) : NULL;
     b->metrics = hx_metrics_new();
     b->auth_refused = hx_metrics_counter(b->metrics, "handoff_broker_auth_refused_total",
@@ -743,10 +899,12 @@ static int open_router(broker_t *b, hx_router_config_t *cfg, const hx_opt_val_t 
     b->fsync = hx_metrics_histogram(b->metrics, "handoff_broker_fsync_seconds",
                                     "Time to write and fdatasync one group commit of the log.", NULL, NULL,
                                     fsync_bounds_ns, sizeof fsync_bounds_ns / sizeof fsync_bounds_ns[0], 1e9);
-    if (!b->store || !b->router || !b->auth_refused || !b->fsync) {
+    if ((!b->cluster && (!b->store || !b->router)) || !b->metrics || !b->auth_refused || !b->fsync) {
         fprintf(stderr, "handoff-broker: out of memory\n");
         return -1;
     }
+    if (b->cluster)
+        return 0;
     if (hx_router_recover(b->router) != 0) {
         const char *why = "";
         b->store->ops->health(b->store, &why);
@@ -789,8 +947,10 @@ static int start_loop(broker_t *b, uint32_t heartbeat_ms, const hx_opt_val_t *v)
     uv_signal_init(&b->loop, &b->sighup);
     b->sighup.data = b;
     uv_signal_start(&b->sighup, on_hup, SIGHUP);
-    b->store->on_sync = on_sync;
-    b->store->sync_arg = b;
+    if (b->store) {
+        b->store->on_sync = on_sync;
+        b->store->sync_arg = b;
+    }
     const char *http = v[O_HTTP].text, *ready = v[O_READY].text;
     if (http) {
         char err[600];
@@ -812,6 +972,8 @@ static int start_loop(broker_t *b, uint32_t heartbeat_ms, const hx_opt_val_t *v)
 static void broker_close(broker_t *b)
 {
     hx_http_stop(&b->http);                     /* before the loop's handles close */
+    hx_cluster_stop(&b->cluster);               /* its router first, then Raft's own handles */
+    hx_buf_free(&b->refusal);
     if (b->sock_watched)
         hx_zuv_close(&b->zuv, NULL);
     if (b->zap_watched)
@@ -879,6 +1041,12 @@ int main(int argc, char **argv)
         hx_policy_destroy(&routing);
         return run_salvage(v[O_DATA].text, v[O_DATA_KEY].text, v[O_SEGMENT].u32);
     }
+    if (v[O_CLUSTER].text && (!v[O_NODE_ID].u32 || !v[O_DATA].text)) {
+        fprintf(stderr, "handoff-broker: --cluster needs --node-id (this node's id in it) and --data (where its "
+                        "Raft log goes)\n");
+        hx_policy_destroy(&routing);
+        return 2;
+    }
     char server_sec[HX_KEY_Z85 + 1] = "";
     hx_allow_t *allow_list = NULL;
     int rc = check_security(v, server_sec, &allow_list);
@@ -887,6 +1055,9 @@ int main(int argc, char **argv)
         return rc;
     }
 
+    /* a peer's socket closed under a write (Raft's TCP transport to a node that died) is an
+     * error to handle, not the end of the process */
+    signal(SIGPIPE, SIG_IGN);
     broker_t b;
     memset(&b, 0, sizeof b);
     b.policy = routing;
@@ -901,7 +1072,8 @@ int main(int argc, char **argv)
         start_loop(&b, cfg.heartbeat_ms, v) == 0) {
         hx_info("listening on %s (heartbeat %u ms x %u, max frame %u bytes, %s, %s)", v[O_BIND].text,
                 cfg.heartbeat_ms, cfg.liveness, cfg.max_frame,
-                !v[O_DATA].text          ? "in memory"
+                b.cluster                ? "replicated (Raft): serving only while the leader"
+                : !v[O_DATA].text        ? "in memory"
                 : v[O_DATA_KEY].text     ? "durable log, bodies sealed with --data-key"
                                          : "durable log, bodies in clear",
                 b.zap ? "CURVE with an allow-list" : "plain TCP without authentication");

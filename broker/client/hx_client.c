@@ -1,9 +1,12 @@
 /* hx_client — synchronous clinic client: request/reply with retries on fresh connections
  * (the "lazy pirate" pattern); the broker's dedup by id makes the retries exact. Each
  * connection's handshake is watched (zmq_socket_monitor): a refused key ends the retries at
- * once, as HX_EDENIED, instead of looking like a broker that does not answer. */
+ * once, as HX_EDENIED, instead of looking like a broker that does not answer. A replicated
+ * broker is a list of nodes: a node that is not the leader answers ERR_NOT_LEADER naming the
+ * leader, and the client moves there (docs/PROTOCOL.md, "A replicated broker"). */
 #include "hx_client.h"
 #include "hx_client_internal.h"
+#include "hx_log.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -15,7 +18,10 @@
 struct hx_client {
     void *zctx;
     void *sock;
-    char endpoint[256];
+    char endpoint[HX_ENDPOINTS_MAX * (HX_ENDPOINT_MAX + 1)];    /* as given: one, or the list */
+    char nodes[HX_ENDPOINTS_MAX][HX_ENDPOINT_MAX + 1];          /* the list's endpoints */
+    int n_nodes, node;          /* the node the session is (or is to be) with */
+    bool pause;                 /* no leader was known: wait HX_NO_LEADER_PAUSE_MS before the next HELLO */
     char clinic[HX_NAME_MAX + 1];
     Handoff__Role role;
     int timeout_ms;
@@ -42,6 +48,13 @@ static int64_t now_ms(void)
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
+
+/* While a replicated broker elects a leader, its nodes answer ERR_NOT_LEADER with no leader:
+ * the next node is tried after this pause, not at once (a busy loop of connections). */
+#define HX_NO_LEADER_PAUSE_MS 100
+
+/* What open_session's HELLO got from a node that is not the leader (not an HX_E* code). */
+enum { NOT_LEADER = 1 };
 
 static void set_error(hx_client_t *c, Handoff__ErrorCode code, const char *text)
 {
@@ -214,10 +227,49 @@ static void close_socket(hx_client_t *c)
     c->sock = c->mon = NULL;
 }
 
-/* Opens a new connection and session: 0, HX_ETIMEDOUT, HX_EDENIED (the handshake was refused,
- * or the key may not open this session), HX_EREFUSED (another refusal of the HELLO), HX_EINVAL
- * (the endpoint), HX_EIO. */
-static int open_session(hx_client_t *c)
+/* The next session goes to the list's next node (a replicated broker whose node did not
+ * answer); a single endpoint stays. */
+static void next_node(hx_client_t *c, const char *why)
+{
+    if (c->n_nodes < 2)
+        return;
+    int from = c->node;
+    c->node = (c->node + 1) % c->n_nodes;
+    hx_info("broker node %s %s; trying %s", c->nodes[from], why, c->nodes[c->node]);
+}
+
+/* A node answered ERR_NOT_LEADER (env): the next session goes to the leader it names when that
+ * is one of the list's nodes (a node cannot send the client anywhere else), else to the next
+ * node; with no leader known yet (an election), after a pause. */
+static void follow_leader(hx_client_t *c, const Handoff__Envelope *env)
+{
+    const char *leader = env->leader ? env->leader : "";
+    int from = c->node, to = -1;
+    for (int i = 0; i < c->n_nodes && leader[0]; i++)
+        if (strcmp(c->nodes[i], leader) == 0)
+            to = i;
+    c->err_code = HANDOFF__ERROR_CODE__ERR_NOT_LEADER;
+    snprintf(c->err_text, sizeof c->err_text, "%.100s is not the leader (%s%.100s)", c->nodes[from],
+             leader[0] ? "it names " : "no leader is known yet", leader);
+    if (to < 0 || to == from)
+        to = (from + 1) % c->n_nodes;
+    c->pause = !leader[0];
+    c->node = to;
+    if (to == from)
+        hx_debug("broker at %s is not the leader (%s); asking it again", c->nodes[from],
+                 leader[0] ? leader : "none known yet");
+    else if (leader[0] && strcmp(c->nodes[to], leader) == 0)
+        hx_info("broker node %s is not the leader; moving to the leader %s", c->nodes[from], leader);
+    else if (leader[0])
+        hx_warn("broker node %s is not the leader and names %s, which is not one of this client's nodes; "
+                "trying %s", c->nodes[from], leader, c->nodes[to]);
+    else
+        hx_debug("broker node %s is not the leader and knows none yet; trying %s", c->nodes[from], c->nodes[to]);
+}
+
+/* Connects to the current node and says HELLO, waiting until *deadline (set after the HELLO
+ * is sent when 0): 0, NOT_LEADER (c->node moved), or as open_session. */
+static int hello(hx_client_t *c, int64_t *deadline)
 {
     close_socket(c);
     c->denied = false;
@@ -234,7 +286,7 @@ static int open_session(hx_client_t *c)
         zmq_setsockopt(c->sock, ZMQ_CURVE_SECRETKEY, c->curve_secret, 40);
     }
     c->mon = hx_handshake_monitor(c->zctx, c->sock, c->mon_seq++);
-    if (zmq_connect(c->sock, c->endpoint) != 0) {
+    if (zmq_connect(c->sock, c->nodes[c->node]) != 0) {
         set_error(c, HANDOFF__ERROR_CODE__ERR_NONE, zmq_strerror(errno));
         return HX_EINVAL;
     }
@@ -250,12 +302,16 @@ static int open_session(hx_client_t *c)
     int rc = send_env(c, &hello);
     if (rc)
         return rc;
-    int64_t deadline = now_ms() + c->timeout_ms;
+    if (!*deadline)
+        *deadline = now_ms() + c->timeout_ms;
     Handoff__Envelope *env;
-    while ((env = recv_env(c, deadline))) {
+    while ((env = recv_env(c, *deadline))) {
         if (is_reply_to(env, id)) {
             rc = 0;
-            if (env->kind != HANDOFF__KIND__KIND_WELCOME) {
+            if (env->kind == HANDOFF__KIND__KIND_ERROR && env->error_code == HANDOFF__ERROR_CODE__ERR_NOT_LEADER) {
+                follow_leader(c, env);
+                rc = NOT_LEADER;
+            } else if (env->kind != HANDOFF__KIND__KIND_WELCOME) {
                 set_error(c, env->error_code, env->error_text);
                 rc = env->error_code == HANDOFF__ERROR_CODE__ERR_FORBIDDEN ? HX_EDENIED : HX_EREFUSED;
             }
@@ -267,7 +323,34 @@ static int open_session(hx_client_t *c)
     if (c->denied)
         return HX_EDENIED;
     set_error(c, HANDOFF__ERROR_CODE__ERR_NONE, "no answer from the broker");
+    next_node(c, "did not answer");
     return HX_ETIMEDOUT;
+}
+
+/* Opens a new connection and session: 0, HX_ETIMEDOUT, HX_EDENIED (the handshake was refused,
+ * or the key may not open this session), HX_EREFUSED (another refusal of the HELLO), HX_EINVAL
+ * (the endpoint), HX_EIO. Nodes of a replicated broker that are not the leader send it on to
+ * the leader (or, during an election, to the next node after a pause) within the one attempt's
+ * timeout; a node that does not answer sends the next attempt to the next node. */
+static int open_session(hx_client_t *c)
+{
+    int64_t deadline = 0;
+    for (int hops = 0;; hops++) {
+        if (c->pause) {                         /* no busy loop while the nodes elect a leader */
+            int64_t ms = deadline ? deadline - now_ms() : HX_NO_LEADER_PAUSE_MS;
+            ms = ms < 0 ? 0 : ms > HX_NO_LEADER_PAUSE_MS ? HX_NO_LEADER_PAUSE_MS : ms;
+            struct timespec ts = {0, (long)ms * 1000000L};
+            nanosleep(&ts, NULL);
+            c->pause = false;
+        }
+        if (deadline && now_ms() >= deadline)
+            return HX_ETIMEDOUT;                /* the error says which node was not the leader */
+        int rc = hello(c, &deadline);
+        if (rc != NOT_LEADER)
+            return rc;
+        if (hops + 1 >= c->n_nodes)             /* round the nodes without finding the leader: slow down */
+            c->pause = true;
+    }
 }
 
 hx_client_t *hx_client_connect(const hx_client_opts_t *o, char *err, size_t errcap)
@@ -289,6 +372,18 @@ int hx_client_open(const hx_client_opts_t *o, hx_client_t **out, char *err, size
         snprintf(err, errcap, "out of memory");
         return HX_ENOMEM;
     }
+    /* A list is checked here, naming the bad element; one endpoint is left to libzmq, as it
+     * always was. */
+    char why[512];
+    bool list = strchr(o->endpoint, ',') != NULL;
+    c->n_nodes = list ? hx_endpoints_split(o->endpoint, c->nodes, why, sizeof why) : 1;
+    if (c->n_nodes < 0) {
+        snprintf(err, errcap, "broker endpoints: %s", why);
+        free(c);
+        return HX_EINVAL;
+    }
+    if (!list)
+        snprintf(c->nodes[0], sizeof c->nodes[0], "%s", o->endpoint);
     snprintf(c->endpoint, sizeof c->endpoint, "%s", o->endpoint);
     snprintf(c->clinic, sizeof c->clinic, "%s", o->clinic);
     c->role = o->role == HX_ROLE_ADMIN      ? HANDOFF__ROLE__ROLE_ADMIN
@@ -313,13 +408,16 @@ int hx_client_open(const hx_client_opts_t *o, hx_client_t **out, char *err, size
     for (int a = 0; a < c->attempts && rc == HX_ETIMEDOUT; a++)
         rc = open_session(c);
     if (rc) {
-        if (rc == HX_ETIMEDOUT)
+        if (rc == HX_ETIMEDOUT && c->err_code == HANDOFF__ERROR_CODE__ERR_NOT_LEADER)
+            snprintf(err, errcap, "broker at %s: no leader found (%d attempts of %d ms): %s", c->endpoint,
+                     c->attempts, c->timeout_ms, c->err_text);
+        else if (rc == HX_ETIMEDOUT)
             snprintf(err, errcap, "broker at %s did not answer (%d attempts of %d ms)", c->endpoint, c->attempts,
                      c->timeout_ms);
         else if (rc == HX_EINVAL)
-            snprintf(err, errcap, "broker endpoint '%s': %s", c->endpoint, c->err_text);
+            snprintf(err, errcap, "broker endpoint '%s': %s", c->nodes[c->node], c->err_text);
         else if (rc == HX_EDENIED && c->err_code == HANDOFF__ERROR_CODE__ERR_NONE)    /* at the handshake */
-            snprintf(err, errcap, "broker at %s: %s", c->endpoint, c->err_text);
+            snprintf(err, errcap, "broker at %s: %s", c->nodes[c->node], c->err_text);
         else if (rc == HX_EIO)
             snprintf(err, errcap, "cannot make a socket: %s", zmq_strerror(errno));
         else
@@ -364,6 +462,8 @@ static int request(hx_client_t *c, const Handoff__Envelope *env, Handoff__Envelo
         int orc = a > 0 ? open_session(c) : 0;
         if (orc == HX_EREFUSED || orc == HX_EDENIED)
             return orc;
+        if (orc == HX_ETIMEDOUT && c->n_nodes > 1)
+            continue;                               /* the next attempt is with the next node */
         if (send_env(c, env))
             continue;
         int64_t deadline = now_ms() + c->timeout_ms;
@@ -377,6 +477,11 @@ static int request(hx_client_t *c, const Handoff__Envelope *env, Handoff__Envelo
                 handoff__envelope__free_unpacked(r, NULL);
                 continue;
             }
+            if (r->kind == HANDOFF__KIND__KIND_ERROR && r->error_code == HANDOFF__ERROR_CODE__ERR_NOT_LEADER) {
+                follow_leader(c, r);                        /* a session with the leader, then again */
+                handoff__envelope__free_unpacked(r, NULL);
+                break;
+            }
             if (r->kind == HANDOFF__KIND__KIND_ERROR) {
                 set_error(c, r->error_code, r->error_text);
                 handoff__envelope__free_unpacked(r, NULL);
@@ -389,6 +494,8 @@ static int request(hx_client_t *c, const Handoff__Envelope *env, Handoff__Envelo
         }
         if (c->denied)                              /* a reconnection's handshake was refused */
             return HX_EDENIED;
+        if (now_ms() >= deadline)                   /* no answer: a list's next node, then again */
+            next_node(c, "did not answer");
     }
     if (!c->err_text[0])
         set_error(c, HANDOFF__ERROR_CODE__ERR_NONE, "no answer from the broker");
@@ -506,14 +613,17 @@ static int run_fill(hx_client_t *c, submit_run_t *u)
     return 0;
 }
 
-/* No answer, a BYE or "not ready": a fresh session, and everything outstanding sent again
- * with the same ids; HX_ETIMEDOUT once that was tried c->attempts times in a row. */
+/* No answer, a BYE, "not ready" or "not the leader": a fresh session (with the next node of a
+ * list that did not answer), and everything outstanding sent again with the same ids;
+ * HX_ETIMEDOUT once that was tried c->attempts times in a row. */
 static int run_reconnect(hx_client_t *c, submit_run_t *u)
 {
     int rc;
     if (++u->retries >= c->attempts)
         return HX_ETIMEDOUT;
-    if ((rc = open_session(c)))
+    while ((rc = open_session(c)) == HX_ETIMEDOUT && c->n_nodes > 1 && ++u->retries < c->attempts)
+        ;                                       /* open_session moved on to the next node */
+    if (rc)
         return rc;
     for (size_t i = u->oldest; i < u->next; i++)
         if (u->state[i] == SUB_OUTSTANDING && (rc = send_one(c, &u->msgs[i])))
@@ -589,8 +699,13 @@ int hx_client_submit_many(hx_client_t *c, const hx_msg_t *msgs, size_t n, size_t
         }
         if (!r && u.busy && now_ms() >= u.busy_at)
             continue;                               /* only the pause ended */
+        if (!r)
+            next_node(c, "did not answer");
+        else if (r->kind == HANDOFF__KIND__KIND_ERROR && r->error_code == HANDOFF__ERROR_CODE__ERR_NOT_LEADER)
+            follow_leader(c, r);
         if (!r || r->kind == HANDOFF__KIND__KIND_BYE ||
-            (r->kind == HANDOFF__KIND__KIND_ERROR && r->error_code == HANDOFF__ERROR_CODE__ERR_NOT_READY)) {
+            (r->kind == HANDOFF__KIND__KIND_ERROR && (r->error_code == HANDOFF__ERROR_CODE__ERR_NOT_READY ||
+                                                      r->error_code == HANDOFF__ERROR_CODE__ERR_NOT_LEADER))) {
             if (r)
                 handoff__envelope__free_unpacked(r, NULL);
             if ((rc = run_reconnect(c, &u)))
@@ -705,6 +820,11 @@ Handoff__ErrorCode hx_client_error_code(const hx_client_t *c)
 const char *hx_client_error(const hx_client_t *c)
 {
     return c->err_text;
+}
+
+const char *hx_client_endpoint(const hx_client_t *c)
+{
+    return c->nodes[c->node];
 }
 
 static void msg_from_wire(hx_msg_t *o, const Handoff__Message *m)

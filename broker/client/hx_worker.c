@@ -1,6 +1,7 @@
 /* hx_worker — a service worker on a libuv loop: HELLO as a worker, handle DELIVERs, ack
  * each input together with its outputs, heartbeat, and reconnect when the broker is
- * silent or says BYE. */
+ * silent or says BYE. With a replicated broker (a list of nodes), a node that is not the
+ * leader (ERR_NOT_LEADER) sends the worker on to the leader it names, or to the next node. */
 #include "hx_worker.h"
 #include "hx_client_internal.h"
 #include "hx_http.h"
@@ -59,7 +60,11 @@ struct hx_worker {
     conn_t *conn;
     uv_timer_t timer;
     uv_signal_t sigint, sigterm, sighup;
-    char endpoint[256];
+    char endpoint[HX_ENDPOINT_MAX + 1];        /* the node connected to: one of nodes */
+    char nodes[HX_ENDPOINTS_MAX][HX_ENDPOINT_MAX + 1];
+    int n_nodes, node;
+    uv_timer_t hop;             /* to the leader a node named (ERR_NOT_LEADER) */
+    int hops;                   /* nodes that said "not the leader" since the last WELCOME */
     char service[HX_NAME_MAX + 1];
     char curve_server[41], curve_public[41], curve_secret[41];
     uint32_t credit, heartbeat_ms, liveness;
@@ -96,6 +101,13 @@ struct hx_worker {
     uint64_t probe_at;
     uint32_t probe_delay;
 };
+
+/* While a replicated broker elects a leader, its nodes answer ERR_NOT_LEADER with no leader:
+ * the next node is tried after this pause, not at once (a busy loop of connections). */
+#define HX_NO_LEADER_PAUSE_MS 100
+
+static void follow_leader(hx_worker_t *w, const Handoff__Envelope *env);
+static void on_hop(uv_timer_t *t);
 
 /* Handling time per message, 100 us .. 30 s (a handler may wait on SQLite's busy timeout). */
 static const uint64_t latency_bounds_ns[] = {100000, 250000, 500000, 1000000, 2500000, 5000000, 10000000,
@@ -524,6 +536,7 @@ static void on_message(hx_zuv_t *z, zmq_msg_t *parts, size_t n, void *arg)
         if (!w->welcomed)
             hx_info("serving %s (credit %u)", w->service, w->credit);
         w->welcomed = true;
+        w->hops = 0;
         if (env->heartbeat_ms)
             w->heartbeat_ms = env->heartbeat_ms;
         if (env->liveness)
@@ -547,7 +560,13 @@ static void on_message(hx_zuv_t *z, zmq_msg_t *parts, size_t n, void *arg)
     }
     case HANDOFF__KIND__KIND_ERROR: {
         unconfirmed_t *u = unconfirmed_find(w, &env->correlation_id);
-        if (env->error_code == HANDOFF__ERROR_CODE__ERR_NOT_READY) {
+        if (env->error_code == HANDOFF__ERROR_CODE__ERR_NOT_LEADER) {
+            /* every frame in flight comes back so: the first one moves the worker (its HELLO at
+             * the leader, then the posts), the rest are dropped with this connection; paused, the
+             * HELLO after the probe gets the answer again */
+            if (!w->store_down && !w->stopping && !uv_is_active((uv_handle_t *)&w->hop))
+                follow_leader(w, env);
+        } else if (env->error_code == HANDOFF__ERROR_CODE__ERR_NOT_READY) {
             /* the session is gone (the broker expired it while this loop was busy): one HELLO,
              * for the first refusal only. Every ack, heartbeat and post in flight comes back
              * refused; a HELLO for each started a new session each, every one giving back what
@@ -585,6 +604,35 @@ static void on_message(hx_zuv_t *z, zmq_msg_t *parts, size_t n, void *arg)
     }
     if (env)
         handoff__envelope__free_unpacked(env, NULL);
+}
+
+/* A node that is not the leader answered (env): a new connection to the leader it names when
+ * that is one of the list's nodes (a node cannot send the worker anywhere else), else to the
+ * next node; at once, or after a pause when no leader is known yet (an election) or the whole
+ * list was tried. The session is gone: unconfirmed_new_session keeps the posts for the next. */
+static void follow_leader(hx_worker_t *w, const Handoff__Envelope *env)
+{
+    const char *leader = env->leader ? env->leader : "";
+    int from = w->node, to = -1;
+    for (int i = 0; i < w->n_nodes && leader[0]; i++)
+        if (strcmp(w->nodes[i], leader) == 0)
+            to = i;
+    if (to < 0 || to == from)
+        to = (from + 1) % w->n_nodes;
+    w->welcomed = false;
+    w->node = to;
+    if (to == from)
+        hx_debug("broker at %s is not the leader (%s); asking it again", w->nodes[from],
+                 leader[0] ? leader : "none known yet");
+    else if (leader[0] && strcmp(w->nodes[to], leader) == 0)
+        hx_info("broker node %s is not the leader; moving to the leader %s", w->nodes[from], leader);
+    else if (leader[0])
+        hx_warn("broker node %s is not the leader and names %s, which is not one of this worker's nodes; "
+                "trying %s", w->nodes[from], leader, w->nodes[to]);
+    else
+        hx_debug("broker node %s is not the leader and knows none yet; trying %s", w->nodes[from], w->nodes[to]);
+    bool pause = !leader[0] || ++w->hops >= w->n_nodes;
+    uv_timer_start(&w->hop, on_hop, pause ? HX_NO_LEADER_PAUSE_MS : 0, 0);
 }
 
 /* libzmq does not retry a connection whose handshake was refused: the liveness timer makes a
@@ -664,6 +712,7 @@ static int conn_open(hx_worker_t *w)
         zmq_setsockopt(c->sock, ZMQ_CURVE_SECRETKEY, w->curve_secret, 40);
     }
     c->mon = hx_handshake_monitor(w->zctx, c->sock, w->mon_seq++);
+    snprintf(w->endpoint, sizeof w->endpoint, "%s", w->nodes[w->node]);
     if (zmq_connect(c->sock, w->endpoint) != 0 || hx_zuv_init(&c->zuv, &w->loop, c->sock, on_message, w) != 0) {
         zmq_close(c->sock);
         if (c->mon)
@@ -683,6 +732,14 @@ static int conn_open(hx_worker_t *w)
     return 0;
 }
 
+static void on_hop(uv_timer_t *t)
+{
+    hx_worker_t *w = t->data;
+    conn_close(w);
+    unconfirmed_new_session(w, uv_now(&w->loop));
+    conn_open(w);
+}
+
 static void on_timer(uv_timer_t *t)
 {
     hx_worker_t *w = t->data;
@@ -691,8 +748,16 @@ static void on_timer(uv_timer_t *t)
         store_probe(w, now);
         return;
     }
+    if (uv_is_active((uv_handle_t *)&w->hop))
+        return;                                 /* a move to another node is under way */
     if (now - w->last_recv > (uint64_t)w->heartbeat_ms * w->liveness) {
-        if (!w->refused[0])                     /* a refusal was logged when it came */
+        int from = w->node;
+        if (w->n_nodes > 1)                     /* a replicated broker: its next node */
+            w->node = (w->node + 1) % w->n_nodes;
+        if (!w->refused[0] && w->node != from)  /* a refusal was logged when it came */
+            hx_warn("broker node %s silent for %llu ms; trying %s", w->nodes[from],
+                    (unsigned long long)(now - w->last_recv), w->nodes[w->node]);
+        else if (!w->refused[0])
             hx_warn("broker silent for %llu ms; reconnecting", (unsigned long long)(now - w->last_recv));
         hx_metric_add(w->m_reconnects, 1);
         conn_close(w);
@@ -736,6 +801,17 @@ hx_worker_t *hx_worker_new(const hx_worker_opts_t *o, char *err, size_t errcap)
         snprintf(err, errcap, "service: must be 1 to %d characters of [A-Za-z0-9._-]", HX_NAME_MAX);
         return NULL;
     }
+    /* A list is checked here, naming the bad element; one endpoint is left to libzmq, as it
+     * always was. */
+    char nodes[HX_ENDPOINTS_MAX][HX_ENDPOINT_MAX + 1], why[512];
+    bool list = strchr(o->endpoint, ',') != NULL;
+    int n_nodes = list ? hx_endpoints_split(o->endpoint, nodes, why, sizeof why) : 1;
+    if (n_nodes < 0) {
+        snprintf(err, errcap, "broker endpoints: %s", why);
+        return NULL;
+    }
+    if (!list)
+        snprintf(nodes[0], sizeof nodes[0], "%s", o->endpoint);
     if (o->credit > HX_MAX_CREDIT) {
         snprintf(err, errcap, "credit: at most %d", HX_MAX_CREDIT);
         return NULL;
@@ -761,7 +837,9 @@ hx_worker_t *hx_worker_new(const hx_worker_opts_t *o, char *err, size_t errcap)
         memcpy(w->curve_public, o->curve_public, 41);
         memcpy(w->curve_secret, o->curve_secret, 41);
     }
-    snprintf(w->endpoint, sizeof w->endpoint, "%s", o->endpoint);
+    memcpy(w->nodes, nodes, sizeof nodes);
+    w->n_nodes = n_nodes;
+    snprintf(w->endpoint, sizeof w->endpoint, "%s", nodes[0]);
     snprintf(w->service, sizeof w->service, "%s", o->service);
     w->credit = o->credit ? o->credit : 1;
     w->heartbeat_ms = o->heartbeat_ms ? o->heartbeat_ms : 1000;
@@ -899,6 +977,8 @@ int hx_worker_run(hx_worker_t *w, hx_handler_fn fn, void *arg)
     }
     uv_timer_init(&w->loop, &w->timer);
     w->timer.data = w;
+    uv_timer_init(&w->loop, &w->hop);
+    w->hop.data = w;
     uint64_t period = w->heartbeat_ms / 2 ? w->heartbeat_ms / 2 : 1;
     uv_timer_start(&w->timer, on_timer, period, period);
     if (w->tick_fn) {

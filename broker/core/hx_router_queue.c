@@ -266,7 +266,11 @@ void rt_action_finish(hx_router_t *r, action_t *a, int status)
             if (hx_wire_pack_reply(&r->out, a->reply, corr.data, corr.len) == 0)
                 rt_send_buf(r, a->rid, a->rid_len, p);
         } else {
-            rt_reply_error(r, a->rid, a->rid_len, p, corr, HANDOFF__ERROR_CODE__ERR_UNAVAILABLE, "%s", why);
+            /* a replicated broker's node that lost the leadership: its client resends to the
+             * leader (the same ids: exactly once there) */
+            rt_reply_error(r, a->rid, a->rid_len, p, corr,
+                           status == HX_ENOTLEADER ? HANDOFF__ERROR_CODE__ERR_NOT_LEADER
+                                                   : HANDOFF__ERROR_CODE__ERR_UNAVAILABLE, "%s", why);
         }
     }
     for (size_t i = 0; i < a->n_settled; i++) {

@@ -1,6 +1,7 @@
 /* hx_wire — ids, names, error text and envelope packing. */
 #include "hx_wire.h"
 
+#include <ctype.h>
 #include <sodium.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -38,8 +39,84 @@ const char *hx_wire_error_text(Handoff__ErrorCode code)
     case HANDOFF__ERROR_CODE__ERR_BUSY: return "busy";
     case HANDOFF__ERROR_CODE__ERR_UNAVAILABLE: return "unavailable";
     case HANDOFF__ERROR_CODE__ERR_FORBIDDEN: return "forbidden";
+    case HANDOFF__ERROR_CODE__ERR_NOT_LEADER: return "not-leader";
     default: return "unknown-error";
     }
+}
+
+const char *hx_endpoint_problem(const char *value, char *why, size_t cap)
+{
+    size_t len = strlen(value);
+    bool tcp = strncmp(value, "tcp://", 6) == 0;
+    if (!tcp && strncmp(value, "ipc://", 6) != 0) {
+        snprintf(why, cap, "must be a ZeroMQ endpoint such as tcp://HOST:PORT, got '%.200s'", value);
+        return why;
+    }
+    if (len < 7 || len > HX_ENDPOINT_MAX) {
+        snprintf(why, cap, "must be a ZeroMQ endpoint of at most %d characters with a %s, got '%.200s'",
+                 HX_ENDPOINT_MAX, tcp ? "host" : "path", value);
+        return why;
+    }
+    for (const char *p = value; *p; p++)
+        if (isspace((unsigned char)*p) || iscntrl((unsigned char)*p)) {
+            snprintf(why, cap, "must be a ZeroMQ endpoint without blanks or control characters, got '%.200s'",
+                     value);
+            return why;
+        }
+    if (!tcp)
+        return NULL;
+    const char *host = value + 6, *semi = strrchr(host, ';');
+    if (semi)                                   /* tcp://SOURCE;HOST:PORT */
+        host = semi + 1;
+    const char *colon = host[0] == '[' ? strstr(host, "]:") : strrchr(host, ':');
+    if (colon && host[0] == '[')
+        colon++;
+    const char *port = colon ? colon + 1 : "";
+    size_t digits = strspn(port, "0123456789");
+    unsigned long n = digits && digits <= 5 ? strtoul(port, NULL, 10) : 0;
+    if (!colon || colon == host || (host[0] == '[' && colon == host + 2) || port[digits] || n < 1 || n > 65535) {
+        snprintf(why, cap, "must be a ZeroMQ endpoint tcp://HOST:PORT with a host and a port from 1 to 65535, "
+                           "got '%.200s'", value);
+        return why;
+    }
+    return NULL;
+}
+
+int hx_endpoints_split(const char *list, char out[][HX_ENDPOINT_MAX + 1], char *why, size_t cap)
+{
+    int n = 1;
+    for (const char *p = list; *p; p++)
+        n += *p == ',';
+    if (n > HX_ENDPOINTS_MAX) {
+        snprintf(why, cap, "at most %d endpoints (the nodes of a replicated broker), got %d", HX_ENDPOINTS_MAX, n);
+        return -1;
+    }
+    const char *p = list;
+    for (int i = 0; i < n; i++) {
+        size_t len = strcspn(p, ",");
+        char one[HX_ENDPOINT_MAX + 2];
+        snprintf(one, sizeof one, "%.*s", (int)(len < sizeof one - 1 ? len : sizeof one - 1), p);
+        char problem[400];
+        if (len == 0) {
+            snprintf(why, cap, "endpoint %d of %d is empty: the list is ENDPOINT[,ENDPOINT...] without blanks", i + 1,
+                     n);
+            return -1;
+        }
+        if (len > HX_ENDPOINT_MAX || hx_endpoint_problem(one, problem, sizeof problem)) {
+            if (len > HX_ENDPOINT_MAX)
+                snprintf(problem, sizeof problem, "must be a ZeroMQ endpoint of at most %d characters, got '%.200s'",
+                         HX_ENDPOINT_MAX, one);
+            if (n == 1)
+                snprintf(why, cap, "%s", problem);
+            else
+                snprintf(why, cap, "endpoint %d of %d: %s", i + 1, n, problem);
+            return -1;
+        }
+        if (out)
+            memcpy(out[i], one, len + 1);
+        p += len + 1;
+    }
+    return n;
 }
 
 bool hx_name_valid(const char *s)
@@ -300,7 +377,7 @@ bool hx_wire_strings_clean(const uint8_t *frame, size_t len, char *why, size_t c
     static const struct {
         uint32_t num;
         const char *name;
-    } top[] = {{6, "name"}, {15, "error_text"}, {16, "admin_op"}, {18, "text"}};
+    } top[] = {{6, "name"}, {15, "error_text"}, {16, "admin_op"}, {18, "text"}, {19, "leader"}};
     const uint8_t *p = frame, *end = frame + len;
     hx_wire_field_t f, g;
     size_t msg = 0;

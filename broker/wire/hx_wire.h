@@ -33,11 +33,24 @@ enum {
                              session it asked for (see the client's last error) */
     HX_EFULL = -20,       /* the store's disk is full: refusing until space returns */
     HX_EFAILED = -21,     /* a write or fdatasync of the store failed: refusing until restart */
+    HX_ENOTLEADER = -22,  /* a replicated broker's node that is not (or no longer) its leader */
 };
 const char *hx_strerror(int err);
 
 /* Text for a wire error code ("ERR_BUSY" -> "busy"). */
 const char *hx_wire_error_text(Handoff__ErrorCode code);
+
+/* A broker's endpoint for clients: tcp://HOST:PORT, tcp://[IPv6]:PORT, tcp://SOURCE;HOST:PORT
+ * or ipc://PATH, at most HX_ENDPOINT_MAX characters. A replicated broker is given as the list
+ * of its nodes' endpoints, comma-separated, at most HX_ENDPOINTS_MAX of them. */
+#define HX_ENDPOINT_MAX 255
+#define HX_ENDPOINTS_MAX 7
+/* Why value is not an endpoint a peer can connect to (the text, in why), or NULL when it is. */
+const char *hx_endpoint_problem(const char *value, char *why, size_t cap);
+/* Checks a comma-separated list of endpoints (one endpoint is a list of one): the number of
+ * them, copied into out (NULL: only checked), or -1 with why naming the bad element ("endpoint
+ * 2 of 3: must be ..."; a list of one gets hx_endpoint_problem's text as it is). */
+int hx_endpoints_split(const char *list, char out[][HX_ENDPOINT_MAX + 1], char *why, size_t cap);
 
 /* True when s is 1..HX_NAME_MAX characters of [A-Za-z0-9._-]. */
 bool hx_name_valid(const char *s);

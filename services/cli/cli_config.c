@@ -23,7 +23,7 @@ static const struct {
     const char *shown_def;      /* the default as the help shows it, when not def */
 } SETTINGS[CLI_SET_COUNT] = {
     [CLI_SET_BROKER] = {"broker", "HANDOFF_BROKER", "tcp://127.0.0.1:5555", KIND_ENDPOINT, 0, 0, NULL, "ENDPOINT",
-                        "the broker", NULL},
+                        "the broker, or ENDPOINT[,ENDPOINT...] (the nodes of a replicated broker)", NULL},
     [CLI_SET_CLINIC] = {"clinic", "HANDOFF_CLINIC", NULL, KIND_NAME, 0, 0, NULL, "ID", "this clinic's id", NULL},
     [CLI_SET_ADMIN] = {"admin", "HANDOFF_ADMIN", "operator", KIND_NAME, 0, 0, NULL, "NAME",
                        "the operator's name for top, dlq, health", NULL},
@@ -88,43 +88,11 @@ const char *cli_set_env(cli_set_t s)
 }
 
 /* Why value is not an endpoint a client can connect to (tcp://HOST:PORT, tcp://[IPv6]:PORT,
- * tcp://SOURCE;HOST:PORT or ipc://PATH), or NULL when it is. */
+ * tcp://SOURCE;HOST:PORT or ipc://PATH), or a comma-separated list of them (the nodes of a
+ * replicated broker), or NULL when it is. */
 static const char *endpoint_problem(const char *value, char *why, size_t cap)
 {
-    size_t len = strlen(value);
-    bool tcp = strncmp(value, "tcp://", 6) == 0;
-    if (!tcp && strncmp(value, "ipc://", 6) != 0) {
-        snprintf(why, cap, "must be a ZeroMQ endpoint such as tcp://HOST:PORT, got '%.200s'", value);
-        return why;
-    }
-    if (len < 7 || len > 255) {
-        snprintf(why, cap, "must be a ZeroMQ endpoint of at most 255 characters with a %s, got '%.200s'",
-                 tcp ? "host" : "path", value);
-        return why;
-    }
-    for (const char *p = value; *p; p++)
-        if (isspace((unsigned char)*p) || iscntrl((unsigned char)*p)) {
-            snprintf(why, cap, "must be a ZeroMQ endpoint without blanks or control characters, got '%.200s'",
-                     value);
-            return why;
-        }
-    if (!tcp)
-        return NULL;
-    const char *host = value + 6, *semi = strrchr(host, ';');
-    if (semi)                                   /* tcp://SOURCE;HOST:PORT */
-        host = semi + 1;
-    const char *colon = host[0] == '[' ? strstr(host, "]:") : strrchr(host, ':');
-    if (colon && host[0] == '[')
-        colon++;
-    const char *port = colon ? colon + 1 : "";
-    size_t digits = strspn(port, "0123456789");
-    unsigned long n = digits && digits <= 5 ? strtoul(port, NULL, 10) : 0;
-    if (!colon || colon == host || (host[0] == '[' && colon == host + 2) || port[digits] || n < 1 || n > 65535) {
-        snprintf(why, cap, "must be a ZeroMQ endpoint tcp://HOST:PORT with a host and a port from 1 to 65535, "
-                           "got '%.200s'", value);
-        return why;
-    }
-    return NULL;
+    return hx_endpoints_split(value, NULL, why, cap) < 0 ? why : NULL;
 }
 
 /* Why value is not good for s, or NULL when it is. */

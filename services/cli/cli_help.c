@@ -89,7 +89,8 @@ static const char USAGE[] =
     "  only one: exit 2. Exit 2 before anything is sent, naming the file or setting: one key\n"
     "  without the other, a key file missing or unreadable, a secret key readable by others\n"
     "  (chmod 600 FILE), a file that is not a CURVE key, no clinic id, a --broker that is not\n"
-    "  tcp://HOST:PORT or ipc://PATH.\n"
+    "  tcp://HOST:PORT or ipc://PATH (or a comma-separated list of them, the nodes of a replicated\n"
+    "  broker).\n"
     "\n"
     "settings (flag > environment > config file > default):\n";
 

@@ -15,7 +15,8 @@ static const char common_tail[] = "SIGINT or SIGTERM stops after the message in 
 /* The options every service has, after the program's own. */
 enum { C_BROKER, C_CREDIT, C_HEARTBEAT, C_LOG_LEVEL, C_LOG_FORMAT, C_HTTP, C_SERVER_KEY, C_KEY, C_COUNT };
 static const hx_opt_t common[C_COUNT] = {
-    [C_BROKER] = {"broker", HX_OPT_TEXT, "HANDOFF_BROKER", "tcp://127.0.0.1:5555", 0, 0, "ENDPOINT", "the broker"},
+    [C_BROKER] = {"broker", HX_OPT_TEXT, "HANDOFF_BROKER", "tcp://127.0.0.1:5555", 0, 0, "ENDPOINT",
+                 "the broker, or ENDPOINT[,ENDPOINT...] (the nodes of a replicated\nbroker)"},
     [C_CREDIT] = {"credit", HX_OPT_U32, "HANDOFF_CREDIT", "32", 1, 1000, "N", "messages held at once, 1..1000"},
     [C_HEARTBEAT] = {"heartbeat-ms", HX_OPT_U32, "HANDOFF_HEARTBEAT_MS", "1000", 10, 60000, "N",
                      "heartbeat interval until the broker sets it"},
@@ -72,6 +73,11 @@ int hx_svc_parse(int argc, char **argv, const char *prog, const char *head, cons
     if (out->http && hx_http_parse_listen(prog, "--http", out->http))
         return 2;
     out->broker = c[C_BROKER].text;
+    char why[600];
+    if (hx_endpoints_split(out->broker, NULL, why, sizeof why) < 0) {
+        fprintf(stderr, "%s: --broker: %s\n", prog, why);
+        return 2;
+    }
     out->credit = c[C_CREDIT].u32;
     out->heartbeat_ms = c[C_HEARTBEAT].u32;
     const char *server_key = c[C_SERVER_KEY].text, *key = c[C_KEY].text;

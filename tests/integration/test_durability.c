@@ -55,6 +55,7 @@
 #include "harness.h"
 #include "hx_client.h"
 #include "hx_spawn.h"
+#include "load.h"
 
 #define WAIT_MS 30000                   /* deadline for a condition that should hold soon */
 
@@ -332,214 +333,7 @@ static void write_faults(const char *what)
 
 /* ---- a. crash loop ------------------------------------------------------------------------ */
 
-#define CL_MAX_SEQ (1u << 22)
-#define CL_BATCH 20                     /* messages per SUBMIT */
-#define CL_WINDOW 4000                  /* acked but not yet received, at most */
-
-typedef struct seen_id {
-    uint8_t id[HX_ID_LEN];
-    UT_hash_handle hh;
-} seen_id_t;
-
-typedef struct {
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    char endpoint[128];
-    atomic_bool stop_submit, stop_consume;
-    uint8_t *acked;                     /* per sequence number: the broker accepted it */
-    uint8_t *ids;                       /* per sequence number: distinct message ids seen (saturating) */
-    uint32_t next_seq;
-    size_t acked_n, received_n, acked_received_n, duplicated, redelivered, submit_retries;
-    seen_id_t *seen;
-    char fatal[256];
-} load_t;
-
-static hx_client_t *load_session(load_t *L, const char *name)
-{
-    char err[256];
-    hx_client_opts_t o = {.endpoint = L->endpoint, .clinic = name, .timeout_ms = 500, .attempts = 2};
-    return hx_client_connect(&o, err, sizeof err);
-}
-
-static void load_fatal(load_t *L, const char *fmt, const char *a, const char *b)
-{
-    pthread_mutex_lock(&L->mu);
-    if (!L->fatal[0])
-        snprintf(L->fatal, sizeof L->fatal, fmt, a, b);
-    pthread_mutex_unlock(&L->mu);
-    atomic_store(&L->stop_submit, true);
-}
-
-/* Submits batches of unique sequence numbers under unique random ids; a number counts as
- * acked only once hx_client_submit returned 0. A failed batch is retried with the same ids,
- * on a new client, until accepted or the load stops (then it is neither acked nor counted). */
-static void *submitter(void *arg)
-{
-    load_t *L = arg;
-    hx_msg_t msgs[CL_BATCH];
-    char payloads[CL_BATCH][16];
-    uint32_t first = 0;
-    bool pending = false;
-    hx_client_t *c = NULL;
-    while (!atomic_load(&L->stop_submit)) {
-        if (!pending) {
-            pthread_mutex_lock(&L->mu);
-            while (L->acked_n - L->acked_received_n > CL_WINDOW && !atomic_load(&L->stop_submit)) {
-                struct timespec until;
-                clock_gettime(CLOCK_REALTIME, &until);
-                until.tv_nsec += 100 * 1000000L;
-                if (until.tv_nsec >= 1000000000L) {
-                    until.tv_sec++;
-                    until.tv_nsec -= 1000000000L;
-                }
-                pthread_cond_timedwait(&L->cv, &L->mu, &until);
-            }
-            first = L->next_seq;
-            bool full = first + CL_BATCH > CL_MAX_SEQ;
-            if (!full)
-                L->next_seq += CL_BATCH;
-            pthread_mutex_unlock(&L->mu);
-            if (atomic_load(&L->stop_submit) || full)
-                break;
-            for (uint32_t i = 0; i < CL_BATCH; i++) {
-                hx_msg_t *m = &msgs[i];
-                memset(m, 0, sizeof *m);
-                hx_id_random(m->id);
-                snprintf(payloads[i], sizeof payloads[i], "%u", first + i);
-                m->to_kind = HX_TO_SERVICE;
-                m->to = "echo";
-                m->type = "test.seq";
-                m->payload = (const uint8_t *)payloads[i];
-                m->payload_len = strlen(payloads[i]);
-            }
-            pending = true;
-        }
-        if (!c && !(c = load_session(L, "producer")))
-            continue;                       /* the broker is down: connecting waited for it */
-        int rc = hx_client_submit(c, msgs, CL_BATCH);
-        if (rc == 0) {
-            pthread_mutex_lock(&L->mu);
-            for (uint32_t i = 0; i < CL_BATCH; i++) {
-                uint32_t s = first + i;
-                if (L->acked[s])
-                    continue;
-                L->acked[s] = 1;
-                L->acked_n++;
-                if (L->ids[s])
-                    L->acked_received_n++;
-            }
-            pthread_mutex_unlock(&L->mu);
-            pending = false;
-            continue;
-        }
-        if (rc == HX_EREFUSED) {
-            Handoff__ErrorCode code = hx_client_error_code(c);
-            if (code != HANDOFF__ERROR_CODE__ERR_BUSY && code != HANDOFF__ERROR_CODE__ERR_UNAVAILABLE &&
-                code != HANDOFF__ERROR_CODE__ERR_NOT_READY) {
-                load_fatal(L, "submit refused: %s: %s", hx_wire_error_text(code), hx_client_error(c));
-                break;
-            }
-            nap_ms(10);                     /* a retry pause, not a wait for a condition */
-        }
-        pthread_mutex_lock(&L->mu);
-        L->submit_retries++;
-        pthread_mutex_unlock(&L->mu);
-        hx_client_destroy(&c);              /* the same ids again, on a new client */
-    }
-    hx_client_destroy(&c);
-    return NULL;
-}
-
-/* Fetches mailbox "sink" and acks; counts distinct message ids per sequence number. */
-static void *consumer(void *arg)
-{
-    load_t *L = arg;
-    hx_client_t *c = NULL;
-    while (!atomic_load(&L->stop_consume)) {
-        if (!c && !(c = load_session(L, "sink")))
-            continue;
-        hx_batch_t *b = NULL;
-        if (hx_client_fetch(c, 1000, &b) != 0) {
-            hx_client_destroy(&c);
-            continue;
-        }
-        if (b->count == 0) {
-            hx_batch_destroy(&b);
-            nap_ms(10);                     /* polling an empty mailbox */
-            continue;
-        }
-        uint8_t(*ids)[HX_ID_LEN] = calloc(b->count, HX_ID_LEN);
-        pthread_mutex_lock(&L->mu);
-        for (size_t i = 0; i < b->count; i++) {
-            const hx_msg_t *m = &b->msgs[i];
-            memcpy(ids[i], m->id, HX_ID_LEN);
-            char text[64] = "";
-            const char *semi = memchr(m->payload, ';', m->payload_len);
-            size_t len = semi ? m->payload_len - (size_t)(semi + 1 - (const char *)m->payload) : 0;
-            if (semi && len < sizeof text)
-                memcpy(text, semi + 1, len);
-            char *end = NULL;
-            unsigned long s = strtoul(text, &end, 10);
-            if (!semi || !len || len >= sizeof text || *end || s >= L->next_seq) {
-                if (!L->fatal[0])
-                    snprintf(L->fatal, sizeof L->fatal, "unexpected message in sink: %s",
-                             semi ? text : "no ';' in payload");
-                continue;
-            }
-            seen_id_t *e = NULL;
-            HASH_FIND(hh, L->seen, m->id, HX_ID_LEN, e);
-            if (e) {
-                L->redelivered++;
-                continue;
-            }
-            e = calloc(1, sizeof *e);
-            memcpy(e->id, m->id, HX_ID_LEN);
-            HASH_ADD(hh, L->seen, id, HX_ID_LEN, e);
-            if (L->ids[s] < 255)
-                L->ids[s]++;
-            if (L->ids[s] == 1) {
-                L->received_n++;
-                if (L->acked[s])
-                    L->acked_received_n++;
-            } else if (L->ids[s] == 2) {
-                L->duplicated++;
-            }
-        }
-        pthread_cond_broadcast(&L->cv);
-        pthread_mutex_unlock(&L->mu);
-        if (hx_client_ack(c, (const uint8_t(*)[HX_ID_LEN])ids, b->count) != 0)
-            hx_client_destroy(&c);          /* they will come again: counted as redelivered */
-        free(ids);
-        hx_batch_destroy(&b);
-    }
-    hx_client_destroy(&c);
-    return NULL;
-}
-
-/* Drained: every acked number received. Gives up (returns true with *stalled set) when
- * nothing new arrived for a minute, two ack timeouts' worth of nothing happening. */
-typedef struct {
-    load_t *L;
-    size_t last_received;
-    int64_t last_progress_ms;
-    bool stalled;
-} drain_t;
-
-static bool drained(void *arg)
-{
-    drain_t *d = arg;
-    pthread_mutex_lock(&d->L->mu);
-    bool done = d->L->acked_received_n == d->L->acked_n;
-    size_t received = d->L->received_n;
-    pthread_mutex_unlock(&d->L->mu);
-    int64_t now = mono_ms();
-    if (received != d->last_received || !d->last_progress_ms) {
-        d->last_received = received;
-        d->last_progress_ms = now;
-    }
-    d->stalled = !done && now - d->last_progress_ms > 60000;
-    return done || d->stalled;
-}
+/* ---- a. crash loop (the load: load.c) ---------------------------------------------------- */
 
 Test(durability, crash_loop, .timeout = 7200)
 {
@@ -559,66 +353,32 @@ Test(durability, crash_loop, .timeout = 7200)
     start_worker("echo", "echo", "sink", "16", NULL);
     start_worker("echo", "echo", "sink", "16", NULL);
 
-    load_t *L = calloc(1, sizeof *L);
+    load_t *L = load_start(net.endpoint);
     cr_assert_not_null(L);
-    L->acked = calloc(CL_MAX_SEQ, 1);
-    L->ids = calloc(CL_MAX_SEQ, 1);
-    cr_assert(L->acked && L->ids);
-    pthread_mutex_init(&L->mu, NULL);
-    pthread_cond_init(&L->cv, NULL);
-    snprintf(L->endpoint, sizeof L->endpoint, "%s", net.endpoint);
-    uint8_t warm[HX_ID_LEN];
-    hx_id_random(warm);                     /* libsodium's generator set up before the threads */
-
-    pthread_t sub, con;
-    cr_assert_eq(pthread_create(&con, NULL, consumer, L), 0);
-    cr_assert_eq(pthread_create(&sub, NULL, submitter, L), 0);
-
     int64_t t0 = mono_ms();
     for (int i = 0; i < cycles; i++) {
         nap_ms(50 + (long)(rand_r(&seed) % 351));      /* the random moment of the crash */
         restart_broker(SIGKILL);
         if ((i + 1) % 10 == 0) {
-            pthread_mutex_lock(&L->mu);
-            fprintf(stderr, "crash-loop: %d/%d cycles, %zu acked, %zu received, %.1f s\n", i + 1, cycles,
-                    L->acked_n, L->received_n, (double)(mono_ms() - t0) / 1000.0);
-            pthread_mutex_unlock(&L->mu);
+            size_t a, r;
+            load_progress(L, &a, &r);
+            fprintf(stderr, "crash-loop: %d/%d cycles, %zu acked, %zu received, %.1f s\n", i + 1, cycles, a, r,
+                    (double)(mono_ms() - t0) / 1000.0);
         }
     }
-
-    atomic_store(&L->stop_submit, true);
-    pthread_cond_broadcast(&L->cv);
-    pthread_join(sub, NULL);
-    drain_t dr = {L, 0, 0, false};
-    bool ok = net_wait(drained, &dr, 600000) && !dr.stalled;
-    atomic_store(&L->stop_consume, true);
-    pthread_join(con, NULL);
-
-    size_t lost = L->acked_n - L->acked_received_n;
+    load_result_t res;
+    load_finish(L, 600000, &res);
     fprintf(stderr, "crash-loop: cycles=%d acked=%zu received=%zu lost=%zu duplicated=%zu redelivered=%zu\n", cycles,
-            L->acked_n, L->received_n, lost, L->duplicated, L->redelivered);
-    fprintf(stderr, "crash-loop: %zu submit retries, %.1f s\n", L->submit_retries,
+            res.acked, res.received, res.lost, res.duplicated, res.redelivered);
+    fprintf(stderr, "crash-loop: %zu submit retries, %.1f s\n", res.submit_retries,
             (double)(mono_ms() - t0) / 1000.0);
-    char fatal[256];
-    snprintf(fatal, sizeof fatal, "%s", L->fatal);
-    size_t acked = L->acked_n, duplicated = L->duplicated;
-    seen_id_t *e, *tmp;
-    HASH_ITER(hh, L->seen, e, tmp) {
-        HASH_DEL(L->seen, e);
-        free(e);
-    }
-    pthread_mutex_destroy(&L->mu);
-    pthread_cond_destroy(&L->cv);
-    free(L->acked);
-    free(L->ids);
-    free(L);
-
-    cr_assert_str_empty(fatal, "%s", fatal);
-    cr_assert_gt(acked, 0, "nothing was accepted during the crash loop (see %s/broker.log)", net.dir);
-    cr_expect(ok, "not every accepted message arrived after the last restart (%s)",
-              dr.stalled ? "nothing new for 60 s" : "600 s");
-    cr_expect_eq(lost, 0, "%zu accepted message(s) lost (the seed is printed above)", lost);
-    cr_expect_eq(duplicated, 0, "%zu sequence number(s) arrived under more than one message id", duplicated);
+    cr_assert_str_empty(res.fatal, "%s", res.fatal);
+    cr_assert_gt(res.acked, 0, "nothing was accepted during the crash loop (see %s/broker.log)", net.dir);
+    cr_expect(res.drained, "not every accepted message arrived after the last restart (%s)",
+              res.stalled ? "nothing new for 60 s" : "600 s");
+    cr_expect_eq(res.lost, 0, "%zu accepted message(s) lost (the seed is printed above)", res.lost);
+    cr_expect_eq(res.duplicated, 0, "%zu sequence number(s) arrived under more than one message id",
+                 res.duplicated);
 }
 
 /* ---- b. restart keeps state --------------------------------------------------------------- */

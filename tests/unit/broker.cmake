@@ -19,3 +19,6 @@ find_package(Threads REQUIRED)
 hx_unit_test(test_hx_metrics LIBS hx_core hx_obs PkgConfig::JANSSON Threads::Threads)
 # The log's online snapshot (hx_store_snapshot.c): copies taken while a store is written recover.
 hx_unit_test(test_store_snapshot LIBS hx_core Threads::Threads)
+# A client and a worker given a replicated broker's nodes find the leader (ERR_NOT_LEADER),
+# against fake nodes on loopback ports.
+hx_unit_test(test_client_failover LIBS hx_client PkgConfig::ZMQ Threads::Threads)

@@ -283,6 +283,31 @@ Test(config, an_endpoint_needs_a_host_and_a_port)
     }
 }
 
+Test(config, the_broker_may_be_the_nodes_of_a_replicated_broker)
+{
+    char err[512] = "";
+    cli_config_t c;
+    cli_config_init(&c);
+    const char *nodes = "tcp://10.0.0.1:5555,tcp://10.0.0.2:5555,ipc:///run/handoff/broker.sock";
+    cr_expect_eq(cli_config_flag(&c, CLI_SET_BROKER, nodes, err, sizeof err), 0, "%s", err);
+    cr_expect_str_eq(c.v[CLI_SET_BROKER].value, nodes);
+    const struct {
+        const char *list, *want;
+    } bad[] = {
+        {"tcp://a:1,,tcp://b:2", "--broker: endpoint 2 of 3 is empty"},
+        {"tcp://a:1,tcp://b", "--broker: endpoint 2 of 2: must be a ZeroMQ endpoint tcp://HOST:PORT with a host and "
+                              "a port from 1 to 65535, got 'tcp://b'"},
+        {"tcp://a:1,tcp://a:2,tcp://a:3,tcp://a:4,tcp://a:5,tcp://a:6,tcp://a:7,tcp://a:8",
+         "--broker: at most 7 endpoints"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        err[0] = '\0';
+        cr_expect_neq(cli_config_flag(&c, CLI_SET_BROKER, bad[i].list, err, sizeof err), 0, "%s", bad[i].list);
+        cr_expect(strstr(err, bad[i].want), "%s: %s", bad[i].list, err);
+    }
+    cli_config_free(&c);
+}
+
 /* ---- CURVE key files ------------------------------------------------------------------------ */
 
 static char key_home[128];

@@ -44,7 +44,9 @@ typedef struct hx_client hx_client_t;
 typedef enum { HX_ROLE_CLINIC = 1, HX_ROLE_ADMIN = 3, HX_ROLE_REVIEWER = 4 } hx_role_t;
 
 typedef struct {
-    const char *endpoint;       /* e.g. "tcp://127.0.0.1:5555" */
+    /* e.g. "tcp://127.0.0.1:5555"; a replicated broker: its nodes' endpoints, comma-separated
+     * (at most HX_ENDPOINTS_MAX), and the client follows the leader (docs/PROTOCOL.md) */
+    const char *endpoint;
     const char *clinic;         /* this clinic's id: the session's name and mailbox (the
                                    operator's name for HX_ROLE_ADMIN) */
     hx_role_t role;             /* 0 = HX_ROLE_CLINIC */
@@ -120,5 +122,8 @@ int hx_client_stats(hx_client_t *c, char **json_out);
 /* The broker's last error for this client: code and text ("" when none). */
 Handoff__ErrorCode hx_client_error_code(const hx_client_t *c);
 const char *hx_client_error(const hx_client_t *c);
+/* The endpoint of the node the client's session is with (or is to be opened with next): the
+ * endpoint given, or one of the list's. */
+const char *hx_client_endpoint(const hx_client_t *c);
 
 #endif

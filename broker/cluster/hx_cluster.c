@@ -1,0 +1,1125 @@
+/* hx_cluster — see hx_cluster.h. */
+#include "hx_cluster.h"
+#include "hx_log.h"
+
+#include <errno.h>
+#include <stddef.h>
+#include <raft.h>
+#include <sodium.h>
+#include <raft/uv.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <uthash.h>
+#include <uv.h>
+
+#include "envelope.pb-c.h"
+
+/* ---- the entries' and snapshots' bytes ---------------------------------------------------
+ *
+ * An entry: "HXC1", u32 records, u64 the proposing node, u64 its last transaction's sequence
+ * number, then the records, then zeros to a multiple of 8 bytes (libraft 0.15 reads a
+ * segment's entries back wrongly after a snapshot when one's length is not: every entry is
+ * padded). A record: u8 kind, the message id (16 bytes), then by kind: PUT u32 length and the
+ * body; DEAD u32 attempts, u64 when (ms), u16 length and the reason; ATTEMPTS u32 attempts;
+ * SETTLE and REVIVE nothing more. Integers little-endian.
+ *
+ * A snapshot: "HXS1", u64 ids of the dedup window (oldest first) and the ids, u64 messages
+ * held and each (in the order accepted): the id, u32 attempts, u64 dead since (0: not dead),
+ * u16 length and the reason, u32 length and the body; padded to 8.
+ *
+ * With a data key, each is sealed whole: "HXSK", u32 the length sealed, a random nonce (24
+ * bytes), crypto_secretbox of the bytes above; padded to 8. So the log on disk, the
+ * snapshots and what the nodes send each other hold no message in clear. */
+
+enum { R_PUT = 1, R_SETTLE, R_DEAD, R_REVIVE, R_ATTEMPTS };
+
+static const char entry_magic[4] = {'H', 'X', 'C', '1'}, snap_magic[4] = {'H', 'X', 'S', '1'},
+                  sealed_magic[4] = {'H', 'X', 'S', 'K'};
+#define SEALED_HEAD (4 + 4 + crypto_secretbox_NONCEBYTES)
+#define ENTRY_HEAD 24
+
+static int put_u16(hx_buf_t *b, uint16_t v)
+{
+    uint8_t x[2] = {(uint8_t)v, (uint8_t)(v >> 8)};
+    return hx_buf_append(b, x, 2);
+}
+
+static int put_u32(hx_buf_t *b, uint32_t v)
+{
+    uint8_t x[4];
+    for (int i = 0; i < 4; i++)
+        x[i] = (uint8_t)(v >> (8 * i));
+    return hx_buf_append(b, x, 4);
+}
+
+static int put_u64(hx_buf_t *b, uint64_t v)
+{
+    uint8_t x[8];
+    for (int i = 0; i < 8; i++)
+        x[i] = (uint8_t)(v >> (8 * i));
+    return hx_buf_append(b, x, 8);
+}
+
+static void set_u32(uint8_t *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static void set_u64(uint8_t *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+/* A reader over bytes that never reads past their end (ok turns false instead). */
+typedef struct {
+    const uint8_t *p, *end;
+    bool ok;
+} rd_t;
+
+static const uint8_t *take(rd_t *r, size_t n)
+{
+    if (!r->ok || (size_t)(r->end - r->p) < n) {
+        r->ok = false;
+        return NULL;
+    }
+    const uint8_t *at = r->p;
+    r->p += n;
+    return at;
+}
+
+static uint64_t get_n(rd_t *r, int bytes)
+{
+    const uint8_t *p = take(r, (size_t)bytes);
+    uint64_t v = 0;
+    for (int i = 0; p && i < bytes; i++)
+        v |= (uint64_t)p[i] << (8 * i);
+    return v;
+}
+
+static int pad8(hx_buf_t *b)
+{
+    static const uint8_t zeros[8];
+    size_t n = (8 - b->len % 8) % 8;
+    return n ? hx_buf_append(b, zeros, n) : 0;
+}
+
+/* plain sealed into out (replacing it): "HXSK", length, nonce, box, padding. */
+static int seal(const uint8_t key[crypto_secretbox_KEYBYTES], const uint8_t *plain, size_t len, hx_buf_t *out)
+{
+    out->len = 0;
+    if (len > UINT32_MAX - crypto_secretbox_MACBYTES ||
+        hx_buf_reserve(out, SEALED_HEAD + crypto_secretbox_MACBYTES + len + 8) != 0)
+        return HX_ENOMEM;
+    uint8_t *p = out->data;
+    memcpy(p, sealed_magic, 4);
+    set_u32(p + 4, (uint32_t)(len + crypto_secretbox_MACBYTES));
+    randombytes_buf(p + 8, crypto_secretbox_NONCEBYTES);
+    crypto_secretbox_easy(p + SEALED_HEAD, plain, len, p + 8, key);
+    out->len = SEALED_HEAD + crypto_secretbox_MACBYTES + len;
+    return pad8(out);
+}
+
+/* Whether data is sealed; if so, opened into out (0), or HX_EINVAL (not this key's, or
+ * damaged), HX_EDENIED (sealed, and no key given). */
+static int unseal(const uint8_t *key, const uint8_t *data, size_t len, hx_buf_t *out, bool *sealed)
+{
+    *sealed = len >= 4 && !memcmp(data, sealed_magic, 4);
+    if (!*sealed)
+        return 0;
+    if (!key)
+        return HX_EDENIED;
+    if (len < SEALED_HEAD + crypto_secretbox_MACBYTES)
+        return HX_EINVAL;
+    uint32_t boxed = (uint32_t)data[4] | (uint32_t)data[5] << 8 | (uint32_t)data[6] << 16 | (uint32_t)data[7] << 24;
+    if (boxed < crypto_secretbox_MACBYTES || boxed > len - SEALED_HEAD)
+        return HX_EINVAL;
+    out->len = 0;
+    if (hx_buf_reserve(out, boxed - crypto_secretbox_MACBYTES + 1) != 0)
+        return HX_ENOMEM;
+    if (crypto_secretbox_open_easy(out->data, data + SEALED_HEAD, boxed, data + 8, key) != 0)
+        return HX_EINVAL;
+    out->len = boxed - crypto_secretbox_MACBYTES;
+    return 0;
+}
+
+/* ---- the replicated state --------------------------------------------------------------- */
+
+/* A body, shared by the state and the router built from it (each holds a reference). */
+typedef struct {
+    uint32_t refs;
+    uint32_t len;
+    uint8_t data[];
+} body_t;
+
+typedef struct held {
+    uint8_t id[HX_ID_LEN];
+    body_t *body;
+    uint32_t attempts;
+    uint64_t dead_at;           /* 0: not dead */
+    char *reason;
+    struct held *prev, *next;   /* the order accepted */
+    UT_hash_handle hh;
+} held_t;
+
+typedef struct {
+    held_t *by_id, *first, *last;
+    uint64_t n, bytes;
+    uint8_t (*dedup)[HX_ID_LEN];    /* a ring of the settled ids, dedup_cap of them */
+    size_t dedup_cap, dedup_head, dedup_n;
+} state_t;
+
+static body_t *body_new(const uint8_t *data, size_t len)
+{
+    if (len > UINT32_MAX)
+        return NULL;
+    body_t *b = malloc(sizeof *b + len);
+    if (!b)
+        return NULL;
+    b->refs = 1;
+    b->len = (uint32_t)len;
+    memcpy(b->data, data, len);
+    return b;
+}
+
+static void body_unref(body_t *b)
+{
+    if (b && --b->refs == 0)
+        free(b);
+}
+
+static void held_free(state_t *s, held_t *h)
+{
+    HASH_DEL(s->by_id, h);
+    if (h->prev)
+        h->prev->next = h->next;
+    else
+        s->first = h->next;
+    if (h->next)
+        h->next->prev = h->prev;
+    else
+        s->last = h->prev;
+    s->n--;
+    s->bytes -= h->body->len;
+    body_unref(h->body);
+    free(h->reason);
+    free(h);
+}
+
+static void dedup_add(state_t *s, const uint8_t id[HX_ID_LEN])
+{
+    if (!s->dedup_cap)
+        return;
+    memcpy(s->dedup[(s->dedup_head + s->dedup_n) % s->dedup_cap], id, HX_ID_LEN);
+    if (s->dedup_n < s->dedup_cap)
+        s->dedup_n++;
+    else
+        s->dedup_head = (s->dedup_head + 1) % s->dedup_cap;
+}
+
+static void state_clear(state_t *s)
+{
+    while (s->first)
+        held_free(s, s->first);
+    s->dedup_head = s->dedup_n = 0;
+}
+
+static held_t *held_find(state_t *s, const uint8_t id[HX_ID_LEN])
+{
+    held_t *h = NULL;
+    HASH_FIND(hh, s->by_id, id, HX_ID_LEN, h);
+    return h;
+}
+
+static int held_add(state_t *s, const uint8_t id[HX_ID_LEN], body_t *body, uint32_t attempts, uint64_t dead_at,
+                    const char *reason, size_t reason_len)
+{
+    held_t *h = calloc(1, sizeof *h);
+    if (!h || (reason_len && !(h->reason = strndup(reason, reason_len)))) {
+        free(h);
+        return HX_ENOMEM;
+    }
+    memcpy(h->id, id, HX_ID_LEN);
+    h->body = body;
+    h->attempts = attempts;
+    h->dead_at = dead_at;
+    h->prev = s->last;
+    if (s->last)
+        s->last->next = h;
+    else
+        s->first = h;
+    s->last = h;
+    HASH_ADD(hh, s->by_id, id, HX_ID_LEN, h);
+    s->n++;
+    s->bytes += body->len;
+    return 0;
+}
+
+/* Applies one entry's records. Records that name a message not held (an id settled twice,
+ * a record of a transaction whose put was refused) change nothing. HX_EINVAL for bytes that
+ * are not an entry, HX_ENOMEM. */
+static int state_apply(state_t *s, const uint8_t *data, size_t len, uint64_t *node, uint64_t *last_seq)
+{
+    rd_t r = {data, data + len, true};
+    const uint8_t *magic = take(&r, 4);
+    if (!magic || memcmp(magic, entry_magic, 4))
+        return HX_EINVAL;
+    uint32_t n = (uint32_t)get_n(&r, 4);
+    *node = get_n(&r, 8);
+    *last_seq = get_n(&r, 8);
+    for (uint32_t i = 0; i < n && r.ok; i++) {
+        uint8_t kind = take(&r, 1) ? r.p[-1] : 0;
+        const uint8_t *id = take(&r, HX_ID_LEN);
+        if (!r.ok)
+            break;
+        held_t *h = held_find(s, id);
+        if (kind == R_PUT) {
+            uint32_t blen = (uint32_t)get_n(&r, 4);
+            const uint8_t *body = take(&r, blen);
+            if (r.ok && !h) {
+                body_t *b = body_new(body, blen);
+                if (!b || held_add(s, id, b, 0, 0, NULL, 0) != 0) {
+                    body_unref(b);
+                    return HX_ENOMEM;
+                }
+            }
+        } else if (kind == R_SETTLE) {
+            if (h)
+                held_free(s, h);
+            dedup_add(s, id);
+        } else if (kind == R_DEAD) {
+            uint32_t attempts = (uint32_t)get_n(&r, 4);
+            uint64_t at = get_n(&r, 8);
+            uint16_t rlen = (uint16_t)get_n(&r, 2);
+            const uint8_t *reason = take(&r, rlen);
+            if (r.ok && h) {
+                char *copy = strndup((const char *)reason, rlen);
+                if (!copy)
+                    return HX_ENOMEM;
+                free(h->reason);
+                h->reason = copy;
+                h->attempts = attempts;
+                h->dead_at = at ? at : 1;
+            }
+        } else if (kind == R_REVIVE) {
+            if (h) {
+                free(h->reason);
+                h->reason = NULL;
+                h->dead_at = 0;
+                h->attempts = 0;
+            }
+        } else if (kind == R_ATTEMPTS) {
+            uint32_t attempts = (uint32_t)get_n(&r, 4);
+            if (r.ok && h)
+                h->attempts = attempts;
+        } else {
+            return HX_EINVAL;
+        }
+    }
+    return r.ok ? 0 : HX_EINVAL;
+}
+
+static int state_snapshot(const state_t *s, hx_buf_t *out)
+{
+    int rc = hx_buf_append(out, snap_magic, 4) || put_u64(out, s->dedup_n) ? HX_ENOMEM : 0;
+    for (size_t i = 0; rc == 0 && i < s->dedup_n; i++)
+        rc = hx_buf_append(out, s->dedup[(s->dedup_head + i) % s->dedup_cap], HX_ID_LEN);
+    if (rc == 0)
+        rc = put_u64(out, s->n);
+    for (const held_t *h = s->first; rc == 0 && h; h = h->next) {
+        size_t rlen = h->reason ? strlen(h->reason) : 0;
+        if (rlen > UINT16_MAX)
+            rlen = UINT16_MAX;
+        rc = hx_buf_append(out, h->id, HX_ID_LEN) || put_u32(out, h->attempts) || put_u64(out, h->dead_at) ||
+                     put_u16(out, (uint16_t)rlen) || (rlen && hx_buf_append(out, h->reason, rlen)) ||
+                     put_u32(out, h->body->len) || hx_buf_append(out, h->body->data, h->body->len)
+                 ? HX_ENOMEM
+                 : 0;
+    }
+    return rc == 0 && pad8(out) == 0 ? 0 : HX_ENOMEM;
+}
+
+static int state_restore(state_t *s, const uint8_t *data, size_t len)
+{
+    state_clear(s);
+    rd_t r = {data, data + len, true};
+    const uint8_t *magic = take(&r, 4);
+    if (!magic || memcmp(magic, snap_magic, 4))
+        return HX_EINVAL;
+    uint64_t n = get_n(&r, 8);
+    for (uint64_t i = 0; i < n && r.ok; i++) {
+        const uint8_t *id = take(&r, HX_ID_LEN);
+        if (id)
+            dedup_add(s, id);
+    }
+    n = get_n(&r, 8);
+    for (uint64_t i = 0; i < n && r.ok; i++) {
+        const uint8_t *id = take(&r, HX_ID_LEN);
+        uint32_t attempts = (uint32_t)get_n(&r, 4);
+        uint64_t dead_at = get_n(&r, 8);
+        uint16_t rlen = (uint16_t)get_n(&r, 2);
+        const uint8_t *reason = take(&r, rlen);
+        uint32_t blen = (uint32_t)get_n(&r, 4);
+        const uint8_t *body = take(&r, blen);
+        if (!r.ok)
+            break;
+        body_t *b = body_new(body, blen);
+        if (!b || held_add(s, id, b, attempts, dead_at, (const char *)reason, rlen) != 0) {
+            body_unref(b);
+            return HX_ENOMEM;
+        }
+    }
+    return r.ok ? 0 : HX_EINVAL;
+}
+
+/* ---- the cluster ------------------------------------------------------------------------- */
+
+typedef struct cluster_store cluster_store_t;
+
+struct hx_cluster {
+    hx_cluster_config_t cfg;
+    uv_loop_t *loop;
+    struct raft raft;
+    struct raft_io io;
+    struct raft_uv_transport transport;
+    struct raft_fsm fsm;
+    bool started, closed;
+    state_t state;
+    cluster_store_t *store;     /* the serving router's, or NULL */
+    unsigned generation;        /* of stores: a proposal of an earlier one is answered no more */
+    bool serving;
+    bool barrier_pending;
+    struct raft_barrier barrier;
+    uint64_t barrier_issued;
+    uint64_t last_proposal;     /* ms (uv_now) the last entry or barrier was proposed */
+    uint64_t lease_until;       /* ms (uv_now): no other leader can exist before then */
+    uint64_t seen_leader;
+    uint64_t leader_changes, snapshots, committed;
+    char leader_client[HX_CLUSTER_ADDR_MAX + 1];
+    bool sealed;                /* a data key was given: key holds it */
+    uint8_t key[crypto_secretbox_KEYBYTES];
+    hx_buf_t scratch;           /* an entry or snapshot opened or sealed */
+};
+
+/* A proposal in flight: the transactions up to seq, proposed at issued (ms). */
+typedef struct {
+    struct raft_apply req;
+    hx_cluster_t *c;
+    unsigned generation;
+    uint64_t seq, issued;
+} proposal_t;
+
+struct cluster_store {
+    hx_store_t base;
+    hx_cluster_t *c;
+    hx_buf_t txn;               /* the open transaction's records */
+    uint32_t txn_records;
+    hx_buf_t entry;             /* closed transactions not proposed yet (header reserved) */
+    uint32_t entry_records;
+    uint64_t seq, durable, failed_to;
+    int failure;                /* 0, or the status of the last failed proposal */
+    char why[HX_CLUSTER_ADDR_MAX + 64];
+    uint64_t bytes;
+};
+
+static uint64_t now_ms(const hx_cluster_t *c)
+{
+    return uv_now(c->loop);
+}
+
+static void renew_lease(hx_cluster_t *c, uint64_t issued)
+{
+    /* a majority heard from this leader after `issued`: none of them starts an election before
+     * issued + the election timeout (the shortest it draws); a tenth of it kept as margin */
+    uint64_t until = issued + (uint64_t)c->cfg.election_ms * 9 / 10;
+    if (until > c->lease_until)
+        c->lease_until = until;
+}
+
+/* ---- the state machine (Raft calls these on the loop) ---- */
+
+static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void **result)
+{
+    hx_cluster_t *c = fsm->data;
+    uint64_t node = 0, seq = 0;
+    *result = NULL;
+    bool sealed;
+    int rc = unseal(c->sealed ? c->key : NULL, buf->base, buf->len, &c->scratch, &sealed);
+    if (rc == HX_EDENIED || (rc == HX_EINVAL && sealed)) {
+        /* this node cannot read what the cluster committed: its state would differ */
+        hx_error("cluster: a committed entry is sealed with %s; stopping (every node needs the same --data-key)",
+                 rc == HX_EDENIED ? "a data key and this node has none" : "another data key than this node's");
+        abort();
+    }
+    if (rc == 0)
+        rc = sealed ? state_apply(&c->state, c->scratch.data, c->scratch.len, &node, &seq)
+                    : state_apply(&c->state, buf->base, buf->len, &node, &seq);
+    if (rc == HX_ENOMEM) {
+        /* the state would differ from the others': stop, and the restart replays the log */
+        hx_error("cluster: out of memory applying a committed entry; stopping (a restart replays the log)");
+        abort();
+    }
+    if (rc != 0)
+        hx_warn("cluster: a committed entry could not be read (%zu bytes); skipped", buf->len);
+    return 0;
+}
+
+static int fsm_snapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsigned *n)
+{
+    hx_cluster_t *c = fsm->data;
+    hx_buf_t out = {0};
+    if (state_snapshot(&c->state, &out) != 0 || (c->sealed && seal(c->key, out.data, out.len, &c->scratch) != 0)) {
+        hx_buf_free(&out);
+        return RAFT_NOMEM;
+    }
+    if (c->sealed) {                    /* the sealed copy goes; the clear one is wiped */
+        sodium_memzero(out.data, out.len);
+        hx_buf_t t = out;
+        out = c->scratch;
+        c->scratch = t;
+    }
+    struct raft_buffer *b = raft_malloc(sizeof *b);
+    void *copy = b ? raft_malloc(out.len) : NULL;
+    if (!copy) {
+        raft_free(b);
+        hx_buf_free(&out);
+        return RAFT_NOMEM;
+    }
+    memcpy(copy, out.data, out.len);
+    b->base = copy;
+    b->len = out.len;
+    hx_buf_free(&out);
+    *bufs = b;
+    *n = 1;
+    c->snapshots++;
+    hx_info("cluster: snapshot of %llu message(s) and %zu settled id(s), %zu bytes", (unsigned long long)c->state.n,
+            c->state.dedup_n, b->len);
+    return 0;
+}
+
+static int fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
+{
+    hx_cluster_t *c = fsm->data;
+    bool sealed;
+    int rc = unseal(c->sealed ? c->key : NULL, buf->base, buf->len, &c->scratch, &sealed);
+    if (rc == 0)
+        rc = sealed ? state_restore(&c->state, c->scratch.data, c->scratch.len)
+                    : state_restore(&c->state, buf->base, buf->len);
+    raft_free(buf->base);
+    if (rc != 0) {
+        hx_error("cluster: a snapshot could not be read (%s)", hx_strerror(rc));
+        return RAFT_MALFORMED;
+    }
+    hx_info("cluster: restored a snapshot: %llu message(s) held, %zu settled id(s)",
+            (unsigned long long)c->state.n, c->state.dedup_n);
+    return 0;
+}
+
+/* ---- the store the serving router uses ---- */
+
+static int cs_begin(hx_store_t *s)
+{
+    cluster_store_t *cs = (cluster_store_t *)s;
+    cs->txn.len = 0;
+    cs->txn_records = 0;
+    return 0;
+}
+
+static int cs_record(cluster_store_t *cs, uint8_t kind, const uint8_t id[HX_ID_LEN])
+{
+    cs->txn_records++;
+    return hx_buf_append(&cs->txn, &kind, 1) || hx_buf_append(&cs->txn, id, HX_ID_LEN) ? HX_ENOMEM : 0;
+}
+
+static int cs_put(hx_store_t *s, const uint8_t *msg, size_t len, uint64_t *handle)
+{
+    cluster_store_t *cs = (cluster_store_t *)s;
+    hx_msg_head_t h;
+    if (hx_wire_scan_message(msg, len, &h) != 0 || h.id_len != HX_ID_LEN || len > UINT32_MAX)
+        return HX_EINVAL;
+    body_t *b = body_new(msg, len);
+    if (!b)
+        return HX_ENOMEM;
+    if (cs_record(cs, R_PUT, h.id) || put_u32(&cs->txn, (uint32_t)len) || hx_buf_append(&cs->txn, msg, len)) {
+        body_unref(b);
+        return HX_ENOMEM;
+    }
+    cs->bytes += len;
+    *handle = (uint64_t)(uintptr_t)b;
+    return 0;
+}
+
+static int cs_settle(hx_store_t *s, const uint8_t id[HX_ID_LEN])
+{
+    return cs_record((cluster_store_t *)s, R_SETTLE, id);
+}
+
+static int cs_revive(hx_store_t *s, const uint8_t id[HX_ID_LEN])
+{
+    return cs_record((cluster_store_t *)s, R_REVIVE, id);
+}
+
+static int cs_dead(hx_store_t *s, const uint8_t id[HX_ID_LEN], uint32_t attempts, uint64_t at_ms, const char *reason)
+{
+    cluster_store_t *cs = (cluster_store_t *)s;
+    size_t rlen = reason ? strlen(reason) : 0;
+    if (rlen > 1024)
+        rlen = 1024;
+    return cs_record(cs, R_DEAD, id) || put_u32(&cs->txn, attempts) || put_u64(&cs->txn, at_ms) ||
+                   put_u16(&cs->txn, (uint16_t)rlen) || (rlen && hx_buf_append(&cs->txn, reason, rlen))
+               ? HX_ENOMEM
+               : 0;
+}
+
+static int cs_attempts(hx_store_t *s, const uint8_t id[HX_ID_LEN], uint32_t attempts)
+{
+    cluster_store_t *cs = (cluster_store_t *)s;
+    return cs_record(cs, R_ATTEMPTS, id) || put_u32(&cs->txn, attempts) ? HX_ENOMEM : 0;
+}
+
+static int cs_end(hx_store_t *s, uint64_t *seq)
+{
+    cluster_store_t *cs = (cluster_store_t *)s;
+    if (cs->entry.len == 0) {
+        uint8_t head[ENTRY_HEAD] = {0};
+        if (hx_buf_append(&cs->entry, head, sizeof head))
+            return HX_ENOMEM;
+    }
+    if (hx_buf_append(&cs->entry, cs->txn.data, cs->txn.len))
+        return HX_ENOMEM;
+    cs->entry_records += cs->txn_records;
+    cs->txn.len = 0;
+    cs->txn_records = 0;
+    *seq = ++cs->seq;
+    return 0;
+}
+
+static void cs_abort(hx_store_t *s)
+{
+    cs_begin(s);
+}
+
+static int cs_get(hx_store_t *s, uint64_t handle, size_t len, const uint8_t **data)
+{
+    (void)s;
+    (void)len;
+    *data = ((const body_t *)(uintptr_t)handle)->data;
+    return 0;
+}
+
+static void cs_release(hx_store_t *s, uint64_t handle)
+{
+    cluster_store_t *cs = (cluster_store_t *)s;
+    body_t *b = (body_t *)(uintptr_t)handle;
+    cs->bytes -= b->len;
+    body_unref(b);
+}
+
+static void on_applied(struct raft_apply *req, int status, void *result)
+{
+    (void)result;
+    proposal_t *p = (proposal_t *)req;
+    hx_cluster_t *c = p->c;
+    cluster_store_t *cs = c->store;
+    if (status == 0) {
+        c->committed++;
+        renew_lease(c, p->issued);
+    }
+    if (cs && p->generation == c->generation) {
+        if (status == 0) {
+            if (p->seq > cs->durable)
+                cs->durable = p->seq;
+            if (cs->base.on_commit)
+                cs->base.on_commit(cs->base.owner, p->seq, 0);
+        } else {
+            /* not committed by this leader (it lost the leadership, or was never it): its
+             * clients resend to the one that is, and the dedup window keeps them once */
+            cs->failure = HX_ENOTLEADER;
+            snprintf(cs->why, sizeof cs->why, "not the leader now (%s)", raft_strerror(status));
+            if (cs->base.on_commit)
+                cs->base.on_commit(cs->base.owner, p->seq, HX_ENOTLEADER);
+        }
+    }
+    free(p);
+}
+
+static void cs_flush(hx_store_t *s)
+{
+    cluster_store_t *cs = (cluster_store_t *)s;
+    hx_cluster_t *c = cs->c;
+    if (!cs->entry.len)
+        return;
+    memcpy(cs->entry.data, entry_magic, 4);
+    set_u32(cs->entry.data + 4, cs->entry_records);
+    set_u64(cs->entry.data + 8, c->cfg.self);
+    set_u64(cs->entry.data + 16, cs->seq);
+    int rc = pad8(&cs->entry);
+    const hx_buf_t *bytes = &cs->entry;
+    if (rc == 0 && c->sealed) {
+        rc = seal(c->key, cs->entry.data, cs->entry.len, &c->scratch);
+        bytes = &c->scratch;
+    }
+    proposal_t *p = rc == 0 ? calloc(1, sizeof *p) : NULL;
+    struct raft_buffer buf = {.base = p ? raft_malloc(bytes->len) : NULL, .len = bytes->len};
+    if (buf.base) {
+        memcpy(buf.base, bytes->data, bytes->len);
+        p->c = c;
+        p->generation = c->generation;
+        p->seq = cs->seq;
+        p->issued = now_ms(c);
+        rc = raft_apply(&c->raft, &p->req, &buf, 1, on_applied);
+        if (rc == 0)
+            c->last_proposal = p->issued;
+    } else {
+        rc = RAFT_NOMEM;
+    }
+    cs->entry.len = 0;
+    cs->entry_records = 0;
+    if (rc != 0) {
+        if (buf.base)
+            raft_free(buf.base);
+        free(p);
+        cs->failure = rc == RAFT_NOTLEADER || rc == RAFT_LEADERSHIPLOST ? HX_ENOTLEADER : HX_EFAILED;
+        snprintf(cs->why, sizeof cs->why, "cannot propose to the cluster: %s", raft_strerror(rc));
+        cs->failed_to = cs->seq;    /* told at the next poll: not from inside the router's flush */
+    }
+}
+
+static void cs_tick(hx_store_t *s, uint64_t now)
+{
+    (void)s, (void)now;
+}
+
+static int cs_health(const hx_store_t *s, const char **why)
+{
+    const cluster_store_t *cs = (const cluster_store_t *)s;
+    *why = cs->why;
+    return cs->failure;
+}
+
+static uint64_t cs_durable(const hx_store_t *s)
+{
+    return ((const cluster_store_t *)s)->durable;
+}
+
+/* The committed state into the new router: the dedup window, then every held message in the
+ * order accepted, with its failures and dead-letter state. The bodies are shared. */
+static int cs_recover(hx_store_t *s, const hx_store_visitor_t *v, void *arg)
+{
+    cluster_store_t *cs = (cluster_store_t *)s;
+    state_t *st = &cs->c->state;
+    for (size_t i = 0; i < st->dedup_n; i++)
+        v->dedup(arg, st->dedup[(st->dedup_head + i) % st->dedup_cap]);
+    for (held_t *h = st->first; h; h = h->next) {
+        h->body->refs++;
+        cs->bytes += h->body->len;
+        v->put(arg, (uint64_t)(uintptr_t)h->body, h->body->data, h->body->len);
+        if (h->dead_at)
+            v->dead(arg, h->id, h->attempts, h->dead_at, h->reason ? h->reason : "");
+        else if (h->attempts)
+            v->attempts(arg, h->id, h->attempts);
+    }
+    return 0;
+}
+
+static size_t cs_bytes(const hx_store_t *s)
+{
+    return (size_t)((const cluster_store_t *)s)->bytes;
+}
+
+static void cs_destroy(hx_store_t *s)
+{
+    cluster_store_t *cs = (cluster_store_t *)s;
+    if (cs->c && cs->c->store == cs) {
+        cs->c->store = NULL;
+        cs->c->generation++;
+    }
+    hx_buf_free(&cs->txn);
+    hx_buf_free(&cs->entry);
+    free(cs);
+}
+
+static const hx_store_ops_t cluster_ops = {
+    .begin = cs_begin, .put = cs_put, .settle = cs_settle, .dead = cs_dead, .revive = cs_revive,
+    .attempts = cs_attempts, .end = cs_end, .abort = cs_abort, .get = cs_get, .release = cs_release,
+    .forget = cs_release, .flush = cs_flush, .tick = cs_tick, .health = cs_health, .durable_seq = cs_durable,
+    .recover = cs_recover, .bytes = cs_bytes, .destroy = cs_destroy};
+
+hx_store_t *hx_cluster_store(hx_cluster_t *c)
+{
+    if (c->store)
+        return NULL;
+    cluster_store_t *cs = calloc(1, sizeof *cs);
+    if (!cs)
+        return NULL;
+    cs->base.ops = &cluster_ops;
+    cs->c = c;
+    c->store = cs;
+    c->generation++;
+    return &cs->base;
+}
+
+/* ---- leadership, the barrier and the lease ---- */
+
+static void set_serving(hx_cluster_t *c, bool on, const char *why)
+{
+    if (c->serving == on)
+        return;
+    c->serving = on;
+    if (on)
+        hx_info("cluster: node %llu leads (term %llu) and serves", (unsigned long long)c->cfg.self,
+                (unsigned long long)c->raft.current_term);
+    else
+        hx_warn("cluster: node %llu stops serving: %s", (unsigned long long)c->cfg.self, why);
+    if (c->cfg.on_serving)
+        c->cfg.on_serving(c->cfg.arg, on);
+}
+
+static void on_barrier(struct raft_barrier *req, int status)
+{
+    hx_cluster_t *c = req->data;
+    c->barrier_pending = false;
+    if (status != 0)
+        return;
+    renew_lease(c, c->barrier_issued);
+    /* every entry committed before this term's barrier is applied: the dedup window knows
+     * every id ever acknowledged, so a router built now answers resends exactly once */
+    if (!c->serving && raft_state(&c->raft) == RAFT_LEADER && c->lease_until > now_ms(c))
+        set_serving(c, true, NULL);
+}
+
+static void propose_barrier(hx_cluster_t *c)
+{
+    memset(&c->barrier, 0, sizeof c->barrier);
+    c->barrier.data = c;
+    c->barrier_issued = now_ms(c);
+    if (raft_barrier(&c->raft, &c->barrier, on_barrier) == 0) {
+        c->barrier_pending = true;
+        c->last_proposal = c->barrier_issued;
+    }
+}
+
+static void leader_seen(hx_cluster_t *c)
+{
+    raft_id id = 0;
+    const char *addr = NULL;
+    raft_leader(&c->raft, &id, &addr);
+    if (id != c->seen_leader) {
+        if (id)
+            c->leader_changes++;
+        c->seen_leader = id;
+        c->leader_client[0] = '\0';
+        for (size_t i = 0; id && i < c->cfg.n_nodes; i++)
+            if (c->cfg.nodes[i].id == id)
+                snprintf(c->leader_client, sizeof c->leader_client, "%s", c->cfg.nodes[i].client);
+        if (id)
+            hx_info("cluster: the leader is node %llu (%s), term %llu", (unsigned long long)id,
+                    c->leader_client[0] ? c->leader_client : "endpoint unknown",
+                    (unsigned long long)c->raft.current_term);
+        else
+            hx_info("cluster: no leader (term %llu)", (unsigned long long)c->raft.current_term);
+    }
+}
+
+void hx_cluster_poll(hx_cluster_t *c, uint64_t mono_ms)
+{
+    (void)mono_ms;                      /* the lease runs on the loop's own clock */
+    if (!c || c->closed)
+        return;
+    leader_seen(c);
+    cluster_store_t *cs = c->store;
+    if (cs && cs->failed_to && cs->base.on_commit) {
+        uint64_t to = cs->failed_to;
+        cs->failed_to = 0;
+        cs->base.on_commit(cs->base.owner, to, cs->failure);
+    }
+    uint64_t now = now_ms(c);
+    if (raft_state(&c->raft) != RAFT_LEADER) {
+        set_serving(c, false, "no longer the leader");
+        return;
+    }
+    if (c->serving && now >= c->lease_until) {
+        set_serving(c, false, "its lease ran out (no majority confirmed it in time)");
+        return;
+    }
+    if (c->serving && cs && cs->failure == HX_ENOTLEADER) {
+        set_serving(c, false, "a proposal was not committed");
+        return;
+    }
+    if (!c->barrier_pending && (!c->serving || now - c->last_proposal >= c->cfg.heartbeat_ms))
+        propose_barrier(c);
+}
+
+bool hx_cluster_serving(const hx_cluster_t *c)
+{
+    return c && c->serving;
+}
+
+const char *hx_cluster_leader(const hx_cluster_t *c)
+{
+    return c->leader_client;
+}
+
+int hx_cluster_refusal(const hx_cluster_t *c, const uint8_t *frame, size_t len, hx_buf_t *out)
+{
+    Handoff__Envelope *in = handoff__envelope__unpack(NULL, len, frame);
+    Handoff__Envelope e;
+    handoff__envelope__init(&e);
+    e.version = HX_PROTOCOL_VERSION;
+    e.kind = HANDOFF__KIND__KIND_ERROR;
+    if (in && in->id.len == HX_ID_LEN)
+        e.correlation_id = in->id;
+    e.error_code = HANDOFF__ERROR_CODE__ERR_NOT_LEADER;
+    char text[HX_CLUSTER_ADDR_MAX + 64];
+    if (c->leader_client[0] && c->seen_leader != c->cfg.self)
+        snprintf(text, sizeof text, "not the leader: the leader is %s", c->leader_client);
+    else if (c->seen_leader == c->cfg.self)
+        snprintf(text, sizeof text, "the leader, not serving yet: try again shortly");
+    else
+        snprintf(text, sizeof text, "not the leader: no leader yet (an election)");
+    e.error_text = text;
+    e.leader = (char *)(c->seen_leader != c->cfg.self ? c->leader_client : "");
+    out->len = 0;
+    int rc = hx_wire_pack(&e, out);
+    if (in)
+        handoff__envelope__free_unpacked(in, NULL);
+    return rc;
+}
+
+void hx_cluster_status(const hx_cluster_t *c, uint64_t mono_ms, hx_cluster_status_t *o)
+{
+    (void)mono_ms;
+    memset(o, 0, sizeof *o);
+    int st = raft_state((struct raft *)&c->raft);
+    o->role = st == RAFT_LEADER ? "leader" : st == RAFT_FOLLOWER ? "follower" : st == RAFT_CANDIDATE ? "candidate"
+                                                                                                   : "unavailable";
+    o->serving = c->serving;
+    o->self = c->cfg.self;
+    o->leader = c->seen_leader;
+    o->term = c->raft.current_term;
+    o->commit_index = c->raft.commit_index;
+    o->applied_index = c->raft.last_applied;
+    o->last_index = raft_last_index((struct raft *)&c->raft);
+    o->leader_changes = c->leader_changes;
+    o->held = c->state.n;
+    o->held_bytes = c->state.bytes;
+    o->dedup = c->state.dedup_n;
+    o->snapshots = c->snapshots;
+    o->committed = c->committed;
+    uint64_t now = uv_now(c->loop);
+    o->lease_left_ms = c->serving && c->lease_until > now ? c->lease_until - now : 0;
+}
+
+const hx_cluster_node_t *hx_cluster_node(const hx_cluster_t *c, size_t i)
+{
+    return i < c->cfg.n_nodes ? &c->cfg.nodes[i] : NULL;
+}
+
+/* ---- configuration ---- */
+
+static bool host_port_ok(const char *s)
+{
+    const char *colon = strrchr(s, ':');
+    if (!colon || colon == s || !colon[1] || strlen(s) > HX_CLUSTER_ADDR_MAX)
+        return false;
+    char *end = NULL;
+    long port = strtol(colon + 1, &end, 10);
+    return end && !*end && port > 0 && port < 65536;
+}
+
+int hx_cluster_parse(const char *spec, hx_cluster_config_t *cfg, char *why, size_t cap)
+{
+    cfg->n_nodes = 0;
+    if (!spec || !*spec) {
+        snprintf(why, cap, "empty: give ID=RAFTHOST:PORT=tcp://HOST:PORT for each node, comma-separated");
+        return -1;
+    }
+    char *copy = strdup(spec), *save = NULL;
+    if (!copy) {
+        snprintf(why, cap, "out of memory");
+        return -1;
+    }
+    int rc = 0;
+    for (char *el = strtok_r(copy, ",", &save); el && rc == 0; el = strtok_r(NULL, ",", &save)) {
+        char *eq1 = strchr(el, '='), *eq2 = eq1 ? strchr(eq1 + 1, '=') : NULL;
+        if (cfg->n_nodes == HX_CLUSTER_MAX) {
+            snprintf(why, cap, "more than %d nodes", HX_CLUSTER_MAX);
+            rc = -1;
+            break;
+        }
+        if (!eq1 || !eq2) {
+            snprintf(why, cap, "'%.80s': not ID=RAFTHOST:PORT=tcp://HOST:PORT", el);
+            rc = -1;
+            break;
+        }
+        *eq1 = *eq2 = '\0';
+        char *end = NULL;
+        errno = 0;
+        unsigned long long id = strtoull(el, &end, 10);
+        hx_cluster_node_t *n = &cfg->nodes[cfg->n_nodes];
+        if (!*el || !end || *end || errno || id == 0) {
+            snprintf(why, cap, "'%.40s': the node id is a number from 1", el);
+            rc = -1;
+        } else if (!host_port_ok(eq1 + 1)) {
+            snprintf(why, cap, "node %llu: '%.80s': the Raft address is HOST:PORT", id, eq1 + 1);
+            rc = -1;
+        } else if (strncmp(eq2 + 1, "tcp://", 6) || !host_port_ok(eq2 + 7) || strlen(eq2 + 1) > HX_CLUSTER_ADDR_MAX) {
+            snprintf(why, cap, "node %llu: '%.80s': the client endpoint is tcp://HOST:PORT", id, eq2 + 1);
+            rc = -1;
+        }
+        for (size_t i = 0; rc == 0 && i < cfg->n_nodes; i++)
+            if (cfg->nodes[i].id == id || !strcmp(cfg->nodes[i].raft, eq1 + 1) || !strcmp(cfg->nodes[i].client, eq2 + 1)) {
+                snprintf(why, cap, "node %llu: its id or an address is another node's too", id);
+                rc = -1;
+            }
+        if (rc == 0) {
+            n->id = id;
+            snprintf(n->raft, sizeof n->raft, "%s", eq1 + 1);
+            snprintf(n->client, sizeof n->client, "%s", eq2 + 1);
+            cfg->n_nodes++;
+        }
+    }
+    free(copy);
+    if (rc == 0 && cfg->n_nodes == 0) {
+        snprintf(why, cap, "no node given");
+        rc = -1;
+    }
+    return rc;
+}
+
+/* ---- start and stop ---- */
+
+hx_cluster_t *hx_cluster_start(const hx_cluster_config_t *cfg, char *err, size_t cap)
+{
+    const hx_cluster_node_t *me = NULL;
+    for (size_t i = 0; i < cfg->n_nodes; i++)
+        if (cfg->nodes[i].id == cfg->self)
+            me = &cfg->nodes[i];
+    if (!me) {
+        snprintf(err, cap, "--node-id %llu is not one of --cluster's nodes", (unsigned long long)cfg->self);
+        return NULL;
+    }
+    if (mkdir(cfg->dir, 0700) != 0 && errno != EEXIST) {
+        snprintf(err, cap, "%s: %s", cfg->dir, strerror(errno));
+        return NULL;
+    }
+    hx_cluster_t *c = calloc(1, sizeof *c);
+    if (!c) {
+        snprintf(err, cap, "out of memory");
+        return NULL;
+    }
+    c->cfg = *cfg;
+    if (cfg->key) {
+        memcpy(c->key, cfg->key, sizeof c->key);
+        c->sealed = true;
+        c->cfg.key = NULL;
+    }
+    if (!c->cfg.election_ms)
+        c->cfg.election_ms = 1000;
+    if (!c->cfg.heartbeat_ms)
+        c->cfg.heartbeat_ms = 100;
+    if (!c->cfg.snapshot_entries)
+        c->cfg.snapshot_entries = 1024;
+    c->loop = cfg->loop;
+    c->state.dedup_cap = cfg->dedup_window ? cfg->dedup_window : 100000;
+    c->state.dedup = calloc(c->state.dedup_cap, HX_ID_LEN);
+    if (!c->state.dedup) {
+        free(c);
+        snprintf(err, cap, "out of memory");
+        return NULL;
+    }
+    c->fsm = (struct raft_fsm){.version = 1, .data = c, .apply = fsm_apply, .snapshot = fsm_snapshot,
+                               .restore = fsm_restore};
+    int rv = raft_uv_tcp_init(&c->transport, c->loop);
+    if (rv == 0 && cfg->raft_bind)
+        rv = raft_uv_tcp_set_bind_address(&c->transport, cfg->raft_bind);
+    if (rv != 0) {
+        snprintf(err, cap, "the Raft transport: %s", raft_strerror(rv));
+        free(c->state.dedup);
+        free(c);
+        return NULL;
+    }
+    rv = raft_uv_init(&c->io, c->loop, cfg->dir, &c->transport);
+    if (rv != 0) {
+        snprintf(err, cap, "%s: %s", cfg->dir, c->io.errmsg[0] ? c->io.errmsg : raft_strerror(rv));
+        raft_uv_tcp_close(&c->transport);
+        free(c->state.dedup);
+        free(c);
+        return NULL;
+    }
+    rv = raft_init(&c->raft, &c->io, &c->fsm, cfg->self, me->raft);
+    if (rv != 0) {
+        snprintf(err, cap, "raft: %s", raft_errmsg(&c->raft));
+        raft_uv_close(&c->io);
+        raft_uv_tcp_close(&c->transport);
+        free(c->state.dedup);
+        free(c);
+        return NULL;
+    }
+    /* a new directory: the cluster's configuration as its first entry (every node is given
+     * the same, so their first entries are the same); a used one keeps its own */
+    struct raft_configuration conf;
+    raft_configuration_init(&conf);
+    for (size_t i = 0; rv == 0 && i < cfg->n_nodes; i++)
+        rv = raft_configuration_add(&conf, cfg->nodes[i].id, cfg->nodes[i].raft, RAFT_VOTER);
+    if (rv == 0) {
+        rv = raft_bootstrap(&c->raft, &conf);
+        if (rv == 0)
+            hx_info("cluster: %s is new: bootstrapped with %zu node(s)", cfg->dir, cfg->n_nodes);
+        else if (rv == RAFT_CANTBOOTSTRAP)
+            rv = 0;
+    }
+    raft_configuration_close(&conf);
+    raft_set_election_timeout(&c->raft, c->cfg.election_ms);
+    raft_set_heartbeat_timeout(&c->raft, c->cfg.heartbeat_ms);
+    raft_set_snapshot_threshold(&c->raft, c->cfg.snapshot_entries);
+    raft_set_snapshot_trailing(&c->raft, c->cfg.snapshot_entries / 2 ? c->cfg.snapshot_entries / 2 : 1);
+    raft_set_pre_vote(&c->raft, true);
+    if (rv == 0)
+        rv = raft_start(&c->raft);
+    if (rv != 0) {
+        snprintf(err, cap, "raft: %s", raft_errmsg(&c->raft)[0] ? raft_errmsg(&c->raft) : raft_strerror(rv));
+        c->started = false;
+        hx_cluster_stop(&c);
+        return NULL;
+    }
+    c->started = true;
+    hx_info("cluster: node %llu of %zu, Raft on %s%s%s, %llu message(s) held after replay",
+            (unsigned long long)cfg->self, cfg->n_nodes, me->raft, cfg->raft_bind ? " (listening on " : "",
+            cfg->raft_bind ? cfg->raft_bind : "", (unsigned long long)c->state.n);
+    return c;
+}
+
+static void on_closed(struct raft *r)
+{
+    hx_cluster_t *c = (hx_cluster_t *)((char *)r - offsetof(hx_cluster_t, raft));
+    c->closed = true;
+}
+
+void hx_cluster_stop(hx_cluster_t **self_p)
+{
+    hx_cluster_t *c = self_p ? *self_p : NULL;
+    if (!c)
+        return;
+    set_serving(c, false, "stopping");
+    c->closed = false;
+    raft_close(&c->raft, on_closed);
+    while (!c->closed)
+        uv_run(c->loop, UV_RUN_ONCE);
+    raft_uv_close(&c->io);
+    raft_uv_tcp_close(&c->transport);
+    uv_run(c->loop, UV_RUN_NOWAIT);
+    state_clear(&c->state);
+    free(c->state.dedup);
+    if (c->store)
+        c->store->c = NULL;
+    if (c->scratch.data)
+        sodium_memzero(c->scratch.data, c->scratch.cap);
+    hx_buf_free(&c->scratch);
+    sodium_memzero(c->key, sizeof c->key);
+    free(c);
+    *self_p = NULL;
+}

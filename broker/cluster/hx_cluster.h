@@ -1,0 +1,114 @@
+/* hx_cluster — the broker replicated on Raft (the C library Debian packages as libraft-dev, on
+ * the broker's own libuv loop): 3 nodes (5 allowed) that keep serving and keep every
+ * acknowledged message when any one of them dies, stalls or is cut off.
+ *
+ * The design is Raft's (Ongaro and Ousterhout, "In Search of an Understandable Consensus
+ * Algorithm", 2014; Ongaro's thesis, §6.4 for the leader's lease): what the broker's store
+ * did (the messages accepted, settled, dead-lettered, revived; their failed attempts; the
+ * dedup window) is a replicated state machine. Every transaction the router closes in one
+ * loop pass becomes one log entry (the broker's group commit, now a round of replication);
+ * "accepted" is answered once that entry is committed (on the disks of a majority) and
+ * applied. Every node applies the same committed entries to the same state: the messages
+ * held, each with its body, failures and dead-letter reason, in the order accepted, and the
+ * dedup window.
+ *
+ * Only the leader serves. It builds its router from the committed state (as the single-node
+ * broker rebuilds its router from the log at start) once a barrier of its own term has been
+ * applied (so every id committed before is known to the dedup window), and only while its
+ * lease holds: an entry it proposed at time T and saw committed means a majority heard from
+ * it after T, so no other leader can be elected before T plus the election timeout; it
+ * renews the lease with a barrier each heartbeat when it has nothing else to commit. When it
+ * loses the leadership or its lease, its router is dropped at once (what it had not
+ * committed goes with it; its clients hear ERR_NOT_LEADER and resend to the new leader,
+ * where the dedup window makes that exactly once). A deposed leader can never acknowledge
+ * again: an answer is sent only from the commit of an entry of the term it leads, and its
+ * log's uncommitted tail is replaced by the new leader's (Raft's own log matching).
+ *
+ * The other nodes answer every frame with ERR_NOT_LEADER naming the leader's client endpoint.
+ * Snapshots carry the whole state (the dedup window, then every held message), so a node
+ * that lagged or lost its disk catches up from the others. Single-node brokers never link
+ * any of this into their path: the broker builds a cluster only with --cluster. */
+#ifndef HX_CLUSTER_H
+#define HX_CLUSTER_H
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "hx_store.h"
+#include "hx_wire.h"
+
+#define HX_CLUSTER_MAX 7
+#define HX_CLUSTER_ADDR_MAX 255
+
+typedef struct hx_cluster hx_cluster_t;
+
+typedef struct {
+    uint64_t id;                            /* 1 and up, unique in the cluster */
+    char raft[HX_CLUSTER_ADDR_MAX + 1];     /* HOST:PORT the nodes reach each other at */
+    char client[HX_CLUSTER_ADDR_MAX + 1];   /* the endpoint clients connect to: tcp://HOST:PORT */
+} hx_cluster_node_t;
+
+typedef struct {
+    void *loop;                 /* the broker's uv_loop_t */
+    const char *dir;            /* where Raft keeps its log and snapshots (created if missing) */
+    uint64_t self;              /* this node's id: one of nodes[] */
+    hx_cluster_node_t nodes[HX_CLUSTER_MAX];
+    size_t n_nodes;
+    const char *raft_bind;      /* NULL: listen on nodes[self].raft; else HOST:PORT to listen on */
+    uint32_t election_ms;       /* default 1000 */
+    uint32_t heartbeat_ms;      /* default 100 */
+    uint32_t snapshot_entries;  /* a snapshot after this many entries; default 1024 */
+    uint32_t dedup_window;      /* the router's: ids kept in the replicated window */
+    const uint8_t *key;         /* NULL, or 32 bytes (--data-key): entries and snapshots are sealed
+                                   with it (XSalsa20-Poly1305) on disk and between the nodes */
+    /* Told on the loop when this node starts serving (true: build a router on
+     * hx_cluster_store) or must stop at once (false: drop the router and its store). */
+    void (*on_serving)(void *arg, bool serving);
+    void *arg;
+} hx_cluster_config_t;
+
+/* Parses --cluster "ID=RAFTHOST:PORT=tcp://HOST:PORT,..." into cfg->nodes. 0, or -1 with why
+ * naming the element. */
+int hx_cluster_parse(const char *spec, hx_cluster_config_t *cfg, char *why, size_t cap);
+
+/* Starts this node: its Raft log loaded (or, in an empty directory, the configuration of
+ * cfg->nodes written as its first entry), its transport listening. NULL with why. */
+hx_cluster_t *hx_cluster_start(const hx_cluster_config_t *cfg, char *err, size_t cap);
+/* Stops Raft (running the loop until it has closed its handles) and frees everything. */
+void hx_cluster_stop(hx_cluster_t **self_p);
+
+/* Once per loop pass and on the broker's tick: follows Raft's role, the barrier and the
+ * lease, and calls on_serving when that changes. now_ms: monotonic. */
+void hx_cluster_poll(hx_cluster_t *c, uint64_t now_ms);
+bool hx_cluster_serving(const hx_cluster_t *c);
+
+/* A store for the router this node serves with: its recover replays the committed state; its
+ * transactions are proposed as entries at each flush and committed by the cluster. One at a
+ * time; destroying it detaches it (what it proposed and is not committed yet is answered
+ * no further). */
+hx_store_t *hx_cluster_store(hx_cluster_t *c);
+
+/* The answer of a node that does not serve to one frame: an ERROR ERR_NOT_LEADER with the
+ * leader's client endpoint, correlated with the frame's id when it has one, into out. 0, or
+ * HX_ENOMEM. */
+int hx_cluster_refusal(const hx_cluster_t *c, const uint8_t *frame, size_t len, hx_buf_t *out);
+/* The leader's client endpoint ("" when none is known). */
+const char *hx_cluster_leader(const hx_cluster_t *c);
+
+typedef struct {
+    const char *role;           /* "leader", "follower", "candidate", "unavailable" */
+    bool serving;
+    uint64_t self, leader;      /* leader 0: none known */
+    uint64_t term, commit_index, applied_index, last_index;
+    uint64_t leader_changes;    /* times this node became leader or saw another one */
+    uint64_t held, held_bytes, dedup;   /* the replicated state */
+    uint64_t snapshots;         /* taken by this node */
+    uint64_t committed;         /* entries of this node's proposals committed */
+    uint64_t lease_left_ms;     /* the leader's lease still to run */
+} hx_cluster_status_t;
+
+void hx_cluster_status(const hx_cluster_t *c, uint64_t now_ms, hx_cluster_status_t *out);
+/* The nodes this node knows (cfg's), for the status page: the i-th, or NULL. */
+const hx_cluster_node_t *hx_cluster_node(const hx_cluster_t *c, size_t i);
+
+#endif

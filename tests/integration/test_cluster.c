@@ -1,0 +1,784 @@
+/* Integration: the replicated broker (handoff-broker --cluster, on Raft), three nodes on
+ * 127.0.0.1 with ports the test chooses, each with its own data directory.
+ *   one_leader_serves_and_the_others_name_it
+ *                         one node serves; a HELLO to another is answered ERR_NOT_LEADER
+ *                         naming the leader's endpoint; a client given the three endpoints
+ *                         submits and fetches through whichever leads
+ *   failover_cycles       HX_CLUSTER_CYCLES (default 20) cycles under load (the crash loop's,
+ *                         load.c, over the endpoint list; two echo workers on it too), each
+ *                         one of: kill -9 the leader (and start it again); SIGSTOP the leader
+ *                         past its lease, then SIGCONT (it must not serve any more: another
+ *                         leads); kill -9 a follower (and start it again); a follower started
+ *                         again on an emptied data directory (it catches up from the others).
+ *                         After each, a new leader within 5 s of losing the old one. At the
+ *                         end: every acknowledged message delivered, none under two ids.
+ *   a_cut_off_leader_stops_acknowledging
+ *                         through a relay the test controls between the nodes: with the
+ *                         leader's traffic to one follower dropped it goes on committing with
+ *                         the other, its term unchanged; cut off from both, it acknowledges
+ *                         nothing more, the other two elect a leader within 5 s and serve, and
+ *                         once the cut heals it follows that leader; what was acknowledged
+ *                         arrives once, what it could not commit never
+ *   a_committed_state_survives_a_full_restart
+ *                         messages held, dead letters and settled ids are the same after all
+ *                         three nodes stop and start again (snapshots included)
+ *
+ * The leader is read from each node's /metrics (handoff_broker_raft_serving). Every wait is on
+ * a condition with a deadline; the 5 s bound on a new leader is the issue's, measured from the
+ * moment the leader was killed or stopped to the moment another serves. */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <criterion/criterion.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include "envelope.pb-c.h"
+#include "harness.h"
+#include "hx_client.h"
+#include "load.h"
+
+#define NODES 3
+#define LEADER_BOUND_MS 5000
+
+static net_t net;
+
+typedef struct {
+    int port, raft, http;
+    char dir[512], ready[512], name[16], endpoint[64];
+    pid_t pid;
+    bool stopped;               /* SIGSTOPped */
+} node_t;
+
+static node_t nodes[NODES];
+static char spec[1024], endpoints[512];
+static bool relayed;            /* the nodes reach each other through the test's relay */
+static bool network_policy;     /* the built-in routing policy (else policy-any.json: made-up types) */
+
+static void nap_ms(long ms)
+{
+    struct timespec t = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&t, NULL);
+}
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* --cluster: node i's Raft address 127.0.0.1:RAFT, or (relayed) 127.0.1.(i+1):RAFT, where the
+ * relay listens and forwards to the node, which listens on 127.0.0.1:RAFT (--raft-bind). */
+static void make_spec(void)
+{
+    size_t k = 0;
+    for (int i = 0; i < NODES; i++)
+        k += (size_t)snprintf(spec + k, sizeof spec - k, "%s%d=127.0.%d.%d:%d=%s", i ? "," : "", i + 1,
+                              relayed ? 1 : 0, relayed ? i + 1 : 1, nodes[i].raft, nodes[i].endpoint);
+}
+
+static void setup(void)
+{
+    net_init(&net);
+    size_t e = 0;
+    for (int i = 0; i < NODES; i++) {
+        node_t *n = &nodes[i];
+        memset(n, 0, sizeof *n);
+        n->port = net_free_port();
+        n->raft = net_free_port();
+        n->http = net_free_port();
+        snprintf(n->dir, sizeof n->dir, "%s/n%d", net.dir, i + 1);
+        snprintf(n->ready, sizeof n->ready, "%s/n%d.ready", net.dir, i + 1);
+        snprintf(n->name, sizeof n->name, "broker-%d", i + 1);
+        snprintf(n->endpoint, sizeof n->endpoint, "tcp://127.0.0.1:%d", n->port);
+        e += (size_t)snprintf(endpoints + e, sizeof endpoints - e, "%s%s", i ? "," : "", n->endpoint);
+    }
+    relayed = false;
+    network_policy = false;
+    make_spec();
+}
+
+static void teardown(void)
+{
+    for (int i = 0; i < NODES; i++)
+        if (nodes[i].pid && nodes[i].stopped)
+            kill(nodes[i].pid, SIGCONT);
+    int bad = net_stop_all(&net);
+    cr_expect_eq(bad, 0, "a process did not stop cleanly");
+}
+
+TestSuite(cluster, .init = setup, .fini = teardown, .timeout = 900);
+
+static bool file_there(void *arg)
+{
+    return access(arg, F_OK) == 0;
+}
+
+/* Starts node i (0-based) with its fixed ports and directory; waits until it listens. */
+static void start_node(int i)
+{
+    node_t *n = &nodes[i];
+    char id[16], http[32], bind[32];
+    snprintf(id, sizeof id, "%d", i + 1);
+    snprintf(http, sizeof http, "127.0.0.1:%d", n->http);
+    snprintf(bind, sizeof bind, "127.0.0.1:%d", n->raft);
+    unlink(n->ready);
+    const char *argv[48] = {net_bin("broker/handoff-broker"), "--bind", n->endpoint, "--plain-tcp-for-tests",
+                            "--ready-file", n->ready, "--data", n->dir, "--cluster", spec, "--node-id", id, "--http",
+                            http, "--heartbeat-ms", "200", "--max-attempts", "1000", "--backoff-ms", "10",
+                            "--backoff-max-ms", "100", "--raft-election-ms", "1000", "--raft-heartbeat-ms", "100",
+                            "--raft-snapshot-entries", "256"};
+    size_t k = 28;
+    if (!network_policy) {
+        argv[k++] = "--policy";
+        argv[k++] = net_src("tests/integration/policy-any.json");
+    }
+    if (relayed) {
+        argv[k++] = "--raft-bind";
+        argv[k++] = bind;
+    }
+    argv[k] = NULL;
+    n->pid = net_spawn(&net, n->name, argv);
+    n->stopped = false;
+    cr_assert(net_wait(file_there, n->ready, 20000), "%s did not start (see %s/%s.log)", n->name, net.dir, n->name);
+}
+
+/* GET path from 127.0.0.1:port into out (the body, NUL-terminated); false when nothing
+ * answered within 500 ms (a stopped or dead node). */
+static bool http_get(int port, const char *path, char *out, size_t cap)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0)
+        return false;
+    struct timeval tv = {0, 500000};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    char req[128];
+    int rl = snprintf(req, sizeof req, "GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n", path);
+    size_t n = 0;
+    bool ok = connect(fd, (struct sockaddr *)&a, sizeof a) == 0 && send(fd, req, (size_t)rl, MSG_NOSIGNAL) == rl;
+    while (ok && n + 1 < cap) {
+        ssize_t got = recv(fd, out + n, cap - 1 - n, 0);
+        if (got <= 0) {
+            ok = got == 0;
+            break;
+        }
+        n += (size_t)got;
+    }
+    close(fd);
+    out[n] = '\0';
+    return ok && n > 0;
+}
+
+/* A gauge of node i's /metrics, or -1 when the node does not answer. */
+static long metric(int i, const char *name)
+{
+    static char body[1 << 16];
+    if (!nodes[i].pid || nodes[i].stopped || !http_get(nodes[i].http, "/metrics", body, sizeof body))
+        return -1;
+    char want[128];
+    snprintf(want, sizeof want, "\n%s ", name);
+    const char *at = strstr(body, want);
+    return at ? strtol(at + strlen(want), NULL, 10) : -1;
+}
+
+/* The node that serves now (0-based), or -1. */
+static int serving(void)
+{
+    for (int i = 0; i < NODES; i++)
+        if (metric(i, "handoff_broker_raft_serving") == 1)
+            return i;
+    return -1;
+}
+
+typedef struct {
+    int not;                    /* a node that must not be the one (-1: any) */
+    int found;
+} leader_wait_t;
+
+static bool leader_cond(void *arg)
+{
+    leader_wait_t *w = arg;
+    w->found = serving();
+    return w->found >= 0 && w->found != w->not;
+}
+
+/* Waits up to ms for a serving leader other than `not`; its index. */
+static int wait_leader(int not, int ms)
+{
+    leader_wait_t w = {not, -1};
+    cr_assert(net_wait(leader_cond, &w, ms), "no node serves within %d ms (logs in %s)", ms, net.dir);
+    return w.found;
+}
+
+
+/* ---- the relay between the nodes ---------------------------------------------------------
+ * Node i's Raft address is 127.0.1.(i+1):RAFT (make_spec, relayed): a listener here accepts
+ * there, reads the connecting node's id from Raft's handshake (a u64 protocol version, then a
+ * u64 server id), connects on to the node at 127.0.0.1:RAFT and copies both ways. cut[a][b]
+ * drops what node a sends to node b: a connection from a to b is closed when it is set, and
+ * new ones closed at once (Raft connects again every second). */
+
+static atomic_int cut[NODES][NODES];
+static atomic_int live[NODES][NODES];   /* connections from a to b being copied now */
+static atomic_bool relay_stop;
+static atomic_int relay_threads;
+static pthread_t relay_listeners[NODES];
+static int relay_fds[NODES];
+
+typedef struct {
+    int from_fd, target;
+} conn_arg_t;
+
+static void *relay_conn(void *arg)
+{
+    conn_arg_t *a = arg;
+    int in = a->from_fd, target = a->target, out = -1;
+    free(a);
+    uint8_t head[16];
+    size_t got = 0;
+    struct pollfd p = {in, POLLIN, 0};
+    while (got < sizeof head && !atomic_load(&relay_stop) && poll(&p, 1, 100) >= 0) {
+        if (!(p.revents & (POLLIN | POLLHUP)))
+            continue;
+        ssize_t n = recv(in, head + got, sizeof head - got, 0);
+        if (n <= 0)
+            break;
+        got += (size_t)n;
+    }
+    uint64_t src = 0;
+    for (int i = 0; i < 8; i++)
+        src |= (uint64_t)head[8 + i] << (8 * i);
+    int from = src >= 1 && src <= NODES ? (int)src - 1 : -1;
+    if (got == sizeof head && from >= 0 && !atomic_load(&cut[from][target])) {
+        out = socket(AF_INET, SOCK_STREAM, 0);
+        struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons((uint16_t)nodes[target].raft),
+                                 .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        if (out < 0 || connect(out, (struct sockaddr *)&to, sizeof to) != 0 ||
+            send(out, head, sizeof head, MSG_NOSIGNAL) != (ssize_t)sizeof head) {
+            if (out >= 0)
+                close(out);
+            out = -1;
+        }
+    }
+    uint8_t buf[65536];
+    if (out >= 0)
+        atomic_fetch_add(&live[from][target], 1);
+    while (out >= 0 && !atomic_load(&relay_stop) && !atomic_load(&cut[from][target])) {
+        struct pollfd ps[2] = {{in, POLLIN, 0}, {out, POLLIN, 0}};
+        if (poll(ps, 2, 50) < 0)
+            break;
+        bool done = false;
+        for (int k = 0; k < 2 && !done; k++) {
+            if (!(ps[k].revents & (POLLIN | POLLHUP | POLLERR)))
+                continue;
+            ssize_t n = recv(ps[k].fd, buf, sizeof buf, 0);
+            done = n <= 0 || send(ps[1 - k].fd, buf, (size_t)n, MSG_NOSIGNAL) != n;
+        }
+        if (done)
+            break;
+    }
+    if (out >= 0) {
+        close(out);
+        atomic_fetch_sub(&live[from][target], 1);
+    }
+    close(in);
+    atomic_fetch_sub(&relay_threads, 1);
+    return NULL;
+}
+
+static void *relay_listen(void *arg)
+{
+    int target = (int)(intptr_t)arg, fd = relay_fds[target];
+    struct pollfd p = {fd, POLLIN, 0};
+    while (!atomic_load(&relay_stop)) {
+        if (poll(&p, 1, 100) <= 0)
+            continue;
+        int c = accept(fd, NULL, NULL);
+        if (c < 0)
+            continue;
+        conn_arg_t *a = malloc(sizeof *a);
+        a->from_fd = c;
+        a->target = target;
+        pthread_t t;
+        atomic_fetch_add(&relay_threads, 1);
+        if (pthread_create(&t, NULL, relay_conn, a) == 0) {
+            pthread_detach(t);
+        } else {
+            atomic_fetch_sub(&relay_threads, 1);
+            close(c);
+            free(a);
+        }
+    }
+    close(fd);
+    return NULL;
+}
+
+static void relay_start(void)
+{
+    atomic_store(&relay_stop, false);
+    for (int i = 0; i < NODES; i++) {
+        for (int j = 0; j < NODES; j++) {
+            atomic_store(&cut[i][j], 0);
+            atomic_store(&live[i][j], 0);
+        }
+        relay_fds[i] = socket(AF_INET, SOCK_STREAM, 0);
+        int one = 1;
+        setsockopt(relay_fds[i], SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        char host[32];
+        snprintf(host, sizeof host, "127.0.1.%d", i + 1);
+        struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)nodes[i].raft)};
+        inet_pton(AF_INET, host, &a.sin_addr);
+        cr_assert_eq(bind(relay_fds[i], (struct sockaddr *)&a, sizeof a), 0, "relay on %s:%d", host, nodes[i].raft);
+        cr_assert_eq(listen(relay_fds[i], 16), 0);
+        cr_assert_eq(pthread_create(&relay_listeners[i], NULL, relay_listen, (void *)(intptr_t)i), 0);
+    }
+}
+
+static bool relay_idle(void *arg)
+{
+    (void)arg;
+    return atomic_load(&relay_threads) == 0;
+}
+
+static void relay_end(void)
+{
+    atomic_store(&relay_stop, true);
+    for (int i = 0; i < NODES; i++)
+        pthread_join(relay_listeners[i], NULL);
+    cr_expect(net_wait(relay_idle, NULL, 5000), "the relay's connections did not end");
+}
+
+static int isolated = -1;
+
+static bool cut_through(void *arg)
+{
+    (void)arg;
+    for (int b = 0; b < NODES; b++)
+        if (atomic_load(&live[isolated][b]) || atomic_load(&live[b][isolated]))
+            return false;
+    return true;
+}
+
+/* Node a cut off from every other node, both ways, once no connection of it is copied any
+ * more (or joined again: on false). */
+static void isolate(int a, bool on)
+{
+    for (int b = 0; b < NODES; b++)
+        if (b != a) {
+            atomic_store(&cut[a][b], on);
+            atomic_store(&cut[b][a], on);
+        }
+    isolated = a;
+    if (on)
+        cr_assert(net_wait(cut_through, NULL, 5000), "node %d's connections were not cut", a + 1);
+}
+
+static void start_all(void)
+{
+    for (int i = 0; i < NODES; i++)
+        start_node(i);
+}
+
+/* hx-test-worker echoing the service "echo" to the mailbox "sink", over the endpoint list. */
+static pid_t start_echo(const char *name)
+{
+    const char *argv[] = {net_bin("tests/hx-test-worker"), "--broker", endpoints, "--mode", "echo", "--service",
+                          "echo", "--to", "sink", "--credit", "16", NULL};
+    return net_spawn(&net, name, argv);
+}
+
+/* One frame to endpoint over a fresh DEALER; the reply unpacked (NULL when none in 3 s). */
+static Handoff__Envelope *ask(const char *endpoint, const Handoff__Envelope *req)
+{
+    void *ctx = zmq_ctx_new(), *s = zmq_socket(ctx, ZMQ_DEALER);
+    int zero = 0, wait = 3000;
+    zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof zero);
+    zmq_setsockopt(s, ZMQ_RCVTIMEO, &wait, sizeof wait);
+    cr_assert_eq(zmq_connect(s, endpoint), 0);
+    size_t len = handoff__envelope__get_packed_size(req);
+    uint8_t *buf = malloc(len);
+    handoff__envelope__pack(req, buf);
+    cr_assert_eq(zmq_send(s, buf, len, 0), (int)len);
+    free(buf);
+    uint8_t reply[65536];
+    int got = zmq_recv(s, reply, sizeof reply, 0);
+    zmq_close(s);
+    zmq_ctx_term(ctx);
+    return got > 0 ? handoff__envelope__unpack(NULL, (size_t)got, reply) : NULL;
+}
+
+static hx_msg_t message(const char *to, const char *payload)
+{
+    hx_msg_t m = {0};
+    hx_id_random(m.id);
+    m.to_kind = HX_TO_MAILBOX;
+    m.to = to;
+    m.type = "test.n";
+    m.payload = (const uint8_t *)payload;
+    m.payload_len = strlen(payload);
+    return m;
+}
+
+static hx_client_t *session(const char *name)
+{
+    char err[256];
+    hx_client_opts_t o = {.endpoint = endpoints, .clinic = name, .timeout_ms = 2000, .attempts = 5};
+    hx_client_t *c = hx_client_connect(&o, err, sizeof err);
+    cr_assert_not_null(c, "%s (logs in %s)", err, net.dir);
+    return c;
+}
+
+/* Fetches mailbox box until `want` distinct messages arrived (acking each); fails on a
+ * message seen twice. */
+static void fetch_all(const char *box, size_t want)
+{
+    hx_client_t *c = session(box);
+    uint8_t (*seen)[HX_ID_LEN] = calloc(want + 1, HX_ID_LEN);
+    size_t n = 0;
+    int64_t until = mono_ms() + 30000;
+    while (n < want && mono_ms() < until) {
+        hx_batch_t *b = NULL;
+        int rc = hx_client_fetch(c, 100, &b);
+        cr_assert_eq(rc, 0, "fetch %s: %s", box, hx_client_error(c));
+        for (size_t i = 0; i < b->count; i++) {
+            for (size_t j = 0; j < n; j++)
+                cr_assert(memcmp(seen[j], b->msgs[i].id, HX_ID_LEN), "a message of %s came twice", box);
+            cr_assert_lt(n, want, "more messages in %s than were sent", box);
+            memcpy(seen[n++], b->msgs[i].id, HX_ID_LEN);
+            cr_assert_eq(hx_client_ack(c, (const uint8_t (*)[HX_ID_LEN])&b->msgs[i].id, 1), 0);
+        }
+        if (!b->count)
+            nap_ms(20);                 /* polling an empty mailbox */
+        hx_batch_destroy(&b);
+    }
+    cr_expect_eq(n, want, "%zu of %zu messages of %s arrived", n, want, box);
+    free(seen);
+    hx_client_destroy(&c);
+}
+
+static bool none_held(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < NODES; i++)
+        if (metric(i, "handoff_broker_raft_held_messages") != 0)
+            return false;
+    return true;
+}
+
+Test(cluster, one_leader_serves_and_the_others_name_it)
+{
+    start_all();
+    int leader = wait_leader(-1, 20000);
+    int follower = (leader + 1) % NODES;
+    /* a follower answers a HELLO with ERR_NOT_LEADER and the leader's client endpoint */
+    Handoff__Envelope hello = HANDOFF__ENVELOPE__INIT;
+    uint8_t id[HX_ID_LEN];
+    hx_id_random(id);
+    hello.version = 1;
+    hello.kind = HANDOFF__KIND__KIND_HELLO;
+    hello.id = (ProtobufCBinaryData){HX_ID_LEN, id};
+    hello.role = HANDOFF__ROLE__ROLE_CLINIC;
+    hello.name = "lakeside";
+    Handoff__Envelope *r = ask(nodes[follower].endpoint, &hello);
+    cr_assert_not_null(r, "the follower did not answer");
+    cr_expect_eq(r->kind, HANDOFF__KIND__KIND_ERROR);
+    cr_expect_eq(r->error_code, HANDOFF__ERROR_CODE__ERR_NOT_LEADER);
+    cr_expect_str_eq(r->leader, nodes[leader].endpoint);
+    cr_expect(r->correlation_id.len == HX_ID_LEN && !memcmp(r->correlation_id.data, id, HX_ID_LEN));
+    handoff__envelope__free_unpacked(r, NULL);
+    r = ask(nodes[leader].endpoint, &hello);
+    cr_assert_not_null(r);
+    cr_expect_eq(r->kind, HANDOFF__KIND__KIND_WELCOME, "the leader welcomes");
+    handoff__envelope__free_unpacked(r, NULL);
+
+    /* through the list: 50 messages in, each out once */
+    hx_client_t *c = session("lakeside");
+    char payloads[50][8];
+    for (int i = 0; i < 50; i++) {
+        snprintf(payloads[i], sizeof payloads[i], "%d", i);
+        hx_msg_t m = message("box", payloads[i]);
+        cr_assert_eq(hx_client_submit(c, &m, 1), 0, "submit %d: %s", i, hx_client_error(c));
+    }
+    hx_client_destroy(&c);
+    fetch_all("box", 50);
+    /* every node holds the same: the acks were replicated too (a follower learns the commit
+     * at the leader's next heartbeat) */
+    cr_expect(net_wait(none_held, NULL, 10000), "a node still holds messages after every ack (logs in %s)", net.dir);
+}
+
+/* Removes every file under dir (the node's data directory emptied). */
+static void wipe(const char *dir)
+{
+    char cmd[700];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    cr_assert_eq(system(cmd), 0);
+}
+
+Test(cluster, failover_cycles, .timeout = 1800)
+{
+    const char *env = getenv("HX_CLUSTER_CYCLES");
+    int cycles = env && *env ? atoi(env) : 20;
+    cr_assert_gt(cycles, 0);
+    start_all();
+    wait_leader(-1, 20000);
+    start_echo("echo-1");
+    start_echo("echo-2");
+    load_t *L = load_start(endpoints);
+    cr_assert_not_null(L);
+    int64_t worst = 0, t0 = mono_ms();
+    static const char *const kinds[] = {"kill -9 the leader", "SIGSTOP the leader", "kill -9 a follower",
+                                        "a follower's disk emptied"};
+    for (int cycle = 0; cycle < cycles; cycle++) {
+        int kind = cycle % 4;
+        nap_ms(300);                    /* let the load run between two faults */
+        int leader = wait_leader(-1, 20000);
+        int victim = kind < 2 ? leader : (leader + 1 + cycle / 4 % 2) % NODES;
+        node_t *v = &nodes[victim];
+        int64_t t = mono_ms();
+        if (kind == 0 || kind == 2 || kind == 3) {
+            net_kill9(&net, v->pid);
+            v->pid = 0;
+        } else {
+            cr_assert_eq(kill(v->pid, SIGSTOP), 0);
+            v->stopped = true;
+        }
+        if (kind < 2) {
+            int next = wait_leader(victim, 20000);
+            int64_t took = mono_ms() - t;
+            worst = took > worst ? took : worst;
+            cr_expect_leq(took, LEADER_BOUND_MS, "cycle %d (%s): node %d served %lld ms after node %d was lost",
+                          cycle + 1, kinds[kind], next + 1, (long long)took, victim + 1);
+        }
+        if (kind == 1) {
+            cr_assert_eq(kill(v->pid, SIGCONT), 0);
+            v->stopped = false;
+            /* deposed: it stops serving on its own (its lease ran out while it was stopped) */
+            int64_t until = mono_ms() + 10000;
+            while (metric(victim, "handoff_broker_raft_serving") != 0 && mono_ms() < until)
+                nap_ms(20);
+            cr_expect_eq(metric(victim, "handoff_broker_raft_serving"), 0,
+                         "cycle %d: the stopped leader serves again after SIGCONT", cycle + 1);
+        } else {
+            if (kind == 3)
+                wipe(v->dir);
+            start_node(victim);
+        }
+        if (kind == 3) {                /* it caught up: its applied index reached the leader's commit */
+            int64_t until = mono_ms() + 30000;
+            long applied = -1, commit = 0;
+            while (mono_ms() < until) {
+                int l = serving();
+                commit = l >= 0 ? metric(l, "handoff_broker_raft_commit_index") : 0;
+                applied = metric(victim, "handoff_broker_raft_applied_index");
+                if (commit > 0 && applied >= commit - 50)
+                    break;
+                nap_ms(50);
+            }
+            cr_expect(commit > 0 && applied >= commit - 50, "cycle %d: node %d applied %ld of %ld after its wipe",
+                      cycle + 1, victim + 1, applied, commit);
+        }
+        size_t a, r;
+        load_progress(L, &a, &r);
+        fprintf(stderr, "cluster: cycle %d/%d (%s, node %d): %zu acked, %zu received, %.1f s\n", cycle + 1, cycles,
+                kinds[kind], victim + 1, a, r, (double)(mono_ms() - t0) / 1000.0);
+    }
+    wait_leader(-1, 20000);
+    load_result_t res;
+    load_finish(L, 300000, &res);
+    fprintf(stderr, "cluster: cycles=%d acked=%zu received=%zu lost=%zu duplicated=%zu redelivered=%zu "
+            "retries=%zu worst new leader %lld ms\n", cycles, res.acked, res.received, res.lost, res.duplicated,
+            res.redelivered, res.submit_retries, (long long)worst);
+    cr_assert_str_empty(res.fatal, "%s", res.fatal);
+    cr_assert_gt(res.acked, 0, "nothing was accepted (logs in %s)", net.dir);
+    cr_expect(res.drained, "not every accepted message arrived (%s)", res.stalled ? "nothing new for 60 s" : "300 s");
+    cr_expect_eq(res.lost, 0, "%zu acknowledged message(s) lost", res.lost);
+    cr_expect_eq(res.duplicated, 0, "%zu sequence number(s) arrived under more than one message id",
+                 res.duplicated);
+}
+
+
+Test(cluster, a_cut_off_leader_stops_acknowledging)
+{
+    relayed = true;
+    make_spec();
+    relay_start();
+    start_all();
+    int leader = wait_leader(-1, 20000);
+    long term = metric(leader, "handoff_broker_raft_term");
+
+    /* one way: the leader's traffic to one follower dropped; the other makes a majority */
+    int f1 = (leader + 1) % NODES;
+    atomic_store(&cut[leader][f1], 1);
+    hx_client_t *c = session("lakeside");
+    size_t accepted = 0;
+    char payloads[400][8];
+    int64_t until = mono_ms() + 3000;       /* three election timeouts of the cut follower */
+    while (mono_ms() < until && accepted < 200) {
+        snprintf(payloads[accepted], sizeof payloads[0], "%zu", accepted);
+        hx_msg_t m = message("box", payloads[accepted]);
+        cr_assert_eq(hx_client_submit(c, &m, 1), 0, "submit with one way cut: %s", hx_client_error(c));
+        accepted++;
+    }
+    cr_expect_eq(serving(), leader, "the leader changed with one way of one follower cut");
+    cr_expect_eq(metric(leader, "handoff_broker_raft_term"), term, "a new term with one way of one follower cut");
+    atomic_store(&cut[leader][f1], 0);
+
+    /* both ways, from both: the old leader alone acknowledges nothing */
+    isolate(leader, true);
+    int64_t t = mono_ms();
+    char err[256];
+    hx_client_opts_t o = {.endpoint = nodes[leader].endpoint, .clinic = "lakeside", .timeout_ms = 1500,
+                          .attempts = 2};
+    hx_client_t *alone = hx_client_connect(&o, err, sizeof err);
+    hx_msg_t lost = message("box", "never");
+    if (alone) {
+        cr_expect_neq(hx_client_submit(alone, &lost, 1), 0, "the cut-off leader acknowledged a submit");
+        hx_client_destroy(&alone);
+    }
+    int next = wait_leader(leader, 20000);
+    int64_t took = mono_ms() - t;
+    cr_expect_leq(took, LEADER_BOUND_MS, "node %d served %lld ms after the leader was cut off", next + 1,
+                  (long long)took);
+    cr_expect_eq(metric(leader, "handoff_broker_raft_serving"), 0, "the cut-off leader still serves");
+    for (int i = 0; i < 100; i++, accepted++) {
+        snprintf(payloads[accepted], sizeof payloads[0], "%zu", accepted);
+        hx_msg_t m = message("box", payloads[accepted]);
+        cr_assert_eq(hx_client_submit(c, &m, 1), 0, "submit to the new leader: %s", hx_client_error(c));
+    }
+    hx_client_destroy(&c);
+
+    /* healed: the old leader follows the new one */
+    isolate(leader, false);
+    int64_t deadline = mono_ms() + 20000;
+    while (metric(leader, "handoff_broker_raft_leader") != next + 1 && mono_ms() < deadline)
+        nap_ms(50);
+    cr_expect_eq(metric(leader, "handoff_broker_raft_leader"), next + 1, "the old leader does not follow");
+    fetch_all("box", accepted);
+    hx_client_t *box = session("box");
+    hx_batch_t *b = NULL;
+    cr_assert_eq(hx_client_fetch(box, 100, &b), 0);
+    cr_expect_eq(b->count, 0, "a message the cut-off leader could not commit arrived");
+    hx_batch_destroy(&b);
+    hx_client_destroy(&box);
+    for (int i = 0; i < NODES; i++)
+        net_stop(&net, nodes[i].pid, SIGTERM), nodes[i].pid = 0;
+    relay_end();
+}
+
+
+/* ---- the pipeline through a leader change ---- */
+
+typedef struct {
+    const char *clinic, *rid;
+    char status[32];
+} status_wait_t;
+
+static bool settled(void *arg)
+{
+    status_wait_t *w = arg;
+    json_t *out = NULL;                 /* the clinic's referrals, each with its status */
+    net_cli_json(&net, w->clinic, &out, "status", NULL);
+    size_t i;
+    json_t *r;
+    json_array_foreach(out, i, r)
+        if (!strcmp(net_jstr(r, "referral_id"), w->rid))
+            snprintf(w->status, sizeof w->status, "%s", net_jstr(r, "status"));
+    json_decref(out);
+    return !strcmp(w->status, "ready") || !strcmp(w->status, "on-hold");
+}
+
+/* A referral submitted with the CLI, the leader killed at once: intake, triage and scheduling
+ * (workers over the endpoint list) carry it on through the new leader, and the clinic it is
+ * booked with has one handoff of it. */
+Test(cluster, the_pipeline_goes_on_through_a_leader_change)
+{
+    network_policy = true;
+    start_all();
+    int leader = wait_leader(-1, 20000);
+    cr_assert_lt(strlen(endpoints), sizeof net.endpoint);
+    memcpy(net.endpoint, endpoints, strlen(endpoints) + 1);
+    net_start_services(&net, "2026-11-23T08:00");
+    const char *file = net_src("deploy/sample/referrals/01-ankle-sprain.json");
+    json_error_t jerr;
+    json_t *ref = json_load_file(file, 0, &jerr);
+    cr_assert_not_null(ref, "%s", jerr.text);
+    char from[64];
+    snprintf(from, sizeof from, "%s", net_jstr(json_object_get(ref, "referrer"), "clinic_id"));
+    json_decref(ref);
+    json_t *out = NULL;
+    cr_assert_eq(net_cli_json(&net, from, &out, "submit", file, NULL), 0, "submit (logs in %s)", net.dir);
+    char rid[64];
+    snprintf(rid, sizeof rid, "%s", net_jstr(json_array_get(out, 0), "referral_id"));
+    json_decref(out);
+    cr_assert(rid[0], "no referral id");
+    net_kill9(&net, nodes[leader].pid);
+    nodes[leader].pid = 0;
+    wait_leader(leader, 20000);
+    start_node(leader);
+    status_wait_t w = {from, rid, ""};
+    cr_assert(net_wait(settled, &w, 90000), "%s not settled through the leader change (status '%s'; logs in %s)",
+              rid, w.status, net.dir);
+    /* one handoff, at one clinic */
+    json_t *dir = json_load_file(net_src("deploy/sample/directory.json"), 0, &jerr);
+    cr_assert_not_null(dir, "%s", jerr.text);
+    size_t k, handoffs = 0;
+    json_t *c;
+    json_array_foreach(json_object_get(dir, "clinics"), k, c) {
+        json_t *in = NULL;
+        net_cli_json(&net, net_jstr(c, "id"), &in, "handoffs", NULL);
+        size_t j;
+        json_t *h;
+        json_array_foreach(in, j, h)
+            handoffs += !strcmp(net_jstr(h, "referral_id"), rid);
+        json_decref(in);
+    }
+    json_decref(dir);
+    cr_expect_eq(handoffs, !strcmp(w.status, "ready") ? 1 : 0, "%zu handoffs of %s (%s)", handoffs, rid, w.status);
+}
+
+Test(cluster, a_committed_state_survives_a_full_restart)
+{
+    start_all();
+    wait_leader(-1, 20000);
+    hx_client_t *c = session("lakeside");
+    char payloads[300][8];
+    for (int i = 0; i < 300; i++) {               /* past --raft-snapshot-entries: a snapshot */
+        snprintf(payloads[i], sizeof payloads[i], "%d", i);
+        hx_msg_t m = message(i % 2 ? "odd" : "even", payloads[i]);
+        cr_assert_eq(hx_client_submit(c, &m, 1), 0, "submit %d: %s", i, hx_client_error(c));
+    }
+    /* a message settled before the restart: its id stays known (resubmitting it adds nothing) */
+    hx_msg_t once = message("once", "1");
+    cr_assert_eq(hx_client_submit(c, &once, 1), 0);
+    hx_client_destroy(&c);
+    fetch_all("once", 1);
+    for (int i = 0; i < NODES; i++)
+        net_stop(&net, nodes[i].pid, SIGTERM), nodes[i].pid = 0;
+    start_all();
+    wait_leader(-1, 20000);
+    c = session("lakeside");
+    cr_assert_eq(hx_client_submit(c, &once, 1), 0, "%s", hx_client_error(c));
+    hx_client_destroy(&c);
+    fetch_all("odd", 150);
+    fetch_all("even", 150);
+    hx_client_t *o = session("once");
+    hx_batch_t *b = NULL;
+    cr_assert_eq(hx_client_fetch(o, 100, &b), 0);
+    cr_expect_eq(b->count, 0, "a settled message resubmitted after the restart came back");
+    hx_batch_destroy(&b);
+    hx_client_destroy(&o);
+}
