@@ -971,7 +971,8 @@ int hx_cluster_parse(const char *spec, hx_cluster_config_t *cfg, char *why, size
             rc = -1;
         }
         for (size_t i = 0; rc == 0 && i < cfg->n_nodes; i++)
-            if (cfg->nodes[i].id == id || !strcmp(cfg->nodes[i].raft, eq1 + 1) || !strcmp(cfg->nodes[i].client, eq2 + 1)) {
+            if (cfg->nodes[i].id == id || !strcmp(cfg->nodes[i].raft, eq1 + 1) ||
+                !strcmp(cfg->nodes[i].client, eq2 + 1)) {
                 snprintf(why, cap, "node %llu: its id or an address is another node's too", id);
                 rc = -1;
             }

@@ -5,6 +5,7 @@
 #define HX_HARNESS_H
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 #include "hx_client.h"
 
@@ -85,6 +86,10 @@ const char *net_jstr(json_t *o, const char *key);
 void net_inbox_row(json_t *inbox, const char *rid, const char *d, char *out, size_t cap);
 /* Polls cond every 20 ms until it is true or timeout_ms passes. */
 bool net_wait(bool (*cond)(void *arg), void *arg, int timeout_ms);
+/* Sleeps ms (a pause between polls or retries, never a wait for a condition: net_wait). */
+void net_nap_ms(long ms);
+/* Monotonic milliseconds. */
+int64_t net_mono_ms(void);
 /* True when the file exists. */
 bool net_file_exists(const char *path);
 

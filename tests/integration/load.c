@@ -12,18 +12,6 @@
 #include <time.h>
 #include <uthash.h>
 
-static void nap_ms(long ms)
-{
-    struct timespec t = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&t, NULL);
-}
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 #define CL_MAX_SEQ (1u << 22)
 #define CL_BATCH 20                     /* messages per SUBMIT */
@@ -133,7 +121,7 @@ static void *submitter(void *arg)
                 load_fatal(L, "submit refused: %s: %s", hx_wire_error_text(code), hx_client_error(c));
                 break;
             }
-            nap_ms(10);                     /* a retry pause, not a wait for a condition */
+            net_nap_ms(10);                     /* a retry pause, not a wait for a condition */
         }
         pthread_mutex_lock(&L->mu);
         L->submit_retries++;
@@ -159,7 +147,7 @@ static void *consumer(void *arg)
         }
         if (b->count == 0) {
             hx_batch_destroy(&b);
-            nap_ms(10);                     /* polling an empty mailbox */
+            net_nap_ms(10);                     /* polling an empty mailbox */
             continue;
         }
         uint8_t(*ids)[HX_ID_LEN] = calloc(b->count, HX_ID_LEN);
@@ -226,7 +214,7 @@ static bool drained(void *arg)
     bool done = d->L->acked_received_n == d->L->acked_n;
     size_t received = d->L->received_n;
     pthread_mutex_unlock(&d->L->mu);
-    int64_t now = mono_ms();
+    int64_t now = net_mono_ms();
     if (received != d->last_received || !d->last_progress_ms) {
         d->last_received = received;
         d->last_progress_ms = now;

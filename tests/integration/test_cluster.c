@@ -65,18 +65,6 @@ static char spec[1024], endpoints[512];
 static bool relayed;            /* the nodes reach each other through the test's relay */
 static bool network_policy;     /* the built-in routing policy (else policy-any.json: made-up types) */
 
-static void nap_ms(long ms)
-{
-    struct timespec t = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&t, NULL);
-}
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* --cluster: node i's Raft address 127.0.0.1:RAFT, or (relayed) 127.0.1.(i+1):RAFT, where the
  * relay listens and forwards to the node, which listens on 127.0.0.1:RAFT (--raft-bind). */
@@ -449,8 +437,8 @@ static void fetch_all(const char *box, size_t want)
     hx_client_t *c = session(box);
     uint8_t (*seen)[HX_ID_LEN] = calloc(want + 1, HX_ID_LEN);
     size_t n = 0;
-    int64_t until = mono_ms() + 30000;
-    while (n < want && mono_ms() < until) {
+    int64_t until = net_mono_ms() + 30000;
+    while (n < want && net_mono_ms() < until) {
         hx_batch_t *b = NULL;
         int rc = hx_client_fetch(c, 100, &b);
         cr_assert_eq(rc, 0, "fetch %s: %s", box, hx_client_error(c));
@@ -462,7 +450,7 @@ static void fetch_all(const char *box, size_t want)
             cr_assert_eq(hx_client_ack(c, (const uint8_t (*)[HX_ID_LEN])&b->msgs[i].id, 1), 0);
         }
         if (!b->count)
-            nap_ms(20);                 /* polling an empty mailbox */
+            net_nap_ms(20);                 /* polling an empty mailbox */
         hx_batch_destroy(&b);
     }
     cr_expect_eq(n, want, "%zu of %zu messages of %s arrived", n, want, box);
@@ -539,16 +527,16 @@ Test(cluster, failover_cycles, .timeout = 1800)
     start_echo("echo-2");
     load_t *L = load_start(endpoints);
     cr_assert_not_null(L);
-    int64_t worst = 0, t0 = mono_ms();
+    int64_t worst = 0, t0 = net_mono_ms();
     static const char *const kinds[] = {"kill -9 the leader", "SIGSTOP the leader", "kill -9 a follower",
                                         "a follower's disk emptied"};
     for (int cycle = 0; cycle < cycles; cycle++) {
         int kind = cycle % 4;
-        nap_ms(300);                    /* let the load run between two faults */
+        net_nap_ms(300);                    /* let the load run between two faults */
         int leader = wait_leader(-1, 20000);
         int victim = kind < 2 ? leader : (leader + 1 + cycle / 4 % 2) % NODES;
         node_t *v = &nodes[victim];
-        int64_t t = mono_ms();
+        int64_t t = net_mono_ms();
         if (kind == 0 || kind == 2 || kind == 3) {
             net_kill9(&net, v->pid);
             v->pid = 0;
@@ -558,7 +546,7 @@ Test(cluster, failover_cycles, .timeout = 1800)
         }
         if (kind < 2) {
             int next = wait_leader(victim, 20000);
-            int64_t took = mono_ms() - t;
+            int64_t took = net_mono_ms() - t;
             worst = took > worst ? took : worst;
             cr_expect_leq(took, LEADER_BOUND_MS, "cycle %d (%s): node %d served %lld ms after node %d was lost",
                           cycle + 1, kinds[kind], next + 1, (long long)took, victim + 1);
@@ -567,9 +555,9 @@ Test(cluster, failover_cycles, .timeout = 1800)
             cr_assert_eq(kill(v->pid, SIGCONT), 0);
             v->stopped = false;
             /* deposed: it stops serving on its own (its lease ran out while it was stopped) */
-            int64_t until = mono_ms() + 10000;
-            while (metric(victim, "handoff_broker_raft_serving") != 0 && mono_ms() < until)
-                nap_ms(20);
+            int64_t until = net_mono_ms() + 10000;
+            while (metric(victim, "handoff_broker_raft_serving") != 0 && net_mono_ms() < until)
+                net_nap_ms(20);
             cr_expect_eq(metric(victim, "handoff_broker_raft_serving"), 0,
                          "cycle %d: the stopped leader serves again after SIGCONT", cycle + 1);
         } else {
@@ -578,15 +566,15 @@ Test(cluster, failover_cycles, .timeout = 1800)
             start_node(victim);
         }
         if (kind == 3) {                /* it caught up: its applied index reached the leader's commit */
-            int64_t until = mono_ms() + 30000;
+            int64_t until = net_mono_ms() + 30000;
             long applied = -1, commit = 0;
-            while (mono_ms() < until) {
+            while (net_mono_ms() < until) {
                 int l = serving();
                 commit = l >= 0 ? metric(l, "handoff_broker_raft_commit_index") : 0;
                 applied = metric(victim, "handoff_broker_raft_applied_index");
                 if (commit > 0 && applied >= commit - 50)
                     break;
-                nap_ms(50);
+                net_nap_ms(50);
             }
             cr_expect(commit > 0 && applied >= commit - 50, "cycle %d: node %d applied %ld of %ld after its wipe",
                       cycle + 1, victim + 1, applied, commit);
@@ -594,7 +582,7 @@ Test(cluster, failover_cycles, .timeout = 1800)
         size_t a, r;
         load_progress(L, &a, &r);
         fprintf(stderr, "cluster: cycle %d/%d (%s, node %d): %zu acked, %zu received, %.1f s\n", cycle + 1, cycles,
-                kinds[kind], victim + 1, a, r, (double)(mono_ms() - t0) / 1000.0);
+                kinds[kind], victim + 1, a, r, (double)(net_mono_ms() - t0) / 1000.0);
     }
     wait_leader(-1, 20000);
     load_result_t res;
@@ -626,8 +614,8 @@ Test(cluster, a_cut_off_leader_stops_acknowledging)
     hx_client_t *c = session("lakeside");
     size_t accepted = 0;
     char payloads[400][8];
-    int64_t until = mono_ms() + 3000;       /* three election timeouts of the cut follower */
-    while (mono_ms() < until && accepted < 200) {
+    int64_t until = net_mono_ms() + 3000;       /* three election timeouts of the cut follower */
+    while (net_mono_ms() < until && accepted < 200) {
         snprintf(payloads[accepted], sizeof payloads[0], "%zu", accepted);
         hx_msg_t m = message("box", payloads[accepted]);
         cr_assert_eq(hx_client_submit(c, &m, 1), 0, "submit with one way cut: %s", hx_client_error(c));
@@ -639,7 +627,7 @@ Test(cluster, a_cut_off_leader_stops_acknowledging)
 
     /* both ways, from both: the old leader alone acknowledges nothing */
     isolate(leader, true);
-    int64_t t = mono_ms();
+    int64_t t = net_mono_ms();
     char err[256];
     hx_client_opts_t o = {.endpoint = nodes[leader].endpoint, .clinic = "lakeside", .timeout_ms = 1500,
                           .attempts = 2};
@@ -650,7 +638,7 @@ Test(cluster, a_cut_off_leader_stops_acknowledging)
         hx_client_destroy(&alone);
     }
     int next = wait_leader(leader, 20000);
-    int64_t took = mono_ms() - t;
+    int64_t took = net_mono_ms() - t;
     cr_expect_leq(took, LEADER_BOUND_MS, "node %d served %lld ms after the leader was cut off", next + 1,
                   (long long)took);
     cr_expect_eq(metric(leader, "handoff_broker_raft_serving"), 0, "the cut-off leader still serves");
@@ -663,9 +651,9 @@ Test(cluster, a_cut_off_leader_stops_acknowledging)
 
     /* healed: the old leader follows the new one */
     isolate(leader, false);
-    int64_t deadline = mono_ms() + 20000;
-    while (metric(leader, "handoff_broker_raft_leader") != next + 1 && mono_ms() < deadline)
-        nap_ms(50);
+    int64_t deadline = net_mono_ms() + 20000;
+    while (metric(leader, "handoff_broker_raft_leader") != next + 1 && net_mono_ms() < deadline)
+        net_nap_ms(50);
     cr_expect_eq(metric(leader, "handoff_broker_raft_leader"), next + 1, "the old leader does not follow");
     fetch_all("box", accepted);
     hx_client_t *box = session("box");

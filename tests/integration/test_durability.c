@@ -82,18 +82,6 @@ TestSuite(durability, .init = setup, .fini = teardown, .timeout = 300);
 
 /* ---- helpers ------------------------------------------------------------------------------ */
 
-static void nap_ms(long ms)
-{
-    struct timespec t = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&t, NULL);
-}
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* Starts the broker on a fixed port of 127.0.0.1 with --data; extra (NULL-terminated) is
  * appended. The same arguments are used by restart_broker. */
@@ -355,15 +343,15 @@ Test(durability, crash_loop, .timeout = 7200)
 
     load_t *L = load_start(net.endpoint);
     cr_assert_not_null(L);
-    int64_t t0 = mono_ms();
+    int64_t t0 = net_mono_ms();
     for (int i = 0; i < cycles; i++) {
-        nap_ms(50 + (long)(rand_r(&seed) % 351));      /* the random moment of the crash */
+        net_nap_ms(50 + (long)(rand_r(&seed) % 351));      /* the random moment of the crash */
         restart_broker(SIGKILL);
         if ((i + 1) % 10 == 0) {
             size_t a, r;
             load_progress(L, &a, &r);
             fprintf(stderr, "crash-loop: %d/%d cycles, %zu acked, %zu received, %.1f s\n", i + 1, cycles, a, r,
-                    (double)(mono_ms() - t0) / 1000.0);
+                    (double)(net_mono_ms() - t0) / 1000.0);
         }
     }
     load_result_t res;
@@ -371,7 +359,7 @@ Test(durability, crash_loop, .timeout = 7200)
     fprintf(stderr, "crash-loop: cycles=%d acked=%zu received=%zu lost=%zu duplicated=%zu redelivered=%zu\n", cycles,
             res.acked, res.received, res.lost, res.duplicated, res.redelivered);
     fprintf(stderr, "crash-loop: %zu submit retries, %.1f s\n", res.submit_retries,
-            (double)(mono_ms() - t0) / 1000.0);
+            (double)(net_mono_ms() - t0) / 1000.0);
     cr_assert_str_empty(res.fatal, "%s", res.fatal);
     cr_assert_gt(res.acked, 0, "nothing was accepted during the crash loop (see %s/broker.log)", net.dir);
     cr_expect(res.drained, "not every accepted message arrived after the last restart (%s)",
