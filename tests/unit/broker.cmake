@@ -22,3 +22,5 @@ hx_unit_test(test_store_snapshot LIBS hx_core Threads::Threads)
 # A client and a worker given a replicated broker's nodes find the leader (ERR_NOT_LEADER),
 # against fake nodes on loopback ports.
 hx_unit_test(test_client_failover LIBS hx_client PkgConfig::ZMQ Threads::Threads)
+# --cluster's nodes read and refused with the element named; a node id not among them.
+hx_unit_test(test_cluster_config LIBS hx_cluster)

@@ -1,0 +1,64 @@
+/* Unit: --cluster's nodes as handoff-broker reads them (hx_cluster_parse): ids from 1, Raft
+ * addresses HOST:PORT, client endpoints tcp://HOST:PORT, no two nodes alike, at most 7; each
+ * refusal names the element and what is wrong. And a node id not among them is refused at
+ * start, before anything is written. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <string.h>
+#include <uv.h>
+
+#include "hx_cluster.h"
+
+Test(cluster_config, three_nodes_are_read_in_order)
+{
+    hx_cluster_config_t cfg = {0};
+    char why[300];
+    cr_assert_eq(hx_cluster_parse("1=10.0.0.1:7001=tcp://10.0.0.1:5555,2=10.0.0.2:7001=tcp://10.0.0.2:5555,"
+                                  "3=node-3.internal:7001=tcp://node-3.internal:5555",
+                                  &cfg, why, sizeof why), 0, "%s", why);
+    cr_assert_eq(cfg.n_nodes, 3);
+    cr_expect_eq(cfg.nodes[0].id, 1);
+    cr_expect_str_eq(cfg.nodes[1].raft, "10.0.0.2:7001");
+    cr_expect_str_eq(cfg.nodes[2].client, "tcp://node-3.internal:5555");
+}
+
+Test(cluster_config, each_refusal_names_the_element)
+{
+    static const struct {
+        const char *spec, *want;
+    } bad[] = {
+        {"", "empty"},
+        {"1=10.0.0.1:7001", "'1=10.0.0.1:7001': not ID=RAFTHOST:PORT=tcp://HOST:PORT"},
+        {"0=a:1=tcp://a:2", "the node id is a number from 1"},
+        {"x=a:1=tcp://a:2", "'x': the node id is a number from 1"},
+        {"1=a=tcp://a:2", "node 1: 'a': the Raft address is HOST:PORT"},
+        {"1=a:99999=tcp://a:2", "node 1: 'a:99999': the Raft address is HOST:PORT"},
+        {"1=a:1=udp://a:2", "node 1: 'udp://a:2': the client endpoint is tcp://HOST:PORT"},
+        {"1=a:1=tcp://a:2,1=b:1=tcp://b:2", "node 1: its id or an address is another node's too"},
+        {"1=a:1=tcp://a:2,2=a:1=tcp://b:2", "node 2: its id or an address is another node's too"},
+        {"1=a:1=tcp://a:1,2=b:1=tcp://b:1,3=c:1=tcp://c:1,4=d:1=tcp://d:1,5=e:1=tcp://e:1,6=f:1=tcp://f:1,"
+         "7=g:1=tcp://g:1,8=h:1=tcp://h:1", "more than 7 nodes"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        hx_cluster_config_t cfg = {0};
+        char why[300] = "";
+        cr_expect_eq(hx_cluster_parse(bad[i].spec, &cfg, why, sizeof why), -1, "%s was taken", bad[i].spec);
+        cr_expect(strstr(why, bad[i].want), "%s: '%s' does not say '%s'", bad[i].spec, why, bad[i].want);
+    }
+}
+
+Test(cluster_config, a_node_id_not_in_the_cluster_is_refused_at_start)
+{
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    hx_cluster_config_t cfg = {.loop = &loop, .dir = "/nonexistent/never-made", .self = 4};
+    char why[300], err[300];
+    cr_assert_eq(hx_cluster_parse("1=127.0.0.1:1=tcp://127.0.0.1:2,2=127.0.0.1:3=tcp://127.0.0.1:4,"
+                                  "3=127.0.0.1:5=tcp://127.0.0.1:6", &cfg, why, sizeof why), 0, "%s", why);
+    cr_expect_null(hx_cluster_start(&cfg, err, sizeof err));
+    cr_expect(strstr(err, "--node-id 4 is not one of --cluster's nodes"), "%s", err);
+    cfg.self = 1;                           /* its directory cannot be made: named */
+    cr_expect_null(hx_cluster_start(&cfg, err, sizeof err));
+    cr_expect(strstr(err, "/nonexistent/never-made"), "%s", err);
+    uv_loop_close(&loop);
+}
