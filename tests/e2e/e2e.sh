@@ -863,12 +863,12 @@ compose2 --profile ops run --rm pg-backup >"$E2E_DIR/pg-backup.log" 2>&1 ||
 mapfile -t dumps < <(ls "$HANDOFF_BACKUP_DIR"/handoff-*.pgdump 2>/dev/null)
 [ "${#dumps[@]}" = 1 ] || fail "pg-backup wrote ${#dumps[@]} dumps, not 1"
 [ "$(stat -c %a "${dumps[0]}")" = 600 ] || fail "${dumps[0]} is mode $(stat -c %a "${dumps[0]}"), not 0600"
+# the listing to a file first: grep -q ending a pipe early would kill pg_restore (pipefail)
 docker run --rm --network none -v "$HANDOFF_BACKUP_DIR:/b:ro" --user 10001:10001 --entrypoint "" "$PG_IMAGE" \
-  /usr/lib/postgresql/15/bin/pg_restore --list "/b/$(basename "${dumps[0]}")" | grep -q "TABLE DATA scheduling bookings" ||
-  fail "the dump lists no scheduling.bookings"
-docker run --rm --network none -v "$HANDOFF_BACKUP_DIR:/b:ro" --user 10001:10001 --entrypoint "" "$PG_IMAGE" \
-  /usr/lib/postgresql/15/bin/pg_restore --list "/b/$(basename "${dumps[0]}")" | grep -q "TABLE DATA accounts users" ||
-  fail "the dump lists no accounts.users"
+  /usr/lib/postgresql/15/bin/pg_restore --list "/b/$(basename "${dumps[0]}")" >"$E2E_DIR/work/pg-dump-list.txt" ||
+  fail "pg_restore --list of ${dumps[0]}"
+grep -q "TABLE DATA scheduling bookings" "$E2E_DIR/work/pg-dump-list.txt" || fail "the dump lists no scheduling.bookings"
+grep -q "TABLE DATA accounts users" "$E2E_DIR/work/pg-dump-list.txt" || fail "the dump lists no accounts.users"
 echo "moved to PostgreSQL: $moved referral(s) and the portal's accounts (migrate), $r01 resubmitted is the same one, not booked again; handoff-web lists e2e.desk from it; pg-backup: one 0600 dump"
 
 step "passed in $(($(now) - started)) s"
