@@ -167,6 +167,8 @@ typedef struct held {
 
 typedef struct {
     held_t *by_id, *first, *last;
+    held_t *pending;            /* the serving leader's bodies proposed and not applied yet, by id:
+                                   its own entries, applied, share them instead of copying */
     uint64_t n, bytes;
     uint8_t (*dedup)[HX_ID_LEN];    /* a ring of the settled ids, dedup_cap of them */
     size_t dedup_cap, dedup_head, dedup_n;
@@ -279,7 +281,20 @@ static int state_apply(state_t *s, const uint8_t *data, size_t len, uint64_t *no
         if (kind == R_PUT) {
             uint32_t blen = (uint32_t)get_n(&r, 4);
             const uint8_t *body = take(&r, blen);
-            if (r.ok && !h) {
+            held_t *mine = NULL;
+            if (r.ok && !h && s->pending)
+                HASH_FIND(hh, s->pending, id, HX_ID_LEN, mine);
+            if (mine && (mine->body->len != blen || memcmp(mine->body->data, body, blen)))
+                mine = NULL;                /* not the same bytes: the entry's own are kept */
+            if (r.ok && !h && mine) {
+                HASH_DEL(s->pending, mine);
+                body_t *b = mine->body;     /* the pending reference becomes the state's */
+                free(mine);
+                if (held_add(s, id, b, 0, 0, NULL, 0) != 0) {
+                    body_unref(b);
+                    return HX_ENOMEM;
+                }
+            } else if (r.ok && !h) {
                 body_t *b = body_new(body, blen);
                 if (!b || held_add(s, id, b, 0, 0, NULL, 0) != 0) {
                     body_unref(b);
@@ -415,15 +430,46 @@ typedef struct {
 struct cluster_store {
     hx_store_t base;
     hx_cluster_t *c;
-    hx_buf_t txn;               /* the open transaction's records */
-    uint32_t txn_records;
-    hx_buf_t entry;             /* closed transactions not proposed yet (header reserved) */
-    uint32_t entry_records;
+    hx_buf_t entry;             /* the entry being made: its header reserved, then the records of
+                                   the closed transactions and of the open one (from txn_start) */
+    size_t txn_start;
+    uint32_t txn_records, entry_records;
     uint64_t seq, durable, failed_to;
     int failure;                /* 0, or the status of the last failed proposal */
     char why[HX_CLUSTER_ADDR_MAX + 64];
     uint64_t bytes;
 };
+
+/* A body this leader put in an entry: kept (a reference) until that entry is applied, which
+ * then shares it. One per id: a later one replaces it. */
+static int pending_add(hx_cluster_t *c, const uint8_t id[HX_ID_LEN], body_t *b)
+{
+    held_t *p = NULL;
+    HASH_FIND(hh, c->state.pending, id, HX_ID_LEN, p);
+    if (p) {
+        body_unref(p->body);
+    } else {
+        if (!(p = calloc(1, sizeof *p)))
+            return HX_ENOMEM;
+        memcpy(p->id, id, HX_ID_LEN);
+        HASH_ADD(hh, c->state.pending, id, HX_ID_LEN, p);
+    }
+    b->refs++;
+    p->body = b;
+    return 0;
+}
+
+/* The serving store goes: what it proposed and was not applied is copied from the entries if
+ * they are committed after all. */
+static void pending_clear(hx_cluster_t *c)
+{
+    held_t *p, *tmp;
+    HASH_ITER(hh, c->state.pending, p, tmp) {
+        HASH_DEL(c->state.pending, p);
+        body_unref(p->body);
+        free(p);
+    }
+}
 
 static uint64_t now_ms(const hx_cluster_t *c)
 {
@@ -523,7 +569,12 @@ static int fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
 static int cs_begin(hx_store_t *s)
 {
     cluster_store_t *cs = (cluster_store_t *)s;
-    cs->txn.len = 0;
+    if (cs->entry.len == 0) {
+        uint8_t head[ENTRY_HEAD] = {0};
+        if (hx_buf_append(&cs->entry, head, sizeof head))
+            return HX_ENOMEM;
+    }
+    cs->txn_start = cs->entry.len;
     cs->txn_records = 0;
     return 0;
 }
@@ -531,7 +582,7 @@ static int cs_begin(hx_store_t *s)
 static int cs_record(cluster_store_t *cs, uint8_t kind, const uint8_t id[HX_ID_LEN])
 {
     cs->txn_records++;
-    return hx_buf_append(&cs->txn, &kind, 1) || hx_buf_append(&cs->txn, id, HX_ID_LEN) ? HX_ENOMEM : 0;
+    return hx_buf_append(&cs->entry, &kind, 1) || hx_buf_append(&cs->entry, id, HX_ID_LEN) ? HX_ENOMEM : 0;
 }
 
 static int cs_put(hx_store_t *s, const uint8_t *msg, size_t len, uint64_t *handle)
@@ -543,7 +594,8 @@ static int cs_put(hx_store_t *s, const uint8_t *msg, size_t len, uint64_t *handl
     body_t *b = body_new(msg, len);
     if (!b)
         return HX_ENOMEM;
-    if (cs_record(cs, R_PUT, h.id) || put_u32(&cs->txn, (uint32_t)len) || hx_buf_append(&cs->txn, msg, len)) {
+    if (cs_record(cs, R_PUT, h.id) || put_u32(&cs->entry, (uint32_t)len) || hx_buf_append(&cs->entry, msg, len) ||
+        pending_add(cs->c, h.id, b) != 0) {
         body_unref(b);
         return HX_ENOMEM;
     }
@@ -568,8 +620,8 @@ static int cs_dead(hx_store_t *s, const uint8_t id[HX_ID_LEN], uint32_t attempts
     size_t rlen = reason ? strlen(reason) : 0;
     if (rlen > 1024)
         rlen = 1024;
-    return cs_record(cs, R_DEAD, id) || put_u32(&cs->txn, attempts) || put_u64(&cs->txn, at_ms) ||
-                   put_u16(&cs->txn, (uint16_t)rlen) || (rlen && hx_buf_append(&cs->txn, reason, rlen))
+    return cs_record(cs, R_DEAD, id) || put_u32(&cs->entry, attempts) || put_u64(&cs->entry, at_ms) ||
+                   put_u16(&cs->entry, (uint16_t)rlen) || (rlen && hx_buf_append(&cs->entry, reason, rlen))
                ? HX_ENOMEM
                : 0;
 }
@@ -577,29 +629,25 @@ static int cs_dead(hx_store_t *s, const uint8_t id[HX_ID_LEN], uint32_t attempts
 static int cs_attempts(hx_store_t *s, const uint8_t id[HX_ID_LEN], uint32_t attempts)
 {
     cluster_store_t *cs = (cluster_store_t *)s;
-    return cs_record(cs, R_ATTEMPTS, id) || put_u32(&cs->txn, attempts) ? HX_ENOMEM : 0;
+    return cs_record(cs, R_ATTEMPTS, id) || put_u32(&cs->entry, attempts) ? HX_ENOMEM : 0;
 }
 
 static int cs_end(hx_store_t *s, uint64_t *seq)
 {
     cluster_store_t *cs = (cluster_store_t *)s;
-    if (cs->entry.len == 0) {
-        uint8_t head[ENTRY_HEAD] = {0};
-        if (hx_buf_append(&cs->entry, head, sizeof head))
-            return HX_ENOMEM;
-    }
-    if (hx_buf_append(&cs->entry, cs->txn.data, cs->txn.len))
-        return HX_ENOMEM;
     cs->entry_records += cs->txn_records;
-    cs->txn.len = 0;
     cs->txn_records = 0;
+    cs->txn_start = cs->entry.len;
     *seq = ++cs->seq;
     return 0;
 }
 
 static void cs_abort(hx_store_t *s)
 {
-    cs_begin(s);
+    cluster_store_t *cs = (cluster_store_t *)s;
+    if (cs->txn_start && cs->txn_start <= cs->entry.len)
+        cs->entry.len = cs->txn_start;          /* the open transaction's records dropped */
+    cs->txn_records = 0;
 }
 
 static int cs_get(hx_store_t *s, uint64_t handle, size_t len, const uint8_t **data)
@@ -650,8 +698,15 @@ static void cs_flush(hx_store_t *s)
 {
     cluster_store_t *cs = (cluster_store_t *)s;
     hx_cluster_t *c = cs->c;
-    if (!cs->entry.len)
+    if (!cs->entry_records) {               /* nothing closed since the last proposal */
+        if (!cs->txn_records)
+            cs->entry.len = cs->txn_start = 0;
         return;
+    }
+    if (cs->txn_records) {                  /* (a flush never comes inside a transaction) */
+        hx_warn("cluster: a flush inside a transaction; its records wait for the next");
+        return;
+    }
     memcpy(cs->entry.data, entry_magic, 4);
     set_u32(cs->entry.data + 4, cs->entry_records);
     set_u64(cs->entry.data + 8, c->cfg.self);
@@ -676,7 +731,7 @@ static void cs_flush(hx_store_t *s)
     } else {
         rc = RAFT_NOMEM;
     }
-    cs->entry.len = 0;
+    cs->entry.len = cs->txn_start = 0;
     cs->entry_records = 0;
     if (rc != 0) {
         if (buf.base)
@@ -737,7 +792,8 @@ static void cs_destroy(hx_store_t *s)
         cs->c->store = NULL;
         cs->c->generation++;
     }
-    hx_buf_free(&cs->txn);
+    if (cs->c)
+        pending_clear(cs->c);
     hx_buf_free(&cs->entry);
     free(cs);
 }
@@ -1113,6 +1169,7 @@ void hx_cluster_stop(hx_cluster_t **self_p)
     raft_uv_close(&c->io);
     raft_uv_tcp_close(&c->transport);
     uv_run(c->loop, UV_RUN_NOWAIT);
+    pending_clear(c);
     state_clear(&c->state);
     free(c->state.dedup);
     if (c->store)
