@@ -102,7 +102,7 @@ static const hx_opt_t options[O_N] = {
                  "postgres (a PostgreSQL server of\nDebian's package started for the run on 127.0.0.1, removed "
                  "after)"},
     [O_CLUSTER] = {"cluster", HX_OPT_U32, NULL, "0", 0, 7, "N",
-                   "submit, latency: run again on a replicated broker of N nodes\n"
+                   "submit, latency, deliver: run again on a replicated broker of N nodes\n"
                    "(--cluster, on Raft), the producers on its leader, and report the\n"
                    "replicated rate as a share of the single broker's; 0: not"},
     [O_CURVE] = {"curve", HX_OPT_FLAG, NULL, NULL, 0, 0, NULL,

@@ -611,7 +611,9 @@ out:
 
 /* ---- deliver -------------------------------------------------------------------------------------- */
 
-int bench_mode_deliver(const bench_opts_t *o)
+/* One deliver run: the single durable broker, or (nodes > 0) a replicated one, the workers on
+ * its leader (every ack committed on a majority before the message is settled). */
+static int deliver_on(const bench_opts_t *o, uint32_t nodes, double *rate_out)
 {
     bench_env_t e;
     if (bench_env_init(&e, o, "deliver")) {
@@ -625,7 +627,7 @@ int bench_mode_deliver(const bench_opts_t *o)
         bench_key_for(&e, "clinic", mailbox, pub, sec, NULL, 0);
         bench_key_for(&e, "clinic", "bench-d-filler", pub, sec, NULL, 0);
     }
-    if (bench_start_broker(&e, NULL))
+    if (nodes ? bench_start_cluster(&e, nodes) : bench_start_broker(&e, NULL))
         goto out;
     bench_say(o, "deliver: filling %s with %" PRIu64 " messages of %u B\n", mailbox, o->count, o->size);
     uint64_t t0 = bench_now_ns();
@@ -641,7 +643,11 @@ int bench_mode_deliver(const bench_opts_t *o)
     uint64_t bcpu = bench_cpu_ns(broker) - bcpu0, scpu = bench_cpu_ns(getpid()) - scpu0;
     bench_attach_stop(&e);
     bench_report_t r;
-    bench_report_begin(&r, o, "deliver");
+    bench_report_begin(&r, o, nodes ? "deliver-cluster" : "deliver");
+    if (nodes)
+        bench_report_int(&r, "nodes", nodes, "replicated nodes (a majority has each ack on disk)");
+    if (rate_out)
+        *rate_out = d.seconds > 0 ? (double)d.delivered / d.seconds : 0;
     bench_report_num(&r, "msgs_per_s", d.seconds > 0 ? (double)d.delivered / d.seconds : 0, "msg/s",
                      "fetch+ack (durable ack)");
     bench_report_int(&r, "messages", d.delivered, "messages delivered");
@@ -657,6 +663,23 @@ int bench_mode_deliver(const bench_opts_t *o)
     rc = verdict(&r, d.lost + d.leftover, d.duplicated, drc != 0);
 out:
     bench_env_cleanup(&e);
+    return rc;
+}
+
+int bench_mode_deliver(const bench_opts_t *o)
+{
+    double single = 0, replicated = 0;
+    int rc = deliver_on(o, 0, &single);
+    if (o->cluster && !bench_stop) {
+        rc |= deliver_on(o, o->cluster, &replicated);
+        bench_report_t r;
+        bench_report_begin(&r, o, "deliver-cluster-ratio");
+        bench_report_int(&r, "nodes", o->cluster, "replicated nodes");
+        bench_report_num(&r, "single_msgs_per_s", single, "msg/s", "single broker");
+        bench_report_num(&r, "replicated_msgs_per_s", replicated, "msg/s", "replicated");
+        bench_report_num(&r, "ratio", single > 0 ? replicated / single : 0, "", "replicated / single");
+        rc |= verdict(&r, 0, 0, false);
+    }
     return rc;
 }
 
