@@ -11,6 +11,7 @@
 #include "hx_wire.h"
 #include "hx_zuv.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <signal.h>
 #include <stddef.h>
@@ -790,6 +791,22 @@ static int open_socket(broker_t *b, const char *bind, const char *server_sec, ui
     return 0;
 }
 
+/* Whether data holds a single broker's log segments (20 digits, ".log") and raft_dir does not
+ * exist yet: a cluster started there would leave what that log holds behind. */
+static bool single_log_there(const char *data, const char *raft_dir)
+{
+    struct stat st;
+    if (stat(raft_dir, &st) == 0)
+        return false;
+    DIR *d = opendir(data);
+    bool found = false;
+    for (struct dirent *e; d && !found && (e = readdir(d));)
+        found = strlen(e->d_name) == 24 && strspn(e->d_name, "0123456789") == 20 && !strcmp(e->d_name + 20, ".log");
+    if (d)
+        closedir(d);
+    return found;
+}
+
 /* A node of a replicated broker starts serving (its router made from the committed state)
  * or stops at once (its router, and what it had not committed, dropped: its peers are told
  * BYE and find the leader). */
@@ -841,6 +858,13 @@ static int open_router(broker_t *b, hx_router_config_t *cfg, const hx_opt_val_t 
         snprintf(dir, sizeof dir, "%s/raft", data);
         if (mkdir(data, 0700) != 0 && errno != EEXIST) {
             fprintf(stderr, "handoff-broker: --data %s: %s\n", data, strerror(errno));
+            return -1;
+        }
+        if (single_log_there(data, dir)) {
+            fprintf(stderr, "handoff-broker: --cluster: %s holds a single broker's log (its *.log segments) and no "
+                            "Raft log yet: a cluster does not take it over. Let the single broker deliver what it "
+                            "holds first (handoff top shows none waiting), then move its segments away, or give the "
+                            "node another --data\n", data);
             return -1;
         }
         cc.dir = dir;

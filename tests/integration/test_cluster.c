@@ -22,6 +22,8 @@
  *   a_committed_state_survives_a_full_restart
  *                         messages held, dead letters and settled ids are the same after all
  *                         three nodes stop and start again (snapshots included)
+ *   a_single_brokers_log_is_not_left_behind
+ *                         a node refuses a data directory holding a single broker's log
  *
  * The leader is read from each node's /metrics (handoff_broker_raft_serving). Every wait is on
  * a condition with a deadline; the 5 s bound on a new leader is the issue's, measured from the
@@ -46,6 +48,7 @@
 #include "envelope.pb-c.h"
 #include "harness.h"
 #include "hx_client.h"
+#include "hx_spawn.h"
 #include "load.h"
 
 #define NODES 3
@@ -769,4 +772,25 @@ Test(cluster, a_committed_state_survives_a_full_restart)
     cr_expect_eq(b->count, 0, "a settled message resubmitted after the restart came back");
     hx_batch_destroy(&b);
     hx_client_destroy(&o);
+}
+
+/* A data directory where a single broker kept its log: a node of a cluster does not start
+ * there (what that log holds would be left behind), and says what to do. */
+Test(cluster, a_single_brokers_log_is_not_left_behind)
+{
+    node_t *n = &nodes[0];
+    char seg[700], id[8] = "1";
+    cr_assert_eq(mkdir(n->dir, 0700), 0);
+    snprintf(seg, sizeof seg, "%s/00000000000000000001.log", n->dir);
+    FILE *f = fopen(seg, "w");
+    cr_assert_not_null(f);
+    fclose(f);
+    const char *argv[] = {net_bin("broker/handoff-broker"), "--bind", n->endpoint, "--plain-tcp-for-tests", "--data",
+                          n->dir, "--cluster", spec, "--node-id", id, NULL};
+    char out[256], err[2048];
+    int code = -1;
+    hx_spawn_opts_t o = {.argv = argv, .out_pipe = true, .err_pipe = true};
+    cr_assert_eq(hx_spawn_run(&o, out, sizeof out, err, sizeof err, &code), 0);
+    cr_expect_eq(code, 1, "%s", err);
+    cr_expect(strstr(err, "holds a single broker's log") && strstr(err, n->dir), "%s", err);
 }
