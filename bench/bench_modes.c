@@ -459,6 +459,19 @@ static int report_load(const bench_opts_t *o, bool open_loop, double rate, const
     return verdict(&r, lost, dup, res->failed);
 }
 
+/* --cluster's last row: what replication costs, the replicated rate as a share of the single
+ * broker's. */
+static int report_ratio(const bench_opts_t *o, const char *mode, double single, double replicated)
+{
+    bench_report_t r;
+    bench_report_begin(&r, o, mode);
+    bench_report_int(&r, "nodes", o->cluster, "replicated nodes");
+    bench_report_num(&r, "single_msgs_per_s", single, "msg/s", "single broker");
+    bench_report_num(&r, "replicated_msgs_per_s", replicated, "msg/s", "replicated");
+    bench_report_num(&r, "ratio", single > 0 ? replicated / single : 0, "", "replicated / single");
+    return verdict(&r, 0, 0, false);
+}
+
 /* One run: the single durable broker, or (nodes > 0) a replicated one of that many nodes,
  * the producers on its leader. *rate_out: the acked messages per second. */
 static int submit_or_latency_on(const bench_opts_t *o, bool open_loop, uint32_t nodes, double *rate_out)
@@ -517,13 +530,7 @@ static int submit_or_latency(const bench_opts_t *o, bool open_loop)
     int rc = submit_or_latency_on(o, open_loop, 0, &single);
     if (o->cluster && !bench_stop) {
         rc |= submit_or_latency_on(o, open_loop, o->cluster, &replicated);
-        bench_report_t r;
-        bench_report_begin(&r, o, open_loop ? "latency-cluster-ratio" : "submit-cluster-ratio");
-        bench_report_int(&r, "nodes", o->cluster, "replicated nodes");
-        bench_report_num(&r, "single_msgs_per_s", single, "msg/s", "single broker");
-        bench_report_num(&r, "replicated_msgs_per_s", replicated, "msg/s", "replicated");
-        bench_report_num(&r, "ratio", single > 0 ? replicated / single : 0, "", "replicated / single");
-        rc |= verdict(&r, 0, 0, false);
+        rc |= report_ratio(o, open_loop ? "latency-cluster-ratio" : "submit-cluster-ratio", single, replicated);
     }
     return rc;
 }
@@ -672,13 +679,7 @@ int bench_mode_deliver(const bench_opts_t *o)
     int rc = deliver_on(o, 0, &single);
     if (o->cluster && !bench_stop) {
         rc |= deliver_on(o, o->cluster, &replicated);
-        bench_report_t r;
-        bench_report_begin(&r, o, "deliver-cluster-ratio");
-        bench_report_int(&r, "nodes", o->cluster, "replicated nodes");
-        bench_report_num(&r, "single_msgs_per_s", single, "msg/s", "single broker");
-        bench_report_num(&r, "replicated_msgs_per_s", replicated, "msg/s", "replicated");
-        bench_report_num(&r, "ratio", single > 0 ? replicated / single : 0, "", "replicated / single");
-        rc |= verdict(&r, 0, 0, false);
+        rc |= report_ratio(o, "deliver-cluster-ratio", single, replicated);
     }
     return rc;
 }
