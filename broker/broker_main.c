@@ -44,8 +44,8 @@ static const char usage_tail[] =
 
 /* The broker's options: one row each (flag, environment, default, bounds, help). */
 enum {
-    O_BIND, O_HEARTBEAT, O_LIVENESS, O_MAX_FRAME, O_MAX_QUEUE, O_DEDUP, O_DATA, O_SEGMENT, O_SALVAGE,
-    O_MAX_QUEUE_BYTES, O_ATTEMPTS, O_BACKOFF, O_BACKOFF_MAX, O_ACK_TIMEOUT, O_SHARE, O_POLICY, O_PRINT_POLICY,
+    O_BIND, O_HEARTBEAT, O_LIVENESS, O_MAX_FRAME, O_MAX_QUEUE, O_DEDUP, O_DATA, O_SEGMENT, O_SALVAGE, O_REKEY,
+    O_NEW_DATA_KEY,    O_MAX_QUEUE_BYTES, O_ATTEMPTS, O_BACKOFF, O_BACKOFF_MAX, O_ACK_TIMEOUT, O_SHARE, O_POLICY, O_PRINT_POLICY,
     O_FAULTS, O_CURVE_SECRET, O_DATA_KEY, O_AUDIT, O_AUDIT_MAX_BYTES, O_AUDIT_ROTATE, O_AUDIT_KEEP_DAYS, O_PLAIN,
     O_ALLOW, O_REVOKED, O_READY, O_HTTP, O_LOG_LEVEL, O_LOG_FORMAT, O_CLUSTER, O_NODE_ID, O_RAFT_BIND,
     O_RAFT_ELECTION, O_RAFT_HEARTBEAT, O_RAFT_SNAPSHOT, O_COUNT
@@ -71,6 +71,11 @@ static const hx_opt_t options[O_COUNT] = {
                    "with --data (and --data-key if the log is sealed): copy every readable\nrecord of a damaged "
                    "log into a new log, move the original segments\nuntouched into DIR/damaged-<time>/, list what "
                    "could not be read, exit"},
+    [O_REKEY] = {"rekey", HX_OPT_FLAG, NULL, NULL, 0, 0, NULL,
+                 "with --data, --new-data-key (and --data-key if the log is sealed): seal\nthe whole log "
+                 "anew with the new key, check it, remove the old\nsegments, exit (the broker stopped; "
+                 "run again if interrupted)"},
+    [O_NEW_DATA_KEY] = {"new-data-key", HX_OPT_TEXT, NULL, NULL, 0, 0, "FILE", "with --rekey: the key to seal the log with"},
     [O_MAX_QUEUE_BYTES] = {"max-queue-bytes", HX_OPT_U32, "HANDOFF_MAX_QUEUE_BYTES", "268435456", 4096, 4000000000u,
                            "N", "message bytes per service queue (and mailbox, for non-workers)"},
     [O_ATTEMPTS] = {"max-attempts", HX_OPT_U32, "HANDOFF_MAX_ATTEMPTS", "5", 1, 1000, "N",
@@ -682,6 +687,43 @@ static int run_salvage(const char *data, const char *data_key, uint32_t segment_
     return 0;
 }
 
+/* --rekey: the whole log sealed anew with --new-data-key (hx_store_log_rekey). */
+static int run_rekey(const char *data, const char *data_key, const char *new_key_path, uint32_t segment_bytes)
+{
+    if (!data || !new_key_path) {
+        fprintf(stderr, "handoff-broker: --rekey needs --data DIR and --new-data-key FILE (and --data-key FILE, "
+                        "the key the log is sealed with now, unless it is in clear)\n");
+        return 2;
+    }
+    char raft[PATH_MAX];
+    struct stat st;
+    if ((size_t)snprintf(raft, sizeof raft, "%s/raft", data) < sizeof raft && stat(raft, &st) == 0) {
+        fprintf(stderr, "handoff-broker: --rekey: %s is a replicated broker's node (it holds raft/): its log "
+                        "cannot be rekeyed in place; see OPERATIONS.md, \"Rotating the data key\"\n", data);
+        return 2;
+    }
+    uint8_t key[32], new_key[32];
+    char err[4400];
+    if (data_key && hx_data_key_load(data_key, key, err, sizeof err) != 0) {
+        fprintf(stderr, "handoff-broker: --data-key: %s\n", err);
+        return 2;
+    }
+    if (hx_data_key_load(new_key_path, new_key, err, sizeof err) != 0) {
+        fprintf(stderr, "handoff-broker: --new-data-key: %s\n", err);
+        memset(key, 0, sizeof key);
+        return 2;
+    }
+    hx_store_log_config_t lc = {.dir = data, .segment_bytes = segment_bytes, .key = data_key ? key : NULL};
+    int rc = hx_store_log_rekey(&lc, new_key, stdout, err, sizeof err);
+    memset(key, 0, sizeof key);
+    memset(new_key, 0, sizeof new_key);
+    if (rc != 0) {
+        fprintf(stderr, "handoff-broker: --rekey: %s\n", err);
+        return rc == HX_EINVAL ? 2 : 1;
+    }
+    return 0;
+}
+
 static int write_ready_file(const char *path, void *sock)
 {
     char endpoint[256];
@@ -1064,6 +1106,15 @@ int main(int argc, char **argv)
     if (v[O_SALVAGE].on) {
         hx_policy_destroy(&routing);
         return run_salvage(v[O_DATA].text, v[O_DATA_KEY].text, v[O_SEGMENT].u32);
+    }
+    if (v[O_REKEY].on) {
+        hx_policy_destroy(&routing);
+        return run_rekey(v[O_DATA].text, v[O_DATA_KEY].text, v[O_NEW_DATA_KEY].text, v[O_SEGMENT].u32);
+    }
+    if (v[O_NEW_DATA_KEY].text) {
+        fprintf(stderr, "handoff-broker: --new-data-key goes with --rekey\n");
+        hx_policy_destroy(&routing);
+        return 2;
     }
     if (v[O_CLUSTER].text && (!v[O_NODE_ID].u32 || !v[O_DATA].text)) {
         fprintf(stderr, "handoff-broker: --cluster needs --node-id (this node's id in it) and --data (where its "

@@ -87,6 +87,8 @@ enum { E_PUT = 1, E_SETTLE = 2, E_DEAD = 3, E_REVIVE = 4, E_ATTEMPTS = 5, E_DEDU
 #define COMMIT_MAGIC "HXCOMMIT"
 #define COMMIT_FIXED (1 + 8 + 32 + 1)   /* type, magic, two positions, anchor length */
 #define SALVAGE_DIR "salvage.new"
+#define REKEY_DIR "rekey.new"     /* see "rekey" below */
+#define REKEY_OLD "rekey.old"
 
 /* A place in the log: segment number, then byte offset; (0, 0) is before everything. */
 typedef struct {
@@ -146,6 +148,7 @@ typedef struct {
     bool recovering;
     bool recovered;             /* writes wait for recovery: it decides where they go */
     bool encrypt;
+    bool wrong_key;             /* recovery found a body this key does not open */
     uint8_t key[crypto_secretbox_KEYBYTES];
     pos_t durable_end;          /* the log's end as of the last group commit made durable */
     pos_t work_end;             /* ... as of the one being written (the writer puts it in SYNCED) */
@@ -1343,6 +1346,8 @@ static int damaged(log_store_t *s, const uint64_t *nums, size_t *n, size_t i, co
 
 /* The segments to recover, sorted; refuses when a salvage was interrupted or a segment is
  * missing from the middle. */
+static int remove_dir_at(int at, const char *name);
+
 static int recover_list(log_store_t *s, uint64_t **out, size_t *count)
 {
     struct stat st;
@@ -1350,6 +1355,18 @@ static int recover_list(log_store_t *s, uint64_t **out, size_t *count)
         snprintf(s->why, sizeof s->why, "%s/%s exists: a salvage of this log was interrupted; run handoff-broker "
                  "--salvage --data %s again to finish it", s->dir, SALVAGE_DIR, s->dir);
         return HX_EFAILED;
+    }
+    if (fstatat(s->dirfd, REKEY_DIR, &st, 0) == 0) {
+        snprintf(s->why, sizeof s->why, "%s/%s exists: a rekey of this log was interrupted; run handoff-broker "
+                 "--rekey with the same --data, --data-key and --new-data-key again to finish it", s->dir, REKEY_DIR);
+        return HX_EFAILED;
+    }
+    if (fstatat(s->dirfd, REKEY_OLD, &st, 0) == 0) {   /* the new log is in place: these are the old one's */
+        if (remove_dir_at(s->dirfd, REKEY_OLD) == 0)
+            hx_info("log: removed %s/%s, the segments a finished rekey left", s->dir, REKEY_OLD);
+        else
+            hx_warn("log: cannot remove %s/%s (the segments a finished rekey left): %s", s->dir, REKEY_OLD,
+                    strerror(errno));
     }
     uint64_t *nums;
     size_t n;
@@ -1417,6 +1434,7 @@ static int recover_records(log_store_t *s, segment_t *g, const seg_map_t *m, boo
                 rv->last_txn = (rec_ref_t){true, {m->number, off}, len};
         }
         if (prc == -2) {
+            s->wrong_key = true;
             snprintf(s->why, sizeof s->why, "segment %s/%s: a message at offset %llu does not open with this "
                      "data key (a different --data-key, or none, was used to write it)", s->dir, name,
                      (unsigned long long)off);
@@ -1644,20 +1662,20 @@ out:
     return rc;
 }
 
-/* Salvage step 2: the salvaged segments and SYNCED from newfd into DIR, the report into dfd,
- * then DIR/salvage.new removed. */
-static int salvage_move_salvaged(log_store_t *s, int newfd, int dfd, char *err, size_t errcap)
+/* Salvage step 2: the salvaged segments and SYNCED from newfd (DIR/<newdir>) into DIR, the
+ * report into dfd, then DIR/<newdir> removed. A rekey finishes the same way. */
+static int salvage_move_salvaged(log_store_t *s, const char *newdir, int newfd, int dfd, char *err, size_t errcap)
 {
     uint64_t *nums = NULL;
     size_t n = 0;
-    int rc = list_segments(newfd, SALVAGE_DIR, &nums, &n, err, errcap);
+    int rc = list_segments(newfd, newdir, &nums, &n, err, errcap);
     if (rc != 0)
         goto out;
     for (size_t i = 0; i < n; i++) {
         char name[64];
         hx_seg_name(nums[i], name, sizeof name);
         if (renameat(newfd, name, s->dirfd, name) != 0) {
-            snprintf(err, errcap, "cannot move %s/%s/%s: %s", s->dir, SALVAGE_DIR, name, strerror(errno));
+            snprintf(err, errcap, "cannot move %s/%s/%s: %s", s->dir, newdir, name, strerror(errno));
             rc = HX_EIO;
             goto out;
         }
@@ -1671,8 +1689,8 @@ static int salvage_move_salvaged(log_store_t *s, int newfd, int dfd, char *err, 
     }
     unlinkat(newfd, "MOVED", 0);
     unlinkat(newfd, "DONE", 0);
-    if (unlinkat(s->dirfd, SALVAGE_DIR, AT_REMOVEDIR) != 0 || fsync(s->dirfd) != 0) {
-        snprintf(err, errcap, "cannot remove %s/%s: %s", s->dir, SALVAGE_DIR, strerror(errno));
+    if (unlinkat(s->dirfd, newdir, AT_REMOVEDIR) != 0 || fsync(s->dirfd) != 0) {
+        snprintf(err, errcap, "cannot remove %s/%s: %s", s->dir, newdir, strerror(errno));
         rc = HX_EIO;
         goto out;
     }
@@ -1722,7 +1740,7 @@ static int salvage_finish(log_store_t *s, const char *damaged, FILE *out, char *
     if (fstatat(newfd, "MOVED", &st, 0) != 0 &&
         (rc = salvage_move_originals(s, damaged, newfd, dfd, err, errcap)) != 0)
         goto out;
-    if ((rc = salvage_move_salvaged(s, newfd, dfd, err, errcap)) != 0)
+    if ((rc = salvage_move_salvaged(s, SALVAGE_DIR, newfd, dfd, err, errcap)) != 0)
         goto out;
     salvage_print_report(s, dfd, damaged, out);
 out:
@@ -2024,6 +2042,412 @@ int hx_store_log_salvage(const hx_store_log_config_t *cfg, FILE *out, char *err,
         return HX_EIO;
     int rc = salvage((log_store_t *)base, out, err, errcap);
     base->ops->destroy(base);
+    return rc;
+}
+
+/* ---- rekey ------------------------------------------------------------------------------ */
+
+/* A rekey writes the whole log again into DIR/rekey.new with every body sealed with the new
+ * key, checks that copy by recovering it with the new key (the same entries, the same bodies),
+ * writes DONE there, then puts it in place as a salvage does: the old segments into
+ * DIR/rekey.old, the new ones into DIR, and DIR/rekey.old removed. A crash before DONE leaves
+ * the log as it was (the copy is removed by the next run); after DONE, the next run, or nothing
+ * more than running it again, finishes. While DIR/rekey.new exists the broker does not start. */
+/* What a log holds, to check a rekeyed copy against its original: the entries of each kind and
+ * a BLAKE2b over each entry's contents (ids, states, the opened bodies) in log order. */
+typedef struct {
+    uint64_t puts, settles, deads, revives, attempts, dedups;
+    crypto_generichash_state h;
+    bool not_message;           /* a PUT that is no message: a sealed log read without its key */
+} census_t;
+
+static void census_add(census_t *c, uint8_t kind, const void *a, size_t alen, const void *b, size_t blen)
+{
+    crypto_generichash_update(&c->h, &kind, 1);
+    crypto_generichash_update(&c->h, a, alen);
+    if (blen)
+        crypto_generichash_update(&c->h, b, blen);
+}
+
+static void cs_put(void *arg, uint64_t handle, const uint8_t *msg, size_t len)
+{
+    (void)handle;
+    census_t *c = arg;
+    hx_msg_head_t h;
+    if (hx_wire_scan_message(msg, len, &h) != 0 || h.id_len != HX_ID_LEN)
+        c->not_message = true;
+    c->puts++;
+    census_add(c, E_PUT, msg, len, NULL, 0);
+}
+
+static void cs_settle(void *arg, const uint8_t id[HX_ID_LEN])
+{
+    census_t *c = arg;
+    c->settles++;
+    census_add(c, E_SETTLE, id, HX_ID_LEN, NULL, 0);
+}
+
+static void cs_dead(void *arg, const uint8_t id[HX_ID_LEN], uint32_t attempts, uint64_t at_ms, const char *reason)
+{
+    census_t *c = arg;
+    uint8_t st[12];
+    hx_put_u32(st, attempts);
+    hx_put_u64(st + 4, at_ms);
+    c->deads++;
+    census_add(c, E_DEAD, id, HX_ID_LEN, st, sizeof st);
+    census_add(c, E_DEAD, reason, strlen(reason), NULL, 0);
+}
+
+static void cs_revive(void *arg, const uint8_t id[HX_ID_LEN])
+{
+    census_t *c = arg;
+    c->revives++;
+    census_add(c, E_REVIVE, id, HX_ID_LEN, NULL, 0);
+}
+
+static void cs_attempts(void *arg, const uint8_t id[HX_ID_LEN], uint32_t attempts)
+{
+    census_t *c = arg;
+    uint8_t n[4];
+    hx_put_u32(n, attempts);
+    c->attempts++;
+    census_add(c, E_ATTEMPTS, id, HX_ID_LEN, n, sizeof n);
+}
+
+static void cs_dedup(void *arg, const uint8_t id[HX_ID_LEN])
+{
+    census_t *c = arg;
+    c->dedups++;
+    census_add(c, E_DEDUP, id, HX_ID_LEN, NULL, 0);
+}
+
+static void cs_moved(void *arg, uint64_t handle, const uint8_t *msg, size_t len, uint32_t attempts,
+                     uint64_t dead_at_ms, const char *reason)
+{
+    (void)handle;
+    census_t *c = arg;
+    uint8_t st[13];
+    hx_put_u32(st, attempts);
+    hx_put_u64(st + 4, dead_at_ms);
+    st[12] = reason != NULL;
+    c->puts++;
+    census_add(c, E_MOVED, msg, len, st, sizeof st);
+    if (reason)
+        census_add(c, E_MOVED, reason, strlen(reason), NULL, 0);
+}
+
+static const hx_store_visitor_t census_visitor = {
+    .put = cs_put, .settle = cs_settle, .dead = cs_dead, .revive = cs_revive, .attempts = cs_attempts,
+    .dedup = cs_dedup, .moved = cs_moved};
+
+/* Replays the store into c (its recover: once, on a store just opened); the reason in err. */
+static int census_take(log_store_t *s, census_t *c, uint8_t digest[crypto_generichash_BYTES], char *err,
+                       size_t errcap)
+{
+    memset(c, 0, sizeof *c);
+    crypto_generichash_init(&c->h, NULL, 0, crypto_generichash_BYTES);
+    int rc = log_recover(&s->base, &census_visitor, c);
+    if (rc != 0) {
+        snprintf(err, errcap, "%s", s->why);
+        return rc;
+    }
+    crypto_generichash_final(&c->h, digest, crypto_generichash_BYTES);
+    return 0;
+}
+
+/* Appends record p (len bytes, as s's key reads it) to out again, framed, every body in it
+ * (a PUT's, a MOVED's) opened and sealed anew with key. */
+static int rekey_record(log_store_t *s, const uint8_t *key, const uint8_t *p, uint32_t len, hx_buf_t *out)
+{
+    if (replay(s, NULL, 0, p, len, false, NULL, NULL) != 0)
+        return HX_EIO;                          /* its entries are well formed from here on */
+    size_t start = out->len;
+    uint8_t head[REC_HEADER + 1] = {0};
+    head[REC_HEADER] = p[0];
+    if (hx_buf_append(out, head, sizeof head))
+        return HX_ENOMEM;
+    for (size_t off = 1; off < len;) {
+        uint8_t kind = p[off];
+        uint32_t elen = hx_get_u32(p + off + 1);
+        const uint8_t *e = p + off + ENTRY_HEADER;
+        size_t keep = elen;                     /* the bytes before the body: all when there is none */
+        if (p[0] == REC_TXN && kind == E_PUT)
+            keep = 0;
+        else if (p[0] == REC_TXN && kind == E_MOVED)
+            keep = MOVED_FIXED + e[HX_ID_LEN + 13];
+        const uint8_t *body = NULL;
+        size_t body_len = 0;
+        if (keep < elen && unseal(s, e + keep, elen - keep, &body, &body_len) != 0)
+            return HX_EIO;
+        size_t sealed_len = keep < elen ? body_len + SEAL_OVERHEAD : 0;
+        if (hx_buf_reserve(out, ENTRY_HEADER + keep + sealed_len))
+            return HX_ENOMEM;
+        uint8_t *q = out->data + out->len;
+        q[0] = kind;
+        hx_put_u32(q + 1, (uint32_t)(keep + sealed_len));
+        memcpy(q + ENTRY_HEADER, e, keep);
+        if (sealed_len) {
+            uint8_t *nonce = q + ENTRY_HEADER + keep;
+            randombytes_buf(nonce, crypto_secretbox_NONCEBYTES);
+            crypto_secretbox_easy(nonce + crypto_secretbox_NONCEBYTES, body, body_len, nonce, key);
+        }
+        out->len += ENTRY_HEADER + keep + sealed_len;
+        off += ENTRY_HEADER + elen;
+    }
+    size_t plen = out->len - start - REC_HEADER;
+    if (plen > REC_MAX)
+        return HX_EINVAL;
+    hx_put_u32(out->data + start, (uint32_t)plen);
+    hx_put_u32(out->data + start + 4, hx_crc32c(0, out->data + start + REC_HEADER, plen));
+    return 0;
+}
+
+/* Writes every segment the store recovered into newfd under its own number, each record
+ * sealed anew with key (rekey_record); commit records are left out (they name places in the
+ * old files) and the last segment closes with one of its own carrying the anchor on. */
+static int rekey_copy(log_store_t *s, const uint8_t *key, int newfd, char *err, size_t errcap)
+{
+    hx_buf_t copy = {0};
+    int rc = 0;
+    segment_t *g;
+    for (g = s->segs; g && rc == 0; g = g->next) {
+        seg_map_t m;
+        char name[64];
+        hx_seg_name(g->number, name, sizeof name);
+        if ((rc = map_segment(s->dirfd, s->dir, g->number, O_RDONLY, &m, err, errcap)) != 0)
+            break;
+        copy.len = 0;
+        for (uint64_t off = 0; rc == 0 && off < g->logical;) {
+            uint32_t len = rec_at(m.map, m.size, off);
+            const uint8_t *p = m.map + off + REC_HEADER;
+            if (!len)
+                rc = HX_EIO;
+            else if (p[0] != REC_COMMIT)
+                rc = rekey_record(s, key, p, len, &copy);
+            if (rc)
+                snprintf(err, errcap, "%s/%s, the record at offset %llu: %s", s->dir, name, (unsigned long long)off,
+                         rc == HX_ENOMEM ? "out of memory" : "cannot be read again (the log changed?)");
+            off += REC_HEADER + len;
+        }
+        unmap_segment(&m, false);
+        if (rc)
+            break;
+        if (g->next) {
+            if (write_file_at(newfd, name, copy.data, copy.len) != 0)
+                rc = HX_EIO;
+        } else {
+            pos_t end;
+            uint8_t slots[2 * HX_MARK_SLOT];
+            rc = salvage_close_log(newfd, g->number, s->dur_anchor, s->dur_anchor_len, &copy, &end);
+            mark_slots_new(slots, end);
+            if (rc == 0 && write_file_at(newfd, HX_MARK_FILE, slots, sizeof slots) != 0)
+                rc = HX_EIO;
+        }
+        if (rc == HX_EIO)
+            snprintf(err, errcap, "cannot write %s/%s/%s: %s", s->dir, REKEY_DIR, name, strerror(errno));
+    }
+    hx_buf_free(&copy);
+    return rc;
+}
+
+/* The copy in DIR/rekey.new recovered with key: the same entries and bodies as want. */
+static int rekey_check(log_store_t *s, const uint8_t *key, const census_t *want,
+                       const uint8_t want_digest[crypto_generichash_BYTES], char *err, size_t errcap)
+{
+    char dir[PATH_MAX];
+    if ((size_t)snprintf(dir, sizeof dir, "%s/%s", s->dir, REKEY_DIR) >= sizeof dir) {
+        snprintf(err, errcap, "%s/%s: the path is too long", s->dir, REKEY_DIR);
+        return HX_EINVAL;
+    }
+    hx_store_log_config_t c = {.dir = dir, .segment_bytes = s->segment_bytes, .key = key};
+    hx_store_t *t = hx_store_log_new(&c, err, errcap);
+    if (!t)
+        return HX_EIO;
+    census_t got;
+    uint8_t digest[crypto_generichash_BYTES];
+    int rc = census_take((log_store_t *)t, &got, digest, err, errcap);
+    t->ops->destroy(t);
+    if (rc == 0 && (got.puts != want->puts || got.settles != want->settles || got.deads != want->deads ||
+                    got.revives != want->revives || got.attempts != want->attempts || got.dedups != want->dedups ||
+                    sodium_memcmp(digest, want_digest, sizeof digest) != 0)) {
+        snprintf(err, errcap, "the rekeyed copy in %s does not read back as the log it was made from "
+                 "(%llu message(s) against %llu); the log is untouched", dir, (unsigned long long)got.puts,
+                 (unsigned long long)want->puts);
+        rc = HX_EIO;
+    }
+    return rc;
+}
+
+/* Run as root on a directory that belongs to the service's user (systemd's StateDirectory):
+ * the files of the copy take the directory's owner, so that the broker can go on writing. */
+static int rekey_owner(log_store_t *s, int newfd)
+{
+    struct stat st;
+    if (geteuid() != 0 || fstat(s->dirfd, &st) != 0 || st.st_uid == 0)
+        return 0;
+    int fd = dup(newfd);
+    DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+    if (!d) {
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    int rc = fchown(newfd, st.st_uid, st.st_gid);
+    struct dirent *de;
+    while (rc == 0 && (de = readdir(d)))
+        if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
+            rc = fchownat(newfd, de->d_name, st.st_uid, st.st_gid, AT_SYMLINK_NOFOLLOW);
+    closedir(d);
+    return rc;
+}
+
+/* Puts the finished copy (DIR/rekey.new, DONE written) in place, then removes the old
+ * segments. Each step can be repeated. */
+static int rekey_finish(log_store_t *s, char *err, size_t errcap)
+{
+    int newfd = openat(s->dirfd, REKEY_DIR, O_RDONLY | O_DIRECTORY | O_CLOEXEC), dfd = -1, rc = 0;
+    struct stat st;
+    if (newfd < 0 || (mkdirat(s->dirfd, REKEY_OLD, 0700) != 0 && errno != EEXIST) ||
+        (dfd = openat(s->dirfd, REKEY_OLD, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
+        snprintf(err, errcap, "%s/%s: %s", s->dir, newfd < 0 ? REKEY_DIR : REKEY_OLD, strerror(errno));
+        rc = HX_EIO;
+        goto out;
+    }
+    if (fstatat(newfd, "MOVED", &st, 0) != 0 && (rc = salvage_move_originals(s, REKEY_OLD, newfd, dfd, err, errcap)))
+        goto out;
+    if ((rc = salvage_move_salvaged(s, REKEY_DIR, newfd, dfd, err, errcap)) != 0)
+        goto out;
+    close(dfd);
+    dfd = -1;
+    if (remove_dir_at(s->dirfd, REKEY_OLD) != 0 || fsync(s->dirfd) != 0) {
+        snprintf(err, errcap, "the log is rekeyed, but the old segments in %s/%s cannot be removed: %s", s->dir,
+                 REKEY_OLD, strerror(errno));
+        rc = HX_EIO;
+    }
+out:
+    if (dfd >= 0)
+        close(dfd);
+    if (newfd >= 0)
+        close(newfd);
+    return rc;
+}
+
+/* What an earlier run left: a finished copy is put in place (*finished); an unfinished one,
+ * or old segments a finished run could not remove, are removed. */
+static int rekey_leftover(log_store_t *s, FILE *out, char *err, size_t errcap, bool *finished)
+{
+    struct stat st;
+    *finished = false;
+    if (fstatat(s->dirfd, REKEY_DIR, &st, 0) == 0) {
+        if (fstatat(s->dirfd, REKEY_DIR "/DONE", &st, 0) == 0) {
+            fprintf(out, "Finishing the rekey that was interrupted (%s/%s holds the log sealed with the new key).\n",
+                    s->dir, REKEY_DIR);
+            *finished = true;
+            return rekey_finish(s, err, errcap);
+        }
+        if (remove_dir_at(s->dirfd, REKEY_DIR) != 0) {
+            snprintf(err, errcap, "cannot remove the unfinished %s/%s: %s", s->dir, REKEY_DIR, strerror(errno));
+            return HX_EIO;
+        }
+    }
+    if (fstatat(s->dirfd, REKEY_OLD, &st, 0) == 0 && remove_dir_at(s->dirfd, REKEY_OLD) != 0) {
+        snprintf(err, errcap, "cannot remove %s/%s: %s", s->dir, REKEY_OLD, strerror(errno));
+        return HX_EIO;
+    }
+    return 0;
+}
+
+static int rekey(log_store_t *s, const uint8_t *key, FILE *out, char *err, size_t errcap)
+{
+    bool finished;
+    int rc = rekey_leftover(s, out, err, errcap, &finished);
+    if (rc || finished) {
+        if (rc == 0)
+            fprintf(out, "The log in %s is sealed with the new key; start the broker with it.\n", s->dir);
+        return rc;
+    }
+    census_t want;
+    uint8_t digest[crypto_generichash_BYTES];
+    rc = census_take(s, &want, digest, err, errcap);
+    if (want.not_message) {                     /* read in clear, and it was not: say so, not "corrupt" */
+        snprintf(err, errcap, "the log in %s holds bodies that are not messages: it is sealed, and --data-key "
+                 "must name the key it was sealed with", s->dir);
+        return HX_EINVAL;
+    }
+    if (rc != 0)
+        return rc;
+    if (!s->segs) {
+        fprintf(out, "The log in %s holds nothing: nothing to rekey; start the broker with the new key.\n", s->dir);
+        return 0;
+    }
+    if (mkdirat(s->dirfd, REKEY_DIR, 0700) != 0) {
+        snprintf(err, errcap, "cannot create %s/%s: %s", s->dir, REKEY_DIR, strerror(errno));
+        return HX_EIO;
+    }
+    int newfd = openat(s->dirfd, REKEY_DIR, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (newfd < 0) {
+        snprintf(err, errcap, "%s/%s: %s", s->dir, REKEY_DIR, strerror(errno));
+        rc = HX_EIO;
+    }
+    if (rc == 0)
+        rc = rekey_copy(s, key, newfd, err, errcap);
+    if (rc == 0)
+        rc = rekey_check(s, key, &want, digest, err, errcap);
+    if (rc == 0 && (unlinkat(newfd, "LOCK", 0) != 0 || rekey_owner(s, newfd) != 0 ||
+                    write_file_at(newfd, "DONE", "rekeyed\n", 8) != 0 || fsync(newfd) != 0 ||
+                    fsync(s->dirfd) != 0)) {
+        snprintf(err, errcap, "cannot complete %s/%s: %s", s->dir, REKEY_DIR, strerror(errno));
+        rc = HX_EIO;
+    }
+    if (newfd >= 0)
+        close(newfd);
+    if (rc != 0) {
+        remove_dir_at(s->dirfd, REKEY_DIR);
+        return rc;
+    }
+    rc = rekey_finish(s, err, errcap);          /* from here on a second run finishes it */
+    if (rc == 0)
+        fprintf(out, "Sealed %llu message(s) of the log in %s with the new key (%zu segment file(s)); the old "
+                "segments are removed. Start the broker with the new key.\n", (unsigned long long)want.puts,
+                s->dir, (size_t)(s->segs ? s->segs->prev->number - s->segs->number + 1 : 0));
+    return rc;
+}
+
+int hx_store_log_rekey(const hx_store_log_config_t *cfg, const uint8_t new_key[32], FILE *out, char *err,
+                       size_t errcap)
+{
+    if (errcap)
+        err[0] = '\0';
+    if (cfg->key && sodium_memcmp(cfg->key, new_key, 32) == 0) {
+        snprintf(err, errcap, "the new key is the key the log is sealed with already");
+        return HX_EINVAL;
+    }
+    hx_store_log_config_t c = *cfg;
+    c.loop = NULL;
+    hx_store_t *base = hx_store_log_new(&c, err, errcap);
+    if (!base)
+        return HX_EIO;
+    if (sodium_init() < 0) {
+        snprintf(err, errcap, "libsodium cannot start");
+        base->ops->destroy(base);
+        return HX_EIO;
+    }
+    int rc = rekey((log_store_t *)base, new_key, out, err, errcap);
+    bool wrong_key = ((log_store_t *)base)->wrong_key;
+    base->ops->destroy(base);
+    if (rc == HX_EFAILED && wrong_key) {        /* sealed with the new key already (a second run)? */
+        c.key = new_key;
+        char err2[256];
+        census_t got;
+        uint8_t digest[crypto_generichash_BYTES];
+        if ((base = hx_store_log_new(&c, err2, sizeof err2)) != NULL &&
+            census_take((log_store_t *)base, &got, digest, err2, sizeof err2) == 0) {
+            fprintf(out, "The log in %s is sealed with the new key already: nothing to do.\n", cfg->dir);
+            rc = 0;
+        }
+        if (base)
+            base->ops->destroy(base);
+    }
     return rc;
 }
 

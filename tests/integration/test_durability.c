@@ -26,6 +26,9 @@
  *   unacknowledged_tail_is_cut_and_every_accepted_message_served
  *                         one byte flipped in what was accepted: refused, named, untouched;
  *                         --salvage; a tail past the acknowledged end is still cut
+ *   rekey_seals_every_held_message_anew
+ *                         --rekey on a stopped broker's sealed log: served with the new key,
+ *                         refused with the old, no old sealed byte left; refused while it runs
  *   audit_cut_tail_is_named_by_verify
  *                         the audit log's anchor in the durable log shows a cut tail
  *   audit_rotates_under_a_burst_and_verifies
@@ -1316,6 +1319,94 @@ Test(durability, salvage_serves_every_readable_message)
     box[n++] = &more;
     restart_broker(SIGKILL);
     expect_mailbox("box", box, n);
+}
+
+static void write_key(const char *path, char c)
+{
+    char line[66];
+    memset(line, c, 64);
+    line[64] = '\n';
+    write_file(path, line, 65);
+}
+
+/* Whether any file under d (and its subfolders) holds needle. */
+static bool dir_holds(const char *d, const char *needle, size_t n)
+{
+    DIR *dd = opendir(d);
+    cr_assert_not_null(dd, "%s", d);
+    struct dirent *de;
+    bool found = false;
+    while (!found && (de = readdir(dd))) {
+        if (de->d_name[0] == '.')
+            continue;
+        char p[1200];
+        snprintf(p, sizeof p, "%s/%s", d, de->d_name);
+        if (de->d_type == DT_DIR) {
+            found = dir_holds(p, needle, n);
+            continue;
+        }
+        size_t len;
+        char *data = read_file(p, &len);
+        found = memmem(data, len, needle, n) != NULL;
+        free(data);
+    }
+    closedir(dd);
+    return found;
+}
+
+/* handoff-broker --rekey: a stopped broker's log sealed anew. Every message held is served
+ * with the new key (and goes on after a kill -9), the old key no longer opens the log, no
+ * byte the old key sealed is left; refused while the broker runs, and with the wrong old key. */
+Test(durability, rekey_seals_every_held_message_anew)
+{
+    char key_a[600], key_b[600], key_c[600], out[16384];
+    snprintf(key_a, sizeof key_a, "%s/data-a.key", net.dir);
+    snprintf(key_b, sizeof key_b, "%s/data-b.key", net.dir);
+    snprintf(key_c, sizeof key_c, "%s/data-c.key", net.dir);
+    write_key(key_a, 'a');
+    write_key(key_b, 'b');
+    write_key(key_c, 'c');
+    const char *with_a[] = {"--data-key", key_a, NULL}, *with_b[] = {"--data-key", key_b, NULL};
+    hx_msg_t m[N_DAMAGE];
+    submit_then_stop(m, with_a);
+    char seg[600];
+    snprintf(seg, sizeof seg, "%s/00000000000000000001.log", data_dir);
+    size_t len;
+    char *sealed = read_file(seg, &len);        /* some bytes the old key sealed, mid-log */
+    cr_assert_gt(len, 400);
+    char old_bytes[48];
+    memcpy(old_bytes, sealed + len / 2, sizeof old_bytes);
+    free(sealed);
+    cr_assert(dir_holds(data_dir, old_bytes, sizeof old_bytes), "the positive control");
+
+    const char *wrong[] = {"--rekey", "--data-key", key_c, "--new-data-key", key_b, NULL};
+    cr_assert_eq(broker_to_exit(wrong, out, sizeof out), 1, "%s", out);
+    cr_expect(strstr(out, "does not open with this data key"), "%s", out);
+    const char *rekey[] = {"--rekey", "--data-key", key_a, "--new-data-key", key_b, NULL};
+    start_broker(with_a);                        /* running: the directory is locked */
+    cr_assert_eq(broker_to_exit(rekey, out, sizeof out), 1, "%s", out);
+    cr_expect(strstr(out, "in use by another broker"), "%s", out);
+    cr_assert_eq(net_stop(&net, net_pid(&net, "broker"), SIGTERM), 0);
+
+    cr_assert_eq(broker_to_exit(rekey, out, sizeof out), 0, "%s", out);
+    cr_expect(strstr(out, "Sealed 20 message(s)"), "%s", out);
+    cr_assert_not(dir_holds(data_dir, old_bytes, sizeof old_bytes), "no byte the old key sealed is left");
+    cr_assert_not(dir_holds(data_dir, "payload-1", 9), "nor any body in clear");
+    cr_assert_eq(broker_to_exit(with_a, out, sizeof out), 1, "the old key: %s", out);
+    cr_expect(strstr(out, "does not open with this data key"), "%s", out);
+
+    start_broker(with_b);
+    const hx_msg_t *all[N_DAMAGE + 1];
+    for (int i = 0; i < N_DAMAGE; i++)
+        all[i] = &m[i];
+    expect_mailbox("box", all, N_DAMAGE);
+    hx_client_t *p = net_session(&net, HX_ROLE_CLINIC, "producer");
+    hx_msg_t more = message(HX_TO_MAILBOX, "box", "after-the-rekey");
+    submit_ok(p, &more);
+    hx_client_destroy(&p);
+    all[N_DAMAGE] = &more;
+    restart_broker(SIGKILL);
+    expect_mailbox("box", all, N_DAMAGE + 1);
 }
 
 /* Bytes past the acknowledged end (a group commit that never finished): cut, and every

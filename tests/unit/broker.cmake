@@ -10,6 +10,8 @@ hx_unit_test(test_router LIBS hx_router_test)
 # The routing policy, fair share and the protocol's trust rules, with the built-in table.
 hx_unit_test(test_policy LIBS hx_router_test)
 hx_unit_test(test_store LIBS hx_core)
+# handoff-broker --rekey: the log sealed anew, checked, and finished after a stop at any step.
+hx_unit_test(test_rekey LIBS hx_core)
 hx_unit_test(test_compact LIBS hx_router_test)
 hx_unit_test(test_audit LIBS hx_client)
 # The allow-list and the revoked record: parsing, reload changes, revoked keys left out.

@@ -136,6 +136,16 @@ hx_store_t *hx_store_log_new(const hx_store_log_config_t *cfg, char *err, size_t
  * negative HX_ code with the reason in err. */
 int hx_store_log_salvage(const hx_store_log_config_t *cfg, FILE *out, char *err, size_t errcap);
 
+/* Seals the log in cfg->dir anew with new_key (32 bytes): cfg->key is the key it is sealed
+ * with now, or NULL for a log in clear (which gains a key this way). The log is written again
+ * whole beside itself (DIR/rekey.new), checked by recovering it with new_key (the same
+ * entries, the same bodies), put in place, and the old segments removed; a run that stopped
+ * half-way is finished or undone by running it again, and the broker does not start while
+ * one is unfinished. The broker must be stopped (the directory's lock). What was done goes to
+ * out. 0, or a negative HX_ code with the reason in err. */
+int hx_store_log_rekey(const hx_store_log_config_t *cfg, const uint8_t new_key[32], FILE *out, char *err,
+                       size_t errcap);
+
 /* What hx_store_log_snapshot copied: the log's durable end E it is consistent at, the
  * segments (first_seg up to end_seg) and their bytes. */
 typedef struct {
