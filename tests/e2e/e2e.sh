@@ -26,12 +26,17 @@
 #   8. an online backup with the compose service backup (profile ops) while a referral is
 #      submitted: one 0600 bundle, every program still healthy, and the bundle lists and
 #      restores (the log recovers with every body opening, the audit chain verifies);
-#   8b. an upgrade: the broker and services recreated on their volumes (up -d
-#      --force-recreate); a referral resubmitted is the same one and not booked again;
+#   8b. an upgrade: the image under a new tag (HANDOFF_IMAGE), up -d recreates the broker and
+#      services on it, on their volumes, triage keeps its 3 replicas; a referral resubmitted is
+#      the same one and not booked again;
 #   9. that bundle restored into a new project's volumes (deploy/restore-volumes.sh; refused
 #      over volumes that hold data), whose stack goes on: a referral of the backup resubmitted
 #      is the same referral and is not booked again, a new one goes through (booked and handed
 #      off once, or on hold when the calendar the earlier steps filled has no slot);
+#   9b. the data key of that stack rotated with deploy/rotate-data-key.sh: the broker's log,
+#      scheduling's database and the portal's clinic stores sealed anew, the old key kept as
+#      data.key.old and refused by the broker and scheduling; the stack goes on (the referral
+#      resubmitted is the same one, a new one is settled);
 #  10. that restored stack moved to PostgreSQL with deploy/docker-compose.postgres.yml: the
 #      server (deploy/postgres) healthy, run --rm migrate copies the SQLite volumes in (the
 #      portal's accounts too), intake and scheduling go on from it (the referral resubmitted
@@ -704,7 +709,7 @@ done < <(find "$restored" -name audit.jsonl)
 [ "$n_audit" = 2 ] || fail "$n_audit audit logs restored, not the broker's and scheduling's"
 echo "bundle $(basename "$bundle") ($(stat -c %s "$bundle") bytes, 0600) taken while serving: $(grep -c '^[a-z-]* ' "$E2E_DIR/work/bundle.txt") files; restored, its log recovers with every body opening, $n_ref referrals in scheduling.db, both audit chains verify"
 
-step "8b. an upgrade: the broker and the services recreated on their volumes (up -d --force-recreate)"
+step "8b. an upgrade: a new image tag, the broker and the services recreated on it and their volumes (up -d)"
 flat='if type == "array" then . else [.[]] | flatten end'
 f01=$SAMPLE/referrals/01-ankle-sprain.json
 c01=$(jq -r .referrer.clinic_id "$f01")
@@ -714,10 +719,19 @@ handoffs_of() { as "$1" --json handoffs | jq --arg r "$2" "$flat"' | map(select(
 n_before=$(handoffs_of "$b01" "$r01")
 [ "$n_before" -ge 1 ] || fail "$r01 had not reached $b01 before the upgrade"
 old_ids=$(for s in broker intake triage scheduling; do cid "$s"; done | sort | xargs)
-compose up -d --force-recreate --no-deps broker intake triage scheduling >"$E2E_DIR/upgrade.log" 2>&1 ||
-  { cat "$E2E_DIR/upgrade.log" >&2; fail "docker-compose up -d --force-recreate"; }
+# a new release: the image under a new tag (as deploy/build-image.sh tags each version), named
+# with HANDOFF_IMAGE as deploy/.env would, then up -d as OPERATIONS.md says: compose recreates
+# what runs another image
+NEXT_IMAGE=handoff:$VERSION-e2e-next
+docker tag "$IMAGE" "$NEXT_IMAGE" || fail "docker tag $NEXT_IMAGE"
+HANDOFF_IMAGE=$NEXT_IMAGE compose up -d --no-deps broker intake triage scheduling >"$E2E_DIR/upgrade.log" 2>&1 ||
+  { cat "$E2E_DIR/upgrade.log" >&2; fail "docker-compose up -d with the new image"; }
 new_ids=$(for s in broker intake triage scheduling; do cid "$s"; done | sort | xargs)
 [ -n "$(comm -12 <(tr ' ' '\n' <<<"$old_ids") <(tr ' ' '\n' <<<"$new_ids"))" ] && fail "containers were not recreated"
+for c in $new_ids; do
+  [ "$(docker inspect -f '{{.Config.Image}}' "$c")" = "$NEXT_IMAGE" ] || fail "container $c does not run $NEXT_IMAGE"
+done
+[ "$(compose ps -q triage | wc -l)" = 3 ] || fail "the upgrade did not keep triage's 3 replicas"
 wait_healthy 120 $(cid broker) $(cid intake) $(cid scheduling) $(cid triage)
 again=$(as "$c01" --json submit "$f01" | jq -r '.[0].referral_id') || fail "resubmitting $f01 after the upgrade"
 [ "$again" = "$r01" ] || fail "$f01 resubmitted after the upgrade is $again, not $r01"
@@ -804,6 +818,51 @@ for b in $(jq -r --arg r "$r01" 'select(.referral_id == $r) | .bookings[].clinic
   [ "$n" -le 1 ] || fail "$r01 reached $b $n times after the restore"
 done
 echo "restored into $PROJECT2: $r01 resubmitted is the same referral, not booked again; $rn went through ($went)"
+
+step "9b. the data key rotated on the restored stack (deploy/rotate-data-key.sh): sealed anew, the old key opens nothing"
+old_sum=$(sha256sum <"$K/data.key")
+rotate() { COMPOSE_PROJECT_NAME=$PROJECT2 COMPOSE_PROFILES= HANDOFF_PUBLISH=127.0.0.1:$port2 \
+             "$ROOT/deploy/rotate-data-key.sh" "$@"; }
+rotate >"$E2E_DIR/rotate.log" 2>&1 || { cat "$E2E_DIR/rotate.log" >&2; fail "deploy/rotate-data-key.sh"; }
+grep -Eq "Sealed [0-9]+ message\(s\) of the log" "$E2E_DIR/rotate.log" &&
+  grep -Eq "[0-9]+ value\(s\) sealed again with the key of id" "$E2E_DIR/rotate.log" &&
+  grep -q "$c01: [0-9]* value(s) sealed again" "$E2E_DIR/rotate.log" ||
+  { cat "$E2E_DIR/rotate.log" >&2; fail "the rotation did not seal the broker's log, scheduling's database and $c01's portal store"; }
+[ "$(sha256sum <"$K/data.key.old")" = "$old_sum" ] || fail "data.key.old is not the key the stack ran with"
+[ "$(sha256sum <"$K/data.key")" != "$old_sum" ] || fail "data.key was not replaced"
+[ ! -e "$K/data.key.new" ] && [ ! -e "$K/data.key.rotated" ] || fail "the rotation left data.key.new or data.key.rotated"
+[ "$(stat -c '%a %u' "$K/data.key")" = "$(stat -c '%a %u' "$K/data.key.old")" ] ||
+  fail "the new data.key's mode or owner differs from the old one's"
+# the old key opens nothing: the broker refuses its log with it, scheduling its database (each
+# bounded: one that started anyway would serve until stopped)
+timeout 120 env COMPOSE_PROFILES= HANDOFF_PUBLISH=127.0.0.1:$port2 \
+  docker-compose -p "$PROJECT2" -f "$ROOT/deploy/docker-compose.yml" run --rm --no-deps -T -v "$K/data.key.old:/run/old_data_key:ro" -e HANDOFF_DATA_KEY=/run/old_data_key \
+  --entrypoint handoff-broker broker >"$E2E_DIR/old-key.log" 2>&1 && fail "the broker started with the old data key"
+grep -q "does not open with this data key" "$E2E_DIR/old-key.log" ||
+  { cat "$E2E_DIR/old-key.log" >&2; fail "the broker's refusal of the old key does not say why"; }
+timeout 120 env COMPOSE_PROFILES= HANDOFF_PUBLISH=127.0.0.1:$port2 \
+  docker-compose -p "$PROJECT2" -f "$ROOT/deploy/docker-compose.yml" run --rm --no-deps -T -v "$K/data.key.old:/run/old_data_key:ro" -e HANDOFF_DATA_KEY=/run/old_data_key \
+  --entrypoint handoff-scheduling scheduling >"$E2E_DIR/old-key-sched.log" 2>&1 && fail "scheduling started with the old data key"
+grep -q "is sealed with the data key of id" "$E2E_DIR/old-key-sched.log" ||
+  { cat "$E2E_DIR/old-key-sched.log" >&2; fail "scheduling's refusal of the old key does not say why"; }
+compose2 up -d broker intake triage scheduling >"$E2E_DIR/up-rotated.log" 2>&1 ||
+  { cat "$E2E_DIR/up-rotated.log" >&2; fail "docker-compose up after the rotation"; }
+wait_healthy 120 $(cid2 broker) $(cid2 intake) $(cid2 scheduling) $(cid2 triage)
+again=$(as2 "$c01" --json submit "$f01" | jq -r '.[0].referral_id') || fail "resubmitting $f01 after the rotation"
+[ "$again" = "$r01" ] || fail "$f01 resubmitted after the rotation is $again, not $r01"
+jq '.ref = "E2E-AFTER-ROTATION"' "$f01" >"$E2E_DIR/work/after-rotation.json"
+rr=$(as2 "$c01" --json submit "$E2E_DIR/work/after-rotation.json" | jq -r '.[0].referral_id') ||
+  fail "a new referral after the rotation"
+deadline=$(($(now) + 120))
+until st_r=$(settled_status as2 "$c01" "$rr") && [ -n "$st_r" ]; do
+  [ "$(now)" -lt "$deadline" ] || fail "$rr was not settled (booked or on hold) after the rotation"
+  sleep 0.5
+done
+for b in $(jq -r --arg r "$r01" 'select(.referral_id == $r) | .bookings[].clinic_id' "$E2E_DIR/work/statuses.jsonl" | sort -u); do
+  n=$(as2 "$b" --json handoffs | jq --arg r "$r01" "$flat"' | map(select(.referral_id == $r)) | length')
+  [ "$n" -le 1 ] || fail "$r01 reached $b $n times after the rotation"
+done
+echo "rotated: the old key opens neither the broker's log nor scheduling's database; $r01 is the same referral; $rr went through ($st_r)"
 
 step "10. the restored stack moved to PostgreSQL (deploy/docker-compose.postgres.yml: migrate, then on; pg-backup)"
 # As docs/OPERATIONS.md says: the services stopped, the server started, the SQLite files of the

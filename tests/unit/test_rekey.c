@@ -453,3 +453,37 @@ Test(rekey, a_rekey_stopped_at_any_step_is_refused_then_finished)
     cr_assert_eq(system(cmd), 0);
     free(want.data);
 }
+
+/* Run as root on a directory that belongs to another user (the packages' StateDirectory, the
+ * user handoff), the rekeyed files take the directory's owner, so the broker can go on writing.
+ * Skipped when not run as root. */
+Test(rekey, as_root_the_new_files_take_the_directorys_owner)
+{
+    if (geteuid() != 0)
+        cr_skip_test("needs root (chown)");
+    write_log(key_a);
+    const uid_t uid = 4242;
+    const gid_t gid = 4343;
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "chown -R %u:%u '%s'", (unsigned)uid, (unsigned)gid, dir);
+    cr_assert_eq(system(cmd), 0);
+    char out[2048], err[1024];
+    cr_assert_eq(rekey(key_a, key_b, out, sizeof out, err, sizeof err), 0, "%s", err);
+    DIR *d = opendir(dir);
+    cr_assert_not_null(d);
+    struct dirent *de;
+    int seen = 0;
+    while ((de = readdir(d))) {
+        if (de->d_name[0] == '.')
+            continue;
+        char p[600];
+        snprintf(p, sizeof p, "%s/%s", dir, de->d_name);
+        struct stat st;
+        cr_assert_eq(stat(p, &st), 0);
+        cr_assert(st.st_uid == uid && st.st_gid == gid, "%s belongs to %u:%u", de->d_name, (unsigned)st.st_uid,
+                  (unsigned)st.st_gid);
+        seen++;
+    }
+    closedir(d);
+    cr_assert_geq(seen, 3, "the segments, SYNCED and LOCK");
+}
