@@ -48,7 +48,7 @@ enum {
     O_NEW_DATA_KEY,    O_MAX_QUEUE_BYTES, O_ATTEMPTS, O_BACKOFF, O_BACKOFF_MAX, O_ACK_TIMEOUT, O_SHARE, O_POLICY, O_PRINT_POLICY,
     O_FAULTS, O_CURVE_SECRET, O_DATA_KEY, O_AUDIT, O_AUDIT_MAX_BYTES, O_AUDIT_ROTATE, O_AUDIT_KEEP_DAYS, O_PLAIN,
     O_ALLOW, O_REVOKED, O_READY, O_HTTP, O_LOG_LEVEL, O_LOG_FORMAT, O_CLUSTER, O_NODE_ID, O_RAFT_BIND,
-    O_RAFT_ELECTION, O_RAFT_HEARTBEAT, O_RAFT_SNAPSHOT, O_COUNT
+    O_RAFT_ELECTION, O_RAFT_HEARTBEAT, O_RAFT_SNAPSHOT, O_JOIN, O_COUNT
 };
 static const hx_opt_t options[O_COUNT] = {
     [O_BIND] = {"bind", HX_OPT_TEXT, "HANDOFF_BIND", "tcp://127.0.0.1:5555", 0, 0, "ENDPOINT",
@@ -141,6 +141,9 @@ static const hx_opt_t options[O_COUNT] = {
                          "with --cluster: a follower that hears no leader for N to 2N ms\nstands for election"},
     [O_RAFT_HEARTBEAT] = {"raft-heartbeat-ms", HX_OPT_U32, "HANDOFF_RAFT_HEARTBEAT_MS", "100", 10, 10000, "N",
                           "with --cluster: the leader's heartbeat (and lease renewal) interval"},
+    [O_JOIN] = {"join", HX_OPT_FLAG, "HANDOFF_JOIN", NULL, 0, 0, NULL,
+                "with --cluster: a new node for a running cluster; it waits until the\nleader adds it "
+                "(handoff admin cluster add) rather than starting one"},
     [O_RAFT_SNAPSHOT] = {"raft-snapshot-entries", HX_OPT_U32, "HANDOFF_RAFT_SNAPSHOT_ENTRIES", "1024", 16,
                          10000000, "N", "with --cluster: a snapshot of the state every N log entries"},
 };
@@ -531,7 +534,13 @@ static int write_cluster(broker_t *b, hx_buf_t *out)
              write_one(out, "handoff_broker_raft_held_bytes", HX_METRIC_GAUGE,
                        "Bytes of the messages in the replicated state.", cs.held_bytes) ||
              write_one(out, "handoff_broker_raft_lease_left_ms", HX_METRIC_GAUGE,
-                       "The serving leader's lease still to run, in ms (0 on other nodes).", cs.lease_left_ms);
+                       "The serving leader's lease still to run, in ms (0 on other nodes).", cs.lease_left_ms) ||
+             write_one(out, "handoff_broker_raft_nodes", HX_METRIC_GAUGE,
+                       "Nodes in the Raft configuration this node has (voters and others).", cs.nodes) ||
+             write_one(out, "handoff_broker_raft_voters", HX_METRIC_GAUGE,
+                       "Voters in that configuration: a majority of them commits.", cs.voters) ||
+             write_one(out, "handoff_broker_raft_membership_change", HX_METRIC_GAUGE,
+                       "1 while an operator's membership change runs (on the leader).", cs.changing);
     return rc ? HX_ENOMEM : 0;
 }
 
@@ -871,6 +880,13 @@ static void on_serving(void *arg, bool serving)
     }
 }
 
+/* The router's hook for the cluster.* admin ops (hx_cluster_admin). */
+static int cluster_admin(void *arg, const char *op, const char *text, hx_buf_t *out, char *why, size_t cap)
+{
+    broker_t *b = arg;
+    return hx_cluster_admin(b->cluster, op, text, out, why, cap);
+}
+
 /* The store (the durable log with --data, else memory; with --cluster, the replicated one),
  * the audit log, the router and its metrics, recovered from the log. 0 or -1 (said why). */
 static int open_router(broker_t *b, hx_router_config_t *cfg, const hx_opt_val_t *v)
@@ -910,6 +926,7 @@ static int open_router(broker_t *b, hx_router_config_t *cfg, const hx_opt_val_t 
             return -1;
         }
         cc.dir = dir;
+        cc.join = v[O_JOIN].on;
         b->cluster = hx_cluster_start(&cc, err, sizeof err);
         memset(key, 0, sizeof key);
         if (!b->cluster) {
@@ -954,6 +971,10 @@ static int open_router(broker_t *b, hx_router_config_t *cfg, const hx_opt_val_t 
     if (b->allow) {
         cfg->principal_allowed = principal_allowed;
         cfg->principal_arg = b;
+    }
+    if (b->cluster) {
+        cfg->cluster_admin = cluster_admin;
+        cfg->cluster_arg = b;
     }
     cfg->store = b->store;
     b->rcfg = *cfg;
@@ -1113,6 +1134,11 @@ int main(int argc, char **argv)
     }
     if (v[O_NEW_DATA_KEY].text) {
         fprintf(stderr, "handoff-broker: --new-data-key goes with --rekey\n");
+        hx_policy_destroy(&routing);
+        return 2;
+    }
+    if (v[O_JOIN].on && !v[O_CLUSTER].text) {
+        fprintf(stderr, "handoff-broker: --join goes with --cluster (a new node joining a replicated broker)\n");
         hx_policy_destroy(&routing);
         return 2;
     }

@@ -845,7 +845,30 @@ static void msg_from_wire(hx_msg_t *o, const Handoff__Message *m)
 }
 
 /* Sends an ADMIN request for op (with at most one id) and returns its reply. */
+static int admin_with(hx_client_t *c, const char *op, const uint8_t *id, const char *text,
+                      Handoff__Envelope **reply);
+
 static int admin(hx_client_t *c, const char *op, const uint8_t *id, Handoff__Envelope **reply)
+{
+    return admin_with(c, op, id, NULL, reply);
+}
+
+int hx_client_admin_text(hx_client_t *c, const char *op, const char *text, char **text_out)
+{
+    if (!op || !text_out)
+        return HX_EINVAL;
+    *text_out = NULL;
+    Handoff__Envelope *reply = NULL;
+    int rc = admin_with(c, op, NULL, text, &reply);
+    if (rc)
+        return rc;
+    *text_out = strdup(reply->text ? reply->text : "");
+    handoff__envelope__free_unpacked(reply, NULL);
+    return *text_out ? 0 : HX_ENOMEM;
+}
+
+static int admin_with(hx_client_t *c, const char *op, const uint8_t *id, const char *text,
+                      Handoff__Envelope **reply)
 {
     uint8_t req[HX_ID_LEN];
     hx_id_random(req);
@@ -856,6 +879,8 @@ static int admin(hx_client_t *c, const char *op, const uint8_t *id, Handoff__Env
     env.kind = HANDOFF__KIND__KIND_ADMIN;
     env.id = (ProtobufCBinaryData){HX_ID_LEN, req};
     env.admin_op = (char *)op;
+    if (text)
+        env.text = (char *)text;
     if (id) {
         env.n_acks = 1;
         env.acks = &target;

@@ -3,6 +3,7 @@
 #include "hx_log.h"
 
 #include <errno.h>
+#include <jansson.h>
 #include <stddef.h>
 #include <raft.h>
 #include <sodium.h>
@@ -25,9 +26,17 @@
  * body; DEAD u32 attempts, u64 when (ms), u16 length and the reason; ATTEMPTS u32 attempts;
  * SETTLE and REVIVE nothing more. Integers little-endian.
  *
- * A snapshot: "HXS1", u64 ids of the dedup window (oldest first) and the ids, u64 messages
+ * A snapshot: "HXS2", u64 ids of the dedup window (oldest first) and the ids, u64 messages
  * held and each (in the order accepted): the id, u32 attempts, u64 dead since (0: not dead),
- * u16 length and the reason, u32 length and the body; padded to 8.
+ * u16 length and the reason, u32 length and the body; then u32 nodes and each node the
+ * membership entries named (below): u64 id, u16 length and the Raft address, u16 length and
+ * the client endpoint; padded to 8. "HXS1" (written before membership changes) ends after the
+ * messages.
+ *
+ * A membership entry (the operator added or removed a node): "HXN1", u8 1 (a node's
+ * addresses) or 2 (a node forgotten), u64 the node's id, u16 length and its Raft address,
+ * u16 length and its client endpoint; padded to 8. Every node keeps the nodes so named, to
+ * tell clients where a leader that is not in its own --cluster list is.
  *
  * With a data key, each is sealed whole: "HXSK", u32 the length sealed, a random nonce (24
  * bytes), crypto_secretbox of the bytes above; padded to 8. So the log on disk, the
@@ -35,8 +44,11 @@
 
 enum { R_PUT = 1, R_SETTLE, R_DEAD, R_REVIVE, R_ATTEMPTS };
 
-static const char entry_magic[4] = {'H', 'X', 'C', '1'}, snap_magic[4] = {'H', 'X', 'S', '1'},
+static const char entry_magic[4] = {'H', 'X', 'C', '1'}, snap_magic[4] = {'H', 'X', 'S', '2'},
+                  snap_magic_v1[4] = {'H', 'X', 'S', '1'}, member_magic[4] = {'H', 'X', 'N', '1'},
                   sealed_magic[4] = {'H', 'X', 'S', 'K'};
+enum { M_SET = 1, M_FORGET = 2 };
+#define MEMBERS_MAX (2 * HX_CLUSTER_MAX)
 #define SEALED_HEAD (4 + 4 + crypto_secretbox_NONCEBYTES)
 #define ENTRY_HEAD 24
 
@@ -172,6 +184,8 @@ typedef struct {
     uint64_t n, bytes;
     uint8_t (*dedup)[HX_ID_LEN];    /* a ring of the settled ids, dedup_cap of them */
     size_t dedup_cap, dedup_head, dedup_n;
+    hx_cluster_node_t members[MEMBERS_MAX];     /* the nodes membership entries named */
+    size_t n_members;
 } state_t;
 
 static body_t *body_new(const uint8_t *data, size_t len)
@@ -337,6 +351,55 @@ static int state_apply(state_t *s, const uint8_t *data, size_t len, uint64_t *no
     return r.ok ? 0 : HX_EINVAL;
 }
 
+/* A membership entry (see the format above) applied to the nodes s keeps. */
+static int members_apply(state_t *s, const uint8_t *data, size_t len)
+{
+    rd_t r = {data, data + len, true};
+    const uint8_t *magic = take(&r, 4);
+    if (!magic || memcmp(magic, member_magic, 4))
+        return HX_EINVAL;
+    uint8_t op = take(&r, 1) ? r.p[-1] : 0;
+    uint64_t id = get_n(&r, 8);
+    size_t rlen = (size_t)get_n(&r, 2);
+    const uint8_t *raft = take(&r, rlen);
+    size_t clen = (size_t)get_n(&r, 2);
+    const uint8_t *client = take(&r, clen);
+    if (!r.ok || !id || rlen > HX_CLUSTER_ADDR_MAX || clen > HX_CLUSTER_ADDR_MAX || (op != M_SET && op != M_FORGET))
+        return HX_EINVAL;
+    size_t i = 0;
+    while (i < s->n_members && s->members[i].id != id)
+        i++;
+    if (op == M_FORGET) {
+        if (i < s->n_members)
+            s->members[i] = s->members[--s->n_members];
+        return 0;
+    }
+    if (i == s->n_members) {
+        if (i == MEMBERS_MAX)
+            return HX_EINVAL;
+        s->n_members++;
+    }
+    hx_cluster_node_t *n = &s->members[i];
+    n->id = id;
+    memcpy(n->raft, raft, rlen);
+    n->raft[rlen] = '\0';
+    memcpy(n->client, client, clen);
+    n->client[clen] = '\0';
+    return 0;
+}
+
+/* A membership entry's bytes into out (replacing it). */
+static int member_entry(uint8_t op, const hx_cluster_node_t *n, hx_buf_t *out)
+{
+    size_t rlen = strlen(n->raft), clen = strlen(n->client);
+    out->len = 0;
+    return hx_buf_append(out, member_magic, 4) || hx_buf_append(out, &op, 1) || put_u64(out, n->id) ||
+                   put_u16(out, (uint16_t)rlen) || hx_buf_append(out, n->raft, rlen) || put_u16(out, (uint16_t)clen) ||
+                   hx_buf_append(out, n->client, clen) || pad8(out)
+               ? HX_ENOMEM
+               : 0;
+}
+
 static int state_snapshot(const state_t *s, hx_buf_t *out)
 {
     int rc = hx_buf_append(out, snap_magic, 4) || put_u64(out, s->dedup_n) ? HX_ENOMEM : 0;
@@ -354,6 +417,16 @@ static int state_snapshot(const state_t *s, hx_buf_t *out)
                  ? HX_ENOMEM
                  : 0;
     }
+    if (rc == 0)
+        rc = put_u32(out, (uint32_t)s->n_members);
+    for (size_t i = 0; rc == 0 && i < s->n_members; i++) {
+        const hx_cluster_node_t *n = &s->members[i];
+        size_t rlen = strlen(n->raft), clen = strlen(n->client);
+        rc = put_u64(out, n->id) || put_u16(out, (uint16_t)rlen) || hx_buf_append(out, n->raft, rlen) ||
+                     put_u16(out, (uint16_t)clen) || hx_buf_append(out, n->client, clen)
+                 ? HX_ENOMEM
+                 : 0;
+    }
     return rc == 0 && pad8(out) == 0 ? 0 : HX_ENOMEM;
 }
 
@@ -362,8 +435,10 @@ static int state_restore(state_t *s, const uint8_t *data, size_t len)
     state_clear(s);
     rd_t r = {data, data + len, true};
     const uint8_t *magic = take(&r, 4);
-    if (!magic || memcmp(magic, snap_magic, 4))
+    if (!magic || (memcmp(magic, snap_magic, 4) && memcmp(magic, snap_magic_v1, 4)))
         return HX_EINVAL;
+    bool with_members = !memcmp(magic, snap_magic, 4);
+    s->n_members = 0;
     uint64_t n = get_n(&r, 8);
     for (uint64_t i = 0; i < n && r.ok; i++) {
         const uint8_t *id = take(&r, HX_ID_LEN);
@@ -386,6 +461,19 @@ static int state_restore(state_t *s, const uint8_t *data, size_t len)
             body_unref(b);
             return HX_ENOMEM;
         }
+    }
+    uint32_t nodes = with_members ? (uint32_t)get_n(&r, 4) : 0;
+    for (uint32_t i = 0; i < nodes && r.ok; i++) {
+        hx_cluster_node_t node = {.id = get_n(&r, 8)};
+        size_t rlen = (size_t)get_n(&r, 2);
+        const uint8_t *raft = take(&r, rlen);
+        size_t clen = (size_t)get_n(&r, 2);
+        const uint8_t *client = take(&r, clen);
+        if (!r.ok || !node.id || rlen > HX_CLUSTER_ADDR_MAX || clen > HX_CLUSTER_ADDR_MAX || s->n_members == MEMBERS_MAX)
+            return HX_EINVAL;
+        memcpy(node.raft, raft, rlen);
+        memcpy(node.client, client, clen);
+        s->members[s->n_members++] = node;
     }
     return r.ok ? 0 : HX_EINVAL;
 }
@@ -417,7 +505,20 @@ struct hx_cluster {
     bool sealed;                /* a data key was given: key holds it */
     uint8_t key[crypto_secretbox_KEYBYTES];
     hx_buf_t scratch;           /* an entry or snapshot opened or sealed */
+    struct {                    /* the operator's membership change in progress (one at a time) */
+        int step;               /* CH_NONE when none */
+        hx_cluster_node_t node;
+        struct raft_apply apply;
+        struct raft_change add, assign;
+        struct raft_transfer transfer;
+        char last[400];         /* how the last one ended */
+    } change;
 };
+
+enum { CH_NONE, CH_RECORD, CH_ADD, CH_PROMOTE, CH_REMOVE, CH_FORGET, CH_TRANSFER };
+static const char *const change_steps[] = {"", "recording its endpoints", "adding it",
+                                           "catching it up and making it a voter", "removing it",
+                                           "forgetting its endpoints", "moving the leadership to it"};
 
 /* A proposal in flight: the transactions up to seq, proposed at issued (ms). */
 typedef struct {
@@ -500,9 +601,12 @@ static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void *
                  rc == HX_EDENIED ? "a data key and this node has none" : "another data key than this node's");
         abort();
     }
-    if (rc == 0)
-        rc = sealed ? state_apply(&c->state, c->scratch.data, c->scratch.len, &node, &seq)
-                    : state_apply(&c->state, buf->base, buf->len, &node, &seq);
+    const uint8_t *data = sealed ? c->scratch.data : buf->base;
+    size_t len = sealed ? c->scratch.len : buf->len;
+    if (rc == 0 && len >= 4 && !memcmp(data, member_magic, 4))
+        rc = members_apply(&c->state, data, len);
+    else if (rc == 0)
+        rc = state_apply(&c->state, data, len, &node, &seq);
     if (rc == HX_ENOMEM) {
         /* the state would differ from the others': stop, and the restart replays the log */
         hx_error("cluster: out of memory applying a committed entry; stopping (a restart replays the log)");
@@ -818,6 +922,20 @@ hx_store_t *hx_cluster_store(hx_cluster_t *c)
     return &cs->base;
 }
 
+static unsigned conf_voters(const hx_cluster_t *c);
+
+/* A node's addresses: as a membership entry named them, else as --cluster did; NULL. */
+static const hx_cluster_node_t *node_by_id(const hx_cluster_t *c, uint64_t id)
+{
+    for (size_t i = 0; i < c->state.n_members; i++)
+        if (c->state.members[i].id == id)
+            return &c->state.members[i];
+    for (size_t i = 0; i < c->cfg.n_nodes; i++)
+        if (c->cfg.nodes[i].id == id)
+            return &c->cfg.nodes[i];
+    return NULL;
+}
+
 /* ---- leadership, the barrier and the lease ---- */
 
 static void set_serving(hx_cluster_t *c, bool on, const char *why)
@@ -867,16 +985,18 @@ static void leader_seen(hx_cluster_t *c)
         if (id)
             c->leader_changes++;
         c->seen_leader = id;
-        c->leader_client[0] = '\0';
-        for (size_t i = 0; id && i < c->cfg.n_nodes; i++)
-            if (c->cfg.nodes[i].id == id)
-                snprintf(c->leader_client, sizeof c->leader_client, "%s", c->cfg.nodes[i].client);
+        const hx_cluster_node_t *n = id ? node_by_id(c, id) : NULL;
+        snprintf(c->leader_client, sizeof c->leader_client, "%s", n ? n->client : "");
         if (id)
             hx_info("cluster: the leader is node %llu (%s), term %llu", (unsigned long long)id,
                     c->leader_client[0] ? c->leader_client : "endpoint unknown",
                     (unsigned long long)c->raft.current_term);
         else
             hx_info("cluster: no leader (term %llu)", (unsigned long long)c->raft.current_term);
+    } else if (id && !c->leader_client[0]) {   /* a membership entry may have named it since */
+        const hx_cluster_node_t *n = node_by_id(c, id);
+        if (n)
+            snprintf(c->leader_client, sizeof c->leader_client, "%s", n->client);
     }
 }
 
@@ -967,11 +1087,256 @@ void hx_cluster_status(const hx_cluster_t *c, uint64_t mono_ms, hx_cluster_statu
     o->committed = c->committed;
     uint64_t now = uv_now(c->loop);
     o->lease_left_ms = c->serving && c->lease_until > now ? c->lease_until - now : 0;
+    o->nodes = c->raft.configuration.n;
+    o->voters = conf_voters(c);
+    o->changing = c->change.step != CH_NONE;
 }
 
 const hx_cluster_node_t *hx_cluster_node(const hx_cluster_t *c, size_t i)
 {
     return i < c->cfg.n_nodes ? &c->cfg.nodes[i] : NULL;
+}
+
+/* ---- membership changes: the operator's, one node at a time, on the leader ---- */
+
+static const struct raft_server *conf_server(const hx_cluster_t *c, uint64_t id)
+{
+    const struct raft_configuration *conf = &c->raft.configuration;
+    for (unsigned i = 0; i < conf->n; i++)
+        if (conf->servers[i].id == id)
+            return &conf->servers[i];
+    return NULL;
+}
+
+static unsigned conf_voters(const hx_cluster_t *c)
+{
+    unsigned n = 0;
+    for (unsigned i = 0; i < c->raft.configuration.n; i++)
+        n += c->raft.configuration.servers[i].role == RAFT_VOTER;
+    return n;
+}
+
+static void change_done(hx_cluster_t *c, int status, const char *what)
+{
+    unsigned long long id = (unsigned long long)c->change.node.id;
+    if (status == 0) {
+        snprintf(c->change.last, sizeof c->change.last, "node %llu %s", id, what);
+        hx_info("cluster: node %llu %s", id, what);
+    } else {
+        snprintf(c->change.last, sizeof c->change.last, "node %llu: %s failed: %s", id, change_steps[c->change.step],
+                 raft_strerror(status));
+        hx_warn("cluster: %s", c->change.last);
+    }
+    c->change.step = CH_NONE;
+}
+
+/* Proposes a membership entry about c->change.node; cb when it is applied. A raft code. */
+static int propose_member(hx_cluster_t *c, uint8_t op, raft_apply_cb cb)
+{
+    hx_buf_t e = {0};
+    const hx_buf_t *bytes = &e;
+    int rc = member_entry(op, &c->change.node, &e) == 0 ? 0 : RAFT_NOMEM;
+    if (rc == 0 && c->sealed) {
+        rc = seal(c->key, e.data, e.len, &c->scratch) == 0 ? 0 : RAFT_NOMEM;
+        bytes = &c->scratch;
+    }
+    struct raft_buffer buf = {.base = rc == 0 ? raft_malloc(bytes->len) : NULL, .len = bytes->len};
+    if (rc == 0 && !buf.base)
+        rc = RAFT_NOMEM;
+    if (rc == 0) {
+        memcpy(buf.base, bytes->data, bytes->len);
+        memset(&c->change.apply, 0, sizeof c->change.apply);
+        c->change.apply.data = c;
+        rc = raft_apply(&c->raft, &c->change.apply, &buf, 1, cb);
+        if (rc != 0)
+            raft_free(buf.base);
+    }
+    hx_buf_free(&e);
+    return rc;
+}
+
+static void on_promoted(struct raft_change *req, int status)
+{
+    change_done(req->data, status, "added: a voter, caught up");
+}
+
+static void on_added(struct raft_change *req, int status)
+{
+    hx_cluster_t *c = req->data;
+    if (status != 0) {
+        change_done(c, status, NULL);
+        return;
+    }
+    c->change.step = CH_PROMOTE;
+    c->change.assign.data = c;
+    int rc = raft_assign(&c->raft, &c->change.assign, c->change.node.id, RAFT_VOTER, on_promoted);
+    if (rc != 0)
+        change_done(c, rc, NULL);
+}
+
+static void on_recorded(struct raft_apply *req, int status, void *result)
+{
+    (void)result;
+    hx_cluster_t *c = req->data;
+    if (status != 0) {
+        change_done(c, status, NULL);
+        return;
+    }
+    c->change.step = CH_ADD;
+    c->change.add.data = c;
+    int rc = raft_add(&c->raft, &c->change.add, c->change.node.id, c->change.node.raft, on_added);
+    if (rc != 0)
+        change_done(c, rc, NULL);
+}
+
+static void on_forgotten(struct raft_apply *req, int status, void *result)
+{
+    (void)result;
+    change_done(req->data, status, "removed");
+}
+
+static void on_removed(struct raft_change *req, int status)
+{
+    hx_cluster_t *c = req->data;
+    if (status != 0) {
+        change_done(c, status, NULL);
+        return;
+    }
+    if (c->change.node.id == c->cfg.self || raft_state(&c->raft) != RAFT_LEADER) {
+        change_done(c, 0, "removed (this node, which steps down)");
+        return;
+    }
+    c->change.step = CH_FORGET;
+    int rc = propose_member(c, M_FORGET, on_forgotten);
+    if (rc != 0)
+        change_done(c, rc, NULL);
+}
+
+static void on_transferred(struct raft_transfer *req)
+{
+    hx_cluster_t *c = req->data;
+    raft_id id = 0;
+    const char *addr = NULL;
+    raft_leader(&c->raft, &id, &addr);
+    if (id == c->change.node.id)
+        change_done(c, 0, "leads now (the leadership moved to it)");
+    else
+        change_done(c, RAFT_NOTLEADER, NULL);
+}
+
+/* cluster.status: this node's view as one JSON object. */
+static int admin_status(hx_cluster_t *c, hx_buf_t *out)
+{
+    json_t *nodes = json_array(), *o = NULL;
+    const struct raft_configuration *conf = &c->raft.configuration;
+    for (unsigned i = 0; nodes && i < conf->n; i++) {
+        const struct raft_server *sv = &conf->servers[i];
+        const hx_cluster_node_t *n = node_by_id(c, sv->id);
+        const char *role = sv->role == RAFT_VOTER ? "voter" : sv->role == RAFT_STANDBY ? "standby" : "spare";
+        json_array_append_new(nodes, json_pack("{s:I, s:s, s:s, s:s, s:b}", "id", (json_int_t)sv->id, "raft",
+                                               sv->address, "client", n ? n->client : "", "role", role, "leader",
+                                               sv->id == c->seen_leader));
+    }
+    o = json_pack("{s:I, s:I, s:I, s:I, s:I, s:o, s:s, s:s}", "self", (json_int_t)c->cfg.self, "leader",
+                  (json_int_t)c->seen_leader, "term", (json_int_t)c->raft.current_term, "commit_index",
+                  (json_int_t)c->raft.commit_index, "voters", (json_int_t)conf_voters(c), "nodes", nodes, "change",
+                  change_steps[c->change.step][0] ? change_steps[c->change.step] : "none", "last_change",
+                  c->change.last);
+    char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    out->len = 0;
+    int rc = text && hx_buf_append(out, text, strlen(text) + 1) == 0 ? 0 : HX_ENOMEM;
+    free(text);
+    return rc;
+}
+
+int hx_cluster_admin(hx_cluster_t *c, const char *op, const char *arg, hx_buf_t *out, char *why, size_t cap)
+{
+    out->len = 0;
+    if (!strcmp(op, "cluster.status"))
+        return admin_status(c, out);
+    bool add = !strcmp(op, "cluster.add"), remove = !strcmp(op, "cluster.remove"),
+         transfer = !strcmp(op, "cluster.transfer");
+    if (!add && !remove && !transfer) {
+        snprintf(why, cap, "admin_op: '%.40s' is not cluster.status, cluster.add, cluster.remove or cluster.transfer",
+                 op);
+        return HX_EINVAL;
+    }
+    if (raft_state(&c->raft) != RAFT_LEADER || !c->serving) {
+        snprintf(why, cap, "%s: this node is not the serving leader now; try again", op);
+        return HX_EREFUSED;
+    }
+    if (c->change.step != CH_NONE) {
+        snprintf(why, cap, "%s: node %llu is being changed (%s); one change at a time: see cluster.status", op,
+                 (unsigned long long)c->change.node.id, change_steps[c->change.step]);
+        return HX_EREFUSED;
+    }
+    hx_cluster_node_t node;
+    if (add) {
+        if (hx_cluster_parse_node(arg, &node, why, cap) != 0)
+            return HX_EINVAL;
+        const struct raft_configuration *conf = &c->raft.configuration;
+        for (unsigned i = 0; i < conf->n; i++)
+            if (conf->servers[i].id == node.id || !strcmp(conf->servers[i].address, node.raft)) {
+                snprintf(why, cap, "text: node %llu: its id or Raft address is node %llu's already",
+                         (unsigned long long)node.id, (unsigned long long)conf->servers[i].id);
+                return HX_EINVAL;
+            }
+        if (conf->n >= HX_CLUSTER_MAX) {
+            snprintf(why, cap, "text: the cluster has %u nodes already, the most it may have is %d", conf->n,
+                     HX_CLUSTER_MAX);
+            return HX_EINVAL;
+        }
+    } else {
+        char *end = NULL;
+        errno = 0;
+        unsigned long long id = arg && *arg && *arg != '-' ? strtoull(arg, &end, 10) : 0;
+        if (!id || !end || *end || errno) {
+            snprintf(why, cap, "text: '%.40s' is not a node id (a number from 1)", arg ? arg : "");
+            return HX_EINVAL;
+        }
+        const struct raft_server *sv = conf_server(c, id);
+        if (!sv) {
+            snprintf(why, cap, "text: node %llu is not in the cluster (see cluster.status)", id);
+            return HX_EINVAL;
+        }
+        if (remove && sv->role == RAFT_VOTER && conf_voters(c) <= 1) {
+            snprintf(why, cap, "text: node %llu is the cluster's only voter", id);
+            return HX_EINVAL;
+        }
+        if (transfer && (id == c->cfg.self || sv->role != RAFT_VOTER)) {
+            snprintf(why, cap, "text: node %llu %s", id, id == c->cfg.self ? "leads already" : "is not a voter");
+            return HX_EINVAL;
+        }
+        const hx_cluster_node_t *known = node_by_id(c, id);
+        memset(&node, 0, sizeof node);
+        node.id = id;
+        snprintf(node.raft, sizeof node.raft, "%s", sv->address);
+        snprintf(node.client, sizeof node.client, "%s", known ? known->client : "");
+    }
+    c->change.node = node;
+    int rc;
+    if (add) {
+        c->change.step = CH_RECORD;
+        rc = propose_member(c, M_SET, on_recorded);
+    } else if (remove) {
+        c->change.step = CH_REMOVE;
+        c->change.add.data = c;
+        rc = raft_remove(&c->raft, &c->change.add, node.id, on_removed);
+    } else {
+        c->change.step = CH_TRANSFER;
+        memset(&c->change.transfer, 0, sizeof c->change.transfer);
+        c->change.transfer.data = c;
+        rc = raft_transfer(&c->raft, &c->change.transfer, node.id, on_transferred);
+    }
+    if (rc != 0) {
+        c->change.step = CH_NONE;
+        snprintf(why, cap, "%s: %s", op, raft_strerror(rc));
+        return HX_EREFUSED;
+    }
+    hx_info("cluster: %s node %llu (%s, %s) begun", op, (unsigned long long)node.id, node.raft,
+            node.client[0] ? node.client : "client endpoint unknown");
+    return admin_status(c, out);
 }
 
 /* ---- configuration ---- */
@@ -981,9 +1346,48 @@ static bool host_port_ok(const char *s)
     const char *colon = strrchr(s, ':');
     if (!colon || colon == s || !colon[1] || strlen(s) > HX_CLUSTER_ADDR_MAX)
         return false;
+    for (const char *p = s; p < colon; p++)     /* a host name, an IPv4 or a bracketed IPv6 address */
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || strchr(".-_:[]", *p)))
+            return false;
     char *end = NULL;
     long port = strtol(colon + 1, &end, 10);
     return end && !*end && port > 0 && port < 65536;
+}
+
+int hx_cluster_parse_node(const char *text, hx_cluster_node_t *n, char *why, size_t cap)
+{
+    char el[3 * HX_CLUSTER_ADDR_MAX];
+    if (!text || strlen(text) >= sizeof el) {
+        snprintf(why, cap, "'%.80s': not ID=RAFTHOST:PORT=tcp://HOST:PORT", text ? text : "");
+        return -1;
+    }
+    snprintf(el, sizeof el, "%s", text);
+    char *eq1 = strchr(el, '='), *eq2 = eq1 ? strchr(eq1 + 1, '=') : NULL;
+    if (!eq1 || !eq2) {
+        snprintf(why, cap, "'%.80s': not ID=RAFTHOST:PORT=tcp://HOST:PORT", el);
+        return -1;
+    }
+    *eq1 = *eq2 = '\0';
+    char *end = NULL;
+    errno = 0;
+    unsigned long long id = strtoull(el, &end, 10);
+    if (!*el || !end || *end || errno || id == 0 || el[0] == '-') {
+        snprintf(why, cap, "'%.40s': the node id is a number from 1", el);
+        return -1;
+    }
+    if (!host_port_ok(eq1 + 1)) {
+        snprintf(why, cap, "node %llu: '%.80s': the Raft address is HOST:PORT", id, eq1 + 1);
+        return -1;
+    }
+    if (strncmp(eq2 + 1, "tcp://", 6) || !host_port_ok(eq2 + 7) || strlen(eq2 + 1) > HX_CLUSTER_ADDR_MAX) {
+        snprintf(why, cap, "node %llu: '%.80s': the client endpoint is tcp://HOST:PORT", id, eq2 + 1);
+        return -1;
+    }
+    memset(n, 0, sizeof *n);
+    n->id = id;
+    snprintf(n->raft, sizeof n->raft, "%s", eq1 + 1);
+    snprintf(n->client, sizeof n->client, "%s", eq2 + 1);
+    return 0;
 }
 
 int hx_cluster_parse(const char *spec, hx_cluster_config_t *cfg, char *why, size_t cap)
@@ -1000,44 +1404,21 @@ int hx_cluster_parse(const char *spec, hx_cluster_config_t *cfg, char *why, size
     }
     int rc = 0;
     for (char *el = strtok_r(copy, ",", &save); el && rc == 0; el = strtok_r(NULL, ",", &save)) {
-        char *eq1 = strchr(el, '='), *eq2 = eq1 ? strchr(eq1 + 1, '=') : NULL;
         if (cfg->n_nodes == HX_CLUSTER_MAX) {
             snprintf(why, cap, "more than %d nodes", HX_CLUSTER_MAX);
             rc = -1;
             break;
         }
-        if (!eq1 || !eq2) {
-            snprintf(why, cap, "'%.80s': not ID=RAFTHOST:PORT=tcp://HOST:PORT", el);
-            rc = -1;
-            break;
-        }
-        *eq1 = *eq2 = '\0';
-        char *end = NULL;
-        errno = 0;
-        unsigned long long id = strtoull(el, &end, 10);
         hx_cluster_node_t *n = &cfg->nodes[cfg->n_nodes];
-        if (!*el || !end || *end || errno || id == 0) {
-            snprintf(why, cap, "'%.40s': the node id is a number from 1", el);
-            rc = -1;
-        } else if (!host_port_ok(eq1 + 1)) {
-            snprintf(why, cap, "node %llu: '%.80s': the Raft address is HOST:PORT", id, eq1 + 1);
-            rc = -1;
-        } else if (strncmp(eq2 + 1, "tcp://", 6) || !host_port_ok(eq2 + 7) || strlen(eq2 + 1) > HX_CLUSTER_ADDR_MAX) {
-            snprintf(why, cap, "node %llu: '%.80s': the client endpoint is tcp://HOST:PORT", id, eq2 + 1);
-            rc = -1;
-        }
+        rc = hx_cluster_parse_node(el, n, why, cap);
         for (size_t i = 0; rc == 0 && i < cfg->n_nodes; i++)
-            if (cfg->nodes[i].id == id || !strcmp(cfg->nodes[i].raft, eq1 + 1) ||
-                !strcmp(cfg->nodes[i].client, eq2 + 1)) {
-                snprintf(why, cap, "node %llu: its id or an address is another node's too", id);
+            if (cfg->nodes[i].id == n->id || !strcmp(cfg->nodes[i].raft, n->raft) ||
+                !strcmp(cfg->nodes[i].client, n->client)) {
+                snprintf(why, cap, "node %llu: its id or an address is another node's too", (unsigned long long)n->id);
                 rc = -1;
             }
-        if (rc == 0) {
-            n->id = id;
-            snprintf(n->raft, sizeof n->raft, "%s", eq1 + 1);
-            snprintf(n->client, sizeof n->client, "%s", eq2 + 1);
+        if (rc == 0)
             cfg->n_nodes++;
-        }
     }
     free(copy);
     if (rc == 0 && cfg->n_nodes == 0) {
@@ -1122,12 +1503,15 @@ hx_cluster_t *hx_cluster_start(const hx_cluster_config_t *cfg, char *err, size_t
     raft_configuration_init(&conf);
     for (size_t i = 0; rv == 0 && i < cfg->n_nodes; i++)
         rv = raft_configuration_add(&conf, cfg->nodes[i].id, cfg->nodes[i].raft, RAFT_VOTER);
-    if (rv == 0) {
+    if (rv == 0 && !cfg->join) {
         rv = raft_bootstrap(&c->raft, &conf);
         if (rv == 0)
             hx_info("cluster: %s is new: bootstrapped with %zu node(s)", cfg->dir, cfg->n_nodes);
         else if (rv == RAFT_CANTBOOTSTRAP)
             rv = 0;
+    } else if (rv == 0) {
+        hx_info("cluster: joining: waiting to be added by the leader (cluster.add %llu=%s=%s)",
+                (unsigned long long)cfg->self, me->raft, me->client);
     }
     raft_configuration_close(&conf);
     raft_set_election_timeout(&c->raft, c->cfg.election_ms);

@@ -55,6 +55,8 @@ typedef struct {
     hx_cluster_node_t nodes[HX_CLUSTER_MAX];
     size_t n_nodes;
     const char *raft_bind;      /* NULL: listen on nodes[self].raft; else HOST:PORT to listen on */
+    bool join;                  /* a new node joining a running cluster: an empty directory is not
+                                   bootstrapped; it waits to be added (cluster.add on the leader) */
     uint32_t election_ms;       /* default 1000 */
     uint32_t heartbeat_ms;      /* default 100 */
     uint32_t snapshot_entries;  /* a snapshot after this many entries; default 1024 */
@@ -70,6 +72,8 @@ typedef struct {
 /* Parses --cluster "ID=RAFTHOST:PORT=tcp://HOST:PORT,..." into cfg->nodes. 0, or -1 with why
  * naming the element. */
 int hx_cluster_parse(const char *spec, hx_cluster_config_t *cfg, char *why, size_t cap);
+/* One element of it, "ID=RAFTHOST:PORT=tcp://HOST:PORT", into n. 0, or -1 with why. */
+int hx_cluster_parse_node(const char *text, hx_cluster_node_t *n, char *why, size_t cap);
 
 /* Starts this node: its Raft log loaded (or, in an empty directory, the configuration of
  * cfg->nodes written as its first entry), its transport listening. NULL with why. */
@@ -105,10 +109,27 @@ typedef struct {
     uint64_t snapshots;         /* taken by this node */
     uint64_t committed;         /* entries of this node's proposals committed */
     uint64_t lease_left_ms;     /* the leader's lease still to run */
+    uint64_t nodes, voters;     /* in the Raft configuration this node has */
+    bool changing;              /* an operator's membership change is in progress (on the leader) */
 } hx_cluster_status_t;
 
 void hx_cluster_status(const hx_cluster_t *c, uint64_t now_ms, hx_cluster_status_t *out);
 /* The nodes this node knows (cfg's), for the status page: the i-th, or NULL. */
 const hx_cluster_node_t *hx_cluster_node(const hx_cluster_t *c, size_t i);
+
+/* An operator's membership request (the admin ops, on the serving leader; docs/PROTOCOL.md):
+ *   cluster.status               this node's view: the nodes (id, Raft address, client
+ *                                endpoint, role), the leader, the term, the change in progress
+ *                                and how the last one ended;
+ *   cluster.add ID=RAFT=CLIENT   a node joins: its endpoints recorded in the replicated state
+ *                                (every node can then name it to clients), added, caught up,
+ *                                made a voter;
+ *   cluster.remove ID            a node leaves the configuration (then its endpoints are
+ *                                forgotten); the leader may remove itself, and steps down;
+ *   cluster.transfer ID          the leadership moves to that voter.
+ * One change at a time: a change begun returns at once with the status JSON in out (NUL
+ * terminated); cluster.status tells when it is done. HX_EINVAL: arg is wrong (why names it);
+ * HX_EREFUSED: not now (another change is in progress, or this node is not the serving leader). */
+int hx_cluster_admin(hx_cluster_t *c, const char *op, const char *arg, hx_buf_t *out, char *why, size_t cap);
 
 #endif

@@ -172,15 +172,51 @@ static const struct {
     {"dlq.purge", true, true, admin_dlq_purge},
 };
 
+/* cluster.*: a replicated broker's membership, through the hook its owner gave. */
+static void admin_cluster(hx_router_t *r, peer_t *p, const Handoff__Envelope *env)
+{
+    const char *op = env->admin_op;
+    if (p->role != HANDOFF__ROLE__ROLE_ADMIN) {
+        rt_reply_error(r, p->rid, p->rid_len, p, env->id, HANDOFF__ERROR_CODE__ERR_FORBIDDEN,
+                       "%.40s: only an admin session may change or read the cluster's membership", op);
+        return;
+    }
+    if (!r->cfg.cluster_admin) {
+        rt_reply_error(r, p->rid, p->rid_len, p, env->id, HANDOFF__ERROR_CODE__ERR_BAD_FIELD,
+                       "admin_op: %.40s: this broker is a single node, not a replicated one (--cluster)", op);
+        return;
+    }
+    hx_buf_t out = {0};
+    char why[512] = "";
+    int rc = r->cfg.cluster_admin(r->cfg.cluster_arg, op, env->text ? env->text : "", &out, why, sizeof why);
+    rt_audit(r, p, op, NULL, rc == 0 ? "ok" : "refused");
+    if (rc != 0) {
+        rt_reply_error(r, p->rid, p->rid_len, p, env->id,
+                       rc == HX_EINVAL ? HANDOFF__ERROR_CODE__ERR_BAD_FIELD : HANDOFF__ERROR_CODE__ERR_BUSY, "%s",
+                       why[0] ? why : hx_strerror(rc));
+    } else {
+        Handoff__Envelope rep;
+        rt_env_init(&rep, HANDOFF__KIND__KIND_ADMIN_REPLY, env->id);
+        rep.text = out.len ? (char *)out.data : "";
+        rt_send_env(r, p->rid, p->rid_len, p, &rep);
+    }
+    hx_buf_free(&out);
+}
+
 void rt_on_admin(hx_router_t *r, peer_t *p, const Handoff__Envelope *env)
 {
     const char *op = env->admin_op;
+    if (strncmp(op, "cluster.", 8) == 0) {
+        admin_cluster(r, p, env);
+        return;
+    }
     size_t i = 0, n = sizeof admin_ops / sizeof admin_ops[0];
     while (i < n && strcmp(op, admin_ops[i].op) != 0)
         i++;
     if (i == n) {
         rt_reply_error(r, p->rid, p->rid_len, p, env->id, HANDOFF__ERROR_CODE__ERR_BAD_FIELD,
-                    "admin_op: '%.40s' is not health, stats, dlq.list, dlq.show, dlq.replay or dlq.purge", op);
+                    "admin_op: '%.40s' is not health, stats, dlq.list, dlq.show, dlq.replay, dlq.purge or "
+                    "cluster.status, cluster.add, cluster.remove, cluster.transfer", op);
         return;
     }
     if (admin_ops[i].dlq && p->role != HANDOFF__ROLE__ROLE_ADMIN) {

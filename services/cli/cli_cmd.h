@@ -43,7 +43,7 @@ typedef struct {
     const char *session_who;            /* "clinic", "reviewer", "operator": whose session, once known */
     const char *session_name;           /* its name (the clinic id, reviewer or admin name) */
     uint32_t timeout_ms, interval_ms, window;
-    int json, no_validate, dry_run, once, ask;
+    int json, no_validate, dry_run, once, ask, wait;
     int review;                         /* a review command: the store and session are the reviewer's */
     int quiet_connect;                  /* watch: no message per failed reconnect */
     char connect_err[512];              /* why the last connection failed */
@@ -93,6 +93,7 @@ char *cli_summary_text(const char *arg);
 
 int cmd_top(cli_t *c, int argc, int as_admin);
 int cmd_dlq(cli_t *c, int argc, char **argv);
+int cmd_cluster(cli_t *c, int argc, char **argv);
 int cmd_health(cli_t *c, int argc, int as_admin);
 int cmd_config(cli_t *c, int argc);
 int cmd_keygen(cli_t *c, int argc, char **argv);

@@ -525,3 +525,108 @@ int cmd_audit(cli_t *c, int argc, char **argv)
         printf("ok: %s%llu line(s)%s, the chain holds\n", files, (unsigned long long)r.lines, series);
     return EXIT_OK;
 }
+
+/* ---- cluster: a replicated broker's membership (admin) ------------------------------------ */
+
+/* The cluster's status JSON, checked for the fields printed; NULL after printing why. */
+static json_t *cluster_status(cli_t *c, const char *op, const char *arg, int *rc)
+{
+    char *text = NULL;
+    int src = hx_client_admin_text(c->client, op, arg, &text);
+    if (src) {
+        char what[300];
+        snprintf(what, sizeof what, "cluster %s%s%s", op + 8, arg[0] ? " " : "", arg);
+        *rc = broker_failure(c, what, src);
+        return NULL;
+    }
+    json_error_t jerr;
+    json_t *j = json_loads(text, 0, &jerr);
+    free(text);
+    if (!j || !json_is_array(json_object_get(j, "nodes")) || !json_is_string(json_object_get(j, "change")) ||
+        !json_is_string(json_object_get(j, "last_change"))) {
+        fprintf(stderr, "handoff: cluster %s: the broker's answer is not the cluster status (%s)\n", op + 8,
+                j ? "fields missing" : jerr.text);
+        json_decref(j);
+        *rc = EXIT_FAIL;
+        return NULL;
+    }
+    return j;
+}
+
+static void cluster_print(json_t *j)
+{
+    static const char *const head[] = {"ID", "ROLE", "RAFT", "CLIENT ENDPOINT"};
+    cli_table_t *t = cli_table_new(4, head, "rlll");
+    size_t i;
+    json_t *n;
+    json_array_foreach(json_object_get(j, "nodes"), i, n) {
+        char id[24], role[32];
+        snprintf(id, sizeof id, "%lld", (long long)json_integer_value(json_object_get(n, "id")));
+        snprintf(role, sizeof role, "%s%s", json_string_value(json_object_get(n, "role")),
+                 json_is_true(json_object_get(n, "leader")) ? ", leader" : "");
+        const char *raft = json_string_value(json_object_get(n, "raft")),
+                   *client = json_string_value(json_object_get(n, "client"));
+        const char *row[] = {id, role, raft ? raft : "", client && client[0] ? client : "(not known)"};
+        if (t)
+            cli_table_add(t, row);
+    }
+    if (t)
+        cli_table_print(t, stdout);
+    cli_table_destroy(&t);
+    const char *change = json_string_value(json_object_get(j, "change")),
+               *last = json_string_value(json_object_get(j, "last_change"));
+    printf("term %lld, %lld voter(s); change in progress: %s%s%s\n",
+           (long long)json_integer_value(json_object_get(j, "term")),
+           (long long)json_integer_value(json_object_get(j, "voters")), change,
+           last[0] ? "; the last: " : "", last);
+}
+
+/* handoff cluster status | add NODE | remove ID | transfer ID [--wait]: with --wait, the
+ * status is read again every 200 ms until the change is done (exit 0) or failed (exit 1). */
+int cmd_cluster(cli_t *c, int argc, char **argv)
+{
+    const char *sub = argc ? argv[0] : NULL;
+    bool wait = c->wait;
+    bool status = sub && !strcmp(sub, "status") && argc == 1;
+    bool change = sub && (!strcmp(sub, "add") || !strcmp(sub, "remove") || !strcmp(sub, "transfer")) && argc == 2;
+    if (!status && !change) {
+        fprintf(stderr, "handoff: cluster needs status, add ID=RAFTHOST:PORT=tcp://HOST:PORT, remove ID or transfer "
+                        "ID [--wait]%s%s%s (see handoff help cluster)\n",
+                sub ? "; got '" : "", sub ? sub : "", sub ? "'" : "");
+        return EXIT_USAGE;
+    }
+    int rc = admin_connect(c);
+    if (rc != EXIT_OK)
+        return rc;
+    char op[32];
+    snprintf(op, sizeof op, "cluster.%s", sub);
+    json_t *j = cluster_status(c, op, change ? argv[1] : "", &rc);
+    if (!j)
+        return rc;
+    if (change && !c->json)
+        printf("cluster %s %s: begun\n", sub, argv[1]);
+    const uint64_t deadline = mono_ms() + 10 * 60 * 1000;       /* a catch-up of a large state */
+    while (change && wait && strcmp(json_string_value(json_object_get(j, "change")), "none") != 0) {
+        if (mono_ms() > deadline) {
+            fprintf(stderr, "handoff: cluster %s %s: still %s after 10 minutes; see handoff cluster status\n", sub,
+                    argv[1], json_string_value(json_object_get(j, "change")));
+            json_decref(j);
+            return EXIT_FAIL;
+        }
+        struct timespec ts = {0, 200 * 1000000L};
+        nanosleep(&ts, NULL);
+        json_decref(j);
+        if (!(j = cluster_status(c, "cluster.status", "", &rc)))
+            return rc;
+    }
+    if (c->json)
+        cli_print_json(json_incref(j));
+    else
+        cluster_print(j);
+    const char *last = json_string_value(json_object_get(j, "last_change"));
+    rc = change && wait && strstr(last, " failed: ") ? EXIT_FAIL : EXIT_OK;
+    if (rc != EXIT_OK)
+        fprintf(stderr, "handoff: cluster %s %s: %s\n", sub, argv[1], last);
+    json_decref(j);
+    return rc;
+}

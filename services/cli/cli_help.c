@@ -59,6 +59,8 @@ static const char USAGE[] =
     "  top                   the broker's queues, mailboxes, rates, dead letters and peers, live\n"
     "  dlq list|show ID|replay ID|purge ID\n"
     "                        dead letters: messages that failed on every attempt\n"
+    "  cluster status|add NODE|remove ID|transfer ID [--wait]\n"
+    "                        a replicated broker's nodes: add, remove, move the leadership\n"
     "  health                whether the broker can accept messages\n"
     "  admin backup OUT      an online backup of the broker's log, the audit logs and the SQLite\n"
     "                        files into one encrypted bundle, while everything keeps serving\n"
@@ -425,6 +427,23 @@ static const page_t PAGES[] = {
      "examples:\n"
      "  handoff --admin ops dlq list\n"
      "  handoff --admin ops dlq replay 5f0c1e2d3b4a59687766554433221100\n"},
+    {"cluster",
+     "usage: handoff [options] cluster status | add ID=RAFTHOST:PORT=tcp://HOST:PORT | remove ID |\n"
+     "                         transfer ID [--wait]\n"
+     "\n"
+     "A replicated broker's nodes (handoff-broker --cluster; docs/OPERATIONS.md). status: each node's\n"
+     "id, role (voter, standby or spare; which leads), Raft address and client endpoint, the term,\n"
+     "the change in progress and how the last one ended. add: a node started with --join is added:\n"
+     "its endpoints recorded (every node can then name it to clients), caught up, made a voter.\n"
+     "remove: a node leaves (the leader may remove itself; it steps down). transfer: the leadership\n"
+     "moves to that voter. One change at a time (exit 1 with ERR_BUSY while one runs). A change\n"
+     "returns once begun; with --wait, when it is done (exit 0) or failed (exit 1, with why).\n"
+     "--broker should list every node (the command finds the leader).\n"
+     "\n"
+     "examples:\n"
+     "  handoff --admin ops --broker tcp://b1:5555,tcp://b2:5555,tcp://b3:5555 cluster status\n"
+     "  handoff --admin ops cluster add 4=b4:7000=tcp://b4:5555 --wait\n"
+     "  handoff --admin ops cluster remove 1 --wait\n"},
     {"health",
      "usage: handoff [options] health\n"
      "\n"
@@ -581,6 +600,7 @@ const cli_flag_t CLI_FLAGS[CLI_OPT_COUNT] = {
     [CLI_OPT_FORMAT] = {"format", "F", "import: csv or ndjson, when the file's extension does not say"},
     [CLI_OPT_DRY_RUN] = {"dry-run", NULL, "import: check every row, send nothing"},
     [CLI_OPT_ONCE] = {"once", NULL, "top: one sample, then exit"},
+    [CLI_OPT_WAIT] = {"wait", NULL, "cluster add, remove, transfer: until the change is done or failed"},
     [CLI_OPT_AS] = {"as", "PLAN", "review decide: physio, massage, both or physician"},
     [CLI_OPT_ASK] = {"ask", NULL, "note: a question; the thread awaits the other side's reply"},
     [CLI_OPT_SUMMARY] = {"summary", "TEXT|FILE", "complete (required): the completion summary, for the referring\n"
@@ -634,6 +654,6 @@ const char *cli_command_list(void)
     return "inbox, status, submit, import, watch, handoffs, accept, decline, start, complete, fail, revoke, redirect, "
            "add-massage, thread, note, "
            "reply, review, "
-           "top, dlq, "
+           "top, dlq, cluster, "
            "health, config, keygen, datakey, store, audit, admin, play";
 }

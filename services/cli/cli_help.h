@@ -17,6 +17,7 @@ typedef enum {
     CLI_OPT_FORMAT,
     CLI_OPT_DRY_RUN,
     CLI_OPT_ONCE,
+    CLI_OPT_WAIT,
     CLI_OPT_AS,
     CLI_OPT_ASK,
     CLI_OPT_SUMMARY,

@@ -211,10 +211,10 @@ static int load_keys(cli_t *c)
     return 0;
 }
 
-/* top and health speak as the admin when asked (or no clinic is named), dlq always. */
+/* top and health speak as the admin when asked (or no clinic is named), dlq and cluster always. */
 static int admin_session(const cli_t *c, const char *cmd)
 {
-    return strcmp(cmd, "dlq") == 0 || c->cfg.v[CLI_SET_ADMIN].from != CLI_FROM_DEFAULT || !c->clinic;
+    return strcmp(cmd, "dlq") == 0 || strcmp(cmd, "cluster") == 0 || c->cfg.v[CLI_SET_ADMIN].from != CLI_FROM_DEFAULT || !c->clinic;
 }
 
 /* The session a command opens (whose, and its name), and the key defaults for it. */
@@ -297,6 +297,8 @@ static int run_admin(cli_t *c, const char *cmd, int nargs, char **args)
     int as_admin = admin_session(c, cmd);
     if (strcmp(cmd, "dlq") == 0)
         return cmd_dlq(c, nargs, args);
+    if (strcmp(cmd, "cluster") == 0)
+        return cmd_cluster(c, nargs, args);
     if (strcmp(cmd, "top") == 0)
         return cmd_top(c, nargs, as_admin);
     return cmd_health(c, nargs, as_admin);
@@ -351,7 +353,7 @@ static int run(cli_t *c, int argc, char **argv, const char *config_flag)
     int clinic_cmd = change != NULL;
     for (size_t i = 0; i < sizeof clinic_cmds / sizeof *clinic_cmds; i++)
         clinic_cmd |= strcmp(cmd, clinic_cmds[i]) == 0;
-    int admin_cmd = !strcmp(cmd, "dlq") || !strcmp(cmd, "health") || !strcmp(cmd, "top");
+    int admin_cmd = !strcmp(cmd, "dlq") || !strcmp(cmd, "cluster") || !strcmp(cmd, "health") || !strcmp(cmd, "top");
     c->review = strcmp(cmd, "review") == 0;
     if (!clinic_cmd && !admin_cmd && !c->review && strcmp(cmd, "config") != 0 && strcmp(cmd, "play") != 0) {
         fprintf(stderr, "handoff: unknown command '%s' (commands: %s; see handoff --help)\n", cmd,
@@ -437,6 +439,7 @@ static int parse_options(cli_t *c, int argc, char **argv, const char **config_fl
         case OPT_FLAG + CLI_OPT_FORMAT: c->format = optarg; break;
         case OPT_FLAG + CLI_OPT_DRY_RUN: c->dry_run = 1; break;
         case OPT_FLAG + CLI_OPT_ONCE: c->once = 1; break;
+        case OPT_FLAG + CLI_OPT_WAIT: c->wait = 1; break;
         case OPT_FLAG + CLI_OPT_AS: c->plan = optarg; break;
         case OPT_FLAG + CLI_OPT_ASK: c->ask = 1; break;
         case OPT_FLAG + CLI_OPT_SUMMARY: c->summary = optarg; break;

@@ -49,6 +49,7 @@
 #include "harness.h"
 #include "hx_client.h"
 #include "hx_spawn.h"
+#include <jansson.h>
 #include "load.h"
 
 #define NODES 3
@@ -63,10 +64,12 @@ typedef struct {
     bool stopped;               /* SIGSTOPped */
 } node_t;
 
-static node_t nodes[NODES];
-static char spec[1024], endpoints[512];
+static node_t nodes[NODES + 1];        /* nodes[NODES]: a newcomer (the membership test) */
+static int n_nodes = NODES;             /* the nodes the leader is looked for among */
+static char spec[1024], endpoints[512], spec_join[1400], endpoints_all[600];
 static bool relayed;            /* the nodes reach each other through the test's relay */
 static bool network_policy;     /* the built-in routing policy (else policy-any.json: made-up types) */
+static const char *client_list; /* the endpoints clients are given (NULL: the three) */
 
 
 /* --cluster: node i's Raft address 127.0.0.1:RAFT, or (relayed) 127.0.1.(i+1):RAFT, where the
@@ -83,7 +86,7 @@ static void setup(void)
 {
     net_init(&net);
     size_t e = 0;
-    for (int i = 0; i < NODES; i++) {
+    for (int i = 0; i <= NODES; i++) {
         node_t *n = &nodes[i];
         memset(n, 0, sizeof *n);
         n->port = net_free_port();
@@ -93,16 +96,22 @@ static void setup(void)
         snprintf(n->ready, sizeof n->ready, "%s/n%d.ready", net.dir, i + 1);
         snprintf(n->name, sizeof n->name, "broker-%d", i + 1);
         snprintf(n->endpoint, sizeof n->endpoint, "tcp://127.0.0.1:%d", n->port);
-        e += (size_t)snprintf(endpoints + e, sizeof endpoints - e, "%s%s", i ? "," : "", n->endpoint);
+        if (i < NODES)
+            e += (size_t)snprintf(endpoints + e, sizeof endpoints - e, "%s%s", i ? "," : "", n->endpoint);
     }
+    snprintf(endpoints_all, sizeof endpoints_all, "%s,%s", endpoints, nodes[NODES].endpoint);
     relayed = false;
     network_policy = false;
+    n_nodes = NODES;
+    client_list = NULL;
     make_spec();
+    snprintf(spec_join, sizeof spec_join, "%s,%d=127.0.0.1:%d=%s", spec, NODES + 1, nodes[NODES].raft,
+             nodes[NODES].endpoint);
 }
 
 static void teardown(void)
 {
-    for (int i = 0; i < NODES; i++)
+    for (int i = 0; i <= NODES; i++)
         if (nodes[i].pid && nodes[i].stopped)
             kill(nodes[i].pid, SIGCONT);
     int bad = net_stop_all(&net);
@@ -126,7 +135,8 @@ static void start_node(int i)
     snprintf(bind, sizeof bind, "127.0.0.1:%d", n->raft);
     unlink(n->ready);
     const char *argv[48] = {net_bin("broker/handoff-broker"), "--bind", n->endpoint, "--plain-tcp-for-tests",
-                            "--ready-file", n->ready, "--data", n->dir, "--cluster", spec, "--node-id", id, "--http",
+                            "--ready-file", n->ready, "--data", n->dir, "--cluster", i < NODES ? spec : spec_join,
+                            "--node-id", id, "--http",
                             http, "--heartbeat-ms", "200", "--max-attempts", "1000", "--backoff-ms", "10",
                             "--backoff-max-ms", "100", "--raft-election-ms", "1000", "--raft-heartbeat-ms", "100",
                             "--raft-snapshot-entries", "256"};
@@ -139,6 +149,8 @@ static void start_node(int i)
         argv[k++] = "--raft-bind";
         argv[k++] = bind;
     }
+    if (i == NODES)
+        argv[k++] = "--join";           /* the newcomer waits to be added */
     argv[k] = NULL;
     n->pid = net_spawn(&net, n->name, argv);
     n->stopped = false;
@@ -189,7 +201,7 @@ static long metric(int i, const char *name)
 /* The node that serves now (0-based), or -1. */
 static int serving(void)
 {
-    for (int i = 0; i < NODES; i++)
+    for (int i = 0; i < n_nodes; i++)
         if (metric(i, "handoff_broker_raft_serving") == 1)
             return i;
     return -1;
@@ -427,7 +439,8 @@ static hx_msg_t message(const char *to, const char *payload)
 static hx_client_t *session(const char *name)
 {
     char err[256];
-    hx_client_opts_t o = {.endpoint = endpoints, .clinic = name, .timeout_ms = 2000, .attempts = 5};
+    hx_client_opts_t o = {.endpoint = client_list ? client_list : endpoints, .clinic = name, .timeout_ms = 2000,
+                          .attempts = 5};
     hx_client_t *c = hx_client_connect(&o, err, sizeof err);
     cr_assert_not_null(c, "%s (logs in %s)", err, net.dir);
     return c;
@@ -464,7 +477,7 @@ static void fetch_all(const char *box, size_t want)
 static bool none_held(void *arg)
 {
     (void)arg;
-    for (int i = 0; i < NODES; i++)
+    for (int i = 0; i < n_nodes; i++)
         if (metric(i, "handoff_broker_raft_held_messages") != 0)
             return false;
     return true;
@@ -793,4 +806,184 @@ Test(cluster, a_single_brokers_log_is_not_left_behind)
     cr_assert_eq(hx_spawn_run(&o, out, sizeof out, err, sizeof err, &code), 0);
     cr_expect_eq(code, 1, "%s", err);
     cr_expect(strstr(err, "holds a single broker's log") && strstr(err, n->dir), "%s", err);
+}
+
+/* ---- membership --------------------------------------------------------------------------- */
+
+/* The CLI as the operator (--admin ops) over the endpoint list; its stdout into out (stderr
+ * into ops-cli.log); its exit code. */
+static int operator_cli(const char *list, char *out, size_t cap, const char *const args[])
+{
+    char home[600], log[600];
+    snprintf(home, sizeof home, "%s/ops-home", net.dir);
+    mkdir(home, 0700);
+    snprintf(log, sizeof log, "%s/ops-cli.log", net.dir);
+    const char *argv[24] = {net_bin("services/cli/handoff"), "--broker", list, "--admin", "ops", "--home", home,
+                            "--timeout-ms", "5000"};
+    size_t k = 9;
+    for (size_t i = 0; args[i] && k < 23; i++)
+        argv[k++] = args[i];
+    argv[k] = NULL;
+    int code = -1;
+    unlink(log);
+    hx_spawn_opts_t o = {.argv = argv, .err_log = log, .out_pipe = true};
+    cr_assert_eq(hx_spawn_run(&o, out, cap, NULL, 0, &code), 0, "cannot start %s", argv[0]);
+    FILE *f = code ? fopen(log, "r") : NULL;    /* a failure: what it said, after its output */
+    if (f) {
+        size_t len = strlen(out);
+        len += fread(out + len, 1, cap - 1 - len, f);
+        out[len] = '\0';
+        fclose(f);
+    }
+    return code;
+}
+
+/* An admin op through the client library: the broker's refusal code (ERR_NONE when it
+ * answered), its text in why. */
+static Handoff__ErrorCode admin_refusal(hx_client_t *op, const char *name, const char *arg, char *why, size_t cap)
+{
+    char *text = NULL;
+    int rc = hx_client_admin_text(op, name, arg, &text);
+    free(text);
+    snprintf(why, cap, "%s", rc ? hx_client_error(op) : "");
+    return rc ? hx_client_error_code(op) : HANDOFF__ERROR_CODE__ERR_NONE;
+}
+
+typedef struct {
+    int node;
+} serves_t;
+
+static bool node_serves(void *arg)
+{
+    return serving() == ((serves_t *)arg)->node;
+}
+
+static bool holds_n(void *arg)
+{
+    const long *want = arg;
+    return metric(NODES, "handoff_broker_raft_held_messages") == *want;
+}
+
+/* What a node answers a HELLO: the leader it names (ERR_NOT_LEADER), into out. */
+static void leader_named_by(int i, char *out, size_t cap)
+{
+    Handoff__Envelope hello = HANDOFF__ENVELOPE__INIT;
+    uint8_t id[HX_ID_LEN];
+    hx_id_random(id);
+    hello.version = 1;
+    hello.kind = HANDOFF__KIND__KIND_HELLO;
+    hello.id = (ProtobufCBinaryData){HX_ID_LEN, id};
+    hello.role = HANDOFF__ROLE__ROLE_CLINIC;
+    hello.name = "lakeside";
+    Handoff__Envelope *r = ask(nodes[i].endpoint, &hello);
+    cr_assert_not_null(r, "%s did not answer", nodes[i].name);
+    cr_assert_eq(r->error_code, HANDOFF__ERROR_CODE__ERR_NOT_LEADER, "%s: %s", nodes[i].name, r->error_text);
+    snprintf(out, cap, "%s", r->leader);
+    handoff__envelope__free_unpacked(r, NULL);
+}
+
+/* A newcomer started with --join is added with `handoff cluster add --wait`: it catches up
+ * (snapshots included) and votes. Bad requests are refused by field, and a clinic may not ask.
+ * The leadership moves to it (`cluster transfer`); the original nodes, whose --cluster does
+ * not list it, name it to clients (its endpoints were replicated), also after a restart. An
+ * original node is removed (`cluster remove`); then the newcomer, leading, is killed: one of
+ * the two others leads within the bound, and nothing acknowledged is lost. */
+Test(cluster, nodes_are_added_and_removed_and_the_leadership_moved)
+{
+    start_all();
+    wait_leader(-1, 20000);
+    client_list = endpoints_all;
+    hx_client_t *c = session("lakeside");
+    static char payloads[600][8];
+    for (int i = 0; i < 600; i++) {             /* past --raft-snapshot-entries: snapshots on every node */
+        snprintf(payloads[i], sizeof payloads[i], "%d", i);
+        hx_msg_t m = message("box", payloads[i]);
+        cr_assert_eq(hx_client_submit(c, &m, 1), 0, "submit %d: %s", i, hx_client_error(c));
+    }
+    hx_client_destroy(&c);
+
+    start_node(NODES);                          /* --join: waits to be added */
+    n_nodes = NODES + 1;
+    cr_expect_neq(metric(NODES, "handoff_broker_raft_serving"), 1, "the newcomer does not serve by itself");
+    char node4[200], why[600], out[16384];
+    snprintf(node4, sizeof node4, "%d=127.0.0.1:%d=%s", NODES + 1, nodes[NODES].raft, nodes[NODES].endpoint);
+
+    /* refused, each by its field */
+    char opts_err[256];
+    hx_client_opts_t oo = {.endpoint = endpoints, .clinic = "ops", .role = HX_ROLE_ADMIN, .timeout_ms = 2000,
+                           .attempts = 5};
+    hx_client_t *op = hx_client_connect(&oo, opts_err, sizeof opts_err);
+    cr_assert_not_null(op, "%s", opts_err);
+    cr_expect_eq(admin_refusal(op, "cluster.add", "4=127.0.0.1=tcp://127.0.0.1:1", why, sizeof why),
+                 HANDOFF__ERROR_CODE__ERR_BAD_FIELD);
+    cr_expect(strstr(why, "the Raft address is HOST:PORT"), "%s", why);
+    cr_expect_eq(admin_refusal(op, "cluster.add", "1=127.0.0.1:9=tcp://127.0.0.1:9", why, sizeof why),
+                 HANDOFF__ERROR_CODE__ERR_BAD_FIELD);
+    cr_expect(strstr(why, "node 1's already"), "%s", why);
+    cr_expect_eq(admin_refusal(op, "cluster.remove", "9", why, sizeof why), HANDOFF__ERROR_CODE__ERR_BAD_FIELD);
+    cr_expect(strstr(why, "node 9 is not in the cluster"), "%s", why);
+    cr_expect_eq(admin_refusal(op, "cluster.remove", "one", why, sizeof why), HANDOFF__ERROR_CODE__ERR_BAD_FIELD);
+    cr_expect_eq(admin_refusal(op, "cluster.grow", "", why, sizeof why), HANDOFF__ERROR_CODE__ERR_BAD_FIELD);
+    hx_client_destroy(&op);
+    c = session("lakeside");
+    cr_expect_eq(admin_refusal(c, "cluster.status", "", why, sizeof why), HANDOFF__ERROR_CODE__ERR_FORBIDDEN, "%s",
+                 why);
+    hx_client_destroy(&c);
+
+    /* added, through the CLI */
+    const char *add[] = {"cluster", "add", node4, "--wait", NULL};
+    cr_assert_eq(operator_cli(endpoints, out, sizeof out, add), 0, "%s (see %s/ops-cli.log)", out, net.dir);
+    cr_expect(strstr(out, "node 4 added: a voter, caught up"), "%s", out);
+    long want = 600;
+    cr_assert(net_wait(holds_n, &want, 30000), "the newcomer does not hold the 600 messages (logs in %s)", net.dir);
+    const char *status[] = {"--json", "cluster", "status", NULL};
+    cr_assert_eq(operator_cli(endpoints, out, sizeof out, status), 0, "%s", out);
+    json_error_t jerr;
+    json_t *j = json_loads(out, 0, &jerr);
+    cr_assert_not_null(j, "%s: %s", jerr.text, out);
+    cr_expect_eq(json_integer_value(json_object_get(j, "voters")), 4, "%s", out);
+    cr_expect_eq(json_array_size(json_object_get(j, "nodes")), 4, "%s", out);
+    json_decref(j);
+    cr_expect_eq(metric(NODES, "handoff_broker_raft_voters"), 4, "the newcomer's configuration has 4 voters");
+
+    /* the leadership to the newcomer; the original nodes name it */
+    const char *transfer[] = {"cluster", "transfer", "4", "--wait", NULL};
+    cr_assert_eq(operator_cli(endpoints_all, out, sizeof out, transfer), 0, "%s (see %s/ops-cli.log)", out, net.dir);
+    serves_t s4 = {NODES};
+    cr_assert(net_wait(node_serves, &s4, 20000), "node 4 does not serve after the transfer (logs in %s)", net.dir);
+    char named[256];
+    for (int i = 0; i < NODES; i++) {
+        leader_named_by(i, named, sizeof named);
+        cr_expect_str_eq(named, nodes[NODES].endpoint, "%s names the newcomer", nodes[i].name);
+    }
+    /* ... also once restarted (from its snapshot and log) */
+    cr_assert_eq(net_stop(&net, nodes[1].pid, SIGTERM), 0);
+    nodes[1].pid = 0;
+    start_node(1);
+    leader_named_by(1, named, sizeof named);
+    for (int k = 0; k < 100 && !named[0]; k++) {    /* it learns the leader at its first heartbeat */
+        net_nap_ms(50);
+        leader_named_by(1, named, sizeof named);
+    }
+    cr_expect_str_eq(named, nodes[NODES].endpoint, "a restarted node names the newcomer");
+
+    /* node 1 removed; then the newcomer, leading, killed: node 2 or 3 leads */
+    const char *rm[] = {"cluster", "remove", "1", "--wait", NULL};
+    cr_assert_eq(operator_cli(endpoints_all, out, sizeof out, rm), 0, "%s (see %s/ops-cli.log)", out, net.dir);
+    cr_expect(strstr(out, "node 1 removed"), "%s", out);
+    cr_assert_eq(operator_cli(endpoints_all, out, sizeof out, status), 0, "%s", out);
+    j = json_loads(out, 0, &jerr);
+    cr_assert_not_null(j, "%s", out);
+    cr_expect_eq(json_integer_value(json_object_get(j, "voters")), 3, "%s", out);
+    json_decref(j);
+    cr_assert_eq(net_stop(&net, nodes[0].pid, SIGTERM), 0);
+    nodes[0].pid = 0;
+    net_kill9(&net, nodes[NODES].pid);
+    nodes[NODES].pid = 0;
+    int64_t t0 = net_mono_ms();
+    int leader = wait_leader(NODES, 20000);
+    int64_t took = net_mono_ms() - t0;
+    cr_expect(leader == 1 || leader == 2, "node %d leads", leader + 1);
+    cr_expect_leq(took, LEADER_BOUND_MS, "a new leader after %lld ms", (long long)took);
+    fetch_all("box", 600);
 }

@@ -119,6 +119,11 @@ int hx_client_health(hx_client_t *c);
  * session gets its own mailbox only ("scope":"own"). */
 int hx_client_stats(hx_client_t *c, char **json_out);
 
+/* An admin op with a text argument (a replicated broker's "cluster.status", "cluster.add",
+ * "cluster.remove", "cluster.transfer"; docs/PROTOCOL.md): 0 and the reply's text (malloc'd,
+ * the caller frees) in *text_out, or an HX_E* error as for hx_client_health. Admin sessions. */
+int hx_client_admin_text(hx_client_t *c, const char *op, const char *text, char **text_out);
+
 /* The broker's last error for this client: code and text ("" when none). */
 Handoff__ErrorCode hx_client_error_code(const hx_client_t *c);
 const char *hx_client_error(const hx_client_t *c);

@@ -48,6 +48,11 @@ typedef struct {
      * hex or "". Never given clinical content. */
     void (*audit)(void *arg, const char *principal, const char *action, const char *id, const char *outcome);
     void *audit_arg;
+    /* A replicated broker's membership ops ("cluster.*", an admin session only, with the
+     * request's text): 0 and the reply's text (NUL-terminated) in out, HX_EINVAL (a bad
+     * field: why) or HX_EREFUSED (not now: why). NULL: a single broker, which refuses them. */
+    int (*cluster_admin)(void *arg, const char *op, const char *text, hx_buf_t *out, char *why, size_t cap);
+    void *cluster_arg;
 } hx_router_config_t;
 
 /* Refusals are counted per wire error code, 0..HX_ROUTER_CODES-1 (an unknown code counts as 0). */
