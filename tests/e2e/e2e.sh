@@ -42,6 +42,10 @@
 #      portal's accounts too), intake and scheduling go on from it (the referral resubmitted
 #      is the same one, not booked again, no overlapping bookings), handoff-web in the image
 #      lists the user of step 4 from it, and run --rm pg-backup writes one 0600 dump;
+#  11. a replicated broker (deploy/docker-compose.ha.yml, a third project): three broker nodes,
+#      the leader's container killed a third of the way into a stream of submits from the
+#      host's CLI given the three nodes; another node serves, and every referral acknowledged
+#      is settled with exactly one handoff per booking;
 # and that the image build refuses key material in its context (before any of it); that
 # deploy/build-image.sh tags the image handoff:VERSION (the compose file's default) and
 # handoff:latest with the OCI version, revision and creation labels; and that deploy/sbom.sh
@@ -115,6 +119,11 @@ teardown() {
     compose2 logs --no-color >"$E2E_DIR/compose-restored.log" 2>&1
     compose2 down -v --remove-orphans >/dev/null 2>&1
   fi
+  if [ -n "${PROJECT3:-}" ]; then
+    compose3 logs --no-color >"$E2E_DIR/compose-ha.log" 2>&1
+    compose3 down -v --remove-orphans >/dev/null 2>&1
+  fi
+  [ -z "${NEXT_IMAGE:-}" ] || docker rmi "$NEXT_IMAGE" >/dev/null 2>&1
   if [ -s "$E2E_DIR/dockerd.pid" ]; then   # stop the engine only if setup started it
     kill "$(cat "$E2E_DIR/dockerd.pid")" 2>/dev/null
     rm -f "$E2E_DIR/dockerd.pid"
@@ -379,20 +388,24 @@ wait "$sub_pid" || fail "the submitter did not finish"
 sort "$accepted" | uniq -d | grep -q . && fail "a referral id was reported accepted twice"
 n_acc=$(sort -u "$accepted" | wc -l)
 [ "$n_acc" = "$STREAM" ] || fail "$n_acc of $STREAM stream referrals accepted"
-wait_settled "$src" "$accepted" 240
-all_handoffs >"$E2E_DIR/work/handoffs2.jsonl"
-settled_json "$src" | jq -c '.[]' >"$E2E_DIR/work/statuses2.jsonl"
-dups=$(jq -r '"\(.referral_id) \(.booking.discipline // .discipline)"' "$E2E_DIR/work/handoffs2.jsonl" | sort | uniq -d | wc -l)
 # Exactly once: every accepted referral settled, and it has as many handoffs as bookings (none
-# when it is on hold), with no booking handed off twice.
-missing=0 ready=0
-while read -r r; do
-  b=$(jq -r --arg r "$r" 'select(.referral_id == $r) | if .status == "ready" then (.bookings | length) else 0 end' \
-      "$E2E_DIR/work/statuses2.jsonl")
-  h=$(grep -cF "\"$r\"" "$E2E_DIR/work/handoffs2.jsonl" || true)
-  [ -n "$b" ] && [ "$h" = "$b" ] || missing=$((missing + 1))
-  [ -n "$b" ] && [ "$b" -gt 0 ] && ready=$((ready + 1))
-done < <(sort -u "$accepted")
+# when it is on hold), with no booking handed off twice. Sets ready, missing and dups.
+exactly_once() { # tag (the work files' suffix)
+  wait_settled "$src" "$accepted" 240
+  all_handoffs >"$E2E_DIR/work/handoffs$1.jsonl"
+  settled_json "$src" | jq -c '.[]' >"$E2E_DIR/work/statuses$1.jsonl"
+  dups=$(jq -r '"\(.referral_id) \(.booking.discipline // .discipline)"' "$E2E_DIR/work/handoffs$1.jsonl" | sort | uniq -d | wc -l)
+  missing=0 ready=0
+  local r b h
+  while read -r r; do
+    b=$(jq -r --arg r "$r" 'select(.referral_id == $r) | if .status == "ready" then (.bookings | length) else 0 end' \
+        "$E2E_DIR/work/statuses$1.jsonl")
+    h=$(grep -cF "\"$r\"" "$E2E_DIR/work/handoffs$1.jsonl" || true)
+    [ -n "$b" ] && [ "$h" = "$b" ] || missing=$((missing + 1))
+    [ -n "$b" ] && [ "$b" -gt 0 ] && ready=$((ready + 1))
+  done < <(sort -u "$accepted")
+}
+exactly_once 2
 echo "$STREAM accepted across two broker deaths: $ready booked, $missing without exactly one handoff per booking, $dups duplicate handoff(s)"
 [ "$missing" = 0 ] && [ "$dups" = 0 ] || fail "accepted referrals were lost or duplicated"
 [ "$ready" -gt 0 ] || fail "none of the stream was booked"
@@ -929,5 +942,68 @@ docker run --rm --network none -v "$HANDOFF_BACKUP_DIR:/b:ro" --user 10001:10001
 grep -q "TABLE DATA scheduling bookings" "$E2E_DIR/work/pg-dump-list.txt" || fail "the dump lists no scheduling.bookings"
 grep -q "TABLE DATA accounts users" "$E2E_DIR/work/pg-dump-list.txt" || fail "the dump lists no accounts.users"
 echo "moved to PostgreSQL: $moved referral(s) and the portal's accounts (migrate), $r01 resubmitted is the same one, not booked again; handoff-web lists e2e.desk from it; pg-backup: one 0600 dump"
+
+step "11. a replicated broker (deploy/docker-compose.ha.yml): the leader's container killed mid-stream"
+# A third project on fresh volumes, the others stopped: three broker nodes, the services given
+# the three, the host's CLI given the three published ports. The leader (read from each node's
+# /metrics inside its container) is killed a third of the way into a stream of submits; another
+# node must serve, and every referral acknowledged must be settled with one handoff per booking.
+compose2 stop >/dev/null 2>&1 || true
+STREAM_HA=${E2E_STREAM_HA:-60}
+PROJECT3=$PROJECT-ha
+hp1=$(free_port) && hp2=$(free_port) && hp3=$(free_port) || fail "no free port found"
+until [ "$hp1" != "$hp2" ] && [ "$hp2" != "$hp3" ] && [ "$hp1" != "$hp3" ]; do hp3=$(free_port); hp2=$(free_port); done
+compose3() { COMPOSE_PROFILES= HANDOFF_PUBLISH=127.0.0.1:$hp1 HANDOFF_PUBLISH2=127.0.0.1:$hp2 HANDOFF_PUBLISH3=127.0.0.1:$hp3 \
+             docker-compose -p "$PROJECT3" -f "$ROOT/deploy/docker-compose.yml" -f "$ROOT/deploy/docker-compose.ha.yml" "$@"; }
+cid3() { compose3 ps -q "$1"; }
+compose3 up -d broker broker2 broker3 intake triage scheduling >"$E2E_DIR/up-ha.log" 2>&1 ||
+  { cat "$E2E_DIR/up-ha.log" >&2; fail "docker-compose up of the HA stack"; }
+wait_healthy 120 $(cid3 broker) $(cid3 broker2) $(cid3 broker3) $(cid3 intake) $(cid3 scheduling) $(cid3 triage)
+serving_node() { # the compose service of the node that serves now
+  local n
+  for n in broker broker2 broker3; do
+    docker exec "$(cid3 "$n")" curl -fsS http://127.0.0.1:9100/metrics 2>/dev/null |
+      grep -qx 'handoff_broker_raft_serving 1' && { echo "$n"; return 0; }
+  done
+  return 1
+}
+deadline=$(($(now) + 60))
+until lead=$(serving_node); do
+  [ "$(now)" -lt "$deadline" ] || fail "no broker node of the HA stack serves"
+  sleep 0.5
+done
+HA_LIST=tcp://127.0.0.1:$hp1,tcp://127.0.0.1:$hp2,tcp://127.0.0.1:$hp3
+mkdir -p "$E2E_DIR/home3"
+as() { # from here on: the host CLI as that clinic, given the three nodes
+  local c=$1; shift
+  "$CLI" --broker "$HA_LIST" --server-key "$K/broker.pub" --key "$K/$c.key" --home "$E2E_DIR/home3" --clinic "$c" "$@"
+}
+stream_dir=$E2E_DIR/work/stream-ha
+mkdir -p "$stream_dir"
+for i in $(seq -w 1 "$STREAM_HA"); do jq --arg r "E2E-HA-$i" '.ref = $r' "$template" >"$stream_dir/$i.json"; done
+accepted=$E2E_DIR/work/stream-ha.accepted
+: >"$accepted"
+submitter &
+sub_pid=$!
+wait_lines "$accepted" $((STREAM_HA / 3)) 180
+docker kill "$(cid3 "$lead")" >/dev/null
+killed_at=$(now)
+echo "docker kill of the leader ($lead) after $(wc -l <"$accepted") accepted"
+deadline=$(($(now) + 30))
+until next=$(serving_node) && [ "$next" != "$lead" ]; do
+  [ "$(now)" -lt "$deadline" ] || fail "no other node served within 30 s of the leader's death"
+  sleep 0.2
+done
+echo "$next serves $(($(now) - killed_at)) s after"
+compose3 start "$lead" >/dev/null 2>&1 || fail "starting $lead again"
+wait_healthy 60 "$(cid3 "$lead")"
+wait "$sub_pid" || fail "the submitter did not finish"
+sort "$accepted" | uniq -d | grep -q . && fail "a referral id was reported accepted twice"
+n_acc=$(sort -u "$accepted" | wc -l)
+[ "$n_acc" = "$STREAM_HA" ] || fail "$n_acc of $STREAM_HA referrals accepted"
+exactly_once -ha
+echo "$STREAM_HA accepted across the leader's death: $ready booked, $missing without exactly one handoff per booking, $dups duplicate handoff(s)"
+[ "$missing" = 0 ] && [ "$dups" = 0 ] || fail "accepted referrals were lost or duplicated"
+[ "$ready" -gt 0 ] || fail "none of the stream was booked"
 
 step "passed in $(($(now) - started)) s"
