@@ -500,7 +500,7 @@ static bool broker_ready(broker_t *b, char *why, size_t cap)
 }
 
 /* The cluster's figures: this node's role, term, indexes, the leader it knows, leader changes,
- * the replicated state and the lease. */
+ * the replicated state, the lease and the configuration. */
 static int write_cluster(broker_t *b, hx_buf_t *out)
 {
     hx_cluster_status_t cs;
@@ -510,37 +510,43 @@ static int write_cluster(broker_t *b, hx_buf_t *out)
                                      "1 for this node's Raft role now, 0 for the others.");
     for (size_t i = 0; rc == 0 && i < 4; i++)
         rc = hx_metrics_write_u64(out, "handoff_broker_raft_role", "role", roles[i], !strcmp(cs.role, roles[i]));
-    if (rc == 0)
-        rc = write_one(out, "handoff_broker_raft_serving", HX_METRIC_GAUGE,
-                       "1 while this node serves clients (the leader, its barrier applied, its lease held).",
-                       cs.serving) ||
-             write_one(out, "handoff_broker_raft_term", HX_METRIC_GAUGE, "The Raft term this node is in.", cs.term) ||
-             write_one(out, "handoff_broker_raft_leader", HX_METRIC_GAUGE,
-                       "The id of the leader this node knows (0: none).", cs.leader) ||
-             write_one(out, "handoff_broker_raft_commit_index", HX_METRIC_GAUGE,
-                       "The last log index this node knows committed.", cs.commit_index) ||
-             write_one(out, "handoff_broker_raft_applied_index", HX_METRIC_GAUGE,
-                       "The last log index applied to this node's state.", cs.applied_index) ||
-             write_one(out, "handoff_broker_raft_last_index", HX_METRIC_GAUGE,
-                       "The last index of this node's log (committed or not).", cs.last_index) ||
-             write_one(out, "handoff_broker_raft_leader_changes_total", HX_METRIC_COUNTER,
-                       "Times this node saw a new leader (itself included).", cs.leader_changes) ||
-             write_one(out, "handoff_broker_raft_committed_total", HX_METRIC_COUNTER,
-                       "Entries this node proposed as leader that were committed.", cs.committed) ||
-             write_one(out, "handoff_broker_raft_snapshots_total", HX_METRIC_COUNTER,
-                       "Snapshots of the state this node took.", cs.snapshots) ||
-             write_one(out, "handoff_broker_raft_held_messages", HX_METRIC_GAUGE,
-                       "Messages in the replicated state (held: waiting, in flight or dead).", cs.held) ||
-             write_one(out, "handoff_broker_raft_held_bytes", HX_METRIC_GAUGE,
-                       "Bytes of the messages in the replicated state.", cs.held_bytes) ||
-             write_one(out, "handoff_broker_raft_lease_left_ms", HX_METRIC_GAUGE,
-                       "The serving leader's lease still to run, in ms (0 on other nodes).", cs.lease_left_ms) ||
-             write_one(out, "handoff_broker_raft_nodes", HX_METRIC_GAUGE,
-                       "Nodes in the Raft configuration this node has (voters and others).", cs.nodes) ||
-             write_one(out, "handoff_broker_raft_voters", HX_METRIC_GAUGE,
-                       "Voters in that configuration: a majority of them commits.", cs.voters) ||
-             write_one(out, "handoff_broker_raft_membership_change", HX_METRIC_GAUGE,
-                       "1 while an operator's membership change runs (on the leader).", cs.changing);
+    const struct {
+        const char *name;
+        hx_metric_type_t type;
+        const char *help;
+        uint64_t v;
+    } figures[] = {
+        {"handoff_broker_raft_serving", HX_METRIC_GAUGE,
+         "1 while this node serves clients (the leader, its barrier applied, its lease held).", cs.serving},
+        {"handoff_broker_raft_term", HX_METRIC_GAUGE, "The Raft term this node is in.", cs.term},
+        {"handoff_broker_raft_leader", HX_METRIC_GAUGE, "The id of the leader this node knows (0: none).", cs.leader},
+        {"handoff_broker_raft_commit_index", HX_METRIC_GAUGE, "The last log index this node knows committed.",
+         cs.commit_index},
+        {"handoff_broker_raft_applied_index", HX_METRIC_GAUGE, "The last log index applied to this node's state.",
+         cs.applied_index},
+        {"handoff_broker_raft_last_index", HX_METRIC_GAUGE, "The last index of this node's log (committed or not).",
+         cs.last_index},
+        {"handoff_broker_raft_leader_changes_total", HX_METRIC_COUNTER,
+         "Times this node saw a new leader (itself included).", cs.leader_changes},
+        {"handoff_broker_raft_committed_total", HX_METRIC_COUNTER,
+         "Entries this node proposed as leader that were committed.", cs.committed},
+        {"handoff_broker_raft_snapshots_total", HX_METRIC_COUNTER, "Snapshots of the state this node took.",
+         cs.snapshots},
+        {"handoff_broker_raft_held_messages", HX_METRIC_GAUGE,
+         "Messages in the replicated state (held: waiting, in flight or dead).", cs.held},
+        {"handoff_broker_raft_held_bytes", HX_METRIC_GAUGE, "Bytes of the messages in the replicated state.",
+         cs.held_bytes},
+        {"handoff_broker_raft_lease_left_ms", HX_METRIC_GAUGE,
+         "The serving leader's lease still to run, in ms (0 on other nodes).", cs.lease_left_ms},
+        {"handoff_broker_raft_nodes", HX_METRIC_GAUGE,
+         "Nodes in the Raft configuration this node has (voters and others).", cs.nodes},
+        {"handoff_broker_raft_voters", HX_METRIC_GAUGE, "Voters in that configuration: a majority of them commits.",
+         cs.voters},
+        {"handoff_broker_raft_membership_change", HX_METRIC_GAUGE,
+         "1 while an operator's membership change runs (on the leader).", cs.changing},
+    };
+    for (size_t i = 0; rc == 0 && i < sizeof figures / sizeof figures[0]; i++)
+        rc = write_one(out, figures[i].name, figures[i].type, figures[i].help, figures[i].v);
     return rc ? HX_ENOMEM : 0;
 }
 

@@ -244,27 +244,11 @@ static void next_node(hx_client_t *c, const char *why)
 static void follow_leader(hx_client_t *c, const Handoff__Envelope *env)
 {
     const char *leader = env->leader ? env->leader : "";
-    int from = c->node, to = -1;
-    for (int i = 0; i < c->n_nodes && leader[0]; i++)
-        if (strcmp(c->nodes[i], leader) == 0)
-            to = i;
     c->err_code = HANDOFF__ERROR_CODE__ERR_NOT_LEADER;
-    snprintf(c->err_text, sizeof c->err_text, "%.100s is not the leader (%s%.100s)", c->nodes[from],
+    snprintf(c->err_text, sizeof c->err_text, "%.100s is not the leader (%s%.100s)", c->nodes[c->node],
              leader[0] ? "it names " : "no leader is known yet", leader);
-    if (to < 0 || to == from)
-        to = (from + 1) % c->n_nodes;
     c->pause = !leader[0];
-    c->node = to;
-    if (to == from)
-        hx_debug("broker at %s is not the leader (%s); asking it again", c->nodes[from],
-                 leader[0] ? leader : "none known yet");
-    else if (leader[0] && strcmp(c->nodes[to], leader) == 0)
-        hx_info("broker node %s is not the leader; moving to the leader %s", c->nodes[from], leader);
-    else if (leader[0])
-        hx_warn("broker node %s is not the leader and names %s, which is not one of this client's nodes; "
-                "trying %s", c->nodes[from], leader, c->nodes[to]);
-    else
-        hx_debug("broker node %s is not the leader and knows none yet; trying %s", c->nodes[from], c->nodes[to]);
+    c->node = hx_endpoints_next((const char (*)[HX_ENDPOINT_MAX + 1])c->nodes, c->n_nodes, c->node, leader, "client");
 }
 
 /* Connects to the current node and says HELLO, waiting until *deadline (set after the HELLO

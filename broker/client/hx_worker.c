@@ -613,24 +613,8 @@ static void on_message(hx_zuv_t *z, zmq_msg_t *parts, size_t n, void *arg)
 static void follow_leader(hx_worker_t *w, const Handoff__Envelope *env)
 {
     const char *leader = env->leader ? env->leader : "";
-    int from = w->node, to = -1;
-    for (int i = 0; i < w->n_nodes && leader[0]; i++)
-        if (strcmp(w->nodes[i], leader) == 0)
-            to = i;
-    if (to < 0 || to == from)
-        to = (from + 1) % w->n_nodes;
     w->welcomed = false;
-    w->node = to;
-    if (to == from)
-        hx_debug("broker at %s is not the leader (%s); asking it again", w->nodes[from],
-                 leader[0] ? leader : "none known yet");
-    else if (leader[0] && strcmp(w->nodes[to], leader) == 0)
-        hx_info("broker node %s is not the leader; moving to the leader %s", w->nodes[from], leader);
-    else if (leader[0])
-        hx_warn("broker node %s is not the leader and names %s, which is not one of this worker's nodes; "
-                "trying %s", w->nodes[from], leader, w->nodes[to]);
-    else
-        hx_debug("broker node %s is not the leader and knows none yet; trying %s", w->nodes[from], w->nodes[to]);
+    w->node = hx_endpoints_next((const char (*)[HX_ENDPOINT_MAX + 1])w->nodes, w->n_nodes, w->node, leader, "worker");
     bool pause = !leader[0] || ++w->hops >= w->n_nodes;
     uv_timer_start(&w->hop, on_hop, pause ? HX_NO_LEADER_PAUSE_MS : 0, 0);
 }

@@ -1,5 +1,6 @@
 /* hx_wire — ids, names, error text and envelope packing. */
 #include "hx_wire.h"
+#include "hx_log.h"
 
 #include <ctype.h>
 #include <sodium.h>
@@ -80,6 +81,26 @@ const char *hx_endpoint_problem(const char *value, char *why, size_t cap)
         return why;
     }
     return NULL;
+}
+
+int hx_endpoints_next(const char nodes[][HX_ENDPOINT_MAX + 1], int n, int from, const char *leader, const char *who)
+{
+    int to = -1;
+    for (int i = 0; i < n && leader[0]; i++)
+        if (strcmp(nodes[i], leader) == 0)
+            to = i;
+    if (to < 0 || to == from)
+        to = (from + 1) % n;
+    if (to == from)
+        hx_debug("broker at %s is not the leader (%s); asking it again", nodes[from], leader[0] ? leader : "none known yet");
+    else if (leader[0] && strcmp(nodes[to], leader) == 0)
+        hx_info("broker node %s is not the leader; moving to the leader %s", nodes[from], leader);
+    else if (leader[0])
+        hx_warn("broker node %s is not the leader and names %s, which is not one of this %s's nodes; trying %s",
+                nodes[from], leader, who, nodes[to]);
+    else
+        hx_debug("broker node %s is not the leader and knows none yet; trying %s", nodes[from], nodes[to]);
+    return to;
 }
 
 int hx_endpoints_split(const char *list, char out[][HX_ENDPOINT_MAX + 1], char *why, size_t cap)

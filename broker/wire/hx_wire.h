@@ -51,6 +51,10 @@ const char *hx_endpoint_problem(const char *value, char *why, size_t cap);
  * them, copied into out (NULL: only checked), or -1 with why naming the bad element ("endpoint
  * 2 of 3: must be ..."; a list of one gets hx_endpoint_problem's text as it is). */
 int hx_endpoints_split(const char *list, char out[][HX_ENDPOINT_MAX + 1], char *why, size_t cap);
+/* A node of a list (nodes[0..n), the one at index from) answered ERR_NOT_LEADER naming leader
+ * ("" when it knows none): the index to try next, the leader when it is one of the list's, else
+ * the next node; logged for who (e.g. "client", "worker"). */
+int hx_endpoints_next(const char nodes[][HX_ENDPOINT_MAX + 1], int n, int from, const char *leader, const char *who);
 
 /* True when s is 1..HX_NAME_MAX characters of [A-Za-z0-9._-]. */
 bool hx_name_valid(const char *s);
