@@ -1221,8 +1221,12 @@ static void on_removed(struct raft_change *req, int status)
         change_done(c, status, NULL);
         return;
     }
-    if (c->change.node.id == c->cfg.self || raft_state(&c->raft) != RAFT_LEADER) {
+    if (c->change.node.id == c->cfg.self) {
         change_done(c, 0, "removed (this node, which steps down)");
+        return;
+    }
+    if (raft_state(&c->raft) != RAFT_LEADER) {    /* its addresses stay known: harmless */
+        change_done(c, 0, "removed (its addresses not forgotten: this node no longer leads)");
         return;
     }
     c->change.step = CH_FORGET;

@@ -424,6 +424,19 @@ static Handoff__Envelope *ask(const char *endpoint, const Handoff__Envelope *req
     return got > 0 ? handoff__envelope__unpack(NULL, (size_t)got, reply) : NULL;
 }
 
+/* A clinic's HELLO (lakeside) with a fresh request id, written into id. */
+static Handoff__Envelope clinic_hello(uint8_t id[HX_ID_LEN])
+{
+    Handoff__Envelope hello = HANDOFF__ENVELOPE__INIT;
+    hx_id_random(id);
+    hello.version = 1;
+    hello.kind = HANDOFF__KIND__KIND_HELLO;
+    hello.id = (ProtobufCBinaryData){HX_ID_LEN, id};
+    hello.role = HANDOFF__ROLE__ROLE_CLINIC;
+    hello.name = "lakeside";
+    return hello;
+}
+
 static hx_msg_t message(const char *to, const char *payload)
 {
     hx_msg_t m = {0};
@@ -489,14 +502,8 @@ Test(cluster, one_leader_serves_and_the_others_name_it)
     int leader = wait_leader(-1, 20000);
     int follower = (leader + 1) % NODES;
     /* a follower answers a HELLO with ERR_NOT_LEADER and the leader's client endpoint */
-    Handoff__Envelope hello = HANDOFF__ENVELOPE__INIT;
     uint8_t id[HX_ID_LEN];
-    hx_id_random(id);
-    hello.version = 1;
-    hello.kind = HANDOFF__KIND__KIND_HELLO;
-    hello.id = (ProtobufCBinaryData){HX_ID_LEN, id};
-    hello.role = HANDOFF__ROLE__ROLE_CLINIC;
-    hello.name = "lakeside";
+    Handoff__Envelope hello = clinic_hello(id);
     Handoff__Envelope *r = ask(nodes[follower].endpoint, &hello);
     cr_assert_not_null(r, "the follower did not answer");
     cr_expect_eq(r->kind, HANDOFF__KIND__KIND_ERROR);
@@ -867,14 +874,8 @@ static bool holds_n(void *arg)
 /* What a node answers a HELLO: the leader it names (ERR_NOT_LEADER), into out. */
 static void leader_named_by(int i, char *out, size_t cap)
 {
-    Handoff__Envelope hello = HANDOFF__ENVELOPE__INIT;
     uint8_t id[HX_ID_LEN];
-    hx_id_random(id);
-    hello.version = 1;
-    hello.kind = HANDOFF__KIND__KIND_HELLO;
-    hello.id = (ProtobufCBinaryData){HX_ID_LEN, id};
-    hello.role = HANDOFF__ROLE__ROLE_CLINIC;
-    hello.name = "lakeside";
+    Handoff__Envelope hello = clinic_hello(id);
     Handoff__Envelope *r = ask(nodes[i].endpoint, &hello);
     cr_assert_not_null(r, "%s did not answer", nodes[i].name);
     cr_assert_eq(r->error_code, HANDOFF__ERROR_CODE__ERR_NOT_LEADER, "%s: %s", nodes[i].name, r->error_text);
