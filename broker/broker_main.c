@@ -130,12 +130,12 @@ static const hx_opt_t options[O_COUNT] = {
     [O_LOG_FORMAT] = {"log-format", HX_OPT_TEXT, "HANDOFF_LOG_FORMAT", "text", 0, 0, "FORMAT",
                       "text, or json: one object per line"},
     [O_CLUSTER] = {"cluster", HX_OPT_TEXT, "HANDOFF_CLUSTER", NULL, 0, 0, "NODES",
-                   "a replicated broker: every node as ID=RAFTHOST:PORT=tcp://HOST:PORT,\ncomma-separated, the "
+                   "a replicated broker: every node as ID=RAFTIP:PORT=tcp://HOST:PORT,\ncomma-separated, the "
                    "same on each node (3 or 5 nodes); needs --node-id\nand --data (Raft's log in DIR/raft)"},
     [O_NODE_ID] = {"node-id", HX_OPT_U32, "HANDOFF_NODE_ID", "0", 0, 1000000, "ID",
                    "with --cluster: which of its nodes this one is"},
     [O_RAFT_BIND] = {"raft-bind", HX_OPT_TEXT, "HANDOFF_RAFT_BIND", NULL, 0, 0, "HOST:PORT",
-                     "with --cluster: listen for the other nodes there rather than at this\nnode's RAFTHOST:PORT "
+                     "with --cluster: listen for the other nodes there rather than at this\nnode's RAFTIP:PORT "
                      "(a container's 0.0.0.0:PORT); the same port"},
     [O_RAFT_ELECTION] = {"raft-election-ms", HX_OPT_U32, "HANDOFF_RAFT_ELECTION_MS", "1000", 100, 60000, "N",
                          "with --cluster: a follower that hears no leader for N to 2N ms\nstands for election"},

@@ -2,6 +2,7 @@
 #include "hx_cluster.h"
 #include "hx_log.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <jansson.h>
 #include <stddef.h>
@@ -1381,13 +1382,13 @@ int hx_cluster_parse_node(const char *text, hx_cluster_node_t *n, char *why, siz
 {
     char el[3 * HX_CLUSTER_ADDR_MAX];
     if (!text || strlen(text) >= sizeof el) {
-        snprintf(why, cap, "'%.80s': not ID=RAFTHOST:PORT=tcp://HOST:PORT", text ? text : "");
+        snprintf(why, cap, "'%.80s': not ID=RAFTIP:PORT=tcp://HOST:PORT", text ? text : "");
         return -1;
     }
     snprintf(el, sizeof el, "%s", text);
     char *eq1 = strchr(el, '='), *eq2 = eq1 ? strchr(eq1 + 1, '=') : NULL;
     if (!eq1 || !eq2) {
-        snprintf(why, cap, "'%.80s': not ID=RAFTHOST:PORT=tcp://HOST:PORT", el);
+        snprintf(why, cap, "'%.80s': not ID=RAFTIP:PORT=tcp://HOST:PORT", el);
         return -1;
     }
     *eq1 = *eq2 = '\0';
@@ -1399,7 +1400,15 @@ int hx_cluster_parse_node(const char *text, hx_cluster_node_t *n, char *why, siz
         return -1;
     }
     if (!host_port_ok(eq1 + 1)) {
-        snprintf(why, cap, "node %llu: '%.80s': the Raft address is HOST:PORT", id, eq1 + 1);
+        snprintf(why, cap, "node %llu: '%.80s': the Raft address is IPV4:PORT", id, eq1 + 1);
+        return -1;
+    }
+    char host[HX_CLUSTER_ADDR_MAX + 1];
+    struct in_addr ip;
+    snprintf(host, sizeof host, "%.*s", (int)(strrchr(eq1 + 1, ':') - (eq1 + 1)), eq1 + 1);
+    if (inet_pton(AF_INET, host, &ip) != 1) {   /* libraft 0.15 parses it with uv_ip4_addr */
+        snprintf(why, cap, "node %llu: '%.80s': the Raft address is IPV4:PORT (the Raft library takes no host "
+                 "names or IPv6 addresses; a container needs a fixed address)", id, eq1 + 1);
         return -1;
     }
     if (strncmp(eq2 + 1, "tcp://", 6) || !host_port_ok(eq2 + 7) || strlen(eq2 + 1) > HX_CLUSTER_ADDR_MAX) {
@@ -1417,7 +1426,7 @@ int hx_cluster_parse(const char *spec, hx_cluster_config_t *cfg, char *why, size
 {
     cfg->n_nodes = 0;
     if (!spec || !*spec) {
-        snprintf(why, cap, "empty: give ID=RAFTHOST:PORT=tcp://HOST:PORT for each node, comma-separated");
+        snprintf(why, cap, "empty: give ID=RAFTIP:PORT=tcp://HOST:PORT for each node, comma-separated");
         return -1;
     }
     char *copy = strdup(spec), *save = NULL;

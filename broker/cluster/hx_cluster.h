@@ -69,10 +69,10 @@ typedef struct {
     void *arg;
 } hx_cluster_config_t;
 
-/* Parses --cluster "ID=RAFTHOST:PORT=tcp://HOST:PORT,..." into cfg->nodes. 0, or -1 with why
+/* Parses --cluster "ID=RAFTIP:PORT=tcp://HOST:PORT,..." into cfg->nodes. 0, or -1 with why
  * naming the element. */
 int hx_cluster_parse(const char *spec, hx_cluster_config_t *cfg, char *why, size_t cap);
-/* One element of it, "ID=RAFTHOST:PORT=tcp://HOST:PORT", into n. 0, or -1 with why. */
+/* One element of it, "ID=RAFTIP:PORT=tcp://HOST:PORT", into n. 0, or -1 with why. */
 int hx_cluster_parse_node(const char *text, hx_cluster_node_t *n, char *why, size_t cap);
 
 /* Starts this node: its Raft log loaded (or, in an empty directory, the configuration of

@@ -590,7 +590,7 @@ int cmd_cluster(cli_t *c, int argc, char **argv)
     bool status = sub && !strcmp(sub, "status") && argc == 1;
     bool change = sub && (!strcmp(sub, "add") || !strcmp(sub, "remove") || !strcmp(sub, "transfer")) && argc == 2;
     if (!status && !change) {
-        fprintf(stderr, "handoff: cluster needs status, add ID=RAFTHOST:PORT=tcp://HOST:PORT, remove ID or transfer "
+        fprintf(stderr, "handoff: cluster needs status, add ID=RAFTIP:PORT=tcp://HOST:PORT, remove ID or transfer "
                         "ID [--wait]%s%s%s (see handoff help cluster)\n",
                 sub ? "; got '" : "", sub ? sub : "", sub ? "'" : "");
         return EXIT_USAGE;

@@ -428,7 +428,7 @@ static const page_t PAGES[] = {
      "  handoff --admin ops dlq list\n"
      "  handoff --admin ops dlq replay 5f0c1e2d3b4a59687766554433221100\n"},
     {"cluster",
-     "usage: handoff [options] cluster status | add ID=RAFTHOST:PORT=tcp://HOST:PORT | remove ID |\n"
+     "usage: handoff [options] cluster status | add ID=RAFTIP:PORT=tcp://HOST:PORT | remove ID |\n"
      "                         transfer ID [--wait]\n"
      "\n"
      "A replicated broker's nodes (handoff-broker --cluster; docs/OPERATIONS.md). status: each node's\n"

@@ -14,7 +14,7 @@ Test(cluster_config, three_nodes_are_read_in_order)
     hx_cluster_config_t cfg = {0};
     char why[300];
     cr_assert_eq(hx_cluster_parse("1=10.0.0.1:7001=tcp://10.0.0.1:5555,2=10.0.0.2:7001=tcp://10.0.0.2:5555,"
-                                  "3=node-3.internal:7001=tcp://node-3.internal:5555",
+                                  "3=10.0.0.3:7001=tcp://node-3.internal:5555",
                                   &cfg, why, sizeof why), 0, "%s", why);
     cr_assert_eq(cfg.n_nodes, 3);
     cr_expect_eq(cfg.nodes[0].id, 1);
@@ -28,16 +28,19 @@ Test(cluster_config, each_refusal_names_the_element)
         const char *spec, *want;
     } bad[] = {
         {"", "empty"},
-        {"1=10.0.0.1:7001", "'1=10.0.0.1:7001': not ID=RAFTHOST:PORT=tcp://HOST:PORT"},
-        {"0=a:1=tcp://a:2", "the node id is a number from 1"},
-        {"x=a:1=tcp://a:2", "'x': the node id is a number from 1"},
-        {"1=a=tcp://a:2", "node 1: 'a': the Raft address is HOST:PORT"},
-        {"1=a:99999=tcp://a:2", "node 1: 'a:99999': the Raft address is HOST:PORT"},
-        {"1=a:1=udp://a:2", "node 1: 'udp://a:2': the client endpoint is tcp://HOST:PORT"},
-        {"1=a:1=tcp://a:2,1=b:1=tcp://b:2", "node 1: its id or an address is another node's too"},
-        {"1=a:1=tcp://a:2,2=a:1=tcp://b:2", "node 2: its id or an address is another node's too"},
-        {"1=a:1=tcp://a:1,2=b:1=tcp://b:1,3=c:1=tcp://c:1,4=d:1=tcp://d:1,5=e:1=tcp://e:1,6=f:1=tcp://f:1,"
-         "7=g:1=tcp://g:1,8=h:1=tcp://h:1", "more than 7 nodes"},
+        {"1=10.0.0.1:7001", "'1=10.0.0.1:7001': not ID=RAFTIP:PORT=tcp://HOST:PORT"},
+        {"1=node-1.internal:7001=tcp://a:2", "node 1: 'node-1.internal:7001': the Raft address is IPV4:PORT (the Raft "
+                                             "library takes no host names"},
+        {"0=10.0.0.1:1=tcp://a:2", "the node id is a number from 1"},
+        {"x=10.0.0.1:1=tcp://a:2", "'x': the node id is a number from 1"},
+        {"1=a=tcp://a:2", "node 1: 'a': the Raft address is IPV4:PORT"},
+        {"1=10.0.0.1:99999=tcp://a:2", "node 1: '10.0.0.1:99999': the Raft address is IPV4:PORT"},
+        {"1=10.0.0.1:1=udp://a:2", "node 1: 'udp://a:2': the client endpoint is tcp://HOST:PORT"},
+        {"1=10.0.0.1:1=tcp://a:2,1=10.0.0.2:1=tcp://b:2", "node 1: its id or an address is another node's too"},
+        {"1=10.0.0.1:1=tcp://a:2,2=10.0.0.1:1=tcp://b:2", "node 2: its id or an address is another node's too"},
+        {"1=10.0.0.1:1=tcp://a:1,2=10.0.0.2:1=tcp://b:1,3=10.0.0.3:1=tcp://c:1,4=10.0.0.4:1=tcp://d:1,"
+         "5=10.0.0.5:1=tcp://e:1,6=10.0.0.6:1=tcp://f:1,7=10.0.0.7:1=tcp://g:1,8=10.0.0.8:1=tcp://h:1",
+         "more than 7 nodes"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         hx_cluster_config_t cfg = {0};
