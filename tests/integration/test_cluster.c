@@ -917,7 +917,10 @@ Test(cluster, nodes_are_added_and_removed_and_the_leadership_moved)
     cr_assert_not_null(op, "%s", opts_err);
     cr_expect_eq(admin_refusal(op, "cluster.add", "4=127.0.0.1=tcp://127.0.0.1:1", why, sizeof why),
                  HANDOFF__ERROR_CODE__ERR_BAD_FIELD);
-    cr_expect(strstr(why, "the Raft address is HOST:PORT"), "%s", why);
+    cr_expect(strstr(why, "the Raft address is IPV4:PORT"), "%s", why);
+    cr_expect_eq(admin_refusal(op, "cluster.add", "4=node-4.internal:7001=tcp://127.0.0.1:1", why, sizeof why),
+                 HANDOFF__ERROR_CODE__ERR_BAD_FIELD);
+    cr_expect(strstr(why, "takes no host names"), "%s", why);
     cr_expect_eq(admin_refusal(op, "cluster.add", "1=127.0.0.1:9=tcp://127.0.0.1:9", why, sizeof why),
                  HANDOFF__ERROR_CODE__ERR_BAD_FIELD);
     cr_expect(strstr(why, "node 1's already"), "%s", why);
