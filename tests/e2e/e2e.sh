@@ -276,8 +276,10 @@ wait_settled() { # clinic, file with one referral id per line, timeout seconds
     sleep 0.5
   done
 }
-all_handoffs() { # every handoff received by every clinic, one JSON object per line
+all_handoffs() { # every handoff received by every clinic, one JSON object per line (a clinic
+  # revoked in step 5 has no key any more, and no handoff after it)
   for c in $(jq -r '.clinics[].id' "$SAMPLE/directory.json"); do
+    [ -f "$K/$c.key" ] || continue
     as "$c" --json handoffs | jq -c --arg c "$c" 'if type == "array" then . else [.[]] | flatten end | .[] | . + {received_by: $c}'
   done
 }
