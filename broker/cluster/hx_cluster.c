@@ -1112,11 +1112,6 @@ void hx_cluster_status(const hx_cluster_t *c, uint64_t mono_ms, hx_cluster_statu
     o->changing = c->change.step != CH_NONE;
 }
 
-const hx_cluster_node_t *hx_cluster_node(const hx_cluster_t *c, size_t i)
-{
-    return i < c->cfg.n_nodes ? &c->cfg.nodes[i] : NULL;
-}
-
 /* ---- membership changes: the operator's, one node at a time, on the leader ---- */
 
 static const struct raft_server *conf_server(const hx_cluster_t *c, uint64_t id)

@@ -114,9 +114,6 @@ typedef struct {
 } hx_cluster_status_t;
 
 void hx_cluster_status(const hx_cluster_t *c, uint64_t now_ms, hx_cluster_status_t *out);
-/* The nodes this node knows (cfg's), for the status page: the i-th, or NULL. */
-const hx_cluster_node_t *hx_cluster_node(const hx_cluster_t *c, size_t i);
-
 /* An operator's membership request (the admin ops, on the serving leader; docs/PROTOCOL.md):
  *   cluster.status               this node's view: the nodes (id, Raft address, client
  *                                endpoint, role), the leader, the term, the change in progress
