@@ -145,7 +145,7 @@ static const hx_opt_t options[O_COUNT] = {
                 "with --cluster: a new node for a running cluster; it waits until the\nleader adds it "
                 "(handoff admin cluster add) rather than starting one"},
     [O_RAFT_SNAPSHOT] = {"raft-snapshot-entries", HX_OPT_U32, "HANDOFF_RAFT_SNAPSHOT_ENTRIES", "1024", 16,
-                         10000000, "N", "with --cluster: a snapshot of the state every N log entries (more\napart while the state outweighs N entries: up to 100 N)"},
+                         10000000, "N", "with --cluster: a snapshot of the state every N log entries"},
 };
 
 typedef struct {

@@ -502,8 +502,6 @@ struct hx_cluster {
     uint64_t lease_until;       /* ms (uv_now): no other leader can exist before then */
     uint64_t seen_leader;
     uint64_t leader_changes, snapshots, committed;
-    uint64_t applied_entries, applied_bytes;    /* since the last snapshot */
-    unsigned snapshot_threshold;                /* entries between snapshots now */
     char leader_client[HX_CLUSTER_ADDR_MAX + 1];
     bool sealed;                /* a data key was given: key holds it */
     uint8_t key[crypto_secretbox_KEYBYTES];
@@ -596,8 +594,6 @@ static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void *
     hx_cluster_t *c = fsm->data;
     uint64_t node = 0, seq = 0;
     *result = NULL;
-    c->applied_entries++;
-    c->applied_bytes += buf->len;
     bool sealed;
     int rc = unseal(c->sealed ? c->key : NULL, buf->base, buf->len, &c->scratch, &sealed);
     if (rc == HX_EDENIED || (rc == HX_EINVAL && sealed)) {
@@ -650,21 +646,6 @@ static int fsm_snapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsign
     *bufs = b;
     *n = 1;
     c->snapshots++;
-    /* A snapshot copies the whole state; taken every --raft-snapshot-entries entries while the
-     * state is large, it would cost more than the entries themselves (a queue of 100,000 held
-     * messages copied and sealed every thousand entries). The next one waits until the entries
-     * since hold about as many bytes as the state (at least --raft-snapshot-entries of them, at
-     * most a hundred times that): snapshot work stays about one byte per byte committed, and a
-     * restart replays at most about the state's size again. */
-    uint64_t avg = c->applied_entries ? c->applied_bytes / c->applied_entries : 0;
-    uint64_t want = avg ? b->len / avg : 0;
-    uint64_t lo = c->cfg.snapshot_entries, hi = (uint64_t)c->cfg.snapshot_entries * 100;
-    unsigned next = (unsigned)(want < lo ? lo : want > hi ? hi : want);
-    if (next != c->snapshot_threshold) {
-        c->snapshot_threshold = next;
-        raft_set_snapshot_threshold(&c->raft, next);
-    }
-    c->applied_entries = c->applied_bytes = 0;
     hx_info("cluster: snapshot of %llu message(s) and %zu settled id(s), %zu bytes", (unsigned long long)c->state.n,
             c->state.dedup_n, b->len);
     return 0;
@@ -1544,7 +1525,6 @@ hx_cluster_t *hx_cluster_start(const hx_cluster_config_t *cfg, char *err, size_t
     raft_set_election_timeout(&c->raft, c->cfg.election_ms);
     raft_set_heartbeat_timeout(&c->raft, c->cfg.heartbeat_ms);
     raft_set_snapshot_threshold(&c->raft, c->cfg.snapshot_entries);
-    c->snapshot_threshold = c->cfg.snapshot_entries;
     raft_set_snapshot_trailing(&c->raft, c->cfg.snapshot_entries / 2 ? c->cfg.snapshot_entries / 2 : 1);
     raft_set_pre_vote(&c->raft, true);
     if (rv == 0)
