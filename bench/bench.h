@@ -63,6 +63,7 @@ typedef struct {
     char dir[512];              /* this run's temporary directory */
     char data[600];             /* the broker's --data */
     char endpoint[128];         /* the broker's, once ready */
+    bool probing;               /* finding a cluster's leader: refusals are expected, not printed */
     char bin[1024];             /* the build directory */
     char src[1024];             /* the source directory */
     bench_proc_t procs[BENCH_MAX_PROCS];

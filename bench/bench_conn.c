@@ -237,13 +237,14 @@ int bench_conn_open(bench_conn_t *c, bench_env_t *e, Handoff__Role role, const c
                 zmq_msg_close(&m);
                 return 0;
             }
-            fprintf(stderr, "%s: HELLO as %s refused: %.*s\n", BENCH_PROG, name, (int)r.text_len,
-                    (const char *)r.text);
+            if (!e->probing)
+                fprintf(stderr, "%s: HELLO as %s refused: %.*s\n", BENCH_PROG, name, (int)r.text_len,
+                        (const char *)r.text);
             break;
         }
     }
     zmq_msg_close(&m);
-    if (!bench_stop && rc >= 0)
+    if (!bench_stop && rc >= 0 && !e->probing)
         fprintf(stderr, "%s: no WELCOME for %s from %s\n", BENCH_PROG, name, e->endpoint);
 fail:
     zmq_close(c->sock);

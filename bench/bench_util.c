@@ -435,7 +435,10 @@ int bench_start_cluster(bench_env_t *e, uint32_t n)
                 continue;
             snprintf(e->endpoint, sizeof e->endpoint, "%.63s", endpoints[i]);
             bench_conn_t c;
-            if (bench_conn_open(&c, e, HANDOFF__ROLE__ROLE_ADMIN, "bench-probe", 0) == 0) {
+            e->probing = true;
+            int probe = bench_conn_open(&c, e, HANDOFF__ROLE__ROLE_ADMIN, "bench-probe", 0);
+            e->probing = false;
+            if (probe == 0) {
                 bench_conn_close(&c);
                 int slot = slot_of(e, pids[i]);
                 if (slot >= 0)

@@ -22,6 +22,9 @@
  *   a_committed_state_survives_a_full_restart
  *                         messages held, dead letters and settled ids are the same after all
  *                         three nodes stop and start again (snapshots included)
+ *   an_idle_cluster_does_not_snapshot_an_unchanged_state_again
+ *                         the leader's lease barriers alone (no message) take no node past a
+ *                         snapshot threshold into another snapshot; a changed state does
  *   a_single_brokers_log_is_not_left_behind
  *                         a node refuses a data directory holding a single broker's log
  *
@@ -56,6 +59,7 @@
 #define LEADER_BOUND_MS 5000
 
 static net_t net;
+static const char *snapshot_entries;    /* --raft-snapshot-entries of the nodes started */
 
 typedef struct {
     int port, raft, http;
@@ -102,6 +106,7 @@ static void setup(void)
     snprintf(endpoints_all, sizeof endpoints_all, "%s,%s", endpoints, nodes[NODES].endpoint);
     relayed = false;
     network_policy = false;
+    snapshot_entries = "256";
     n_nodes = NODES;
     client_list = NULL;
     make_spec();
@@ -139,7 +144,7 @@ static void start_node(int i)
                             "--node-id", id, "--http",
                             http, "--heartbeat-ms", "200", "--max-attempts", "1000", "--backoff-ms", "10",
                             "--backoff-max-ms", "100", "--raft-election-ms", "1000", "--raft-heartbeat-ms", "100",
-                            "--raft-snapshot-entries", "256"};
+                            "--raft-snapshot-entries", snapshot_entries};
     size_t k = 28;
     if (!network_policy) {
         argv[k++] = "--policy";
@@ -792,6 +797,70 @@ Test(cluster, a_committed_state_survives_a_full_restart)
     cr_expect_eq(b->count, 0, "a settled message resubmitted after the restart came back");
     hx_batch_destroy(&b);
     hx_client_destroy(&o);
+}
+
+typedef struct {
+    int node;
+    long at_least;
+    const char *name;
+} metric_wait_t;
+
+static bool metric_reaches(void *arg)
+{
+    metric_wait_t *w = arg;
+    return metric(w->node, w->name) >= w->at_least;
+}
+
+/* An idle leader proposes a lease barrier every heartbeat: entries, so every node passes
+ * --raft-snapshot-entries again and again with nothing changed. Each such snapshot would
+ * write the whole queue again; none is taken (until many thresholds have passed), and a
+ * changed state is snapshotted as before. */
+Test(cluster, an_idle_cluster_does_not_snapshot_an_unchanged_state_again)
+{
+    snapshot_entries = "16";
+    start_all();
+    int leader = wait_leader(-1, 20000);
+    hx_client_t *c = session("lakeside");
+    for (int i = 0; i < 40; i++) {              /* one entry each: past the threshold */
+        hx_msg_t m = message("idle", "x");
+        cr_assert_eq(hx_client_submit(c, &m, 1), 0, "submit %d: %s", i, hx_client_error(c));
+    }
+    for (int i = 0; i < NODES; i++) {
+        metric_wait_t w = {i, 1, "handoff_broker_raft_snapshots_total"};
+        cr_assert(net_wait(metric_reaches, &w, 20000), "%s took no snapshot of 40 entries (logs in %s)",
+                  nodes[i].name, net.dir);
+    }
+    /* two thresholds of barriers: every node's last snapshot holds the last message (the
+     * first may have been taken before the last ones were applied) */
+    long from = metric(leader, "handoff_broker_raft_commit_index");
+    for (int i = 0; i < NODES; i++) {
+        metric_wait_t w = {i, from + 2 * 16, "handoff_broker_raft_applied_index"};
+        cr_assert(net_wait(metric_reaches, &w, 60000), "%s applied no barriers (logs in %s)", nodes[i].name, net.dir);
+    }
+    long before[NODES];
+    for (int i = 0; i < NODES; i++)
+        before[i] = metric(i, "handoff_broker_raft_snapshots_total");
+    /* then four thresholds of barriers alone (one every --raft-heartbeat-ms, 100) */
+    from = metric(leader, "handoff_broker_raft_commit_index");
+    for (int i = 0; i < NODES; i++) {
+        metric_wait_t w = {i, from + 4 * 16, "handoff_broker_raft_applied_index"};
+        cr_assert(net_wait(metric_reaches, &w, 60000), "%s applied no barriers (logs in %s)", nodes[i].name, net.dir);
+    }
+    for (int i = 0; i < NODES; i++)
+        cr_expect_eq(metric(i, "handoff_broker_raft_snapshots_total"), before[i],
+                     "%s snapshotted an unchanged state again (%ld, then %ld)", nodes[i].name, before[i],
+                     metric(i, "handoff_broker_raft_snapshots_total"));
+    /* a changed state: the next threshold takes a snapshot on every node */
+    for (int i = 0; i < 20; i++) {
+        hx_msg_t m = message("idle", "y");
+        cr_assert_eq(hx_client_submit(c, &m, 1), 0, "submit %d: %s", i, hx_client_error(c));
+    }
+    hx_client_destroy(&c);
+    for (int i = 0; i < NODES; i++) {
+        metric_wait_t w = {i, before[i] + 1, "handoff_broker_raft_snapshots_total"};
+        cr_expect(net_wait(metric_reaches, &w, 30000), "%s took no snapshot of a changed state", nodes[i].name);
+    }
+    fetch_all("idle", 60);
 }
 
 /* A data directory where a single broker kept its log: a node of a cluster does not start
