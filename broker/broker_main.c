@@ -536,8 +536,6 @@ static int write_cluster(broker_t *b, hx_buf_t *out)
          "Messages in the replicated state (held: waiting, in flight or dead).", cs.held},
         {"handoff_broker_raft_held_bytes", HX_METRIC_GAUGE, "Bytes of the messages in the replicated state.",
          cs.held_bytes},
-        {"handoff_broker_raft_lease_left_ms", HX_METRIC_GAUGE,
-         "The serving leader's lease still to run, in ms (0 on other nodes).", cs.lease_left_ms},
         {"handoff_broker_raft_nodes", HX_METRIC_GAUGE,
          "Nodes in the Raft configuration this node has (voters and others).", cs.nodes},
         {"handoff_broker_raft_voters", HX_METRIC_GAUGE, "Voters in that configuration: a majority of them commits.",
@@ -547,6 +545,11 @@ static int write_cluster(broker_t *b, hx_buf_t *out)
     };
     for (size_t i = 0; rc == 0 && i < sizeof figures / sizeof figures[0]; i++)
         rc = write_one(out, figures[i].name, figures[i].type, figures[i].help, figures[i].v);
+    if (rc == 0)
+        rc = hx_metrics_write_family(out, "handoff_broker_raft_lease_left_seconds", HX_METRIC_GAUGE,
+                                     "The serving leader's lease still to run (0 on other nodes).") ||
+             hx_metrics_write_f64(out, "handoff_broker_raft_lease_left_seconds", NULL, NULL,
+                                  (double)cs.lease_left_ms / 1000.0);
     return rc ? HX_ENOMEM : 0;
 }
 

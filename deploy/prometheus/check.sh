@@ -8,6 +8,19 @@ build=${1:?usage: check.sh BUILD_DIR}
 command -v promtool >/dev/null || { echo "promtool not found (Debian package prometheus; make deps)"; exit 77; }
 
 promtool check config "$here/prometheus.yml"
+promtool check config "$here/prometheus-ha.yml"
+# the HA file is prometheus.yml with the broker's job scraping three nodes: nothing else differs
+python3 - "$here/prometheus.yml" "$here/prometheus-ha.yml" <<'PY' ||
+import sys, yaml
+one, ha = (yaml.safe_load(open(f)) for f in sys.argv[1:])
+want = [{"targets": [t], "labels": {"program": "handoff-broker", "node": n}}
+        for t, n in (("broker:9100", "1"), ("broker2:9100", "2"), ("broker3:9100", "3"))]
+for job in one["scrape_configs"]:
+    if job["job_name"] == "handoff-broker":
+        job["static_configs"] = want
+sys.exit(0 if one == ha else 1)
+PY
+    { echo "prometheus-ha.yml differs from prometheus.yml in more than the broker's three nodes" >&2; exit 1; }
 promtool check rules "$here/alerts.yml"
 
 work=$(mktemp -d)
@@ -57,7 +70,13 @@ port_of() {
 # no broker behind it (its mailbox is simply down)
 "$build/services/web/handoff-web" serve --listen 127.0.0.1:0 --broker tcp://127.0.0.1:1 --home "$work/web" \
     --accounts "$work/web-accounts.db" --clinics "northpoint=unused.key" >"$work/web.out" 2>"$work/web.log" & pids+=($!)
+# a node of a replicated broker (a cluster of one): the handoff_broker_raft_* metrics
+raft_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+"$build/broker/handoff-broker" --plain-tcp-for-tests --bind "tcp://127.0.0.1:*" --data "$work/node" \
+    --cluster "1=127.0.0.1:$raft_port=tcp://127.0.0.1:1" --node-id 1 \
+    --http 127.0.0.1:0 2>"$work/node.log" & pids+=($!)
 bport=$(port_of "$work/broker.log")
+nport=$(port_of "$work/node.log")
 sport=$(port_of "$work/intake.log")
 cport=$(port_of "$work/scheduling.log")
 wport=""
@@ -67,10 +86,13 @@ for _ in $(seq 300); do
 done
 [ -n "$wport" ] || { echo "handoff-web did not start:" >&2; cat "$work/web.log" >&2; exit 1; }
 wait_get "$bport" /metrics
+wait_get "$nport" /metrics
 wait_get "$sport" /metrics
 wait_get "$cport" /metrics
 wait_get "$wport" /metrics
 get "$bport" /metrics >"$work/metrics.txt"
+get "$nport" /metrics >>"$work/metrics.txt"
+get "$nport" /metrics | promtool check metrics
 get "$sport" /metrics >>"$work/metrics.txt"
 get "$cport" /metrics >>"$work/metrics.txt"
 get "$wport" /metrics >>"$work/metrics.txt"

@@ -4,6 +4,7 @@
 #include "harness.h"
 
 #include <criterion/criterion.h>
+#include <dirent.h>
 #include <stdarg.h>
 #include <signal.h>
 #include <stdio.h>
@@ -329,4 +330,35 @@ int64_t net_mono_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+bool net_dir_holds(const char *dir, const void *needle, size_t n)
+{
+    DIR *d = opendir(dir);
+    cr_assert_not_null(d, "%s", dir);
+    struct dirent *de;
+    bool found = false;
+    while (!found && (de = readdir(d))) {
+        if (de->d_name[0] == '.')
+            continue;
+        char p[1200];
+        snprintf(p, sizeof p, "%s/%s", dir, de->d_name);
+        struct stat st;
+        if (lstat(p, &st) != 0)
+            continue;
+        if (S_ISDIR(st.st_mode)) {
+            found = net_dir_holds(p, needle, n);
+            continue;
+        }
+        FILE *f = S_ISREG(st.st_mode) ? fopen(p, "rb") : NULL;
+        if (!f)
+            continue;
+        char *data = st.st_size ? malloc((size_t)st.st_size) : NULL;
+        size_t len = data ? fread(data, 1, (size_t)st.st_size, f) : 0;
+        fclose(f);
+        found = data && memmem(data, len, needle, n) != NULL;
+        free(data);
+    }
+    closedir(d);
+    return found;
 }

@@ -92,5 +92,7 @@ void net_nap_ms(long ms);
 int64_t net_mono_ms(void);
 /* True when the file exists. */
 bool net_file_exists(const char *path);
+/* Whether any file under dir (and its subfolders) holds the n bytes of needle. */
+bool net_dir_holds(const char *dir, const void *needle, size_t n);
 
 #endif

@@ -60,6 +60,7 @@
 
 static net_t net;
 static const char *snapshot_entries;    /* --raft-snapshot-entries of the nodes started */
+static char data_key[700];              /* the nodes' --data-key, or "" */
 
 typedef struct {
     int port, raft, http;
@@ -107,6 +108,7 @@ static void setup(void)
     relayed = false;
     network_policy = false;
     snapshot_entries = "256";
+    data_key[0] = '\0';
     n_nodes = NODES;
     client_list = NULL;
     make_spec();
@@ -153,6 +155,10 @@ static void start_node(int i)
     if (relayed) {
         argv[k++] = "--raft-bind";
         argv[k++] = bind;
+    }
+    if (data_key[0]) {
+        argv[k++] = "--data-key";
+        argv[k++] = data_key;
     }
     if (i == NODES)
         argv[k++] = "--join";           /* the newcomer waits to be added */
@@ -222,6 +228,18 @@ static bool leader_cond(void *arg)
     leader_wait_t *w = arg;
     w->found = serving();
     return w->found >= 0 && w->found != w->not;
+}
+
+typedef struct {
+    int node;
+    long at_least;
+    const char *name;
+} metric_wait_t;
+
+static bool metric_reaches(void *arg)
+{
+    metric_wait_t *w = arg;
+    return metric(w->node, w->name) >= w->at_least;
 }
 
 /* Waits up to ms for a serving leader other than `not`; its index. */
@@ -768,14 +786,25 @@ Test(cluster, the_pipeline_goes_on_through_a_leader_change)
 
 Test(cluster, a_committed_state_survives_a_full_restart)
 {
+    /* with a data key: the entries, and the snapshots made on a worker thread, are sealed */
+    snprintf(data_key, sizeof data_key, "%s/data.key", net.dir);
+    FILE *kf = fopen(data_key, "w");
+    cr_assert_not_null(kf);
+    fprintf(kf, "%064d\n", 7);
+    fclose(kf);
+    chmod(data_key, 0600);
     start_all();
     wait_leader(-1, 20000);
     hx_client_t *c = session("lakeside");
-    char payloads[300][8];
+    char payloads[300][16];
     for (int i = 0; i < 300; i++) {               /* past --raft-snapshot-entries: a snapshot */
-        snprintf(payloads[i], sizeof payloads[i], "%d", i);
+        snprintf(payloads[i], sizeof payloads[i], "Okafor-%03d", i);
         hx_msg_t m = message(i % 2 ? "odd" : "even", payloads[i]);
         cr_assert_eq(hx_client_submit(c, &m, 1), 0, "submit %d: %s", i, hx_client_error(c));
+    }
+    for (int i = 0; i < NODES; i++) {
+        metric_wait_t w = {i, 1, "handoff_broker_raft_snapshots_total"};
+        cr_assert(net_wait(metric_reaches, &w, 20000), "%s took no snapshot of 300 entries", nodes[i].name);
     }
     /* a message settled before the restart: its id stays known (resubmitting it adds nothing) */
     hx_msg_t once = message("once", "1");
@@ -797,18 +826,9 @@ Test(cluster, a_committed_state_survives_a_full_restart)
     cr_expect_eq(b->count, 0, "a settled message resubmitted after the restart came back");
     hx_batch_destroy(&b);
     hx_client_destroy(&o);
-}
-
-typedef struct {
-    int node;
-    long at_least;
-    const char *name;
-} metric_wait_t;
-
-static bool metric_reaches(void *arg)
-{
-    metric_wait_t *w = arg;
-    return metric(w->node, w->name) >= w->at_least;
+    /* no body in clear in any node's log or snapshots */
+    for (int i = 0; i < NODES; i++)
+        cr_expect_not(net_dir_holds(nodes[i].dir, "Okafor-", 7), "%s keeps a body in clear", nodes[i].name);
 }
 
 /* An idle leader proposes a lease barrier every heartbeat: entries, so every node passes

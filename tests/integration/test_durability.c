@@ -1329,31 +1329,6 @@ static void write_key(const char *path, char c)
     write_file(path, line, 65);
 }
 
-/* Whether any file under d (and its subfolders) holds needle. */
-static bool dir_holds(const char *d, const char *needle, size_t n)
-{
-    DIR *dd = opendir(d);
-    cr_assert_not_null(dd, "%s", d);
-    struct dirent *de;
-    bool found = false;
-    while (!found && (de = readdir(dd))) {
-        if (de->d_name[0] == '.')
-            continue;
-        char p[1200];
-        snprintf(p, sizeof p, "%s/%s", d, de->d_name);
-        if (de->d_type == DT_DIR) {
-            found = dir_holds(p, needle, n);
-            continue;
-        }
-        size_t len;
-        char *data = read_file(p, &len);
-        found = memmem(data, len, needle, n) != NULL;
-        free(data);
-    }
-    closedir(dd);
-    return found;
-}
-
 /* handoff-broker --rekey: a stopped broker's log sealed anew. Every message held is served
  * with the new key (and goes on after a kill -9), the old key no longer opens the log, no
  * byte the old key sealed is left; refused while the broker runs, and with the wrong old key. */
@@ -1377,7 +1352,7 @@ Test(durability, rekey_seals_every_held_message_anew)
     char old_bytes[48];
     memcpy(old_bytes, sealed + len / 2, sizeof old_bytes);
     free(sealed);
-    cr_assert(dir_holds(data_dir, old_bytes, sizeof old_bytes), "the positive control");
+    cr_assert(net_dir_holds(data_dir, old_bytes, sizeof old_bytes), "the positive control");
 
     const char *wrong[] = {"--rekey", "--data-key", key_c, "--new-data-key", key_b, NULL};
     cr_assert_eq(broker_to_exit(wrong, out, sizeof out), 1, "%s", out);
@@ -1390,7 +1365,7 @@ Test(durability, rekey_seals_every_held_message_anew)
 
     cr_assert_eq(broker_to_exit(rekey, out, sizeof out), 0, "%s", out);
     cr_expect(strstr(out, "Sealed 20 message(s)"), "%s", out);
-    cr_assert_not(dir_holds(data_dir, old_bytes, sizeof old_bytes), "no byte the old key sealed is left");
+    cr_assert_not(net_dir_holds(data_dir, old_bytes, sizeof old_bytes), "no byte the old key sealed is left");
     cr_assert_eq(broker_to_exit(with_a, out, sizeof out), 1, "the old key: %s", out);
     cr_expect(strstr(out, "does not open with this data key"), "%s", out);
 
