@@ -14,6 +14,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <signal.h>
+#include <sodium.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -175,6 +176,8 @@ typedef struct {
     hx_cluster_t *cluster;
     hx_router_config_t rcfg;    /* what each router it serves with is made from */
     hx_buf_t refusal;
+    uint8_t raft_peer_key[32];  /* --cluster: what the nodes prove to each other (see open_router) */
+    const char *raft_peer_key_from;     /* NULL: none */
 } broker_t;
 
 /* Group commit latency, 50 us .. 2.5 s: one fdatasync is ~150 us on a good disk. */
@@ -542,6 +545,8 @@ static int write_cluster(broker_t *b, hx_buf_t *out)
          cs.voters},
         {"handoff_broker_raft_membership_change", HX_METRIC_GAUGE,
          "1 while an operator's membership change runs (on the leader).", cs.changing},
+        {"handoff_broker_raft_peers_refused_total", HX_METRIC_COUNTER,
+         "Raft connections closed because the other end did not prove the nodes' key.", cs.peers_refused},
     };
     for (size_t i = 0; rc == 0 && i < sizeof figures / sizeof figures[0]; i++)
         rc = write_one(out, figures[i].name, figures[i].type, figures[i].help, figures[i].v);
@@ -918,6 +923,20 @@ static int open_router(broker_t *b, hx_router_config_t *cfg, const hx_opt_val_t 
                                   .election_ms = v[O_RAFT_ELECTION].u32, .heartbeat_ms = v[O_RAFT_HEARTBEAT].u32,
                                   .snapshot_entries = v[O_RAFT_SNAPSHOT].u32, .dedup_window = cfg->dedup_window,
                                   .key = data_key ? key : NULL, .on_serving = on_serving, .arg = b};
+        /* Raft's connections: used only between nodes that prove a key every node has. Derived
+         * from the broker's CURVE secret (the nodes share it), else from the data key */
+        static const char label[] = "handoff raft peers 1";
+        if (!b->raft_peer_key_from && data_key) {
+            crypto_generichash(b->raft_peer_key, 32, (const unsigned char *)label, sizeof label - 1, key, 32);
+            b->raft_peer_key_from = "--data-key";
+        }
+        cc.peer_key = b->raft_peer_key_from ? b->raft_peer_key : NULL;
+        if (b->raft_peer_key_from)
+            hx_info("cluster: Raft's connections are used only between nodes that prove a key derived from %s",
+                    b->raft_peer_key_from);
+        else
+            hx_warn("cluster: Raft's connections are not authenticated (plain TCP for tests, no --data-key): any "
+                    "process that reaches the Raft port can speak Raft");
         if (hx_cluster_parse(v[O_CLUSTER].text, &cc, err, sizeof err) != 0) {
             fprintf(stderr, "handoff-broker: --cluster: %s\n", err);
             return -1;
@@ -1069,6 +1088,7 @@ static void broker_close(broker_t *b)
 {
     hx_http_stop(&b->http);                     /* before the loop's handles close */
     hx_cluster_stop(&b->cluster);               /* its router first, then Raft's own handles */
+    sodium_memzero(b->raft_peer_key, sizeof b->raft_peer_key);
     hx_buf_free(&b->refusal);
     if (b->sock_watched)
         hx_zuv_close(&b->zuv, NULL);
@@ -1174,6 +1194,13 @@ int main(int argc, char **argv)
     cfg.policy = b.policy;
     uv_loop_init(&b.loop);
     b.zctx = zmq_ctx_new();
+    uint8_t raw_sec[32];
+    if (server_sec[0] && zmq_z85_decode(raw_sec, server_sec)) {
+        static const char label[] = "handoff raft peers 1";
+        crypto_generichash(b.raft_peer_key, 32, (const unsigned char *)label, sizeof label - 1, raw_sec, 32);
+        b.raft_peer_key_from = "--curve-secret";
+        sodium_memzero(raw_sec, sizeof raw_sec);
+    }
     b.allow = allow_list;
     b.allow_path = v[O_ALLOW].text;
     b.revoked_path = v[O_REVOKED].text;

@@ -571,6 +571,12 @@ struct hx_cluster {
     struct raft_uv_transport tcp;           /* libraft's own TCP transport */
     raft_uv_accept_cb accept_cb;
     raft_uv_transport_close_cb close_cb;
+    bool authenticated;                     /* peer_key holds the nodes' key */
+    uint8_t peer_key[32];
+    struct peer_auth *auths;                /* handshakes in progress */
+    size_t auth_live;                       /* handshake records not freed yet (writes, timers) */
+    bool tcp_closed;                        /* the inner transport closed (close_cb pending) */
+    uint64_t peers_refused, auth_warned_at;
     struct raft_fsm fsm;
     bool started, closed;
     state_t state;
@@ -676,15 +682,46 @@ static void renew_lease(hx_cluster_t *c, uint64_t issued)
 
 /* ---- the Raft transport ----
  *
- * libraft's TCP transport, with one change: every connection it makes or accepts has
- * TCP_NODELAY set. libraft 0.15 leaves Nagle's algorithm on, so an AppendEntries of one small
- * entry, or its reply, waited for the acknowledgement of the one before (measured: a
- * follower's reply reached the leader 7.7 ms after the request at p50, of which the
- * follower's own append took 2.1 ms). The wrapper forwards the four calls and sets the
- * option on each stream before libraft's I/O gets it. */
+ * libraft's TCP transport, wrapped. Every connection it makes or accepts gets TCP_NODELAY
+ * (libraft 0.15 leaves Nagle's algorithm on, so an AppendEntries of one small entry, or its
+ * reply, waited for the acknowledgement of the one before: a follower's reply reached the
+ * leader 7.7 ms after the request at p50, of which the follower's own append took 2.1 ms).
+ *
+ * With a peer key (every node has it: derived from the broker's CURVE secret), a connection is
+ * handed to libraft only after both ends proved they hold it, right after libraft's own
+ * handshake (the connecting node's id and address):
+ *   acceptor -> connector  "HXRA", a random challenge NA (32 bytes)
+ *   connector -> acceptor  a random challenge NC (32), then MAC("C", NA, NC, its id)
+ *   acceptor -> connector  MAC("A", NA, NC)
+ * MAC is BLAKE2b-256 keyed with the peer key over "handoff-raft-peer-1" and those fields (the
+ * id as u64 little-endian). Each side reads exactly what the other sends before answering, so
+ * no byte of Raft's own traffic is read here. A side that sees anything else, or nothing for
+ * 5 s, closes the connection (libraft connects again later). A node without the key cannot
+ * speak Raft to the cluster, nor receive what the cluster sends. */
 
 #define TRANSPORT_OF(inner) ((hx_cluster_t *)((char *)(inner) - offsetof(hx_cluster_t, tcp)))
 #define CLUSTER_OF(outer) ((hx_cluster_t *)((char *)(outer) - offsetof(hx_cluster_t, transport)))
+#define AUTH_MS 5000
+static const char auth_magic[4] = {'H', 'X', 'R', 'A'};
+
+typedef struct peer_auth {
+    hx_cluster_t *c;
+    struct peer_auth *prev, *next;
+    struct uv_stream_s *stream;     /* libraft's handle; ours until handed over or closed */
+    uv_timer_t timer;
+    bool accepting;                 /* this node accepted the connection (else it connected) */
+    int step;
+    raft_id id;                     /* the node at the other end (as it said, or as we dialled) */
+    char address[HX_CLUSTER_ADDR_MAX + 1];
+    struct raft_uv_connect *outer;  /* connecting: libraft's request and callback */
+    raft_uv_connect_cb cb;
+    uint8_t na[32], nc[32];
+    uint8_t in[64];
+    size_t want, got;
+    uint8_t out1[64], out2[32];
+    uv_write_t w1, w2;
+    int refs;                       /* the timer's close and each write in flight */
+} peer_auth_t;
 
 static void nodelay(struct uv_stream_s *stream)
 {
@@ -692,10 +729,248 @@ static void nodelay(struct uv_stream_s *stream)
         uv_tcp_nodelay((uv_tcp_t *)stream, 1);
 }
 
+static void peer_mac(const hx_cluster_t *c, char role, const uint8_t na[32], const uint8_t nc[32], const raft_id *id,
+                     uint8_t out[32])
+{
+    static const char label[] = "handoff-raft-peer-1";
+    crypto_generichash_state st;
+    crypto_generichash_init(&st, c->peer_key, sizeof c->peer_key, 32);
+    crypto_generichash_update(&st, (const unsigned char *)label, sizeof label - 1);
+    crypto_generichash_update(&st, (const unsigned char *)&role, 1);
+    crypto_generichash_update(&st, na, 32);
+    crypto_generichash_update(&st, nc, 32);
+    if (id) {
+        uint8_t le[8];
+        set_u64(le, *id);
+        crypto_generichash_update(&st, le, 8);
+    }
+    crypto_generichash_final(&st, out, 32);
+}
+
+static void maybe_closed(hx_cluster_t *c)
+{
+    if (c->tcp_closed && !c->auth_live && c->close_cb) {
+        raft_uv_transport_close_cb cb = c->close_cb;
+        c->close_cb = NULL;
+        cb(&c->transport);
+    }
+}
+
+static void auth_unref(peer_auth_t *pa)
+{
+    if (--pa->refs > 0)
+        return;
+    hx_cluster_t *c = pa->c;
+    free(pa);
+    c->auth_live--;
+    maybe_closed(c);
+}
+
+static void auth_timer_closed(uv_handle_t *h)
+{
+    auth_unref(h->data);
+}
+
+static void stream_closed(uv_handle_t *h)
+{
+    raft_free(h);                   /* libraft allocated it (raft_malloc) */
+}
+
+/* The handshake is over: the entry removed, the timer closed; pa goes when its writes are done. */
+static void auth_end(peer_auth_t *pa)
+{
+    hx_cluster_t *c = pa->c;
+    if (pa->prev)
+        pa->prev->next = pa->next;
+    else
+        c->auths = pa->next;
+    if (pa->next)
+        pa->next->prev = pa->prev;
+    pa->prev = pa->next = NULL;
+    uv_timer_stop(&pa->timer);
+    uv_close((uv_handle_t *)&pa->timer, auth_timer_closed);
+}
+
+/* The other end did not prove the key (why), or the transport closes (status RAFT_CANCELED):
+ * the connection closed, a connecting request answered. */
+static void auth_fail(peer_auth_t *pa, int status, const char *why)
+{
+    hx_cluster_t *c = pa->c;
+    if (status != RAFT_CANCELED) {
+        c->peers_refused++;
+        uint64_t now = uv_now(c->loop);
+        if (!c->auth_warned_at || now - c->auth_warned_at >= 10000) {   /* one line per 10 s at most */
+            c->auth_warned_at = now;
+            hx_warn("cluster: a Raft connection %s node %llu (%s) closed: %s (%llu so far; every node needs the "
+                    "same --curve-secret)", pa->accepting ? "from" : "to", (unsigned long long)pa->id, pa->address,
+                    why, (unsigned long long)c->peers_refused);
+        }
+    }
+    uv_read_stop(pa->stream);
+    pa->stream->data = NULL;
+    uv_close((uv_handle_t *)pa->stream, stream_closed);
+    struct raft_uv_connect *outer = pa->outer;
+    raft_uv_connect_cb cb = pa->cb;
+    auth_end(pa);
+    if (!pa->accepting && cb)
+        cb(outer, NULL, status == RAFT_CANCELED ? RAFT_CANCELED : RAFT_NOCONNECTION);
+}
+
+static void auth_written(uv_write_t *w, int status)
+{
+    (void)status;                   /* a failed write shows as a failed read or the timeout */
+    auth_unref(w->data);
+}
+
+static int auth_write(peer_auth_t *pa, uv_write_t *w, uint8_t *bytes, size_t n)
+{
+    uv_buf_t buf = uv_buf_init((char *)bytes, (unsigned)n);
+    w->data = pa;
+    int rv = uv_write(w, pa->stream, &buf, 1, auth_written);
+    if (rv == 0)
+        pa->refs++;
+    return rv;
+}
+
+static void auth_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    (void)suggested;
+    peer_auth_t *pa = h->data;
+    *buf = uv_buf_init((char *)pa->in + pa->got, (unsigned)(pa->want - pa->got));
+}
+
+static void auth_step(peer_auth_t *pa);
+
+static void auth_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
+{
+    (void)buf;
+    peer_auth_t *pa = stream->data;
+    if (nread == 0)
+        return;
+    if (nread < 0) {
+        auth_fail(pa, 0, nread == UV_EOF ? "it closed the connection during the handshake" : uv_strerror((int)nread));
+        return;
+    }
+    pa->got += (size_t)nread;
+    if (pa->got == pa->want)
+        auth_step(pa);
+}
+
+static void auth_expect(peer_auth_t *pa, size_t n)
+{
+    pa->want = n;
+    pa->got = 0;
+}
+
+/* The next step once pa->want bytes are in. */
+static void auth_step(peer_auth_t *pa)
+{
+    hx_cluster_t *c = pa->c;
+    uint8_t mac[32];
+    if (pa->accepting) {                        /* NC and the connector's MAC are in */
+        memcpy(pa->nc, pa->in, 32);
+        peer_mac(c, 'C', pa->na, pa->nc, &pa->id, mac);
+        if (sodium_memcmp(mac, pa->in + 32, 32) != 0) {
+            auth_fail(pa, 0, "it did not prove the cluster's key");
+            return;
+        }
+        peer_mac(c, 'A', pa->na, pa->nc, NULL, pa->out2);
+        if (auth_write(pa, &pa->w2, pa->out2, 32) != 0) {
+            auth_fail(pa, 0, "the answer could not be written");
+            return;
+        }
+        uv_read_stop(pa->stream);
+        struct uv_stream_s *stream = pa->stream;
+        raft_id id = pa->id;
+        char address[sizeof pa->address];
+        memcpy(address, pa->address, sizeof address);
+        auth_end(pa);
+        c->accept_cb(&c->transport, id, address, stream);
+        return;
+    }
+    if (pa->step == 0) {                        /* "HXRA" and NA are in */
+        if (memcmp(pa->in, auth_magic, 4) != 0) {
+            auth_fail(pa, 0, "it does not authenticate its peers (an older version?)");
+            return;
+        }
+        memcpy(pa->na, pa->in + 4, 32);
+        randombytes_buf(pa->nc, 32);
+        memcpy(pa->out1, pa->nc, 32);
+        peer_mac(c, 'C', pa->na, pa->nc, &(raft_id){c->cfg.self}, pa->out1 + 32);
+        if (auth_write(pa, &pa->w1, pa->out1, 64) != 0) {
+            auth_fail(pa, 0, "the answer could not be written");
+            return;
+        }
+        pa->step = 1;
+        auth_expect(pa, 32);
+        return;
+    }
+    peer_mac(c, 'A', pa->na, pa->nc, NULL, mac);   /* the acceptor's MAC is in */
+    if (sodium_memcmp(mac, pa->in, 32) != 0) {
+        auth_fail(pa, 0, "it did not prove the cluster's key");
+        return;
+    }
+    uv_read_stop(pa->stream);
+    struct uv_stream_s *stream = pa->stream;
+    struct raft_uv_connect *outer = pa->outer;
+    raft_uv_connect_cb cb = pa->cb;
+    auth_end(pa);
+    cb(outer, stream, 0);
+}
+
+static void auth_timeout(uv_timer_t *t)
+{
+    auth_fail(t->data, 0, "no answer to the handshake within 5 s");
+}
+
+/* A handshake begun on stream (libraft's handshake done). 0, or -1 (nothing begun). */
+static int auth_begin(hx_cluster_t *c, struct uv_stream_s *stream, bool accepting, raft_id id, const char *address,
+                      struct raft_uv_connect *outer, raft_uv_connect_cb cb)
+{
+    peer_auth_t *pa = calloc(1, sizeof *pa);
+    if (!pa)
+        return -1;
+    pa->c = c;
+    pa->stream = stream;
+    pa->accepting = accepting;
+    pa->id = id;
+    snprintf(pa->address, sizeof pa->address, "%s", address ? address : "?");
+    pa->outer = outer;
+    pa->cb = cb;
+    pa->refs = 1;                               /* the timer's close */
+    c->auth_live++;
+    uv_timer_init(c->loop, &pa->timer);
+    pa->timer.data = pa;
+    stream->data = pa;
+    pa->next = c->auths;
+    if (c->auths)
+        c->auths->prev = pa;
+    c->auths = pa;
+    uv_timer_start(&pa->timer, auth_timeout, AUTH_MS, 0);
+    if (accepting) {
+        randombytes_buf(pa->na, 32);
+        memcpy(pa->out1, auth_magic, 4);
+        memcpy(pa->out1 + 4, pa->na, 32);
+        if (auth_write(pa, &pa->w1, pa->out1, 36) != 0) {
+            auth_fail(pa, 0, "the challenge could not be written");
+            return 0;
+        }
+        auth_expect(pa, 64);
+    } else {
+        auth_expect(pa, 36);
+    }
+    if (uv_read_start(stream, auth_alloc, auth_read) != 0)
+        auth_fail(pa, 0, "the connection could not be read");
+    return 0;
+}
+
 typedef struct {
     struct raft_uv_connect inner;
+    hx_cluster_t *c;
     struct raft_uv_connect *outer;
     raft_uv_connect_cb cb;
+    raft_id id;
+    char address[HX_CLUSTER_ADDR_MAX + 1];
 } tcp_connect_t;
 
 static int tcp_init(struct raft_uv_transport *t, raft_id id, const char *address)
@@ -708,7 +983,14 @@ static void tcp_accepted(struct raft_uv_transport *inner, raft_id id, const char
 {
     hx_cluster_t *c = TRANSPORT_OF(inner);
     nodelay(stream);
-    c->accept_cb(&c->transport, id, address, stream);
+    if (!c->authenticated) {
+        c->accept_cb(&c->transport, id, address, stream);
+        return;
+    }
+    if (auth_begin(c, stream, true, id, address, NULL, NULL) != 0) {
+        stream->data = NULL;
+        uv_close((uv_handle_t *)stream, stream_closed);
+    }
 }
 
 static int tcp_listen(struct raft_uv_transport *t, raft_uv_accept_cb cb)
@@ -721,12 +1003,27 @@ static int tcp_listen(struct raft_uv_transport *t, raft_uv_accept_cb cb)
 static void tcp_connected(struct raft_uv_connect *req, struct uv_stream_s *stream, int status)
 {
     tcp_connect_t *w = req->data;
+    hx_cluster_t *c = w->c;
     struct raft_uv_connect *outer = w->outer;
     raft_uv_connect_cb cb = w->cb;
+    raft_id id = w->id;
+    char address[sizeof w->address];
+    memcpy(address, w->address, sizeof address);
     free(w);
-    if (status == 0)
-        nodelay(stream);
-    cb(outer, stream, status);
+    if (status != 0) {
+        cb(outer, stream, status);
+        return;
+    }
+    nodelay(stream);
+    if (!c->authenticated || c->tcp_closed) {
+        cb(outer, stream, 0);
+        return;
+    }
+    if (auth_begin(c, stream, false, id, address, outer, cb) != 0) {
+        stream->data = NULL;
+        uv_close((uv_handle_t *)stream, stream_closed);
+        cb(outer, NULL, RAFT_NOMEM);
+    }
 }
 
 static int tcp_connect(struct raft_uv_transport *t, struct raft_uv_connect *req, raft_id id, const char *address,
@@ -737,8 +1034,11 @@ static int tcp_connect(struct raft_uv_transport *t, struct raft_uv_connect *req,
     if (!w)
         return RAFT_NOMEM;
     w->inner.data = w;
+    w->c = c;
     w->outer = req;
     w->cb = cb;
+    w->id = id;
+    snprintf(w->address, sizeof w->address, "%s", address);
     req->cb = cb;
     int rv = c->tcp.connect(&c->tcp, &w->inner, id, address, tcp_connected);
     if (rv != 0)
@@ -749,14 +1049,18 @@ static int tcp_connect(struct raft_uv_transport *t, struct raft_uv_connect *req,
 static void tcp_closed(struct raft_uv_transport *inner)
 {
     hx_cluster_t *c = TRANSPORT_OF(inner);
-    if (c->close_cb)
-        c->close_cb(&c->transport);
+    c->tcp_closed = true;
+    maybe_closed(c);
 }
 
+/* Closing: the handshakes in progress end (a connecting one is answered RAFT_CANCELED), then
+ * libraft's transport closes; libraft is told when both are done. */
 static void tcp_close(struct raft_uv_transport *t, raft_uv_transport_close_cb cb)
 {
     hx_cluster_t *c = CLUSTER_OF(t);
     c->close_cb = cb;
+    while (c->auths)
+        auth_fail(c->auths, RAFT_CANCELED, "closing");
     c->tcp.close(&c->tcp, tcp_closed);
 }
 
@@ -1313,6 +1617,7 @@ void hx_cluster_status(const hx_cluster_t *c, uint64_t mono_ms, hx_cluster_statu
     o->held_bytes = c->state.bytes;
     o->dedup = c->state.dedup_n;
     o->snapshots = c->snapshots;
+    o->peers_refused = c->peers_refused;
     o->committed = c->committed;
     uint64_t now = uv_now(c->loop);
     o->lease_left_ms = c->serving && c->lease_until > now ? c->lease_until - now : 0;
@@ -1691,6 +1996,11 @@ hx_cluster_t *hx_cluster_start(const hx_cluster_config_t *cfg, char *err, size_t
         c->sealed = true;
         c->cfg.key = NULL;
     }
+    if (cfg->peer_key) {
+        memcpy(c->peer_key, cfg->peer_key, sizeof c->peer_key);
+        c->authenticated = true;
+        c->cfg.peer_key = NULL;
+    }
     if (!c->cfg.election_ms)
         c->cfg.election_ms = 1000;
     if (!c->cfg.heartbeat_ms)
@@ -1812,6 +2122,7 @@ void hx_cluster_stop(hx_cluster_t **self_p)
         sodium_memzero(c->scratch.data, c->scratch.cap);
     hx_buf_free(&c->scratch);
     sodium_memzero(c->key, sizeof c->key);
+    sodium_memzero(c->peer_key, sizeof c->peer_key);
     free(c);
     *self_p = NULL;
 }

@@ -63,6 +63,9 @@ typedef struct {
     uint32_t dedup_window;      /* the router's: ids kept in the replicated window */
     const uint8_t *key;         /* NULL, or 32 bytes (--data-key): entries and snapshots are sealed
                                    with it (XSalsa20-Poly1305) on disk and between the nodes */
+    const uint8_t *peer_key;    /* NULL, or 32 bytes every node has (derived from the broker's CURVE
+                                   secret): a Raft connection is used only once both ends proved
+                                   they hold it (a challenge and response each way) */
     /* Told on the loop when this node starts serving (true: build a router on
      * hx_cluster_store) or must stop at once (false: drop the router and its store). */
     void (*on_serving)(void *arg, bool serving);
@@ -111,6 +114,7 @@ typedef struct {
     uint64_t lease_left_ms;     /* the leader's lease still to run */
     uint64_t nodes, voters;     /* in the Raft configuration this node has */
     bool changing;              /* an operator's membership change is in progress (on the leader) */
+    uint64_t peers_refused;     /* Raft connections closed: the other end did not prove the key */
 } hx_cluster_status_t;
 
 void hx_cluster_status(const hx_cluster_t *c, uint64_t now_ms, hx_cluster_status_t *out);

@@ -25,6 +25,11 @@
  *   an_idle_cluster_does_not_snapshot_an_unchanged_state_again
  *                         the leader's lease barriers alone (no message) take no node past a
  *                         snapshot threshold into another snapshot; a changed state does
+ *   a_stranger_cannot_speak_raft
+ *                         with a key the nodes share: a connection to a Raft port that does
+ *                         not answer the node's challenge with that key is closed and counted;
+ *                         a node started with another key is kept out (the two others serve
+ *                         on), and with the right key it catches up
  *   a_single_brokers_log_is_not_left_behind
  *                         a node refuses a data directory holding a single broker's log
  *
@@ -419,6 +424,15 @@ static void start_all(void)
         start_node(i);
 }
 
+static void write_data_key(const char *path, int digit)
+{
+    FILE *kf = fopen(path, "w");
+    cr_assert_not_null(kf);
+    fprintf(kf, "%064d\n", digit);
+    fclose(kf);
+    chmod(path, 0600);
+}
+
 /* hx-test-worker echoing the service "echo" to the mailbox "sink", over the endpoint list. */
 static pid_t start_echo(const char *name)
 {
@@ -788,11 +802,7 @@ Test(cluster, a_committed_state_survives_a_full_restart)
 {
     /* with a data key: the entries, and the snapshots made on a worker thread, are sealed */
     snprintf(data_key, sizeof data_key, "%s/data.key", net.dir);
-    FILE *kf = fopen(data_key, "w");
-    cr_assert_not_null(kf);
-    fprintf(kf, "%064d\n", 7);
-    fclose(kf);
-    chmod(data_key, 0600);
+    write_data_key(data_key, 7);
     start_all();
     wait_leader(-1, 20000);
     hx_client_t *c = session("lakeside");
@@ -881,6 +891,103 @@ Test(cluster, an_idle_cluster_does_not_snapshot_an_unchanged_state_again)
         cr_expect(net_wait(metric_reaches, &w, 30000), "%s took no snapshot of a changed state", nodes[i].name);
     }
     fetch_all("idle", 60);
+}
+
+/* A TCP connection to 127.0.0.1:port; -1 when none. Reads time out after 3 s. */
+static int raft_dial(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct timeval tv = {3, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* n bytes from fd (false on a timeout or the end). */
+static bool read_n(int fd, uint8_t *buf, size_t n)
+{
+    size_t got = 0;
+    while (got < n) {
+        ssize_t r = recv(fd, buf + got, n - got, 0);
+        if (r <= 0)
+            return false;
+        got += (size_t)r;
+    }
+    return true;
+}
+
+/* With a data key (the nodes' Raft connections authenticated with a key derived from it):
+ * a process that speaks libraft's handshake to a Raft port is challenged, and closed when it
+ * answers without the key; a node with another key is kept out while the two others serve;
+ * given the right key it catches up. */
+Test(cluster, a_stranger_cannot_speak_raft)
+{
+    snprintf(data_key, sizeof data_key, "%s/data.key", net.dir);
+    write_data_key(data_key, 7);
+    start_all();
+    int leader = wait_leader(-1, 20000);
+    int other = (leader + 1) % NODES;
+    long refused0 = metric(other, "handoff_broker_raft_peers_refused_total");
+    cr_assert_geq(refused0, 0, "no handoff_broker_raft_peers_refused_total on %s", nodes[other].name);
+
+    /* libraft's handshake (protocol 1, a node id, its address), then a wrong answer */
+    int fd = raft_dial(nodes[other].raft);
+    cr_assert_geq(fd, 0, "cannot reach %s's Raft port", nodes[other].name);
+    uint8_t hs[24 + 16] = {0};
+    hs[0] = 1;                                  /* the handshake's protocol, u64 little-endian */
+    hs[8] = 2;                                  /* claiming to be node 2 (or 1) */
+    hs[16] = 16;                                /* the address' length, padded to 8 */
+    memcpy(hs + 24, "127.0.0.1:9", 11);
+    cr_assert_eq(send(fd, hs, sizeof hs, MSG_NOSIGNAL), (ssize_t)sizeof hs);
+    uint8_t challenge[36];
+    cr_assert(read_n(fd, challenge, sizeof challenge), "%s sent no challenge", nodes[other].name);
+    cr_expect(memcmp(challenge, "HXRA", 4) == 0, "the challenge does not start with HXRA");
+    uint8_t wrong[64];
+    memset(wrong, 0x5a, sizeof wrong);
+    cr_assert_eq(send(fd, wrong, sizeof wrong, MSG_NOSIGNAL), (ssize_t)sizeof wrong);
+    uint8_t more;
+    cr_expect_eq(recv(fd, &more, 1, 0), 0, "the connection was not closed after a wrong answer");
+    close(fd);
+    metric_wait_t w = {other, refused0 + 1, "handoff_broker_raft_peers_refused_total"};
+    cr_expect(net_wait(metric_reaches, &w, 10000), "the refused connection was not counted");
+
+    /* a node with another key: the others do not let it in; they serve on */
+    hx_client_t *c = session("lakeside");
+    hx_msg_t m0 = message("kept", "before");
+    cr_assert_eq(hx_client_submit(c, &m0, 1), 0, "%s", hx_client_error(c));
+    int outsider = (leader + 2) % NODES;
+    net_stop(&net, nodes[outsider].pid, SIGTERM);
+    nodes[outsider].pid = 0;
+    char right[sizeof data_key];
+    snprintf(right, sizeof right, "%s", data_key);
+    snprintf(data_key, sizeof data_key, "%s/other.key", net.dir);
+    write_data_key(data_key, 3);
+    long refused1 = metric(leader, "handoff_broker_raft_peers_refused_total");
+    start_node(outsider);
+    metric_wait_t kept_out = {leader, refused1 + 1, "handoff_broker_raft_peers_refused_total"};
+    cr_assert(net_wait(metric_reaches, &kept_out, 20000), "the leader did not refuse the node with another key");
+    for (int i = 0; i < 20; i++) {
+        hx_msg_t m = message("kept", "while");
+        cr_assert_eq(hx_client_submit(c, &m, 1), 0, "submit %d with one node kept out: %s", i, hx_client_error(c));
+    }
+    cr_expect_neq(metric(outsider, "handoff_broker_raft_serving"), 1, "the outsider serves");
+    cr_expect_eq(metric(outsider, "handoff_broker_raft_held_messages"), 0, "the outsider holds messages");
+    /* the right key: it catches up */
+    net_stop(&net, nodes[outsider].pid, SIGTERM);
+    nodes[outsider].pid = 0;
+    snprintf(data_key, sizeof data_key, "%s", right);
+    start_node(outsider);
+    long want = 21;
+    metric_wait_t caught = {outsider, want, "handoff_broker_raft_held_messages"};
+    cr_expect(net_wait(metric_reaches, &caught, 20000), "the node with the right key did not catch up (holds %ld)",
+              metric(outsider, "handoff_broker_raft_held_messages"));
+    hx_client_destroy(&c);
+    fetch_all("kept", 21);
 }
 
 /* A data directory where a single broker kept its log: a node of a cluster does not start
