@@ -802,7 +802,7 @@ static void auth_fail(peer_auth_t *pa, int status, const char *why)
         if (!c->auth_warned_at || now - c->auth_warned_at >= 10000) {   /* one line per 10 s at most */
             c->auth_warned_at = now;
             hx_warn("cluster: a Raft connection %s node %llu (%s) closed: %s (%llu so far; every node needs the "
-                    "same --curve-secret)", pa->accepting ? "from" : "to", (unsigned long long)pa->id, pa->address,
+                    "same --curve-secret, or without CURVE the same --data-key)", pa->accepting ? "from" : "to", (unsigned long long)pa->id, pa->address,
                     why, (unsigned long long)c->peers_refused);
         }
     }
