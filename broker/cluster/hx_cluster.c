@@ -436,9 +436,8 @@ static void snap_free(snap_t *z)
     }
     free(z->held);
     free(z->dedup);
-    if (z->out.data)
-        sodium_memzero(z->out.data, z->out.len);
-    hx_buf_free(&z->out);
+    hx_buf_free(&z->out);       /* sealed (its clear copy was wiped on the worker), or in clear
+                                   as Raft stores it: nothing to wipe, on the loop */
     free(z);
 }
 

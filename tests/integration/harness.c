@@ -362,3 +362,13 @@ bool net_dir_holds(const char *dir, const void *needle, size_t n)
     closedir(d);
     return found;
 }
+
+void net_fini_verdict(int bad, const char *dir)
+{
+    if (!bad)
+        return;
+    fprintf(stderr, "%d process(es) did not stop cleanly: an exit status other than 0 or a sanitizer's report "
+                    "(logs in %s)\n", bad, dir);
+    cr_expect_eq(bad, 0, "%d process(es) did not stop cleanly (logs in %s)", bad, dir);
+    abort();
+}

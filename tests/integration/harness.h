@@ -92,6 +92,11 @@ void net_nap_ms(long ms);
 int64_t net_mono_ms(void);
 /* True when the file exists. */
 bool net_file_exists(const char *path);
+/* For a suite's .fini: bad processes (net_stop_all's count) did not stop cleanly (an exit
+ * status other than 0, a sanitizer's report at exit among them). Criterion does not fail a
+ * test for an expectation that fails in .fini, so this says so and aborts the test's process:
+ * the run fails. */
+void net_fini_verdict(int bad, const char *dir);
 /* Whether any file under dir (and its subfolders) holds the n bytes of needle. */
 bool net_dir_holds(const char *dir, const void *needle, size_t n);
 

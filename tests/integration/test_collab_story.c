@@ -34,7 +34,7 @@ static void setup(void)
 
 static void teardown(void)
 {
-    cr_expect_eq(net_stop_all(&net), 0, "a process did not stop cleanly");
+    net_fini_verdict(net_stop_all(&net), net.dir);
 }
 
 TestSuite(story, .init = setup, .fini = teardown, .timeout = 600);

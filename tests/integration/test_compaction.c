@@ -38,7 +38,7 @@ static void setup(void)
 
 static void teardown(void)
 {
-    net_stop_all(&net);
+    net_fini_verdict(net_stop_all(&net), net.dir);
 }
 
 TestSuite(compaction, .init = setup, .fini = teardown, .timeout = 3000);

@@ -48,7 +48,7 @@ static void setup(void)
 
 static void teardown(void)
 {
-    cr_expect_eq(net_stop_all(&net), 0, "a process did not stop cleanly (logs in %s)", net.dir);
+    net_fini_verdict(net_stop_all(&net), net.dir);
 }
 
 TestSuite(fairness, .init = setup, .fini = teardown, .timeout = 1800);

@@ -48,7 +48,7 @@ static void setup(void)
 static void teardown(void)
 {
     int bad = net_stop_all(&net);
-    cr_expect_eq(bad, 0, "a process did not stop cleanly (see %s)", net.dir);
+    net_fini_verdict(bad, net.dir);
 }
 
 TestSuite(metrics, .init = setup, .fini = teardown, .timeout = 300);

@@ -84,7 +84,7 @@ static void teardown(void)
     for (size_t i = 0; i < nsocks; i++)
         zmq_close(socks[i]);
     zmq_ctx_term(zctx);
-    cr_expect_eq(net_stop_all(&net), 0, "a process did not stop cleanly");
+    net_fini_verdict(net_stop_all(&net), net.dir);
 }
 
 TestSuite(security, .init = setup, .fini = teardown, .timeout = 120);

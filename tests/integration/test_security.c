@@ -90,7 +90,7 @@ static void teardown(void)
         zmq_close(socks[i]);
     nsocks = 0;
     zmq_ctx_term(zctx);
-    cr_expect_eq(net_stop_all(&net), 0, "a process did not stop cleanly");
+    net_fini_verdict(net_stop_all(&net), net.dir);
 }
 
 TestSuite(security, .init = setup, .fini = teardown, .timeout = 120);
