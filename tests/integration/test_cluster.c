@@ -963,6 +963,7 @@ Test(cluster, a_stranger_cannot_speak_raft)
     int outsider = (leader + 2) % NODES;
     net_stop(&net, nodes[outsider].pid, SIGTERM);
     nodes[outsider].pid = 0;
+    wipe(nodes[outsider].dir);                  /* a node set up anew, with the wrong key */
     char right[sizeof data_key];
     snprintf(right, sizeof right, "%s", data_key);
     snprintf(data_key, sizeof data_key, "%s/other.key", net.dir);
