@@ -790,19 +790,26 @@ static void auth_end(peer_auth_t *pa)
     uv_close((uv_handle_t *)&pa->timer, auth_timer_closed);
 }
 
-/* The other end did not prove the key (why), or the transport closes (status RAFT_CANCELED):
- * the connection closed, a connecting request answered. */
+/* The handshake ends without a connection: the other end proved a wrong key or spoke another
+ * protocol (status AUTH_REFUSED: counted, a warning), the connection broke or timed out (0: a
+ * node killed or stopped mid-handshake, said at info), or the transport closes (RAFT_CANCELED).
+ * The stream is closed; a connecting request is answered. */
+#define AUTH_REFUSED (-1)
 static void auth_fail(peer_auth_t *pa, int status, const char *why)
 {
     hx_cluster_t *c = pa->c;
     if (status != RAFT_CANCELED) {
-        c->peers_refused++;
+        if (status == AUTH_REFUSED)
+            c->peers_refused++;
         uint64_t now = uv_now(c->loop);
         if (!c->auth_warned_at || now - c->auth_warned_at >= 10000) {   /* one line per 10 s at most */
             c->auth_warned_at = now;
-            hx_warn("cluster: a Raft connection %s node %llu (%s) closed: %s (%llu so far; every node needs the "
-                    "same --curve-secret, or without CURVE the same --data-key)", pa->accepting ? "from" : "to", (unsigned long long)pa->id, pa->address,
-                    why, (unsigned long long)c->peers_refused);
+            hx_log(status == AUTH_REFUSED ? HX_LOG_WARN : HX_LOG_INFO,
+                   "cluster: a Raft connection %s node %llu (%s) closed: %s%s", pa->accepting ? "from" : "to",
+                   (unsigned long long)pa->id, pa->address, why,
+                   status == AUTH_REFUSED ? " (every node needs the same --curve-secret, or without CURVE the "
+                                            "same --data-key)"
+                                          : "");
         }
     }
     uv_read_stop(pa->stream);
@@ -870,7 +877,7 @@ static void auth_step(peer_auth_t *pa)
         memcpy(pa->nc, pa->in, 32);
         peer_mac(c, 'C', pa->na, pa->nc, &pa->id, mac);
         if (sodium_memcmp(mac, pa->in + 32, 32) != 0) {
-            auth_fail(pa, 0, "it did not prove the cluster's key");
+            auth_fail(pa, AUTH_REFUSED, "it did not prove the cluster's key");
             return;
         }
         peer_mac(c, 'A', pa->na, pa->nc, NULL, pa->out2);
@@ -889,7 +896,7 @@ static void auth_step(peer_auth_t *pa)
     }
     if (pa->step == 0) {                        /* "HXRA" and NA are in */
         if (memcmp(pa->in, auth_magic, 4) != 0) {
-            auth_fail(pa, 0, "it does not authenticate its peers (an older version?)");
+            auth_fail(pa, AUTH_REFUSED, "it does not authenticate its peers (an older version?)");
             return;
         }
         memcpy(pa->na, pa->in + 4, 32);
@@ -906,7 +913,7 @@ static void auth_step(peer_auth_t *pa)
     }
     peer_mac(c, 'A', pa->na, pa->nc, NULL, mac);   /* the acceptor's MAC is in */
     if (sodium_memcmp(mac, pa->in, 32) != 0) {
-        auth_fail(pa, 0, "it did not prove the cluster's key");
+        auth_fail(pa, AUTH_REFUSED, "it did not prove the cluster's key");
         return;
     }
     uv_read_stop(pa->stream);

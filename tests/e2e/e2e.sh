@@ -45,7 +45,8 @@
 #  11. a replicated broker (deploy/docker-compose.ha.yml, a third project): three broker nodes,
 #      the leader's container killed a third of the way into a stream of submits from the
 #      host's CLI given the three nodes; another node serves, and every referral acknowledged
-#      is settled with exactly one handoff per booking;
+#      is settled with exactly one handoff per booking; the nodes' Raft connections are
+#      authenticated (a key derived from the CURVE secret) and none was refused;
 # and that the image build refuses key material in its context (before any of it); that
 # deploy/build-image.sh tags the image handoff:VERSION (the compose file's default) and
 # handoff:latest with the OCI version, revision and creation labels; and that deploy/sbom.sh
@@ -1011,5 +1012,15 @@ exactly_once -ha
 echo "$STREAM_HA accepted across the leader's death: $ready booked, $missing without exactly one handoff per booking, $dups duplicate handoff(s)"
 [ "$missing" = 0 ] && [ "$dups" = 0 ] || fail "accepted referrals were lost or duplicated"
 [ "$ready" -gt 0 ] || fail "none of the stream was booked"
+# the nodes proved the key derived from the broker's CURVE secret to each other, and none
+# was refused (handoff_broker_raft_peers_refused_total 0 on each)
+for n in broker broker2 broker3; do
+  compose3 logs --no-color "$n" 2>/dev/null | grep -q "prove a key derived from --curve-secret" ||
+    fail "$n does not say its Raft connections are authenticated"
+  refused=$(docker exec "$(cid3 "$n")" curl -fsS http://127.0.0.1:9100/metrics |
+            awk '$1 == "handoff_broker_raft_peers_refused_total" { print $2 }')
+  [ "$refused" = 0 ] || fail "$n refused ${refused:-?} Raft connection(s) of its own cluster"
+done
+echo "the three nodes authenticated each other's Raft connections (none refused)"
 
 step "passed in $(($(now) - started)) s"
