@@ -901,6 +901,16 @@ static int cluster_admin(void *arg, const char *op, const char *text, hx_buf_t *
     return hx_cluster_admin(b->cluster, op, text, out, why, cap);
 }
 
+/* The key a cluster's nodes prove to each other on Raft's port (hx_cluster_config_t.peer_key),
+ * derived from a secret every node has: the broker's CURVE secret, else the data key. */
+static void derive_raft_peer_key(broker_t *b, const uint8_t secret[32], const char *from)
+{
+    static const char label[] = "handoff raft peers 1";
+    crypto_generichash(b->raft_peer_key, sizeof b->raft_peer_key, (const unsigned char *)label, sizeof label - 1,
+                       secret, 32);
+    b->raft_peer_key_from = from;
+}
+
 /* The store (the durable log with --data, else memory; with --cluster, the replicated one),
  * the audit log, the router and its metrics, recovered from the log. 0 or -1 (said why). */
 static int open_router(broker_t *b, hx_router_config_t *cfg, const hx_opt_val_t *v)
@@ -925,11 +935,8 @@ static int open_router(broker_t *b, hx_router_config_t *cfg, const hx_opt_val_t 
                                   .key = data_key ? key : NULL, .on_serving = on_serving, .arg = b};
         /* Raft's connections: used only between nodes that prove a key every node has. Derived
          * from the broker's CURVE secret (the nodes share it), else from the data key */
-        static const char label[] = "handoff raft peers 1";
-        if (!b->raft_peer_key_from && data_key) {
-            crypto_generichash(b->raft_peer_key, 32, (const unsigned char *)label, sizeof label - 1, key, 32);
-            b->raft_peer_key_from = "--data-key";
-        }
+        if (!b->raft_peer_key_from && data_key)
+            derive_raft_peer_key(b, key, "--data-key");
         cc.peer_key = b->raft_peer_key_from ? b->raft_peer_key : NULL;
         if (b->raft_peer_key_from)
             hx_info("cluster: Raft's connections are used only between nodes that prove a key derived from %s",
@@ -1196,9 +1203,7 @@ int main(int argc, char **argv)
     b.zctx = zmq_ctx_new();
     uint8_t raw_sec[32];
     if (server_sec[0] && zmq_z85_decode(raw_sec, server_sec)) {
-        static const char label[] = "handoff raft peers 1";
-        crypto_generichash(b.raft_peer_key, 32, (const unsigned char *)label, sizeof label - 1, raw_sec, 32);
-        b.raft_peer_key_from = "--curve-secret";
+        derive_raft_peer_key(&b, raw_sec, "--curve-secret");
         sodium_memzero(raw_sec, sizeof raw_sec);
     }
     b.allow = allow_list;
