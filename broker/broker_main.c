@@ -49,7 +49,7 @@ enum {
     O_NEW_DATA_KEY,    O_MAX_QUEUE_BYTES, O_ATTEMPTS, O_BACKOFF, O_BACKOFF_MAX, O_ACK_TIMEOUT, O_SHARE, O_POLICY, O_PRINT_POLICY,
     O_FAULTS, O_CURVE_SECRET, O_DATA_KEY, O_AUDIT, O_AUDIT_MAX_BYTES, O_AUDIT_ROTATE, O_AUDIT_KEEP_DAYS, O_PLAIN,
     O_ALLOW, O_REVOKED, O_READY, O_HTTP, O_LOG_LEVEL, O_LOG_FORMAT, O_CLUSTER, O_NODE_ID, O_RAFT_BIND,
-    O_RAFT_ELECTION, O_RAFT_HEARTBEAT, O_RAFT_SNAPSHOT, O_JOIN, O_COUNT
+    O_RAFT_ELECTION, O_RAFT_HEARTBEAT, O_RAFT_SNAPSHOT, O_JOIN, O_RECOVER, O_COUNT
 };
 static const hx_opt_t options[O_COUNT] = {
     [O_BIND] = {"bind", HX_OPT_TEXT, "HANDOFF_BIND", "tcp://127.0.0.1:5555", 0, 0, "ENDPOINT",
@@ -145,6 +145,11 @@ static const hx_opt_t options[O_COUNT] = {
     [O_JOIN] = {"join", HX_OPT_FLAG, "HANDOFF_JOIN", NULL, 0, 0, NULL,
                 "with --cluster: a new node for a running cluster; it waits until the\nleader adds it "
                 "(handoff admin cluster add) rather than starting one"},
+    [O_RECOVER] = {"recover-cluster", HX_OPT_FLAG, NULL, NULL, 0, 0, NULL,
+                   "with --cluster, --node-id, --data: every node lost but this copy of\none node's "
+                   "directory: make it the log of a cluster of this node\nalone (at its --cluster address), "
+                   "exit. Start it then as usual; it\nleads by itself: start the others on empty "
+                   "directories with --join\nand add them (handoff cluster add). Once, with the node stopped"},
     [O_RAFT_SNAPSHOT] = {"raft-snapshot-entries", HX_OPT_U32, "HANDOFF_RAFT_SNAPSHOT_ENTRIES", "1024", 16,
                          10000000, "N", "with --cluster: a snapshot of the state every N log entries"},
 };
@@ -710,6 +715,37 @@ static int run_salvage(const char *data, const char *data_key, uint32_t segment_
     return 0;
 }
 
+/* --recover-cluster: DATA/raft, a copy of a lost cluster's node, made the log of a cluster of
+ * this node alone (hx_cluster_recover). */
+static int run_recover(const hx_opt_val_t *v)
+{
+    if (!v[O_CLUSTER].text || v[O_JOIN].on) {
+        fprintf(stderr, "handoff-broker: --recover-cluster needs --cluster, --node-id and --data (and not --join)\n");
+        return 2;
+    }
+    char err[700], dir[4200];
+    hx_cluster_config_t cc = {.self = v[O_NODE_ID].u32};
+    if (hx_cluster_parse(v[O_CLUSTER].text, &cc, err, sizeof err) != 0) {
+        fprintf(stderr, "handoff-broker: --cluster: %s\n", err);
+        return 2;
+    }
+    snprintf(dir, sizeof dir, "%s/raft", v[O_DATA].text);
+    cc.dir = dir;
+    if (hx_cluster_recover(&cc, err, sizeof err) != 0) {
+        fprintf(stderr, "handoff-broker: --recover-cluster: %s\n", err);
+        return 1;
+    }
+    const char *raft = "";
+    for (size_t i = 0; i < cc.n_nodes; i++)
+        if (cc.nodes[i].id == cc.self)
+            raft = cc.nodes[i].raft;
+    printf("%s: the log of a cluster of node %llu alone (Raft at %s) from now on.\n"
+           "Start this node as usual (without --recover-cluster): it leads by itself. Start each other node on "
+           "an empty --data with --join, then add it on this one: handoff cluster add ID=RAFT=CLIENT --wait\n",
+           dir, (unsigned long long)cc.self, raft);
+    return 0;
+}
+
 /* --rekey: the whole log sealed anew with --new-data-key (hx_store_log_rekey). */
 static int run_rekey(const char *data, const char *data_key, const char *new_key_path, uint32_t segment_bytes)
 {
@@ -1183,6 +1219,10 @@ int main(int argc, char **argv)
                         "Raft log goes)\n");
         hx_policy_destroy(&routing);
         return 2;
+    }
+    if (v[O_RECOVER].on) {
+        hx_policy_destroy(&routing);
+        return run_recover(v);
     }
     char server_sec[HX_KEY_Z85 + 1] = "";
     hx_allow_t *allow_list = NULL;

@@ -3,6 +3,7 @@
 #include "hx_log.h"
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <jansson.h>
 #include <stddef.h>
@@ -2096,6 +2097,96 @@ hx_cluster_t *hx_cluster_start(const hx_cluster_config_t *cfg, char *err, size_t
             (unsigned long long)cfg->self, cfg->n_nodes, me->raft, cfg->raft_bind ? " (listening on " : "",
             cfg->raft_bind ? cfg->raft_bind : "", (unsigned long long)c->state.n);
     return c;
+}
+
+/* ---- recovering a lost cluster from one node's copy ---- */
+
+/* Whether Raft's directory holds a log: a snapshot, a closed segment (FIRST-LAST) or an open
+ * segment that is not empty. */
+static bool raft_log_there(const char *dir)
+{
+    DIR *d = opendir(dir);
+    bool found = false;
+    for (struct dirent *e; d && !found && (e = readdir(d));) {
+        struct stat st;
+        char path[4400];
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        found = (!strncmp(e->d_name, "snapshot-", 9) || strspn(e->d_name, "0123456789") == 16 ||
+                 !strncmp(e->d_name, "open-", 5)) &&
+                stat(path, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0;
+    }
+    if (d)
+        closedir(d);
+    return found;
+}
+
+static int recover_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void **result)
+{
+    (void)fsm, (void)buf;
+    *result = NULL;
+    return 0;
+}
+
+static void recover_closed(struct raft *r)
+{
+    *(bool *)r->data = true;
+}
+
+int hx_cluster_recover(const hx_cluster_config_t *cfg, char *err, size_t cap)
+{
+    const hx_cluster_node_t *me = NULL;
+    for (size_t i = 0; i < cfg->n_nodes; i++)
+        if (cfg->nodes[i].id == cfg->self)
+            me = &cfg->nodes[i];
+    if (!me) {
+        snprintf(err, cap, "--node-id %llu is not one of --cluster's nodes", (unsigned long long)cfg->self);
+        return HX_EINVAL;
+    }
+    if (!raft_log_there(cfg->dir)) {
+        snprintf(err, cap, "%s holds no Raft log (no snapshot, no segment): put a node's copy there first", cfg->dir);
+        return HX_EINVAL;
+    }
+    uv_loop_t loop;
+    struct raft_uv_transport tcp = {0};
+    struct raft_io io = {0};
+    struct raft r;
+    struct raft_fsm fsm = {.version = 1, .apply = recover_apply};
+    struct raft_configuration conf;
+    bool closed = false, io_made = false, raft_made = false;
+    raft_configuration_init(&conf);
+    if (uv_loop_init(&loop) != 0) {
+        snprintf(err, cap, "cannot make an event loop");
+        return HX_EFAILED;
+    }
+    int rv = raft_uv_tcp_init(&tcp, &loop);
+    bool tcp_made = rv == 0;
+    if (rv == 0)
+        io_made = (rv = raft_uv_init(&io, &loop, cfg->dir, &tcp)) == 0;
+    if (rv == 0)
+        raft_made = (rv = raft_init(&r, &io, &fsm, cfg->self, me->raft)) == 0;
+    if (rv == 0)
+        rv = raft_configuration_add(&conf, cfg->self, me->raft, RAFT_VOTER);
+    if (rv == 0)
+        rv = raft_recover(&r, &conf);
+    if (rv != 0)
+        snprintf(err, cap, "%s: %s", cfg->dir,
+                 raft_made && raft_errmsg(&r)[0] ? raft_errmsg(&r)
+                 : io_made && io.errmsg[0]     ? io.errmsg
+                                               : raft_strerror(rv));
+    raft_configuration_close(&conf);
+    if (raft_made) {
+        r.data = &closed;
+        raft_close(&r, recover_closed);
+        while (!closed)
+            uv_run(&loop, UV_RUN_ONCE);
+    }
+    if (io_made)
+        raft_uv_close(&io);
+    if (tcp_made)
+        raft_uv_tcp_close(&tcp);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    uv_loop_close(&loop);
+    return rv == 0 ? 0 : HX_EFAILED;
 }
 
 static void on_closed(struct raft *r)

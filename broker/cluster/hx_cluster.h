@@ -133,4 +133,13 @@ void hx_cluster_status(const hx_cluster_t *c, uint64_t now_ms, hx_cluster_status
  * HX_EREFUSED: not now (another change is in progress, or this node is not the serving leader). */
 int hx_cluster_admin(hx_cluster_t *c, const char *op, const char *arg, hx_buf_t *out, char *why, size_t cap);
 
+/* Every node of a cluster lost but a copy of one node's directory (cfg->dir, Raft's): the copy
+ * made the log of a new cluster of this node alone (libraft's raft_recover appends a
+ * configuration of cfg->self at its --cluster address), so that, started as usual, it leads by
+ * itself; the others join it on empty directories (--join, cluster.add). Nodes started on empty
+ * directories without --join would bootstrap a configuration of their own and, two of three,
+ * could elect one of themselves in a term the copy used already. Run with the node stopped,
+ * once. 0, or HX_EINVAL (cfg->self not a node; no log in cfg->dir), HX_EFAILED (err says why). */
+int hx_cluster_recover(const hx_cluster_config_t *cfg, char *err, size_t cap);
+
 #endif

@@ -80,6 +80,7 @@ static char spec[1024], endpoints[512], spec_join[1400], endpoints_all[600];
 static bool relayed;            /* the nodes reach each other through the test's relay */
 static bool network_policy;     /* the built-in routing policy (else policy-any.json: made-up types) */
 static const char *client_list; /* the endpoints clients are given (NULL: the three) */
+static bool joining[NODES + 1]; /* started with --join (the newcomer always is) */
 
 
 /* --cluster: node i's Raft address 127.0.0.1:RAFT, or (relayed) 127.0.1.(i+1):RAFT, where the
@@ -116,6 +117,7 @@ static void setup(void)
     data_key[0] = '\0';
     n_nodes = NODES;
     client_list = NULL;
+    memset(joining, 0, sizeof joining);
     make_spec();
     snprintf(spec_join, sizeof spec_join, "%s,%d=127.0.0.1:%d=%s", spec, NODES + 1, nodes[NODES].raft,
              nodes[NODES].endpoint);
@@ -165,7 +167,7 @@ static void start_node(int i)
         argv[k++] = "--data-key";
         argv[k++] = data_key;
     }
-    if (i == NODES)
+    if (i == NODES || joining[i])
         argv[k++] = "--join";           /* the newcomer waits to be added */
     argv[k] = NULL;
     n->pid = net_spawn(&net, n->name, argv);
@@ -1187,4 +1189,123 @@ Test(cluster, nodes_are_added_and_removed_and_the_leadership_moved)
     cr_expect(leader == 1 || leader == 2, "node %d leads", leader + 1);
     cr_expect_leq(took, LEADER_BOUND_MS, "a new leader after %lld ms", (long long)took);
     fetch_all("box", 600);
+}
+
+typedef struct {
+    int node;
+    long want;
+    const char *name;
+} metric_eq_t;
+
+static bool metric_is(void *arg)
+{
+    metric_eq_t *w = arg;
+    return metric(w->node, w->name) == w->want;
+}
+
+/* The backup OPERATIONS.md gives for a cluster: one caught-up follower stopped (the two others
+ * serve on), its directory copied, started again. Then every machine is lost: the copy put into
+ * one node's emptied directory (not the node it was taken from) and made a cluster of that node
+ * alone (--recover-cluster), the two others started on empty directories with --join and added
+ * (never bootstrapped: two empty nodes are a majority, and would elect one of themselves in a
+ * term the copy used already). The cluster serves again with everything acknowledged up to the
+ * copy, each message once; the settled message stays settled; the others catch up from it. */
+Test(cluster, a_lost_cluster_comes_back_from_one_nodes_copy)
+{
+    snprintf(data_key, sizeof data_key, "%s/data.key", net.dir);
+    write_data_key(data_key, 5);
+    start_all();
+    int leader = wait_leader(-1, 20000);
+    int from = (leader + 1) % NODES, into = (leader + 2) % NODES;
+    hx_client_t *c = session("lakeside");
+    char payloads[300][16];
+    for (int i = 0; i < 300; i++) {               /* past --raft-snapshot-entries: a snapshot in the copy */
+        snprintf(payloads[i], sizeof payloads[i], "Adeyemi-%03d", i);
+        hx_msg_t m = message("kept", payloads[i]);
+        cr_assert_eq(hx_client_submit(c, &m, 1), 0, "submit %d: %s", i, hx_client_error(c));
+    }
+    hx_msg_t once = message("once", "1");
+    cr_assert_eq(hx_client_submit(c, &once, 1), 0);
+    fetch_all("once", 1);
+    /* caught up: the follower has applied the settle too (301 accepted, 1 settled) */
+    metric_eq_t caught = {from, 300, "handoff_broker_raft_held_messages"};
+    metric_wait_t snapped = {from, 1, "handoff_broker_raft_snapshots_total"};
+    cr_assert(net_wait(metric_is, &caught, 20000), "%s did not catch up", nodes[from].name);
+    cr_assert(net_wait(metric_reaches, &snapped, 20000), "%s took no snapshot", nodes[from].name);
+
+    net_stop(&net, nodes[from].pid, SIGTERM);
+    nodes[from].pid = 0;
+    char backup[600], cmd[1400];
+    snprintf(backup, sizeof backup, "%s/backup", net.dir);
+    snprintf(cmd, sizeof cmd, "cp -a '%s' '%s'", nodes[from].dir, backup);
+    cr_assert_eq(system(cmd), 0);
+    start_node(from);
+    /* acknowledged after the copy: not in it */
+    for (int i = 0; i < 20; i++) {
+        hx_msg_t m = message("after", "late");
+        cr_assert_eq(hx_client_submit(c, &m, 1), 0, "submit after the copy %d: %s", i, hx_client_error(c));
+    }
+    hx_client_destroy(&c);
+
+    for (int i = 0; i < NODES; i++) {
+        net_stop(&net, nodes[i].pid, SIGTERM);
+        nodes[i].pid = 0;
+        wipe(nodes[i].dir);
+    }
+    snprintf(cmd, sizeof cmd, "cp -a '%s' '%s'", backup, nodes[into].dir);
+    cr_assert_eq(system(cmd), 0);
+    /* (without --recover-cluster, the copy's configuration names all three, and the two nodes
+     * joining have none and vote for no one: nothing would be elected) */
+    char id[16], out[4096], err[4096];
+    snprintf(id, sizeof id, "%d", into + 1);
+    const char *bad_argv[] = {net_bin("broker/handoff-broker"), "--cluster", spec, "--node-id", id, "--data",
+                              nodes[(into + 1) % NODES].dir, "--recover-cluster", NULL};
+    int code = -1;
+    hx_spawn_opts_t so = {.argv = bad_argv, .out_pipe = true, .err_pipe = true};
+    cr_assert_eq(hx_spawn_run(&so, out, sizeof out, err, sizeof err, &code), 0);
+    cr_expect_eq(code, 1, "--recover-cluster on an empty directory: exit %d (%s)", code, err);
+    cr_expect(strstr(err, "holds no Raft log"), "--recover-cluster on an empty directory said: %s", err);
+    const char *argv[] = {net_bin("broker/handoff-broker"), "--cluster", spec, "--node-id", id, "--data",
+                          nodes[into].dir, "--recover-cluster", NULL};
+    so.argv = argv;
+    cr_assert_eq(hx_spawn_run(&so, out, sizeof out, err, sizeof err, &code), 0);
+    cr_assert_eq(code, 0, "--recover-cluster: exit %d (%s)", code, err);
+    cr_expect(strstr(out, "alone"), "--recover-cluster said: %s", out);
+    for (int i = 0; i < NODES; i++)
+        joining[i] = i != into;
+    start_all();
+    serves_t alone = {into};
+    cr_assert(net_wait(node_serves, &alone, 20000), "the recovered %s does not serve alone (logs in %s)",
+              nodes[into].name, net.dir);
+    for (int i = 0; i < NODES; i++) {
+        if (i == into)
+            continue;
+        char node[200];
+        snprintf(node, sizeof node, "%d=127.0.0.1:%d=%s", i + 1, nodes[i].raft, nodes[i].endpoint);
+        const char *add[] = {"cluster", "add", node, "--wait", NULL};
+        code = operator_cli(endpoints, out, sizeof out, add);
+        cr_assert_eq(code, 0, "cluster add %s: exit %d: %s", node, code, out);
+    }
+    for (int i = 0; i < NODES; i++) {
+        metric_eq_t all = {i, 300, "handoff_broker_raft_held_messages"};
+        cr_assert(net_wait(metric_is, &all, 30000), "%s holds %ld of the copy's 300 messages (logs in %s)",
+                  nodes[i].name, metric(i, "handoff_broker_raft_held_messages"), net.dir);
+    }
+    c = session("lakeside");
+    cr_assert_eq(hx_client_submit(c, &once, 1), 0, "%s", hx_client_error(c));
+    hx_client_destroy(&c);
+    fetch_all("kept", 300);
+    hx_client_t *o = session("once");
+    hx_batch_t *b = NULL;
+    cr_assert_eq(hx_client_fetch(o, 100, &b), 0);
+    cr_expect_eq(b->count, 0, "the message settled before the copy came back");
+    hx_batch_destroy(&b);
+    hx_client_destroy(&o);
+    hx_client_t *a = session("after");
+    cr_assert_eq(hx_client_fetch(a, 100, &b), 0);
+    cr_expect_eq(b->count, 0, "%zu message(s) accepted after the copy are in it", b->count);
+    hx_batch_destroy(&b);
+    hx_client_destroy(&a);
+    for (int i = 0; i < NODES; i++)
+        cr_expect_not(net_dir_holds(nodes[i].dir, "Adeyemi-", 8), "%s keeps a body in clear", nodes[i].name);
 }
