@@ -314,6 +314,12 @@ static void pdf_write(const char *path, const char *mark, size_t len)
 }
 
 /* Whether needle occurs in the file's bytes (a file that cannot be read: false). */
+/* Whether text occurs in any regular file anywhere under dir (which must exist). */
+static bool holds_text(const char *dir, const char *text)
+{
+    return net_dir_holds(dir, text, strlen(text));
+}
+
 static bool bytes_contain(const char *path, const char *needle)
 {
     FILE *f = fopen(path, "rb");
@@ -336,28 +342,6 @@ static bool bytes_contain(const char *path, const char *needle)
     return found;
 }
 
-/* Whether needle occurs in any regular file under dir (one level of subfolders). */
-static bool dir_contains(const char *dir, const char *needle, int depth)
-{
-    DIR *d = opendir(dir);
-    if (!d)
-        return false;
-    struct dirent *e;
-    bool found = false;
-    while (!found && (e = readdir(d))) {
-        if (e->d_name[0] == '.')
-            continue;
-        char path[1024];
-        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-        struct stat sb;
-        if (stat(path, &sb) != 0)
-            continue;
-        found = S_ISDIR(sb.st_mode) ? depth > 0 && dir_contains(path, needle, depth - 1)
-                                    : S_ISREG(sb.st_mode) && bytes_contain(path, needle);
-    }
-    closedir(d);
-    return found;
-}
 
 typedef struct {
     const char *clinic, *rid;
@@ -434,9 +418,9 @@ Test(attach, a_pdf_reaches_the_receiver_whole_and_nothing_is_readable_at_rest)
      * it finds what is there), nor in the broker's log or scheduling's database. */
     char home[512], wal[600];
     snprintf(home, sizeof home, "%s/home", net.dir);
-    cr_expect(dir_contains(home, rid, 1), "the scan finds the referral id in a clinic's store");
-    cr_expect_not(dir_contains(home, "SEALED-MARKER-TEXT", 1), "the text is sealed in the clinics' stores");
-    cr_expect_not(dir_contains(home, "SEALED-MARKER-PDF", 1), "the file is sealed in the clinics' stores");
+    cr_expect(holds_text(home, rid), "the scan finds the referral id in a clinic's store");
+    cr_expect_not(holds_text(home, "SEALED-MARKER-TEXT"), "the text is sealed in the clinics' stores");
+    cr_expect_not(holds_text(home, "SEALED-MARKER-PDF"), "the file is sealed in the clinics' stores");
     snprintf(wal, sizeof wal, "%s-wal", sealed_db);
     const char *marks[] = {"SEALED-MARKER-TEXT", "SEALED-MARKER-PDF", "Mendes-Example"};
     /* ... because they are there, sealed: the post, its attachment and the referral, each a
@@ -457,7 +441,7 @@ Test(attach, a_pdf_reaches_the_receiver_whole_and_nothing_is_readable_at_rest)
     }
     sqlite3_close(db);
     for (size_t i = 0; i < 3; i++) {
-        cr_expect_not(dir_contains(sealed_broker, marks[i], 2), "%s is not readable in the broker's log", marks[i]);
+        cr_expect_not(holds_text(sealed_broker, marks[i]), "%s is not readable in the broker's log", marks[i]);
         cr_expect_not(bytes_contain(sealed_db, marks[i]), "%s is not readable in scheduling's database", marks[i]);
         cr_expect_not(bytes_contain(wal, marks[i]), "%s is not readable in scheduling's WAL", marks[i]);
     }
