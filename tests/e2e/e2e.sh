@@ -1016,7 +1016,10 @@ echo "$STREAM_HA accepted across the leader's death: $ready booked, $missing wit
 # the nodes proved the key derived from the broker's CURVE secret to each other, and none
 # was refused (handoff_broker_raft_peers_refused_total 0 on each)
 for n in broker broker2 broker3; do
-  compose3 logs --no-color "$n" 2>/dev/null | grep -q "prove a key derived from --curve-secret" ||
+  # (into a file first: grep -q stops reading at the line, near the top of a long log, and
+  # under pipefail the writer's SIGPIPE would fail the check)
+  compose3 logs --no-color "$n" >"$E2E_DIR/work/$n-ha.log" 2>/dev/null || true
+  grep -q "prove a key derived from --curve-secret" "$E2E_DIR/work/$n-ha.log" ||
     fail "$n does not say its Raft connections are authenticated"
   refused=$(docker exec "$(cid3 "$n")" curl -fsS http://127.0.0.1:9100/metrics |
             awk '$1 == "handoff_broker_raft_peers_refused_total" { print $2 }')
