@@ -146,6 +146,12 @@ int hx_store_log_snapshot(const char *dir, hx_store_snapshot_fn fn, void *arg, h
     snap_set_t set = {0};
     uint64_t eseg = 0, eoff = 0;
     int rc = snap_scan(dirfd, dir, UINT64_MAX, &set, err, errcap);
+    struct stat raft;
+    if (rc == 0 && fstatat(dirfd, "raft", &raft, 0) == 0 && S_ISDIR(raft.st_mode)) {
+        snprintf(err, errcap, "%s is a replicated broker's node (it holds raft/), not a single broker's log: copy a "
+                 "caught-up follower's directory while it is stopped (OPERATIONS.md, \"Backing up a cluster\")", dir);
+        rc = HX_EINVAL;
+    }
     if (rc == 0 && !snap_mark_read(dirfd, &eseg, &eoff)) {
         snprintf(err, errcap, "%s/%s is missing or names no durable end: not a log the broker has written (or one "
                  "from before SYNCED existed: start the broker on it once, then back it up)", dir, HX_MARK_FILE);

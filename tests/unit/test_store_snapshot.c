@@ -218,6 +218,21 @@ Test(store_snapshot, a_directory_without_synced_is_refused)
     cr_assert(strstr(err, "/nonexistent/handoff") != NULL, "%s", err);
 }
 
+/* A replicated broker's node keeps Raft's log in DATA/raft: a backup of it as a single
+ * broker's log is refused, saying what to do instead. */
+Test(store_snapshot, a_cluster_nodes_directory_is_refused_by_name)
+{
+    char raft[400];
+    snprintf(raft, sizeof raft, "%s/raft", live);
+    cr_assert_eq(mkdir(live, 0700), 0);
+    cr_assert_eq(mkdir(raft, 0700), 0);
+    char err[1024];
+    hx_store_snapshot_t info;
+    int rc = hx_store_log_snapshot(live, never, NULL, &info, err, sizeof err);
+    cr_assert_eq(rc, HX_EINVAL);
+    cr_assert(strstr(err, "replicated broker's node") && strstr(err, "Backing up a cluster"), "%s", err);
+}
+
 /* A receiver that deletes every segment of the source at its first call (as a broker deleting
  * settled segments would), then writes what it is given into `into`: an opened segment stays
  * readable through its descriptor. */
