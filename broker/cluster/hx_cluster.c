@@ -1,6 +1,7 @@
 /* hx_cluster — see hx_cluster.h. */
 #include "hx_cluster.h"
 #include "hx_log.h"
+#include "hx_raft_guard.h"
 
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -566,7 +567,7 @@ struct hx_cluster {
     hx_cluster_config_t cfg;
     uv_loop_t *loop;
     struct raft raft;
-    struct raft_io io;
+    hx_raft_guard_t guard;      /* libraft's disk I/O (raft_uv, guard.io) kept from its lost barrier */
     struct raft_uv_transport transport;     /* libraft's I/O uses this: tcp, with NODELAY */
     struct raft_uv_transport tcp;           /* libraft's own TCP transport */
     raft_uv_accept_cb accept_cb;
@@ -2038,9 +2039,9 @@ hx_cluster_t *hx_cluster_start(const hx_cluster_config_t *cfg, char *err, size_t
         free(c);
         return NULL;
     }
-    rv = raft_uv_init(&c->io, c->loop, cfg->dir, &c->transport);
+    rv = raft_uv_init(&c->guard.io, c->loop, cfg->dir, &c->transport);
     if (rv != 0) {
-        snprintf(err, cap, "%s: %s", cfg->dir, c->io.errmsg[0] ? c->io.errmsg : raft_strerror(rv));
+        snprintf(err, cap, "%s: %s", cfg->dir, c->guard.io.errmsg[0] ? c->guard.io.errmsg : raft_strerror(rv));
         raft_uv_tcp_close(&c->tcp);
         free(c->state.dedup);
         free(c);
@@ -2049,14 +2050,20 @@ hx_cluster_t *hx_cluster_start(const hx_cluster_config_t *cfg, char *err, size_t
     /* libraft 0.15's own I/O has the worker pool snapshots are made on (async_work) but
      * still says it is of version 1, which raft_init takes as "none": it is named for what
      * it is (the version later libraft releases give it) */
-    if (c->io.async_work && c->io.version < 2)
-        c->io.version = 2;
-    if (!c->io.async_work)
+    if (c->guard.io.async_work && c->guard.io.version < 2)
+        c->guard.io.version = 2;
+    if (!c->guard.io.async_work)
         c->fsm.snapshot_async = NULL;
-    rv = raft_init(&c->raft, &c->io, &c->fsm, cfg->self, me->raft);
+    bool guarded = (rv = hx_raft_guard_install(&c->guard, c->loop)) == 0;
+    if (guarded)
+        rv = raft_init(&c->raft, &c->guard.io, &c->fsm, cfg->self, me->raft);
     if (rv != 0) {
-        snprintf(err, cap, "raft: %s", raft_errmsg(&c->raft));
-        raft_uv_close(&c->io);
+        snprintf(err, cap, "raft: %s", guarded ? raft_errmsg(&c->raft) : uv_strerror(rv));
+        if (guarded) {
+            hx_raft_guard_abandon(&c->guard);
+            uv_run(c->loop, UV_RUN_NOWAIT);
+        }
+        raft_uv_close(&c->guard.io);
         raft_uv_tcp_close(&c->tcp);
         free(c->state.dedup);
         free(c);
@@ -2205,7 +2212,7 @@ void hx_cluster_stop(hx_cluster_t **self_p)
     raft_close(&c->raft, on_closed);
     while (!c->closed)
         uv_run(c->loop, UV_RUN_ONCE);
-    raft_uv_close(&c->io);
+    raft_uv_close(&c->guard.io);
     raft_uv_tcp_close(&c->tcp);
     uv_run(c->loop, UV_RUN_NOWAIT);
     if (c->snap)                        /* libraft finalizes every snapshot it starts; in case */
