@@ -62,7 +62,9 @@ start broker "$BIN/broker/handoff-broker" --bind 'tcp://127.0.0.1:*' --data "$DA
 for _ in $(seq 1 100); do [ -s "$DATA/broker.endpoint" ] && break; sleep 0.05; done
 [ -s "$DATA/broker.endpoint" ] || { echo "broker did not start:"; cat "$DATA/logs/broker.log"; exit 1; }
 export HANDOFF_BROKER=$(cat "$DATA/broker.endpoint")
-START=$(date -d tomorrow +%Y-%m-%dT08:00)
+# the calendar starts on the first Monday after today: who is free first depends on the weekday,
+# and the story below (massage declined, then booked again at another clinic) is one of a Monday
+START=$(date -d "next monday" +%Y-%m-%dT08:00)
 start intake "$BIN/services/intake/handoff-intake" --db "$DATA/intake.db" --key "$KEYS/intake.key"
 start triage "$BIN/services/triage/handoff-triage" --rules "$ROOT/services/triage/rules.json" --key "$KEYS/triage.key"
 start scheduling "$BIN/services/scheduling/handoff-scheduling" --directory "$SAMPLE/directory.json" --start "$START" --db "$DATA/scheduling.db" \

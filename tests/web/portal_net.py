@@ -9,6 +9,7 @@ review.reviewer and network.admin.
 
 Environment: HX_SOURCE_DIR (the checkout), HX_BUILD_DIR (the build to test)."""
 import atexit
+import datetime
 import http.cookiejar
 import json
 import os
@@ -188,7 +189,12 @@ class Network:
 
         self.broker = wait_for("the broker's endpoint", endpoint, timeout=30)
         env = {"HANDOFF_BROKER": self.broker, "HANDOFF_SERVER_KEY": os.path.join(self.keys, "broker.pub")}
-        start = time.strftime("%Y-%m-%dT08:00", time.localtime(time.time() + 86400))
+        # the calendar starts on the first Monday after today, 08:00: which therapist is free
+        # first depends on the weekday, and the sample stories (a declined handoff booked again
+        # at another clinic) are written for a Monday (test_collab_story starts on one too)
+        day = datetime.date.today() + datetime.timedelta(days=1)
+        day += datetime.timedelta(days=(7 - day.weekday()) % 7)
+        start = day.strftime("%Y-%m-%dT08:00")
         svc = os.path.join(self.bin, "services")
         self._spawn("intake", [os.path.join(svc, "intake", "handoff-intake"), "--db",
                                os.path.join(self.dir, "intake.db"), "--key", os.path.join(self.keys, "intake.key")],
