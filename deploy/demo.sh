@@ -9,7 +9,7 @@ set -euo pipefail
 BUILD=${1:-build}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 case $BUILD in /*) BIN=$BUILD ;; *) BIN=$ROOT/$BUILD ;; esac
-DATA=$ROOT/demo-data
+DATA=${HANDOFF_DEMO_DIR:-$ROOT/demo-data}   # (the test of the demo gives it a folder of its own)
 SAMPLE=$ROOT/deploy/sample
 rm -rf "$DATA"
 mkdir -p "$DATA/logs" "$DATA/home"
