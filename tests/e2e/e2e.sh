@@ -409,7 +409,9 @@ exactly_once() { # tag (the work files' suffix)
         "$E2E_DIR/work/statuses$1.jsonl")
     h=$(grep -cF "\"$r\"" "$E2E_DIR/work/handoffs$1.jsonl" || true)
     [ -n "$b" ] && [ "$h" = "$b" ] || missing=$((missing + 1))
-    [ -n "$b" ] && [ "$b" -gt 0 ] && ready=$((ready + 1))
+    # (an if, not `&&`: a last referral not booked would make the loop, and so this function,
+    # return 1, and set -e end the test without a word)
+    if [ -n "$b" ] && [ "$b" -gt 0 ]; then ready=$((ready + 1)); fi
   done < <(sort -u "$accepted")
 }
 exactly_once 2
@@ -432,7 +434,7 @@ busy=0
 for t in $triages; do
   n=$(docker logs "$t" 2>&1 | grep -cFf "$E2E_DIR/work/scale.ids" || true)
   echo "triage container ${t:0:12}: $n of 60 referrals"
-  [ "$n" -gt 0 ] && busy=$((busy + 1))
+  if [ "$n" -gt 0 ]; then busy=$((busy + 1)); fi
 done
 [ "$busy" -ge 2 ] || fail "work reached only $busy triage container(s)"
 
