@@ -1979,12 +1979,18 @@ int hx_cluster_parse(const char *spec, hx_cluster_config_t *cfg, char *why, size
 
 /* ---- start and stop ---- */
 
-hx_cluster_t *hx_cluster_start(const hx_cluster_config_t *cfg, char *err, size_t cap)
+/* This node's line of --cluster (cfg->self's), or NULL. */
+static const hx_cluster_node_t *self_node(const hx_cluster_config_t *cfg)
 {
-    const hx_cluster_node_t *me = NULL;
     for (size_t i = 0; i < cfg->n_nodes; i++)
         if (cfg->nodes[i].id == cfg->self)
-            me = &cfg->nodes[i];
+            return &cfg->nodes[i];
+    return NULL;
+}
+
+hx_cluster_t *hx_cluster_start(const hx_cluster_config_t *cfg, char *err, size_t cap)
+{
+    const hx_cluster_node_t *me = self_node(cfg);
     if (!me) {
         snprintf(err, cap, "--node-id %llu is not one of --cluster's nodes", (unsigned long long)cfg->self);
         return NULL;
@@ -2141,10 +2147,7 @@ static void recover_closed(struct raft *r)
 
 int hx_cluster_recover(const hx_cluster_config_t *cfg, char *err, size_t cap)
 {
-    const hx_cluster_node_t *me = NULL;
-    for (size_t i = 0; i < cfg->n_nodes; i++)
-        if (cfg->nodes[i].id == cfg->self)
-            me = &cfg->nodes[i];
+    const hx_cluster_node_t *me = self_node(cfg);
     if (!me) {
         snprintf(err, cap, "--node-id %llu is not one of --cluster's nodes", (unsigned long long)cfg->self);
         return HX_EINVAL;
