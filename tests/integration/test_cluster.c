@@ -528,6 +528,17 @@ static void fetch_all(const char *box, size_t want)
     hx_client_destroy(&c);
 }
 
+/* Mailbox box holds nothing now (one fetch); why names what would have come back. */
+static void expect_empty(const char *box, const char *why)
+{
+    hx_client_t *o = session(box);
+    hx_batch_t *b = NULL;
+    cr_assert_eq(hx_client_fetch(o, 100, &b), 0, "fetch %s: %s", box, hx_client_error(o));
+    cr_expect_eq(b->count, 0, "%zu message(s) in %s: %s", b->count, box, why);
+    hx_batch_destroy(&b);
+    hx_client_destroy(&o);
+}
+
 static bool none_held(void *arg)
 {
     (void)arg;
@@ -834,12 +845,7 @@ Test(cluster, a_committed_state_survives_a_full_restart)
     hx_client_destroy(&c);
     fetch_all("odd", 150);
     fetch_all("even", 150);
-    hx_client_t *o = session("once");
-    hx_batch_t *b = NULL;
-    cr_assert_eq(hx_client_fetch(o, 100, &b), 0);
-    cr_expect_eq(b->count, 0, "a settled message resubmitted after the restart came back");
-    hx_batch_destroy(&b);
-    hx_client_destroy(&o);
+    expect_empty("once", "a settled message resubmitted after the restart came back");
     /* no body in clear in any node's log or snapshots */
     for (int i = 0; i < NODES; i++)
         cr_expect_not(net_dir_holds(nodes[i].dir, "Okafor-", 7), "%s keeps a body in clear", nodes[i].name);
@@ -1285,17 +1291,8 @@ Test(cluster, a_lost_cluster_comes_back_from_one_nodes_copy)
     cr_assert_eq(hx_client_submit(c, &once, 1), 0, "%s", hx_client_error(c));
     hx_client_destroy(&c);
     fetch_all("kept", 300);
-    hx_client_t *o = session("once");
-    hx_batch_t *b = NULL;
-    cr_assert_eq(hx_client_fetch(o, 100, &b), 0);
-    cr_expect_eq(b->count, 0, "the message settled before the copy came back");
-    hx_batch_destroy(&b);
-    hx_client_destroy(&o);
-    hx_client_t *a = session("after");
-    cr_assert_eq(hx_client_fetch(a, 100, &b), 0);
-    cr_expect_eq(b->count, 0, "%zu message(s) accepted after the copy are in it", b->count);
-    hx_batch_destroy(&b);
-    hx_client_destroy(&a);
+    expect_empty("once", "the message settled before the copy came back");
+    expect_empty("after", "accepted after the copy, they are in it");
     for (int i = 0; i < NODES; i++)
         cr_expect_not(net_dir_holds(nodes[i].dir, "Adeyemi-", 8), "%s keeps a body in clear", nodes[i].name);
 }
