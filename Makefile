@@ -6,7 +6,7 @@ DEBS = build-essential cmake pkg-config libzmq3-dev libsodium-dev libprotobuf-c-
        protobuf-c-compiler libuv1-dev libcriterion-dev libjansson-dev libsqlite3-dev \
        libcsv-dev libinih-dev libmagic-dev liboath-dev libqrencode-dev tzdata libpq-dev postgresql \
        uthash-dev procps jq libmicrohttpd-dev libcurl4-openssl-dev prometheus curl openssl libarchive-dev sqlite3 \
-       chromium chromium-driver python3-selenium dpkg-dev help2man python3-debian libraft-dev python3-yaml
+       chromium chromium-driver python3-selenium dpkg-dev help2man python3-debian libraft-dev libjemalloc-dev python3-yaml
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: all deps build demo demo-web test test-unit test-integration test-asan fuzz crash-loop clean bench bench-full bench-fhir test-e2e package test-package image sbom bench-peers

@@ -374,18 +374,21 @@ int bench_start_broker(bench_env_t *e, uint64_t *ready_ns)
     return 0;
 }
 
-/* A free TCP port of 127.0.0.1 (free a moment ago). */
-static int free_port(void)
+/* A free TCP port of 127.0.0.1, and the socket holding it (*fd): the caller closes it once it
+ * has chosen all its ports, so that no two of them are the same. -1 when none. */
+static int free_port(int *fd)
 {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    *fd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     socklen_t len = sizeof a;
-    int port = fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
-                       getsockname(fd, (struct sockaddr *)&a, &len) == 0
+    int port = *fd >= 0 && bind(*fd, (struct sockaddr *)&a, sizeof a) == 0 &&
+                       getsockname(*fd, (struct sockaddr *)&a, &len) == 0
                    ? ntohs(a.sin_port)
                    : -1;
-    if (fd >= 0)
-        close(fd);
+    if (port < 0 && *fd >= 0) {
+        close(*fd);
+        *fd = -1;
+    }
     return port;
 }
 
@@ -399,16 +402,30 @@ int bench_start_cluster(bench_env_t *e, uint32_t n)
     char spec[2048], endpoints[MAX_NODES][64], ready[MAX_NODES][700], data[MAX_NODES][700], id[MAX_NODES][8],
         policy[700];
     size_t k = 0;
-    for (uint32_t i = 0; i < n; i++) {
-        int port = free_port(), raft = free_port();
-        if (port < 0 || raft < 0)
-            return -1;
+    int held[2 * MAX_NODES];
+    size_t n_held = 0;
+    bool ports = true;
+    for (uint32_t i = 0; i < n && ports; i++) {
+        int port = free_port(&held[n_held]);
+        n_held += port >= 0;
+        int raft = port >= 0 ? free_port(&held[n_held]) : -1;
+        n_held += raft >= 0;
+        if (port < 0 || raft < 0) {
+            ports = false;
+            break;
+        }
         snprintf(endpoints[i], sizeof endpoints[i], "tcp://127.0.0.1:%d", port);
         snprintf(ready[i], sizeof ready[i], "%s/node-%u.ready", e->dir, i + 1);
         snprintf(data[i], sizeof data[i], "%s/node-%u", e->dir, i + 1);
         snprintf(id[i], sizeof id[i], "%u", i + 1);
         k += (size_t)snprintf(spec + k, sizeof spec - k, "%s%u=127.0.0.1:%d=%s", i ? "," : "", i + 1, raft,
                               endpoints[i]);
+    }
+    while (n_held)                          /* all chosen: the nodes bind them */
+        close(held[--n_held]);
+    if (!ports) {
+        fprintf(stderr, "%s: no free TCP port on 127.0.0.1: %s\n", BENCH_PROG, strerror(errno));
+        return -1;
     }
     snprintf(policy, sizeof policy, "%s/policy.json", e->dir);
     json_t *rules = json_pack("{s:[{s:s, s:s, s:[s]}]}", "rules", "from", "*", "to", "*", "types", "bench");

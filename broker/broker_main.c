@@ -1154,6 +1154,15 @@ static void broker_close(broker_t *b)
     uv_loop_close(&b->loop);
 }
 
+#ifdef HX_JEMALLOC
+/* Read by jemalloc when it starts (before main): its memory on transparent huge pages where
+ * the kernel allows them on request (/sys/kernel/mm/transparent_hugepage/enabled "madvise" or
+ * "always"). On a 3-node cluster's durable submit, faulting in 4 KiB pages was the nodes'
+ * largest single cost without it (docs/OPERATIONS.md, "Memory pages"). MALLOC_CONF in the
+ * environment still overrides it, e.g. MALLOC_CONF=thp:never. */
+const char *malloc_conf = "thp:always,metadata_thp:auto";
+#endif
+
 int main(int argc, char **argv)
 {
     hx_opt_val_t v[O_COUNT];
