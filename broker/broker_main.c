@@ -13,13 +13,16 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <sodium.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <uv.h>
 #include <zmq.h>
 
@@ -183,6 +186,7 @@ typedef struct {
     hx_buf_t refusal;
     uint8_t raft_peer_key[32];  /* --cluster: what the nodes prove to each other (see open_router) */
     const char *raft_peer_key_from;     /* NULL: none */
+    int data_lock;              /* --cluster: DATA/LOCK, held while the node runs (-1: none) */
 } broker_t;
 
 /* Group commit latency, 50 us .. 2.5 s: one fdatasync is ~150 us on a good disk. */
@@ -715,6 +719,30 @@ static int run_salvage(const char *data, const char *data_key, uint32_t segment_
     return 0;
 }
 
+/* DATA/LOCK taken (flock, as the single broker's log takes it): one process per data
+ * directory, a node's too (libraft takes no lock of its own). The descriptor, or -1 with why
+ * in err. Held until the process ends. */
+static int lock_data(const char *data, char *err, size_t cap)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/LOCK", data);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        snprintf(err, cap, "%.400s: %s", path, strerror(errno));
+        return -1;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        int e = errno;
+        close(fd);
+        if (e == EWOULDBLOCK)
+            snprintf(err, cap, "%.300s is in use by another handoff-broker (its LOCK is held): stop it first", data);
+        else
+            snprintf(err, cap, "%.400s: %s", path, strerror(e));
+        return -1;
+    }
+    return fd;
+}
+
 /* --recover-cluster: DATA/raft, a copy of a lost cluster's node, made the log of a cluster of
  * this node alone (hx_cluster_recover). */
 static int run_recover(const hx_opt_val_t *v)
@@ -731,10 +759,16 @@ static int run_recover(const hx_opt_val_t *v)
     }
     snprintf(dir, sizeof dir, "%s/raft", v[O_DATA].text);
     cc.dir = dir;
-    if (hx_cluster_recover(&cc, err, sizeof err) != 0) {
+    struct stat st;         /* (a missing --data holds no log: hx_cluster_recover says so) */
+    int lock = stat(v[O_DATA].text, &st) == 0 ? lock_data(v[O_DATA].text, err, sizeof err) : -2;
+    if (lock == -1 || hx_cluster_recover(&cc, err, sizeof err) != 0) {
         fprintf(stderr, "handoff-broker: --recover-cluster: %s\n", err);
+        if (lock >= 0)
+            close(lock);
         return 1;
     }
+    if (lock >= 0)
+        close(lock);
     const char *raft = "";
     for (size_t i = 0; i < cc.n_nodes; i++)
         if (cc.nodes[i].id == cc.self)
@@ -989,6 +1023,10 @@ static int open_router(broker_t *b, hx_router_config_t *cfg, const hx_opt_val_t 
             fprintf(stderr, "handoff-broker: --data %s: %s\n", data, strerror(errno));
             return -1;
         }
+        if ((b->data_lock = lock_data(data, err, sizeof err)) < 0) {
+            fprintf(stderr, "handoff-broker: --data: %s\n", err);
+            return -1;
+        }
         if (single_log_there(data, dir)) {
             fprintf(stderr, "handoff-broker: --cluster: %s holds a single broker's log (its *.log segments) and no "
                             "Raft log yet: a cluster does not take it over. Let the single broker deliver what it "
@@ -1131,6 +1169,8 @@ static void broker_close(broker_t *b)
 {
     hx_http_stop(&b->http);                     /* before the loop's handles close */
     hx_cluster_stop(&b->cluster);               /* its router first, then Raft's own handles */
+    if (b->data_lock >= 0)
+        close(b->data_lock);                    /* (after Raft's last write) */
     sodium_memzero(b->raft_peer_key, sizeof b->raft_peer_key);
     hx_buf_free(&b->refusal);
     if (b->sock_watched)
@@ -1246,6 +1286,7 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     broker_t b;
     memset(&b, 0, sizeof b);
+    b.data_lock = -1;
     b.policy = routing;
     cfg.policy = b.policy;
     uv_loop_init(&b.loop);

@@ -1229,6 +1229,28 @@ Test(cluster, a_lost_cluster_comes_back_from_one_nodes_copy)
     cr_assert(net_wait(metric_reaches, &caught, 20000), "%s did not catch up", nodes[from].name);
     cr_assert(net_wait(metric_reaches, &snapped, 20000), "%s took no snapshot", nodes[from].name);
 
+    /* a running node's directory is its own (DATA/LOCK): a second node process on it is
+     * refused, and so is --recover-cluster, before either touches it */
+    char from_id[16], bind[64], out[4096], err[4096];
+    snprintf(from_id, sizeof from_id, "%d", from + 1);
+    snprintf(bind, sizeof bind, "tcp://127.0.0.1:%d", net_free_port());
+    const char *twice[] = {net_bin("broker/handoff-broker"), "--bind", bind, "--cluster", spec, "--node-id", from_id,
+                           "--data", nodes[from].dir, "--data-key", data_key, "--plain-tcp-for-tests", NULL};
+    const char *recover_live[] = {net_bin("broker/handoff-broker"), "--cluster", spec, "--node-id", from_id, "--data",
+                                  nodes[from].dir, "--recover-cluster", NULL};
+    const char *const *in_use[] = {twice, recover_live};
+    int code = -1;
+    hx_spawn_opts_t so = {.out_pipe = true, .err_pipe = true};
+    for (int k = 0; k < 2; k++) {
+        so.argv = in_use[k];
+        cr_assert_eq(hx_spawn_run(&so, out, sizeof out, err, sizeof err, &code), 0);
+        cr_expect_eq(code, 1, "%s on a running node's --data: exit %d (%s)", k ? "--recover-cluster" : "a second node",
+                     code, err);
+        cr_expect(strstr(err, "in use by another handoff-broker"), "%s on a running node's --data said: %s",
+                  k ? "--recover-cluster" : "a second node", err);
+    }
+    cr_expect(net_wait(metric_reaches, &caught, 5000), "%s lost its state to a refused process", nodes[from].name);
+
     net_stop(&net, nodes[from].pid, SIGTERM);
     nodes[from].pid = 0;
     char backup[600], cmd[1400];
@@ -1252,12 +1274,11 @@ Test(cluster, a_lost_cluster_comes_back_from_one_nodes_copy)
     cr_assert_eq(system(cmd), 0);
     /* (without --recover-cluster, the copy's configuration names all three, and the two nodes
      * joining have none and vote for no one: nothing would be elected) */
-    char id[16], out[4096], err[4096];
+    char id[16];
     snprintf(id, sizeof id, "%d", into + 1);
     const char *bad_argv[] = {net_bin("broker/handoff-broker"), "--cluster", spec, "--node-id", id, "--data",
                               nodes[(into + 1) % NODES].dir, "--recover-cluster", NULL};
-    int code = -1;
-    hx_spawn_opts_t so = {.argv = bad_argv, .out_pipe = true, .err_pipe = true};
+    so.argv = bad_argv;
     cr_assert_eq(hx_spawn_run(&so, out, sizeof out, err, sizeof err, &code), 0);
     cr_expect_eq(code, 1, "--recover-cluster on an empty directory: exit %d (%s)", code, err);
     cr_expect(strstr(err, "holds no Raft log"), "--recover-cluster on an empty directory said: %s", err);
