@@ -46,7 +46,10 @@
 #      the leader's container killed a third of the way into a stream of submits from the
 #      host's CLI given the three nodes; another node serves, and every referral acknowledged
 #      is settled with exactly one handoff per booking; the nodes' Raft connections are
-#      authenticated (a key derived from the CURVE secret) and none was refused;
+#      authenticated (a key derived from the CURVE secret) and none was refused; then (11b)
+#      the HA stack lost and brought back from one node's copy as OPERATIONS.md says
+#      (raft-backup, raft-recover, HANDOFF_JOIN, cluster add): the referrals the copy held are
+#      each booked exactly once;
 # and that the image build refuses key material in its context (before any of it); that
 # deploy/build-image.sh tags the image handoff:VERSION (the compose file's default) and
 # handoff:latest with the OCI version, revision and creation labels; and that deploy/sbom.sh
@@ -1035,5 +1038,71 @@ for n in $(grep -E '^\s+expr:' "$ROOT/deploy/prometheus/alerts.yml" | grep -oE '
   grep -q "^# TYPE $n " "$E2E_DIR/work/node-metrics.txt" || fail "alerts.yml uses $n, which a cluster node does not export"
 done
 echo "every handoff_broker_raft_* metric of the alert rules is exported by the nodes"
+
+step "11b. the HA stack lost and brought back from one node's copy (profile ops: raft-backup, raft-recover)"
+# As docs/OPERATIONS.md says, in Docker: referrals accepted and held (intake stopped), a
+# caught-up follower stopped, copied (raft-backup) and started again; then every broker node
+# and its volume lost; the copy made node 1's log (raft-recover), node 1 started and leading
+# alone, broker2 and broker3 started on new volumes with HANDOFF_JOIN=1 and added by the
+# operator (handoff cluster add --wait). The held referrals must each be booked exactly once.
+export HANDOFF_BACKUP_DIR=$E2E_DIR/raftbackups
+rm -rf "$HANDOFF_BACKUP_DIR"
+install -d -m 0700 -o 10001 -g 10001 "$HANDOFF_BACKUP_DIR"   # the image's user handoff writes there
+compose3 stop intake >/dev/null 2>&1 || fail "stopping intake"
+held_dir=$E2E_DIR/work/held-ha
+mkdir -p "$held_dir"
+for i in 1 2 3 4 5; do jq --arg r "E2E-HELD-$i" '.ref = $r' "$template" >"$held_dir/$i.json"; done
+accepted=$E2E_DIR/work/held-ha.accepted
+as "$src" --json submit "$held_dir"/*.json | jq -r '.[].referral_id' >"$accepted" || fail "submitting the held referrals"
+[ "$(sort -u "$accepted" | grep -c .)" = 5 ] || fail "$(grep -c . "$accepted") of 5 held referrals accepted"
+lead=$(serving_node) || fail "no node serves before the backup"
+case $lead in broker) copied=broker2 n=2 ;; *) copied=broker n=1 ;; esac
+metric_of() { docker exec "$(cid3 "$1")" curl -fsS http://127.0.0.1:9100/metrics | awk -v m="$2" '$1 == m { print $2 }'; }
+commit=$(metric_of "$lead" handoff_broker_raft_commit_index)
+deadline=$(($(now) + 30))
+until applied=$(metric_of "$copied" handoff_broker_raft_applied_index) && [ "${applied:-0}" -ge "$commit" ]; do
+  [ "$(now)" -lt "$deadline" ] || fail "$copied did not catch up (applied ${applied:-?} of $commit)"
+  sleep 0.2
+done
+compose3 stop "$copied" >/dev/null 2>&1 || fail "stopping $copied"
+HANDOFF_RAFT_NODE=$n compose3 --profile ops run --rm -T raft-backup >"$E2E_DIR/raft-backup.log" 2>&1 ||
+  { cat "$E2E_DIR/raft-backup.log" >&2; fail "raft-backup of node $n"; }
+copy=$(sed -n 's/.* copied to \(raft-node[0-9]-[0-9TZ]*\) .*/\1/p' "$E2E_DIR/raft-backup.log")
+[ -n "$copy" ] && [ -d "$HANDOFF_BACKUP_DIR/$copy" ] || { cat "$E2E_DIR/raft-backup.log" >&2; fail "raft-backup wrote no copy"; }
+cat "$E2E_DIR/raft-backup.log"
+compose3 start "$copied" >/dev/null 2>&1 || fail "starting $copied again"
+# a node that runs is not copied (its LOCK): raft-backup refuses it
+HANDOFF_RAFT_NODE=3 compose3 --profile ops run --rm -T raft-backup >"$E2E_DIR/raft-backup-live.log" 2>&1 &&
+  fail "raft-backup copied node 3 while it ran"
+grep -q "is running" "$E2E_DIR/raft-backup-live.log" ||
+  { cat "$E2E_DIR/raft-backup-live.log" >&2; fail "raft-backup of a running node did not say why it refused"; }
+echo "raft-backup refused node 3 while it ran: $(grep "is running" "$E2E_DIR/raft-backup-live.log")"
+# every broker machine lost
+compose3 rm -sf broker broker2 broker3 >/dev/null 2>&1 || fail "removing the broker containers"
+docker volume rm "${PROJECT3}_broker-data" "${PROJECT3}_broker2-data" "${PROJECT3}_broker3-data" >/dev/null ||
+  fail "removing the broker volumes"
+HANDOFF_RAFT_COPY=$copy compose3 --profile ops run --rm -T raft-recover >"$E2E_DIR/raft-recover.log" 2>&1 ||
+  { cat "$E2E_DIR/raft-recover.log" >&2; fail "raft-recover of $copy"; }
+grep -q "alone" "$E2E_DIR/raft-recover.log" || { cat "$E2E_DIR/raft-recover.log" >&2; fail "raft-recover said nothing of node 1 alone"; }
+compose3 up -d --no-deps broker >"$E2E_DIR/up-recovered.log" 2>&1 || { cat "$E2E_DIR/up-recovered.log" >&2; fail "starting node 1"; }
+deadline=$(($(now) + 60))
+until [ "$(serving_node)" = broker ]; do
+  [ "$(now)" -lt "$deadline" ] || fail "the recovered node 1 does not serve alone"
+  sleep 0.5
+done
+HANDOFF_JOIN=1 compose3 up -d --no-deps broker2 broker3 >>"$E2E_DIR/up-recovered.log" 2>&1 ||
+  { cat "$E2E_DIR/up-recovered.log" >&2; fail "starting broker2 and broker3 with HANDOFF_JOIN=1"; }
+ops() { "$CLI" --broker "$HA_LIST" --server-key "$K/broker.pub" --key "$K/ops.key" --home "$E2E_DIR/home3" --admin ops "$@"; }
+prefix=${HANDOFF_RAFT_PREFIX:-10.250.7}
+ops cluster add "2=$prefix.12:7001=tcp://broker2:5555" --wait || fail "cluster add 2"
+ops cluster add "3=$prefix.13:7001=tcp://broker3:5555" --wait || fail "cluster add 3"
+wait_healthy 120 "$(cid3 broker2)" "$(cid3 broker3)"    # (a node waiting to be added is not ready)
+ops --json cluster status >"$E2E_DIR/work/cluster-status.json" || fail "cluster status"
+voters=$(jq "[.nodes[] | select(.role == \"voter\")] | length" "$E2E_DIR/work/cluster-status.json")
+[ "$voters" = 3 ] || { cat "$E2E_DIR/work/cluster-status.json" >&2; fail "$voters voters after the two were added, not 3"; }
+compose3 start intake >/dev/null 2>&1 || fail "starting intake again"
+exactly_once -held
+echo "5 referrals held in the copy: $ready booked, $missing without exactly one handoff per booking, $dups duplicate handoff(s)"
+[ "$missing" = 0 ] && [ "$dups" = 0 ] && [ "$ready" -gt 0 ] || fail "held referrals lost or duplicated after the recovery"
 
 step "passed in $(($(now) - started)) s"
