@@ -9,7 +9,7 @@ DEBS = build-essential cmake pkg-config libzmq3-dev libsodium-dev libprotobuf-c-
        chromium chromium-driver python3-selenium dpkg-dev help2man python3-debian libraft-dev libjemalloc-dev python3-yaml
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps build demo demo-web test test-unit test-integration test-asan asan-build fuzz fuzz-build side-builds crash-loop clean bench bench-full bench-fhir test-e2e package test-package image sbom bench-peers
+.PHONY: all deps build demo demo-web test test-unit test-integration test-asan asan-build fuzz fuzz-build crash-loop clean bench bench-full bench-fhir test-e2e package test-package image sbom bench-peers
 
 all: build
 
@@ -39,16 +39,8 @@ demo: build
 demo-web: build
 	DEMO_WEB=1 ./deploy/demo.sh $(BUILD)
 
-# While the suite runs on the build, the sanitizer and fuzzing builds compile at the lowest CPU
-# and I/O priority on what the tests leave idle (about a fifth of two cores: waits for a
-# process, a timer, the disk); what is left of them is done before test-asan. Their output:
-# $(BUILD)/side-builds.log, shown when one fails.
 test: build
-	@ionice -c 3 nice -n 19 $(MAKE) --no-print-directory side-builds >$(BUILD)/side-builds.log 2>&1 & side=$$!; \
-	  (cd $(BUILD) && ctest --output-on-failure -j $(JOBS)); rc=$$?; \
-	  wait $$side || { rc=1; echo "the sanitizer or fuzzing build failed ($(BUILD)/side-builds.log):"; \
-	                   tail -40 $(BUILD)/side-builds.log; }; \
-	  exit $$rc
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
 	$(MAKE) test-asan
 	$(MAKE) fuzz FUZZ_SECONDS=$(TEST_FUZZ_SECONDS)
 	$(MAKE) test-e2e
@@ -121,8 +113,6 @@ crash-loop: build
 	  $(BUILD)/tests/integration/test_durability --jobs 1 --filter 'durability/crash_loop'
 
 # The whole suite again under AddressSanitizer + UndefinedBehaviorSanitizer.
-side-builds: asan-build fuzz-build
-
 asan-build: deps
 	cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DHANDOFF_SANITIZE=ON
 	cmake --build $(ASAN_BUILD) -j $(JOBS)
