@@ -103,16 +103,33 @@ bool net_wait(bool (*cond)(void *arg), void *arg, int timeout_ms)
     }
 }
 
+/* The kernel may hand the same ephemeral port to two binds of port 0 once the first socket is
+ * closed, so a test choosing several ports (a cluster's: three per node) could get one twice.
+ * The ports this process has handed out are remembered and never handed out again. */
 int net_free_port(void)
 {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    cr_assert_geq(fd, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = 0, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof a;
-    cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
-    cr_assert_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-    close(fd);
-    return ntohs(a.sin_port);
+    static int given[512];
+    static size_t n_given;
+    for (int tries = 0; tries < 1000; tries++) {
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        cr_assert_geq(fd, 0);
+        struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = 0, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        socklen_t len = sizeof a;
+        cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+        cr_assert_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+        close(fd);
+        int port = ntohs(a.sin_port);
+        bool seen = false;
+        for (size_t i = 0; i < n_given && !seen; i++)
+            seen = given[i] == port;
+        if (seen)
+            continue;
+        if (n_given < sizeof given / sizeof given[0])
+            given[n_given++] = port;
+        return port;
+    }
+    cr_assert_fail("no free port on 127.0.0.1 that this test has not used already");
+    return -1;
 }
 
 void net_start_broker(net_t *n, const char *const extra[])

@@ -59,7 +59,8 @@ void net_start_front(net_t *n);
  * net_start_services uses, so workers share it). Extra arguments (NULL-terminated, may be
  * NULL) are appended, e.g. {"--credit", "1", NULL}. */
 pid_t net_start_scheduling(net_t *n, const char *name, const char *start, const char *db, const char *const extra[]);
-/* A TCP port on 127.0.0.1 that was free a moment ago. */
+/* A TCP port on 127.0.0.1 that was free a moment ago and that this process has not been given
+ * before. */
 int net_free_port(void);
 /* SIGKILL one process and reap it. */
 void net_kill9(net_t *n, pid_t pid);
