@@ -20,7 +20,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <uv.h>
@@ -719,30 +718,6 @@ static int run_salvage(const char *data, const char *data_key, uint32_t segment_
     return 0;
 }
 
-/* DATA/LOCK taken (flock, as the single broker's log takes it): one process per data
- * directory, a node's too (libraft takes no lock of its own). The descriptor, or -1 with why
- * in err. Held until the process ends. */
-static int lock_data(const char *data, char *err, size_t cap)
-{
-    char path[4200];
-    snprintf(path, sizeof path, "%s/LOCK", data);
-    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (fd < 0) {
-        snprintf(err, cap, "%.400s: %s", path, strerror(errno));
-        return -1;
-    }
-    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
-        int e = errno;
-        close(fd);
-        if (e == EWOULDBLOCK)
-            snprintf(err, cap, "%.300s is in use by another handoff-broker (its LOCK is held): stop it first", data);
-        else
-            snprintf(err, cap, "%.400s: %s", path, strerror(e));
-        return -1;
-    }
-    return fd;
-}
-
 /* --recover-cluster: DATA/raft, a copy of a lost cluster's node, made the log of a cluster of
  * this node alone (hx_cluster_recover). */
 static int run_recover(const hx_opt_val_t *v)
@@ -760,7 +735,7 @@ static int run_recover(const hx_opt_val_t *v)
     snprintf(dir, sizeof dir, "%s/raft", v[O_DATA].text);
     cc.dir = dir;
     struct stat st;         /* (a missing --data holds no log: hx_cluster_recover says so) */
-    int lock = stat(v[O_DATA].text, &st) == 0 ? lock_data(v[O_DATA].text, err, sizeof err) : -2;
+    int lock = stat(v[O_DATA].text, &st) == 0 ? hx_store_lock_dir(v[O_DATA].text, -1, err, sizeof err) : -2;
     if (lock == -1 || hx_cluster_recover(&cc, err, sizeof err) != 0) {
         fprintf(stderr, "handoff-broker: --recover-cluster: %s\n", err);
         if (lock >= 0)
@@ -1023,7 +998,7 @@ static int open_router(broker_t *b, hx_router_config_t *cfg, const hx_opt_val_t 
             fprintf(stderr, "handoff-broker: --data %s: %s\n", data, strerror(errno));
             return -1;
         }
-        if ((b->data_lock = lock_data(data, err, sizeof err)) < 0) {
+        if ((b->data_lock = hx_store_lock_dir(data, -1, err, sizeof err)) < 0) {
             fprintf(stderr, "handoff-broker: --data: %s\n", err);
             return -1;
         }

@@ -2497,6 +2497,31 @@ static const hx_store_ops_t log_ops = {
     .syncs = log_syncs, .move = log_move, .compact_pick = log_compact_pick, .segment_of = log_segment_of,
     .bytes_from = log_bytes_from, .compacted = log_compacted};
 
+int hx_store_lock_dir(const char *dir, int dirfd, char *err, size_t errcap)
+{
+    char path[PATH_MAX];
+    if (dirfd < 0 && (size_t)snprintf(path, sizeof path, "%s/LOCK", dir) >= sizeof path) {
+        snprintf(err, errcap, "%.400s: the path is too long", dir);
+        return -1;
+    }
+    int fd = dirfd >= 0 ? openat(dirfd, "LOCK", O_RDWR | O_CREAT | O_CLOEXEC, 0600)
+                        : open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        snprintf(err, errcap, "%.400s/LOCK: %s", dir, strerror(errno));
+        return -1;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        int e = errno;
+        close(fd);
+        if (e == EWOULDBLOCK)
+            snprintf(err, errcap, "%.400s is in use by another handoff-broker (its LOCK is held): stop it first", dir);
+        else
+            snprintf(err, errcap, "%.400s/LOCK: %s", dir, strerror(e));
+        return -1;
+    }
+    return fd;
+}
+
 hx_store_t *hx_store_log_new(const hx_store_log_config_t *cfg, char *err, size_t errcap)
 {
     log_store_t *s = calloc(1, sizeof *s);
@@ -2528,11 +2553,8 @@ hx_store_t *hx_store_log_new(const hx_store_log_config_t *cfg, char *err, size_t
         snprintf(err, errcap, "data directory %s: %s", s->dir, strerror(errno));
         goto fail;
     }
-    s->lockfd = openat(s->dirfd, "LOCK", O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (s->lockfd < 0 || flock(s->lockfd, LOCK_EX | LOCK_NB) != 0) {
-        snprintf(err, errcap, "data directory %s is in use by another broker (%s)", s->dir, strerror(errno));
+    if ((s->lockfd = hx_store_lock_dir(s->dir, s->dirfd, err, errcap)) < 0)
         goto fail;
-    }
     return &s->base;
 fail:
     log_destroy(&s->base);

@@ -1360,7 +1360,7 @@ Test(durability, rekey_seals_every_held_message_anew)
     const char *rekey[] = {"--rekey", "--data-key", key_a, "--new-data-key", key_b, NULL};
     start_broker(with_a);                        /* running: the directory is locked */
     cr_assert_eq(broker_to_exit(rekey, out, sizeof out), 1, "%s", out);
-    cr_expect(strstr(out, "in use by another broker"), "%s", out);
+    cr_expect(strstr(out, "is in use by another handoff-broker (its LOCK is held)"), "%s", out);
     cr_assert_eq(net_stop(&net, net_pid(&net, "broker"), SIGTERM), 0);
 
     cr_assert_eq(broker_to_exit(rekey, out, sizeof out), 0, "%s", out);

@@ -335,8 +335,20 @@ Test(store, a_second_broker_cannot_open_the_same_directory)
     hx_store_log_config_t c = {.dir = dir};
     hx_store_t *t = hx_store_log_new(&c, err, sizeof err);
     cr_assert_null(t);
-    cr_assert(strstr(err, "in use"), "%s", err);
+    cr_assert(strstr(err, "is in use by another handoff-broker (its LOCK is held)") && strstr(err, dir), "%s", err);
+    /* a cluster node and --recover-cluster take the same lock by the directory's name */
+    cr_assert_eq(hx_store_lock_dir(dir, -1, err, sizeof err), -1);
+    cr_assert(strstr(err, "is in use by another handoff-broker"), "%s", err);
     hx_store_destroy(&s);
+    int fd = hx_store_lock_dir(dir, -1, err, sizeof err);
+    cr_assert_geq(fd, 0, "the lock is free once the store is closed: %s", err);
+    t = hx_store_log_new(&c, err, sizeof err);
+    cr_assert_null(t, "a store cannot open a directory a node holds");
+    close(fd);
+    char missing[300];
+    snprintf(missing, sizeof missing, "%s/not-there", dir);
+    cr_assert_eq(hx_store_lock_dir(missing, -1, err, sizeof err), -1);
+    cr_assert(strstr(err, "not-there/LOCK: No such file or directory"), "%s", err);
 }
 
 Test(store, a_write_torn_past_the_acknowledged_end_keeps_every_complete_record)

@@ -122,6 +122,13 @@ typedef struct {
                                    (XSalsa20-Poly1305, libsodium crypto_secretbox) */
 } hx_store_log_config_t;
 
+/* Takes the lock of a broker's data directory dir (dirfd: an open descriptor of it, or -1 to
+ * open dir by name): DIR/LOCK, created if missing, flock(LOCK_EX | LOCK_NB). Returns the lock's
+ * descriptor, held until it is closed (or the process ends), or -1 with the reason in err:
+ * "DIR is in use by another handoff-broker (its LOCK is held): stop it first" when another
+ * process holds it. The single broker's log, a cluster node and --recover-cluster all take it. */
+int hx_store_lock_dir(const char *dir, int dirfd, char *err, size_t errcap);
+
 /* The durable append-only log. NULL with the reason in err on failure. Its recover refuses
  * (HX_EFAILED, the reason in health) a log damaged inside the part that was acknowledged,
  * naming the segment, the offset and the messages around it, and cuts nothing; it cuts only
