@@ -405,7 +405,7 @@ int bench_start_cluster(bench_env_t *e, uint32_t n)
     int held[2 * MAX_NODES];
     size_t n_held = 0;
     bool ports = true;
-    for (uint32_t i = 0; i < n && ports; i++) {
+    for (uint32_t i = 0; i < n; i++) {
         int port = free_port(&held[n_held]);
         n_held += port >= 0;
         int raft = port >= 0 ? free_port(&held[n_held]) : -1;

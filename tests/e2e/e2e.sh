@@ -1081,6 +1081,14 @@ echo "raft-backup refused node 3 while it ran: $(grep "is running" "$E2E_DIR/raf
 compose3 rm -sf broker broker2 broker3 >/dev/null 2>&1 || fail "removing the broker containers"
 docker volume rm "${PROJECT3}_broker-data" "${PROJECT3}_broker2-data" "${PROJECT3}_broker3-data" >/dev/null ||
   fail "removing the broker volumes"
+# a copy that is no Raft log (an empty folder) is refused, and leaves broker-data as it was: the
+# real recovery below would be refused if it did not ("holds a Raft log already")
+install -d -m 0700 -o 10001 -g 10001 "$HANDOFF_BACKUP_DIR/raft-empty"
+HANDOFF_RAFT_COPY=raft-empty compose3 --profile ops run --rm -T raft-recover >"$E2E_DIR/raft-recover-empty.log" 2>&1 &&
+  fail "raft-recover took an empty copy"
+grep -q "broker-data is as it was" "$E2E_DIR/raft-recover-empty.log" ||
+  { cat "$E2E_DIR/raft-recover-empty.log" >&2; fail "raft-recover of an empty copy did not say it undid its copy"; }
+echo "raft-recover refused an empty copy: $(grep -m1 "holds no Raft log" "$E2E_DIR/raft-recover-empty.log" | sed 's/.*--recover-cluster: //')"
 HANDOFF_RAFT_COPY=$copy compose3 --profile ops run --rm -T raft-recover >"$E2E_DIR/raft-recover.log" 2>&1 ||
   { cat "$E2E_DIR/raft-recover.log" >&2; fail "raft-recover of $copy"; }
 grep -q "alone" "$E2E_DIR/raft-recover.log" || { cat "$E2E_DIR/raft-recover.log" >&2; fail "raft-recover said nothing of node 1 alone"; }
@@ -1103,6 +1111,6 @@ voters=$(jq "[.nodes[] | select(.role == \"voter\")] | length" "$E2E_DIR/work/cl
 compose3 start intake >/dev/null 2>&1 || fail "starting intake again"
 exactly_once -held
 echo "5 referrals held in the copy: $ready booked, $missing without exactly one handoff per booking, $dups duplicate handoff(s)"
-[ "$missing" = 0 ] && [ "$dups" = 0 ] && [ "$ready" -gt 0 ] || fail "held referrals lost or duplicated after the recovery"
+[ "$missing" = 0 ] && [ "$dups" = 0 ] && [ "$ready" = 5 ] || fail "held referrals lost, duplicated or not booked after the recovery"
 
 step "passed in $(($(now) - started)) s"

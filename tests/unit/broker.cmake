@@ -29,3 +29,10 @@ hx_unit_test(test_cluster_config LIBS hx_cluster)
 # libraft 0.15's raft_uv loses a truncation asked for while a snapshot is stored (and a
 # snapshot asked for while a truncation runs): hx_raft_guard keeps them apart, on a real directory.
 hx_unit_test(test_raft_guard LIBS hx_cluster)
+
+if(HANDOFF_BROKER_ON_JEMALLOC)
+  # The broker really runs on jemalloc with its malloc_conf (broker_main.c).
+  add_test(NAME broker_memory_pages
+    COMMAND ${PROJECT_SOURCE_DIR}/tests/unit/broker_memory_pages.sh $<TARGET_FILE:handoff-broker>)
+  set_tests_properties(broker_memory_pages PROPERTIES LABELS unit TIMEOUT 30)
+endif()
