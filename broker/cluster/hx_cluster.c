@@ -600,6 +600,7 @@ struct hx_cluster {
     bool snap_taken;            /* snap_applied and snap_index are the last snapshot's */
     uint64_t snap_applied;
     raft_index snap_index;
+    uint64_t log_bytes;         /* of the entries applied since the last snapshot (or start) */
     struct {                    /* the operator's membership change in progress (one at a time) */
         int step;               /* CH_NONE when none */
         hx_cluster_node_t node;
@@ -1100,6 +1101,7 @@ static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void *
     const uint8_t *data = sealed ? c->scratch.data : buf->base;
     size_t len = sealed ? c->scratch.len : buf->len;
     c->applied++;
+    c->log_bytes += buf->len;
     if (rc == 0 && len >= 4 && !memcmp(data, member_magic, 4))
         rc = members_apply(&c->state, data, len);
     else if (rc == 0)
@@ -1114,10 +1116,17 @@ static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void *
     return 0;
 }
 
-/* On the loop: the state's view taken (see snap_t). A node whose state has not changed since
- * its last snapshot (an idle leader's log grows by its lease barriers alone) takes none until
- * SNAP_IDLE_FACTOR thresholds of entries have passed: the same bytes again would only cost a
- * write of the whole queue. */
+/* On the loop: the state's view taken (see snap_t). libraft asks for one every
+ * --raft-snapshot-entries entries; a snapshot writes the whole state (every held body), so it
+ * is taken only when the log since the last one holds at least as many bytes as the state:
+ * then the bytes snapshots write are at most the bytes the log took, however deep the queue
+ * (by the count alone, a 200 MB queue of a clinic that is away was written, checksummed and
+ * compressed again on every node every 1,024 entries, at a trickle of traffic as under load).
+ * The log kept in memory and on disk is then at most about the state's size, beyond libraft's
+ * trailing entries. A node whose
+ * state has not changed since its last snapshot (an idle leader's log grows by its lease
+ * barriers alone) takes none either. Either way one is taken once SNAP_IDLE_FACTOR thresholds
+ * of entries have passed. */
 #define SNAP_IDLE_FACTOR 32
 static int fsm_snapshot_async(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsigned *n);
 static int fsm_snapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsigned *n)
@@ -1128,8 +1137,11 @@ static int fsm_snapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsign
     if (c->snap)
         return RAFT_BUSY;
     raft_index applied = c->raft.last_applied;
-    if (c->snap_taken && c->applied == c->snap_applied &&
-        applied - c->snap_index < (raft_index)c->cfg.snapshot_entries * SNAP_IDLE_FACTOR)
+    /* (the bodies and the settled ids: what the entries that made the state carried at least) */
+    uint64_t state_bytes = c->state.bytes + c->state.dedup_n * HX_ID_LEN;
+    bool unchanged = c->snap_taken && c->applied == c->snap_applied;
+    if ((unchanged || c->log_bytes < state_bytes) &&
+        applied - (c->snap_taken ? c->snap_index : 0) < (raft_index)c->cfg.snapshot_entries * SNAP_IDLE_FACTOR)
         return RAFT_BUSY;
     snap_t *z = snap_freeze(&c->state, c->sealed ? c->key : NULL);
     if (!z)
@@ -1138,6 +1150,7 @@ static int fsm_snapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsign
     c->snap_taken = true;
     c->snap_applied = c->applied;
     c->snap_index = applied;
+    c->log_bytes = 0;
     /* a Raft I/O without a worker pool: the bytes made here, on the loop */
     return c->fsm.snapshot_async ? 0 : fsm_snapshot_async(fsm, bufs, n);
 }
@@ -1185,6 +1198,7 @@ static int fsm_snapshot_finalize(struct raft_fsm *fsm, struct raft_buffer *bufs[
     } else {
         hx_warn("cluster: a snapshot could not be made (out of memory); the next will be tried later");
         c->snap_taken = false;
+        c->log_bytes = UINT64_MAX / 2;          /* (the next ask tries again) */
     }
     snap_free(z);
     return 0;
@@ -1204,6 +1218,7 @@ static int fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
         return RAFT_MALFORMED;
     }
     c->applied++;
+    c->log_bytes = 0;
     hx_info("cluster: restored a snapshot: %llu message(s) held, %zu settled id(s)",
             (unsigned long long)c->state.n, c->state.dedup_n);
     return 0;

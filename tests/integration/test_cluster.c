@@ -25,6 +25,10 @@
  *   an_idle_cluster_does_not_snapshot_an_unchanged_state_again
  *                         the leader's lease barriers alone (no message) take no node past a
  *                         snapshot threshold into another snapshot; a changed state does
+ *   a_growing_queue_is_not_snapshotted_at_every_threshold
+ *                         400 messages held, one entry each, past 25 thresholds of 16: each
+ *                         node takes 1 to 8 snapshots (one as the queue about doubles), and a
+ *                         follower restarted comes back holding all 400
  *   a_stranger_cannot_speak_raft
  *                         with a key the nodes share: a connection to a Raft port that does
  *                         not answer the node's challenge with that key is closed and counted;
@@ -890,17 +894,54 @@ Test(cluster, an_idle_cluster_does_not_snapshot_an_unchanged_state_again)
         cr_expect_eq(metric(i, "handoff_broker_raft_snapshots_total"), before[i],
                      "%s snapshotted an unchanged state again (%ld, then %ld)", nodes[i].name, before[i],
                      metric(i, "handoff_broker_raft_snapshots_total"));
-    /* a changed state: the next threshold takes a snapshot on every node */
-    for (int i = 0; i < 20; i++) {
-        hx_msg_t m = message("idle", "y");
-        cr_assert_eq(hx_client_submit(c, &m, 1), 0, "submit %d: %s", i, hx_client_error(c));
-    }
+    /* a changed state (the 40 delivered: their settles are entries of more bytes than the
+     * state they leave): the next threshold takes a snapshot on every node */
     hx_client_destroy(&c);
+    fetch_all("idle", 40);
     for (int i = 0; i < NODES; i++) {
         metric_wait_t w = {i, before[i] + 1, "handoff_broker_raft_snapshots_total"};
         cr_expect(net_wait(metric_reaches, &w, 30000), "%s took no snapshot of a changed state", nodes[i].name);
     }
-    fetch_all("idle", 60);
+}
+
+/* A queue that only grows (a clinic away): with a snapshot at every threshold, each would
+ * write the whole queue again (the 400 entries below, one message each, pass 25 thresholds of
+ * 16). A node takes one only once the entries since its last hold as many bytes as the state:
+ * about each time the queue has doubled. All 400 still arrive, and a node restarted after a
+ * snapshot comes back with the whole queue (its snapshot and the log after it). */
+Test(cluster, a_growing_queue_is_not_snapshotted_at_every_threshold)
+{
+    snapshot_entries = "16";
+    start_all();
+    int leader = wait_leader(-1, 20000);
+    hx_client_t *c = session("lakeside");
+    char body[301];
+    memset(body, 'q', sizeof body - 1);
+    body[sizeof body - 1] = '\0';
+    for (int i = 0; i < 400; i++) {             /* one entry each (a reply before the next) */
+        hx_msg_t m = message("away", body);
+        cr_assert_eq(hx_client_submit(c, &m, 1), 0, "submit %d: %s", i, hx_client_error(c));
+    }
+    hx_client_destroy(&c);
+    long commit = metric(leader, "handoff_broker_raft_commit_index");
+    for (int i = 0; i < NODES; i++) {
+        metric_wait_t w = {i, commit, "handoff_broker_raft_applied_index"};
+        cr_assert(net_wait(metric_reaches, &w, 30000), "%s did not apply the 400 (logs in %s)", nodes[i].name, net.dir);
+    }
+    for (int i = 0; i < NODES; i++) {
+        long snaps = metric(i, "handoff_broker_raft_snapshots_total");
+        cr_expect(snaps >= 1 && snaps <= 8, "%s took %ld snapshot(s) of a queue growing to 400 messages "
+                  "(1 to 8: one each time it about doubled; 25 thresholds passed)", nodes[i].name, snaps);
+    }
+    /* a follower restarted: its snapshot and the log after it give it the whole queue */
+    int f = (leader + 1) % NODES;
+    cr_assert_eq(net_stop(&net, nodes[f].pid, SIGTERM), 0);
+    nodes[f].pid = 0;
+    start_node(f);
+    metric_wait_t held = {f, 400, "handoff_broker_raft_held_messages", true};
+    cr_expect(net_wait(metric_reaches, &held, 30000), "%s holds %ld message(s) after a restart, not 400", nodes[f].name,
+              metric(f, "handoff_broker_raft_held_messages"));
+    fetch_all("away", 400);
 }
 
 /* A TCP connection to 127.0.0.1:port; -1 when none. Reads time out after 3 s. */
