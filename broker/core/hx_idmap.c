@@ -79,6 +79,13 @@ void hx_idmap_free(hx_idmap_t *m)
     m->cap = m->n = 0;
 }
 
+void hx_idmap_clear(hx_idmap_t *m)
+{
+    if (m->slots)
+        memset(m->slots, 0, m->cap * sizeof *m->slots);
+    m->n = 0;
+}
+
 void *hx_idmap_find(const hx_idmap_t *m, const uint8_t *id)
 {
     uint64_t h = id_hash(m, id);

@@ -241,10 +241,15 @@ hardened() { # container, service, memory limit in bytes, a folder of the image 
   jq -e '.Tmpfs // {} | has("/tmp")' <<<"$hc" >/dev/null || fail "$s: no tmpfs /tmp"
   # in force inside: the image's own writable folder refuses a write, /tmp takes one, and the
   # process has no capability in its bounding set and cannot gain privileges
-  docker exec "$c" test -d "$own" || fail "$s: no folder $own in its image"
-  if docker exec "$c" sh -c ": >$own/.e2e-probe" 2>/dev/null; then fail "$s: wrote to its root filesystem ($own)"; fi
-  docker exec "$c" sh -c ': >/tmp/.e2e-probe && rm /tmp/.e2e-probe' || fail "$s: cannot write to /tmp"
-  st=$(docker exec "$c" cat /proc/1/status) || fail "$s: cannot read /proc/1/status"
+  # (one docker exec per container: the checks' findings, then /proc/1/status; the writes in
+  # subshells, since a failed redirection of `:` ends the shell it runs in)
+  st=$(docker exec "$c" sh -c 'test -d "$1" || echo "e2e: no folder"
+    if ( : >"$1/.e2e-probe" ) 2>/dev/null; then echo "e2e: wrote"; fi
+    ( : >/tmp/.e2e-probe && rm /tmp/.e2e-probe ) 2>/dev/null || echo "e2e: no tmp"
+    cat /proc/1/status' sh "$own") || fail "$s: cannot run its checks or read /proc/1/status"
+  ! grep -q '^e2e: no folder$' <<<"$st" || fail "$s: no folder $own in its image"
+  ! grep -q '^e2e: wrote$' <<<"$st" || fail "$s: wrote to its root filesystem ($own)"
+  ! grep -q '^e2e: no tmp$' <<<"$st" || fail "$s: cannot write to /tmp"
   grep -q '^CapBnd:[[:space:]]*0*$' <<<"$st" || fail "$s: capabilities left: $(grep ^CapBnd <<<"$st")"
   grep -q '^NoNewPrivs:[[:space:]]*1$' <<<"$st" || fail "$s: NoNewPrivs is not set"
 }

@@ -164,6 +164,16 @@ Test(idmap, agrees_with_a_plain_array)
     memset(absent, 0x42, HX_ID_LEN);
     absent[13] = 1;
     cr_assert_null(hx_idmap_find(&m, absent));
+    /* cleared: nothing found, the capacity kept, and it takes records again */
+    size_t cap = m.cap;
+    hx_idmap_clear(&m);
+    cr_assert_eq(m.n, 0);
+    cr_assert_eq(m.cap, cap);
+    for (int i = 0; i < N; i++)
+        cr_assert_null(hx_idmap_find(&m, recs[i]), "id %d found after a clear", i);
+    cr_assert_eq(hx_idmap_put(&m, recs[1]), 0);
+    cr_assert_eq(hx_idmap_find(&m, recs[1]), recs[1]);
+    cr_assert_eq(m.n, 1);
     hx_idmap_free(&m);
 }
 
