@@ -548,6 +548,10 @@ static int write_cluster(broker_t *b, hx_buf_t *out)
          "Messages in the replicated state (held: waiting, in flight or dead).", cs.held},
         {"handoff_broker_raft_held_bytes", HX_METRIC_GAUGE, "Bytes of the messages in the replicated state.",
          cs.held_bytes},
+        {"handoff_broker_raft_log_bytes", HX_METRIC_GAUGE,
+         "Bytes of the entries applied since this node's last snapshot: one is taken once they reach the "
+         "state's (held bytes and settled ids).",
+         cs.log_bytes},
         {"handoff_broker_raft_nodes", HX_METRIC_GAUGE,
          "Nodes in the Raft configuration this node has (voters and others).", cs.nodes},
         {"handoff_broker_raft_voters", HX_METRIC_GAUGE, "Voters in that configuration: a majority of them commits.",

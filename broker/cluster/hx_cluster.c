@@ -614,6 +614,7 @@ struct hx_cluster {
     uint64_t snap_applied;
     raft_index snap_index;
     uint64_t log_bytes;         /* of the entries applied since the last snapshot (or start) */
+    bool snap_retry;            /* the last snapshot failed: the next ask takes one */
     struct {                    /* the operator's membership change in progress (one at a time) */
         int step;               /* CH_NONE when none */
         hx_cluster_node_t node;
@@ -1158,7 +1159,7 @@ static int fsm_snapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsign
     /* (the bodies and the settled ids: what the entries that made the state carried at least) */
     uint64_t state_bytes = c->state.bytes + c->state.dedup_n * HX_ID_LEN;
     bool unchanged = c->snap_taken && c->applied == c->snap_applied;
-    if ((unchanged || c->log_bytes < state_bytes) &&
+    if (!c->snap_retry && (unchanged || c->log_bytes < state_bytes) &&
         applied - (c->snap_taken ? c->snap_index : 0) < (raft_index)c->cfg.snapshot_entries * SNAP_IDLE_FACTOR)
         return RAFT_BUSY;
     snap_t *z = snap_freeze(&c->state, c->sealed ? c->key : NULL);
@@ -1169,6 +1170,7 @@ static int fsm_snapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsign
     c->snap_applied = c->applied;
     c->snap_index = applied;
     c->log_bytes = 0;
+    c->snap_retry = false;
     /* a Raft I/O without a worker pool: the bytes made here, on the loop */
     return c->fsm.snapshot_async ? 0 : fsm_snapshot_async(fsm, bufs, n);
 }
@@ -1216,7 +1218,7 @@ static int fsm_snapshot_finalize(struct raft_fsm *fsm, struct raft_buffer *bufs[
     } else {
         hx_warn("cluster: a snapshot could not be made (out of memory); the next will be tried later");
         c->snap_taken = false;
-        c->log_bytes = UINT64_MAX / 2;          /* (the next ask tries again) */
+        c->snap_retry = true;
     }
     snap_free(z);
     return 0;
@@ -1658,6 +1660,7 @@ void hx_cluster_status(const hx_cluster_t *c, uint64_t mono_ms, hx_cluster_statu
     o->held_bytes = c->state.bytes;
     o->dedup = c->state.dedup_n;
     o->snapshots = c->snapshots;
+    o->log_bytes = c->log_bytes;
     o->peers_refused = c->peers_refused;
     o->committed = c->committed;
     uint64_t now = uv_now(c->loop);

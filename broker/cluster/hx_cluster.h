@@ -110,6 +110,7 @@ typedef struct {
     uint64_t leader_changes;    /* times this node became leader or saw another one */
     uint64_t held, held_bytes, dedup;   /* the replicated state */
     uint64_t snapshots;         /* taken by this node */
+    uint64_t log_bytes;         /* of the entries applied since this node's last snapshot */
     uint64_t committed;         /* entries of this node's proposals committed */
     uint64_t lease_left_ms;     /* the leader's lease still to run */
     uint64_t nodes, voters;     /* in the Raft configuration this node has */

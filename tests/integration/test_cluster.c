@@ -932,6 +932,10 @@ Test(cluster, a_growing_queue_is_not_snapshotted_at_every_threshold)
         long snaps = metric(i, "handoff_broker_raft_snapshots_total");
         cr_expect(snaps >= 1 && snaps <= 8, "%s took %ld snapshot(s) of a queue growing to 400 messages "
                   "(1 to 8: one each time it about doubled; 25 thresholds passed)", nodes[i].name, snaps);
+        /* the log since the last snapshot: at most the state's bytes and a threshold's entries */
+        long log = metric(i, "handoff_broker_raft_log_bytes"), held = metric(i, "handoff_broker_raft_held_bytes");
+        cr_expect(log >= 0 && held > 0 && log <= held + 16 * 1024, "%s: %ld bytes of log since its last snapshot, "
+                  "%ld held", nodes[i].name, log, held);
     }
     /* a follower restarted: its snapshot and the log after it give it the whole queue */
     int f = (leader + 1) % NODES;
