@@ -153,8 +153,8 @@ static const hx_opt_t options[O_COUNT] = {
                    "exit. Start it then as usual; it\nleads by itself: start the others on empty "
                    "directories with --join\nand add them (handoff cluster add). Once, with the node stopped"},
     [O_RAFT_SNAPSHOT] = {"raft-snapshot-entries", HX_OPT_U32, "HANDOFF_RAFT_SNAPSHOT_ENTRIES", "1024", 16,
-                         10000000, "N", "with --cluster: Raft asks for a snapshot of the state every N log entries; one is "
-                         "taken once the entries since the last hold as many bytes as the state (or after 32 N)"},
+                         10000000, "N", "with --cluster: every N log entries a snapshot of the\nstate is due; it is taken once the entries since the\n"
+                         "last hold as many bytes as the state (or after 32 N)"},
 };
 
 typedef struct {
