@@ -1142,10 +1142,10 @@ static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void *
  * (by the count alone, a 200 MB queue of a clinic that is away was written, checksummed and
  * compressed again on every node every 1,024 entries, at a trickle of traffic as under load).
  * The log kept in memory and on disk is then at most about the state's size, beyond libraft's
- * trailing entries. A node whose
- * state has not changed since its last snapshot (an idle leader's log grows by its lease
- * barriers alone) takes none either. Either way one is taken once SNAP_IDLE_FACTOR thresholds
- * of entries have passed. */
+ * trailing entries. A node whose state has not changed since its last snapshot (an idle
+ * leader's log grows by its lease barriers alone) takes none either. Either way one is taken
+ * once SNAP_IDLE_FACTOR thresholds of entries have passed, and at the next ask after one that
+ * failed. */
 #define SNAP_IDLE_FACTOR 32
 static int fsm_snapshot_async(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsigned *n);
 static int fsm_snapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsigned *n)
