@@ -28,7 +28,7 @@
  *   a_growing_queue_is_not_snapshotted_at_every_threshold
  *                         400 messages held, one entry each, past 25 thresholds of 16: each
  *                         node takes 1 to 8 snapshots (one as the queue about doubles), and a
- *                         follower restarted comes back holding all 400
+ *                         follower restarted comes back holding all (400 and one more)
  *   a_stranger_cannot_speak_raft
  *                         with a key the nodes share: a connection to a Raft port that does
  *                         not answer the node's challenge with that key is closed and counted;
@@ -908,7 +908,8 @@ Test(cluster, an_idle_cluster_does_not_snapshot_an_unchanged_state_again)
  * write the whole queue again (the 400 entries below, one message each, pass 25 thresholds of
  * 16). A node takes one only once the entries since its last hold as many bytes as the state:
  * about each time the queue has doubled. All 400 still arrive, and a node restarted after a
- * snapshot comes back with the whole queue (its snapshot and the log after it). */
+ * snapshot comes back with the whole queue (its snapshot and the log after it). The gauge of
+ * the log since the last snapshot stays within the state's bytes and grows with a message. */
 Test(cluster, a_growing_queue_is_not_snapshotted_at_every_threshold)
 {
     snapshot_entries = "16";
@@ -937,15 +938,36 @@ Test(cluster, a_growing_queue_is_not_snapshotted_at_every_threshold)
         cr_expect(log >= 0 && held > 0 && log <= held + 16 * 1024, "%s: %ld bytes of log since its last snapshot, "
                   "%ld held", nodes[i].name, log, held);
     }
+    /* one more message: every node's log since its last snapshot grows by at least its body
+     * (the state is far larger than that log: no snapshot comes of it) */
+    long log_before[NODES], snaps_before[NODES];
+    for (int i = 0; i < NODES; i++) {
+        log_before[i] = metric(i, "handoff_broker_raft_log_bytes");
+        snaps_before[i] = metric(i, "handoff_broker_raft_snapshots_total");
+    }
+    c = session("lakeside");
+    hx_msg_t one = message("away", body);
+    cr_assert_eq(hx_client_submit(c, &one, 1), 0, "%s", hx_client_error(c));
+    hx_client_destroy(&c);
+    commit = metric(leader, "handoff_broker_raft_commit_index");
+    for (int i = 0; i < NODES; i++) {
+        metric_wait_t w = {i, commit, "handoff_broker_raft_applied_index"};
+        cr_assert(net_wait(metric_reaches, &w, 30000), "%s did not apply the 401st", nodes[i].name);
+        long log = metric(i, "handoff_broker_raft_log_bytes");
+        cr_expect(metric(i, "handoff_broker_raft_snapshots_total") != snaps_before[i] ||
+                      log >= log_before[i] + (long)strlen(body),
+                  "%s: log since its last snapshot %ld bytes, then %ld after a %zu-byte message", nodes[i].name,
+                  log_before[i], log, strlen(body));
+    }
     /* a follower restarted: its snapshot and the log after it give it the whole queue */
     int f = (leader + 1) % NODES;
     cr_assert_eq(net_stop(&net, nodes[f].pid, SIGTERM), 0);
     nodes[f].pid = 0;
     start_node(f);
-    metric_wait_t held = {f, 400, "handoff_broker_raft_held_messages", true};
-    cr_expect(net_wait(metric_reaches, &held, 30000), "%s holds %ld message(s) after a restart, not 400", nodes[f].name,
+    metric_wait_t held = {f, 401, "handoff_broker_raft_held_messages", true};
+    cr_expect(net_wait(metric_reaches, &held, 30000), "%s holds %ld message(s) after a restart, not 401", nodes[f].name,
               metric(f, "handoff_broker_raft_held_messages"));
-    fetch_all("away", 400);
+    fetch_all("away", 401);
 }
 
 /* A TCP connection to 127.0.0.1:port; -1 when none. Reads time out after 3 s. */
