@@ -13,7 +13,6 @@
 
 #include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <signal.h>
 #include <sodium.h>
 #include <stddef.h>
@@ -739,16 +738,19 @@ static int run_recover(const hx_opt_val_t *v)
     }
     snprintf(dir, sizeof dir, "%s/raft", v[O_DATA].text);
     cc.dir = dir;
-    struct stat st;         /* (a missing --data holds no log: hx_cluster_recover says so) */
-    int lock = stat(v[O_DATA].text, &st) == 0 ? hx_store_lock_dir(v[O_DATA].text, -1, err, sizeof err) : -2;
-    if (lock == -1 || hx_cluster_recover(&cc, err, sizeof err) != 0) {
-        fprintf(stderr, "handoff-broker: --recover-cluster: %s\n", err);
-        if (lock >= 0)
-            close(lock);
+    struct stat st;
+    if (stat(v[O_DATA].text, &st) != 0) {
+        fprintf(stderr, "handoff-broker: --recover-cluster: %s holds no Raft log (%s)\n", dir, strerror(errno));
         return 1;
     }
+    int lock = hx_store_lock_dir(v[O_DATA].text, -1, err, sizeof err);
+    int rc = lock < 0 ? -1 : hx_cluster_recover(&cc, err, sizeof err);
     if (lock >= 0)
         close(lock);
+    if (rc != 0) {
+        fprintf(stderr, "handoff-broker: --recover-cluster: %s\n", err);
+        return 1;
+    }
     const char *raft = "";
     for (size_t i = 0; i < cc.n_nodes; i++)
         if (cc.nodes[i].id == cc.self)

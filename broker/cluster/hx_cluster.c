@@ -674,17 +674,16 @@ static int pending_add(hx_cluster_t *c, const uint8_t id[HX_ID_LEN], body_t *b)
 
 /* The serving store goes: what it proposed and was not applied is copied from the entries if
  * they are committed after all. */
+static void pending_release(void *rec)
+{
+    held_t *p = rec;
+    body_unref(p->body);
+    free(p);
+}
+
 static void pending_clear(hx_cluster_t *c)
 {
-    hx_idmap_t *m = &c->state.pending;
-    for (size_t i = 0; i < m->cap; i++) {
-        held_t *p = m->slots[i].rec;
-        if (p) {
-            body_unref(p->body);
-            free(p);
-        }
-    }
-    hx_idmap_clear(m);
+    hx_idmap_clear(&c->state.pending, pending_release);
 }
 
 static uint64_t now_ms(const hx_cluster_t *c)

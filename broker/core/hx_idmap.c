@@ -79,10 +79,15 @@ void hx_idmap_free(hx_idmap_t *m)
     m->cap = m->n = 0;
 }
 
-void hx_idmap_clear(hx_idmap_t *m)
+void hx_idmap_clear(hx_idmap_t *m, void (*release)(void *rec))
 {
-    if (m->slots)
-        memset(m->slots, 0, m->cap * sizeof *m->slots);
+    if (!m->slots)
+        return;
+    if (release)
+        for (size_t i = 0; i < m->cap; i++)
+            if (m->slots[i].rec)
+                release(m->slots[i].rec);
+    memset(m->slots, 0, m->cap * sizeof *m->slots);
     m->n = 0;
 }
 

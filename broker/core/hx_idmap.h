@@ -31,8 +31,9 @@ void *hx_idmap_find(const hx_idmap_t *m, const uint8_t *id);
 int hx_idmap_put(hx_idmap_t *m, void *rec);
 /* Removes the record with this id, if there is one. */
 void hx_idmap_remove(hx_idmap_t *m, const uint8_t *id);
-/* Forgets every record (the records themselves are the caller's); keeps the capacity. */
-void hx_idmap_clear(hx_idmap_t *m);
+/* Forgets every record, calling release(rec) on each first when release is not NULL (the
+ * records themselves are the caller's); keeps the capacity. */
+void hx_idmap_clear(hx_idmap_t *m, void (*release)(void *rec));
 /* Iteration: for (size_t i = 0; i < m->cap; i++) if (m->slots[i].rec) ... (no changes meanwhile). */
 
 #endif

@@ -115,6 +115,13 @@ Test(wire, truncated_envelopes_never_decode_into_garbage)
 /* The id map against a plain array: every id found after puts, growth and removals in a
  * scattered order; removed ones gone; ids that differ in their last byte only (a client's
  * counter) are as good as random ones. */
+static size_t released;
+static void count_release(void *rec)
+{
+    (void)rec;
+    released++;
+}
+
 Test(idmap, agrees_with_a_plain_array)
 {
     enum { N = 20000 };
@@ -164,9 +171,12 @@ Test(idmap, agrees_with_a_plain_array)
     memset(absent, 0x42, HX_ID_LEN);
     absent[13] = 1;
     cr_assert_null(hx_idmap_find(&m, absent));
-    /* cleared: nothing found, the capacity kept, and it takes records again */
+    /* cleared: each record released once, nothing found, the capacity kept, and it takes
+     * records again */
     size_t cap = m.cap;
-    hx_idmap_clear(&m);
+    released = 0;
+    hx_idmap_clear(&m, count_release);
+    cr_assert_eq(released, left, "a clear released %zu of %zu records", released, left);
     cr_assert_eq(m.n, 0);
     cr_assert_eq(m.cap, cap);
     for (int i = 0; i < N; i++)
