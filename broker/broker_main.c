@@ -76,7 +76,7 @@ static const hx_opt_t options[O_COUNT] = {
     [O_REKEY] = {"rekey", HX_OPT_FLAG, NULL, NULL, 0, 0, NULL,
                  "with --data, --new-data-key (and --data-key if the log is sealed): seal\nthe whole log "
                  "anew with the new key, check it, remove the old\nsegments, exit (the broker stopped; "
-                 "run again if interrupted)"},
+                 "run again if interrupted);\na cluster node's Raft log too (every node, all stopped)"},
     [O_NEW_DATA_KEY] = {"new-data-key", HX_OPT_TEXT, NULL, NULL, 0, 0, "FILE", "with --rekey: the key to seal the log with"},
     [O_MAX_QUEUE_BYTES] = {"max-queue-bytes", HX_OPT_U32, "HANDOFF_MAX_QUEUE_BYTES", "268435456", 4096, 4000000000u,
                            "N", "message bytes per service queue (and mailbox, for non-workers)"},
@@ -770,13 +770,12 @@ static int run_rekey(const char *data, const char *data_key, const char *new_key
                         "the key the log is sealed with now, unless it is in clear)\n");
         return 2;
     }
-    char raft[PATH_MAX];
+    /* a replicated broker's node: its Raft log (raft/, or what a rekey cut short left) */
+    char raft[PATH_MAX], done[PATH_MAX];
     struct stat st;
-    if ((size_t)snprintf(raft, sizeof raft, "%s/raft", data) < sizeof raft && stat(raft, &st) == 0) {
-        fprintf(stderr, "handoff-broker: --rekey: %s is a replicated broker's node (it holds raft/): its log "
-                        "cannot be rekeyed in place; see OPERATIONS.md, \"Rotating the data key\"\n", data);
-        return 2;
-    }
+    bool node = ((size_t)snprintf(raft, sizeof raft, "%s/raft", data) < sizeof raft && stat(raft, &st) == 0) ||
+                ((size_t)snprintf(done, sizeof done, "%s/raft.rekey.done", data) < sizeof done &&
+                 stat(done, &st) == 0);
     uint8_t key[32], new_key[32];
     char err[4400];
     if (data_key && hx_data_key_load(data_key, key, err, sizeof err) != 0) {
@@ -788,8 +787,16 @@ static int run_rekey(const char *data, const char *data_key, const char *new_key
         memset(key, 0, sizeof key);
         return 2;
     }
-    hx_store_log_config_t lc = {.dir = data, .segment_bytes = segment_bytes, .key = data_key ? key : NULL};
-    int rc = hx_store_log_rekey(&lc, new_key, stdout, err, sizeof err);
+    int rc;
+    if (node) {
+        int lock = hx_store_lock_dir(data, -1, err, sizeof err);
+        rc = lock < 0 ? HX_EINVAL : hx_cluster_rekey(data, data_key ? key : NULL, new_key, stdout, err, sizeof err);
+        if (lock >= 0)
+            close(lock);
+    } else {
+        hx_store_log_config_t lc = {.dir = data, .segment_bytes = segment_bytes, .key = data_key ? key : NULL};
+        rc = hx_store_log_rekey(&lc, new_key, stdout, err, sizeof err);
+    }
     memset(key, 0, sizeof key);
     memset(new_key, 0, sizeof new_key);
     if (rc != 0) {
@@ -1007,6 +1014,10 @@ static int open_router(broker_t *b, hx_router_config_t *cfg, const hx_opt_val_t 
         }
         if ((b->data_lock = hx_store_lock_dir(data, -1, err, sizeof err)) < 0) {
             fprintf(stderr, "handoff-broker: --data: %s\n", err);
+            return -1;
+        }
+        if (hx_cluster_rekey_leftover(data, err, sizeof err) != 0) {
+            fprintf(stderr, "handoff-broker: --cluster: %s\n", err);
             return -1;
         }
         if (single_log_there(data, dir)) {

@@ -7,13 +7,17 @@
 #   2. $HANDOFF_KEYS/data.key.new made (32 random bytes in hexadecimal, 0600, with the owner of
 #      data.key when run as root: the image's user reads it);
 #   3. each store sealed anew, in its own service's container with the new key mounted beside
-#      the old one: the broker's log (handoff-broker --rekey, broker-data), scheduling's database
+#      the old one: the broker's log (handoff-broker --rekey, broker-data; with --ha, each node's
+#      Raft log: broker-data, broker2-data, broker3-data), scheduling's database
 #      (handoff-scheduling --rekey, scheduling-data), and the store of every clinic the portal
 #      hosts (handoff store rekey --new-data-key, each CLINIC.db in web-data, in the one-shot
 #      service backup of the profile ops, which mounts it);
 #   4. data.key kept as data.key.old (bundles made before are restored with it, and their
 #      broker log opens only with it: keep it as long as them), data.key.new put in its place.
 # Then `docker-compose -f deploy/docker-compose.yml up -d` starts the stack with the new key.
+#
+#   --ha   the stack with the replicated broker (deploy/docker-compose.ha.yml given after
+#          docker-compose.yml): every node stopped and rekeyed, then all start with the new key
 #
 # Cut short or failed: run it again. It goes on with the same data.key.new; what is sealed with
 # it already is said and left as it is ($HANDOFF_KEYS/data.key.rotated lists the stores done).
@@ -23,11 +27,18 @@
 set -euo pipefail
 
 usage() { sed -n '2,/^set -euo/p' "$0" | sed -e '/^set -euo/d' -e 's/^# \{0,1\}//'; }
-case ${1:-} in -h|--help) usage; exit 0 ;; "") ;; *) usage >&2; exit 2 ;; esac
+HA=0
+case ${1:-} in -h|--help) usage; exit 0 ;; --ha) HA=1 ;; "") ;; *) usage >&2; exit 2 ;; esac
+[ $# -le 1 ] || { usage >&2; exit 2; }
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-FILE=$ROOT/deploy/docker-compose.yml
-compose() { docker-compose -f "$FILE" "$@"; }
+FILES=(-f "$ROOT/deploy/docker-compose.yml")
+NODES=broker
+if [ $HA = 1 ]; then
+  FILES+=(-f "$ROOT/deploy/docker-compose.ha.yml")
+  NODES="broker broker2 broker3"
+fi
+compose() { docker-compose "${FILES[@]}" "$@"; }
 die() { echo "rotate-data-key.sh: $*" >&2; exit 1; }
 
 KEYS=${HANDOFF_KEYS:-./keys}
@@ -66,13 +77,15 @@ else
 fi
 [ "$(id -u)" != 0 ] || chown --reference="$old" "$new"
 
-if has_done broker; then
-  echo "== the broker's log: sealed with the new key already"
-else
-  echo "== the broker's log (handoff-broker --rekey)"
-  run broker handoff-broker --rekey --new-data-key /run/new_data_key || die "the broker's log: handoff-broker --rekey failed (above)"
-  mark_done broker
-fi
+for node in $NODES; do
+  if has_done "$node"; then
+    echo "== $node's log: sealed with the new key already"
+  else
+    echo "== $node's log (handoff-broker --rekey)"
+    run "$node" handoff-broker --rekey --new-data-key /run/new_data_key || die "$node's log: handoff-broker --rekey failed (above)"
+    mark_done "$node"
+  fi
+done
 
 if has_done scheduling; then
   echo "== scheduling's database: sealed with the new key already"
@@ -108,5 +121,9 @@ echo "== the new key in place (the old one kept as data.key.old)"
 mv "$old" "$KEYS/data.key.old"
 mv "$new" "$old"
 rm -f "$done_list"
-echo "rotated: start the stack with 'docker-compose -f deploy/docker-compose.yml up -d'; keep"
+if [ $HA = 1 ]; then
+  echo "rotated: start the stack with 'docker-compose -f deploy/docker-compose.yml -f deploy/docker-compose.ha.yml up -d'; keep"
+else
+  echo "rotated: start the stack with 'docker-compose -f deploy/docker-compose.yml up -d'; keep"
+fi
 echo "$KEYS/data.key.old as long as the backups made with it"

@@ -1,5 +1,6 @@
 /* hx_cluster — see hx_cluster.h. */
 #include "hx_cluster.h"
+#include "hx_cluster_internal.h"
 #include "hx_idmap.h"
 #include "hx_log.h"
 #include "hx_raft_guard.h"
@@ -123,7 +124,7 @@ static int pad8(hx_buf_t *b)
 }
 
 /* plain sealed into out (replacing it): "HXSK", length, nonce, box, padding. */
-static int seal(const uint8_t key[crypto_secretbox_KEYBYTES], const uint8_t *plain, size_t len, hx_buf_t *out)
+int hx_cluster_seal(const uint8_t key[crypto_secretbox_KEYBYTES], const uint8_t *plain, size_t len, hx_buf_t *out)
 {
     out->len = 0;
     if (len > UINT32_MAX - crypto_secretbox_MACBYTES ||
@@ -140,7 +141,7 @@ static int seal(const uint8_t key[crypto_secretbox_KEYBYTES], const uint8_t *pla
 
 /* Whether data is sealed; if so, opened into out (0), or HX_EINVAL (not this key's, or
  * damaged), HX_EDENIED (sealed, and no key given). */
-static int unseal(const uint8_t *key, const uint8_t *data, size_t len, hx_buf_t *out, bool *sealed)
+int hx_cluster_unseal(const uint8_t *key, const uint8_t *data, size_t len, hx_buf_t *out, bool *sealed)
 {
     *sealed = len >= 4 && !memcmp(data, sealed_magic, 4);
     if (!*sealed)
@@ -1109,7 +1110,7 @@ static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void *
     uint64_t node = 0, seq = 0;
     *result = NULL;
     bool sealed;
-    int rc = unseal(c->sealed ? c->key : NULL, buf->base, buf->len, &c->scratch, &sealed);
+    int rc = hx_cluster_unseal(c->sealed ? c->key : NULL, buf->base, buf->len, &c->scratch, &sealed);
     if (rc == HX_EDENIED || (rc == HX_EINVAL && sealed)) {
         /* this node cannot read what the cluster committed: its state would differ */
         hx_error("cluster: a committed entry is sealed with %s; stopping (every node needs the same --data-key)",
@@ -1182,7 +1183,7 @@ static int fsm_snapshot_async(struct raft_fsm *fsm, struct raft_buffer *bufs[], 
     hx_buf_t plain = {0}, sealed = {0};
     z->status = snap_write(z, &plain);
     if (z->status == 0 && z->key) {
-        z->status = seal(z->key, plain.data, plain.len, &sealed);
+        z->status = hx_cluster_seal(z->key, plain.data, plain.len, &sealed);
         if (plain.data)
             sodium_memzero(plain.data, plain.len);
         hx_buf_free(&plain);
@@ -1227,7 +1228,7 @@ static int fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
 {
     hx_cluster_t *c = fsm->data;
     bool sealed;
-    int rc = unseal(c->sealed ? c->key : NULL, buf->base, buf->len, &c->scratch, &sealed);
+    int rc = hx_cluster_unseal(c->sealed ? c->key : NULL, buf->base, buf->len, &c->scratch, &sealed);
     if (rc == 0)
         rc = sealed ? state_restore(&c->state, c->scratch.data, c->scratch.len)
                     : state_restore(&c->state, buf->base, buf->len);
@@ -1393,7 +1394,7 @@ static void cs_flush(hx_store_t *s)
     int rc = pad8(&cs->entry);
     const hx_buf_t *bytes = &cs->entry;
     if (rc == 0 && c->sealed) {
-        rc = seal(c->key, cs->entry.data, cs->entry.len, &c->scratch);
+        rc = hx_cluster_seal(c->key, cs->entry.data, cs->entry.len, &c->scratch);
         bytes = &c->scratch;
     }
     proposal_t *p = rc == 0 ? calloc(1, sizeof *p) : NULL;
@@ -1709,7 +1710,7 @@ static int propose_member(hx_cluster_t *c, uint8_t op, raft_apply_cb cb)
     const hx_buf_t *bytes = &e;
     int rc = member_entry(op, &c->change.node, &e) == 0 ? 0 : RAFT_NOMEM;
     if (rc == 0 && c->sealed) {
-        rc = seal(c->key, e.data, e.len, &c->scratch) == 0 ? 0 : RAFT_NOMEM;
+        rc = hx_cluster_seal(c->key, e.data, e.len, &c->scratch) == 0 ? 0 : RAFT_NOMEM;
         bytes = &c->scratch;
     }
     struct raft_buffer buf = {.base = rc == 0 ? raft_malloc(bytes->len) : NULL, .len = bytes->len};
@@ -2155,7 +2156,7 @@ hx_cluster_t *hx_cluster_start(const hx_cluster_config_t *cfg, char *err, size_t
 
 /* Whether Raft's directory holds a log: a snapshot, a closed segment (FIRST-LAST) or an open
  * segment that is not empty. */
-static bool raft_log_there(const char *dir)
+bool hx_cluster_log_there(const char *dir)
 {
     DIR *d = opendir(dir);
     bool found = false;
@@ -2191,7 +2192,7 @@ int hx_cluster_recover(const hx_cluster_config_t *cfg, char *err, size_t cap)
         snprintf(err, cap, "--node-id %llu is not one of --cluster's nodes", (unsigned long long)cfg->self);
         return HX_EINVAL;
     }
-    if (!raft_log_there(cfg->dir)) {
+    if (!hx_cluster_log_there(cfg->dir)) {
         snprintf(err, cap, "%s holds no Raft log (no snapshot, no segment): put a node's copy there first", cfg->dir);
         return HX_EINVAL;
     }

@@ -33,6 +33,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "hx_store.h"
 #include "hx_wire.h"
@@ -142,5 +143,22 @@ int hx_cluster_admin(hx_cluster_t *c, const char *op, const char *arg, hx_buf_t 
  * could elect one of themselves in a term the copy used already. Run with the node stopped,
  * once. 0, or HX_EINVAL (cfg->self not a node; no log in cfg->dir), HX_EFAILED (err says why). */
 int hx_cluster_recover(const hx_cluster_config_t *cfg, char *err, size_t cap);
+
+/* A stopped node's Raft log (data/raft) sealed with new_key (hx_cluster_rekey.c): the whole
+ * log written again beside it (data/raft.rekey) with libraft's own I/O, with the same term,
+ * vote, snapshot (index, term, configuration) and entries (index, term, type), every entry of
+ * the broker's and the snapshot opened with old_key (NULL: the log is in clear) and sealed
+ * with new_key; read back, it must open with new_key to the same bytes, or nothing changes.
+ * Only then is it put in place (data/raft.rekey.done marks the copy complete) and the old
+ * log removed. Entries at or below the snapshot's index are left out (the snapshot holds
+ * them). A run that was cut short is finished (or started over) by the same command. Every
+ * node of the cluster must be rekeyed, and all start with the new key. The caller holds the
+ * data directory's lock. What it did goes to out. 0, or HX_EINVAL (no log; the same key;
+ * sealed and old_key NULL: why says so), HX_EFAILED (old_key does not open it), HX_EIO. */
+int hx_cluster_rekey(const char *data, const uint8_t *old_key, const uint8_t new_key[32], FILE *out, char *err,
+                     size_t cap);
+/* Before a node starts on data: HX_EFAILED with why when a rekey of its log was cut short
+ * (run --rekey again); the old log a finished rekey could not remove is removed. */
+int hx_cluster_rekey_leftover(const char *data, char *why, size_t cap);
 
 #endif

@@ -49,7 +49,8 @@
 #      authenticated (a key derived from the CURVE secret) and none was refused; then (11b)
 #      the HA stack lost and brought back from one node's copy as OPERATIONS.md says
 #      (raft-backup, raft-recover, HANDOFF_JOIN, cluster add): the referrals the copy held are
-#      each booked exactly once;
+#      each booked exactly once; then (11c) its data key rotated with rotate-data-key.sh --ha
+#      (every node's Raft log sealed anew) with referrals held across it, each booked once;
 # and that the image build refuses key material in its context (before any of it); that
 # deploy/build-image.sh tags the image handoff:VERSION (the compose file's default) and
 # handoff:latest with the OCI version, revision and creation labels; and that deploy/sbom.sh
@@ -1117,5 +1118,26 @@ compose3 start intake >/dev/null 2>&1 || fail "starting intake again"
 exactly_once -held
 echo "5 referrals held in the copy: $ready booked, $missing without exactly one handoff per booking, $dups duplicate handoff(s)"
 [ "$missing" = 0 ] && [ "$dups" = 0 ] && [ "$ready" = 5 ] || fail "held referrals lost, duplicated or not booked after the recovery"
+
+step "11c. the HA stack's data key rotated (deploy/rotate-data-key.sh --ha): every node's Raft log sealed anew"
+# Referrals held by the cluster (intake stopped) across the rotation: every node stopped, its
+# Raft log sealed with the new key in a one-off container of its own service, all started with
+# the new key; the held referrals must then each be booked exactly once.
+compose3 stop intake >/dev/null 2>&1 || fail "stopping intake"
+for i in 1 2 3; do jq --arg r "E2E-ROTATED-HA-$i" '.ref = $r' "$template" >"$held_dir/rot-$i.json"; done
+accepted=$E2E_DIR/work/rotated-ha.accepted
+as "$src" --json submit "$held_dir"/rot-*.json | jq -r '.[].referral_id' >"$accepted" || fail "submitting before the rotation"
+[ "$(sort -u "$accepted" | grep -c .)" = 3 ] || fail "$(grep -c . "$accepted") of 3 referrals accepted before the rotation"
+COMPOSE_PROJECT_NAME=$PROJECT3 COMPOSE_PROFILES= HANDOFF_PUBLISH=127.0.0.1:$hp1 HANDOFF_PUBLISH2=127.0.0.1:$hp2 \
+  HANDOFF_PUBLISH3=127.0.0.1:$hp3 "$ROOT/deploy/rotate-data-key.sh" --ha >"$E2E_DIR/rotate-ha.log" 2>&1 ||
+  { cat "$E2E_DIR/rotate-ha.log" >&2; fail "deploy/rotate-data-key.sh --ha"; }
+[ "$(grep -c "Sealed the Raft log in" "$E2E_DIR/rotate-ha.log")" = 3 ] ||
+  { cat "$E2E_DIR/rotate-ha.log" >&2; fail "the rotation did not seal the three nodes' Raft logs"; }
+compose3 up -d broker broker2 broker3 intake triage scheduling >"$E2E_DIR/up-rotated-ha.log" 2>&1 ||
+  { cat "$E2E_DIR/up-rotated-ha.log" >&2; fail "docker-compose up of the HA stack after the rotation"; }
+wait_healthy 120 $(cid3 broker) $(cid3 broker2) $(cid3 broker3) $(cid3 intake) $(cid3 scheduling) $(cid3 triage)
+exactly_once -rotated-ha
+echo "3 referrals held across the rotation: $ready booked, $missing without exactly one handoff per booking, $dups duplicate handoff(s)"
+[ "$missing" = 0 ] && [ "$dups" = 0 ] && [ "$ready" = 3 ] || fail "held referrals lost, duplicated or not booked after the rotation"
 
 step "passed in $(($(now) - started)) s"

@@ -1384,3 +1384,169 @@ Test(cluster, a_lost_cluster_comes_back_from_one_nodes_copy)
     for (int i = 0; i < NODES; i++)
         cr_expect_not(net_dir_holds(nodes[i].dir, "Adeyemi-", 8), "%s keeps a body in clear", nodes[i].name);
 }
+
+/* handoff-broker --rekey with the node stopped, as the operator runs it. exit code; what it
+ * printed in out, what it said on stderr in err. */
+static int rekey_node(int i, const char *old_key, const char *new_key, char *out, size_t ocap, char *err,
+                      size_t ecap)
+{
+    const char *argv[12] = {net_bin("broker/handoff-broker"), "--rekey", "--data", nodes[i].dir, "--new-data-key",
+                            new_key};
+    size_t k = 6;
+    if (old_key) {
+        argv[k++] = "--data-key";
+        argv[k++] = old_key;
+    }
+    argv[k] = NULL;
+    int code = -1;
+    hx_spawn_opts_t so = {.argv = argv, .out_pipe = true, .err_pipe = true};
+    cr_assert_eq(hx_spawn_run(&so, out, ocap, err, ecap, &code), 0);
+    return code;
+}
+
+static bool dir_has(int i, const char *name)
+{
+    char path[700];
+    snprintf(path, sizeof path, "%s/%s", nodes[i].dir, name);
+    return access(path, F_OK) == 0;
+}
+
+/* Rotating the data key of a cluster: every node stopped, --rekey on each, all started with
+ * the new key. Each node's log (a snapshot and the entries after it) is sealed anew; the
+ * nodes elect a leader and serve every message held, with its body, and the dedup window;
+ * the old key opens nothing any more. A rekey cut short (the copy half made; the copy made
+ * and not yet in place) stops the node from starting, and running it again finishes it. */
+Test(cluster, every_node_rekeyed_serves_the_same_messages_with_the_new_key)
+{
+    char old_key[700], new_key[700], other_key[700], out[4096], err[4096], cmd[4096];
+    snprintf(old_key, sizeof old_key, "%s/old.key", net.dir);
+    snprintf(new_key, sizeof new_key, "%s/new.key", net.dir);
+    snprintf(other_key, sizeof other_key, "%s/other.key", net.dir);
+    write_data_key(old_key, 3);
+    write_data_key(new_key, 4);
+    write_data_key(other_key, 9);
+    snprintf(data_key, sizeof data_key, "%s", old_key);
+    start_all();
+    int leader = wait_leader(-1, 20000);
+    hx_client_t *c = session("lakeside");
+    enum { N = 300 };
+    for (int i = 0; i < N; i++) {               /* past --raft-snapshot-entries: snapshots, then entries */
+        char payload[32];
+        snprintf(payload, sizeof payload, "Nakamura-%03d", i);
+        hx_msg_t m = message("kept", payload);
+        cr_assert_eq(hx_client_submit(c, &m, 1), 0, "submit %d: %s", i, hx_client_error(c));
+    }
+    hx_msg_t once = message("once", "1");
+    cr_assert_eq(hx_client_submit(c, &once, 1), 0);
+    hx_client_destroy(&c);
+    fetch_all("once", 1);
+    for (int i = 0; i < NODES; i++) {
+        metric_wait_t all = {i, N, "handoff_broker_raft_held_messages", true};
+        metric_wait_t snapped = {i, 1, "handoff_broker_raft_snapshots_total"};
+        cr_assert(net_wait(metric_reaches, &all, 20000), "%s did not catch up", nodes[i].name);
+        cr_assert(net_wait(metric_reaches, &snapped, 20000), "%s took no snapshot", nodes[i].name);
+    }
+    /* a running node's log is not rekeyed under it */
+    cr_expect_eq(rekey_node(leader, old_key, new_key, out, sizeof out, err, sizeof err), 2, "%s", err);
+    cr_expect(strstr(err, "in use by another handoff-broker"), "--rekey on a running node said: %s", err);
+    for (int i = 0; i < NODES; i++)
+        net_stop(&net, nodes[i].pid, SIGTERM), nodes[i].pid = 0;
+
+    /* a wrong old key, or none, changes nothing */
+    cr_expect_eq(rekey_node(0, other_key, new_key, out, sizeof out, err, sizeof err), 1, "%s", err);
+    cr_expect(strstr(err, "does not open with this data key"), "a wrong --data-key: %s", err);
+    cr_expect_eq(rekey_node(0, NULL, new_key, out, sizeof out, err, sizeof err), 2, "%s", err);
+    cr_expect(strstr(err, "--data-key must name the key"), "no --data-key: %s", err);
+    cr_expect_not(dir_has(0, "raft.rekey") || dir_has(0, "raft.old"), "a refused rekey left a copy");
+
+    /* node 2: cut short after the copy was complete and checked (raft.rekey.done), before it
+     * took the log's place: made by rekeying a copy of the node's directory */
+    char scratch[700];
+    snprintf(scratch, sizeof scratch, "%s/scratch", net.dir);
+    snprintf(cmd, sizeof cmd, "cp -a '%s' '%s'", nodes[1].dir, scratch);
+    cr_assert_eq(system(cmd), 0);
+    {
+        const char *argv[] = {net_bin("broker/handoff-broker"), "--rekey", "--data", scratch, "--data-key", old_key,
+                              "--new-data-key", new_key, NULL};
+        int code = -1;
+        hx_spawn_opts_t so = {.argv = argv, .out_pipe = true, .err_pipe = true};
+        cr_assert_eq(hx_spawn_run(&so, out, sizeof out, err, sizeof err, &code), 0);
+        cr_assert_eq(code, 0, "--rekey of the scratch copy: %s", err);
+    }
+    snprintf(cmd, sizeof cmd, "mv '%s/raft' '%s/raft.rekey' && touch '%s/raft.rekey.done' && rm -rf '%s'",
+             scratch, nodes[1].dir, nodes[1].dir, scratch);
+    cr_assert_eq(system(cmd), 0);
+    /* node 3: cut short while the copy was being made (no raft.rekey.done) */
+    snprintf(cmd, sizeof cmd, "mkdir '%s/raft.rekey' && head -c 100 /dev/urandom > '%s/raft.rekey/open-1'",
+             nodes[2].dir, nodes[2].dir);
+    cr_assert_eq(system(cmd), 0);
+    for (int i = 1; i < NODES; i++) {           /* neither starts until the rekey is run again */
+        char id[16], bind[64];
+        snprintf(id, sizeof id, "%d", i + 1);
+        snprintf(bind, sizeof bind, "tcp://127.0.0.1:%d", net_free_port());
+        const char *argv[] = {net_bin("broker/handoff-broker"), "--bind", bind, "--cluster", spec, "--node-id", id,
+                              "--data", nodes[i].dir, "--data-key", new_key, "--plain-tcp-for-tests", NULL};
+        int code = -1;
+        hx_spawn_opts_t so = {.argv = argv, .out_pipe = true, .err_pipe = true};
+        cr_assert_eq(hx_spawn_run(&so, out, sizeof out, err, sizeof err, &code), 0);
+        cr_expect_neq(code, 0, "%s started in the middle of a rekey", nodes[i].name);
+        cr_expect(strstr(err, "a rekey of this node's Raft log was interrupted"), "%s said: %s", nodes[i].name, err);
+    }
+
+    for (int i = 0; i < NODES; i++) {
+        int code = rekey_node(i, old_key, new_key, out, sizeof out, err, sizeof err);
+        cr_assert_eq(code, 0, "--rekey of %s: exit %d: %s", nodes[i].name, code, err);
+        if (i == 1)
+            cr_expect(strstr(out, "Finishing the rekey that was interrupted"), "%s: %s", nodes[i].name, out);
+        else
+            cr_expect(strstr(out, "Sealed the Raft log") && strstr(out, "the snapshot at index"), "%s: %s",
+                      nodes[i].name, out);
+        cr_expect_not(dir_has(i, "raft.rekey") || dir_has(i, "raft.rekey.done") || dir_has(i, "raft.old"),
+                      "%s: the rekey left its files", nodes[i].name);
+    }
+    cr_expect_eq(rekey_node(0, old_key, new_key, out, sizeof out, err, sizeof err), 0, "%s", err);
+    cr_expect(strstr(out, "sealed with the new key already: nothing to do"), "a second run: %s", out);
+    cr_expect_eq(rekey_node(0, old_key, other_key, out, sizeof out, err, sizeof err), 1, "%s", err);
+    cr_expect(strstr(err, "does not open with this data key"), "the old key after the rekey: %s", err);
+
+    snprintf(data_key, sizeof data_key, "%s", new_key);
+    start_all();
+    wait_leader(-1, 20000);
+    for (int i = 0; i < NODES; i++) {
+        metric_wait_t all = {i, N, "handoff_broker_raft_held_messages", true};
+        cr_assert(net_wait(metric_reaches, &all, 20000), "%s holds %ld of %d after the rekey (logs in %s)",
+                  nodes[i].name, metric(i, "handoff_broker_raft_held_messages"), N, net.dir);
+    }
+    c = session("lakeside");
+    cr_assert_eq(hx_client_submit(c, &once, 1), 0, "%s", hx_client_error(c));
+    hx_client_destroy(&c);
+    /* every body back as it was sent, each once */
+    hx_client_t *k = session("kept");
+    bool seen[N] = {0};
+    int got = 0;
+    int64_t until = net_mono_ms() + 30000;
+    while (got < N && net_mono_ms() < until) {
+        hx_batch_t *b = NULL;
+        cr_assert_eq(hx_client_fetch(k, 100, &b), 0, "%s", hx_client_error(k));
+        for (size_t j = 0; j < b->count; j++) {
+            const hx_msg_t *m = &b->msgs[j];
+            int n = -1;
+            char text[32] = "";
+            memcpy(text, m->payload, m->payload_len < sizeof text - 1 ? m->payload_len : sizeof text - 1);
+            cr_assert(sscanf(text, "Nakamura-%3d", &n) == 1 && n >= 0 && n < N && strlen(text) == 12,
+                      "a body came back as '%s'", text);
+            cr_assert_not(seen[n], "message %d came twice", n);
+            seen[n] = true;
+            got++;
+            cr_assert_eq(hx_client_ack(k, (const uint8_t (*)[HX_ID_LEN])&m->id, 1), 0);
+        }
+        if (!b->count)
+            net_nap_ms(20);
+        hx_batch_destroy(&b);
+    }
+    hx_client_destroy(&k);
+    cr_expect_eq(got, N, "%d of %d messages came back after the rekey", got, N);
+    expect_empty("once", "a message settled before the rekey came back");
+    for (int i = 0; i < NODES; i++)
+        cr_expect_not(net_dir_holds(nodes[i].dir, "Nakamura-", 9), "%s keeps a body in clear", nodes[i].name);
+}
