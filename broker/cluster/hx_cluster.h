@@ -153,8 +153,9 @@ int hx_cluster_recover(const hx_cluster_config_t *cfg, char *err, size_t cap);
  * log removed. Entries at or below the snapshot's index are left out (the snapshot holds
  * them). A run that was cut short is finished (or started over) by the same command. Every
  * node of the cluster must be rekeyed, and all start with the new key. The caller holds the
- * data directory's lock. What it did goes to out. 0, or HX_EINVAL (no log; the same key;
- * sealed and old_key NULL: why says so), HX_EFAILED (old_key does not open it), HX_EIO. */
+ * data directory's lock. What it did goes to out (a directory with no log has nothing to
+ * rekey: 0). 0, or HX_EINVAL (the same key; sealed and old_key NULL: why says so), HX_EFAILED
+ * (old_key does not open it), HX_EIO. */
 int hx_cluster_rekey(const char *data, const uint8_t *old_key, const uint8_t new_key[32], FILE *out, char *err,
                      size_t cap);
 /* Before a node starts on data: HX_EFAILED with why when a rekey of its log was cut short

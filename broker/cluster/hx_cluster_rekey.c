@@ -585,9 +585,10 @@ int hx_cluster_rekey(const char *data, const uint8_t *old_key, const uint8_t new
         snprintf(err, cap, "cannot remove what an earlier run left (%s, %s): %s", p.copy, p.old, strerror(errno));
         return HX_EIO;
     }
-    if (!hx_cluster_log_there(p.raft)) {
-        snprintf(err, cap, "%s holds no Raft log (no snapshot, no segment): nothing to rekey", p.raft);
-        return HX_EINVAL;
+    if (!hx_cluster_log_there(p.raft)) {       /* a node that never joined: nothing sealed */
+        fprintf(out, "%s holds no Raft log (no snapshot, no segment): nothing to rekey; start the node with the "
+                "new key.\n", p.raft);
+        return 0;
     }
     rio_t src;
     loaded_t l;

@@ -74,7 +74,7 @@ MON_IMAGE=handoff-monitoring:$VERSION
 SAMPLE=$ROOT/deploy/sample
 started=$(date +%s)
 
-step() { echo; echo "== e2e: $*"; }
+step() { echo; echo "== e2e: $* [at $(($(date +%s) - started)) s]"; }
 fail() { echo "e2e: FAILED: $*" >&2; exit 1; }
 now() { date +%s; }
 

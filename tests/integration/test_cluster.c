@@ -19,6 +19,9 @@
  *                         nothing more, the other two elect a leader within 5 s and serve, and
  *                         once the cut heals it follows that leader; what was acknowledged
  *                         arrives once, what it could not commit never
+ *   the_pipeline_goes_on_through_a_leader_change
+ *                         a referral submitted, the leader killed at once: the services carry
+ *                         it on through the new leader and the clinic has one handoff of it
  *   a_committed_state_survives_a_full_restart
  *                         messages held, dead letters and settled ids are the same after all
  *                         three nodes stop and start again (snapshots included)
@@ -36,6 +39,19 @@
  *                         on), and with the right key it catches up
  *   a_single_brokers_log_is_not_left_behind
  *                         a node refuses a data directory holding a single broker's log
+ *   nodes_are_added_and_removed_and_the_leadership_moved
+ *                         `handoff cluster add --wait`, `transfer`, `remove`; the newcomer
+ *                         leading is killed: another leads within 5 s, nothing is lost
+ *   a_lost_cluster_comes_back_from_one_nodes_copy
+ *                         every node lost but a stopped node's copy: --recover-cluster makes
+ *                         it a cluster of one, the others join; what the copy held, once
+ *   every_node_rekeyed_serves_the_same_messages_with_the_new_key
+ *                         --rekey on each stopped node (a snapshot and entries after it):
+ *                         refused on a running node, with a wrong key or none; a rekey cut
+ *                         short (copy half made; copy made, not in place) stops the node from
+ *                         starting and is finished by running it again; started on the new
+ *                         key, the nodes serve every body as sent, once; the old key opens
+ *                         nothing
  *
  * The leader is read from each node's /metrics (handoff_broker_raft_serving). Every wait is on
  * a condition with a deadline; the 5 s bound on a new leader is the issue's, measured from the
@@ -1459,10 +1475,26 @@ Test(cluster, every_node_rekeyed_serves_the_same_messages_with_the_new_key)
     cr_expect(strstr(err, "--data-key must name the key"), "no --data-key: %s", err);
     cr_expect_not(dir_has(0, "raft.rekey") || dir_has(0, "raft.old"), "a refused rekey left a copy");
 
-    /* node 2: cut short after the copy was complete and checked (raft.rekey.done), before it
-     * took the log's place: made by rekeying a copy of the node's directory */
+    /* a node that never held a log (an empty raft/: started with --join, never added) has
+     * nothing to rekey, and says so */
     char scratch[700];
     snprintf(scratch, sizeof scratch, "%s/scratch", net.dir);
+    snprintf(cmd, sizeof cmd, "mkdir -p '%s/raft'", scratch);
+    cr_assert_eq(system(cmd), 0);
+    {
+        const char *argv[] = {net_bin("broker/handoff-broker"), "--rekey", "--data", scratch, "--data-key", old_key,
+                              "--new-data-key", new_key, NULL};
+        int code = -1;
+        hx_spawn_opts_t so = {.argv = argv, .out_pipe = true, .err_pipe = true};
+        cr_assert_eq(hx_spawn_run(&so, out, sizeof out, err, sizeof err, &code), 0);
+        cr_expect_eq(code, 0, "--rekey of a node with no log: exit %d: %s", code, err);
+        cr_expect(strstr(out, "nothing to rekey"), "--rekey of a node with no log said: %s", out);
+    }
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", scratch);
+    cr_assert_eq(system(cmd), 0);
+
+    /* node 2: cut short after the copy was complete and checked (raft.rekey.done), before it
+     * took the log's place: made by rekeying a copy of the node's directory */
     snprintf(cmd, sizeof cmd, "cp -a '%s' '%s'", nodes[1].dir, scratch);
     cr_assert_eq(system(cmd), 0);
     {
