@@ -186,6 +186,8 @@ typedef struct {
     uint8_t raft_peer_key[32];  /* --cluster: what the nodes prove to each other (see open_router) */
     const char *raft_peer_key_from;     /* NULL: none */
     int data_lock;              /* --cluster: DATA/LOCK, held while the node runs (-1: none) */
+    const char *data;           /* --data, when the log (or the cluster) anchors the audit log */
+    bool failed;                /* stopped for a reason that makes the exit status 1 */
 } broker_t;
 
 /* Group commit latency, 50 us .. 2.5 s: one fdatasync is ~150 us on a good disk. */
@@ -940,11 +942,24 @@ static void on_serving(void *arg, bool serving)
     if (serving && !b->router) {
         hx_router_config_t cfg = b->rcfg;
         cfg.store = b->store = hx_cluster_store(b->cluster);
+        if (b->store && b->audit && b->data) {  /* the cluster vouches for this node's audit head */
+            b->store->anchor = hx_audit_anchor_hook;
+            b->store->on_anchor = hx_audit_anchored_hook;
+            b->store->anchor_arg = b->audit;
+        }
         b->router = b->store ? hx_router_new(&cfg) : NULL;
         if (!b->router || hx_router_recover(b->router) != 0) {
             hx_error("cluster: cannot build the router from the committed state (out of memory)");
             hx_router_destroy(&b->router);
             hx_store_destroy(&b->store);
+        } else if (hx_audit_anchor_error(b->audit)) {
+            /* the head the cluster recorded for this node's audit log is not in the file:
+             * appending would hide the cut. Serve nothing; stop (another node leads) */
+            hx_error("cluster: --audit: %s; stopping", hx_audit_anchor_error(b->audit));
+            hx_router_destroy(&b->router);
+            hx_store_destroy(&b->store);
+            b->failed = true;
+            uv_stop(&b->loop);
         }
     } else if (!serving && b->router) {
         hx_router_goodbye(b->router);
@@ -1058,16 +1073,19 @@ static int open_router(broker_t *b, hx_router_config_t *cfg, const hx_opt_val_t 
         }
         cfg->audit = audit_event;
         cfg->audit_arg = b;
-        if (data && b->store && !b->cluster) {  /* the log vouches for the chain's head */
+        if (data && (b->store || b->cluster)) {    /* the log vouches for the chain's head */
             char anchor[4200];
             snprintf(anchor, sizeof anchor, "%s/%s", data, HX_AUDIT_ANCHOR_FILE);
             if (hx_audit_set_anchor_file(b->audit, anchor) != 0) {
                 fprintf(stderr, "handoff-broker: out of memory\n");
                 return -1;
             }
-            b->store->anchor = hx_audit_anchor_hook;
-            b->store->on_anchor = hx_audit_anchored_hook;
-            b->store->anchor_arg = b->audit;
+            if (b->store) {                     /* (a cluster's: on_serving) */
+                b->store->anchor = hx_audit_anchor_hook;
+                b->store->on_anchor = hx_audit_anchored_hook;
+                b->store->anchor_arg = b->audit;
+            }
+            b->data = data;
         }
     }
     if (b->allow) {
@@ -1303,7 +1321,7 @@ int main(int argc, char **argv)
                                          : "durable log, bodies in clear",
                 b.zap ? "CURVE with an allow-list" : "plain TCP without authentication");
         uv_run(&b.loop, UV_RUN_DEFAULT);
-        rc = 0;
+        rc = b.failed ? 1 : 0;
     }
     memset(server_sec, 0, sizeof server_sec);
     broker_close(&b);

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <uv.h>
 
 #include "envelope.pb-c.h"
@@ -42,6 +43,12 @@
  * u16 length and its client endpoint; padded to 8. Every node keeps the nodes so named, to
  * tell clients where a leader that is not in its own --cluster list is.
  *
+ * An anchor entry (the serving node's audit chain's head, once its audit file was synced up to
+ * it; hx_store.h's anchor hook): "HXA1", u64 the node's id, u8 length and the head; padded to
+ * 8. The state keeps the latest head of each node (at most ANCHORS_MAX nodes, the oldest named
+ * forgotten first); a snapshot carries them after the nodes: u32 heads and each u64 node id,
+ * u8 length and the head (a snapshot without them, written before, ends after the nodes).
+ *
  * With a data key, each is sealed whole: "HXSK", u32 the length sealed, a random nonce (24
  * bytes), crypto_secretbox of the bytes above; padded to 8. So the log on disk, the
  * snapshots and what the nodes send each other hold no message in clear. */
@@ -50,9 +57,10 @@ enum { R_PUT = 1, R_SETTLE, R_DEAD, R_REVIVE, R_ATTEMPTS };
 
 static const char entry_magic[4] = {'H', 'X', 'C', '1'}, snap_magic[4] = {'H', 'X', 'S', '2'},
                   snap_magic_v1[4] = {'H', 'X', 'S', '1'}, member_magic[4] = {'H', 'X', 'N', '1'},
-                  sealed_magic[4] = {'H', 'X', 'S', 'K'};
+                  sealed_magic[4] = {'H', 'X', 'S', 'K'}, anchor_magic[4] = {'H', 'X', 'A', '1'};
 enum { M_SET = 1, M_FORGET = 2 };
 #define MEMBERS_MAX (2 * HX_CLUSTER_MAX)
+#define ANCHORS_MAX 32
 #define SEALED_HEAD (4 + 4 + crypto_secretbox_NONCEBYTES)
 #define ENTRY_HEAD 24
 
@@ -181,6 +189,12 @@ typedef struct held {
 } held_t;
 
 typedef struct {
+    uint64_t node;
+    uint8_t len;
+    uint8_t blob[HX_STORE_ANCHOR_MAX];
+} anchor_t;
+
+typedef struct {
     hx_idmap_t by_id;           /* the held, by id: one probe where uthash walked a chain of
                                    records, each a cache miss (10 % of a follower's CPU) */
     held_t *first, *last;
@@ -191,6 +205,8 @@ typedef struct {
     size_t dedup_cap, dedup_head, dedup_n;
     hx_cluster_node_t members[MEMBERS_MAX];     /* the nodes membership entries named */
     size_t n_members;
+    anchor_t anchors[ANCHORS_MAX];              /* each node's audit head, in the order first named */
+    size_t n_anchors;
 } state_t;
 
 static body_t *body_new(const uint8_t *data, size_t len)
@@ -246,6 +262,7 @@ static void state_clear(state_t *s)
     while (s->first)
         held_free(s, s->first);
     s->dedup_head = s->dedup_n = 0;
+    s->n_anchors = 0;
 }
 
 /* Everything the state holds, and its maps and ring, freed (after the pending bodies). */
@@ -405,6 +422,47 @@ static int members_apply(state_t *s, const uint8_t *data, size_t len)
     return 0;
 }
 
+/* Node node's head recorded (the oldest named forgotten when ANCHORS_MAX are). */
+static void anchor_set(state_t *s, uint64_t node, const uint8_t *blob, size_t len)
+{
+    size_t i = 0;
+    while (i < s->n_anchors && s->anchors[i].node != node)
+        i++;
+    if (i == ANCHORS_MAX) {
+        memmove(&s->anchors[0], &s->anchors[1], (ANCHORS_MAX - 1) * sizeof s->anchors[0]);
+        i = ANCHORS_MAX - 1;
+    } else if (i == s->n_anchors) {
+        s->n_anchors++;
+    }
+    s->anchors[i].node = node;
+    s->anchors[i].len = (uint8_t)len;
+    memcpy(s->anchors[i].blob, blob, len);
+}
+
+static const anchor_t *anchor_of(const state_t *s, uint64_t node)
+{
+    for (size_t i = 0; i < s->n_anchors; i++)
+        if (s->anchors[i].node == node)
+            return &s->anchors[i];
+    return NULL;
+}
+
+/* An anchor entry (format above) applied: *node is whose head it was. */
+static int anchor_apply(state_t *s, const uint8_t *data, size_t len, uint64_t *node)
+{
+    rd_t r = {data, data + len, true};
+    const uint8_t *magic = take(&r, 4);
+    if (!magic || memcmp(magic, anchor_magic, 4))
+        return HX_EINVAL;
+    *node = get_n(&r, 8);
+    size_t blen = (size_t)get_n(&r, 1);
+    const uint8_t *blob = take(&r, blen);
+    if (!r.ok || !*node || blen > HX_STORE_ANCHOR_MAX)
+        return HX_EINVAL;
+    anchor_set(s, *node, blob, blen);
+    return 0;
+}
+
 /* A membership entry's bytes into out (replacing it). */
 static int member_entry(uint8_t op, const hx_cluster_node_t *n, hx_buf_t *out)
 {
@@ -437,6 +495,8 @@ typedef struct {
     size_t dedup_n;
     hx_cluster_node_t members[MEMBERS_MAX];
     size_t n_members;
+    anchor_t anchors[ANCHORS_MAX];
+    size_t n_anchors;
     size_t size;                /* the bytes in clear, to reserve at once */
     const uint8_t *key;         /* NULL: written in clear */
     hx_buf_t out;
@@ -493,6 +553,9 @@ static snap_t *snap_freeze(const state_t *s, const uint8_t *key)
     memcpy(z->members, s->members, s->n_members * sizeof *s->members);
     z->n_members = s->n_members;
     z->size += s->n_members * (8 + 2 + 2 + 2 * HX_CLUSTER_ADDR_MAX);
+    memcpy(z->anchors, s->anchors, s->n_anchors * sizeof *s->anchors);
+    z->n_anchors = s->n_anchors;
+    z->size += 4 + s->n_anchors * (8 + 1 + HX_STORE_ANCHOR_MAX) + 8;
     return z;
 }
 
@@ -519,6 +582,14 @@ static int snap_write(const snap_t *z, hx_buf_t *out)
         size_t rlen = strlen(n->raft), clen = strlen(n->client);
         rc = put_u64(out, n->id) || put_u16(out, (uint16_t)rlen) || hx_buf_append(out, n->raft, rlen) ||
                      put_u16(out, (uint16_t)clen) || hx_buf_append(out, n->client, clen)
+                 ? HX_ENOMEM
+                 : 0;
+    }
+    if (rc == 0 && z->n_anchors)
+        rc = put_u32(out, (uint32_t)z->n_anchors);
+    for (size_t i = 0; rc == 0 && i < z->n_anchors; i++) {
+        const anchor_t *a = &z->anchors[i];
+        rc = put_u64(out, a->node) || hx_buf_append(out, &a->len, 1) || hx_buf_append(out, a->blob, a->len)
                  ? HX_ENOMEM
                  : 0;
     }
@@ -570,6 +641,18 @@ static int state_restore(state_t *s, const uint8_t *data, size_t len)
         memcpy(node.client, client, clen);
         s->members[s->n_members++] = node;
     }
+    /* the nodes' audit heads, when the snapshot has them (else up to 7 bytes of padding) */
+    uint32_t heads = r.ok && with_members && r.end - r.p >= 4 ? (uint32_t)get_n(&r, 4) : 0;
+    if (heads > ANCHORS_MAX)
+        return HX_EINVAL;
+    for (uint32_t i = 0; i < heads && r.ok; i++) {
+        uint64_t node = get_n(&r, 8);
+        size_t blen = (size_t)get_n(&r, 1);
+        const uint8_t *blob = take(&r, blen);
+        if (!r.ok || !node || blen > HX_STORE_ANCHOR_MAX)
+            return HX_EINVAL;
+        anchor_set(s, node, blob, blen);
+    }
     return r.ok ? 0 : HX_EINVAL;
 }
 
@@ -616,6 +699,17 @@ struct hx_cluster {
     raft_index snap_index;
     uint64_t log_bytes;         /* of the entries applied since the last snapshot (or start) */
     bool snap_retry;            /* the last snapshot failed: the next ask takes one */
+    struct {                    /* the serving node's audit head (hx_store_t's anchor hook) */
+        bool busy;              /* the audit file's fdatasync runs on the thread pool */
+        uv_work_t work;
+        int fd, err;
+        uint64_t asked;         /* ms (uv_now) the last sync began */
+        uint8_t blob[HX_STORE_ANCHOR_MAX];      /* the head being synced */
+        size_t len;
+        unsigned generation;    /* of the store that asked */
+        uint8_t sent[HX_STORE_ANCHOR_MAX];      /* the last head proposed (or recorded) */
+        size_t sent_len;
+    } anchor;
     struct {                    /* the operator's membership change in progress (one at a time) */
         int step;               /* CH_NONE when none */
         hx_cluster_node_t node;
@@ -673,8 +767,6 @@ static int pending_add(hx_cluster_t *c, const uint8_t id[HX_ID_LEN], body_t *b)
     return 0;
 }
 
-/* The serving store goes: what it proposed and was not applied is copied from the entries if
- * they are committed after all. */
 static void pending_release(void *rec)
 {
     held_t *p = rec;
@@ -682,6 +774,8 @@ static void pending_release(void *rec)
     free(p);
 }
 
+/* The serving store goes: what it proposed and was not applied is copied from the entries if
+ * they are committed after all. */
 static void pending_clear(hx_cluster_t *c)
 {
     hx_idmap_clear(&c->state.pending, pending_release);
@@ -1121,9 +1215,15 @@ static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void *
     size_t len = sealed ? c->scratch.len : buf->len;
     c->applied++;
     c->log_bytes += buf->len;
-    if (rc == 0 && len >= 4 && !memcmp(data, member_magic, 4))
+    if (rc == 0 && len >= 4 && !memcmp(data, member_magic, 4)) {
         rc = members_apply(&c->state, data, len);
-    else if (rc == 0)
+    } else if (rc == 0 && len >= 4 && !memcmp(data, anchor_magic, 4)) {
+        rc = anchor_apply(&c->state, data, len, &node);
+        cluster_store_t *cs = c->store;     /* this node's own head, durable now */
+        const anchor_t *a = rc == 0 && node == c->cfg.self ? anchor_of(&c->state, node) : NULL;
+        if (a && cs && cs->base.on_anchor)
+            cs->base.on_anchor(cs->base.anchor_arg, a->blob, a->len);
+    } else if (rc == 0)
         rc = state_apply(&c->state, data, len, &node, &seq);
     if (rc == HX_ENOMEM) {
         /* the state would differ from the others': stop, and the restart replays the log */
@@ -1374,10 +1474,118 @@ static void on_applied(struct raft_apply *req, int status, void *result)
     free(p);
 }
 
+/* ---- the audit chain's head, anchored in the replicated log ---- */
+
+typedef struct {
+    struct raft_apply req;
+    hx_cluster_t *c;
+    uint64_t issued;
+} anchor_req_t;
+
+static void anchor_applied(struct raft_apply *req, int status, void *result)
+{
+    (void)result;
+    anchor_req_t *q = (anchor_req_t *)req;
+    if (status == 0) {
+        q->c->committed++;
+        renew_lease(q->c, q->issued);
+    } else {
+        q->c->anchor.sent_len = 0;      /* not recorded: proposed again at the next poll */
+    }
+    free(q);
+}
+
+/* The head synced (c->anchor.blob) proposed as an anchor entry. */
+static void anchor_propose(hx_cluster_t *c)
+{
+    hx_buf_t e = {0};
+    uint8_t len = (uint8_t)c->anchor.len;
+    int rc = hx_buf_append(&e, anchor_magic, 4) || put_u64(&e, c->cfg.self) || hx_buf_append(&e, &len, 1) ||
+                     hx_buf_append(&e, c->anchor.blob, len) || pad8(&e)
+                 ? RAFT_NOMEM
+                 : 0;
+    const hx_buf_t *bytes = &e;
+    if (rc == 0 && c->sealed) {
+        rc = hx_cluster_seal(c->key, e.data, e.len, &c->scratch) == 0 ? 0 : RAFT_NOMEM;
+        bytes = &c->scratch;
+    }
+    anchor_req_t *q = rc == 0 ? calloc(1, sizeof *q) : NULL;
+    struct raft_buffer buf = {.base = q ? raft_malloc(bytes->len) : NULL, .len = bytes->len};
+    if (buf.base) {
+        memcpy(buf.base, bytes->data, bytes->len);
+        q->c = c;
+        q->issued = now_ms(c);
+        rc = raft_apply(&c->raft, &q->req, &buf, 1, anchor_applied);
+    } else {
+        rc = RAFT_NOMEM;
+    }
+    if (rc != 0) {
+        if (buf.base)
+            raft_free(buf.base);
+        free(q);
+        hx_warn("cluster: cannot record the audit log's head: %s", raft_strerror(rc));
+    } else {
+        memcpy(c->anchor.sent, c->anchor.blob, len);
+        c->anchor.sent_len = len;
+    }
+    hx_buf_free(&e);
+}
+
+static void anchor_sync(uv_work_t *w)
+{
+    hx_cluster_t *c = w->data;
+    c->anchor.err = fdatasync(c->anchor.fd) != 0 ? errno : 0;
+}
+
+static void anchor_synced(uv_work_t *w, int status)
+{
+    hx_cluster_t *c = w->data;
+    c->anchor.busy = false;
+    if (status != 0 || c->anchor.err != 0)
+        hx_warn("cluster: cannot sync the audit log, so its newest head is not recorded yet: %s",
+                strerror(status ? -status : c->anchor.err));
+    else if (c->store && c->anchor.generation == c->generation)
+        anchor_propose(c);              /* (a node that stopped serving meanwhile records nothing) */
+}
+
+/* Asks the owner for its head (as the single broker's log does, at most once per
+ * ANCHOR_GAP_MS): a new one is synced on the thread pool, then proposed; the recorded head
+ * trails the file by up to that gap, a sync and a round of replication. */
+#define ANCHOR_GAP_MS 50
+
+static void anchor_poll(cluster_store_t *cs)
+{
+    hx_cluster_t *c = cs->c;
+    if (!cs->base.anchor || c->anchor.busy || !c->serving)
+        return;
+    uint64_t now = now_ms(c);
+    if (now - c->anchor.asked < ANCHOR_GAP_MS)
+        return;
+    c->anchor.asked = now;
+    uint8_t blob[HX_STORE_ANCHOR_MAX];
+    int fd = -1;
+    size_t len = cs->base.anchor(cs->base.anchor_arg, blob, sizeof blob, &fd);
+    if (len > sizeof blob)
+        len = sizeof blob;
+    if (len == c->anchor.sent_len && memcmp(blob, c->anchor.sent, len) == 0)
+        return;
+    memcpy(c->anchor.blob, blob, len);
+    c->anchor.len = len;
+    c->anchor.generation = c->generation;
+    if (fd < 0) {
+        anchor_propose(c);
+        return;
+    }
+    c->anchor.fd = fd;
+    c->anchor.work.data = c;
+    c->anchor.busy = uv_queue_work(c->loop, &c->anchor.work, anchor_sync, anchor_synced) == 0;
+}
+
 static void cs_flush(hx_store_t *s)
 {
     cluster_store_t *cs = (cluster_store_t *)s;
     hx_cluster_t *c = cs->c;
+    anchor_poll(cs);
     if (!cs->entry_records) {               /* nothing closed since the last proposal */
         if (!cs->txn_records)
             cs->entry.len = cs->txn_start = 0;
@@ -1425,7 +1633,8 @@ static void cs_flush(hx_store_t *s)
 
 static void cs_tick(hx_store_t *s, uint64_t now)
 {
-    (void)s, (void)now;
+    (void)now;
+    anchor_poll((cluster_store_t *)s);
 }
 
 static int cs_health(const hx_store_t *s, const char **why)
@@ -1456,6 +1665,15 @@ static int cs_recover(hx_store_t *s, const hx_store_visitor_t *v, void *arg)
             v->dead(arg, h->id, h->attempts, h->dead_at, h->reason ? h->reason : "");
         else if (h->attempts)
             v->attempts(arg, h->id, h->attempts);
+    }
+    /* the head the cluster recorded for this node's audit log: the owner checks its file
+     * against it (as the single broker's recovery does) */
+    const anchor_t *a = anchor_of(st, cs->c->cfg.self);
+    cs->c->anchor.sent_len = a ? a->len : 0;
+    if (a) {
+        memcpy(cs->c->anchor.sent, a->blob, a->len);
+        if (cs->base.on_anchor)
+            cs->base.on_anchor(cs->base.anchor_arg, a->blob, a->len);
     }
     return 0;
 }
@@ -2254,6 +2472,8 @@ void hx_cluster_stop(hx_cluster_t **self_p)
     c->closed = false;
     raft_close(&c->raft, on_closed);
     while (!c->closed)
+        uv_run(c->loop, UV_RUN_ONCE);
+    while (c->anchor.busy)              /* the audit file's sync: its callback names c */
         uv_run(c->loop, UV_RUN_ONCE);
     raft_uv_close(&c->guard.io);
     raft_uv_tcp_close(&c->tcp);

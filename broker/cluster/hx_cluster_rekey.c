@@ -220,6 +220,20 @@ static void digest_item(crypto_generichash_state *h, char kind, raft_index index
         crypto_generichash_update(h, bytes, len);
 }
 
+/* A snapshot's index, term, configuration (libraft's encoding) and its index, and its bytes
+ * in clear. HX_ENOMEM when the configuration cannot be encoded. */
+static int digest_snapshot(crypto_generichash_state *h, const struct raft_snapshot *s, const uint8_t *plain,
+                           size_t plain_len)
+{
+    struct raft_buffer conf = {0};
+    if (raft_configuration_encode(&s->configuration, &conf) != 0)
+        return HX_ENOMEM;
+    digest_item(h, 'C', s->configuration_index, 0, 0, conf.base, conf.len);
+    raft_free(conf.base);
+    digest_item(h, 'S', s->index, s->term, 0, plain, plain_len);
+    return 0;
+}
+
 /* The bytes of a snapshot's buffers or an entry, opened with key when sealed: into plain
  * (pointing at the bytes themselves when they are in clear). HX_EDENIED: sealed and key is
  * NULL; HX_EINVAL: not key's, or damaged. */
@@ -262,12 +276,11 @@ static int digest_log(const loaded_t *l, const uint8_t *key, uint8_t out[crypto_
             return HX_EIO;
         }
         rc = open_bytes(key, l->snap->bufs[0].base, l->snap->bufs[0].len, &scratch, &plain, &plain_len);
-        if (rc == 0)
-            digest_item(&h, 'S', l->snap->index, l->snap->term, (unsigned)l->snap->configuration_index, plain,
-                        plain_len);
-        else
+        if (rc != 0)
             snprintf(err, cap, "the snapshot at index %llu does not open with the new key",
                      (unsigned long long)l->snap->index);
+        else if ((rc = digest_snapshot(&h, l->snap, plain, plain_len)) != 0)
+            snprintf(err, cap, "out of memory");
     }
     for (size_t i = first_kept(l); rc == 0 && i < l->n; i++) {
         const struct raft_entry *e = &l->entries[i];
@@ -430,9 +443,10 @@ static int copy_log(const paths_t *p, const loaded_t *l, const uint8_t *old_key,
         } else if (hx_cluster_seal(new_key, plain, plain_len, &sealed) != 0) {
             snprintf(err, cap, "out of memory");
             rc = HX_ENOMEM;
+        } else if (digest_snapshot(&h, l->snap, plain, plain_len) != 0) {
+            snprintf(err, cap, "out of memory");
+            rc = HX_ENOMEM;
         } else {
-            digest_item(&h, 'S', l->snap->index, l->snap->term, (unsigned)l->snap->configuration_index, plain,
-                        plain_len);
             struct raft_buffer buf = {.base = sealed.data, .len = sealed.len};
             struct raft_snapshot s = {.index = l->snap->index, .term = l->snap->term,
                                       .configuration = l->snap->configuration,

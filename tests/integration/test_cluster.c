@@ -52,6 +52,11 @@
  *                         starting and is finished by running it again; started on the new
  *                         key, the nodes serve every body as sent, once; the old key opens
  *                         nothing
+ *   the_audit_logs_head_is_kept_by_every_node
+ *                         with --audit, the leader's audit head is recorded in the replicated
+ *                         log; a node whose audit log lost its end and whose data directory
+ *                         was lost too learns the head back from the others, refuses to serve
+ *                         when made the leader (exit 1), and another leads
  *
  * The leader is read from each node's /metrics (handoff_broker_raft_serving). Every wait is on
  * a condition with a deadline; the 5 s bound on a new leader is the issue's, measured from the
@@ -69,6 +74,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 #include <zmq.h>
@@ -85,6 +91,7 @@
 
 static net_t net;
 static const char *snapshot_entries;    /* --raft-snapshot-entries of the nodes started */
+static const char *raft_heartbeat;      /* their --raft-heartbeat-ms */
 static char data_key[700];              /* the nodes' --data-key, or "" */
 
 typedef struct {
@@ -101,6 +108,7 @@ static bool relayed;            /* the nodes reach each other through the test's
 static bool network_policy;     /* the built-in routing policy (else policy-any.json: made-up types) */
 static const char *client_list; /* the endpoints clients are given (NULL: the three) */
 static bool joining[NODES + 1]; /* started with --join (the newcomer always is) */
+static bool audited;            /* each node keeps an audit log, net.dir/audit-nN.jsonl */
 
 
 /* --cluster: node i's Raft address 127.0.0.1:RAFT, or (relayed) 127.0.1.(i+1):RAFT, where the
@@ -134,10 +142,12 @@ static void setup(void)
     relayed = false;
     network_policy = false;
     snapshot_entries = "256";
+    raft_heartbeat = "100";
     data_key[0] = '\0';
     n_nodes = NODES;
     client_list = NULL;
     memset(joining, 0, sizeof joining);
+    audited = false;
     make_spec();
     snprintf(spec_join, sizeof spec_join, "%s,%d=127.0.0.1:%d=%s", spec, NODES + 1, nodes[NODES].raft,
              nodes[NODES].endpoint);
@@ -172,7 +182,7 @@ static void start_node(int i)
                             "--ready-file", n->ready, "--data", n->dir, "--cluster", i < NODES ? spec : spec_join,
                             "--node-id", id, "--http",
                             http, "--heartbeat-ms", "200", "--max-attempts", "1000", "--backoff-ms", "10",
-                            "--backoff-max-ms", "100", "--raft-election-ms", "1000", "--raft-heartbeat-ms", "100",
+                            "--backoff-max-ms", "100", "--raft-election-ms", "1000", "--raft-heartbeat-ms", raft_heartbeat,
                             "--raft-snapshot-entries", snapshot_entries};
     size_t k = 28;
     if (!network_policy) {
@@ -186,6 +196,12 @@ static void start_node(int i)
     if (data_key[0]) {
         argv[k++] = "--data-key";
         argv[k++] = data_key;
+    }
+    char audit[600];
+    if (audited) {
+        snprintf(audit, sizeof audit, "%s/audit-n%d.jsonl", net.dir, i + 1);
+        argv[k++] = "--audit";
+        argv[k++] = audit;
     }
     if (i == NODES || joining[i])
         argv[k++] = "--join";           /* the newcomer waits to be added */
@@ -1581,4 +1597,117 @@ Test(cluster, every_node_rekeyed_serves_the_same_messages_with_the_new_key)
     expect_empty("once", "a message settled before the rekey came back");
     for (int i = 0; i < NODES; i++)
         cr_expect_not(net_dir_holds(nodes[i].dir, "Nakamura-", 9), "%s keeps a body in clear", nodes[i].name);
+}
+
+/* ---- the audit log's head in the replicated log ---- */
+
+/* `handoff audit verify` of node i's audit log against its data directory: exit code, stdout
+ * in out. */
+static int audit_verify(int i, char *out, size_t cap)
+{
+    char file[600], err[1024];
+    snprintf(file, sizeof file, "%s/audit-n%d.jsonl", net.dir, i + 1);
+    const char *argv[] = {net_bin("services/cli/handoff"), "audit", "verify", file, nodes[i].dir, NULL};
+    int code = -1;
+    hx_spawn_opts_t so = {.argv = argv, .out_pipe = true, .err_pipe = true};
+    cr_assert_eq(hx_spawn_run(&so, out, cap, err, sizeof err, &code), 0);
+    return code;
+}
+
+typedef struct {
+    int node;
+    unsigned long long lines, anchored;
+} anchored_t;
+
+/* node's audit log verifies, and the head recorded reaches its last line */
+static bool fully_anchored(void *arg)
+{
+    anchored_t *a = arg;
+    char out[1024];
+    return audit_verify(a->node, out, sizeof out) == 0 &&
+           sscanf(out, "ok: %llu line(s), the chain holds and reaches the anchored line %llu", &a->lines,
+                  &a->anchored) == 2 &&
+           a->lines > 0 && a->anchored == a->lines;
+}
+
+static bool exited(void *arg)
+{
+    siginfo_t info = {0};
+    return waitid(P_PID, (id_t)*(pid_t *)arg, &info, WEXITED | WNOHANG | WNOWAIT) == 0 && info.si_pid != 0;
+}
+
+/* The serving node's audit chain head is recorded in the replicated log (an anchor entry once
+ * the file is synced), so it is kept by every node: a node whose audit log lost its last lines,
+ * and whose own data directory (its Raft log, its audit.anchor) was lost too, learns the head
+ * back from the others, and when it is made the leader it refuses to serve (appending would
+ * hide the cut) and stops with exit status 1; another node leads. */
+Test(cluster, the_audit_logs_head_is_kept_by_every_node)
+{
+    audited = true;
+    snapshot_entries = "16";            /* the heads travel in snapshots too (below) */
+    raft_heartbeat = "20";
+    start_all();
+    int leader = wait_leader(-1, 20000);
+    hx_client_t *c = session("lakeside");
+    for (int i = 0; i < 20; i++) {
+        hx_msg_t m = message("box", "Abara");
+        cr_assert_eq(hx_client_submit(c, &m, 1), 0, "submit %d: %s", i, hx_client_error(c));
+    }
+    hx_client_destroy(&c);
+    fetch_all("box", 20);
+    anchored_t a = {leader, 0, 0};
+    cr_assert(net_wait(fully_anchored, &a, 20000), "%s's audit log is not anchored to its end (%llu of %llu lines; "
+              "logs in %s)", nodes[leader].name, a.anchored, a.lines, net.dir);
+    long commit = metric(leader, "handoff_broker_raft_commit_index");
+    for (int i = 0; i < NODES; i++) {
+        metric_wait_t w = {i, commit, "handoff_broker_raft_applied_index"};
+        cr_assert(net_wait(metric_reaches, &w, 20000), "%s did not apply the head (logs in %s)", nodes[i].name,
+                  net.dir);
+        /* and a snapshot taken since, which holds the head: with nothing else changing, one is
+         * taken once 32 thresholds of the leader's lease barriers (one a heartbeat) have passed,
+         * about 10 s here; the node wiped below catches up from it (the entries before it are
+         * gone, and none after it names a head) */
+        metric_wait_t snap = {i, metric(i, "handoff_broker_raft_snapshots_total") + 1,
+                              "handoff_broker_raft_snapshots_total"};
+        cr_assert(net_wait(metric_reaches, &snap, 40000), "%s took no snapshot (logs in %s)", nodes[i].name, net.dir);
+    }
+
+    /* the leader's audit log loses its last 3 lines, and its data directory everything */
+    int victim = leader;
+    net_stop(&net, nodes[victim].pid, SIGTERM);
+    nodes[victim].pid = 0;
+    char cmd[2000];
+    snprintf(cmd, sizeof cmd, "f='%s/audit-n%d.jsonl' && head -n -3 \"$f\" > \"$f.cut\" && mv \"$f.cut\" \"$f\"",
+             net.dir, victim + 1);
+    cr_assert_eq(system(cmd), 0);
+    wipe(nodes[victim].dir);
+    int other = wait_leader(victim, 20000);
+    start_node(victim);
+    commit = metric(other, "handoff_broker_raft_commit_index");
+    metric_wait_t caught = {victim, commit, "handoff_broker_raft_applied_index"};
+    cr_assert(net_wait(metric_reaches, &caught, 30000), "%s did not catch up (logs in %s)", nodes[victim].name,
+              net.dir);
+    char id[16], out[4096];
+    snprintf(id, sizeof id, "%d", victim + 1);
+    const char *transfer[] = {"cluster", "transfer", id, NULL};
+    int code = operator_cli(endpoints, out, sizeof out, transfer);
+    cr_assert_eq(code, 0, "cluster transfer %s: exit %d: %s", id, code, out);
+    pid_t pid = nodes[victim].pid;
+    cr_assert(net_wait(exited, &pid, 20000), "%s serves with a cut audit log (logs in %s)", nodes[victim].name,
+              net.dir);
+    int status = net_stop(&net, pid, SIGTERM);
+    nodes[victim].pid = 0;
+    cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 1, "%s ended with status %d, not exit 1", nodes[victim].name,
+              status);
+    char log[600];
+    snprintf(log, sizeof log, "%s/%s.log", net.dir, nodes[victim].name);
+    snprintf(cmd, sizeof cmd, "grep -q 'were cut' '%s'", log);
+    cr_expect_eq(system(cmd), 0, "%s does not say its audit log was cut (see %s)", nodes[victim].name, log);
+    cr_assert_geq(wait_leader(victim, 20000), 0, "no other node leads after %s stopped", nodes[victim].name);
+    /* the others serve on */
+    c = session("lakeside");
+    hx_msg_t m = message("after", "1");
+    cr_assert_eq(hx_client_submit(c, &m, 1), 0, "%s", hx_client_error(c));
+    hx_client_destroy(&c);
+    fetch_all("after", 1);
 }
