@@ -528,7 +528,8 @@ static int copy_owner(const paths_t *p)
 static int swap_in(const paths_t *p, char *err, size_t cap)
 {
     if (exists(p->copy)) {
-        if (exists(p->raft) && rename(p->raft, p->old) != 0) {
+        /* (a raft.old beside a raft/ not moved yet is an earlier rekey's, not removed then) */
+        if (exists(p->raft) && (remove_tree(p->old) != 0 || rename(p->raft, p->old) != 0)) {
             snprintf(err, cap, "cannot move %s to %s: %s", p->raft, p->old, strerror(errno));
             return HX_EIO;
         }

@@ -182,7 +182,8 @@ static void start_node(int i)
                             "--ready-file", n->ready, "--data", n->dir, "--cluster", i < NODES ? spec : spec_join,
                             "--node-id", id, "--http",
                             http, "--heartbeat-ms", "200", "--max-attempts", "1000", "--backoff-ms", "10",
-                            "--backoff-max-ms", "100", "--raft-election-ms", "1000", "--raft-heartbeat-ms", raft_heartbeat,
+                            "--backoff-max-ms", "100", "--raft-election-ms", "1000", "--raft-heartbeat-ms",
+                            raft_heartbeat,
                             "--raft-snapshot-entries", snapshot_entries};
     size_t k = 28;
     if (!network_policy) {
