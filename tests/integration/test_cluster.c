@@ -1418,13 +1418,12 @@ Test(cluster, a_lost_cluster_comes_back_from_one_nodes_copy)
         cr_expect_not(net_dir_holds(nodes[i].dir, "Adeyemi-", 8), "%s keeps a body in clear", nodes[i].name);
 }
 
-/* handoff-broker --rekey with the node stopped, as the operator runs it. exit code; what it
- * printed in out, what it said on stderr in err. */
-static int rekey_node(int i, const char *old_key, const char *new_key, char *out, size_t ocap, char *err,
-                      size_t ecap)
+/* handoff-broker --rekey on a stopped node's data directory dir, as the operator runs it. exit
+ * code; what it printed in out, what it said on stderr in err. */
+static int rekey_dir(const char *dir, const char *old_key, const char *new_key, char *out, size_t ocap, char *err,
+                     size_t ecap)
 {
-    const char *argv[12] = {net_bin("broker/handoff-broker"), "--rekey", "--data", nodes[i].dir, "--new-data-key",
-                            new_key};
+    const char *argv[12] = {net_bin("broker/handoff-broker"), "--rekey", "--data", dir, "--new-data-key", new_key};
     size_t k = 6;
     if (old_key) {
         argv[k++] = "--data-key";
@@ -1435,6 +1434,12 @@ static int rekey_node(int i, const char *old_key, const char *new_key, char *out
     hx_spawn_opts_t so = {.argv = argv, .out_pipe = true, .err_pipe = true};
     cr_assert_eq(hx_spawn_run(&so, out, ocap, err, ecap, &code), 0);
     return code;
+}
+
+static int rekey_node(int i, const char *old_key, const char *new_key, char *out, size_t ocap, char *err,
+                      size_t ecap)
+{
+    return rekey_dir(nodes[i].dir, old_key, new_key, out, ocap, err, ecap);
 }
 
 static bool dir_has(int i, const char *name)
@@ -1498,15 +1503,9 @@ Test(cluster, every_node_rekeyed_serves_the_same_messages_with_the_new_key)
     snprintf(scratch, sizeof scratch, "%s/scratch", net.dir);
     snprintf(cmd, sizeof cmd, "mkdir -p '%s/raft'", scratch);
     cr_assert_eq(system(cmd), 0);
-    {
-        const char *argv[] = {net_bin("broker/handoff-broker"), "--rekey", "--data", scratch, "--data-key", old_key,
-                              "--new-data-key", new_key, NULL};
-        int code = -1;
-        hx_spawn_opts_t so = {.argv = argv, .out_pipe = true, .err_pipe = true};
-        cr_assert_eq(hx_spawn_run(&so, out, sizeof out, err, sizeof err, &code), 0);
-        cr_expect_eq(code, 0, "--rekey of a node with no log: exit %d: %s", code, err);
-        cr_expect(strstr(out, "nothing to rekey"), "--rekey of a node with no log said: %s", out);
-    }
+    int empty = rekey_dir(scratch, old_key, new_key, out, sizeof out, err, sizeof err);
+    cr_expect_eq(empty, 0, "--rekey of a node with no log: exit %d: %s", empty, err);
+    cr_expect(strstr(out, "nothing to rekey"), "--rekey of a node with no log said: %s", out);
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", scratch);
     cr_assert_eq(system(cmd), 0);
 
@@ -1514,14 +1513,8 @@ Test(cluster, every_node_rekeyed_serves_the_same_messages_with_the_new_key)
      * took the log's place: made by rekeying a copy of the node's directory */
     snprintf(cmd, sizeof cmd, "cp -a '%s' '%s'", nodes[1].dir, scratch);
     cr_assert_eq(system(cmd), 0);
-    {
-        const char *argv[] = {net_bin("broker/handoff-broker"), "--rekey", "--data", scratch, "--data-key", old_key,
-                              "--new-data-key", new_key, NULL};
-        int code = -1;
-        hx_spawn_opts_t so = {.argv = argv, .out_pipe = true, .err_pipe = true};
-        cr_assert_eq(hx_spawn_run(&so, out, sizeof out, err, sizeof err, &code), 0);
-        cr_assert_eq(code, 0, "--rekey of the scratch copy: %s", err);
-    }
+    cr_assert_eq(rekey_dir(scratch, old_key, new_key, out, sizeof out, err, sizeof err), 0,
+                 "--rekey of the scratch copy: %s", err);
     snprintf(cmd, sizeof cmd, "mv '%s/raft' '%s/raft.rekey' && touch '%s/raft.rekey.done' && rm -rf '%s'",
              scratch, nodes[1].dir, nodes[1].dir, scratch);
     cr_assert_eq(system(cmd), 0);
