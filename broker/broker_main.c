@@ -186,7 +186,7 @@ typedef struct {
     uint8_t raft_peer_key[32];  /* --cluster: what the nodes prove to each other (see open_router) */
     const char *raft_peer_key_from;     /* NULL: none */
     int data_lock;              /* --cluster: DATA/LOCK, held while the node runs (-1: none) */
-    const char *data;           /* --data, when the log (or the cluster) anchors the audit log */
+    bool audit_anchored;        /* the log (or the cluster) vouches for the audit chain's head */
     bool failed;                /* stopped for a reason that makes the exit status 1 */
 } broker_t;
 
@@ -772,12 +772,6 @@ static int run_rekey(const char *data, const char *data_key, const char *new_key
                         "the key the log is sealed with now, unless it is in clear)\n");
         return 2;
     }
-    /* a replicated broker's node: its Raft log (raft/, or what a rekey cut short left) */
-    char raft[PATH_MAX], done[PATH_MAX];
-    struct stat st;
-    bool node = ((size_t)snprintf(raft, sizeof raft, "%s/raft", data) < sizeof raft && stat(raft, &st) == 0) ||
-                ((size_t)snprintf(done, sizeof done, "%s/raft.rekey.done", data) < sizeof done &&
-                 stat(done, &st) == 0);
     uint8_t key[32], new_key[32];
     char err[4400];
     if (data_key && hx_data_key_load(data_key, key, err, sizeof err) != 0) {
@@ -790,7 +784,7 @@ static int run_rekey(const char *data, const char *data_key, const char *new_key
         return 2;
     }
     int rc;
-    if (node) {
+    if (hx_cluster_rekey_applies(data)) {   /* a replicated broker's node */
         int lock = hx_store_lock_dir(data, -1, err, sizeof err);
         rc = lock < 0 ? HX_EINVAL : hx_cluster_rekey(data, data_key ? key : NULL, new_key, stdout, err, sizeof err);
         if (lock >= 0)
@@ -933,6 +927,14 @@ static bool single_log_there(const char *data, const char *raft_dir)
     return found;
 }
 
+/* The store keeps the audit chain's head (and checks the file against it at recovery). */
+static void anchor_audit(broker_t *b)
+{
+    b->store->anchor = hx_audit_anchor_hook;
+    b->store->on_anchor = hx_audit_anchored_hook;
+    b->store->anchor_arg = b->audit;
+}
+
 /* A node of a replicated broker starts serving (its router made from the committed state)
  * or stops at once (its router, and what it had not committed, dropped: its peers are told
  * BYE and find the leader). */
@@ -942,11 +944,8 @@ static void on_serving(void *arg, bool serving)
     if (serving && !b->router) {
         hx_router_config_t cfg = b->rcfg;
         cfg.store = b->store = hx_cluster_store(b->cluster);
-        if (b->store && b->audit && b->data) {  /* the cluster vouches for this node's audit head */
-            b->store->anchor = hx_audit_anchor_hook;
-            b->store->on_anchor = hx_audit_anchored_hook;
-            b->store->anchor_arg = b->audit;
-        }
+        if (b->store && b->audit_anchored)     /* the cluster vouches for this node's audit head */
+            anchor_audit(b);
         b->router = b->store ? hx_router_new(&cfg) : NULL;
         if (!b->router || hx_router_recover(b->router) != 0) {
             hx_error("cluster: cannot build the router from the committed state (out of memory)");
@@ -1080,12 +1079,9 @@ static int open_router(broker_t *b, hx_router_config_t *cfg, const hx_opt_val_t 
                 fprintf(stderr, "handoff-broker: out of memory\n");
                 return -1;
             }
-            if (b->store) {                     /* (a cluster's: on_serving) */
-                b->store->anchor = hx_audit_anchor_hook;
-                b->store->on_anchor = hx_audit_anchored_hook;
-                b->store->anchor_arg = b->audit;
-            }
-            b->data = data;
+            if (b->store)                       /* (a cluster's: on_serving) */
+                anchor_audit(b);
+            b->audit_anchored = true;
         }
     }
     if (b->allow) {

@@ -45,8 +45,8 @@
  *
  * An anchor entry (the serving node's audit chain's head, once its audit file was synced up to
  * it; hx_store.h's anchor hook): "HXA1", u64 the node's id, u8 length and the head; padded to
- * 8. The state keeps the latest head of each node (at most ANCHORS_MAX nodes, the oldest named
- * forgotten first); a snapshot carries them after the nodes: u32 heads and each u64 node id,
+ * 8. The state keeps the latest head of each node, in the order last recorded (at most
+ * ANCHORS_MAX nodes: the one recorded least recently is forgotten first); a snapshot carries them after the nodes: u32 heads and each u64 node id,
  * u8 length and the head (a snapshot without them, written before, ends after the nodes).
  *
  * With a data key, each is sealed whole: "HXSK", u32 the length sealed, a random nonce (24
@@ -205,7 +205,7 @@ typedef struct {
     size_t dedup_cap, dedup_head, dedup_n;
     hx_cluster_node_t members[MEMBERS_MAX];     /* the nodes membership entries named */
     size_t n_members;
-    anchor_t anchors[ANCHORS_MAX];              /* each node's audit head, in the order first named */
+    anchor_t anchors[ANCHORS_MAX];              /* each node's audit head, in the order last recorded */
     size_t n_anchors;
 } state_t;
 
@@ -422,21 +422,24 @@ static int members_apply(state_t *s, const uint8_t *data, size_t len)
     return 0;
 }
 
-/* Node node's head recorded (the oldest named forgotten when ANCHORS_MAX are). */
+/* Node node's head recorded. The heads are kept in the order last recorded: when ANCHORS_MAX
+ * are, the one recorded least recently (a node long gone) is forgotten, never a serving one's. */
 static void anchor_set(state_t *s, uint64_t node, const uint8_t *blob, size_t len)
 {
     size_t i = 0;
     while (i < s->n_anchors && s->anchors[i].node != node)
         i++;
-    if (i == ANCHORS_MAX) {
-        memmove(&s->anchors[0], &s->anchors[1], (ANCHORS_MAX - 1) * sizeof s->anchors[0]);
-        i = ANCHORS_MAX - 1;
-    } else if (i == s->n_anchors) {
+    if (i == s->n_anchors && s->n_anchors < ANCHORS_MAX)
         s->n_anchors++;
+    else {
+        if (i == s->n_anchors)
+            i = 0;                          /* full: the least recently recorded goes */
+        memmove(&s->anchors[i], &s->anchors[i + 1], (s->n_anchors - 1 - i) * sizeof s->anchors[0]);
     }
-    s->anchors[i].node = node;
-    s->anchors[i].len = (uint8_t)len;
-    memcpy(s->anchors[i].blob, blob, len);
+    anchor_t *a = &s->anchors[s->n_anchors - 1];
+    a->node = node;
+    a->len = (uint8_t)len;
+    memcpy(a->blob, blob, len);
 }
 
 static const anchor_t *anchor_of(const state_t *s, uint64_t node)
@@ -1446,6 +1449,26 @@ static void cs_release(hx_store_t *s, uint64_t handle)
     body_unref(b);
 }
 
+/* plain (sealed first, with a data key) proposed as one entry; cb when it is applied. A raft
+ * code; on an error nothing was proposed and cb is not called. */
+static int propose_bytes(hx_cluster_t *c, const hx_buf_t *plain, struct raft_apply *req, raft_apply_cb cb)
+{
+    const hx_buf_t *bytes = plain;
+    if (c->sealed) {
+        if (hx_cluster_seal(c->key, plain->data, plain->len, &c->scratch) != 0)
+            return RAFT_NOMEM;
+        bytes = &c->scratch;
+    }
+    struct raft_buffer buf = {.base = raft_malloc(bytes->len), .len = bytes->len};
+    if (!buf.base)
+        return RAFT_NOMEM;
+    memcpy(buf.base, bytes->data, bytes->len);
+    int rc = raft_apply(&c->raft, req, &buf, 1, cb);
+    if (rc != 0)
+        raft_free(buf.base);
+    return rc;
+}
+
 static void on_applied(struct raft_apply *req, int status, void *result)
 {
     (void)result;
@@ -1504,24 +1527,15 @@ static void anchor_propose(hx_cluster_t *c)
                      hx_buf_append(&e, c->anchor.blob, len) || pad8(&e)
                  ? RAFT_NOMEM
                  : 0;
-    const hx_buf_t *bytes = &e;
-    if (rc == 0 && c->sealed) {
-        rc = hx_cluster_seal(c->key, e.data, e.len, &c->scratch) == 0 ? 0 : RAFT_NOMEM;
-        bytes = &c->scratch;
-    }
     anchor_req_t *q = rc == 0 ? calloc(1, sizeof *q) : NULL;
-    struct raft_buffer buf = {.base = q ? raft_malloc(bytes->len) : NULL, .len = bytes->len};
-    if (buf.base) {
-        memcpy(buf.base, bytes->data, bytes->len);
+    if (q) {
         q->c = c;
         q->issued = now_ms(c);
-        rc = raft_apply(&c->raft, &q->req, &buf, 1, anchor_applied);
+        rc = propose_bytes(c, &e, &q->req, anchor_applied);
     } else {
         rc = RAFT_NOMEM;
     }
     if (rc != 0) {
-        if (buf.base)
-            raft_free(buf.base);
         free(q);
         hx_warn("cluster: cannot record the audit log's head: %s", raft_strerror(rc));
     } else {
@@ -1599,21 +1613,14 @@ static void cs_flush(hx_store_t *s)
     set_u32(cs->entry.data + 4, cs->entry_records);
     set_u64(cs->entry.data + 8, c->cfg.self);
     set_u64(cs->entry.data + 16, cs->seq);
-    int rc = pad8(&cs->entry);
-    const hx_buf_t *bytes = &cs->entry;
-    if (rc == 0 && c->sealed) {
-        rc = hx_cluster_seal(c->key, cs->entry.data, cs->entry.len, &c->scratch);
-        bytes = &c->scratch;
-    }
+    int rc = pad8(&cs->entry) == 0 ? 0 : RAFT_NOMEM;
     proposal_t *p = rc == 0 ? calloc(1, sizeof *p) : NULL;
-    struct raft_buffer buf = {.base = p ? raft_malloc(bytes->len) : NULL, .len = bytes->len};
-    if (buf.base) {
-        memcpy(buf.base, bytes->data, bytes->len);
+    if (p) {
         p->c = c;
         p->generation = c->generation;
         p->seq = cs->seq;
         p->issued = now_ms(c);
-        rc = raft_apply(&c->raft, &p->req, &buf, 1, on_applied);
+        rc = propose_bytes(c, &cs->entry, &p->req, on_applied);
         if (rc == 0)
             c->last_proposal = p->issued;
     } else {
@@ -1622,8 +1629,6 @@ static void cs_flush(hx_store_t *s)
     cs->entry.len = cs->txn_start = 0;
     cs->entry_records = 0;
     if (rc != 0) {
-        if (buf.base)
-            raft_free(buf.base);
         free(p);
         cs->failure = rc == RAFT_NOTLEADER || rc == RAFT_LEADERSHIPLOST ? HX_ENOTLEADER : HX_EFAILED;
         snprintf(cs->why, sizeof cs->why, "cannot propose to the cluster: %s", raft_strerror(rc));
@@ -1925,22 +1930,11 @@ static void change_done(hx_cluster_t *c, int status, const char *what)
 static int propose_member(hx_cluster_t *c, uint8_t op, raft_apply_cb cb)
 {
     hx_buf_t e = {0};
-    const hx_buf_t *bytes = &e;
     int rc = member_entry(op, &c->change.node, &e) == 0 ? 0 : RAFT_NOMEM;
-    if (rc == 0 && c->sealed) {
-        rc = hx_cluster_seal(c->key, e.data, e.len, &c->scratch) == 0 ? 0 : RAFT_NOMEM;
-        bytes = &c->scratch;
-    }
-    struct raft_buffer buf = {.base = rc == 0 ? raft_malloc(bytes->len) : NULL, .len = bytes->len};
-    if (rc == 0 && !buf.base)
-        rc = RAFT_NOMEM;
     if (rc == 0) {
-        memcpy(buf.base, bytes->data, bytes->len);
         memset(&c->change.apply, 0, sizeof c->change.apply);
         c->change.apply.data = c;
-        rc = raft_apply(&c->raft, &c->change.apply, &buf, 1, cb);
-        if (rc != 0)
-            raft_free(buf.base);
+        rc = propose_bytes(c, &e, &c->change.apply, cb);
     }
     hx_buf_free(&e);
     return rc;

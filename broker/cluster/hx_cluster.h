@@ -158,6 +158,9 @@ int hx_cluster_recover(const hx_cluster_config_t *cfg, char *err, size_t cap);
  * (old_key does not open it), HX_EIO. */
 int hx_cluster_rekey(const char *data, const uint8_t *old_key, const uint8_t new_key[32], FILE *out, char *err,
                      size_t cap);
+/* Whether data is a replicated broker's node (its Raft log data/raft, or the copy a rekey cut
+ * short left), which hx_cluster_rekey rekeys, rather than a single broker's log. */
+bool hx_cluster_rekey_applies(const char *data);
 /* Before a node starts on data: HX_EFAILED with why when a rekey of its log was cut short
  * (run --rekey again); the old log a finished rekey could not remove is removed. */
 int hx_cluster_rekey_leftover(const char *data, char *why, size_t cap);

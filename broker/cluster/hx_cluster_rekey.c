@@ -551,6 +551,13 @@ static int swap_in(const paths_t *p, char *err, size_t cap)
     return 0;
 }
 
+bool hx_cluster_rekey_applies(const char *data)
+{
+    paths_t p;
+    char why[64];
+    return paths_make(&p, data, why, sizeof why) == 0 && (exists(p.raft) || exists(p.done));
+}
+
 int hx_cluster_rekey_leftover(const char *data, char *why, size_t cap)
 {
     paths_t p;
