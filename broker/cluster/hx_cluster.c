@@ -46,8 +46,9 @@
  * An anchor entry (the serving node's audit chain's head, once its audit file was synced up to
  * it; hx_store.h's anchor hook): "HXA1", u64 the node's id, u8 length and the head; padded to
  * 8. The state keeps the latest head of each node, in the order last recorded (at most
- * ANCHORS_MAX nodes: the one recorded least recently is forgotten first); a snapshot carries them after the nodes: u32 heads and each u64 node id,
- * u8 length and the head (a snapshot without them, written before, ends after the nodes).
+ * ANCHORS_MAX nodes: the one recorded least recently is forgotten first); a snapshot carries
+ * them after the nodes, in that order: u32 heads and each u64 node id, u8 length and the head
+ * (a snapshot without them, written before, ends after the nodes).
  *
  * With a data key, each is sealed whole: "HXSK", u32 the length sealed, a random nonce (24
  * bytes), crypto_secretbox of the bytes above; padded to 8. So the log on disk, the

@@ -114,20 +114,25 @@ static void place(hx_idmap_slot_t *slots, size_t cap, uint64_t h, void *rec)
     slots[i].rec = rec;
 }
 
+/* The records moved to a table of cap slots (which holds them all). 0 or HX_ENOMEM. */
+static int resize(hx_idmap_t *m, size_t cap)
+{
+    hx_idmap_slot_t *slots = slots_alloc(cap);
+    if (!slots)
+        return HX_ENOMEM;
+    for (size_t i = 0; i < m->cap; i++)
+        if (m->slots[i].rec)
+            place(slots, cap, m->slots[i].hash, m->slots[i].rec);
+    slots_free(m->slots, m->cap);
+    m->slots = slots;
+    m->cap = cap;
+    return 0;
+}
+
 int hx_idmap_put(hx_idmap_t *m, void *rec)
 {
-    if ((m->n + 1) * 10 > m->cap * 7) {             /* keep it at most 70% full */
-        size_t cap = m->cap * 2;
-        hx_idmap_slot_t *slots = slots_alloc(cap);
-        if (!slots)
-            return HX_ENOMEM;
-        for (size_t i = 0; i < m->cap; i++)
-            if (m->slots[i].rec)
-                place(slots, cap, m->slots[i].hash, m->slots[i].rec);
-        slots_free(m->slots, m->cap);
-        m->slots = slots;
-        m->cap = cap;
-    }
+    if ((m->n + 1) * 10 > m->cap * 7 && resize(m, m->cap * 2) != 0)    /* at most 70% full */
+        return HX_ENOMEM;
     place(m->slots, m->cap, id_hash(m, rec), rec);
     m->n++;
     return 0;
@@ -159,4 +164,9 @@ void hx_idmap_remove(hx_idmap_t *m, const uint8_t *id)
     m->slots[hole].rec = NULL;
     m->slots[hole].hash = 0;
     m->n--;
+    /* A queue that drained gives its table back: halved once under 1/8 full (then under a
+     * quarter: far from the 70% that doubles it again). Without memory for the smaller
+     * table, the bigger one stays. */
+    if (m->cap > MIN_CAP && m->n < m->cap / 8)
+        (void)resize(m, m->cap / 2);
 }

@@ -29,7 +29,7 @@ void hx_idmap_free(hx_idmap_t *m);
 void *hx_idmap_find(const hx_idmap_t *m, const uint8_t *id);
 /* Adds rec (whose first 16 bytes are its id, not in the map yet). 0 or HX_ENOMEM. */
 int hx_idmap_put(hx_idmap_t *m, void *rec);
-/* Removes the record with this id, if there is one. */
+/* Removes the record with this id, if there is one (the table halves once under 1/8 full). */
 void hx_idmap_remove(hx_idmap_t *m, const uint8_t *id);
 /* Forgets every record, calling release(rec) on each first when release is not NULL (the
  * records themselves are the caller's); keeps the capacity. */

@@ -189,6 +189,39 @@ Test(idmap, agrees_with_a_plain_array)
     hx_idmap_free(&m);
 }
 
+/* A map that held many and drained gives its table back, halving as it empties (never below
+ * its first size), and still finds what it holds. */
+Test(idmap, shrinks_as_it_drains)
+{
+    enum { N = IDMAP_N, KEEP = 100 };
+    for (int i = 0; i < N; i++)
+        hx_id_random(recs[i]);
+    hx_idmap_t m;
+    cr_assert_eq(hx_idmap_init(&m), 0);
+    size_t first = m.cap;
+    for (int i = 0; i < N; i++)
+        cr_assert_eq(hx_idmap_put(&m, recs[i]), 0);
+    size_t peak = m.cap;
+    cr_assert_geq(peak, (size_t)N);
+    for (int i = KEEP; i < N; i++) {
+        hx_idmap_remove(&m, recs[i]);
+        cr_assert(m.n * 10 <= m.cap * 7, "%zu records in %zu slots after a removal", m.n, m.cap);
+        if (i % 997 == 0)                           /* the kept ones found on the way down */
+            for (int k = 0; k < KEEP; k++)
+                cr_assert_eq(hx_idmap_find(&m, recs[k]), recs[k], "id %d lost at %zu slots", k, m.cap);
+    }
+    cr_assert_eq(m.n, (size_t)KEEP);
+    cr_assert_eq(m.cap, first, "%zu slots left for %d records (peak %zu)", m.cap, KEEP, peak);
+    for (int i = 0; i < N; i++)
+        cr_assert_eq(hx_idmap_find(&m, recs[i]), i < KEEP ? (void *)recs[i] : NULL, "id %d", i);
+    for (int i = KEEP; i < N; i++)                  /* and it grows again */
+        cr_assert_eq(hx_idmap_put(&m, recs[i]), 0);
+    cr_assert_eq(m.cap, peak);
+    for (int i = 0; i < N; i++)
+        cr_assert_eq(hx_idmap_find(&m, recs[i]), recs[i]);
+    hx_idmap_free(&m);
+}
+
 #include "hx_pool.h"
 
 /* The entry pool: objects zeroed, distinct and writable; freed ones reused; blocks that empty
