@@ -1202,12 +1202,14 @@ static void broker_close(broker_t *b)
 }
 
 #ifdef HX_JEMALLOC
-/* Read by jemalloc when it starts (before main): its memory on transparent huge pages where
- * the kernel allows them on request (/sys/kernel/mm/transparent_hugepage/enabled "madvise" or
- * "always"). On a 3-node cluster's durable submit, faulting in 4 KiB pages was the nodes'
- * largest single cost without it (docs/OPERATIONS.md, "Memory pages"). MALLOC_CONF in the
- * environment still overrides it, e.g. MALLOC_CONF=thp:never. */
-const char *malloc_conf = "thp:always,metadata_thp:auto";
+/* Read by jemalloc when it starts (before main): its heap on 4 KiB pages, never transparent
+ * huge pages, whatever /sys/kernel/mm/transparent_hugepage/enabled says. A replicated node's
+ * heap grows with every accepted body; on a virtual machine a huge page is cleared from memory
+ * the host took back (the kernel's clear_page was 31 % of a cluster submit run's samples), and
+ * the replicated rate was 21,000-22,000 msg/s on huge pages against 34,000-37,000 on 4 KiB
+ * pages, though the latter took 250,000 page faults to the former's 15,000 (docs/OPERATIONS.md,
+ * "Memory pages"). MALLOC_CONF in the environment still overrides it, e.g. MALLOC_CONF=thp:always. */
+const char *malloc_conf = "thp:never";
 #endif
 
 int main(int argc, char **argv)
