@@ -50,7 +50,7 @@ enum {
     O_NEW_DATA_KEY,    O_MAX_QUEUE_BYTES, O_ATTEMPTS, O_BACKOFF, O_BACKOFF_MAX, O_ACK_TIMEOUT, O_SHARE, O_POLICY, O_PRINT_POLICY,
     O_FAULTS, O_CURVE_SECRET, O_DATA_KEY, O_AUDIT, O_AUDIT_MAX_BYTES, O_AUDIT_ROTATE, O_AUDIT_KEEP_DAYS, O_PLAIN,
     O_ALLOW, O_REVOKED, O_READY, O_HTTP, O_LOG_LEVEL, O_LOG_FORMAT, O_CLUSTER, O_NODE_ID, O_RAFT_BIND,
-    O_RAFT_ELECTION, O_RAFT_HEARTBEAT, O_RAFT_SNAPSHOT, O_JOIN, O_RECOVER, O_COUNT
+    O_RAFT_ELECTION, O_RAFT_HEARTBEAT, O_RAFT_SNAPSHOT, O_RAFT_SEGMENT, O_JOIN, O_RECOVER, O_COUNT
 };
 static const hx_opt_t options[O_COUNT] = {
     [O_BIND] = {"bind", HX_OPT_TEXT, "HANDOFF_BIND", "tcp://127.0.0.1:5555", 0, 0, "ENDPOINT",
@@ -154,6 +154,9 @@ static const hx_opt_t options[O_COUNT] = {
     [O_RAFT_SNAPSHOT] = {"raft-snapshot-entries", HX_OPT_U32, "HANDOFF_RAFT_SNAPSHOT_ENTRIES", "1024", 16,
                          10000000, "N", "with --cluster: every N log entries a snapshot of the\nstate is due; it is taken once the entries since the\n"
                          "last hold as many bytes as the state (or after 32 N)"},
+    [O_RAFT_SEGMENT] = {"raft-segment-mb", HX_OPT_U32, "HANDOFF_RAFT_SEGMENT_MB", "64", HX_CLUSTER_SEGMENT_MIN_MB,
+                        HX_CLUSTER_SEGMENT_MAX_MB, "N", "with --cluster: the Raft log's segment files, N MiB each; while\n"
+                        "the node runs, three are allocated at a time"},
 };
 
 typedef struct {
@@ -1004,7 +1007,8 @@ static int open_router(broker_t *b, hx_router_config_t *cfg, const hx_opt_val_t 
         char err[700], dir[4200];
         hx_cluster_config_t cc = {.loop = &b->loop, .self = v[O_NODE_ID].u32, .raft_bind = v[O_RAFT_BIND].text,
                                   .election_ms = v[O_RAFT_ELECTION].u32, .heartbeat_ms = v[O_RAFT_HEARTBEAT].u32,
-                                  .snapshot_entries = v[O_RAFT_SNAPSHOT].u32, .dedup_window = cfg->dedup_window,
+                                  .snapshot_entries = v[O_RAFT_SNAPSHOT].u32, .segment_mb = v[O_RAFT_SEGMENT].u32,
+                                  .dedup_window = cfg->dedup_window,
                                   .key = data_key ? key : NULL, .on_serving = on_serving, .arg = b};
         /* Raft's connections: used only between nodes that prove a key every node has. Derived
          * from the broker's CURVE secret (the nodes share it), else from the data key */

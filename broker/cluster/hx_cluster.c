@@ -2270,6 +2270,8 @@ hx_cluster_t *hx_cluster_start(const hx_cluster_config_t *cfg, char *err, size_t
         c->cfg.heartbeat_ms = 100;
     if (!c->cfg.snapshot_entries)
         c->cfg.snapshot_entries = 1024;
+    if (!c->cfg.segment_mb)
+        c->cfg.segment_mb = HX_CLUSTER_SEGMENT_MB;
     c->loop = cfg->loop;
     c->state.dedup_cap = cfg->dedup_window ? cfg->dedup_window : 100000;
     c->state.dedup = calloc(c->state.dedup_cap, HX_ID_LEN);
@@ -2306,6 +2308,11 @@ hx_cluster_t *hx_cluster_start(const hx_cluster_config_t *cfg, char *err, size_t
         free(c);
         return NULL;
     }
+    /* Bigger segments than libraft's 8 MiB: each new one is made (created, allocated, synced)
+     * on the thread pool while the node appends, and an append that finds none ready waits.
+     * Under a submit load (bench/README.md) 8 MiB gave about 38,600 msg/s and a p99 of 52 ms,
+     * 64 MiB about 47,000 and 19-22 ms. */
+    raft_uv_set_segment_size(&c->guard.io, (size_t)c->cfg.segment_mb << 20);
     /* libraft 0.15's own I/O has the worker pool snapshots are made on (async_work) but
      * still says it is of version 1, which raft_init takes as "none": it is named for what
      * it is (the version later libraft releases give it) */

@@ -39,6 +39,9 @@
 #include "hx_wire.h"
 
 #define HX_CLUSTER_MAX 7
+#define HX_CLUSTER_SEGMENT_MB 64       /* the default (libraft's own is 8) */
+#define HX_CLUSTER_SEGMENT_MIN_MB 8
+#define HX_CLUSTER_SEGMENT_MAX_MB 1024
 #define HX_CLUSTER_ADDR_MAX 255
 
 typedef struct hx_cluster hx_cluster_t;
@@ -61,6 +64,8 @@ typedef struct {
     uint32_t election_ms;       /* default 1000 */
     uint32_t heartbeat_ms;      /* default 100 */
     uint32_t snapshot_entries;  /* a snapshot after this many entries; default 1024 */
+    uint32_t segment_mb;        /* the Raft log's segment files, MiB (HX_CLUSTER_SEGMENT_MIN_MB..
+                                   HX_CLUSTER_SEGMENT_MAX_MB); 0: HX_CLUSTER_SEGMENT_MB */
     uint32_t dedup_window;      /* the router's: ids kept in the replicated window */
     const uint8_t *key;         /* NULL, or 32 bytes (--data-key): entries and snapshots are sealed
                                    with it (XSalsa20-Poly1305) on disk and between the nodes */

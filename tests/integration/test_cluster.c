@@ -64,6 +64,7 @@
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
+#include <dirent.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
@@ -585,6 +586,35 @@ static bool none_held(void *arg)
     return true;
 }
 
+/* Whether every node writes its Raft log into segment files of --raft-segment-mb's default
+ * (64 MiB, allocated whole when made: libraft's own is 8): each node has one open, and every
+ * open one it has is of that size. */
+static bool segments_of_the_default_size(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < NODES; i++) {
+        char raft[600];
+        snprintf(raft, sizeof raft, "%s/raft", nodes[i].dir);
+        DIR *d = opendir(raft);
+        if (!d)
+            return false;
+        int open_ones = 0, wrong = 0;
+        for (struct dirent *e; (e = readdir(d));) {
+            char path[900];
+            struct stat st;
+            snprintf(path, sizeof path, "%s/%s", raft, e->d_name);
+            if (strncmp(e->d_name, "open-", 5) || stat(path, &st) != 0)
+                continue;
+            open_ones++;
+            wrong += st.st_size != (off_t)64 << 20;
+        }
+        closedir(d);
+        if (!open_ones || wrong)
+            return false;
+    }
+    return true;
+}
+
 Test(cluster, one_leader_serves_and_the_others_name_it)
 {
     start_all();
@@ -618,6 +648,8 @@ Test(cluster, one_leader_serves_and_the_others_name_it)
     /* every node holds the same: the acks were replicated too (a follower learns the commit
      * at the leader's next heartbeat) */
     cr_expect(net_wait(none_held, NULL, 10000), "a node still holds messages after every ack (logs in %s)", net.dir);
+    cr_expect(net_wait(segments_of_the_default_size, NULL, 10000),
+              "a node's open Raft segments are not of 64 MiB each (in %s)", net.dir);
 }
 
 /* Removes every file under dir (the node's data directory emptied). */
