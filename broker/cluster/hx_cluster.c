@@ -2310,8 +2310,8 @@ hx_cluster_t *hx_cluster_start(const hx_cluster_config_t *cfg, char *err, size_t
     }
     /* Bigger segments than libraft's 8 MiB: each new one is made (created, allocated, synced)
      * on the thread pool while the node appends, and an append that finds none ready waits.
-     * Under a submit load (bench/README.md) 8 MiB gave about 38,600 msg/s and a p99 of 52 ms,
-     * 64 MiB about 47,000 and 19-22 ms. */
+     * Under a submit load 8 MiB gave 29,800-33,000 msg/s and a p99 of 49-63 ms, 64 MiB
+     * 37,700-40,000 and 21-32 ms (bench/README.md, docs/OPERATIONS.md "Snapshots"). */
     raft_uv_set_segment_size(&c->guard.io, (size_t)c->cfg.segment_mb << 20);
     /* libraft 0.15's own I/O has the worker pool snapshots are made on (async_work) but
      * still says it is of version 1, which raft_init takes as "none": it is named for what

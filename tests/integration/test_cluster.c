@@ -617,6 +617,7 @@ static bool segments_of_the_default_size(void *arg)
 
 Test(cluster, one_leader_serves_and_the_others_name_it)
 {
+    unsetenv("HANDOFF_RAFT_SEGMENT_MB");        /* the nodes on the default (checked below) */
     start_all();
     int leader = wait_leader(-1, 20000);
     int follower = (leader + 1) % NODES;
