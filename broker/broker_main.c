@@ -1276,6 +1276,23 @@ int main(int argc, char **argv)
         hx_policy_destroy(&routing);
         return 2;
     }
+    /* a node's settings on a single broker would do nothing: on the command line the operator
+     * meant a node (refused); from the environment (an env file shared with nodes) said once */
+    static const int node_only[] = {O_NODE_ID, O_RAFT_BIND, O_RAFT_ELECTION, O_RAFT_HEARTBEAT, O_RAFT_SNAPSHOT,
+                                    O_RAFT_SEGMENT};
+    for (size_t i = 0; !v[O_CLUSTER].text && i < sizeof node_only / sizeof *node_only; i++) {
+        const hx_opt_t *o = &options[node_only[i]];
+        const hx_opt_val_t *ov = &v[node_only[i]];
+        if (ov->given && ov->from_env) {
+            hx_warn("%s is set, but without --cluster (%s) this is a single broker: it is ignored", o->env,
+                    options[O_CLUSTER].env);
+        } else if (ov->given) {
+            fprintf(stderr, "handoff-broker: --%s goes with --cluster (a node of a replicated broker); without it "
+                            "this is a single broker\n", o->name);
+            hx_policy_destroy(&routing);
+            return 2;
+        }
+    }
     if (v[O_CLUSTER].text && (!v[O_NODE_ID].u32 || !v[O_DATA].text)) {
         fprintf(stderr, "handoff-broker: --cluster needs --node-id (this node's id in it) and --data (where its "
                         "Raft log goes)\n");

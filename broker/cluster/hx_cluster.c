@@ -8,6 +8,7 @@
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <jansson.h>
 #include <stddef.h>
 #include <raft.h>
@@ -506,6 +507,7 @@ typedef struct {
     hx_buf_t out;
     struct raft_buffer buf;
     int status;                 /* the worker's: 0 or HX_ENOMEM */
+    uint64_t started;           /* now_ms when taken: the log says how long it took to store */
 } snap_t;
 
 static void snap_free(snap_t *z)
@@ -1269,6 +1271,7 @@ static int fsm_snapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsign
     snap_t *z = snap_freeze(&c->state, c->sealed ? c->key : NULL);
     if (!z)
         return RAFT_NOMEM;
+    z->started = now_ms(c);
     c->snap = z;
     c->snap_taken = true;
     c->snap_applied = c->applied;
@@ -1317,8 +1320,8 @@ static int fsm_snapshot_finalize(struct raft_fsm *fsm, struct raft_buffer *bufs[
         return 0;
     if (z->status == 0 && z->out.len) {
         c->snapshots++;
-        hx_info("cluster: snapshot of %zu message(s) and %zu settled id(s), %zu bytes", z->n, z->dedup_n,
-                z->out.len);
+        hx_info("cluster: snapshot of %zu message(s) and %zu settled id(s), %zu bytes%s, stored in %" PRIu64 " ms",
+                z->n, z->dedup_n, z->out.len, z->key ? " (sealed)" : "", now_ms(c) - z->started);
     } else {
         hx_warn("cluster: a snapshot could not be made (out of memory); the next will be tried later");
         c->snap_taken = false;
@@ -2313,6 +2316,11 @@ hx_cluster_t *hx_cluster_start(const hx_cluster_config_t *cfg, char *err, size_t
      * Under a submit load 8 MiB gave 29,800-33,000 msg/s and a p99 of 49-63 ms, 64 MiB
      * 37,700-40,000 and 21-32 ms (bench/README.md, docs/OPERATIONS.md "Snapshots"). */
     raft_uv_set_segment_size(&c->guard.io, (size_t)c->cfg.segment_mb << 20);
+    /* libraft compresses snapshots with LZ4; sealed ones are ciphertext and do not compress:
+     * the attempt took CPU on every node (lz4 -1 on 100 MB of random bytes: 0.4 s here) and
+     * a buffer as big again; a sealed 100 MB snapshot under load was stored in 1.4-2.5 s with
+     * it, 1.1-1.7 s without (bench/README.md) */
+    (void)raft_uv_set_snapshot_compression(&c->guard.io, !c->sealed);   /* (on only where libraft has LZ4) */
     /* libraft 0.15's own I/O has the worker pool snapshots are made on (async_work) but
      * still says it is of version 1, which raft_init takes as "none": it is named for what
      * it is (the version later libraft releases give it) */

@@ -124,6 +124,8 @@ static int rio_open(rio_t *r, const char *dir, char *err, size_t cap)
         r->tcp_made = (rv = raft_uv_tcp_init(&r->tcp, &r->loop)) == 0;
     if (rv == 0)
         r->io_made = (rv = raft_uv_init(&r->io, &r->loop, dir, &r->tcp)) == 0;
+    if (rv == 0)                            /* (what it writes is sealed: LZ4 would not shrink it) */
+        rv = raft_uv_set_snapshot_compression(&r->io, false);
     if (rv == 0)
         r->inited = (rv = r->io.init(&r->io, 1, "127.0.0.1:1")) == 0;
     if (rv != 0) {

@@ -136,7 +136,7 @@ int hx_opt_parse(const char *prog, const hx_opt_t *opts, size_t n, int argc, cha
                     return 2;
                 }
                 v->on = yes;
-                v->given = true;
+                v->given = v->from_env = true;
             }
             continue;
         }
@@ -144,7 +144,7 @@ int hx_opt_parse(const char *prog, const hx_opt_t *opts, size_t n, int argc, cha
             const char *e = getenv(o->env);
             if (e && *e) {
                 v->text = e;
-                v->given = true;
+                v->given = v->from_env = true;
             }
         }
         if (!v->text)

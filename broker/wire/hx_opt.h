@@ -31,6 +31,7 @@ typedef struct {
     uint64_t u64;               /* HX_OPT_U64: the checked number */
     bool on;                    /* HX_OPT_FLAG: given */
     bool given;                 /* set by the flag or the environment, not by the default */
+    bool from_env;              /* set by the environment (no flag) */
 } hx_opt_val_t;
 
 /* Parses argv against the n options of `opts` into vals (vals[i] for opts[i]). Returns 0;

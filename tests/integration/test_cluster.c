@@ -883,6 +883,33 @@ Test(cluster, the_pipeline_goes_on_through_a_leader_change)
     cr_expect_eq(handoffs, !strcmp(w.status, "ready") ? 1 : 0, "%zu handoffs of %s (%s)", handoffs, rid, w.status);
 }
 
+/* Node i's snapshot files (DIR/raft/snapshot-*, not .meta): how many, and how many of them
+ * libraft wrote compressed (an LZ4 frame: 04 22 4d 18). */
+static void snapshot_files(int i, int *files, int *lz4)
+{
+    char raft[600];
+    snprintf(raft, sizeof raft, "%s/raft", nodes[i].dir);
+    *files = *lz4 = 0;
+    DIR *d = opendir(raft);
+    cr_assert_not_null(d, "%s", raft);
+    for (struct dirent *e; (e = readdir(d));) {
+        size_t len = strlen(e->d_name);
+        if (strncmp(e->d_name, "snapshot-", 9) != 0 || (len > 5 && !strcmp(e->d_name + len - 5, ".meta")))
+            continue;
+        char path[900];
+        snprintf(path, sizeof path, "%s/%s", raft, e->d_name);
+        uint8_t head[4] = {0};
+        FILE *f = fopen(path, "rb");
+        if (!f)
+            continue;               /* (removed by a newer snapshot meanwhile) */
+        size_t got = fread(head, 1, sizeof head, f);
+        fclose(f);
+        (*files)++;
+        *lz4 += got == 4 && !memcmp(head, "\x04\x22\x4d\x18", 4);
+    }
+    closedir(d);
+}
+
 Test(cluster, a_committed_state_survives_a_full_restart)
 {
     /* with a data key: the entries, and the snapshots made on a worker thread, are sealed */
@@ -916,9 +943,15 @@ Test(cluster, a_committed_state_survives_a_full_restart)
     fetch_all("odd", 150);
     fetch_all("even", 150);
     expect_empty("once", "a settled message resubmitted after the restart came back");
-    /* no body in clear in any node's log or snapshots */
-    for (int i = 0; i < NODES; i++)
+    /* no body in clear in any node's log or snapshots; the sealed snapshots are not given to
+     * LZ4 (ciphertext does not compress: the attempt was CPU and memory for nothing) */
+    for (int i = 0; i < NODES; i++) {
         cr_expect_not(net_dir_holds(nodes[i].dir, "Okafor-", 7), "%s keeps a body in clear", nodes[i].name);
+        int files, lz4;
+        snapshot_files(i, &files, &lz4);
+        cr_expect(files >= 1 && lz4 == 0, "%s: %d of its %d sealed snapshot file(s) compressed", nodes[i].name, lz4,
+                  files);
+    }
 }
 
 /* An idle leader proposes a lease barrier every heartbeat: entries, so every node passes
@@ -1003,6 +1036,10 @@ Test(cluster, a_growing_queue_is_not_snapshotted_at_every_threshold)
         long log = metric(i, "handoff_broker_raft_log_bytes"), held = metric(i, "handoff_broker_raft_held_bytes");
         cr_expect(log >= 0 && held > 0 && log <= held + 16 * 1024, "%s: %ld bytes of log since its last snapshot, "
                   "%ld held", nodes[i].name, log, held);
+        int files, lz4;                         /* in clear (no data key): compressed */
+        snapshot_files(i, &files, &lz4);
+        cr_expect(files >= 1 && lz4 == files, "%s: %d of its %d snapshot file(s) in clear compressed", nodes[i].name,
+                  lz4, files);
     }
     /* one more message: every node's log since its last snapshot grows by at least its body
      * (the state is far larger than that log: no snapshot comes of it) */
@@ -1153,6 +1190,49 @@ Test(cluster, a_single_brokers_log_is_not_left_behind)
     cr_assert_eq(hx_spawn_run(&o, out, sizeof out, err, sizeof err, &code), 0);
     cr_expect_eq(code, 1, "%s", err);
     cr_expect(strstr(err, "holds a single broker's log") && strstr(err, n->dir), "%s", err);
+}
+
+/* A node's settings without --cluster would do nothing: given as flags they are refused,
+ * naming the flag; from the environment (a file shared with the nodes) the single broker
+ * says it ignores them and serves. */
+Test(cluster, a_nodes_settings_on_a_single_broker_are_refused_or_named)
+{
+    static const char *const flags[][2] = {{"--node-id", "2"},          {"--raft-bind", "127.0.0.1:7001"},
+                                           {"--raft-election-ms", "900"}, {"--raft-heartbeat-ms", "50"},
+                                           {"--raft-snapshot-entries", "64"}, {"--raft-segment-mb", "16"}};
+    char out[256], err[2048];
+    for (size_t i = 0; i < sizeof flags / sizeof *flags; i++) {
+        const char *argv[] = {net_bin("broker/handoff-broker"), "--plain-tcp-for-tests", "--bind", nodes[0].endpoint,
+                              flags[i][0], flags[i][1], NULL};
+        int code = -1;
+        hx_spawn_opts_t o = {.argv = argv, .out_pipe = true, .err_pipe = true};
+        cr_assert_eq(hx_spawn_run(&o, out, sizeof out, err, sizeof err, &code), 0);
+        cr_expect_eq(code, 2, "%s without --cluster: exit %d (%s)", flags[i][0], code, err);
+        char want[80];
+        snprintf(want, sizeof want, "%s goes with --cluster", flags[i][0]);
+        cr_expect(strstr(err, want), "%s without --cluster said: %s", flags[i][0], err);
+    }
+    char log[600];
+    snprintf(log, sizeof log, "%s/single.log", net.dir);
+    const char *argv[] = {net_bin("broker/handoff-broker"), "--plain-tcp-for-tests", "--bind", nodes[0].endpoint,
+                          "--ready-file", nodes[0].ready, NULL};
+    const char *env[] = {"HANDOFF_RAFT_SEGMENT_MB=16", "HANDOFF_CLUSTER", NULL};
+    hx_proc_t p;
+    cr_assert_eq(hx_spawn(&(hx_spawn_opts_t){.argv = argv, .env = env, .log = log}, &p), 0);
+    nodes[0].pid = p.pid;
+    bool ready = net_wait(file_there, nodes[0].ready, 20000);
+    int status = 0;
+    cr_expect_eq(hx_spawn_stop(p.pid, SIGTERM, 10000, &status), 0);
+    nodes[0].pid = 0;
+    cr_assert(ready, "a single broker with HANDOFF_RAFT_SEGMENT_MB set did not start (%s)", log);
+    cr_expect_eq(hx_spawn_exit_code(status), 0);
+    char said[4096] = "";
+    FILE *f = fopen(log, "r");
+    cr_assert_not_null(f, "%s", log);
+    said[fread(said, 1, sizeof said - 1, f)] = '\0';
+    fclose(f);
+    cr_expect(strstr(said, "HANDOFF_RAFT_SEGMENT_MB is set, but without --cluster"),
+              "the single broker did not say it ignores HANDOFF_RAFT_SEGMENT_MB (%s)", log);
 }
 
 /* ---- membership --------------------------------------------------------------------------- */
@@ -1622,8 +1702,13 @@ Test(cluster, every_node_rekeyed_serves_the_same_messages_with_the_new_key)
     hx_client_destroy(&k);
     cr_expect_eq(got, N, "%d of %d messages came back after the rekey", got, N);
     expect_empty("once", "a message settled before the rekey came back");
-    for (int i = 0; i < NODES; i++)
+    for (int i = 0; i < NODES; i++) {
         cr_expect_not(net_dir_holds(nodes[i].dir, "Nakamura-", 9), "%s keeps a body in clear", nodes[i].name);
+        int files, lz4;                         /* (the rekey wrote them sealed, not compressed) */
+        snapshot_files(i, &files, &lz4);
+        cr_expect(files >= 1 && lz4 == 0, "%s: %d of its %d sealed snapshot file(s) compressed", nodes[i].name, lz4,
+                  files);
+    }
 }
 
 /* ---- the audit log's head in the replicated log ---- */

@@ -509,12 +509,14 @@ Test(opt, u64_from_flag_environment_or_default)
     setenv("HX_TEST_SEED", "18446744073709551615", 1);
     cr_assert_eq(parse_opts((const char *[]){"--count", "5000000000", NULL}, v, err, sizeof err), 0, "%s", err);
     cr_expect_eq(v[T_SEED].u64, UINT64_MAX, "the largest value, from the environment");
-    cr_expect(v[T_SEED].given);
+    cr_expect(v[T_SEED].given && v[T_SEED].from_env);
     cr_expect_eq(v[T_COUNT].u64, UINT64_C(5000000000), "above 32 bits");
     cr_expect(v[T_COUNT].given);
+    cr_expect_not(v[T_COUNT].from_env, "given by its flag");
 
     cr_assert_eq(parse_opts((const char *[]){"--seed=0", "--count", "5", NULL}, v, err, sizeof err), 0, "%s", err);
     cr_expect_eq(v[T_SEED].u64, 0, "the flag wins over the environment");
+    cr_expect(v[T_SEED].given && !v[T_SEED].from_env);
     cr_expect_eq(v[T_COUNT].u64, 5, "the minimum");
     cr_expect_str_empty(err);
     unsetenv("HX_TEST_SEED");
@@ -587,7 +589,7 @@ Test(opt, flag_from_flag_or_environment)
         setenv("HX_TEST_QUIET", yes[i], 1);
         cr_assert_eq(parse_opts((const char *[]){NULL}, v, err, sizeof err), 0, "%s", err);
         cr_expect(v[T_QUIET].on, "%s", yes[i]);
-        cr_expect(v[T_QUIET].given);
+        cr_expect(v[T_QUIET].given && v[T_QUIET].from_env);
         setenv("HX_TEST_QUIET", no[i], 1);
         cr_assert_eq(parse_opts((const char *[]){NULL}, v, err, sizeof err), 0, "%s", err);
         cr_expect_not(v[T_QUIET].on, "%s", no[i]);
