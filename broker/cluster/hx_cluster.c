@@ -190,11 +190,7 @@ typedef struct held {
     struct held *prev, *next;   /* the order accepted */
 } held_t;
 
-typedef struct {
-    uint64_t node;
-    uint8_t len;
-    uint8_t blob[HX_STORE_ANCHOR_MAX];
-} anchor_t;
+typedef hx_cluster_anchor_t anchor_t;
 
 typedef struct {
     hx_idmap_t by_id;           /* the held, by id: one probe where uthash walked a chain of
@@ -424,21 +420,20 @@ static int members_apply(state_t *s, const uint8_t *data, size_t len)
     return 0;
 }
 
-/* Node node's head recorded. The heads are kept in the order last recorded: when ANCHORS_MAX
- * are, the one recorded least recently (a node long gone) is forgotten, never a serving one's. */
-static void anchor_set(state_t *s, uint64_t node, const uint8_t *blob, size_t len)
+void hx_cluster_anchor_put(hx_cluster_anchor_t *list, size_t *n, size_t max, uint64_t node, const uint8_t *blob,
+                           size_t len)
 {
     size_t i = 0;
-    while (i < s->n_anchors && s->anchors[i].node != node)
+    while (i < *n && list[i].node != node)
         i++;
-    if (i == s->n_anchors && s->n_anchors < ANCHORS_MAX)
-        s->n_anchors++;
+    if (i == *n && *n < max)
+        (*n)++;
     else {
-        if (i == s->n_anchors)
+        if (i == *n)
             i = 0;                          /* full: the least recently recorded goes */
-        memmove(&s->anchors[i], &s->anchors[i + 1], (s->n_anchors - 1 - i) * sizeof s->anchors[0]);
+        memmove(&list[i], &list[i + 1], (*n - 1 - i) * sizeof *list);
     }
-    anchor_t *a = &s->anchors[s->n_anchors - 1];
+    hx_cluster_anchor_t *a = &list[*n - 1];
     a->node = node;
     a->len = (uint8_t)len;
     memcpy(a->blob, blob, len);
@@ -464,7 +459,7 @@ static int anchor_apply(state_t *s, const uint8_t *data, size_t len, uint64_t *n
     const uint8_t *blob = take(&r, blen);
     if (!r.ok || !*node || blen > HX_STORE_ANCHOR_MAX)
         return HX_EINVAL;
-    anchor_set(s, *node, blob, blen);
+    hx_cluster_anchor_put(s->anchors, &s->n_anchors, ANCHORS_MAX, *node, blob, blen);
     return 0;
 }
 
@@ -657,7 +652,7 @@ static int state_restore(state_t *s, const uint8_t *data, size_t len)
         const uint8_t *blob = take(&r, blen);
         if (!r.ok || !node || blen > HX_STORE_ANCHOR_MAX)
             return HX_EINVAL;
-        anchor_set(s, node, blob, blen);
+        hx_cluster_anchor_put(s->anchors, &s->n_anchors, ANCHORS_MAX, node, blob, blen);
     }
     return r.ok ? 0 : HX_EINVAL;
 }

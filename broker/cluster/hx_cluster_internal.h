@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "hx_store.h"
 #include "hx_wire.h"
 
 /* plain sealed into out (replacing it): "HXSK", length, nonce, box, padding to 8. 0 or
@@ -17,5 +18,19 @@ int hx_cluster_seal(const uint8_t key[crypto_secretbox_KEYBYTES], const uint8_t 
 int hx_cluster_unseal(const uint8_t *key, const uint8_t *data, size_t len, hx_buf_t *out, bool *sealed);
 /* Whether dir holds a Raft log: a snapshot, a closed segment or an open segment not empty. */
 bool hx_cluster_log_there(const char *dir);
+
+/* A node's audit chain head as the replicated state keeps it. */
+typedef struct {
+    uint64_t node;
+    uint8_t len;
+    uint8_t blob[HX_STORE_ANCHOR_MAX];
+} hx_cluster_anchor_t;
+
+/* Node node's head (len <= HX_STORE_ANCHOR_MAX) recorded in list (*n of them, at most max),
+ * which is kept in the order last recorded: a node's new head moves it to the end; when max
+ * nodes are there, the one recorded least recently (a node long gone, never a serving one)
+ * is forgotten for the new one. */
+void hx_cluster_anchor_put(hx_cluster_anchor_t *list, size_t *n, size_t max, uint64_t node, const uint8_t *blob,
+                           size_t len);
 
 #endif

@@ -1,13 +1,15 @@
 /* Unit: --cluster's nodes as handoff-broker reads them (hx_cluster_parse): ids from 1, Raft
  * addresses HOST:PORT, client endpoints tcp://HOST:PORT, no two nodes alike, at most 7; each
  * refusal names the element and what is wrong. And a node id not among them is refused at
- * start, before anything is written. */
+ * start, before anything is written. And the audit heads the replicated state keeps, at most
+ * so many nodes', forgetting the least recently recorded. */
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <string.h>
 #include <uv.h>
 
 #include "hx_cluster.h"
+#include "hx_cluster_internal.h"
 
 Test(cluster_config, three_nodes_are_read_in_order)
 {
@@ -64,4 +66,43 @@ Test(cluster_config, a_node_id_not_in_the_cluster_is_refused_at_start)
     cr_expect_null(hx_cluster_start(&cfg, err, sizeof err));
     cr_expect(strstr(err, "/nonexistent/never-made"), "%s", err);
     uv_loop_close(&loop);
+}
+
+/* The audit heads the replicated state keeps (hx_cluster_anchor_put): in the order last
+ * recorded; a node's new head replaces its old one and moves it to the end; with the list
+ * full, the node recorded least recently is forgotten, never one that recorded since. */
+Test(cluster_config, audit_heads_forget_the_least_recently_recorded_node)
+{
+    enum { MAX = 4 };
+    hx_cluster_anchor_t list[MAX];
+    size_t n = 0;
+    uint8_t head[HX_STORE_ANCHOR_MAX];
+    for (uint64_t node = 1; node <= MAX; node++) {
+        memset(head, (int)node, sizeof head);
+        hx_cluster_anchor_put(list, &n, MAX, node, head, 8);
+    }
+    cr_assert_eq(n, MAX);
+    memset(head, 0xa1, sizeof head);            /* node 1 records again: it is the newest now */
+    hx_cluster_anchor_put(list, &n, MAX, 1, head, 32);
+    cr_assert_eq(n, MAX, "a node's second head replaces its first");
+    uint64_t want[MAX] = {2, 3, 4, 1};
+    for (size_t i = 0; i < MAX; i++)
+        cr_expect_eq(list[i].node, want[i], "slot %zu holds node %llu", i, (unsigned long long)list[i].node);
+    cr_expect_eq(list[MAX - 1].len, 32);
+    cr_expect_eq(list[MAX - 1].blob[31], 0xa1);
+    memset(head, 5, sizeof head);               /* a fifth node: node 2, the least recent, goes */
+    hx_cluster_anchor_put(list, &n, MAX, 5, head, HX_STORE_ANCHOR_MAX);
+    cr_assert_eq(n, MAX);
+    uint64_t after[MAX] = {3, 4, 1, 5};
+    for (size_t i = 0; i < MAX; i++) {
+        cr_expect_eq(list[i].node, after[i], "slot %zu holds node %llu", i, (unsigned long long)list[i].node);
+        cr_expect_eq(list[i].blob[0], after[i] == 1 ? 0xa1 : (uint8_t)after[i], "node %llu's head",
+                     (unsigned long long)after[i]);
+    }
+    cr_expect_eq(list[MAX - 1].len, HX_STORE_ANCHOR_MAX);
+    hx_cluster_anchor_put(list, &n, MAX, 6, head, 0);   /* a sixth: node 3 goes, the least recent now */
+    cr_expect_eq(list[0].node, 4);
+    cr_expect_eq(list[2].node, 5);
+    cr_expect_eq(list[3].node, 6);
+    cr_expect_eq(list[3].len, 0);
 }
