@@ -1,5 +1,6 @@
-/* hx_cluster_internal — what hx_cluster.c shares with hx_cluster_rekey.c: sealing an entry or
- * a snapshot with the data key, and whether a directory holds a Raft log. */
+/* hx_cluster_internal — what hx_cluster.c shares with hx_cluster_rekey.c and its tests: sealing
+ * an entry or a snapshot with the data key, whether a directory holds a Raft log, and the list
+ * of the nodes' audit heads the replicated state keeps. */
 #ifndef HX_CLUSTER_INTERNAL_H
 #define HX_CLUSTER_INTERNAL_H
 #include <sodium.h>
