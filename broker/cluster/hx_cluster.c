@@ -187,9 +187,10 @@ typedef struct body {
 
 /* While a snapshot's view is out (a worker writes the bodies it names), a body made before the
  * view was taken is not freed when its last reference goes: it is kept until the view is
- * released, then freed. So taking and releasing a view touch no body (they held a reference on
- * each: two passes over every held body on the loop, 25-45 ms per 90,000 messages, on every
- * node at once). Bodies made after are freed as usual. Only the loop touches this. */
+ * released, then freed. So taking and releasing a view touch no body (they took a reference
+ * on each and dropped it: two passes over every held body on the loop, on every node at the
+ * same entry; with the rest, 16-31 ms of the loop's CPU per 90,000 held messages, 6-16 ms
+ * now, bench/README.md). Bodies made after are freed as usual. Only the loop touches this. */
 static struct {
     uint64_t made;              /* bodies made so far */
     uint64_t upto;              /* while a view is out: bodies numbered up to this may be in it */
@@ -1431,7 +1432,7 @@ static int fsm_snapshot_finalize(struct raft_fsm *fsm, struct raft_buffer *bufs[
     if (z->status == 0 && z->out.len) {
         c->snapshots++;
         hx_info("cluster: snapshot of %zu message(s) and %zu settled id(s), %zu bytes%s: its view taken in %.1f ms on "
-                "the event loop, stored in %" PRIu64 " ms; %zu bod(ies) released meanwhile were kept for it, freed now",
+                "the event loop, stored in %" PRIu64 " ms; %zu bod(ies) released meanwhile were kept for it",
                 z->n, z->dedup_n, z->out.len, z->key ? " (sealed)" : "", (double)z->froze_us / 1000,
                 now_ms(c) - z->started, bodies.n_kept);
     } else {
