@@ -100,6 +100,9 @@ void bench_attach_stop(bench_env_t *e);
 /* SIGTERM (SIGKILL after 20 s) and reap; returns the wait status. */
 int bench_stop_proc(bench_env_t *e, pid_t pid);
 pid_t bench_pid(const bench_env_t *e, const char *name);
+/* The CPU time (user and system, ns) of every broker process running: the single broker, or
+ * every node of a cluster (the leader named "broker", the others "node-N"). */
+uint64_t bench_brokers_cpu_ns(const bench_env_t *e);
 /* VmRSS of a process in bytes (0 when unknown). */
 uint64_t bench_rss(pid_t pid);
 /* CPU time (user + system, all threads) a process used so far, in ns; 0 when unknown.

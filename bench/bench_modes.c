@@ -399,6 +399,7 @@ typedef struct {
     bool stats;                 /* the broker answered "stats" before and after */
     uint64_t accepted, fsyncs;  /* during the run */
     uint64_t broker_cpu_ns, self_cpu_ns;
+    uint64_t nodes_cpu_ns;      /* a cluster: every node's */
 } load_cost_t;
 
 /* With --curve: the producers' and the stats session's keys, before the broker reads its
@@ -450,6 +451,9 @@ static int report_load(const bench_opts_t *o, bool open_loop, double rate, const
                          "", "messages per fdatasync");
     }
     report_cpu(&r, cost->broker_cpu_ns, cost->self_cpu_ns, res->acked);
+    if (nodes && res->acked)
+        bench_report_num(&r, "nodes_cpu_us_per_msg", (double)cost->nodes_cpu_ns / 1000.0 / (double)res->acked, "us",
+                         "all nodes' CPU per message");
     bench_report_int(&r, "refused", res->refused, "refused");
     /* the broker must have stored exactly what it acknowledged */
     uint64_t lost = res->lost + res->refused;
@@ -501,10 +505,11 @@ static int submit_or_latency_on(const bench_opts_t *o, bool open_loop, uint32_t 
     bool stats = broker_stats(&e, &acc0, &fs0);
     pid_t broker = bench_pid(&e, "broker");
     bench_attach_start(&e);
-    uint64_t bcpu0 = bench_cpu_ns(broker), scpu0 = bench_cpu_ns(getpid());
+    uint64_t bcpu0 = bench_cpu_ns(broker), scpu0 = bench_cpu_ns(getpid()), ncpu0 = bench_brokers_cpu_ns(&e);
     int prc = run_producers(&e, o->producers, count, o->batch, open_loop ? 1000000 : o->window, rate, o->duration_s,
                             &res);
     cost.broker_cpu_ns = bench_cpu_ns(broker) - bcpu0;
+    cost.nodes_cpu_ns = bench_brokers_cpu_ns(&e) - ncpu0;
     cost.self_cpu_ns = bench_cpu_ns(getpid()) - scpu0;
     bench_attach_stop(&e);
     if (prc)
@@ -645,9 +650,10 @@ static int deliver_on(const bench_opts_t *o, uint32_t nodes, double *rate_out)
     bench_drain_t d;
     pid_t broker = bench_pid(&e, "broker");
     bench_attach_start(&e);
-    uint64_t bcpu0 = bench_cpu_ns(broker), scpu0 = bench_cpu_ns(getpid());
+    uint64_t bcpu0 = bench_cpu_ns(broker), scpu0 = bench_cpu_ns(getpid()), ncpu0 = bench_brokers_cpu_ns(&e);
     int drc = bench_drain(&e, mailbox, 7, o->count, o->workers, o->batch, &d);
     uint64_t bcpu = bench_cpu_ns(broker) - bcpu0, scpu = bench_cpu_ns(getpid()) - scpu0;
+    uint64_t ncpu = bench_brokers_cpu_ns(&e) - ncpu0;
     bench_attach_stop(&e);
     bench_report_t r;
     bench_report_begin(&r, o, nodes ? "deliver-cluster" : "deliver");
@@ -665,6 +671,9 @@ static int deliver_on(const bench_opts_t *o, uint32_t nodes, double *rate_out)
     bench_report_int(&r, "batch", o->batch, NULL);
     report_common(&r, o);
     report_cpu(&r, bcpu, scpu, d.delivered);
+    if (nodes && d.delivered)
+        bench_report_num(&r, "nodes_cpu_us_per_msg", (double)ncpu / 1000.0 / (double)d.delivered, "us",
+                         "all nodes' CPU per message");
     bench_report_int(&r, "leftover", d.leftover, "left in the mailbox");
     bench_report_int(&r, "foreign", d.foreign, NULL);
     rc = verdict(&r, d.lost + d.leftover, d.duplicated, drc != 0);

@@ -470,6 +470,15 @@ int bench_start_cluster(bench_env_t *e, uint32_t n)
     return -1;
 }
 
+uint64_t bench_brokers_cpu_ns(const bench_env_t *e)
+{
+    uint64_t ns = 0;
+    for (int k = 0; k < BENCH_MAX_PROCS; k++)
+        if (e->procs[k].pid > 0 && (!strcmp(e->procs[k].name, "broker") || !strncmp(e->procs[k].name, "node-", 5)))
+            ns += bench_cpu_ns(e->procs[k].pid);
+    return ns;
+}
+
 uint64_t bench_rss(pid_t pid)
 {
     char path[64], line[256];
