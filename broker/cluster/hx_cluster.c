@@ -575,16 +575,6 @@ static void snap_free_buffers(snap_t *z)
                                    as Raft stores it: nothing to wipe */
 }
 
-/* On the loop: the view released and freed here. */
-static void snap_free(snap_t *z)
-{
-    for (size_t i = 0; z->held && i < z->n; i++)
-        free(z->held[i].reason);
-    z->kept = bodies_view_released();
-    snap_free_buffers(z);
-    free(z);
-}
-
 static void snap_release_work(uv_work_t *w)
 {
     snap_free_buffers(w->data);
@@ -597,18 +587,20 @@ static void snap_release_done(uv_work_t *w, int status)
     free(w->data);              /* (libuv is done with the request only now) */
 }
 
-/* On the loop: the view released; its array of held messages kept in *spare for the next
- * view (a million held: 48 MB, whose pages the next view would otherwise touch for the first
- * time again), the rest freed on the thread pool (or here when none is there). */
+/* On the loop: the view released. With spare, its array of held messages becomes *spare for
+ * the next view (a million held: 48 MB, whose pages the next view would otherwise touch for
+ * the first time again) and the one there is freed: the newest view's size is kept, so a queue
+ * that drained gives the bigger one back. The rest freed on the thread pool when loop is
+ * given, else here. */
 static void snap_release(uv_loop_t *loop, snap_t *z, frozen_t **spare, size_t *spare_cap)
 {
     for (size_t i = 0; z->held && i < z->n; i++)
         free(z->held[i].reason);
     z->kept = bodies_view_released();
-    if (z->held && z->held_cap >= *spare_cap) {
+    if (spare) {
         frozen_t *old = *spare;
         *spare = z->held;
-        *spare_cap = z->held_cap;
+        *spare_cap = z->held ? z->held_cap : 0;
         z->held = old;          /* (freed with the rest) */
     }
     z->release.data = z;
@@ -620,6 +612,12 @@ static void snap_release(uv_loop_t *loop, snap_t *z, frozen_t **spare, size_t *s
     free(z);
 }
 
+/* On the loop: the view released and freed here. */
+static void snap_free(snap_t *z)
+{
+    snap_release(NULL, z, NULL, NULL);
+}
+
 static snap_t *snap_freeze(const state_t *s, const uint8_t *key, frozen_t **spare, size_t *spare_cap)
 {
     snap_t *z = calloc(1, sizeof *z);
@@ -627,7 +625,8 @@ static snap_t *snap_freeze(const state_t *s, const uint8_t *key, frozen_t **spar
         return NULL;
     bodies_view_taken();
     z->key = key;
-    if (s->n && *spare_cap >= s->n) {   /* the last view's array, its pages touched already */
+    /* the last view's array, its pages touched already, when it fits (not 4 times too big) */
+    if (s->n && *spare_cap >= s->n && *spare_cap / 4 <= s->n) {
         z->held = *spare;
         z->held_cap = *spare_cap;
         *spare = NULL;

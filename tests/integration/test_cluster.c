@@ -586,6 +586,42 @@ static bool none_held(void *arg)
     return true;
 }
 
+/* Calls each(path, name, arg) on every file of node i's Raft directory whose name begins with
+ * prefix; false when there is no such directory. */
+static bool raft_files(int i, const char *prefix, void (*each)(const char *path, const char *name, void *arg),
+                       void *arg)
+{
+    char raft[600];
+    snprintf(raft, sizeof raft, "%s/raft", nodes[i].dir);
+    DIR *d = opendir(raft);
+    if (!d)
+        return false;
+    for (struct dirent *e; (e = readdir(d));) {
+        if (strncmp(e->d_name, prefix, strlen(prefix)) != 0)
+            continue;
+        char path[900];
+        snprintf(path, sizeof path, "%s/%s", raft, e->d_name);
+        each(path, e->d_name, arg);
+    }
+    closedir(d);
+    return true;
+}
+
+typedef struct {
+    int files, other;           /* the files seen; those not as wanted */
+} file_count_t;
+
+static void count_default_segment(const char *path, const char *name, void *arg)
+{
+    (void)name;
+    file_count_t *n = arg;
+    struct stat st;
+    if (stat(path, &st) != 0)
+        return;                 /* (closed meanwhile) */
+    n->files++;
+    n->other += st.st_size != (off_t)64 << 20;
+}
+
 /* Whether every node writes its Raft log into segment files of --raft-segment-mb's default
  * (64 MiB, allocated whole when made: libraft's own is 8): each node has one open, and every
  * open one it has is of that size. */
@@ -593,23 +629,8 @@ static bool segments_of_the_default_size(void *arg)
 {
     (void)arg;
     for (int i = 0; i < NODES; i++) {
-        char raft[600];
-        snprintf(raft, sizeof raft, "%s/raft", nodes[i].dir);
-        DIR *d = opendir(raft);
-        if (!d)
-            return false;
-        int open_ones = 0, wrong = 0;
-        for (struct dirent *e; (e = readdir(d));) {
-            char path[900];
-            struct stat st;
-            snprintf(path, sizeof path, "%s/%s", raft, e->d_name);
-            if (strncmp(e->d_name, "open-", 5) || stat(path, &st) != 0)
-                continue;
-            open_ones++;
-            wrong += st.st_size != (off_t)64 << 20;
-        }
-        closedir(d);
-        if (!open_ones || wrong)
+        file_count_t n = {0};
+        if (!raft_files(i, "open-", count_default_segment, &n) || !n.files || n.other)
             return false;
     }
     return true;
@@ -883,31 +904,30 @@ Test(cluster, the_pipeline_goes_on_through_a_leader_change)
     cr_expect_eq(handoffs, !strcmp(w.status, "ready") ? 1 : 0, "%zu handoffs of %s (%s)", handoffs, rid, w.status);
 }
 
+static void count_uncompressed_snapshot(const char *path, const char *name, void *arg)
+{
+    size_t len = strlen(name);
+    if (len > 5 && !strcmp(name + len - 5, ".meta"))
+        return;
+    file_count_t *n = arg;
+    uint8_t head[4] = {0};
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return;                 /* (removed by a newer snapshot meanwhile) */
+    size_t got = fread(head, 1, sizeof head, f);
+    fclose(f);
+    n->files++;
+    n->other += !(got == 4 && !memcmp(head, "\x04\x22\x4d\x18", 4));
+}
+
 /* Node i's snapshot files (DIR/raft/snapshot-*, not .meta): how many, and how many of them
  * libraft wrote compressed (an LZ4 frame: 04 22 4d 18). */
 static void snapshot_files(int i, int *files, int *lz4)
 {
-    char raft[600];
-    snprintf(raft, sizeof raft, "%s/raft", nodes[i].dir);
-    *files = *lz4 = 0;
-    DIR *d = opendir(raft);
-    cr_assert_not_null(d, "%s", raft);
-    for (struct dirent *e; (e = readdir(d));) {
-        size_t len = strlen(e->d_name);
-        if (strncmp(e->d_name, "snapshot-", 9) != 0 || (len > 5 && !strcmp(e->d_name + len - 5, ".meta")))
-            continue;
-        char path[900];
-        snprintf(path, sizeof path, "%s/%s", raft, e->d_name);
-        uint8_t head[4] = {0};
-        FILE *f = fopen(path, "rb");
-        if (!f)
-            continue;               /* (removed by a newer snapshot meanwhile) */
-        size_t got = fread(head, 1, sizeof head, f);
-        fclose(f);
-        (*files)++;
-        *lz4 += got == 4 && !memcmp(head, "\x04\x22\x4d\x18", 4);
-    }
-    closedir(d);
+    file_count_t n = {0};
+    cr_assert(raft_files(i, "snapshot-", count_uncompressed_snapshot, &n), "%s has no Raft directory", nodes[i].name);
+    *files = n.files;
+    *lz4 = n.files - n.other;
 }
 
 Test(cluster, a_committed_state_survives_a_full_restart)
